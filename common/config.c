@@ -1,0 +1,248 @@
+#include "common/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/path.h"
+
+struct config_def {
+	const char *key;  /* section.name */
+	const char *env;  /* overriding environment variable */
+	const char *dflt; /* NULL: computed */
+	int secret;
+	const char *help;
+};
+
+static const struct config_def defs[] = {
+	{ "cache.dir", "KACHE_DIR", NULL, 0, "local store directory" },
+	{ "cache.max_size", "KACHE_MAX_SIZE", "10G", 0, "size cap applied by gc" },
+	{ "cache.restore", "KACHE_RESTORE", "auto", 0, "auto | reflink | hardlink | copy" },
+	{ "cache.remap", "KACHE_REMAP", "true", 0, "inject --remap-path-prefix for portable artifacts" },
+	{ "cache.disabled", "KACHE_DISABLED", "false", 0, "pass every compile through" },
+	{ "log.level", "KACHE_LOG", "off", 0, "off | warn | info | debug (wrapper log)" },
+	{ "log.file", "KACHE_LOG_FILE", "", 0, "wrapper log file (default <dir>/logs/wrapper.log)" },
+	{ "wrapper.deadline_ms", "KACHE_DEADLINE_MS", "50", 0, "longest a compile waits on the supervisor" },
+	{ "remote.type", "KACHE_REMOTE", "none", 0, "none | dir | s3" },
+	{ "remote.path", "KACHE_REMOTE_PATH", "", 0, "directory remote location" },
+	{ "s3.bucket", "KACHE_S3_BUCKET", "", 0, "bucket name" },
+	{ "s3.prefix", "KACHE_S3_PREFIX", "kache", 0, "key prefix inside the bucket" },
+	{ "s3.endpoint", "KACHE_S3_ENDPOINT", "", 0, "http(s)://host:port (default AWS)" },
+	{ "s3.region", "KACHE_S3_REGION", "us-east-1", 0, "SigV4 region" },
+	{ "s3.addressing", "KACHE_S3_ADDRESSING", "path", 0, "path | virtual" },
+	{ "s3.read_only", "KACHE_S3_READ_ONLY", "false", 0, "fetch but never upload" },
+	{ "s3.profile", "KACHE_S3_PROFILE", "", 0, "profile in ~/.aws/credentials" },
+	{ "s3.access_key_id", "KACHE_S3_ACCESS_KEY_ID", "", 1, "access key (prefer AWS_* or a profile)" },
+	{ "s3.secret_access_key", "KACHE_S3_SECRET_ACCESS_KEY", "", 1, "secret key" },
+	{ "s3.session_token", "KACHE_S3_SESSION_TOKEN", "", 1, "session token" },
+	{ "s3.upload_concurrency", "KACHE_S3_UPLOAD_CONCURRENCY", "4", 0, "parallel uploads" },
+	{ "s3.multipart_threshold", "KACHE_S3_MULTIPART_THRESHOLD", "64M", 0, "multipart above this size" },
+	{ "workers.uploaders", "KACHE_UPLOADERS", "1", 0, "number of uploader workers" },
+	{ "supervisor.idle_timeout", "KACHE_IDLE_TIMEOUT", "0", 0, "seconds idle before exit (0: never)" },
+	{ "supervisor.gc_interval", "KACHE_GC_INTERVAL", "600", 0, "seconds between size-capped gc runs" },
+};
+
+#define NDEFS (sizeof defs / sizeof defs[0])
+
+struct config {
+	char *value[NDEFS];
+	enum config_source source[NDEFS];
+	char *file;
+	struct buf *warnings;
+};
+
+static int def_index(const char *key);
+static char *unquote(const char *v);
+static int ini_cb(void *user, const char *section, const char *name, const char *value);
+static char *default_dir(void);
+static char *config_path(void);
+
+static int
+def_index(const char *key)
+{
+	for (size_t i = 0; i < NDEFS; i++)
+		if (strcmp(defs[i].key, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+static char *
+unquote(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n >= 2 && ((v[0] == '"' && v[n - 1] == '"') || (v[0] == '\'' && v[n - 1] == '\'')))
+		return xstrndup(v + 1, n - 2);
+	return xstrdup(v);
+}
+
+static int
+ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct config *cfg = user;
+	char *key = xasprintf("%s.%s", section, name);
+	int i = def_index(key);
+
+	if (i < 0) {
+		if (cfg->warnings)
+			buf_addf(cfg->warnings, "%s: unknown key '%s' ignored\n", cfg->file, key);
+	} else if (cfg->source[i] != CONFIG_ENV) {
+		free(cfg->value[i]);
+		cfg->value[i] = unquote(value);
+		cfg->source[i] = CONFIG_FILE;
+	}
+	free(key);
+	return 1;
+}
+
+static char *
+default_dir(void)
+{
+	const char *x = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+
+	if (x && x[0] == '/')
+		return xasprintf("%s/kache", x);
+	return xasprintf("%s/.cache/kache", home && *home ? home : "/tmp");
+}
+
+static char *
+config_path(void)
+{
+	const char *p = getenv("KACHE_CONFIG");
+	const char *x = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+
+	if (p && *p)
+		return xstrdup(p);
+	if (x && x[0] == '/')
+		return xasprintf("%s/kache/config.toml", x);
+	return xasprintf("%s/.config/kache/config.toml", home && *home ? home : "/");
+}
+
+struct config *
+config_load(struct buf *warnings)
+{
+	struct config *cfg = xcalloc(1, sizeof *cfg);
+	FILE *f;
+
+	cfg->warnings = warnings;
+	cfg->file = config_path();
+	for (size_t i = 0; i < NDEFS; i++) {
+		const char *e = getenv(defs[i].env);
+
+		if (e != NULL) {
+			cfg->value[i] = xstrdup(e);
+			cfg->source[i] = CONFIG_ENV;
+		} else {
+			cfg->value[i] = defs[i].dflt ? xstrdup(defs[i].dflt) : default_dir();
+		}
+	}
+	f = fopen(cfg->file, "re");
+	if (f != NULL) {
+		int line = ini_parse_file(f, ini_cb, cfg);
+
+		if (line != 0 && warnings)
+			buf_addf(warnings, "%s: line %d is not 'key = value' or '[section]'\n",
+			    cfg->file, line);
+		fclose(f);
+	} else if (errno != ENOENT && warnings) {
+		buf_addf(warnings, "%s: cannot read: %s\n", cfg->file, strerror(errno));
+	}
+	cfg->warnings = NULL;
+	return cfg;
+}
+
+void
+config_free(struct config **cfgp)
+{
+	struct config *cfg = *cfgp;
+
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < NDEFS; i++)
+		free(cfg->value[i]);
+	free(cfg->file);
+	free(cfg);
+	*cfgp = NULL;
+}
+
+const char *
+config_get(const struct config *cfg, const char *key)
+{
+	int i = def_index(key);
+
+	if (i < 0)
+		fatalx("config: unknown key %s asked for", key);
+	return cfg->value[i];
+}
+
+int64_t
+config_get_int(const struct config *cfg, const char *key)
+{
+	return strtoll(config_get(cfg, key), NULL, 10);
+}
+
+int
+config_get_bool(const struct config *cfg, const char *key)
+{
+	const char *v = config_get(cfg, key);
+
+	return strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
+	    strcasecmp(v, "on") == 0;
+}
+
+int64_t
+config_get_size(const struct config *cfg, const char *key)
+{
+	return parse_size(config_get(cfg, key));
+}
+
+void
+config_set(struct config *cfg, const char *key, const char *value)
+{
+	int i = def_index(key);
+
+	if (i < 0)
+		fatalx("config: unknown key %s set", key);
+	free(cfg->value[i]);
+	cfg->value[i] = xstrdup(value);
+	cfg->source[i] = CONFIG_ENV;
+}
+
+void
+config_dump(const struct config *cfg, FILE *out)
+{
+	fprintf(out, "# config file: %s\n", cfg->file);
+	for (size_t i = 0; i < NDEFS; i++) {
+		const char *v = cfg->value[i];
+		const char *src = cfg->source[i] == CONFIG_ENV ? defs[i].env
+		    : cfg->source[i] == CONFIG_FILE ? "file" : "default";
+
+		if (defs[i].secret && v[0] != '\0')
+			v = "********";
+		fprintf(out, "%-26s = %-24s # %s (%s)\n", defs[i].key, v, src, defs[i].help);
+	}
+}
+
+const char *
+config_file_path(const struct config *cfg)
+{
+	return cfg->file;
+}
+
+int
+config_is_secret_env(const char *name)
+{
+	static const char *const words[] = { "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL",
+		"ACCESS_KEY", "SESSION", "PRIVATE", "AUTH" };
+
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (strstr(name, words[i]) != NULL)
+			return 1;
+	return 0;
+}

@@ -1,0 +1,34 @@
+/* Settings: defaults, under ~/.config/kache/config.toml, under KACHE_* variables.
+ * The file is a flat subset of TOML: [section] and key = value lines. */
+#ifndef KACHE_CONFIG_H
+#define KACHE_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/util.h"
+
+struct config;
+
+enum config_source { CONFIG_DEFAULT = 0, CONFIG_FILE, CONFIG_ENV };
+
+/* Loads the effective settings. Problems (unreadable file, unknown key, bad
+ * value) are appended to warnings, one line each, and never fatal. */
+struct config *config_load(struct buf *warnings);
+void config_free(struct config **cfg);
+/* The value of "section.key"; never NULL for a known key ("" when unset). */
+const char *config_get(const struct config *cfg, const char *key);
+int64_t config_get_int(const struct config *cfg, const char *key);
+int config_get_bool(const struct config *cfg, const char *key);
+/* Size values such as "10G"; -1 when malformed. */
+int64_t config_get_size(const struct config *cfg, const char *key);
+/* Overrides a value (as if from the environment); for tests and CLI flags. */
+void config_set(struct config *cfg, const char *key, const char *value);
+/* Prints every setting with its value and where it came from. Secrets are masked. */
+void config_dump(const struct config *cfg, FILE *out);
+/* The path of the config file that was (or would be) read. */
+const char *config_file_path(const struct config *cfg);
+/* Environment variable names whose values must never reach a key or a log. */
+int config_is_secret_env(const char *name);
+
+#endif

@@ -1,0 +1,281 @@
+#include "common/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+static int copy_loop(int in, int out);
+
+int
+fs_read_file(const char *path, struct buf *b, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 && st.st_size > 0) {
+		if ((size_t)st.st_size > max) {
+			close(fd);
+			errno = EFBIG;
+			return -1;
+		}
+		buf_grow(b, (size_t)st.st_size);
+	}
+	for (;;) {
+		buf_grow(b, 65536);
+		n = read(fd, b->p + b->len, b->cap - b->len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		b->len += (size_t)n;
+		b->p[b->len] = '\0';
+		if (b->len > max) {
+			close(fd);
+			errno = EFBIG;
+			return -1;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+int
+fs_write_all(int fd, const void *data, size_t n)
+{
+	const char *p = data;
+
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+char *
+fs_tmp_beside(const char *path)
+{
+	static unsigned counter;
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	int dirlen = slash ? (int)(slash - path) : 1;
+	const char *dir = slash ? path : ".";
+
+	return xasprintf("%.*s/.%.40s.tmp.%ld.%u.%lx", dirlen, dir, base, (long)getpid(),
+	    counter++, (unsigned long)random());
+}
+
+int
+fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode)
+{
+	char *tmp = fs_tmp_beside(path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	int saved;
+
+	if (fd < 0) {
+		free(tmp);
+		return -1;
+	}
+	if (fs_write_all(fd, data, n) < 0 || fchmod(fd, mode) < 0 || close(fd) < 0) {
+		saved = errno;
+		close(fd);
+		goto fail;
+	}
+	if (rename(tmp, path) < 0) {
+		saved = errno;
+		goto fail;
+	}
+	free(tmp);
+	return 0;
+fail:
+	unlink(tmp);
+	free(tmp);
+	errno = saved;
+	return -1;
+}
+
+int
+fs_mkdir_p(const char *dir, mode_t mode)
+{
+	char *p = xstrdup(dir);
+	int rc = 0;
+
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			rc = -1;
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		rc = -1;
+	else
+		rc = 0;
+	free(p);
+	return rc;
+}
+
+static int
+copy_loop(int in, int out)
+{
+	char chunk[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = read(in, chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (fs_write_all(out, chunk, (size_t)n) < 0)
+			return -1;
+	}
+}
+
+int
+fs_clone_or_copy_fd(int in, int out, int *cloned)
+{
+	ssize_t n;
+
+	if (cloned)
+		*cloned = 0;
+	if (ioctl(out, FICLONE, in) == 0) {
+		if (cloned)
+			*cloned = 1;
+		return 0;
+	}
+	for (;;) {
+		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			break;
+	}
+	if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+		return -1;
+	if (lseek(in, 0, SEEK_SET) < 0 || lseek(out, 0, SEEK_SET) < 0 || ftruncate(out, 0) < 0)
+		return -1;
+	return copy_loop(in, out);
+}
+
+int
+fs_copy_atomic(const char *src, const char *dst, mode_t mode)
+{
+	char *tmp;
+	int in, out, saved;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	tmp = fs_tmp_beside(dst);
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		saved = errno;
+		close(in);
+		free(tmp);
+		errno = saved;
+		return -1;
+	}
+	if (fs_clone_or_copy_fd(in, out, NULL) < 0 || fchmod(out, mode) < 0 ||
+	    close(out) < 0) {
+		saved = errno;
+		close(out);
+		goto fail;
+	}
+	out = -1;
+	if (rename(tmp, dst) < 0) {
+		saved = errno;
+		goto fail;
+	}
+	close(in);
+	free(tmp);
+	return 0;
+fail:
+	close(in);
+	unlink(tmp);
+	free(tmp);
+	errno = saved;
+	return -1;
+}
+
+int
+fs_remove_tree(const char *path)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path);
+	d = opendir(path);
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		char *child;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		child = xasprintf("%s/%s", path, de->d_name);
+		if (fs_remove_tree(child) < 0)
+			rc = -1;
+		free(child);
+	}
+	closedir(d);
+	if (rmdir(path) < 0)
+		rc = -1;
+	return rc;
+}
+
+uint64_t
+fs_tree_size(const char *path)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	uint64_t total = 0;
+
+	if (lstat(path, &st) < 0)
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	d = opendir(path);
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char *child;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		child = xasprintf("%s/%s", path, de->d_name);
+		total += fs_tree_size(child);
+		free(child);
+	}
+	closedir(d);
+	return total;
+}

@@ -1,0 +1,33 @@
+/* Files: whole reads, atomic writes (temp + rename), directories, clones. */
+#ifndef KACHE_FS_H
+#define KACHE_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "common/util.h"
+
+/* Reads a whole file into b (appending). Fails past max bytes. 0 / -1 (errno set). */
+int fs_read_file(const char *path, struct buf *b, size_t max);
+/* Writes data under path via a temporary in the same directory and rename(2).
+ * Nothing half-written is ever visible under path. */
+int fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode);
+/* Writes all of data to fd, retrying short writes. */
+int fs_write_all(int fd, const void *data, size_t n);
+/* Creates dir and its parents with mode (existing ones are fine). */
+int fs_mkdir_p(const char *dir, mode_t mode);
+/* A unique temporary name beside path: "<dir>/.<base>.tmp.<pid>.<n>". */
+char *fs_tmp_beside(const char *path);
+/* Copies src to dst's temporary and renames it over dst. Tries a reflink
+ * (FICLONE) first, then copy_file_range, then read/write. The result has mode. */
+int fs_copy_atomic(const char *src, const char *dst, mode_t mode);
+/* Same, into an open destination fd. *cloned says whether a reflink worked. */
+int fs_clone_or_copy_fd(int in, int out, int *cloned);
+/* Removes a tree; missing is fine. */
+int fs_remove_tree(const char *path);
+/* Total size of regular files under a directory. */
+uint64_t fs_tree_size(const char *path);
+
+#endif

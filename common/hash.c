@@ -1,0 +1,131 @@
+#include "common/hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+hash_begin(struct hash_ctx *c)
+{
+	crypto_generichash_init(&c->st, NULL, 0, HASH_LEN);
+}
+
+void
+hash_update(struct hash_ctx *c, const void *data, size_t n)
+{
+	crypto_generichash_update(&c->st, data, n);
+}
+
+void
+hash_u64(struct hash_ctx *c, uint64_t v)
+{
+	unsigned char b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	hash_update(c, b, sizeof b);
+}
+
+void
+hash_str(struct hash_ctx *c, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	hash_u64(c, s ? n : UINT64_MAX);
+	hash_update(c, s ? s : "", n);
+}
+
+void
+hash_end(struct hash_ctx *c, unsigned char out[HASH_LEN])
+{
+	crypto_generichash_final(&c->st, out, HASH_LEN);
+}
+
+void
+hash_buffer(const void *data, size_t n, unsigned char out[HASH_LEN])
+{
+	crypto_generichash(out, HASH_LEN, data, n, NULL, 0);
+}
+
+int
+hash_fd(int fd, unsigned char out[HASH_LEN], uint64_t *size)
+{
+	static unsigned char chunk[1 << 16];
+	struct hash_ctx c;
+	uint64_t total = 0;
+	ssize_t n;
+
+	hash_begin(&c);
+	for (;;) {
+		n = read(fd, chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		hash_update(&c, chunk, (size_t)n);
+		total += (uint64_t)n;
+	}
+	hash_end(&c, out);
+	if (size)
+		*size = total;
+	return 0;
+}
+
+int
+hash_file(const char *path, unsigned char out[HASH_LEN], uint64_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = hash_fd(fd, out, size);
+	close(fd);
+	return rc;
+}
+
+void
+hash_to_hex(const unsigned char h[HASH_LEN], char hex[HASH_HEX_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < HASH_LEN; i++) {
+		hex[2 * i] = digits[h[i] >> 4];
+		hex[2 * i + 1] = digits[h[i] & 15];
+	}
+	hex[HASH_HEX_LEN] = '\0';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+hash_from_hex(const char *hex, unsigned char h[HASH_LEN])
+{
+	if (!hash_hex_valid(hex))
+		return -1;
+	for (int i = 0; i < HASH_LEN; i++)
+		h[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+	return 0;
+}
+
+int
+hash_hex_valid(const char *hex)
+{
+	if (hex == NULL)
+		return 0;
+	for (int i = 0; i < HASH_HEX_LEN; i++)
+		if (hexval(hex[i]) < 0)
+			return 0;
+	return hex[HASH_HEX_LEN] == '\0';
+}

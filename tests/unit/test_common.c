@@ -1,0 +1,139 @@
+/* Unit tests for common/: paths, sizes, hashes, atomic files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/fs.h"
+#include "common/hash.h"
+#include "common/path.h"
+#include "common/util.h"
+
+static void
+check_clean(const char *in, const char *want)
+{
+	char *p = xstrdup(in);
+
+	path_clean(p);
+	assert_string_equal(p, want);
+	free(p);
+}
+
+static void
+test_path_clean(void **state)
+{
+	(void)state;
+	check_clean("/a/b/../c", "/a/c");
+	check_clean("/a//b/./c/", "/a/b/c");
+	check_clean("/../a", "/a");
+	check_clean("a/../../b", "../b");
+	check_clean("./", ".");
+	check_clean("/", "/");
+	check_clean("src/lib.rs", "src/lib.rs");
+}
+
+static void
+test_path_absolute_and_under(void **state)
+{
+	char *p = path_absolute("src/../src/main.rs", "/ws/app");
+
+	(void)state;
+	assert_string_equal(p, "/ws/app/src/main.rs");
+	assert_string_equal(path_under(p, "/ws"), "app/src/main.rs");
+	assert_string_equal(path_under("/ws", "/ws"), "");
+	assert_null(path_under("/wsx/a", "/ws"));
+	free(p);
+}
+
+static void
+test_safe_relative(void **state)
+{
+	(void)state;
+	assert_true(path_is_safe_relative("libfoo-1.rlib"));
+	assert_true(path_is_safe_relative("out/gen.rs"));
+	assert_false(path_is_safe_relative("/etc/passwd"));
+	assert_false(path_is_safe_relative("../x"));
+	assert_false(path_is_safe_relative("a/../../x"));
+	assert_false(path_is_safe_relative("a//b"));
+	assert_false(path_is_safe_relative("a/"));
+	assert_false(path_is_safe_relative(""));
+	assert_false(path_is_safe_relative("a\nb"));
+}
+
+static void
+test_sizes(void **state)
+{
+	(void)state;
+	assert_int_equal(parse_size("10G"), 10LL << 30);
+	assert_int_equal(parse_size("512MiB"), 512LL << 20);
+	assert_int_equal(parse_size("1024"), 1024);
+	assert_int_equal(parse_size("1.5K"), 1536);
+	assert_int_equal(parse_size("ten"), -1);
+	assert_int_equal(parse_size("10Q"), -1);
+}
+
+static void
+test_hash_hex_roundtrip(void **state)
+{
+	unsigned char h[HASH_LEN], back[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	(void)state;
+	hash_buffer("abc", 3, h);
+	hash_to_hex(h, hex);
+	assert_int_equal(strlen(hex), 64);
+	assert_int_equal(hash_from_hex(hex, back), 0);
+	assert_memory_equal(h, back, HASH_LEN);
+	hex[3] = 'G';
+	assert_int_equal(hash_from_hex(hex, back), -1);
+}
+
+static void
+test_atomic_write(void **state)
+{
+	char dir[] = "/tmp/kache-test-XXXXXX";
+	struct buf b;
+	char *path, *copy;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	path = xasprintf("%s/a/b/file", dir);
+	copy = xasprintf("%s/a/b/copy", dir);
+	assert_int_equal(fs_mkdir_p(dir, 0700), 0);
+	char *sub = xasprintf("%s/a/b", dir);
+	assert_int_equal(fs_mkdir_p(sub, 0700), 0);
+	assert_int_equal(fs_write_atomic(path, "hello", 5, 0644), 0);
+	assert_int_equal(fs_copy_atomic(path, copy, 0444), 0);
+	buf_init(&b);
+	assert_int_equal(fs_read_file(copy, &b, 100), 0);
+	assert_int_equal(b.len, 5);
+	assert_memory_equal(b.p, "hello", 5);
+	buf_reset(&b);
+	assert_int_equal(fs_read_file(copy, &b, 2), -1);
+	buf_free(&b);
+	assert_int_equal(fs_remove_tree(dir), 0);
+	assert_int_equal(access(dir, F_OK), -1);
+	free(sub);
+	free(path);
+	free(copy);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_path_clean),
+		cmocka_unit_test(test_path_absolute_and_under),
+		cmocka_unit_test(test_safe_relative),
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_hash_hex_roundtrip),
+		cmocka_unit_test(test_atomic_write),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
