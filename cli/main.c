@@ -1,0 +1,99 @@
+/* kached: every kache command but the wrapper's hot path. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/config.h"
+#include "common/log.h"
+
+void
+cli_usage(FILE *out)
+{
+	int n;
+	const struct command *t = command_table(&n);
+
+	fprintf(out,
+	    "kache %s: a compiler cache for Rust\n\n"
+	    "usage: RUSTC_WRAPPER=kache cargo build     (cargo calls kache <rustc> <args>)\n"
+	    "       kache rustc <args>                  (finds rustc on PATH)\n"
+	    "       kache <command> [options]\n\ncommands:\n",
+	    KACHE_VERSION);
+	for (int i = 0; i < n; i++)
+		if (!t[i].hidden)
+			fprintf(out, "  %-12s %s\n", t[i].name, t[i].summary);
+	fprintf(out, "\n`kache help <command>` tells more. Settings: `kache config`.\n");
+}
+
+int
+cmd_help(int argc, char **argv)
+{
+	const struct command *c;
+
+	if (argc < 2) {
+		cli_usage(stdout);
+		return 0;
+	}
+	c = command_find(argv[1]);
+	if (c == NULL) {
+		fprintf(stderr, "kache: no command '%s'; `kache --help` lists them\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	fputs(c->usage, stdout);
+	return 0;
+}
+
+int
+cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("kache %s\n", KACHE_VERSION);
+	return 0;
+}
+
+int
+cmd_config(int argc, char **argv)
+{
+	struct buf warnings;
+	struct config *cfg;
+
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "usage: kache config\n");
+		return EXIT_USAGE;
+	}
+	buf_init(&warnings);
+	cfg = config_load(&warnings);
+	if (warnings.len)
+		fprintf(stderr, "kache: warning: %s", warnings.p);
+	config_dump(cfg, stdout);
+	config_free(&cfg);
+	buf_free(&warnings);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct command *c;
+
+	log_init("kache", stderr, log_level_from_string(getenv("KACHE_LOG")));
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		cli_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+		return cmd_version(argc - 1, argv + 1);
+	c = command_find(argv[1]);
+	if (c == NULL) {
+		fprintf(stderr, "kache: unknown command '%s'; `kache --help` lists them\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+		fputs(c->usage, stdout);
+		return 0;
+	}
+	return c->run(argc - 1, argv + 1);
+}
