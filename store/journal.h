@@ -1,0 +1,50 @@
+/* The event journal: wrappers append one small msgpack record per compile to
+ * $KACHE_DIR/journal/events; the index owner (one process) ingests them, since
+ * RocksDB takes one writer and the wrapper must not link it.
+ *
+ * Framing: a 4-byte big-endian length, then a msgpack map:
+ *   v: 1, t: type, ts: wall ms, crate, reason, inv (bin 32), res (bin 32),
+ *   ms: compile ms (miss) or ms saved (hit), bytes, us: time spent in kache.
+ * A single write(2) with O_APPEND per record keeps records whole. */
+#ifndef KACHE_STORE_JOURNAL_H
+#define KACHE_STORE_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/hash.h"
+
+#define JOURNAL_FORMAT 1
+#define JOURNAL_MAX_RECORD 4096
+
+enum journal_type {
+	JOURNAL_HIT = 1,     /* restored from the local store */
+	JOURNAL_MISS,        /* compiled; res set when the result was stored */
+	JOURNAL_PASS,        /* passed through uncached; reason says why */
+	JOURNAL_ERROR,       /* kache failed and fell back to rustc; reason says how */
+	JOURNAL_CORRUPT,     /* a damaged entry or blob was found and removed */
+	JOURNAL_REMOTE_HIT,  /* fetched from the remote, then restored */
+};
+
+struct journal_event {
+	enum journal_type type;
+	int64_t ts_ms;
+	char crate[128];
+	char reason[64];
+	int has_inv, has_res;
+	unsigned char inv[HASH_LEN];
+	unsigned char res[HASH_LEN];
+	uint64_t ms;
+	uint64_t bytes;
+	uint64_t us;
+};
+
+const char *journal_type_name(enum journal_type t);
+/* Appends ev to <store_dir>/journal/events. Best effort: 0 / -1. */
+int journal_append(const char *store_dir, const struct journal_event *ev);
+/* Decodes the records in data[0..n). Calls fn for each whole, valid record;
+ * returns the number of bytes consumed (a torn tail is left for later). */
+size_t journal_parse(const char *data, size_t n,
+    void (*fn)(const struct journal_event *ev, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,403 @@
+/* Entries and manifests: msgpack maps with a format version, decoded defensively
+ * (they may come from a remote or a damaged disk). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "store/codec.h"
+#include "store/store.h"
+
+#define RECORD_MAX (256u << 20)
+
+static void pack_output(msgpack_packer *pk, const struct store_output *o);
+static int unpack_output(const msgpack_object *o, struct store_output *out);
+static void pack_candidate(msgpack_packer *pk, const struct store_candidate *c);
+static int unpack_candidate(const msgpack_object *o, struct store_candidate *c);
+static int sbuf_write(void *data, const char *p, size_t n);
+static enum store_get read_record(struct store *s, const char *kind,
+    const unsigned char key[HASH_LEN], int (*decode)(const char *, size_t, void *), void *out);
+static int decode_entry(const char *d, size_t n, void *out);
+static int decode_manifest(const char *d, size_t n, void *out);
+static int write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN],
+    const struct buf *b);
+
+static int
+sbuf_write(void *data, const char *p, size_t n)
+{
+	buf_add(data, p, n);
+	return 0;
+}
+
+void
+store_entry_init(struct store_entry *e)
+{
+	memset(e, 0, sizeof *e);
+}
+
+void
+store_entry_clear(struct store_entry *e)
+{
+	for (size_t i = 0; i < e->n_outputs; i++)
+		free(e->outputs[i].name);
+	free(e->outputs);
+	free(e->crate);
+	free(e->depinfo_name);
+	buf_free(&e->depinfo);
+	buf_free(&e->out);
+	buf_free(&e->err);
+	store_entry_init(e);
+}
+
+static void
+pack_output(msgpack_packer *pk, const struct store_output *o)
+{
+	msgpack_pack_map(pk, 4);
+	codec_pack_kv_str(pk, "name", o->name);
+	codec_pack_kv_bin(pk, "hash", o->hash, HASH_LEN);
+	codec_pack_kv_u64(pk, "size", o->size);
+	codec_pack_kv_u64(pk, "mode", o->mode);
+}
+
+int
+store_entry_encode(const struct store_entry *e, struct buf *out)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, out, sbuf_write);
+	msgpack_pack_map(&pk, 9);
+	codec_pack_kv_u64(&pk, "v", STORE_FORMAT);
+	codec_pack_kv_str(&pk, "crate", e->crate ? e->crate : "");
+	codec_pack_str(&pk, "outputs");
+	msgpack_pack_array(&pk, e->n_outputs);
+	for (size_t i = 0; i < e->n_outputs; i++)
+		pack_output(&pk, &e->outputs[i]);
+	codec_pack_kv_str(&pk, "depinfo_name", e->depinfo_name);
+	codec_pack_kv_bin(&pk, "depinfo", e->depinfo.p, e->depinfo.len);
+	codec_pack_kv_bin(&pk, "stdout", e->out.p, e->out.len);
+	codec_pack_kv_bin(&pk, "stderr", e->err.p, e->err.len);
+	codec_pack_kv_u64(&pk, "compile_ms", e->compile_ms);
+	codec_pack_kv_u64(&pk, "created_ms", (uint64_t)e->created_ms);
+	return 0;
+}
+
+static int
+unpack_output(const msgpack_object *o, struct store_output *out)
+{
+	uint64_t mode;
+
+	if (codec_get_str(o, "name", &out->name) < 0)
+		return -1;
+	if (!path_is_safe_relative(out->name) ||
+	    codec_get_fixed(o, "hash", out->hash, HASH_LEN) < 0 ||
+	    codec_get_u64(o, "size", &out->size) < 0 || codec_get_u64(o, "mode", &mode) < 0 ||
+	    (mode != 0644 && mode != 0755))
+		return -1;
+	out->mode = (uint32_t)mode;
+	return 0;
+}
+
+int
+store_entry_decode(const char *data, size_t n, struct store_entry *e)
+{
+	msgpack_zone zone;
+	msgpack_object root;
+	const msgpack_object *outs, *dn;
+	uint64_t v, created;
+	int rc = -1;
+
+	store_entry_init(e);
+	msgpack_zone_init(&zone, 4096);
+	if (codec_unpack(data, n, &zone, &root) < 0)
+		goto out;
+	if (codec_get_u64(&root, "v", &v) < 0 || v != STORE_FORMAT)
+		goto out;
+	outs = codec_map_get(&root, "outputs");
+	if (codec_get_str(&root, "crate", &e->crate) < 0 || outs == NULL ||
+	    outs->type != MSGPACK_OBJECT_ARRAY)
+		goto out;
+	e->outputs = xcalloc(outs->via.array.size, sizeof *e->outputs);
+	for (uint32_t i = 0; i < outs->via.array.size; i++, e->n_outputs++)
+		if (unpack_output(&outs->via.array.ptr[i], &e->outputs[i]) < 0) {
+			e->n_outputs++;
+			goto out;
+		}
+	dn = codec_map_get(&root, "depinfo_name");
+	if (dn != NULL && dn->type != MSGPACK_OBJECT_NIL) {
+		e->depinfo_name = codec_obj_str(dn);
+		if (e->depinfo_name == NULL || !path_is_safe_relative(e->depinfo_name))
+			goto out;
+	}
+	if (codec_get_bin(&root, "depinfo", &e->depinfo) < 0 ||
+	    codec_get_bin(&root, "stdout", &e->out) < 0 ||
+	    codec_get_bin(&root, "stderr", &e->err) < 0 ||
+	    codec_get_u64(&root, "compile_ms", &e->compile_ms) < 0 ||
+	    codec_get_u64(&root, "created_ms", &created) < 0)
+		goto out;
+	e->created_ms = (int64_t)created;
+	rc = 0;
+out:
+	msgpack_zone_destroy(&zone);
+	if (rc < 0)
+		store_entry_clear(e);
+	return rc;
+}
+
+void
+store_candidate_clear(struct store_candidate *c)
+{
+	for (size_t i = 0; i < c->n_inputs; i++)
+		free(c->inputs[i].path);
+	for (size_t i = 0; i < c->n_envs; i++) {
+		free(c->envs[i].name);
+		free(c->envs[i].value);
+	}
+	free(c->inputs);
+	free(c->envs);
+	memset(c, 0, sizeof *c);
+}
+
+void
+store_manifest_clear(struct store_manifest *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		store_candidate_clear(&m->c[i]);
+	free(m->c);
+	m->c = NULL;
+	m->n = 0;
+}
+
+static void
+pack_candidate(msgpack_packer *pk, const struct store_candidate *c)
+{
+	msgpack_pack_map(pk, 3);
+	codec_pack_kv_bin(pk, "result", c->result, HASH_LEN);
+	codec_pack_str(pk, "inputs");
+	msgpack_pack_array(pk, c->n_inputs);
+	for (size_t i = 0; i < c->n_inputs; i++) {
+		msgpack_pack_array(pk, 2);
+		codec_pack_str(pk, c->inputs[i].path);
+		codec_pack_bin(pk, c->inputs[i].hash, HASH_LEN);
+	}
+	codec_pack_str(pk, "env");
+	msgpack_pack_array(pk, c->n_envs);
+	for (size_t i = 0; i < c->n_envs; i++) {
+		msgpack_pack_array(pk, 2);
+		codec_pack_str(pk, c->envs[i].name);
+		if (c->envs[i].value)
+			codec_pack_str(pk, c->envs[i].value);
+		else
+			msgpack_pack_nil(pk);
+	}
+}
+
+static int
+unpack_candidate(const msgpack_object *o, struct store_candidate *c)
+{
+	const msgpack_object *in = codec_map_get(o, "inputs");
+	const msgpack_object *env = codec_map_get(o, "env");
+
+	if (codec_get_fixed(o, "result", c->result, HASH_LEN) < 0 || in == NULL ||
+	    in->type != MSGPACK_OBJECT_ARRAY || env == NULL || env->type != MSGPACK_OBJECT_ARRAY)
+		return -1;
+	c->inputs = xcalloc(in->via.array.size, sizeof *c->inputs);
+	for (uint32_t i = 0; i < in->via.array.size; i++) {
+		const msgpack_object *pair = &in->via.array.ptr[i];
+
+		if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2)
+			return -1;
+		c->inputs[i].path = codec_obj_str(&pair->via.array.ptr[0]);
+		c->n_inputs++;
+		if (c->inputs[i].path == NULL ||
+		    codec_obj_fixed(&pair->via.array.ptr[1], c->inputs[i].hash, HASH_LEN) < 0)
+			return -1;
+	}
+	c->envs = xcalloc(env->via.array.size, sizeof *c->envs);
+	for (uint32_t i = 0; i < env->via.array.size; i++) {
+		const msgpack_object *pair = &env->via.array.ptr[i];
+
+		if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2)
+			return -1;
+		c->envs[i].name = codec_obj_str(&pair->via.array.ptr[0]);
+		c->n_envs++;
+		if (c->envs[i].name == NULL)
+			return -1;
+		if (pair->via.array.ptr[1].type != MSGPACK_OBJECT_NIL &&
+		    (c->envs[i].value = codec_obj_str(&pair->via.array.ptr[1])) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+int
+store_manifest_encode(const struct store_manifest *m, struct buf *out)
+{
+	msgpack_packer pk;
+
+	msgpack_packer_init(&pk, out, sbuf_write);
+	msgpack_pack_map(&pk, 2);
+	codec_pack_kv_u64(&pk, "v", STORE_FORMAT);
+	codec_pack_str(&pk, "candidates");
+	msgpack_pack_array(&pk, m->n);
+	for (size_t i = 0; i < m->n; i++)
+		pack_candidate(&pk, &m->c[i]);
+	return 0;
+}
+
+int
+store_manifest_decode(const char *data, size_t n, struct store_manifest *m)
+{
+	msgpack_zone zone;
+	msgpack_object root;
+	const msgpack_object *cs;
+	uint64_t v;
+	int rc = -1;
+
+	m->c = NULL;
+	m->n = 0;
+	msgpack_zone_init(&zone, 4096);
+	if (codec_unpack(data, n, &zone, &root) < 0)
+		goto out;
+	cs = codec_map_get(&root, "candidates");
+	if (codec_get_u64(&root, "v", &v) < 0 || v != STORE_FORMAT || cs == NULL ||
+	    cs->type != MSGPACK_OBJECT_ARRAY)
+		goto out;
+	m->c = xcalloc(cs->via.array.size, sizeof *m->c);
+	for (uint32_t i = 0; i < cs->via.array.size; i++) {
+		m->n++;
+		if (unpack_candidate(&cs->via.array.ptr[i], &m->c[i]) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	msgpack_zone_destroy(&zone);
+	if (rc < 0)
+		store_manifest_clear(m);
+	return rc;
+}
+
+/* Reads and decodes the record file kind/hex with decode(). */
+static enum store_get
+read_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN],
+    int (*decode)(const char *, size_t, void *), void *out)
+{
+	char hex[HASH_HEX_LEN + 1];
+	struct buf b;
+	char *p;
+	enum store_get r = STORE_FOUND;
+
+	hash_to_hex(key, hex);
+	p = store_path(s, kind, hex);
+	buf_init(&b);
+	if (fs_read_file(p, &b, RECORD_MAX) < 0)
+		r = errno == ENOENT ? STORE_ABSENT : STORE_IOERR;
+	else if (decode(b.p, b.len, out) < 0)
+		r = STORE_CORRUPT;
+	buf_free(&b);
+	free(p);
+	return r;
+}
+
+static int
+decode_entry(const char *d, size_t n, void *out)
+{
+	return store_entry_decode(d, n, out);
+}
+
+static int
+decode_manifest(const char *d, size_t n, void *out)
+{
+	return store_manifest_decode(d, n, out);
+}
+
+enum store_get
+store_entry_read(struct store *s, const unsigned char key[HASH_LEN], struct store_entry *e)
+{
+	store_entry_init(e);
+	return read_record(s, "entries", key, decode_entry, e);
+}
+
+enum store_get
+store_manifest_read(struct store *s, const unsigned char key[HASH_LEN], struct store_manifest *m)
+{
+	m->c = NULL;
+	m->n = 0;
+	return read_record(s, "manifests", key, decode_manifest, m);
+}
+
+/* Writes bytes under kind/hex (temp + rename), creating the fan-out dir. */
+static int
+write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN],
+    const struct buf *b)
+{
+	char hex[HASH_HEX_LEN + 1];
+	char *p, *d;
+	int rc;
+
+	hash_to_hex(key, hex);
+	p = store_path(s, kind, hex);
+	rc = fs_write_atomic(p, b->p, b->len, 0644);
+	if (rc < 0 && errno == ENOENT) {
+		d = path_dirname(p);
+		if (fs_mkdir_p(d, 0755) == 0)
+			rc = fs_write_atomic(p, b->p, b->len, 0644);
+		free(d);
+	}
+	free(p);
+	return rc;
+}
+
+int
+store_entry_write(struct store *s, const unsigned char key[HASH_LEN], const struct store_entry *e)
+{
+	struct buf b;
+	int rc;
+
+	buf_init(&b);
+	store_entry_encode(e, &b);
+	rc = write_record(s, "entries", key, &b);
+	buf_free(&b);
+	return rc;
+}
+
+int
+store_entry_remove(struct store *s, const unsigned char key[HASH_LEN])
+{
+	char hex[HASH_HEX_LEN + 1];
+	char *p;
+	int rc;
+
+	hash_to_hex(key, hex);
+	p = store_path(s, "entries", hex);
+	rc = unlink(p);
+	free(p);
+	return rc;
+}
+
+int
+store_manifest_add(struct store *s, const unsigned char key[HASH_LEN],
+    const struct store_candidate *c)
+{
+	struct store_manifest old, m;
+	struct buf b;
+	int rc;
+
+	if (store_manifest_read(s, key, &old) != STORE_FOUND)
+		old.n = 0;
+	m.c = xcalloc(old.n + 1, sizeof *m.c);
+	m.c[0] = *c;
+	m.n = 1;
+	for (size_t i = 0; i < old.n && m.n < STORE_MAX_CANDIDATES; i++)
+		if (memcmp(old.c[i].result, c->result, HASH_LEN) != 0)
+			m.c[m.n++] = old.c[i];
+	buf_init(&b);
+	store_manifest_encode(&m, &b);
+	rc = write_record(s, "manifests", key, &b);
+	buf_free(&b);
+	free(m.c);
+	store_manifest_clear(&old);
+	return rc;
+}

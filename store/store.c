@@ -1,0 +1,259 @@
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+
+struct store {
+	char *dir;
+};
+
+static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo",
+	"journal", "intents", "tmp" };
+
+static char *memo_path(const struct store *s, const struct stat *st);
+static int write_fanout(const char *path, const void *data, size_t n, mode_t mode);
+static char *text_memo_path(const struct store *s, const char *key);
+static int blob_commit(struct store *s, const char *tmp, const unsigned char hash[HASH_LEN],
+    uint64_t size);
+
+struct store *
+store_open(const char *dir)
+{
+	struct store *s;
+	struct stat st;
+
+	if (stat(dir, &st) < 0) {
+		if (errno != ENOENT || fs_mkdir_p(dir, 0755) < 0)
+			return NULL;
+	} else if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return NULL;
+	}
+	s = xcalloc(1, sizeof *s);
+	s->dir = xstrdup(dir);
+	for (size_t i = 0; i < sizeof store_subdirs / sizeof store_subdirs[0]; i++) {
+		char *p = path_join(dir, store_subdirs[i]);
+
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			log_warn("store: mkdir %s", p);
+		free(p);
+	}
+	return s;
+}
+
+void
+store_free(struct store **sp)
+{
+	if (*sp == NULL)
+		return;
+	free((*sp)->dir);
+	free(*sp);
+	*sp = NULL;
+}
+
+const char *
+store_dir(const struct store *s)
+{
+	return s->dir;
+}
+
+char *
+store_path(const struct store *s, const char *kind, const char *hex)
+{
+	return xasprintf("%s/%s/%.2s/%s", s->dir, kind, hex, hex);
+}
+
+/* Writes data under path, creating the two-hex fan-out directory on demand. */
+static int
+write_fanout(const char *path, const void *data, size_t n, mode_t mode)
+{
+	if (fs_write_atomic(path, data, n, mode) == 0)
+		return 0;
+	if (errno == ENOENT) {
+		char *d = path_dirname(path);
+		int rc = fs_mkdir_p(d, 0755);
+
+		free(d);
+		if (rc == 0 && fs_write_atomic(path, data, n, mode) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+static char *
+memo_path(const struct store *s, const struct stat *st)
+{
+	struct hash_ctx c;
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_begin(&c);
+	hash_u64(&c, (uint64_t)st->st_dev);
+	hash_u64(&c, (uint64_t)st->st_ino);
+	hash_u64(&c, (uint64_t)st->st_size);
+	hash_u64(&c, (uint64_t)st->st_mtim.tv_sec);
+	hash_u64(&c, (uint64_t)st->st_mtim.tv_nsec);
+	hash_u64(&c, (uint64_t)st->st_ctim.tv_sec);
+	hash_u64(&c, (uint64_t)st->st_ctim.tv_nsec);
+	hash_end(&c, h);
+	hash_to_hex(h, hex);
+	return store_path(s, "memo", hex);
+}
+
+void
+store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HASH_LEN])
+{
+	char *p = memo_path(s, st);
+
+	write_fanout(p, h, HASH_LEN, 0644);
+	free(p);
+}
+
+/* A file changed within this many ns of being hashed may change again within the
+ * same timestamp tick; such hashes are not memoized. */
+#define MEMO_MIN_AGE_NS 50000000LL
+
+int
+store_hash_file(struct store *s, const char *path, unsigned char out[HASH_LEN], uint64_t *size)
+{
+	struct stat st;
+	struct timespec now;
+	char *mp;
+	int fd, rc;
+	long long age;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (size)
+		*size = (uint64_t)st.st_size;
+	mp = memo_path(s, &st);
+	int mfd = open(mp, O_RDONLY | O_CLOEXEC);
+	if (mfd >= 0) {
+		ssize_t n = read(mfd, out, HASH_LEN);
+
+		close(mfd);
+		if (n == HASH_LEN) {
+			free(mp);
+			close(fd);
+			return 0;
+		}
+	}
+	rc = hash_fd(fd, out, NULL);
+	close(fd);
+	clock_gettime(CLOCK_REALTIME, &now);
+	age = (long long)(now.tv_sec - st.st_ctim.tv_sec) * 1000000000LL +
+	    (now.tv_nsec - st.st_ctim.tv_nsec);
+	if (rc == 0 && age > MEMO_MIN_AGE_NS)
+		write_fanout(mp, out, HASH_LEN, 0644);
+	free(mp);
+	return rc;
+}
+
+static char *
+text_memo_path(const struct store *s, const char *key)
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_buffer(key, strlen(key), h);
+	hash_to_hex(h, hex);
+	return store_path(s, "memo", hex);
+}
+
+int
+store_memo_get_text(struct store *s, const char *key, struct buf *out)
+{
+	char *p = text_memo_path(s, key);
+	int rc = fs_read_file(p, out, 1 << 20);
+
+	free(p);
+	return rc;
+}
+
+void
+store_memo_put_text(struct store *s, const char *key, const char *text, size_t n)
+{
+	char *p = text_memo_path(s, key);
+
+	write_fanout(p, text, n, 0644);
+	free(p);
+}
+
+/* Moves tmp to blobs/<hash>, or drops it when that blob is already there. */
+static int
+blob_commit(struct store *s, const char *tmp, const unsigned char hash[HASH_LEN], uint64_t size)
+{
+	char hex[HASH_HEX_LEN + 1];
+	char *dst, *d;
+	struct stat st;
+	int rc = 0;
+
+	hash_to_hex(hash, hex);
+	dst = store_path(s, "blobs", hex);
+	if (stat(dst, &st) == 0 && (uint64_t)st.st_size == size) {
+		unlink(tmp);
+	} else if (rename(tmp, dst) < 0) {
+		d = path_dirname(dst);
+		if (errno != ENOENT || fs_mkdir_p(d, 0755) < 0 || rename(tmp, dst) < 0)
+			rc = -1;
+		free(d);
+	}
+	if (rc == 0 && stat(dst, &st) == 0)
+		store_memo_put(s, &st, hash);
+	free(dst);
+	return rc;
+}
+
+int
+store_blob_put(struct store *s, const char *src, int exec, unsigned char hash[HASH_LEN],
+    uint64_t *size)
+{
+	char *tmp = xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
+	int in, out, rc = -1;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* Hash the copy, not the source: the source may change while we copy. */
+	if (in >= 0 && out >= 0 && fs_clone_or_copy_fd(in, out, NULL) == 0 &&
+	    lseek(out, 0, SEEK_SET) == 0 && hash_fd(out, hash, size) == 0 &&
+	    fchmod(out, exec ? 0555 : 0444) == 0)
+		rc = 0;
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) < 0)
+		rc = -1;
+	if (rc == 0)
+		rc = blob_commit(s, tmp, hash, *size);
+	if (rc < 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+int
+store_intent_add(struct store *s, const unsigned char key[HASH_LEN])
+{
+	char hex[HASH_HEX_LEN + 1];
+	char *p;
+	int rc;
+
+	hash_to_hex(key, hex);
+	p = xasprintf("%s/intents/%s", s->dir, hex);
+	rc = fs_write_atomic(p, "", 0, 0644);
+	free(p);
+	return rc;
+}

@@ -1,0 +1,124 @@
+/* The local content-addressed store: plain files under $KACHE_DIR.
+ *
+ *   blobs/ab/<hash>       output bytes, read-only, named by BLAKE2b-256 of content
+ *   entries/ab/<key>      one compile result (msgpack): outputs, dep-info, replayed
+ *                         stdout/stderr, compile time; named by result key
+ *   manifests/ab/<key>    candidates under one invocation key (msgpack): for each,
+ *                         the inputs and env-deps that must match, and its result key
+ *   memo/ab/<stat-hash>   file-hash memo, keyed by (dev, inode, size, mtime, ctime)
+ *   journal/events        msgpack event records appended by wrappers (see journal)
+ *   intents/<key>         results waiting for upload to a remote
+ *   tmp/                  scratch on the same filesystem
+ *
+ * Every write is temp + rename: readers see whole files or none. Many wrappers and
+ * builds may share one store; two identical misses at once are harmless. */
+#ifndef KACHE_STORE_H
+#define KACHE_STORE_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "common/hash.h"
+#include "common/util.h"
+
+#define STORE_FORMAT 1
+
+struct store;
+
+struct store_output {
+	char *name;                  /* relative to the out-dir, safe (no "..", not absolute) */
+	unsigned char hash[HASH_LEN];
+	uint64_t size;
+	uint32_t mode;               /* 0644 or 0755 */
+};
+
+struct store_entry {
+	char *crate;
+	struct store_output *outputs;
+	size_t n_outputs;
+	char *depinfo_name;          /* NULL when no dep-info was emitted */
+	struct buf depinfo;          /* normalized .d text (root tokens) */
+	struct buf out;              /* rustc stdout, normalized */
+	struct buf err;              /* rustc stderr without artifact notices, normalized */
+	uint64_t compile_ms;
+	int64_t created_ms;
+};
+
+struct store_input {
+	char *path;                  /* normalized: "@W/...", "@T/...", "@H/..." or absolute */
+	unsigned char hash[HASH_LEN];
+};
+
+struct store_envdep {
+	char *name;
+	char *value;                 /* normalized; NULL when the variable was unset */
+};
+
+struct store_candidate {
+	unsigned char result[HASH_LEN];
+	struct store_input *inputs;
+	size_t n_inputs;
+	struct store_envdep *envs;
+	size_t n_envs;
+};
+
+struct store_manifest {
+	struct store_candidate *c;
+	size_t n;
+};
+
+/* Most candidates one manifest keeps (newest first). */
+#define STORE_MAX_CANDIDATES 16
+
+/* Opens (creating when missing) the store at dir. NULL with errno on failure. */
+struct store *store_open(const char *dir);
+void store_free(struct store **s);
+const char *store_dir(const struct store *s);
+
+/* Path helpers (new strings). kind is "blobs", "entries", "manifests". */
+char *store_path(const struct store *s, const char *kind, const char *hex);
+
+/* Hash of a file's content, memoized by its stat tuple. st may be NULL. */
+int store_hash_file(struct store *s, const char *path, unsigned char out[HASH_LEN],
+    uint64_t *size);
+/* Records that the file behind st has hash h (after we wrote or verified it). */
+void store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HASH_LEN]);
+/* Memo for small derived values (e.g. rustc -vV), keyed by any string. */
+int store_memo_get_text(struct store *s, const char *key, struct buf *out);
+void store_memo_put_text(struct store *s, const char *key, const char *text, size_t n);
+
+/* Copies src into the blob store (if absent). Fills hash and size. */
+int store_blob_put(struct store *s, const char *src, int exec, unsigned char hash[HASH_LEN],
+    uint64_t *size);
+
+enum store_get { STORE_FOUND = 0, STORE_ABSENT, STORE_CORRUPT, STORE_IOERR };
+
+enum store_get store_entry_read(struct store *s, const unsigned char key[HASH_LEN],
+    struct store_entry *e);
+int store_entry_write(struct store *s, const unsigned char key[HASH_LEN],
+    const struct store_entry *e);
+void store_entry_init(struct store_entry *e);
+void store_entry_clear(struct store_entry *e);
+/* Removes a corrupt or collected entry. */
+int store_entry_remove(struct store *s, const unsigned char key[HASH_LEN]);
+
+enum store_get store_manifest_read(struct store *s, const unsigned char key[HASH_LEN],
+    struct store_manifest *m);
+/* Adds c as the newest candidate (replacing one with the same result), keeping at
+ * most STORE_MAX_CANDIDATES. Read-modify-write: a concurrent add may be lost,
+ * which costs a later miss, never a wrong hit. */
+int store_manifest_add(struct store *s, const unsigned char key[HASH_LEN],
+    const struct store_candidate *c);
+void store_manifest_clear(struct store_manifest *m);
+void store_candidate_clear(struct store_candidate *c);
+
+/* Encoders/decoders, shared with remotes (packs carry the same bytes). */
+int store_entry_encode(const struct store_entry *e, struct buf *out);
+int store_entry_decode(const char *data, size_t n, struct store_entry *e);
+int store_manifest_encode(const struct store_manifest *m, struct buf *out);
+int store_manifest_decode(const char *data, size_t n, struct store_manifest *m);
+
+/* Writes the durable upload intent for a result key. */
+int store_intent_add(struct store *s, const unsigned char key[HASH_LEN]);
+
+#endif
