@@ -32,9 +32,10 @@ path_clean(char *path)
 			continue;
 		if (len == 2 && seg[0] == '.' && seg[1] == '.') {
 			if (depth > 0) {
-				/* pop the last component */
-				out--;
+				/* pop the last component and its separator */
 				while (out > start && out[-1] != '/')
+					out--;
+				if (out > start)
 					out--;
 				depth--;
 				continue;
@@ -44,12 +45,13 @@ path_clean(char *path)
 		} else {
 			depth++;
 		}
+		/* the separator goes before the segment: writing after it could
+		 * overwrite the terminator that p is about to read */
+		if (out > start)
+			*out++ = '/';
 		memmove(out, seg, len);
 		out += len;
-		*out++ = '/';
 	}
-	if (out > start)
-		out--; /* drop the trailing slash */
 	*out = '\0';
 	if (path[0] == '\0') {
 		path[0] = '.';

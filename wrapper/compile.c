@@ -1,0 +1,601 @@
+/* One rustc invocation: look the key up, restore a hit without starting rustc,
+ * or compile and store. Any failure before rustc runs falls back to rustc. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "store/journal.h"
+#include "wrapper/wrapper.h"
+
+#define ARTIFACT_PREFIX "{\"$message_type\":\"artifact\""
+
+enum restore_how { RESTORE_AUTO, RESTORE_REFLINK, RESTORE_HARDLINK, RESTORE_COPY };
+
+static int candidate_matches(struct wrapper *w, const struct store_candidate *c);
+static int restore_output(struct wrapper *w, const struct store_output *o, const char *out_dir);
+static int restore_entry(struct wrapper *w, const struct store_entry *e);
+static void replay(struct wrapper *w, const struct store_entry *e);
+static int try_hit(struct wrapper *w);
+static void journal(struct wrapper *w, enum journal_type t, const char *reason,
+    const unsigned char *res, uint64_t ms, uint64_t bytes);
+static int compile_and_store(struct wrapper *w);
+static char *env_form(struct wrapper *w, const char *name, const char *value);
+static enum restore_how restore_mode(struct wrapper *w);
+static int clone_blob(const char *blob, const char *tmp, mode_t mode);
+static int place_blob(struct wrapper *w, const char *blob, const char *dst,
+    const struct store_output *o);
+static void json_escape(struct buf *b, const char *s);
+static void add_notice(struct buf *b, const char *out_dir, const char *name, const char *emit);
+static int collect_outputs(struct wrapper *w, const struct run_result *r, const char *out_dir,
+    struct strv *names);
+static void fold_stderr(struct wrapper *w, const struct buf *err, struct buf *out);
+static const char *build_candidate(struct wrapper *w, const struct depinfo *d,
+    const struct timespec *t0, struct store_candidate *c);
+static const char *store_result(struct wrapper *w, const struct run_result *r,
+    const struct timespec *t0, uint64_t *bytes, unsigned char res[HASH_LEN]);
+
+static void
+journal(struct wrapper *w, enum journal_type t, const char *reason, const unsigned char *res,
+    uint64_t ms, uint64_t bytes)
+{
+	struct journal_event ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.type = t;
+	snprintf(ev.crate, sizeof ev.crate, "%s", w->args.crate_name ? w->args.crate_name : "");
+	snprintf(ev.reason, sizeof ev.reason, "%s", reason ? reason : "");
+	ev.has_inv = 1;
+	memcpy(ev.inv, w->inv, HASH_LEN);
+	if (res) {
+		ev.has_res = 1;
+		memcpy(ev.res, res, HASH_LEN);
+	}
+	ev.ms = ms;
+	ev.bytes = bytes;
+	ev.us = (uint64_t)(clock_us() - w->start_us);
+	if (journal_append(store_dir(w->store), &ev) < 0)
+		log_warn("journal append");
+}
+
+/* How an env-dep value is kept: roots folded; a secret only as its hash. */
+static char *
+env_form(struct wrapper *w, const char *name, const char *value)
+{
+	struct buf b;
+
+	buf_init(&b);
+	if (config_is_secret_env(name)) {
+		unsigned char h[HASH_LEN];
+		char hex[HASH_HEX_LEN + 1];
+
+		hash_buffer(value, strlen(value), h);
+		hash_to_hex(h, hex);
+		buf_addf(&b, "blake2b:%s", hex);
+	} else {
+		roots_fold(&w->roots, value, strlen(value), &b);
+	}
+	return buf_detach(&b, NULL);
+}
+
+/* Every recorded input must have the same content here and now, and every
+ * env-dep the same value (after folding roots). */
+static int
+candidate_matches(struct wrapper *w, const struct store_candidate *c)
+{
+	for (size_t i = 0; i < c->n_envs; i++) {
+		const char *now = getenv(c->envs[i].name);
+		char *form;
+		int same;
+
+		if (now == NULL || c->envs[i].value == NULL) {
+			if ((now == NULL) != (c->envs[i].value == NULL))
+				return 0;
+			continue;
+		}
+		form = env_form(w, c->envs[i].name, now);
+		same = strcmp(form, c->envs[i].value) == 0;
+		free(form);
+		if (!same)
+			return 0;
+	}
+	for (size_t i = 0; i < c->n_inputs; i++) {
+		unsigned char h[HASH_LEN];
+		struct buf p;
+		int same;
+
+		buf_init(&p);
+		roots_expand(&w->roots, c->inputs[i].path, strlen(c->inputs[i].path), &p);
+		same = store_hash_file(w->store, p.p, h, NULL) == 0 &&
+		    memcmp(h, c->inputs[i].hash, HASH_LEN) == 0;
+		buf_free(&p);
+		if (!same)
+			return 0;
+	}
+	return 1;
+}
+
+static enum restore_how
+restore_mode(struct wrapper *w)
+{
+	const char *m = config_get(w->cfg, "cache.restore");
+
+	if (strcmp(m, "reflink") == 0)
+		return RESTORE_REFLINK;
+	if (strcmp(m, "hardlink") == 0)
+		return RESTORE_HARDLINK;
+	if (strcmp(m, "copy") == 0)
+		return RESTORE_COPY;
+	return RESTORE_AUTO;
+}
+
+/* A reflink of blob at tmp, with mode. -1 where the filesystem cannot. */
+static int
+clone_blob(const char *blob, const char *tmp, mode_t mode)
+{
+	int in = open(blob, O_RDONLY | O_CLOEXEC), out, rc = -1;
+
+	if (in < 0)
+		return -1;
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out >= 0) {
+		rc = ioctl(out, FICLONE, in) == 0 && fchmod(out, mode) == 0 ? 0 : -1;
+		if (close(out) < 0)
+			rc = -1;
+		if (rc < 0)
+			unlink(tmp);
+	}
+	close(in);
+	return rc;
+}
+
+/* Puts the blob at dst: a reflink where the filesystem can, else a hardlink
+ * (blobs are read-only, and outputs are unlinked before any compile writes
+ * them, so nothing writes through it into the store), else a copy. */
+static int
+place_blob(struct wrapper *w, const char *blob, const char *dst, const struct store_output *o)
+{
+	enum restore_how how = restore_mode(w);
+	char *tmp = fs_tmp_beside(dst);
+	struct stat st;
+	int placed = 0;
+
+	if ((how == RESTORE_AUTO || how == RESTORE_REFLINK) && clone_blob(blob, tmp, o->mode) == 0)
+		placed = 1;
+	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && stat(blob, &st) == 0 &&
+	    ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0) && link(blob, tmp) == 0)
+		placed = 1;
+	if (placed) {
+		/* rename(2) of a hardlink onto the same inode is a no-op: unlink tmp after */
+		placed = rename(tmp, dst) == 0;
+		unlink(tmp);
+		free(tmp);
+		return placed ? 0 : -1;
+	}
+	free(tmp);
+	return fs_copy_atomic(blob, dst, o->mode);
+}
+
+/* Restores one output: verifies the blob (size, and hash through the stat memo,
+ * so a blob changed in place is caught), places it, marks it fresh for cargo.
+ * -2 when the blob is missing or damaged. */
+static int
+restore_output(struct wrapper *w, const struct store_output *o, const char *out_dir)
+{
+	char hex[HASH_HEX_LEN + 1];
+	unsigned char h[HASH_LEN];
+	char *blob, *dst;
+	uint64_t size;
+	struct stat st;
+	int rc = -2;
+
+	if (strchr(o->name, '/') != NULL)
+		return -2;
+	hash_to_hex(o->hash, hex);
+	blob = store_path(w->store, "blobs", hex);
+	dst = path_join(out_dir, o->name);
+	if (store_hash_file(w->store, blob, h, &size) == 0 && size == o->size &&
+	    memcmp(h, o->hash, HASH_LEN) == 0) {
+		rc = place_blob(w, blob, dst, o);
+		if (rc == 0 && (utimensat(AT_FDCWD, dst, NULL, 0) < 0 || stat(dst, &st) < 0))
+			rc = -1;
+		if (rc == 0)
+			store_memo_put(w->store, &st, o->hash);
+	} else if (access(blob, F_OK) == 0) {
+		/* damaged in place: drop it, so the next store writes it afresh */
+		log_warnx("blob %s of %s is damaged; removed", hex, w->args.crate_name);
+		unlink(blob);
+	}
+	free(blob);
+	free(dst);
+	return rc;
+}
+
+/* -2: the entry is damaged (remove it); -1: could not restore (I/O). */
+static int
+restore_entry(struct wrapper *w, const struct store_entry *e)
+{
+	char *out_dir = path_absolute(w->args.out_dir, w->roots.cwd);
+	int rc = 0;
+
+	for (size_t i = 0; i < e->n_outputs && rc == 0; i++)
+		rc = restore_output(w, &e->outputs[i], out_dir);
+	if (rc == 0 && e->depinfo_name != NULL) {
+		struct buf d;
+		char *p;
+
+		if (strchr(e->depinfo_name, '/') != NULL) {
+			free(out_dir);
+			return -2;
+		}
+		buf_init(&d);
+		roots_expand(&w->roots, e->depinfo.p ? e->depinfo.p : "", e->depinfo.len, &d);
+		p = path_join(out_dir, e->depinfo_name);
+		rc = fs_write_atomic(p, d.p ? d.p : "", d.len, 0644);
+		free(p);
+		buf_free(&d);
+	}
+	free(out_dir);
+	return rc;
+}
+
+static void
+json_escape(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_addch(b, '\\');
+		if ((unsigned char)*s < 0x20)
+			buf_addf(b, "\\u%04x", (unsigned char)*s);
+		else
+			buf_addch(b, *s);
+	}
+}
+
+static void
+add_notice(struct buf *b, const char *out_dir, const char *name, const char *emit)
+{
+	char *p = path_join(out_dir, name);
+
+	buf_addstr(b, ARTIFACT_PREFIX ",\"artifact\":\"");
+	json_escape(b, p);
+	buf_addf(b, "\",\"emit\":\"%s\"}\n", emit);
+	free(p);
+}
+
+/* Prints what rustc printed, with this checkout's paths, then the artifact
+ * notices cargo waits for (dep-info, metadata, link: rustc's order). */
+static void
+replay(struct wrapper *w, const struct store_entry *e)
+{
+	struct buf b;
+	char *out_dir = path_absolute(w->args.out_dir, w->roots.cwd);
+
+	buf_init(&b);
+	roots_expand(&w->roots, e->out.p ? e->out.p : "", e->out.len, &b);
+	fs_write_all(1, b.p ? b.p : "", b.len);
+	buf_reset(&b);
+	roots_expand(&w->roots, e->err.p ? e->err.p : "", e->err.len, &b);
+	if (w->args.json_artifacts) {
+		if (e->depinfo_name)
+			add_notice(&b, out_dir, e->depinfo_name, "dep-info");
+		for (size_t i = 0; i < e->n_outputs; i++)
+			if (str_ends_with(e->outputs[i].name, ".rmeta"))
+				add_notice(&b, out_dir, e->outputs[i].name, "metadata");
+		for (size_t i = 0; i < e->n_outputs; i++)
+			if (!str_ends_with(e->outputs[i].name, ".rmeta"))
+				add_notice(&b, out_dir, e->outputs[i].name, "link");
+	}
+	fs_write_all(2, b.p ? b.p : "", b.len);
+	buf_free(&b);
+	free(out_dir);
+}
+
+/* 1: served from the store; 0: miss. */
+static int
+try_hit(struct wrapper *w)
+{
+	struct store_manifest m;
+	int served = 0;
+
+	if (store_manifest_read(w->store, w->inv, &m) != STORE_FOUND)
+		return 0;
+	for (size_t i = 0; i < m.n && !served; i++) {
+		struct store_entry e;
+		enum store_get g;
+		int rc;
+
+		if (!candidate_matches(w, &m.c[i]))
+			continue;
+		g = store_entry_read(w->store, m.c[i].result, &e);
+		if (g == STORE_CORRUPT) {
+			store_entry_remove(w->store, m.c[i].result);
+			journal(w, JOURNAL_CORRUPT, "entry", m.c[i].result, 0, 0);
+		}
+		if (g != STORE_FOUND)
+			continue;
+		rc = restore_entry(w, &e);
+		if (rc == 0) {
+			uint64_t bytes = 0;
+
+			for (size_t k = 0; k < e.n_outputs; k++)
+				bytes += e.outputs[k].size;
+			replay(w, &e);
+			journal(w, JOURNAL_HIT, NULL, m.c[i].result, e.compile_ms, bytes);
+			served = 1;
+		} else if (rc == -2) {
+			store_entry_remove(w->store, m.c[i].result);
+			journal(w, JOURNAL_CORRUPT, "blob", m.c[i].result, 0, 0);
+		}
+		store_entry_clear(&e);
+	}
+	store_manifest_clear(&m);
+	return served;
+}
+
+/* The outputs rustc announced (or, without --json=artifacts, the expected
+ * names that exist), relative to the out-dir. -1 if one lies elsewhere. */
+static int
+collect_outputs(struct wrapper *w, const struct run_result *r, const char *out_dir,
+    struct strv *names)
+{
+	const char *p = r->err.p ? r->err.p : "";
+
+	if (!w->args.json_artifacts) {
+		struct strv expect;
+
+		strv_init(&expect);
+		args_expected_outputs(&w->args, &expect);
+		for (size_t i = 0; i < expect.n; i++) {
+			char *f = path_join(out_dir, expect.v[i]);
+
+			if (access(f, F_OK) == 0)
+				strv_push(names, expect.v[i]);
+			free(f);
+		}
+		strv_free(&expect);
+		return 0;
+	}
+	while ((p = strstr(p, ARTIFACT_PREFIX ",\"artifact\":\"")) != NULL) {
+		const char *start = p + strlen(ARTIFACT_PREFIX ",\"artifact\":\"");
+		const char *end = strchr(start, '"');
+		char *path;
+		const char *rel;
+
+		if (end == NULL)
+			return -1;
+		path = xstrndup(start, (size_t)(end - start));
+		rel = path_under(path, out_dir);
+		if (rel == NULL || !path_is_safe_relative(rel) || strchr(rel, '/') != NULL) {
+			log_info("output %s is not in %s", path, out_dir);
+			free(path);
+			return -1;
+		}
+		strv_push(names, rel);
+		free(path);
+		p = end;
+	}
+	return 0;
+}
+
+/* stderr as stored: artifact notices dropped (replay makes fresh ones), roots folded. */
+static void
+fold_stderr(struct wrapper *w, const struct buf *err, struct buf *out)
+{
+	const char *p = err->p ? err->p : "", *end = p + err->len;
+	struct buf kept;
+
+	buf_init(&kept);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+
+		if (!(len >= strlen(ARTIFACT_PREFIX) && memcmp(p, ARTIFACT_PREFIX,
+		    strlen(ARTIFACT_PREFIX)) == 0))
+			buf_add(&kept, p, len);
+		p += len;
+	}
+	roots_fold(&w->roots, kept.p ? kept.p : "", kept.len, out);
+	buf_free(&kept);
+}
+
+/* Fills the candidate from rustc's dep-info: every input's folded path and
+ * hash, every env-dep. Refuses (reason) when an input changed during the
+ * compile (its mtime is not older than the compile's start). */
+static const char *
+build_candidate(struct wrapper *w, const struct depinfo *d, const struct timespec *t0,
+    struct store_candidate *c)
+{
+	struct hash_ctx hc;
+
+	memset(c, 0, sizeof *c);
+	c->inputs = xcalloc(d->files.n + 1, sizeof *c->inputs);
+	c->envs = xcalloc(d->env_names.n + 1, sizeof *c->envs);
+	hash_begin(&hc);
+	hash_str(&hc, "kache-result-v1");
+	hash_update(&hc, w->inv, HASH_LEN);
+	for (size_t i = 0; i < d->files.n; i++) {
+		char *abs = path_absolute(d->files.v[i], w->roots.cwd);
+		struct stat st;
+		struct store_input *in = &c->inputs[c->n_inputs];
+
+		if (stat(abs, &st) < 0 || store_hash_file(w->store, abs, in->hash, NULL) < 0) {
+			log_info("%s: cannot read input %s", w->args.crate_name, abs);
+			free(abs);
+			return "input-unreadable";
+		}
+		free(abs);
+		if (st.st_mtim.tv_sec > t0->tv_sec || (st.st_mtim.tv_sec == t0->tv_sec &&
+		    st.st_mtim.tv_nsec >= t0->tv_nsec))
+			return "input-changed";
+		in->path = roots_fold_path(&w->roots, d->files.v[i]);
+		c->n_inputs++;
+		hash_str(&hc, in->path);
+		hash_update(&hc, in->hash, HASH_LEN);
+	}
+	for (size_t i = 0; i < d->env_names.n; i++) {
+		struct store_envdep *e = &c->envs[c->n_envs++];
+		const char *v = d->env_values.v[i];
+
+		e->name = xstrdup(d->env_names.v[i]);
+		if (v != NULL)
+			e->value = env_form(w, e->name, v);
+		hash_str(&hc, e->name);
+		hash_str(&hc, e->value);
+	}
+	hash_end(&hc, c->result);
+	return NULL;
+}
+
+/* Stores a successful compile: blobs, entry, manifest candidate. Returns NULL,
+ * or why nothing was stored. */
+static const char *
+store_result(struct wrapper *w, const struct run_result *r, const struct timespec *t0,
+    uint64_t *bytes, unsigned char res[HASH_LEN])
+{
+	char *out_dir = path_absolute(w->args.out_dir, w->roots.cwd);
+	struct strv names;
+	struct store_entry e;
+	struct store_candidate c;
+	struct depinfo d;
+	struct buf text;
+	const char *why = NULL;
+
+	strv_init(&names);
+	store_entry_init(&e);
+	memset(&c, 0, sizeof c);
+	memset(&d, 0, sizeof d);
+	buf_init(&text);
+	*bytes = 0;
+	if (collect_outputs(w, r, out_dir, &names) < 0) {
+		why = "output-outside-out-dir";
+		goto out;
+	}
+	e.outputs = xcalloc(names.n + 1, sizeof *e.outputs);
+	for (size_t i = 0; i < names.n; i++) {
+		char *f = path_join(out_dir, names.v[i]);
+		struct stat st;
+		struct store_output *o = &e.outputs[e.n_outputs];
+
+		if (str_ends_with(names.v[i], ".d") && e.depinfo_name == NULL) {
+			e.depinfo_name = xstrdup(names.v[i]);
+			if (fs_read_file(f, &text, 64u << 20) < 0)
+				why = "dep-info-unreadable";
+		} else if (stat(f, &st) < 0 ||
+		    store_blob_put(w->store, f, (st.st_mode & 0111) != 0, o->hash, &o->size) < 0) {
+			why = "store-write-failed";
+		} else {
+			o->name = xstrdup(names.v[i]);
+			o->mode = (st.st_mode & 0111) ? 0755 : 0644;
+			*bytes += o->size;
+			e.n_outputs++;
+		}
+		free(f);
+		if (why)
+			goto out;
+	}
+	if (e.depinfo_name == NULL) {
+		why = "no-dep-info";
+		goto out;
+	}
+	depinfo_parse(text.p ? text.p : "", text.len, &d);
+	if ((why = build_candidate(w, &d, t0, &c)) != NULL)
+		goto out;
+	roots_fold(&w->roots, text.p ? text.p : "", text.len, &e.depinfo);
+	roots_fold(&w->roots, r->out.p ? r->out.p : "", r->out.len, &e.out);
+	fold_stderr(w, &r->err, &e.err);
+	e.crate = xstrdup(w->args.crate_name);
+	e.compile_ms = r->ms;
+	e.created_ms = clock_wall_ms();
+	memcpy(res, c.result, HASH_LEN);
+	/* The entry before the manifest: a reader never finds a candidate whose
+	 * entry is not there yet. */
+	if (store_entry_write(w->store, c.result, &e) < 0 ||
+	    store_manifest_add(w->store, w->inv, &c) < 0)
+		why = "store-write-failed";
+out:
+	store_candidate_clear(&c);
+	depinfo_free(&d);
+	store_entry_clear(&e);
+	strv_free(&names);
+	buf_free(&text);
+	free(out_dir);
+	return why;
+}
+
+/* Runs rustc (with the remap arguments) after unlinking the outputs it will
+ * write, then stores what it produced. Returns rustc's exit status, or -1 when
+ * rustc could not be started (the caller then runs it untouched). */
+static int
+compile_and_store(struct wrapper *w)
+{
+	struct strv argv, expect, remap;
+	struct run_result r;
+	struct timespec t0;
+	char *out_dir = path_absolute(w->args.out_dir, w->roots.cwd);
+	unsigned char res[HASH_LEN];
+	uint64_t bytes = 0;
+	const char *why;
+
+	strv_init(&argv);
+	strv_init(&expect);
+	strv_init(&remap);
+	args_expected_outputs(&w->args, &expect);
+	for (size_t i = 0; i < expect.n; i++) {
+		char *f = path_join(out_dir, expect.v[i]);
+
+		unlink(f);
+		free(f);
+	}
+	strv_push(&argv, w->rustc);
+	for (int i = 0; i < w->args.argc; i++)
+		strv_push(&argv, w->args.argv[i]);
+	if (config_get_bool(w->cfg, "cache.remap"))
+		roots_remap_args(&w->roots, &argv);
+	clock_gettime(CLOCK_REALTIME, &t0);
+	if (run_rustc(w->rustc, argv.v, &r) < 0) {
+		strv_free(&argv);
+		strv_free(&expect);
+		free(out_dir);
+		return -1;
+	}
+	if (r.status != 0) {
+		journal(w, JOURNAL_MISS, "compile-failed", NULL, r.ms, 0);
+	} else if ((why = store_result(w, &r, &t0, &bytes, res)) != NULL) {
+		log_info("%s: not stored: %s", w->args.crate_name, why);
+		journal(w, JOURNAL_MISS, why, NULL, r.ms, 0);
+	} else {
+		journal(w, JOURNAL_MISS, NULL, res, r.ms, bytes);
+	}
+	buf_free(&r.out);
+	buf_free(&r.err);
+	strv_free(&argv);
+	strv_free(&expect);
+	strv_free(&remap);
+	free(out_dir);
+	return r.status;
+}
+
+int
+wrapper_compile(struct wrapper *w)
+{
+	if (w->args.pass_reason != NULL)
+		return -1;
+	roots_find(&w->roots, &w->args);
+	if (key_invocation(w, w->inv) < 0) {
+		journal(w, JOURNAL_ERROR, "key", NULL, 0, 0);
+		return -1;
+	}
+	if (try_hit(w))
+		return 0;
+	return compile_and_store(w);
+}

@@ -1,0 +1,194 @@
+/* The invocation key: everything known before compiling that decides the result.
+ * Paths are folded (roots.c) so that a moved checkout computes the same key. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/path.h"
+#include "wrapper/wrapper.h"
+
+extern char **environ;
+
+#define KEY_FORMAT "kache-invocation-v1"
+
+static int rustc_version(struct wrapper *w, struct buf *out);
+static int run_capture(const char *prog, char *const argv[], struct buf *out);
+static int hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v);
+static void hash_env(struct wrapper *w, struct hash_ctx *c);
+
+static int
+run_capture(const char *prog, char *const argv[], struct buf *out)
+{
+	int p[2], status;
+	pid_t pid;
+	char chunk[4096];
+	ssize_t n;
+
+	if (pipe(p) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execvp(prog, argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while ((n = read(p[0], chunk, sizeof chunk)) > 0)
+		buf_add(out, chunk, (size_t)n);
+	close(p[0]);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return -1;
+	return 0;
+}
+
+/* `rustc -vV`, memoized by the binary's identity. A rustup proxy answers for
+ * whichever toolchain is selected, so it is asked every time. */
+static int
+rustc_version(struct wrapper *w, struct buf *out)
+{
+	char real[PATH_MAX];
+	char *memo_key = NULL;
+	struct stat st;
+	char *argv[] = { (char *)w->rustc, "-vV", NULL };
+	int rc;
+
+	if (realpath(w->rustc, real) != NULL && stat(real, &st) == 0 &&
+	    strstr(path_basename(real), "rustup") == NULL) {
+		memo_key = xasprintf("rustc-vV\n%s\n%lld\n%lld.%09ld\n%llu", real,
+		    (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+		    (unsigned long long)st.st_ino);
+		if (store_memo_get_text(w->store, memo_key, out) == 0 && out->len > 0) {
+			free(memo_key);
+			return 0;
+		}
+		buf_reset(out);
+	}
+	rc = run_capture(w->rustc, argv, out);
+	if (rc == 0 && memo_key != NULL)
+		store_memo_put_text(w->store, memo_key, out->p, out->len);
+	free(memo_key);
+	return rc;
+}
+
+/* Adds one option to the key, in folded form. 1 when the option was left out. */
+static int
+hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v)
+{
+	char *folded;
+	struct buf b;
+
+	if (strcmp(opt, "--out-dir") == 0)
+		return 1; /* outputs are stored relative to it */
+	if ((strcmp(opt, "-C") == 0 || strcmp(opt, "--codegen") == 0) && v &&
+	    str_starts_with(v, "incremental=")) {
+		hash_str(c, "incremental");
+		return 1;
+	}
+	hash_str(c, opt);
+	if (v == NULL) {
+		hash_str(c, NULL);
+		return 0;
+	}
+	if (strcmp(opt, "--extern") == 0) {
+		const char *eq = strchr(v, '=');
+		unsigned char h[HASH_LEN];
+
+		if (eq == NULL) {
+			hash_str(c, v);
+			return 0;
+		}
+		if (store_hash_file(w->store, eq + 1, h, NULL) < 0) {
+			log_warn("cannot hash --extern %s", v);
+			return -1;
+		}
+		hash_update(c, v, (size_t)(eq - v + 1));
+		hash_update(c, h, HASH_LEN);
+		return 0;
+	}
+	if ((strcmp(opt, "-C") == 0 || strcmp(opt, "--codegen") == 0) &&
+	    str_starts_with(v, "linker=")) {
+		/* the linker's identity, not where it is installed */
+		hash_str(c, path_basename(v + strlen("linker=")));
+		return 0;
+	}
+	buf_init(&b);
+	roots_fold(&w->roots, v, strlen(v), &b);
+	folded = buf_detach(&b, NULL);
+	hash_str(c, folded);
+	free(folded);
+	return 0;
+}
+
+/* Variables that reach rustc outside its arguments. Secrets never do. */
+static void
+hash_env(struct wrapper *w, struct hash_ctx *c)
+{
+	static const char *const named[] = { "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS",
+		"RUSTC_BOOTSTRAP", NULL };
+	struct strv vars;
+
+	strv_init(&vars);
+	for (char **e = environ; *e; e++) {
+		int take = str_starts_with(*e, "CARGO_CFG_");
+
+		for (int i = 0; named[i] && !take; i++)
+			take = str_starts_with(*e, named[i]) && (*e)[strlen(named[i])] == '=';
+		if (take && !config_is_secret_env(*e))
+			strv_push(&vars, *e);
+	}
+	strv_sort(&vars);
+	for (size_t i = 0; i < vars.n; i++) {
+		struct buf b;
+
+		buf_init(&b);
+		roots_fold(&w->roots, vars.v[i], strlen(vars.v[i]), &b);
+		hash_str(c, b.p);
+		buf_free(&b);
+	}
+	strv_free(&vars);
+}
+
+int
+key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
+{
+	const struct rustc_args *a = &w->args;
+	struct hash_ctx c;
+	struct buf vv;
+	char *src;
+
+	buf_init(&vv);
+	if (rustc_version(w, &vv) < 0) {
+		log_warnx("cannot run %s -vV", w->rustc);
+		buf_free(&vv);
+		return -1;
+	}
+	hash_begin(&c);
+	hash_str(&c, KEY_FORMAT);
+	hash_str(&c, vv.p);
+	buf_free(&vv);
+	src = roots_fold_path(&w->roots, a->src);
+	hash_str(&c, src);
+	free(src);
+	for (size_t i = 0; i < a->opt_names.n; i++)
+		if (hash_option(w, &c, a->opt_names.v[i], a->opt_values.v[i]) < 0)
+			return -1;
+	hash_env(w, &c);
+	if (config_get_bool(w->cfg, "cache.remap")) {
+		hash_str(&c, "remap");
+	} else {
+		/* Artifacts then embed real paths: the key must too. */
+		hash_str(&c, w->roots.cwd);
+		hash_str(&c, w->roots.target);
+		hash_str(&c, w->roots.home);
+	}
+	hash_end(&c, out);
+	return 0;
+}

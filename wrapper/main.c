@@ -1,0 +1,106 @@
+/* kache: the RUSTC_WRAPPER. cargo runs `kache <rustc> <args>`; `kache rustc
+ * <args>` finds rustc on PATH. Every other first argument is a command, which
+ * is served by kached (beside this binary) so this one stays lean. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "store/journal.h"
+#include "wrapper/wrapper.h"
+
+static void exec_kached(char **argv) __attribute__((noreturn));
+static void setup_log(const struct config *cfg);
+static void journal_pass(struct store *s, const char *reason);
+
+static void
+exec_kached(char **argv)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	char *dir, *kached;
+
+	if (n <= 0) {
+		fprintf(stderr, "kache: cannot find my own binary: %s\n", strerror(errno));
+		exit(1);
+	}
+	self[n] = '\0';
+	dir = path_dirname(self);
+	kached = path_join(dir, "kached");
+	argv[0] = "kache";
+	execv(kached, argv);
+	fprintf(stderr, "kache: cannot run %s: %s (is kache installed completely?)\n", kached,
+	    strerror(errno));
+	exit(1);
+}
+
+/* Silent unless asked: cargo replays what a wrapper prints. */
+static void
+setup_log(const struct config *cfg)
+{
+	enum log_level lvl = log_level_from_string(config_get(cfg, "log.level"));
+	const char *file = config_get(cfg, "log.file");
+	char *path;
+
+	log_init("wrapper", NULL, lvl);
+	if (lvl == LOG_LEVEL_OFF)
+		return;
+	if (file[0] != '\0') {
+		log_open_file(file);
+		return;
+	}
+	path = xasprintf("%s/logs", config_get(cfg, "cache.dir"));
+	fs_mkdir_p(path, 0755);
+	free(path);
+	path = xasprintf("%s/logs/wrapper.log", config_get(cfg, "cache.dir"));
+	log_open_file(path);
+	free(path);
+}
+
+static void
+journal_pass(struct store *s, const char *reason)
+{
+	struct journal_event ev;
+
+	if (s == NULL)
+		return;
+	memset(&ev, 0, sizeof ev);
+	ev.type = JOURNAL_PASS;
+	snprintf(ev.reason, sizeof ev.reason, "%s", reason);
+	journal_append(store_dir(s), &ev);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct wrapper w;
+	int rc;
+
+	if (argc < 2 || (strchr(argv[1], '/') == NULL && strcmp(argv[1], "rustc") != 0))
+		exec_kached(argv);
+	memset(&w, 0, sizeof w);
+	w.start_us = clock_us();
+	w.rustc = argv[1];
+	w.cfg = config_load(NULL);
+	if (config_get_bool(w.cfg, "cache.disabled"))
+		exec_rustc(w.rustc, argc - 2, argv + 2);
+	setup_log(w.cfg);
+	args_parse(&w.args, argc - 2, argv + 2);
+	w.store = store_open(config_get(w.cfg, "cache.dir"));
+	if (w.store == NULL) {
+		log_warn("cannot open store %s", config_get(w.cfg, "cache.dir"));
+		exec_rustc(w.rustc, argc - 2, argv + 2);
+	}
+	rc = wrapper_compile(&w);
+	if (rc < 0) {
+		journal_pass(w.store, w.args.pass_reason ? w.args.pass_reason : "kache-error");
+		exec_rustc(w.rustc, argc - 2, argv + 2);
+	}
+	return rc;
+}

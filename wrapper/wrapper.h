@@ -1,0 +1,118 @@
+/* The RUSTC_WRAPPER hot path: parse, key, restore a hit or compile and store.
+ * Links common, proto and store only, and runs no background thread. */
+#ifndef KACHE_WRAPPER_H
+#define KACHE_WRAPPER_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/hash.h"
+#include "common/util.h"
+#include "store/store.h"
+
+/* ---- args.c: what a rustc command line means for caching ---- */
+
+enum emit_kind {
+	EMIT_LINK = 1 << 0,
+	EMIT_METADATA = 1 << 1,
+	EMIT_DEPINFO = 1 << 2,
+	EMIT_OBJ = 1 << 3,
+	EMIT_ASM = 1 << 4,
+	EMIT_LLVM_IR = 1 << 5,
+	EMIT_LLVM_BC = 1 << 6,
+	EMIT_MIR = 1 << 7,
+};
+
+struct rustc_args {
+	int argc;
+	char **argv;              /* the arguments after the rustc path, as given */
+	const char *crate_name;
+	const char *src;          /* the one source file, as given */
+	const char *out_dir;
+	const char *extra_filename;
+	struct strv crate_types;  /* lib, rlib, bin, proc-macro, test, ... */
+	unsigned emit;            /* enum emit_kind bits */
+	struct strv externs;      /* "name=path" or "name" as given */
+	struct strv lib_dirs;     /* -L values as given */
+	struct strv opt_names;    /* every option in order, e.g. "-C", "--cfg", "--test" */
+	struct strv opt_values;   /* its value, or NULL for a flag */
+	int incremental;
+	int json_artifacts;       /* --json includes "artifacts" */
+	const char *pass_reason;  /* non-NULL: do not cache, and why */
+};
+
+/* Parses argv (after the rustc path). Never fails: an invocation it cannot model
+ * safely gets a pass_reason. */
+void args_parse(struct rustc_args *a, int argc, char **argv);
+void args_free(struct rustc_args *a);
+/* The file names (relative to out_dir) rustc will write, for unlinking before a
+ * compile: a store blob hardlinked there must never be written through. */
+void args_expected_outputs(const struct rustc_args *a, struct strv *out);
+
+/* ---- roots.c: location independence ---- */
+
+/* The roots of one invocation: workspace (cwd), target dir, CARGO_HOME. Paths
+ * under them are folded to tokens in keys and stored text, and expanded back
+ * with the consumer's own roots on restore. */
+struct roots {
+	char *cwd;
+	char *target;  /* NULL when not found */
+	char *home;    /* NULL when unknown */
+};
+
+void roots_find(struct roots *r, const struct rustc_args *a);
+void roots_free(struct roots *r);
+/* Replaces every root prefix in text with its token (longest root first). */
+void roots_fold(const struct roots *r, const char *text, size_t n, struct buf *out);
+/* The inverse: tokens to this invocation's roots. */
+void roots_expand(const struct roots *r, const char *text, size_t n, struct buf *out);
+/* An absolute (or cwd-relative) path in folded form; new string. */
+char *roots_fold_path(const struct roots *r, const char *path);
+/* Appends the --remap-path-prefix arguments that make artifacts location-free. */
+void roots_remap_args(const struct roots *r, struct strv *out);
+
+/* ---- depinfo.c ---- */
+
+struct depinfo {
+	struct strv files;     /* prerequisites, as written (relative to cwd or absolute) */
+	struct strv env_names; /* # env-dep: names, sorted */
+	struct strv env_values;/* matching values; NULL entries mean "unset" */
+};
+
+/* Parses a Makefile-style .d as rustc writes it. 0 / -1. */
+int depinfo_parse(const char *text, size_t n, struct depinfo *d);
+void depinfo_free(struct depinfo *d);
+
+/* ---- exec.c ---- */
+
+struct run_result {
+	int status;          /* exit status as a shell would report it */
+	struct buf out, err; /* what rustc printed (already forwarded) */
+	uint64_t ms;
+};
+
+/* Runs rustc with argv, forwarding its stdout and stderr as they come and
+ * capturing them. -1 when it could not be started. */
+int run_rustc(const char *rustc, char *const argv[], struct run_result *r);
+/* Replaces this process with rustc and the original arguments. */
+void exec_rustc(const char *rustc, int argc, char **argv) __attribute__((noreturn));
+
+/* ---- compile.c ---- */
+
+struct wrapper {
+	struct config *cfg;
+	struct store *store;
+	const char *rustc;
+	struct rustc_args args;
+	struct roots roots;
+	unsigned char inv[HASH_LEN];
+	int64_t start_us;
+};
+
+/* Serves one rustc invocation. Returns the exit status to use, or -1 when kache
+ * failed before rustc ran and the caller must run rustc untouched. */
+int wrapper_compile(struct wrapper *w);
+/* The invocation key (first level). 0 / -1. */
+int key_invocation(struct wrapper *w, unsigned char out[HASH_LEN]);
+
+#endif
