@@ -105,8 +105,10 @@ candidate_matches(struct wrapper *w, const struct store_candidate *c)
 		form = env_form(w, c->envs[i].name, now);
 		same = strcmp(form, c->envs[i].value) == 0;
 		free(form);
-		if (!same)
+		if (!same) {
+			log_debug("%s: env %s differs", w->args.crate_name, c->envs[i].name);
 			return 0;
+		}
 	}
 	for (size_t i = 0; i < c->n_inputs; i++) {
 		unsigned char h[HASH_LEN];
@@ -118,8 +120,10 @@ candidate_matches(struct wrapper *w, const struct store_candidate *c)
 		same = store_hash_file(w->store, p.p, h, NULL) == 0 &&
 		    memcmp(h, c->inputs[i].hash, HASH_LEN) == 0;
 		buf_free(&p);
-		if (!same)
+		if (!same) {
+			log_debug("%s: input %s differs", w->args.crate_name, c->inputs[i].path);
 			return 0;
+		}
 	}
 	return 1;
 }
@@ -307,8 +311,10 @@ try_hit(struct wrapper *w)
 	struct store_manifest m;
 	int served = 0;
 
-	if (store_manifest_read(w->store, w->inv, &m) != STORE_FOUND)
+	if (store_manifest_read(w->store, w->inv, &m) != STORE_FOUND) {
+		log_debug("%s: no manifest", w->args.crate_name);
 		return 0;
+	}
 	for (size_t i = 0; i < m.n && !served; i++) {
 		struct store_entry e;
 		enum store_get g;

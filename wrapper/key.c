@@ -122,6 +122,7 @@ hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *
 	buf_init(&b);
 	roots_fold(&w->roots, v, strlen(v), &b);
 	folded = buf_detach(&b, NULL);
+	log_debug("key: %s %s", opt, folded);
 	hash_str(c, folded);
 	free(folded);
 	return 0;
@@ -175,6 +176,8 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 	hash_str(&c, vv.p);
 	buf_free(&vv);
 	src = roots_fold_path(&w->roots, a->src);
+	log_debug("key: crate %s src %s roots W=%s T=%s H=%s", a->crate_name, src, w->roots.cwd,
+	    w->roots.target ? w->roots.target : "-", w->roots.home ? w->roots.home : "-");
 	hash_str(&c, src);
 	free(src);
 	for (size_t i = 0; i < a->opt_names.n; i++)
