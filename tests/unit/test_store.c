@@ -1,0 +1,194 @@
+/* Unit tests for store/: records round-trip, hostile msgpack, blobs, memo, journal. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/fs.h"
+#include "store/codec.h"
+#include "store/journal.h"
+#include "store/store.h"
+
+static char *
+tmpdir(void)
+{
+	char t[] = "/tmp/kache-store-XXXXXX";
+
+	assert_non_null(mkdtemp(t));
+	return xstrdup(t);
+}
+
+static void
+test_entry_roundtrip(void **state)
+{
+	char *dir = tmpdir(), *src = xasprintf("%s/out.rlib", dir);
+	struct store *s = store_open(dir);
+	struct store_entry e, back;
+	struct store_output o = { .name = "libx.rlib", .mode = 0644 };
+	unsigned char key[HASH_LEN] = { 1, 2, 3 };
+
+	(void)state;
+	assert_int_equal(fs_write_atomic(src, "rlib bytes", 10, 0644), 0);
+	assert_int_equal(store_blob_put(s, src, 0, o.hash, &o.size), 0);
+	assert_int_equal(o.size, 10);
+	store_entry_init(&e);
+	e.crate = "x";
+	e.outputs = &o;
+	e.n_outputs = 1;
+	e.depinfo_name = "x.d";
+	buf_addstr(&e.depinfo, "@@KACHE_T@@/x.d: src/lib.rs\n");
+	buf_addstr(&e.err, "warning: unused\n");
+	e.compile_ms = 1234;
+	assert_int_equal(store_entry_write(s, key, &e), 0);
+	assert_int_equal(store_entry_read(s, key, &back), STORE_FOUND);
+	assert_string_equal(back.crate, "x");
+	assert_int_equal(back.n_outputs, 1);
+	assert_string_equal(back.outputs[0].name, "libx.rlib");
+	assert_memory_equal(back.outputs[0].hash, o.hash, HASH_LEN);
+	assert_int_equal(back.compile_ms, 1234);
+	assert_string_equal(back.err.p, "warning: unused\n");
+	store_entry_clear(&back);
+	buf_free(&e.depinfo);
+	buf_free(&e.err);
+	key[0] = 9;
+	assert_int_equal(store_entry_read(s, key, &back), STORE_ABSENT);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(src);
+	free(dir);
+}
+
+static void
+test_manifest_keeps_newest(void **state)
+{
+	char *dir = tmpdir();
+	struct store *s = store_open(dir);
+	struct store_input in = { .path = "@@KACHE_W@@/src/lib.rs" };
+	struct store_envdep env = { .name = "OUT_DIR", .value = NULL };
+	struct store_candidate c = { .inputs = &in, .n_inputs = 1, .envs = &env, .n_envs = 1 };
+	struct store_manifest m;
+	unsigned char key[HASH_LEN] = { 7 };
+
+	(void)state;
+	for (int i = 0; i < STORE_MAX_CANDIDATES + 4; i++) {
+		c.result[0] = (unsigned char)i;
+		assert_int_equal(store_manifest_add(s, key, &c), 0);
+	}
+	c.result[0] = 3; /* re-adding moves it to the front, no duplicate */
+	assert_int_equal(store_manifest_add(s, key, &c), 0);
+	assert_int_equal(store_manifest_read(s, key, &m), STORE_FOUND);
+	assert_int_equal(m.n, STORE_MAX_CANDIDATES);
+	assert_int_equal(m.c[0].result[0], 3);
+	assert_int_equal(m.c[1].result[0], STORE_MAX_CANDIDATES + 3);
+	assert_string_equal(m.c[0].inputs[0].path, "@@KACHE_W@@/src/lib.rs");
+	assert_null(m.c[0].envs[0].value);
+	store_manifest_clear(&m);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(dir);
+}
+
+static void
+test_hostile_msgpack(void **state)
+{
+	/* array32 declaring 2^32-1 elements with nothing behind it */
+	const char huge[] = { (char)0xdd, (char)0xff, (char)0xff, (char)0xff, (char)0xff, 0x01 };
+	/* map16 declaring 1000 pairs */
+	const char map[] = { (char)0xde, 0x03, (char)0xe8, (char)0xa1, 'a', 0x01 };
+	/* str32 longer than the data */
+	const char str[] = { (char)0xdb, 0x00, 0x10, 0x00, 0x00, 'x' };
+	const char ok[] = { (char)0x82, (char)0xa1, 'v', 0x01, (char)0xa1, 'x', (char)0x90 };
+	char deep[64];
+	struct store_entry e;
+	struct store_manifest m;
+
+	(void)state;
+	assert_int_equal(codec_check(huge, sizeof huge), -1);
+	assert_int_equal(codec_check(map, sizeof map), -1);
+	assert_int_equal(codec_check(str, sizeof str), -1);
+	assert_int_equal(codec_check(ok, sizeof ok), 0);
+	assert_int_equal(codec_check(ok, sizeof ok - 1), -1);
+	memset(deep, (char)0x91, sizeof deep); /* 64 nested one-element arrays */
+	assert_int_equal(codec_check(deep, sizeof deep), -1);
+	assert_int_equal(store_entry_decode(huge, sizeof huge, &e), -1);
+	assert_int_equal(store_manifest_decode(ok, sizeof ok, &m), -1);
+	assert_int_equal(store_entry_decode("garbage", 7, &e), -1);
+}
+
+static void
+count_event(const struct journal_event *ev, void *arg)
+{
+	int *n = arg;
+
+	if (ev->type == JOURNAL_HIT && strcmp(ev->crate, "serde") == 0 && ev->ms == 42)
+		(*n)++;
+}
+
+static void
+test_journal_roundtrip_and_torn_tail(void **state)
+{
+	char *dir = tmpdir(), *path;
+	struct store *s = store_open(dir);
+	struct journal_event ev = { .type = JOURNAL_HIT, .ms = 42 };
+	struct buf b;
+	size_t used;
+	int n = 0;
+
+	(void)state;
+	strcpy(ev.crate, "serde");
+	assert_int_equal(journal_append(dir, &ev), 0);
+	assert_int_equal(journal_append(dir, &ev), 0);
+	path = xasprintf("%s/journal/events", dir);
+	buf_init(&b);
+	assert_int_equal(fs_read_file(path, &b, 1 << 20), 0);
+	used = journal_parse(b.p, b.len - 3, count_event, &n);
+	assert_int_equal(n, 1); /* the torn second record waits */
+	used += journal_parse(b.p + used, b.len - used, count_event, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(used, b.len);
+	buf_free(&b);
+	free(path);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(dir);
+}
+
+static void
+test_hash_memo_sees_changes(void **state)
+{
+	char *dir = tmpdir(), *f = xasprintf("%s/f", dir);
+	struct store *s = store_open(dir);
+	unsigned char a[HASH_LEN], b[HASH_LEN], c[HASH_LEN];
+
+	(void)state;
+	assert_int_equal(fs_write_atomic(f, "one", 3, 0644), 0);
+	assert_int_equal(store_hash_file(s, f, a, NULL), 0);
+	assert_int_equal(store_hash_file(s, f, b, NULL), 0);
+	assert_memory_equal(a, b, HASH_LEN);
+	assert_int_equal(fs_write_atomic(f, "two", 3, 0644), 0);
+	assert_int_equal(store_hash_file(s, f, c, NULL), 0);
+	assert_memory_not_equal(a, c, HASH_LEN);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(f);
+	free(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_entry_roundtrip),
+		cmocka_unit_test(test_manifest_keeps_newest),
+		cmocka_unit_test(test_hostile_msgpack),
+		cmocka_unit_test(test_journal_roundtrip_and_torn_tail),
+		cmocka_unit_test(test_hash_memo_sees_changes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,261 @@
+/* Unit tests for the wrapper: argument parser, roots folding, dep-info, keys. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/fs.h"
+#include "wrapper/wrapper.h"
+
+static const char *const cargo_lib[] = { "--crate-name", "bench_model", "--edition=2021",
+	"crates/model/src/lib.rs", "--error-format=json",
+	"--json=diagnostic-rendered-ansi,artifacts,future-incompat", "--crate-type", "lib",
+	"--emit=dep-info,metadata,link", "-C", "embed-bitcode=no", "-C", "debuginfo=2",
+	"--cfg", "feature=\"default\"", "-C", "metadata=fa5ae44921176810", "-C",
+	"extra-filename=-4753626e81d88325", "--out-dir", "/ws/target/debug/deps", "-C",
+	"incremental=/ws/target/debug/incremental", "-L", "dependency=/ws/target/debug/deps",
+	"--extern", "serde=/ws/target/debug/deps/libserde-0d7b.rmeta", NULL };
+
+static void
+parse(struct rustc_args *a, const char *const *v)
+{
+	int n = 0;
+
+	while (v[n])
+		n++;
+	args_parse(a, n, (char **)v);
+}
+
+static void
+test_args_cargo_lib(void **state)
+{
+	struct rustc_args a;
+	struct strv out;
+
+	(void)state;
+	parse(&a, cargo_lib);
+	assert_null(a.pass_reason);
+	assert_string_equal(a.crate_name, "bench_model");
+	assert_string_equal(a.src, "crates/model/src/lib.rs");
+	assert_string_equal(a.out_dir, "/ws/target/debug/deps");
+	assert_string_equal(a.extra_filename, "-4753626e81d88325");
+	assert_int_equal(a.emit, EMIT_LINK | EMIT_METADATA | EMIT_DEPINFO);
+	assert_true(a.incremental);
+	assert_true(a.json_artifacts);
+	assert_int_equal(a.externs.n, 1);
+	strv_init(&out);
+	args_expected_outputs(&a, &out);
+	assert_int_equal(out.n, 3);
+	assert_string_equal(out.v[0], "bench_model-4753626e81d88325.d");
+	assert_string_equal(out.v[1], "libbench_model-4753626e81d88325.rmeta");
+	assert_string_equal(out.v[2], "libbench_model-4753626e81d88325.rlib");
+	strv_free(&out);
+	args_free(&a);
+}
+
+static void
+test_args_kinds(void **state)
+{
+	static const char *const bin[] = { "--crate-name", "app", "src/main.rs", "--crate-type",
+		"bin", "--emit=dep-info,link", "--out-dir", "o", NULL };
+	static const char *const pm[] = { "--crate-name", "m", "src/lib.rs", "--crate-type",
+		"proc-macro", "--emit=dep-info,link", "--out-dir", "o", "--extern", "proc_macro",
+		NULL };
+	static const char *const test[] = { "--crate-name", "t", "src/lib.rs", "--test",
+		"--emit=dep-info,link", "--out-dir", "o", "-Cextra-filename=-x", NULL };
+	struct rustc_args a;
+	struct strv out;
+
+	(void)state;
+	parse(&a, bin);
+	assert_null(a.pass_reason);
+	strv_init(&out);
+	args_expected_outputs(&a, &out);
+	assert_string_equal(out.v[1], "app");
+	strv_free(&out);
+	args_free(&a);
+	parse(&a, pm);
+	assert_null(a.pass_reason);
+	args_expected_outputs(&a, &out);
+	assert_string_equal(out.v[1], "libm.so");
+	strv_free(&out);
+	args_free(&a);
+	parse(&a, test);
+	assert_null(a.pass_reason);
+	args_expected_outputs(&a, &out);
+	assert_string_equal(out.v[1], "t-x");
+	strv_free(&out);
+	args_free(&a);
+}
+
+static void
+expect_pass(const char *const *v, const char *reason)
+{
+	struct rustc_args a;
+
+	parse(&a, v);
+	assert_non_null(a.pass_reason);
+	assert_string_equal(a.pass_reason, reason);
+	args_free(&a);
+}
+
+static void
+test_args_pass_through(void **state)
+{
+	static const char *const vv[] = { "-vV", NULL };
+	static const char *const print[] = { "-", "--crate-name", "___", "--print=file-names",
+		NULL };
+	static const char *const stdin_src[] = { "--crate-name", "x", "-", "--out-dir", "o", NULL };
+	static const char *const two[] = { "--crate-name", "x", "a.rs", "b.rs", NULL };
+	static const char *const argfile[] = { "@args.txt", NULL };
+	static const char *const unpretty[] = { "--crate-name", "x", "a.rs", "-Zunpretty=expanded",
+		"--out-dir", "o", NULL };
+	static const char *const emit_path[] = { "--crate-name", "x", "a.rs",
+		"--emit=link=/tmp/x", "--out-dir", "o", NULL };
+	static const char *const out[] = { "--crate-name", "x", "a.rs", "-o", "x", NULL };
+	static const char *const nodep[] = { "--crate-name", "x", "a.rs", "--emit=link",
+		"--out-dir", "o", NULL };
+	static const char *const missing[] = { "--crate-name", "x", "a.rs", "--out-dir", NULL };
+
+	(void)state;
+	expect_pass(vv, "version-or-help");
+	expect_pass(print, "print");
+	expect_pass(stdin_src, "stdin");
+	expect_pass(two, "multiple-sources");
+	expect_pass(argfile, "argfile");
+	expect_pass(unpretty, "unpretty");
+	expect_pass(emit_path, "emit-to-path");
+	expect_pass(out, "explicit-output");
+	expect_pass(nodep, "no-dep-info");
+	expect_pass(missing, "missing-value");
+}
+
+static void
+test_roots_fold_expand(void **state)
+{
+	struct roots r = { .cwd = "/home/a/ws", .target = "/home/a/ws/target",
+		.home = "/home/a/.cargo" };
+	struct roots other = { .cwd = "/srv/b/checkout", .target = "/srv/b/checkout/target",
+		.home = "/opt/cargo" };
+	const char *text = "/home/a/ws/target/debug/deps/x.d: src/lib.rs /home/a/ws2/y.rs "
+	    "/home/a/.cargo/registry/src/z.rs /home/a/ws\n";
+	struct buf f, e;
+
+	(void)state;
+	buf_init(&f);
+	buf_init(&e);
+	roots_fold(&r, text, strlen(text), &f);
+	assert_string_equal(f.p, "@@KACHE_T@@/debug/deps/x.d: src/lib.rs /home/a/ws2/y.rs "
+	    "@@KACHE_H@@/registry/src/z.rs @@KACHE_W@@\n");
+	roots_expand(&other, f.p, f.len, &e);
+	assert_string_equal(e.p, "/srv/b/checkout/target/debug/deps/x.d: src/lib.rs "
+	    "/home/a/ws2/y.rs /opt/cargo/registry/src/z.rs /srv/b/checkout\n");
+	buf_free(&f);
+	buf_free(&e);
+}
+
+static void
+test_roots_remap_order(void **state)
+{
+	struct roots r = { .cwd = "/w", .target = "/w/target", .home = "/h/.cargo" };
+	struct strv v;
+
+	(void)state;
+	strv_init(&v);
+	roots_remap_args(&r, &v);
+	assert_int_equal(v.n, 3);
+	/* rustc applies the last match: the innermost root must come last */
+	assert_string_equal(v.v[0], "--remap-path-prefix=/w=.");
+	assert_string_equal(v.v[2], "--remap-path-prefix=/w/target=/kache/target");
+	strv_free(&v);
+}
+
+static void
+test_depinfo(void **state)
+{
+	const char *d = "/o/x.d: src/lib.rs src/a\\ b.rs /t/out/gen.rs\n\n"
+	    "/o/libx.rlib: src/lib.rs src/a\\ b.rs /t/out/gen.rs\n\n"
+	    "src/lib.rs:\nsrc/a\\ b.rs:\n/t/out/gen.rs:\n\n"
+	    "# env-dep:ZED=z\\nline\n# env-dep:OUT_DIR=/t/out\n# env-dep:UNSET\n";
+	struct depinfo di;
+
+	(void)state;
+	assert_int_equal(depinfo_parse(d, strlen(d), &di), 0);
+	assert_int_equal(di.files.n, 3);
+	assert_string_equal(di.files.v[0], "src/lib.rs");
+	assert_string_equal(di.files.v[1], "src/a b.rs");
+	assert_string_equal(di.files.v[2], "/t/out/gen.rs");
+	assert_int_equal(di.env_names.n, 3);
+	assert_string_equal(di.env_names.v[0], "OUT_DIR");
+	assert_string_equal(di.env_values.v[0], "/t/out");
+	assert_string_equal(di.env_names.v[1], "UNSET");
+	assert_null(di.env_values.v[1]);
+	assert_string_equal(di.env_values.v[2], "z\nline");
+	depinfo_free(&di);
+}
+
+/* The invocation key ignores where things live, and sees what matters. */
+static void
+test_key_location_independent(void **state)
+{
+	char dir[] = "/tmp/kache-key-XXXXXX";
+	struct wrapper w1, w2;
+	unsigned char k1[HASH_LEN], k2[HASH_LEN];
+	const char *rustc = getenv("KACHE_TEST_RUSTC") ? getenv("KACHE_TEST_RUSTC") : "rustc";
+	static const char *const a1[] = { "--crate-name", "x", "/one/ws/src/lib.rs",
+		"--out-dir", "/one/ws/target/debug/deps", "-L", "dependency=/one/ws/target/debug/deps",
+		"-C", "incremental=/one/ws/target/debug/incremental", "--emit=dep-info,link", NULL };
+	static const char *const a2[] = { "--crate-name", "x", "/two/ws/src/lib.rs",
+		"--out-dir", "/two/ws/target/debug/deps", "-L", "dependency=/two/ws/target/debug/deps",
+		"-C", "incremental=/two/ws/target/debug/incremental", "--emit=dep-info,link", NULL };
+	static const char *const a3[] = { "--crate-name", "x", "/two/ws/src/lib.rs",
+		"--out-dir", "/two/ws/target/debug/deps", "-L", "dependency=/two/ws/target/debug/deps",
+		"--cfg", "feature=\"extra\"", "--emit=dep-info,link", NULL };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	memset(&w1, 0, sizeof w1);
+	memset(&w2, 0, sizeof w2);
+	w1.cfg = w2.cfg = config_load(NULL);
+	w1.store = w2.store = store_open(dir);
+	w1.rustc = w2.rustc = rustc;
+	parse(&w1.args, a1);
+	parse(&w2.args, a2);
+	w1.roots = (struct roots){ xstrdup("/one/ws"), xstrdup("/one/ws/target"), xstrdup("/h1") };
+	w2.roots = (struct roots){ xstrdup("/two/ws"), xstrdup("/two/ws/target"), xstrdup("/h2") };
+	assert_int_equal(key_invocation(&w1, k1), 0);
+	assert_int_equal(key_invocation(&w2, k2), 0);
+	assert_memory_equal(k1, k2, HASH_LEN);
+	args_free(&w2.args);
+	parse(&w2.args, a3);
+	assert_int_equal(key_invocation(&w2, k2), 0);
+	assert_memory_not_equal(k1, k2, HASH_LEN);
+	args_free(&w1.args);
+	args_free(&w2.args);
+	roots_free(&w1.roots);
+	roots_free(&w2.roots);
+	store_free(&w1.store);
+	config_free(&w1.cfg);
+	fs_remove_tree(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_args_cargo_lib),
+		cmocka_unit_test(test_args_kinds),
+		cmocka_unit_test(test_args_pass_through),
+		cmocka_unit_test(test_roots_fold_expand),
+		cmocka_unit_test(test_roots_remap_order),
+		cmocka_unit_test(test_depinfo),
+		cmocka_unit_test(test_key_location_independent),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
