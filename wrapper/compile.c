@@ -544,7 +544,7 @@ out:
 static int
 compile_and_store(struct wrapper *w)
 {
-	struct strv argv, expect, remap;
+	struct strv argv, expect;
 	struct run_result r;
 	struct timespec t0;
 	char *out_dir = path_absolute(w->args.out_dir, w->roots.cwd);
@@ -554,7 +554,6 @@ compile_and_store(struct wrapper *w)
 
 	strv_init(&argv);
 	strv_init(&expect);
-	strv_init(&remap);
 	args_expected_outputs(&w->args, &expect);
 	for (size_t i = 0; i < expect.n; i++) {
 		char *f = path_join(out_dir, expect.v[i]);
@@ -586,7 +585,6 @@ compile_and_store(struct wrapper *w)
 	buf_free(&r.err);
 	strv_free(&argv);
 	strv_free(&expect);
-	strv_free(&remap);
 	free(out_dir);
 	return r.status;
 }

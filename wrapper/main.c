@@ -102,5 +102,9 @@ main(int argc, char **argv)
 		journal_pass(w.store, w.args.pass_reason ? w.args.pass_reason : "kache-error");
 		exec_rustc(w.rustc, argc - 2, argv + 2);
 	}
+	args_free(&w.args);
+	roots_free(&w.roots);
+	store_free(&w.store);
+	config_free(&w.cfg);
 	return rc;
 }
