@@ -19,6 +19,7 @@ static int rustc_version(struct wrapper *w, struct buf *out);
 static int run_capture(const char *prog, char *const argv[], struct buf *out);
 static int hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v);
 static void hash_env(struct wrapper *w, struct hash_ctx *c);
+static int hash_native_libs(struct wrapper *w, struct hash_ctx *c);
 
 static int
 run_capture(const char *prog, char *const argv[], struct buf *out)
@@ -128,6 +129,49 @@ hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *
 	return 0;
 }
 
+/* The native libraries named by -l, found in the -L search dirs, go into the
+ * key by content: a rebuilt C library must not be served a stale rlib. */
+static int
+hash_native_libs(struct wrapper *w, struct hash_ctx *c)
+{
+	const struct rustc_args *a = &w->args;
+
+	for (size_t i = 0; i < a->opt_names.n; i++) {
+		const char *v = a->opt_values.v[i], *name;
+		char *base;
+
+		if (strcmp(a->opt_names.v[i], "-l") != 0 || v == NULL)
+			continue;
+		name = strchr(v, '=') ? strchr(v, '=') + 1 : v;
+		base = xstrndup(name, strcspn(name, ":"));
+		for (size_t k = 0; k < a->lib_dirs.n; k++) {
+			const char *dir = a->lib_dirs.v[k];
+			const char *ext[] = { ".a", ".so" };
+
+			if (str_starts_with(dir, "dependency=") || str_starts_with(dir, "crate="))
+				continue;
+			dir = strchr(dir, '=') ? strchr(dir, '=') + 1 : dir;
+			for (int e = 0; e < 2; e++) {
+				char *f = xasprintf("%s/lib%s%s", dir, base, ext[e]);
+				unsigned char h[HASH_LEN];
+
+				if (access(f, F_OK) == 0) {
+					if (store_hash_file(w->store, f, h, NULL) < 0) {
+						free(f);
+						free(base);
+						return -1;
+					}
+					hash_str(c, base);
+					hash_update(c, h, HASH_LEN);
+				}
+				free(f);
+			}
+		}
+		free(base);
+	}
+	return 0;
+}
+
 /* Variables that reach rustc outside its arguments. Secrets never do. */
 static void
 hash_env(struct wrapper *w, struct hash_ctx *c)
@@ -183,6 +227,8 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 	for (size_t i = 0; i < a->opt_names.n; i++)
 		if (hash_option(w, &c, a->opt_names.v[i], a->opt_values.v[i]) < 0)
 			return -1;
+	if (hash_native_libs(w, &c) < 0)
+		return -1;
 	hash_env(w, &c);
 	if (config_get_bool(w->cfg, "cache.remap")) {
 		hash_str(&c, "remap");
