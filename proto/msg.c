@@ -259,8 +259,13 @@ get_int(const msgpack_object *o, int64_t *v)
 static int
 get_str(const msgpack_object *o, char *dst, size_t cap)
 {
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap ||
-	    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap)
+		return -1;
+	if (o->via.str.size == 0) { /* msgpack-c gives a NULL ptr here */
+		dst[0] = '\0';
+		return 0;
+	}
+	if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
 		return -1;
 	memcpy(dst, o->via.str.ptr, o->via.str.size);
 	dst[o->via.str.size] = '\0';
@@ -288,7 +293,8 @@ unpack_field(const msgpack_object *o, struct msg *m, enum field f)
 	case F_TEXT:
 		if (o->type != MSGPACK_OBJECT_STR)
 			return -1;
-		m->text = xstrndup(o->via.str.ptr, o->via.str.size);
+		/* msgpack-c gives a NULL ptr for an empty string */
+		m->text = o->via.str.size ? xstrndup(o->via.str.ptr, o->via.str.size) : xstrdup("");
 		return 0;
 	case F_END: break;
 	}

@@ -510,7 +510,11 @@ sup_run(int detached)
 	if (detached) {
 		fs_mkdir_p(s->paths.logdir, 0700);
 		char *p = xasprintf("%s/supervisor.log", s->paths.logdir);
+		int fd;
 		proto_logfile_open(p);
+		/* stderr too, so that crash and sanitizer reports are kept */
+		if ((fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) != -1)
+			dup2(fd, 2), close(fd);
 		free(p);
 	}
 	apply_config(s);

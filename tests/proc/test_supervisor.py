@@ -53,7 +53,16 @@ class SupervisorTest(unittest.TestCase):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        reports = []
+        logs = os.path.join(self.dir, "logs")
+        for name in (os.listdir(logs) if os.path.isdir(logs) else []):
+            with open(os.path.join(logs, name), errors="replace") as f:
+                text = f.read()
+            if "Sanitizer" in text or "runtime error:" in text:
+                reports.append(f"{name}:\n{text[-3000:]}")
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(reports, [], "sanitizer reports in the logs")
 
     def store_pids(self):
         pids = []

@@ -30,6 +30,29 @@ fill(struct msg *m, uint32_t type)
 }
 
 static void
+test_empty_strings(void **state)
+{
+	struct msg a, b;
+	struct buf out;
+
+	(void)state;
+	msg_init(&a, MSG_JOB_DONE, 1);
+	buf_init(&out);
+	assert_int_equal(msg_encode(&a, &out), 0);
+	assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
+	assert_string_equal(b.text, "");
+	msg_clear(&b);
+	buf_free(&out);
+	msg_init(&a, MSG_READY, 1);
+	buf_init(&out);
+	assert_int_equal(msg_encode(&a, &out), 0);
+	assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
+	assert_string_equal(b.role, "");
+	msg_clear(&b);
+	buf_free(&out);
+}
+
+static void
 test_roundtrip_all(void **state)
 {
 	(void)state;
@@ -195,6 +218,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_all),
 		cmocka_unit_test(test_specific_fields),
+		cmocka_unit_test(test_empty_strings),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_key_too_long),
 		cmocka_unit_test(test_encode_refuses_unknown),
