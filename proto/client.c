@@ -1,0 +1,264 @@
+/* Lazy Pirate client over the dlopen'd libzmq (see zmq_dl.h). */
+#include "proto/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/paths.h"
+#include "proto/zmq_dl.h"
+
+#define NOTIFY_WAIT_MS 20
+
+static void *client_ctx;
+
+static uint64_t next_id(void);
+static void *open_socket(const struct zmq_dl *z, const char *endpoint);
+static enum proto_result await_reply(const struct zmq_dl *z, void *s, uint64_t id,
+    struct msg *rep, int64_t deadline);
+static enum proto_result exchange(const struct zmq_dl *z, const char *endpoint,
+    struct msg *req, struct msg *rep, int64_t deadline);
+static void exec_detached(const char *kache_dir, const char *kached_path, int lockfd);
+
+const char *
+proto_result_name(enum proto_result r)
+{
+	static const char *names[] = { "ok", "miss", "timeout", "unavailable", "error" };
+
+	return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
+}
+
+int64_t
+proto_client_epoch(void)
+{
+	static int64_t epoch = -1;
+	struct stat st;
+
+	if (epoch == -1)
+		epoch = stat("/proc/self/exe", &st) == 0 ? (int64_t)st.st_mtime : 0;
+	return epoch;
+}
+
+static uint64_t
+next_id(void)
+{
+	static uint64_t counter;
+
+	return ((uint64_t)getpid() << 32) ^ ((uint64_t)clock_us() << 8) ^ ++counter;
+}
+
+/* A DEALER with LINGER 0 (nothing outlives a request) and a size cap. */
+static void *
+open_socket(const struct zmq_dl *z, const char *endpoint)
+{
+	int linger = 0;
+	int64_t maxsize = MSG_MAX_SIZE;
+	void *s;
+
+	if (client_ctx == NULL && (client_ctx = z->ctx_new()) == NULL)
+		return NULL;
+	if ((s = z->socket(client_ctx, ZDL_DEALER)) == NULL)
+		return NULL;
+	z->setsockopt(s, ZDL_LINGER, &linger, sizeof linger);
+	z->setsockopt(s, ZDL_MAXMSGSIZE, &maxsize, sizeof maxsize);
+	if (z->connect(s, endpoint) == -1) {
+		log_warnx("connect %s: %s", endpoint, z->strerror(z->errno_()));
+		z->close(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Waits for the one-frame reply echoing id; other replies are dropped. */
+static enum proto_result
+await_reply(const struct zmq_dl *z, void *s, uint64_t id, struct msg *rep, int64_t deadline)
+{
+	struct zdl_pollitem it = { s, 0, ZDL_POLLIN, 0 };
+	char *frame = xmalloc(MSG_MAX_SIZE);
+	enum proto_result r = PROTO_TIMEOUT;
+	int more, n;
+	size_t ml = sizeof more;
+
+	for (;;) {
+		if (z->poll(&it, 1, (long)clock_left_ms(deadline)) <= 0 || !(it.revents & ZDL_POLLIN))
+			break; /* timeout, or EINTR: the deadline is hard either way */
+		n = z->recv(s, frame, MSG_MAX_SIZE, ZDL_DONTWAIT);
+		if (n < 0)
+			continue;
+		more = 0;
+		z->getsockopt(s, ZDL_RCVMORE, &more, &ml);
+		if (more || n > MSG_MAX_SIZE || msg_decode(frame, (size_t)n, rep) != MSG_DECODE_OK) {
+			log_warnx("malformed reply from the supervisor");
+			r = PROTO_ERROR;
+			break;
+		}
+		if (rep->id == id) {
+			r = PROTO_OK;
+			break;
+		}
+		msg_clear(rep);
+	}
+	free(frame);
+	return r;
+}
+
+static enum proto_result
+exchange(const struct zmq_dl *z, const char *endpoint, struct msg *req, struct msg *rep,
+    int64_t deadline)
+{
+	struct buf b;
+	enum proto_result r;
+	void *s;
+
+	buf_init(&b);
+	req->id = next_id();
+	if (msg_encode(req, &b) == -1) {
+		buf_free(&b);
+		return PROTO_ERROR;
+	}
+	if ((s = open_socket(z, endpoint)) == NULL) {
+		buf_free(&b);
+		return PROTO_UNAVAILABLE;
+	}
+	if (z->send(s, b.p, b.len, ZDL_DONTWAIT) != (int)b.len)
+		r = PROTO_UNAVAILABLE;
+	else
+		r = await_reply(z, s, req->id, rep, deadline);
+	z->close(s);
+	buf_free(&b);
+	return r;
+}
+
+enum proto_result
+proto_client_request(const char *kache_dir, struct msg *req, struct msg *rep, int64_t deadline_ms)
+{
+	struct proto_paths p;
+	const struct zmq_dl *z;
+	struct stat st;
+
+	memset(rep, 0, sizeof *rep);
+	if (proto_paths_init(&p, kache_dir) == -1)
+		return PROTO_UNAVAILABLE;
+	/* cheap checks first: no supervisor means no dlopen at all */
+	if (!proto_supervisor_running(&p) || stat(proto_endpoint_file(p.ctl), &st) == -1)
+		return PROTO_UNAVAILABLE;
+	if ((z = zmq_dl_load()) == NULL)
+		return PROTO_UNAVAILABLE;
+	return exchange(z, p.ctl, req, rep, deadline_ms);
+}
+
+enum proto_result
+proto_client_fetch(const char *kache_dir, const char *inv_key_hex, int64_t deadline_ms)
+{
+	struct msg req, rep;
+	enum proto_result r;
+
+	if (strlen(inv_key_hex) > MSG_KEY_MAX)
+		return PROTO_ERROR;
+	msg_init(&req, MSG_FETCH, 0);
+	strcpy(req.key, inv_key_hex);
+	req.epoch = proto_client_epoch();
+	req.deadline = clock_left_ms(deadline_ms);
+	r = proto_client_request(kache_dir, &req, &rep, deadline_ms);
+	if (r == PROTO_OK) {
+		if (rep.type != MSG_FETCH_REPLY)
+			r = PROTO_ERROR;
+		else if (rep.status == JOB_MISS)
+			r = PROTO_MISS;
+		else if (rep.status != JOB_OK)
+			r = PROTO_ERROR;
+	}
+	msg_clear(&req);
+	msg_clear(&rep);
+	return r;
+}
+
+void
+proto_client_notify_upload(const char *kache_dir, const char *result_key_hex)
+{
+	struct msg req, rep;
+
+	if (strlen(result_key_hex) > MSG_KEY_MAX)
+		return;
+	msg_init(&req, MSG_NOTIFY_UPLOAD, 0);
+	strcpy(req.key, result_key_hex);
+	req.epoch = proto_client_epoch();
+	/* the reply only tells the message left before the socket closed */
+	proto_client_request(kache_dir, &req, &rep, clock_ms() + NOTIFY_WAIT_MS);
+	msg_clear(&req);
+	msg_clear(&rep);
+}
+
+/* The grandchild: a session of its own, quiet stdio, the spawn lock handed on
+ * (the supervisor closes it once it holds the store lock). Never returns. */
+static void
+exec_detached(const char *kache_dir, const char *kached_path, int lockfd)
+{
+	char fdstr[16];
+	sigset_t none;
+	int null;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if ((null = open("/dev/null", O_RDWR)) != -1) {
+		dup2(null, 0), dup2(null, 1), dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+	fcntl(lockfd, F_SETFD, 0);
+	snprintf(fdstr, sizeof fdstr, "%d", lockfd);
+	setenv("KACHE_SPAWN_LOCK_FD", fdstr, 1);
+	setenv("KACHE_DIR", kache_dir, 1);
+	execl(kached_path, "kached", "supervisor", "run", "--detached", (char *)NULL);
+	_exit(127);
+}
+
+int
+proto_supervisor_ensure(const char *kache_dir, const char *kached_path)
+{
+	struct proto_paths p;
+	char err[512];
+	pid_t pid;
+	int fd;
+
+	if (proto_paths_init(&p, kache_dir) == -1)
+		return -1;
+	if (proto_supervisor_running(&p))
+		return 0;
+	if (proto_paths_prepare(&p, 1, err, sizeof err) == -1) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	if ((fd = open(p.spawnlock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		log_warn("open %s", p.spawnlock);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1 || proto_supervisor_running(&p)) {
+		close(fd); /* another process is starting it, or it just came up */
+		return 0;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		close(fd);
+		return -1;
+	}
+	if (pid == 0) {
+		setsid();
+		if (fork() == 0)
+			exec_detached(kache_dir, kached_path, fd);
+		_exit(0);
+	}
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
+	close(fd);
+	return 0;
+}

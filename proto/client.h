@@ -1,0 +1,46 @@
+/* The wrapper's side of the supervisor: a Lazy Pirate client with one hard
+ * absolute deadline per request, and the local-daemon pattern (start one
+ * supervisor per store when none runs). libzmq is loaded with dlopen on first
+ * use only, so a wrapper linking this never has libzmq in DT_NEEDED and a local
+ * hit never pays for it. Nothing here writes to stderr unless logging is on. */
+#ifndef KACHE_PROTO_CLIENT_H
+#define KACHE_PROTO_CLIENT_H
+
+#include <stdint.h>
+
+#include "proto/msg.h"
+
+enum proto_result {
+	PROTO_OK,          /* done: for a fetch, the result is now in the local store */
+	PROTO_MISS,        /* the supervisor answered: nothing to fetch (or no remote) */
+	PROTO_TIMEOUT,     /* no answer before the deadline (supervisor hung or busy) */
+	PROTO_UNAVAILABLE, /* no supervisor for this store, or libzmq cannot be loaded */
+	PROTO_ERROR        /* malformed reply, wrong protocol version, error reply */
+};
+
+/* Asks the supervisor to have a fetcher import the remote result(s) for this
+ * invocation key (64 hex digits) into the local store, waiting until
+ * deadline_ms, an absolute clock_ms() value. Never waits past the deadline. */
+enum proto_result proto_client_fetch(const char *kache_dir, const char *inv_key_hex,
+    int64_t deadline_ms);
+/* Tells the supervisor an upload intent was written (the caller writes the
+ * durable intent file $KACHE_DIR/intents/<result_key_hex> first). Fire and
+ * forget: waits at most a few milliseconds for the acknowledgement, and the
+ * supervisor replays intent files anyway. */
+void proto_client_notify_upload(const char *kache_dir, const char *result_key_hex);
+/* When no supervisor runs for kache_dir, starts `kached_path supervisor run`
+ * detached (double fork, setsid, stdio on /dev/null) under a lock, so that
+ * many wrappers at once start exactly one. Never waits for it to come up.
+ * 0 when one runs or is being started, -1 (logged) when it cannot be. */
+int proto_supervisor_ensure(const char *kache_dir, const char *kached_path);
+
+/* For the CLI: sends req (its id is set here) and waits for the reply with the
+ * same id until deadline. PROTO_OK means rep holds a decoded reply (which may
+ * be MSG_ERROR); free it with msg_clear. */
+enum proto_result proto_client_request(const char *kache_dir, struct msg *req, struct msg *rep,
+    int64_t deadline_ms);
+/* The build epoch this process sends: the mtime of its executable (seconds). */
+int64_t proto_client_epoch(void);
+const char *proto_result_name(enum proto_result r);
+
+#endif

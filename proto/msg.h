@@ -1,0 +1,95 @@
+/* The message catalogue: every message between wrappers, the CLI, the
+ * supervisor and its workers. One frame of msgpack per message:
+ *
+ *   [version, type, id, field...]
+ *
+ * where the fields and their order are fixed per type by the table in msg.c.
+ * Numbers in enum msg_type are never reused: retire a number, never recycle it. */
+#ifndef KACHE_PROTO_MSG_H
+#define KACHE_PROTO_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+
+#define PROTO_VERSION 1
+/* No message (one frame) is ever larger than this. */
+#define MSG_MAX_SIZE (1024 * 1024)
+#define MSG_ROLE_MAX 15
+#define MSG_KEY_MAX 64
+
+enum msg_type {
+	/* worker <-> supervisor */
+	MSG_READY = 1,      /* worker is up: role, index, pid */
+	MSG_HEARTBEAT = 2,  /* either way; any message counts as one */
+	MSG_SHUTDOWN = 3,   /* supervisor -> worker: finish the current job and exit */
+	MSG_JOB_UPLOAD = 4, /* supervisor -> uploader: key = result key */
+	MSG_JOB_FETCH = 5,  /* supervisor -> fetcher: key = invocation key */
+	MSG_JOB_DONE = 6,   /* worker -> supervisor: id echoed, status = enum job_status, text */
+	/* client (wrapper, CLI) -> supervisor */
+	MSG_PING = 10,          /* epoch */
+	MSG_FETCH = 11,         /* key, epoch, deadline (ms left) */
+	MSG_NOTIFY_UPLOAD = 12, /* key, epoch */
+	MSG_STATUS = 13,
+	MSG_STOP = 14,
+	MSG_SCALE = 15, /* role, count */
+	/* supervisor -> client */
+	MSG_OK = 20,           /* text */
+	MSG_ERROR = 21,        /* status = enum msg_error, text */
+	MSG_FETCH_REPLY = 22,  /* status = enum job_status */
+	MSG_STATUS_REPLY = 23, /* text = JSON document */
+	/* supervisor -> PUB subscribers */
+	MSG_EVENT = 30, /* status = enum msg_event, key */
+	MSG_TYPE_MAX = 31
+};
+
+enum job_status { JOB_OK = 0, JOB_MISS = 1, JOB_FAILED = 2 };
+enum msg_error { MSG_ERR_MALFORMED = 1, MSG_ERR_VERSION = 2, MSG_ERR_UNKNOWN = 3, MSG_ERR_STATE = 4 };
+enum msg_event { EVENT_HIT = 1, EVENT_MISS = 2, EVENT_UPLOAD = 3, EVENT_FETCH = 4, EVENT_UPLOAD_FAILED = 5 };
+
+/* The union of all fields; which ones a type carries is in msg.c's table.
+ * text is owned by the message (msg_clear frees it). */
+struct msg {
+	uint32_t version;
+	uint32_t type;
+	uint64_t id;
+	char role[MSG_ROLE_MAX + 1];
+	uint32_t index;
+	int64_t pid;
+	char key[MSG_KEY_MAX + 1];
+	int64_t epoch;
+	int64_t deadline;
+	int64_t status;
+	int64_t count;
+	char *text;
+};
+
+/* What msg_decode found wrong; MSG_DECODE_OK is 0. */
+enum msg_decode_result {
+	MSG_DECODE_OK = 0,
+	MSG_DECODE_MALFORMED, /* not msgpack, wrong shape, sizes beyond the bytes */
+	MSG_DECODE_TOO_BIG,
+	MSG_DECODE_VERSION, /* well-formed but another protocol version */
+	MSG_DECODE_UNKNOWN  /* well-formed but a type we do not know */
+};
+
+/* Zeroes m and sets version, type and id. */
+void msg_init(struct msg *m, enum msg_type type, uint64_t id);
+/* Frees what m owns and zeroes it. */
+void msg_clear(struct msg *m);
+/* Sets m->text to a copy of s. */
+void msg_set_text(struct msg *m, const char *s);
+/* The name for logs ("READY"), "?" for numbers not in the catalogue. */
+const char *msg_type_name(uint32_t type);
+/* Appends the encoding of m to out. -1 when m does not fit its type's limits. */
+int msg_encode(const struct msg *m, struct buf *out);
+/* Decodes one message from exactly n bytes into m (which it initialises).
+ * Checks every declared count and length against the bytes present before
+ * anything is allocated; on failure m holds nothing to free, except that
+ * m->type/id are kept when MSG_DECODE_VERSION or _UNKNOWN so an error reply
+ * can echo the id. */
+enum msg_decode_result msg_decode(const void *data, size_t n, struct msg *m);
+const char *msg_decode_strerror(enum msg_decode_result r);
+
+#endif

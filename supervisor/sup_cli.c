@@ -1,0 +1,387 @@
+/* `kache supervisor ...` (alias `kache daemon ...`): the user's side. */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "proto/client.h"
+#include "proto/paths.h"
+#include "supervisor/sup_internal.h"
+
+#define START_WAIT_MS 5000
+#define STOP_WAIT_MS (SUP_DRAIN_MS + SUP_GRACE_MS + 5000)
+#define CLI_DEADLINE_MS 2000
+#define EXIT_NOT_RUNNING 3
+
+int sup_run(int detached);
+
+static char *store_dir(void);
+static int request(const char *dir, enum msg_type type, struct msg *rep, const char *role,
+    int64_t count);
+static int cmd_start(const char *dir);
+static int cmd_stop(const char *dir);
+static int cmd_status(const char *dir, int json);
+static int cmd_scale(const char *dir, const char *arg);
+static int cmd_log(const char *dir, int argc, char **argv);
+static int cmd_install(const char *dir, int install);
+static void print_status(json_t *root);
+
+static char *
+store_dir(void)
+{
+	struct buf warnings;
+	struct config *cfg;
+	char *dir;
+
+	buf_init(&warnings);
+	cfg = config_load(&warnings);
+	buf_free(&warnings);
+	dir = xstrdup(config_get(cfg, "cache.dir"));
+	config_free(&cfg);
+	return dir;
+}
+
+/* One request with the CLI's (generous) deadline. 0 when rep holds a reply. */
+static int
+request(const char *dir, enum msg_type type, struct msg *rep, const char *role, int64_t count)
+{
+	struct msg req;
+	enum proto_result r;
+
+	msg_init(&req, type, 0);
+	if (role)
+		snprintf(req.role, sizeof req.role, "%s", role);
+	req.count = count;
+	req.epoch = proto_client_epoch();
+	r = proto_client_request(dir, &req, rep, clock_ms() + CLI_DEADLINE_MS);
+	msg_clear(&req);
+	return r == PROTO_OK ? 0 : -(int)r - 1;
+}
+
+static int
+cmd_start(const char *dir)
+{
+	struct proto_paths p;
+	struct msg rep;
+	char exe[PROTO_PATH_MAX], err[512];
+	int64_t deadline = clock_ms() + START_WAIT_MS;
+	ssize_t n;
+
+	if (proto_paths_init(&p, dir) == -1)
+		return 1;
+	if (proto_paths_prepare(&p, 1, err, sizeof err) == -1) {
+		fprintf(stderr, "kache supervisor: %s\n", err);
+		return SUP_EXIT_CONFIG;
+	}
+	if (request(dir, MSG_PING, &rep, NULL, 0) == 0) {
+		msg_clear(&rep);
+		printf("kache supervisor: already running for %s\n", dir);
+		return 0;
+	}
+	if ((n = readlink("/proc/self/exe", exe, sizeof exe - 1)) <= 0)
+		return 1;
+	exe[n] = '\0';
+	if (proto_supervisor_ensure(dir, exe) == -1)
+		return 1;
+	while (clock_ms() < deadline) {
+		if (request(dir, MSG_PING, &rep, NULL, 0) == 0) {
+			msg_clear(&rep);
+			printf("kache supervisor: started for %s\n", dir);
+			return 0;
+		}
+		usleep(20000);
+	}
+	fprintf(stderr, "kache supervisor: did not answer within %d s; see %s/supervisor.log\n",
+	    START_WAIT_MS / 1000, p.logdir);
+	return 1;
+}
+
+static int
+cmd_stop(const char *dir)
+{
+	struct proto_paths p;
+	struct msg rep;
+	int64_t deadline = clock_ms() + STOP_WAIT_MS;
+
+	if (proto_paths_init(&p, dir) == -1)
+		return 1;
+	if (!proto_supervisor_running(&p)) {
+		printf("kache supervisor: not running\n");
+		return 0;
+	}
+	if (request(dir, MSG_STOP, &rep, NULL, 0) != 0) {
+		fprintf(stderr, "kache supervisor: no answer to stop\n");
+		return 1;
+	}
+	msg_clear(&rep);
+	while (proto_supervisor_running(&p)) {
+		if (clock_ms() > deadline) {
+			fprintf(stderr, "kache supervisor: still running after %d s\n",
+			    STOP_WAIT_MS / 1000);
+			return 1;
+		}
+		usleep(20000);
+	}
+	printf("kache supervisor: stopped\n");
+	return 0;
+}
+
+static void
+print_status(json_t *root)
+{
+	json_t *w, *q = json_object_get(root, "queue");
+	size_t i;
+
+	printf("supervisor: pid %lld, version %s, up %llds, %s, store %s, remote %s\n",
+	    json_integer_value(json_object_get(root, "pid")),
+	    json_string_value(json_object_get(root, "version")),
+	    json_integer_value(json_object_get(root, "uptime_s")),
+	    json_string_value(json_object_get(root, "state")),
+	    json_string_value(json_object_get(root, "kache_dir")),
+	    json_string_value(json_object_get(root, "remote")));
+	printf("queue: %lld uploads queued, %lld uploading, %lld fetches\n",
+	    json_integer_value(json_object_get(q, "uploads")),
+	    json_integer_value(json_object_get(q, "uploading")),
+	    json_integer_value(json_object_get(q, "fetches")));
+	printf("%-10s %5s %8s %-12s %8s %8s %6s %5s  %s\n", "ROLE", "INDEX", "PID", "STATE", "UPTIME",
+	    "RESTARTS", "JOBS", "QUEUE", "LAST EXIT");
+	json_array_foreach(json_object_get(root, "workers"), i, w)
+		printf("%-10s %5lld %8lld %-12s %7llds %8lld %6lld %5lld  %s\n",
+		    json_string_value(json_object_get(w, "role")),
+		    json_integer_value(json_object_get(w, "index")),
+		    json_integer_value(json_object_get(w, "pid")),
+		    json_string_value(json_object_get(w, "state")),
+		    json_integer_value(json_object_get(w, "uptime_s")),
+		    json_integer_value(json_object_get(w, "restarts")),
+		    json_integer_value(json_object_get(w, "jobs_done")),
+		    json_integer_value(json_object_get(w, "queue")),
+		    json_string_value(json_object_get(w, "last_exit")));
+}
+
+static int
+cmd_status(const char *dir, int json)
+{
+	struct msg rep;
+	json_error_t jerr;
+	json_t *root;
+
+	if (request(dir, MSG_STATUS, &rep, NULL, 0) != 0 || rep.type != MSG_STATUS_REPLY) {
+		msg_clear(&rep);
+		if (json)
+			printf("{\"state\": \"not running\"}\n");
+		else
+			printf("kache supervisor: not running for %s\n", dir);
+		return EXIT_NOT_RUNNING;
+	}
+	if (json) {
+		printf("%s\n", rep.text);
+	} else if ((root = json_loads(rep.text, 0, &jerr)) != NULL) {
+		print_status(root);
+		json_decref(root);
+	}
+	msg_clear(&rep);
+	return 0;
+}
+
+static int
+cmd_scale(const char *dir, const char *arg)
+{
+	char role[MSG_ROLE_MAX + 1];
+	const char *eq = strchr(arg, '=');
+	char *end;
+	long n;
+	struct msg rep;
+	int rc;
+
+	if (eq == NULL || (size_t)(eq - arg) > MSG_ROLE_MAX) {
+		fprintf(stderr, "usage: kache supervisor scale uploader=N\n");
+		return 2;
+	}
+	snprintf(role, sizeof role, "%.*s", (int)(eq - arg), arg);
+	n = strtol(eq + 1, &end, 10);
+	if (*end != '\0' || end == eq + 1) {
+		fprintf(stderr, "usage: kache supervisor scale uploader=N\n");
+		return 2;
+	}
+	if (request(dir, MSG_SCALE, &rep, role, n) != 0) {
+		fprintf(stderr, "kache supervisor: not running\n");
+		return EXIT_NOT_RUNNING;
+	}
+	rc = rep.type == MSG_OK ? 0 : 1;
+	if (rc)
+		fprintf(stderr, "kache supervisor: %s\n", rep.text ? rep.text : "refused");
+	else
+		printf("kache supervisor: %s = %ld\n", role, n);
+	msg_clear(&rep);
+	return rc;
+}
+
+/* Prints the last n lines of path; follows it (across rotation) when follow. */
+static int
+tail_file(const char *path, long n, int follow)
+{
+	struct buf b;
+	struct stat st;
+	size_t start, off;
+	long lines = 0;
+
+	buf_init(&b);
+	if (fs_read_file(path, &b, (size_t)64 << 20) == -1) {
+		fprintf(stderr, "kache supervisor: cannot read %s: %s\n", path, strerror(errno));
+		buf_free(&b);
+		return 1;
+	}
+	start = b.len;
+	while (start > 0 && lines <= n)
+		if (b.p[--start] == '\n' && start + 1 < b.len)
+			lines++;
+	if (lines > n)
+		start++;
+	fwrite(b.p + start, 1, b.len - start, stdout);
+	fflush(stdout);
+	off = b.len;
+	buf_free(&b);
+	while (follow) {
+		usleep(200000);
+		if (stat(path, &st) == -1)
+			continue;
+		if ((size_t)st.st_size < off)
+			off = 0; /* rotated */
+		if ((size_t)st.st_size == off)
+			continue;
+		buf_init(&b);
+		if (fs_read_file(path, &b, (size_t)64 << 20) == 0 && b.len > off) {
+			fwrite(b.p + off, 1, b.len - off, stdout);
+			fflush(stdout);
+			off = b.len;
+		}
+		buf_free(&b);
+	}
+	return 0;
+}
+
+static int
+cmd_log(const char *dir, int argc, char **argv)
+{
+	const char *who = "supervisor";
+	long n = 50;
+	int follow = 0, rc;
+	char *path, name[64];
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-f") == 0)
+			follow = 1;
+		else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+			n = strtol(argv[++i], NULL, 10);
+		else if (argv[i][0] != '-')
+			who = argv[i];
+		else {
+			fprintf(stderr, "usage: kache supervisor log [WORKER] [-f] [-n N]\n");
+			return 2;
+		}
+	}
+	if (strchr(who, '/') != NULL || strlen(who) > 40) {
+		fprintf(stderr, "kache supervisor: no such log '%s'\n", who);
+		return 2;
+	}
+	if (strcmp(who, "supervisor") == 0 || strchr(who, '.') != NULL)
+		snprintf(name, sizeof name, "%s", who);
+	else
+		snprintf(name, sizeof name, "%s.0", who);
+	path = xasprintf("%s/logs/%s.log", dir, name);
+	rc = tail_file(path, n < 0 ? 0 : n, follow);
+	free(path);
+	return rc;
+}
+
+/* A systemd user unit that runs `kached supervisor run` for this store. */
+static int
+cmd_install(const char *dir, int install)
+{
+	const char *home = getenv("HOME");
+	char exe[PROTO_PATH_MAX], *unitdir, *unit, *text;
+	ssize_t n;
+	int rc;
+
+	if (access("/run/systemd/system", F_OK) != 0) {
+		fprintf(stderr, "kache supervisor: systemd is not running on this machine (no "
+		    "/run/systemd/system); use `kache supervisor start` instead, or let the "
+		    "wrapper start it on demand\n");
+		return 1;
+	}
+	if (home == NULL || (n = readlink("/proc/self/exe", exe, sizeof exe - 1)) <= 0)
+		return 1;
+	exe[n] = '\0';
+	unitdir = xasprintf("%s/.config/systemd/user", home);
+	unit = xasprintf("%s/kache.service", unitdir);
+	if (!install) {
+		rc = system("systemctl --user disable --now kache.service");
+		unlink(unit);
+		rc |= system("systemctl --user daemon-reload");
+		printf("kache supervisor: removed %s\n", unit);
+	} else {
+		text = xasprintf("[Unit]\nDescription=kache supervisor for %s\n\n[Service]\n"
+		    "Environment=KACHE_DIR=%s\nExecStart=%s supervisor run\nRestart=on-failure\n\n"
+		    "[Install]\nWantedBy=default.target\n", dir, dir, exe);
+		fs_mkdir_p(unitdir, 0755);
+		rc = fs_write_atomic(unit, text, strlen(text), 0644);
+		free(text);
+		if (rc == 0)
+			rc = system("systemctl --user daemon-reload && "
+			    "systemctl --user enable --now kache.service");
+		printf("kache supervisor: %s %s\n", rc == 0 ? "installed" : "could not enable", unit);
+	}
+	free(unitdir);
+	free(unit);
+	return rc == 0 ? 0 : 1;
+}
+
+static const char usage[] =
+    "usage: kache supervisor start|stop|restart|run|status [--json]|log [WORKER] [-f] [-n N]\n"
+    "                        |install|uninstall|scale uploader=N\n";
+
+int
+supervisor_cmd(int argc, char **argv)
+{
+	char *dir;
+	int rc;
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	dir = store_dir();
+	if (strcmp(argv[1], "run") == 0) {
+		int detached = argc > 2 && strcmp(argv[2], "--detached") == 0;
+		log_init("supervisor", detached ? NULL : stderr, LOG_LEVEL_INFO);
+		rc = sup_run(detached);
+	} else if (strcmp(argv[1], "start") == 0) {
+		rc = cmd_start(dir);
+	} else if (strcmp(argv[1], "stop") == 0) {
+		rc = cmd_stop(dir);
+	} else if (strcmp(argv[1], "restart") == 0) {
+		rc = cmd_stop(dir);
+		rc = rc ? rc : cmd_start(dir);
+	} else if (strcmp(argv[1], "status") == 0) {
+		rc = cmd_status(dir, argc > 2 && strcmp(argv[2], "--json") == 0);
+	} else if (strcmp(argv[1], "scale") == 0 && argc == 3) {
+		rc = cmd_scale(dir, argv[2]);
+	} else if (strcmp(argv[1], "log") == 0) {
+		rc = cmd_log(dir, argc - 1, argv + 1);
+	} else if (strcmp(argv[1], "install") == 0 || strcmp(argv[1], "uninstall") == 0) {
+		rc = cmd_install(dir, strcmp(argv[1], "install") == 0);
+	} else {
+		fputs(usage, stderr);
+		rc = 2;
+	}
+	free(dir);
+	return rc;
+}

@@ -1,0 +1,127 @@
+/* Shared between the supervisor's own files; nobody else includes this. */
+#ifndef KACHE_SUPERVISOR_INTERNAL_H
+#define KACHE_SUPERVISOR_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/config.h"
+#include "proto/msg.h"
+#include "proto/paths.h"
+#include "proto/zio.h"
+#include "supervisor/supervisor.h"
+
+#define SUP_EXIT_CONFIG 78 /* = EXIT_CONFIG in cli/commands.h: never respawn */
+#define SUP_MAX_WORKERS 64
+#define SUP_BACKOFF_MIN_MS 1000
+#define SUP_BACKOFF_MAX_MS 60000
+#define SUP_DEATH_WINDOW_MS 60000
+#define SUP_DEATH_LIMIT 5
+#define SUP_STABLE_MS 10000 /* up this long: the next death is not a fast one */
+#define SUP_DRAIN_MS 10000  /* stop: longest wait for queued uploads */
+#define SUP_GRACE_MS 3000   /* stop: SHUTDOWN to SIGKILL */
+#define SUP_MAX_HOOKS 16
+
+enum role { ROLE_UPLOADER = 0, ROLE_FETCHER, ROLE_COUNT };
+enum wstate { W_STARTING, W_READY, W_BUSY, W_BACKOFF, W_FAILED, W_STOPPING };
+
+struct job;
+
+struct slot {
+	enum role role;
+	unsigned index;
+	enum wstate state;
+	pid_t pid;
+	int64_t spawned_ms, ready_ms, last_seen_ms, next_spawn_ms, backoff_ms;
+	int64_t window_start_ms;
+	int window_deaths;
+	unsigned restarts;
+	uint64_t jobs_done;
+	char last_exit[96];
+	char ident[ZIO_IDENT_MAX];
+	size_t identlen;
+	struct job *job; /* in flight, or NULL */
+	int retire;      /* scaled away: drop the slot when it exits */
+	int killed_silent;
+};
+
+struct hook_handler {
+	uint32_t type;
+	supervisor_handler fn;
+	void *arg;
+};
+
+struct hook_tick {
+	int64_t interval, next;
+	supervisor_tick fn;
+	void *arg;
+};
+
+struct supervisor {
+	char kache_dir[PROTO_PATH_MAX];
+	char exe[PROTO_PATH_MAX];
+	struct proto_paths paths;
+	struct config *cfg;
+	int64_t cfg_mtime;
+	int64_t exe_mtime;
+	void *ctx, *ctl, *wrk, *pub;
+	int sigfd, lockfd;
+	int detached;
+	struct slot slots[SUP_MAX_WORKERS];
+	int nslots;
+	int wanted[ROLE_COUNT];
+	struct jobs *jobs;
+	int remote_none;
+	int64_t hb_ms, next_hb, next_maint, started_ms, started_wall_ms, last_activity;
+	int64_t idle_timeout_ms;
+	int death_limit;
+	int stopping;           /* 1 draining, 2 shutting workers down */
+	int64_t drain_deadline, kill_deadline;
+	int reexec, done;
+	struct hook_handler handlers[SUP_MAX_HOOKS];
+	int nhandlers;
+	struct hook_tick ticks[SUP_MAX_HOOKS];
+	int nticks;
+};
+
+/* sup_roles.c */
+const char *role_name(enum role r);
+int role_from_name(const char *name);
+
+/* sup_workers.c: the slots */
+void workers_init(struct supervisor *s);
+void workers_resize(struct supervisor *s, enum role r, int n);
+void workers_tick(struct supervisor *s, int64_t now);
+void workers_reap(struct supervisor *s);
+void workers_on_message(struct supervisor *s, const struct zio_frames *f);
+void workers_shutdown_all(struct supervisor *s);
+void workers_kill_all(struct supervisor *s);
+int workers_alive(const struct supervisor *s);
+int64_t workers_next_deadline(const struct supervisor *s, int64_t now);
+const char *wstate_name(enum wstate st);
+/* An idle ready worker of role, least recently busy first; NULL when none. */
+struct slot *workers_idle(struct supervisor *s, enum role r);
+/* 1 when some worker of role is up (ready or busy). */
+int workers_any_up(const struct supervisor *s, enum role r);
+int workers_send(struct supervisor *s, struct slot *w, const struct msg *m);
+
+/* sup_jobs.c: intents, the upload queue and pending fetches */
+void jobs_new(struct supervisor *s);
+void jobs_free(struct supervisor *s);
+void jobs_scan_intents(struct supervisor *s);
+void jobs_notify(struct supervisor *s, const char *key);
+void jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struct msg *req);
+void jobs_dispatch(struct supervisor *s, int64_t now);
+void jobs_done(struct supervisor *s, struct slot *w, const struct msg *done);
+void jobs_worker_lost(struct supervisor *s, struct slot *w);
+void jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetches);
+int jobs_idle(const struct supervisor *s);
+const char *jobs_key(const struct job *j);
+
+/* sup_status.c */
+char *status_json(const struct supervisor *s);
+
+/* supervisor.c */
+void sup_reply(struct supervisor *s, const void *ident, size_t identlen, const struct msg *m);
+
+#endif

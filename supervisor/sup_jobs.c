@@ -1,0 +1,350 @@
+/* Jobs: upload intents (durable files the wrappers write) queued for the
+ * uploaders, and fetch requests handed to fetchers on a wrapper's behalf.
+ * An upload leaves the queue only when its uploader reports success; the
+ * intent file itself is removed by the uploader. */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "supervisor/sup_internal.h"
+
+#define NBUCKETS 4096
+#define MAX_UPLOADS 1000000
+#define RETRY_MS 5000
+#define RESCAN_MIN_MS 1000
+
+enum job_kind { JOB_UPLOAD, JOB_FETCH };
+
+struct job {
+	enum job_kind kind;
+	char key[MSG_KEY_MAX + 1];
+	uint64_t id;            /* sent to the worker */
+	int inflight;
+	int64_t not_before;     /* uploads: retry time */
+	int64_t deadline;       /* fetches: the wrapper's */
+	uint64_t client_id;     /* fetches: request id to echo */
+	char ident[ZIO_IDENT_MAX];
+	size_t identlen;
+	struct job *next;       /* queue order */
+	struct job *hnext;      /* upload hash chain */
+};
+
+struct jobs {
+	struct job *buckets[NBUCKETS];
+	struct job *uq_head, *uq_tail; /* uploads, in order */
+	struct job *fq_head, *fq_tail; /* fetches, in order */
+	long nuploads, ninflight, nfetches;
+	uint64_t next_id;
+	int64_t last_scan;
+};
+
+static unsigned bucket(const char *key);
+static struct job *upload_find(struct jobs *j, const char *key);
+static void upload_add(struct supervisor *s, const char *key);
+static void upload_remove(struct jobs *j, struct job *x);
+static void fetch_reply(struct supervisor *s, struct job *x, int status);
+static void dispatch_uploads(struct supervisor *s, int64_t now);
+static void dispatch_fetches(struct supervisor *s, int64_t now);
+static struct job *list_unlink(struct job **head, struct job **tail, struct job *x);
+
+const char *
+jobs_key(const struct job *j)
+{
+	return j->key;
+}
+
+void
+jobs_new(struct supervisor *s)
+{
+	s->jobs = xcalloc(1, sizeof *s->jobs);
+	s->jobs->next_id = 1;
+}
+
+void
+jobs_free(struct supervisor *s)
+{
+	struct job *x, *n;
+
+	if (s->jobs == NULL)
+		return;
+	for (x = s->jobs->uq_head; x; x = n)
+		n = x->next, free(x);
+	for (x = s->jobs->fq_head; x; x = n)
+		n = x->next, free(x);
+	free(s->jobs);
+	s->jobs = NULL;
+}
+
+static unsigned
+bucket(const char *key)
+{
+	return (unsigned)strtoul((char[]){ key[0], key[1], key[2], key[3], 0 }, NULL, 16) % NBUCKETS;
+}
+
+static struct job *
+upload_find(struct jobs *j, const char *key)
+{
+	for (struct job *x = j->buckets[bucket(key)]; x; x = x->hnext)
+		if (strcmp(x->key, key) == 0)
+			return x;
+	return NULL;
+}
+
+static void
+upload_add(struct supervisor *s, const char *key)
+{
+	struct jobs *j = s->jobs;
+	struct job *x;
+	unsigned b;
+
+	if (!hash_hex_valid(key) || upload_find(j, key) != NULL || j->nuploads >= MAX_UPLOADS)
+		return;
+	x = xcalloc(1, sizeof *x);
+	x->kind = JOB_UPLOAD;
+	strcpy(x->key, key);
+	b = bucket(key);
+	x->hnext = j->buckets[b];
+	j->buckets[b] = x;
+	if (j->uq_tail)
+		j->uq_tail->next = x;
+	else
+		j->uq_head = x;
+	j->uq_tail = x;
+	j->nuploads++;
+}
+
+static struct job *
+list_unlink(struct job **head, struct job **tail, struct job *x)
+{
+	struct job *prev = NULL;
+
+	for (struct job *y = *head; y; prev = y, y = y->next) {
+		if (y != x)
+			continue;
+		if (prev)
+			prev->next = x->next;
+		else
+			*head = x->next;
+		if (*tail == x)
+			*tail = prev;
+		x->next = NULL;
+		return x;
+	}
+	return NULL;
+}
+
+static void
+upload_remove(struct jobs *j, struct job *x)
+{
+	struct job **pp = &j->buckets[bucket(x->key)];
+
+	while (*pp && *pp != x)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = x->hnext;
+	list_unlink(&j->uq_head, &j->uq_tail, x);
+	j->nuploads--;
+	free(x);
+}
+
+/* Queues every intent file not queued yet. With no remote nothing is queued:
+ * the intents stay on disk for when one is configured. */
+void
+jobs_scan_intents(struct supervisor *s)
+{
+	struct dirent *de;
+	DIR *d;
+
+	s->jobs->last_scan = clock_ms();
+	if (s->remote_none || (d = opendir(s->paths.intents)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (hash_hex_valid(de->d_name))
+			upload_add(s, de->d_name);
+	closedir(d);
+}
+
+void
+jobs_notify(struct supervisor *s, const char *key)
+{
+	char *path;
+
+	if (s->remote_none)
+		return;
+	path = xasprintf("%s/%s", s->paths.intents, key);
+	if (hash_hex_valid(key) && access(path, F_OK) == 0)
+		upload_add(s, key);
+	free(path);
+	if (clock_ms() - s->jobs->last_scan >= RESCAN_MIN_MS)
+		jobs_scan_intents(s);
+}
+
+static void
+fetch_reply(struct supervisor *s, struct job *x, int status)
+{
+	struct msg rep;
+
+	msg_init(&rep, MSG_FETCH_REPLY, x->client_id);
+	rep.status = status;
+	sup_reply(s, x->ident, x->identlen, &rep);
+	supervisor_publish(s, status == JOB_OK ? EVENT_FETCH : EVENT_MISS, x->key);
+}
+
+/* A wrapper's fetch: a miss at once when there is no remote or no fetcher up;
+ * otherwise queued until a fetcher is free or the wrapper's deadline passes. */
+void
+jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struct msg *req)
+{
+	struct jobs *j = s->jobs;
+	struct job x = { .kind = JOB_FETCH, .client_id = req->id }, *p;
+
+	memcpy(x.ident, ident, identlen);
+	x.identlen = identlen;
+	strcpy(x.key, req->key);
+	if (s->remote_none || s->stopping || !workers_any_up(s, ROLE_FETCHER) ||
+	    !hash_hex_valid(req->key) || req->deadline <= 0 || j->nfetches >= 10000) {
+		fetch_reply(s, &x, JOB_MISS);
+		return;
+	}
+	p = xmalloc(sizeof *p);
+	*p = x;
+	p->deadline = clock_ms() + (req->deadline < 60000 ? req->deadline : 60000);
+	if (j->fq_tail)
+		j->fq_tail->next = p;
+	else
+		j->fq_head = p;
+	j->fq_tail = p;
+	j->nfetches++;
+	dispatch_fetches(s, clock_ms());
+}
+
+static int
+send_job(struct supervisor *s, struct slot *w, struct job *x)
+{
+	struct msg m;
+
+	msg_init(&m, x->kind == JOB_UPLOAD ? MSG_JOB_UPLOAD : MSG_JOB_FETCH, s->jobs->next_id++);
+	strcpy(m.key, x->key);
+	if (workers_send(s, w, &m) == -1)
+		return -1;
+	x->id = m.id;
+	x->inflight = 1;
+	w->job = x;
+	w->state = W_BUSY;
+	return 0;
+}
+
+static void
+dispatch_uploads(struct supervisor *s, int64_t now)
+{
+	struct slot *w;
+
+	for (struct job *x = s->jobs->uq_head; x; x = x->next) {
+		if (x->inflight || x->not_before > now)
+			continue;
+		if ((w = workers_idle(s, ROLE_UPLOADER)) == NULL || send_job(s, w, x) == -1)
+			return;
+		s->jobs->ninflight++;
+	}
+}
+
+static void
+dispatch_fetches(struct supervisor *s, int64_t now)
+{
+	struct jobs *j = s->jobs;
+	struct job *x, *n;
+	struct slot *w;
+
+	for (x = j->fq_head; x; x = n) {
+		n = x->next;
+		if (x->inflight)
+			continue;
+		if (now >= x->deadline) { /* the wrapper has given up already */
+			list_unlink(&j->fq_head, &j->fq_tail, x);
+			j->nfetches--;
+			free(x);
+			continue;
+		}
+		if ((w = workers_idle(s, ROLE_FETCHER)) == NULL || send_job(s, w, x) == -1)
+			return;
+	}
+}
+
+void
+jobs_dispatch(struct supervisor *s, int64_t now)
+{
+	dispatch_fetches(s, now);
+	if (!s->remote_none)
+		dispatch_uploads(s, now);
+}
+
+void
+jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
+{
+	struct job *x = w->job;
+
+	if (x == NULL || x->id != done->id) {
+		log_warnx("%s.%u reported job %llu it does not hold", role_name(w->role), w->index,
+		    (unsigned long long)done->id);
+		return;
+	}
+	w->job = NULL;
+	w->jobs_done++;
+	if (w->state == W_BUSY)
+		w->state = W_READY;
+	if (x->kind == JOB_FETCH) {
+		fetch_reply(s, x, done->status == JOB_OK ? JOB_OK : JOB_MISS);
+		list_unlink(&s->jobs->fq_head, &s->jobs->fq_tail, x);
+		s->jobs->nfetches--;
+		free(x);
+		return;
+	}
+	s->jobs->ninflight--;
+	x->inflight = 0;
+	if (done->status == JOB_OK) {
+		supervisor_publish(s, EVENT_UPLOAD, x->key);
+		upload_remove(s->jobs, x);
+	} else {
+		log_warnx("upload %s failed: %s; retrying later", x->key, done->text ? done->text : "");
+		supervisor_publish(s, EVENT_UPLOAD_FAILED, x->key);
+		x->not_before = clock_ms() + RETRY_MS;
+	}
+}
+
+/* The worker died holding a job: uploads go back to the queue, fetches miss. */
+void
+jobs_worker_lost(struct supervisor *s, struct slot *w)
+{
+	struct job *x = w->job;
+
+	if (x == NULL)
+		return;
+	w->job = NULL;
+	if (x->kind == JOB_UPLOAD) {
+		x->inflight = 0;
+		s->jobs->ninflight--;
+		return;
+	}
+	fetch_reply(s, x, JOB_MISS);
+	list_unlink(&s->jobs->fq_head, &s->jobs->fq_tail, x);
+	s->jobs->nfetches--;
+	free(x);
+}
+
+void
+jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetches)
+{
+	*queued = s->jobs->nuploads - s->jobs->ninflight;
+	*inflight = s->jobs->ninflight;
+	*fetches = s->jobs->nfetches;
+}
+
+int
+jobs_idle(const struct supervisor *s)
+{
+	return s->jobs->nuploads == 0 && s->jobs->nfetches == 0;
+}

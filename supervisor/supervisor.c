@@ -1,0 +1,539 @@
+/* The supervisor's life: lock the store, bind, spawn the workers, then one
+ * zmq_poll loop whose timeout is the nearest deadline, until stopped. */
+#include "supervisor/supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "proto/remote.h"
+#include "proto/worker.h"
+#include "supervisor/sup_internal.h"
+
+#define MAINT_MS 500
+#define LOCK_TRIES 20
+
+/* Parts that plug into the supervisor (index/ will add its attach function
+ * here: it registers request handlers and a tick with the functions below). */
+static void (*const plugins[])(struct supervisor *) = { NULL };
+
+int sup_run(int detached);
+
+static int take_lock(struct supervisor *s);
+static int setup(struct supervisor *s);
+static void apply_config(struct supervisor *s);
+static void maintenance(struct supervisor *s, int64_t now);
+static void on_signals(struct supervisor *s);
+static void on_request(struct supervisor *s, const struct zio_frames *f);
+static void serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req);
+static void begin_stop(struct supervisor *s, const char *why);
+static void stop_progress(struct supervisor *s, int64_t now);
+static void loop_once(struct supervisor *s);
+static void teardown(struct supervisor *s);
+static int64_t file_mtime(const char *path);
+
+int
+supervisor_add_handler(struct supervisor *s, uint32_t type, supervisor_handler fn, void *arg)
+{
+	if (s->nhandlers >= SUP_MAX_HOOKS)
+		return -1;
+	for (int i = 0; i < s->nhandlers; i++)
+		if (s->handlers[i].type == type)
+			return -1;
+	s->handlers[s->nhandlers++] = (struct hook_handler){ type, fn, arg };
+	return 0;
+}
+
+int
+supervisor_add_tick(struct supervisor *s, int64_t interval_ms, supervisor_tick fn, void *arg)
+{
+	if (s->nticks >= SUP_MAX_HOOKS || interval_ms <= 0)
+		return -1;
+	s->ticks[s->nticks++] = (struct hook_tick){ interval_ms, clock_ms() + interval_ms, fn, arg };
+	return 0;
+}
+
+void
+supervisor_publish(struct supervisor *s, int event, const char *key)
+{
+	struct msg m;
+
+	msg_init(&m, MSG_EVENT, 0);
+	m.status = event;
+	snprintf(m.key, sizeof m.key, "%s", key);
+	zio_send(s->pub, NULL, 0, &m);
+}
+
+const char *
+supervisor_kache_dir(const struct supervisor *s)
+{
+	return s->kache_dir;
+}
+
+void
+sup_reply(struct supervisor *s, const void *ident, size_t identlen, const struct msg *m)
+{
+	if (zio_send(s->ctl, ident, identlen, m) == -1)
+		log_debug("reply %s not sent (client gone?)", msg_type_name(m->type));
+}
+
+static int64_t
+file_mtime(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000
+	                            : 0;
+}
+
+/* One supervisor per store: flock on run/supervisor.lock. Retries briefly, as
+ * wrappers probe the lock with a shared flock for an instant. */
+static int
+take_lock(struct supervisor *s)
+{
+	struct buf pid;
+	const char *fdenv = getenv("KACHE_SPAWN_LOCK_FD");
+
+	s->lockfd = open(s->paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lockfd == -1) {
+		log_warn("open %s", s->paths.lock);
+		return -1;
+	}
+	for (int i = 0; flock(s->lockfd, LOCK_EX | LOCK_NB) == -1; i++) {
+		if (errno != EWOULDBLOCK || i == LOCK_TRIES) {
+			buf_init(&pid);
+			fs_read_file(s->paths.pidfile, &pid, 64);
+			fprintf(stderr, "kache supervisor: already running (pid %ld) for %s\n",
+			    pid.len ? strtol(pid.p, NULL, 10) : 0L, s->kache_dir);
+			buf_free(&pid);
+			close(s->lockfd);
+			return -1;
+		}
+		usleep(20000);
+	}
+	if (fdenv != NULL) { /* the spawn lock handed down by proto_supervisor_ensure */
+		close(atoi(fdenv));
+		unsetenv("KACHE_SPAWN_LOCK_FD");
+	}
+	buf_init(&pid);
+	buf_addf(&pid, "%ld\n", (long)getpid());
+	fs_write_atomic(s->paths.pidfile, pid.p, pid.len, 0644);
+	buf_free(&pid);
+	return 0;
+}
+
+static void
+apply_config(struct supervisor *s)
+{
+	int64_t n = config_get_int(s->cfg, "workers.uploaders");
+	int none;
+	char err[256];
+	struct remote *r;
+
+	if (n < 0 || n > SUP_MAX_WORKERS / 2)
+		n = 1;
+	s->idle_timeout_ms = config_get_int(s->cfg, "supervisor.idle_timeout") * 1000;
+	r = remote_open(s->cfg, &none, err, sizeof err);
+	if (r == NULL && !none)
+		log_warnx("%s (workers will fail with a configuration error)", err);
+	remote_free(&r);
+	s->remote_none = none;
+	s->cfg_mtime = file_mtime(config_file_path(s->cfg));
+	if (s->ctx != NULL) /* a reload: the uploaders count follows the file */
+		workers_resize(s, ROLE_UPLOADER, (int)n);
+	else
+		s->wanted[ROLE_UPLOADER] = (int)n;
+	s->wanted[ROLE_FETCHER] = 1;
+}
+
+/* Signals arrive on a signalfd so the poll loop sees them as a descriptor. */
+static int
+setup_signals(struct supervisor *s)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return s->sigfd == -1 ? -1 : 0;
+}
+
+static int
+setup(struct supervisor *s)
+{
+	char err[512];
+	ssize_t n;
+
+	if (proto_paths_prepare(&s->paths, 1, err, sizeof err) == -1) {
+		fprintf(stderr, "kache supervisor: %s\n", err);
+		log_warnx("%s", err);
+		return SUP_EXIT_CONFIG;
+	}
+	fs_mkdir_p(s->paths.logdir, 0700);
+	fs_mkdir_p(s->paths.intents, 0700);
+	if (take_lock(s) == -1)
+		return 1;
+	if ((n = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1)) <= 0)
+		return 1;
+	s->exe[n] = '\0';
+	s->exe_mtime = file_mtime(s->exe);
+	setenv("KACHE_DIR", s->kache_dir, 1); /* the workers serve the same store */
+	if (setup_signals(s) == -1)
+		return 1;
+	s->ctx = zmq_ctx_new();
+	s->ctl = zio_bind(s->ctx, ZMQ_ROUTER, s->paths.ctl);
+	s->wrk = zio_bind(s->ctx, ZMQ_ROUTER, s->paths.wrk);
+	s->pub = zio_bind(s->ctx, ZMQ_PUB, s->paths.pub);
+	if (s->ctl == NULL || s->wrk == NULL || s->pub == NULL)
+		return 1;
+	s->hb_ms = proto_heartbeat_ms();
+	s->started_ms = s->last_activity = clock_ms();
+	s->next_hb = s->next_maint = s->started_ms;
+	jobs_new(s);
+	workers_init(s);
+	jobs_scan_intents(s);
+	for (size_t i = 0; plugins[i] != NULL; i++)
+		plugins[i](s);
+	log_info("supervising %s (pid %ld, protocol %d)", s->kache_dir, (long)getpid(),
+	    PROTO_VERSION);
+	return 0;
+}
+
+static void
+begin_stop(struct supervisor *s, const char *why)
+{
+	if (s->stopping)
+		return;
+	log_info("stopping: %s", why);
+	s->stopping = 1;
+	s->drain_deadline = clock_ms() + SUP_DRAIN_MS;
+}
+
+/* Draining: queued uploads may finish until the drain deadline; then the
+ * workers are told to exit, and killed after a grace period. */
+static void
+stop_progress(struct supervisor *s, int64_t now)
+{
+	long queued, inflight, fetches;
+
+	jobs_counts(s, &queued, &inflight, &fetches);
+	if (s->stopping == 1 && ((queued == 0 && inflight == 0) || now >= s->drain_deadline ||
+	    !workers_any_up(s, ROLE_UPLOADER))) {
+		if (queued + inflight > 0)
+			log_warnx("stopping with %ld uploads queued; their intents stay on disk",
+			    queued + inflight);
+		workers_shutdown_all(s);
+		s->stopping = 2;
+		s->kill_deadline = now + SUP_GRACE_MS;
+	}
+	if (s->stopping == 2 && (workers_alive(s) == 0 || now >= s->kill_deadline)) {
+		workers_kill_all(s);
+		s->done = 1;
+	}
+}
+
+/* Config file changes, a newer binary on disk, idle shutdown, log rotation. */
+static void
+maintenance(struct supervisor *s, int64_t now)
+{
+	struct buf warnings;
+
+	s->next_maint = now + MAINT_MS;
+	if (file_mtime(config_file_path(s->cfg)) != s->cfg_mtime) {
+		log_info("configuration changed; re-reading %s", config_file_path(s->cfg));
+		buf_init(&warnings);
+		config_free(&s->cfg);
+		s->cfg = config_load(&warnings);
+		buf_free(&warnings);
+		apply_config(s);
+	}
+	if (!s->stopping && file_mtime(s->exe) > s->exe_mtime) {
+		s->reexec = 1;
+		begin_stop(s, "the kached binary on disk is newer; restarting");
+	}
+	if (!s->stopping && s->idle_timeout_ms > 0 && now - s->last_activity > s->idle_timeout_ms &&
+	    jobs_idle(s))
+		begin_stop(s, "idle timeout");
+	if (s->detached) {
+		char *p = xasprintf("%s/supervisor.log", s->paths.logdir);
+		proto_logfile_rotate(p, PROTO_LOG_MAX);
+		free(p);
+	}
+}
+
+static void
+on_signals(struct supervisor *s)
+{
+	struct signalfd_siginfo si;
+	struct buf warnings;
+
+	while (read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGCHLD) {
+			workers_reap(s);
+		} else if (si.ssi_signo == SIGHUP) {
+			buf_init(&warnings);
+			config_free(&s->cfg);
+			s->cfg = config_load(&warnings);
+			buf_free(&warnings);
+			apply_config(s);
+		} else {
+			begin_stop(s, strsignal((int)si.ssi_signo));
+		}
+	}
+}
+
+static void
+error_reply(struct supervisor *s, const char *ident, size_t identlen, uint64_t id, int code,
+    const char *text)
+{
+	struct msg rep;
+
+	msg_init(&rep, MSG_ERROR, id);
+	rep.status = code;
+	msg_set_text(&rep, text);
+	sup_reply(s, ident, identlen, &rep);
+	msg_clear(&rep);
+}
+
+/* A request from a wrapper or the CLI: [identity, one msgpack frame]. Anything
+ * else gets an error reply (when it has an identity) and a log line. */
+static void
+on_request(struct supervisor *s, const struct zio_frames *f)
+{
+	enum msg_decode_result r;
+	struct msg req;
+
+	if (f->n < 1)
+		return;
+	if (f->n != 2 || f->truncated) {
+		log_warnx("control socket: dropped a message of %d frames%s", f->n,
+		    f->truncated ? " (too large)" : "");
+		error_reply(s, f->data[0], f->len[0], 0, MSG_ERR_MALFORMED, "expected one frame");
+		return;
+	}
+	if ((r = msg_decode(f->data[1], f->len[1], &req)) != MSG_DECODE_OK) {
+		log_warnx("control socket: %s (%zu bytes)", msg_decode_strerror(r), f->len[1]);
+		error_reply(s, f->data[0], f->len[0], req.id,
+		    r == MSG_DECODE_VERSION ? MSG_ERR_VERSION
+		    : r == MSG_DECODE_UNKNOWN ? MSG_ERR_UNKNOWN : MSG_ERR_MALFORMED,
+		    msg_decode_strerror(r));
+		msg_clear(&req);
+		return;
+	}
+	s->last_activity = clock_ms();
+	if ((req.type == MSG_PING || req.type == MSG_FETCH || req.type == MSG_NOTIFY_UPLOAD) &&
+	    req.epoch * 1000 > s->exe_mtime && file_mtime(s->exe) > s->exe_mtime && !s->stopping) {
+		s->reexec = 1;
+		begin_stop(s, "a newer build is calling; restarting");
+	}
+	serve(s, f->data[0], f->len[0], &req);
+	msg_clear(&req);
+}
+
+static void
+serve_scale(struct supervisor *s, const struct msg *req, struct msg *rep)
+{
+	int r = role_from_name(req->role);
+
+	if (r < 0 || req->count < 0 || req->count > SUP_MAX_WORKERS / 2) {
+		rep->status = MSG_ERR_MALFORMED;
+		msg_set_text(rep, "usage: scale uploader=N (0..32) or fetcher=N");
+		return;
+	}
+	workers_resize(s, (enum role)r, (int)req->count);
+	log_info("scaled %s to %lld", req->role, (long long)req->count);
+	rep->type = MSG_OK;
+	msg_set_text(rep, "scaled");
+}
+
+static void
+serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
+{
+	struct msg rep;
+	char *json;
+
+	msg_init(&rep, MSG_ERROR, req->id);
+	for (int i = 0; i < s->nhandlers; i++)
+		if (s->handlers[i].type == req->type && s->handlers[i].fn(s->handlers[i].arg, req, &rep) == 0)
+			goto send;
+	switch (req->type) {
+	case MSG_PING:
+		rep.type = MSG_OK;
+		msg_set_text(&rep, "pong");
+		break;
+	case MSG_FETCH:
+		jobs_fetch(s, ident, identlen, req); /* replies when done */
+		msg_clear(&rep);
+		return;
+	case MSG_NOTIFY_UPLOAD:
+		jobs_notify(s, req->key);
+		rep.type = MSG_OK;
+		break;
+	case MSG_STATUS:
+		rep.type = MSG_STATUS_REPLY;
+		json = status_json(s);
+		msg_set_text(&rep, json);
+		free(json);
+		break;
+	case MSG_STOP:
+		begin_stop(s, "stop requested");
+		rep.type = MSG_OK;
+		msg_set_text(&rep, "stopping");
+		break;
+	case MSG_SCALE:
+		serve_scale(s, req, &rep);
+		break;
+	default:
+		rep.status = MSG_ERR_UNKNOWN;
+		msg_set_text(&rep, "not a request");
+		break;
+	}
+send:
+	sup_reply(s, ident, identlen, &rep);
+	msg_clear(&rep);
+}
+
+static int64_t
+next_deadline(struct supervisor *s, int64_t now)
+{
+	int64_t next = workers_next_deadline(s, now);
+
+	if (s->next_maint < next)
+		next = s->next_maint;
+	for (int i = 0; i < s->nticks; i++)
+		if (s->ticks[i].next < next)
+			next = s->ticks[i].next;
+	if (next < now)
+		next = now;
+	return next > now + 1000 ? now + 1000 : next;
+}
+
+static void
+loop_once(struct supervisor *s)
+{
+	zmq_pollitem_t items[] = {
+		{ s->ctl, 0, ZMQ_POLLIN, 0 },
+		{ s->wrk, 0, ZMQ_POLLIN, 0 },
+		{ NULL, s->sigfd, ZMQ_POLLIN, 0 },
+	};
+	struct zio_frames f;
+	int64_t now = clock_ms();
+
+	if (zmq_poll(items, 3, (long)(next_deadline(s, now) - now)) == -1 && zmq_errno() != EINTR)
+		log_warnx("zmq_poll: %s", zmq_strerror(zmq_errno()));
+	on_signals(s);
+	for (int i = 0; i < 256 && zio_recv(s->wrk, &f) == 0; i++) {
+		workers_on_message(s, &f);
+		zio_frames_free(&f);
+	}
+	for (int i = 0; i < 256 && zio_recv(s->ctl, &f) == 0; i++) {
+		on_request(s, &f);
+		zio_frames_free(&f);
+	}
+	now = clock_ms();
+	workers_tick(s, now);
+	jobs_dispatch(s, now);
+	for (int i = 0; i < s->nticks; i++)
+		if (now >= s->ticks[i].next) {
+			s->ticks[i].next = now + s->ticks[i].interval;
+			s->ticks[i].fn(s->ticks[i].arg, now);
+		}
+	if (now >= s->next_maint)
+		maintenance(s, now);
+	if (s->stopping)
+		stop_progress(s, now);
+}
+
+static void
+teardown(struct supervisor *s)
+{
+	if (s->ctl)
+		unlink(proto_endpoint_file(s->paths.ctl)), zmq_close(s->ctl);
+	if (s->wrk)
+		unlink(proto_endpoint_file(s->paths.wrk)), zmq_close(s->wrk);
+	if (s->pub)
+		unlink(proto_endpoint_file(s->paths.pub)), zmq_close(s->pub);
+	if (s->ctx)
+		zmq_ctx_term(s->ctx);
+	if (s->lockfd > 0) {
+		unlink(s->paths.pidfile);
+		close(s->lockfd); /* releases the lock */
+	}
+	if (s->sigfd > 0)
+		close(s->sigfd);
+	jobs_free(s);
+	config_free(&s->cfg);
+}
+
+/* `supervisor run`: the whole life of a supervisor. Returns the exit status;
+ * re-executes itself instead when a newer binary asked for it. */
+int
+sup_run(int detached)
+{
+	struct supervisor *s = xcalloc(1, sizeof *s);
+	struct buf warnings;
+	char exe[PROTO_PATH_MAX];
+	int rc;
+
+	buf_init(&warnings);
+	s->cfg = config_load(&warnings);
+	if (warnings.len)
+		log_warnx("%s", warnings.p);
+	buf_free(&warnings);
+	snprintf(s->kache_dir, sizeof s->kache_dir, "%s", config_get(s->cfg, "cache.dir"));
+	s->detached = detached;
+	s->death_limit = SUP_DEATH_LIMIT;
+#ifdef KACHE_FAULT_INJECTION
+	if (getenv("KACHE_RESTART_LIMIT"))
+		s->death_limit = atoi(getenv("KACHE_RESTART_LIMIT")) > 0 ? atoi(getenv("KACHE_RESTART_LIMIT")) : 1;
+#endif
+	if (proto_paths_init(&s->paths, s->kache_dir) == -1) {
+		free(s);
+		return SUP_EXIT_CONFIG;
+	}
+	if (detached) {
+		fs_mkdir_p(s->paths.logdir, 0700);
+		char *p = xasprintf("%s/supervisor.log", s->paths.logdir);
+		int fd;
+		proto_logfile_open(p);
+		/* stderr too, so that crash and sanitizer reports are kept */
+		if ((fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) != -1)
+			dup2(fd, 2), close(fd);
+		free(p);
+	}
+	apply_config(s);
+	if ((rc = setup(s)) == 0) {
+		while (!s->done)
+			loop_once(s);
+		log_info("stopped");
+	}
+	snprintf(exe, sizeof exe, "%s", s->exe);
+	rc = rc == 0 && s->reexec ? -2 : rc;
+	teardown(s);
+	free(s);
+	if (rc == -2) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execl(exe, "kached", "supervisor", "run", detached ? "--detached" : NULL, (char *)NULL);
+		log_warn("re-exec %s", exe);
+		rc = 1;
+	}
+	return rc;
+}

@@ -1,0 +1,114 @@
+/* A small client for the multi-process tests. It links kache_proto only (no
+ * libzmq: the test checks its DT_NEEDED), like the wrapper does.
+ *   proto_poke fetch KEY DEADLINE_MS   prints "<result> <elapsed_ms>"
+ *   proto_poke notify KEY
+ *   proto_poke ensure KACHED_PATH
+ *   proto_poke raw CASE                sends a malformed message, prints what came back
+ * The store is $KACHE_DIR. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "proto/client.h"
+#include "proto/paths.h"
+#include "proto/zmq_dl.h"
+
+static int raw_case(const char *dir, const char *name);
+
+/* Builds the frames of a malformed case; returns the frame count. */
+static int
+build(const char *name, char *f[3], size_t n[3])
+{
+	static char oversize[2 * 1024 * 1024];
+	static const unsigned char array32[] = { 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x0d, 0x05 };
+	static const unsigned char trunc[] = { 0x95, 0x01, 0x0b, 0x05, 0xd9, 0x40, 'a', 'b' };
+	static const unsigned char version[] = { 0x93, 0x63, 0x0d, 0x05 };
+	static const unsigned char unknown[] = { 0x93, 0x01, 0x63, 0x05 };
+	static const unsigned char status[] = { 0x93, 0x01, 0x0d, 0x05 };
+
+	f[0] = f[1] = f[2] = NULL;
+	if (strcmp(name, "garbage") == 0)
+		return f[0] = "\xc1\xc1garbage", n[0] = 9, 1;
+	if (strcmp(name, "empty") == 0)
+		return f[0] = "", n[0] = 0, 1;
+	if (strcmp(name, "frames") == 0) {
+		f[0] = f[1] = f[2] = (char *)status;
+		n[0] = n[1] = n[2] = sizeof status;
+		return 3;
+	}
+	if (strcmp(name, "truncated") == 0)
+		return f[0] = (char *)trunc, n[0] = sizeof trunc, 1;
+	if (strcmp(name, "array32") == 0)
+		return f[0] = (char *)array32, n[0] = sizeof array32, 1;
+	if (strcmp(name, "version") == 0)
+		return f[0] = (char *)version, n[0] = sizeof version, 1;
+	if (strcmp(name, "unknown") == 0)
+		return f[0] = (char *)unknown, n[0] = sizeof unknown, 1;
+	if (strcmp(name, "oversize") == 0) {
+		memset(oversize, 0xc1, sizeof oversize);
+		return f[0] = oversize, n[0] = sizeof oversize, 1;
+	}
+	return 0;
+}
+
+static int
+raw_case(const char *dir, const char *name)
+{
+	const struct zmq_dl *z = zmq_dl_load();
+	struct proto_paths p;
+	char *f[3], reply[4096];
+	size_t n[3];
+	int nf = build(name, f, n), linger = 0, got;
+	void *ctx, *s;
+	struct zdl_pollitem it;
+	struct msg m;
+
+	if (z == NULL || nf == 0 || proto_paths_init(&p, dir) == -1)
+		return 2;
+	ctx = z->ctx_new();
+	s = z->socket(ctx, ZDL_DEALER);
+	z->setsockopt(s, ZDL_LINGER, &linger, sizeof linger);
+	z->connect(s, p.ctl);
+	for (int i = 0; i < nf; i++)
+		z->send(s, f[i], n[i], i + 1 < nf ? ZDL_SNDMORE : 0);
+	it = (struct zdl_pollitem){ s, 0, ZDL_POLLIN, 0 };
+	if (z->poll(&it, 1, 1500) == 1 && (got = z->recv(s, reply, sizeof reply, 0)) >= 0) {
+		if (msg_decode(reply, (size_t)got, &m) == MSG_DECODE_OK)
+			printf("reply %s %lld\n", msg_type_name(m.type), (long long)m.status);
+		else
+			printf("reply undecodable\n");
+		msg_clear(&m);
+	} else {
+		printf("noreply\n");
+	}
+	z->close(s);
+	z->ctx_term(ctx);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir = getenv("KACHE_DIR");
+	int64_t t0;
+	enum proto_result r;
+
+	if (dir == NULL || argc < 3)
+		return 2;
+	if (strcmp(argv[1], "fetch") == 0 && argc == 4) {
+		t0 = clock_ms();
+		r = proto_client_fetch(dir, argv[2], t0 + atoi(argv[3]));
+		printf("%s %lld\n", proto_result_name(r), (long long)(clock_ms() - t0));
+		return 0;
+	}
+	if (strcmp(argv[1], "notify") == 0) {
+		proto_client_notify_upload(dir, argv[2]);
+		return 0;
+	}
+	if (strcmp(argv[1], "ensure") == 0)
+		return proto_supervisor_ensure(dir, argv[2]) == 0 ? 0 : 1;
+	if (strcmp(argv[1], "raw") == 0)
+		return raw_case(dir, argv[2]);
+	return 2;
+}

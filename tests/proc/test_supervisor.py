@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Multi-process tests of the supervisor over real sockets and the real kached
+binary. Each test has its own KACHE_DIR and kills what it started in tearDown.
+Environment: KACHED (path of kached), POKE (path of proto_poke)."""
+import json
+import os
+import signal
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+KACHED = os.environ.get("KACHED", "build/cli/kached")
+POKE = os.environ.get("POKE", "build/tests/proto_poke")
+KEY = "ab" * 32
+
+
+def wait_for(pred, timeout=10.0, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+class SupervisorTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-proc-")
+        self.dir = os.path.join(self.tmp, "store")
+        self.env = dict(os.environ)
+        self.env.update(KACHE_DIR=self.dir, KACHE_CONFIG=os.path.join(self.tmp, "config.toml"),
+                        KACHE_HEARTBEAT_MS="200", KACHE_REMOTE="none")
+        for k in ("KACHE_FAULT", "KACHE_RESTART_LIMIT", "KACHE_UPLOADERS"):
+            self.env.pop(k, None)
+
+    def tearDown(self):
+        # kill every process serving this store (supervisor and workers)
+        for pid in self.store_pids():
+            try:
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        reports = []
+        logs = os.path.join(self.dir, "logs")
+        for name in (os.listdir(logs) if os.path.isdir(logs) else []):
+            with open(os.path.join(logs, name), errors="replace") as f:
+                text = f.read()
+            if "Sanitizer" in text or "runtime error:" in text:
+                reports.append(f"{name}:\n{text[-3000:]}")
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(reports, [], "sanitizer reports in the logs")
+
+    def store_pids(self):
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/environ", "rb") as f:
+                    if b"KACHE_DIR=" + self.dir.encode() + b"\0" in f.read():
+                        pids.append(int(d))
+            except OSError:
+                pass
+        return [p for p in pids if p != os.getpid() and alive(p)]
+
+    def kached(self, *args, check=True, timeout=30):
+        p = subprocess.run([KACHED, *args], env=self.env, capture_output=True, text=True,
+                           timeout=timeout)
+        if check:
+            self.assertEqual(p.returncode, 0, f"{args}: {p.stdout}{p.stderr}")
+        return p
+
+    def poke(self, *args):
+        p = subprocess.run([POKE, *args], env=self.env, capture_output=True, text=True, timeout=30)
+        return p.stdout.strip()
+
+    def status(self):
+        p = self.kached("supervisor", "status", "--json", check=False)
+        return json.loads(p.stdout) if p.returncode == 0 else None
+
+    def workers(self, role=None):
+        st = self.status() or {"workers": []}
+        return [w for w in st["workers"] if role is None or w["role"] == role]
+
+    def all_ready(self, n=None):
+        ws = self.workers()
+        return ws and all(w["state"] == "ready" for w in ws) and (n is None or len(ws) == n)
+
+    def start(self):
+        out = self.kached("supervisor", "start").stdout
+        self.assertIn("started", out)
+        self.assertTrue(wait_for(self.all_ready), self.status())
+        return self.status()["pid"]
+
+    def test_start_status_stop(self):
+        pid = self.start()
+        text = self.kached("supervisor", "status").stdout
+        self.assertIn(f"supervisor: pid {pid}", text)
+        self.assertRegex(text, r"uploader\s+0\s+\d+\s+ready")
+        self.assertRegex(text, r"fetcher\s+0\s+\d+\s+ready")
+        st = self.status()
+        self.assertEqual(st["version"], self.kached("version").stdout.split()[1])
+        self.assertEqual(sorted(w["role"] for w in st["workers"]), ["fetcher", "uploader"])
+        self.assertIn("already running", self.kached("supervisor", "start").stdout)
+        self.kached("daemon", "status")  # the alias
+        self.assertIn("stopped", self.kached("supervisor", "stop").stdout)
+        self.assertTrue(wait_for(lambda: not self.store_pids()), self.store_pids())
+        p = self.kached("supervisor", "status", check=False)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("not running", p.stdout)
+        self.assertIn("supervising", self.kached("supervisor", "log").stdout)
+
+    def test_kill9_worker_restarts(self):
+        self.start()
+        old = self.workers("uploader")[0]["pid"]
+        os.kill(old, signal.SIGKILL)
+        def back():
+            ws = self.workers("uploader")
+            return ws and ws[0]["state"] == "ready" and ws[0]["pid"] != old and ws[0]
+        w = wait_for(back, 10)
+        self.assertTrue(w, self.workers())
+        self.assertEqual(w["restarts"], 1)
+        self.assertIn("signal 9", w["last_exit"])
+        self.assertEqual(self.poke("fetch", KEY, "500").split()[0], "miss")
+
+    def test_stalled_worker_is_replaced(self):
+        self.env["KACHE_FAULT"] = "fetcher:stall_after=3"
+        self.kached("supervisor", "start")
+        def replaced():
+            ws = self.workers("fetcher")
+            return ws and "silent" in ws[0]["last_exit"] and ws[0]
+        self.assertTrue(wait_for(replaced, 15), self.workers())
+
+    def test_crash_loop_backs_off_and_fails(self):
+        self.env.update(KACHE_FAULT="uploader:crash_after=0", KACHE_RESTART_LIMIT="3")
+        self.kached("supervisor", "start")
+        def failed():
+            ws = self.workers("uploader")
+            return ws and ws[0]["state"] == "failed" and ws[0]
+        t0 = time.monotonic()
+        w = wait_for(failed, 30)
+        self.assertTrue(w, self.workers())
+        # 3 deaths with >= 1 s, then 2 s between them: not a restart storm
+        self.assertGreaterEqual(time.monotonic() - t0, 2.5)
+        self.assertEqual(w["restarts"], 2)
+        self.assertIn("signal 6", w["last_exit"])
+        time.sleep(1.5)
+        self.assertEqual(self.workers("uploader")[0]["restarts"], 2)
+        self.assertEqual(self.workers("fetcher")[0]["state"], "ready")
+        pid = self.status()["pid"]
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().split(") ")[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        self.assertLess(ticks / os.sysconf("SC_CLK_TCK"), 1.0)
+
+    def test_config_error_worker_not_restarted(self):
+        self.env["KACHE_REMOTE"] = "s3"  # not available in this phase: exit 78
+        self.kached("supervisor", "start")
+        def failed():
+            ws = self.workers()
+            return ws and all(w["state"] == "failed" for w in ws) and ws
+        ws = wait_for(failed, 10)
+        self.assertTrue(ws, self.workers())
+        self.assertIn("configuration error", ws[0]["last_exit"])
+        self.assertEqual(ws[0]["restarts"], 0)
+
+    def test_sigstop_supervisor_client_times_out(self):
+        pid = self.start()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            res, ms = self.poke("fetch", KEY, "50").split()
+            self.assertEqual(res, "timeout")
+            self.assertLess(int(ms), 1000)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertEqual(self.poke("fetch", KEY, "1000").split()[0], "miss")
+
+    def test_kill9_supervisor_no_orphans_and_recovery(self):
+        pid = self.start()
+        wpids = [w["pid"] for w in self.workers()]
+        os.kill(pid, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: not any(alive(p) for p in wpids), 10))
+        self.assertEqual(self.poke("fetch", KEY, "50").split()[0], "unavailable")
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "run", "ctl")))  # stale socket
+        pid2 = self.start()
+        self.assertNotEqual(pid, pid2)
+
+    def test_two_starts_one_supervisor(self):
+        procs = [subprocess.Popen([KACHED, "supervisor", "start"], env=self.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(4)]
+        for p in procs:
+            self.assertEqual(p.wait(30), 0)
+        self.assertTrue(wait_for(self.all_ready))
+        sups = [p for p in self.store_pids()
+                if b"supervisor\0run" in open(f"/proc/{p}/cmdline", "rb").read()]
+        self.assertEqual(len(sups), 1, sups)
+        self.assertEqual(len(self.workers()), 2)
+
+    def test_ensure_many_wrappers_one_supervisor(self):
+        procs = [subprocess.Popen([POKE, "ensure", os.path.abspath(KACHED)], env=self.env)
+                 for _ in range(32)]
+        for p in procs:
+            self.assertEqual(p.wait(30), 0)
+        self.assertTrue(wait_for(lambda: self.status() is not None))
+        time.sleep(1)
+        sups = [p for p in self.store_pids()
+                if b"supervisor\0run" in open(f"/proc/{p}/cmdline", "rb").read()]
+        self.assertEqual(len(sups), 1, sups)
+
+    def test_malformed_messages(self):
+        pid = self.start()
+        cases = {"garbage": "reply ERROR 1", "empty": "reply ERROR 1", "frames": "reply ERROR 1",
+                 "truncated": "reply ERROR 1", "array32": "reply ERROR 1",
+                 "version": "reply ERROR 2", "unknown": "reply ERROR 3", "oversize": "noreply"}
+        for case, want in cases.items():
+            self.assertEqual(self.poke("raw", case), want, case)
+        self.assertEqual(self.status()["pid"], pid)
+        self.assertIn("malformed", self.kached("supervisor", "log", "-n", "100").stdout)
+
+    def test_unsafe_socket_dir_refused(self):
+        os.makedirs(os.path.join(self.dir, "run"))
+        os.chmod(os.path.join(self.dir, "run"), 0o777)
+        p = self.kached("supervisor", "start", check=False)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("unsafe socket directory", p.stderr)
+        self.assertIn("chmod 700", p.stderr)
+        p = self.kached("supervisor", "run", check=False)
+        self.assertEqual(p.returncode, 78)
+        self.assertEqual(self.store_pids(), [])
+
+    def test_long_store_path_gets_short_socket_dir(self):
+        self.dir = os.path.join(self.tmp, "x" * 120, "store")
+        self.env["KACHE_DIR"] = self.dir
+        self.start()
+        self.assertEqual(self.poke("fetch", KEY, "500").split()[0], "miss")
+
+    def test_scale(self):
+        self.start()
+        self.assertIn("uploader = 4", self.kached("supervisor", "scale", "uploader=4").stdout)
+        self.assertTrue(wait_for(lambda: len([w for w in self.workers("uploader")
+                                               if w["state"] == "ready"]) == 4))
+        self.assertEqual(sorted(w["index"] for w in self.workers("uploader")), [0, 1, 2, 3])
+        self.kached("supervisor", "scale", "uploader=2")
+        self.assertTrue(wait_for(lambda: len(self.workers("uploader")) == 2))
+        p = self.kached("supervisor", "scale", "bogus=2", check=False)
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_uploaders_from_environment(self):
+        self.env["KACHE_UPLOADERS"] = "3"
+        self.start()
+        self.assertEqual(len(self.workers("uploader")), 3)
+
+    def test_upload_and_fetch_plumbing(self):
+        sink = os.path.join(self.tmp, "sink")
+        os.makedirs(sink)
+        self.env.update(KACHE_REMOTE="testsink", KACHE_REMOTE_PATH=sink)
+        intents = os.path.join(self.dir, "intents")
+        os.makedirs(intents)
+        early = "cd" * 32
+        open(os.path.join(intents, early), "w").close()  # replayed at start-up
+        self.start()
+        self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(sink, early))))
+        self.assertTrue(wait_for(lambda: not os.path.exists(os.path.join(intents, early))))
+        open(os.path.join(intents, KEY), "w").close()
+        self.poke("notify", KEY)
+        self.assertTrue(wait_for(lambda: not os.path.exists(os.path.join(intents, KEY))))
+        self.assertTrue(os.path.exists(os.path.join(sink, KEY)))
+        self.assertEqual(self.poke("fetch", KEY, "1000").split()[0], "ok")
+        self.assertEqual(self.poke("fetch", "ef" * 32, "1000").split()[0], "miss")
+        self.assertEqual(sum(w["jobs_done"] for w in self.workers("uploader")), 2)
+
+    def test_no_remote_queues_nothing(self):
+        intents = os.path.join(self.dir, "intents")
+        os.makedirs(intents)
+        open(os.path.join(intents, KEY), "w").close()
+        self.start()
+        self.poke("notify", KEY)
+        time.sleep(0.5)
+        self.assertEqual(self.status()["queue"]["uploads"], 0)
+        self.assertTrue(os.path.exists(os.path.join(intents, KEY)))
+        res, ms = self.poke("fetch", KEY, "1000").split()
+        self.assertEqual(res, "miss")
+
+    def test_install_without_systemd(self):
+        if os.path.exists("/run/systemd/system"):
+            self.skipTest("systemd present")
+        p = self.kached("supervisor", "install", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("systemd is not running", p.stderr)
+
+    def test_client_does_not_link_libzmq(self):
+        out = subprocess.run(["readelf", "-d", POKE], capture_output=True, text=True).stdout
+        self.assertNotIn("libzmq", out)
+        self.assertIn("libc.so", out)
+        # with no supervisor: unavailable at once, without waiting for the deadline
+        res, ms = self.poke("fetch", KEY, "5000").split()
+        self.assertEqual(res, "unavailable")
+        self.assertLess(int(ms), 1000)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,228 @@
+/* Unit tests for proto/msg.c: every message round-trips; malformed input is
+ * refused without crashing or allocating what it declares. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/msg.h"
+#include "proto/paths.h"
+
+static const char key[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+static void
+fill(struct msg *m, uint32_t type)
+{
+	msg_init(m, (enum msg_type)type, 0x1122334455667788ULL);
+	strcpy(m->role, "uploader");
+	m->index = 7;
+	m->pid = 4242;
+	strcpy(m->key, key);
+	m->epoch = 1700000000;
+	m->deadline = 50;
+	m->status = -3;
+	m->count = 4;
+	msg_set_text(m, "hello");
+}
+
+static void
+test_empty_strings(void **state)
+{
+	struct msg a, b;
+	struct buf out;
+
+	(void)state;
+	msg_init(&a, MSG_JOB_DONE, 1);
+	buf_init(&out);
+	assert_int_equal(msg_encode(&a, &out), 0);
+	assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
+	assert_string_equal(b.text, "");
+	msg_clear(&b);
+	buf_free(&out);
+	msg_init(&a, MSG_READY, 1);
+	buf_init(&out);
+	assert_int_equal(msg_encode(&a, &out), 0);
+	assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
+	assert_string_equal(b.role, "");
+	msg_clear(&b);
+	buf_free(&out);
+}
+
+static void
+test_roundtrip_all(void **state)
+{
+	(void)state;
+	for (uint32_t t = 0; t < MSG_TYPE_MAX; t++) {
+		struct msg a, b;
+		struct buf out;
+
+		if (strcmp(msg_type_name(t), "?") == 0)
+			continue;
+		fill(&a, t);
+		buf_init(&out);
+		assert_int_equal(msg_encode(&a, &out), 0);
+		assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
+		assert_int_equal(b.type, t);
+		assert_int_equal(b.version, PROTO_VERSION);
+		assert_true(b.id == a.id);
+		/* each field either round-trips or is not part of this type */
+		assert_true(b.role[0] == 0 || strcmp(b.role, a.role) == 0);
+		assert_true(b.index == 0 || b.index == a.index);
+		assert_true(b.pid == 0 || b.pid == a.pid);
+		assert_true(b.key[0] == 0 || strcmp(b.key, a.key) == 0);
+		assert_true(b.epoch == 0 || b.epoch == a.epoch);
+		assert_true(b.deadline == 0 || b.deadline == a.deadline);
+		assert_true(b.status == 0 || b.status == a.status);
+		assert_true(b.count == 0 || b.count == a.count);
+		assert_true(b.text == NULL || strcmp(b.text, "hello") == 0);
+		/* truncations of a valid message are all refused */
+		for (size_t n = 0; n < out.len; n++) {
+			struct msg c;
+			assert_int_not_equal(msg_decode(out.p, n, &c), MSG_DECODE_OK);
+			msg_clear(&c);
+		}
+		msg_clear(&a);
+		msg_clear(&b);
+		buf_free(&out);
+	}
+}
+
+static void
+test_specific_fields(void **state)
+{
+	struct msg a, b;
+	struct buf out;
+
+	(void)state;
+	msg_init(&a, MSG_READY, 9);
+	strcpy(a.role, "fetcher");
+	a.index = 3;
+	a.pid = 99;
+	buf_init(&out);
+	assert_int_equal(msg_encode(&a, &out), 0);
+	assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
+	assert_string_equal(b.role, "fetcher");
+	assert_int_equal(b.index, 3);
+	assert_int_equal(b.pid, 99);
+	msg_clear(&b);
+	buf_free(&out);
+	msg_clear(&a);
+	assert_string_equal(msg_type_name(MSG_FETCH), "FETCH");
+	assert_string_equal(msg_type_name(9999), "?");
+}
+
+static void
+expect(const void *p, size_t n, enum msg_decode_result want)
+{
+	struct msg m;
+
+	assert_int_equal(msg_decode(p, n, &m), want);
+	msg_clear(&m);
+}
+
+static void
+test_malformed(void **state)
+{
+	/* fixarray(3) [1, 13, 5] is a valid STATUS */
+	static const unsigned char ok[] = { 0x93, 0x01, 0x0d, 0x05 };
+	static const unsigned char array32_huge[] = { 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x0d };
+	static const unsigned char array16_huge[] = { 0xdc, 0xff, 0xff, 0x01, 0x0d, 0x05 };
+	static const unsigned char map[] = { 0x83, 0x01, 0x01, 0x02, 0x02, 0x03, 0x03 };
+	static const unsigned char str32_huge[] = { 0x94, 0x01, 0x14, 0x05, 0xdb, 0xff, 0xff, 0xff, 0xff, 'a' };
+	static const unsigned char nested[] = { 0x94, 0x01, 0x14, 0x05, 0x91, 0x01 };
+	static const unsigned char wrong_type[] = { 0x94, 0x01, 0x14, 0x05, 0x07 };
+	static const unsigned char wrong_count[] = { 0x94, 0x01, 0x0d, 0x05, 0x01 };
+	static const unsigned char version[] = { 0x93, 0x02, 0x0d, 0x05 };
+	static const unsigned char unknown[] = { 0x93, 0x01, 0x63, 0x05 };
+	static const unsigned char trailing[] = { 0x93, 0x01, 0x0d, 0x05, 0x00 };
+	static const unsigned char negative_id[] = { 0x93, 0x01, 0x0d, 0xff };
+	static const unsigned char key_nul[] = { 0x95, 0x01, 0x0c, 0x05, 0xa1, 0x00, 0x01 };
+	static const unsigned char ext[] = { 0x94, 0x01, 0x14, 0x05, 0xd4, 0x01, 0x01 };
+	char *big;
+
+	(void)state;
+	expect(ok, sizeof ok, MSG_DECODE_OK);
+	expect("", 0, MSG_DECODE_MALFORMED);
+	expect("garbage!", 8, MSG_DECODE_MALFORMED);
+	expect(array32_huge, sizeof array32_huge, MSG_DECODE_MALFORMED);
+	expect(array16_huge, sizeof array16_huge, MSG_DECODE_MALFORMED);
+	expect(map, sizeof map, MSG_DECODE_MALFORMED);
+	expect(str32_huge, sizeof str32_huge, MSG_DECODE_MALFORMED);
+	expect(nested, sizeof nested, MSG_DECODE_MALFORMED);
+	expect(wrong_type, sizeof wrong_type, MSG_DECODE_MALFORMED);
+	expect(wrong_count, sizeof wrong_count, MSG_DECODE_MALFORMED);
+	expect(version, sizeof version, MSG_DECODE_VERSION);
+	expect(unknown, sizeof unknown, MSG_DECODE_UNKNOWN);
+	expect(trailing, sizeof trailing, MSG_DECODE_MALFORMED);
+	expect(negative_id, sizeof negative_id, MSG_DECODE_MALFORMED);
+	expect(key_nul, sizeof key_nul, MSG_DECODE_MALFORMED);
+	expect(ext, sizeof ext, MSG_DECODE_MALFORMED);
+	big = calloc(1, MSG_MAX_SIZE + 1);
+	memcpy(big, ok, sizeof ok);
+	expect(big, MSG_MAX_SIZE + 1, MSG_DECODE_TOO_BIG);
+	free(big);
+}
+
+static void
+test_key_too_long(void **state)
+{
+	/* a 65-byte key is refused on decode */
+	unsigned char m[4 + 2 + 65 + 1] = { 0x95, 0x01, 0x0c, 0x05, 0xd9, 65 };
+	struct msg out;
+
+	(void)state;
+	memset(m + 6, 'a', 65);
+	m[6 + 65] = 0x01;
+	assert_int_equal(msg_decode(m, sizeof m, &out), MSG_DECODE_MALFORMED);
+	msg_clear(&out);
+}
+
+static void
+test_encode_refuses_unknown(void **state)
+{
+	struct msg m;
+	struct buf out;
+
+	(void)state;
+	msg_init(&m, (enum msg_type)99, 1);
+	buf_init(&out);
+	assert_int_equal(msg_encode(&m, &out), -1);
+	buf_free(&out);
+}
+
+static void
+test_paths(void **state)
+{
+	struct proto_paths p;
+	char longdir[300];
+
+	(void)state;
+	assert_int_equal(proto_paths_init(&p, "/home/u/.cache/kache"), 0);
+	assert_string_equal(p.ctl, "ipc:///home/u/.cache/kache/run/ctl");
+	assert_string_equal(p.lock, "/home/u/.cache/kache/run/supervisor.lock");
+	memset(longdir, 'x', sizeof longdir);
+	longdir[0] = '/';
+	longdir[sizeof longdir - 1] = '\0';
+	assert_int_equal(proto_paths_init(&p, longdir), 0);
+	assert_true(strlen(proto_endpoint_file(p.wrk)) < 108);
+	assert_string_not_equal(p.sockdir, p.rundir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_all),
+		cmocka_unit_test(test_specific_fields),
+		cmocka_unit_test(test_empty_strings),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_key_too_long),
+		cmocka_unit_test(test_encode_refuses_unknown),
+		cmocka_unit_test(test_paths),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,59 @@
+#include "workers/fetcher/fetcher.h"
+
+#include "common/config.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "proto/remote.h"
+#include "proto/worker.h"
+
+#define FETCHER_EXIT_CONFIG 78
+
+struct fetcher {
+	const char *kache_dir;
+	struct remote *remote;
+};
+
+static void fetch_job(void *arg, const struct msg *job, struct msg *done);
+
+static void
+fetch_job(void *arg, const struct msg *job, struct msg *done)
+{
+	struct fetcher *f = arg;
+	enum remote_result r;
+
+	if (job->type != MSG_JOB_FETCH || !hash_hex_valid(job->key)) {
+		msg_set_text(done, "not a fetch job");
+		return;
+	}
+	if (f->remote == NULL) {
+		done->status = JOB_MISS;
+		return;
+	}
+	r = f->remote->ops->fetch(f->remote, f->kache_dir, job->key);
+	done->status = r == REMOTE_OK ? JOB_OK : r == REMOTE_MISS ? JOB_MISS : JOB_FAILED;
+	log_debug("fetch %s: %d", job->key, (int)done->status);
+}
+
+int
+fetcher_main(const char *kache_dir, unsigned index)
+{
+	static const struct proto_worker_ops ops = { fetch_job };
+	struct fetcher f = { .kache_dir = kache_dir };
+	struct buf warnings;
+	struct config *cfg;
+	char err[256];
+	int none, rc;
+
+	buf_init(&warnings);
+	cfg = config_load(&warnings);
+	buf_free(&warnings);
+	f.remote = remote_open(cfg, &none, err, sizeof err);
+	config_free(&cfg);
+	if (f.remote == NULL && !none) {
+		log_warnx("%s", err);
+		return FETCHER_EXIT_CONFIG;
+	}
+	rc = proto_worker_run(kache_dir, "fetcher", index, &ops, &f);
+	remote_free(&f.remote);
+	return rc;
+}

@@ -1,0 +1,77 @@
+#include "workers/uploader/uploader.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "proto/remote.h"
+#include "proto/worker.h"
+
+#define UPLOADER_EXIT_CONFIG 78
+
+struct uploader {
+	const char *kache_dir;
+	struct remote *remote;
+};
+
+static void upload_job(void *arg, const struct msg *job, struct msg *done);
+
+/* One upload: the remote must have the object before the intent goes, so a
+ * crash in between only repeats the upload. */
+static void
+upload_job(void *arg, const struct msg *job, struct msg *done)
+{
+	struct uploader *u = arg;
+	enum remote_result r;
+	char *intent;
+
+	if (job->type != MSG_JOB_UPLOAD || !hash_hex_valid(job->key)) {
+		msg_set_text(done, "not an upload job");
+		return;
+	}
+	if (u->remote == NULL) {
+		msg_set_text(done, "no remote configured");
+		return;
+	}
+	r = u->remote->ops->put(u->remote, u->kache_dir, job->key);
+	if (r != REMOTE_OK) {
+		log_warnx("upload %s failed", job->key);
+		msg_set_text(done, "remote put failed");
+		return;
+	}
+	intent = xasprintf("%s/intents/%s", u->kache_dir, job->key);
+	if (unlink(intent) == -1 && errno != ENOENT)
+		log_warn("unlink %s", intent);
+	free(intent);
+	log_info("uploaded %s", job->key);
+	done->status = JOB_OK;
+}
+
+int
+uploader_main(const char *kache_dir, unsigned index)
+{
+	static const struct proto_worker_ops ops = { upload_job };
+	struct uploader u = { .kache_dir = kache_dir };
+	struct buf warnings;
+	struct config *cfg;
+	char err[256];
+	int none, rc;
+
+	buf_init(&warnings);
+	cfg = config_load(&warnings);
+	buf_free(&warnings);
+	u.remote = remote_open(cfg, &none, err, sizeof err);
+	config_free(&cfg);
+	if (u.remote == NULL && !none) {
+		log_warnx("%s", err);
+		return UPLOADER_EXIT_CONFIG;
+	}
+	rc = proto_worker_run(kache_dir, "uploader", index, &ops, &u);
+	remote_free(&u.remote);
+	return rc;
+}
