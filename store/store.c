@@ -245,15 +245,17 @@ store_blob_put(struct store *s, const char *src, int exec, unsigned char hash[HA
 }
 
 int
-store_intent_add(struct store *s, const unsigned char key[HASH_LEN])
+store_intent_add(struct store *s, const unsigned char res[HASH_LEN],
+    const unsigned char inv[HASH_LEN])
 {
-	char hex[HASH_HEX_LEN + 1];
+	char hex[HASH_HEX_LEN + 1], invhex[HASH_HEX_LEN + 1];
 	char *p;
 	int rc;
 
-	hash_to_hex(key, hex);
+	hash_to_hex(res, hex);
+	hash_to_hex(inv, invhex);
 	p = xasprintf("%s/intents/%s", s->dir, hex);
-	rc = fs_write_atomic(p, "", 0, 0644);
+	rc = fs_write_atomic(p, invhex, HASH_HEX_LEN, 0644);
 	free(p);
 	return rc;
 }

@@ -118,7 +118,9 @@ int store_entry_decode(const char *data, size_t n, struct store_entry *e);
 int store_manifest_encode(const struct store_manifest *m, struct buf *out);
 int store_manifest_decode(const char *data, size_t n, struct store_manifest *m);
 
-/* Writes the durable upload intent for a result key. */
-int store_intent_add(struct store *s, const unsigned char key[HASH_LEN]);
+/* Writes the durable upload intent intents/<result hex>, whose content is the
+ * invocation key in hex (the remote needs both to publish the manifest). */
+int store_intent_add(struct store *s, const unsigned char res[HASH_LEN],
+    const unsigned char inv[HASH_LEN]);
 
 #endif
