@@ -14,6 +14,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "proto/client.h"
 #include "store/journal.h"
 #include "wrapper/wrapper.h"
 
@@ -29,6 +30,10 @@ static int try_hit(struct wrapper *w);
 static void journal(struct wrapper *w, enum journal_type t, const char *reason,
     const unsigned char *res, uint64_t ms, uint64_t bytes);
 static int compile_and_store(struct wrapper *w);
+static int remote_wanted(const struct wrapper *w);
+static void ensure_supervisor(struct wrapper *w);
+static int try_remote(struct wrapper *w);
+static void queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN]);
 static char *env_form(struct wrapper *w, const char *name, const char *value);
 static enum restore_how restore_mode(struct wrapper *w);
 static int clone_blob(const char *blob, const char *tmp, mode_t mode);
@@ -336,7 +341,8 @@ try_hit(struct wrapper *w)
 			for (size_t k = 0; k < e.n_outputs; k++)
 				bytes += e.outputs[k].size;
 			replay(w, &e);
-			journal(w, JOURNAL_HIT, NULL, m.c[i].result, e.compile_ms, bytes);
+			journal(w, w->from_remote ? JOURNAL_REMOTE_HIT : JOURNAL_HIT, NULL,
+			    m.c[i].result, e.compile_ms, bytes);
 			served = 1;
 		} else if (rc == -2) {
 			store_entry_remove(w->store, m.c[i].result);
@@ -580,6 +586,8 @@ compile_and_store(struct wrapper *w)
 		journal(w, JOURNAL_MISS, why, NULL, r.ms, 0);
 	} else {
 		journal(w, JOURNAL_MISS, NULL, res, r.ms, bytes);
+		if (remote_wanted(w))
+			queue_upload(w, res);
 	}
 	buf_free(&r.out);
 	buf_free(&r.err);
@@ -587,6 +595,64 @@ compile_and_store(struct wrapper *w)
 	strv_free(&expect);
 	free(out_dir);
 	return r.status;
+}
+
+static int
+remote_wanted(const struct wrapper *w)
+{
+	const char *t = config_get(w->cfg, "remote.type");
+
+	return t[0] != '\0' && strcmp(t, "none") != 0;
+}
+
+/* Starts a supervisor for this store when none runs; never waits for it. */
+static void
+ensure_supervisor(struct wrapper *w)
+{
+	char *kached = wrapper_kached_path();
+
+	if (kached != NULL)
+		proto_supervisor_ensure(store_dir(w->store), kached);
+	free(kached);
+}
+
+/* On a local miss with a remote: ask the supervisor's fetcher, within the
+ * wrapper's deadline, then look again. 1 when served. */
+static int
+try_remote(struct wrapper *w)
+{
+	char hex[HASH_HEX_LEN + 1];
+	int64_t deadline = clock_ms() + config_get_int(w->cfg, "wrapper.deadline_ms");
+	enum proto_result r;
+
+	hash_to_hex(w->inv, hex);
+	r = proto_client_fetch(store_dir(w->store), hex, deadline);
+	log_debug("%s: remote fetch: %s", w->args.crate_name, proto_result_name(r));
+	if (r == PROTO_UNAVAILABLE)
+		ensure_supervisor(w);
+	if (r != PROTO_OK)
+		return 0;
+	w->from_remote = 1;
+	return try_hit(w);
+}
+
+/* A durable intent first, so nothing is lost while the supervisor is down;
+ * then a notice that does not wait. */
+static void
+queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN])
+{
+	char hex[HASH_HEX_LEN + 1];
+
+	if (config_get_bool(w->cfg, "s3.read_only") && strcmp(config_get(w->cfg, "remote.type"),
+	    "s3") == 0)
+		return;
+	if (store_intent_add(w->store, res, w->inv) < 0) {
+		log_warn("%s: cannot write upload intent", w->args.crate_name);
+		return;
+	}
+	hash_to_hex(res, hex);
+	ensure_supervisor(w);
+	proto_client_notify_upload(store_dir(w->store), hex);
 }
 
 int
@@ -600,6 +666,8 @@ wrapper_compile(struct wrapper *w)
 		return -1;
 	}
 	if (try_hit(w))
+		return 0;
+	if (remote_wanted(w) && try_remote(w))
 		return 0;
 	return compile_and_store(w);
 }

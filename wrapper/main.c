@@ -19,20 +19,31 @@ static void exec_kached(char **argv) __attribute__((noreturn));
 static void setup_log(const struct config *cfg);
 static void journal_pass(struct store *s, const char *reason);
 
-static void
-exec_kached(char **argv)
+char *
+wrapper_kached_path(void)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	char *dir, *kached;
 
-	if (n <= 0) {
-		fprintf(stderr, "kache: cannot find my own binary: %s\n", strerror(errno));
-		exit(1);
-	}
+	if (n <= 0)
+		return NULL;
 	self[n] = '\0';
 	dir = path_dirname(self);
 	kached = path_join(dir, "kached");
+	free(dir);
+	return kached;
+}
+
+static void
+exec_kached(char **argv)
+{
+	char *kached = wrapper_kached_path();
+
+	if (kached == NULL) {
+		fprintf(stderr, "kache: cannot find my own binary: %s\n", strerror(errno));
+		exit(1);
+	}
 	argv[0] = "kache";
 	execv(kached, argv);
 	fprintf(stderr, "kache: cannot run %s: %s (is kache installed completely?)\n", kached,

@@ -107,7 +107,11 @@ struct wrapper {
 	struct roots roots;
 	unsigned char inv[HASH_LEN];
 	int64_t start_us;
+	int from_remote;          /* the entry being served was just fetched */
 };
+
+/* The kached binary beside this one (new string), or NULL. */
+char *wrapper_kached_path(void);
 
 /* Serves one rustc invocation. Returns the exit status to use, or -1 when kache
  * failed before rustc ran and the caller must run rustc untouched. */
