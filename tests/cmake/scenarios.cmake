@@ -1,0 +1,14 @@
+# Black-box scenarios over real cargo builds of tests/fixtures/ws.
+if(TARGET kache AND TARGET kached)
+  foreach(case cold_then_warm_all_hits edit_misses_crate_and_dependents_only
+               env_dep_change_misses moved_checkout_other_cargo_home_hits
+               failing_compile_passes_through_and_is_not_stored
+               corrupted_blob_is_detected_and_rebuilt unusable_store_still_builds
+               two_builds_at_once_on_one_store pass_through_is_byte_identical
+               disabled_passes_everything_through)
+    add_test(NAME scenario_${case}
+             COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scenarios/test_cargo.py
+                     $<TARGET_FILE:kache> Scenarios.test_${case})
+    set_tests_properties(scenario_${case} PROPERTIES TIMEOUT 600 LABELS scenario)
+  endforeach()
+endif()
