@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "supervisor/supervisor.h"
+#include "cli/index_cmds.h"
 
 static const struct command commands[] = {
 	{ "__worker", supervisor_worker_cmd, "internal: a supervisor worker",
@@ -23,6 +24,36 @@ static const struct command commands[] = {
 	    "it in the foreground with logs on stderr; status lists the workers; log shows the\n"
 	    "supervisor's or a worker's log (uploader.0, fetcher.0); install adds a systemd\n"
 	    "user unit. `kache daemon` is an alias. See docs/supervisor.md.\n", 0 },
+	{ "gc", cmd_gc, "evict least recently used entries until the store fits its cap",
+	    "usage: kache gc [--max-size SIZE] [-v]\n"
+	    "Reads the journal into the index, then removes least recently used entries\n"
+	    "(the entry, blobs no other entry uses, manifests left with no candidate)\n"
+	    "until the store is at most SIZE (default: cache.max_size, 10G). Sizes take\n"
+	    "K, M, G suffixes. Also removes tmp/ files and unreferenced blobs older than\n"
+	    "an hour. Prints what it removed; -v names each evicted entry.\n", 0 },
+	{ "list", cmd_list, "list cached entries, most recently used first",
+	    "usage: kache list [CRATE] [--json]\n"
+	    "Lists entries (crate, key prefix, size, last use, hits), most recently used\n"
+	    "first, only CRATE's when given. --json prints an array of objects with\n"
+	    "crate, key, size, created_ms, last_use_ms, hits (see docs/cli.md).\n", 0 },
+	{ "purge", cmd_purge, "empty the cache (entries, blobs, manifests, memo, index)",
+	    "usage: kache purge\n"
+	    "Removes every entry, blob, manifest, memo, upload intent, journal and the\n"
+	    "index, without asking: it is a cache. Keeps the configuration. Prints what\n"
+	    "it freed.\n", 0 },
+	{ "stats", cmd_stats, "show hits, misses, savings and store size",
+	    "usage: kache stats [--json]\n"
+	    "Reads the journal into the index, then prints hits, misses, hit rate,\n"
+	    "pass-throughs by reason, errors by reason, corrupt entries found, entry count,\n"
+	    "store size, bytes restored, compile time saved and time spent in kache.\n"
+	    "--json prints the same as one object with stable field names (docs/cli.md).\n"
+	    "Counters restart from zero when a lost or damaged index is rebuilt.\n", 0 },
+	{ "verify", cmd_verify, "re-hash every blob; remove corrupt blobs and their entries",
+	    "usage: kache verify\n"
+	    "Re-hashes every blob and compares it with its name. Removes corrupt blobs,\n"
+	    "entries that do not decode, and entries that reference a missing or corrupt\n"
+	    "blob, naming each. Exit status: 0 when everything was sound, 1 when anything\n"
+	    "was corrupt or missing (or verify could not finish).\n", 0 },
 	{ "version", cmd_version, "print the version", "usage: kache version\n", 0 },
 };
 

@@ -1,0 +1,485 @@
+/* The index handle: opening (with lock retry and rebuild of a damaged database),
+ * batches, counters and stats. */
+#include "index/index.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "index/internal.h"
+
+static int open_or_rebuild(struct index *ix);
+static int db_valid(struct index *ix);
+static int reasons_collect(struct index *ix, const char *prefix, struct index_reason **out,
+    size_t *n);
+
+void
+put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+uint64_t
+get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int
+ix_db_open(struct index *ix)
+{
+	char *err = NULL;
+
+	ix->db = rocksdb_open(ix->opt, ix->db_path, &err);
+	if (ix->db != NULL)
+		return 0;
+	if (err && (strstr(err, "LOCK") || strstr(err, "lock"))) {
+		log_debug("index: %s", err);
+		free(err);
+		return -2;
+	}
+	log_warnx("index: cannot open %s: %s", ix->db_path, err ? err : "?");
+	free(err);
+	return -1;
+}
+
+void
+ix_db_close(struct index *ix)
+{
+	if (ix->db)
+		rocksdb_close(ix->db);
+	ix->db = NULL;
+	for (size_t i = 0; i < ix->n_c; i++)
+		free(ix->c[i].name);
+	ix->n_c = 0;
+}
+
+/* 1 when the database reads back: its counters and metadata load. */
+static int
+db_valid(struct index *ix)
+{
+	struct buf v;
+	int r;
+
+	buf_init(&v);
+	r = ix_get(ix, NULL, "mcreated", 8, &v);
+	buf_free(&v);
+	return r == 1 && ix_counters_load(ix) == 0;
+}
+
+void
+ix_set_created(struct index *ix)
+{
+	struct ix_txn t;
+	unsigned char v[8];
+
+	put_be64(v, (uint64_t)clock_wall_ms());
+	ix_txn_begin(&t, ix);
+	ix_put(&t, "mcreated", 8, v, 8);
+	ix_txn_commit(&t);
+}
+
+/* Opens the database; when it is missing, unreadable or damaged, moves it aside,
+ * creates a new one and scans the store into it. Retries while the lock is held.
+ * 0, -1, or -2 (lock held). */
+static int
+open_or_rebuild(struct index *ix)
+{
+	int64_t deadline = clock_ms() + INDEX_LOCK_WAIT_MS;
+	char *aside;
+	int rc;
+
+	while ((rc = ix_db_open(ix)) == -2 && clock_left_ms(deadline) > 0)
+		usleep(50 * 1000);
+	if (rc == -2)
+		return -2;
+	if (rc == 0 && db_valid(ix))
+		return 0;
+	if (rc == 0) {
+		struct buf v;
+
+		buf_init(&v);
+		rc = ix_get(ix, NULL, "mcreated", 8, &v);
+		buf_free(&v);
+		if (rc == 0 && ix_counters_load(ix) == 0) {
+			/* New (or emptied) database: fill it from the store. */
+			struct index_scan_result sr;
+
+			ix_set_created(ix);
+			rc = index_scan(ix, &sr);
+			/* Entries on disk but no index: it was lost. */
+			ix->rebuilt = sr.added > 0;
+			return rc;
+		}
+		ix_db_close(ix);
+	}
+	aside = xasprintf("%s.broken", ix->db_path);
+	log_warnx("index: %s is damaged; moving it to %s and rebuilding from the store",
+	    ix->db_path, aside);
+	fs_remove_tree(aside);
+	if (rename(ix->db_path, aside) < 0 && errno != ENOENT)
+		fs_remove_tree(ix->db_path);
+	free(aside);
+	if (ix_db_open(ix) < 0)
+		return -1;
+	ix->rebuilt = 1;
+	ix_set_created(ix);
+	return index_scan(ix, NULL);
+}
+
+struct index *
+index_open(const char *store_dir)
+{
+	struct index *ix = xcalloc(1, sizeof *ix);
+	int rc;
+
+	ix->dir = xstrdup(store_dir);
+	ix->db_path = path_join(store_dir, "index");
+	ix->rotate_size = INDEX_ROTATE_SIZE;
+	ix->grace_ms = INDEX_ROTATE_GRACE_MS;
+	ix->stale_ms = INDEX_STALE_MS;
+	ix->store = store_open(store_dir);
+	if (ix->store == NULL) {
+		log_warn("index: store %s", store_dir);
+		index_free(&ix);
+		return NULL;
+	}
+	ix->opt = rocksdb_options_create();
+	rocksdb_options_set_create_if_missing(ix->opt, 1);
+	rocksdb_options_set_keep_log_file_num(ix->opt, 2);
+	rocksdb_options_set_max_log_file_size(ix->opt, 1 << 20);
+	rocksdb_options_set_max_open_files(ix->opt, 64);
+	rocksdb_options_set_info_log_level(ix->opt, 3); /* errors only */
+	ix->ro = rocksdb_readoptions_create();
+	ix->wo = rocksdb_writeoptions_create();
+	rc = open_or_rebuild(ix);
+	if (rc < 0) {
+		if (rc == -2)
+			log_warnx("index: %s is locked by another process", ix->db_path);
+		index_free(&ix);
+		errno = rc == -2 ? EBUSY : EIO;
+		return NULL;
+	}
+	return ix;
+}
+
+void
+index_free(struct index **ixp)
+{
+	struct index *ix = *ixp;
+
+	if (ix == NULL)
+		return;
+	ix_db_close(ix);
+	free(ix->c);
+	if (ix->opt)
+		rocksdb_options_destroy(ix->opt);
+	if (ix->ro)
+		rocksdb_readoptions_destroy(ix->ro);
+	if (ix->wo)
+		rocksdb_writeoptions_destroy(ix->wo);
+	store_free(&ix->store);
+	free(ix->db_path);
+	free(ix->dir);
+	free(ix);
+	*ixp = NULL;
+}
+
+int
+index_was_rebuilt(const struct index *ix)
+{
+	return ix->rebuilt;
+}
+
+void
+index_set_rotation(struct index *ix, uint64_t size, int64_t grace_ms)
+{
+	ix->rotate_size = size;
+	ix->grace_ms = grace_ms;
+}
+
+void
+index_set_stale_age(struct index *ix, int64_t ms)
+{
+	ix->stale_ms = ms;
+}
+
+void
+ix_txn_begin(struct ix_txn *t, struct index *ix)
+{
+	memset(t, 0, sizeof *t);
+	t->ix = ix;
+	t->wb = rocksdb_writebatch_wi_create(0, 1);
+	strv_init(&t->unlink_after);
+}
+
+void
+ix_txn_abort(struct ix_txn *t)
+{
+	rocksdb_writebatch_wi_destroy(t->wb);
+	t->wb = NULL;
+	strv_free(&t->unlink_after);
+}
+
+int
+ix_txn_commit(struct ix_txn *t)
+{
+	struct index *ix = t->ix;
+	char *err = NULL;
+	unsigned char v[8];
+
+	for (size_t i = 0; i < ix->n_c; i++) {
+		char *k = xasprintf("c%s", ix->c[i].name);
+
+		put_be64(v, ix->c[i].v);
+		rocksdb_writebatch_wi_put(t->wb, k, strlen(k), (const char *)v, 8);
+		free(k);
+	}
+	rocksdb_write_writebatch_wi(ix->db, ix->wo, t->wb, &err);
+	if (err) {
+		log_warnx("index: write: %s", err);
+		free(err);
+		ix_txn_abort(t);
+		ix_counters_load(ix);
+		return -1;
+	}
+	for (size_t i = 0; i < t->unlink_after.n; i++)
+		if (unlink(t->unlink_after.v[i]) < 0 && errno != ENOENT)
+			log_warn("index: unlink %s", t->unlink_after.v[i]);
+	ix_txn_abort(t);
+	return 0;
+}
+
+int
+ix_get(struct index *ix, struct ix_txn *t, const void *k, size_t kn, struct buf *v)
+{
+	char *err = NULL, *val;
+	size_t vn = 0;
+
+	if (t)
+		val = rocksdb_writebatch_wi_get_from_batch_and_db(t->wb, ix->db, ix->ro, k, kn,
+		    &vn, &err);
+	else
+		val = rocksdb_get(ix->db, ix->ro, k, kn, &vn, &err);
+	if (err) {
+		log_warnx("index: read: %s", err);
+		free(err);
+		return -1;
+	}
+	if (val == NULL)
+		return 0;
+	buf_reset(v);
+	buf_add(v, val, vn);
+	rocksdb_free(val);
+	return 1;
+}
+
+void
+ix_put(struct ix_txn *t, const void *k, size_t kn, const void *v, size_t vn)
+{
+	rocksdb_writebatch_wi_put(t->wb, k, kn, v, vn);
+}
+
+void
+ix_del(struct ix_txn *t, const void *k, size_t kn)
+{
+	rocksdb_writebatch_wi_delete(t->wb, k, kn);
+}
+
+rocksdb_iterator_t *
+ix_iter_prefix(struct index *ix, char p)
+{
+	rocksdb_iterator_t *it = rocksdb_create_iterator(ix->db, ix->ro);
+
+	rocksdb_iter_seek(it, &p, 1);
+	return it;
+}
+
+int
+ix_iter_valid(rocksdb_iterator_t *it, char p)
+{
+	size_t kn;
+	const char *k;
+
+	if (!rocksdb_iter_valid(it))
+		return 0;
+	k = rocksdb_iter_key(it, &kn);
+	return kn > 0 && k[0] == p;
+}
+
+int
+ix_iter_error(rocksdb_iterator_t *it)
+{
+	char *err = NULL;
+
+	rocksdb_iter_get_error(it, &err);
+	if (err == NULL)
+		return 0;
+	log_warnx("index: iterate: %s", err);
+	free(err);
+	return -1;
+}
+
+void
+ix_counter_add(struct index *ix, const char *name, uint64_t n)
+{
+	for (size_t i = 0; i < ix->n_c; i++)
+		if (strcmp(ix->c[i].name, name) == 0) {
+			ix->c[i].v += n;
+			return;
+		}
+	if (ix->n_c == ix->cap_c) {
+		ix->cap_c = ix->cap_c ? ix->cap_c * 2 : 16;
+		ix->c = xrealloc(ix->c, ix->cap_c * sizeof *ix->c);
+	}
+	ix->c[ix->n_c].name = xstrdup(name);
+	ix->c[ix->n_c++].v = n;
+}
+
+uint64_t
+ix_counter_get(const struct index *ix, const char *name)
+{
+	for (size_t i = 0; i < ix->n_c; i++)
+		if (strcmp(ix->c[i].name, name) == 0)
+			return ix->c[i].v;
+	return 0;
+}
+
+/* Reloads the in-memory counters from the database. 0 / -1. */
+int
+ix_counters_load(struct index *ix)
+{
+	rocksdb_iterator_t *it;
+	int rc;
+
+	for (size_t i = 0; i < ix->n_c; i++)
+		free(ix->c[i].name);
+	ix->n_c = 0;
+	it = ix_iter_prefix(ix, 'c');
+	for (; ix_iter_valid(it, 'c'); rocksdb_iter_next(it)) {
+		size_t kn, vn;
+		const char *k = rocksdb_iter_key(it, &kn);
+		const char *v = rocksdb_iter_value(it, &vn);
+		char *name = xstrndup(k + 1, kn - 1);
+
+		if (vn == 8)
+			ix_counter_add(ix, name, get_be64((const unsigned char *)v));
+		free(name);
+	}
+	rc = ix_iter_error(it);
+	rocksdb_iter_destroy(it);
+	return rc;
+}
+
+static int
+reason_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct index_reason *)a)->reason,
+	    ((const struct index_reason *)b)->reason);
+}
+
+/* Collects the counters named <prefix><reason>, sorted by reason. */
+static int
+reasons_collect(struct index *ix, const char *prefix, struct index_reason **out, size_t *n)
+{
+	size_t pl = strlen(prefix);
+
+	*out = NULL;
+	*n = 0;
+	for (size_t i = 0; i < ix->n_c; i++) {
+		if (strncmp(ix->c[i].name, prefix, pl) != 0)
+			continue;
+		*out = xrealloc(*out, (*n + 1) * sizeof **out);
+		(*out)[*n].reason = xstrdup(ix->c[i].name + pl);
+		(*out)[(*n)++].count = ix->c[i].v;
+	}
+	if (*n)
+		qsort(*out, *n, sizeof **out, reason_cmp);
+	return 0;
+}
+
+/* Counts entries and adds up distinct blob sizes and entry file sizes. */
+int
+ix_store_totals(struct index *ix, uint64_t *entries, uint64_t *bytes)
+{
+	rocksdb_iterator_t *it;
+	int rc;
+
+	*entries = *bytes = 0;
+	it = ix_iter_prefix(ix, 'b');
+	for (; ix_iter_valid(it, 'b'); rocksdb_iter_next(it)) {
+		size_t vn;
+		const char *v = rocksdb_iter_value(it, &vn);
+
+		if (vn == 16)
+			*bytes += get_be64((const unsigned char *)v + 8);
+	}
+	rc = ix_iter_error(it);
+	rocksdb_iter_destroy(it);
+	it = ix_iter_prefix(ix, 'e');
+	for (; rc == 0 && ix_iter_valid(it, 'e'); rocksdb_iter_next(it)) {
+		size_t kn, vn;
+		const char *k = rocksdb_iter_key(it, &kn);
+		const char *v = rocksdb_iter_value(it, &vn);
+		struct ix_entry e;
+
+		if (kn != 1 + HASH_LEN ||
+		    ix_entry_decode((const unsigned char *)k + 1, v, vn, &e) < 0)
+			continue;
+		(*entries)++;
+		*bytes += e.file_size;
+		ix_entry_clear(&e);
+	}
+	if (rc == 0)
+		rc = ix_iter_error(it);
+	rocksdb_iter_destroy(it);
+	return rc;
+}
+
+int
+index_stats(struct index *ix, struct index_stats *st)
+{
+	struct buf v;
+
+	memset(st, 0, sizeof *st);
+	st->hits = ix_counter_get(ix, "hits");
+	st->misses = ix_counter_get(ix, "misses");
+	st->remote_hits = ix_counter_get(ix, "remote_hits");
+	st->passes = ix_counter_get(ix, "passes");
+	st->errors = ix_counter_get(ix, "errors");
+	st->corrupt = ix_counter_get(ix, "corrupt");
+	st->bytes_restored = ix_counter_get(ix, "bytes_restored");
+	st->ms_saved = ix_counter_get(ix, "ms_saved");
+	st->compile_ms = ix_counter_get(ix, "compile_ms");
+	st->kache_us = ix_counter_get(ix, "kache_us");
+	buf_init(&v);
+	if (ix_get(ix, NULL, "mcreated", 8, &v) == 1 && v.len == 8)
+		st->since_ms = (int64_t)get_be64((const unsigned char *)v.p);
+	buf_free(&v);
+	reasons_collect(ix, "pass.", &st->pass_reasons, &st->n_pass_reasons);
+	reasons_collect(ix, "error.", &st->error_reasons, &st->n_error_reasons);
+	return ix_store_totals(ix, &st->entries, &st->store_bytes);
+}
+
+void
+index_stats_clear(struct index_stats *st)
+{
+	for (size_t i = 0; i < st->n_pass_reasons; i++)
+		free(st->pass_reasons[i].reason);
+	for (size_t i = 0; i < st->n_error_reasons; i++)
+		free(st->error_reasons[i].reason);
+	free(st->pass_reasons);
+	free(st->error_reasons);
+	memset(st, 0, sizeof *st);
+}

@@ -1,0 +1,124 @@
+/* The index: a RocksDB database at <store>/index over the local store, opened
+ * read-write by one process at a time (today a CLI command, later the supervisor).
+ *
+ * It knows every entry (crate, size, created, last use, hits), a reference count
+ * per blob so gc removes a blob only when no remaining entry uses it, and the
+ * counters folded in from the wrappers' event journal (journal/events).
+ *
+ * The store is the truth; the index is a cache of it. A lost or damaged index is
+ * moved aside and rebuilt by scanning entries/: entries come back (last use and
+ * hit counts from the entry files), the journal counters restart from zero. */
+#ifndef KACHE_INDEX_H
+#define KACHE_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/hash.h"
+
+struct index;
+
+/* How long index_open retries when another process holds the index lock. */
+#define INDEX_LOCK_WAIT_MS 2000
+/* The live journal is rotated once it grows past this many bytes. */
+#define INDEX_ROTATE_SIZE (8u << 20)
+/* A rotated journal is finished and unlinked this long after the rename: a
+ * wrapper that opened the file before the rename may still append to it. */
+#define INDEX_ROTATE_GRACE_MS 5000
+/* gc and verify leave younger files in tmp/ and unreferenced blobs alone. */
+#define INDEX_STALE_MS (3600 * 1000)
+
+/* Opens (creating when missing) the index of the store at store_dir. A damaged
+ * index is moved to <store>/index.broken and rebuilt from the store. Returns NULL
+ * on failure; errno is EBUSY when another process held the lock throughout. */
+struct index *index_open(const char *store_dir);
+/* Closes the database and frees ix; NULLs the caller's pointer. */
+void index_free(struct index **ix);
+/* 1 when index_open found the index damaged, or missing while the store had
+ * entries, and rebuilt it from the store: the journal counters restarted. */
+int index_was_rebuilt(const struct index *ix);
+/* Overrides rotation size and grace (tests, the supervisor). */
+void index_set_rotation(struct index *ix, uint64_t size, int64_t grace_ms);
+/* Overrides the age past which tmp/ files and unreferenced blobs are stale. */
+void index_set_stale_age(struct index *ix, int64_t ms);
+
+/* Folds new complete journal records into the index, remembering how far it got
+ * (a torn tail is left for the next call); rotates and retires journal files.
+ * Returns the number of records applied, or -1. */
+long index_ingest(struct index *ix);
+
+/* Reconciles the index with entries/ on disk: adds entries it does not know
+ * (imported by another process), drops those whose file is gone, removes entry
+ * files that do not decode. 0 / -1. */
+struct index_scan_result {
+	uint64_t added, dropped, corrupt;
+};
+int index_scan(struct index *ix, struct index_scan_result *r);
+
+struct index_reason {
+	char *reason;
+	uint64_t count;
+};
+
+struct index_stats {
+	uint64_t hits, misses, remote_hits, passes, errors, corrupt;
+	uint64_t bytes_restored;  /* sum of `bytes` over hits and remote hits */
+	uint64_t ms_saved;        /* sum of `ms` over hits and remote hits */
+	uint64_t compile_ms;      /* sum of `ms` over misses */
+	uint64_t kache_us;        /* sum of `us` over every record: time spent in kache */
+	uint64_t entries;         /* entries in the index */
+	uint64_t store_bytes;     /* distinct blobs plus entry files, per the index */
+	int64_t since_ms;         /* wall ms when the counters started */
+	struct index_reason *pass_reasons;  /* sorted by reason */
+	size_t n_pass_reasons;
+	struct index_reason *error_reasons;
+	size_t n_error_reasons;
+};
+/* Fills st from the index (call index_ingest first for fresh numbers). */
+int index_stats(struct index *ix, struct index_stats *st);
+void index_stats_clear(struct index_stats *st);
+
+struct index_entry_info {
+	unsigned char key[HASH_LEN];
+	char crate[128];
+	uint64_t size;            /* sum of its outputs' blob sizes */
+	int64_t created_ms, last_use_ms;
+	uint64_t hits;
+};
+/* Calls fn for each entry, most recently used first; crate NULL for all, else
+ * only that crate's. fn returns nonzero to stop. 0 / -1. */
+int index_list(struct index *ix, const char *crate,
+    int (*fn)(const struct index_entry_info *e, void *arg), void *arg);
+
+struct index_gc_result {
+	uint64_t size_before, size_after;
+	uint64_t entries_removed, blobs_removed, bytes_freed;
+	uint64_t manifests_removed, tmp_removed, orphans_removed;
+};
+/* Ingests and scans, then evicts least recently used entries (entry file, blobs
+ * no longer referenced, manifests with no candidate left) until the store is at
+ * most max_size bytes; removes stale tmp/ files and unreferenced blobs. fn (may be
+ * NULL) is told of each evicted entry. 0 / -1. */
+int index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+    void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
+
+struct index_verify_result {
+	uint64_t blobs_checked, bytes_checked;
+	uint64_t blobs_corrupt;   /* content did not match the name: removed */
+	uint64_t entries_corrupt; /* entry files that did not decode: removed */
+	uint64_t entries_removed; /* entries referencing a missing or corrupt blob */
+};
+/* Re-hashes every blob, removes the ones whose content does not match their name,
+ * and every entry that references a missing or removed blob. report (may be NULL)
+ * gets one line per problem. Returns the number of problems found, or -1. */
+long index_verify(struct index *ix, struct index_verify_result *r,
+    void (*report)(const char *what, const char *hex, void *arg), void *arg);
+
+struct index_purge_result {
+	uint64_t bytes_freed, entries, blobs;
+};
+/* Removes every entry, blob, manifest, memo, intent, journal and tmp file and
+ * empties the index (ix stays open and usable). 0 / -1. */
+int index_purge(struct index *ix, struct index_purge_result *r);
+
+#endif

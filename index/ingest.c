@@ -1,0 +1,274 @@
+/* Folding the wrappers' event journal into the index.
+ *
+ * How far each journal file has been read is kept per inode ('o' keys), in the
+ * same batch as the changes those records made: a crash never applies a record
+ * twice or loses one. Rotation is a rename, which keeps the inode, so the offset
+ * follows the file. A rotated file (events.<n>) is read again after a grace
+ * period, for wrappers that opened it before the rename, then renamed to
+ * events.<n>.done, its offset forgotten, and unlinked; the inode cannot be reused
+ * while the .done file exists, so a stale offset never applies to a new file. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "index/internal.h"
+#include "store/journal.h"
+
+#define CHUNK (1u << 20)
+
+struct apply_ctx {
+	struct ix_txn *t;
+	long applied;
+};
+
+static void apply_event(const struct journal_event *ev, void *arg);
+static void touch_entry(struct ix_txn *t, const struct journal_event *ev);
+static int ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size);
+static int retire_rotated(struct index *ix, const char *path);
+static int rotate_live(struct index *ix, const char *jdir);
+static void offset_key(unsigned char k[9], uint64_t ino);
+
+static void
+offset_key(unsigned char k[9], uint64_t ino)
+{
+	k[0] = 'o';
+	put_be64(k + 1, ino);
+}
+
+/* A hit or remote hit: the entry was used now. */
+static void
+touch_entry(struct ix_txn *t, const struct journal_event *ev)
+{
+	struct ix_entry e;
+	int64_t old;
+
+	if (ix_entry_get(t->ix, t, ev->res, &e) != 1) {
+		/* Not indexed yet (imported by another process): read its file. */
+		if (ix_entry_add_from_store(t, ev->res, ev->ts_ms,
+		    ev->has_inv ? ev->inv : NULL) != 1 ||
+		    ix_entry_get(t->ix, t, ev->res, &e) != 1)
+			return;
+	}
+	old = e.info.last_use_ms;
+	if (ev->ts_ms > e.info.last_use_ms)
+		e.info.last_use_ms = ev->ts_ms;
+	e.info.hits++;
+	ix_entry_put(t, &e, old);
+	ix_entry_clear(&e);
+}
+
+static void
+apply_event(const struct journal_event *ev, void *arg)
+{
+	struct apply_ctx *c = arg;
+	struct index *ix = c->t->ix;
+	struct ix_entry e;
+	char *name;
+
+	c->applied++;
+	ix_counter_add(ix, "kache_us", ev->us);
+	switch (ev->type) {
+	case JOURNAL_HIT:
+	case JOURNAL_REMOTE_HIT:
+		ix_counter_add(ix, ev->type == JOURNAL_HIT ? "hits" : "remote_hits", 1);
+		ix_counter_add(ix, "bytes_restored", ev->bytes);
+		ix_counter_add(ix, "ms_saved", ev->ms);
+		if (ev->has_res)
+			touch_entry(c->t, ev);
+		break;
+	case JOURNAL_MISS:
+		ix_counter_add(ix, "misses", 1);
+		ix_counter_add(ix, "compile_ms", ev->ms);
+		if (ev->has_res && ix_entry_get(ix, c->t, ev->res, &e) == 1)
+			ix_entry_clear(&e);
+		else if (ev->has_res)
+			ix_entry_add_from_store(c->t, ev->res, ev->ts_ms,
+			    ev->has_inv ? ev->inv : NULL);
+		break;
+	case JOURNAL_PASS:
+	case JOURNAL_ERROR:
+		ix_counter_add(ix, ev->type == JOURNAL_PASS ? "passes" : "errors", 1);
+		name = xasprintf("%s.%s", ev->type == JOURNAL_PASS ? "pass" : "error",
+		    ev->reason[0] ? ev->reason : "unknown");
+		ix_counter_add(ix, name, 1);
+		free(name);
+		break;
+	case JOURNAL_CORRUPT:
+		ix_counter_add(ix, "corrupt", 1);
+		break;
+	}
+}
+
+/* Applies the complete records of path past its stored offset, one batch per
+ * chunk. Sets *size to the file's size. 0, -1, or 1 when the file is absent. */
+static int
+ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size)
+{
+	unsigned char k[9], v[8];
+	struct buf b, ov;
+	struct stat st;
+	uint64_t off = 0;
+	int fd, rc = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 1 : -1;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	offset_key(k, (uint64_t)st.st_ino);
+	buf_init(&ov);
+	if (ix_get(ix, NULL, k, sizeof k, &ov) == 1 && ov.len == 8)
+		off = get_be64((const unsigned char *)ov.p);
+	buf_free(&ov);
+	if (off > *size) {
+		log_warnx("index: %s is shorter than what was read of it; rereading", path);
+		off = 0;
+	}
+	buf_init(&b);
+	while (rc == 0 && off < *size) {
+		size_t want = *size - off > CHUNK ? CHUNK : (size_t)(*size - off);
+		ssize_t n;
+		struct ix_txn t;
+		struct apply_ctx c;
+		size_t used;
+
+		buf_reset(&b);
+		buf_grow(&b, want);
+		if ((n = pread(fd, b.p, want, (off_t)off)) <= 0)
+			break;
+		b.len = (size_t)n;
+		ix_txn_begin(&t, ix);
+		c.t = &t;
+		c.applied = 0;
+		used = journal_parse(b.p, b.len, apply_event, &c);
+		if (used == 0) {
+			ix_txn_abort(&t);
+			break; /* a torn tail: the rest of the record is on its way */
+		}
+		off += used;
+		put_be64(v, off);
+		ix_put(&t, k, sizeof k, v, sizeof v);
+		rc = ix_txn_commit(&t);
+		if (rc == 0)
+			*applied += c.applied;
+	}
+	buf_free(&b);
+	close(fd);
+	return rc;
+}
+
+/* Finishes a rotated journal file: forgets its offset, then unlinks it. */
+static int
+retire_rotated(struct index *ix, const char *path)
+{
+	char *done = str_ends_with(path, ".done") ? xstrdup(path) : xasprintf("%s.done", path);
+	unsigned char k[9];
+	struct stat st;
+	struct ix_txn t;
+	int rc = 0;
+
+	if (strcmp(done, path) != 0 && rename(path, done) < 0) {
+		log_warn("index: rename %s", path);
+		free(done);
+		return -1;
+	}
+	if (stat(done, &st) == 0) {
+		offset_key(k, (uint64_t)st.st_ino);
+		ix_txn_begin(&t, ix);
+		ix_del(&t, k, sizeof k);
+		rc = ix_txn_commit(&t);
+	}
+	if (rc == 0 && unlink(done) < 0 && errno != ENOENT)
+		rc = -1;
+	free(done);
+	return rc;
+}
+
+/* Renames the live journal to events.<n>, n one past the highest in use. */
+static int
+rotate_live(struct index *ix, const char *jdir)
+{
+	DIR *d = opendir(jdir);
+	struct dirent *de;
+	unsigned long n = 0;
+	char *from, *to;
+	int rc;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "events.", 7) == 0) {
+			unsigned long m = strtoul(de->d_name + 7, NULL, 10);
+
+			if (m > n)
+				n = m;
+		}
+	closedir(d);
+	from = xasprintf("%s/events", jdir);
+	to = xasprintf("%s/events.%lu", jdir, n + 1);
+	rc = rename(from, to);
+	if (rc < 0)
+		log_warn("index: rotate %s", from);
+	else
+		log_info("index: rotated the journal to %s", to);
+	free(from);
+	free(to);
+	return rc;
+}
+
+long
+index_ingest(struct index *ix)
+{
+	char *jdir = xasprintf("%s/journal", ix->dir), *live;
+	struct strv rotated;
+	DIR *d;
+	struct dirent *de;
+	long applied = 0;
+	uint64_t size = 0;
+	int rc = 0;
+
+	strv_init(&rotated);
+	if ((d = opendir(jdir)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (strncmp(de->d_name, "events.", 7) == 0)
+				strv_push_owned(&rotated, xasprintf("%s/%s", jdir, de->d_name));
+		closedir(d);
+	}
+	strv_sort(&rotated);
+	for (size_t i = 0; rc >= 0 && i < rotated.n; i++) {
+		const char *p = rotated.v[i];
+		struct stat st;
+
+		if (str_ends_with(p, ".done")) {
+			rc = retire_rotated(ix, p);
+			continue;
+		}
+		if (stat(p, &st) < 0)
+			continue;
+		/* Judge the age (the rename set ctime) before the last read: a file
+		 * past its grace then gets no append after that read. */
+		int old = clock_wall_ms() - ((int64_t)st.st_ctim.tv_sec * 1000 +
+		    st.st_ctim.tv_nsec / 1000000) >= ix->grace_ms;
+
+		rc = ingest_file(ix, p, &applied, &size);
+		if (rc == 0 && old)
+			rc = retire_rotated(ix, p);
+	}
+	live = xasprintf("%s/events", jdir);
+	if (rc >= 0)
+		rc = ingest_file(ix, live, &applied, &size);
+	if (rc == 0 && size > ix->rotate_size)
+		rotate_live(ix, jdir);
+	free(live);
+	free(jdir);
+	strv_free(&rotated);
+	return rc < 0 ? -1 : applied;
+}

@@ -1,0 +1,110 @@
+/* Shared by the files of index/: the handle, the key layout, records, batches.
+ *
+ * Keys (one column family):
+ *   'e' <key 32>                 entry record (ix_entry_encode)
+ *   'l' <last use ms, be64> <key 32>   LRU order; value empty
+ *   'b' <hash 32>                be64 refs, be64 size
+ *   'c' <name>                   be64 counter ("hits", "pass.<reason>", ...)
+ *   'o' <inode, be64>            be64 offset ingested in that journal file
+ *   'm' <name>                   metadata ("created": be64 wall ms) */
+#ifndef KACHE_INDEX_INTERNAL_H
+#define KACHE_INDEX_INTERNAL_H
+
+#include <rocksdb/c.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "common/util.h"
+#include "index/index.h"
+#include "store/store.h"
+
+struct ix_counter {
+	char *name;
+	uint64_t v;
+};
+
+struct index {
+	char *dir;
+	char *db_path;
+	struct store *store;
+	rocksdb_t *db;
+	rocksdb_options_t *opt;
+	rocksdb_readoptions_t *ro;
+	rocksdb_writeoptions_t *wo;
+	struct ix_counter *c;
+	size_t n_c, cap_c;
+	uint64_t rotate_size;
+	int64_t grace_ms, stale_ms;
+	int rebuilt;
+};
+
+/* An entry as the index keeps it. */
+struct ix_entry {
+	struct index_entry_info info;
+	uint64_t file_size;
+	int has_inv;
+	unsigned char inv[HASH_LEN];
+	unsigned char (*blobs)[HASH_LEN];   /* distinct blobs of its outputs */
+	uint64_t *blob_sizes;
+	size_t n_blobs;
+};
+
+/* A batch of changes, read back by later steps before it is committed. */
+struct ix_txn {
+	struct index *ix;
+	rocksdb_writebatch_wi_t *wb;
+	struct strv unlink_after;           /* blob paths to unlink once committed */
+	uint64_t blobs_freed, bytes_freed;
+};
+
+void put_be64(unsigned char *p, uint64_t v);
+uint64_t get_be64(const unsigned char *p);
+
+void ix_txn_begin(struct ix_txn *t, struct index *ix);
+/* Writes the batch (and the in-memory counters), then unlinks released blobs. */
+int ix_txn_commit(struct ix_txn *t);
+void ix_txn_abort(struct ix_txn *t);
+/* 1 found (value in v), 0 absent, -1 error; sees the txn's own changes when t is set. */
+int ix_get(struct index *ix, struct ix_txn *t, const void *k, size_t kn, struct buf *v);
+void ix_put(struct ix_txn *t, const void *k, size_t kn, const void *v, size_t vn);
+void ix_del(struct ix_txn *t, const void *k, size_t kn);
+/* An iterator over keys starting with byte p (caller destroys it). */
+rocksdb_iterator_t *ix_iter_prefix(struct index *ix, char p);
+int ix_iter_valid(rocksdb_iterator_t *it, char p);
+int ix_iter_error(rocksdb_iterator_t *it);
+
+void ix_counter_add(struct index *ix, const char *name, uint64_t n);
+uint64_t ix_counter_get(const struct index *ix, const char *name);
+int ix_counters_load(struct index *ix);
+
+void ix_entry_clear(struct ix_entry *e);
+void ix_entry_encode(const struct ix_entry *e, struct buf *out);
+int ix_entry_decode(const unsigned char key[HASH_LEN], const char *d, size_t n,
+    struct ix_entry *e);
+/* Reads the index record of key: 1 found, 0 absent, -1 error. */
+int ix_entry_get(struct index *ix, struct ix_txn *t, const unsigned char key[HASH_LEN],
+    struct ix_entry *e);
+/* Stores e (and its LRU key, replacing old_last_use's when known, -1 if none). */
+void ix_entry_put(struct ix_txn *t, const struct ix_entry *e, int64_t old_last_use);
+/* Indexes the entry file of key (refs its blobs); last_use -1 means the file's
+ * created time. 1 added, 0 absent on disk, -2 corrupt on disk, -1 error. */
+int ix_entry_add_from_store(struct ix_txn *t, const unsigned char key[HASH_LEN],
+    int64_t last_use, const unsigned char *inv);
+/* Drops e from the index and releases its blobs (unlinked on commit when unused). */
+void ix_entry_drop(struct ix_txn *t, const struct ix_entry *e);
+
+/* Calls fn for each file named by 64 hex digits under <store>/<kind>/xx/. */
+int ix_walk(struct index *ix, const char *kind,
+    int (*fn)(const char *hex, const char *path, const struct stat *st, void *arg), void *arg);
+/* Removes regular files older than age_ms directly under dir; returns the count. */
+uint64_t ix_remove_stale(const char *dir, int64_t age_ms);
+
+/* Opens the database at ix->db_path; 0, -1, or -2 when the lock is held. */
+int ix_db_open(struct index *ix);
+void ix_db_close(struct index *ix);
+/* Records when the counters started (a new or emptied database). */
+void ix_set_created(struct index *ix);
+/* Counts indexed entries and adds up distinct blob sizes plus entry file sizes. */
+int ix_store_totals(struct index *ix, uint64_t *entries, uint64_t *bytes);
+
+#endif

@@ -1,0 +1,536 @@
+/* Unit tests for index/: journal ingest, LRU gc with shared blobs, verify, rebuild
+ * of a lost or damaged index, torn journal tails, rotation, the lock, purge. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/fs.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "index/index.h"
+#include "store/journal.h"
+#include "store/store.h"
+
+struct fx {
+	char dir[64];
+	struct store *s;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof *f);
+
+	snprintf(f->dir, sizeof f->dir, "/tmp/kache-ix-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	f->s = store_open(f->dir);
+	assert_non_null(f->s);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	store_free(&f->s);
+	fs_remove_tree(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Puts a blob of n bytes of c into the store. */
+static void
+put_blob(struct fx *f, char c, size_t n, unsigned char h[HASH_LEN], uint64_t *size)
+{
+	char *src = xasprintf("%s/tmp/src", f->dir), *d = xmalloc(n);
+
+	memset(d, c, n);
+	assert_int_equal(fs_write_atomic(src, d, n, 0644), 0);
+	assert_int_equal(store_blob_put(f->s, src, 0, h, size), 0);
+	unlink(src);
+	free(src);
+	free(d);
+}
+
+/* Writes an entry whose outputs are blobs of the given fill bytes (1000 bytes
+ * each), and journals its miss at ts. */
+static void
+add_entry(struct fx *f, const char *crate, const char *fills, int64_t ts,
+    unsigned char key[HASH_LEN])
+{
+	size_t n = strlen(fills);
+	struct store_output *o = xcalloc(n, sizeof *o);
+	struct store_entry e;
+	struct journal_event ev;
+
+	for (size_t i = 0; i < n; i++) {
+		put_blob(f, fills[i], 1000, o[i].hash, &o[i].size);
+		o[i].name = xasprintf("out%zu", i);
+		o[i].mode = 0644;
+	}
+	hash_buffer(crate, strlen(crate), key);
+	key[1] = (unsigned char)ts;
+	key[2] = (unsigned char)(ts >> 8);
+	store_entry_init(&e);
+	e.crate = xstrdup(crate);
+	e.outputs = o;
+	e.n_outputs = n;
+	e.created_ms = ts;
+	assert_int_equal(store_entry_write(f->s, key, &e), 0);
+	store_entry_clear(&e);
+	memset(&ev, 0, sizeof ev);
+	ev.type = JOURNAL_MISS;
+	ev.ts_ms = ts;
+	snprintf(ev.crate, sizeof ev.crate, "%s", crate);
+	ev.has_res = 1;
+	memcpy(ev.res, key, HASH_LEN);
+	ev.ms = 700;
+	ev.us = 50;
+	assert_int_equal(journal_append(f->dir, &ev), 0);
+}
+
+static void
+journal(struct fx *f, enum journal_type t, const char *reason, const unsigned char *res,
+    int64_t ts, uint64_t ms, uint64_t bytes)
+{
+	struct journal_event ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.type = t;
+	ev.ts_ms = ts;
+	snprintf(ev.reason, sizeof ev.reason, "%s", reason);
+	if (res) {
+		ev.has_res = 1;
+		memcpy(ev.res, res, HASH_LEN);
+	}
+	ev.ms = ms;
+	ev.bytes = bytes;
+	ev.us = 10;
+	assert_int_equal(journal_append(f->dir, &ev), 0);
+}
+
+static int
+exists(struct fx *f, const char *kind, const unsigned char h[HASH_LEN])
+{
+	char hex[HASH_HEX_LEN + 1], *p;
+	struct stat st;
+	int r;
+
+	hash_to_hex(h, hex);
+	p = store_path(f->s, kind, hex);
+	r = stat(p, &st) == 0;
+	free(p);
+	return r;
+}
+
+struct seen {
+	int n;
+	unsigned char keys[16][HASH_LEN];
+	uint64_t hits[16];
+};
+
+static int
+seen_cb(const struct index_entry_info *e, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n < 16) {
+		memcpy(s->keys[s->n], e->key, HASH_LEN);
+		s->hits[s->n] = e->hits;
+	}
+	s->n++;
+	return 0;
+}
+
+static void
+test_ingest_counters(void **state)
+{
+	struct fx *f = *state;
+	unsigned char a[HASH_LEN], b[HASH_LEN];
+	struct index_stats st;
+	struct index *ix;
+	struct seen sn = { 0 };
+
+	add_entry(f, "serde", "a", 1000, a);
+	add_entry(f, "libc", "b", 2000, b);
+	journal(f, JOURNAL_HIT, "", a, 3000, 400, 1000);
+	journal(f, JOURNAL_HIT, "", a, 4000, 400, 1000);
+	journal(f, JOURNAL_REMOTE_HIT, "", b, 5000, 300, 1000);
+	journal(f, JOURNAL_PASS, "proc-macro", NULL, 5000, 0, 0);
+	journal(f, JOURNAL_PASS, "proc-macro", NULL, 5000, 0, 0);
+	journal(f, JOURNAL_PASS, "incremental", NULL, 5000, 0, 0);
+	journal(f, JOURNAL_ERROR, "io", NULL, 5000, 0, 0);
+	journal(f, JOURNAL_CORRUPT, "blob", NULL, 5000, 0, 0);
+
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	assert_int_equal(index_ingest(ix), 10);
+	assert_int_equal(index_ingest(ix), 0);
+	index_free(&ix);
+	assert_null(ix);
+	ix = index_open(f->dir);   /* counters persist */
+	assert_int_equal(index_ingest(ix), 0);
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.hits, 2);
+	assert_int_equal(st.remote_hits, 1);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.passes, 3);
+	assert_int_equal(st.n_pass_reasons, 2);
+	assert_string_equal(st.pass_reasons[0].reason, "incremental");
+	assert_int_equal(st.pass_reasons[1].count, 2);
+	assert_int_equal(st.errors, 1);
+	assert_string_equal(st.error_reasons[0].reason, "io");
+	assert_int_equal(st.corrupt, 1);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.bytes_restored, 3000);
+	assert_int_equal(st.ms_saved, 1100);
+	assert_int_equal(st.compile_ms, 1400);
+	assert_int_equal(st.kache_us, 2 * 50 + 8 * 10);
+	assert_true(st.store_bytes >= 2000);
+	index_stats_clear(&st);
+	/* Most recently used first: b (5000), then a (4000, two hits). */
+	assert_int_equal(index_list(ix, NULL, seen_cb, &sn), 0);
+	assert_int_equal(sn.n, 2);
+	assert_memory_equal(sn.keys[0], b, HASH_LEN);
+	assert_int_equal(sn.hits[1], 2);
+	sn.n = 0;
+	assert_int_equal(index_list(ix, "serde", seen_cb, &sn), 0);
+	assert_int_equal(sn.n, 1);
+	index_free(&ix);
+}
+
+static void
+test_gc_lru_and_shared_blobs(void **state)
+{
+	struct fx *f = *state;
+	unsigned char a[HASH_LEN], b[HASH_LEN], c[HASH_LEN], hx[HASH_LEN], hy[HASH_LEN];
+	unsigned char hz[HASH_LEN];
+	struct index_gc_result r;
+	struct index_stats st;
+	struct index *ix;
+	uint64_t sz;
+
+	add_entry(f, "a", "x", 1000, a);
+	add_entry(f, "b", "xy", 2000, b);   /* shares blob x with a */
+	add_entry(f, "c", "z", 3000, c);
+	journal(f, JOURNAL_HIT, "", a, 5000, 1, 1);  /* a is now the newest */
+	put_blob(f, 'x', 1000, hx, &sz);
+	put_blob(f, 'y', 1000, hy, &sz);
+	put_blob(f, 'z', 1000, hz, &sz);
+
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	assert_int_equal(index_ingest(ix), 4);
+	assert_int_equal(index_stats(ix, &st), 0);
+	/* Three distinct blobs, shared x counted once. */
+	assert_true(st.store_bytes >= 3000 && st.store_bytes < 4000);
+	/* One byte under: evicts b only (least recently used); x stays for a. */
+	assert_int_equal(index_gc(ix, st.store_bytes - 1, &r, NULL, NULL), 0);
+	index_stats_clear(&st);
+	assert_int_equal(r.entries_removed, 1);
+	assert_int_equal(r.blobs_removed, 1);
+	assert_false(exists(f, "entries", b));
+	assert_true(exists(f, "entries", a));
+	assert_true(exists(f, "entries", c));
+	assert_true(exists(f, "blobs", hx));
+	assert_false(exists(f, "blobs", hy));
+	assert_true(r.size_after < r.size_before);
+	/* Cap 0: everything goes. */
+	assert_int_equal(index_gc(ix, 0, &r, NULL, NULL), 0);
+	assert_int_equal(r.entries_removed, 2);
+	assert_false(exists(f, "blobs", hx));
+	assert_false(exists(f, "blobs", hz));
+	assert_false(exists(f, "entries", a));
+	assert_int_equal(r.size_after, 0);
+	index_free(&ix);
+}
+
+static void
+test_gc_stale_tmp_and_orphans(void **state)
+{
+	struct fx *f = *state;
+	unsigned char h[HASH_LEN], a[HASH_LEN];
+	struct index_gc_result r;
+	struct index *ix;
+	char *tmp = xasprintf("%s/tmp/leftover", f->dir);
+	uint64_t sz;
+
+	add_entry(f, "a", "a", 1000, a);
+	put_blob(f, 'o', 10, h, &sz);   /* referenced by no entry */
+	assert_int_equal(fs_write_atomic(tmp, "x", 1, 0644), 0);
+	ix = index_open(f->dir);
+	assert_int_equal(index_gc(ix, 1 << 30, &r, NULL, NULL), 0);
+	assert_int_equal(r.tmp_removed, 0);      /* young: left alone */
+	assert_true(exists(f, "blobs", h));
+	index_set_stale_age(ix, 0);
+	assert_int_equal(index_gc(ix, 1 << 30, &r, NULL, NULL), 0);
+	assert_int_equal(r.entries_removed, 0);
+	assert_int_equal(r.tmp_removed, 1);
+	assert_int_equal(r.orphans_removed, 1);
+	assert_false(exists(f, "blobs", h));
+	assert_true(exists(f, "entries", a));
+	index_free(&ix);
+	free(tmp);
+}
+
+static void
+test_verify_flipped_byte(void **state)
+{
+	struct fx *f = *state;
+	unsigned char a[HASH_LEN], b[HASH_LEN], ha[HASH_LEN];
+	struct index_verify_result r;
+	struct index_stats st;
+	struct index *ix;
+	char hex[HASH_HEX_LEN + 1], *p;
+	uint64_t sz;
+	int fd;
+
+	add_entry(f, "a", "a", 1000, a);
+	add_entry(f, "b", "b", 2000, b);
+	put_blob(f, 'a', 1000, ha, &sz);
+	hash_to_hex(ha, hex);
+	p = store_path(f->s, "blobs", hex);
+	assert_int_equal(chmod(p, 0644), 0);
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "Z", 1, 10), 1);
+	close(fd);
+	ix = index_open(f->dir);
+	assert_int_equal(index_verify(ix, &r, NULL, NULL), 2);
+	assert_int_equal(r.blobs_checked, 2);
+	assert_int_equal(r.blobs_corrupt, 1);
+	assert_int_equal(r.entries_removed, 1);
+	assert_false(exists(f, "blobs", ha));
+	assert_false(exists(f, "entries", a));
+	assert_true(exists(f, "entries", b));
+	assert_int_equal(index_verify(ix, &r, NULL, NULL), 0);
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.entries, 1);
+	index_stats_clear(&st);
+	index_free(&ix);
+	free(p);
+}
+
+/* Overwrites every file in dir with junk. */
+static void
+garble(const char *dir)
+{
+	char *cmd = xasprintf("for f in %s/*; do head -c 300 /dev/urandom > \"$f\"; done", dir);
+
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+}
+
+static void
+test_rebuild(void **state)
+{
+	struct fx *f = *state;
+	unsigned char a[HASH_LEN], b[HASH_LEN];
+	struct index_stats st;
+	struct index *ix;
+	struct seen sn = { 0 };
+	char *idx = xasprintf("%s/index", f->dir);
+
+	add_entry(f, "a", "a", 1000, a);
+	add_entry(f, "b", "ab", 2000, b);
+	ix = index_open(f->dir);
+	assert_int_equal(index_ingest(ix), 2);
+	index_free(&ix);
+	/* Lost. */
+	assert_int_equal(fs_remove_tree(idx), 0);
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	assert_true(index_was_rebuilt(ix));
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.misses, 0);   /* counters restart */
+	assert_true(st.store_bytes >= 2000 && st.store_bytes < 3000);
+	index_stats_clear(&st);
+	index_free(&ix);
+	/* Damaged. */
+	garble(idx);
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	assert_true(index_was_rebuilt(ix));
+	assert_int_equal(index_list(ix, NULL, seen_cb, &sn), 0);
+	assert_int_equal(sn.n, 2);
+	/* Blob refs were rebuilt too: gc of b keeps a's blob. */
+	index_free(&ix);
+	free(idx);
+}
+
+/* The bytes journal_append writes for one hit record. */
+static void
+record_bytes(struct buf *out)
+{
+	char dir[] = "/tmp/kache-ixr-XXXXXX";
+	struct journal_event ev;
+	char *p;
+
+	assert_non_null(mkdtemp(dir));
+	p = xasprintf("%s/journal", dir);
+	assert_int_equal(fs_mkdir_p(p, 0755), 0);
+	free(p);
+	memset(&ev, 0, sizeof ev);
+	ev.type = JOURNAL_HIT;
+	ev.ts_ms = 42;
+	ev.ms = 5;
+	assert_int_equal(journal_append(dir, &ev), 0);
+	p = xasprintf("%s/journal/events", dir);
+	assert_int_equal(fs_read_file(p, out, 1 << 20), 0);
+	free(p);
+	fs_remove_tree(dir);
+}
+
+static void
+append_raw(struct fx *f, const char *name, const void *d, size_t n)
+{
+	char *p = xasprintf("%s/journal/%s", f->dir, name);
+	int fd = open(p, O_WRONLY | O_APPEND | O_CREAT, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, d, n), (ssize_t)n);
+	close(fd);
+	free(p);
+}
+
+static void
+test_torn_tail(void **state)
+{
+	struct fx *f = *state;
+	struct index_stats st;
+	struct index *ix;
+	struct buf rec;
+
+	buf_init(&rec);
+	record_bytes(&rec);
+	append_raw(f, "events", rec.p, rec.len);
+	append_raw(f, "events", rec.p, 7);   /* a writer mid-record */
+	ix = index_open(f->dir);
+	assert_int_equal(index_ingest(ix), 1);
+	assert_int_equal(index_ingest(ix), 0);
+	append_raw(f, "events", rec.p + 7, rec.len - 7);
+	assert_int_equal(index_ingest(ix), 1);
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.hits, 2);
+	assert_int_equal(st.ms_saved, 10);
+	index_stats_clear(&st);
+	index_free(&ix);
+	buf_free(&rec);
+}
+
+static void
+test_rotation(void **state)
+{
+	struct fx *f = *state;
+	struct index_stats st;
+	struct index *ix;
+	struct buf rec;
+	struct stat sb;
+	char *ev1 = xasprintf("%s/journal/events.1", f->dir);
+	char *ev2 = xasprintf("%s/journal/events.2", f->dir);
+
+	buf_init(&rec);
+	record_bytes(&rec);
+	append_raw(f, "events", rec.p, rec.len);
+	append_raw(f, "events", rec.p, rec.len);
+	ix = index_open(f->dir);
+	index_set_rotation(ix, 1, 60000);
+	assert_int_equal(index_ingest(ix), 2);
+	assert_int_equal(stat(ev1, &sb), 0);      /* rotated */
+	/* A wrapper that opened events before the rename, and a new one. */
+	append_raw(f, "events.1", rec.p, rec.len);
+	append_raw(f, "events", rec.p, rec.len);
+	assert_int_equal(index_ingest(ix), 2);
+	assert_int_equal(stat(ev1, &sb), 0);      /* within its grace: kept */
+	assert_int_equal(stat(ev2, &sb), 0);
+	index_set_rotation(ix, 1, 0);
+	append_raw(f, "events.1", rec.p, rec.len);
+	assert_int_equal(index_ingest(ix), 1);
+	assert_int_equal(stat(ev1, &sb), -1);     /* finished and gone */
+	assert_int_equal(stat(ev2, &sb), -1);
+	index_free(&ix);
+	/* Reopened: nothing is applied twice. */
+	ix = index_open(f->dir);
+	assert_int_equal(index_ingest(ix), 0);
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.hits, 5);
+	index_stats_clear(&st);
+	index_free(&ix);
+	buf_free(&rec);
+	free(ev1);
+	free(ev2);
+}
+
+static void
+test_lock_held(void **state)
+{
+	struct fx *f = *state;
+	struct index *ix = index_open(f->dir), *ix2;
+
+	assert_non_null(ix);
+	ix2 = index_open(f->dir);
+	assert_null(ix2);
+	assert_int_equal(errno, EBUSY);
+	index_free(&ix);
+	ix2 = index_open(f->dir);
+	assert_non_null(ix2);
+	index_free(&ix2);
+}
+
+static void
+test_purge(void **state)
+{
+	struct fx *f = *state;
+	unsigned char a[HASH_LEN];
+	struct index_purge_result r;
+	struct index_stats st;
+	struct index *ix;
+
+	add_entry(f, "a", "ab", 1000, a);
+	ix = index_open(f->dir);
+	assert_int_equal(index_ingest(ix), 1);
+	assert_int_equal(index_purge(ix, &r), 0);
+	assert_int_equal(r.entries, 1);
+	assert_int_equal(r.blobs, 2);
+	assert_true(r.bytes_freed >= 2000);
+	assert_false(exists(f, "entries", a));
+	assert_int_equal(index_ingest(ix), 0);
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.misses, 0);
+	index_stats_clear(&st);
+	index_free(&ix);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ingest_counters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_lru_and_shared_blobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_stale_tmp_and_orphans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+	};
+
+	log_init("test", stderr, LOG_LEVEL_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
