@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/scripts/example-deps.sh"
 cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=Release -DKACHE_TESTING=OFF >/dev/null
 make -C "$here/build" -j"$(nproc)" --no-print-directory >/dev/null
-kache="$here/build/wrapper/kache"
+kache="$here/build/bin/kache"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp -a "$here/examples/ws-small" "$work/ws" && chmod -R u+w "$work/ws"

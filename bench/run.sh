@@ -3,7 +3,7 @@
 # (`cargo clean && cargo build`) and warm from a copy at another path with another
 # CARGO_HOME. Prints medians, ratios measured in this same run, and how many
 # compiles reached the real rustc (a counting shim sits in RUSTC).
-# usage: bench/run.sh --kache build/wrapper/kache [--runs N] [--ws DIR]
+# usage: bench/run.sh --kache build/bin/kache [--runs N] [--ws DIR]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kache="" runs=3 ws="$here/../examples/ws-small"
@@ -15,7 +15,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: bench/run.sh --kache PATH [--runs N] [--ws DIR]" >&2; exit 2 ;;
   esac
 done
-[ -x "$kache" ] || { echo "bench: give the kache binary: --kache build/wrapper/kache" >&2; exit 2; }
+[ -x "$kache" ] || { echo "bench: give the kache binary: --kache build/bin/kache" >&2; exit 2; }
 command -v sccache >/dev/null || { echo "bench: sccache missing (apt-get install sccache)" >&2; exit 2; }
 work="$(mktemp -d)"
 trap 'SCCACHE_DIR="$work/sccache" sccache --stop-server >/dev/null 2>&1 || true; rm -rf "$work"' EXIT

@@ -17,7 +17,7 @@
 
 static void exec_kached(char **argv) __attribute__((noreturn));
 static void setup_log(const struct config *cfg);
-static void journal_pass(struct store *s, const char *reason);
+static void journal_pass(struct store *s, const char *reason, const char *crate);
 
 char *
 wrapper_kached_path(void)
@@ -75,15 +75,17 @@ setup_log(const struct config *cfg)
 }
 
 static void
-journal_pass(struct store *s, const char *reason)
+journal_pass(struct store *s, const char *reason, const char *crate)
 {
 	struct journal_event ev;
 
+	log_info("pass-through (%s): %s", reason, crate ? crate : "-");
 	if (s == NULL)
 		return;
 	memset(&ev, 0, sizeof ev);
 	ev.type = JOURNAL_PASS;
 	snprintf(ev.reason, sizeof ev.reason, "%s", reason);
+	snprintf(ev.crate, sizeof ev.crate, "%s", crate ? crate : "");
 	journal_append(store_dir(s), &ev);
 }
 
@@ -110,7 +112,8 @@ main(int argc, char **argv)
 	}
 	rc = wrapper_compile(&w);
 	if (rc < 0) {
-		journal_pass(w.store, w.args.pass_reason ? w.args.pass_reason : "kache-error");
+		journal_pass(w.store, w.args.pass_reason ? w.args.pass_reason : "kache-error",
+		    w.args.crate_name);
 		exec_rustc(w.rustc, argc - 2, argv + 2);
 	}
 	args_free(&w.args);
