@@ -20,7 +20,8 @@ command -v sccache >/dev/null || { echo "bench: sccache missing (apt-get install
 work="$(mktemp -d)"
 trap 'SCCACHE_DIR="$work/sccache" sccache --stop-server >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 rustc_real="$(rustc --print sysroot)/bin/rustc"
-shim="$work/rustc-shim"
+mkdir -p "$work/shim"
+shim="$work/shim/rustc"
 cat > "$shim" <<EOS
 #!/bin/sh
 case " \$* " in *' --crate-name ___ '*) ;; *' --crate-name '*) echo x >> "\$SHIM_LOG";; esac
