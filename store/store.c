@@ -22,6 +22,10 @@ static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "m
 static char *memo_path(const struct store *s, const struct stat *st);
 static int write_fanout(const char *path, const void *data, size_t n, mode_t mode);
 static char *text_memo_path(const struct store *s, const char *key);
+static int blob_put_link(struct store *s, const char *src, int exec,
+    unsigned char hash[HASH_LEN], uint64_t *size, const char *tmp);
+static int blob_put_copy(struct store *s, const char *src, int exec,
+    unsigned char hash[HASH_LEN], uint64_t *size, const char *tmp);
 static int blob_commit(struct store *s, const char *tmp, const unsigned char hash[HASH_LEN],
     uint64_t size);
 
@@ -218,16 +222,42 @@ blob_commit(struct store *s, const char *tmp, const unsigned char hash[HASH_LEN]
 	return rc;
 }
 
-int
-store_blob_put(struct store *s, const char *src, int exec, unsigned char hash[HASH_LEN],
-    uint64_t *size)
+/* Adds src to the store by a hardlink: no copy. The blob then shares its inode
+ * with src; a later in-place change to src changes the blob's ctime, which the
+ * stat memo notices, so the damage is caught before any restore. */
+static int
+blob_put_link(struct store *s, const char *src, int exec, unsigned char hash[HASH_LEN],
+    uint64_t *size, const char *tmp)
 {
-	char *tmp = xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
+	int fd;
+
+	if (link(src, tmp) < 0)
+		return -1;
+	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || hash_fd(fd, hash, size) < 0 || fchmod(fd, exec ? 0555 : 0444) < 0) {
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	close(fd);
+	if (blob_commit(s, tmp, hash, *size) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Adds src to the store by copying it to a temporary and hashing the copy: the
+ * source may change while we copy, the copy cannot. */
+static int
+blob_put_copy(struct store *s, const char *src, int exec, unsigned char hash[HASH_LEN],
+    uint64_t *size, const char *tmp)
+{
 	int in, out, rc = -1;
 
 	in = open(src, O_RDONLY | O_CLOEXEC);
 	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	/* Hash the copy, not the source: the source may change while we copy. */
 	if (in >= 0 && out >= 0 && fs_clone_or_copy_fd(in, out, NULL) == 0 &&
 	    lseek(out, 0, SEEK_SET) == 0 && hash_fd(out, hash, size) == 0 &&
 	    fchmod(out, exec ? 0555 : 0444) == 0)
@@ -240,6 +270,20 @@ store_blob_put(struct store *s, const char *src, int exec, unsigned char hash[HA
 		rc = blob_commit(s, tmp, hash, *size);
 	if (rc < 0)
 		unlink(tmp);
+	return rc;
+}
+
+int
+store_blob_put(struct store *s, const char *src, int exec, int may_link,
+    unsigned char hash[HASH_LEN], uint64_t *size)
+{
+	char *tmp = xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
+	int rc = -1;
+
+	if (may_link)
+		rc = blob_put_link(s, src, exec, hash, size, tmp);
+	if (rc < 0)
+		rc = blob_put_copy(s, src, exec, hash, size, tmp);
 	free(tmp);
 	return rc;
 }

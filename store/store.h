@@ -87,9 +87,10 @@ void store_memo_put(struct store *s, const struct stat *st, const unsigned char 
 int store_memo_get_text(struct store *s, const char *key, struct buf *out);
 void store_memo_put_text(struct store *s, const char *key, const char *text, size_t n);
 
-/* Copies src into the blob store (if absent). Fills hash and size. */
-int store_blob_put(struct store *s, const char *src, int exec, unsigned char hash[HASH_LEN],
-    uint64_t *size);
+/* Adds src to the blob store (if absent): by hardlink when may_link and the
+ * filesystem allows (src then becomes read-only), else by copy. Fills hash and size. */
+int store_blob_put(struct store *s, const char *src, int exec, int may_link,
+    unsigned char hash[HASH_LEN], uint64_t *size);
 
 enum store_get { STORE_FOUND = 0, STORE_ABSENT, STORE_CORRUPT, STORE_IOERR };
 

@@ -503,7 +503,9 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 			if (fs_read_file(f, &text, 64u << 20) < 0)
 				why = "dep-info-unreadable";
 		} else if (stat(f, &st) < 0 ||
-		    store_blob_put(w->store, f, (st.st_mode & 0111) != 0, o->hash, &o->size) < 0) {
+		    store_blob_put(w->store, f, (st.st_mode & 0111) != 0,
+		    restore_mode(w) == RESTORE_AUTO || restore_mode(w) == RESTORE_HARDLINK, o->hash,
+		    &o->size) < 0) {
 			why = "store-write-failed";
 		} else {
 			o->name = xstrdup(names.v[i]);

@@ -34,7 +34,7 @@ make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts)
 		data[i] = (char)random();
 	src = xasprintf("%s/tmp/fixture.%ld", store_dir(s), (long)getpid());
 	if (fs_write_atomic(src, data, size, 0644) < 0 ||
-	    store_blob_put(s, src, 0, o.hash, &got) < 0)
+	    store_blob_put(s, src, 0, 0, o.hash, &got) < 0)
 		return 1;
 	unlink(src);
 	hash_buffer(data, size, key);

@@ -59,7 +59,7 @@ put_blob(struct fx *f, char c, size_t n, unsigned char h[HASH_LEN], uint64_t *si
 
 	memset(d, c, n);
 	assert_int_equal(fs_write_atomic(src, d, n, 0644), 0);
-	assert_int_equal(store_blob_put(f->s, src, 0, h, size), 0);
+	assert_int_equal(store_blob_put(f->s, src, 0, 0, h, size), 0);
 	unlink(src);
 	free(src);
 	free(d);

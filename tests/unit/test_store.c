@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -34,7 +35,7 @@ test_entry_roundtrip(void **state)
 
 	(void)state;
 	assert_int_equal(fs_write_atomic(src, "rlib bytes", 10, 0644), 0);
-	assert_int_equal(store_blob_put(s, src, 0, o.hash, &o.size), 0);
+	assert_int_equal(store_blob_put(s, src, 0, 0, o.hash, &o.size), 0);
 	assert_int_equal(o.size, 10);
 	store_entry_init(&e);
 	e.crate = "x";
@@ -179,6 +180,32 @@ test_hash_memo_sees_changes(void **state)
 	free(dir);
 }
 
+static void
+test_blob_by_link_shares_inode(void **state)
+{
+	char *dir = tmpdir(), *src = xasprintf("%s/app", dir), *blob;
+	char hex[HASH_HEX_LEN + 1];
+	struct store *s = store_open(dir);
+	unsigned char h[HASH_LEN];
+	uint64_t size;
+	struct stat a, b;
+
+	(void)state;
+	assert_int_equal(fs_write_atomic(src, "\x7f" "ELF", 4, 0755), 0);
+	assert_int_equal(store_blob_put(s, src, 1, 1, h, &size), 0);
+	hash_to_hex(h, hex);
+	blob = store_path(s, "blobs", hex);
+	assert_int_equal(stat(src, &a), 0);
+	assert_int_equal(stat(blob, &b), 0);
+	assert_int_equal(a.st_ino, b.st_ino);
+	assert_int_equal(b.st_mode & 0777, 0555);
+	free(blob);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(src);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -188,6 +215,7 @@ main(void)
 		cmocka_unit_test(test_hostile_msgpack),
 		cmocka_unit_test(test_journal_roundtrip_and_torn_tail),
 		cmocka_unit_test(test_hash_memo_sees_changes),
+		cmocka_unit_test(test_blob_by_link_shares_inode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
