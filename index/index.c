@@ -118,8 +118,11 @@ open_or_rebuild(struct index *ix)
 
 			ix_set_created(ix);
 			rc = index_scan(ix, &sr);
-			/* Entries on disk but no index: it was lost. */
-			ix->rebuilt = sr.added > 0;
+			/* Entries on disk but no index: a first run, or a lost index.
+			 * Either way the journal still on disk is counted again. */
+			if (sr.added)
+				log_info("index: indexed %llu entries found in the store",
+				    (unsigned long long)sr.added);
 			return rc;
 		}
 		ix_db_close(ix);

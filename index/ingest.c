@@ -85,9 +85,20 @@ apply_event(const struct journal_event *ev, void *arg)
 	case JOURNAL_MISS:
 		ix_counter_add(ix, "misses", 1);
 		ix_counter_add(ix, "compile_ms", ev->ms);
-		if (ev->has_res && ix_entry_get(ix, c->t, ev->res, &e) == 1)
+		if (ev->has_res && ix_entry_get(ix, c->t, ev->res, &e) == 1) {
+			/* Stored again, or found by a scan first: it was just made,
+			 * and now we learn its manifest. */
+			int64_t old = e.info.last_use_ms;
+
+			if (!e.has_inv && ev->has_inv) {
+				e.has_inv = 1;
+				memcpy(e.inv, ev->inv, HASH_LEN);
+			}
+			if (ev->ts_ms > old)
+				e.info.last_use_ms = ev->ts_ms;
+			ix_entry_put(c->t, &e, old);
 			ix_entry_clear(&e);
-		else if (ev->has_res)
+		} else if (ev->has_res)
 			ix_entry_add_from_store(c->t, ev->res, ev->ts_ms,
 			    ev->has_inv ? ev->inv : NULL);
 		break;
