@@ -3,6 +3,8 @@
 #include "index/index.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +17,7 @@
 #include "index/internal.h"
 
 static int open_or_rebuild(struct index *ix);
+static int take_lock(struct index *ix, int64_t deadline);
 static int db_valid(struct index *ix);
 static int reasons_collect(struct index *ix, const char *prefix, struct index_reason **out,
     size_t *n);
@@ -90,6 +93,34 @@ ix_set_created(struct index *ix)
 	ix_txn_commit(&t);
 }
 
+/* Takes <store>/index.lock before RocksDB is touched: RocksDB rotates its info
+ * log before it takes its own LOCK, so two openers at once can fail in ways that
+ * look like damage, and only the lock holder may decide the index is damaged.
+ * 0, -1, or -2 when another process held it until deadline. */
+static int
+take_lock(struct index *ix, int64_t deadline)
+{
+	char *p = xasprintf("%s.lock", ix->db_path);
+
+	ix->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (ix->lock_fd < 0) {
+		log_warn("index: %s", p);
+		free(p);
+		return -1;
+	}
+	free(p);
+	while (flock(ix->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			log_warn("index: flock");
+			return -1;
+		}
+		if (clock_left_ms(deadline) <= 0)
+			return -2;
+		usleep(50 * 1000);
+	}
+	return 0;
+}
+
 /* Opens the database; when it is missing, unreadable or damaged, moves it aside,
  * creates a new one and scans the store into it. Retries while the lock is held.
  * 0, -1, or -2 (lock held). */
@@ -100,6 +131,8 @@ open_or_rebuild(struct index *ix)
 	char *aside;
 	int rc;
 
+	if ((rc = take_lock(ix, deadline)) < 0)
+		return rc;
 	while ((rc = ix_db_open(ix)) == -2 && clock_left_ms(deadline) > 0)
 		usleep(50 * 1000);
 	if (rc == -2)
@@ -152,6 +185,7 @@ index_open(const char *store_dir)
 	ix->rotate_size = INDEX_ROTATE_SIZE;
 	ix->grace_ms = INDEX_ROTATE_GRACE_MS;
 	ix->stale_ms = INDEX_STALE_MS;
+	ix->lock_fd = -1;
 	ix->store = store_open(store_dir);
 	if (ix->store == NULL) {
 		log_warn("index: store %s", store_dir);
@@ -185,6 +219,8 @@ index_free(struct index **ixp)
 	if (ix == NULL)
 		return;
 	ix_db_close(ix);
+	if (ix->lock_fd >= 0)
+		close(ix->lock_fd);
 	free(ix->c);
 	if (ix->opt)
 		rocksdb_options_destroy(ix->opt);

@@ -18,7 +18,8 @@
 
 struct index;
 
-/* How long index_open retries when another process holds the index lock. */
+/* How long index_open retries when another process holds the index: it takes
+ * flock(<store>/index.lock), then RocksDB's own LOCK. */
 #define INDEX_LOCK_WAIT_MS 2000
 /* The live journal is rotated once it grows past this many bytes. */
 #define INDEX_ROTATE_SIZE (8u << 20)

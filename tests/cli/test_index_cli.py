@@ -158,15 +158,18 @@ class IndexCli(unittest.TestCase):
         """A second command while the first holds the lock waits, then says why."""
         self.populate()
         self.stats()
-        # Hold the lock with a python-side flock on LOCK, as RocksDB does (fcntl).
+        # Hold kache's own lock (flock on index.lock), then RocksDB's (fcntl on LOCK).
         import fcntl
-        fd = os.open(os.path.join(self.store, "index", "LOCK"), os.O_RDWR)
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        try:
-            p = self.run_k("stats", rc=1)
-            self.assertIn("another kache command or the supervisor holds the index", p.stderr)
-        finally:
-            os.close(fd)
+        for name, lock in (("index.lock", fcntl.flock), ("index/LOCK", fcntl.lockf)):
+            fd = os.open(os.path.join(self.store, name), os.O_RDWR)
+            lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                p = self.run_k("stats", rc=1)
+                self.assertIn("another kache command or the supervisor holds the index",
+                              p.stderr)
+            finally:
+                os.close(fd)
+        self.assertFalse(os.path.exists(os.path.join(self.store, "index.broken")))
         self.run_k("stats")
         # Two real commands concurrently: neither crashes; each succeeds or says busy.
         results = []
@@ -175,7 +178,7 @@ class IndexCli(unittest.TestCase):
             p = subprocess.run([KACHED, "gc", "--max-size", "10G"], env=self.env,
                                capture_output=True, text=True, timeout=60)
             results.append(p)
-        ts = [threading.Thread(target=go) for _ in range(3)]
+        ts = [threading.Thread(target=go) for _ in range(4)]
         for t in ts:
             t.start()
         for t in ts:
@@ -184,6 +187,9 @@ class IndexCli(unittest.TestCase):
             self.assertIn(p.returncode, (0, 1), p.stderr)
             if p.returncode:
                 self.assertIn("try again", p.stderr)
+            self.assertNotIn("damaged", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.store, "index.broken")))
+        self.assertEqual(self.stats()["entries"], 3)
 
 
 if __name__ == "__main__":
