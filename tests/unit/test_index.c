@@ -213,6 +213,29 @@ test_ingest_counters(void **state)
 }
 
 static void
+test_corrupt_record_forgets_entry(void **state)
+{
+	struct fx *f = *state;
+	unsigned char a[HASH_LEN], b[HASH_LEN];
+	struct index_stats st;
+	struct index *ix;
+
+	add_entry(f, "a", "a", 1000, a);
+	add_entry(f, "b", "b", 2000, b);
+	ix = index_open(f->dir);
+	assert_int_equal(index_ingest(ix), 2);
+	/* A wrapper found it damaged, removed it and said so. */
+	assert_int_equal(store_entry_remove(f->s, a), 0);
+	journal(f, JOURNAL_CORRUPT, "entry", a, 3000, 0, 0);
+	assert_int_equal(index_ingest(ix), 1);
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.corrupt, 1);
+	assert_int_equal(st.entries, 1);
+	index_stats_clear(&st);
+	index_free(&ix);
+}
+
+static void
 test_gc_lru_and_shared_blobs(void **state)
 {
 	struct fx *f = *state;
@@ -539,6 +562,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ingest_counters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_record_forgets_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_lru_and_shared_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_stale_tmp_and_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_flipped_byte, setup, teardown),
