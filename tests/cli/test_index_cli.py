@@ -149,7 +149,8 @@ class IndexCli(unittest.TestCase):
             with open(os.path.join(idx, f), "wb") as fh:
                 fh.write(b"garbage" * 40)
         p = self.run_k("stats", "--json")
-        self.assertIn("rebuilt from the store; counters restart", p.stderr)
+        self.assertIn("index was damaged; rebuilt it from the store", p.stderr)
+        self.assertIn("counters restart", p.stderr)
         self.assertEqual(json.loads(p.stdout)["entries"], 3)
         keys = {r["key"] for r in json.loads(self.run_k("list", "--json").stdout)}
         self.assertEqual(keys, {a, b, c})
