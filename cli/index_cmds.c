@@ -46,8 +46,9 @@ open_index(struct config **cfgp)
 	else if (ix == NULL)
 		fprintf(stderr, "kache: cannot open the index of %s\n", dir);
 	else if (index_was_rebuilt(ix))
-		fprintf(stderr, "kache: the index was missing or damaged and was rebuilt from "
-		    "the store; counters restart from zero\n");
+		fprintf(stderr, "kache: the index was damaged; rebuilt it from the store (old "
+		    "copy: %s/index.broken); counters restart from what the journal still "
+		    "holds\n", dir);
 	if (ix == NULL)
 		config_free(cfgp);
 	return ix;

@@ -11,7 +11,7 @@
 #include "index/internal.h"
 
 static const char *const purge_dirs[] = { "blobs", "entries", "manifests", "memo", "intents",
-	"journal", "tmp", "index" };
+	"journal", "tmp", "index", "index.broken" };
 
 static int evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r);
 static int manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN]);
@@ -271,7 +271,7 @@ index_purge(struct index *ix, struct index_purge_result *r)
 			log_warn("index: purge %s", p);
 			rc = -1;
 		}
-		if (strcmp(purge_dirs[i], "index") != 0 && mkdir(p, 0755) < 0 && errno != EEXIST)
+		if (strncmp(purge_dirs[i], "index", 5) != 0 && mkdir(p, 0755) < 0 && errno != EEXIST)
 			rc = -1;
 		free(p);
 	}

@@ -3,6 +3,8 @@
 #include "index/index.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,7 +17,9 @@
 #include "index/internal.h"
 
 static int open_or_rebuild(struct index *ix);
-static int db_valid(struct index *ix);
+static int take_lock(struct index *ix, int64_t deadline);
+static int fill_new(struct index *ix);
+static int move_aside(struct index *ix);
 static int reasons_collect(struct index *ix, const char *prefix, struct index_reason **out,
     size_t *n);
 
@@ -65,19 +69,6 @@ ix_db_close(struct index *ix)
 	ix->n_c = 0;
 }
 
-/* 1 when the database reads back: its counters and metadata load. */
-static int
-db_valid(struct index *ix)
-{
-	struct buf v;
-	int r;
-
-	buf_init(&v);
-	r = ix_get(ix, NULL, "mcreated", 8, &v);
-	buf_free(&v);
-	return r == 1 && ix_counters_load(ix) == 0;
-}
-
 void
 ix_set_created(struct index *ix)
 {
@@ -90,41 +81,57 @@ ix_set_created(struct index *ix)
 	ix_txn_commit(&t);
 }
 
-/* Opens the database; when it is missing, unreadable or damaged, moves it aside,
- * creates a new one and scans the store into it. Retries while the lock is held.
- * 0, -1, or -2 (lock held). */
+/* Takes <store>/index.lock before RocksDB is touched: RocksDB rotates its info
+ * log before it takes its own LOCK, so two openers at once can fail in ways that
+ * look like damage, and only the lock holder may decide the index is damaged.
+ * 0, -1, or -2 when another process held it until deadline. */
 static int
-open_or_rebuild(struct index *ix)
+take_lock(struct index *ix, int64_t deadline)
 {
-	int64_t deadline = clock_ms() + INDEX_LOCK_WAIT_MS;
-	char *aside;
+	char *p = xasprintf("%s.lock", ix->db_path);
+
+	ix->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (ix->lock_fd < 0) {
+		log_warn("index: %s", p);
+		free(p);
+		return -1;
+	}
+	free(p);
+	while (flock(ix->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			log_warn("index: flock");
+			return -1;
+		}
+		if (clock_left_ms(deadline) <= 0)
+			return -2;
+		usleep(50 * 1000);
+	}
+	return 0;
+}
+
+/* Fills a database that has no "created" mark: new, or emptied. The entries on
+ * disk are a first run's, or a lost index's; either way the journal still on disk
+ * is counted again by the next ingest. */
+static int
+fill_new(struct index *ix)
+{
+	struct index_scan_result sr;
 	int rc;
 
-	while ((rc = ix_db_open(ix)) == -2 && clock_left_ms(deadline) > 0)
-		usleep(50 * 1000);
-	if (rc == -2)
-		return -2;
-	if (rc == 0 && db_valid(ix))
-		return 0;
-	if (rc == 0) {
-		struct buf v;
+	ix_set_created(ix);
+	rc = index_scan(ix, &sr);
+	if (rc == 0 && sr.added)
+		log_info("index: indexed %llu entries found in the store",
+		    (unsigned long long)sr.added);
+	return rc;
+}
 
-		buf_init(&v);
-		rc = ix_get(ix, NULL, "mcreated", 8, &v);
-		buf_free(&v);
-		if (rc == 0 && ix_counters_load(ix) == 0) {
-			/* New (or emptied) database: fill it from the store. */
-			struct index_scan_result sr;
+/* Moves a damaged database to index.broken (one kept) and starts a new one. */
+static int
+move_aside(struct index *ix)
+{
+	char *aside = xasprintf("%s.broken", ix->db_path);
 
-			ix_set_created(ix);
-			rc = index_scan(ix, &sr);
-			/* Entries on disk but no index: it was lost. */
-			ix->rebuilt = sr.added > 0;
-			return rc;
-		}
-		ix_db_close(ix);
-	}
-	aside = xasprintf("%s.broken", ix->db_path);
 	log_warnx("index: %s is damaged; moving it to %s and rebuilding from the store",
 	    ix->db_path, aside);
 	fs_remove_tree(aside);
@@ -134,8 +141,34 @@ open_or_rebuild(struct index *ix)
 	if (ix_db_open(ix) < 0)
 		return -1;
 	ix->rebuilt = 1;
-	ix_set_created(ix);
-	return index_scan(ix, NULL);
+	return fill_new(ix);
+}
+
+/* Opens the database under the lock; fills a new one from the store, and moves a
+ * damaged one (fails to open, or to read back) aside and rebuilds it. Retries
+ * while the lock is held. 0, -1, or -2 (lock held). */
+static int
+open_or_rebuild(struct index *ix)
+{
+	int64_t deadline = clock_ms() + INDEX_LOCK_WAIT_MS;
+	struct buf v;
+	int rc;
+
+	if ((rc = take_lock(ix, deadline)) < 0)
+		return rc;
+	while ((rc = ix_db_open(ix)) == -2 && clock_left_ms(deadline) > 0)
+		usleep(50 * 1000);
+	if (rc == -2)
+		return -2;
+	if (rc < 0)
+		return move_aside(ix);
+	buf_init(&v);
+	rc = ix_get(ix, NULL, "mcreated", 8, &v);
+	buf_free(&v);
+	if (rc >= 0 && ix_counters_load(ix) == 0)
+		return rc == 1 ? 0 : fill_new(ix);
+	ix_db_close(ix);
+	return move_aside(ix);
 }
 
 struct index *
@@ -149,6 +182,7 @@ index_open(const char *store_dir)
 	ix->rotate_size = INDEX_ROTATE_SIZE;
 	ix->grace_ms = INDEX_ROTATE_GRACE_MS;
 	ix->stale_ms = INDEX_STALE_MS;
+	ix->lock_fd = -1;
 	ix->store = store_open(store_dir);
 	if (ix->store == NULL) {
 		log_warn("index: store %s", store_dir);
@@ -182,6 +216,8 @@ index_free(struct index **ixp)
 	if (ix == NULL)
 		return;
 	ix_db_close(ix);
+	if (ix->lock_fd >= 0)
+		close(ix->lock_fd);
 	free(ix->c);
 	if (ix->opt)
 		rocksdb_options_destroy(ix->opt);

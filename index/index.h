@@ -18,7 +18,8 @@
 
 struct index;
 
-/* How long index_open retries when another process holds the index lock. */
+/* How long index_open retries when another process holds the index: it takes
+ * flock(<store>/index.lock), then RocksDB's own LOCK. */
 #define INDEX_LOCK_WAIT_MS 2000
 /* The live journal is rotated once it grows past this many bytes. */
 #define INDEX_ROTATE_SIZE (8u << 20)
@@ -34,8 +35,9 @@ struct index;
 struct index *index_open(const char *store_dir);
 /* Closes the database and frees ix; NULLs the caller's pointer. */
 void index_free(struct index **ix);
-/* 1 when index_open found the index damaged, or missing while the store had
- * entries, and rebuilt it from the store: the journal counters restarted. */
+/* 1 when index_open found the index damaged, moved it aside and rebuilt it from
+ * the store: the counters restarted (from what the journal still holds). A
+ * missing index is simply created and filled from the store, without this flag. */
 int index_was_rebuilt(const struct index *ix);
 /* Overrides rotation size and grace (tests, the supervisor). */
 void index_set_rotation(struct index *ix, uint64_t size, int64_t grace_ms);

@@ -29,6 +29,10 @@ struct apply_ctx {
 
 static void apply_event(const struct journal_event *ev, void *arg);
 static void touch_entry(struct ix_txn *t, const struct journal_event *ev);
+static void note_stored(struct ix_txn *t, const struct journal_event *ev);
+static void note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN]);
+static int ingest_chunk(struct index *ix, const unsigned char k[9], struct buf *b,
+    uint64_t *off, long *applied);
 static int ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size);
 static int retire_rotated(struct index *ix, const char *path);
 static int rotate_live(struct index *ix, const char *jdir);
@@ -63,12 +67,52 @@ touch_entry(struct ix_txn *t, const struct journal_event *ev)
 	ix_entry_clear(&e);
 }
 
+/* A miss that stored its result: index the entry, or, when it is known already
+ * (stored twice, or found by a scan first), refresh its last use and learn its
+ * manifest. */
+static void
+note_stored(struct ix_txn *t, const struct journal_event *ev)
+{
+	struct ix_entry e;
+	int64_t old;
+
+	if (ix_entry_get(t->ix, t, ev->res, &e) != 1) {
+		ix_entry_add_from_store(t, ev->res, ev->ts_ms, ev->has_inv ? ev->inv : NULL);
+		return;
+	}
+	old = e.info.last_use_ms;
+	if (!e.has_inv && ev->has_inv) {
+		e.has_inv = 1;
+		memcpy(e.inv, ev->inv, HASH_LEN);
+	}
+	if (ev->ts_ms > old)
+		e.info.last_use_ms = ev->ts_ms;
+	ix_entry_put(t, &e, old);
+	ix_entry_clear(&e);
+}
+
+/* A wrapper found an entry damaged and removed it: forget it if it is gone. */
+static void
+note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN])
+{
+	char hex[HASH_HEX_LEN + 1], *p;
+	struct ix_entry e;
+	struct stat st;
+
+	hash_to_hex(key, hex);
+	p = store_path(t->ix->store, "entries", hex);
+	if (stat(p, &st) < 0 && errno == ENOENT && ix_entry_get(t->ix, t, key, &e) == 1) {
+		ix_entry_drop(t, &e);
+		ix_entry_clear(&e);
+	}
+	free(p);
+}
+
 static void
 apply_event(const struct journal_event *ev, void *arg)
 {
 	struct apply_ctx *c = arg;
 	struct index *ix = c->t->ix;
-	struct ix_entry e;
 	char *name;
 
 	c->applied++;
@@ -85,11 +129,8 @@ apply_event(const struct journal_event *ev, void *arg)
 	case JOURNAL_MISS:
 		ix_counter_add(ix, "misses", 1);
 		ix_counter_add(ix, "compile_ms", ev->ms);
-		if (ev->has_res && ix_entry_get(ix, c->t, ev->res, &e) == 1)
-			ix_entry_clear(&e);
-		else if (ev->has_res)
-			ix_entry_add_from_store(c->t, ev->res, ev->ts_ms,
-			    ev->has_inv ? ev->inv : NULL);
+		if (ev->has_res)
+			note_stored(c->t, ev);
 		break;
 	case JOURNAL_PASS:
 	case JOURNAL_ERROR:
@@ -101,8 +142,38 @@ apply_event(const struct journal_event *ev, void *arg)
 		break;
 	case JOURNAL_CORRUPT:
 		ix_counter_add(ix, "corrupt", 1);
+		if (ev->has_res)
+			note_removed(c->t, ev->res);
 		break;
 	}
+}
+
+/* Applies the whole records in b and the new offset in one batch. 0, -1, or 1
+ * when b holds no whole record (a torn tail: the rest is on its way). */
+static int
+ingest_chunk(struct index *ix, const unsigned char k[9], struct buf *b, uint64_t *off,
+    long *applied)
+{
+	struct ix_txn t;
+	struct apply_ctx c;
+	unsigned char v[8];
+	size_t used;
+
+	ix_txn_begin(&t, ix);
+	c.t = &t;
+	c.applied = 0;
+	used = journal_parse(b->p, b->len, apply_event, &c);
+	if (used == 0) {
+		ix_txn_abort(&t);
+		return 1;
+	}
+	put_be64(v, *off + used);
+	ix_put(&t, k, 9, v, sizeof v);
+	if (ix_txn_commit(&t) < 0)
+		return -1;
+	*off += used;
+	*applied += c.applied;
+	return 0;
 }
 
 /* Applies the complete records of path past its stored offset, one batch per
@@ -110,7 +181,7 @@ apply_event(const struct journal_event *ev, void *arg)
 static int
 ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size)
 {
-	unsigned char k[9], v[8];
+	unsigned char k[9];
 	struct buf b, ov;
 	struct stat st;
 	uint64_t off = 0;
@@ -136,30 +207,16 @@ ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size)
 	while (rc == 0 && off < *size) {
 		size_t want = *size - off > CHUNK ? CHUNK : (size_t)(*size - off);
 		ssize_t n;
-		struct ix_txn t;
-		struct apply_ctx c;
-		size_t used;
 
 		buf_reset(&b);
 		buf_grow(&b, want);
 		if ((n = pread(fd, b.p, want, (off_t)off)) <= 0)
 			break;
 		b.len = (size_t)n;
-		ix_txn_begin(&t, ix);
-		c.t = &t;
-		c.applied = 0;
-		used = journal_parse(b.p, b.len, apply_event, &c);
-		if (used == 0) {
-			ix_txn_abort(&t);
-			break; /* a torn tail: the rest of the record is on its way */
-		}
-		off += used;
-		put_be64(v, off);
-		ix_put(&t, k, sizeof k, v, sizeof v);
-		rc = ix_txn_commit(&t);
-		if (rc == 0)
-			*applied += c.applied;
+		rc = ingest_chunk(ix, k, &b, &off, applied);
 	}
+	if (rc == 1)
+		rc = 0;   /* a torn tail waits for the next call */
 	buf_free(&b);
 	close(fd);
 	return rc;
@@ -263,6 +320,7 @@ index_ingest(struct index *ix)
 			rc = retire_rotated(ix, p);
 	}
 	live = xasprintf("%s/events", jdir);
+	size = 0;
 	if (rc >= 0)
 		rc = ingest_file(ix, live, &applied, &size);
 	if (rc == 0 && size > ix->rotate_size)

@@ -36,6 +36,7 @@ struct index {
 	uint64_t rotate_size;
 	int64_t grace_ms, stale_ms;
 	int rebuilt;
+	int lock_fd;                        /* flock on <store>/index.lock, held while open */
 };
 
 /* An entry as the index keeps it. */

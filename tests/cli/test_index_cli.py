@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Black-box tests of kached stats, gc, list, verify, purge over a store populated
+through the C store API (index_fixture). Usage: test_index_cli.py KACHED FIXTURE"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+KACHED = FIXTURE = None
+
+
+class IndexCli(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-cli-")
+        self.store = os.path.join(self.tmp, "store")
+        self.env = dict(os.environ, KACHE_DIR=self.store, HOME=self.tmp,
+                        KACHE_CONFIG=os.path.join(self.tmp, "config.toml"))
+        self.env.pop("KACHE_MAX_SIZE", None)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def fx(self, *args):
+        out = subprocess.run([FIXTURE, self.store, *map(str, args)], check=True,
+                             capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def run_k(self, *args, rc=0):
+        p = subprocess.run([KACHED, *args], env=self.env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, rc, f"{args}: {p.stdout}{p.stderr}")
+        return p
+
+    def stats(self):
+        return json.loads(self.run_k("stats", "--json").stdout)
+
+    def path(self, kind, key):
+        return os.path.join(self.store, kind, key[:2], key)
+
+    def populate(self):
+        # Wall times in the future, so that they order after the files' mtimes.
+        a = self.fx("entry", "serde", 4000, 9000000000000 - 3000)
+        b = self.fx("entry", "libc", 3000, 9000000000000 - 2000)
+        c = self.fx("entry", "serde", 2000, 9000000000000 - 1000)
+        self.fx("hit", a, 9000000000000, 250, 4000)
+        self.fx("hit", a, 9000000000001, 250, 4000)
+        self.fx("pass", "proc-macro")
+        self.fx("error", "io")
+        return a, b, c
+
+    def test_stats_json(self):
+        self.populate()
+        s = self.stats()
+        for k in ("hits", "remote_hits", "misses", "hit_rate", "passes", "pass_reasons",
+                  "errors", "error_reasons", "corrupt", "entries", "store_bytes",
+                  "bytes_restored", "ms_saved", "compile_ms", "kache_us", "since_ms"):
+            self.assertIn(k, s)
+        self.assertEqual(s["hits"], 2)
+        self.assertEqual(s["misses"], 3)
+        self.assertAlmostEqual(s["hit_rate"], 0.4)
+        self.assertEqual(s["pass_reasons"], {"proc-macro": 1})
+        self.assertEqual(s["error_reasons"], {"io": 1})
+        self.assertEqual(s["entries"], 3)
+        self.assertEqual(s["bytes_restored"], 8000)
+        self.assertEqual(s["ms_saved"], 500)
+        self.assertGreaterEqual(s["store_bytes"], 9000)
+        # Ingested once: a second run counts nothing twice.
+        self.assertEqual(self.stats()["hits"], 2)
+        text = self.run_k("stats").stdout
+        self.assertIn("hit rate            40.0%", text)
+        self.assertIn("proc-macro", text)
+
+    def test_list(self):
+        a, b, c = self.populate()
+        rows = json.loads(self.run_k("list", "--json").stdout)
+        self.assertEqual([r["key"] for r in rows][0], a)   # most recently used first
+        self.assertEqual(rows[0]["hits"], 2)
+        self.assertEqual(rows[0]["size"], 4000)
+        serde = json.loads(self.run_k("list", "serde", "--json").stdout)
+        self.assertEqual(sorted(r["key"] for r in serde), sorted([a, c]))
+        text = self.run_k("list", "libc").stdout
+        self.assertIn(b[:16], text)
+        self.assertNotIn(a[:16], text)
+        self.run_k("list", "--bogus", rc=2)
+
+    def test_gc(self):
+        a, b, c = self.populate()
+        total = self.stats()["store_bytes"]
+        # LRU order: b, c, a (hit last). Room for a and c only.
+        out = self.run_k("gc", "--max-size", str(total - 2000), "-v").stdout
+        self.assertIn("removed libc " + b[:16], out)
+        self.assertIn("removed 1 entries, 1 blobs, 1 manifests", out)
+        self.assertFalse(os.path.exists(self.path("entries", b)))
+        self.assertTrue(os.path.exists(self.path("entries", a)))
+        self.assertEqual(self.stats()["entries"], 2)
+        out = self.run_k("gc", "--max-size", "0").stdout
+        self.assertIn("removed 2 entries, 2 blobs", out)
+        self.assertEqual(self.stats()["store_bytes"], 0)
+        self.run_k("gc", "--max-size", "lots", rc=2)
+
+    def test_verify(self):
+        a, b, c = self.populate()
+        self.run_k("verify")
+        ent = self.path("entries", b)
+        # b's only blob is the one of 3000 bytes: flip a byte in it.
+        flipped = 0
+        for root, _, files in os.walk(os.path.join(self.store, "blobs")):
+            for f in files:
+                p = os.path.join(root, f)
+                if os.path.getsize(p) == 3000:
+                    os.chmod(p, 0o644)
+                    with open(p, "r+b") as fh:
+                        fh.seek(7)
+                        byte = fh.read(1)
+                        fh.seek(7)
+                        fh.write(bytes([byte[0] ^ 1]))
+                    flipped += 1
+        self.assertEqual(flipped, 1)
+        p = self.run_k("verify", rc=1)
+        self.assertIn("corrupt blob (removed)", p.stdout)
+        self.assertIn("entry with a missing blob (removed): " + b, p.stdout)
+        self.assertFalse(os.path.exists(ent))
+        self.assertTrue(os.path.exists(self.path("entries", a)))
+        self.run_k("verify")   # now clean: exit 0
+        self.assertIn("exit status", self.run_k("help", "verify").stdout.lower())
+
+    def test_purge(self):
+        self.populate()
+        out = self.run_k("purge").stdout
+        self.assertIn("removed 3 entries and 3 blobs", out)
+        for kind in ("entries", "blobs", "manifests", "memo"):
+            d = os.path.join(self.store, kind)
+            self.assertEqual([f for _, _, fs in os.walk(d) for f in fs], [], kind)
+        s = self.stats()
+        self.assertEqual((s["entries"], s["hits"], s["store_bytes"]), (0, 0, 0))
+
+    def test_lost_and_damaged_index(self):
+        a, b, c = self.populate()
+        self.stats()
+        shutil.rmtree(os.path.join(self.store, "index"))
+        s = self.stats()
+        self.assertEqual(s["entries"], 3)
+        idx = os.path.join(self.store, "index")
+        for f in os.listdir(idx):
+            with open(os.path.join(idx, f), "wb") as fh:
+                fh.write(b"garbage" * 40)
+        p = self.run_k("stats", "--json")
+        self.assertIn("index was damaged; rebuilt it from the store", p.stderr)
+        self.assertIn("counters restart", p.stderr)
+        self.assertEqual(json.loads(p.stdout)["entries"], 3)
+        keys = {r["key"] for r in json.loads(self.run_k("list", "--json").stdout)}
+        self.assertEqual(keys, {a, b, c})
+
+    def test_two_commands_at_once(self):
+        """A second command while the first holds the lock waits, then says why."""
+        self.populate()
+        self.stats()
+        # Hold kache's own lock (flock on index.lock), then RocksDB's (fcntl on LOCK).
+        import fcntl
+        for name, lock in (("index.lock", fcntl.flock), ("index/LOCK", fcntl.lockf)):
+            fd = os.open(os.path.join(self.store, name), os.O_RDWR)
+            lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                p = self.run_k("stats", rc=1)
+                self.assertIn("another kache command or the supervisor holds the index",
+                              p.stderr)
+            finally:
+                os.close(fd)
+        self.assertFalse(os.path.exists(os.path.join(self.store, "index.broken")))
+        self.run_k("stats")
+        # Two real commands concurrently: neither crashes; each succeeds or says busy.
+        results = []
+
+        def go():
+            p = subprocess.run([KACHED, "gc", "--max-size", "10G"], env=self.env,
+                               capture_output=True, text=True, timeout=60)
+            results.append(p)
+        ts = [threading.Thread(target=go) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for p in results:
+            self.assertIn(p.returncode, (0, 1), p.stderr)
+            if p.returncode:
+                self.assertIn("try again", p.stderr)
+            self.assertNotIn("damaged", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.store, "index.broken")))
+        self.assertEqual(self.stats()["entries"], 3)
+
+
+if __name__ == "__main__":
+    KACHED, FIXTURE = sys.argv[1], sys.argv[2]
+    unittest.main(argv=sys.argv[:1], verbosity=2)
