@@ -1,6 +1,7 @@
 /* Entries and manifests: msgpack maps with a format version, decoded defensively
  * (they may come from a remote or a damaged disk). */
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -342,7 +343,7 @@ write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN
 	rc = fs_write_atomic(p, b->p, b->len, 0644);
 	if (rc < 0 && errno == ENOENT) {
 		d = path_dirname(p);
-		if (fs_mkdir_p(d, 0755) == 0)
+		if (mkdir(d, 0755) == 0 || errno == EEXIST)
 			rc = fs_write_atomic(p, b->p, b->len, 0644);
 		free(d);
 	}

@@ -517,6 +517,7 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 		if (why)
 			goto out;
 	}
+	int64_t t_out = clock_us();
 	if (e.depinfo_name == NULL) {
 		why = "no-dep-info";
 		goto out;
@@ -524,6 +525,8 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	depinfo_parse(text.p ? text.p : "", text.len, &d);
 	if ((why = build_candidate(w, &d, t0, &c)) != NULL)
 		goto out;
+	log_info("timing2 %s: outputs-done-at %lld cand %lld us", w->args.crate_name,
+	    (long long)(t_out - w->start_us), (long long)(clock_us() - t_out));
 	roots_fold(&w->roots, text.p ? text.p : "", text.len, &e.depinfo);
 	roots_fold(&w->roots, r->out.p ? r->out.p : "", r->out.len, &e.out);
 	fold_stderr(w, &r->err, &e.err);
@@ -581,6 +584,7 @@ compile_and_store(struct wrapper *w)
 		free(out_dir);
 		return -1;
 	}
+	int64_t t_store = clock_us();
 	if (r.status != 0) {
 		journal(w, JOURNAL_MISS, "compile-failed", NULL, r.ms, 0);
 	} else if ((why = store_result(w, &r, &t0, &bytes, res)) != NULL) {
@@ -591,6 +595,9 @@ compile_and_store(struct wrapper *w)
 		if (remote_wanted(w))
 			queue_upload(w, res);
 	}
+	log_info("timing %s: before rustc %lld us, store %lld us", w->args.crate_name,
+	    (long long)(t_store - w->start_us) - (long long)r.ms * 1000,
+	    (long long)(clock_us() - t_store));
 	buf_free(&r.out);
 	buf_free(&r.err);
 	strv_free(&argv);
