@@ -106,17 +106,21 @@ main(int argc, char **argv)
 	cfg = config_load(NULL);
 	if (s3_config_from(cfg, &s, &err) < 0) {
 		fprintf(stderr, "config error: %s\n", err.p);
+		config_free(&cfg);
+		buf_free(&err);
 		return 2;
 	}
 	config_free(&cfg);
 	options(argc, argv, &s, &hash);
 	if (optind >= argc)
 		usage();
-	if ((c = s3_client_new(&s, &err)) == NULL) {
+	c = s3_client_new(&s, &err);
+	s3_settings_clear(&s);
+	if (c == NULL) {
 		fprintf(stderr, "config error: %s\n", err.p);
+		buf_free(&err);
 		return 2;
 	}
-	s3_settings_clear(&s);
 	res = run(c, argc - optind, argv + optind);
 	printf("result=%s\n", s3_result_name(res));
 	if (res != S3_OK)
