@@ -52,7 +52,7 @@ mpu_part(struct s3_client *c, struct mpu *m, size_t i, int fd, uint64_t size)
 	uint64_t off = (uint64_t)i * m->part_size;
 	uint64_t len = size - off < m->part_size ? size - off : m->part_size;
 	struct s3_body b = { NULL, fd, off, len, "" };
-	char num[16];
+	char num[24];
 	struct s3_req r;
 	enum s3_result res;
 

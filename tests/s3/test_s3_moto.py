@@ -141,6 +141,13 @@ class TestMoto(Base):
             self.s3.head_object(Bucket=BUCKET, Key="kache/" + key)
         self.drive("head", key, expect="NOT_FOUND")
 
+    def test_session_token_is_sent(self):
+        # moto ignores the token's value; this checks a signed
+        # x-amz-security-token does not break requests.
+        self.drive("putmem", "tok/k", "with token", AWS_SESSION_TOKEN="tok-value")
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/tok/k")["Body"].read()
+        self.assertEqual(got, b"with token")
+
     def test_reads_what_boto3_planted(self):
         data = b"planted by boto3 \x00\xff" * 1000
         self.s3.put_object(Bucket=BUCKET, Key="kache/planted/a", Body=data)
