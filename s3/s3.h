@@ -1,0 +1,119 @@
+/* The S3 client: SigV4 over libcurl, results a caller can act on.
+ *
+ * One client owns one CURL handle, so connections are reused between the
+ * requests of one worker. A client is not thread-safe: use one per thread.
+ * Keys given to the client are relative to the configured prefix
+ * ("<prefix>/<key>" in the bucket); listed keys come back the same way. */
+#ifndef KACHE_S3_H
+#define KACHE_S3_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/hash.h"
+#include "common/util.h"
+
+struct config;
+struct s3_client;
+
+/* What went wrong, in the terms a caller acts on. */
+enum s3_result {
+	S3_OK = 0,
+	S3_NOT_FOUND,	/* 404: a cache miss */
+	S3_AUTH,	/* 403: credentials, permissions or clock skew */
+	S3_BAD_REQUEST,	/* any other 4xx, or a refused operation: never retried */
+	S3_TRANSIENT,	/* 5xx, SlowDown, timeouts, resets, truncated bodies: retried */
+	S3_NO_BUCKET,	/* NoSuchBucket */
+	S3_LOCAL,	/* a local file could not be read or written */
+};
+
+struct s3_creds {
+	char *access_key_id;
+	char *secret_access_key;
+	char *session_token;	/* NULL when none */
+};
+
+struct s3_settings {
+	char *bucket;
+	char *prefix;		/* "" for none; no leading or trailing '/' */
+	char *endpoint;		/* "" means https://s3.<region>.amazonaws.com */
+	char *region;
+	int virtual_hosted;	/* bucket.host/key instead of host/bucket/key */
+	int read_only;
+	struct s3_creds creds;
+	long connect_timeout_ms;
+	long low_speed_limit;	/* bytes per second ... */
+	long low_speed_time_s;	/* ... sustained this long, else the attempt fails */
+	long total_timeout_ms;	/* per attempt; 0: none */
+	int max_attempts;
+	long backoff_base_ms;
+	long backoff_cap_ms;
+	uint64_t multipart_threshold;
+	uint64_t part_size;	/* at least 5 MiB */
+	int upload_concurrency;	/* for callers that run several clients */
+};
+
+const char *s3_result_name(enum s3_result r);
+
+/* Fills s with defaults (no strings set). */
+void s3_settings_defaults(struct s3_settings *s);
+/* Builds settings from the s3.* keys of cfg and resolves credentials (see
+ * s3_creds_resolve). On failure returns -1 with one line of advice in err. */
+int s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err);
+/* Frees the strings of s and wipes the secrets. */
+void s3_settings_clear(struct s3_settings *s);
+
+/* Credentials in this order: s3.access_key_id / s3.secret_access_key /
+ * s3.session_token (KACHE_S3_* variables or the config file), then
+ * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, then the
+ * shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials),
+ * profile AWS_PROFILE, else s3.profile, else "default". cfg may be NULL.
+ * -1 with advice in err (never a secret) when none are found. */
+int s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err);
+void s3_creds_clear(struct s3_creds *c);
+
+/* Copies s. NULL with a message in err when the endpoint is invalid. */
+struct s3_client *s3_client_new(const struct s3_settings *s, struct buf *err);
+/* Takes ownership: frees the client and NULLs *c. */
+void s3_client_free(struct s3_client **c);
+/* A human explanation of the last failure, with advice; "" after success. */
+const char *s3_client_last_error(const struct s3_client *c);
+
+/* Existence and size of key. */
+enum s3_result s3_head(struct s3_client *c, const char *key, uint64_t *size);
+/* Streams key into path through a temporary beside it and rename(2): on any
+ * failure nothing is left under path or the temporary. */
+enum s3_result s3_get_to_path(struct s3_client *c, const char *key, const char *path);
+/* Streams key into fd from its current offset; on failure fd is truncated
+ * back to that offset. */
+enum s3_result s3_get_to_fd(struct s3_client *c, const char *key, int fd, uint64_t *size);
+/* Uploads a file, streamed, signed with its SHA-256; multipart above the
+ * threshold (parts streamed from file ranges, aborted on any failure). */
+enum s3_result s3_put_file(struct s3_client *c, const char *key, const char *path);
+enum s3_result s3_put_mem(struct s3_client *c, const char *key, const void *data, size_t n);
+enum s3_result s3_delete(struct s3_client *c, const char *key);
+
+struct s3_object {
+	char *key;	/* relative to the prefix */
+	uint64_t size;
+};
+
+struct s3_list_page {
+	struct s3_object *obj;
+	size_t n;
+	int truncated;
+	char *next_token;	/* NULL when none */
+};
+
+/* One page of ListObjectsV2 under prefix (relative), continuing from token
+ * (NULL for the first page). page is filled; free it with s3_list_page_clear. */
+enum s3_result s3_list(struct s3_client *c, const char *prefix, const char *token,
+    struct s3_list_page *page);
+void s3_list_page_clear(struct s3_list_page *page);
+
+/* 0 when the file at path hashes (BLAKE2b-256, common/hash.h) to want; -1 when
+ * it does not or cannot be read. Callers check before importing. */
+int s3_verify_file_hash(const char *path, const unsigned char want[HASH_LEN]);
+int s3_verify_file_hex(const char *path, const char *want_hex);
+
+#endif

@@ -1,0 +1,214 @@
+/* Settings from common/config and credentials from config, env or file. */
+#include "s3/s3.h"
+
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define MIB (1024ULL * 1024ULL)
+
+struct profile_scan {
+	const char *profile;
+	struct s3_creds *c;
+	int seen;
+};
+
+static char *dup_nonempty(const char *s);
+static int creds_from(const char *id, const char *secret, const char *token,
+    struct s3_creds *out);
+static int ini_creds_cb(void *user, const char *section, const char *name, const char *value);
+static int creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err);
+
+const char *
+s3_result_name(enum s3_result r)
+{
+	static const char *const names[] = { "OK", "NOT_FOUND", "AUTH", "BAD_REQUEST",
+		"TRANSIENT", "NO_BUCKET", "LOCAL" };
+
+	if ((unsigned)r < sizeof names / sizeof names[0])
+		return names[r];
+	return "UNKNOWN";
+}
+
+void
+s3_settings_defaults(struct s3_settings *s)
+{
+	memset(s, 0, sizeof *s);
+	s->connect_timeout_ms = 5000;
+	s->low_speed_limit = 1024;
+	s->low_speed_time_s = 30;
+	s->total_timeout_ms = 600000;
+	s->max_attempts = 5;
+	s->backoff_base_ms = 100;
+	s->backoff_cap_ms = 5000;
+	s->multipart_threshold = 64 * MIB;
+	s->part_size = 8 * MIB;
+	s->upload_concurrency = 4;
+}
+
+void
+s3_creds_clear(struct s3_creds *c)
+{
+	char **f[] = { &c->access_key_id, &c->secret_access_key, &c->session_token };
+
+	for (size_t i = 0; i < 3; i++) {
+		if (*f[i] != NULL)
+			explicit_bzero(*f[i], strlen(*f[i]));
+		free(*f[i]);
+		*f[i] = NULL;
+	}
+}
+
+void
+s3_settings_clear(struct s3_settings *s)
+{
+	free(s->bucket);
+	free(s->prefix);
+	free(s->endpoint);
+	free(s->region);
+	s3_creds_clear(&s->creds);
+	s->bucket = s->prefix = s->endpoint = s->region = NULL;
+}
+
+static char *
+dup_nonempty(const char *s)
+{
+	return s != NULL && *s != '\0' ? xstrdup(s) : NULL;
+}
+
+/* 1 when id and secret are both set (out filled), 0 when neither, -1 when
+ * only one is: half a key pair is a mistake worth reporting. */
+static int
+creds_from(const char *id, const char *secret, const char *token, struct s3_creds *out)
+{
+	int has_id = id != NULL && *id != '\0', has_secret = secret != NULL && *secret != '\0';
+
+	if (!has_id && !has_secret)
+		return 0;
+	if (has_id != has_secret)
+		return -1;
+	out->access_key_id = xstrdup(id);
+	out->secret_access_key = xstrdup(secret);
+	out->session_token = dup_nonempty(token);
+	return 1;
+}
+
+static int
+ini_creds_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct profile_scan *ps = user;
+	char **slot = NULL;
+
+	if (strcmp(section, ps->profile) != 0)
+		return 1;
+	ps->seen = 1;
+	if (strcmp(name, "aws_access_key_id") == 0)
+		slot = &ps->c->access_key_id;
+	else if (strcmp(name, "aws_secret_access_key") == 0)
+		slot = &ps->c->secret_access_key;
+	else if (strcmp(name, "aws_session_token") == 0)
+		slot = &ps->c->session_token;
+	if (slot != NULL) {
+		free(*slot);
+		*slot = dup_nonempty(value);
+	}
+	return 1;
+}
+
+static int
+creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
+{
+	const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
+	const char *prof = getenv("AWS_PROFILE");
+	char *path = file && *file ? xstrdup(file) : xasprintf("%s/.aws/credentials",
+	    home ? home : "");
+	struct s3_creds c = { 0 };
+	struct profile_scan ps = { NULL, &c, 0 };
+	int rc, ok;
+
+	if (prof == NULL || *prof == '\0')
+		prof = cfg ? config_get(cfg, "s3.profile") : "";
+	ps.profile = *prof ? prof : "default";
+	rc = ini_parse(path, ini_creds_cb, &ps);
+	ok = ps.seen && c.access_key_id && c.secret_access_key;
+	if (ok)
+		*out = c;
+	else if (rc == -1)
+		buf_addf(err, "no S3 credentials: set KACHE_S3_ACCESS_KEY_ID and "
+		    "KACHE_S3_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+		    "or create %s", path);
+	else
+		buf_addf(err, "no usable S3 credentials in profile [%s] of %s%s; check credentials",
+		    ps.profile, path, rc > 0 ? " (it has a syntax error)" : "");
+	if (!ok)
+		s3_creds_clear(&c);
+	free(path);
+	return ok ? 0 : -1;
+}
+
+int
+s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err)
+{
+	int rc = 0;
+
+	memset(out, 0, sizeof *out);
+	if (cfg != NULL)
+		rc = creds_from(config_get(cfg, "s3.access_key_id"),
+		    config_get(cfg, "s3.secret_access_key"), config_get(cfg, "s3.session_token"),
+		    out);
+	if (rc < 0) {
+		buf_addstr(err, "only one of s3.access_key_id / s3.secret_access_key "
+		    "(KACHE_S3_ACCESS_KEY_ID / KACHE_S3_SECRET_ACCESS_KEY) is set; check credentials");
+		return -1;
+	}
+	if (rc == 0)
+		rc = creds_from(getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"),
+		    getenv("AWS_SESSION_TOKEN"), out);
+	if (rc < 0) {
+		buf_addstr(err, "only one of AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY is set; "
+		    "check credentials");
+		return -1;
+	}
+	return rc > 0 ? 0 : creds_from_file(cfg, out, err);
+}
+
+/* The config keys map one to one; sizes are checked so that a typo in
+ * s3.multipart_threshold is an error, not a silent default. */
+int
+s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err)
+{
+	const char *addr = config_get(cfg, "s3.addressing");
+	int64_t thr = config_get_size(cfg, "s3.multipart_threshold");
+	int64_t conc = config_get_int(cfg, "s3.upload_concurrency");
+
+	s3_settings_defaults(s);
+	if (strcmp(addr, "path") != 0 && strcmp(addr, "virtual") != 0) {
+		buf_addf(err, "s3.addressing is '%s'; use 'path' or 'virtual'", addr);
+		return -1;
+	}
+	if (thr < 5 * (int64_t)MIB) {
+		buf_addstr(err, "s3.multipart_threshold must be a size of at least 5M");
+		return -1;
+	}
+	if (*config_get(cfg, "s3.bucket") == '\0') {
+		buf_addstr(err, "s3.bucket is not set; set KACHE_S3_BUCKET");
+		return -1;
+	}
+	s->bucket = xstrdup(config_get(cfg, "s3.bucket"));
+	s->prefix = xstrdup(config_get(cfg, "s3.prefix"));
+	s->endpoint = xstrdup(config_get(cfg, "s3.endpoint"));
+	s->region = xstrdup(config_get(cfg, "s3.region"));
+	s->virtual_hosted = strcmp(addr, "virtual") == 0;
+	s->read_only = config_get_bool(cfg, "s3.read_only");
+	s->multipart_threshold = (uint64_t)thr;
+	s->upload_concurrency = conc > 0 && conc < 256 ? (int)conc : 4;
+	if (s3_creds_resolve(cfg, &s->creds, err) < 0) {
+		s3_settings_clear(s);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,74 @@
+/* Internals shared by the files of s3/: endpoints, XML scanning, requests. */
+#ifndef KACHE_S3_INTERNAL_H
+#define KACHE_S3_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "s3/s3.h"
+#include "s3/s3_sign.h"
+
+struct s3_endpoint {
+	int https;
+	char *host;	/* as written: name, a.b.c.d or [v6] */
+	char *port;	/* NULL for the scheme's default */
+};
+
+/* Parses "http(s)://host[:port][/]". Anything else (no scheme, a path, user
+ * info, a query) is refused with a message in err. */
+int s3_endpoint_parse(const char *url, struct s3_endpoint *ep, struct buf *err);
+void s3_endpoint_clear(struct s3_endpoint *ep);
+/* The Host header value and the request path for bucket and raw key (key may
+ * be NULL for bucket-level requests). Both new strings. */
+void s3_endpoint_target(const struct s3_endpoint *ep, int virtual_hosted, const char *bucket,
+    const char *key, char **host, char **path);
+
+/* ListObjectsV2 result scanning: fills page with raw keys. -1 on anything
+ * malformed or truncated. */
+int s3_xml_parse_list(const char *xml, size_t len, struct s3_list_page *page);
+/* The text of the first <name> element, entities decoded; NULL when absent
+ * or malformed. */
+char *s3_xml_text(const char *xml, size_t len, const char *name);
+/* Escapes &, <, > and quotes for element text. */
+char *s3_xml_escape(const char *s);
+
+/* Where a request body comes from. */
+struct s3_body {
+	const void *mem;	/* when not NULL, mem[0..len) */
+	int fd;			/* else fd range [off, off+len), when fd >= 0 */
+	uint64_t off;
+	uint64_t len;
+	char sha256[S3_SHA256_HEX_LEN + 1];
+};
+
+/* One S3 request, executed with retries by s3_request(). */
+struct s3_req {
+	const char *method;
+	const char *key;		/* full key in the bucket; NULL for the bucket */
+	struct s3_kv query[4];
+	size_t nquery;
+	const struct s3_body *body;	/* NULL: empty */
+	int out_fd;			/* GET: 2xx body goes here from its offset */
+	int head;
+	/* results */
+	long status;
+	struct buf resp;		/* non-streamed body (errors, XML), capped */
+	char *etag;
+	uint64_t content_length;
+	uint64_t received;
+};
+
+/* Zeroes r and sets the method and full key (borrowed). */
+void s3_req_init(struct s3_req *r, const char *method, const char *key);
+enum s3_result s3_request(struct s3_client *c, struct s3_req *r);
+void s3_req_clear(struct s3_req *r);
+/* Sets the client's last error (printf-like). Returns r for chaining. */
+enum s3_result s3_fail(struct s3_client *c, enum s3_result r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const struct s3_settings *s3_client_settings(const struct s3_client *c);
+/* "<prefix>/<key>" or key. */
+char *s3_full_key(const struct s3_client *c, const char *key);
+
+enum s3_result s3_multipart_put(struct s3_client *c, const char *key, int fd, uint64_t size);
+
+#endif

@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the s3/ client (through tests/s3/s3_driver) against
+moto_server on loopback, with boto3 as the independent client, and through
+tests/tools/faultproxy.py for injected faults.
+
+Usage: test_s3_moto.py /path/to/s3_driver [unittest args]
+"""
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import boto3
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROXY = os.path.join(HERE, "..", "tools", "faultproxy.py")
+DRIVER = None
+BUCKET = "kache-test"
+SECRET = "moto-secret-Zq81x"
+RESULT_EXIT = {"OK": 0, "NOT_FOUND": 11, "AUTH": 12, "BAD_REQUEST": 13, "TRANSIENT": 14,
+               "NO_BUCKET": 15, "LOCAL": 16}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(extra_env=None):
+    port = free_port()
+    env = dict(os.environ, **(extra_env or {}))
+    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/moto-api/" % port, timeout=1)
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("moto_server exited")
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("moto_server did not come up")
+
+
+def stop(proc):
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def boto(port):
+    return boto3.client("s3", endpoint_url="http://127.0.0.1:%d" % port,
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        region_name="us-east-1")
+
+
+def blake2b_hex(data):
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+class Base(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.moto, cls.port = start_moto()
+        cls.s3 = boto(cls.port)
+        cls.s3.create_bucket(Bucket=BUCKET)
+        cls.tmp = tempfile.mkdtemp(prefix="kache-s3-e2e.")
+
+    @classmethod
+    def tearDownClass(cls):
+        stop(cls.moto)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def env(self, port=None, **over):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "KACHE_"))}
+        env.update(HOME=self.tmp, KACHE_CONFIG="/nonexistent/kache.toml",
+                   KACHE_S3_ENDPOINT="http://127.0.0.1:%d" % (port or self.port),
+                   KACHE_S3_BUCKET=BUCKET, KACHE_S3_PREFIX="kache",
+                   AWS_ACCESS_KEY_ID="AKIDKACHETEST", AWS_SECRET_ACCESS_KEY=SECRET)
+        env.update(over)
+        return env
+
+    def drive(self, *args, port=None, expect="OK", timeout=120, **envover):
+        p = subprocess.run([DRIVER] + list(args), env=self.env(port, **envover),
+                           capture_output=True, text=True, timeout=timeout)
+        if expect is not None:
+            self.assertEqual(p.returncode, RESULT_EXIT[expect],
+                             "stdout=%s stderr=%s" % (p.stdout, p.stderr))
+            self.assertIn("result=" + expect, p.stdout)
+        self.assertNotIn(SECRET, p.stdout + p.stderr)
+        return p
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def write(self, name, data):
+        with open(self.path(name), "wb") as f:
+            f.write(data)
+        return self.path(name)
+
+    def read(self, name):
+        with open(self.path(name), "rb") as f:
+            return f.read()
+
+    def leftovers(self, name):
+        return [f for f in os.listdir(self.tmp) if name in f]
+
+
+class TestMoto(Base):
+    def test_put_get_head_list_delete(self):
+        data = os.urandom(70000)
+        src = self.write("rt.src", data)
+        key = "dir/obj name+1.bin"
+        self.drive("put", key, src)
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/" + key)["Body"].read()
+        self.assertEqual(got, data)
+        p = self.drive("head", key)
+        self.assertIn("size=70000", p.stdout)
+        self.drive("get", key, self.path("rt.dst"))
+        self.assertEqual(self.read("rt.dst"), data)
+        p = self.drive("list", "dir/")
+        self.assertIn("dir/obj name+1.bin 70000", p.stdout.splitlines())
+        self.drive("delete", key)
+        with self.assertRaises(ClientError):
+            self.s3.head_object(Bucket=BUCKET, Key="kache/" + key)
+        self.drive("head", key, expect="NOT_FOUND")
+
+    def test_session_token_is_sent(self):
+        # moto ignores the token's value; this checks a signed
+        # x-amz-security-token does not break requests.
+        self.drive("putmem", "tok/k", "with token", AWS_SESSION_TOKEN="tok-value")
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/tok/k")["Body"].read()
+        self.assertEqual(got, b"with token")
+
+    def test_reads_what_boto3_planted(self):
+        data = b"planted by boto3 \x00\xff" * 1000
+        self.s3.put_object(Bucket=BUCKET, Key="kache/planted/a", Body=data)
+        self.drive("get", "planted/a", self.path("planted"))
+        self.assertEqual(self.read("planted"), data)
+
+    def test_put_mem_and_empty(self):
+        self.drive("putmem", "mem/k", "small text")
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/mem/k")["Body"].read()
+        self.assertEqual(got, b"small text")
+        self.drive("putmem", "mem/empty", "")
+        self.drive("get", "mem/empty", self.path("empty"))
+        self.assertEqual(self.read("empty"), b"")
+
+    def test_list_pages(self):
+        for i in range(1005):
+            self.s3.put_object(Bucket=BUCKET, Key="kache/many/%04d" % i, Body=b"x")
+        p = self.drive("list", "many/")
+        keys = [l.split()[0] for l in p.stdout.splitlines() if l.startswith("many/")]
+        self.assertEqual(keys, ["many/%04d" % i for i in range(1005)])
+
+    def test_missing_key_is_not_found_and_leaves_nothing(self):
+        self.drive("get", "no/such/key", self.path("missing.out"), expect="NOT_FOUND")
+        self.assertEqual(self.leftovers("missing.out"), [])
+
+    def test_multipart_round_trip(self):
+        data = os.urandom(12 * 1024 * 1024 + 12345)
+        src = self.write("mp.src", data)
+        self.drive("-m", "5M", "-p", "5M", "put", "mp/big", src)
+        head = self.s3.head_object(Bucket=BUCKET, Key="kache/mp/big")
+        self.assertTrue(head["ETag"].strip('"').endswith("-3"), head["ETag"])
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/mp/big")["Body"].read()
+        self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(data).digest())
+        self.drive("get", "mp/big", self.path("mp.dst"))
+        self.assertEqual(self.read("mp.dst"), data)
+        ups = self.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+        self.assertEqual(ups, [])
+
+    def test_missing_bucket(self):
+        p = self.drive("get", "x", self.path("nb.out"), expect="NO_BUCKET",
+                       KACHE_S3_BUCKET="no-such-bucket")
+        self.assertIn("bucket 'no-such-bucket' does not exist", p.stderr)
+        self.assertIn("KACHE_S3_BUCKET", p.stderr)
+
+    def test_endpoint_without_scheme(self):
+        p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True,
+                           env=self.env(KACHE_S3_ENDPOINT="127.0.0.1:%d" % self.port))
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("no http:// or https:// scheme", p.stderr)
+
+    def test_read_only_refuses_writes(self):
+        self.drive("putmem", "ro/k", "x", expect="BAD_REQUEST", KACHE_S3_READ_ONLY="true")
+        with self.assertRaises(ClientError):
+            self.s3.head_object(Bucket=BUCKET, Key="kache/ro/k")
+
+    def test_unreachable_endpoint_is_transient(self):
+        p = self.drive("-a", "2", "-c", "1000", "head", "x", expect="TRANSIENT",
+                       KACHE_S3_ENDPOINT="http://127.0.0.1:%d" % free_port())
+        self.assertIn("check KACHE_S3_ENDPOINT", p.stderr)
+        self.assertIn("gave up after 2 attempts", p.stderr)
+
+
+class TestMotoAuth(Base):
+    """moto enforces IAM auth when INITIAL_NO_AUTH_ACTION_COUNT is 0: unknown
+    access keys get 403 InvalidAccessKeyId."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.moto, cls.port = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+        cls.tmp = tempfile.mkdtemp(prefix="kache-s3-auth.")
+
+    def test_wrong_credentials_is_auth(self):
+        p = self.drive("get", "k", self.path("auth.out"), expect="AUTH")
+        self.assertIn("check credentials", p.stderr)
+        self.assertEqual(self.leftovers("auth.out"), [])
+        p = self.drive("putmem", "k", "v", expect="AUTH")
+
+
+class TestFaults(Base):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.control = os.path.join(cls.tmp, "control.json")
+        cls.log = os.path.join(cls.tmp, "proxy.log")
+        cls.proxy = subprocess.Popen(
+            [sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % cls.port,
+             "--control", cls.control, "--log", cls.log],
+            stdout=subprocess.PIPE, text=True)
+        line = cls.proxy.stdout.readline()
+        if not line.startswith("READY "):
+            raise RuntimeError("faultproxy did not start: %r" % line)
+        cls.pport = int(line.split()[1])
+
+    @classmethod
+    def tearDownClass(cls):
+        stop(cls.proxy)
+        super().tearDownClass()
+
+    def setUp(self):
+        self.fault({"mode": "pass"})
+        open(self.log, "w").close()
+
+    def fault(self, ctl):
+        with open(self.control + ".tmp", "w") as f:
+            json.dump(ctl, f)
+        os.replace(self.control + ".tmp", self.control)
+
+    def proxied(self, *args, **kw):
+        return self.drive(*args, port=self.pport, **kw)
+
+    def log_lines(self):
+        with open(self.log) as f:
+            return f.read().splitlines()
+
+    def plant(self, key, data):
+        self.s3.put_object(Bucket=BUCKET, Key="kache/" + key, Body=data)
+
+    def test_503_storm_is_retried(self):
+        data = os.urandom(5000)
+        self.plant("storm", data)
+        self.fault({"mode": "503", "count": 3})
+        self.proxied("get", "storm", self.path("storm.out"))
+        self.assertEqual(self.read("storm.out"), data)
+        lines = self.log_lines()
+        self.assertEqual(sum(" 503 " in l for l in lines), 3, lines)
+        self.assertTrue(lines[-1].endswith("200 pass"), lines)
+
+    def test_503_storm_gives_up_at_the_cap(self):
+        self.fault({"mode": "503", "count": -1})
+        p = self.proxied("-a", "3", "putmem", "capped", "x", expect="TRANSIENT")
+        self.assertIn("SlowDown", p.stderr)
+        self.assertEqual(len(self.log_lines()), 3)
+
+    def test_truncated_body_is_transient_and_leaves_nothing(self):
+        self.plant("trunc", os.urandom(200000))
+        self.fault({"mode": "truncate", "methods": ["GET"]})
+        p = self.proxied("-a", "2", "get", "trunc", self.path("trunc.out"),
+                         expect="TRANSIENT")
+        self.assertIn("truncated", p.stderr)
+        self.assertEqual(self.leftovers("trunc.out"), [])
+        self.assertEqual(len(self.log_lines()), 2)
+
+    def test_truncation_then_recovery(self):
+        data = os.urandom(100000)
+        self.plant("trunc2", data)
+        self.fault({"mode": "truncate", "methods": ["GET"], "count": 1})
+        self.proxied("get", "trunc2", self.path("trunc2.out"))
+        self.assertEqual(self.read("trunc2.out"), data)
+
+    def test_flipped_bytes_fail_the_hash_check(self):
+        data = os.urandom(50000)
+        self.plant("flip", data)
+        self.proxied("-H", blake2b_hex(data), "get", "flip", self.path("flip.ok"))
+        self.fault({"mode": "flip", "methods": ["GET"]})
+        p = self.proxied("-H", blake2b_hex(data), "get", "flip", self.path("flip.bad"),
+                         expect=None)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("hash=MISMATCH", p.stdout)
+
+    def test_hang_times_out_within_bounds(self):
+        self.plant("hang", b"x")
+        self.fault({"mode": "hang", "delay": 120})
+        t0 = time.monotonic()
+        p = self.proxied("-a", "2", "-c", "1000", "-l", "2", "-t", "4000", "get", "hang",
+                         self.path("hang.out"), expect="TRANSIENT", timeout=90)
+        self.assertLess(time.monotonic() - t0, 60)
+        self.assertIn("timed out", p.stderr)
+        self.assertEqual(self.leftovers("hang.out"), [])
+
+    def test_slow_answer_still_succeeds(self):
+        self.plant("slow", b"slow data")
+        self.fault({"mode": "slow", "delay": 1.5})
+        self.proxied("get", "slow", self.path("slow.out"))
+        self.assertEqual(self.read("slow.out"), b"slow data")
+
+    def test_forced_403_is_auth_not_retried(self):
+        self.fault({"mode": "403"})
+        p = self.proxied("head", "anything", expect="AUTH")
+        self.assertIn("check credentials", p.stderr)
+        self.assertEqual(len(self.log_lines()), 1)
+
+    def test_clock_skew_is_named(self):
+        self.fault({"mode": "403", "code": "RequestTimeTooSkewed", "skew_minutes": 42})
+        p = self.proxied("putmem", "skew", "x", expect="AUTH")
+        self.assertIn("RequestTimeTooSkewed", p.stderr)
+        self.assertIn("clock is off by", p.stderr)
+        self.assertRegex(p.stderr, r"off by -?4[12] minutes")
+
+    def test_failed_multipart_is_aborted(self):
+        src = self.write("mpf.src", os.urandom(11 * 1024 * 1024))
+        self.fault({"mode": "503", "match": "partNumber=2"})
+        self.proxied("-a", "2", "-m", "5M", "-p", "5M", "put", "mpfail", src,
+                     expect="TRANSIENT")
+        lines = self.log_lines()
+        self.assertTrue(any(l.startswith("DELETE ") and "uploadId=" in l for l in lines),
+                        lines)
+        self.assertEqual(self.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []),
+                         [])
+        with self.assertRaises(ClientError):
+            self.s3.head_object(Bucket=BUCKET, Key="kache/mpfail")
+
+
+if __name__ == "__main__":
+    DRIVER = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)

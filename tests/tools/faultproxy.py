@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""faultproxy: a loopback HTTP reverse proxy that injects S3 faults.
+
+Usage: faultproxy.py --upstream HOST:PORT --control FILE [--port N] [--log FILE]
+
+Prints "READY <port>" once listening. Before every request it re-reads the
+JSON control file (missing or empty means pass-through):
+
+  {"mode": "pass|503|slow|hang|truncate|flip|403",
+   "count": N,          # requests to fault, then pass; -1 (default) = all
+   "methods": ["GET"],  # only these methods are faulted (default: all)
+   "match": "partNumber",  # only targets containing this (default: all)
+   "delay": 2.0,        # seconds, for slow and hang
+   "code": "RequestTimeTooSkewed",  # S3 error code for 403
+   "skew_minutes": 30}  # Date header offset for 403
+
+A new control file content restarts the count. Each request is logged as
+"METHOD TARGET STATUS ACTION" to --log.
+"""
+import argparse
+import email.utils
+import http.client
+import http.server
+import json
+import os
+import sys
+import threading
+import time
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
+
+
+class State:
+    def __init__(self, control, log, upstream):
+        self.control = control
+        self.log = log
+        self.upstream = upstream
+        self.lock = threading.Lock()
+        self.seen = None
+        self.used = 0
+
+    def decide(self, method, target):
+        """Returns the fault dict to apply to this request, or None."""
+        try:
+            with open(self.control) as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        with self.lock:
+            if text != self.seen:
+                self.seen, self.used = text, 0
+            ctl = json.loads(text) if text.strip() else {}
+            mode = ctl.get("mode", "pass")
+            if mode == "pass":
+                return None
+            if "methods" in ctl and method not in ctl["methods"]:
+                return None
+            if "match" in ctl and ctl["match"] not in target:
+                return None
+            count = ctl.get("count", -1)
+            if count >= 0 and self.used >= count:
+                return None
+            self.used += 1
+            return ctl
+
+    def record(self, line):
+        if self.log:
+            with self.lock, open(self.log, "a") as f:
+                f.write(line + "\n")
+
+
+def s3_error(code, message):
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code>'
+            '<Message>%s</Message></Error>' % (code, message)).encode()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_any(self):
+        st = self.server.state
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        fault = st.decide(self.command, self.path)
+        mode = fault["mode"] if fault else "pass"
+        if mode == "503":
+            return self.reply(503, s3_error("SlowDown", "Please reduce your request rate."),
+                              mode)
+        if mode == "403":
+            return self.reply_403(fault)
+        if mode == "hang":
+            st.record("%s %s - hang" % (self.command, self.path))
+            time.sleep(fault.get("delay", 600))
+            self.close_connection = True
+            return
+        if mode == "slow":
+            time.sleep(fault.get("delay", 2))
+        status, headers, rbody = self.forward(body)
+        if mode == "truncate" and len(rbody) > 1:
+            return self.send_truncated(status, headers, rbody)
+        if mode == "flip" and status == 200 and rbody:
+            rbody = bytearray(rbody)
+            rbody[len(rbody) // 2] ^= 0x01
+            rbody = bytes(rbody)
+        self.send_all(status, headers, rbody, mode)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_any
+
+    def forward(self, body):
+        host, port = self.server.state.upstream
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        rbody = resp.read()
+        rheaders = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP]
+        conn.close()
+        return resp.status, rheaders, rbody
+
+    def send_all(self, status, headers, rbody, action):
+        self.send_response_only(status)
+        for k, v in headers:
+            if k.lower() != "content-length" or self.command == "HEAD":
+                self.send_header(k, v)
+        if self.command != "HEAD":
+            self.send_header("Content-Length", str(len(rbody)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(rbody)
+        self.server.state.record("%s %s %d %s" % (self.command, self.path, status, action))
+
+    def send_truncated(self, status, headers, rbody):
+        self.send_response_only(status)
+        for k, v in headers:
+            if k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(rbody)))
+        self.end_headers()
+        self.wfile.write(rbody[: len(rbody) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        self.server.state.record("%s %s %d truncate" % (self.command, self.path, status))
+
+    def reply(self, status, body, action, extra=()):
+        self.send_response_only(status)
+        self.send_header("Content-Type", "application/xml")
+        for k, v in extra:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.server.state.record("%s %s %d %s" % (self.command, self.path, status, action))
+
+    def reply_403(self, fault):
+        code = fault.get("code", "AccessDenied")
+        when = time.time() + 60 * fault.get("skew_minutes", 0)
+        date = email.utils.formatdate(when, usegmt=True)
+        self.reply(403, s3_error(code, "Forced by faultproxy"), "403",
+                   [("Date", date)])
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--upstream", required=True)
+    ap.add_argument("--control", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--log")
+    a = ap.parse_args()
+    host, port = a.upstream.rsplit(":", 1)
+    srv = Server(("127.0.0.1", a.port), Handler)
+    srv.state = State(a.control, a.log, (host, int(port)))
+    print("READY %d" % srv.server_address[1], flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
