@@ -30,6 +30,11 @@ static int try_hit(struct wrapper *w);
 static void journal(struct wrapper *w, enum journal_type t, const char *reason,
     const unsigned char *res, uint64_t ms, uint64_t bytes);
 static int compile_and_store(struct wrapper *w);
+static void finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec *t0);
+static char *pending_path(struct wrapper *w);
+static int store_in_background(struct wrapper *w, const struct run_result *r,
+    const struct timespec *t0);
+static int wait_pending(struct wrapper *w);
 static int remote_wanted(const struct wrapper *w);
 static void ensure_supervisor(struct wrapper *w);
 static int try_remote(struct wrapper *w);
@@ -517,7 +522,6 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 		if (why)
 			goto out;
 	}
-	int64_t t_out = clock_us();
 	if (e.depinfo_name == NULL) {
 		why = "no-dep-info";
 		goto out;
@@ -525,8 +529,6 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	depinfo_parse(text.p ? text.p : "", text.len, &d);
 	if ((why = build_candidate(w, &d, t0, &c)) != NULL)
 		goto out;
-	log_info("timing2 %s: outputs-done-at %lld cand %lld us", w->args.crate_name,
-	    (long long)(t_out - w->start_us), (long long)(clock_us() - t_out));
 	roots_fold(&w->roots, text.p ? text.p : "", text.len, &e.depinfo);
 	roots_fold(&w->roots, r->out.p ? r->out.p : "", r->out.len, &e.out);
 	fold_stderr(w, &r->err, &e.err);
@@ -549,6 +551,92 @@ out:
 	return why;
 }
 
+/* Records a successful compile: store it, journal it, queue its upload. */
+static void
+finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec *t0)
+{
+	unsigned char res[HASH_LEN];
+	uint64_t bytes = 0;
+	const char *why;
+
+	if ((why = store_result(w, r, t0, &bytes, res)) != NULL) {
+		log_info("%s: not stored: %s", w->args.crate_name, why);
+		journal(w, JOURNAL_MISS, why, NULL, r->ms, 0);
+		return;
+	}
+	journal(w, JOURNAL_MISS, NULL, res, r->ms, bytes);
+	if (remote_wanted(w))
+		queue_upload(w, res);
+}
+
+static char *
+pending_path(struct wrapper *w)
+{
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_to_hex(w->inv, hex);
+	return xasprintf("%s/tmp/pending-%s", store_dir(w->store), hex);
+}
+
+/* Stores the result in a child process, so cargo can start the dependents
+ * while the outputs are hashed and linked into the store: storing leaves the
+ * critical path of the build. A marker tmp/pending-<inv> says a store of this
+ * key is under way; a wrapper that misses on that key waits for it (see
+ * wait_pending). 0 when the child took over, -1 to store here instead. */
+static int
+store_in_background(struct wrapper *w, const struct run_result *r, const struct timespec *t0)
+{
+	char *marker = pending_path(w);
+	int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	pid_t pid;
+
+	if (fd < 0) {
+		free(marker);
+		return -1;
+	}
+	close(fd);
+	pid = fork();
+	if (pid < 0) {
+		unlink(marker);
+		free(marker);
+		return -1;
+	}
+	if (pid > 0) {
+		free(marker);
+		return 0;
+	}
+	/* The child: cargo waits for EOF on our stdout and stderr, so let go of them. */
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	finish_miss(w, r, t0);
+	unlink(marker);
+	_exit(0);
+}
+
+/* A miss on a key whose store is under way in another process: wait (up to
+ * a few seconds) for it, rather than compile the same thing twice. 1 when a
+ * store was awaited. */
+static int
+wait_pending(struct wrapper *w)
+{
+	char *marker = pending_path(w);
+	struct stat st;
+	int waited = 0;
+
+	for (int i = 0; i < 1000 && stat(marker, &st) == 0; i++) {
+		if (time(NULL) - st.st_mtime > 60)
+			break; /* left by a store that died */
+		waited = 1;
+		usleep(5000);
+	}
+	free(marker);
+	return waited;
+}
+
 /* Runs rustc (with the remap arguments) after unlinking the outputs it will
  * write, then stores what it produced. Returns rustc's exit status, or -1 when
  * rustc could not be started (the caller then runs it untouched). */
@@ -559,9 +647,6 @@ compile_and_store(struct wrapper *w)
 	struct run_result r;
 	struct timespec t0;
 	char *out_dir = path_absolute(w->args.out_dir, w->roots.cwd);
-	unsigned char res[HASH_LEN];
-	uint64_t bytes = 0;
-	const char *why;
 
 	strv_init(&argv);
 	strv_init(&expect);
@@ -572,6 +657,7 @@ compile_and_store(struct wrapper *w)
 		unlink(f);
 		free(f);
 	}
+	free(out_dir);
 	strv_push(&argv, w->rustc);
 	for (int i = 0; i < w->args.argc; i++)
 		strv_push(&argv, w->args.argv[i]);
@@ -581,28 +667,17 @@ compile_and_store(struct wrapper *w)
 	if (run_rustc(w->rustc, argv.v, &r) < 0) {
 		strv_free(&argv);
 		strv_free(&expect);
-		free(out_dir);
 		return -1;
 	}
-	int64_t t_store = clock_us();
-	if (r.status != 0) {
+	if (r.status != 0)
 		journal(w, JOURNAL_MISS, "compile-failed", NULL, r.ms, 0);
-	} else if ((why = store_result(w, &r, &t0, &bytes, res)) != NULL) {
-		log_info("%s: not stored: %s", w->args.crate_name, why);
-		journal(w, JOURNAL_MISS, why, NULL, r.ms, 0);
-	} else {
-		journal(w, JOURNAL_MISS, NULL, res, r.ms, bytes);
-		if (remote_wanted(w))
-			queue_upload(w, res);
-	}
-	log_info("timing %s: before rustc %lld us, store %lld us", w->args.crate_name,
-	    (long long)(t_store - w->start_us) - (long long)r.ms * 1000,
-	    (long long)(clock_us() - t_store));
+	else if (!config_get_bool(w->cfg, "cache.background_store") ||
+	    store_in_background(w, &r, &t0) < 0)
+		finish_miss(w, &r, &t0);
 	buf_free(&r.out);
 	buf_free(&r.err);
 	strv_free(&argv);
 	strv_free(&expect);
-	free(out_dir);
 	return r.status;
 }
 
@@ -675,6 +750,8 @@ wrapper_compile(struct wrapper *w)
 		return -1;
 	}
 	if (try_hit(w))
+		return 0;
+	if (wait_pending(w) && try_hit(w))
 		return 0;
 	if (remote_wanted(w) && try_remote(w))
 		return 0;
