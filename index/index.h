@@ -33,6 +33,9 @@ struct index;
  * index is moved to <store>/index.broken and rebuilt from the store. Returns NULL
  * on failure; errno is EBUSY when another process held the lock throughout. */
 struct index *index_open(const char *store_dir);
+/* index_open waiting at most wait_ms for the lock (0: one try, without logging
+ * the busy lock; for the supervisor, which retries from its tick). */
+struct index *index_open_wait(const char *store_dir, int64_t wait_ms);
 /* Closes the database and frees ix; NULLs the caller's pointer. */
 void index_free(struct index **ix);
 /* 1 when index_open found the index damaged, moved it aside and rebuilt it from
