@@ -112,7 +112,7 @@ on_tick(void *arg, int64_t now)
 	if ((n = index_ingest(si->ix)) < 0)
 		log_warnx("index: could not read the whole journal");
 	else if (n > 0)
-		log_debug("index: ingested %ld journal records", n);
+		log_info("index: ingested %ld journal records", n);
 	if (si->next_gc == 0)
 		si->next_gc = now + gc_interval_ms(si);
 	else if (now >= si->next_gc)
