@@ -215,6 +215,13 @@ index_open_wait(const char *store_dir, int64_t wait_ms)
 }
 
 void
+index_set_record_hook(struct index *ix, index_record_fn fn, void *arg)
+{
+	ix->on_record = fn;
+	ix->on_record_arg = arg;
+}
+
+void
 index_free(struct index **ixp)
 {
 	struct index *ix = *ixp;

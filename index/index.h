@@ -51,6 +51,11 @@ void index_set_stale_age(struct index *ix, int64_t ms);
  * (a torn tail is left for the next call); rotates and retires journal files.
  * Returns the number of records applied, or -1. */
 long index_ingest(struct index *ix);
+/* Called by index_ingest for each journal record it applies: type is the
+ * record's (enum journal_type), res its result key or NULL. A record whose batch
+ * then fails to commit is applied, and reported, again by the next ingest. */
+typedef void (*index_record_fn)(int type, const unsigned char *res, void *arg);
+void index_set_record_hook(struct index *ix, index_record_fn fn, void *arg);
 
 /* Reconciles the index with entries/ on disk: adds entries it does not know
  * (imported by another process), drops those whose file is gone, removes entry

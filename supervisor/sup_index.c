@@ -14,6 +14,7 @@
 #include "common/util.h"
 #include "index/index.h"
 #include "index/index_json.h"
+#include "store/journal.h"
 #include "supervisor/supervisor.h"
 
 #define INGEST_MS 1000
@@ -40,6 +41,22 @@ static int on_stats(void *arg, const struct msg *req, struct msg *rep);
 static int on_list(void *arg, const struct msg *req, struct msg *rep);
 static int on_gc(void *arg, const struct msg *req, struct msg *rep);
 static void on_exit_hook(void *arg);
+static void on_record(int type, const unsigned char *res, void *arg);
+
+/* Ingested hits and misses become EVENT_HIT / EVENT_MISS on the PUB socket,
+ * keyed by the result key ("" when the record has none). */
+static void
+on_record(int type, const unsigned char *res, void *arg)
+{
+	struct sup_index *si = arg;
+	char hex[HASH_HEX_LEN + 1] = "";
+
+	if (type != JOURNAL_HIT && type != JOURNAL_MISS)
+		return;
+	if (res != NULL)
+		hash_to_hex(res, hex);
+	supervisor_publish(si->s, type == JOURNAL_HIT ? EVENT_HIT : EVENT_MISS, hex);
+}
 
 /* Opens the index without waiting: a CLI command holding it for an instant
  * must not stall the loop. Retried at most once a second. 0 when open. */
@@ -60,6 +77,7 @@ ensure_open(struct sup_index *si, int64_t now)
 		si->busy_logged = 1;
 		return -1;
 	}
+	index_set_record_hook(si->ix, on_record, si);
 	if (index_was_rebuilt(si->ix))
 		log_warnx("the index of %s was damaged; rebuilt it from the store (old copy: "
 		    "%s/index.broken)", dir, dir);

@@ -14,6 +14,7 @@ import unittest
 
 KACHED = os.environ.get("KACHED", "build/bin/kached")
 FIXTURE = os.environ.get("FIXTURE", "build/tests/index_fixture")
+POKE = os.environ.get("POKE", "build/tests/proto_poke")
 FUTURE = 9000000000000  # wall ms after the files' mtimes, so LRU order is ours
 
 
@@ -185,6 +186,23 @@ class IndexSupervisor(unittest.TestCase):
         self.assertEqual(s["passes"], before["passes"] + 1)
         self.assertEqual(s["misses"], before["misses"] + 1)
         self.assertEqual(s["entries"], 4)
+
+    def test_ingested_records_published_as_events(self):
+        a, b, c = self.populate()
+        self.start()
+        self.stats()  # what populate wrote is ingested before we listen
+        sub = subprocess.Popen([POKE, "events", "2", "8000"], env=self.env,
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(sub.stdout.readline().strip(), "subscribed")
+            time.sleep(0.5)  # the subscription reaches the PUB socket
+            self.fx("hit", b, FUTURE + 5, 100, 3000)
+            d = self.fx("entry", "rand", 1000, FUTURE - 500)
+            out, _ = sub.communicate(timeout=20)
+        finally:
+            sub.kill()
+        self.assertIn(f"event 1 {b}", out)  # EVENT_HIT, result key
+        self.assertIn(f"event 2 {d}", out)  # EVENT_MISS
 
     def test_stopped_supervisor_cli_works_directly(self):
         a, b, c = self.populate()
