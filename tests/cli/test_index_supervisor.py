@@ -3,6 +3,7 @@
 it owns the index, so the commands go through it and print what they print
 without one. Environment: KACHED, FIXTURE. Each test has its own store and kills
 what it started in tearDown."""
+import fcntl
 import json
 import os
 import shutil
@@ -99,12 +100,12 @@ class IndexSupervisor(unittest.TestCase):
         except OSError:
             return ""
 
-    def start(self):
+    def start(self, wait_index=True):
         self.run_k("supervisor", "start")
         with open(os.path.join(self.store, "run", "supervisor.pid")) as f:
             pid = int(f.read())
-        self.assertTrue(wait_for(lambda: "index of" in self.log() and " open" in self.log()),
-                        self.log())
+        if wait_index:
+            self.assertTrue(wait_for(lambda: "open\n" in self.log()), self.log())
         return pid
 
     def stop(self):
@@ -228,6 +229,21 @@ class IndexSupervisor(unittest.TestCase):
         self.stop()
         self.run_k("purge")
         self.assertEqual(self.stats()["entries"], 0)
+
+    def test_index_held_at_start_is_retried(self):
+        self.populate()
+        self.stats()  # creates the index
+        with open(os.path.join(self.store, "index.lock"), "a") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            pid = self.start(wait_index=False)
+            self.assertTrue(wait_for(lambda: "held by another process" in self.log()),
+                            self.log())
+            p = self.run_k("stats", rc=1)
+            self.assertIn("kache: supervisor: the supervisor cannot open the index yet", p.stderr)
+            fcntl.flock(lk, fcntl.LOCK_UN)
+        self.assertTrue(wait_for(lambda: "open\n" in self.log(), timeout=5), self.log())
+        self.assertTrue(alive(pid))
+        self.assertEqual(self.stats()["hits"], 2)
 
     def test_hung_supervisor_clear_error(self):
         self.populate()
