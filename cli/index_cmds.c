@@ -1,45 +1,68 @@
-/* kache stats | gc | list | purge | verify: thin shells over index/. Each opens
- * the store named by cache.dir, which takes the index lock for the command. */
+/* kache stats | gc | list | purge | verify: thin shells over index/. When a
+ * supervisor runs for the store it owns the index (RocksDB takes one writer), so
+ * stats, list and gc ask it; otherwise the command opens the index itself. Either
+ * way the output is printed from the same JSON document (index/index_json.c).
+ * verify and purge never go through the supervisor: they ask the user to stop it. */
 #include "cli/index_cmds.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/commands.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "index/index.h"
+#include "index/index_json.h"
+#include "proto/client.h"
 
-static struct index *open_index(struct config **cfgp);
+/* How long a command waits for the supervisor before calling it hung. */
+#define STATS_WAIT_MS 3000
+#define GC_WAIT_MS 60000
+#define PING_WAIT_MS 1000
+
+enum via { VIA_SUPERVISOR, VIA_DIRECT, VIA_FAILED };
+
+static struct config *load_config(void);
+static struct index *open_index(const char *dir);
+static enum via ask_supervisor(const char *dir, struct msg *req, int64_t wait_ms, json_t **doc);
+static enum via need_no_supervisor(const char *dir, const char *cmd);
 static int want_json(int argc, char **argv, int *json, const char **arg);
-static void print_stats_text(const struct index_stats *st);
-static void print_stats_json(const struct index_stats *st);
-static double hit_rate(const struct index_stats *st);
+static void print_json(json_t *doc, size_t flags);
+static void print_stats_text(const json_t *st);
+static void print_reasons(const json_t *o);
 static void format_time(int64_t ms, char *out, size_t n);
-static int list_text_cb(const struct index_entry_info *e, void *arg);
-static int list_json_cb(const struct index_entry_info *e, void *arg);
-static void gc_cb(const struct index_entry_info *e, void *arg);
+static void print_list_row(const json_t *e);
+static json_t *list_via_supervisor(const char *dir, const char *crate, enum via *v);
+static json_t *run_gc(const char *dir, uint64_t cap, int verbose, enum via *v);
+static void print_gc(const json_t *doc, int verbose);
 static void verify_cb(const char *what, const char *hex, void *arg);
 
-/* Loads the config and opens the index of cache.dir; prints why not on failure. */
-static struct index *
-open_index(struct config **cfgp)
+static struct config *
+load_config(void)
 {
 	struct buf warnings;
-	struct index *ix;
-	const char *dir;
+	struct config *cfg;
 
 	buf_init(&warnings);
-	*cfgp = config_load(&warnings);
+	cfg = config_load(&warnings);
 	if (warnings.len)
 		fprintf(stderr, "kache: warning: %s", warnings.p);
 	buf_free(&warnings);
-	dir = config_get(*cfgp, "cache.dir");
-	ix = index_open(dir);
+	return cfg;
+}
+
+/* Opens the index of dir; prints why not on failure. */
+static struct index *
+open_index(const char *dir)
+{
+	struct index *ix = index_open(dir);
+
 	if (ix == NULL && errno == EBUSY)
 		fprintf(stderr, "kache: another kache command or the supervisor holds the "
 		    "index of %s; try again\n", dir);
@@ -49,9 +72,69 @@ open_index(struct config **cfgp)
 		fprintf(stderr, "kache: the index was damaged; rebuilt it from the store (old "
 		    "copy: %s/index.broken); counters restart from what the journal still "
 		    "holds\n", dir);
-	if (ix == NULL)
-		config_free(cfgp);
 	return ix;
+}
+
+/* Sends req to the supervisor of dir, if one runs. VIA_SUPERVISOR: *doc holds
+ * the parsed reply. VIA_DIRECT: none runs (or it predates these requests and so
+ * does not hold the index): open the index yourself. VIA_FAILED: said why. */
+static enum via
+ask_supervisor(const char *dir, struct msg *req, int64_t wait_ms, json_t **doc)
+{
+	enum proto_result r;
+	enum via v = VIA_FAILED;
+	json_error_t jerr;
+	struct msg rep;
+
+	*doc = NULL;
+	req->epoch = proto_client_epoch();
+	r = proto_client_request(dir, req, &rep, clock_ms() + wait_ms);
+	if (r == PROTO_UNAVAILABLE) {
+		v = VIA_DIRECT;
+	} else if (r == PROTO_TIMEOUT) {
+		fprintf(stderr, "kache: the supervisor of %s did not answer within %lld s (hung?); "
+		    "restart it with `kache supervisor restart`\n", dir, (long long)(wait_ms / 1000));
+	} else if (r != PROTO_OK) {
+		fprintf(stderr, "kache: the supervisor of %s sent a bad reply (%s); restart it "
+		    "with `kache supervisor restart`\n", dir, proto_result_name(r));
+	} else if (rep.type == MSG_ERROR && rep.status == MSG_ERR_UNKNOWN) {
+		v = VIA_DIRECT;
+	} else if (rep.type == MSG_ERROR) {
+		fprintf(stderr, "kache: supervisor: %s\n", rep.text ? rep.text : "error");
+	} else if (rep.type != MSG_INDEX_REPLY || rep.text == NULL ||
+	    (*doc = json_loads(rep.text, 0, &jerr)) == NULL) {
+		fprintf(stderr, "kache: the supervisor of %s sent a bad reply (%s); restart it "
+		    "with `kache supervisor restart`\n", dir, msg_type_name(rep.type));
+	} else {
+		v = VIA_SUPERVISOR;
+	}
+	msg_clear(&rep);
+	return v;
+}
+
+/* verify and purge do their work with the index open here: with a supervisor
+ * holding it they stop and say how to proceed. VIA_DIRECT when none runs. */
+static enum via
+need_no_supervisor(const char *dir, const char *cmd)
+{
+	enum proto_result r;
+	struct msg req, rep;
+
+	msg_init(&req, MSG_PING, 0);
+	req.epoch = proto_client_epoch();
+	r = proto_client_request(dir, &req, &rep, clock_ms() + PING_WAIT_MS);
+	msg_clear(&req);
+	msg_clear(&rep);
+	if (r == PROTO_UNAVAILABLE)
+		return VIA_DIRECT;
+	if (r == PROTO_OK)
+		fprintf(stderr, "kache: the supervisor owns the index of %s; stop it first "
+		    "(`kache supervisor stop`), then run `kache %s` again\n", dir, cmd);
+	else
+		fprintf(stderr, "kache: the supervisor of %s did not answer within %d s (hung?); "
+		    "restart it with `kache supervisor restart`, or stop it with `kache "
+		    "supervisor stop`, then run `kache %s` again\n", dir, PING_WAIT_MS / 1000, cmd);
+	return VIA_FAILED;
 }
 
 /* Accepts [--json] and at most one operand. 0, or EXIT_USAGE. */
@@ -72,12 +155,11 @@ want_json(int argc, char **argv, int *json, const char **arg)
 	return 0;
 }
 
-static double
-hit_rate(const struct index_stats *st)
+static void
+print_json(json_t *doc, size_t flags)
 {
-	uint64_t h = st->hits + st->remote_hits, all = h + st->misses;
-
-	return all ? (double)h / (double)all : 0.0;
+	json_dumpf(doc, stdout, flags);
+	putchar('\n');
 }
 
 static void
@@ -91,130 +173,118 @@ format_time(int64_t ms, char *out, size_t n)
 }
 
 static void
-print_stats_text(const struct index_stats *st)
+print_reasons(const json_t *o)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)o, k, v)
+		printf("  %-17s %llu\n", k, (unsigned long long)json_integer_value(v));
+}
+
+#define U(o, name) ((unsigned long long)index_json_u64((o), (name)))
+
+static void
+print_stats_text(const json_t *st)
 {
 	char a[32], b[32], since[32];
 
-	format_time(st->since_ms, since, sizeof since);
+	format_time((int64_t)index_json_u64(st, "since_ms"), since, sizeof since);
 	printf("hits                %llu (local %llu, remote %llu)\n",
-	    (unsigned long long)(st->hits + st->remote_hits), (unsigned long long)st->hits,
-	    (unsigned long long)st->remote_hits);
-	printf("misses              %llu\n", (unsigned long long)st->misses);
-	printf("hit rate            %.1f%%\n", 100.0 * hit_rate(st));
-	printf("pass-throughs       %llu\n", (unsigned long long)st->passes);
-	for (size_t i = 0; i < st->n_pass_reasons; i++)
-		printf("  %-17s %llu\n", st->pass_reasons[i].reason,
-		    (unsigned long long)st->pass_reasons[i].count);
-	printf("errors              %llu\n", (unsigned long long)st->errors);
-	for (size_t i = 0; i < st->n_error_reasons; i++)
-		printf("  %-17s %llu\n", st->error_reasons[i].reason,
-		    (unsigned long long)st->error_reasons[i].count);
-	printf("corrupt found       %llu\n", (unsigned long long)st->corrupt);
-	format_size(st->store_bytes, a, sizeof a);
-	printf("entries             %llu\n", (unsigned long long)st->entries);
+	    U(st, "hits") + U(st, "remote_hits"), U(st, "hits"), U(st, "remote_hits"));
+	printf("misses              %llu\n", U(st, "misses"));
+	printf("hit rate            %.1f%%\n",
+	    100.0 * json_number_value(json_object_get(st, "hit_rate")));
+	printf("pass-throughs       %llu\n", U(st, "passes"));
+	print_reasons(json_object_get(st, "pass_reasons"));
+	printf("errors              %llu\n", U(st, "errors"));
+	print_reasons(json_object_get(st, "error_reasons"));
+	printf("corrupt found       %llu\n", U(st, "corrupt"));
+	format_size(index_json_u64(st, "store_bytes"), a, sizeof a);
+	printf("entries             %llu\n", U(st, "entries"));
 	printf("store size          %s\n", a);
-	format_size(st->bytes_restored, b, sizeof b);
+	format_size(index_json_u64(st, "bytes_restored"), b, sizeof b);
 	printf("bytes restored      %s\n", b);
-	printf("compile time saved  %.1f s\n", (double)st->ms_saved / 1e3);
-	printf("time in kache       %.3f s\n", (double)st->kache_us / 1e6);
+	printf("compile time saved  %.1f s\n", (double)U(st, "ms_saved") / 1e3);
+	printf("time in kache       %.3f s\n", (double)U(st, "kache_us") / 1e6);
 	printf("counting since      %s\n", since);
-}
-
-static json_t *
-reasons_json(const struct index_reason *r, size_t n)
-{
-	json_t *o = json_object();
-
-	for (size_t i = 0; i < n; i++)
-		json_object_set_new(o, r[i].reason, json_integer((json_int_t)r[i].count));
-	return o;
-}
-
-static void
-print_stats_json(const struct index_stats *st)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "hits", json_integer((json_int_t)st->hits));
-	json_object_set_new(o, "remote_hits", json_integer((json_int_t)st->remote_hits));
-	json_object_set_new(o, "misses", json_integer((json_int_t)st->misses));
-	json_object_set_new(o, "hit_rate", json_real(hit_rate(st)));
-	json_object_set_new(o, "passes", json_integer((json_int_t)st->passes));
-	json_object_set_new(o, "pass_reasons", reasons_json(st->pass_reasons, st->n_pass_reasons));
-	json_object_set_new(o, "errors", json_integer((json_int_t)st->errors));
-	json_object_set_new(o, "error_reasons",
-	    reasons_json(st->error_reasons, st->n_error_reasons));
-	json_object_set_new(o, "corrupt", json_integer((json_int_t)st->corrupt));
-	json_object_set_new(o, "entries", json_integer((json_int_t)st->entries));
-	json_object_set_new(o, "store_bytes", json_integer((json_int_t)st->store_bytes));
-	json_object_set_new(o, "bytes_restored", json_integer((json_int_t)st->bytes_restored));
-	json_object_set_new(o, "ms_saved", json_integer((json_int_t)st->ms_saved));
-	json_object_set_new(o, "compile_ms", json_integer((json_int_t)st->compile_ms));
-	json_object_set_new(o, "kache_us", json_integer((json_int_t)st->kache_us));
-	json_object_set_new(o, "since_ms", json_integer((json_int_t)st->since_ms));
-	json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-	putchar('\n');
-	json_decref(o);
 }
 
 int
 cmd_stats(int argc, char **argv)
 {
-	struct index_stats st;
 	struct config *cfg;
 	struct index *ix;
-	int json, rc = 1;
+	struct msg req;
+	json_t *doc = NULL;
+	enum via v;
+	int json;
 
 	if (want_json(argc, argv, &json, NULL) != 0) {
 		fprintf(stderr, "usage: kache stats [--json]\n");
 		return EXIT_USAGE;
 	}
-	if ((ix = open_index(&cfg)) == NULL)
-		return 1;
-	if (index_ingest(ix) < 0)
-		fprintf(stderr, "kache: warning: could not read the whole journal\n");
-	if (index_stats(ix, &st) == 0) {
-		if (json)
-			print_stats_json(&st);
-		else
-			print_stats_text(&st);
-		rc = 0;
+	cfg = load_config();
+	msg_init(&req, MSG_INDEX_STATS, 0);
+	v = ask_supervisor(config_get(cfg, "cache.dir"), &req, STATS_WAIT_MS, &doc);
+	msg_clear(&req);
+	if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
+		if (index_ingest(ix) < 0)
+			fprintf(stderr, "kache: warning: could not read the whole journal\n");
+		doc = index_json_stats(ix);
+		index_free(&ix);
 	}
-	index_stats_clear(&st);
-	index_free(&ix);
 	config_free(&cfg);
-	return rc;
-}
-
-static int
-list_text_cb(const struct index_entry_info *e, void *arg)
-{
-	char hex[HASH_HEX_LEN + 1], size[32], when[32];
-
-	(void)arg;
-	hash_to_hex(e->key, hex);
-	format_size(e->size, size, sizeof size);
-	format_time(e->last_use_ms, when, sizeof when);
-	printf("%-24s %.16s %10s  %s %6llu\n", e->crate[0] ? e->crate : "-", hex, size, when,
-	    (unsigned long long)e->hits);
+	if (doc == NULL)
+		return 1;
+	if (json)
+		print_json(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	else
+		print_stats_text(doc);
+	json_decref(doc);
 	return 0;
 }
 
-static int
-list_json_cb(const struct index_entry_info *e, void *arg)
+static void
+print_list_row(const json_t *e)
 {
-	char hex[HASH_HEX_LEN + 1];
-	json_t *o = json_object();
+	const char *crate = json_string_value(json_object_get(e, "crate"));
+	const char *key = json_string_value(json_object_get(e, "key"));
+	char size[32], when[32];
 
-	hash_to_hex(e->key, hex);
-	json_object_set_new(o, "crate", json_string(e->crate));
-	json_object_set_new(o, "key", json_string(hex));
-	json_object_set_new(o, "size", json_integer((json_int_t)e->size));
-	json_object_set_new(o, "created_ms", json_integer((json_int_t)e->created_ms));
-	json_object_set_new(o, "last_use_ms", json_integer((json_int_t)e->last_use_ms));
-	json_object_set_new(o, "hits", json_integer((json_int_t)e->hits));
-	json_array_append_new(arg, o);
-	return 0;
+	format_size(index_json_u64(e, "size"), size, sizeof size);
+	format_time((int64_t)index_json_u64(e, "last_use_ms"), when, sizeof when);
+	printf("%-24s %.16s %10s  %s %6llu\n", crate && crate[0] ? crate : "-", key ? key : "-",
+	    size, when, U(e, "hits"));
+}
+
+/* The whole list from the supervisor, a page (INDEX_JSON_PAGE entries) per
+ * request. Pages are separate reads: an entry used between two may show twice
+ * or not at all. */
+static json_t *
+list_via_supervisor(const char *dir, const char *crate, enum via *v)
+{
+	json_t *all = json_array(), *page;
+	struct msg req;
+
+	for (;;) {
+		msg_init(&req, MSG_INDEX_LIST, 0);
+		msg_set_text(&req, crate ? crate : "");
+		req.count = (int64_t)json_array_size(all);
+		*v = ask_supervisor(dir, &req, STATS_WAIT_MS, &page);
+		msg_clear(&req);
+		if (*v != VIA_SUPERVISOR)
+			break;
+		json_array_extend(all, json_object_get(page, "entries"));
+		if (!json_is_true(json_object_get(page, "more")) ||
+		    json_array_size(json_object_get(page, "entries")) == 0) {
+			json_decref(page);
+			return all;
+		}
+		json_decref(page);
+	}
+	json_decref(all);
+	return NULL;
 }
 
 int
@@ -223,42 +293,83 @@ cmd_list(int argc, char **argv)
 	struct config *cfg;
 	struct index *ix;
 	const char *crate;
-	json_t *arr = NULL;
-	int json, rc;
+	json_t *arr, *e;
+	enum via v;
+	size_t i;
+	int json;
 
 	if (want_json(argc, argv, &json, &crate) != 0) {
 		fprintf(stderr, "usage: kache list [CRATE] [--json]\n");
 		return EXIT_USAGE;
 	}
-	if ((ix = open_index(&cfg)) == NULL)
+	cfg = load_config();
+	arr = list_via_supervisor(config_get(cfg, "cache.dir"), crate, &v);
+	if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
+		index_ingest(ix);
+		arr = index_json_list(ix, crate, 0, SIZE_MAX, NULL);
+		index_free(&ix);
+	}
+	config_free(&cfg);
+	if (arr == NULL)
 		return 1;
-	index_ingest(ix);
-	if (json)
-		arr = json_array();
-	else
+	if (json) {
+		print_json(arr, JSON_INDENT(2));
+	} else {
 		printf("%-24s %-16s %10s  %-16s %6s\n", "CRATE", "KEY", "SIZE", "LAST USE",
 		    "HITS");
-	rc = index_list(ix, crate, json ? list_json_cb : list_text_cb, arr);
-	if (json) {
-		json_dumpf(arr, stdout, JSON_INDENT(2));
-		putchar('\n');
-		json_decref(arr);
+		json_array_foreach(arr, i, e)
+			print_list_row(e);
 	}
-	index_free(&ix);
-	config_free(&cfg);
-	return rc < 0 ? 1 : 0;
+	json_decref(arr);
+	return 0;
+}
+
+/* gc by the supervisor when one runs, else here. NULL when it could not run. */
+static json_t *
+run_gc(const char *dir, uint64_t cap, int verbose, enum via *v)
+{
+	struct index *ix;
+	struct msg req;
+	json_t *doc = NULL;
+
+	msg_init(&req, MSG_INDEX_GC, 0);
+	req.count = (int64_t)cap;
+	req.status = verbose;
+	*v = ask_supervisor(dir, &req, GC_WAIT_MS, &doc);
+	msg_clear(&req);
+	if (*v == VIA_DIRECT && (ix = open_index(dir)) != NULL) {
+		doc = index_json_gc(ix, cap, verbose, SIZE_MAX);
+		index_free(&ix);
+	}
+	return doc;
 }
 
 static void
-gc_cb(const struct index_entry_info *e, void *arg)
+print_gc(const json_t *doc, int verbose)
 {
-	char hex[HASH_HEX_LEN + 1], size[32];
+	const char *crate, *key;
+	char fr[32], now[32], cs[32], size[32];
+	json_t *e;
+	size_t i;
 
-	if (!*(int *)arg)
-		return;
-	hash_to_hex(e->key, hex);
-	format_size(e->size, size, sizeof size);
-	printf("removed %s %.16s (%s)\n", e->crate[0] ? e->crate : "-", hex, size);
+	if (verbose) {
+		json_array_foreach(json_object_get(doc, "removed"), i, e) {
+			crate = json_string_value(json_object_get(e, "crate"));
+			key = json_string_value(json_object_get(e, "key"));
+			format_size(index_json_u64(e, "size"), size, sizeof size);
+			printf("removed %s %.16s (%s)\n", crate && crate[0] ? crate : "-",
+			    key ? key : "-", size);
+		}
+		if (U(doc, "removed_more"))
+			printf("... and %llu more entries\n", U(doc, "removed_more"));
+	}
+	format_size(index_json_u64(doc, "bytes_freed"), fr, sizeof fr);
+	format_size(index_json_u64(doc, "size_after"), now, sizeof now);
+	format_size(index_json_u64(doc, "cap"), cs, sizeof cs);
+	printf("gc: removed %llu entries, %llu blobs, %llu manifests, %llu stale tmp files, "
+	    "%llu unreferenced blobs; freed %s; store now %s (cap %s)\n",
+	    U(doc, "entries_removed"), U(doc, "blobs_removed"), U(doc, "manifests_removed"),
+	    U(doc, "tmp_removed"), U(doc, "orphans_removed"), fr, now, cs);
 }
 
 int
@@ -266,12 +377,11 @@ cmd_gc(int argc, char **argv)
 {
 	static const struct option opts[] = { { "max-size", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' }, { NULL, 0, NULL, 0 } };
-	struct index_gc_result r;
 	struct config *cfg;
-	struct index *ix;
 	int64_t cap = -1;
 	int c, verbose = 0, rc;
-	char fr[32], now[32], cs[32];
+	json_t *doc;
+	enum via v;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "s:v", opts, NULL)) != -1) {
@@ -289,24 +399,19 @@ cmd_gc(int argc, char **argv)
 		fprintf(stderr, "usage: kache gc [--max-size SIZE] [-v]\n");
 		return EXIT_USAGE;
 	}
-	if ((ix = open_index(&cfg)) == NULL)
-		return 1;
+	cfg = load_config();
 	if (cap < 0 && (cap = config_get_size(cfg, "cache.max_size")) < 0) {
 		fprintf(stderr, "kache: cache.max_size is not a size; using 10G\n");
 		cap = 10LL << 30;
 	}
-	rc = index_gc(ix, (uint64_t)cap, &r, gc_cb, &verbose);
-	format_size(r.bytes_freed, fr, sizeof fr);
-	format_size(r.size_after, now, sizeof now);
-	format_size((uint64_t)cap, cs, sizeof cs);
-	printf("gc: removed %llu entries, %llu blobs, %llu manifests, %llu stale tmp files, "
-	    "%llu unreferenced blobs; freed %s; store now %s (cap %s)\n",
-	    (unsigned long long)r.entries_removed, (unsigned long long)r.blobs_removed,
-	    (unsigned long long)r.manifests_removed, (unsigned long long)r.tmp_removed,
-	    (unsigned long long)r.orphans_removed, fr, now, cs);
-	index_free(&ix);
+	doc = run_gc(config_get(cfg, "cache.dir"), (uint64_t)cap, verbose, &v);
 	config_free(&cfg);
-	return rc < 0 ? 1 : 0;
+	if (doc == NULL)
+		return 1;
+	print_gc(doc, verbose);
+	rc = json_is_true(json_object_get(doc, "ok")) ? 0 : 1;
+	json_decref(doc);
+	return rc;
 }
 
 int
@@ -323,8 +428,12 @@ cmd_purge(int argc, char **argv)
 		fprintf(stderr, "usage: kache purge\n");
 		return EXIT_USAGE;
 	}
-	if ((ix = open_index(&cfg)) == NULL)
+	cfg = load_config();
+	if (need_no_supervisor(config_get(cfg, "cache.dir"), "purge") != VIA_DIRECT ||
+	    (ix = open_index(config_get(cfg, "cache.dir"))) == NULL) {
+		config_free(&cfg);
 		return 1;
+	}
 	rc = index_purge(ix, &r);
 	format_size(r.bytes_freed, fr, sizeof fr);
 	printf("purge: removed %llu entries and %llu blobs; freed %s\n",
@@ -355,8 +464,12 @@ cmd_verify(int argc, char **argv)
 		fprintf(stderr, "usage: kache verify\n");
 		return EXIT_USAGE;
 	}
-	if ((ix = open_index(&cfg)) == NULL)
+	cfg = load_config();
+	if (need_no_supervisor(config_get(cfg, "cache.dir"), "verify") != VIA_DIRECT ||
+	    (ix = open_index(config_get(cfg, "cache.dir"))) == NULL) {
+		config_free(&cfg);
 		return 1;
+	}
 	n = index_verify(ix, &r, verify_cb, NULL);
 	format_size(r.bytes_checked, sz, sizeof sz);
 	printf("verify: checked %llu blobs (%s): %llu corrupt blobs, %llu undecodable entries, "

@@ -16,7 +16,7 @@
 #include "common/path.h"
 #include "index/internal.h"
 
-static int open_or_rebuild(struct index *ix);
+static int open_or_rebuild(struct index *ix, int64_t wait_ms);
 static int take_lock(struct index *ix, int64_t deadline);
 static int fill_new(struct index *ix);
 static int move_aside(struct index *ix);
@@ -148,9 +148,9 @@ move_aside(struct index *ix)
  * damaged one (fails to open, or to read back) aside and rebuilds it. Retries
  * while the lock is held. 0, -1, or -2 (lock held). */
 static int
-open_or_rebuild(struct index *ix)
+open_or_rebuild(struct index *ix, int64_t wait_ms)
 {
-	int64_t deadline = clock_ms() + INDEX_LOCK_WAIT_MS;
+	int64_t deadline = clock_ms() + wait_ms;
 	struct buf v;
 	int rc;
 
@@ -173,6 +173,12 @@ open_or_rebuild(struct index *ix)
 
 struct index *
 index_open(const char *store_dir)
+{
+	return index_open_wait(store_dir, INDEX_LOCK_WAIT_MS);
+}
+
+struct index *
+index_open_wait(const char *store_dir, int64_t wait_ms)
 {
 	struct index *ix = xcalloc(1, sizeof *ix);
 	int rc;
@@ -197,15 +203,22 @@ index_open(const char *store_dir)
 	rocksdb_options_set_info_log_level(ix->opt, 3); /* errors only */
 	ix->ro = rocksdb_readoptions_create();
 	ix->wo = rocksdb_writeoptions_create();
-	rc = open_or_rebuild(ix);
+	rc = open_or_rebuild(ix, wait_ms);
 	if (rc < 0) {
-		if (rc == -2)
+		if (rc == -2 && wait_ms > 0)
 			log_warnx("index: %s is locked by another process", ix->db_path);
 		index_free(&ix);
 		errno = rc == -2 ? EBUSY : EIO;
 		return NULL;
 	}
 	return ix;
+}
+
+void
+index_set_record_hook(struct index *ix, index_record_fn fn, void *arg)
+{
+	ix->on_record = fn;
+	ix->on_record_arg = arg;
 }
 
 void

@@ -33,6 +33,9 @@ struct index;
  * index is moved to <store>/index.broken and rebuilt from the store. Returns NULL
  * on failure; errno is EBUSY when another process held the lock throughout. */
 struct index *index_open(const char *store_dir);
+/* index_open waiting at most wait_ms for the lock (0: one try, without logging
+ * the busy lock; for the supervisor, which retries from its tick). */
+struct index *index_open_wait(const char *store_dir, int64_t wait_ms);
 /* Closes the database and frees ix; NULLs the caller's pointer. */
 void index_free(struct index **ix);
 /* 1 when index_open found the index damaged, moved it aside and rebuilt it from
@@ -48,6 +51,11 @@ void index_set_stale_age(struct index *ix, int64_t ms);
  * (a torn tail is left for the next call); rotates and retires journal files.
  * Returns the number of records applied, or -1. */
 long index_ingest(struct index *ix);
+/* Called by index_ingest for each journal record it applies: type is the
+ * record's (enum journal_type), res its result key or NULL. A record whose batch
+ * then fails to commit is applied, and reported, again by the next ingest. */
+typedef void (*index_record_fn)(int type, const unsigned char *res, void *arg);
+void index_set_record_hook(struct index *ix, index_record_fn fn, void *arg);
 
 /* Reconciles the index with entries/ on disk: adds entries it does not know
  * (imported by another process), drops those whose file is gone, removes entry

@@ -116,6 +116,8 @@ apply_event(const struct journal_event *ev, void *arg)
 	char *name;
 
 	c->applied++;
+	if (ix->on_record)
+		ix->on_record((int)ev->type, ev->has_res ? ev->res : NULL, ix->on_record_arg);
 	ix_counter_add(ix, "kache_us", ev->us);
 	switch (ev->type) {
 	case JOURNAL_HIT:

@@ -35,6 +35,8 @@ struct index {
 	size_t n_c, cap_c;
 	uint64_t rotate_size;
 	int64_t grace_ms, stale_ms;
+	index_record_fn on_record;          /* index_set_record_hook */
+	void *on_record_arg;
 	int rebuilt;
 	int lock_fd;                        /* flock on <store>/index.lock, held while open */
 };

@@ -28,10 +28,14 @@ static const struct msg_def defs[MSG_TYPE_MAX] = {
 	[MSG_STATUS] = { "STATUS", { F_END } },
 	[MSG_STOP] = { "STOP", { F_END } },
 	[MSG_SCALE] = { "SCALE", { F_ROLE, F_COUNT } },
+	[MSG_INDEX_STATS] = { "INDEX_STATS", { F_END } },
+	[MSG_INDEX_LIST] = { "INDEX_LIST", { F_TEXT, F_COUNT } },
+	[MSG_INDEX_GC] = { "INDEX_GC", { F_COUNT, F_STATUS } },
 	[MSG_OK] = { "OK", { F_TEXT } },
 	[MSG_ERROR] = { "ERROR", { F_STATUS, F_TEXT } },
 	[MSG_FETCH_REPLY] = { "FETCH_REPLY", { F_STATUS } },
 	[MSG_STATUS_REPLY] = { "STATUS_REPLY", { F_TEXT } },
+	[MSG_INDEX_REPLY] = { "INDEX_REPLY", { F_TEXT } },
 	[MSG_EVENT] = { "EVENT", { F_STATUS, F_KEY } },
 };
 

@@ -34,11 +34,15 @@ enum msg_type {
 	MSG_STATUS = 13,
 	MSG_STOP = 14,
 	MSG_SCALE = 15, /* role, count */
+	MSG_INDEX_STATS = 16, /* the supervisor owns the index: its stats */
+	MSG_INDEX_LIST = 17,  /* text = crate ("" for all), count = entries to skip */
+	MSG_INDEX_GC = 18,    /* count = max size in bytes (-1: cache.max_size), status = verbose */
 	/* supervisor -> client */
 	MSG_OK = 20,           /* text */
 	MSG_ERROR = 21,        /* status = enum msg_error, text */
 	MSG_FETCH_REPLY = 22,  /* status = enum job_status */
 	MSG_STATUS_REPLY = 23, /* text = JSON document */
+	MSG_INDEX_REPLY = 24,  /* text = JSON document (see docs/supervisor.md) */
 	/* supervisor -> PUB subscribers */
 	MSG_EVENT = 30, /* status = enum msg_event, key */
 	MSG_TYPE_MAX = 31

@@ -82,6 +82,11 @@ struct supervisor {
 	int nhandlers;
 	struct hook_tick ticks[SUP_MAX_HOOKS];
 	int nticks;
+	struct hook_exit {
+		void (*fn)(void *arg);
+		void *arg;
+	} exits[SUP_MAX_HOOKS];
+	int nexits;
 };
 
 /* sup_roles.c */

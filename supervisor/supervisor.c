@@ -24,9 +24,11 @@
 #define MAINT_MS 500
 #define LOCK_TRIES 20
 
-/* Parts that plug into the supervisor (index/ will add its attach function
- * here: it registers request handlers and a tick with the functions below). */
-static void (*const plugins[])(struct supervisor *) = { NULL };
+/* Parts that plug into the supervisor: each registers request handlers, ticks
+ * and exit hooks with the functions below (sup_index.c: the index). */
+void sup_index_attach(struct supervisor *s);
+
+static void (*const plugins[])(struct supervisor *) = { sup_index_attach, NULL };
 
 int sup_run(int detached);
 
@@ -62,6 +64,21 @@ supervisor_add_tick(struct supervisor *s, int64_t interval_ms, supervisor_tick f
 		return -1;
 	s->ticks[s->nticks++] = (struct hook_tick){ interval_ms, clock_ms() + interval_ms, fn, arg };
 	return 0;
+}
+
+int
+supervisor_add_exit(struct supervisor *s, void (*fn)(void *arg), void *arg)
+{
+	if (s->nexits >= SUP_MAX_HOOKS)
+		return -1;
+	s->exits[s->nexits++] = (struct hook_exit){ fn, arg };
+	return 0;
+}
+
+const struct config *
+supervisor_config(const struct supervisor *s)
+{
+	return s->cfg;
 }
 
 void
@@ -463,6 +480,10 @@ loop_once(struct supervisor *s)
 static void
 teardown(struct supervisor *s)
 {
+	while (s->nexits > 0) {
+		s->nexits--;
+		s->exits[s->nexits].fn(s->exits[s->nexits].arg);
+	}
 	if (s->ctl)
 		unlink(proto_endpoint_file(s->paths.ctl)), zmq_close(s->ctl);
 	if (s->wrk)

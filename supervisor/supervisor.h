@@ -9,6 +9,8 @@
 
 #include "proto/msg.h"
 
+struct config;
+
 struct supervisor;
 
 /* A request handler for a message type the supervisor does not serve itself
@@ -23,6 +25,11 @@ typedef void (*supervisor_tick)(void *arg, int64_t now_ms);
 /* 0, or -1 when the table is full or type is already served. */
 int supervisor_add_handler(struct supervisor *s, uint32_t type, supervisor_handler fn, void *arg);
 int supervisor_add_tick(struct supervisor *s, int64_t interval_ms, supervisor_tick fn, void *arg);
+/* Runs fn(arg) when the supervisor stops (after the workers, before the
+ * sockets close), in the reverse order of registration. */
+int supervisor_add_exit(struct supervisor *s, void (*fn)(void *arg), void *arg);
+/* The current configuration (replaced on reload: do not keep the pointer). */
+const struct config *supervisor_config(const struct supervisor *s);
 /* Publishes an event (enum msg_event) on the PUB socket for live monitors. */
 void supervisor_publish(struct supervisor *s, int event, const char *key);
 /* The store directory this supervisor serves. */

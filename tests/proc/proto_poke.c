@@ -4,6 +4,8 @@
  *   proto_poke notify KEY
  *   proto_poke ensure KACHED_PATH
  *   proto_poke raw CASE                sends a malformed message, prints what came back
+ *   proto_poke events N MS             subscribes to the events; prints "event <status> <key>"
+ *                                      for each, until N came or MS ms passed
  * The store is $KACHE_DIR. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,49 @@
 #include "proto/zmq_dl.h"
 
 static int raw_case(const char *dir, const char *name);
+static int events(const char *dir, int want, int ms);
+
+#define ZDL_SUB 2
+#define ZDL_SUBSCRIBE 6
+
+static int
+events(const char *dir, int want, int ms)
+{
+	const struct zmq_dl *z = zmq_dl_load();
+	int64_t deadline = clock_ms() + ms;
+	struct proto_paths p;
+	struct zdl_pollitem it;
+	char buf[4096];
+	struct msg m;
+	void *ctx, *s;
+	int got, n = 0, linger = 0;
+
+	if (z == NULL || proto_paths_init(&p, dir) == -1)
+		return 2;
+	ctx = z->ctx_new();
+	s = z->socket(ctx, ZDL_SUB);
+	z->setsockopt(s, ZDL_LINGER, &linger, sizeof linger);
+	z->setsockopt(s, ZDL_SUBSCRIBE, "", 0);
+	z->connect(s, p.pub);
+	printf("subscribed\n");
+	fflush(stdout);
+	while (n < want && clock_left_ms(deadline) > 0) {
+		it = (struct zdl_pollitem){ s, 0, ZDL_POLLIN, 0 };
+		if (z->poll(&it, 1, (long)clock_left_ms(deadline)) != 1)
+			continue;
+		if ((got = z->recv(s, buf, sizeof buf, 0)) < 0)
+			continue;
+		if (msg_decode(buf, (size_t)got, &m) == MSG_DECODE_OK && m.type == MSG_EVENT) {
+			printf("event %lld %s\n", (long long)m.status, m.key);
+			fflush(stdout);
+			n++;
+		}
+		msg_clear(&m);
+	}
+	z->close(s);
+	z->ctx_term(ctx);
+	return 0;
+}
 
 /* Builds the frames of a malformed case; returns the frame count. */
 static int
@@ -108,6 +153,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "ensure") == 0)
 		return proto_supervisor_ensure(dir, argv[2]) == 0 ? 0 : 1;
+	if (strcmp(argv[1], "events") == 0 && argc == 4)
+		return events(dir, atoi(argv[2]), atoi(argv[3]));
 	if (strcmp(argv[1], "raw") == 0)
 		return raw_case(dir, argv[2]);
 	return 2;

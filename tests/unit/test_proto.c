@@ -167,6 +167,69 @@ test_malformed(void **state)
 	free(big);
 }
 
+/* The index requests and their reply: fields round-trip, and each refuses
+ * wrong counts and field types. */
+static void
+test_index_messages(void **state)
+{
+	/* [1, 17, 5, "serde", 10] is a valid INDEX_LIST */
+	static const unsigned char list_ok[] = { 0x95, 0x01, 0x11, 0x05, 0xa5, 's', 'e', 'r', 'd', 'e', 0x0a };
+	static const unsigned char list_int_crate[] = { 0x95, 0x01, 0x11, 0x05, 0x07, 0x0a };
+	static const unsigned char list_no_offset[] = { 0x94, 0x01, 0x11, 0x05, 0xa0 };
+	static const unsigned char stats_ok[] = { 0x93, 0x01, 0x10, 0x05 };
+	static const unsigned char stats_extra[] = { 0x94, 0x01, 0x10, 0x05, 0x01 };
+	static const unsigned char gc_ok[] = { 0x95, 0x01, 0x12, 0x05, 0xff, 0x01 };
+	static const unsigned char gc_str_size[] = { 0x95, 0x01, 0x12, 0x05, 0xa1, '1', 0x01 };
+	static const unsigned char gc_huge[] = { 0x95, 0x01, 0x12, 0x05, 0xcf, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0x00 };
+	static const unsigned char reply_ok[] = { 0x94, 0x01, 0x18, 0x05, 0xa2, '{', '}' };
+	static const unsigned char reply_no_text[] = { 0x93, 0x01, 0x18, 0x05 };
+	static const unsigned char reply_bin_text[] = { 0x94, 0x01, 0x18, 0x05, 0xc4, 0x01, '{' };
+	static const unsigned char reply_short_str[] = { 0x94, 0x01, 0x18, 0x05, 0xa5, '{', '}' };
+	struct msg a, b;
+	struct buf out;
+
+	(void)state;
+	assert_string_equal(msg_type_name(MSG_INDEX_STATS), "INDEX_STATS");
+	assert_string_equal(msg_type_name(MSG_INDEX_LIST), "INDEX_LIST");
+	assert_string_equal(msg_type_name(MSG_INDEX_GC), "INDEX_GC");
+	assert_string_equal(msg_type_name(MSG_INDEX_REPLY), "INDEX_REPLY");
+	msg_init(&a, MSG_INDEX_GC, 3);
+	a.count = -1;
+	a.status = 1;
+	buf_init(&out);
+	assert_int_equal(msg_encode(&a, &out), 0);
+	assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
+	assert_int_equal(b.type, MSG_INDEX_GC);
+	assert_int_equal(b.count, -1);
+	assert_int_equal(b.status, 1);
+	msg_clear(&b);
+	buf_free(&out);
+	msg_init(&a, MSG_INDEX_LIST, 4);
+	msg_set_text(&a, "serde");
+	a.count = 2000;
+	buf_init(&out);
+	assert_int_equal(msg_encode(&a, &out), 0);
+	assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
+	assert_string_equal(b.text, "serde");
+	assert_int_equal(b.count, 2000);
+	msg_clear(&a);
+	msg_clear(&b);
+	buf_free(&out);
+	expect(list_ok, sizeof list_ok, MSG_DECODE_OK);
+	expect(list_int_crate, sizeof list_int_crate, MSG_DECODE_MALFORMED);
+	expect(list_no_offset, sizeof list_no_offset, MSG_DECODE_MALFORMED);
+	expect(stats_ok, sizeof stats_ok, MSG_DECODE_OK);
+	expect(stats_extra, sizeof stats_extra, MSG_DECODE_MALFORMED);
+	expect(gc_ok, sizeof gc_ok, MSG_DECODE_OK);
+	expect(gc_str_size, sizeof gc_str_size, MSG_DECODE_MALFORMED);
+	expect(gc_huge, sizeof gc_huge, MSG_DECODE_MALFORMED);
+	expect(reply_ok, sizeof reply_ok, MSG_DECODE_OK);
+	expect(reply_no_text, sizeof reply_no_text, MSG_DECODE_MALFORMED);
+	expect(reply_bin_text, sizeof reply_bin_text, MSG_DECODE_MALFORMED);
+	expect(reply_short_str, sizeof reply_short_str, MSG_DECODE_MALFORMED);
+}
+
 static void
 test_key_too_long(void **state)
 {
@@ -220,6 +283,7 @@ main(void)
 		cmocka_unit_test(test_specific_fields),
 		cmocka_unit_test(test_empty_strings),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_index_messages),
 		cmocka_unit_test(test_key_too_long),
 		cmocka_unit_test(test_encode_refuses_unknown),
 		cmocka_unit_test(test_paths),

@@ -1,0 +1,176 @@
+/* JSON documents over the index, shared by the CLI and the supervisor. */
+#include "index/index_json.h"
+
+#include <string.h>
+
+struct list_ctx {
+	json_t *arr;
+	size_t skip, max;
+	int more;
+};
+
+struct gc_ctx {
+	json_t *removed;
+	size_t max;
+	uint64_t more;
+};
+
+static double hit_rate(const struct index_stats *st);
+static json_t *reasons_json(const struct index_reason *r, size_t n);
+static int list_cb(const struct index_entry_info *e, void *arg);
+static void gc_cb(const struct index_entry_info *e, void *arg);
+
+static double
+hit_rate(const struct index_stats *st)
+{
+	uint64_t h = st->hits + st->remote_hits, all = h + st->misses;
+
+	return all ? (double)h / (double)all : 0.0;
+}
+
+static json_t *
+reasons_json(const struct index_reason *r, size_t n)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(o, r[i].reason, json_integer((json_int_t)r[i].count));
+	return o;
+}
+
+uint64_t
+index_json_u64(const json_t *o, const char *name)
+{
+	json_t *v = json_object_get(o, name);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
+	                                                       : 0;
+}
+
+#define SET_INT(o, name, v) json_object_set_new((o), (name), json_integer((json_int_t)(v)))
+
+json_t *
+index_json_stats(struct index *ix)
+{
+	struct index_stats st;
+	json_t *o;
+
+	if (index_stats(ix, &st) != 0) {
+		index_stats_clear(&st);
+		return NULL;
+	}
+	o = json_object();
+	SET_INT(o, "hits", st.hits);
+	SET_INT(o, "remote_hits", st.remote_hits);
+	SET_INT(o, "misses", st.misses);
+	json_object_set_new(o, "hit_rate", json_real(hit_rate(&st)));
+	SET_INT(o, "passes", st.passes);
+	json_object_set_new(o, "pass_reasons", reasons_json(st.pass_reasons, st.n_pass_reasons));
+	SET_INT(o, "errors", st.errors);
+	json_object_set_new(o, "error_reasons", reasons_json(st.error_reasons, st.n_error_reasons));
+	SET_INT(o, "corrupt", st.corrupt);
+	SET_INT(o, "entries", st.entries);
+	SET_INT(o, "store_bytes", st.store_bytes);
+	SET_INT(o, "bytes_restored", st.bytes_restored);
+	SET_INT(o, "ms_saved", st.ms_saved);
+	SET_INT(o, "compile_ms", st.compile_ms);
+	SET_INT(o, "kache_us", st.kache_us);
+	SET_INT(o, "since_ms", st.since_ms);
+	index_stats_clear(&st);
+	return o;
+}
+
+json_t *
+index_json_entry(const struct index_entry_info *e)
+{
+	char hex[HASH_HEX_LEN + 1];
+	json_t *o = json_object();
+
+	hash_to_hex(e->key, hex);
+	json_object_set_new(o, "crate", json_string(e->crate));
+	json_object_set_new(o, "key", json_string(hex));
+	SET_INT(o, "size", e->size);
+	SET_INT(o, "created_ms", e->created_ms);
+	SET_INT(o, "last_use_ms", e->last_use_ms);
+	SET_INT(o, "hits", e->hits);
+	return o;
+}
+
+static int
+list_cb(const struct index_entry_info *e, void *arg)
+{
+	struct list_ctx *c = arg;
+
+	if (c->skip > 0) {
+		c->skip--;
+		return 0;
+	}
+	if (json_array_size(c->arr) >= c->max) {
+		c->more = 1;
+		return 1;
+	}
+	json_array_append_new(c->arr, index_json_entry(e));
+	return 0;
+}
+
+json_t *
+index_json_list(struct index *ix, const char *crate, size_t offset, size_t max, int *more)
+{
+	struct list_ctx c = { json_array(), offset, max, 0 };
+
+	if (index_list(ix, crate, list_cb, &c) < 0) {
+		json_decref(c.arr);
+		return NULL;
+	}
+	if (more)
+		*more = c.more;
+	return c.arr;
+}
+
+static void
+gc_cb(const struct index_entry_info *e, void *arg)
+{
+	struct gc_ctx *c = arg;
+	char hex[HASH_HEX_LEN + 1];
+	json_t *o;
+
+	if (json_array_size(c->removed) >= c->max) {
+		c->more++;
+		return;
+	}
+	hash_to_hex(e->key, hex);
+	o = json_object();
+	json_object_set_new(o, "crate", json_string(e->crate));
+	json_object_set_new(o, "key", json_string(hex));
+	SET_INT(o, "size", e->size);
+	json_array_append_new(c->removed, o);
+}
+
+json_t *
+index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed)
+{
+	struct gc_ctx c = { json_array(), max_removed, 0 };
+	struct index_gc_result r;
+	json_t *o = json_object();
+	int rc;
+
+	memset(&r, 0, sizeof r);
+	rc = index_gc(ix, cap, &r, verbose ? gc_cb : NULL, &c);
+	json_object_set_new(o, "ok", json_boolean(rc == 0));
+	SET_INT(o, "cap", cap);
+	SET_INT(o, "size_before", r.size_before);
+	SET_INT(o, "size_after", r.size_after);
+	SET_INT(o, "entries_removed", r.entries_removed);
+	SET_INT(o, "blobs_removed", r.blobs_removed);
+	SET_INT(o, "bytes_freed", r.bytes_freed);
+	SET_INT(o, "manifests_removed", r.manifests_removed);
+	SET_INT(o, "tmp_removed", r.tmp_removed);
+	SET_INT(o, "orphans_removed", r.orphans_removed);
+	if (verbose) {
+		json_object_set_new(o, "removed", c.removed);
+		SET_INT(o, "removed_more", c.more);
+	} else {
+		json_decref(c.removed);
+	}
+	return o;
+}
