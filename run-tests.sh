@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up, builds kache, and runs every test: once in a normal build, then the
-# unit and multi-process tests again under AddressSanitizer and UBSan.
+# Sets up, builds kache, and runs every test: once in a normal build, then all
+# of them again with every binary built with AddressSanitizer and UBSan.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/scripts/deps.sh"
@@ -8,7 +8,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 jobs="$(nproc)"
 cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 make -C "$here/build" -j"$jobs" --no-print-directory
-(cd "$here/build" && ctest --output-on-failure --timeout 900)
+(cd "$here/build" && ctest --output-on-failure --timeout 900 -j2)
 cmake -S "$here" -B "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DKACHE_SANITIZE=ON >/dev/null
 make -C "$here/build-asan" -j"$jobs" --no-print-directory
-(cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L sanitize --timeout 900)
+(cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -j2)
