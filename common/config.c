@@ -28,6 +28,7 @@ static const struct config_def defs[] = {
 	{ "log.level", "KACHE_LOG", "off", 0, "off | warn | info | debug (wrapper log)" },
 	{ "log.file", "KACHE_LOG_FILE", "", 0, "wrapper log file (default <dir>/logs/wrapper.log)" },
 	{ "wrapper.deadline_ms", "KACHE_DEADLINE_MS", "50", 0, "longest a compile waits on the supervisor" },
+	{ "wrapper.fetch_timeout_ms", "KACHE_FETCH_TIMEOUT_MS", "5000", 0, "longest a compile waits for an acknowledged remote fetch" },
 	{ "remote.type", "KACHE_REMOTE", "none", 0, "none | dir | s3" },
 	{ "remote.path", "KACHE_REMOTE_PATH", "", 0, "directory remote location" },
 	{ "s3.bucket", "KACHE_S3_BUCKET", "", 0, "bucket name" },

@@ -26,7 +26,9 @@ static void *open_socket(const struct zmq_dl *z, const char *endpoint);
 static enum proto_result await_reply(const struct zmq_dl *z, void *s, uint64_t id,
     struct msg *rep, int64_t deadline);
 static enum proto_result exchange(const struct zmq_dl *z, const char *endpoint,
-    struct msg *req, struct msg *rep, int64_t deadline);
+    struct msg *req, struct msg *rep, int64_t ack_deadline, int64_t deadline);
+static enum proto_result request(const char *kache_dir, struct msg *req, struct msg *rep,
+    int64_t ack_deadline, int64_t deadline_ms);
 static void exec_detached(const char *kache_dir, const char *kached_path, int lockfd);
 
 const char *
@@ -111,9 +113,12 @@ await_reply(const struct zmq_dl *z, void *s, uint64_t id, struct msg *rep, int64
 	return r;
 }
 
+/* Sends req and waits for its reply. With ack_deadline set (a fetch), the
+ * supervisor first acknowledges (MSG_OK) within ack_deadline, which bounds what
+ * a hung supervisor costs; the result itself may then take until deadline. */
 static enum proto_result
 exchange(const struct zmq_dl *z, const char *endpoint, struct msg *req, struct msg *rep,
-    int64_t deadline)
+    int64_t ack_deadline, int64_t deadline)
 {
 	struct buf b;
 	enum proto_result r;
@@ -129,17 +134,25 @@ exchange(const struct zmq_dl *z, const char *endpoint, struct msg *req, struct m
 		buf_free(&b);
 		return PROTO_UNAVAILABLE;
 	}
-	if (z->send(s, b.p, b.len, ZDL_DONTWAIT) != (int)b.len)
+	if (z->send(s, b.p, b.len, ZDL_DONTWAIT) != (int)b.len) {
 		r = PROTO_UNAVAILABLE;
-	else
+	} else if (ack_deadline == 0) {
 		r = await_reply(z, s, req->id, rep, deadline);
+	} else {
+		r = await_reply(z, s, req->id, rep, ack_deadline < deadline ? ack_deadline : deadline);
+		if (r == PROTO_OK && rep->type == MSG_OK) {
+			msg_clear(rep);
+			r = await_reply(z, s, req->id, rep, deadline);
+		}
+	}
 	z->close(s);
 	buf_free(&b);
 	return r;
 }
 
-enum proto_result
-proto_client_request(const char *kache_dir, struct msg *req, struct msg *rep, int64_t deadline_ms)
+static enum proto_result
+request(const char *kache_dir, struct msg *req, struct msg *rep, int64_t ack_deadline,
+    int64_t deadline_ms)
 {
 	struct proto_paths p;
 	const struct zmq_dl *z;
@@ -153,11 +166,18 @@ proto_client_request(const char *kache_dir, struct msg *req, struct msg *rep, in
 		return PROTO_UNAVAILABLE;
 	if ((z = zmq_dl_load()) == NULL)
 		return PROTO_UNAVAILABLE;
-	return exchange(z, p.ctl, req, rep, deadline_ms);
+	return exchange(z, p.ctl, req, rep, ack_deadline, deadline_ms);
 }
 
 enum proto_result
-proto_client_fetch(const char *kache_dir, const char *inv_key_hex, int64_t deadline_ms)
+proto_client_request(const char *kache_dir, struct msg *req, struct msg *rep, int64_t deadline_ms)
+{
+	return request(kache_dir, req, rep, 0, deadline_ms);
+}
+
+enum proto_result
+proto_client_fetch(const char *kache_dir, const char *inv_key_hex, int64_t ack_deadline_ms,
+    int64_t deadline_ms)
 {
 	struct msg req, rep;
 	enum proto_result r;
@@ -168,7 +188,7 @@ proto_client_fetch(const char *kache_dir, const char *inv_key_hex, int64_t deadl
 	strcpy(req.key, inv_key_hex);
 	req.epoch = proto_client_epoch();
 	req.deadline = clock_left_ms(deadline_ms);
-	r = proto_client_request(kache_dir, &req, &rep, deadline_ms);
+	r = request(kache_dir, &req, &rep, ack_deadline_ms, deadline_ms);
 	if (r == PROTO_OK) {
 		if (rep.type != MSG_FETCH_REPLY)
 			r = PROTO_ERROR;

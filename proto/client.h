@@ -19,10 +19,12 @@ enum proto_result {
 };
 
 /* Asks the supervisor to have a fetcher import the remote result(s) for this
- * invocation key (64 hex digits) into the local store, waiting until
- * deadline_ms, an absolute clock_ms() value. Never waits past the deadline. */
+ * invocation key (64 hex digits) into the local store. The supervisor must
+ * acknowledge by ack_deadline_ms (so a hung one costs at most that), then the
+ * result may take until deadline_ms; both are absolute clock_ms() values.
+ * Never waits past either. */
 enum proto_result proto_client_fetch(const char *kache_dir, const char *inv_key_hex,
-    int64_t deadline_ms);
+    int64_t ack_deadline_ms, int64_t deadline_ms);
 /* Tells the supervisor an upload intent was written (the caller writes the
  * durable intent file $KACHE_DIR/intents/<result_key_hex> first). Fire and
  * forget: waits at most a few milliseconds for the acknowledgement, and the

@@ -43,6 +43,8 @@ sink_fetch(struct remote *r, const char *kache_dir, const char *key)
 	(void)kache_dir;
 	if (!hash_hex_valid(key))
 		return REMOTE_FAILED;
+	if (getenv("KACHE_TEST_SINK_DELAY_MS") != NULL)
+		usleep((useconds_t)atoi(getenv("KACHE_TEST_SINK_DELAY_MS")) * 1000);
 	p = xasprintf("%s/%s", r->path, key);
 	found = access(p, F_OK) == 0;
 	free(p);

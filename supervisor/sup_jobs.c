@@ -47,6 +47,7 @@ static struct job *upload_find(struct jobs *j, const char *key);
 static void upload_add(struct supervisor *s, const char *key);
 static void upload_remove(struct jobs *j, struct job *x);
 static void fetch_reply(struct supervisor *s, struct job *x, int status);
+static void fetch_ack(struct supervisor *s, struct job *x);
 static void dispatch_uploads(struct supervisor *s, int64_t now);
 static void dispatch_fetches(struct supervisor *s, int64_t now);
 static struct job *list_unlink(struct job **head, struct job **tail, struct job *x);
@@ -194,6 +195,19 @@ fetch_reply(struct supervisor *s, struct job *x, int status)
 	supervisor_publish(s, status == JOB_OK ? EVENT_FETCH : EVENT_MISS, x->key);
 }
 
+/* Tells the wrapper its fetch is queued: it waited only a short deadline for
+ * this, and now waits the longer fetch timeout for the result. */
+static void
+fetch_ack(struct supervisor *s, struct job *x)
+{
+	struct msg rep;
+
+	msg_init(&rep, MSG_OK, x->client_id);
+	msg_set_text(&rep, "queued");
+	sup_reply(s, x->ident, x->identlen, &rep);
+	msg_clear(&rep);
+}
+
 /* A wrapper's fetch: a miss at once when there is no remote or no fetcher up;
  * otherwise queued until a fetcher is free or the wrapper's deadline passes. */
 void
@@ -219,6 +233,7 @@ jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struc
 		j->fq_head = p;
 	j->fq_tail = p;
 	j->nfetches++;
+	fetch_ack(s, &x);
 	dispatch_fetches(s, clock_ms());
 }
 

@@ -706,11 +706,13 @@ static int
 try_remote(struct wrapper *w)
 {
 	char hex[HASH_HEX_LEN + 1];
-	int64_t deadline = clock_ms() + config_get_int(w->cfg, "wrapper.deadline_ms");
+	int64_t now = clock_ms();
 	enum proto_result r;
 
 	hash_to_hex(w->inv, hex);
-	r = proto_client_fetch(store_dir(w->store), hex, deadline);
+	r = proto_client_fetch(store_dir(w->store), hex,
+	    now + config_get_int(w->cfg, "wrapper.deadline_ms"),
+	    now + config_get_int(w->cfg, "wrapper.fetch_timeout_ms"));
 	log_debug("%s: remote fetch: %s", w->args.crate_name, proto_result_name(r));
 	if (r == PROTO_UNAVAILABLE)
 		ensure_supervisor(w);

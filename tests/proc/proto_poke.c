@@ -141,9 +141,11 @@ main(int argc, char **argv)
 
 	if (dir == NULL || argc < 3)
 		return 2;
-	if (strcmp(argv[1], "fetch") == 0 && argc == 4) {
+	if (strcmp(argv[1], "fetch") == 0 && (argc == 4 || argc == 5)) {
+		/* fetch KEY MS, or fetch KEY ACK_MS MS */
 		t0 = clock_ms();
-		r = proto_client_fetch(dir, argv[2], t0 + atoi(argv[3]));
+		r = proto_client_fetch(dir, argv[2], t0 + atoi(argv[3]),
+		    t0 + atoi(argv[argc - 1]));
 		printf("%s %lld\n", proto_result_name(r), (long long)(clock_ms() - t0));
 		return 0;
 	}

@@ -268,6 +268,22 @@ class SupervisorTest(unittest.TestCase):
         self.start()
         self.assertEqual(len(self.workers("uploader")), 3)
 
+    def test_slow_fetch_is_acknowledged_then_answered(self):
+        """A fetch slower than the short deadline still succeeds once the supervisor
+        has acknowledged it; without the acknowledgement the short deadline rules."""
+        sink = os.path.join(self.dir, "sink")
+        os.makedirs(sink)
+        self.env.update(KACHE_REMOTE="testsink", KACHE_REMOTE_PATH=sink,
+                        KACHE_TEST_SINK_DELAY_MS="400")
+        open(os.path.join(sink, KEY), "w").close()
+        self.start()
+        self.assertTrue(wait_for(self.all_ready))
+        res, ms = self.poke("fetch", KEY, "100", "3000").split()
+        self.assertEqual(res, "ok")
+        self.assertGreaterEqual(int(ms), 400)
+        res, ms = self.poke("fetch", KEY, "100").split()
+        self.assertEqual(res, "timeout")
+
     def test_upload_and_fetch_plumbing(self):
         sink = os.path.join(self.tmp, "sink")
         os.makedirs(sink)
