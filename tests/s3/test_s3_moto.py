@@ -248,6 +248,8 @@ class TestFaults(Base):
 
     def setUp(self):
         self.fault({"mode": "pass"})
+        if os.path.exists(self.log):
+            self.log_lines()  # let the previous test's last lines land first
         open(self.log, "w").close()
 
     def fault(self, ctl):
@@ -259,8 +261,19 @@ class TestFaults(Base):
         return self.drive(*args, port=self.pport, **kw)
 
     def log_lines(self):
-        with open(self.log) as f:
-            return f.read().splitlines()
+        """The proxy's log once it has settled: the proxy logs a request after
+        answering it, so the client can finish a moment before the line lands."""
+        def read():
+            with open(self.log) as f:
+                return f.read().splitlines()
+        lines, end = read(), time.monotonic() + 3
+        while time.monotonic() < end:
+            time.sleep(0.2)
+            again = read()
+            if again == lines:
+                break
+            lines = again
+        return lines
 
     def plant(self, key, data):
         self.s3.put_object(Bucket=BUCKET, Key="kache/" + key, Body=data)
