@@ -10,6 +10,7 @@
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "remote/remote_dir.h"
 
 #ifdef KACHE_FAULT_INJECTION
 static enum remote_result sink_put(struct remote *r, const char *kache_dir, const char *key);
@@ -82,6 +83,8 @@ remote_open(const struct config *cfg, int *none, char *err, size_t errlen)
 #else
 	(void)r;
 #endif
+	if (strcmp(type, "dir") == 0)
+		return remote_dir_open(cfg, err, errlen);
 	snprintf(err, errlen, "remote.type = %s is not available in this build", type);
 	return NULL;
 }

@@ -299,6 +299,21 @@ store_blob_put(struct store *s, const char *src, int exec, int may_link,
 }
 
 int
+store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
+    const unsigned char h[HASH_LEN])
+{
+	char *tmp = xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
+	int rc = fs_write_atomic(tmp, data, n, exec ? 0555 : 0444);
+
+	if (rc == 0 && blob_commit(s, tmp, h, n) < 0)
+		rc = -1;
+	if (rc < 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+int
 store_intent_add(struct store *s, const unsigned char res[HASH_LEN],
     const unsigned char inv[HASH_LEN])
 {

@@ -92,6 +92,10 @@ void store_memo_put_text(struct store *s, const char *key, const char *text, siz
 int store_blob_put(struct store *s, const char *src, int exec, int may_link,
     unsigned char hash[HASH_LEN], uint64_t *size);
 
+/* Adds bytes already verified to hash h to the blob store (if absent). */
+int store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
+    const unsigned char h[HASH_LEN]);
+
 enum store_get { STORE_FOUND = 0, STORE_ABSENT, STORE_CORRUPT, STORE_IOERR };
 
 enum store_get store_entry_read(struct store *s, const unsigned char key[HASH_LEN],

@@ -32,7 +32,10 @@ static void (*const plugins[])(struct supervisor *) = { sup_index_attach, NULL }
 
 int sup_run(int detached);
 
+#define INTENT_RESCAN_MS 3000
+
 static int take_lock(struct supervisor *s);
+static void rescan_intents(void *arg, int64_t now_ms);
 static int setup(struct supervisor *s);
 static void apply_config(struct supervisor *s);
 static void maintenance(struct supervisor *s, int64_t now);
@@ -225,11 +228,24 @@ setup(struct supervisor *s)
 	jobs_new(s);
 	workers_init(s);
 	jobs_scan_intents(s);
+	/* A notice sent while no supervisor listened is lost; the intent file is
+	 * not. Rescan now and then so every intent is taken up. */
+	supervisor_add_tick(s, INTENT_RESCAN_MS, rescan_intents, s);
 	for (size_t i = 0; plugins[i] != NULL; i++)
 		plugins[i](s);
 	log_info("supervising %s (pid %ld, protocol %d)", s->kache_dir, (long)getpid(),
 	    PROTO_VERSION);
 	return 0;
+}
+
+static void
+rescan_intents(void *arg, int64_t now_ms)
+{
+	struct supervisor *s = arg;
+
+	(void)now_ms;
+	if (!s->remote_none && !s->stopping)
+		jobs_scan_intents(s);
 }
 
 static void

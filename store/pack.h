@@ -1,0 +1,40 @@
+/* Packs: one result as a single zstd-compressed msgpack document, the unit a
+ * remote stores and serves. See docs/remote-layout.md.
+ *
+ *   { v: 1, inv: bin32, res: bin32, crate: str,
+ *     candidate: bin (a one-candidate manifest, store_manifest_encode),
+ *     entry: bin (store_entry_encode),
+ *     blobs: [ [hash bin32, bytes bin], ... ] }
+ *
+ * Built by the uploader, imported by the fetcher. Not linked by the wrapper. */
+#ifndef KACHE_STORE_PACK_H
+#define KACHE_STORE_PACK_H
+
+#include <stddef.h>
+
+#include "common/hash.h"
+#include "common/util.h"
+#include "store/store.h"
+
+#define PACK_FORMAT 1
+/* Largest pack we will decompress. */
+#define PACK_MAX_BYTES (1ULL << 30)
+
+enum pack_result { PACK_OK = 0, PACK_ABSENT, PACK_CORRUPT, PACK_IOERR };
+
+/* Builds the pack of result res (stored under invocation key inv) from the
+ * local store into out. The crate name is returned in crate (caller frees).
+ * PACK_ABSENT when the entry, a blob or the manifest candidate is gone. */
+enum pack_result pack_build(struct store *s, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], struct buf *out, char **crate);
+/* Verifies a pack whole and imports it: every blob's hash checked before it
+ * enters the store, the entry decoded, every output present, the keys the
+ * ones expected. Only then the entry and the manifest candidate are written.
+ * PACK_CORRUPT when any check fails (nothing but verified blobs written). */
+enum pack_result pack_import(struct store *s, const char *data, size_t n,
+    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN]);
+const char *pack_result_name(enum pack_result r);
+/* 1 when name is safe as a crate directory on a remote: [A-Za-z0-9_-]{1,64}. */
+int pack_crate_name_ok(const char *name);
+
+#endif
