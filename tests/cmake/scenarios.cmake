@@ -11,4 +11,11 @@ if(TARGET kache AND TARGET kached)
                      $<TARGET_FILE:kache> Scenarios.test_${case})
     set_tests_properties(scenario_${case} PROPERTIES TIMEOUT 600 LABELS scenario)
   endforeach()
+  foreach(case second_machine_served_from_the_remote
+               corrupted_remote_pack_is_compiled_locally)
+    add_test(NAME scenario_remote_${case}
+             COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scenarios/test_cargo.py
+                     $<TARGET_FILE:kache> RemoteScenarios.test_${case})
+    set_tests_properties(scenario_remote_${case} PROPERTIES TIMEOUT 600 LABELS scenario)
+  endforeach()
 endif()

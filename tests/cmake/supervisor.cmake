@@ -24,3 +24,13 @@ foreach(t ${kache_proc_tests})
   set_tests_properties(proc_supervisor_${t} PROPERTIES TIMEOUT 120
       ENVIRONMENT "KACHED=$<TARGET_FILE:kached>;POKE=$<TARGET_FILE:proto_poke>")
 endforeach()
+
+# The directory remote through real supervisors (tests/proc/test_remote_dir.py).
+foreach(t test_burst_of_200_uploads_over_4_uploaders test_fetch_imports_into_another_store
+          test_corrupt_pack_is_rejected)
+  add_test(NAME proc_remote_dir_${t}
+           COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/proc/test_remote_dir.py
+                   RemoteDirTest.${t})
+  set_tests_properties(proc_remote_dir_${t} PROPERTIES TIMEOUT 180
+      ENVIRONMENT "KACHED=$<TARGET_FILE:kached>;POKE=$<TARGET_FILE:proto_poke>;FIXTURE=$<TARGET_FILE:index_fixture>")
+endforeach()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 KACHE = None
@@ -246,6 +247,78 @@ class Scenarios(unittest.TestCase):
         ws.cargo("clean")
         ws.cargo("build", KACHE_DISABLED="1")
         self.assertTrue(CRATES.issubset(set(ws.compiled())))
+
+
+class RemoteScenarios(unittest.TestCase):
+    """Two stores and two checkouts at different paths, standing for two machines,
+    sharing one directory remote through their supervisors."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-remote-")
+        self.remote = os.path.join(self.tmp, "remote")
+        self.stores = []
+
+    def tearDown(self):
+        for store in self.stores:
+            subprocess.run([KACHE, "supervisor", "stop"], env=dict(os.environ, KACHE_DIR=store),
+                           capture_output=True, timeout=60)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def machine(self, name, root):
+        store = os.path.join(self.tmp, name + "-store")
+        ws = Workspace(root, store, name)
+        ws.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote)
+        self.stores.append(store)
+        p = subprocess.run([KACHE, "supervisor", "start"], env=ws.env, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return ws, store
+
+    def uploaded(self, store):
+        intents = os.path.join(store, "intents")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if not os.listdir(intents):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def test_second_machine_served_from_the_remote(self):
+        a, store_a = self.machine("a", self.tmp)
+        a.cargo("build")
+        self.assertTrue(CRATES.issubset(set(a.compiled())))
+        out = a.run_app()
+        self.assertTrue(self.uploaded(store_a), "uploads did not drain")
+        os.makedirs(os.path.join(self.tmp, "second", "machine"))
+        b, store_b = self.machine("b", os.path.join(self.tmp, "second", "machine"))
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "the second machine compiled instead of fetching")
+        self.assertEqual(b.run_app(), out)
+        stats = subprocess.run([KACHE, "stats", "--json"], env=b.env, capture_output=True,
+                               text=True, timeout=60)
+        self.assertIn('"remote_hits"', stats.stdout)
+
+    def test_corrupted_remote_pack_is_compiled_locally(self):
+        a, store_a = self.machine("a", self.tmp)
+        a.cargo("build")
+        out = a.run_app()
+        self.assertTrue(self.uploaded(store_a))
+        packs = os.path.join(self.remote, "packs", "fixture_core")
+        for name in os.listdir(packs):
+            p = os.path.join(packs, name)
+            data = bytearray(open(p, "rb").read())
+            data[len(data) // 2] ^= 0xFF
+            open(p, "wb").write(bytes(data))
+        os.makedirs(os.path.join(self.tmp, "second"))
+        b, store_b = self.machine("b", os.path.join(self.tmp, "second"))
+        b.cargo("build")
+        self.assertIn("fixture_core", b.compiled())
+        self.assertNotIn("tiny", b.compiled())
+        self.assertEqual(b.run_app(), out)
+        subprocess.run([KACHE, "supervisor", "stop"], env=b.env, capture_output=True, timeout=60)
+        v = subprocess.run([KACHE, "verify"], env=b.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
 
 if __name__ == "__main__":

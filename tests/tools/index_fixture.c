@@ -4,7 +4,8 @@
  *                                             a manifest candidate and a miss record
  *                                             at wall time TS (ms); prints the key
  *   index_fixture STORE hit KEY TS MS BYTES   a hit record
- *   index_fixture STORE pass|error REASON     a pass-through or error record */
+ *   index_fixture STORE pass|error REASON     a pass-through or error record
+ *   index_fixture STORE burst N SIZE          N entries, each with an upload intent */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,11 @@
 #include "store/journal.h"
 #include "store/store.h"
 
-static int make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts);
+static int make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts,
+    int intent);
 
 static int
-make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts)
+make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts, int intent)
 {
 	struct store_entry e;
 	struct store_output o;
@@ -53,6 +55,8 @@ make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts)
 	memset(&c, 0, sizeof c);
 	memcpy(c.result, key, HASH_LEN);
 	store_manifest_add(s, inv, &c);
+	if (intent && store_intent_add(s, key, inv) < 0)
+		return 1;
 	memset(&ev, 0, sizeof ev);
 	ev.type = JOURNAL_MISS;
 	ev.ts_ms = ts;
@@ -85,7 +89,12 @@ main(int argc, char **argv)
 	srandom((unsigned)getpid());
 	memset(&ev, 0, sizeof ev);
 	if (strcmp(argv[2], "entry") == 0 && argc == 6) {
-		rc = make_entry(s, argv[3], strtoull(argv[4], NULL, 10), strtoll(argv[5], NULL, 10));
+		rc = make_entry(s, argv[3], strtoull(argv[4], NULL, 10), strtoll(argv[5], NULL, 10),
+		    0);
+	} else if (strcmp(argv[2], "burst") == 0 && argc == 5) {
+		rc = 0;
+		for (long i = 0; i < strtol(argv[3], NULL, 10) && rc == 0; i++)
+			rc = make_entry(s, "burst", strtoull(argv[4], NULL, 10), 1000 + i, 1);
 	} else if (strcmp(argv[2], "hit") == 0 && argc == 7) {
 		ev.type = JOURNAL_HIT;
 		ev.has_res = hash_from_hex(argv[3], ev.res) == 0;

@@ -1,0 +1,2 @@
+# Packs and the remote layout.
+kache_unit_test(test_pack kache_remote kache_pack)

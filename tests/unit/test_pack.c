@@ -1,0 +1,253 @@
+/* Unit tests for packs and the remote layout: round trip between two stores,
+ * and every kind of damage rejected before anything but verified blobs lands. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cmocka.h>
+
+#include "common/fs.h"
+#include "remote/layout.h"
+#include "store/pack.h"
+
+struct fx {
+	char *dir_a, *dir_b;
+	struct store *a, *b;
+	unsigned char inv[HASH_LEN], res[HASH_LEN];
+};
+
+static char *
+tmpdir(void)
+{
+	char t[] = "/tmp/kache-pack-XXXXXX";
+
+	assert_non_null(mkdtemp(t));
+	return xstrdup(t);
+}
+
+/* Store a holds one result: two outputs (one executable), a manifest candidate. */
+static int
+setup(void **state)
+{
+	struct fx *f = xcalloc(1, sizeof *f);
+	struct store_output o[2] = { { .name = "libx.rlib", .mode = 0644 },
+		{ .name = "app", .mode = 0755 } };
+	struct store_input in = { .path = "@@KACHE_W@@/src/lib.rs" };
+	struct store_candidate c = { .inputs = &in, .n_inputs = 1 };
+	struct store_entry e;
+	char *src;
+
+	f->dir_a = tmpdir();
+	f->dir_b = tmpdir();
+	f->a = store_open(f->dir_a);
+	f->b = store_open(f->dir_b);
+	src = xasprintf("%s/src", f->dir_a);
+	assert_int_equal(fs_write_atomic(src, "rlib-bytes", 10, 0644), 0);
+	assert_int_equal(store_blob_put(f->a, src, 0, 0, o[0].hash, &o[0].size), 0);
+	assert_int_equal(fs_write_atomic(src, "\x7f" "ELF-binary", 11, 0755), 0);
+	assert_int_equal(store_blob_put(f->a, src, 1, 0, o[1].hash, &o[1].size), 0);
+	free(src);
+	store_entry_init(&e);
+	e.crate = "x";
+	e.outputs = o;
+	e.n_outputs = 2;
+	e.depinfo_name = "x.d";
+	buf_addstr(&e.depinfo, "@@KACHE_T@@/x.d: src/lib.rs\n");
+	hash_buffer("inv", 3, f->inv);
+	hash_buffer("res", 3, f->res);
+	memcpy(c.result, f->res, HASH_LEN);
+	assert_int_equal(store_entry_write(f->a, f->res, &e), 0);
+	assert_int_equal(store_manifest_add(f->a, f->inv, &c), 0);
+	buf_free(&e.depinfo);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	store_free(&f->a);
+	store_free(&f->b);
+	fs_remove_tree(f->dir_a);
+	fs_remove_tree(f->dir_b);
+	free(f->dir_a);
+	free(f->dir_b);
+	free(f);
+	return 0;
+}
+
+static void
+build(struct fx *f, struct buf *b)
+{
+	char *crate = NULL;
+
+	buf_init(b);
+	assert_int_equal(pack_build(f->a, f->inv, f->res, b, &crate), PACK_OK);
+	assert_string_equal(crate, "x");
+	free(crate);
+}
+
+static void
+test_round_trip(void **state)
+{
+	struct fx *f = *state;
+	struct store_entry e;
+	struct store_manifest m;
+	struct buf b;
+	char hex[HASH_HEX_LEN + 1], *blob;
+
+	build(f, &b);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res), PACK_OK);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	assert_int_equal(e.n_outputs, 2);
+	hash_to_hex(e.outputs[1].hash, hex);
+	blob = store_path(f->b, "blobs", hex);
+	assert_int_equal(access(blob, X_OK), 0); /* the executable stays one */
+	free(blob);
+	store_entry_clear(&e);
+	assert_int_equal(store_manifest_read(f->b, f->inv, &m), STORE_FOUND);
+	assert_int_equal(m.n, 1);
+	assert_memory_equal(m.c[0].result, f->res, HASH_LEN);
+	store_manifest_clear(&m);
+	buf_free(&b);
+}
+
+/* Decompresses, flips one byte at the last occurrence of needle, recompresses. */
+static void
+flip(struct buf *b, const char *needle)
+{
+	unsigned long long n = ZSTD_getFrameContentSize(b->p, b->len);
+	char *doc = xmalloc(n), *hit = NULL;
+	size_t nl = strlen(needle);
+
+	assert_int_equal(ZSTD_decompress(doc, n, b->p, b->len), n);
+	for (size_t i = 0; i + nl <= n; i++)
+		if (memcmp(doc + i, needle, nl) == 0)
+			hit = doc + i;
+	assert_non_null(hit);
+	hit[0] ^= 0x20;
+	buf_reset(b);
+	buf_grow(b, ZSTD_compressBound(n));
+	b->len = ZSTD_compress(b->p, b->cap, doc, n, 1);
+	free(doc);
+}
+
+static void
+assert_nothing_imported(struct fx *f)
+{
+	struct store_entry e;
+	struct store_manifest m;
+
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_ABSENT);
+	assert_int_equal(store_manifest_read(f->b, f->inv, &m), STORE_ABSENT);
+}
+
+static void
+test_flipped_blob_rejected(void **state)
+{
+	struct fx *f = *state;
+	struct buf b;
+
+	build(f, &b);
+	flip(&b, "rlib-bytes");
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res), PACK_CORRUPT);
+	assert_nothing_imported(f);
+	buf_free(&b);
+}
+
+static void
+test_truncated_and_garbage_rejected(void **state)
+{
+	struct fx *f = *state;
+	struct buf b;
+
+	build(f, &b);
+	assert_int_equal(pack_import(f->b, b.p, b.len / 2, f->inv, f->res), PACK_CORRUPT);
+	assert_int_equal(pack_import(f->b, "not a pack", 10, f->inv, f->res), PACK_CORRUPT);
+	assert_nothing_imported(f);
+	buf_free(&b);
+}
+
+static void
+test_wrong_keys_rejected(void **state)
+{
+	struct fx *f = *state;
+	unsigned char other[HASH_LEN];
+	struct buf b;
+
+	build(f, &b);
+	hash_buffer("other", 5, other);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, other), PACK_CORRUPT);
+	assert_int_equal(pack_import(f->b, b.p, b.len, other, f->res), PACK_CORRUPT);
+	assert_nothing_imported(f);
+	buf_free(&b);
+}
+
+static void
+test_missing_blob_is_absent(void **state)
+{
+	struct fx *f = *state;
+	struct store_entry e;
+	char hex[HASH_HEX_LEN + 1], *blob, *crate = NULL;
+	struct buf b;
+
+	assert_int_equal(store_entry_read(f->a, f->res, &e), STORE_FOUND);
+	hash_to_hex(e.outputs[0].hash, hex);
+	store_entry_clear(&e);
+	blob = store_path(f->a, "blobs", hex);
+	assert_int_equal(unlink(blob), 0);
+	free(blob);
+	buf_init(&b);
+	assert_int_not_equal(pack_build(f->a, f->inv, f->res, &b, &crate), PACK_OK);
+	buf_free(&b);
+	free(crate);
+}
+
+static void
+test_layout_manifest(void **state)
+{
+	struct layout_manifest m = { .n = 0 }, back;
+	char res[HASH_HEX_LEN + 1];
+	struct buf b;
+
+	(void)state;
+	for (int i = 0; i < LAYOUT_MAX_RESULTS + 3; i++) {
+		snprintf(res, sizeof res, "%064x", i);
+		layout_manifest_add(&m, "serde_json", res);
+	}
+	assert_int_equal(m.n, LAYOUT_MAX_RESULTS);
+	buf_init(&b);
+	layout_manifest_encode(&m, &b);
+	assert_int_equal(layout_manifest_decode(b.p, b.len, &back), 0);
+	assert_int_equal(back.n, LAYOUT_MAX_RESULTS);
+	snprintf(res, sizeof res, "%064x", LAYOUT_MAX_RESULTS + 2);
+	assert_string_equal(back.r[0].res, res);
+	assert_int_equal(layout_manifest_decode(b.p, b.len - 1, &back), -1);
+	buf_free(&b);
+	assert_true(pack_crate_name_ok("serde_json"));
+	assert_false(pack_crate_name_ok("../etc"));
+	assert_false(pack_crate_name_ok("a/b"));
+	assert_false(pack_crate_name_ok(""));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped_blob_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_and_garbage_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_keys_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_blob_is_absent, setup, teardown),
+		cmocka_unit_test(test_layout_manifest),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
