@@ -11,6 +11,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "remote/remote_dir.h"
+#include "remote/remote_s3.h"
 
 #ifdef KACHE_FAULT_INJECTION
 static enum remote_result sink_put(struct remote *r, const char *kache_dir, const char *key);
@@ -85,6 +86,8 @@ remote_open(const struct config *cfg, int *none, char *err, size_t errlen)
 #endif
 	if (strcmp(type, "dir") == 0)
 		return remote_dir_open(cfg, err, errlen);
+	if (strcmp(type, "s3") == 0)
+		return remote_s3_open(cfg, err, errlen);
 	snprintf(err, errlen, "remote.type = %s is not available in this build", type);
 	return NULL;
 }

@@ -23,7 +23,8 @@ struct remote_ops {
 
 struct remote {
 	const struct remote_ops *ops;
-	char *path;
+	char *path;  /* the directory, or the bucket (for messages) */
+	void *priv;  /* the backend's own state */
 };
 
 /* The remote the config names. NULL with a sentence in err when it is unknown

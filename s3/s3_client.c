@@ -541,6 +541,6 @@ s3_request(struct s3_client *c, struct s3_req *r)
 	if (res == S3_NOT_FOUND)
 		log_debug("s3: %s", c->err);
 	else if (res != S3_OK)
-		log_warnx("s3: %s", c->err);
+		log_info("s3: %s", c->err);
 	return res;
 }

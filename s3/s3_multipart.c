@@ -39,7 +39,7 @@ mpu_create(struct s3_client *c, struct mpu *m)
 	    "UploadId")) == NULL) {
 		res = s3_fail(c, S3_TRANSIENT, "S3 CreateMultipartUpload for %s gave no UploadId",
 		    m->full);
-		log_warnx("s3: %s", s3_client_last_error(c));
+		log_info("s3: %s", s3_client_last_error(c));
 	}
 	s3_req_clear(&r);
 	return res;
@@ -59,7 +59,7 @@ mpu_part(struct s3_client *c, struct mpu *m, size_t i, int fd, uint64_t size)
 	if (s3_sha256_fd_range(fd, off, len, b.sha256) < 0) {
 		res = s3_fail(c, S3_LOCAL, "cannot read part %zu of the file for %s", i + 1,
 		    m->full);
-		log_warnx("s3: %s", s3_client_last_error(c));
+		log_info("s3: %s", s3_client_last_error(c));
 		return res;
 	}
 	snprintf(num, sizeof num, "%zu", i + 1);
@@ -71,7 +71,7 @@ mpu_part(struct s3_client *c, struct mpu *m, size_t i, int fd, uint64_t size)
 	if (res == S3_OK && r.etag == NULL) {
 		res = s3_fail(c, S3_TRANSIENT, "S3 gave no ETag for part %zu of %s", i + 1,
 		    m->full);
-		log_warnx("s3: %s", s3_client_last_error(c));
+		log_info("s3: %s", s3_client_last_error(c));
 	}
 	if (res == S3_OK)
 		m->etags[i] = xstrdup(r.etag);
@@ -106,7 +106,7 @@ mpu_complete(struct s3_client *c, struct mpu *m)
 	res = s3_request(c, &r);
 	if (res == S3_OK && r.resp.p && memmem(r.resp.p, r.resp.len, "<Error>", 7) != NULL) {
 		res = s3_fail(c, S3_TRANSIENT, "S3 failed to complete the upload of %s", m->full);
-		log_warnx("s3: %s", s3_client_last_error(c));
+		log_info("s3: %s", s3_client_last_error(c));
 	}
 	s3_req_clear(&r);
 	buf_free(&x);

@@ -61,14 +61,14 @@ s3_get_to_path(struct s3_client *c, const char *key, const char *path)
 
 	if (fd < 0) {
 		res = s3_fail(c, S3_LOCAL, "cannot create %s: %s", tmp, strerror(errno));
-		log_warnx("s3: %s", s3_client_last_error(c));
+		log_info("s3: %s", s3_client_last_error(c));
 		free(tmp);
 		return res;
 	}
 	res = s3_get_to_fd(c, key, fd, NULL);
 	if (res == S3_OK && (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0)) {
 		res = s3_fail(c, S3_LOCAL, "cannot store %s: %s", path, strerror(errno));
-		log_warnx("s3: %s", s3_client_last_error(c));
+		log_info("s3: %s", s3_client_last_error(c));
 		fd = -1;
 	} else if (res == S3_OK) {
 		fd = -1;
@@ -87,7 +87,7 @@ refuse_read_only(struct s3_client *c, const char *key)
 	enum s3_result res = s3_fail(c, S3_BAD_REQUEST, "S3 remote is read-only (s3.read_only); "
 	    "not writing %s", key);
 
-	log_warnx("s3: %s", s3_client_last_error(c));
+	log_info("s3: %s", s3_client_last_error(c));
 	return res;
 }
 
@@ -124,7 +124,7 @@ put_range(struct s3_client *c, const char *key, int fd, uint64_t size)
 	if (s3_sha256_fd_range(fd, 0, size, b.sha256) < 0) {
 		free(full);
 		res = s3_fail(c, S3_LOCAL, "cannot read the file for %s", key);
-		log_warnx("s3: %s", s3_client_last_error(c));
+		log_info("s3: %s", s3_client_last_error(c));
 		return res;
 	}
 	s3_req_init(&r, "PUT", full);
@@ -146,7 +146,7 @@ s3_put_file(struct s3_client *c, const char *key, const char *path)
 		res = refuse_read_only(c, key);
 	else if (fd < 0 || fstat(fd, &st) < 0) {
 		res = s3_fail(c, S3_LOCAL, "cannot open %s: %s", path, strerror(errno));
-		log_warnx("s3: %s", s3_client_last_error(c));
+		log_info("s3: %s", s3_client_last_error(c));
 	} else if ((uint64_t)st.st_size > s3_client_settings(c)->multipart_threshold)
 		res = s3_multipart_put(c, key, fd, (uint64_t)st.st_size);
 	else
@@ -212,7 +212,7 @@ s3_list(struct s3_client *c, const char *prefix, const char *token,
 	if (res == S3_OK && s3_xml_parse_list(r.resp.p ? r.resp.p : "", r.resp.len, page) < 0) {
 		res = s3_fail(c, S3_TRANSIENT, "S3 list answer for prefix '%s' is malformed or "
 		    "truncated (%zu bytes)", full, r.resp.len);
-		log_warnx("s3: %s", s3_client_last_error(c));
+		log_info("s3: %s", s3_client_last_error(c));
 	}
 	if (res == S3_OK)
 		strip_prefix(c, page);

@@ -19,3 +19,17 @@ if(TARGET kache AND TARGET kached)
     set_tests_properties(scenario_remote_${case} PROPERTIES TIMEOUT 600 LABELS scenario)
   endforeach()
 endif()
+
+# The S3 remote over real cargo builds, moto_server and the fault proxy.
+if(TARGET kache AND TARGET kached)
+  foreach(case second_machine_served_from_s3 bucket_is_readable_without_kache
+               503_storm_loses_nothing slow_responses hanging_fetches_fall_back_to_compiling
+               truncated_and_flipped_bodies_never_enter_the_store
+               wrong_credentials_one_message_and_intents_kept missing_bucket_one_message
+               read_only_runner_never_writes)
+    add_test(NAME scenario_s3_${case}
+             COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scenarios/test_s3.py
+                     $<TARGET_FILE:kache> S3Scenarios.test_${case})
+    set_tests_properties(scenario_s3_${case} PROPERTIES TIMEOUT 600 LABELS scenario)
+  endforeach()
+endif()

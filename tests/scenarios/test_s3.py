@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""The S3 remote over real cargo builds: moto_server on loopback as the bucket,
+tests/tools/faultproxy.py in front of it for faults, boto3 as the independent
+client that checks what kache uploaded.
+
+usage: test_s3.py <path to kache> [unittest args]
+"""
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "s3"))
+sys.path.insert(0, HERE)
+import test_cargo  # noqa: E402
+from test_cargo import CRATES, Workspace  # noqa: E402
+from test_s3_moto import boto, start_moto, stop  # noqa: E402
+
+PROXY = os.path.join(HERE, "..", "tools", "faultproxy.py")
+BUCKET = "kache-scenarios"
+SECRET = "scenario-secret-Kq93"
+
+
+def unpack(b, i=0):
+    """A small msgpack reader: enough for kache's packs and manifests."""
+    t = b[i]
+    if t <= 0x7f:
+        return t, i + 1
+    if 0x80 <= t <= 0x8f or t in (0xde, 0xdf):
+        n, i = (t & 15, i + 1) if t <= 0x8f else \
+            ((struct.unpack(">H", b[i+1:i+3])[0], i + 3) if t == 0xde
+             else (struct.unpack(">I", b[i+1:i+5])[0], i + 5))
+        d = {}
+        for _ in range(n):
+            k, i = unpack(b, i)
+            d[k], i = unpack(b, i)
+        return d, i
+    if 0x90 <= t <= 0x9f or t in (0xdc, 0xdd):
+        n, i = (t & 15, i + 1) if t <= 0x9f else \
+            ((struct.unpack(">H", b[i+1:i+3])[0], i + 3) if t == 0xdc
+             else (struct.unpack(">I", b[i+1:i+5])[0], i + 5))
+        out = []
+        for _ in range(n):
+            v, i = unpack(b, i)
+            out.append(v)
+        return out, i
+    if 0xa0 <= t <= 0xbf:
+        n = t & 31
+        return b[i+1:i+1+n].decode(), i + 1 + n
+    sizes = {0xd9: 1, 0xda: 2, 0xdb: 4, 0xc4: 1, 0xc5: 2, 0xc6: 4}
+    if t in sizes:
+        w = sizes[t]
+        n = int.from_bytes(b[i+1:i+1+w], "big")
+        raw = b[i+1+w:i+1+w+n]
+        return (raw.decode() if t >= 0xd9 else raw), i + 1 + w + n
+    ints = {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}
+    if t in ints:
+        w = ints[t]
+        return int.from_bytes(b[i+1:i+1+w], "big"), i + 1 + w
+    if t == 0xc0:
+        return None, i + 1
+    raise ValueError("msgpack type 0x%02x" % t)
+
+
+class S3Scenarios(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.moto, cls.port = start_moto()
+        cls.s3 = boto(cls.port)
+        cls.s3.create_bucket(Bucket=BUCKET)
+        cls.ptmp = tempfile.mkdtemp(prefix="kache-s3-proxy-")
+        cls.control = os.path.join(cls.ptmp, "control.json")
+        cls.proxy = subprocess.Popen(
+            [sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % cls.port,
+             "--control", cls.control, "--log", os.path.join(cls.ptmp, "proxy.log")],
+            stdout=subprocess.PIPE, text=True)
+        line = cls.proxy.stdout.readline()
+        assert line.startswith("READY "), line
+        cls.pport = int(line.split()[1])
+
+    @classmethod
+    def tearDownClass(cls):
+        stop(cls.proxy)
+        stop(cls.moto)
+        shutil.rmtree(cls.ptmp, ignore_errors=True)
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-s3-scenario-")
+        self.prefix = "t-%s" % self._testMethodName[-20:].replace("_", "-")
+        self.stores = []
+        self.fault({"mode": "pass"})
+
+    def tearDown(self):
+        for env in self.stores:
+            subprocess.run([test_cargo.KACHE, "supervisor", "stop"], env=env,
+                           capture_output=True, timeout=60)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def fault(self, ctl):
+        with open(self.control + ".tmp", "w") as f:
+            json.dump(ctl, f)
+        os.replace(self.control + ".tmp", self.control)
+
+    def machine(self, name, root, port=None, **env):
+        os.makedirs(root, exist_ok=True)
+        store = os.path.join(self.tmp, name + "-store")
+        ws = Workspace(root, store, name)
+        for k in list(ws.env):
+            if k.startswith("AWS_"):
+                del ws.env[k]
+        ws.env.update(KACHE_REMOTE="s3", KACHE_S3_BUCKET=BUCKET, KACHE_S3_PREFIX=self.prefix,
+                      KACHE_S3_ENDPOINT="http://127.0.0.1:%d" % (port or self.port),
+                      AWS_ACCESS_KEY_ID="AKIDSCENARIO", AWS_SECRET_ACCESS_KEY=SECRET,
+                      AWS_SHARED_CREDENTIALS_FILE=os.path.join(self.tmp, "no-aws"),
+                      KACHE_CONFIG=os.path.join(self.tmp, "none.toml"),
+                      KACHE_FETCH_TIMEOUT_MS="3000")
+        ws.env.update(env)
+        self.stores.append(ws.env)
+        p = subprocess.run([test_cargo.KACHE, "supervisor", "start"], env=ws.env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ws.store = store
+        return ws
+
+    def drained(self, ws, timeout=120):
+        intents = os.path.join(ws.store, "intents")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if not os.listdir(intents):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def verify(self, ws):
+        subprocess.run([test_cargo.KACHE, "supervisor", "stop"], env=ws.env,
+                       capture_output=True, timeout=60)
+        v = subprocess.run([test_cargo.KACHE, "verify"], env=ws.env, capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+    def logs(self, ws):
+        d = os.path.join(ws.store, "logs")
+        text = ""
+        for name in os.listdir(d):
+            text += open(os.path.join(d, name), errors="replace").read()
+        self.assertNotIn(SECRET, text)
+        return text
+
+    def warnings_per_worker(self, ws, needle):
+        """How many warnings containing needle each worker log holds."""
+        d = os.path.join(ws.store, "logs")
+        counts = {}
+        for name in os.listdir(d):
+            if name.startswith(("uploader", "fetcher")):
+                lines = open(os.path.join(d, name), errors="replace").read().splitlines()
+                counts[name] = sum(" warn: " in l and needle in l for l in lines)
+        return counts
+
+    def first_machine(self, **env):
+        a = self.machine("a", os.path.join(self.tmp, "a"), **env)
+        a.cargo("build")
+        self.assertTrue(CRATES.issubset(set(a.compiled())))
+        return a, a.run_app()
+
+    def test_second_machine_served_from_s3(self):
+        a, out = self.first_machine()
+        self.assertTrue(self.drained(a), "uploads did not drain")
+        b = self.machine("b", os.path.join(self.tmp, "elsewhere", "b"))
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "the second machine should be served from S3")
+        self.assertEqual(b.run_app(), out)
+
+    def test_bucket_is_readable_without_kache(self):
+        a, _ = self.first_machine()
+        self.assertTrue(self.drained(a))
+        keys = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=BUCKET, Prefix=self.prefix + "/"):
+            keys += [o["Key"][len(self.prefix) + 1:] for o in page.get("Contents", [])]
+        self.assertIn("kache-remote-format", keys)
+        body = self.s3.get_object(Bucket=BUCKET, Key=self.prefix + "/kache-remote-format")
+        self.assertEqual(body["Body"].read(), b"kache-remote 1\n")
+        packs = [k for k in keys if k.startswith("packs/")]
+        manifests = [k for k in keys if k.startswith("manifests/")]
+        self.assertTrue(packs and manifests)
+        crates = {k.split("/")[1] for k in packs}
+        self.assertTrue({"tiny", "fixture_core", "fixture_app"}.issubset(crates), crates)
+        listed = {}
+        for k in manifests:
+            raw = self.s3.get_object(Bucket=BUCKET, Key=self.prefix + "/" + k)["Body"].read()
+            m, _ = unpack(raw)
+            self.assertEqual(m["v"], 1)
+            for crate, res in m["results"]:
+                listed["packs/%s/%s.pack" % (crate, res)] = k.split("/")[1]
+        self.assertEqual(set(listed), set(packs))
+        for k in packs:
+            raw = self.s3.get_object(Bucket=BUCKET, Key=self.prefix + "/" + k)["Body"].read()
+            doc = subprocess.run(["zstd", "-d", "-c"], input=raw, capture_output=True,
+                                 check=True).stdout
+            p, end = unpack(doc)
+            self.assertEqual(end, len(doc))
+            self.assertEqual(p["v"], 1)
+            self.assertEqual(p["crate"], k.split("/")[1])
+            self.assertEqual(p["res"].hex() + ".pack", k.split("/")[2])
+            self.assertEqual(p["inv"].hex(), listed[k])
+            entry, _ = unpack(p["entry"])
+            want = {o["hash"] for o in entry["outputs"]}
+            got = set()
+            for h, data in p["blobs"]:
+                self.assertEqual(hashlib.blake2b(data, digest_size=32).digest(), h)
+                got.add(h)
+            self.assertEqual(want, got)
+
+    def run_faulted(self, ctl, expect_from_remote=False):
+        """A builds and uploads through the proxy while it misbehaves; B fetches
+        through it. Both builds must succeed with the right output."""
+        self.fault(ctl)
+        a, out = self.first_machine(
+            KACHE_S3_ENDPOINT="http://127.0.0.1:%d" % self.pport)
+        b = self.machine("b", os.path.join(self.tmp, "b"),
+                         port=self.pport)
+        b.cargo("build")
+        self.assertEqual(b.run_app(), out)
+        self.fault({"mode": "pass"})
+        return a, b
+
+    def test_503_storm_loses_nothing(self):
+        a, b = self.run_faulted({"mode": "503", "count": 25})
+        self.assertTrue(self.drained(a), "every queued upload must arrive after the storm")
+        c = self.machine("c", os.path.join(self.tmp, "c"))
+        c.cargo("build")
+        self.assertEqual(c.compiled(), [])
+        self.verify(b)
+
+    def test_slow_responses(self):
+        a, b = self.run_faulted({"mode": "slow", "delay": 0.2, "count": 30})
+        self.assertTrue(self.drained(a))
+        self.verify(b)
+
+    def test_hanging_fetches_fall_back_to_compiling(self):
+        a, out = self.first_machine()
+        self.assertTrue(self.drained(a))
+        self.fault({"mode": "hang", "delay": 30, "methods": ["GET"]})
+        b = self.machine("b", os.path.join(self.tmp, "b"), port=self.pport,
+                         KACHE_FETCH_TIMEOUT_MS="1500")
+        b.cargo("build")
+        self.assertEqual(b.run_app(), out)
+        self.assertIn("fixture_app", b.compiled())
+
+    def test_truncated_and_flipped_bodies_never_enter_the_store(self):
+        a, out = self.first_machine()
+        self.assertTrue(self.drained(a))
+        for mode in ("truncate", "flip"):
+            self.fault({"mode": mode, "methods": ["GET"], "match": "packs/"})
+            b = self.machine(mode, os.path.join(self.tmp, mode), port=self.pport)
+            b.cargo("build")
+            self.assertEqual(b.run_app(), out)
+            self.assertTrue(CRATES.issubset(set(b.compiled())), (mode, b.compiled()))
+            self.verify(b)
+
+    def test_wrong_credentials_one_message_and_intents_kept(self):
+        self.fault({"mode": "403"})
+        a = self.machine("a", os.path.join(self.tmp, "a"), port=self.pport)
+        a.cargo("build")
+        self.assertEqual(a.run_app().split()[0], "hello")
+        time.sleep(2)
+        intents = os.listdir(os.path.join(a.store, "intents"))
+        self.assertGreater(len(intents), 0, "intents must stay when uploads are refused")
+        self.logs(a)
+        counts = self.warnings_per_worker(a, "check credentials")
+        self.assertGreaterEqual(sum(counts.values()), 1, counts)
+        self.assertLessEqual(max(counts.values()), 1, counts)
+
+    def test_missing_bucket_one_message(self):
+        a = self.machine("a", os.path.join(self.tmp, "a"), KACHE_S3_BUCKET="no-such-bucket")
+        a.cargo("build")
+        self.assertEqual(a.run_app().split()[0], "hello")
+        time.sleep(2)
+        self.logs(a)
+        counts = self.warnings_per_worker(a, "NO_BUCKET")
+        self.assertGreaterEqual(sum(counts.values()), 1, counts)
+        self.assertLessEqual(max(counts.values()), 1, counts)
+        self.assertGreater(len(os.listdir(os.path.join(a.store, "intents"))), 0)
+
+    def test_read_only_runner_never_writes(self):
+        a = self.machine("a", os.path.join(self.tmp, "a"), KACHE_S3_READ_ONLY="true")
+        a.cargo("build")
+        time.sleep(2)
+        listed = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=self.prefix + "/")
+        self.assertEqual(listed.get("KeyCount", 0), 0)
+
+
+if __name__ == "__main__":
+    test_cargo.KACHE = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
