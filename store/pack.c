@@ -13,6 +13,8 @@
 #include "store/codec.h"
 
 static int sbuf_write(void *data, const char *p, size_t n);
+static void pack_sum(const struct buf *cand, const struct buf *ent, unsigned char out[HASH_LEN]);
+static size_t compress(char *dst, size_t cap, const struct buf *src);
 static int find_candidate(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], struct buf *out);
 static int add_blob(struct store *s, msgpack_packer *pk, const unsigned char h[HASH_LEN]);
@@ -103,6 +105,39 @@ add_blob(struct store *s, msgpack_packer *pk, const unsigned char h[HASH_LEN])
 	return rc;
 }
 
+/* BLAKE2b over the candidate and entry bytes: the blobs carry their own
+ * hashes, this covers the rest, so no damaged byte of a pack is imported. */
+static void
+pack_sum(const struct buf *cand, const struct buf *ent, unsigned char out[HASH_LEN])
+{
+	struct hash_ctx c;
+
+	hash_begin(&c);
+	hash_str(&c, "kache-pack-v1");
+	hash_u64(&c, cand->len);
+	hash_update(&c, cand->p ? cand->p : "", cand->len);
+	hash_u64(&c, ent->len);
+	hash_update(&c, ent->p ? ent->p : "", ent->len);
+	hash_end(&c, out);
+}
+
+/* zstd level 3 with the frame checksum on, so decompression itself notices
+ * most damage before we parse anything. */
+static size_t
+compress(char *dst, size_t cap, const struct buf *src)
+{
+	ZSTD_CCtx *z = ZSTD_createCCtx();
+	size_t n;
+
+	if (z == NULL)
+		return (size_t)-1;
+	ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, 3);
+	ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 1);
+	n = ZSTD_compress2(z, dst, cap, src->p, src->len);
+	ZSTD_freeCCtx(z);
+	return n;
+}
+
 enum pack_result
 pack_build(struct store *s, const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN],
     struct buf *out, char **crate)
@@ -111,6 +146,7 @@ pack_build(struct store *s, const unsigned char inv[HASH_LEN], const unsigned ch
 	struct buf doc, cand, ent;
 	msgpack_packer pk;
 	enum pack_result r = PACK_ABSENT;
+	unsigned char sum[HASH_LEN];
 	size_t bound;
 
 	*crate = NULL;
@@ -122,13 +158,15 @@ pack_build(struct store *s, const unsigned char inv[HASH_LEN], const unsigned ch
 	if (find_candidate(s, inv, res, &cand) < 0 || store_entry_encode(&e, &ent) < 0)
 		goto out;
 	msgpack_packer_init(&pk, &doc, sbuf_write);
-	msgpack_pack_map(&pk, 7);
+	msgpack_pack_map(&pk, 8);
 	codec_pack_kv_u64(&pk, "v", PACK_FORMAT);
 	codec_pack_kv_bin(&pk, "inv", inv, HASH_LEN);
 	codec_pack_kv_bin(&pk, "res", res, HASH_LEN);
 	codec_pack_kv_str(&pk, "crate", e.crate);
 	codec_pack_kv_bin(&pk, "candidate", cand.p, cand.len);
 	codec_pack_kv_bin(&pk, "entry", ent.p, ent.len);
+	pack_sum(&cand, &ent, sum);
+	codec_pack_kv_bin(&pk, "sum", sum, HASH_LEN);
 	codec_pack_str(&pk, "blobs");
 	msgpack_pack_array(&pk, e.n_outputs);
 	for (size_t i = 0; i < e.n_outputs; i++)
@@ -136,7 +174,7 @@ pack_build(struct store *s, const unsigned char inv[HASH_LEN], const unsigned ch
 			goto out;
 	bound = ZSTD_compressBound(doc.len);
 	buf_grow(out, bound);
-	bound = ZSTD_compress(out->p + out->len, bound, doc.p, doc.len, 3);
+	bound = compress(out->p + out->len, bound, &doc);
 	if (ZSTD_isError(bound)) {
 		r = PACK_IOERR;
 		goto out;
@@ -198,7 +236,7 @@ static enum pack_result
 import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN])
 {
-	unsigned char got_inv[HASH_LEN], got_res[HASH_LEN];
+	unsigned char got_inv[HASH_LEN], got_res[HASH_LEN], sum[HASH_LEN], want[HASH_LEN];
 	struct buf cand, ent;
 	struct store_entry e;
 	struct store_manifest m = { 0 };
@@ -215,6 +253,9 @@ import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[
 	    memcmp(got_inv, inv, HASH_LEN) != 0 || memcmp(got_res, res, HASH_LEN) != 0 ||
 	    codec_get_bin(root, "candidate", &cand) < 0 || codec_get_bin(root, "entry", &ent) < 0 ||
 	    blobs == NULL || blobs->type != MSGPACK_OBJECT_ARRAY)
+		goto out;
+	pack_sum(&cand, &ent, want);
+	if (codec_get_fixed(root, "sum", sum, HASH_LEN) < 0 || memcmp(sum, want, HASH_LEN) != 0)
 		goto out;
 	if (store_entry_decode(ent.p ? ent.p : "", ent.len, &e) < 0 ||
 	    store_manifest_decode(cand.p ? cand.p : "", cand.len, &m) < 0 || m.n != 1 ||

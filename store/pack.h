@@ -4,7 +4,9 @@
  *   { v: 1, inv: bin32, res: bin32, crate: str,
  *     candidate: bin (a one-candidate manifest, store_manifest_encode),
  *     entry: bin (store_entry_encode),
+ *     sum: bin32, BLAKE2b of "kache-pack-v1", len+candidate, len+entry,
  *     blobs: [ [hash bin32, bytes bin], ... ] }
+ * compressed as one zstd frame with its content checksum.
  *
  * Built by the uploader, imported by the fetcher. Not linked by the wrapper. */
 #ifndef KACHE_STORE_PACK_H

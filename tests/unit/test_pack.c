@@ -163,6 +163,19 @@ test_flipped_blob_rejected(void **state)
 }
 
 static void
+test_flipped_entry_rejected(void **state)
+{
+	struct fx *f = *state;
+	struct buf b;
+
+	build(f, &b);
+	flip(&b, "@@KACHE_T@@"); /* inside the entry's dep-info, not a blob */
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res), PACK_CORRUPT);
+	assert_nothing_imported(f);
+	buf_free(&b);
+}
+
+static void
 test_truncated_and_garbage_rejected(void **state)
 {
 	struct fx *f = *state;
@@ -243,6 +256,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_blob_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped_entry_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_garbage_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_keys_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_blob_is_absent, setup, teardown),
