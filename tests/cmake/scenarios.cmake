@@ -12,7 +12,7 @@ if(TARGET kache AND TARGET kached)
     set_tests_properties(scenario_${case} PROPERTIES TIMEOUT 600 LABELS scenario)
   endforeach()
   foreach(case second_machine_served_from_the_remote
-               corrupted_remote_pack_is_compiled_locally)
+               corrupted_remote_pack_is_compiled_locally stopped_supervisor_never_stalls_a_build)
     add_test(NAME scenario_remote_${case}
              COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scenarios/test_cargo.py
                      $<TARGET_FILE:kache> RemoteScenarios.test_${case})

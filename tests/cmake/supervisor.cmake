@@ -34,3 +34,10 @@ foreach(t test_burst_of_200_uploads_over_4_uploaders test_fetch_imports_into_ano
   set_tests_properties(proc_remote_dir_${t} PROPERTIES TIMEOUT 180
       ENVIRONMENT "KACHED=$<TARGET_FILE:kached>;POKE=$<TARGET_FILE:proto_poke>;FIXTURE=$<TARGET_FILE:index_fixture>")
 endforeach()
+
+# The S3 remote through real supervisors, moto_server and the fault proxy.
+add_test(NAME proc_remote_s3_killed_multipart_upload
+         COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/proc/test_remote_s3.py
+                 RemoteS3Test.test_killed_multipart_upload_leaves_nothing_then_completes)
+set_tests_properties(proc_remote_s3_killed_multipart_upload PROPERTIES TIMEOUT 240
+    ENVIRONMENT "KACHED=$<TARGET_FILE:kached>;POKE=$<TARGET_FILE:proto_poke>;FIXTURE=$<TARGET_FILE:index_fixture>")

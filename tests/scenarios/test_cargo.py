@@ -298,6 +298,19 @@ class RemoteScenarios(unittest.TestCase):
                                text=True, timeout=60)
         self.assertIn('"remote_hits"', stats.stdout)
 
+    def test_stopped_supervisor_never_stalls_a_build(self):
+        a, store_a = self.machine("a", self.tmp)
+        pid = int(subprocess.run([KACHE, "supervisor", "status", "--json"], env=a.env,
+                                 capture_output=True, text=True).stdout.split('"pid":')[1]
+                  .split(",")[0])
+        os.kill(pid, 19)  # SIGSTOP
+        try:
+            a.cargo("build")
+            self.assertTrue(CRATES.issubset(set(a.compiled())))
+            self.assertEqual(a.run_app().split()[0], "hello")
+        finally:
+            os.kill(pid, 18)  # SIGCONT
+
     def test_corrupted_remote_pack_is_compiled_locally(self):
         a, store_a = self.machine("a", self.tmp)
         a.cargo("build")
