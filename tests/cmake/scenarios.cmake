@@ -5,7 +5,7 @@ if(TARGET kache AND TARGET kached)
                failing_compile_passes_through_and_is_not_stored
                corrupted_blob_is_detected_and_rebuilt unusable_store_still_builds
                two_builds_at_once_on_one_store pass_through_is_byte_identical
-               disabled_passes_everything_through)
+               disabled_passes_everything_through config_names_unknown_keys_and_sources)
     add_test(NAME scenario_${case}
              COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scenarios/test_cargo.py
                      $<TARGET_FILE:kache> Scenarios.test_${case})

@@ -241,6 +241,23 @@ class Scenarios(unittest.TestCase):
                              text=True, env=env)
         self.assertNotEqual(bad.returncode, 0)
 
+    def test_config_names_unknown_keys_and_sources(self):
+        cfg = os.path.join(self.tmp, "config.toml")
+        with open(cfg, "w") as f:
+            f.write('[cache]\nmax_size = "2G"\ncolour = "blue"\n')
+        env = dict(os.environ, KACHE_CONFIG=cfg, KACHE_DIR=self.store)
+        p = subprocess.run([KACHE, "config"], env=env, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("unknown key 'cache.colour'", p.stderr)
+        line = [l for l in p.stdout.splitlines() if l.startswith("cache.max_size")][0]
+        self.assertIn("2G", line)
+        self.assertIn("file", line)
+        line = [l for l in p.stdout.splitlines() if l.startswith("cache.dir")][0]
+        self.assertIn("KACHE_DIR", line)
+        h = subprocess.run([KACHE, "help", "gc"], env=env, capture_output=True, text=True)
+        self.assertEqual(h.returncode, 0)
+        self.assertIn("--max-size", h.stdout)
+
     def test_disabled_passes_everything_through(self):
         ws = Workspace(self.tmp, self.store)
         self.warm(ws)
