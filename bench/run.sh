@@ -57,22 +57,25 @@ build() {
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 fresh_copy() { rm -rf "$1"; mkdir -p "$(dirname "$1")"; cp -a "$ws" "$1"; chmod -R u+w "$1"; rm -rf "$1/target"; }
 
-declare -A med cnt
-for tool in none sccache kache; do
-  cold=() warm=() moved=()
-  for i in $(seq "$runs"); do
+declare -A med cnt times
+# Runs interleave the tools (none, sccache, kache, none, ...) so that drift in
+# the machine's load falls on all of them alike.
+for i in $(seq "$runs"); do
+  for tool in none sccache kache; do
     rm -rf "$work/kache-store" "$work/sccache"
     [ "$tool" = sccache ] && { SCCACHE_DIR="$work/sccache" sccache --stop-server >/dev/null 2>&1 || true; }
     fresh_copy "$work/a/ws"
-    cold+=("$(build x "$tool" "$work/a/ws" "$work/home-a")"); cnt[$tool,cold]=$(cat "$work/count")
+    times[$tool,cold]+=" $(build x "$tool" "$work/a/ws" "$work/home-a")"; cnt[$tool,cold]=$(cat "$work/count")
     (cd "$work/a/ws" && cargo clean -q)
-    warm+=("$(build x "$tool" "$work/a/ws" "$work/home-a")"); cnt[$tool,warm]=$(cat "$work/count")
+    times[$tool,warm]+=" $(build x "$tool" "$work/a/ws" "$work/home-a")"; cnt[$tool,warm]=$(cat "$work/count")
     fresh_copy "$work/b/elsewhere/ws"
-    moved+=("$(build x "$tool" "$work/b/elsewhere/ws" "$work/home-b")"); cnt[$tool,moved]=$(cat "$work/count")
+    times[$tool,moved]+=" $(build x "$tool" "$work/b/elsewhere/ws" "$work/home-b")"; cnt[$tool,moved]=$(cat "$work/count")
   done
-  med[$tool,cold]=$(printf '%s\n' "${cold[@]}" | median)
-  med[$tool,warm]=$(printf '%s\n' "${warm[@]}" | median)
-  med[$tool,moved]=$(printf '%s\n' "${moved[@]}" | median)
+done
+for tool in none sccache kache; do
+  for c in cold warm moved; do
+    med[$tool,$c]=$(printf '%s\n' ${times[$tool,$c]} | median)
+  done
 done
 total=${cnt[none,cold]}
 printf '\nws-small, -j2, medians of %s run(s); "rustc" = compiles that reached the real rustc (of %s)\n\n' "$runs" "$total"
@@ -93,13 +96,12 @@ printf '\nmoved copy served from the kache store: %s of %s compiles (%s%%)\n' "$
 
 # ---- remote-warm: empty local store, populated remote ----
 [ "$remote" = 1 ] || exit 0
+# Sets moto_port and moto_pid (in this shell: not in a $(...) subshell).
 start_moto() {
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 & moto_pid=$!
-  for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/moto-api/" >/dev/null && break; sleep 0.2; done
-  python3 -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$port', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='bench')"
-  echo "$port"
+  moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  moto_server -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 & moto_pid=$!
+  for _ in $(seq 100); do curl -s "http://127.0.0.1:$moto_port/moto-api/" >/dev/null && break; sleep 0.2; done
+  python3 -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$moto_port', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='bench')"
 }
 # remote_env <type> <run>: the variables that point kache at the remote
 remote_env() {
@@ -111,7 +113,7 @@ remote_env() {
   fi
 }
 drain() { for _ in $(seq 600); do [ -z "$(ls "$1/intents" 2>/dev/null)" ] && return 0; sleep 0.2; done; return 1; }
-moto_port=$(start_moto)
+start_moto
 declare -A rmed rcnt
 for type in dir s3; do
   times=()

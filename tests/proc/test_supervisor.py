@@ -46,8 +46,8 @@ class SupervisorTest(unittest.TestCase):
             self.env.pop(k, None)
 
     def tearDown(self):
-        # kill every process serving this store (supervisor and workers)
-        for pid in self.store_pids():
+        # kill every process serving a store of this test (supervisors and workers)
+        for pid in self.store_pids(prefix=self.tmp):
             try:
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGKILL)
@@ -64,14 +64,16 @@ class SupervisorTest(unittest.TestCase):
             shutil.rmtree(self.tmp, ignore_errors=True)
         self.assertEqual(reports, [], "sanitizer reports in the logs")
 
-    def store_pids(self):
+    def store_pids(self, prefix=None):
+        """Processes serving this test's store, or with prefix, any store under it."""
+        want = b"KACHE_DIR=" + (prefix or self.dir).encode() + (b"" if prefix else b"\0")
         pids = []
         for d in os.listdir("/proc"):
             if not d.isdigit():
                 continue
             try:
                 with open(f"/proc/{d}/environ", "rb") as f:
-                    if b"KACHE_DIR=" + self.dir.encode() + b"\0" in f.read():
+                    if want in f.read():
                         pids.append(int(d))
             except OSError:
                 pass
