@@ -116,7 +116,7 @@ drain() { for _ in $(seq 600); do [ -z "$(ls "$1/intents" 2>/dev/null)" ] && ret
 start_moto
 declare -A rmed rcnt
 for type in dir s3; do
-  times=()
+  rtimes=()
   for i in $(seq "$runs"); do
     remote_env "$type" "$i"
     export KSTORE="$work/r-$type-a-$i"
@@ -128,11 +128,11 @@ for type in dir s3; do
     export KSTORE="$work/r-$type-b-$i"
     KACHE_DIR="$KSTORE" "$kache" supervisor start >/dev/null
     fresh_copy "$work/rb/far/away/ws"
-    times+=("$(build x kache "$work/rb/far/away/ws" "$work/home-rb")"); rcnt[$type]=$(cat "$work/count")
+    rtimes+=("$(build x kache "$work/rb/far/away/ws" "$work/home-rb")"); rcnt[$type]=$(cat "$work/count")
     KACHE_DIR="$KSTORE" "$kache" supervisor stop >/dev/null
     unset KSTORE
   done
-  rmed[$type]=$(printf '%s\n' "${times[@]}" | median)
+  rmed[$type]=$(printf "%s\n" "${rtimes[@]}" | median)
 done
 printf '\nremote-warm (empty local store, populated remote, other path and CARGO_HOME):\n\n'
 printf '| remote | kache | kache/none cold | kache/sccache warm | rustc: kache | served from remote |\n'

@@ -2,6 +2,10 @@
 #ifndef KACHE_SUPERVISOR_INTERNAL_H
 #define KACHE_SUPERVISOR_INTERNAL_H
 
+
+/* Longest a busy worker may stay silent (one upload or fetch) before it is
+ * taken for hung and replaced. */
+#define SUP_JOB_MAX_MS (10 * 60 * 1000)
 #include <stdint.h>
 #include <sys/types.h>
 

@@ -40,9 +40,17 @@ struct jobs {
 	long nuploads, ninflight, nfetches;
 	uint64_t next_id;
 	int64_t last_scan;
+	int fetch_failures;     /* in a row: failed, or not answered in time */
+	int64_t skip_fetch_until;
 };
 
+/* A remote that keeps failing is left alone for a while, so that it does not
+ * cost every compile its fetch timeout. */
+#define FETCH_FAILURES_TO_SKIP 3
+#define FETCH_SKIP_MS 30000
+
 static unsigned bucket(const char *key);
+static void fetch_outcome(struct supervisor *s, int failed, int64_t now);
 static struct job *upload_find(struct jobs *j, const char *key);
 static void upload_add(struct supervisor *s, const char *key);
 static void upload_remove(struct jobs *j, struct job *x);
@@ -195,6 +203,26 @@ fetch_reply(struct supervisor *s, struct job *x, int status)
 	supervisor_publish(s, status == JOB_OK ? EVENT_FETCH : EVENT_MISS, x->key);
 }
 
+/* Counts fetch failures in a row; past the limit, fetches miss at once for a
+ * while (said once in the log). A success or a plain miss resets the count. */
+static void
+fetch_outcome(struct supervisor *s, int failed, int64_t now)
+{
+	struct jobs *j = s->jobs;
+
+	if (!failed) {
+		j->fetch_failures = 0;
+		return;
+	}
+	if (++j->fetch_failures == FETCH_FAILURES_TO_SKIP) {
+		j->skip_fetch_until = now + FETCH_SKIP_MS;
+		log_warnx("the remote failed %d fetches in a row; fetching skipped for %d s",
+		    FETCH_FAILURES_TO_SKIP, FETCH_SKIP_MS / 1000);
+	} else if (j->fetch_failures > FETCH_FAILURES_TO_SKIP && now >= j->skip_fetch_until) {
+		j->skip_fetch_until = now + FETCH_SKIP_MS;
+	}
+}
+
 /* Tells the wrapper its fetch is queued: it waited only a short deadline for
  * this, and now waits the longer fetch timeout for the result. */
 static void
@@ -220,7 +248,8 @@ jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struc
 	x.identlen = identlen;
 	strcpy(x.key, req->key);
 	if (s->remote_none || s->stopping || !workers_any_up(s, ROLE_FETCHER) ||
-	    !hash_hex_valid(req->key) || req->deadline <= 0 || j->nfetches >= 10000) {
+	    !hash_hex_valid(req->key) || req->deadline <= 0 || j->nfetches >= 10000 ||
+	    clock_ms() < j->skip_fetch_until) {
 		fetch_reply(s, &x, JOB_MISS);
 		return;
 	}
@@ -279,6 +308,7 @@ dispatch_fetches(struct supervisor *s, int64_t now)
 		if (x->inflight)
 			continue;
 		if (now >= x->deadline) { /* the wrapper has given up already */
+			fetch_outcome(s, 1, now);
 			list_unlink(&j->fq_head, &j->fq_tail, x);
 			j->nfetches--;
 			free(x);
@@ -312,6 +342,7 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 	if (w->state == W_BUSY)
 		w->state = W_READY;
 	if (x->kind == JOB_FETCH) {
+		fetch_outcome(s, done->status == JOB_FAILED || clock_ms() > x->deadline, clock_ms());
 		fetch_reply(s, x, done->status == JOB_OK ? JOB_OK : JOB_MISS);
 		list_unlink(&s->jobs->fq_head, &s->jobs->fq_tail, x);
 		s->jobs->nfetches--;

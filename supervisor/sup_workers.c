@@ -160,8 +160,10 @@ workers_tick(struct supervisor *s, int64_t now)
 	msg_init(&hb, MSG_HEARTBEAT, 0);
 	for (int i = 0; i < s->nslots; i++) {
 		struct slot *w = &s->slots[i];
+		/* A worker runs its job in its one thread and cannot beat meanwhile:
+		 * a busy one is given the job limit, not three heartbeats. */
 		int64_t limit = w->state == W_STARTING ? 5000 + PROTO_LIVENESS * s->hb_ms
-		                                      : PROTO_LIVENESS * s->hb_ms;
+		    : w->state == W_BUSY ? SUP_JOB_MAX_MS : PROTO_LIVENESS * s->hb_ms;
 
 		if (w->state == W_BACKOFF && now >= w->next_spawn_ms && s->stopping == 0)
 			spawn(s, w, now);

@@ -276,13 +276,15 @@ class SupervisorTest(unittest.TestCase):
         sink = os.path.join(self.dir, "sink")
         os.makedirs(sink)
         self.env.update(KACHE_REMOTE="testsink", KACHE_REMOTE_PATH=sink,
-                        KACHE_TEST_SINK_DELAY_MS="400")
+                        KACHE_TEST_SINK_DELAY_MS="1500")
         open(os.path.join(sink, KEY), "w").close()
         self.start()
         self.assertTrue(wait_for(self.all_ready))
-        res, ms = self.poke("fetch", KEY, "100", "3000").split()
+        # longer than three heartbeats (200 ms here): a busy worker is not "silent"
+        res, ms = self.poke("fetch", KEY, "100", "5000").split()
         self.assertEqual(res, "ok")
-        self.assertGreaterEqual(int(ms), 400)
+        self.assertGreaterEqual(int(ms), 1500)
+        self.assertEqual([w["restarts"] for w in self.workers("fetcher")], [0])
         res, ms = self.poke("fetch", KEY, "100").split()
         self.assertEqual(res, "timeout")
 
