@@ -3,6 +3,7 @@
 #include "remote/remote_dir.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +21,8 @@ static int write_object(struct remote *r, const char *name, const void *data, si
 static int read_object(struct remote *r, const char *name, struct buf *b);
 static int format_ok(struct remote *r, int create);
 static int publish_manifest(struct remote *r, const char *inv, const char *crate, const char *res);
+static int write_pack(struct remote *r, struct store *s, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], const char *res_hex, char **crate);
 
 static const struct remote_ops dir_ops = { "dir", dir_put, dir_fetch, NULL };
 
@@ -124,15 +127,51 @@ publish_manifest(struct remote *r, const char *inv, const char *crate, const cha
 	return rc;
 }
 
+/* Streams the pack of res into root/packs/<crate>/<res>.pack through a
+ * temporary in the same directory. 0, or -1. */
+static int
+write_pack(struct remote *r, struct store *s, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], const char *res_hex, char **crate)
+{
+	char *tmp = xasprintf("%s/.pack.%ld.%lx", r->path, (long)getpid(), (unsigned long)random());
+	char *name = NULL, *full = NULL, *dir = NULL;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644), rc = -1;
+	enum pack_result pr;
+	struct stat st;
+
+	if (fd < 0) {
+		log_warn("remote: create %s", tmp);
+		free(tmp);
+		return -1;
+	}
+	pr = pack_write(s, inv, res, fd, crate);
+	if (close(fd) == 0 && pr == PACK_OK && pack_crate_name_ok(*crate)) {
+		name = layout_pack_name(*crate, res_hex);
+		full = path_join(r->path, name);
+		dir = path_dirname(full);
+		if (stat(full, &st) == 0 || (fs_mkdir_p(dir, 0755) == 0 && rename(tmp, full) == 0))
+			rc = 0;
+		else
+			log_warn("remote: write %s", full);
+	} else if (pr == PACK_ABSENT) {
+		rc = 1;
+	}
+	unlink(tmp);
+	free(tmp);
+	free(name);
+	free(full);
+	free(dir);
+	return rc;
+}
+
 static enum remote_result
 dir_put(struct remote *r, const char *kache_dir, const char *res)
 {
 	unsigned char inv_bin[HASH_LEN], res_bin[HASH_LEN];
-	char inv[HASH_HEX_LEN + 1], *crate = NULL, *name = NULL, *full;
+	char inv[HASH_HEX_LEN + 1], *crate = NULL;
 	struct store *s;
-	struct buf pack;
 	enum remote_result rr = REMOTE_FAILED;
-	struct stat st;
+	int rc;
 
 	if (layout_intent_inv(kache_dir, res, inv) < 0 || hash_from_hex(res, res_bin) < 0 ||
 	    hash_from_hex(inv, inv_bin) < 0) {
@@ -143,32 +182,14 @@ dir_put(struct remote *r, const char *kache_dir, const char *res)
 		store_free(&s);
 		return REMOTE_FAILED;
 	}
-	buf_init(&pack);
-	switch (pack_build(s, inv_bin, res_bin, &pack, &crate)) {
-	case PACK_OK:
-		break;
-	case PACK_ABSENT:
+	rc = write_pack(r, s, inv_bin, res_bin, res, &crate);
+	if (rc == 1) {
 		log_info("remote: %s is no longer in the local store; nothing to upload", res);
 		rr = REMOTE_OK; /* gc took it: the intent has nothing left to do */
-		goto out;
-	default:
-		goto out;
-	}
-	if (!pack_crate_name_ok(crate))
-		goto out;
-	name = layout_pack_name(crate, res);
-	full = path_join(r->path, name);
-	if (stat(full, &st) != 0 && write_object(r, name, pack.p, pack.len) < 0) {
-		free(full);
-		goto out;
-	}
-	free(full);
-	if (publish_manifest(r, inv, crate, res) == 0)
+	} else if (rc == 0 && publish_manifest(r, inv, crate, res) == 0) {
 		rr = REMOTE_OK;
-out:
-	free(name);
+	}
 	free(crate);
-	buf_free(&pack);
 	store_free(&s);
 	return rr;
 }
@@ -201,16 +222,22 @@ dir_fetch(struct remote *r, const char *kache_dir, const char *inv)
 	}
 	for (size_t i = 0; i < m.n && i < LAYOUT_FETCH_RESULTS; i++) {
 		enum pack_result pr;
+		char *full;
+		int fd;
 
-		buf_reset(&b);
 		name = layout_pack_name(m.r[i].crate, m.r[i].res);
-		rc = read_object(r, name, &b);
+		full = path_join(r->path, name);
 		free(name);
-		if (rc != 0 || hash_from_hex(m.r[i].res, res_bin) < 0) {
-			failed += rc < 0;
+		fd = open(full, O_RDONLY | O_CLOEXEC);
+		free(full);
+		if (fd < 0 || hash_from_hex(m.r[i].res, res_bin) < 0) {
+			failed += fd < 0 && errno != ENOENT;
+			if (fd >= 0)
+				close(fd);
 			continue;
 		}
-		pr = pack_import(s, b.p, b.len, inv_bin, res_bin);
+		pr = pack_read(s, fd, inv_bin, res_bin);
+		close(fd);
 		if (pr == PACK_OK)
 			imported++;
 		else

@@ -192,35 +192,33 @@ upload_pack(struct s3_remote *x, struct store *s, const char *inv, const char *r
 	unsigned char inv_bin[HASH_LEN], res_bin[HASH_LEN];
 	char *tmpdir = xasprintf("%s/tmp", store_dir(s)), *tmp = NULL, *name = NULL, *crate = NULL;
 	enum remote_result rr = REMOTE_FAILED;
+	enum pack_result pr;
 	enum s3_result rc;
-	struct buf pack;
+	int fd;
 
-	buf_init(&pack);
 	hash_from_hex(inv, inv_bin);
 	hash_from_hex(res, res_bin);
 	if (ensure_format(x, tmpdir, 1) < 0)
 		goto out;
-	switch (pack_build(s, inv_bin, res_bin, &pack, &crate)) {
-	case PACK_OK:
-		break;
-	case PACK_ABSENT:
+	tmp = xasprintf("%s/s3put.%ld.%lx", tmpdir, (long)getpid(), (unsigned long)random());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto out;
+	/* streamed: blobs -> zstd -> file -> S3 (multipart above the threshold) */
+	pr = pack_write(s, inv_bin, res_bin, fd, &crate);
+	if (close(fd) < 0 && pr == PACK_OK)
+		pr = PACK_IOERR;
+	if (pr == PACK_ABSENT) {
 		log_info("s3: %s is no longer in the local store; nothing to upload", res);
 		rr = REMOTE_OK;
 		goto out;
-	default:
-		goto out;
 	}
-	if (!pack_crate_name_ok(crate))
+	if (pr != PACK_OK || !pack_crate_name_ok(crate))
 		goto out;
 	name = layout_pack_name(crate, res);
 	rc = s3_head(x->c, name, NULL);
-	if (rc == S3_NOT_FOUND) {
-		tmp = xasprintf("%s/s3put.%ld.%lx", tmpdir, (long)getpid(), (unsigned long)random());
-		if (fs_write_atomic(tmp, pack.p, pack.len, 0600) < 0)
-			goto out;
-		buf_free(&pack); /* streamed from the file from here on */
+	if (rc == S3_NOT_FOUND)
 		rc = s3_put_file(x->c, name, tmp);
-	}
 	if (rc != S3_OK) {
 		failed(x, rc, "upload");
 		goto out;
@@ -234,7 +232,6 @@ out:
 	free(name);
 	free(crate);
 	free(tmpdir);
-	buf_free(&pack);
 	return rr;
 }
 
@@ -263,23 +260,23 @@ s3r_put(struct remote *r, const char *kache_dir, const char *res)
 	return rr;
 }
 
-/* Downloads and imports one pack. 1 imported, 0 not, -1 failed. */
+/* Downloads one pack into an unnamed file and imports it from there.
+ * 1 imported, 0 not, -1 failed. */
 static int
 fetch_one(struct s3_remote *x, struct store *s, const char *tmpdir,
     const unsigned char inv[HASH_LEN], const struct layout_result *lr)
 {
 	unsigned char res[HASH_LEN];
 	char *name = layout_pack_name(lr->crate, lr->res);
-	struct buf b;
-	enum s3_result rc;
+	int fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), out = 0;
+	enum s3_result rc = S3_LOCAL;
 	enum pack_result pr;
-	int out = 0;
 
-	buf_init(&b);
 	hash_from_hex(lr->res, res);
-	rc = get_small(x, name, tmpdir, &b);
-	if (rc == S3_OK) {
-		pr = pack_import(s, b.p, b.len, inv, res);
+	if (fd >= 0)
+		rc = s3_get_to_fd(x->c, name, fd, NULL);
+	if (rc == S3_OK && lseek(fd, 0, SEEK_SET) == 0) {
+		pr = pack_read(s, fd, inv, res);
 		if (pr == PACK_OK)
 			out = 1;
 		else
@@ -287,7 +284,8 @@ fetch_one(struct s3_remote *x, struct store *s, const char *tmpdir,
 	} else if (rc != S3_NOT_FOUND) {
 		out = failed(x, rc, "fetch");
 	}
-	buf_free(&b);
+	if (fd >= 0)
+		close(fd);
 	free(name);
 	return out;
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -12,9 +13,12 @@
 #include "common/log.h"
 #include "store/codec.h"
 
-static int sbuf_write(void *data, const char *p, size_t n);
+struct zout;
+
 static void pack_sum(const struct buf *cand, const struct buf *ent, unsigned char out[HASH_LEN]);
-static size_t compress(char *dst, size_t cap, const struct buf *src);
+static int zout_push(struct zout *o, const char *p, size_t n, ZSTD_EndDirective how);
+static int zout_write(void *data, const char *p, size_t n);
+static enum pack_result inflate_to(int fd, int out, uint64_t *size);
 static int find_candidate(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], struct buf *out);
 static int add_blob(struct store *s, msgpack_packer *pk, const unsigned char h[HASH_LEN]);
@@ -22,13 +26,6 @@ static int import_blob(struct store *s, const msgpack_object *pair, const struct
 static int entry_blobs_present(struct store *s, const struct store_entry *e);
 static enum pack_result import_doc(struct store *s, const msgpack_object *root,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN]);
-
-static int
-sbuf_write(void *data, const char *p, size_t n)
-{
-	buf_add(data, p, n);
-	return 0;
-}
 
 const char *
 pack_result_name(enum pack_result r)
@@ -74,34 +71,47 @@ find_candidate(struct store *s, const unsigned char inv[HASH_LEN],
 	return rc;
 }
 
+/* Streams one blob file into the pack as [hash, bytes], checking on the way
+ * that it still has the content its name promises. */
 static int
 add_blob(struct store *s, msgpack_packer *pk, const unsigned char h[HASH_LEN])
 {
-	char hex[HASH_HEX_LEN + 1];
+	char hex[HASH_HEX_LEN + 1], chunk[65536];
+	unsigned char check[HASH_LEN];
+	struct hash_ctx c;
+	struct stat st;
+	uint64_t left;
 	char *p;
-	struct buf b;
-	int rc;
+	int fd, rc = -1;
 
 	hash_to_hex(h, hex);
 	p = store_path(s, "blobs", hex);
-	buf_init(&b);
-	rc = fs_read_file(p, &b, PACK_MAX_BYTES);
-	if (rc == 0) {
-		unsigned char check[HASH_LEN];
-
-		hash_buffer(b.p, b.len, check);
-		if (memcmp(check, h, HASH_LEN) != 0) {
-			log_warnx("pack: local blob %s is damaged; not uploaded", hex);
-			rc = -1;
-		}
-	}
-	if (rc == 0) {
-		msgpack_pack_array(pk, 2);
-		codec_pack_bin(pk, h, HASH_LEN);
-		codec_pack_bin(pk, b.p ? b.p : "", b.len);
-	}
-	buf_free(&b);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
 	free(p);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	msgpack_pack_array(pk, 2);
+	codec_pack_bin(pk, h, HASH_LEN);
+	msgpack_pack_bin(pk, (size_t)st.st_size);
+	hash_begin(&c);
+	for (left = (uint64_t)st.st_size; left > 0;) {
+		ssize_t n = read(fd, chunk, left < sizeof chunk ? (size_t)left : sizeof chunk);
+
+		if (n <= 0)
+			break;
+		hash_update(&c, chunk, (size_t)n);
+		msgpack_pack_bin_body(pk, chunk, (size_t)n);
+		left -= (uint64_t)n;
+	}
+	hash_end(&c, check);
+	if (left == 0 && memcmp(check, h, HASH_LEN) == 0)
+		rc = 0;
+	else
+		log_warnx("pack: local blob %s is damaged; not uploaded", hex);
+	close(fd);
 	return rc;
 }
 
@@ -121,43 +131,66 @@ pack_sum(const struct buf *cand, const struct buf *ent, unsigned char out[HASH_L
 	hash_end(&c, out);
 }
 
-/* zstd level 3 with the frame checksum on, so decompression itself notices
- * most damage before we parse anything. */
-static size_t
-compress(char *dst, size_t cap, const struct buf *src)
-{
-	ZSTD_CCtx *z = ZSTD_createCCtx();
-	size_t n;
+/* The msgpack packer writes into a zstd stream (level 3, frame checksum on, so
+ * decompression itself notices most damage) that goes to a file. */
+struct zout {
+	ZSTD_CCtx *z;
+	int fd;
+	int failed;
+	char buf[1 << 16];
+};
 
-	if (z == NULL)
-		return (size_t)-1;
-	ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, 3);
-	ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 1);
-	n = ZSTD_compress2(z, dst, cap, src->p, src->len);
-	ZSTD_freeCCtx(z);
-	return n;
+static int
+zout_push(struct zout *o, const char *p, size_t n, ZSTD_EndDirective how)
+{
+	ZSTD_inBuffer in = { p, n, 0 };
+	size_t left;
+
+	do {
+		ZSTD_outBuffer out = { o->buf, sizeof o->buf, 0 };
+
+		left = ZSTD_compressStream2(o->z, &out, &in, how);
+		if (ZSTD_isError(left) || fs_write_all(o->fd, o->buf, out.pos) < 0) {
+			o->failed = 1;
+			return -1;
+		}
+	} while (how == ZSTD_e_end ? left != 0 : in.pos < in.size);
+	return 0;
+}
+
+static int
+zout_write(void *data, const char *p, size_t n)
+{
+	struct zout *o = data;
+
+	return o->failed ? -1 : zout_push(o, p, n, ZSTD_e_continue);
 }
 
 enum pack_result
-pack_build(struct store *s, const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN],
-    struct buf *out, char **crate)
+pack_write(struct store *s, const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN],
+    int fd, char **crate)
 {
 	struct store_entry e;
-	struct buf doc, cand, ent;
+	struct buf cand, ent;
+	struct zout *o = xcalloc(1, sizeof *o);
 	msgpack_packer pk;
 	enum pack_result r = PACK_ABSENT;
 	unsigned char sum[HASH_LEN];
-	size_t bound;
 
 	*crate = NULL;
-	buf_init(&doc);
 	buf_init(&cand);
 	buf_init(&ent);
+	o->fd = fd;
 	if (store_entry_read(s, res, &e) != STORE_FOUND)
 		goto out;
 	if (find_candidate(s, inv, res, &cand) < 0 || store_entry_encode(&e, &ent) < 0)
 		goto out;
-	msgpack_packer_init(&pk, &doc, sbuf_write);
+	o->z = ZSTD_createCCtx();
+	if (o->z == NULL)
+		goto out;
+	ZSTD_CCtx_setParameter(o->z, ZSTD_c_compressionLevel, 3);
+	ZSTD_CCtx_setParameter(o->z, ZSTD_c_checksumFlag, 1);
+	msgpack_packer_init(&pk, o, zout_write);
 	msgpack_pack_map(&pk, 8);
 	codec_pack_kv_u64(&pk, "v", PACK_FORMAT);
 	codec_pack_kv_bin(&pk, "inv", inv, HASH_LEN);
@@ -172,21 +205,41 @@ pack_build(struct store *s, const unsigned char inv[HASH_LEN], const unsigned ch
 	for (size_t i = 0; i < e.n_outputs; i++)
 		if (add_blob(s, &pk, e.outputs[i].hash) < 0)
 			goto out;
-	bound = ZSTD_compressBound(doc.len);
-	buf_grow(out, bound);
-	bound = compress(out->p + out->len, bound, &doc);
-	if (ZSTD_isError(bound)) {
-		r = PACK_IOERR;
+	r = PACK_IOERR;
+	if (o->failed || zout_push(o, NULL, 0, ZSTD_e_end) < 0)
 		goto out;
-	}
-	out->len += bound;
 	*crate = xstrdup(e.crate);
 	r = PACK_OK;
 out:
+	ZSTD_freeCCtx(o->z);
+	free(o);
 	store_entry_clear(&e);
-	buf_free(&doc);
 	buf_free(&cand);
 	buf_free(&ent);
+	return r;
+}
+
+enum pack_result
+pack_build(struct store *s, const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN],
+    struct buf *out, char **crate)
+{
+	int fd = memfd_create("kache-pack", MFD_CLOEXEC);
+	enum pack_result r;
+	off_t n;
+
+	*crate = NULL;
+	if (fd < 0)
+		return PACK_IOERR;
+	r = pack_write(s, inv, res, fd, crate);
+	n = lseek(fd, 0, SEEK_CUR);
+	if (r == PACK_OK) {
+		buf_grow(out, (size_t)n);
+		if (n < 0 || pread(fd, out->p + out->len, (size_t)n, 0) != n)
+			r = PACK_IOERR;
+		else
+			out->len += (size_t)n, out->p[out->len] = '\0';
+	}
+	close(fd);
 	return r;
 }
 
@@ -276,30 +329,89 @@ out:
 	return r;
 }
 
+/* Decompresses the pack on fd into the unnamed file out, at most
+ * PACK_MAX_BYTES. The frame must be whole, its checksum right. */
+static enum pack_result
+inflate_to(int fd, int out, uint64_t *size)
+{
+	ZSTD_DCtx *z = ZSTD_createDCtx();
+	static char in_buf[1 << 16], out_buf[1 << 17];
+	enum pack_result r = PACK_CORRUPT;
+	size_t last = 1;
+	ssize_t n;
+
+	*size = 0;
+	if (z == NULL)
+		return PACK_IOERR;
+	while ((n = read(fd, in_buf, sizeof in_buf)) > 0) {
+		ZSTD_inBuffer in = { in_buf, (size_t)n, 0 };
+
+		while (in.pos < in.size) {
+			ZSTD_outBuffer o = { out_buf, sizeof out_buf, 0 };
+
+			last = ZSTD_decompressStream(z, &o, &in);
+			if (ZSTD_isError(last) || (*size += o.pos) > PACK_MAX_BYTES)
+				goto out;
+			if (fs_write_all(out, out_buf, o.pos) < 0) {
+				r = PACK_IOERR;
+				goto out;
+			}
+		}
+	}
+	if (n == 0 && last == 0)
+		r = PACK_OK; /* a whole frame, checksum verified by zstd */
+out:
+	ZSTD_freeDCtx(z);
+	return r;
+}
+
+enum pack_result
+pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN])
+{
+	char *tmpdir = xasprintf("%s/tmp", store_dir(s));
+	int doc = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	enum pack_result r;
+	msgpack_zone zone;
+	msgpack_object root;
+	uint64_t size;
+	void *map;
+
+	free(tmpdir);
+	if (doc < 0)
+		return PACK_IOERR;
+	r = inflate_to(fd, doc, &size);
+	if (r == PACK_OK && size == 0)
+		r = PACK_CORRUPT;
+	if (r != PACK_OK) {
+		close(doc);
+		return r;
+	}
+	/* Mapped, not read: the document can be as large as the crate's outputs. */
+	map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, doc, 0);
+	close(doc);
+	if (map == MAP_FAILED)
+		return PACK_IOERR;
+	r = PACK_CORRUPT;
+	msgpack_zone_init(&zone, 4096);
+	if (codec_unpack(map, (size_t)size, &zone, &root) == 0)
+		r = import_doc(s, &root, inv, res);
+	msgpack_zone_destroy(&zone);
+	munmap(map, (size_t)size);
+	return r;
+}
+
 enum pack_result
 pack_import(struct store *s, const char *data, size_t n, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN])
 {
-	unsigned long long size = ZSTD_getFrameContentSize(data, n);
-	msgpack_zone zone;
-	msgpack_object root;
-	enum pack_result r = PACK_CORRUPT;
-	char *doc;
-	size_t got;
+	int fd = memfd_create("kache-pack", MFD_CLOEXEC);
+	enum pack_result r = PACK_IOERR;
 
-	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
-	    size > PACK_MAX_BYTES)
-		return PACK_CORRUPT;
-	doc = malloc(size ? size : 1);
-	if (doc == NULL)
+	if (fd < 0)
 		return PACK_IOERR;
-	got = ZSTD_decompress(doc, size, data, n);
-	if (!ZSTD_isError(got) && got == size) {
-		msgpack_zone_init(&zone, 4096);
-		if (codec_unpack(doc, got, &zone, &root) == 0)
-			r = import_doc(s, &root, inv, res);
-		msgpack_zone_destroy(&zone);
-	}
-	free(doc);
+	if (fs_write_all(fd, data, n) == 0 && lseek(fd, 0, SEEK_SET) == 0)
+		r = pack_read(s, fd, inv, res);
+	close(fd);
 	return r;
 }

@@ -24,7 +24,18 @@
 
 enum pack_result { PACK_OK = 0, PACK_ABSENT, PACK_CORRUPT, PACK_IOERR };
 
-/* Builds the pack of result res (stored under invocation key inv) from the
+/* Writes the pack of result res (stored under invocation key inv) to fd,
+ * streamed: blobs go from their files through zstd to fd, never whole in
+ * memory. The crate name is returned in crate (caller frees). PACK_ABSENT
+ * when the entry, a blob or the manifest candidate is gone. */
+enum pack_result pack_write(struct store *s, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], int fd, char **crate);
+/* Reads a pack from fd: decompressed (checksum checked) into an unnamed file in
+ * the store's tmp/, mapped, then verified and imported as pack_import says. */
+enum pack_result pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN]);
+/* The same two through memory, for tests and small packs.
+ * Builds the pack of result res (stored under invocation key inv) from the
  * local store into out. The crate name is returned in crate (caller frees).
  * PACK_ABSENT when the entry, a blob or the manifest candidate is gone. */
 enum pack_result pack_build(struct store *s, const unsigned char inv[HASH_LEN],

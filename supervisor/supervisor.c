@@ -161,6 +161,11 @@ apply_config(struct supervisor *s)
 	char err[256];
 	struct remote *r;
 
+	/* An S3 remote uploads s3.upload_concurrency packs at once: one uploader
+	 * (one connection) each, unless workers.uploaders asks for more. */
+	if (strcmp(config_get(s->cfg, "remote.type"), "s3") == 0 &&
+	    config_get_int(s->cfg, "s3.upload_concurrency") > n)
+		n = config_get_int(s->cfg, "s3.upload_concurrency");
 	if (n < 0 || n > SUP_MAX_WORKERS / 2)
 		n = 1;
 	s->idle_timeout_ms = config_get_int(s->cfg, "supervisor.idle_timeout") * 1000;
