@@ -1,35 +1,30 @@
-# Black-box scenarios over real cargo builds of tests/fixtures/ws.
-if(TARGET kache AND TARGET kached)
-  foreach(case cold_then_warm_all_hits edit_misses_crate_and_dependents_only
-               env_dep_change_misses moved_checkout_other_cargo_home_hits
-               failing_compile_passes_through_and_is_not_stored
-               corrupted_blob_is_detected_and_rebuilt unusable_store_still_builds
-               two_builds_at_once_on_one_store pass_through_is_byte_identical
-               disabled_passes_everything_through config_names_unknown_keys_and_sources)
-    add_test(NAME scenario_${case}
-             COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scenarios/test_cargo.py
-                     $<TARGET_FILE:kache> Scenarios.test_${case})
-    set_tests_properties(scenario_${case} PROPERTIES TIMEOUT 600 LABELS scenario)
+# Black-box scenarios over real cargo builds of tests/fixtures/ws: the local
+# cache, the directory remote, and the S3 remote (moto_server, fault proxy).
+# kache_scenarios(<prefix> <script> <class> <case>...): one ctest entry a case.
+function(kache_scenarios prefix script class)
+  foreach(case ${ARGN})
+    add_test(NAME ${prefix}${case}
+             COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scenarios/${script}
+                     $<TARGET_FILE:kache> ${class}.test_${case})
+    set_tests_properties(${prefix}${case} PROPERTIES TIMEOUT 600 LABELS scenario)
   endforeach()
-  foreach(case second_machine_served_from_the_remote
-               corrupted_remote_pack_is_compiled_locally stopped_supervisor_never_stalls_a_build)
-    add_test(NAME scenario_remote_${case}
-             COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scenarios/test_cargo.py
-                     $<TARGET_FILE:kache> RemoteScenarios.test_${case})
-    set_tests_properties(scenario_remote_${case} PROPERTIES TIMEOUT 600 LABELS scenario)
-  endforeach()
-endif()
+endfunction()
 
-# The S3 remote over real cargo builds, moto_server and the fault proxy.
 if(TARGET kache AND TARGET kached)
-  foreach(case second_machine_served_from_s3 bucket_is_readable_without_kache
-               503_storm_loses_nothing slow_responses hanging_fetches_fall_back_to_compiling
-               truncated_and_flipped_bodies_never_enter_the_store
-               wrong_credentials_one_message_and_intents_kept missing_bucket_one_message
-               read_only_runner_never_writes)
-    add_test(NAME scenario_s3_${case}
-             COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scenarios/test_s3.py
-                     $<TARGET_FILE:kache> S3Scenarios.test_${case})
-    set_tests_properties(scenario_s3_${case} PROPERTIES TIMEOUT 600 LABELS scenario)
-  endforeach()
+  kache_scenarios(scenario_ test_cargo.py Scenarios
+      cold_then_warm_all_hits edit_misses_crate_and_dependents_only
+      env_dep_change_misses moved_checkout_other_cargo_home_hits
+      failing_compile_passes_through_and_is_not_stored
+      corrupted_blob_is_detected_and_rebuilt unusable_store_still_builds
+      two_builds_at_once_on_one_store pass_through_is_byte_identical
+      disabled_passes_everything_through config_names_unknown_keys_and_sources)
+  kache_scenarios(scenario_remote_ test_cargo.py RemoteScenarios
+      second_machine_served_from_the_remote corrupted_remote_pack_is_compiled_locally
+      stopped_supervisor_never_stalls_a_build)
+  kache_scenarios(scenario_s3_ test_s3.py S3Scenarios
+      second_machine_served_from_s3 bucket_is_readable_without_kache
+      503_storm_loses_nothing slow_responses hanging_fetches_fall_back_to_compiling
+      truncated_and_flipped_bodies_never_enter_the_store
+      wrong_credentials_one_message_and_intents_kept missing_bucket_one_message
+      read_only_runner_never_writes)
 endif()
