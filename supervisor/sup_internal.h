@@ -112,6 +112,7 @@ const char *wstate_name(enum wstate st);
 struct slot *workers_idle(struct supervisor *s, enum role r);
 /* 1 when some worker of role is up (ready or busy). */
 int workers_any_up(const struct supervisor *s, enum role r);
+int workers_any_coming(const struct supervisor *s, enum role r);
 int workers_send(struct supervisor *s, struct slot *w, const struct msg *m);
 
 /* sup_jobs.c: intents, the upload queue and pending fetches */

@@ -14,7 +14,8 @@
 
 #define NBUCKETS 4096
 #define MAX_UPLOADS 1000000
-#define RETRY_MS 5000
+#define RETRY_MS 2000        /* first retry of a failed upload */
+#define RETRY_MAX_MS 300000  /* back-off cap */
 #define RESCAN_MIN_MS 1000
 
 enum job_kind { JOB_UPLOAD, JOB_FETCH };
@@ -25,6 +26,7 @@ struct job {
 	uint64_t id;            /* sent to the worker */
 	int inflight;
 	int64_t not_before;     /* uploads: retry time */
+	int failures;           /* uploads: failed attempts so far */
 	int64_t deadline;       /* fetches: the wrapper's */
 	uint64_t client_id;     /* fetches: request id to echo */
 	char ident[ZIO_IDENT_MAX];
@@ -236,7 +238,8 @@ fetch_ack(struct supervisor *s, struct job *x)
 	msg_clear(&rep);
 }
 
-/* A wrapper's fetch: a miss at once when there is no remote or no fetcher up;
+/* A wrapper's fetch: a miss at once when there is no remote or no fetcher up
+ * or starting;
  * otherwise queued until a fetcher is free or the wrapper's deadline passes. */
 void
 jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struct msg *req)
@@ -247,7 +250,9 @@ jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struc
 	memcpy(x.ident, ident, identlen);
 	x.identlen = identlen;
 	strcpy(x.key, req->key);
-	if (s->remote_none || s->stopping || !workers_any_up(s, ROLE_FETCHER) ||
+	/* a fetcher still starting (the supervisor was just started) gets the
+	 * job when it says READY, within the wrapper's deadline */
+	if (s->remote_none || s->stopping || !workers_any_coming(s, ROLE_FETCHER) ||
 	    !hash_hex_valid(req->key) || req->deadline <= 0 || j->nfetches >= 10000 ||
 	    clock_ms() < j->skip_fetch_until) {
 		fetch_reply(s, &x, JOB_MISS);
@@ -355,9 +360,16 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 		supervisor_publish(s, EVENT_UPLOAD, x->key);
 		upload_remove(s->jobs, x);
 	} else {
-		log_warnx("upload %s failed: %s; retrying later", x->key, done->text ? done->text : "");
+		int64_t delay = RETRY_MS << (x->failures < 8 ? x->failures : 8);
+
+		if (delay > RETRY_MAX_MS)
+			delay = RETRY_MAX_MS;
+		/* said once per upload; its further retries are routine */
+		if (x->failures++ == 0)
+			log_warnx("upload %s failed: %s; retrying with back-off", x->key,
+			    done->text ? done->text : "");
 		supervisor_publish(s, EVENT_UPLOAD_FAILED, x->key);
-		x->not_before = clock_ms() + RETRY_MS;
+		x->not_before = clock_ms() + delay;
 	}
 }
 

@@ -367,6 +367,18 @@ workers_any_up(const struct supervisor *s, enum role r)
 	return 0;
 }
 
+/* Up, or started and about to say READY. */
+int
+workers_any_coming(const struct supervisor *s, enum role r)
+{
+	for (int i = 0; i < s->nslots; i++)
+		if (s->slots[i].role == r && s->slots[i].pid > 0 &&
+		    (s->slots[i].state == W_STARTING || s->slots[i].state == W_READY ||
+		    s->slots[i].state == W_BUSY))
+			return 1;
+	return 0;
+}
+
 void
 workers_shutdown_all(struct supervisor *s)
 {
