@@ -44,6 +44,7 @@ struct jobs {
 	int64_t last_scan;
 	int fetch_failures;     /* in a row: failed, or not answered in time */
 	int64_t skip_fetch_until;
+	char last_failure[128]; /* the upload failure last logged; "" after a success */
 };
 
 /* A remote that keeps failing is left alone for a while, so that it does not
@@ -357,6 +358,7 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 	s->jobs->ninflight--;
 	x->inflight = 0;
 	if (done->status == JOB_OK) {
+		s->jobs->last_failure[0] = '\0';
 		supervisor_publish(s, EVENT_UPLOAD, x->key);
 		upload_remove(s->jobs, x);
 	} else {
@@ -364,10 +366,18 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 
 		if (delay > RETRY_MAX_MS)
 			delay = RETRY_MAX_MS;
-		/* said once per upload; its further retries are routine */
-		if (x->failures++ == 0)
-			log_warnx("upload %s failed: %s; retrying with back-off", x->key,
-			    done->text ? done->text : "");
+		const char *why = done->text ? done->text : "";
+
+		/* said once per kind of failure, not once per crate: the worker's
+		 * log has the detail; a success clears it */
+		if (x->failures++ == 0 && strncmp(why, s->jobs->last_failure,
+		    sizeof s->jobs->last_failure) != 0) {
+			log_warnx("upload %s failed: %s; retrying with back-off (further "
+			    "failures like this one are not repeated here)", x->key, why);
+			snprintf(s->jobs->last_failure, sizeof s->jobs->last_failure, "%s", why);
+		} else {
+			log_debug("upload %s failed: %s", x->key, why);
+		}
 		supervisor_publish(s, EVENT_UPLOAD_FAILED, x->key);
 		x->not_before = clock_ms() + delay;
 	}

@@ -279,6 +279,9 @@ class S3Scenarios(unittest.TestCase):
         counts = self.warnings_per_worker(a, "check credentials")
         self.assertGreaterEqual(sum(counts.values()), 1, counts)
         self.assertLessEqual(max(counts.values()), 1, counts)
+        sup = open(os.path.join(a.store, "logs", "supervisor.log")).read().splitlines()
+        failed = [l for l in sup if " warn: " in l and "upload" in l and "failed" in l]
+        self.assertLessEqual(len(failed), 1, failed)
 
     def test_missing_bucket_one_message(self):
         a = self.machine("a", os.path.join(self.tmp, "a"), KACHE_S3_BUCKET="no-such-bucket")
