@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/fs.h"
+#include "common/log.h"
 #include "store/codec.h"
 #include "store/pack.h"
 
@@ -99,6 +100,21 @@ layout_manifest_add(struct layout_manifest *m, const char *crate, const char *re
 	for (size_t i = 0; i < old.n && m->n < LAYOUT_MAX_RESULTS; i++)
 		if (strcmp(old.r[i].res, res_hex) != 0)
 			m->r[m->n++] = old.r[i];
+}
+
+void
+layout_manifest_update(const char *old, size_t n, const char *inv, const char *crate,
+    const char *res, struct buf *b)
+{
+	struct layout_manifest m = { .n = 0 };
+
+	if (old != NULL && layout_manifest_decode(old, n, &m) < 0) {
+		log_warnx("remote: manifest %s is damaged; replacing it", inv);
+		m.n = 0;
+	}
+	layout_manifest_add(&m, crate, res);
+	buf_reset(b);
+	layout_manifest_encode(&m, b);
 }
 
 int

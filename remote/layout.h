@@ -39,6 +39,11 @@ int layout_manifest_decode(const char *data, size_t n, struct layout_manifest *m
 void layout_manifest_encode(const struct layout_manifest *m, struct buf *out);
 /* Puts (crate, res) first, dropping an older copy and the oldest past the cap. */
 void layout_manifest_add(struct layout_manifest *m, const char *crate, const char *res_hex);
+/* The manifest to publish: the current one (old, n bytes; NULL when there is
+ * none) with (crate, res) put first, encoded into b (replacing its content).
+ * A damaged current manifest is replaced, and said so. */
+void layout_manifest_update(const char *old, size_t n, const char *inv, const char *crate,
+    const char *res, struct buf *b);
 /* Reads the invocation key (hex) an upload intent names. 0 / -1. */
 int layout_intent_inv(const char *kache_dir, const char *res_hex, char inv_hex[HASH_HEX_LEN + 1]);
 

@@ -107,21 +107,15 @@ static int
 publish_manifest(struct remote *r, const char *inv, const char *crate, const char *res)
 {
 	char *name = layout_manifest_name(inv);
-	struct layout_manifest m;
 	struct buf b;
 	int rc;
 
 	buf_init(&b);
-	m.n = 0;
 	rc = read_object(r, name, &b);
-	if (rc == 0 && layout_manifest_decode(b.p, b.len, &m) < 0) {
-		log_warnx("remote: manifest %s is damaged; replacing it", inv);
-		m.n = 0;
+	if (rc >= 0) {
+		layout_manifest_update(rc == 0 ? (b.p ? b.p : "") : NULL, b.len, inv, crate, res, &b);
+		rc = write_object(r, name, b.p, b.len);
 	}
-	buf_reset(&b);
-	layout_manifest_add(&m, crate, res);
-	layout_manifest_encode(&m, &b);
-	rc = rc < 0 ? -1 : write_object(r, name, b.p, b.len);
 	buf_free(&b);
 	free(name);
 	return rc;

@@ -165,20 +165,14 @@ publish(struct s3_remote *x, const char *tmpdir, const char *inv, const char *cr
     const char *res)
 {
 	char *name = layout_manifest_name(inv);
-	struct layout_manifest m = { .n = 0 };
 	struct buf b;
 	enum s3_result rc;
 
 	buf_init(&b);
 	rc = get_small(x, name, tmpdir, &b);
-	if (rc == S3_OK && layout_manifest_decode(b.p, b.len, &m) < 0) {
-		log_warnx("s3: manifest %s is damaged; replacing it", inv);
-		m.n = 0;
-	}
 	if (rc == S3_OK || rc == S3_NOT_FOUND) {
-		buf_reset(&b);
-		layout_manifest_add(&m, crate, res);
-		layout_manifest_encode(&m, &b);
+		layout_manifest_update(rc == S3_OK ? (b.p ? b.p : "") : NULL, b.len, inv, crate, res,
+		    &b);
 		rc = s3_put_mem(x->c, name, b.p, b.len);
 	}
 	buf_free(&b);
