@@ -1,6 +1,5 @@
 #include "workers/fetcher/fetcher.h"
 
-#include "common/config.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "proto/remote.h"
@@ -39,20 +38,10 @@ fetcher_main(const char *kache_dir, unsigned index)
 {
 	static const struct proto_worker_ops ops = { fetch_job };
 	struct fetcher f = { .kache_dir = kache_dir };
-	struct buf warnings;
-	struct config *cfg;
-	char err[256];
-	int none, rc;
+	int rc;
 
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	buf_free(&warnings);
-	f.remote = remote_open(cfg, &none, err, sizeof err);
-	config_free(&cfg);
-	if (f.remote == NULL && !none) {
-		log_warnx("%s", err);
+	if (remote_open_for_worker(&f.remote) < 0)
 		return FETCHER_EXIT_CONFIG;
-	}
 	rc = proto_worker_run(kache_dir, "fetcher", index, &ops, &f);
 	remote_free(&f.remote);
 	return rc;

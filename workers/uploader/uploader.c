@@ -6,7 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/config.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "proto/remote.h"
@@ -40,7 +39,8 @@ upload_job(void *arg, const struct msg *job, struct msg *done)
 	}
 	r = u->remote->ops->put(u->remote, u->kache_dir, job->key);
 	if (r != REMOTE_OK) {
-		log_warnx("upload %s failed", job->key);
+		/* the remote said why, once per kind; not once per crate here */
+		log_info("upload %s failed", job->key);
 		msg_set_text(done, "remote put failed");
 		return;
 	}
@@ -57,20 +57,10 @@ uploader_main(const char *kache_dir, unsigned index)
 {
 	static const struct proto_worker_ops ops = { upload_job };
 	struct uploader u = { .kache_dir = kache_dir };
-	struct buf warnings;
-	struct config *cfg;
-	char err[256];
-	int none, rc;
+	int rc;
 
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	buf_free(&warnings);
-	u.remote = remote_open(cfg, &none, err, sizeof err);
-	config_free(&cfg);
-	if (u.remote == NULL && !none) {
-		log_warnx("%s", err);
+	if (remote_open_for_worker(&u.remote) < 0)
 		return UPLOADER_EXIT_CONFIG;
-	}
 	rc = proto_worker_run(kache_dir, "uploader", index, &ops, &u);
 	remote_free(&u.remote);
 	return rc;
