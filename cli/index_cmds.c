@@ -42,6 +42,7 @@ static json_t *list_via_supervisor(const char *dir, const char *crate, enum via 
 static json_t *run_gc(const char *dir, uint64_t cap, int verbose, enum via *v);
 static void print_gc(const json_t *doc, int verbose);
 static void verify_cb(const char *what, const char *hex, void *arg);
+static void ingest_for_read(struct index *ix, const char *dir);
 
 static struct config *
 load_config(void)
@@ -63,7 +64,10 @@ open_index(const char *dir)
 {
 	struct index *ix = index_open(dir);
 
-	if (ix == NULL && errno == EBUSY)
+	if (ix == NULL && errno == ENOSPC)
+		fprintf(stderr, "kache: the disk of %s is full and the index cannot be opened; "
+		    "free space (`kache purge` removes the whole cache) and try again\n", dir);
+	else if (ix == NULL && errno == EBUSY)
 		fprintf(stderr, "kache: another kache command or the supervisor holds the "
 		    "index of %s; try again\n", dir);
 	else if (ix == NULL)
@@ -73,6 +77,21 @@ open_index(const char *dir)
 		    "copy: %s/index.broken); counters restart from what the journal still "
 		    "holds\n", dir);
 	return ix;
+}
+
+/* Folds the journal in before stats or list, when the disk has room: on a full
+ * disk the index is open read-only and shows what it held at the last ingest. */
+static void
+ingest_for_read(struct index *ix, const char *dir)
+{
+	if (!index_no_space(ix) && index_ingest(ix) >= 0)
+		return;
+	if (index_no_space(ix))
+		fprintf(stderr, "kache: warning: the disk of %s is full: showing the index as "
+		    "last updated (new journal records wait); `kache gc --max-size SIZE` "
+		    "frees space\n", dir);
+	else
+		fprintf(stderr, "kache: warning: could not read the whole journal\n");
 }
 
 /* Sends req to the supervisor of dir, if one runs. VIA_SUPERVISOR: *doc holds
@@ -229,8 +248,7 @@ cmd_stats(int argc, char **argv)
 	v = ask_supervisor(config_get(cfg, "cache.dir"), &req, STATS_WAIT_MS, &doc);
 	msg_clear(&req);
 	if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
-		if (index_ingest(ix) < 0)
-			fprintf(stderr, "kache: warning: could not read the whole journal\n");
+		ingest_for_read(ix, config_get(cfg, "cache.dir"));
 		doc = index_json_stats(ix);
 		index_free(&ix);
 	}
@@ -305,7 +323,7 @@ cmd_list(int argc, char **argv)
 	cfg = load_config();
 	arr = list_via_supervisor(config_get(cfg, "cache.dir"), crate, &v);
 	if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
-		index_ingest(ix);
+		ingest_for_read(ix, config_get(cfg, "cache.dir"));
 		arr = index_json_list(ix, crate, 0, SIZE_MAX, NULL);
 		index_free(&ix);
 	}
@@ -467,6 +485,14 @@ cmd_verify(int argc, char **argv)
 	cfg = load_config();
 	if (need_no_supervisor(config_get(cfg, "cache.dir"), "verify") != VIA_DIRECT ||
 	    (ix = open_index(config_get(cfg, "cache.dir"))) == NULL) {
+		config_free(&cfg);
+		return 1;
+	}
+	if (index_no_space(ix)) {
+		fprintf(stderr, "kache: the disk of %s is full: verify needs to update the index; "
+		    "free space first (`kache gc --max-size SIZE`), then run `kache verify` "
+		    "again\n", config_get(cfg, "cache.dir"));
+		index_free(&ix);
 		config_free(&cfg);
 		return 1;
 	}

@@ -410,6 +410,10 @@ index_scan(struct index *ix, struct index_scan_result *r)
 	struct scan_ctx c = { ix, r ? r : &dummy };
 
 	memset(c.r, 0, sizeof *c.r);
+	if (ix->read_only) {
+		errno = ENOSPC;
+		return -1;
+	}
 	if (ix_walk(ix, "entries", scan_disk_cb, &c) < 0)
 		return -1;
 	if (scan_dropped(ix, c.r) < 0)

@@ -19,6 +19,9 @@ static int orphan_cb(const char *hex, const char *path, const struct stat *st, v
 static int verify_blob_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int verify_entries(struct index *ix, struct index_verify_result *r,
     void (*report)(const char *, const char *, void *), void *arg);
+static int gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+    void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
+static void unlink_now(struct ix_txn *t);
 static int count_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 
 /* Removes a manifest none of whose candidates has an entry left. 1 removed, 0 not. */
@@ -101,8 +104,9 @@ orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg)
 	return r < 0 ? -1 : 0;
 }
 
-int
-index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+/* The gc of a writable index: ingest, scan, evict to max_size, stale files. */
+static int
+gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg)
 {
 	struct orphan_ctx oc = { ix, r };
@@ -143,6 +147,101 @@ index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 	if (ix_store_totals(ix, &n, &r->size_after) < 0)
 		rc = -1;
 	return rc;
+}
+
+/* Unlinks the blobs t released, now rather than after a commit. */
+static void
+unlink_now(struct ix_txn *t)
+{
+	for (size_t i = 0; i < t->unlink_after.n; i++)
+		if (unlink(t->unlink_after.v[i]) < 0 && errno != ENOENT)
+			log_warn("index: unlink %s", t->unlink_after.v[i]);
+	strv_free(&t->unlink_after);
+	strv_init(&t->unlink_after);
+}
+
+/* gc on a full disk, where RocksDB cannot write: the least recently used
+ * entries' files, then the blobs no remaining entry uses (reference counts are
+ * tracked in one batch that is never written), then stale tmp/ files are
+ * removed. The index still names what was removed until the next writable gc
+ * or scan drops it (a hit on such an entry finds no file: a miss). 0 / -1. */
+int
+ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+    void (*fn)(const struct index_entry_info *e, void *arg), void *arg)
+{
+	rocksdb_iterator_t *it;
+	struct ix_txn t;
+	uint64_t n, size;
+	char *tmp;
+	int rc;
+
+	if (ix_store_totals(ix, &n, &r->size_before) < 0)
+		return -1;
+	size = r->size_before;
+	ix_txn_begin(&t, ix);
+	it = ix_iter_prefix(ix, 'l');
+	for (; size > max_size && ix_iter_valid(it, 'l'); rocksdb_iter_next(it)) {
+		size_t kn;
+		const char *k = rocksdb_iter_key(it, &kn);
+		uint64_t before = t.bytes_freed;
+		struct ix_entry e;
+
+		if (kn != 1 + 8 + HASH_LEN ||
+		    ix_entry_get(ix, NULL, (const unsigned char *)k + 9, &e) != 1)
+			continue;
+		if (store_entry_remove(ix->store, e.info.key) == 0 || errno == ENOENT) {
+			ix_entry_drop(&t, &e);
+			unlink_now(&t);
+			r->entries_removed++;
+			r->bytes_freed += t.bytes_freed - before + e.file_size;
+			size -= t.bytes_freed - before + e.file_size < size ?
+			    t.bytes_freed - before + e.file_size : size;
+			if (e.has_inv)
+				r->manifests_removed += (uint64_t)manifest_prune(ix, e.inv);
+			if (fn)
+				fn(&e.info, arg);
+		}
+		ix_entry_clear(&e);
+	}
+	rc = ix_iter_error(it);
+	rocksdb_iter_destroy(it);
+	r->blobs_removed = t.blobs_freed;
+	ix_txn_abort(&t);
+	tmp = xasprintf("%s/tmp", ix->dir);
+	r->tmp_removed = ix_remove_stale(tmp, ix->stale_ms);
+	free(tmp);
+	r->size_after = size;
+	return rc;
+}
+
+/* On a full disk: frees space without RocksDB first, then, when that made
+ * room, reopens the index read-write and runs the normal gc, which drops what
+ * was removed from the index. */
+int
+index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+    void (*fn)(const struct index_entry_info *e, void *arg), void *arg)
+{
+	struct index_gc_result r2;
+
+	if (!ix->read_only && !ix->nospace && gc_normal(ix, max_size, r, fn, arg) == 0)
+		return 0;
+	if (!ix->read_only && !ix->nospace)
+		return -1;
+	memset(r, 0, sizeof *r);
+	if (ix_gc_nospace(ix, max_size, r, fn, arg) < 0)
+		return -1;
+	if (index_reopen(ix) != 0)
+		return r->bytes_freed > 0 || r->tmp_removed > 0 ? 0 : -1;
+	if (gc_normal(ix, max_size, &r2, fn, arg) < 0)
+		return -1;
+	r->entries_removed += r2.entries_removed;
+	r->blobs_removed += r2.blobs_removed;
+	r->bytes_freed += r2.bytes_freed;
+	r->manifests_removed += r2.manifests_removed;
+	r->tmp_removed += r2.tmp_removed;
+	r->orphans_removed += r2.orphans_removed;
+	r->size_after = r2.size_after;
+	return 0;
 }
 
 struct verify_ctx {
@@ -262,6 +361,7 @@ index_purge(struct index *ix, struct index_purge_result *r)
 	ix_walk(ix, "entries", count_cb, &r->entries);
 	ix_walk(ix, "blobs", count_cb, &r->blobs);
 	ix_db_close(ix);
+	ix->read_only = ix->nospace = 0; /* what follows frees the space */
 	for (size_t i = 0; i < sizeof purge_dirs / sizeof purge_dirs[0]; i++) {
 		char *p = xasprintf("%s/%s", ix->dir, purge_dirs[i]);
 
@@ -275,8 +375,14 @@ index_purge(struct index *ix, struct index_purge_result *r)
 			rc = -1;
 		free(p);
 	}
-	if (ix_db_open(ix) < 0)
+	switch (ix_db_open(ix)) {
+	case 0:
+		ix_set_created(ix);
+		return rc;
+	case -3: /* still full: the space is freed, the next open creates the index */
+		log_warnx("index: the disk is still full; the index is created on next use");
+		return rc;
+	default:
 		return -1;
-	ix_set_created(ix);
-	return rc;
+	}
 }

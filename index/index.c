@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,9 @@
 #include "index/internal.h"
 
 static int open_or_rebuild(struct index *ix, int64_t wait_ms);
+static void set_log_dir(struct index *ix);
+static int is_nospace(const char *err);
+static int open_nospace(struct index *ix);
 static int take_lock(struct index *ix, int64_t deadline);
 static int fill_new(struct index *ix);
 static int move_aside(struct index *ix);
@@ -40,18 +44,35 @@ get_be64(const unsigned char *p)
 	return v;
 }
 
+/* "No space left on device" in a RocksDB status: the disk is full, which is
+ * not damage (the index must not be moved aside for it). */
+static int
+is_nospace(const char *err)
+{
+	return err != NULL && (strstr(err, strerror(ENOSPC)) || strstr(err, "NoSpace") ||
+	    strstr(err, "No space"));
+}
+
 int
 ix_db_open(struct index *ix)
 {
 	char *err = NULL;
 
-	ix->db = rocksdb_open(ix->opt, ix->db_path, &err);
+	if (ix->read_only)
+		ix->db = rocksdb_open_for_read_only(ix->opt, ix->db_path, 0, &err);
+	else
+		ix->db = rocksdb_open(ix->opt, ix->db_path, &err);
 	if (ix->db != NULL)
 		return 0;
 	if (err && (strstr(err, "LOCK") || strstr(err, "lock"))) {
 		log_debug("index: %s", err);
 		free(err);
 		return -2;
+	}
+	if (is_nospace(err)) {
+		log_debug("index: %s", err);
+		free(err);
+		return -3;
 	}
 	log_warnx("index: cannot open %s: %s", ix->db_path, err ? err : "?");
 	free(err);
@@ -109,6 +130,26 @@ take_lock(struct index *ix, int64_t deadline)
 	return 0;
 }
 
+/* RocksDB's info LOG goes to /dev/shm/kache-<euid>/, off the store's disk:
+ * with the disk full, the logger of the RocksDB Debian ships appends again to
+ * a file whose last write failed and aborts on an assertion, and neither a log
+ * level nor a missing log directory turns it off. Kept in the index directory
+ * (as before) when /dev/shm/kache-<euid> is not a directory of ours. */
+static void
+set_log_dir(struct index *ix)
+{
+	char dir[64];
+	struct stat st;
+
+	snprintf(dir, sizeof dir, "/dev/shm/kache-%ld", (long)geteuid());
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return;
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 022))
+		return;
+	rocksdb_options_set_db_log_dir(ix->opt, dir);
+}
+
 /* Fills a database that has no "created" mark: new, or emptied. The entries on
  * disk are a first run's, or a lost index's; either way the journal still on disk
  * is counted again by the next ingest. */
@@ -144,9 +185,23 @@ move_aside(struct index *ix)
 	return fill_new(ix);
 }
 
+/* The disk is full: the database is opened read-only (no write at all; reads
+ * and a no-space gc still work). 0, or -3 when even that fails. */
+static int
+open_nospace(struct index *ix)
+{
+	ix->read_only = 1;
+	ix->nospace = 1;
+	if (ix_db_open(ix) < 0 || ix_counters_load(ix) < 0) {
+		ix_db_close(ix);
+		return -3;
+	}
+	return 0;
+}
+
 /* Opens the database under the lock; fills a new one from the store, and moves a
  * damaged one (fails to open, or to read back) aside and rebuilds it. Retries
- * while the lock is held. 0, -1, or -2 (lock held). */
+ * while the lock is held. 0, -1, -2 (lock held), or -3 (disk full, no index). */
 static int
 open_or_rebuild(struct index *ix, int64_t wait_ms)
 {
@@ -160,6 +215,8 @@ open_or_rebuild(struct index *ix, int64_t wait_ms)
 		usleep(50 * 1000);
 	if (rc == -2)
 		return -2;
+	if (rc == -3)
+		return open_nospace(ix);
 	if (rc < 0)
 		return move_aside(ix);
 	buf_init(&v);
@@ -169,6 +226,54 @@ open_or_rebuild(struct index *ix, int64_t wait_ms)
 		return rc == 1 ? 0 : fill_new(ix);
 	ix_db_close(ix);
 	return move_aside(ix);
+}
+
+int
+index_reopen(struct index *ix)
+{
+	int rc;
+
+	ix_db_close(ix);
+	ix->read_only = ix->nospace = 0;
+	if ((rc = ix_db_open(ix)) == 0 && ix_counters_load(ix) == 0)
+		return 0;
+	ix_db_close(ix);
+	if (rc == -3 && open_nospace(ix) == 0)
+		return 1;
+	return -1;
+}
+
+void
+index_set_space_retry(struct index *ix, int64_t min_ms, int64_t max_ms)
+{
+	ix->retry_min_ms = ix->retry_ms = min_ms;
+	ix->retry_max_ms = max_ms;
+	ix->next_retry = 0;
+}
+
+/* For index_ingest on a no-space index: reopens it read-write when the back-off
+ * allows and the disk has room again. 0 when writable. */
+int
+ix_space_retry(struct index *ix)
+{
+	int64_t now = clock_ms();
+
+	if (ix->retry_min_ms <= 0 || now < ix->next_retry)
+		return -1;
+	if (index_reopen(ix) == 0) {
+		ix->retry_ms = ix->retry_min_ms;
+		ix->next_retry = 0;
+		return 0;
+	}
+	ix->next_retry = now + ix->retry_ms;
+	ix->retry_ms = ix->retry_ms * 2 > ix->retry_max_ms ? ix->retry_max_ms : ix->retry_ms * 2;
+	return -1;
+}
+
+int
+index_no_space(const struct index *ix)
+{
+	return ix->nospace;
 }
 
 struct index *
@@ -197,10 +302,11 @@ index_open_wait(const char *store_dir, int64_t wait_ms)
 	}
 	ix->opt = rocksdb_options_create();
 	rocksdb_options_set_create_if_missing(ix->opt, 1);
+	rocksdb_options_set_max_open_files(ix->opt, 64);
 	rocksdb_options_set_keep_log_file_num(ix->opt, 2);
 	rocksdb_options_set_max_log_file_size(ix->opt, 1 << 20);
-	rocksdb_options_set_max_open_files(ix->opt, 64);
 	rocksdb_options_set_info_log_level(ix->opt, 3); /* errors only */
+	set_log_dir(ix);
 	ix->ro = rocksdb_readoptions_create();
 	ix->wo = rocksdb_writeoptions_create();
 	rc = open_or_rebuild(ix, wait_ms);
@@ -208,7 +314,7 @@ index_open_wait(const char *store_dir, int64_t wait_ms)
 		if (rc == -2 && wait_ms > 0)
 			log_warnx("index: %s is locked by another process", ix->db_path);
 		index_free(&ix);
-		errno = rc == -2 ? EBUSY : EIO;
+		errno = rc == -2 ? EBUSY : rc == -3 ? ENOSPC : EIO;
 		return NULL;
 	}
 	return ix;
@@ -295,12 +401,24 @@ ix_txn_commit(struct ix_txn *t)
 		rocksdb_writebatch_wi_put(t->wb, k, strlen(k), (const char *)v, 8);
 		free(k);
 	}
+	if (ix->read_only) {
+		ix_txn_abort(t);
+		ix_counters_load(ix);
+		errno = ENOSPC;
+		return -1;
+	}
 	rocksdb_write_writebatch_wi(ix->db, ix->wo, t->wb, &err);
 	if (err) {
-		log_warnx("index: write: %s", err);
+		if (is_nospace(err)) {
+			log_debug("index: write: %s", err);
+			ix->nospace = 1;
+		} else {
+			log_warnx("index: write: %s", err);
+		}
 		free(err);
 		ix_txn_abort(t);
 		ix_counters_load(ix);
+		errno = ix->nospace ? ENOSPC : EIO;
 		return -1;
 	}
 	for (size_t i = 0; i < t->unlink_after.n; i++)

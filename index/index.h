@@ -36,6 +36,20 @@ struct index *index_open(const char *store_dir);
 /* index_open waiting at most wait_ms for the lock (0: one try, without logging
  * the busy lock; for the supervisor, which retries from its tick). */
 struct index *index_open_wait(const char *store_dir, int64_t wait_ms);
+/* On a full disk (RocksDB cannot write) index_open opens the database
+ * read-only: index_no_space() is then 1, reads work, index_ingest and
+ * index_scan fail with errno ENOSPC without writing, index_gc frees space by
+ * removing store files first, index_purge works. With no index at all on a full
+ * disk, index_open fails with errno ENOSPC. index_no_space() also turns 1 when
+ * a write of a read-write index fails for lack of space. */
+int index_no_space(const struct index *ix);
+/* Closes and reopens the database: read-write when the disk has room again (0),
+ * read-only when it is still full (1), -1 when it cannot be opened. */
+int index_reopen(struct index *ix);
+/* With this set (the supervisor), index_ingest on a no-space index tries
+ * index_reopen first, at most every min_ms, doubling to max_ms while the disk
+ * stays full. */
+void index_set_space_retry(struct index *ix, int64_t min_ms, int64_t max_ms);
 /* Closes the database and frees ix; NULLs the caller's pointer. */
 void index_free(struct index **ix);
 /* 1 when index_open found the index damaged, moved it aside and rebuilt it from

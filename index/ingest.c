@@ -294,6 +294,11 @@ index_ingest(struct index *ix)
 	uint64_t size = 0;
 	int rc = 0;
 
+	if (ix->nospace && ix_space_retry(ix) < 0) {
+		free(jdir);
+		errno = ENOSPC;
+		return -1; /* the records wait in the journal until there is room */
+	}
 	strv_init(&rotated);
 	if ((d = opendir(jdir)) != NULL) {
 		while ((de = readdir(d)) != NULL)

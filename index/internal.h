@@ -38,6 +38,10 @@ struct index {
 	index_record_fn on_record;          /* index_set_record_hook */
 	void *on_record_arg;
 	int rebuilt;
+	int read_only;                      /* opened read-only: the disk was full */
+	int nospace;                        /* a write failed for lack of space */
+	int64_t retry_min_ms, retry_max_ms; /* index_set_space_retry; 0: never */
+	int64_t retry_ms, next_retry;       /* current back-off, next reopen (clock_ms) */
 	int lock_fd;                        /* flock on <store>/index.lock, held while open */
 };
 
@@ -102,9 +106,15 @@ int ix_walk(struct index *ix, const char *kind,
 /* Removes regular files older than age_ms directly under dir; returns the count. */
 uint64_t ix_remove_stale(const char *dir, int64_t age_ms);
 
-/* Opens the database at ix->db_path; 0, -1, or -2 when the lock is held. */
+/* Opens the database at ix->db_path (read-only when ix->read_only); 0, -1,
+ * -2 when the lock is held, -3 when the disk is full. */
 int ix_db_open(struct index *ix);
 void ix_db_close(struct index *ix);
+/* Reopens a no-space index read-write when its back-off allows; 0 when writable. */
+int ix_space_retry(struct index *ix);
+/* Frees space on a full disk without writing to RocksDB (gc.c). */
+int ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+    void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
 /* Records when the counters started (a new or emptied database). */
 void ix_set_created(struct index *ix);
 /* Counts indexed entries and adds up distinct blob sizes plus entry file sizes. */

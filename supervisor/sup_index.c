@@ -19,6 +19,7 @@
 
 #define INGEST_MS 1000
 #define OPEN_RETRY_MS 1000
+#define SPACE_RETRY_MAX_MS 60000
 
 struct sup_index {
 	struct supervisor *s;
@@ -26,12 +27,14 @@ struct sup_index {
 	int64_t next_open;
 	int64_t next_gc;
 	int busy_logged;
+	int nospace_logged;
 };
 
 void sup_index_attach(struct supervisor *s);
 
 static int ensure_open(struct sup_index *si, int64_t now);
 static void on_tick(void *arg, int64_t now);
+static void note_space(struct sup_index *si);
 static void run_gc(struct sup_index *si, int64_t now);
 static int64_t gc_interval_ms(const struct sup_index *si);
 static int64_t max_size(const struct sup_index *si);
@@ -73,11 +76,13 @@ ensure_open(struct sup_index *si, int64_t now)
 	if ((si->ix = index_open_wait(dir, 0)) == NULL) {
 		if (!si->busy_logged)
 			log_warnx("index of %s: %s; retrying every second", dir,
-			    errno == EBUSY ? "held by another process" : "cannot open");
+			    errno == EBUSY ? "held by another process" :
+			    errno == ENOSPC ? "no space left on its disk" : "cannot open");
 		si->busy_logged = 1;
 		return -1;
 	}
 	index_set_record_hook(si->ix, on_record, si);
+	index_set_space_retry(si->ix, OPEN_RETRY_MS, SPACE_RETRY_MAX_MS);
 	if (index_was_rebuilt(si->ix))
 		log_warnx("the index of %s was damaged; rebuilt it from the store (old copy: "
 		    "%s/index.broken)", dir, dir);
@@ -118,6 +123,23 @@ run_gc(struct sup_index *si, int64_t now)
 		    (unsigned long long)r.bytes_freed, (unsigned long long)r.size_after);
 }
 
+/* Says once that the store's disk is full (index/ keeps the index read-only and
+ * retries with back-off from index_ingest), and once that it has room again. */
+static void
+note_space(struct sup_index *si)
+{
+	int full = index_no_space(si->ix);
+
+	if (full && !si->nospace_logged)
+		log_warnx("index: no space left on the disk of %s: the index is read-only and "
+		    "journal records wait on disk; retrying every %d s at most",
+		    supervisor_kache_dir(si->s), SPACE_RETRY_MAX_MS / 1000);
+	else if (!full && si->nospace_logged)
+		log_info("index: the disk of %s has room again; the index is writable",
+		    supervisor_kache_dir(si->s));
+	si->nospace_logged = full;
+}
+
 /* Every second: open if needed, fold in the journal, gc when due. */
 static void
 on_tick(void *arg, int64_t now)
@@ -127,7 +149,9 @@ on_tick(void *arg, int64_t now)
 
 	if (ensure_open(si, now) < 0)
 		return;
-	if ((n = index_ingest(si->ix)) < 0)
+	n = index_ingest(si->ix);
+	note_space(si);
+	if (n < 0 && !index_no_space(si->ix))
 		log_warnx("index: could not read the whole journal");
 	else if (n > 0)
 		log_info("index: ingested %ld journal records", n);
