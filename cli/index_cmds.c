@@ -43,6 +43,7 @@ static json_t *run_gc(const char *dir, uint64_t cap, int verbose, enum via *v);
 static void print_gc(const json_t *doc, int verbose);
 static void verify_cb(const char *what, const char *hex, void *arg);
 static void ingest_for_read(struct index *ix, const char *dir);
+static void print_refused(const char *dir);
 
 static struct config *
 load_config(void)
@@ -79,6 +80,17 @@ open_index(const char *dir)
 	return ix;
 }
 
+/* The client refused to talk to a socket in a directory that is not ours
+ * alone: the supervisor's own rule, in its words. */
+static void
+print_refused(const char *dir)
+{
+	char err[512] = "the run directory is not safe";
+
+	proto_client_check(dir, err, sizeof err);
+	fprintf(stderr, "kache: not contacting the supervisor of %s: %s\n", dir, err);
+}
+
 /* Folds the journal in before stats or list, when the disk has room: on a full
  * disk the index is open read-only and shows what it held at the last ingest. */
 static void
@@ -110,6 +122,8 @@ ask_supervisor(const char *dir, struct msg *req, int64_t wait_ms, json_t **doc)
 	r = proto_client_request(dir, req, &rep, clock_ms() + wait_ms);
 	if (r == PROTO_UNAVAILABLE) {
 		v = VIA_DIRECT;
+	} else if (r == PROTO_REFUSED) {
+		print_refused(dir);
 	} else if (r == PROTO_TIMEOUT) {
 		fprintf(stderr, "kache: the supervisor of %s did not answer within %lld s (hung?); "
 		    "restart it with `kache supervisor restart`\n", dir, (long long)(wait_ms / 1000));
@@ -146,7 +160,9 @@ need_no_supervisor(const char *dir, const char *cmd)
 	msg_clear(&rep);
 	if (r == PROTO_UNAVAILABLE)
 		return VIA_DIRECT;
-	if (r == PROTO_OK)
+	if (r == PROTO_REFUSED)
+		print_refused(dir);
+	else if (r == PROTO_OK)
 		fprintf(stderr, "kache: the supervisor owns the index of %s; stop it first "
 		    "(`kache supervisor stop`), then run `kache %s` again\n", dir, cmd);
 	else

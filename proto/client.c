@@ -18,6 +18,11 @@
 #include "proto/zmq_dl.h"
 
 #define NOTIFY_WAIT_MS 20
+/* Spawns of a supervisor that keeps dying young: at least 1 s apart, doubling
+ * to 5 min while each lived less than SPAWN_YOUNG_MS. */
+#define SPAWN_BACKOFF_MIN_MS 1000
+#define SPAWN_BACKOFF_MAX_MS (5 * 60 * 1000)
+#define SPAWN_YOUNG_MS 60000
 
 static void *client_ctx;
 
@@ -30,11 +35,14 @@ static enum proto_result exchange(const struct zmq_dl *z, const char *endpoint,
 static enum proto_result request(const char *kache_dir, struct msg *req, struct msg *rep,
     int64_t ack_deadline, int64_t deadline_ms);
 static void exec_detached(const char *kache_dir, const char *kached_path, int lockfd);
+static int spawn_allowed(const struct proto_paths *p, int force);
+static int64_t ts_ms(const struct timespec *ts);
 
 const char *
 proto_result_name(enum proto_result r)
 {
-	static const char *names[] = { "ok", "miss", "timeout", "unavailable", "error" };
+	static const char *names[] = { "ok", "miss", "timeout", "unavailable", "error",
+		"refused" };
 
 	return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
 }
@@ -157,6 +165,7 @@ request(const char *kache_dir, struct msg *req, struct msg *rep, int64_t ack_dea
 	struct proto_paths p;
 	const struct zmq_dl *z;
 	struct stat st;
+	char err[512];
 
 	memset(rep, 0, sizeof *rep);
 	if (proto_paths_init(&p, kache_dir) == -1)
@@ -164,9 +173,29 @@ request(const char *kache_dir, struct msg *req, struct msg *rep, int64_t ack_dea
 	/* cheap checks first: no supervisor means no dlopen at all */
 	if (!proto_supervisor_running(&p) || stat(proto_endpoint_file(p.ctl), &st) == -1)
 		return PROTO_UNAVAILABLE;
+	/* a socket in a directory another user controls is not our supervisor's */
+	if (proto_paths_prepare(&p, 0, err, sizeof err) == -1) {
+		log_debug("%s", err); /* the CLI says it with proto_client_check */
+		return PROTO_REFUSED;
+	}
 	if ((z = zmq_dl_load()) == NULL)
 		return PROTO_UNAVAILABLE;
 	return exchange(z, p.ctl, req, rep, ack_deadline, deadline_ms);
+}
+
+int
+proto_client_check(const char *kache_dir, char *err, size_t errlen)
+{
+	struct proto_paths p;
+	struct stat st;
+
+	if (proto_paths_init(&p, kache_dir) == -1) {
+		snprintf(err, errlen, "store path too long: %s", kache_dir);
+		return -1;
+	}
+	if (lstat(p.rundir, &st) == -1 && errno == ENOENT)
+		return 0;
+	return proto_paths_prepare(&p, 0, err, errlen);
 }
 
 enum proto_result
@@ -242,8 +271,59 @@ exec_detached(const char *kache_dir, const char *kached_path, int lockfd)
 	_exit(127);
 }
 
+static int64_t
+ts_ms(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
+}
+
+/* The spawn back-off lives in the timestamps of run/spawn.backoff (mtime: the
+ * last spawn, atime: the earliest next one), set by one futimens: recording it
+ * writes no data, so it holds on a full disk, where a supervisor is most
+ * likely to die young. Called under the spawn lock with no supervisor
+ * running. 1 (recorded) when a spawn may go ahead now, 0 while backing off. */
+static int
+spawn_allowed(const struct proto_paths *p, int force)
+{
+	int64_t now = clock_wall_ms(), last, next, delay = SPAWN_BACKOFF_MIN_MS;
+	struct timespec ts[2];
+	struct stat st;
+	int fd;
+
+	fd = open(p->backoff, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	if (fd == -1)
+		return 1; /* nowhere to keep it: spawn, as without a back-off */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		last = ts_ms(&st.st_mtim);
+		next = ts_ms(&st.st_atim);
+		if (!force && now < next && next - now <= SPAWN_BACKOFF_MAX_MS) {
+			close(fd);
+			log_debug("supervisor spawn backing off for %lld ms", (long long)(next - now));
+			return 0;
+		}
+		if (now - last < SPAWN_YOUNG_MS && next > last && next - last < SPAWN_BACKOFF_MAX_MS)
+			delay = (next - last) * 2;
+		else if (now - last < SPAWN_YOUNG_MS && next > last)
+			delay = SPAWN_BACKOFF_MAX_MS;
+	}
+	ts[0].tv_sec = (now + delay) / 1000;
+	ts[0].tv_nsec = (now + delay) % 1000 * 1000000;
+	ts[1].tv_sec = now / 1000;
+	ts[1].tv_nsec = now % 1000 * 1000000;
+	if (futimens(fd, ts) == -1)
+		log_warn("futimens %s", p->backoff);
+	close(fd);
+	return 1;
+}
+
 int
 proto_supervisor_ensure(const char *kache_dir, const char *kached_path)
+{
+	return proto_supervisor_start(kache_dir, kached_path, 0);
+}
+
+int
+proto_supervisor_start(const char *kache_dir, const char *kached_path, int force)
 {
 	struct proto_paths p;
 	char err[512];
@@ -262,8 +342,9 @@ proto_supervisor_ensure(const char *kache_dir, const char *kached_path)
 		log_warn("open %s", p.spawnlock);
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1 || proto_supervisor_running(&p)) {
-		close(fd); /* another process is starting it, or it just came up */
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1 || proto_supervisor_running(&p) ||
+	    !spawn_allowed(&p, force)) {
+		close(fd); /* another process is starting it, it just came up, or back-off */
 		return 0;
 	}
 	if ((pid = fork()) == -1) {

@@ -6,6 +6,7 @@
 #ifndef KACHE_PROTO_CLIENT_H
 #define KACHE_PROTO_CLIENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proto/msg.h"
@@ -15,7 +16,8 @@ enum proto_result {
 	PROTO_MISS,        /* the supervisor answered: nothing to fetch (or no remote) */
 	PROTO_TIMEOUT,     /* no answer before the deadline (supervisor hung or busy) */
 	PROTO_UNAVAILABLE, /* no supervisor for this store, or libzmq cannot be loaded */
-	PROTO_ERROR        /* malformed reply, wrong protocol version, error reply */
+	PROTO_ERROR,       /* malformed reply, wrong protocol version, error reply */
+	PROTO_REFUSED      /* the run or socket directory is not ours alone: not contacted */
 };
 
 /* Asks the supervisor to have a fetcher import the remote result(s) for this
@@ -35,12 +37,23 @@ void proto_client_notify_upload(const char *kache_dir, const char *result_key_he
  * many wrappers at once start exactly one. Never waits for it to come up.
  * 0 when one runs or is being started, -1 (logged) when it cannot be. */
 int proto_supervisor_ensure(const char *kache_dir, const char *kached_path);
+/* proto_supervisor_ensure with force: 1 (`kache supervisor start`) ignoring the
+ * spawn back-off. The back-off (run/spawn.backoff): spawns at least 1 s apart,
+ * the gap doubling to 5 min while each supervisor dies within 60 s of its
+ * spawn, so wrappers do not respawn one that keeps dying. */
+int proto_supervisor_start(const char *kache_dir, const char *kached_path, int force);
 
 /* For the CLI: sends req (its id is set here) and waits for the reply with the
  * same id until deadline. PROTO_OK means rep holds a decoded reply (which may
  * be MSG_ERROR); free it with msg_clear. */
 enum proto_result proto_client_request(const char *kache_dir, struct msg *req, struct msg *rep,
     int64_t deadline_ms);
+/* The check every client makes before it connects, with the supervisor's rule
+ * (proto_paths_prepare): the run directory (and a short socket directory with
+ * its parent) must be a directory owned by our euid, without group or other
+ * access. 0 when safe, or when the store has no run directory yet (nothing to
+ * connect to); -1 with a sentence for the user in err. */
+int proto_client_check(const char *kache_dir, char *err, size_t errlen);
 /* The build epoch this process sends: the mtime of its executable (seconds). */
 int64_t proto_client_epoch(void);
 const char *proto_result_name(enum proto_result r);

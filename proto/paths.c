@@ -51,6 +51,7 @@ proto_paths_init(struct proto_paths *p, const char *kache_dir)
 	memset(p, 0, sizeof *p);
 	if (fill(p->rundir, kache_dir, "/run") || fill(p->lock, p->rundir, "/supervisor.lock") ||
 	    fill(p->spawnlock, p->rundir, "/spawn.lock") ||
+	    fill(p->backoff, p->rundir, "/spawn.backoff") ||
 	    fill(p->pidfile, p->rundir, "/supervisor.pid") || fill(p->logdir, kache_dir, "/logs") ||
 	    fill(p->intents, kache_dir, "/intents")) {
 		log_warnx("store path too long: %s", kache_dir);
@@ -93,9 +94,9 @@ check_dir(const char *dir, int create, char *err, size_t errlen)
 		snprintf(err, errlen, "%s is not a directory; remove it", dir);
 		return -1;
 	}
-	if (st.st_uid != getuid()) {
+	if (st.st_uid != geteuid()) {
 		snprintf(err, errlen, "unsafe socket directory %s: owned by uid %ld, not by you (uid %ld)",
-		    dir, (long)st.st_uid, (long)getuid());
+		    dir, (long)st.st_uid, (long)geteuid());
 		return -1;
 	}
 	if (st.st_mode & 077) {

@@ -89,7 +89,7 @@ cmd_start(const char *dir)
 	if ((n = readlink("/proc/self/exe", exe, sizeof exe - 1)) <= 0)
 		return 1;
 	exe[n] = '\0';
-	if (proto_supervisor_ensure(dir, exe) == -1)
+	if (proto_supervisor_start(dir, exe, 1) == -1)
 		return 1;
 	while (clock_ms() < deadline) {
 		if (request(dir, MSG_PING, &rep, NULL, 0) == 0) {
