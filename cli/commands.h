@@ -18,7 +18,6 @@ const struct command *command_table(int *n);
 
 /* Exit codes shared by all commands. */
 #define EXIT_USAGE 2
-/* A worker that exits with this must not be respawned: its configuration is wrong. */
-#define EXIT_CONFIG 78
+/* The configuration-error status is KACHE_EXIT_CONFIG in common/exit.h. */
 
 #endif

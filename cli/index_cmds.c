@@ -2,7 +2,8 @@
  * supervisor runs for the store it owns the index (RocksDB takes one writer), so
  * stats, list and gc ask it; otherwise the command opens the index itself. Either
  * way the output is printed from the same JSON document (index/index_json.c).
- * verify and purge never go through the supervisor: they ask the user to stop it. */
+ * verify and purge go through the supervisor too (its indexer does the work)
+ * and print the same lines either way. */
 #include "cli/index_cmds.h"
 
 #include <errno.h>
@@ -24,14 +25,15 @@
 /* How long a command waits for the supervisor before calling it hung. */
 #define STATS_WAIT_MS 3000
 #define GC_WAIT_MS 60000
-#define PING_WAIT_MS 1000
+/* verify re-hashes every blob and purge removes the whole store: as long as
+ * the supervisor lets its indexer work on one request. */
+#define LONG_WAIT_MS (10 * 60 * 1000)
 
 enum via { VIA_SUPERVISOR, VIA_DIRECT, VIA_FAILED };
 
 static struct config *load_config(void);
 static struct index *open_index(const char *dir);
 static enum via ask_supervisor(const char *dir, struct msg *req, int64_t wait_ms, json_t **doc);
-static enum via need_no_supervisor(const char *dir, const char *cmd);
 static int want_json(int argc, char **argv, int *json, const char **arg);
 static void print_json(json_t *doc, size_t flags);
 static void print_stats_text(const json_t *st);
@@ -42,6 +44,9 @@ static json_t *list_via_supervisor(const char *dir, const char *crate, enum via 
 static json_t *run_gc(const char *dir, uint64_t cap, int verbose, enum via *v);
 static void print_gc(const json_t *doc, int verbose);
 static void verify_cb(const char *what, const char *hex, void *arg);
+static json_t *purge_doc(const char *dir, enum via *v);
+static json_t *verify_doc(const char *dir, enum via *v);
+static void print_verify(const json_t *doc);
 static void ingest_for_read(struct index *ix, const char *dir);
 static void print_refused(const char *dir);
 
@@ -143,33 +148,6 @@ ask_supervisor(const char *dir, struct msg *req, int64_t wait_ms, json_t **doc)
 	}
 	msg_clear(&rep);
 	return v;
-}
-
-/* verify and purge do their work with the index open here: with a supervisor
- * holding it they stop and say how to proceed. VIA_DIRECT when none runs. */
-static enum via
-need_no_supervisor(const char *dir, const char *cmd)
-{
-	enum proto_result r;
-	struct msg req, rep;
-
-	msg_init(&req, MSG_PING, 0);
-	req.epoch = proto_client_epoch();
-	r = proto_client_request(dir, &req, &rep, clock_ms() + PING_WAIT_MS);
-	msg_clear(&req);
-	msg_clear(&rep);
-	if (r == PROTO_UNAVAILABLE)
-		return VIA_DIRECT;
-	if (r == PROTO_REFUSED)
-		print_refused(dir);
-	else if (r == PROTO_OK)
-		fprintf(stderr, "kache: the supervisor owns the index of %s; stop it first "
-		    "(`kache supervisor stop`), then run `kache %s` again\n", dir, cmd);
-	else
-		fprintf(stderr, "kache: the supervisor of %s did not answer within %d s (hung?); "
-		    "restart it with `kache supervisor restart`, or stop it with `kache "
-		    "supervisor stop`, then run `kache %s` again\n", dir, PING_WAIT_MS / 1000, cmd);
-	return VIA_FAILED;
 }
 
 /* Accepts [--json] and at most one operand. 0, or EXIT_USAGE. */
@@ -448,12 +426,34 @@ cmd_gc(int argc, char **argv)
 	return rc;
 }
 
+/* {"ok", "entries", "blobs", "bytes_freed"}: from the supervisor's indexer
+ * when one runs, else from the index opened here. NULL when it could not run. */
+static json_t *
+purge_doc(const char *dir, enum via *v)
+{
+	struct index_purge_result r = { 0 };
+	struct index *ix;
+	struct msg req;
+	json_t *doc = NULL;
+	int rc;
+
+	msg_init(&req, MSG_INDEX_PURGE, 0);
+	*v = ask_supervisor(dir, &req, LONG_WAIT_MS, &doc);
+	msg_clear(&req);
+	if (*v != VIA_DIRECT || (ix = open_index(dir)) == NULL)
+		return doc;
+	rc = index_purge(ix, &r);
+	index_free(&ix);
+	return json_pack("{s:b, s:I, s:I, s:I}", "ok", rc == 0, "entries", (json_int_t)r.entries,
+	    "blobs", (json_int_t)r.blobs, "bytes_freed", (json_int_t)r.bytes_freed);
+}
+
 int
 cmd_purge(int argc, char **argv)
 {
-	struct index_purge_result r;
 	struct config *cfg;
-	struct index *ix;
+	json_t *doc;
+	enum via v;
 	char fr[32];
 	int rc;
 
@@ -463,35 +463,83 @@ cmd_purge(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cfg = load_config();
-	if (need_no_supervisor(config_get(cfg, "cache.dir"), "purge") != VIA_DIRECT ||
-	    (ix = open_index(config_get(cfg, "cache.dir"))) == NULL) {
-		config_free(&cfg);
-		return 1;
-	}
-	rc = index_purge(ix, &r);
-	format_size(r.bytes_freed, fr, sizeof fr);
-	printf("purge: removed %llu entries and %llu blobs; freed %s\n",
-	    (unsigned long long)r.entries, (unsigned long long)r.blobs, fr);
-	index_free(&ix);
+	doc = purge_doc(config_get(cfg, "cache.dir"), &v);
 	config_free(&cfg);
-	return rc < 0 ? 1 : 0;
+	if (doc == NULL)
+		return 1;
+	format_size(index_json_u64(doc, "bytes_freed"), fr, sizeof fr);
+	printf("purge: removed %llu entries and %llu blobs; freed %s\n", U(doc, "entries"),
+	    U(doc, "blobs"), fr);
+	rc = json_is_true(json_object_get(doc, "ok")) ? 0 : 1;
+	json_decref(doc);
+	return rc;
 }
 
+/* Collects verify's problems as the indexer's reply does. */
 static void
 verify_cb(const char *what, const char *hex, void *arg)
 {
-	(void)arg;
-	printf("%s: %s\n", what, hex);
+	json_array_append_new(arg, json_pack("{s:s, s:s}", "what", what, "key", hex));
+}
+
+/* The verify summary (see workers/indexer/indexer_requests.c), from the
+ * supervisor's indexer or the index opened here. NULL when it could not run. */
+static json_t *
+verify_doc(const char *dir, enum via *v)
+{
+	struct index_verify_result r = { 0 };
+	json_t *doc = NULL, *problems;
+	struct index *ix;
+	struct msg req;
+	long n;
+
+	msg_init(&req, MSG_INDEX_VERIFY, 0);
+	*v = ask_supervisor(dir, &req, LONG_WAIT_MS, &doc);
+	msg_clear(&req);
+	if (*v != VIA_DIRECT || (ix = open_index(dir)) == NULL)
+		return doc;
+	if (index_no_space(ix)) {
+		fprintf(stderr, "kache: the disk of %s is full: verify needs to update the index; "
+		    "free space first (`kache gc --max-size SIZE`), then run `kache verify` "
+		    "again\n", dir);
+		index_free(&ix);
+		return NULL;
+	}
+	problems = json_array();
+	n = index_verify(ix, &r, verify_cb, problems);
+	index_free(&ix);
+	return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "problems", problems,
+	    "problems_more", (json_int_t)0, "found", (json_int_t)n, "blobs_checked",
+	    (json_int_t)r.blobs_checked, "bytes_checked", (json_int_t)r.bytes_checked,
+	    "blobs_corrupt", (json_int_t)r.blobs_corrupt, "entries_corrupt",
+	    (json_int_t)r.entries_corrupt, "entries_removed", (json_int_t)r.entries_removed);
+}
+
+static void
+print_verify(const json_t *doc)
+{
+	char sz[32];
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "problems"), i, e)
+		printf("%s: %s\n", json_string_value(json_object_get(e, "what")),
+		    json_string_value(json_object_get(e, "key")));
+	if (U(doc, "problems_more"))
+		printf("... and %llu more problems\n", U(doc, "problems_more"));
+	format_size(index_json_u64(doc, "bytes_checked"), sz, sizeof sz);
+	printf("verify: checked %llu blobs (%s): %llu corrupt blobs, %llu undecodable entries, "
+	    "%llu entries removed for missing blobs\n", U(doc, "blobs_checked"), sz,
+	    U(doc, "blobs_corrupt"), U(doc, "entries_corrupt"), U(doc, "entries_removed"));
 }
 
 int
 cmd_verify(int argc, char **argv)
 {
-	struct index_verify_result r;
 	struct config *cfg;
-	struct index *ix;
-	char sz[32];
-	long n;
+	json_t *doc;
+	json_int_t n;
+	enum via v;
 
 	(void)argv;
 	if (argc > 1) {
@@ -499,28 +547,14 @@ cmd_verify(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cfg = load_config();
-	if (need_no_supervisor(config_get(cfg, "cache.dir"), "verify") != VIA_DIRECT ||
-	    (ix = open_index(config_get(cfg, "cache.dir"))) == NULL) {
-		config_free(&cfg);
-		return 1;
-	}
-	if (index_no_space(ix)) {
-		fprintf(stderr, "kache: the disk of %s is full: verify needs to update the index; "
-		    "free space first (`kache gc --max-size SIZE`), then run `kache verify` "
-		    "again\n", config_get(cfg, "cache.dir"));
-		index_free(&ix);
-		config_free(&cfg);
-		return 1;
-	}
-	n = index_verify(ix, &r, verify_cb, NULL);
-	format_size(r.bytes_checked, sz, sizeof sz);
-	printf("verify: checked %llu blobs (%s): %llu corrupt blobs, %llu undecodable entries, "
-	    "%llu entries removed for missing blobs\n", (unsigned long long)r.blobs_checked, sz,
-	    (unsigned long long)r.blobs_corrupt, (unsigned long long)r.entries_corrupt,
-	    (unsigned long long)r.entries_removed);
-	index_free(&ix);
+	doc = verify_doc(config_get(cfg, "cache.dir"), &v);
 	config_free(&cfg);
+	if (doc == NULL)
+		return 1;
+	print_verify(doc);
+	n = json_integer_value(json_object_get(doc, "found"));
 	if (n < 0)
 		fprintf(stderr, "kache: verify did not finish\n");
+	json_decref(doc);
 	return n != 0 ? 1 : 0;
 }

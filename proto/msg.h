@@ -37,6 +37,7 @@ enum msg_type {
 	MSG_INDEX_STATS = 16, /* the supervisor owns the index: its stats */
 	MSG_INDEX_LIST = 17,  /* text = crate ("" for all), count = entries to skip */
 	MSG_INDEX_GC = 18,    /* count = max size in bytes (-1: cache.max_size), status = verbose */
+	MSG_INDEX_VERIFY = 19, /* re-hash every blob, drop what is damaged */
 	/* supervisor -> client */
 	MSG_OK = 20,           /* text */
 	MSG_ERROR = 21,        /* status = enum msg_error, text */
@@ -44,8 +45,10 @@ enum msg_type {
 	MSG_STATUS_REPLY = 23, /* text = JSON document */
 	MSG_INDEX_REPLY = 24,  /* text = JSON document (see docs/supervisor.md) */
 	/* supervisor -> PUB subscribers */
-	MSG_EVENT = 30, /* status = enum msg_event, key */
-	MSG_TYPE_MAX = 31
+	MSG_EVENT = 30, /* status = enum msg_event, key; also indexer -> supervisor */
+	/* client -> supervisor (continued) */
+	MSG_INDEX_PURGE = 40, /* remove every entry, blob and journal of the store */
+	MSG_TYPE_MAX = 41
 };
 
 enum job_status { JOB_OK = 0, JOB_MISS = 1, JOB_FAILED = 2 };

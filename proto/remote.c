@@ -93,18 +93,12 @@ remote_open(const struct config *cfg, int *none, char *err, size_t errlen)
 }
 
 int
-remote_open_for_worker(struct remote **r)
+remote_open_for_worker(const struct config *cfg, struct remote **r)
 {
-	struct buf warnings;
-	struct config *cfg;
 	char err[256];
 	int none;
 
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	buf_free(&warnings);
 	*r = remote_open(cfg, &none, err, sizeof err);
-	config_free(&cfg);
 	if (*r == NULL && !none) {
 		log_warnx("%s", err);
 		return -1;

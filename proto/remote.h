@@ -31,10 +31,10 @@ struct remote {
  * or not available in this build: a configuration error. *none is set when
  * remote.type is "none" (then NULL is returned and that is no error). */
 struct remote *remote_open(const struct config *cfg, int *none, char *err, size_t errlen);
-/* For a worker: the remote of the current configuration in *r (NULL when
- * none is configured). -1, logged, when the configuration names a remote that
- * cannot be opened: a configuration error. */
-int remote_open_for_worker(struct remote **r);
+/* For a worker: the remote cfg names in *r (NULL when none is configured).
+ * -1, logged, when the configuration names a remote that cannot be opened: a
+ * configuration error. */
+int remote_open_for_worker(const struct config *cfg, struct remote **r);
 /* Takes ownership; NULLs *r. */
 void remote_free(struct remote **r);
 /* 1 when remote.type asks for a remote at all. */

@@ -21,6 +21,7 @@ struct worker {
 	int64_t hb_ms;
 	int64_t next_hb;
 	int64_t peer_seen;
+	int64_t next_tick;
 	long nmsgs;
 	long crash_after; /* fault injection; -1: off */
 	long stall_after;
@@ -31,6 +32,40 @@ static void fault_parse(struct worker *w, const char *role, unsigned index);
 static void fault_check(struct worker *w);
 static int handle(struct worker *w, const struct msg *m);
 static int turn(struct worker *w);
+static void run_tick(struct worker *w, int64_t now);
+
+/* The worker loop running in this process (one per process), for
+ * proto_worker_send and proto_worker_beat from inside its callbacks. */
+static struct worker *current;
+
+int
+proto_worker_send(const struct msg *m)
+{
+	if (current == NULL || zio_send(current->sock, NULL, 0, m) == -1)
+		return -1;
+	current->next_hb = clock_ms() + current->hb_ms;
+	return 0;
+}
+
+void
+proto_worker_beat(void)
+{
+	struct msg hb;
+
+	if (current == NULL || clock_ms() < current->next_hb)
+		return;
+	msg_init(&hb, MSG_HEARTBEAT, 0);
+	proto_worker_send(&hb);
+}
+
+static void
+run_tick(struct worker *w, int64_t now)
+{
+	if (w->ops->tick == NULL || w->ops->tick_ms <= 0 || now < w->next_tick)
+		return;
+	w->next_tick = now + w->ops->tick_ms;
+	w->ops->tick(w->arg, now);
+}
 
 int64_t
 proto_heartbeat_ms(void)
@@ -119,18 +154,28 @@ handle(struct worker *w, const struct msg *m)
 		return 1;
 	case MSG_JOB_UPLOAD:
 	case MSG_JOB_FETCH:
+		if (w->ops->job == NULL)
+			break;
 		msg_init(&done, MSG_JOB_DONE, m->id);
 		done.status = JOB_FAILED;
 		w->ops->job(w->arg, m, &done);
-		if (zio_send(w->sock, NULL, 0, &done) == -1)
+		if (proto_worker_send(&done) == -1)
 			log_warnx("cannot report job %llu", (unsigned long long)m->id);
 		msg_clear(&done);
-		w->next_hb = clock_ms() + w->hb_ms;
 		return 0;
 	default:
-		log_warnx("unexpected %s from the supervisor", msg_type_name(m->type));
+		if (w->ops->request == NULL)
+			break;
+		msg_init(&done, MSG_ERROR, m->id);
+		w->ops->request(w->arg, m, &done);
+		if (proto_worker_send(&done) == -1)
+			log_warnx("cannot answer %s %llu", msg_type_name(m->type),
+			    (unsigned long long)m->id);
+		msg_clear(&done);
 		return 0;
 	}
+	log_warnx("unexpected %s from the supervisor", msg_type_name(m->type));
+	return 0;
 }
 
 /* One poll turn: heartbeat when due, read what arrived. 1 to stop, -1 lost. */
@@ -150,8 +195,12 @@ turn(struct worker *w)
 	}
 	if (now - w->peer_seen > PROTO_LIVENESS * w->hb_ms)
 		return -1;
+	run_tick(w, now);
+	now = clock_ms();
 	wait = w->next_hb - now;
-	if (zmq_poll(&it, 1, (long)wait) <= 0)
+	if (w->ops->tick != NULL && w->ops->tick_ms > 0 && w->next_tick - now < wait)
+		wait = w->next_tick - now;
+	if (zmq_poll(&it, 1, (long)(wait > 0 ? wait : 0)) <= 0)
 		return 0;
 	while (!stop && zio_recv(w->sock, &f) == 0) {
 		w->peer_seen = clock_ms();
@@ -201,8 +250,11 @@ proto_worker_run(const char *kache_dir, const char *role, unsigned index,
 	log_info("started, pid %ld", (long)getpid());
 	w.peer_seen = clock_ms();
 	w.next_hb = w.peer_seen + w.hb_ms;
+	w.next_tick = w.peer_seen;
+	current = &w;
 	while ((rc = turn(&w)) == 0)
 		proto_logfile_rotate(w.logpath, PROTO_LOG_MAX);
+	current = NULL;
 	if (rc < 0)
 		log_warnx("the supervisor is silent; exiting");
 	zmq_close(w.sock);

@@ -10,14 +10,29 @@
 
 struct proto_worker_ops {
 	/* Does one job (MSG_JOB_UPLOAD, MSG_JOB_FETCH) and sets done->status
-	 * (enum job_status) and, when useful, done->text. */
+	 * (enum job_status) and, when useful, done->text. NULL: the role takes
+	 * no jobs. */
 	void (*job)(void *arg, const struct msg *job, struct msg *done);
+	/* Optional: answers a request the supervisor routed from a client (any
+	 * type but the above and HEARTBEAT/SHUTDOWN). rep is initialised as
+	 * MSG_ERROR with the request's id, which the reply must keep. */
+	void (*request)(void *arg, const struct msg *req, struct msg *rep);
+	/* Optional: periodic work, run every tick_ms (> 0) from the loop, whose
+	 * poll timeout is the nearest of the heartbeat and the tick. */
+	void (*tick)(void *arg, int64_t now_ms);
+	int64_t tick_ms;
 };
 
 /* Runs the worker loop for role/index of the store at kache_dir. Returns the
  * process exit status: 0 after SHUTDOWN, 1 when the supervisor is lost. */
 int proto_worker_run(const char *kache_dir, const char *role, unsigned index,
     const struct proto_worker_ops *ops, void *arg);
+/* Sends m up to the supervisor from inside a callback of the running worker
+ * (events, for one). Also counts as a heartbeat. 0 / -1. */
+int proto_worker_send(const struct msg *m);
+/* Sends a heartbeat when one is due: long work inside a callback calls it now
+ * and then so that the supervisor does not take the worker for hung. */
+void proto_worker_beat(void);
 /* The heartbeat interval (ms) shared by the supervisor and the workers;
  * KACHE_HEARTBEAT_MS overrides the default of 1000 (tests). */
 int64_t proto_heartbeat_ms(void);

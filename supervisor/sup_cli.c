@@ -21,7 +21,6 @@
 #define CLI_DEADLINE_MS 2000
 #define EXIT_NOT_RUNNING 3
 
-int sup_run(int detached);
 
 static char *store_dir(void);
 static int request(const char *dir, enum msg_type type, struct msg *rep, const char *role,
@@ -79,7 +78,7 @@ cmd_start(const char *dir)
 		return 1;
 	if (proto_paths_prepare(&p, 1, err, sizeof err) == -1) {
 		fprintf(stderr, "kache supervisor: %s\n", err);
-		return SUP_EXIT_CONFIG;
+		return KACHE_EXIT_CONFIG;
 	}
 	if (request(dir, MSG_PING, &rep, NULL, 0) == 0) {
 		msg_clear(&rep);

@@ -1,4 +1,12 @@
-/* Shared between the supervisor's own files; nobody else includes this. */
+/* Shared between the supervisor's own files; nobody else includes this.
+ * Layers, each calling only those below it:
+ *   supervisor.c (the loop, requests, reload, stop)
+ *   sup_jobs.c (uploads, fetches)   sup_route.c (index requests)   sup_status.c
+ *   sup_workers.c (slots: spawn, reap, back-off, heartbeats)   sup_roles.c
+ *   sup_io.c (replies to clients, events on the PUB socket)
+ * What a worker sends up is handed back to the loop (workers_on_message), and
+ * a job whose worker died is left in s->lost for the loop: nothing below
+ * calls up. */
 #ifndef KACHE_SUPERVISOR_INTERNAL_H
 #define KACHE_SUPERVISOR_INTERNAL_H
 
@@ -6,16 +14,17 @@
 /* Longest a busy worker may stay silent (one upload or fetch) before it is
  * taken for hung and replaced. */
 #define SUP_JOB_MAX_MS (10 * 60 * 1000)
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "common/config.h"
+#include "common/exit.h"
 #include "proto/msg.h"
 #include "proto/paths.h"
 #include "proto/zio.h"
 #include "supervisor/supervisor.h"
 
-#define SUP_EXIT_CONFIG 78 /* = EXIT_CONFIG in cli/commands.h: never respawn */
 #define SUP_MAX_WORKERS 64
 #define SUP_BACKOFF_MIN_MS 1000
 #define SUP_BACKOFF_MAX_MS 60000
@@ -24,9 +33,8 @@
 #define SUP_STABLE_MS 10000 /* up this long: the next death is not a fast one */
 #define SUP_DRAIN_MS 10000  /* stop: longest wait for queued uploads */
 #define SUP_GRACE_MS 3000   /* stop: SHUTDOWN to SIGKILL */
-#define SUP_MAX_HOOKS 16
 
-enum role { ROLE_UPLOADER = 0, ROLE_FETCHER, ROLE_COUNT };
+enum role { ROLE_UPLOADER = 0, ROLE_FETCHER, ROLE_INDEXER, ROLE_COUNT };
 enum wstate { W_STARTING, W_READY, W_BUSY, W_BACKOFF, W_FAILED, W_STOPPING };
 
 struct job;
@@ -47,18 +55,6 @@ struct slot {
 	struct job *job; /* in flight, or NULL */
 	int retire;      /* scaled away: drop the slot when it exits */
 	int killed_silent;
-};
-
-struct hook_handler {
-	uint32_t type;
-	supervisor_handler fn;
-	void *arg;
-};
-
-struct hook_tick {
-	int64_t interval, next;
-	supervisor_tick fn;
-	void *arg;
 };
 
 struct supervisor {
@@ -82,27 +78,37 @@ struct supervisor {
 	int stopping;           /* 1 draining, 2 shutting workers down */
 	int64_t drain_deadline, kill_deadline;
 	int reexec, done;
-	struct hook_handler handlers[SUP_MAX_HOOKS];
-	int nhandlers;
-	struct hook_tick ticks[SUP_MAX_HOOKS];
-	int nticks;
-	struct hook_exit {
-		void (*fn)(void *arg);
-		void *arg;
-	} exits[SUP_MAX_HOOKS];
-	int nexits;
+	int64_t next_rescan;
+	struct job *lost[SUP_MAX_WORKERS]; /* jobs of workers that died, for the loop */
+	int nlost;
+	struct routes *routes;
 };
+
+/* sup_io.c: below everything else */
+void sup_reply(struct supervisor *s, const void *ident, size_t identlen, const struct msg *m);
+void sup_error_reply(struct supervisor *s, const void *ident, size_t identlen, uint64_t id,
+    int code, const char *text);
+/* Publishes an event (enum msg_event) on the PUB socket for live monitors. */
+void sup_publish(struct supervisor *s, int event, const char *key);
 
 /* sup_roles.c */
 const char *role_name(enum role r);
 int role_from_name(const char *name);
+/* How many workers of role r may run: a fixed count (the indexer: 1, as the
+ * index takes one writer), or -1 when scale may set any. */
+int role_fixed_count(enum role r);
 
 /* sup_workers.c: the slots */
 void workers_init(struct supervisor *s);
 void workers_resize(struct supervisor *s, enum role r, int n);
 void workers_tick(struct supervisor *s, int64_t now);
 void workers_reap(struct supervisor *s);
-void workers_on_message(struct supervisor *s, const struct zio_frames *f);
+/* Takes one message from the worker socket: READY and heartbeats are dealt
+ * with here; anything else from a known worker (JOB_DONE, EVENT, a reply to a
+ * routed request) is decoded into *m for the loop, with *from its slot, and 1
+ * is returned (the caller msg_clears m). 0 when nothing is left for the loop. */
+int workers_on_message(struct supervisor *s, const struct zio_frames *f, struct slot **from,
+    struct msg *m);
 void workers_shutdown_all(struct supervisor *s);
 void workers_kill_all(struct supervisor *s);
 int workers_alive(const struct supervisor *s);
@@ -123,15 +129,32 @@ void jobs_notify(struct supervisor *s, const char *key);
 void jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struct msg *req);
 void jobs_dispatch(struct supervisor *s, int64_t now);
 void jobs_done(struct supervisor *s, struct slot *w, const struct msg *done);
-void jobs_worker_lost(struct supervisor *s, struct slot *w);
+/* Takes up the jobs of workers that died (s->lost): uploads go back to the
+ * queue, fetches miss. */
+void jobs_take_lost(struct supervisor *s);
 void jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetches);
 int jobs_idle(const struct supervisor *s);
-const char *jobs_key(const struct job *j);
+
+/* sup_route.c: index requests, routed from clients to the indexer and back */
+void route_new(struct supervisor *s);
+void route_free(struct supervisor *s);
+/* Forwards req (an INDEX_* request) to the indexer, or queues it while the
+ * indexer is starting; the reply comes back through route_reply. */
+void route_request(struct supervisor *s, const void *ident, size_t identlen,
+    const struct msg *req);
+/* A reply (INDEX_REPLY or ERROR) from the indexer: sent on to its client. */
+void route_reply(struct supervisor *s, struct slot *w, const struct msg *m);
+/* Sends what waited for the indexer, fails what waited too long or whose
+ * indexer died, and keeps the indexer's slot busy while it works. */
+void route_tick(struct supervisor *s, int64_t now);
+/* The nearest time route_tick has something to do. */
+int64_t route_next_deadline(const struct supervisor *s, int64_t now);
 
 /* sup_status.c */
 char *status_json(const struct supervisor *s);
 
-/* supervisor.c */
-void sup_reply(struct supervisor *s, const void *ident, size_t identlen, const struct msg *m);
+/* supervisor.c: `supervisor run`, the whole life of a supervisor. Returns the
+ * exit status; re-executes itself instead when a newer binary asked for it. */
+int sup_run(int detached);
 
 #endif

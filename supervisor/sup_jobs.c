@@ -63,12 +63,6 @@ static void dispatch_uploads(struct supervisor *s, int64_t now);
 static void dispatch_fetches(struct supervisor *s, int64_t now);
 static struct job *list_unlink(struct job **head, struct job **tail, struct job *x);
 
-const char *
-jobs_key(const struct job *j)
-{
-	return j->key;
-}
-
 void
 jobs_new(struct supervisor *s)
 {
@@ -203,7 +197,7 @@ fetch_reply(struct supervisor *s, struct job *x, int status)
 	msg_init(&rep, MSG_FETCH_REPLY, x->client_id);
 	rep.status = status;
 	sup_reply(s, x->ident, x->identlen, &rep);
-	supervisor_publish(s, status == JOB_OK ? EVENT_FETCH : EVENT_MISS, x->key);
+	sup_publish(s, status == JOB_OK ? EVENT_FETCH : EVENT_MISS, x->key);
 }
 
 /* Counts fetch failures in a row; past the limit, fetches miss at once for a
@@ -359,7 +353,7 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 	x->inflight = 0;
 	if (done->status == JOB_OK) {
 		s->jobs->last_failure[0] = '\0';
-		supervisor_publish(s, EVENT_UPLOAD, x->key);
+		sup_publish(s, EVENT_UPLOAD, x->key);
 		upload_remove(s->jobs, x);
 	} else {
 		int64_t delay = RETRY_MS << (x->failures < 8 ? x->failures : 8);
@@ -378,29 +372,29 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 		} else {
 			log_debug("upload %s failed: %s", x->key, why);
 		}
-		supervisor_publish(s, EVENT_UPLOAD_FAILED, x->key);
+		sup_publish(s, EVENT_UPLOAD_FAILED, x->key);
 		x->not_before = clock_ms() + delay;
 	}
 }
 
-/* The worker died holding a job: uploads go back to the queue, fetches miss. */
+/* Workers died holding jobs: uploads go back to the queue, fetches miss. */
 void
-jobs_worker_lost(struct supervisor *s, struct slot *w)
+jobs_take_lost(struct supervisor *s)
 {
-	struct job *x = w->job;
+	struct job *x;
 
-	if (x == NULL)
-		return;
-	w->job = NULL;
-	if (x->kind == JOB_UPLOAD) {
-		x->inflight = 0;
-		s->jobs->ninflight--;
-		return;
+	while (s->nlost > 0) {
+		x = s->lost[--s->nlost];
+		if (x->kind == JOB_UPLOAD) {
+			x->inflight = 0;
+			s->jobs->ninflight--;
+			continue;
+		}
+		fetch_reply(s, x, JOB_MISS);
+		list_unlink(&s->jobs->fq_head, &s->jobs->fq_tail, x);
+		s->jobs->nfetches--;
+		free(x);
 	}
-	fetch_reply(s, x, JOB_MISS);
-	list_unlink(&s->jobs->fq_head, &s->jobs->fq_tail, x);
-	s->jobs->nfetches--;
-	free(x);
 }
 
 void

@@ -8,16 +8,19 @@
 #include "common/log.h"
 #include "supervisor/sup_internal.h"
 #include "workers/fetcher/fetcher.h"
+#include "workers/indexer/indexer.h"
 #include "workers/uploader/uploader.h"
 
 struct role_def {
 	const char *name;
-	int (*main)(const char *kache_dir, unsigned index);
+	int (*main)(const struct config *cfg, unsigned index);
+	int fixed; /* the only count allowed, or -1: any (scale) */
 };
 
 static const struct role_def roles[ROLE_COUNT] = {
-	[ROLE_UPLOADER] = { "uploader", uploader_main },
-	[ROLE_FETCHER] = { "fetcher", fetcher_main },
+	[ROLE_UPLOADER] = { "uploader", uploader_main, -1 },
+	[ROLE_FETCHER] = { "fetcher", fetcher_main, -1 },
+	[ROLE_INDEXER] = { "indexer", indexer_main, 1 },
 };
 
 const char *
@@ -36,17 +39,25 @@ role_from_name(const char *name)
 }
 
 int
+role_fixed_count(enum role r)
+{
+	return (unsigned)r < ROLE_COUNT ? roles[r].fixed : -1;
+}
+
+/* The configuration is loaded here once and handed to the role's main, which
+ * does not read the file again. */
+int
 supervisor_worker_cmd(int argc, char **argv)
 {
 	static char who[64];
 	struct buf warnings;
 	struct config *cfg;
-	char *kache_dir, *end;
+	char *end;
 	long index;
 	int r, rc;
 
 	if (argc != 3 || (r = role_from_name(argv[1])) < 0) {
-		fprintf(stderr, "usage: kached __worker <uploader|fetcher> <index>\n");
+		fprintf(stderr, "usage: kached __worker <uploader|fetcher|indexer> <index>\n");
 		return 2;
 	}
 	index = strtol(argv[2], &end, 10);
@@ -60,9 +71,7 @@ supervisor_worker_cmd(int argc, char **argv)
 	buf_free(&warnings);
 	log_init(who, stderr, log_level_from_string(getenv("KACHE_SUPERVISOR_LOG")) < LOG_LEVEL_INFO
 	    ? LOG_LEVEL_INFO : log_level_from_string(getenv("KACHE_SUPERVISOR_LOG")));
-	kache_dir = xstrdup(config_get(cfg, "cache.dir"));
+	rc = roles[r].main(cfg, (unsigned)index);
 	config_free(&cfg);
-	rc = roles[r].main(kache_dir, (unsigned)index);
-	free(kache_dir);
 	return rc;
 }

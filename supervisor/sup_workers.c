@@ -241,16 +241,18 @@ on_death(struct supervisor *s, struct slot *w, int wstatus)
 	if (w->killed_silent)
 		snprintf(w->last_exit, sizeof w->last_exit, "killed: silent for %d heartbeats",
 		    PROTO_LIVENESS);
-	else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == SUP_EXIT_CONFIG)
+	else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == KACHE_EXIT_CONFIG)
 		snprintf(w->last_exit, sizeof w->last_exit, "exit %d (configuration error)",
-		    SUP_EXIT_CONFIG);
+		    KACHE_EXIT_CONFIG);
 	else if (WIFEXITED(wstatus))
 		snprintf(w->last_exit, sizeof w->last_exit, "exit %d", WEXITSTATUS(wstatus));
 	else
 		snprintf(w->last_exit, sizeof w->last_exit, "killed by signal %d (%s)",
 		    WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)));
 	log_info("%s.%u (pid %ld): %s", role_name(w->role), w->index, (long)w->pid, w->last_exit);
-	jobs_worker_lost(s, w);
+	if (w->job != NULL && s->nlost < SUP_MAX_WORKERS) /* the loop takes it up */
+		s->lost[s->nlost++] = w->job;
+	w->job = NULL;
 	w->pid = 0;
 	w->identlen = 0;
 	if (w->retire) {
@@ -261,7 +263,7 @@ on_death(struct supervisor *s, struct slot *w, int wstatus)
 		w->state = W_STOPPING;
 		return;
 	}
-	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == SUP_EXIT_CONFIG) {
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == KACHE_EXIT_CONFIG) {
 		w->state = W_FAILED;
 		return;
 	}
@@ -305,35 +307,32 @@ on_ready(struct supervisor *s, const char *ident, size_t n, const struct msg *m)
 	log_warnx("READY from unknown pid %ld (%s.%u); ignored", (long)m->pid, m->role, m->index);
 }
 
-void
-workers_on_message(struct supervisor *s, const struct zio_frames *f)
+int
+workers_on_message(struct supervisor *s, const struct zio_frames *f, struct slot **from,
+    struct msg *m)
 {
-	struct slot *w;
-	struct msg m;
 	enum msg_decode_result r;
 
 	if (f->n != 2 || f->truncated) {
 		log_warnx("worker socket: dropped a message of %d frames", f->n);
-		return;
+		return 0;
 	}
-	if ((r = msg_decode(f->data[1], f->len[1], &m)) != MSG_DECODE_OK) {
+	if ((r = msg_decode(f->data[1], f->len[1], m)) != MSG_DECODE_OK) {
 		log_warnx("worker socket: dropped a %s", msg_decode_strerror(r));
-		msg_clear(&m);
-		return;
+		msg_clear(m);
+		return 0;
 	}
-	if (m.type == MSG_READY) {
-		on_ready(s, f->data[0], f->len[0], &m);
-	} else if ((w = by_ident(s, f->data[0], f->len[0])) == NULL) {
-		log_debug("%s from an unknown worker; ignored", msg_type_name(m.type));
+	if (m->type == MSG_READY) {
+		on_ready(s, f->data[0], f->len[0], m);
+	} else if ((*from = by_ident(s, f->data[0], f->len[0])) == NULL) {
+		log_debug("%s from an unknown worker; ignored", msg_type_name(m->type));
 	} else {
-		w->last_seen_ms = clock_ms();
-		if (m.type == MSG_JOB_DONE)
-			jobs_done(s, w, &m);
-		else if (m.type != MSG_HEARTBEAT)
-			log_warnx("unexpected %s from %s.%u", msg_type_name(m.type), role_name(w->role),
-			    w->index);
+		(*from)->last_seen_ms = clock_ms();
+		if (m->type != MSG_HEARTBEAT)
+			return 1;
 	}
-	msg_clear(&m);
+	msg_clear(m);
+	return 0;
 }
 
 int

@@ -24,20 +24,14 @@
 #define MAINT_MS 500
 #define LOCK_TRIES 20
 
-/* Parts that plug into the supervisor: each registers request handlers, ticks
- * and exit hooks with the functions below (sup_index.c: the index). */
-void sup_index_attach(struct supervisor *s);
-
-static void (*const plugins[])(struct supervisor *) = { sup_index_attach, NULL };
-
-int sup_run(int detached);
-
 #define INTENT_RESCAN_MS 3000
 
 static int take_lock(struct supervisor *s);
-static void rescan_intents(void *arg, int64_t now_ms);
 static int setup(struct supervisor *s);
 static void apply_config(struct supervisor *s);
+static void reload(struct supervisor *s, const char *why);
+static void on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m);
+static void serve_scale(struct supervisor *s, const struct msg *req, struct msg *rep);
 static void maintenance(struct supervisor *s, int64_t now);
 static void on_signals(struct supervisor *s);
 static void on_request(struct supervisor *s, const struct zio_frames *f);
@@ -47,66 +41,6 @@ static void stop_progress(struct supervisor *s, int64_t now);
 static void loop_once(struct supervisor *s);
 static void teardown(struct supervisor *s);
 static int64_t file_mtime(const char *path);
-
-int
-supervisor_add_handler(struct supervisor *s, uint32_t type, supervisor_handler fn, void *arg)
-{
-	if (s->nhandlers >= SUP_MAX_HOOKS)
-		return -1;
-	for (int i = 0; i < s->nhandlers; i++)
-		if (s->handlers[i].type == type)
-			return -1;
-	s->handlers[s->nhandlers++] = (struct hook_handler){ type, fn, arg };
-	return 0;
-}
-
-int
-supervisor_add_tick(struct supervisor *s, int64_t interval_ms, supervisor_tick fn, void *arg)
-{
-	if (s->nticks >= SUP_MAX_HOOKS || interval_ms <= 0)
-		return -1;
-	s->ticks[s->nticks++] = (struct hook_tick){ interval_ms, clock_ms() + interval_ms, fn, arg };
-	return 0;
-}
-
-int
-supervisor_add_exit(struct supervisor *s, void (*fn)(void *arg), void *arg)
-{
-	if (s->nexits >= SUP_MAX_HOOKS)
-		return -1;
-	s->exits[s->nexits++] = (struct hook_exit){ fn, arg };
-	return 0;
-}
-
-const struct config *
-supervisor_config(const struct supervisor *s)
-{
-	return s->cfg;
-}
-
-void
-supervisor_publish(struct supervisor *s, int event, const char *key)
-{
-	struct msg m;
-
-	msg_init(&m, MSG_EVENT, 0);
-	m.status = event;
-	snprintf(m.key, sizeof m.key, "%s", key);
-	zio_send(s->pub, NULL, 0, &m);
-}
-
-const char *
-supervisor_kache_dir(const struct supervisor *s)
-{
-	return s->kache_dir;
-}
-
-void
-sup_reply(struct supervisor *s, const void *ident, size_t identlen, const struct msg *m)
-{
-	if (zio_send(s->ctl, ident, identlen, m) == -1)
-		log_debug("reply %s not sent (client gone?)", msg_type_name(m->type));
-}
 
 static int64_t
 file_mtime(const char *path)
@@ -175,11 +109,30 @@ apply_config(struct supervisor *s)
 	remote_free(&r);
 	s->remote_none = none;
 	s->cfg_mtime = file_mtime(config_file_path(s->cfg));
-	if (s->ctx != NULL) /* a reload: the uploaders count follows the file */
+	if (s->ctx != NULL) { /* a reload: the uploaders count follows the file; */
 		workers_resize(s, ROLE_UPLOADER, (int)n);
-	else
-		s->wanted[ROLE_UPLOADER] = (int)n;
+		return;       /* the fetchers keep what scale set */
+	}
+	s->wanted[ROLE_UPLOADER] = (int)n;
 	s->wanted[ROLE_FETCHER] = 1;
+	s->wanted[ROLE_INDEXER] = role_fixed_count(ROLE_INDEXER);
+}
+
+/* The one reload: re-reads the configuration file (it changed on disk, or
+ * SIGHUP) and applies it. */
+static void
+reload(struct supervisor *s, const char *why)
+{
+	struct buf warnings;
+
+	log_info("%s; re-reading %s", why, config_file_path(s->cfg));
+	buf_init(&warnings);
+	config_free(&s->cfg);
+	s->cfg = config_load(&warnings);
+	if (warnings.len)
+		log_warnx("%s", warnings.p);
+	buf_free(&warnings);
+	apply_config(s);
 }
 
 /* Signals arrive on a signalfd so the poll loop sees them as a descriptor. */
@@ -208,7 +161,7 @@ setup(struct supervisor *s)
 	if (proto_paths_prepare(&s->paths, 1, err, sizeof err) == -1) {
 		fprintf(stderr, "kache supervisor: %s\n", err);
 		log_warnx("%s", err);
-		return SUP_EXIT_CONFIG;
+		return KACHE_EXIT_CONFIG;
 	}
 	fs_mkdir_p(s->paths.logdir, 0700);
 	fs_mkdir_p(s->paths.intents, 0700);
@@ -231,26 +184,15 @@ setup(struct supervisor *s)
 	s->started_ms = s->last_activity = clock_ms();
 	s->next_hb = s->next_maint = s->started_ms;
 	jobs_new(s);
+	route_new(s);
 	workers_init(s);
 	jobs_scan_intents(s);
 	/* A notice sent while no supervisor listened is lost; the intent file is
-	 * not. Rescan now and then so every intent is taken up. */
-	supervisor_add_tick(s, INTENT_RESCAN_MS, rescan_intents, s);
-	for (size_t i = 0; plugins[i] != NULL; i++)
-		plugins[i](s);
+	 * not. Rescan now and then (from the loop) so every intent is taken up. */
+	s->next_rescan = s->started_ms + INTENT_RESCAN_MS;
 	log_info("supervising %s (pid %ld, protocol %d)", s->kache_dir, (long)getpid(),
 	    PROTO_VERSION);
 	return 0;
-}
-
-static void
-rescan_intents(void *arg, int64_t now_ms)
-{
-	struct supervisor *s = arg;
-
-	(void)now_ms;
-	if (!s->remote_none && !s->stopping)
-		jobs_scan_intents(s);
 }
 
 static void
@@ -290,17 +232,9 @@ stop_progress(struct supervisor *s, int64_t now)
 static void
 maintenance(struct supervisor *s, int64_t now)
 {
-	struct buf warnings;
-
 	s->next_maint = now + MAINT_MS;
-	if (file_mtime(config_file_path(s->cfg)) != s->cfg_mtime) {
-		log_info("configuration changed; re-reading %s", config_file_path(s->cfg));
-		buf_init(&warnings);
-		config_free(&s->cfg);
-		s->cfg = config_load(&warnings);
-		buf_free(&warnings);
-		apply_config(s);
-	}
+	if (file_mtime(config_file_path(s->cfg)) != s->cfg_mtime)
+		reload(s, "configuration changed");
 	if (!s->stopping && file_mtime(s->exe) > s->exe_mtime) {
 		s->reexec = 1;
 		begin_stop(s, "the kached binary on disk is newer; restarting");
@@ -319,34 +253,16 @@ static void
 on_signals(struct supervisor *s)
 {
 	struct signalfd_siginfo si;
-	struct buf warnings;
 
 	while (read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
 		if (si.ssi_signo == SIGCHLD) {
 			workers_reap(s);
 		} else if (si.ssi_signo == SIGHUP) {
-			buf_init(&warnings);
-			config_free(&s->cfg);
-			s->cfg = config_load(&warnings);
-			buf_free(&warnings);
-			apply_config(s);
+			reload(s, "SIGHUP");
 		} else {
 			begin_stop(s, strsignal((int)si.ssi_signo));
 		}
 	}
-}
-
-static void
-error_reply(struct supervisor *s, const char *ident, size_t identlen, uint64_t id, int code,
-    const char *text)
-{
-	struct msg rep;
-
-	msg_init(&rep, MSG_ERROR, id);
-	rep.status = code;
-	msg_set_text(&rep, text);
-	sup_reply(s, ident, identlen, &rep);
-	msg_clear(&rep);
 }
 
 /* A request from a wrapper or the CLI: [identity, one msgpack frame]. Anything
@@ -362,12 +278,12 @@ on_request(struct supervisor *s, const struct zio_frames *f)
 	if (f->n != 2 || f->truncated) {
 		log_warnx("control socket: dropped a message of %d frames%s", f->n,
 		    f->truncated ? " (too large)" : "");
-		error_reply(s, f->data[0], f->len[0], 0, MSG_ERR_MALFORMED, "expected one frame");
+		sup_error_reply(s, f->data[0], f->len[0], 0, MSG_ERR_MALFORMED, "expected one frame");
 		return;
 	}
 	if ((r = msg_decode(f->data[1], f->len[1], &req)) != MSG_DECODE_OK) {
 		log_warnx("control socket: %s (%zu bytes)", msg_decode_strerror(r), f->len[1]);
-		error_reply(s, f->data[0], f->len[0], req.id,
+		sup_error_reply(s, f->data[0], f->len[0], req.id,
 		    r == MSG_DECODE_VERSION ? MSG_ERR_VERSION
 		    : r == MSG_DECODE_UNKNOWN ? MSG_ERR_UNKNOWN : MSG_ERR_MALFORMED,
 		    msg_decode_strerror(r));
@@ -394,6 +310,12 @@ serve_scale(struct supervisor *s, const struct msg *req, struct msg *rep)
 		msg_set_text(rep, "usage: scale uploader=N (0..32) or fetcher=N");
 		return;
 	}
+	if (role_fixed_count((enum role)r) >= 0 && req->count != role_fixed_count((enum role)r)) {
+		rep->status = MSG_ERR_STATE;
+		msg_set_text(rep, "the indexer cannot be scaled: exactly one runs, as the index "
+		    "takes one writer");
+		return;
+	}
 	workers_resize(s, (enum role)r, (int)req->count);
 	log_info("scaled %s to %lld", req->role, (long long)req->count);
 	rep->type = MSG_OK;
@@ -407,9 +329,6 @@ serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
 	char *json;
 
 	msg_init(&rep, MSG_ERROR, req->id);
-	for (int i = 0; i < s->nhandlers; i++)
-		if (s->handlers[i].type == req->type && s->handlers[i].fn(s->handlers[i].arg, req, &rep) == 0)
-			goto send;
 	switch (req->type) {
 	case MSG_PING:
 		rep.type = MSG_OK;
@@ -417,6 +336,14 @@ serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
 		break;
 	case MSG_FETCH:
 		jobs_fetch(s, ident, identlen, req); /* replies when done */
+		msg_clear(&rep);
+		return;
+	case MSG_INDEX_STATS:
+	case MSG_INDEX_LIST:
+	case MSG_INDEX_GC:
+	case MSG_INDEX_VERIFY:
+	case MSG_INDEX_PURGE:
+		route_request(s, ident, identlen, req); /* the indexer answers */
 		msg_clear(&rep);
 		return;
 	case MSG_NOTIFY_UPLOAD:
@@ -442,7 +369,6 @@ serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
 		msg_set_text(&rep, "not a request");
 		break;
 	}
-send:
 	sup_reply(s, ident, identlen, &rep);
 	msg_clear(&rep);
 }
@@ -454,9 +380,10 @@ next_deadline(struct supervisor *s, int64_t now)
 
 	if (s->next_maint < next)
 		next = s->next_maint;
-	for (int i = 0; i < s->nticks; i++)
-		if (s->ticks[i].next < next)
-			next = s->ticks[i].next;
+	if (s->next_rescan < next)
+		next = s->next_rescan;
+	if (route_next_deadline(s, now) < next)
+		next = route_next_deadline(s, now);
 	if (next < now)
 		next = now;
 	return next > now + 1000 ? now + 1000 : next;
@@ -471,13 +398,19 @@ loop_once(struct supervisor *s)
 		{ NULL, s->sigfd, ZMQ_POLLIN, 0 },
 	};
 	struct zio_frames f;
+	struct slot *w;
+	struct msg m;
 	int64_t now = clock_ms();
 
 	if (zmq_poll(items, 3, (long)(next_deadline(s, now) - now)) == -1 && zmq_errno() != EINTR)
 		log_warnx("zmq_poll: %s", zmq_strerror(zmq_errno()));
 	on_signals(s);
+	jobs_take_lost(s);
 	for (int i = 0; i < 256 && zio_recv(s->wrk, &f) == 0; i++) {
-		workers_on_message(s, &f);
+		if (workers_on_message(s, &f, &w, &m) == 1) {
+			on_worker_message(s, w, &m);
+			msg_clear(&m);
+		}
 		zio_frames_free(&f);
 	}
 	for (int i = 0; i < 256 && zio_recv(s->ctl, &f) == 0; i++) {
@@ -487,24 +420,38 @@ loop_once(struct supervisor *s)
 	now = clock_ms();
 	workers_tick(s, now);
 	jobs_dispatch(s, now);
-	for (int i = 0; i < s->nticks; i++)
-		if (now >= s->ticks[i].next) {
-			s->ticks[i].next = now + s->ticks[i].interval;
-			s->ticks[i].fn(s->ticks[i].arg, now);
-		}
+	route_tick(s, now);
+	if (now >= s->next_rescan) {
+		s->next_rescan = now + INTENT_RESCAN_MS;
+		if (!s->remote_none && !s->stopping)
+			jobs_scan_intents(s);
+	}
 	if (now >= s->next_maint)
 		maintenance(s, now);
 	if (s->stopping)
 		stop_progress(s, now);
 }
 
+/* What a worker sent up, handed back by workers_on_message: a finished job,
+ * an event to publish (the indexer's hits and misses), or the indexer's
+ * answer to a routed request. */
+static void
+on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m)
+{
+	if (m->type == MSG_JOB_DONE && w->role != ROLE_INDEXER)
+		jobs_done(s, w, m);
+	else if (m->type == MSG_EVENT && w->role == ROLE_INDEXER)
+		sup_publish(s, (int)m->status, m->key);
+	else if ((m->type == MSG_INDEX_REPLY || m->type == MSG_ERROR) && w->role == ROLE_INDEXER)
+		route_reply(s, w, m);
+	else
+		log_warnx("unexpected %s from %s.%u", msg_type_name(m->type), role_name(w->role),
+		    w->index);
+}
+
 static void
 teardown(struct supervisor *s)
 {
-	while (s->nexits > 0) {
-		s->nexits--;
-		s->exits[s->nexits].fn(s->exits[s->nexits].arg);
-	}
 	if (s->ctl)
 		unlink(proto_endpoint_file(s->paths.ctl)), zmq_close(s->ctl);
 	if (s->wrk)
@@ -520,11 +467,10 @@ teardown(struct supervisor *s)
 	if (s->sigfd > 0)
 		close(s->sigfd);
 	jobs_free(s);
+	route_free(s);
 	config_free(&s->cfg);
 }
 
-/* `supervisor run`: the whole life of a supervisor. Returns the exit status;
- * re-executes itself instead when a newer binary asked for it. */
 int
 sup_run(int detached)
 {
@@ -547,7 +493,7 @@ sup_run(int detached)
 #endif
 	if (proto_paths_init(&s->paths, s->kache_dir) == -1) {
 		free(s);
-		return SUP_EXIT_CONFIG;
+		return KACHE_EXIT_CONFIG;
 	}
 	if (detached) {
 		fs_mkdir_p(s->paths.logdir, 0700);

@@ -93,12 +93,37 @@ class IndexSupervisor(unittest.TestCase):
     def stats(self):
         return json.loads(self.run_k("stats", "--json").stdout)
 
-    def log(self):
-        try:
-            with open(os.path.join(self.store, "logs", "supervisor.log"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+    def log(self, names=("supervisor.log", "indexer.0.log")):
+        """The supervisor's log and its indexer's (which owns the index)."""
+        text = ""
+        for name in names:
+            try:
+                with open(os.path.join(self.store, "logs", name), errors="replace") as f:
+                    text += f.read()
+            except OSError:
+                pass
+        return text
+
+    def indexer_pid(self):
+        st = json.loads(self.run_k("supervisor", "status", "--json").stdout)
+        ws = [w for w in st["workers"] if w["role"] == "indexer" and w["state"] == "ready"]
+        return ws[0]["pid"] if ws else None
+
+    def flip_blob(self, store, size):
+        """Flips a byte in the one blob of size bytes under store."""
+        flipped = 0
+        for root, _, files in os.walk(os.path.join(store, "blobs")):
+            for f in files:
+                p = os.path.join(root, f)
+                if os.path.getsize(p) == size:
+                    os.chmod(p, 0o644)
+                    with open(p, "r+b") as fh:
+                        fh.seek(7)
+                        byte = fh.read(1)
+                        fh.seek(7)
+                        fh.write(bytes([byte[0] ^ 1]))
+                    flipped += 1
+        self.assertEqual(flipped, 1)
 
     def start(self, wait_index=True):
         self.run_k("supervisor", "start")
@@ -217,18 +242,93 @@ class IndexSupervisor(unittest.TestCase):
         self.run_k("verify")
         self.assertEqual(len(json.loads(self.run_k("list", "--json").stdout)), 3)
 
-    def test_verify_and_purge_refused_while_supervisor_runs(self):
+    def test_verify_and_purge_through_supervisor(self):
+        """verify and purge with a supervisor running print and exit as they do
+        on a copy of the same store without one; the supervisor's indexer does
+        the work and the supervisor keeps running."""
+        a, b, c = self.populate()
+        self.stats()  # creates the index in both stores alike
+        twin = os.path.join(self.tmp, "twin")
+        shutil.copytree(self.store, twin)
+        twin_env = dict(self.env, KACHE_DIR=twin)
+        for st in (self.store, twin):
+            self.flip_blob(st, 3000)
+
+        def direct(*args, rc):
+            p = subprocess.run([KACHED, *args], env=twin_env, capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, rc, f"{args}: {p.stdout}{p.stderr}")
+            return p.stdout
+
+        pid = self.start()
+        for args, rc in ((("verify",), 1), (("verify",), 0), (("purge",), 0)):
+            via = self.run_k(*args, rc=rc).stdout
+            alone = direct(*args, rc=rc)
+            if args == ("purge",):  # the journal's bytes differ: the indexer rotates it
+                via, alone = via.split("; freed")[0], alone.split("; freed")[0]
+            self.assertEqual(via, alone, args)
+            if rc == 1:
+                self.assertIn("entry with a missing blob (removed): " + b, via)
+            if args == ("purge",):
+                self.assertIn("removed 2 entries", via)
+                self.assertIn("verify requested", self.log())
+        self.assertIn("purge requested", self.log())
+        self.assertFalse(os.path.exists(self.path("entries", a)))
+        self.assertEqual(self.stats()["entries"], 0)
+        self.assertTrue(alive(pid))
+
+    def test_scale_indexer_refused(self):
+        self.start()
+        p = self.run_k("supervisor", "scale", "indexer=2", rc=1)
+        self.assertIn("indexer cannot be scaled", p.stderr)
+        st = json.loads(self.run_k("supervisor", "status", "--json").stdout)
+        self.assertEqual([w["index"] for w in st["workers"] if w["role"] == "indexer"], [0])
+
+    def test_indexer_killed_restarts_and_ingest_continues(self):
+        """kill -9 of the indexer: it is restarted, and every journal record
+        written before, during and after its death is counted once."""
         a, b, c = self.populate()
         self.start()
-        for cmd in ("verify", "purge"):
-            p = self.run_k(cmd, rc=1)
-            self.assertIn("stop it first", p.stderr)
-            self.assertIn("kache supervisor stop", p.stderr)
-        self.assertTrue(os.path.exists(self.path("entries", a)))
-        self.assertEqual(self.stats()["entries"], 3)
-        self.stop()
-        self.run_k("purge")
-        self.assertEqual(self.stats()["entries"], 0)
+        before = self.stats()
+        old = self.indexer_pid()
+        self.fx("hit", b, FUTURE + 5, 100, 3000)
+        os.kill(old, signal.SIGKILL)
+        self.fx("hit", a, FUTURE + 6, 100, 4000)
+        self.fx("pass", "proc-macro")
+        self.assertTrue(wait_for(lambda: self.indexer_pid() not in (None, old), 15),
+                        self.log())
+        self.fx("hit", c, FUTURE + 7, 100, 2000)
+        def counted():
+            s = self.stats()
+            return s["hits"] == before["hits"] + 3 and s
+        s = wait_for(counted, 10)
+        self.assertTrue(s, self.stats())
+        self.assertEqual(s["passes"], before["passes"] + 1)
+        self.assertEqual(s["misses"], before["misses"])
+        self.assertIn("signal 9", self.log())
+
+    def test_supervisor_parent_holds_no_index_file(self):
+        """The supervisor's own process opens nothing under the store's index/
+        (nor index.lock): its indexer does."""
+        self.populate()
+        pid = self.start()
+        self.stats()
+        index_dir = os.path.join(self.store, "index")
+
+        def open_files(p):
+            out = []
+            for fd in os.listdir(f"/proc/{p}/fd"):
+                try:
+                    out.append(os.readlink(f"/proc/{p}/fd/{fd}"))
+                except OSError:
+                    pass
+            return out
+        mine = [f for f in open_files(pid) if f.startswith(index_dir)]
+        self.assertEqual(mine, [])
+        with open(f"/proc/{pid}/maps") as f:
+            self.assertNotIn(index_dir, f.read())
+        theirs = [f for f in open_files(self.indexer_pid()) if f.startswith(index_dir)]
+        self.assertTrue(theirs, "the indexer holds the index open")
 
     def test_index_held_at_start_is_retried(self):
         self.populate()
@@ -239,7 +339,7 @@ class IndexSupervisor(unittest.TestCase):
             self.assertTrue(wait_for(lambda: "held by another process" in self.log()),
                             self.log())
             p = self.run_k("stats", rc=1)
-            self.assertIn("kache: supervisor: the supervisor cannot open the index yet", p.stderr)
+            self.assertIn("kache: supervisor: the indexer cannot open the index yet", p.stderr)
             fcntl.flock(lk, fcntl.LOCK_UN)
         self.assertTrue(wait_for(lambda: "open\n" in self.log(), timeout=5), self.log())
         self.assertTrue(alive(pid))

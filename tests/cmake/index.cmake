@@ -13,7 +13,9 @@ set(kache_index_sup_tests
     test_gc_through_supervisor_evicts test_periodic_gc_applies_max_size
     test_supervisor_ingests_journal_on_its_own
     test_ingested_records_published_as_events test_stopped_supervisor_cli_works_directly
-    test_verify_and_purge_refused_while_supervisor_runs
+    test_verify_and_purge_through_supervisor test_scale_indexer_refused
+    test_indexer_killed_restarts_and_ingest_continues
+    test_supervisor_parent_holds_no_index_file
     test_index_held_at_start_is_retried test_hung_supervisor_clear_error)
 foreach(t ${kache_index_sup_tests})
   add_test(NAME cli_index_supervisor_${t}

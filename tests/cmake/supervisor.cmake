@@ -14,6 +14,7 @@ set(kache_proc_tests
     test_two_starts_one_supervisor test_ensure_many_wrappers_one_supervisor
     test_malformed_messages test_unsafe_socket_dir_refused
     test_long_store_path_gets_short_socket_dir test_scale test_uploaders_from_environment
+    test_fetcher_count_survives_reload
     test_upload_and_fetch_plumbing test_slow_fetch_is_acknowledged_then_answered
     test_no_remote_queues_nothing test_install_without_systemd
     test_client_does_not_link_libzmq)

@@ -116,7 +116,9 @@ class SupervisorTest(unittest.TestCase):
         self.assertRegex(text, r"fetcher\s+0\s+\d+\s+ready")
         st = self.status()
         self.assertEqual(st["version"], self.kached("version").stdout.split()[1])
-        self.assertEqual(sorted(w["role"] for w in st["workers"]), ["fetcher", "uploader"])
+        self.assertRegex(text, r"indexer\s+0\s+\d+\s+ready")
+        self.assertEqual(sorted(w["role"] for w in st["workers"]),
+                         ["fetcher", "indexer", "uploader"])
         self.assertIn("already running", self.kached("supervisor", "start").stdout)
         self.kached("daemon", "status")  # the alias
         self.assertIn("stopped", self.kached("supervisor", "stop").stdout)
@@ -172,8 +174,8 @@ class SupervisorTest(unittest.TestCase):
     def test_config_error_worker_not_restarted(self):
         self.env["KACHE_REMOTE"] = "s3"  # not available in this phase: exit 78
         self.kached("supervisor", "start")
-        def failed():
-            ws = self.workers()
+        def failed():  # the remote's workers; the indexer needs no remote
+            ws = [w for w in self.workers() if w["role"] != "indexer"]
             return ws and all(w["state"] == "failed" for w in ws) and ws
         ws = wait_for(failed, 10)
         self.assertTrue(ws, self.workers())
@@ -214,7 +216,7 @@ class SupervisorTest(unittest.TestCase):
         sups = [p for p in self.store_pids()
                 if b"supervisor\0run" in open(f"/proc/{p}/cmdline", "rb").read()]
         self.assertEqual(len(sups), 1, sups)
-        self.assertEqual(len(self.workers()), 2)
+        self.assertEqual(len(self.workers()), 3)  # uploader, fetcher, indexer
 
     def test_ensure_many_wrappers_one_supervisor(self):
         procs = [subprocess.Popen([POKE, "ensure", os.path.abspath(KACHED)], env=self.env)
@@ -264,6 +266,25 @@ class SupervisorTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: len(self.workers("uploader")) == 2))
         p = self.kached("supervisor", "scale", "bogus=2", check=False)
         self.assertNotEqual(p.returncode, 0)
+
+    def test_fetcher_count_survives_reload(self):
+        """scale fetcher=3 holds across a configuration reload (the supervisor
+        re-reads the file when its mtime changes)."""
+        cfg = self.env["KACHE_CONFIG"]
+        with open(cfg, "w") as f:
+            f.write("[supervisor]\nidle_timeout = 0\n")
+        self.start()
+        self.assertIn("fetcher = 3", self.kached("supervisor", "scale", "fetcher=3").stdout)
+        self.assertTrue(wait_for(lambda: len([w for w in self.workers("fetcher")
+                                               if w["state"] == "ready"]) == 3), self.workers())
+        with open(cfg, "a") as f:
+            f.write("# touched\n")
+        os.utime(cfg, (time.time() + 5, time.time() + 5))
+        log = os.path.join(self.dir, "logs", "supervisor.log")
+        self.assertTrue(wait_for(lambda: "configuration changed" in open(log).read(), 10))
+        time.sleep(1.0)  # a resize to 1 would retire two fetchers at once
+        self.assertEqual(sorted(w["index"] for w in self.workers("fetcher")), [0, 1, 2],
+                         self.workers())
 
     def test_uploaders_from_environment(self):
         self.env["KACHE_UPLOADERS"] = "3"

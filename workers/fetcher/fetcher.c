@@ -1,11 +1,12 @@
 #include "workers/fetcher/fetcher.h"
 
+#include "common/config.h"
+#include "common/exit.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "proto/remote.h"
 #include "proto/worker.h"
 
-#define FETCHER_EXIT_CONFIG 78
 
 struct fetcher {
 	const char *kache_dir;
@@ -34,14 +35,15 @@ fetch_job(void *arg, const struct msg *job, struct msg *done)
 }
 
 int
-fetcher_main(const char *kache_dir, unsigned index)
+fetcher_main(const struct config *cfg, unsigned index)
 {
-	static const struct proto_worker_ops ops = { fetch_job };
+	static const struct proto_worker_ops ops = { .job = fetch_job };
+	const char *kache_dir = config_get(cfg, "cache.dir");
 	struct fetcher f = { .kache_dir = kache_dir };
 	int rc;
 
-	if (remote_open_for_worker(&f.remote) < 0)
-		return FETCHER_EXIT_CONFIG;
+	if (remote_open_for_worker(cfg, &f.remote) < 0)
+		return KACHE_EXIT_CONFIG;
 	rc = proto_worker_run(kache_dir, "fetcher", index, &ops, &f);
 	remote_free(&f.remote);
 	return rc;

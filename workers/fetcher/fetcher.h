@@ -4,6 +4,9 @@
 #define KACHE_FETCHER_H
 
 /* Runs after `kached __worker fetcher <index>`; returns the exit status. */
-int fetcher_main(const char *kache_dir, unsigned index);
+struct config;
+
+/* cfg is the configuration the worker entry point loaded. */
+int fetcher_main(const struct config *cfg, unsigned index);
 
 #endif

@@ -6,12 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/config.h"
+#include "common/exit.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "proto/remote.h"
 #include "proto/worker.h"
 
-#define UPLOADER_EXIT_CONFIG 78
 
 struct uploader {
 	const char *kache_dir;
@@ -53,14 +54,15 @@ upload_job(void *arg, const struct msg *job, struct msg *done)
 }
 
 int
-uploader_main(const char *kache_dir, unsigned index)
+uploader_main(const struct config *cfg, unsigned index)
 {
-	static const struct proto_worker_ops ops = { upload_job };
+	static const struct proto_worker_ops ops = { .job = upload_job };
+	const char *kache_dir = config_get(cfg, "cache.dir");
 	struct uploader u = { .kache_dir = kache_dir };
 	int rc;
 
-	if (remote_open_for_worker(&u.remote) < 0)
-		return UPLOADER_EXIT_CONFIG;
+	if (remote_open_for_worker(cfg, &u.remote) < 0)
+		return KACHE_EXIT_CONFIG;
 	rc = proto_worker_run(kache_dir, "uploader", index, &ops, &u);
 	remote_free(&u.remote);
 	return rc;

@@ -5,6 +5,9 @@
 
 /* Runs after `kached __worker uploader <index>`; returns the exit status
  * (78 on a configuration error, so it is not respawned). */
-int uploader_main(const char *kache_dir, unsigned index);
+struct config;
+
+/* cfg is the configuration the worker entry point loaded. */
+int uploader_main(const struct config *cfg, unsigned index);
 
 #endif

@@ -1,0 +1,173 @@
+/* The index requests the supervisor routes to the indexer: stats, list and gc
+ * reply with the same JSON documents the CLI builds when it opens the index
+ * itself (index/index_json.c); verify and purge reply with their summaries. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "index/index.h"
+#include "index/index_json.h"
+#include "proto/worker.h"
+#include "workers/indexer/indexer_internal.h"
+
+static int not_open(struct indexer *x, struct msg *rep);
+static void reply_json(struct msg *rep, json_t *doc);
+static void on_stats(struct indexer *x, struct msg *rep);
+static void on_list(struct indexer *x, const struct msg *req, struct msg *rep);
+static void on_gc(struct indexer *x, const struct msg *req, struct msg *rep);
+static void on_verify(struct indexer *x, struct msg *rep);
+static void on_purge(struct indexer *x, struct msg *rep);
+static void verify_report(const char *what, const char *hex, void *arg);
+
+static void
+reply_json(struct msg *rep, json_t *doc)
+{
+	char *text;
+
+	if (doc == NULL) {
+		rep->status = MSG_ERR_STATE;
+		msg_set_text(rep, "the index could not be read; see the indexer's log "
+		    "(`kache supervisor log indexer`)");
+		return;
+	}
+	text = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	rep->type = MSG_INDEX_REPLY;
+	msg_set_text(rep, text);
+	free(text);
+}
+
+/* -1 with rep set when the index cannot be opened now (a request is worth one
+ * more try at once). */
+static int
+not_open(struct indexer *x, struct msg *rep)
+{
+	if (indexer_open(x, 0) == 0)
+		return 0;
+	rep->status = MSG_ERR_STATE;
+	msg_set_text(rep, errno == ENOSPC ? "the disk of the store is full and the index "
+	    "cannot be opened; free space and try again" : "the indexer cannot open the "
+	    "index yet (another kache command holds it); try again");
+	return -1;
+}
+
+static void
+on_stats(struct indexer *x, struct msg *rep)
+{
+	if (!index_no_space(x->ix))
+		index_ingest(x->ix);
+	reply_json(rep, index_json_stats(x->ix));
+}
+
+/* Replies {"entries": [...], "more": bool}; the client asks again from
+ * offset + INDEX_JSON_PAGE while more is true. */
+static void
+on_list(struct indexer *x, const struct msg *req, struct msg *rep)
+{
+	json_t *arr, *o;
+	int more = 0;
+
+	if (req->count < 0) {
+		rep->status = MSG_ERR_MALFORMED;
+		msg_set_text(rep, "negative offset");
+		return;
+	}
+	if (!index_no_space(x->ix))
+		index_ingest(x->ix);
+	arr = index_json_list(x->ix, req->text && req->text[0] ? req->text : NULL,
+	    (size_t)req->count, INDEX_JSON_PAGE, &more);
+	if (arr == NULL) {
+		reply_json(rep, NULL);
+		return;
+	}
+	o = json_object();
+	json_object_set_new(o, "entries", arr);
+	json_object_set_new(o, "more", json_boolean(more));
+	reply_json(rep, o);
+}
+
+static void
+on_gc(struct indexer *x, const struct msg *req, struct msg *rep)
+{
+	int64_t cap = req->count < 0 ? indexer_max_size(x) : req->count;
+
+	log_info("gc requested (cap %lld bytes)", (long long)cap);
+	reply_json(rep, index_json_gc(x->ix, (uint64_t)cap, req->status != 0, INDEX_JSON_PAGE));
+}
+
+/* One problem verify found: kept for the reply (at most a page of them) and a
+ * heartbeat, as a verify of a large store takes long. */
+static void
+verify_report(const char *what, const char *hex, void *arg)
+{
+	json_t *problems = arg;
+
+	if (json_array_size(problems) < INDEX_JSON_PAGE)
+		json_array_append_new(problems, json_pack("{s:s, s:s}", "what", what, "key", hex));
+	proto_worker_beat();
+}
+
+/* {"problems": [{what, key}], "problems_more", the index_verify_result
+ * fields, "found" (index_verify's return: problems, or -1 when it did not
+ * finish)}. */
+static void
+on_verify(struct indexer *x, struct msg *rep)
+{
+	struct index_verify_result r = { 0 };
+	json_t *problems = json_array();
+	long n;
+
+	if (index_no_space(x->ix)) {
+		json_decref(problems);
+		rep->status = MSG_ERR_STATE;
+		msg_set_text(rep, "the disk of the store is full: verify needs to update the "
+		    "index; free space first (`kache gc --max-size SIZE`), then run `kache "
+		    "verify` again");
+		return;
+	}
+	log_info("verify requested");
+	n = index_verify(x->ix, &r, verify_report, problems);
+	reply_json(rep, json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "problems",
+	    problems, "problems_more", (json_int_t)(n > INDEX_JSON_PAGE ? n - INDEX_JSON_PAGE : 0),
+	    "found", (json_int_t)n, "blobs_checked", (json_int_t)r.blobs_checked,
+	    "bytes_checked", (json_int_t)r.bytes_checked, "blobs_corrupt",
+	    (json_int_t)r.blobs_corrupt, "entries_corrupt", (json_int_t)r.entries_corrupt,
+	    "entries_removed", (json_int_t)r.entries_removed));
+}
+
+/* {"ok", "entries", "blobs", "bytes_freed"} */
+static void
+on_purge(struct indexer *x, struct msg *rep)
+{
+	struct index_purge_result r = { 0 };
+	int rc;
+
+	log_info("purge requested");
+	rc = index_purge(x->ix, &r);
+	reply_json(rep, json_pack("{s:b, s:I, s:I, s:I}", "ok", rc == 0, "entries",
+	    (json_int_t)r.entries, "blobs", (json_int_t)r.blobs, "bytes_freed",
+	    (json_int_t)r.bytes_freed));
+}
+
+void
+indexer_request(void *arg, const struct msg *req, struct msg *rep)
+{
+	struct indexer *x = arg;
+
+	if (req->type < MSG_INDEX_STATS || (req->type > MSG_INDEX_VERIFY &&
+	    req->type != MSG_INDEX_PURGE)) {
+		rep->status = MSG_ERR_UNKNOWN;
+		msg_set_text(rep, "not an index request");
+		return;
+	}
+	if (not_open(x, rep) < 0)
+		return;
+	switch (req->type) {
+	case MSG_INDEX_STATS: on_stats(x, rep); break;
+	case MSG_INDEX_LIST: on_list(x, req, rep); break;
+	case MSG_INDEX_GC: on_gc(x, req, rep); break;
+	case MSG_INDEX_VERIFY: on_verify(x, rep); break;
+	default: on_purge(x, rep); break;
+	}
+}
