@@ -11,7 +11,11 @@
  *   tmp/                  scratch on the same filesystem
  *
  * Every write is temp + rename: readers see whole files or none. Many wrappers and
- * builds may share one store; two identical misses at once are harmless. */
+ * builds may share one store; two identical misses at once are harmless.
+ *
+ * Entries and manifests on disk are framed and checksummed (record format 2, see
+ * store/record.c): a damaged, truncated, renamed or pre-checksum record reads as
+ * STORE_CORRUPT, never as a record with other content. */
 #ifndef KACHE_STORE_H
 #define KACHE_STORE_H
 
@@ -117,7 +121,14 @@ int store_manifest_add(struct store *s, const unsigned char key[HASH_LEN],
 void store_manifest_clear(struct store_manifest *m);
 void store_candidate_clear(struct store_candidate *c);
 
-/* Encoders/decoders, shared with remotes (packs carry the same bytes). */
+/* Removes a corrupt manifest. */
+int store_manifest_remove(struct store *s, const unsigned char key[HASH_LEN]);
+/* 0 when data/n is a whole framed record of kind ("entries" or "manifests")
+ * stored under key: tag and checksum match. Used by read and by verify. */
+int store_record_check(const char *kind, const unsigned char key[HASH_LEN], const char *data,
+    size_t n);
+
+/* Encoders/decoders of the msgpack payload (no frame), shared with remotes (packs carry the same bytes). */
 int store_entry_encode(const struct store_entry *e, struct buf *out);
 int store_entry_decode(const char *data, size_t n, struct store_entry *e);
 int store_manifest_encode(const struct store_manifest *m, struct buf *out);
