@@ -5,6 +5,7 @@ compile that reaches the real rustc, so "served from the cache" is a fact, not a
 
 usage: test_cargo.py <path to kache> [unittest args]
 """
+import json
 import os
 import shutil
 import subprocess
@@ -185,6 +186,83 @@ class Scenarios(unittest.TestCase):
         ws.cargo("build")
         self.assertEqual(ws.compiled(), [], "rebuilt entries should serve again")
         self.assertEqual(ws.run_app(), out)
+
+    def store_files(self, kind):
+        out = []
+        for d, _, files in os.walk(os.path.join(self.store, kind)):
+            out += [os.path.join(d, f) for f in files if not f.startswith(".")]
+        return out
+
+    def entry_of(self, crate):
+        """The path of the one stored entry of crate (found by its msgpack name)."""
+        tag = b"\xa5crate" + bytes([0xa0 | len(crate)]) + crate.encode()
+        found = [p for p in self.store_files("entries") if tag in open(p, "rb").read()]
+        self.assertEqual(len(found), 1, found)
+        return found[0]
+
+    def kache_json(self, ws, *args):
+        p = subprocess.run([KACHE, *args, "--json"], env=ws.env, capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
+
+    def test_flipped_entry_depinfo_is_recompiled_once_then_hits(self):
+        ws = Workspace(self.tmp, self.store)
+        out = self.warm(ws)
+        ent = self.entry_of("tiny")
+        data = bytearray(open(ent, "rb").read())
+        at = data.find(b"src/lib.rs")
+        self.assertGreater(at, 0)
+        data[at + 4] ^= 0x20  # "lib.rs" -> "Lib.rs" in the stored dep-info
+        os.chmod(ent, 0o644)
+        open(ent, "wb").write(bytes(data))
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), ["tiny"], "a damaged entry must not be served")
+        self.assertEqual(ws.run_app(), out)
+        again = ws.cargo("build")
+        self.assertNotIn("Compiling", again.stderr, "cargo keeps rebuilding: bad dep-info")
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [], "the recompiled entry should serve again")
+        self.assertEqual(ws.run_app(), out)
+        self.assertEqual(self.kache_json(ws, "stats")["corrupt"], 1)
+
+    def test_verify_names_damaged_entry_and_manifest(self):
+        ws = Workspace(self.tmp, self.store)
+        self.warm(ws)
+        p = subprocess.run([KACHE, "verify"], env=ws.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ent = self.entry_of("fixture_core")
+        man = sorted(self.store_files("manifests"))[0]
+        for path in (ent, man):
+            data = bytearray(open(path, "rb").read())
+            data[len(data) // 2] ^= 0x01
+            open(path, "wb").write(bytes(data))
+        p = subprocess.run([KACHE, "verify"], env=ws.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn(os.path.basename(ent), p.stdout)
+        self.assertIn(os.path.basename(man), p.stdout)
+        self.assertFalse(os.path.exists(ent))
+        self.assertFalse(os.path.exists(man))
+        # an entry that names a blob no longer there
+        victim = self.entry_of("tiny")
+        blobs = self.store_files("blobs")
+        for b in blobs:
+            os.unlink(b)
+        p = subprocess.run([KACHE, "verify"], env=ws.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn(os.path.basename(victim), p.stdout)
+        self.assertFalse(os.path.exists(victim))
+        p = subprocess.run([KACHE, "verify"], env=ws.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, "verify repaired what it reported:\n" + p.stdout)
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.run_app().split()[0], "hello")
 
     def test_unusable_store_still_builds(self):
         ws = Workspace(self.tmp, self.store)
