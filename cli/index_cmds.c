@@ -472,10 +472,12 @@ cmd_verify(int argc, char **argv)
 	}
 	n = index_verify(ix, &r, verify_cb, NULL);
 	format_size(r.bytes_checked, sz, sizeof sz);
-	printf("verify: checked %llu blobs (%s): %llu corrupt blobs, %llu undecodable entries, "
-	    "%llu entries removed for missing blobs\n", (unsigned long long)r.blobs_checked, sz,
+	printf("verify: checked %llu blobs (%s), %llu entries, %llu manifests: %llu corrupt "
+	    "blobs, %llu corrupt entries, %llu corrupt manifests, %llu entries removed for "
+	    "missing blobs\n", (unsigned long long)r.blobs_checked, sz,
+	    (unsigned long long)r.entries_checked, (unsigned long long)r.manifests_checked,
 	    (unsigned long long)r.blobs_corrupt, (unsigned long long)r.entries_corrupt,
-	    (unsigned long long)r.entries_removed);
+	    (unsigned long long)r.manifests_corrupt, (unsigned long long)r.entries_removed);
 	index_free(&ix);
 	config_free(&cfg);
 	if (n < 0)

@@ -1,4 +1,4 @@
-/* Maintenance over the store: size-capped gc (LRU), verify, purge. */
+/* Maintenance over the store: size-capped gc (LRU), purge. verify: verify.c. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +13,8 @@
 static const char *const purge_dirs[] = { "blobs", "entries", "manifests", "memo", "intents",
 	"journal", "tmp", "index", "index.broken" };
 
-static int evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r);
 static int manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN]);
 static int orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg);
-static int verify_blob_cb(const char *hex, const char *path, const struct stat *st, void *arg);
-static int verify_entries(struct index *ix, struct index_verify_result *r,
-    void (*report)(const char *, const char *, void *), void *arg);
 static int count_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 
 /* Removes a manifest none of whose candidates has an entry left. 1 removed, 0 not. */
@@ -50,9 +46,9 @@ manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN])
 }
 
 /* Removes one entry: its file first (no new hit can start on it), then its index
- * record and the blobs nobody else uses. Returns the bytes freed, or -1. */
-static int
-evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r)
+ * record and the blobs nobody else uses; adds what it freed to r. 0 / -1. */
+int
+ix_evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r)
 {
 	struct ix_txn t;
 
@@ -126,7 +122,7 @@ index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 		if (kn != 1 + 8 + HASH_LEN ||
 		    ix_entry_get(ix, NULL, (const unsigned char *)k + 9, &e) != 1)
 			continue;
-		rc = evict(ix, &e, r);
+		rc = ix_evict(ix, &e, r);
 		if (rc == 0 && fn)
 			fn(&e.info, arg);
 		size -= r->bytes_freed - before < size ? r->bytes_freed - before : size;
@@ -143,104 +139,6 @@ index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 	if (ix_store_totals(ix, &n, &r->size_after) < 0)
 		rc = -1;
 	return rc;
-}
-
-struct verify_ctx {
-	struct index_verify_result *r;
-	void (*report)(const char *, const char *, void *);
-	void *arg;
-};
-
-/* Re-hashes one blob; one whose content does not match its name is removed. */
-static int
-verify_blob_cb(const char *hex, const char *path, const struct stat *st, void *arg)
-{
-	struct verify_ctx *c = arg;
-	unsigned char h[HASH_LEN];
-	char got[HASH_HEX_LEN + 1];
-	uint64_t size;
-
-	c->r->blobs_checked++;
-	if (hash_file(path, h, &size) < 0) {
-		log_warn("index: verify: read %s", path);
-		return 0;
-	}
-	c->r->bytes_checked += size;
-	hash_to_hex(h, got);
-	if (strcmp(got, hex) == 0)
-		return 0;
-	c->r->blobs_corrupt++;
-	if (c->report)
-		c->report("corrupt blob (removed)", hex, c->arg);
-	if (unlink(path) < 0)
-		log_warn("index: verify: unlink %s", path);
-	(void)st;
-	return 0;
-}
-
-/* Removes every indexed entry that references a blob no longer on disk. */
-static int
-verify_entries(struct index *ix, struct index_verify_result *r,
-    void (*report)(const char *, const char *, void *), void *arg)
-{
-	rocksdb_iterator_t *it = ix_iter_prefix(ix, 'e');
-	struct index_gc_result gr;
-	char hex[HASH_HEX_LEN + 1];
-	int rc = 0;
-
-	memset(&gr, 0, sizeof gr);
-	for (; rc == 0 && ix_iter_valid(it, 'e'); rocksdb_iter_next(it)) {
-		size_t kn, vn;
-		const char *k = rocksdb_iter_key(it, &kn);
-		const char *v = rocksdb_iter_value(it, &vn);
-		struct ix_entry e;
-		size_t i;
-
-		if (kn != 1 + HASH_LEN ||
-		    ix_entry_decode((const unsigned char *)k + 1, v, vn, &e) < 0)
-			continue;
-		for (i = 0; i < e.n_blobs; i++) {
-			struct stat st;
-			char *p;
-
-			hash_to_hex(e.blobs[i], hex);
-			p = store_path(ix->store, "blobs", hex);
-			if (stat(p, &st) < 0 && errno == ENOENT) {
-				free(p);
-				break;
-			}
-			free(p);
-		}
-		if (i < e.n_blobs) {
-			hash_to_hex(e.info.key, hex);
-			if (report)
-				report("entry with a missing blob (removed)", hex, arg);
-			rc = evict(ix, &e, &gr);
-			r->entries_removed++;
-		}
-		ix_entry_clear(&e);
-	}
-	if (ix_iter_error(it) < 0)
-		rc = -1;
-	rocksdb_iter_destroy(it);
-	return rc;
-}
-
-long
-index_verify(struct index *ix, struct index_verify_result *r,
-    void (*report)(const char *what, const char *hex, void *arg), void *arg)
-{
-	struct verify_ctx c = { r, report, arg };
-	struct index_scan_result sr;
-
-	memset(r, 0, sizeof *r);
-	if (index_ingest(ix) < 0 || index_scan(ix, &sr) < 0)
-		return -1;
-	r->entries_corrupt = sr.corrupt;
-	if (ix_walk(ix, "blobs", verify_blob_cb, &c) < 0 ||
-	    verify_entries(ix, r, report, arg) < 0)
-		return -1;
-	return (long)(r->blobs_corrupt + r->entries_corrupt + r->entries_removed);
 }
 
 static int

@@ -114,13 +114,17 @@ int index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 
 struct index_verify_result {
 	uint64_t blobs_checked, bytes_checked;
-	uint64_t blobs_corrupt;   /* content did not match the name: removed */
-	uint64_t entries_corrupt; /* entry files that did not decode: removed */
-	uint64_t entries_removed; /* entries referencing a missing or corrupt blob */
+	uint64_t entries_checked, manifests_checked;
+	uint64_t blobs_corrupt;     /* content did not match the name: removed */
+	uint64_t entries_corrupt;   /* entry files failing their checksum or decode: removed */
+	uint64_t entries_removed;   /* entries naming a missing, wrong-size or corrupt blob */
+	uint64_t manifests_corrupt; /* manifest files failing their checksum or decode: removed */
 };
-/* Re-hashes every blob, removes the ones whose content does not match their name,
- * and every entry that references a missing or removed blob. report (may be NULL)
- * gets one line per problem. Returns the number of problems found, or -1. */
+/* Checks every entry and manifest file (checksum, decode; an entry's blobs
+ * present with the sizes it records) and re-hashes every blob; removes what
+ * fails (entries through the index, releasing their blobs). report (may be NULL)
+ * gets one line per problem, naming the file's hex. Returns the number of
+ * problems found, or -1. */
 long index_verify(struct index *ix, struct index_verify_result *r,
     void (*report)(const char *what, const char *hex, void *arg), void *arg);
 
