@@ -21,7 +21,7 @@ if(TARGET kache AND TARGET kached)
       flipped_entry_depinfo_is_recompiled_once_then_hits verify_names_damaged_entry_and_manifest)
   kache_scenarios(scenario_remote_ test_cargo.py RemoteScenarios
       second_machine_served_from_the_remote corrupted_remote_pack_is_compiled_locally
-      stopped_supervisor_never_stalls_a_build)
+      stopped_supervisor_never_stalls_a_build pack_sum_is_the_documented_one)
   kache_scenarios(scenario_s3_ test_s3.py S3Scenarios
       second_machine_served_from_s3 bucket_is_readable_without_kache
       503_storm_loses_nothing slow_responses hanging_fetches_fall_back_to_compiling

@@ -23,6 +23,48 @@ REAL_RUSTC = os.path.join(
 CRATES = {"tiny", "greet_macro", "build_script_build", "fixture_core", "fixture_app"}
 
 
+def msgpack_load(data):
+    """A small msgpack reader, independent of kache's, for what packs hold (maps,
+    arrays, str, bin, ints, nil): returns (object, bytes used)."""
+    def be(p, n):
+        return int.from_bytes(data[p:p + n], "big")
+
+    def one(p):
+        t = data[p]
+        p += 1
+        if t <= 0x7f:
+            return t, p
+        if t >= 0xe0:
+            return t - 0x100, p
+        if 0x80 <= t <= 0x8f or t in (0xde, 0xdf) or 0x90 <= t <= 0x9f or t in (0xdc, 0xdd):
+            if t <= 0x9f:
+                n = t & 0x0f
+            else:
+                w = 2 if t in (0xde, 0xdc) else 4
+                n, p = be(p, w), p + w
+            is_map = t <= 0x8f or t in (0xde, 0xdf)
+            items = []
+            for _ in range(n * (2 if is_map else 1)):
+                v, p = one(p)
+                items.append(v)
+            return (dict(zip(items[::2], items[1::2])) if is_map else items), p
+        if 0xa0 <= t <= 0xbf or t in (0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6):
+            if 0xa0 <= t <= 0xbf:
+                n = t & 0x1f
+            else:
+                w = {0xd9: 1, 0xda: 2, 0xdb: 4, 0xc4: 1, 0xc5: 2, 0xc6: 4}[t]
+                n, p = be(p, w), p + w
+            raw = bytes(data[p:p + n])
+            return (raw if t in (0xc4, 0xc5, 0xc6) else raw.decode()), p + n
+        if t in (0xcc, 0xcd, 0xce, 0xcf):
+            w = 1 << (t - 0xcc)
+            return be(p, w), p + w
+        if t == 0xc0:
+            return None, p
+        raise ValueError("msgpack type 0x%x not expected in a pack" % t)
+    return one(0)
+
+
 class Workspace:
     """A copy of the fixture with its own CARGO_HOME and target dir."""
 
@@ -392,6 +434,34 @@ class RemoteScenarios(unittest.TestCase):
         stats = subprocess.run([KACHE, "stats", "--json"], env=b.env, capture_output=True,
                                text=True, timeout=60)
         self.assertIn('"remote_hits"', stats.stdout)
+
+    def test_pack_sum_is_the_documented_one(self):
+        """docs/remote-layout.md's `sum`, computed from the doc alone (hashlib, the
+        zstd CLI, a separate msgpack reader) over packs kache's dir remote wrote."""
+        import hashlib
+        a, store_a = self.machine("a", self.tmp)
+        a.cargo("build")
+        self.assertTrue(self.uploaded(store_a), "uploads did not drain")
+        packs = []
+        for d, _, files in os.walk(os.path.join(self.remote, "packs")):
+            packs += [os.path.join(d, f) for f in files if f.endswith(".pack")]
+        self.assertGreaterEqual(len(packs), len(CRATES))
+        le8 = lambda n: n.to_bytes(8, "little")
+        for path in packs:
+            raw = subprocess.run(["zstd", "-d", "-c", path], capture_output=True,
+                                 check=True, timeout=60).stdout
+            doc, used = msgpack_load(raw)
+            self.assertEqual(used, len(raw))
+            self.assertEqual(doc["v"], 1)
+            tag = b"kache-pack-v1"
+            h = hashlib.blake2b(digest_size=32)
+            h.update(le8(len(tag)) + tag)
+            for field in ("candidate", "entry"):
+                h.update(le8(len(doc[field])) + doc[field])
+            self.assertEqual(h.digest(), doc["sum"], path)
+            self.assertEqual(os.path.basename(path), doc["res"].hex() + ".pack")
+            for blob_hash, blob in doc["blobs"]:
+                self.assertEqual(hashlib.blake2b(blob, digest_size=32).digest(), blob_hash)
 
     def test_stopped_supervisor_never_stalls_a_build(self):
         a, store_a = self.machine("a", self.tmp)
