@@ -1,4 +1,5 @@
 /* Maintenance over the store: size-capped gc (LRU), purge. verify: verify.c. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,13 @@
 static const char *const purge_dirs[] = { "blobs", "entries", "manifests", "memo", "intents",
 	"journal", "tmp", "index", "index.broken" };
 
+/* Store folders where writers leave "<dir>/.<name>.tmp.*" while writing
+ * (fs_write_atomic), directly or one fan-out level down. tmp/ has its own rule. */
+static const char *const temp_dirs[] = { "blobs", "entries", "manifests", "memo", "intents",
+	"journal" };
+
+static uint64_t remove_stale_temps_in(const char *dir, int64_t age_ms, int depth);
+static uint64_t remove_stale_temps(struct index *ix);
 static int manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN]);
 static int orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int count_cb(const char *hex, const char *path, const struct stat *st, void *arg);
@@ -97,6 +105,56 @@ orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg)
 	return r < 0 ? -1 : 0;
 }
 
+/* Removes, under dir and (depth 1) its subdirectories, the temporaries of
+ * fs_write_atomic older than age_ms: a writer killed between create and rename
+ * left them. A younger one may still be renamed by a live writer: kept. */
+static uint64_t
+remove_stale_temps_in(const char *dir, int64_t age_ms, int depth)
+{
+	int64_t now = clock_wall_ms();
+	struct dirent *de;
+	uint64_t n = 0;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char *p;
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		p = xasprintf("%s/%s", dir, de->d_name);
+		if (lstat(p, &st) < 0) {
+			/* raced with a rename or another gc */
+		} else if (S_ISDIR(st.st_mode) && depth > 0) {
+			n += remove_stale_temps_in(p, age_ms, depth - 1);
+		} else if (S_ISREG(st.st_mode) && de->d_name[0] == '.' &&
+		    strstr(de->d_name, ".tmp.") != NULL &&
+		    now - (int64_t)st.st_mtime * 1000 >= age_ms && unlink(p) == 0) {
+			n++;
+		}
+		free(p);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Stale temporaries in every store folder but tmp/ (see temp_dirs). */
+static uint64_t
+remove_stale_temps(struct index *ix)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < sizeof temp_dirs / sizeof temp_dirs[0]; i++) {
+		char *d = xasprintf("%s/%s", ix->dir, temp_dirs[i]);
+
+		n += remove_stale_temps_in(d, ix->stale_ms, 1);
+		free(d);
+	}
+	return n;
+}
+
 int
 index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg)
@@ -132,7 +190,7 @@ index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 		rc = -1;
 	rocksdb_iter_destroy(it);
 	tmp = xasprintf("%s/tmp", ix->dir);
-	r->tmp_removed = ix_remove_stale(tmp, ix->stale_ms);
+	r->tmp_removed = ix_remove_stale(tmp, ix->stale_ms) + remove_stale_temps(ix);
 	free(tmp);
 	if (rc == 0)
 		rc = ix_walk(ix, "blobs", orphan_cb, &oc);

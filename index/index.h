@@ -107,7 +107,8 @@ struct index_gc_result {
 };
 /* Ingests and scans, then evicts least recently used entries (entry file, blobs
  * no longer referenced, manifests with no candidate left) until the store is at
- * most max_size bytes; removes stale tmp/ files and unreferenced blobs. fn (may be
+ * most max_size bytes; removes stale tmp/ files, stale ".<name>.tmp.*"
+ * temporaries anywhere in the store, and unreferenced blobs. fn (may be
  * NULL) is told of each evicted entry. 0 / -1. */
 int index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg);

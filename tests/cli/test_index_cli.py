@@ -128,6 +128,34 @@ class IndexCli(unittest.TestCase):
         self.run_k("verify")   # now clean: exit 0
         self.assertIn("exit status", self.run_k("help", "verify").stdout.lower())
 
+    def test_gc_reclaims_stale_temporaries_everywhere(self):
+        """A killed writer's `.<name>.tmp.*` files, in every store folder, are removed
+        by gc once older than the stale age (an hour); younger ones may belong to a
+        live writer and stay, as do real files."""
+        import time
+        a, _, _ = self.populate()
+        real = self.path("entries", a)
+        old_t = time.time() - 2 * 3600
+        planted = {}
+        for rel in ("entries/ab", "manifests/cd", "memo/ef", "blobs/01", "intents",
+                    "journal", "entries", "memo"):
+            d = os.path.join(self.store, rel)
+            os.makedirs(d, exist_ok=True)
+            for age in ("old", "new"):
+                base = "f" * 64 if "/" in rel else "x"
+                p = os.path.join(d, ".%s.tmp.%d.%s" % (base, 4242, age))
+                open(p, "w").write("partial")
+                if age == "old":
+                    os.utime(p, (old_t, old_t))
+                planted[p] = age
+        os.utime(real, (old_t, old_t))
+        self.run_k("gc")
+        for p, age in planted.items():
+            self.assertEqual(os.path.exists(p), age == "new", p)
+        self.assertTrue(os.path.exists(real))
+        self.assertEqual(self.stats()["entries"], 3)
+        self.run_k("verify")
+
     def test_purge(self):
         self.populate()
         out = self.run_k("purge").stdout
