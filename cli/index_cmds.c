@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "common/clock.h"
@@ -42,6 +43,7 @@ static json_t *list_via_supervisor(const char *dir, const char *crate, enum via 
 static json_t *run_gc(const char *dir, uint64_t cap, int verbose, enum via *v);
 static void print_gc(const json_t *doc, int verbose);
 static void verify_cb(const char *what, const char *hex, void *arg);
+static int store_read_only(const char *dir);
 
 static struct config *
 load_config(void)
@@ -214,7 +216,7 @@ int
 cmd_stats(int argc, char **argv)
 {
 	struct config *cfg;
-	struct index *ix;
+	struct index *ix = NULL;
 	struct msg req;
 	json_t *doc = NULL;
 	enum via v;
@@ -228,9 +230,21 @@ cmd_stats(int argc, char **argv)
 	msg_init(&req, MSG_INDEX_STATS, 0);
 	v = ask_supervisor(config_get(cfg, "cache.dir"), &req, STATS_WAIT_MS, &doc);
 	msg_clear(&req);
-	if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
-		if (index_ingest(ix) < 0)
+	if (v == VIA_DIRECT && store_read_only(config_get(cfg, "cache.dir"))) {
+		/* nothing may be written: no lock, no ingest (the counters lack the
+		 * journal's records not yet folded in) */
+		if ((ix = index_open_readonly(config_get(cfg, "cache.dir"))) == NULL)
+			fprintf(stderr, "kache: cannot read the index of %s\n",
+			    config_get(cfg, "cache.dir"));
+		else
+			fprintf(stderr, "kache: the store is read-only here: counters as last "
+			    "folded in, without newer journal records\n");
+	} else if (v == VIA_DIRECT) {
+		ix = open_index(config_get(cfg, "cache.dir"));
+		if (ix != NULL && index_ingest(ix) < 0)
 			fprintf(stderr, "kache: warning: could not read the whole journal\n");
+	}
+	if (v == VIA_DIRECT && ix != NULL) {
 		doc = index_json_stats(ix);
 		index_free(&ix);
 	}
@@ -441,6 +455,14 @@ cmd_purge(int argc, char **argv)
 	index_free(&ix);
 	config_free(&cfg);
 	return rc < 0 ? 1 : 0;
+}
+
+/* 1 when the store at dir exists but this process may not write into it (a
+ * read-only mount, an immutable or another user's directory). */
+static int
+store_read_only(const char *dir)
+{
+	return access(dir, F_OK) == 0 && access(dir, W_OK) < 0;
 }
 
 static void

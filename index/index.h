@@ -36,6 +36,11 @@ struct index *index_open(const char *store_dir);
 /* index_open waiting at most wait_ms for the lock (0: one try, without logging
  * the busy lock; for the supervisor, which retries from its tick). */
 struct index *index_open_wait(const char *store_dir, int64_t wait_ms);
+/* Opens the index of an existing store for reading only (a read-only mount, a
+ * store another user owns): no lock, no rebuild, nothing written. Only
+ * index_stats, index_list and index_json_* may be called on it: no ingest, so
+ * the journal's newest records are not counted. NULL when it cannot be read. */
+struct index *index_open_readonly(const char *store_dir);
 /* Closes the database and frees ix; NULLs the caller's pointer. */
 void index_free(struct index **ix);
 /* 1 when index_open found the index damaged, moved it aside and rebuilt it from

@@ -156,6 +156,38 @@ class IndexCli(unittest.TestCase):
         self.assertEqual(self.stats()["entries"], 3)
         self.run_k("verify")
 
+    def test_stats_on_a_read_only_store(self):
+        """A store on a read-only mount (or, where mounting is refused, made
+        immutable): stats and list still answer, from the index as last written."""
+        a, _, _ = self.populate()
+        before = self.stats()
+        ro = os.path.join(self.tmp, "ro")
+        os.makedirs(ro)
+        undo = None
+        if subprocess.run(["mount", "--bind", self.store, ro], capture_output=True).returncode == 0:
+            undo = ["umount", ro]
+            if subprocess.run(["mount", "-o", "remount,bind,ro", ro],
+                              capture_output=True).returncode != 0:
+                subprocess.run(undo, capture_output=True)
+                undo = None
+        if undo is None:
+            ro = self.store
+            if subprocess.run(["chattr", "-R", "+i", ro], capture_output=True).returncode != 0:
+                self.skipTest("neither a read-only bind mount nor chattr +i works here")
+            undo = ["chattr", "-R", "-i", ro]
+        try:
+            self.env["KACHE_DIR"] = ro
+            if os.access(ro, os.W_OK):
+                self.skipTest("the store stays writable for this user")
+            listing = os.listdir(os.path.join(ro, "index"))
+            p = self.run_k("stats", "--json")
+            s = json.loads(p.stdout)
+            self.assertIn("read-only", p.stderr)
+            self.assertEqual((s["entries"], s["hits"]), (before["entries"], before["hits"]))
+            self.assertEqual(os.listdir(os.path.join(ro, "index")), listing)
+        finally:
+            subprocess.run(undo, capture_output=True)
+
     def test_purge(self):
         self.populate()
         out = self.run_k("purge").stdout
