@@ -405,11 +405,11 @@ write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN
 	buf_add(&b, payload->p ? payload->p : "", payload->len);
 	hash_to_hex(key, hex);
 	p = store_path(s, kind, hex);
-	rc = fs_write_atomic(p, b.p, b.len, 0644);
+	rc = fs_write_atomic(p, b.p, b.len, store_mode(s, 0644));
 	if (rc < 0 && errno == ENOENT) {
 		d = path_dirname(p);
-		if (mkdir(d, 0755) == 0 || errno == EEXIST)
-			rc = fs_write_atomic(p, b.p, b.len, 0644);
+		if (mkdir(d, store_mode(s, 0755)) == 0 || errno == EEXIST)
+			rc = fs_write_atomic(p, b.p, b.len, store_mode(s, 0644));
 		free(d);
 	}
 	free(p);

@@ -74,8 +74,14 @@ struct store_manifest {
 /* Most candidates one manifest keeps (newest first). */
 #define STORE_MAX_CANDIDATES 16
 
-/* Opens (creating when missing) the store at dir. NULL with errno on failure. */
+/* Opens (creating when missing) the store at dir. NULL with errno on failure.
+ * A new store's directory is made 0700 (private), or 0755 when shared (config
+ * cache.shared). Everything kache creates inside grants group and others at
+ * most what the top directory grants them: chmod it to share an existing store. */
 struct store *store_open(const char *dir);
+struct store *store_open_shared(const char *dir, int shared);
+/* mode less the group/other bits the store's top directory withholds. */
+mode_t store_mode(const struct store *s, mode_t mode);
 void store_free(struct store **s);
 const char *store_dir(const struct store *s);
 

@@ -18,7 +18,8 @@ if(TARGET kache AND TARGET kached)
       corrupted_blob_is_detected_and_rebuilt unusable_store_still_builds
       two_builds_at_once_on_one_store pass_through_is_byte_identical
       disabled_passes_everything_through config_names_unknown_keys_and_sources
-      flipped_entry_depinfo_is_recompiled_once_then_hits verify_names_damaged_entry_and_manifest)
+      flipped_entry_depinfo_is_recompiled_once_then_hits verify_names_damaged_entry_and_manifest
+      new_store_is_private_unless_shared)
   kache_scenarios(scenario_remote_ test_cargo.py RemoteScenarios
       second_machine_served_from_the_remote corrupted_remote_pack_is_compiled_locally
       stopped_supervisor_never_stalls_a_build pack_sum_is_the_documented_one)

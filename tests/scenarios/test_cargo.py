@@ -306,6 +306,37 @@ class Scenarios(unittest.TestCase):
         ws.cargo("build")
         self.assertEqual(ws.run_app().split()[0], "hello")
 
+    def modes(self, root):
+        out = {}
+        for d, dirs, files in os.walk(root):
+            for n in dirs + files:
+                p = os.path.join(d, n)
+                out[p] = os.lstat(p).st_mode & 0o777
+        out[root] = os.stat(root).st_mode & 0o777
+        return out
+
+    def test_new_store_is_private_unless_shared(self):
+        ws = Workspace(self.tmp, self.store)
+        out = self.warm(ws)
+        ws.cargo("clean")
+        ws.cargo("build")   # restored by hardlink or copy from private blobs
+        self.assertEqual(ws.compiled(), [])
+        self.assertEqual(ws.run_app(), out)
+        ws.cargo("clean")   # can remove what was restored
+        self.assertFalse(os.path.exists(os.path.join(ws.dir, "target", "debug")))
+        modes = self.modes(self.store)
+        self.assertGreater(len(modes), 10)
+        open_to_others = {p: oct(m) for p, m in modes.items() if m & 0o077}
+        self.assertEqual(open_to_others, {}, "readable by group or others")
+        self.assertEqual(modes[self.store], 0o700)
+        shared = os.path.join(self.tmp, "shared-store")
+        ws.env.update(KACHE_DIR=shared, KACHE_SHARED="true")
+        ws.cargo("build")
+        modes = self.modes(shared)
+        self.assertEqual(modes[shared], 0o755)
+        blobs = [m for p, m in modes.items() if "/blobs/" in p and os.path.isfile(p)]
+        self.assertTrue(blobs and all(m & 0o044 == 0o044 for m in blobs), blobs)
+
     def test_unusable_store_still_builds(self):
         ws = Workspace(self.tmp, self.store)
         blocker = os.path.join(self.tmp, "not-a-dir")
