@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "common/clock.h"
@@ -44,6 +45,7 @@ static void print_gc(const json_t *doc, int verbose);
 static void verify_cb(const char *what, const char *hex, void *arg);
 static void ingest_for_read(struct index *ix, const char *dir);
 static void print_refused(const char *dir);
+static int store_read_only(const char *dir);
 
 static struct config *
 load_config(void)
@@ -249,7 +251,7 @@ int
 cmd_stats(int argc, char **argv)
 {
 	struct config *cfg;
-	struct index *ix;
+	struct index *ix = NULL;
 	struct msg req;
 	json_t *doc = NULL;
 	enum via v;
@@ -263,8 +265,19 @@ cmd_stats(int argc, char **argv)
 	msg_init(&req, MSG_INDEX_STATS, 0);
 	v = ask_supervisor(config_get(cfg, "cache.dir"), &req, STATS_WAIT_MS, &doc);
 	msg_clear(&req);
-	if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
+	if (v == VIA_DIRECT && store_read_only(config_get(cfg, "cache.dir"))) {
+		/* nothing may be written: no lock, no ingest (the counters lack the
+		 * journal's records not yet folded in) */
+		if ((ix = index_open_readonly(config_get(cfg, "cache.dir"))) == NULL)
+			fprintf(stderr, "kache: cannot read the index of %s\n",
+			    config_get(cfg, "cache.dir"));
+		else
+			fprintf(stderr, "kache: the store is read-only here: counters as last "
+			    "folded in, without newer journal records\n");
+	} else if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
 		ingest_for_read(ix, config_get(cfg, "cache.dir"));
+	}
+	if (v == VIA_DIRECT && ix != NULL) {
 		doc = index_json_stats(ix);
 		index_free(&ix);
 	}
@@ -477,6 +490,14 @@ cmd_purge(int argc, char **argv)
 	return rc < 0 ? 1 : 0;
 }
 
+/* 1 when the store at dir exists but this process may not write into it (a
+ * read-only mount, an immutable or another user's directory). */
+static int
+store_read_only(const char *dir)
+{
+	return access(dir, F_OK) == 0 && access(dir, W_OK) < 0;
+}
+
 static void
 verify_cb(const char *what, const char *hex, void *arg)
 {
@@ -514,10 +535,12 @@ cmd_verify(int argc, char **argv)
 	}
 	n = index_verify(ix, &r, verify_cb, NULL);
 	format_size(r.bytes_checked, sz, sizeof sz);
-	printf("verify: checked %llu blobs (%s): %llu corrupt blobs, %llu undecodable entries, "
-	    "%llu entries removed for missing blobs\n", (unsigned long long)r.blobs_checked, sz,
+	printf("verify: checked %llu blobs (%s), %llu entries, %llu manifests: %llu corrupt "
+	    "blobs, %llu corrupt entries, %llu corrupt manifests, %llu entries removed for "
+	    "missing blobs\n", (unsigned long long)r.blobs_checked, sz,
+	    (unsigned long long)r.entries_checked, (unsigned long long)r.manifests_checked,
 	    (unsigned long long)r.blobs_corrupt, (unsigned long long)r.entries_corrupt,
-	    (unsigned long long)r.entries_removed);
+	    (unsigned long long)r.manifests_corrupt, (unsigned long long)r.entries_removed);
 	index_free(&ix);
 	config_free(&cfg);
 	if (n < 0)
