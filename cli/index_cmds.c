@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "common/clock.h"
@@ -49,6 +50,7 @@ static json_t *verify_doc(const char *dir, enum via *v);
 static void print_verify(const json_t *doc);
 static void ingest_for_read(struct index *ix, const char *dir);
 static void print_refused(const char *dir);
+static int store_read_only(const char *dir);
 
 static struct config *
 load_config(void)
@@ -227,7 +229,7 @@ int
 cmd_stats(int argc, char **argv)
 {
 	struct config *cfg;
-	struct index *ix;
+	struct index *ix = NULL;
 	struct msg req;
 	json_t *doc = NULL;
 	enum via v;
@@ -241,8 +243,19 @@ cmd_stats(int argc, char **argv)
 	msg_init(&req, MSG_INDEX_STATS, 0);
 	v = ask_supervisor(config_get(cfg, "cache.dir"), &req, STATS_WAIT_MS, &doc);
 	msg_clear(&req);
-	if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
+	if (v == VIA_DIRECT && store_read_only(config_get(cfg, "cache.dir"))) {
+		/* nothing may be written: no lock, no ingest (the counters lack the
+		 * journal's records not yet folded in) */
+		if ((ix = index_open_readonly(config_get(cfg, "cache.dir"))) == NULL)
+			fprintf(stderr, "kache: cannot read the index of %s\n",
+			    config_get(cfg, "cache.dir"));
+		else
+			fprintf(stderr, "kache: the store is read-only here: counters as last "
+			    "folded in, without newer journal records\n");
+	} else if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
 		ingest_for_read(ix, config_get(cfg, "cache.dir"));
+	}
+	if (v == VIA_DIRECT && ix != NULL) {
 		doc = index_json_stats(ix);
 		index_free(&ix);
 	}
@@ -444,8 +457,7 @@ purge_doc(const char *dir, enum via *v)
 		return doc;
 	rc = index_purge(ix, &r);
 	index_free(&ix);
-	return json_pack("{s:b, s:I, s:I, s:I}", "ok", rc == 0, "entries", (json_int_t)r.entries,
-	    "blobs", (json_int_t)r.blobs, "bytes_freed", (json_int_t)r.bytes_freed);
+	return index_json_purge(&r, rc == 0);
 }
 
 int
@@ -473,6 +485,14 @@ cmd_purge(int argc, char **argv)
 	rc = json_is_true(json_object_get(doc, "ok")) ? 0 : 1;
 	json_decref(doc);
 	return rc;
+}
+
+/* 1 when the store at dir exists but this process may not write into it (a
+ * read-only mount, an immutable or another user's directory). */
+static int
+store_read_only(const char *dir)
+{
+	return access(dir, F_OK) == 0 && access(dir, W_OK) < 0;
 }
 
 /* Collects verify's problems as the indexer's reply does. */
@@ -508,11 +528,7 @@ verify_doc(const char *dir, enum via *v)
 	problems = json_array();
 	n = index_verify(ix, &r, verify_cb, problems);
 	index_free(&ix);
-	return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "problems", problems,
-	    "problems_more", (json_int_t)0, "found", (json_int_t)n, "blobs_checked",
-	    (json_int_t)r.blobs_checked, "bytes_checked", (json_int_t)r.bytes_checked,
-	    "blobs_corrupt", (json_int_t)r.blobs_corrupt, "entries_corrupt",
-	    (json_int_t)r.entries_corrupt, "entries_removed", (json_int_t)r.entries_removed);
+	return index_json_verify(&r, problems, n, 0);
 }
 
 static void
@@ -528,9 +544,11 @@ print_verify(const json_t *doc)
 	if (U(doc, "problems_more"))
 		printf("... and %llu more problems\n", U(doc, "problems_more"));
 	format_size(index_json_u64(doc, "bytes_checked"), sz, sizeof sz);
-	printf("verify: checked %llu blobs (%s): %llu corrupt blobs, %llu undecodable entries, "
-	    "%llu entries removed for missing blobs\n", U(doc, "blobs_checked"), sz,
-	    U(doc, "blobs_corrupt"), U(doc, "entries_corrupt"), U(doc, "entries_removed"));
+	printf("verify: checked %llu blobs (%s), %llu entries, %llu manifests: %llu corrupt "
+	    "blobs, %llu corrupt entries, %llu corrupt manifests, %llu entries removed for "
+	    "missing blobs\n", U(doc, "blobs_checked"), sz, U(doc, "entries_checked"),
+	    U(doc, "manifests_checked"), U(doc, "blobs_corrupt"), U(doc, "entries_corrupt"),
+	    U(doc, "manifests_corrupt"), U(doc, "entries_removed"));
 }
 
 int

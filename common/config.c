@@ -23,6 +23,7 @@ static const struct config_def defs[] = {
 	{ "cache.max_size", "KACHE_MAX_SIZE", "10G", 0, "size cap applied by gc" },
 	{ "cache.restore", "KACHE_RESTORE", "auto", 0, "auto | reflink | hardlink | copy" },
 	{ "cache.remap", "KACHE_REMAP", "true", 0, "inject --remap-path-prefix for portable artifacts" },
+	{ "cache.shared", "KACHE_SHARED", "false", 0, "create a new store readable by group and others (else 0700)" },
 	{ "cache.background_store", "KACHE_BACKGROUND_STORE", "true", 0, "store misses in a child, off the build's critical path" },
 	{ "cache.disabled", "KACHE_DISABLED", "false", 0, "pass every compile through" },
 	{ "log.level", "KACHE_LOG", "off", 0, "off | warn | info | debug (wrapper log)" },

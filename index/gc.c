@@ -1,4 +1,5 @@
-/* Maintenance over the store: size-capped gc (LRU), verify, purge. */
+/* Maintenance over the store: size-capped gc (LRU), purge. verify: verify.c. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +14,19 @@
 static const char *const purge_dirs[] = { "blobs", "entries", "manifests", "memo", "intents",
 	"journal", "tmp", "index", "index.broken" };
 
-static int evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r);
+/* Store folders where writers leave "<dir>/.<name>.tmp.*" while writing
+ * (fs_write_atomic), directly or one fan-out level down. tmp/ has its own rule. */
+static const char *const temp_dirs[] = { "blobs", "entries", "manifests", "memo", "intents",
+	"journal" };
+
+static uint64_t remove_stale_temps_in(const char *dir, int64_t age_ms, int depth);
+static uint64_t remove_stale_temps(struct index *ix);
 static int manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN]);
 static int orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg);
-static int verify_blob_cb(const char *hex, const char *path, const struct stat *st, void *arg);
-static int verify_entries(struct index *ix, struct index_verify_result *r,
-    void (*report)(const char *, const char *, void *), void *arg);
+static int count_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
 static void unlink_now(struct ix_txn *t);
-static int count_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 
 /* Removes a manifest none of whose candidates has an entry left. 1 removed, 0 not. */
 static int
@@ -53,9 +57,9 @@ manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN])
 }
 
 /* Removes one entry: its file first (no new hit can start on it), then its index
- * record and the blobs nobody else uses. Returns the bytes freed, or -1. */
-static int
-evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r)
+ * record and the blobs nobody else uses; adds what it freed to r. 0 / -1. */
+int
+ix_evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r)
 {
 	struct ix_txn t;
 
@@ -104,6 +108,56 @@ orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg)
 	return r < 0 ? -1 : 0;
 }
 
+/* Removes, under dir and (depth 1) its subdirectories, the temporaries of
+ * fs_write_atomic older than age_ms: a writer killed between create and rename
+ * left them. A younger one may still be renamed by a live writer: kept. */
+static uint64_t
+remove_stale_temps_in(const char *dir, int64_t age_ms, int depth)
+{
+	int64_t now = clock_wall_ms();
+	struct dirent *de;
+	uint64_t n = 0;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char *p;
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		p = xasprintf("%s/%s", dir, de->d_name);
+		if (lstat(p, &st) < 0) {
+			/* raced with a rename or another gc */
+		} else if (S_ISDIR(st.st_mode) && depth > 0) {
+			n += remove_stale_temps_in(p, age_ms, depth - 1);
+		} else if (S_ISREG(st.st_mode) && de->d_name[0] == '.' &&
+		    strstr(de->d_name, ".tmp.") != NULL &&
+		    now - (int64_t)st.st_mtime * 1000 >= age_ms && unlink(p) == 0) {
+			n++;
+		}
+		free(p);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Stale temporaries in every store folder but tmp/ (see temp_dirs). */
+static uint64_t
+remove_stale_temps(struct index *ix)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < sizeof temp_dirs / sizeof temp_dirs[0]; i++) {
+		char *d = xasprintf("%s/%s", ix->dir, temp_dirs[i]);
+
+		n += remove_stale_temps_in(d, ix->stale_ms, 1);
+		free(d);
+	}
+	return n;
+}
+
 /* The gc of a writable index: ingest, scan, evict to max_size, stale files. */
 static int
 gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
@@ -130,7 +184,7 @@ gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 		if (kn != 1 + 8 + HASH_LEN ||
 		    ix_entry_get(ix, NULL, (const unsigned char *)k + 9, &e) != 1)
 			continue;
-		rc = evict(ix, &e, r);
+		rc = ix_evict(ix, &e, r);
 		if (rc == 0 && fn)
 			fn(&e.info, arg);
 		size -= r->bytes_freed - before < size ? r->bytes_freed - before : size;
@@ -140,7 +194,7 @@ gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 		rc = -1;
 	rocksdb_iter_destroy(it);
 	tmp = xasprintf("%s/tmp", ix->dir);
-	r->tmp_removed = ix_remove_stale(tmp, ix->stale_ms);
+	r->tmp_removed = ix_remove_stale(tmp, ix->stale_ms) + remove_stale_temps(ix);
 	free(tmp);
 	if (rc == 0)
 		rc = ix_walk(ix, "blobs", orphan_cb, &oc);
@@ -208,7 +262,7 @@ ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 	r->blobs_removed = t.blobs_freed;
 	ix_txn_abort(&t);
 	tmp = xasprintf("%s/tmp", ix->dir);
-	r->tmp_removed = ix_remove_stale(tmp, ix->stale_ms);
+	r->tmp_removed = ix_remove_stale(tmp, ix->stale_ms) + remove_stale_temps(ix);
 	free(tmp);
 	r->size_after = size;
 	return rc;
@@ -242,104 +296,6 @@ index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 	r->orphans_removed += r2.orphans_removed;
 	r->size_after = r2.size_after;
 	return 0;
-}
-
-struct verify_ctx {
-	struct index_verify_result *r;
-	void (*report)(const char *, const char *, void *);
-	void *arg;
-};
-
-/* Re-hashes one blob; one whose content does not match its name is removed. */
-static int
-verify_blob_cb(const char *hex, const char *path, const struct stat *st, void *arg)
-{
-	struct verify_ctx *c = arg;
-	unsigned char h[HASH_LEN];
-	char got[HASH_HEX_LEN + 1];
-	uint64_t size;
-
-	c->r->blobs_checked++;
-	if (hash_file(path, h, &size) < 0) {
-		log_warn("index: verify: read %s", path);
-		return 0;
-	}
-	c->r->bytes_checked += size;
-	hash_to_hex(h, got);
-	if (strcmp(got, hex) == 0)
-		return 0;
-	c->r->blobs_corrupt++;
-	if (c->report)
-		c->report("corrupt blob (removed)", hex, c->arg);
-	if (unlink(path) < 0)
-		log_warn("index: verify: unlink %s", path);
-	(void)st;
-	return 0;
-}
-
-/* Removes every indexed entry that references a blob no longer on disk. */
-static int
-verify_entries(struct index *ix, struct index_verify_result *r,
-    void (*report)(const char *, const char *, void *), void *arg)
-{
-	rocksdb_iterator_t *it = ix_iter_prefix(ix, 'e');
-	struct index_gc_result gr;
-	char hex[HASH_HEX_LEN + 1];
-	int rc = 0;
-
-	memset(&gr, 0, sizeof gr);
-	for (; rc == 0 && ix_iter_valid(it, 'e'); rocksdb_iter_next(it)) {
-		size_t kn, vn;
-		const char *k = rocksdb_iter_key(it, &kn);
-		const char *v = rocksdb_iter_value(it, &vn);
-		struct ix_entry e;
-		size_t i;
-
-		if (kn != 1 + HASH_LEN ||
-		    ix_entry_decode((const unsigned char *)k + 1, v, vn, &e) < 0)
-			continue;
-		for (i = 0; i < e.n_blobs; i++) {
-			struct stat st;
-			char *p;
-
-			hash_to_hex(e.blobs[i], hex);
-			p = store_path(ix->store, "blobs", hex);
-			if (stat(p, &st) < 0 && errno == ENOENT) {
-				free(p);
-				break;
-			}
-			free(p);
-		}
-		if (i < e.n_blobs) {
-			hash_to_hex(e.info.key, hex);
-			if (report)
-				report("entry with a missing blob (removed)", hex, arg);
-			rc = evict(ix, &e, &gr);
-			r->entries_removed++;
-		}
-		ix_entry_clear(&e);
-	}
-	if (ix_iter_error(it) < 0)
-		rc = -1;
-	rocksdb_iter_destroy(it);
-	return rc;
-}
-
-long
-index_verify(struct index *ix, struct index_verify_result *r,
-    void (*report)(const char *what, const char *hex, void *arg), void *arg)
-{
-	struct verify_ctx c = { r, report, arg };
-	struct index_scan_result sr;
-
-	memset(r, 0, sizeof *r);
-	if (index_ingest(ix) < 0 || index_scan(ix, &sr) < 0)
-		return -1;
-	r->entries_corrupt = sr.corrupt;
-	if (ix_walk(ix, "blobs", verify_blob_cb, &c) < 0 ||
-	    verify_entries(ix, r, report, arg) < 0)
-		return -1;
-	return (long)(r->blobs_corrupt + r->entries_corrupt + r->entries_removed);
 }
 
 static int

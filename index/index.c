@@ -277,6 +277,33 @@ index_no_space(const struct index *ix)
 }
 
 struct index *
+index_open_readonly(const char *store_dir)
+{
+	struct index *ix = xcalloc(1, sizeof *ix);
+	char *err = NULL;
+
+	ix->dir = xstrdup(store_dir);
+	ix->db_path = path_join(store_dir, "index");
+	ix->stale_ms = INDEX_STALE_MS;
+	ix->lock_fd = -1;
+	ix->store = store_open(store_dir);
+	ix->opt = rocksdb_options_create();
+	rocksdb_options_set_info_log_level(ix->opt, 4); /* fatal only: nothing to write */
+	ix->ro = rocksdb_readoptions_create();
+	ix->wo = rocksdb_writeoptions_create();
+	if (ix->store != NULL)
+		ix->db = rocksdb_open_for_read_only(ix->opt, ix->db_path, 0, &err);
+	if (ix->db == NULL || ix_counters_load(ix) < 0) {
+		log_warnx("index: cannot read %s: %s", ix->db_path, err ? err : "no store");
+		free(err);
+		index_free(&ix);
+		errno = EIO;
+		return NULL;
+	}
+	return ix;
+}
+
+struct index *
 index_open(const char *store_dir)
 {
 	return index_open_wait(store_dir, INDEX_LOCK_WAIT_MS);

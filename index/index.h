@@ -50,6 +50,11 @@ int index_reopen(struct index *ix);
  * index_reopen first, at most every min_ms, doubling to max_ms while the disk
  * stays full. */
 void index_set_space_retry(struct index *ix, int64_t min_ms, int64_t max_ms);
+/* Opens the index of an existing store for reading only (a read-only mount, a
+ * store another user owns): no lock, no rebuild, nothing written. Only
+ * index_stats, index_list and index_json_* may be called on it: no ingest, so
+ * the journal's newest records are not counted. NULL when it cannot be read. */
+struct index *index_open_readonly(const char *store_dir);
 /* Closes the database and frees ix; NULLs the caller's pointer. */
 void index_free(struct index **ix);
 /* 1 when index_open found the index damaged, moved it aside and rebuilt it from
@@ -121,20 +126,25 @@ struct index_gc_result {
 };
 /* Ingests and scans, then evicts least recently used entries (entry file, blobs
  * no longer referenced, manifests with no candidate left) until the store is at
- * most max_size bytes; removes stale tmp/ files and unreferenced blobs. fn (may be
+ * most max_size bytes; removes stale tmp/ files, stale ".<name>.tmp.*"
+ * temporaries anywhere in the store, and unreferenced blobs. fn (may be
  * NULL) is told of each evicted entry. 0 / -1. */
 int index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
 
 struct index_verify_result {
 	uint64_t blobs_checked, bytes_checked;
-	uint64_t blobs_corrupt;   /* content did not match the name: removed */
-	uint64_t entries_corrupt; /* entry files that did not decode: removed */
-	uint64_t entries_removed; /* entries referencing a missing or corrupt blob */
+	uint64_t entries_checked, manifests_checked;
+	uint64_t blobs_corrupt;     /* content did not match the name: removed */
+	uint64_t entries_corrupt;   /* entry files failing their checksum or decode: removed */
+	uint64_t entries_removed;   /* entries naming a missing, wrong-size or corrupt blob */
+	uint64_t manifests_corrupt; /* manifest files failing their checksum or decode: removed */
 };
-/* Re-hashes every blob, removes the ones whose content does not match their name,
- * and every entry that references a missing or removed blob. report (may be NULL)
- * gets one line per problem. Returns the number of problems found, or -1. */
+/* Checks every entry and manifest file (checksum, decode; an entry's blobs
+ * present with the sizes it records) and re-hashes every blob; removes what
+ * fails (entries through the index, releasing their blobs). report (may be NULL)
+ * gets one line per problem, naming the file's hex. Returns the number of
+ * problems found, or -1. */
 long index_verify(struct index *ix, struct index_verify_result *r,
     void (*report)(const char *what, const char *hex, void *arg), void *arg);
 

@@ -174,3 +174,23 @@ index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed)
 	}
 	return o;
 }
+
+json_t *
+index_json_verify(const struct index_verify_result *r, json_t *problems, long found, long more)
+{
+	return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "problems",
+	    problems, "problems_more", (json_int_t)more, "found", (json_int_t)found,
+	    "blobs_checked", (json_int_t)r->blobs_checked, "bytes_checked",
+	    (json_int_t)r->bytes_checked, "entries_checked", (json_int_t)r->entries_checked,
+	    "manifests_checked", (json_int_t)r->manifests_checked, "blobs_corrupt",
+	    (json_int_t)r->blobs_corrupt, "entries_corrupt", (json_int_t)r->entries_corrupt,
+	    "entries_removed", (json_int_t)r->entries_removed, "manifests_corrupt",
+	    (json_int_t)r->manifests_corrupt);
+}
+
+json_t *
+index_json_purge(const struct index_purge_result *r, int ok)
+{
+	return json_pack("{s:b, s:I, s:I, s:I}", "ok", ok, "entries", (json_int_t)r->entries,
+	    "blobs", (json_int_t)r->blobs, "bytes_freed", (json_int_t)r->bytes_freed);
+}

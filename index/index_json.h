@@ -29,6 +29,14 @@ json_t *index_json_list(struct index *ix, const char *crate, size_t offset, size
  * "removed" array of evicted entries (crate, key, size), at most max_removed of
  * them, with "removed_more" counting the rest. */
 json_t *index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed);
+/* The summary of a verify: "problems" (takes the caller's reference to the
+ * array of {what, key}), "problems_more" (found beyond the array), "found"
+ * (index_verify's return, -1 when it did not finish) and the
+ * index_verify_result fields. */
+json_t *index_json_verify(const struct index_verify_result *r, json_t *problems, long found,
+    long more);
+/* The summary of a purge: "ok" and the index_purge_result fields. */
+json_t *index_json_purge(const struct index_purge_result *r, int ok);
 /* A uint64 field of o, 0 when missing. */
 uint64_t index_json_u64(const json_t *o, const char *name);
 

@@ -100,6 +100,10 @@ int ix_entry_add_from_store(struct ix_txn *t, const unsigned char key[HASH_LEN],
 /* Drops e from the index and releases its blobs (unlinked on commit when unused). */
 void ix_entry_drop(struct ix_txn *t, const struct ix_entry *e);
 
+/* Removes one entry: its file, its index record, the blobs nobody else uses,
+ * and its manifest when no candidate is left; adds to r. 0 / -1. */
+int ix_evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r);
+
 /* Calls fn for each file named by 64 hex digits under <store>/<kind>/xx/. */
 int ix_walk(struct index *ix, const char *kind,
     int (*fn)(const char *hex, const char *path, const struct stat *st, void *arg), void *arg);

@@ -4,7 +4,8 @@
  *   { v: 1, inv: bin32, res: bin32, crate: str,
  *     candidate: bin (a one-candidate manifest, store_manifest_encode),
  *     entry: bin (store_entry_encode),
- *     sum: bin32, BLAKE2b of "kache-pack-v1", len+candidate, len+entry,
+ *     sum: bin32, BLAKE2b of len+"kache-pack-v1", len+candidate, len+entry
+ *          (each len 8 bytes little-endian; docs/remote-layout.md),
  *     blobs: [ [hash bin32, bytes bin], ... ] }
  * compressed as one zstd frame with its content checksum.
  *

@@ -1,5 +1,14 @@
 /* Entries and manifests: msgpack maps with a format version, decoded defensively
- * (they may come from a remote or a damaged disk). */
+ * (they may come from a remote or a damaged disk).
+ *
+ * On disk each record is framed and checksummed (record format 2):
+ *   tag (8 bytes: "kcentry2" or "kcmanif2") | sum (32) | payload (the msgpack map)
+ * with sum = BLAKE2b-256(tag | key | payload), key being the 32-byte name of the
+ * file. A flipped or missing byte, a record of the other kind, or a whole record
+ * moved under another name is STORE_CORRUPT, never decoded. A file without the
+ * frame (written by a kache before the checksum) is STORE_CORRUPT too: it cannot
+ * be trusted, so it is removed and compiled again, once. Packs carry the payload
+ * alone, under their own sum. */
 #include <errno.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -13,18 +22,27 @@
 #include "store/store.h"
 
 #define RECORD_MAX (256u << 20)
+#define RECORD_TAG_LEN 8
+#define RECORD_HEAD_LEN (RECORD_TAG_LEN + HASH_LEN)
+
+static const char entry_tag[RECORD_TAG_LEN + 1] = "kcentry2";
+static const char manifest_tag[RECORD_TAG_LEN + 1] = "kcmanif2";
 
 static void pack_output(msgpack_packer *pk, const struct store_output *o);
 static int unpack_output(const msgpack_object *o, struct store_output *out);
 static void pack_candidate(msgpack_packer *pk, const struct store_candidate *c);
 static int unpack_candidate(const msgpack_object *o, struct store_candidate *c);
 static int sbuf_write(void *data, const char *p, size_t n);
+static void record_sum(const char *tag, const unsigned char key[HASH_LEN], const char *p,
+    size_t n, unsigned char out[HASH_LEN]);
 static enum store_get read_record(struct store *s, const char *kind,
     const unsigned char key[HASH_LEN], int (*decode)(const char *, size_t, void *), void *out);
 static int decode_entry(const char *d, size_t n, void *out);
 static int decode_manifest(const char *d, size_t n, void *out);
 static int write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN],
-    const struct buf *b);
+    const struct buf *payload);
+static const char *kind_tag(const char *kind);
+static int remove_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN]);
 
 static int
 sbuf_write(void *data, const char *p, size_t n)
@@ -280,7 +298,44 @@ out:
 	return rc;
 }
 
-/* Reads and decodes the record file kind/hex with decode(). */
+static const char *
+kind_tag(const char *kind)
+{
+	return strcmp(kind, "entries") == 0 ? entry_tag : manifest_tag;
+}
+
+/* The checksum of a record: its kind's tag, the key it is stored under, and its
+ * payload, so that damage, a swap of kinds and a rename are all caught. */
+static void
+record_sum(const char *tag, const unsigned char key[HASH_LEN], const char *p, size_t n,
+    unsigned char out[HASH_LEN])
+{
+	struct hash_ctx c;
+
+	hash_begin(&c);
+	hash_update(&c, tag, RECORD_TAG_LEN);
+	hash_update(&c, key, HASH_LEN);
+	hash_update(&c, p, n);
+	hash_end(&c, out);
+}
+
+/* 0 when the framed record data/n carries tag and a checksum that matches key
+ * and the payload behind it. */
+int
+store_record_check(const char *kind, const unsigned char key[HASH_LEN], const char *data,
+    size_t n)
+{
+	const char *tag = kind_tag(kind);
+	unsigned char sum[HASH_LEN];
+
+	if (n < RECORD_HEAD_LEN || memcmp(data, tag, RECORD_TAG_LEN) != 0)
+		return -1;
+	record_sum(tag, key, data + RECORD_HEAD_LEN, n - RECORD_HEAD_LEN, sum);
+	return memcmp(sum, data + RECORD_TAG_LEN, HASH_LEN) == 0 ? 0 : -1;
+}
+
+/* Reads the record file kind/hex, checks its frame and checksum, then decodes
+ * the payload with decode(). */
 static enum store_get
 read_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN],
     int (*decode)(const char *, size_t, void *), void *out)
@@ -295,7 +350,8 @@ read_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN]
 	buf_init(&b);
 	if (fs_read_file(p, &b, RECORD_MAX) < 0)
 		r = errno == ENOENT ? STORE_ABSENT : STORE_IOERR;
-	else if (decode(b.p, b.len, out) < 0)
+	else if (store_record_check(kind, key, b.p ? b.p : "", b.len) < 0 ||
+	    decode(b.p + RECORD_HEAD_LEN, b.len - RECORD_HEAD_LEN, out) < 0)
 		r = STORE_CORRUPT;
 	buf_free(&b);
 	free(p);
@@ -329,25 +385,35 @@ store_manifest_read(struct store *s, const unsigned char key[HASH_LEN], struct s
 	return read_record(s, "manifests", key, decode_manifest, m);
 }
 
-/* Writes bytes under kind/hex (temp + rename), creating the fan-out dir. */
+/* Writes payload under kind/hex, framed with its tag and checksum (temp +
+ * rename), creating the fan-out dir. */
 static int
 write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN],
-    const struct buf *b)
+    const struct buf *payload)
 {
 	char hex[HASH_HEX_LEN + 1];
+	unsigned char sum[HASH_LEN];
+	const char *tag = kind_tag(kind);
+	struct buf b;
 	char *p, *d;
 	int rc;
 
+	buf_init(&b);
+	record_sum(tag, key, payload->p ? payload->p : "", payload->len, sum);
+	buf_add(&b, tag, RECORD_TAG_LEN);
+	buf_add(&b, sum, HASH_LEN);
+	buf_add(&b, payload->p ? payload->p : "", payload->len);
 	hash_to_hex(key, hex);
 	p = store_path(s, kind, hex);
-	rc = fs_write_atomic(p, b->p, b->len, 0644);
+	rc = fs_write_atomic(p, b.p, b.len, store_mode(s, 0644));
 	if (rc < 0 && errno == ENOENT) {
 		d = path_dirname(p);
-		if (mkdir(d, 0755) == 0 || errno == EEXIST)
-			rc = fs_write_atomic(p, b->p, b->len, 0644);
+		if (mkdir(d, store_mode(s, 0755)) == 0 || errno == EEXIST)
+			rc = fs_write_atomic(p, b.p, b.len, store_mode(s, 0644));
 		free(d);
 	}
 	free(p);
+	buf_free(&b);
 	return rc;
 }
 
@@ -364,18 +430,31 @@ store_entry_write(struct store *s, const unsigned char key[HASH_LEN], const stru
 	return rc;
 }
 
-int
-store_entry_remove(struct store *s, const unsigned char key[HASH_LEN])
+/* Unlinks kind/hex. */
+static int
+remove_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN])
 {
 	char hex[HASH_HEX_LEN + 1];
 	char *p;
 	int rc;
 
 	hash_to_hex(key, hex);
-	p = store_path(s, "entries", hex);
+	p = store_path(s, kind, hex);
 	rc = unlink(p);
 	free(p);
 	return rc;
+}
+
+int
+store_entry_remove(struct store *s, const unsigned char key[HASH_LEN])
+{
+	return remove_record(s, "entries", key);
+}
+
+int
+store_manifest_remove(struct store *s, const unsigned char key[HASH_LEN])
+{
+	return remove_record(s, "manifests", key);
 }
 
 int

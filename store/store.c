@@ -14,13 +14,15 @@
 
 struct store {
 	char *dir;
+	mode_t mask;   /* permission bits kache never grants: those the top dir lacks */
 };
 
 static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo",
 	"journal", "intents", "tmp" };
 
 static char *memo_path(const struct store *s, const struct stat *st);
-static int write_fanout(const char *path, const void *data, size_t n, mode_t mode);
+static int write_fanout(const struct store *s, const char *path, const void *data, size_t n,
+    mode_t mode);
 static char *text_memo_path(const struct store *s, const char *key);
 static int blob_put_link(struct store *s, const char *src, int exec,
     unsigned char hash[HASH_LEN], uint64_t *size, const char *tmp);
@@ -32,11 +34,18 @@ static int blob_commit(struct store *s, const char *tmp, const unsigned char has
 struct store *
 store_open(const char *dir)
 {
+	return store_open_shared(dir, 0);
+}
+
+struct store *
+store_open_shared(const char *dir, int shared)
+{
 	struct store *s;
 	struct stat st;
 
 	if (stat(dir, &st) < 0) {
-		if (errno != ENOENT || fs_mkdir_p(dir, 0755) < 0)
+		if (errno != ENOENT || fs_mkdir_p(dir, shared ? 0755 : 0700) < 0 ||
+		    stat(dir, &st) < 0)
 			return NULL;
 	} else if (!S_ISDIR(st.st_mode)) {
 		errno = ENOTDIR;
@@ -44,6 +53,8 @@ store_open(const char *dir)
 	}
 	s = xcalloc(1, sizeof *s);
 	s->dir = xstrdup(dir);
+	/* group and others get at most what the top directory gives them */
+	s->mask = (mode_t)(~st.st_mode & 077);
 	{
 		/* The last directory made: when it is there, so is the rest. */
 		char *last = path_join(dir, "tmp");
@@ -56,7 +67,7 @@ store_open(const char *dir)
 	for (size_t i = 0; i < sizeof store_subdirs / sizeof store_subdirs[0]; i++) {
 		char *p = path_join(dir, store_subdirs[i]);
 
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		if (mkdir(p, store_mode(s, 0755)) < 0 && errno != EEXIST)
 			log_warn("store: mkdir %s", p);
 		free(p);
 	}
@@ -71,6 +82,12 @@ store_free(struct store **sp)
 	free((*sp)->dir);
 	free(*sp);
 	*sp = NULL;
+}
+
+mode_t
+store_mode(const struct store *s, mode_t mode)
+{
+	return mode & ~s->mask;
 }
 
 const char *
@@ -88,13 +105,14 @@ store_path(const struct store *s, const char *kind, const char *hex)
 /* Writes data under path, creating the two-hex fan-out directory on demand
  * (one mkdir: the store's own directories exist). */
 static int
-write_fanout(const char *path, const void *data, size_t n, mode_t mode)
+write_fanout(const struct store *s, const char *path, const void *data, size_t n, mode_t mode)
 {
+	mode = store_mode(s, mode);
 	if (fs_write_atomic(path, data, n, mode) == 0)
 		return 0;
 	if (errno == ENOENT) {
 		char *d = path_dirname(path);
-		int rc = mkdir(d, 0755) == 0 || errno == EEXIST ? 0 : -1;
+		int rc = mkdir(d, store_mode(s, 0755)) == 0 || errno == EEXIST ? 0 : -1;
 
 		free(d);
 		if (rc == 0 && fs_write_atomic(path, data, n, mode) == 0)
@@ -128,7 +146,7 @@ store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HAS
 {
 	char *p = memo_path(s, st);
 
-	write_fanout(p, h, HASH_LEN, 0644);
+	write_fanout(s, p, h, HASH_LEN, 0644);
 	free(p);
 }
 
@@ -172,7 +190,7 @@ store_hash_file(struct store *s, const char *path, unsigned char out[HASH_LEN], 
 	age = (long long)(now.tv_sec - st.st_ctim.tv_sec) * 1000000000LL +
 	    (now.tv_nsec - st.st_ctim.tv_nsec);
 	if (rc == 0 && age > MEMO_MIN_AGE_NS)
-		write_fanout(mp, out, HASH_LEN, 0644);
+		write_fanout(s, mp, out, HASH_LEN, 0644);
 	free(mp);
 	return rc;
 }
@@ -203,7 +221,7 @@ store_memo_put_text(struct store *s, const char *key, const char *text, size_t n
 {
 	char *p = text_memo_path(s, key);
 
-	write_fanout(p, text, n, 0644);
+	write_fanout(s, p, text, n, 0644);
 	free(p);
 }
 
@@ -222,7 +240,8 @@ blob_commit(struct store *s, const char *tmp, const unsigned char hash[HASH_LEN]
 		unlink(tmp);
 	} else if (rename(tmp, dst) < 0) {
 		d = path_dirname(dst);
-		if (errno != ENOENT || (mkdir(d, 0755) < 0 && errno != EEXIST) || rename(tmp, dst) < 0)
+		if (errno != ENOENT || (mkdir(d, store_mode(s, 0755)) < 0 && errno != EEXIST) ||
+		    rename(tmp, dst) < 0)
 			rc = -1;
 		free(d);
 	}
@@ -244,7 +263,7 @@ blob_put_link(struct store *s, const char *src, int exec, unsigned char hash[HAS
 	if (link(src, tmp) < 0)
 		return -1;
 	fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || hash_fd(fd, hash, size) < 0 || fchmod(fd, exec ? 0555 : 0444) < 0) {
+	if (fd < 0 || hash_fd(fd, hash, size) < 0 || fchmod(fd, store_mode(s, exec ? 0555 : 0444)) < 0) {
 		if (fd >= 0)
 			close(fd);
 		unlink(tmp);
@@ -270,7 +289,7 @@ blob_put_copy(struct store *s, const char *src, int exec, unsigned char hash[HAS
 	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (in >= 0 && out >= 0 && fs_clone_or_copy_fd(in, out, NULL) == 0 &&
 	    lseek(out, 0, SEEK_SET) == 0 && hash_fd(out, hash, size) == 0 &&
-	    fchmod(out, exec ? 0555 : 0444) == 0)
+	    fchmod(out, store_mode(s, exec ? 0555 : 0444)) == 0)
 		rc = 0;
 	if (in >= 0)
 		close(in);
@@ -303,7 +322,7 @@ store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
     const unsigned char h[HASH_LEN])
 {
 	char *tmp = xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
-	int rc = fs_write_atomic(tmp, data, n, exec ? 0555 : 0444);
+	int rc = fs_write_atomic(tmp, data, n, store_mode(s, exec ? 0555 : 0444));
 
 	if (rc == 0 && blob_commit(s, tmp, h, n) < 0)
 		rc = -1;
@@ -324,7 +343,7 @@ store_intent_add(struct store *s, const unsigned char res[HASH_LEN],
 	hash_to_hex(res, hex);
 	hash_to_hex(inv, invhex);
 	p = xasprintf("%s/intents/%s", s->dir, hex);
-	rc = fs_write_atomic(p, invhex, HASH_HEX_LEN, 0644);
+	rc = fs_write_atomic(p, invhex, HASH_HEX_LEN, store_mode(s, 0644));
 	free(p);
 	return rc;
 }

@@ -11,7 +11,11 @@
  *   tmp/                  scratch on the same filesystem
  *
  * Every write is temp + rename: readers see whole files or none. Many wrappers and
- * builds may share one store; two identical misses at once are harmless. */
+ * builds may share one store; two identical misses at once are harmless.
+ *
+ * Entries and manifests on disk are framed and checksummed (record format 2, see
+ * store/record.c): a damaged, truncated, renamed or pre-checksum record reads as
+ * STORE_CORRUPT, never as a record with other content. */
 #ifndef KACHE_STORE_H
 #define KACHE_STORE_H
 
@@ -70,8 +74,14 @@ struct store_manifest {
 /* Most candidates one manifest keeps (newest first). */
 #define STORE_MAX_CANDIDATES 16
 
-/* Opens (creating when missing) the store at dir. NULL with errno on failure. */
+/* Opens (creating when missing) the store at dir. NULL with errno on failure.
+ * A new store's directory is made 0700 (private), or 0755 when shared (config
+ * cache.shared). Everything kache creates inside grants group and others at
+ * most what the top directory grants them: chmod it to share an existing store. */
 struct store *store_open(const char *dir);
+struct store *store_open_shared(const char *dir, int shared);
+/* mode less the group/other bits the store's top directory withholds. */
+mode_t store_mode(const struct store *s, mode_t mode);
 void store_free(struct store **s);
 const char *store_dir(const struct store *s);
 
@@ -117,7 +127,14 @@ int store_manifest_add(struct store *s, const unsigned char key[HASH_LEN],
 void store_manifest_clear(struct store_manifest *m);
 void store_candidate_clear(struct store_candidate *c);
 
-/* Encoders/decoders, shared with remotes (packs carry the same bytes). */
+/* Removes a corrupt manifest. */
+int store_manifest_remove(struct store *s, const unsigned char key[HASH_LEN]);
+/* 0 when data/n is a whole framed record of kind ("entries" or "manifests")
+ * stored under key: tag and checksum match. Used by read and by verify. */
+int store_record_check(const char *kind, const unsigned char key[HASH_LEN], const char *data,
+    size_t n);
+
+/* Encoders/decoders of the msgpack payload (no frame), shared with remotes (packs carry the same bytes). */
 int store_entry_encode(const struct store_entry *e, struct buf *out);
 int store_entry_decode(const char *data, size_t n, struct store_entry *e);
 int store_manifest_encode(const struct store_manifest *m, struct buf *out);

@@ -322,9 +322,16 @@ static int
 try_hit(struct wrapper *w)
 {
 	struct store_manifest m;
+	enum store_get g0;
 	int served = 0;
 
-	if (store_manifest_read(w->store, w->inv, &m) != STORE_FOUND) {
+	g0 = store_manifest_read(w->store, w->inv, &m);
+	if (g0 == STORE_CORRUPT) {
+		/* removed, so that the compile's add starts afresh */
+		store_manifest_remove(w->store, w->inv);
+		journal(w, JOURNAL_CORRUPT, "manifest", NULL, 0, 0);
+	}
+	if (g0 != STORE_FOUND) {
 		log_debug("%s: no manifest", w->args.crate_name);
 		return 0;
 	}

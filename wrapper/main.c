@@ -67,7 +67,7 @@ setup_log(const struct config *cfg)
 		return;
 	}
 	path = xasprintf("%s/logs", config_get(cfg, "cache.dir"));
-	fs_mkdir_p(path, 0755);
+	fs_mkdir_p(path, config_get_bool(cfg, "cache.shared") ? 0755 : 0700);
 	free(path);
 	path = xasprintf("%s/logs/wrapper.log", config_get(cfg, "cache.dir"));
 	log_open_file(path);
@@ -105,7 +105,8 @@ main(int argc, char **argv)
 		exec_rustc(w.rustc, argc - 2, argv + 2);
 	setup_log(w.cfg);
 	args_parse(&w.args, argc - 2, argv + 2);
-	w.store = store_open(config_get(w.cfg, "cache.dir"));
+	w.store = store_open_shared(config_get(w.cfg, "cache.dir"),
+	    config_get_bool(w.cfg, "cache.shared"));
 	if (w.store == NULL) {
 		log_warn("cannot open store %s", config_get(w.cfg, "cache.dir"));
 		exec_rustc(w.rustc, argc - 2, argv + 2);

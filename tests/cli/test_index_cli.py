@@ -128,6 +128,66 @@ class IndexCli(unittest.TestCase):
         self.run_k("verify")   # now clean: exit 0
         self.assertIn("exit status", self.run_k("help", "verify").stdout.lower())
 
+    def test_gc_reclaims_stale_temporaries_everywhere(self):
+        """A killed writer's `.<name>.tmp.*` files, in every store folder, are removed
+        by gc once older than the stale age (an hour); younger ones may belong to a
+        live writer and stay, as do real files."""
+        import time
+        a, _, _ = self.populate()
+        real = self.path("entries", a)
+        old_t = time.time() - 2 * 3600
+        planted = {}
+        for rel in ("entries/ab", "manifests/cd", "memo/ef", "blobs/01", "intents",
+                    "journal", "entries", "memo"):
+            d = os.path.join(self.store, rel)
+            os.makedirs(d, exist_ok=True)
+            for age in ("old", "new"):
+                base = "f" * 64 if "/" in rel else "x"
+                p = os.path.join(d, ".%s.tmp.%d.%s" % (base, 4242, age))
+                open(p, "w").write("partial")
+                if age == "old":
+                    os.utime(p, (old_t, old_t))
+                planted[p] = age
+        os.utime(real, (old_t, old_t))
+        self.run_k("gc")
+        for p, age in planted.items():
+            self.assertEqual(os.path.exists(p), age == "new", p)
+        self.assertTrue(os.path.exists(real))
+        self.assertEqual(self.stats()["entries"], 3)
+        self.run_k("verify")
+
+    def test_stats_on_a_read_only_store(self):
+        """A store on a read-only mount (or, where mounting is refused, made
+        immutable): stats and list still answer, from the index as last written."""
+        a, _, _ = self.populate()
+        before = self.stats()
+        ro = os.path.join(self.tmp, "ro")
+        os.makedirs(ro)
+        undo = None
+        if subprocess.run(["mount", "--bind", self.store, ro], capture_output=True).returncode == 0:
+            undo = ["umount", ro]
+            if subprocess.run(["mount", "-o", "remount,bind,ro", ro],
+                              capture_output=True).returncode != 0:
+                subprocess.run(undo, capture_output=True)
+                undo = None
+        if undo is None:
+            ro = self.store
+            if subprocess.run(["chattr", "-R", "+i", ro], capture_output=True).returncode != 0:
+                self.skipTest("neither a read-only bind mount nor chattr +i works here")
+            undo = ["chattr", "-R", "-i", ro]
+        try:
+            self.env["KACHE_DIR"] = ro
+            if os.access(ro, os.W_OK):
+                self.skipTest("the store stays writable for this user")
+            listing = os.listdir(os.path.join(ro, "index"))
+            p = self.run_k("stats", "--json")
+            s = json.loads(p.stdout)
+            self.assertIn("read-only", p.stderr)
+            self.assertEqual((s["entries"], s["hits"]), (before["entries"], before["hits"]))
+            self.assertEqual(os.listdir(os.path.join(ro, "index")), listing)
+        finally:
+            subprocess.run(undo, capture_output=True)
+
     def test_purge(self):
         self.populate()
         out = self.run_k("purge").stdout

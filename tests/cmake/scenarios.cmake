@@ -17,10 +17,12 @@ if(TARGET kache AND TARGET kached)
       failing_compile_passes_through_and_is_not_stored
       corrupted_blob_is_detected_and_rebuilt unusable_store_still_builds
       two_builds_at_once_on_one_store pass_through_is_byte_identical
-      disabled_passes_everything_through config_names_unknown_keys_and_sources)
+      disabled_passes_everything_through config_names_unknown_keys_and_sources
+      flipped_entry_depinfo_is_recompiled_once_then_hits verify_names_damaged_entry_and_manifest
+      new_store_is_private_unless_shared)
   kache_scenarios(scenario_remote_ test_cargo.py RemoteScenarios
       second_machine_served_from_the_remote corrupted_remote_pack_is_compiled_locally
-      stopped_supervisor_never_stalls_a_build)
+      stopped_supervisor_never_stalls_a_build pack_sum_is_the_documented_one)
   kache_scenarios(scenario_s3_ test_s3.py S3Scenarios
       second_machine_served_from_s3 bucket_is_readable_without_kache
       503_storm_loses_nothing slow_responses hanging_fetches_fall_back_to_compiling

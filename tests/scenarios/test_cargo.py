@@ -5,6 +5,7 @@ compile that reaches the real rustc, so "served from the cache" is a fact, not a
 
 usage: test_cargo.py <path to kache> [unittest args]
 """
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,48 @@ FIXTURE = os.path.join(HERE, "..", "fixtures", "ws")
 REAL_RUSTC = os.path.join(
     subprocess.check_output(["rustc", "--print", "sysroot"], text=True).strip(), "bin", "rustc")
 CRATES = {"tiny", "greet_macro", "build_script_build", "fixture_core", "fixture_app"}
+
+
+def msgpack_load(data):
+    """A small msgpack reader, independent of kache's, for what packs hold (maps,
+    arrays, str, bin, ints, nil): returns (object, bytes used)."""
+    def be(p, n):
+        return int.from_bytes(data[p:p + n], "big")
+
+    def one(p):
+        t = data[p]
+        p += 1
+        if t <= 0x7f:
+            return t, p
+        if t >= 0xe0:
+            return t - 0x100, p
+        if 0x80 <= t <= 0x8f or t in (0xde, 0xdf) or 0x90 <= t <= 0x9f or t in (0xdc, 0xdd):
+            if t <= 0x9f:
+                n = t & 0x0f
+            else:
+                w = 2 if t in (0xde, 0xdc) else 4
+                n, p = be(p, w), p + w
+            is_map = t <= 0x8f or t in (0xde, 0xdf)
+            items = []
+            for _ in range(n * (2 if is_map else 1)):
+                v, p = one(p)
+                items.append(v)
+            return (dict(zip(items[::2], items[1::2])) if is_map else items), p
+        if 0xa0 <= t <= 0xbf or t in (0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6):
+            if 0xa0 <= t <= 0xbf:
+                n = t & 0x1f
+            else:
+                w = {0xd9: 1, 0xda: 2, 0xdb: 4, 0xc4: 1, 0xc5: 2, 0xc6: 4}[t]
+                n, p = be(p, w), p + w
+            raw = bytes(data[p:p + n])
+            return (raw if t in (0xc4, 0xc5, 0xc6) else raw.decode()), p + n
+        if t in (0xcc, 0xcd, 0xce, 0xcf):
+            w = 1 << (t - 0xcc)
+            return be(p, w), p + w
+        if t == 0xc0:
+            return None, p
+        raise ValueError("msgpack type 0x%x not expected in a pack" % t)
+    return one(0)
 
 
 class Workspace:
@@ -186,6 +229,114 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(ws.compiled(), [], "rebuilt entries should serve again")
         self.assertEqual(ws.run_app(), out)
 
+    def store_files(self, kind):
+        out = []
+        for d, _, files in os.walk(os.path.join(self.store, kind)):
+            out += [os.path.join(d, f) for f in files if not f.startswith(".")]
+        return out
+
+    def entry_of(self, crate):
+        """The path of the one stored entry of crate (found by its msgpack name)."""
+        tag = b"\xa5crate" + bytes([0xa0 | len(crate)]) + crate.encode()
+        found = [p for p in self.store_files("entries") if tag in open(p, "rb").read()]
+        self.assertEqual(len(found), 1, found)
+        return found[0]
+
+    def kache_json(self, ws, *args):
+        p = subprocess.run([KACHE, *args, "--json"], env=ws.env, capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
+
+    def test_flipped_entry_depinfo_is_recompiled_once_then_hits(self):
+        ws = Workspace(self.tmp, self.store)
+        out = self.warm(ws)
+        ent = self.entry_of("tiny")
+        data = bytearray(open(ent, "rb").read())
+        at = data.find(b"src/lib.rs")
+        self.assertGreater(at, 0)
+        data[at + 4] ^= 0x20  # "lib.rs" -> "Lib.rs" in the stored dep-info
+        os.chmod(ent, 0o644)
+        open(ent, "wb").write(bytes(data))
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), ["tiny"], "a damaged entry must not be served")
+        self.assertEqual(ws.run_app(), out)
+        again = ws.cargo("build")
+        self.assertNotIn("Compiling", again.stderr, "cargo keeps rebuilding: bad dep-info")
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [], "the recompiled entry should serve again")
+        self.assertEqual(ws.run_app(), out)
+        self.assertEqual(self.kache_json(ws, "stats")["corrupt"], 1)
+
+    def test_verify_names_damaged_entry_and_manifest(self):
+        ws = Workspace(self.tmp, self.store)
+        self.warm(ws)
+        p = subprocess.run([KACHE, "verify"], env=ws.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ent = self.entry_of("fixture_core")
+        man = sorted(self.store_files("manifests"))[0]
+        for path in (ent, man):
+            data = bytearray(open(path, "rb").read())
+            data[len(data) // 2] ^= 0x01
+            open(path, "wb").write(bytes(data))
+        p = subprocess.run([KACHE, "verify"], env=ws.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn(os.path.basename(ent), p.stdout)
+        self.assertIn(os.path.basename(man), p.stdout)
+        self.assertFalse(os.path.exists(ent))
+        self.assertFalse(os.path.exists(man))
+        # an entry that names a blob no longer there
+        victim = self.entry_of("tiny")
+        blobs = self.store_files("blobs")
+        for b in blobs:
+            os.unlink(b)
+        p = subprocess.run([KACHE, "verify"], env=ws.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn(os.path.basename(victim), p.stdout)
+        self.assertFalse(os.path.exists(victim))
+        p = subprocess.run([KACHE, "verify"], env=ws.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, "verify repaired what it reported:\n" + p.stdout)
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.run_app().split()[0], "hello")
+
+    def modes(self, root):
+        out = {}
+        for d, dirs, files in os.walk(root):
+            for n in dirs + files:
+                p = os.path.join(d, n)
+                out[p] = os.lstat(p).st_mode & 0o777
+        out[root] = os.stat(root).st_mode & 0o777
+        return out
+
+    def test_new_store_is_private_unless_shared(self):
+        ws = Workspace(self.tmp, self.store)
+        out = self.warm(ws)
+        ws.cargo("clean")
+        ws.cargo("build")   # restored by hardlink or copy from private blobs
+        self.assertEqual(ws.compiled(), [])
+        self.assertEqual(ws.run_app(), out)
+        ws.cargo("clean")   # can remove what was restored
+        self.assertFalse(os.path.exists(os.path.join(ws.dir, "target", "debug")))
+        modes = self.modes(self.store)
+        self.assertGreater(len(modes), 10)
+        open_to_others = {p: oct(m) for p, m in modes.items() if m & 0o077}
+        self.assertEqual(open_to_others, {}, "readable by group or others")
+        self.assertEqual(modes[self.store], 0o700)
+        shared = os.path.join(self.tmp, "shared-store")
+        ws.env.update(KACHE_DIR=shared, KACHE_SHARED="true")
+        ws.cargo("build")
+        modes = self.modes(shared)
+        self.assertEqual(modes[shared], 0o755)
+        blobs = [m for p, m in modes.items() if "/blobs/" in p and os.path.isfile(p)]
+        self.assertTrue(blobs and all(m & 0o044 == 0o044 for m in blobs), blobs)
+
     def test_unusable_store_still_builds(self):
         ws = Workspace(self.tmp, self.store)
         blocker = os.path.join(self.tmp, "not-a-dir")
@@ -314,6 +465,34 @@ class RemoteScenarios(unittest.TestCase):
         stats = subprocess.run([KACHE, "stats", "--json"], env=b.env, capture_output=True,
                                text=True, timeout=60)
         self.assertIn('"remote_hits"', stats.stdout)
+
+    def test_pack_sum_is_the_documented_one(self):
+        """docs/remote-layout.md's `sum`, computed from the doc alone (hashlib, the
+        zstd CLI, a separate msgpack reader) over packs kache's dir remote wrote."""
+        import hashlib
+        a, store_a = self.machine("a", self.tmp)
+        a.cargo("build")
+        self.assertTrue(self.uploaded(store_a), "uploads did not drain")
+        packs = []
+        for d, _, files in os.walk(os.path.join(self.remote, "packs")):
+            packs += [os.path.join(d, f) for f in files if f.endswith(".pack")]
+        self.assertGreaterEqual(len(packs), len(CRATES))
+        le8 = lambda n: n.to_bytes(8, "little")
+        for path in packs:
+            raw = subprocess.run(["zstd", "-d", "-c", path], capture_output=True,
+                                 check=True, timeout=60).stdout
+            doc, used = msgpack_load(raw)
+            self.assertEqual(used, len(raw))
+            self.assertEqual(doc["v"], 1)
+            tag = b"kache-pack-v1"
+            h = hashlib.blake2b(digest_size=32)
+            h.update(le8(len(tag)) + tag)
+            for field in ("candidate", "entry"):
+                h.update(le8(len(doc[field])) + doc[field])
+            self.assertEqual(h.digest(), doc["sum"], path)
+            self.assertEqual(os.path.basename(path), doc["res"].hex() + ".pack")
+            for blob_hash, blob in doc["blobs"]:
+                self.assertEqual(hashlib.blake2b(blob, digest_size=32).digest(), blob_hash)
 
     def test_stopped_supervisor_never_stalls_a_build(self):
         a, store_a = self.machine("a", self.tmp)

@@ -121,6 +121,135 @@ test_hostile_msgpack(void **state)
 	assert_int_equal(store_entry_decode("garbage", 7, &e), -1);
 }
 
+/* Flips every byte of the file at path, one at a time, and checks read(): it
+ * must say STORE_CORRUPT each time, never serve the damaged record. */
+static void
+flip_each_byte(const char *path, int (*read)(void *arg), void *arg)
+{
+	struct buf b;
+
+	buf_init(&b);
+	assert_int_equal(fs_read_file(path, &b, 1 << 20), 0);
+	assert_true(b.len > 0);
+	for (size_t i = 0; i < b.len; i++) {
+		for (int bit = 0; bit < 8; bit += 7) {
+			b.p[i] ^= (char)(1 << bit);
+			assert_int_equal(fs_write_atomic(path, b.p, b.len, 0644), 0);
+			if (read(arg) != STORE_CORRUPT)
+				fail_msg("byte %zu bit %d flipped: not seen as corrupt", i, bit);
+			b.p[i] ^= (char)(1 << bit);
+		}
+	}
+	/* truncated at every length */
+	for (size_t n = 0; n < b.len; n++) {
+		assert_int_equal(fs_write_atomic(path, b.p, n, 0644), 0);
+		if (read(arg) != STORE_CORRUPT)
+			fail_msg("truncated to %zu bytes: not seen as corrupt", n);
+	}
+	assert_int_equal(fs_write_atomic(path, b.p, b.len, 0644), 0);
+	assert_int_equal(read(arg), STORE_FOUND);
+	buf_free(&b);
+}
+
+struct flip_ctx {
+	struct store *s;
+	unsigned char key[HASH_LEN];
+};
+
+static int
+read_entry(void *arg)
+{
+	struct flip_ctx *c = arg;
+	struct store_entry e;
+	enum store_get g = store_entry_read(c->s, c->key, &e);
+
+	store_entry_clear(&e);
+	return (int)g;
+}
+
+static int
+read_manifest(void *arg)
+{
+	struct flip_ctx *c = arg;
+	struct store_manifest m;
+	enum store_get g = store_manifest_read(c->s, c->key, &m);
+
+	store_manifest_clear(&m);
+	return (int)g;
+}
+
+static void
+test_flipped_records_are_corrupt(void **state)
+{
+	char *dir = tmpdir(), *p;
+	struct flip_ctx c = { .key = { 5, 6 } };
+	struct store_output o = { .name = "libx.rlib", .mode = 0644, .size = 3 };
+	struct store_input in = { .path = "@@KACHE_W@@/src/lib.rs" };
+	struct store_envdep env = { .name = "V", .value = "1" };
+	struct store_candidate cand = { .inputs = &in, .n_inputs = 1, .envs = &env, .n_envs = 1 };
+	struct store_entry e;
+	char hex[HASH_HEX_LEN + 1];
+
+	(void)state;
+	c.s = store_open(dir);
+	store_entry_init(&e);
+	e.crate = "x";
+	e.outputs = &o;
+	e.n_outputs = 1;
+	e.depinfo_name = "x.d";
+	buf_addstr(&e.depinfo, "@@KACHE_T@@/x.d: src/lib.rs\n");
+	assert_int_equal(store_entry_write(c.s, c.key, &e), 0);
+	hash_to_hex(c.key, hex);
+	p = store_path(c.s, "entries", hex);
+	flip_each_byte(p, read_entry, &c);
+	free(p);
+	buf_free(&e.depinfo);
+	assert_int_equal(store_manifest_add(c.s, c.key, &cand), 0);
+	p = store_path(c.s, "manifests", hex);
+	flip_each_byte(p, read_manifest, &c);
+	free(p);
+	store_free(&c.s);
+	fs_remove_tree(dir);
+	free(dir);
+}
+
+/* A whole record moved under another key, or an entry put where a manifest
+ * belongs, is not served either: the checksum covers the kind and the key. */
+static void
+test_record_under_wrong_name_is_corrupt(void **state)
+{
+	char *dir = tmpdir(), *a, *b;
+	struct flip_ctx c = { .key = { 1 } };
+	unsigned char other[HASH_LEN] = { 2 };
+	struct store_entry e;
+	char hex[HASH_HEX_LEN + 1];
+
+	(void)state;
+	c.s = store_open(dir);
+	store_entry_init(&e);
+	e.crate = "x";
+	assert_int_equal(store_entry_write(c.s, other, &e), 0);
+	hash_to_hex(other, hex);
+	a = store_path(c.s, "entries", hex);
+	hash_to_hex(c.key, hex);
+	b = store_path(c.s, "entries", hex);
+	assert_int_equal(fs_mkdir_p(b, 0755), 0);
+	assert_int_equal(rmdir(b), 0); /* leaves the fan-out directory */
+	assert_int_equal(fs_copy_atomic(a, b, 0644), 0);
+	assert_int_equal(read_entry(&c), STORE_CORRUPT);
+	free(b);
+	b = store_path(c.s, "manifests", hex);
+	assert_int_equal(fs_mkdir_p(b, 0755), 0);
+	assert_int_equal(rmdir(b), 0);
+	assert_int_equal(fs_copy_atomic(a, b, 0644), 0);
+	assert_int_equal(read_manifest(&c), STORE_CORRUPT);
+	free(a);
+	free(b);
+	store_free(&c.s);
+	fs_remove_tree(dir);
+	free(dir);
+}
+
 static void
 count_event(const struct journal_event *ev, void *arg)
 {
@@ -198,7 +327,8 @@ test_blob_by_link_shares_inode(void **state)
 	assert_int_equal(stat(src, &a), 0);
 	assert_int_equal(stat(blob, &b), 0);
 	assert_int_equal(a.st_ino, b.st_ino);
-	assert_int_equal(b.st_mode & 0777, 0555);
+	/* the store (mkdtemp: 0700) is private: no group/other bits */
+	assert_int_equal(b.st_mode & 0777, 0500);
 	free(blob);
 	store_free(&s);
 	fs_remove_tree(dir);
@@ -213,6 +343,8 @@ main(void)
 		cmocka_unit_test(test_entry_roundtrip),
 		cmocka_unit_test(test_manifest_keeps_newest),
 		cmocka_unit_test(test_hostile_msgpack),
+		cmocka_unit_test(test_flipped_records_are_corrupt),
+		cmocka_unit_test(test_record_under_wrong_name_is_corrupt),
 		cmocka_unit_test(test_journal_roundtrip_and_torn_tail),
 		cmocka_unit_test(test_hash_memo_sees_changes),
 		cmocka_unit_test(test_blob_by_link_shares_inode),

@@ -108,9 +108,7 @@ verify_report(const char *what, const char *hex, void *arg)
 	proto_worker_beat();
 }
 
-/* {"problems": [{what, key}], "problems_more", the index_verify_result
- * fields, "found" (index_verify's return: problems, or -1 when it did not
- * finish)}. */
+/* Replies with index_json_verify's summary. */
 static void
 on_verify(struct indexer *x, struct msg *rep)
 {
@@ -128,15 +126,11 @@ on_verify(struct indexer *x, struct msg *rep)
 	}
 	log_info("verify requested");
 	n = index_verify(x->ix, &r, verify_report, problems);
-	reply_json(rep, json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "problems",
-	    problems, "problems_more", (json_int_t)(n > INDEX_JSON_PAGE ? n - INDEX_JSON_PAGE : 0),
-	    "found", (json_int_t)n, "blobs_checked", (json_int_t)r.blobs_checked,
-	    "bytes_checked", (json_int_t)r.bytes_checked, "blobs_corrupt",
-	    (json_int_t)r.blobs_corrupt, "entries_corrupt", (json_int_t)r.entries_corrupt,
-	    "entries_removed", (json_int_t)r.entries_removed));
+	reply_json(rep, index_json_verify(&r, problems, n,
+	    n > INDEX_JSON_PAGE ? n - INDEX_JSON_PAGE : 0));
 }
 
-/* {"ok", "entries", "blobs", "bytes_freed"} */
+/* Replies with index_json_purge's summary. */
 static void
 on_purge(struct indexer *x, struct msg *rep)
 {
@@ -145,9 +139,7 @@ on_purge(struct indexer *x, struct msg *rep)
 
 	log_info("purge requested");
 	rc = index_purge(x->ix, &r);
-	reply_json(rep, json_pack("{s:b, s:I, s:I, s:I}", "ok", rc == 0, "entries",
-	    (json_int_t)r.entries, "blobs", (json_int_t)r.blobs, "bytes_freed",
-	    (json_int_t)r.bytes_freed));
+	reply_json(rep, index_json_purge(&r, rc == 0));
 }
 
 void
