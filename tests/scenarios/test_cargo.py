@@ -266,6 +266,104 @@ class Scenarios(unittest.TestCase):
         self.assertTrue(CRATES.issubset(set(ws.compiled())))
 
 
+RACE_ACTIONS = {
+    # what a user (cp -p, rsync -t, tar x) does to core/src/lib.rs while rustc runs
+    "in_place": "with open(p, 'w') as f: f.write(new)\nos.utime(p, ns=old)\n",
+    "rename": "t = p + '.new'\nopen(t, 'w').write(new)\nos.utime(t, ns=old)\n"
+              "os.rename(t, p)\n",
+    "recreate": "os.unlink(p)\nopen(p, 'w').write(new)\nos.utime(p, ns=old)\n",
+}
+
+
+class RaceScenarios(unittest.TestCase):
+    """An input changes while rustc compiles it, and its mtime is set back: the
+    compile must not be stored under the new content (issue 7, item 2). A rustc
+    shim makes the race deterministic: it changes the input once, right after (or,
+    for an --extern, right before) the real rustc ran on the chosen crate."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-race-")
+        self.store = os.path.join(self.tmp, "store")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def racing(self, ws, crate, when, action):
+        """Points ws at a rustc that runs `action` (python; argv is rustc's) once,
+        `when` ("before"/"after") the real rustc compiles `crate`."""
+        script = os.path.join(self.tmp, "action.py")
+        mark = os.path.join(self.tmp, "action.done")
+        with open(script, "w") as f:
+            f.write("import os, shutil, sys\nargv = sys.argv[1:]\n" + action)
+        shim = os.path.join(self.tmp, "racing-rustc")
+        act = ("case \" $* \" in *' --crate-name %s '*) if [ ! -e '%s' ]; then "
+               ": > '%s'; python3 '%s' \"$@\" || exit 99; fi;; esac\n" % (crate, mark, mark, script))
+        with open(shim, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "case \" $* \" in *' --crate-name '*) echo \"$*\" >> '%s';; esac\n"
+                    % ws.log)
+            f.write(act if when == "before" else "")
+            f.write("'%s' \"$@\"\nrc=$?\n" % REAL_RUSTC)
+            f.write(act if when == "after" else "")
+            f.write("exit $rc\n")
+        os.chmod(shim, 0o755)
+        return shim
+
+    def source_changed_during_compile(self, way):
+        ws = Workspace(self.tmp, self.store)
+        lib = os.path.join(ws.dir, "core/src/lib.rs")
+        text = open(lib).read()
+        old = "\"{} {} {} {} {}\""
+        action = ("p = %r\nnew = %r\nst = os.stat(p)\nold = (st.st_atime_ns, st.st_mtime_ns)\n"
+                  % (lib, text.replace(old, old[:-1] + " edited\"")) + RACE_ACTIONS[way])
+        shim = self.racing(ws, "fixture_core", "after", action)
+        before = os.stat(lib).st_mtime_ns
+        ws.cargo("build", RUSTC=shim)
+        self.assertIn("edited", open(lib).read())
+        self.assertEqual(os.stat(lib).st_mtime_ns, before, "the shim kept the old mtime")
+        # what the source says now must be what the program does
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertIn("edited", ws.run_app(), "a compile of other content was served")
+        self.assertIn("fixture_core", ws.compiled())
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [], "the honest compile is stored")
+        self.assertIn("edited", ws.run_app())
+
+    def test_source_rewritten_in_place_mtime_set_back(self):
+        self.source_changed_during_compile("in_place")
+
+    def test_source_replaced_by_rename_mtime_set_back(self):
+        self.source_changed_during_compile("rename")
+
+    def test_source_deleted_and_recreated_mtime_set_back(self):
+        self.source_changed_during_compile("recreate")
+
+    def test_extern_rlib_replaced_during_compile(self):
+        ws = Workspace(self.tmp, self.store)
+        other = os.path.join(self.tmp, "variant-target")
+        ws.edit("core/src/lib.rs", "\"{} {} {} {} {}\"", "\"{} {} {} {} {} edited\"")
+        ws.cargo("build", KACHE_DIR=os.path.join(self.tmp, "variant-store"),
+                 CARGO_TARGET_DIR=other)
+        variant = [os.path.join(other, "debug/deps", n)
+                   for n in os.listdir(os.path.join(other, "debug/deps"))
+                   if n.startswith("libfixture_core-") and n.endswith(".rlib")][0]
+        ws.edit("core/src/lib.rs", "\"{} {} {} {} {} edited\"", "\"{} {} {} {} {}\"")
+        # an --extern swapped (by rename, old mtime kept) after kache hashed it
+        action = ("p = [a.split('=', 1)[1] for a in argv if a.startswith('fixture_core=')][0]\n"
+                  "st = os.stat(p)\nshutil.copyfile(%r, p + '.new')\n"
+                  "os.utime(p + '.new', ns=(st.st_atime_ns, st.st_mtime_ns))\n"
+                  "os.rename(p + '.new', p)\n" % variant)
+        shim = self.racing(ws, "fixture_app", "before", action)
+        ws.cargo("build", RUSTC=shim, KACHE_BACKGROUND_STORE="false")
+        self.assertIn("edited", ws.run_app(), "the shim swapped the rlib")
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertNotIn("edited", ws.run_app(), "an app linked to other content was served")
+        self.assertIn("fixture_app", ws.compiled())
+
+
 class RemoteScenarios(unittest.TestCase):
     """Two stores and two checkouts at different paths, standing for two machines,
     sharing one directory remote through their supervisors."""
