@@ -108,6 +108,8 @@ struct wrapper {
 	unsigned char inv[HASH_LEN];
 	int64_t start_us;
 	int from_remote;          /* the entry being served was just fetched */
+	struct strv key_files;    /* files hashed into the key (--extern, -l libraries) */
+	struct buf key_hashes;    /* their hashes, HASH_LEN bytes each, in that order */
 };
 
 /* The kached binary beside this one (new string), or NULL. */
@@ -118,5 +120,7 @@ char *wrapper_kached_path(void);
 int wrapper_compile(struct wrapper *w);
 /* The invocation key (first level). 0 / -1. */
 int key_invocation(struct wrapper *w, unsigned char out[HASH_LEN]);
+/* 1 when every file key_invocation hashed still has the hash it had then. */
+int key_files_unchanged(struct wrapper *w);
 
 #endif
