@@ -323,15 +323,17 @@ static int
 try_hit(struct wrapper *w)
 {
 	struct store_manifest m;
+	enum store_get g;
 	int served = 0;
 
-	if (store_manifest_read(w->store, w->inv, &m) != STORE_FOUND) {
+	if ((g = store_manifest_read(w->store, w->inv, &m)) != STORE_FOUND) {
 		log_debug("%s: no manifest", w->args.crate_name);
+		if (g == STORE_CORRUPT)
+			journal(w, JOURNAL_CORRUPT, "manifest", NULL, 0, 0);
 		return 0;
 	}
 	for (size_t i = 0; i < m.n && !served; i++) {
 		struct store_entry e;
-		enum store_get g;
 		int rc;
 
 		if (!candidate_matches(w, &m.c[i]))

@@ -24,6 +24,9 @@ if(TARGET kache AND TARGET kached)
   kache_scenarios(scenario_race_ test_cargo.py RaceScenarios
       source_rewritten_in_place_mtime_set_back source_replaced_by_rename_mtime_set_back
       source_deleted_and_recreated_mtime_set_back extern_rlib_replaced_during_compile)
+  kache_scenarios(scenario_hostile_ test_cargo.py HostileStoreScenarios
+      blob_fifo blob_symlink entry_fifo entry_symlink manifest_fifo manifest_symlink
+      memo_fifo memo_symlink_to_a_wrong_hash)
   kache_scenarios(scenario_s3_ test_s3.py S3Scenarios
       second_machine_served_from_s3 bucket_is_readable_without_kache
       503_storm_loses_nothing slow_responses hanging_fetches_fall_back_to_compiling

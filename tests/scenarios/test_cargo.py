@@ -266,6 +266,121 @@ class Scenarios(unittest.TestCase):
         self.assertTrue(CRATES.issubset(set(ws.compiled())))
 
 
+def store_files(store, kind):
+    """Every file under store/kind (blobs, entries, manifests, memo)."""
+    out = []
+    for d, _, files in os.walk(os.path.join(store, kind)):
+        out += [os.path.join(d, f) for f in files if not f.startswith(".")]
+    return out
+
+
+def kache_processes(store):
+    """Pids of kache wrappers (and their store children) working on store."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink("/proc/%s/exe" % pid) != os.path.realpath(KACHE):
+                continue
+            env = open("/proc/%s/environ" % pid, "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if ("KACHE_DIR=" + store).encode() in env:
+            pids.append(int(pid))
+    return pids
+
+
+class HostileStoreScenarios(unittest.TestCase):
+    """Store files replaced by a FIFO or by a symlink to a file elsewhere (issue 7,
+    item 4): never followed, never waited on; counted as corrupt and compiled."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-hostile-")
+        self.store = os.path.join(self.tmp, "store")
+        self.elsewhere = os.path.join(self.tmp, "elsewhere")
+        os.makedirs(self.elsewhere)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def corrupt_count(self, ws):
+        p = subprocess.run([KACHE, "stats", "--json"], env=ws.env, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return int(p.stdout.split('"corrupt":')[1].split(",")[0].split("}")[0])
+
+    def replace(self, files, how, content=None):
+        for i, f in enumerate(files):
+            keep = os.path.join(self.elsewhere, "%d-%s" % (i, os.path.basename(f)))
+            shutil.copyfile(f, keep)
+            if content is not None:
+                open(keep, "wb").write(content)
+            os.unlink(f)
+            if how == "fifo":
+                os.mkfifo(f)
+            else:
+                os.symlink(keep, f)
+
+    def hostile(self, kind, how, content=None, recompiled=True):
+        ws = Workspace(self.tmp, self.store)
+        ws.cargo("build")
+        out = ws.run_app()
+        files = store_files(self.store, kind)
+        self.assertTrue(files, kind)
+        self.replace(files, how, content)
+        before = self.corrupt_count(ws)
+        ws.cargo("clean")
+        try:
+            p = subprocess.run(["cargo", "build", "--offline", "-j2"], cwd=ws.dir, env=ws.env,
+                               capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            for pid in kache_processes(self.store):
+                os.kill(pid, 9)
+            self.fail("the build hung on a %s in %s" % (how, kind))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(ws.run_app(), out)
+        deadline = time.monotonic() + 30
+        while kache_processes(self.store) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(kache_processes(self.store), [], "a wrapper outlived cargo")
+        if recompiled:
+            self.assertTrue(CRATES.issubset(set(ws.compiled())), ws.compiled())
+            self.assertGreater(self.corrupt_count(ws), before, "damage not counted")
+        else:
+            self.assertEqual(ws.compiled(), [])
+        # healed: the next build is served again
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [])
+        self.assertEqual(ws.run_app(), out)
+        deps = os.path.join(ws.dir, "target/debug/deps")
+        for f in os.listdir(deps):
+            self.assertFalse(os.path.islink(os.path.join(deps, f)), f)
+
+    def test_blob_fifo(self):
+        self.hostile("blobs", "fifo")
+
+    def test_blob_symlink(self):
+        self.hostile("blobs", "symlink")
+
+    def test_entry_fifo(self):
+        self.hostile("entries", "fifo")
+
+    def test_entry_symlink(self):
+        self.hostile("entries", "symlink")
+
+    def test_manifest_fifo(self):
+        self.hostile("manifests", "fifo")
+
+    def test_manifest_symlink(self):
+        self.hostile("manifests", "symlink")
+
+    def test_memo_fifo(self):
+        self.hostile("memo", "fifo", recompiled=False)
+
+    def test_memo_symlink_to_a_wrong_hash(self):
+        self.hostile("memo", "symlink", content=b"\0" * 32, recompiled=False)
+
+
 RACE_ACTIONS = {
     # what a user (cp -p, rsync -t, tar x) does to core/src/lib.rs while rustc runs
     "in_place": "with open(p, 'w') as f: f.write(new)\nos.utime(p, ns=old)\n",
