@@ -20,7 +20,7 @@ if(TARGET kache AND TARGET kached)
       disabled_passes_everything_through config_names_unknown_keys_and_sources)
   kache_scenarios(scenario_remote_ test_cargo.py RemoteScenarios
       second_machine_served_from_the_remote corrupted_remote_pack_is_compiled_locally
-      stopped_supervisor_never_stalls_a_build)
+      stopped_supervisor_never_stalls_a_build secret_env_dep_never_stored_nor_uploaded)
   kache_scenarios(scenario_race_ test_cargo.py RaceScenarios
       source_rewritten_in_place_mtime_set_back source_replaced_by_rename_mtime_set_back
       source_deleted_and_recreated_mtime_set_back extern_rlib_replaced_during_compile)

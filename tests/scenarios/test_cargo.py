@@ -528,6 +528,47 @@ class RemoteScenarios(unittest.TestCase):
                                text=True, timeout=60)
         self.assertIn('"remote_hits"', stats.stdout)
 
+    def test_secret_env_dep_never_stored_nor_uploaded(self):
+        """A value read by env!("MY_API_TOKEN") reaches no file kache writes or
+        uploads; the restored .d still carries the user's own value for cargo."""
+        secret = "kache-secret-" + "7f3a9c0e" * 5
+        a, store_a = self.machine("a", self.tmp)
+        a.edit("app/src/main.rs", "fn main() {",
+               "const TOKEN_LEN: usize = env!(\"MY_API_TOKEN\").len();\n\nfn main() {")
+        a.edit("app/src/main.rs", "println!(\"{} {}\",", "println!(\"{} {} {}\", TOKEN_LEN,")
+        a.env["MY_API_TOKEN"] = secret
+        a.cargo("build")
+        out = a.run_app()
+        self.assertTrue(out.startswith("%d hello" % len(secret)), out)
+        self.assertTrue(self.uploaded(store_a), "uploads did not drain")
+        places = 0
+        for root in (store_a, self.remote):
+            for d, _, files in os.walk(root):
+                for f in files:
+                    p = os.path.join(d, f)
+                    data = open(p, "rb").read()
+                    if p.endswith(".pack"):
+                        data = subprocess.run(["zstd", "-d", "-c", p], capture_output=True,
+                                              check=True, timeout=60).stdout
+                        places += 1
+                    self.assertNotIn(secret.encode(), data, p)
+        self.assertGreater(places, 0, "no pack uploaded")
+        # the warm build hits, and cargo then finds the restored crate fresh
+        a.cargo("clean")
+        a.cargo("build")
+        self.assertEqual(a.compiled(), [])
+        self.assertEqual(a.run_app(), out)
+        deps = os.path.join(a.dir, "target/debug/deps")
+        d = [n for n in os.listdir(deps) if n.startswith("fixture_app-") and n.endswith(".d")]
+        self.assertIn("# env-dep:MY_API_TOKEN=%s\n" % secret,
+                      open(os.path.join(deps, d[0])).read())
+        again = a.cargo("build")
+        self.assertNotIn("Compiling fixture-app", again.stderr, "cargo rebuilt a fresh crate")
+        # another value is another result
+        other = a.cargo("build", MY_API_TOKEN="short")
+        self.assertIn("fixture_app", a.compiled(), other.stderr)
+        self.assertTrue(a.run_app().startswith("5 hello"))
+
     def test_stopped_supervisor_never_stalls_a_build(self):
         a, store_a = self.machine("a", self.tmp)
         pid = int(subprocess.run([KACHE, "supervisor", "status", "--json"], env=a.env,
