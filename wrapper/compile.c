@@ -248,7 +248,7 @@ restore_entry(struct wrapper *w, const struct store_entry *e)
 	for (size_t i = 0; i < e->n_outputs && rc == 0; i++)
 		rc = restore_output(w, &e->outputs[i], out_dir);
 	if (rc == 0 && e->depinfo_name != NULL) {
-		struct buf d;
+		struct buf d, s;
 		char *p;
 
 		if (strchr(e->depinfo_name, '/') != NULL) {
@@ -257,10 +257,13 @@ restore_entry(struct wrapper *w, const struct store_entry *e)
 		}
 		buf_init(&d);
 		roots_expand(&w->roots, e->depinfo.p ? e->depinfo.p : "", e->depinfo.len, &d);
+		buf_init(&s);
+		depinfo_secrets(d.p ? d.p : "", d.len, 1, &s);
 		p = path_join(out_dir, e->depinfo_name);
-		rc = fs_write_atomic(p, d.p ? d.p : "", d.len, 0644);
+		rc = fs_write_atomic(p, s.p ? s.p : "", s.len, 0644);
 		free(p);
 		buf_free(&d);
+		buf_free(&s);
 	}
 	free(out_dir);
 	return rc;
@@ -502,9 +505,10 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	struct store_entry e;
 	struct store_candidate c;
 	struct depinfo d;
-	struct buf text;
+	struct buf text, d_text;
 	const char *why = NULL;
 
+	buf_init(&d_text);
 	strv_init(&names);
 	store_entry_init(&e);
 	memset(&c, 0, sizeof c);
@@ -547,7 +551,9 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	depinfo_parse(text.p ? text.p : "", text.len, &d);
 	if ((why = build_candidate(w, &d, t0, &c)) != NULL)
 		goto out;
-	roots_fold(&w->roots, text.p ? text.p : "", text.len, &e.depinfo);
+	buf_reset(&d_text);
+	depinfo_secrets(text.p ? text.p : "", text.len, 0, &d_text);
+	roots_fold(&w->roots, d_text.p ? d_text.p : "", d_text.len, &e.depinfo);
 	roots_fold(&w->roots, r->out.p ? r->out.p : "", r->out.len, &e.out);
 	fold_stderr(w, &r->err, &e.err);
 	e.crate = xstrdup(w->args.crate_name);
@@ -565,6 +571,7 @@ out:
 	store_entry_clear(&e);
 	strv_free(&names);
 	buf_free(&text);
+	buf_free(&d_text);
 	free(out_dir);
 	return why;
 }

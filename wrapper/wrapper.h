@@ -82,6 +82,12 @@ struct depinfo {
 /* Parses a Makefile-style .d as rustc writes it. 0 / -1. */
 int depinfo_parse(const char *text, size_t n, struct depinfo *d);
 void depinfo_free(struct depinfo *d);
+/* Copies dep-info text to out with the value of every secret-looking env-dep
+ * (config_is_secret_env) replaced by a mark, so that no secret is stored or
+ * uploaded; with restore, puts this process's own value back in place of the
+ * mark (a hit proved it has the value's hash), as cargo's freshness check
+ * compares the value in the .d with its environment. */
+void depinfo_secrets(const char *text, size_t n, int restore, struct buf *out);
 
 /* ---- exec.c ---- */
 
