@@ -22,7 +22,14 @@ if(TARGET kache AND TARGET kached)
       new_store_is_private_unless_shared)
   kache_scenarios(scenario_remote_ test_cargo.py RemoteScenarios
       second_machine_served_from_the_remote corrupted_remote_pack_is_compiled_locally
-      stopped_supervisor_never_stalls_a_build pack_sum_is_the_documented_one)
+      stopped_supervisor_never_stalls_a_build pack_sum_is_the_documented_one
+      secret_env_dep_never_stored_nor_uploaded)
+  kache_scenarios(scenario_race_ test_cargo.py RaceScenarios
+      source_rewritten_in_place_mtime_set_back source_replaced_by_rename_mtime_set_back
+      source_deleted_and_recreated_mtime_set_back extern_rlib_replaced_during_compile)
+  kache_scenarios(scenario_hostile_ test_cargo.py HostileStoreScenarios
+      blob_fifo blob_symlink entry_fifo entry_symlink manifest_fifo manifest_symlink
+      memo_fifo memo_symlink_to_a_wrong_hash)
   kache_scenarios(scenario_s3_ test_s3.py S3Scenarios
       second_machine_served_from_s3 bucket_is_readable_without_kache
       503_storm_loses_nothing slow_responses hanging_fetches_fall_back_to_compiling
