@@ -379,6 +379,15 @@ workers_any_coming(const struct supervisor *s, enum role r)
 	return 0;
 }
 
+int
+workers_can_run(const struct supervisor *s, enum role r)
+{
+	for (int i = 0; i < s->nslots; i++)
+		if (s->slots[i].role == r && s->slots[i].state != W_FAILED && !s->slots[i].retire)
+			return 1;
+	return 0;
+}
+
 void
 workers_shutdown_all(struct supervisor *s)
 {

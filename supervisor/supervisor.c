@@ -174,6 +174,7 @@ apply_config(struct supervisor *s)
 		log_warnx("%s (workers will fail with a configuration error)", err);
 	remote_free(&r);
 	s->remote_none = none;
+	jobs_remote_reset(s);
 	s->cfg_mtime = file_mtime(config_file_path(s->cfg));
 	if (s->ctx != NULL) /* a reload: the uploaders count follows the file */
 		workers_resize(s, ROLE_UPLOADER, (int)n);
@@ -436,6 +437,9 @@ serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
 		break;
 	case MSG_SCALE:
 		serve_scale(s, req, &rep);
+		break;
+	case MSG_FLUSH:
+		jobs_flush(s, req, &rep);
 		break;
 	default:
 		rep.status = MSG_ERR_UNKNOWN;
