@@ -30,7 +30,7 @@ if(TARGET kache AND TARGET kached)
 endif()
 if(TARGET kache AND TARGET kached)
   kache_scenarios(scenario_flush_ test_flush.py FlushS3
-      stop_right_after_build_uploads_everything flush_keeps_the_supervisor_and_uploads_everything
+      stop_right_after_build_uploads_everything flush_keeps_the_supervisor_running
       flush_timeout_names_what_is_left remote_switched_off_pauses_uploads)
   kache_scenarios(scenario_flush_ test_flush.py FlushLocal
       stop_after_build_dir_remote flush_without_remote_says_so

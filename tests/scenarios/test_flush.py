@@ -83,7 +83,7 @@ class FlushS3(test_s3.S3Scenarios):
         self.assertEqual(made - self.remote_results(), set(), "results missing from the bucket")
         self.assertRegex(p.stderr, r"flush: %d uploaded, 0 left" % len(made))
 
-    def test_flush_keeps_the_supervisor_and_uploads_everything(self):
+    def test_flush_keeps_the_supervisor_running(self):
         self.fault({"mode": "slow", "delay": 1.0, "methods": ["PUT"]})
         a = self.machine("a", os.path.join(self.tmp, "a"), port=self.pport,
                          KACHE_S3_UPLOAD_CONCURRENCY="1")
