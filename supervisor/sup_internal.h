@@ -25,6 +25,8 @@
 #define SUP_DRAIN_MS 10000  /* stop: longest wait for queued uploads */
 #define SUP_GRACE_MS 3000   /* stop: SHUTDOWN to SIGKILL */
 #define SUP_MAX_HOOKS 16
+#define SUP_BADLOG_MS 5000  /* bad messages: one line, then a count this often */
+#define SUP_ALREADY 200     /* setup: another supervisor holds the store (exit 0) */
 
 enum role { ROLE_UPLOADER = 0, ROLE_FETCHER, ROLE_COUNT };
 enum wstate { W_STARTING, W_READY, W_BUSY, W_BACKOFF, W_FAILED, W_STOPPING };
@@ -91,6 +93,8 @@ struct supervisor {
 		void *arg;
 	} exits[SUP_MAX_HOOKS];
 	int nexits;
+	int64_t bad_next;       /* bad messages are not logged one by one before this */
+	long bad_suppressed;
 };
 
 /* sup_roles.c */
@@ -149,5 +153,9 @@ int sup_flush(const char *dir, int64_t timeout_ms);
 
 /* supervisor.c */
 void sup_reply(struct supervisor *s, const void *ident, size_t identlen, const struct msg *m);
+/* Logs a bad message (garbage from a wrapper, a worker or a stranger), rate
+ * limited: a flood costs a line and a count per SUP_BADLOG_MS. */
+void sup_bad_message(struct supervisor *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif
