@@ -121,10 +121,10 @@ other_owner(const struct proto_paths *p)
 	if (stat(p->rundir, &st) == -1 || st.st_uid == geteuid() || geteuid() == 0)
 		return 0;
 	pw = getpwuid(st.st_uid);
-	fprintf(stderr, "kache supervisor: %s belongs to another user (uid %ld%s%s%s); only that "
+	fprintf(stderr, "kache supervisor: %s belongs to another user (uid %ld%s%s); only that "
 	    "user (or root) can see or stop its supervisor: run the command as that user, or "
 	    "use a store of your own (KACHE_DIR)\n", p->rundir, (long)st.st_uid,
-	    pw ? ", " : "", pw ? pw->pw_name : "", "");
+	    pw ? ", " : "", pw ? pw->pw_name : "");
 	return 1;
 }
 
@@ -225,10 +225,13 @@ print_status(json_t *root)
 static int
 cmd_status(const char *dir, int json)
 {
+	struct proto_paths p;
 	struct msg rep;
 	json_error_t jerr;
 	json_t *root;
 
+	if (!json && proto_paths_init(&p, dir) == 0 && other_owner(&p))
+		return 1;
 	if (request(dir, MSG_STATUS, &rep, NULL, 0) != 0 || rep.type != MSG_STATUS_REPLY) {
 		msg_clear(&rep);
 		if (json)
