@@ -25,6 +25,8 @@
 #define SUP_DRAIN_MS 10000  /* stop: longest wait for queued uploads */
 #define SUP_GRACE_MS 3000   /* stop: SHUTDOWN to SIGKILL */
 #define SUP_MAX_HOOKS 16
+#define SUP_BADLOG_MS 5000  /* bad messages: one line, then a count this often */
+#define SUP_ALREADY 200     /* setup: another supervisor holds the store (exit 0) */
 
 enum role { ROLE_UPLOADER = 0, ROLE_FETCHER, ROLE_COUNT };
 enum wstate { W_STARTING, W_READY, W_BUSY, W_BACKOFF, W_FAILED, W_STOPPING };
@@ -91,6 +93,8 @@ struct supervisor {
 		void *arg;
 	} exits[SUP_MAX_HOOKS];
 	int nexits;
+	int64_t bad_next;       /* bad messages are not logged one by one before this */
+	long bad_suppressed;
 };
 
 /* sup_roles.c */
@@ -113,6 +117,8 @@ struct slot *workers_idle(struct supervisor *s, enum role r);
 /* 1 when some worker of role is up (ready or busy). */
 int workers_any_up(const struct supervisor *s, enum role r);
 int workers_any_coming(const struct supervisor *s, enum role r);
+/* 0 when no worker of role can run (none wanted, or every one failed). */
+int workers_can_run(const struct supervisor *s, enum role r);
 int workers_send(struct supervisor *s, struct slot *w, const struct msg *m);
 
 /* sup_jobs.c: intents, the upload queue and pending fetches */
@@ -126,12 +132,30 @@ void jobs_done(struct supervisor *s, struct slot *w, const struct msg *done);
 void jobs_worker_lost(struct supervisor *s, struct slot *w);
 void jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetches);
 int jobs_idle(const struct supervisor *s);
+/* MSG_FLUSH: fills rep (MSG_FLUSH_REPLY). */
+void jobs_flush(struct supervisor *s, const struct msg *req, struct msg *rep);
+/* The configuration changed: uploads paused for a switched-off remote resume. */
+void jobs_remote_reset(struct supervisor *s);
 const char *jobs_key(const struct job *j);
 
 /* sup_status.c */
 char *status_json(const struct supervisor *s);
 
+/* sup_cli.c: starts one unless one answers; 0 or an exit status */
+int sup_start(const char *dir, int quiet);
+
+/* sup_flush.c: the user's side of a flush */
+int sup_parse_duration(const char *s, int64_t *ms);
+/* --timeout (flag, may be NULL) else remote.flush_timeout, in ms; -1 when bad (said) */
+int64_t sup_flush_timeout(const struct config *cfg, const char *flag);
+/* 0 when every intent reached the remote, 1 when some are left (said) */
+int sup_flush(const char *dir, int64_t timeout_ms);
+
 /* supervisor.c */
 void sup_reply(struct supervisor *s, const void *ident, size_t identlen, const struct msg *m);
+/* Logs a bad message (garbage from a wrapper, a worker or a stranger), rate
+ * limited: a flood costs a line and a count per SUP_BADLOG_MS. */
+void sup_bad_message(struct supervisor *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

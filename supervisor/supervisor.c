@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ int sup_run(int detached);
 
 #define INTENT_RESCAN_MS 3000
 
+static long winner_pid(const struct supervisor *s);
 static int take_lock(struct supervisor *s);
 static void rescan_intents(void *arg, int64_t now_ms);
 static int setup(struct supervisor *s);
@@ -108,6 +110,36 @@ sup_reply(struct supervisor *s, const void *ident, size_t identlen, const struct
 		log_debug("reply %s not sent (client gone?)", msg_type_name(m->type));
 }
 
+void
+sup_bad_message(struct supervisor *s, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (clock_ms() < s->bad_next) {
+		s->bad_suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	log_warnx("%s (further bad messages are counted, not logged, for %d s)", line,
+	    SUP_BADLOG_MS / 1000);
+	s->bad_next = clock_ms() + SUP_BADLOG_MS;
+}
+
+/* From maintenance: the count of the bad messages not logged, once due. */
+static void
+bad_summary(struct supervisor *s, int64_t now)
+{
+	if (s->bad_suppressed == 0 || now < s->bad_next)
+		return;
+	log_warnx("suppressed %ld more bad messages in the last %d s", s->bad_suppressed,
+	    SUP_BADLOG_MS / 1000);
+	s->bad_suppressed = 0;
+	s->bad_next = now + SUP_BADLOG_MS;
+}
+
 static int64_t
 file_mtime(const char *path)
 {
@@ -117,8 +149,32 @@ file_mtime(const char *path)
 	                            : 0;
 }
 
+/* The pid of the supervisor that holds the lock: the pid file, once it names
+ * a live process (the winner writes it just after taking the lock, so a loser
+ * of the race waits a moment for it). 0 when none appeared in time. */
+static long
+winner_pid(const struct supervisor *s)
+{
+	struct buf b;
+	long pid = 0;
+
+	for (int i = 0; i < 150 && pid == 0; i++) {
+		buf_init(&b);
+		if (fs_read_file(s->paths.pidfile, &b, 64) == 0 && b.len > 0)
+			pid = strtol(b.p, NULL, 10);
+		buf_free(&b);
+		if (pid <= 0 || kill((pid_t)pid, 0) == -1)
+			pid = 0;
+		if (pid == 0)
+			usleep(20000);
+	}
+	return pid;
+}
+
 /* One supervisor per store: flock on run/supervisor.lock. Retries briefly, as
- * wrappers probe the lock with a shared flock for an instant. */
+ * wrappers probe the lock with a shared flock for an instant. 1 when another
+ * supervisor runs (said, with its pid: not a failure, so that a service
+ * manager does not restart us in a loop), -1 on an error. */
 static int
 take_lock(struct supervisor *s)
 {
@@ -132,13 +188,15 @@ take_lock(struct supervisor *s)
 	}
 	for (int i = 0; flock(s->lockfd, LOCK_EX | LOCK_NB) == -1; i++) {
 		if (errno != EWOULDBLOCK || i == LOCK_TRIES) {
-			buf_init(&pid);
-			fs_read_file(s->paths.pidfile, &pid, 64);
-			fprintf(stderr, "kache supervisor: already running (pid %ld) for %s\n",
-			    pid.len ? strtol(pid.p, NULL, 10) : 0L, s->kache_dir);
-			buf_free(&pid);
+			int busy = errno == EWOULDBLOCK;
+
 			close(s->lockfd);
-			return -1;
+			s->lockfd = -1; /* teardown must not remove the winner's pid file */
+			if (!busy)
+				return -1;
+			fprintf(stderr, "kache supervisor: already running (pid %ld) for %s\n",
+			    winner_pid(s), s->kache_dir);
+			return 1;
 		}
 		usleep(20000);
 	}
@@ -174,6 +232,7 @@ apply_config(struct supervisor *s)
 		log_warnx("%s (workers will fail with a configuration error)", err);
 	remote_free(&r);
 	s->remote_none = none;
+	jobs_remote_reset(s);
 	s->cfg_mtime = file_mtime(config_file_path(s->cfg));
 	if (s->ctx != NULL) /* a reload: the uploaders count follows the file */
 		workers_resize(s, ROLE_UPLOADER, (int)n);
@@ -204,6 +263,7 @@ setup(struct supervisor *s)
 {
 	char err[512];
 	ssize_t n;
+	int rc;
 
 	if (proto_paths_prepare(&s->paths, 1, err, sizeof err) == -1) {
 		fprintf(stderr, "kache supervisor: %s\n", err);
@@ -212,8 +272,8 @@ setup(struct supervisor *s)
 	}
 	fs_mkdir_p(s->paths.logdir, 0700);
 	fs_mkdir_p(s->paths.intents, 0700);
-	if (take_lock(s) == -1)
-		return 1;
+	if ((rc = take_lock(s)) != 0)
+		return rc == 1 ? SUP_ALREADY : 1;
 	if ((n = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1)) <= 0)
 		return 1;
 	s->exe[n] = '\0';
@@ -293,6 +353,7 @@ maintenance(struct supervisor *s, int64_t now)
 	struct buf warnings;
 
 	s->next_maint = now + MAINT_MS;
+	bad_summary(s, now);
 	if (file_mtime(config_file_path(s->cfg)) != s->cfg_mtime) {
 		log_info("configuration changed; re-reading %s", config_file_path(s->cfg));
 		buf_init(&warnings);
@@ -360,13 +421,14 @@ on_request(struct supervisor *s, const struct zio_frames *f)
 	if (f->n < 1)
 		return;
 	if (f->n != 2 || f->truncated) {
-		log_warnx("control socket: dropped a message of %d frames%s", f->n,
+		sup_bad_message(s, "control socket: dropped a message of %d frames%s", f->n,
 		    f->truncated ? " (too large)" : "");
 		error_reply(s, f->data[0], f->len[0], 0, MSG_ERR_MALFORMED, "expected one frame");
 		return;
 	}
 	if ((r = msg_decode(f->data[1], f->len[1], &req)) != MSG_DECODE_OK) {
-		log_warnx("control socket: %s (%zu bytes)", msg_decode_strerror(r), f->len[1]);
+		sup_bad_message(s, "control socket: %s (%zu bytes)", msg_decode_strerror(r),
+		    f->len[1]);
 		error_reply(s, f->data[0], f->len[0], req.id,
 		    r == MSG_DECODE_VERSION ? MSG_ERR_VERSION
 		    : r == MSG_DECODE_UNKNOWN ? MSG_ERR_UNKNOWN : MSG_ERR_MALFORMED,
@@ -436,6 +498,9 @@ serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
 		break;
 	case MSG_SCALE:
 		serve_scale(s, req, &rep);
+		break;
+	case MSG_FLUSH:
+		jobs_flush(s, req, &rep);
 		break;
 	default:
 		rep.status = MSG_ERR_UNKNOWN;
@@ -566,7 +631,7 @@ sup_run(int detached)
 		log_info("stopped");
 	}
 	snprintf(exe, sizeof exe, "%s", s->exe);
-	rc = rc == 0 && s->reexec ? -2 : rc;
+	rc = rc == 0 && s->reexec ? -2 : rc == SUP_ALREADY ? 0 : rc;
 	teardown(s);
 	free(s);
 	if (rc == -2) {

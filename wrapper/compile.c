@@ -16,8 +16,10 @@
 #include "common/path.h"
 #include "proto/client.h"
 #include "store/journal.h"
+#include "store/pending.h"
 #include "wrapper/wrapper.h"
 
+#define PENDING_WAIT_MS 5000
 #define ARTIFACT_PREFIX "{\"$message_type\":\"artifact\""
 
 enum restore_how { RESTORE_AUTO, RESTORE_REFLINK, RESTORE_HARDLINK, RESTORE_COPY };
@@ -31,7 +33,6 @@ static void journal(struct wrapper *w, enum journal_type t, const char *reason,
     const unsigned char *res, uint64_t ms, uint64_t bytes);
 static int compile_and_store(struct wrapper *w);
 static void finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec *t0);
-static char *pending_path(struct wrapper *w);
 static int store_in_background(struct wrapper *w, const struct run_result *r,
     const struct timespec *t0);
 static int wait_pending(struct wrapper *w);
@@ -598,72 +599,50 @@ finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec
 		queue_upload(w, res);
 }
 
-static char *
-pending_path(struct wrapper *w)
-{
-	char hex[HASH_HEX_LEN + 1];
-
-	hash_to_hex(w->inv, hex);
-	return xasprintf("%s/tmp/pending-%s", store_dir(w->store), hex);
-}
-
 /* Stores the result in a child process, so cargo can start the dependents
  * while the outputs are hashed and linked into the store: storing leaves the
- * critical path of the build. A marker tmp/pending-<inv> says a store of this
- * key is under way; a wrapper that misses on that key waits for it (see
- * wait_pending). 0 when the child took over, -1 to store here instead. */
+ * critical path of the build. A locked marker tmp/pending-<inv> says a store
+ * of this key is under way (store/pending.h); a wrapper that misses on that
+ * key waits for it (see wait_pending), and so does `kache flush`. The lock
+ * goes with the child: a killed store leaves a marker nobody waits for.
+ * 0 when the child took over, -1 to store here instead. */
 static int
 store_in_background(struct wrapper *w, const struct run_result *r, const struct timespec *t0)
 {
-	char *marker = pending_path(w);
-	int fd = fs_open_regular(marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fd = store_pending_begin(store_dir(w->store), w->inv);
 	pid_t pid;
 
-	if (fd < 0) {
-		free(marker);
+	if (fd < 0)
 		return -1;
-	}
-	close(fd);
 	pid = fork();
 	if (pid < 0) {
-		unlink(marker);
-		free(marker);
+		store_pending_end(store_dir(w->store), w->inv, fd);
 		return -1;
 	}
 	if (pid > 0) {
-		free(marker);
+		close(fd); /* the child holds the lock now */
 		return 0;
 	}
 	/* The child: cargo waits for EOF on our stdout and stderr, so let go of them. */
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
 	}
 	finish_miss(w, r, t0);
-	unlink(marker);
+	store_pending_end(store_dir(w->store), w->inv, fd);
 	_exit(0);
 }
 
-/* A miss on a key whose store is under way in another process: wait (up to
- * a few seconds) for it, rather than compile the same thing twice. 1 when a
- * store was awaited. */
+/* A miss on a key whose store is under way in another live process: wait (up
+ * to PENDING_WAIT_MS) for it, rather than compile the same thing twice. A
+ * marker whose writer is gone is removed, not waited for. 1 when a store was
+ * awaited. */
 static int
 wait_pending(struct wrapper *w)
 {
-	char *marker = pending_path(w);
-	struct stat st;
-	int waited = 0;
-
-	for (int i = 0; i < 1000 && stat(marker, &st) == 0; i++) {
-		if (time(NULL) - st.st_mtime > 60)
-			break; /* left by a store that died */
-		waited = 1;
-		usleep(5000);
-	}
-	free(marker);
-	return waited;
+	return store_pending_wait(store_dir(w->store), w->inv, clock_ms() + PENDING_WAIT_MS);
 }
 
 /* Runs rustc (with the remap arguments) after unlinking the outputs it will

@@ -37,3 +37,11 @@ if(TARGET kache AND TARGET kached)
       wrong_credentials_one_message_and_intents_kept missing_bucket_one_message
       read_only_runner_never_writes)
 endif()
+if(TARGET kache AND TARGET kached)
+  kache_scenarios(scenario_flush_ test_flush.py FlushS3
+      stop_right_after_build_uploads_everything flush_keeps_the_supervisor_running
+      flush_timeout_names_what_is_left remote_switched_off_pauses_uploads)
+  kache_scenarios(scenario_flush_ test_flush.py FlushLocal
+      stop_after_build_dir_remote flush_without_remote_says_so
+      stale_pending_markers_do_not_stall_the_build flush_waits_for_live_stores_only)
+endif()
