@@ -17,13 +17,24 @@ static const struct command commands[] = {
 	{ "daemon", supervisor_cmd, "alias of supervisor", "usage: kache daemon ... (see `kache help supervisor`)\n", 1 },
 	{ "help", cmd_help, "show help for a command", "usage: kache help [COMMAND]\n", 0 },
 	{ "supervisor", supervisor_cmd, "run and manage the background supervisor and its workers",
-	    "usage: kache supervisor start|stop|restart|run|status [--json]\n"
+	    "usage: kache supervisor start|stop [--timeout DURATION]|restart|run|status [--json]\n"
 	    "       kache supervisor log [WORKER] [-f] [-n N]\n"
 	    "       kache supervisor install|uninstall|scale uploader=N\n"
 	    "start runs it in the background (the wrapper also starts it on demand); run keeps\n"
 	    "it in the foreground with logs on stderr; status lists the workers; log shows the\n"
 	    "supervisor's or a worker's log (uploader.0, fetcher.0); install adds a systemd\n"
-	    "user unit. `kache daemon` is an alias. See docs/supervisor.md.\n", 0 },
+	    "user unit. stop first uploads every intent to the remote (as `kache flush`,\n"
+	    "for at most DURATION, default remote.flush_timeout) and exits 1 when some are\n"
+	    "left. `kache daemon` is an alias. See docs/supervisor.md.\n", 0 },
+	{ "flush", supervisor_flush_cmd, "upload every pending result to the remote now",
+	    "usage: kache flush [--timeout DURATION]\n"
+	    "Waits for the background stores still running, has the supervisor queue every\n"
+	    "upload intent on disk and upload them all, showing progress on stderr; the\n"
+	    "supervisor keeps running (start one first when none runs). DURATION: 90s, 10m,\n"
+	    "1h (default remote.flush_timeout, 10m). Exit status 0 when everything reached\n"
+	    "the remote (or no remote is configured), 1 when something is left: the line\n"
+	    "says how much, and the intents stay on disk for the next run. `kache\n"
+	    "supervisor stop` flushes the same way before it stops.\n", 0 },
 	{ "gc", cmd_gc, "evict least recently used entries until the store fits its cap",
 	    "usage: kache gc [--max-size SIZE] [-v]\n"
 	    "Reads the journal into the index, then removes least recently used entries\n"

@@ -32,6 +32,7 @@ static const struct config_def defs[] = {
 	{ "wrapper.fetch_timeout_ms", "KACHE_FETCH_TIMEOUT_MS", "5000", 0, "longest a compile waits for an acknowledged remote fetch" },
 	{ "remote.type", "KACHE_REMOTE", "none", 0, "none | dir | s3" },
 	{ "remote.path", "KACHE_REMOTE_PATH", "", 0, "directory remote location" },
+	{ "remote.flush_timeout", "KACHE_FLUSH_TIMEOUT", "10m", 0, "longest `kache flush` and `kache supervisor stop` wait for uploads" },
 	{ "s3.bucket", "KACHE_S3_BUCKET", "", 0, "bucket name" },
 	{ "s3.prefix", "KACHE_S3_PREFIX", "kache", 0, "key prefix inside the bucket" },
 	{ "s3.endpoint", "KACHE_S3_ENDPOINT", "", 0, "http(s)://host:port (default AWS)" },

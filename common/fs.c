@@ -13,11 +13,46 @@
 #include "common/util.h"
 
 static int copy_loop(int in, int out);
+static int open_regular(const char *path, int flags, mode_t mode);
+
+/* The one way kache opens a file it did not just create: O_NONBLOCK, so that
+ * open(2) of a FIFO returns at once, then fstat, so that only a regular file is
+ * ever read or written. O_NONBLOCK has no effect on regular files. */
+static int
+open_regular(const char *path, int flags, mode_t mode)
+{
+	struct stat st;
+	int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode);
+
+	if (fd < 0) {
+		if (errno == ENXIO || errno == ENODEV)
+			errno = EINVAL; /* a FIFO without a reader, a device */
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+int
+fs_open_regular(const char *path, int flags, mode_t mode)
+{
+	return open_regular(path, flags | O_NOFOLLOW, mode);
+}
+
+int
+fs_open_input(const char *path)
+{
+	return open_regular(path, O_RDONLY, 0);
+}
 
 int
 fs_read_file(const char *path, struct buf *b, size_t max)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = fs_open_regular(path, O_RDONLY, 0);
 	struct stat st;
 	ssize_t n;
 
@@ -187,7 +222,7 @@ fs_copy_atomic(const char *src, const char *dst, mode_t mode)
 	char *tmp;
 	int in, out, saved;
 
-	in = open(src, O_RDONLY | O_CLOEXEC);
+	in = fs_open_regular(src, O_RDONLY, 0);
 	if (in < 0)
 		return -1;
 	tmp = fs_tmp_beside(dst);

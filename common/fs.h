@@ -9,7 +9,17 @@
 
 #include "common/util.h"
 
-/* Reads a whole file into b (appending). Fails past max bytes. 0 / -1 (errno set). */
+/* Opens a file kache keeps (in the store or a target dir) without following a
+ * symlink and without blocking (a FIFO or a device never hangs the caller): the fd
+ * (O_CLOEXEC) only when path is a regular file. -1 otherwise: errno ENOENT when
+ * absent, ELOOP for a symlink, EINVAL for any other kind of file. mode is used
+ * with O_CREAT. */
+int fs_open_regular(const char *path, int flags, mode_t mode);
+/* The same for an input (a source file): symlinks are followed, as cargo
+ * workspaces use them, but it still never blocks and yields regular files only. */
+int fs_open_input(const char *path);
+/* Reads a whole regular file into b (appending), as fs_open_regular opens it.
+ * Fails past max bytes. 0 / -1 (errno set). */
 int fs_read_file(const char *path, struct buf *b, size_t max);
 /* Writes data under path via a temporary in the same directory and rename(2).
  * Nothing half-written is ever visible under path. */

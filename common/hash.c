@@ -1,4 +1,5 @@
 #include "common/hash.h"
+#include "common/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,7 +78,7 @@ hash_fd(int fd, unsigned char out[HASH_LEN], uint64_t *size)
 int
 hash_file(const char *path, unsigned char out[HASH_LEN], uint64_t *size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = fs_open_regular(path, O_RDONLY, 0);
 	int rc;
 
 	if (fd < 0)

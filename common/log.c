@@ -1,6 +1,8 @@
 #include "common/log.h"
+#include "common/fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -24,10 +26,14 @@ log_init(const char *role, FILE *out, enum log_level level)
 int
 log_open_file(const char *path)
 {
-	FILE *f = fopen(path, "ae");
+	int fd = fs_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "a");
 
-	if (f == NULL)
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	setvbuf(f, NULL, _IOLBF, 0);
 	if (log_out != NULL && log_out != stderr && log_out != stdout)
 		fclose(log_out);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "index/internal.h"
 #include "store/journal.h"
@@ -189,7 +190,7 @@ ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size)
 	uint64_t off = 0;
 	int fd, rc = 0;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = fs_open_regular(path, O_RDONLY, 0)) < 0)
 		return errno == ENOENT ? 1 : -1;
 	if (fstat(fd, &st) < 0) {
 		close(fd);

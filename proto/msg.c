@@ -39,6 +39,8 @@ static const struct msg_def defs[MSG_TYPE_MAX] = {
 	[MSG_STATUS_REPLY] = { "STATUS_REPLY", { F_TEXT } },
 	[MSG_INDEX_REPLY] = { "INDEX_REPLY", { F_TEXT } },
 	[MSG_EVENT] = { "EVENT", { F_STATUS, F_KEY } },
+	[MSG_FLUSH] = { "FLUSH", { F_COUNT } },
+	[MSG_FLUSH_REPLY] = { "FLUSH_REPLY", { F_STATUS, F_COUNT, F_TEXT } },
 };
 
 static const struct msg_def *def_of(uint32_t type);

@@ -46,12 +46,20 @@ enum msg_type {
 	MSG_INDEX_REPLY = 24,  /* text = JSON document (see docs/supervisor.md) */
 	/* supervisor -> PUB subscribers */
 	MSG_EVENT = 30, /* status = enum msg_event, key; also indexer -> supervisor */
+	/* client <-> supervisor: upload every intent now (kache flush, stop) */
+	MSG_FLUSH = 31,       /* count = 1 to begin a flush, 0 to ask how far it got */
+	MSG_FLUSH_REPLY = 32, /* status = enum flush_state, count = uploads left, text = JSON */
 	/* client -> supervisor (continued) */
 	MSG_INDEX_PURGE = 40, /* remove every entry, blob and journal of the store */
 	MSG_TYPE_MAX = 41
 };
 
-enum job_status { JOB_OK = 0, JOB_MISS = 1, JOB_FAILED = 2 };
+/* JOB_REMOTE_OFF: the remote refused this worker for good (403, clock skew,
+ * no bucket); the supervisor stops sending it uploads. */
+enum job_status { JOB_OK = 0, JOB_MISS = 1, JOB_FAILED = 2, JOB_REMOTE_OFF = 3 };
+/* A flush: done (nothing queued, no background store running), still busy,
+ * stuck (the remote is switched off, or no uploader can run), or no remote. */
+enum flush_state { FLUSH_DONE = 0, FLUSH_BUSY = 1, FLUSH_STUCK = 2, FLUSH_NO_REMOTE = 3 };
 enum msg_error { MSG_ERR_MALFORMED = 1, MSG_ERR_VERSION = 2, MSG_ERR_UNKNOWN = 3, MSG_ERR_STATE = 4 };
 enum msg_event { EVENT_HIT = 1, EVENT_MISS = 2, EVENT_UPLOAD = 3, EVENT_FETCH = 4, EVENT_UPLOAD_FAILED = 5 };
 

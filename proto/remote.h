@@ -8,7 +8,9 @@
 
 #include "common/config.h"
 
-enum remote_result { REMOTE_OK = 0, REMOTE_MISS, REMOTE_FAILED };
+/* REMOTE_OFF: refused for good in this process (403: credentials or clock
+ * skew; no bucket): a retry cannot succeed until the configuration changes. */
+enum remote_result { REMOTE_OK = 0, REMOTE_MISS, REMOTE_FAILED, REMOTE_OFF };
 
 struct remote;
 

@@ -222,7 +222,7 @@ dir_fetch(struct remote *r, const char *kache_dir, const char *inv)
 		name = layout_pack_name(m.r[i].crate, m.r[i].res);
 		full = path_join(r->path, name);
 		free(name);
-		fd = open(full, O_RDONLY | O_CLOEXEC);
+		fd = fs_open_regular(full, O_RDONLY, 0);
 		free(full);
 		if (fd < 0 || hash_from_hex(m.r[i].res, res_bin) < 0) {
 			failed += fd < 0 && errno != ENOENT;

@@ -242,7 +242,7 @@ s3r_put(struct remote *r, const char *kache_dir, const char *res)
 		return REMOTE_OK; /* the intent has nothing to do on a read-only runner */
 	}
 	if (x->disabled)
-		return REMOTE_FAILED;
+		return REMOTE_OFF;
 	if (layout_intent_inv(kache_dir, res, inv) < 0) {
 		log_warnx("s3: upload intent %s is missing or damaged", res);
 		return REMOTE_FAILED;
@@ -251,7 +251,7 @@ s3r_put(struct remote *r, const char *kache_dir, const char *res)
 		return REMOTE_FAILED;
 	rr = upload_pack(x, s, inv, res);
 	store_free(&s);
-	return rr;
+	return rr != REMOTE_OK && x->disabled ? REMOTE_OFF : rr;
 }
 
 /* Downloads one pack into an unnamed file and imports it from there.

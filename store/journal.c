@@ -63,7 +63,7 @@ journal_append(const char *store_dir, const struct journal_event *ev)
 	b.p[2] = (char)(len >> 8);
 	b.p[3] = (char)len;
 	path = xasprintf("%s/journal/events", store_dir);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	fd = fs_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
 	if (fd >= 0) {
 		rc = write(fd, b.p, b.len) == (ssize_t)b.len ? 0 : -1;
 		close(fd);

@@ -86,7 +86,7 @@ add_blob(struct store *s, msgpack_packer *pk, const unsigned char h[HASH_LEN])
 
 	hash_to_hex(h, hex);
 	p = store_path(s, "blobs", hex);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
+	fd = fs_open_regular(p, O_RDONLY, 0);
 	free(p);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		if (fd >= 0)

@@ -349,7 +349,8 @@ read_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN]
 	p = store_path(s, kind, hex);
 	buf_init(&b);
 	if (fs_read_file(p, &b, RECORD_MAX) < 0)
-		r = errno == ENOENT ? STORE_ABSENT : STORE_IOERR;
+		r = errno == ENOENT ? STORE_ABSENT :
+		    errno == ELOOP || errno == EINVAL ? STORE_CORRUPT : STORE_IOERR;
 	else if (store_record_check(kind, key, b.p ? b.p : "", b.len) < 0 ||
 	    decode(b.p + RECORD_HEAD_LEN, b.len - RECORD_HEAD_LEN, out) < 0)
 		r = STORE_CORRUPT;

@@ -21,6 +21,10 @@ static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "m
 	"journal", "intents", "tmp" };
 
 static char *memo_path(const struct store *s, const struct stat *st);
+static int same_stat(const struct stat *a, const struct stat *b);
+static int hash_fd_memo(struct store *s, int fd, struct stat *st,
+    unsigned char out[HASH_LEN]);
+static int hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struct stat *st);
 static int write_fanout(const struct store *s, const char *path, const void *data, size_t n,
     mode_t mode);
 static char *text_memo_path(const struct store *s, const char *key);
@@ -154,45 +158,83 @@ store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HAS
  * same timestamp tick; such hashes are not memoized. */
 #define MEMO_MIN_AGE_NS 50000000LL
 
-int
-store_hash_file(struct store *s, const char *path, unsigned char out[HASH_LEN], uint64_t *size)
+/* 1 when a and b describe the same file with the same size and mtime; ctime
+ * is compared apart (a link(2) or chmod(2) changes it, not the bytes). */
+static int
+same_stat(const struct stat *a, const struct stat *b)
 {
-	struct stat st;
-	struct timespec now;
-	char *mp;
-	int fd, rc;
-	long long age;
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return -1;
-	}
-	if (size)
-		*size = (uint64_t)st.st_size;
-	mp = memo_path(s, &st);
-	int mfd = open(mp, O_RDONLY | O_CLOEXEC);
-	if (mfd >= 0) {
+/* The hash of the open file fd, whose fstat is st, through the memo. A file whose
+ * size or mtime changed while it was hashed gives -1 (its bytes were a mix of two
+ * states). A hash is memoized only when the whole stat tuple held (ctime too) and
+ * the last change is older than MEMO_MIN_AGE_NS, so a memo entry always names the
+ * content its key describes. st is updated to the stat after hashing: a caller
+ * that checks ctime sees any change made while it hashed. */
+static int
+hash_fd_memo(struct store *s, int fd, struct stat *st, unsigned char out[HASH_LEN])
+{
+	char *mp = memo_path(s, st);
+	struct stat after;
+	struct timespec now;
+	long long age;
+	int mfd, rc;
+
+	if ((mfd = fs_open_regular(mp, O_RDONLY, 0)) >= 0) {
 		ssize_t n = read(mfd, out, HASH_LEN);
 
 		close(mfd);
 		if (n == HASH_LEN) {
 			free(mp);
-			close(fd);
 			return 0;
 		}
 	}
 	rc = hash_fd(fd, out, NULL);
-	close(fd);
+	if (rc == 0 && (fstat(fd, &after) < 0 || !same_stat(st, &after))) {
+		log_info("a file changed while it was hashed (inode %llu)",
+		    (unsigned long long)st->st_ino);
+		rc = -1;
+	}
 	clock_gettime(CLOCK_REALTIME, &now);
-	age = (long long)(now.tv_sec - st.st_ctim.tv_sec) * 1000000000LL +
-	    (now.tv_nsec - st.st_ctim.tv_nsec);
-	if (rc == 0 && age > MEMO_MIN_AGE_NS)
+	age = (long long)(now.tv_sec - st->st_ctim.tv_sec) * 1000000000LL +
+	    (now.tv_nsec - st->st_ctim.tv_nsec);
+	if (rc == 0 && age > MEMO_MIN_AGE_NS && after.st_ctim.tv_sec == st->st_ctim.tv_sec &&
+	    after.st_ctim.tv_nsec == st->st_ctim.tv_nsec)
 		write_fanout(s, mp, out, HASH_LEN, 0644);
+	if (rc == 0)
+		*st = after;
 	free(mp);
 	return rc;
+}
+
+/* Hashes the file open as fd (closing it) and reports its stat. */
+static int
+hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struct stat *st)
+{
+	struct stat tmp;
+	int rc;
+
+	if (st == NULL)
+		st = &tmp;
+	if (fd < 0)
+		return -1;
+	rc = fstat(fd, st) < 0 ? -1 : hash_fd_memo(s, fd, st, out);
+	close(fd);
+	return rc;
+}
+
+int
+store_hash_file(struct store *s, const char *path, unsigned char out[HASH_LEN], struct stat *st)
+{
+	return hash_open(s, fs_open_input(path), out, st);
+}
+
+int
+store_hash_kept(struct store *s, const char *path, unsigned char out[HASH_LEN], struct stat *st)
+{
+	return hash_open(s, fs_open_regular(path, O_RDONLY, 0), out, st);
 }
 
 static char *
@@ -225,10 +267,12 @@ store_memo_put_text(struct store *s, const char *key, const char *text, size_t n
 	free(p);
 }
 
-/* Moves tmp to blobs/<hash>, or drops it when that blob is already there. */
+/* Moves tmp to blobs/<hash>, or drops it when that blob is already there with
+ * the right bytes (checked through the memo). */
 static int
 blob_commit(struct store *s, const char *tmp, const unsigned char hash[HASH_LEN], uint64_t size)
 {
+	unsigned char have[HASH_LEN];
 	char hex[HASH_HEX_LEN + 1];
 	char *dst, *d;
 	struct stat st;
@@ -236,16 +280,21 @@ blob_commit(struct store *s, const char *tmp, const unsigned char hash[HASH_LEN]
 
 	hash_to_hex(hash, hex);
 	dst = store_path(s, "blobs", hex);
-	if (stat(dst, &st) == 0 && (uint64_t)st.st_size == size) {
+	if (lstat(dst, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == size &&
+	    store_hash_kept(s, dst, have, NULL) == 0 && memcmp(have, hash, HASH_LEN) == 0) {
+		/* already there, and sound: a damaged one is replaced below */
 		unlink(tmp);
-	} else if (rename(tmp, dst) < 0) {
+		free(dst);
+		return 0;
+	}
+	if (rename(tmp, dst) < 0) {
 		d = path_dirname(dst);
 		if (errno != ENOENT || (mkdir(d, store_mode(s, 0755)) < 0 && errno != EEXIST) ||
 		    rename(tmp, dst) < 0)
 			rc = -1;
 		free(d);
 	}
-	if (rc == 0 && stat(dst, &st) == 0)
+	if (rc == 0 && lstat(dst, &st) == 0)
 		store_memo_put(s, &st, hash);
 	free(dst);
 	return rc;
@@ -262,7 +311,7 @@ blob_put_link(struct store *s, const char *src, int exec, unsigned char hash[HAS
 
 	if (link(src, tmp) < 0)
 		return -1;
-	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	fd = fs_open_regular(tmp, O_RDONLY, 0);
 	if (fd < 0 || hash_fd(fd, hash, size) < 0 || fchmod(fd, store_mode(s, exec ? 0555 : 0444)) < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -285,7 +334,7 @@ blob_put_copy(struct store *s, const char *src, int exec, unsigned char hash[HAS
 {
 	int in, out, rc = -1;
 
-	in = open(src, O_RDONLY | O_CLOEXEC);
+	in = fs_open_regular(src, O_RDONLY, 0);
 	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (in >= 0 && out >= 0 && fs_clone_or_copy_fd(in, out, NULL) == 0 &&
 	    lseek(out, 0, SEEK_SET) == 0 && hash_fd(out, hash, size) == 0 &&

@@ -88,9 +88,15 @@ const char *store_dir(const struct store *s);
 /* Path helpers (new strings). kind is "blobs", "entries", "manifests". */
 char *store_path(const struct store *s, const char *kind, const char *hex);
 
-/* Hash of a file's content, memoized by its stat tuple. st may be NULL. */
+/* Hash of an input's content (symlinks followed; a regular file only, opened
+ * without blocking), memoized by its stat tuple. st (may be NULL) receives the
+ * stat the hash belongs to. -1 also when the file changed while it was hashed. */
 int store_hash_file(struct store *s, const char *path, unsigned char out[HASH_LEN],
-    uint64_t *size);
+    struct stat *st);
+/* The same for a file kache keeps (a blob, an output in a target dir): a symlink
+ * or any other non-regular file is -1 with errno ELOOP or EINVAL. */
+int store_hash_kept(struct store *s, const char *path, unsigned char out[HASH_LEN],
+    struct stat *st);
 /* Records that the file behind st has hash h (after we wrote or verified it). */
 void store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HASH_LEN]);
 /* Memo for small derived values (e.g. rustc -vV), keyed by any string. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "common/log.h"
 #include "proto/client.h"
 #include "proto/paths.h"
+#include "proto/remote.h"
 #include "supervisor/sup_internal.h"
 
 #define START_WAIT_MS 5000
@@ -25,8 +27,9 @@
 static char *store_dir(void);
 static int request(const char *dir, enum msg_type type, struct msg *rep, const char *role,
     int64_t count);
-static int cmd_start(const char *dir);
-static int cmd_stop(const char *dir);
+static int cmd_stop(const char *dir, int64_t flush_ms);
+static int other_owner(const struct proto_paths *p);
+static int stop_flush_ms(int argc, char **argv, int64_t *ms);
 static int cmd_status(const char *dir, int json);
 static int cmd_scale(const char *dir, const char *arg);
 static int cmd_log(const char *dir, int argc, char **argv);
@@ -65,8 +68,10 @@ request(const char *dir, enum msg_type type, struct msg *rep, const char *role, 
 	return r == PROTO_OK ? 0 : -(int)r - 1;
 }
 
-static int
-cmd_start(const char *dir)
+/* Starts a supervisor for dir unless one answers. quiet: say nothing when one
+ * was running already. 0, or an exit status. */
+int
+sup_start(const char *dir, int quiet)
 {
 	struct proto_paths p;
 	struct msg rep;
@@ -82,7 +87,8 @@ cmd_start(const char *dir)
 	}
 	if (request(dir, MSG_PING, &rep, NULL, 0) == 0) {
 		msg_clear(&rep);
-		printf("kache supervisor: already running for %s\n", dir);
+		if (!quiet)
+			printf("kache supervisor: already running for %s\n", dir);
 		return 0;
 	}
 	if ((n = readlink("/proc/self/exe", exe, sizeof exe - 1)) <= 0)
@@ -103,24 +109,51 @@ cmd_start(const char *dir)
 	return 1;
 }
 
+/* 1 (said on stderr) when the run directory belongs to another user, whose
+ * supervisor we can neither see nor stop: it would look "not running". */
 static int
-cmd_stop(const char *dir)
+other_owner(const struct proto_paths *p)
+{
+	struct passwd *pw;
+	struct stat st;
+
+	if (stat(p->rundir, &st) == -1 || st.st_uid == geteuid() || geteuid() == 0)
+		return 0;
+	pw = getpwuid(st.st_uid);
+	fprintf(stderr, "kache supervisor: %s belongs to another user (uid %ld%s%s); only that "
+	    "user (or root) can see or stop its supervisor: run the command as that user, or "
+	    "use a store of your own (KACHE_DIR)\n", p->rundir, (long)st.st_uid,
+	    pw ? ", " : "", pw ? pw->pw_name : "");
+	return 1;
+}
+
+/* Stops the supervisor of dir. With flush_ms > 0 every upload intent is
+ * flushed to the remote first (sup_flush), for at most that long: the end of
+ * a CI job. Exit status 1 when something was left (said by sup_flush). */
+static int
+cmd_stop(const char *dir, int64_t flush_ms)
 {
 	struct proto_paths p;
 	struct msg rep;
-	int64_t deadline = clock_ms() + STOP_WAIT_MS;
+	int64_t deadline;
+	int rc = 0;
 
 	if (proto_paths_init(&p, dir) == -1)
+		return 1;
+	if (other_owner(&p))
 		return 1;
 	if (!proto_supervisor_running(&p)) {
 		printf("kache supervisor: not running\n");
 		return 0;
 	}
+	if (flush_ms > 0)
+		rc = sup_flush(dir, flush_ms);
 	if (request(dir, MSG_STOP, &rep, NULL, 0) != 0) {
 		fprintf(stderr, "kache supervisor: no answer to stop\n");
 		return 1;
 	}
 	msg_clear(&rep);
+	deadline = clock_ms() + STOP_WAIT_MS;
 	while (proto_supervisor_running(&p)) {
 		if (clock_ms() > deadline) {
 			fprintf(stderr, "kache supervisor: still running after %d s\n",
@@ -130,7 +163,30 @@ cmd_stop(const char *dir)
 		usleep(20000);
 	}
 	printf("kache supervisor: stopped\n");
-	return 0;
+	return rc;
+}
+
+/* `stop [--timeout DURATION]`: how long to flush first; 0 with no remote.
+ * -1 on a usage error (said). */
+static int
+stop_flush_ms(int argc, char **argv, int64_t *ms)
+{
+	struct buf warnings;
+	struct config *cfg;
+	const char *flag = argc == 4 && strcmp(argv[2], "--timeout") == 0 ? argv[3] : NULL;
+
+	if (argc != 2 && flag == NULL) {
+		fprintf(stderr, "usage: kache supervisor stop [--timeout DURATION]\n");
+		return -1;
+	}
+	buf_init(&warnings);
+	cfg = config_load(&warnings);
+	buf_free(&warnings);
+	*ms = sup_flush_timeout(cfg, flag);
+	if (*ms >= 0 && !remote_configured(cfg))
+		*ms = 0;
+	config_free(&cfg);
+	return *ms < 0 ? -1 : 0;
 }
 
 static void
@@ -168,10 +224,13 @@ print_status(json_t *root)
 static int
 cmd_status(const char *dir, int json)
 {
+	struct proto_paths p;
 	struct msg rep;
 	json_error_t jerr;
 	json_t *root;
 
+	if (!json && proto_paths_init(&p, dir) == 0 && other_owner(&p))
+		return 1;
 	if (request(dir, MSG_STATUS, &rep, NULL, 0) != 0 || rep.type != MSG_STATUS_REPLY) {
 		msg_clear(&rep);
 		if (json)
@@ -344,7 +403,8 @@ cmd_install(const char *dir, int install)
 }
 
 static const char usage[] =
-    "usage: kache supervisor start|stop|restart|run|status [--json]|log [WORKER] [-f] [-n N]\n"
+    "usage: kache supervisor start|stop [--timeout DURATION]|restart|run|status [--json]\n"
+    "                        |log [WORKER] [-f] [-n N]\n"
     "                        |install|uninstall|scale uploader=N\n";
 
 int
@@ -363,12 +423,13 @@ supervisor_cmd(int argc, char **argv)
 		log_init("supervisor", detached ? NULL : stderr, LOG_LEVEL_INFO);
 		rc = sup_run(detached);
 	} else if (strcmp(argv[1], "start") == 0) {
-		rc = cmd_start(dir);
+		rc = sup_start(dir, 0);
 	} else if (strcmp(argv[1], "stop") == 0) {
-		rc = cmd_stop(dir);
+		int64_t ms;
+		rc = stop_flush_ms(argc, argv, &ms) == 0 ? cmd_stop(dir, ms) : 2;
 	} else if (strcmp(argv[1], "restart") == 0) {
-		rc = cmd_stop(dir);
-		rc = rc ? rc : cmd_start(dir);
+		rc = cmd_stop(dir, 0); /* the new one takes the intents up */
+		rc = rc ? rc : sup_start(dir, 0);
 	} else if (strcmp(argv[1], "status") == 0) {
 		rc = cmd_status(dir, argc > 2 && strcmp(argv[2], "--json") == 0);
 	} else if (strcmp(argv[1], "scale") == 0 && argc == 3) {

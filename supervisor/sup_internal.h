@@ -3,7 +3,9 @@
  *   supervisor.c (the loop, requests, reload, stop)
  *   sup_jobs.c (uploads, fetches)   sup_route.c (index requests)   sup_status.c
  *   sup_workers.c (slots: spawn, reap, back-off, heartbeats)   sup_roles.c
- *   sup_io.c (replies to clients, events on the PUB socket)
+ *   sup_io.c (replies to clients, events on the PUB socket, the rate-limited
+ *             log of bad messages)
+ * sup_cli.c and sup_flush.c are the other side: clients of a running one.
  * What a worker sends up is handed back to the loop (workers_on_message), and
  * a job whose worker died is left in s->lost for the loop: nothing below
  * calls up. */
@@ -33,6 +35,8 @@
 #define SUP_STABLE_MS 10000 /* up this long: the next death is not a fast one */
 #define SUP_DRAIN_MS 10000  /* stop: longest wait for queued uploads */
 #define SUP_GRACE_MS 3000   /* stop: SHUTDOWN to SIGKILL */
+#define SUP_BADLOG_MS 5000  /* bad messages: one line, then a count this often */
+#define SUP_ALREADY 200     /* setup: another supervisor holds the store (exit 0) */
 
 enum role { ROLE_UPLOADER = 0, ROLE_FETCHER, ROLE_INDEXER, ROLE_COUNT };
 enum wstate { W_STARTING, W_READY, W_BUSY, W_BACKOFF, W_FAILED, W_STOPPING };
@@ -82,6 +86,8 @@ struct supervisor {
 	struct job *lost[SUP_MAX_WORKERS]; /* jobs of workers that died, for the loop */
 	int nlost;
 	struct routes *routes;
+	int64_t bad_next;       /* bad messages are not logged one by one before this */
+	long bad_suppressed;
 };
 
 /* sup_io.c: below everything else */
@@ -90,6 +96,12 @@ void sup_error_reply(struct supervisor *s, const void *ident, size_t identlen, u
     int code, const char *text);
 /* Publishes an event (enum msg_event) on the PUB socket for live monitors. */
 void sup_publish(struct supervisor *s, int event, const char *key);
+/* Logs a bad message (garbage from a wrapper, a worker or a stranger), rate
+ * limited: a flood costs a line and a count per SUP_BADLOG_MS. */
+void sup_bad_message(struct supervisor *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The count of the bad messages not logged, once SUP_BADLOG_MS has passed. */
+void sup_bad_summary(struct supervisor *s, int64_t now);
 
 /* sup_roles.c */
 const char *role_name(enum role r);
@@ -119,6 +131,8 @@ struct slot *workers_idle(struct supervisor *s, enum role r);
 /* 1 when some worker of role is up (ready or busy). */
 int workers_any_up(const struct supervisor *s, enum role r);
 int workers_any_coming(const struct supervisor *s, enum role r);
+/* 0 when no worker of role can run (none wanted, or every one failed). */
+int workers_can_run(const struct supervisor *s, enum role r);
 int workers_send(struct supervisor *s, struct slot *w, const struct msg *m);
 
 /* sup_jobs.c: intents, the upload queue and pending fetches */
@@ -134,6 +148,10 @@ void jobs_done(struct supervisor *s, struct slot *w, const struct msg *done);
 void jobs_take_lost(struct supervisor *s);
 void jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetches);
 int jobs_idle(const struct supervisor *s);
+/* MSG_FLUSH: fills rep (MSG_FLUSH_REPLY). */
+void jobs_flush(struct supervisor *s, const struct msg *req, struct msg *rep);
+/* The configuration changed: uploads paused for a switched-off remote resume. */
+void jobs_remote_reset(struct supervisor *s);
 
 /* sup_route.c: index requests, routed from clients to the indexer and back */
 void route_new(struct supervisor *s);
@@ -156,5 +174,15 @@ char *status_json(const struct supervisor *s);
 /* supervisor.c: `supervisor run`, the whole life of a supervisor. Returns the
  * exit status; re-executes itself instead when a newer binary asked for it. */
 int sup_run(int detached);
+
+/* sup_cli.c: starts one unless one answers; 0 or an exit status */
+int sup_start(const char *dir, int quiet);
+
+/* sup_flush.c: the user's side of a flush (a client of the supervisor) */
+int sup_parse_duration(const char *s, int64_t *ms);
+/* --timeout (flag, may be NULL) else remote.flush_timeout, in ms; -1 when bad (said) */
+int64_t sup_flush_timeout(const struct config *cfg, const char *flag);
+/* 0 when every intent reached the remote, 1 when some are left (said) */
+int sup_flush(const char *dir, int64_t timeout_ms);
 
 #endif

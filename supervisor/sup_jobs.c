@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "store/pending.h"
 #include "supervisor/sup_internal.h"
 
 #define NBUCKETS 4096
@@ -45,6 +46,8 @@ struct jobs {
 	int fetch_failures;     /* in a row: failed, or not answered in time */
 	int64_t skip_fetch_until;
 	char last_failure[128]; /* the upload failure last logged; "" after a success */
+	long uploaded;          /* uploads done since start */
+	int remote_off;         /* an uploader found the remote switched off: uploads paused */
 };
 
 /* A remote that keeps failing is left alone for a while, so that it does not
@@ -62,6 +65,8 @@ static void fetch_ack(struct supervisor *s, struct job *x);
 static void dispatch_uploads(struct supervisor *s, int64_t now);
 static void dispatch_fetches(struct supervisor *s, int64_t now);
 static struct job *list_unlink(struct job **head, struct job **tail, struct job *x);
+static void upload_failed(struct supervisor *s, struct job *x, const struct msg *done);
+static void remote_off(struct supervisor *s, const struct msg *done);
 
 void
 jobs_new(struct supervisor *s)
@@ -287,6 +292,8 @@ dispatch_uploads(struct supervisor *s, int64_t now)
 {
 	struct slot *w;
 
+	if (s->jobs->remote_off)
+		return; /* the intents stay on disk until a reload or a restart */
 	for (struct job *x = s->jobs->uq_head; x; x = x->next) {
 		if (x->inflight || x->not_before > now)
 			continue;
@@ -353,28 +360,93 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 	x->inflight = 0;
 	if (done->status == JOB_OK) {
 		s->jobs->last_failure[0] = '\0';
+		s->jobs->uploaded++;
 		sup_publish(s, EVENT_UPLOAD, x->key);
 		upload_remove(s->jobs, x);
-	} else {
-		int64_t delay = RETRY_MS << (x->failures < 8 ? x->failures : 8);
-
-		if (delay > RETRY_MAX_MS)
-			delay = RETRY_MAX_MS;
-		const char *why = done->text ? done->text : "";
-
-		/* said once per kind of failure, not once per crate: the worker's
-		 * log has the detail; a success clears it */
-		if (x->failures++ == 0 && strncmp(why, s->jobs->last_failure,
-		    sizeof s->jobs->last_failure) != 0) {
-			log_warnx("upload %s failed: %s; retrying with back-off (further "
-			    "failures like this one are not repeated here)", x->key, why);
-			snprintf(s->jobs->last_failure, sizeof s->jobs->last_failure, "%s", why);
-		} else {
-			log_debug("upload %s failed: %s", x->key, why);
-		}
+	} else if (done->status == JOB_REMOTE_OFF) {
+		remote_off(s, done);
 		sup_publish(s, EVENT_UPLOAD_FAILED, x->key);
-		x->not_before = clock_ms() + delay;
+	} else {
+		upload_failed(s, x, done);
 	}
+}
+
+/* A failed upload is retried with back-off. The failure is said once per kind,
+ * not once per crate: the worker's log has the detail; a success clears it. */
+static void
+upload_failed(struct supervisor *s, struct job *x, const struct msg *done)
+{
+	int64_t delay = RETRY_MS << (x->failures < 8 ? x->failures : 8);
+	const char *why = done->text ? done->text : "";
+
+	if (delay > RETRY_MAX_MS)
+		delay = RETRY_MAX_MS;
+	if (x->failures++ == 0 && strncmp(why, s->jobs->last_failure,
+	    sizeof s->jobs->last_failure) != 0) {
+		log_warnx("upload %s failed: %s; retrying with back-off (further "
+		    "failures like this one are not repeated here)", x->key, why);
+		snprintf(s->jobs->last_failure, sizeof s->jobs->last_failure, "%s", why);
+	} else {
+		log_debug("upload %s failed: %s", x->key, why);
+	}
+	sup_publish(s, EVENT_UPLOAD_FAILED, x->key);
+	x->not_before = clock_ms() + delay;
+}
+
+/* An uploader found the remote switched off (403, clock skew, no bucket): no
+ * retry can succeed, so no more intents are handed out until the
+ * configuration is reloaded or the supervisor restarts. Said once. */
+static void
+remote_off(struct supervisor *s, const struct msg *done)
+{
+	if (s->jobs->remote_off)
+		return;
+	s->jobs->remote_off = 1;
+	log_warnx("uploads paused: %s; %ld upload intents stay on disk until the configuration "
+	    "changes or the supervisor restarts", done->text ? done->text : "the remote is off",
+	    s->jobs->nuploads);
+}
+
+/* A reload: the remote may work again. */
+void
+jobs_remote_reset(struct supervisor *s)
+{
+	if (s->jobs != NULL && s->jobs->remote_off) {
+		s->jobs->remote_off = 0;
+		log_info("uploads resumed after a configuration change");
+	}
+}
+
+/* A flush request (kache flush, kache supervisor stop): count 1 begins one
+ * (every intent on disk queued, failed uploads retried now); each request
+ * reports how far it got. Intents that background stores still running
+ * write are taken up as they appear: the intents are rescanned each time. */
+void
+jobs_flush(struct supervisor *s, const struct msg *req, struct msg *rep)
+{
+	struct jobs *j = s->jobs;
+	char text[320];
+	int pending = store_pending_live(s->kache_dir), stuck;
+
+	rep->type = MSG_FLUSH_REPLY;
+	if (s->remote_none) {
+		rep->status = FLUSH_NO_REMOTE;
+		msg_set_text(rep, "{}");
+		return;
+	}
+	jobs_scan_intents(s);
+	if (req->count == 1)
+		for (struct job *x = j->uq_head; x; x = x->next)
+			x->not_before = 0;
+	stuck = j->remote_off || !workers_can_run(s, ROLE_UPLOADER);
+	rep->count = j->nuploads;
+	rep->status = stuck ? FLUSH_STUCK : j->nuploads == 0 && pending == 0 ? FLUSH_DONE : FLUSH_BUSY;
+	snprintf(text, sizeof text, "{\"uploaded\": %ld, \"left\": %ld, \"pending\": %d, "
+	    "\"why\": \"%s\"}", j->uploaded, j->nuploads, pending,
+	    j->remote_off ? "the remote is switched off (credentials, clock skew or no bucket; "
+	    "see `kache supervisor log uploader.0`)"
+	    : stuck ? "no uploader can run (see `kache supervisor status`)" : "");
+	msg_set_text(rep, text);
 }
 
 /* Workers died holding jobs: uploads go back to the queue, fetches miss. */

@@ -290,8 +290,8 @@ on_ready(struct supervisor *s, const char *ident, size_t n, const struct msg *m)
 		if (w->pid != m->pid || w->pid <= 0)
 			continue;
 		if (strcmp(m->role, role_name(w->role)) != 0 || m->index != w->index) {
-			log_warnx("pid %ld says it is %s.%u; expected %s.%u", (long)m->pid, m->role,
-			    m->index, role_name(w->role), w->index);
+			sup_bad_message(s, "worker socket: pid %ld says it is %s.%u; expected %s.%u",
+			    (long)m->pid, m->role, m->index, role_name(w->role), w->index);
 			return;
 		}
 		if (n > sizeof w->ident)
@@ -304,7 +304,8 @@ on_ready(struct supervisor *s, const char *ident, size_t n, const struct msg *m)
 		log_info("%s.%u ready, pid %ld", m->role, m->index, (long)m->pid);
 		return;
 	}
-	log_warnx("READY from unknown pid %ld (%s.%u); ignored", (long)m->pid, m->role, m->index);
+	sup_bad_message(s, "worker socket: READY from unknown pid %ld (%s.%u); ignored",
+	    (long)m->pid, m->role, m->index);
 }
 
 int
@@ -314,11 +315,11 @@ workers_on_message(struct supervisor *s, const struct zio_frames *f, struct slot
 	enum msg_decode_result r;
 
 	if (f->n != 2 || f->truncated) {
-		log_warnx("worker socket: dropped a message of %d frames", f->n);
+		sup_bad_message(s, "worker socket: dropped a message of %d frames", f->n);
 		return 0;
 	}
 	if ((r = msg_decode(f->data[1], f->len[1], m)) != MSG_DECODE_OK) {
-		log_warnx("worker socket: dropped a %s", msg_decode_strerror(r));
+		sup_bad_message(s, "worker socket: dropped a %s", msg_decode_strerror(r));
 		msg_clear(m);
 		return 0;
 	}
@@ -374,6 +375,15 @@ workers_any_coming(const struct supervisor *s, enum role r)
 		if (s->slots[i].role == r && s->slots[i].pid > 0 &&
 		    (s->slots[i].state == W_STARTING || s->slots[i].state == W_READY ||
 		    s->slots[i].state == W_BUSY))
+			return 1;
+	return 0;
+}
+
+int
+workers_can_run(const struct supervisor *s, enum role r)
+{
+	for (int i = 0; i < s->nslots; i++)
+		if (s->slots[i].role == r && s->slots[i].state != W_FAILED && !s->slots[i].retire)
 			return 1;
 	return 0;
 }

@@ -26,6 +26,7 @@
 
 #define INTENT_RESCAN_MS 3000
 
+static long winner_pid(const struct supervisor *s);
 static int take_lock(struct supervisor *s);
 static int setup(struct supervisor *s);
 static void apply_config(struct supervisor *s);
@@ -51,8 +52,32 @@ file_mtime(const char *path)
 	                            : 0;
 }
 
+/* The pid of the supervisor that holds the lock: the pid file, once it names
+ * a live process (the winner writes it just after taking the lock, so a loser
+ * of the race waits a moment for it). 0 when none appeared in time. */
+static long
+winner_pid(const struct supervisor *s)
+{
+	struct buf b;
+	long pid = 0;
+
+	for (int i = 0; i < 150 && pid == 0; i++) {
+		buf_init(&b);
+		if (fs_read_file(s->paths.pidfile, &b, 64) == 0 && b.len > 0)
+			pid = strtol(b.p, NULL, 10);
+		buf_free(&b);
+		if (pid <= 0 || kill((pid_t)pid, 0) == -1)
+			pid = 0;
+		if (pid == 0)
+			usleep(20000);
+	}
+	return pid;
+}
+
 /* One supervisor per store: flock on run/supervisor.lock. Retries briefly, as
- * wrappers probe the lock with a shared flock for an instant. */
+ * wrappers probe the lock with a shared flock for an instant. 1 when another
+ * supervisor runs (said, with its pid: not a failure, so that a service
+ * manager does not restart us in a loop), -1 on an error. */
 static int
 take_lock(struct supervisor *s)
 {
@@ -66,13 +91,15 @@ take_lock(struct supervisor *s)
 	}
 	for (int i = 0; flock(s->lockfd, LOCK_EX | LOCK_NB) == -1; i++) {
 		if (errno != EWOULDBLOCK || i == LOCK_TRIES) {
-			buf_init(&pid);
-			fs_read_file(s->paths.pidfile, &pid, 64);
-			fprintf(stderr, "kache supervisor: already running (pid %ld) for %s\n",
-			    pid.len ? strtol(pid.p, NULL, 10) : 0L, s->kache_dir);
-			buf_free(&pid);
+			int busy = errno == EWOULDBLOCK;
+
 			close(s->lockfd);
-			return -1;
+			s->lockfd = -1; /* teardown must not remove the winner's pid file */
+			if (!busy)
+				return -1;
+			fprintf(stderr, "kache supervisor: already running (pid %ld) for %s\n",
+			    winner_pid(s), s->kache_dir);
+			return 1;
 		}
 		usleep(20000);
 	}
@@ -108,6 +135,7 @@ apply_config(struct supervisor *s)
 		log_warnx("%s (workers will fail with a configuration error)", err);
 	remote_free(&r);
 	s->remote_none = none;
+	jobs_remote_reset(s);
 	s->cfg_mtime = file_mtime(config_file_path(s->cfg));
 	if (s->ctx != NULL) { /* a reload: the uploaders count follows the file; */
 		workers_resize(s, ROLE_UPLOADER, (int)n);
@@ -157,6 +185,7 @@ setup(struct supervisor *s)
 {
 	char err[512];
 	ssize_t n;
+	int rc;
 
 	if (proto_paths_prepare(&s->paths, 1, err, sizeof err) == -1) {
 		fprintf(stderr, "kache supervisor: %s\n", err);
@@ -165,8 +194,8 @@ setup(struct supervisor *s)
 	}
 	fs_mkdir_p(s->paths.logdir, 0700);
 	fs_mkdir_p(s->paths.intents, 0700);
-	if (take_lock(s) == -1)
-		return 1;
+	if ((rc = take_lock(s)) != 0)
+		return rc == 1 ? SUP_ALREADY : 1;
 	if ((n = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1)) <= 0)
 		return 1;
 	s->exe[n] = '\0';
@@ -233,6 +262,7 @@ static void
 maintenance(struct supervisor *s, int64_t now)
 {
 	s->next_maint = now + MAINT_MS;
+	sup_bad_summary(s, now);
 	if (file_mtime(config_file_path(s->cfg)) != s->cfg_mtime)
 		reload(s, "configuration changed");
 	if (!s->stopping && file_mtime(s->exe) > s->exe_mtime) {
@@ -276,13 +306,14 @@ on_request(struct supervisor *s, const struct zio_frames *f)
 	if (f->n < 1)
 		return;
 	if (f->n != 2 || f->truncated) {
-		log_warnx("control socket: dropped a message of %d frames%s", f->n,
+		sup_bad_message(s, "control socket: dropped a message of %d frames%s", f->n,
 		    f->truncated ? " (too large)" : "");
 		sup_error_reply(s, f->data[0], f->len[0], 0, MSG_ERR_MALFORMED, "expected one frame");
 		return;
 	}
 	if ((r = msg_decode(f->data[1], f->len[1], &req)) != MSG_DECODE_OK) {
-		log_warnx("control socket: %s (%zu bytes)", msg_decode_strerror(r), f->len[1]);
+		sup_bad_message(s, "control socket: %s (%zu bytes)", msg_decode_strerror(r),
+		    f->len[1]);
 		sup_error_reply(s, f->data[0], f->len[0], req.id,
 		    r == MSG_DECODE_VERSION ? MSG_ERR_VERSION
 		    : r == MSG_DECODE_UNKNOWN ? MSG_ERR_UNKNOWN : MSG_ERR_MALFORMED,
@@ -363,6 +394,9 @@ serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
 		break;
 	case MSG_SCALE:
 		serve_scale(s, req, &rep);
+		break;
+	case MSG_FLUSH:
+		jobs_flush(s, req, &rep);
 		break;
 	default:
 		rep.status = MSG_ERR_UNKNOWN;
@@ -445,8 +479,8 @@ on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m)
 	else if ((m->type == MSG_INDEX_REPLY || m->type == MSG_ERROR) && w->role == ROLE_INDEXER)
 		route_reply(s, w, m);
 	else
-		log_warnx("unexpected %s from %s.%u", msg_type_name(m->type), role_name(w->role),
-		    w->index);
+		sup_bad_message(s, "worker socket: unexpected %s from %s.%u",
+		    msg_type_name(m->type), role_name(w->role), w->index);
 }
 
 static void
@@ -512,7 +546,7 @@ sup_run(int detached)
 		log_info("stopped");
 	}
 	snprintf(exe, sizeof exe, "%s", s->exe);
-	rc = rc == 0 && s->reexec ? -2 : rc;
+	rc = rc == 0 && s->reexec ? -2 : rc == SUP_ALREADY ? 0 : rc;
 	teardown(s);
 	free(s);
 	if (rc == -2) {

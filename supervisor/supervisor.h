@@ -8,6 +8,8 @@
 
 /* `kached supervisor <start|stop|restart|run|status|log|install|uninstall|scale>` */
 int supervisor_cmd(int argc, char **argv);
+/* `kache flush [--timeout DURATION]`: upload every intent now (docs/cli.md). */
+int supervisor_flush_cmd(int argc, char **argv);
 /* `kached __worker <role> <index>`: the hidden command a worker is exec'd as. */
 int supervisor_worker_cmd(int argc, char **argv);
 

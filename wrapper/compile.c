@@ -16,8 +16,10 @@
 #include "common/path.h"
 #include "proto/client.h"
 #include "store/journal.h"
+#include "store/pending.h"
 #include "wrapper/wrapper.h"
 
+#define PENDING_WAIT_MS 5000
 #define ARTIFACT_PREFIX "{\"$message_type\":\"artifact\""
 
 enum restore_how { RESTORE_AUTO, RESTORE_REFLINK, RESTORE_HARDLINK, RESTORE_COPY };
@@ -31,7 +33,6 @@ static void journal(struct wrapper *w, enum journal_type t, const char *reason,
     const unsigned char *res, uint64_t ms, uint64_t bytes);
 static int compile_and_store(struct wrapper *w);
 static void finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec *t0);
-static char *pending_path(struct wrapper *w);
 static int store_in_background(struct wrapper *w, const struct run_result *r,
     const struct timespec *t0);
 static int wait_pending(struct wrapper *w);
@@ -49,6 +50,7 @@ static void add_notice(struct buf *b, const char *out_dir, const char *name, con
 static int collect_outputs(struct wrapper *w, const struct run_result *r, const char *out_dir,
     struct strv *names);
 static void fold_stderr(struct wrapper *w, const struct buf *err, struct buf *out);
+static int not_older(const struct timespec *a, const struct timespec *t0);
 static const char *build_candidate(struct wrapper *w, const struct depinfo *d,
     const struct timespec *t0, struct store_candidate *c);
 static const char *store_result(struct wrapper *w, const struct run_result *r,
@@ -159,7 +161,7 @@ restore_mode(struct wrapper *w)
 static int
 clone_blob(const char *blob, const char *tmp, mode_t mode)
 {
-	int in = open(blob, O_RDONLY | O_CLOEXEC), out, rc = -1;
+	int in = fs_open_regular(blob, O_RDONLY, 0), out, rc = -1;
 
 	if (in < 0)
 		return -1;
@@ -188,8 +190,8 @@ place_blob(struct wrapper *w, const char *blob, const char *dst, const struct st
 
 	if ((how == RESTORE_AUTO || how == RESTORE_REFLINK) && clone_blob(blob, tmp, o->mode) == 0)
 		placed = 1;
-	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && stat(blob, &st) == 0 &&
-	    ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0) && link(blob, tmp) == 0)
+	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && lstat(blob, &st) == 0 &&
+	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0) && link(blob, tmp) == 0)
 		placed = 1;
 	if (placed) {
 		/* rename(2) of a hardlink onto the same inode is a no-op: unlink tmp after */
@@ -211,7 +213,6 @@ restore_output(struct wrapper *w, const struct store_output *o, const char *out_
 	char hex[HASH_HEX_LEN + 1];
 	unsigned char h[HASH_LEN];
 	char *blob, *dst;
-	uint64_t size;
 	struct stat st;
 	int rc = -2;
 
@@ -220,15 +221,16 @@ restore_output(struct wrapper *w, const struct store_output *o, const char *out_
 	hash_to_hex(o->hash, hex);
 	blob = store_path(w->store, "blobs", hex);
 	dst = path_join(out_dir, o->name);
-	if (store_hash_file(w->store, blob, h, &size) == 0 && size == o->size &&
+	if (store_hash_kept(w->store, blob, h, &st) == 0 && (uint64_t)st.st_size == o->size &&
 	    memcmp(h, o->hash, HASH_LEN) == 0) {
 		rc = place_blob(w, blob, dst, o);
 		if (rc == 0 && (utimensat(AT_FDCWD, dst, NULL, 0) < 0 || stat(dst, &st) < 0))
 			rc = -1;
 		if (rc == 0)
 			store_memo_put(w->store, &st, o->hash);
-	} else if (access(blob, F_OK) == 0) {
-		/* damaged in place: drop it, so the next store writes it afresh */
+	} else if (lstat(blob, &st) == 0) {
+		/* damaged in place, or not a regular file (a FIFO, a symlink): drop
+		 * it, so the next store writes it afresh */
 		log_warnx("blob %s of %s is damaged; removed", hex, w->args.crate_name);
 		unlink(blob);
 	}
@@ -247,7 +249,7 @@ restore_entry(struct wrapper *w, const struct store_entry *e)
 	for (size_t i = 0; i < e->n_outputs && rc == 0; i++)
 		rc = restore_output(w, &e->outputs[i], out_dir);
 	if (rc == 0 && e->depinfo_name != NULL) {
-		struct buf d;
+		struct buf d, s;
 		char *p;
 
 		if (strchr(e->depinfo_name, '/') != NULL) {
@@ -256,10 +258,13 @@ restore_entry(struct wrapper *w, const struct store_entry *e)
 		}
 		buf_init(&d);
 		roots_expand(&w->roots, e->depinfo.p ? e->depinfo.p : "", e->depinfo.len, &d);
+		buf_init(&s);
+		depinfo_secrets(d.p ? d.p : "", d.len, 1, &s);
 		p = path_join(out_dir, e->depinfo_name);
-		rc = fs_write_atomic(p, d.p ? d.p : "", d.len, 0644);
+		rc = fs_write_atomic(p, s.p ? s.p : "", s.len, 0644);
 		free(p);
 		buf_free(&d);
+		buf_free(&s);
 	}
 	free(out_dir);
 	return rc;
@@ -337,12 +342,11 @@ try_hit(struct wrapper *w)
 	}
 	for (size_t i = 0; i < m.n && !served; i++) {
 		struct store_entry e;
-		enum store_get g;
 		int rc;
 
 		if (!candidate_matches(w, &m.c[i]))
 			continue;
-		g = store_entry_read(w->store, m.c[i].result, &e);
+		enum store_get g = store_entry_read(w->store, m.c[i].result, &e);
 		if (g == STORE_CORRUPT) {
 			store_entry_remove(w->store, m.c[i].result);
 			journal(w, JOURNAL_CORRUPT, "entry", m.c[i].result, 0, 0);
@@ -435,9 +439,17 @@ fold_stderr(struct wrapper *w, const struct buf *err, struct buf *out)
 	buf_free(&kept);
 }
 
+static int
+not_older(const struct timespec *a, const struct timespec *t0)
+{
+	return a->tv_sec > t0->tv_sec || (a->tv_sec == t0->tv_sec && a->tv_nsec >= t0->tv_nsec);
+}
+
 /* Fills the candidate from rustc's dep-info: every input's folded path and
- * hash, every env-dep. Refuses (reason) when an input changed during the
- * compile (its mtime is not older than the compile's start). */
+ * hash, every env-dep. Refuses (reason) when an input may have changed after
+ * rustc read it: its ctime (which no tool can set back) or mtime is not older
+ * than the compile's start, or a file hashed into the key has other bytes now.
+ * The stat checked is the one the hash belongs to (see store_hash_file). */
 static const char *
 build_candidate(struct wrapper *w, const struct depinfo *d, const struct timespec *t0,
     struct store_candidate *c)
@@ -447,6 +459,8 @@ build_candidate(struct wrapper *w, const struct depinfo *d, const struct timespe
 	memset(c, 0, sizeof *c);
 	c->inputs = xcalloc(d->files.n + 1, sizeof *c->inputs);
 	c->envs = xcalloc(d->env_names.n + 1, sizeof *c->envs);
+	if (!key_files_unchanged(w))
+		return "input-changed";
 	hash_begin(&hc);
 	hash_str(&hc, "kache-result-v1");
 	hash_update(&hc, w->inv, HASH_LEN);
@@ -455,15 +469,17 @@ build_candidate(struct wrapper *w, const struct depinfo *d, const struct timespe
 		struct stat st;
 		struct store_input *in = &c->inputs[c->n_inputs];
 
-		if (stat(abs, &st) < 0 || store_hash_file(w->store, abs, in->hash, NULL) < 0) {
+		if (store_hash_file(w->store, abs, in->hash, &st) < 0) {
 			log_info("%s: cannot read input %s", w->args.crate_name, abs);
 			free(abs);
 			return "input-unreadable";
 		}
 		free(abs);
-		if (st.st_mtim.tv_sec > t0->tv_sec || (st.st_mtim.tv_sec == t0->tv_sec &&
-		    st.st_mtim.tv_nsec >= t0->tv_nsec))
+		if (not_older(&st.st_mtim, t0) || not_older(&st.st_ctim, t0)) {
+			log_info("%s: input %s changed during the compile", w->args.crate_name,
+			    d->files.v[i]);
 			return "input-changed";
+		}
 		in->path = roots_fold_path(&w->roots, d->files.v[i]);
 		c->n_inputs++;
 		hash_str(&hc, in->path);
@@ -494,9 +510,10 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	struct store_entry e;
 	struct store_candidate c;
 	struct depinfo d;
-	struct buf text;
+	struct buf text, d_text;
 	const char *why = NULL;
 
+	buf_init(&d_text);
 	strv_init(&names);
 	store_entry_init(&e);
 	memset(&c, 0, sizeof c);
@@ -539,7 +556,9 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	depinfo_parse(text.p ? text.p : "", text.len, &d);
 	if ((why = build_candidate(w, &d, t0, &c)) != NULL)
 		goto out;
-	roots_fold(&w->roots, text.p ? text.p : "", text.len, &e.depinfo);
+	buf_reset(&d_text);
+	depinfo_secrets(text.p ? text.p : "", text.len, 0, &d_text);
+	roots_fold(&w->roots, d_text.p ? d_text.p : "", d_text.len, &e.depinfo);
 	roots_fold(&w->roots, r->out.p ? r->out.p : "", r->out.len, &e.out);
 	fold_stderr(w, &r->err, &e.err);
 	e.crate = xstrdup(w->args.crate_name);
@@ -557,6 +576,7 @@ out:
 	store_entry_clear(&e);
 	strv_free(&names);
 	buf_free(&text);
+	buf_free(&d_text);
 	free(out_dir);
 	return why;
 }
@@ -579,72 +599,50 @@ finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec
 		queue_upload(w, res);
 }
 
-static char *
-pending_path(struct wrapper *w)
-{
-	char hex[HASH_HEX_LEN + 1];
-
-	hash_to_hex(w->inv, hex);
-	return xasprintf("%s/tmp/pending-%s", store_dir(w->store), hex);
-}
-
 /* Stores the result in a child process, so cargo can start the dependents
  * while the outputs are hashed and linked into the store: storing leaves the
- * critical path of the build. A marker tmp/pending-<inv> says a store of this
- * key is under way; a wrapper that misses on that key waits for it (see
- * wait_pending). 0 when the child took over, -1 to store here instead. */
+ * critical path of the build. A locked marker tmp/pending-<inv> says a store
+ * of this key is under way (store/pending.h); a wrapper that misses on that
+ * key waits for it (see wait_pending), and so does `kache flush`. The lock
+ * goes with the child: a killed store leaves a marker nobody waits for.
+ * 0 when the child took over, -1 to store here instead. */
 static int
 store_in_background(struct wrapper *w, const struct run_result *r, const struct timespec *t0)
 {
-	char *marker = pending_path(w);
-	int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = store_pending_begin(store_dir(w->store), w->inv);
 	pid_t pid;
 
-	if (fd < 0) {
-		free(marker);
+	if (fd < 0)
 		return -1;
-	}
-	close(fd);
 	pid = fork();
 	if (pid < 0) {
-		unlink(marker);
-		free(marker);
+		store_pending_end(store_dir(w->store), w->inv, fd);
 		return -1;
 	}
 	if (pid > 0) {
-		free(marker);
+		close(fd); /* the child holds the lock now */
 		return 0;
 	}
 	/* The child: cargo waits for EOF on our stdout and stderr, so let go of them. */
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
 	}
 	finish_miss(w, r, t0);
-	unlink(marker);
+	store_pending_end(store_dir(w->store), w->inv, fd);
 	_exit(0);
 }
 
-/* A miss on a key whose store is under way in another process: wait (up to
- * a few seconds) for it, rather than compile the same thing twice. 1 when a
- * store was awaited. */
+/* A miss on a key whose store is under way in another live process: wait (up
+ * to PENDING_WAIT_MS) for it, rather than compile the same thing twice. A
+ * marker whose writer is gone is removed, not waited for. 1 when a store was
+ * awaited. */
 static int
 wait_pending(struct wrapper *w)
 {
-	char *marker = pending_path(w);
-	struct stat st;
-	int waited = 0;
-
-	for (int i = 0; i < 1000 && stat(marker, &st) == 0; i++) {
-		if (time(NULL) - st.st_mtime > 60)
-			break; /* left by a store that died */
-		waited = 1;
-		usleep(5000);
-	}
-	free(marker);
-	return waited;
+	return store_pending_wait(store_dir(w->store), w->inv, clock_ms() + PENDING_WAIT_MS);
 }
 
 /* Runs rustc (with the remap arguments) after unlinking the outputs it will

@@ -9,6 +9,10 @@ static char *unescape_env(const char *s, size_t n);
 static void parse_rule(struct depinfo *d, const char *line, size_t n);
 static void parse_env(struct depinfo *d, const char *line, size_t n);
 static void sort_env(struct depinfo *d);
+static void escape_env(struct buf *out, const char *v);
+static void secret_line(struct buf *out, const char *line, size_t len, int restore);
+
+#define SECRET_MARK "<kache: secret not stored>"
 
 /* Paths are space-separated; a space inside one is written "\ ". */
 static char *
@@ -122,6 +126,74 @@ depinfo_parse(const char *text, size_t n, struct depinfo *d)
 	}
 	sort_env(d);
 	return 0;
+}
+
+/* The inverse of unescape_env. */
+static void
+escape_env(struct buf *out, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\')
+			buf_addstr(out, "\\\\");
+		else if (*v == '\n')
+			buf_addstr(out, "\\n");
+		else if (*v == '\r')
+			buf_addstr(out, "\\r");
+		else
+			buf_addch(out, *v);
+	}
+}
+
+/* One "# env-dep:" line (without its newline): a secret-looking variable's value
+ * replaced by SECRET_MARK, or (restore) by this process's own value. */
+static void
+secret_line(struct buf *out, const char *line, size_t len, int restore)
+{
+	static const char env_tag[] = "# env-dep:";
+	const char *name = line + sizeof env_tag - 1;
+	const char *eq = memchr(name, '=', len - (sizeof env_tag - 1));
+	char *n;
+	const char *now;
+
+	if (eq == NULL) {
+		buf_add(out, line, len);
+		return;
+	}
+	n = xstrndup(name, (size_t)(eq - name));
+	now = restore ? getenv(n) : NULL;
+	if (!config_is_secret_env(n) || (restore && (now == NULL ||
+	    (size_t)(line + len - eq - 1) != strlen(SECRET_MARK) ||
+	    memcmp(eq + 1, SECRET_MARK, strlen(SECRET_MARK)) != 0))) {
+		buf_add(out, line, len);
+	} else {
+		buf_add(out, line, (size_t)(eq - line) + 1);
+		if (restore)
+			escape_env(out, now);
+		else
+			buf_addstr(out, SECRET_MARK);
+	}
+	free(n);
+}
+
+void
+depinfo_secrets(const char *text, size_t n, int restore, struct buf *out)
+{
+	static const char env_tag[] = "# env-dep:";
+	size_t i = 0;
+
+	while (i < n) {
+		const char *line = text + i;
+		const char *nl = memchr(line, '\n', n - i);
+		size_t len = nl ? (size_t)(nl - line) : n - i;
+
+		if (len >= sizeof env_tag - 1 && memcmp(line, env_tag, sizeof env_tag - 1) == 0)
+			secret_line(out, line, len, restore);
+		else
+			buf_add(out, line, len);
+		if (nl)
+			buf_addch(out, '\n');
+		i += len + (nl ? 1 : 0);
+	}
 }
 
 void

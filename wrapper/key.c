@@ -20,6 +20,38 @@ static int run_capture(const char *prog, char *const argv[], struct buf *out);
 static int hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v);
 static void hash_env(struct wrapper *w, struct hash_ctx *c);
 static int hash_native_libs(struct wrapper *w, struct hash_ctx *c);
+static int hash_key_file(struct wrapper *w, const char *path, unsigned char h[HASH_LEN]);
+
+/* Hashes a file that goes into the key by content, and remembers it: after the
+ * compile, key_files_unchanged() checks that rustc read what the key says. */
+static int
+hash_key_file(struct wrapper *w, const char *path, unsigned char h[HASH_LEN])
+{
+	if (store_hash_file(w->store, path, h, NULL) < 0)
+		return -1;
+	strv_push(&w->key_files, path);
+	buf_add(&w->key_hashes, h, HASH_LEN);
+	return 0;
+}
+
+/* An --extern or a native library replaced while rustc ran (even with its old
+ * mtime put back) built the result from other bytes than the key names: the
+ * result must not be stored under that key. Rehashing costs a memo lookup when
+ * the file is untouched. */
+int
+key_files_unchanged(struct wrapper *w)
+{
+	for (size_t i = 0; i < w->key_files.n; i++) {
+		unsigned char h[HASH_LEN];
+
+		if (store_hash_file(w->store, w->key_files.v[i], h, NULL) < 0 ||
+		    memcmp(h, w->key_hashes.p + i * HASH_LEN, HASH_LEN) != 0) {
+			log_info("%s changed during the compile", w->key_files.v[i]);
+			return 0;
+		}
+	}
+	return 1;
+}
 
 static int
 run_capture(const char *prog, char *const argv[], struct buf *out)
@@ -106,7 +138,7 @@ hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *
 			hash_str(c, v);
 			return 0;
 		}
-		if (store_hash_file(w->store, eq + 1, h, NULL) < 0) {
+		if (hash_key_file(w, eq + 1, h) < 0) {
 			log_warn("cannot hash --extern %s", v);
 			return -1;
 		}
@@ -156,7 +188,7 @@ hash_native_libs(struct wrapper *w, struct hash_ctx *c)
 				unsigned char h[HASH_LEN];
 
 				if (access(f, F_OK) == 0) {
-					if (store_hash_file(w->store, f, h, NULL) < 0) {
+					if (hash_key_file(w, f, h) < 0) {
 						free(f);
 						free(base);
 						return -1;

@@ -119,6 +119,8 @@ main(int argc, char **argv)
 	}
 	args_free(&w.args);
 	roots_free(&w.roots);
+	strv_free(&w.key_files);
+	buf_free(&w.key_hashes);
 	store_free(&w.store);
 	config_free(&w.cfg);
 	return rc;

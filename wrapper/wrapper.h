@@ -82,6 +82,12 @@ struct depinfo {
 /* Parses a Makefile-style .d as rustc writes it. 0 / -1. */
 int depinfo_parse(const char *text, size_t n, struct depinfo *d);
 void depinfo_free(struct depinfo *d);
+/* Copies dep-info text to out with the value of every secret-looking env-dep
+ * (config_is_secret_env) replaced by a mark, so that no secret is stored or
+ * uploaded; with restore, puts this process's own value back in place of the
+ * mark (a hit proved it has the value's hash), as cargo's freshness check
+ * compares the value in the .d with its environment. */
+void depinfo_secrets(const char *text, size_t n, int restore, struct buf *out);
 
 /* ---- exec.c ---- */
 
@@ -108,6 +114,8 @@ struct wrapper {
 	unsigned char inv[HASH_LEN];
 	int64_t start_us;
 	int from_remote;          /* the entry being served was just fetched */
+	struct strv key_files;    /* files hashed into the key (--extern, -l libraries) */
+	struct buf key_hashes;    /* their hashes, HASH_LEN bytes each, in that order */
 };
 
 /* The kached binary beside this one (new string), or NULL. */
@@ -118,5 +126,7 @@ char *wrapper_kached_path(void);
 int wrapper_compile(struct wrapper *w);
 /* The invocation key (first level). 0 / -1. */
 int key_invocation(struct wrapper *w, unsigned char out[HASH_LEN]);
+/* 1 when every file key_invocation hashed still has the hash it had then. */
+int key_files_unchanged(struct wrapper *w);
 
 #endif

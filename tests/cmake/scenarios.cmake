@@ -22,11 +22,26 @@ if(TARGET kache AND TARGET kached)
       new_store_is_private_unless_shared)
   kache_scenarios(scenario_remote_ test_cargo.py RemoteScenarios
       second_machine_served_from_the_remote corrupted_remote_pack_is_compiled_locally
-      stopped_supervisor_never_stalls_a_build pack_sum_is_the_documented_one)
+      stopped_supervisor_never_stalls_a_build pack_sum_is_the_documented_one
+      secret_env_dep_never_stored_nor_uploaded)
+  kache_scenarios(scenario_race_ test_cargo.py RaceScenarios
+      source_rewritten_in_place_mtime_set_back source_replaced_by_rename_mtime_set_back
+      source_deleted_and_recreated_mtime_set_back extern_rlib_replaced_during_compile)
+  kache_scenarios(scenario_hostile_ test_cargo.py HostileStoreScenarios
+      blob_fifo blob_symlink entry_fifo entry_symlink manifest_fifo manifest_symlink
+      memo_fifo memo_symlink_to_a_wrong_hash)
   kache_scenarios(scenario_s3_ test_s3.py S3Scenarios
       second_machine_served_from_s3 bucket_is_readable_without_kache
       503_storm_loses_nothing slow_responses hanging_fetches_fall_back_to_compiling
       truncated_and_flipped_bodies_never_enter_the_store
       wrong_credentials_one_message_and_intents_kept missing_bucket_one_message
       read_only_runner_never_writes)
+endif()
+if(TARGET kache AND TARGET kached)
+  kache_scenarios(scenario_flush_ test_flush.py FlushS3
+      stop_right_after_build_uploads_everything flush_keeps_the_supervisor_running
+      flush_timeout_names_what_is_left remote_switched_off_pauses_uploads)
+  kache_scenarios(scenario_flush_ test_flush.py FlushLocal
+      stop_after_build_dir_remote flush_without_remote_says_so
+      stale_pending_markers_do_not_stall_the_build flush_waits_for_live_stores_only)
 endif()

@@ -17,7 +17,9 @@ set(kache_proc_tests
     test_fetcher_count_survives_reload
     test_upload_and_fetch_plumbing test_slow_fetch_is_acknowledged_then_answered
     test_no_remote_queues_nothing test_install_without_systemd
-    test_client_does_not_link_libzmq)
+    test_client_does_not_link_libzmq
+    test_two_runs_at_once_loser_exits_0_naming_the_winner
+    test_flood_of_bad_messages_is_rate_limited test_stop_as_another_user_names_the_owner)
 foreach(t ${kache_proc_tests})
   add_test(NAME proc_supervisor_${t}
            COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/proc/test_supervisor.py

@@ -4,6 +4,8 @@
  *   proto_poke notify KEY
  *   proto_poke ensure KACHED_PATH
  *   proto_poke raw CASE                sends a malformed message, prints what came back
+ *   proto_poke flood CASE N [workers]  sends N malformed messages of CASE on one socket (to
+ *                                      the worker socket with "workers"), prints "sent N"
  *   proto_poke events N MS             subscribes to the events; prints "event <status> <key>"
  *                                      for each, until N came or MS ms passed
  * The store is $KACHE_DIR. */
@@ -18,6 +20,7 @@
 
 static int raw_case(const char *dir, const char *name);
 static int events(const char *dir, int want, int ms);
+static int flood(const char *dir, const char *name, int count, int workers);
 
 #define ZDL_SUB 2
 #define ZDL_SUBSCRIBE 6
@@ -132,6 +135,38 @@ raw_case(const char *dir, const char *name)
 	return 0;
 }
 
+/* A flood of one malformed case; replies are drained as they come. */
+static int
+flood(const char *dir, const char *name, int count, int workers)
+{
+	const struct zmq_dl *z = zmq_dl_load();
+	struct proto_paths p;
+	char *f[3], reply[4096];
+	size_t n[3];
+	int nf = build(name, f, n), linger = 0, sent = 0;
+	void *ctx, *s;
+
+	if (z == NULL || nf == 0 || proto_paths_init(&p, dir) == -1)
+		return 2;
+	ctx = z->ctx_new();
+	s = z->socket(ctx, ZDL_DEALER);
+	z->setsockopt(s, ZDL_LINGER, &linger, sizeof linger);
+	z->connect(s, workers ? p.wrk : p.ctl);
+	for (int k = 0; k < count; k++) {
+		for (int i = 0; i < nf; i++)
+			z->send(s, f[i], n[i], i + 1 < nf ? ZDL_SNDMORE : 0);
+		sent++;
+		while (z->recv(s, reply, sizeof reply, ZDL_DONTWAIT) >= 0)
+			;
+	}
+	linger = 3000; /* let the last ones go out */
+	z->setsockopt(s, ZDL_LINGER, &linger, sizeof linger);
+	z->close(s);
+	z->ctx_term(ctx);
+	printf("sent %d\n", sent);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -159,5 +194,7 @@ main(int argc, char **argv)
 		return events(dir, atoi(argv[2]), atoi(argv[3]));
 	if (strcmp(argv[1], "raw") == 0)
 		return raw_case(dir, argv[2]);
+	if (strcmp(argv[1], "flood") == 0 && argc >= 4)
+		return flood(dir, argv[2], atoi(argv[3]), argc == 5 && strcmp(argv[4], "workers") == 0);
 	return 2;
 }

@@ -356,6 +356,61 @@ class SupervisorTest(unittest.TestCase):
         self.assertEqual(res, "unavailable")
         self.assertLess(int(ms), 1000)
 
+    def test_two_runs_at_once_loser_exits_0_naming_the_winner(self):
+        """With systemd's Restart=on-failure, a loser that exits 1 is a restart loop."""
+        procs = [subprocess.Popen([KACHED, "supervisor", "run"], env=self.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        try:
+            self.assertTrue(wait_for(lambda: any(p.poll() is not None for p in procs), 20))
+            loser = [p for p in procs if p.poll() is not None][0]
+            winner = [p for p in procs if p is not loser][0]
+            self.assertIsNone(winner.poll(), "one supervisor must keep running")
+            err = loser.stderr.read()
+            self.assertEqual(loser.returncode, 0, err)
+            self.assertIn(f"already running (pid {winner.pid})", err)
+            self.assertTrue(wait_for(lambda: self.status() is not None))
+            self.assertEqual(self.status()["pid"], winner.pid)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait(10)
+
+    def test_flood_of_bad_messages_is_rate_limited(self):
+        """One line for the first bad message, then at most a summary line an
+        interval with the count of those suppressed, not a line each."""
+        pid = self.start()
+        log = os.path.join(self.dir, "logs", "supervisor.log")
+        before = len(open(log).read().splitlines())
+        self.assertEqual(self.poke("flood", "garbage", "3000"), "sent 3000")
+        self.assertEqual(self.poke("flood", "unknown", "3000"), "sent 3000")
+        self.assertEqual(self.poke("flood", "garbage", "3000", "workers"), "sent 3000")
+        self.assertEqual(self.poke("flood", "frames", "2000"), "sent 2000")
+        self.assertEqual(self.status()["pid"], pid)
+        self.assertEqual(self.poke("raw", "garbage"), "reply ERROR 1")
+        lines = open(log).read().splitlines()[before:]
+        bad = [l for l in lines if "socket" in l]
+        self.assertGreaterEqual(len(bad), 1, lines[-20:])
+        self.assertLessEqual(len(bad), 10, bad[:20])
+        # the count of what was not logged is said, once it is due
+        self.assertTrue(wait_for(lambda: "suppressed" in open(log).read(), 15),
+                        open(log).read()[-2000:])
+
+    def test_stop_as_another_user_names_the_owner(self):
+        """A user who cannot see another user's supervisor is told whose it is,
+        not that it is not running."""
+        os.chmod(self.tmp, 0o755)
+        self.start()
+        os.chmod(self.dir, 0o755)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        p = subprocess.run(nobody + [os.path.abspath(KACHED), "supervisor", "stop"],
+                           env=self.env, capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn("not running", p.stdout + p.stderr)
+        self.assertIn("another user (uid 0", p.stderr)
+        self.assertIsNotNone(self.status(), "the supervisor must still run")
+
 
 if __name__ == "__main__":
     unittest.main()

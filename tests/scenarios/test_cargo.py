@@ -417,6 +417,219 @@ class Scenarios(unittest.TestCase):
         self.assertTrue(CRATES.issubset(set(ws.compiled())))
 
 
+def store_files(store, kind):
+    """Every file under store/kind (blobs, entries, manifests, memo)."""
+    out = []
+    for d, _, files in os.walk(os.path.join(store, kind)):
+        out += [os.path.join(d, f) for f in files if not f.startswith(".")]
+    return out
+
+
+def kache_processes(store):
+    """Pids of kache wrappers (and their store children) working on store."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink("/proc/%s/exe" % pid) != os.path.realpath(KACHE):
+                continue
+            env = open("/proc/%s/environ" % pid, "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if ("KACHE_DIR=" + store).encode() in env:
+            pids.append(int(pid))
+    return pids
+
+
+class HostileStoreScenarios(unittest.TestCase):
+    """Store files replaced by a FIFO or by a symlink to a file elsewhere (issue 7,
+    item 4): never followed, never waited on; counted as corrupt and compiled."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-hostile-")
+        self.store = os.path.join(self.tmp, "store")
+        self.elsewhere = os.path.join(self.tmp, "elsewhere")
+        os.makedirs(self.elsewhere)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def corrupt_count(self, ws):
+        p = subprocess.run([KACHE, "stats", "--json"], env=ws.env, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return int(p.stdout.split('"corrupt":')[1].split(",")[0].split("}")[0])
+
+    def replace(self, files, how, content=None):
+        for i, f in enumerate(files):
+            keep = os.path.join(self.elsewhere, "%d-%s" % (i, os.path.basename(f)))
+            shutil.copyfile(f, keep)
+            if content is not None:
+                open(keep, "wb").write(content)
+            os.unlink(f)
+            if how == "fifo":
+                os.mkfifo(f)
+            else:
+                os.symlink(keep, f)
+
+    def hostile(self, kind, how, content=None, recompiled=True):
+        ws = Workspace(self.tmp, self.store)
+        ws.cargo("build")
+        out = ws.run_app()
+        files = store_files(self.store, kind)
+        self.assertTrue(files, kind)
+        self.replace(files, how, content)
+        before = self.corrupt_count(ws)
+        ws.cargo("clean")
+        try:
+            p = subprocess.run(["cargo", "build", "--offline", "-j2"], cwd=ws.dir, env=ws.env,
+                               capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            for pid in kache_processes(self.store):
+                os.kill(pid, 9)
+            self.fail("the build hung on a %s in %s" % (how, kind))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(ws.run_app(), out)
+        deadline = time.monotonic() + 30
+        while kache_processes(self.store) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(kache_processes(self.store), [], "a wrapper outlived cargo")
+        if recompiled:
+            self.assertTrue(CRATES.issubset(set(ws.compiled())), ws.compiled())
+            self.assertGreater(self.corrupt_count(ws), before, "damage not counted")
+        else:
+            self.assertEqual(ws.compiled(), [])
+        # healed: the next build is served again
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [])
+        self.assertEqual(ws.run_app(), out)
+        deps = os.path.join(ws.dir, "target/debug/deps")
+        for f in os.listdir(deps):
+            self.assertFalse(os.path.islink(os.path.join(deps, f)), f)
+
+    def test_blob_fifo(self):
+        self.hostile("blobs", "fifo")
+
+    def test_blob_symlink(self):
+        self.hostile("blobs", "symlink")
+
+    def test_entry_fifo(self):
+        self.hostile("entries", "fifo")
+
+    def test_entry_symlink(self):
+        self.hostile("entries", "symlink")
+
+    def test_manifest_fifo(self):
+        self.hostile("manifests", "fifo")
+
+    def test_manifest_symlink(self):
+        self.hostile("manifests", "symlink")
+
+    def test_memo_fifo(self):
+        self.hostile("memo", "fifo", recompiled=False)
+
+    def test_memo_symlink_to_a_wrong_hash(self):
+        self.hostile("memo", "symlink", content=b"\0" * 32, recompiled=False)
+
+
+RACE_ACTIONS = {
+    # what a user (cp -p, rsync -t, tar x) does to core/src/lib.rs while rustc runs
+    "in_place": "with open(p, 'w') as f: f.write(new)\nos.utime(p, ns=old)\n",
+    "rename": "t = p + '.new'\nopen(t, 'w').write(new)\nos.utime(t, ns=old)\n"
+              "os.rename(t, p)\n",
+    "recreate": "os.unlink(p)\nopen(p, 'w').write(new)\nos.utime(p, ns=old)\n",
+}
+
+
+class RaceScenarios(unittest.TestCase):
+    """An input changes while rustc compiles it, and its mtime is set back: the
+    compile must not be stored under the new content (issue 7, item 2). A rustc
+    shim makes the race deterministic: it changes the input once, right after (or,
+    for an --extern, right before) the real rustc ran on the chosen crate."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-race-")
+        self.store = os.path.join(self.tmp, "store")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def racing(self, ws, crate, when, action):
+        """Points ws at a rustc that runs `action` (python; argv is rustc's) once,
+        `when` ("before"/"after") the real rustc compiles `crate`."""
+        script = os.path.join(self.tmp, "action.py")
+        mark = os.path.join(self.tmp, "action.done")
+        with open(script, "w") as f:
+            f.write("import os, shutil, sys\nargv = sys.argv[1:]\n" + action)
+        shim = os.path.join(self.tmp, "racing-rustc")
+        act = ("case \" $* \" in *' --crate-name %s '*) if [ ! -e '%s' ]; then "
+               ": > '%s'; python3 '%s' \"$@\" || exit 99; fi;; esac\n" % (crate, mark, mark, script))
+        with open(shim, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "case \" $* \" in *' --crate-name '*) echo \"$*\" >> '%s';; esac\n"
+                    % ws.log)
+            f.write(act if when == "before" else "")
+            f.write("'%s' \"$@\"\nrc=$?\n" % REAL_RUSTC)
+            f.write(act if when == "after" else "")
+            f.write("exit $rc\n")
+        os.chmod(shim, 0o755)
+        return shim
+
+    def source_changed_during_compile(self, way):
+        ws = Workspace(self.tmp, self.store)
+        lib = os.path.join(ws.dir, "core/src/lib.rs")
+        text = open(lib).read()
+        old = "\"{} {} {} {} {}\""
+        action = ("p = %r\nnew = %r\nst = os.stat(p)\nold = (st.st_atime_ns, st.st_mtime_ns)\n"
+                  % (lib, text.replace(old, old[:-1] + " edited\"")) + RACE_ACTIONS[way])
+        shim = self.racing(ws, "fixture_core", "after", action)
+        before = os.stat(lib).st_mtime_ns
+        ws.cargo("build", RUSTC=shim)
+        self.assertIn("edited", open(lib).read())
+        self.assertEqual(os.stat(lib).st_mtime_ns, before, "the shim kept the old mtime")
+        # what the source says now must be what the program does
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertIn("edited", ws.run_app(), "a compile of other content was served")
+        self.assertIn("fixture_core", ws.compiled())
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [], "the honest compile is stored")
+        self.assertIn("edited", ws.run_app())
+
+    def test_source_rewritten_in_place_mtime_set_back(self):
+        self.source_changed_during_compile("in_place")
+
+    def test_source_replaced_by_rename_mtime_set_back(self):
+        self.source_changed_during_compile("rename")
+
+    def test_source_deleted_and_recreated_mtime_set_back(self):
+        self.source_changed_during_compile("recreate")
+
+    def test_extern_rlib_replaced_during_compile(self):
+        ws = Workspace(self.tmp, self.store)
+        other = os.path.join(self.tmp, "variant-target")
+        ws.edit("core/src/lib.rs", "\"{} {} {} {} {}\"", "\"{} {} {} {} {} edited\"")
+        ws.cargo("build", KACHE_DIR=os.path.join(self.tmp, "variant-store"),
+                 CARGO_TARGET_DIR=other)
+        variant = [os.path.join(other, "debug/deps", n)
+                   for n in os.listdir(os.path.join(other, "debug/deps"))
+                   if n.startswith("libfixture_core-") and n.endswith(".rlib")][0]
+        ws.edit("core/src/lib.rs", "\"{} {} {} {} {} edited\"", "\"{} {} {} {} {}\"")
+        # an --extern swapped (by rename, old mtime kept) after kache hashed it
+        action = ("p = [a.split('=', 1)[1] for a in argv if a.startswith('fixture_core=')][0]\n"
+                  "st = os.stat(p)\nshutil.copyfile(%r, p + '.new')\n"
+                  "os.utime(p + '.new', ns=(st.st_atime_ns, st.st_mtime_ns))\n"
+                  "os.rename(p + '.new', p)\n" % variant)
+        shim = self.racing(ws, "fixture_app", "before", action)
+        ws.cargo("build", RUSTC=shim, KACHE_BACKGROUND_STORE="false")
+        self.assertIn("edited", ws.run_app(), "the shim swapped the rlib")
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertNotIn("edited", ws.run_app(), "an app linked to other content was served")
+        self.assertIn("fixture_app", ws.compiled())
+
+
 class RemoteScenarios(unittest.TestCase):
     """Two stores and two checkouts at different paths, standing for two machines,
     sharing one directory remote through their supervisors."""
@@ -493,6 +706,49 @@ class RemoteScenarios(unittest.TestCase):
             self.assertEqual(os.path.basename(path), doc["res"].hex() + ".pack")
             for blob_hash, blob in doc["blobs"]:
                 self.assertEqual(hashlib.blake2b(blob, digest_size=32).digest(), blob_hash)
+
+    def test_secret_env_dep_never_stored_nor_uploaded(self):
+        """A value read by env!("MY_API_TOKEN") reaches no file kache writes or
+        uploads; the restored .d still carries the user's own value for cargo."""
+        secret = "kache-secret-" + "7f3a9c0e" * 5
+        a, store_a = self.machine("a", self.tmp)
+        a.edit("app/src/main.rs", "fn main() {",
+               "const TOKEN_LEN: usize = env!(\"MY_API_TOKEN\").len();\n\nfn main() {")
+        a.edit("app/src/main.rs", "println!(\"{} {}\",", "println!(\"{} {} {}\", TOKEN_LEN,")
+        a.env["MY_API_TOKEN"] = secret
+        a.cargo("build")
+        out = a.run_app()
+        self.assertTrue(out.startswith("%d hello" % len(secret)), out)
+        self.assertTrue(self.uploaded(store_a), "uploads did not drain")
+        places = 0
+        for root in (store_a, self.remote):
+            for d, _, files in os.walk(root):
+                for f in files:
+                    p = os.path.join(d, f)
+                    if not os.path.isfile(p) or os.path.islink(p):
+                        continue  # run/'s sockets
+                    data = open(p, "rb").read()
+                    if p.endswith(".pack"):
+                        data = subprocess.run(["zstd", "-d", "-c", p], capture_output=True,
+                                              check=True, timeout=60).stdout
+                        places += 1
+                    self.assertNotIn(secret.encode(), data, p)
+        self.assertGreater(places, 0, "no pack uploaded")
+        # the warm build hits, and cargo then finds the restored crate fresh
+        a.cargo("clean")
+        a.cargo("build")
+        self.assertEqual(a.compiled(), [])
+        self.assertEqual(a.run_app(), out)
+        deps = os.path.join(a.dir, "target/debug/deps")
+        d = [n for n in os.listdir(deps) if n.startswith("fixture_app-") and n.endswith(".d")]
+        self.assertIn("# env-dep:MY_API_TOKEN=%s\n" % secret,
+                      open(os.path.join(deps, d[0])).read())
+        again = a.cargo("build")
+        self.assertNotIn("Compiling fixture-app", again.stderr, "cargo rebuilt a fresh crate")
+        # another value is another result
+        other = a.cargo("build", MY_API_TOKEN="short")
+        self.assertIn("fixture_app", a.compiled(), other.stderr)
+        self.assertTrue(a.run_app().startswith("5 hello"))
 
     def test_stopped_supervisor_never_stalls_a_build(self):
         a, store_a = self.machine("a", self.tmp)

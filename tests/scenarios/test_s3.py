@@ -98,9 +98,11 @@ class S3Scenarios(unittest.TestCase):
         self.fault({"mode": "pass"})
 
     def tearDown(self):
+        # stop flushes every intent first: bounded, and not through a fault
+        self.fault({"mode": "pass"})
         for env in self.stores:
-            subprocess.run([test_cargo.KACHE, "supervisor", "stop"], env=env,
-                           capture_output=True, timeout=60)
+            subprocess.run([test_cargo.KACHE, "supervisor", "stop", "--timeout", "20s"],
+                           env=env, capture_output=True, timeout=90)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def fault(self, ctl):

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "common/fs.h"
 #include "common/hash.h"
@@ -125,6 +128,48 @@ test_atomic_write(void **state)
 	free(copy);
 }
 
+/* A FIFO never blocks and is never opened; a symlink is refused where kache
+ * keeps its files and followed (to a regular file only) for an input. */
+static void
+test_open_regular(void **state)
+{
+	char dir[] = "/tmp/kache-test-XXXXXX";
+	char *file, *fifo, *link, *fifolink;
+	struct buf b;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	file = xasprintf("%s/file", dir);
+	fifo = xasprintf("%s/fifo", dir);
+	link = xasprintf("%s/link", dir);
+	fifolink = xasprintf("%s/fifolink", dir);
+	assert_int_equal(fs_write_atomic(file, "x", 1, 0644), 0);
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	assert_int_equal(symlink(file, link), 0);
+	assert_int_equal(symlink(fifo, fifolink), 0);
+	assert_true((fd = fs_open_regular(file, O_RDONLY, 0)) >= 0);
+	close(fd);
+	assert_int_equal(fs_open_regular(fifo, O_RDONLY, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(fs_open_regular(fifo, O_WRONLY | O_APPEND | O_CREAT, 0644), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(fs_open_regular(link, O_RDONLY, 0), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_true((fd = fs_open_input(link)) >= 0);
+	close(fd);
+	assert_int_equal(fs_open_input(fifolink), -1);
+	buf_init(&b);
+	assert_int_equal(fs_read_file(fifo, &b, 100), -1);
+	assert_int_equal(fs_read_file(link, &b, 100), -1);
+	buf_free(&b);
+	assert_int_equal(fs_remove_tree(dir), 0);
+	free(file);
+	free(fifo);
+	free(link);
+	free(fifolink);
+}
+
 int
 main(void)
 {
@@ -135,6 +180,7 @@ main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_hash_hex_roundtrip),
 		cmocka_unit_test(test_atomic_write),
+		cmocka_unit_test(test_open_regular),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include "common/fs.h"
 #include "store/codec.h"
 #include "store/journal.h"
+#include "store/pending.h"
 #include "store/store.h"
 
 static char *
@@ -336,6 +337,42 @@ test_blob_by_link_shares_inode(void **state)
 	free(dir);
 }
 
+/* A marker is live while its writer holds the lock (here: this process, on
+ * another open file description), stale and removed once the lock is gone. */
+static void
+test_pending_marker_lives_with_its_lock(void **state)
+{
+	char *dir = tmpdir(), *tmp = xasprintf("%s/tmp", dir);
+	char *marker = xasprintf("%s/tmp/pending-%s", dir,
+	    "0101010101010101010101010101010101010101010101010101010101010101");
+	unsigned char inv[HASH_LEN];
+	int fd;
+
+	(void)state;
+	memset(inv, 1, sizeof inv);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_int_equal(store_pending_live(dir), 0);
+	fd = store_pending_begin(dir, inv);
+	assert_true(fd >= 0);
+	assert_int_equal(access(marker, F_OK), 0);
+	assert_int_equal(store_pending_live(dir), 1);
+	assert_int_equal(store_pending_wait(dir, inv, 0), 1); /* live: seen, not waited past 0 */
+	close(fd); /* the writer dies without cleaning up */
+	assert_int_equal(access(marker, F_OK), 0);
+	assert_int_equal(store_pending_wait(dir, inv, INT64_MAX), 0);
+	assert_int_equal(access(marker, F_OK), -1);
+	fd = store_pending_begin(dir, inv);
+	assert_true(fd >= 0);
+	store_pending_end(dir, inv, fd);
+	assert_int_equal(access(marker, F_OK), -1);
+	assert_int_equal(store_pending_live(dir), 0);
+	rmdir(tmp);
+	rmdir(dir);
+	free(marker);
+	free(tmp);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -348,6 +385,7 @@ main(void)
 		cmocka_unit_test(test_journal_roundtrip_and_torn_tail),
 		cmocka_unit_test(test_hash_memo_sees_changes),
 		cmocka_unit_test(test_blob_by_link_shares_inode),
+		cmocka_unit_test(test_pending_marker_lives_with_its_lock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,13 @@ upload_job(void *arg, const struct msg *job, struct msg *done)
 		return;
 	}
 	r = u->remote->ops->put(u->remote, u->kache_dir, job->key);
+	if (r == REMOTE_OFF) {
+		log_info("upload %s failed: the remote is switched off", job->key);
+		msg_set_text(done, "the remote refused access (credentials, clock skew or no "
+		    "bucket; see the uploader's log)");
+		done->status = JOB_REMOTE_OFF;
+		return;
+	}
 	if (r != REMOTE_OK) {
 		/* the remote said why, once per kind; not once per crate here */
 		log_info("upload %s failed", job->key);
