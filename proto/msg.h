@@ -34,7 +34,7 @@ enum msg_type {
 	MSG_STATUS = 13,
 	MSG_STOP = 14,
 	MSG_SCALE = 15, /* role, count */
-	MSG_INDEX_STATS = 16, /* the supervisor owns the index: its stats */
+	MSG_INDEX_STATS = 16, /* routed to the indexer, which owns the index: its stats */
 	MSG_INDEX_LIST = 17,  /* text = crate ("" for all), count = entries to skip */
 	MSG_INDEX_GC = 18,    /* count = max size in bytes (-1: cache.max_size), status = verbose */
 	MSG_INDEX_VERIFY = 19, /* re-hash every blob, drop what is damaged */
