@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "index/internal.h"
 
-static const char *const purge_dirs[] = { "blobs", "entries", "manifests", "memo", "intents",
+static const char *const purge_dirs[] = { "blobs", "entries", "manifests", "memo", STORE_INTENTS,
 	"journal", "tmp", "index", "index.broken" };
 
 static int evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r);
