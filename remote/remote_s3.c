@@ -53,30 +53,33 @@ remote_s3_check(const struct config *cfg, char *err, size_t errlen)
 	return rc;
 }
 
+/* Called after remote_s3_check: what fails here is the client itself. */
 struct remote *
 remote_s3_open(const struct config *cfg, char *err, size_t errlen)
 {
 	struct s3_settings st;
-	struct s3_client *c = NULL;
-	struct remote *r = NULL;
+	struct s3_remote *x;
+	struct remote *r;
 	struct buf e;
 
 	buf_init(&e);
+	x = xcalloc(1, sizeof *x);
 	if (s3_config_from(cfg, &st, &e) == 0) {
-		c = s3_client_new(&st, &e);
-		if (c != NULL) {
-			r = xcalloc(1, sizeof *r);
-			r->t = &s3_transport;
-			r->path = xstrdup(st.bucket);
-			r->read_only = st.read_only;
-			r->priv = xcalloc(1, sizeof(struct s3_remote));
-			((struct s3_remote *)r->priv)->c = c;
-		}
+		x->c = s3_client_new(&st, &e);
 		s3_settings_clear(&st);
 	}
-	if (r == NULL)
+	if (x->c == NULL) {
 		snprintf(err, errlen, "s3: %s", e.p ? e.p : "cannot create the client");
+		buf_free(&e);
+		free(x);
+		return NULL;
+	}
 	buf_free(&e);
+	r = xcalloc(1, sizeof *r);
+	r->t = &s3_transport;
+	r->priv = x;
+	r->path = xstrdup(config_get(cfg, "s3.bucket"));
+	r->read_only = config_get_bool(cfg, "s3.read_only");
 	return r;
 }
 
