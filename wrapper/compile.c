@@ -36,7 +36,6 @@ static void finish_miss(struct wrapper *w, const struct run_result *r, const str
 static int store_in_background(struct wrapper *w, const struct run_result *r,
     const struct timespec *t0);
 static int wait_pending(struct wrapper *w);
-static int remote_wanted(const struct wrapper *w);
 static void ensure_supervisor(struct wrapper *w);
 static int try_remote(struct wrapper *w);
 static void queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN]);
@@ -595,7 +594,7 @@ finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec
 		return;
 	}
 	journal(w, JOURNAL_MISS, NULL, res, r->ms, bytes);
-	if (remote_wanted(w))
+	if (config_has_remote(w->cfg))
 		queue_upload(w, res);
 }
 
@@ -689,14 +688,6 @@ compile_and_store(struct wrapper *w)
 	return r.status;
 }
 
-static int
-remote_wanted(const struct wrapper *w)
-{
-	const char *t = config_get(w->cfg, "remote.type");
-
-	return t[0] != '\0' && strcmp(t, "none") != 0;
-}
-
 /* Starts a supervisor for this store when none runs; never waits for it. */
 static void
 ensure_supervisor(struct wrapper *w)
@@ -763,7 +754,7 @@ wrapper_compile(struct wrapper *w)
 		return 0;
 	if (wait_pending(w) && try_hit(w))
 		return 0;
-	if (remote_wanted(w) && try_remote(w))
+	if (config_has_remote(w->cfg) && try_remote(w))
 		return 0;
 	return compile_and_store(w);
 }
