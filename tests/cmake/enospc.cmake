@@ -3,6 +3,10 @@
 add_library(enospc_shim SHARED ${CMAKE_CURRENT_SOURCE_DIR}/tools/enospc_shim.c)
 target_link_libraries(enospc_shim PRIVATE ${CMAKE_DL_LIBS})
 set_target_properties(enospc_shim PROPERTIES PREFIX "" C_VISIBILITY_PRESET default)
+# Never sanitized: it is preloaded into every program a build runs (rustc's
+# linker too), and those do not carry ASan's runtime.
+target_compile_options(enospc_shim PRIVATE -fno-sanitize=all)
+target_link_options(enospc_shim PRIVATE -fno-sanitize=all)
 set(kache_enospc_tests
     FullDisk.test_shim_reads_work_and_gc_purge_free_space
     FullDisk.test_shim_supervisor_survives_and_resumes
