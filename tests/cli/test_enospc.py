@@ -73,6 +73,10 @@ class FullDisk(unittest.TestCase):
     def populate(self):
         a = self.fx("entry", "serde", 40000, 1000)
         b = self.fx("entry", "libc", 30000, 2000)
+        # the index's first scan dates an entry by its file's mtime (seconds):
+        # give the files the fixture's times, so least recently used is libc
+        os.utime(self.entry_path(a), (1, 1))
+        os.utime(self.entry_path(b), (2, 2))
         self.fx("hit", a, 3000, 10, 40000)
         self.assertEqual(self.k("stats").returncode, 0)  # the index exists
         return a, b

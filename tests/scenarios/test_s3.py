@@ -122,7 +122,9 @@ class S3Scenarios(unittest.TestCase):
                       AWS_ACCESS_KEY_ID="AKIDSCENARIO", AWS_SECRET_ACCESS_KEY=SECRET,
                       AWS_SHARED_CREDENTIALS_FILE=os.path.join(self.tmp, "no-aws"),
                       KACHE_CONFIG=os.path.join(self.tmp, "none.toml"),
-                      KACHE_FETCH_TIMEOUT_MS="3000")
+                      KACHE_FETCH_TIMEOUT_MS="3000",
+                      # see test_cargo.RemoteScenarios.machine: served, not fast
+                      KACHE_DEADLINE_MS="1000")
         ws.env.update(env)
         self.stores.append(ws.env)
         p = subprocess.run([test_cargo.KACHE, "supervisor", "start"], env=ws.env,
