@@ -185,6 +185,14 @@ config_get(const struct config *cfg, const char *key)
 	return cfg->value[i];
 }
 
+int
+config_has_remote(const struct config *cfg)
+{
+	const char *type = config_get(cfg, "remote.type");
+
+	return type[0] != '\0' && strcmp(type, "none") != 0;
+}
+
 int64_t
 config_get_int(const struct config *cfg, const char *key)
 {

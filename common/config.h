@@ -22,6 +22,9 @@ int64_t config_get_int(const struct config *cfg, const char *key);
 int config_get_bool(const struct config *cfg, const char *key);
 /* Size values such as "10G"; -1 when malformed. */
 int64_t config_get_size(const struct config *cfg, const char *key);
+/* 1 when remote.type asks for a remote at all (not "none", not empty): the one
+ * test the wrapper, the supervisor and the workers share. */
+int config_has_remote(const struct config *cfg);
 /* Overrides a value (as if from the environment); for tests and CLI flags. */
 void config_set(struct config *cfg, const char *key, const char *value);
 /* Prints every setting with its value and where it came from. Secrets are masked. */

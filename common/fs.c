@@ -52,15 +52,25 @@ fs_open_input(const char *path)
 int
 fs_read_file(const char *path, struct buf *b, size_t max)
 {
-	int fd = fs_open_regular(path, O_RDONLY, 0);
-	struct stat st;
-	ssize_t n;
+	int fd = fs_open_regular(path, O_RDONLY, 0), rc, saved;
 
 	if (fd < 0)
 		return -1;
+	rc = fs_read_fd(fd, b, max);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+int
+fs_read_fd(int fd, struct buf *b, size_t max)
+{
+	struct stat st;
+	ssize_t n;
+
 	if (fstat(fd, &st) == 0 && st.st_size > 0) {
 		if ((size_t)st.st_size > max) {
-			close(fd);
 			errno = EFBIG;
 			return -1;
 		}
@@ -71,22 +81,17 @@ fs_read_file(const char *path, struct buf *b, size_t max)
 		n = read(fd, b->p + b->len, b->cap - b->len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			close(fd);
+		if (n < 0)
 			return -1;
-		}
 		if (n == 0)
-			break;
+			return 0;
 		b->len += (size_t)n;
 		b->p[b->len] = '\0';
 		if (b->len > max) {
-			close(fd);
 			errno = EFBIG;
 			return -1;
 		}
 	}
-	close(fd);
-	return 0;
 }
 
 int

@@ -21,6 +21,8 @@ int fs_open_input(const char *path);
 /* Reads a whole regular file into b (appending), as fs_open_regular opens it.
  * Fails past max bytes. 0 / -1 (errno set). */
 int fs_read_file(const char *path, struct buf *b, size_t max);
+/* The same from an open descriptor, from its offset to the end; fd stays open. */
+int fs_read_fd(int fd, struct buf *b, size_t max);
 /* Writes data under path via a temporary in the same directory and rename(2).
  * Nothing half-written is ever visible under path. */
 int fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode);

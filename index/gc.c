@@ -11,7 +11,7 @@
 #include "common/log.h"
 #include "index/internal.h"
 
-static const char *const purge_dirs[] = { "blobs", "entries", "manifests", "memo", "intents",
+static const char *const purge_dirs[] = { "blobs", "entries", "manifests", "memo", STORE_INTENTS,
 	"journal", "tmp", "index", "index.broken" };
 
 /* Store folders where writers leave "<dir>/.<name>.tmp.*" while writing

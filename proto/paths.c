@@ -52,8 +52,7 @@ proto_paths_init(struct proto_paths *p, const char *kache_dir)
 	if (fill(p->rundir, kache_dir, "/run") || fill(p->lock, p->rundir, "/supervisor.lock") ||
 	    fill(p->spawnlock, p->rundir, "/spawn.lock") ||
 	    fill(p->backoff, p->rundir, "/spawn.backoff") ||
-	    fill(p->pidfile, p->rundir, "/supervisor.pid") || fill(p->logdir, kache_dir, "/logs") ||
-	    fill(p->intents, kache_dir, "/intents")) {
+	    fill(p->pidfile, p->rundir, "/supervisor.pid") || fill(p->logdir, kache_dir, "/logs")) {
 		log_warnx("store path too long: %s", kache_dir);
 		return -1;
 	}

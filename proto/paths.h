@@ -20,7 +20,6 @@ struct proto_paths {
 	char wrk[PROTO_PATH_MAX];     /* ROUTER for workers */
 	char pub[PROTO_PATH_MAX];     /* PUB of events */
 	char logdir[PROTO_PATH_MAX];  /* $KACHE_DIR/logs */
-	char intents[PROTO_PATH_MAX]; /* $KACHE_DIR/intents */
 };
 
 /* Fills p for the store at kache_dir (absolute). When a socket path would not

@@ -1,15 +1,32 @@
 #include "remote/layout.h"
 
+#include <fcntl.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/path.h"
+#include "remote/transport.h"
 #include "store/codec.h"
 #include "store/pack.h"
 
 static int sbuf_write(void *data, const char *p, size_t n);
+static void manifest_update(const char *old, size_t n, const char *inv, const char *crate,
+    const char *res, struct buf *b);
+static enum remote_result get_small(struct remote *r, const char *name, const char *tmpdir,
+    struct buf *b);
+static int format_ok(struct remote *r, const char *tmpdir, int create);
+static int publish(struct remote *r, const char *tmpdir, const char *inv, const char *crate,
+    const char *res);
+static enum remote_result put_pack(struct remote *r, struct store *s, const char *tmpdir,
+    const unsigned char inv[HASH_LEN], const char *res_hex, char **crate);
+static enum remote_result read_manifest(struct remote *r, const char *tmpdir, const char *inv,
+    struct layout_manifest *m);
+static int import_one(struct remote *r, struct store *s, const char *tmpdir,
+    const unsigned char inv[HASH_LEN], const struct layout_result *lr);
 
 static int
 sbuf_write(void *data, const char *p, size_t n)
@@ -102,8 +119,11 @@ layout_manifest_add(struct layout_manifest *m, const char *crate, const char *re
 			m->r[m->n++] = old.r[i];
 }
 
-void
-layout_manifest_update(const char *old, size_t n, const char *inv, const char *crate,
+/* The manifest to publish: the current one (old, n bytes; NULL when there is
+ * none) with (crate, res) put first, encoded into b (replacing its content).
+ * A damaged current manifest is replaced, and said so. */
+static void
+manifest_update(const char *old, size_t n, const char *inv, const char *crate,
     const char *res, struct buf *b)
 {
 	struct layout_manifest m = { .n = 0 };
@@ -117,23 +137,217 @@ layout_manifest_update(const char *old, size_t n, const char *inv, const char *c
 	layout_manifest_encode(&m, b);
 }
 
-int
-layout_intent_inv(const char *kache_dir, const char *res_hex, char inv_hex[HASH_HEX_LEN + 1])
+/* A small object (at most PACK_MAX_BYTES) whole into b. */
+static enum remote_result
+get_small(struct remote *r, const char *name, const char *tmpdir, struct buf *b)
 {
-	char *p;
-	struct buf b;
-	int rc = -1;
+	enum remote_result rr;
+	int fd;
 
-	if (!hash_hex_valid(res_hex))
-		return -1;
-	p = xasprintf("%s/intents/%s", kache_dir, res_hex);
+	if ((rr = r->t->open(r, name, tmpdir, &fd)) != REMOTE_OK)
+		return rr;
+	if (fs_read_fd(fd, b, PACK_MAX_BYTES) < 0) {
+		log_warn("remote: read %s", name);
+		rr = REMOTE_FAILED;
+	}
+	close(fd);
+	return rr;
+}
+
+/* The format marker: written by the first upload, checked by every upload and
+ * by fetches until it has been seen. 0 when it is ours, or absent while
+ * fetching (nothing uploaded yet: fetches miss). -1 when it cannot be read or
+ * written, or names another format: then the remote is off, said once. */
+static int
+format_ok(struct remote *r, const char *tmpdir, int create)
+{
+	size_t n = strlen(LAYOUT_FORMAT_TEXT);
+	enum remote_result rr;
+	struct buf b;
+
+	if (r->format_seen && !create)
+		return 0;
 	buf_init(&b);
-	if (fs_read_file(p, &b, 256) == 0 && b.len == HASH_HEX_LEN) {
-		memcpy(inv_hex, b.p, HASH_HEX_LEN);
-		inv_hex[HASH_HEX_LEN] = '\0';
-		rc = hash_hex_valid(inv_hex) ? 0 : -1;
+	rr = get_small(r, LAYOUT_FORMAT_NAME, tmpdir, &b);
+	if (rr == REMOTE_MISS && create)
+		rr = r->t->put(r, LAYOUT_FORMAT_NAME, LAYOUT_FORMAT_TEXT, n);
+	else if (rr == REMOTE_MISS) {
+		buf_free(&b);
+		return 0;
+	} else if (rr == REMOTE_OK && (b.len != n || memcmp(b.p, LAYOUT_FORMAT_TEXT, n) != 0)) {
+		log_warnx("remote %s holds another format (%.*s); not using it", r->path,
+		    (int)strcspn(b.p ? b.p : "", "\n"), b.p ? b.p : "");
+		r->off = 1;
+		rr = REMOTE_FAILED;
 	}
 	buf_free(&b);
-	free(p);
-	return rc;
+	r->format_seen = rr == REMOTE_OK;
+	return rr == REMOTE_OK ? 0 : -1;
+}
+
+/* Read-modify-write of the manifest of inv with (crate, res) first. */
+static int
+publish(struct remote *r, const char *tmpdir, const char *inv, const char *crate,
+    const char *res)
+{
+	char *name = layout_manifest_name(inv);
+	enum remote_result rr;
+	struct buf b;
+
+	buf_init(&b);
+	rr = get_small(r, name, tmpdir, &b);
+	if (rr != REMOTE_FAILED) {
+		manifest_update(rr == REMOTE_OK ? (b.p ? b.p : "") : NULL, b.len, inv, crate, res,
+		    &b);
+		rr = r->t->put(r, name, b.p, b.len);
+	}
+	buf_free(&b);
+	free(name);
+	return rr == REMOTE_OK ? 0 : -1;
+}
+
+/* Builds the pack of res_hex in a temporary (streamed: blobs -> zstd -> file)
+ * and puts it unless the remote has it. REMOTE_MISS when the local store no
+ * longer holds the result. The crate name comes back in *crate. */
+static enum remote_result
+put_pack(struct remote *r, struct store *s, const char *tmpdir,
+    const unsigned char inv[HASH_LEN], const char *res_hex, char **crate)
+{
+	char *tmp = xasprintf("%s/.pack.%ld.%lx", r->stagedir ? r->stagedir : tmpdir,
+	    (long)getpid(), (unsigned long)random()), *name;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	enum remote_result rr = REMOTE_FAILED;
+	unsigned char res[HASH_LEN];
+	enum pack_result pr;
+
+	if (fd < 0) {
+		log_warn("remote: create %s", tmp);
+		free(tmp);
+		return REMOTE_FAILED;
+	}
+	hash_from_hex(res_hex, res);
+	pr = pack_write(s, inv, res, fd, crate);
+	if (close(fd) < 0 && pr == PACK_OK)
+		pr = PACK_IOERR;
+	if (pr == PACK_ABSENT) {
+		rr = REMOTE_MISS;
+	} else if (pr == PACK_OK && pack_crate_name_ok(*crate)) {
+		name = layout_pack_name(*crate, res_hex);
+		rr = r->t->put_file(r, tmp, name);
+		free(name);
+	}
+	unlink(tmp);
+	free(tmp);
+	return rr;
+}
+
+enum remote_result
+layout_put(struct remote *r, const char *kache_dir, const char *res_hex)
+{
+	char inv_hex[HASH_HEX_LEN + 1], *crate = NULL, *tmpdir;
+	unsigned char inv[HASH_LEN];
+	enum remote_result rr = REMOTE_FAILED;
+	struct store *s;
+
+	if (r->read_only) {
+		log_info("remote: read-only: %s not uploaded", res_hex);
+		return REMOTE_OK; /* the intent has nothing to do on a read-only runner */
+	}
+	if (r->off)
+		return REMOTE_OFF;
+	if (store_intent_read(kache_dir, res_hex, inv_hex) < 0 || hash_from_hex(inv_hex, inv) < 0) {
+		log_warnx("remote: upload intent %s is missing or damaged", res_hex);
+		return REMOTE_FAILED;
+	}
+	if ((s = store_open(kache_dir)) == NULL)
+		return REMOTE_FAILED;
+	tmpdir = path_join(kache_dir, "tmp");
+	if (format_ok(r, tmpdir, 1) == 0)
+		rr = put_pack(r, s, tmpdir, inv, res_hex, &crate);
+	if (rr == REMOTE_MISS) {
+		log_info("remote: %s is no longer in the local store; nothing to upload", res_hex);
+		rr = REMOTE_OK; /* gc took it: the intent has nothing left to do */
+	} else if (rr == REMOTE_OK && publish(r, tmpdir, inv_hex, crate, res_hex) < 0) {
+		rr = REMOTE_FAILED;
+	}
+	free(crate);
+	free(tmpdir);
+	store_free(&s);
+	return rr != REMOTE_OK && r->off ? REMOTE_OFF : rr;
+}
+
+/* The manifest of inv into m. REMOTE_MISS when there is none or it is damaged. */
+static enum remote_result
+read_manifest(struct remote *r, const char *tmpdir, const char *inv, struct layout_manifest *m)
+{
+	char *name = layout_manifest_name(inv);
+	enum remote_result rr;
+	struct buf b;
+
+	buf_init(&b);
+	rr = get_small(r, name, tmpdir, &b);
+	if (rr == REMOTE_OK && layout_manifest_decode(b.p ? b.p : "", b.len, m) < 0) {
+		log_warnx("remote: manifest %s is damaged", inv);
+		rr = REMOTE_MISS;
+	}
+	buf_free(&b);
+	free(name);
+	return rr;
+}
+
+/* Imports one pack the manifest names. 1 imported, 0 not (absent or
+ * rejected), -1 the remote failed. */
+static int
+import_one(struct remote *r, struct store *s, const char *tmpdir,
+    const unsigned char inv[HASH_LEN], const struct layout_result *lr)
+{
+	char *name = layout_pack_name(lr->crate, lr->res);
+	unsigned char res[HASH_LEN];
+	enum remote_result rr;
+	enum pack_result pr;
+	int fd, out = 0;
+
+	hash_from_hex(lr->res, res);
+	rr = r->t->open(r, name, tmpdir, &fd);
+	if (rr == REMOTE_OK) {
+		pr = pack_read(s, fd, inv, res);
+		close(fd);
+		if (pr == PACK_OK)
+			out = 1;
+		else
+			log_warnx("remote: pack %s rejected (%s)", name, pack_result_name(pr));
+	} else if (rr == REMOTE_FAILED) {
+		out = -1;
+	}
+	free(name);
+	return out;
+}
+
+enum remote_result
+layout_fetch(struct remote *r, const char *kache_dir, const char *inv_hex)
+{
+	unsigned char inv[HASH_LEN];
+	struct layout_manifest m;
+	enum remote_result rr;
+	int imported = 0, failed = 0;
+	struct store *s;
+	char *tmpdir;
+
+	if (r->off || hash_from_hex(inv_hex, inv) < 0)
+		return REMOTE_MISS;
+	if ((s = store_open(kache_dir)) == NULL)
+		return REMOTE_FAILED;
+	tmpdir = path_join(kache_dir, "tmp");
+	rr = format_ok(r, tmpdir, 0) < 0 ? REMOTE_FAILED : read_manifest(r, tmpdir, inv_hex, &m);
+	for (size_t i = 0; rr == REMOTE_OK && i < m.n && i < LAYOUT_FETCH_RESULTS; i++) {
+		int one = import_one(r, s, tmpdir, inv, &m.r[i]);
+
+		imported += one > 0;
+		failed += one < 0;
+	}
+	free(tmpdir);
+	store_free(&s);
+	if (rr != REMOTE_OK)
+		return rr;
+	return imported > 0 ? REMOTE_OK : failed ? REMOTE_FAILED : REMOTE_MISS;
 }

@@ -1,12 +1,15 @@
-/* The object layout every remote shares (docs/remote-layout.md):
+/* The object layout every remote shares (docs/remote-layout.md), and the one
+ * algorithm that uploads and fetches it over any transport (remote/transport.h):
  *
  *   <root>/kache-remote-format        "kache-remote 1\n"
  *   <root>/packs/<crate>/<result>.pack  one result (store/pack.h)
  *   <root>/manifests/<invocation>       msgpack { v: 1, results: [[crate, result hex], ...] }
  *                                       newest first, at most LAYOUT_MAX_RESULTS
  *
- * Concurrent writers of one manifest may lose an update to each other: that
- * costs a later miss, never a wrong hit (every pack is verified on import). */
+ * An upload writes the pack (skipped when the remote has it), then
+ * read-modify-writes the manifest. Concurrent writers of one manifest may lose
+ * an update to each other: that costs a later miss, never a wrong hit (every
+ * pack is verified on import). */
 #ifndef KACHE_REMOTE_LAYOUT_H
 #define KACHE_REMOTE_LAYOUT_H
 
@@ -14,6 +17,7 @@
 
 #include "common/hash.h"
 #include "common/util.h"
+#include "remote/remote.h"
 
 #define LAYOUT_FORMAT_NAME "kache-remote-format"
 #define LAYOUT_FORMAT_TEXT "kache-remote 1\n"
@@ -39,12 +43,9 @@ int layout_manifest_decode(const char *data, size_t n, struct layout_manifest *m
 void layout_manifest_encode(const struct layout_manifest *m, struct buf *out);
 /* Puts (crate, res) first, dropping an older copy and the oldest past the cap. */
 void layout_manifest_add(struct layout_manifest *m, const char *crate, const char *res_hex);
-/* The manifest to publish: the current one (old, n bytes; NULL when there is
- * none) with (crate, res) put first, encoded into b (replacing its content).
- * A damaged current manifest is replaced, and said so. */
-void layout_manifest_update(const char *old, size_t n, const char *inv, const char *crate,
-    const char *res, struct buf *b);
-/* Reads the invocation key (hex) an upload intent names. 0 / -1. */
-int layout_intent_inv(const char *kache_dir, const char *res_hex, char inv_hex[HASH_HEX_LEN + 1]);
+
+/* remote_put and remote_fetch for the dir and S3 remotes (remote/remote.h). */
+enum remote_result layout_put(struct remote *r, const char *kache_dir, const char *res_hex);
+enum remote_result layout_fetch(struct remote *r, const char *kache_dir, const char *inv_hex);
 
 #endif

@@ -60,6 +60,10 @@ void s3_settings_defaults(struct s3_settings *s);
 /* Builds settings from the s3.* keys of cfg and resolves credentials (see
  * s3_creds_resolve). On failure returns -1 with one line of advice in err. */
 int s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err);
+/* The settings check: s3_config_from and what a client would refuse (a bad
+ * endpoint), without making a client or touching the network. 0, or -1 with
+ * one line of advice in err. */
+int s3_config_check(const struct config *cfg, struct buf *err);
 /* Frees the strings of s and wipes the secrets. */
 void s3_settings_clear(struct s3_settings *s);
 

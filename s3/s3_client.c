@@ -93,14 +93,11 @@ s3_client_new(const struct s3_settings *s, struct buf *err)
 		buf_addstr(err, "libcurl could not be initialised");
 		return NULL;
 	}
-	if (s->bucket == NULL || *s->bucket == '\0') {
-		buf_addstr(err, "no S3 bucket configured; set KACHE_S3_BUCKET");
+	if (s3_settings_check(s, err) < 0)
 		return NULL;
-	}
 	c = xcalloc(1, sizeof *c);
 	copy_settings(&c->s, s);
-	url = *c->s.endpoint ? xstrdup(c->s.endpoint) :
-	    xasprintf("https://s3.%s.amazonaws.com", c->s.region);
+	url = s3_settings_url(&c->s);
 	if (s3_endpoint_parse(url, &c->ep, err) < 0 || (c->curl = curl_easy_init()) == NULL) {
 		if (c->ep.host != NULL)
 			buf_addstr(err, "libcurl could not create a handle");

@@ -1,5 +1,5 @@
 /* Settings from common/config and credentials from config, env or file. */
-#include "s3/s3.h"
+#include "s3/s3_internal.h"
 
 #include <ini.h>
 #include <stdlib.h>
@@ -211,4 +211,17 @@ s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err)
 		return -1;
 	}
 	return 0;
+}
+
+int
+s3_config_check(const struct config *cfg, struct buf *err)
+{
+	struct s3_settings s;
+	int rc;
+
+	if (s3_config_from(cfg, &s, err) < 0)
+		return -1;
+	rc = s3_settings_check(&s, err);
+	s3_settings_clear(&s);
+	return rc;
 }

@@ -88,6 +88,33 @@ s3_endpoint_clear(struct s3_endpoint *ep)
 	memset(ep, 0, sizeof *ep);
 }
 
+char *
+s3_settings_url(const struct s3_settings *s)
+{
+	if (s->endpoint != NULL && *s->endpoint != '\0')
+		return xstrdup(s->endpoint);
+	return xasprintf("https://s3.%s.amazonaws.com",
+	    s->region != NULL && *s->region != '\0' ? s->region : "us-east-1");
+}
+
+int
+s3_settings_check(const struct s3_settings *s, struct buf *err)
+{
+	struct s3_endpoint ep = { 0 };
+	char *url;
+	int rc;
+
+	if (s->bucket == NULL || *s->bucket == '\0') {
+		buf_addstr(err, "no S3 bucket configured; set KACHE_S3_BUCKET");
+		return -1;
+	}
+	url = s3_settings_url(s);
+	rc = s3_endpoint_parse(url, &ep, err);
+	s3_endpoint_clear(&ep);
+	free(url);
+	return rc;
+}
+
 void
 s3_endpoint_target(const struct s3_endpoint *ep, int virtual_hosted, const char *bucket,
     const char *key, char **host, char **path)

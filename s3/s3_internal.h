@@ -18,6 +18,11 @@ struct s3_endpoint {
  * info, a query) is refused with a message in err. */
 int s3_endpoint_parse(const char *url, struct s3_endpoint *ep, struct buf *err);
 void s3_endpoint_clear(struct s3_endpoint *ep);
+/* The endpoint URL of s: s3.endpoint, else AWS's for the region (a new string). */
+char *s3_settings_url(const struct s3_settings *s);
+/* What a client needs of s before it is made: a bucket and a valid endpoint.
+ * 0, or -1 with advice in err. No network. */
+int s3_settings_check(const struct s3_settings *s, struct buf *err);
 /* The Host header value and the request path for bucket and raw key (key may
  * be NULL for bucket-level requests). Both new strings. */
 void s3_endpoint_target(const struct s3_endpoint *ep, int virtual_hosted, const char *bucket,

@@ -18,7 +18,7 @@ struct store {
 };
 
 static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo",
-	"journal", "intents", "tmp" };
+	"journal", STORE_INTENTS, "tmp" };
 
 static char *memo_path(const struct store *s, const struct stat *st);
 static int same_stat(const struct stat *a, const struct stat *b);
@@ -378,21 +378,5 @@ store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
 	if (rc < 0)
 		unlink(tmp);
 	free(tmp);
-	return rc;
-}
-
-int
-store_intent_add(struct store *s, const unsigned char res[HASH_LEN],
-    const unsigned char inv[HASH_LEN])
-{
-	char hex[HASH_HEX_LEN + 1], invhex[HASH_HEX_LEN + 1];
-	char *p;
-	int rc;
-
-	hash_to_hex(res, hex);
-	hash_to_hex(inv, invhex);
-	p = xasprintf("%s/intents/%s", s->dir, hex);
-	rc = fs_write_atomic(p, invhex, HASH_HEX_LEN, store_mode(s, 0644));
-	free(p);
 	return rc;
 }

@@ -7,7 +7,7 @@
  *                         the inputs and env-deps that must match, and its result key
  *   memo/ab/<stat-hash>   file-hash memo, keyed by (dev, inode, size, mtime, ctime)
  *   journal/events        msgpack event records appended by wrappers (see journal)
- *   intents/<key>         results waiting for upload to a remote
+ *   intents/<key>         results waiting for upload to a remote (store/intent.c)
  *   tmp/                  scratch on the same filesystem
  *
  * Every write is temp + rename: readers see whole files or none. Many wrappers and
@@ -26,6 +26,8 @@
 #include "common/util.h"
 
 #define STORE_FORMAT 1
+/* The upload intents' directory under $KACHE_DIR. */
+#define STORE_INTENTS "intents"
 
 struct store;
 
@@ -146,9 +148,20 @@ int store_entry_decode(const char *data, size_t n, struct store_entry *e);
 int store_manifest_encode(const struct store_manifest *m, struct buf *out);
 int store_manifest_decode(const char *data, size_t n, struct store_manifest *m);
 
-/* Writes the durable upload intent intents/<result hex>, whose content is the
- * invocation key in hex (the remote needs both to publish the manifest). */
+/* Upload intents (store/intent.c). The wrapper writes intents/<result hex>,
+ * whose content is the invocation key in hex (the remote needs both to publish
+ * the manifest), before it notifies the supervisor; the uploader removes it
+ * once the remote has the result. */
 int store_intent_add(struct store *s, const unsigned char res[HASH_LEN],
     const unsigned char inv[HASH_LEN]);
+/* $KACHE_DIR/intents/<res_hex>, or the intents directory itself when res_hex
+ * is NULL (a new string). */
+char *store_intent_path(const char *kache_dir, const char *res_hex);
+/* The invocation key (hex) the intent for res_hex names. 0, or -1 when it is
+ * missing or damaged. */
+int store_intent_read(const char *kache_dir, const char *res_hex,
+    char inv_hex[HASH_HEX_LEN + 1]);
+/* Removes the intent for res_hex (absent is fine). 0, or -1 logged. */
+int store_intent_remove(const char *kache_dir, const char *res_hex);
 
 #endif

@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "proto/client.h"
 #include "proto/paths.h"
-#include "proto/remote.h"
+#include "remote/remote.h"
 #include "supervisor/sup_internal.h"
 
 #define START_WAIT_MS 5000
@@ -184,7 +184,7 @@ stop_flush_ms(int argc, char **argv, int64_t *ms)
 	cfg = config_load(&warnings);
 	buf_free(&warnings);
 	*ms = sup_flush_timeout(cfg, flag);
-	if (*ms >= 0 && !remote_configured(cfg))
+	if (*ms >= 0 && !config_has_remote(cfg))
 		*ms = 0;
 	config_free(&cfg);
 	return *ms < 0 ? -1 : 0;

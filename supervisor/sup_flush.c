@@ -15,7 +15,7 @@
 #include "common/config.h"
 #include "proto/client.h"
 #include "proto/paths.h"
-#include "proto/remote.h"
+#include "remote/remote.h"
 #include "supervisor/sup_internal.h"
 
 #define POLL_MS 200
@@ -194,7 +194,7 @@ supervisor_flush_cmd(int argc, char **argv)
 	if ((timeout = sup_flush_timeout(cfg, flag)) < 0)
 		goto out;
 	rc = 0;
-	if (!remote_configured(cfg))
+	if (!config_has_remote(cfg))
 		printf("flush: no remote configured (remote.type = none); nothing to upload\n");
 	else if ((rc = sup_start(config_get(cfg, "cache.dir"), 1)) == 0)
 		rc = sup_flush(config_get(cfg, "cache.dir"), timeout);

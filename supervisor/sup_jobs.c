@@ -11,6 +11,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "store/pending.h"
+#include "store/store.h"
 #include "supervisor/sup_internal.h"
 
 #define NBUCKETS 4096
@@ -174,10 +175,16 @@ void
 jobs_scan_intents(struct supervisor *s)
 {
 	struct dirent *de;
+	char *dir;
 	DIR *d;
 
 	s->jobs->last_scan = clock_ms();
-	if (s->remote_none || (d = opendir(s->paths.intents)) == NULL)
+	if (s->remote_none)
+		return;
+	dir = store_intent_path(s->kache_dir, NULL);
+	d = opendir(dir);
+	free(dir);
+	if (d == NULL)
 		return;
 	while ((de = readdir(d)) != NULL)
 		if (hash_hex_valid(de->d_name))
@@ -192,7 +199,7 @@ jobs_notify(struct supervisor *s, const char *key)
 
 	if (s->remote_none)
 		return;
-	path = xasprintf("%s/%s", s->paths.intents, key);
+	path = store_intent_path(s->kache_dir, key);
 	if (hash_hex_valid(key) && access(path, F_OK) == 0)
 		upload_add(s, key);
 	free(path);

@@ -18,8 +18,9 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
-#include "proto/remote.h"
 #include "proto/worker.h"
+#include "remote/remote.h"
+#include "store/store.h"
 #include "supervisor/sup_internal.h"
 
 #define MAINT_MS 500
@@ -215,9 +216,7 @@ static void
 apply_config(struct supervisor *s)
 {
 	int64_t n = config_get_int(s->cfg, "workers.uploaders");
-	int none;
 	char err[256];
-	struct remote *r;
 
 	/* An S3 remote uploads s3.upload_concurrency packs at once: one uploader
 	 * (one connection) each, unless workers.uploaders asks for more. */
@@ -227,11 +226,9 @@ apply_config(struct supervisor *s)
 	if (n < 0 || n > SUP_MAX_WORKERS / 2)
 		n = 1;
 	s->idle_timeout_ms = config_get_int(s->cfg, "supervisor.idle_timeout") * 1000;
-	r = remote_open(s->cfg, &none, err, sizeof err);
-	if (r == NULL && !none)
+	if (remote_check(s->cfg, err, sizeof err) < 0)
 		log_warnx("%s (workers will fail with a configuration error)", err);
-	remote_free(&r);
-	s->remote_none = none;
+	s->remote_none = !config_has_remote(s->cfg);
 	jobs_remote_reset(s);
 	s->cfg_mtime = file_mtime(config_file_path(s->cfg));
 	if (s->ctx != NULL) /* a reload: the uploaders count follows the file */
@@ -261,7 +258,7 @@ setup_signals(struct supervisor *s)
 static int
 setup(struct supervisor *s)
 {
-	char err[512];
+	char err[512], *intents;
 	ssize_t n;
 	int rc;
 
@@ -271,7 +268,9 @@ setup(struct supervisor *s)
 		return SUP_EXIT_CONFIG;
 	}
 	fs_mkdir_p(s->paths.logdir, 0700);
-	fs_mkdir_p(s->paths.intents, 0700);
+	intents = store_intent_path(s->kache_dir, NULL);
+	fs_mkdir_p(intents, 0700);
+	free(intents);
 	if ((rc = take_lock(s)) != 0)
 		return rc == 1 ? SUP_ALREADY : 1;
 	if ((n = readlink("/proc/self/exe", s->exe, sizeof s->exe - 1)) <= 0)

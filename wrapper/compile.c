@@ -18,7 +18,6 @@
 
 #define PENDING_WAIT_MS 5000
 
-static int remote_wanted(const struct wrapper *w);
 static void ensure_supervisor(struct wrapper *w);
 static int try_remote(struct wrapper *w);
 static int wait_pending(struct wrapper *w);
@@ -65,14 +64,6 @@ wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
 		log_warn("journal append");
 }
 
-static int
-remote_wanted(const struct wrapper *w)
-{
-	const char *t = config_get(w->cfg, "remote.type");
-
-	return t[0] != '\0' && strcmp(t, "none") != 0;
-}
-
 /* Starts a supervisor for this store when none runs; never waits for it. */
 static void
 ensure_supervisor(struct wrapper *w)
@@ -113,7 +104,7 @@ wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN])
 {
 	char hex[HASH_HEX_LEN + 1];
 
-	if (!remote_wanted(w))
+	if (!config_has_remote(w->cfg))
 		return;
 	if (config_get_bool(w->cfg, "s3.read_only") && strcmp(config_get(w->cfg, "remote.type"),
 	    "s3") == 0)
@@ -151,7 +142,7 @@ wrapper_compile(struct wrapper *w)
 		return 0;
 	if (wait_pending(w) && hit_try(w))
 		return 0;
-	if (remote_wanted(w) && try_remote(w))
+	if (config_has_remote(w->cfg) && try_remote(w))
 		return 0;
 	return miss_compile(w);
 }

@@ -1,5 +1,6 @@
 /* Unit tests for packs and the remote layout: round trip between two stores,
- * and every kind of damage rejected before anything but verified blobs lands. */
+ * every kind of damage rejected before anything but verified blobs lands, the
+ * layout over the directory transport, and the settings check. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +12,10 @@
 
 #include <cmocka.h>
 
+#include "common/config.h"
 #include "common/fs.h"
 #include "remote/layout.h"
+#include "remote/remote.h"
 #include "store/pack.h"
 
 struct fx {
@@ -273,6 +276,161 @@ test_layout_manifest(void **state)
 	assert_false(pack_crate_name_ok(""));
 }
 
+/* The effective settings with remote.type and remote.path overridden. */
+static struct config *
+remote_config(const char *type, const char *path)
+{
+	struct config *cfg;
+	struct buf w;
+
+	buf_init(&w);
+	cfg = config_load(&w);
+	buf_free(&w);
+	config_set(cfg, "remote.type", type);
+	config_set(cfg, "remote.path", path);
+	return cfg;
+}
+
+/* A directory remote at <store a>/remote, its root in *root. */
+static struct remote *
+open_dir_remote(struct fx *f, char **root)
+{
+	struct config *cfg;
+	struct remote *r;
+	char err[256];
+
+	*root = xasprintf("%s/remote", f->dir_a);
+	cfg = remote_config("dir", *root);
+	assert_true(config_has_remote(cfg));
+	r = remote_open(cfg, err, sizeof err);
+	assert_non_null(r);
+	config_free(&cfg);
+	return r;
+}
+
+static char *
+read_text(const char *root, const char *name)
+{
+	char *p = xasprintf("%s/%s", root, name);
+	struct buf b;
+
+	buf_init(&b);
+	assert_int_equal(fs_read_file(p, &b, 1 << 20), 0);
+	free(p);
+	return b.p;
+}
+
+static void
+test_dir_remote_round_trip(void **state)
+{
+	struct fx *f = *state;
+	char inv[HASH_HEX_LEN + 1], res[HASH_HEX_LEN + 1], *root, *text, *name;
+	struct layout_manifest m;
+	struct store_entry e;
+	struct remote *r;
+	struct buf b;
+
+	hash_to_hex(f->inv, inv);
+	hash_to_hex(f->res, res);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
+	r = open_dir_remote(f, &root);
+	assert_int_equal(remote_fetch(r, f->dir_b, inv), REMOTE_MISS); /* an empty remote */
+	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
+	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK); /* again: nothing new */
+	text = read_text(root, LAYOUT_FORMAT_NAME);
+	assert_string_equal(text, LAYOUT_FORMAT_TEXT);
+	free(text);
+	name = layout_manifest_name(inv);
+	buf_init(&b);
+	text = xasprintf("%s/%s", root, name);
+	assert_int_equal(fs_read_file(text, &b, 1 << 20), 0);
+	assert_int_equal(layout_manifest_decode(b.p, b.len, &m), 0);
+	assert_int_equal(m.n, 1);
+	assert_string_equal(m.r[0].crate, "x");
+	assert_string_equal(m.r[0].res, res);
+	buf_free(&b);
+	free(text);
+	free(name);
+	assert_int_equal(remote_fetch(r, f->dir_b, inv), REMOTE_OK);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	store_entry_clear(&e);
+	assert_int_equal(remote_fetch(r, f->dir_b, res), REMOTE_MISS); /* no such manifest */
+	remote_free(&r);
+	assert_null(r);
+	free(root);
+}
+
+/* A marker naming another format: the remote is left alone, said once. */
+static void
+test_dir_remote_of_another_format_is_off(void **state)
+{
+	struct fx *f = *state;
+	char inv[HASH_HEX_LEN + 1], res[HASH_HEX_LEN + 1], *root, *p, *text;
+	struct remote *r;
+
+	hash_to_hex(f->inv, inv);
+	hash_to_hex(f->res, res);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
+	r = open_dir_remote(f, &root);
+	p = xasprintf("%s/" LAYOUT_FORMAT_NAME, root);
+	assert_int_equal(fs_write_atomic(p, "kache-remote 9\n", 15, 0644), 0);
+	assert_int_equal(remote_fetch(r, f->dir_b, inv), REMOTE_FAILED);
+	assert_int_equal(remote_fetch(r, f->dir_b, inv), REMOTE_MISS); /* off from now on */
+	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OFF);
+	text = read_text(root, LAYOUT_FORMAT_NAME);
+	assert_string_equal(text, "kache-remote 9\n");
+	free(text);
+	free(p);
+	p = xasprintf("%s/packs", root);
+	assert_int_equal(access(p, F_OK), -1);
+	free(p);
+	remote_free(&r);
+	free(root);
+}
+
+/* remote_check(cfg) with remote.type and remote.path, and s3 keys k = v. */
+static int
+check(const char *type, const char *path, const char *const *kv, char *err, size_t errlen)
+{
+	struct config *cfg = remote_config(type, path);
+	int rc;
+
+	for (size_t i = 0; kv != NULL && kv[i] != NULL; i += 2)
+		config_set(cfg, kv[i], kv[i + 1]);
+	err[0] = '\0';
+	rc = remote_check(cfg, err, errlen);
+	config_free(&cfg);
+	return rc;
+}
+
+/* The settings check refuses what the workers would, and creates nothing. */
+static void
+test_remote_settings_check(void **state)
+{
+	const char *const creds[] = { "s3.bucket", "b", "s3.access_key_id", "AK",
+		"s3.secret_access_key", "SK", "s3.endpoint", "http://127.0.0.1:9", NULL };
+	const char *const bad_ep[] = { "s3.bucket", "b", "s3.access_key_id", "AK",
+		"s3.secret_access_key", "SK", "s3.endpoint", "ftp://127.0.0.1", NULL };
+	char err[256], *dir = tmpdir(), *sub = xasprintf("%s/not/yet", dir);
+
+	(void)state;
+	assert_int_equal(check("none", "", NULL, err, sizeof err), 0);
+	assert_int_equal(check("dir", sub, NULL, err, sizeof err), 0);
+	assert_int_equal(access(sub, F_OK), -1);
+	assert_int_equal(check("dir", "relative/x", NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "absolute"));
+	assert_int_equal(check("s3", "", NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "s3.bucket"));
+	assert_int_equal(check("s3", "", creds, err, sizeof err), 0);
+	assert_int_equal(check("s3", "", bad_ep, err, sizeof err), -1);
+	assert_non_null(strstr(err, "s3: "));
+	assert_int_equal(check("bogus", "", NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "bogus"));
+	fs_remove_tree(dir);
+	free(sub);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -284,6 +442,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_keys_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_blob_is_absent, setup, teardown),
 		cmocka_unit_test(test_layout_manifest),
+		cmocka_unit_test_setup_teardown(test_dir_remote_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_remote_of_another_format_is_off, setup,
+		    teardown),
+		cmocka_unit_test(test_remote_settings_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

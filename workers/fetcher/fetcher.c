@@ -2,8 +2,8 @@
 
 #include "common/hash.h"
 #include "common/log.h"
-#include "proto/remote.h"
 #include "proto/worker.h"
+#include "remote/remote.h"
 
 #define FETCHER_EXIT_CONFIG 78
 
@@ -28,7 +28,7 @@ fetch_job(void *arg, const struct msg *job, struct msg *done)
 		done->status = JOB_MISS;
 		return;
 	}
-	r = f->remote->ops->fetch(f->remote, f->kache_dir, job->key);
+	r = remote_fetch(f->remote, f->kache_dir, job->key);
 	done->status = r == REMOTE_OK ? JOB_OK : r == REMOTE_MISS ? JOB_MISS : JOB_FAILED;
 	log_debug("fetch %s: %d", job->key, (int)done->status);
 }

@@ -1,15 +1,10 @@
 #include "workers/uploader/uploader.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
 #include "common/hash.h"
 #include "common/log.h"
-#include "proto/remote.h"
 #include "proto/worker.h"
+#include "remote/remote.h"
+#include "store/store.h"
 
 #define UPLOADER_EXIT_CONFIG 78
 
@@ -27,7 +22,6 @@ upload_job(void *arg, const struct msg *job, struct msg *done)
 {
 	struct uploader *u = arg;
 	enum remote_result r;
-	char *intent;
 
 	if (job->type != MSG_JOB_UPLOAD || !hash_hex_valid(job->key)) {
 		msg_set_text(done, "not an upload job");
@@ -37,7 +31,7 @@ upload_job(void *arg, const struct msg *job, struct msg *done)
 		msg_set_text(done, "no remote configured");
 		return;
 	}
-	r = u->remote->ops->put(u->remote, u->kache_dir, job->key);
+	r = remote_put(u->remote, u->kache_dir, job->key);
 	if (r == REMOTE_OFF) {
 		log_info("upload %s failed: the remote is switched off", job->key);
 		msg_set_text(done, "the remote refused access (credentials, clock skew or no "
@@ -51,10 +45,7 @@ upload_job(void *arg, const struct msg *job, struct msg *done)
 		msg_set_text(done, "remote put failed");
 		return;
 	}
-	intent = xasprintf("%s/intents/%s", u->kache_dir, job->key);
-	if (unlink(intent) == -1 && errno != ENOENT)
-		log_warn("unlink %s", intent);
-	free(intent);
+	store_intent_remove(u->kache_dir, job->key);
 	log_info("uploaded %s", job->key);
 	done->status = JOB_OK;
 }

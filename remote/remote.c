@@ -1,0 +1,180 @@
+/* Opening the configured remote, and the two operations the workers call.
+ * Each kind of remote is one row of the table below. */
+#include "remote/remote.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "remote/layout.h"
+#include "remote/transport.h"
+
+struct backend {
+	const char *type;
+	int (*check)(const struct config *cfg, char *err, size_t errlen);
+	struct remote *(*open)(const struct config *cfg, char *err, size_t errlen);
+};
+
+static const struct backend *backend_find(const struct config *cfg, char *err, size_t errlen);
+#ifdef KACHE_FAULT_INJECTION
+static int sink_check(const struct config *cfg, char *err, size_t errlen);
+static struct remote *sink_open(const struct config *cfg, char *err, size_t errlen);
+static enum remote_result sink_put(struct remote *r, const char *key);
+static enum remote_result sink_fetch(struct remote *r, const char *key);
+#endif
+
+static const struct backend backends[] = {
+	{ "dir", remote_dir_check, remote_dir_open },
+	{ "s3", remote_s3_check, remote_s3_open },
+#ifdef KACHE_FAULT_INJECTION
+	{ "testsink", sink_check, sink_open },
+#endif
+};
+
+#ifdef KACHE_FAULT_INJECTION
+static int
+sink_check(const struct config *cfg, char *err, size_t errlen)
+{
+	if (config_get(cfg, "remote.path")[0] != '\0')
+		return 0;
+	snprintf(err, errlen, "remote.type = testsink needs remote.path");
+	return -1;
+}
+
+static struct remote *
+sink_open(const struct config *cfg, char *err, size_t errlen)
+{
+	struct remote *r = xcalloc(1, sizeof *r);
+
+	(void)err;
+	(void)errlen;
+	r->path = xstrdup(config_get(cfg, "remote.path"));
+	r->testsink = 1;
+	return r;
+}
+
+/* Test builds only: records a marker file per uploaded key. Not a cache. */
+static enum remote_result
+sink_put(struct remote *r, const char *key)
+{
+	char *p;
+	int rc;
+
+	if (!hash_hex_valid(key))
+		return REMOTE_FAILED;
+	p = xasprintf("%s/%s", r->path, key);
+	rc = fs_write_atomic(p, "", 0, 0644);
+	free(p);
+	return rc == 0 ? REMOTE_OK : REMOTE_FAILED;
+}
+
+/* Answers whether a marker exists; imports nothing. */
+static enum remote_result
+sink_fetch(struct remote *r, const char *key)
+{
+	char *p;
+	int found;
+
+	if (!hash_hex_valid(key))
+		return REMOTE_FAILED;
+	if (getenv("KACHE_TEST_SINK_DELAY_MS") != NULL)
+		usleep((useconds_t)atoi(getenv("KACHE_TEST_SINK_DELAY_MS")) * 1000);
+	p = xasprintf("%s/%s", r->path, key);
+	found = access(p, F_OK) == 0;
+	free(p);
+	return found ? REMOTE_OK : REMOTE_MISS;
+}
+#endif
+
+/* The row for remote.type; NULL with err set when there is none. */
+static const struct backend *
+backend_find(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *type = config_get(cfg, "remote.type");
+
+	for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+		if (strcmp(backends[i].type, type) == 0)
+			return &backends[i];
+	snprintf(err, errlen, "remote.type = %s is not one of none, dir, s3", type);
+	return NULL;
+}
+
+int
+remote_check(const struct config *cfg, char *err, size_t errlen)
+{
+	const struct backend *b;
+
+	if (!config_has_remote(cfg))
+		return 0;
+	if ((b = backend_find(cfg, err, errlen)) == NULL)
+		return -1;
+	return b->check(cfg, err, errlen);
+}
+
+struct remote *
+remote_open(const struct config *cfg, char *err, size_t errlen)
+{
+	const struct backend *b = backend_find(cfg, err, errlen);
+
+	if (b == NULL || b->check(cfg, err, errlen) < 0)
+		return NULL;
+	return b->open(cfg, err, errlen);
+}
+
+int
+remote_open_for_worker(struct remote **r)
+{
+	struct buf warnings;
+	struct config *cfg;
+	char err[256];
+	int rc = 0;
+
+	buf_init(&warnings);
+	cfg = config_load(&warnings);
+	buf_free(&warnings);
+	*r = NULL;
+	if (config_has_remote(cfg) && (*r = remote_open(cfg, err, sizeof err)) == NULL) {
+		log_warnx("%s", err);
+		rc = -1;
+	}
+	config_free(&cfg);
+	return rc;
+}
+
+void
+remote_free(struct remote **rp)
+{
+	struct remote *r = *rp;
+
+	if (r == NULL)
+		return;
+	if (r->t != NULL && r->t->close != NULL)
+		r->t->close(r);
+	free(r->path);
+	free(r);
+	*rp = NULL;
+}
+
+enum remote_result
+remote_put(struct remote *r, const char *kache_dir, const char *res_hex)
+{
+#ifdef KACHE_FAULT_INJECTION
+	if (r->testsink)
+		return sink_put(r, res_hex);
+#endif
+	return layout_put(r, kache_dir, res_hex);
+}
+
+enum remote_result
+remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex)
+{
+#ifdef KACHE_FAULT_INJECTION
+	if (r->testsink)
+		return sink_fetch(r, inv_hex);
+#endif
+	return layout_fetch(r, kache_dir, inv_hex);
+}

@@ -1,0 +1,44 @@
+/* The remote cache as the uploader and fetcher see it: `[remote] type` is
+ * "none" (no remote: the supervisor queues no uploads and answers fetches with
+ * a miss), "dir" (a directory: a shared disk, NFS) or "s3" (an S3 bucket),
+ * and in test builds "testsink" (a directory of marker files that records
+ * what was uploaded; it moves no store content). The dir and S3 remotes hold
+ * the objects of docs/remote-layout.md, written and read by remote/layout.c
+ * over each one's transport (remote/transport.h). config_has_remote() says
+ * whether one is configured at all. */
+#ifndef KACHE_REMOTE_REMOTE_H
+#define KACHE_REMOTE_REMOTE_H
+
+#include <stddef.h>
+
+#include "common/config.h"
+
+/* REMOTE_OFF: refused for good in this process (403: credentials or clock
+ * skew; no bucket; another format): a retry cannot succeed until the
+ * configuration changes. */
+enum remote_result { REMOTE_OK = 0, REMOTE_MISS, REMOTE_FAILED, REMOTE_OFF };
+
+struct remote;
+
+/* The settings check: 0 when the configured remote (or none) can be opened
+ * as far as the settings tell, else -1 with one sentence of advice in err.
+ * Makes no client, creates nothing, touches no network: the supervisor
+ * checks a reloaded configuration with it. */
+int remote_check(const struct config *cfg, char *err, size_t errlen);
+/* The remote the config names (config_has_remote must hold). NULL with a
+ * sentence in err on a configuration error. */
+struct remote *remote_open(const struct config *cfg, char *err, size_t errlen);
+/* For a worker: the remote of the current configuration in *r (NULL when
+ * none is configured). -1, logged, when the configuration names a remote that
+ * cannot be opened: a configuration error. */
+int remote_open_for_worker(struct remote **r);
+/* Takes ownership; NULLs *r. */
+void remote_free(struct remote **r);
+/* Makes the result res_hex (and what it references) present in the remote;
+ * its upload intent in kache_dir names the invocation key. */
+enum remote_result remote_put(struct remote *r, const char *kache_dir, const char *res_hex);
+/* Imports the remote result(s) of the invocation key inv_hex into the store
+ * at kache_dir. */
+enum remote_result remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex);
+
+#endif

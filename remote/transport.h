@@ -1,0 +1,54 @@
+/* Inside remote/: a transport moves named objects ("manifests/<inv>",
+ * "packs/<crate>/<res>.pack", ...) to and from one kind of remote. It knows
+ * nothing of packs or manifests: remote/layout.c owns those, once for every
+ * transport. A transport logs its own failures (the S3 one once per kind)
+ * and may switch the remote off for the rest of the process. */
+#ifndef KACHE_REMOTE_TRANSPORT_H
+#define KACHE_REMOTE_TRANSPORT_H
+
+#include <stddef.h>
+
+#include "common/config.h"
+#include "remote/remote.h"
+
+struct remote;
+
+struct remote_transport {
+	const char *name;
+	/* Object name opened for reading at offset 0 in *fd; REMOTE_MISS when it
+	 * does not exist. A transport that must download first does so into an
+	 * unnamed file in tmpdir (on the local disk; gone when closed). */
+	enum remote_result (*open)(struct remote *r, const char *name, const char *tmpdir,
+	    int *fd);
+	/* Writes a small object whole, replacing it; readers never see half. */
+	enum remote_result (*put)(struct remote *r, const char *name, const void *data, size_t n);
+	/* Makes the complete file at path the object name, unless name exists
+	 * already (objects are named by content). The caller removes path. */
+	enum remote_result (*put_file)(struct remote *r, const char *path, const char *name);
+	/* Frees priv; NULL when there is nothing to free. */
+	void (*close)(struct remote *r);
+};
+
+struct remote {
+	const struct remote_transport *t;
+	char *path;		/* the directory or the bucket, for log lines */
+	const char *stagedir;	/* where a pack is built before put_file: beside the
+				 * objects (dir), so that the put is a rename; NULL:
+				 * the store's tmp/ */
+	void *priv;		/* the transport's own state */
+	int read_only;		/* uploads are skipped, and said so */
+	int off;		/* refused for good (credentials, a missing bucket,
+				 * another format): fetches miss and uploads fail
+				 * until the process restarts */
+	int format_seen;	/* the format marker was found or written */
+	int testsink;		/* test builds: marker files, not the layout */
+};
+
+/* `[remote] type = "dir"`: check (no side effect) and open. */
+int remote_dir_check(const struct config *cfg, char *err, size_t errlen);
+struct remote *remote_dir_open(const struct config *cfg, char *err, size_t errlen);
+/* `[remote] type = "s3"`: check (no client, no network) and open. */
+int remote_s3_check(const struct config *cfg, char *err, size_t errlen);
+struct remote *remote_s3_open(const struct config *cfg, char *err, size_t errlen);
+
+#endif
