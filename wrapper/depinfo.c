@@ -207,3 +207,24 @@ depinfo_free(struct depinfo *d)
 	strv_free(&d->env_names);
 	memset(d, 0, sizeof *d);
 }
+
+/* Secrets are kept only as a hash: a candidate can be matched against this
+ * process's value without the value ever reaching the store. */
+char *
+depinfo_env_form(const struct roots *r, const char *name, const char *value)
+{
+	struct buf b;
+
+	buf_init(&b);
+	if (config_is_secret_env(name)) {
+		unsigned char h[HASH_LEN];
+		char hex[HASH_HEX_LEN + 1];
+
+		hash_buffer(value, strlen(value), h);
+		hash_to_hex(h, hex);
+		buf_addf(&b, "blake2b:%s", hex);
+	} else {
+		roots_fold(r, value, strlen(value), &b);
+	}
+	return buf_detach(&b, NULL);
+}

@@ -2,7 +2,6 @@
  * <args>` finds rustc on PATH. Every other first argument is a command, which
  * is served by kached (beside this binary) so this one stays lean. */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,29 +10,12 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
-#include "common/path.h"
 #include "store/journal.h"
 #include "wrapper/wrapper.h"
 
 static void exec_kached(char **argv) __attribute__((noreturn));
 static void setup_log(const struct config *cfg);
 static void journal_pass(struct store *s, const char *reason, const char *crate);
-
-char *
-wrapper_kached_path(void)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	char *dir, *kached;
-
-	if (n <= 0)
-		return NULL;
-	self[n] = '\0';
-	dir = path_dirname(self);
-	kached = path_join(dir, "kached");
-	free(dir);
-	return kached;
-}
 
 static void
 exec_kached(char **argv)

@@ -1,5 +1,6 @@
 /* The RUSTC_WRAPPER hot path: parse, key, restore a hit or compile and store.
- * Links common, proto and store only, and runs no background thread. */
+ * Links common, proto and store only, and runs no background thread. One
+ * section per file; what is not declared here is static to its file. */
 #ifndef KACHE_WRAPPER_H
 #define KACHE_WRAPPER_H
 
@@ -8,6 +9,7 @@
 #include "common/config.h"
 #include "common/hash.h"
 #include "common/util.h"
+#include "store/journal.h"
 #include "store/store.h"
 
 /* ---- args.c: what a rustc command line means for caching ---- */
@@ -88,6 +90,9 @@ void depinfo_free(struct depinfo *d);
  * mark (a hit proved it has the value's hash), as cargo's freshness check
  * compares the value in the .d with its environment. */
 void depinfo_secrets(const char *text, size_t n, int restore, struct buf *out);
+/* An env-dep value as a candidate keeps it (new string): roots folded, and a
+ * secret (config_is_secret_env) only as "blake2b:<hash>". */
+char *depinfo_env_form(const struct roots *r, const char *name, const char *value);
 
 /* ---- exec.c ---- */
 
@@ -103,8 +108,10 @@ int run_rustc(const char *rustc, char *const argv[], struct run_result *r);
 /* Replaces this process with rustc and the original arguments. */
 void exec_rustc(const char *rustc, int argc, char **argv) __attribute__((noreturn));
 
-/* ---- compile.c ---- */
+/* ---- compile.c: the order (hit, pending store, remote, compile) and the supervisor ---- */
 
+/* What a wrapper invocation knows; main.c fills cfg, store, rustc, args and
+ * start_us, the rest is filled on the way. */
 struct wrapper {
 	struct config *cfg;
 	struct store *store;
@@ -120,10 +127,39 @@ struct wrapper {
 
 /* The kached binary beside this one (new string), or NULL. */
 char *wrapper_kached_path(void);
-
 /* Serves one rustc invocation. Returns the exit status to use, or -1 when kache
  * failed before rustc ran and the caller must run rustc untouched. */
 int wrapper_compile(struct wrapper *w);
+/* Appends an event about this invocation (inv, crate, kache's own time) to the
+ * store's journal; res may be NULL. A failure is logged, never fatal. */
+void wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
+    const unsigned char *res, uint64_t ms, uint64_t bytes);
+/* With a remote configured (and writable): a durable upload intent for result
+ * res, then a notice to the supervisor that does not wait. */
+void wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN]);
+
+/* The start of the JSON line rustc prints for each artifact (--json=artifacts). */
+#define WRAPPER_ARTIFACT_PREFIX "{\"$message_type\":\"artifact\""
+
+/* ---- hit.c: match a candidate, restore its outputs, replay rustc's output ---- */
+
+/* Serves w->inv from the store when a candidate matches. 1: served (outputs in
+ * place, output replayed, journalled); 0: a miss. */
+int hit_try(struct wrapper *w);
+/* 1 when cache.restore lets a hit hardlink blobs (so a store keeps them
+ * link-safe). */
+int hit_may_hardlink(const struct wrapper *w);
+
+/* ---- miss.c: run rustc, collect its outputs, store them ---- */
+
+/* Runs rustc (with the remap arguments) after unlinking the outputs it will
+ * write, then stores what it produced (in a child when cache.background_store).
+ * Returns rustc's exit status, or -1 when rustc could not be started (the
+ * caller then runs it untouched). */
+int miss_compile(struct wrapper *w);
+
+/* ---- key.c ---- */
+
 /* The invocation key (first level). 0 / -1. */
 int key_invocation(struct wrapper *w, unsigned char out[HASH_LEN]);
 /* 1 when every file key_invocation hashed still has the hash it had then. */

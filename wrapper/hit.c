@@ -1,0 +1,334 @@
+/* A hit: find a manifest candidate whose inputs and env-deps match here and
+ * now, put its outputs in place without starting rustc, and print what rustc
+ * printed. Damaged manifests, entries and blobs are removed and journalled,
+ * never served. */
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "store/journal.h"
+#include "wrapper/wrapper.h"
+
+enum restore_how { RESTORE_AUTO, RESTORE_REFLINK, RESTORE_HARDLINK, RESTORE_COPY };
+
+static int envs_match(struct wrapper *w, const struct store_candidate *c);
+static int inputs_match(struct wrapper *w, const struct store_candidate *c);
+static enum restore_how restore_mode(const struct wrapper *w);
+static int clone_blob(const char *blob, const char *tmp, mode_t mode);
+static int place_blob(struct wrapper *w, const char *blob, const char *dst,
+    const struct store_output *o);
+static int restore_output(struct wrapper *w, const struct store_output *o, const char *out_dir);
+static int restore_depinfo(struct wrapper *w, const struct store_entry *e, const char *out_dir);
+static int restore_entry(struct wrapper *w, const struct store_entry *e);
+static void json_escape(struct buf *b, const char *s);
+static void add_notice(struct buf *b, const char *out_dir, const char *name, const char *emit);
+static void replay(struct wrapper *w, const struct store_entry *e);
+static int serve_candidate(struct wrapper *w, const struct store_candidate *c);
+
+/* Every env-dep the candidate recorded has the same value here (after folding
+ * roots; a secret compared by hash), and the unset ones are still unset. */
+static int
+envs_match(struct wrapper *w, const struct store_candidate *c)
+{
+	for (size_t i = 0; i < c->n_envs; i++) {
+		const char *now = getenv(c->envs[i].name);
+		char *form;
+		int same;
+
+		if (now == NULL || c->envs[i].value == NULL) {
+			if ((now == NULL) != (c->envs[i].value == NULL))
+				return 0;
+			continue;
+		}
+		form = depinfo_env_form(&w->roots, c->envs[i].name, now);
+		same = strcmp(form, c->envs[i].value) == 0;
+		free(form);
+		if (!same) {
+			log_debug("%s: env %s differs", w->args.crate_name, c->envs[i].name);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Every input the candidate recorded has the same content here and now. */
+static int
+inputs_match(struct wrapper *w, const struct store_candidate *c)
+{
+	for (size_t i = 0; i < c->n_inputs; i++) {
+		unsigned char h[HASH_LEN];
+		struct buf p;
+		int same;
+
+		buf_init(&p);
+		roots_expand(&w->roots, c->inputs[i].path, strlen(c->inputs[i].path), &p);
+		same = store_hash_file(w->store, p.p, h, NULL) == 0 &&
+		    memcmp(h, c->inputs[i].hash, HASH_LEN) == 0;
+		buf_free(&p);
+		if (!same) {
+			log_debug("%s: input %s differs", w->args.crate_name, c->inputs[i].path);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static enum restore_how
+restore_mode(const struct wrapper *w)
+{
+	const char *m = config_get(w->cfg, "cache.restore");
+
+	if (strcmp(m, "reflink") == 0)
+		return RESTORE_REFLINK;
+	if (strcmp(m, "hardlink") == 0)
+		return RESTORE_HARDLINK;
+	if (strcmp(m, "copy") == 0)
+		return RESTORE_COPY;
+	return RESTORE_AUTO;
+}
+
+int
+hit_may_hardlink(const struct wrapper *w)
+{
+	enum restore_how how = restore_mode(w);
+
+	return how == RESTORE_AUTO || how == RESTORE_HARDLINK;
+}
+
+/* A reflink of blob at tmp, with mode. -1 where the filesystem cannot. */
+static int
+clone_blob(const char *blob, const char *tmp, mode_t mode)
+{
+	int in = fs_open_regular(blob, O_RDONLY, 0), out, rc = -1;
+
+	if (in < 0)
+		return -1;
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out >= 0) {
+		rc = ioctl(out, FICLONE, in) == 0 && fchmod(out, mode) == 0 ? 0 : -1;
+		if (close(out) < 0)
+			rc = -1;
+		if (rc < 0)
+			unlink(tmp);
+	}
+	close(in);
+	return rc;
+}
+
+/* Puts the blob at dst: a reflink where the filesystem can, else a hardlink
+ * (blobs are read-only, and outputs are unlinked before any compile writes
+ * them, so nothing writes through it into the store), else a copy. */
+static int
+place_blob(struct wrapper *w, const char *blob, const char *dst, const struct store_output *o)
+{
+	enum restore_how how = restore_mode(w);
+	char *tmp = fs_tmp_beside(dst);
+	struct stat st;
+	int placed = 0;
+
+	if ((how == RESTORE_AUTO || how == RESTORE_REFLINK) && clone_blob(blob, tmp, o->mode) == 0)
+		placed = 1;
+	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && lstat(blob, &st) == 0 &&
+	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0) && link(blob, tmp) == 0)
+		placed = 1;
+	if (placed) {
+		/* rename(2) of a hardlink onto the same inode is a no-op: unlink tmp after */
+		placed = rename(tmp, dst) == 0;
+		unlink(tmp);
+		free(tmp);
+		return placed ? 0 : -1;
+	}
+	free(tmp);
+	return fs_copy_atomic(blob, dst, o->mode);
+}
+
+/* Restores one output: verifies the blob (size, and hash through the stat memo,
+ * so a blob changed in place is caught), places it, marks it fresh for cargo.
+ * -2 when the blob is missing or damaged. */
+static int
+restore_output(struct wrapper *w, const struct store_output *o, const char *out_dir)
+{
+	char hex[HASH_HEX_LEN + 1];
+	unsigned char h[HASH_LEN];
+	char *blob, *dst;
+	struct stat st;
+	int rc = -2;
+
+	if (strchr(o->name, '/') != NULL)
+		return -2;
+	hash_to_hex(o->hash, hex);
+	blob = store_path(w->store, "blobs", hex);
+	dst = path_join(out_dir, o->name);
+	if (store_hash_kept(w->store, blob, h, &st) == 0 && (uint64_t)st.st_size == o->size &&
+	    memcmp(h, o->hash, HASH_LEN) == 0) {
+		rc = place_blob(w, blob, dst, o);
+		if (rc == 0 && (utimensat(AT_FDCWD, dst, NULL, 0) < 0 || stat(dst, &st) < 0))
+			rc = -1;
+		if (rc == 0)
+			store_memo_put(w->store, &st, o->hash);
+	} else if (lstat(blob, &st) == 0) {
+		/* damaged in place, or not a regular file (a FIFO, a symlink): drop
+		 * it, so the next store writes it afresh */
+		log_warnx("blob %s of %s is damaged; removed", hex, w->args.crate_name);
+		unlink(blob);
+	}
+	free(blob);
+	free(dst);
+	return rc;
+}
+
+/* Writes the entry's dep-info into out_dir with this checkout's roots and this
+ * process's secret values put back. -2 when its name is unsafe (a damaged
+ * entry), -1 when it cannot be written. */
+static int
+restore_depinfo(struct wrapper *w, const struct store_entry *e, const char *out_dir)
+{
+	struct buf d, s;
+	char *p;
+	int rc;
+
+	if (strchr(e->depinfo_name, '/') != NULL)
+		return -2;
+	buf_init(&d);
+	roots_expand(&w->roots, e->depinfo.p ? e->depinfo.p : "", e->depinfo.len, &d);
+	buf_init(&s);
+	depinfo_secrets(d.p ? d.p : "", d.len, 1, &s);
+	p = path_join(out_dir, e->depinfo_name);
+	rc = fs_write_atomic(p, s.p ? s.p : "", s.len, 0644);
+	free(p);
+	buf_free(&d);
+	buf_free(&s);
+	return rc;
+}
+
+/* -2: the entry is damaged (remove it); -1: could not restore (I/O). */
+static int
+restore_entry(struct wrapper *w, const struct store_entry *e)
+{
+	char *out_dir = path_absolute(w->args.out_dir, w->roots.cwd);
+	int rc = 0;
+
+	for (size_t i = 0; i < e->n_outputs && rc == 0; i++)
+		rc = restore_output(w, &e->outputs[i], out_dir);
+	if (rc == 0 && e->depinfo_name != NULL)
+		rc = restore_depinfo(w, e, out_dir);
+	free(out_dir);
+	return rc;
+}
+
+static void
+json_escape(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_addch(b, '\\');
+		if ((unsigned char)*s < 0x20)
+			buf_addf(b, "\\u%04x", (unsigned char)*s);
+		else
+			buf_addch(b, *s);
+	}
+}
+
+static void
+add_notice(struct buf *b, const char *out_dir, const char *name, const char *emit)
+{
+	char *p = path_join(out_dir, name);
+
+	buf_addstr(b, WRAPPER_ARTIFACT_PREFIX ",\"artifact\":\"");
+	json_escape(b, p);
+	buf_addf(b, "\",\"emit\":\"%s\"}\n", emit);
+	free(p);
+}
+
+/* Prints what rustc printed, with this checkout's paths, then the artifact
+ * notices cargo waits for (dep-info, metadata, link: rustc's order). */
+static void
+replay(struct wrapper *w, const struct store_entry *e)
+{
+	struct buf b;
+	char *out_dir = path_absolute(w->args.out_dir, w->roots.cwd);
+
+	buf_init(&b);
+	roots_expand(&w->roots, e->out.p ? e->out.p : "", e->out.len, &b);
+	fs_write_all(1, b.p ? b.p : "", b.len);
+	buf_reset(&b);
+	roots_expand(&w->roots, e->err.p ? e->err.p : "", e->err.len, &b);
+	if (w->args.json_artifacts) {
+		if (e->depinfo_name)
+			add_notice(&b, out_dir, e->depinfo_name, "dep-info");
+		for (size_t i = 0; i < e->n_outputs; i++)
+			if (str_ends_with(e->outputs[i].name, ".rmeta"))
+				add_notice(&b, out_dir, e->outputs[i].name, "metadata");
+		for (size_t i = 0; i < e->n_outputs; i++)
+			if (!str_ends_with(e->outputs[i].name, ".rmeta"))
+				add_notice(&b, out_dir, e->outputs[i].name, "link");
+	}
+	fs_write_all(2, b.p ? b.p : "", b.len);
+	buf_free(&b);
+	free(out_dir);
+}
+
+/* Serves one matching candidate: reads its entry, restores and replays it.
+ * A damaged entry or blob is removed (and journalled) so that the compile that
+ * follows stores it afresh. 1 when served, 0 when the next one should be tried. */
+static int
+serve_candidate(struct wrapper *w, const struct store_candidate *c)
+{
+	struct store_entry e;
+	enum store_get g;
+	int rc;
+
+	g = store_entry_read(w->store, c->result, &e);
+	if (g == STORE_CORRUPT) {
+		store_entry_remove(w->store, c->result);
+		wrapper_journal(w, JOURNAL_CORRUPT, "entry", c->result, 0, 0);
+	}
+	if (g != STORE_FOUND)
+		return 0;
+	rc = restore_entry(w, &e);
+	if (rc == 0) {
+		uint64_t bytes = 0;
+
+		for (size_t k = 0; k < e.n_outputs; k++)
+			bytes += e.outputs[k].size;
+		replay(w, &e);
+		wrapper_journal(w, w->from_remote ? JOURNAL_REMOTE_HIT : JOURNAL_HIT, NULL,
+		    c->result, e.compile_ms, bytes);
+	} else if (rc == -2) {
+		store_entry_remove(w->store, c->result);
+		wrapper_journal(w, JOURNAL_CORRUPT, "blob", c->result, 0, 0);
+	}
+	store_entry_clear(&e);
+	return rc == 0;
+}
+
+int
+hit_try(struct wrapper *w)
+{
+	struct store_manifest m;
+	enum store_get g;
+	int served = 0;
+
+	g = store_manifest_read(w->store, w->inv, &m);
+	if (g == STORE_CORRUPT) {
+		/* removed, so that the compile's add starts afresh */
+		store_manifest_remove(w->store, w->inv);
+		wrapper_journal(w, JOURNAL_CORRUPT, "manifest", NULL, 0, 0);
+	}
+	if (g != STORE_FOUND) {
+		log_debug("%s: no manifest", w->args.crate_name);
+		return 0;
+	}
+	for (size_t i = 0; i < m.n && !served; i++)
+		if (envs_match(w, &m.c[i]) && inputs_match(w, &m.c[i]))
+			served = serve_candidate(w, &m.c[i]);
+	store_manifest_clear(&m);
+	return served;
+}
