@@ -45,6 +45,8 @@ static const struct config_def defs[] = {
 	{ "s3.session_token", "KACHE_S3_SESSION_TOKEN", "", 1, "session token" },
 	{ "s3.upload_concurrency", "KACHE_S3_UPLOAD_CONCURRENCY", "4", 0, "parallel uploads" },
 	{ "s3.multipart_threshold", "KACHE_S3_MULTIPART_THRESHOLD", "64M", 0, "multipart above this size" },
+	{ "prefetch.cooldown", "KACHE_PREFETCH_COOLDOWN", "300", 0, "seconds (or 5m, 1h) between two prefetch hints of one workspace" },
+	{ "prefetch.max_bytes", "KACHE_PREFETCH_MAX_BYTES", "2G", 0, "bytes of packs one prefetch session imports at most (0: prefetch off)" },
 	{ "workers.uploaders", "KACHE_UPLOADERS", "1", 0, "number of uploader workers" },
 	{ "supervisor.idle_timeout", "KACHE_IDLE_TIMEOUT", "0", 0, "seconds idle before exit (0: never)" },
 	{ "supervisor.gc_interval", "KACHE_GC_INTERVAL", "600", 0, "seconds between size-capped gc runs" },

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "proto/hint.h"
 #include "proto/paths.h"
 #include "proto/zmq_dl.h"
 
@@ -245,6 +246,24 @@ proto_client_notify_upload(const char *kache_dir, const char *result_key_hex)
 	proto_client_request(kache_dir, &req, &rep, clock_ms() + NOTIFY_WAIT_MS);
 	msg_clear(&req);
 	msg_clear(&rep);
+}
+
+enum proto_result
+proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h)
+{
+	struct msg req, rep;
+	enum proto_result r = PROTO_ERROR;
+
+	memset(&rep, 0, sizeof rep);
+	msg_init(&req, MSG_PREFETCH_HINT, 0);
+	req.epoch = proto_client_epoch();
+	if (proto_hint_to_msg(h, &req) == 0)
+		r = proto_client_request(kache_dir, &req, &rep, clock_ms() + NOTIFY_WAIT_MS);
+	if (r == PROTO_OK && rep.type != MSG_OK)
+		r = PROTO_ERROR;
+	msg_clear(&req);
+	msg_clear(&rep);
+	return r;
 }
 
 /* The grandchild: a session of its own, quiet stdio, the spawn lock handed on

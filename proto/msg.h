@@ -44,6 +44,9 @@ enum msg_type {
 	MSG_FETCH_REPLY = 22,  /* status = enum job_status */
 	MSG_STATUS_REPLY = 23, /* text = JSON document */
 	MSG_INDEX_REPLY = 24,  /* text = JSON document (see docs/supervisor.md) */
+	/* a build session starts: warm the store (proto/hint.h); and its job */
+	MSG_PREFETCH_HINT = 26, /* client -> supervisor: key = Cargo.lock hash, text = hint */
+	MSG_JOB_PREFETCH = 27,  /* supervisor -> prefetch: the hint's key and text */
 	/* supervisor -> PUB subscribers */
 	MSG_EVENT = 30, /* status = enum msg_event, key; also indexer -> supervisor */
 	/* client <-> supervisor: upload every intent now (kache flush, stop) */

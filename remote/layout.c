@@ -295,8 +295,9 @@ read_manifest(struct remote *r, const char *tmpdir, const char *inv, struct layo
 	return rr;
 }
 
-/* Imports one pack the manifest names. 1 imported, 0 not (absent or
- * rejected), -1 the remote failed. */
+/* Imports one pack the manifest names (inv NULL: a prefetch, the pack's own
+ * invocation key). 1 imported, 0 not (absent or rejected), -1 the remote
+ * failed. */
 static int
 import_one(struct remote *r, struct store *s, const char *tmpdir,
     const unsigned char inv[HASH_LEN], const struct layout_result *lr)
@@ -321,6 +322,29 @@ import_one(struct remote *r, struct store *s, const char *tmpdir,
 	}
 	free(name);
 	return out;
+}
+
+enum remote_result
+layout_import_pack(struct remote *r, const char *kache_dir, const char *crate,
+    const char *res_hex)
+{
+	struct layout_result lr;
+	struct store *s;
+	char *tmpdir;
+	int one = -1;
+
+	if (r->off || !pack_crate_name_ok(crate) || !hash_hex_valid(res_hex))
+		return REMOTE_MISS;
+	if ((s = store_open(kache_dir)) == NULL)
+		return REMOTE_FAILED;
+	snprintf(lr.crate, sizeof lr.crate, "%s", crate);
+	snprintf(lr.res, sizeof lr.res, "%s", res_hex);
+	tmpdir = path_join(kache_dir, "tmp");
+	if (format_ok(r, tmpdir, 0) == 0)
+		one = import_one(r, s, tmpdir, NULL, &lr);
+	free(tmpdir);
+	store_free(&s);
+	return one > 0 ? REMOTE_OK : one == 0 ? REMOTE_MISS : REMOTE_FAILED;
 }
 
 enum remote_result

@@ -47,5 +47,8 @@ void layout_manifest_add(struct layout_manifest *m, const char *crate, const cha
 /* remote_put and remote_fetch for the dir and S3 remotes (remote/remote.h). */
 enum remote_result layout_put(struct remote *r, const char *kache_dir, const char *res_hex);
 enum remote_result layout_fetch(struct remote *r, const char *kache_dir, const char *inv_hex);
+/* remote_import_pack: the one pack import layout_fetch does per result. */
+enum remote_result layout_import_pack(struct remote *r, const char *kache_dir, const char *crate,
+    const char *res_hex);
 
 #endif

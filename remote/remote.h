@@ -49,5 +49,12 @@ enum remote_result remote_list(struct remote *r, const char *prefix, remote_list
 /* Imports the remote result(s) of the invocation key inv_hex into the store
  * at kache_dir. */
 enum remote_result remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex);
+/* Imports the pack packs/<crate>/<res_hex>.pack into the store at kache_dir,
+ * verified whole as a fetch does, its manifest candidate under the invocation
+ * key the pack names (a prefetch knows packs by listing only). REMOTE_MISS
+ * when it is absent or was rejected (said in the log), REMOTE_FAILED when the
+ * remote failed. */
+enum remote_result remote_import_pack(struct remote *r, const char *kache_dir, const char *crate,
+    const char *res_hex);
 
 #endif

@@ -303,7 +303,8 @@ import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[
 	if (codec_get_u64(root, "v", &v) < 0 || v != PACK_FORMAT ||
 	    codec_get_fixed(root, "inv", got_inv, HASH_LEN) < 0 ||
 	    codec_get_fixed(root, "res", got_res, HASH_LEN) < 0 ||
-	    memcmp(got_inv, inv, HASH_LEN) != 0 || memcmp(got_res, res, HASH_LEN) != 0 ||
+	    (inv != NULL && memcmp(got_inv, inv, HASH_LEN) != 0) ||
+	    memcmp(got_res, res, HASH_LEN) != 0 ||
 	    codec_get_bin(root, "candidate", &cand) < 0 || codec_get_bin(root, "entry", &ent) < 0 ||
 	    blobs == NULL || blobs->type != MSGPACK_OBJECT_ARRAY)
 		goto out;
@@ -319,7 +320,8 @@ import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[
 			goto out;
 	if (!entry_blobs_present(s, &e))
 		goto out;
-	r = store_entry_write(s, res, &e) == 0 && store_manifest_add(s, inv, &m.c[0]) == 0 ?
+	r = store_entry_write(s, res, &e) == 0 &&
+	    store_manifest_add(s, inv ? inv : got_inv, &m.c[0]) == 0 ?
 	    PACK_OK : PACK_IOERR;
 out:
 	store_manifest_clear(&m);

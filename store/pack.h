@@ -32,7 +32,10 @@ enum pack_result { PACK_OK = 0, PACK_ABSENT, PACK_CORRUPT, PACK_IOERR };
 enum pack_result pack_write(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], int fd, char **crate);
 /* Reads a pack from fd: decompressed (checksum checked) into an unnamed file in
- * the store's tmp/, mapped, then verified and imported as pack_import says. */
+ * the store's tmp/, mapped, then verified and imported as pack_import says.
+ * inv NULL (a prefetch, which knows a pack by its crate and result only): the
+ * manifest candidate goes under the invocation key the pack names, so a
+ * wrapper asking with that key finds it; nothing else is checked less. */
 enum pack_result pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN]);
 /* The same two through memory, for tests and small packs.
@@ -43,7 +46,7 @@ enum pack_result pack_build(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], struct buf *out, char **crate);
 /* Verifies a pack whole and imports it: every blob's hash checked before it
  * enters the store, the entry decoded, every output present, the keys the
- * ones expected. Only then the entry and the manifest candidate are written.
+ * ones expected (inv NULL: any invocation key, as for pack_read). Only then the entry and the manifest candidate are written.
  * PACK_CORRUPT when any check fails (nothing but verified blobs written). */
 enum pack_result pack_import(struct store *s, const char *data, size_t n,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN]);

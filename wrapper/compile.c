@@ -138,6 +138,8 @@ wrapper_compile(struct wrapper *w)
 		wrapper_journal(w, JOURNAL_ERROR, "key", NULL, 0, 0);
 		return -1;
 	}
+	if (session_hint(w))
+		ensure_supervisor(w);
 	if (hit_try(w))
 		return 0;
 	if (wait_pending(w) && hit_try(w))

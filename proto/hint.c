@@ -1,0 +1,96 @@
+/* The prefetch hint's text form (proto/hint.h). */
+#include "proto/hint.h"
+
+#include <string.h>
+
+#include "common/hash.h"
+
+static int name_ok(const char *s);
+static int path_ok(const char *s);
+static int hint_ok(const struct proto_hint *h);
+static int take_line(struct proto_hint *h, const char *line, size_t n);
+
+/* A triple or a profile: [A-Za-z0-9_.-]{0,64}. */
+static int
+name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > PROTO_HINT_NAME_MAX)
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* Absolute, no newline (the text is line-based), shorter than the buffer. */
+static int
+path_ok(const char *s)
+{
+	return s[0] == '/' && strlen(s) < PROTO_HINT_PATH_MAX && strchr(s, '\n') == NULL;
+}
+
+static int
+hint_ok(const struct proto_hint *h)
+{
+	return path_ok(h->root) && path_ok(h->lock) && name_ok(h->target) &&
+	    name_ok(h->profile) && (h->lock_hash[0] == '\0' || hash_hex_valid(h->lock_hash));
+}
+
+int
+proto_hint_to_msg(const struct proto_hint *h, struct msg *m)
+{
+	struct buf b;
+
+	if (!hint_ok(h))
+		return -1;
+	buf_init(&b);
+	buf_addf(&b, "root=%s\nlock=%s\ntarget=%s\nprofile=%s\n", h->root, h->lock, h->target,
+	    h->profile);
+	strcpy(m->key, h->lock_hash);
+	msg_set_text(m, b.p);
+	buf_free(&b);
+	return 0;
+}
+
+/* One "name=value" line (n bytes, no newline) into its field. */
+static int
+take_line(struct proto_hint *h, const char *line, size_t n)
+{
+	static const struct {
+		const char *name;
+		size_t off, cap;
+	} fields[] = {
+		{ "root=", offsetof(struct proto_hint, root), PROTO_HINT_PATH_MAX },
+		{ "lock=", offsetof(struct proto_hint, lock), PROTO_HINT_PATH_MAX },
+		{ "target=", offsetof(struct proto_hint, target), PROTO_HINT_NAME_MAX + 1 },
+		{ "profile=", offsetof(struct proto_hint, profile), PROTO_HINT_NAME_MAX + 1 },
+	};
+
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		size_t k = strlen(fields[i].name);
+
+		if (n < k || memcmp(line, fields[i].name, k) != 0)
+			continue;
+		if (n - k >= fields[i].cap)
+			return -1;
+		memcpy((char *)h + fields[i].off, line + k, n - k);
+		((char *)h + fields[i].off)[n - k] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+int
+proto_hint_from_msg(const struct msg *m, struct proto_hint *h)
+{
+	const char *p = m->text, *nl;
+
+	memset(h, 0, sizeof *h);
+	if (p == NULL || (m->key[0] != '\0' && !hash_hex_valid(m->key)))
+		return -1;
+	strcpy(h->lock_hash, m->key);
+	for (; *p != '\0'; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL || take_line(h, p, (size_t)(nl - p)) < 0)
+			return -1;
+	}
+	return hint_ok(h) ? 0 : -1;
+}

@@ -1,0 +1,202 @@
+/* The build session: a wrapper that sees a workspace's session start (its
+ * marker under the store is older than prefetch.cooldown, or Cargo.lock
+ * changed since) tells the supervisor with a prefetch hint, so that the
+ * prefetch worker warms the store while cargo works. On most calls this costs
+ * two stats (Cargo.lock and the marker); it never waits for the prefetch and
+ * never starts a process but the supervisor (as a fetch would). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "proto/client.h"
+#include "proto/hint.h"
+#include "proto/paths.h"
+#include "wrapper/wrapper.h"
+
+/* Cargo.lock is hashed into the hint only up to this size; the worker refuses
+ * larger ones anyway. */
+#define SESSION_LOCK_HASH_MAX (8 << 20)
+
+static int find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st);
+static int64_t cooldown_ms(const struct config *cfg);
+static int fresh(const struct stat *marker, const struct stat *lock, int64_t cooldown);
+static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h);
+static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
+static int session_start(struct wrapper *w, const char *lock, const char *marker,
+    const struct stat *ls);
+
+static int64_t
+ts_ms(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
+}
+
+/* The workspace's Cargo.lock: beside the target dir (cargo's default), else
+ * in the working directory unless that is a registry crate's (under
+ * CARGO_HOME). 0 with its stat, -1 when none is seen. */
+static int
+find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st)
+{
+	char *dir;
+
+	if (w->roots.target != NULL) {
+		dir = path_dirname(w->roots.target);
+		snprintf(lock, cap, "%s/Cargo.lock", dir);
+		free(dir);
+		if (stat(lock, st) == 0 && S_ISREG(st->st_mode))
+			return 0;
+	}
+	if (w->roots.home != NULL && path_under(w->roots.cwd, w->roots.home) != NULL)
+		return -1;
+	snprintf(lock, cap, "%s/Cargo.lock", w->roots.cwd);
+	return stat(lock, st) == 0 && S_ISREG(st->st_mode) ? 0 : -1;
+}
+
+/* prefetch.cooldown: seconds, or a number with s, m or h. */
+static int64_t
+cooldown_ms(const struct config *cfg)
+{
+	const char *v = config_get(cfg, "prefetch.cooldown");
+	char *end;
+	long long n = strtoll(v, &end, 10);
+
+	if (end == v || n < 0)
+		return 300000;
+	if (strcmp(end, "m") == 0)
+		return n * 60000;
+	if (strcmp(end, "h") == 0)
+		return n * 3600000;
+	return *end == '\0' || strcmp(end, "s") == 0 ? n * 1000 : 300000;
+}
+
+/* The marker's mtime is the last hint: fresh while within the cooldown and
+ * Cargo.lock was not written, replaced or touched since (its ctime moves on
+ * each of these). */
+static int
+fresh(const struct stat *marker, const struct stat *lock, int64_t cooldown)
+{
+	int64_t m = ts_ms(&marker->st_mtim);
+
+	return clock_wall_ms() - m < cooldown && ts_ms(&lock->st_ctim) <= m;
+}
+
+static void
+lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1])
+{
+	unsigned char h[HASH_LEN];
+	struct stat st;
+	uint64_t size;
+	int fd = fs_open_input(lock);
+
+	hex[0] = '\0';
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && st.st_size <= SESSION_LOCK_HASH_MAX &&
+	    hash_fd(fd, h, &size) == 0)
+		hash_to_hex(h, hex);
+	close(fd);
+}
+
+/* Root, Cargo.lock, and what the command line shows of target and profile
+ * (the out-dir under the target dir: [<triple>/]<profile>/...). */
+static void
+fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
+{
+	const char *rel, *triple = "";
+	char *root = path_dirname(lock);
+	size_t n;
+
+	memset(h, 0, sizeof *h);
+	snprintf(h->root, sizeof h->root, "%s", root);
+	snprintf(h->lock, sizeof h->lock, "%s", lock);
+	free(root);
+	for (size_t i = 0; i < w->args.opt_names.n; i++)
+		if (strcmp(w->args.opt_names.v[i], "--target") == 0 && w->args.opt_values.v[i])
+			triple = w->args.opt_values.v[i];
+	if (strlen(triple) <= PROTO_HINT_NAME_MAX && !strchr(triple, '/'))
+		snprintf(h->target, sizeof h->target, "%s", triple);
+	if (w->roots.target && w->args.out_dir) {
+		char *abs = path_absolute(w->args.out_dir, w->roots.cwd);
+
+		if ((rel = path_under(abs, w->roots.target)) != NULL) {
+			rel += *rel == '/';
+			if (h->target[0] && str_starts_with(rel, h->target) &&
+			    rel[strlen(h->target)] == '/')
+				rel += strlen(h->target) + 1;
+			n = strcspn(rel, "/");
+			if (n <= PROTO_HINT_NAME_MAX)
+				snprintf(h->profile, sizeof h->profile, "%.*s", (int)n, rel);
+		}
+		free(abs);
+	}
+	lock_hash(lock, h->lock_hash);
+}
+
+int
+session_hint(struct wrapper *w)
+{
+	char lock[PATH_MAX], *marker;
+	struct stat ls, ms;
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+	int start = 0;
+
+	if (!config_has_remote(w->cfg) || config_get_size(w->cfg, "prefetch.max_bytes") <= 0)
+		return 0;
+	if (find_lock(w, lock, sizeof lock, &ls) < 0)
+		return 0;
+	hash_buffer(lock, strlen(lock), h);
+	hash_to_hex(h, hex);
+	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
+	if (stat(marker, &ms) != 0 || !fresh(&ms, &ls, cooldown_ms(w->cfg)))
+		start = session_start(w, lock, marker, &ls);
+	free(marker);
+	return start;
+}
+
+/* The slow path, once a session: one wrapper at a time per workspace (a
+ * lock beside the marker; the others go on without waiting), the marker
+ * looked at again under it, the hint sent, and the marker rewritten unless
+ * no supervisor runs (then one is started, and a later call hints). 1 when a
+ * supervisor should be started. */
+static int
+session_start(struct wrapper *w, const char *lock, const char *marker, const struct stat *ls)
+{
+	char *dir = path_dirname(marker), *lk = xasprintf("%s.lock", marker), *text;
+	struct proto_paths p;
+	struct proto_hint h;
+	struct stat ms;
+	enum proto_result r = PROTO_UNAVAILABLE;
+	int fd, start = 0;
+
+	fs_mkdir_p(dir, 0700);
+	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+	    (stat(marker, &ms) != 0 || !fresh(&ms, ls, cooldown_ms(w->cfg)))) {
+		if (proto_paths_init(&p, store_dir(w->store)) == 0 && proto_supervisor_running(&p)) {
+			fill_hint(w, lock, &h);
+			r = proto_client_prefetch_hint(store_dir(w->store), &h);
+		}
+		log_debug("prefetch hint for %s: %s", lock, proto_result_name(r));
+		start = r == PROTO_UNAVAILABLE;
+		text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\n", lock, (long long)ls->st_size,
+		    (unsigned long long)ls->st_ino, (long long)ts_ms(&ls->st_mtim));
+		if (!start && fs_write_atomic(marker, text, strlen(text), 0600) < 0)
+			log_warn("write %s", marker);
+		free(text);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(lk);
+	free(dir);
+	return start;
+}
