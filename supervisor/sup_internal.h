@@ -38,10 +38,16 @@
 #define SUP_BADLOG_MS 5000  /* bad messages: one line, then a count this often */
 #define SUP_ALREADY 200     /* setup: another supervisor holds the store (exit 0) */
 
-enum role { ROLE_UPLOADER = 0, ROLE_FETCHER, ROLE_INDEXER, ROLE_COUNT };
+enum role { ROLE_UPLOADER = 0, ROLE_FETCHER, ROLE_INDEXER, ROLE_PREFETCH, ROLE_COUNT };
 enum wstate { W_STARTING, W_READY, W_BUSY, W_BACKOFF, W_FAILED, W_STOPPING };
 
 struct job;
+
+/* The prefetch sessions' numbers since start (status: "prefetch"). */
+struct prefetch_counts {
+	long hints, malformed, dropped, sessions, done, failed;
+	long packs, bytes, present, over_cap, rejected, failed_packs, list_failed, refused;
+};
 
 struct slot {
 	enum role role;
@@ -86,6 +92,7 @@ struct supervisor {
 	struct job *lost[SUP_MAX_WORKERS]; /* jobs of workers that died, for the loop */
 	int nlost;
 	struct routes *routes;
+	struct prefetches *prefetches;
 	int64_t bad_next;       /* bad messages are not logged one by one before this */
 	long bad_suppressed;
 };
@@ -167,6 +174,19 @@ void route_reply(struct supervisor *s, struct slot *w, const struct msg *m);
 void route_tick(struct supervisor *s, int64_t now);
 /* The nearest time route_tick has something to do. */
 int64_t route_next_deadline(const struct supervisor *s, int64_t now);
+
+/* sup_prefetch.c: prefetch hints, one session per workspace at a time */
+void prefetch_new(struct supervisor *s);
+void prefetch_free(struct supervisor *s);
+/* MSG_PREFETCH_HINT: queued for the prefetch worker, or dropped (counted). */
+void prefetch_hint(struct supervisor *s, const struct msg *req);
+/* Sends queued hints to idle prefetch workers; fails sessions whose worker died. */
+void prefetch_tick(struct supervisor *s);
+/* JOB_DONE from a prefetch worker. */
+void prefetch_done(struct supervisor *s, struct slot *w, const struct msg *done);
+const struct prefetch_counts *prefetch_counts(const struct supervisor *s);
+/* 1 when no session is queued or running. */
+int prefetch_idle(const struct supervisor *s);
 
 /* sup_status.c */
 char *status_json(const struct supervisor *s);

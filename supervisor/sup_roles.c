@@ -9,6 +9,7 @@
 #include "supervisor/sup_internal.h"
 #include "workers/fetcher/fetcher.h"
 #include "workers/indexer/indexer.h"
+#include "workers/prefetch/prefetch.h"
 #include "workers/uploader/uploader.h"
 
 struct role_def {
@@ -21,6 +22,7 @@ static const struct role_def roles[ROLE_COUNT] = {
 	[ROLE_UPLOADER] = { "uploader", uploader_main, -1 },
 	[ROLE_FETCHER] = { "fetcher", fetcher_main, -1 },
 	[ROLE_INDEXER] = { "indexer", indexer_main, 1 },
+	[ROLE_PREFETCH] = { "prefetch", prefetch_main, -1 },
 };
 
 const char *
@@ -57,7 +59,7 @@ supervisor_worker_cmd(int argc, char **argv)
 	int r, rc;
 
 	if (argc != 3 || (r = role_from_name(argv[1])) < 0) {
-		fprintf(stderr, "usage: kached __worker <uploader|fetcher|indexer> <index>\n");
+		fprintf(stderr, "usage: kached __worker <uploader|fetcher|indexer|prefetch> <index>\n");
 		return 2;
 	}
 	index = strtol(argv[2], &end, 10);

@@ -136,11 +136,14 @@ apply_config(struct supervisor *s)
 	s->cfg_mtime = file_mtime(config_file_path(s->cfg));
 	if (s->ctx != NULL) { /* a reload: the uploaders count follows the file; */
 		workers_resize(s, ROLE_UPLOADER, (int)n);
+		if ((s->wanted[ROLE_PREFETCH] > 0) == s->remote_none)
+			workers_resize(s, ROLE_PREFETCH, !s->remote_none);
 		return;       /* the fetchers keep what scale set */
 	}
 	s->wanted[ROLE_UPLOADER] = (int)n;
 	s->wanted[ROLE_FETCHER] = 1;
 	s->wanted[ROLE_INDEXER] = role_fixed_count(ROLE_INDEXER);
+	s->wanted[ROLE_PREFETCH] = !s->remote_none; /* one, with a remote */
 }
 
 /* The one reload: re-reads the configuration file (it changed on disk, or
@@ -213,6 +216,7 @@ setup(struct supervisor *s)
 	s->next_hb = s->next_maint = s->started_ms;
 	jobs_new(s);
 	route_new(s);
+	prefetch_new(s);
 	workers_init(s);
 	jobs_scan_intents(s);
 	/* A notice sent while no supervisor listened is lost; the intent file is
@@ -269,7 +273,7 @@ maintenance(struct supervisor *s, int64_t now)
 		begin_stop(s, "the kached binary on disk is newer; restarting");
 	}
 	if (!s->stopping && s->idle_timeout_ms > 0 && now - s->last_activity > s->idle_timeout_ms &&
-	    jobs_idle(s))
+	    jobs_idle(s) && prefetch_idle(s))
 		begin_stop(s, "idle timeout");
 	if (s->detached) {
 		char *p = xasprintf("%s/supervisor.log", s->paths.logdir);
@@ -321,7 +325,8 @@ on_request(struct supervisor *s, const struct zio_frames *f)
 		return;
 	}
 	s->last_activity = clock_ms();
-	if ((req.type == MSG_PING || req.type == MSG_FETCH || req.type == MSG_NOTIFY_UPLOAD) &&
+	if ((req.type == MSG_PING || req.type == MSG_FETCH || req.type == MSG_NOTIFY_UPLOAD ||
+	    req.type == MSG_PREFETCH_HINT) &&
 	    req.epoch * 1000 > s->exe_mtime && file_mtime(s->exe) > s->exe_mtime && !s->stopping) {
 		s->reexec = 1;
 		begin_stop(s, "a newer build is calling; restarting");
@@ -378,6 +383,10 @@ serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
 		return;
 	case MSG_NOTIFY_UPLOAD:
 		jobs_notify(s, req->key);
+		rep.type = MSG_OK;
+		break;
+	case MSG_PREFETCH_HINT:
+		prefetch_hint(s, req); /* never answered but by this OK */
 		rep.type = MSG_OK;
 		break;
 	case MSG_STATUS:
@@ -454,6 +463,7 @@ loop_once(struct supervisor *s)
 	workers_tick(s, now);
 	jobs_dispatch(s, now);
 	route_tick(s, now);
+	prefetch_tick(s);
 	if (now >= s->next_rescan) {
 		s->next_rescan = now + INTENT_RESCAN_MS;
 		if (!s->remote_none && !s->stopping)
@@ -471,7 +481,9 @@ loop_once(struct supervisor *s)
 static void
 on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m)
 {
-	if (m->type == MSG_JOB_DONE && w->role != ROLE_INDEXER)
+	if (m->type == MSG_JOB_DONE && w->role == ROLE_PREFETCH)
+		prefetch_done(s, w, m);
+	else if (m->type == MSG_JOB_DONE && w->role != ROLE_INDEXER)
 		jobs_done(s, w, m);
 	else if (m->type == MSG_EVENT && w->role == ROLE_INDEXER)
 		sup_publish(s, (int)m->status, m->key);
@@ -501,6 +513,7 @@ teardown(struct supervisor *s)
 		close(s->sigfd);
 	jobs_free(s);
 	route_free(s);
+	prefetch_free(s);
 	config_free(&s->cfg);
 }
 

@@ -1,0 +1,140 @@
+/* The prefetch worker (workers/prefetch/prefetch.h). One session per job:
+ * read Cargo.lock, choose the packs (prefetch_plan.c), import them one after
+ * the other (sequential: one transfer at a time, so the build it serves keeps
+ * the bandwidth and the cores), niced, and report what it did in JOB_DONE's
+ * text (JSON, summed by the supervisor into its status) and one log line. */
+#include "workers/prefetch/prefetch.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/exit.h"
+#include "common/log.h"
+#include "proto/hint.h"
+#include "proto/worker.h"
+#include "remote/remote.h"
+#include "workers/prefetch/prefetch_internal.h"
+
+#define PREFETCH_NICE 10
+
+struct prefetcher {
+	const char *kache_dir;
+	struct remote *remote;
+	uint64_t max_bytes;
+};
+
+struct session {
+	long crates, packs, rejected, failed;
+	uint64_t bytes;
+	char refused[PROTO_HINT_PATH_MAX + 400];
+};
+
+static void prefetch_job(void *arg, const struct msg *job, struct msg *done);
+static void import_plan(struct prefetcher *pf, const struct prefetch_plan *plan,
+    struct session *ss);
+static void report(const struct proto_hint *h, const struct prefetch_plan *plan,
+    const struct session *ss, int64_t ms, struct msg *done);
+
+/* Imports the plan's packs in order; a remote that fails three in a row is
+ * left alone for the rest of the session. */
+static void
+import_plan(struct prefetcher *pf, const struct prefetch_plan *plan, struct session *ss)
+{
+	int in_row = 0;
+
+	for (size_t i = 0; i < plan->n && in_row < 3; i++) {
+		enum remote_result r = remote_import_pack(pf->remote, pf->kache_dir,
+		    plan->p[i].crate, plan->p[i].res);
+
+		proto_worker_beat();
+		in_row = r == REMOTE_FAILED ? in_row + 1 : 0;
+		if (r == REMOTE_OK) {
+			ss->packs++;
+			ss->bytes += plan->p[i].size;
+		} else if (r == REMOTE_MISS) {
+			ss->rejected++;
+		} else {
+			ss->failed++;
+		}
+	}
+}
+
+/* The session's numbers: one log line, and JSON for the supervisor. */
+static void
+report(const struct proto_hint *h, const struct prefetch_plan *plan, const struct session *ss,
+    int64_t ms, struct msg *done)
+{
+	char text[512];
+
+	if (ss->refused[0] != '\0')
+		log_warnx("prefetch %s: %s", h->root[0] ? h->root : "?", ss->refused);
+	else
+		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms; "
+		    "skipped: %ld present, %ld over prefetch.max_bytes, %ld rejected, %ld failed, "
+		    "%ld listings failed", h->root, ss->crates, ss->packs,
+		    (unsigned long long)ss->bytes, (long long)ms, plan->present, plan->over_cap,
+		    ss->rejected, ss->failed, plan->list_failed);
+	snprintf(text, sizeof text, "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
+	    "\"present\": %ld, \"over_cap\": %ld, \"rejected\": %ld, \"failed\": %ld, "
+	    "\"list_failed\": %ld, \"refused\": %d}", ss->crates, ss->packs,
+	    (unsigned long long)ss->bytes, plan->present, plan->over_cap, ss->rejected,
+	    ss->failed, plan->list_failed, ss->refused[0] != '\0');
+	msg_set_text(done, text);
+	done->status = ss->refused[0] ? JOB_MISS : ss->failed || plan->list_failed ? JOB_FAILED
+	    : JOB_OK;
+}
+
+static void
+prefetch_job(void *arg, const struct msg *job, struct msg *done)
+{
+	struct prefetcher *pf = arg;
+	struct prefetch_plan plan = { 0 };
+	struct session ss = { 0 };
+	struct proto_hint h;
+	struct strv crates;
+	char why[160];
+	int64_t t0 = clock_ms();
+
+	strv_init(&crates);
+	if (job->type != MSG_JOB_PREFETCH || proto_hint_from_msg(job, &h) < 0) {
+		memset(&h, 0, sizeof h);
+		snprintf(ss.refused, sizeof ss.refused, "not a prefetch job");
+	} else if (pf->remote == NULL) {
+		snprintf(ss.refused, sizeof ss.refused, "no remote configured");
+	} else if (prefetch_lock_read(h.lock, &crates, why, sizeof why) < 0) {
+		snprintf(ss.refused, sizeof ss.refused, "%s is not used: %s (the build goes on; "
+		    "fix or regenerate it with `cargo generate-lockfile`)", h.lock, why);
+	} else {
+		/* build scripts are all compiled as build_script_build */
+		strv_push(&crates, "build_script_build");
+		ss.crates = (long)crates.n;
+		prefetch_plan_make(pf->remote, pf->kache_dir, &crates, pf->max_bytes, &plan);
+		import_plan(pf, &plan, &ss);
+	}
+	report(&h, &plan, &ss, clock_ms() - t0, done);
+	prefetch_plan_free(&plan);
+	strv_free(&crates);
+}
+
+int
+prefetch_main(const struct config *cfg, unsigned index)
+{
+	static const struct proto_worker_ops ops = { .job = prefetch_job };
+	const char *kache_dir = config_get(cfg, "cache.dir");
+	struct prefetcher pf = { .kache_dir = kache_dir };
+	int64_t max = config_get_size(cfg, "prefetch.max_bytes");
+	int rc;
+
+	pf.max_bytes = max > 0 ? (uint64_t)max : 0;
+	/* beside the build, never ahead of it */
+	if (setpriority(PRIO_PROCESS, 0, PREFETCH_NICE) < 0)
+		log_warn("setpriority");
+	if (remote_open_for_worker(cfg, &pf.remote) < 0)
+		return KACHE_EXIT_CONFIG;
+	rc = proto_worker_run(kache_dir, "prefetch", index, &ops, &pf);
+	remote_free(&pf.remote);
+	return rc;
+}
