@@ -249,7 +249,8 @@ proto_client_notify_upload(const char *kache_dir, const char *result_key_hex)
 }
 
 enum proto_result
-proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h)
+proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h,
+    int64_t deadline_ms)
 {
 	struct msg req, rep;
 	enum proto_result r = PROTO_ERROR;
@@ -258,7 +259,7 @@ proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h)
 	msg_init(&req, MSG_PREFETCH_HINT, 0);
 	req.epoch = proto_client_epoch();
 	if (proto_hint_to_msg(h, &req) == 0)
-		r = proto_client_request(kache_dir, &req, &rep, clock_ms() + NOTIFY_WAIT_MS);
+		r = proto_client_request(kache_dir, &req, &rep, deadline_ms);
 	if (r == PROTO_OK && rep.type != MSG_OK)
 		r = PROTO_ERROR;
 	msg_clear(&req);

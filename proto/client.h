@@ -33,11 +33,12 @@ enum proto_result proto_client_fetch(const char *kache_dir, const char *inv_key_
  * supervisor replays intent files anyway. */
 void proto_client_notify_upload(const char *kache_dir, const char *result_key_hex);
 struct proto_hint;
-/* Tells the supervisor a build session starts (proto/hint.h), as
- * notify_upload does: waits a few milliseconds at most for the
- * acknowledgement, never for the prefetch. PROTO_UNAVAILABLE when no
- * supervisor runs (the caller starts one and hints again later). */
-enum proto_result proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h);
+/* Tells the supervisor a build session starts (proto/hint.h): waits for the
+ * acknowledgement until deadline_ms (absolute) at most, never for the
+ * prefetch. PROTO_UNAVAILABLE when no supervisor runs (the caller starts one
+ * and hints again later). */
+enum proto_result proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h,
+    int64_t deadline_ms);
 /* When no supervisor runs for kache_dir, starts `kached_path supervisor run`
  * detached (double fork, setsid, stdio on /dev/null) under a lock, so that
  * many wrappers at once start exactly one. Never waits for it to come up.

@@ -154,6 +154,7 @@ handle(struct worker *w, const struct msg *m)
 		return 1;
 	case MSG_JOB_UPLOAD:
 	case MSG_JOB_FETCH:
+	case MSG_JOB_PREFETCH:
 		if (w->ops->job == NULL)
 			break;
 		msg_init(&done, MSG_JOB_DONE, m->id);

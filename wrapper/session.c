@@ -25,12 +25,16 @@
 /* Cargo.lock is hashed into the hint only up to this size; the worker refuses
  * larger ones anyway. */
 #define SESSION_LOCK_HASH_MAX (8 << 20)
+/* A hint the supervisor did not acknowledge in time is sent again this much
+ * later (by the next wrapper then), not a whole cooldown later. */
+#define SESSION_RETRY_MS 1000
 
 static int find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st);
 static int64_t cooldown_ms(const struct config *cfg);
 static int fresh(const struct stat *marker, const struct stat *lock, int64_t cooldown);
 static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h);
 static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
+static void marker_age(const char *marker, int64_t age_ms);
 static int session_start(struct wrapper *w, const char *lock, const char *marker,
     const struct stat *ls);
 
@@ -141,6 +145,16 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 	lock_hash(lock, h->lock_hash);
 }
 
+/* Sets the marker's mtime age_ms in the past. */
+static void
+marker_age(const char *marker, int64_t age_ms)
+{
+	int64_t t = clock_wall_ms() - (age_ms > 0 ? age_ms : 0);
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { t / 1000, t % 1000 * 1000000 } };
+
+	utimensat(AT_FDCWD, marker, ts, 0);
+}
+
 int
 session_hint(struct wrapper *w)
 {
@@ -184,7 +198,8 @@ session_start(struct wrapper *w, const char *lock, const char *marker, const str
 	    (stat(marker, &ms) != 0 || !fresh(&ms, ls, cooldown_ms(w->cfg)))) {
 		if (proto_paths_init(&p, store_dir(w->store)) == 0 && proto_supervisor_running(&p)) {
 			fill_hint(w, lock, &h);
-			r = proto_client_prefetch_hint(store_dir(w->store), &h);
+			r = proto_client_prefetch_hint(store_dir(w->store), &h,
+			    clock_ms() + config_get_int(w->cfg, "wrapper.deadline_ms"));
 		}
 		log_debug("prefetch hint for %s: %s", lock, proto_result_name(r));
 		start = r == PROTO_UNAVAILABLE;
@@ -192,6 +207,8 @@ session_start(struct wrapper *w, const char *lock, const char *marker, const str
 		    (unsigned long long)ls->st_ino, (long long)ts_ms(&ls->st_mtim));
 		if (!start && fs_write_atomic(marker, text, strlen(text), 0600) < 0)
 			log_warn("write %s", marker);
+		else if (r == PROTO_TIMEOUT) /* a busy supervisor: try again soon */
+			marker_age(marker, cooldown_ms(w->cfg) - SESSION_RETRY_MS);
 		free(text);
 	}
 	if (fd >= 0)

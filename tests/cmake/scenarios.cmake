@@ -45,3 +45,11 @@ if(TARGET kache AND TARGET kached)
       stop_after_build_dir_remote flush_without_remote_says_so
       stale_pending_markers_do_not_stall_the_build flush_waits_for_live_stores_only)
 endif()
+if(TARGET kache AND TARGET kached)
+  kache_scenarios(scenario_prefetch_ test_prefetch.py PrefetchDir
+      fresh_runner_is_served_from_its_store_after_prefetch
+      one_hint_per_session_and_again_when_cargo_lock_changes
+      garbage_cargo_lock_is_refused_once_and_the_build_is_right)
+  kache_scenarios(scenario_prefetch_ test_prefetch.py PrefetchS3
+      hanging_remote_never_stalls_the_build)
+endif()

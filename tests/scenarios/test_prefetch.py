@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Prefetch over real cargo builds of tests/fixtures/ws: two stores standing for
+two CI runners over one remote; the second runner's wrapper starts its supervisor,
+hints a build session, and the prefetch worker warms the store before cargo asks.
+
+usage: test_prefetch.py <path to kache> [unittest args]
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "s3"))
+sys.path.insert(0, HERE)
+import test_cargo  # noqa: E402
+from test_cargo import CRATES, Workspace  # noqa: E402
+
+
+def kache(ws, *args, timeout=60):
+    return subprocess.run([test_cargo.KACHE, *args], env=ws.env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def status(ws):
+    """The supervisor's status document, or None when none answers."""
+    p = kache(ws, "supervisor", "status", "--json")
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def wait_prefetch(test, ws, what, timeout=120):
+    """Waits (bounded) until what(status["prefetch"]) holds; returns the counters."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        st = status(ws)
+        last = st and st.get("prefetch")
+        if last is not None and what(last):
+            return last
+        time.sleep(0.2)
+    test.fail("prefetch counters never got there: %s" % last)
+
+
+def stats(ws):
+    p = kache(ws, "stats", "--json")
+    test_cargo_json = p.stdout[p.stdout.index("{"):]
+    return json.loads(test_cargo_json)
+
+
+class PrefetchDir(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-prefetch-")
+        self.remote = os.path.join(self.tmp, "remote")
+        self.envs = []
+
+    def tearDown(self):
+        for env in self.envs:
+            subprocess.run([test_cargo.KACHE, "supervisor", "stop", "--timeout", "20s"],
+                           env=env, capture_output=True, timeout=90)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def runner(self, name, root, start=False):
+        os.makedirs(root, exist_ok=True)
+        ws = Workspace(root, os.path.join(self.tmp, name + "-store"), name)
+        ws.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote,
+                      KACHE_CONFIG=os.path.join(self.tmp, "none.toml"),
+                      KACHE_DEADLINE_MS="1000")
+        self.envs.append(ws.env)
+        if start:
+            p = kache(ws, "supervisor", "start")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        return ws
+
+    def populate(self):
+        a = self.runner("a", self.tmp, start=True)
+        a.cargo("build")
+        self.assertTrue(CRATES.issubset(set(a.compiled())))
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return a.run_app()
+
+    def test_fresh_runner_is_served_from_its_store_after_prefetch(self):
+        out = self.populate()
+        b = self.runner("b", os.path.join(self.tmp, "second", "runner"))
+        # the first command of the job starts the supervisor from a wrapper and
+        # hints the session; `check` results are not in the remote, so this
+        # command itself fetches none of what the build needs
+        b.cargo("check")
+        self.assertIsNotNone(status(b), "no wrapper started a supervisor")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["hints"], 1, pf)
+        self.assertGreaterEqual(pf["packs"], len(CRATES), pf)
+        self.assertGreater(pf["bytes"], 0, pf)
+        before = stats(b)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "compiles reached rustc after the prefetch")
+        self.assertEqual(b.run_app(), out)
+        after = stats(b)
+        self.assertEqual(after["remote_hits"], before["remote_hits"],
+                         "the build fetched on a miss: prefetch did not serve it")
+        self.assertGreaterEqual(after["hits"] - before["hits"], len(CRATES))
+        log = open(os.path.join(b.env["KACHE_DIR"], "logs", "prefetch.0.log")).read()
+        self.assertRegex(log, r"prefetch .*: \d+ crates, [1-9]\d* packs imported")
+
+    def test_one_hint_per_session_and_again_when_cargo_lock_changes(self):
+        ws = self.runner("c", self.tmp, start=True)
+        ws.cargo("build")
+        ws.cargo("clean")
+        ws.cargo("build")
+        ws.cargo("clean")
+        ws.cargo("test", "--no-run")
+        pf = wait_prefetch(self, ws, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["hints"], 1, pf)
+        lock = os.path.join(ws.dir, "Cargo.lock")
+        with open(lock, "a") as f:
+            f.write("# a change\n")
+        ws.cargo("clean")
+        ws.cargo("build")
+        pf = wait_prefetch(self, ws, lambda p: p["sessions_done"] >= 2)
+        self.assertEqual(pf["hints"], 2, pf)
+        # a zero cooldown: each command is a session of its own
+        ws.cargo("clean")
+        ws.cargo("build", KACHE_PREFETCH_COOLDOWN="0")
+        pf = wait_prefetch(self, ws, lambda p: p["hints"] >= 3)
+
+    def test_garbage_cargo_lock_is_refused_once_and_the_build_is_right(self):
+        """cargo rewrites a Cargo.lock it can parse, so the worker meets garbage
+        when it changes under it; here a rustc call in a directory whose
+        Cargo.lock is garbage stands for that."""
+        ws = self.runner("g", self.tmp, start=True)
+        d = os.path.join(self.tmp, "plain")
+        os.makedirs(os.path.join(d, "out"))
+        with open(os.path.join(d, "lib.rs"), "w") as f:
+            f.write("pub fn seven() -> u32 { 7 }\n")
+        with open(os.path.join(d, "Cargo.lock"), "wb") as f:
+            f.write(b"\x00\x01garbage\n[[package]]\nname = \"../../etc\"\n")
+        p = subprocess.run([test_cargo.KACHE, test_cargo.REAL_RUSTC, "--crate-name", "plain",
+                            "--edition", "2021", "--crate-type", "lib", "lib.rs",
+                            "--out-dir", "out"], cwd=d, env=ws.env, capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(os.path.exists(os.path.join(d, "out", "libplain.rlib")))
+        pf = wait_prefetch(self, ws, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["skipped"]["lock_refused"], 1, pf)
+        self.assertEqual(pf["packs"], 0, pf)
+        log = open(os.path.join(ws.env["KACHE_DIR"], "logs", "prefetch.0.log")).read()
+        self.assertEqual(log.count("is not used"), 1, log)
+
+
+class PrefetchS3(unittest.TestCase):
+    """The hung remote, over moto behind the fault proxy (test_s3's fixtures)."""
+
+    def setUp(self):
+        import test_s3
+        self.s3 = test_s3.S3Scenarios("test_slow_responses")
+        test_s3.S3Scenarios.setUpClass()
+        self.addCleanup(test_s3.S3Scenarios.tearDownClass)
+        self.s3.setUp()
+        self.addCleanup(self.s3.tearDown)
+
+    def test_hanging_remote_never_stalls_the_build(self):
+        s3 = self.s3
+        a, out = s3.first_machine()
+        self.assertTrue(s3.drained(a))
+        s3.fault({"mode": "hang", "delay": 60, "methods": ["GET"]})
+        b = s3.machine("b", os.path.join(s3.tmp, "b"), port=s3.pport,
+                       KACHE_FETCH_TIMEOUT_MS="1500")
+        b.cargo("build")
+        self.assertEqual(b.run_app(), out)
+        pf = wait_prefetch(self, b, lambda p: p["sessions"] >= 1, timeout=30)
+        # the build finished while the session was still stuck on the remote
+        self.assertEqual(pf["sessions_done"], 0, pf)
+        self.assertEqual(pf["packs"], 0, pf)
+
+
+if __name__ == "__main__":
+    test_cargo.KACHE = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
