@@ -102,7 +102,8 @@ class PrefetchDir(unittest.TestCase):
         after = stats(b)
         self.assertEqual(after["remote_hits"], before["remote_hits"],
                          "the build fetched on a miss: prefetch did not serve it")
-        self.assertGreaterEqual(after["hits"] - before["hits"], len(CRATES))
+        self.assertEqual(after["misses"], before["misses"], "the build compiled")
+        self.assertGreater(after["hits"], before["hits"])
         log = open(os.path.join(b.env["KACHE_DIR"], "logs", "prefetch.0.log")).read()
         self.assertRegex(log, r"prefetch .*: \d+ crates, [1-9]\d* packs imported")
 
@@ -140,6 +141,7 @@ class PrefetchDir(unittest.TestCase):
             f.write(b"\x00\x01garbage\n[[package]]\nname = \"../../etc\"\n")
         p = subprocess.run([test_cargo.KACHE, test_cargo.REAL_RUSTC, "--crate-name", "plain",
                             "--edition", "2021", "--crate-type", "lib", "lib.rs",
+                            "--emit=dep-info,metadata,link",
                             "--out-dir", "out"], cwd=d, env=ws.env, capture_output=True,
                            text=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
