@@ -28,3 +28,11 @@ if(TARGET kache AND TARGET kached)
       wrong_credentials_one_message_and_intents_kept missing_bucket_one_message
       read_only_runner_never_writes)
 endif()
+# Crash consistency: kill -9 at random points (tests/scenarios/test_crash.py).
+if(TARGET kache AND TARGET kached)
+  kache_scenarios(scenario_crash_ test_crash.py CrashLoop
+      kill9_wrappers_while_storing_and_restoring kill9_supervisor_during_dir_remote_imports
+      gc_reclaims_temporaries_left_by_kill9)
+  kache_scenarios(scenario_shared_ test_shared.py SharedRemote
+      two_machines_upload_the_same_keys_at_once)
+endif()
