@@ -35,4 +35,5 @@ if(TARGET kache AND TARGET kached)
       gc_reclaims_temporaries_left_by_kill9)
   kache_scenarios(scenario_shared_ test_shared.py SharedRemote
       two_machines_upload_the_same_keys_at_once)
+  kache_scenarios(scenario_s3_ test_s3.py S3Scenarios two_machines_upload_the_same_keys_at_once)
 endif()
