@@ -33,6 +33,10 @@ if(TARGET kache AND TARGET kached)
   kache_scenarios(scenario_crash_ test_crash.py CrashLoop
       kill9_wrappers_while_storing_and_restoring kill9_supervisor_during_dir_remote_imports
       gc_reclaims_temporaries_left_by_kill9)
+  add_library(slow_rename SHARED ${CMAKE_CURRENT_SOURCE_DIR}/tools/slow_rename.c)
+  target_link_libraries(slow_rename PRIVATE ${CMAKE_DL_LIBS})
+  set_tests_properties(scenario_crash_gc_reclaims_temporaries_left_by_kill9 PROPERTIES
+      ENVIRONMENT "KACHE_SLOW_RENAME=$<TARGET_FILE:slow_rename>")
   kache_scenarios(scenario_shared_ test_shared.py SharedRemote
       two_machines_upload_the_same_keys_at_once)
   kache_scenarios(scenario_s3_ test_s3.py S3Scenarios two_machines_upload_the_same_keys_at_once)
