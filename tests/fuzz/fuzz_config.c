@@ -12,7 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n);
 
-static char path[64];
+static char path[4096];
 
 static void use_config(struct config *cfg);
 
@@ -46,7 +46,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	FILE *f;
 
 	if (path[0] == '\0') {
-		snprintf(path, sizeof path, "/tmp/kache-fuzz-config.%d", (int)getpid());
+		const char *t = getenv("TMPDIR");
+
+		snprintf(path, sizeof path, "%s/kache-fuzz-config.%d", t && *t ? t : "/tmp",
+		    (int)getpid());
 		setenv("KACHE_CONFIG", path, 1);
 		setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
 		unsetenv("AWS_PROFILE");

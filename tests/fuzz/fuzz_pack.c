@@ -84,10 +84,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	struct buf z;
 
 	if (scratch == NULL) {
-		char dir[] = "/tmp/kache-fuzz-pack.XXXXXX";
+		const char *t = getenv("TMPDIR");
+		char *dir = xasprintf("%s/kache-fuzz-pack.XXXXXX", t && *t ? t : "/tmp");
 
 		if (mkdtemp(dir) == NULL || (scratch = store_open(dir)) == NULL)
 			abort();
+		free(dir);
 	}
 	if (n == 0)
 		return 0;

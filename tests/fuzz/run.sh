@@ -23,6 +23,7 @@ cp "$here/corpus/$name"/* "$work/corpus/"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 cd "$work"
+export TMPDIR="$work" # the targets' scratch files go with the copy of the corpus
 # One worker, so that ctest -j2 keeps to the cores it was given.
 set +e
 "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
