@@ -40,4 +40,11 @@ if(TARGET kache AND TARGET kached)
   kache_scenarios(scenario_shared_ test_shared.py SharedRemote
       two_machines_upload_the_same_keys_at_once)
   kache_scenarios(scenario_s3_ test_s3.py S3Scenarios two_machines_upload_the_same_keys_at_once)
+  # Heavy and many-process: alone, so the load they make does not eat into the
+  # other scenarios' short deadlines.
+  set_tests_properties(scenario_crash_kill9_wrappers_while_storing_and_restoring
+      scenario_crash_kill9_supervisor_during_dir_remote_imports
+      scenario_crash_gc_reclaims_temporaries_left_by_kill9
+      scenario_shared_two_machines_upload_the_same_keys_at_once
+      scenario_s3_two_machines_upload_the_same_keys_at_once PROPERTIES RUN_SERIAL TRUE)
 endif()

@@ -251,6 +251,21 @@ class CrashLoop(unittest.TestCase):
         cargo.wait(timeout=600)
         return len(chosen)
 
+    def uploaded(self, ws, store, remote):
+        """Waits (bounded) for the background stores to end and every crate's pack
+        to reach the remote with no intent left: `supervisor stop` does not wait
+        for them (issue 7 item 1)."""
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            packs = os.path.join(remote, "packs")
+            crates = set(os.listdir(packs)) if os.path.isdir(packs) else set()
+            intents = [f for f in os.listdir(os.path.join(store, "intents"))
+                       if not f.startswith(".")]
+            if not self.ours({"kache"}) and not intents and test_cargo.CRATES <= crates:
+                return True
+            time.sleep(0.2)
+        return False
+
     def stop_supervisor(self, ws):
         subprocess.run([test_cargo.KACHE, "supervisor", "stop"], env=ws.env,
                        capture_output=True, timeout=120)
@@ -300,9 +315,9 @@ class CrashLoop(unittest.TestCase):
         want = self.set_variant(a, None)
         a.cargo("build")
         self.assertEqual(a.run_app(), want)
+        self.assertTrue(self.uploaded(a, store_a, remote), "machine a's uploads did not arrive")
         self.stop_supervisor(a)
         self.settle()
-        self.assertTrue(os.path.isdir(os.path.join(remote, "packs")))
         kills = r = 0
         while kills < self.IMPORT_KILLS and r < 3 * self.IMPORT_KILLS:
             r += 1
