@@ -31,10 +31,13 @@ endif()
 # Crash consistency: kill -9 at random points (tests/scenarios/test_crash.py).
 if(TARGET kache AND TARGET kached)
   kache_scenarios(scenario_crash_ test_crash.py CrashLoop
-      kill9_wrappers_while_storing_and_restoring kill9_supervisor_during_dir_remote_imports
+      kill9_wrappers_while_storing_and_restoring kill9_supervisor_during_dir_remote_imports)
+  kache_scenarios(scenario_crash_ test_crash.py GcAfterKill9
       gc_reclaims_temporaries_left_by_kill9)
   add_library(slow_rename SHARED ${CMAKE_CURRENT_SOURCE_DIR}/tools/slow_rename.c)
   target_link_libraries(slow_rename PRIVATE ${CMAKE_DL_LIBS})
+  set_target_properties(slow_rename PROPERTIES COMPILE_OPTIONS "-Wall;-Wextra;-Werror"
+      LINK_OPTIONS "")
   set_tests_properties(scenario_crash_gc_reclaims_temporaries_left_by_kill9 PROPERTIES
       ENVIRONMENT "KACHE_SLOW_RENAME=$<TARGET_FILE:slow_rename>")
   kache_scenarios(scenario_shared_ test_shared.py SharedRemote

@@ -1,6 +1,10 @@
 /* LD_PRELOAD shim for crash tests: rename(2) sleeps KACHE_SLOW_RENAME_MS first,
  * widening the window between a temporary being written and its rename, so a
- * kill -9 lands there (and leaves the temporary) reliably rather than by luck. */
+ * kill -9 lands there (and leaves the temporary) reliably rather than by luck.
+ * Built without sanitizers: it is preloaded into cargo and rustc too. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 
 #include <dlfcn.h>
 #include <stdio.h>
