@@ -44,3 +44,4 @@ add_test(NAME proc_remote_s3_killed_multipart_upload
                  RemoteS3Test.test_killed_multipart_upload_leaves_nothing_then_completes)
 set_tests_properties(proc_remote_s3_killed_multipart_upload PROPERTIES TIMEOUT 240
     ENVIRONMENT "KACHED=$<TARGET_FILE:kached>;POKE=$<TARGET_FILE:proto_poke>;FIXTURE=$<TARGET_FILE:index_fixture>")
+kache_unit_test(test_prefetch_lock kache_prefetch)

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "proto/hint.h"
 #include "proto/msg.h"
 #include "proto/paths.h"
 
@@ -275,6 +276,48 @@ test_paths(void **state)
 	assert_string_not_equal(p.sockdir, p.rundir);
 }
 
+/* A hint goes through the message whole; anything outside its rules is refused. */
+static void
+test_prefetch_hint(void **state)
+{
+	struct proto_hint h = { 0 }, got;
+	struct msg m, d;
+	struct buf out;
+	static const char *const bad[] = {
+		"root=rel\nlock=/w/Cargo.lock\ntarget=\nprofile=\n",
+		"root=/w\nlock=/w/Cargo.lock\ntarget=a/b\nprofile=\n",
+		"root=/w\nlock=/w/Cargo.lock\nextra=1\n",
+		"root=/w\nlock=/w/Cargo.lock",
+		"",
+	};
+
+	(void)state;
+	strcpy(h.root, "/w");
+	strcpy(h.lock, "/w/Cargo.lock");
+	strcpy(h.target, "x86_64-unknown-linux-gnu");
+	strcpy(h.profile, "debug");
+	strcpy(h.lock_hash, key);
+	msg_init(&m, MSG_PREFETCH_HINT, 9);
+	assert_int_equal(proto_hint_to_msg(&h, &m), 0);
+	buf_init(&out);
+	assert_int_equal(msg_encode(&m, &out), 0);
+	assert_int_equal(msg_decode(out.p, out.len, &d), MSG_DECODE_OK);
+	assert_int_equal(proto_hint_from_msg(&d, &got), 0);
+	assert_memory_equal(&got, &h, sizeof h);
+	msg_clear(&d);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		msg_set_text(&m, bad[i]);
+		assert_int_equal(proto_hint_from_msg(&m, &got), -1);
+	}
+	strcpy(m.key, "not-hex");
+	msg_set_text(&m, "root=/w\nlock=/w/Cargo.lock\ntarget=\nprofile=\n");
+	assert_int_equal(proto_hint_from_msg(&m, &got), -1);
+	strcpy(h.root, "relative");
+	assert_int_equal(proto_hint_to_msg(&h, &m), -1);
+	msg_clear(&m);
+	buf_free(&out);
+}
+
 int
 main(void)
 {
@@ -287,6 +330,7 @@ main(void)
 		cmocka_unit_test(test_key_too_long),
 		cmocka_unit_test(test_encode_refuses_unknown),
 		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_prefetch_hint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

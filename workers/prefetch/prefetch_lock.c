@@ -34,7 +34,9 @@ line_kind(const char *line, size_t n)
 		return line[n - 1] == ']' ? L_SECTION : L_BAD;
 	if (n > 7 && memcmp(line, "name = ", 7) == 0)
 		return L_NAME;
-	k = strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-\"");
+	if (line[0] == '"') /* a quoted key: the old [metadata] "checksum ..." lines */
+		return memmem(line, n, "\" = ", 4) != NULL ? L_SKIP : L_BAD;
+	k = strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
 	return k > 0 && k + 3 <= n && memcmp(line + k, " = ", 3) == 0 ? L_SKIP : L_BAD;
 }
 
