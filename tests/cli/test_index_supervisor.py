@@ -9,75 +9,31 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
 
-KACHED = os.environ.get("KACHED", "build/bin/kached")
-FIXTURE = os.environ.get("FIXTURE", "build/tests/index_fixture")
-POKE = os.environ.get("POKE", "build/tests/proto_poke")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import FIXTURE, KACHED, POKE, alive, wait_for  # noqa: E402
+
 FUTURE = 9000000000000  # wall ms after the files' mtimes, so LRU order is ours
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 class IndexSupervisor(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-isup-")
+        self.tmp = kh.make_tmp("kache-isup-")
         self.store = os.path.join(self.tmp, "store")
-        self.env = dict(os.environ, KACHE_DIR=self.store, HOME=self.tmp,
-                        KACHE_CONFIG=os.path.join(self.tmp, "config.toml"),
-                        KACHE_HEARTBEAT_MS="200", KACHE_REMOTE="none")
-        for k in ("KACHE_MAX_SIZE", "KACHE_FAULT", "KACHE_RESTART_LIMIT", "KACHE_UPLOADERS",
-                  "KACHE_GC_INTERVAL"):
-            self.env.pop(k, None)
+        self.env = kh.store_env(self.tmp, self.store, HOME=self.tmp,
+                                drop=("KACHE_MAX_SIZE", "KACHE_FAULT", "KACHE_RESTART_LIMIT",
+                                      "KACHE_UPLOADERS", "KACHE_GC_INTERVAL"))
 
     def tearDown(self):
-        for pid in self.store_pids():
-            try:
-                os.kill(pid, signal.SIGCONT)
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        reports = []
-        logs = os.path.join(self.store, "logs")
-        for name in (os.listdir(logs) if os.path.isdir(logs) else []):
-            with open(os.path.join(logs, name), errors="replace") as f:
-                text = f.read()
-            if "Sanitizer" in text or "runtime error:" in text:
-                reports.append(f"{name}:\n{text[-3000:]}")
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        reports = kh.end_test_processes(self.tmp, self.store)
         self.assertEqual(reports, [], "sanitizer reports in the logs")
 
     def store_pids(self):
-        pids = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/environ", "rb") as f:
-                    if b"KACHE_DIR=" + self.store.encode() + b"\0" in f.read():
-                        pids.append(int(d))
-            except OSError:
-                pass
-        return [p for p in pids if p != os.getpid() and alive(p)]
+        return kh.store_pids(self.store)
 
     def fx(self, *args):
         out = subprocess.run([FIXTURE, self.store, *map(str, args)], check=True,
