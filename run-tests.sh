@@ -6,6 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/scripts/deps.sh"
 "$here/scripts/example-deps.sh"
 jobs="$(nproc)"
+"$here/scripts/module-map.sh" --check   # no folder includes one that includes it back
 cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 make -C "$here/build" -j"$jobs" --no-print-directory
 (cd "$here/build" && ctest --output-on-failure --timeout 900 -j2)

@@ -7,11 +7,15 @@ kache_unit_test(test_s3_misc kache_s3)
 
 add_executable(s3_driver ${CMAKE_CURRENT_SOURCE_DIR}/s3/s3_driver.c)
 target_link_libraries(s3_driver PRIVATE kache_s3)
+add_executable(remote_driver ${CMAKE_CURRENT_SOURCE_DIR}/s3/remote_driver.c)
+target_link_libraries(remote_driver PRIVATE kache_remote)
 
 find_program(KACHE_MOTO_SERVER moto_server)
 if(KACHE_MOTO_SERVER)
   kache_py_tests(s3/test_s3_moto.py WHOLE_FILE NAME test_s3_moto TIMEOUT 300
       ARGS $<TARGET_FILE:s3_driver>)
+  kache_py_tests(s3/test_remote_list.py WHOLE_FILE NAME test_remote_list TIMEOUT 300
+      ARGS $<TARGET_FILE:remote_driver>)
 else()
   message(STATUS "moto_server not found: S3 emulator tests skipped")
 endif()
