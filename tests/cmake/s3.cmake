@@ -30,4 +30,7 @@ if(TARGET kache AND TARGET kached)
       ARGS $<TARGET_FILE:kache>)
   kache_py_tests(s3/test_s3_flush.py NAME scenario_flush_{case} TIMEOUT 600 LABELS scenario
       ARGS $<TARGET_FILE:kache>)
+  # heavy and many-process: alone (see tests/cmake/scenarios.cmake)
+  set_tests_properties(scenario_s3_two_machines_upload_the_same_keys_at_once
+      PROPERTIES RUN_SERIAL TRUE)
 endif()

@@ -12,3 +12,23 @@ if(TARGET kache AND TARGET kached)
   kache_py_tests(scenarios/test_flush.py NAME scenario_flush_{case} TIMEOUT 600
       LABELS scenario ARGS $<TARGET_FILE:kache>)
 endif()
+# Crash consistency: kill -9 at random points (tests/scenarios/test_crash.py), and
+# two machines uploading the same keys to one dir remote (test_shared.py).
+if(TARGET kache AND TARGET kached)
+  kache_py_tests(scenarios/test_crash.py NAME scenario_crash_{case} TIMEOUT 600
+      LABELS scenario ARGS $<TARGET_FILE:kache>)
+  kache_py_tests(scenarios/test_shared.py NAME scenario_shared_{case} TIMEOUT 600
+      LABELS scenario ARGS $<TARGET_FILE:kache>)
+  add_library(slow_rename SHARED ${CMAKE_CURRENT_SOURCE_DIR}/tools/slow_rename.c)
+  target_link_libraries(slow_rename PRIVATE ${CMAKE_DL_LIBS})
+  set_target_properties(slow_rename PROPERTIES COMPILE_OPTIONS "-Wall;-Wextra;-Werror"
+      LINK_OPTIONS "")
+  set_tests_properties(scenario_crash_gc_reclaims_temporaries_left_by_kill9 PROPERTIES
+      ENVIRONMENT "KACHE_SLOW_RENAME=$<TARGET_FILE:slow_rename>")
+  # Heavy and many-process: alone, so the load they make does not eat into the
+  # other scenarios' short deadlines (the S3 one: tests/cmake/s3.cmake).
+  set_tests_properties(scenario_crash_kill9_wrappers_while_storing_and_restoring
+      scenario_crash_kill9_supervisor_during_dir_remote_imports
+      scenario_crash_gc_reclaims_temporaries_left_by_kill9
+      scenario_shared_two_machines_upload_the_same_keys_at_once PROPERTIES RUN_SERIAL TRUE)
+endif()
