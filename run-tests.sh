@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds kache, and runs every test: once in a normal build, then all
-# of them again with every binary built with AddressSanitizer and UBSan;
+# of them again with every binary built with AddressSanitizer and UBSan, then
+# the libFuzzer targets (tests/fuzz) for a bounded time each, built by clang;
 # static analysis (scripts/lint.sh) runs on the normal build first.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,3 +16,6 @@ make -C "$here/build" -j"$jobs" --no-print-directory
 cmake -S "$here" -B "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DKACHE_SANITIZE=ON >/dev/null
 make -C "$here/build-asan" -j"$jobs" --no-print-directory
 (cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -j2)
+CC=clang-14 cmake -S "$here" -B "$here/build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DKACHE_FUZZ=ON >/dev/null
+make -C "$here/build-fuzz" -j"$jobs" --no-print-directory fuzz_targets
+(cd "$here/build-fuzz" && ctest --output-on-failure --timeout 900 -j2)

@@ -233,7 +233,11 @@ parse_size(const char *s)
 		end++;
 	if (*end != '\0')
 		return -1;
-	return (int64_t)(v * (double)mult);
+	v *= (double)mult;
+	/* 2^63 and beyond (or inf/nan) do not convert: malformed, not undefined. */
+	if (!(v >= 0 && v < 9223372036854775808.0))
+		return -1;
+	return (int64_t)v;
 }
 
 void

@@ -164,6 +164,14 @@ remote_put(struct remote *r, const char *kache_dir, const char *res_hex)
 }
 
 enum remote_result
+remote_list(struct remote *r, const char *prefix, remote_list_fn fn, void *arg)
+{
+	if (r->t == NULL || r->off) /* the test sink keeps no layout */
+		return REMOTE_FAILED;
+	return r->t->list(r, prefix, fn, arg);
+}
+
+enum remote_result
 remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex)
 {
 #ifdef KACHE_FAULT_INJECTION

@@ -10,6 +10,7 @@
 #define KACHE_REMOTE_REMOTE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/config.h"
 
@@ -37,6 +38,14 @@ void remote_free(struct remote **r);
 /* Makes the result res_hex (and what it references) present in the remote;
  * its upload intent in kache_dir names the invocation key. */
 enum remote_result remote_put(struct remote *r, const char *kache_dir, const char *res_hex);
+/* One listed object: its name relative to the remote's root (as in
+ * docs/remote-layout.md) and size. Non-zero stops the listing. */
+typedef int (*remote_list_fn)(const char *name, uint64_t size, void *arg);
+/* Lists the objects whose names start with prefix ("packs/", "manifests/",
+ * "packs/serde/"). REMOTE_FAILED (logged) when the remote could not be read
+ * whole; what was listed by then was passed to fn. */
+enum remote_result remote_list(struct remote *r, const char *prefix, remote_list_fn fn,
+    void *arg);
 /* Imports the remote result(s) of the invocation key inv_hex into the store
  * at kache_dir. */
 enum remote_result remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex);

@@ -3,6 +3,7 @@
  * renamed; packs are built beside the objects, so that their put is a rename. */
 #include "remote/transport.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,9 +21,16 @@ static enum remote_result dir_open(struct remote *r, const char *name, const cha
 static enum remote_result dir_put(struct remote *r, const char *name, const void *data,
     size_t n);
 static enum remote_result dir_put_file(struct remote *r, const char *path, const char *name);
+static enum remote_result dir_list(struct remote *r, const char *prefix, remote_list_fn fn,
+    void *arg);
+static int walk(const char *root, const char *rel, const char *prefix, int depth,
+    remote_list_fn fn, void *arg);
+
+/* Deepest folder the layout has below the root (packs/<crate>/), with room. */
+#define DIR_LIST_DEPTH 4
 
 static const struct remote_transport dir_transport = { "dir", dir_open, dir_put, dir_put_file,
-	NULL };
+	dir_list, NULL };
 
 int
 remote_dir_check(const struct config *cfg, char *err, size_t errlen)
@@ -98,4 +106,64 @@ dir_put_file(struct remote *r, const char *path, const char *name)
 	free(dir);
 	free(full);
 	return rr;
+}
+
+/* Lists root/rel (rel "" or ending in '/'), descending at most depth levels.
+ * Temporaries (a name starting with '.') and anything not a regular file or
+ * directory are skipped. 1 when fn stopped the walk, -1 on a read error, 0. */
+static int
+walk(const char *root, const char *rel, const char *prefix, int depth, remote_list_fn fn,
+    void *arg)
+{
+	char *dir = xasprintf("%s/%s", root, rel);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int rc = 0;
+
+	if (d == NULL) {
+		rc = errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+		if (rc < 0)
+			log_warn("remote: list %s", dir);
+		free(dir);
+		return rc;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		char *name = xasprintf("%s%s", rel, de->d_name);
+		size_t n = strlen(name);
+		struct stat st;
+
+		if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0) {
+			if (S_ISDIR(st.st_mode) && depth > 0 &&
+			    strncmp(name, prefix, n < strlen(prefix) ? n : strlen(prefix)) == 0) {
+				char *sub = xasprintf("%s/", name);
+
+				rc = walk(root, sub, prefix, depth - 1, fn, arg);
+				free(sub);
+			} else if (S_ISREG(st.st_mode) && strncmp(name, prefix, strlen(prefix)) == 0) {
+				rc = fn(name, (uint64_t)st.st_size, arg) != 0;
+			}
+		}
+		free(name);
+	}
+	closedir(d);
+	free(dir);
+	return rc;
+}
+
+/* Walks from the deepest folder the prefix names whole. */
+static enum remote_result
+dir_list(struct remote *r, const char *prefix, remote_list_fn fn, void *arg)
+{
+	const char *slash = strrchr(prefix, '/');
+	char *start = xstrndup(prefix, slash ? (size_t)(slash - prefix + 1) : 0);
+	int rc;
+
+	if (strstr(prefix, "..") != NULL) {
+		free(start);
+		return REMOTE_FAILED;
+	}
+	rc = walk(r->path, start, prefix, DIR_LIST_DEPTH, fn, arg);
+	free(start);
+	return rc < 0 ? REMOTE_FAILED : REMOTE_OK;
 }

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -29,10 +30,12 @@ static enum remote_result s3r_open(struct remote *r, const char *name, const cha
 static enum remote_result s3r_put(struct remote *r, const char *name, const void *data,
     size_t n);
 static enum remote_result s3r_put_file(struct remote *r, const char *path, const char *name);
+static enum remote_result s3r_list(struct remote *r, const char *prefix, remote_list_fn fn,
+    void *arg);
 static void s3r_close(struct remote *r);
 
 static const struct remote_transport s3_transport = { "s3", s3r_open, s3r_put, s3r_put_file,
-	s3r_close };
+	s3r_list, s3r_close };
 
 int
 remote_s3_check(const struct config *cfg, char *err, size_t errlen)
@@ -150,4 +153,28 @@ s3r_put_file(struct remote *r, const char *path, const char *name)
 	if (rc == S3_NOT_FOUND)
 		rc = s3_put_file(x->c, name, path);
 	return rc == S3_OK ? REMOTE_OK : failed(r, rc, "PUT", name);
+}
+
+/* ListObjectsV2 page by page (the client's own retries apply to each). */
+static enum remote_result
+s3r_list(struct remote *r, const char *prefix, remote_list_fn fn, void *arg)
+{
+	struct s3_remote *x = r->priv;
+	struct s3_list_page page;
+	enum s3_result rc;
+	char *token = NULL;
+	int stop = 0;
+
+	do {
+		memset(&page, 0, sizeof page);
+		rc = s3_list(x->c, prefix, token, &page);
+		free(token);
+		token = NULL;
+		for (size_t i = 0; rc == S3_OK && i < page.n && !stop; i++)
+			stop = fn(page.obj[i].key, page.obj[i].size, arg) != 0;
+		if (rc == S3_OK && page.truncated && page.next_token != NULL && !stop)
+			token = xstrdup(page.next_token);
+		s3_list_page_clear(&page);
+	} while (token != NULL);
+	return rc == S3_OK ? REMOTE_OK : failed(r, rc, "LIST", prefix);
 }

@@ -25,6 +25,11 @@ struct remote_transport {
 	/* Makes the complete file at path the object name, unless name exists
 	 * already (objects are named by content). The caller removes path. */
 	enum remote_result (*put_file)(struct remote *r, const char *path, const char *name);
+	/* Calls fn for every object whose name starts with prefix, in no set
+	 * order, until fn returns non-zero; REMOTE_OK when the listing was whole
+	 * or stopped by fn. */
+	enum remote_result (*list)(struct remote *r, const char *prefix, remote_list_fn fn,
+	    void *arg);
 	/* Frees priv; NULL when there is nothing to free. */
 	void (*close)(struct remote *r);
 };

@@ -18,6 +18,7 @@ static void parse_emit(struct rustc_args *a, const char *v);
 static void parse_codegen(struct rustc_args *a, const char *v);
 static void parse_one(struct rustc_args *a, const char *opt, const char *v);
 static char *link_name(const char *type, const char *stem);
+static int output_names_ok(const struct rustc_args *a);
 
 static int
 option_takes_value(const char *opt)
@@ -166,6 +167,26 @@ args_parse(struct rustc_args *a, int argc, char **argv)
 		a->pass_reason = "emit-intermediate";
 	if (a->pass_reason == NULL && !(a->emit & EMIT_DEPINFO))
 		a->pass_reason = "no-dep-info";
+	if (a->pass_reason == NULL && !output_names_ok(a))
+		a->pass_reason = "unusual-output-name";
+}
+
+/* The output names are built from the crate name and extra-filename, and
+ * kache unlinks them in the out-dir before a compile: a '/' in either (rustc
+ * itself refuses such a crate name, but only after kache ran) would name a
+ * file elsewhere. A crate name is [A-Za-z0-9_]+, as rustc requires. */
+static int
+output_names_ok(const struct rustc_args *a)
+{
+	const char *c = a->crate_name;
+
+	if (*c == '\0')
+		return 0;
+	for (; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || *c == '_'))
+			return 0;
+	return a->extra_filename == NULL || strchr(a->extra_filename, '/') == NULL;
 }
 
 void

@@ -45,3 +45,26 @@ if(TARGET kache AND TARGET kached)
       stop_after_build_dir_remote flush_without_remote_says_so
       stale_pending_markers_do_not_stall_the_build flush_waits_for_live_stores_only)
 endif()
+# Crash consistency: kill -9 at random points (tests/scenarios/test_crash.py).
+if(TARGET kache AND TARGET kached)
+  kache_scenarios(scenario_crash_ test_crash.py CrashLoop
+      kill9_wrappers_while_storing_and_restoring kill9_supervisor_during_dir_remote_imports)
+  kache_scenarios(scenario_crash_ test_crash.py GcAfterKill9
+      gc_reclaims_temporaries_left_by_kill9)
+  add_library(slow_rename SHARED ${CMAKE_CURRENT_SOURCE_DIR}/tools/slow_rename.c)
+  target_link_libraries(slow_rename PRIVATE ${CMAKE_DL_LIBS})
+  set_target_properties(slow_rename PROPERTIES COMPILE_OPTIONS "-Wall;-Wextra;-Werror"
+      LINK_OPTIONS "")
+  set_tests_properties(scenario_crash_gc_reclaims_temporaries_left_by_kill9 PROPERTIES
+      ENVIRONMENT "KACHE_SLOW_RENAME=$<TARGET_FILE:slow_rename>")
+  kache_scenarios(scenario_shared_ test_shared.py SharedRemote
+      two_machines_upload_the_same_keys_at_once)
+  kache_scenarios(scenario_s3_ test_s3.py S3Scenarios two_machines_upload_the_same_keys_at_once)
+  # Heavy and many-process: alone, so the load they make does not eat into the
+  # other scenarios' short deadlines.
+  set_tests_properties(scenario_crash_kill9_wrappers_while_storing_and_restoring
+      scenario_crash_kill9_supervisor_during_dir_remote_imports
+      scenario_crash_gc_reclaims_temporaries_left_by_kill9
+      scenario_shared_two_machines_upload_the_same_keys_at_once
+      scenario_s3_two_machines_upload_the_same_keys_at_once PROPERTIES RUN_SERIAL TRUE)
+endif()

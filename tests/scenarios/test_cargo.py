@@ -368,7 +368,10 @@ class Scenarios(unittest.TestCase):
             t.join()
         for w in (a, b):
             self.assertEqual(results[w.dir].returncode, 0, results[w.dir].stderr)
-            self.assertEqual(w.run_app().split()[0], "hello")
+            self.assertEqual(w.run_app(), "hello data-from-include-str 42 polite LOUD! DONE!\n")
+        v = subprocess.run([KACHE, "verify"], env=a.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
         c = Workspace(self.tmp, self.store, "c")
         c.cargo("build")
         self.assertEqual(c.compiled(), [])

@@ -305,6 +305,44 @@ class S3Scenarios(unittest.TestCase):
         listed = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=self.prefix + "/")
         self.assertEqual(listed.get("KeyCount", 0), 0)
 
+    def test_two_machines_upload_the_same_keys_at_once(self):
+        """Two machines build at once and upload the same keys to one bucket: both
+        builds correct, one object per result, no multipart upload left open,
+        and a third machine served from the bucket."""
+        from test_shared import WANT, build_at_once
+        a = self.machine("a", os.path.join(self.tmp, "a", "deeper"))
+        b = self.machine("b", os.path.join(self.tmp, "b"))
+        results = build_at_once([a, b])
+        for ws in (a, b):
+            self.assertEqual(results[ws.dir].returncode, 0, results[ws.dir].stderr)
+            self.assertEqual(ws.run_app(), WANT)
+            self.assertTrue(self.drained(ws), "uploads of %s did not drain" % ws.dir)
+        keys = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=BUCKET, Prefix=self.prefix + "/"):
+            keys += [o["Key"][len(self.prefix) + 1:] for o in page.get("Contents", [])]
+        self.assertEqual(len(keys), len(set(keys)))
+        packs = [k for k in keys if k.startswith("packs/")]
+        other = [k for k in keys if not k.startswith(("packs/", "manifests/"))]
+        self.assertEqual(other, ["kache-remote-format"])
+        made = set()
+        for ws in (a, b):
+            for d, _, files in os.walk(os.path.join(ws.store, "entries")):
+                made |= {f for f in files if not f.startswith(".")}
+        self.assertEqual(sorted(k.split("/")[2][:-len(".pack")] for k in packs), sorted(made))
+        for k in keys:
+            if k.startswith("manifests/"):
+                raw = self.s3.get_object(Bucket=BUCKET, Key=self.prefix + "/" + k)["Body"].read()
+                pairs = [tuple(p) for p in unpack(raw)[0]["results"]]
+                self.assertEqual(len(pairs), len(set(pairs)), k)
+        open_uploads = self.s3.list_multipart_uploads(Bucket=BUCKET, Prefix=self.prefix + "/")
+        self.assertEqual(open_uploads.get("Uploads", []), [])
+        c = self.machine("c", os.path.join(self.tmp, "c"))
+        c.cargo("build", KACHE_DEADLINE_MS="5000")
+        self.assertEqual(c.compiled(), [], "the third machine compiled instead of fetching")
+        self.assertEqual(c.run_app(), WANT)
+        self.verify(c)
+
 
 if __name__ == "__main__":
     test_cargo.KACHE = os.path.abspath(sys.argv.pop(1))

@@ -80,6 +80,10 @@ test_sizes(void **state)
 	assert_int_equal(parse_size("1.5K"), 1536);
 	assert_int_equal(parse_size("ten"), -1);
 	assert_int_equal(parse_size("10Q"), -1);
+	/* Found by fuzz_config: sizes past int64 were undefined behaviour. */
+	assert_int_equal(parse_size("1e80"), -1);
+	assert_int_equal(parse_size("99999999999T"), -1);
+	assert_int_equal(parse_size("1e999"), -1);
 }
 
 static void

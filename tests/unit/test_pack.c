@@ -361,6 +361,78 @@ test_dir_remote_round_trip(void **state)
 	free(root);
 }
 
+struct listed {
+	char names[8][256];
+	uint64_t sizes[8];
+	int n, stop_after;
+};
+
+static int
+collect(const char *name, uint64_t size, void *arg)
+{
+	struct listed *l = arg;
+
+	if (l->n < 8) {
+		snprintf(l->names[l->n], sizeof l->names[0], "%s", name);
+		l->sizes[l->n] = size;
+	}
+	l->n++;
+	return l->stop_after > 0 && l->n >= l->stop_after;
+}
+
+/* The directory transport lists what the layout wrote, by prefix, with sizes
+ * and names relative to the root; temporaries are not listed; fn can stop it. */
+static void
+test_dir_remote_list(void **state)
+{
+	struct fx *f = *state;
+	char res[HASH_HEX_LEN + 1], inv[HASH_HEX_LEN + 1], *root, *pack, *p;
+	struct listed l;
+	struct remote *r;
+	struct stat st;
+
+	hash_to_hex(f->res, res);
+	hash_to_hex(f->inv, inv);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
+	r = open_dir_remote(f, &root);
+	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
+	p = xasprintf("%s/packs/x/.%s.pack.tmp.1", root, res); /* a writer's temporary */
+	assert_int_equal(fs_write_atomic(p, "t", 1, 0644), 0);
+	free(p);
+	memset(&l, 0, sizeof l);
+	assert_int_equal(remote_list(r, "packs/", collect, &l), REMOTE_OK);
+	assert_int_equal(l.n, 1);
+	pack = xasprintf("packs/x/%s.pack", res);
+	assert_string_equal(l.names[0], pack);
+	p = xasprintf("%s/%s", root, pack);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(l.sizes[0], (uint64_t)st.st_size);
+	free(p);
+	memset(&l, 0, sizeof l);
+	assert_int_equal(remote_list(r, "packs/x/", collect, &l), REMOTE_OK);
+	assert_int_equal(l.n, 1);
+	memset(&l, 0, sizeof l);
+	assert_int_equal(remote_list(r, "packs/y", collect, &l), REMOTE_OK);
+	assert_int_equal(l.n, 0);
+	memset(&l, 0, sizeof l);
+	assert_int_equal(remote_list(r, "manifests/", collect, &l), REMOTE_OK);
+	assert_int_equal(l.n, 1);
+	p = layout_manifest_name(inv);
+	assert_string_equal(l.names[0], p);
+	free(p);
+	memset(&l, 0, sizeof l);
+	assert_int_equal(remote_list(r, "", collect, &l), REMOTE_OK);
+	assert_int_equal(l.n, 3); /* the format marker, the manifest, the pack */
+	memset(&l, 0, sizeof l);
+	l.stop_after = 1;
+	assert_int_equal(remote_list(r, "", collect, &l), REMOTE_OK);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(remote_list(r, "../", collect, &l), REMOTE_FAILED);
+	free(pack);
+	remote_free(&r);
+	free(root);
+}
+
 /* A marker naming another format: the remote is left alone, said once. */
 static void
 test_dir_remote_of_another_format_is_off(void **state)
@@ -444,6 +516,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_missing_blob_is_absent, setup, teardown),
 		cmocka_unit_test(test_layout_manifest),
 		cmocka_unit_test_setup_teardown(test_dir_remote_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_remote_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_of_another_format_is_off, setup,
 		    teardown),
 		cmocka_unit_test(test_remote_settings_check),

@@ -121,6 +121,11 @@ test_args_pass_through(void **state)
 	static const char *const nodep[] = { "--crate-name", "x", "a.rs", "--emit=link",
 		"--out-dir", "o", NULL };
 	static const char *const missing[] = { "--crate-name", "x", "a.rs", "--out-dir", NULL };
+	/* Found by fuzz_args: names that would make kache unlink outside the out-dir. */
+	static const char *const slash_name[] = { "--crate-name", "../../x", "a.rs",
+		"--emit=dep-info,link", "--out-dir", "o", NULL };
+	static const char *const slash_extra[] = { "--crate-name", "x", "a.rs",
+		"--emit=dep-info,link", "--out-dir", "o", "-Cextra-filename=/../../y", NULL };
 
 	(void)state;
 	expect_pass(vv, "version-or-help");
@@ -133,6 +138,8 @@ test_args_pass_through(void **state)
 	expect_pass(out, "explicit-output");
 	expect_pass(nodep, "no-dep-info");
 	expect_pass(missing, "missing-value");
+	expect_pass(slash_name, "unusual-output-name");
+	expect_pass(slash_extra, "unusual-output-name");
 }
 
 static void
