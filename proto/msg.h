@@ -18,6 +18,7 @@
 #define MSG_MAX_SIZE (1024 * 1024)
 #define MSG_ROLE_MAX 15
 #define MSG_KEY_MAX 64
+#define MSG_PHASE_MAX 15
 
 enum msg_type {
 	/* worker <-> supervisor */
@@ -44,6 +45,10 @@ enum msg_type {
 	MSG_FETCH_REPLY = 22,  /* status = enum job_status */
 	MSG_STATUS_REPLY = 23, /* text = JSON document */
 	MSG_INDEX_REPLY = 24,  /* text = JSON document (see docs/supervisor.md) */
+	/* indexer -> supervisor -> client, any number before the reply: how far a
+	 * long request (INDEX_VERIFY, INDEX_PURGE, INDEX_GC) got. count = done,
+	 * total (0: not known), phase = what is counted ("blobs"). */
+	MSG_INDEX_PROGRESS = 25,
 	/* supervisor -> PUB subscribers */
 	MSG_EVENT = 30, /* status = enum msg_event, key; also indexer -> supervisor */
 	/* client <-> supervisor: upload every intent now (kache flush, stop) */
@@ -77,6 +82,8 @@ struct msg {
 	int64_t deadline;
 	int64_t status;
 	int64_t count;
+	int64_t total;
+	char phase[MSG_PHASE_MAX + 1];
 	char *text;
 };
 

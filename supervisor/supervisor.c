@@ -472,7 +472,7 @@ loop_once(struct supervisor *s)
 
 /* What a worker sent up, handed back by workers_on_message: a finished job,
  * an event to publish (the indexer's hits and misses), or the indexer's
- * answer to a routed request. */
+ * progress on or answer to a routed request. */
 static void
 on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m)
 {
@@ -482,6 +482,8 @@ on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m)
 		sup_publish(s, (int)m->status, m->key);
 	else if ((m->type == MSG_INDEX_REPLY || m->type == MSG_ERROR) && w->role == ROLE_INDEXER)
 		route_reply(s, w, m);
+	else if (m->type == MSG_INDEX_PROGRESS && w->role == ROLE_INDEXER)
+		route_progress(s, w, m);
 	else
 		sup_bad_message(s, "worker socket: unexpected %s from %s.%u",
 		    msg_type_name(m->type), role_name(w->role), w->index);

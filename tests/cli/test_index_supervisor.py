@@ -6,6 +6,7 @@ what it started in tearDown."""
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -359,6 +360,73 @@ class IndexSupervisor(unittest.TestCase):
         finally:
             os.kill(pid, signal.SIGCONT)
         self.assertEqual(self.stats()["hits"], 2)
+
+    def on_terminal(self, *args, rc=0):
+        """Runs kached ARGS with stdout and stderr on a pseudo-terminal (script);
+        returns what the terminal received, its line ends as \\n."""
+        cmd = " ".join([KACHED, *args])
+        p = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=self.env,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        self.assertEqual(p.returncode, rc, p.stdout)
+        return p.stdout.decode(errors="replace").replace("\r\n", "\n")
+
+    def check_progress(self, args, line_re, rc=0):
+        """ARGS with stderr on a pipe prints no progress at all; on a terminal it
+        draws progress lines matching line_re, erases them, and ends with exactly
+        the output of the pipe run (the store is unchanged by either run)."""
+        piped = self.run_k(*args, rc=rc)
+        self.assertEqual(piped.stderr, "", args)
+        self.assertNotIn("\r", piped.stdout)
+        tty = self.on_terminal(*args, rc=rc)
+        drawn = re.findall(r"\r\x1b\[K([^\r\n]*)", tty)
+        self.assertTrue(any(re.fullmatch(line_re, d) for d in drawn), (drawn, tty))
+        self.assertEqual(tty.rsplit("\r\x1b[K", 1)[1], piped.stdout, tty)
+        return drawn
+
+    def test_verify_progress_through_supervisor(self):
+        """verify and gc through a running supervisor: the indexer's progress
+        reaches the CLI, drawn only on a terminal; the result is unchanged."""
+        self.fx("burst", 400, 2000)
+        self.start()
+        drawn = self.check_progress(("verify",), r"verify: \d+/400 blobs \(\d+%\)")
+        self.assertIn("verify: 1/400 entries (0%)", drawn)
+        self.check_progress(("gc", "--max-size", "10G"), r"gc: \d+/400 blobs \(\d+%\)")
+        self.assertIn("verify requested", self.log())
+        self.assertEqual(self.stats()["entries"], 400)
+
+    def test_progress_without_supervisor(self):
+        """The same lines when the CLI opens the index itself (index/'s progress
+        callback); purge's too."""
+        self.fx("burst", 300, 2000)
+        drawn = self.check_progress(("verify",), r"verify: \d+/300 blobs \(\d+%\)")
+        self.assertIn("verify: 1/300 manifests (0%)", drawn)
+        tty = self.on_terminal("purge")
+        self.assertIn("\r\x1b[Kpurge: 1/300 blobs (0%)", tty)
+        self.assertRegex(tty.rsplit("\r\x1b[K", 1)[1],
+                         r"^purge: removed 300 entries and 300 blobs; freed [^\n]+\n$")
+        self.assertEqual(self.store_pids(), [])
+
+    def test_malformed_progress_from_a_stranger(self):
+        """INDEX_PROGRESS is the indexer's to send: from a client on the control
+        socket it gets an error reply (malformed ones: MALFORMED, a well-formed
+        one: not a request); a flood of them on the worker socket from a peer
+        that never said READY is dropped; the supervisor and its indexer run on."""
+        self.populate()
+        pid = self.start()
+        ipid = self.indexer_pid()
+        for case, want in (("progress_past", "reply ERROR 1"), ("progress_esc", "reply ERROR 1"),
+                           ("progress_str", "reply ERROR 1"), ("progress", "reply ERROR 3")):
+            p = subprocess.run([POKE, "raw", case], env=self.env, capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual(p.stdout.strip(), want, case)
+        for case in ("progress", "progress_past"):
+            p = subprocess.run([POKE, "flood", case, "200", "workers"], env=self.env,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.stdout.strip(), "sent 200")
+        self.assertTrue(alive(pid))
+        self.assertEqual(self.indexer_pid(), ipid)
+        self.assertEqual(self.stats()["entries"], 3)
+        self.assertIn("verify: checked", self.run_k("verify").stdout)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ set(kache_index_sup_tests
     test_verify_and_purge_through_supervisor test_scale_indexer_refused
     test_indexer_killed_restarts_and_ingest_continues
     test_supervisor_parent_holds_no_index_file
-    test_index_held_at_start_is_retried test_hung_supervisor_clear_error)
+    test_index_held_at_start_is_retried test_hung_supervisor_clear_error
+    test_verify_progress_through_supervisor test_progress_without_supervisor
+    test_malformed_progress_from_a_stranger)
 foreach(t ${kache_index_sup_tests})
   add_test(NAME cli_index_supervisor_${t}
            COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/cli/test_index_supervisor.py
