@@ -251,7 +251,7 @@ proto_client_fetch(const char *kache_dir, const char *inv_key_hex, int64_t ack_d
 	if (strlen(inv_key_hex) > MSG_KEY_MAX)
 		return PROTO_ERROR;
 	msg_init(&req, MSG_FETCH, 0);
-	strcpy(req.key, inv_key_hex);
+	snprintf(req.key, sizeof req.key, "%s", inv_key_hex);
 	req.epoch = proto_client_epoch();
 	req.deadline = clock_left_ms(deadline_ms);
 	r = request(kache_dir, &req, &rep, ack_deadline_ms, deadline_ms, NULL);
@@ -276,7 +276,7 @@ proto_client_notify_upload(const char *kache_dir, const char *result_key_hex)
 	if (strlen(result_key_hex) > MSG_KEY_MAX)
 		return;
 	msg_init(&req, MSG_NOTIFY_UPLOAD, 0);
-	strcpy(req.key, result_key_hex);
+	snprintf(req.key, sizeof req.key, "%s", result_key_hex);
 	req.epoch = proto_client_epoch();
 	/* the reply only tells the message left before the socket closed */
 	proto_client_request(kache_dir, &req, &rep, clock_ms() + NOTIFY_WAIT_MS);

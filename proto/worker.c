@@ -146,8 +146,10 @@ fault_parse(struct worker *w, const char *role, unsigned index)
 	if (!((size_t)(colon - f) == strlen(who) && strncmp(f, who, strlen(who)) == 0) &&
 	    !((size_t)(colon - f) == strlen(whoi) && strncmp(f, whoi, strlen(whoi)) == 0))
 		return;
+	/* NOLINTBEGIN(cert-err34-c): fault-injection knobs set by the tests */
 	if (sscanf(colon + 1, "crash_after=%ld", &w->crash_after) != 1)
 		sscanf(colon + 1, "stall_after=%ld", &w->stall_after);
+	/* NOLINTEND(cert-err34-c) */
 	log_info("fault injection: crash_after=%ld stall_after=%ld", w->crash_after, w->stall_after);
 #else
 	(void)role;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -21,7 +22,7 @@ fill(struct msg *m, uint32_t type)
 	strcpy(m->role, "uploader");
 	m->index = 7;
 	m->pid = 4242;
-	strcpy(m->key, key);
+	snprintf(m->key, sizeof m->key, "%s", key);
 	m->epoch = 1700000000;
 	m->deadline = 50;
 	m->status = -3;
