@@ -3,7 +3,10 @@
  * stats, list and gc ask it; otherwise the command opens the index itself. Either
  * way the output is printed from the same JSON document (index/index_json.c).
  * verify and purge go through the supervisor too (its indexer does the work)
- * and print the same lines either way. */
+ * and print the same lines either way. verify, purge and gc show their progress
+ * on stderr when it is a terminal, one line redrawn in place and erased before
+ * the result: from INDEX_PROGRESS messages, or from index/'s progress callback
+ * when the command opens the index itself. */
 #include "cli/index_cmds.h"
 
 #include <errno.h>
@@ -25,16 +28,38 @@
 
 /* How long a command waits for the supervisor before calling it hung. */
 #define STATS_WAIT_MS 3000
-#define GC_WAIT_MS 60000
-/* verify re-hashes every blob and purge removes the whole store: as long as
- * the supervisor lets its indexer work on one request. */
-#define LONG_WAIT_MS (10 * 60 * 1000)
+/* verify re-hashes every blob, purge removes the whole store, gc may evict
+ * much: they wait as long as progress keeps coming, at most PROGRESS_IDLE_MS
+ * without any (the indexer may first finish another long request), and at
+ * most a day in all, as the supervisor does. */
+#define PROGRESS_IDLE_MS (120 * 1000)
+#define LONG_CAP_MS (24LL * 3600 * 1000)
+#define PROGRESS_REDRAW_MS 100
+
+/* The progress line of a long command (drawn only when stderr is a tty). */
+struct progress_line {
+	const char *cmd; /* "verify" */
+	int tty;
+	int shown;
+	int64_t next;
+	char phase[MSG_PHASE_MAX + 1];
+};
 
 enum via { VIA_SUPERVISOR, VIA_DIRECT, VIA_FAILED };
 
 static struct config *load_config(void);
 static struct index *open_index(const char *dir);
 static enum via ask_supervisor(const char *dir, struct msg *req, int64_t wait_ms, json_t **doc);
+static enum via ask_long(const char *dir, struct msg *req, struct progress_line *pl,
+    json_t **doc);
+static enum via ask_result(const char *dir, enum proto_result r, struct msg *rep,
+    const char *hung, json_t **doc);
+static void progress_init(struct progress_line *pl, const char *cmd);
+static void progress_show(struct progress_line *pl, const char *phase, uint64_t done,
+    uint64_t total);
+static void progress_clear(struct progress_line *pl);
+static void progress_from_index(const char *phase, uint64_t done, uint64_t total, void *arg);
+static void progress_from_msg(const struct msg *m, void *arg);
 static int want_json(int argc, char **argv, int *json, const char **arg);
 static void print_json(json_t *doc, size_t flags);
 static void print_stats_text(const json_t *st);
@@ -42,11 +67,11 @@ static void print_reasons(const json_t *o);
 static void format_time(int64_t ms, char *out, size_t n);
 static void print_list_row(const json_t *e);
 static json_t *list_via_supervisor(const char *dir, const char *crate, enum via *v);
-static json_t *run_gc(const char *dir, uint64_t cap, int verbose, enum via *v);
+static json_t *run_gc(const char *dir, uint64_t cap, int verbose, struct progress_line *pl);
 static void print_gc(const json_t *doc, int verbose);
 static void verify_cb(const char *what, const char *hex, void *arg);
-static json_t *purge_doc(const char *dir, enum via *v);
-static json_t *verify_doc(const char *dir, enum via *v);
+static json_t *purge_doc(const char *dir, struct progress_line *pl);
+static json_t *verify_doc(const char *dir, struct progress_line *pl);
 static void print_verify(const json_t *doc);
 static void ingest_for_read(struct index *ix, const char *dir);
 static void print_refused(const char *dir);
@@ -120,36 +145,122 @@ static enum via
 ask_supervisor(const char *dir, struct msg *req, int64_t wait_ms, json_t **doc)
 {
 	enum proto_result r;
-	enum via v = VIA_FAILED;
-	json_error_t jerr;
 	struct msg rep;
+	char hung[64];
 
-	*doc = NULL;
 	req->epoch = proto_client_epoch();
 	r = proto_client_request(dir, req, &rep, clock_ms() + wait_ms);
+	snprintf(hung, sizeof hung, "did not answer within %lld s", (long long)(wait_ms / 1000));
+	return ask_result(dir, r, &rep, hung, doc);
+}
+
+/* ask_supervisor for a long request, its progress drawn on pl; waits while
+ * progress keeps coming (see PROGRESS_IDLE_MS). */
+static enum via
+ask_long(const char *dir, struct msg *req, struct progress_line *pl, json_t **doc)
+{
+	enum proto_result r;
+	struct msg rep;
+	char hung[64];
+
+	req->epoch = proto_client_epoch();
+	r = proto_client_request_long(dir, req, &rep, PROGRESS_IDLE_MS, clock_ms() + LONG_CAP_MS,
+	    progress_from_msg, pl);
+	progress_clear(pl);
+	snprintf(hung, sizeof hung, "sent no progress for %lld s",
+	    (long long)(PROGRESS_IDLE_MS / 1000));
+	return ask_result(dir, r, &rep, hung, doc);
+}
+
+/* What a request's outcome means for the command (see ask_supervisor); hung
+ * says how long it waited for a timeout. Frees rep. */
+static enum via
+ask_result(const char *dir, enum proto_result r, struct msg *rep, const char *hung,
+    json_t **doc)
+{
+	enum via v = VIA_FAILED;
+	json_error_t jerr;
+
+	*doc = NULL;
 	if (r == PROTO_UNAVAILABLE) {
 		v = VIA_DIRECT;
 	} else if (r == PROTO_REFUSED) {
 		print_refused(dir);
 	} else if (r == PROTO_TIMEOUT) {
-		fprintf(stderr, "kache: the supervisor of %s did not answer within %lld s (hung?); "
-		    "restart it with `kache supervisor restart`\n", dir, (long long)(wait_ms / 1000));
+		fprintf(stderr, "kache: the supervisor of %s %s (hung?); restart it with `kache "
+		    "supervisor restart`\n", dir, hung);
 	} else if (r != PROTO_OK) {
 		fprintf(stderr, "kache: the supervisor of %s sent a bad reply (%s); restart it "
 		    "with `kache supervisor restart`\n", dir, proto_result_name(r));
-	} else if (rep.type == MSG_ERROR && rep.status == MSG_ERR_UNKNOWN) {
+	} else if (rep->type == MSG_ERROR && rep->status == MSG_ERR_UNKNOWN) {
 		v = VIA_DIRECT;
-	} else if (rep.type == MSG_ERROR) {
-		fprintf(stderr, "kache: supervisor: %s\n", rep.text ? rep.text : "error");
-	} else if (rep.type != MSG_INDEX_REPLY || rep.text == NULL ||
-	    (*doc = json_loads(rep.text, 0, &jerr)) == NULL) {
+	} else if (rep->type == MSG_ERROR) {
+		fprintf(stderr, "kache: supervisor: %s\n", rep->text ? rep->text : "error");
+	} else if (rep->type != MSG_INDEX_REPLY || rep->text == NULL ||
+	    (*doc = json_loads(rep->text, 0, &jerr)) == NULL) {
 		fprintf(stderr, "kache: the supervisor of %s sent a bad reply (%s); restart it "
-		    "with `kache supervisor restart`\n", dir, msg_type_name(rep.type));
+		    "with `kache supervisor restart`\n", dir, msg_type_name(rep->type));
 	} else {
 		v = VIA_SUPERVISOR;
 	}
-	msg_clear(&rep);
+	msg_clear(rep);
 	return v;
+}
+
+static void
+progress_init(struct progress_line *pl, const char *cmd)
+{
+	memset(pl, 0, sizeof *pl);
+	pl->cmd = cmd;
+	pl->tty = isatty(STDERR_FILENO);
+}
+
+/* Redraws the line ("verify: 1234/5678 blobs (21%)") when the phase changed
+ * or PROGRESS_REDRAW_MS passed; nothing at all when stderr is not a terminal,
+ * so that logs hold only the result. */
+static void
+progress_show(struct progress_line *pl, const char *phase, uint64_t done, uint64_t total)
+{
+	int64_t now = clock_ms();
+
+	if (!pl->tty || (now < pl->next && strcmp(phase, pl->phase) == 0))
+		return;
+	pl->next = now + PROGRESS_REDRAW_MS;
+	snprintf(pl->phase, sizeof pl->phase, "%s", phase);
+	if (total > 0)
+		fprintf(stderr, "\r\033[K%s: %llu/%llu %s (%d%%)", pl->cmd,
+		    (unsigned long long)done, (unsigned long long)total, phase,
+		    (int)(done * 100 / total));
+	else
+		fprintf(stderr, "\r\033[K%s: %llu %s", pl->cmd, (unsigned long long)done, phase);
+	fflush(stderr);
+	pl->shown = 1;
+}
+
+/* Erases the progress line, before the result or an error is printed. */
+static void
+progress_clear(struct progress_line *pl)
+{
+	if (!pl->shown)
+		return;
+	fputs("\r\033[K", stderr);
+	fflush(stderr);
+	pl->shown = 0;
+}
+
+/* index/'s progress callback, when the command works on the index itself. */
+static void
+progress_from_index(const char *phase, uint64_t done, uint64_t total, void *arg)
+{
+	progress_show(arg, phase, done, total);
+}
+
+/* An INDEX_PROGRESS from the supervisor (msg_decode checked its counts and
+ * that the phase is a short lower-case word). */
+static void
+progress_from_msg(const struct msg *m, void *arg)
+{
+	progress_show(arg, m->phase, (uint64_t)m->count, (uint64_t)m->total);
 }
 
 /* Accepts [--json] and at most one operand. 0, or EXIT_USAGE. */
@@ -349,22 +460,26 @@ cmd_list(int argc, char **argv)
 	return 0;
 }
 
-/* gc by the supervisor when one runs, else here. NULL when it could not run. */
+/* gc by the supervisor when one runs, else here, its progress on pl. NULL
+ * when it could not run. */
 static json_t *
-run_gc(const char *dir, uint64_t cap, int verbose, enum via *v)
+run_gc(const char *dir, uint64_t cap, int verbose, struct progress_line *pl)
 {
+	struct index_progress pg = { progress_from_index, pl };
 	struct index *ix;
 	struct msg req;
 	json_t *doc = NULL;
+	enum via v;
 
 	msg_init(&req, MSG_INDEX_GC, 0);
 	req.count = (int64_t)cap;
 	req.status = verbose;
-	*v = ask_supervisor(dir, &req, GC_WAIT_MS, &doc);
+	v = ask_long(dir, &req, pl, &doc);
 	msg_clear(&req);
-	if (*v == VIA_DIRECT && (ix = open_index(dir)) != NULL) {
-		doc = index_json_gc(ix, cap, verbose, SIZE_MAX);
+	if (v == VIA_DIRECT && (ix = open_index(dir)) != NULL) {
+		doc = index_json_gc(ix, cap, verbose, SIZE_MAX, &pg);
 		index_free(&ix);
+		progress_clear(pl);
 	}
 	return doc;
 }
@@ -402,11 +517,11 @@ cmd_gc(int argc, char **argv)
 {
 	static const struct option opts[] = { { "max-size", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' }, { NULL, 0, NULL, 0 } };
+	struct progress_line pl;
 	struct config *cfg;
 	int64_t cap = -1;
 	int c, verbose = 0, rc;
 	json_t *doc;
-	enum via v;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "s:v", opts, NULL)) != -1) {
@@ -429,7 +544,8 @@ cmd_gc(int argc, char **argv)
 		fprintf(stderr, "kache: cache.max_size is not a size; using 10G\n");
 		cap = 10LL << 30;
 	}
-	doc = run_gc(config_get(cfg, "cache.dir"), (uint64_t)cap, verbose, &v);
+	progress_init(&pl, "gc");
+	doc = run_gc(config_get(cfg, "cache.dir"), (uint64_t)cap, verbose, &pl);
 	config_free(&cfg);
 	if (doc == NULL)
 		return 1;
@@ -442,30 +558,33 @@ cmd_gc(int argc, char **argv)
 /* {"ok", "entries", "blobs", "bytes_freed"}: from the supervisor's indexer
  * when one runs, else from the index opened here. NULL when it could not run. */
 static json_t *
-purge_doc(const char *dir, enum via *v)
+purge_doc(const char *dir, struct progress_line *pl)
 {
+	struct index_progress pg = { progress_from_index, pl };
 	struct index_purge_result r = { 0 };
 	struct index *ix;
 	struct msg req;
 	json_t *doc = NULL;
+	enum via v;
 	int rc;
 
 	msg_init(&req, MSG_INDEX_PURGE, 0);
-	*v = ask_supervisor(dir, &req, LONG_WAIT_MS, &doc);
+	v = ask_long(dir, &req, pl, &doc);
 	msg_clear(&req);
-	if (*v != VIA_DIRECT || (ix = open_index(dir)) == NULL)
+	if (v != VIA_DIRECT || (ix = open_index(dir)) == NULL)
 		return doc;
-	rc = index_purge(ix, &r);
+	rc = index_purge(ix, &r, &pg);
 	index_free(&ix);
+	progress_clear(pl);
 	return index_json_purge(&r, rc == 0);
 }
 
 int
 cmd_purge(int argc, char **argv)
 {
+	struct progress_line pl;
 	struct config *cfg;
 	json_t *doc;
-	enum via v;
 	char fr[32];
 	int rc;
 
@@ -475,7 +594,8 @@ cmd_purge(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cfg = load_config();
-	doc = purge_doc(config_get(cfg, "cache.dir"), &v);
+	progress_init(&pl, "purge");
+	doc = purge_doc(config_get(cfg, "cache.dir"), &pl);
 	config_free(&cfg);
 	if (doc == NULL)
 		return 1;
@@ -505,18 +625,20 @@ verify_cb(const char *what, const char *hex, void *arg)
 /* The verify summary (see workers/indexer/indexer_requests.c), from the
  * supervisor's indexer or the index opened here. NULL when it could not run. */
 static json_t *
-verify_doc(const char *dir, enum via *v)
+verify_doc(const char *dir, struct progress_line *pl)
 {
+	struct index_progress pg = { progress_from_index, pl };
 	struct index_verify_result r = { 0 };
 	json_t *doc = NULL, *problems;
 	struct index *ix;
 	struct msg req;
+	enum via v;
 	long n;
 
 	msg_init(&req, MSG_INDEX_VERIFY, 0);
-	*v = ask_supervisor(dir, &req, LONG_WAIT_MS, &doc);
+	v = ask_long(dir, &req, pl, &doc);
 	msg_clear(&req);
-	if (*v != VIA_DIRECT || (ix = open_index(dir)) == NULL)
+	if (v != VIA_DIRECT || (ix = open_index(dir)) == NULL)
 		return doc;
 	if (index_no_space(ix)) {
 		fprintf(stderr, "kache: the disk of %s is full: verify needs to update the index; "
@@ -526,8 +648,9 @@ verify_doc(const char *dir, enum via *v)
 		return NULL;
 	}
 	problems = json_array();
-	n = index_verify(ix, &r, verify_cb, problems);
+	n = index_verify(ix, &r, verify_cb, problems, &pg);
 	index_free(&ix);
+	progress_clear(pl);
 	return index_json_verify(&r, problems, n, 0);
 }
 
@@ -554,10 +677,10 @@ print_verify(const json_t *doc)
 int
 cmd_verify(int argc, char **argv)
 {
+	struct progress_line pl;
 	struct config *cfg;
 	json_t *doc;
 	json_int_t n;
-	enum via v;
 
 	(void)argv;
 	if (argc > 1) {
@@ -565,7 +688,8 @@ cmd_verify(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cfg = load_config();
-	doc = verify_doc(config_get(cfg, "cache.dir"), &v);
+	progress_init(&pl, "verify");
+	doc = verify_doc(config_get(cfg, "cache.dir"), &pl);
 	config_free(&cfg);
 	if (doc == NULL)
 		return 1;

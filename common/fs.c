@@ -136,9 +136,13 @@ fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode)
 		free(tmp);
 		return -1;
 	}
-	if (fs_write_all(fd, data, n) < 0 || fchmod(fd, mode) < 0 || close(fd) < 0) {
+	if (fs_write_all(fd, data, n) < 0 || fchmod(fd, mode) < 0) {
 		saved = errno;
 		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0) {	/* the descriptor is gone even then: no second close */
+		saved = errno;
 		goto fail;
 	}
 	if (rename(tmp, path) < 0) {
@@ -158,20 +162,16 @@ int
 fs_mkdir_p(const char *dir, mode_t mode)
 {
 	char *p = xstrdup(dir);
-	int rc = 0;
+	int rc;
 
 	for (char *s = p + 1; *s; s++) {
 		if (*s != '/')
 			continue;
 		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			rc = -1;
+		(void)mkdir(p, mode); /* a parent that cannot be made fails the last mkdir */
 		*s = '/';
 	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		rc = -1;
-	else
-		rc = 0;
+	rc = mkdir(p, mode) < 0 && errno != EEXIST ? -1 : 0;
 	free(p);
 	return rc;
 }
@@ -239,13 +239,15 @@ fs_copy_atomic(const char *src, const char *dst, mode_t mode)
 		errno = saved;
 		return -1;
 	}
-	if (fs_clone_or_copy_fd(in, out, NULL) < 0 || fchmod(out, mode) < 0 ||
-	    close(out) < 0) {
+	if (fs_clone_or_copy_fd(in, out, NULL) < 0 || fchmod(out, mode) < 0) {
 		saved = errno;
 		close(out);
 		goto fail;
 	}
-	out = -1;
+	if (close(out) < 0) {	/* the descriptor is gone even then: no second close */
+		saved = errno;
+		goto fail;
+	}
 	if (rename(tmp, dst) < 0) {
 		saved = errno;
 		goto fail;

@@ -116,7 +116,8 @@ hash_from_hex(const char *hex, unsigned char h[HASH_LEN])
 	if (!hash_hex_valid(hex))
 		return -1;
 	for (int i = 0; i < HASH_LEN; i++)
-		h[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+		h[i] = (unsigned char)((unsigned)hexval(hex[2 * i]) << 4 |
+		    (unsigned)hexval(hex[2 * i + 1]));
 	return 0;
 }
 

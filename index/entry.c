@@ -18,6 +18,7 @@ static void blob_ref(struct ix_txn *t, const unsigned char h[HASH_LEN], uint64_t
 static void entry_from_store(struct ix_entry *e, const struct store_entry *se);
 static int walk_fanout(const char *dir, int (*fn)(const char *, const char *,
     const struct stat *, void *), void *arg);
+static int count_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int scan_disk_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int scan_dropped(struct index *ix, struct index_scan_result *r);
 
@@ -304,6 +305,34 @@ ix_walk(struct index *ix, const char *kind,
 		log_warn("index: walk %s", dir);
 	free(dir);
 	return rc;
+}
+
+static int
+count_cb(const char *hex, const char *path, const struct stat *st, void *arg)
+{
+	(void)hex;
+	(void)path;
+	(void)st;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+uint64_t
+ix_count(struct index *ix, const char *kind)
+{
+	uint64_t n = 0;
+
+	ix_walk(ix, kind, count_cb, &n);
+	return n;
+}
+
+void
+ix_progress(struct index *ix, const char *phase, uint64_t done, uint64_t total)
+{
+	/* a walk may meet files stored after its count: never done past total */
+	if (ix->progress != NULL && ix->progress->fn != NULL)
+		ix->progress->fn(phase, done, total > 0 && done > total ? done : total,
+		    ix->progress->arg);
 }
 
 uint64_t

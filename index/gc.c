@@ -23,10 +23,14 @@ static uint64_t remove_stale_temps_in(const char *dir, int64_t age_ms, int depth
 static uint64_t remove_stale_temps(struct index *ix);
 static int manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN]);
 static int orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg);
-static int count_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
 static void unlink_now(struct ix_txn *t);
+static int gc_any(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+    void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
+static void purge_measure(struct index *ix, struct index_purge_result *r);
+static int purge_files(struct index *ix, const char *kind, uint64_t total);
+static int purge_file_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 
 /* Removes a manifest none of whose candidates has an entry left. 1 removed, 0 not. */
 static int
@@ -82,6 +86,7 @@ ix_evict(struct index *ix, const struct ix_entry *e, struct index_gc_result *r)
 struct orphan_ctx {
 	struct index *ix;
 	struct index_gc_result *r;
+	uint64_t seen, total; /* blobs, for progress */
 };
 
 /* A blob no indexed entry references, older than the stale age: a leftover of a
@@ -94,6 +99,7 @@ orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg)
 	struct buf v;
 	int r;
 
+	ix_progress(c->ix, "blobs", ++c->seen, c->total);
 	k[0] = 'b';
 	if (hash_from_hex(hex, k + 1) < 0)
 		return 0;
@@ -163,7 +169,7 @@ static int
 gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg)
 {
-	struct orphan_ctx oc = { ix, r };
+	struct orphan_ctx oc = { ix, r, 0, 0 };
 	rocksdb_iterator_t *it;
 	uint64_t n, size;
 	char *tmp;
@@ -187,6 +193,7 @@ gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 		rc = ix_evict(ix, &e, r);
 		if (rc == 0 && fn)
 			fn(&e.info, arg);
+		ix_progress(ix, "entries removed", r->entries_removed, 0);
 		size -= r->bytes_freed - before < size ? r->bytes_freed - before : size;
 		ix_entry_clear(&e);
 	}
@@ -196,6 +203,7 @@ gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 	tmp = xasprintf("%s/tmp", ix->dir);
 	r->tmp_removed = ix_remove_stale(tmp, ix->stale_ms) + remove_stale_temps(ix);
 	free(tmp);
+	oc.total = ix_count(ix, "blobs");
 	if (rc == 0)
 		rc = ix_walk(ix, "blobs", orphan_cb, &oc);
 	if (ix_store_totals(ix, &n, &r->size_after) < 0)
@@ -254,6 +262,7 @@ ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 				r->manifests_removed += (uint64_t)manifest_prune(ix, e.inv);
 			if (fn)
 				fn(&e.info, arg);
+			ix_progress(ix, "entries removed", r->entries_removed, 0);
 		}
 		ix_entry_clear(&e);
 	}
@@ -273,6 +282,20 @@ ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
  * was removed from the index. */
 int
 index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+    void (*fn)(const struct index_entry_info *e, void *arg), void *arg,
+    const struct index_progress *pg)
+{
+	int rc;
+
+	ix->progress = pg;
+	rc = gc_any(ix, max_size, r, fn, arg);
+	ix->progress = NULL;
+	return rc;
+}
+
+/* index_gc, its progress set. */
+static int
+gc_any(struct index *ix, uint64_t max_size, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg)
 {
 	struct index_gc_result r2;
@@ -298,30 +321,65 @@ index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 	return 0;
 }
 
-static int
-count_cb(const char *hex, const char *path, const struct stat *st, void *arg)
+/* What a purge is about to remove: counted before anything goes. */
+static void
+purge_measure(struct index *ix, struct index_purge_result *r)
 {
-	(void)hex;
-	(void)path;
-	(void)st;
-	(*(uint64_t *)arg)++;
-	return 0;
-}
-
-int
-index_purge(struct index *ix, struct index_purge_result *r)
-{
-	int rc = 0;
-
 	memset(r, 0, sizeof *r);
-	ix_walk(ix, "entries", count_cb, &r->entries);
-	ix_walk(ix, "blobs", count_cb, &r->blobs);
-	ix_db_close(ix);
-	ix->read_only = ix->nospace = 0; /* what follows frees the space */
+	r->entries = ix_count(ix, "entries");
+	r->blobs = ix_count(ix, "blobs");
 	for (size_t i = 0; i < sizeof purge_dirs / sizeof purge_dirs[0]; i++) {
 		char *p = xasprintf("%s/%s", ix->dir, purge_dirs[i]);
 
 		r->bytes_freed += fs_tree_size(p);
+		free(p);
+	}
+}
+
+struct purge_ctx {
+	struct index *ix;
+	const char *kind;
+	uint64_t done, total;
+};
+
+static int
+purge_file_cb(const char *hex, const char *path, const struct stat *st, void *arg)
+{
+	struct purge_ctx *c = arg;
+
+	(void)hex;
+	(void)st;
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("index: purge %s", path);
+	ix_progress(c->ix, c->kind, ++c->done, c->total);
+	return 0;
+}
+
+/* Unlinks the files of kind one by one (the rest of the tree goes after), so
+ * that a purge of a large store can say how far it got. */
+static int
+purge_files(struct index *ix, const char *kind, uint64_t total)
+{
+	struct purge_ctx c = { ix, kind, 0, total };
+
+	return ix_walk(ix, kind, purge_file_cb, &c);
+}
+
+int
+index_purge(struct index *ix, struct index_purge_result *r, const struct index_progress *pg)
+{
+	int rc = 0;
+
+	purge_measure(ix, r);
+	ix_db_close(ix);
+	ix->read_only = ix->nospace = 0; /* what follows frees the space */
+	ix->progress = pg;
+	purge_files(ix, "entries", r->entries);
+	purge_files(ix, "blobs", r->blobs);
+	ix->progress = NULL;
+	for (size_t i = 0; i < sizeof purge_dirs / sizeof purge_dirs[0]; i++) {
+		char *p = xasprintf("%s/%s", ix->dir, purge_dirs[i]);
+
 		/* Blobs are read-only files in writable directories: unlink works. */
 		if (fs_remove_tree(p) < 0) {
 			log_warn("index: purge %s", p);

@@ -119,6 +119,16 @@ struct index_entry_info {
 int index_list(struct index *ix, const char *crate,
     int (*fn)(const struct index_entry_info *e, void *arg), void *arg);
 
+/* How far a long operation (index_verify, index_gc, index_purge) got: fn is
+ * called for every file it handles with what it counts ("blobs"), how many
+ * are done and of how many (0: not known). Cheap and frequent on purpose: fn
+ * decides how often to show it. The CLI draws it on a terminal; the indexer
+ * sends it to the CLI as INDEX_PROGRESS: one algorithm, two transports. */
+struct index_progress {
+	void (*fn)(const char *phase, uint64_t done, uint64_t total, void *arg);
+	void *arg;
+};
+
 struct index_gc_result {
 	uint64_t size_before, size_after;
 	uint64_t entries_removed, blobs_removed, bytes_freed;
@@ -128,9 +138,11 @@ struct index_gc_result {
  * no longer referenced, manifests with no candidate left) until the store is at
  * most max_size bytes; removes stale tmp/ files, stale ".<name>.tmp.*"
  * temporaries anywhere in the store, and unreferenced blobs. fn (may be
- * NULL) is told of each evicted entry. 0 / -1. */
+ * NULL) is told of each evicted entry; pg (may be NULL) of its progress: entries
+ * removed (no total), then blobs looked at for orphans. 0 / -1. */
 int index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
-    void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
+    void (*fn)(const struct index_entry_info *e, void *arg), void *arg,
+    const struct index_progress *pg);
 
 struct index_verify_result {
 	uint64_t blobs_checked, bytes_checked;
@@ -143,16 +155,20 @@ struct index_verify_result {
 /* Checks every entry and manifest file (checksum, decode; an entry's blobs
  * present with the sizes it records) and re-hashes every blob; removes what
  * fails (entries through the index, releasing their blobs). report (may be NULL)
- * gets one line per problem, naming the file's hex. Returns the number of
- * problems found, or -1. */
+ * gets one line per problem, naming the file's hex; pg (may be NULL) the
+ * progress: entries, manifests, then blobs, each of a total counted first.
+ * Returns the number of problems found, or -1. */
 long index_verify(struct index *ix, struct index_verify_result *r,
-    void (*report)(const char *what, const char *hex, void *arg), void *arg);
+    void (*report)(const char *what, const char *hex, void *arg), void *arg,
+    const struct index_progress *pg);
 
 struct index_purge_result {
 	uint64_t bytes_freed, entries, blobs;
 };
 /* Removes every entry, blob, manifest, memo, intent, journal and tmp file and
- * empties the index (ix stays open and usable). 0 / -1. */
-int index_purge(struct index *ix, struct index_purge_result *r);
+ * empties the index (ix stays open and usable); pg (may be NULL) is told of
+ * the entries, then the blobs removed. 0 / -1. */
+int index_purge(struct index *ix, struct index_purge_result *r,
+    const struct index_progress *pg);
 
 #endif

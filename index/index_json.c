@@ -147,7 +147,8 @@ gc_cb(const struct index_entry_info *e, void *arg)
 }
 
 json_t *
-index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed)
+index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed,
+    const struct index_progress *pg)
 {
 	struct gc_ctx c = { json_array(), max_removed, 0 };
 	struct index_gc_result r;
@@ -155,7 +156,7 @@ index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed)
 	int rc;
 
 	memset(&r, 0, sizeof r);
-	rc = index_gc(ix, cap, &r, verbose ? gc_cb : NULL, &c);
+	rc = index_gc(ix, cap, &r, verbose ? gc_cb : NULL, &c, pg);
 	json_object_set_new(o, "ok", json_boolean(rc == 0));
 	SET_INT(o, "cap", cap);
 	SET_INT(o, "size_before", r.size_before);

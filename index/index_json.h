@@ -27,8 +27,9 @@ json_t *index_json_list(struct index *ix, const char *crate, size_t offset, size
 /* Runs index_gc with cap bytes and returns its summary: the index_gc_result
  * fields, "cap", "ok" (false when gc failed part way), and when verbose a
  * "removed" array of evicted entries (crate, key, size), at most max_removed of
- * them, with "removed_more" counting the rest. */
-json_t *index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed);
+ * them, with "removed_more" counting the rest. pg (may be NULL): index_gc's. */
+json_t *index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed,
+    const struct index_progress *pg);
 /* The summary of a verify: "problems" (takes the caller's reference to the
  * array of {what, key}), "problems_more" (found beyond the array), "found"
  * (index_verify's return, -1 when it did not finish) and the

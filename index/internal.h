@@ -43,6 +43,7 @@ struct index {
 	int64_t retry_min_ms, retry_max_ms; /* index_set_space_retry; 0: never */
 	int64_t retry_ms, next_retry;       /* current back-off, next reopen (clock_ms) */
 	int lock_fd;                        /* flock on <store>/index.lock, held while open */
+	const struct index_progress *progress; /* of the verify, gc or purge running */
 };
 
 /* An entry as the index keeps it. */
@@ -107,6 +108,11 @@ int ix_evict(struct index *ix, const struct ix_entry *e, struct index_gc_result 
 /* Calls fn for each file named by 64 hex digits under <store>/<kind>/xx/. */
 int ix_walk(struct index *ix, const char *kind,
     int (*fn)(const char *hex, const char *path, const struct stat *st, void *arg), void *arg);
+/* The number of files ix_walk(kind) would visit (a total for progress). */
+uint64_t ix_count(struct index *ix, const char *kind);
+/* Tells ix->progress (when set) how far the running operation got; total 0:
+ * not known. */
+void ix_progress(struct index *ix, const char *phase, uint64_t done, uint64_t total);
 /* Removes regular files older than age_ms directly under dir; returns the count. */
 uint64_t ix_remove_stale(const char *dir, int64_t age_ms);
 

@@ -18,6 +18,7 @@ struct verify_ctx {
 	struct index_verify_result *r;
 	void (*report)(const char *, const char *, void *);
 	void *arg;
+	uint64_t total; /* of the files of the walk under way, for progress */
 };
 
 static void say(struct verify_ctx *c, const char *what, const char *hex);
@@ -28,6 +29,8 @@ static int verify_manifest_cb(const char *hex, const char *path, const struct st
     void *arg);
 static int verify_blob_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int verify_indexed(struct verify_ctx *c);
+static int verify_walk(struct verify_ctx *c, const char *kind,
+    int (*fn)(const char *, const char *, const struct stat *, void *));
 
 static void
 say(struct verify_ctx *c, const char *what, const char *hex)
@@ -97,6 +100,7 @@ verify_entry_cb(const char *hex, const char *path, const struct stat *st, void *
 	if (hash_from_hex(hex, key) < 0)
 		return 0;
 	c->r->entries_checked++;
+	ix_progress(c->ix, "entries", c->r->entries_checked, c->total);
 	g = store_entry_read(c->ix->store, key, &e);
 	if (g == STORE_CORRUPT) {
 		c->r->entries_corrupt++;
@@ -126,6 +130,7 @@ verify_manifest_cb(const char *hex, const char *path, const struct stat *st, voi
 	if (hash_from_hex(hex, key) < 0)
 		return 0;
 	c->r->manifests_checked++;
+	ix_progress(c->ix, "manifests", c->r->manifests_checked, c->total);
 	g = store_manifest_read(c->ix->store, key, &m);
 	store_manifest_clear(&m);
 	if (g == STORE_IOERR)
@@ -150,6 +155,7 @@ verify_blob_cb(const char *hex, const char *path, const struct stat *st, void *a
 
 	(void)st;
 	c->r->blobs_checked++;
+	ix_progress(c->ix, "blobs", c->r->blobs_checked, c->total);
 	if (hash_file(path, h, &size) < 0) {
 		log_warn("index: verify: read %s", path);
 		return 0;
@@ -209,20 +215,35 @@ verify_indexed(struct verify_ctx *c)
 	return rc;
 }
 
+/* One walk over kind, its files counted first for the progress. */
+static int
+verify_walk(struct verify_ctx *c, const char *kind,
+    int (*fn)(const char *, const char *, const struct stat *, void *))
+{
+	c->total = ix_count(c->ix, kind);
+	return ix_walk(c->ix, kind, fn, c);
+}
+
 long
 index_verify(struct index *ix, struct index_verify_result *r,
-    void (*report)(const char *what, const char *hex, void *arg), void *arg)
+    void (*report)(const char *what, const char *hex, void *arg), void *arg,
+    const struct index_progress *pg)
 {
-	struct verify_ctx c = { ix, r, report, arg };
+	struct verify_ctx c = { ix, r, report, arg, 0 };
 	struct index_scan_result sr;
+	long rc = -1;
 
 	memset(r, 0, sizeof *r);
-	if (index_ingest(ix) < 0 || ix_walk(ix, "entries", verify_entry_cb, &c) < 0 ||
-	    ix_walk(ix, "manifests", verify_manifest_cb, &c) < 0 || index_scan(ix, &sr) < 0)
-		return -1;
+	ix->progress = pg;
+	if (index_ingest(ix) < 0 || verify_walk(&c, "entries", verify_entry_cb) < 0 ||
+	    verify_walk(&c, "manifests", verify_manifest_cb) < 0 || index_scan(ix, &sr) < 0)
+		goto out;
 	r->entries_corrupt += sr.corrupt;
-	if (ix_walk(ix, "blobs", verify_blob_cb, &c) < 0 || verify_indexed(&c) < 0)
-		return -1;
-	return (long)(r->blobs_corrupt + r->entries_corrupt + r->entries_removed +
+	if (verify_walk(&c, "blobs", verify_blob_cb) < 0 || verify_indexed(&c) < 0)
+		goto out;
+	rc = (long)(r->blobs_corrupt + r->entries_corrupt + r->entries_removed +
 	    r->manifests_corrupt);
+out:
+	ix->progress = NULL;
+	return rc;
 }

@@ -27,14 +27,24 @@
 
 static void *client_ctx;
 
+/* How a long request waits: idle_ms past the last progress, never past the
+ * overall deadline; fn gets each progress report. */
+struct progress_wait {
+	int64_t idle_ms;
+	proto_progress_fn fn;
+	void *arg;
+};
+
 static uint64_t next_id(void);
 static void *open_socket(const struct zmq_dl *z, const char *endpoint);
 static enum proto_result await_reply(const struct zmq_dl *z, void *s, uint64_t id,
-    struct msg *rep, int64_t deadline);
+    struct msg *rep, int64_t deadline, const struct progress_wait *pw);
+static int64_t wait_until(int64_t deadline, int64_t last, const struct progress_wait *pw);
 static enum proto_result exchange(const struct zmq_dl *z, const char *endpoint,
-    struct msg *req, struct msg *rep, int64_t ack_deadline, int64_t deadline);
+    struct msg *req, struct msg *rep, int64_t ack_deadline, int64_t deadline,
+    const struct progress_wait *pw);
 static enum proto_result request(const char *kache_dir, struct msg *req, struct msg *rep,
-    int64_t ack_deadline, int64_t deadline_ms);
+    int64_t ack_deadline, int64_t deadline_ms, const struct progress_wait *pw);
 static void exec_detached(const char *kache_dir, const char *kached_path, int lockfd);
 static int spawn_allowed(const struct proto_paths *p, int force);
 static int64_t ts_ms(const struct timespec *ts);
@@ -89,18 +99,32 @@ open_socket(const struct zmq_dl *z, const char *endpoint)
 	return s;
 }
 
-/* Waits for the one-frame reply echoing id; other replies are dropped. */
+/* The deadline of the next wait: the overall one, or for a long request
+ * idle_ms after the last sign of progress when that is sooner. */
+static int64_t
+wait_until(int64_t deadline, int64_t last, const struct progress_wait *pw)
+{
+	if (pw == NULL || last + pw->idle_ms >= deadline)
+		return deadline;
+	return last + pw->idle_ms;
+}
+
+/* Waits for the one-frame reply echoing id; other replies are dropped, and so
+ * is progress, unless pw asks for it (each report then extends the wait). */
 static enum proto_result
-await_reply(const struct zmq_dl *z, void *s, uint64_t id, struct msg *rep, int64_t deadline)
+await_reply(const struct zmq_dl *z, void *s, uint64_t id, struct msg *rep, int64_t deadline,
+    const struct progress_wait *pw)
 {
 	struct zdl_pollitem it = { s, 0, ZDL_POLLIN, 0 };
 	char *frame = xmalloc(MSG_MAX_SIZE);
 	enum proto_result r = PROTO_TIMEOUT;
+	int64_t last = clock_ms();
 	int more, n;
 	size_t ml = sizeof more;
 
 	for (;;) {
-		if (z->poll(&it, 1, (long)clock_left_ms(deadline)) <= 0 || !(it.revents & ZDL_POLLIN))
+		if (z->poll(&it, 1, (long)clock_left_ms(wait_until(deadline, last, pw))) <= 0 ||
+		    !(it.revents & ZDL_POLLIN))
 			break; /* timeout, or EINTR: the deadline is hard either way */
 		n = z->recv(s, frame, MSG_MAX_SIZE, ZDL_DONTWAIT);
 		if (n < 0)
@@ -112,7 +136,10 @@ await_reply(const struct zmq_dl *z, void *s, uint64_t id, struct msg *rep, int64
 			r = PROTO_ERROR;
 			break;
 		}
-		if (rep->id == id) {
+		if (rep->id == id && rep->type == MSG_INDEX_PROGRESS && pw != NULL) {
+			last = clock_ms();
+			pw->fn(rep, pw->arg);
+		} else if (rep->id == id && rep->type != MSG_INDEX_PROGRESS) {
 			r = PROTO_OK;
 			break;
 		}
@@ -127,7 +154,7 @@ await_reply(const struct zmq_dl *z, void *s, uint64_t id, struct msg *rep, int64
  * a hung supervisor costs; the result itself may then take until deadline. */
 static enum proto_result
 exchange(const struct zmq_dl *z, const char *endpoint, struct msg *req, struct msg *rep,
-    int64_t ack_deadline, int64_t deadline)
+    int64_t ack_deadline, int64_t deadline, const struct progress_wait *pw)
 {
 	struct buf b;
 	enum proto_result r;
@@ -146,12 +173,13 @@ exchange(const struct zmq_dl *z, const char *endpoint, struct msg *req, struct m
 	if (z->send(s, b.p, b.len, ZDL_DONTWAIT) != (int)b.len) {
 		r = PROTO_UNAVAILABLE;
 	} else if (ack_deadline == 0) {
-		r = await_reply(z, s, req->id, rep, deadline);
+		r = await_reply(z, s, req->id, rep, deadline, pw);
 	} else {
-		r = await_reply(z, s, req->id, rep, ack_deadline < deadline ? ack_deadline : deadline);
+		r = await_reply(z, s, req->id, rep, ack_deadline < deadline ? ack_deadline : deadline,
+		    NULL);
 		if (r == PROTO_OK && rep->type == MSG_OK) {
 			msg_clear(rep);
-			r = await_reply(z, s, req->id, rep, deadline);
+			r = await_reply(z, s, req->id, rep, deadline, NULL);
 		}
 	}
 	z->close(s);
@@ -161,7 +189,7 @@ exchange(const struct zmq_dl *z, const char *endpoint, struct msg *req, struct m
 
 static enum proto_result
 request(const char *kache_dir, struct msg *req, struct msg *rep, int64_t ack_deadline,
-    int64_t deadline_ms)
+    int64_t deadline_ms, const struct progress_wait *pw)
 {
 	struct proto_paths p;
 	const struct zmq_dl *z;
@@ -181,7 +209,7 @@ request(const char *kache_dir, struct msg *req, struct msg *rep, int64_t ack_dea
 	}
 	if ((z = zmq_dl_load()) == NULL)
 		return PROTO_UNAVAILABLE;
-	return exchange(z, p.ctl, req, rep, ack_deadline, deadline_ms);
+	return exchange(z, p.ctl, req, rep, ack_deadline, deadline_ms, pw);
 }
 
 int
@@ -202,7 +230,16 @@ proto_client_check(const char *kache_dir, char *err, size_t errlen)
 enum proto_result
 proto_client_request(const char *kache_dir, struct msg *req, struct msg *rep, int64_t deadline_ms)
 {
-	return request(kache_dir, req, rep, 0, deadline_ms);
+	return request(kache_dir, req, rep, 0, deadline_ms, NULL);
+}
+
+enum proto_result
+proto_client_request_long(const char *kache_dir, struct msg *req, struct msg *rep,
+    int64_t idle_ms, int64_t deadline_ms, proto_progress_fn fn, void *arg)
+{
+	struct progress_wait pw = { idle_ms, fn, arg };
+
+	return request(kache_dir, req, rep, 0, deadline_ms, &pw);
 }
 
 enum proto_result
@@ -215,10 +252,10 @@ proto_client_fetch(const char *kache_dir, const char *inv_key_hex, int64_t ack_d
 	if (strlen(inv_key_hex) > MSG_KEY_MAX)
 		return PROTO_ERROR;
 	msg_init(&req, MSG_FETCH, 0);
-	strcpy(req.key, inv_key_hex);
+	snprintf(req.key, sizeof req.key, "%s", inv_key_hex);
 	req.epoch = proto_client_epoch();
 	req.deadline = clock_left_ms(deadline_ms);
-	r = request(kache_dir, &req, &rep, ack_deadline_ms, deadline_ms);
+	r = request(kache_dir, &req, &rep, ack_deadline_ms, deadline_ms, NULL);
 	if (r == PROTO_OK) {
 		if (rep.type != MSG_FETCH_REPLY)
 			r = PROTO_ERROR;
@@ -240,7 +277,7 @@ proto_client_notify_upload(const char *kache_dir, const char *result_key_hex)
 	if (strlen(result_key_hex) > MSG_KEY_MAX)
 		return;
 	msg_init(&req, MSG_NOTIFY_UPLOAD, 0);
-	strcpy(req.key, result_key_hex);
+	snprintf(req.key, sizeof req.key, "%s", result_key_hex);
 	req.epoch = proto_client_epoch();
 	/* the reply only tells the message left before the socket closed */
 	proto_client_request(kache_dir, &req, &rep, clock_ms() + NOTIFY_WAIT_MS);

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum field { F_END = 0, F_ROLE, F_INDEX, F_PID, F_KEY, F_EPOCH, F_DEADLINE, F_STATUS, F_COUNT, F_TEXT };
+enum field { F_END = 0, F_ROLE, F_INDEX, F_PID, F_KEY, F_EPOCH, F_DEADLINE, F_STATUS, F_COUNT, F_TEXT, F_TOTAL,
+	F_PHASE };
 
 #define MAX_FIELDS 4
 #define HEADER_FIELDS 3 /* version, type, id */
@@ -13,7 +14,11 @@ enum field { F_END = 0, F_ROLE, F_INDEX, F_PID, F_KEY, F_EPOCH, F_DEADLINE, F_ST
 struct msg_def {
 	const char *name;
 	enum field fields[MAX_FIELDS + 1];
+	/* Optional: what the fields must satisfy beyond their types; 0 when they do. */
+	int (*check)(const struct msg *m);
 };
+
+static int check_progress(const struct msg *m);
 
 static const struct msg_def defs[MSG_TYPE_MAX] = {
 	[MSG_READY] = { "READY", { F_ROLE, F_INDEX, F_PID } },
@@ -38,6 +43,7 @@ static const struct msg_def defs[MSG_TYPE_MAX] = {
 	[MSG_FETCH_REPLY] = { "FETCH_REPLY", { F_STATUS } },
 	[MSG_STATUS_REPLY] = { "STATUS_REPLY", { F_TEXT } },
 	[MSG_INDEX_REPLY] = { "INDEX_REPLY", { F_TEXT } },
+	[MSG_INDEX_PROGRESS] = { "INDEX_PROGRESS", { F_COUNT, F_TOTAL, F_PHASE }, check_progress },
 	[MSG_PREFETCH_HINT] = { "PREFETCH_HINT", { F_KEY, F_TEXT } },
 	[MSG_JOB_PREFETCH] = { "JOB_PREFETCH", { F_KEY, F_TEXT } },
 	[MSG_EVENT] = { "EVENT", { F_STATUS, F_KEY } },
@@ -77,6 +83,20 @@ msg_set_text(struct msg *m, const char *s)
 {
 	free(m->text);
 	m->text = xstrdup(s ? s : "");
+}
+
+/* Progress counts are never negative, never past a known total, and the
+ * phase is a short word the CLI prints as is: lower-case letters and spaces. */
+static int
+check_progress(const struct msg *m)
+{
+	if (m->count < 0 || m->total < 0 || (m->total > 0 && m->count > m->total) ||
+	    m->phase[0] == '\0')
+		return -1;
+	for (const char *p = m->phase; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || *p == ' '))
+			return -1;
+	return 0;
 }
 
 static const struct msg_def *
@@ -139,6 +159,8 @@ pack_field(msgpack_packer *pk, const struct msg *m, enum field f)
 	case F_STATUS: return msgpack_pack_int64(pk, m->status);
 	case F_COUNT: return msgpack_pack_int64(pk, m->count);
 	case F_TEXT: return pack_str(pk, m->text ? m->text : "");
+	case F_TOTAL: return msgpack_pack_int64(pk, m->total);
+	case F_PHASE: return pack_str(pk, m->phase);
 	case F_END: break;
 	}
 	return -1;
@@ -152,7 +174,7 @@ msg_encode(const struct msg *m, struct buf *out)
 	msgpack_packer pk;
 	int n, rc = 0;
 
-	if (d == NULL)
+	if (d == NULL || (d->check != NULL && d->check(m) == -1))
 		return -1;
 	n = nfields(d);
 	msgpack_sbuffer_init(&sb);
@@ -306,6 +328,8 @@ unpack_field(const msgpack_object *o, struct msg *m, enum field f)
 		/* msgpack-c gives a NULL ptr for an empty string */
 		m->text = o->via.str.size ? xstrndup(o->via.str.ptr, o->via.str.size) : xstrdup("");
 		return 0;
+	case F_TOTAL: return get_int(o, &m->total);
+	case F_PHASE: return get_str(o, m->phase, sizeof m->phase);
 	case F_END: break;
 	}
 	return -1;
@@ -335,6 +359,8 @@ decode_object(const msgpack_object *root, struct msg *m)
 	for (int i = 0; i < n; i++)
 		if (unpack_field(&a[HEADER_FIELDS + i], m, d->fields[i]) == -1)
 			return MSG_DECODE_MALFORMED;
+	if (d->check != NULL && d->check(m) == -1)
+		return MSG_DECODE_MALFORMED;
 	return MSG_DECODE_OK;
 }
 

@@ -18,6 +18,7 @@
 #define MSG_MAX_SIZE (1024 * 1024)
 #define MSG_ROLE_MAX 15
 #define MSG_KEY_MAX 64
+#define MSG_PHASE_MAX 15
 
 enum msg_type {
 	/* worker <-> supervisor */
@@ -44,6 +45,10 @@ enum msg_type {
 	MSG_FETCH_REPLY = 22,  /* status = enum job_status */
 	MSG_STATUS_REPLY = 23, /* text = JSON document */
 	MSG_INDEX_REPLY = 24,  /* text = JSON document (see docs/supervisor.md) */
+	/* indexer -> supervisor -> client, any number before the reply: how far a
+	 * long request (INDEX_VERIFY, INDEX_PURGE, INDEX_GC) got. count = done,
+	 * total (0: not known), phase = what is counted ("blobs"). */
+	MSG_INDEX_PROGRESS = 25,
 	/* a build session starts: warm the store (proto/hint.h); and its job */
 	MSG_PREFETCH_HINT = 26, /* client -> supervisor: key = Cargo.lock hash, text = hint */
 	MSG_JOB_PREFETCH = 27,  /* supervisor -> prefetch: the hint's key and text */
@@ -80,6 +85,8 @@ struct msg {
 	int64_t deadline;
 	int64_t status;
 	int64_t count;
+	int64_t total;
+	char phase[MSG_PHASE_MAX + 1];
 	char *text;
 };
 

@@ -56,7 +56,7 @@ proto_paths_init(struct proto_paths *p, const char *kache_dir)
 		log_warnx("store path too long: %s", kache_dir);
 		return -1;
 	}
-	strcpy(p->sockdir, p->rundir);
+	snprintf(p->sockdir, sizeof p->sockdir, "%s", p->rundir);
 	if (strlen(p->sockdir) + sizeof "/workers" > SUN_PATH_MAX)
 		short_sockdir(p, kache_dir);
 	if (strlen(p->sockdir) + sizeof "/workers" > SUN_PATH_MAX) {
@@ -118,7 +118,7 @@ proto_paths_prepare(const struct proto_paths *p, int create, char *err, size_t e
 	if (strcmp(p->sockdir, p->rundir) == 0)
 		return 0;
 	/* the short dir's parent (/tmp/kache-<uid>) is ours alone too */
-	strcpy(parent, p->sockdir);
+	snprintf(parent, sizeof parent, "%s", p->sockdir);
 	if ((slash = strrchr(parent, '/')) != NULL)
 		*slash = '\0';
 	if (check_dir(parent, create, err, errlen) == -1)

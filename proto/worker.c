@@ -22,6 +22,9 @@ struct worker {
 	int64_t next_hb;
 	int64_t peer_seen;
 	int64_t next_tick;
+	uint64_t req_id;        /* the request in hand (0: none), for progress */
+	int64_t next_progress;
+	char phase[MSG_PHASE_MAX + 1];
 	long nmsgs;
 	long crash_after; /* fault injection; -1: off */
 	long stall_after;
@@ -56,6 +59,32 @@ proto_worker_beat(void)
 		return;
 	msg_init(&hb, MSG_HEARTBEAT, 0);
 	proto_worker_send(&hb);
+}
+
+/* Progress goes up as INDEX_PROGRESS on the request in hand: at once when
+ * the phase changes, else at most every PROTO_PROGRESS_MS. It is sent
+ * through proto_worker_send, so it is also the heartbeat of a long request;
+ * outside a request (gc from the tick) this is proto_worker_beat. */
+void
+proto_worker_progress(const char *phase, int64_t done, int64_t total)
+{
+	struct msg m;
+	int64_t now = clock_ms();
+
+	if (current == NULL || current->req_id == 0) {
+		proto_worker_beat();
+		return;
+	}
+	if (now < current->next_progress && strncmp(phase, current->phase, MSG_PHASE_MAX) == 0)
+		return;
+	msg_init(&m, MSG_INDEX_PROGRESS, current->req_id);
+	m.count = done;
+	m.total = total;
+	snprintf(m.phase, sizeof m.phase, "%s", phase);
+	snprintf(current->phase, sizeof current->phase, "%s", phase);
+	current->next_progress = now + PROTO_PROGRESS_MS;
+	if (proto_worker_send(&m) == -1)
+		proto_worker_beat();
 }
 
 static void
@@ -117,8 +146,10 @@ fault_parse(struct worker *w, const char *role, unsigned index)
 	if (!((size_t)(colon - f) == strlen(who) && strncmp(f, who, strlen(who)) == 0) &&
 	    !((size_t)(colon - f) == strlen(whoi) && strncmp(f, whoi, strlen(whoi)) == 0))
 		return;
+	/* NOLINTBEGIN(cert-err34-c): fault-injection knobs set by the tests */
 	if (sscanf(colon + 1, "crash_after=%ld", &w->crash_after) != 1)
 		sscanf(colon + 1, "stall_after=%ld", &w->stall_after);
+	/* NOLINTEND(cert-err34-c) */
 	log_info("fault injection: crash_after=%ld stall_after=%ld", w->crash_after, w->stall_after);
 #else
 	(void)role;
@@ -168,7 +199,10 @@ handle(struct worker *w, const struct msg *m)
 		if (w->ops->request == NULL)
 			break;
 		msg_init(&done, MSG_ERROR, m->id);
+		w->req_id = m->id;
+		w->phase[0] = '\0';
 		w->ops->request(w->arg, m, &done);
+		w->req_id = 0;
 		if (proto_worker_send(&done) == -1)
 			log_warnx("cannot answer %s %llu", msg_type_name(m->type),
 			    (unsigned long long)m->id);

@@ -33,6 +33,12 @@ int proto_worker_send(const struct msg *m);
 /* Sends a heartbeat when one is due: long work inside a callback calls it now
  * and then so that the supervisor does not take the worker for hung. */
 void proto_worker_beat(void);
+/* Long work inside a request callback calls this as often as it likes (every
+ * file): it sends the request's client how far it got (MSG_INDEX_PROGRESS:
+ * phase, done of total, total 0 when not known) when the phase changes and
+ * otherwise at most every PROTO_PROGRESS_MS, and beats when nothing else went
+ * up: the one call long work needs. Outside a request it only beats. */
+void proto_worker_progress(const char *phase, int64_t done, int64_t total);
 /* The heartbeat interval (ms) shared by the supervisor and the workers;
  * KACHE_HEARTBEAT_MS overrides the default of 1000 (tests). */
 int64_t proto_heartbeat_ms(void);
@@ -41,6 +47,7 @@ void proto_logfile_open(const char *path);
 void proto_logfile_rotate(const char *path, int64_t max);
 
 #define PROTO_LOG_MAX (4 * 1024 * 1024)
+#define PROTO_PROGRESS_MS 250 /* at most four progress reports a second */
 #define PROTO_LIVENESS 3 /* intervals of silence before a peer is declared dead */
 
 #endif

@@ -58,6 +58,7 @@ s3_get_to_path(struct s3_client *c, const char *key, const char *path)
 	char *tmp = fs_tmp_beside(path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	enum s3_result res;
+	int stored;
 
 	if (fd < 0) {
 		res = s3_fail(c, S3_LOCAL, "cannot create %s: %s", tmp, strerror(errno));
@@ -66,15 +67,12 @@ s3_get_to_path(struct s3_client *c, const char *key, const char *path)
 		return res;
 	}
 	res = s3_get_to_fd(c, key, fd, NULL);
-	if (res == S3_OK && (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0)) {
+	stored = res == S3_OK && fsync(fd) == 0;
+	stored = close(fd) == 0 && stored;	/* closed once, whatever happened */
+	if (res == S3_OK && (!stored || rename(tmp, path) < 0)) {
 		res = s3_fail(c, S3_LOCAL, "cannot store %s: %s", path, strerror(errno));
 		log_info("s3: %s", s3_client_last_error(c));
-		fd = -1;
-	} else if (res == S3_OK) {
-		fd = -1;
 	}
-	if (fd >= 0)
-		close(fd);
 	if (res != S3_OK)
 		unlink(tmp);
 	free(tmp);

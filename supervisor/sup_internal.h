@@ -169,6 +169,9 @@ void route_request(struct supervisor *s, const void *ident, size_t identlen,
     const struct msg *req);
 /* A reply (INDEX_REPLY or ERROR) from the indexer: sent on to its client. */
 void route_reply(struct supervisor *s, struct slot *w, const struct msg *m);
+/* An INDEX_PROGRESS from the indexer: sent on to the client of the request,
+ * whose deadline moves another job limit on (within a cap of a day). */
+void route_progress(struct supervisor *s, struct slot *w, const struct msg *m);
 /* Sends what waited for the indexer, fails what waited too long or whose
  * indexer died, and keeps the indexer's slot busy while it works. */
 void route_tick(struct supervisor *s, int64_t now);

@@ -117,7 +117,7 @@ upload_add(struct supervisor *s, const char *key)
 		return;
 	x = xcalloc(1, sizeof *x);
 	x->kind = JOB_UPLOAD;
-	strcpy(x->key, key);
+	snprintf(x->key, sizeof x->key, "%s", key);
 	b = bucket(key);
 	x->hnext = j->buckets[b];
 	j->buckets[b] = x;
@@ -256,7 +256,7 @@ jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struc
 
 	memcpy(x.ident, ident, identlen);
 	x.identlen = identlen;
-	strcpy(x.key, req->key);
+	snprintf(x.key, sizeof x.key, "%s", req->key);
 	/* a fetcher still starting (the supervisor was just started) gets the
 	 * job when it says READY, within the wrapper's deadline */
 	if (s->remote_none || s->stopping || !workers_any_coming(s, ROLE_FETCHER) ||
@@ -284,7 +284,7 @@ send_job(struct supervisor *s, struct slot *w, struct job *x)
 	struct msg m;
 
 	msg_init(&m, x->kind == JOB_UPLOAD ? MSG_JOB_UPLOAD : MSG_JOB_FETCH, s->jobs->next_id++);
-	strcpy(m.key, x->key);
+	snprintf(m.key, sizeof m.key, "%s", x->key);
 	if (workers_send(s, w, &m) == -1)
 		return -1;
 	x->id = m.id;

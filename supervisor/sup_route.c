@@ -2,7 +2,9 @@
  * owns the index, under an id of ours; its reply goes back to the client with
  * the client's id. A request waits at most ROUTE_WAIT_MS for an indexer to be
  * up, and at most the job limit for its answer; when the indexer dies
- * meanwhile the client is told so at once. */
+ * meanwhile the client is told so at once. A long request (verify, purge, gc)
+ * sends INDEX_PROGRESS on the way: each goes on to the client and gives the
+ * request another job limit, up to ROUTE_CAP_MS in all. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +14,7 @@
 
 #define ROUTE_MAX 64
 #define ROUTE_WAIT_MS 2500 /* for an indexer to come up; the CLI waits 3 s */
+#define ROUTE_CAP_MS (24LL * 3600 * 1000) /* a request that keeps progressing */
 
 struct route {
 	int used, sent;
@@ -19,6 +22,7 @@ struct route {
 	uint64_t client_id; /* the client's, echoed */
 	pid_t pid;          /* the indexer it was sent to */
 	int64_t deadline;
+	int64_t cap;        /* sent + ROUTE_CAP_MS: progress extends deadline to here */
 	struct msg req;     /* kept until sent */
 	char ident[ZIO_IDENT_MAX];
 	size_t identlen;
@@ -32,6 +36,7 @@ struct routes {
 static struct slot *indexer_slot(struct supervisor *s);
 static void route_send(struct supervisor *s, struct route *x, struct slot *w, int64_t now);
 static void route_fail(struct supervisor *s, struct route *x, const char *text);
+static struct route *route_find(struct supervisor *s, struct slot *w, uint64_t id);
 
 void
 route_new(struct supervisor *s)
@@ -80,6 +85,7 @@ route_send(struct supervisor *s, struct route *x, struct slot *w, int64_t now)
 	x->sent = 1;
 	x->pid = w->pid;
 	x->deadline = now + SUP_JOB_MAX_MS;
+	x->cap = now + ROUTE_CAP_MS;
 	w->state = W_BUSY;
 }
 
@@ -111,23 +117,47 @@ route_request(struct supervisor *s, const void *ident, size_t identlen, const st
 		route_send(s, x, w, now);
 }
 
+/* The request sent to w under our id, NULL (logged) when none is in hand. */
+static struct route *
+route_find(struct supervisor *s, struct slot *w, uint64_t id)
+{
+	for (int i = 0; i < ROUTE_MAX; i++) {
+		struct route *x = &s->routes->r[i];
+		if (x->used && x->sent && x->id == id && x->pid == w->pid)
+			return x;
+	}
+	log_warnx("message %llu from %s.%u answers no request; dropped",
+	    (unsigned long long)id, role_name(w->role), w->index);
+	return NULL;
+}
+
 void
 route_reply(struct supervisor *s, struct slot *w, const struct msg *m)
 {
+	struct route *x = route_find(s, w, m->id);
 	struct msg rep;
 
-	for (int i = 0; i < ROUTE_MAX; i++) {
-		struct route *x = &s->routes->r[i];
-		if (!x->used || !x->sent || x->id != m->id || x->pid != w->pid)
-			continue;
-		rep = *m;
-		rep.id = x->client_id;
-		sup_reply(s, x->ident, x->identlen, &rep);
-		x->used = 0;
+	if (x == NULL)
 		return;
-	}
-	log_warnx("%s %llu from %s.%u answers no request; dropped", msg_type_name(m->type),
-	    (unsigned long long)m->id, role_name(w->role), w->index);
+	rep = *m;
+	rep.id = x->client_id;
+	sup_reply(s, x->ident, x->identlen, &rep);
+	x->used = 0;
+}
+
+void
+route_progress(struct supervisor *s, struct slot *w, const struct msg *m)
+{
+	struct route *x = route_find(s, w, m->id);
+	int64_t now = clock_ms();
+	struct msg p;
+
+	if (x == NULL)
+		return;
+	x->deadline = now + SUP_JOB_MAX_MS < x->cap ? now + SUP_JOB_MAX_MS : x->cap;
+	p = *m;
+	p.id = x->client_id;
+	sup_reply(s, x->ident, x->identlen, &p);
 }
 
 void

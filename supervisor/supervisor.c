@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +106,11 @@ take_lock(struct supervisor *s)
 		usleep(20000);
 	}
 	if (fdenv != NULL) { /* the spawn lock handed down by proto_supervisor_ensure */
-		close(atoi(fdenv));
+		char *end;
+		long fd = strtol(fdenv, &end, 10);
+
+		if (end != fdenv && *end == '\0' && fd > STDERR_FILENO && fd < INT_MAX)
+			close((int)fd); /* never stdin/out/err on a garbled variable */
 		unsetenv("KACHE_SPAWN_LOCK_FD");
 	}
 	buf_init(&pid);
@@ -477,7 +482,7 @@ loop_once(struct supervisor *s)
 
 /* What a worker sent up, handed back by workers_on_message: a finished job,
  * an event to publish (the indexer's hits and misses), or the indexer's
- * answer to a routed request. */
+ * progress on or answer to a routed request. */
 static void
 on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m)
 {
@@ -489,6 +494,8 @@ on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m)
 		sup_publish(s, (int)m->status, m->key);
 	else if ((m->type == MSG_INDEX_REPLY || m->type == MSG_ERROR) && w->role == ROLE_INDEXER)
 		route_reply(s, w, m);
+	else if (m->type == MSG_INDEX_PROGRESS && w->role == ROLE_INDEXER)
+		route_progress(s, w, m);
 	else
 		sup_bad_message(s, "worker socket: unexpected %s from %s.%u",
 		    msg_type_name(m->type), role_name(w->role), w->index);
@@ -535,6 +542,7 @@ sup_run(int detached)
 	s->death_limit = SUP_DEATH_LIMIT;
 #ifdef KACHE_FAULT_INJECTION
 	if (getenv("KACHE_RESTART_LIMIT"))
+		/* NOLINTNEXTLINE(cert-err34-c): a fault-injection knob set by the tests */
 		s->death_limit = atoi(getenv("KACHE_RESTART_LIMIT")) > 0 ? atoi(getenv("KACHE_RESTART_LIMIT")) : 1;
 #endif
 	if (proto_paths_init(&s->paths, s->kache_dir) == -1) {

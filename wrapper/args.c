@@ -100,7 +100,7 @@ parse_one(struct rustc_args *a, const char *opt, const char *v)
 	    str_starts_with(v, "ls"))) {
 		a->pass_reason = "unpretty";
 	} else if (strcmp(opt, "--json") == 0) {
-		if (strstr(v, "artifacts") != NULL)
+		if (v != NULL && strstr(v, "artifacts") != NULL)
 			a->json_artifacts = 1;
 	} else if (strcmp(opt, "--test") == 0) {
 		strv_push(&a->crate_types, "test");

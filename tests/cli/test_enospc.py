@@ -7,42 +7,32 @@ where it does not). Environment: KACHED, KACHE, FIXTURE, POKE, SHIM."""
 import json
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
 
-KACHED = os.environ.get("KACHED", "build/bin/kached")
-KACHE = os.environ.get("KACHE", "build/bin/kache")
-FIXTURE = os.environ.get("FIXTURE", "build/tests/index_fixture")
-POKE = os.environ.get("POKE", "build/tests/proto_poke")
-SHIM = os.environ.get("SHIM", "build/tests/enospc_shim.so")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import FIXTURE, KACHE, KACHED, POKE, SHIM  # noqa: E402
+
 KEY = "ab" * 32
 
 
-def wait_for(pred, timeout=10.0, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+def wait_for(pred, timeout=10.0):
+    return kh.wait_for(pred, timeout, step=0.1)
 
 
 class FullDisk(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-enospc-")
+        self.tmp = kh.make_tmp("kache-enospc-")
         self.store = os.path.join(self.tmp, "store")
         self.flag = os.path.join(self.tmp, "disk-full")
-        self.env = dict(os.environ, KACHE_DIR=self.store, HOME=self.tmp,
-                        KACHE_CONFIG=os.path.join(self.tmp, "config.toml"),
-                        KACHE_HEARTBEAT_MS="200", KACHE_REMOTE="none",
-                        RUSTUP_HOME=os.environ.get("RUSTUP_HOME",
-                                                   os.path.expanduser("~/.rustup")))
-        for k in ("KACHE_MAX_SIZE", "KACHE_FAULT", "KACHE_GC_INTERVAL", "LD_PRELOAD"):
-            self.env.pop(k, None)
+        self.env = kh.store_env(self.tmp, self.store, HOME=self.tmp,
+                                RUSTUP_HOME=os.environ.get("RUSTUP_HOME",
+                                                           os.path.expanduser("~/.rustup")),
+                                drop=("KACHE_MAX_SIZE", "KACHE_FAULT", "KACHE_GC_INTERVAL",
+                                      "LD_PRELOAD"))
         # in the ASan build the (unsanitized) shim comes before ASan's runtime
         asan = os.environ.get("ASAN_OPTIONS", "")
         self.full = dict(self.env, LD_PRELOAD=os.path.abspath(SHIM),
@@ -219,7 +209,7 @@ class ForeignRunDir(unittest.TestCase):
     """run/ owned by another uid: clients do not contact the socket in it."""
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-foreign-")
+        self.tmp = kh.make_tmp("kache-foreign-")
         self.store = os.path.join(self.tmp, "store")
         self.env = dict(os.environ, KACHE_DIR=self.store, HOME=self.tmp,
                         KACHE_CONFIG=os.path.join(self.tmp, "config.toml"),

@@ -6,23 +6,25 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
 
 KACHED = FIXTURE = None
 
 
 class IndexCli(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-cli-")
+        self.tmp = kh.make_tmp("kache-cli-")
         self.store = os.path.join(self.tmp, "store")
         self.env = dict(os.environ, KACHE_DIR=self.store, HOME=self.tmp,
                         KACHE_CONFIG=os.path.join(self.tmp, "config.toml"))
         self.env.pop("KACHE_MAX_SIZE", None)
 
     def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        kh.remove_tmp(self.tmp)
 
     def fx(self, *args):
         out = subprocess.run([FIXTURE, self.store, *map(str, args)], check=True,

@@ -6,78 +6,35 @@ what it started in tearDown."""
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
 
-KACHED = os.environ.get("KACHED", "build/bin/kached")
-FIXTURE = os.environ.get("FIXTURE", "build/tests/index_fixture")
-POKE = os.environ.get("POKE", "build/tests/proto_poke")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import FIXTURE, KACHED, POKE, alive, wait_for  # noqa: E402
+
 FUTURE = 9000000000000  # wall ms after the files' mtimes, so LRU order is ours
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 class IndexSupervisor(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-isup-")
+        self.tmp = kh.make_tmp("kache-isup-")
         self.store = os.path.join(self.tmp, "store")
-        self.env = dict(os.environ, KACHE_DIR=self.store, HOME=self.tmp,
-                        KACHE_CONFIG=os.path.join(self.tmp, "config.toml"),
-                        KACHE_HEARTBEAT_MS="200", KACHE_REMOTE="none")
-        for k in ("KACHE_MAX_SIZE", "KACHE_FAULT", "KACHE_RESTART_LIMIT", "KACHE_UPLOADERS",
-                  "KACHE_GC_INTERVAL"):
-            self.env.pop(k, None)
+        self.env = kh.store_env(self.tmp, self.store, HOME=self.tmp,
+                                drop=("KACHE_MAX_SIZE", "KACHE_FAULT", "KACHE_RESTART_LIMIT",
+                                      "KACHE_UPLOADERS", "KACHE_GC_INTERVAL"))
 
     def tearDown(self):
-        for pid in self.store_pids():
-            try:
-                os.kill(pid, signal.SIGCONT)
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        reports = []
-        logs = os.path.join(self.store, "logs")
-        for name in (os.listdir(logs) if os.path.isdir(logs) else []):
-            with open(os.path.join(logs, name), errors="replace") as f:
-                text = f.read()
-            if "Sanitizer" in text or "runtime error:" in text:
-                reports.append(f"{name}:\n{text[-3000:]}")
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        reports = kh.end_test_processes(self.tmp, self.store)
         self.assertEqual(reports, [], "sanitizer reports in the logs")
 
     def store_pids(self):
-        pids = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/environ", "rb") as f:
-                    if b"KACHE_DIR=" + self.store.encode() + b"\0" in f.read():
-                        pids.append(int(d))
-            except OSError:
-                pass
-        return [p for p in pids if p != os.getpid() and alive(p)]
+        return kh.store_pids(self.store)
 
     def fx(self, *args):
         out = subprocess.run([FIXTURE, self.store, *map(str, args)], check=True,
@@ -359,6 +316,73 @@ class IndexSupervisor(unittest.TestCase):
         finally:
             os.kill(pid, signal.SIGCONT)
         self.assertEqual(self.stats()["hits"], 2)
+
+    def on_terminal(self, *args, rc=0):
+        """Runs kached ARGS with stdout and stderr on a pseudo-terminal (script);
+        returns what the terminal received, its line ends as \\n."""
+        cmd = " ".join([KACHED, *args])
+        p = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=self.env,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        self.assertEqual(p.returncode, rc, p.stdout)
+        return p.stdout.decode(errors="replace").replace("\r\n", "\n")
+
+    def check_progress(self, args, line_re, rc=0):
+        """ARGS with stderr on a pipe prints no progress at all; on a terminal it
+        draws progress lines matching line_re, erases them, and ends with exactly
+        the output of the pipe run (the store is unchanged by either run)."""
+        piped = self.run_k(*args, rc=rc)
+        self.assertEqual(piped.stderr, "", args)
+        self.assertNotIn("\r", piped.stdout)
+        tty = self.on_terminal(*args, rc=rc)
+        drawn = re.findall(r"\r\x1b\[K([^\r\n]*)", tty)
+        self.assertTrue(any(re.fullmatch(line_re, d) for d in drawn), (drawn, tty))
+        self.assertEqual(tty.rsplit("\r\x1b[K", 1)[1], piped.stdout, tty)
+        return drawn
+
+    def test_verify_progress_through_supervisor(self):
+        """verify and gc through a running supervisor: the indexer's progress
+        reaches the CLI, drawn only on a terminal; the result is unchanged."""
+        self.fx("burst", 400, 2000)
+        self.start()
+        drawn = self.check_progress(("verify",), r"verify: \d+/400 blobs \(\d+%\)")
+        self.assertIn("verify: 1/400 entries (0%)", drawn)
+        self.check_progress(("gc", "--max-size", "10G"), r"gc: \d+/400 blobs \(\d+%\)")
+        self.assertIn("verify requested", self.log())
+        self.assertEqual(self.stats()["entries"], 400)
+
+    def test_progress_without_supervisor(self):
+        """The same lines when the CLI opens the index itself (index/'s progress
+        callback); purge's too."""
+        self.fx("burst", 300, 2000)
+        drawn = self.check_progress(("verify",), r"verify: \d+/300 blobs \(\d+%\)")
+        self.assertIn("verify: 1/300 manifests (0%)", drawn)
+        tty = self.on_terminal("purge")
+        self.assertIn("\r\x1b[Kpurge: 1/300 blobs (0%)", tty)
+        self.assertRegex(tty.rsplit("\r\x1b[K", 1)[1],
+                         r"^purge: removed 300 entries and 300 blobs; freed [^\n]+\n$")
+        self.assertEqual(self.store_pids(), [])
+
+    def test_malformed_progress_from_a_stranger(self):
+        """INDEX_PROGRESS is the indexer's to send: from a client on the control
+        socket it gets an error reply (malformed ones: MALFORMED, a well-formed
+        one: not a request); a flood of them on the worker socket from a peer
+        that never said READY is dropped; the supervisor and its indexer run on."""
+        self.populate()
+        pid = self.start()
+        ipid = self.indexer_pid()
+        for case, want in (("progress_past", "reply ERROR 1"), ("progress_esc", "reply ERROR 1"),
+                           ("progress_str", "reply ERROR 1"), ("progress", "reply ERROR 3")):
+            p = subprocess.run([POKE, "raw", case], env=self.env, capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual(p.stdout.strip(), want, case)
+        for case in ("progress", "progress_past"):
+            p = subprocess.run([POKE, "flood", case, "200", "workers"], env=self.env,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.stdout.strip(), "sent 200")
+        self.assertTrue(alive(pid))
+        self.assertEqual(self.indexer_pid(), ipid)
+        self.assertEqual(self.stats()["entries"], 3)
+        self.assertIn("verify: checked", self.run_k("verify").stdout)
 
 
 if __name__ == "__main__":

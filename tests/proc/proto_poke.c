@@ -74,6 +74,14 @@ build(const char *name, char *f[3], size_t n[3])
 	static const unsigned char version[] = { 0x93, 0x63, 0x0d, 0x05 };
 	static const unsigned char unknown[] = { 0x93, 0x01, 0x63, 0x05 };
 	static const unsigned char status[] = { 0x93, 0x01, 0x0d, 0x05 };
+	/* INDEX_PROGRESS [1, 25, 5, done, total, phase]: well-formed, done past
+	 * its total, a terminal escape for a phase, a string for a count */
+	static const unsigned char progress[] = { 0x96, 0x01, 0x19, 0x05, 0x03, 0x0a, 0xa1, 'b' };
+	static const unsigned char progress_past[] = { 0x96, 0x01, 0x19, 0x05, 0x0b, 0x0a, 0xa1, 'b' };
+	static const unsigned char progress_esc[] = { 0x96, 0x01, 0x19, 0x05, 0x01, 0x0a, 0xa3, 0x1b,
+		'[', 'J' };
+	static const unsigned char progress_str[] = { 0x96, 0x01, 0x19, 0x05, 0xa1, '1', 0x0a, 0xa1,
+		'b' };
 
 	f[0] = f[1] = f[2] = NULL;
 	if (strcmp(name, "garbage") == 0)
@@ -93,6 +101,14 @@ build(const char *name, char *f[3], size_t n[3])
 		return f[0] = (char *)version, n[0] = sizeof version, 1;
 	if (strcmp(name, "unknown") == 0)
 		return f[0] = (char *)unknown, n[0] = sizeof unknown, 1;
+	if (strcmp(name, "progress") == 0)
+		return f[0] = (char *)progress, n[0] = sizeof progress, 1;
+	if (strcmp(name, "progress_past") == 0)
+		return f[0] = (char *)progress_past, n[0] = sizeof progress_past, 1;
+	if (strcmp(name, "progress_esc") == 0)
+		return f[0] = (char *)progress_esc, n[0] = sizeof progress_esc, 1;
+	if (strcmp(name, "progress_str") == 0)
+		return f[0] = (char *)progress_str, n[0] = sizeof progress_str, 1;
 	if (strcmp(name, "oversize") == 0) {
 		memset(oversize, 0xc1, sizeof oversize);
 		return f[0] = oversize, n[0] = sizeof oversize, 1;

@@ -2,20 +2,15 @@
 """The directory remote through real supervisors and workers: a burst of uploads
 spread over scaled uploaders, and a fetch that imports into a second store.
 Environment: KACHED, POKE, FIXTURE (tests/tools/index_fixture)."""
-import hashlib
 import os
+import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_supervisor import KACHED, SupervisorTest, wait_for  # noqa: E402
-
-FIXTURE = os.environ.get("FIXTURE", "build/tests/index_fixture")
-
-
-def inv_of(res_hex):
-    """index_fixture names the invocation key BLAKE2b-256(result key)."""
-    return hashlib.blake2b(bytes.fromhex(res_hex), digest_size=32).hexdigest()
+from test_supervisor import SupervisorTest  # noqa: E402
+import kache_harness as kh  # noqa: E402
+from kache_harness import FIXTURE, inv_of, wait_for  # noqa: E402
 
 
 class RemoteDirTest(SupervisorTest):
@@ -25,15 +20,13 @@ class RemoteDirTest(SupervisorTest):
         self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote)
 
     def fixture(self, *args, store=None):
-        import subprocess
         p = subprocess.run([FIXTURE, store or self.dir, *args], capture_output=True,
                            text=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
         return p.stdout.split()
 
     def intents(self):
-        d = os.path.join(self.dir, "intents")
-        return os.listdir(d) if os.path.isdir(d) else []
+        return kh.intents(self.dir)
 
     def test_burst_of_200_uploads_over_4_uploaders(self):
         self.start()

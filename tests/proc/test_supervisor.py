@@ -5,79 +5,33 @@ Environment: KACHED (path of kached), POKE (path of proto_poke)."""
 import json
 import os
 import signal
-import shutil
 import subprocess
-import tempfile
-import threading
+import sys
 import time
 import unittest
 
-KACHED = os.environ.get("KACHED", "build/cli/kached")
-POKE = os.environ.get("POKE", "build/tests/proto_poke")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import KACHED, POKE, alive, wait_for  # noqa: E402
+
 KEY = "ab" * 32
-
-
-def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 class SupervisorTest(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-proc-")
+        self.tmp = kh.make_tmp("kache-proc-")
         self.dir = os.path.join(self.tmp, "store")
-        self.env = dict(os.environ)
-        self.env.update(KACHE_DIR=self.dir, KACHE_CONFIG=os.path.join(self.tmp, "config.toml"),
-                        KACHE_HEARTBEAT_MS="200", KACHE_REMOTE="none")
-        for k in ("KACHE_FAULT", "KACHE_RESTART_LIMIT", "KACHE_UPLOADERS"):
-            self.env.pop(k, None)
+        self.env = kh.store_env(self.tmp, self.dir,
+                                drop=("KACHE_FAULT", "KACHE_RESTART_LIMIT", "KACHE_UPLOADERS"))
 
     def tearDown(self):
         # kill every process serving a store of this test (supervisors and workers)
-        for pid in self.store_pids(prefix=self.tmp):
-            try:
-                os.kill(pid, signal.SIGCONT)
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        reports = []
-        logs = os.path.join(self.dir, "logs")
-        for name in (os.listdir(logs) if os.path.isdir(logs) else []):
-            with open(os.path.join(logs, name), errors="replace") as f:
-                text = f.read()
-            if "Sanitizer" in text or "runtime error:" in text:
-                reports.append(f"{name}:\n{text[-3000:]}")
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        reports = kh.end_test_processes(self.tmp, self.dir)
         self.assertEqual(reports, [], "sanitizer reports in the logs")
 
     def store_pids(self, prefix=None):
         """Processes serving this test's store, or with prefix, any store under it."""
-        want = b"KACHE_DIR=" + (prefix or self.dir).encode() + (b"" if prefix else b"\0")
-        pids = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/environ", "rb") as f:
-                    if want in f.read():
-                        pids.append(int(d))
-            except OSError:
-                pass
-        return [p for p in pids if p != os.getpid() and alive(p)]
+        return kh.store_pids(prefix or self.dir, under=bool(prefix))
 
     def kached(self, *args, check=True, timeout=30):
         p = subprocess.run([KACHED, *args], env=self.env, capture_output=True, text=True,

@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 sys.path.insert(0, HERE)
-from test_s3_moto import BUCKET, SECRET, boto, start_moto, stop  # noqa: E402
+import kache_harness as kh  # noqa: E402
+from kache_harness import boto, start_moto, stop  # noqa: E402
+from test_s3_moto import BUCKET, SECRET  # noqa: E402
 
 DRIVER = None
 OBJECTS = {"kache-format": b"kache-remote 1\n",
@@ -28,7 +30,7 @@ class RemoteList(unittest.TestCase):
         cls.moto, cls.port = start_moto()
         cls.s3 = boto(cls.port)
         cls.s3.create_bucket(Bucket=BUCKET)
-        cls.tmp = tempfile.mkdtemp(prefix="kache-remote-list.")
+        cls.tmp = kh.make_tmp("kache-remote-list.")
         cls.dir = os.path.join(cls.tmp, "remote")
         for name, data in {**OBJECTS, **MANY}.items():
             cls.s3.put_object(Bucket=BUCKET, Key="pfx/" + name, Body=data)

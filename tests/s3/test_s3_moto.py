@@ -6,67 +6,25 @@ tests/tools/faultproxy.py for injected faults.
 Usage: test_s3_moto.py /path/to/s3_driver [unittest args]
 """
 import hashlib
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 
-import boto3
 from botocore.exceptions import ClientError
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROXY = os.path.join(HERE, "..", "tools", "faultproxy.py")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import boto, free_port, start_moto, stop  # noqa: E402
+
 DRIVER = None
 BUCKET = "kache-test"
 SECRET = "moto-secret-Zq81x"
 RESULT_EXIT = {"OK": 0, "NOT_FOUND": 11, "AUTH": 12, "BAD_REQUEST": 13, "TRANSIENT": 14,
                "NO_BUCKET": 15, "LOCAL": 16}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_moto(extra_env=None):
-    port = free_port()
-    env = dict(os.environ, **(extra_env or {}))
-    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen("http://127.0.0.1:%d/moto-api/" % port, timeout=1)
-            return proc, port
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("moto_server exited")
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("moto_server did not come up")
-
-
-def stop(proc):
-    if proc and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def boto(port):
-    return boto3.client("s3", endpoint_url="http://127.0.0.1:%d" % port,
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        region_name="us-east-1")
 
 
 def blake2b_hex(data):
@@ -79,7 +37,7 @@ class Base(unittest.TestCase):
         cls.moto, cls.port = start_moto()
         cls.s3 = boto(cls.port)
         cls.s3.create_bucket(Bucket=BUCKET)
-        cls.tmp = tempfile.mkdtemp(prefix="kache-s3-e2e.")
+        cls.tmp = kh.make_tmp("kache-s3-e2e.")
 
     @classmethod
     def tearDownClass(cls):
@@ -232,14 +190,7 @@ class TestFaults(Base):
         super().setUpClass()
         cls.control = os.path.join(cls.tmp, "control.json")
         cls.log = os.path.join(cls.tmp, "proxy.log")
-        cls.proxy = subprocess.Popen(
-            [sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % cls.port,
-             "--control", cls.control, "--log", cls.log],
-            stdout=subprocess.PIPE, text=True)
-        line = cls.proxy.stdout.readline()
-        if not line.startswith("READY "):
-            raise RuntimeError("faultproxy did not start: %r" % line)
-        cls.pport = int(line.split()[1])
+        cls.proxy, cls.pport = kh.start_proxy(cls.port, cls.control, cls.log)
 
     @classmethod
     def tearDownClass(cls):
@@ -253,9 +204,7 @@ class TestFaults(Base):
         open(self.log, "w").close()
 
     def fault(self, ctl):
-        with open(self.control + ".tmp", "w") as f:
-            json.dump(ctl, f)
-        os.replace(self.control + ".tmp", self.control)
+        kh.write_fault(self.control, ctl)
 
     def proxied(self, *args, **kw):
         return self.drive(*args, port=self.pport, **kw)

@@ -10,17 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import CRATES, Workspace  # noqa: E402
+
 KACHE = None
-HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURE = os.path.join(HERE, "..", "fixtures", "ws")
-REAL_RUSTC = os.path.join(
-    subprocess.check_output(["rustc", "--print", "sysroot"], text=True).strip(), "bin", "rustc")
-CRATES = {"tiny", "greet_macro", "build_script_build", "fixture_core", "fixture_app"}
+REAL_RUSTC = kh.real_rustc()
 
 
 def msgpack_load(data):
@@ -65,74 +63,14 @@ def msgpack_load(data):
     return one(0)
 
 
-class Workspace:
-    """A copy of the fixture with its own CARGO_HOME and target dir."""
-
-    def __init__(self, root, store, name="ws"):
-        self.dir = os.path.join(root, name)
-        shutil.copytree(FIXTURE, self.dir)
-        self.home = os.path.join(root, name + "-cargo-home")
-        self.log = os.path.join(root, name + "-rustc.log")
-        self.shim = os.path.join(root, name + "-rustc-shim")
-        with open(self.shim, "w") as f:
-            f.write("#!/bin/sh\n"
-                    "case \" $* \" in *' --crate-name '*) "
-                    "echo \"$*\" >> '%s';; esac\n"
-                    "exec '%s' \"$@\"\n" % (self.log, REAL_RUSTC))
-        os.chmod(self.shim, 0o755)
-        self.env = dict(os.environ)
-        for k in list(self.env):
-            if k.startswith("KACHE_") or k.startswith("CARGO_") or k == "RUSTC_WRAPPER":
-                del self.env[k]
-        self.env.update({
-            "KACHE_DIR": store, "CARGO_HOME": self.home, "RUSTC": self.shim,
-            "RUSTC_WRAPPER": KACHE, "KACHE_FIXTURE_GREETING": "hello",
-            "CARGO_TERM_COLOR": "never",
-        })
-
-    def cargo(self, *args, check=True, **env):
-        e = dict(self.env, **env)
-        if os.path.exists(self.log):
-            os.unlink(self.log)
-        jobs = ["-j2"] if args[0] in ("build", "test") else []
-        p = subprocess.run(["cargo", *args, "--offline", *jobs], cwd=self.dir, env=e,
-                           capture_output=True, text=True, timeout=600)
-        if check and p.returncode != 0:
-            raise AssertionError("cargo %s failed:\n%s" % (" ".join(args), p.stderr))
-        return p
-
-    def compiled(self):
-        """Crate names of compiles that reached the real rustc in the last cargo run
-        (cargo's own `--crate-name ___ --print` probes excluded)."""
-        if not os.path.exists(self.log):
-            return []
-        names = []
-        for line in open(self.log):
-            words = line.split()
-            name = words[words.index("--crate-name") + 1]
-            if name != "___":
-                names.append(name)
-        return sorted(names)
-
-    def run_app(self):
-        return subprocess.check_output([os.path.join(self.dir, "target/debug/fixture-app")],
-                                       text=True)
-
-    def edit(self, rel, old, new):
-        path = os.path.join(self.dir, rel)
-        text = open(path).read()
-        assert old in text
-        open(path, "w").write(text.replace(old, new))
-
-
 class Scenarios(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-scenario-")
+        self.tmp = kh.make_tmp(prefix="kache-scenario-")
         self.store = os.path.join(self.tmp, "store")
 
     def tearDown(self):
         subprocess.run(["chattr", "-R", "-i", self.tmp], capture_output=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        kh.remove_tmp(self.tmp)
 
     def warm(self, ws):
         ws.cargo("build")
@@ -448,13 +386,13 @@ class HostileStoreScenarios(unittest.TestCase):
     item 4): never followed, never waited on; counted as corrupt and compiled."""
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-hostile-")
+        self.tmp = kh.make_tmp(prefix="kache-hostile-")
         self.store = os.path.join(self.tmp, "store")
         self.elsewhere = os.path.join(self.tmp, "elsewhere")
         os.makedirs(self.elsewhere)
 
     def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        kh.remove_tmp(self.tmp)
 
     def corrupt_count(self, ws):
         p = subprocess.run([KACHE, "stats", "--json"], env=ws.env, capture_output=True,
@@ -492,9 +430,7 @@ class HostileStoreScenarios(unittest.TestCase):
             self.fail("the build hung on a %s in %s" % (how, kind))
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(ws.run_app(), out)
-        deadline = time.monotonic() + 30
-        while kache_processes(self.store) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        kh.wait_for(lambda: not kache_processes(self.store), 30, 0.1)
         self.assertEqual(kache_processes(self.store), [], "a wrapper outlived cargo")
         if recompiled:
             self.assertTrue(CRATES.issubset(set(ws.compiled())), ws.compiled())
@@ -551,11 +487,11 @@ class RaceScenarios(unittest.TestCase):
     for an --extern, right before) the real rustc ran on the chosen crate."""
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-race-")
+        self.tmp = kh.make_tmp(prefix="kache-race-")
         self.store = os.path.join(self.tmp, "store")
 
     def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        kh.remove_tmp(self.tmp)
 
     def racing(self, ws, crate, when, action):
         """Points ws at a rustc that runs `action` (python; argv is rustc's) once,
@@ -638,15 +574,14 @@ class RemoteScenarios(unittest.TestCase):
     sharing one directory remote through their supervisors."""
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-remote-")
+        self.tmp = kh.make_tmp(prefix="kache-remote-")
         self.remote = os.path.join(self.tmp, "remote")
         self.stores = []
 
     def tearDown(self):
         for store in self.stores:
-            subprocess.run([KACHE, "supervisor", "stop"], env=dict(os.environ, KACHE_DIR=store),
-                           capture_output=True, timeout=60)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+            kh.supervisor_stop(KACHE, dict(os.environ, KACHE_DIR=store))
+        kh.remove_tmp(self.tmp)
 
     def machine(self, name, root):
         store = os.path.join(self.tmp, name + "-store")
@@ -663,12 +598,7 @@ class RemoteScenarios(unittest.TestCase):
 
     def uploaded(self, store):
         intents = os.path.join(store, "intents")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if not os.listdir(intents):
-                return True
-            time.sleep(0.2)
-        return False
+        return kh.wait_for(lambda: not os.listdir(intents), 120, 0.2)
 
     def test_second_machine_served_from_the_remote(self):
         a, store_a = self.machine("a", self.tmp)
@@ -786,12 +716,12 @@ class RemoteScenarios(unittest.TestCase):
         self.assertIn("fixture_core", b.compiled())
         self.assertNotIn("tiny", b.compiled())
         self.assertEqual(b.run_app(), out)
-        subprocess.run([KACHE, "supervisor", "stop"], env=b.env, capture_output=True, timeout=60)
+        kh.supervisor_stop(KACHE, b.env)
         v = subprocess.run([KACHE, "verify"], env=b.env, capture_output=True, text=True,
                            timeout=120)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
 
 if __name__ == "__main__":
-    KACHE = os.path.abspath(sys.argv.pop(1))
+    KACHE = kh.take_kache_arg()
     unittest.main()

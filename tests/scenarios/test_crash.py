@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Crash consistency: kill -9 the wrapper, its background-store child and the
 supervisor at random points of storing and importing, many times, over real
-offline cargo builds of tests/fixtures/ws (the harness of test_cargo.py).
+offline cargo builds of tests/fixtures/ws (tests/harness/kache_harness.py).
 
 After every round: the store and index reopen (`kache stats`, `kache verify`
 exit 0), every entry decodes and names blobs that are present and whole
@@ -20,13 +20,13 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_cargo  # noqa: E402
-from test_cargo import Workspace  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import Workspace  # noqa: E402
 
 BASE = "hello data-from-include-str 42 polite LOUD!"
 FMT = '"{} {} {} {} {}"'
@@ -153,14 +153,14 @@ class CrashBase(unittest.TestCase):
         print("%s: seed %d (KACHE_CRASH_SEED=%d replays it)" % (self.id(), seed, seed),
               flush=True)
         self.rng = random.Random(seed)
-        self.tmp = tempfile.mkdtemp(prefix="kache-crash-")
+        self.tmp = kh.make_tmp("kache-crash-")
         self.token = "kache-crash-%d-%d" % (os.getpid(), seed)
         self.stores = []
 
     def tearDown(self):
         self.kill_ours(1.0)
         for store in self.stores:
-            subprocess.run([test_cargo.KACHE, "supervisor", "stop"],
+            subprocess.run([kh.KACHE, "supervisor", "stop"],
                            env=dict(os.environ, KACHE_DIR=store), capture_output=True,
                            timeout=60)
         self.kill_ours(1.0)
@@ -268,13 +268,13 @@ class CrashBase(unittest.TestCase):
             crates = set(os.listdir(packs)) if os.path.isdir(packs) else set()
             intents = [f for f in os.listdir(os.path.join(store, "intents"))
                        if not f.startswith(".")]
-            if not self.ours({"kache"}) and not intents and test_cargo.CRATES <= crates:
+            if not self.ours({"kache"}) and not intents and kh.CRATES <= crates:
                 return True
             time.sleep(0.2)
         return False
 
     def stop_supervisor(self, ws):
-        subprocess.run([test_cargo.KACHE, "supervisor", "stop"], env=ws.env,
+        subprocess.run([kh.KACHE, "supervisor", "stop"], env=ws.env,
                        capture_output=True, timeout=120)
 
     def check_round(self, ws, store, want, label, remote=False):
@@ -283,7 +283,7 @@ class CrashBase(unittest.TestCase):
         self.settle()
         self.assertEqual(entry_problems(store), [], label)
         for cmd in (["stats"], ["verify"]):
-            p = subprocess.run([test_cargo.KACHE, *cmd], env=ws.env, capture_output=True,
+            p = subprocess.run([kh.KACHE, *cmd], env=ws.env, capture_output=True,
                                text=True, timeout=120)
             self.assertEqual(p.returncode, 0, "%s: kache %s: %s%s" %
                              (label, cmd[0], p.stdout, p.stderr))
@@ -376,12 +376,12 @@ class GcAfterKill9(CrashBase):
             os.utime(os.path.join(self.store, rel), (old, old))
 
     def test_gc_reclaims_temporaries_left_by_kill9(self):
-        gc = subprocess.run([test_cargo.KACHE, "gc"], env=self.ws.env, capture_output=True,
+        gc = subprocess.run([kh.KACHE, "gc"], env=self.ws.env, capture_output=True,
                             text=True, timeout=120)
         self.assertEqual(gc.returncode, 0, gc.stderr)
         self.assertEqual(temporaries(self.store), [], "gc left temporaries of killed writers")
 
 
 if __name__ == "__main__":
-    test_cargo.KACHE = os.path.abspath(sys.argv.pop(1))
+    kh.take_kache_arg()
     unittest.main()

@@ -3,7 +3,8 @@
 must leave every result of the build in the remote, checked by an independent
 reader (boto3 against moto_server, or a listing of the directory remote); what
 cannot be uploaded in time stays on disk and is named. Also: stale pending-store
-markers (tmp/pending-*) never make a build or a flush wait.
+markers (tmp/pending-*) never make a build or a flush wait. This file: the
+directory remote, or none; through S3 (moto_server): tests/s3/test_s3_flush.py.
 
 usage: test_flush.py <path to kache> [unittest args]
 """
@@ -11,144 +12,29 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import test_cargo  # noqa: E402
-from test_cargo import CRATES, Workspace  # noqa: E402
-import test_s3  # noqa: E402
-from test_s3 import BUCKET  # noqa: E402
-
-
-def entries(store):
-    """Result keys of every entry the local store holds."""
-    d = os.path.join(store, "entries")
-    keys = set()
-    for sub in os.listdir(d) if os.path.isdir(d) else []:
-        for name in os.listdir(os.path.join(d, sub)):
-            if re.fullmatch(r"[0-9a-f]{64}", name):
-                keys.add(name)
-    return keys
-
-
-def intents(store):
-    d = os.path.join(store, "intents")
-    return [n for n in os.listdir(d) if re.fullmatch(r"[0-9a-f]{64}", n)] \
-        if os.path.isdir(d) else []
-
-
-class FlushS3(test_s3.S3Scenarios):
-    """Through moto_server behind the fault proxy."""
-
-    def tearDown(self):
-        self.fault({"mode": "pass"})
-        for env in self.stores:
-            subprocess.run([test_cargo.KACHE, "supervisor", "stop", "--timeout", "30s"],
-                           env=env, capture_output=True, timeout=90)
-        self.stores = []
-        super().tearDown()
-
-    def remote_results(self):
-        """Result keys of the packs in the bucket, read with boto3."""
-        res = set()
-        for page in self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=BUCKET, Prefix=self.prefix + "/packs/"):
-            for o in page.get("Contents", []):
-                res.add(o["Key"].rsplit("/", 1)[1][:-len(".pack")])
-        return res
-
-    def kache(self, ws, *args, timeout=300):
-        return subprocess.run([test_cargo.KACHE, *args], env=ws.env, capture_output=True,
-                              text=True, timeout=timeout)
-
-    def test_stop_right_after_build_uploads_everything(self):
-        # a slow remote and one uploader: the uploads take far longer than the
-        # build, as the biggest packs do at the end of a real CI job
-        self.fault({"mode": "slow", "delay": 1.5, "methods": ["PUT"]})
-        a = self.machine("a", os.path.join(self.tmp, "a"), port=self.pport,
-                         KACHE_S3_UPLOAD_CONCURRENCY="1")
-        a.cargo("build")
-        self.assertTrue(CRATES.issubset(set(a.compiled())))
-        p = self.kache(a, "supervisor", "stop")
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        made = entries(a.store)
-        self.assertGreaterEqual(len(made), len(CRATES))
-        self.assertEqual(intents(a.store), [], p.stdout + p.stderr)
-        self.assertEqual(made - self.remote_results(), set(), "results missing from the bucket")
-        self.assertRegex(p.stderr, r"flush: %d uploaded, 0 left" % len(made))
-
-    def test_flush_keeps_the_supervisor_running(self):
-        self.fault({"mode": "slow", "delay": 1.0, "methods": ["PUT"]})
-        a = self.machine("a", os.path.join(self.tmp, "a"), port=self.pport,
-                         KACHE_S3_UPLOAD_CONCURRENCY="1")
-        a.cargo("build")
-        p = self.kache(a, "flush")
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertEqual(intents(a.store), [])
-        self.assertEqual(entries(a.store) - self.remote_results(), set())
-        st = self.kache(a, "supervisor", "status")
-        self.assertEqual(st.returncode, 0, "flush must leave the supervisor running")
-
-    def test_flush_timeout_names_what_is_left(self):
-        self.fault({"mode": "hang", "delay": 8, "methods": ["PUT"]})
-        a = self.machine("a", os.path.join(self.tmp, "a"), port=self.pport,
-                         KACHE_S3_UPLOAD_CONCURRENCY="1")
-        a.cargo("build")
-        p = self.kache(a, "flush", "--timeout", "2s", timeout=60)
-        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
-        left = intents(a.store)
-        self.assertGreater(len(left), 0)
-        m = re.search(r"(\d+) upload intents? left", p.stderr)
-        self.assertTrue(m, p.stderr)
-        self.assertGreaterEqual(int(m.group(1)), 1)
-        self.assertLessEqual(int(m.group(1)), len(entries(a.store)))
-        self.assertIn("stay on disk", p.stderr)
-        # a bad duration is a usage error
-        p = self.kache(a, "flush", "--timeout", "soon")
-        self.assertEqual(p.returncode, 2, p.stderr)
-
-    def test_remote_switched_off_pauses_uploads(self):
-        """A 403 switches the remote off: the supervisor stops handing intents to
-        the uploaders (one failed attempt, not one per intent and retry), says so
-        once, keeps every intent, and flush says why at once."""
-        self.fault({"mode": "403"})
-        a = self.machine("a", os.path.join(self.tmp, "a"), port=self.pport,
-                         KACHE_S3_UPLOAD_CONCURRENCY="1")
-        a.cargo("build")
-        time.sleep(4)  # time for (old) retries and further dispatches
-        made = entries(a.store)
-        self.assertEqual(sorted(intents(a.store)), sorted(made))
-        up = open(os.path.join(a.store, "logs", "uploader.0.log")).read().splitlines()
-        attempts = [l for l in up if re.search(r"upload [0-9a-f]{64} failed", l)]
-        self.assertEqual(len(attempts), 1, attempts)
-        sup = open(os.path.join(a.store, "logs", "supervisor.log")).read()
-        self.assertEqual(sup.count("uploads paused"), 1, sup)
-        p = self.kache(a, "flush", "--timeout", "60s", timeout=30)
-        self.assertNotEqual(p.returncode, 0)
-        self.assertIn("switched off", p.stderr)
-        self.assertIn("%d upload intents left" % len(made), p.stderr)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import CRATES, Workspace  # noqa: E402
+from kache_harness import entry_keys as entries, intent_keys as intents  # noqa: E402
 
 
 class FlushLocal(unittest.TestCase):
     """The directory remote, or none."""
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-flush-")
+        self.tmp = kh.make_tmp("kache-flush-")
         self.remote = os.path.join(self.tmp, "remote")
         self.store = os.path.join(self.tmp, "store")
         self.envs = []
 
     def tearDown(self):
         for env in self.envs:
-            subprocess.run([test_cargo.KACHE, "supervisor", "stop", "--timeout", "10s"],
-                           env=env, capture_output=True, timeout=60)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+            kh.supervisor_stop(kh.KACHE, env, "10s")
+        kh.remove_tmp(self.tmp)
 
     def ws(self, remote=True):
         w = Workspace(self.tmp, self.store)
@@ -159,7 +45,7 @@ class FlushLocal(unittest.TestCase):
         return w
 
     def kache(self, w, *args, timeout=120):
-        return subprocess.run([test_cargo.KACHE, *args], env=w.env, capture_output=True,
+        return subprocess.run([kh.KACHE, *args], env=w.env, capture_output=True,
                               text=True, timeout=timeout)
 
     def remote_results(self):
@@ -253,5 +139,5 @@ class FlushLocal(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    test_cargo.KACHE = os.path.abspath(sys.argv.pop(1))
+    kh.take_kache_arg()
     unittest.main()

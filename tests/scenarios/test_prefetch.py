@@ -15,14 +15,15 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 sys.path.insert(0, os.path.join(HERE, "..", "s3"))
 sys.path.insert(0, HERE)
-import test_cargo  # noqa: E402
-from test_cargo import CRATES, Workspace  # noqa: E402
+import kache_harness as kh  # noqa: E402
+from kache_harness import CRATES, Workspace  # noqa: E402
 
 
 def kache(ws, *args, timeout=60):
-    return subprocess.run([test_cargo.KACHE, *args], env=ws.env, capture_output=True,
+    return subprocess.run([kh.KACHE, *args], env=ws.env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -47,8 +48,7 @@ def wait_prefetch(test, ws, what, timeout=120):
 
 def stats(ws):
     p = kache(ws, "stats", "--json")
-    test_cargo_json = p.stdout[p.stdout.index("{"):]
-    return json.loads(test_cargo_json)
+    return json.loads(p.stdout[p.stdout.index("{"):])
 
 
 class PrefetchDir(unittest.TestCase):
@@ -59,7 +59,7 @@ class PrefetchDir(unittest.TestCase):
 
     def tearDown(self):
         for env in self.envs:
-            subprocess.run([test_cargo.KACHE, "supervisor", "stop", "--timeout", "20s"],
+            subprocess.run([kh.KACHE, "supervisor", "stop", "--timeout", "20s"],
                            env=env, capture_output=True, timeout=90)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -139,7 +139,7 @@ class PrefetchDir(unittest.TestCase):
             f.write("pub fn seven() -> u32 { 7 }\n")
         with open(os.path.join(d, "Cargo.lock"), "wb") as f:
             f.write(b"\x00\x01garbage\n[[package]]\nname = \"../../etc\"\n")
-        p = subprocess.run([test_cargo.KACHE, test_cargo.REAL_RUSTC, "--crate-name", "plain",
+        p = subprocess.run([kh.KACHE, kh.real_rustc(), "--crate-name", "plain",
                             "--edition", "2021", "--crate-type", "lib", "lib.rs",
                             "--emit=dep-info,metadata,link",
                             "--out-dir", "out"], cwd=d, env=ws.env, capture_output=True,
@@ -157,10 +157,10 @@ class PrefetchS3(unittest.TestCase):
     """The hung remote, over moto behind the fault proxy (test_s3's fixtures)."""
 
     def setUp(self):
-        import test_s3
-        self.s3 = test_s3.S3Scenarios("test_slow_responses")
-        test_s3.S3Scenarios.setUpClass()
-        self.addCleanup(test_s3.S3Scenarios.tearDownClass)
+        import test_s3_scenarios as t
+        self.s3 = t.S3Scenarios("test_slow_responses")
+        t.S3Scenarios.setUpClass()
+        self.addCleanup(t.S3Scenarios.tearDownClass)
         self.s3.setUp()
         self.addCleanup(self.s3.tearDown)
 
@@ -180,5 +180,5 @@ class PrefetchS3(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    test_cargo.KACHE = os.path.abspath(sys.argv.pop(1))
+    kh.take_kache_arg()
     unittest.main()

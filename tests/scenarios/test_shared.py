@@ -11,14 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_cargo  # noqa: E402
-from test_cargo import CRATES, Workspace  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import CRATES, Workspace  # noqa: E402
 from test_crash import mp_decode, read_bytes  # noqa: E402
 
 WANT = "hello data-from-include-str 42 polite LOUD! DONE!\n"
@@ -42,13 +42,13 @@ def build_at_once(machines):
 
 class SharedRemote(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-shared-")
+        self.tmp = kh.make_tmp("kache-shared-")
         self.remote = os.path.join(self.tmp, "remote")
         self.machines = []
 
     def tearDown(self):
         for ws in self.machines:
-            subprocess.run([test_cargo.KACHE, "supervisor", "stop"], env=ws.env,
+            subprocess.run([kh.KACHE, "supervisor", "stop"], env=ws.env,
                            capture_output=True, timeout=60)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -58,7 +58,7 @@ class SharedRemote(unittest.TestCase):
         ws = Workspace(root, os.path.join(self.tmp, name + "-store"), name)
         ws.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote)
         ws.store = os.path.join(self.tmp, name + "-store")
-        p = subprocess.run([test_cargo.KACHE, "supervisor", "start"], env=ws.env,
+        p = subprocess.run([kh.KACHE, "supervisor", "start"], env=ws.env,
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.machines.append(ws)
@@ -116,9 +116,9 @@ class SharedRemote(unittest.TestCase):
         c.cargo("build", KACHE_DEADLINE_MS="5000")
         self.assertEqual(c.compiled(), [], "the third machine compiled instead of fetching")
         self.assertEqual(c.run_app(), WANT)
-        subprocess.run([test_cargo.KACHE, "supervisor", "stop"], env=c.env,
+        subprocess.run([kh.KACHE, "supervisor", "stop"], env=c.env,
                        capture_output=True, timeout=60)
-        v = subprocess.run([test_cargo.KACHE, "verify"], env=c.env, capture_output=True,
+        v = subprocess.run([kh.KACHE, "verify"], env=c.env, capture_output=True,
                            text=True, timeout=120)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
@@ -130,5 +130,5 @@ class SharedRemote(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    test_cargo.KACHE = os.path.abspath(sys.argv.pop(1))
+    kh.take_kache_arg()
     unittest.main()

@@ -58,9 +58,9 @@ full_fd(int fd)
 }
 
 #define REAL(name) \
-	static __typeof__(&name) real_##name; \
+	static __typeof__(&(name)) real_##name; \
 	if (real_##name == NULL) \
-		real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
+		real_##name = (__typeof__(&(name)))dlsym(RTLD_NEXT, #name)
 
 ssize_t
 write(int fd, const void *b, size_t n)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -22,11 +23,13 @@ fill(struct msg *m, uint32_t type)
 	strcpy(m->role, "uploader");
 	m->index = 7;
 	m->pid = 4242;
-	strcpy(m->key, key);
+	snprintf(m->key, sizeof m->key, "%s", key);
 	m->epoch = 1700000000;
 	m->deadline = 50;
 	m->status = -3;
 	m->count = 4;
+	m->total = 9;
+	strcpy(m->phase, "blobs");
 	msg_set_text(m, "hello");
 }
 
@@ -79,6 +82,8 @@ test_roundtrip_all(void **state)
 		assert_true(b.deadline == 0 || b.deadline == a.deadline);
 		assert_true(b.status == 0 || b.status == a.status);
 		assert_true(b.count == 0 || b.count == a.count);
+		assert_true(b.total == 0 || b.total == a.total);
+		assert_true(b.phase[0] == 0 || strcmp(b.phase, a.phase) == 0);
 		assert_true(b.text == NULL || strcmp(b.text, "hello") == 0);
 		/* truncations of a valid message are all refused */
 		for (size_t n = 0; n < out.len; n++) {
@@ -231,6 +236,55 @@ test_index_messages(void **state)
 	expect(reply_short_str, sizeof reply_short_str, MSG_DECODE_MALFORMED);
 }
 
+/* INDEX_PROGRESS round-trips; counts and phase are checked beyond their types
+ * (negative, past the total, a phase that is not a short lower-case word). */
+static void
+test_progress(void **state)
+{
+	/* [1, 25, 5, 3, 10, "blobs"] */
+	static const unsigned char ok[] = { 0x96, 0x01, 0x19, 0x05, 0x03, 0x0a, 0xa5, 'b', 'l', 'o',
+		'b', 's' };
+	static const unsigned char negative[] = { 0x96, 0x01, 0x19, 0x05, 0xff, 0x0a, 0xa1, 'b' };
+	static const unsigned char past_total[] = { 0x96, 0x01, 0x19, 0x05, 0x0b, 0x0a, 0xa1, 'b' };
+	static const unsigned char neg_total[] = { 0x96, 0x01, 0x19, 0x05, 0x01, 0xfe, 0xa1, 'b' };
+	static const unsigned char no_phase[] = { 0x96, 0x01, 0x19, 0x05, 0x01, 0x0a, 0xa0 };
+	static const unsigned char escape[] = { 0x96, 0x01, 0x19, 0x05, 0x01, 0x0a, 0xa2, 0x1b, 'c' };
+	static const unsigned char long_phase[] = { 0x96, 0x01, 0x19, 0x05, 0x01, 0x0a, 0xb0, 'a',
+		'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a' };
+	static const unsigned char short_msg[] = { 0x95, 0x01, 0x19, 0x05, 0x01, 0x0a };
+	static const unsigned char str_count[] = { 0x96, 0x01, 0x19, 0x05, 0xa1, '1', 0x0a, 0xa1, 'b' };
+	struct msg a, b;
+	struct buf out;
+
+	(void)state;
+	assert_string_equal(msg_type_name(MSG_INDEX_PROGRESS), "INDEX_PROGRESS");
+	msg_init(&a, MSG_INDEX_PROGRESS, 8);
+	a.count = 1234;
+	a.total = 5678;
+	strcpy(a.phase, "blobs");
+	buf_init(&out);
+	assert_int_equal(msg_encode(&a, &out), 0);
+	assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
+	assert_int_equal(b.count, 1234);
+	assert_int_equal(b.total, 5678);
+	assert_string_equal(b.phase, "blobs");
+	msg_clear(&b);
+	buf_free(&out);
+	a.count = 5679; /* the encoder refuses what the decoder would */
+	buf_init(&out);
+	assert_int_equal(msg_encode(&a, &out), -1);
+	buf_free(&out);
+	expect(ok, sizeof ok, MSG_DECODE_OK);
+	expect(negative, sizeof negative, MSG_DECODE_MALFORMED);
+	expect(past_total, sizeof past_total, MSG_DECODE_MALFORMED);
+	expect(neg_total, sizeof neg_total, MSG_DECODE_MALFORMED);
+	expect(no_phase, sizeof no_phase, MSG_DECODE_MALFORMED);
+	expect(escape, sizeof escape, MSG_DECODE_MALFORMED);
+	expect(long_phase, sizeof long_phase, MSG_DECODE_MALFORMED);
+	expect(short_msg, sizeof short_msg, MSG_DECODE_MALFORMED);
+	expect(str_count, sizeof str_count, MSG_DECODE_MALFORMED);
+}
+
 static void
 test_key_too_long(void **state)
 {
@@ -327,6 +381,7 @@ main(void)
 		cmocka_unit_test(test_empty_strings),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_index_messages),
+		cmocka_unit_test(test_progress),
 		cmocka_unit_test(test_key_too_long),
 		cmocka_unit_test(test_encode_refuses_unknown),
 		cmocka_unit_test(test_paths),

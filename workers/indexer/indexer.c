@@ -24,7 +24,6 @@ static void on_record(int type, const unsigned char *res, void *arg);
 static void on_tick(void *arg, int64_t now);
 static void note_space(struct indexer *x);
 static void run_gc(struct indexer *x, int64_t now);
-static void gc_beat(const struct index_entry_info *e, void *arg);
 static int64_t gc_interval_ms(const struct indexer *x);
 
 /* Ingested hits and misses go up as EVENT_HIT / EVENT_MISS, keyed by the
@@ -88,22 +87,23 @@ indexer_max_size(const struct indexer *x)
 	return v >= 0 ? v : 10LL << 30;
 }
 
-/* A long gc must not look like a hung worker: beat between evictions. */
-static void
-gc_beat(const struct index_entry_info *e, void *arg)
+/* The progress of a long index operation: to the client that asked for it,
+ * and in any case the heartbeat that keeps the worker from looking hung. */
+void
+indexer_progress(const char *phase, uint64_t done, uint64_t total, void *arg)
 {
-	(void)e;
 	(void)arg;
-	proto_worker_beat();
+	proto_worker_progress(phase, (int64_t)done, (int64_t)total);
 }
 
 static void
 run_gc(struct indexer *x, int64_t now)
 {
+	static const struct index_progress pg = { indexer_progress, NULL };
 	struct index_gc_result r;
 
 	x->next_gc = now + gc_interval_ms(x);
-	if (index_gc(x->ix, (uint64_t)indexer_max_size(x), &r, gc_beat, NULL) < 0) {
+	if (index_gc(x->ix, (uint64_t)indexer_max_size(x), &r, NULL, NULL, &pg) < 0) {
 		log_warnx("gc of %s did not finish", x->kache_dir);
 		return;
 	}

@@ -25,6 +25,10 @@ int indexer_open(struct indexer *x, int64_t now);
 /* The gc cap: cache.max_size, 10G when it is not a size. */
 int64_t indexer_max_size(const struct indexer *x);
 
+/* indexer.c: the index_progress callback of every long operation: sends the
+ * progress up (proto_worker_progress), which also beats. */
+void indexer_progress(const char *phase, uint64_t done, uint64_t total, void *arg);
+
 /* indexer_requests.c: answers a request routed from a client (the
  * proto_worker_ops request callback). */
 void indexer_request(void *arg, const struct msg *req, struct msg *rep);

@@ -20,6 +20,9 @@ static void on_verify(struct indexer *x, struct msg *rep);
 static void on_purge(struct indexer *x, struct msg *rep);
 static void verify_report(const char *what, const char *hex, void *arg);
 
+/* verify, purge and gc send their progress to the client (and beat). */
+static const struct index_progress progress = { indexer_progress, NULL };
+
 static void
 reply_json(struct msg *rep, json_t *doc)
 {
@@ -93,11 +96,11 @@ on_gc(struct indexer *x, const struct msg *req, struct msg *rep)
 	int64_t cap = req->count < 0 ? indexer_max_size(x) : req->count;
 
 	log_info("gc requested (cap %lld bytes)", (long long)cap);
-	reply_json(rep, index_json_gc(x->ix, (uint64_t)cap, req->status != 0, INDEX_JSON_PAGE));
+	reply_json(rep, index_json_gc(x->ix, (uint64_t)cap, req->status != 0, INDEX_JSON_PAGE,
+	    &progress));
 }
 
-/* One problem verify found: kept for the reply (at most a page of them) and a
- * heartbeat, as a verify of a large store takes long. */
+/* One problem verify found: kept for the reply (at most a page of them). */
 static void
 verify_report(const char *what, const char *hex, void *arg)
 {
@@ -105,7 +108,6 @@ verify_report(const char *what, const char *hex, void *arg)
 
 	if (json_array_size(problems) < INDEX_JSON_PAGE)
 		json_array_append_new(problems, json_pack("{s:s, s:s}", "what", what, "key", hex));
-	proto_worker_beat();
 }
 
 /* Replies with index_json_verify's summary. */
@@ -125,7 +127,7 @@ on_verify(struct indexer *x, struct msg *rep)
 		return;
 	}
 	log_info("verify requested");
-	n = index_verify(x->ix, &r, verify_report, problems);
+	n = index_verify(x->ix, &r, verify_report, problems, &progress);
 	reply_json(rep, index_json_verify(&r, problems, n,
 	    n > INDEX_JSON_PAGE ? n - INDEX_JSON_PAGE : 0));
 }
@@ -138,7 +140,7 @@ on_purge(struct indexer *x, struct msg *rep)
 	int rc;
 
 	log_info("purge requested");
-	rc = index_purge(x->ix, &r);
+	rc = index_purge(x->ix, &r, &progress);
 	reply_json(rep, index_json_purge(&r, rc == 0));
 }
 

@@ -3,8 +3,6 @@
 tests/tools/faultproxy.py in between: a multipart pack round-trips, and an
 uploader killed in the middle of a multipart upload leaves no visible object and
 finishes the upload once restarted. Environment: KACHED, POKE, FIXTURE."""
-import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -12,18 +10,13 @@ import sys
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "s3"))
-from test_supervisor import SupervisorTest, wait_for  # noqa: E402
-from test_s3_moto import boto, start_moto, stop  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+sys.path.insert(0, os.path.join(HERE, "..", "proc"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import FIXTURE, boto, inv_of, start_moto, stop, wait_for  # noqa: E402
+from test_supervisor import SupervisorTest  # noqa: E402
 
-FIXTURE = os.environ.get("FIXTURE", "build/tests/index_fixture")
-PROXY = os.path.join(HERE, "..", "tools", "faultproxy.py")
 BUCKET = "kache-proc"
-
-
-def inv_of(res_hex):
-    return hashlib.blake2b(bytes.fromhex(res_hex), digest_size=32).hexdigest()
 
 
 class RemoteS3Test(SupervisorTest):
@@ -42,14 +35,9 @@ class RemoteS3Test(SupervisorTest):
         self.control = os.path.join(self.tmp, "control.json")
         self.plog = os.path.join(self.tmp, "proxy.log")
         self.fault({"mode": "pass"})
-        self.proxy = subprocess.Popen(
-            [sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % self.port,
-             "--control", self.control, "--log", self.plog], stdout=subprocess.PIPE, text=True)
-        self.pport = int(self.proxy.stdout.readline().split()[1])
+        self.proxy, self.pport = kh.start_proxy(self.port, self.control, self.plog)
         self.prefix = "proc-" + self._testMethodName[-12:]
-        for k in list(self.env):
-            if k.startswith("AWS_"):
-                del self.env[k]
+        kh.drop_prefixed(self.env, "AWS_")
         self.env.update(KACHE_REMOTE="s3", KACHE_S3_BUCKET=BUCKET, KACHE_S3_PREFIX=self.prefix,
                         KACHE_S3_ENDPOINT="http://127.0.0.1:%d" % self.pport,
                         AWS_ACCESS_KEY_ID="AKIDPROC", AWS_SECRET_ACCESS_KEY="proc-secret",
@@ -61,9 +49,7 @@ class RemoteS3Test(SupervisorTest):
         super().tearDown()
 
     def fault(self, ctl):
-        with open(self.control + ".tmp", "w") as f:
-            json.dump(ctl, f)
-        os.replace(self.control + ".tmp", self.control)
+        kh.write_fault(self.control, ctl)
 
     def fixture(self, *args):
         p = subprocess.run([FIXTURE, self.dir, *args], capture_output=True, text=True,
@@ -72,8 +58,7 @@ class RemoteS3Test(SupervisorTest):
         return p.stdout.split()
 
     def intents(self):
-        d = os.path.join(self.dir, "intents")
-        return os.listdir(d) if os.path.isdir(d) else []
+        return kh.intents(self.dir)
 
     def pack_key(self, res):
         return "%s/packs/burst/%s.pack" % (self.prefix, res)

@@ -3,27 +3,23 @@
 tests/tools/faultproxy.py in front of it for faults, boto3 as the independent
 client that checks what kache uploaded.
 
-usage: test_s3.py <path to kache> [unittest args]
+usage: test_s3_scenarios.py <path to kache> [unittest args]
 """
 import hashlib
-import json
 import os
 import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "s3"))
-sys.path.insert(0, HERE)
-import test_cargo  # noqa: E402
-from test_cargo import CRATES, Workspace  # noqa: E402
-from test_s3_moto import boto, start_moto, stop  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+# test_shared (tests/scenarios): the two-machines race shared with the dir remote
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scenarios"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import CRATES, Workspace, boto, start_moto, stop  # noqa: E402
 
-PROXY = os.path.join(HERE, "..", "tools", "faultproxy.py")
 BUCKET = "kache-scenarios"
 SECRET = "scenario-secret-Kq93"
 
@@ -75,15 +71,10 @@ class S3Scenarios(unittest.TestCase):
         cls.moto, cls.port = start_moto()
         cls.s3 = boto(cls.port)
         cls.s3.create_bucket(Bucket=BUCKET)
-        cls.ptmp = tempfile.mkdtemp(prefix="kache-s3-proxy-")
+        cls.ptmp = kh.make_tmp("kache-s3-proxy-")
         cls.control = os.path.join(cls.ptmp, "control.json")
-        cls.proxy = subprocess.Popen(
-            [sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % cls.port,
-             "--control", cls.control, "--log", os.path.join(cls.ptmp, "proxy.log")],
-            stdout=subprocess.PIPE, text=True)
-        line = cls.proxy.stdout.readline()
-        assert line.startswith("READY "), line
-        cls.pport = int(line.split()[1])
+        cls.proxy, cls.pport = kh.start_proxy(cls.port, cls.control,
+                                             os.path.join(cls.ptmp, "proxy.log"))
 
     @classmethod
     def tearDownClass(cls):
@@ -92,7 +83,7 @@ class S3Scenarios(unittest.TestCase):
         shutil.rmtree(cls.ptmp, ignore_errors=True)
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-s3-scenario-")
+        self.tmp = kh.make_tmp("kache-s3-scenario-")
         self.prefix = "t-%s" % self._testMethodName[-20:].replace("_", "-")
         self.stores = []
         self.fault({"mode": "pass"})
@@ -101,22 +92,17 @@ class S3Scenarios(unittest.TestCase):
         # stop flushes every intent first: bounded, and not through a fault
         self.fault({"mode": "pass"})
         for env in self.stores:
-            subprocess.run([test_cargo.KACHE, "supervisor", "stop", "--timeout", "20s"],
-                           env=env, capture_output=True, timeout=90)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+            kh.supervisor_stop(kh.KACHE, env, "20s", timeout=90)
+        kh.remove_tmp(self.tmp)
 
     def fault(self, ctl):
-        with open(self.control + ".tmp", "w") as f:
-            json.dump(ctl, f)
-        os.replace(self.control + ".tmp", self.control)
+        kh.write_fault(self.control, ctl)
 
     def machine(self, name, root, port=None, **env):
         os.makedirs(root, exist_ok=True)
         store = os.path.join(self.tmp, name + "-store")
         ws = Workspace(root, store, name)
-        for k in list(ws.env):
-            if k.startswith("AWS_"):
-                del ws.env[k]
+        kh.drop_prefixed(ws.env, "AWS_")
         ws.env.update(KACHE_REMOTE="s3", KACHE_S3_BUCKET=BUCKET, KACHE_S3_PREFIX=self.prefix,
                       KACHE_S3_ENDPOINT="http://127.0.0.1:%d" % (port or self.port),
                       AWS_ACCESS_KEY_ID="AKIDSCENARIO", AWS_SECRET_ACCESS_KEY=SECRET,
@@ -127,7 +113,7 @@ class S3Scenarios(unittest.TestCase):
                       KACHE_DEADLINE_MS="1000")
         ws.env.update(env)
         self.stores.append(ws.env)
-        p = subprocess.run([test_cargo.KACHE, "supervisor", "start"], env=ws.env,
+        p = subprocess.run([kh.KACHE, "supervisor", "start"], env=ws.env,
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         ws.store = store
@@ -135,17 +121,11 @@ class S3Scenarios(unittest.TestCase):
 
     def drained(self, ws, timeout=120):
         intents = os.path.join(ws.store, "intents")
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if not os.listdir(intents):
-                return True
-            time.sleep(0.2)
-        return False
+        return kh.wait_for(lambda: not os.listdir(intents), timeout, 0.2)
 
     def verify(self, ws):
-        subprocess.run([test_cargo.KACHE, "supervisor", "stop"], env=ws.env,
-                       capture_output=True, timeout=60)
-        v = subprocess.run([test_cargo.KACHE, "verify"], env=ws.env, capture_output=True,
+        kh.supervisor_stop(kh.KACHE, ws.env)
+        v = subprocess.run([kh.KACHE, "verify"], env=ws.env, capture_output=True,
                            text=True, timeout=120)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
@@ -345,5 +325,5 @@ class S3Scenarios(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    test_cargo.KACHE = os.path.abspath(sys.argv.pop(1))
+    kh.take_kache_arg()
     unittest.main()

@@ -1,0 +1,334 @@
+"""The one harness of kache's Python process and scenario tests (tests/cli,
+tests/proc, tests/s3, tests/scenarios): the programs under test, bounded waits,
+temp dirs and environments, the processes serving a store and their
+sanitizer reports, moto_server and the fault proxy, and the cargo Workspace.
+A test script imports it by path:
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "..", "harness"))
+    import kache_harness as kh
+
+Every wait here has a bound; nothing here asserts: the tests do."""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+PROXY = os.path.join(TESTS, "tools", "faultproxy.py")
+WS_FIXTURE = os.path.join(TESTS, "fixtures", "ws")
+
+# The programs under test, from the environment ctest sets (defaults for a
+# hand run from the worktree). Scripts that take kache as their first argument
+# set KACHE with take_kache_arg().
+KACHED = os.environ.get("KACHED", "build/bin/kached")
+KACHE = os.environ.get("KACHE", "build/bin/kache")
+POKE = os.environ.get("POKE", "build/tests/proto_poke")
+FIXTURE = os.environ.get("FIXTURE", "build/tests/index_fixture")
+SHIM = os.environ.get("SHIM", "build/tests/enospc_shim.so")
+
+# The crates of tests/fixtures/ws that a cold build compiles.
+CRATES = {"tiny", "greet_macro", "build_script_build", "fixture_core", "fixture_app"}
+
+
+def take_kache_arg():
+    """Pops the path of kache from argv[1] (the scenario scripts' usage) and makes
+    it the harness's KACHE; returns it."""
+    global KACHE
+    KACHE = os.path.abspath(sys.argv.pop(1))
+    return KACHE
+
+
+def wait_for(pred, timeout=10.0, step=0.05):
+    """Polls pred until it is truthy or timeout seconds pass; returns its last value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+# --- temp dirs and environments --------------------------------------------
+
+def make_tmp(prefix):
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def remove_tmp(tmp, keep_env=True):
+    """Removes a test's temp dir, unless KEEP is set (and keep_env) for a post-mortem."""
+    if not (keep_env and os.environ.get("KEEP")):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def store_env(tmp, store, drop=(), **extra):
+    """The environment of kached/kache for a test's own store: the caller's
+    environment, KACHE_DIR=store, a config file that does not exist under tmp,
+    fast heartbeats and no remote; drop names variables to remove."""
+    env = dict(os.environ, KACHE_DIR=store, KACHE_CONFIG=os.path.join(tmp, "config.toml"),
+               KACHE_HEARTBEAT_MS="200", KACHE_REMOTE="none")
+    env.update(extra)
+    for k in drop:
+        env.pop(k, None)
+    return env
+
+
+def drop_prefixed(env, prefixes):
+    """Removes every variable of env whose name starts with one of prefixes."""
+    for k in list(env):
+        if k.startswith(prefixes):
+            del env[k]
+    return env
+
+
+# --- processes serving a store ---------------------------------------------
+
+def alive(pid):
+    """True when pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def store_pids(store, under=False):
+    """Live processes (not this one) whose environment has KACHE_DIR=store, or with
+    under, KACHE_DIR naming any path that starts with store."""
+    want = b"KACHE_DIR=" + store.encode() + (b"" if under else b"\0")
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if want in f.read():
+                    pids.append(int(d))
+        except OSError:
+            pass
+    return [p for p in pids if p != os.getpid() and alive(p)]
+
+
+def kill_pids(pids):
+    """SIGKILLs pids (continuing stopped ones first); gone ones are skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def sanitizer_reports(store):
+    """The logs under store/logs that hold a sanitizer report, each as
+    'name:\\n<last 3000 characters>'."""
+    reports = []
+    logs = os.path.join(store, "logs")
+    for name in (os.listdir(logs) if os.path.isdir(logs) else []):
+        with open(os.path.join(logs, name), errors="replace") as f:
+            text = f.read()
+        if "Sanitizer" in text or "runtime error:" in text:
+            reports.append(f"{name}:\n{text[-3000:]}")
+    return reports
+
+
+def end_test_processes(tmp, store):
+    """A process test's tearDown: kills every process serving a store under tmp,
+    collects store's sanitizer reports, removes tmp (unless KEEP); returns the
+    reports for the test to assert empty."""
+    kill_pids(store_pids(tmp, under=True))
+    reports = sanitizer_reports(store)
+    remove_tmp(tmp)
+    return reports
+
+
+def supervisor_stop(program, env, flush_timeout=None, timeout=60):
+    """Runs `program supervisor stop [--timeout flush_timeout]` for env's store,
+    bounded by timeout seconds; its result is not checked (a tearDown's stop)."""
+    args = [program, "supervisor", "stop"]
+    if flush_timeout:
+        args += ["--timeout", flush_timeout]
+    return subprocess.run(args, env=env, capture_output=True, timeout=timeout)
+
+
+def stop(proc):
+    """Terminates a child process (moto_server, the fault proxy), bounded."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def inv_of(res_hex):
+    """index_fixture names the invocation key BLAKE2b-256(result key)."""
+    return hashlib.blake2b(bytes.fromhex(res_hex), digest_size=32).hexdigest()
+
+
+def intents(store):
+    """Names in store/intents (the uploads still queued)."""
+    d = os.path.join(store, "intents")
+    return os.listdir(d) if os.path.isdir(d) else []
+
+
+# --- moto_server and the fault proxy ---------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(extra_env=None):
+    """Starts moto_server on a free loopback port; returns (process, port) once it
+    answers, within 60 s."""
+    port = free_port()
+    env = dict(os.environ, **(extra_env or {}))
+    proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/moto-api/" % port, timeout=1)
+            return proc, port
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("moto_server exited")
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("moto_server did not come up")
+
+
+def boto(port):
+    """A boto3 S3 client of the moto_server on port: the independent checker."""
+    import boto3
+    return boto3.client("s3", endpoint_url="http://127.0.0.1:%d" % port,
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        region_name="us-east-1")
+
+
+def start_proxy(port, control, log):
+    """Starts tests/tools/faultproxy.py in front of 127.0.0.1:port, steered by the
+    control file; returns (process, its port) once it says READY."""
+    proc = subprocess.Popen([sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % port,
+                             "--control", control, "--log", log],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        stop(proc)
+        raise RuntimeError("faultproxy did not start: %r" % line)
+    return proc, int(line.split()[1])
+
+
+def write_fault(control, ctl):
+    """Sets the fault proxy's behaviour (temp+rename: it never reads half a file)."""
+    with open(control + ".tmp", "w") as f:
+        json.dump(ctl, f)
+    os.replace(control + ".tmp", control)
+
+
+# --- cargo builds of tests/fixtures/ws -------------------------------------
+
+_real_rustc = None
+
+
+def real_rustc():
+    """The real rustc of the active toolchain (asked once)."""
+    global _real_rustc
+    if _real_rustc is None:
+        sysroot = subprocess.check_output(["rustc", "--print", "sysroot"], text=True).strip()
+        _real_rustc = os.path.join(sysroot, "bin", "rustc")
+    return _real_rustc
+
+
+class Workspace:
+    """A copy of the fixture with its own CARGO_HOME and target dir, built with
+    RUSTC_WRAPPER=KACHE through a counting rustc shim (RUSTC=...) that records
+    every compile that reaches the real rustc."""
+
+    def __init__(self, root, store, name="ws"):
+        self.dir = os.path.join(root, name)
+        shutil.copytree(WS_FIXTURE, self.dir)
+        self.home = os.path.join(root, name + "-cargo-home")
+        self.log = os.path.join(root, name + "-rustc.log")
+        self.shim = os.path.join(root, name + "-rustc-shim")
+        with open(self.shim, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "case \" $* \" in *' --crate-name '*) "
+                    "echo \"$*\" >> '%s';; esac\n"
+                    "exec '%s' \"$@\"\n" % (self.log, real_rustc()))
+        os.chmod(self.shim, 0o755)
+        self.env = dict(os.environ)
+        for k in list(self.env):
+            if k.startswith("KACHE_") or k.startswith("CARGO_") or k == "RUSTC_WRAPPER":
+                del self.env[k]
+        self.env.update({
+            "KACHE_DIR": store, "CARGO_HOME": self.home, "RUSTC": self.shim,
+            "RUSTC_WRAPPER": KACHE, "KACHE_FIXTURE_GREETING": "hello",
+            "CARGO_TERM_COLOR": "never",
+        })
+
+    def cargo(self, *args, check=True, **env):
+        e = dict(self.env, **env)
+        if os.path.exists(self.log):
+            os.unlink(self.log)
+        jobs = ["-j2"] if args[0] in ("build", "test") else []
+        p = subprocess.run(["cargo", *args, "--offline", *jobs], cwd=self.dir, env=e,
+                           capture_output=True, text=True, timeout=600)
+        if check and p.returncode != 0:
+            raise AssertionError("cargo %s failed:\n%s" % (" ".join(args), p.stderr))
+        return p
+
+    def compiled(self):
+        """Crate names of compiles that reached the real rustc in the last cargo run
+        (cargo's own `--crate-name ___ --print` probes excluded)."""
+        if not os.path.exists(self.log):
+            return []
+        names = []
+        for line in open(self.log):
+            words = line.split()
+            name = words[words.index("--crate-name") + 1]
+            if name != "___":
+                names.append(name)
+        return sorted(names)
+
+    def run_app(self):
+        return subprocess.check_output([os.path.join(self.dir, "target/debug/fixture-app")],
+                                       text=True)
+
+    def edit(self, rel, old, new):
+        path = os.path.join(self.dir, rel)
+        text = open(path).read()
+        assert old in text
+        open(path, "w").write(text.replace(old, new))
+
+
+def _hex_key(name):
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+def entry_keys(store):
+    """Result keys of every entry the local store holds."""
+    d = os.path.join(store, "entries")
+    keys = set()
+    for sub in os.listdir(d) if os.path.isdir(d) else []:
+        for name in os.listdir(os.path.join(d, sub)):
+            if _hex_key(name):
+                keys.add(name)
+    return keys
+
+
+def intent_keys(store):
+    """Result keys of the intents queued in store (temp files left out)."""
+    return [n for n in intents(store) if _hex_key(n)]
