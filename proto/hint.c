@@ -1,6 +1,7 @@
 /* The prefetch hint's text form (proto/hint.h). */
 #include "proto/hint.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "common/hash.h"
@@ -45,7 +46,7 @@ proto_hint_to_msg(const struct proto_hint *h, struct msg *m)
 	buf_init(&b);
 	buf_addf(&b, "root=%s\nlock=%s\ntarget=%s\nprofile=%s\n", h->root, h->lock, h->target,
 	    h->profile);
-	strcpy(m->key, h->lock_hash);
+	snprintf(m->key, sizeof m->key, "%s", h->lock_hash);
 	msg_set_text(m, b.p);
 	buf_free(&b);
 	return 0;
@@ -87,7 +88,7 @@ proto_hint_from_msg(const struct msg *m, struct proto_hint *h)
 	memset(h, 0, sizeof *h);
 	if (p == NULL || (m->key[0] != '\0' && !hash_hex_valid(m->key)))
 		return -1;
-	strcpy(h->lock_hash, m->key);
+	snprintf(h->lock_hash, sizeof h->lock_hash, "%s", m->key);
 	for (; *p != '\0'; p = nl + 1) {
 		if ((nl = strchr(p, '\n')) == NULL || take_line(h, p, (size_t)(nl - p)) < 0)
 			return -1;

@@ -346,11 +346,11 @@ test_prefetch_hint(void **state)
 	};
 
 	(void)state;
-	strcpy(h.root, "/w");
-	strcpy(h.lock, "/w/Cargo.lock");
-	strcpy(h.target, "x86_64-unknown-linux-gnu");
-	strcpy(h.profile, "debug");
-	strcpy(h.lock_hash, key);
+	snprintf(h.root, sizeof h.root, "%s", "/w");
+	snprintf(h.lock, sizeof h.lock, "%s", "/w/Cargo.lock");
+	snprintf(h.target, sizeof h.target, "%s", "x86_64-unknown-linux-gnu");
+	snprintf(h.profile, sizeof h.profile, "%s", "debug");
+	snprintf(h.lock_hash, sizeof h.lock_hash, "%s", key);
 	msg_init(&m, MSG_PREFETCH_HINT, 9);
 	assert_int_equal(proto_hint_to_msg(&h, &m), 0);
 	buf_init(&out);
@@ -363,10 +363,10 @@ test_prefetch_hint(void **state)
 		msg_set_text(&m, bad[i]);
 		assert_int_equal(proto_hint_from_msg(&m, &got), -1);
 	}
-	strcpy(m.key, "not-hex");
+	snprintf(m.key, sizeof m.key, "%s", "not-hex");
 	msg_set_text(&m, "root=/w\nlock=/w/Cargo.lock\ntarget=\nprofile=\n");
 	assert_int_equal(proto_hint_from_msg(&m, &got), -1);
-	strcpy(h.root, "relative");
+	snprintf(h.root, sizeof h.root, "%s", "relative");
 	assert_int_equal(proto_hint_to_msg(&h, &m), -1);
 	msg_clear(&m);
 	buf_free(&out);
