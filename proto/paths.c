@@ -15,6 +15,7 @@
 
 #define SUN_PATH_MAX 107 /* sizeof sun_path minus the NUL */
 
+static int lock_held(const char *path);
 static int fill(char *dst, const char *a, const char *b);
 static int short_sockdir(struct proto_paths *p, const char *kache_dir);
 static int check_dir(const char *dir, int create, char *err, size_t errlen);
@@ -129,13 +130,26 @@ proto_paths_prepare(const struct proto_paths *p, int create, char *err, size_t e
 int
 proto_supervisor_running(const struct proto_paths *p)
 {
-	int fd, running = 0;
+	return lock_held(p->lock);
+}
 
-	fd = open(p->lock, O_RDONLY | O_CLOEXEC);
+int
+proto_supervisor_starting(const struct proto_paths *p)
+{
+	return lock_held(p->spawnlock);
+}
+
+/* 1 when another process holds an exclusive flock on path. */
+static int
+lock_held(const char *path)
+{
+	int fd, held = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1)
 		return 0;
 	if (flock(fd, LOCK_SH | LOCK_NB) == -1)
-		running = errno == EWOULDBLOCK;
+		held = errno == EWOULDBLOCK;
 	close(fd);
-	return running;
+	return held;
 }

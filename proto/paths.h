@@ -34,6 +34,9 @@ int proto_paths_prepare(const struct proto_paths *p, int create, char *err, size
 /* 1 when a supervisor holds the lock of this store, 0 when none does, without
  * taking it for more than an instant. Cheap: an open and a flock. */
 int proto_supervisor_running(const struct proto_paths *p);
+/* 1 while a supervisor is being started (the spawn lock is held, from the
+ * wrapper's fork until the new supervisor holds its own lock). */
+int proto_supervisor_starting(const struct proto_paths *p);
 /* The filesystem path of an "ipc://" endpoint. */
 const char *proto_endpoint_file(const char *endpoint);
 

@@ -1,4 +1,5 @@
 /* `kache supervisor ...` (alias `kache daemon ...`): the user's side. */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -16,6 +17,8 @@
 #include "proto/client.h"
 #include "proto/paths.h"
 #include "remote/remote.h"
+#include "store/pending.h"
+#include "store/store.h"
 #include "supervisor/sup_internal.h"
 
 #define START_WAIT_MS 5000
@@ -24,10 +27,12 @@
 #define EXIT_NOT_RUNNING 3
 
 
-static char *store_dir(void);
+static char *configured_store_dir(void);
 static int request(const char *dir, enum msg_type type, struct msg *rep, const char *role,
     int64_t count);
 static int cmd_stop(const char *dir, int64_t flush_ms);
+static int wait_started(const struct proto_paths *p);
+static int uploads_left(const char *dir);
 static int other_owner(const struct proto_paths *p);
 static int stop_flush_ms(int argc, char **argv, int64_t *ms);
 static int cmd_status(const char *dir, int json);
@@ -37,7 +42,7 @@ static int cmd_install(const char *dir, int install);
 static void print_status(json_t *root);
 
 static char *
-store_dir(void)
+configured_store_dir(void)
 {
 	struct buf warnings;
 	struct config *cfg;
@@ -143,12 +148,18 @@ cmd_stop(const char *dir, int64_t flush_ms)
 		return 1;
 	if (other_owner(&p))
 		return 1;
-	if (!proto_supervisor_running(&p)) {
+	if (!wait_started(&p) && (flush_ms <= 0 || !uploads_left(dir))) {
 		printf("kache supervisor: not running\n");
 		return 0;
 	}
+	/* one that answers: running, just started by a wrapper, or started here
+	 * because uploads are left and nobody else would send them */
+	if (sup_start(dir, 1) != 0)
+		return 1;
 	if (flush_ms > 0)
 		rc = sup_flush(dir, flush_ms);
+	if (!proto_supervisor_running(&p))
+		return rc;
 	if (request(dir, MSG_STOP, &rep, NULL, 0) != 0) {
 		fprintf(stderr, "kache supervisor: no answer to stop\n");
 		return 1;
@@ -165,6 +176,36 @@ cmd_stop(const char *dir, int64_t flush_ms)
 	}
 	printf("kache supervisor: stopped\n");
 	return rc;
+}
+
+/* 1 when a supervisor runs, or came up within START_WAIT_MS while one was
+ * being started (a wrapper's spawn an instant before `stop`). */
+static int
+wait_started(const struct proto_paths *p)
+{
+	int64_t deadline = clock_ms() + START_WAIT_MS;
+
+	while (!proto_supervisor_running(p) && proto_supervisor_starting(p) &&
+	    clock_ms() < deadline)
+		usleep(20000);
+	return proto_supervisor_running(p);
+}
+
+/* 1 when intents wait for upload or background stores are still running. */
+static int
+uploads_left(const char *dir)
+{
+	char *path = store_intent_path(dir, NULL);
+	struct dirent *de;
+	DIR *d = opendir(path);
+	int left = store_pending_live(dir) > 0;
+
+	free(path);
+	while (d != NULL && !left && (de = readdir(d)) != NULL)
+		left = de->d_name[0] != '.';
+	if (d != NULL)
+		closedir(d);
+	return left;
 }
 
 /* `stop [--timeout DURATION]`: how long to flush first; 0 with no remote.
@@ -422,7 +463,7 @@ supervisor_cmd(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	dir = store_dir();
+	dir = configured_store_dir();
 	if (strcmp(argv[1], "run") == 0) {
 		int detached = argc > 2 && strcmp(argv[2], "--detached") == 0;
 		log_init("supervisor", detached ? NULL : stderr, LOG_LEVEL_INFO);

@@ -66,6 +66,62 @@ class FlushLocal(unittest.TestCase):
         self.assertEqual(entries(self.store) - self.remote_results(), set())
         self.assertIn("stopped", p.stdout)
 
+    def kill_supervisor(self):
+        """kill -9 of the store's supervisor and workers; waits until they are gone."""
+        kh.kill_pids(kh.store_pids(self.store))
+        self.assertTrue(kh.wait_for(lambda: not kh.store_pids(self.store), 30))
+
+    def test_stop_with_no_supervisor_uploads_what_is_left(self):
+        """The supervisor died (or never came up) before the job's end: stop still
+        uploads every intent, then leaves no process behind."""
+        w = self.ws()
+        w.cargo("build", KACHE_UPLOADERS="0")  # uploads wait, as behind a slow remote
+        self.assertTrue(kh.wait_for(lambda: not kh.store_pids(self.store) or
+                                    len(intents(self.store)) >= len(CRATES), 60))
+        self.kill_supervisor()
+        self.assertGreaterEqual(len(intents(self.store)), len(CRATES))
+        p = self.kache(w, "supervisor", "stop")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(intents(self.store), [])
+        self.assertEqual(entries(self.store) - self.remote_results(), set())
+        self.assertTrue(kh.wait_for(lambda: not kh.store_pids(self.store), 30),
+                        "a supervisor was left running")
+
+    @staticmethod
+    def locked(path):
+        """True when another process holds an flock on path."""
+        try:
+            with open(path) as f:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            pass
+        return False
+
+    def test_stop_waits_for_a_supervisor_being_started(self):
+        """A wrapper started a supervisor an instant before `stop` (it holds the
+        spawn lock until the supervisor has its own): stop waits for it and stops
+        it, instead of saying "not running" and leaving it behind."""
+        w = self.ws()
+        run = os.path.join(self.store, "run")
+        os.makedirs(run, mode=0o700, exist_ok=True)
+        os.chmod(self.store, 0o700)
+        with open(os.path.join(run, "spawn.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a start under way
+            stop = subprocess.Popen([kh.KACHE, "supervisor", "stop"], env=w.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            kh.wait_for(lambda: stop.poll() is not None, 1.0)
+            sup = subprocess.Popen([kh.KACHE, "supervisor", "run"], env=w.env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # the spawn lock is held until the new supervisor holds its own lock
+            self.assertTrue(kh.wait_for(lambda: self.locked(os.path.join(run, "supervisor.lock"))
+                                        or stop.poll() is not None, 30))
+        out, err = stop.communicate(timeout=120)
+        self.assertEqual(stop.returncode, 0, out + err)
+        self.assertIn("stopped", out, out + err)
+        self.assertEqual(sup.wait(timeout=60), 0)
+
     def test_flush_without_remote_says_so(self):
         w = self.ws(remote=False)
         p = self.kache(w, "flush")
