@@ -9,6 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/scripts/example-deps.sh"
 jobs="$(nproc)"
 "$here/scripts/module-map.sh" --check   # no folder includes one that includes it back
+"$here/scripts/format.sh" --check       # every C file as .clang-format formats it
 cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 make -C "$here/build" -j"$jobs" --no-print-directory
 "$here/scripts/lint.sh" "$here/build"   # cppcheck and clang-tidy; any finding fails (~1.5 min on 2 cores)

@@ -13,8 +13,10 @@ static const struct command commands[] = {
 	    "usage: kache config\n"
 	    "Prints every setting, its value, and its source: default, the config file\n"
 	    "(~/.config/kache/config.toml, or $KACHE_CONFIG) or a KACHE_* variable.\n"
-	    "Unknown keys in the file are named in a warning on stderr.\n", 0 },
-	{ "daemon", supervisor_cmd, "alias of supervisor", "usage: kache daemon ... (see `kache help supervisor`)\n", 1 },
+	    "Unknown keys in the file are named in a warning on stderr.\n",
+	    0 },
+	{ "daemon", supervisor_cmd, "alias of supervisor",
+	    "usage: kache daemon ... (see `kache help supervisor`)\n", 1 },
 	{ "help", cmd_help, "show help for a command", "usage: kache help [COMMAND]\n", 0 },
 	{ "supervisor", supervisor_cmd, "run and manage the background supervisor and its workers",
 	    "usage: kache supervisor start|stop [--timeout DURATION]|restart|run|status [--json]\n"
@@ -25,7 +27,8 @@ static const struct command commands[] = {
 	    "supervisor's or a worker's log (uploader.0, fetcher.0); install adds a systemd\n"
 	    "user unit. stop first uploads every intent to the remote (as `kache flush`,\n"
 	    "for at most DURATION, default remote.flush_timeout) and exits 1 when some are\n"
-	    "left. `kache daemon` is an alias. See docs/supervisor.md.\n", 0 },
+	    "left. `kache daemon` is an alias. See docs/supervisor.md.\n",
+	    0 },
 	{ "flush", supervisor_flush_cmd, "upload every pending result to the remote now",
 	    "usage: kache flush [--timeout DURATION]\n"
 	    "Waits for the background stores still running, has the supervisor queue every\n"
@@ -34,37 +37,43 @@ static const struct command commands[] = {
 	    "1h (default remote.flush_timeout, 10m). Exit status 0 when everything reached\n"
 	    "the remote (or no remote is configured), 1 when something is left: the line\n"
 	    "says how much, and the intents stay on disk for the next run. `kache\n"
-	    "supervisor stop` flushes the same way before it stops.\n", 0 },
+	    "supervisor stop` flushes the same way before it stops.\n",
+	    0 },
 	{ "gc", cmd_gc, "evict least recently used entries until the store fits its cap",
 	    "usage: kache gc [--max-size SIZE] [-v]\n"
 	    "Reads the journal into the index, then removes least recently used entries\n"
 	    "(the entry, blobs no other entry uses, manifests left with no candidate)\n"
 	    "until the store is at most SIZE (default: cache.max_size, 10G). Sizes take\n"
 	    "K, M, G suffixes. Also removes tmp/ files and unreferenced blobs older than\n"
-	    "an hour. Prints what it removed; -v names each evicted entry.\n", 0 },
+	    "an hour. Prints what it removed; -v names each evicted entry.\n",
+	    0 },
 	{ "list", cmd_list, "list cached entries, most recently used first",
 	    "usage: kache list [CRATE] [--json]\n"
 	    "Lists entries (crate, key prefix, size, last use, hits), most recently used\n"
 	    "first, only CRATE's when given. --json prints an array of objects with\n"
-	    "crate, key, size, created_ms, last_use_ms, hits (see docs/cli.md).\n", 0 },
+	    "crate, key, size, created_ms, last_use_ms, hits (see docs/cli.md).\n",
+	    0 },
 	{ "purge", cmd_purge, "empty the cache (entries, blobs, manifests, memo, index)",
 	    "usage: kache purge\n"
 	    "Removes every entry, blob, manifest, memo, upload intent, journal and the\n"
 	    "index, without asking: it is a cache. Keeps the configuration. Prints what\n"
-	    "it freed.\n", 0 },
+	    "it freed.\n",
+	    0 },
 	{ "stats", cmd_stats, "show hits, misses, savings and store size",
 	    "usage: kache stats [--json]\n"
 	    "Reads the journal into the index, then prints hits, misses, hit rate,\n"
 	    "pass-throughs by reason, errors by reason, corrupt entries found, entry count,\n"
 	    "store size, bytes restored, compile time saved and time spent in kache.\n"
 	    "--json prints the same as one object with stable field names (docs/cli.md).\n"
-	    "Counters restart from zero when a lost or damaged index is rebuilt.\n", 0 },
+	    "Counters restart from zero when a lost or damaged index is rebuilt.\n",
+	    0 },
 	{ "verify", cmd_verify, "re-hash every blob; remove corrupt blobs and their entries",
 	    "usage: kache verify\n"
 	    "Re-hashes every blob and compares it with its name. Removes corrupt blobs,\n"
 	    "entries that do not decode, and entries that reference a missing or corrupt\n"
 	    "blob, naming each. Exit status: 0 when everything was sound, 1 when anything\n"
-	    "was corrupt or missing (or verify could not finish).\n", 0 },
+	    "was corrupt or missing (or verify could not finish).\n",
+	    0 },
 	{ "version", cmd_version, "print the version", "usage: kache version\n", 0 },
 };
 

@@ -50,10 +50,9 @@ enum via { VIA_SUPERVISOR, VIA_DIRECT, VIA_FAILED };
 static struct config *load_config(void);
 static struct index *open_index(const char *dir);
 static enum via ask_supervisor(const char *dir, struct msg *req, int64_t wait_ms, json_t **doc);
-static enum via ask_long(const char *dir, struct msg *req, struct progress_line *pl,
+static enum via ask_long(const char *dir, struct msg *req, struct progress_line *pl, json_t **doc);
+static enum via ask_result(const char *dir, enum proto_result r, struct msg *rep, const char *hung,
     json_t **doc);
-static enum via ask_result(const char *dir, enum proto_result r, struct msg *rep,
-    const char *hung, json_t **doc);
 static void progress_init(struct progress_line *pl, const char *cmd);
 static void progress_show(struct progress_line *pl, const char *phase, uint64_t done,
     uint64_t total);
@@ -98,17 +97,23 @@ open_index(const char *dir)
 	struct index *ix = index_open(dir);
 
 	if (ix == NULL && errno == ENOSPC)
-		fprintf(stderr, "kache: the disk of %s is full and the index cannot be opened; "
-		    "free space (`kache purge` removes the whole cache) and try again\n", dir);
+		fprintf(stderr,
+		    "kache: the disk of %s is full and the index cannot be opened; "
+		    "free space (`kache purge` removes the whole cache) and try again\n",
+		    dir);
 	else if (ix == NULL && errno == EBUSY)
-		fprintf(stderr, "kache: another kache command or the supervisor holds the "
-		    "index of %s; try again\n", dir);
+		fprintf(stderr,
+		    "kache: another kache command or the supervisor holds the "
+		    "index of %s; try again\n",
+		    dir);
 	else if (ix == NULL)
 		fprintf(stderr, "kache: cannot open the index of %s\n", dir);
 	else if (index_was_rebuilt(ix))
-		fprintf(stderr, "kache: the index was damaged; rebuilt it from the store (old "
+		fprintf(stderr,
+		    "kache: the index was damaged; rebuilt it from the store (old "
 		    "copy: %s/index.broken); counters restart from what the journal still "
-		    "holds\n", dir);
+		    "holds\n",
+		    dir);
 	return ix;
 }
 
@@ -131,9 +136,11 @@ ingest_for_read(struct index *ix, const char *dir)
 	if (!index_no_space(ix) && index_ingest(ix) >= 0)
 		return;
 	if (index_no_space(ix))
-		fprintf(stderr, "kache: warning: the disk of %s is full: showing the index as "
+		fprintf(stderr,
+		    "kache: warning: the disk of %s is full: showing the index as "
 		    "last updated (new journal records wait); `kache gc --max-size SIZE` "
-		    "frees space\n", dir);
+		    "frees space\n",
+		    dir);
 	else
 		fprintf(stderr, "kache: warning: could not read the whole journal\n");
 }
@@ -175,8 +182,7 @@ ask_long(const char *dir, struct msg *req, struct progress_line *pl, json_t **do
 /* What a request's outcome means for the command (see ask_supervisor); hung
  * says how long it waited for a timeout. Frees rep. */
 static enum via
-ask_result(const char *dir, enum proto_result r, struct msg *rep, const char *hung,
-    json_t **doc)
+ask_result(const char *dir, enum proto_result r, struct msg *rep, const char *hung, json_t **doc)
 {
 	enum via v = VIA_FAILED;
 	json_error_t jerr;
@@ -187,19 +193,25 @@ ask_result(const char *dir, enum proto_result r, struct msg *rep, const char *hu
 	} else if (r == PROTO_REFUSED) {
 		print_refused(dir);
 	} else if (r == PROTO_TIMEOUT) {
-		fprintf(stderr, "kache: the supervisor of %s %s (hung?); restart it with `kache "
-		    "supervisor restart`\n", dir, hung);
+		fprintf(stderr,
+		    "kache: the supervisor of %s %s (hung?); restart it with `kache "
+		    "supervisor restart`\n",
+		    dir, hung);
 	} else if (r != PROTO_OK) {
-		fprintf(stderr, "kache: the supervisor of %s sent a bad reply (%s); restart it "
-		    "with `kache supervisor restart`\n", dir, proto_result_name(r));
+		fprintf(stderr,
+		    "kache: the supervisor of %s sent a bad reply (%s); restart it "
+		    "with `kache supervisor restart`\n",
+		    dir, proto_result_name(r));
 	} else if (rep->type == MSG_ERROR && rep->status == MSG_ERR_UNKNOWN) {
 		v = VIA_DIRECT;
 	} else if (rep->type == MSG_ERROR) {
 		fprintf(stderr, "kache: supervisor: %s\n", rep->text ? rep->text : "error");
 	} else if (rep->type != MSG_INDEX_REPLY || rep->text == NULL ||
 	    (*doc = json_loads(rep->text, 0, &jerr)) == NULL) {
-		fprintf(stderr, "kache: the supervisor of %s sent a bad reply (%s); restart it "
-		    "with `kache supervisor restart`\n", dir, msg_type_name(rep->type));
+		fprintf(stderr,
+		    "kache: the supervisor of %s sent a bad reply (%s); restart it "
+		    "with `kache supervisor restart`\n",
+		    dir, msg_type_name(rep->type));
 	} else {
 		v = VIA_SUPERVISOR;
 	}
@@ -361,7 +373,8 @@ cmd_stats(int argc, char **argv)
 			fprintf(stderr, "kache: cannot read the index of %s\n",
 			    config_get(cfg, "cache.dir"));
 		else
-			fprintf(stderr, "kache: the store is read-only here: counters as last "
+			fprintf(stderr,
+			    "kache: the store is read-only here: counters as last "
 			    "folded in, without newer journal records\n");
 	} else if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
 		ingest_for_read(ix, config_get(cfg, "cache.dir"));
@@ -451,8 +464,7 @@ cmd_list(int argc, char **argv)
 	if (json) {
 		print_json(arr, JSON_INDENT(2));
 	} else {
-		printf("%-24s %-16s %10s  %-16s %6s\n", "CRATE", "KEY", "SIZE", "LAST USE",
-		    "HITS");
+		printf("%-24s %-16s %10s  %-16s %6s\n", "CRATE", "KEY", "SIZE", "LAST USE", "HITS");
 		json_array_foreach(arr, i, e)
 			print_list_row(e);
 	}
@@ -507,7 +519,7 @@ print_gc(const json_t *doc, int verbose)
 	format_size(index_json_u64(doc, "size_after"), now, sizeof now);
 	format_size(index_json_u64(doc, "cap"), cs, sizeof cs);
 	printf("gc: removed %llu entries, %llu blobs, %llu manifests, %llu stale tmp files, "
-	    "%llu unreferenced blobs; freed %s; store now %s (cap %s)\n",
+	       "%llu unreferenced blobs; freed %s; store now %s (cap %s)\n",
 	    U(doc, "entries_removed"), U(doc, "blobs_removed"), U(doc, "manifests_removed"),
 	    U(doc, "tmp_removed"), U(doc, "orphans_removed"), fr, now, cs);
 }
@@ -641,9 +653,11 @@ verify_doc(const char *dir, struct progress_line *pl)
 	if (v != VIA_DIRECT || (ix = open_index(dir)) == NULL)
 		return doc;
 	if (index_no_space(ix)) {
-		fprintf(stderr, "kache: the disk of %s is full: verify needs to update the index; "
+		fprintf(stderr,
+		    "kache: the disk of %s is full: verify needs to update the index; "
 		    "free space first (`kache gc --max-size SIZE`), then run `kache verify` "
-		    "again\n", dir);
+		    "again\n",
+		    dir);
 		index_free(&ix);
 		return NULL;
 	}
@@ -668,10 +682,11 @@ print_verify(const json_t *doc)
 		printf("... and %llu more problems\n", U(doc, "problems_more"));
 	format_size(index_json_u64(doc, "bytes_checked"), sz, sizeof sz);
 	printf("verify: checked %llu blobs (%s), %llu entries, %llu manifests: %llu corrupt "
-	    "blobs, %llu corrupt entries, %llu corrupt manifests, %llu entries removed for "
-	    "missing blobs\n", U(doc, "blobs_checked"), sz, U(doc, "entries_checked"),
-	    U(doc, "manifests_checked"), U(doc, "blobs_corrupt"), U(doc, "entries_corrupt"),
-	    U(doc, "manifests_corrupt"), U(doc, "entries_removed"));
+	       "blobs, %llu corrupt entries, %llu corrupt manifests, %llu entries removed for "
+	       "missing blobs\n",
+	    U(doc, "blobs_checked"), sz, U(doc, "entries_checked"), U(doc, "manifests_checked"),
+	    U(doc, "blobs_corrupt"), U(doc, "entries_corrupt"), U(doc, "manifests_corrupt"),
+	    U(doc, "entries_removed"));
 }
 
 int

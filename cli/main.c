@@ -88,7 +88,8 @@ main(int argc, char **argv)
 		return cmd_version(argc - 1, argv + 1);
 	c = command_find(argv[1]);
 	if (c == NULL) {
-		fprintf(stderr, "kache: unknown command '%s'; `kache --help` lists them\n", argv[1]);
+		fprintf(stderr, "kache: unknown command '%s'; `kache --help` lists them\n",
+		    argv[1]);
 		return EXIT_USAGE;
 	}
 	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {

@@ -22,17 +22,24 @@ static const struct config_def defs[] = {
 	{ "cache.dir", "KACHE_DIR", NULL, 0, "local store directory" },
 	{ "cache.max_size", "KACHE_MAX_SIZE", "10G", 0, "size cap applied by gc" },
 	{ "cache.restore", "KACHE_RESTORE", "auto", 0, "auto | reflink | hardlink | copy" },
-	{ "cache.remap", "KACHE_REMAP", "true", 0, "inject --remap-path-prefix for portable artifacts" },
-	{ "cache.shared", "KACHE_SHARED", "false", 0, "create a new store readable by group and others (else 0700)" },
-	{ "cache.background_store", "KACHE_BACKGROUND_STORE", "true", 0, "store misses in a child, off the build's critical path" },
+	{ "cache.remap", "KACHE_REMAP", "true", 0,
+	    "inject --remap-path-prefix for portable artifacts" },
+	{ "cache.shared", "KACHE_SHARED", "false", 0,
+	    "create a new store readable by group and others (else 0700)" },
+	{ "cache.background_store", "KACHE_BACKGROUND_STORE", "true", 0,
+	    "store misses in a child, off the build's critical path" },
 	{ "cache.disabled", "KACHE_DISABLED", "false", 0, "pass every compile through" },
 	{ "log.level", "KACHE_LOG", "off", 0, "off | warn | info | debug (wrapper log)" },
-	{ "log.file", "KACHE_LOG_FILE", "", 0, "wrapper log file (default <dir>/logs/wrapper.log)" },
-	{ "wrapper.deadline_ms", "KACHE_DEADLINE_MS", "50", 0, "longest a compile waits on the supervisor" },
-	{ "wrapper.fetch_timeout_ms", "KACHE_FETCH_TIMEOUT_MS", "5000", 0, "longest a compile waits for an acknowledged remote fetch" },
+	{ "log.file", "KACHE_LOG_FILE", "", 0,
+	    "wrapper log file (default <dir>/logs/wrapper.log)" },
+	{ "wrapper.deadline_ms", "KACHE_DEADLINE_MS", "50", 0,
+	    "longest a compile waits on the supervisor" },
+	{ "wrapper.fetch_timeout_ms", "KACHE_FETCH_TIMEOUT_MS", "5000", 0,
+	    "longest a compile waits for an acknowledged remote fetch" },
 	{ "remote.type", "KACHE_REMOTE", "none", 0, "none | dir | s3" },
 	{ "remote.path", "KACHE_REMOTE_PATH", "", 0, "directory remote location" },
-	{ "remote.flush_timeout", "KACHE_FLUSH_TIMEOUT", "10m", 0, "longest `kache flush` and `kache supervisor stop` wait for uploads" },
+	{ "remote.flush_timeout", "KACHE_FLUSH_TIMEOUT", "10m", 0,
+	    "longest `kache flush` and `kache supervisor stop` wait for uploads" },
 	{ "s3.bucket", "KACHE_S3_BUCKET", "", 0, "bucket name" },
 	{ "s3.prefix", "KACHE_S3_PREFIX", "kache", 0, "key prefix inside the bucket" },
 	{ "s3.endpoint", "KACHE_S3_ENDPOINT", "", 0, "http(s)://host:port (default AWS)" },
@@ -40,16 +47,22 @@ static const struct config_def defs[] = {
 	{ "s3.addressing", "KACHE_S3_ADDRESSING", "path", 0, "path | virtual" },
 	{ "s3.read_only", "KACHE_S3_READ_ONLY", "false", 0, "fetch but never upload" },
 	{ "s3.profile", "KACHE_S3_PROFILE", "", 0, "profile in ~/.aws/credentials" },
-	{ "s3.access_key_id", "KACHE_S3_ACCESS_KEY_ID", "", 1, "access key (prefer AWS_* or a profile)" },
+	{ "s3.access_key_id", "KACHE_S3_ACCESS_KEY_ID", "", 1,
+	    "access key (prefer AWS_* or a profile)" },
 	{ "s3.secret_access_key", "KACHE_S3_SECRET_ACCESS_KEY", "", 1, "secret key" },
 	{ "s3.session_token", "KACHE_S3_SESSION_TOKEN", "", 1, "session token" },
 	{ "s3.upload_concurrency", "KACHE_S3_UPLOAD_CONCURRENCY", "4", 0, "parallel uploads" },
-	{ "s3.multipart_threshold", "KACHE_S3_MULTIPART_THRESHOLD", "64M", 0, "multipart above this size" },
-	{ "prefetch.cooldown", "KACHE_PREFETCH_COOLDOWN", "300", 0, "seconds (or 5m, 1h) between two prefetch hints of one workspace" },
-	{ "prefetch.max_bytes", "KACHE_PREFETCH_MAX_BYTES", "2G", 0, "bytes of packs one prefetch session imports at most (0: prefetch off)" },
+	{ "s3.multipart_threshold", "KACHE_S3_MULTIPART_THRESHOLD", "64M", 0,
+	    "multipart above this size" },
+	{ "prefetch.cooldown", "KACHE_PREFETCH_COOLDOWN", "300", 0,
+	    "seconds (or 5m, 1h) between two prefetch hints of one workspace" },
+	{ "prefetch.max_bytes", "KACHE_PREFETCH_MAX_BYTES", "2G", 0,
+	    "bytes of packs one prefetch session imports at most (0: prefetch off)" },
 	{ "workers.uploaders", "KACHE_UPLOADERS", "1", 0, "number of uploader workers" },
-	{ "supervisor.idle_timeout", "KACHE_IDLE_TIMEOUT", "0", 0, "seconds idle before exit (0: never)" },
-	{ "supervisor.gc_interval", "KACHE_GC_INTERVAL", "600", 0, "seconds between size-capped gc runs" },
+	{ "supervisor.idle_timeout", "KACHE_IDLE_TIMEOUT", "0", 0,
+	    "seconds idle before exit (0: never)" },
+	{ "supervisor.gc_interval", "KACHE_GC_INTERVAL", "600", 0,
+	    "seconds between size-capped gc runs" },
 };
 
 #define NDEFS (sizeof defs / sizeof defs[0])
@@ -234,8 +247,9 @@ config_dump(const struct config *cfg, FILE *out)
 	fprintf(out, "# config file: %s\n", cfg->file);
 	for (size_t i = 0; i < NDEFS; i++) {
 		const char *v = cfg->value[i];
-		const char *src = cfg->source[i] == CONFIG_ENV ? defs[i].env
-		    : cfg->source[i] == CONFIG_FILE ? "file" : "default";
+		const char *src = cfg->source[i] == CONFIG_ENV ? defs[i].env :
+		    cfg->source[i] == CONFIG_FILE              ? "file" :
+		                                                 "default";
 
 		if (defs[i].secret && v[0] != '\0')
 			v = "********";

@@ -121,8 +121,8 @@ fs_tmp_beside(const char *path)
 	int dirlen = slash ? (int)(slash - path) : 1;
 	const char *dir = slash ? path : ".";
 
-	return xasprintf("%.*s/.%.40s.tmp.%ld.%u.%lx", dirlen, dir, base, (long)getpid(),
-	    counter++, (unsigned long)random());
+	return xasprintf("%.*s/.%.40s.tmp.%ld.%u.%lx", dirlen, dir, base, (long)getpid(), counter++,
+	    (unsigned long)random());
 }
 
 int
@@ -141,7 +141,7 @@ fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode)
 		close(fd);
 		goto fail;
 	}
-	if (close(fd) < 0) {	/* the descriptor is gone even then: no second close */
+	if (close(fd) < 0) { /* the descriptor is gone even then: no second close */
 		saved = errno;
 		goto fail;
 	}
@@ -244,7 +244,7 @@ fs_copy_atomic(const char *src, const char *dst, mode_t mode)
 		close(out);
 		goto fail;
 	}
-	if (close(out) < 0) {	/* the descriptor is gone even then: no second close */
+	if (close(out) < 0) { /* the descriptor is gone even then: no second close */
 		saved = errno;
 		goto fail;
 	}

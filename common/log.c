@@ -80,8 +80,8 @@ log_vemit(const char *tag, int with_errno, int err, const char *fmt, va_list ap)
 	localtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
 	flockfile(log_out);
-	fprintf(log_out, "%s.%03ld %s[%ld] %s: ", stamp, (long)tv.tv_usec / 1000,
-	    log_role_name, (long)getpid(), tag);
+	fprintf(log_out, "%s.%03ld %s[%ld] %s: ", stamp, (long)tv.tv_usec / 1000, log_role_name,
+	    (long)getpid(), tag);
 	vfprintf(log_out, fmt, ap);
 	if (with_errno)
 		fprintf(log_out, ": %s", strerror(err));
@@ -90,16 +90,16 @@ log_vemit(const char *tag, int with_errno, int err, const char *fmt, va_list ap)
 	fflush(log_out);
 }
 
-#define LOG_BODY(level, tag, with_errno)                                   \
-	do {                                                               \
-		int saved = errno;                                         \
-		va_list ap;                                                \
-		if (log_lvl < (level))                                     \
-			return;                                            \
-		va_start(ap, fmt);                                         \
-		log_vemit(tag, with_errno, saved, fmt, ap);                \
-		va_end(ap);                                                \
-		errno = saved;                                             \
+#define LOG_BODY(level, tag, with_errno)                                                           \
+	do {                                                                                       \
+		int saved = errno;                                                                 \
+		va_list ap;                                                                        \
+		if (log_lvl < (level))                                                             \
+			return;                                                                    \
+		va_start(ap, fmt);                                                                 \
+		log_vemit(tag, with_errno, saved, fmt, ap);                                        \
+		va_end(ap);                                                                        \
+		errno = saved;                                                                     \
 	} while (0)
 
 void

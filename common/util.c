@@ -220,11 +220,26 @@ parse_size(const char *s)
 		end++;
 	switch (toupper((unsigned char)*end)) {
 	case '\0': mult = 1; break;
-	case 'B': mult = 1; end++; break;
-	case 'K': mult = 1LL << 10; end++; break;
-	case 'M': mult = 1LL << 20; end++; break;
-	case 'G': mult = 1LL << 30; end++; break;
-	case 'T': mult = 1LL << 40; end++; break;
+	case 'B':
+		mult = 1;
+		end++;
+		break;
+	case 'K':
+		mult = 1LL << 10;
+		end++;
+		break;
+	case 'M':
+		mult = 1LL << 20;
+		end++;
+		break;
+	case 'G':
+		mult = 1LL << 30;
+		end++;
+		break;
+	case 'T':
+		mult = 1LL << 40;
+		end++;
+		break;
 	default: return -1;
 	}
 	if (mult > 1 && (*end == 'i' || *end == 'I'))

@@ -16,8 +16,8 @@
 static void lru_key(unsigned char k[1 + 8 + HASH_LEN], int64_t t, const unsigned char *key);
 static void blob_ref(struct ix_txn *t, const unsigned char h[HASH_LEN], uint64_t size, int delta);
 static void entry_from_store(struct ix_entry *e, const struct store_entry *se);
-static int walk_fanout(const char *dir, int (*fn)(const char *, const char *,
-    const struct stat *, void *), void *arg);
+static int walk_fanout(const char *dir,
+    int (*fn)(const char *, const char *, const struct stat *, void *), void *arg);
 static int count_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int scan_disk_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int scan_dropped(struct index *ix, struct index_scan_result *r);

@@ -257,7 +257,8 @@ ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 			r->entries_removed++;
 			r->bytes_freed += t.bytes_freed - before + e.file_size;
 			size -= t.bytes_freed - before + e.file_size < size ?
-			    t.bytes_freed - before + e.file_size : size;
+			    t.bytes_freed - before + e.file_size :
+			    size;
 			if (e.has_inv)
 				r->manifests_removed += (uint64_t)manifest_prune(ix, e.inv);
 			if (fn)
@@ -385,18 +386,16 @@ index_purge(struct index *ix, struct index_purge_result *r, const struct index_p
 			log_warn("index: purge %s", p);
 			rc = -1;
 		}
-		if (strncmp(purge_dirs[i], "index", 5) != 0 && mkdir(p, 0755) < 0 && errno != EEXIST)
+		if (strncmp(purge_dirs[i], "index", 5) != 0 && mkdir(p, 0755) < 0 &&
+		    errno != EEXIST)
 			rc = -1;
 		free(p);
 	}
 	switch (ix_db_open(ix)) {
-	case 0:
-		ix_set_created(ix);
-		return rc;
+	case 0: ix_set_created(ix); return rc;
 	case -3: /* still full: the space is freed, the next open creates the index */
 		log_warnx("index: the disk is still full; the index is created on next use");
 		return rc;
-	default:
-		return -1;
+	default: return -1;
 	}
 }

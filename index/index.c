@@ -49,8 +49,8 @@ get_be64(const unsigned char *p)
 static int
 is_nospace(const char *err)
 {
-	return err != NULL && (strstr(err, strerror(ENOSPC)) || strstr(err, "NoSpace") ||
-	    strstr(err, "No space"));
+	return err != NULL &&
+	    (strstr(err, strerror(ENOSPC)) || strstr(err, "NoSpace") || strstr(err, "No space"));
 }
 
 int
@@ -462,8 +462,8 @@ ix_get(struct index *ix, struct ix_txn *t, const void *k, size_t kn, struct buf 
 	size_t vn = 0;
 
 	if (t)
-		val = rocksdb_writebatch_wi_get_from_batch_and_db(t->wb, ix->db, ix->ro, k, kn,
-		    &vn, &err);
+		val = rocksdb_writebatch_wi_get_from_batch_and_db(t->wb, ix->db, ix->ro, k, kn, &vn,
+		    &err);
 	else
 		val = rocksdb_get(ix->db, ix->ro, k, kn, &vn, &err);
 	if (err) {

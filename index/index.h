@@ -91,14 +91,14 @@ struct index_reason {
 
 struct index_stats {
 	uint64_t hits, misses, remote_hits, passes, errors, corrupt;
-	uint64_t bytes_restored;  /* sum of `bytes` over hits and remote hits */
-	uint64_t ms_saved;        /* sum of `ms` over hits and remote hits */
-	uint64_t compile_ms;      /* sum of `ms` over misses */
-	uint64_t kache_us;        /* sum of `us` over every record: time spent in kache */
-	uint64_t entries;         /* entries in the index */
-	uint64_t store_bytes;     /* distinct blobs plus entry files, per the index */
-	int64_t since_ms;         /* wall ms when the counters started */
-	struct index_reason *pass_reasons;  /* sorted by reason */
+	uint64_t bytes_restored;           /* sum of `bytes` over hits and remote hits */
+	uint64_t ms_saved;                 /* sum of `ms` over hits and remote hits */
+	uint64_t compile_ms;               /* sum of `ms` over misses */
+	uint64_t kache_us;                 /* sum of `us` over every record: time spent in kache */
+	uint64_t entries;                  /* entries in the index */
+	uint64_t store_bytes;              /* distinct blobs plus entry files, per the index */
+	int64_t since_ms;                  /* wall ms when the counters started */
+	struct index_reason *pass_reasons; /* sorted by reason */
 	size_t n_pass_reasons;
 	struct index_reason *error_reasons;
 	size_t n_error_reasons;
@@ -110,7 +110,7 @@ void index_stats_clear(struct index_stats *st);
 struct index_entry_info {
 	unsigned char key[HASH_LEN];
 	char crate[128];
-	uint64_t size;            /* sum of its outputs' blob sizes */
+	uint64_t size; /* sum of its outputs' blob sizes */
 	int64_t created_ms, last_use_ms;
 	uint64_t hits;
 };
@@ -168,7 +168,6 @@ struct index_purge_result {
 /* Removes every entry, blob, manifest, memo, intent, journal and tmp file and
  * empties the index (ix stays open and usable); pg (may be NULL) is told of
  * the entries, then the blobs removed. 0 / -1. */
-int index_purge(struct index *ix, struct index_purge_result *r,
-    const struct index_progress *pg);
+int index_purge(struct index *ix, struct index_purge_result *r, const struct index_progress *pg);
 
 #endif

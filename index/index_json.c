@@ -43,8 +43,8 @@ index_json_u64(const json_t *o, const char *name)
 {
 	json_t *v = json_object_get(o, name);
 
-	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
-	                                                       : 0;
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) :
+	                                                         0;
 }
 
 #define SET_INT(o, name, v) json_object_set_new((o), (name), json_integer((json_int_t)(v)))

@@ -22,8 +22,7 @@ json_t *index_json_entry(const struct index_entry_info *e);
 /* The entries of crate (NULL: all), most recently used first, skipping the
  * first offset and taking at most max; *more is set when some were left. NULL on
  * failure. */
-json_t *index_json_list(struct index *ix, const char *crate, size_t offset, size_t max,
-    int *more);
+json_t *index_json_list(struct index *ix, const char *crate, size_t offset, size_t max, int *more);
 /* Runs index_gc with cap bytes and returns its summary: the index_gc_result
  * fields, "cap", "ok" (false when gc failed part way), and when verbose a
  * "removed" array of evicted entries (crate, key, size), at most max_removed of

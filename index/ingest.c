@@ -32,8 +32,8 @@ static void apply_event(const struct journal_event *ev, void *arg);
 static void touch_entry(struct ix_txn *t, const struct journal_event *ev);
 static void note_stored(struct ix_txn *t, const struct journal_event *ev);
 static void note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN]);
-static int ingest_chunk(struct index *ix, const unsigned char k[9], struct buf *b,
-    uint64_t *off, long *applied);
+static int ingest_chunk(struct index *ix, const unsigned char k[9], struct buf *b, uint64_t *off,
+    long *applied);
 static int ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size);
 static int retire_rotated(struct index *ix, const char *path);
 static int rotate_live(struct index *ix, const char *jdir);
@@ -55,8 +55,8 @@ touch_entry(struct ix_txn *t, const struct journal_event *ev)
 
 	if (ix_entry_get(t->ix, t, ev->res, &e) != 1) {
 		/* Not indexed yet (imported by another process): read its file. */
-		if (ix_entry_add_from_store(t, ev->res, ev->ts_ms,
-		    ev->has_inv ? ev->inv : NULL) != 1 ||
+		if (ix_entry_add_from_store(t, ev->res, ev->ts_ms, ev->has_inv ? ev->inv : NULL) !=
+		        1 ||
 		    ix_entry_get(t->ix, t, ev->res, &e) != 1)
 			return;
 	}
@@ -219,7 +219,7 @@ ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size)
 		rc = ingest_chunk(ix, k, &b, &off, applied);
 	}
 	if (rc == 1)
-		rc = 0;   /* a torn tail waits for the next call */
+		rc = 0; /* a torn tail waits for the next call */
 	buf_free(&b);
 	close(fd);
 	return rc;
@@ -320,8 +320,9 @@ index_ingest(struct index *ix)
 			continue;
 		/* Judge the age (the rename set ctime) before the last read: a file
 		 * past its grace then gets no append after that read. */
-		int old = clock_wall_ms() - ((int64_t)st.st_ctim.tv_sec * 1000 +
-		    st.st_ctim.tv_nsec / 1000000) >= ix->grace_ms;
+		int old = clock_wall_ms() -
+		        ((int64_t)st.st_ctim.tv_sec * 1000 + st.st_ctim.tv_nsec / 1000000) >=
+		    ix->grace_ms;
 
 		rc = ingest_file(ix, p, &applied, &size);
 		if (rc == 0 && old)

@@ -35,14 +35,14 @@ struct index {
 	size_t n_c, cap_c;
 	uint64_t rotate_size;
 	int64_t grace_ms, stale_ms;
-	index_record_fn on_record;          /* index_set_record_hook */
+	index_record_fn on_record; /* index_set_record_hook */
 	void *on_record_arg;
 	int rebuilt;
-	int read_only;                      /* opened read-only: the disk was full */
-	int nospace;                        /* a write failed for lack of space */
-	int64_t retry_min_ms, retry_max_ms; /* index_set_space_retry; 0: never */
-	int64_t retry_ms, next_retry;       /* current back-off, next reopen (clock_ms) */
-	int lock_fd;                        /* flock on <store>/index.lock, held while open */
+	int read_only;                         /* opened read-only: the disk was full */
+	int nospace;                           /* a write failed for lack of space */
+	int64_t retry_min_ms, retry_max_ms;    /* index_set_space_retry; 0: never */
+	int64_t retry_ms, next_retry;          /* current back-off, next reopen (clock_ms) */
+	int lock_fd;                           /* flock on <store>/index.lock, held while open */
 	const struct index_progress *progress; /* of the verify, gc or purge running */
 };
 
@@ -52,7 +52,7 @@ struct ix_entry {
 	uint64_t file_size;
 	int has_inv;
 	unsigned char inv[HASH_LEN];
-	unsigned char (*blobs)[HASH_LEN];   /* distinct blobs of its outputs */
+	unsigned char (*blobs)[HASH_LEN]; /* distinct blobs of its outputs */
 	uint64_t *blob_sizes;
 	size_t n_blobs;
 };
@@ -61,7 +61,7 @@ struct ix_entry {
 struct ix_txn {
 	struct index *ix;
 	rocksdb_writebatch_wi_t *wb;
-	struct strv unlink_after;           /* blob paths to unlink once committed */
+	struct strv unlink_after; /* blob paths to unlink once committed */
 	uint64_t blobs_freed, bytes_freed;
 };
 
@@ -87,8 +87,7 @@ int ix_counters_load(struct index *ix);
 
 void ix_entry_clear(struct ix_entry *e);
 void ix_entry_encode(const struct ix_entry *e, struct buf *out);
-int ix_entry_decode(const unsigned char key[HASH_LEN], const char *d, size_t n,
-    struct ix_entry *e);
+int ix_entry_decode(const unsigned char key[HASH_LEN], const char *d, size_t n, struct ix_entry *e);
 /* Reads the index record of key: 1 found, 0 absent, -1 error. */
 int ix_entry_get(struct index *ix, struct ix_txn *t, const unsigned char key[HASH_LEN],
     struct ix_entry *e);
@@ -96,8 +95,8 @@ int ix_entry_get(struct index *ix, struct ix_txn *t, const unsigned char key[HAS
 void ix_entry_put(struct ix_txn *t, const struct ix_entry *e, int64_t old_last_use);
 /* Indexes the entry file of key (refs its blobs); last_use -1 means the file's
  * created time. 1 added, 0 absent on disk, -2 corrupt on disk, -1 error. */
-int ix_entry_add_from_store(struct ix_txn *t, const unsigned char key[HASH_LEN],
-    int64_t last_use, const unsigned char *inv);
+int ix_entry_add_from_store(struct ix_txn *t, const unsigned char key[HASH_LEN], int64_t last_use,
+    const unsigned char *inv);
 /* Drops e from the index and releases its blobs (unlinked on commit when unused). */
 void ix_entry_drop(struct ix_txn *t, const struct ix_entry *e);
 

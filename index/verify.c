@@ -25,8 +25,7 @@ static void say(struct verify_ctx *c, const char *what, const char *hex);
 static int drop_entry(struct verify_ctx *c, const unsigned char key[HASH_LEN], const char *path);
 static const char *entry_blobs_bad(struct store *s, const struct store_entry *e);
 static int verify_entry_cb(const char *hex, const char *path, const struct stat *st, void *arg);
-static int verify_manifest_cb(const char *hex, const char *path, const struct stat *st,
-    void *arg);
+static int verify_manifest_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int verify_blob_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int verify_indexed(struct verify_ctx *c);
 static int verify_walk(struct verify_ctx *c, const char *kind,

@@ -37,12 +37,11 @@ struct progress_wait {
 
 static uint64_t next_id(void);
 static void *open_socket(const struct zmq_dl *z, const char *endpoint);
-static enum proto_result await_reply(const struct zmq_dl *z, void *s, uint64_t id,
-    struct msg *rep, int64_t deadline, const struct progress_wait *pw);
+static enum proto_result await_reply(const struct zmq_dl *z, void *s, uint64_t id, struct msg *rep,
+    int64_t deadline, const struct progress_wait *pw);
 static int64_t wait_until(int64_t deadline, int64_t last, const struct progress_wait *pw);
-static enum proto_result exchange(const struct zmq_dl *z, const char *endpoint,
-    struct msg *req, struct msg *rep, int64_t ack_deadline, int64_t deadline,
-    const struct progress_wait *pw);
+static enum proto_result exchange(const struct zmq_dl *z, const char *endpoint, struct msg *req,
+    struct msg *rep, int64_t ack_deadline, int64_t deadline, const struct progress_wait *pw);
 static enum proto_result request(const char *kache_dir, struct msg *req, struct msg *rep,
     int64_t ack_deadline, int64_t deadline_ms, const struct progress_wait *pw);
 static void exec_detached(const char *kache_dir, const char *kached_path, int lockfd);
@@ -52,8 +51,7 @@ static int64_t ts_ms(const struct timespec *ts);
 const char *
 proto_result_name(enum proto_result r)
 {
-	static const char *names[] = { "ok", "miss", "timeout", "unavailable", "error",
-		"refused" };
+	static const char *names[] = { "ok", "miss", "timeout", "unavailable", "error", "refused" };
 
 	return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
 }
@@ -131,7 +129,8 @@ await_reply(const struct zmq_dl *z, void *s, uint64_t id, struct msg *rep, int64
 			continue;
 		more = 0;
 		z->getsockopt(s, ZDL_RCVMORE, &more, &ml);
-		if (more || n > MSG_MAX_SIZE || msg_decode(frame, (size_t)n, rep) != MSG_DECODE_OK) {
+		if (more || n > MSG_MAX_SIZE ||
+		    msg_decode(frame, (size_t)n, rep) != MSG_DECODE_OK) {
 			log_warnx("malformed reply from the supervisor");
 			r = PROTO_ERROR;
 			break;
@@ -175,8 +174,8 @@ exchange(const struct zmq_dl *z, const char *endpoint, struct msg *req, struct m
 	} else if (ack_deadline == 0) {
 		r = await_reply(z, s, req->id, rep, deadline, pw);
 	} else {
-		r = await_reply(z, s, req->id, rep, ack_deadline < deadline ? ack_deadline : deadline,
-		    NULL);
+		r = await_reply(z, s, req->id, rep,
+		    ack_deadline < deadline ? ack_deadline : deadline, NULL);
 		if (r == PROTO_OK && rep->type == MSG_OK) {
 			msg_clear(rep);
 			r = await_reply(z, s, req->id, rep, deadline, NULL);
@@ -234,8 +233,8 @@ proto_client_request(const char *kache_dir, struct msg *req, struct msg *rep, in
 }
 
 enum proto_result
-proto_client_request_long(const char *kache_dir, struct msg *req, struct msg *rep,
-    int64_t idle_ms, int64_t deadline_ms, proto_progress_fn fn, void *arg)
+proto_client_request_long(const char *kache_dir, struct msg *req, struct msg *rep, int64_t idle_ms,
+    int64_t deadline_ms, proto_progress_fn fn, void *arg)
 {
 	struct progress_wait pw = { idle_ms, fn, arg };
 
@@ -286,8 +285,7 @@ proto_client_notify_upload(const char *kache_dir, const char *result_key_hex)
 }
 
 enum proto_result
-proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h,
-    int64_t deadline_ms)
+proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h, int64_t deadline_ms)
 {
 	struct msg req, rep;
 	enum proto_result r = PROTO_ERROR;
@@ -355,10 +353,12 @@ spawn_allowed(const struct proto_paths *p, int force)
 		next = ts_ms(&st.st_atim);
 		if (!force && now < next && next - now <= SPAWN_BACKOFF_MAX_MS) {
 			close(fd);
-			log_debug("supervisor spawn backing off for %lld ms", (long long)(next - now));
+			log_debug("supervisor spawn backing off for %lld ms",
+			    (long long)(next - now));
 			return 0;
 		}
-		if (now - last < SPAWN_YOUNG_MS && next > last && next - last < SPAWN_BACKOFF_MAX_MS)
+		if (now - last < SPAWN_YOUNG_MS && next > last &&
+		    next - last < SPAWN_BACKOFF_MAX_MS)
 			delay = (next - last) * 2;
 		else if (now - last < SPAWN_YOUNG_MS && next > last)
 			delay = SPAWN_BACKOFF_MAX_MS;

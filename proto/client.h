@@ -60,8 +60,8 @@ typedef void (*proto_progress_fn)(const struct msg *progress, void *arg);
 /* proto_client_request for a long request (verify, purge, gc): waits as long
  * as progress keeps coming, each report passed to fn, but at most idle_ms
  * after the request or the last report, and never past deadline_ms. */
-enum proto_result proto_client_request_long(const char *kache_dir, struct msg *req,
-    struct msg *rep, int64_t idle_ms, int64_t deadline_ms, proto_progress_fn fn, void *arg);
+enum proto_result proto_client_request_long(const char *kache_dir, struct msg *req, struct msg *rep,
+    int64_t idle_ms, int64_t deadline_ms, proto_progress_fn fn, void *arg);
 /* The check every client makes before it connects, with the supervisor's rule
  * (proto_paths_prepare): the run directory (and a short socket directory with
  * its parent) must be a directory owned by our euid, without group or other

@@ -32,8 +32,8 @@ path_ok(const char *s)
 static int
 hint_ok(const struct proto_hint *h)
 {
-	return path_ok(h->root) && path_ok(h->lock) && name_ok(h->target) &&
-	    name_ok(h->profile) && (h->lock_hash[0] == '\0' || hash_hex_valid(h->lock_hash));
+	return path_ok(h->root) && path_ok(h->lock) && name_ok(h->target) && name_ok(h->profile) &&
+	    (h->lock_hash[0] == '\0' || hash_hex_valid(h->lock_hash));
 }
 
 int

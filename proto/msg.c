@@ -5,8 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum field { F_END = 0, F_ROLE, F_INDEX, F_PID, F_KEY, F_EPOCH, F_DEADLINE, F_STATUS, F_COUNT, F_TEXT, F_TOTAL,
-	F_PHASE };
+enum field {
+	F_END = 0,
+	F_ROLE,
+	F_INDEX,
+	F_PID,
+	F_KEY,
+	F_EPOCH,
+	F_DEADLINE,
+	F_STATUS,
+	F_COUNT,
+	F_TEXT,
+	F_TOTAL,
+	F_PHASE
+};
 
 #define MAX_FIELDS 4
 #define HEADER_FIELDS 3 /* version, type, id */

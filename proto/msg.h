@@ -34,7 +34,7 @@ enum msg_type {
 	MSG_NOTIFY_UPLOAD = 12, /* key, epoch */
 	MSG_STATUS = 13,
 	MSG_STOP = 14,
-	MSG_SCALE = 15, /* role, count */
+	MSG_SCALE = 15,       /* role, count */
 	MSG_INDEX_STATS = 16, /* routed to the indexer, which owns the index: its stats */
 	MSG_INDEX_LIST = 17,  /* text = crate ("" for all), count = entries to skip */
 	MSG_INDEX_GC = 18,    /* count = max size in bytes (-1: cache.max_size), status = verbose */
@@ -68,8 +68,19 @@ enum job_status { JOB_OK = 0, JOB_MISS = 1, JOB_FAILED = 2, JOB_REMOTE_OFF = 3 }
 /* A flush: done (nothing queued, no background store running), still busy,
  * stuck (the remote is switched off, or no uploader can run), or no remote. */
 enum flush_state { FLUSH_DONE = 0, FLUSH_BUSY = 1, FLUSH_STUCK = 2, FLUSH_NO_REMOTE = 3 };
-enum msg_error { MSG_ERR_MALFORMED = 1, MSG_ERR_VERSION = 2, MSG_ERR_UNKNOWN = 3, MSG_ERR_STATE = 4 };
-enum msg_event { EVENT_HIT = 1, EVENT_MISS = 2, EVENT_UPLOAD = 3, EVENT_FETCH = 4, EVENT_UPLOAD_FAILED = 5 };
+enum msg_error {
+	MSG_ERR_MALFORMED = 1,
+	MSG_ERR_VERSION = 2,
+	MSG_ERR_UNKNOWN = 3,
+	MSG_ERR_STATE = 4
+};
+enum msg_event {
+	EVENT_HIT = 1,
+	EVENT_MISS = 2,
+	EVENT_UPLOAD = 3,
+	EVENT_FETCH = 4,
+	EVENT_UPLOAD_FAILED = 5
+};
 
 /* The union of all fields; which ones a type carries is in msg.c's table.
  * text is owned by the message (msg_clear frees it). */

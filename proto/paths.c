@@ -95,8 +95,9 @@ check_dir(const char *dir, int create, char *err, size_t errlen)
 		return -1;
 	}
 	if (st.st_uid != geteuid()) {
-		snprintf(err, errlen, "unsafe socket directory %s: owned by uid %ld, not by you (uid %ld)",
-		    dir, (long)st.st_uid, (long)geteuid());
+		snprintf(err, errlen,
+		    "unsafe socket directory %s: owned by uid %ld, not by you (uid %ld)", dir,
+		    (long)st.st_uid, (long)geteuid());
 		return -1;
 	}
 	if (st.st_mode & 077) {

@@ -10,10 +10,10 @@
 #define PROTO_PATH_MAX 4096
 
 struct proto_paths {
-	char rundir[PROTO_PATH_MAX];  /* $KACHE_DIR/run: lock, pid file */
-	char lock[PROTO_PATH_MAX];    /* flock(LOCK_EX) held by the running supervisor */
+	char rundir[PROTO_PATH_MAX];    /* $KACHE_DIR/run: lock, pid file */
+	char lock[PROTO_PATH_MAX];      /* flock(LOCK_EX) held by the running supervisor */
 	char spawnlock[PROTO_PATH_MAX]; /* held while one is being started */
-	char backoff[PROTO_PATH_MAX]; /* spawn back-off, kept in its timestamps (client.c) */
+	char backoff[PROTO_PATH_MAX];   /* spawn back-off, kept in its timestamps (client.c) */
 	char pidfile[PROTO_PATH_MAX];
 	char sockdir[PROTO_PATH_MAX]; /* rundir, or a short runtime dir when that is too long */
 	char ctl[PROTO_PATH_MAX];     /* ROUTER for wrappers and the CLI */

@@ -22,7 +22,7 @@ struct worker {
 	int64_t next_hb;
 	int64_t peer_seen;
 	int64_t next_tick;
-	uint64_t req_id;        /* the request in hand (0: none), for progress */
+	uint64_t req_id; /* the request in hand (0: none), for progress */
 	int64_t next_progress;
 	char phase[MSG_PHASE_MAX + 1];
 	long nmsgs;
@@ -150,7 +150,8 @@ fault_parse(struct worker *w, const char *role, unsigned index)
 	if (sscanf(colon + 1, "crash_after=%ld", &w->crash_after) != 1)
 		sscanf(colon + 1, "stall_after=%ld", &w->stall_after);
 	/* NOLINTEND(cert-err34-c) */
-	log_info("fault injection: crash_after=%ld stall_after=%ld", w->crash_after, w->stall_after);
+	log_info("fault injection: crash_after=%ld stall_after=%ld", w->crash_after,
+	    w->stall_after);
 #else
 	(void)role;
 	(void)index;
@@ -178,11 +179,8 @@ handle(struct worker *w, const struct msg *m)
 	struct msg done;
 
 	switch (m->type) {
-	case MSG_HEARTBEAT:
-		return 0;
-	case MSG_SHUTDOWN:
-		log_info("shutdown requested");
-		return 1;
+	case MSG_HEARTBEAT: return 0;
+	case MSG_SHUTDOWN: log_info("shutdown requested"); return 1;
 	case MSG_JOB_UPLOAD:
 	case MSG_JOB_FETCH:
 	case MSG_JOB_PREFETCH:
@@ -239,7 +237,8 @@ turn(struct worker *w)
 		return 0;
 	while (!stop && zio_recv(w->sock, &f) == 0) {
 		w->peer_seen = clock_ms();
-		if (f.n == 1 && !f.truncated && msg_decode(f.data[0], f.len[0], &m) == MSG_DECODE_OK) {
+		if (f.n == 1 && !f.truncated &&
+		    msg_decode(f.data[0], f.len[0], &m) == MSG_DECODE_OK) {
 			w->nmsgs++;
 			fault_check(w);
 			stop = handle(w, &m);

@@ -48,6 +48,6 @@ void proto_logfile_rotate(const char *path, int64_t max);
 
 #define PROTO_LOG_MAX (4 * 1024 * 1024)
 #define PROTO_PROGRESS_MS 250 /* at most four progress reports a second */
-#define PROTO_LIVENESS 3 /* intervals of silence before a peer is declared dead */
+#define PROTO_LIVENESS 3      /* intervals of silence before a peer is declared dead */
 
 #endif

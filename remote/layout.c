@@ -123,8 +123,8 @@ layout_manifest_add(struct layout_manifest *m, const char *crate, const char *re
  * none) with (crate, res) put first, encoded into b (replacing its content).
  * A damaged current manifest is replaced, and said so. */
 static void
-manifest_update(const char *old, size_t n, const char *inv, const char *crate,
-    const char *res, struct buf *b)
+manifest_update(const char *old, size_t n, const char *inv, const char *crate, const char *res,
+    struct buf *b)
 {
 	struct layout_manifest m = { .n = 0 };
 
@@ -187,8 +187,7 @@ format_ok(struct remote *r, const char *tmpdir, int create)
 
 /* Read-modify-write of the manifest of inv with (crate, res) first. */
 static int
-publish(struct remote *r, const char *tmpdir, const char *inv, const char *crate,
-    const char *res)
+publish(struct remote *r, const char *tmpdir, const char *inv, const char *crate, const char *res)
 {
 	char *name = layout_manifest_name(inv);
 	enum remote_result rr;
@@ -210,11 +209,12 @@ publish(struct remote *r, const char *tmpdir, const char *inv, const char *crate
  * and puts it unless the remote has it. REMOTE_MISS when the local store no
  * longer holds the result. The crate name comes back in *crate. */
 static enum remote_result
-put_pack(struct remote *r, struct store *s, const char *tmpdir,
-    const unsigned char inv[HASH_LEN], const char *res_hex, char **crate)
+put_pack(struct remote *r, struct store *s, const char *tmpdir, const unsigned char inv[HASH_LEN],
+    const char *res_hex, char **crate)
 {
 	char *tmp = xasprintf("%s/.pack.%ld.%lx", r->stagedir ? r->stagedir : tmpdir,
-	    (long)getpid(), (unsigned long)random()), *name;
+	         (long)getpid(), (unsigned long)random()),
+	     *name;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	enum remote_result rr = REMOTE_FAILED;
 	unsigned char res[HASH_LEN];
@@ -299,8 +299,8 @@ read_manifest(struct remote *r, const char *tmpdir, const char *inv, struct layo
  * invocation key). 1 imported, 0 not (absent or rejected), -1 the remote
  * failed. */
 static int
-import_one(struct remote *r, struct store *s, const char *tmpdir,
-    const unsigned char inv[HASH_LEN], const struct layout_result *lr)
+import_one(struct remote *r, struct store *s, const char *tmpdir, const unsigned char inv[HASH_LEN],
+    const struct layout_result *lr)
 {
 	char *name = layout_pack_name(lr->crate, lr->res);
 	unsigned char res[HASH_LEN];
@@ -325,8 +325,7 @@ import_one(struct remote *r, struct store *s, const char *tmpdir,
 }
 
 enum remote_result
-layout_import_pack(struct remote *r, const char *kache_dir, const char *crate,
-    const char *res_hex)
+layout_import_pack(struct remote *r, const char *kache_dir, const char *crate, const char *res_hex)
 {
 	struct layout_result lr;
 	struct store *s;

@@ -182,8 +182,7 @@ remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex)
 }
 
 enum remote_result
-remote_import_pack(struct remote *r, const char *kache_dir, const char *crate,
-    const char *res_hex)
+remote_import_pack(struct remote *r, const char *kache_dir, const char *crate, const char *res_hex)
 {
 	if (r->t == NULL) /* the test sink keeps no packs */
 		return REMOTE_MISS;

@@ -44,8 +44,7 @@ typedef int (*remote_list_fn)(const char *name, uint64_t size, void *arg);
 /* Lists the objects whose names start with prefix ("packs/", "manifests/",
  * "packs/serde/"). REMOTE_FAILED (logged) when the remote could not be read
  * whole; what was listed by then was passed to fn. */
-enum remote_result remote_list(struct remote *r, const char *prefix, remote_list_fn fn,
-    void *arg);
+enum remote_result remote_list(struct remote *r, const char *prefix, remote_list_fn fn, void *arg);
 /* Imports the remote result(s) of the invocation key inv_hex into the store
  * at kache_dir. */
 enum remote_result remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex);

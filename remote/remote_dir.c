@@ -16,15 +16,13 @@
 #include "common/log.h"
 #include "common/path.h"
 
-static enum remote_result dir_open(struct remote *r, const char *name, const char *tmpdir,
-    int *fd);
-static enum remote_result dir_put(struct remote *r, const char *name, const void *data,
-    size_t n);
+static enum remote_result dir_open(struct remote *r, const char *name, const char *tmpdir, int *fd);
+static enum remote_result dir_put(struct remote *r, const char *name, const void *data, size_t n);
 static enum remote_result dir_put_file(struct remote *r, const char *path, const char *name);
 static enum remote_result dir_list(struct remote *r, const char *prefix, remote_list_fn fn,
     void *arg);
-static int walk(const char *root, const char *rel, const char *prefix, int depth,
-    remote_list_fn fn, void *arg);
+static int walk(const char *root, const char *rel, const char *prefix, int depth, remote_list_fn fn,
+    void *arg);
 
 /* Deepest folder the layout has below the root (packs/<crate>/), with room. */
 #define DIR_LIST_DEPTH 4
@@ -37,7 +35,8 @@ remote_dir_check(const struct config *cfg, char *err, size_t errlen)
 {
 	if (config_get(cfg, "remote.path")[0] == '/')
 		return 0;
-	snprintf(err, errlen, "remote.type = dir needs remote.path, an absolute directory "
+	snprintf(err, errlen,
+	    "remote.type = dir needs remote.path, an absolute directory "
 	    "(KACHE_REMOTE_PATH)");
 	return -1;
 }
@@ -112,8 +111,7 @@ dir_put_file(struct remote *r, const char *path, const char *name)
  * Temporaries (a name starting with '.') and anything not a regular file or
  * directory are skipped. 1 when fn stopped the walk, -1 on a read error, 0. */
 static int
-walk(const char *root, const char *rel, const char *prefix, int depth, remote_list_fn fn,
-    void *arg)
+walk(const char *root, const char *rel, const char *prefix, int depth, remote_list_fn fn, void *arg)
 {
 	char *dir = xasprintf("%s/%s", root, rel);
 	DIR *d = opendir(dir);
@@ -132,15 +130,16 @@ walk(const char *root, const char *rel, const char *prefix, int depth, remote_li
 		size_t n = strlen(name);
 		struct stat st;
 
-		if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st,
-		    AT_SYMLINK_NOFOLLOW) == 0) {
+		if (de->d_name[0] != '.' &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			if (S_ISDIR(st.st_mode) && depth > 0 &&
 			    strncmp(name, prefix, n < strlen(prefix) ? n : strlen(prefix)) == 0) {
 				char *sub = xasprintf("%s/", name);
 
 				rc = walk(root, sub, prefix, depth - 1, fn, arg);
 				free(sub);
-			} else if (S_ISREG(st.st_mode) && strncmp(name, prefix, strlen(prefix)) == 0) {
+			} else if (S_ISREG(st.st_mode) &&
+			    strncmp(name, prefix, strlen(prefix)) == 0) {
 				rc = fn(name, (uint64_t)st.st_size, arg) != 0;
 			}
 		}

@@ -25,10 +25,8 @@ struct s3_remote {
 
 static enum remote_result failed(struct remote *r, enum s3_result rc, const char *method,
     const char *name);
-static enum remote_result s3r_open(struct remote *r, const char *name, const char *tmpdir,
-    int *fd);
-static enum remote_result s3r_put(struct remote *r, const char *name, const void *data,
-    size_t n);
+static enum remote_result s3r_open(struct remote *r, const char *name, const char *tmpdir, int *fd);
+static enum remote_result s3r_put(struct remote *r, const char *name, const void *data, size_t n);
 static enum remote_result s3r_put_file(struct remote *r, const char *path, const char *name);
 static enum remote_result s3r_list(struct remote *r, const char *prefix, remote_list_fn fn,
     void *arg);
@@ -107,8 +105,10 @@ failed(struct remote *r, enum s3_result rc, const char *method, const char *name
 	if (!(x->logged & (1u << rc))) {
 		x->logged |= 1u << rc;
 		log_warnx("s3: %s %s: %s: %s%s", method, name, s3_result_name(rc),
-		    s3_client_last_error(x->c), fatal ? " (the S3 remote is off until kache "
-		    "restarts; builds go on with the local cache)" : "");
+		    s3_client_last_error(x->c),
+		    fatal ? " (the S3 remote is off until kache "
+		            "restarts; builds go on with the local cache)" :
+		            "");
 	}
 	if (fatal)
 		r->off = 1;

@@ -18,8 +18,7 @@ struct remote_transport {
 	/* Object name opened for reading at offset 0 in *fd; REMOTE_MISS when it
 	 * does not exist. A transport that must download first does so into an
 	 * unnamed file in tmpdir (on the local disk; gone when closed). */
-	enum remote_result (*open)(struct remote *r, const char *name, const char *tmpdir,
-	    int *fd);
+	enum remote_result (*open)(struct remote *r, const char *name, const char *tmpdir, int *fd);
 	/* Writes a small object whole, replacing it; readers never see half. */
 	enum remote_result (*put)(struct remote *r, const char *name, const void *data, size_t n);
 	/* Makes the complete file at path the object name, unless name exists
@@ -28,25 +27,25 @@ struct remote_transport {
 	/* Calls fn for every object whose name starts with prefix, in no set
 	 * order, until fn returns non-zero; REMOTE_OK when the listing was whole
 	 * or stopped by fn. */
-	enum remote_result (*list)(struct remote *r, const char *prefix, remote_list_fn fn,
-	    void *arg);
+	enum remote_result (
+	    *list)(struct remote *r, const char *prefix, remote_list_fn fn, void *arg);
 	/* Frees priv; NULL when there is nothing to free. */
 	void (*close)(struct remote *r);
 };
 
 struct remote {
 	const struct remote_transport *t;
-	char *path;		/* the directory or the bucket, for log lines */
-	const char *stagedir;	/* where a pack is built before put_file: beside the
-				 * objects (dir), so that the put is a rename; NULL:
-				 * the store's tmp/ */
-	void *priv;		/* the transport's own state */
-	int read_only;		/* uploads are skipped, and said so */
-	int off;		/* refused for good (credentials, a missing bucket,
-				 * another format): fetches miss and uploads fail
-				 * until the process restarts */
-	int format_seen;	/* the format marker was found or written */
-	int testsink;		/* test builds: marker files, not the layout */
+	char *path;           /* the directory or the bucket, for log lines */
+	const char *stagedir; /* where a pack is built before put_file: beside the
+	                       * objects (dir), so that the put is a rename; NULL:
+	                       * the store's tmp/ */
+	void *priv;           /* the transport's own state */
+	int read_only;        /* uploads are skipped, and said so */
+	int off;              /* refused for good (credentials, a missing bucket,
+	                       * another format): fetches miss and uploads fail
+	                       * until the process restarts */
+	int format_seen;      /* the format marker was found or written */
+	int testsink;         /* test builds: marker files, not the layout */
 };
 
 /* `[remote] type = "dir"`: check (no side effect) and open. */

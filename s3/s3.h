@@ -19,38 +19,38 @@ struct s3_client;
 /* What went wrong, in the terms a caller acts on. */
 enum s3_result {
 	S3_OK = 0,
-	S3_NOT_FOUND,	/* 404: a cache miss */
-	S3_AUTH,	/* 403: credentials, permissions or clock skew */
-	S3_BAD_REQUEST,	/* any other 4xx, or a refused operation: never retried */
-	S3_TRANSIENT,	/* 5xx, SlowDown, timeouts, resets, truncated bodies: retried */
-	S3_NO_BUCKET,	/* NoSuchBucket */
-	S3_LOCAL,	/* a local file could not be read or written */
+	S3_NOT_FOUND,   /* 404: a cache miss */
+	S3_AUTH,        /* 403: credentials, permissions or clock skew */
+	S3_BAD_REQUEST, /* any other 4xx, or a refused operation: never retried */
+	S3_TRANSIENT,   /* 5xx, SlowDown, timeouts, resets, truncated bodies: retried */
+	S3_NO_BUCKET,   /* NoSuchBucket */
+	S3_LOCAL,       /* a local file could not be read or written */
 };
 
 struct s3_creds {
 	char *access_key_id;
 	char *secret_access_key;
-	char *session_token;	/* NULL when none */
+	char *session_token; /* NULL when none */
 };
 
 struct s3_settings {
 	char *bucket;
-	char *prefix;		/* "" for none; no leading or trailing '/' */
-	char *endpoint;		/* "" means https://s3.<region>.amazonaws.com */
+	char *prefix;   /* "" for none; no leading or trailing '/' */
+	char *endpoint; /* "" means https://s3.<region>.amazonaws.com */
 	char *region;
-	int virtual_hosted;	/* bucket.host/key instead of host/bucket/key */
+	int virtual_hosted; /* bucket.host/key instead of host/bucket/key */
 	int read_only;
 	struct s3_creds creds;
 	long connect_timeout_ms;
-	long low_speed_limit;	/* bytes per second ... */
-	long low_speed_time_s;	/* ... sustained this long, else the attempt fails */
-	long total_timeout_ms;	/* per attempt; 0: none */
+	long low_speed_limit;  /* bytes per second ... */
+	long low_speed_time_s; /* ... sustained this long, else the attempt fails */
+	long total_timeout_ms; /* per attempt; 0: none */
 	int max_attempts;
 	long backoff_base_ms;
 	long backoff_cap_ms;
 	uint64_t multipart_threshold;
-	uint64_t part_size;	/* at least 5 MiB */
-	int upload_concurrency;	/* for callers that run several clients */
+	uint64_t part_size;     /* at least 5 MiB */
+	int upload_concurrency; /* for callers that run several clients */
 };
 
 const char *s3_result_name(enum s3_result r);
@@ -98,7 +98,7 @@ enum s3_result s3_put_mem(struct s3_client *c, const char *key, const void *data
 enum s3_result s3_delete(struct s3_client *c, const char *key);
 
 struct s3_object {
-	char *key;	/* relative to the prefix */
+	char *key; /* relative to the prefix */
 	uint64_t size;
 };
 
@@ -106,7 +106,7 @@ struct s3_list_page {
 	struct s3_object *obj;
 	size_t n;
 	int truncated;
-	char *next_token;	/* NULL when none */
+	char *next_token; /* NULL when none */
 };
 
 /* One page of ListObjectsV2 under prefix (relative), continuing from token

@@ -23,7 +23,7 @@ struct s3_client {
 	CURL *curl;
 	char err[1024];
 	uint64_t rng;
-	char *server_date;	/* Date header of the last answer */
+	char *server_date; /* Date header of the last answer */
 };
 
 /* Per-attempt transfer state handed to the curl callbacks. */
@@ -44,8 +44,8 @@ static void copy_settings(struct s3_settings *dst, const struct s3_settings *src
 static size_t on_write(char *p, size_t sz, size_t n, void *u);
 static size_t on_read(char *p, size_t sz, size_t n, void *u);
 static size_t on_header(char *p, size_t sz, size_t n, void *u);
-static struct curl_slist *sign_headers(struct s3_client *c, struct s3_req *r,
-    const char *host, const char *path);
+static struct curl_slist *sign_headers(struct s3_client *c, struct s3_req *r, const char *host,
+    const char *path);
 static void set_method(struct s3_client *c, struct s3_req *r, struct xfer *x);
 static void set_limits(struct s3_client *c);
 static CURLcode attempt(struct s3_client *c, struct s3_req *r, struct xfer *x);
@@ -71,11 +71,13 @@ copy_settings(struct s3_settings *dst, const struct s3_settings *src)
 	dst->prefix = xstrdup(src->prefix ? src->prefix : "");
 	dst->endpoint = xstrdup(src->endpoint ? src->endpoint : "");
 	dst->region = xstrdup(src->region && *src->region ? src->region : "us-east-1");
-	dst->creds.access_key_id = xstrdup(src->creds.access_key_id ? src->creds.access_key_id : "");
-	dst->creds.secret_access_key = xstrdup(src->creds.secret_access_key ?
-	    src->creds.secret_access_key : "");
+	dst->creds.access_key_id =
+	    xstrdup(src->creds.access_key_id ? src->creds.access_key_id : "");
+	dst->creds.secret_access_key =
+	    xstrdup(src->creds.secret_access_key ? src->creds.secret_access_key : "");
 	dst->creds.session_token = src->creds.session_token && *src->creds.session_token ?
-	    xstrdup(src->creds.session_token) : NULL;
+	    xstrdup(src->creds.session_token) :
+	    NULL;
 	if (dst->part_size < 5 * 1024 * 1024)
 		dst->part_size = 5 * 1024 * 1024;
 	if (dst->max_attempts < 1)
@@ -191,8 +193,8 @@ on_write(char *p, size_t sz, size_t n, void *u)
 		return len;
 	}
 	if (x->r->resp.len < RESP_CAP)
-		buf_add(&x->r->resp, p, len < RESP_CAP - x->r->resp.len ? len :
-		    RESP_CAP - x->r->resp.len);
+		buf_add(&x->r->resp, p,
+		    len < RESP_CAP - x->r->resp.len ? len : RESP_CAP - x->r->resp.len);
 	return len;
 }
 
@@ -368,13 +370,19 @@ classify_curl(struct s3_client *c, struct s3_req *r, struct xfer *x, CURLcode cc
 		return s3_fail(c, S3_LOCAL, "cannot read the upload of %s: %s", r->key,
 		    strerror(x->read_errno));
 	if (cc == CURLE_OPERATION_TIMEDOUT)
-		return s3_fail(c, S3_TRANSIENT, "S3 request to %s timed out (%s); check "
-		    "KACHE_S3_ENDPOINT and the network", c->ep.host, curl_easy_strerror(cc));
+		return s3_fail(c, S3_TRANSIENT,
+		    "S3 request to %s timed out (%s); check "
+		    "KACHE_S3_ENDPOINT and the network",
+		    c->ep.host, curl_easy_strerror(cc));
 	if (cc == CURLE_PARTIAL_FILE)
-		return s3_fail(c, S3_TRANSIENT, "S3 answer for %s was truncated (%llu bytes "
-		    "received)", r->key ? r->key : c->s.bucket, (unsigned long long)r->received);
-	return s3_fail(c, S3_TRANSIENT, "S3 request to %s failed: %s; check KACHE_S3_ENDPOINT "
-	    "and the network", c->ep.host, curl_easy_strerror(cc));
+		return s3_fail(c, S3_TRANSIENT,
+		    "S3 answer for %s was truncated (%llu bytes "
+		    "received)",
+		    r->key ? r->key : c->s.bucket, (unsigned long long)r->received);
+	return s3_fail(c, S3_TRANSIENT,
+	    "S3 request to %s failed: %s; check KACHE_S3_ENDPOINT "
+	    "and the network",
+	    c->ep.host, curl_easy_strerror(cc));
 }
 
 /* Minutes between the server's Date header and our clock; 0 when unknown. */
@@ -399,10 +407,12 @@ classify_403(struct s3_client *c, struct s3_req *r, const char *code)
 	long skew = skew_minutes(c);
 
 	if ((code && strcmp(code, "RequestTimeTooSkewed") == 0) || labs(skew) >= 15)
-		return s3_fail(c, S3_AUTH, "S3 refused the request: RequestTimeTooSkewed: the "
+		return s3_fail(c, S3_AUTH,
+		    "S3 refused the request: RequestTimeTooSkewed: the "
 		    "machine clock is off by %ld minutes from the server's; fix the clock (NTP)",
 		    skew);
-	return s3_fail(c, S3_AUTH, "S3 denied access to bucket %s (403 %s); check credentials "
+	return s3_fail(c, S3_AUTH,
+	    "S3 denied access to bucket %s (403 %s); check credentials "
 	    "(KACHE_S3_ACCESS_KEY_ID, AWS_ACCESS_KEY_ID or the profile) and the bucket policy",
 	    c->s.bucket, code ? code : "Forbidden");
 }
@@ -417,17 +427,20 @@ classify_http(struct s3_client *c, struct s3_req *r)
 	if (st == 403)
 		res = classify_403(c, r, code);
 	else if (st == 404 && code && strcmp(code, "NoSuchBucket") == 0)
-		res = s3_fail(c, S3_NO_BUCKET, "bucket '%s' does not exist at %s; check "
-		    "KACHE_S3_BUCKET and KACHE_S3_ENDPOINT", c->s.bucket, c->ep.host);
+		res = s3_fail(c, S3_NO_BUCKET,
+		    "bucket '%s' does not exist at %s; check "
+		    "KACHE_S3_BUCKET and KACHE_S3_ENDPOINT",
+		    c->s.bucket, c->ep.host);
 	else if (st == 404)
 		res = s3_fail(c, S3_NOT_FOUND, "%s: not found", r->key ? r->key : c->s.bucket);
 	else if (st >= 500 || st == 429 || st == 408)
 		res = s3_fail(c, S3_TRANSIENT, "S3 answered %ld %s", st, code ? code : "");
-	else if (st == 301 || st == 307 || (code && strcmp(code,
-	    "AuthorizationHeaderMalformed") == 0))
-		res = s3_fail(c, S3_BAD_REQUEST, "S3 answered %ld %s: the bucket lives elsewhere; "
-		    "check KACHE_S3_REGION (now %s) and KACHE_S3_ENDPOINT", st, code ? code : "",
-		    c->s.region);
+	else if (st == 301 || st == 307 ||
+	    (code && strcmp(code, "AuthorizationHeaderMalformed") == 0))
+		res = s3_fail(c, S3_BAD_REQUEST,
+		    "S3 answered %ld %s: the bucket lives elsewhere; "
+		    "check KACHE_S3_REGION (now %s) and KACHE_S3_ENDPOINT",
+		    st, code ? code : "", c->s.region);
 	else
 		res = s3_fail(c, S3_BAD_REQUEST, "S3 answered %ld %s for %s %s", st,
 		    code ? code : "", r->method, r->key ? r->key : c->s.bucket);
@@ -461,8 +474,7 @@ rewind_output(struct s3_req *r, uint64_t start)
 {
 	if (r->out_fd < 0)
 		return 0;
-	if (ftruncate(r->out_fd, (off_t)start) < 0 || lseek(r->out_fd, (off_t)start,
-	    SEEK_SET) < 0)
+	if (ftruncate(r->out_fd, (off_t)start) < 0 || lseek(r->out_fd, (off_t)start, SEEK_SET) < 0)
 		return -1;
 	return 0;
 }
@@ -500,9 +512,10 @@ request_once(struct s3_client *c, struct s3_req *r, struct xfer *x)
 	if (r->status < 200 || r->status >= 300)
 		return classify_http(c, r);
 	if (!r->head && cl >= 0 && r->received != (uint64_t)cl)
-		return s3_fail(c, S3_TRANSIENT, "S3 answer for %s was truncated: %llu of %lld "
-		    "bytes", r->key ? r->key : c->s.bucket, (unsigned long long)r->received,
-		    (long long)cl);
+		return s3_fail(c, S3_TRANSIENT,
+		    "S3 answer for %s was truncated: %llu of %lld "
+		    "bytes",
+		    r->key ? r->key : c->s.bucket, (unsigned long long)r->received, (long long)cl);
 	c->err[0] = '\0';
 	return S3_OK;
 }

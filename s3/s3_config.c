@@ -18,16 +18,15 @@ struct profile_scan {
 };
 
 static char *dup_nonempty(const char *s);
-static int creds_from(const char *id, const char *secret, const char *token,
-    struct s3_creds *out);
+static int creds_from(const char *id, const char *secret, const char *token, struct s3_creds *out);
 static int ini_creds_cb(void *user, const char *section, const char *name, const char *value);
 static int creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err);
 
 const char *
 s3_result_name(enum s3_result r)
 {
-	static const char *const names[] = { "OK", "NOT_FOUND", "AUTH", "BAD_REQUEST",
-		"TRANSIENT", "NO_BUCKET", "LOCAL" };
+	static const char *const names[] = { "OK", "NOT_FOUND", "AUTH", "BAD_REQUEST", "TRANSIENT",
+		"NO_BUCKET", "LOCAL" };
 
 	if ((unsigned)r < sizeof names / sizeof names[0])
 		return names[r];
@@ -124,8 +123,8 @@ creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 {
 	const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
 	const char *prof = getenv("AWS_PROFILE");
-	char *path = file && *file ? xstrdup(file) : xasprintf("%s/.aws/credentials",
-	    home ? home : "");
+	char *path =
+	    file && *file ? xstrdup(file) : xasprintf("%s/.aws/credentials", home ? home : "");
 	struct s3_creds c = { 0 };
 	struct profile_scan ps = { NULL, &c, 0 };
 	int rc, ok;
@@ -138,9 +137,11 @@ creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 	if (ok)
 		*out = c;
 	else if (rc == -1)
-		buf_addf(err, "no S3 credentials: set KACHE_S3_ACCESS_KEY_ID and "
+		buf_addf(err,
+		    "no S3 credentials: set KACHE_S3_ACCESS_KEY_ID and "
 		    "KACHE_S3_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-		    "or create %s", path);
+		    "or create %s",
+		    path);
 	else
 		buf_addf(err, "no usable S3 credentials in profile [%s] of %s%s; check credentials",
 		    ps.profile, path, rc > 0 ? " (it has a syntax error)" : "");
@@ -161,15 +162,18 @@ s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err
 		    config_get(cfg, "s3.secret_access_key"), config_get(cfg, "s3.session_token"),
 		    out);
 	if (rc < 0) {
-		buf_addstr(err, "only one of s3.access_key_id / s3.secret_access_key "
-		    "(KACHE_S3_ACCESS_KEY_ID / KACHE_S3_SECRET_ACCESS_KEY) is set; check credentials");
+		buf_addstr(err,
+		    "only one of s3.access_key_id / s3.secret_access_key "
+		    "(KACHE_S3_ACCESS_KEY_ID / KACHE_S3_SECRET_ACCESS_KEY) is set; check "
+		    "credentials");
 		return -1;
 	}
 	if (rc == 0)
 		rc = creds_from(getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"),
 		    getenv("AWS_SESSION_TOKEN"), out);
 	if (rc < 0) {
-		buf_addstr(err, "only one of AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY is set; "
+		buf_addstr(err,
+		    "only one of AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY is set; "
 		    "check credentials");
 		return -1;
 	}

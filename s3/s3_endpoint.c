@@ -17,9 +17,8 @@ valid_host(const char *h, size_t n)
 	if (h[0] == '[')
 		return h[n - 1] == ']' && n > 2;
 	for (size_t i = 0; i < n; i++)
-		if (!(h[i] == '-' || h[i] == '.' || h[i] == '_' ||
-		    (h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
-		    (h[i] >= '0' && h[i] <= '9')))
+		if (!(h[i] == '-' || h[i] == '.' || h[i] == '_' || (h[i] >= 'a' && h[i] <= 'z') ||
+		        (h[i] >= 'A' && h[i] <= 'Z') || (h[i] >= '0' && h[i] <= '9')))
 			return 0;
 	return 1;
 }
@@ -52,17 +51,21 @@ s3_endpoint_parse(const char *url, struct s3_endpoint *ep, struct buf *err)
 	else if (str_starts_with(url, "http://"))
 		rest = url + 7;
 	else {
-		buf_addf(err, "S3 endpoint '%s' has no http:// or https:// scheme; "
+		buf_addf(err,
+		    "S3 endpoint '%s' has no http:// or https:// scheme; "
 		    "check KACHE_S3_ENDPOINT (e.g. https://s3.example.com or "
-		    "http://127.0.0.1:9000)", url);
+		    "http://127.0.0.1:9000)",
+		    url);
 		return -1;
 	}
 	end = rest + strcspn(rest, "/?#@");
 	if (*end == '/' && end[1] == '\0')
 		; /* a lone trailing slash is fine */
 	else if (*end != '\0') {
-		buf_addf(err, "S3 endpoint '%s' must be only scheme://host[:port] (no path, "
-		    "user or query); check KACHE_S3_ENDPOINT", url);
+		buf_addf(err,
+		    "S3 endpoint '%s' must be only scheme://host[:port] (no path, "
+		    "user or query); check KACHE_S3_ENDPOINT",
+		    url);
 		return -1;
 	}
 	colon = memrchr(rest, ':', (size_t)(end - rest));

@@ -10,8 +10,8 @@
 
 struct s3_endpoint {
 	int https;
-	char *host;	/* as written: name, a.b.c.d or [v6] */
-	char *port;	/* NULL for the scheme's default */
+	char *host; /* as written: name, a.b.c.d or [v6] */
+	char *port; /* NULL for the scheme's default */
 };
 
 /* Parses "http(s)://host[:port][/]". Anything else (no scheme, a path, user
@@ -39,8 +39,8 @@ char *s3_xml_escape(const char *s);
 
 /* Where a request body comes from. */
 struct s3_body {
-	const void *mem;	/* when not NULL, mem[0..len) */
-	int fd;			/* else fd range [off, off+len), when fd >= 0 */
+	const void *mem; /* when not NULL, mem[0..len) */
+	int fd;          /* else fd range [off, off+len), when fd >= 0 */
 	uint64_t off;
 	uint64_t len;
 	char sha256[S3_SHA256_HEX_LEN + 1];
@@ -49,15 +49,15 @@ struct s3_body {
 /* One S3 request, executed with retries by s3_request(). */
 struct s3_req {
 	const char *method;
-	const char *key;		/* full key in the bucket; NULL for the bucket */
+	const char *key; /* full key in the bucket; NULL for the bucket */
 	struct s3_kv query[4];
 	size_t nquery;
-	const struct s3_body *body;	/* NULL: empty */
-	int out_fd;			/* GET: 2xx body goes here from its offset */
+	const struct s3_body *body; /* NULL: empty */
+	int out_fd;                 /* GET: 2xx body goes here from its offset */
 	int head;
 	/* results */
 	long status;
-	struct buf resp;		/* non-streamed body (errors, XML), capped */
+	struct buf resp; /* non-streamed body (errors, XML), capped */
 	char *etag;
 	uint64_t content_length;
 	uint64_t received;

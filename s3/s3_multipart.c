@@ -19,8 +19,7 @@ struct mpu {
 };
 
 static enum s3_result mpu_create(struct s3_client *c, struct mpu *m);
-static enum s3_result mpu_part(struct s3_client *c, struct mpu *m, size_t i, int fd,
-    uint64_t size);
+static enum s3_result mpu_part(struct s3_client *c, struct mpu *m, size_t i, int fd, uint64_t size);
 static enum s3_result mpu_complete(struct s3_client *c, struct mpu *m);
 static void mpu_abort(struct s3_client *c, struct mpu *m);
 
@@ -35,8 +34,9 @@ mpu_create(struct s3_client *c, struct mpu *m)
 	r.query[r.nquery++] = (struct s3_kv){ "uploads", "" };
 	r.body = &b;
 	res = s3_request(c, &r);
-	if (res == S3_OK && (m->upload_id = s3_xml_text(r.resp.p ? r.resp.p : "", r.resp.len,
-	    "UploadId")) == NULL) {
+	if (res == S3_OK &&
+	    (m->upload_id = s3_xml_text(r.resp.p ? r.resp.p : "", r.resp.len, "UploadId")) ==
+	        NULL) {
 		res = s3_fail(c, S3_TRANSIENT, "S3 CreateMultipartUpload for %s gave no UploadId",
 		    m->full);
 		log_info("s3: %s", s3_client_last_error(c));
@@ -57,8 +57,8 @@ mpu_part(struct s3_client *c, struct mpu *m, size_t i, int fd, uint64_t size)
 	enum s3_result res;
 
 	if (s3_sha256_fd_range(fd, off, len, b.sha256) < 0) {
-		res = s3_fail(c, S3_LOCAL, "cannot read part %zu of the file for %s", i + 1,
-		    m->full);
+		res =
+		    s3_fail(c, S3_LOCAL, "cannot read part %zu of the file for %s", i + 1, m->full);
 		log_info("s3: %s", s3_client_last_error(c));
 		return res;
 	}
@@ -69,8 +69,8 @@ mpu_part(struct s3_client *c, struct mpu *m, size_t i, int fd, uint64_t size)
 	r.body = &b;
 	res = s3_request(c, &r);
 	if (res == S3_OK && r.etag == NULL) {
-		res = s3_fail(c, S3_TRANSIENT, "S3 gave no ETag for part %zu of %s", i + 1,
-		    m->full);
+		res =
+		    s3_fail(c, S3_TRANSIENT, "S3 gave no ETag for part %zu of %s", i + 1, m->full);
 		log_info("s3: %s", s3_client_last_error(c));
 	}
 	if (res == S3_OK)

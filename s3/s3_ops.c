@@ -68,7 +68,7 @@ s3_get_to_path(struct s3_client *c, const char *key, const char *path)
 	}
 	res = s3_get_to_fd(c, key, fd, NULL);
 	stored = res == S3_OK && fsync(fd) == 0;
-	stored = close(fd) == 0 && stored;	/* closed once, whatever happened */
+	stored = close(fd) == 0 && stored; /* closed once, whatever happened */
 	if (res == S3_OK && (!stored || rename(tmp, path) < 0)) {
 		res = s3_fail(c, S3_LOCAL, "cannot store %s: %s", path, strerror(errno));
 		log_info("s3: %s", s3_client_last_error(c));
@@ -82,8 +82,10 @@ s3_get_to_path(struct s3_client *c, const char *key, const char *path)
 static enum s3_result
 refuse_read_only(struct s3_client *c, const char *key)
 {
-	enum s3_result res = s3_fail(c, S3_BAD_REQUEST, "S3 remote is read-only (s3.read_only); "
-	    "not writing %s", key);
+	enum s3_result res = s3_fail(c, S3_BAD_REQUEST,
+	    "S3 remote is read-only (s3.read_only); "
+	    "not writing %s",
+	    key);
 
 	log_info("s3: %s", s3_client_last_error(c));
 	return res;
@@ -193,8 +195,7 @@ strip_prefix(const struct s3_client *c, struct s3_list_page *page)
 }
 
 enum s3_result
-s3_list(struct s3_client *c, const char *prefix, const char *token,
-    struct s3_list_page *page)
+s3_list(struct s3_client *c, const char *prefix, const char *token, struct s3_list_page *page)
 {
 	char *full = s3_full_key(c, prefix ? prefix : "");
 	struct s3_req r;
@@ -208,8 +209,10 @@ s3_list(struct s3_client *c, const char *prefix, const char *token,
 		r.query[r.nquery++] = (struct s3_kv){ "continuation-token", token };
 	res = s3_request(c, &r);
 	if (res == S3_OK && s3_xml_parse_list(r.resp.p ? r.resp.p : "", r.resp.len, page) < 0) {
-		res = s3_fail(c, S3_TRANSIENT, "S3 list answer for prefix '%s' is malformed or "
-		    "truncated (%zu bytes)", full, r.resp.len);
+		res = s3_fail(c, S3_TRANSIENT,
+		    "S3 list answer for prefix '%s' is malformed or "
+		    "truncated (%zu bytes)",
+		    full, r.resp.len);
 		log_info("s3: %s", s3_client_last_error(c));
 	}
 	if (res == S3_OK)

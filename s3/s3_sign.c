@@ -194,7 +194,8 @@ hmac(const void *key, size_t klen, const char *msg, unsigned char out[32])
 
 	/* tmp, because callers chain with out == key */
 	if (HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), tmp,
-	    &olen) == NULL || olen != 32)
+	        &olen) == NULL ||
+	    olen != 32)
 		fatalx("s3: HMAC-SHA256 failed");
 	memcpy(out, tmp, 32);
 }

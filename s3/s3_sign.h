@@ -18,13 +18,13 @@ struct s3_kv {
 
 struct s3_sign_req {
 	const char *method;
-	const char *path;		/* raw (not encoded), starting with '/' */
-	const struct s3_kv *query;	/* raw names and values */
+	const char *path;          /* raw (not encoded), starting with '/' */
+	const struct s3_kv *query; /* raw names and values */
 	size_t nquery;
-	const struct s3_kv *headers;	/* every header to sign, host included */
+	const struct s3_kv *headers; /* every header to sign, host included */
 	size_t nheaders;
-	const char *payload_hash;	/* hex SHA-256 of the body */
-	const char *amz_date;		/* YYYYMMDDTHHMMSSZ */
+	const char *payload_hash; /* hex SHA-256 of the body */
+	const char *amz_date;     /* YYYYMMDDTHHMMSSZ */
 	const char *region;
 	const char *service;
 };

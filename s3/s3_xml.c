@@ -47,8 +47,10 @@ find_elem(const char *p, const char *end, const char *name, const char **text, s
 static int
 decode_entity(const char *p, const char *end, struct buf *out, size_t *used)
 {
-	static const struct { const char *name; char c; } named[] = {
-		{ "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' },
+	static const struct {
+		const char *name;
+		char c;
+	} named[] = { { "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' },
 		{ "&apos;", '\'' } };
 	const char *semi = memchr(p, ';', (size_t)(end - p) < 12 ? (size_t)(end - p) : 12);
 	unsigned long cp;
@@ -146,8 +148,7 @@ parse_contents(const char *p, size_t n, struct s3_object *o)
 	const char *t;
 	size_t tl;
 
-	if (find_elem(p, p + n, "Key", &t, &tl, NULL) != 1 ||
-	    (o->key = decode_text(t, tl)) == NULL)
+	if (find_elem(p, p + n, "Key", &t, &tl, NULL) != 1 || (o->key = decode_text(t, tl)) == NULL)
 		return -1;
 	if (find_elem(p, p + n, "Size", &t, &tl, NULL) != 1 || parse_u64(t, tl, &o->size) < 0)
 		return -1;

@@ -148,17 +148,22 @@ check_obj(const unsigned char *d, size_t n, size_t *pos, int depth)
 	} else if (t >= 0xa0 && t <= 0xbf) {
 		len = t & 0x1f;
 	} else {
-		static const struct { unsigned char t; int lenbytes; int fixed; int kind; } tab[] = {
-			{ 0xc4, 1, 0, 0 }, { 0xc5, 2, 0, 0 }, { 0xc6, 4, 0, 0 },       /* bin */
-			{ 0xc7, 1, 1, 0 }, { 0xc8, 2, 1, 0 }, { 0xc9, 4, 1, 0 },       /* ext */
-			{ 0xca, 0, 4, 0 }, { 0xcb, 0, 8, 0 },                           /* float */
+		static const struct {
+			unsigned char t;
+			int lenbytes;
+			int fixed;
+			int kind;
+		} tab[] = {
+			{ 0xc4, 1, 0, 0 }, { 0xc5, 2, 0, 0 }, { 0xc6, 4, 0, 0 }, /* bin */
+			{ 0xc7, 1, 1, 0 }, { 0xc8, 2, 1, 0 }, { 0xc9, 4, 1, 0 }, /* ext */
+			{ 0xca, 0, 4, 0 }, { 0xcb, 0, 8, 0 },                    /* float */
 			{ 0xcc, 0, 1, 0 }, { 0xcd, 0, 2, 0 }, { 0xce, 0, 4, 0 }, { 0xcf, 0, 8, 0 },
 			{ 0xd0, 0, 1, 0 }, { 0xd1, 0, 2, 0 }, { 0xd2, 0, 4, 0 }, { 0xd3, 0, 8, 0 },
 			{ 0xd4, 0, 2, 0 }, { 0xd5, 0, 3, 0 }, { 0xd6, 0, 5, 0 }, { 0xd7, 0, 9, 0 },
-			{ 0xd8, 0, 17, 0 },                                             /* fixext */
-			{ 0xd9, 1, 0, 0 }, { 0xda, 2, 0, 0 }, { 0xdb, 4, 0, 0 },       /* str */
-			{ 0xdc, 2, 0, 1 }, { 0xdd, 4, 0, 1 },                           /* array */
-			{ 0xde, 2, 0, 2 }, { 0xdf, 4, 0, 2 },                           /* map */
+			{ 0xd8, 0, 17, 0 },                                      /* fixext */
+			{ 0xd9, 1, 0, 0 }, { 0xda, 2, 0, 0 }, { 0xdb, 4, 0, 0 }, /* str */
+			{ 0xdc, 2, 0, 1 }, { 0xdd, 4, 0, 1 },                    /* array */
+			{ 0xde, 2, 0, 2 }, { 0xdf, 4, 0, 2 },                    /* map */
 		};
 		size_t i;
 

@@ -25,8 +25,6 @@ int codec_get_fixed(const msgpack_object *map, const char *key, void *out, size_
 char *codec_obj_str(const msgpack_object *o);
 int codec_obj_fixed(const msgpack_object *o, void *out, size_t n);
 
-
-
 /* Walks msgpack bytes without allocating and checks that every container's
  * declared element count fits in the bytes present and nesting stays shallow, so
  * a hostile "array of 2^32 elements" is refused before msgpack-c allocates.

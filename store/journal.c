@@ -126,7 +126,8 @@ journal_parse(const char *data, size_t n, void (*fn)(const struct journal_event 
 
 	while (n - pos >= 4) {
 		const unsigned char *p = (const unsigned char *)data + pos;
-		uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		uint32_t len =
+		    (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 
 		if (len > JOURNAL_MAX_RECORD) {
 			/* Not a record boundary: the file is damaged. Skip the rest. */

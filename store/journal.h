@@ -18,12 +18,12 @@
 #define JOURNAL_MAX_RECORD 4096
 
 enum journal_type {
-	JOURNAL_HIT = 1,     /* restored from the local store */
-	JOURNAL_MISS,        /* compiled; res set when the result was stored */
-	JOURNAL_PASS,        /* passed through uncached; reason says why */
-	JOURNAL_ERROR,       /* kache failed and fell back to rustc; reason says how */
-	JOURNAL_CORRUPT,     /* a damaged entry or blob was found and removed */
-	JOURNAL_REMOTE_HIT,  /* fetched from the remote, then restored */
+	JOURNAL_HIT = 1,    /* restored from the local store */
+	JOURNAL_MISS,       /* compiled; res set when the result was stored */
+	JOURNAL_PASS,       /* passed through uncached; reason says why */
+	JOURNAL_ERROR,      /* kache failed and fell back to rustc; reason says how */
+	JOURNAL_CORRUPT,    /* a damaged entry or blob was found and removed */
+	JOURNAL_REMOTE_HIT, /* fetched from the remote, then restored */
 };
 
 struct journal_event {

@@ -52,7 +52,7 @@ pack_crate_name_ok(const char *name)
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
-		    (name[i] >= '0' && name[i] <= '9') || name[i] == '_' || name[i] == '-'))
+		        (name[i] >= '0' && name[i] <= '9') || name[i] == '_' || name[i] == '-'))
 			return 0;
 	return 1;
 }
@@ -312,9 +312,9 @@ import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[
 	    codec_get_fixed(root, "inv", got_inv, HASH_LEN) < 0 ||
 	    codec_get_fixed(root, "res", got_res, HASH_LEN) < 0 ||
 	    (inv != NULL && memcmp(got_inv, inv, HASH_LEN) != 0) ||
-	    memcmp(got_res, res, HASH_LEN) != 0 ||
-	    codec_get_bin(root, "candidate", &cand) < 0 || codec_get_bin(root, "entry", &ent) < 0 ||
-	    blobs == NULL || blobs->type != MSGPACK_OBJECT_ARRAY)
+	    memcmp(got_res, res, HASH_LEN) != 0 || codec_get_bin(root, "candidate", &cand) < 0 ||
+	    codec_get_bin(root, "entry", &ent) < 0 || blobs == NULL ||
+	    blobs->type != MSGPACK_OBJECT_ARRAY)
 		goto out;
 	pack_sum(&cand, &ent, want);
 	if (codec_get_fixed(root, "sum", sum, HASH_LEN) < 0 ||
@@ -330,8 +330,9 @@ import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[
 	if (!entry_blobs_present(s, &e))
 		goto out;
 	r = store_entry_write(s, res, &e) == 0 &&
-	    store_manifest_add(s, inv ? inv : got_inv, &m.c[0]) == 0 ?
-	    PACK_OK : PACK_IOERR;
+	        store_manifest_add(s, inv ? inv : got_inv, &m.c[0]) == 0 ?
+	    PACK_OK :
+	    PACK_IOERR;
 out:
 	store_manifest_clear(&m);
 	store_entry_clear(&e);

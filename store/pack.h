@@ -46,8 +46,9 @@ enum pack_result pack_build(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], struct buf *out, char **crate);
 /* Verifies a pack whole and imports it: every blob's hash checked before it
  * enters the store, the entry decoded, every output present, the keys the
- * ones expected (inv NULL: any invocation key, as for pack_read). Only then the entry and the manifest candidate are written.
- * PACK_CORRUPT when any check fails (nothing but verified blobs written). */
+ * ones expected (inv NULL: any invocation key, as for pack_read). Only then the entry and the
+ * manifest candidate are written. PACK_CORRUPT when any check fails (nothing but verified blobs
+ * written). */
 enum pack_result pack_import(struct store *s, const char *data, size_t n,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN]);
 const char *pack_result_name(enum pack_result r);

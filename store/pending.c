@@ -39,9 +39,9 @@ store_pending_begin(const char *dir, const unsigned char inv[HASH_LEN])
 	path = marker_path(dir, hex);
 	tmp = xasprintf("%s/tmp/." PREFIX "%s.%ld", dir, hex, (long)getpid());
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd >= 0 && (flock(fd, LOCK_EX | LOCK_NB) < 0 ||
-	    fs_write_all(fd, pid, (size_t)n) < 0 ||
-	    rename(tmp, path) < 0)) {
+	if (fd >= 0 &&
+	    (flock(fd, LOCK_EX | LOCK_NB) < 0 || fs_write_all(fd, pid, (size_t)n) < 0 ||
+	        rename(tmp, path) < 0)) {
 		unlink(tmp);
 		close(fd);
 		fd = -1;
@@ -59,7 +59,8 @@ store_pending_end(const char *dir, const unsigned char inv[HASH_LEN], int fd)
 
 	hash_to_hex(inv, hex);
 	path = marker_path(dir, hex);
-	if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+	if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+	    a.st_dev == b.st_dev)
 		unlink(path);
 	close(fd);
 	free(path);

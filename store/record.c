@@ -33,8 +33,8 @@ static int unpack_output(const msgpack_object *o, struct store_output *out);
 static void pack_candidate(msgpack_packer *pk, const struct store_candidate *c);
 static int unpack_candidate(const msgpack_object *o, struct store_candidate *c);
 static int sbuf_write(void *data, const char *p, size_t n);
-static void record_sum(const char *tag, const unsigned char key[HASH_LEN], const char *p,
-    size_t n, unsigned char out[HASH_LEN]);
+static void record_sum(const char *tag, const unsigned char key[HASH_LEN], const char *p, size_t n,
+    unsigned char out[HASH_LEN]);
 static enum store_get read_record(struct store *s, const char *kind,
     const unsigned char key[HASH_LEN], int (*decode)(const char *, size_t, void *), void *out);
 static int decode_entry(const char *d, size_t n, void *out);
@@ -322,8 +322,7 @@ record_sum(const char *tag, const unsigned char key[HASH_LEN], const char *p, si
 /* 0 when the framed record data/n carries tag and a checksum that matches key
  * and the payload behind it. */
 int
-store_record_check(const char *kind, const unsigned char key[HASH_LEN], const char *data,
-    size_t n)
+store_record_check(const char *kind, const unsigned char key[HASH_LEN], const char *data, size_t n)
 {
 	const char *tag = kind_tag(kind);
 	unsigned char sum[HASH_LEN];
@@ -349,8 +348,9 @@ read_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN]
 	p = store_path(s, kind, hex);
 	buf_init(&b);
 	if (fs_read_file(p, &b, RECORD_MAX) < 0)
-		r = errno == ENOENT ? STORE_ABSENT :
-		    errno == ELOOP || errno == EINVAL ? STORE_CORRUPT : STORE_IOERR;
+		r = errno == ENOENT                   ? STORE_ABSENT :
+		    errno == ELOOP || errno == EINVAL ? STORE_CORRUPT :
+		                                        STORE_IOERR;
 	else if (store_record_check(kind, key, b.p ? b.p : "", b.len) < 0 ||
 	    decode(b.p + RECORD_HEAD_LEN, b.len - RECORD_HEAD_LEN, out) < 0)
 		r = STORE_CORRUPT;

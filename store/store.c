@@ -14,24 +14,23 @@
 
 struct store {
 	char *dir;
-	mode_t mask;   /* permission bits kache never grants: those the top dir lacks */
+	mode_t mask; /* permission bits kache never grants: those the top dir lacks */
 };
 
-static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo",
-	"journal", STORE_INTENTS, "tmp" };
+static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo", "journal",
+	STORE_INTENTS, "tmp" };
 
 static char *memo_path(const struct store *s, const struct stat *st);
 static int same_stat(const struct stat *a, const struct stat *b);
-static int hash_fd_memo(struct store *s, int fd, struct stat *st,
-    unsigned char out[HASH_LEN]);
+static int hash_fd_memo(struct store *s, int fd, struct stat *st, unsigned char out[HASH_LEN]);
 static int hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struct stat *st);
 static int write_fanout(const struct store *s, const char *path, const void *data, size_t n,
     mode_t mode);
 static char *text_memo_path(const struct store *s, const char *key);
-static int blob_put_link(struct store *s, const char *src, int exec,
-    unsigned char hash[HASH_LEN], uint64_t *size, const char *tmp);
-static int blob_put_copy(struct store *s, const char *src, int exec,
-    unsigned char hash[HASH_LEN], uint64_t *size, const char *tmp);
+static int blob_put_link(struct store *s, const char *src, int exec, unsigned char hash[HASH_LEN],
+    uint64_t *size, const char *tmp);
+static int blob_put_copy(struct store *s, const char *src, int exec, unsigned char hash[HASH_LEN],
+    uint64_t *size, const char *tmp);
 static int blob_commit(struct store *s, const char *tmp, const unsigned char hash[HASH_LEN],
     uint64_t size);
 
@@ -312,7 +311,8 @@ blob_put_link(struct store *s, const char *src, int exec, unsigned char hash[HAS
 	if (link(src, tmp) < 0)
 		return -1;
 	fd = fs_open_regular(tmp, O_RDONLY, 0);
-	if (fd < 0 || hash_fd(fd, hash, size) < 0 || fchmod(fd, store_mode(s, exec ? 0555 : 0444)) < 0) {
+	if (fd < 0 || hash_fd(fd, hash, size) < 0 ||
+	    fchmod(fd, store_mode(s, exec ? 0555 : 0444)) < 0) {
 		if (fd >= 0)
 			close(fd);
 		unlink(tmp);
@@ -355,7 +355,8 @@ int
 store_blob_put(struct store *s, const char *src, int exec, int may_link,
     unsigned char hash[HASH_LEN], uint64_t *size)
 {
-	char *tmp = xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
+	char *tmp =
+	    xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
 	int rc = -1;
 
 	if (may_link)
@@ -370,7 +371,8 @@ int
 store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
     const unsigned char h[HASH_LEN])
 {
-	char *tmp = xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
+	char *tmp =
+	    xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
 	int rc = fs_write_atomic(tmp, data, n, store_mode(s, exec ? 0555 : 0444));
 
 	if (rc == 0 && blob_commit(s, tmp, h, n) < 0)

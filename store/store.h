@@ -32,32 +32,32 @@
 struct store;
 
 struct store_output {
-	char *name;                  /* relative to the out-dir, safe (no "..", not absolute) */
+	char *name; /* relative to the out-dir, safe (no "..", not absolute) */
 	unsigned char hash[HASH_LEN];
 	uint64_t size;
-	uint32_t mode;               /* 0644 or 0755 */
+	uint32_t mode; /* 0644 or 0755 */
 };
 
 struct store_entry {
 	char *crate;
 	struct store_output *outputs;
 	size_t n_outputs;
-	char *depinfo_name;          /* NULL when no dep-info was emitted */
-	struct buf depinfo;          /* normalized .d text (root tokens) */
-	struct buf out;              /* rustc stdout, normalized */
-	struct buf err;              /* rustc stderr without artifact notices, normalized */
+	char *depinfo_name; /* NULL when no dep-info was emitted */
+	struct buf depinfo; /* normalized .d text (root tokens) */
+	struct buf out;     /* rustc stdout, normalized */
+	struct buf err;     /* rustc stderr without artifact notices, normalized */
 	uint64_t compile_ms;
 	int64_t created_ms;
 };
 
 struct store_input {
-	char *path;                  /* normalized: "@W/...", "@T/...", "@H/..." or absolute */
+	char *path; /* normalized: "@W/...", "@T/...", "@H/..." or absolute */
 	unsigned char hash[HASH_LEN];
 };
 
 struct store_envdep {
 	char *name;
-	char *value;                 /* normalized; NULL when the variable was unset */
+	char *value; /* normalized; NULL when the variable was unset */
 };
 
 struct store_candidate {
@@ -142,7 +142,8 @@ int store_manifest_remove(struct store *s, const unsigned char key[HASH_LEN]);
 int store_record_check(const char *kind, const unsigned char key[HASH_LEN], const char *data,
     size_t n);
 
-/* Encoders/decoders of the msgpack payload (no frame), shared with remotes (packs carry the same bytes). */
+/* Encoders/decoders of the msgpack payload (no frame), shared with remotes (packs carry the same
+ * bytes). */
 int store_entry_encode(const struct store_entry *e, struct buf *out);
 int store_entry_decode(const char *data, size_t n, struct store_entry *e);
 int store_manifest_encode(const struct store_manifest *m, struct buf *out);
@@ -159,8 +160,7 @@ int store_intent_add(struct store *s, const unsigned char res[HASH_LEN],
 char *store_intent_path(const char *kache_dir, const char *res_hex);
 /* The invocation key (hex) the intent for res_hex names. 0, or -1 when it is
  * missing or damaged. */
-int store_intent_read(const char *kache_dir, const char *res_hex,
-    char inv_hex[HASH_HEX_LEN + 1]);
+int store_intent_read(const char *kache_dir, const char *res_hex, char inv_hex[HASH_HEX_LEN + 1]);
 /* Removes the intent for res_hex (absent is fine). 0, or -1 logged. */
 int store_intent_remove(const char *kache_dir, const char *res_hex);
 

@@ -26,7 +26,6 @@
 #define CLI_DEADLINE_MS 2000
 #define EXIT_NOT_RUNNING 3
 
-
 static char *configured_store_dir(void);
 static int request(const char *dir, enum msg_type type, struct msg *rep, const char *role,
     int64_t count);
@@ -126,10 +125,11 @@ other_owner(const struct proto_paths *p)
 		return 0;
 	/* cppcheck-suppress getpwuidCalled ; the CLI has one thread */
 	pw = getpwuid(st.st_uid);
-	fprintf(stderr, "kache supervisor: %s belongs to another user (uid %ld%s%s); only that "
+	fprintf(stderr,
+	    "kache supervisor: %s belongs to another user (uid %ld%s%s); only that "
 	    "user (or root) can see or stop its supervisor: run the command as that user, or "
-	    "use a store of your own (KACHE_DIR)\n", p->rundir, (long)st.st_uid,
-	    pw ? ", " : "", pw ? pw->pw_name : "");
+	    "use a store of your own (KACHE_DIR)\n",
+	    p->rundir, (long)st.st_uid, pw ? ", " : "", pw ? pw->pw_name : "");
 	return 1;
 }
 
@@ -185,8 +185,8 @@ wait_started(const struct proto_paths *p)
 {
 	int64_t deadline = clock_ms() + START_WAIT_MS;
 
-	while (!proto_supervisor_running(p) && proto_supervisor_starting(p) &&
-	    clock_ms() < deadline)
+	while (
+	    !proto_supervisor_running(p) && proto_supervisor_starting(p) && clock_ms() < deadline)
 		usleep(20000);
 	return proto_supervisor_running(p);
 }
@@ -248,8 +248,8 @@ print_status(json_t *root)
 	    json_integer_value(json_object_get(q, "uploads")),
 	    json_integer_value(json_object_get(q, "uploading")),
 	    json_integer_value(json_object_get(q, "fetches")));
-	printf("%-10s %5s %8s %-12s %8s %8s %6s %5s  %s\n", "ROLE", "INDEX", "PID", "STATE", "UPTIME",
-	    "RESTARTS", "JOBS", "QUEUE", "LAST EXIT");
+	printf("%-10s %5s %8s %-12s %8s %8s %6s %5s  %s\n", "ROLE", "INDEX", "PID", "STATE",
+	    "UPTIME", "RESTARTS", "JOBS", "QUEUE", "LAST EXIT");
 	json_array_foreach(json_object_get(root, "workers"), i, w)
 		printf("%-10s %5lld %8lld %-12s %7llds %8lld %6lld %5lld  %s\n",
 		    json_string_value(json_object_get(w, "role")),
@@ -413,7 +413,8 @@ cmd_install(const char *dir, int install)
 	int rc;
 
 	if (access("/run/systemd/system", F_OK) != 0) {
-		fprintf(stderr, "kache supervisor: systemd is not running on this machine (no "
+		fprintf(stderr,
+		    "kache supervisor: systemd is not running on this machine (no "
 		    "/run/systemd/system); use `kache supervisor start` instead, or let the "
 		    "wrapper start it on demand\n");
 		return 1;
@@ -432,16 +433,19 @@ cmd_install(const char *dir, int install)
 		printf("kache supervisor: removed %s\n", unit);
 	} else {
 		text = xasprintf("[Unit]\nDescription=kache supervisor for %s\n\n[Service]\n"
-		    "Environment=KACHE_DIR=%s\nExecStart=%s supervisor run\nRestart=on-failure\n\n"
-		    "[Install]\nWantedBy=default.target\n", dir, dir, exe);
+		                 "Environment=KACHE_DIR=%s\nExecStart=%s supervisor "
+		                 "run\nRestart=on-failure\n\n"
+		                 "[Install]\nWantedBy=default.target\n",
+		    dir, dir, exe);
 		fs_mkdir_p(unitdir, 0755);
 		rc = fs_write_atomic(unit, text, strlen(text), 0644);
 		free(text);
 		if (rc == 0)
 			/* NOLINTNEXTLINE(cert-env33-c): a fixed command, nothing from outside */
 			rc = system("systemctl --user daemon-reload && "
-			    "systemctl --user enable --now kache.service");
-		printf("kache supervisor: %s %s\n", rc == 0 ? "installed" : "could not enable", unit);
+			            "systemctl --user enable --now kache.service");
+		printf("kache supervisor: %s %s\n", rc == 0 ? "installed" : "could not enable",
+		    unit);
 	}
 	free(unitdir);
 	free(unit);

@@ -19,7 +19,7 @@
 #include "supervisor/sup_internal.h"
 
 #define POLL_MS 200
-#define ASK_MS 3000         /* one request: a busy supervisor still answers in time */
+#define ASK_MS 3000          /* one request: a busy supervisor still answers in time */
 #define PLAIN_EVERY_MS 15000 /* not a terminal: a plain line this often */
 
 struct progress {
@@ -129,7 +129,8 @@ sup_flush(const char *dir, int64_t timeout_ms)
 	char what[256];
 
 	if (r == -2) {
-		fprintf(stderr, "kache flush: the running supervisor is too old to flush; "
+		fprintf(stderr,
+		    "kache flush: the running supervisor is too old to flush; "
 		    "restart it (`kache supervisor restart`), then flush again\n");
 		return 1;
 	}
@@ -142,8 +143,9 @@ sup_flush(const char *dir, int64_t timeout_ms)
 			show(&p, tty, 0);
 			next_plain = clock_ms() + PLAIN_EVERY_MS;
 		}
-		usleep((useconds_t)(clock_left_ms(deadline) < POLL_MS ? clock_left_ms(deadline)
-		    : POLL_MS) * 1000);
+		usleep((useconds_t)(clock_left_ms(deadline) < POLL_MS ? clock_left_ms(deadline) :
+		                                                        POLL_MS) *
+		    1000);
 		r = ask(dir, 0, &p);
 	}
 	if (r != 0)

@@ -12,7 +12,6 @@
 #ifndef KACHE_SUPERVISOR_INTERNAL_H
 #define KACHE_SUPERVISOR_INTERNAL_H
 
-
 /* Longest a busy worker may stay silent (one upload or fetch) before it is
  * taken for hung and replaced. */
 #define SUP_JOB_MAX_MS (10 * 60 * 1000)
@@ -85,7 +84,7 @@ struct supervisor {
 	int64_t hb_ms, next_hb, next_maint, started_ms, started_wall_ms, last_activity;
 	int64_t idle_timeout_ms;
 	int death_limit;
-	int stopping;           /* 1 draining, 2 shutting workers down */
+	int stopping; /* 1 draining, 2 shutting workers down */
 	int64_t drain_deadline, kill_deadline;
 	int reexec, done;
 	int64_t next_rescan;
@@ -93,7 +92,7 @@ struct supervisor {
 	int nlost;
 	struct routes *routes;
 	struct prefetches *prefetches;
-	int64_t bad_next;       /* bad messages are not logged one by one before this */
+	int64_t bad_next; /* bad messages are not logged one by one before this */
 	long bad_suppressed;
 };
 
@@ -165,8 +164,7 @@ void route_new(struct supervisor *s);
 void route_free(struct supervisor *s);
 /* Forwards req (an INDEX_* request) to the indexer, or queues it while the
  * indexer is starting; the reply comes back through route_reply. */
-void route_request(struct supervisor *s, const void *ident, size_t identlen,
-    const struct msg *req);
+void route_request(struct supervisor *s, const void *ident, size_t identlen, const struct msg *req);
 /* A reply (INDEX_REPLY or ERROR) from the indexer: sent on to its client. */
 void route_reply(struct supervisor *s, struct slot *w, const struct msg *m);
 /* An INDEX_PROGRESS from the indexer: sent on to the client of the request,

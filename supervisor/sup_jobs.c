@@ -16,8 +16,8 @@
 
 #define NBUCKETS 4096
 #define MAX_UPLOADS 1000000
-#define RETRY_MS 2000        /* first retry of a failed upload */
-#define RETRY_MAX_MS 300000  /* back-off cap */
+#define RETRY_MS 2000       /* first retry of a failed upload */
+#define RETRY_MAX_MS 300000 /* back-off cap */
 #define RESCAN_MIN_MS 1000
 
 enum job_kind { JOB_UPLOAD, JOB_FETCH };
@@ -25,16 +25,16 @@ enum job_kind { JOB_UPLOAD, JOB_FETCH };
 struct job {
 	enum job_kind kind;
 	char key[MSG_KEY_MAX + 1];
-	uint64_t id;            /* sent to the worker */
+	uint64_t id; /* sent to the worker */
 	int inflight;
-	int64_t not_before;     /* uploads: retry time */
-	int failures;           /* uploads: failed attempts so far */
-	int64_t deadline;       /* fetches: the wrapper's */
-	uint64_t client_id;     /* fetches: request id to echo */
+	int64_t not_before; /* uploads: retry time */
+	int failures;       /* uploads: failed attempts so far */
+	int64_t deadline;   /* fetches: the wrapper's */
+	uint64_t client_id; /* fetches: request id to echo */
 	char ident[ZIO_IDENT_MAX];
 	size_t identlen;
-	struct job *next;       /* queue order */
-	struct job *hnext;      /* upload hash chain */
+	struct job *next;  /* queue order */
+	struct job *hnext; /* upload hash chain */
 };
 
 struct jobs {
@@ -44,7 +44,7 @@ struct jobs {
 	long nuploads, ninflight, nfetches;
 	uint64_t next_id;
 	int64_t last_scan;
-	int fetch_failures;     /* in a row: failed, or not answered in time */
+	int fetch_failures; /* in a row: failed, or not answered in time */
 	int64_t skip_fetch_until;
 	char last_failure[128]; /* the upload failure last logged; "" after a success */
 	long uploaded;          /* uploads done since start */
@@ -94,7 +94,8 @@ jobs_free(struct supervisor *s)
 static unsigned
 bucket(const char *key)
 {
-	return (unsigned)strtoul((char[]){ key[0], key[1], key[2], key[3], 0 }, NULL, 16) % NBUCKETS;
+	return (unsigned)strtoul((char[]){ key[0], key[1], key[2], key[3], 0 }, NULL, 16) %
+	    NBUCKETS;
 }
 
 static struct job *
@@ -356,7 +357,8 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 	if (w->state == W_BUSY)
 		w->state = W_READY;
 	if (x->kind == JOB_FETCH) {
-		fetch_outcome(s, done->status == JOB_FAILED || clock_ms() > x->deadline, clock_ms());
+		fetch_outcome(s, done->status == JOB_FAILED || clock_ms() > x->deadline,
+		    clock_ms());
 		fetch_reply(s, x, done->status == JOB_OK ? JOB_OK : JOB_MISS);
 		list_unlink(&s->jobs->fq_head, &s->jobs->fq_tail, x);
 		s->jobs->nfetches--;
@@ -388,10 +390,11 @@ upload_failed(struct supervisor *s, struct job *x, const struct msg *done)
 
 	if (delay > RETRY_MAX_MS)
 		delay = RETRY_MAX_MS;
-	if (x->failures++ == 0 && strncmp(why, s->jobs->last_failure,
-	    sizeof s->jobs->last_failure) != 0) {
+	if (x->failures++ == 0 &&
+	    strncmp(why, s->jobs->last_failure, sizeof s->jobs->last_failure) != 0) {
 		log_warnx("upload %s failed: %s; retrying with back-off (further "
-		    "failures like this one are not repeated here)", x->key, why);
+		          "failures like this one are not repeated here)",
+		    x->key, why);
 		snprintf(s->jobs->last_failure, sizeof s->jobs->last_failure, "%s", why);
 	} else {
 		log_debug("upload %s failed: %s", x->key, why);
@@ -410,8 +413,8 @@ remote_off(struct supervisor *s, const struct msg *done)
 		return;
 	s->jobs->remote_off = 1;
 	log_warnx("uploads paused: %s; %ld upload intents stay on disk until the configuration "
-	    "changes or the supervisor restarts", done->text ? done->text : "the remote is off",
-	    s->jobs->nuploads);
+	          "changes or the supervisor restarts",
+	    done->text ? done->text : "the remote is off", s->jobs->nuploads);
 }
 
 /* A reload: the remote may work again. */
@@ -447,12 +450,17 @@ jobs_flush(struct supervisor *s, const struct msg *req, struct msg *rep)
 			x->not_before = 0;
 	stuck = j->remote_off || !workers_can_run(s, ROLE_UPLOADER);
 	rep->count = j->nuploads;
-	rep->status = stuck ? FLUSH_STUCK : j->nuploads == 0 && pending == 0 ? FLUSH_DONE : FLUSH_BUSY;
-	snprintf(text, sizeof text, "{\"uploaded\": %ld, \"left\": %ld, \"pending\": %d, "
-	    "\"why\": \"%s\"}", j->uploaded, j->nuploads, pending,
+	rep->status = stuck                  ? FLUSH_STUCK :
+	    j->nuploads == 0 && pending == 0 ? FLUSH_DONE :
+	                                       FLUSH_BUSY;
+	snprintf(text, sizeof text,
+	    "{\"uploaded\": %ld, \"left\": %ld, \"pending\": %d, "
+	    "\"why\": \"%s\"}",
+	    j->uploaded, j->nuploads, pending,
 	    j->remote_off ? "the remote is switched off (credentials, clock skew or no bucket; "
-	    "see `kache supervisor log uploader.0`)"
-	    : stuck ? "no uploader can run (see `kache supervisor status`)" : "");
+	                    "see `kache supervisor log uploader.0`)" :
+	        stuck     ? "no uploader can run (see `kache supervisor status`)" :
+	                    "");
 	msg_set_text(rep, text);
 }
 

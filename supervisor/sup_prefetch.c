@@ -120,7 +120,8 @@ prefetch_tick(struct supervisor *s)
 			log_warnx("prefetch of %s lost: its worker exited", x->root);
 			p->n.failed++;
 			x->used = 0;
-		} else if (!x->sent && !s->stopping && (w = workers_idle(s, ROLE_PREFETCH)) != NULL) {
+		} else if (!x->sent && !s->stopping &&
+		    (w = workers_idle(s, ROLE_PREFETCH)) != NULL) {
 			x->job.id = x->id = p->next_id++;
 			if (workers_send(s, w, &x->job) == -1)
 				continue;

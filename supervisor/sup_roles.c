@@ -59,7 +59,8 @@ supervisor_worker_cmd(int argc, char **argv)
 	int r, rc;
 
 	if (argc != 3 || (r = role_from_name(argv[1])) < 0) {
-		fprintf(stderr, "usage: kached __worker <uploader|fetcher|indexer|prefetch> <index>\n");
+		fprintf(stderr,
+		    "usage: kached __worker <uploader|fetcher|indexer|prefetch> <index>\n");
 		return 2;
 	}
 	index = strtol(argv[2], &end, 10);
@@ -71,8 +72,10 @@ supervisor_worker_cmd(int argc, char **argv)
 	buf_init(&warnings);
 	cfg = config_load(&warnings);
 	buf_free(&warnings);
-	log_init(who, stderr, log_level_from_string(getenv("KACHE_SUPERVISOR_LOG")) < LOG_LEVEL_INFO
-	    ? LOG_LEVEL_INFO : log_level_from_string(getenv("KACHE_SUPERVISOR_LOG")));
+	log_init(who, stderr,
+	    log_level_from_string(getenv("KACHE_SUPERVISOR_LOG")) < LOG_LEVEL_INFO ?
+	        LOG_LEVEL_INFO :
+	        log_level_from_string(getenv("KACHE_SUPERVISOR_LOG")));
 	rc = roles[r].main(cfg, (unsigned)index);
 	config_free(&cfg);
 	return rc;

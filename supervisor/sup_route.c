@@ -13,7 +13,7 @@
 #include "supervisor/sup_internal.h"
 
 #define ROUTE_MAX 64
-#define ROUTE_WAIT_MS 2500 /* for an indexer to come up; the CLI waits 3 s */
+#define ROUTE_WAIT_MS 2500                /* for an indexer to come up; the CLI waits 3 s */
 #define ROUTE_CAP_MS (24LL * 3600 * 1000) /* a request that keeps progressing */
 
 struct route {
@@ -22,8 +22,8 @@ struct route {
 	uint64_t client_id; /* the client's, echoed */
 	pid_t pid;          /* the indexer it was sent to */
 	int64_t deadline;
-	int64_t cap;        /* sent + ROUTE_CAP_MS: progress extends deadline to here */
-	struct msg req;     /* kept until sent */
+	int64_t cap;    /* sent + ROUTE_CAP_MS: progress extends deadline to here */
+	struct msg req; /* kept until sent */
 	char ident[ZIO_IDENT_MAX];
 	size_t identlen;
 };
@@ -61,7 +61,8 @@ static struct slot *
 indexer_slot(struct supervisor *s)
 {
 	for (int i = 0; i < s->nslots; i++)
-		if (s->slots[i].role == ROLE_INDEXER && s->slots[i].pid > 0 && !s->slots[i].retire &&
+		if (s->slots[i].role == ROLE_INDEXER && s->slots[i].pid > 0 &&
+		    !s->slots[i].retire &&
 		    (s->slots[i].state == W_READY || s->slots[i].state == W_BUSY))
 			return &s->slots[i];
 	return NULL;
@@ -126,8 +127,8 @@ route_find(struct supervisor *s, struct slot *w, uint64_t id)
 		if (x->used && x->sent && x->id == id && x->pid == w->pid)
 			return x;
 	}
-	log_warnx("message %llu from %s.%u answers no request; dropped",
-	    (unsigned long long)id, role_name(w->role), w->index);
+	log_warnx("message %llu from %s.%u answers no request; dropped", (unsigned long long)id,
+	    role_name(w->role), w->index);
 	return NULL;
 }
 
@@ -171,11 +172,14 @@ route_tick(struct supervisor *s, int64_t now)
 		if (!x->used)
 			continue;
 		if (x->sent && (w == NULL || w->pid != x->pid))
-			route_fail(s, x, "the indexer exited while answering; it is restarted: "
+			route_fail(s, x,
+			    "the indexer exited while answering; it is restarted: "
 			    "try again (`kache supervisor log indexer` says why)");
 		else if (now >= x->deadline)
-			route_fail(s, x, x->sent ? "the indexer did not answer in time" :
-			    "the indexer is not up (see `kache supervisor status`); try again");
+			route_fail(s, x,
+			    x->sent ?
+			        "the indexer did not answer in time" :
+			        "the indexer is not up (see `kache supervisor status`); try again");
 		else if (!x->sent && w != NULL && !s->stopping)
 			route_send(s, x, w, now);
 		busy |= x->used && x->sent;

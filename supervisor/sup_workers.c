@@ -25,7 +25,8 @@ static void on_ready(struct supervisor *s, const char *ident, size_t n, const st
 const char *
 wstate_name(enum wstate st)
 {
-	static const char *names[] = { "starting", "ready", "busy", "backing off", "failed", "stopping" };
+	static const char *names[] = { "starting", "ready", "busy", "backing off", "failed",
+		"stopping" };
 
 	return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "?";
 }
@@ -68,7 +69,8 @@ workers_resize(struct supervisor *s, enum role r, int n)
 	for (unsigned idx = 0; have < n && s->nslots < SUP_MAX_WORKERS; idx++) {
 		int taken = 0;
 		for (int i = 0; i < s->nslots; i++)
-			if (s->slots[i].role == r && s->slots[i].index == idx && !s->slots[i].retire)
+			if (s->slots[i].role == r && s->slots[i].index == idx &&
+			    !s->slots[i].retire)
 				taken = 1;
 		if (taken)
 			continue;
@@ -162,15 +164,17 @@ workers_tick(struct supervisor *s, int64_t now)
 		struct slot *w = &s->slots[i];
 		/* A worker runs its job in its one thread and cannot beat meanwhile:
 		 * a busy one is given the job limit, not three heartbeats. */
-		int64_t limit = w->state == W_STARTING ? 5000 + PROTO_LIVENESS * s->hb_ms
-		    : w->state == W_BUSY ? SUP_JOB_MAX_MS : PROTO_LIVENESS * s->hb_ms;
+		int64_t limit = w->state == W_STARTING ? 5000 + PROTO_LIVENESS * s->hb_ms :
+		    w->state == W_BUSY                 ? SUP_JOB_MAX_MS :
+		                                         PROTO_LIVENESS * s->hb_ms;
 
 		if (w->state == W_BACKOFF && now >= w->next_spawn_ms && s->stopping == 0)
 			spawn(s, w, now);
 		else if (w->pid > 0 && !w->killed_silent && now - w->last_seen_ms > limit &&
 		    w->state != W_STOPPING) {
-			log_warnx("%s.%u (pid %ld) silent for %lld ms; killing it", role_name(w->role),
-			    w->index, (long)w->pid, (long long)(now - w->last_seen_ms));
+			log_warnx("%s.%u (pid %ld) silent for %lld ms; killing it",
+			    role_name(w->role), w->index, (long)w->pid,
+			    (long long)(now - w->last_seen_ms));
 			kill(w->pid, SIGKILL);
 			w->killed_silent = 1;
 		} else if (beat && (w->state == W_READY || w->state == W_BUSY)) {
@@ -219,8 +223,8 @@ schedule_restart(struct supervisor *s, struct slot *w, int64_t now)
 	}
 	if (++w->window_deaths >= s->death_limit) {
 		w->state = W_FAILED;
-		log_warnx("%s.%u died %d times within %d s; giving up", role_name(w->role), w->index,
-		    w->window_deaths, SUP_DEATH_WINDOW_MS / 1000);
+		log_warnx("%s.%u died %d times within %d s; giving up", role_name(w->role),
+		    w->index, w->window_deaths, SUP_DEATH_WINDOW_MS / 1000);
 		return;
 	}
 	if (w->ready_ms > 0 && now - w->ready_ms >= SUP_STABLE_MS)
@@ -290,8 +294,9 @@ on_ready(struct supervisor *s, const char *ident, size_t n, const struct msg *m)
 		if (w->pid != m->pid || w->pid <= 0)
 			continue;
 		if (strcmp(m->role, role_name(w->role)) != 0 || m->index != w->index) {
-			sup_bad_message(s, "worker socket: pid %ld says it is %s.%u; expected %s.%u",
-			    (long)m->pid, m->role, m->index, role_name(w->role), w->index);
+			sup_bad_message(s,
+			    "worker socket: pid %ld says it is %s.%u; expected %s.%u", (long)m->pid,
+			    m->role, m->index, role_name(w->role), w->index);
 			return;
 		}
 		if (n > sizeof w->ident)
@@ -362,7 +367,8 @@ int
 workers_any_up(const struct supervisor *s, enum role r)
 {
 	for (int i = 0; i < s->nslots; i++)
-		if (s->slots[i].role == r && (s->slots[i].state == W_READY || s->slots[i].state == W_BUSY))
+		if (s->slots[i].role == r &&
+		    (s->slots[i].state == W_READY || s->slots[i].state == W_BUSY))
 			return 1;
 	return 0;
 }
@@ -374,7 +380,7 @@ workers_any_coming(const struct supervisor *s, enum role r)
 	for (int i = 0; i < s->nslots; i++)
 		if (s->slots[i].role == r && s->slots[i].pid > 0 &&
 		    (s->slots[i].state == W_STARTING || s->slots[i].state == W_READY ||
-		    s->slots[i].state == W_BUSY))
+		        s->slots[i].state == W_BUSY))
 			return 1;
 	return 0;
 }

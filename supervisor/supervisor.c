@@ -50,8 +50,9 @@ file_mtime(const char *path)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 ? (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000
-	                            : 0;
+	return stat(path, &st) == 0 ?
+	    (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 :
+	    0;
 }
 
 /* The pid of the supervisor that holds the lock: the pid file, once it names
@@ -143,7 +144,7 @@ apply_config(struct supervisor *s)
 		workers_resize(s, ROLE_UPLOADER, (int)n);
 		if ((s->wanted[ROLE_PREFETCH] > 0) == s->remote_none)
 			workers_resize(s, ROLE_PREFETCH, !s->remote_none);
-		return;       /* the fetchers keep what scale set */
+		return; /* the fetchers keep what scale set */
 	}
 	s->wanted[ROLE_UPLOADER] = (int)n;
 	s->wanted[ROLE_FETCHER] = 1;
@@ -250,8 +251,9 @@ stop_progress(struct supervisor *s, int64_t now)
 	long queued, inflight, fetches;
 
 	jobs_counts(s, &queued, &inflight, &fetches);
-	if (s->stopping == 1 && ((queued == 0 && inflight == 0) || now >= s->drain_deadline ||
-	    !workers_any_up(s, ROLE_UPLOADER))) {
+	if (s->stopping == 1 &&
+	    ((queued == 0 && inflight == 0) || now >= s->drain_deadline ||
+	        !workers_any_up(s, ROLE_UPLOADER))) {
 		if (queued + inflight > 0)
 			log_warnx("stopping with %ld uploads queued; their intents stay on disk",
 			    queued + inflight);
@@ -316,22 +318,24 @@ on_request(struct supervisor *s, const struct zio_frames *f)
 	if (f->n != 2 || f->truncated) {
 		sup_bad_message(s, "control socket: dropped a message of %d frames%s", f->n,
 		    f->truncated ? " (too large)" : "");
-		sup_error_reply(s, f->data[0], f->len[0], 0, MSG_ERR_MALFORMED, "expected one frame");
+		sup_error_reply(s, f->data[0], f->len[0], 0, MSG_ERR_MALFORMED,
+		    "expected one frame");
 		return;
 	}
 	if ((r = msg_decode(f->data[1], f->len[1], &req)) != MSG_DECODE_OK) {
 		sup_bad_message(s, "control socket: %s (%zu bytes)", msg_decode_strerror(r),
 		    f->len[1]);
 		sup_error_reply(s, f->data[0], f->len[0], req.id,
-		    r == MSG_DECODE_VERSION ? MSG_ERR_VERSION
-		    : r == MSG_DECODE_UNKNOWN ? MSG_ERR_UNKNOWN : MSG_ERR_MALFORMED,
+		    r == MSG_DECODE_VERSION     ? MSG_ERR_VERSION :
+		        r == MSG_DECODE_UNKNOWN ? MSG_ERR_UNKNOWN :
+		                                  MSG_ERR_MALFORMED,
 		    msg_decode_strerror(r));
 		msg_clear(&req);
 		return;
 	}
 	s->last_activity = clock_ms();
 	if ((req.type == MSG_PING || req.type == MSG_FETCH || req.type == MSG_NOTIFY_UPLOAD ||
-	    req.type == MSG_PREFETCH_HINT) &&
+	        req.type == MSG_PREFETCH_HINT) &&
 	    req.epoch * 1000 > s->exe_mtime && file_mtime(s->exe) > s->exe_mtime && !s->stopping) {
 		s->reexec = 1;
 		begin_stop(s, "a newer build is calling; restarting");
@@ -352,7 +356,8 @@ serve_scale(struct supervisor *s, const struct msg *req, struct msg *rep)
 	}
 	if (role_fixed_count((enum role)r) >= 0 && req->count != role_fixed_count((enum role)r)) {
 		rep->status = MSG_ERR_STATE;
-		msg_set_text(rep, "the indexer cannot be scaled: exactly one runs, as the index "
+		msg_set_text(rep,
+		    "the indexer cannot be scaled: exactly one runs, as the index "
 		    "takes one writer");
 		return;
 	}
@@ -405,12 +410,8 @@ serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
 		rep.type = MSG_OK;
 		msg_set_text(&rep, "stopping");
 		break;
-	case MSG_SCALE:
-		serve_scale(s, req, &rep);
-		break;
-	case MSG_FLUSH:
-		jobs_flush(s, req, &rep);
-		break;
+	case MSG_SCALE: serve_scale(s, req, &rep); break;
+	case MSG_FLUSH: jobs_flush(s, req, &rep); break;
 	default:
 		rep.status = MSG_ERR_UNKNOWN;
 		msg_set_text(&rep, "not a request");
@@ -543,7 +544,9 @@ sup_run(int detached)
 #ifdef KACHE_FAULT_INJECTION
 	if (getenv("KACHE_RESTART_LIMIT"))
 		/* NOLINTNEXTLINE(cert-err34-c): a fault-injection knob set by the tests */
-		s->death_limit = atoi(getenv("KACHE_RESTART_LIMIT")) > 0 ? atoi(getenv("KACHE_RESTART_LIMIT")) : 1;
+		s->death_limit = atoi(getenv("KACHE_RESTART_LIMIT")) > 0 ?
+		    atoi(getenv("KACHE_RESTART_LIMIT")) :
+		    1;
 #endif
 	if (proto_paths_init(&s->paths, s->kache_dir) == -1) {
 		free(s);
@@ -573,7 +576,8 @@ sup_run(int detached)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		execl(exe, "kached", "supervisor", "run", detached ? "--detached" : NULL, (char *)NULL);
+		execl(exe, "kached", "supervisor", "run", detached ? "--detached" : NULL,
+		    (char *)NULL);
 		log_warn("re-exec %s", exe);
 		rc = 1;
 	}

@@ -7,11 +7,11 @@
 
 /* Options that take their value as the next argument (or after '='). */
 static const char *const takes_value[] = { "-o", "-L", "-l", "--crate-type", "--crate-name",
-	"--edition", "--emit", "--print", "--out-dir", "--explain", "--target", "-A", "-W",
-	"-D", "-F", "--force-warn", "--allow", "--warn", "--deny", "--forbid", "--cap-lints",
-	"-C", "--codegen", "--cfg", "--check-cfg", "--extern", "--sysroot", "--error-format",
-	"--json", "--color", "--diagnostic-width", "--remap-path-prefix", "--remap-path-scope",
-	"-Z", "--env-set", "--extern-location", "--crate-attr", "--pretty", NULL };
+	"--edition", "--emit", "--print", "--out-dir", "--explain", "--target", "-A", "-W", "-D",
+	"-F", "--force-warn", "--allow", "--warn", "--deny", "--forbid", "--cap-lints", "-C",
+	"--codegen", "--cfg", "--check-cfg", "--extern", "--sysroot", "--error-format", "--json",
+	"--color", "--diagnostic-width", "--remap-path-prefix", "--remap-path-scope", "-Z",
+	"--env-set", "--extern-location", "--crate-attr", "--pretty", NULL };
 
 static int option_takes_value(const char *opt);
 static void parse_emit(struct rustc_args *a, const char *v);
@@ -32,10 +32,18 @@ option_takes_value(const char *opt)
 static void
 parse_emit(struct rustc_args *a, const char *v)
 {
-	static const struct { const char *name; unsigned bit; } kinds[] = {
-		{ "link", EMIT_LINK }, { "metadata", EMIT_METADATA }, { "dep-info", EMIT_DEPINFO },
-		{ "obj", EMIT_OBJ }, { "asm", EMIT_ASM }, { "llvm-ir", EMIT_LLVM_IR },
-		{ "llvm-bc", EMIT_LLVM_BC }, { "mir", EMIT_MIR },
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} kinds[] = {
+		{ "link", EMIT_LINK },
+		{ "metadata", EMIT_METADATA },
+		{ "dep-info", EMIT_DEPINFO },
+		{ "obj", EMIT_OBJ },
+		{ "asm", EMIT_ASM },
+		{ "llvm-ir", EMIT_LLVM_IR },
+		{ "llvm-bc", EMIT_LLVM_BC },
+		{ "mir", EMIT_MIR },
 	};
 	char *copy = xstrdup(v), *save = NULL;
 
@@ -96,8 +104,8 @@ parse_one(struct rustc_args *a, const char *opt, const char *v)
 		a->pass_reason = "print";
 	} else if (strcmp(opt, "--pretty") == 0 || strcmp(opt, "--explain") == 0) {
 		a->pass_reason = "pretty";
-	} else if (strcmp(opt, "-Z") == 0 && (str_starts_with(v, "unpretty") ||
-	    str_starts_with(v, "ls"))) {
+	} else if (strcmp(opt, "-Z") == 0 &&
+	    (str_starts_with(v, "unpretty") || str_starts_with(v, "ls"))) {
 		a->pass_reason = "unpretty";
 	} else if (strcmp(opt, "--json") == 0) {
 		if (v != NULL && strstr(v, "artifacts") != NULL)
@@ -162,8 +170,8 @@ args_parse(struct rustc_args *a, int argc, char **argv)
 		a->pass_reason = "no-out-dir";
 	else if (a->emit == 0)
 		a->emit = EMIT_LINK; /* rustc's default */
-	if (a->pass_reason == NULL && (a->emit & (EMIT_OBJ | EMIT_ASM | EMIT_LLVM_IR |
-	    EMIT_LLVM_BC | EMIT_MIR)))
+	if (a->pass_reason == NULL &&
+	    (a->emit & (EMIT_OBJ | EMIT_ASM | EMIT_LLVM_IR | EMIT_LLVM_BC | EMIT_MIR)))
 		a->pass_reason = "emit-intermediate";
 	if (a->pass_reason == NULL && !(a->emit & EMIT_DEPINFO))
 		a->pass_reason = "no-dep-info";
@@ -184,7 +192,7 @@ output_names_ok(const struct rustc_args *a)
 		return 0;
 	for (; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		    (*c >= '0' && *c <= '9') || *c == '_'))
+		        (*c >= '0' && *c <= '9') || *c == '_'))
 			return 0;
 	return a->extra_filename == NULL || strchr(a->extra_filename, '/') == NULL;
 }

@@ -106,8 +106,8 @@ wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN])
 
 	if (!config_has_remote(w->cfg))
 		return;
-	if (config_get_bool(w->cfg, "s3.read_only") && strcmp(config_get(w->cfg, "remote.type"),
-	    "s3") == 0)
+	if (config_get_bool(w->cfg, "s3.read_only") &&
+	    strcmp(config_get(w->cfg, "remote.type"), "s3") == 0)
 		return;
 	if (store_intent_add(w->store, res, w->inv) < 0) {
 		log_warn("%s: cannot write upload intent", w->args.crate_name);

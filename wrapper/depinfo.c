@@ -55,8 +55,9 @@ parse_rule(struct depinfo *d, const char *line, size_t n)
 	size_t i = 0;
 
 	/* the target ends at the first unescaped ": " or ':' at end of line */
-	while (i < n && !(line[i] == ':' && (i + 1 == n || line[i + 1] == ' ') &&
-	    (i == 0 || line[i - 1] != '\\')))
+	while (i < n &&
+	    !(line[i] == ':' && (i + 1 == n || line[i + 1] == ' ') &&
+	        (i == 0 || line[i - 1] != '\\')))
 		i++;
 	if (i >= n || d->files.n > 0)
 		return;
@@ -95,7 +96,7 @@ sort_env(struct depinfo *d)
 {
 	for (size_t i = 1; i < d->env_names.n; i++)
 		for (size_t j = i; j > 0 && strcmp(d->env_names.v[j], d->env_names.v[j - 1]) < 0;
-		    j--) {
+		     j--) {
 			char *t = d->env_names.v[j];
 
 			d->env_names.v[j] = d->env_names.v[j - 1];
@@ -161,9 +162,10 @@ secret_line(struct buf *out, const char *line, size_t len, int restore)
 	}
 	n = xstrndup(name, (size_t)(eq - name));
 	now = restore ? getenv(n) : NULL;
-	if (!config_is_secret_env(n) || (restore && (now == NULL ||
-	    (size_t)(line + len - eq - 1) != strlen(SECRET_MARK) ||
-	    memcmp(eq + 1, SECRET_MARK, strlen(SECRET_MARK)) != 0))) {
+	if (!config_is_secret_env(n) ||
+	    (restore &&
+	        (now == NULL || (size_t)(line + len - eq - 1) != strlen(SECRET_MARK) ||
+	            memcmp(eq + 1, SECRET_MARK, strlen(SECRET_MARK)) != 0))) {
 		buf_add(out, line, len);
 	} else {
 		buf_add(out, line, (size_t)(eq - line) + 1);

@@ -136,7 +136,8 @@ place_blob(struct wrapper *w, const char *blob, const char *dst, const struct st
 	if ((how == RESTORE_AUTO || how == RESTORE_REFLINK) && clone_blob(blob, tmp, o->mode) == 0)
 		placed = 1;
 	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && lstat(blob, &st) == 0 &&
-	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0) && link(blob, tmp) == 0)
+	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0) &&
+	    link(blob, tmp) == 0)
 		placed = 1;
 	if (placed) {
 		/* rename(2) of a hardlink onto the same inode is a no-op: unlink tmp after */

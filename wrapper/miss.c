@@ -21,8 +21,7 @@
 
 static void unlink_outputs(struct wrapper *w);
 static void present_outputs(struct wrapper *w, const char *out_dir, struct strv *names);
-static int announced_outputs(const struct run_result *r, const char *out_dir,
-    struct strv *names);
+static int announced_outputs(const struct run_result *r, const char *out_dir, struct strv *names);
 static void fold_stderr(struct wrapper *w, const struct buf *err, struct buf *out);
 static int not_older(const struct timespec *a, const struct timespec *t0);
 static const char *hash_inputs(struct wrapper *w, const struct depinfo *d,
@@ -207,8 +206,8 @@ build_candidate(struct wrapper *w, const struct depinfo *d, const struct timespe
  * first .d is not a blob but the dep-info, read into depinfo. Returns NULL, or
  * why the result cannot be stored. */
 static const char *
-put_outputs(struct wrapper *w, const char *out_dir, const struct strv *names,
-    struct store_entry *e, struct buf *depinfo, uint64_t *bytes)
+put_outputs(struct wrapper *w, const char *out_dir, const struct strv *names, struct store_entry *e,
+    struct buf *depinfo, uint64_t *bytes)
 {
 	int may_link = hit_may_hardlink(w);
 	const char *why = NULL;
@@ -223,8 +222,9 @@ put_outputs(struct wrapper *w, const char *out_dir, const struct strv *names,
 			e->depinfo_name = xstrdup(names->v[i]);
 			if (fs_read_file(f, depinfo, DEPINFO_MAX) < 0)
 				why = "dep-info-unreadable";
-		} else if (stat(f, &st) < 0 || store_blob_put(w->store, f, (st.st_mode & 0111) != 0,
-		    may_link, o->hash, &o->size) < 0) {
+		} else if (stat(f, &st) < 0 ||
+		    store_blob_put(w->store, f, (st.st_mode & 0111) != 0, may_link, o->hash,
+		        &o->size) < 0) {
 			why = "store-write-failed";
 		} else {
 			o->name = xstrdup(names->v[i]);

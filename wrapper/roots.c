@@ -187,6 +187,6 @@ roots_remap_args(const struct roots *r, struct strv *out)
 
 	/* rustc applies the last matching prefix: emit the longest (innermost) last. */
 	for (size_t i = n; i > 0; i--)
-		strv_push_owned(out, xasprintf("--remap-path-prefix=%s=%s", refs[i - 1].path,
-		    refs[i - 1].remap));
+		strv_push_owned(out,
+		    xasprintf("--remap-path-prefix=%s=%s", refs[i - 1].path, refs[i - 1].remap));
 }

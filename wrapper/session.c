@@ -196,15 +196,17 @@ session_start(struct wrapper *w, const char *lock, const char *marker, const str
 	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
 	    (stat(marker, &ms) != 0 || !fresh(&ms, ls, cooldown_ms(w->cfg)))) {
-		if (proto_paths_init(&p, store_dir(w->store)) == 0 && proto_supervisor_running(&p)) {
+		if (proto_paths_init(&p, store_dir(w->store)) == 0 &&
+		    proto_supervisor_running(&p)) {
 			fill_hint(w, lock, &h);
 			r = proto_client_prefetch_hint(store_dir(w->store), &h,
 			    clock_ms() + config_get_int(w->cfg, "wrapper.deadline_ms"));
 		}
 		log_debug("prefetch hint for %s: %s", lock, proto_result_name(r));
 		start = r == PROTO_UNAVAILABLE;
-		text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\n", lock, (long long)ls->st_size,
-		    (unsigned long long)ls->st_ino, (long long)ts_ms(&ls->st_mtim));
+		text =
+		    xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\n", lock, (long long)ls->st_size,
+		        (unsigned long long)ls->st_ino, (long long)ts_ms(&ls->st_mtim));
 		if (!start && fs_write_atomic(marker, text, strlen(text), 0600) < 0)
 			log_warn("write %s", marker);
 		else if (r == PROTO_TIMEOUT) /* a busy supervisor: try again soon */

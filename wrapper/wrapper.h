@@ -27,20 +27,20 @@ enum emit_kind {
 
 struct rustc_args {
 	int argc;
-	char **argv;              /* the arguments after the rustc path, as given */
+	char **argv; /* the arguments after the rustc path, as given */
 	const char *crate_name;
-	const char *src;          /* the one source file, as given */
+	const char *src; /* the one source file, as given */
 	const char *out_dir;
 	const char *extra_filename;
-	struct strv crate_types;  /* lib, rlib, bin, proc-macro, test, ... */
-	unsigned emit;            /* enum emit_kind bits */
-	struct strv externs;      /* "name=path" or "name" as given */
-	struct strv lib_dirs;     /* -L values as given */
-	struct strv opt_names;    /* every option in order, e.g. "-C", "--cfg", "--test" */
-	struct strv opt_values;   /* its value, or NULL for a flag */
+	struct strv crate_types; /* lib, rlib, bin, proc-macro, test, ... */
+	unsigned emit;           /* enum emit_kind bits */
+	struct strv externs;     /* "name=path" or "name" as given */
+	struct strv lib_dirs;    /* -L values as given */
+	struct strv opt_names;   /* every option in order, e.g. "-C", "--cfg", "--test" */
+	struct strv opt_values;  /* its value, or NULL for a flag */
 	int incremental;
-	int json_artifacts;       /* --json includes "artifacts" */
-	const char *pass_reason;  /* non-NULL: do not cache, and why */
+	int json_artifacts;      /* --json includes "artifacts" */
+	const char *pass_reason; /* non-NULL: do not cache, and why */
 };
 
 /* Parses argv (after the rustc path). Never fails: an invocation it cannot model
@@ -58,8 +58,8 @@ void args_expected_outputs(const struct rustc_args *a, struct strv *out);
  * with the consumer's own roots on restore. */
 struct roots {
 	char *cwd;
-	char *target;  /* NULL when not found */
-	char *home;    /* NULL when unknown */
+	char *target; /* NULL when not found */
+	char *home;   /* NULL when unknown */
 };
 
 void roots_find(struct roots *r, const struct rustc_args *a);
@@ -76,9 +76,9 @@ void roots_remap_args(const struct roots *r, struct strv *out);
 /* ---- depinfo.c ---- */
 
 struct depinfo {
-	struct strv files;     /* prerequisites, as written (relative to cwd or absolute) */
-	struct strv env_names; /* # env-dep: names, sorted */
-	struct strv env_values;/* matching values; NULL entries mean "unset" */
+	struct strv files;      /* prerequisites, as written (relative to cwd or absolute) */
+	struct strv env_names;  /* # env-dep: names, sorted */
+	struct strv env_values; /* matching values; NULL entries mean "unset" */
 };
 
 /* Parses a Makefile-style .d as rustc writes it. 0 / -1. */
@@ -120,9 +120,9 @@ struct wrapper {
 	struct roots roots;
 	unsigned char inv[HASH_LEN];
 	int64_t start_us;
-	int from_remote;          /* the entry being served was just fetched */
-	struct strv key_files;    /* files hashed into the key (--extern, -l libraries) */
-	struct buf key_hashes;    /* their hashes, HASH_LEN bytes each, in that order */
+	int from_remote;       /* the entry being served was just fetched */
+	struct strv key_files; /* files hashed into the key (--extern, -l libraries) */
+	struct buf key_hashes; /* their hashes, HASH_LEN bytes each, in that order */
 };
 
 /* The kached binary beside this one (new string), or NULL. */

@@ -14,8 +14,8 @@ static void probe(const msgpack_object *root);
 static void
 probe(const msgpack_object *root)
 {
-	static const char *const keys[] = { "v", "crate", "outputs", "name", "hash", "size",
-		"mode", "depinfo", "out", "err", "ms", "t", "inv", "res", "sum", "blobs" };
+	static const char *const keys[] = { "v", "crate", "outputs", "name", "hash", "size", "mode",
+		"depinfo", "out", "err", "ms", "t", "inv", "res", "sum", "blobs" };
 	unsigned char fixed[32];
 	struct buf b;
 	uint64_t u;

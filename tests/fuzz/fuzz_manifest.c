@@ -22,8 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		abort();
 	buf_init(&b1);
 	buf_init(&b2);
-	if (store_manifest_encode(&m, &b1) < 0 ||
-	    store_manifest_decode(b1.p, b1.len, &again) < 0 ||
+	if (store_manifest_encode(&m, &b1) < 0 || store_manifest_decode(b1.p, b1.len, &again) < 0 ||
 	    store_manifest_encode(&again, &b2) < 0 || b1.len != b2.len ||
 	    memcmp(b1.p, b2.p, b1.len) != 0)
 		abort();

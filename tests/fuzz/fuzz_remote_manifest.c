@@ -13,7 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 {
-	static const char res[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	static const char res[] =
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 	struct layout_manifest m;
 	struct buf b;
 

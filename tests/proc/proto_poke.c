@@ -77,9 +77,10 @@ build(const char *name, char *f[3], size_t n[3])
 	/* INDEX_PROGRESS [1, 25, 5, done, total, phase]: well-formed, done past
 	 * its total, a terminal escape for a phase, a string for a count */
 	static const unsigned char progress[] = { 0x96, 0x01, 0x19, 0x05, 0x03, 0x0a, 0xa1, 'b' };
-	static const unsigned char progress_past[] = { 0x96, 0x01, 0x19, 0x05, 0x0b, 0x0a, 0xa1, 'b' };
-	static const unsigned char progress_esc[] = { 0x96, 0x01, 0x19, 0x05, 0x01, 0x0a, 0xa3, 0x1b,
-		'[', 'J' };
+	static const unsigned char progress_past[] = { 0x96, 0x01, 0x19, 0x05, 0x0b, 0x0a, 0xa1,
+		'b' };
+	static const unsigned char progress_esc[] = { 0x96, 0x01, 0x19, 0x05, 0x01, 0x0a, 0xa3,
+		0x1b, '[', 'J' };
 	static const unsigned char progress_str[] = { 0x96, 0x01, 0x19, 0x05, 0xa1, '1', 0x0a, 0xa1,
 		'b' };
 
@@ -195,8 +196,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "fetch") == 0 && (argc == 4 || argc == 5)) {
 		/* fetch KEY MS, or fetch KEY ACK_MS MS */
 		t0 = clock_ms();
-		r = proto_client_fetch(dir, argv[2], t0 + atoi(argv[3]),
-		    t0 + atoi(argv[argc - 1]));
+		r = proto_client_fetch(dir, argv[2], t0 + atoi(argv[3]), t0 + atoi(argv[argc - 1]));
 		printf("%s %lld\n", proto_result_name(r), (long long)(clock_ms() - t0));
 		return 0;
 	}
@@ -211,6 +211,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "raw") == 0)
 		return raw_case(dir, argv[2]);
 	if (strcmp(argv[1], "flood") == 0 && argc >= 4)
-		return flood(dir, argv[2], atoi(argv[3]), argc == 5 && strcmp(argv[4], "workers") == 0);
+		return flood(dir, argv[2], atoi(argv[3]),
+		    argc == 5 && strcmp(argv[4], "workers") == 0);
 	return 2;
 }

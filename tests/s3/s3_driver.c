@@ -16,7 +16,8 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: s3_driver [-a attempts] [-c connect_ms] [-t total_ms] "
+	fprintf(stderr,
+	    "usage: s3_driver [-a attempts] [-c connect_ms] [-t total_ms] "
 	    "[-l low_speed_s] [-m multipart_threshold] [-p part_size] [-H blake2b_hex]\n"
 	    "  put KEY FILE | putmem KEY TEXT | get KEY FILE | head KEY | list PREFIX | "
 	    "delete KEY\n");

@@ -57,10 +57,10 @@ full_fd(int fd)
 	return strncmp(path, dir, dl) == 0 && (path[dl] == '/' || path[dl] == '\0');
 }
 
-#define REAL(name) \
-	static __typeof__(&(name)) real_##name; \
-	if (real_##name == NULL) \
-		real_##name = (__typeof__(&(name)))dlsym(RTLD_NEXT, #name)
+#define REAL(name)                                                                                 \
+	static __typeof__(&(name)) real_##name;                                                    \
+	if (real_##name == NULL)                                                                   \
+	real_##name = (__typeof__(&(name)))dlsym(RTLD_NEXT, #name)
 
 ssize_t
 write(int fd, const void *b, size_t n)

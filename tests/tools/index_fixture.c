@@ -17,8 +17,7 @@
 #include "store/journal.h"
 #include "store/store.h"
 
-static int make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts,
-    int intent);
+static int make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts, int intent);
 
 static int
 make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts, int intent)

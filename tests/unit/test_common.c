@@ -38,7 +38,8 @@ test_path_clean(void **state)
 	check_clean("./", ".");
 	check_clean("/", "/");
 	check_clean("src/lib.rs", "src/lib.rs");
-	check_clean("/usr/share/cargo/registry/a-1.0/src/date.rs", "/usr/share/cargo/registry/a-1.0/src/date.rs");
+	check_clean("/usr/share/cargo/registry/a-1.0/src/date.rs",
+	    "/usr/share/cargo/registry/a-1.0/src/date.rs");
 	check_clean("/a/b/../../c/d", "/c/d");
 }
 

@@ -103,8 +103,8 @@ add_entry(struct fx *f, const char *crate, const char *fills, int64_t ts,
 }
 
 static void
-journal(struct fx *f, enum journal_type t, const char *reason, const unsigned char *res,
-    int64_t ts, uint64_t ms, uint64_t bytes)
+journal(struct fx *f, enum journal_type t, const char *reason, const unsigned char *res, int64_t ts,
+    uint64_t ms, uint64_t bytes)
 {
 	struct journal_event ev;
 
@@ -181,7 +181,7 @@ test_ingest_counters(void **state)
 	assert_int_equal(index_ingest(ix), 0);
 	index_free(&ix);
 	assert_null(ix);
-	ix = index_open(f->dir);   /* counters persist */
+	ix = index_open(f->dir); /* counters persist */
 	assert_int_equal(index_ingest(ix), 0);
 	assert_int_equal(index_stats(ix, &st), 0);
 	assert_int_equal(st.hits, 2);
@@ -247,9 +247,9 @@ test_gc_lru_and_shared_blobs(void **state)
 	uint64_t sz;
 
 	add_entry(f, "a", "x", 1000, a);
-	add_entry(f, "b", "xy", 2000, b);   /* shares blob x with a */
+	add_entry(f, "b", "xy", 2000, b); /* shares blob x with a */
 	add_entry(f, "c", "z", 3000, c);
-	journal(f, JOURNAL_HIT, "", a, 5000, 1, 1);  /* a is now the newest */
+	journal(f, JOURNAL_HIT, "", a, 5000, 1, 1); /* a is now the newest */
 	put_blob(f, 'x', 1000, hx, &sz);
 	put_blob(f, 'y', 1000, hy, &sz);
 	put_blob(f, 'z', 1000, hz, &sz);
@@ -292,11 +292,11 @@ test_gc_stale_tmp_and_orphans(void **state)
 	uint64_t sz;
 
 	add_entry(f, "a", "a", 1000, a);
-	put_blob(f, 'o', 10, h, &sz);   /* referenced by no entry */
+	put_blob(f, 'o', 10, h, &sz); /* referenced by no entry */
 	assert_int_equal(fs_write_atomic(tmp, "x", 1, 0644), 0);
 	ix = index_open(f->dir);
 	assert_int_equal(index_gc(ix, 1 << 30, &r, NULL, NULL, NULL), 0);
-	assert_int_equal(r.tmp_removed, 0);      /* young: left alone */
+	assert_int_equal(r.tmp_removed, 0); /* young: left alone */
 	assert_true(exists(f, "blobs", h));
 	index_set_stale_age(ix, 0);
 	assert_int_equal(index_gc(ix, 1 << 30, &r, NULL, NULL, NULL), 0);
@@ -377,10 +377,10 @@ test_rebuild(void **state)
 	assert_int_equal(fs_remove_tree(idx), 0);
 	ix = index_open(f->dir);
 	assert_non_null(ix);
-	assert_false(index_was_rebuilt(ix));   /* missing: just created and filled */
+	assert_false(index_was_rebuilt(ix)); /* missing: just created and filled */
 	assert_int_equal(index_stats(ix, &st), 0);
 	assert_int_equal(st.entries, 2);
-	assert_int_equal(st.misses, 0);   /* counters restart */
+	assert_int_equal(st.misses, 0); /* counters restart */
 	assert_true(st.store_bytes >= 2000 && st.store_bytes < 3000);
 	index_stats_clear(&st);
 	index_free(&ix);
@@ -395,14 +395,14 @@ test_rebuild(void **state)
 	 * evicts one entry keeps the blob the other still uses. */
 	assert_int_equal(index_stats(ix, &st), 0);
 	assert_true(st.store_bytes >= 2000 && st.store_bytes < 3000);
-	assert_int_equal(index_ingest(ix), 2);   /* the journal is counted again */
+	assert_int_equal(index_ingest(ix), 2); /* the journal is counted again */
 	{
 		struct index_gc_result r;
 		unsigned char ha[HASH_LEN];
 		uint64_t sz;
 
 		put_blob(f, 'a', 1000, ha, &sz);
-		journal(f, JOURNAL_HIT, "", a, 9000000000000LL, 1, 1);  /* b is now LRU */
+		journal(f, JOURNAL_HIT, "", a, 9000000000000LL, 1, 1); /* b is now LRU */
 		assert_int_equal(index_gc(ix, st.store_bytes - 1, &r, NULL, NULL, NULL), 0);
 		assert_int_equal(r.entries_removed, 1);
 		assert_int_equal(r.blobs_removed, 1);
@@ -460,7 +460,7 @@ test_torn_tail(void **state)
 	buf_init(&rec);
 	record_bytes(&rec);
 	append_raw(f, "events", rec.p, rec.len);
-	append_raw(f, "events", rec.p, 7);   /* a writer mid-record */
+	append_raw(f, "events", rec.p, 7); /* a writer mid-record */
 	ix = index_open(f->dir);
 	assert_int_equal(index_ingest(ix), 1);
 	assert_int_equal(index_ingest(ix), 0);
@@ -492,17 +492,17 @@ test_rotation(void **state)
 	ix = index_open(f->dir);
 	index_set_rotation(ix, 1, 60000);
 	assert_int_equal(index_ingest(ix), 2);
-	assert_int_equal(stat(ev1, &sb), 0);      /* rotated */
+	assert_int_equal(stat(ev1, &sb), 0); /* rotated */
 	/* A wrapper that opened events before the rename, and a new one. */
 	append_raw(f, "events.1", rec.p, rec.len);
 	append_raw(f, "events", rec.p, rec.len);
 	assert_int_equal(index_ingest(ix), 2);
-	assert_int_equal(stat(ev1, &sb), 0);      /* within its grace: kept */
+	assert_int_equal(stat(ev1, &sb), 0); /* within its grace: kept */
 	assert_int_equal(stat(ev2, &sb), 0);
 	index_set_rotation(ix, 1, 0);
 	append_raw(f, "events.1", rec.p, rec.len);
 	assert_int_equal(index_ingest(ix), 1);
-	assert_int_equal(stat(ev1, &sb), -1);     /* finished and gone */
+	assert_int_equal(stat(ev1, &sb), -1); /* finished and gone */
 	assert_int_equal(stat(ev2, &sb), -1);
 	index_free(&ix);
 	/* Reopened: nothing is applied twice. */

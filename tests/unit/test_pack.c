@@ -52,7 +52,11 @@ setup(void **state)
 	src = xasprintf("%s/src", f->dir_a);
 	assert_int_equal(fs_write_atomic(src, "rlib-bytes", 10, 0644), 0);
 	assert_int_equal(store_blob_put(f->a, src, 0, 0, o[0].hash, &o[0].size), 0);
-	assert_int_equal(fs_write_atomic(src, "\x7f" "ELF-binary", 11, 0755), 0);
+	assert_int_equal(fs_write_atomic(src,
+	                     "\x7f"
+	                     "ELF-binary",
+	                     11, 0755),
+	    0);
 	assert_int_equal(store_blob_put(f->a, src, 1, 0, o[1].hash, &o[1].size), 0);
 	free(src);
 	store_entry_init(&e);
@@ -511,7 +515,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_blob_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_entry_rejected, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncated_and_garbage_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_and_garbage_rejected, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_keys_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_blob_is_absent, setup, teardown),
 		cmocka_unit_test(test_layout_manifest),

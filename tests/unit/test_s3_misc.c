@@ -145,10 +145,10 @@ scratch_dir(void)
 }
 
 static const char creds_file[] =
-	"[default]\naws_access_key_id = FILEDEFAULT\naws_secret_access_key = filesecret0\n"
-	"[ci]\naws_access_key_id = FILECI\naws_secret_access_key = filesecret1\n"
-	"aws_session_token = citoken\n"
-	"[half]\naws_access_key_id = ONLYID\n";
+    "[default]\naws_access_key_id = FILEDEFAULT\naws_secret_access_key = filesecret0\n"
+    "[ci]\naws_access_key_id = FILECI\naws_secret_access_key = filesecret1\n"
+    "aws_session_token = citoken\n"
+    "[half]\naws_access_key_id = ONLYID\n";
 
 static void
 resolve(const char *want_id, const char *want_secret, const char *want_token)
@@ -173,8 +173,8 @@ resolve(const char *want_id, const char *want_secret, const char *want_token)
 static void
 test_creds_precedence(void **state)
 {
-	char *d = scratch_dir(), *aws = xasprintf("%s/.aws", d), *f = xasprintf("%s/credentials",
-	    aws);
+	char *d = scratch_dir(), *aws = xasprintf("%s/.aws", d),
+	     *f = xasprintf("%s/credentials", aws);
 
 	(void)state;
 	assert_int_equal(fs_mkdir_p(aws, 0700), 0);
@@ -271,15 +271,15 @@ test_config_from(void **state)
 }
 
 static const char list_ok[] =
-	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-	"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-	"<Name>b</Name><Prefix>kache/</Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys>"
-	"<IsTruncated>true</IsTruncated>"
-	"<Contents><Key>kache/a&amp;b &lt;c&gt; &#233;&#x41;</Key><LastModified>x</LastModified>"
-	"<ETag>&quot;e&quot;</ETag><Size>12582912</Size><StorageClass>STANDARD</StorageClass>"
-	"</Contents>"
-	"<Contents><Key>kache/z</Key><Size>0</Size></Contents>"
-	"<NextContinuationToken>tok+/=</NextContinuationToken></ListBucketResult>";
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    "<Name>b</Name><Prefix>kache/</Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys>"
+    "<IsTruncated>true</IsTruncated>"
+    "<Contents><Key>kache/a&amp;b &lt;c&gt; &#233;&#x41;</Key><LastModified>x</LastModified>"
+    "<ETag>&quot;e&quot;</ETag><Size>12582912</Size><StorageClass>STANDARD</StorageClass>"
+    "</Contents>"
+    "<Contents><Key>kache/z</Key><Size>0</Size></Contents>"
+    "<NextContinuationToken>tok+/=</NextContinuationToken></ListBucketResult>";
 
 static void
 test_xml_list_ok(void **state)
@@ -289,7 +289,9 @@ test_xml_list_ok(void **state)
 	(void)state;
 	assert_int_equal(s3_xml_parse_list(list_ok, strlen(list_ok), &p), 0);
 	assert_int_equal(p.n, 2);
-	assert_string_equal(p.obj[0].key, "kache/a&b <c> \xc3\xa9" "A");
+	assert_string_equal(p.obj[0].key,
+	    "kache/a&b <c> \xc3\xa9"
+	    "A");
 	assert_int_equal(p.obj[0].size, 12582912);
 	assert_string_equal(p.obj[1].key, "kache/z");
 	assert_int_equal(p.obj[1].size, 0);
@@ -323,17 +325,17 @@ test_xml_list_malicious(void **state)
 	expect_bad_list(LB "<Contents><Key>a</Key><Size>1</Size>" LE);
 	expect_bad_list(LB "<Contents><Key>a</Key></Contents><IsTruncated>false</IsTruncated>" LE);
 	expect_bad_list(LB "<Contents><Key>a</Key><Size>-1</Size></Contents>"
-	    "<IsTruncated>false</IsTruncated>" LE);
+	                   "<IsTruncated>false</IsTruncated>" LE);
 	expect_bad_list(LB "<Contents><Key>a</Key><Size>99999999999999999999</Size></Contents>"
-	    "<IsTruncated>false</IsTruncated>" LE);
+	                   "<IsTruncated>false</IsTruncated>" LE);
 	expect_bad_list(LB "<Contents><Key>a&#0;b</Key><Size>1</Size></Contents>"
-	    "<IsTruncated>false</IsTruncated>" LE);
+	                   "<IsTruncated>false</IsTruncated>" LE);
 	expect_bad_list(LB "<Contents><Key>a&bogus;</Key><Size>1</Size></Contents>"
-	    "<IsTruncated>false</IsTruncated>" LE);
+	                   "<IsTruncated>false</IsTruncated>" LE);
 	expect_bad_list(LB "<Contents><Key>a&#-5;</Key><Size>1</Size></Contents>"
-	    "<IsTruncated>false</IsTruncated>" LE);
+	                   "<IsTruncated>false</IsTruncated>" LE);
 	expect_bad_list(LB "<Contents><Key>a&amp</Key><Size>1</Size></Contents>"
-	    "<IsTruncated>false</IsTruncated>" LE);
+	                   "<IsTruncated>false</IsTruncated>" LE);
 	expect_bad_list(LB "<IsTruncated>maybe</IsTruncated>" LE);
 	expect_bad_list(LB "<IsTruncated>true</IsTruncated>" LE);
 	free(cut);
@@ -343,7 +345,7 @@ static void
 test_xml_list_embedded_nul(void **state)
 {
 	static const char xml[] = LB "<Contents><Key>a\0b</Key><Size>1</Size></Contents>"
-	    "<IsTruncated>false</IsTruncated>" LE;
+	                             "<IsTruncated>false</IsTruncated>" LE;
 	struct s3_list_page p;
 
 	(void)state;

@@ -13,8 +13,8 @@
 #define SUITE_DATE "20150830T123600Z"
 #define SUITE_SCOPE "Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
 
-static struct s3_creds suite_creds = { "AKIDEXAMPLE",
-	"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL };
+static struct s3_creds suite_creds = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+	NULL };
 
 static void
 check_suite(const char *method, const char *path, const struct s3_kv *q, size_t nq,
@@ -26,8 +26,9 @@ check_suite(const char *method, const char *path, const struct s3_kv *q, size_t 
 	char *auth = s3_authorization(&r, &suite_creds);
 	char *want = NULL;
 
-	if (asprintf(&want, "AWS4-HMAC-SHA256 " SUITE_SCOPE
-	    "SignedHeaders=host;x-amz-date, Signature=%s", want_sig) < 0)
+	if (asprintf(&want,
+	        "AWS4-HMAC-SHA256 " SUITE_SCOPE "SignedHeaders=host;x-amz-date, Signature=%s",
+	        want_sig) < 0)
 		fail();
 	assert_string_equal(auth, want);
 	free(auth);
@@ -78,14 +79,15 @@ test_canonical_request_query_order(void **state)
 {
 	struct s3_kv q[] = { { "Param2", "value2" }, { "Param1", "value1" } };
 	struct s3_kv h[] = { { "Host", "example.amazonaws.com" }, { "X-Amz-Date", SUITE_DATE } };
-	struct s3_sign_req r = { "GET", "/", q, 2, h, 2, S3_EMPTY_SHA256, SUITE_DATE,
-		"us-east-1", "service" };
+	struct s3_sign_req r = { "GET", "/", q, 2, h, 2, S3_EMPTY_SHA256, SUITE_DATE, "us-east-1",
+		"service" };
 	char *sh, *creq = s3_canonical_request(&r, &sh);
 
 	(void)state;
-	assert_string_equal(creq, "GET\n/\nParam1=value1&Param2=value2\n"
-	    "host:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n"
-	    S3_EMPTY_SHA256);
+	assert_string_equal(creq,
+	    "GET\n/\nParam1=value1&Param2=value2\n"
+	    "host:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-"
+	    "date\n" S3_EMPTY_SHA256);
 	assert_string_equal(sh, "host;x-amz-date");
 	free(creq);
 	free(sh);
@@ -97,17 +99,18 @@ test_s3_docs_get_object(void **state)
 {
 	struct s3_creds cr = { "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		NULL };
-	struct s3_kv h[] = { { "Host", "examplebucket.s3.amazonaws.com" },
-		{ "Range", "bytes=0-9" }, { "x-amz-content-sha256", S3_EMPTY_SHA256 },
-		{ "x-amz-date", "20130524T000000Z" } };
+	struct s3_kv h[] = { { "Host", "examplebucket.s3.amazonaws.com" }, { "Range", "bytes=0-9" },
+		{ "x-amz-content-sha256", S3_EMPTY_SHA256 }, { "x-amz-date", "20130524T000000Z" } };
 	struct s3_sign_req r = { "GET", "/test.txt", NULL, 0, h, 4, S3_EMPTY_SHA256,
 		"20130524T000000Z", "us-east-1", "s3" };
 	char *auth = s3_authorization(&r, &cr);
 
 	(void)state;
-	assert_string_equal(auth, "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/"
+	assert_string_equal(auth,
+	    "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/"
 	    "us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;"
-	    "x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+	    "x-amz-date, "
+	    "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
 	free(auth);
 }
 
@@ -140,7 +143,8 @@ test_canonical_query_encoding(void **state)
 	char *s = s3_canonical_query(q, 4);
 
 	(void)state;
-	assert_string_equal(s, "continuation-token=x%2By%2Fz%3D&list-type=2&"
+	assert_string_equal(s,
+	    "continuation-token=x%2By%2Fz%3D&list-type=2&"
 	    "prefix=kache%2Fa%20b&uploads=");
 	free(s);
 }

@@ -321,7 +321,11 @@ test_blob_by_link_shares_inode(void **state)
 	struct stat a, b;
 
 	(void)state;
-	assert_int_equal(fs_write_atomic(src, "\x7f" "ELF", 4, 0755), 0);
+	assert_int_equal(fs_write_atomic(src,
+	                     "\x7f"
+	                     "ELF",
+	                     4, 0755),
+	    0);
 	assert_int_equal(store_blob_put(s, src, 1, 1, h, &size), 0);
 	hash_to_hex(h, hex);
 	blob = store_path(s, "blobs", hex);

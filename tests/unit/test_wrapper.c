@@ -15,8 +15,8 @@
 static const char *const cargo_lib[] = { "--crate-name", "bench_model", "--edition=2021",
 	"crates/model/src/lib.rs", "--error-format=json",
 	"--json=diagnostic-rendered-ansi,artifacts,future-incompat", "--crate-type", "lib",
-	"--emit=dep-info,metadata,link", "-C", "embed-bitcode=no", "-C", "debuginfo=2",
-	"--cfg", "feature=\"default\"", "-C", "metadata=fa5ae44921176810", "-C",
+	"--emit=dep-info,metadata,link", "-C", "embed-bitcode=no", "-C", "debuginfo=2", "--cfg",
+	"feature=\"default\"", "-C", "metadata=fa5ae44921176810", "-C",
 	"extra-filename=-4753626e81d88325", "--out-dir", "/ws/target/debug/deps", "-C",
 	"incremental=/ws/target/debug/incremental", "-L", "dependency=/ws/target/debug/deps",
 	"--extern", "serde=/ws/target/debug/deps/libserde-0d7b.rmeta", NULL };
@@ -115,8 +115,8 @@ test_args_pass_through(void **state)
 	static const char *const argfile[] = { "@args.txt", NULL };
 	static const char *const unpretty[] = { "--crate-name", "x", "a.rs", "-Zunpretty=expanded",
 		"--out-dir", "o", NULL };
-	static const char *const emit_path[] = { "--crate-name", "x", "a.rs",
-		"--emit=link=/tmp/x", "--out-dir", "o", NULL };
+	static const char *const emit_path[] = { "--crate-name", "x", "a.rs", "--emit=link=/tmp/x",
+		"--out-dir", "o", NULL };
 	static const char *const out[] = { "--crate-name", "x", "a.rs", "-o", "x", NULL };
 	static const char *const nodep[] = { "--crate-name", "x", "a.rs", "--emit=link",
 		"--out-dir", "o", NULL };
@@ -145,22 +145,26 @@ test_args_pass_through(void **state)
 static void
 test_roots_fold_expand(void **state)
 {
-	struct roots r = { .cwd = "/home/a/ws", .target = "/home/a/ws/target",
+	struct roots r = { .cwd = "/home/a/ws",
+		.target = "/home/a/ws/target",
 		.home = "/home/a/.cargo" };
-	struct roots other = { .cwd = "/srv/b/checkout", .target = "/srv/b/checkout/target",
+	struct roots other = { .cwd = "/srv/b/checkout",
+		.target = "/srv/b/checkout/target",
 		.home = "/opt/cargo" };
 	const char *text = "/home/a/ws/target/debug/deps/x.d: src/lib.rs /home/a/ws2/y.rs "
-	    "/home/a/.cargo/registry/src/z.rs /home/a/ws\n";
+	                   "/home/a/.cargo/registry/src/z.rs /home/a/ws\n";
 	struct buf f, e;
 
 	(void)state;
 	buf_init(&f);
 	buf_init(&e);
 	roots_fold(&r, text, strlen(text), &f);
-	assert_string_equal(f.p, "@@KACHE_T@@/debug/deps/x.d: src/lib.rs /home/a/ws2/y.rs "
+	assert_string_equal(f.p,
+	    "@@KACHE_T@@/debug/deps/x.d: src/lib.rs /home/a/ws2/y.rs "
 	    "@@KACHE_H@@/registry/src/z.rs @@KACHE_W@@\n");
 	roots_expand(&other, f.p, f.len, &e);
-	assert_string_equal(e.p, "/srv/b/checkout/target/debug/deps/x.d: src/lib.rs "
+	assert_string_equal(e.p,
+	    "/srv/b/checkout/target/debug/deps/x.d: src/lib.rs "
 	    "/home/a/ws2/y.rs /opt/cargo/registry/src/z.rs /srv/b/checkout\n");
 	buf_free(&f);
 	buf_free(&e);
@@ -186,9 +190,9 @@ static void
 test_depinfo(void **state)
 {
 	const char *d = "/o/x.d: src/lib.rs src/a\\ b.rs /t/out/gen.rs\n\n"
-	    "/o/libx.rlib: src/lib.rs src/a\\ b.rs /t/out/gen.rs\n\n"
-	    "src/lib.rs:\nsrc/a\\ b.rs:\n/t/out/gen.rs:\n\n"
-	    "# env-dep:ZED=z\\nline\n# env-dep:OUT_DIR=/t/out\n# env-dep:UNSET\n";
+	                "/o/libx.rlib: src/lib.rs src/a\\ b.rs /t/out/gen.rs\n\n"
+	                "src/lib.rs:\nsrc/a\\ b.rs:\n/t/out/gen.rs:\n\n"
+	                "# env-dep:ZED=z\\nline\n# env-dep:OUT_DIR=/t/out\n# env-dep:UNSET\n";
 	struct depinfo di;
 
 	(void)state;
@@ -214,15 +218,15 @@ test_key_location_independent(void **state)
 	struct wrapper w1, w2;
 	unsigned char k1[HASH_LEN], k2[HASH_LEN];
 	const char *rustc = getenv("KACHE_TEST_RUSTC") ? getenv("KACHE_TEST_RUSTC") : "rustc";
-	static const char *const a1[] = { "--crate-name", "x", "/one/ws/src/lib.rs",
-		"--out-dir", "/one/ws/target/debug/deps", "-L", "dependency=/one/ws/target/debug/deps",
-		"-C", "incremental=/one/ws/target/debug/incremental", "--emit=dep-info,link", NULL };
-	static const char *const a2[] = { "--crate-name", "x", "/two/ws/src/lib.rs",
-		"--out-dir", "/two/ws/target/debug/deps", "-L", "dependency=/two/ws/target/debug/deps",
-		"-C", "incremental=/two/ws/target/debug/incremental", "--emit=dep-info,link", NULL };
-	static const char *const a3[] = { "--crate-name", "x", "/two/ws/src/lib.rs",
-		"--out-dir", "/two/ws/target/debug/deps", "-L", "dependency=/two/ws/target/debug/deps",
-		"--cfg", "feature=\"extra\"", "--emit=dep-info,link", NULL };
+	static const char *const a1[] = { "--crate-name", "x", "/one/ws/src/lib.rs", "--out-dir",
+		"/one/ws/target/debug/deps", "-L", "dependency=/one/ws/target/debug/deps", "-C",
+		"incremental=/one/ws/target/debug/incremental", "--emit=dep-info,link", NULL };
+	static const char *const a2[] = { "--crate-name", "x", "/two/ws/src/lib.rs", "--out-dir",
+		"/two/ws/target/debug/deps", "-L", "dependency=/two/ws/target/debug/deps", "-C",
+		"incremental=/two/ws/target/debug/incremental", "--emit=dep-info,link", NULL };
+	static const char *const a3[] = { "--crate-name", "x", "/two/ws/src/lib.rs", "--out-dir",
+		"/two/ws/target/debug/deps", "-L", "dependency=/two/ws/target/debug/deps", "--cfg",
+		"feature=\"extra\"", "--emit=dep-info,link", NULL };
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));

@@ -56,8 +56,9 @@ indexer_open(struct indexer *x, int64_t now)
 	if ((x->ix = index_open_wait(x->kache_dir, 0)) == NULL) {
 		if (!x->busy_logged)
 			log_warnx("index of %s: %s; retrying every second", x->kache_dir,
-			    errno == EBUSY ? "held by another process" :
-			    errno == ENOSPC ? "no space left on its disk" : "cannot open");
+			    errno == EBUSY      ? "held by another process" :
+			        errno == ENOSPC ? "no space left on its disk" :
+			                          "cannot open");
 		x->busy_logged = 1;
 		return -1;
 	}
@@ -65,7 +66,8 @@ indexer_open(struct indexer *x, int64_t now)
 	index_set_space_retry(x->ix, OPEN_RETRY_MS, SPACE_RETRY_MAX_MS);
 	if (index_was_rebuilt(x->ix))
 		log_warnx("the index of %s was damaged; rebuilt it from the store (old copy: "
-		    "%s/index.broken)", x->kache_dir, x->kache_dir);
+		          "%s/index.broken)",
+		    x->kache_dir, x->kache_dir);
 	log_info("index of %s open", x->kache_dir);
 	x->busy_logged = 0;
 	return 0;
@@ -122,8 +124,8 @@ note_space(struct indexer *x)
 
 	if (full && !x->nospace_logged)
 		log_warnx("index: no space left on the disk of %s: the index is read-only and "
-		    "journal records wait on disk; retrying every %d s at most", x->kache_dir,
-		    SPACE_RETRY_MAX_MS / 1000);
+		          "journal records wait on disk; retrying every %d s at most",
+		    x->kache_dir, SPACE_RETRY_MAX_MS / 1000);
 	else if (!full && x->nospace_logged)
 		log_info("index: the disk of %s has room again; the index is writable",
 		    x->kache_dir);
@@ -155,7 +157,8 @@ int
 indexer_main(const struct config *cfg, unsigned index)
 {
 	static const struct proto_worker_ops ops = { .request = indexer_request,
-		.tick = on_tick, .tick_ms = INGEST_MS };
+		.tick = on_tick,
+		.tick_ms = INGEST_MS };
 	struct indexer x = { .cfg = cfg, .kache_dir = config_get(cfg, "cache.dir") };
 	int rc;
 

@@ -30,7 +30,8 @@ reply_json(struct msg *rep, json_t *doc)
 
 	if (doc == NULL) {
 		rep->status = MSG_ERR_STATE;
-		msg_set_text(rep, "the index could not be read; see the indexer's log "
+		msg_set_text(rep,
+		    "the index could not be read; see the indexer's log "
 		    "(`kache supervisor log indexer`)");
 		return;
 	}
@@ -49,9 +50,11 @@ not_open(struct indexer *x, struct msg *rep)
 	if (indexer_open(x, 0) == 0)
 		return 0;
 	rep->status = MSG_ERR_STATE;
-	msg_set_text(rep, errno == ENOSPC ? "the disk of the store is full and the index "
-	    "cannot be opened; free space and try again" : "the indexer cannot open the "
-	    "index yet (another kache command holds it); try again");
+	msg_set_text(rep,
+	    errno == ENOSPC ? "the disk of the store is full and the index "
+	                      "cannot be opened; free space and try again" :
+	                      "the indexer cannot open the "
+	                      "index yet (another kache command holds it); try again");
 	return -1;
 }
 
@@ -96,8 +99,8 @@ on_gc(struct indexer *x, const struct msg *req, struct msg *rep)
 	int64_t cap = req->count < 0 ? indexer_max_size(x) : req->count;
 
 	log_info("gc requested (cap %lld bytes)", (long long)cap);
-	reply_json(rep, index_json_gc(x->ix, (uint64_t)cap, req->status != 0, INDEX_JSON_PAGE,
-	    &progress));
+	reply_json(rep,
+	    index_json_gc(x->ix, (uint64_t)cap, req->status != 0, INDEX_JSON_PAGE, &progress));
 }
 
 /* One problem verify found: kept for the reply (at most a page of them). */
@@ -121,15 +124,16 @@ on_verify(struct indexer *x, struct msg *rep)
 	if (index_no_space(x->ix)) {
 		json_decref(problems);
 		rep->status = MSG_ERR_STATE;
-		msg_set_text(rep, "the disk of the store is full: verify needs to update the "
+		msg_set_text(rep,
+		    "the disk of the store is full: verify needs to update the "
 		    "index; free space first (`kache gc --max-size SIZE`), then run `kache "
 		    "verify` again");
 		return;
 	}
 	log_info("verify requested");
 	n = index_verify(x->ix, &r, verify_report, problems, &progress);
-	reply_json(rep, index_json_verify(&r, problems, n,
-	    n > INDEX_JSON_PAGE ? n - INDEX_JSON_PAGE : 0));
+	reply_json(rep,
+	    index_json_verify(&r, problems, n, n > INDEX_JSON_PAGE ? n - INDEX_JSON_PAGE : 0));
 }
 
 /* Replies with index_json_purge's summary. */
@@ -149,8 +153,8 @@ indexer_request(void *arg, const struct msg *req, struct msg *rep)
 {
 	struct indexer *x = arg;
 
-	if (req->type < MSG_INDEX_STATS || (req->type > MSG_INDEX_VERIFY &&
-	    req->type != MSG_INDEX_PURGE)) {
+	if (req->type < MSG_INDEX_STATS ||
+	    (req->type > MSG_INDEX_VERIFY && req->type != MSG_INDEX_PURGE)) {
 		rep->status = MSG_ERR_UNKNOWN;
 		msg_set_text(rep, "not an index request");
 		return;

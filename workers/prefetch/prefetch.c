@@ -46,8 +46,8 @@ import_plan(struct prefetcher *pf, const struct prefetch_plan *plan, struct sess
 	int in_row = 0;
 
 	for (size_t i = 0; i < plan->n && in_row < 3; i++) {
-		enum remote_result r = remote_import_pack(pf->remote, pf->kache_dir,
-		    plan->p[i].crate, plan->p[i].res);
+		enum remote_result r =
+		    remote_import_pack(pf->remote, pf->kache_dir, plan->p[i].crate, plan->p[i].res);
 
 		proto_worker_beat();
 		in_row = r == REMOTE_FAILED ? in_row + 1 : 0;
@@ -73,18 +73,21 @@ report(const struct proto_hint *h, const struct prefetch_plan *plan, const struc
 		log_warnx("prefetch %s: %s", h->root[0] ? h->root : "?", ss->refused);
 	else
 		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms; "
-		    "skipped: %ld present, %ld over prefetch.max_bytes, %ld rejected, %ld failed, "
-		    "%ld listings failed", h->root, ss->crates, ss->packs,
-		    (unsigned long long)ss->bytes, (long long)ms, plan->present, plan->over_cap,
-		    ss->rejected, ss->failed, plan->list_failed);
-	snprintf(text, sizeof text, "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
+		         "skipped: %ld present, %ld over prefetch.max_bytes, %ld rejected, %ld "
+		         "failed, "
+		         "%ld listings failed",
+		    h->root, ss->crates, ss->packs, (unsigned long long)ss->bytes, (long long)ms,
+		    plan->present, plan->over_cap, ss->rejected, ss->failed, plan->list_failed);
+	snprintf(text, sizeof text,
+	    "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
 	    "\"present\": %ld, \"over_cap\": %ld, \"rejected\": %ld, \"failed\": %ld, "
-	    "\"list_failed\": %ld, \"refused\": %d}", ss->crates, ss->packs,
-	    (unsigned long long)ss->bytes, plan->present, plan->over_cap, ss->rejected,
-	    ss->failed, plan->list_failed, ss->refused[0] != '\0');
+	    "\"list_failed\": %ld, \"refused\": %d}",
+	    ss->crates, ss->packs, (unsigned long long)ss->bytes, plan->present, plan->over_cap,
+	    ss->rejected, ss->failed, plan->list_failed, ss->refused[0] != '\0');
 	msg_set_text(done, text);
-	done->status = ss->refused[0] ? JOB_MISS : ss->failed || plan->list_failed ? JOB_FAILED
-	    : JOB_OK;
+	done->status = ss->refused[0]       ? JOB_MISS :
+	    ss->failed || plan->list_failed ? JOB_FAILED :
+	                                      JOB_OK;
 }
 
 static void
@@ -105,8 +108,10 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 	} else if (pf->remote == NULL) {
 		snprintf(ss.refused, sizeof ss.refused, "no remote configured");
 	} else if (prefetch_lock_read(h.lock, &crates, why, sizeof why) < 0) {
-		snprintf(ss.refused, sizeof ss.refused, "%s is not used: %s (the build goes on; "
-		    "fix or regenerate it with `cargo generate-lockfile`)", h.lock, why);
+		snprintf(ss.refused, sizeof ss.refused,
+		    "%s is not used: %s (the build goes on; "
+		    "fix or regenerate it with `cargo generate-lockfile`)",
+		    h.lock, why);
 	} else {
 		/* build scripts are all compiled as build_script_build */
 		strv_push(&crates, "build_script_build");

@@ -19,8 +19,7 @@
  * read, is too large, or is not a Cargo.lock. */
 int prefetch_lock_read(const char *path, struct strv *crates, char *why, size_t whylen);
 /* The same over bytes (tests). */
-int prefetch_lock_parse(const char *text, size_t n, struct strv *crates, char *why,
-    size_t whylen);
+int prefetch_lock_parse(const char *text, size_t n, struct strv *crates, char *why, size_t whylen);
 
 struct prefetch_pack {
 	char crate[65];
@@ -32,10 +31,10 @@ struct prefetch_pack {
 struct prefetch_plan {
 	struct prefetch_pack *p;
 	size_t n, cap;
-	long present;      /* the local store has the result already */
-	long over_cap;     /* left out: prefetch.max_bytes reached */
+	long present;  /* the local store has the result already */
+	long over_cap; /* left out: prefetch.max_bytes reached */
 	uint64_t over_cap_bytes;
-	long list_failed;  /* crates whose listing failed */
+	long list_failed; /* crates whose listing failed */
 };
 
 /* prefetch_plan.c: the one place candidates are chosen (a planner or

@@ -94,8 +94,8 @@ prefetch_lock_parse(const char *text, size_t n, struct strv *crates, char *why, 
 		nl = nl ? nl : end;
 		lineno++;
 		kind = line_kind(p, (size_t)(nl - p));
-		if (kind == L_BAD || (kind == L_NAME && in_package &&
-		    take_name(p, (size_t)(nl - p), crates) < 0)) {
+		if (kind == L_BAD ||
+		    (kind == L_NAME && in_package && take_name(p, (size_t)(nl - p), crates) < 0)) {
 			snprintf(why, whylen, "line %ld is not Cargo.lock syntax", lineno);
 			return -1;
 		}

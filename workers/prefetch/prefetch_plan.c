@@ -18,8 +18,7 @@ struct listing {
 };
 
 static int on_object(const char *name, uint64_t size, void *arg);
-static void plan_add(struct prefetch_plan *plan, const char *crate, const char *res,
-    uint64_t size);
+static void plan_add(struct prefetch_plan *plan, const char *crate, const char *res, uint64_t size);
 
 static void
 plan_add(struct prefetch_plan *plan, const char *crate, const char *res, uint64_t size)

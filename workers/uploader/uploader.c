@@ -34,7 +34,8 @@ upload_job(void *arg, const struct msg *job, struct msg *done)
 	r = remote_put(u->remote, u->kache_dir, job->key);
 	if (r == REMOTE_OFF) {
 		log_info("upload %s failed: the remote is switched off", job->key);
-		msg_set_text(done, "the remote refused access (credentials, clock skew or no "
+		msg_set_text(done,
+		    "the remote refused access (credentials, clock skew or no "
 		    "bucket; see the uploader's log)");
 		done->status = JOB_REMOTE_OFF;
 		return;
