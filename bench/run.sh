@@ -3,9 +3,11 @@
 # (`cargo clean && cargo build`) and warm from a copy at another path with another
 # CARGO_HOME. Prints medians, ratios measured in this same run, and how many
 # compiles reached the real rustc (a counting shim sits in RUSTC).
-# With --remote, also the remote-warm case: a first machine (store A) fills a
+# With --remote, also the remote-warm cases: a first machine (store A) fills a
 # directory remote and an S3 bucket (moto_server on loopback), then a fresh
-# checkout elsewhere with an empty store B builds from it.
+# checkout elsewhere with an empty store B builds from it, without prefetch,
+# with prefetch racing the build, and in a CI shape (a cheap first cargo
+# command, a bounded wait for the prefetch, then the build).
 # usage: bench/run.sh --kache build/bin/kache [--runs N] [--ws DIR] [--remote]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,16 +42,18 @@ exec "$rustc_real" "\$@"
 EOS
 chmod +x "$shim"
 
-# build <label> <tool> <dir> <cargo-home>: one timed `cargo build`, in ms; count in $work/count
+# build <label> <tool> <dir> <cargo-home> [cargo args...]: one timed `cargo build`
+# (with the args, e.g. `-p cfg-if`), in ms; the compiles that reached rustc in $work/count
 build() {
   local tool="$2" dir="$3" home="$4" wrapper=""
+  shift 4
   case "$tool" in kache) wrapper="$kache" ;; sccache) wrapper="$(command -v sccache)" ;; esac
   : > "$work/shim.log"
   local t0 t1
   t0=$(date +%s%N)
   (cd "$dir" && SHIM_LOG="$work/shim.log" RUSTC="$shim" RUSTC_WRAPPER="$wrapper" \
      CARGO_HOME="$home" KACHE_DIR="${KSTORE:-$work/kache-store}" SCCACHE_DIR="$work/sccache" \
-     cargo build -j2 -q >/dev/null 2>"$work/err" ) || { cat "$work/err" >&2; exit 1; }
+     cargo build -j2 -q "$@" >/dev/null 2>"$work/err" ) || { cat "$work/err" >&2; exit 1; }
   t1=$(date +%s%N)
   wc -l < "$work/shim.log" > "$work/count"
   echo $(( (t1 - t0) / 1000000 ))
@@ -113,34 +117,106 @@ remote_env() {
   fi
 }
 drain() { for _ in $(seq 600); do [ -z "$(ls "$1/intents" 2>/dev/null)" ] && return 0; sleep 0.2; done; return 1; }
-start_moto
-declare -A rmed rcnt
-for type in dir s3; do
-  rtimes=()
-  for i in $(seq "$runs"); do
-    remote_env "$type" "$i"
-    export KSTORE="$work/r-$type-a-$i"
-    KACHE_DIR="$KSTORE" "$kache" supervisor start >/dev/null
-    fresh_copy "$work/ra/ws"
-    build x kache "$work/ra/ws" "$work/home-ra" >/dev/null
-    drain "$KSTORE" || { echo "bench: uploads to the $type remote did not drain" >&2; exit 1; }
-    KACHE_DIR="$KSTORE" "$kache" supervisor stop >/dev/null
-    export KSTORE="$work/r-$type-b-$i"
-    KACHE_DIR="$KSTORE" "$kache" supervisor start >/dev/null
-    fresh_copy "$work/rb/far/away/ws"
-    rtimes+=("$(build x kache "$work/rb/far/away/ws" "$work/home-rb")"); rcnt[$type]=$(cat "$work/count")
-    KACHE_DIR="$KSTORE" "$kache" supervisor stop >/dev/null
-    unset KSTORE
+# sup_stop: stops the supervisor of $KSTORE (its "flush: 0 uploaded" line hidden)
+sup_stop() { KACHE_DIR="$KSTORE" "$kache" supervisor stop 2>&1 >/dev/null | grep -v '^flush: ' >&2 || true; }
+# pf <field>: a prefetch counter of the supervisor of $KSTORE
+pf() { KACHE_DIR="$KSTORE" "$kache" supervisor status --json | jq -r ".prefetch.$1"; }
+# pf_wait: waits (at most 120 s) until every hint the supervisor got is over
+# (session done or lost, or hint dropped); prints the wait in ms
+pf_wait() {
+  local t0 t1 st
+  t0=$(date +%s%N)
+  for _ in $(seq 1200); do
+    st=$(KACHE_DIR="$KSTORE" "$kache" supervisor status --json)
+    jq -e '.prefetch | .hints >= 1 and (.sessions_done + .sessions_lost + .hints_dropped
+      + .hints_malformed) >= .hints' <<<"$st" >/dev/null && break
+    sleep 0.1
   done
-  rmed[$type]=$(printf "%s\n" "${rtimes[@]}" | median)
+  t1=$(date +%s%N)
+  jq -e '.prefetch.sessions_done >= 1' <<<"$st" >/dev/null ||
+    echo "bench: no prefetch session finished within 120 s: $(jq -c .prefetch <<<"$st")" >&2
+  echo $(( (t1 - t0) / 1000000 ))
+}
+# populate <type> <run>: store A fills the remote (prefetch off), then times a
+# local warm build (`cargo clean && cargo build`, store A) into rt[<type>,local]
+populate() {
+  export KSTORE="$work/r-$1-a-$2" KACHE_PREFETCH_MAX_BYTES=0
+  KACHE_DIR="$KSTORE" "$kache" supervisor start >/dev/null
+  fresh_copy "$work/ra/ws"
+  build x kache "$work/ra/ws" "$work/home-ra" >/dev/null
+  drain "$KSTORE" || { echo "bench: uploads to the $1 remote did not drain" >&2; exit 1; }
+  (cd "$work/ra/ws" && cargo clean -q)
+  rt[$1,local,build]+=" $(build x kache "$work/ra/ws" "$work/home-ra")"; rc[$1,local]+=" $(cat "$work/count")"
+  sup_stop
+  unset KSTORE KACHE_PREFETCH_MAX_BYTES
+}
+# remote_case <type> <run> <case>: a fresh copy elsewhere, an empty store B
+# with its supervisor started, the remote populated. Cases: nopf (prefetch
+# off), first (prefetch on, the build races it), ci (`cargo build -p cfg-if`,
+# wait for the prefetch, then the build).
+remote_case() {
+  local type="$1" c="$3" d="$work/rb/far/away/ws" n=0 ms
+  export KSTORE="$work/r-$type-b-$2-$c"
+  if [ "$c" = nopf ]; then export KACHE_PREFETCH_MAX_BYTES=0; else unset KACHE_PREFETCH_MAX_BYTES; fi
+  KACHE_DIR="$KSTORE" "$kache" supervisor start >/dev/null
+  fresh_copy "$d"
+  if [ "$c" = ci ]; then
+    rt[$type,$c,warmup]+=" $(build x kache "$d" "$work/home-rb" -p cfg-if)"; n=$(cat "$work/count")
+    rt[$type,$c,wait]+=" $(pf_wait)"
+  fi
+  rt[$type,$c,build]+=" $(build x kache "$d" "$work/home-rb")"
+  rc[$type,$c]+=" $(( n + $(cat "$work/count") ))"
+  if [ "$c" = first ]; then rd[$type]+=" $(pf sessions_done)"; pf_wait >/dev/null; fi
+  if [ "$c" != nopf ]; then
+    rp[$type,$c]+=" $(pf packs)"
+    ms=$(sed -n 's/.* in \([0-9]*\) ms; .*/\1/p' "$KSTORE/logs/prefetch.0.log" 2>/dev/null | tail -1)
+    rs[$type,$c]+=" ${ms:-999999}"
+  fi
+  sup_stop
+  rm -rf "$KSTORE"
+  unset KSTORE KACHE_PREFETCH_MAX_BYTES
+}
+start_moto
+declare -A rt rc rp rs rd
+cases=(nopf first ci)
+# Interleaved: per run, both remotes; per remote, the three cases in an order
+# that rotates from run to run.
+for i in $(seq "$runs"); do
+  for type in dir s3; do
+    remote_env "$type" "$i"
+    populate "$type" "$i"
+    for k in 0 1 2; do remote_case "$type" "$i" "${cases[$(( (k + i) % 3 ))]}"; done
+  done
 done
-printf '\nremote-warm (empty local store, populated remote, other path and CARGO_HOME):\n\n'
-printf '| remote | kache | kache/none cold | kache/sccache warm | rustc: kache | served from remote |\n'
-printf '|--------|------:|----------------:|-------------------:|-------------:|-------------------:|\n'
+m() { printf '%s\n' $1 | median; }
+s() { awk -v a="$1" 'BEGIN{printf "%.2f s", a/1000}'; }
+r() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+printf '\nremote-warm, medians of %s run(s); store B empty, other path and CARGO_HOME. "x local" =\n' "$runs"
+printf 'ratio to local warm (store A, cargo clean && cargo build) measured in this run; "rustc" =\n'
+printf 'compiles that reached the real rustc (of %s, worst run); "session" = the prefetch\n' "$total"
+printf "session's own time (its log line) and packs it imported\n\n"
+printf '| remote | case | warm-up | prefetch wait | build | build x local | total | total x local | rustc | served | session |\n'
+printf '|--------|------|--------:|--------------:|------:|--------------:|------:|--------------:|------:|-------:|--------:|\n'
+declare -A label=([local]="local warm" [nopf]="remote-warm, no prefetch" [first]="remote-warm, prefetch racing the build"
+  [ci]="CI shape: build -p cfg-if, wait for prefetch, build")
 for type in dir s3; do
-  printf '| %-6s | %5.2f s | %15.3f | %18.3f | %12s | %17s%% |\n' "$type" \
-    "$(awk -v a="${rmed[$type]}" 'BEGIN{print a/1000}')" \
-    "$(awk -v a="${rmed[$type]}" -v b="${med[none,cold]}" 'BEGIN{print a/b}')" \
-    "$(awk -v a="${rmed[$type]}" -v b="${med[sccache,warm]}" 'BEGIN{print a/b}')" \
-    "${rcnt[$type]}" "$(awk -v c="${rcnt[$type]}" -v t="$total" 'BEGIN{printf "%.1f", 100*(t-c)/t}')"
+  lw=$(m "${rt[$type,local,build]}")
+  for c in local nopf first ci; do
+    b=$(m "${rt[$type,$c,build]}") wu=- wa=- tot=0 ses=-
+    if [ "$c" = ci ]; then
+      wu=$(s "$(m "${rt[$type,$c,warmup]}")") wa=$(s "$(m "${rt[$type,$c,wait]}")")
+      tot=$(paste <(printf '%s\n' ${rt[$type,$c,warmup]}) <(printf '%s\n' ${rt[$type,$c,wait]}) \
+        <(printf '%s\n' ${rt[$type,$c,build]}) | awk '{print $1+$2+$3}' | median)
+    else tot=$b; fi
+    case $c in first | ci) ses="$(s "$(m "${rs[$type,$c]}")"), $(m "${rp[$type,$c]}") packs" ;; esac
+    worst=$(printf '%s\n' ${rc[$type,$c]} | sort -n | tail -1)
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n' "$type" "${label[$c]}" \
+      "$wu" "$wa" "$(s "$b")" "$(r "$b" "$lw")" "$(s "$tot")" "$(r "$tot" "$lw")" "$worst" \
+      "$(awk -v c="$worst" -v t="$total" 'BEGIN{printf "%.1f", 100*(t-c)/t}')" "$ses"
+  done
 done
+for type in dir s3; do
+  printf '\n%s: the prefetch racing the build had finished when the build ended in %s of %s run(s)' \
+    "$type" "$(printf '%s\n' ${rd[$type]} | awk '$1 >= 1 {n++} END {print n+0}')" "$runs"
+done
+printf '\n'
