@@ -542,11 +542,11 @@ sup_run(int detached)
 	s->detached = detached;
 	s->death_limit = SUP_DEATH_LIMIT;
 #ifdef KACHE_FAULT_INJECTION
-	if (getenv("KACHE_RESTART_LIMIT"))
-		/* NOLINTNEXTLINE(cert-err34-c): a fault-injection knob set by the tests */
-		s->death_limit = atoi(getenv("KACHE_RESTART_LIMIT")) > 0 ?
-		    atoi(getenv("KACHE_RESTART_LIMIT")) :
-		    1;
+	if (getenv("KACHE_RESTART_LIMIT") != NULL) { /* a fault-injection knob of the tests */
+		long n = strtol(getenv("KACHE_RESTART_LIMIT"), NULL, 10);
+
+		s->death_limit = n > 0 && n < INT_MAX ? (int)n : 1;
+	}
 #endif
 	if (proto_paths_init(&s->paths, s->kache_dir) == -1) {
 		free(s);
