@@ -87,13 +87,14 @@ class PrefetchDir(unittest.TestCase):
         out = self.populate()
         b = self.runner("b", os.path.join(self.tmp, "second", "runner"))
         # the first command of the job starts the supervisor from a wrapper and
-        # hints the session; `check` results are not in the remote, so this
-        # command itself fetches none of what the build needs
+        # hints the session; `check` results are not in the remote, but a build
+        # script compiles fully under `check` too, so this command may fetch that
+        # one result itself (prefetch then counts it as present)
         b.cargo("check")
         self.assertIsNotNone(status(b), "no wrapper started a supervisor")
         pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
         self.assertEqual(pf["hints"], 1, pf)
-        self.assertGreaterEqual(pf["packs"], len(CRATES), pf)
+        self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
         self.assertGreater(pf["bytes"], 0, pf)
         before = stats(b)
         b.cargo("build")
