@@ -1,6 +1,7 @@
 #include "common/util.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,29 @@ strv_sort(struct strv *s)
 {
 	if (s->n > 1)
 		qsort(s->v, s->n, sizeof(char *), strv_cmp);
+}
+
+int
+parse_duration(const char *s, int64_t *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno != 0 || !(v >= 0 && v <= 1e7)) /* NaN fails both */
+		return -1;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		*ms = (int64_t)(v * 1000);
+	else if (strcmp(end, "ms") == 0)
+		*ms = (int64_t)v;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		*ms = (int64_t)(v * 60000);
+	else if (strcmp(end, "h") == 0)
+		*ms = (int64_t)(v * 3600000);
+	else
+		return -1;
+	return 0;
 }
 
 int64_t

@@ -45,6 +45,9 @@ void strv_sort(struct strv *s);
 
 /* Parses sizes such as "10G", "512MiB", "1048576"; -1 when it is not one. */
 int64_t parse_size(const char *s);
+/* Parses durations such as "90", "90s", "1500ms", "10m", "1h" (decimals allowed)
+ * into ms; 0, or -1 when it is not one. */
+int parse_duration(const char *s, int64_t *ms);
 /* Formats a byte count for people ("1.5 GiB") into out. */
 void format_size(uint64_t n, char *out, size_t outlen);
 int str_starts_with(const char *s, const char *prefix);

@@ -32,30 +32,6 @@ static int ask(const char *dir, int begin, struct progress *p);
 static void show(const struct progress *p, int tty, int final);
 static int left_line(const char *dir, const struct progress *p, const char *what);
 
-/* "90", "90s", "1500ms", "10m", "1h" into ms. 0, or -1 when malformed. */
-int
-sup_parse_duration(const char *s, int64_t *ms)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || errno != 0 || v < 0 || v > 1e7)
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		*ms = (int64_t)(v * 1000);
-	else if (strcmp(end, "ms") == 0)
-		*ms = (int64_t)v;
-	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-		*ms = (int64_t)(v * 60000);
-	else if (strcmp(end, "h") == 0)
-		*ms = (int64_t)(v * 3600000);
-	else
-		return -1;
-	return 0;
-}
-
 /* One FLUSH request. 0 with p filled; -1 no answer; -2 the supervisor does
  * not know the request (an older kached). */
 static int
@@ -167,7 +143,7 @@ sup_flush_timeout(const struct config *cfg, const char *flag)
 	const char *v = flag ? flag : config_get(cfg, "remote.flush_timeout");
 	int64_t ms;
 
-	if (sup_parse_duration(v, &ms) == -1) {
+	if (parse_duration(v, &ms) == -1) {
 		fprintf(stderr, "kache: bad %s '%s': use a duration such as 90s, 10m or 1h\n",
 		    flag ? "--timeout" : "remote.flush_timeout", v);
 		return -1;

@@ -200,7 +200,6 @@ int sup_run(int detached);
 int sup_start(const char *dir, int quiet);
 
 /* sup_flush.c: the user's side of a flush (a client of the supervisor) */
-int sup_parse_duration(const char *s, int64_t *ms);
 /* --timeout (flag, may be NULL) else remote.flush_timeout, in ms; -1 when bad (said) */
 int64_t sup_flush_timeout(const struct config *cfg, const char *flag);
 /* 0 when every intent reached the remote, 1 when some are left (said) */

@@ -65,21 +65,13 @@ find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st)
 	return stat(lock, st) == 0 && S_ISREG(st->st_mode) ? 0 : -1;
 }
 
-/* prefetch.cooldown: seconds, or a number with s, m or h. */
+/* prefetch.cooldown (a duration: parse_duration); 5 min when malformed. */
 static int64_t
 cooldown_ms(const struct config *cfg)
 {
-	const char *v = config_get(cfg, "prefetch.cooldown");
-	char *end;
-	long long n = strtoll(v, &end, 10);
+	int64_t ms;
 
-	if (end == v || n < 0)
-		return 300000;
-	if (strcmp(end, "m") == 0)
-		return n * 60000;
-	if (strcmp(end, "h") == 0)
-		return n * 3600000;
-	return *end == '\0' || strcmp(end, "s") == 0 ? n * 1000 : 300000;
+	return parse_duration(config_get(cfg, "prefetch.cooldown"), &ms) == 0 ? ms : 300000;
 }
 
 /* The marker's mtime is the last hint: fresh while within the cooldown and

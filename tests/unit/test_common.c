@@ -71,6 +71,29 @@ test_safe_relative(void **state)
 	assert_false(path_is_safe_relative("a\nb"));
 }
 
+/* One duration parser for flush timeouts and the prefetch cooldown. */
+static void
+test_durations(void **state)
+{
+	int64_t ms;
+
+	(void)state;
+	assert_int_equal(parse_duration("90", &ms), 0);
+	assert_int_equal(ms, 90000);
+	assert_int_equal(parse_duration("1500ms", &ms), 0);
+	assert_int_equal(ms, 1500);
+	assert_int_equal(parse_duration("5m", &ms), 0);
+	assert_int_equal(ms, 300000);
+	assert_int_equal(parse_duration("1.5h", &ms), 0);
+	assert_int_equal(ms, 5400000);
+	assert_int_equal(parse_duration("", &ms), -1);
+	assert_int_equal(parse_duration("-1s", &ms), -1);
+	assert_int_equal(parse_duration("10 parsecs", &ms), -1);
+	assert_int_equal(parse_duration("nan", &ms), -1);
+	assert_int_equal(parse_duration("inf", &ms), -1);
+	assert_int_equal(parse_duration("1e80", &ms), -1);
+}
+
 static void
 test_sizes(void **state)
 {
@@ -184,6 +207,7 @@ main(void)
 		cmocka_unit_test(test_path_absolute_and_under),
 		cmocka_unit_test(test_safe_relative),
 		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_hash_hex_roundtrip),
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_open_regular),
