@@ -79,6 +79,8 @@ struct supervisor {
 	struct slot slots[SUP_MAX_WORKERS];
 	int nslots;
 	int wanted[ROLE_COUNT];
+	int configured[ROLE_COUNT]; /* what the configuration asks for */
+	int scaled[ROLE_COUNT];     /* run/scale (sup_scale.c); -1: not scaled */
 	struct jobs *jobs;
 	int remote_none;
 	int64_t hb_ms, next_hb, next_maint, started_ms, started_wall_ms, last_activity;
@@ -115,6 +117,16 @@ int role_from_name(const char *name);
 /* How many workers of role r may run: a fixed count (the indexer: 1, as the
  * index takes one writer), or -1 when scale may set any. */
 int role_fixed_count(enum role r);
+
+/* sup_scale.c: run-time scale kept in run/scale across restarts and re-execs */
+/* Reads run/scale into s->scaled (-1 for a role not scaled); a damaged file
+ * is ignored whole, logged once. */
+void scale_load(struct supervisor *s);
+/* Records role r scaled to n (n equal to its configured count clears it) and
+ * writes run/scale (temp + rename; removed when nothing is scaled). 0 / -1. */
+int scale_save(struct supervisor *s, enum role r, int n);
+/* The count role r runs at: its scale when set, else its configured count. */
+int scale_wanted(const struct supervisor *s, enum role r);
 
 /* sup_workers.c: the slots */
 void workers_init(struct supervisor *s);
