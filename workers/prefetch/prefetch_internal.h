@@ -45,4 +45,21 @@ void prefetch_plan_make(struct remote *r, const char *kache_dir, const struct st
     uint64_t max_bytes, struct prefetch_plan *plan);
 void prefetch_plan_free(struct prefetch_plan *plan);
 
+/* Import threads (and so remotes, each an S3 connection) a session uses at most. */
+#define PREFETCH_CONCURRENCY_MAX 32
+
+/* What the imports of a session did. */
+struct prefetch_done {
+	long packs, rejected, failed;
+	uint64_t bytes;
+};
+
+/* prefetch_pool.c: imports the plan's packs with n threads, thread i over
+ * remote[i] (n within 1..PREFETCH_CONCURRENCY_MAX; fewer when the plan is
+ * shorter), so that at most n transfers are in flight; heartbeats go up from
+ * the calling thread meanwhile. A remote failing three imports in a row
+ * (counted over all threads) is left for the rest of the session. */
+void prefetch_import(struct remote **remote, int n, const char *kache_dir,
+    const struct prefetch_plan *plan, struct prefetch_done *d);
+
 #endif
