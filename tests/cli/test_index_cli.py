@@ -187,6 +187,10 @@ class IndexCli(unittest.TestCase):
             self.assertIn("read-only", p.stderr)
             self.assertEqual((s["entries"], s["hits"]), (before["entries"], before["hits"]))
             self.assertEqual(os.listdir(os.path.join(ro, "index")), listing)
+            p = self.run_k("list", "--json")
+            self.assertEqual(len(json.loads(p.stdout)), before["entries"])
+            self.assertIn("read-only", p.stderr)
+            self.assertEqual(os.listdir(os.path.join(ro, "index")), listing)
         finally:
             subprocess.run(undo, capture_output=True)
 
