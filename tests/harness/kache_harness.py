@@ -393,3 +393,41 @@ def mp_map(b, i, n):
         v, i = mp_decode(b, i)
         out[k] = v
     return out, i
+
+
+FUTURE_MS = 9000000000000  # wall ms after any file's mtime: index order is the test's
+
+
+class IndexedStore:
+    """A mixin for tests of the index commands over a store filled through the
+    C store API (index_fixture): needs self.store and self.env. KACHED and
+    FIXTURE are this module's (a test may set them from its arguments)."""
+
+    def fx(self, *args):
+        out = subprocess.run([FIXTURE, self.store, *map(str, args)], check=True,
+                             capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def run_k(self, *args, rc=0, timeout=60):
+        p = subprocess.run([KACHED, *args], env=self.env, capture_output=True, text=True,
+                           timeout=timeout)
+        self.assertEqual(p.returncode, rc, f"{args}: {p.stdout}{p.stderr}")
+        return p
+
+    def stats(self):
+        return json.loads(self.run_k("stats", "--json").stdout)
+
+    def path(self, kind, key):
+        return os.path.join(self.store, kind, key[:2], key)
+
+    def populate(self):
+        """Three entries (serde twice, libc), two hits of the first, a
+        pass-through and an error: the keys a, b, c."""
+        a = self.fx("entry", "serde", 4000, FUTURE_MS - 3000)
+        b = self.fx("entry", "libc", 3000, FUTURE_MS - 2000)
+        c = self.fx("entry", "serde", 2000, FUTURE_MS - 1000)
+        self.fx("hit", a, FUTURE_MS, 250, 4000)
+        self.fx("hit", a, FUTURE_MS + 1, 250, 4000)
+        self.fx("pass", "proc-macro")
+        self.fx("error", "io")
+        return a, b, c
