@@ -117,7 +117,7 @@ prefetch_import(struct remote **remote, int n, const char *kache_dir,
 {
 	struct pool p = { .plan = plan, .kache_dir = kache_dir, .d = d };
 	struct worker_arg a[PREFETCH_CONCURRENCY_MAX];
-	pthread_t t[PREFETCH_CONCURRENCY_MAX];
+	pthread_t t[PREFETCH_CONCURRENCY_MAX] = { 0 };
 	int started = 0, rc;
 
 	memset(d, 0, sizeof *d);
