@@ -16,14 +16,19 @@
 #include "proto/hint.h"
 #include "proto/worker.h"
 #include "remote/remote.h"
+#include "remote/session.h"
 #include "workers/prefetch/prefetch_internal.h"
 
 #define PREFETCH_NICE 10
+/* How often finished sessions are looked for (run/sessions/). */
+#define PREFETCH_SAVE_TICK_MS 5000
 
 struct prefetcher {
 	const char *kache_dir;
 	struct remote *remote;
 	uint64_t max_bytes;
+	int save;         /* prefetch.save_manifest, and the remote writable */
+	int64_t cooldown; /* a session idle this long is over: its manifest is saved */
 };
 
 struct session {
@@ -33,6 +38,7 @@ struct session {
 };
 
 static void prefetch_job(void *arg, const struct msg *job, struct msg *done);
+static void prefetch_tick(void *arg, int64_t now);
 static void import_plan(struct prefetcher *pf, const struct prefetch_plan *plan,
     struct session *ss);
 static void report(const struct proto_hint *h, const struct prefetch_plan *plan,
@@ -67,23 +73,28 @@ static void
 report(const struct proto_hint *h, const struct prefetch_plan *plan, const struct session *ss,
     int64_t ms, struct msg *done)
 {
-	char text[512];
+	static const char *const src_key[] = { "none", "exact", "closest", "packs" };
+	char text[640], shared[64] = "";
 
+	if (plan->source == PREFETCH_FROM_CLOSEST)
+		snprintf(shared, sizeof shared, " (%ld crates shared)", plan->shared);
 	if (ss->refused[0] != '\0')
 		log_warnx("prefetch %s: %s", h->root[0] ? h->root : "?", ss->refused);
 	else
-		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms; "
-		         "skipped: %ld present, %ld over prefetch.max_bytes, %ld rejected, %ld "
-		         "failed, "
-		         "%ld listings failed",
+		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms "
+		         "from %s%s; skipped: %ld present, %ld over prefetch.max_bytes, %ld "
+		         "rejected, %ld failed, %ld listings failed",
 		    h->root, ss->crates, ss->packs, (unsigned long long)ss->bytes, (long long)ms,
-		    plan->present, plan->over_cap, ss->rejected, ss->failed, plan->list_failed);
+		    prefetch_source_name(plan->source), shared, plan->present, plan->over_cap,
+		    ss->rejected, ss->failed, plan->list_failed);
 	snprintf(text, sizeof text,
 	    "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
 	    "\"present\": %ld, \"over_cap\": %ld, \"rejected\": %ld, \"failed\": %ld, "
-	    "\"list_failed\": %ld, \"refused\": %d}",
+	    "\"list_failed\": %ld, \"refused\": %d, \"source\": \"%s\", \"shared\": %ld, "
+	    "\"garbage_sessions\": %ld}",
 	    ss->crates, ss->packs, (unsigned long long)ss->bytes, plan->present, plan->over_cap,
-	    ss->rejected, ss->failed, plan->list_failed, ss->refused[0] != '\0');
+	    ss->rejected, ss->failed, plan->list_failed, ss->refused[0] != '\0',
+	    src_key[plan->source < 4 ? plan->source : 0], plan->shared, plan->garbage);
 	msg_set_text(done, text);
 	done->status = ss->refused[0]       ? JOB_MISS :
 	    ss->failed || plan->list_failed ? JOB_FAILED :
@@ -116,7 +127,7 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 		/* build scripts are all compiled as build_script_build */
 		strv_push(&crates, "build_script_build");
 		ss.crates = (long)crates.n;
-		prefetch_plan_make(pf->remote, pf->kache_dir, &crates, pf->max_bytes, &plan);
+		prefetch_plan_make(pf->remote, pf->kache_dir, &h, &crates, pf->max_bytes, &plan);
 		import_plan(pf, &plan, &ss);
 	}
 	report(&h, &plan, &ss, clock_ms() - t0, done);
@@ -124,10 +135,25 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 	strv_free(&crates);
 }
 
+/* The end of a build session without a `supervisor stop`: a workspace whose
+ * last compile is a cooldown old has its session manifest saved. */
+static void
+prefetch_tick(void *arg, int64_t now)
+{
+	struct prefetcher *pf = arg;
+
+	(void)now;
+	if (pf->save && pf->remote != NULL)
+		remote_session_save(pf->remote, pf->kache_dir, pf->cooldown);
+}
+
 int
 prefetch_main(const struct config *cfg, unsigned index)
 {
-	static const struct proto_worker_ops ops = { .job = prefetch_job };
+	static const struct proto_worker_ops ops = { .job = prefetch_job,
+		.request = NULL,
+		.tick = prefetch_tick,
+		.tick_ms = PREFETCH_SAVE_TICK_MS };
 	const char *kache_dir = config_get(cfg, "cache.dir");
 	struct prefetcher pf = { .kache_dir = kache_dir };
 	int64_t max = config_get_size(cfg, "prefetch.max_bytes");
@@ -139,6 +165,12 @@ prefetch_main(const struct config *cfg, unsigned index)
 		log_warn("setpriority");
 	if (remote_open_for_worker(cfg, &pf.remote) < 0)
 		return KACHE_EXIT_CONFIG;
+	pf.save = config_get_bool(cfg, "prefetch.save_manifest") && pf.remote != NULL &&
+	    !remote_read_only(pf.remote);
+	if (parse_duration(config_get(cfg, "prefetch.cooldown"), &pf.cooldown) < 0)
+		pf.cooldown = 300000;
+	if (pf.cooldown < 1000) /* a session is at least a second long */
+		pf.cooldown = 1000;
 	rc = proto_worker_run(kache_dir, "prefetch", index, &ops, &pf);
 	remote_free(&pf.remote);
 	return rc;
