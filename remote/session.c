@@ -46,7 +46,8 @@ static int save_one(struct remote *r, const char *kache_dir, const char *dir, co
 static int
 name_ok(const char *s, size_t n)
 {
-	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+	static const char ok[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
 
 	if (n == 0 || n > REMOTE_SESSION_NAME_MAX)
 		return 0;

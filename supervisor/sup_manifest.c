@@ -38,14 +38,17 @@ ingest(const char *dir)
 		    PROTO_OK)
 			msg_clear(&rep);
 		else
-			fprintf(stderr, "kache: the indexer did not answer; the last compiles "
-			                "may be left out of the session manifest\n");
+			fprintf(stderr,
+			    "kache: the indexer did not answer; the last compiles "
+			    "may be left out of the session manifest\n");
 		msg_clear(&req);
 		return;
 	}
 	if ((ix = index_open_wait(dir, 5000)) == NULL) {
-		fprintf(stderr, "kache: cannot open the index of %s; the last compiles may be "
-		                "left out of the session manifest\n", dir);
+		fprintf(stderr,
+		    "kache: cannot open the index of %s; the last compiles may be "
+		    "left out of the session manifest\n",
+		    dir);
 		return;
 	}
 	index_ingest(ix);
@@ -79,15 +82,15 @@ sup_save_manifests(const struct config *cfg, int quiet)
 	n = remote_session_save(r, dir, 0);
 	remote_free(&r);
 	if (n < 0) {
-		fprintf(stderr, "kache save-manifest: a session manifest could not be written "
-		                "(see above); its keys stay in %s/run/sessions for the next try\n",
+		fprintf(stderr,
+		    "kache save-manifest: a session manifest could not be written "
+		    "(see above); its keys stay in %s/run/sessions for the next try\n",
 		    dir);
 		return 1;
 	}
 	if (!quiet || n > 0)
-		printf("kache%s: %d session manifest%s saved\n", quiet ? " supervisor" :
-		                                                         " save-manifest",
-		    n, n == 1 ? "" : "s");
+		printf("kache%s: %d session manifest%s saved\n",
+		    quiet ? " supervisor" : " save-manifest", n, n == 1 ? "" : "s");
 	return 0;
 }
 
