@@ -280,6 +280,56 @@ class PrefetchS3(unittest.TestCase):
         self.assertEqual(pf["packs"], 0, pf)
 
 
+
+class SessionManifestS3(unittest.TestCase):
+    """Session manifests over S3 (moto), checked with boto3."""
+
+    setUp = PrefetchS3.setUp
+
+    def session_objects(self):
+        s3 = self.s3
+        listed = s3.s3.list_objects_v2(Bucket=BUCKET_OF(s3), Prefix=s3.prefix + "/sessions/")
+        return {o["Key"]: s3.s3.get_object(Bucket=BUCKET_OF(s3), Key=o["Key"])["Body"].read()
+                for o in listed.get("Contents", [])}
+
+    def test_s3_session_manifest_exact_and_none_from_a_read_only_runner(self):
+        s3 = self.s3
+        a, out = s3.first_machine()
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        objs = self.session_objects()
+        self.assertEqual(len(objs), 1, objs.keys())
+        (key, body), = objs.items()
+        self.assertRegex(key, r"/sessions/[0-9a-f]{64}$")
+        self.assertTrue(body.startswith(b"kache-session 1\n"), body[:80])
+        self.assertTrue(body.endswith(b"\nend\n"))
+        b = s3.machine("b", os.path.join(s3.tmp, "elsewhere", "b"))
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        before = stats(b)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [])
+        self.assertEqual(b.run_app(), out)
+        self.assertEqual(stats(b)["remote_hits"], before["remote_hits"])
+        # a read-only runner with another Cargo.lock writes no session manifest
+        c = s3.machine("c", os.path.join(s3.tmp, "ro", "c"), KACHE_S3_READ_ONLY="true")
+        with open(os.path.join(c.dir, "Cargo.lock"), "a") as f:
+            f.write("# read-only runner\n")
+        c.cargo("build")
+        self.assertEqual(c.run_app(), out)
+        p = kache(c, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = kache(c, "save-manifest", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("read-only", p.stdout)
+        self.assertEqual(self.session_objects(), objs)
+
+
+def BUCKET_OF(s3):
+    import test_s3_scenarios as t
+    return t.BUCKET
+
 if __name__ == "__main__":
     kh.take_kache_arg()
     unittest.main()
