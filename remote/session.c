@@ -24,6 +24,11 @@ struct lines {
 	long no;
 };
 
+/* A key, sorted by result key to find repeats. */
+struct key_ref {
+	struct remote_session_key *k;
+};
+
 struct marker {
 	char lock[1024];
 	char toolchain[REMOTE_SESSION_NAME_MAX + 1];
@@ -210,7 +215,8 @@ remote_session_parse(const char *d, size_t n, struct remote_session *s, char *wh
 	const char *line;
 
 	memset(s, 0, sizeof *s);
-	if (n > REMOTE_SESSION_MAX_BYTES || n < magic || memcmp(d, REMOTE_SESSION_MAGIC, magic)) {
+	if (n > REMOTE_SESSION_MAX_BYTES || n < magic ||
+	    memcmp(d, REMOTE_SESSION_MAGIC, magic) != 0) {
 		snprintf(why, whylen, "not a kache-session 1 object");
 		return -1;
 	}
@@ -280,8 +286,8 @@ remote_session_get(struct remote *r, const char *kache_dir, const char *name,
 static int
 cmp_res(const void *a, const void *b)
 {
-	const struct remote_session_key *x = *(struct remote_session_key *const *)a;
-	const struct remote_session_key *y = *(struct remote_session_key *const *)b;
+	const struct remote_session_key *x = ((const struct key_ref *)a)->k;
+	const struct remote_session_key *y = ((const struct key_ref *)b)->k;
 	int c = strcmp(x->res, y->res);
 
 	return c != 0 ? c : (x < y ? -1 : x > y);
@@ -292,15 +298,15 @@ cmp_res(const void *a, const void *b)
 static void
 dedupe(struct remote_session *s)
 {
-	struct remote_session_key **v = xmalloc((s->n ? s->n : 1) * sizeof *v);
+	struct key_ref *v = xmalloc((s->n ? s->n : 1) * sizeof *v);
 	size_t out = 0;
 
 	for (size_t i = 0; i < s->n; i++)
-		v[i] = &s->k[i];
+		v[i].k = &s->k[i];
 	qsort(v, s->n, sizeof *v, cmp_res);
 	for (size_t i = 1; i < s->n; i++)
-		if (strcmp(v[i]->res, v[i - 1]->res) == 0)
-			v[i]->crate[0] = '\0'; /* a later repeat */
+		if (strcmp(v[i].k->res, v[i - 1].k->res) == 0)
+			v[i].k->crate[0] = '\0'; /* a later repeat */
 	for (size_t i = 0; i < s->n; i++)
 		if (s->k[i].crate[0] != '\0')
 			s->k[out++] = s->k[i];
@@ -390,9 +396,13 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 		log_warnx("session %s: its marker or Cargo.lock is gone; not saved", ws);
 		goto out;
 	}
-	rc = hash_fd(fd, h, &size);
+	if (hash_fd(fd, h, &size) < 0) {
+		log_warn("session %s: read %s; not saved", ws, m.lock);
+		close(fd);
+		goto out;
+	}
 	close(fd);
-	if (rc < 0 || read_used(taken, &s) < 0 || s.n == 0)
+	if (read_used(taken, &s) < 0 || s.n == 0)
 		goto out;
 	hash_to_hex(h, s.lock);
 	memcpy(s.toolchain, m.toolchain, sizeof s.toolchain);

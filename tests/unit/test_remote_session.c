@@ -53,8 +53,8 @@ damaged(char *out, size_t cap, const char *from, const char *to)
 	const char *at = strstr(good, from);
 
 	assert_non_null(at);
-	return (size_t)snprintf(out, cap, "%.*s%s%s", (int)(at - good), good, to,
-	    at + strlen(from));
+	return (
+	    size_t)snprintf(out, cap, "%.*s%s%s", (int)(at - good), good, to, at + strlen(from));
 }
 
 static void
