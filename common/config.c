@@ -60,6 +60,8 @@ static const struct config_def defs[] = {
 	    "seconds (or 5m, 1h) between two prefetch hints of one workspace" },
 	{ "prefetch.max_bytes", "KACHE_PREFETCH_MAX_BYTES", "2G", 0,
 	    "bytes of packs one prefetch session imports at most (0: prefetch off)" },
+	{ "prefetch.save_manifest", "KACHE_PREFETCH_SAVE_MANIFEST", "true", 0,
+	    "record the result keys each build session used in the remote (sessions/)" },
 	{ "workers.uploaders", "KACHE_UPLOADERS", "1", 0, "number of uploader workers" },
 	{ "workers.fetchers", "KACHE_FETCHERS", "2", 0,
 	    "number of fetcher workers (remote fetches on a miss, in parallel)" },

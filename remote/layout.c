@@ -190,6 +190,12 @@ format_ok(struct remote *r, const char *tmpdir, int create)
 	return rr == REMOTE_OK ? 0 : -1;
 }
 
+int
+layout_format_check(struct remote *r, const char *tmpdir, int create)
+{
+	return format_ok(r, tmpdir, create);
+}
+
 /* Read-modify-write of the manifest of inv with (crate, res) first. */
 static int
 publish(struct remote *r, const char *tmpdir, const char *inv, const char *crate, const char *res)

@@ -49,6 +49,11 @@ void layout_manifest_add(struct layout_manifest *m, const char *crate, const cha
  * caller gives no deadline (a prefetch). */
 #define LAYOUT_LOCK_WAIT_MS 30000
 
+/* The format marker (kache-remote-format): 0 when it is ours, or absent and
+ * not create; with create, a fresh remote gets it written. -1 (the remote is
+ * then off, said once) when it names another format or cannot be read. */
+int layout_format_check(struct remote *r, const char *tmpdir, int create);
+
 /* remote_put and remote_fetch for the dir and S3 remotes (remote/remote.h). */
 enum remote_result layout_put(struct remote *r, const char *kache_dir, const char *res_hex);
 enum remote_result layout_fetch(struct remote *r, const char *kache_dir, const char *inv_hex,

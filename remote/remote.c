@@ -153,6 +153,12 @@ remote_free(struct remote **rp)
 	*rp = NULL;
 }
 
+int
+remote_read_only(const struct remote *r)
+{
+	return r->read_only;
+}
+
 enum remote_result
 remote_put(struct remote *r, const char *kache_dir, const char *res_hex)
 {

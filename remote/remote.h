@@ -33,6 +33,8 @@ struct remote *remote_open(const struct config *cfg, char *err, size_t errlen);
  * -1, logged, when the configuration names a remote that cannot be opened: a
  * configuration error. */
 int remote_open_for_worker(const struct config *cfg, struct remote **r);
+/* 1 when uploads are skipped (s3.read_only): nothing is written. */
+int remote_read_only(const struct remote *r);
 /* Takes ownership; NULLs *r. */
 void remote_free(struct remote **r);
 /* Makes the result res_hex (and what it references) present in the remote;

@@ -46,6 +46,8 @@ struct job;
 struct prefetch_counts {
 	long hints, malformed, dropped, sessions, done, failed;
 	long packs, bytes, present, over_cap, rejected, failed_packs, list_failed, refused;
+	/* where sessions took their candidates (workers/prefetch/prefetch_plan.c) */
+	long from_exact, from_closest, from_packs, last_shared, garbage_sessions;
 };
 
 struct slot {
@@ -187,6 +189,12 @@ void route_progress(struct supervisor *s, struct slot *w, const struct msg *m);
 void route_tick(struct supervisor *s, int64_t now);
 /* The nearest time route_tick has something to do. */
 int64_t route_next_deadline(const struct supervisor *s, int64_t now);
+
+/* sup_manifest.c: saves the store's session manifests (after ingesting the
+ * journal). quiet: `supervisor stop` (says only what was saved). An exit
+ * status. */
+struct config;
+int sup_save_manifests(const struct config *cfg, int quiet);
 
 /* sup_prefetch.c: prefetch hints, one session per workspace at a time */
 void prefetch_new(struct supervisor *s);

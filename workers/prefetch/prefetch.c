@@ -16,15 +16,20 @@
 #include "proto/hint.h"
 #include "proto/worker.h"
 #include "remote/remote.h"
+#include "remote/session.h"
 #include "workers/prefetch/prefetch_internal.h"
 
 #define PREFETCH_NICE 10
+/* How often finished sessions are looked for (run/sessions/). */
+#define PREFETCH_SAVE_TICK_MS 5000
 
 struct prefetcher {
 	const char *kache_dir;
 	struct remote *remote[PREFETCH_CONCURRENCY_MAX]; /* one per import thread */
 	int nremote;
 	uint64_t max_bytes;
+	int save;         /* prefetch.save_manifest, and the remote writable */
+	int64_t cooldown; /* a session idle this long is over: its manifest is saved */
 };
 
 struct session {
@@ -34,7 +39,9 @@ struct session {
 };
 
 static void prefetch_job(void *arg, const struct msg *job, struct msg *done);
+static void prefetch_tick(void *arg, int64_t now);
 static int concurrency(const struct config *cfg);
+static int open_remotes(struct prefetcher *pf, const struct config *cfg);
 static void report(const struct proto_hint *h, const struct prefetch_plan *plan,
     const struct session *ss, int64_t ms, struct msg *done);
 
@@ -43,24 +50,28 @@ static void
 report(const struct proto_hint *h, const struct prefetch_plan *plan, const struct session *ss,
     int64_t ms, struct msg *done)
 {
-	char text[512];
+	static const char *const src_key[] = { "none", "exact", "closest", "packs" };
+	char text[640], shared[64] = "";
 
+	if (plan->source == PREFETCH_FROM_CLOSEST)
+		snprintf(shared, sizeof shared, " (%ld crates shared)", plan->shared);
 	if (ss->refused[0] != '\0')
 		log_warnx("prefetch %s: %s", h->root[0] ? h->root : "?", ss->refused);
 	else
-		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms; "
-		         "skipped: %ld present, %ld over prefetch.max_bytes, %ld rejected, %ld "
-		         "failed, "
-		         "%ld listings failed",
+		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms "
+		         "from %s%s; skipped: %ld present, %ld over prefetch.max_bytes, %ld "
+		         "rejected, %ld failed, %ld listings failed",
 		    h->root, ss->crates, ss->d.packs, (unsigned long long)ss->d.bytes,
-		    (long long)ms, plan->present, plan->over_cap, ss->d.rejected, ss->d.failed,
-		    plan->list_failed);
+		    (long long)ms, prefetch_source_name(plan->source), shared, plan->present,
+		    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed);
 	snprintf(text, sizeof text,
 	    "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
 	    "\"present\": %ld, \"over_cap\": %ld, \"rejected\": %ld, \"failed\": %ld, "
-	    "\"list_failed\": %ld, \"refused\": %d}",
+	    "\"list_failed\": %ld, \"refused\": %d, \"source\": \"%s\", \"shared\": %ld, "
+	    "\"garbage_sessions\": %ld}",
 	    ss->crates, ss->d.packs, (unsigned long long)ss->d.bytes, plan->present, plan->over_cap,
-	    ss->d.rejected, ss->d.failed, plan->list_failed, ss->refused[0] != '\0');
+	    ss->d.rejected, ss->d.failed, plan->list_failed, ss->refused[0] != '\0',
+	    src_key[plan->source < 4 ? plan->source : 0], plan->shared, plan->garbage);
 	msg_set_text(done, text);
 	done->status = ss->refused[0]         ? JOB_MISS :
 	    ss->d.failed || plan->list_failed ? JOB_FAILED :
@@ -93,12 +104,24 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 		/* build scripts are all compiled as build_script_build */
 		strv_push(&crates, "build_script_build");
 		ss.crates = (long)crates.n;
-		prefetch_plan_make(pf->remote[0], pf->kache_dir, &crates, pf->max_bytes, &plan);
+		prefetch_plan_make(pf->remote[0], pf->kache_dir, &h, &crates, pf->max_bytes, &plan);
 		prefetch_import(pf->remote, pf->nremote, pf->kache_dir, &plan, &ss.d);
 	}
 	report(&h, &plan, &ss, clock_ms() - t0, done);
 	prefetch_plan_free(&plan);
 	strv_free(&crates);
+}
+
+/* The end of a build session without a `supervisor stop`: a workspace whose
+ * last compile is a cooldown old has its session manifest saved. */
+static void
+prefetch_tick(void *arg, int64_t now)
+{
+	struct prefetcher *pf = arg;
+
+	(void)now;
+	if (pf->save && pf->remote[0] != NULL)
+		remote_session_save(pf->remote[0], pf->kache_dir, pf->cooldown);
 }
 
 /* s3.fetch_concurrency, within 1..PREFETCH_CONCURRENCY_MAX. */
@@ -115,26 +138,43 @@ concurrency(const struct config *cfg)
 	return (int)n;
 }
 
+/* A remote (an S3 client: one connection) per import thread; 0, or -1 when
+ * the settings are refused. */
+static int
+open_remotes(struct prefetcher *pf, const struct config *cfg)
+{
+	pf->nremote = config_has_remote(cfg) ? concurrency(cfg) : 1;
+	for (int i = 0; i < pf->nremote; i++)
+		if (remote_open_for_worker(cfg, &pf->remote[i]) < 0)
+			return -1;
+	return 0;
+}
+
 int
 prefetch_main(const struct config *cfg, unsigned index)
 {
-	static const struct proto_worker_ops ops = { .job = prefetch_job };
+	static const struct proto_worker_ops ops = { .job = prefetch_job,
+		.request = NULL,
+		.tick = prefetch_tick,
+		.tick_ms = PREFETCH_SAVE_TICK_MS };
 	const char *kache_dir = config_get(cfg, "cache.dir");
 	struct prefetcher pf = { .kache_dir = kache_dir };
 	int64_t max = config_get_size(cfg, "prefetch.max_bytes");
-	int rc = 0;
+	int rc = KACHE_EXIT_CONFIG;
 
 	pf.max_bytes = max > 0 ? (uint64_t)max : 0;
 	/* beside the build, never ahead of it; the import threads inherit it */
 	if (setpriority(PRIO_PROCESS, 0, PREFETCH_NICE) < 0)
 		log_warn("setpriority");
-	/* a remote (an S3 client: one connection) per import thread */
-	pf.nremote = config_has_remote(cfg) ? concurrency(cfg) : 1;
-	for (int i = 0; i < pf.nremote && rc == 0; i++)
-		if (remote_open_for_worker(cfg, &pf.remote[i]) < 0)
-			rc = KACHE_EXIT_CONFIG;
-	if (rc == 0)
+	if (parse_duration(config_get(cfg, "prefetch.cooldown"), &pf.cooldown) < 0)
+		pf.cooldown = 300000;
+	if (pf.cooldown < 1000) /* a session is at least a second long */
+		pf.cooldown = 1000;
+	if (open_remotes(&pf, cfg) == 0) {
+		pf.save = config_get_bool(cfg, "prefetch.save_manifest") && pf.remote[0] != NULL &&
+		    !remote_read_only(pf.remote[0]);
 		rc = proto_worker_run(kache_dir, "prefetch", index, &ops, &pf);
+	}
 	for (int i = 0; i < pf.nremote; i++)
 		remote_free(&pf.remote[i]);
 	return rc;
