@@ -41,8 +41,10 @@ void remote_free(struct remote **r);
  * its upload intent in kache_dir names the invocation key. */
 enum remote_result remote_put(struct remote *r, const char *kache_dir, const char *res_hex);
 /* One listed object: its name relative to the remote's root (as in
- * docs/remote-layout.md) and size. Non-zero stops the listing. */
-typedef int (*remote_list_fn)(const char *name, uint64_t size, void *arg);
+ * docs/remote-layout.md), size, and when it was last written, in ms since
+ * the epoch (dir: the file's mtime; S3: LastModified; 0 when the remote did
+ * not say). Non-zero stops the listing. */
+typedef int (*remote_list_fn)(const char *name, uint64_t size, int64_t mtime_ms, void *arg);
 /* Lists the objects whose names start with prefix ("packs/", "manifests/",
  * "packs/serde/"). REMOTE_FAILED (logged) when the remote could not be read
  * whole; what was listed by then was passed to fn. */

@@ -140,7 +140,10 @@ walk(const char *root, const char *rel, const char *prefix, int depth, remote_li
 				free(sub);
 			} else if (S_ISREG(st.st_mode) &&
 			    strncmp(name, prefix, strlen(prefix)) == 0) {
-				rc = fn(name, (uint64_t)st.st_size, arg) != 0;
+				rc = fn(name, (uint64_t)st.st_size,
+				         (int64_t)st.st_mtim.tv_sec * 1000 +
+				             st.st_mtim.tv_nsec / 1000000,
+				         arg) != 0;
 			}
 		}
 		free(name);

@@ -171,7 +171,8 @@ s3r_list(struct remote *r, const char *prefix, remote_list_fn fn, void *arg)
 		free(token);
 		token = NULL;
 		for (size_t i = 0; rc == S3_OK && i < page.n && !stop; i++)
-			stop = fn(page.obj[i].key, page.obj[i].size, arg) != 0;
+			stop =
+			    fn(page.obj[i].key, page.obj[i].size, page.obj[i].mtime_ms, arg) != 0;
 		if (rc == S3_OK && page.truncated && page.next_token != NULL && !stop)
 			token = xstrdup(page.next_token);
 		s3_list_page_clear(&page);

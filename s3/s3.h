@@ -100,6 +100,7 @@ enum s3_result s3_delete(struct s3_client *c, const char *key);
 struct s3_object {
 	char *key; /* relative to the prefix */
 	uint64_t size;
+	int64_t mtime_ms; /* LastModified, ms since the epoch; 0 when absent */
 };
 
 struct s3_list_page {

@@ -31,6 +31,11 @@ void s3_endpoint_target(const struct s3_endpoint *ep, int virtual_hosted, const 
 /* ListObjectsV2 result scanning: fills page with raw keys. -1 on anything
  * malformed or truncated. */
 int s3_xml_parse_list(const char *xml, size_t len, struct s3_list_page *page);
+/* An ISO 8601 UTC time as S3 writes LastModified ("2009-10-12T17:50:30.000Z":
+ * date, 'T', time, optional 1-9 fraction digits, 'Z') into ms since the
+ * epoch. -1 for anything else: another zone, a field out of range (Feb 30,
+ * 24:00), a year before 1970 or after 9999, extra bytes. */
+int s3_xml_parse_time(const char *p, size_t n, int64_t *ms);
 /* The text of the first <name> element, entities decoded; NULL when absent
  * or malformed. */
 char *s3_xml_text(const char *xml, size_t len, const char *name);

@@ -16,6 +16,8 @@ static int decode_entity(const char *p, const char *end, struct buf *out, size_t
 static char *decode_text(const char *p, size_t n);
 static int parse_u64(const char *p, size_t n, uint64_t *v);
 static int parse_contents(const char *p, size_t n, struct s3_object *o);
+static int digits(const char *p, size_t n, int *v);
+static int64_t days_from_civil(int y, int m, int d);
 
 /* Finds <name>text</name> in [p, end). 1 found, 0 absent, -1 opened but not closed. */
 static int
@@ -131,6 +133,65 @@ parse_u64(const char *p, size_t n, uint64_t *v)
 	return 0;
 }
 
+/* n decimal digits at p into *v; -1 when one is not a digit. */
+static int
+digits(const char *p, size_t n, int *v)
+{
+	*v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		*v = *v * 10 + (p[i] - '0');
+	}
+	return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (the
+ * civil-from-days inverse; no time zone, no libc state). */
+static int64_t
+days_from_civil(int y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+int
+s3_xml_parse_time(const char *p, size_t n, int64_t *ms)
+{
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int y, mo, d, h, mi, s, frac = 0, leap;
+	size_t k = 19;
+
+	*ms = 0;
+	if (n < 20 || p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':' ||
+	    p[n - 1] != 'Z')
+		return -1;
+	if (digits(p, 4, &y) < 0 || digits(p + 5, 2, &mo) < 0 || digits(p + 8, 2, &d) < 0 ||
+	    digits(p + 11, 2, &h) < 0 || digits(p + 14, 2, &mi) < 0 || digits(p + 17, 2, &s) < 0)
+		return -1;
+	if (n > 20) { /* ".d" to ".ddddddddd": milliseconds kept */
+		if (p[k] != '.' || n - 21 < 1 || n - 21 > 9 || digits(p + 20, n - 21, &frac) < 0)
+			return -1;
+		for (size_t i = n - 21; i < 3; i++)
+			frac *= 10;
+		for (size_t i = n - 21; i > 3; i--)
+			frac /= 10;
+	}
+	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) ||
+	    h > 23 || mi > 59 || s > 59)
+		return -1;
+	*ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + s;
+	*ms = *ms * 1000 + frac;
+	return 0;
+}
+
 char *
 s3_xml_text(const char *xml, size_t len, const char *name)
 {
@@ -152,7 +213,12 @@ parse_contents(const char *p, size_t n, struct s3_object *o)
 		return -1;
 	if (find_elem(p, p + n, "Size", &t, &tl, NULL) != 1 || parse_u64(t, tl, &o->size) < 0)
 		return -1;
-	return 0;
+	/* absent: 0 (oldest); present, it must be a time */
+	switch (find_elem(p, p + n, "LastModified", &t, &tl, NULL)) {
+	case 0: return 0;
+	case 1: return s3_xml_parse_time(t, tl, &o->mtime_ms);
+	default: return -1;
+	}
 }
 
 int

@@ -11,13 +11,13 @@
 #include "common/util.h"
 #include "remote/remote.h"
 
-static int print_one(const char *name, uint64_t size, void *arg);
+static int print_one(const char *name, uint64_t size, int64_t mtime_ms, void *arg);
 
 static int
-print_one(const char *name, uint64_t size, void *arg)
+print_one(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
 {
 	(void)arg;
-	printf("%s %" PRIu64 "\n", name, size);
+	printf("%s %" PRIu64 " %" PRId64 "\n", name, size, mtime_ms);
 	return 0;
 }
 

@@ -2,11 +2,13 @@
 """remote_list over both transports: the same objects, written by boto3 into a
 bucket (under kache's prefix, with neighbours outside it) and as files into a
 directory remote, list as the same names and sizes, by prefix, across S3's
-pages (more than 1,000 keys). Usage: test_remote_list.py REMOTE_DRIVER"""
+pages (more than 1,000 keys), each with its time (S3's LastModified, the
+file's mtime). Usage: test_remote_list.py REMOTE_DRIVER"""
 import os
 import shutil
 import subprocess
 import sys
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,6 +34,7 @@ class RemoteList(unittest.TestCase):
         cls.s3.create_bucket(Bucket=BUCKET)
         cls.tmp = kh.make_tmp("kache-remote-list.")
         cls.dir = os.path.join(cls.tmp, "remote")
+        cls.t0 = int(time.time()) * 1000
         for name, data in {**OBJECTS, **MANY}.items():
             cls.s3.put_object(Bucket=BUCKET, Key="pfx/" + name, Body=data)
             path = os.path.join(cls.dir, name)
@@ -41,6 +44,9 @@ class RemoteList(unittest.TestCase):
         # outside the configured prefix: never listed
         cls.s3.put_object(Bucket=BUCKET, Key="pfx2/packs/x.pack", Body=b"no")
         cls.s3.put_object(Bucket=BUCKET, Key="other/packs/y.pack", Body=b"no")
+        cls.t1 = int(time.time() + 1) * 1000
+        # a known time on one file of the directory remote
+        os.utime(os.path.join(cls.dir, "kache-format"), (1500000000.25, 1500000000.25))
 
     @classmethod
     def tearDownClass(cls):
@@ -59,7 +65,7 @@ class RemoteList(unittest.TestCase):
         p = subprocess.run([DRIVER, "list", prefix], env=env, capture_output=True, text=True,
                            timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
-        return sorted(tuple(line.rsplit(" ", 1)) for line in p.stdout.splitlines())
+        return sorted(tuple(line.rsplit(" ", 2)) for line in p.stdout.splitlines())
 
     def expect(self, prefix):
         return sorted((n, str(len(d))) for n, d in {**OBJECTS, **MANY}.items()
@@ -70,7 +76,13 @@ class RemoteList(unittest.TestCase):
             want = self.expect(prefix)
             for kind in ("s3", "dir"):
                 with self.subTest(prefix=prefix, kind=kind):
-                    self.assertEqual(self.list(kind, prefix), want)
+                    got = self.list(kind, prefix)
+                    self.assertEqual([(n, size) for n, size, _ in got], want)
+                    for name, _, mtime in got:
+                        if kind == "dir" and name == "kache-format":
+                            self.assertEqual(int(mtime), 1500000000250)
+                        else:  # written by this test, S3's second precision
+                            self.assertTrue(self.t0 <= int(mtime) <= self.t1, (name, mtime))
         self.assertEqual(len(self.expect("packs/many/")), 1003)  # S3 answers in pages
 
 

@@ -368,17 +368,19 @@ test_dir_remote_round_trip(void **state)
 struct listed {
 	char names[8][256];
 	uint64_t sizes[8];
+	int64_t mtimes[8];
 	int n, stop_after;
 };
 
 static int
-collect(const char *name, uint64_t size, void *arg)
+collect(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
 {
 	struct listed *l = arg;
 
 	if (l->n < 8) {
 		snprintf(l->names[l->n], sizeof l->names[0], "%s", name);
 		l->sizes[l->n] = size;
+		l->mtimes[l->n] = mtime_ms;
 	}
 	l->n++;
 	return l->stop_after > 0 && l->n >= l->stop_after;
@@ -411,6 +413,9 @@ test_dir_remote_list(void **state)
 	p = xasprintf("%s/%s", root, pack);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(l.sizes[0], (uint64_t)st.st_size);
+	assert_int_equal(l.mtimes[0],
+	    (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
+	assert_true(l.mtimes[0] > 0);
 	free(p);
 	memset(&l, 0, sizeof l);
 	assert_int_equal(remote_list(r, "packs/x/", collect, &l), REMOTE_OK);

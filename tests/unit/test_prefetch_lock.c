@@ -1,5 +1,6 @@
-/* Unit tests for workers/prefetch/prefetch_lock.c: the crate names of a real
- * Cargo.lock; garbage refused whole with a reason. */
+/* Unit tests for workers/prefetch/prefetch_lock.c and prefetch_meta.c: the
+ * crate names of a real Cargo.lock and of cargo metadata's output (rustc's
+ * names, leaves first); garbage refused whole with a reason. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,12 +68,76 @@ test_garbage(void **state)
 	strv_free(&c);
 }
 
+/* The fixture workspace's cargo metadata, trimmed: a [lib] named otherwise
+ * than its package, a build script, a bin, a test target, and a
+ * dev-dependency cycle (b <-> c). */
+#define PKG(id, targets) "{\"name\": \"" id "\", \"id\": \"" id "\", \"targets\": [" targets "]}"
+#define TGT(name, kind) "{\"name\": \"" name "\", \"kind\": [\"" kind "\"]}"
+#define NODE(id, deps) "{\"id\": \"" id "\", \"dependencies\": [" deps "]}"
+static const char meta[] = "{\"packages\": [" PKG("fixture-app",
+    TGT("fixture-app", "bin") "," TGT("it", "test")) "," PKG("fixture-core",
+    TGT("fixture_core", "lib") "," TGT("build-script-build", "custom-build")) "," PKG("greet-macro",
+    TGT("greet_macro", "proc-macro")) "," PKG("tiny-vendored", TGT("tiny", "lib")) "," PKG("b",
+    TGT("b", "lib")) "," PKG("c",
+    TGT("c", "lib") "," TGT("c", "bin")) "], \"resolve\": {\"nodes\": [" NODE("fixture-app",
+    "\"fixture-core\", \"greet-macro\"") "," NODE("fixture-core",
+    "\"greet-macro\", \"tiny-vendored\", \"b\"") "," NODE("greet-macro",
+    "") "," NODE("tiny-vendored", "") "," NODE("b", "\"c\"") "," NODE("c",
+    "\"b\", \"nowhere\"") "]}, \"version\": 1}";
+
+static void
+test_metadata_names_in_build_order(void **state)
+{
+	static const char *const want[] = { "greet_macro", "tiny", "c", "b", "fixture_core",
+		"build_script_build", "fixture_app" };
+	struct strv c;
+	char why[160] = "";
+
+	(void)state;
+	strv_init(&c);
+	assert_int_equal(prefetch_meta_parse(meta, strlen(meta), &c, why, sizeof why), 0);
+	assert_int_equal(c.n, sizeof want / sizeof want[0]);
+	for (size_t i = 0; i < c.n; i++)
+		assert_string_equal(c.v[i], want[i]);
+	strv_free(&c);
+}
+
+static void
+test_metadata_garbage(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"[]",
+		"{\"packages\": []}",
+		"{\"packages\": {}}",
+		"{\"packages\": [1, 2]}",
+		"{\"packages\": [{\"targets\": [{\"name\": \"../x\", \"kind\": [\"lib\"]}]}]}",
+		"{\"packages\": [{\"targets\": [{\"name\": \"t\", \"kind\": [\"test\"]}]}]}",
+		"{\"packages\": [" PKG("a", TGT("a", "lib")) "], \"packages\": []}",
+		"{\"packages\": [" PKG("a", TGT("a", "lib")),
+	};
+	struct strv c;
+	char why[160];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		strv_init(&c);
+		why[0] = '\0';
+		assert_int_equal(prefetch_meta_parse(bad[i], strlen(bad[i]), &c, why, sizeof why),
+		    -1);
+		assert_true(why[0] != '\0');
+		strv_free(&c);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_metadata_names_in_build_order),
+		cmocka_unit_test(test_metadata_garbage),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

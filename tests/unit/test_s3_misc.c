@@ -275,7 +275,8 @@ static const char list_ok[] =
     "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
     "<Name>b</Name><Prefix>kache/</Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys>"
     "<IsTruncated>true</IsTruncated>"
-    "<Contents><Key>kache/a&amp;b &lt;c&gt; &#233;&#x41;</Key><LastModified>x</LastModified>"
+    "<Contents><Key>kache/a&amp;b &lt;c&gt; "
+    "&#233;&#x41;</Key><LastModified>2009-10-12T17:50:30.000Z</LastModified>"
     "<ETag>&quot;e&quot;</ETag><Size>12582912</Size><StorageClass>STANDARD</StorageClass>"
     "</Contents>"
     "<Contents><Key>kache/z</Key><Size>0</Size></Contents>"
@@ -293,6 +294,8 @@ test_xml_list_ok(void **state)
 	    "kache/a&b <c> \xc3\xa9"
 	    "A");
 	assert_int_equal(p.obj[0].size, 12582912);
+	assert_int_equal(p.obj[0].mtime_ms, 1255369830000LL);
+	assert_int_equal(p.obj[1].mtime_ms, 0); /* absent: the oldest */
 	assert_string_equal(p.obj[1].key, "kache/z");
 	assert_int_equal(p.obj[1].size, 0);
 	assert_int_equal(p.truncated, 1);
@@ -336,9 +339,69 @@ test_xml_list_malicious(void **state)
 	                   "<IsTruncated>false</IsTruncated>" LE);
 	expect_bad_list(LB "<Contents><Key>a&amp</Key><Size>1</Size></Contents>"
 	                   "<IsTruncated>false</IsTruncated>" LE);
+	expect_bad_list(LB "<Contents><Key>a</Key><Size>1</Size><LastModified>yesterday"
+	                   "</LastModified></Contents><IsTruncated>false</IsTruncated>" LE);
+	expect_bad_list(LB "<Contents><Key>a</Key><Size>1</Size><LastModified>2020-01-01T00:00"
+	                   ":00Z</Contents><IsTruncated>false</IsTruncated>" LE);
 	expect_bad_list(LB "<IsTruncated>maybe</IsTruncated>" LE);
 	expect_bad_list(LB "<IsTruncated>true</IsTruncated>" LE);
 	free(cut);
+}
+
+static void
+expect_time(const char *s, int64_t want)
+{
+	int64_t ms = -2;
+
+	assert_int_equal(s3_xml_parse_time(s, strlen(s), &ms), 0);
+	assert_int_equal(ms, want);
+}
+
+static void
+expect_bad_time(const char *s)
+{
+	int64_t ms;
+
+	assert_int_equal(s3_xml_parse_time(s, strlen(s), &ms), -1);
+}
+
+/* LastModified as S3 and its look-alikes write it; anything else refused. */
+static void
+test_xml_time(void **state)
+{
+	(void)state;
+	expect_time("1970-01-01T00:00:00Z", 0);
+	expect_time("1970-01-01T00:00:00.001Z", 1);
+	expect_time("2009-10-12T17:50:30.000Z", 1255369830000LL);
+	expect_time("2009-10-12T17:50:30.5Z", 1255369830500LL);
+	expect_time("2009-10-12T17:50:30.123456789Z", 1255369830123LL);
+	expect_time("2024-02-29T23:59:59Z", 1709251199000LL);
+	expect_time("2000-03-01T00:00:00Z", 951868800000LL);
+	expect_time("9999-12-31T23:59:59.999Z", 253402300799999LL);
+	expect_bad_time("");
+	expect_bad_time("x");
+	expect_bad_time("2009-10-12T17:50:30");       /* no zone */
+	expect_bad_time("2009-10-12T17:50:30+01:00"); /* another zone */
+	expect_bad_time("2009-10-12 17:50:30Z");
+	expect_bad_time("2009-10-12T17:50:30.Z");
+	expect_bad_time("2009-10-12T17:50:30.1234567890Z");
+	expect_bad_time("2009-10-12T17:50:30,000Z");
+	expect_bad_time("2009-10-12T17:50:30.00aZ");
+	expect_bad_time("2023-02-29T00:00:00Z");
+	expect_bad_time("1900-02-29T00:00:00Z");
+	expect_bad_time("2009-13-12T17:50:30Z");
+	expect_bad_time("2009-00-12T17:50:30Z");
+	expect_bad_time("2009-10-00T17:50:30Z");
+	expect_bad_time("2009-10-32T17:50:30Z");
+	expect_bad_time("2009-10-12T24:00:00Z");
+	expect_bad_time("2009-10-12T17:60:30Z");
+	expect_bad_time("2009-10-12T17:50:60Z");
+	expect_bad_time("1969-12-31T23:59:59Z");
+	expect_bad_time("-009-10-12T17:50:30Z");
+	expect_bad_time("+2009-10-12T17:50:30Z");
+	expect_bad_time("2009-1-012T17:50:30Z");
+	expect_bad_time("20091012T175030Z");
+	expect_bad_time("2009-10-12T17:50:30ZZ");
 }
 
 static void
@@ -390,6 +453,7 @@ main(void)
 		cmocka_unit_test(test_xml_list_ok),
 		cmocka_unit_test(test_xml_list_malicious),
 		cmocka_unit_test(test_xml_list_embedded_nul),
+		cmocka_unit_test(test_xml_time),
 		cmocka_unit_test(test_xml_text_and_escape),
 		cmocka_unit_test(test_result_names),
 	};

@@ -34,7 +34,7 @@ struct prefetcher {
 
 struct session {
 	struct prefetch_done d;
-	long crates;
+	int64_t import_ms;
 	char refused[PROTO_HINT_PATH_MAX + 400];
 };
 
@@ -51,29 +51,34 @@ report(const struct proto_hint *h, const struct prefetch_plan *plan, const struc
     int64_t ms, struct msg *done)
 {
 	static const char *const src_key[] = { "none", "exact", "closest", "packs" };
+	static const char *const from[] = { "none needed", "cargo metadata", "Cargo.lock" };
+	const char *refused = ss->refused[0] ? ss->refused : plan->refused;
 	char text[640], shared[64] = "";
 
 	if (plan->source == PREFETCH_FROM_CLOSEST)
 		snprintf(shared, sizeof shared, " (%ld crates shared)", plan->shared);
-	if (ss->refused[0] != '\0')
-		log_warnx("prefetch %s: %s", h->root[0] ? h->root : "?", ss->refused);
+	if (refused[0] != '\0')
+		log_warnx("prefetch %s: %s", h->root[0] ? h->root : "?", refused);
 	else
-		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms "
-		         "from %s%s; skipped: %ld present, %ld over prefetch.max_bytes, %ld "
-		         "rejected, %ld failed, %ld listings failed",
-		    h->root, ss->crates, ss->d.packs, (unsigned long long)ss->d.bytes,
-		    (long long)ms, prefetch_source_name(plan->source), shared, plan->present,
-		    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed);
+		log_info("prefetch %s: %ld crates (%s), %ld packs imported (%llu bytes) in %lld "
+		         "ms (names %lld, plan %lld, import %lld) from %s%s; skipped: %ld "
+		         "present, %ld over prefetch.max_bytes, %ld rejected, %ld failed, %ld "
+		         "listings failed",
+		    h->root, plan->crates, from[plan->crates_from < 3 ? plan->crates_from : 0],
+		    ss->d.packs, (unsigned long long)ss->d.bytes, (long long)ms,
+		    (long long)plan->meta_ms, (long long)plan->list_ms, (long long)ss->import_ms,
+		    prefetch_source_name(plan->source), shared, plan->present, plan->over_cap,
+		    ss->d.rejected, ss->d.failed, plan->list_failed);
 	snprintf(text, sizeof text,
 	    "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
 	    "\"present\": %ld, \"over_cap\": %ld, \"rejected\": %ld, \"failed\": %ld, "
 	    "\"list_failed\": %ld, \"refused\": %d, \"source\": \"%s\", \"shared\": %ld, "
 	    "\"garbage_sessions\": %ld}",
-	    ss->crates, ss->d.packs, (unsigned long long)ss->d.bytes, plan->present, plan->over_cap,
-	    ss->d.rejected, ss->d.failed, plan->list_failed, ss->refused[0] != '\0',
+	    plan->crates, ss->d.packs, (unsigned long long)ss->d.bytes, plan->present,
+	    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed, refused[0] != '\0',
 	    src_key[plan->source < 4 ? plan->source : 0], plan->shared, plan->garbage);
 	msg_set_text(done, text);
-	done->status = ss->refused[0]         ? JOB_MISS :
+	done->status = refused[0]             ? JOB_MISS :
 	    ss->d.failed || plan->list_failed ? JOB_FAILED :
 	                                        JOB_OK;
 }
@@ -85,31 +90,26 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 	struct prefetch_plan plan = { 0 };
 	struct session ss = { 0 };
 	struct proto_hint h;
-	struct strv crates;
-	char why[160];
-	int64_t t0 = clock_ms();
+	struct prefetch_input in = { .h = &h,
+		.kache_dir = pf->kache_dir,
+		.remote = pf->remote,
+		.nremote = pf->nremote,
+		.max_bytes = pf->max_bytes };
+	int64_t t0 = clock_ms(), t1;
 
-	strv_init(&crates);
 	if (job->type != MSG_JOB_PREFETCH || proto_hint_from_msg(job, &h) < 0) {
 		memset(&h, 0, sizeof h);
 		snprintf(ss.refused, sizeof ss.refused, "not a prefetch job");
 	} else if (pf->remote[0] == NULL) {
 		snprintf(ss.refused, sizeof ss.refused, "no remote configured");
-	} else if (prefetch_lock_read(h.lock, &crates, why, sizeof why) < 0) {
-		snprintf(ss.refused, sizeof ss.refused,
-		    "%s is not used: %s (the build goes on; "
-		    "fix or regenerate it with `cargo generate-lockfile`)",
-		    h.lock, why);
 	} else {
-		/* build scripts are all compiled as build_script_build */
-		strv_push(&crates, "build_script_build");
-		ss.crates = (long)crates.n;
-		prefetch_plan_make(pf->remote[0], pf->kache_dir, &h, &crates, pf->max_bytes, &plan);
+		prefetch_plan_make(&in, &plan);
+		t1 = clock_ms();
 		prefetch_import(pf->remote, pf->nremote, pf->kache_dir, &plan, &ss.d);
+		ss.import_ms = clock_ms() - t1;
 	}
 	report(&h, &plan, &ss, clock_ms() - t0, done);
 	prefetch_plan_free(&plan);
-	strv_free(&crates);
 }
 
 /* The end of a build session without a `supervisor stop`: a workspace whose

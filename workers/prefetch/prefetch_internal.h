@@ -22,6 +22,29 @@ int prefetch_lock_read(const char *path, struct strv *crates, char *why, size_t 
 /* The same over bytes (tests). */
 int prefetch_lock_parse(const char *text, size_t n, struct strv *crates, char *why, size_t whylen);
 
+/* cargo metadata's output larger than this is refused; it runs this long at most. */
+#define PREFETCH_META_MAX (64 << 20)
+#define PREFETCH_META_TIMEOUT_MS 10000
+
+/* prefetch_meta.c: the crate names (rustc's --crate-name: each lib,
+ * proc-macro, bin and build-script target's name, '-' as '_') of the
+ * workspace at root and its dependencies, leaves first (the order cargo
+ * compiles in), from `cargo metadata --format-version 1 --offline` run in
+ * root, niced as the worker, at most PREFETCH_META_TIMEOUT_MS (killed past
+ * it) and PREFETCH_META_MAX bytes of output. -1 with a sentence in why. */
+int prefetch_meta_read(const char *root, struct strv *crates, char *why, size_t whylen);
+/* The same over cargo metadata's JSON (tests, fuzzing). */
+int prefetch_meta_parse(const char *text, size_t n, struct strv *crates, char *why, size_t whylen);
+/* Drops every later copy of a string, keeping the order of the first ones. */
+void prefetch_unique_in_order(struct strv *v);
+
+/* Where the crate names of a session came from. */
+enum prefetch_crates_from {
+	PREFETCH_CRATES_NONE = 0,
+	PREFETCH_CRATES_METADATA,
+	PREFETCH_CRATES_LOCK
+};
+
 struct prefetch_pack {
 	char crate[65];
 	char res[HASH_HEX_LEN + 1];
@@ -36,9 +59,10 @@ enum prefetch_source {
 	PREFETCH_FROM_PACKS,    /* the packs listed for each crate */
 };
 
-/* Session manifests read for the closest match at most (the listing's
- * first ones: it carries no times). */
+/* Session manifests read for the closest match at most: the newest listed. */
 #define PREFETCH_CLOSEST_MAX 32
+/* Session manifests a listing may name before the newest are chosen. */
+#define PREFETCH_SESSIONS_LISTED_MAX 100000
 
 /* What a session will import, and what it left out and why. */
 struct prefetch_plan {
@@ -52,18 +76,40 @@ struct prefetch_plan {
 	long over_cap; /* left out: prefetch.max_bytes reached */
 	uint64_t over_cap_bytes;
 	long list_failed; /* crates whose listing failed */
+	long crates;      /* crate names known (0: the exact session needed none) */
+	enum prefetch_crates_from crates_from;
+	int64_t meta_ms; /* spent getting the crate names */
+	int64_t list_ms; /* spent on the remote's listings and session manifests */
+	char refused[PROTO_HINT_PATH_MAX + 400]; /* no crate names: why (logged) */
 };
+
+/* What a session's plan is made from. */
+struct prefetch_input {
+	const struct proto_hint *h;
+	const char *kache_dir;
+	struct remote **remote; /* one per thread: listings run nremote at a time */
+	int nremote;
+	uint64_t max_bytes;
+};
+
+/* prefetch_meta.c: the crate names of the hint's workspace into crates, in
+ * the order cargo compiles them: cargo metadata's, else (said in one log
+ * line) the Cargo.lock's package names sorted, and build_script_build. -1
+ * with plan->refused set when neither can be had. */
+int prefetch_crates(const struct proto_hint *h, struct strv *crates, struct prefetch_plan *plan);
 
 /* prefetch_plan.c: the one place candidates are chosen (a planner slots in
  * here as one more source), most exact first: the remote's session manifest
- * of the hint's fingerprint (Cargo.lock content, toolchain, target, profile);
- * else the recorded session (of the first PREFETCH_CLOSEST_MAX listed) that
- * shares the most crates with crates, its keys of those crates; else every
- * pack the remote lists under packs/<crate>/ for each crate. Always less what
- * the store at kache_dir has, in order, until max_bytes. A session manifest
- * that is not valid is passed over with one log line. */
-void prefetch_plan_make(struct remote *r, const char *kache_dir, const struct proto_hint *h,
-    const struct strv *crates, uint64_t max_bytes, struct prefetch_plan *plan);
+ * of the hint's fingerprint (Cargo.lock content, toolchain, target, profile),
+ * for which no crate names are needed; else, with the workspace's crate
+ * names (prefetch_crates), the recorded session (of the newest
+ * PREFETCH_CLOSEST_MAX listed) that shares the most crates with them, its
+ * keys of those crates; else every pack the remote lists under
+ * packs/<crate>/ (listed nremote at a time), each crate's newest first, the
+ * newest of every crate before the second newest of any. Always less what
+ * the store has, in order, until max_bytes. A session manifest that is not
+ * valid is passed over with one log line. */
+void prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan);
 const char *prefetch_source_name(enum prefetch_source s);
 void prefetch_plan_free(struct prefetch_plan *plan);
 
@@ -75,6 +121,18 @@ struct prefetch_done {
 	long packs, rejected, failed;
 	uint64_t bytes;
 };
+
+/* prefetch_pool.c: items 0..items-1 worked on by at most n threads, thread
+ * t over remote[t] (fewer threads when there are fewer items), run() outside
+ * any lock, count() under the pool's one mutex; the calling thread beats
+ * meanwhile. Three REMOTE_FAILED in a row (over all threads) leave the rest
+ * undone. run() must not beat: only the calling thread owns the socket. */
+struct prefetch_pool_ops {
+	enum remote_result (*run)(void *ctx, struct remote *r, size_t i);
+	void (*count)(void *ctx, size_t i, enum remote_result rr);
+};
+void prefetch_pool_run(struct remote **remote, int n, size_t items,
+    const struct prefetch_pool_ops *ops, void *ctx);
 
 /* prefetch_pool.c: imports the plan's packs with n threads, thread i over
  * remote[i] (n within 1..PREFETCH_CONCURRENCY_MAX; fewer when the plan is

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/worker.h"
 #include "remote/session.h"
@@ -15,26 +16,48 @@
 struct listing {
 	struct prefetch_plan *plan;
 	struct store *store;
-	const char *crate;
-	size_t prefix_len;
 	uint64_t max_bytes, bytes;
 	const char *first_bad; /* the first session manifest not valid, for the log */
 	char why[160];
 };
 
-/* The names listed under sessions/, at most PREFETCH_CLOSEST_MAX. */
-struct names {
-	struct strv v;
+/* One listed object with its time: a pack of a crate, or a session manifest. */
+struct found {
+	char name[HASH_HEX_LEN + 1]; /* the result key, or the session's fingerprint */
+	uint64_t size;
+	int64_t mtime_ms;
 };
 
-static int on_object(const char *name, uint64_t size, void *arg);
-static int on_session(const char *name, uint64_t size, void *arg);
+struct found_list {
+	struct found *f;
+	size_t n, cap;
+	size_t prefix_len; /* of the listed prefix, for the callback */
+};
+
+/* The packs listing of a session: one found_list per crate, filled by the
+ * pool's threads (each its own crate), failures counted under its mutex. */
+struct packs_listing {
+	const struct strv *crates;
+	struct found_list *per;
+	long failed;
+};
+
+static int on_object(const char *name, uint64_t size, int64_t mtime_ms, void *arg);
+static int on_session(const char *name, uint64_t size, int64_t mtime_ms, void *arg);
+static void found_add(struct found_list *fl, const char *name, uint64_t size, int64_t mtime_ms);
+static int cmp_newest(const void *a, const void *b);
+static enum remote_result list_crate(void *ctx, struct remote *r, size_t i);
+static void list_count(void *ctx, size_t i, enum remote_result rr);
 static void plan_add(struct prefetch_plan *plan, const char *crate, const char *res, uint64_t size);
 static void consider(struct listing *l, const char *crate, const char *res, uint64_t size);
-static void from_packs(struct remote *r, const struct strv *crates, struct listing *l);
+static void from_packs(const struct prefetch_input *in, const struct strv *crates,
+    struct listing *l);
 static int from_exact(struct remote *r, const char *kache_dir, const struct proto_hint *h,
     struct listing *l);
 static int from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_t n,
+    struct listing *l);
+static void newest_sessions(struct remote *r, struct strv *names);
+static void choose(const struct prefetch_input *in, const struct strv *crates, int closest,
     struct listing *l);
 static long shared(const struct remote_session *s, const char **sorted, size_t n);
 static int has(const char **sorted, size_t n, const char *crate);
@@ -85,42 +108,100 @@ consider(struct listing *l, const char *crate, const char *res, uint64_t size)
 	}
 }
 
-/* One listed object under packs/<crate>/: "<64 hex>.pack" is a candidate;
- * anything else (a temporary, a stranger's file) is passed over. */
-static int
-on_object(const char *name, uint64_t size, void *arg)
+static void
+found_add(struct found_list *fl, const char *name, uint64_t size, int64_t mtime_ms)
 {
-	struct listing *l = arg;
-	const char *base = name + l->prefix_len;
+	if (fl->n == fl->cap) {
+		fl->cap = fl->cap ? fl->cap * 2 : 16;
+		fl->f = xrealloc(fl->f, fl->cap * sizeof *fl->f);
+	}
+	snprintf(fl->f[fl->n].name, sizeof fl->f[0].name, "%s", name);
+	fl->f[fl->n].size = size;
+	fl->f[fl->n++].mtime_ms = mtime_ms;
+}
+
+/* Newest first; the same time by name, so that a plan is reproducible. */
+static int
+cmp_newest(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+
+	if (x->mtime_ms != y->mtime_ms)
+		return x->mtime_ms < y->mtime_ms ? 1 : -1;
+	return strcmp(x->name, y->name);
+}
+
+/* One listed object under packs/<crate>/: "<64 hex>.pack" is a candidate;
+ * anything else (a temporary, a stranger's file) is passed over. Runs on a
+ * pool thread: no beat here. */
+static int
+on_object(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
+{
+	struct found_list *fl = arg;
+	const char *base = name + fl->prefix_len;
 	char res[HASH_HEX_LEN + 1];
 
-	proto_worker_beat();
 	if (strlen(base) != HASH_HEX_LEN + 5 || strcmp(base + HASH_HEX_LEN, ".pack") != 0)
 		return 0;
 	memcpy(res, base, HASH_HEX_LEN);
 	res[HASH_HEX_LEN] = '\0';
 	if (hash_hex_valid(res))
-		consider(l, l->crate, res, size);
+		found_add(fl, res, size, mtime_ms);
 	return 0;
 }
 
-static void
-from_packs(struct remote *r, const struct strv *crates, struct listing *l)
+/* The pool's item i: the listing of packs/<crate i>/. */
+static enum remote_result
+list_crate(void *ctx, struct remote *r, size_t i)
 {
-	char *prefix;
+	struct packs_listing *pl = ctx;
+	char *prefix = xasprintf("packs/%s/", pl->crates->v[i]);
+	enum remote_result rr;
+
+	pl->per[i].prefix_len = strlen(prefix);
+	rr = remote_list(r, prefix, on_object, &pl->per[i]);
+	free(prefix);
+	return rr == REMOTE_OK ? REMOTE_OK : REMOTE_FAILED;
+}
+
+/* Called with the pool's mutex held. */
+static void
+list_count(void *ctx, size_t i, enum remote_result rr)
+{
+	struct packs_listing *pl = ctx;
+
+	(void)i;
+	if (rr != REMOTE_OK)
+		pl->failed++;
+}
+
+/* Lists every crate's packs, nremote at a time, then considers them rank by
+ * rank: each crate's newest (in the crates' order), then each one's second
+ * newest, ...: under the byte cap, every crate's latest build before an
+ * older one of any. */
+static void
+from_packs(const struct prefetch_input *in, const struct strv *crates, struct listing *l)
+{
+	static const struct prefetch_pool_ops ops = { list_crate, list_count };
+	struct packs_listing pl = { .crates = crates };
+	size_t rank, i, more = 1;
 
 	l->plan->source = PREFETCH_FROM_PACKS;
-	/* a remote failing three listings in a row is left for this session */
-	for (size_t i = 0, failed = 0; i < crates->n && failed < 3; i++) {
-		prefix = xasprintf("packs/%s/", crates->v[i]);
-		l->crate = crates->v[i];
-		l->prefix_len = strlen(prefix);
-		if (remote_list(r, prefix, on_object, l) != REMOTE_OK)
-			l->plan->list_failed++, failed++;
-		else
-			failed = 0;
-		free(prefix);
-	}
+	pl.per = xcalloc(crates->n + 1, sizeof *pl.per);
+	prefetch_pool_run(in->remote, in->nremote, crates->n, &ops, &pl);
+	for (i = 0; i < crates->n; i++)
+		qsort(pl.per[i].f, pl.per[i].n, sizeof *pl.per[i].f, cmp_newest);
+	for (rank = 0; more; rank++)
+		for (i = 0, more = 0; i < crates->n; i++)
+			if (rank < pl.per[i].n) {
+				more = 1;
+				consider(l, crates->v[i], pl.per[i].f[rank].name,
+				    pl.per[i].f[rank].size);
+			}
+	l->plan->list_failed = pl.failed;
+	for (i = 0; i < crates->n; i++)
+		free(pl.per[i].f);
+	free(pl.per);
 }
 
 /* Remembers the first session manifest that is not valid; one log line
@@ -161,16 +242,16 @@ from_exact(struct remote *r, const char *kache_dir, const struct proto_hint *h, 
 	return 1;
 }
 
+/* A session manifest listed under sessions/, with its time. */
 static int
-on_session(const char *name, uint64_t size, void *arg)
+on_session(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
 {
-	struct names *ns = arg;
+	struct found_list *fl = arg;
 	size_t k = strlen(REMOTE_SESSION_PREFIX);
 
-	(void)size;
 	if (strlen(name) == k + HASH_HEX_LEN && hash_hex_valid(name + k))
-		strv_push(&ns->v, name);
-	return ns->v.n >= PREFETCH_CLOSEST_MAX;
+		found_add(fl, name + k, size, mtime_ms);
+	return fl->n >= PREFETCH_SESSIONS_LISTED_MAX;
 }
 
 static int
@@ -203,26 +284,40 @@ shared(const struct remote_session *s, const char **sorted, size_t n)
 	return count;
 }
 
-/* The listed session sharing the most crates with the Cargo.lock (the newer
- * on a tie): its keys of those crates. 1 when one shares any. */
+/* The names of the newest PREFETCH_CLOSEST_MAX session manifests listed. */
+static void
+newest_sessions(struct remote *r, struct strv *names)
+{
+	struct found_list fl = { 0 };
+
+	remote_list(r, REMOTE_SESSION_PREFIX, on_session, &fl);
+	qsort(fl.f, fl.n, sizeof *fl.f, cmp_newest);
+	for (size_t i = 0; i < fl.n && i < PREFETCH_CLOSEST_MAX; i++)
+		strv_push_owned(names, xasprintf("%s%s", REMOTE_SESSION_PREFIX, fl.f[i].name));
+	free(fl.f);
+}
+
+/* Of the newest listed sessions, the one sharing the most crates with the
+ * Cargo.lock (the newer on a tie): its keys of those crates. 1 when one
+ * shares any. */
 static int
 from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_t n,
     struct listing *l)
 {
 	struct remote_session s, best = { 0 };
-	struct names ns;
+	struct strv ns;
 	char why[160];
 	long score, top = 0;
 
-	strv_init(&ns.v);
-	remote_list(r, REMOTE_SESSION_PREFIX, on_session, &ns);
-	for (size_t i = 0; i < ns.v.n; i++) {
+	strv_init(&ns);
+	newest_sessions(r, &ns);
+	for (size_t i = 0; i < ns.n; i++) {
 		proto_worker_beat();
-		if (strcmp(ns.v.v[i] + strlen(REMOTE_SESSION_PREFIX), l->plan->session) == 0)
+		if (strcmp(ns.v[i] + strlen(REMOTE_SESSION_PREFIX), l->plan->session) == 0)
 			continue; /* the exact one: absent or not valid already */
-		if (remote_session_get(r, kache_dir, ns.v.v[i], &s, why, sizeof why) != REMOTE_OK) {
+		if (remote_session_get(r, kache_dir, ns.v[i], &s, why, sizeof why) != REMOTE_OK) {
 			if (why[0] != '\0')
-				bad_session(l, ns.v.v[i], why);
+				bad_session(l, ns.v[i], why);
 			continue;
 		}
 		score = shared(&s, sorted, n);
@@ -234,7 +329,7 @@ from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_
 			remote_session_free(&s);
 		}
 	}
-	strv_free(&ns.v);
+	strv_free(&ns);
 	if (top == 0)
 		return 0;
 	l->plan->source = PREFETCH_FROM_CLOSEST;
@@ -246,35 +341,49 @@ from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_
 	return 1;
 }
 
-void
-prefetch_plan_make(struct remote *r, const char *kache_dir, const struct proto_hint *h,
-    const struct strv *crates, uint64_t max_bytes, struct prefetch_plan *plan)
+/* With the crate names: the closest session (when closest), else the packs. */
+static void
+choose(const struct prefetch_input *in, const struct strv *crates, int closest, struct listing *l)
 {
-	struct listing l = { .plan = plan, .max_bytes = max_bytes };
-	const char **sorted;
-	int exact;
+	const char **sorted = xmalloc((crates->n ? crates->n : 1) * sizeof *sorted);
 
-	memset(plan, 0, sizeof *plan);
-	if ((l.store = store_open(kache_dir)) == NULL) {
-		log_warn("prefetch: cannot open the store %s", kache_dir);
-		return;
-	}
-	sorted = xmalloc((crates->n ? crates->n : 1) * sizeof *sorted);
 	for (size_t i = 0; i < crates->n; i++)
 		sorted[i] = crates->v[i];
 	qsort(sorted, crates->n, sizeof *sorted, cmp_str);
-	exact = from_exact(r, kache_dir, h, &l);
-	if (exact == 0 && !from_closest(r, kache_dir, sorted, crates->n, &l))
-		from_packs(r, crates, &l);
-	else if (exact < 0)
-		from_packs(r, crates, &l);
+	if (!closest || !from_closest(in->remote[0], in->kache_dir, sorted, crates->n, l))
+		from_packs(in, crates, l);
+	free(sorted);
+}
+
+void
+prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
+{
+	struct listing l = { .plan = plan, .max_bytes = in->max_bytes };
+	struct strv crates;
+	int exact;
+	int64_t t0;
+
+	memset(plan, 0, sizeof *plan);
+	if ((l.store = store_open(in->kache_dir)) == NULL) {
+		log_warn("prefetch: cannot open the store %s", in->kache_dir);
+		return;
+	}
+	strv_init(&crates);
+	t0 = clock_ms();
+	exact = from_exact(in->remote[0], in->kache_dir, in->h, &l);
+	plan->list_ms = clock_ms() - t0;
+	if (exact != 1 && prefetch_crates(in->h, &crates, plan) == 0) {
+		t0 = clock_ms();
+		choose(in, &crates, exact == 0, &l); /* an exact one not valid: packs */
+		plan->list_ms += clock_ms() - t0;
+	}
 	if (plan->garbage > 0)
 		log_warnx("prefetch: session manifest %s is not valid (%s)%s; ignored, "
 		          "using %s",
 		    l.first_bad, l.why, plan->garbage > 1 ? " with others" : "",
 		    prefetch_source_name(plan->source));
 	free((void *)l.first_bad);
-	free(sorted);
+	strv_free(&crates);
 	store_free(&l.store);
 }
 

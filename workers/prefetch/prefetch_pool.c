@@ -1,7 +1,7 @@
-/* The imports of a session, several at once. A session's time is round trips
- * and decompression, one pack after the other; a few threads in flight cut
- * it to the slowest of them while the count stays bounded (the build it
- * serves keeps most of the bandwidth and, niced, the cores).
+/* The listings and imports of a session, several at once. A session's time
+ * is round trips and decompression, one after the other; a few threads in
+ * flight cut it to the slowest of them while the count stays bounded (the
+ * build it serves keeps most of the bandwidth and, niced, the cores).
  *
  * Threads, not processes: each thread owns its remote (an S3 client is one
  * CURL handle and is not shared) and imports through the same verified path
@@ -25,10 +25,9 @@
 struct pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	const struct prefetch_plan *plan;
-	const char *kache_dir;
-	struct prefetch_done *d;
-	size_t next;
+	const struct prefetch_pool_ops *ops;
+	void *ctx;
+	size_t items, next;
 	int failed_in_row, running;
 };
 
@@ -37,39 +36,33 @@ struct worker_arg {
 	struct remote *r;
 };
 
-static void *import_thread(void *arg);
-static int take(struct pool *p, size_t *i);
-static void count(struct pool *p, size_t i, enum remote_result r);
-static void wait_all(struct pool *p);
+struct imports {
+	const struct prefetch_plan *plan;
+	const char *kache_dir;
+	struct prefetch_done *d;
+};
 
-/* The next pack to import into *i; 0 when none is left (or the remote failed
- * too often). Called with the mutex held. */
+static void *item_thread(void *arg);
+static int take(struct pool *p, size_t *i);
+static void wait_all(struct pool *p);
+static int start_threads(struct pool *p, struct remote **remote, int n, pthread_t *t,
+    struct worker_arg *a);
+static enum remote_result import_one(void *ctx, struct remote *r, size_t i);
+static void import_count(void *ctx, size_t i, enum remote_result rr);
+
+/* The next item into *i; 0 when none is left (or the remote failed too
+ * often). Called with the mutex held. */
 static int
 take(struct pool *p, size_t *i)
 {
-	if (p->next >= p->plan->n || p->failed_in_row >= FAILED_IN_ROW_MAX)
+	if (p->next >= p->items || p->failed_in_row >= FAILED_IN_ROW_MAX)
 		return 0;
 	*i = p->next++;
 	return 1;
 }
 
-/* Called with the mutex held. */
-static void
-count(struct pool *p, size_t i, enum remote_result r)
-{
-	p->failed_in_row = r == REMOTE_FAILED ? p->failed_in_row + 1 : 0;
-	if (r == REMOTE_OK) {
-		p->d->packs++;
-		p->d->bytes += p->plan->p[i].size;
-	} else if (r == REMOTE_MISS) {
-		p->d->rejected++;
-	} else {
-		p->d->failed++;
-	}
-}
-
 static void *
-import_thread(void *arg)
+item_thread(void *arg)
 {
 	struct worker_arg *a = arg;
 	struct pool *p = a->p;
@@ -79,9 +72,10 @@ import_thread(void *arg)
 	pthread_mutex_lock(&p->mu);
 	while (take(p, &i)) {
 		pthread_mutex_unlock(&p->mu);
-		r = remote_import_pack(a->r, p->kache_dir, p->plan->p[i].crate, p->plan->p[i].res);
+		r = p->ops->run(p->ctx, a->r, i);
 		pthread_mutex_lock(&p->mu);
-		count(p, i, r);
+		p->failed_in_row = r == REMOTE_FAILED ? p->failed_in_row + 1 : 0;
+		p->ops->count(p->ctx, i, r);
 	}
 	p->running--;
 	pthread_cond_signal(&p->cv);
@@ -111,45 +105,89 @@ wait_all(struct pool *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-void
-prefetch_import(struct remote **remote, int n, const char *kache_dir,
-    const struct prefetch_plan *plan, struct prefetch_done *d)
+/* Starts up to n threads, thread i over remote[i]; how many started. */
+static int
+start_threads(struct pool *p, struct remote **remote, int n, pthread_t *t, struct worker_arg *a)
 {
-	struct pool p = { .plan = plan, .kache_dir = kache_dir, .d = d };
-	struct worker_arg a[PREFETCH_CONCURRENCY_MAX];
-	pthread_t t[PREFETCH_CONCURRENCY_MAX] = { 0 };
 	int started = 0, rc;
 
-	memset(d, 0, sizeof *d);
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv, NULL);
-	if (n > PREFETCH_CONCURRENCY_MAX)
-		n = PREFETCH_CONCURRENCY_MAX;
-	if ((size_t)n > plan->n)
-		n = (int)plan->n;
 	for (int i = 0; i < n; i++) {
-		a[i] = (struct worker_arg){ .p = &p, .r = remote[i] };
-		pthread_mutex_lock(&p.mu);
-		p.running++;
-		pthread_mutex_unlock(&p.mu);
-		if ((rc = pthread_create(&t[started], NULL, import_thread, &a[i])) != 0) {
+		a[i] = (struct worker_arg){ .p = p, .r = remote[i] };
+		pthread_mutex_lock(&p->mu);
+		p->running++;
+		pthread_mutex_unlock(&p->mu);
+		if ((rc = pthread_create(&t[started], NULL, item_thread, &a[i])) != 0) {
 			errno = rc;
-			log_warn("prefetch: pthread_create (%d import threads run)", started);
-			pthread_mutex_lock(&p.mu);
-			p.running--;
-			pthread_mutex_unlock(&p.mu);
+			log_warn("prefetch: pthread_create (%d threads run)", started);
+			pthread_mutex_lock(&p->mu);
+			p->running--;
+			pthread_mutex_unlock(&p->mu);
 			break;
 		}
 		started++;
 	}
-	if (started == 0 && plan->n > 0) { /* no thread at all: import here */
+	return started;
+}
+
+void
+prefetch_pool_run(struct remote **remote, int n, size_t items, const struct prefetch_pool_ops *ops,
+    void *ctx)
+{
+	struct pool p = { .ops = ops, .ctx = ctx, .items = items };
+	struct worker_arg a[PREFETCH_CONCURRENCY_MAX];
+	pthread_t t[PREFETCH_CONCURRENCY_MAX] = { 0 };
+	int started;
+
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	if (n > PREFETCH_CONCURRENCY_MAX)
+		n = PREFETCH_CONCURRENCY_MAX;
+	if ((size_t)n > items)
+		n = (int)items;
+	started = start_threads(&p, remote, n, t, a);
+	if (started == 0 && items > 0) { /* no thread at all: work here */
 		a[0] = (struct worker_arg){ .p = &p, .r = remote[0] };
 		p.running = 1;
-		import_thread(&a[0]);
+		item_thread(&a[0]);
 	}
 	wait_all(&p);
 	for (int i = 0; i < started; i++)
 		pthread_join(t[i], NULL);
 	pthread_cond_destroy(&p.cv);
 	pthread_mutex_destroy(&p.mu);
+}
+
+static enum remote_result
+import_one(void *ctx, struct remote *r, size_t i)
+{
+	struct imports *im = ctx;
+
+	return remote_import_pack(r, im->kache_dir, im->plan->p[i].crate, im->plan->p[i].res);
+}
+
+/* Called with the pool's mutex held. */
+static void
+import_count(void *ctx, size_t i, enum remote_result rr)
+{
+	struct imports *im = ctx;
+
+	if (rr == REMOTE_OK) {
+		im->d->packs++;
+		im->d->bytes += im->plan->p[i].size;
+	} else if (rr == REMOTE_MISS) {
+		im->d->rejected++;
+	} else {
+		im->d->failed++;
+	}
+}
+
+void
+prefetch_import(struct remote **remote, int n, const char *kache_dir,
+    const struct prefetch_plan *plan, struct prefetch_done *d)
+{
+	static const struct prefetch_pool_ops ops = { import_one, import_count };
+	struct imports im = { .plan = plan, .kache_dir = kache_dir, .d = d };
+
+	memset(d, 0, sizeof *d);
+	prefetch_pool_run(remote, n, plan->n, &ops, &im);
 }
