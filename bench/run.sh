@@ -169,7 +169,7 @@ remote_case() {
   if [ "$c" = first ]; then rd[$type]+=" $(pf sessions_done)"; pf_wait >/dev/null; fi
   if [ "$c" != nopf ]; then
     rp[$type,$c]+=" $(pf packs)"
-    ms=$(sed -n 's/.* in \([0-9]*\) ms; .*/\1/p' "$KSTORE/logs/prefetch.0.log" 2>/dev/null | tail -1)
+    ms=$(sed -n 's/.* in \([0-9]*\) ms[ ;].*/\1/p' "$KSTORE/logs/prefetch.0.log" 2>/dev/null | tail -1)
     rs[$type,$c]+=" ${ms:-999999}"
   fi
   sup_stop

@@ -26,7 +26,20 @@ struct zout;
 static void pack_sum(const struct buf *cand, const struct buf *ent, unsigned char out[HASH_LEN]);
 static int zout_push(struct zout *o, const char *p, size_t n, ZSTD_EndDirective how);
 static int zout_write(void *data, const char *p, size_t n);
-static enum pack_result inflate_to(int fd, int out, uint64_t *size);
+/* A pack's document being inflated: in memory up to PACK_MEM_MAX (most
+ * crates: one copy of the bytes fewer than a file, and no file system work),
+ * past it in an unnamed file in the store's tmp/. */
+struct doc {
+	char *mem;
+	size_t len, cap;
+	int fd; /* -1 while in memory */
+	const char *tmpdir;
+};
+
+static enum pack_result inflate_to(int fd, struct doc *d);
+static int doc_add(struct doc *d, const char *p, size_t n);
+static enum pack_result doc_import(struct store *s, const char *p, size_t n,
+    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN]);
 static int find_candidate(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], struct buf *out);
 static int add_blob(struct store *s, msgpack_packer *pk, const unsigned char h[HASH_LEN]);
@@ -341,10 +354,40 @@ out:
 	return r;
 }
 
-/* Decompresses the pack on fd into the unnamed file out, at most
- * PACK_MAX_BYTES. The frame must be whole, its checksum right. */
+/* Appends n bytes to the document: to memory while it stays within
+ * PACK_MEM_MAX, else (moving what memory held) to an unnamed file. -1 when
+ * the file cannot be made or written. */
+static int
+doc_add(struct doc *d, const char *p, size_t n)
+{
+	if (d->fd < 0 && d->len + n <= PACK_MEM_MAX) {
+		if (d->len + n > d->cap) {
+			d->cap = d->cap ? d->cap * 2 : 1 << 20;
+			while (d->cap < d->len + n)
+				d->cap *= 2;
+			d->mem = xrealloc(d->mem, d->cap);
+		}
+		memcpy(d->mem + d->len, p, n);
+		d->len += n;
+		return 0;
+	}
+	if (d->fd < 0) {
+		if ((d->fd = open(d->tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0 ||
+		    fs_write_all(d->fd, d->mem ? d->mem : "", d->len) < 0)
+			return -1;
+		free(d->mem);
+		d->mem = NULL;
+	}
+	if (fs_write_all(d->fd, p, n) < 0)
+		return -1;
+	d->len += n;
+	return 0;
+}
+
+/* Decompresses the pack on fd into d, at most PACK_MAX_BYTES. The frame
+ * must be whole, its checksum right. */
 static enum pack_result
-inflate_to(int fd, int out, uint64_t *size)
+inflate_to(int fd, struct doc *d)
 {
 	ZSTD_DCtx *z = ZSTD_createDCtx();
 	/* one per thread: a prefetch imports on several (workers/prefetch) */
@@ -353,7 +396,6 @@ inflate_to(int fd, int out, uint64_t *size)
 	size_t last = 1;
 	ssize_t n;
 
-	*size = 0;
 	if (z == NULL)
 		return PACK_IOERR;
 	while ((n = read(fd, in_buf, sizeof in_buf)) > 0) {
@@ -363,9 +405,9 @@ inflate_to(int fd, int out, uint64_t *size)
 			ZSTD_outBuffer o = { out_buf, sizeof out_buf, 0 };
 
 			last = ZSTD_decompressStream(z, &o, &in);
-			if (ZSTD_isError(last) || (*size += o.pos) > PACK_MAX_BYTES)
+			if (ZSTD_isError(last) || d->len + o.pos > PACK_MAX_BYTES)
 				goto out;
-			if (fs_write_all(out, out_buf, o.pos) < 0) {
+			if (doc_add(d, out_buf, o.pos) < 0) {
 				r = PACK_IOERR;
 				goto out;
 			}
@@ -378,39 +420,45 @@ out:
 	return r;
 }
 
+static enum pack_result
+doc_import(struct store *s, const char *p, size_t n, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN])
+{
+	enum pack_result r = PACK_CORRUPT;
+	msgpack_zone zone;
+	msgpack_object root;
+
+	msgpack_zone_init(&zone, 4096);
+	if (codec_unpack(p, n, &zone, &root) == 0)
+		r = import_doc(s, &root, inv, res);
+	msgpack_zone_destroy(&zone);
+	return r;
+}
+
 enum pack_result
 pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN])
 {
 	char *tmpdir = xasprintf("%s/tmp", store_dir(s));
-	int doc = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	enum pack_result r;
-	msgpack_zone zone;
-	msgpack_object root;
-	uint64_t size;
-	void *map;
+	struct doc d = { .fd = -1, .tmpdir = tmpdir };
+	enum pack_result r = inflate_to(fd, &d);
+	void *map = MAP_FAILED;
 
-	free(tmpdir);
-	if (doc < 0)
-		return PACK_IOERR;
-	r = inflate_to(fd, doc, &size);
-	if (r == PACK_OK && size == 0)
+	if (r == PACK_OK && d.len == 0)
 		r = PACK_CORRUPT;
-	if (r != PACK_OK) {
-		close(doc);
-		return r;
+	if (r == PACK_OK && d.fd < 0) {
+		r = doc_import(s, d.mem, d.len, inv, res);
+	} else if (r == PACK_OK) {
+		/* Mapped, not read: the document can be as large as the crate's outputs. */
+		map = mmap(NULL, d.len, PROT_READ, MAP_PRIVATE, d.fd, 0);
+		r = map == MAP_FAILED ? PACK_IOERR : doc_import(s, map, d.len, inv, res);
 	}
-	/* Mapped, not read: the document can be as large as the crate's outputs. */
-	map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, doc, 0);
-	close(doc);
-	if (map == MAP_FAILED)
-		return PACK_IOERR;
-	r = PACK_CORRUPT;
-	msgpack_zone_init(&zone, 4096);
-	if (codec_unpack(map, (size_t)size, &zone, &root) == 0)
-		r = import_doc(s, &root, inv, res);
-	msgpack_zone_destroy(&zone);
-	munmap(map, (size_t)size);
+	if (map != MAP_FAILED)
+		munmap(map, d.len);
+	if (d.fd >= 0)
+		close(d.fd);
+	free(d.mem);
+	free(tmpdir);
 	return r;
 }
 

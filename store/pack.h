@@ -22,6 +22,9 @@
 #define PACK_FORMAT 1
 /* Largest pack we will decompress. */
 #define PACK_MAX_BYTES (1ULL << 30)
+/* A pack's document up to this size is inflated in memory, past it into an
+ * unnamed file (so an import holds at most this much memory). */
+#define PACK_MEM_MAX (32u << 20)
 
 enum pack_result { PACK_OK = 0, PACK_ABSENT, PACK_CORRUPT, PACK_IOERR };
 

@@ -254,6 +254,85 @@ class PrefetchDir(unittest.TestCase):
         self.assertEqual(self.sessions(), {})
 
 
+    # ---- crate names, newest first (workers/prefetch/prefetch_meta.c) ----
+
+    def populate_packs_only(self):
+        """runner a fills the remote; its session manifest is removed, so that
+        a fresh runner takes the packs source."""
+        out = self.populate()
+        shutil.rmtree(os.path.join(self.remote, "sessions"), ignore_errors=True)
+        return out
+
+    def test_lib_named_otherwise_is_prefetched_from_packs(self):
+        """vendor/tiny is the package tiny-vendored whose [lib] is tiny: cargo
+        metadata names it as rustc does, so its pack is prefetched too."""
+        out = self.populate_packs_only()
+        self.assertTrue(os.path.isdir(os.path.join(self.remote, "packs", "tiny")))
+        b, pf = self.second_runner("b")
+        self.assertEqual(pf["sources"]["packs"], 1, pf)
+        log = self.prefetch_log(b)
+        self.assertRegex(log, r"[1-9]\d* crates, [1-9]\d* packs imported \(\d+ bytes\) in \d+ "
+                              r"ms from packs; names: cargo metadata; phases: names \d+ ms, "
+                              r"plan \d+ ms, import \d+ ms;")
+        self.assertNotIn("Cargo.lock's package names", log)
+        self.assert_served(b, out)
+
+    def test_without_cargo_metadata_cargo_lock_names_are_used_and_said_once(self):
+        out = self.populate_packs_only()
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        # the supervisor (and so the prefetch worker) cannot find cargo
+        env = dict(b.env, PATH="/usr/bin:/bin")
+        env.pop("CARGO", None)
+        self.assertFalse(shutil.which("cargo", path=env["PATH"]), "cargo in /usr/bin")
+        p = subprocess.run([kh.KACHE, "supervisor", "start"], env=env, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["packs"], 1, pf)
+        self.assertGreater(pf["packs"], 0, pf)
+        log = self.prefetch_log(b)
+        self.assertEqual(log.count("cargo metadata gave no crate names"), 1, log)
+        self.assertIn("cargo was not found", log)
+        self.assertRegex(log, r"[1-9]\d* packs imported .* names: Cargo.lock;")
+        # served: tiny (named tiny-vendored in Cargo.lock) is fetched on its miss
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "compiles reached rustc")
+        self.assertEqual(b.run_app(), out)
+
+    def test_newest_pack_of_a_crate_is_taken_under_the_byte_cap(self):
+        a = self.runner("a", self.tmp, start=True)
+        a.cargo("build")
+        a.edit("vendor/tiny/src/lib.rs", "x * 2\n}", "x * 2\n}\npub fn two() -> u32 { 2 }")
+        a.cargo("build")
+        self.assertIn("tiny", a.compiled())
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        shutil.rmtree(os.path.join(self.remote, "sessions"), ignore_errors=True)
+        packs = os.path.join(self.remote, "packs")
+        for crate in os.listdir(packs):  # only tiny's packs stay
+            if crate != "tiny":
+                shutil.rmtree(os.path.join(packs, crate))
+        d = os.path.join(packs, "tiny")
+        names = [n for n in os.listdir(d) if n.endswith(".pack")]  # listing order
+        self.assertEqual(len(names), 2, names)
+        # the one listed first is the older: listing order would take it
+        old, new = names
+        now = time.time()
+        os.utime(os.path.join(d, old), (now - 7200, now - 7200))
+        os.utime(os.path.join(d, new), (now - 60, now - 60))
+        cap = max(os.path.getsize(os.path.join(d, n)) for n in names)
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        b.env["KACHE_PREFETCH_MAX_BYTES"] = str(cap)
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["packs"], 1, pf)
+        self.assertEqual(pf["skipped"]["over_max_bytes"], 1, pf)
+        keys = kh.entry_keys(b.env["KACHE_DIR"])
+        self.assertIn(new[:64], keys)
+        self.assertNotIn(old[:64], keys)
+
+
 class PrefetchS3(unittest.TestCase):
     """The hung remote, over moto behind the fault proxy (test_s3's fixtures)."""
 
@@ -279,6 +358,40 @@ class PrefetchS3(unittest.TestCase):
         self.assertEqual(pf["sessions_done"], 0, pf)
         self.assertEqual(pf["packs"], 0, pf)
 
+
+    def test_s3_newest_pack_of_a_crate_is_taken_under_the_byte_cap(self):
+        """Over moto: two packs of tiny, the one S3 lists first written first;
+        a cap that admits one: the newer (LastModified) is imported."""
+        s3 = self.s3
+        a, _ = s3.first_machine()
+        a.edit("vendor/tiny/src/lib.rs", "x * 2\n}", "x * 2\n}\npub fn two() -> u32 { 2 }")
+        a.cargo("build")
+        self.assertTrue(s3.drained(a))
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        bucket, pre = BUCKET_OF(s3), s3.prefix + "/"
+        keys = [o["Key"] for page in s3.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=pre) for o in page.get("Contents", [])]
+        for k in keys:  # only tiny's packs stay, and no session manifest
+            if k.startswith(pre + "sessions/") or (k.startswith(pre + "packs/") and
+                                                   not k.startswith(pre + "packs/tiny/")):
+                s3.s3.delete_object(Bucket=bucket, Key=k)
+        old, new = sorted(k for k in keys if k.startswith(pre + "packs/tiny/"))
+        bodies = {k: s3.s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in (old, new)}
+        # S3 lists by name: the first listed is written again first, the other
+        # a second later (LastModified has a second's precision)
+        s3.s3.put_object(Bucket=bucket, Key=old, Body=bodies[old])
+        time.sleep(1.5)
+        s3.s3.put_object(Bucket=bucket, Key=new, Body=bodies[new])
+        cap = max(len(b) for b in bodies.values())
+        b = s3.machine("b", os.path.join(s3.tmp, "b"), KACHE_PREFETCH_MAX_BYTES=str(cap))
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["packs"], 1, pf)
+        self.assertEqual(pf["skipped"]["over_max_bytes"], 1, pf)
+        got = kh.entry_keys(b.store)
+        self.assertIn(os.path.basename(new)[:64], got)
+        self.assertNotIn(os.path.basename(old)[:64], got)
 
 
 class SessionManifestS3(unittest.TestCase):

@@ -33,9 +33,10 @@ tmpdir(void)
 	return xstrdup(t);
 }
 
-/* Store a holds one result: two outputs (one executable), a manifest candidate. */
+/* Store a holds one result: two outputs (one executable, the other
+ * rlib_size bytes, or a short text), a manifest candidate. */
 static int
-setup(void **state)
+setup_with(void **state, size_t rlib_size)
 {
 	struct fx *f = xcalloc(1, sizeof *f);
 	struct store_output o[2] = { { .name = "libx.rlib", .mode = 0644 },
@@ -50,7 +51,16 @@ setup(void **state)
 	f->a = store_open(f->dir_a);
 	f->b = store_open(f->dir_b);
 	src = xasprintf("%s/src", f->dir_a);
-	assert_int_equal(fs_write_atomic(src, "rlib-bytes", 10, 0644), 0);
+	if (rlib_size > 0) {
+		char *big = xmalloc(rlib_size);
+
+		for (size_t i = 0; i < rlib_size; i++)
+			big[i] = (char)(i * 2654435761u >> 13);
+		assert_int_equal(fs_write_atomic(src, big, rlib_size, 0644), 0);
+		free(big);
+	} else {
+		assert_int_equal(fs_write_atomic(src, "rlib-bytes", 10, 0644), 0);
+	}
 	assert_int_equal(store_blob_put(f->a, src, 0, 0, o[0].hash, &o[0].size), 0);
 	assert_int_equal(fs_write_atomic(src,
 	                     "\x7f"
@@ -73,6 +83,19 @@ setup(void **state)
 	buf_free(&e.depinfo);
 	*state = f;
 	return 0;
+}
+
+static int
+setup(void **state)
+{
+	return setup_with(state, 0);
+}
+
+/* A document past PACK_MEM_MAX: inflated into a file, not memory. */
+static int
+setup_large(void **state)
+{
+	return setup_with(state, PACK_MEM_MAX + (8u << 20));
 }
 
 static int
@@ -123,6 +146,30 @@ test_round_trip(void **state)
 	assert_int_equal(m.n, 1);
 	assert_memory_equal(m.c[0].result, f->res, HASH_LEN);
 	store_manifest_clear(&m);
+	buf_free(&b);
+}
+
+/* A pack larger than PACK_MEM_MAX imports the same (through a file). */
+static void
+test_round_trip_large(void **state)
+{
+	struct fx *f = *state;
+	struct store_entry e;
+	unsigned char h[HASH_LEN];
+	uint64_t size;
+	struct buf b;
+	char hex[HASH_HEX_LEN + 1], *blob;
+
+	build(f, &b);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res), PACK_OK);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	hash_to_hex(e.outputs[0].hash, hex);
+	blob = store_path(f->b, "blobs", hex);
+	assert_int_equal(hash_file(blob, h, &size), 0);
+	assert_int_equal(size, PACK_MEM_MAX + (8u << 20));
+	assert_memory_equal(h, e.outputs[0].hash, HASH_LEN);
+	free(blob);
+	store_entry_clear(&e);
 	buf_free(&b);
 }
 
@@ -527,6 +574,7 @@ main(void)
 		cmocka_unit_test(test_layout_manifest),
 		cmocka_unit_test_setup_teardown(test_dir_remote_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_round_trip_large, setup_large, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_of_another_format_is_off, setup,
 		    teardown),
 		cmocka_unit_test(test_remote_settings_check),

@@ -60,15 +60,15 @@ report(const struct proto_hint *h, const struct prefetch_plan *plan, const struc
 	if (refused[0] != '\0')
 		log_warnx("prefetch %s: %s", h->root[0] ? h->root : "?", refused);
 	else
-		log_info("prefetch %s: %ld crates (%s), %ld packs imported (%llu bytes) in %lld "
-		         "ms (names %lld, plan %lld, import %lld) from %s%s; skipped: %ld "
-		         "present, %ld over prefetch.max_bytes, %ld rejected, %ld failed, %ld "
-		         "listings failed",
-		    h->root, plan->crates, from[plan->crates_from < 3 ? plan->crates_from : 0],
-		    ss->d.packs, (unsigned long long)ss->d.bytes, (long long)ms,
-		    (long long)plan->meta_ms, (long long)plan->list_ms, (long long)ss->import_ms,
-		    prefetch_source_name(plan->source), shared, plan->present, plan->over_cap,
-		    ss->d.rejected, ss->d.failed, plan->list_failed);
+		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms "
+		         "from %s%s; names: %s; phases: names %lld ms, plan %lld ms, import %lld "
+		         "ms; skipped: %ld present, %ld over prefetch.max_bytes, %ld rejected, "
+		         "%ld failed, %ld listings failed",
+		    h->root, plan->crates, ss->d.packs, (unsigned long long)ss->d.bytes,
+		    (long long)ms, prefetch_source_name(plan->source), shared,
+		    from[plan->crates_from < 3 ? plan->crates_from : 0], (long long)plan->meta_ms,
+		    (long long)plan->list_ms, (long long)ss->import_ms, plan->present,
+		    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed);
 	snprintf(text, sizeof text,
 	    "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
 	    "\"present\": %ld, \"over_cap\": %ld, \"rejected\": %ld, \"failed\": %ld, "

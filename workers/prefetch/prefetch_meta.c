@@ -36,8 +36,7 @@ struct id_ix {
 
 static char **child_env(void);
 static pid_t spawn(const char *root, int out);
-static int collect(pid_t pid, int fd, int64_t deadline, struct buf *out, char *why,
-    size_t whylen);
+static int collect(pid_t pid, int fd, int64_t deadline, struct buf *out, char *why, size_t whylen);
 static int finish(pid_t pid, int64_t deadline, char *why, size_t whylen);
 static int cmp_id(const void *a, const void *b);
 static size_t find_id(const struct id_ix *ix, size_t n, const char *id);
@@ -252,7 +251,7 @@ kind_compiled(json_t *kinds)
 	size_t i, k;
 	json_t *v;
 
-	json_array_foreach (kinds, i, v)
+	json_array_foreach(kinds, i, v)
 		for (k = 0; k < sizeof ok / sizeof ok[0]; k++)
 			if (json_is_string(v) && strcmp(json_string_value(v), ok[k]) == 0)
 				return 1;
@@ -269,7 +268,7 @@ add_targets(json_t *pkg, struct strv *crates)
 	const char *s;
 	size_t i;
 
-	json_array_foreach (targets, i, t) {
+	json_array_foreach(targets, i, t) {
 		s = json_string_value(json_object_get(t, "name"));
 		if (s == NULL || strlen(s) >= sizeof name ||
 		    !kind_compiled(json_object_get(t, "kind")))
@@ -295,9 +294,9 @@ graph_edges(json_t *nodes, struct graph *g)
 	for (i = 0; i < g->n; i++)
 		ix[i] = (struct id_ix){ g->id[i], i };
 	qsort(ix, g->n, sizeof *ix, cmp_id);
-	json_array_foreach (nodes, i, node) {
+	json_array_foreach(nodes, i, node) {
 		a = find_id(ix, g->n, str(json_object_get(node, "id")));
-		json_array_foreach (json_object_get(node, "dependencies"), k, dep) {
+		json_array_foreach(json_object_get(node, "dependencies"), k, dep) {
 			b = find_id(ix, g->n, str(dep));
 			if (a == g->n || b == g->n || a == b)
 				continue;
@@ -374,7 +373,7 @@ prefetch_meta_parse(const char *text, size_t n, struct strv *crates, char *why, 
 	g.n = json_array_size(packages);
 	g.id = xcalloc(g.n, sizeof *g.id);
 	g.order = xcalloc(g.n + 1, sizeof *g.order);
-	json_array_foreach (packages, i, pkg)
+	json_array_foreach(packages, i, pkg)
 		g.id[i] = str(json_object_get(pkg, "id"));
 	graph_order(json_object_get(json_object_get(root, "resolve"), "nodes"), &g);
 	for (i = 0; i < g.n; i++)
