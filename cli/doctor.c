@@ -135,10 +135,13 @@ run_capture(char *const argv[], char *out, size_t n)
 	got += r > 0 ? (size_t)r : 0;
 	out[got < n ? got : n - 1] = '\0';
 	close(fds[0]);
-	if (pid > 0 && waitpid(pid, &st, WNOHANG) == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &st, 0);
-		return -1;
+	while (pid > 0 && waitpid(pid, &st, WNOHANG) == 0) {
+		if (clock_left_ms(deadline) <= 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return -1;
+		}
+		usleep(5000);
 	}
 	return pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -502,8 +505,10 @@ chk_locks(struct doctor *d)
 		fclose(f);
 	}
 	if (stale)
-		say(d, "locks", LV_WARN, "remove it (`rm` it); `kache supervisor start` writes a new one",
-		    "%s names pid %ld, which is gone", p.pidfile, pid);
+		say(d, "locks", LV_FAIL,
+		    "remove it (`rm` it): the supervisor died without cleaning up; `kache "
+		    "supervisor start` writes a new one",
+		    "stale pid file: %s names pid %ld, which is gone", p.pidfile, pid);
 	if ((fd = open(il, O_RDONLY | O_CLOEXEC)) >= 0) {
 		if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK &&
 		    !proto_supervisor_running(&p)) {

@@ -415,12 +415,12 @@ tail_file(const char *path, long n, int follow)
 		buf_free(&b);
 		return 1;
 	}
-	start = b.len;
-	while (start > 0 && lines <= n)
-		if (b.p[--start] == '\n' && start + 1 < b.len)
-			lines++;
-	if (lines > n)
-		start++;
+	/* back from the end (its own newline aside) to just after the n-th newline */
+	start = b.len > 0 && b.p[b.len - 1] == '\n' ? b.len - 1 : b.len;
+	while (n > 0 && start > 0 && (b.p[start - 1] != '\n' || ++lines < n))
+		start--;
+	if (n == 0)
+		start = b.len;
 	fwrite(b.p + start, 1, b.len - start, stdout);
 	fflush(stdout);
 	off = b.len;
