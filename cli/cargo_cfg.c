@@ -11,9 +11,9 @@
 
 /* What the scanner carries from one line to the next. */
 struct scan_state {
-	char table[128];  /* the current [table] ("" at the top) */
-	int depth;        /* open [ of a multi-line array */
-	const char *mlq;  /* the closing quote of a multi-line string, or NULL */
+	char table[128]; /* the current [table] ("" at the top) */
+	int depth;       /* open [ of a multi-line array */
+	const char *mlq; /* the closing quote of a multi-line string, or NULL */
 };
 
 static void scan_line(const char *p, const char *end, size_t next, struct scan_state *s,

@@ -10,10 +10,10 @@
 #define CARGO_CFG_VALUE_MAX 1024
 
 struct cargo_cfg_scan {
-	int found;                            /* build.rustc-wrapper is set */
-	char value[CARGO_CFG_VALUE_MAX];      /* its string value ("" when not a string) */
-	int has_build;                        /* a [build] table header exists */
-	size_t build_end;                     /* offset just past the [build] header line */
+	int found;                       /* build.rustc-wrapper is set */
+	char value[CARGO_CFG_VALUE_MAX]; /* its string value ("" when not a string) */
+	int has_build;                   /* a [build] table header exists */
+	size_t build_end;                /* offset just past the [build] header line */
 };
 
 /* Scans text[0..len) (a config.toml) into r. */

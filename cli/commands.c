@@ -50,7 +50,8 @@ static const struct command commands[] = {
 	    0 },
 	{ "help", cmd_help, "show help for a command", "usage: kache help [COMMAND]\n", 0 },
 	{ "supervisor", supervisor_cmd, "run and manage the background supervisor and its workers",
-	    "usage: kache supervisor [status [--json]]|start|stop [--timeout DURATION]|restart|run\n"
+	    "usage: kache supervisor [status [--json]]|start|stop [--timeout "
+	    "DURATION]|restart|run\n"
 	    "       kache supervisor log [WORKER] [-n N] [-f]\n"
 	    "       kache supervisor install|uninstall|scale uploader=N\n"
 	    "start runs it in the background (the wrapper also starts it on demand); run keeps\n"

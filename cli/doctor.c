@@ -48,8 +48,8 @@ struct doctor {
 	int failed;
 };
 
-static void say(struct doctor *d, const char *name, enum level lv, const char *fix,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void say(struct doctor *d, const char *name, enum level lv, const char *fix, const char *fmt,
+    ...) __attribute__((format(printf, 5, 6)));
 static char *find_on_path(const char *name);
 static int run_capture(char *const argv[], char *out, size_t n);
 static void chk_binaries(struct doctor *d);
@@ -79,8 +79,9 @@ say(struct doctor *d, const char *name, enum level lv, const char *fix, const ch
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof detail, fmt, ap);
 	va_end(ap);
-	json_array_append_new(d->checks, json_pack("{s:s, s:s, s:s, s:s?}", "name", name,
-	                                     "status", names[lv], "detail", detail, "fix", fix));
+	json_array_append_new(d->checks,
+	    json_pack("{s:s, s:s, s:s, s:s?}", "name", name, "status", names[lv], "detail", detail,
+	        "fix", fix));
 	if (lv == LV_FAIL)
 		d->failed = 1;
 }
@@ -166,7 +167,8 @@ chk_binaries(struct doctor *d)
 	argv[0] = kached;
 	snprintf(want, sizeof want, "kache %s\n", KACHE_VERSION);
 	if (access(kached, X_OK) != 0)
-		say(d, "binaries", LV_FAIL, "install kached beside kache (both come from one build)",
+		say(d, "binaries", LV_FAIL,
+		    "install kached beside kache (both come from one build)",
 		    "%s has no kached beside it", kache);
 	else if (run_capture(argv, got, sizeof got) != 0 || strcmp(got, want) != 0)
 		say(d, "binaries", LV_FAIL, "install kache and kached from one build",
@@ -360,7 +362,8 @@ chk_filesystem(struct doctor *d)
 		    net);
 	else if (access(d->dir, W_OK) == 0)
 		say(d, "filesystem", LV_OK, NULL, "local filesystem, reflink %s",
-		    reflink_works(d->dir) ? "works (restores share blocks)" : "not supported (restores copy)");
+		    reflink_works(d->dir) ? "works (restores share blocks)" :
+		                            "not supported (restores copy)");
 	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	format_size(avail, sz, sizeof sz);
 	if (avail < FREE_FAIL_BYTES)
@@ -409,7 +412,8 @@ chk_supervisor(struct doctor *d)
 	if (proto_paths_init(&p, d->dir) < 0)
 		return;
 	if (!proto_supervisor_running(&p)) {
-		say(d, "supervisor", LV_OK, NULL, "not running (started on demand; `kache "
+		say(d, "supervisor", LV_OK, NULL,
+		    "not running (started on demand; `kache "
 		    "supervisor start` starts one now)");
 		return;
 	}
@@ -539,8 +543,8 @@ print_text(const struct doctor *d)
 		if (fix)
 			printf("      fix: %s\n", fix);
 	}
-	printf(d->failed ? "kache doctor: something is wrong (see fix: above)\n"
-	                 : "kache doctor: all good\n");
+	printf(d->failed ? "kache doctor: something is wrong (see fix: above)\n" :
+	                   "kache doctor: all good\n");
 }
 
 int
@@ -574,7 +578,8 @@ cmd_doctor(int argc, char **argv)
 	chk_remote(&d);
 	chk_locks(&d);
 	if (json) {
-		doc = json_pack("{s:i, s:b, s:O}", "schema", 1, "ok", !d.failed, "checks", d.checks);
+		doc =
+		    json_pack("{s:i, s:b, s:O}", "schema", 1, "ok", !d.failed, "checks", d.checks);
 		out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("%s\n", out);
 		free(out);

@@ -77,29 +77,20 @@ on_key(struct monitor *m, int ch)
 	switch (ch) {
 	case 'q':
 	case 'Q':
-	case KEY_ESC:
-		return 1;
-	case '\t':
-		m->tab = (m->tab + 1) % TAB_COUNT;
-		break;
-	case KEY_BTAB:
-		m->tab = (m->tab + TAB_COUNT - 1) % TAB_COUNT;
-		break;
-	case '1': case '2': case '3': case '4':
-		m->tab = ch - '1';
-		break;
+	case KEY_ESC: return 1;
+	case '\t': m->tab = (m->tab + 1) % TAB_COUNT; break;
+	case KEY_BTAB: m->tab = (m->tab + TAB_COUNT - 1) % TAB_COUNT; break;
+	case '1':
+	case '2':
+	case '3':
+	case '4': m->tab = ch - '1'; break;
 	case 'f':
 		m->filtering = 1;
 		m->filter[0] = '\0';
 		break;
-	case 's':
-		m->sort = (m->sort + 1) % 3;
-		break;
-	case 'p':
-		m->paused = !m->paused;
-		break;
-	default:
-		break;
+	case 's': m->sort = (m->sort + 1) % 3; break;
+	case 'p': m->paused = !m->paused; break;
+	default: break;
 	}
 	return 0;
 }
@@ -142,8 +133,9 @@ cmd_monitor(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
-		fprintf(stderr, "kache monitor: needs a terminal; `kache stats` and `kache "
-		                "supervisor status --json` print the same numbers\n");
+		fprintf(stderr,
+		    "kache monitor: needs a terminal; `kache stats` and `kache "
+		    "supervisor status --json` print the same numbers\n");
 		return 1;
 	}
 	cfg = config_load(NULL);

@@ -119,7 +119,8 @@ draw_build(struct monitor *m, int row)
 		time_t t = (time_t)(c->ts_ms / 1000);
 		struct tm tm;
 
-		if (localtime_r(&t, &tm) == NULL || strftime(tbuf, sizeof tbuf, "%H:%M:%S", &tm) == 0)
+		if (localtime_r(&t, &tm) == NULL ||
+		    strftime(tbuf, sizeof tbuf, "%H:%M:%S", &tm) == 0)
 			snprintf(tbuf, sizeof tbuf, "-");
 		format_size(c->bytes, sz, sizeof sz);
 		mvprintw(row++, 0, "%-8s %-28.28s %-12s %9llu %10s  %s", tbuf, c->crate,
@@ -152,11 +153,12 @@ draw_store(struct monitor *m, const struct mon_bg *bg, int row)
 	}
 	format_size(bg->bytes, a, sizeof a);
 	format_size(m->cap, b, sizeof b);
-	mvprintw(row++, 0, "size %s of cap %s (%.0f%%), %llu entries  (index read in %lld ms)",
-	    a, b, m->cap ? 100.0 * (double)bg->bytes / (double)m->cap : 0.0,
+	mvprintw(row++, 0, "size %s of cap %s (%.0f%%), %llu entries  (index read in %lld ms)", a,
+	    b, m->cap ? 100.0 * (double)bg->bytes / (double)m->cap : 0.0,
 	    (unsigned long long)bg->entries, (long long)bg->store_ms);
-	mvprintw(row++, 0, "all time: %llu hits, %llu remote hits, %llu misses, %llu "
-	                   "pass-throughs; time saved %.1f s",
+	mvprintw(row++, 0,
+	    "all time: %llu hits, %llu remote hits, %llu misses, %llu "
+	    "pass-throughs; time saved %.1f s",
 	    (unsigned long long)bg->hits, (unsigned long long)bg->remote_hits,
 	    (unsigned long long)bg->misses, (unsigned long long)bg->passes,
 	    (double)bg->ms_saved / 1e3);
@@ -185,10 +187,11 @@ draw_workers(const struct mon_bg *bg, int row)
 	size_t i;
 
 	if (!bg->online) {
-		mvprintw(row, 0, bg->hung ? "the supervisor holds its lock but does not answer: "
-		                            "`kache daemon log`, then restart it"
-		                          : "no supervisor runs for this store (`kache supervisor "
-		                            "start`, or a wrapper starts one on demand)");
+		mvprintw(row, 0,
+		    bg->hung ? "the supervisor holds its lock but does not answer: "
+		               "`kache daemon log`, then restart it" :
+		               "no supervisor runs for this store (`kache supervisor "
+		               "start`, or a wrapper starts one on demand)");
 		return;
 	}
 	q = json_object_get(bg->status, "queue");
@@ -206,8 +209,8 @@ draw_workers(const struct mon_bg *bg, int row)
 			break;
 		mvprintw(row++, 0, "%-10s %5lld %8lld %-12s %7llds %8lld %6lld %5lld  %s",
 		    jstr(w, "role"), jint(w, "index"), jint(w, "pid"), jstr(w, "state"),
-		    jint(w, "uptime_s"), jint(w, "restarts"), jint(w, "jobs_done"), jint(w, "queue"),
-		    jstr(w, "last_exit"));
+		    jint(w, "uptime_s"), jint(w, "restarts"), jint(w, "jobs_done"),
+		    jint(w, "queue"), jstr(w, "last_exit"));
 	}
 }
 
@@ -218,9 +221,9 @@ draw_remote(struct monitor *m, const struct mon_bg *bg, int row)
 
 	if (bg->online) {
 		mvprintw(row++, 0, "remote %s; breaker: %s", jstr(bg->status, "remote"),
-		    json_is_true(json_object_get(bg->status, "remote_off"))
-			? "OPEN (the remote refused an uploader for good: uploads paused)"
-			: "closed");
+		    json_is_true(json_object_get(bg->status, "remote_off")) ?
+		        "OPEN (the remote refused an uploader for good: uploads paused)" :
+		        "closed");
 		mvprintw(row++, 0, "queues: %lld uploads queued, %lld uploading, %lld fetches",
 		    jint(q, "uploads"), jint(q, "uploading"), jint(q, "fetches"));
 	} else {
@@ -235,8 +238,9 @@ draw_remote(struct monitor *m, const struct mon_bg *bg, int row)
 	    (unsigned long long)m->n_remote);
 	if (bg->online && (pf = json_object_get(bg->status, "prefetch")) != NULL) {
 		row++;
-		mvprintw(row++, 0, "prefetch: %lld sessions (%lld done, %lld lost), %lld packs, %lld "
-		                   "bytes; %lld hints",
+		mvprintw(row++, 0,
+		    "prefetch: %lld sessions (%lld done, %lld lost), %lld packs, %lld "
+		    "bytes; %lld hints",
 		    jint(pf, "sessions"), jint(pf, "sessions_done"), jint(pf, "sessions_lost"),
 		    jint(pf, "packs"), jint(pf, "bytes"), jint(pf, "hints"));
 	}

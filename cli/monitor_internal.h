@@ -15,8 +15,8 @@
 
 #include "common/util.h"
 
-#define MON_RING 1024   /* compiles kept for the Build tab */
-#define MON_TOP 64      /* crates kept for the Store tab */
+#define MON_RING 1024 /* compiles kept for the Build tab */
+#define MON_TOP 64    /* crates kept for the Store tab */
 #define MON_CRATE_MAX 128
 
 enum mon_tab { TAB_BUILD, TAB_STORE, TAB_WORKERS, TAB_REMOTE, TAB_COUNT };
@@ -36,17 +36,17 @@ struct mon_crate {
 
 /* What the background thread found; copied out under mu. */
 struct mon_bg {
-	int online;                 /* the supervisor answered the last status request */
-	int hung;                   /* it holds its lock but did not answer */
-	json_t *status;             /* its status document (owned), NULL offline */
-	int store_ready;            /* the store numbers below have been read once */
-	char store_err[160];        /* why not, when they could not be */
-	uint64_t entries, bytes;    /* per the index */
+	int online;              /* the supervisor answered the last status request */
+	int hung;                /* it holds its lock but did not answer */
+	json_t *status;          /* its status document (owned), NULL offline */
+	int store_ready;         /* the store numbers below have been read once */
+	char store_err[160];     /* why not, when they could not be */
+	uint64_t entries, bytes; /* per the index */
 	uint64_t hits, remote_hits, misses, passes, ms_saved;
 	struct mon_crate top[MON_TOP];
 	size_t ntop;
-	int64_t store_ms;           /* how long the last read of the index took */
-	char gc_line[200];          /* the indexer's last gc line */
+	int64_t store_ms;  /* how long the last read of the index took */
+	char gc_line[200]; /* the indexer's last gc line */
 };
 
 struct monitor {

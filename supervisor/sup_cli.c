@@ -294,8 +294,7 @@ print_counts(const json_t *st)
 #define C(k) ((long long)json_integer_value(json_object_get(st, k)))
 	printf("compiles: %lld hits (%lld remote), %lld misses, %lld pass-throughs, %lld "
 	       "entries\n",
-	    C("hits") + C("remote_hits"), C("remote_hits"), C("misses"), C("passes"),
-	    C("entries"));
+	    C("hits") + C("remote_hits"), C("remote_hits"), C("misses"), C("passes"), C("entries"));
 #undef C
 }
 

@@ -53,9 +53,9 @@ status_json(const struct supervisor *s)
 	    (json_int_t)getpid(), "version", KACHE_VERSION, "uptime_s",
 	    (json_int_t)((now - s->started_ms) / 1000), "kache_dir", s->kache_dir, "remote",
 	    config_get(s->cfg, "remote.type"), "state", s->stopping ? "stopping" : "running",
-	    "remote_off", jobs_remote_off(s),
-	    "queue", "uploads", (json_int_t)queued, "uploading", (json_int_t)inflight, "fetches",
-	    (json_int_t)fetches, "workers", workers, "prefetch", prefetch_json(prefetch_counts(s)));
+	    "remote_off", jobs_remote_off(s), "queue", "uploads", (json_int_t)queued, "uploading",
+	    (json_int_t)inflight, "fetches", (json_int_t)fetches, "workers", workers, "prefetch",
+	    prefetch_json(prefetch_counts(s)));
 	out = json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	return out;

@@ -6,6 +6,7 @@ the log is gone or on SIGTERM), `-n N` prints N lines and exits.
 Environment: KACHED, FIXTURE."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,6 +109,34 @@ class Daemon(kh.IndexedStore, unittest.TestCase):
         finally:
             p.kill()
             p.wait()
+
+
+class FirstIndexProgress(kh.IndexedStore, unittest.TestCase):
+    """The first index build over a store (no index yet) shows how far it got on
+    a terminal and nothing when piped; the result is the same."""
+
+    def setUp(self):
+        self.tmp = kh.make_tmp("kache-firstix-")
+        self.store = os.path.join(self.tmp, "store")
+        self.env = kh.store_env(self.tmp, self.store, HOME=self.tmp)
+
+    def tearDown(self):
+        kh.end_test_processes(self.tmp, self.store)
+
+    def test_first_index_build_progress(self):
+        self.fx("burst", 200, 100)
+        shutil.rmtree(os.path.join(self.store, "intents"))
+        p = subprocess.run(["script", "-qec", f"{KACHED} list burst", "/dev/null"],
+                           env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=120)
+        tty = p.stdout.decode(errors="replace")
+        self.assertEqual(p.returncode, 0, tty)
+        self.assertIn("\r\x1b[Kindex: 1 entries scanned", tty)
+        shutil.rmtree(os.path.join(self.store, "index"))
+        piped = self.run_k("list", "burst")
+        self.assertEqual(piped.stderr, "")
+        self.assertNotIn("\r", piped.stdout)
+        self.assertEqual(tty.rsplit("\r\x1b[K", 1)[1].replace("\r\n", "\n"), piped.stdout)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ class Monitor(kh.IndexedStore, unittest.TestCase):
         self.tmux("new-session", "-d", "-s", "mon", "-x", "120", "-y", "40",
                   "env", "PS1=" + PROMPT, "sh", "-i")
         self.started = True
-        self.see(PROMPT)
+        self.see(PROMPT.strip())
         self.tmux("send-keys", "-t", "mon",
                   f"{os.path.abspath(KACHED)} monitor; echo MONITOR-EXIT=$?", "Enter")
         self.see("kache monitor")
