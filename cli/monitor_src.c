@@ -10,7 +10,8 @@
  * goes is reconnected to by ZeroMQ itself.
  * Store, Workers: a thread, once a second, asks the supervisor for its status
  * (answer within MON_STATUS_MS, or it counts as hung) and every
- * MON_STORE_EVERY_MS reads the index read-only (no lock, nothing written:
+ * MON_STORE_EVERY_MS (or four times as long as the last read took) reads the
+ * index read-only (no lock, nothing written:
  * with or without a supervisor), so that neither a hung supervisor nor a
  * scan of 100k entries ever holds up the screen. */
 #include <errno.h>
@@ -217,8 +218,13 @@ bg_main(void *arg)
 	while (!m->stop) {
 		bg_status(m);
 		if (!m->stop && clock_ms() >= next_store) {
+			int64_t t0 = clock_ms(), took;
+
 			bg_store(m);
-			next_store = clock_ms() + MON_STORE_EVERY_MS;
+			/* a large store is read again less often: at most a fifth of the time */
+			took = clock_ms() - t0;
+			next_store = clock_ms() +
+			    (took * 4 > MON_STORE_EVERY_MS ? took * 4 : MON_STORE_EVERY_MS);
 		}
 		for (int i = 0; i < 10 && !m->stop; i++)
 			usleep(100 * 1000);
