@@ -498,16 +498,16 @@ chk_locks(struct doctor *d)
 	struct proto_paths p;
 	char *il = xasprintf("%s/index.lock", d->dir);
 	long pid = 0;
-	FILE *f;
+	struct buf b;
 	int fd, stale = 0;
 
+	buf_init(&b);
 	if (proto_paths_init(&p, d->dir) == 0 && !proto_supervisor_running(&p) &&
-	    (f = fopen(p.pidfile, "r")) != NULL) {
-		if (fscanf(f, "%ld", &pid) == 1 && pid > 0 && kill((pid_t)pid, 0) < 0 &&
-		    errno == ESRCH)
-			stale = 1;
-		fclose(f);
+	    fs_read_file(p.pidfile, &b, 64) == 0 && b.len > 0) {
+		pid = strtol(b.p, NULL, 10);
+		stale = pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 	}
+	buf_free(&b);
 	if (stale)
 		say(d, "locks", LV_FAIL,
 		    "remove it (`rm` it): the supervisor died without cleaning up; `kache "

@@ -84,19 +84,21 @@ init_write(const char *path, const struct buf *old, const struct cargo_cfg_scan 
 {
 	char *backup = xasprintf("%s.kache-backup", path);
 	size_t at = r->has_build ? r->build_end : old->len;
+	const char *op = old->len > 0 && old->p != NULL ? old->p : "";
+	size_t olen = op[0] ? old->len : 0;
 	struct buf out;
 	int rc = 0;
 
 	buf_init(&out);
-	buf_add(&out, old->p, at);
-	if (r->has_build && (at == 0 || old->p[at - 1] != '\n'))
+	buf_add(&out, op, at);
+	if (r->has_build && (at == 0 || op[at - 1] != '\n'))
 		buf_addch(&out, '\n'); /* a [build] header on the file's last line */
-	if (!r->has_build && old->len > 0 && old->p[old->len - 1] != '\n')
+	if (!r->has_build && olen > 0 && op[olen - 1] != '\n')
 		buf_addch(&out, '\n');
 	if (!r->has_build)
-		buf_addstr(&out, old->len > 0 ? "\n[build]\n" : "[build]\n");
+		buf_addstr(&out, olen > 0 ? "\n[build]\n" : "[build]\n");
 	buf_addstr(&out, WRAPPER_LINE);
-	buf_add(&out, old->p + at, old->len - at);
+	buf_add(&out, op + at, olen - at);
 	if (old->len > 0 && fs_write_atomic(backup, old->p, old->len, 0644) < 0) {
 		fprintf(stderr, "kache init: cannot write the backup %s: %s\n", backup,
 		    strerror(errno));

@@ -307,13 +307,12 @@ status_unanswered(const char *dir, int r, int json)
 	struct proto_paths p;
 	long pid = 0;
 	int hung = proto_paths_init(&p, dir) == 0 && proto_supervisor_running(&p);
-	FILE *f;
+	struct buf b;
 
-	if (hung && (f = fopen(p.pidfile, "r")) != NULL) {
-		if (fscanf(f, "%ld", &pid) != 1)
-			pid = 0;
-		fclose(f);
-	}
+	buf_init(&b);
+	if (hung && fs_read_file(p.pidfile, &b, 64) == 0 && b.len > 0)
+		pid = strtol(b.p, NULL, 10);
+	buf_free(&b);
 	if (json && hung)
 		printf("{\"state\": \"hung\", \"pid\": %ld}\n", pid);
 	else if (json)
