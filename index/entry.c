@@ -372,7 +372,9 @@ scan_disk_cb(const char *hex, const char *path, const struct stat *st, void *arg
 	unsigned char key[HASH_LEN];
 	struct ix_entry e;
 
-	ix_progress(c->ix, "entries scanned", ++c->seen, 0);
+	++c->seen; /* told only while index_open builds the index (not gc's scan) */
+	if (c->ix->open_progress != NULL && c->ix->open_progress->fn != NULL)
+		c->ix->open_progress->fn("entries scanned", c->seen, 0, c->ix->open_progress->arg);
 	struct ix_txn t;
 	int r;
 

@@ -360,9 +360,9 @@ ix_open_wait(const char *store_dir, int64_t wait_ms, const struct index_progress
 	rocksdb_options_set_create_if_missing(ix->opt, 1);
 	rocksdb_options_set_info_log_level(ix->opt, 3); /* errors only */
 	set_log_dir(ix);
-	ix->progress = pg;
+	ix->open_progress = pg;
 	rc = open_or_rebuild(ix, wait_ms);
-	ix->progress = NULL;
+	ix->open_progress = NULL;
 	if (rc < 0) {
 		if (rc == -2 && wait_ms > 0)
 			log_warnx("index: %s is locked by another process", ix->db_path);
