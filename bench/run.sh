@@ -114,7 +114,7 @@ for i in $(seq "$runs"); do
   done
   rm -rf "$work/floor-target"; cp -a "$work/a-none/ws/target" "$work/floor-target"
   off=$(fsize "$(events)")
-  for w in $(seq "$warm"); do
+  for _ in $(seq "$warm"); do
     for tool in none sccache kache floor; do
       [ "$tool" = none ] && [ "$full" = 0 ] && continue
       if [ "$tool" = floor ]; then times[floor,warm]+=" $(floor "$work/a-none/ws" "$work/floor-target" "$work/home-a")"; continue; fi
