@@ -16,8 +16,8 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "scenarios"))
-from test_cargo import msgpack_load  # noqa: E402  (the tests' own msgpack reader)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "harness"))
+from kache_harness import mp_decode  # noqa: E402  (the tests' own msgpack reader)
 
 JOURNAL_HIT = 1
 FORKS = ("clone", "clone3", "fork", "vfork")
@@ -31,7 +31,7 @@ def journal(path, offset=0):
         n = int.from_bytes(data[pos:pos + 4], "big")
         if len(data) - pos - 4 < n:
             break
-        ev, _ = msgpack_load(data[pos + 4:pos + 4 + n])
+        ev, _ = mp_decode(data[pos + 4:pos + 4 + n])
         if isinstance(ev, dict) and ev.get("t") == JOURNAL_HIT:
             print(ev.get("us", 0))
         pos += 4 + n
