@@ -64,7 +64,7 @@ static int reflink_works(const char *dir);
 static void chk_index(struct doctor *d);
 static void chk_supervisor(struct doctor *d);
 static void chk_remote(struct doctor *d);
-static int count_marker(const char *name, uint64_t size, void *arg);
+static int count_marker(const char *name, uint64_t size, int64_t mtime_ms, void *arg);
 static void chk_locks(struct doctor *d);
 static void print_text(const struct doctor *d);
 
@@ -443,9 +443,10 @@ chk_supervisor(struct doctor *d)
 }
 
 static int
-count_marker(const char *name, uint64_t size, void *arg)
+count_marker(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
 {
 	(void)size;
+	(void)mtime_ms;
 	if (strcmp(name, "kache-remote-format") == 0)
 		(*(int *)arg)++;
 	return 0;
