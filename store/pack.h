@@ -34,8 +34,9 @@ enum pack_result { PACK_OK = 0, PACK_ABSENT, PACK_CORRUPT, PACK_IOERR };
  * when the entry, a blob or the manifest candidate is gone. */
 enum pack_result pack_write(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], int fd, char **crate);
-/* Reads a pack from fd: decompressed (checksum checked) into an unnamed file in
- * the store's tmp/, mapped, then verified and imported as pack_import says.
+/* Reads a pack from fd: decompressed (checksum checked) into memory, or past
+ * PACK_MEM_MAX into an unnamed file in the store's tmp/ that is mapped, then
+ * verified and imported as pack_import says.
  * inv NULL (a prefetch, which knows a pack by its crate and result only): the
  * manifest candidate goes under the invocation key the pack names, so a
  * wrapper asking with that key finds it; nothing else is checked less. */

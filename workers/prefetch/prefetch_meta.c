@@ -89,6 +89,8 @@ spawn(const char *root, int out)
 		execvpe(cargo, argv, env);
 		_exit(127);
 	}
+	if (pid > 0) /* as in the child: a kill of the group never misses it */
+		setpgid(pid, pid);
 	free(env);
 	return pid;
 }

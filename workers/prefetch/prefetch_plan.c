@@ -1,7 +1,7 @@
 /* Choosing what a session imports, most exact first: the session manifest of
- * this workspace's fingerprint, else the closest recorded session, else the
- * packs of the Cargo.lock's crates (prefetch_internal.h). A planner slots in
- * here as one more source. */
+ * this workspace's fingerprint, else the closest of the newest recorded
+ * sessions, else the packs of the workspace's crates, newest first
+ * (prefetch_internal.h). A planner slots in here as one more source. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
