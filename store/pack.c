@@ -360,6 +360,8 @@ out:
 static int
 doc_add(struct doc *d, const char *p, size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (d->fd < 0 && d->len + n <= PACK_MEM_MAX) {
 		if (d->len + n > d->cap) {
 			d->cap = d->cap ? d->cap * 2 : 1 << 20;
