@@ -102,7 +102,8 @@ cmd_keygen(int argc, char **argv)
 			printf("%s\n", line);
 			fprintf(stderr,
 			    "kache: secret key in %s (mode 0600: keep it secret; writers set "
-			    "remote.signing_key to it)\nkache: public key in %s; readers list it in "
+			    "remote.signing_key to it)\nkache: public key in %s; readers list it "
+			    "in "
 			    "remote.trusted_keys\n",
 			    out, pub);
 		}
@@ -165,10 +166,13 @@ print_tally(const struct tally *t, const char *where, size_t trusted, int more)
 	    trusted ? "" : ": the bucket is trusted, signatures are not checked");
 	for (size_t i = 0; i < t->n_keys; i++)
 		printf("  signed by %s %-14s %llu\n", t->key[i].id,
-		    t->key[i].trusted ? "(trusted)" : trusted ? "(not trusted)" : "(unchecked)",
+		    t->key[i].trusted ? "(trusted)" :
+		        trusted       ? "(not trusted)" :
+		                        "(unchecked)",
 		    (unsigned long long)t->key[i].n);
 	if (t->other_keys)
-		printf("  signed by other keys            %llu\n", (unsigned long long)t->other_keys);
+		printf("  signed by other keys            %llu\n",
+		    (unsigned long long)t->other_keys);
 	if (t->by[SIGN_UNSIGNED])
 		printf("  unsigned                        %llu\n",
 		    (unsigned long long)t->by[SIGN_UNSIGNED]);

@@ -38,6 +38,8 @@ static const struct config_def defs[] = {
 	    "longest a compile waits for an acknowledged remote fetch" },
 	{ "remote.type", "KACHE_REMOTE", "none", 0, "none | dir | s3" },
 	{ "remote.path", "KACHE_REMOTE_PATH", "", 0, "directory remote location" },
+	{ "remote.read_only", "KACHE_REMOTE_READ_ONLY", "false", 0,
+	    "fetch but never upload (any remote; also s3.read_only)" },
 	{ "remote.signing_key", "KACHE_SIGNING_KEY_FILE", "", 0,
 	    "secret key file that signs every upload (kache keygen)" },
 	{ "remote.trusted_keys", "KACHE_TRUSTED_KEYS", "", 0,

@@ -126,6 +126,8 @@ remote_open(const struct config *cfg, char *err, size_t errlen)
 		return NULL;
 	if ((r = b->open(cfg, err, errlen)) != NULL && sign_wrap(r, cfg, err, errlen) < 0)
 		remote_free(&r);
+	if (r != NULL && config_get_bool(cfg, "remote.read_only"))
+		r->read_only = 1; /* any remote; s3.read_only is the S3 one's own */
 	return r;
 }
 

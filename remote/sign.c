@@ -101,8 +101,7 @@ sign_pubkey_format(const unsigned char pk[SIGN_PK_LEN], char *out, size_t outlen
 
 /* Exactly "<16 lowercase hex>:<44 base64>", the id being the key's own. */
 int
-sign_pubkey_parse(const char *s, size_t n, unsigned char pk[SIGN_PK_LEN], char *err,
-    size_t errlen)
+sign_pubkey_parse(const char *s, size_t n, unsigned char pk[SIGN_PK_LEN], char *err, size_t errlen)
 {
 	unsigned char id[SIGN_ID_LEN], want[SIGN_ID_LEN];
 	size_t got = 0;
@@ -121,14 +120,14 @@ sign_pubkey_parse(const char *s, size_t n, unsigned char pk[SIGN_PK_LEN], char *
 	        &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    got != SIGN_PK_LEN || end != s + n) {
 		snprintf(err, errlen,
-		    "trusted key '%.*s' is not 'id:base64' as `kache keygen` prints it", (int)(n > 70 ? 70 : n),
-		    s);
+		    "trusted key '%.*s' is not 'id:base64' as `kache keygen` prints it",
+		    (int)(n > 70 ? 70 : n), s);
 		return -1;
 	}
 	sign_key_id(pk, want);
 	if (memcmp(id, want, SIGN_ID_LEN) != 0) {
-		snprintf(err, errlen, "trusted key '%.*s': its id does not match the key (copied wrong?)",
-		    (int)n, s);
+		snprintf(err, errlen,
+		    "trusted key '%.*s': its id does not match the key (copied wrong?)", (int)n, s);
 		return -1;
 	}
 	return 0;
@@ -341,8 +340,8 @@ sign_secret_check_file(const char *path, char *err, size_t errlen)
 	struct stat st;
 
 	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "remote.signing_key %s: %s (make one with `kache keygen`)", path,
-		    strerror(errno));
+		snprintf(err, errlen, "remote.signing_key %s: %s (make one with `kache keygen`)",
+		    path, strerror(errno));
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -453,10 +452,11 @@ sign_secret_load(const char *path, char *err, size_t errlen)
 int
 sign_secret_write(const struct sign_secret *s, const char *path, char *err, size_t errlen)
 {
-	size_t pre = strlen(SECRET_PREFIX), b64 = sodium_base64_ENCODED_LEN(
-	                                                  crypto_sign_SECRETKEYBYTES,
-	                                                  sodium_base64_VARIANT_ORIGINAL);
-	char *text = sodium_malloc(SECRET_TEXT_MAX), *tmp = fs_tmp_beside(path), hex[SIGN_ID_HEX_LEN + 1];
+	size_t pre = strlen(SECRET_PREFIX),
+	       b64 = sodium_base64_ENCODED_LEN(crypto_sign_SECRETKEYBYTES,
+	           sodium_base64_VARIANT_ORIGINAL);
+	char *text = sodium_malloc(SECRET_TEXT_MAX), *tmp = fs_tmp_beside(path),
+	     hex[SIGN_ID_HEX_LEN + 1];
 	int fd = -1, rc = -1;
 	size_t n;
 

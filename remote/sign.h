@@ -104,8 +104,8 @@ enum sign_verdict sign_check(const struct sign_keyset *ks, const struct sign_tra
     const unsigned char digest[SIGN_DIGEST_LEN]);
 /* The whole check of an object held in memory: data[0..n) as read from the
  * remote under name. SIGN_OK with the body's length in *body_len. */
-enum sign_verdict sign_verify_mem(const struct sign_keyset *ks, const char *name,
-    const void *data, size_t n, size_t *body_len);
+enum sign_verdict sign_verify_mem(const struct sign_keyset *ks, const char *name, const void *data,
+    size_t n, size_t *body_len);
 
 /* A new key pair. NULL when libsodium cannot be initialised. */
 struct sign_secret *sign_secret_generate(void);

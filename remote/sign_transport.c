@@ -56,8 +56,8 @@ static int admit(struct sign_state *st, const char *name, const char *tmpdir, in
 static void reject(struct sign_state *st, const char *name, enum sign_verdict v);
 static int load_secret(struct remote *r);
 
-static const struct remote_transport sign_transport = { "signed", s_open, s_put, s_put_file,
-	s_list, s_close };
+static const struct remote_transport sign_transport = { "signed", s_open, s_put, s_put_file, s_list,
+	s_close };
 
 static int
 exempt(const char *name)
@@ -192,8 +192,7 @@ read_tail(int fd, uint64_t *size, struct sign_trailer *t)
 		return 0;
 	*size = (uint64_t)sb.st_size;
 	if (*size < SIGN_TRAILER_LEN ||
-	    pread(fd, tail, sizeof tail, (off_t)(*size - SIGN_TRAILER_LEN)) !=
-	        (ssize_t)sizeof tail)
+	    pread(fd, tail, sizeof tail, (off_t)(*size - SIGN_TRAILER_LEN)) != (ssize_t)sizeof tail)
 		return 0;
 	return sign_trailer_parse(tail, *size, t);
 }

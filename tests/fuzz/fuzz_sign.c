@@ -30,8 +30,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	/* a signature over anything the fuzzer finds would be a forgery */
 	if (sign_verify_mem(ks, "manifests/x", data, n, &body) == SIGN_OK)
 		abort();
-	if (n >= SIGN_TRAILER_LEN &&
-	    sign_trailer_parse(data + n - SIGN_TRAILER_LEN, n, &t) == 1 &&
+	if (n >= SIGN_TRAILER_LEN && sign_trailer_parse(data + n - SIGN_TRAILER_LEN, n, &t) == 1 &&
 	    t.body_len != n - SIGN_TRAILER_LEN)
 		abort();
 	if (sign_pubkey_parse((const char *)data, n, pk, err, sizeof err) == 0) {

@@ -101,7 +101,8 @@ test_every_bit_flip_refused(void **state)
 	for (size_t i = 0; i < f->obj.len; i++)
 		for (int bit = 0; bit < 8; bit++) {
 			f->obj.p[i] ^= (char)(1 << bit);
-			assert_int_not_equal(sign_verify_mem(f->ks, NAME, f->obj.p, f->obj.len, &body),
+			assert_int_not_equal(sign_verify_mem(f->ks, NAME, f->obj.p, f->obj.len,
+			                         &body),
 			    SIGN_OK);
 			f->obj.p[i] ^= (char)(1 << bit);
 		}
@@ -120,6 +121,14 @@ test_other_name_refused(void **state)
 	    SIGN_BAD_SIGNATURE);
 	assert_int_equal(sign_verify_mem(f->ks, "", f->obj.p, f->obj.len, &body),
 	    SIGN_BAD_SIGNATURE);
+	/* a name of the same length, one letter apart (a manifest moved) */
+	{
+		char other[] = NAME;
+
+		other[sizeof other - 7] ^= 1;
+		assert_int_equal(sign_verify_mem(f->ks, other, f->obj.p, f->obj.len, &body),
+		    SIGN_BAD_SIGNATURE);
+	}
 }
 
 static void
