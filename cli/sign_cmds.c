@@ -248,8 +248,9 @@ cmd_verify_remote(int argc, char **argv)
 	t = xcalloc(1, sizeof *t);
 	for (size_t i = 0; i < l.names.n; i++) {
 		struct remote_sig s;
+		enum remote_result one = remote_signature(r, l.names.v[i], tmpdir, &s);
 
-		count(t, &s, remote_signature(r, l.names.v[i], tmpdir, &s));
+		count(t, &s, one);
 		progress(i + 1, l.names.n, &next);
 	}
 	print_tally(t, config_get(cfg, "remote.type"), remote_trusted_keys(r), l.more);

@@ -233,10 +233,10 @@ admit(struct sign_state *st, const char *name, const char *tmpdir, int *fd, enum
 static void
 reject(struct sign_state *st, const char *name, enum sign_verdict v)
 {
-	static const char *const why[] = { "", "it is not signed",
-		"it is signed by a key not in remote.trusted_keys",
-		"its signature does not match its bytes or its name (changed, or moved from "
-		"another name)",
+	static const char moved[] = "its signature does not match its bytes or its name "
+	                            "(changed, or moved from another name)";
+	const char *why[] = { "", "it is not signed",
+		"it is signed by a key not in remote.trusted_keys", moved,
 		"its signature trailer is malformed" };
 	struct journal_event ev;
 	const char *slash;
