@@ -30,6 +30,7 @@
 #include "remote/sign.h"
 #include "remote/transport.h"
 #include "store/journal.h"
+#include "store/pack.h"
 
 struct sign_state {
 	const struct remote_transport *inner;
@@ -212,7 +213,7 @@ admit(struct sign_state *st, const char *name, const char *tmpdir, int *fd, enum
 	*v = SIGN_OK;
 	if (sign_keyset_count(st->trusted) == 0)
 		return has == 1 ? body_only(fd, t.body_len, tmpdir, NULL) : 0;
-	if (has <= 0) {
+	if (has <= 0 || t.body_len > PACK_MAX_BYTES) { /* no copy of a giant */
 		*v = has == 0 ? SIGN_UNSIGNED : SIGN_MALFORMED;
 		return 0;
 	}
