@@ -69,6 +69,17 @@ static const struct command commands[] = {
 	    "index, without asking: it is a cache. Keeps the configuration. Prints what\n"
 	    "it freed.\n",
 	    0 },
+	{ "save-manifest", supervisor_save_manifest_cmd,
+	    "record the result keys this store's build sessions used in the remote",
+	    "usage: kache save-manifest\n"
+	    "Folds the journal in, then writes one session manifest per build session of\n"
+	    "this store (sessions/<fingerprint> in the remote: Cargo.lock, toolchain, target\n"
+	    "and profile) listing the results it used, so that a fresh runner with the same\n"
+	    "fingerprint prefetches exactly those. `kache supervisor stop` does it too, and\n"
+	    "the supervisor after a session is idle for prefetch.cooldown, unless\n"
+	    "prefetch.save_manifest is off. A read-only remote gets none. Exit status 1\n"
+	    "when one could not be written (its keys stay for the next try).\n",
+	    0 },
 	{ "stats", cmd_stats, "show hits, misses, savings and store size",
 	    "usage: kache stats [--json]\n"
 	    "Reads the journal into the index, then prints hits, misses, hit rate,\n"

@@ -30,6 +30,7 @@ static char *configured_store_dir(void);
 static int request(const char *dir, enum msg_type type, struct msg *rep, const char *role,
     int64_t count);
 static int cmd_stop(const char *dir, int64_t flush_ms);
+static void save_manifests(void);
 static int wait_started(const struct proto_paths *p);
 static int uploads_left(const char *dir);
 static int other_owner(const struct proto_paths *p);
@@ -158,6 +159,7 @@ cmd_stop(const char *dir, int64_t flush_ms)
 		return 1;
 	if (flush_ms > 0)
 		rc = sup_flush(dir, flush_ms);
+	save_manifests();
 	if (!proto_supervisor_running(&p))
 		return rc;
 	if (request(dir, MSG_STOP, &rep, NULL, 0) != 0) {
@@ -176,6 +178,22 @@ cmd_stop(const char *dir, int64_t flush_ms)
 	}
 	printf("kache supervisor: stopped\n");
 	return rc;
+}
+
+/* The end of the job: its build sessions become session manifests, unless
+ * prefetch.save_manifest is off (a failure is said, and does not fail stop). */
+static void
+save_manifests(void)
+{
+	struct buf warnings;
+	struct config *cfg;
+
+	buf_init(&warnings);
+	cfg = config_load(&warnings);
+	buf_free(&warnings);
+	if (config_has_remote(cfg) && config_get_bool(cfg, "prefetch.save_manifest"))
+		sup_save_manifests(cfg, 1);
+	config_free(&cfg);
 }
 
 /* 1 when a supervisor runs, or came up within START_WAIT_MS while one was

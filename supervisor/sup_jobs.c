@@ -286,6 +286,8 @@ send_job(struct supervisor *s, struct slot *w, struct job *x)
 
 	msg_init(&m, x->kind == JOB_UPLOAD ? MSG_JOB_UPLOAD : MSG_JOB_FETCH, s->jobs->next_id++);
 	snprintf(m.key, sizeof m.key, "%s", x->key);
+	if (x->kind == JOB_FETCH) /* what the wrapper still waits: the fetcher's bound */
+		m.deadline = x->deadline > clock_ms() ? x->deadline - clock_ms() : 1;
 	if (workers_send(s, w, &m) == -1)
 		return -1;
 	x->id = m.id;

@@ -14,15 +14,23 @@ static json_t *prefetch_json(const struct prefetch_counts *n);
 static json_t *
 prefetch_json(const struct prefetch_counts *n)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, "
-	                 "s:I}}",
-	    "hints", (json_int_t)n->hints, "hints_dropped", (json_int_t)n->dropped,
-	    "hints_malformed", (json_int_t)n->malformed, "sessions", (json_int_t)n->sessions,
-	    "sessions_done", (json_int_t)n->done, "sessions_lost", (json_int_t)n->failed, "packs",
-	    (json_int_t)n->packs, "bytes", (json_int_t)n->bytes, "skipped", "present",
-	    (json_int_t)n->present, "over_max_bytes", (json_int_t)n->over_cap, "rejected",
-	    (json_int_t)n->rejected, "failed", (json_int_t)n->failed_packs, "listings_failed",
-	    (json_int_t)n->list_failed, "lock_refused", (json_int_t)n->refused);
+	json_t *j =
+	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, "
+	              "s:I}}",
+	        "hints", (json_int_t)n->hints, "hints_dropped", (json_int_t)n->dropped,
+	        "hints_malformed", (json_int_t)n->malformed, "sessions", (json_int_t)n->sessions,
+	        "sessions_done", (json_int_t)n->done, "sessions_lost", (json_int_t)n->failed,
+	        "packs", (json_int_t)n->packs, "bytes", (json_int_t)n->bytes, "skipped", "present",
+	        (json_int_t)n->present, "over_max_bytes", (json_int_t)n->over_cap, "rejected",
+	        (json_int_t)n->rejected, "failed", (json_int_t)n->failed_packs, "listings_failed",
+	        (json_int_t)n->list_failed, "lock_refused", (json_int_t)n->refused);
+
+	json_object_set_new(j, "sources",
+	    json_pack("{s:I, s:I, s:I, s:I, s:I}", "exact_session", (json_int_t)n->from_exact,
+	        "closest_session", (json_int_t)n->from_closest, "packs", (json_int_t)n->from_packs,
+	        "last_shared_crates", (json_int_t)n->last_shared, "sessions_not_valid",
+	        (json_int_t)n->garbage_sessions));
+	return j;
 }
 
 static json_t *
