@@ -130,6 +130,9 @@ class SignedBase:
         self.assertTrue(CRATES.issubset(set(a.compiled())))
         self.assertEqual(a.run_app(), self.want)
         self.drained(a)
+        p = subprocess.run([kh.KACHE, "save-manifest"], env=a.env, capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         return a
 
     def packs(self, crate):
@@ -161,7 +164,8 @@ class SignedBase:
         self.signer()
         pk = base64.b64decode(self.keys["main"].split(":")[1])
         names = [n for n in self.names("") if n != "kache-remote-format"]
-        self.assertTrue(any(n.startswith("manifests/") for n in names), names)
+        for kind in ("manifests/", "packs/", "sessions/"):
+            self.assertTrue(any(n.startswith(kind) for n in names), (kind, names))
         for n in names:
             body, head, sig = split(self.get(n))
             self.assertEqual(head[:12], b"KACHESIG\x01\x01\x00\x00", n)
@@ -271,12 +275,12 @@ class SignedDir(SignedBase, unittest.TestCase):
         c.cargo("build")
         self.drained(c)
         want = c.run_app()
-        both = self.machine("both", trust=("main", "new"))
+        both = self.machine("both", trust=("main", "new"), KACHE_REMOTE_READ_ONLY="true")
         both.edit("app/src/main.rs", "fn main() {", "fn main() {\n    let _rotated = 1;")
         both.cargo("build")
         self.assertEqual(both.compiled(), [])           # old key's deps, new key's app
         self.assertEqual(both.run_app(), want)
-        new_only = self.machine("newonly", trust=("new",))
+        new_only = self.machine("newonly", trust=("new",), KACHE_REMOTE_READ_ONLY="true")
         new_only.edit("app/src/main.rs", "fn main() {", "fn main() {\n    let _rotated = 1;")
         new_only.cargo("build")
         self.assertIn("tiny", new_only.compiled())      # signed by the old key only
@@ -288,6 +292,30 @@ class SignedDir(SignedBase, unittest.TestCase):
         for k in ("main", "new"):
             self.assertIn("signed by %s (trusted)" % self.keys[k].split(":")[0], v.stdout)
         self.assertIn("verify --remote:", v.stderr)     # progress
+
+    def test_session_manifest_signed_and_verified(self):
+        """The session manifest (sessions/<fingerprint>) is signed like every
+        object: stripped of its signature it is refused by the prefetch and
+        counted; intact, a trusting runner prefetches from it."""
+        self.signer()
+        (name,) = self.names("sessions/")
+        signed = self.get(name)
+        self.put(name, split(signed)[0])
+        b = self.machine("b", trust=("main",), KACHE_REMOTE_READ_ONLY="true")
+        b.cargo("build")
+        self.assertEqual(b.run_app(), self.want)
+        log = os.path.join(b.store, "logs", "prefetch.0.log")
+        self.assertTrue(kh.wait_for(lambda: "%s refused: it is not signed" % name
+                                    in open(log).read(), 60, 0.2), open(log).read())
+        self.assertNotIn("from exact session manifest", open(log).read())
+        self.assertGreaterEqual(self.stats(b)["rejected_reasons"].get("unsigned", 0), 1)
+        self.put(name, signed)
+        c = self.machine("c", trust=("main",), KACHE_REMOTE_READ_ONLY="true")
+        c.cargo("build")
+        self.assertEqual(c.run_app(), self.want)
+        log = os.path.join(c.store, "logs", "prefetch.0.log")
+        self.assertTrue(kh.wait_for(lambda: "from exact session manifest" in open(log).read(),
+                                    60, 0.2), open(log).read())
 
     def test_key_file_readable_by_others_is_refused(self):
         """A 0644 key: a clear message naming the fix; nothing uploaded, the
