@@ -168,6 +168,8 @@ void jobs_done(struct supervisor *s, struct slot *w, const struct msg *done);
 void jobs_take_lost(struct supervisor *s);
 void jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetches);
 int jobs_idle(const struct supervisor *s);
+/* 1 while uploads are paused because the remote refused an uploader for good. */
+int jobs_remote_off(const struct supervisor *s);
 /* MSG_FLUSH: fills rep (MSG_FLUSH_REPLY). */
 void jobs_flush(struct supervisor *s, const struct msg *req, struct msg *rep);
 /* The configuration changed: uploads paused for a switched-off remote resume. */

@@ -495,6 +495,12 @@ jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetc
 }
 
 int
+jobs_remote_off(const struct supervisor *s)
+{
+	return s->jobs->remote_off;
+}
+
+int
 jobs_idle(const struct supervisor *s)
 {
 	return s->jobs->nuploads == 0 && s->jobs->nfetches == 0;

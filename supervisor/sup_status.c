@@ -57,12 +57,13 @@ status_json(const struct supervisor *s)
 	for (int i = 0; i < s->nslots; i++)
 		json_array_append_new(workers, worker_json(&s->slots[i], now));
 	jobs_counts(s, &queued, &inflight, &fetches);
-	root = json_pack("{s:I, s:s, s:I, s:s, s:s, s:s, s:{s:I, s:I, s:I}, s:o, s:o}", "pid",
+	root = json_pack("{s:I, s:s, s:I, s:s, s:s, s:s, s:b, s:{s:I, s:I, s:I}, s:o, s:o}", "pid",
 	    (json_int_t)getpid(), "version", KACHE_VERSION, "uptime_s",
 	    (json_int_t)((now - s->started_ms) / 1000), "kache_dir", s->kache_dir, "remote",
 	    config_get(s->cfg, "remote.type"), "state", s->stopping ? "stopping" : "running",
-	    "queue", "uploads", (json_int_t)queued, "uploading", (json_int_t)inflight, "fetches",
-	    (json_int_t)fetches, "workers", workers, "prefetch", prefetch_json(prefetch_counts(s)));
+	    "remote_off", jobs_remote_off(s), "queue", "uploads", (json_int_t)queued, "uploading",
+	    (json_int_t)inflight, "fetches", (json_int_t)fetches, "workers", workers, "prefetch",
+	    prefetch_json(prefetch_counts(s)));
 	out = json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	return out;

@@ -80,7 +80,7 @@ class SupervisorTest(unittest.TestCase):
         p = self.kached("supervisor", "status", check=False)
         self.assertEqual(p.returncode, 3)
         self.assertIn("not running", p.stdout)
-        self.assertIn("supervising", self.kached("supervisor", "log").stdout)
+        self.assertIn("supervising", self.kached("supervisor", "log", "-n", "50").stdout)
 
     def test_kill9_worker_restarts(self):
         self.start()
