@@ -37,3 +37,9 @@ if(TARGET kache AND TARGET kached)
   kache_py_tests(scenarios/test_prefetch.py NAME scenario_prefetch_{case} TIMEOUT 600
       LABELS scenario ARGS $<TARGET_FILE:kache>)
 endif()
+# Signed remotes over the directory remote (tests/scenarios/test_signing.py;
+# the S3 class: tests/cmake/s3.cmake).
+if(TARGET kache AND TARGET kached)
+  kache_py_tests(scenarios/test_signing.py CLASS SignedDir NAME scenario_signing_{case}
+      TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
+endif()
