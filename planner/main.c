@@ -38,10 +38,11 @@ static int serve(const struct config *cfg, struct opts *o);
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kache-planner [--listen ADDR:PORT] [--db DIR] [--config FILE]\n"
-			"                     [--from-remote] [--refresh DURATION]\n"
-			"the token: planner.token_file, KACHE_PLANNER_TOKEN_FILE or "
-			"KACHE_PLANNER_TOKEN (see docs/planner.md)\n");
+	fprintf(stderr,
+	    "usage: kache-planner [--listen ADDR:PORT] [--db DIR] [--config FILE]\n"
+	    "                     [--from-remote] [--refresh DURATION]\n"
+	    "the token: planner.token_file, KACHE_PLANNER_TOKEN_FILE or "
+	    "KACHE_PLANNER_TOKEN (see docs/planner.md)\n");
 	exit(KACHE_EXIT_CONFIG);
 }
 
@@ -52,8 +53,9 @@ parse_flags(int argc, char **argv, struct config *cfg, int *from_remote)
 {
 	static const struct option lo[] = { { "listen", required_argument, NULL, 'l' },
 		{ "db", required_argument, NULL, 'd' }, { "config", required_argument, NULL, 'c' },
-		{ "from-remote", no_argument, NULL, 'r' }, { "refresh", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+		{ "from-remote", no_argument, NULL, 'r' },
+		{ "refresh", required_argument, NULL, 'R' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 } };
 	int ch;
 
 	optind = 1;
@@ -92,7 +94,7 @@ read_token(const struct config *cfg, struct planner_srv_cfg *c)
 		b.p[--b.len] = '\0';
 	if (b.len < 16 || b.len >= sizeof c->token || strlen(b.p) != b.len) {
 		log_warnx("planner: a token of 16 to %zu bytes is required (planner.token_file, "
-			  "KACHE_PLANNER_TOKEN_FILE or KACHE_PLANNER_TOKEN)",
+		          "KACHE_PLANNER_TOKEN_FILE or KACHE_PLANNER_TOKEN)",
 		    sizeof c->token - 1);
 		buf_free(&b);
 		return -1;
@@ -149,7 +151,7 @@ settings(const struct config *cfg, struct opts *o)
 	    parse_duration(config_get(cfg, "planner.refresh"), &o->refresh_ms) < 0 ||
 	    o->refresh_ms < 1000) {
 		log_warnx("planner: a planner.* size, count or duration is out of range "
-			  "(kache config shows them)");
+		          "(kache config shows them)");
 		return -1;
 	}
 	o->c.timeout_s = (unsigned)(tmo / 1000);
@@ -179,11 +181,17 @@ static int
 serve(const struct config *cfg, struct opts *o)
 {
 	struct planner_srv *srv = planner_srv_start(&o->c);
-	char *dbdir = path_join(o->db, "state"), *tmp = xstrdup(o->db);
+	char *dbdir = path_join(o->db, "state"), *scratch = path_join(o->db, "tmp");
+	char *tmp = xstrdup(o->db); /* remote reads go through <db>/tmp */
 	struct planner_state *st = srv ? planner_state_open(dbdir) : NULL;
 	int loaded = 0;
 
+	if (st != NULL && fs_mkdir_p(scratch, 0700) < 0) {
+		log_warn("planner: cannot create %s", scratch);
+		planner_state_free(&st);
+	}
 	free(dbdir);
+	free(scratch);
 	if (st == NULL) {
 		planner_srv_stop(&srv);
 		free(tmp);
@@ -201,7 +209,7 @@ serve(const struct config *cfg, struct opts *o)
 		}
 		/* until the first load, retried every 2 s */
 		if (wait_signal(o->from_remote && !loaded ? 2000 :
-		                o->from_remote            ? o->refresh_ms :
+		            o->from_remote                ? o->refresh_ms :
 		                                            3600 * 1000))
 			break;
 	}

@@ -37,10 +37,9 @@ static enum MHD_Result reply(struct MHD_Connection *c, struct req *rq, unsigned 
     const char *type, char *body);
 static enum MHD_Result reply_error(struct MHD_Connection *c, struct req *rq, unsigned code,
     const char *why);
-static enum MHD_Result first_call(struct planner_srv *s, struct MHD_Connection *c,
-    struct req *rq, const char *method);
-static enum MHD_Result do_manifest(struct planner_srv *s, struct MHD_Connection *c,
-    struct req *rq);
+static enum MHD_Result first_call(struct planner_srv *s, struct MHD_Connection *c, struct req *rq,
+    const char *method);
+static enum MHD_Result do_manifest(struct planner_srv *s, struct MHD_Connection *c, struct req *rq);
 static enum MHD_Result do_plan(struct planner_srv *s, struct MHD_Connection *c, struct req *rq);
 static enum MHD_Result dispatch(struct planner_srv *s, struct MHD_Connection *c, struct req *rq);
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -137,7 +136,7 @@ do_manifest(struct planner_srv *s, struct MHD_Connection *c, struct req *rq)
 	int rc;
 
 	if (planner_decode_manifest(rq->body.p ? rq->body.p : "", rq->body.len, &m, why,
-		sizeof why) < 0)
+	        sizeof why) < 0)
 		return reply_error(c, rq, MHD_HTTP_BAD_REQUEST, why);
 	if (m.created_ms == 0)
 		m.created_ms = clock_wall_ms();
@@ -159,7 +158,7 @@ do_plan(struct planner_srv *s, struct MHD_Connection *c, struct req *rq)
 	uint64_t cap = s->c.max_plan_bytes;
 
 	if (planner_decode_intent(rq->body.p ? rq->body.p : "", rq->body.len, &in, why,
-		sizeof why) < 0)
+	        sizeof why) < 0)
 		return reply_error(c, rq, MHD_HTTP_BAD_REQUEST, why);
 	if (in.has_max && in.max_bytes < cap)
 		cap = in.max_bytes;
@@ -183,18 +182,16 @@ dispatch(struct planner_srv *s, struct MHD_Connection *c, struct req *rq)
 	if (rq->too_big)
 		return reply_error(c, rq, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large");
 	switch (rq->ep) {
-	case EP_HEALTHZ:
-		return reply(c, rq, MHD_HTTP_OK, "text/plain", xstrdup("ok\n"));
+	case EP_HEALTHZ: return reply(c, rq, MHD_HTTP_OK, "text/plain", xstrdup("ok\n"));
 	case EP_READYZ:
-		return st ? reply(c, rq, MHD_HTTP_OK, "text/plain", xstrdup("ready\n")) :
-		            reply(c, rq, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
-		                xstrdup("loading\n"));
+		return st ?
+		    reply(c, rq, MHD_HTTP_OK, "text/plain", xstrdup("ready\n")) :
+		    reply(c, rq, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", xstrdup("loading\n"));
 	case EP_METRICS:
 		buf_init(&m);
 		planner_metrics_render(&m, st ? planner_state_count(st) : 0, st != NULL);
 		return reply(c, rq, MHD_HTTP_OK, "text/plain; version=0.0.4", buf_detach(&m, NULL));
-	default:
-		break;
+	default: break;
 	}
 	if (st == NULL)
 		return reply_error(c, rq, MHD_HTTP_SERVICE_UNAVAILABLE, "state is loading; retry");
@@ -270,8 +267,7 @@ planner_srv_start(const struct planner_srv_cfg *c)
 	    handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
 	    c->threads, MHD_OPTION_CONNECTION_LIMIT, c->max_connections,
 	    MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)PLANNER_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-	    MHD_OPTION_END);
+	    (size_t)PLANNER_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
 	if (s->d == NULL) {
 		log_warnx("planner: cannot listen on %s:%u", c->host, c->port);
 		free(s);

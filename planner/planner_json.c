@@ -43,8 +43,7 @@ why_set(char *why, size_t whylen, const char *fmt, ...)
 static int
 name_ok(const char *s, int crate)
 {
-	static const char ok[] =
-	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
 	size_t n = strlen(s);
 
 	if (n == 0 || n > PLANNER_NAME_MAX)
@@ -57,8 +56,7 @@ name_ok(const char *s, int crate)
 
 /* A string field holding a name (optional: absent or null gives ""). */
 static int
-get_name(json_t *o, const char *field, char *out, int optional, int crate, char *why,
-    size_t whylen)
+get_name(json_t *o, const char *field, char *out, int optional, int crate, char *why, size_t whylen)
 {
 	json_t *v = json_object_get(o, field);
 	const char *s;
@@ -91,8 +89,8 @@ get_hex(json_t *o, const char *field, char *out, char *why, size_t whylen)
 	json_t *v = json_object_get(o, field);
 	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
 
-	if (s == NULL || strlen(s) != HASH_HEX_LEN || strspn(s, "0123456789abcdefABCDEF") !=
-	    HASH_HEX_LEN) {
+	if (s == NULL || strlen(s) != HASH_HEX_LEN ||
+	    strspn(s, "0123456789abcdefABCDEF") != HASH_HEX_LEN) {
 		why_set(why, whylen, "field '%s' must be 64 hex digits", field);
 		return -1;
 	}
@@ -154,8 +152,9 @@ decode_key(json_t *o, size_t i, struct planner_key *k, char *why, size_t whylen)
 		why_set(why, whylen, "keys[%zu]: %s", i, sub);
 		return -1;
 	}
-	k->order = json_object_get(o, "order") ? (uint32_t)(order > UINT32_MAX ? UINT32_MAX : order) :
-	                                         (uint32_t)i;
+	k->order = json_object_get(o, "order") ?
+	    (uint32_t)(order > UINT32_MAX ? UINT32_MAX : order) :
+	    (uint32_t)i;
 	return 0;
 }
 
@@ -167,7 +166,7 @@ decode_features(json_t *root, struct strv *f, char *why, size_t whylen)
 
 	if (a == NULL)
 		return -1;
-	json_array_foreach (a, i, v) {
+	json_array_foreach(a, i, v) {
 		const char *s = json_is_string(v) ? json_string_value(v) : NULL;
 
 		if (s == NULL || strlen(s) == 0 || strlen(s) > 128 ||
@@ -204,7 +203,7 @@ decode_keys(json_t *root, struct planner_manifest *m, char *why, size_t whylen)
 	if (a == NULL)
 		return -1;
 	m->k = xcalloc(json_array_size(a) + 1, sizeof *m->k);
-	json_array_foreach (a, i, v) {
+	json_array_foreach(a, i, v) {
 		if (decode_key(v, i, &m->k[i], why, whylen) < 0) {
 			json_decref(a);
 			return -1;
@@ -225,8 +224,9 @@ decode_crates(json_t *root, struct planner_intent *in, char *why, size_t whylen)
 	if (a == NULL)
 		return -1;
 	in->c = xcalloc(json_array_size(a) + 1, sizeof *in->c);
-	json_array_foreach (a, i, v) {
-		if (!json_is_object(v) || get_name(v, "name", in->c[i].name, 0, 1, sub, sizeof sub) < 0 ||
+	json_array_foreach(a, i, v) {
+		if (!json_is_object(v) ||
+		    get_name(v, "name", in->c[i].name, 0, 1, sub, sizeof sub) < 0 ||
 		    get_name(v, "version", in->c[i].version, 1, 0, sub, sizeof sub) < 0) {
 			why_set(why, whylen, "crates[%zu]: %s", i,
 			    json_is_object(v) ? sub : "must be an object");
@@ -284,8 +284,7 @@ planner_decode_manifest(const char *d, size_t n, struct planner_manifest *m, cha
 }
 
 int
-planner_decode_intent(const char *d, size_t n, struct planner_intent *in, char *why,
-    size_t whylen)
+planner_decode_intent(const char *d, size_t n, struct planner_intent *in, char *why, size_t whylen)
 {
 	json_t *root = load(d, n, why, whylen);
 	int rc = -1;

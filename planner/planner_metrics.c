@@ -33,8 +33,8 @@ code_index(unsigned code)
 const char *
 planner_ep_name(enum planner_ep ep)
 {
-	static const char *const names[EP_N] = { "manifests", "prefetch_plan", "healthz",
-		"readyz", "metrics", "other" };
+	static const char *const names[EP_N] = { "manifests", "prefetch_plan", "healthz", "readyz",
+		"metrics", "other" };
 
 	return (unsigned)ep < EP_N ? names[ep] : "other";
 }
@@ -66,8 +66,9 @@ planner_metrics_remote_load(int ok)
 static void
 render_requests(struct buf *out)
 {
-	buf_addstr(out, "# HELP kache_planner_requests_total Requests by endpoint and status.\n"
-			"# TYPE kache_planner_requests_total counter\n");
+	buf_addstr(out,
+	    "# HELP kache_planner_requests_total Requests by endpoint and status.\n"
+	    "# TYPE kache_planner_requests_total counter\n");
 	for (unsigned e = 0; e < EP_N; e++) {
 		for (unsigned c = 0; c <= NCODES; c++) {
 			uint64_t v = __atomic_load_n(&requests[e][c], __ATOMIC_RELAXED);
@@ -77,8 +78,8 @@ render_requests(struct buf *out)
 			buf_addf(out,
 			    "kache_planner_requests_total{endpoint=\"%s\",code=\"%s%u\"} %" PRIu64
 			    "\n",
-			    planner_ep_name(e), c < NCODES ? "" : "other", c < NCODES ? codes[c] : 0,
-			    v);
+			    planner_ep_name(e), c < NCODES ? "" : "other",
+			    c < NCODES ? codes[c] : 0, v);
 		}
 	}
 }
@@ -93,13 +94,13 @@ render_hist(struct buf *out, enum planner_ep ep)
 		cum += __atomic_load_n(&hist[ep][b], __ATOMIC_RELAXED);
 		if (b < NBOUNDS)
 			buf_addf(out,
-			    "kache_planner_request_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %" PRIu64
-			    "\n",
+			    "kache_planner_request_seconds_bucket{endpoint=\"%s\",le=\"%g\"} "
+			    "%" PRIu64 "\n",
 			    planner_ep_name(ep), (double)bounds_us[b] / 1e6, cum);
 		else
 			buf_addf(out,
-			    "kache_planner_request_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %" PRIu64
-			    "\n",
+			    "kache_planner_request_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} "
+			    "%" PRIu64 "\n",
 			    planner_ep_name(ep), cum);
 	}
 	buf_addf(out, "kache_planner_request_seconds_sum{endpoint=\"%s\"} %.6f\n",
@@ -112,8 +113,9 @@ void
 planner_metrics_render(struct buf *out, size_t manifests, int ready)
 {
 	render_requests(out);
-	buf_addstr(out, "# HELP kache_planner_request_seconds Request latency.\n"
-			"# TYPE kache_planner_request_seconds histogram\n");
+	buf_addstr(out,
+	    "# HELP kache_planner_request_seconds Request latency.\n"
+	    "# TYPE kache_planner_request_seconds histogram\n");
 	for (unsigned e = 0; e < EP_N; e++)
 		render_hist(out, e);
 	buf_addf(out, "# TYPE kache_planner_manifests gauge\nkache_planner_manifests %zu\n",

@@ -58,7 +58,7 @@ planner_remote_load(const struct config *cfg, struct planner_state *st, const ch
 	struct remote *r;
 	struct strv names;
 	char err[512], why[256];
-	size_t stored = 0, bad = 0;
+	size_t stored = 0, bad = 0, failed = 0;
 	int64_t t0 = clock_ms();
 	int rc = 0;
 
@@ -78,7 +78,7 @@ planner_remote_load(const struct config *cfg, struct planner_state *st, const ch
 		enum remote_result rr = remote_session_get(r, tmp, names.v[i], &s, why, sizeof why);
 
 		if (rr == REMOTE_FAILED) {
-			rc = -1;
+			failed++; /* logged by the transport; the next reload tries again */
 		} else if (rr == REMOTE_OK) {
 			to_manifest(&s, &m);
 			if (planner_state_put(st, &m, 1) > 0)
@@ -90,9 +90,10 @@ planner_remote_load(const struct config *cfg, struct planner_state *st, const ch
 		remote_session_free(&s);
 	}
 	if (bad > 0)
-		log_warnx("planner: %zu session manifests in the remote are not valid; ignored", bad);
-	log_info("planner: remote: %zu session manifests listed, %zu new, in %lld ms", names.n,
-	    stored, (long long)(clock_ms() - t0));
+		log_warnx("planner: %zu session manifests in the remote are not valid; ignored",
+		    bad);
+	log_info("planner: remote: %zu session manifests listed, %zu new, %zu unread, in %lld ms",
+	    names.n, stored, failed, (long long)(clock_ms() - t0));
 	rc = rc < 0 ? -1 : (int)names.n;
 	strv_free(&names);
 	remote_free(&r);
