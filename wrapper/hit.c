@@ -69,7 +69,7 @@ inputs_match(struct wrapper *w, const struct store_candidate *c)
 
 		buf_init(&p);
 		roots_expand(&w->roots, c->inputs[i].path, strlen(c->inputs[i].path), &p);
-		same = store_hash_file(w->store, p.p, h, NULL) == 0 &&
+		same = memo_hash_file(w, p.p, h, NULL, 0) == 0 &&
 		    memcmp(h, c->inputs[i].hash, HASH_LEN) == 0;
 		buf_free(&p);
 		if (!same) {
@@ -172,8 +172,12 @@ restore_output(struct wrapper *w, const struct store_output *o, const char *out_
 		rc = place_blob(w, blob, dst, o);
 		if (rc == 0 && (utimensat(AT_FDCWD, dst, NULL, 0) < 0 || stat(dst, &st) < 0))
 			rc = -1;
-		if (rc == 0)
+		if (rc == 0) {
+			/* the blob's inode: its new mtime for the next restore, and the
+			 * whole stat for a dependent hashing it as an --extern */
+			store_memo_put_kept(w->store, &st, o->hash);
 			store_memo_put(w->store, &st, o->hash);
+		}
 	} else if (lstat(blob, &st) == 0) {
 		/* damaged in place, or not a regular file (a FIFO, a symlink): drop
 		 * it, so the next store writes it afresh */
@@ -299,6 +303,7 @@ serve_candidate(struct wrapper *w, const struct store_candidate *c)
 
 		for (size_t k = 0; k < e.n_outputs; k++)
 			bytes += e.outputs[k].size;
+		memo_save(w);
 		replay(w, &e);
 		wrapper_journal(w, w->from_remote ? JOURNAL_REMOTE_HIT : JOURNAL_HIT, NULL,
 		    c->result, e.compile_ms, bytes);
