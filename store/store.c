@@ -17,10 +17,15 @@ struct store {
 	mode_t mask; /* permission bits kache never grants: those the top dir lacks */
 };
 
+/* A per-file memo: the hash, then the ctime (s, ns) it belongs to, little-endian. */
+#define MEMO_LEN (HASH_LEN + 8 + 4)
+
 static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo", "journal",
 	STORE_INTENTS, "tmp" };
 
-static char *memo_path(const struct store *s, const struct stat *st, int kept);
+static char *memo_path(const struct store *s, const struct stat *st);
+static int memo_get(const struct store *s, const struct stat *st, int any_ctime,
+    unsigned char out[HASH_LEN]);
 static int same_stat(const struct stat *a, const struct stat *b);
 static int hash_checked(int fd, struct stat *st, unsigned char out[HASH_LEN], int *stable);
 static int hash_fd_memo(struct store *s, int fd, struct stat *st, unsigned char out[HASH_LEN],
@@ -127,29 +132,26 @@ write_fanout(const struct store *s, const char *path, const void *data, size_t n
 	return -1;
 }
 
-/* The memo file of the file behind st. kept: for a file kache keeps (a blob),
- * whose ctime is left out: cargo clean unlinks the hardlinks of restored
- * outputs, which moves the blob's ctime and not its bytes (see
- * store_hash_kept). The two kinds are told apart by a domain string. */
+/* The memo file of the file behind st: named by (device, inode, size, mtime),
+ * holding the hash and the ctime it was taken at (MEMO_LEN bytes). A caller
+ * hashing an input (store_hash_file) trusts it only when the ctime still
+ * matches; one checking a blob kache keeps (store_hash_kept) does not look at
+ * the ctime, which cargo clean moves by unlinking the blob's hardlinks in the
+ * target dir. One file serves both, so a restore writes one per output. */
 static char *
-memo_path(const struct store *s, const struct stat *st, int kept)
+memo_path(const struct store *s, const struct stat *st)
 {
 	struct hash_ctx c;
 	unsigned char h[HASH_LEN];
 	char hex[HASH_HEX_LEN + 1];
 
 	hash_begin(&c);
-	if (kept)
-		hash_str(&c, "kache-kept-memo-v1");
+	hash_str(&c, "kache-stat-memo-v2");
 	hash_u64(&c, (uint64_t)st->st_dev);
 	hash_u64(&c, (uint64_t)st->st_ino);
 	hash_u64(&c, (uint64_t)st->st_size);
 	hash_u64(&c, (uint64_t)st->st_mtim.tv_sec);
 	hash_u64(&c, (uint64_t)st->st_mtim.tv_nsec);
-	if (!kept) {
-		hash_u64(&c, (uint64_t)st->st_ctim.tv_sec);
-		hash_u64(&c, (uint64_t)st->st_ctim.tv_nsec);
-	}
 	hash_end(&c, h);
 	hash_to_hex(h, hex);
 	return store_path(s, "memo", hex);
@@ -158,19 +160,43 @@ memo_path(const struct store *s, const struct stat *st, int kept)
 void
 store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HASH_LEN])
 {
-	char *p = memo_path(s, st, 0);
+	unsigned char m[MEMO_LEN];
+	char *p = memo_path(s, st);
 
-	write_fanout(s, p, h, HASH_LEN, 0644);
+	memcpy(m, h, HASH_LEN);
+	for (int i = 0; i < 8; i++)
+		m[HASH_LEN + i] = (unsigned char)((uint64_t)st->st_ctim.tv_sec >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		m[HASH_LEN + 8 + i] = (unsigned char)((uint64_t)st->st_ctim.tv_nsec >> (8 * i));
+	write_fanout(s, p, m, sizeof m, 0644);
 	free(p);
 }
 
-void
-store_memo_put_kept(struct store *s, const struct stat *st, const unsigned char h[HASH_LEN])
+/* Reads the memo of st into out: 1 when there is one, for the same ctime
+ * unless any_ctime (a blob). */
+static int
+memo_get(const struct store *s, const struct stat *st, int any_ctime, unsigned char out[HASH_LEN])
 {
-	char *p = memo_path(s, st, 1);
+	unsigned char m[MEMO_LEN];
+	char *p = memo_path(s, st);
+	int fd = fs_open_regular(p, O_RDONLY, 0);
+	ssize_t n = fd < 0 ? -1 : read(fd, m, sizeof m);
+	uint64_t sec = 0, nsec = 0;
 
-	write_fanout(s, p, h, HASH_LEN, 0644);
 	free(p);
+	if (fd >= 0)
+		close(fd);
+	if (n != MEMO_LEN)
+		return 0;
+	for (int i = 7; i >= 0; i--)
+		sec = sec << 8 | m[HASH_LEN + i];
+	for (int i = 3; i >= 0; i--)
+		nsec = nsec << 8 | m[HASH_LEN + 8 + i];
+	if (!any_ctime &&
+	    (sec != (uint64_t)st->st_ctim.tv_sec || nsec != (uint64_t)st->st_ctim.tv_nsec))
+		return 0;
+	memcpy(out, m, HASH_LEN);
+	return 1;
 }
 
 /* 1 when a and b describe the same file with the same size and mtime; ctime
@@ -213,32 +239,21 @@ hash_checked(int fd, struct stat *st, unsigned char out[HASH_LEN], int *stable)
 }
 
 /* The hash of the open file fd, whose fstat is st, through the memo (kept:
- * the blob rule of memo_path); hashed by hash_checked and memoized when
- * stable. *stable: a memoized hash, or one hash_checked found stable. */
+ * a blob, its ctime not compared, see memo_path); hashed by hash_checked and
+ * memoized when stable. *stable: a memoized hash, or one found stable. */
 static int
 hash_fd_memo(struct store *s, int fd, struct stat *st, unsigned char out[HASH_LEN], int kept,
     int *stable)
 {
-	char *mp = memo_path(s, st, kept);
-	int mfd, rc;
+	int rc;
 
-	if ((mfd = fs_open_regular(mp, O_RDONLY, 0)) >= 0) {
-		ssize_t n = read(mfd, out, HASH_LEN);
-
-		close(mfd);
-		if (n == HASH_LEN) {
-			free(mp);
-			*stable = 1;
-			return 0;
-		}
+	if (memo_get(s, st, kept, out)) {
+		*stable = 1;
+		return 0;
 	}
 	rc = hash_checked(fd, st, out, stable);
-	if (rc == 0 && *stable) {
-		free(mp);
-		mp = memo_path(s, st, kept); /* st is now the stat after hashing */
-		write_fanout(s, mp, out, HASH_LEN, 0644);
-	}
-	free(mp);
+	if (rc == 0 && *stable)
+		store_memo_put(s, st, out); /* st is now the stat after hashing */
 	return rc;
 }
 
@@ -351,10 +366,8 @@ blob_commit(struct store *s, const char *tmp, const unsigned char hash[HASH_LEN]
 			rc = -1;
 		free(d);
 	}
-	if (rc == 0 && lstat(dst, &st) == 0) {
-		store_memo_put_kept(s, &st, hash);
-		store_memo_put(s, &st, hash); /* the output, when hardlinked, is this inode */
-	}
+	if (rc == 0 && lstat(dst, &st) == 0)
+		store_memo_put(s, &st, hash);
 	free(dst);
 	return rc;
 }

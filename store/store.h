@@ -5,8 +5,8 @@
  *                         stdout/stderr, compile time; named by result key
  *   manifests/ab/<key>    candidates under one invocation key (msgpack): for each,
  *                         the inputs and env-deps that must match, and its result key
- *   memo/ab/<stat-hash>   file-hash memo, keyed by (dev, inode, size, mtime, ctime);
- *                         for a blob (store_hash_kept) by (dev, inode, size, mtime)
+ *   memo/ab/<stat-hash>   file-hash memo, named by (dev, inode, size, mtime), holding
+ *                         the hash and the ctime it was taken at (store/store.c)
  *   memo/ab/<crate-key>   memo record: path, stat and hash of every file one crate's
  *                         compiles looked at (framed "kcmemor1", store/memo.c)
  *   journal/events        msgpack event records appended by wrappers (see journal)
@@ -118,10 +118,10 @@ int store_hash_fresh(const char *path, unsigned char out[HASH_LEN], struct stat 
 /* A file changed within this many ns of being hashed may change again within
  * the same timestamp tick: such hashes are never memoized. */
 #define STORE_MEMO_MIN_AGE_NS 50000000LL
-/* Records that the file behind st has hash h (after we wrote or verified it),
- * for store_hash_file (the whole stat) and, kept, for store_hash_kept. */
+/* Records that the file behind st has hash h (after we wrote or verified it):
+ * store_hash_file trusts it while the whole stat holds (ctime too),
+ * store_hash_kept while all but the ctime do. */
 void store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HASH_LEN]);
-void store_memo_put_kept(struct store *s, const struct stat *st, const unsigned char h[HASH_LEN]);
 /* Memo for small derived values (e.g. rustc -vV), keyed by any string. */
 int store_memo_get_text(struct store *s, const char *key, struct buf *out);
 void store_memo_put_text(struct store *s, const char *key, const char *text, size_t n);
