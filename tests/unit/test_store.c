@@ -1,4 +1,5 @@
 /* Unit tests for store/: records round-trip, hostile msgpack, blobs, memo, journal. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -556,6 +557,39 @@ test_memo_record_on_disk(void **state)
 	free(dir);
 }
 
+/* The per-file memo of an input holds only while its ctime does: bytes changed
+ * in place with the size and mtime put back are hashed again. */
+static void
+test_hash_memo_input_checks_ctime(void **state)
+{
+	char *dir = tmpdir(), *f = xasprintf("%s/f", dir);
+	struct store *s = store_open(dir);
+	unsigned char a[HASH_LEN], b[HASH_LEN], again[HASH_LEN];
+	struct stat st;
+	struct timespec ts[2];
+	int fd;
+
+	(void)state;
+	assert_int_equal(fs_write_atomic(f, "one", 3, 0644), 0);
+	usleep(60 * 1000); /* past the 50 ms margin: memoized */
+	assert_int_equal(store_hash_file(s, f, a, &st), 0);
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	fd = open(f, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "two", 3), 3);
+	assert_int_equal(futimens(fd, ts), 0);
+	close(fd);
+	assert_int_equal(store_hash_file(s, f, b, &st), 0);
+	assert_memory_not_equal(a, b, HASH_LEN);
+	hash_buffer("two", 3, again);
+	assert_memory_equal(b, again, HASH_LEN);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(f);
+	free(dir);
+}
+
 /* A file younger than the 50 ms margin hashes, but not as stable: it must not
  * be memoized. An older one is. */
 static void
@@ -597,6 +631,7 @@ main(void)
 		cmocka_unit_test(test_memo_record_hostile),
 		cmocka_unit_test(test_memo_record_on_disk),
 		cmocka_unit_test(test_hash_fresh_stability),
+		cmocka_unit_test(test_hash_memo_input_checks_ctime),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
