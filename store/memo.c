@@ -74,7 +74,8 @@ put_one(struct buf *out, const struct store_memo_file *f)
 int
 store_memo_rec_encode(const struct store_memo_rec *r, struct buf *out)
 {
-	const struct store_memo_file **v = xcalloc(r->n + 1, sizeof *v);
+	typedef const struct store_memo_file *entry_ptr;
+	entry_ptr *v = xcalloc(r->n + 1, sizeof(entry_ptr));
 	size_t n = 0, count_at = out->len, kept = 0;
 
 	for (size_t i = 0; i < r->n; i++) {
@@ -83,7 +84,7 @@ store_memo_rec_encode(const struct store_memo_rec *r, struct buf *out)
 		if (len > 0 && len <= STORE_MEMO_PATH_MAX)
 			v[n++] = &r->f[i];
 	}
-	qsort(v, n, sizeof *v, cmp_path);
+	qsort(v, n, sizeof(entry_ptr), cmp_path);
 	put_le(out, 0, 4);
 	for (size_t i = 0; i < n && kept < STORE_MEMO_MAX_FILES; kept++) {
 		const struct store_memo_file *f = v[i];
