@@ -89,6 +89,25 @@ measure() {
     (cd "$dir" && cargo clean -q && env "${env[@]}" cargo build -q -j2 2>/dev/null)
   done
   echo "$label: kache's own time per hit: $(us_of_hits "$store" "$crate" | stats)"
+  # CPU time of each hit process (task-clock: exec and loader included), which
+  # the load of a shared machine changes far less than the wall time above
+  if command -v perf >/dev/null; then
+    cat > "$work/perf-kache" <<EOS
+#!/bin/sh
+echo "\$*" > "$work/ps-$label.\$\$"
+exec perf stat -x, -e task-clock --append -o "$work/ps-$label.\$\$" "$kache" "\$@"
+EOS
+    chmod +x "$work/perf-kache"
+    for ((r = 0; r < runs; r++)); do
+      (cd "$dir" && cargo clean -q && env "${env[@]}" RUSTC_WRAPPER="$work/perf-kache" \
+         cargo build -q -j2 2>/dev/null)
+    done
+    echo "$label: CPU per hit process (perf stat task-clock): $(for f in "$work"/ps-"$label".*; do
+      a=$(sed -n 1p "$f"); case "$a" in *'--crate-name ___'*) continue ;; esac
+      [ "$crate" = "-" ] || case "$a" in *"--crate-name $crate "*) ;; *) continue ;; esac
+      case "$a" in *'-vV'*) continue ;; esac
+      awk -F, '/task-clock/ {printf "%d\n", $1 * 1000}' "$f"; done | stats)"
+  fi
   cat > "$work/strace-kache" <<EOS
 #!/bin/sh
 exec strace -f -o "$work/st-$label.\$\$" "$kache" "\$@"
