@@ -135,6 +135,7 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 		free(abs);
 	}
 	lock_hash(lock, h->lock_hash);
+	snprintf(h->toolchain, sizeof h->toolchain, "%s", w->toolchain);
 }
 
 /* Sets the marker's mtime age_ms in the past. */
@@ -156,12 +157,16 @@ session_hint(struct wrapper *w)
 	char hex[HASH_HEX_LEN + 1];
 	int start = 0;
 
-	if (!config_has_remote(w->cfg) || config_get_size(w->cfg, "prefetch.max_bytes") <= 0)
+	if (!config_has_remote(w->cfg) ||
+	    (config_get_size(w->cfg, "prefetch.max_bytes") <= 0 &&
+	        !config_get_bool(w->cfg, "prefetch.save_manifest")))
 		return 0;
 	if (find_lock(w, lock, sizeof lock, &ls) < 0)
 		return 0;
 	hash_buffer(lock, strlen(lock), h);
 	hash_to_hex(h, hex);
+	/* the journal's workspace id: which session a result was used by */
+	snprintf(w->ws, sizeof w->ws, "%.16s", hex);
 	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
 	if (stat(marker, &ms) != 0 || !fresh(&ms, &ls, cooldown_ms(w->cfg)))
 		start = session_start(w, lock, marker, &ls);
@@ -188,17 +193,20 @@ session_start(struct wrapper *w, const char *lock, const char *marker, const str
 	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
 	    (stat(marker, &ms) != 0 || !fresh(&ms, ls, cooldown_ms(w->cfg)))) {
-		if (proto_paths_init(&p, store_dir(w->store)) == 0 &&
-		    proto_supervisor_running(&p)) {
-			fill_hint(w, lock, &h);
+		fill_hint(w, lock, &h);
+		if (config_get_size(w->cfg, "prefetch.max_bytes") <= 0)
+			r = PROTO_OK; /* prefetch off: the marker only names the session */
+		else if (proto_paths_init(&p, store_dir(w->store)) == 0 &&
+		    proto_supervisor_running(&p))
 			r = proto_client_prefetch_hint(store_dir(w->store), &h,
 			    clock_ms() + config_get_int(w->cfg, "wrapper.deadline_ms"));
-		}
 		log_debug("prefetch hint for %s: %s", lock, proto_result_name(r));
 		start = r == PROTO_UNAVAILABLE;
-		text =
-		    xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\n", lock, (long long)ls->st_size,
-		        (unsigned long long)ls->st_ino, (long long)ts_ms(&ls->st_mtim));
+		/* what a session manifest's fingerprint is made of (remote/session.h) */
+		text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\ntarget=%s\nprofile=%s\n"
+		                 "toolchain=%s\n",
+		    lock, (long long)ls->st_size, (unsigned long long)ls->st_ino,
+		    (long long)ts_ms(&ls->st_mtim), h.target, h.profile, h.toolchain);
 		if (!start && fs_write_atomic(marker, text, strlen(text), 0600) < 0)
 			log_warn("write %s", marker);
 		else if (r == PROTO_TIMEOUT) /* a busy supervisor: try again soon */
