@@ -74,7 +74,7 @@ get_name(json_t *o, const char *field, char *out, int optional, int crate, char 
 		    field, crate ? "" : ".+");
 		return -1;
 	}
-	strcpy(out, s);
+	memcpy(out, s, strlen(s) + 1); /* name_ok: at most 64 bytes, out holds 65 */
 	if (crate)
 		for (char *p = out; *p; p++)
 			if (*p == '-')
