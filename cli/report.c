@@ -88,7 +88,8 @@ load_journal(const char *dir, struct events *out)
 	strv_init(&files);
 	if ((d = opendir(jdir)) != NULL) {
 		while ((de = readdir(d)) != NULL)
-			if (strncmp(de->d_name, "events.", 7) == 0 && !str_ends_with(de->d_name, ".done"))
+			if (strncmp(de->d_name, "events.", 7) == 0 &&
+			    !str_ends_with(de->d_name, ".done"))
 				strv_push_owned(&files, xasprintf("%s/%s", jdir, de->d_name));
 		closedir(d);
 	}
@@ -195,7 +196,8 @@ build_report(const char *dir, const struct events *e, size_t from)
 		case JOURNAL_REMOTE_HIT:
 			bump(hits, ev->type == JOURNAL_HIT ? "local" : "remote", 1);
 			bump(r, "time_saved_ms", (json_int_t)ev->ms);
-			bump(b, ev->type == JOURNAL_HIT ? "restored" : "fetched", (json_int_t)ev->bytes);
+			bump(b, ev->type == JOURNAL_HIT ? "restored" : "fetched",
+			    (json_int_t)ev->bytes);
 			break;
 		case JOURNAL_MISS:
 			cause = miss_cause(x, ev);
@@ -210,21 +212,15 @@ build_report(const char *dir, const struct events *e, size_t from)
 			bump(json_object_get(json_object_get(r, "pass_throughs"), "by_reason"),
 			    ev->reason[0] ? ev->reason : "unknown", 1);
 			break;
-		case JOURNAL_ERROR:
-			bump(r, "errors", 1);
-			break;
-		case JOURNAL_CORRUPT:
-			bump(r, "corrupt", 1);
-			break;
-		case JOURNAL_REJECTED:
-			bump(r, "rejected", 1);
-			break;
+		case JOURNAL_ERROR: bump(r, "errors", 1); break;
+		case JOURNAL_CORRUPT: bump(r, "corrupt", 1); break;
+		case JOURNAL_REJECTED: bump(r, "rejected", 1); break;
 		}
 	}
 	json_object_set_new(r, "kache_ms", json_integer((json_int_t)(us / 1000)));
-	json_object_set_new(r, "compiles", json_integer(ival(r, "hits.local") +
-	    ival(r, "hits.remote") + ival(r, "misses.total") + ival(r, "pass_throughs.total") +
-	    ival(r, "errors")));
+	json_object_set_new(r, "compiles",
+	    json_integer(ival(r, "hits.local") + ival(r, "hits.remote") + ival(r, "misses.total") +
+	        ival(r, "pass_throughs.total") + ival(r, "errors")));
 	whyx_free(&x);
 	return r;
 }
@@ -328,9 +324,10 @@ cmd_report(int argc, char **argv)
 		        strcmp(argv[i + 1], "markdown") == 0)) {
 			format = argv[++i];
 		} else {
-			fprintf(stderr, "usage: kache report [--since DURATION] "
-			                "[--format text|json|markdown]\n"
-			                "DURATION: 90s, 10m, 1h\n");
+			fprintf(stderr,
+			    "usage: kache report [--since DURATION] "
+			    "[--format text|json|markdown]\n"
+			    "DURATION: 90s, 10m, 1h\n");
 			return EXIT_USAGE;
 		}
 	}
@@ -369,8 +366,9 @@ why_parse_args(int argc, char **argv, const char **crate, int *json)
 	}
 	if (*crate != NULL && why_crate_valid(*crate))
 		return 0;
-	fprintf(stderr, "usage: kache why-miss CRATE [--json]\n"
-	                "CRATE: a crate name as rustc knows it (fixture_core, not fixture-core)\n");
+	fprintf(stderr,
+	    "usage: kache why-miss CRATE [--json]\n"
+	    "CRATE: a crate name as rustc knows it (fixture_core, not fixture-core)\n");
 	return -1;
 }
 
@@ -381,8 +379,9 @@ why_print(const struct why_rec *m, const struct why_list *l, int json)
 
 	if (!json) {
 		for (size_t i = 0; i < l->n; i++)
-			printf("%*s%s%s%s\n", 2 * l->v[i].depth, "", l->v[i].depth ? l->v[i].crate : "",
-			    l->v[i].depth ? ": " : "", l->v[i].message);
+			printf("%*s%s%s%s\n", 2 * l->v[i].depth, "",
+			    l->v[i].depth ? l->v[i].crate : "", l->v[i].depth ? ": " : "",
+			    l->v[i].message);
 		return;
 	}
 	causes = json_array();
@@ -413,8 +412,9 @@ cmd_why_miss(int argc, char **argv)
 	cfg = report_config();
 	x = whyx_new(config_get(cfg, "cache.dir"));
 	if ((m = whyx_find(x, crate, NULL, 0)) == NULL) {
-		fprintf(stderr, "kache: no miss of %s is recorded in %s/%s (a stored miss records "
-		                "why it missed; check the crate name: `kache list`)\n",
+		fprintf(stderr,
+		    "kache: no miss of %s is recorded in %s/%s (a stored miss records "
+		    "why it missed; check the crate name: `kache list`)\n",
 		    crate, config_get(cfg, "cache.dir"), WHY_DIR);
 		rc = 1;
 	} else {

@@ -27,8 +27,7 @@ static char *shown(const char *name);
 static void add(struct why_list *l, const char *crate, int depth, const struct why_part *p,
     const char *change, char *message);
 static char *describe(const struct why_part *now, const struct why_part *was, const char *change);
-static void explain_at(struct whyx *x, const struct why_rec *miss, int depth,
-    struct why_list *out);
+static void explain_at(struct whyx *x, const struct why_rec *miss, int depth, struct why_list *out);
 
 struct whyx *
 whyx_new(const char *dir)
@@ -160,8 +159,8 @@ shown(const char *name)
 }
 
 static void
-add(struct why_list *l, const char *crate, int depth, const struct why_part *p,
-    const char *change, char *message)
+add(struct why_list *l, const char *crate, int depth, const struct why_part *p, const char *change,
+    char *message)
 {
 	struct why_cause *c;
 
@@ -180,35 +179,40 @@ static char *
 describe(const struct why_part *now, const struct why_part *was, const char *change)
 {
 	const struct why_part *p = now ? now : was;
-	char *n = shown(p->name), *o = was ? shown(was->name) : NULL, *m;
+	char *n, *o, *m;
+
+	if (p == NULL)
+		return xstrdup("");
+	n = shown(p->name);
+	o = shown(was ? was->name : "-");
 
 	switch (p->kind) {
-	case WHY_COMPILER:
-		m = xasprintf("compiler changed: %s -> %s", o, n);
-		break;
-	case WHY_ARG:
-		m = xasprintf("argument %s: %s", now ? "added" : "removed", n);
-		break;
+	case WHY_COMPILER: m = xasprintf("compiler changed: %s -> %s", o, n); break;
+	case WHY_ARG: m = xasprintf("argument %s: %s", now ? "added" : "removed", n); break;
 	case WHY_ENV:
 		m = xasprintf("environment variable %s %s (it reaches rustc)", n,
-		    now && was ? "changed" : now ? "set" : "unset");
+		    now && was ? "changed" :
+		        now    ? "set" :
+		                 "unset");
 		break;
-	case WHY_EXTERN:
-		m = xasprintf("dependency %s %s (--extern %s)", n, change, n);
-		break;
-	case WHY_NATIVE:
-		m = xasprintf("native library %s %s", n, change);
-		break;
+	case WHY_EXTERN: m = xasprintf("dependency %s %s (--extern %s)", n, change, n); break;
+	case WHY_NATIVE: m = xasprintf("native library %s %s", n, change); break;
 	case WHY_SOURCE:
-		m = xasprintf("source file %s: %s", now && was ? "changed" : now ? "added" :
-		    "no longer read", n);
+		m = xasprintf("source file %s: %s",
+		    now && was ? "changed" :
+		        now    ? "added" :
+		                 "no longer read",
+		    n);
 		break;
 	case WHY_ENVDEP:
 		m = xasprintf("environment variable %s (read by env!) %s", n, change);
 		break;
 	default:
-		m = xasprintf("%s changed: %s -> %s", p->kind == WHY_ROOT_WS ? "workspace directory" :
-		    p->kind == WHY_ROOT_TARGET ? "target directory" : "CARGO_HOME", o ? o : "-", n);
+		m = xasprintf("%s changed: %s -> %s",
+		    p->kind == WHY_ROOT_WS         ? "workspace directory" :
+		        p->kind == WHY_ROOT_TARGET ? "target directory" :
+		                                     "CARGO_HOME",
+		    o, n);
 		break;
 	}
 	free(n);
@@ -226,7 +230,8 @@ explain_at(struct whyx *x, const struct why_rec *miss, int depth, struct why_lis
 
 	if (was == NULL) {
 		add(out, miss->crate, depth, NULL, "first",
-		    xasprintf("no earlier compile of %s is recorded: its first build here", miss->crate));
+		    xasprintf("no earlier compile of %s is recorded: its first build here",
+		        miss->crate));
 		return;
 	}
 	for (size_t i = 0; i < miss->n; i++) {
@@ -234,8 +239,8 @@ explain_at(struct whyx *x, const struct why_rec *miss, int depth, struct why_lis
 
 		if (q != NULL && memcmp(q->digest, p->digest, HASH_LEN) == 0)
 			continue;
-		add(out, miss->crate, depth, p, q ? "changed" : "added", describe(p, q, q ? "changed" :
-		    "added"));
+		add(out, miss->crate, depth, p, q ? "changed" : "added",
+		    describe(p, q, q ? "changed" : "added"));
 		if (q != NULL && p->kind == WHY_EXTERN && depth < WHYX_MAX_DEPTH) {
 			const struct why_rec *up = whyx_find(x, p->name, NULL, miss->ts_ms);
 
@@ -255,7 +260,8 @@ explain_at(struct whyx *x, const struct why_rec *miss, int depth, struct why_lis
 		if (localtime_r(&t, &tm) != NULL)
 			strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
 		add(out, miss->crate, depth, NULL, "same",
-		    xasprintf("nothing in the key of %s changed since its compile of %s: that result "
+		    xasprintf("nothing in the key of %s changed since its compile of %s: that "
+		              "result "
 		              "is no longer in the store (evicted by gc or removed)",
 		        miss->crate, when));
 	}
@@ -280,7 +286,8 @@ whyx_cause(const struct why_list *l)
 
 	for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
 		for (size_t i = 0; i < l->n; i++)
-			if (l->v[i].depth == 0 && strcmp(l->v[i].part, why_kind_name(order[o].k)) == 0)
+			if (l->v[i].depth == 0 &&
+			    strcmp(l->v[i].part, why_kind_name(order[o].k)) == 0)
 				return order[o].word;
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].depth == 0)

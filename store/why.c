@@ -130,7 +130,8 @@ trim_file(const char *path)
 	if (fs_read_file(path, &b, 4 * (size_t)WHY_FILE_MAX) == 0) {
 		while (b.len - pos >= 4) {
 			const unsigned char *p = (const unsigned char *)b.p + pos;
-			size_t len = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+			size_t len =
+			    (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
 
 			if (len > WHY_MAX_RECORD || b.len - pos - 4 < len)
 				break;

@@ -58,8 +58,8 @@ add_extern(struct wrapper *w, struct why_rec *r, const char *v)
 	name = xstrndup(v, (size_t)(eq - v));
 	for (size_t i = 0; i < w->key_files.n; i++)
 		if (strcmp(w->key_files.v[i], eq + 1) == 0) {
-			why_rec_add(r, WHY_EXTERN, name, (const unsigned char *)w->key_hashes.p +
-			    i * HASH_LEN);
+			why_rec_add(r, WHY_EXTERN, name,
+			    (const unsigned char *)w->key_hashes.p + i * HASH_LEN);
 			break;
 		}
 	free(name);
@@ -121,8 +121,8 @@ add_env(struct wrapper *w, struct why_rec *r)
 		if (is_extern_path(&w->args, f))
 			continue; /* already there */
 		folded = roots_fold_path(&w->roots, f);
-		why_rec_add(r, WHY_NATIVE, folded, (const unsigned char *)w->key_hashes.p +
-		    i * HASH_LEN);
+		why_rec_add(r, WHY_NATIVE, folded,
+		    (const unsigned char *)w->key_hashes.p + i * HASH_LEN);
 		free(folded);
 	}
 }
