@@ -3,7 +3,8 @@
 # class's cases are discovered; its ctest names keep its prefix.
 if(TARGET kache AND TARGET kached)
   foreach(pair "Scenarios;scenario_" "RemoteScenarios;scenario_remote_"
-               "RaceScenarios;scenario_race_" "HostileStoreScenarios;scenario_hostile_")
+               "RaceScenarios;scenario_race_" "HostileStoreScenarios;scenario_hostile_"
+               "MemoRecordScenarios;scenario_memo_")
     list(GET pair 0 class)
     list(GET pair 1 prefix)
     kache_py_tests(scenarios/test_cargo.py CLASS ${class} NAME ${prefix}{case}
