@@ -8,6 +8,7 @@
 #include "cli/index_cmds.h"
 #include "cli/init.h"
 #include "cli/monitor.h"
+#include "cli/report.h"
 #include "cli/sign_cmds.h"
 
 static const struct command commands[] = {
@@ -48,6 +49,23 @@ static const struct command commands[] = {
 	    "switch tabs, f filter (Build: by crate), s sort (Store), p pause, q or Esc quit.\n"
 	    "Without a supervisor (or with a hung one) the header says `daemon: offline`\n"
 	    "and the journal and the store are read directly (docs/cli.md).\n",
+	    0 },
+	{ "report", cmd_report, "one build session's story: hits, misses by cause, time saved",
+	    "usage: kache report [--since DURATION] [--format text|json|markdown]\n"
+	    "Reads the journal (no supervisor needed): the last build session (the newest run\n"
+	    "of compiles with no pause longer than prefetch.cooldown), or every compile of the\n"
+	    "last DURATION (90s, 10m, 1h). Hits (local, remote), misses by cause (see\n"
+	    "why-miss), pass-throughs by reason, time saved, bytes moved, the 10 slowest\n"
+	    "misses. markdown suits a CI job summary ($GITHUB_STEP_SUMMARY); json carries\n"
+	    "\"schema\": 1 (docs/report.schema.json, docs/cli.md).\n",
+	    0 },
+	{ "why-miss", cmd_why_miss, "say why a crate's last compile missed the cache",
+	    "usage: kache why-miss CRATE [--json]\n"
+	    "Compares the key of CRATE's last stored miss with the closest earlier compile of\n"
+	    "that crate, part by part, and prints one line a cause: the compiler, an argument,\n"
+	    "an environment variable, a source file, an env! variable, a dependency (--extern:\n"
+	    "then why that crate changed, indented), the target dir or CARGO_HOME. CRATE as\n"
+	    "rustc names it (fixture_core). Exit 1 when no miss of CRATE is recorded.\n",
 	    0 },
 	{ "help", cmd_help, "show help for a command", "usage: kache help [COMMAND]\n", 0 },
 	{ "supervisor", supervisor_cmd, "run and manage the background supervisor and its workers",

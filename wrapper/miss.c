@@ -298,6 +298,8 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	if (why == NULL) {
 		memcpy(res, c.result, HASH_LEN);
 		why = write_entry(w, r, &text, &e, &c);
+		if (why == NULL)
+			keyparts_record(w, &c);
 	}
 	store_candidate_clear(&c);
 	depinfo_free(&d);

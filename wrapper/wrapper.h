@@ -130,6 +130,8 @@ struct wrapper {
 	struct store_memo_rec memo_old;   /* as read (sorted) */
 	struct store_memo_rec memo_new;   /* learnt by this run, in order */
 	int memo_loaded, memo_dirty;
+	char rustc_release[96];               /* the first line of `rustc -vV` (key.c) */
+	unsigned char rustc_digest[HASH_LEN]; /* BLAKE2b of `rustc -vV` */
 };
 
 /* The kached binary beside this one (new string), or NULL. */
@@ -198,5 +200,14 @@ int miss_compile(struct wrapper *w);
 int key_invocation(struct wrapper *w, unsigned char out[HASH_LEN]);
 /* 1 when every file key_invocation hashed still has the hash it had then. */
 int key_files_unchanged(struct wrapper *w);
+/* Appends to out the environment the key takes: "NAME=value", roots folded, sorted. */
+void key_env_vars(struct wrapper *w, struct strv *out);
+
+/* ---- keyparts.c: why a miss missed ---- */
+
+/* After a stored miss: records its key part by part (store/why.h) with the
+ * candidate c (sources, env-deps), so that `kache why-miss` can compare it
+ * with earlier compiles of the crate. Miss path only; best effort. */
+void keyparts_record(struct wrapper *w, const struct store_candidate *c);
 
 #endif

@@ -44,3 +44,12 @@ if(TARGET kache AND TARGET kached)
   kache_py_tests(scenarios/test_signing.py CLASS SignedDir NAME scenario_signing_{case}
       TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
 endif()
+# kache why-miss and kache report (tests/scenarios/test_report.py).
+if(TARGET kache AND TARGET kached)
+  foreach(pair "WhyMiss;scenario_why_" "Report;scenario_report_")
+    list(GET pair 0 class)
+    list(GET pair 1 prefix)
+    kache_py_tests(scenarios/test_report.py CLASS ${class} NAME ${prefix}{case}
+        TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
+  endforeach()
+endif()

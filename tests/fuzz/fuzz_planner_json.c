@@ -61,7 +61,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		return 0;
 	why[0] = '\0';
 	if ((data[0] & 1) == 0) {
-		if (planner_decode_manifest((const char *)data + 1, n - 1, &m, why, sizeof why) < 0) {
+		if (planner_decode_manifest((const char *)data + 1, n - 1, &m, why, sizeof why) <
+		    0) {
 			if (why[0] == '\0')
 				abort();
 			return 0;
