@@ -8,6 +8,8 @@
 #include "cli/index_cmds.h"
 #include "cli/init.h"
 #include "cli/monitor.h"
+#include "cli/report.h"
+#include "cli/sign_cmds.h"
 
 static const struct command commands[] = {
 	{ "__worker", supervisor_worker_cmd, "internal: a supervisor worker",
@@ -48,6 +50,23 @@ static const struct command commands[] = {
 	    "Without a supervisor (or with a hung one) the header says `daemon: offline`\n"
 	    "and the journal and the store are read directly (docs/cli.md).\n",
 	    0 },
+	{ "report", cmd_report, "one build session's story: hits, misses by cause, time saved",
+	    "usage: kache report [--since DURATION] [--format text|json|markdown]\n"
+	    "Reads the journal (no supervisor needed): the last build session (the newest run\n"
+	    "of compiles with no pause longer than prefetch.cooldown), or every compile of the\n"
+	    "last DURATION (90s, 10m, 1h). Hits (local, remote), misses by cause (see\n"
+	    "why-miss), pass-throughs by reason, time saved, bytes moved, the 10 slowest\n"
+	    "misses. markdown suits a CI job summary ($GITHUB_STEP_SUMMARY); json carries\n"
+	    "\"schema\": 1 (docs/report.schema.json, docs/cli.md).\n",
+	    0 },
+	{ "why-miss", cmd_why_miss, "say why a crate's last compile missed the cache",
+	    "usage: kache why-miss CRATE [--json]\n"
+	    "Compares the key of CRATE's last stored miss with the closest earlier compile of\n"
+	    "that crate, part by part, and prints one line a cause: the compiler, an argument,\n"
+	    "an environment variable, a source file, an env! variable, a dependency (--extern:\n"
+	    "then why that crate changed, indented), the target dir or CARGO_HOME. CRATE as\n"
+	    "rustc names it (fixture_core). Exit 1 when no miss of CRATE is recorded.\n",
+	    0 },
 	{ "help", cmd_help, "show help for a command", "usage: kache help [COMMAND]\n", 0 },
 	{ "supervisor", supervisor_cmd, "run and manage the background supervisor and its workers",
 	    "usage: kache supervisor [status [--json]]|start|stop [--timeout "
@@ -80,6 +99,15 @@ static const struct command commands[] = {
 	    "until the store is at most SIZE (default: cache.max_size, 10G). Sizes take\n"
 	    "K, M, G suffixes. Also removes tmp/ files and unreferenced blobs older than\n"
 	    "an hour. Prints what it removed; -v names each evicted entry.\n",
+	    0 },
+	{ "keygen", cmd_keygen, "make an Ed25519 key pair for signed remote uploads",
+	    "usage: kache keygen [--out FILE]\n"
+	    "Writes a new secret key to FILE (default signing.key beside the config file;\n"
+	    "mode 0600, never over an existing file) and its public key, one line\n"
+	    "`id:base64`, to FILE.pub and stdout. Writers set remote.signing_key = FILE\n"
+	    "(KACHE_SIGNING_KEY_FILE); readers list the public line in remote.trusted_keys\n"
+	    "(KACHE_TRUSTED_KEYS) and then import only objects signed by a listed key.\n"
+	    "See docs/remote-layout.md (Signatures) and the CI recipe in README.md.\n",
 	    0 },
 	{ "list", cmd_list, "list cached entries, most recently used first",
 	    "usage: kache list [CRATE] [--json]\n"
@@ -114,10 +142,15 @@ static const struct command commands[] = {
 	    0 },
 	{ "verify", cmd_verify, "re-hash every blob; remove corrupt blobs and their entries",
 	    "usage: kache verify\n"
+	    "       kache verify --remote [--max N]\n"
 	    "Re-hashes every blob and compares it with its name. Removes corrupt blobs,\n"
 	    "entries that do not decode, and entries that reference a missing or corrupt\n"
 	    "blob, naming each. Exit status: 0 when everything was sound, 1 when anything\n"
-	    "was corrupt or missing (or verify could not finish).\n",
+	    "was corrupt or missing (or verify could not finish).\n"
+	    "--remote reads every object of the remote (at most N, default 100000, with\n"
+	    "progress on stderr) and counts them by the key that signed them: trusted,\n"
+	    "not trusted, unsigned, bad signature. Exit status 1 when, with\n"
+	    "remote.trusted_keys set, any object would be refused, or one could not be read.\n",
 	    0 },
 	{ "version", cmd_version, "print the version", "usage: kache version\n", 0 },
 };

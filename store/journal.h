@@ -32,6 +32,8 @@ enum journal_type {
 	JOURNAL_ERROR,      /* kache failed and fell back to rustc; reason says how */
 	JOURNAL_CORRUPT,    /* a damaged entry or blob was found and removed */
 	JOURNAL_REMOTE_HIT, /* fetched from the remote, then restored */
+	JOURNAL_REJECTED,   /* a remote object refused by its signature; reason says
+	                     * why (remote/sign.h: unsigned, unknown_key, ...) */
 };
 
 struct journal_event {

@@ -20,6 +20,7 @@ static void toolchain_id(const char *vv, size_t n, char out[17]);
 static int run_capture(const char *prog, char *const argv[], struct buf *out);
 static int hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v);
 static void hash_env(struct wrapper *w, struct hash_ctx *c);
+static void note_compiler(struct wrapper *w, const char *vv, size_t n);
 static int hash_native_libs(struct wrapper *w, struct hash_ctx *c);
 static int hash_key_file(struct wrapper *w, const char *path, unsigned char h[HASH_LEN]);
 
@@ -28,7 +29,7 @@ static int hash_key_file(struct wrapper *w, const char *path, unsigned char h[HA
 static int
 hash_key_file(struct wrapper *w, const char *path, unsigned char h[HASH_LEN])
 {
-	if (store_hash_file(w->store, path, h, NULL) < 0)
+	if (memo_hash_file(w, path, h, NULL, 1) < 0)
 		return -1;
 	strv_push(&w->key_files, path);
 	buf_add(&w->key_hashes, h, HASH_LEN);
@@ -45,7 +46,7 @@ key_files_unchanged(struct wrapper *w)
 	for (size_t i = 0; i < w->key_files.n; i++) {
 		unsigned char h[HASH_LEN];
 
-		if (store_hash_file(w->store, w->key_files.v[i], h, NULL) < 0 ||
+		if (memo_hash_file(w, w->key_files.v[i], h, NULL, 1) < 0 ||
 		    memcmp(h, w->key_hashes.p + i * HASH_LEN, HASH_LEN) != 0) {
 			log_info("%s changed during the compile", w->key_files.v[i]);
 			return 0;
@@ -218,33 +219,51 @@ hash_native_libs(struct wrapper *w, struct hash_ctx *c)
 	return 0;
 }
 
-/* Variables that reach rustc outside its arguments. Secrets never do. */
-static void
-hash_env(struct wrapper *w, struct hash_ctx *c)
+/* Variables that reach rustc outside its arguments, "NAME=value" with roots
+ * folded, sorted: what the key takes from the environment. Secrets never. */
+void
+key_env_vars(struct wrapper *w, struct strv *out)
 {
 	static const char *const named[] = { "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS",
 		"RUSTC_BOOTSTRAP", NULL };
-	struct strv vars;
 
-	strv_init(&vars);
 	for (char **e = environ; *e; e++) {
 		int take = str_starts_with(*e, "CARGO_CFG_");
 
 		for (int i = 0; named[i] && !take; i++)
 			take = str_starts_with(*e, named[i]) && (*e)[strlen(named[i])] == '=';
-		if (take && !config_is_secret_env(*e))
-			strv_push(&vars, *e);
-	}
-	strv_sort(&vars);
-	for (size_t i = 0; i < vars.n; i++) {
-		struct buf b;
+		if (take && !config_is_secret_env(*e)) {
+			struct buf b;
 
-		buf_init(&b);
-		roots_fold(&w->roots, vars.v[i], strlen(vars.v[i]), &b);
-		hash_str(c, b.p);
-		buf_free(&b);
+			buf_init(&b);
+			roots_fold(&w->roots, *e, strlen(*e), &b);
+			strv_push_owned(out, buf_detach(&b, NULL));
+		}
 	}
+	strv_sort(out);
+}
+
+static void
+hash_env(struct wrapper *w, struct hash_ctx *c)
+{
+	struct strv vars;
+
+	strv_init(&vars);
+	key_env_vars(w, &vars);
+	for (size_t i = 0; i < vars.n; i++)
+		hash_str(c, vars.v[i]);
 	strv_free(&vars);
+}
+
+/* Keeps the compiler's release line and the digest of `rustc -vV` for a
+ * miss's why record (keyparts.c); memory only, so a hit pays nothing. */
+static void
+note_compiler(struct wrapper *w, const char *vv, size_t n)
+{
+	size_t len = strcspn(vv, "\n");
+
+	hash_buffer(vv, n, w->rustc_digest);
+	snprintf(w->rustc_release, sizeof w->rustc_release, "%.*s", (int)len, vv);
 }
 
 int
@@ -265,6 +284,7 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 	hash_str(&c, KEY_FORMAT);
 	hash_str(&c, vv.p);
 	toolchain_id(vv.p, vv.len, w->toolchain);
+	note_compiler(w, vv.p, vv.len);
 	buf_free(&vv);
 	src = roots_fold_path(&w->roots, a->src);
 	log_debug("key: crate %s src %s roots W=%s T=%s H=%s", a->crate_name, src, w->roots.cwd,
