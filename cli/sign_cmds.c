@@ -40,7 +40,7 @@ struct listing {
 
 static char *default_key_path(const struct config *cfg);
 static int write_pub(const char *path, const char *line);
-static int collect(const char *name, uint64_t size, void *arg);
+static int collect(const char *name, uint64_t size, int64_t mtime_ms, void *arg);
 static void count(struct tally *t, const struct remote_sig *s, enum remote_result rr);
 static void print_tally(const struct tally *t, const char *where, size_t trusted, int more);
 static int parse_verify_args(int argc, char **argv, size_t *max);
@@ -116,11 +116,12 @@ cmd_keygen(int argc, char **argv)
 }
 
 static int
-collect(const char *name, uint64_t size, void *arg)
+collect(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
 {
 	struct listing *l = arg;
 
 	(void)size;
+	(void)mtime_ms;
 	if (strcmp(name, LAYOUT_FORMAT_NAME) == 0)
 		return 0;
 	if (l->names.n >= l->max) {

@@ -14,12 +14,12 @@
 #include "remote/remote.h"
 #include "remote/session.h"
 
-static int on_name(const char *name, uint64_t size, void *arg);
+static int on_name(const char *name, uint64_t size, int64_t mtime_ms, void *arg);
 static void to_manifest(const struct remote_session *s, struct planner_manifest *m);
 
 /* Collects sessions/<64 hex> names; anything else in the prefix is not one. */
 static int
-on_name(const char *name, uint64_t size, void *arg)
+on_name(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
 {
 	const char *fp = name + strlen(REMOTE_SESSION_PREFIX);
 
