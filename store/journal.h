@@ -5,7 +5,10 @@
  * Framing: a 4-byte big-endian length, then a msgpack map:
  *   v: 1, t: type, ts: wall ms, crate, reason, inv (bin 32), res (bin 32),
  *   ms: compile ms (miss) or ms saved (hit), bytes, us: time spent in kache.
- * A single write(2) with O_APPEND per record keeps records whole. */
+ * Wrappers write hits, misses, passes, errors and corrupt finds; a worker that
+ * imports a pack (store/pack.c) writes `import`, before the entry can be
+ * found, so that the index owner knows where an entry came from before any
+ * hit on it. A single write(2) with O_APPEND per record keeps records whole. */
 #ifndef KACHE_STORE_JOURNAL_H
 #define KACHE_STORE_JOURNAL_H
 
@@ -24,7 +27,12 @@ enum journal_type {
 	JOURNAL_ERROR,      /* kache failed and fell back to rustc; reason says how */
 	JOURNAL_CORRUPT,    /* a damaged entry or blob was found and removed */
 	JOURNAL_REMOTE_HIT, /* fetched from the remote, then restored */
+	JOURNAL_IMPORT,     /* a pack imported; reason "prefetch" or "fetch", bytes its outputs */
 };
+
+/* The reasons of JOURNAL_IMPORT. */
+#define JOURNAL_IMPORT_PREFETCH "prefetch"
+#define JOURNAL_IMPORT_FETCH "fetch"
 
 struct journal_event {
 	enum journal_type type;
