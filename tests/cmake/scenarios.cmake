@@ -36,4 +36,7 @@ endif()
 if(TARGET kache AND TARGET kached)
   kache_py_tests(scenarios/test_prefetch.py NAME scenario_prefetch_{case} TIMEOUT 600
       LABELS scenario ARGS $<TARGET_FILE:kache>)
+  # what a user sees of it: stats, status, a fresh runner, the hint
+  kache_py_tests(scenarios/test_prefetch_stats.py NAME scenario_pfstats_{case} TIMEOUT 600
+      LABELS scenario ARGS $<TARGET_FILE:kache>)
 endif()
