@@ -111,24 +111,27 @@ apply_hit(struct ix_txn *t, const struct journal_event *ev)
 }
 
 /* A pack imported (the record precedes any hit on the entry, store/pack.c):
- * counted by reason; an entry prefetch brought in that the index did not know
- * gets the mark take_prefetched looks for. */
+ * counted by reason; an entry prefetch brought in that nothing used here yet
+ * gets the mark take_prefetched looks for. Indexed already with no hit is
+ * fine: a gc's scan or a rebuild may have found the file first. */
 static void
 note_imported(struct ix_txn *t, const struct journal_event *ev)
 {
 	unsigned char k[1 + HASH_LEN];
 	struct ix_entry e;
-	int prefetch = strcmp(ev->reason, JOURNAL_IMPORT_PREFETCH) == 0;
+	int prefetch = strcmp(ev->reason, JOURNAL_IMPORT_PREFETCH) == 0, known, used = 0;
 
 	ix_counter_add(t->ix, prefetch ? "prefetch_imported" : "fetch_imported", 1);
 	if (!ev->has_res)
 		return;
-	if (ix_entry_get(t->ix, t, ev->res, &e) == 1) {
-		ix_entry_clear(&e); /* here already: not prefetch's to serve */
-		return;
+	if ((known = ix_entry_get(t->ix, t, ev->res, &e) == 1)) {
+		used = e.info.hits > 0;
+		ix_entry_clear(&e);
 	}
-	if (ix_entry_add_from_store(t, ev->res, ev->ts_ms, ev->has_inv ? ev->inv : NULL) == 1 &&
-	    prefetch) {
+	if (!known &&
+	    ix_entry_add_from_store(t, ev->res, ev->ts_ms, ev->has_inv ? ev->inv : NULL) != 1)
+		return; /* gone already */
+	if (prefetch && !used) {
 		k[0] = 'p';
 		memcpy(k + 1, ev->res, HASH_LEN);
 		ix_put(t, k, sizeof k, "p", 1);
