@@ -72,7 +72,7 @@ static void verify_cb(const char *what, const char *hex, void *arg);
 static json_t *purge_doc(const char *dir, struct progress_line *pl);
 static json_t *verify_doc(const char *dir, struct progress_line *pl);
 static void print_verify(const json_t *doc);
-static void ingest_for_read(struct index *ix, const char *dir);
+static struct index *open_for_read(const char *dir);
 static void print_refused(const char *dir);
 static int store_read_only(const char *dir);
 
@@ -128,13 +128,29 @@ print_refused(const char *dir)
 	fprintf(stderr, "kache: not contacting the supervisor of %s: %s\n", dir, err);
 }
 
-/* Folds the journal in before stats or list, when the disk has room: on a full
- * disk the index is open read-only and shows what it held at the last ingest. */
-static void
-ingest_for_read(struct index *ix, const char *dir)
+/* The index for stats and list, journal folded in. On a store this process
+ * may not write (a read-only mount) nothing is written: no lock, no ingest,
+ * and the counters lack the journal's records not yet folded in; on a full
+ * disk the index is open read-only and shows what it held at the last ingest.
+ * NULL when it cannot be read (said why). */
+static struct index *
+open_for_read(const char *dir)
 {
+	struct index *ix;
+
+	if (store_read_only(dir)) {
+		if ((ix = index_open_readonly(dir)) == NULL)
+			fprintf(stderr, "kache: cannot read the index of %s\n", dir);
+		else
+			fprintf(stderr,
+			    "kache: the store is read-only here: counters as last "
+			    "folded in, without newer journal records\n");
+		return ix;
+	}
+	if ((ix = open_index(dir)) == NULL)
+		return NULL;
 	if (!index_no_space(ix) && index_ingest(ix) >= 0)
-		return;
+		return ix;
 	if (index_no_space(ix))
 		fprintf(stderr,
 		    "kache: warning: the disk of %s is full: showing the index as "
@@ -143,6 +159,7 @@ ingest_for_read(struct index *ix, const char *dir)
 		    dir);
 	else
 		fprintf(stderr, "kache: warning: could not read the whole journal\n");
+	return ix;
 }
 
 /* Sends req to the supervisor of dir, if one runs. VIA_SUPERVISOR: *doc holds
@@ -369,19 +386,8 @@ cmd_stats(int argc, char **argv)
 	msg_init(&req, MSG_INDEX_STATS, 0);
 	v = ask_supervisor(config_get(cfg, "cache.dir"), &req, STATS_WAIT_MS, &doc);
 	msg_clear(&req);
-	if (v == VIA_DIRECT && store_read_only(config_get(cfg, "cache.dir"))) {
-		/* nothing may be written: no lock, no ingest (the counters lack the
-		 * journal's records not yet folded in) */
-		if ((ix = index_open_readonly(config_get(cfg, "cache.dir"))) == NULL)
-			fprintf(stderr, "kache: cannot read the index of %s\n",
-			    config_get(cfg, "cache.dir"));
-		else
-			fprintf(stderr,
-			    "kache: the store is read-only here: counters as last "
-			    "folded in, without newer journal records\n");
-	} else if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
-		ingest_for_read(ix, config_get(cfg, "cache.dir"));
-	}
+	if (v == VIA_DIRECT)
+		ix = open_for_read(config_get(cfg, "cache.dir"));
 	if (v == VIA_DIRECT && ix != NULL) {
 		doc = index_json_stats(ix);
 		index_free(&ix);
@@ -456,8 +462,7 @@ cmd_list(int argc, char **argv)
 	}
 	cfg = load_config();
 	arr = list_via_supervisor(config_get(cfg, "cache.dir"), crate, &v);
-	if (v == VIA_DIRECT && (ix = open_index(config_get(cfg, "cache.dir"))) != NULL) {
-		ingest_for_read(ix, config_get(cfg, "cache.dir"));
+	if (v == VIA_DIRECT && (ix = open_for_read(config_get(cfg, "cache.dir"))) != NULL) {
 		arr = index_json_list(ix, crate, 0, SIZE_MAX, NULL);
 		index_free(&ix);
 	}

@@ -301,6 +301,10 @@ gc_any(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 {
 	struct index_gc_result r2;
 
+	if (ix->reader) {
+		log_warnx("index: gc on a read-only store: nothing may be removed here");
+		return -1;
+	}
 	if (!ix->read_only && !ix->nospace && gc_normal(ix, max_size, r, fn, arg) == 0)
 		return 0;
 	if (!ix->read_only && !ix->nospace)

@@ -233,6 +233,8 @@ index_reopen(struct index *ix)
 {
 	int rc;
 
+	if (ix->reader)
+		return -1;
 	ix_db_close(ix);
 	ix->read_only = ix->nospace = 0;
 	if ((rc = ix_db_open(ix)) == 0 && ix_counters_load(ix) == 0)
@@ -276,26 +278,47 @@ index_no_space(const struct index *ix)
 	return ix->nospace;
 }
 
-struct index *
-index_open_readonly(const char *store_dir)
+/* What both openers share: the paths, the store, RocksDB's options. NULL
+ * (logged) when the store cannot be opened. */
+static struct index *
+ix_new(const char *store_dir)
 {
 	struct index *ix = xcalloc(1, sizeof *ix);
-	char *err = NULL;
 
 	ix->dir = xstrdup(store_dir);
 	ix->db_path = path_join(store_dir, "index");
+	ix->rotate_size = INDEX_ROTATE_SIZE;
+	ix->grace_ms = INDEX_ROTATE_GRACE_MS;
 	ix->stale_ms = INDEX_STALE_MS;
 	ix->lock_fd = -1;
 	ix->store = store_open(store_dir);
+	if (ix->store == NULL) {
+		log_warn("index: store %s", store_dir);
+		index_free(&ix);
+		return NULL;
+	}
 	ix->opt = rocksdb_options_create();
-	rocksdb_options_set_info_log_level(ix->opt, 4); /* fatal only: nothing to write */
+	rocksdb_options_set_max_open_files(ix->opt, 64);
+	rocksdb_options_set_keep_log_file_num(ix->opt, 2);
+	rocksdb_options_set_max_log_file_size(ix->opt, 1 << 20);
 	ix->ro = rocksdb_readoptions_create();
 	ix->wo = rocksdb_writeoptions_create();
-	if (ix->store != NULL)
-		ix->db = rocksdb_open_for_read_only(ix->opt, ix->db_path, 0, &err);
-	if (ix->db == NULL || ix_counters_load(ix) < 0) {
-		log_warnx("index: cannot read %s: %s", ix->db_path, err ? err : "no store");
-		free(err);
+	return ix;
+}
+
+struct index *
+index_open_readonly(const char *store_dir)
+{
+	struct index *ix = ix_new(store_dir);
+
+	if (ix == NULL) {
+		errno = EIO;
+		return NULL;
+	}
+	ix->reader = ix->read_only = 1;
+	rocksdb_options_set_info_log_level(ix->opt, 4); /* fatal only: nothing to write */
+	if (ix_db_open(ix) < 0 || ix_counters_load(ix) < 0) {
+		log_warnx("index: cannot read %s", ix->db_path);
 		index_free(&ix);
 		errno = EIO;
 		return NULL;
@@ -312,30 +335,16 @@ index_open(const char *store_dir)
 struct index *
 index_open_wait(const char *store_dir, int64_t wait_ms)
 {
-	struct index *ix = xcalloc(1, sizeof *ix);
+	struct index *ix = ix_new(store_dir);
 	int rc;
 
-	ix->dir = xstrdup(store_dir);
-	ix->db_path = path_join(store_dir, "index");
-	ix->rotate_size = INDEX_ROTATE_SIZE;
-	ix->grace_ms = INDEX_ROTATE_GRACE_MS;
-	ix->stale_ms = INDEX_STALE_MS;
-	ix->lock_fd = -1;
-	ix->store = store_open(store_dir);
-	if (ix->store == NULL) {
-		log_warn("index: store %s", store_dir);
-		index_free(&ix);
+	if (ix == NULL) {
+		errno = EIO;
 		return NULL;
 	}
-	ix->opt = rocksdb_options_create();
 	rocksdb_options_set_create_if_missing(ix->opt, 1);
-	rocksdb_options_set_max_open_files(ix->opt, 64);
-	rocksdb_options_set_keep_log_file_num(ix->opt, 2);
-	rocksdb_options_set_max_log_file_size(ix->opt, 1 << 20);
 	rocksdb_options_set_info_log_level(ix->opt, 3); /* errors only */
 	set_log_dir(ix);
-	ix->ro = rocksdb_readoptions_create();
-	ix->wo = rocksdb_writeoptions_create();
 	rc = open_or_rebuild(ix, wait_ms);
 	if (rc < 0) {
 		if (rc == -2 && wait_ms > 0)

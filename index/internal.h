@@ -40,7 +40,8 @@ struct index {
 	index_record_fn on_record; /* index_set_record_hook */
 	void *on_record_arg;
 	int rebuilt;
-	int read_only;                         /* opened read-only: the disk was full */
+	int read_only;                         /* opened read-only: the disk was full, or reader */
+	int reader;                            /* index_open_readonly: never reopened writable */
 	int nospace;                           /* a write failed for lack of space */
 	int64_t retry_min_ms, retry_max_ms;    /* index_set_space_retry; 0: never */
 	int64_t retry_ms, next_retry;          /* current back-off, next reopen (clock_ms) */

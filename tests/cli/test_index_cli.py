@@ -12,10 +12,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 import kache_harness as kh  # noqa: E402
 
-KACHED = FIXTURE = None
-
-
-class IndexCli(unittest.TestCase):
+class IndexCli(kh.IndexedStore, unittest.TestCase):
     def setUp(self):
         self.tmp = kh.make_tmp("kache-cli-")
         self.store = os.path.join(self.tmp, "store")
@@ -25,34 +22,6 @@ class IndexCli(unittest.TestCase):
 
     def tearDown(self):
         kh.remove_tmp(self.tmp)
-
-    def fx(self, *args):
-        out = subprocess.run([FIXTURE, self.store, *map(str, args)], check=True,
-                             capture_output=True, text=True)
-        return out.stdout.strip()
-
-    def run_k(self, *args, rc=0):
-        p = subprocess.run([KACHED, *args], env=self.env, capture_output=True, text=True,
-                           timeout=60)
-        self.assertEqual(p.returncode, rc, f"{args}: {p.stdout}{p.stderr}")
-        return p
-
-    def stats(self):
-        return json.loads(self.run_k("stats", "--json").stdout)
-
-    def path(self, kind, key):
-        return os.path.join(self.store, kind, key[:2], key)
-
-    def populate(self):
-        # Wall times in the future, so that they order after the files' mtimes.
-        a = self.fx("entry", "serde", 4000, 9000000000000 - 3000)
-        b = self.fx("entry", "libc", 3000, 9000000000000 - 2000)
-        c = self.fx("entry", "serde", 2000, 9000000000000 - 1000)
-        self.fx("hit", a, 9000000000000, 250, 4000)
-        self.fx("hit", a, 9000000000001, 250, 4000)
-        self.fx("pass", "proc-macro")
-        self.fx("error", "io")
-        return a, b, c
 
     def test_stats_json(self):
         self.populate()
@@ -187,6 +156,10 @@ class IndexCli(unittest.TestCase):
             self.assertIn("read-only", p.stderr)
             self.assertEqual((s["entries"], s["hits"]), (before["entries"], before["hits"]))
             self.assertEqual(os.listdir(os.path.join(ro, "index")), listing)
+            p = self.run_k("list", "--json")
+            self.assertEqual(len(json.loads(p.stdout)), before["entries"])
+            self.assertIn("read-only", p.stderr)
+            self.assertEqual(os.listdir(os.path.join(ro, "index")), listing)
         finally:
             subprocess.run(undo, capture_output=True)
 
@@ -238,7 +211,7 @@ class IndexCli(unittest.TestCase):
         results = []
 
         def go():
-            p = subprocess.run([KACHED, "gc", "--max-size", "10G"], env=self.env,
+            p = subprocess.run([kh.KACHED, "gc", "--max-size", "10G"], env=self.env,
                                capture_output=True, text=True, timeout=60)
             results.append(p)
         ts = [threading.Thread(target=go) for _ in range(4)]
@@ -256,5 +229,5 @@ class IndexCli(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    KACHED, FIXTURE = sys.argv[1], sys.argv[2]
+    kh.KACHED, kh.FIXTURE = sys.argv[1], sys.argv[2]
     unittest.main(argv=sys.argv[:1], verbosity=2)

@@ -16,12 +16,12 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 import kache_harness as kh  # noqa: E402
-from kache_harness import FIXTURE, KACHED, POKE, alive, wait_for  # noqa: E402
+from kache_harness import KACHED, POKE, alive, wait_for  # noqa: E402
 
-FUTURE = 9000000000000  # wall ms after the files' mtimes, so LRU order is ours
+FUTURE = kh.FUTURE_MS
 
 
-class IndexSupervisor(unittest.TestCase):
+class IndexSupervisor(kh.IndexedStore, unittest.TestCase):
     def setUp(self):
         self.tmp = kh.make_tmp("kache-isup-")
         self.store = os.path.join(self.tmp, "store")
@@ -35,20 +35,6 @@ class IndexSupervisor(unittest.TestCase):
 
     def store_pids(self):
         return kh.store_pids(self.store)
-
-    def fx(self, *args):
-        out = subprocess.run([FIXTURE, self.store, *map(str, args)], check=True,
-                             capture_output=True, text=True)
-        return out.stdout.strip()
-
-    def run_k(self, *args, rc=0, timeout=60):
-        p = subprocess.run([KACHED, *args], env=self.env, capture_output=True, text=True,
-                           timeout=timeout)
-        self.assertEqual(p.returncode, rc, f"{args}: {p.stdout}{p.stderr}")
-        return p
-
-    def stats(self):
-        return json.loads(self.run_k("stats", "--json").stdout)
 
     def log(self, names=("supervisor.log", "indexer.0.log")):
         """The supervisor's log and its indexer's (which owns the index)."""
@@ -92,19 +78,6 @@ class IndexSupervisor(unittest.TestCase):
 
     def stop(self):
         self.assertIn("stopped", self.run_k("supervisor", "stop").stdout)
-
-    def populate(self):
-        a = self.fx("entry", "serde", 4000, FUTURE - 3000)
-        b = self.fx("entry", "libc", 3000, FUTURE - 2000)
-        c = self.fx("entry", "serde", 2000, FUTURE - 1000)
-        self.fx("hit", a, FUTURE, 250, 4000)
-        self.fx("hit", a, FUTURE + 1, 250, 4000)
-        self.fx("pass", "proc-macro")
-        self.fx("error", "io")
-        return a, b, c
-
-    def path(self, kind, key):
-        return os.path.join(self.store, kind, key[:2], key)
 
     def test_stats_same_with_and_without_supervisor(self):
         self.populate()

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -332,3 +333,101 @@ def entry_keys(store):
 def intent_keys(store):
     """Result keys of the intents queued in store (temp files left out)."""
     return [n for n in intents(store) if _hex_key(n)]
+
+
+def mp_decode(b, i=0):
+    """The msgpack object at b[i:] and the offset after it: the tests' own
+    reader, independent of kache's (msgpack-c), for packs, entries and
+    manifests; anything outside the format raises ValueError."""
+    t = b[i]
+    i += 1
+    if t <= 0x7f:
+        return t, i
+    if t >= 0xe0:
+        return t - 0x100, i
+    if 0x80 <= t <= 0x8f:
+        return mp_map(b, i, t & 0x0f)
+    if 0x90 <= t <= 0x9f:
+        return mp_array(b, i, t & 0x0f)
+    if 0xa0 <= t <= 0xbf:
+        n = t & 0x1f
+        return b[i:i + n].decode(), i + n
+    if t == 0xc0:
+        return None, i
+    if t in (0xc2, 0xc3):
+        return t == 0xc3, i
+    sizes = {0xcc: ">B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q",
+             0xd0: ">b", 0xd1: ">h", 0xd2: ">i", 0xd3: ">q"}
+    if t in sizes:
+        v = struct.unpack_from(sizes[t], b, i)[0]
+        return v, i + struct.calcsize(sizes[t])
+    lens = {0xc4: ">B", 0xc5: ">H", 0xc6: ">I", 0xd9: ">B", 0xda: ">H", 0xdb: ">I"}
+    if t in lens:
+        n = struct.unpack_from(lens[t], b, i)[0]
+        i += struct.calcsize(lens[t])
+        raw = bytes(b[i:i + n])
+        if len(raw) != n:
+            raise ValueError("truncated")
+        return (raw if t <= 0xc6 else raw.decode()), i + n
+    if t in (0xdc, 0xdd):
+        fmt = ">H" if t == 0xdc else ">I"
+        return mp_array(b, i + struct.calcsize(fmt), struct.unpack_from(fmt, b, i)[0])
+    if t in (0xde, 0xdf):
+        fmt = ">H" if t == 0xde else ">I"
+        return mp_map(b, i + struct.calcsize(fmt), struct.unpack_from(fmt, b, i)[0])
+    raise ValueError("msgpack type 0x%02x" % t)
+
+
+def mp_array(b, i, n):
+    out = []
+    for _ in range(n):
+        v, i = mp_decode(b, i)
+        out.append(v)
+    return out, i
+
+
+def mp_map(b, i, n):
+    out = {}
+    for _ in range(n):
+        k, i = mp_decode(b, i)
+        v, i = mp_decode(b, i)
+        out[k] = v
+    return out, i
+
+
+FUTURE_MS = 9000000000000  # wall ms after any file's mtime: index order is the test's
+
+
+class IndexedStore:
+    """A mixin for tests of the index commands over a store filled through the
+    C store API (index_fixture): needs self.store and self.env. KACHED and
+    FIXTURE are this module's (a test may set them from its arguments)."""
+
+    def fx(self, *args):
+        out = subprocess.run([FIXTURE, self.store, *map(str, args)], check=True,
+                             capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def run_k(self, *args, rc=0, timeout=60):
+        p = subprocess.run([KACHED, *args], env=self.env, capture_output=True, text=True,
+                           timeout=timeout)
+        self.assertEqual(p.returncode, rc, f"{args}: {p.stdout}{p.stderr}")
+        return p
+
+    def stats(self):
+        return json.loads(self.run_k("stats", "--json").stdout)
+
+    def path(self, kind, key):
+        return os.path.join(self.store, kind, key[:2], key)
+
+    def populate(self):
+        """Three entries (serde twice, libc), two hits of the first, a
+        pass-through and an error: the keys a, b, c."""
+        a = self.fx("entry", "serde", 4000, FUTURE_MS - 3000)
+        b = self.fx("entry", "libc", 3000, FUTURE_MS - 2000)
+        c = self.fx("entry", "serde", 2000, FUTURE_MS - 1000)
+        self.fx("hit", a, FUTURE_MS, 250, 4000)
+        self.fx("hit", a, FUTURE_MS + 1, 250, 4000)
+        self.fx("pass", "proc-macro")
+        self.fx("error", "io")
+        return a, b, c

@@ -8,7 +8,6 @@ usage: test_s3_scenarios.py <path to kache> [unittest args]
 import hashlib
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import time
@@ -22,47 +21,6 @@ from kache_harness import CRATES, Workspace, boto, start_moto, stop  # noqa: E40
 
 BUCKET = "kache-scenarios"
 SECRET = "scenario-secret-Kq93"
-
-
-def unpack(b, i=0):
-    """A small msgpack reader: enough for kache's packs and manifests."""
-    t = b[i]
-    if t <= 0x7f:
-        return t, i + 1
-    if 0x80 <= t <= 0x8f or t in (0xde, 0xdf):
-        n, i = (t & 15, i + 1) if t <= 0x8f else \
-            ((struct.unpack(">H", b[i+1:i+3])[0], i + 3) if t == 0xde
-             else (struct.unpack(">I", b[i+1:i+5])[0], i + 5))
-        d = {}
-        for _ in range(n):
-            k, i = unpack(b, i)
-            d[k], i = unpack(b, i)
-        return d, i
-    if 0x90 <= t <= 0x9f or t in (0xdc, 0xdd):
-        n, i = (t & 15, i + 1) if t <= 0x9f else \
-            ((struct.unpack(">H", b[i+1:i+3])[0], i + 3) if t == 0xdc
-             else (struct.unpack(">I", b[i+1:i+5])[0], i + 5))
-        out = []
-        for _ in range(n):
-            v, i = unpack(b, i)
-            out.append(v)
-        return out, i
-    if 0xa0 <= t <= 0xbf:
-        n = t & 31
-        return b[i+1:i+1+n].decode(), i + 1 + n
-    sizes = {0xd9: 1, 0xda: 2, 0xdb: 4, 0xc4: 1, 0xc5: 2, 0xc6: 4}
-    if t in sizes:
-        w = sizes[t]
-        n = int.from_bytes(b[i+1:i+1+w], "big")
-        raw = b[i+1+w:i+1+w+n]
-        return (raw.decode() if t >= 0xd9 else raw), i + 1 + w + n
-    ints = {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}
-    if t in ints:
-        w = ints[t]
-        return int.from_bytes(b[i+1:i+1+w], "big"), i + 1 + w
-    if t == 0xc0:
-        return None, i + 1
-    raise ValueError("msgpack type 0x%02x" % t)
 
 
 class S3Scenarios(unittest.TestCase):
@@ -179,7 +137,7 @@ class S3Scenarios(unittest.TestCase):
         listed = {}
         for k in manifests:
             raw = self.s3.get_object(Bucket=BUCKET, Key=self.prefix + "/" + k)["Body"].read()
-            m, _ = unpack(raw)
+            m, _ = kh.mp_decode(raw)
             self.assertEqual(m["v"], 1)
             for crate, res in m["results"]:
                 listed["packs/%s/%s.pack" % (crate, res)] = k.split("/")[1]
@@ -188,13 +146,13 @@ class S3Scenarios(unittest.TestCase):
             raw = self.s3.get_object(Bucket=BUCKET, Key=self.prefix + "/" + k)["Body"].read()
             doc = subprocess.run(["zstd", "-d", "-c"], input=raw, capture_output=True,
                                  check=True).stdout
-            p, end = unpack(doc)
+            p, end = kh.mp_decode(doc)
             self.assertEqual(end, len(doc))
             self.assertEqual(p["v"], 1)
             self.assertEqual(p["crate"], k.split("/")[1])
             self.assertEqual(p["res"].hex() + ".pack", k.split("/")[2])
             self.assertEqual(p["inv"].hex(), listed[k])
-            entry, _ = unpack(p["entry"])
+            entry, _ = kh.mp_decode(p["entry"])
             want = {o["hash"] for o in entry["outputs"]}
             got = set()
             for h, data in p["blobs"]:
@@ -313,7 +271,7 @@ class S3Scenarios(unittest.TestCase):
         for k in keys:
             if k.startswith("manifests/"):
                 raw = self.s3.get_object(Bucket=BUCKET, Key=self.prefix + "/" + k)["Body"].read()
-                pairs = [tuple(p) for p in unpack(raw)[0]["results"]]
+                pairs = [tuple(p) for p in kh.mp_decode(raw)[0]["results"]]
                 self.assertEqual(len(pairs), len(set(pairs)), k)
         open_uploads = self.s3.list_multipart_uploads(Bucket=BUCKET, Prefix=self.prefix + "/")
         self.assertEqual(open_uploads.get("Uploads", []), [])

@@ -21,48 +21,6 @@ KACHE = None
 REAL_RUSTC = kh.real_rustc()
 
 
-def msgpack_load(data):
-    """A small msgpack reader, independent of kache's, for what packs hold (maps,
-    arrays, str, bin, ints, nil): returns (object, bytes used)."""
-    def be(p, n):
-        return int.from_bytes(data[p:p + n], "big")
-
-    def one(p):
-        t = data[p]
-        p += 1
-        if t <= 0x7f:
-            return t, p
-        if t >= 0xe0:
-            return t - 0x100, p
-        if 0x80 <= t <= 0x8f or t in (0xde, 0xdf) or 0x90 <= t <= 0x9f or t in (0xdc, 0xdd):
-            if t <= 0x9f:
-                n = t & 0x0f
-            else:
-                w = 2 if t in (0xde, 0xdc) else 4
-                n, p = be(p, w), p + w
-            is_map = t <= 0x8f or t in (0xde, 0xdf)
-            items = []
-            for _ in range(n * (2 if is_map else 1)):
-                v, p = one(p)
-                items.append(v)
-            return (dict(zip(items[::2], items[1::2])) if is_map else items), p
-        if 0xa0 <= t <= 0xbf or t in (0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6):
-            if 0xa0 <= t <= 0xbf:
-                n = t & 0x1f
-            else:
-                w = {0xd9: 1, 0xda: 2, 0xdb: 4, 0xc4: 1, 0xc5: 2, 0xc6: 4}[t]
-                n, p = be(p, w), p + w
-            raw = bytes(data[p:p + n])
-            return (raw if t in (0xc4, 0xc5, 0xc6) else raw.decode()), p + n
-        if t in (0xcc, 0xcd, 0xce, 0xcf):
-            w = 1 << (t - 0xcc)
-            return be(p, w), p + w
-        if t == 0xc0:
-            return None, p
-        raise ValueError("msgpack type 0x%x not expected in a pack" % t)
-    return one(0)
-
-
 class Scenarios(unittest.TestCase):
     def setUp(self):
         self.tmp = kh.make_tmp(prefix="kache-scenario-")
@@ -630,7 +588,7 @@ class RemoteScenarios(unittest.TestCase):
         for path in packs:
             raw = subprocess.run(["zstd", "-d", "-c", path], capture_output=True,
                                  check=True, timeout=60).stdout
-            doc, used = msgpack_load(raw)
+            doc, used = kh.mp_decode(raw)
             self.assertEqual(used, len(raw))
             self.assertEqual(doc["v"], 1)
             tag = b"kache-pack-v1"

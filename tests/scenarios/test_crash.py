@@ -17,7 +17,6 @@ import random
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -31,65 +30,6 @@ from kache_harness import Workspace  # noqa: E402
 BASE = "hello data-from-include-str 42 polite LOUD!"
 FMT = '"{} {} {} {} {}"'
 TEMP_RE = re.compile(r"^\..*\.tmp\.")
-
-
-def mp_decode(b, i=0):
-    """The msgpack object at b[i:] and the offset after it (enough of the
-    format for kache's records; anything else raises)."""
-    t = b[i]
-    i += 1
-    if t <= 0x7f:
-        return t, i
-    if t >= 0xe0:
-        return t - 0x100, i
-    if 0x80 <= t <= 0x8f:
-        return mp_map(b, i, t & 0x0f)
-    if 0x90 <= t <= 0x9f:
-        return mp_array(b, i, t & 0x0f)
-    if 0xa0 <= t <= 0xbf:
-        n = t & 0x1f
-        return b[i:i + n].decode(), i + n
-    if t == 0xc0:
-        return None, i
-    if t in (0xc2, 0xc3):
-        return t == 0xc3, i
-    sizes = {0xcc: ">B", 0xcd: ">H", 0xce: ">I", 0xcf: ">Q",
-             0xd0: ">b", 0xd1: ">h", 0xd2: ">i", 0xd3: ">q"}
-    if t in sizes:
-        v = struct.unpack_from(sizes[t], b, i)[0]
-        return v, i + struct.calcsize(sizes[t])
-    lens = {0xc4: ">B", 0xc5: ">H", 0xc6: ">I", 0xd9: ">B", 0xda: ">H", 0xdb: ">I"}
-    if t in lens:
-        n = struct.unpack_from(lens[t], b, i)[0]
-        i += struct.calcsize(lens[t])
-        raw = bytes(b[i:i + n])
-        if len(raw) != n:
-            raise ValueError("truncated")
-        return (raw if t <= 0xc6 else raw.decode()), i + n
-    if t in (0xdc, 0xdd):
-        fmt = ">H" if t == 0xdc else ">I"
-        return mp_array(b, i + struct.calcsize(fmt), struct.unpack_from(fmt, b, i)[0])
-    if t in (0xde, 0xdf):
-        fmt = ">H" if t == 0xde else ">I"
-        return mp_map(b, i + struct.calcsize(fmt), struct.unpack_from(fmt, b, i)[0])
-    raise ValueError("msgpack type 0x%02x" % t)
-
-
-def mp_array(b, i, n):
-    out = []
-    for _ in range(n):
-        v, i = mp_decode(b, i)
-        out.append(v)
-    return out, i
-
-
-def mp_map(b, i, n):
-    out = {}
-    for _ in range(n):
-        k, i = mp_decode(b, i)
-        v, i = mp_decode(b, i)
-        out[k] = v
-    return out, i
 
 
 def read_bytes(path):
@@ -113,7 +53,7 @@ def entry_problems(store):
                 problems.append("entry %s fails its checksum" % f)
                 continue
             try:
-                entry, _ = mp_decode(payload)
+                entry, _ = kh.mp_decode(payload)
                 outputs = entry["outputs"]
             except Exception as e:  # noqa: BLE001 (any decode failure is the finding)
                 problems.append("entry %s does not decode: %r" % (f, e))

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 import kache_harness as kh  # noqa: E402
 from kache_harness import CRATES, Workspace  # noqa: E402
-from test_crash import mp_decode, read_bytes  # noqa: E402
+from test_crash import read_bytes  # noqa: E402
 
 WANT = "hello data-from-include-str 42 polite LOUD! DONE!\n"
 
@@ -101,7 +101,7 @@ class SharedRemote(unittest.TestCase):
         named = set()
         for f in os.listdir(mdir):
             self.assertFalse(f.startswith("."), "temporary left in manifests/: " + f)
-            m, _ = mp_decode(read_bytes(os.path.join(mdir, f)))
+            m, _ = kh.mp_decode(read_bytes(os.path.join(mdir, f)))
             pairs = [tuple(p) for p in m["results"]]
             self.assertEqual(len(pairs), len(set(pairs)), "a result named twice in " + f)
             named.update(pairs)
