@@ -4,7 +4,10 @@
 
 #include "cli/cli.h"
 #include "supervisor/supervisor.h"
+#include "cli/doctor.h"
 #include "cli/index_cmds.h"
+#include "cli/init.h"
+#include "cli/monitor.h"
 
 static const struct command commands[] = {
 	{ "__worker", supervisor_worker_cmd, "internal: a supervisor worker",
@@ -15,16 +18,47 @@ static const struct command commands[] = {
 	    "(~/.config/kache/config.toml, or $KACHE_CONFIG) or a KACHE_* variable.\n"
 	    "Unknown keys in the file are named in a warning on stderr.\n",
 	    0 },
-	{ "daemon", supervisor_cmd, "alias of supervisor",
-	    "usage: kache daemon ... (see `kache help supervisor`)\n", 1 },
+	{ "daemon", supervisor_cmd, "alias of supervisor; alone, the supervisor's status",
+	    "usage: kache daemon [status|log|...] (see `kache help supervisor`)\n", 1 },
+	{ "doctor", cmd_doctor, "check the setup and name the fix for each problem",
+	    "usage: kache doctor [--json]\n"
+	    "Checks: kache and kached on PATH and of one version; cargo's rustc wrapper\n"
+	    "(RUSTC_WRAPPER, .cargo/config.toml up from here, $CARGO_HOME/config.toml) is\n"
+	    "kache; sccache not configured too; the store directory, its filesystem\n"
+	    "(network? reflink?), free space and permissions; the index opens; the\n"
+	    "supervisor, if running, answers and is of this version; the remote answers with\n"
+	    "these credentials; no stale lock. Each problem is printed with `fix:`. Exit\n"
+	    "status 1 while any check fails. --json: {schema, ok, checks: [{name, status,\n"
+	    "detail, fix}]} (docs/cli.md).\n",
+	    0 },
+	{ "init", cmd_init, "make cargo use kache (build.rustc-wrapper in ~/.cargo/config.toml)",
+	    "usage: kache init [--check]\n"
+	    "Writes build.rustc-wrapper = \"kache\" into $CARGO_HOME/config.toml (default\n"
+	    "~/.cargo), keeping the rest of the file byte for byte and the old one as\n"
+	    "config.toml.kache-backup; refuses when the wrapper is set to something else.\n"
+	    "Running it again changes nothing. --check changes nothing and exits 1 when\n"
+	    "cargo would not use kache. Prints how to install the systemd user unit.\n",
+	    0 },
+	{ "monitor", cmd_monitor, "live view of compiles, the store, workers and the remote",
+	    "usage: kache monitor\n"
+	    "A terminal UI with four tabs: Build (compiles as they happen, totals, time\n"
+	    "saved), Store (size against the cap, entries, top crates), Workers (the\n"
+	    "supervisor's status), Remote (uploads, fetches, failures). Keys: 1-4 or Tab\n"
+	    "switch tabs, f filter (Build: by crate), s sort (Store), p pause, q or Esc quit.\n"
+	    "Without a supervisor (or with a hung one) the header says `daemon: offline`\n"
+	    "and the journal and the store are read directly (docs/cli.md).\n",
+	    0 },
 	{ "help", cmd_help, "show help for a command", "usage: kache help [COMMAND]\n", 0 },
 	{ "supervisor", supervisor_cmd, "run and manage the background supervisor and its workers",
-	    "usage: kache supervisor start|stop [--timeout DURATION]|restart|run|status [--json]\n"
-	    "       kache supervisor log [WORKER] [-f] [-n N]\n"
+	    "usage: kache supervisor [status [--json]]|start|stop [--timeout "
+	    "DURATION]|restart|run\n"
+	    "       kache supervisor log [WORKER] [-n N] [-f]\n"
 	    "       kache supervisor install|uninstall|scale uploader=N\n"
 	    "start runs it in the background (the wrapper also starts it on demand); run keeps\n"
-	    "it in the foreground with logs on stderr; status lists the workers; log shows the\n"
-	    "supervisor's or a worker's log (uploader.0, fetcher.0); install adds a systemd\n"
+	    "it in the foreground with logs on stderr; status (also with no subcommand) lists\n"
+	    "the workers and the hits and misses, and tells a hung supervisor (exit 4) from a\n"
+	    "stopped one (exit 3); log follows the supervisor's or a worker's log (uploader.0,\n"
+	    "fetcher.0) as tail -f, or prints its last N lines with -n N; install adds a systemd\n"
 	    "user unit. stop first uploads every intent to the remote (as `kache flush`,\n"
 	    "for at most DURATION, default remote.flush_timeout) and exits 1 when some are\n"
 	    "left. `kache daemon` is an alias. See docs/supervisor.md.\n",
@@ -58,6 +92,17 @@ static const struct command commands[] = {
 	    "Removes every entry, blob, manifest, memo, upload intent, journal and the\n"
 	    "index, without asking: it is a cache. Keeps the configuration. Prints what\n"
 	    "it freed.\n",
+	    0 },
+	{ "save-manifest", supervisor_save_manifest_cmd,
+	    "record the result keys this store's build sessions used in the remote",
+	    "usage: kache save-manifest\n"
+	    "Folds the journal in, then writes one session manifest per build session of\n"
+	    "this store (sessions/<fingerprint> in the remote: Cargo.lock, toolchain, target\n"
+	    "and profile) listing the results it used, so that a fresh runner with the same\n"
+	    "fingerprint prefetches exactly those. `kache supervisor stop` does it too, and\n"
+	    "the supervisor after a session is idle for prefetch.cooldown, unless\n"
+	    "prefetch.save_manifest is off. A read-only remote gets none. Exit status 1\n"
+	    "when one could not be written (its keys stay for the next try).\n",
 	    0 },
 	{ "stats", cmd_stats, "show hits, misses, savings and store size",
 	    "usage: kache stats [--json]\n"

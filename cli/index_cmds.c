@@ -90,11 +90,18 @@ load_config(void)
 	return cfg;
 }
 
-/* Opens the index of dir; prints why not on failure. */
+/* Opens the index of dir; prints why not on failure. A first build of the
+ * index (a large store, a lost index) shows its progress on a terminal. */
 static struct index *
 open_index(const char *dir)
 {
-	struct index *ix = index_open(dir);
+	struct progress_line pl;
+	struct index_progress pg = { progress_from_index, &pl };
+	struct index *ix;
+
+	progress_init(&pl, "index");
+	ix = index_open_progress(dir, &pg);
+	progress_clear(&pl);
 
 	if (ix == NULL && errno == ENOSPC)
 		fprintf(stderr,

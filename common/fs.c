@@ -115,14 +115,14 @@ fs_write_all(int fd, const void *data, size_t n)
 char *
 fs_tmp_beside(const char *path)
 {
-	static unsigned counter;
+	static unsigned counter; /* atomic: threads of one process name temporaries too */
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
 	int dirlen = slash ? (int)(slash - path) : 1;
 	const char *dir = slash ? path : ".";
 
-	return xasprintf("%.*s/.%.40s.tmp.%ld.%u.%lx", dirlen, dir, base, (long)getpid(), counter++,
-	    (unsigned long)random());
+	return xasprintf("%.*s/.%.40s.tmp.%ld.%u.%lx", dirlen, dir, base, (long)getpid(),
+	    __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED), (unsigned long)random());
 }
 
 int

@@ -52,7 +52,8 @@ hash_buffer(const void *data, size_t n, unsigned char out[HASH_LEN])
 int
 hash_fd(int fd, unsigned char out[HASH_LEN], uint64_t *size)
 {
-	static unsigned char chunk[1 << 16];
+	/* one per thread: a prefetch imports on several (workers/prefetch) */
+	static _Thread_local unsigned char chunk[1 << 16];
 	struct hash_ctx c;
 	uint64_t total = 0;
 	ssize_t n;

@@ -363,6 +363,7 @@ ix_remove_stale(const char *dir, int64_t age_ms)
 struct scan_ctx {
 	struct index *ix;
 	struct index_scan_result *r;
+	uint64_t seen; /* entry files looked at, for progress */
 };
 
 /* One entry file on disk: index it when the index does not know it. */
@@ -372,6 +373,10 @@ scan_disk_cb(const char *hex, const char *path, const struct stat *st, void *arg
 	struct scan_ctx *c = arg;
 	unsigned char key[HASH_LEN];
 	struct ix_entry e;
+
+	++c->seen; /* told only while index_open builds the index (not gc's scan) */
+	if (c->ix->open_progress != NULL && c->ix->open_progress->fn != NULL)
+		c->ix->open_progress->fn("entries scanned", c->seen, 0, c->ix->open_progress->arg);
 	struct ix_txn t;
 	int r;
 
@@ -438,7 +443,7 @@ int
 index_scan(struct index *ix, struct index_scan_result *r)
 {
 	struct index_scan_result dummy;
-	struct scan_ctx c = { ix, r ? r : &dummy };
+	struct scan_ctx c = { ix, r ? r : &dummy, 0 };
 
 	memset(c.r, 0, sizeof *c.r);
 	if (ix->read_only) {

@@ -18,6 +18,8 @@
 #include "index/internal.h"
 
 static int open_or_rebuild(struct index *ix, int64_t wait_ms);
+static struct index *ix_open_wait(const char *store_dir, int64_t wait_ms,
+    const struct index_progress *pg);
 static void set_log_dir(struct index *ix);
 static int is_nospace(const char *err);
 static int open_nospace(struct index *ix);
@@ -333,7 +335,20 @@ index_open(const char *store_dir)
 }
 
 struct index *
+index_open_progress(const char *store_dir, const struct index_progress *pg)
+{
+	return ix_open_wait(store_dir, INDEX_LOCK_WAIT_MS, pg);
+}
+
+struct index *
 index_open_wait(const char *store_dir, int64_t wait_ms)
+{
+	return ix_open_wait(store_dir, wait_ms, NULL);
+}
+
+/* index_open_wait with pg told of a first build's scan. */
+static struct index *
+ix_open_wait(const char *store_dir, int64_t wait_ms, const struct index_progress *pg)
 {
 	struct index *ix = ix_new(store_dir);
 	int rc;
@@ -345,7 +360,9 @@ index_open_wait(const char *store_dir, int64_t wait_ms)
 	rocksdb_options_set_create_if_missing(ix->opt, 1);
 	rocksdb_options_set_info_log_level(ix->opt, 3); /* errors only */
 	set_log_dir(ix);
+	ix->open_progress = pg;
 	rc = open_or_rebuild(ix, wait_ms);
+	ix->open_progress = NULL;
 	if (rc < 0) {
 		if (rc == -2 && wait_ms > 0)
 			log_warnx("index: %s is locked by another process", ix->db_path);

@@ -36,6 +36,11 @@ struct index *index_open(const char *store_dir);
 /* index_open waiting at most wait_ms for the lock (0: one try, without logging
  * the busy lock; for the supervisor, which retries from its tick). */
 struct index *index_open_wait(const char *store_dir, int64_t wait_ms);
+struct index_progress;
+/* index_open telling pg (may be NULL) how far the first build of a missing or
+ * damaged index got: "entries scanned", no total (the store is not counted
+ * first, so that nothing is read twice). */
+struct index *index_open_progress(const char *store_dir, const struct index_progress *pg);
 /* On a full disk (RocksDB cannot write) index_open opens the database
  * read-only: index_no_space() is then 1, reads work, index_ingest and
  * index_scan fail with errno ENOSPC without writing, index_gc frees space by

@@ -35,6 +35,8 @@ static int take_prefetched(struct ix_txn *t, const unsigned char key[HASH_LEN]);
 static void note_imported(struct ix_txn *t, const struct journal_event *ev);
 static void note_stored(struct ix_txn *t, const struct journal_event *ev);
 static void note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN]);
+static void note_session(struct index *ix, const struct journal_event *ev);
+static int crate_ok(const char *c);
 static int ingest_chunk(struct index *ix, const unsigned char k[9], struct buf *b, uint64_t *off,
     long *applied);
 static int ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size);
@@ -180,6 +182,42 @@ note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN])
 	free(p);
 }
 
+/* A result a build session used (a hit, a remote hit, a stored compile):
+ * "crate result bytes" appended to run/sessions/<ws>.used, which a session manifest
+ * is made of (remote/session.h). Outside the batch: a record applied again
+ * after a failed commit only repeats a line, which the reader drops. */
+/* A crate name as packs take it: [A-Za-z0-9_-]{1,64} (store/pack.h). */
+static int
+crate_ok(const char *c)
+{
+	size_t n = strlen(c);
+
+	return n > 0 && n <= 64 &&
+	    strspn(c, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+static void
+note_session(struct index *ix, const struct journal_event *ev)
+{
+	char hex[HASH_HEX_LEN + 1], line[HASH_HEX_LEN + 160], *path;
+	int fd, n;
+
+	if (ev->ws[0] == '\0' || !ev->has_res || !crate_ok(ev->crate) ||
+	    (ev->type != JOURNAL_HIT && ev->type != JOURNAL_REMOTE_HIT && ev->type != JOURNAL_MISS))
+		return;
+	hash_to_hex(ev->res, hex);
+	n = snprintf(line, sizeof line, "%s %s %llu\n", ev->crate, hex,
+	    (unsigned long long)ev->bytes);
+	path = xasprintf("%s/%s/%s.used", ix->dir, JOURNAL_SESSIONS_DIR, ev->ws);
+	fd = fs_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+	if (fd >= 0) {
+		if (write(fd, line, (size_t)n) != n)
+			log_warn("index: append to %s", path);
+		close(fd);
+	}
+	free(path);
+}
+
 static void
 apply_event(const struct journal_event *ev, void *arg)
 {
@@ -190,6 +228,7 @@ apply_event(const struct journal_event *ev, void *arg)
 
 	c->applied++;
 	ix_counter_add(ix, "kache_us", ev->us);
+	note_session(ix, ev);
 	switch (ev->type) {
 	case JOURNAL_HIT:
 	case JOURNAL_REMOTE_HIT: prefetched = apply_hit(c->t, ev); break;

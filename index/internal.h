@@ -47,6 +47,7 @@ struct index {
 	int64_t retry_ms, next_retry;          /* current back-off, next reopen (clock_ms) */
 	int lock_fd;                           /* flock on <store>/index.lock, held while open */
 	const struct index_progress *progress; /* of the verify, gc or purge running */
+	const struct index_progress *open_progress; /* of a first build in index_open */
 };
 
 /* An entry as the index keeps it. */

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "proto/hint.h"
 #include "proto/paths.h"
 #include "proto/zmq_dl.h"
 
@@ -283,6 +284,26 @@ proto_client_notify_upload(const char *kache_dir, const char *result_key_hex)
 	proto_client_request(kache_dir, &req, &rep, clock_ms() + NOTIFY_WAIT_MS);
 	msg_clear(&req);
 	msg_clear(&rep);
+}
+
+/* A hint over the socket: what wrappers before hint files sent; kept for
+ * tools and tests that talk to a supervisor directly (tests/proc/proto_poke). */
+enum proto_result
+proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h, int64_t deadline_ms)
+{
+	struct msg req, rep;
+	enum proto_result r = PROTO_ERROR;
+
+	memset(&rep, 0, sizeof rep);
+	msg_init(&req, MSG_PREFETCH_HINT, 0);
+	req.epoch = proto_client_epoch();
+	if (proto_hint_to_msg(h, &req) == 0)
+		r = proto_client_request(kache_dir, &req, &rep, deadline_ms);
+	if (r == PROTO_OK && rep.type != MSG_OK)
+		r = PROTO_ERROR;
+	msg_clear(&req);
+	msg_clear(&rep);
+	return r;
 }
 
 /* The grandchild: a session of its own, quiet stdio, the spawn lock handed on

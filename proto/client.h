@@ -32,6 +32,13 @@ enum proto_result proto_client_fetch(const char *kache_dir, const char *inv_key_
  * forget: waits at most a few milliseconds for the acknowledgement, and the
  * supervisor replays intent files anyway. */
 void proto_client_notify_upload(const char *kache_dir, const char *result_key_hex);
+struct proto_hint;
+/* Sends a prefetch hint over the socket (MSG_PREFETCH_HINT), waiting for the
+ * acknowledgement until deadline_ms (absolute) at most. The wrapper does not
+ * use this: it leaves a hint file (proto_hint_file_write), waiting for nobody;
+ * this is for tools and tests that talk to a supervisor directly. */
+enum proto_result proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h,
+    int64_t deadline_ms);
 /* When no supervisor runs for kache_dir, starts `kached_path supervisor run`
  * detached (double fork, setsid, stdio on /dev/null) under a lock, so that
  * many wrappers at once start exactly one. Never waits for it to come up.

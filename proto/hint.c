@@ -37,7 +37,7 @@ static int
 hint_ok(const struct proto_hint *h)
 {
 	return path_ok(h->root) && path_ok(h->lock) && name_ok(h->target) && name_ok(h->profile) &&
-	    (h->lock_hash[0] == '\0' || hash_hex_valid(h->lock_hash));
+	    name_ok(h->toolchain) && (h->lock_hash[0] == '\0' || hash_hex_valid(h->lock_hash));
 }
 
 int
@@ -48,8 +48,8 @@ proto_hint_to_msg(const struct proto_hint *h, struct msg *m)
 	if (!hint_ok(h))
 		return -1;
 	buf_init(&b);
-	buf_addf(&b, "root=%s\nlock=%s\ntarget=%s\nprofile=%s\n", h->root, h->lock, h->target,
-	    h->profile);
+	buf_addf(&b, "root=%s\nlock=%s\ntarget=%s\nprofile=%s\ntoolchain=%s\n", h->root, h->lock,
+	    h->target, h->profile, h->toolchain);
 	snprintf(m->key, sizeof m->key, "%s", h->lock_hash);
 	msg_set_text(m, b.p);
 	buf_free(&b);
@@ -68,6 +68,7 @@ take_line(struct proto_hint *h, const char *line, size_t n)
 		{ "lock=", offsetof(struct proto_hint, lock), PROTO_HINT_PATH_MAX },
 		{ "target=", offsetof(struct proto_hint, target), PROTO_HINT_NAME_MAX + 1 },
 		{ "profile=", offsetof(struct proto_hint, profile), PROTO_HINT_NAME_MAX + 1 },
+		{ "toolchain=", offsetof(struct proto_hint, toolchain), PROTO_HINT_NAME_MAX + 1 },
 	};
 
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {

@@ -8,6 +8,7 @@
  *   lock=<Cargo.lock, absolute>
  *   target=<target triple, or empty for the host>
  *   profile=<cargo profile directory, e.g. debug, release; empty if unseen>
+ *   toolchain=<16 hex: BLAKE2b of `rustc -vV`, or empty> (optional line)
  *
  * Decoding checks every name, length and character before anything is used. */
 #ifndef KACHE_PROTO_HINT_H
@@ -23,6 +24,7 @@ struct proto_hint {
 	char lock[PROTO_HINT_PATH_MAX];
 	char target[PROTO_HINT_NAME_MAX + 1];
 	char profile[PROTO_HINT_NAME_MAX + 1];
+	char toolchain[PROTO_HINT_NAME_MAX + 1];
 	char lock_hash[MSG_KEY_MAX + 1]; /* hex, or "" */
 };
 

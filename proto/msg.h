@@ -26,7 +26,7 @@ enum msg_type {
 	MSG_HEARTBEAT = 2,  /* either way; any message counts as one */
 	MSG_SHUTDOWN = 3,   /* supervisor -> worker: finish the current job and exit */
 	MSG_JOB_UPLOAD = 4, /* supervisor -> uploader: key = result key */
-	MSG_JOB_FETCH = 5,  /* supervisor -> fetcher: key = invocation key */
+	MSG_JOB_FETCH = 5,  /* supervisor -> fetcher: key = invocation key, deadline (ms left) */
 	MSG_JOB_DONE = 6,   /* worker -> supervisor: id echoed, status = enum job_status, text */
 	/* client (wrapper, CLI) -> supervisor */
 	MSG_PING = 10,          /* epoch */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
@@ -25,8 +26,12 @@ static enum remote_result put_pack(struct remote *r, struct store *s, const char
     const unsigned char inv[HASH_LEN], const char *res_hex, char **crate);
 static enum remote_result read_manifest(struct remote *r, const char *tmpdir, const char *inv,
     struct layout_manifest *m);
+static int present(struct store *s, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], const char *res_hex);
+static int transfer(struct remote *r, struct store *s, const char *tmpdir,
+    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], const char *name);
 static int import_one(struct remote *r, struct store *s, const char *tmpdir,
-    const unsigned char inv[HASH_LEN], const struct layout_result *lr);
+    const unsigned char inv[HASH_LEN], const struct layout_result *lr, int64_t deadline_ms);
 
 static int
 sbuf_write(void *data, const char *p, size_t n)
@@ -185,6 +190,12 @@ format_ok(struct remote *r, const char *tmpdir, int create)
 	return rr == REMOTE_OK ? 0 : -1;
 }
 
+int
+layout_format_check(struct remote *r, const char *tmpdir, int create)
+{
+	return format_ok(r, tmpdir, create);
+}
+
 /* Read-modify-write of the manifest of inv with (crate, res) first. */
 static int
 publish(struct remote *r, const char *tmpdir, const char *inv, const char *crate, const char *res)
@@ -295,31 +306,70 @@ read_manifest(struct remote *r, const char *tmpdir, const char *inv, struct layo
 	return rr;
 }
 
+/* 1 when the store has the result res and, for a fetch (inv not NULL), its
+ * candidate under inv: what an import would make, so nothing is to be done. */
+static int
+present(struct store *s, const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN],
+    const char *res_hex)
+{
+	char *entry = store_path(s, "entries", res_hex);
+	struct store_manifest m = { 0 };
+	int found = access(entry, F_OK) == 0;
+
+	free(entry);
+	if (!found || inv == NULL)
+		return found;
+	found = 0;
+	if (store_manifest_read(s, inv, &m) == STORE_FOUND)
+		for (size_t i = 0; i < m.n && !found; i++)
+			found = memcmp(m.c[i].result, res, HASH_LEN) == 0;
+	store_manifest_clear(&m);
+	return found;
+}
+
+/* Downloads and imports the pack name. 1 imported, 0 absent or rejected, -1
+ * the remote failed. */
+static int
+transfer(struct remote *r, struct store *s, const char *tmpdir, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], const char *name)
+{
+	enum remote_result rr;
+	enum pack_result pr;
+	int fd;
+
+	rr = r->t->open(r, name, tmpdir, &fd);
+	if (rr != REMOTE_OK)
+		return rr == REMOTE_FAILED ? -1 : 0;
+	pr = pack_read(s, fd, inv, res);
+	close(fd);
+	if (pr == PACK_OK)
+		return 1;
+	log_warnx("remote: pack %s rejected (%s)", name, pack_result_name(pr));
+	return 0;
+}
+
 /* Imports one pack the manifest names (inv NULL: a prefetch, the pack's own
- * invocation key). 1 imported, 0 not (absent or rejected), -1 the remote
- * failed. */
+ * invocation key), under the result's import lock: an import of it already
+ * in flight elsewhere is waited for (until deadline_ms), not repeated, and a
+ * result present costs no transfer. 1 imported or present, 0 not (absent,
+ * rejected, or still being imported elsewhere at the deadline), -1 the
+ * remote failed. */
 static int
 import_one(struct remote *r, struct store *s, const char *tmpdir, const unsigned char inv[HASH_LEN],
-    const struct layout_result *lr)
+    const struct layout_result *lr, int64_t deadline_ms)
 {
 	char *name = layout_pack_name(lr->crate, lr->res);
 	unsigned char res[HASH_LEN];
-	enum remote_result rr;
-	enum pack_result pr;
-	int fd, out = 0;
+	int lock = -1, out;
 
 	hash_from_hex(lr->res, res);
-	rr = r->t->open(r, name, tmpdir, &fd);
-	if (rr == REMOTE_OK) {
-		pr = pack_read(s, fd, inv, res);
-		close(fd);
-		if (pr == PACK_OK)
-			out = 1;
-		else
-			log_warnx("remote: pack %s rejected (%s)", name, pack_result_name(pr));
-	} else if (rr == REMOTE_FAILED) {
-		out = -1;
-	}
+	if (layout_lock_take(store_dir(s), lr->res, deadline_ms, &lock) == 1)
+		out = 0;
+	else if (present(s, inv, res, lr->res))
+		out = 1;
+	else
+		out = transfer(r, s, tmpdir, inv, res, name);
+	layout_lock_release(store_dir(s), lr->res, lock);
 	free(name);
 	return out;
 }
@@ -340,14 +390,14 @@ layout_import_pack(struct remote *r, const char *kache_dir, const char *crate, c
 	snprintf(lr.res, sizeof lr.res, "%s", res_hex);
 	tmpdir = path_join(kache_dir, "tmp");
 	if (format_ok(r, tmpdir, 0) == 0)
-		one = import_one(r, s, tmpdir, NULL, &lr);
+		one = import_one(r, s, tmpdir, NULL, &lr, clock_ms() + LAYOUT_LOCK_WAIT_MS);
 	free(tmpdir);
 	store_free(&s);
 	return one > 0 ? REMOTE_OK : one == 0 ? REMOTE_MISS : REMOTE_FAILED;
 }
 
 enum remote_result
-layout_fetch(struct remote *r, const char *kache_dir, const char *inv_hex)
+layout_fetch(struct remote *r, const char *kache_dir, const char *inv_hex, int64_t deadline_ms)
 {
 	unsigned char inv[HASH_LEN];
 	struct layout_manifest m;
@@ -358,12 +408,14 @@ layout_fetch(struct remote *r, const char *kache_dir, const char *inv_hex)
 
 	if (r->off || hash_from_hex(inv_hex, inv) < 0)
 		return REMOTE_MISS;
+	if (deadline_ms <= 0)
+		deadline_ms = clock_ms() + LAYOUT_LOCK_WAIT_MS;
 	if ((s = store_open(kache_dir)) == NULL)
 		return REMOTE_FAILED;
 	tmpdir = path_join(kache_dir, "tmp");
 	rr = format_ok(r, tmpdir, 0) < 0 ? REMOTE_FAILED : read_manifest(r, tmpdir, inv_hex, &m);
 	for (size_t i = 0; rr == REMOTE_OK && i < m.n && i < LAYOUT_FETCH_RESULTS; i++) {
-		int one = import_one(r, s, tmpdir, inv, &m.r[i]);
+		int one = import_one(r, s, tmpdir, inv, &m.r[i], deadline_ms);
 
 		imported += one > 0;
 		failed += one < 0;

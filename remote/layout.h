@@ -14,6 +14,7 @@
 #define KACHE_REMOTE_LAYOUT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/hash.h"
 #include "common/util.h"
@@ -44,11 +45,29 @@ void layout_manifest_encode(const struct layout_manifest *m, struct buf *out);
 /* Puts (crate, res) first, dropping an older copy and the oldest past the cap. */
 void layout_manifest_add(struct layout_manifest *m, const char *crate, const char *res_hex);
 
+/* How long an import waits for another importer of the same result when the
+ * caller gives no deadline (a prefetch). */
+#define LAYOUT_LOCK_WAIT_MS 30000
+
+/* The format marker (kache-remote-format): 0 when it is ours, or absent and
+ * not create; with create, a fresh remote gets it written. -1 (the remote is
+ * then off, said once) when it names another format or cannot be read. */
+int layout_format_check(struct remote *r, const char *tmpdir, int create);
+
 /* remote_put and remote_fetch for the dir and S3 remotes (remote/remote.h). */
 enum remote_result layout_put(struct remote *r, const char *kache_dir, const char *res_hex);
-enum remote_result layout_fetch(struct remote *r, const char *kache_dir, const char *inv_hex);
+enum remote_result layout_fetch(struct remote *r, const char *kache_dir, const char *inv_hex,
+    int64_t deadline_ms);
 /* remote_import_pack: the one pack import layout_fetch does per result. */
 enum remote_result layout_import_pack(struct remote *r, const char *kache_dir, const char *crate,
     const char *res_hex);
+
+/* layout_lock.c: the import lock of result res_hex in the store at kache_dir
+ * (tmp/import-<res>.lock, flock). 0 held (*fd to release), 1 another
+ * importer still held it at deadline_ms (clock_ms), -1 it cannot be taken
+ * at all (logged: the import goes on unlocked). */
+int layout_lock_take(const char *kache_dir, const char *res_hex, int64_t deadline_ms, int *fd);
+/* Unlinks the lock file, then lets the lock go. fd < 0: nothing. */
+void layout_lock_release(const char *kache_dir, const char *res_hex, int fd);
 
 #endif

@@ -153,6 +153,12 @@ remote_free(struct remote **rp)
 	*rp = NULL;
 }
 
+int
+remote_read_only(const struct remote *r)
+{
+	return r->read_only;
+}
+
 enum remote_result
 remote_put(struct remote *r, const char *kache_dir, const char *res_hex)
 {
@@ -172,13 +178,13 @@ remote_list(struct remote *r, const char *prefix, remote_list_fn fn, void *arg)
 }
 
 enum remote_result
-remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex)
+remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex, int64_t deadline_ms)
 {
 #ifdef KACHE_FAULT_INJECTION
 	if (r->testsink)
 		return sink_fetch(r, inv_hex);
 #endif
-	return layout_fetch(r, kache_dir, inv_hex);
+	return layout_fetch(r, kache_dir, inv_hex, deadline_ms);
 }
 
 enum remote_result

@@ -33,6 +33,8 @@ struct remote *remote_open(const struct config *cfg, char *err, size_t errlen);
  * -1, logged, when the configuration names a remote that cannot be opened: a
  * configuration error. */
 int remote_open_for_worker(const struct config *cfg, struct remote **r);
+/* 1 when uploads are skipped (s3.read_only): nothing is written. */
+int remote_read_only(const struct remote *r);
 /* Takes ownership; NULLs *r. */
 void remote_free(struct remote **r);
 /* Makes the result res_hex (and what it references) present in the remote;
@@ -46,13 +48,18 @@ typedef int (*remote_list_fn)(const char *name, uint64_t size, void *arg);
  * whole; what was listed by then was passed to fn. */
 enum remote_result remote_list(struct remote *r, const char *prefix, remote_list_fn fn, void *arg);
 /* Imports the remote result(s) of the invocation key inv_hex into the store
- * at kache_dir. */
-enum remote_result remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex);
+ * at kache_dir. A result another process is importing at the same time (a
+ * prefetch, another fetcher) is not downloaded again: the fetch waits for
+ * that import until deadline_ms (clock_ms; 0: LAYOUT_LOCK_WAIT_MS from now)
+ * and finds it present; a result present already costs no transfer. */
+enum remote_result remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex,
+    int64_t deadline_ms);
 /* Imports the pack packs/<crate>/<res_hex>.pack into the store at kache_dir,
  * verified whole as a fetch does, its manifest candidate under the invocation
  * key the pack names (a prefetch knows packs by listing only). REMOTE_MISS
  * when it is absent or was rejected (said in the log), REMOTE_FAILED when the
- * remote failed. */
+ * remote failed. Joins an import of the same result in flight, as a fetch
+ * does, for at most LAYOUT_LOCK_WAIT_MS. */
 enum remote_result remote_import_pack(struct remote *r, const char *kache_dir, const char *crate,
     const char *res_hex);
 

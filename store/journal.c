@@ -25,6 +25,12 @@ journal_type_name(enum journal_type t)
 	return type_names[t];
 }
 
+int
+journal_ws_valid(const char *s)
+{
+	return strlen(s) == JOURNAL_WS_LEN && strspn(s, "0123456789abcdef") == JOURNAL_WS_LEN;
+}
+
 static int
 sbuf_write(void *data, const char *p, size_t n)
 {
@@ -44,7 +50,7 @@ journal_append(const char *store_dir, const struct journal_event *ev)
 	buf_init(&b);
 	buf_add(&b, "\0\0\0\0", 4);
 	msgpack_packer_init(&pk, &b, sbuf_write);
-	msgpack_pack_map(&pk, 10 + ev->has_inv + ev->has_res - 2);
+	msgpack_pack_map(&pk, 8 + ev->has_inv + ev->has_res + (ev->ws[0] != '\0'));
 	codec_pack_kv_u64(&pk, "v", JOURNAL_FORMAT);
 	codec_pack_kv_u64(&pk, "t", (uint64_t)ev->type);
 	codec_pack_kv_u64(&pk, "ts", (uint64_t)(ev->ts_ms ? ev->ts_ms : clock_wall_ms()));
@@ -57,6 +63,8 @@ journal_append(const char *store_dir, const struct journal_event *ev)
 	codec_pack_kv_u64(&pk, "ms", ev->ms);
 	codec_pack_kv_u64(&pk, "bytes", ev->bytes);
 	codec_pack_kv_u64(&pk, "us", ev->us);
+	if (ev->ws[0] != '\0')
+		codec_pack_kv_str(&pk, "ws", ev->ws);
 	len = (uint32_t)(b.len - 4);
 	b.p[0] = (char)(len >> 24);
 	b.p[1] = (char)(len >> 16);
@@ -94,6 +102,7 @@ decode_event(const char *d, size_t n, struct journal_event *ev)
 	msgpack_zone zone;
 	msgpack_object root;
 	uint64_t v, t, ts;
+	char ws[JOURNAL_WS_LEN + 2];
 	int rc = -1;
 
 	memset(ev, 0, sizeof *ev);
@@ -111,6 +120,10 @@ decode_event(const char *d, size_t n, struct journal_event *ev)
 	codec_get_u64(&root, "ms", &ev->ms);
 	codec_get_u64(&root, "bytes", &ev->bytes);
 	codec_get_u64(&root, "us", &ev->us);
+	/* one byte more than an id holds, so that a longer string is refused */
+	get_fixed_str(&root, "ws", ws, sizeof ws);
+	if (journal_ws_valid(ws))
+		memcpy(ev->ws, ws, sizeof ev->ws);
 	rc = 0;
 out:
 	msgpack_zone_destroy(&zone);

@@ -4,7 +4,11 @@
  *
  * Framing: a 4-byte big-endian length, then a msgpack map:
  *   v: 1, t: type, ts: wall ms, crate, reason, inv (bin 32), res (bin 32),
- *   ms: compile ms (miss) or ms saved (hit), bytes, us: time spent in kache.
+ *   ms: compile ms (miss) or ms saved (hit), bytes, us: time spent in kache,
+ *   and, when the wrapper saw the workspace's Cargo.lock, ws: the workspace id
+ *   (16 hex: the first 8 bytes of BLAKE2b of the Cargo.lock path, the name of
+ *   its session marker under JOURNAL_SESSIONS_DIR), by which the index gathers
+ *   the result keys one build session used (its session manifest).
  * Wrappers write hits, misses, passes, errors and corrupt finds; a worker that
  * imports a pack (store/pack.c) writes `import`, before the entry can be
  * found, so that the index owner knows where an entry came from before any
@@ -19,6 +23,10 @@
 
 #define JOURNAL_FORMAT 1
 #define JOURNAL_MAX_RECORD 4096
+/* Under the store: <ws> (the session marker, wrapper/session.c) and
+ * <ws>.used ("crate result-hex" lines the index appends as it ingests). */
+#define JOURNAL_SESSIONS_DIR "run/sessions"
+#define JOURNAL_WS_LEN 16
 
 enum journal_type {
 	JOURNAL_HIT = 1,    /* restored from the local store */
@@ -45,6 +53,7 @@ struct journal_event {
 	uint64_t ms;
 	uint64_t bytes;
 	uint64_t us;
+	char ws[JOURNAL_WS_LEN + 1]; /* "" when unknown */
 };
 
 const char *journal_type_name(enum journal_type t);
@@ -52,6 +61,8 @@ const char *journal_type_name(enum journal_type t);
 int journal_append(const char *store_dir, const struct journal_event *ev);
 /* Decodes the records in data[0..n). Calls fn for each whole, valid record;
  * returns the number of bytes consumed (a torn tail is left for later). */
+/* 1 when s is a workspace id: JOURNAL_WS_LEN lowercase hex digits. */
+int journal_ws_valid(const char *s);
 size_t journal_parse(const char *data, size_t n,
     void (*fn)(const struct journal_event *ev, void *arg), void *arg);
 

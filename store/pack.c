@@ -378,7 +378,8 @@ static enum pack_result
 inflate_to(int fd, int out, uint64_t *size)
 {
 	ZSTD_DCtx *z = ZSTD_createDCtx();
-	static char in_buf[1 << 16], out_buf[1 << 17];
+	/* one per thread: a prefetch imports on several (workers/prefetch) */
+	static _Thread_local char in_buf[1 << 16], out_buf[1 << 17];
 	enum pack_result r = PACK_CORRUPT;
 	size_t last = 1;
 	ssize_t n;

@@ -25,11 +25,16 @@
 #define STOP_WAIT_MS (SUP_DRAIN_MS + SUP_GRACE_MS + 5000)
 #define CLI_DEADLINE_MS 2000
 #define EXIT_NOT_RUNNING 3
+#define EXIT_HUNG 4
+/* How long `log` (following) waits for a log file that went away (rotated)
+ * before it concludes the log is gone and exits. */
+#define LOG_GONE_MS 3000
 
 static char *configured_store_dir(void);
 static int request(const char *dir, enum msg_type type, struct msg *rep, const char *role,
     int64_t count);
 static int cmd_stop(const char *dir, int64_t flush_ms);
+static void save_manifests(void);
 static int wait_started(const struct proto_paths *p);
 static int uploads_left(const char *dir);
 static int other_owner(const struct proto_paths *p);
@@ -40,6 +45,11 @@ static int cmd_log(const char *dir, int argc, char **argv);
 static int cmd_install(const char *dir, int install);
 static void print_status(json_t *root);
 static void print_prefetch(json_t *pf);
+static void print_counts(const json_t *st);
+static json_t *index_counts(const char *dir);
+static int status_unanswered(const char *dir, int r, int json);
+static int tail_file(const char *path, long n, int follow);
+static int follow_file(const char *path, size_t off);
 
 static char *
 configured_store_dir(void)
@@ -159,6 +169,7 @@ cmd_stop(const char *dir, int64_t flush_ms)
 		return 1;
 	if (flush_ms > 0)
 		rc = sup_flush(dir, flush_ms);
+	save_manifests();
 	if (!proto_supervisor_running(&p))
 		return rc;
 	if (request(dir, MSG_STOP, &rep, NULL, 0) != 0) {
@@ -177,6 +188,22 @@ cmd_stop(const char *dir, int64_t flush_ms)
 	}
 	printf("kache supervisor: stopped\n");
 	return rc;
+}
+
+/* The end of the job: its build sessions become session manifests, unless
+ * prefetch.save_manifest is off (a failure is said, and does not fail stop). */
+static void
+save_manifests(void)
+{
+	struct buf warnings;
+	struct config *cfg;
+
+	buf_init(&warnings);
+	cfg = config_load(&warnings);
+	buf_free(&warnings);
+	if (config_has_remote(cfg) && config_get_bool(cfg, "prefetch.save_manifest"))
+		sup_save_manifests(cfg, 1);
+	config_free(&cfg);
 }
 
 /* 1 when a supervisor runs, or came up within START_WAIT_MS while one was
@@ -290,31 +317,97 @@ print_prefetch(json_t *pf)
 	    PF(sk, "listings_failed"), PF(sk, "lock_refused"));
 }
 
+/* The hits and misses beside the workers: the indexer's stats (the INDEX_STATS
+ * request, as `kache stats` asks it), NULL when they do not come in time. */
+static json_t *
+index_counts(const char *dir)
+{
+	struct msg rep;
+	json_error_t jerr;
+	json_t *st = NULL;
+
+	if (request(dir, MSG_INDEX_STATS, &rep, NULL, 0) == 0 && rep.type == MSG_INDEX_REPLY &&
+	    rep.text != NULL)
+		st = json_loads(rep.text, 0, &jerr);
+	msg_clear(&rep);
+	return st;
+}
+
+static void
+print_counts(const json_t *st)
+{
+#define C(k) ((long long)json_integer_value(json_object_get(st, k)))
+	printf("compiles: %lld hits (%lld prefetched, %lld remote), %lld misses, %lld "
+	       "pass-throughs, %lld entries\n",
+	    C("hits") + C("remote_hits"), C("prefetched_hits"), C("remote_hits"), C("misses"),
+	    C("passes"), C("entries"));
+#undef C
+}
+
+/* No status reply (r is request()'s result): a hung supervisor (it holds the
+ * lock but did not answer within CLI_DEADLINE_MS) is told from a stopped one.
+ * Returns EXIT_HUNG or EXIT_NOT_RUNNING. */
+static int
+status_unanswered(const char *dir, int r, int json)
+{
+	struct proto_paths p;
+	long pid = 0;
+	int hung = proto_paths_init(&p, dir) == 0 && proto_supervisor_running(&p);
+	struct buf b;
+
+	buf_init(&b);
+	if (hung && fs_read_file(p.pidfile, &b, 64) == 0 && b.len > 0)
+		pid = strtol(b.p, NULL, 10);
+	buf_free(&b);
+	if (json && hung)
+		printf("{\"state\": \"hung\", \"pid\": %ld}\n", pid);
+	else if (json)
+		printf("{\"state\": \"not running\"}\n");
+	else if (hung)
+		printf("kache supervisor: hung for %s: pid %ld holds the lock but did not answer "
+		       "within %d s (%s); see `kache daemon log`, then `kill %ld` and `kache "
+		       "supervisor start`\n",
+		    dir, pid, CLI_DEADLINE_MS / 1000,
+		    r == -(int)PROTO_TIMEOUT - 1 ? "no reply" : "bad reply", pid);
+	else
+		printf("kache supervisor: not running for %s\n", dir);
+	return hung ? EXIT_HUNG : EXIT_NOT_RUNNING;
+}
+
+/* The status: the supervisor's document, then the indexer's counters. Exit
+ * 0 when it answered, EXIT_HUNG or EXIT_NOT_RUNNING otherwise. */
 static int
 cmd_status(const char *dir, int json)
 {
 	struct proto_paths p;
 	struct msg rep;
 	json_error_t jerr;
-	json_t *root;
+	json_t *root, *st;
+	char *out;
+	int r;
 
 	if (!json && proto_paths_init(&p, dir) == 0 && other_owner(&p))
 		return 1;
-	if (request(dir, MSG_STATUS, &rep, NULL, 0) != 0 || rep.type != MSG_STATUS_REPLY) {
+	if ((r = request(dir, MSG_STATUS, &rep, NULL, 0)) != 0 || rep.type != MSG_STATUS_REPLY ||
+	    (root = json_loads(rep.text, 0, &jerr)) == NULL) {
 		msg_clear(&rep);
-		if (json)
-			printf("{\"state\": \"not running\"}\n");
-		else
-			printf("kache supervisor: not running for %s\n", dir);
-		return EXIT_NOT_RUNNING;
-	}
-	if (json) {
-		printf("%s\n", rep.text);
-	} else if ((root = json_loads(rep.text, 0, &jerr)) != NULL) {
-		print_status(root);
-		json_decref(root);
+		return status_unanswered(dir, r ? r : -(int)PROTO_ERROR - 1, json);
 	}
 	msg_clear(&rep);
+	st = index_counts(dir);
+	if (json) {
+		if (st != NULL)
+			json_object_set(root, "index", st);
+		out = json_dumps(root, JSON_INDENT(2));
+		printf("%s\n", out);
+		free(out);
+	} else {
+		print_status(root);
+		if (st != NULL)
+			print_counts(st);
+	}
+	json_decref(st);
+	json_decref(root);
 	return 0;
 }
 
@@ -351,12 +444,12 @@ cmd_scale(const char *dir, const char *arg)
 	return rc;
 }
 
-/* Prints the last n lines of path; follows it (across rotation) when follow. */
+/* Prints the last n lines of path; then, when follow, follows it as tail -f
+ * does (follow_file). */
 static int
 tail_file(const char *path, long n, int follow)
 {
 	struct buf b;
-	struct stat st;
 	size_t start, off;
 	long lines = 0;
 
@@ -366,21 +459,43 @@ tail_file(const char *path, long n, int follow)
 		buf_free(&b);
 		return 1;
 	}
-	start = b.len;
-	while (start > 0 && lines <= n)
-		if (b.p[--start] == '\n' && start + 1 < b.len)
-			lines++;
-	if (lines > n)
-		start++;
+	/* back from the end (its own newline aside) to just after the n-th newline */
+	start = b.len > 0 && b.p[b.len - 1] == '\n' ? b.len - 1 : b.len;
+	while (n > 0 && start > 0 && (b.p[start - 1] != '\n' || ++lines < n))
+		start--;
+	if (n == 0)
+		start = b.len;
 	fwrite(b.p + start, 1, b.len - start, stdout);
 	fflush(stdout);
 	off = b.len;
 	buf_free(&b);
-	/* NOLINTNEXTLINE(bugprone-infinite-loop): -f follows until interrupted */
-	while (follow) {
+	return follow ? follow_file(path, off) : 0;
+}
+
+/* Prints what is appended to path past off, every 200 ms, from the start
+ * again when the file shrank (rotated). Bounded: returns 0 once the file has
+ * been gone for LOG_GONE_MS (the store was purged or removed), and SIGINT or
+ * SIGTERM end the process as usual; 1 when stdout is closed. */
+static int
+follow_file(const char *path, size_t off)
+{
+	int64_t gone_since = 0;
+	struct stat st;
+	struct buf b;
+
+	for (;;) {
 		usleep(200000);
-		if (stat(path, &st) == -1)
+		if (stat(path, &st) == -1) {
+			if (gone_since == 0)
+				gone_since = clock_ms();
+			if (clock_ms() - gone_since >= LOG_GONE_MS) {
+				fprintf(stderr, "kache supervisor: %s is gone; stopped following\n",
+				    path);
+				return 0;
+			}
 			continue;
+		}
+		gone_since = 0;
 		if ((size_t)st.st_size < off)
 			off = 0; /* rotated */
 		if ((size_t)st.st_size == off)
@@ -388,30 +503,37 @@ tail_file(const char *path, long n, int follow)
 		buf_init(&b);
 		if (fs_read_file(path, &b, (size_t)64 << 20) == 0 && b.len > off) {
 			fwrite(b.p + off, 1, b.len - off, stdout);
-			fflush(stdout);
 			off = b.len;
 		}
 		buf_free(&b);
+		if (fflush(stdout) != 0 || ferror(stdout))
+			return 1;
 	}
-	return 0;
 }
 
+/* `log [WORKER] [-f] [-n N]`: follows by default, as tail -f; -n N alone
+ * prints the last N lines and exits. */
 static int
 cmd_log(const char *dir, int argc, char **argv)
 {
 	const char *who = "supervisor";
 	long n = 50;
-	int follow = 0, rc;
-	char *path, name[64];
+	int follow = -1, rc;
+	char *path, name[64], *end;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-f") == 0)
+		if (strcmp(argv[i], "-f") == 0) {
 			follow = 1;
-		else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
-			n = strtol(argv[++i], NULL, 10);
-		else if (argv[i][0] != '-')
+		} else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+			n = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || n < 0) {
+				fprintf(stderr, "kache supervisor: -n wants a line count\n");
+				return 2;
+			}
+			follow = follow == 1 ? 1 : 0;
+		} else if (argv[i][0] != '-') {
 			who = argv[i];
-		else {
+		} else {
 			fprintf(stderr, "usage: kache supervisor log [WORKER] [-f] [-n N]\n");
 			return 2;
 		}
@@ -425,7 +547,7 @@ cmd_log(const char *dir, int argc, char **argv)
 	else
 		snprintf(name, sizeof name, "%s.0", who);
 	path = xasprintf("%s/logs/%s.log", dir, name);
-	rc = tail_file(path, n < 0 ? 0 : n, follow);
+	rc = tail_file(path, n, follow != 0);
 	free(path);
 	return rc;
 }
@@ -480,8 +602,8 @@ cmd_install(const char *dir, int install)
 }
 
 static const char usage[] =
-    "usage: kache supervisor start|stop [--timeout DURATION]|restart|run|status [--json]\n"
-    "                        |log [WORKER] [-f] [-n N]\n"
+    "usage: kache supervisor [status [--json]]|start|stop [--timeout DURATION]|restart|run\n"
+    "                        |log [WORKER] [-n N] [-f]\n"
     "                        |install|uninstall|scale uploader=N\n";
 
 int
@@ -490,11 +612,12 @@ supervisor_cmd(int argc, char **argv)
 	char *dir;
 	int rc;
 
-	if (argc < 2) {
-		fputs(usage, stderr);
-		return 2;
-	}
 	dir = configured_store_dir();
+	if (argc < 2) { /* `kache daemon` alone: the status */
+		rc = cmd_status(dir, 0);
+		free(dir);
+		return rc;
+	}
 	if (strcmp(argv[1], "run") == 0) {
 		int detached = argc > 2 && strcmp(argv[2], "--detached") == 0;
 		log_init("supervisor", detached ? NULL : stderr, LOG_LEVEL_INFO);

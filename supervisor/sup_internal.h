@@ -49,6 +49,8 @@ struct prefetch_counts {
 	long dropped_off, dropped_busy, dropped_full, dropped_stale; /* why dropped */
 	long packs, bytes, present, over_cap, rejected, failed_packs, list_failed, refused;
 	long hits; /* compiles served from entries prefetch imported (the indexer's events) */
+	/* where sessions took their candidates (workers/prefetch/prefetch_plan.c) */
+	long from_exact, from_closest, from_packs, last_shared, garbage_sessions;
 };
 
 struct slot {
@@ -82,6 +84,8 @@ struct supervisor {
 	struct slot slots[SUP_MAX_WORKERS];
 	int nslots;
 	int wanted[ROLE_COUNT];
+	int configured[ROLE_COUNT]; /* what the configuration asks for */
+	int scaled[ROLE_COUNT];     /* run/scale (sup_scale.c); -1: not scaled */
 	struct jobs *jobs;
 	int remote_none;
 	int64_t hb_ms, next_hb, next_maint, started_ms, started_wall_ms, last_activity;
@@ -118,6 +122,16 @@ int role_from_name(const char *name);
 /* How many workers of role r may run: a fixed count (the indexer: 1, as the
  * index takes one writer), or -1 when scale may set any. */
 int role_fixed_count(enum role r);
+
+/* sup_scale.c: run-time scale kept in run/scale across restarts and re-execs */
+/* Reads run/scale into s->scaled (-1 for a role not scaled); a damaged file
+ * is ignored whole, logged once. */
+void scale_load(struct supervisor *s);
+/* Records role r scaled to n (n equal to its configured count clears it) and
+ * writes run/scale (temp + rename; removed when nothing is scaled). 0 / -1. */
+int scale_save(struct supervisor *s, enum role r, int n);
+/* The count role r runs at: its scale when set, else its configured count. */
+int scale_wanted(const struct supervisor *s, enum role r);
 
 /* sup_workers.c: the slots */
 void workers_init(struct supervisor *s);
@@ -157,6 +171,8 @@ void jobs_done(struct supervisor *s, struct slot *w, const struct msg *done);
 void jobs_take_lost(struct supervisor *s);
 void jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetches);
 int jobs_idle(const struct supervisor *s);
+/* 1 while uploads are paused because the remote refused an uploader for good. */
+int jobs_remote_off(const struct supervisor *s);
 /* MSG_FLUSH: fills rep (MSG_FLUSH_REPLY). */
 void jobs_flush(struct supervisor *s, const struct msg *req, struct msg *rep);
 /* The configuration changed: uploads paused for a switched-off remote resume. */
@@ -178,6 +194,12 @@ void route_progress(struct supervisor *s, struct slot *w, const struct msg *m);
 void route_tick(struct supervisor *s, int64_t now);
 /* The nearest time route_tick has something to do. */
 int64_t route_next_deadline(const struct supervisor *s, int64_t now);
+
+/* sup_manifest.c: saves the store's session manifests (after ingesting the
+ * journal). quiet: `supervisor stop` (says only what was saved). An exit
+ * status. */
+struct config;
+int sup_save_manifests(const struct config *cfg, int quiet);
 
 /* sup_prefetch.c: prefetch hints, one session per workspace at a time */
 void prefetch_new(struct supervisor *s);

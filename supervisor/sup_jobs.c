@@ -286,6 +286,8 @@ send_job(struct supervisor *s, struct slot *w, struct job *x)
 
 	msg_init(&m, x->kind == JOB_UPLOAD ? MSG_JOB_UPLOAD : MSG_JOB_FETCH, s->jobs->next_id++);
 	snprintf(m.key, sizeof m.key, "%s", x->key);
+	if (x->kind == JOB_FETCH) /* what the wrapper still waits: the fetcher's bound */
+		m.deadline = x->deadline > clock_ms() ? x->deadline - clock_ms() : 1;
 	if (workers_send(s, w, &m) == -1)
 		return -1;
 	x->id = m.id;
@@ -490,6 +492,12 @@ jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetc
 	*queued = s->jobs->nuploads - s->jobs->ninflight;
 	*inflight = s->jobs->ninflight;
 	*fetches = s->jobs->nfetches;
+}
+
+int
+jobs_remote_off(const struct supervisor *s)
+{
+	return s->jobs->remote_off;
 }
 
 int

@@ -243,6 +243,7 @@ static void
 add_counts(struct prefetch_counts *n, const char *text)
 {
 	json_t *j = json_loads(text ? text : "", 0, NULL);
+	const char *src;
 
 	if (j == NULL)
 		return;
@@ -254,6 +255,15 @@ add_counts(struct prefetch_counts *n, const char *text)
 	n->failed_packs += json_integer_value(json_object_get(j, "failed"));
 	n->list_failed += json_integer_value(json_object_get(j, "list_failed"));
 	n->refused += json_integer_value(json_object_get(j, "refused"));
+	n->garbage_sessions += json_integer_value(json_object_get(j, "garbage_sessions"));
+	src = json_string_value(json_object_get(j, "source"));
+	if (src != NULL && strcmp(src, "exact") == 0)
+		n->from_exact++;
+	else if (src != NULL && strcmp(src, "closest") == 0)
+		n->from_closest++,
+		    n->last_shared = json_integer_value(json_object_get(j, "shared"));
+	else if (src != NULL && strcmp(src, "packs") == 0)
+		n->from_packs++;
 	json_decref(j);
 }
 

@@ -40,6 +40,11 @@ prefetch_json(const struct prefetch_counts *n)
 	SET(skipped, "listings_failed", n->list_failed);
 	SET(skipped, "lock_refused", n->refused);
 	json_object_set_new(o, "skipped", skipped);
+	json_object_set_new(o, "sources",
+	    json_pack("{s:I, s:I, s:I, s:I, s:I}", "exact_session", (json_int_t)n->from_exact,
+	        "closest_session", (json_int_t)n->from_closest, "packs", (json_int_t)n->from_packs,
+	        "last_shared_crates", (json_int_t)n->last_shared, "sessions_not_valid",
+	        (json_int_t)n->garbage_sessions));
 	return o;
 }
 
@@ -67,12 +72,13 @@ status_json(const struct supervisor *s)
 	for (int i = 0; i < s->nslots; i++)
 		json_array_append_new(workers, worker_json(&s->slots[i], now));
 	jobs_counts(s, &queued, &inflight, &fetches);
-	root = json_pack("{s:I, s:s, s:I, s:s, s:s, s:s, s:{s:I, s:I, s:I}, s:o, s:o}", "pid",
+	root = json_pack("{s:I, s:s, s:I, s:s, s:s, s:s, s:b, s:{s:I, s:I, s:I}, s:o, s:o}", "pid",
 	    (json_int_t)getpid(), "version", KACHE_VERSION, "uptime_s",
 	    (json_int_t)((now - s->started_ms) / 1000), "kache_dir", s->kache_dir, "remote",
 	    config_get(s->cfg, "remote.type"), "state", s->stopping ? "stopping" : "running",
-	    "queue", "uploads", (json_int_t)queued, "uploading", (json_int_t)inflight, "fetches",
-	    (json_int_t)fetches, "workers", workers, "prefetch", prefetch_json(prefetch_counts(s)));
+	    "remote_off", jobs_remote_off(s), "queue", "uploads", (json_int_t)queued, "uploading",
+	    (json_int_t)inflight, "fetches", (json_int_t)fetches, "workers", workers, "prefetch",
+	    prefetch_json(prefetch_counts(s)));
 	out = json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	return out;

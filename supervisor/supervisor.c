@@ -30,6 +30,7 @@
 static long winner_pid(const struct supervisor *s);
 static int take_lock(struct supervisor *s);
 static int setup(struct supervisor *s);
+static void configured_counts(struct supervisor *s);
 static void apply_config(struct supervisor *s);
 static void reload(struct supervisor *s, const char *why);
 static void on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m);
@@ -120,11 +121,12 @@ take_lock(struct supervisor *s)
 	return 0;
 }
 
+/* The worker counts the configuration asks for, into s->configured. */
 static void
-apply_config(struct supervisor *s)
+configured_counts(struct supervisor *s)
 {
-	int64_t n = config_get_int(s->cfg, "workers.uploaders");
-	char err[256];
+	int64_t n = config_get_int(s->cfg, "workers.uploaders"),
+	        f = config_get_int(s->cfg, "workers.fetchers");
 
 	/* An S3 remote uploads s3.upload_concurrency packs at once: one uploader
 	 * (one connection) each, unless workers.uploaders asks for more. */
@@ -133,22 +135,37 @@ apply_config(struct supervisor *s)
 		n = config_get_int(s->cfg, "s3.upload_concurrency");
 	if (n < 0 || n > SUP_MAX_WORKERS / 2)
 		n = 1;
+	if (f < 0 || f > SUP_MAX_WORKERS / 2)
+		f = 2;
+	s->configured[ROLE_UPLOADER] = (int)n;
+	/* with no remote a fetch misses at once: one fetcher is plenty */
+	s->configured[ROLE_FETCHER] = s->remote_none && f > 1 ? 1 : (int)f;
+	s->configured[ROLE_INDEXER] = role_fixed_count(ROLE_INDEXER);
+	s->configured[ROLE_PREFETCH] = !s->remote_none; /* one, with a remote */
+}
+
+/* The configuration (at start and on each reload) and the run-time scale
+ * kept in run/scale: a role scaled keeps its scale across reloads. */
+static void
+apply_config(struct supervisor *s)
+{
+	char err[256];
+
 	s->idle_timeout_ms = config_get_int(s->cfg, "supervisor.idle_timeout") * 1000;
 	if (remote_check(s->cfg, err, sizeof err) < 0)
 		log_warnx("%s (workers will fail with a configuration error)", err);
 	s->remote_none = !config_has_remote(s->cfg);
 	jobs_remote_reset(s);
 	s->cfg_mtime = file_mtime(config_file_path(s->cfg));
-	if (s->ctx != NULL) { /* a reload: the uploaders count follows the file; */
-		workers_resize(s, ROLE_UPLOADER, (int)n);
-		if ((s->wanted[ROLE_PREFETCH] > 0) == s->remote_none)
-			workers_resize(s, ROLE_PREFETCH, !s->remote_none);
-		return; /* the fetchers keep what scale set */
+	configured_counts(s);
+	if (s->ctx == NULL) /* at start: what an earlier run scaled */
+		scale_load(s);
+	for (int r = 0; r < ROLE_COUNT; r++) {
+		if (s->ctx == NULL)
+			s->wanted[r] = scale_wanted(s, (enum role)r);
+		else if (s->wanted[r] != scale_wanted(s, (enum role)r))
+			workers_resize(s, (enum role)r, scale_wanted(s, (enum role)r));
 	}
-	s->wanted[ROLE_UPLOADER] = (int)n;
-	s->wanted[ROLE_FETCHER] = 1;
-	s->wanted[ROLE_INDEXER] = role_fixed_count(ROLE_INDEXER);
-	s->wanted[ROLE_PREFETCH] = !s->remote_none; /* one, with a remote */
 }
 
 /* The one reload: re-reads the configuration file (it changed on disk, or
@@ -363,7 +380,10 @@ serve_scale(struct supervisor *s, const struct msg *req, struct msg *rep)
 		return;
 	}
 	workers_resize(s, (enum role)r, (int)req->count);
-	log_info("scaled %s to %lld", req->role, (long long)req->count);
+	scale_save(s, (enum role)r, (int)req->count);
+	log_info("scaled %s to %lld%s", req->role, (long long)req->count,
+	    s->scaled[r] < 0 ? " (its configured count: run/scale no longer holds it)" :
+	                       " (kept in run/scale across restarts)");
 	rep->type = MSG_OK;
 	msg_set_text(rep, "scaled");
 }

@@ -10,6 +10,9 @@
 int supervisor_cmd(int argc, char **argv);
 /* `kache flush [--timeout DURATION]`: upload every intent now (docs/cli.md). */
 int supervisor_flush_cmd(int argc, char **argv);
+/* `kache save-manifest`: the store's build sessions become session manifests
+ * in the remote (docs/cli.md). */
+int supervisor_save_manifest_cmd(int argc, char **argv);
 /* `kached __worker <role> <index>`: the hidden command a worker is exec'd as. */
 int supervisor_worker_cmd(int argc, char **argv);
 

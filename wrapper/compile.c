@@ -56,6 +56,7 @@ wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
 	}
 	ev.ms = ms;
 	ev.bytes = bytes;
+	snprintf(ev.ws, sizeof ev.ws, "%s", w->ws);
 	/* kache's own time: a miss's compile time is rustc's, not ours */
 	ev.us = (uint64_t)(clock_us() - w->start_us);
 	if (t == JOURNAL_MISS && ev.us > ms * 1000)

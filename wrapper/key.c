@@ -16,6 +16,7 @@ extern char **environ;
 #define KEY_FORMAT "kache-invocation-v1"
 
 static int rustc_version(struct wrapper *w, struct buf *out);
+static void toolchain_id(const char *vv, size_t n, char out[17]);
 static int run_capture(const char *prog, char *const argv[], struct buf *out);
 static int hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v);
 static void hash_env(struct wrapper *w, struct hash_ctx *c);
@@ -80,6 +81,19 @@ run_capture(const char *prog, char *const argv[], struct buf *out)
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return -1;
 	return 0;
+}
+
+/* The toolchain's short id, for session manifests: the first 16 hex digits
+ * of BLAKE2b over `rustc -vV`'s output (already in hand: no extra work). */
+static void
+toolchain_id(const char *vv, size_t n, char out[17])
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_buffer(vv, n, h);
+	hash_to_hex(h, hex);
+	snprintf(out, 17, "%.16s", hex);
 }
 
 /* `rustc -vV`, memoized by the binary's identity. A rustup proxy answers for
@@ -250,6 +264,7 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 	hash_begin(&c);
 	hash_str(&c, KEY_FORMAT);
 	hash_str(&c, vv.p);
+	toolchain_id(vv.p, vv.len, w->toolchain);
 	buf_free(&vv);
 	src = roots_fold_path(&w->roots, a->src);
 	log_debug("key: crate %s src %s roots W=%s T=%s H=%s", a->crate_name, src, w->roots.cwd,

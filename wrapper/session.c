@@ -131,6 +131,7 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 		free(abs);
 	}
 	lock_hash(lock, h->lock_hash);
+	snprintf(h->toolchain, sizeof h->toolchain, "%s", w->toolchain);
 }
 
 int
@@ -142,12 +143,16 @@ session_hint(struct wrapper *w)
 	char hex[HASH_HEX_LEN + 1];
 	int start = 0;
 
-	if (!config_has_remote(w->cfg) || config_get_size(w->cfg, "prefetch.max_bytes") <= 0)
+	if (!config_has_remote(w->cfg) ||
+	    (config_get_size(w->cfg, "prefetch.max_bytes") <= 0 &&
+	        !config_get_bool(w->cfg, "prefetch.save_manifest")))
 		return 0;
 	if (find_lock(w, lock, sizeof lock, &ls) < 0)
 		return 0;
 	hash_buffer(lock, strlen(lock), h);
 	hash_to_hex(h, hex);
+	/* the journal's workspace id: which session a result was used by */
+	snprintf(w->ws, sizeof w->ws, "%.16s", hex);
 	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
 	if (stat(marker, &ms) != 0 || !fresh(&ms, &ls, cooldown_ms(w->cfg)))
 		start = session_start(w, lock, marker, &ls);
@@ -171,25 +176,29 @@ session_start(struct wrapper *w, const char *lock, const char *marker, const str
 	struct proto_paths p;
 	struct proto_hint h;
 	struct stat ms;
-	int fd, start = 0;
+	int fd, pf, start = 0;
 
 	fs_mkdir_p(dir, 0700);
 	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
 	    (stat(marker, &ms) != 0 || !fresh(&ms, ls, cooldown_ms(w->cfg)))) {
 		fill_hint(w, lock, &h);
-		if (proto_hint_file_write(store_dir(w->store), name, &h) == 0) {
-			text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\n", lock,
-			    (long long)ls->st_size, (unsigned long long)ls->st_ino,
-			    (long long)ts_ms(&ls->st_mtim));
+		/* prefetch off: no hint, the marker only names the session */
+		pf = config_get_size(w->cfg, "prefetch.max_bytes") > 0;
+		if (!pf || proto_hint_file_write(store_dir(w->store), name, &h) == 0) {
+			/* what a session manifest's fingerprint is made of (remote/session.h) */
+			text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\ntarget=%s\nprofile="
+			                 "%s\ntoolchain=%s\n",
+			    lock, (long long)ls->st_size, (unsigned long long)ls->st_ino,
+			    (long long)ts_ms(&ls->st_mtim), h.target, h.profile, h.toolchain);
 			if (fs_write_atomic(marker, text, strlen(text), 0600) < 0)
 				log_warn("write %s", marker);
 			free(text);
-			start = proto_paths_init(&p, store_dir(w->store)) == 0 &&
+			start = pf && proto_paths_init(&p, store_dir(w->store)) == 0 &&
 			    !proto_supervisor_running(&p);
 		}
-		log_debug("prefetch hint for %s left for the supervisor%s", lock,
-		    start ? ", which is started" : "");
+		log_debug("session of %s: %s%s", lock, pf ? "prefetch hint left" : "no prefetch",
+		    start ? "; a supervisor is started" : "");
 	}
 	if (fd >= 0)
 		close(fd);

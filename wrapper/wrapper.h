@@ -123,6 +123,8 @@ struct wrapper {
 	int from_remote;       /* the entry being served was just fetched */
 	struct strv key_files; /* files hashed into the key (--extern, -l libraries) */
 	struct buf key_hashes; /* their hashes, HASH_LEN bytes each, in that order */
+	char toolchain[17];    /* first 16 hex of BLAKE2b of `rustc -vV` (key.c) */
+	char ws[17];           /* the workspace id (session.c), "" when unknown */
 };
 
 /* The kached binary beside this one (new string), or NULL. */

@@ -219,11 +219,13 @@ def boto(port):
                         region_name="us-east-1")
 
 
-def start_proxy(port, control, log):
+def start_proxy(port, control, log, stats=None):
     """Starts tests/tools/faultproxy.py in front of 127.0.0.1:port, steered by the
-    control file; returns (process, its port) once it says READY."""
+    control file (with stats: the most requests in flight at once, per method,
+    as JSON in that file); returns (process, its port) once it says READY."""
     proc = subprocess.Popen([sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % port,
-                             "--control", control, "--log", log],
+                             "--control", control, "--log", log]
+                            + (["--stats", stats] if stats else []),
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("READY "):

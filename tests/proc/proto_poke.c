@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "proto/client.h"
+#include "proto/hint.h"
 #include "proto/paths.h"
 #include "proto/zmq_dl.h"
 
@@ -199,6 +200,16 @@ main(int argc, char **argv)
 		r = proto_client_fetch(dir, argv[2], t0 + atoi(argv[3]), t0 + atoi(argv[argc - 1]));
 		printf("%s %lld\n", proto_result_name(r), (long long)(clock_ms() - t0));
 		return 0;
+	}
+	if (strcmp(argv[1], "hint") == 0 && argc == 4) {
+		/* hint ROOT LOCK: a build session starts in ROOT (prefetch) */
+		struct proto_hint h = { .target = "" };
+
+		snprintf(h.root, sizeof h.root, "%s", argv[2]);
+		snprintf(h.lock, sizeof h.lock, "%s", argv[3]);
+		r = proto_client_prefetch_hint(dir, &h, clock_ms() + 2000);
+		printf("%s\n", proto_result_name(r));
+		return r == PROTO_OK ? 0 : 1;
 	}
 	if (strcmp(argv[1], "notify") == 0) {
 		proto_client_notify_upload(dir, argv[2]);

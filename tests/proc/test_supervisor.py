@@ -80,7 +80,7 @@ class SupervisorTest(unittest.TestCase):
         p = self.kached("supervisor", "status", check=False)
         self.assertEqual(p.returncode, 3)
         self.assertIn("not running", p.stdout)
-        self.assertIn("supervising", self.kached("supervisor", "log").stdout)
+        self.assertIn("supervising", self.kached("supervisor", "log", "-n", "50").stdout)
 
     def test_kill9_worker_restarts(self):
         self.start()
@@ -240,6 +240,64 @@ class SupervisorTest(unittest.TestCase):
         self.assertEqual(sorted(w["index"] for w in self.workers("fetcher")), [0, 1, 2],
                          self.workers())
 
+    def scale_file(self):
+        p = os.path.join(self.dir, "run", "scale")
+        return open(p).read() if os.path.exists(p) else None
+
+    def counts(self):
+        ws = self.workers()
+        return {r: len([w for w in ws if w["role"] == r and w["state"] == "ready"])
+                for r in ("uploader", "fetcher")}
+
+    def test_scale_survives_restart_and_reexec(self):
+        """A run-time scale is kept in run/scale: `supervisor restart` and a
+        binary-update re-exec come back with it; scaling back to the configured
+        count clears it."""
+        exe = os.path.join(self.tmp, "bin", "kached")  # a copy, so it can be "updated"
+        os.makedirs(os.path.dirname(exe))
+        subprocess.run(["cp", KACHED, exe], check=True)
+        run = lambda *a: subprocess.run([exe, *a], env=self.env, capture_output=True,
+                                        text=True, timeout=30, check=True)
+        run("supervisor", "start")
+        self.assertTrue(wait_for(self.all_ready), self.status())
+        self.assertEqual(self.counts(), {"uploader": 1, "fetcher": 1})  # no remote: one fetcher
+        run("supervisor", "scale", "fetcher=3")
+        run("supervisor", "scale", "uploader=2")
+        self.assertEqual(self.scale_file(), "uploader=2\nfetcher=3\n")
+        want = {"uploader": 2, "fetcher": 3}
+        self.assertTrue(wait_for(lambda: self.counts() == want, 15), self.workers())
+        run("supervisor", "restart")
+        self.assertTrue(wait_for(lambda: self.counts() == want, 15), self.workers())
+        pid = self.status()["pid"]
+        later = time.time() + 10
+        os.utime(exe, (later, later))  # a newer binary on disk: the supervisor re-execs
+        log = os.path.join(self.dir, "logs", "supervisor.log")
+        self.assertTrue(wait_for(lambda: open(log).read().count("binary on disk is newer") == 1
+                                 and open(log).read().count("supervising") == 3, 20))
+        self.assertTrue(wait_for(lambda: self.counts() == want and self.all_ready(), 15),
+                        self.workers())
+        self.assertEqual(self.status()["pid"], pid)  # the same process, re-executed
+        run("supervisor", "scale", "fetcher=1")  # the configured count: cleared
+        self.assertEqual(self.scale_file(), "uploader=2\n")
+        run("supervisor", "scale", "uploader=1")
+        self.assertIsNone(self.scale_file())
+        run("supervisor", "restart")
+        self.assertTrue(wait_for(lambda: self.counts() == {"uploader": 1, "fetcher": 1}
+                                 and self.all_ready(), 15), self.workers())
+
+    def test_damaged_scale_file_is_ignored(self):
+        os.makedirs(os.path.join(self.dir, "run"), mode=0o700)
+        for bad in ("fetcher=3\nuploader=x\n", "fetcher=99\n", "indexer=2\n", "fetcher=3",
+                    "\x00" * 3000):
+            with open(os.path.join(self.dir, "run", "scale"), "w") as f:
+                f.write(bad)
+            self.start()
+            self.assertEqual(self.counts(), {"uploader": 1, "fetcher": 1}, bad)
+            log = open(os.path.join(self.dir, "logs", "supervisor.log")).read()
+            self.assertIn("run/scale", log)
+            self.kached("supervisor", "stop")
+            self.assertTrue(wait_for(lambda: not self.store_pids()), self.store_pids())
+
     def test_uploaders_from_environment(self):
         self.env["KACHE_UPLOADERS"] = "3"
         self.start()
@@ -259,7 +317,7 @@ class SupervisorTest(unittest.TestCase):
         res, ms = self.poke("fetch", KEY, "100", "5000").split()
         self.assertEqual(res, "ok")
         self.assertGreaterEqual(int(ms), 1500)
-        self.assertEqual([w["restarts"] for w in self.workers("fetcher")], [0])
+        self.assertEqual([w["restarts"] for w in self.workers("fetcher")], [0, 0])
         res, ms = self.poke("fetch", KEY, "100").split()
         self.assertEqual(res, "timeout")
 

@@ -2,7 +2,11 @@
 """The S3 remote through real supervisors and workers against moto_server, with
 tests/tools/faultproxy.py in between: a multipart pack round-trips, and an
 uploader killed in the middle of a multipart upload leaves no visible object and
-finishes the upload once restarted. Environment: KACHED, POKE, FIXTURE."""
+finishes the upload once restarted. Fetching in parallel: two fetchers serve two
+fetches at once, a prefetch keeps s3.fetch_concurrency transfers in flight, a
+fetch joins a prefetch's download of the same pack, and a prefetch killed
+mid-transfer leaves nothing. Environment: KACHED, POKE, FIXTURE."""
+import json
 import os
 import signal
 import subprocess
@@ -35,7 +39,9 @@ class RemoteS3Test(SupervisorTest):
         self.control = os.path.join(self.tmp, "control.json")
         self.plog = os.path.join(self.tmp, "proxy.log")
         self.fault({"mode": "pass"})
-        self.proxy, self.pport = kh.start_proxy(self.port, self.control, self.plog)
+        self.pstats = os.path.join(self.tmp, "proxy-stats.json")
+        self.proxy, self.pport = kh.start_proxy(self.port, self.control, self.plog,
+                                                self.pstats)
         self.prefix = "proc-" + self._testMethodName[-12:]
         kh.drop_prefixed(self.env, "AWS_")
         self.env.update(KACHE_REMOTE="s3", KACHE_S3_BUCKET=BUCKET, KACHE_S3_PREFIX=self.prefix,
@@ -100,6 +106,128 @@ class RemoteS3Test(SupervisorTest):
         self.kached("supervisor", "stop")
         self.assertEqual(self.kached("verify").returncode, 0)
         self.dir = first
+
+
+    # --- fetching in parallel -------------------------------------------------
+
+    def populate(self, n):
+        """n results of crate burst uploaded from store A; returns their result keys.
+        Then self.dir is store B (empty), not started."""
+        self.start()
+        res = self.fixture("burst", str(n), "3000")
+        self.poke("notify", res[0])
+        self.assertTrue(wait_for(lambda: not self.intents(), 60), "uploads did not drain")
+        self.kached("supervisor", "stop")
+        self.assertTrue(wait_for(lambda: not self.store_pids()), self.store_pids())
+        self.dir = os.path.join(self.tmp, "store-b")
+        self.env["KACHE_DIR"] = self.dir
+        open(self.plog, "w").close()
+        return sorted(res)
+
+    def hint(self):
+        """A build session of a workspace whose Cargo.lock names burst."""
+        ws = os.path.join(self.tmp, "ws")
+        os.makedirs(ws, exist_ok=True)
+        with open(os.path.join(ws, "Cargo.lock"), "w") as f:
+            f.write('version = 3\n\n[[package]]\nname = "burst"\nversion = "0.1.0"\n')
+        self.assertEqual(self.poke("hint", ws, os.path.join(ws, "Cargo.lock")), "ok")
+
+    def prefetch_done(self, timeout=60):
+        st = wait_for(lambda: (self.status() or {}).get("prefetch", {}).get("sessions_done", 0)
+                      >= 1 and self.status()["prefetch"], timeout)
+        self.assertTrue(st, self.status())
+        return st
+
+    def proxy_stats(self):
+        try:
+            with open(self.pstats) as f:
+                return json.load(f)
+        except OSError:
+            return {"max_inflight": {}, "begun": []}
+
+    def max_inflight(self, method="GET"):
+        return self.proxy_stats()["max_inflight"].get(method, 0)
+
+    def began(self, res):
+        """1 once a GET of the pack of res reached the proxy."""
+        return any(b.startswith("GET ") and res + ".pack" in b
+                   for b in self.proxy_stats()["begun"])
+
+    def gets_of(self, res):
+        return [l for l in self.proxy_lines() if l.startswith("GET ") and res + ".pack" in l]
+
+    def entries(self):
+        return sorted(kh.entry_keys(self.dir))
+
+    def test_two_fetchers_serve_two_fetches_at_once(self):
+        """With the default two fetchers, two wrappers' fetches over a slow remote
+        are downloaded at the same time: the proxy sees both pack GETs in flight
+        together, and both fetches are answered ok."""
+        a, b = self.populate(2)
+        self.start()
+        self.assertEqual(len(self.workers("fetcher")), 2)
+        self.fault({"mode": "slow", "delay": 2, "methods": ["GET"], "match": "/packs/"})
+        procs = [subprocess.Popen([kh.POKE, "fetch", inv_of(r), "20000"], env=self.env,
+                                  stdout=subprocess.PIPE, text=True) for r in (a, b)]
+        outs = [p.communicate(timeout=60)[0].split()[0] for p in procs]
+        self.assertEqual(outs, ["ok", "ok"])
+        self.assertEqual(self.max_inflight(), 2, self.proxy_lines())
+        self.assertEqual(self.entries(), [a, b])
+
+    def test_prefetch_keeps_the_bound_of_transfers_in_flight(self):
+        """A prefetch session imports s3.fetch_concurrency packs at once, never more."""
+        res = self.populate(9)
+        self.env["KACHE_S3_FETCH_CONCURRENCY"] = "3"
+        self.start()
+        self.fault({"mode": "slow", "delay": 0.5, "methods": ["GET"], "match": "/packs/"})
+        self.hint()
+        pf = self.prefetch_done()
+        self.assertEqual(pf["packs"], 9, pf)
+        self.assertEqual(self.max_inflight(), 3, self.proxy_lines())
+        self.assertEqual(self.entries(), res)
+        for r in res:
+            self.assertEqual(len(self.gets_of(r)), 1, self.proxy_lines())
+
+    def test_fetch_joins_a_prefetch_download_of_the_same_pack(self):
+        """A wrapper's fetch for a pack the prefetch is downloading waits for that
+        download instead of starting another: the remote sees one GET of it."""
+        (res,) = self.populate(1)
+        self.start()
+        self.fault({"mode": "slow", "delay": 3, "methods": ["GET"], "match": "/packs/"})
+        self.hint()
+        self.assertTrue(wait_for(lambda: self.began(res), 20), "the prefetch never began")
+        out, ms = self.poke("fetch", inv_of(res), "20000").split()
+        self.assertEqual(out, "ok")
+        self.assertEqual(len(self.gets_of(res)), 1, self.proxy_lines())
+        pf = self.prefetch_done()
+        self.assertEqual(pf["packs"], 1, pf)
+        # present now: a fetch answers at once, without a transfer
+        self.assertEqual(self.poke("fetch", inv_of(res), "20000").split()[0], "ok")
+        self.assertEqual(len(self.gets_of(res)), 1, self.proxy_lines())
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "tmp", "import-%s.lock" % res)))
+
+    def test_prefetch_killed_mid_transfer_leaves_nothing_partial(self):
+        (res,) = self.populate(1)
+        self.start()
+        self.fault({"mode": "hang", "delay": 30, "methods": ["GET"], "match": "/packs/"})
+        self.hint()
+        self.assertTrue(wait_for(lambda: self.began(res), 20), "the prefetch never began")
+        pid = self.workers("prefetch")[0]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: (self.status() or {}).get("prefetch", {})
+                                 .get("sessions_lost", 0) == 1, 20), self.status())
+        self.assertEqual(self.entries(), [])
+        for sub in ("blobs", "manifests"):
+            found = [f for _, _, fs in os.walk(os.path.join(self.dir, sub)) for f in fs]
+            self.assertEqual(found, [], sub)
+        self.fault({"mode": "pass"})
+        # the killed importer's lock is free at once: the fetch does not wait for it
+        out, ms = self.poke("fetch", inv_of(res), "20000").split()
+        self.assertEqual(out, "ok")
+        self.assertLess(int(ms), 15000)
+        self.assertEqual(self.entries(), [res])
+        self.kached("supervisor", "stop")
+        self.assertEqual(self.kached("verify").returncode, 0)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ usage: test_prefetch.py <path to kache> [unittest args]
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,105 @@ class PrefetchDir(unittest.TestCase):
         log = open(os.path.join(ws.env["KACHE_DIR"], "logs", "prefetch.0.log")).read()
         self.assertEqual(log.count("is not used"), 1, log)
 
+    # ---- session manifests (remote/session.h) ----
+
+    def sessions(self):
+        """The session manifests in the directory remote: {name: bytes}."""
+        d = os.path.join(self.remote, "sessions")
+        if not os.path.isdir(d):
+            return {}
+        return {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+
+    def prefetch_log(self, ws):
+        return open(os.path.join(ws.env["KACHE_DIR"], "logs", "prefetch.0.log")).read()
+
+    def second_runner(self, name):
+        """A fresh runner: its first command starts the supervisor and hints;
+        returns it with the prefetch counters once its session is done."""
+        b = self.runner(name, os.path.join(self.tmp, name, "runner"))
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        return b, pf
+
+    def assert_served(self, b, out):
+        before = stats(b)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "compiles reached rustc after the prefetch")
+        self.assertEqual(b.run_app(), out)
+        after = stats(b)
+        self.assertEqual(after["remote_hits"], before["remote_hits"],
+                         "the build fetched on a miss: prefetch did not serve it")
+
+    def test_stop_saves_a_session_manifest_and_a_fresh_runner_prefetches_it(self):
+        out = self.populate()
+        ss = self.sessions()
+        self.assertEqual(len(ss), 1, ss.keys())
+        name, body = next(iter(ss.items()))
+        self.assertRegex(name, r"^[0-9a-f]{64}$")
+        lines = body.decode().split("\n")
+        self.assertEqual(lines[0], "kache-session 1")
+        keys = [l for l in lines if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+$", l)]
+        self.assertIn("keys %d" % len(keys), lines)
+        self.assertTrue(CRATES.issubset({k.split()[0] for k in keys}), keys)
+        b, pf = self.second_runner("b")
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        self.assertEqual(pf["sources"]["packs"], 0, pf)
+        self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
+        self.assertRegex(self.prefetch_log(b), r"packs imported .* from exact session manifest")
+        self.assert_served(b, out)
+
+    def test_garbage_session_manifest_is_ignored_once_and_packs_are_used(self):
+        out = self.populate()
+        (name,) = self.sessions()
+        path = os.path.join(self.remote, "sessions", name)
+        body = open(path, "rb").read()
+        # a truncated object: every line but the closing one is valid
+        with open(path, "wb") as f:
+            f.write(body[:-4])
+        b, pf = self.second_runner("b")
+        self.assertEqual(pf["sources"]["exact_session"], 0, pf)
+        self.assertEqual(pf["sources"]["packs"], 1, pf)
+        self.assertEqual(pf["sources"]["sessions_not_valid"], 1, pf)
+        log = self.prefetch_log(b)
+        self.assertEqual(log.count("is not valid"), 1, log)
+        self.assert_served(b, out)
+
+    def test_another_cargo_lock_takes_the_closest_session(self):
+        out = self.populate()
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        with open(os.path.join(b.dir, "Cargo.lock"), "a") as f:
+            f.write("# another lock: no exact session manifest\n")
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["closest_session"], 1, pf)
+        self.assertGreaterEqual(pf["sources"]["last_shared_crates"], len(CRATES), pf)
+        self.assertRegex(self.prefetch_log(b),
+                         r"from closest session \(\d+ crates shared\)")
+        self.assert_served(b, out)
+
+    def test_save_manifest_by_hand(self):
+        a = self.runner("a", self.tmp, start=True)
+        self.assertEqual(self.sessions(), {})
+        a.cargo("build")
+        p = kache(a, "flush", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = kache(a, "save-manifest", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("1 session manifest saved", p.stdout)
+        self.assertEqual(len(self.sessions()), 1)
+        # nothing new since: nothing to save
+        p = kache(a, "save-manifest", timeout=120)
+        self.assertIn("0 session manifests saved", p.stdout)
+
+    def test_save_manifest_off_writes_none(self):
+        a = self.runner("a", self.tmp)
+        a.env["KACHE_PREFETCH_SAVE_MANIFEST"] = "false"
+        self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
+        a.cargo("build")
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(self.sessions(), {})
+
 
 class PrefetchS3(unittest.TestCase):
     """The hung remote, over moto behind the fault proxy (test_s3's fixtures)."""
@@ -179,6 +279,56 @@ class PrefetchS3(unittest.TestCase):
         self.assertEqual(pf["sessions_done"], 0, pf)
         self.assertEqual(pf["packs"], 0, pf)
 
+
+
+class SessionManifestS3(unittest.TestCase):
+    """Session manifests over S3 (moto), checked with boto3."""
+
+    setUp = PrefetchS3.setUp
+
+    def session_objects(self):
+        s3 = self.s3
+        listed = s3.s3.list_objects_v2(Bucket=BUCKET_OF(s3), Prefix=s3.prefix + "/sessions/")
+        return {o["Key"]: s3.s3.get_object(Bucket=BUCKET_OF(s3), Key=o["Key"])["Body"].read()
+                for o in listed.get("Contents", [])}
+
+    def test_s3_session_manifest_exact_and_none_from_a_read_only_runner(self):
+        s3 = self.s3
+        a, out = s3.first_machine()
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        objs = self.session_objects()
+        self.assertEqual(len(objs), 1, objs.keys())
+        (key, body), = objs.items()
+        self.assertRegex(key, r"/sessions/[0-9a-f]{64}$")
+        self.assertTrue(body.startswith(b"kache-session 1\n"), body[:80])
+        self.assertTrue(body.endswith(b"\nend\n"))
+        b = s3.machine("b", os.path.join(s3.tmp, "elsewhere", "b"))
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        before = stats(b)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [])
+        self.assertEqual(b.run_app(), out)
+        self.assertEqual(stats(b)["remote_hits"], before["remote_hits"])
+        # a read-only runner with another Cargo.lock writes no session manifest
+        c = s3.machine("c", os.path.join(s3.tmp, "ro", "c"), KACHE_S3_READ_ONLY="true")
+        with open(os.path.join(c.dir, "Cargo.lock"), "a") as f:
+            f.write("# read-only runner\n")
+        c.cargo("build")
+        self.assertEqual(c.run_app(), out)
+        p = kache(c, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = kache(c, "save-manifest", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("read-only", p.stdout)
+        self.assertEqual(self.session_objects(), objs)
+
+
+def BUCKET_OF(s3):
+    import test_s3_scenarios as t
+    return t.BUCKET
 
 if __name__ == "__main__":
     kh.take_kache_arg()

@@ -15,7 +15,12 @@ JSON control file (missing or empty means pass-through):
    "skew_minutes": 30}  # Date header offset for 403
 
 A new control file content restarts the count. Each request is logged as
-"METHOD TARGET STATUS ACTION" to --log.
+"METHOD TARGET STATUS ACTION" to --log. With --stats FILE, the most requests
+of each method in flight at once (received, answer not yet sent whole) are
+kept there as JSON {"max_inflight": {"GET": n, ...}, "begun": [...]},
+with the requests begun so far ("begun": ["METHOD TARGET", ...]), rewritten
+(temp+rename) as each request begins; a new control file content starts
+them afresh.
 """
 import argparse
 import email.utils
@@ -38,6 +43,39 @@ class State:
         self.lock = threading.Lock()
         self.seen = None
         self.used = 0
+        self.stats = None
+        self.inflight = {}
+        self.max_inflight = {}
+        self.begun = []
+        self.stats_seen = None
+
+    def begin(self, method, target):
+        """A request arrives: counted in flight, and in the stats file."""
+        self.decide_reset()
+        with self.lock:
+            n = self.inflight[method] = self.inflight.get(method, 0) + 1
+            self.max_inflight[method] = max(n, self.max_inflight.get(method, 0))
+            self.begun.append("%s %s" % (method, target))
+            if self.stats:
+                with open(self.stats + ".tmp", "w") as f:
+                    json.dump({"max_inflight": self.max_inflight, "begun": self.begun}, f)
+                os.replace(self.stats + ".tmp", self.stats)
+
+    def decide_reset(self):
+        """The stats start afresh with each new control file content."""
+        try:
+            with open(self.control) as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        with self.lock:
+            if text != self.stats_seen:
+                self.stats_seen = text
+                self.max_inflight, self.begun = {}, []
+
+    def end(self, method):
+        with self.lock:
+            self.inflight[method] -= 1
 
     def decide(self, method, target):
         """Returns the fault dict to apply to this request, or None."""
@@ -81,6 +119,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_any(self):
+        self.server.state.begin(self.command, self.path)
+        try:
+            self.handle_one()
+        finally:
+            self.server.state.end(self.command)
+
+    def handle_one(self):
         st = self.server.state
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
@@ -174,10 +219,12 @@ def main():
     ap.add_argument("--control", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--log")
+    ap.add_argument("--stats")
     a = ap.parse_args()
     host, port = a.upstream.rsplit(":", 1)
     srv = Server(("127.0.0.1", a.port), Handler)
     srv.state = State(a.control, a.log, (host, int(port)))
+    srv.state.stats = a.stats
     print("READY %d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever()

@@ -339,7 +339,7 @@ test_dir_remote_round_trip(void **state)
 	hash_to_hex(f->res, res);
 	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
 	r = open_dir_remote(f, &root);
-	assert_int_equal(remote_fetch(r, f->dir_b, inv), REMOTE_MISS); /* an empty remote */
+	assert_int_equal(remote_fetch(r, f->dir_b, inv, 0), REMOTE_MISS); /* an empty remote */
 	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
 	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK); /* again: nothing new */
 	text = read_text(root, LAYOUT_FORMAT_NAME);
@@ -356,10 +356,10 @@ test_dir_remote_round_trip(void **state)
 	buf_free(&b);
 	free(text);
 	free(name);
-	assert_int_equal(remote_fetch(r, f->dir_b, inv), REMOTE_OK);
+	assert_int_equal(remote_fetch(r, f->dir_b, inv, 0), REMOTE_OK);
 	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
 	store_entry_clear(&e);
-	assert_int_equal(remote_fetch(r, f->dir_b, res), REMOTE_MISS); /* no such manifest */
+	assert_int_equal(remote_fetch(r, f->dir_b, res, 0), REMOTE_MISS); /* no such manifest */
 	remote_free(&r);
 	assert_null(r);
 	free(root);
@@ -451,8 +451,8 @@ test_dir_remote_of_another_format_is_off(void **state)
 	r = open_dir_remote(f, &root);
 	p = xasprintf("%s/" LAYOUT_FORMAT_NAME, root);
 	assert_int_equal(fs_write_atomic(p, "kache-remote 9\n", 15, 0644), 0);
-	assert_int_equal(remote_fetch(r, f->dir_b, inv), REMOTE_FAILED);
-	assert_int_equal(remote_fetch(r, f->dir_b, inv), REMOTE_MISS); /* off from now on */
+	assert_int_equal(remote_fetch(r, f->dir_b, inv, 0), REMOTE_FAILED);
+	assert_int_equal(remote_fetch(r, f->dir_b, inv, 0), REMOTE_MISS); /* off from now on */
 	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OFF);
 	text = read_text(root, LAYOUT_FORMAT_NAME);
 	assert_string_equal(text, "kache-remote 9\n");

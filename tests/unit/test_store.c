@@ -290,6 +290,52 @@ test_journal_roundtrip_and_torn_tail(void **state)
 }
 
 static void
+take_ws(const struct journal_event *ev, void *arg)
+{
+	struct strv *v = arg;
+
+	strv_push(v, ev->ws);
+}
+
+/* The workspace id a record carries: kept when it is 16 lowercase hex digits,
+ * dropped (as unknown) otherwise; a record without one still parses. */
+static void
+test_journal_workspace_id(void **state)
+{
+	static const char *const ids[] = { "0123456789abcdef", "0123456789ABCDEF",
+		"../../etc/passwd", "" };
+	static const char *const want[] = { "0123456789abcdef", "", "", "" };
+	char *dir = tmpdir(), *path;
+	struct store *s = store_open(dir);
+	struct journal_event ev = { .type = JOURNAL_MISS };
+	struct strv got;
+	struct buf b;
+
+	(void)state;
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(ev.ws, sizeof ev.ws, "%s", ids[i]);
+		assert_int_equal(journal_append(dir, &ev), 0);
+	}
+	path = xasprintf("%s/journal/events", dir);
+	buf_init(&b);
+	strv_init(&got);
+	assert_int_equal(fs_read_file(path, &b, 1 << 20), 0);
+	assert_int_equal(journal_parse(b.p, b.len, take_ws, &got), b.len);
+	assert_int_equal(got.n, 4);
+	for (size_t i = 0; i < 4; i++)
+		assert_string_equal(got.v[i], want[i]);
+	assert_true(journal_ws_valid("0123456789abcdef"));
+	assert_false(journal_ws_valid("0123456789abcdeF"));
+	assert_false(journal_ws_valid("0123456789abcde"));
+	strv_free(&got);
+	buf_free(&b);
+	free(path);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(dir);
+}
+
+static void
 test_hash_memo_sees_changes(void **state)
 {
 	char *dir = tmpdir(), *f = xasprintf("%s/f", dir);
@@ -387,6 +433,7 @@ main(void)
 		cmocka_unit_test(test_flipped_records_are_corrupt),
 		cmocka_unit_test(test_record_under_wrong_name_is_corrupt),
 		cmocka_unit_test(test_journal_roundtrip_and_torn_tail),
+		cmocka_unit_test(test_journal_workspace_id),
 		cmocka_unit_test(test_hash_memo_sees_changes),
 		cmocka_unit_test(test_blob_by_link_shares_inode),
 		cmocka_unit_test(test_pending_marker_lives_with_its_lock),

@@ -1,5 +1,6 @@
 #include "workers/fetcher/fetcher.h"
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/exit.h"
 #include "common/hash.h"
@@ -28,7 +29,10 @@ fetch_job(void *arg, const struct msg *job, struct msg *done)
 		done->status = JOB_MISS;
 		return;
 	}
-	r = remote_fetch(f->remote, f->kache_dir, job->key);
+	/* an import of the same pack in flight elsewhere is joined, never for
+	 * longer than the wrapper waits */
+	r = remote_fetch(f->remote, f->kache_dir, job->key,
+	    job->deadline > 0 ? clock_ms() + job->deadline : 0);
 	done->status = r == REMOTE_OK ? JOB_OK : r == REMOTE_MISS ? JOB_MISS : JOB_FAILED;
 	log_debug("fetch %s: %d", job->key, (int)done->status);
 }

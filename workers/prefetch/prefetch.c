@@ -1,8 +1,8 @@
 /* The prefetch worker (workers/prefetch/prefetch.h). One session per job:
- * read Cargo.lock, choose the packs (prefetch_plan.c), import them one after
- * the other (sequential: one transfer at a time, so the build it serves keeps
- * the bandwidth and the cores), niced, and report what it did in JOB_DONE's
- * text (JSON, summed by the supervisor into its status) and one log line. */
+ * read Cargo.lock, choose the packs (prefetch_plan.c), import them with at
+ * most s3.fetch_concurrency transfers in flight (prefetch_pool.c), niced, and
+ * report what it did in JOB_DONE's text (JSON, summed by the supervisor into
+ * its status) and one log line. */
 #include "workers/prefetch/prefetch.h"
 
 #include <stdio.h>
@@ -16,78 +16,66 @@
 #include "proto/hint.h"
 #include "proto/worker.h"
 #include "remote/remote.h"
+#include "remote/session.h"
 #include "workers/prefetch/prefetch_internal.h"
 
 #define PREFETCH_NICE 10
+/* How often finished sessions are looked for (run/sessions/). */
+#define PREFETCH_SAVE_TICK_MS 5000
 
 struct prefetcher {
 	const char *kache_dir;
-	struct remote *remote;
+	struct remote *remote[PREFETCH_CONCURRENCY_MAX]; /* one per import thread */
+	int nremote;
 	uint64_t max_bytes;
+	int save;         /* prefetch.save_manifest, and the remote writable */
+	int64_t cooldown; /* a session idle this long is over: its manifest is saved */
 };
 
 struct session {
-	long crates, packs, rejected, failed;
-	uint64_t bytes;
+	struct prefetch_done d;
+	long crates;
 	char refused[PROTO_HINT_PATH_MAX + 400];
 };
 
 static void prefetch_job(void *arg, const struct msg *job, struct msg *done);
-static void import_plan(struct prefetcher *pf, const struct prefetch_plan *plan,
-    struct session *ss);
+static void prefetch_tick(void *arg, int64_t now);
+static int concurrency(const struct config *cfg);
+static int open_remotes(struct prefetcher *pf, const struct config *cfg);
 static void report(const struct proto_hint *h, const struct prefetch_plan *plan,
     const struct session *ss, int64_t ms, struct msg *done);
-
-/* Imports the plan's packs in order; a remote that fails three in a row is
- * left alone for the rest of the session. */
-static void
-import_plan(struct prefetcher *pf, const struct prefetch_plan *plan, struct session *ss)
-{
-	int in_row = 0;
-
-	for (size_t i = 0; i < plan->n && in_row < 3; i++) {
-		enum remote_result r =
-		    remote_import_pack(pf->remote, pf->kache_dir, plan->p[i].crate, plan->p[i].res);
-
-		proto_worker_beat();
-		in_row = r == REMOTE_FAILED ? in_row + 1 : 0;
-		if (r == REMOTE_OK) {
-			ss->packs++;
-			ss->bytes += plan->p[i].size;
-		} else if (r == REMOTE_MISS) {
-			ss->rejected++;
-		} else {
-			ss->failed++;
-		}
-	}
-}
 
 /* The session's numbers: one log line, and JSON for the supervisor. */
 static void
 report(const struct proto_hint *h, const struct prefetch_plan *plan, const struct session *ss,
     int64_t ms, struct msg *done)
 {
-	char text[512];
+	static const char *const src_key[] = { "none", "exact", "closest", "packs" };
+	char text[640], shared[64] = "";
 
+	if (plan->source == PREFETCH_FROM_CLOSEST)
+		snprintf(shared, sizeof shared, " (%ld crates shared)", plan->shared);
 	if (ss->refused[0] != '\0')
 		log_warnx("prefetch %s: %s", h->root[0] ? h->root : "?", ss->refused);
 	else
-		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms; "
-		         "skipped: %ld present, %ld over prefetch.max_bytes, %ld rejected, %ld "
-		         "failed, "
-		         "%ld listings failed",
-		    h->root, ss->crates, ss->packs, (unsigned long long)ss->bytes, (long long)ms,
-		    plan->present, plan->over_cap, ss->rejected, ss->failed, plan->list_failed);
+		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms "
+		         "from %s%s; skipped: %ld present, %ld over prefetch.max_bytes, %ld "
+		         "rejected, %ld failed, %ld listings failed",
+		    h->root, ss->crates, ss->d.packs, (unsigned long long)ss->d.bytes,
+		    (long long)ms, prefetch_source_name(plan->source), shared, plan->present,
+		    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed);
 	snprintf(text, sizeof text,
 	    "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
 	    "\"present\": %ld, \"over_cap\": %ld, \"rejected\": %ld, \"failed\": %ld, "
-	    "\"list_failed\": %ld, \"refused\": %d}",
-	    ss->crates, ss->packs, (unsigned long long)ss->bytes, plan->present, plan->over_cap,
-	    ss->rejected, ss->failed, plan->list_failed, ss->refused[0] != '\0');
+	    "\"list_failed\": %ld, \"refused\": %d, \"source\": \"%s\", \"shared\": %ld, "
+	    "\"garbage_sessions\": %ld}",
+	    ss->crates, ss->d.packs, (unsigned long long)ss->d.bytes, plan->present, plan->over_cap,
+	    ss->d.rejected, ss->d.failed, plan->list_failed, ss->refused[0] != '\0',
+	    src_key[plan->source < 4 ? plan->source : 0], plan->shared, plan->garbage);
 	msg_set_text(done, text);
-	done->status = ss->refused[0]       ? JOB_MISS :
-	    ss->failed || plan->list_failed ? JOB_FAILED :
-	                                      JOB_OK;
+	done->status = ss->refused[0]         ? JOB_MISS :
+	    ss->d.failed || plan->list_failed ? JOB_FAILED :
+	                                        JOB_OK;
 }
 
 static void
@@ -105,7 +93,7 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 	if (job->type != MSG_JOB_PREFETCH || proto_hint_from_msg(job, &h) < 0) {
 		memset(&h, 0, sizeof h);
 		snprintf(ss.refused, sizeof ss.refused, "not a prefetch job");
-	} else if (pf->remote == NULL) {
+	} else if (pf->remote[0] == NULL) {
 		snprintf(ss.refused, sizeof ss.refused, "no remote configured");
 	} else if (prefetch_lock_read(h.lock, &crates, why, sizeof why) < 0) {
 		snprintf(ss.refused, sizeof ss.refused,
@@ -116,30 +104,78 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 		/* build scripts are all compiled as build_script_build */
 		strv_push(&crates, "build_script_build");
 		ss.crates = (long)crates.n;
-		prefetch_plan_make(pf->remote, pf->kache_dir, &crates, pf->max_bytes, &plan);
-		import_plan(pf, &plan, &ss);
+		prefetch_plan_make(pf->remote[0], pf->kache_dir, &h, &crates, pf->max_bytes, &plan);
+		prefetch_import(pf->remote, pf->nremote, pf->kache_dir, &plan, &ss.d);
 	}
 	report(&h, &plan, &ss, clock_ms() - t0, done);
 	prefetch_plan_free(&plan);
 	strv_free(&crates);
 }
 
+/* The end of a build session without a `supervisor stop`: a workspace whose
+ * last compile is a cooldown old has its session manifest saved. */
+static void
+prefetch_tick(void *arg, int64_t now)
+{
+	struct prefetcher *pf = arg;
+
+	(void)now;
+	if (pf->save && pf->remote[0] != NULL)
+		remote_session_save(pf->remote[0], pf->kache_dir, pf->cooldown);
+}
+
+/* s3.fetch_concurrency, within 1..PREFETCH_CONCURRENCY_MAX. */
+static int
+concurrency(const struct config *cfg)
+{
+	int64_t n = config_get_int(cfg, "s3.fetch_concurrency");
+
+	if (n < 1 || n > PREFETCH_CONCURRENCY_MAX) {
+		log_warnx("s3.fetch_concurrency = %lld is not within 1..%d; using 4", (long long)n,
+		    PREFETCH_CONCURRENCY_MAX);
+		n = 4;
+	}
+	return (int)n;
+}
+
+/* A remote (an S3 client: one connection) per import thread; 0, or -1 when
+ * the settings are refused. */
+static int
+open_remotes(struct prefetcher *pf, const struct config *cfg)
+{
+	pf->nremote = config_has_remote(cfg) ? concurrency(cfg) : 1;
+	for (int i = 0; i < pf->nremote; i++)
+		if (remote_open_for_worker(cfg, &pf->remote[i]) < 0)
+			return -1;
+	return 0;
+}
+
 int
 prefetch_main(const struct config *cfg, unsigned index)
 {
-	static const struct proto_worker_ops ops = { .job = prefetch_job };
+	static const struct proto_worker_ops ops = { .job = prefetch_job,
+		.request = NULL,
+		.tick = prefetch_tick,
+		.tick_ms = PREFETCH_SAVE_TICK_MS };
 	const char *kache_dir = config_get(cfg, "cache.dir");
 	struct prefetcher pf = { .kache_dir = kache_dir };
 	int64_t max = config_get_size(cfg, "prefetch.max_bytes");
-	int rc;
+	int rc = KACHE_EXIT_CONFIG;
 
 	pf.max_bytes = max > 0 ? (uint64_t)max : 0;
-	/* beside the build, never ahead of it */
+	/* beside the build, never ahead of it; the import threads inherit it */
 	if (setpriority(PRIO_PROCESS, 0, PREFETCH_NICE) < 0)
 		log_warn("setpriority");
-	if (remote_open_for_worker(cfg, &pf.remote) < 0)
-		return KACHE_EXIT_CONFIG;
-	rc = proto_worker_run(kache_dir, "prefetch", index, &ops, &pf);
-	remote_free(&pf.remote);
+	if (parse_duration(config_get(cfg, "prefetch.cooldown"), &pf.cooldown) < 0)
+		pf.cooldown = 300000;
+	if (pf.cooldown < 1000) /* a session is at least a second long */
+		pf.cooldown = 1000;
+	if (open_remotes(&pf, cfg) == 0) {
+		pf.save = config_get_bool(cfg, "prefetch.save_manifest") && pf.remote[0] != NULL &&
+		    !remote_read_only(pf.remote[0]);
+		rc = proto_worker_run(kache_dir, "prefetch", index, &ops, &pf);
+	}
+	for (int i = 0; i < pf.nremote; i++)
+		remote_free(&pf.remote[i]);
 	return rc;
 }

@@ -1,0 +1,210 @@
+/* build.rustc-wrapper in cargo's config.toml: see cargo_cfg.h. */
+#include "cli/cargo_cfg.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+/* What the scanner carries from one line to the next. */
+struct scan_state {
+	char table[128]; /* the current [table] ("" at the top) */
+	int depth;       /* open [ of a multi-line array */
+	const char *mlq; /* the closing quote of a multi-line string, or NULL */
+};
+
+static void scan_line(const char *p, const char *end, size_t next, struct scan_state *s,
+    struct cargo_cfg_scan *r);
+static void parse_header(const char *p, const char *end, char *out, size_t n);
+static const char *parse_key(const char *p, const char *end, char *out, size_t n);
+static void parse_string(const char *p, const char *end, char *out, size_t n);
+static void track_value(const char *p, const char *end, struct scan_state *s);
+
+void
+cargo_cfg_scan(const char *text, size_t len, struct cargo_cfg_scan *r)
+{
+	struct scan_state s = { "", 0, NULL };
+	const char *p = text, *end = text + len, *nl;
+
+	memset(r, 0, sizeof *r);
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		scan_line(p, nl, (size_t)(nl - text) + (nl < end), &s, r);
+		p = nl + 1;
+	}
+}
+
+/* One line [p, end); next is the offset of the line after it. */
+static void
+scan_line(const char *p, const char *end, size_t next, struct scan_state *s,
+    struct cargo_cfg_scan *r)
+{
+	char key[128], full[300];
+	const char *v, *q;
+
+	if (s->mlq != NULL) { /* inside a multi-line string: look for its end */
+		for (q = p; q + 3 <= end; q++)
+			if (memcmp(q, s->mlq, 3) == 0) {
+				s->mlq = NULL;
+				track_value(q + 3, end, s);
+				break;
+			}
+		return;
+	}
+	while (p < end && isspace((unsigned char)*p))
+		p++;
+	if (p == end || *p == '#')
+		return;
+	if (s->depth > 0) {
+		track_value(p, end, s);
+		return;
+	}
+	if (*p == '[') {
+		parse_header(p, end, s->table, sizeof s->table);
+		if (strcmp(s->table, "build") == 0 && !r->has_build) {
+			r->has_build = 1;
+			r->build_end = next;
+		}
+		return;
+	}
+	if ((v = parse_key(p, end, key, sizeof key)) == NULL)
+		return;
+	snprintf(full, sizeof full, "%s%s%s", s->table, s->table[0] ? "." : "", key);
+	if (strcmp(full, "build.rustc-wrapper") == 0) {
+		r->found = 1;
+		parse_string(v, end, r->value, sizeof r->value);
+	} else if (strcmp(full, "build") == 0 && (q = strstr(v, "rustc-wrapper")) != NULL &&
+	    q < end && (q = memchr(q, '=', (size_t)(end - q))) != NULL) {
+		r->found = 1; /* build = { rustc-wrapper = "..." } */
+		parse_string(q + 1, end, r->value, sizeof r->value);
+	}
+	track_value(v, end, s);
+}
+
+/* "[ build ]" or "[[bin]]" or "[\"build\"]": the table name, quotes dropped. */
+static void
+parse_header(const char *p, const char *end, char *out, size_t n)
+{
+	size_t k = 0;
+
+	while (p < end && (*p == '[' || isspace((unsigned char)*p)))
+		p++;
+	for (; p < end && *p != ']' && *p != '#'; p++)
+		if (*p != '"' && *p != '\'' && !isspace((unsigned char)*p) && k + 1 < n)
+			out[k++] = *p;
+	out[k] = '\0';
+}
+
+/* The key before '=' (quotes and spaces dropped, dots kept) into out; returns
+ * where the value starts, or NULL when the line holds no key. */
+static const char *
+parse_key(const char *p, const char *end, char *out, size_t n)
+{
+	size_t k = 0;
+	int quote = 0;
+
+	for (; p < end && (quote || *p != '='); p++) {
+		if (*p == '"' || *p == '\'')
+			quote = !quote;
+		else if (!isspace((unsigned char)*p) && k + 1 < n)
+			out[k++] = *p;
+	}
+	out[k] = '\0';
+	return p < end ? p + 1 : NULL;
+}
+
+/* The string value at p (after '='): "..." (with \" and \\ escapes) or '...'. */
+static void
+parse_string(const char *p, const char *end, char *out, size_t n)
+{
+	size_t k = 0;
+	char q;
+
+	out[0] = '\0';
+	while (p < end && isspace((unsigned char)*p))
+		p++;
+	if (p == end || (*p != '"' && *p != '\''))
+		return;
+	q = *p++;
+	for (; p < end && *p != q; p++) {
+		if (q == '"' && *p == '\\' && p + 1 < end)
+			p++;
+		if (k + 1 < n)
+			out[k++] = *p;
+	}
+	out[k] = '\0';
+}
+
+/* Follows a value to the end of its line: brackets of arrays opened and
+ * closed outside strings, and a multi-line string left open. */
+static void
+track_value(const char *p, const char *end, struct scan_state *s)
+{
+	char q = 0;
+
+	for (; p < end; p++) {
+		if (q == 0 && (*p == '"' || *p == '\'') && end - p >= 3 && p[1] == *p &&
+		    p[2] == *p) {
+			const char *close = *p == '"' ? "\"\"\"" : "'''";
+			const char *e = p + 3;
+
+			while (e + 3 <= end && memcmp(e, close, 3) != 0)
+				e++;
+			if (e + 3 > end) {
+				s->mlq = close;
+				return;
+			}
+			p = e + 2;
+		} else if (q == 0 && (*p == '"' || *p == '\'')) {
+			q = *p;
+		} else if (q != 0 && *p == q) {
+			q = 0;
+		} else if (q == '"' && *p == '\\') {
+			p++;
+		} else if (q == 0 && *p == '#') {
+			return;
+		} else if (q == 0) {
+			s->depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
+		}
+	}
+	if (s->depth < 0)
+		s->depth = 0;
+}
+
+int
+cargo_cfg_is_kache(const char *value)
+{
+	const char *base = strrchr(value, '/');
+
+	return strcmp(base ? base + 1 : value, "kache") == 0;
+}
+
+char *
+cargo_cfg_home(void)
+{
+	const char *ch = getenv("CARGO_HOME"), *home = getenv("HOME");
+
+	if (ch != NULL && ch[0] != '\0')
+		return xstrdup(ch);
+	if (home != NULL && home[0] != '\0')
+		return xasprintf("%s/.cargo", home);
+	return NULL;
+}
+
+char *
+cargo_cfg_file(const char *dir)
+{
+	char *toml = xasprintf("%s/config.toml", dir), *plain = xasprintf("%s/config", dir);
+
+	if (access(toml, F_OK) != 0 && access(plain, F_OK) == 0) {
+		free(toml);
+		return plain;
+	}
+	free(plain);
+	return toml;
+}

@@ -1,0 +1,7 @@
+/* `kache init [--check]`: cargo's build.rustc-wrapper set to kache (cli/init.c). */
+#ifndef KACHE_CLI_INIT_H
+#define KACHE_CLI_INIT_H
+
+int cmd_init(int argc, char **argv);
+
+#endif

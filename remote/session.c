@@ -1,0 +1,470 @@
+/* Session manifests: the object's text form, reading it from a remote, and
+ * saving the store's finished sessions into it (remote/session.h). */
+#include "remote/session.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "remote/transport.h"
+#include "store/journal.h"
+#include "store/pack.h"
+
+struct lines {
+	const char *p, *end;
+	long no;
+};
+
+/* A key, sorted by result key to find repeats. */
+struct key_ref {
+	struct remote_session_key *k;
+};
+
+struct marker {
+	char lock[1024];
+	char toolchain[REMOTE_SESSION_NAME_MAX + 1];
+	char target[REMOTE_SESSION_NAME_MAX + 1];
+	char profile[REMOTE_SESSION_NAME_MAX + 1];
+};
+
+static int name_ok(const char *s, size_t n);
+static int next_line(struct lines *l, const char **line, size_t *n);
+static int take_field(struct lines *l, const char *key, char *out, size_t cap, int hex);
+static int take_key(const char *line, size_t n, struct remote_session *s);
+static int parse_head(struct lines *l, struct remote_session *s, size_t *count);
+static void dedupe(struct remote_session *s);
+static int cmp_res(const void *a, const void *b);
+static int read_marker(const char *path, struct marker *m);
+static int read_used(const char *path, struct remote_session *s);
+static int save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws);
+
+/* [A-Za-z0-9_.-]{1,64} */
+static int
+name_ok(const char *s, size_t n)
+{
+	static const char ok[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+
+	if (n == 0 || n > REMOTE_SESSION_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\0' || strchr(ok, s[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+void
+remote_session_fingerprint(const char *lock, const char *toolchain, const char *target,
+    const char *profile, char fp[HASH_HEX_LEN + 1])
+{
+	struct hash_ctx c;
+	unsigned char h[HASH_LEN];
+
+	hash_begin(&c);
+	hash_str(&c, "kache-session-v1");
+	hash_str(&c, lock);
+	hash_str(&c, toolchain);
+	hash_str(&c, target);
+	hash_str(&c, profile);
+	hash_end(&c, h);
+	hash_to_hex(h, fp);
+}
+
+char *
+remote_session_name(const char *fp)
+{
+	return xasprintf("%s%s", REMOTE_SESSION_PREFIX, fp);
+}
+
+void
+remote_session_add(struct remote_session *s, const char *crate, const char *res, uint64_t bytes)
+{
+	struct remote_session_key *x;
+
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->k = xrealloc(s->k, s->cap * sizeof *s->k);
+	}
+	x = &s->k[s->n++];
+	snprintf(x->crate, sizeof x->crate, "%s", crate);
+	snprintf(x->res, sizeof x->res, "%s", res);
+	x->bytes = bytes;
+}
+
+void
+remote_session_free(struct remote_session *s)
+{
+	free(s->k);
+	memset(s, 0, sizeof *s);
+}
+
+/* The next line (without its newline) of l. -1 at the end, or when the last
+ * line has no newline (a truncated object). */
+static int
+next_line(struct lines *l, const char **line, size_t *n)
+{
+	const char *nl;
+
+	if (l->p >= l->end || (nl = memchr(l->p, '\n', (size_t)(l->end - l->p))) == NULL)
+		return -1;
+	*line = l->p;
+	*n = (size_t)(nl - l->p);
+	l->p = nl + 1;
+	l->no++;
+	return 0;
+}
+
+/* "<key> <value>": value into out ("-" read as ""), a name, or exactly 64
+ * lowercase hex digits when hex. */
+static int
+take_field(struct lines *l, const char *key, char *out, size_t cap, int hex)
+{
+	size_t k = strlen(key), n, vn;
+	const char *line, *v;
+
+	if (next_line(l, &line, &n) < 0 || n <= k + 1 || memcmp(line, key, k) != 0 ||
+	    line[k] != ' ')
+		return -1;
+	v = line + k + 1;
+	vn = n - k - 1;
+	if (vn >= cap || !name_ok(v, vn))
+		return -1;
+	memcpy(out, v, vn);
+	out[vn] = '\0';
+	if (hex)
+		return hash_hex_valid(out) ? 0 : -1;
+	if (strcmp(out, "-") == 0)
+		out[0] = '\0';
+	return 0;
+}
+
+/* "<crate> <64 hex> <bytes>" */
+static int
+take_key(const char *line, size_t n, struct remote_session *s)
+{
+	const char *sp = memchr(line, ' ', n), *sp2;
+	char crate[65], res[HASH_HEX_LEN + 1], num[21], *end;
+	size_t cn, nn;
+	unsigned long long v;
+
+	if (sp == NULL || (cn = (size_t)(sp - line)) == 0 || cn > 64 ||
+	    n - cn - 1 < HASH_HEX_LEN + 2)
+		return -1;
+	sp2 = sp + 1 + HASH_HEX_LEN;
+	nn = n - cn - 2 - HASH_HEX_LEN;
+	if (*sp2 != ' ' || nn == 0 || nn > 20)
+		return -1;
+	memcpy(crate, line, cn);
+	crate[cn] = '\0';
+	memcpy(res, sp + 1, HASH_HEX_LEN);
+	res[HASH_HEX_LEN] = '\0';
+	memcpy(num, sp2 + 1, nn);
+	num[nn] = '\0';
+	if (strspn(num, "0123456789") != nn || memchr(crate, '\0', cn) != NULL ||
+	    !pack_crate_name_ok(crate) || !hash_hex_valid(res))
+		return -1;
+	errno = 0;
+	v = strtoull(num, &end, 10);
+	if (errno != 0)
+		return -1;
+	remote_session_add(s, crate, res, v);
+	return 0;
+}
+
+/* Everything before the keys; *count is the number of key lines announced. */
+static int
+parse_head(struct lines *l, struct remote_session *s, size_t *count)
+{
+	char num[REMOTE_SESSION_NAME_MAX + 1], *end;
+	unsigned long long v;
+
+	if (take_field(l, "lock", s->lock, sizeof s->lock, 1) < 0 ||
+	    take_field(l, "toolchain", s->toolchain, sizeof s->toolchain, 0) < 0 ||
+	    take_field(l, "target", s->target, sizeof s->target, 0) < 0 ||
+	    take_field(l, "profile", s->profile, sizeof s->profile, 0) < 0 ||
+	    take_field(l, "created", num, 20, 0) < 0 || num[0] < '0' || num[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(num, &end, 10);
+	if (*end != '\0' || errno != 0 || v > INT64_MAX)
+		return -1;
+	s->created_ms = (int64_t)v;
+	if (take_field(l, "keys", num, 8, 0) < 0 || num[0] < '0' || num[0] > '9')
+		return -1;
+	v = strtoull(num, &end, 10);
+	if (*end != '\0' || v > REMOTE_SESSION_MAX_KEYS)
+		return -1;
+	*count = (size_t)v;
+	return 0;
+}
+
+int
+remote_session_parse(const char *d, size_t n, struct remote_session *s, char *why, size_t whylen)
+{
+	size_t magic = strlen(REMOTE_SESSION_MAGIC), count = 0, len;
+	struct lines l = { d + magic, d + n, 1 };
+	const char *line;
+
+	memset(s, 0, sizeof *s);
+	if (n > REMOTE_SESSION_MAX_BYTES || n < magic ||
+	    memcmp(d, REMOTE_SESSION_MAGIC, magic) != 0) {
+		snprintf(why, whylen, "not a kache-session 1 object");
+		return -1;
+	}
+	if (parse_head(&l, s, &count) < 0) {
+		snprintf(why, whylen, "line %ld is not what the format says", l.no);
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (next_line(&l, &line, &len) < 0 || take_key(line, len, s) < 0) {
+			snprintf(why, whylen, "line %ld is not a key line", l.no);
+			remote_session_free(s);
+			return -1;
+		}
+	}
+	if (next_line(&l, &line, &len) < 0 || len != 3 || memcmp(line, "end", 3) != 0 ||
+	    l.p != l.end) {
+		snprintf(why, whylen, "it does not end after its %zu keys", count);
+		remote_session_free(s);
+		return -1;
+	}
+	return 0;
+}
+
+void
+remote_session_encode(const struct remote_session *s, struct buf *out)
+{
+	buf_addstr(out, REMOTE_SESSION_MAGIC);
+	buf_addf(out, "lock %s\ntoolchain %s\ntarget %s\nprofile %s\ncreated %" PRId64 "\n",
+	    s->lock, s->toolchain[0] ? s->toolchain : "-", s->target[0] ? s->target : "-",
+	    s->profile[0] ? s->profile : "-", s->created_ms);
+	buf_addf(out, "keys %zu\n", s->n);
+	for (size_t i = 0; i < s->n; i++)
+		buf_addf(out, "%s %s %" PRIu64 "\n", s->k[i].crate, s->k[i].res, s->k[i].bytes);
+	buf_addstr(out, "end\n");
+}
+
+enum remote_result
+remote_session_get(struct remote *r, const char *kache_dir, const char *name,
+    struct remote_session *s, char *why, size_t whylen)
+{
+	char *tmpdir = path_join(kache_dir, "tmp");
+	enum remote_result rr;
+	struct buf b;
+	int fd;
+
+	why[0] = '\0';
+	memset(s, 0, sizeof *s);
+	buf_init(&b);
+	if (r->t == NULL || r->off)
+		rr = REMOTE_FAILED;
+	else if ((rr = r->t->open(r, name, tmpdir, &fd)) == REMOTE_OK) {
+		if (fs_read_fd(fd, &b, REMOTE_SESSION_MAX_BYTES) < 0) {
+			snprintf(why, whylen, "it is larger than %d MiB or cannot be read",
+			    REMOTE_SESSION_MAX_BYTES >> 20);
+			rr = REMOTE_MISS;
+		} else if (remote_session_parse(b.p ? b.p : "", b.len, s, why, whylen) < 0) {
+			rr = REMOTE_MISS;
+		}
+		close(fd);
+	}
+	buf_free(&b);
+	free(tmpdir);
+	return rr;
+}
+
+/* Sorting a copy by result key to drop repeats, keeping the first use. */
+static int
+cmp_res(const void *a, const void *b)
+{
+	const struct remote_session_key *x = ((const struct key_ref *)a)->k;
+	const struct remote_session_key *y = ((const struct key_ref *)b)->k;
+	int c = strcmp(x->res, y->res);
+
+	return c != 0 ? c : (x < y ? -1 : x > y);
+}
+
+/* Drops repeated result keys, keeping each one's first line (the order
+ * cargo used them in: leaves first). */
+static void
+dedupe(struct remote_session *s)
+{
+	struct key_ref *v = xmalloc((s->n ? s->n : 1) * sizeof *v);
+	size_t out = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		v[i].k = &s->k[i];
+	qsort(v, s->n, sizeof *v, cmp_res);
+	for (size_t i = 1; i < s->n; i++)
+		if (strcmp(v[i].k->res, v[i - 1].k->res) == 0)
+			v[i].k->crate[0] = '\0'; /* a later repeat */
+	for (size_t i = 0; i < s->n; i++)
+		if (s->k[i].crate[0] != '\0')
+			s->k[out++] = s->k[i];
+	s->n = out;
+	free(v);
+}
+
+/* The session marker the wrapper wrote (wrapper/session.c): lock=, target=,
+ * profile=, toolchain= lines. -1 when it names no Cargo.lock. */
+static int
+read_marker(const char *path, struct marker *m)
+{
+	struct buf b;
+	const char *p, *nl;
+
+	memset(m, 0, sizeof *m);
+	buf_init(&b);
+	if (fs_read_file(path, &b, 16384) < 0) {
+		buf_free(&b);
+		return -1;
+	}
+	buf_addch(&b, '\0');
+	for (p = b.p; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+		int n = (int)(nl - p);
+
+		if (n > 5 && strncmp(p, "lock=", 5) == 0)
+			snprintf(m->lock, sizeof m->lock, "%.*s", n - 5, p + 5);
+		else if (n > 7 && strncmp(p, "target=", 7) == 0 && name_ok(p + 7, (size_t)n - 7))
+			snprintf(m->target, sizeof m->target, "%.*s", n - 7, p + 7);
+		else if (n > 8 && strncmp(p, "profile=", 8) == 0 && name_ok(p + 8, (size_t)n - 8))
+			snprintf(m->profile, sizeof m->profile, "%.*s", n - 8, p + 8);
+		else if (n > 10 && strncmp(p, "toolchain=", 10) == 0 &&
+		    name_ok(p + 10, (size_t)n - 10))
+			snprintf(m->toolchain, sizeof m->toolchain, "%.*s", n - 10, p + 10);
+	}
+	buf_free(&b);
+	return m->lock[0] == '/' ? 0 : -1;
+}
+
+/* The "crate res" lines the index appended; a torn or strange line is
+ * passed over (the file is ours, but a crash may cut its last line). */
+static int
+read_used(const char *path, struct remote_session *s)
+{
+	struct buf b;
+	const char *p, *end, *nl;
+
+	buf_init(&b);
+	if (fs_read_file(path, &b, REMOTE_SESSION_MAX_BYTES) < 0) {
+		buf_free(&b);
+		return -1;
+	}
+	end = b.p + b.len;
+	for (p = b.p; p && p < end && (nl = memchr(p, '\n', (size_t)(end - p))); p = nl + 1)
+		if (s->n < REMOTE_SESSION_MAX_KEYS)
+			take_key(p, (size_t)(nl - p), s);
+	buf_free(&b);
+	dedupe(s);
+	return 0;
+}
+
+/* One finished session: its .used lines taken away first (renamed, so that
+ * the index's next appends start a new session), the fingerprint made from
+ * the marker and Cargo.lock as they are now, the object put. 1 written, 0
+ * nothing to write, -1 failed (the lines are put back). */
+static int
+save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws)
+{
+	char *used = xasprintf("%s/%s.used", dir, ws), *taken, *mk, *name = NULL, *tmpdir;
+	char fp[HASH_HEX_LEN + 1];
+	unsigned char h[HASH_LEN];
+	struct remote_session s = { .created_ms = clock_wall_ms() };
+	struct marker m;
+	struct buf b;
+	uint64_t size;
+	int fd, rc = 0;
+
+	taken = xasprintf("%s.%ld", used, (long)getpid());
+	mk = xasprintf("%s/%s", dir, ws);
+	tmpdir = path_join(kache_dir, "tmp");
+	buf_init(&b);
+	if (rename(used, taken) < 0) {
+		rc = errno == ENOENT ? 0 : -1; /* another saver took it */
+		goto out;
+	}
+	if (read_marker(mk, &m) < 0 || (fd = fs_open_input(m.lock)) < 0) {
+		log_warnx("session %s: its marker or Cargo.lock is gone; not saved", ws);
+		goto out;
+	}
+	if (hash_fd(fd, h, &size) < 0) {
+		log_warn("session %s: read %s; not saved", ws, m.lock);
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	if (read_used(taken, &s) < 0 || s.n == 0)
+		goto out;
+	hash_to_hex(h, s.lock);
+	memcpy(s.toolchain, m.toolchain, sizeof s.toolchain);
+	memcpy(s.target, m.target, sizeof s.target);
+	memcpy(s.profile, m.profile, sizeof s.profile);
+	remote_session_fingerprint(s.lock, s.toolchain, s.target, s.profile, fp);
+	name = remote_session_name(fp);
+	remote_session_encode(&s, &b);
+	if (layout_format_check(r, tmpdir, 1) < 0 || r->t->put(r, name, b.p, b.len) != REMOTE_OK) {
+		log_warnx("session manifest %s of %s not saved: the remote failed; kept for later",
+		    name, m.lock);
+		if (access(used, F_OK) != 0 && rename(taken, used) == 0)
+			goto keep;
+		rc = -1;
+		goto out;
+	}
+	log_info("session manifest %s saved: %zu result keys used by %s", name, s.n, m.lock);
+	rc = 1;
+out:
+	unlink(taken);
+keep:
+	buf_free(&b);
+	remote_session_free(&s);
+	free(name);
+	free(tmpdir);
+	free(mk);
+	free(taken);
+	free(used);
+	return rc;
+}
+
+int
+remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms)
+{
+	char *dir = xasprintf("%s/%s", kache_dir, JOURNAL_SESSIONS_DIR), *path;
+	int saved = 0, failed = 0, rc;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if (r->read_only || r->t == NULL || (d = opendir(dir)) == NULL) {
+		free(dir);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char ws[JOURNAL_WS_LEN + 1];
+
+		if (strlen(de->d_name) != JOURNAL_WS_LEN + 5 ||
+		    strcmp(de->d_name + JOURNAL_WS_LEN, ".used") != 0)
+			continue;
+		snprintf(ws, sizeof ws, "%.*s", JOURNAL_WS_LEN, de->d_name);
+		path = xasprintf("%s/%s", dir, de->d_name);
+		rc = stat(path, &st);
+		free(path);
+		if (!journal_ws_valid(ws) || rc < 0 ||
+		    (idle_ms > 0 && clock_wall_ms() - st.st_mtim.tv_sec * 1000 < idle_ms))
+			continue;
+		rc = save_one(r, kache_dir, dir, ws);
+		saved += rc > 0;
+		failed += rc < 0;
+	}
+	closedir(d);
+	free(dir);
+	return failed ? -1 : saved;
+}

@@ -1,0 +1,87 @@
+/* Session manifests (docs/remote-layout.md): the result keys one build
+ * session of a workspace used, recorded in the remote under
+ * sessions/<fingerprint>, so that a later runner with the same workspace
+ * fingerprint (Cargo.lock content, toolchain, target, profile) prefetches
+ * exactly that list, or, with no exact match, the list of the recorded
+ * session that shares the most crates with its Cargo.lock.
+ *
+ * The object is text, checked line by line before any of it is used:
+ *
+ *   kache-session 1
+ *   lock <64 hex: BLAKE2b-256 of Cargo.lock's bytes>
+ *   toolchain <id or ->           16 hex of BLAKE2b of `rustc -vV`
+ *   target <triple or ->          "-": the host
+ *   profile <profile dir or ->
+ *   created <unix ms>
+ *   keys <n>
+ *   <crate> <64 hex result key> <bytes>
+ *                                 n lines, in the order they were used;
+ *                                 bytes: the result's output bytes
+ *   end
+ *
+ * The local side: the wrapper's journal records carry the workspace id, the
+ * index appends "crate result" lines to run/sessions/<ws>.used as it ingests
+ * them, and remote_session_save turns each such file (with the session marker
+ * beside it, which names Cargo.lock, target, profile and toolchain) into one
+ * object. */
+#ifndef KACHE_REMOTE_SESSION_H
+#define KACHE_REMOTE_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/hash.h"
+#include "common/util.h"
+#include "remote/layout.h"
+#include "remote/remote.h"
+
+#define REMOTE_SESSION_MAGIC "kache-session 1\n"
+#define REMOTE_SESSION_PREFIX "sessions/"
+#define REMOTE_SESSION_MAX_KEYS 65536
+#define REMOTE_SESSION_MAX_BYTES (8 << 20)
+/* A field's value: [A-Za-z0-9_.-]{1,64}, or "-" for empty. */
+#define REMOTE_SESSION_NAME_MAX 64
+
+struct remote_session_key {
+	char crate[65];
+	char res[HASH_HEX_LEN + 1];
+	uint64_t bytes;
+};
+
+struct remote_session {
+	char lock[HASH_HEX_LEN + 1];
+	char toolchain[REMOTE_SESSION_NAME_MAX + 1];
+	char target[REMOTE_SESSION_NAME_MAX + 1];
+	char profile[REMOTE_SESSION_NAME_MAX + 1];
+	int64_t created_ms;
+	struct remote_session_key *k;
+	size_t n, cap;
+};
+
+/* The object's fingerprint: BLAKE2b-256 (hex) over "kache-session-v1", lock,
+ * toolchain, target and profile (each length-prefixed, as hash_str does). */
+void remote_session_fingerprint(const char *lock, const char *toolchain, const char *target,
+    const char *profile, char fp[HASH_HEX_LEN + 1]);
+/* "sessions/<fp>" (a new string). */
+char *remote_session_name(const char *fp);
+/* Appends (crate, res, bytes). */
+void remote_session_add(struct remote_session *s, const char *crate, const char *res,
+    uint64_t bytes);
+void remote_session_free(struct remote_session *s);
+/* 0, or -1 with one sentence in why when the bytes are not a whole, valid
+ * session manifest (every line, name, count and the end checked). */
+int remote_session_parse(const char *d, size_t n, struct remote_session *s, char *why,
+    size_t whylen);
+void remote_session_encode(const struct remote_session *s, struct buf *out);
+/* Reads the object name into s. REMOTE_OK; REMOTE_MISS when absent (why "")
+ * or not a valid session manifest (why says what, nothing logged);
+ * REMOTE_FAILED when the remote failed (logged by the transport). */
+enum remote_result remote_session_get(struct remote *r, const char *kache_dir, const char *name,
+    struct remote_session *s, char *why, size_t whylen);
+/* Saves the session of every run/sessions/<ws>.used of the store at kache_dir
+ * whose last line was appended at least idle_ms ago (0: all), then removes
+ * the file; the remote must not be read-only. Returns the number of objects
+ * written, -1 when one could not be (logged; its lines are kept). */
+int remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms);
+
+#endif

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""kache init (cargo's build.rustc-wrapper written, the rest of config.toml kept
+byte for byte, idempotent, refusing another wrapper) and kache doctor (exit 0 on
+a good setup; each broken setup it claims to detect: exit 1 and the fix named).
+Environment: KACHED, FIXTURE. Each test has its own store, CARGO_HOME and PATH."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import KACHED, wait_for  # noqa: E402
+
+OTHER_TABLES = (b"# my cargo settings\n"
+                b"[net]\ngit-fetch-with-cli = true   # keep\n\n"
+                b"[alias]\nb = \"build\"\nxs = [\n  \"[build]\",\n  'x',\n]\n"
+                b"[target.x86_64-unknown-linux-gnu]\nlinker = \"clang\"\n")
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = kh.make_tmp("kache-setup-")
+        self.store = os.path.join(self.tmp, "store")
+        self.home = os.path.join(self.tmp, "cargo-home")
+        self.bin = os.path.join(self.tmp, "bin")
+        os.makedirs(self.bin)
+        kached = os.path.abspath(KACHED)
+        for name in ("kache", "kached"):  # a PATH holding both, as installed
+            os.symlink(os.path.join(os.path.dirname(kached), name),
+                       os.path.join(self.bin, name))
+        self.env = kh.store_env(self.tmp, self.store, HOME=self.tmp, CARGO_HOME=self.home,
+                                PATH=self.bin + ":/usr/bin:/bin",
+                                drop=("RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER",
+                                      "CARGO_BUILD_RUSTC_WRAPPER"))
+        self.cwd = os.path.join(self.tmp, "work")
+        os.makedirs(self.cwd)
+
+    def tearDown(self):
+        kh.end_test_processes(self.tmp, self.store)
+
+    def k(self, *args, rc=None, **env):
+        p = subprocess.run([os.path.abspath(KACHED), *args], env=dict(self.env, **env),
+                           cwd=self.cwd, capture_output=True, text=True, timeout=60)
+        if rc is not None:
+            self.assertEqual(p.returncode, rc, f"{args}: {p.stdout}{p.stderr}")
+        return p
+
+    def config(self):
+        with open(os.path.join(self.home, "config.toml"), "rb") as f:
+            return f.read()
+
+    def write_config(self, data):
+        os.makedirs(self.home, exist_ok=True)
+        with open(os.path.join(self.home, "config.toml"), "wb") as f:
+            f.write(data)
+
+
+class Init(Base):
+    def test_empty_cargo_home(self):
+        self.k("init", "--check", rc=1)
+        out = self.k("init", rc=0).stdout
+        self.assertIn("kache supervisor install", out)
+        self.assertEqual(self.config(), b'[build]\nrustc-wrapper = "kache"\n')
+        self.assertFalse(os.path.exists(os.path.join(self.home, "config.toml.kache-backup")))
+        self.k("init", "--check", rc=0)
+
+    def test_other_tables_kept_byte_for_byte(self):
+        self.write_config(OTHER_TABLES)
+        self.k("init", rc=0)
+        self.assertEqual(self.config(),
+                         OTHER_TABLES + b'\n[build]\nrustc-wrapper = "kache"\n')
+        with open(os.path.join(self.home, "config.toml.kache-backup"), "rb") as f:
+            self.assertEqual(f.read(), OTHER_TABLES)
+
+    def test_existing_build_table_gets_the_line(self):
+        old = b"[build]\njobs = 4\n\n[net]\noffline = true"
+        self.write_config(old)
+        self.k("init", rc=0)
+        self.assertEqual(self.config(),
+                         b'[build]\nrustc-wrapper = "kache"\njobs = 4\n\n[net]\noffline = true')
+
+    def test_twice_changes_nothing(self):
+        self.write_config(OTHER_TABLES)
+        self.k("init", rc=0)
+        first = self.config()
+        st = os.stat(os.path.join(self.home, "config.toml"))
+        out = self.k("init", rc=0).stdout
+        self.assertIn("nothing to do", out)
+        self.assertEqual(self.config(), first)
+        self.assertEqual(os.stat(os.path.join(self.home, "config.toml")).st_ino, st.st_ino)
+
+    def test_refuses_another_wrapper(self):
+        old = b'[build]\nrustc-wrapper = "/usr/bin/sccache"\n'
+        self.write_config(old)
+        p = self.k("init", rc=1)
+        self.assertIn("/usr/bin/sccache", p.stderr)
+        self.assertIn("Remove that line", p.stderr)
+        self.assertEqual(self.config(), old)
+        self.k("init", "--check", rc=1)
+
+    def test_dotted_key_at_top_counts(self):
+        self.write_config(b'build.rustc-wrapper = "kache"\n[net]\n')
+        self.k("init", "--check", rc=0)
+        self.assertIn("nothing to do", self.k("init", rc=0).stdout)
+
+
+class Doctor(Base):
+    def good(self):
+        self.k("init", rc=0)
+        self.k("stats", rc=0)  # the store and its index exist
+
+    def check(self, name, rc=1, **env):
+        p = self.k("doctor", "--json", **env)
+        self.assertEqual(p.returncode, rc, p.stdout + p.stderr)
+        doc = json.loads(p.stdout)
+        self.assertEqual(doc["ok"], rc == 0)
+        found = [c for c in doc["checks"] if c["name"] == name]
+        self.assertTrue(found, doc)
+        return found[0], self.k("doctor", **env)
+
+    def assert_fails(self, name, fix_words, **env):
+        c, text = self.check(name, **env)
+        self.assertEqual(c["status"], "fail", c)
+        self.assertIn(fix_words, c["fix"])
+        self.assertEqual(text.returncode, 1)
+        self.assertIn("fix: " + c["fix"], text.stdout)
+
+    def test_good_setup(self):
+        self.good()
+        p = self.k("doctor")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("all good", p.stdout)
+        doc = json.loads(self.k("doctor", "--json", rc=0).stdout)
+        self.assertEqual({c["name"] for c in doc["checks"]} >= {
+            "binaries", "wrapper", "sccache", "store", "index", "supervisor", "remote",
+            "locks"}, True)
+
+    def test_good_with_supervisor(self):
+        self.good()
+        self.k("supervisor", "start", rc=0)
+        c, _ = self.check("supervisor", rc=0)
+        self.assertIn("running, pid", c["detail"])
+
+    def test_kache_not_on_path(self):
+        self.good()
+        self.assert_fails("binaries", "PATH", PATH="/usr/bin:/bin")
+
+    def test_kached_missing_beside_kache(self):
+        self.good()
+        os.unlink(os.path.join(self.bin, "kached"))
+        self.assert_fails("binaries", "beside kache")
+
+    def test_no_wrapper(self):
+        self.k("stats", rc=0)
+        self.assert_fails("wrapper", "kache init")
+
+    def test_wrapper_not_kache_in_project_config(self):
+        self.good()
+        os.makedirs(os.path.join(self.tmp, ".cargo"))
+        with open(os.path.join(self.tmp, ".cargo", "config.toml"), "w") as f:
+            f.write('[build]\nrustc-wrapper = "ccache-rs"\n')
+        self.assert_fails("wrapper", "set it to kache")
+
+    def test_sccache_too(self):
+        self.good()
+        self.assert_fails("sccache", "unset it", RUSTC_WORKSPACE_WRAPPER="sccache")
+
+    def test_store_not_a_directory(self):
+        self.good()
+        shutil.rmtree(self.store)
+        open(self.store, "w").close()
+        self.assert_fails("store", "directory")
+
+    def test_index_damaged(self):
+        self.good()
+        with open(os.path.join(self.store, "index", "CURRENT"), "w") as f:
+            f.write("garbage\n")
+        self.assert_fails("index", "kache stats")
+
+    def test_supervisor_hung(self):
+        self.good()
+        self.k("supervisor", "start", rc=0)
+        with open(os.path.join(self.store, "run", "supervisor.pid")) as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            self.assert_fails("supervisor", "kill")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def test_remote_unreachable(self):
+        self.good()
+        self.assert_fails("remote", "network", KACHE_REMOTE="s3", KACHE_S3_BUCKET="b",
+                          KACHE_S3_ENDPOINT="http://127.0.0.1:%d" % kh.free_port(),
+                          AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b",
+                          KACHE_DEADLINE_MS="1000")
+
+    def test_remote_dir_reachable(self):
+        self.good()
+        remote = os.path.join(self.tmp, "remote")
+        os.makedirs(remote)
+        c, _ = self.check("remote", rc=0, KACHE_REMOTE="dir", KACHE_REMOTE_PATH=remote)
+        self.assertIn("reachable", c["detail"])
+
+    def test_stale_pid_file(self):
+        self.good()
+        os.makedirs(os.path.join(self.store, "run"), mode=0o700, exist_ok=True)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        with open(os.path.join(self.store, "run", "supervisor.pid"), "w") as f:
+            f.write("%d\n" % dead.pid)
+        self.assert_fails("locks", "rm")
+
+
+if __name__ == "__main__":
+    unittest.main()
