@@ -100,8 +100,11 @@ class FreshRunner(unittest.TestCase):
         """Prefetch off: every compile of runner B is a fetch on a miss, the first
         ones included, made while B's own wrapper was starting its supervisor."""
         out, n = self.populate()
+        # deadlines for a loaded machine: what is tested is that the wrapper
+        # waits for the supervisor it started, not how fast the machine is
         b = self.runner("b", os.path.join(self.tmp, "far", "away"),
-                        KACHE_PREFETCH_MAX_BYTES="0")
+                        KACHE_PREFETCH_MAX_BYTES="0", KACHE_DEADLINE_MS="3000",
+                        KACHE_FETCH_TIMEOUT_MS="30000")
         b.cargo("build")
         self.assertEqual(b.compiled(), [],
                          "compiles of a fresh runner reached rustc: the remote did "
@@ -126,7 +129,8 @@ class FreshRunner(unittest.TestCase):
         compile of the build is a prefetched hit; over the job, prefetched plus
         remote hits are exactly runner A's compiles."""
         out, n = self.populate()
-        b = self.runner("b", os.path.join(self.tmp, "far", "away"))
+        b = self.runner("b", os.path.join(self.tmp, "far", "away"),
+                        KACHE_DEADLINE_MS="3000", KACHE_FETCH_TIMEOUT_MS="30000")
         b.cargo("check")
         self.assertTrue(kh.wait_for(lambda: prefetch(b).get("sessions_done", 0) >= 1,
                                     timeout=120), prefetch(b))
