@@ -1,28 +1,48 @@
 #!/usr/bin/env bash
-# Builds ws-small with no wrapper, with sccache and with kache: cold, warm
-# (`cargo clean && cargo build`) and warm from a copy at another path with another
-# CARGO_HOME. Prints medians, ratios measured in this same run, and how many
-# compiles reached the real rustc (a counting shim sits in RUSTC).
+# Builds a workspace with no wrapper, with sccache and with kache: cold, warm
+# (`cargo clean && cargo build`, --warm times per run) and warm from a copy at
+# another path with another CARGO_HOME; beside them the floor: the warm target
+# directory copied back with `cp -a`, then a no-op `cargo build`. Prints medians,
+# ratios measured in this same run, how many compiles reached the real rustc (a
+# counting shim sits in RUSTC), kache's own time per hit (median and p95 of the
+# journal's `us`) and system calls per hit (`strace -f` of one more warm build).
+# --ws small (default: examples/ws-small) or large (bench/ws-large, ~200
+# crates; bench/ws-large/setup.sh installs its sources) or a directory. On the
+# large one the builds that are full compiles anyway (no wrapper warm and
+# moved, sccache moved) are skipped.
 # With --remote, also the remote-warm cases: a first machine (store A) fills a
 # directory remote and an S3 bucket (moto_server on loopback), then a fresh
 # checkout elsewhere with an empty store B builds from it, without prefetch,
 # with prefetch racing the build, and in a CI shape (a cheap first cargo
 # command, a bounded wait for the prefetch, then the build).
-# usage: bench/run.sh --kache build/bin/kache [--runs N] [--ws DIR] [--remote]
+# usage: bench/run.sh --kache build/bin/kache [--ws small|large|DIR] [--runs N] [--warm N]
+#        [-j N] [--remote]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-kache="" runs=3 ws="$here/../examples/ws-small" remote=0
+kache="" runs=3 warm=1 jobs=2 ws="$here/../examples/ws-small" remote=0 full=1
+usage="usage: bench/run.sh --kache PATH [--ws small|large|DIR] [--runs N] [--warm N] [-j N] [--remote]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --kache) kache="$(realpath "$2")"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
-    --ws) ws="$2"; shift 2 ;;
+    --warm) warm="$2"; shift 2 ;;
+    -j) jobs="$2"; shift 2 ;;
+    --ws)
+      case "$2" in
+        small) ws="$here/../examples/ws-small" ;;
+        large) ws="$here/ws-large" full=0
+          "$ws/setup.sh" --check >/dev/null || exit 2 ;;
+        *) ws="$(realpath "$2")" ;;
+      esac
+      shift 2 ;;
     --remote) remote=1; shift ;;
-    *) echo "usage: bench/run.sh --kache PATH [--runs N] [--ws DIR]" >&2; exit 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
 [ -x "$kache" ] || { echo "bench: give the kache binary: --kache build/bin/kache" >&2; exit 2; }
-command -v sccache >/dev/null || { echo "bench: sccache missing (apt-get install sccache)" >&2; exit 2; }
+for t in sccache strace jq; do
+  command -v $t >/dev/null || { echo "bench: $t missing (apt-get install $t)" >&2; exit 2; }
+done
 work="$(mktemp -d)"
 moto_pid=""
 cleanup() {
@@ -43,7 +63,8 @@ EOS
 chmod +x "$shim"
 
 # build <label> <tool> <dir> <cargo-home> [cargo args...]: one timed `cargo build`
-# (with the args, e.g. `-p cfg-if`), in ms; the compiles that reached rustc in $work/count
+# (with the args, e.g. `-p cfg-if`), in ms; the compiles that reached rustc in
+# $work/count. $PRE (e.g. strace) runs cargo under it.
 build() {
   local tool="$2" dir="$3" home="$4" wrapper=""
   shift 4
@@ -53,50 +74,106 @@ build() {
   t0=$(date +%s%N)
   (cd "$dir" && SHIM_LOG="$work/shim.log" RUSTC="$shim" RUSTC_WRAPPER="$wrapper" \
      CARGO_HOME="$home" KACHE_DIR="${KSTORE:-$work/kache-store}" SCCACHE_DIR="$work/sccache" \
-     cargo build -j2 -q "$@" >/dev/null 2>"$work/err" ) || { cat "$work/err" >&2; exit 1; }
+     ${PRE:-} cargo build -j"$jobs" -q "$@" >/dev/null 2>"$work/err" ) || { cat "$work/err" >&2; exit 1; }
   t1=$(date +%s%N)
   wc -l < "$work/shim.log" > "$work/count"
   echo $(( (t1 - t0) / 1000000 ))
 }
+# floor <dir> <saved-target> <cargo-home>: the warm target directory copied back
+# with cp -a, then a no-op cargo build (no wrapper), timed together, in ms
+floor() {
+  local t0 t1
+  rm -rf "$1/target"
+  t0=$(date +%s%N)
+  cp -a "$2" "$1/target"
+  (cd "$1" && RUSTC="$shim" SHIM_LOG="$work/floor.log" CARGO_HOME="$3" RUSTC_WRAPPER="" \
+     cargo build -j"$jobs" -q >/dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
+  t1=$(date +%s%N)
+  [ -s "$work/floor.log" ] && echo "bench: the floor's cargo build was not a no-op:" \
+    "$(wc -l < "$work/floor.log") compile(s)" >&2
+  echo $(( (t1 - t0) / 1000000 ))
+}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+p95() { sort -n | awk '{a[NR]=$1} END {i=int(NR*0.95+0.999); if(i<1)i=1; print a[i]}'; }
 fresh_copy() { rm -rf "$1"; mkdir -p "$(dirname "$1")"; cp -a "$ws" "$1"; chmod -R u+w "$1"; rm -rf "$1/target"; }
+events() { echo "$work/kache-store/journal/events"; }
+fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
 
 declare -A med cnt times
-# Runs interleave the tools (none, sccache, kache, none, ...) so that drift in
-# the machine's load falls on all of them alike.
+: > "$work/hit-us"
+# Per run: each tool's cold build from an empty cache (no wrapper first: its
+# target is the floor's), then the warm builds interleaved (sccache, kache,
+# floor; no wrapper too when full) so that drift in the machine's load falls on
+# all alike, then the moved copies.
 for i in $(seq "$runs"); do
+  rm -rf "$work/kache-store" "$work/sccache"
+  SCCACHE_DIR="$work/sccache" sccache --stop-server >/dev/null 2>&1 || true
   for tool in none sccache kache; do
-    rm -rf "$work/kache-store" "$work/sccache"
-    [ "$tool" = sccache ] && { SCCACHE_DIR="$work/sccache" sccache --stop-server >/dev/null 2>&1 || true; }
-    fresh_copy "$work/a/ws"
-    times[$tool,cold]+=" $(build x "$tool" "$work/a/ws" "$work/home-a")"; cnt[$tool,cold]=$(cat "$work/count")
-    (cd "$work/a/ws" && cargo clean -q)
-    times[$tool,warm]+=" $(build x "$tool" "$work/a/ws" "$work/home-a")"; cnt[$tool,warm]=$(cat "$work/count")
-    fresh_copy "$work/b/elsewhere/ws"
-    times[$tool,moved]+=" $(build x "$tool" "$work/b/elsewhere/ws" "$work/home-b")"; cnt[$tool,moved]=$(cat "$work/count")
+    fresh_copy "$work/a-$tool/ws"
+    times[$tool,cold]+=" $(build x "$tool" "$work/a-$tool/ws" "$work/home-a")"; cnt[$tool,cold]=$(cat "$work/count")
+  done
+  rm -rf "$work/floor-target"; cp -a "$work/a-none/ws/target" "$work/floor-target"
+  off=$(fsize "$(events)")
+  for _ in $(seq "$warm"); do
+    for tool in none sccache kache floor; do
+      [ "$tool" = none ] && [ "$full" = 0 ] && continue
+      if [ "$tool" = floor ]; then times[floor,warm]+=" $(floor "$work/a-none/ws" "$work/floor-target" "$work/home-a")"; continue; fi
+      (cd "$work/a-$tool/ws" && cargo clean -q)
+      times[$tool,warm]+=" $(build x "$tool" "$work/a-$tool/ws" "$work/home-a")"; cnt[$tool,warm]=$(cat "$work/count")
+    done
+  done
+  "$here/hits.py" journal "$(events)" "$off" >> "$work/hit-us"
+  for tool in none sccache kache; do
+    [ "$tool" != kache ] && [ "$full" = 0 ] && continue
+    fresh_copy "$work/b-$tool/elsewhere/ws"
+    times[$tool,moved]+=" $(build x "$tool" "$work/b-$tool/elsewhere/ws" "$work/home-b")"; cnt[$tool,moved]=$(cat "$work/count")
+    rm -rf "$work/b-$tool"
   done
 done
-for tool in none sccache kache; do
+# One more kache warm build, under strace, for the system calls per hit
+(cd "$work/a-kache/ws" && cargo clean -q)
+mkdir -p "$work/strace"
+PRE="strace -f -ff -qq -o $work/strace/t" build x kache "$work/a-kache/ws" "$work/home-a" >/dev/null
+sc="$("$here/hits.py" strace "$work/strace/t" "$kache")"
+rm -rf "$work/strace"
+
+for tool in none sccache kache floor; do
   for c in cold warm moved; do
-    med[$tool,$c]=$(printf '%s\n' ${times[$tool,$c]} | median)
+    med[$tool,$c]=$(printf '%s\n' ${times[$tool,$c]:-} | median)
   done
 done
 total=${cnt[none,cold]}
-printf '\nws-small, -j2, medians of %s run(s); "rustc" = compiles that reached the real rustc (of %s)\n\n' "$runs" "$total"
-printf '| case  | no wrapper | sccache | kache | kache/none | kache/sccache | rustc: sccache | rustc: kache |\n'
-printf '|-------|-----------:|--------:|------:|-----------:|--------------:|---------------:|-------------:|\n'
+# sec <ms>, ratio <a> <b>, rc <count>: table cells ("-" when not measured)
+sec() { [ -n "$1" ] && awk -v a="$1" 'BEGIN{printf "%.2f s", a/1000}' || echo -; }
+ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}' || echo -; }
+wsname="$(basename "$ws")"
+printf '\n%s, -j%s, medians of %s run(s) (warm: %s per run); "rustc" = compiles that reached the real rustc (of %s)\n\n' \
+  "$wsname" "$jobs" "$runs" "$warm" "$total"
+printf '| case  | no wrapper | sccache | kache | floor | kache/none | kache/sccache | kache/floor | rustc: sccache | rustc: kache |\n'
+printf '|-------|-----------:|--------:|------:|------:|-----------:|--------------:|------------:|---------------:|-------------:|\n'
 for c in cold warm moved; do
-  printf '| %-5s | %8.2f s | %5.2f s | %5.2f s | %10.3f | %13.3f | %14s | %12s |\n' "$c" \
-    "$(echo "${med[none,$c]}/1000" | awk -F/ '{print $1/$2}')" \
-    "$(echo "${med[sccache,$c]}/1000" | awk -F/ '{print $1/$2}')" \
-    "$(echo "${med[kache,$c]}/1000" | awk -F/ '{print $1/$2}')" \
-    "$(awk -v a="${med[kache,$c]}" -v b="${med[none,$c]}" 'BEGIN{print a/b}')" \
-    "$(awk -v a="${med[kache,$c]}" -v b="${med[sccache,$c]}" 'BEGIN{print a/b}')" \
-    "${cnt[sccache,$c]}" "${cnt[kache,$c]}"
+  printf '| %-5s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
+    "$(sec "${med[none,$c]}")" "$(sec "${med[sccache,$c]}")" "$(sec "${med[kache,$c]}")" \
+    "$(sec "${med[floor,$c]}")" "$(ratio "${med[kache,$c]}" "${med[none,$c]}")" \
+    "$(ratio "${med[kache,$c]}" "${med[sccache,$c]}")" "$(ratio "${med[kache,$c]}" "${med[floor,$c]}")" \
+    "${cnt[sccache,$c]:--}" "${cnt[kache,$c]:--}"
 done
-served=$(( total - cnt[kache,moved] ))
-printf '\nmoved copy served from the kache store: %s of %s compiles (%s%%)\n' "$served" "$total" \
-  "$(awk -v s="$served" -v t="$total" 'BEGIN{printf "%.1f", 100*s/t}')"
+if [ -n "${cnt[kache,moved]:-}" ]; then
+  served=$(( total - cnt[kache,moved] ))
+  printf '\nmoved copy served from the kache store: %s of %s compiles (%s%%)\n' "$served" "$total" \
+    "$(awk -v s="$served" -v t="$total" 'BEGIN{printf "%.1f", 100*s/t}')"
+fi
+nh=$(wc -l < "$work/hit-us")
+printf '\nkache per hit (journal `us`: main() to the journal append; %s hits over %s warm build(s)): median %s ms, p95 %s ms\n' \
+  "$nh" "$(( runs * warm ))" \
+  "$(median < "$work/hit-us" | awk '{printf "%.2f", $1/1000}')" "$(p95 < "$work/hit-us" | awk '{printf "%.2f", $1/1000}')"
+printf 'system calls per hit (strace -f of one more warm build; %s hit processes): %s; top: %s; whole build (cargo, build scripts) per hit: %s\n' \
+  "$(jq -r .hits <<<"$sc")" "$(jq -r '.per_hit|floor' <<<"$sc")" \
+  "$(jq -r '[.top[] | "\(.[0]) \(.[1])"] | join(", ")' <<<"$sc")" \
+  "$(jq -r 'if .hits > 0 then (.all_processes / .hits | floor) else "-" end' <<<"$sc")"
+printf 'targets: warm <= 1.0x floor: %s; warm <= 0.1x sccache warm: %s; cold <= 1.03x no wrapper: %s\n' \
+  "$(ratio "${med[kache,warm]}" "${med[floor,warm]}")" "$(ratio "${med[kache,warm]}" "${med[sccache,warm]}")" \
+  "$(ratio "${med[kache,cold]}" "${med[none,cold]}")"
 
 # ---- remote-warm: empty local store, populated remote ----
 [ "$remote" = 1 ] || exit 0

@@ -8,6 +8,7 @@
 #include "cli/index_cmds.h"
 #include "cli/init.h"
 #include "cli/monitor.h"
+#include "cli/sign_cmds.h"
 
 static const struct command commands[] = {
 	{ "__worker", supervisor_worker_cmd, "internal: a supervisor worker",
@@ -81,6 +82,15 @@ static const struct command commands[] = {
 	    "K, M, G suffixes. Also removes tmp/ files and unreferenced blobs older than\n"
 	    "an hour. Prints what it removed; -v names each evicted entry.\n",
 	    0 },
+	{ "keygen", cmd_keygen, "make an Ed25519 key pair for signed remote uploads",
+	    "usage: kache keygen [--out FILE]\n"
+	    "Writes a new secret key to FILE (default signing.key beside the config file;\n"
+	    "mode 0600, never over an existing file) and its public key, one line\n"
+	    "`id:base64`, to FILE.pub and stdout. Writers set remote.signing_key = FILE\n"
+	    "(KACHE_SIGNING_KEY_FILE); readers list the public line in remote.trusted_keys\n"
+	    "(KACHE_TRUSTED_KEYS) and then import only objects signed by a listed key.\n"
+	    "See docs/remote-layout.md (Signatures) and the CI recipe in README.md.\n",
+	    0 },
 	{ "list", cmd_list, "list cached entries, most recently used first",
 	    "usage: kache list [CRATE] [--json]\n"
 	    "Lists entries (crate, key prefix, size, last use, hits), most recently used\n"
@@ -114,10 +124,15 @@ static const struct command commands[] = {
 	    0 },
 	{ "verify", cmd_verify, "re-hash every blob; remove corrupt blobs and their entries",
 	    "usage: kache verify\n"
+	    "       kache verify --remote [--max N]\n"
 	    "Re-hashes every blob and compares it with its name. Removes corrupt blobs,\n"
 	    "entries that do not decode, and entries that reference a missing or corrupt\n"
 	    "blob, naming each. Exit status: 0 when everything was sound, 1 when anything\n"
-	    "was corrupt or missing (or verify could not finish).\n",
+	    "was corrupt or missing (or verify could not finish).\n"
+	    "--remote reads every object of the remote (at most N, default 100000, with\n"
+	    "progress on stderr) and counts them by the key that signed them: trusted,\n"
+	    "not trusted, unsigned, bad signature. Exit status 1 when, with\n"
+	    "remote.trusted_keys set, any object would be refused, or one could not be read.\n",
 	    0 },
 	{ "version", cmd_version, "print the version", "usage: kache version\n", 0 },
 };

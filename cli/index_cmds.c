@@ -8,6 +8,7 @@
  * the result: from INDEX_PROGRESS messages, or from index/'s progress callback
  * when the command opens the index itself. */
 #include "cli/index_cmds.h"
+#include "cli/sign_cmds.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -363,6 +364,8 @@ print_stats_text(const json_t *st)
 	printf("errors              %llu\n", U(st, "errors"));
 	print_reasons(json_object_get(st, "error_reasons"));
 	printf("corrupt found       %llu\n", U(st, "corrupt"));
+	printf("remote rejected     %llu\n", U(st, "rejected"));
+	print_reasons(json_object_get(st, "rejected_reasons"));
 	format_size(index_json_u64(st, "store_bytes"), a, sizeof a);
 	printf("entries             %llu\n", U(st, "entries"));
 	printf("imported            %llu by prefetch, %llu fetched on a miss\n",
@@ -712,9 +715,10 @@ cmd_verify(int argc, char **argv)
 	json_t *doc;
 	json_int_t n;
 
-	(void)argv;
+	if (argc > 1 && strcmp(argv[1], "--remote") == 0)
+		return cmd_verify_remote(argc, argv);
 	if (argc > 1) {
-		fprintf(stderr, "usage: kache verify\n");
+		fprintf(stderr, "usage: kache verify [--remote [--max N]]\n");
 		return EXIT_USAGE;
 	}
 	cfg = load_config();

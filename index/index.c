@@ -682,6 +682,7 @@ index_stats(struct index *ix, struct index_stats *st)
 	st->passes = ix_counter_get(ix, "passes");
 	st->errors = ix_counter_get(ix, "errors");
 	st->corrupt = ix_counter_get(ix, "corrupt");
+	st->rejected = ix_counter_get(ix, "rejected");
 	st->bytes_restored = ix_counter_get(ix, "bytes_restored");
 	st->ms_saved = ix_counter_get(ix, "ms_saved");
 	st->compile_ms = ix_counter_get(ix, "compile_ms");
@@ -692,6 +693,7 @@ index_stats(struct index *ix, struct index_stats *st)
 	buf_free(&v);
 	reasons_collect(ix, "pass.", &st->pass_reasons, &st->n_pass_reasons);
 	reasons_collect(ix, "error.", &st->error_reasons, &st->n_error_reasons);
+	reasons_collect(ix, "rejected.", &st->rejected_reasons, &st->n_rejected_reasons);
 	return ix_store_totals(ix, &st->entries, &st->store_bytes);
 }
 
@@ -702,7 +704,10 @@ index_stats_clear(struct index_stats *st)
 		free(st->pass_reasons[i].reason);
 	for (size_t i = 0; i < st->n_error_reasons; i++)
 		free(st->error_reasons[i].reason);
+	for (size_t i = 0; i < st->n_rejected_reasons; i++)
+		free(st->rejected_reasons[i].reason);
 	free(st->pass_reasons);
 	free(st->error_reasons);
+	free(st->rejected_reasons);
 	memset(st, 0, sizeof *st);
 }

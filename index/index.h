@@ -110,6 +110,9 @@ struct index_stats {
 	size_t n_pass_reasons;
 	struct index_reason *error_reasons;
 	size_t n_error_reasons;
+	uint64_t rejected;                     /* remote objects refused by signature */
+	struct index_reason *rejected_reasons; /* unsigned, unknown_key, ... */
+	size_t n_rejected_reasons;
 };
 /* Fills st from the index (call index_ingest first for fresh numbers). */
 int index_stats(struct index *ix, struct index_stats *st);

@@ -73,6 +73,9 @@ index_json_stats(struct index *ix)
 	SET_INT(o, "errors", st.errors);
 	json_object_set_new(o, "error_reasons", reasons_json(st.error_reasons, st.n_error_reasons));
 	SET_INT(o, "corrupt", st.corrupt);
+	SET_INT(o, "rejected", st.rejected);
+	json_object_set_new(o, "rejected_reasons",
+	    reasons_json(st.rejected_reasons, st.n_rejected_reasons));
 	SET_INT(o, "entries", st.entries);
 	SET_INT(o, "store_bytes", st.store_bytes);
 	SET_INT(o, "bytes_restored", st.bytes_restored);

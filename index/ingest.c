@@ -246,6 +246,12 @@ apply_event(const struct journal_event *ev, void *arg)
 		ix_counter_add(ix, name, 1);
 		free(name);
 		break;
+	case JOURNAL_REJECTED:
+		ix_counter_add(ix, "rejected", 1);
+		name = xasprintf("rejected.%s", ev->reason[0] ? ev->reason : "unknown");
+		ix_counter_add(ix, name, 1);
+		free(name);
+		break;
 	case JOURNAL_CORRUPT:
 		ix_counter_add(ix, "corrupt", 1);
 		if (ev->has_res)

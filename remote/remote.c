@@ -111,19 +111,24 @@ remote_check(const struct config *cfg, char *err, size_t errlen)
 
 	if (!config_has_remote(cfg))
 		return 0;
-	if ((b = backend_find(cfg, err, errlen)) == NULL)
+	if ((b = backend_find(cfg, err, errlen)) == NULL || b->check(cfg, err, errlen) < 0)
 		return -1;
-	return b->check(cfg, err, errlen);
+	return sign_config_check(cfg, err, errlen);
 }
 
 struct remote *
 remote_open(const struct config *cfg, char *err, size_t errlen)
 {
 	const struct backend *b = backend_find(cfg, err, errlen);
+	struct remote *r;
 
-	if (b == NULL || b->check(cfg, err, errlen) < 0)
+	if (b == NULL || b->check(cfg, err, errlen) < 0 || sign_config_check(cfg, err, errlen) < 0)
 		return NULL;
-	return b->open(cfg, err, errlen);
+	if ((r = b->open(cfg, err, errlen)) != NULL && sign_wrap(r, cfg, err, errlen) < 0)
+		remote_free(&r);
+	if (r != NULL && config_get_bool(cfg, "remote.read_only"))
+		r->read_only = 1; /* any remote; s3.read_only is the S3 one's own */
+	return r;
 }
 
 int

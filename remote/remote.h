@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "remote/sign.h"
 
 /* REMOTE_OFF: refused for good in this process (403: credentials or clock
  * skew; no bucket; another format): a retry cannot succeed until the
@@ -62,5 +63,17 @@ enum remote_result remote_fetch(struct remote *r, const char *kache_dir, const c
  * does, for at most LAYOUT_LOCK_WAIT_MS. */
 enum remote_result remote_import_pack(struct remote *r, const char *kache_dir, const char *crate,
     const char *res_hex);
+
+/* kache verify --remote: the signature of one object (read whole, imported
+ * nowhere). v is SIGN_OK when a trusted key's signature verifies;
+ * SIGN_UNKNOWN_KEY, with id, for a signature by a key not trusted here. */
+struct remote_sig {
+	enum sign_verdict v;
+	char id[SIGN_ID_HEX_LEN + 1]; /* "" when unsigned */
+};
+enum remote_result remote_signature(struct remote *r, const char *name, const char *tmpdir,
+    struct remote_sig *out);
+/* How many keys this remote's reads trust (0: the bucket is trusted). */
+size_t remote_trusted_keys(const struct remote *r);
 
 #endif

@@ -12,6 +12,7 @@
 #include "remote/remote.h"
 
 struct remote;
+struct sign_state;
 
 struct remote_transport {
 	const char *name;
@@ -35,17 +36,19 @@ struct remote_transport {
 
 struct remote {
 	const struct remote_transport *t;
-	char *path;           /* the directory or the bucket, for log lines */
-	const char *stagedir; /* where a pack is built before put_file: beside the
-	                       * objects (dir), so that the put is a rename; NULL:
-	                       * the store's tmp/ */
-	void *priv;           /* the transport's own state */
-	int read_only;        /* uploads are skipped, and said so */
-	int off;              /* refused for good (credentials, a missing bucket,
-	                       * another format): fetches miss and uploads fail
-	                       * until the process restarts */
-	int format_seen;      /* the format marker was found or written */
-	int testsink;         /* test builds: marker files, not the layout */
+	char *path;              /* the directory or the bucket, for log lines */
+	const char *stagedir;    /* where a pack is built before put_file: beside the
+	                          * objects (dir), so that the put is a rename; NULL:
+	                          * the store's tmp/ */
+	void *priv;              /* the transport's own state */
+	int read_only;           /* uploads are skipped, and said so */
+	int off;                 /* refused for good (credentials, a missing bucket,
+	                          * another format): fetches miss and uploads fail
+	                          * until the process restarts */
+	int format_seen;         /* the format marker was found or written */
+	int testsink;            /* test builds: marker files, not the layout */
+	struct sign_state *sign; /* the signing layer (remote/sign_transport.c):
+	                          * t is its transport, which wraps the backend's */
 };
 
 /* `[remote] type = "dir"`: check (no side effect) and open. */
@@ -54,5 +57,14 @@ struct remote *remote_dir_open(const struct config *cfg, char *err, size_t errle
 /* `[remote] type = "s3"`: check (no client, no network) and open. */
 int remote_s3_check(const struct config *cfg, char *err, size_t errlen);
 struct remote *remote_s3_open(const struct config *cfg, char *err, size_t errlen);
+
+/* The signing layer over every transport (remote/sign_transport.c): wraps
+ * r->t so that whatever object any code puts through r->t is signed (with
+ * remote.signing_key) and whatever it opens is verified (with
+ * remote.trusted_keys) before the caller sees a byte. Called by remote_open;
+ * -1 with a sentence in err on a configuration error. */
+int sign_wrap(struct remote *r, const struct config *cfg, char *err, size_t errlen);
+/* The signing settings check: no side effect, the key file is only stat'ed. */
+int sign_config_check(const struct config *cfg, char *err, size_t errlen);
 
 #endif

@@ -11,7 +11,7 @@
 #include "store/codec.h"
 
 static const char *const type_names[] = { "?", "hit", "miss", "pass", "error", "corrupt",
-	"remote_hit", "import" };
+	"remote_hit", "rejected", "import" };
 
 static int sbuf_write(void *data, const char *p, size_t n);
 static int decode_event(const char *d, size_t n, struct journal_event *ev);

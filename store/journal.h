@@ -35,6 +35,8 @@ enum journal_type {
 	JOURNAL_ERROR,      /* kache failed and fell back to rustc; reason says how */
 	JOURNAL_CORRUPT,    /* a damaged entry or blob was found and removed */
 	JOURNAL_REMOTE_HIT, /* fetched from the remote, then restored */
+	JOURNAL_REJECTED,   /* a remote object refused by its signature; reason says
+	                     * why (remote/sign.h: unsigned, unknown_key, ...) */
 	JOURNAL_IMPORT,     /* a pack imported; reason "prefetch" or "fetch", bytes its outputs */
 };
 

@@ -2,7 +2,8 @@
  * (they may come from a remote or a damaged disk).
  *
  * On disk each record is framed and checksummed (record format 2):
- *   tag (8 bytes: "kcentry2" or "kcmanif2") | sum (32) | payload (the msgpack map)
+ *   tag (8 bytes: "kcentry2", "kcmanif2"; "kcmemor1" for memo records, whose
+ *   payload is store/memo.c's) | sum (32) | payload (the msgpack map)
  * with sum = BLAKE2b-256(tag | key | payload), key being the 32-byte name of the
  * file. A flipped or missing byte, a record of the other kind, or a whole record
  * moved under another name is STORE_CORRUPT, never decoded. A file without the
@@ -27,6 +28,7 @@
 
 static const char entry_tag[RECORD_TAG_LEN + 1] = "kcentry2";
 static const char manifest_tag[RECORD_TAG_LEN + 1] = "kcmanif2";
+static const char memo_tag[RECORD_TAG_LEN + 1] = "kcmemor1";
 
 static void pack_output(msgpack_packer *pk, const struct store_output *o);
 static int unpack_output(const msgpack_object *o, struct store_output *out);
@@ -39,6 +41,7 @@ static enum store_get read_record(struct store *s, const char *kind,
     const unsigned char key[HASH_LEN], int (*decode)(const char *, size_t, void *), void *out);
 static int decode_entry(const char *d, size_t n, void *out);
 static int decode_manifest(const char *d, size_t n, void *out);
+static int decode_memo(const char *d, size_t n, void *out);
 static int write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN],
     const struct buf *payload);
 static const char *kind_tag(const char *kind);
@@ -301,6 +304,8 @@ out:
 static const char *
 kind_tag(const char *kind)
 {
+	if (strcmp(kind, "memo") == 0)
+		return memo_tag;
 	return strcmp(kind, "entries") == 0 ? entry_tag : manifest_tag;
 }
 
@@ -369,6 +374,33 @@ static int
 decode_manifest(const char *d, size_t n, void *out)
 {
 	return store_manifest_decode(d, n, out);
+}
+
+static int
+decode_memo(const char *d, size_t n, void *out)
+{
+	return store_memo_rec_decode(d, n, out);
+}
+
+enum store_get
+store_memo_rec_read(struct store *s, const unsigned char key[HASH_LEN], struct store_memo_rec *r)
+{
+	memset(r, 0, sizeof *r);
+	return read_record(s, "memo", key, decode_memo, r);
+}
+
+int
+store_memo_rec_write(struct store *s, const unsigned char key[HASH_LEN],
+    const struct store_memo_rec *r)
+{
+	struct buf b;
+	int rc;
+
+	buf_init(&b);
+	store_memo_rec_encode(r, &b);
+	rc = write_record(s, "memo", key, &b);
+	buf_free(&b);
+	return rc;
 }
 
 enum store_get

@@ -17,13 +17,21 @@ struct store {
 	mode_t mask; /* permission bits kache never grants: those the top dir lacks */
 };
 
+/* A per-file memo: the hash, then the ctime (s, ns) it belongs to, little-endian. */
+#define MEMO_LEN (HASH_LEN + 8 + 4)
+
 static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo", "journal",
 	STORE_INTENTS, "tmp" };
 
 static char *memo_path(const struct store *s, const struct stat *st);
+static int memo_get(const struct store *s, const struct stat *st, int any_ctime,
+    unsigned char out[HASH_LEN]);
 static int same_stat(const struct stat *a, const struct stat *b);
-static int hash_fd_memo(struct store *s, int fd, struct stat *st, unsigned char out[HASH_LEN]);
-static int hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struct stat *st);
+static int hash_checked(int fd, struct stat *st, unsigned char out[HASH_LEN], int *stable);
+static int hash_fd_memo(struct store *s, int fd, struct stat *st, unsigned char out[HASH_LEN],
+    int kept, int *stable);
+static int hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struct stat *st,
+    int kept, int *stable);
 static int write_fanout(const struct store *s, const char *path, const void *data, size_t n,
     mode_t mode);
 static char *text_memo_path(const struct store *s, const char *key);
@@ -124,6 +132,12 @@ write_fanout(const struct store *s, const char *path, const void *data, size_t n
 	return -1;
 }
 
+/* The memo file of the file behind st: named by (device, inode, size, mtime),
+ * holding the hash and the ctime it was taken at (MEMO_LEN bytes). A caller
+ * hashing an input (store_hash_file) trusts it only when the ctime still
+ * matches; one checking a blob kache keeps (store_hash_kept) does not look at
+ * the ctime, which cargo clean moves by unlinking the blob's hardlinks in the
+ * target dir. One file serves both, so a restore writes one per output. */
 static char *
 memo_path(const struct store *s, const struct stat *st)
 {
@@ -132,13 +146,12 @@ memo_path(const struct store *s, const struct stat *st)
 	char hex[HASH_HEX_LEN + 1];
 
 	hash_begin(&c);
+	hash_str(&c, "kache-stat-memo-v2");
 	hash_u64(&c, (uint64_t)st->st_dev);
 	hash_u64(&c, (uint64_t)st->st_ino);
 	hash_u64(&c, (uint64_t)st->st_size);
 	hash_u64(&c, (uint64_t)st->st_mtim.tv_sec);
 	hash_u64(&c, (uint64_t)st->st_mtim.tv_nsec);
-	hash_u64(&c, (uint64_t)st->st_ctim.tv_sec);
-	hash_u64(&c, (uint64_t)st->st_ctim.tv_nsec);
 	hash_end(&c, h);
 	hash_to_hex(h, hex);
 	return store_path(s, "memo", hex);
@@ -147,15 +160,44 @@ memo_path(const struct store *s, const struct stat *st)
 void
 store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HASH_LEN])
 {
+	unsigned char m[MEMO_LEN];
 	char *p = memo_path(s, st);
 
-	write_fanout(s, p, h, HASH_LEN, 0644);
+	memcpy(m, h, HASH_LEN);
+	for (int i = 0; i < 8; i++)
+		m[HASH_LEN + i] = (unsigned char)((uint64_t)st->st_ctim.tv_sec >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		m[HASH_LEN + 8 + i] = (unsigned char)((uint64_t)st->st_ctim.tv_nsec >> (8 * i));
+	write_fanout(s, p, m, sizeof m, 0644);
 	free(p);
 }
 
-/* A file changed within this many ns of being hashed may change again within the
- * same timestamp tick; such hashes are not memoized. */
-#define MEMO_MIN_AGE_NS 50000000LL
+/* Reads the memo of st into out: 1 when there is one, for the same ctime
+ * unless any_ctime (a blob). */
+static int
+memo_get(const struct store *s, const struct stat *st, int any_ctime, unsigned char out[HASH_LEN])
+{
+	unsigned char m[MEMO_LEN];
+	char *p = memo_path(s, st);
+	int fd = fs_open_regular(p, O_RDONLY, 0);
+	ssize_t n = fd < 0 ? -1 : read(fd, m, sizeof m);
+	uint64_t sec = 0, nsec = 0;
+
+	free(p);
+	if (fd >= 0)
+		close(fd);
+	if (n != MEMO_LEN)
+		return 0;
+	for (int i = 7; i >= 0; i--)
+		sec = sec << 8 | m[HASH_LEN + i];
+	for (int i = 3; i >= 0; i--)
+		nsec = nsec << 8 | m[HASH_LEN + 8 + i];
+	if (!any_ctime &&
+	    (sec != (uint64_t)st->st_ctim.tv_sec || nsec != (uint64_t)st->st_ctim.tv_nsec))
+		return 0;
+	memcpy(out, m, HASH_LEN);
+	return 1;
+}
 
 /* 1 when a and b describe the same file with the same size and mtime; ctime
  * is compared apart (a link(2) or chmod(2) changes it, not the bytes). */
@@ -166,60 +208,84 @@ same_stat(const struct stat *a, const struct stat *b)
 	    a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* The hash of the open file fd, whose fstat is st, through the memo. A file whose
- * size or mtime changed while it was hashed gives -1 (its bytes were a mix of two
- * states). A hash is memoized only when the whole stat tuple held (ctime too) and
- * the last change is older than MEMO_MIN_AGE_NS, so a memo entry always names the
- * content its key describes. st is updated to the stat after hashing: a caller
- * that checks ctime sees any change made while it hashed. */
+/* Hashes the open file fd, whose fstat is st. A file whose size or mtime
+ * changed while it was hashed gives -1 (its bytes were a mix of two states).
+ * *stable says whether the hash may be memoized: the whole stat held (ctime
+ * too) and the last change is older than STORE_MEMO_MIN_AGE_NS, so a memo
+ * always names the content its stat describes. st is updated to the stat
+ * after hashing: a caller that checks ctime sees any change made meanwhile. */
 static int
-hash_fd_memo(struct store *s, int fd, struct stat *st, unsigned char out[HASH_LEN])
+hash_checked(int fd, struct stat *st, unsigned char out[HASH_LEN], int *stable)
 {
-	char *mp = memo_path(s, st);
 	struct stat after;
 	struct timespec now;
 	long long age;
-	int mfd, rc;
 
-	if ((mfd = fs_open_regular(mp, O_RDONLY, 0)) >= 0) {
-		ssize_t n = read(mfd, out, HASH_LEN);
-
-		close(mfd);
-		if (n == HASH_LEN) {
-			free(mp);
-			return 0;
-		}
-	}
-	rc = hash_fd(fd, out, NULL);
-	if (rc == 0 && (fstat(fd, &after) < 0 || !same_stat(st, &after))) {
+	*stable = 0;
+	if (hash_fd(fd, out, NULL) < 0)
+		return -1;
+	if (fstat(fd, &after) < 0 || !same_stat(st, &after)) {
 		log_info("a file changed while it was hashed (inode %llu)",
 		    (unsigned long long)st->st_ino);
-		rc = -1;
+		return -1;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	age = (long long)(now.tv_sec - st->st_ctim.tv_sec) * 1000000000LL +
 	    (now.tv_nsec - st->st_ctim.tv_nsec);
-	if (rc == 0 && age > MEMO_MIN_AGE_NS && after.st_ctim.tv_sec == st->st_ctim.tv_sec &&
-	    after.st_ctim.tv_nsec == st->st_ctim.tv_nsec)
-		write_fanout(s, mp, out, HASH_LEN, 0644);
-	if (rc == 0)
-		*st = after;
-	free(mp);
+	*stable = age > STORE_MEMO_MIN_AGE_NS && after.st_ctim.tv_sec == st->st_ctim.tv_sec &&
+	    after.st_ctim.tv_nsec == st->st_ctim.tv_nsec;
+	*st = after;
+	return 0;
+}
+
+/* The hash of the open file fd, whose fstat is st, through the memo (kept:
+ * a blob, its ctime not compared, see memo_path); hashed by hash_checked and
+ * memoized when stable. *stable: a memoized hash, or one found stable. */
+static int
+hash_fd_memo(struct store *s, int fd, struct stat *st, unsigned char out[HASH_LEN], int kept,
+    int *stable)
+{
+	int rc;
+
+	if (memo_get(s, st, kept, out)) {
+		*stable = 1;
+		return 0;
+	}
+	rc = hash_checked(fd, st, out, stable);
+	if (rc == 0 && *stable)
+		store_memo_put(s, st, out); /* st is now the stat after hashing */
+	return rc;
+}
+
+int
+store_hash_fresh(const char *path, unsigned char out[HASH_LEN], struct stat *st, int *stable)
+{
+	int fd = fs_open_input(path), rc;
+
+	*stable = 0;
+	if (fd < 0)
+		return -1;
+	rc = fstat(fd, st) < 0 ? -1 : hash_checked(fd, st, out, stable);
+	close(fd);
 	return rc;
 }
 
 /* Hashes the file open as fd (closing it) and reports its stat. */
 static int
-hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struct stat *st)
+hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struct stat *st, int kept,
+    int *stable)
 {
 	struct stat tmp;
-	int rc;
+	int rc, ignored;
 
 	if (st == NULL)
 		st = &tmp;
+	if (stable == NULL)
+		stable = &ignored;
+	*stable = 0;
 	if (fd < 0)
 		return -1;
-	rc = fstat(fd, st) < 0 ? -1 : hash_fd_memo(s, fd, st, out);
+	rc = fstat(fd, st) < 0 ? -1 : hash_fd_memo(s, fd, st, out, kept, stable);
 	close(fd);
 	return rc;
 }
@@ -227,13 +293,20 @@ hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struct stat *st)
 int
 store_hash_file(struct store *s, const char *path, unsigned char out[HASH_LEN], struct stat *st)
 {
-	return hash_open(s, fs_open_input(path), out, st);
+	return hash_open(s, fs_open_input(path), out, st, 0, NULL);
+}
+
+int
+store_hash_file_stable(struct store *s, const char *path, unsigned char out[HASH_LEN],
+    struct stat *st, int *stable)
+{
+	return hash_open(s, fs_open_input(path), out, st, 0, stable);
 }
 
 int
 store_hash_kept(struct store *s, const char *path, unsigned char out[HASH_LEN], struct stat *st)
 {
-	return hash_open(s, fs_open_regular(path, O_RDONLY, 0), out, st);
+	return hash_open(s, fs_open_regular(path, O_RDONLY, 0), out, st, 1, NULL);
 }
 
 static char *

@@ -5,7 +5,10 @@
  *                         stdout/stderr, compile time; named by result key
  *   manifests/ab/<key>    candidates under one invocation key (msgpack): for each,
  *                         the inputs and env-deps that must match, and its result key
- *   memo/ab/<stat-hash>   file-hash memo, keyed by (dev, inode, size, mtime, ctime)
+ *   memo/ab/<stat-hash>   file-hash memo, named by (dev, inode, size, mtime), holding
+ *                         the hash and the ctime it was taken at (store/store.c)
+ *   memo/ab/<crate-key>   memo record: path, stat and hash of every file one crate's
+ *                         compiles looked at (framed "kcmemor1", store/memo.c)
  *   journal/events        msgpack event records appended by wrappers (see journal)
  *   intents/<key>         results waiting for upload to a remote (store/intent.c)
  *   tmp/                  scratch on the same filesystem
@@ -95,15 +98,69 @@ char *store_path(const struct store *s, const char *kind, const char *hex);
  * stat the hash belongs to. -1 also when the file changed while it was hashed. */
 int store_hash_file(struct store *s, const char *path, unsigned char out[HASH_LEN],
     struct stat *st);
-/* The same for a file kache keeps (a blob, an output in a target dir): a symlink
- * or any other non-regular file is -1 with errno ELOOP or EINVAL. */
+/* The same, telling whether the hash came from the memo or was stable enough
+ * to be memoized (see store_hash_fresh). */
+int store_hash_file_stable(struct store *s, const char *path, unsigned char out[HASH_LEN],
+    struct stat *st, int *stable);
+/* The same for a file kache keeps (a blob): a symlink or any other non-regular
+ * file is -1 with errno ELOOP or EINVAL. Its memo leaves the ctime out: every
+ * hardlink of a restored output that cargo clean removes moves the blob's
+ * ctime, and rehashing megabytes of blobs on every hit after a clean would
+ * cost more than the hit. A write through such a hardlink moves the mtime
+ * (and the blob's owner-read-only mode refuses it to all but root). */
 int store_hash_kept(struct store *s, const char *path, unsigned char out[HASH_LEN],
     struct stat *st);
-/* Records that the file behind st has hash h (after we wrote or verified it). */
+/* Hashes the input at path (as store_hash_file opens it) without any memo. st
+ * receives the stat taken after hashing; *stable is 1 when that hash may be
+ * memoized: the stat held while it was hashed and its ctime is older than
+ * STORE_MEMO_MIN_AGE_NS. -1 also when the size or mtime moved while hashing. */
+int store_hash_fresh(const char *path, unsigned char out[HASH_LEN], struct stat *st, int *stable);
+/* A file changed within this many ns of being hashed may change again within
+ * the same timestamp tick: such hashes are never memoized. */
+#define STORE_MEMO_MIN_AGE_NS 50000000LL
+/* Records that the file behind st has hash h (after we wrote or verified it):
+ * store_hash_file trusts it while the whole stat holds (ctime too),
+ * store_hash_kept while all but the ctime do. */
 void store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HASH_LEN]);
 /* Memo for small derived values (e.g. rustc -vV), keyed by any string. */
 int store_memo_get_text(struct store *s, const char *key, struct buf *out);
 void store_memo_put_text(struct store *s, const char *key, const char *text, size_t n);
+
+/* A memo record (store/memo.c): what one crate's compiles learnt about files. */
+struct store_memo_file {
+	char *path; /* as the wrapper stats it */
+	uint64_t dev, ino, size;
+	int64_t mtime_s, ctime_s;
+	uint32_t mtime_ns, ctime_ns;
+	unsigned char hash[HASH_LEN];
+};
+
+struct store_memo_rec {
+	struct store_memo_file *f; /* sorted by path, unique, once decoded */
+	size_t n;
+};
+
+#define STORE_MEMO_MAX_FILES 65536
+#define STORE_MEMO_PATH_MAX 4095
+
+int store_memo_rec_encode(const struct store_memo_rec *r, struct buf *out);
+/* Refuses (-1) anything but a canonical payload: counts checked against the
+ * bytes present, paths sorted and unique, nanoseconds below 1e9. */
+int store_memo_rec_decode(const char *data, size_t n, struct store_memo_rec *r);
+void store_memo_rec_clear(struct store_memo_rec *r);
+/* The entry for path in a decoded record, or NULL. */
+const struct store_memo_file *store_memo_rec_find(const struct store_memo_rec *r, const char *path);
+/* 1 when st is a regular file with the entry's device, inode, size, mtime and
+ * ctime: then its content still has the entry's hash. */
+int store_memo_file_matches(const struct store_memo_file *f, const struct stat *st);
+void store_memo_file_set(struct store_memo_file *f, const char *path, const struct stat *st,
+    const unsigned char h[HASH_LEN]);
+/* memo/<key>, framed and checksummed like entries: STORE_CORRUPT when damaged
+ * (never decoded then), STORE_ABSENT when missing. Written temp + rename. */
+enum store_get store_memo_rec_read(struct store *s, const unsigned char key[HASH_LEN],
+    struct store_memo_rec *r);
+int store_memo_rec_write(struct store *s, const unsigned char key[HASH_LEN],
+    const struct store_memo_rec *r);
 
 /* Adds src to the blob store (if absent): by hardlink when may_link and the
  * filesystem allows (src then becomes read-only), else by copy. Fills hash and size. */
@@ -137,7 +194,7 @@ void store_candidate_clear(struct store_candidate *c);
 
 /* Removes a corrupt manifest. */
 int store_manifest_remove(struct store *s, const unsigned char key[HASH_LEN]);
-/* 0 when data/n is a whole framed record of kind ("entries" or "manifests")
+/* 0 when data/n is a whole framed record of kind ("entries", "manifests", "memo")
  * stored under key: tag and checksum match. Used by read and by verify. */
 int store_record_check(const char *kind, const unsigned char key[HASH_LEN], const char *data,
     size_t n);

@@ -140,6 +140,7 @@ wrapper_compile(struct wrapper *w)
 	if (w->args.pass_reason != NULL)
 		return -1;
 	roots_find(&w->roots, &w->args);
+	memo_load(w);
 	if (key_invocation(w, w->inv) < 0) {
 		wrapper_journal(w, JOURNAL_ERROR, "key", NULL, 0, 0);
 		return -1;

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -22,6 +24,7 @@ static int envs_match(struct wrapper *w, const struct store_candidate *c);
 static int inputs_match(struct wrapper *w, const struct store_candidate *c);
 static enum restore_how restore_mode(const struct wrapper *w);
 static int clone_blob(const char *blob, const char *tmp, mode_t mode);
+static int may_reflink(const char *dst);
 static int place_blob(struct wrapper *w, const char *blob, const char *dst,
     const struct store_output *o);
 static int restore_output(struct wrapper *w, const struct store_output *o, const char *out_dir);
@@ -69,7 +72,7 @@ inputs_match(struct wrapper *w, const struct store_candidate *c)
 
 		buf_init(&p);
 		roots_expand(&w->roots, c->inputs[i].path, strlen(c->inputs[i].path), &p);
-		same = store_hash_file(w->store, p.p, h, NULL) == 0 &&
+		same = memo_hash_file(w, p.p, h, NULL, 0) == 0 &&
 		    memcmp(h, c->inputs[i].hash, HASH_LEN) == 0;
 		buf_free(&p);
 		if (!same) {
@@ -122,6 +125,26 @@ clone_blob(const char *blob, const char *tmp, mode_t mode)
 	return rc;
 }
 
+/* 0 when dst's filesystem is one that never clones (ext2/3/4, tmpfs): there a
+ * reflink attempt costs a temporary file made and removed per output, and
+ * creating an inode is the dearest thing a hit does. Asked once per process
+ * (a hit restores into one out-dir). */
+static int
+may_reflink(const char *dst)
+{
+	static int known = -1;
+	struct statfs fs;
+	char *dir;
+
+	if (known >= 0)
+		return known;
+	dir = path_dirname(dst);
+	known =
+	    !(statfs(dir, &fs) == 0 && (fs.f_type == EXT4_SUPER_MAGIC || fs.f_type == TMPFS_MAGIC));
+	free(dir);
+	return known;
+}
+
 /* Puts the blob at dst: a reflink where the filesystem can, else a hardlink
  * (blobs are read-only, and outputs are unlinked before any compile writes
  * them, so nothing writes through it into the store), else a copy. */
@@ -133,7 +156,8 @@ place_blob(struct wrapper *w, const char *blob, const char *dst, const struct st
 	struct stat st;
 	int placed = 0;
 
-	if ((how == RESTORE_AUTO || how == RESTORE_REFLINK) && clone_blob(blob, tmp, o->mode) == 0)
+	if ((how == RESTORE_REFLINK || (how == RESTORE_AUTO && may_reflink(dst))) &&
+	    clone_blob(blob, tmp, o->mode) == 0)
 		placed = 1;
 	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && lstat(blob, &st) == 0 &&
 	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0) &&
@@ -172,7 +196,8 @@ restore_output(struct wrapper *w, const struct store_output *o, const char *out_
 		rc = place_blob(w, blob, dst, o);
 		if (rc == 0 && (utimensat(AT_FDCWD, dst, NULL, 0) < 0 || stat(dst, &st) < 0))
 			rc = -1;
-		if (rc == 0)
+		if (rc == 0) /* the blob's inode, for the next restore and for a
+		              * dependent hashing it as an --extern */
 			store_memo_put(w->store, &st, o->hash);
 	} else if (lstat(blob, &st) == 0) {
 		/* damaged in place, or not a regular file (a FIFO, a symlink): drop
@@ -299,6 +324,7 @@ serve_candidate(struct wrapper *w, const struct store_candidate *c)
 
 		for (size_t k = 0; k < e.n_outputs; k++)
 			bytes += e.outputs[k].size;
+		memo_save(w);
 		replay(w, &e);
 		wrapper_journal(w, w->from_remote ? JOURNAL_REMOTE_HIT : JOURNAL_HIT, NULL,
 		    c->result, e.compile_ms, bytes);

@@ -28,7 +28,7 @@ static int hash_key_file(struct wrapper *w, const char *path, unsigned char h[HA
 static int
 hash_key_file(struct wrapper *w, const char *path, unsigned char h[HASH_LEN])
 {
-	if (store_hash_file(w->store, path, h, NULL) < 0)
+	if (memo_hash_file(w, path, h, NULL, 1) < 0)
 		return -1;
 	strv_push(&w->key_files, path);
 	buf_add(&w->key_hashes, h, HASH_LEN);
@@ -45,7 +45,7 @@ key_files_unchanged(struct wrapper *w)
 	for (size_t i = 0; i < w->key_files.n; i++) {
 		unsigned char h[HASH_LEN];
 
-		if (store_hash_file(w->store, w->key_files.v[i], h, NULL) < 0 ||
+		if (memo_hash_file(w, w->key_files.v[i], h, NULL, 1) < 0 ||
 		    memcmp(h, w->key_hashes.p + i * HASH_LEN, HASH_LEN) != 0) {
 			log_info("%s changed during the compile", w->key_files.v[i]);
 			return 0;

@@ -101,6 +101,7 @@ main(int argc, char **argv)
 	}
 	args_free(&w.args);
 	roots_free(&w.roots);
+	memo_free(&w);
 	strv_free(&w.key_files);
 	buf_free(&w.key_hashes);
 	store_free(&w.store);

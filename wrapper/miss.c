@@ -148,7 +148,7 @@ hash_inputs(struct wrapper *w, const struct depinfo *d, const struct timespec *t
 		struct stat st;
 		struct store_input *in = &c->inputs[c->n_inputs];
 
-		if (store_hash_file(w->store, abs, in->hash, &st) < 0) {
+		if (memo_hash_file(w, abs, in->hash, &st, 0) < 0) {
 			log_info("%s: cannot read input %s", w->args.crate_name, abs);
 			free(abs);
 			return "input-unreadable";
@@ -316,7 +316,9 @@ finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec
 	uint64_t bytes = 0;
 	const char *why;
 
-	if ((why = store_result(w, r, t0, &bytes, res)) != NULL) {
+	why = store_result(w, r, t0, &bytes, res);
+	memo_save(w);
+	if (why != NULL) {
 		log_info("%s: not stored: %s", w->args.crate_name, why);
 		wrapper_journal(w, JOURNAL_MISS, why, NULL, r->ms, 0);
 		return;

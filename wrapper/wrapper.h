@@ -5,6 +5,7 @@
 #define KACHE_WRAPPER_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "common/config.h"
 #include "common/hash.h"
@@ -120,11 +121,15 @@ struct wrapper {
 	struct roots roots;
 	unsigned char inv[HASH_LEN];
 	int64_t start_us;
-	int from_remote;       /* the entry being served was just fetched */
-	struct strv key_files; /* files hashed into the key (--extern, -l libraries) */
-	struct buf key_hashes; /* their hashes, HASH_LEN bytes each, in that order */
-	char toolchain[17];    /* first 16 hex of BLAKE2b of `rustc -vV` (key.c) */
-	char ws[17];           /* the workspace id (session.c), "" when unknown */
+	int from_remote;                  /* the entry being served was just fetched */
+	struct strv key_files;            /* files hashed into the key (--extern, -l libraries) */
+	struct buf key_hashes;            /* their hashes, HASH_LEN bytes each, in that order */
+	char toolchain[17];               /* first 16 hex of BLAKE2b of `rustc -vV` (key.c) */
+	char ws[17];                      /* the workspace id (session.c), "" when unknown */
+	unsigned char memo_key[HASH_LEN]; /* memo.c: this crate's memo record */
+	struct store_memo_rec memo_old;   /* as read (sorted) */
+	struct store_memo_rec memo_new;   /* learnt by this run, in order */
+	int memo_loaded, memo_dirty;
 };
 
 /* The kached binary beside this one (new string), or NULL. */
@@ -142,6 +147,24 @@ void wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN]);
 
 /* The start of the JSON line rustc prints for each artifact (--json=artifacts). */
 #define WRAPPER_ARTIFACT_PREFIX "{\"$message_type\":\"artifact\""
+
+/* ---- memo.c: the crate's memo record (stat and hash of every file it read) ---- */
+
+/* Reads this crate's memo record (one file); a damaged one is ignored and
+ * rewritten by memo_save. Needs the roots. */
+void memo_load(struct wrapper *w);
+/* The content hash of path: the record's when a fresh stat(2) matches its
+ * entry in device, inode, size, mtime and ctime; else hashed (file_memo:
+ * through the per-file stat memo, for --extern and -l libraries, which the
+ * hit that restored them memoized) and, when stable (unchanged while hashed,
+ * ctime older than STORE_MEMO_MIN_AGE_NS), learnt for the record. st (may be
+ * NULL) receives the stat the hash belongs to. -1 when it cannot be read. */
+int memo_hash_file(struct wrapper *w, const char *path, unsigned char out[HASH_LEN],
+    struct stat *st, int file_memo);
+/* Writes the record back (temp + rename) when this run learnt something:
+ * the new entries, then the old ones they do not replace. */
+void memo_save(struct wrapper *w);
+void memo_free(struct wrapper *w);
 
 /* ---- session.c: the build session and the prefetch hint ---- */
 

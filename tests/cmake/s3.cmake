@@ -34,3 +34,8 @@ if(TARGET kache AND TARGET kached)
   set_tests_properties(scenario_s3_two_machines_upload_the_same_keys_at_once
       PROPERTIES RUN_SERIAL TRUE)
 endif()
+# Signed remotes over S3 (tests/scenarios/test_signing.py, class SignedS3).
+if(TARGET kache AND TARGET kached AND KACHE_MOTO_SERVER)
+  kache_py_tests(scenarios/test_signing.py CLASS SignedS3 NAME scenario_s3_signing_{case}
+      TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
+endif()

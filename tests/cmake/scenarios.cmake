@@ -3,7 +3,8 @@
 # class's cases are discovered; its ctest names keep its prefix.
 if(TARGET kache AND TARGET kached)
   foreach(pair "Scenarios;scenario_" "RemoteScenarios;scenario_remote_"
-               "RaceScenarios;scenario_race_" "HostileStoreScenarios;scenario_hostile_")
+               "RaceScenarios;scenario_race_" "HostileStoreScenarios;scenario_hostile_"
+               "MemoRecordScenarios;scenario_memo_")
     list(GET pair 0 class)
     list(GET pair 1 prefix)
     kache_py_tests(scenarios/test_cargo.py CLASS ${class} NAME ${prefix}{case}
@@ -39,4 +40,10 @@ if(TARGET kache AND TARGET kached)
   # what a user sees of it: stats, status, a fresh runner, the hint
   kache_py_tests(scenarios/test_prefetch_stats.py NAME scenario_pfstats_{case} TIMEOUT 600
       LABELS scenario ARGS $<TARGET_FILE:kache>)
+endif()
+# Signed remotes over the directory remote (tests/scenarios/test_signing.py;
+# the S3 class: tests/cmake/s3.cmake).
+if(TARGET kache AND TARGET kached)
+  kache_py_tests(scenarios/test_signing.py CLASS SignedDir NAME scenario_signing_{case}
+      TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
 endif()

@@ -5,6 +5,7 @@ compile that reaches the real rustc, so "served from the cache" is a fact, not a
 
 usage: test_cargo.py <path to kache> [unittest args]
 """
+import hashlib
 import json
 import os
 import shutil
@@ -427,6 +428,100 @@ class HostileStoreScenarios(unittest.TestCase):
 
     def test_memo_symlink_to_a_wrong_hash(self):
         self.hostile("memo", "symlink", content=b"\0" * 32, recompiled=False)
+
+
+class MemoRecordScenarios(unittest.TestCase):
+    """The crate's memo record (memo/, framed "kcmemor1"): one read and one stat
+    per input on a hit. A damaged record is never trusted; an input changed in
+    place with its size and mtime kept is hashed again (issue 10)."""
+
+    def setUp(self):
+        self.tmp = kh.make_tmp(prefix="kache-memo-")
+        self.store = os.path.join(self.tmp, "store")
+
+    def tearDown(self):
+        kh.remove_tmp(self.tmp)
+
+    def built(self):
+        ws = Workspace(self.tmp, self.store)
+        ws.cargo("build")
+        out = ws.run_app()
+        self.settle()
+        return ws, out
+
+    def settle(self):
+        """Waits for the background stores (they write the records)."""
+        kh.wait_for(lambda: not kache_processes(self.store), 60, 0.1)
+
+    def records(self):
+        return [p for p in store_files(self.store, "memo")
+                if open(p, "rb").read(8) == b"kcmemor1"]
+
+    def sound(self, path):
+        """The frame checked as docs/design.md says, with hashlib."""
+        data = open(path, "rb").read()
+        key = bytes.fromhex(os.path.basename(path))
+        want = hashlib.blake2b(data[:8] + key + data[40:], digest_size=32).digest()
+        return data[8:40] == want
+
+    def test_damaged_memo_record_is_ignored_and_rewritten(self):
+        ws, out = self.built()
+        recs = self.records()
+        self.assertTrue(recs, "no memo record written")
+        self.assertTrue(all(self.sound(p) for p in recs))
+        for p in recs:
+            # a byte of every entry's content hash flipped: trusted, the record
+            # would name other content and every crate would be compiled again
+            data = bytearray(open(p, "rb").read())
+            at, n = 44, int.from_bytes(data[40:44], "little")
+            for _ in range(n):
+                at += 2 + int.from_bytes(data[at:at + 2], "little") + 48
+                data[at] ^= 0xFF
+                at += 32
+            self.assertEqual(at, len(data), "the payload is not as docs/design.md says")
+            os.chmod(p, 0o600)
+            open(p, "wb").write(bytes(data))
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [], "a damaged memo record was trusted")
+        self.assertEqual(ws.run_app(), out)
+        self.settle()
+        for p in recs:
+            self.assertTrue(os.path.exists(p) and self.sound(p), "%s not rewritten" % p)
+
+    def changed_in_place(self, how):
+        ws, out = self.built()
+        p = os.path.join(ws.dir, "core/data.txt")
+        text = open(p).read()
+        new = text.replace("data-from", "DATA-FROM", 1)
+        self.assertEqual(len(new), len(text))
+        st = os.stat(p)
+        if how == "in_place":
+            with open(p, "w") as f:
+                f.write(new)
+        else:
+            with open(p + ".new", "w") as f:
+                f.write(new)
+            os.rename(p + ".new", p)
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+        now = os.stat(p)
+        self.assertEqual((now.st_size, now.st_mtime_ns), (st.st_size, st.st_mtime_ns))
+        # cargo sees the old mtime as fresh: a clean makes it ask kache
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertIn("fixture_core", ws.compiled(), "a stale memo entry was trusted")
+        self.assertIn("DATA-FROM", ws.run_app())
+        self.settle()
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [])
+        self.assertIn("DATA-FROM", ws.run_app())
+
+    def test_stale_memo_record_file_rewritten_in_place_same_size_and_mtime(self):
+        self.changed_in_place("in_place")
+
+    def test_stale_memo_record_file_replaced_by_rename_same_size_and_mtime(self):
+        self.changed_in_place("rename")
 
 
 RACE_ACTIONS = {

@@ -1,4 +1,5 @@
 /* Unit tests for store/: records round-trip, hostile msgpack, blobs, memo, journal. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -423,6 +424,241 @@ test_pending_marker_lives_with_its_lock(void **state)
 	free(dir);
 }
 
+/* A memo record with entries a (twice: the first wins), c, b. */
+static void
+memo_sample(struct store_memo_rec *r, struct stat *st)
+{
+	static const char *const paths[] = { "/w/a.rs", "/w/c.rs", "/w/b.rs", "/w/a.rs" };
+	unsigned char h[HASH_LEN];
+
+	memset(st, 0, sizeof *st);
+	st->st_mode = S_IFREG | 0644;
+	st->st_dev = 7;
+	st->st_size = 1234;
+	st->st_mtim.tv_sec = 1700000000;
+	st->st_mtim.tv_nsec = 999999999;
+	st->st_ctim.tv_sec = -5;
+	st->st_ctim.tv_nsec = 1;
+	r->n = 4;
+	r->f = xcalloc(4, sizeof *r->f);
+	for (size_t i = 0; i < 4; i++) {
+		memset(h, (int)i + 1, sizeof h);
+		st->st_ino = 100 + i;
+		store_memo_file_set(&r->f[i], paths[i], st, h);
+	}
+}
+
+static void
+test_memo_record_roundtrip(void **state)
+{
+	struct store_memo_rec r, back;
+	const struct store_memo_file *f;
+	struct stat st;
+	struct buf b, again;
+
+	(void)state;
+	memo_sample(&r, &st);
+	buf_init(&b);
+	buf_init(&again);
+	assert_int_equal(store_memo_rec_encode(&r, &b), 0);
+	assert_int_equal(store_memo_rec_decode(b.p, b.len, &back), 0);
+	assert_int_equal(back.n, 3); /* sorted, one /w/a.rs */
+	assert_string_equal(back.f[0].path, "/w/a.rs");
+	assert_string_equal(back.f[1].path, "/w/b.rs");
+	assert_string_equal(back.f[2].path, "/w/c.rs");
+	assert_int_equal(back.f[0].hash[0], 1); /* the earlier of the two */
+	assert_int_equal(back.f[0].ino, 100);
+	assert_int_equal(back.f[0].ctime_s, -5);
+	assert_int_equal(back.f[0].mtime_ns, 999999999);
+	f = store_memo_rec_find(&back, "/w/c.rs");
+	assert_non_null(f);
+	assert_int_equal(f->hash[0], 2);
+	assert_null(store_memo_rec_find(&back, "/w/d.rs"));
+	/* canonical: the decoded record encodes to the same bytes */
+	assert_int_equal(store_memo_rec_encode(&back, &again), 0);
+	assert_int_equal(again.len, b.len);
+	assert_memory_equal(again.p, b.p, b.len);
+	store_memo_rec_clear(&r);
+	store_memo_rec_clear(&back);
+	buf_free(&b);
+	buf_free(&again);
+}
+
+/* An entry holds only while device, inode, size, mtime and ctime all do. */
+static void
+test_memo_file_matches_every_field(void **state)
+{
+	struct store_memo_rec r;
+	struct stat st, x;
+
+	(void)state;
+	memo_sample(&r, &st);
+	st.st_ino = 100;
+	assert_true(store_memo_file_matches(&r.f[0], &st));
+	x = st, x.st_dev++;
+	assert_false(store_memo_file_matches(&r.f[0], &x));
+	x = st, x.st_ino++;
+	assert_false(store_memo_file_matches(&r.f[0], &x));
+	x = st, x.st_size++;
+	assert_false(store_memo_file_matches(&r.f[0], &x));
+	x = st, x.st_mtim.tv_nsec--;
+	assert_false(store_memo_file_matches(&r.f[0], &x));
+	x = st, x.st_ctim.tv_nsec++;
+	assert_false(store_memo_file_matches(&r.f[0], &x));
+	x = st, x.st_ctim.tv_sec++;
+	assert_false(store_memo_file_matches(&r.f[0], &x));
+	x = st, x.st_mode = S_IFIFO | 0644;
+	assert_false(store_memo_file_matches(&r.f[0], &x));
+	store_memo_rec_clear(&r);
+}
+
+/* Truncated, padded, unsorted, duplicated, lying about its count, a bad
+ * nanosecond, a NUL in a path: each is refused, never half-decoded. */
+static void
+test_memo_record_hostile(void **state)
+{
+	struct store_memo_rec r, back;
+	struct stat st;
+	struct buf b;
+	char *d;
+	size_t first; /* bytes of the first entry */
+
+	(void)state;
+	memo_sample(&r, &st);
+	buf_init(&b);
+	store_memo_rec_encode(&r, &b);
+	first = 2 + strlen("/w/a.rs") + 8 * 3 + 8 + 4 + 8 + 4 + HASH_LEN;
+	d = xmalloc(b.len + 1);
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_equal(store_memo_rec_decode(b.p, n, &back), -1);
+	memcpy(d, b.p, b.len);
+	d[b.len] = 0;
+	assert_int_equal(store_memo_rec_decode(d, b.len + 1, &back), -1);
+	memcpy(d, b.p, b.len);
+	d[0] = (char)0xff; /* count 255 */
+	assert_int_equal(store_memo_rec_decode(d, b.len, &back), -1);
+	memcpy(d, b.p, b.len);
+	d[4 + 2 + 3] = 'z'; /* "/w/z.rs" sorts after "/w/b.rs" */
+	assert_int_equal(store_memo_rec_decode(d, b.len, &back), -1);
+	memcpy(d, b.p, b.len);
+	d[4 + first + 2 + 3] = 'a'; /* "/w/a.rs" twice */
+	assert_int_equal(store_memo_rec_decode(d, b.len, &back), -1);
+	memcpy(d, b.p, b.len);
+	d[4 + 2 + 1] = '\0';
+	assert_int_equal(store_memo_rec_decode(d, b.len, &back), -1);
+	memcpy(d, b.p, b.len);
+	memset(d + 4 + 2 + 7 + 32, 0xff, 4); /* mtime ns 2^32-1 */
+	assert_int_equal(store_memo_rec_decode(d, b.len, &back), -1);
+	assert_int_equal(store_memo_rec_decode(b.p, b.len, &back), 0);
+	store_memo_rec_clear(&back);
+	store_memo_rec_clear(&r);
+	free(d);
+	buf_free(&b);
+}
+
+/* On disk a record is framed: one flipped byte anywhere, or the record under
+ * another name, reads as STORE_CORRUPT. */
+static void
+test_memo_record_on_disk(void **state)
+{
+	char *dir = tmpdir(), *path;
+	char hex[HASH_HEX_LEN + 1];
+	struct store *s = store_open(dir);
+	unsigned char key[HASH_LEN] = { 9 }, other[HASH_LEN] = { 8 };
+	struct store_memo_rec r, back;
+	struct stat st;
+	struct buf b;
+
+	(void)state;
+	memo_sample(&r, &st);
+	assert_int_equal(store_memo_rec_read(s, key, &back), STORE_ABSENT);
+	assert_int_equal(store_memo_rec_write(s, key, &r), 0);
+	assert_int_equal(store_memo_rec_read(s, key, &back), STORE_FOUND);
+	assert_int_equal(back.n, 3);
+	store_memo_rec_clear(&back);
+	hash_to_hex(key, hex);
+	path = store_path(s, "memo", hex);
+	buf_init(&b);
+	assert_int_equal(fs_read_file(path, &b, 1 << 20), 0);
+	assert_memory_equal(b.p, "kcmemor1", 8);
+	for (size_t i = 0; i < b.len; i += 7) {
+		b.p[i] ^= 0x10;
+		assert_int_equal(fs_write_atomic(path, b.p, b.len, 0600), 0);
+		assert_int_equal(store_memo_rec_read(s, key, &back), STORE_CORRUPT);
+		assert_int_equal(back.n, 0);
+		b.p[i] ^= 0x10;
+	}
+	assert_int_equal(fs_write_atomic(path, b.p, b.len, 0600), 0);
+	free(path);
+	hash_to_hex(other, hex);
+	path = store_path(s, "memo", hex);
+	assert_int_equal(store_memo_rec_write(s, other, &r), 0); /* makes the fan-out dir */
+	assert_int_equal(fs_write_atomic(path, b.p, b.len, 0600), 0);
+	assert_int_equal(store_memo_rec_read(s, other, &back), STORE_CORRUPT);
+	store_memo_rec_clear(&r);
+	buf_free(&b);
+	free(path);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(dir);
+}
+
+/* The per-file memo of an input holds only while its ctime does: bytes changed
+ * in place with the size and mtime put back are hashed again. */
+static void
+test_hash_memo_input_checks_ctime(void **state)
+{
+	char *dir = tmpdir(), *f = xasprintf("%s/f", dir);
+	struct store *s = store_open(dir);
+	unsigned char a[HASH_LEN], b[HASH_LEN], again[HASH_LEN];
+	struct stat st;
+	struct timespec ts[2];
+	int fd;
+
+	(void)state;
+	assert_int_equal(fs_write_atomic(f, "one", 3, 0644), 0);
+	usleep(60 * 1000); /* past the 50 ms margin: memoized */
+	assert_int_equal(store_hash_file(s, f, a, &st), 0);
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	fd = open(f, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "two", 3), 3);
+	assert_int_equal(futimens(fd, ts), 0);
+	close(fd);
+	assert_int_equal(store_hash_file(s, f, b, &st), 0);
+	assert_memory_not_equal(a, b, HASH_LEN);
+	hash_buffer("two", 3, again);
+	assert_memory_equal(b, again, HASH_LEN);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(f);
+	free(dir);
+}
+
+/* A file younger than the 50 ms margin hashes, but not as stable: it must not
+ * be memoized. An older one is. */
+static void
+test_hash_fresh_stability(void **state)
+{
+	char *dir = tmpdir(), *f = xasprintf("%s/f", dir);
+	unsigned char h[HASH_LEN];
+	struct stat st;
+	int stable = 1;
+
+	(void)state;
+	assert_int_equal(fs_write_atomic(f, "one", 3, 0644), 0);
+	assert_int_equal(store_hash_fresh(f, h, &st, &stable), 0);
+	assert_int_equal(stable, 0);
+	usleep(60 * 1000);
+	assert_int_equal(store_hash_fresh(f, h, &st, &stable), 0);
+	assert_int_equal(stable, 1);
+	assert_int_equal(st.st_size, 3);
+	fs_remove_tree(dir);
+	free(f);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -437,6 +673,12 @@ main(void)
 		cmocka_unit_test(test_hash_memo_sees_changes),
 		cmocka_unit_test(test_blob_by_link_shares_inode),
 		cmocka_unit_test(test_pending_marker_lives_with_its_lock),
+		cmocka_unit_test(test_memo_record_roundtrip),
+		cmocka_unit_test(test_memo_file_matches_every_field),
+		cmocka_unit_test(test_memo_record_hostile),
+		cmocka_unit_test(test_memo_record_on_disk),
+		cmocka_unit_test(test_hash_fresh_stability),
+		cmocka_unit_test(test_hash_memo_input_checks_ctime),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
