@@ -240,6 +240,10 @@ setup(struct supervisor *s)
 	route_new(s);
 	prefetch_new(s);
 	workers_init(s);
+	/* spawned before the loop answers anything: a wrapper that waited for our
+	 * socket (proto_supervisor_wait) sends its FETCH at once, and the first
+	 * turn must find the fetchers coming, not answer it with a miss */
+	workers_tick(s, s->started_ms);
 	jobs_scan_intents(s);
 	prefetch_take_hints(s); /* left while no supervisor ran */
 	/* A notice sent while no supervisor listened is lost; the intent file is

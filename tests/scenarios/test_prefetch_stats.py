@@ -106,9 +106,11 @@ class FreshRunner(unittest.TestCase):
                         KACHE_PREFETCH_MAX_BYTES="0", KACHE_DEADLINE_MS="3000",
                         KACHE_FETCH_TIMEOUT_MS="30000")
         b.cargo("build")
+        log = os.path.join(b.env["KACHE_DIR"], "logs", "wrapper.log")
+        fetches = [l for l in open(log) if "remote fetch" in l] if os.path.exists(log) else []
         self.assertEqual(b.compiled(), [],
                          "compiles of a fresh runner reached rustc: the remote did "
-                         "not serve them")
+                         "not serve them:\n" + "".join(fetches))
         self.assertEqual(b.run_app(), out)
         self.assertIsNotNone(status(b), "no wrapper started a supervisor")
         with_sup = hit_counts(stats(b))
