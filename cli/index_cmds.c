@@ -353,8 +353,9 @@ print_stats_text(const json_t *st)
 	char a[32], b[32], since[32];
 
 	format_time((int64_t)index_json_u64(st, "since_ms"), since, sizeof since);
-	printf("hits                %llu (local %llu, remote %llu)\n",
-	    U(st, "hits") + U(st, "remote_hits"), U(st, "hits"), U(st, "remote_hits"));
+	printf("hits                %llu (local %llu, prefetched %llu, remote %llu)\n",
+	    U(st, "hits") + U(st, "remote_hits"), U(st, "local_hits"), U(st, "prefetched_hits"),
+	    U(st, "remote_hits"));
 	printf("misses              %llu\n", U(st, "misses"));
 	printf("hit rate            %.1f%%\n",
 	    100.0 * json_number_value(json_object_get(st, "hit_rate")));
@@ -367,6 +368,8 @@ print_stats_text(const json_t *st)
 	print_reasons(json_object_get(st, "rejected_reasons"));
 	format_size(index_json_u64(st, "store_bytes"), a, sizeof a);
 	printf("entries             %llu\n", U(st, "entries"));
+	printf("imported            %llu by prefetch, %llu fetched on a miss\n",
+	    U(st, "prefetch_imported"), U(st, "fetch_imported"));
 	printf("store size          %s\n", a);
 	format_size(index_json_u64(st, "bytes_restored"), b, sizeof b);
 	printf("bytes restored      %s\n", b);

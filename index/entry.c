@@ -257,6 +257,8 @@ ix_entry_drop(struct ix_txn *t, const struct ix_entry *e)
 	k[0] = 'e';
 	memcpy(k + 1, e->info.key, HASH_LEN);
 	ix_del(t, k, sizeof k);
+	k[0] = 'p';
+	ix_del(t, k, sizeof k);
 }
 
 /* Calls fn for each 64-hex-digit file in the xx/ subdirectories of dir. */

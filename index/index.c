@@ -676,6 +676,9 @@ index_stats(struct index *ix, struct index_stats *st)
 	st->hits = ix_counter_get(ix, "hits");
 	st->misses = ix_counter_get(ix, "misses");
 	st->remote_hits = ix_counter_get(ix, "remote_hits");
+	st->prefetched_hits = ix_counter_get(ix, "prefetched_hits");
+	st->prefetch_imported = ix_counter_get(ix, "prefetch_imported");
+	st->fetch_imported = ix_counter_get(ix, "fetch_imported");
 	st->passes = ix_counter_get(ix, "passes");
 	st->errors = ix_counter_get(ix, "errors");
 	st->corrupt = ix_counter_get(ix, "corrupt");

@@ -76,9 +76,10 @@ void index_set_stale_age(struct index *ix, int64_t ms);
  * Returns the number of records applied, or -1. */
 long index_ingest(struct index *ix);
 /* Called by index_ingest for each journal record it applies: type is the
- * record's (enum journal_type), res its result key or NULL. A record whose batch
- * then fails to commit is applied, and reported, again by the next ingest. */
-typedef void (*index_record_fn)(int type, const unsigned char *res, void *arg);
+ * record's (enum journal_type), res its result key or NULL, prefetched 1 for a
+ * hit counted in prefetched_hits. A record whose batch then fails to commit is
+ * applied, and reported, again by the next ingest. */
+typedef void (*index_record_fn)(int type, const unsigned char *res, int prefetched, void *arg);
 void index_set_record_hook(struct index *ix, index_record_fn fn, void *arg);
 
 /* Reconciles the index with entries/ on disk: adds entries it does not know
@@ -96,9 +97,11 @@ struct index_reason {
 
 struct index_stats {
 	uint64_t hits, misses, remote_hits, passes, errors, corrupt;
-	uint64_t bytes_restored;           /* sum of `bytes` over hits and remote hits */
-	uint64_t ms_saved;                 /* sum of `ms` over hits and remote hits */
-	uint64_t compile_ms;               /* sum of `ms` over misses */
+	uint64_t prefetched_hits; /* of hits: first uses of entries prefetch imported */
+	uint64_t prefetch_imported, fetch_imported; /* entries imported by each */
+	uint64_t bytes_restored;                    /* sum of `bytes` over hits and remote hits */
+	uint64_t ms_saved;                          /* sum of `ms` over hits and remote hits */
+	uint64_t compile_ms;                        /* sum of `ms` over misses */
 	uint64_t kache_us;                 /* sum of `us` over every record: time spent in kache */
 	uint64_t entries;                  /* entries in the index */
 	uint64_t store_bytes;              /* distinct blobs plus entry files, per the index */

@@ -61,7 +61,11 @@ index_json_stats(struct index *ix)
 	}
 	o = json_object();
 	SET_INT(o, "hits", st.hits);
+	SET_INT(o, "local_hits", st.hits - st.prefetched_hits);
+	SET_INT(o, "prefetched_hits", st.prefetched_hits);
 	SET_INT(o, "remote_hits", st.remote_hits);
+	SET_INT(o, "prefetch_imported", st.prefetch_imported);
+	SET_INT(o, "fetch_imported", st.fetch_imported);
 	SET_INT(o, "misses", st.misses);
 	json_object_set_new(o, "hit_rate", json_real(hit_rate(&st)));
 	SET_INT(o, "passes", st.passes);

@@ -29,7 +29,10 @@ struct apply_ctx {
 };
 
 static void apply_event(const struct journal_event *ev, void *arg);
+static int apply_hit(struct ix_txn *t, const struct journal_event *ev);
 static void touch_entry(struct ix_txn *t, const struct journal_event *ev);
+static int take_prefetched(struct ix_txn *t, const unsigned char key[HASH_LEN]);
+static void note_imported(struct ix_txn *t, const struct journal_event *ev);
 static void note_stored(struct ix_txn *t, const struct journal_event *ev);
 static void note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN]);
 static void note_session(struct index *ix, const struct journal_event *ev);
@@ -70,6 +73,73 @@ touch_entry(struct ix_txn *t, const struct journal_event *ev)
 	ix_entry_clear(&e);
 }
 
+/* 1 when key carries the mark of an entry prefetch imported and nothing used
+ * yet; the mark goes either way (only the first use is prefetch's). */
+static int
+take_prefetched(struct ix_txn *t, const unsigned char key[HASH_LEN])
+{
+	unsigned char k[1 + HASH_LEN];
+	struct buf v;
+	int found;
+
+	k[0] = 'p';
+	memcpy(k + 1, key, HASH_LEN);
+	buf_init(&v);
+	found = ix_get(t->ix, t, k, sizeof k, &v) == 1;
+	buf_free(&v);
+	if (found)
+		ix_del(t, k, sizeof k);
+	return found;
+}
+
+/* A hit (local or fetched on a miss): counted; a local one on an entry
+ * prefetch imported, its first use, is counted as prefetched too. 1 then. */
+static int
+apply_hit(struct ix_txn *t, const struct journal_event *ev)
+{
+	struct index *ix = t->ix;
+	int prefetched = 0;
+
+	ix_counter_add(ix, ev->type == JOURNAL_HIT ? "hits" : "remote_hits", 1);
+	ix_counter_add(ix, "bytes_restored", ev->bytes);
+	ix_counter_add(ix, "ms_saved", ev->ms);
+	if (!ev->has_res)
+		return 0;
+	prefetched = take_prefetched(t, ev->res) && ev->type == JOURNAL_HIT;
+	if (prefetched)
+		ix_counter_add(ix, "prefetched_hits", 1);
+	touch_entry(t, ev);
+	return prefetched;
+}
+
+/* A pack imported (the record precedes any hit on the entry, store/pack.c):
+ * counted by reason; an entry prefetch brought in that nothing used here yet
+ * gets the mark take_prefetched looks for. Indexed already with no hit is
+ * fine: a gc's scan or a rebuild may have found the file first. */
+static void
+note_imported(struct ix_txn *t, const struct journal_event *ev)
+{
+	unsigned char k[1 + HASH_LEN];
+	struct ix_entry e;
+	int prefetch = strcmp(ev->reason, JOURNAL_IMPORT_PREFETCH) == 0, known, used = 0;
+
+	ix_counter_add(t->ix, prefetch ? "prefetch_imported" : "fetch_imported", 1);
+	if (!ev->has_res)
+		return;
+	if ((known = ix_entry_get(t->ix, t, ev->res, &e) == 1)) {
+		used = e.info.hits > 0;
+		ix_entry_clear(&e);
+	}
+	if (!known &&
+	    ix_entry_add_from_store(t, ev->res, ev->ts_ms, ev->has_inv ? ev->inv : NULL) != 1)
+		return; /* gone already */
+	if (prefetch && !used) {
+		k[0] = 'p';
+		memcpy(k + 1, ev->res, HASH_LEN);
+		ix_put(t, k, sizeof k, "p", 1);
+	}
+}
+
 /* A miss that stored its result: index the entry, or, when it is known already
  * (stored twice, or found by a scan first), refresh its last use and learn its
  * manifest. */
@@ -79,6 +149,7 @@ note_stored(struct ix_txn *t, const struct journal_event *ev)
 	struct ix_entry e;
 	int64_t old;
 
+	take_prefetched(t, ev->res); /* compiled here: not prefetch's to serve */
 	if (ix_entry_get(t->ix, t, ev->res, &e) != 1) {
 		ix_entry_add_from_store(t, ev->res, ev->ts_ms, ev->has_inv ? ev->inv : NULL);
 		return;
@@ -152,22 +223,15 @@ apply_event(const struct journal_event *ev, void *arg)
 {
 	struct apply_ctx *c = arg;
 	struct index *ix = c->t->ix;
+	int prefetched = 0;
 	char *name;
 
 	c->applied++;
-	if (ix->on_record)
-		ix->on_record((int)ev->type, ev->has_res ? ev->res : NULL, ix->on_record_arg);
 	ix_counter_add(ix, "kache_us", ev->us);
 	note_session(ix, ev);
 	switch (ev->type) {
 	case JOURNAL_HIT:
-	case JOURNAL_REMOTE_HIT:
-		ix_counter_add(ix, ev->type == JOURNAL_HIT ? "hits" : "remote_hits", 1);
-		ix_counter_add(ix, "bytes_restored", ev->bytes);
-		ix_counter_add(ix, "ms_saved", ev->ms);
-		if (ev->has_res)
-			touch_entry(c->t, ev);
-		break;
+	case JOURNAL_REMOTE_HIT: prefetched = apply_hit(c->t, ev); break;
 	case JOURNAL_MISS:
 		ix_counter_add(ix, "misses", 1);
 		ix_counter_add(ix, "compile_ms", ev->ms);
@@ -193,7 +257,11 @@ apply_event(const struct journal_event *ev, void *arg)
 		if (ev->has_res)
 			note_removed(c->t, ev->res);
 		break;
+	case JOURNAL_IMPORT: note_imported(c->t, ev); break;
 	}
+	if (ix->on_record)
+		ix->on_record((int)ev->type, ev->has_res ? ev->res : NULL, prefetched,
+		    ix->on_record_arg);
 }
 
 /* Applies the whole records in b and the new offset in one batch. 0, -1, or 1

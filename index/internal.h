@@ -6,6 +6,8 @@
  *   'b' <hash 32>                be64 refs, be64 size
  *   'c' <name>                   be64 counter ("hits", "pass.<reason>", ...)
  *   'o' <inode, be64>            be64 offset ingested in that journal file
+ *   'p' <key 32>                 "p": an entry prefetch imported, not used yet
+ *                                (ingest.c; dropped with the entry)
  *   'm' <name>                   metadata ("created": be64 wall ms) */
 #ifndef KACHE_INDEX_INTERNAL_H
 #define KACHE_INDEX_INTERNAL_H

@@ -19,6 +19,8 @@
 #include "proto/zmq_dl.h"
 
 #define NOTIFY_WAIT_MS 20
+/* How often a wrapper looks for the socket of a supervisor being started. */
+#define START_POLL_US 2000
 /* Spawns of a supervisor that keeps dying young: at least 1 s apart, doubling
  * to 5 min while each lived less than SPAWN_YOUNG_MS. */
 #define SPAWN_BACKOFF_MIN_MS 1000
@@ -284,6 +286,8 @@ proto_client_notify_upload(const char *kache_dir, const char *result_key_hex)
 	msg_clear(&rep);
 }
 
+/* A hint over the socket: what wrappers before hint files sent; kept for
+ * tools and tests that talk to a supervisor directly (tests/proc/proto_poke). */
 enum proto_result
 proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h, int64_t deadline_ms)
 {
@@ -371,6 +375,31 @@ spawn_allowed(const struct proto_paths *p, int force)
 		log_warn("futimens %s", p->backoff);
 	close(fd);
 	return 1;
+}
+
+/* The socket appears once the supervisor has its store lock and has bound;
+ * until then the spawn lock (held from the spawn until the store lock is
+ * taken) or the store lock says one is on its way. Either released with no
+ * socket: it died, nothing to wait for. */
+int
+proto_supervisor_wait(const char *kache_dir, int64_t deadline_ms)
+{
+	struct proto_paths p;
+	struct stat st;
+
+	if (proto_paths_init(&p, kache_dir) == -1)
+		return 0;
+	for (;;) {
+		int running = proto_supervisor_running(&p);
+
+		if (running && stat(proto_endpoint_file(p.ctl), &st) == 0)
+			return 1;
+		if (!running && !proto_supervisor_starting(&p))
+			return 0;
+		if (clock_ms() + START_POLL_US / 1000 >= deadline_ms)
+			return 0;
+		usleep(START_POLL_US);
+	}
 }
 
 int

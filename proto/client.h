@@ -33,10 +33,10 @@ enum proto_result proto_client_fetch(const char *kache_dir, const char *inv_key_
  * supervisor replays intent files anyway. */
 void proto_client_notify_upload(const char *kache_dir, const char *result_key_hex);
 struct proto_hint;
-/* Tells the supervisor a build session starts (proto/hint.h): waits for the
- * acknowledgement until deadline_ms (absolute) at most, never for the
- * prefetch. PROTO_UNAVAILABLE when no supervisor runs (the caller starts one
- * and hints again later). */
+/* Sends a prefetch hint over the socket (MSG_PREFETCH_HINT), waiting for the
+ * acknowledgement until deadline_ms (absolute) at most. The wrapper does not
+ * use this: it leaves a hint file (proto_hint_file_write), waiting for nobody;
+ * this is for tools and tests that talk to a supervisor directly. */
 enum proto_result proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h,
     int64_t deadline_ms);
 /* When no supervisor runs for kache_dir, starts `kached_path supervisor run`
@@ -44,6 +44,13 @@ enum proto_result proto_client_prefetch_hint(const char *kache_dir, const struct
  * many wrappers at once start exactly one. Never waits for it to come up.
  * 0 when one runs or is being started, -1 (logged) when it cannot be. */
 int proto_supervisor_ensure(const char *kache_dir, const char *kached_path);
+/* Waits, never past deadline_ms (absolute clock_ms()), for the supervisor of
+ * kache_dir that is being started (proto_supervisor_ensure) to open its
+ * control socket: a wrapper's first misses after it started one are then
+ * fetched, not compiled. 1 when the socket is there, 0 when none is coming
+ * (nothing being started, or it died) or the deadline passed. Polls every 2 ms:
+ * a few stats, no libzmq. */
+int proto_supervisor_wait(const char *kache_dir, int64_t deadline_ms);
 /* proto_supervisor_ensure with force: 1 (`kache supervisor start`) ignoring the
  * spawn back-off. The back-off (run/spawn.backoff): spawns at least 1 s apart,
  * the gap doubling to 5 min while each supervisor dies within 60 s of its

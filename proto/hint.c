@@ -1,10 +1,14 @@
 /* The prefetch hint's text form (proto/hint.h). */
 #include "proto/hint.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/fs.h"
 #include "common/hash.h"
+#include "common/log.h"
 
 static int name_ok(const char *s);
 static int path_ok(const char *s);
@@ -95,4 +99,56 @@ proto_hint_from_msg(const struct msg *m, struct proto_hint *h)
 			return -1;
 	}
 	return hint_ok(h) ? 0 : -1;
+}
+
+int
+proto_hint_file_name_ok(const char *name)
+{
+	return strlen(name) == 16 && strspn(name, "0123456789abcdef") == 16;
+}
+
+int
+proto_hint_file_write(const char *kache_dir, const char *name, const struct proto_hint *h)
+{
+	char *dir = xasprintf("%s/" PROTO_HINT_DIR, kache_dir), *path = NULL;
+	struct msg m;
+	struct buf b;
+	int rc = -1;
+
+	buf_init(&b);
+	msg_init(&m, MSG_PREFETCH_HINT, 0);
+	if (!proto_hint_file_name_ok(name) || proto_hint_to_msg(h, &m) < 0 ||
+	    msg_encode(&m, &b) < 0 || b.len > PROTO_HINT_FILE_MAX) {
+		log_warnx("prefetch hint for %s not written: not a valid hint", h->lock);
+	} else if (fs_mkdir_p(dir, 0700) < 0 && errno != EEXIST) {
+		log_warn("mkdir %s", dir);
+	} else {
+		path = xasprintf("%s/%s", dir, name);
+		if ((rc = fs_write_atomic(path, b.p, b.len, 0600)) < 0)
+			log_warn("write %s", path);
+	}
+	msg_clear(&m);
+	buf_free(&b);
+	free(path);
+	free(dir);
+	return rc;
+}
+
+int
+proto_hint_file_read(const char *path, struct msg *m)
+{
+	struct buf b;
+	int rc = -1;
+
+	buf_init(&b);
+	memset(m, 0, sizeof *m);
+	if (fs_read_file(path, &b, PROTO_HINT_FILE_MAX) == 0 &&
+	    msg_decode(b.p ? b.p : "", b.len, m) == MSG_DECODE_OK) {
+		if (m->type == MSG_PREFETCH_HINT)
+			rc = 0;
+		else
+			msg_clear(m);
+	}
+	buf_free(&b);
+	return rc;
 }

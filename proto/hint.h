@@ -35,4 +35,21 @@ int proto_hint_to_msg(const struct proto_hint *h, struct msg *m);
  * too long or not of the allowed characters. */
 int proto_hint_from_msg(const struct msg *m, struct proto_hint *h);
 
+/* The hint a wrapper leaves for the supervisor: <store>/run/hints/<name>
+ * (name: 16 hex digits, one per workspace, so a newer hint replaces one not
+ * yet taken), holding the encoded MSG_PREFETCH_HINT. Written temp + rename,
+ * without waiting for anyone: a supervisor takes it at once (it watches the
+ * directory), or when it starts, or when it is no longer stopped or busy. */
+#define PROTO_HINT_DIR "run/hints"
+/* At most this many bytes are read from a hint file. */
+#define PROTO_HINT_FILE_MAX 8192
+/* 0 when written; -1 (logged) when h breaks the rules or the file cannot be. */
+int proto_hint_file_write(const char *kache_dir, const char *name, const struct proto_hint *h);
+/* 1 when name is a hint file's name (16 lowercase hex digits). */
+int proto_hint_file_name_ok(const char *name);
+/* Reads the hint file at path into m (decoded, a MSG_PREFETCH_HINT; the
+ * caller checks its hint with proto_hint_from_msg and msg_clear's m). -1 when
+ * it is not a regular file, too large or not such a message. */
+int proto_hint_file_read(const char *path, struct msg *m);
+
 #endif

@@ -79,7 +79,8 @@ enum msg_event {
 	EVENT_MISS = 2,
 	EVENT_UPLOAD = 3,
 	EVENT_FETCH = 4,
-	EVENT_UPLOAD_FAILED = 5
+	EVENT_UPLOAD_FAILED = 5,
+	EVENT_PREFETCH_HIT = 6 /* a HIT on an entry prefetch imported, its first use */
 };
 
 /* The union of all fields; which ones a type carries is in msg.c's table.

@@ -11,7 +11,7 @@
 #include "store/codec.h"
 
 static const char *const type_names[] = { "?", "hit", "miss", "pass", "error", "corrupt",
-	"remote_hit", "rejected" };
+	"remote_hit", "rejected", "import" };
 
 static int sbuf_write(void *data, const char *p, size_t n);
 static int decode_event(const char *d, size_t n, struct journal_event *ev);
@@ -109,7 +109,7 @@ decode_event(const char *d, size_t n, struct journal_event *ev)
 	msgpack_zone_init(&zone, 1024);
 	if (codec_unpack(d, n, &zone, &root) < 0 || codec_get_u64(&root, "v", &v) < 0 ||
 	    v != JOURNAL_FORMAT || codec_get_u64(&root, "t", &t) < 0 || t < 1 ||
-	    t > JOURNAL_REJECTED || codec_get_u64(&root, "ts", &ts) < 0)
+	    t > JOURNAL_IMPORT || codec_get_u64(&root, "ts", &ts) < 0)
 		goto out;
 	ev->type = (enum journal_type)t;
 	ev->ts_ms = (int64_t)ts;

@@ -9,7 +9,10 @@
  *   (16 hex: the first 8 bytes of BLAKE2b of the Cargo.lock path, the name of
  *   its session marker under JOURNAL_SESSIONS_DIR), by which the index gathers
  *   the result keys one build session used (its session manifest).
- * A single write(2) with O_APPEND per record keeps records whole. */
+ * Wrappers write hits, misses, passes, errors and corrupt finds; a worker that
+ * imports a pack (store/pack.c) writes `import`, before the entry can be
+ * found, so that the index owner knows where an entry came from before any
+ * hit on it. A single write(2) with O_APPEND per record keeps records whole. */
 #ifndef KACHE_STORE_JOURNAL_H
 #define KACHE_STORE_JOURNAL_H
 
@@ -34,7 +37,12 @@ enum journal_type {
 	JOURNAL_REMOTE_HIT, /* fetched from the remote, then restored */
 	JOURNAL_REJECTED,   /* a remote object refused by its signature; reason says
 	                     * why (remote/sign.h: unsigned, unknown_key, ...) */
+	JOURNAL_IMPORT,     /* a pack imported; reason "prefetch" or "fetch", bytes its outputs */
 };
+
+/* The reasons of JOURNAL_IMPORT. */
+#define JOURNAL_IMPORT_PREFETCH "prefetch"
+#define JOURNAL_IMPORT_FETCH "fetch"
 
 struct journal_event {
 	enum journal_type type;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -12,6 +13,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "store/codec.h"
+#include "store/journal.h"
 
 /* Fuzzing builds skip the pack's sum, which no mutated input could match, so
  * that the fuzzer reaches the decoders behind it. Never set in a real build. */
@@ -47,6 +49,8 @@ static int import_blob(struct store *s, const msgpack_object *pair, const struct
 static int entry_blobs_present(struct store *s, const struct store_entry *e);
 static enum pack_result import_doc(struct store *s, const msgpack_object *root,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN]);
+static void note_import(struct store *s, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], const struct store_entry *e, int prefetch);
 
 const char *
 pack_result_name(enum pack_result r)
@@ -306,6 +310,29 @@ entry_blobs_present(struct store *s, const struct store_entry *e)
 	return 1;
 }
 
+/* The journal's `import` record (store/journal.h): a prefetch when the
+ * caller did not know the invocation key (pack_read's inv NULL), else a fetch.
+ * Best effort: a lost record only leaves a hit counted as local. */
+static void
+note_import(struct store *s, const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN],
+    const struct store_entry *e, int prefetch)
+{
+	struct journal_event ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.type = JOURNAL_IMPORT;
+	snprintf(ev.crate, sizeof ev.crate, "%s", e->crate ? e->crate : "");
+	snprintf(ev.reason, sizeof ev.reason, "%s",
+	    prefetch ? JOURNAL_IMPORT_PREFETCH : JOURNAL_IMPORT_FETCH);
+	ev.has_inv = ev.has_res = 1;
+	memcpy(ev.inv, inv, HASH_LEN);
+	memcpy(ev.res, res, HASH_LEN);
+	for (size_t i = 0; i < e->n_outputs; i++)
+		ev.bytes += e->outputs[i].size;
+	if (journal_append(store_dir(s), &ev) < 0)
+		log_warn("journal append (import)");
+}
+
 static enum pack_result
 import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN])
@@ -342,10 +369,14 @@ import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[
 			goto out;
 	if (!entry_blobs_present(s, &e))
 		goto out;
-	r = store_entry_write(s, res, &e) == 0 &&
-	        store_manifest_add(s, inv ? inv : got_inv, &m.c[0]) == 0 ?
-	    PACK_OK :
-	    PACK_IOERR;
+	r = PACK_IOERR;
+	if (store_entry_write(s, res, &e) < 0)
+		goto out;
+	/* before the candidate makes the entry findable: the index owner learns
+	 * where it came from before any hit on it */
+	note_import(s, got_inv, res, &e, inv == NULL);
+	if (store_manifest_add(s, inv ? inv : got_inv, &m.c[0]) == 0)
+		r = PACK_OK;
 out:
 	store_manifest_clear(&m);
 	store_entry_clear(&e);

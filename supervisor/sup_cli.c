@@ -44,6 +44,7 @@ static int cmd_scale(const char *dir, const char *arg);
 static int cmd_log(const char *dir, int argc, char **argv);
 static int cmd_install(const char *dir, int install);
 static void print_status(json_t *root);
+static void print_prefetch(json_t *pf);
 static void print_counts(const json_t *st);
 static json_t *index_counts(const char *dir);
 static int status_unanswered(const char *dir, int r, int json);
@@ -275,6 +276,7 @@ print_status(json_t *root)
 	    json_integer_value(json_object_get(q, "uploads")),
 	    json_integer_value(json_object_get(q, "uploading")),
 	    json_integer_value(json_object_get(q, "fetches")));
+	print_prefetch(json_object_get(root, "prefetch"));
 	printf("%-10s %5s %8s %-12s %8s %8s %6s %5s  %s\n", "ROLE", "INDEX", "PID", "STATE",
 	    "UPTIME", "RESTARTS", "JOBS", "QUEUE", "LAST EXIT");
 	json_array_foreach(json_object_get(root, "workers"), i, w)
@@ -288,6 +290,31 @@ print_status(json_t *root)
 		    json_integer_value(json_object_get(w, "jobs_done")),
 		    json_integer_value(json_object_get(w, "queue")),
 		    json_string_value(json_object_get(w, "last_exit")));
+}
+
+#define PF(o, name) ((long long)json_integer_value(json_object_get((o), (name))))
+
+/* Two lines of the status document's "prefetch" (none from a supervisor
+ * too old to have it). */
+static void
+print_prefetch(json_t *pf)
+{
+	json_t *why = json_object_get(pf, "hints_dropped_why"),
+	       *sk = json_object_get(pf, "skipped");
+
+	if (pf == NULL)
+		return;
+	printf("prefetch: %lld hints (%lld dropped: %lld session running, %lld no prefetch, "
+	       "%lld queue full, %lld stale; %lld malformed), %lld sessions (%lld done, %lld "
+	       "lost), %lld packs (%lld bytes), %lld hits\n",
+	    PF(pf, "hints"), PF(pf, "hints_dropped"), PF(why, "session_running"),
+	    PF(why, "no_prefetch"), PF(why, "queue_full"), PF(why, "stale"),
+	    PF(pf, "hints_malformed"), PF(pf, "sessions"), PF(pf, "sessions_done"),
+	    PF(pf, "sessions_lost"), PF(pf, "packs"), PF(pf, "bytes"), PF(pf, "hits"));
+	printf("prefetch skipped: %lld present, %lld over max_bytes, %lld rejected, %lld failed, "
+	       "%lld listings failed, %lld Cargo.lock refused\n",
+	    PF(sk, "present"), PF(sk, "over_max_bytes"), PF(sk, "rejected"), PF(sk, "failed"),
+	    PF(sk, "listings_failed"), PF(sk, "lock_refused"));
 }
 
 /* The hits and misses beside the workers: the indexer's stats (the INDEX_STATS
@@ -310,9 +337,10 @@ static void
 print_counts(const json_t *st)
 {
 #define C(k) ((long long)json_integer_value(json_object_get(st, k)))
-	printf("compiles: %lld hits (%lld remote), %lld misses, %lld pass-throughs, %lld "
-	       "entries\n",
-	    C("hits") + C("remote_hits"), C("remote_hits"), C("misses"), C("passes"), C("entries"));
+	printf("compiles: %lld hits (%lld prefetched, %lld remote), %lld misses, %lld "
+	       "pass-throughs, %lld entries\n",
+	    C("hits") + C("remote_hits"), C("prefetched_hits"), C("remote_hits"), C("misses"),
+	    C("passes"), C("entries"));
 #undef C
 }
 

@@ -34,6 +34,7 @@
 #define SUP_STABLE_MS 10000 /* up this long: the next death is not a fast one */
 #define SUP_DRAIN_MS 10000  /* stop: longest wait for queued uploads */
 #define SUP_GRACE_MS 3000   /* stop: SHUTDOWN to SIGKILL */
+#define SUP_MAINT_MS 500    /* maintenance tick: config, binary, idle, hint files */
 #define SUP_BADLOG_MS 5000  /* bad messages: one line, then a count this often */
 #define SUP_ALREADY 200     /* setup: another supervisor holds the store (exit 0) */
 
@@ -45,7 +46,9 @@ struct job;
 /* The prefetch sessions' numbers since start (status: "prefetch"). */
 struct prefetch_counts {
 	long hints, malformed, dropped, sessions, done, failed;
+	long dropped_off, dropped_busy, dropped_full, dropped_stale; /* why dropped */
 	long packs, bytes, present, over_cap, rejected, failed_packs, list_failed, refused;
+	long hits; /* compiles served from entries prefetch imported (the indexer's events) */
 	/* where sessions took their candidates (workers/prefetch/prefetch_plan.c) */
 	long from_exact, from_closest, from_packs, last_shared, garbage_sessions;
 };
@@ -203,6 +206,13 @@ void prefetch_new(struct supervisor *s);
 void prefetch_free(struct supervisor *s);
 /* MSG_PREFETCH_HINT: queued for the prefetch worker, or dropped (counted). */
 void prefetch_hint(struct supervisor *s, const struct msg *req);
+/* The inotify descriptor on run/hints for the poll loop, or -1. */
+int prefetch_hint_fd(const struct supervisor *s);
+/* Takes the hint files wrappers left in run/hints (proto/hint.h): at start,
+ * when the descriptor is readable, and every maintenance tick. */
+void prefetch_take_hints(struct supervisor *s);
+/* The indexer ingested a hit on an entry prefetch imported (EVENT_PREFETCH_HIT). */
+void prefetch_note_hit(struct supervisor *s);
 /* Sends queued hints to idle prefetch workers; fails sessions whose worker died. */
 void prefetch_tick(struct supervisor *s);
 /* JOB_DONE from a prefetch worker. */

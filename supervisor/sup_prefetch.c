@@ -1,17 +1,28 @@
-/* Prefetch hints: a wrapper's MSG_PREFETCH_HINT becomes a JOB_PREFETCH for an
- * idle prefetch worker. One session per workspace at a time: a hint for a
- * workspace queued or in progress is dropped (counted). The sessions' numbers
- * come back in JOB_DONE's text and are summed for the status document. */
+/* Prefetch hints: a wrapper's hint (a file in run/hints/, or a
+ * MSG_PREFETCH_HINT from an older wrapper) becomes a JOB_PREFETCH for an idle
+ * prefetch worker. One session per workspace at a time: a hint for a
+ * workspace queued or in progress is dropped (counted, with why). The
+ * sessions' numbers come back in JOB_DONE's text and are summed for the
+ * status document. */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/clock.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "proto/hint.h"
 #include "supervisor/sup_internal.h"
 
 #define PF_QUEUE_MAX 8
+/* A hint file older than this when found (left while no supervisor could
+ * take it) is for a session long over: removed unused. */
+#define PF_HINT_MAX_AGE_MS (10 * 60 * 1000)
 
 struct pf_hint {
 	int used, sent;
@@ -25,17 +36,32 @@ struct prefetches {
 	struct pf_hint q[PF_QUEUE_MAX];
 	uint64_t next_id;
 	struct prefetch_counts n;
+	char *dir; /* run/hints */
+	int ifd;   /* inotify on dir, or -1 (then the maintenance scan alone) */
 };
 
 static struct pf_hint *find_root(struct prefetches *p, const char *root);
 static struct slot *slot_of(struct supervisor *s, pid_t pid);
 static void add_counts(struct prefetch_counts *n, const char *text);
+static void drop(struct prefetches *p, long *why, const char *root, const char *what);
+static void take_file(struct supervisor *s, const char *path);
 
 void
 prefetch_new(struct supervisor *s)
 {
-	s->prefetches = xcalloc(1, sizeof *s->prefetches);
-	s->prefetches->next_id = 1;
+	struct prefetches *p = xcalloc(1, sizeof *p);
+
+	s->prefetches = p;
+	p->next_id = 1;
+	p->dir = xasprintf("%s/" PROTO_HINT_DIR, s->kache_dir);
+	if (fs_mkdir_p(p->dir, 0700) < 0 && errno != EEXIST)
+		log_warn("mkdir %s", p->dir);
+	p->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (p->ifd >= 0 && inotify_add_watch(p->ifd, p->dir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+		log_warn("inotify on %s (hints are then taken every %d ms)", p->dir, SUP_MAINT_MS);
+		close(p->ifd);
+		p->ifd = -1;
+	}
 }
 
 void
@@ -45,8 +71,82 @@ prefetch_free(struct supervisor *s)
 		return;
 	for (int i = 0; i < PF_QUEUE_MAX; i++)
 		msg_clear(&s->prefetches->q[i].job);
+	if (s->prefetches->ifd >= 0)
+		close(s->prefetches->ifd);
+	free(s->prefetches->dir);
 	free(s->prefetches);
 	s->prefetches = NULL;
+}
+
+int
+prefetch_hint_fd(const struct supervisor *s)
+{
+	return s->prefetches->ifd;
+}
+
+/* One hint file: read, removed, then handled as a hint message would be. */
+static void
+take_file(struct supervisor *s, const char *path)
+{
+	struct msg m;
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return;
+	if (clock_wall_ms() - ((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000) >
+	    PF_HINT_MAX_AGE_MS) {
+		unlink(path);
+		s->prefetches->n.hints++;
+		drop(s->prefetches, &s->prefetches->n.dropped_stale, path,
+		    "left while no supervisor ran, too old now");
+		return;
+	}
+	if (proto_hint_file_read(path, &m) < 0) {
+		unlink(path);
+		s->prefetches->n.hints++;
+		s->prefetches->n.malformed++;
+		sup_bad_message(s, "%s: not a prefetch hint; removed", path);
+		return;
+	}
+	unlink(path);
+	prefetch_hint(s, &m);
+	msg_clear(&m);
+}
+
+/* Takes every hint file in run/hints (after draining the inotify events
+ * that woke us). Left alone while stopping: the next supervisor takes them. */
+void
+prefetch_take_hints(struct supervisor *s)
+{
+	struct prefetches *p = s->prefetches;
+	char ev[4096];
+	struct dirent *de;
+	DIR *d;
+
+	if (p->ifd >= 0)
+		while (read(p->ifd, ev, sizeof ev) > 0)
+			;
+	if (s->stopping || (d = opendir(p->dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char *path;
+
+		if (!proto_hint_file_name_ok(de->d_name))
+			continue;
+		path = xasprintf("%s/%s", p->dir, de->d_name);
+		take_file(s, path);
+		free(path);
+	}
+	closedir(d);
+}
+
+/* A hint not taken: counted in all and under why, and said once. */
+static void
+drop(struct prefetches *p, long *why, const char *root, const char *what)
+{
+	p->n.dropped++;
+	(*why)++;
+	log_info("prefetch hint for %s dropped: %s", root, what);
 }
 
 static struct pf_hint *
@@ -73,16 +173,22 @@ prefetch_hint(struct supervisor *s, const struct msg *req)
 		p->n.malformed++;
 		return;
 	}
-	if (s->remote_none || s->stopping || !workers_can_run(s, ROLE_PREFETCH) ||
-	    find_root(p, h.root) != NULL) {
-		p->n.dropped++;
+	if (s->remote_none || s->stopping || !workers_can_run(s, ROLE_PREFETCH)) {
+		drop(p, &p->n.dropped_off, h.root,
+		    s->remote_none  ? "no remote configured" :
+		        s->stopping ? "the supervisor is stopping" :
+		                      "no prefetch worker can run (see `kache supervisor status`)");
+		return;
+	}
+	if (find_root(p, h.root) != NULL) {
+		drop(p, &p->n.dropped_busy, h.root, "a session for it is queued or running");
 		return;
 	}
 	for (int i = 0; i < PF_QUEUE_MAX && x == NULL; i++)
 		if (!p->q[i].used)
 			x = &p->q[i];
 	if (x == NULL) {
-		p->n.dropped++;
+		drop(p, &p->n.dropped_full, h.root, "8 sessions are queued already");
 		return;
 	}
 	memset(x, 0, sizeof *x);
@@ -183,6 +289,12 @@ prefetch_done(struct supervisor *s, struct slot *w, const struct msg *done)
 	}
 	log_warnx("prefetch.%u reported job %llu it does not hold", w->index,
 	    (unsigned long long)done->id);
+}
+
+void
+prefetch_note_hit(struct supervisor *s)
+{
+	s->prefetches->n.hits++;
 }
 
 const struct prefetch_counts *

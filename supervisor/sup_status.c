@@ -9,28 +9,43 @@
 static json_t *worker_json(const struct slot *w, int64_t now);
 static json_t *prefetch_json(const struct prefetch_counts *n);
 
-/* The prefetch sessions: hints seen, sessions run, what they imported and
- * what they skipped, and why. */
+#define SET(o, name, v) json_object_set_new((o), (name), json_integer((json_int_t)(v)))
+
+/* The prefetch sessions: hints seen (and why some were dropped), sessions
+ * run, what they imported and what they skipped, and why, and the compiles
+ * the imported entries served. */
 static json_t *
 prefetch_json(const struct prefetch_counts *n)
 {
-	json_t *j =
-	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, "
-	              "s:I}}",
-	        "hints", (json_int_t)n->hints, "hints_dropped", (json_int_t)n->dropped,
-	        "hints_malformed", (json_int_t)n->malformed, "sessions", (json_int_t)n->sessions,
-	        "sessions_done", (json_int_t)n->done, "sessions_lost", (json_int_t)n->failed,
-	        "packs", (json_int_t)n->packs, "bytes", (json_int_t)n->bytes, "skipped", "present",
-	        (json_int_t)n->present, "over_max_bytes", (json_int_t)n->over_cap, "rejected",
-	        (json_int_t)n->rejected, "failed", (json_int_t)n->failed_packs, "listings_failed",
-	        (json_int_t)n->list_failed, "lock_refused", (json_int_t)n->refused);
+	json_t *o = json_object(), *why = json_object(), *skipped = json_object();
 
-	json_object_set_new(j, "sources",
+	SET(o, "hints", n->hints);
+	SET(o, "hints_dropped", n->dropped);
+	SET(why, "session_running", n->dropped_busy);
+	SET(why, "no_prefetch", n->dropped_off);
+	SET(why, "queue_full", n->dropped_full);
+	SET(why, "stale", n->dropped_stale);
+	json_object_set_new(o, "hints_dropped_why", why);
+	SET(o, "hints_malformed", n->malformed);
+	SET(o, "sessions", n->sessions);
+	SET(o, "sessions_done", n->done);
+	SET(o, "sessions_lost", n->failed);
+	SET(o, "packs", n->packs);
+	SET(o, "bytes", n->bytes);
+	SET(o, "hits", n->hits);
+	SET(skipped, "present", n->present);
+	SET(skipped, "over_max_bytes", n->over_cap);
+	SET(skipped, "rejected", n->rejected);
+	SET(skipped, "failed", n->failed_packs);
+	SET(skipped, "listings_failed", n->list_failed);
+	SET(skipped, "lock_refused", n->refused);
+	json_object_set_new(o, "skipped", skipped);
+	json_object_set_new(o, "sources",
 	    json_pack("{s:I, s:I, s:I, s:I, s:I}", "exact_session", (json_int_t)n->from_exact,
 	        "closest_session", (json_int_t)n->from_closest, "packs", (json_int_t)n->from_packs,
 	        "last_shared_crates", (json_int_t)n->last_shared, "sessions_not_valid",
 	        (json_int_t)n->garbage_sessions));
-	return j;
+	return o;
 }
 
 static json_t *

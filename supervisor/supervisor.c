@@ -23,7 +23,6 @@
 #include "store/store.h"
 #include "supervisor/sup_internal.h"
 
-#define MAINT_MS 500
 #define LOCK_TRIES 20
 
 #define INTENT_RESCAN_MS 3000
@@ -241,7 +240,12 @@ setup(struct supervisor *s)
 	route_new(s);
 	prefetch_new(s);
 	workers_init(s);
+	/* spawned before the loop answers anything: a wrapper that waited for our
+	 * socket (proto_supervisor_wait) sends its FETCH at once, and the first
+	 * turn must find the fetchers coming, not answer it with a miss */
+	workers_tick(s, s->started_ms);
 	jobs_scan_intents(s);
+	prefetch_take_hints(s); /* left while no supervisor ran */
 	/* A notice sent while no supervisor listened is lost; the intent file is
 	 * not. Rescan now and then (from the loop) so every intent is taken up. */
 	s->next_rescan = s->started_ms + INTENT_RESCAN_MS;
@@ -288,7 +292,8 @@ stop_progress(struct supervisor *s, int64_t now)
 static void
 maintenance(struct supervisor *s, int64_t now)
 {
-	s->next_maint = now + MAINT_MS;
+	s->next_maint = now + SUP_MAINT_MS;
+	prefetch_take_hints(s); /* in case inotify missed one */
 	sup_bad_summary(s, now);
 	if (file_mtime(config_file_path(s->cfg)) != s->cfg_mtime)
 		reload(s, "configuration changed");
@@ -464,15 +469,19 @@ loop_once(struct supervisor *s)
 		{ s->ctl, 0, ZMQ_POLLIN, 0 },
 		{ s->wrk, 0, ZMQ_POLLIN, 0 },
 		{ NULL, s->sigfd, ZMQ_POLLIN, 0 },
+		{ NULL, prefetch_hint_fd(s), ZMQ_POLLIN, 0 },
 	};
 	struct zio_frames f;
 	struct slot *w;
 	struct msg m;
 	int64_t now = clock_ms();
 
-	if (zmq_poll(items, 3, (long)(next_deadline(s, now) - now)) == -1 && zmq_errno() != EINTR)
+	if (zmq_poll(items, items[3].fd >= 0 ? 4 : 3, (long)(next_deadline(s, now) - now)) == -1 &&
+	    zmq_errno() != EINTR)
 		log_warnx("zmq_poll: %s", zmq_strerror(zmq_errno()));
 	on_signals(s);
+	if (items[3].revents & ZMQ_POLLIN)
+		prefetch_take_hints(s);
 	jobs_take_lost(s);
 	for (int i = 0; i < 256 && zio_recv(s->wrk, &f) == 0; i++) {
 		if (workers_on_message(s, &f, &w, &m) == 1) {
@@ -511,9 +520,11 @@ on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m)
 		prefetch_done(s, w, m);
 	else if (m->type == MSG_JOB_DONE && w->role != ROLE_INDEXER)
 		jobs_done(s, w, m);
-	else if (m->type == MSG_EVENT && w->role == ROLE_INDEXER)
+	else if (m->type == MSG_EVENT && w->role == ROLE_INDEXER) {
+		if (m->status == EVENT_PREFETCH_HIT)
+			prefetch_note_hit(s);
 		sup_publish(s, (int)m->status, m->key);
-	else if ((m->type == MSG_INDEX_REPLY || m->type == MSG_ERROR) && w->role == ROLE_INDEXER)
+	} else if ((m->type == MSG_INDEX_REPLY || m->type == MSG_ERROR) && w->role == ROLE_INDEXER)
 		route_reply(s, w, m);
 	else if (m->type == MSG_INDEX_PROGRESS && w->role == ROLE_INDEXER)
 		route_progress(s, w, m);

@@ -77,21 +77,26 @@ ensure_supervisor(struct wrapper *w)
 }
 
 /* On a local miss with a remote: ask the supervisor's fetcher, within the
- * wrapper's deadline, then look again. 1 when served. */
+ * wrapper's deadline, then look again. With no supervisor up, one is started
+ * (or is being started by another wrapper): the wrapper waits for its socket
+ * within the same deadline and asks then, so that the first misses of a
+ * fresh runner are fetched too rather than compiled. 1 when served. */
 static int
 try_remote(struct wrapper *w)
 {
 	char hex[HASH_HEX_LEN + 1];
-	int64_t now = clock_ms();
+	int64_t now = clock_ms(), ack = now + config_get_int(w->cfg, "wrapper.deadline_ms"),
+	        end = now + config_get_int(w->cfg, "wrapper.fetch_timeout_ms");
 	enum proto_result r;
 
 	hash_to_hex(w->inv, hex);
-	r = proto_client_fetch(store_dir(w->store), hex,
-	    now + config_get_int(w->cfg, "wrapper.deadline_ms"),
-	    now + config_get_int(w->cfg, "wrapper.fetch_timeout_ms"));
-	log_debug("%s: remote fetch: %s", w->args.crate_name, proto_result_name(r));
-	if (r == PROTO_UNAVAILABLE)
+	r = proto_client_fetch(store_dir(w->store), hex, ack, end);
+	if (r == PROTO_UNAVAILABLE) {
 		ensure_supervisor(w);
+		if (proto_supervisor_wait(store_dir(w->store), ack))
+			r = proto_client_fetch(store_dir(w->store), hex, ack, end);
+	}
+	log_debug("%s: remote fetch: %s", w->args.crate_name, proto_result_name(r));
 	if (r != PROTO_OK)
 		return 0;
 	w->from_remote = 1;

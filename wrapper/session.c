@@ -2,8 +2,9 @@
  * marker under the store is older than prefetch.cooldown, or Cargo.lock
  * changed since) tells the supervisor with a prefetch hint, so that the
  * prefetch worker warms the store while cargo works. On most calls this costs
- * two stats (Cargo.lock and the marker); it never waits for the prefetch and
- * never starts a process but the supervisor (as a fetch would). */
+ * two stats (Cargo.lock and the marker); it never waits for the supervisor
+ * nor the prefetch and never starts a process but the supervisor (as a fetch
+ * would). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,7 +18,6 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
-#include "proto/client.h"
 #include "proto/hint.h"
 #include "proto/paths.h"
 #include "wrapper/wrapper.h"
@@ -25,16 +25,12 @@
 /* Cargo.lock is hashed into the hint only up to this size; the worker refuses
  * larger ones anyway. */
 #define SESSION_LOCK_HASH_MAX (8 << 20)
-/* A hint the supervisor did not acknowledge in time is sent again this much
- * later (by the next wrapper then), not a whole cooldown later. */
-#define SESSION_RETRY_MS 1000
 
 static int find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st);
 static int64_t cooldown_ms(const struct config *cfg);
 static int fresh(const struct stat *marker, const struct stat *lock, int64_t cooldown);
 static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h);
 static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
-static void marker_age(const char *marker, int64_t age_ms);
 static int session_start(struct wrapper *w, const char *lock, const char *marker,
     const struct stat *ls);
 
@@ -138,16 +134,6 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 	snprintf(h->toolchain, sizeof h->toolchain, "%s", w->toolchain);
 }
 
-/* Sets the marker's mtime age_ms in the past. */
-static void
-marker_age(const char *marker, int64_t age_ms)
-{
-	int64_t t = clock_wall_ms() - (age_ms > 0 ? age_ms : 0);
-	struct timespec ts[2] = { { 0, UTIME_OMIT }, { t / 1000, t % 1000 * 1000000 } };
-
-	utimensat(AT_FDCWD, marker, ts, 0);
-}
-
 int
 session_hint(struct wrapper *w)
 {
@@ -176,42 +162,43 @@ session_hint(struct wrapper *w)
 
 /* The slow path, once a session: one wrapper at a time per workspace (a
  * lock beside the marker; the others go on without waiting), the marker
- * looked at again under it, the hint sent, and the marker rewritten unless
- * no supervisor runs (then one is started, and a later call hints). 1 when a
- * supervisor should be started. */
+ * looked at again under it, the hint left in run/hints/<name> for the
+ * supervisor (proto/hint.h: a file, so nothing here waits for a supervisor,
+ * hung, stopped or absent, and a hint is not lost when none runs yet), then
+ * the marker rewritten. A hint that cannot be written leaves the marker
+ * alone: a later compile tries again. 1 when no supervisor runs (the caller
+ * starts one, which takes the hint). */
 static int
 session_start(struct wrapper *w, const char *lock, const char *marker, const struct stat *ls)
 {
 	char *dir = path_dirname(marker), *lk = xasprintf("%s.lock", marker), *text;
+	const char *name = strrchr(marker, '/') + 1;
 	struct proto_paths p;
 	struct proto_hint h;
 	struct stat ms;
-	enum proto_result r = PROTO_UNAVAILABLE;
-	int fd, start = 0;
+	int fd, pf, start = 0;
 
 	fs_mkdir_p(dir, 0700);
 	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
 	    (stat(marker, &ms) != 0 || !fresh(&ms, ls, cooldown_ms(w->cfg)))) {
 		fill_hint(w, lock, &h);
-		if (config_get_size(w->cfg, "prefetch.max_bytes") <= 0)
-			r = PROTO_OK; /* prefetch off: the marker only names the session */
-		else if (proto_paths_init(&p, store_dir(w->store)) == 0 &&
-		    proto_supervisor_running(&p))
-			r = proto_client_prefetch_hint(store_dir(w->store), &h,
-			    clock_ms() + config_get_int(w->cfg, "wrapper.deadline_ms"));
-		log_debug("prefetch hint for %s: %s", lock, proto_result_name(r));
-		start = r == PROTO_UNAVAILABLE;
-		/* what a session manifest's fingerprint is made of (remote/session.h) */
-		text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\ntarget=%s\nprofile=%s\n"
-		                 "toolchain=%s\n",
-		    lock, (long long)ls->st_size, (unsigned long long)ls->st_ino,
-		    (long long)ts_ms(&ls->st_mtim), h.target, h.profile, h.toolchain);
-		if (!start && fs_write_atomic(marker, text, strlen(text), 0600) < 0)
-			log_warn("write %s", marker);
-		else if (r == PROTO_TIMEOUT) /* a busy supervisor: try again soon */
-			marker_age(marker, cooldown_ms(w->cfg) - SESSION_RETRY_MS);
-		free(text);
+		/* prefetch off: no hint, the marker only names the session */
+		pf = config_get_size(w->cfg, "prefetch.max_bytes") > 0;
+		if (!pf || proto_hint_file_write(store_dir(w->store), name, &h) == 0) {
+			/* what a session manifest's fingerprint is made of (remote/session.h) */
+			text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\ntarget=%s\nprofile="
+			                 "%s\ntoolchain=%s\n",
+			    lock, (long long)ls->st_size, (unsigned long long)ls->st_ino,
+			    (long long)ts_ms(&ls->st_mtim), h.target, h.profile, h.toolchain);
+			if (fs_write_atomic(marker, text, strlen(text), 0600) < 0)
+				log_warn("write %s", marker);
+			free(text);
+			start = pf && proto_paths_init(&p, store_dir(w->store)) == 0 &&
+			    !proto_supervisor_running(&p);
+		}
+		log_debug("session of %s: %s%s", lock, pf ? "prefetch hint left" : "no prefetch",
+		    start ? "; a supervisor is started" : "");
 	}
 	if (fd >= 0)
 		close(fd);

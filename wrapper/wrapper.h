@@ -171,10 +171,10 @@ void memo_free(struct wrapper *w);
 /* ---- session.c: the build session and the prefetch hint ---- */
 
 /* With a remote: when this workspace's session marker (run/sessions/) is older
- * than prefetch.cooldown or Cargo.lock changed since, sends the supervisor a
- * prefetch hint (not waiting for the prefetch) and renews the marker. Two
- * stats on most calls. 1 when no supervisor runs to take the hint (the caller
- * starts one; a later call hints). */
+ * than prefetch.cooldown or Cargo.lock changed since, leaves the supervisor a
+ * prefetch hint (a file: waits for nobody) and renews the marker. Two stats
+ * on most calls. 1 when no supervisor runs to take the hint (the caller starts
+ * one, which takes it). */
 int session_hint(struct wrapper *w);
 
 /* ---- hit.c: match a candidate, restore its outputs, replay rustc's output ---- */

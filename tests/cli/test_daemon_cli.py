@@ -43,7 +43,7 @@ class Daemon(kh.IndexedStore, unittest.TestCase):
         self.assertTrue(ok, out)
         self.assertIn("supervisor: pid", out)
         self.assertIn("indexer", out)
-        self.assertIn("compiles: 2 hits (0 remote), 3 misses, 1 pass-throughs, 3 entries", out)
+        self.assertIn("compiles: 2 hits (0 prefetched, 0 remote), 3 misses, 1 pass-throughs, 3 entries", out)
         doc = json.loads(self.run_k("daemon", "status", "--json").stdout)
         self.assertEqual(doc["index"]["hits"], 2)
         self.assertIs(doc["remote_off"], False)

@@ -37,6 +37,9 @@ endif()
 if(TARGET kache AND TARGET kached)
   kache_py_tests(scenarios/test_prefetch.py NAME scenario_prefetch_{case} TIMEOUT 600
       LABELS scenario ARGS $<TARGET_FILE:kache>)
+  # what a user sees of it: stats, status, a fresh runner, the hint
+  kache_py_tests(scenarios/test_prefetch_stats.py NAME scenario_pfstats_{case} TIMEOUT 600
+      LABELS scenario ARGS $<TARGET_FILE:kache>)
 endif()
 # Signed remotes over the directory remote (tests/scenarios/test_signing.py;
 # the S3 class: tests/cmake/s3.cmake).

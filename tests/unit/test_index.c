@@ -67,14 +67,14 @@ put_blob(struct fx *f, char c, size_t n, unsigned char h[HASH_LEN], uint64_t *si
 
 /* Writes an entry whose outputs are blobs of the given fill bytes (1000 bytes
  * each), and journals its miss at ts. */
+/* Writes an entry file (a result nobody journalled yet). */
 static void
-add_entry(struct fx *f, const char *crate, const char *fills, int64_t ts,
+write_entry(struct fx *f, const char *crate, const char *fills, int64_t ts,
     unsigned char key[HASH_LEN])
 {
 	size_t n = strlen(fills);
 	struct store_output *o = xcalloc(n, sizeof *o);
 	struct store_entry e;
-	struct journal_event ev;
 
 	for (size_t i = 0; i < n; i++) {
 		put_blob(f, fills[i], 1000, o[i].hash, &o[i].size);
@@ -91,6 +91,16 @@ add_entry(struct fx *f, const char *crate, const char *fills, int64_t ts,
 	e.created_ms = ts;
 	assert_int_equal(store_entry_write(f->s, key, &e), 0);
 	store_entry_clear(&e);
+}
+
+/* An entry a compile stored, with its miss in the journal. */
+static void
+add_entry(struct fx *f, const char *crate, const char *fills, int64_t ts,
+    unsigned char key[HASH_LEN])
+{
+	struct journal_event ev;
+
+	write_entry(f, crate, fills, ts, key);
 	memset(&ev, 0, sizeof ev);
 	ev.type = JOURNAL_MISS;
 	ev.ts_ms = ts;
@@ -120,6 +130,75 @@ journal(struct fx *f, enum journal_type t, const char *reason, const unsigned ch
 	ev.bytes = bytes;
 	ev.us = 10;
 	assert_int_equal(journal_append(f->dir, &ev), 0);
+}
+
+struct prefetch_seen {
+	int prefetched, records;
+};
+
+static void
+record_cb(int type, const unsigned char *res, int prefetched, void *arg)
+{
+	struct prefetch_seen *ps = arg;
+
+	(void)type;
+	(void)res;
+	ps->records++;
+	ps->prefetched += prefetched;
+}
+
+/* Where hits come from: the first hit on an entry prefetch imported is
+ * prefetched, later ones local, and so are all when a fetch on a miss or a
+ * compile that stored it came first, or when it was used before the import.
+ * The index is made first (as the indexer does at its start), so that the
+ * entries are not found by its first scan. */
+static void
+test_prefetched_hits(void **state)
+{
+	struct fx *f = *state;
+	unsigned char p1[HASH_LEN], p2[HASH_LEN], p3[HASH_LEN], p4[HASH_LEN], f1[HASH_LEN];
+	struct prefetch_seen ps = { 0, 0 };
+	struct index_stats st;
+	struct index *ix;
+
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	index_free(&ix);
+	write_entry(f, "serde", "a", 1000, p1);
+	write_entry(f, "libc", "b", 1001, p2);
+	write_entry(f, "log", "c", 1002, p3);
+	add_entry(f, "memchr", "d", 1003, p4); /* compiled here first, and used */
+	journal(f, JOURNAL_HIT, "", p4, 1500, 100, 1000);
+	write_entry(f, "regex", "e", 1004, f1);
+	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_PREFETCH, p1, 2000, 0, 1000);
+	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_PREFETCH, p2, 2000, 0, 1000);
+	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_PREFETCH, p3, 2000, 0, 1000);
+	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_PREFETCH, p4, 2000, 0, 1000);
+	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_FETCH, f1, 2000, 0, 1000);
+	journal(f, JOURNAL_HIT, "", p1, 3000, 100, 1000);        /* prefetched */
+	journal(f, JOURNAL_HIT, "", p1, 3001, 100, 1000);        /* local: used before */
+	journal(f, JOURNAL_REMOTE_HIT, "", p2, 3002, 100, 1000); /* the fetch won */
+	journal(f, JOURNAL_HIT, "", p2, 3003, 100, 1000);        /* local */
+	journal(f, JOURNAL_MISS, "", p3, 3004, 100, 1000);       /* stored by a compile too */
+	journal(f, JOURNAL_HIT, "", p3, 3005, 100, 1000);        /* local */
+	journal(f, JOURNAL_HIT, "", p4, 3006, 100, 1000);        /* local: used before */
+	journal(f, JOURNAL_HIT, "", f1, 3007, 100, 1000);        /* local */
+
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	index_set_record_hook(ix, record_cb, &ps);
+	assert_int_equal(index_ingest(ix), 15);
+	assert_int_equal(ps.records, 15);
+	assert_int_equal(ps.prefetched, 1);
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.hits, 7);
+	assert_int_equal(st.prefetched_hits, 1);
+	assert_int_equal(st.remote_hits, 1);
+	assert_int_equal(st.prefetch_imported, 4);
+	assert_int_equal(st.fetch_imported, 1);
+	assert_int_equal(st.entries, 5);
+	index_stats_clear(&st);
+	index_free(&ix);
 }
 
 static int
@@ -622,6 +701,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ingest_counters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetched_hits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record_forgets_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_lru_and_shared_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_stale_tmp_and_orphans, setup, teardown),

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "proto/hint.h"
 #include "proto/msg.h"
 #include "proto/paths.h"
@@ -376,6 +378,64 @@ test_prefetch_hint(void **state)
 	buf_free(&out);
 }
 
+/* The hint as a file (run/hints/<16 hex>): written whole, read back the same;
+ * a bad name, garbage, another message or an oversized file is refused. */
+static void
+test_prefetch_hint_file(void **state)
+{
+	char dir[] = "/tmp/kache-hint-XXXXXX", *path, *junk;
+	struct proto_hint h = { 0 }, got;
+	struct msg m;
+	struct buf b;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(h.root, sizeof h.root, "%s", "/w");
+	snprintf(h.lock, sizeof h.lock, "%s", "/w/Cargo.lock");
+	snprintf(h.lock_hash, sizeof h.lock_hash, "%s", key);
+	assert_int_equal(proto_hint_file_write(dir, "0123456789abcdef", &h), 0);
+	assert_int_equal(proto_hint_file_write(dir, "../escape", &h), -1);
+	assert_int_equal(proto_hint_file_name_ok("0123456789abcdef"), 1);
+	assert_int_equal(proto_hint_file_name_ok(".0123456789abcde"), 0);
+	path = xasprintf("%s/" PROTO_HINT_DIR "/0123456789abcdef", dir);
+	assert_int_equal(proto_hint_file_read(path, &m), 0);
+	assert_int_equal(proto_hint_from_msg(&m, &got), 0);
+	assert_memory_equal(&got, &h, sizeof h);
+	msg_clear(&m);
+	junk = xasprintf("%s/junk", dir);
+	f = fopen(junk, "wb");
+	assert_non_null(f);
+	fputs("\x93not a message", f);
+	fclose(f);
+	assert_int_equal(proto_hint_file_read(junk, &m), -1);
+	msg_init(&m, MSG_PING, 1); /* a message, not a hint */
+	buf_init(&b);
+	assert_int_equal(msg_encode(&m, &b), 0);
+	f = fopen(junk, "wb");
+	fwrite(b.p, 1, b.len, f);
+	for (int i = 0; i < PROTO_HINT_FILE_MAX; i++)
+		fputc(0, f);
+	fclose(f);
+	assert_int_equal(proto_hint_file_read(junk, &m), -1); /* too large */
+	f = fopen(junk, "wb");
+	fwrite(b.p, 1, b.len, f);
+	fclose(f);
+	assert_int_equal(proto_hint_file_read(junk, &m), -1); /* not a hint */
+	buf_free(&b);
+	unlink(junk);
+	unlink(path);
+	free(junk);
+	free(path);
+	path = xasprintf("%s/" PROTO_HINT_DIR, dir);
+	rmdir(path);
+	free(path);
+	path = xasprintf("%s/run", dir);
+	rmdir(path);
+	free(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -390,6 +450,7 @@ main(void)
 		cmocka_unit_test(test_encode_refuses_unknown),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_prefetch_hint),
+		cmocka_unit_test(test_prefetch_hint_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,16 +20,18 @@
 #define OPEN_RETRY_MS 1000
 #define SPACE_RETRY_MAX_MS 60000
 
-static void on_record(int type, const unsigned char *res, void *arg);
+static void on_record(int type, const unsigned char *res, int prefetched, void *arg);
 static void on_tick(void *arg, int64_t now);
 static void note_space(struct indexer *x);
 static void run_gc(struct indexer *x, int64_t now);
 static int64_t gc_interval_ms(const struct indexer *x);
 
-/* Ingested hits and misses go up as EVENT_HIT / EVENT_MISS, keyed by the
- * result key ("" when the record has none); the supervisor publishes them. */
+/* Ingested hits and misses go up as EVENT_HIT (EVENT_PREFETCH_HIT for the
+ * first use of an entry prefetch imported: the supervisor counts those in its
+ * status) / EVENT_MISS, keyed by the result key ("" when the record has none);
+ * the supervisor publishes them. */
 static void
-on_record(int type, const unsigned char *res, void *arg)
+on_record(int type, const unsigned char *res, int prefetched, void *arg)
 {
 	char hex[HASH_HEX_LEN + 1] = "";
 	struct msg m;
@@ -40,7 +42,7 @@ on_record(int type, const unsigned char *res, void *arg)
 	if (res != NULL)
 		hash_to_hex(res, hex);
 	msg_init(&m, MSG_EVENT, 0);
-	m.status = type == JOURNAL_HIT ? EVENT_HIT : EVENT_MISS;
+	m.status = type == JOURNAL_MISS ? EVENT_MISS : prefetched ? EVENT_PREFETCH_HIT : EVENT_HIT;
 	snprintf(m.key, sizeof m.key, "%s", hex);
 	proto_worker_send(&m);
 }

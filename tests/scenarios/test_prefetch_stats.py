@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""What a user sees of the remote half on a fresh runner, over real cargo builds
+of tests/fixtures/ws: `kache stats` telling local, prefetched and remote hits
+apart (with and without a supervisor), the supervisor's status carrying the
+prefetch, a fresh runner whose supervisor nobody started by hand served whole,
+and the hint never waiting for a supervisor (one stopped with SIGSTOP gets it
+once it runs again).
+
+Runner A fills a directory remote and ends its job with `kache supervisor
+stop`; runner B has an empty store, other paths, and no supervisor started by
+hand (its first wrapper starts one).
+
+usage: test_prefetch_stats.py <path to kache> [unittest args]
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+import kache_harness as kh  # noqa: E402
+from kache_harness import CRATES, Workspace  # noqa: E402
+
+HIT_FIELDS = ("hits", "local_hits", "prefetched_hits", "remote_hits", "misses",
+              "prefetch_imported", "fetch_imported")
+
+
+def kache(ws, *args, timeout=60):
+    return subprocess.run([kh.KACHE, *args], env=ws.env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def status(ws):
+    """The supervisor's status document, or None when none answers."""
+    p = kache(ws, "supervisor", "status", "--json")
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def prefetch(ws):
+    """The status document's "prefetch", {} when no supervisor answers."""
+    return (status(ws) or {}).get("prefetch", {})
+
+
+def stats(ws):
+    p = kache(ws, "stats", "--json")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout[p.stdout.index("{"):])
+
+
+def hit_counts(st):
+    return {k: st[k] for k in HIT_FIELDS}
+
+
+class FreshRunner(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-pfstats-")
+        self.remote = os.path.join(self.tmp, "remote")
+        self.envs = []
+
+    def tearDown(self):
+        for env in self.envs:
+            subprocess.run([kh.KACHE, "supervisor", "stop", "--timeout", "20s"],
+                           env=env, capture_output=True, timeout=90)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def runner(self, name, root, start=False, **env):
+        os.makedirs(root, exist_ok=True)
+        ws = Workspace(root, os.path.join(self.tmp, name + "-store"), name)
+        ws.env.update(dict(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote,
+                           KACHE_CONFIG=os.path.join(self.tmp, "none.toml"),
+                           KACHE_DEADLINE_MS="1000"), **env)
+        self.envs.append(ws.env)
+        if start:
+            p = kache(ws, "supervisor", "start")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        return ws
+
+    def populate(self):
+        """Runner A's job: build, then `kache supervisor stop` (every upload
+        leaves). Returns the app's output and how many compiles the build made."""
+        a = self.runner("a", self.tmp, start=True, KACHE_PREFETCH_MAX_BYTES="0")
+        a.cargo("build")
+        compiled = a.compiled()
+        self.assertTrue(CRATES.issubset(set(compiled)))
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return a.run_app(), len(compiled)
+
+    def stop(self, ws):
+        p = kache(ws, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIsNone(status(ws))
+
+    def test_fresh_runner_fetches_its_first_misses_too(self):
+        """Prefetch off: every compile of runner B is a fetch on a miss, the first
+        ones included, made while B's own wrapper was starting its supervisor."""
+        out, n = self.populate()
+        # deadlines for a loaded machine: what is tested is that the wrapper
+        # waits for the supervisor it started, not how fast the machine is
+        b = self.runner("b", os.path.join(self.tmp, "far", "away"),
+                        KACHE_PREFETCH_MAX_BYTES="0", KACHE_DEADLINE_MS="3000",
+                        KACHE_FETCH_TIMEOUT_MS="30000")
+        b.cargo("build")
+        log = os.path.join(b.env["KACHE_DIR"], "logs", "wrapper.log")
+        fetches = [l for l in open(log) if "remote fetch" in l] if os.path.exists(log) else []
+        self.assertEqual(b.compiled(), [],
+                         "compiles of a fresh runner reached rustc: the remote did "
+                         "not serve them:\n" + "".join(fetches))
+        self.assertEqual(b.run_app(), out)
+        self.assertIsNotNone(status(b), "no wrapper started a supervisor")
+        with_sup = hit_counts(stats(b))
+        self.assertEqual(with_sup["remote_hits"], n, with_sup)
+        self.assertEqual(with_sup["local_hits"], 0, with_sup)
+        self.assertEqual(with_sup["prefetched_hits"], 0, with_sup)
+        self.assertEqual(with_sup["misses"], 0, with_sup)
+        self.assertEqual(with_sup["prefetch_imported"], 0, with_sup)
+        self.assertGreaterEqual(with_sup["fetch_imported"], n, with_sup)
+        self.stop(b)
+        self.assertEqual(hit_counts(stats(b)), with_sup,
+                         "stats differ without a supervisor")
+
+    def test_prefetched_hits_are_told_apart_from_remote_and_local(self):
+        """A CI job's shape: `cargo check` (the hint; build scripts and the
+        proc-macro are fetched or prefetched, the rest compiles in metadata mode
+        and is not in the remote), wait for the prefetch, `cargo build`: every
+        compile of the build is a prefetched hit; over the job, prefetched plus
+        remote hits are exactly runner A's compiles."""
+        out, n = self.populate()
+        b = self.runner("b", os.path.join(self.tmp, "far", "away"),
+                        KACHE_DEADLINE_MS="3000", KACHE_FETCH_TIMEOUT_MS="30000")
+        b.cargo("check")
+        self.assertTrue(kh.wait_for(lambda: prefetch(b).get("sessions_done", 0) >= 1,
+                                    timeout=120), prefetch(b))
+        s1 = hit_counts(stats(b))
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [])
+        self.assertEqual(b.run_app(), out)
+        s2 = hit_counts(stats(b))
+        build = (s2["hits"] + s2["remote_hits"] + s2["misses"]
+                 - s1["hits"] - s1["remote_hits"] - s1["misses"])
+        self.assertGreater(build, 0)
+        self.assertEqual(s2["prefetched_hits"] - s1["prefetched_hits"], build, (s1, s2))
+        self.assertEqual(s2["remote_hits"], s1["remote_hits"], (s1, s2))
+        self.assertEqual(s2["misses"], s1["misses"], (s1, s2))
+        self.assertEqual(s2["local_hits"], 0, s2)
+        self.assertEqual(s2["prefetched_hits"] + s2["remote_hits"], n, s2)
+        self.assertGreaterEqual(s2["prefetch_imported"], s2["prefetched_hits"], s2)
+        self.assertEqual(s2["hits"], s2["local_hits"] + s2["prefetched_hits"], s2)
+        # the status counts the same hits, with the session's numbers
+        self.assertTrue(kh.wait_for(lambda: prefetch(b).get("hits") == s2["prefetched_hits"],
+                                    timeout=10), prefetch(b))
+        pf = status(b)["prefetch"]
+        self.assertEqual(pf["hints"], 1, pf)
+        self.assertEqual(pf["hints_dropped"], 0, pf)
+        self.assertEqual(sorted(pf["hints_dropped_why"]),
+                         ["no_prefetch", "queue_full", "session_running", "stale"], pf)
+        self.assertGreaterEqual(pf["packs"], s2["prefetched_hits"], pf)
+        self.assertGreater(pf["bytes"], 0, pf)
+        for k in ("present", "over_max_bytes", "rejected", "failed", "listings_failed",
+                  "lock_refused"):
+            self.assertIn(k, pf["skipped"], pf)
+        text = kache(b, "supervisor", "status").stdout
+        self.assertRegex(text, r"prefetch: 1 hints \(0 dropped.*\), 1 sessions \(1 done, "
+                               r"0 lost\), %d packs \(\d+ bytes\), %d hits"
+                         % (pf["packs"], s2["prefetched_hits"]))
+        text = kache(b, "stats").stdout
+        self.assertIn("(local 0, prefetched %d, remote %d)"
+                      % (s2["prefetched_hits"], s2["remote_hits"]), text)
+        # without a supervisor: the same numbers, read from the store
+        self.stop(b)
+        self.assertEqual(hit_counts(stats(b)), s2, "stats differ without a supervisor")
+        # a second build over the same store: every compile a local hit now
+        b.cargo("clean")
+        b.cargo("build", KACHE_PREFETCH_MAX_BYTES="0")
+        s3 = hit_counts(stats(b))
+        self.assertEqual(s3["local_hits"], n, s3)
+        self.assertEqual(s3["prefetched_hits"], s2["prefetched_hits"], s3)
+
+    def test_hint_to_a_stopped_supervisor_waits_on_disk_and_is_taken_later(self):
+        """The hint never waits for the supervisor: with it stopped (SIGSTOP) the
+        build finishes, its hint waits in run/hints, and once the supervisor runs
+        again it takes the hint without any further cargo command."""
+        ws = self.runner("s", self.tmp, start=True, KACHE_DEADLINE_MS="200")
+        pid = status(ws)["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            ws.cargo("build")
+            self.assertTrue(CRATES.issubset(set(ws.compiled())))
+            hints = os.path.join(ws.env["KACHE_DIR"], "run", "hints")
+            left = os.listdir(hints) if os.path.isdir(hints) else []
+            self.assertEqual(len(left), 1, "the hint is not waiting on disk: %s" % left)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertTrue(kh.wait_for(lambda: prefetch(ws).get("sessions_done", 0) >= 1,
+                                    timeout=60), prefetch(ws))
+        pf = prefetch(ws)
+        self.assertEqual(pf["hints"], 1, pf)
+        self.assertEqual(os.listdir(hints), [])
+
+    def test_garbage_hint_file_is_removed_and_counted(self):
+        """A hint file that is not a hint (hostile or damaged) is removed, counted
+        as malformed and logged; the next good one is taken."""
+        ws = self.runner("h", self.tmp, start=True)
+        hints = os.path.join(ws.env["KACHE_DIR"], "run", "hints")
+        with open(os.path.join(hints, ".tmp"), "wb") as f:
+            f.write(b"\x93garbage" * 100)
+        os.rename(os.path.join(hints, ".tmp"), os.path.join(hints, "0123456789abcdef"))
+        self.assertTrue(kh.wait_for(lambda: prefetch(ws).get("hints_malformed") == 1,
+                                    timeout=10), prefetch(ws))
+        self.assertEqual(os.listdir(hints), [])
+        ws.cargo("build")
+        self.assertTrue(kh.wait_for(lambda: prefetch(ws).get("sessions_done", 0) >= 1,
+                                    timeout=60), prefetch(ws))
+        log = open(os.path.join(ws.env["KACHE_DIR"], "logs", "supervisor.log")).read()
+        self.assertIn("not a prefetch hint", log)
+
+
+if __name__ == "__main__":
+    kh.take_kache_arg()
+    unittest.main()
