@@ -15,6 +15,7 @@
 #include "cli/why_explain.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/hash.h"
 #include "cli/commands.h"
 #include "common/fs.h"
 #include "common/util.h"
@@ -35,6 +36,7 @@ static void load_journal(const char *dir, struct events *out);
 static size_t session_start(const struct events *e, int64_t since_ms, int64_t gap_ms);
 static void bump(json_t *obj, const char *key, json_int_t by);
 static const char *miss_cause(struct whyx *x, const struct journal_event *ev);
+static const char *hit_kind(json_t *pre, const struct journal_event *ev);
 static json_t *build_report(const char *dir, const struct events *e, size_t from);
 static void add_slowest(json_t *slow, const struct journal_event *ev, const char *cause);
 static void print_text(json_t *r);
@@ -169,22 +171,56 @@ add_slowest(json_t *slow, const struct journal_event *ev, const char *cause)
 		json_array_remove(slow, REPORT_SLOWEST);
 }
 
+/* Follows prefetch's imports through the events, as the index does: a
+ * result a prefetch imported (kept in pre, by hex key) makes its first local
+ * hit "prefetched". For a hit: "local", "prefetched" or "remote"; NULL for
+ * anything else (an import is noted). */
+static const char *
+hit_kind(json_t *pre, const struct journal_event *ev)
+{
+	char hex[HASH_HEX_LEN + 1] = "";
+
+	if (ev->has_res)
+		hash_to_hex(ev->res, hex);
+	if (ev->type == JOURNAL_IMPORT) {
+		if (hex[0] && strcmp(ev->reason, JOURNAL_IMPORT_PREFETCH) == 0)
+			json_object_set_new(pre, hex, json_true());
+		return NULL;
+	}
+	if (ev->type == JOURNAL_REMOTE_HIT || ev->type == JOURNAL_MISS) {
+		if (hex[0])
+			json_object_del(pre, hex); /* used otherwise first */
+		return ev->type == JOURNAL_REMOTE_HIT ? "remote" : NULL;
+	}
+	if (ev->type != JOURNAL_HIT)
+		return NULL;
+	if (hex[0] && json_object_get(pre, hex) != NULL) {
+		json_object_del(pre, hex);
+		return "prefetched";
+	}
+	return "local";
+}
+
 /* The report document (schema 1, docs/report.schema.json) over e->v[from..]. */
 static json_t *
 build_report(const char *dir, const struct events *e, size_t from)
 {
-	json_t *r = json_pack("{s:i, s:I, s:I, s:I, s:{s:i, s:i}, s:{s:i, s:{}}, s:{s:i, s:{}}, "
-	                      "s:i, s:i, s:i, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:[]}",
-	    "schema", 1, "from_ms", (json_int_t)(from < e->n ? e->v[from].ts_ms : 0), "to_ms",
-	    (json_int_t)(e->n ? e->v[e->n - 1].ts_ms : 0), "compiles", (json_int_t)(e->n - from),
-	    "hits", "local", 0, "remote", 0, "misses", "total", 0, "by_cause", "pass_throughs",
-	    "total", 0, "by_reason", "errors", 0, "corrupt", 0, "rejected", 0, "time_saved_ms",
-	    (json_int_t)0, "compile_ms", (json_int_t)0, "kache_ms", (json_int_t)0, "bytes",
-	    "restored", (json_int_t)0, "fetched", (json_int_t)0, "stored", (json_int_t)0,
-	    "slowest_misses");
+	json_t *r =
+	    json_pack("{s:i, s:I, s:I, s:I, s:{s:i, s:i, s:i}, s:{s:i, s:{}}, s:{s:i, s:{}}, "
+	              "s:i, s:i, s:i, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:[]}",
+	        "schema", 1, "from_ms", (json_int_t)(from < e->n ? e->v[from].ts_ms : 0), "to_ms",
+	        (json_int_t)(e->n ? e->v[e->n - 1].ts_ms : 0), "compiles",
+	        (json_int_t)(e->n - from), "hits", "local", 0, "prefetched", 0, "remote", 0,
+	        "misses", "total", 0, "by_cause", "pass_throughs", "total", 0, "by_reason",
+	        "errors", 0, "corrupt", 0, "rejected", 0, "time_saved_ms", (json_int_t)0,
+	        "compile_ms", (json_int_t)0, "kache_ms", (json_int_t)0, "bytes", "restored",
+	        (json_int_t)0, "fetched", (json_int_t)0, "stored", (json_int_t)0, "slowest_misses");
 	struct whyx *x = whyx_new(dir);
+	json_t *pre = json_object();
 	uint64_t us = 0;
 
+	for (size_t i = 0; i < from; i++) /* imports before the session, and their uses */
+		hit_kind(pre, &e->v[i]);
 	for (size_t i = from; i < e->n; i++) {
 		const struct journal_event *ev = &e->v[i];
 		json_t *hits = json_object_get(r, "hits"), *b = json_object_get(r, "bytes");
@@ -194,7 +230,7 @@ build_report(const char *dir, const struct events *e, size_t from)
 		switch (ev->type) {
 		case JOURNAL_HIT:
 		case JOURNAL_REMOTE_HIT:
-			bump(hits, ev->type == JOURNAL_HIT ? "local" : "remote", 1);
+			bump(hits, hit_kind(pre, ev), 1);
 			bump(r, "time_saved_ms", (json_int_t)ev->ms);
 			bump(b, ev->type == JOURNAL_HIT ? "restored" : "fetched",
 			    (json_int_t)ev->bytes);
@@ -215,13 +251,16 @@ build_report(const char *dir, const struct events *e, size_t from)
 		case JOURNAL_ERROR: bump(r, "errors", 1); break;
 		case JOURNAL_CORRUPT: bump(r, "corrupt", 1); break;
 		case JOURNAL_REJECTED: bump(r, "rejected", 1); break;
+		case JOURNAL_IMPORT: hit_kind(pre, ev); break;
 		}
 	}
 	json_object_set_new(r, "kache_ms", json_integer((json_int_t)(us / 1000)));
 	json_object_set_new(r, "compiles",
-	    json_integer(ival(r, "hits.local") + ival(r, "hits.remote") + ival(r, "misses.total") +
-	        ival(r, "pass_throughs.total") + ival(r, "errors")));
+	    json_integer(ival(r, "hits.local") + ival(r, "hits.prefetched") +
+	        ival(r, "hits.remote") + ival(r, "misses.total") + ival(r, "pass_throughs.total") +
+	        ival(r, "errors")));
 	whyx_free(&x);
+	json_decref(pre);
 	return r;
 }
 
@@ -252,8 +291,8 @@ print_text(json_t *r)
 	format_size((uint64_t)ival(r, "bytes.fetched"), sz[1], sizeof sz[1]);
 	format_size((uint64_t)ival(r, "bytes.stored"), sz[2], sizeof sz[2]);
 	printf("compiles: %lld\n", (long long)ival(r, "compiles"));
-	printf("hits: %lld local, %lld remote\n", (long long)ival(r, "hits.local"),
-	    (long long)ival(r, "hits.remote"));
+	printf("hits: %lld local, %lld prefetched, %lld remote\n", (long long)ival(r, "hits.local"),
+	    (long long)ival(r, "hits.prefetched"), (long long)ival(r, "hits.remote"));
 	printf("misses: %lld\n", (long long)ival(r, "misses.total"));
 	json_object_foreach(json_object_get(json_object_get(r, "misses"), "by_cause"), k, v)
 		printf("  %s: %lld\n", k, (long long)json_integer_value(v));
@@ -280,12 +319,14 @@ print_markdown(json_t *r)
 	const char *k;
 	json_t *v;
 	size_t i;
-	json_int_t c = ival(r, "compiles"), h = ival(r, "hits.local") + ival(r, "hits.remote");
+	json_int_t c = ival(r, "compiles"),
+	           h = ival(r, "hits.local") + ival(r, "hits.prefetched") + ival(r, "hits.remote");
 
 	printf("### kache: %lld of %lld compiles from the cache\n\n", (long long)h, (long long)c);
 	printf("| | count |\n|---|---:|\n");
-	printf("| hits (local) | %lld |\n| hits (remote) | %lld |\n",
-	    (long long)ival(r, "hits.local"), (long long)ival(r, "hits.remote"));
+	printf("| hits (local) | %lld |\n| hits (prefetched) | %lld |\n| hits (remote) | %lld |\n",
+	    (long long)ival(r, "hits.local"), (long long)ival(r, "hits.prefetched"),
+	    (long long)ival(r, "hits.remote"));
 	printf("| misses | %lld |\n", (long long)ival(r, "misses.total"));
 	json_object_foreach(json_object_get(json_object_get(r, "misses"), "by_cause"), k, v)
 		printf("| &nbsp;&nbsp;miss: %s | %lld |\n", k, (long long)json_integer_value(v));

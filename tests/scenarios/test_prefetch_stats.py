@@ -171,6 +171,10 @@ class FreshRunner(unittest.TestCase):
         text = kache(b, "stats").stdout
         self.assertIn("(local 0, prefetched %d, remote %d)"
                       % (s2["prefetched_hits"], s2["remote_hits"]), text)
+        # the session's report tells the same hits apart
+        rep = json.loads(kache(b, "report", "--since", "1h", "--format", "json").stdout)
+        self.assertEqual((rep["hits"]["local"], rep["hits"]["prefetched"], rep["hits"]["remote"]),
+                         (0, s2["prefetched_hits"], s2["remote_hits"]), rep)
         # without a supervisor: the same numbers, read from the store
         self.stop(b)
         self.assertEqual(hit_counts(stats(b)), s2, "stats differ without a supervisor")

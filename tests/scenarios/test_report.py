@@ -154,7 +154,7 @@ class Report(Base):
         self.assertGreater(doc["time_saved_ms"], 0)
         text = self.report()
         self.assertIn("misses: %d\n" % len(warm), text)
-        self.assertIn("hits: %d local, 0 remote\n" % (len(cold) - len(warm)), text)
+        self.assertIn("hits: %d local, 0 prefetched, 0 remote\n" % (len(cold) - len(warm)), text)
         both = json.loads(self.report("--since", "1h", "--format", "json"))
         self.check_schema(both)
         self.assertEqual(both["misses"]["total"], len(cold) + len(warm))
