@@ -36,6 +36,8 @@ struct remote *remote_open(const struct config *cfg, char *err, size_t errlen);
 int remote_open_for_worker(const struct config *cfg, struct remote **r);
 /* 1 when uploads are skipped (s3.read_only): nothing is written. */
 int remote_read_only(const struct remote *r);
+/* The planner client (planner.endpoint), or NULL. */
+struct planner_client *remote_planner(const struct remote *r);
 /* Takes ownership; NULLs *r. */
 void remote_free(struct remote **r);
 /* Makes the result res_hex (and what it references) present in the remote;

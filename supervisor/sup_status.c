@@ -41,8 +41,9 @@ prefetch_json(const struct prefetch_counts *n)
 	SET(skipped, "lock_refused", n->refused);
 	json_object_set_new(o, "skipped", skipped);
 	json_object_set_new(o, "sources",
-	    json_pack("{s:I, s:I, s:I, s:I, s:I}", "exact_session", (json_int_t)n->from_exact,
-	        "closest_session", (json_int_t)n->from_closest, "packs", (json_int_t)n->from_packs,
+	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "planner", (json_int_t)n->from_planner,
+	        "exact_session", (json_int_t)n->from_exact, "closest_session",
+	        (json_int_t)n->from_closest, "packs", (json_int_t)n->from_packs,
 	        "last_shared_crates", (json_int_t)n->last_shared, "sessions_not_valid",
 	        (json_int_t)n->garbage_sessions));
 	return o;

@@ -63,9 +63,10 @@ static long shared(const struct remote_session *s, const char **sorted, size_t n
 static int has(const char **sorted, size_t n, const char *crate);
 static int cmp_str(const void *a, const void *b);
 static void bad_session(struct listing *l, const char *name, const char *why);
+static int from_planner(const struct prefetch_input *in, struct listing *l);
 
 static const char *const source_names[] = { "none", "exact session manifest", "closest session",
-	"packs" };
+	"packs", "planner" };
 
 const char *
 prefetch_source_name(enum prefetch_source s)
@@ -341,6 +342,32 @@ from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_
 	return 1;
 }
 
+/* The planner first: 1 when its plan is used (execute: its candidates;
+ * do_nothing: none), 0 when the planner-less path is to be taken (no
+ * planner, use_fallback, failed: said by prefetch_planner_ask). */
+static int
+from_planner(const struct prefetch_input *in, struct listing *l)
+{
+	struct prefetch_planner_answer a;
+	struct strv names;
+	char why[160];
+
+	if (in->remote[0] == NULL || remote_planner(in->remote[0]) == NULL)
+		return 0;
+	strv_init(&names);
+	if (in->h->lock[0] != '\0' && prefetch_lock_read(in->h->lock, &names, why, sizeof why) < 0)
+		log_debug("prefetch: the planner is asked without crate names: %s", why);
+	prefetch_planner_ask(in->remote[0], in->h, &names, &a);
+	strv_free(&names);
+	if (a.disposition != PREFETCH_PLANNER_EXECUTE && a.disposition != PREFETCH_PLANNER_NOTHING)
+		return 0;
+	l->plan->source = PREFETCH_FROM_PLANNER;
+	for (size_t i = 0; i < a.n; i++)
+		consider(l, a.p[i].crate, a.p[i].res, a.p[i].size);
+	prefetch_planner_free(&a);
+	return 1;
+}
+
 /* With the crate names: the closest session (when closest), else the packs. */
 static void
 choose(const struct prefetch_input *in, const struct strv *crates, int closest, struct listing *l)
@@ -370,6 +397,11 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 	}
 	strv_init(&crates);
 	t0 = clock_ms();
+	if (from_planner(in, &l) == 1) {
+		plan->list_ms = clock_ms() - t0;
+		store_free(&l.store);
+		return;
+	}
 	exact = from_exact(in->remote[0], in->kache_dir, in->h, &l);
 	plan->list_ms = clock_ms() - t0;
 	if (exact != 1 && prefetch_crates(in->h, &crates, plan) == 0) {
