@@ -107,8 +107,8 @@ http_reason(const struct buf *resp, long code, char *why, size_t whylen)
 }
 
 int
-planner_client_post(struct planner_client *pc, const char *path, const char *body,
-    struct buf *resp, char *why, size_t whylen)
+planner_client_post(struct planner_client *pc, const char *path, const char *body, struct buf *resp,
+    char *why, size_t whylen)
 {
 	char *url = xasprintf("%s%s", pc->endpoint, path), *auth = NULL;
 	struct curl_slist *hdr = NULL;
@@ -143,7 +143,8 @@ planner_client_post(struct planner_client *pc, const char *path, const char *bod
 	if (s.over)
 		snprintf(why, whylen, "its answer is over %d bytes", PLANNER_CLIENT_RESPONSE_MAX);
 	else if (cc == CURLE_OPERATION_TIMEDOUT)
-		snprintf(why, whylen, "no answer within planner.timeout_ms (%ld ms)", pc->timeout_ms);
+		snprintf(why, whylen, "no answer within planner.timeout_ms (%ld ms)",
+		    pc->timeout_ms);
 	else if (cc != CURLE_OK)
 		snprintf(why, whylen, "%s", curl_easy_strerror(cc));
 	else if (code != 200)
@@ -175,7 +176,7 @@ planner_client_post_session(struct planner_client *pc, const char *fp,
 	for (size_t i = 0; i < s->n; i++)
 		json_array_append_new(keys,
 		    json_pack("{s:s, s:s, s:I, s:I}", "key", s->k[i].res, "crate", s->k[i].crate,
-			"bytes", (json_int_t)s->k[i].bytes, "order", (json_int_t)i));
+		        "bytes", (json_int_t)s->k[i].bytes, "order", (json_int_t)i));
 	json_object_set_new(root, "keys", keys);
 	body = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
