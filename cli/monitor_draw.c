@@ -43,6 +43,7 @@ result_name(int type)
 {
 	switch (type) {
 	case JOURNAL_HIT: return "hit";
+	case MON_PREFETCHED_HIT: return "prefetched hit";
 	case JOURNAL_REMOTE_HIT: return "remote hit";
 	case JOURNAL_MISS: return "miss";
 	case JOURNAL_PASS: return "pass-through";
@@ -93,11 +94,12 @@ draw_build(struct monitor *m, int row)
 	size_t idx[MON_RING], n = 0;
 
 	mvprintw(row++, 0,
-	    "this session: %llu hits, %llu remote hits, %llu misses, %llu pass-throughs, %llu "
-	    "errors; time saved %.1f s; restored %.1f MB",
-	    (unsigned long long)m->n_hit, (unsigned long long)m->n_remote,
-	    (unsigned long long)m->n_miss, (unsigned long long)m->n_pass,
-	    (unsigned long long)m->n_error, (double)m->ms_saved / 1e3, (double)m->bytes / 1e6);
+	    "this session: %llu hits, %llu prefetched, %llu remote hits, %llu misses, %llu "
+	    "pass-throughs, %llu errors; time saved %.1f s; restored %.1f MB",
+	    (unsigned long long)m->n_hit, (unsigned long long)m->n_prefetched,
+	    (unsigned long long)m->n_remote, (unsigned long long)m->n_miss,
+	    (unsigned long long)m->n_pass, (unsigned long long)m->n_error,
+	    (double)m->ms_saved / 1e3, (double)m->bytes / 1e6);
 	row++;
 	attron(A_BOLD);
 	mvprintw(row++, 0, "%-8s %-28s %-12s %9s %10s  %s", "TIME", "CRATE", "RESULT", "MS",
