@@ -36,6 +36,9 @@
 
 #define DOCTOR_CHILD_MS 3000
 #define DOCTOR_SUP_MS 2000
+/* S3 refuses requests signed 15 minutes off; past a minute is worth a word */
+#define DOCTOR_SKEW_FAIL_S (15 * 60)
+#define DOCTOR_SKEW_WARN_S 60
 #define FREE_FAIL_BYTES (256ULL << 20)
 #define FREE_WARN_BYTES (1ULL << 30)
 
@@ -64,6 +67,7 @@ static int reflink_works(const char *dir);
 static void chk_index(struct doctor *d);
 static void chk_supervisor(struct doctor *d);
 static void chk_remote(struct doctor *d);
+static void chk_clock(struct doctor *d, long skew);
 static int count_marker(const char *name, uint64_t size, int64_t mtime_ms, void *arg);
 static void chk_locks(struct doctor *d);
 static void print_text(const struct doctor *d);
@@ -453,8 +457,8 @@ count_marker(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
 }
 
 /* The remote, reached with these settings and credentials: a listing of the
- * format marker (one small request). Clock skew is not measured (s3/ keeps no
- * Date header); a skewed clock shows here as a refusal (403). */
+ * format marker (one small request), then our clock against the remote's
+ * (S3's Date header; the remote refuses requests 15 minutes off). */
 static void
 chk_remote(struct doctor *d)
 {
@@ -463,6 +467,7 @@ chk_remote(struct doctor *d)
 	char err[512];
 	int marker = 0, ro = config_get_bool(d->cfg, "s3.read_only");
 	const char *type = config_get(d->cfg, "remote.type");
+	long skew;
 
 	if (!config_has_remote(d->cfg)) {
 		say(d, "remote", LV_OK, NULL, "none configured (local cache only)");
@@ -474,7 +479,11 @@ chk_remote(struct doctor *d)
 		return;
 	}
 	rr = remote_list(r, "kache-remote-format", count_marker, &marker);
+	if (remote_clock_skew(r, &skew) < 0)
+		skew = LONG_MIN;
 	remote_free(&r);
+	if (skew != LONG_MIN)
+		chk_clock(d, skew);
 	if (rr == REMOTE_OFF)
 		say(d, "remote", LV_FAIL,
 		    "check the credentials, the bucket, and the clock (a skewed clock is refused "
@@ -486,8 +495,28 @@ chk_remote(struct doctor *d)
 	else
 		say(d, "remote", LV_OK, NULL, "%s remote reachable, %s, %s%s", type,
 		    marker ? "format marker present" : "empty (the first upload writes the marker)",
-		    ro ? "read-only" : "read-write",
-		    strcmp(type, "s3") == 0 ? "; clock skew not measured" : "");
+		    ro ? "read-only" : "read-write", "");
+}
+
+/* Our clock against the remote's, skew seconds ahead of ours: S3 refuses a
+ * request signed 15 minutes off; a minute is worth a warning. */
+static void
+chk_clock(struct doctor *d, long skew)
+{
+	long a = skew < 0 ? -skew : skew;
+
+	if (a >= DOCTOR_SKEW_FAIL_S)
+		say(d, "clock", LV_FAIL,
+		    "fix this machine's clock (NTP: `timedatectl set-ntp true`)",
+		    "this machine's clock is %ld minutes %s the remote's; requests are refused",
+		    a / 60, skew > 0 ? "behind" : "ahead of");
+	else if (a >= DOCTOR_SKEW_WARN_S)
+		say(d, "clock", LV_WARN,
+		    "fix this machine's clock (NTP: `timedatectl set-ntp true`)",
+		    "this machine's clock is %ld s %s the remote's", a,
+		    skew > 0 ? "behind" : "ahead of");
+	else
+		say(d, "clock", LV_OK, NULL, "within %ld s of the remote's", a);
 }
 
 /* Locks no process holds any more and files that claim one does: a pid file

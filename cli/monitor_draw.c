@@ -16,6 +16,7 @@ static void draw_build(struct monitor *m, int row);
 static void draw_store(struct monitor *m, const struct mon_bg *bg, int row);
 static void draw_workers(const struct mon_bg *bg, int row);
 static void draw_remote(struct monitor *m, const struct mon_bg *bg, int row);
+static int draw_outcomes(json_t *o, int row);
 static const char *result_name(int type);
 static int by_key(const void *a, const void *b);
 static long long jint(const json_t *o, const char *k);
@@ -43,6 +44,7 @@ result_name(int type)
 {
 	switch (type) {
 	case JOURNAL_HIT: return "hit";
+	case MON_PREFETCHED_HIT: return "prefetched hit";
 	case JOURNAL_REMOTE_HIT: return "remote hit";
 	case JOURNAL_MISS: return "miss";
 	case JOURNAL_PASS: return "pass-through";
@@ -93,11 +95,12 @@ draw_build(struct monitor *m, int row)
 	size_t idx[MON_RING], n = 0;
 
 	mvprintw(row++, 0,
-	    "this session: %llu hits, %llu remote hits, %llu misses, %llu pass-throughs, %llu "
-	    "errors; time saved %.1f s; restored %.1f MB",
-	    (unsigned long long)m->n_hit, (unsigned long long)m->n_remote,
-	    (unsigned long long)m->n_miss, (unsigned long long)m->n_pass,
-	    (unsigned long long)m->n_error, (double)m->ms_saved / 1e3, (double)m->bytes / 1e6);
+	    "this session: %llu hits, %llu prefetched, %llu remote hits, %llu misses, %llu "
+	    "pass-throughs, %llu errors; time saved %.1f s; restored %.1f MB",
+	    (unsigned long long)m->n_hit, (unsigned long long)m->n_prefetched,
+	    (unsigned long long)m->n_remote, (unsigned long long)m->n_miss,
+	    (unsigned long long)m->n_pass, (unsigned long long)m->n_error,
+	    (double)m->ms_saved / 1e3, (double)m->bytes / 1e6);
 	row++;
 	attron(A_BOLD);
 	mvprintw(row++, 0, "%-8s %-28s %-12s %9s %10s  %s", "TIME", "CRATE", "RESULT", "MS",
@@ -214,6 +217,25 @@ draw_workers(const struct mon_bg *bg, int row)
 	}
 }
 
+/* The supervisor's uploads and fetches by how they ended, since it started. */
+static int
+draw_outcomes(json_t *o, int row)
+{
+	json_t *u = json_object_get(o, "uploads"), *f = json_object_get(o, "fetches");
+
+	if (o == NULL)
+		return row;
+	mvprintw(row++, 0, "fetch breaker: %s", jstr(o, "fetch_breaker"));
+	mvprintw(row++, 0, "uploads: %lld ok, %lld failed (retried), %lld refused (remote off)",
+	    jint(u, "ok"), jint(u, "failed"), jint(u, "remote_off"));
+	mvprintw(row++, 0,
+	    "fetches: %lld ok, %lld not in the remote, %lld failed, %lld late, %lld remote off, "
+	    "%lld skipped (breaker open)",
+	    jint(f, "ok"), jint(f, "miss"), jint(f, "failed"), jint(f, "late"),
+	    jint(f, "remote_off"), jint(f, "skipped_breaker_open"));
+	return row;
+}
+
 static void
 draw_remote(struct monitor *m, const struct mon_bg *bg, int row)
 {
@@ -226,6 +248,7 @@ draw_remote(struct monitor *m, const struct mon_bg *bg, int row)
 		        "closed");
 		mvprintw(row++, 0, "queues: %lld uploads queued, %lld uploading, %lld fetches",
 		    jint(q, "uploads"), jint(q, "uploading"), jint(q, "fetches"));
+		row = draw_outcomes(json_object_get(bg->status, "outcomes"), row);
 	} else {
 		mvprintw(row++, 0, "daemon offline: no uploads or fetches run");
 	}

@@ -21,9 +21,12 @@
 
 enum mon_tab { TAB_BUILD, TAB_STORE, TAB_WORKERS, TAB_REMOTE, TAB_COUNT };
 
+/* A local hit on a result prefetch imported: shown apart in the ring. */
+#define MON_PREFETCHED_HIT 100
+
 struct mon_compile {
 	int64_t ts_ms;
-	int type; /* enum journal_type */
+	int type; /* enum journal_type, or MON_PREFETCHED_HIT */
 	char crate[MON_CRATE_MAX];
 	char reason[64];
 	uint64_t ms, bytes;
@@ -57,7 +60,9 @@ struct monitor {
 	/* Build: the ring of recent compiles and the totals since start */
 	struct mon_compile ring[MON_RING];
 	size_t nring, head;
-	uint64_t n_hit, n_remote, n_miss, n_pass, n_error, ms_saved, compile_ms, bytes;
+	uint64_t n_hit, n_prefetched, n_remote, n_miss, n_pass, n_error, ms_saved, compile_ms,
+	    bytes;
+	json_t *imported; /* results prefetch imported, not used yet (report_hit_kind) */
 	/* the journal tail */
 	int jfd;
 	ino_t jino;

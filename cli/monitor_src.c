@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "cli/monitor_internal.h"
+#include "cli/report.h"
 #include "common/clock.h"
 #include "index/index.h"
 #include "proto/client.h"
@@ -53,9 +54,12 @@ on_record(const struct journal_event *ev, void *arg)
 {
 	struct monitor *m = arg;
 	struct mon_compile *c = &m->ring[m->head];
+	const char *kind = report_hit_kind(m->imported, ev);
 
+	if (ev->type == JOURNAL_IMPORT)
+		return; /* not a compile: noted for the hit that uses it */
 	c->ts_ms = ev->ts_ms;
-	c->type = (int)ev->type;
+	c->type = kind && strcmp(kind, "prefetched") == 0 ? MON_PREFETCHED_HIT : (int)ev->type;
 	snprintf(c->crate, sizeof c->crate, "%s", ev->crate[0] ? ev->crate : "-");
 	snprintf(c->reason, sizeof c->reason, "%s", ev->reason);
 	c->ms = ev->ms;
@@ -64,7 +68,9 @@ on_record(const struct journal_event *ev, void *arg)
 	if (m->nring < MON_RING)
 		m->nring++;
 	if (ev->type == JOURNAL_HIT || ev->type == JOURNAL_REMOTE_HIT) {
-		*(ev->type == JOURNAL_HIT ? &m->n_hit : &m->n_remote) += 1;
+		*(c->type == MON_PREFETCHED_HIT ? &m->n_prefetched :
+		        ev->type == JOURNAL_HIT ? &m->n_hit :
+		                                  &m->n_remote) += 1;
 		m->ms_saved += ev->ms;
 		m->bytes += ev->bytes;
 	} else if (ev->type == JOURNAL_MISS) {
@@ -178,6 +184,7 @@ mon_src_start(struct monitor *m)
 
 	m->jfd = -1;
 	buf_init(&m->jpend);
+	m->imported = json_object();
 	journal_open(m, 1);
 	pthread_mutex_init(&m->mu, NULL);
 	if (proto_paths_init(&p, m->dir) == 0 && (m->zctx = zmq_ctx_new()) != NULL &&
@@ -205,6 +212,7 @@ mon_src_stop(struct monitor *m)
 	if (m->jfd >= 0)
 		close(m->jfd);
 	buf_free(&m->jpend);
+	json_decref(m->imported);
 	json_decref(m->bg.status);
 	pthread_mutex_destroy(&m->mu);
 }

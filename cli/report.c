@@ -36,7 +36,6 @@ static void load_journal(const char *dir, struct events *out);
 static size_t session_start(const struct events *e, int64_t since_ms, int64_t gap_ms);
 static void bump(json_t *obj, const char *key, json_int_t by);
 static const char *miss_cause(struct whyx *x, const struct journal_event *ev);
-static const char *hit_kind(json_t *pre, const struct journal_event *ev);
 static json_t *build_report(const char *dir, const struct events *e, size_t from);
 static void add_slowest(json_t *slow, const struct journal_event *ev, const char *cause);
 static void print_text(json_t *r);
@@ -171,12 +170,8 @@ add_slowest(json_t *slow, const struct journal_event *ev, const char *cause)
 		json_array_remove(slow, REPORT_SLOWEST);
 }
 
-/* Follows prefetch's imports through the events, as the index does: a
- * result a prefetch imported (kept in pre, by hex key) makes its first local
- * hit "prefetched". For a hit: "local", "prefetched" or "remote"; NULL for
- * anything else (an import is noted). */
-static const char *
-hit_kind(json_t *pre, const struct journal_event *ev)
+const char *
+report_hit_kind(json_t *pre, const struct journal_event *ev)
 {
 	char hex[HASH_HEX_LEN + 1] = "";
 
@@ -220,7 +215,7 @@ build_report(const char *dir, const struct events *e, size_t from)
 	uint64_t us = 0;
 
 	for (size_t i = 0; i < from; i++) /* imports before the session, and their uses */
-		hit_kind(pre, &e->v[i]);
+		report_hit_kind(pre, &e->v[i]);
 	for (size_t i = from; i < e->n; i++) {
 		const struct journal_event *ev = &e->v[i];
 		json_t *hits = json_object_get(r, "hits"), *b = json_object_get(r, "bytes");
@@ -230,7 +225,7 @@ build_report(const char *dir, const struct events *e, size_t from)
 		switch (ev->type) {
 		case JOURNAL_HIT:
 		case JOURNAL_REMOTE_HIT:
-			bump(hits, hit_kind(pre, ev), 1);
+			bump(hits, report_hit_kind(pre, ev), 1);
 			bump(r, "time_saved_ms", (json_int_t)ev->ms);
 			bump(b, ev->type == JOURNAL_HIT ? "restored" : "fetched",
 			    (json_int_t)ev->bytes);
@@ -251,7 +246,7 @@ build_report(const char *dir, const struct events *e, size_t from)
 		case JOURNAL_ERROR: bump(r, "errors", 1); break;
 		case JOURNAL_CORRUPT: bump(r, "corrupt", 1); break;
 		case JOURNAL_REJECTED: bump(r, "rejected", 1); break;
-		case JOURNAL_IMPORT: hit_kind(pre, ev); break;
+		case JOURNAL_IMPORT: report_hit_kind(pre, ev); break;
 		}
 	}
 	json_object_set_new(r, "kache_ms", json_integer((json_int_t)(us / 1000)));

@@ -147,6 +147,12 @@ remote_open_for_worker(const struct config *cfg, struct remote **r)
 	return 0;
 }
 
+int
+remote_clock_skew(struct remote *r, long *seconds)
+{
+	return r->clock_skew ? r->clock_skew(r, seconds) : -1;
+}
+
 void
 remote_free(struct remote **rp)
 {

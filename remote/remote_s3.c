@@ -31,6 +31,7 @@ static enum remote_result s3r_put_file(struct remote *r, const char *path, const
 static enum remote_result s3r_list(struct remote *r, const char *prefix, remote_list_fn fn,
     void *arg);
 static void s3r_close(struct remote *r);
+static int s3r_clock_skew(struct remote *r, long *seconds);
 
 static const struct remote_transport s3_transport = { "s3", s3r_open, s3r_put, s3r_put_file,
 	s3r_list, s3r_close };
@@ -81,7 +82,16 @@ remote_s3_open(const struct config *cfg, char *err, size_t errlen)
 	r->priv = x;
 	r->path = xstrdup(config_get(cfg, "s3.bucket"));
 	r->read_only = config_get_bool(cfg, "s3.read_only");
+	r->clock_skew = s3r_clock_skew;
 	return r;
+}
+
+static int
+s3r_clock_skew(struct remote *r, long *seconds)
+{
+	struct s3_remote *x = r->priv;
+
+	return s3_client_clock_skew(x->c, seconds);
 }
 
 static void

@@ -36,21 +36,24 @@ struct remote_transport {
 
 struct remote {
 	const struct remote_transport *t;
-	char *path;                     /* the directory or the bucket, for log lines */
-	const char *stagedir;           /* where a pack is built before put_file: beside the
-	                                 * objects (dir), so that the put is a rename; NULL:
-	                                 * the store's tmp/ */
-	void *priv;                     /* the transport's own state */
-	int read_only;                  /* uploads are skipped, and said so */
-	struct planner_client *planner; /* planner.endpoint set: session manifests are
-	                                 * posted there too, prefetch asks it */
-	int off;                        /* refused for good (credentials, a missing bucket,
-	                                 * another format): fetches miss and uploads fail
-	                                 * until the process restarts */
-	int format_seen;                /* the format marker was found or written */
-	int testsink;                   /* test builds: marker files, not the layout */
-	struct sign_state *sign;        /* the signing layer (remote/sign_transport.c):
-	                                 * t is its transport, which wraps the backend's */
+	char *path;           /* the directory or the bucket, for log lines */
+	const char *stagedir; /* where a pack is built before put_file: beside the
+	                       * objects (dir), so that the put is a rename; NULL:
+	                       * the store's tmp/ */
+	void *priv;           /* the transport's own state */
+	int read_only;        /* uploads are skipped, and said so */
+	int off;              /* refused for good (credentials, a missing bucket,
+	                       * another format): fetches miss and uploads fail
+	                       * until the process restarts */
+	int format_seen;      /* the format marker was found or written */
+	int testsink;         /* test builds: marker files, not the layout */
+	/* the remote's clock against ours (remote_clock_skew); NULL: unknown */
+	int (*clock_skew)(struct remote *r, long *seconds);
+	/* planner.endpoint set: session manifests are posted there too, prefetch
+	 * asks it (remote/planner_client.h); NULL: no planner */
+	struct planner_client *planner;
+	struct sign_state *sign; /* the signing layer (remote/sign_transport.c):
+	                          * t is its transport, which wraps the backend's */
 };
 
 /* `[remote] type = "dir"`: check (no side effect) and open. */

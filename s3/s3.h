@@ -80,6 +80,10 @@ void s3_creds_clear(struct s3_creds *c);
 struct s3_client *s3_client_new(const struct s3_settings *s, struct buf *err);
 /* Takes ownership: frees the client and NULLs *c. */
 void s3_client_free(struct s3_client **c);
+/* Seconds the server's clock (the Date header of its last answer) is ahead of
+ * ours (negative: behind), in *seconds; -1 when no answer carried a Date
+ * that parses. */
+int s3_client_clock_skew(const struct s3_client *c, long *seconds);
 /* A human explanation of the last failure, with advice; "" after success. */
 const char *s3_client_last_error(const struct s3_client *c);
 

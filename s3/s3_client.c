@@ -389,16 +389,25 @@ classify_curl(struct s3_client *c, struct s3_req *r, struct xfer *x, CURLcode cc
 static long
 skew_minutes(const struct s3_client *c)
 {
+	long s;
+
+	return s3_client_clock_skew(c, &s) == 0 ? -s / 60 : 0;
+}
+
+int
+s3_client_clock_skew(const struct s3_client *c, long *seconds)
+{
 	struct tm tm;
 	const char *end;
 
 	if (c->server_date == NULL)
-		return 0;
+		return -1;
 	memset(&tm, 0, sizeof tm);
 	end = strptime(c->server_date, "%a, %d %b %Y %H:%M:%S", &tm);
-	if (end == NULL)
-		return 0;
-	return (long)((double)(time(NULL) - timegm(&tm)) / 60.0);
+	if (end == NULL || (*end != '\0' && strcmp(end, " GMT") != 0))
+		return -1;
+	*seconds = (long)(timegm(&tm) - time(NULL));
+	return 0;
 }
 
 static enum s3_result

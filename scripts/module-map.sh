@@ -5,13 +5,13 @@
 # Usage: scripts/module-map.sh [--check]   (--check prints only problems)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-parts="common proto store index s3 remote wrapper supervisor workers cli"
+parts="common proto store index s3 remote wrapper supervisor workers cli planner"
 folder() { case "$1" in workers/*) echo "$1" | cut -d/ -f1-2 ;; *) echo "${1%%/*}" ;; esac; }
 edges=$(grep -rn --include='*.c' --include='*.h' '^#include "' $parts |
   while IFS=: read -r file _ line; do
     inc=${line#*\"}; inc=${inc%%\"*}
     from=$(folder "$file"); to=$(folder "$inc")
-    [ "$from" != "$to" ] && echo "$from $to"
+    if [ "$from" != "$to" ]; then echo "$from $to"; fi
   done | sort | uniq -c | awk '{print $2" -> "$3"  "$1}')
 [ "${1:-}" = "--check" ] || echo "$edges"
 # Cycle check: repeatedly drop folders that include nothing left; what remains

@@ -173,6 +173,17 @@ void jobs_counts(const struct supervisor *s, long *queued, long *inflight, long 
 int jobs_idle(const struct supervisor *s);
 /* 1 while uploads are paused because the remote refused an uploader for good. */
 int jobs_remote_off(const struct supervisor *s);
+/* How uploads and fetches ended since start, indexed by enum job_status (ok,
+ * miss, failed, remote off); fetches answered after the wrapper's deadline
+ * and fetches not tried while the breaker is open apart. */
+#define JOBS_OUTCOMES 4
+struct jobs_outcomes {
+	long upload[JOBS_OUTCOMES], fetch[JOBS_OUTCOMES];
+	long fetch_late, fetch_skipped;
+};
+const struct jobs_outcomes *jobs_outcomes(const struct supervisor *s);
+/* 1 while fetches are not tried: the remote failed several in a row. */
+int jobs_fetch_breaker_open(const struct supervisor *s, int64_t now);
 /* MSG_FLUSH: fills rep (MSG_FLUSH_REPLY). */
 void jobs_flush(struct supervisor *s, const struct msg *req, struct msg *rep);
 /* The configuration changed: uploads paused for a switched-off remote resume. */

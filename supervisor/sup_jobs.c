@@ -46,9 +46,10 @@ struct jobs {
 	int64_t last_scan;
 	int fetch_failures; /* in a row: failed, or not answered in time */
 	int64_t skip_fetch_until;
-	char last_failure[128]; /* the upload failure last logged; "" after a success */
-	long uploaded;          /* uploads done since start */
-	int remote_off;         /* an uploader found the remote switched off: uploads paused */
+	char last_failure[128];   /* the upload failure last logged; "" after a success */
+	long uploaded;            /* uploads done since start */
+	struct jobs_outcomes out; /* how uploads and fetches ended, by kind */
+	int remote_off;           /* an uploader found the remote switched off: uploads paused */
 };
 
 /* A remote that keeps failing is left alone for a while, so that it does not
@@ -68,6 +69,7 @@ static void dispatch_fetches(struct supervisor *s, int64_t now);
 static struct job *list_unlink(struct job **head, struct job **tail, struct job *x);
 static void upload_failed(struct supervisor *s, struct job *x, const struct msg *done);
 static void remote_off(struct supervisor *s, const struct msg *done);
+static void count_fetch(struct jobs *j, int status, int late);
 
 void
 jobs_new(struct supervisor *s)
@@ -263,6 +265,8 @@ jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struc
 	if (s->remote_none || s->stopping || !workers_any_coming(s, ROLE_FETCHER) ||
 	    !hash_hex_valid(req->key) || req->deadline <= 0 || j->nfetches >= 10000 ||
 	    clock_ms() < j->skip_fetch_until) {
+		if (!s->remote_none && clock_ms() < j->skip_fetch_until)
+			j->out.fetch_skipped++;
 		fetch_reply(s, &x, JOB_MISS);
 		return;
 	}
@@ -359,6 +363,7 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 	if (w->state == W_BUSY)
 		w->state = W_READY;
 	if (x->kind == JOB_FETCH) {
+		count_fetch(s->jobs, done->status, clock_ms() > x->deadline);
 		fetch_outcome(s, done->status == JOB_FAILED || clock_ms() > x->deadline,
 		    clock_ms());
 		fetch_reply(s, x, done->status == JOB_OK ? JOB_OK : JOB_MISS);
@@ -369,6 +374,8 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 	}
 	s->jobs->ninflight--;
 	x->inflight = 0;
+	s->jobs->out.upload[done->status >= 0 && done->status < JOBS_OUTCOMES ? done->status :
+	                                                                        JOB_FAILED]++;
 	if (done->status == JOB_OK) {
 		s->jobs->last_failure[0] = '\0';
 		s->jobs->uploaded++;
@@ -492,6 +499,29 @@ jobs_counts(const struct supervisor *s, long *queued, long *inflight, long *fetc
 	*queued = s->jobs->nuploads - s->jobs->ninflight;
 	*inflight = s->jobs->ninflight;
 	*fetches = s->jobs->nfetches;
+}
+
+/* One fetch's end, by the worker's status; an answer after the wrapper's
+ * deadline is counted late whatever it was. */
+static void
+count_fetch(struct jobs *j, int status, int late)
+{
+	if (late)
+		j->out.fetch_late++;
+	else
+		j->out.fetch[status >= 0 && status < JOBS_OUTCOMES ? status : JOB_FAILED]++;
+}
+
+int
+jobs_fetch_breaker_open(const struct supervisor *s, int64_t now)
+{
+	return now < s->jobs->skip_fetch_until;
+}
+
+const struct jobs_outcomes *
+jobs_outcomes(const struct supervisor *s)
+{
+	return &s->jobs->out;
 }
 
 int

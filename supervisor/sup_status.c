@@ -8,6 +8,7 @@
 
 static json_t *worker_json(const struct slot *w, int64_t now);
 static json_t *prefetch_json(const struct prefetch_counts *n);
+static json_t *outcomes_json(const struct supervisor *s, int64_t now);
 
 #define SET(o, name, v) json_object_set_new((o), (name), json_integer((json_int_t)(v)))
 
@@ -49,6 +50,22 @@ prefetch_json(const struct prefetch_counts *n)
 	return o;
 }
 
+/* Uploads and fetches by how they ended, and the fetch breaker. */
+static json_t *
+outcomes_json(const struct supervisor *s, int64_t now)
+{
+	const struct jobs_outcomes *o = jobs_outcomes(s);
+
+	return json_pack("{s:s, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    "fetch_breaker", jobs_fetch_breaker_open(s, now) ? "open" : "closed", "uploads", "ok",
+	    (json_int_t)o->upload[JOB_OK], "failed",
+	    (json_int_t)(o->upload[JOB_FAILED] + o->upload[JOB_MISS]), "remote_off",
+	    (json_int_t)o->upload[JOB_REMOTE_OFF], "fetches", "ok", (json_int_t)o->fetch[JOB_OK],
+	    "miss", (json_int_t)o->fetch[JOB_MISS], "failed", (json_int_t)o->fetch[JOB_FAILED],
+	    "remote_off", (json_int_t)o->fetch[JOB_REMOTE_OFF], "late", (json_int_t)o->fetch_late,
+	    "skipped_breaker_open", (json_int_t)o->fetch_skipped);
+}
+
 static json_t *
 worker_json(const struct slot *w, int64_t now)
 {
@@ -80,6 +97,8 @@ status_json(const struct supervisor *s)
 	    "remote_off", jobs_remote_off(s), "queue", "uploads", (json_int_t)queued, "uploading",
 	    (json_int_t)inflight, "fetches", (json_int_t)fetches, "workers", workers, "prefetch",
 	    prefetch_json(prefetch_counts(s)));
+	if (root != NULL)
+		json_object_set_new(root, "outcomes", outcomes_json(s, now));
 	out = json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	return out;

@@ -58,6 +58,26 @@ class Base(unittest.TestCase):
         with open(os.path.join(self.home, "config.toml"), "wb") as f:
             f.write(data)
 
+    def good(self):
+        self.k("init", rc=0)
+        self.k("stats", rc=0)  # the store and its index exist
+
+    def check(self, name, rc=1, **env):
+        p = self.k("doctor", "--json", **env)
+        self.assertEqual(p.returncode, rc, p.stdout + p.stderr)
+        doc = json.loads(p.stdout)
+        self.assertEqual(doc["ok"], rc == 0)
+        found = [c for c in doc["checks"] if c["name"] == name]
+        self.assertTrue(found, doc)
+        return found[0], self.k("doctor", **env)
+
+    def assert_fails(self, name, fix_words, **env):
+        c, text = self.check(name, **env)
+        self.assertEqual(c["status"], "fail", c)
+        self.assertIn(fix_words, c["fix"])
+        self.assertEqual(text.returncode, 1)
+        self.assertIn("fix: " + c["fix"], text.stdout)
+
 
 class Init(Base):
     def test_empty_cargo_home(self):
@@ -109,26 +129,6 @@ class Init(Base):
 
 
 class Doctor(Base):
-    def good(self):
-        self.k("init", rc=0)
-        self.k("stats", rc=0)  # the store and its index exist
-
-    def check(self, name, rc=1, **env):
-        p = self.k("doctor", "--json", **env)
-        self.assertEqual(p.returncode, rc, p.stdout + p.stderr)
-        doc = json.loads(p.stdout)
-        self.assertEqual(doc["ok"], rc == 0)
-        found = [c for c in doc["checks"] if c["name"] == name]
-        self.assertTrue(found, doc)
-        return found[0], self.k("doctor", **env)
-
-    def assert_fails(self, name, fix_words, **env):
-        c, text = self.check(name, **env)
-        self.assertEqual(c["status"], "fail", c)
-        self.assertIn(fix_words, c["fix"])
-        self.assertEqual(text.returncode, 1)
-        self.assertIn("fix: " + c["fix"], text.stdout)
-
     def test_good_setup(self):
         self.good()
         p = self.k("doctor")
@@ -214,6 +214,59 @@ class Doctor(Base):
         with open(os.path.join(self.store, "run", "supervisor.pid"), "w") as f:
             f.write("%d\n" % dead.pid)
         self.assert_fails("locks", "rm")
+
+
+class DoctorClock(Base):
+    """The machine's clock against the S3 remote's (its Date header), through
+    moto behind the fault proxy, which sets the Date it answers with."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.moto, cls.port = kh.start_moto()
+        kh.boto(cls.port).create_bucket(Bucket="doctor-clock")
+        cls.ptmp = kh.make_tmp("kache-doctor-proxy-")
+        cls.control = os.path.join(cls.ptmp, "control.json")
+        cls.proxy, cls.pport = kh.start_proxy(cls.port, cls.control,
+                                             os.path.join(cls.ptmp, "proxy.log"))
+
+    @classmethod
+    def tearDownClass(cls):
+        kh.stop(cls.proxy)
+        kh.stop(cls.moto)
+        kh.remove_tmp(cls.ptmp)
+
+    def remote_env(self):
+        return dict(KACHE_REMOTE="s3", KACHE_S3_BUCKET="doctor-clock",
+                    KACHE_S3_ENDPOINT="http://127.0.0.1:%d" % self.pport,
+                    AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b",
+                    KACHE_DEADLINE_MS="3000")
+
+    def skew(self, fault):
+        with open(self.control + ".tmp", "w") as f:
+            json.dump(fault, f)
+        os.replace(self.control + ".tmp", self.control)
+
+    def test_clock_in_step(self):
+        self.good()
+        self.skew({"mode": "pass"})
+        c, _ = self.check("clock", rc=0, **self.remote_env())
+        self.assertEqual(c["status"], "ok", c)
+        self.assertIn("within", c["detail"])
+
+    def test_clock_a_few_minutes_off_is_a_warning(self):
+        self.good()
+        self.skew({"mode": "skew", "skew_minutes": 5})
+        c, text = self.check("clock", rc=0, **self.remote_env())
+        self.assertEqual(c["status"], "warn", c)
+        self.assertIn("behind", c["detail"])
+        self.assertIn("NTP", c["fix"])
+
+    def test_clock_refused_as_too_skewed(self):
+        self.good()
+        self.skew({"mode": "403", "code": "RequestTimeTooSkewed", "skew_minutes": -30})
+        self.assert_fails("clock", "NTP", **self.remote_env())
+        c, _ = self.check("clock", **self.remote_env())
+        self.assertIn("30 minutes ahead of", c["detail"])
 
 
 if __name__ == "__main__":

@@ -159,6 +159,29 @@ class RemoteS3Test(SupervisorTest):
     def entries(self):
         return sorted(kh.entry_keys(self.dir))
 
+    def test_status_counts_uploads_and_fetches_by_how_they_ended(self):
+        """The status's `outcomes` (what the monitor's Remote tab shows): two
+        uploads ok; then, on another store, a fetch that finds its pack, one of a
+        result the remote does not hold, and one the remote fails (503)."""
+        self.start()
+        res = self.fixture("burst", "2", "3000")
+        self.poke("notify", res[0])
+        self.assertTrue(wait_for(lambda: not self.intents(), 60), "uploads did not drain")
+        up = self.status()["outcomes"]["uploads"]
+        self.assertEqual((up["ok"], up["failed"], up["remote_off"]), (2, 0, 0), up)
+        self.kached("supervisor", "stop")
+        self.dir = os.path.join(self.tmp, "store-b")
+        self.env["KACHE_DIR"] = self.dir
+        self.start()
+        self.assertEqual(self.poke("fetch", inv_of(res[0]), "10000").split()[0], "ok")
+        self.assertEqual(self.poke("fetch", "ab" * 32, "10000").split()[0], "miss")
+        self.fault({"mode": "503", "methods": ["GET"]})
+        self.assertEqual(self.poke("fetch", inv_of(res[1]), "10000").split()[0], "miss")
+        out = self.status()["outcomes"]
+        f = out["fetches"]
+        self.assertEqual((f["ok"], f["miss"], f["failed"]), (1, 1, 1), out)
+        self.assertEqual(out["fetch_breaker"], "closed", out)
+
     def test_two_fetchers_serve_two_fetches_at_once(self):
         """With the default two fetchers, two wrappers' fetches over a slow remote
         are downloaded at the same time: the proxy sees both pack GETs in flight

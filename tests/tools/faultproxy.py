@@ -6,13 +6,14 @@ Usage: faultproxy.py --upstream HOST:PORT --control FILE [--port N] [--log FILE]
 Prints "READY <port>" once listening. Before every request it re-reads the
 JSON control file (missing or empty means pass-through):
 
-  {"mode": "pass|503|slow|hang|truncate|flip|403",
+  {"mode": "pass|503|slow|hang|truncate|flip|403|skew",
    "count": N,          # requests to fault, then pass; -1 (default) = all
    "methods": ["GET"],  # only these methods are faulted (default: all)
    "match": "partNumber",  # only targets containing this (default: all)
    "delay": 2.0,        # seconds, for slow and hang
    "code": "RequestTimeTooSkewed",  # S3 error code for 403
-   "skew_minutes": 30}  # Date header offset for 403
+   "skew_minutes": 30}  # Date header offset for 403, and for skew (which
+                        # passes the answer through with that Date)
 
 A new control file content restarts the count. Each request is logged as
 "METHOD TARGET STATUS ACTION" to --log. With --stats FILE, the most requests
@@ -150,6 +151,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             rbody = bytearray(rbody)
             rbody[len(rbody) // 2] ^= 0x01
             rbody = bytes(rbody)
+        if mode == "skew":
+            when = time.time() + 60 * fault.get("skew_minutes", 0)
+            headers = [(k, v) for k, v in headers if k.lower() != "date"]
+            headers.append(("Date", email.utils.formatdate(when, usegmt=True)))
         self.send_all(status, headers, rbody, mode)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_any

@@ -28,8 +28,8 @@ test_execute(void **state)
 
 	(void)state;
 	assert_int_equal(parse("{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64
-			       "\",\"crate\":\"serde_json\",\"size\":12,\"order\":0}]}",
-			     &a, why),
+	                       "\",\"crate\":\"serde_json\",\"size\":12,\"order\":0}]}",
+	                     &a, why),
 	    0);
 	assert_int_equal(a.disposition, PREFETCH_PLANNER_EXECUTE);
 	assert_int_equal(a.n, 1);
@@ -54,16 +54,20 @@ test_bad_fields_refused(void **state)
 		{ "[1]", "disposition" },
 		{ "{\"disposition\":\"maybe\"}", "unknown disposition" },
 		{ "{\"disposition\":\"execute\"}", "'candidates'" },
-		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"../../etc\",\"crate\":\"a\","
+		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"../../"
+		  "etc\",\"crate\":\"a\","
 		  "\"size\":1}]}",
 		    "candidates[0]: 'key'" },
-		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64 "\",\"crate\":\"a\","
+		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64
+		  "\",\"crate\":\"a\","
 		  "\"size\":1},{\"key\":\"" K64 "\",\"crate\":\"a/../b\",\"size\":1}]}",
 		    "candidates[1]: 'crate'" },
-		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64 "\",\"crate\":\"a\","
+		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64
+		  "\",\"crate\":\"a\","
 		  "\"size\":-1}]}",
 		    "'size'" },
-		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64 "\",\"crate\":\"a\","
+		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64
+		  "\",\"crate\":\"a\","
 		  "\"size\":\"1\"}]}",
 		    "'size'" },
 	};
