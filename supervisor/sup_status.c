@@ -59,7 +59,7 @@ outcomes_json(const struct supervisor *s, int64_t now)
 	return json_pack("{s:s, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 	    "fetch_breaker", jobs_fetch_breaker_open(s, now) ? "open" : "closed", "uploads", "ok",
 	    (json_int_t)o->upload[JOB_OK], "failed",
-	    (json_int_t)(o->upload[JOB_FAILED] + o->upload[JOB_MISS]), "remote_off",
+	    (json_int_t)o->upload[JOB_FAILED] + (json_int_t)o->upload[JOB_MISS], "remote_off",
 	    (json_int_t)o->upload[JOB_REMOTE_OFF], "fetches", "ok", (json_int_t)o->fetch[JOB_OK],
 	    "miss", (json_int_t)o->fetch[JOB_MISS], "failed", (json_int_t)o->fetch[JOB_FAILED],
 	    "remote_off", (json_int_t)o->fetch[JOB_REMOTE_OFF], "late", (json_int_t)o->fetch_late,

@@ -3,6 +3,7 @@
  * field (prefetch_internal.h). */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -157,7 +158,10 @@ prefetch_planner_ask(struct remote *r, const struct proto_hint *h, const struct 
 	remote_session_fingerprint(h->lock_hash, h->toolchain, h->target, h->profile, fp);
 	body = intent(h, crates, fp);
 	buf_init(&resp);
-	rc = planner_client_post(pc, "/v1/prefetch-plan", body, &resp, why, sizeof why);
+	rc = -1;
+	snprintf(why, sizeof why, "the build intent could not be encoded");
+	if (body != NULL)
+		rc = planner_client_post(pc, "/v1/prefetch-plan", body, &resp, why, sizeof why);
 	if (rc == 0)
 		rc = prefetch_planner_parse(resp.p, resp.len, a, why, sizeof why);
 	if (rc < 0) {
