@@ -335,7 +335,8 @@ bg_store(struct monitor *m)
 		m->bg.hits = st.hits, m->bg.remote_hits = st.remote_hits;
 		m->bg.misses = st.misses, m->bg.passes = st.passes, m->bg.ms_saved = st.ms_saved;
 		m->bg.ntop = t.n < MON_TOP ? t.n : MON_TOP;
-		memcpy(m->bg.top, t.c, m->bg.ntop * sizeof *t.c);
+		if (m->bg.ntop > 0) /* t.c is NULL on an empty store */
+			memcpy(m->bg.top, t.c, m->bg.ntop * sizeof *t.c);
 		m->bg.store_ms = clock_ms() - t0;
 	} else if (!m->stop) {
 		snprintf(m->bg.store_err, sizeof m->bg.store_err,

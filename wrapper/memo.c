@@ -119,7 +119,8 @@ memo_save(struct wrapper *w)
 	all.f = xcalloc(all.n + 1, sizeof *all.f);
 	for (size_t i = 0; i < w->memo_new.n; i++)
 		all.f[i] = w->memo_new.f[w->memo_new.n - 1 - i];
-	memcpy(all.f + w->memo_new.n, w->memo_old.f, w->memo_old.n * sizeof *all.f);
+	if (w->memo_old.n > 0) /* memo_old.f is NULL when there was no record */
+		memcpy(all.f + w->memo_new.n, w->memo_old.f, w->memo_old.n * sizeof *all.f);
 	if (store_memo_rec_write(w->store, w->memo_key, &all) < 0)
 		log_warn("%s: cannot write the memo record", w->args.crate_name);
 	else
