@@ -451,7 +451,8 @@ miss(struct cc *c)
 	if (config_get_bool(c->cfg, "cache.remap"))
 		roots_remap_args(&c->roots, &remap);
 	for (size_t i = 0; i < remap.n; i++)
-		strv_push_owned(&argv, xasprintf("-ffile-prefix-map=%s", strchr(remap.v[i], '=') + 1));
+		strv_push_owned(&argv,
+		    xasprintf("-ffile-prefix-map=%s", strchr(remap.v[i], '=') + 1));
 	if (c->a.dep_file == NULL) {
 		tmp = xasprintf("%s/tmp/cc-%ld.d", store_dir(c->store), (long)getpid());
 		strv_push(&argv, "-MD");
@@ -480,7 +481,8 @@ miss(struct cc *c)
 	return r.status;
 }
 
-/* Config, log, store and roots (the target dir found from the object's). */
+/* Config, log, store and roots (the target dir found above OUT_DIR or the
+ * object's folder, as roots.c finds it above rustc's out-dir). */
 static void
 setup(struct cc *c)
 {
@@ -498,7 +500,11 @@ setup(struct cc *c)
 	c->store = store_open_shared(config_get(c->cfg, "cache.dir"),
 	    config_get_bool(c->cfg, "cache.shared"));
 	memset(&ra, 0, sizeof ra);
-	dir = c->a.obj ? path_dirname(c->a.obj) : xstrdup(".");
+	/* a build script's OUT_DIR (cargo sets it) is nearer the target dir than
+	 * the object's, which the cc crate nests in subfolders */
+	dir = getenv("OUT_DIR") ? xstrdup(getenv("OUT_DIR")) :
+	    c->a.obj            ? path_dirname(c->a.obj) :
+	                          xstrdup(".");
 	ra.out_dir = dir;
 	roots_find(&c->roots, &ra);
 	free(dir);

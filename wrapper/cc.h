@@ -8,10 +8,10 @@
 
 struct cc_args {
 	int argc;
-	char **argv;          /* the arguments after the compiler, as given */
-	const char *src;      /* the one source file */
-	const char *obj;      /* the -o value */
-	char *dep_file;       /* the user's own dep file (-MD), NULL when none */
+	char **argv;             /* the arguments after the compiler, as given */
+	const char *src;         /* the one source file */
+	const char *obj;         /* the -o value */
+	char *dep_file;          /* the user's own dep file (-MD), NULL when none */
 	const char *pass_reason; /* non-NULL: do not cache, and why */
 };
 

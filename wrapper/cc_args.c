@@ -160,7 +160,8 @@ finish(struct cc_args *a, int has_c, int md)
 		return;
 	{
 		const char *dot = strrchr(a->obj, '.'), *slash = strrchr(a->obj, '/');
-		size_t len = dot && (!slash || dot > slash) ? (size_t)(dot - a->obj) : strlen(a->obj);
+		size_t len =
+		    dot && (!slash || dot > slash) ? (size_t)(dot - a->obj) : strlen(a->obj);
 
 		a->dep_file = xasprintf("%.*s.d", (int)len, a->obj);
 	}

@@ -166,6 +166,75 @@ class CcScenarios(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(d, "foo.o")))
 
 
+CC_CRATE = "/usr/share/cargo/registry"
+
+
+@unittest.skipUnless(os.path.isdir(os.path.join(CC_CRATE, "cc-1.0.73")),
+                     "Debian's librust-cc-dev 1.0.73 is not installed")
+class CcCrateScenarios(unittest.TestCase):
+    """A build script compiling C with Debian's cc crate, CC routed through
+    kache by cargo's [env]: a second build of the crate moved elsewhere, with a
+    fresh target dir, runs neither rustc nor the C compiler and prints the same."""
+
+    def setUp(self):
+        self.tmp = kh.make_tmp("kache-cccrate-")
+        self.store = os.path.join(self.tmp, "store")
+        self.log = os.path.join(self.tmp, "runs.log")
+        gcc = os.path.join(self.tmp, "bin", "gcc")
+        os.makedirs(os.path.dirname(gcc))
+        with open(gcc, "w") as f:
+            f.write(f'#!/bin/sh\necho "$*" >> {self.log}\nexec {GCC} "$@"\n')
+        os.chmod(gcc, 0o755)
+        self.env = kh.store_env(self.tmp, self.store, RUSTC_WRAPPER=kh.KACHE,
+                                CARGO_HOME=os.path.join(self.tmp, "cargo-home"))
+        self.env.pop("CC", None)
+        self.gcc = gcc
+
+    def tearDown(self):
+        kh.remove_tmp(self.tmp)
+
+    def crate(self, rel):
+        d = os.path.join(self.tmp, rel)
+        files = {
+            "Cargo.toml": '[package]\nname = "cdemo"\nversion = "0.1.0"\nedition = "2021"\n'
+                          '[build-dependencies]\ncc = "=1.0.73"\n',
+            ".cargo/config.toml": '[source.crates-io]\nreplace-with = "debian"\n'
+                                  f'[source.debian]\ndirectory = "{CC_CRATE}"\n'
+                                  '[net]\noffline = true\n'
+                                  f'[env]\nCC = "{kh.KACHE} {self.gcc}"\n',
+            "build.rs": 'fn main() { cc::Build::new().file("csrc/add.c").include("csrc")'
+                        '.compile("add"); }\n',
+            "csrc/add.c": '#include "add.h"\nint add(int a, int b) { return a + b + K; }\n',
+            "csrc/add.h": "#define K 1\n",
+            "src/main.rs": 'extern "C" { fn add(a: i32, b: i32) -> i32; }\n'
+                           'fn main() { println!("{}", unsafe { add(2, 3) }); }\n',
+        }
+        for rel_path, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(d, rel_path)), exist_ok=True)
+            with open(os.path.join(d, rel_path), "w") as f:
+                f.write(text)
+        return d
+
+    def build_and_run(self, d):
+        p = subprocess.run(["cargo", "build", "-q"], cwd=d, env=self.env, capture_output=True,
+                           text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return subprocess.run([os.path.join(d, "target", "debug", "cdemo")],
+                              capture_output=True, text=True, timeout=60).stdout
+
+    def test_moved_crate_hits_c_and_rust(self):
+        self.assertEqual(self.build_and_run(self.crate("one")), "6\n")
+        n = len(open(self.log).read().splitlines())
+        self.assertGreater(n, 0, "the C compiler did not go through CC")
+        self.assertEqual(self.build_and_run(self.crate("elsewhere/two")), "6\n")
+        self.assertEqual(len(open(self.log).read().splitlines()), n,
+                         "the moved build ran the C compiler")
+        st = subprocess.run([kh.KACHE, "stats"], env=self.env, capture_output=True, text=True,
+                            timeout=60).stdout
+        self.assertRegex(st, r"(?m)^misses\s+4$")
+        self.assertRegex(st, r"(?m)^hits\s+4 ")
+
+
 if __name__ == "__main__":
     kh.take_kache_arg()
     unittest.main()
