@@ -278,8 +278,8 @@ serve(struct cc *c, const struct store_candidate *cand)
 		goto out;
 	hash_to_hex(e.outputs[0].hash, hex);
 	blob = store_path(c->store, "blobs", hex);
-	if (store_hash_kept(c->store, blob, h, &st) < 0 || memcmp(h, e.outputs[0].hash, HASH_LEN) ||
-	    fs_copy_atomic(blob, c->a.obj, 0644) < 0)
+	if (store_hash_kept(c->store, blob, h, &st) < 0 ||
+	    memcmp(h, e.outputs[0].hash, HASH_LEN) != 0 || fs_copy_atomic(blob, c->a.obj, 0644) < 0)
 		goto out;
 	if (c->a.dep_file != NULL && restore_text(c, &e.depinfo, c->a.dep_file) < 0)
 		goto out;
