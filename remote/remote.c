@@ -11,6 +11,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "remote/layout.h"
+#include "remote/planner_client.h"
 #include "remote/transport.h"
 
 struct backend {
@@ -128,6 +129,8 @@ remote_open(const struct config *cfg, char *err, size_t errlen)
 		remote_free(&r);
 	if (r != NULL && config_get_bool(cfg, "remote.read_only"))
 		r->read_only = 1; /* any remote; s3.read_only is the S3 one's own */
+	if (r != NULL)
+		r->planner = planner_client_open(cfg);
 	return r;
 }
 
@@ -159,9 +162,16 @@ remote_free(struct remote **rp)
 		return;
 	if (r->t != NULL && r->t->close != NULL)
 		r->t->close(r);
+	planner_client_free(&r->planner);
 	free(r->path);
 	free(r);
 	*rp = NULL;
+}
+
+struct planner_client *
+remote_planner(const struct remote *r)
+{
+	return r->planner;
 }
 
 int

@@ -40,6 +40,8 @@ int remote_read_only(const struct remote *r);
  * answer told (S3: the Date header); -1 when the remote cannot tell (a
  * directory) or has not answered yet. */
 int remote_clock_skew(struct remote *r, long *seconds);
+/* The planner client (planner.endpoint), or NULL. */
+struct planner_client *remote_planner(const struct remote *r);
 /* Takes ownership; NULLs *r. */
 void remote_free(struct remote **r);
 /* Makes the result res_hex (and what it references) present in the remote;

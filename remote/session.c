@@ -15,6 +15,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "remote/planner_client.h"
 #include "remote/transport.h"
 #include "store/journal.h"
 #include "store/pack.h"
@@ -420,6 +421,8 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 		goto out;
 	}
 	log_info("session manifest %s saved: %zu result keys used by %s", name, s.n, m.lock);
+	if (r->planner != NULL)
+		planner_client_post_session(r->planner, fp, &s);
 	rc = 1;
 out:
 	unlink(taken);

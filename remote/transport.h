@@ -49,6 +49,9 @@ struct remote {
 	int testsink;         /* test builds: marker files, not the layout */
 	/* the remote's clock against ours (remote_clock_skew); NULL: unknown */
 	int (*clock_skew)(struct remote *r, long *seconds);
+	/* planner.endpoint set: session manifests are posted there too, prefetch
+	 * asks it (remote/planner_client.h); NULL: no planner */
+	struct planner_client *planner;
 	struct sign_state *sign; /* the signing layer (remote/sign_transport.c):
 	                          * t is its transport, which wraps the backend's */
 };

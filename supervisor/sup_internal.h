@@ -50,7 +50,7 @@ struct prefetch_counts {
 	long packs, bytes, present, over_cap, rejected, failed_packs, list_failed, refused;
 	long hits; /* compiles served from entries prefetch imported (the indexer's events) */
 	/* where sessions took their candidates (workers/prefetch/prefetch_plan.c) */
-	long from_exact, from_closest, from_packs, last_shared, garbage_sessions;
+	long from_exact, from_closest, from_packs, from_planner, last_shared, garbage_sessions;
 };
 
 struct slot {

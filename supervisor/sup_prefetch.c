@@ -264,6 +264,8 @@ add_counts(struct prefetch_counts *n, const char *text)
 		    n->last_shared = json_integer_value(json_object_get(j, "shared"));
 	else if (src != NULL && strcmp(src, "packs") == 0)
 		n->from_packs++;
+	else if (src != NULL && strcmp(src, "planner") == 0)
+		n->from_planner++;
 	json_decref(j);
 }
 

@@ -42,8 +42,9 @@ prefetch_json(const struct prefetch_counts *n)
 	SET(skipped, "lock_refused", n->refused);
 	json_object_set_new(o, "skipped", skipped);
 	json_object_set_new(o, "sources",
-	    json_pack("{s:I, s:I, s:I, s:I, s:I}", "exact_session", (json_int_t)n->from_exact,
-	        "closest_session", (json_int_t)n->from_closest, "packs", (json_int_t)n->from_packs,
+	    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "planner", (json_int_t)n->from_planner,
+	        "exact_session", (json_int_t)n->from_exact, "closest_session",
+	        (json_int_t)n->from_closest, "packs", (json_int_t)n->from_packs,
 	        "last_shared_crates", (json_int_t)n->last_shared, "sessions_not_valid",
 	        (json_int_t)n->garbage_sessions));
 	return o;
@@ -58,7 +59,7 @@ outcomes_json(const struct supervisor *s, int64_t now)
 	return json_pack("{s:s, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 	    "fetch_breaker", jobs_fetch_breaker_open(s, now) ? "open" : "closed", "uploads", "ok",
 	    (json_int_t)o->upload[JOB_OK], "failed",
-	    (json_int_t)(o->upload[JOB_FAILED] + o->upload[JOB_MISS]), "remote_off",
+	    (json_int_t)o->upload[JOB_FAILED] + (json_int_t)o->upload[JOB_MISS], "remote_off",
 	    (json_int_t)o->upload[JOB_REMOTE_OFF], "fetches", "ok", (json_int_t)o->fetch[JOB_OK],
 	    "miss", (json_int_t)o->fetch[JOB_MISS], "failed", (json_int_t)o->fetch[JOB_FAILED],
 	    "remote_off", (json_int_t)o->fetch[JOB_REMOTE_OFF], "late", (json_int_t)o->fetch_late,

@@ -50,7 +50,7 @@ static void
 report(const struct proto_hint *h, const struct prefetch_plan *plan, const struct session *ss,
     int64_t ms, struct msg *done)
 {
-	static const char *const src_key[] = { "none", "exact", "closest", "packs" };
+	static const char *const src_key[] = { "none", "exact", "closest", "packs", "planner" };
 	static const char *const from[] = { "none needed", "cargo metadata", "Cargo.lock" };
 	const char *refused = ss->refused[0] ? ss->refused : plan->refused;
 	char text[640], shared[64] = "";
@@ -76,7 +76,8 @@ report(const struct proto_hint *h, const struct prefetch_plan *plan, const struc
 	    "\"garbage_sessions\": %ld}",
 	    plan->crates, ss->d.packs, (unsigned long long)ss->d.bytes, plan->present,
 	    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed, refused[0] != '\0',
-	    src_key[plan->source < 4 ? plan->source : 0], plan->shared, plan->garbage);
+	    src_key[plan->source <= PREFETCH_FROM_PLANNER ? plan->source : 0], plan->shared,
+	    plan->garbage);
 	msg_set_text(done, text);
 	done->status = refused[0]             ? JOB_MISS :
 	    ss->d.failed || plan->list_failed ? JOB_FAILED :

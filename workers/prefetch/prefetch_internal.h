@@ -57,6 +57,7 @@ enum prefetch_source {
 	PREFETCH_FROM_EXACT,    /* the session manifest of this fingerprint */
 	PREFETCH_FROM_CLOSEST,  /* the session sharing the most crates */
 	PREFETCH_FROM_PACKS,    /* the packs listed for each crate */
+	PREFETCH_FROM_PLANNER,  /* kache-planner's plan (planner.endpoint) */
 };
 
 /* Session manifests read for the closest match at most: the newest listed. */
@@ -112,6 +113,33 @@ int prefetch_crates(const struct proto_hint *h, struct strv *crates, struct pref
 void prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan);
 const char *prefetch_source_name(enum prefetch_source s);
 void prefetch_plan_free(struct prefetch_plan *plan);
+
+/* What kache-planner answered. */
+enum prefetch_planner_disposition {
+	PREFETCH_PLANNER_OFF = 0,  /* no planner.endpoint */
+	PREFETCH_PLANNER_EXECUTE,  /* its candidates, in p */
+	PREFETCH_PLANNER_FALLBACK, /* use_fallback, or no fingerprint to ask with */
+	PREFETCH_PLANNER_NOTHING,  /* do_nothing: no import at all */
+	PREFETCH_PLANNER_FAILED,   /* no answer, an error, an answer not valid */
+};
+struct prefetch_planner_answer {
+	enum prefetch_planner_disposition disposition;
+	struct prefetch_pack *p;
+	size_t n;
+};
+
+/* prefetch_planner.c: asks the planner of remote r (remote_planner), within
+ * planner.timeout_ms, for the plan of the hint's build intent (its session
+ * fingerprint, toolchain, target, profile; crates, Cargo.lock's names, may
+ * be NULL). A failure, or use_fallback, is said in one log line per kind for
+ * the life of the process. */
+void prefetch_planner_ask(struct remote *r, const struct proto_hint *h, const struct strv *crates,
+    struct prefetch_planner_answer *a);
+/* The answer's bytes checked (tests, fuzzing): 0, or -1 with why (a
+ * candidate whose key is not 64 hex, whose crate is not a crate name...). */
+int prefetch_planner_parse(const char *text, size_t n, struct prefetch_planner_answer *a, char *why,
+    size_t whylen);
+void prefetch_planner_free(struct prefetch_planner_answer *a);
 
 /* Import threads (and so remotes, each an S3 connection) a session uses at most. */
 #define PREFETCH_CONCURRENCY_MAX 32

@@ -63,9 +63,11 @@ static long shared(const struct remote_session *s, const char **sorted, size_t n
 static int has(const char **sorted, size_t n, const char *crate);
 static int cmp_str(const void *a, const void *b);
 static void bad_session(struct listing *l, const char *name, const char *why);
+static int from_planner(const struct prefetch_input *in, const struct strv *crates,
+    struct listing *l);
 
 static const char *const source_names[] = { "none", "exact session manifest", "closest session",
-	"packs" };
+	"packs", "planner" };
 
 const char *
 prefetch_source_name(enum prefetch_source s)
@@ -341,6 +343,26 @@ from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_
 	return 1;
 }
 
+/* The planner first, asked with the workspace's crate names when they could
+ * be had (else NULL: it may still know the fingerprint): 1 when its plan is
+ * used (execute: its candidates; do_nothing: none), 0 when the planner-less
+ * path is to be taken (use_fallback, failed: said by prefetch_planner_ask). */
+static int
+from_planner(const struct prefetch_input *in, const struct strv *crates, struct listing *l)
+{
+	struct prefetch_planner_answer a;
+
+	prefetch_planner_ask(in->remote[0], in->h, crates, &a);
+	if (a.disposition != PREFETCH_PLANNER_EXECUTE && a.disposition != PREFETCH_PLANNER_NOTHING)
+		return 0;
+	l->plan->source = PREFETCH_FROM_PLANNER;
+	l->plan->refused[0] = '\0'; /* the plan needed no crate names */
+	for (size_t i = 0; i < a.n; i++)
+		consider(l, a.p[i].crate, a.p[i].res, a.p[i].size);
+	prefetch_planner_free(&a);
+	return 1;
+}
+
 /* With the crate names: the closest session (when closest), else the packs. */
 static void
 choose(const struct prefetch_input *in, const struct strv *crates, int closest, struct listing *l)
@@ -360,7 +382,7 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 {
 	struct listing l = { .plan = plan, .max_bytes = in->max_bytes };
 	struct strv crates;
-	int exact;
+	int exact, named, planned;
 	int64_t t0;
 
 	memset(plan, 0, sizeof *plan);
@@ -369,10 +391,23 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 		return;
 	}
 	strv_init(&crates);
+	named = -1; /* not asked yet */
+	if (in->remote[0] != NULL && remote_planner(in->remote[0]) != NULL) {
+		named = prefetch_crates(in->h, &crates, plan);
+		t0 = clock_ms();
+		planned = from_planner(in, named == 0 ? &crates : NULL, &l);
+		plan->list_ms = clock_ms() - t0;
+		if (planned)
+			goto out;
+	}
 	t0 = clock_ms();
 	exact = from_exact(in->remote[0], in->kache_dir, in->h, &l);
-	plan->list_ms = clock_ms() - t0;
-	if (exact != 1 && prefetch_crates(in->h, &crates, plan) == 0) {
+	plan->list_ms += clock_ms() - t0;
+	if (exact == 1)
+		plan->refused[0] = '\0'; /* the exact session needed no crate names */
+	if (exact != 1 && named == -1)
+		named = prefetch_crates(in->h, &crates, plan);
+	if (exact != 1 && named == 0) {
 		t0 = clock_ms();
 		choose(in, &crates, exact == 0, &l); /* an exact one not valid: packs */
 		plan->list_ms += clock_ms() - t0;
@@ -382,6 +417,7 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 		          "using %s",
 		    l.first_bad, l.why, plan->garbage > 1 ? " with others" : "",
 		    prefetch_source_name(plan->source));
+out:
 	free((void *)l.first_bad);
 	strv_free(&crates);
 	store_free(&l.store);

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""The client side of kache-planner over real cargo builds of tests/fixtures/ws:
+runner 1 builds with planner.endpoint set and its session manifest is posted to
+the real kache-planner on loopback; runner 2 (an empty store, other paths, a
+Cargo.lock that differs, sessions/ removed from the remote so that only the
+planner can name the keys) prefetches through the plan. A planner that never
+answers, or one that refuses the token, leaves the planner-less path in place
+with one log line.
+
+usage: test_planner_client.py <path to kache> <path to kache-planner> [unittest args]
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+sys.path.insert(0, os.path.join(HERE, "..", "scenarios"))
+sys.path.insert(0, HERE)
+import kache_harness as kh  # noqa: E402
+from kache_harness import CRATES  # noqa: E402
+import test_planner as tpl  # noqa: E402
+import test_prefetch as tpf  # noqa: E402
+
+
+class PlannerClient(unittest.TestCase):
+    # the prefetch scenarios' runners, remote and checks (not their tests)
+    runner = tpf.PrefetchDir.runner
+    populate = tpf.PrefetchDir.populate
+    sessions = tpf.PrefetchDir.sessions
+    prefetch_log = tpf.PrefetchDir.prefetch_log
+    assert_served = tpf.PrefetchDir.assert_served
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="kache-pclient-")
+        self.remote = os.path.join(self.tmp, "remote")
+        self.envs = []
+        self.planner = None
+        self.hang = None
+        self.client_env = {}
+
+    def tearDown(self):
+        for env in self.envs:
+            subprocess.run([kh.KACHE, "supervisor", "stop", "--timeout", "20s"],
+                           env=env, capture_output=True, timeout=90)
+        if self.planner:
+            self.planner.stop()
+        if self.hang:
+            self.hang.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_planner(self):
+        self.planner = tpl.Planner(self.tmp, "planner").start()
+        self.client_env = {"KACHE_PLANNER_ENDPOINT": "http://127.0.0.1:%d" % self.planner.port,
+                           "KACHE_PLANNER_TOKEN": tpl.TOKEN}
+
+    def client(self, name, root, start=False, **env):
+        """A runner whose environment points at the planner."""
+        os.makedirs(root, exist_ok=True)
+        ws = self.runner(name, root)
+        ws.env.update(self.client_env)
+        ws.env.update(env)
+        if start:
+            p = tpf.kache(ws, "supervisor", "start")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        return ws
+
+    def first_runner(self):
+        """Runner 1 builds and stops (its session manifest saved and posted)."""
+        a = self.client("a", self.tmp, start=True)
+        a.cargo("build")
+        self.assertTrue(CRATES.issubset(set(a.compiled())))
+        p = tpf.kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(len(self.sessions()), 1)
+        self.stop_output = p.stdout + p.stderr
+        return a, a.run_app()
+
+    def second_runner(self, name, **env):
+        b = self.client(name, os.path.join(self.tmp, name, "runner"), **env)
+        with open(os.path.join(b.dir, "Cargo.lock"), "a") as f:
+            f.write("# another branch: no exact session manifest\n")
+        b.cargo("check")
+        pf = tpf.wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        return b, pf
+
+    def test_fresh_runner_is_served_through_the_planners_plan(self):
+        self.start_planner()
+        _, out = self.first_runner()
+        st, metrics = self.planner.get("/metrics")
+        self.assertIn(b"kache_planner_manifests 1\n", metrics)
+        # only the planner can name the keys now
+        shutil.rmtree(os.path.join(self.remote, "sessions"))
+        b, pf = self.second_runner("b")
+        self.assertEqual(pf["sources"]["planner"], 1, pf)
+        self.assertEqual(pf["sources"]["packs"], 0, pf)
+        self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
+        self.assertRegex(self.prefetch_log(b), r"packs imported .* from planner")
+        self.assert_served(b, out)
+        st, metrics = self.planner.get("/metrics")
+        self.assertIn(b'kache_planner_plans_total{disposition="execute"} 1', metrics)
+
+    def test_planner_that_never_answers_falls_back_once(self):
+        # a socket that listens and never accepts: connects, no answer
+        self.hang = socket.socket()
+        self.hang.bind(("127.0.0.1", 0))
+        self.hang.listen(16)
+        self.client_env = {"KACHE_PLANNER_ENDPOINT":
+                           "http://127.0.0.1:%d" % self.hang.getsockname()[1],
+                           "KACHE_PLANNER_TIMEOUT_MS": "300",
+                           "KACHE_PLANNER_TOKEN": tpl.TOKEN}
+        _, out = self.first_runner()
+        b, pf = self.second_runner("b")
+        self.assertEqual(pf["sources"]["planner"], 0, pf)
+        self.assertEqual(pf["sources"]["closest_session"], 1, pf)
+        log = self.prefetch_log(b)
+        self.assertEqual(log.count("prefetching without it"), 1, log)
+        self.assertIn("no answer within planner.timeout_ms (300 ms)", log)
+        self.assert_served(b, out)
+        # a second session of the same worker says nothing more
+        with open(os.path.join(b.dir, "Cargo.lock"), "a") as f:
+            f.write("# again\n")
+        b.cargo("clean")
+        b.cargo("check")
+        tpf.wait_prefetch(self, b, lambda p: p["sessions_done"] >= 2)
+        self.assertEqual(self.prefetch_log(b).count("prefetching without it"), 1)
+
+    def test_wrong_token_falls_back_with_a_clear_line(self):
+        self.start_planner()
+        self.client_env["KACHE_PLANNER_TOKEN"] = "not-the-planners-token-000"
+        _, out = self.first_runner()
+        self.assertEqual(self.stop_output.count("not posted: HTTP 401"), 1, self.stop_output)
+        self.assertIn(b"kache_planner_manifests 0\n", self.planner.get("/metrics")[1])
+        b, pf = self.second_runner("b")
+        self.assertEqual(pf["sources"]["planner"], 0, pf)
+        self.assertEqual(pf["sources"]["closest_session"], 1, pf)
+        log = self.prefetch_log(b)
+        self.assertEqual(log.count("the planner refused the token"), 1, log)
+        self.assert_served(b, out)
+
+
+if __name__ == "__main__":
+    kh.take_kache_arg()
+    tpl.PLANNER = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
