@@ -146,6 +146,23 @@ class CcScenarios(unittest.TestCase):
         compiles = [r for r in self.runs()[n:] if " -c " in r]
         self.assertEqual(len(compiles), 1, "another compiler identity was served a hit")
 
+    def test_header_outside_the_project_is_the_new_places(self):
+        """-I../inc names a header outside the cwd: a copy of the project
+        beside another ../inc must compile against that one, not hit on the
+        first copy's header (which still exists, unchanged)."""
+        objs = []
+        for rel, k in (("a/proj", "1"), ("b/proj", "2")):
+            d = self.project(rel)
+            os.makedirs(os.path.join(d, "..", "inc"))
+            with open(os.path.join(d, "..", "inc", "k.h"), "w") as f:
+                f.write(f"#define K {k}\n")
+            with open(os.path.join(d, "foo.c"), "a") as f:
+                f.write('#include "k.h"\nint g(void) { return K; }\n')
+            self.kache_cc(d, "-I../inc")
+            objs.append(self.obj(d))
+            self.assertEqual(self.obj(d), self.plain(d, "-I../inc"))
+        self.assertNotEqual(objs[0], objs[1])
+
     def test_preprocess_only_passes_through(self):
         d = self.project("p")
         p = subprocess.run([kh.KACHE, self.cc, "-E", "foo.c"], cwd=d, env=self.env,
