@@ -1,5 +1,6 @@
 /* kache: the RUSTC_WRAPPER. cargo runs `kache <rustc> <args>`; `kache rustc
- * <args>` finds rustc on PATH. Every other first argument is a command, which
+ * <args>` finds rustc on PATH; `kache gcc <args>` (any C compiler, cc.h) caches a
+ * C compile. Every other first argument is a command, which
  * is served by kached (beside this binary) so this one stays lean. */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "store/journal.h"
+#include "wrapper/cc.h"
 #include "wrapper/wrapper.h"
 
 static void exec_kached(char **argv) __attribute__((noreturn));
@@ -77,6 +79,9 @@ main(int argc, char **argv)
 	struct wrapper w;
 	int rc;
 
+	/* the one dispatch to the C path (wrapper/cc.c), on the compiler's name */
+	if (argc >= 2 && cc_is_compiler(argv[1]))
+		return cc_main(argc - 1, argv + 1);
 	if (argc < 2 || (strchr(argv[1], '/') == NULL && strcmp(argv[1], "rustc") != 0))
 		exec_kached(argv);
 	memset(&w, 0, sizeof w);

@@ -56,3 +56,8 @@ if(TARGET kache AND TARGET kached)
         TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
   endforeach()
 endif()
+# C compiles through kache (`kache gcc -c ...`, wrapper/cc.c): tests/scenarios/test_cc.py.
+if(TARGET kache)
+  kache_py_tests(scenarios/test_cc.py NAME scenario_cc_{case} TIMEOUT 300
+      LABELS scenario ARGS $<TARGET_FILE:kache>)
+endif()

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""C compiles through kache (`kache gcc -c foo.c -o foo.o`, wrapper/cc.c):
+a hit runs no compiler process (a logging compiler script counts them) and
+restores the object a plain gcc with the same -ffile-prefix-map writes; an
+edited header, another -D or another compiler identity misses; -E passes
+through and is counted; a moved project hits.
+
+usage: test_cc.py <path to kache> [unittest args]
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import kache_harness as kh  # noqa: E402
+
+GCC = shutil.which("gcc")
+FLAGS = ["-g", "-O1", "-Wall"]
+
+
+class CcScenarios(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = kh.make_tmp("kache-cc-")
+        self.store = os.path.join(self.tmp, "store")
+        self.env = kh.store_env(self.tmp, self.store,
+                                CARGO_HOME=os.path.join(self.tmp, "cargo-home"))
+        self.log = os.path.join(self.tmp, "runs.log")
+        self.cc = self.script("bin", "")
+
+    def tearDown(self):
+        kh.remove_tmp(self.tmp)
+
+    def script(self, sub, version_line):
+        """A compiler named gcc that logs each run, then runs the real gcc;
+        with version_line, `-v` reports that instead."""
+        d = os.path.join(self.tmp, sub)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "gcc")
+        fake = (f'if [ "$1" = -v ]; then echo "{version_line}"; exit 0; fi\n'
+                if version_line else "")
+        with open(path, "w") as f:
+            f.write(f'#!/bin/sh\necho "$0 $*" >> {self.log}\n{fake}exec {GCC} "$@"\n')
+        os.chmod(path, 0o755)
+        return path
+
+    def project(self, rel):
+        d = os.path.join(self.tmp, rel)
+        os.makedirs(d)
+        with open(os.path.join(d, "foo.c"), "w") as f:
+            f.write('#include "a.h"\n#include <stdio.h>\n'
+                    'int f(void) { printf("%s\\n", __FILE__); return A + B; }\n')
+        with open(os.path.join(d, "a.h"), "w") as f:
+            f.write('#include "b.h"\n#define A 3\n')
+        with open(os.path.join(d, "b.h"), "w") as f:
+            f.write("#define B 4\n")
+        return d
+
+    def runs(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return f.read().splitlines()
+
+    def kache_cc(self, d, *extra, cc=None):
+        p = subprocess.run([kh.KACHE, cc or self.cc, "-c", "foo.c", "-o", "foo.o", *FLAGS,
+                            *extra], cwd=d, env=self.env, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p
+
+    def obj(self, d, name="foo.o"):
+        with open(os.path.join(d, name), "rb") as f:
+            return f.read()
+
+    def stats(self):
+        p = subprocess.run([kh.KACHE, "stats"], env=self.env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return {m.group(1): int(m.group(2))
+                for m in re.finditer(r"^(hits|misses|pass-throughs)\s+(\d+)", p.stdout, re.M)}
+
+    def plain(self, d, *extra):
+        """What gcc itself writes, with the prefix map kache adds for the cwd."""
+        subprocess.run([GCC, "-c", "foo.c", "-o", "plain.o", *FLAGS, *extra,
+                        f"-ffile-prefix-map={d}=."], cwd=d, check=True, timeout=120)
+        return self.obj(d, "plain.o")
+
+    def test_fresh_dir_hits_without_compiler_and_same_bytes(self):
+        d1, d2 = self.project("one"), self.project("two/deeper")
+        self.kache_cc(d1, "-MD")
+        n = len(self.runs())
+        self.assertGreater(n, 0)
+        self.kache_cc(d2, "-MD")
+        self.assertEqual(self.runs()[n:], [], "a hit ran the compiler")
+        self.assertEqual(self.stats().get("hits"), 1)
+        self.assertEqual(self.obj(d2), self.plain(d2, "-MD", "-MF", "plain.d"))
+        with open(os.path.join(d2, "foo.d")) as f:
+            restored = f.read()
+        with open(os.path.join(d2, "plain.d")) as f:
+            self.assertEqual(restored, f.read().replace("plain.o", "foo.o"))
+
+    def test_moved_project_hits(self):
+        d1 = self.project("here")
+        self.kache_cc(d1)
+        n = len(self.runs())
+        moved = os.path.join(self.tmp, "elsewhere", "there")
+        os.makedirs(os.path.dirname(moved))
+        os.rename(d1, moved)
+        os.unlink(os.path.join(moved, "foo.o"))
+        self.kache_cc(moved)
+        self.assertEqual(self.runs()[n:], [])
+        self.assertEqual(self.obj(moved), self.plain(moved))
+
+    def test_edited_header_misses(self):
+        d = self.project("p")
+        self.kache_cc(d)
+        before = self.obj(d)
+        with open(os.path.join(d, "b.h"), "w") as f:
+            f.write("#define B 40\n")
+        n = len(self.runs())
+        self.kache_cc(d)
+        self.assertEqual(len(self.runs()), n + 1, "the edited header did not miss")
+        self.assertNotEqual(self.obj(d), before)
+        self.assertEqual(self.obj(d), self.plain(d))
+        self.assertEqual(self.stats().get("misses"), 2)
+
+    def test_changed_define_misses(self):
+        d = self.project("p")
+        self.kache_cc(d, "-DX=1")
+        n = len(self.runs())
+        self.kache_cc(d, "-DX=2")
+        self.assertEqual(len(self.runs()), n + 1)
+        self.kache_cc(d, "-DX=1")
+        self.assertEqual(len(self.runs()), n + 1, "-DX=1 again should hit")
+
+    def test_other_compiler_identity_misses(self):
+        d = self.project("p")
+        self.kache_cc(d)
+        other = self.script("other", "gcc version 99.0.0 (a different one)")
+        n = len(self.runs())
+        self.kache_cc(d, cc=other)
+        compiles = [r for r in self.runs()[n:] if " -c " in r]
+        self.assertEqual(len(compiles), 1, "another compiler identity was served a hit")
+
+    def test_header_outside_the_project_is_the_new_places(self):
+        """-I../inc names a header outside the cwd: a copy of the project
+        beside another ../inc must compile against that one, not hit on the
+        first copy's header (which still exists, unchanged)."""
+        objs = []
+        for rel, k in (("a/proj", "1"), ("b/proj", "2")):
+            d = self.project(rel)
+            os.makedirs(os.path.join(d, "..", "inc"))
+            with open(os.path.join(d, "..", "inc", "k.h"), "w") as f:
+                f.write(f"#define K {k}\n")
+            with open(os.path.join(d, "foo.c"), "a") as f:
+                f.write('#include "k.h"\nint g(void) { return K; }\n')
+            self.kache_cc(d, "-I../inc")
+            objs.append(self.obj(d))
+            self.assertEqual(self.obj(d), self.plain(d, "-I../inc"))
+        self.assertNotEqual(objs[0], objs[1])
+
+    def test_preprocess_only_passes_through(self):
+        d = self.project("p")
+        p = subprocess.run([kh.KACHE, self.cc, "-E", "foo.c"], cwd=d, env=self.env,
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("return 3 + 4;", p.stdout)
+        self.assertEqual(len(self.runs()), 1)
+        self.assertEqual(self.stats().get("pass-throughs"), 1)
+
+    def test_compile_error_is_the_compilers(self):
+        d = self.project("p")
+        with open(os.path.join(d, "foo.c"), "a") as f:
+            f.write("this is not C\n")
+        p = subprocess.run([kh.KACHE, self.cc, "-c", "foo.c", "-o", "foo.o"], cwd=d,
+                           env=self.env, capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("error", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(d, "foo.o")))
+
+
+CC_CRATE = "/usr/share/cargo/registry"
+
+
+@unittest.skipUnless(os.path.isdir(os.path.join(CC_CRATE, "cc-1.0.73")),
+                     "Debian's librust-cc-dev 1.0.73 is not installed")
+class CcCrateScenarios(unittest.TestCase):
+    """A build script compiling C with Debian's cc crate, CC routed through
+    kache by cargo's [env]: a second build of the crate moved elsewhere, with a
+    fresh target dir, runs neither rustc nor the C compiler and prints the same."""
+
+    def setUp(self):
+        self.tmp = kh.make_tmp("kache-cccrate-")
+        self.store = os.path.join(self.tmp, "store")
+        self.log = os.path.join(self.tmp, "runs.log")
+        gcc = os.path.join(self.tmp, "bin", "gcc")
+        os.makedirs(os.path.dirname(gcc))
+        with open(gcc, "w") as f:
+            f.write(f'#!/bin/sh\necho "$*" >> {self.log}\nexec {GCC} "$@"\n')
+        os.chmod(gcc, 0o755)
+        self.env = kh.store_env(self.tmp, self.store, RUSTC_WRAPPER=kh.KACHE,
+                                CARGO_HOME=os.path.join(self.tmp, "cargo-home"))
+        self.env.pop("CC", None)
+        self.gcc = gcc
+
+    def tearDown(self):
+        kh.remove_tmp(self.tmp)
+
+    def crate(self, rel):
+        d = os.path.join(self.tmp, rel)
+        files = {
+            "Cargo.toml": '[package]\nname = "cdemo"\nversion = "0.1.0"\nedition = "2021"\n'
+                          '[build-dependencies]\ncc = "=1.0.73"\n',
+            ".cargo/config.toml": '[source.crates-io]\nreplace-with = "debian"\n'
+                                  f'[source.debian]\ndirectory = "{CC_CRATE}"\n'
+                                  '[net]\noffline = true\n'
+                                  f'[env]\nCC = "{kh.KACHE} {self.gcc}"\n',
+            "build.rs": 'fn main() { cc::Build::new().file("csrc/add.c").include("csrc")'
+                        '.compile("add"); }\n',
+            "csrc/add.c": '#include "add.h"\nint add(int a, int b) { return a + b + K; }\n',
+            "csrc/add.h": "#define K 1\n",
+            "src/main.rs": 'extern "C" { fn add(a: i32, b: i32) -> i32; }\n'
+                           'fn main() { println!("{}", unsafe { add(2, 3) }); }\n',
+        }
+        for rel_path, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(d, rel_path)), exist_ok=True)
+            with open(os.path.join(d, rel_path), "w") as f:
+                f.write(text)
+        return d
+
+    def build_and_run(self, d):
+        p = subprocess.run(["cargo", "build", "-q"], cwd=d, env=self.env, capture_output=True,
+                           text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return subprocess.run([os.path.join(d, "target", "debug", "cdemo")],
+                              capture_output=True, text=True, timeout=60).stdout
+
+    def test_moved_crate_hits_c_and_rust(self):
+        self.assertEqual(self.build_and_run(self.crate("one")), "6\n")
+        n = len(open(self.log).read().splitlines())
+        self.assertGreater(n, 0, "the C compiler did not go through CC")
+        self.assertEqual(self.build_and_run(self.crate("elsewhere/two")), "6\n")
+        self.assertEqual(len(open(self.log).read().splitlines()), n,
+                         "the moved build ran the C compiler")
+        st = subprocess.run([kh.KACHE, "stats"], env=self.env, capture_output=True, text=True,
+                            timeout=60).stdout
+        self.assertRegex(st, r"(?m)^misses\s+4$")
+        self.assertRegex(st, r"(?m)^hits\s+4 ")
+
+
+if __name__ == "__main__":
+    kh.take_kache_arg()
+    unittest.main()
