@@ -95,7 +95,8 @@ load_journal(const char *dir, struct events *out)
 		closedir(d);
 	}
 	if (files.n > 0)
-		qsort(files.v, files.n, sizeof *files.v, cmp_ext);
+		if (files.n > 1) /* an empty array may be NULL */
+			qsort(files.v, files.n, sizeof *files.v, cmp_ext);
 	strv_push_owned(&files, xasprintf("%s/events", jdir));
 	for (size_t i = 0; i < files.n; i++) {
 		struct buf b;

@@ -177,7 +177,8 @@ apply_cap(struct planner_plan *p, uint64_t cap)
 {
 	size_t kept = 0;
 
-	qsort(p->k, p->n, sizeof *p->k, by_density);
+	if (p->n > 1) /* an empty array may be NULL */
+		qsort(p->k, p->n, sizeof *p->k, by_density);
 	p->bytes = 0;
 	for (size_t i = 0; i < p->n; i++) {
 		if (p->k[i].bytes > cap - p->bytes)
@@ -186,7 +187,8 @@ apply_cap(struct planner_plan *p, uint64_t cap)
 		p->k[kept++] = p->k[i];
 	}
 	p->n = kept;
-	qsort(p->k, p->n, sizeof *p->k, by_order);
+	if (p->n > 1) /* an empty array may be NULL */
+		qsort(p->k, p->n, sizeof *p->k, by_order);
 }
 
 void

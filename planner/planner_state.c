@@ -28,7 +28,8 @@ copy_manifest(struct planner_manifest *dst, const struct planner_manifest *src)
 	for (size_t i = 0; i < src->features.n; i++)
 		strv_push(&dst->features, src->features.v[i]);
 	dst->k = xcalloc(src->n + 1, sizeof *dst->k);
-	memcpy(dst->k, src->k, src->n * sizeof *dst->k);
+	if (src->n > 0) /* src->k may be NULL when empty */
+		memcpy(dst->k, src->k, src->n * sizeof *dst->k);
 }
 
 static void

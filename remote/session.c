@@ -304,7 +304,8 @@ dedupe(struct remote_session *s)
 
 	for (size_t i = 0; i < s->n; i++)
 		v[i].k = &s->k[i];
-	qsort(v, s->n, sizeof *v, cmp_res);
+	if (s->n > 1) /* an empty array may be NULL */
+		qsort(v, s->n, sizeof *v, cmp_res);
 	for (size_t i = 1; i < s->n; i++)
 		if (strcmp(v[i].k->res, v[i - 1].k->res) == 0)
 			v[i].k->crate[0] = '\0'; /* a later repeat */

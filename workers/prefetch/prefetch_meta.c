@@ -213,7 +213,8 @@ prefetch_unique_in_order(struct strv *v)
 
 	for (size_t i = 0; i < v->n; i++)
 		ix[i] = (struct id_ix){ v->v[i], i };
-	qsort(ix, v->n, sizeof *ix, cmp_name_ix);
+	if (v->n > 1) /* an empty array may be NULL */
+		qsort(ix, v->n, sizeof *ix, cmp_name_ix);
 	for (size_t i = 1; i < v->n; i++)
 		drop[ix[i].i] = strcmp(ix[i].id, ix[i - 1].id) == 0;
 	for (size_t i = 0; i < v->n; i++) {
@@ -295,7 +296,8 @@ graph_edges(json_t *nodes, struct graph *g)
 
 	for (i = 0; i < g->n; i++)
 		ix[i] = (struct id_ix){ g->id[i], i };
-	qsort(ix, g->n, sizeof *ix, cmp_id);
+	if (g->n > 1) /* an empty array may be NULL */
+		qsort(ix, g->n, sizeof *ix, cmp_id);
 	json_array_foreach(nodes, i, node) {
 		a = find_id(ix, g->n, str(json_object_get(node, "id")));
 		json_array_foreach(json_object_get(node, "dependencies"), k, dep) {

@@ -192,7 +192,8 @@ from_packs(const struct prefetch_input *in, const struct strv *crates, struct li
 	pl.per = xcalloc(crates->n + 1, sizeof *pl.per);
 	prefetch_pool_run(in->remote, in->nremote, crates->n, &ops, &pl);
 	for (i = 0; i < crates->n; i++)
-		qsort(pl.per[i].f, pl.per[i].n, sizeof *pl.per[i].f, cmp_newest);
+		if (pl.per[i].n > 1) /* an empty array may be NULL */
+			qsort(pl.per[i].f, pl.per[i].n, sizeof *pl.per[i].f, cmp_newest);
 	for (rank = 0; more; rank++)
 		for (i = 0, more = 0; i < crates->n; i++)
 			if (rank < pl.per[i].n) {
@@ -293,7 +294,8 @@ newest_sessions(struct remote *r, struct strv *names)
 	struct found_list fl = { 0 };
 
 	remote_list(r, REMOTE_SESSION_PREFIX, on_session, &fl);
-	qsort(fl.f, fl.n, sizeof *fl.f, cmp_newest);
+	if (fl.n > 1) /* fl.f is NULL when none is listed */
+		qsort(fl.f, fl.n, sizeof *fl.f, cmp_newest);
 	for (size_t i = 0; i < fl.n && i < PREFETCH_CLOSEST_MAX; i++)
 		strv_push_owned(names, xasprintf("%s%s", REMOTE_SESSION_PREFIX, fl.f[i].name));
 	free(fl.f);
@@ -371,7 +373,8 @@ choose(const struct prefetch_input *in, const struct strv *crates, int closest, 
 
 	for (size_t i = 0; i < crates->n; i++)
 		sorted[i] = crates->v[i];
-	qsort(sorted, crates->n, sizeof *sorted, cmp_str);
+	if (crates->n > 1) /* an empty array may be NULL */
+		qsort(sorted, crates->n, sizeof *sorted, cmp_str);
 	if (!closest || !from_closest(in->remote[0], in->kache_dir, sorted, crates->n, l))
 		from_packs(in, crates, l);
 	free(sorted);
