@@ -48,7 +48,6 @@ struct progress_line {
 
 enum via { VIA_SUPERVISOR, VIA_DIRECT, VIA_FAILED };
 
-static struct config *load_config(void);
 static struct index *open_index(const char *dir);
 static enum via ask_supervisor(const char *dir, struct msg *req, int64_t wait_ms, json_t **doc);
 static enum via ask_long(const char *dir, struct msg *req, struct progress_line *pl, json_t **doc);
@@ -76,20 +75,6 @@ static void print_verify(const json_t *doc);
 static struct index *open_for_read(const char *dir);
 static void print_refused(const char *dir);
 static int store_read_only(const char *dir);
-
-static struct config *
-load_config(void)
-{
-	struct buf warnings;
-	struct config *cfg;
-
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	if (warnings.len)
-		fprintf(stderr, "kache: warning: %s", warnings.p);
-	buf_free(&warnings);
-	return cfg;
-}
 
 /* Opens the index of dir; prints why not on failure. A first build of the
  * index (a large store, a lost index) shows its progress on a terminal. */
@@ -392,7 +377,7 @@ cmd_stats(int argc, char **argv)
 		fprintf(stderr, "usage: kache stats [--json]\n");
 		return EXIT_USAGE;
 	}
-	cfg = load_config();
+	cfg = cli_config_load();
 	msg_init(&req, MSG_INDEX_STATS, 0);
 	v = ask_supervisor(config_get(cfg, "cache.dir"), &req, STATS_WAIT_MS, &doc);
 	msg_clear(&req);
@@ -470,7 +455,7 @@ cmd_list(int argc, char **argv)
 		fprintf(stderr, "usage: kache list [CRATE] [--json]\n");
 		return EXIT_USAGE;
 	}
-	cfg = load_config();
+	cfg = cli_config_load();
 	arr = list_via_supervisor(config_get(cfg, "cache.dir"), crate, &v);
 	if (v == VIA_DIRECT && (ix = open_for_read(config_get(cfg, "cache.dir"))) != NULL) {
 		arr = index_json_list(ix, crate, 0, SIZE_MAX, NULL);
@@ -569,7 +554,7 @@ cmd_gc(int argc, char **argv)
 		fprintf(stderr, "usage: kache gc [--max-size SIZE] [-v]\n");
 		return EXIT_USAGE;
 	}
-	cfg = load_config();
+	cfg = cli_config_load();
 	if (cap < 0 && (cap = config_get_size(cfg, "cache.max_size")) < 0) {
 		fprintf(stderr, "kache: cache.max_size is not a size; using 10G\n");
 		cap = 10LL << 30;
@@ -623,7 +608,7 @@ cmd_purge(int argc, char **argv)
 		fprintf(stderr, "usage: kache purge\n");
 		return EXIT_USAGE;
 	}
-	cfg = load_config();
+	cfg = cli_config_load();
 	progress_init(&pl, "purge");
 	doc = purge_doc(config_get(cfg, "cache.dir"), &pl);
 	config_free(&cfg);
@@ -721,7 +706,7 @@ cmd_verify(int argc, char **argv)
 		fprintf(stderr, "usage: kache verify [--remote [--max N]]\n");
 		return EXIT_USAGE;
 	}
-	cfg = load_config();
+	cfg = cli_config_load();
 	progress_init(&pl, "verify");
 	doc = verify_doc(config_get(cfg, "cache.dir"), &pl);
 	config_free(&cfg);

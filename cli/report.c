@@ -29,7 +29,6 @@ struct events {
 	size_t n;
 };
 
-static struct config *report_config(void);
 static void on_event(const struct journal_event *ev, void *arg);
 static int cmp_ext(const void *a, const void *b);
 static void load_journal(const char *dir, struct events *out);
@@ -43,20 +42,6 @@ static void print_markdown(json_t *r);
 static json_int_t ival(json_t *o, const char *path);
 static int why_parse_args(int argc, char **argv, const char **crate, int *json);
 static void why_print(const struct why_rec *m, const struct why_list *l, int json);
-
-static struct config *
-report_config(void)
-{
-	struct buf warnings;
-	struct config *cfg;
-
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	if (warnings.len)
-		fprintf(stderr, "kache: warning: %s", warnings.p);
-	buf_free(&warnings);
-	return cfg;
-}
 
 static void
 on_event(const struct journal_event *ev, void *arg)
@@ -368,7 +353,7 @@ cmd_report(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	cfg = report_config();
+	cfg = cli_config_load();
 	if (parse_duration(config_get(cfg, "prefetch.cooldown"), &gap) < 0)
 		gap = 300000;
 	load_journal(config_get(cfg, "cache.dir"), &e);
@@ -446,7 +431,7 @@ cmd_why_miss(int argc, char **argv)
 
 	if (why_parse_args(argc, argv, &crate, &json) < 0)
 		return EXIT_USAGE;
-	cfg = report_config();
+	cfg = cli_config_load();
 	x = whyx_new(config_get(cfg, "cache.dir"));
 	if ((m = whyx_find(x, crate, NULL, 0)) == NULL) {
 		fprintf(stderr,
