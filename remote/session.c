@@ -47,6 +47,8 @@ static int cmp_res(const void *a, const void *b);
 static int read_marker(const char *path, struct marker *m);
 static int read_used(const char *path, struct remote_session *s);
 static int save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws);
+static char *saved_path(const char *dir, const char *fp);
+static size_t merge_saved(const char *dir, const char *fp, struct remote_session *s);
 
 /* [A-Za-z0-9_.-]{1,64} */
 static int
@@ -370,6 +372,62 @@ read_used(const char *path, struct remote_session *s)
 	return 0;
 }
 
+/* run/sessions/<fp>.saved: what this store last wrote as sessions/<fp>. */
+static char *
+saved_path(const char *dir, const char *fp)
+{
+	return xasprintf("%s/%s%s", dir, fp, REMOTE_SESSION_SAVED_SUFFIX);
+}
+
+/* Puts the keys this store recorded earlier under fp (its .saved record, when
+ * valid and of that fingerprint) before s's own, repeats dropped (the first
+ * use kept), the oldest dropped past REMOTE_SESSION_MAX_KEYS: a save in the
+ * middle of a job (an idle one) then never loses what an earlier session of
+ * the job used. Returns the number of keys taken from the record. */
+static size_t
+merge_saved(const char *dir, const char *fp, struct remote_session *s)
+{
+	char *path = saved_path(dir, fp), why[160], rfp[HASH_HEX_LEN + 1];
+	struct remote_session old, m = { .created_ms = s->created_ms };
+	struct buf b;
+	size_t drop, n = 0;
+
+	buf_init(&b);
+	if (fs_read_file(path, &b, REMOTE_SESSION_MAX_BYTES) < 0)
+		goto out; /* none: the first save of fp since the job began */
+	if (remote_session_parse(b.p ? b.p : "", b.len, &old, why, sizeof why) < 0) {
+		log_warnx("session record %s is not valid (%s); removed", path, why);
+		unlink(path);
+		goto out;
+	}
+	remote_session_fingerprint(old.lock, old.toolchain, old.target, old.profile, rfp);
+	if (strcmp(rfp, fp) == 0) {
+		memcpy(m.lock, s->lock, sizeof m.lock);
+		memcpy(m.toolchain, s->toolchain, sizeof m.toolchain);
+		memcpy(m.target, s->target, sizeof m.target);
+		memcpy(m.profile, s->profile, sizeof m.profile);
+		for (size_t i = 0; i < old.n + s->n; i++) {
+			const struct remote_session_key *k =
+			    i < old.n ? &old.k[i] : &s->k[i - old.n];
+
+			remote_session_add(&m, k->crate, k->res, k->bytes);
+		}
+		dedupe(&m);
+		n = m.n - s->n; /* s's keys are distinct and all in m: the rest are the record's */
+		drop = m.n > REMOTE_SESSION_MAX_KEYS ? m.n - REMOTE_SESSION_MAX_KEYS : 0;
+		memmove(m.k, m.k + drop, (m.n - drop) * sizeof *m.k);
+		m.n -= drop;
+		n = n > drop ? n - drop : 0;
+		remote_session_free(s);
+		*s = m;
+	}
+	remote_session_free(&old);
+out:
+	buf_free(&b);
+	free(path);
+	return n;
+}
+
 /* One finished session: its .used lines taken away first (renamed, so that
  * the index's next appends start a new session), the fingerprint made from
  * the marker and Cargo.lock as they are now, the object put. 1 written, 0
@@ -377,8 +435,9 @@ read_used(const char *path, struct remote_session *s)
 static int
 save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws)
 {
-	char *used = xasprintf("%s/%s.used", dir, ws), *taken, *mk, *name = NULL, *tmpdir;
+	char *used = xasprintf("%s/%s.used", dir, ws), *taken, *mk, *name = NULL, *tmpdir, *record;
 	char fp[HASH_HEX_LEN + 1];
+	size_t earlier;
 	unsigned char h[HASH_LEN];
 	struct remote_session s = { .created_ms = clock_wall_ms() };
 	struct marker m;
@@ -412,6 +471,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 	memcpy(s.profile, m.profile, sizeof s.profile);
 	remote_session_fingerprint(s.lock, s.toolchain, s.target, s.profile, fp);
 	name = remote_session_name(fp);
+	earlier = merge_saved(dir, fp, &s);
 	remote_session_encode(&s, &b);
 	if (layout_format_check(r, tmpdir, 1) < 0 || r->t->put(r, name, b.p, b.len) != REMOTE_OK) {
 		log_warnx("session manifest %s of %s not saved: the remote failed; kept for later",
@@ -421,7 +481,14 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 		rc = -1;
 		goto out;
 	}
-	log_info("session manifest %s saved: %zu result keys used by %s", name, s.n, m.lock);
+	log_info("session manifest %s saved: %zu result keys used by %s (%zu of them by earlier "
+	         "sessions of the job)",
+	    name, s.n, m.lock, earlier);
+	record = saved_path(dir, fp);
+	if (fs_write_atomic(record, b.p, b.len, 0644) < 0)
+		log_warn("session record %s not written; a later save of %s may drop these keys",
+		    record, name);
+	free(record);
 	if (r->planner != NULL)
 		planner_client_post_session(r->planner, fp, &s);
 	rc = 1;
@@ -471,4 +538,30 @@ remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms)
 	closedir(d);
 	free(dir);
 	return failed ? -1 : saved;
+}
+
+void
+remote_session_job_end(const char *kache_dir)
+{
+	char *dir = xasprintf("%s/%s", kache_dir, JOURNAL_SESSIONS_DIR), *path;
+	size_t k = strlen(REMOTE_SESSION_SAVED_SUFFIX), n;
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL) {
+		free(dir);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		n = strlen(de->d_name);
+		if (n != HASH_HEX_LEN + k ||
+		    strcmp(de->d_name + HASH_HEX_LEN, REMOTE_SESSION_SAVED_SUFFIX) != 0)
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("remove %s", path);
+		free(path);
+	}
+	closedir(d);
+	free(dir);
 }

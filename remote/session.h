@@ -23,7 +23,10 @@
  * index appends "crate result" lines to run/sessions/<ws>.used as it ingests
  * them, and remote_session_save turns each such file (with the session marker
  * beside it, which names Cargo.lock, target, profile and toolchain) into one
- * object. */
+ * object. Within one job (until `kache supervisor stop`) a save of a
+ * fingerprint this store saved before writes the union of both (its earlier
+ * object is kept locally as run/sessions/<fp>.saved), so that an idle save
+ * between `cargo build` and `cargo test` loses nothing. */
 #ifndef KACHE_REMOTE_SESSION_H
 #define KACHE_REMOTE_SESSION_H
 
@@ -39,6 +42,8 @@
 #define REMOTE_SESSION_PREFIX "sessions/"
 #define REMOTE_SESSION_MAX_KEYS 65536
 #define REMOTE_SESSION_MAX_BYTES (8 << 20)
+/* run/sessions/<fp><this>: the object this store last saved as sessions/<fp>. */
+#define REMOTE_SESSION_SAVED_SUFFIX ".saved"
 /* A field's value: [A-Za-z0-9_.-]{1,64}, or "-" for empty. */
 #define REMOTE_SESSION_NAME_MAX 64
 
@@ -83,5 +88,9 @@ enum remote_result remote_session_get(struct remote *r, const char *kache_dir, c
  * the file; the remote must not be read-only. Returns the number of objects
  * written, -1 when one could not be (logged; its lines are kept). */
 int remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms);
+/* The end of a job (`kache supervisor stop`, after its save): forgets the
+ * run/sessions/<fp>.saved records, so that the next job's saves start their
+ * union afresh. */
+void remote_session_job_end(const char *kache_dir);
 
 #endif

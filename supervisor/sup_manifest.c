@@ -81,6 +81,8 @@ sup_save_manifests(const struct config *cfg, int quiet)
 	ingest(dir);
 	n = remote_session_save(r, dir, 0);
 	remote_free(&r);
+	if (n >= 0 && quiet)
+		remote_session_job_end(dir); /* the stop: the job's union is complete */
 	if (n < 0) {
 		fprintf(stderr,
 		    "kache save-manifest: a session manifest could not be written "

@@ -244,6 +244,41 @@ class PrefetchDir(unittest.TestCase):
         p = kache(a, "save-manifest", timeout=120)
         self.assertIn("0 session manifests saved", p.stdout)
 
+    @staticmethod
+    def key_lines(body):
+        return {l for l in body.decode().split("\n")
+                if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+$", l)}
+
+    def test_idle_save_mid_job_keeps_the_earlier_keys(self):
+        """`cargo build`, a pause past prefetch.cooldown (the idle save writes
+        sessions/<fp>), `cargo test --no-run` (cargo reuses the libraries: only
+        the test targets reach the wrapper), then the job's stop: the object of
+        that one fingerprint names both sessions' keys."""
+        a = self.runner("a", self.tmp)
+        a.env["KACHE_PREFETCH_COOLDOWN"] = "1"
+        self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
+        a.cargo("build")
+        kh.wait_for(lambda: len(self.sessions()) == 1, timeout=60, step=0.5)
+        ss = self.sessions()
+        self.assertEqual(len(ss), 1, "no idle save: %s" % ss.keys())
+        (name, first), = ss.items()
+        first = self.key_lines(first)
+        self.assertTrue(CRATES.issubset({k.split()[0] for k in first}), first)
+        a.cargo("test", "--no-run")
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ss = self.sessions()
+        self.assertEqual(list(ss), [name], "another fingerprint")
+        body = ss[name]
+        last = self.key_lines(body)
+        self.assertIn(b"\nkeys %d\n" % len(last), body)
+        self.assertEqual(first - last, set(),
+                         "the later save dropped keys an earlier one recorded")
+        self.assertGreater(len(last), len(first), "the test targets are not in")
+        # the stop ended the job: the next job's first save starts afresh
+        rs = os.path.join(a.env["KACHE_DIR"], "run", "sessions")
+        self.assertEqual([n for n in os.listdir(rs) if n.endswith(".saved")], [])
+
     def test_save_manifest_off_writes_none(self):
         a = self.runner("a", self.tmp)
         a.env["KACHE_PREFETCH_SAVE_MANIFEST"] = "false"
