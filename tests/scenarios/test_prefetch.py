@@ -201,6 +201,26 @@ class PrefetchDir(unittest.TestCase):
         self.assertRegex(self.prefetch_log(b), r"packs imported .* from exact session manifest")
         self.assert_served(b, out)
 
+    def test_exact_session_byte_cap_counts_pack_bytes(self):
+        """prefetch.max_bytes set to the bytes of the packs the session names:
+        all of them fit, although their outputs (the manifest's sizes) do not."""
+        out = self.populate()
+        (name, body), = self.sessions().items()
+        keys = [l.split() for l in self.key_lines(body)]
+        packs = sum(os.path.getsize(os.path.join(self.remote, "packs", c, r + ".pack"))
+                    for c, r, _ in keys)
+        outputs = sum(int(n) for _, _, n in keys)
+        self.assertGreater(outputs, packs, "the packs are not smaller: no test")
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        b.env["KACHE_PREFETCH_MAX_BYTES"] = str(packs)
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        self.assertEqual(pf["skipped"]["over_max_bytes"], 0, pf)
+        self.assertEqual(pf["packs"] + pf["skipped"]["present"], len(keys), pf)
+        self.assertLessEqual(pf["bytes"], packs, pf)
+        self.assert_served(b, out)
+
     def test_garbage_session_manifest_is_ignored_once_and_packs_are_used(self):
         out = self.populate()
         (name,) = self.sessions()
