@@ -5,13 +5,11 @@ hints a build session, and the prefetch worker warms the store before cargo asks
 
 usage: test_prefetch.py <path to kache> [unittest args]
 """
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -20,18 +18,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 sys.path.insert(0, os.path.join(HERE, "..", "s3"))
 sys.path.insert(0, HERE)
 import kache_harness as kh  # noqa: E402
-from kache_harness import CRATES, Workspace  # noqa: E402
+from kache_harness import CRATES  # noqa: E402
 
 
-def kache(ws, *args, timeout=60):
-    return subprocess.run([kh.KACHE, *args], env=ws.env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def status(ws):
-    """The supervisor's status document, or None when none answers."""
-    p = kache(ws, "supervisor", "status", "--json")
-    return json.loads(p.stdout) if p.returncode == 0 else None
+# the harness's (test_planner_client.py takes them from here too)
+kache = kh.kache_cmd
+status = kh.sup_status
+stats = kh.kache_stats
 
 
 def wait_prefetch(test, ws, what, timeout=120):
@@ -47,34 +40,8 @@ def wait_prefetch(test, ws, what, timeout=120):
     test.fail("prefetch counters never got there: %s" % last)
 
 
-def stats(ws):
-    p = kache(ws, "stats", "--json")
-    return json.loads(p.stdout[p.stdout.index("{"):])
-
-
-class PrefetchDir(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-prefetch-")
-        self.remote = os.path.join(self.tmp, "remote")
-        self.envs = []
-
-    def tearDown(self):
-        for env in self.envs:
-            subprocess.run([kh.KACHE, "supervisor", "stop", "--timeout", "20s"],
-                           env=env, capture_output=True, timeout=90)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def runner(self, name, root, start=False):
-        os.makedirs(root, exist_ok=True)
-        ws = Workspace(root, os.path.join(self.tmp, name + "-store"), name)
-        ws.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote,
-                      KACHE_CONFIG=os.path.join(self.tmp, "none.toml"),
-                      KACHE_DEADLINE_MS="1000")
-        self.envs.append(ws.env)
-        if start:
-            p = kache(ws, "supervisor", "start")
-            self.assertEqual(p.returncode, 0, p.stderr)
-        return ws
+class PrefetchDir(kh.DirRunners, unittest.TestCase):
+    TMP_PREFIX = "kache-prefetch-"
 
     def populate(self):
         a = self.runner("a", self.tmp, start=True)
