@@ -41,7 +41,7 @@ static int name_ok(const char *s, size_t n);
 static int next_line(struct lines *l, const char **line, size_t *n);
 static int take_field(struct lines *l, const char *key, char *out, size_t cap, int hex);
 static int take_key(const char *line, size_t n, struct remote_session *s);
-static int parse_head(struct lines *l, struct remote_session *s, size_t *count);
+static int parse_head(struct lines *l, struct remote_session *s, size_t *count, int v2);
 static void dedupe(struct remote_session *s);
 static int cmp_res(const void *a, const void *b);
 static int read_marker(const char *path, struct marker *m);
@@ -49,6 +49,10 @@ static int read_used(const char *path, struct remote_session *s);
 static int save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws);
 static char *saved_path(const char *dir, const char *fp);
 static size_t merge_saved(const char *dir, const char *fp, struct remote_session *s);
+static char *take_features(const char *dir, const char *ws);
+static void read_features(const char *path, struct remote_session *s);
+static void merge_features(char *into, const char *old);
+static void features_done(const char *dir, const char *ws, char *taken, int keep);
 
 /* [A-Za-z0-9_.-]{1,64} */
 static int
@@ -80,6 +84,24 @@ remote_session_fingerprint(const char *lock, const char *toolchain, const char *
 	hash_str(&c, profile);
 	hash_end(&c, h);
 	hash_to_hex(h, fp);
+}
+
+void
+remote_session_features_digest(struct strv *lines, char out[17])
+{
+	struct hash_ctx c;
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	strv_sort(lines);
+	hash_begin(&c);
+	hash_str(&c, "kache-features-v1");
+	for (size_t i = 0; i < lines->n; i++)
+		if (i == 0 || strcmp(lines->v[i], lines->v[i - 1]) != 0)
+			hash_str(&c, lines->v[i]);
+	hash_end(&c, h);
+	hash_to_hex(h, hex);
+	snprintf(out, 17, "%.16s", hex);
 }
 
 char *
@@ -185,7 +207,7 @@ take_key(const char *line, size_t n, struct remote_session *s)
 
 /* Everything before the keys; *count is the number of key lines announced. */
 static int
-parse_head(struct lines *l, struct remote_session *s, size_t *count)
+parse_head(struct lines *l, struct remote_session *s, size_t *count, int v2)
 {
 	char num[REMOTE_SESSION_NAME_MAX + 1], *end;
 	unsigned long long v;
@@ -194,6 +216,7 @@ parse_head(struct lines *l, struct remote_session *s, size_t *count)
 	    take_field(l, "toolchain", s->toolchain, sizeof s->toolchain, 0) < 0 ||
 	    take_field(l, "target", s->target, sizeof s->target, 0) < 0 ||
 	    take_field(l, "profile", s->profile, sizeof s->profile, 0) < 0 ||
+	    (v2 && take_field(l, "features", s->features, sizeof s->features, 0) < 0) ||
 	    take_field(l, "created", num, 20, 0) < 0 || num[0] < '0' || num[0] > '9')
 		return -1;
 	errno = 0;
@@ -216,14 +239,17 @@ remote_session_parse(const char *d, size_t n, struct remote_session *s, char *wh
 	size_t magic = strlen(REMOTE_SESSION_MAGIC), count = 0, len;
 	struct lines l = { d + magic, d + n, 1 };
 	const char *line;
+	int v2;
 
 	memset(s, 0, sizeof *s);
 	if (n > REMOTE_SESSION_MAX_BYTES || n < magic ||
-	    memcmp(d, REMOTE_SESSION_MAGIC, magic) != 0) {
-		snprintf(why, whylen, "not a kache-session 1 object");
+	    (memcmp(d, REMOTE_SESSION_MAGIC, magic) != 0 &&
+	        memcmp(d, REMOTE_SESSION_MAGIC2, magic) != 0)) {
+		snprintf(why, whylen, "not a kache-session 1 or 2 object");
 		return -1;
 	}
-	if (parse_head(&l, s, &count) < 0) {
+	v2 = memcmp(d, REMOTE_SESSION_MAGIC2, magic) == 0;
+	if (parse_head(&l, s, &count, v2) < 0) {
 		snprintf(why, whylen, "line %ld is not what the format says", l.no);
 		return -1;
 	}
@@ -246,10 +272,13 @@ remote_session_parse(const char *d, size_t n, struct remote_session *s, char *wh
 void
 remote_session_encode(const struct remote_session *s, struct buf *out)
 {
-	buf_addstr(out, REMOTE_SESSION_MAGIC);
-	buf_addf(out, "lock %s\ntoolchain %s\ntarget %s\nprofile %s\ncreated %" PRId64 "\n",
-	    s->lock, s->toolchain[0] ? s->toolchain : "-", s->target[0] ? s->target : "-",
-	    s->profile[0] ? s->profile : "-", s->created_ms);
+	buf_addstr(out, s->features[0] ? REMOTE_SESSION_MAGIC2 : REMOTE_SESSION_MAGIC);
+	buf_addf(out, "lock %s\ntoolchain %s\ntarget %s\nprofile %s\n", s->lock,
+	    s->toolchain[0] ? s->toolchain : "-", s->target[0] ? s->target : "-",
+	    s->profile[0] ? s->profile : "-");
+	if (s->features[0])
+		buf_addf(out, "features %s\n", s->features);
+	buf_addf(out, "created %" PRId64 "\n", s->created_ms);
 	buf_addf(out, "keys %zu\n", s->n);
 	for (size_t i = 0; i < s->n; i++)
 		buf_addf(out, "%s %s %" PRIu64 "\n", s->k[i].crate, s->k[i].res, s->k[i].bytes);
@@ -406,6 +435,8 @@ merge_saved(const char *dir, const char *fp, struct remote_session *s)
 		memcpy(m.toolchain, s->toolchain, sizeof m.toolchain);
 		memcpy(m.target, s->target, sizeof m.target);
 		memcpy(m.profile, s->profile, sizeof m.profile);
+		memcpy(m.features, s->features, sizeof m.features);
+		merge_features(m.features, old.features);
 		for (size_t i = 0; i < old.n + s->n; i++) {
 			const struct remote_session_key *k =
 			    i < old.n ? &old.k[i] : &s->k[i - old.n];
@@ -428,6 +459,76 @@ out:
 	return n;
 }
 
+/* The session's <ws>.features (session_features in the wrapper), renamed
+ * away as its .used is; the taken name, or NULL when there is none. */
+static char *
+take_features(const char *dir, const char *ws)
+{
+	char *f = xasprintf("%s/%s.features", dir, ws);
+	char *taken = xasprintf("%s.%ld", f, (long)getpid());
+
+	if (rename(f, taken) < 0) {
+		free(taken);
+		taken = NULL;
+	}
+	free(f);
+	return taken;
+}
+
+/* The digest of the "<crate> <features>" lines at path into s->features;
+ * a line that is not one is passed over (a crash may cut the last). */
+static void
+read_features(const char *path, struct remote_session *s)
+{
+	struct buf b;
+	struct strv lines;
+	const char *p, *end, *nl, *sp;
+
+	buf_init(&b);
+	strv_init(&lines);
+	if (path != NULL && fs_read_file(path, &b, REMOTE_SESSION_MAX_BYTES) == 0) {
+		end = b.p + b.len;
+		for (p = b.p; p && p < end && (nl = memchr(p, '\n', (size_t)(end - p)));
+		     p = nl + 1) {
+			sp = memchr(p, ' ', (size_t)(nl - p));
+			if (sp != NULL && sp > p && sp + 1 < nl &&
+			    memchr(p, '\0', (size_t)(nl - p)) == NULL)
+				strv_push_owned(&lines, xstrndup(p, (size_t)(nl - p)));
+		}
+	}
+	if (lines.n > 0)
+		remote_session_features_digest(&lines, s->features);
+	strv_free(&lines);
+	buf_free(&b);
+}
+
+/* The features of an object merging an earlier one (old) into into: the
+ * known one when the other is not known, "mixed" when both are and differ. */
+static void
+merge_features(char *into, const char *old)
+{
+	if (old[0] == '\0' || strcmp(into, old) == 0)
+		return;
+	snprintf(into, REMOTE_SESSION_NAME_MAX + 1, "%s",
+	    into[0] == '\0' ? old : REMOTE_SESSION_FEATURES_MIXED);
+}
+
+/* The taken .features file: removed once saved, else put back (unless a
+ * new one began meanwhile: its lines are then lost, the keys are not). */
+static void
+features_done(const char *dir, const char *ws, char *taken, int keep)
+{
+	char *f;
+
+	if (taken == NULL)
+		return;
+	f = xasprintf("%s/%s.features", dir, ws);
+	if (!keep || access(f, F_OK) == 0 || rename(taken, f) < 0)
+		unlink(taken);
+	free(f);
+	free(taken);
+}
+
 /* One finished session: its .used lines taken away first (renamed, so that
  * the index's next appends start a new session), the fingerprint made from
  * the marker and Cargo.lock as they are now, the object put. 1 written, 0
@@ -436,8 +537,9 @@ static int
 save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws)
 {
 	char *used = xasprintf("%s/%s.used", dir, ws), *taken, *mk, *name = NULL, *tmpdir, *record;
-	char fp[HASH_HEX_LEN + 1];
+	char fp[HASH_HEX_LEN + 1], *feat = NULL;
 	size_t earlier;
+	int kept = 0;
 	unsigned char h[HASH_LEN];
 	struct remote_session s = { .created_ms = clock_wall_ms() };
 	struct marker m;
@@ -453,6 +555,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 		rc = errno == ENOENT ? 0 : -1; /* another saver took it */
 		goto out;
 	}
+	feat = take_features(dir, ws);
 	if (read_marker(mk, &m) < 0 || (fd = fs_open_input(m.lock)) < 0) {
 		log_warnx("session %s: its marker or Cargo.lock is gone; not saved", ws);
 		goto out;
@@ -465,6 +568,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 	close(fd);
 	if (read_used(taken, &s) < 0 || s.n == 0)
 		goto out;
+	read_features(feat, &s);
 	hash_to_hex(h, s.lock);
 	memcpy(s.toolchain, m.toolchain, sizeof s.toolchain);
 	memcpy(s.target, m.target, sizeof s.target);
@@ -476,8 +580,10 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 	if (layout_format_check(r, tmpdir, 1) < 0 || r->t->put(r, name, b.p, b.len) != REMOTE_OK) {
 		log_warnx("session manifest %s of %s not saved: the remote failed; kept for later",
 		    name, m.lock);
-		if (access(used, F_OK) != 0 && rename(taken, used) == 0)
+		if (access(used, F_OK) != 0 && rename(taken, used) == 0) {
+			kept = 1;
 			goto keep;
+		}
 		rc = -1;
 		goto out;
 	}
@@ -495,6 +601,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 out:
 	unlink(taken);
 keep:
+	features_done(dir, ws, feat, kept);
 	buf_free(&b);
 	remote_session_free(&s);
 	free(name);

@@ -176,6 +176,12 @@ void memo_free(struct wrapper *w);
  * on most calls. 1 when no supervisor runs to take the hint (the caller starts
  * one, which takes it). */
 int session_hint(struct wrapper *w);
+/* For a compile of a path package of the workspace (its source given as a
+ * relative path, as cargo gives a workspace's own), appends "<crate>
+ * <features>" to run/sessions/<ws>.features: what the session manifest
+ * records of the session's features (remote/session.h). One append, no
+ * wait; a failure only logs. */
+void session_features(struct wrapper *w);
 
 /* ---- hit.c: match a candidate, restore its outputs, replay rustc's output ---- */
 

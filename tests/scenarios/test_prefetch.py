@@ -5,6 +5,7 @@ hints a build session, and the prefetch worker warms the store before cargo asks
 
 usage: test_prefetch.py <path to kache> [unittest args]
 """
+import hashlib
 import os
 import re
 import shutil
@@ -157,7 +158,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         name, body = next(iter(ss.items()))
         self.assertRegex(name, r"^[0-9a-f]{64}$")
         lines = body.decode().split("\n")
-        self.assertEqual(lines[0], "kache-session 1")
+        self.assertEqual(lines[0], "kache-session 2")
         keys = [l for l in lines if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+$", l)]
         self.assertIn("keys %d" % len(keys), lines)
         self.assertTrue(CRATES.issubset({k.split()[0] for k in keys}), keys)
@@ -265,6 +266,47 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         # the stop ended the job: the next job's first save starts afresh
         rs = os.path.join(a.env["KACHE_DIR"], "run", "sessions")
         self.assertEqual([n for n in os.listdir(rs) if n.endswith(".saved")], [])
+
+    @staticmethod
+    def features_digest(cargo_stderr):
+        """docs/remote-layout.md's features digest, from what `cargo -v` says it
+        ran: each compile of a path package (its source a relative path),
+        "<crate> <feature>,..." (sorted; "-" for none), each line once."""
+        lines = set()
+        for run in re.findall(r"Running `([^`]*--crate-name [^`]*)`", cargo_stderr):
+            args = run.split()
+            crate = args[args.index("--crate-name") + 1]
+            src = [a for a in args if a.endswith(".rs")][0]
+            if src.startswith("/"):
+                continue
+            feats = sorted(re.findall(r"feature=\\?\"([^\"\\]+)\\?\"", run))
+            lines.add("%s %s" % (crate, ",".join(feats) or "-"))
+        h = hashlib.blake2b(digest_size=32)
+        for x in [b"kache-features-v1"] + sorted(l.encode() for l in lines):
+            h.update(len(x).to_bytes(8, "little") + x)
+        return h.hexdigest()[:16], lines
+
+    def test_session_manifest_records_the_features_seen(self):
+        """Two jobs of one fingerprint with other features: each object says
+        (version 2, `features`) the digest of what its job compiled the
+        workspace's own packages with, as `cargo -v` shows it."""
+        a = self.runner("a", self.tmp, start=True)
+        p = a.cargo("build", "-v")
+        want, lines = self.features_digest(p.stderr)
+        self.assertIn("fixture_core default,loud,polite", lines)
+        self.assertEqual(kache(a, "supervisor", "stop", timeout=120).returncode, 0)
+        (name, body), = self.sessions().items()
+        self.assertTrue(body.startswith(b"kache-session 2\n"), body[:200])
+        self.assertIn(b"\nfeatures %s\n" % want.encode(), body)
+        a.cargo("clean")
+        self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
+        p = a.cargo("build", "-v", "-p", "fixture-core", "--no-default-features")
+        other, lines = self.features_digest(p.stderr)
+        self.assertIn("fixture_core -", lines)
+        self.assertNotEqual(other, want)
+        self.assertEqual(kache(a, "supervisor", "stop", timeout=120).returncode, 0)
+        self.assertEqual(list(self.sessions()), [name], "another fingerprint")
+        self.assertIn(b"\nfeatures %s\n" % other.encode(), self.sessions()[name])
 
     def test_save_manifest_off_writes_none(self):
         a = self.runner("a", self.tmp)
@@ -436,7 +478,7 @@ class SessionManifestS3(unittest.TestCase):
         self.assertEqual(len(objs), 1, objs.keys())
         (key, body), = objs.items()
         self.assertRegex(key, r"/sessions/[0-9a-f]{64}$")
-        self.assertTrue(body.startswith(b"kache-session 1\n"), body[:80])
+        self.assertTrue(body.startswith(b"kache-session 2\n"), body[:80])
         self.assertTrue(body.endswith(b"\nend\n"))
         b = s3.machine("b", os.path.join(s3.tmp, "elsewhere", "b"))
         b.cargo("check")
