@@ -53,6 +53,9 @@ static char *take_features(const char *dir, const char *ws);
 static void read_features(const char *path, struct remote_session *s);
 static void merge_features(char *into, const char *old);
 static void features_done(const char *dir, const char *ws, char *taken, int keep);
+static int fill_head(const char *dir, const char *ws, struct remote_session *s, struct marker *m);
+static void saved(struct remote *r, const char *dir, const char *fp, const struct remote_session *s,
+    const struct buf *b, const char *lock, size_t earlier);
 
 /* [A-Za-z0-9_.-]{1,64} */
 static int
@@ -529,26 +532,72 @@ features_done(const char *dir, const char *ws, char *taken, int keep)
 	free(taken);
 }
 
+/* The fingerprint's parts of session ws into s: from its marker, and
+ * Cargo.lock's bytes as they are now (its path into lock). -1 logged. */
+static int
+fill_head(const char *dir, const char *ws, struct remote_session *s, struct marker *m)
+{
+	char *mk = xasprintf("%s/%s", dir, ws);
+	unsigned char h[HASH_LEN];
+	uint64_t size;
+	int fd, rc = -1;
+
+	if (read_marker(mk, m) < 0 || (fd = fs_open_input(m->lock)) < 0) {
+		log_warnx("session %s: its marker or Cargo.lock is gone; not saved", ws);
+	} else {
+		if (hash_fd(fd, h, &size) < 0)
+			log_warn("session %s: read %s; not saved", ws, m->lock);
+		else
+			rc = 0;
+		close(fd);
+	}
+	free(mk);
+	if (rc == 0) {
+		hash_to_hex(h, s->lock);
+		memcpy(s->toolchain, m->toolchain, sizeof s->toolchain);
+		memcpy(s->target, m->target, sizeof s->target);
+		memcpy(s->profile, m->profile, sizeof s->profile);
+	}
+	return rc;
+}
+
+/* After the put of sessions/<fp> (body b): said, recorded for the job's
+ * later saves (merge_saved), posted to the planner. */
+static void
+saved(struct remote *r, const char *dir, const char *fp, const struct remote_session *s,
+    const struct buf *b, const char *lock, size_t earlier)
+{
+	char *record = saved_path(dir, fp);
+
+	log_info("session manifest %s%s saved: %zu result keys used by %s (%zu of them by "
+	         "earlier sessions of the job)",
+	    REMOTE_SESSION_PREFIX, fp, s->n, lock, earlier);
+	if (fs_write_atomic(record, b->p, b->len, 0644) < 0)
+		log_warn("session record %s not written; a later save of %s%s may drop these "
+		         "keys",
+		    record, REMOTE_SESSION_PREFIX, fp);
+	free(record);
+	if (r->planner != NULL)
+		planner_client_post_session(r->planner, fp, s);
+}
+
 /* One finished session: its .used lines taken away first (renamed, so that
- * the index's next appends start a new session), the fingerprint made from
- * the marker and Cargo.lock as they are now, the object put. 1 written, 0
- * nothing to write, -1 failed (the lines are put back). */
+ * the index's next appends start a new session; its .features with them),
+ * the fingerprint made from the marker and Cargo.lock as they are now, the
+ * keys of the job's earlier saves of it put first, the object put. 1
+ * written, 0 nothing to write, -1 failed (the lines are put back). */
 static int
 save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws)
 {
-	char *used = xasprintf("%s/%s.used", dir, ws), *taken, *mk, *name = NULL, *tmpdir, *record;
+	char *used = xasprintf("%s/%s.used", dir, ws), *taken, *name = NULL, *tmpdir;
 	char fp[HASH_HEX_LEN + 1], *feat = NULL;
-	size_t earlier;
-	int kept = 0;
-	unsigned char h[HASH_LEN];
 	struct remote_session s = { .created_ms = clock_wall_ms() };
 	struct marker m;
 	struct buf b;
-	uint64_t size;
-	int fd, rc = 0;
+	int rc = 0, kept = 0;
+	size_t earlier;
 
 	taken = xasprintf("%s.%ld", used, (long)getpid());
-	mk = xasprintf("%s/%s", dir, ws);
 	tmpdir = path_join(kache_dir, "tmp");
 	buf_init(&b);
 	if (rename(used, taken) < 0) {
@@ -556,23 +605,9 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 		goto out;
 	}
 	feat = take_features(dir, ws);
-	if (read_marker(mk, &m) < 0 || (fd = fs_open_input(m.lock)) < 0) {
-		log_warnx("session %s: its marker or Cargo.lock is gone; not saved", ws);
-		goto out;
-	}
-	if (hash_fd(fd, h, &size) < 0) {
-		log_warn("session %s: read %s; not saved", ws, m.lock);
-		close(fd);
-		goto out;
-	}
-	close(fd);
-	if (read_used(taken, &s) < 0 || s.n == 0)
+	if (fill_head(dir, ws, &s, &m) < 0 || read_used(taken, &s) < 0 || s.n == 0)
 		goto out;
 	read_features(feat, &s);
-	hash_to_hex(h, s.lock);
-	memcpy(s.toolchain, m.toolchain, sizeof s.toolchain);
-	memcpy(s.target, m.target, sizeof s.target);
-	memcpy(s.profile, m.profile, sizeof s.profile);
 	remote_session_fingerprint(s.lock, s.toolchain, s.target, s.profile, fp);
 	name = remote_session_name(fp);
 	earlier = merge_saved(dir, fp, &s);
@@ -580,33 +615,21 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 	if (layout_format_check(r, tmpdir, 1) < 0 || r->t->put(r, name, b.p, b.len) != REMOTE_OK) {
 		log_warnx("session manifest %s of %s not saved: the remote failed; kept for later",
 		    name, m.lock);
-		if (access(used, F_OK) != 0 && rename(taken, used) == 0) {
-			kept = 1;
-			goto keep;
-		}
+		/* failed either way: a stop must not end the job's records then */
+		kept = access(used, F_OK) != 0 && rename(taken, used) == 0;
 		rc = -1;
 		goto out;
 	}
-	log_info("session manifest %s saved: %zu result keys used by %s (%zu of them by earlier "
-	         "sessions of the job)",
-	    name, s.n, m.lock, earlier);
-	record = saved_path(dir, fp);
-	if (fs_write_atomic(record, b.p, b.len, 0644) < 0)
-		log_warn("session record %s not written; a later save of %s may drop these keys",
-		    record, name);
-	free(record);
-	if (r->planner != NULL)
-		planner_client_post_session(r->planner, fp, &s);
+	saved(r, dir, fp, &s, &b, m.lock, earlier);
 	rc = 1;
 out:
-	unlink(taken);
-keep:
+	if (!kept)
+		unlink(taken);
 	features_done(dir, ws, feat, kept);
 	buf_free(&b);
 	remote_session_free(&s);
 	free(name);
 	free(tmpdir);
-	free(mk);
 	free(taken);
 	free(used);
 	return rc;

@@ -267,6 +267,32 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         rs = os.path.join(a.env["KACHE_DIR"], "run", "sessions")
         self.assertEqual([n for n in os.listdir(rs) if n.endswith(".saved")], [])
 
+    def test_stop_whose_save_fails_keeps_the_job_for_the_next_try(self):
+        """The stop's save fails (the remote's sessions/ is a file): the stop
+        still ends well, and the next save (by hand, the remote mended) writes
+        the whole job, the idle save's keys included."""
+        a = self.runner("a", self.tmp)
+        a.env["KACHE_PREFETCH_COOLDOWN"] = "1"
+        self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
+        a.cargo("build")
+        kh.wait_for(lambda: len(self.sessions()) == 1, timeout=60, step=0.5)
+        (name, first), = self.sessions().items()
+        first = self.key_lines(first)
+        a.cargo("test", "--no-run")
+        d = os.path.join(self.remote, "sessions")
+        os.rename(d, d + ".aside")
+        open(d, "w").close()
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        os.unlink(d)
+        os.rename(d + ".aside", d)
+        p = kache(a, "save-manifest", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("1 session manifest saved", p.stdout)
+        last = self.key_lines(self.sessions()[name])
+        self.assertEqual(first - last, set(), "the failed stop ended the job's record")
+        self.assertGreater(len(last), len(first), "the test targets are not in")
+
     @staticmethod
     def features_digest(cargo_stderr):
         """docs/remote-layout.md's features digest, from what `cargo -v` says it
