@@ -179,6 +179,18 @@ roots_fold_path(const struct roots *r, const char *path)
 	return buf_detach(&b, NULL);
 }
 
+char *
+roots_fold_input(const struct roots *r, const char *path)
+{
+	char *folded = roots_fold_path(r, path);
+
+	if (path[0] != '/' && folded[0] == '/') {
+		free(folded);
+		return xstrdup(path);
+	}
+	return folded;
+}
+
 void
 roots_remap_args(const struct roots *r, struct strv *out)
 {
