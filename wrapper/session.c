@@ -249,8 +249,9 @@ session_features(struct wrapper *w)
 	int fd;
 
 	if (w->ws[0] == '\0' || w->args.src == NULL || w->args.src[0] == '/' ||
-	    w->args.crate_name == NULL || strlen(w->args.crate_name) > 64)
-		return;
+	    w->args.crate_name == NULL || strlen(w->args.crate_name) > 64 ||
+	    !config_get_bool(w->cfg, "prefetch.save_manifest"))
+		return; /* no save would ever take the lines */
 	buf_init(&line);
 	features_of(&w->args, &line);
 	path = xasprintf("%s/run/sessions/%s.features", store_dir(w->store), w->ws);

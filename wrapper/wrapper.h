@@ -184,8 +184,8 @@ int session_hint(struct wrapper *w);
 /* For a compile of a path package of the workspace (its source given as a
  * relative path, as cargo gives a workspace's own), appends "<crate>
  * <features>" to run/sessions/<ws>.features: what the session manifest
- * records of the session's features (remote/session.h). One append, no
- * wait; a failure only logs. */
+ * records of the session's features (remote/session.h); nothing with
+ * prefetch.save_manifest off. One append, no wait; a failure only logs. */
 void session_features(struct wrapper *w);
 
 /* ---- hit.c: match a candidate, restore its outputs, replay rustc's output ---- */

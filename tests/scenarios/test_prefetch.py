@@ -342,6 +342,9 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         p = kache(a, "supervisor", "stop", timeout=120)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(self.sessions(), {})
+        # and the wrapper kept no features lines that no save would take
+        rs = os.path.join(a.env["KACHE_DIR"], "run", "sessions")
+        self.assertEqual([n for n in os.listdir(rs) if ".features" in n], [])
 
 
     # ---- crate names, newest first (workers/prefetch/prefetch_meta.c) ----
