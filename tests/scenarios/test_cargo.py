@@ -516,6 +516,20 @@ class MemoRecordScenarios(unittest.TestCase):
         for p in recs:
             self.assertTrue(os.path.exists(p) and self.sound(p), "%s not rewritten" % p)
 
+    def test_memo_files_do_not_grow_with_warm_builds(self):
+        # a restore moves the output's (the blob's) mtime: a per-file memo named
+        # by the mtime left one more file behind per output on every hit
+        ws, out = self.built()
+        counts = []
+        for _ in range(4):
+            ws.cargo("clean")
+            ws.cargo("build")
+            self.assertEqual(ws.compiled(), [])
+            self.settle()
+            counts.append(len(store_files(self.store, "memo")))
+        self.assertEqual(ws.run_app(), out)
+        self.assertEqual(len(set(counts[1:])), 1, "memo files grow with hits: %s" % counts)
+
     def changed_in_place(self, how):
         ws, out = self.built()
         p = os.path.join(ws.dir, "core/data.txt")
