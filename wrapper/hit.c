@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <errno.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -25,6 +26,8 @@ static int inputs_match(struct wrapper *w, const struct store_candidate *c);
 static enum restore_how restore_mode(const struct wrapper *w);
 static int clone_blob(const char *blob, const char *tmp, mode_t mode);
 static int may_reflink(const char *dst);
+static int same_inode(const char *path, const struct stat *st);
+static int same_bytes(const char *path, const char *data, size_t n);
 static int place_blob(struct wrapper *w, const char *blob, const char *dst,
     const struct store_output *o);
 static int restore_output(struct wrapper *w, const struct store_output *o, const char *out_dir);
@@ -145,6 +148,31 @@ may_reflink(const char *dst)
 	return known;
 }
 
+/* 1 when the file at path holds exactly these n bytes: a dep-info already
+ * right is left alone (rewriting it is a new inode, and replacing a file by
+ * rename makes ext4 flush the new one: the dearest part of such a hit). */
+static int
+same_bytes(const char *path, const char *data, size_t n)
+{
+	struct buf have;
+	int same;
+
+	buf_init(&have);
+	same = fs_read_file(path, &have, n + 1) == 0 && have.len == n &&
+	    (n == 0 || memcmp(have.p, data, n) == 0);
+	buf_free(&have);
+	return same;
+}
+
+/* 1 when path is the file st describes (a hardlink of it). */
+static int
+same_inode(const char *path, const struct stat *st)
+{
+	struct stat here;
+
+	return lstat(path, &here) == 0 && here.st_dev == st->st_dev && here.st_ino == st->st_ino;
+}
+
 /* Puts the blob at dst: a reflink where the filesystem can, else a hardlink
  * (blobs are read-only, and outputs are unlinked before any compile writes
  * them, so nothing writes through it into the store), else a copy. */
@@ -160,9 +188,15 @@ place_blob(struct wrapper *w, const char *blob, const char *dst, const struct st
 	    clone_blob(blob, tmp, o->mode) == 0)
 		placed = 1;
 	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && lstat(blob, &st) == 0 &&
-	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0) &&
-	    link(blob, tmp) == 0)
-		placed = 1;
+	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0)) {
+		/* straight to dst when nothing is there (after cargo clean: one
+		 * call, atomic); else beside it, then renamed over it */
+		if (link(blob, dst) == 0 || (errno == EEXIST && same_inode(dst, &st))) {
+			free(tmp);
+			return 0;
+		}
+		placed = link(blob, tmp) == 0;
+	}
 	if (placed) {
 		/* rename(2) of a hardlink onto the same inode is a no-op: unlink tmp after */
 		placed = rename(tmp, dst) == 0;
@@ -227,7 +261,8 @@ restore_depinfo(struct wrapper *w, const struct store_entry *e, const char *out_
 	buf_init(&s);
 	depinfo_secrets(d.p ? d.p : "", d.len, 1, &s);
 	p = path_join(out_dir, e->depinfo_name);
-	rc = fs_write_atomic(p, s.p ? s.p : "", s.len, 0644);
+	rc = same_bytes(p, s.p ? s.p : "", s.len) ? 0 :
+	                                            fs_write_atomic(p, s.p ? s.p : "", s.len, 0644);
 	free(p);
 	buf_free(&d);
 	buf_free(&s);

@@ -162,7 +162,12 @@ roots_expand(const struct roots *r, const char *text, size_t n, struct buf *out)
 			buf_addstr(out, with);
 			i += toklen;
 		} else {
-			buf_addch(out, text[i++]);
+			/* up to the next '@' at once: a hit expands every input path */
+			const char *at = memchr(text + i + 1, '@', n - i - 1);
+			size_t run = at ? (size_t)(at - (text + i)) : n - i;
+
+			buf_add(out, text + i, run);
+			i += run;
 		}
 	}
 }
