@@ -183,7 +183,7 @@ note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN])
 }
 
 /* A result a build session used (a hit, a remote hit, a stored compile):
- * "crate result bytes" appended to run/sessions/<ws>.used, which a session manifest
+ * "crate result bytes[ version]" appended to run/sessions/<ws>.used, which a session manifest
  * is made of (remote/session.h). Outside the batch: a record applied again
  * after a failed commit only repeats a line, which the reader drops. */
 /* A crate name as packs take it: [A-Za-z0-9_-]{1,64} (store/pack.h). */
@@ -199,15 +199,15 @@ crate_ok(const char *c)
 static void
 note_session(struct index *ix, const struct journal_event *ev)
 {
-	char hex[HASH_HEX_LEN + 1], line[HASH_HEX_LEN + 160], *path;
+	char hex[HASH_HEX_LEN + 1], line[HASH_HEX_LEN + 240], *path;
 	int fd, n;
 
 	if (ev->ws[0] == '\0' || !ev->has_res || !crate_ok(ev->crate) ||
 	    (ev->type != JOURNAL_HIT && ev->type != JOURNAL_REMOTE_HIT && ev->type != JOURNAL_MISS))
 		return;
 	hash_to_hex(ev->res, hex);
-	n = snprintf(line, sizeof line, "%s %s %llu\n", ev->crate, hex,
-	    (unsigned long long)ev->bytes);
+	n = snprintf(line, sizeof line, "%s %s %llu%s%s\n", ev->crate, hex,
+	    (unsigned long long)ev->bytes, ev->version[0] ? " " : "", ev->version);
 	path = xasprintf("%s/%s/%s.used", ix->dir, JOURNAL_SESSIONS_DIR, ev->ws);
 	fd = fs_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
 	if (fd >= 0) {

@@ -188,6 +188,24 @@ class PlannerHttp(unittest.TestCase):
         want = [k["key"] for k in m["keys"] if k["crate"] != "itoa"]
         self.assertEqual([c["key"] for c in plan["candidates"]], want)
 
+    def test_same_crate_names_the_session_with_the_same_versions_wins(self):
+        """Two sessions with the same crate names, one at another version of
+        itoa and newer: a Cargo.lock at the older session's versions gets that
+        session's keys; one at the newer's gets the newer's."""
+        p = self.planner().start()
+        old = manifest(hexkey("lock-old"))
+        new_crates = [(c, "1.0.999" if c == "itoa" else v) for c, v in CRATES]
+        new = manifest(hexkey("lock-new"), new_crates, tag="new")
+        new["created_ms"] += 1000
+        for m in (old, new):
+            self.assertEqual(p.post("/v1/manifests", m)[0], 200)
+        for crates, m in ((CRATES, old), (new_crates, new)):
+            st, plan = p.post("/v1/prefetch-plan", intent(hexkey("lock-x"), crates))
+            self.assertEqual(st, 200, plan)
+            self.assertEqual(plan["sessions"][0], m["fingerprint"])
+            self.assertEqual(sorted(c["key"] for c in plan["candidates"]),
+                             sorted(k["key"] for k in m["keys"]))
+
     def test_byte_cap_keeps_most_saving_per_byte_in_build_order(self):
         p = self.planner().start()
         m = manifest(hexkey("lock-cap"))

@@ -104,6 +104,40 @@ class PlannerClient(unittest.TestCase):
         st, metrics = self.planner.get("/metrics")
         self.assertIn(b'kache_planner_plans_total{disposition="execute"} 1', metrics)
 
+    def build_and_stop(self, name, root, **versions):
+        """A runner at root whose packages (dir: version) are edited, built
+        and stopped: its session manifest saved and posted."""
+        w = self.client(name, root, start=True)
+        for d, v in versions.items():
+            w.edit(d + "/Cargo.toml", 'version = "0.1.0"', 'version = "%s"' % v)
+        w.cargo("build")
+        p = tpf.kache(w, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return w
+
+    def test_plan_prefers_the_session_with_the_same_crate_versions(self):
+        """Two recorded sessions with the same crate names: b (fixture-core at
+        0.2.0), then a, newer, at 0.1.0. Runner c has fixture-core 0.2.0 and a
+        new fixture-app version (no exact session): only versions tell b from
+        a, so its plan must draw from b, and every crate but fixture_app (whose
+        version no session built) is in its store before cargo asks."""
+        self.start_planner()
+        self.build_and_stop("b", os.path.join(self.tmp, "b", "runner"), core="0.2.0")
+        self.build_and_stop("a", self.tmp)
+        self.assertEqual(len(self.sessions()), 2)
+        c = self.client("c", os.path.join(self.tmp, "c", "runner"))
+        c.edit("core/Cargo.toml", 'version = "0.1.0"', 'version = "0.2.0"')
+        c.edit("app/Cargo.toml", 'version = "0.1.0"', 'version = "0.1.1"')
+        c.cargo("check")
+        pf = tpf.wait_prefetch(self, c, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["planner"], 1, pf)
+        before = tpf.stats(c)
+        c.cargo("build")
+        self.assertEqual(c.compiled(), ["fixture_app"],
+                         "compiles reached rustc after the planner's prefetch")
+        self.assertEqual(tpf.stats(c)["remote_hits"], before["remote_hits"],
+                         "the build fetched on a miss: the plan named other versions' keys")
+
     def test_planner_that_never_answers_falls_back_once(self):
         # a socket that listens and never accepts: connects, no answer
         self.hang = socket.socket()
