@@ -27,6 +27,7 @@ static int db_load(struct planner_state *st);
 static void forget(struct planner_state *st, uint32_t i);
 static void compact(struct planner_state *st);
 static int expire_locked(struct planner_state *st, int64_t now);
+static int older_than_all(const struct planner_state *st, const struct planner_manifest *m);
 
 static void
 copy_manifest(struct planner_manifest *dst, const struct planner_manifest *src)
@@ -204,6 +205,18 @@ compact(struct planner_state *st)
 	st->dropped = 0;
 }
 
+/* 1 when max_sessions are held and m is older than every one of them. */
+static int
+older_than_all(const struct planner_state *st, const struct planner_manifest *m)
+{
+	if (st->max_sessions == 0 || st->live < st->max_sessions)
+		return 0;
+	for (size_t i = 0; i < st->n; i++)
+		if (st->tp[i] != PLANNER_SLOT_FREE && st->created[i] <= m->created_ms)
+			return 0;
+	return 1;
+}
+
 /* Applies the bounds: sessions older than max_age_ms go, then the oldest
  * (ties: the largest fingerprint) until max_sessions are held. Returns the
  * number removed. The write lock is held. */
@@ -368,8 +381,10 @@ planner_state_put(struct planner_state *st, const struct planner_manifest *m, in
 		v = NULL;
 	if (if_newer && v != NULL && st->s[*v].m.created_ms >= m->created_ms) {
 		rc = 0;
-	} else if (st->max_age_ms > 0 && m->created_ms < clock_wall_ms() - st->max_age_ms) {
-		rc = 0; /* expired already: not kept */
+	} else if ((st->max_age_ms > 0 && m->created_ms < clock_wall_ms() - st->max_age_ms) ||
+	    (v == NULL && older_than_all(st, m))) {
+		rc = 0; /* expired already, or would go first: not kept (a remote
+		         * reload does not churn the database) */
 	} else {
 		rocksdb_put(st->db, st->wo, key, HASH_HEX_LEN + 1, val, strlen(val), &err);
 		if (err != NULL) {

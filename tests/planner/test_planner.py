@@ -278,6 +278,61 @@ class PlannerHttp(unittest.TestCase):
         self.assertEqual(after, before)
         self.assertEqual(after["disposition"], "execute")
 
+    def test_max_sessions_keeps_the_newest(self):
+        """--max-sessions 3: a fourth manifest pushes out the oldest (its
+        fingerprint no longer plans exactly, from memory nor after a
+        restart); one older than all held is not kept."""
+        p = self.planner(args=["--max-sessions", "3"]).start()
+        ms = [manifest(hexkey("lock-%d" % i), tag=str(i)) for i in range(4)]
+        for i, m in enumerate(ms):
+            m["created_ms"] = 1700000000000 + 1000 * i
+            st, r = p.post("/v1/manifests", m)
+            self.assertEqual((st, r["stored"]), (200, True), r)
+        old = manifest(hexkey("lock-old"), tag="old")
+        old["created_ms"] = 1600000000000
+        st, r = p.post("/v1/manifests", old)
+        self.assertEqual((st, r["stored"]), (200, False), r)
+        for restart in (False, True):
+            if restart:
+                p.stop()
+                p.start()
+            self.assertIn(b"kache_planner_manifests 3\n", p.get("/metrics")[1])
+            plan = p.post("/v1/prefetch-plan", intent(ms[0]["fingerprint"]))[1]
+            self.assertEqual(plan["source"], "similar", plan)
+            self.assertNotIn(ms[0]["fingerprint"], plan["sessions"])
+            self.assertNotIn(ms[0]["keys"][0]["key"], [c["key"] for c in plan["candidates"]])
+            plan = p.post("/v1/prefetch-plan", intent(ms[3]["fingerprint"]))[1]
+            self.assertEqual(plan["source"], "exact", plan)
+
+    def test_max_age_expires_manifests(self):
+        """Posted 30 minutes ago: kept under the default age, gone once the
+        planner restarts with --max-age 10m; one older than that is not kept."""
+        p = self.planner().start()
+        m = manifest(hexkey("lock-aged"))
+        m["created_ms"] = int(time.time() * 1000) - 30 * 60 * 1000
+        self.assertEqual(p.post("/v1/manifests", m)[1]["stored"], True)
+        self.assertEqual(p.post("/v1/prefetch-plan", intent(m["fingerprint"]))[1]["source"],
+                         "exact")
+        p.stop()
+        p.args = ["--max-age", "10m"]
+        p.start()
+        self.assertIn(b"kache_planner_manifests 0\n", p.get("/metrics")[1])
+        self.assertEqual(p.post("/v1/prefetch-plan", intent(m["fingerprint"]))[1]["disposition"],
+                         "use_fallback")
+        self.assertIn("1 session manifests expired", open(p.log).read())
+        self.assertEqual(p.post("/v1/manifests", m)[1]["stored"], False)
+        self.assertIn(b"kache_planner_manifests 0\n", p.get("/metrics")[1])
+
+    def test_bad_bounds_are_a_configuration_error(self):
+        for args in (["--max-sessions", "-1"], ["--max-age", "forever"]):
+            p = subprocess.run([PLANNER, "--listen", "127.0.0.1:1", "--db",
+                                os.path.join(self.tmp, "x"), *args],
+                               env=dict(os.environ, KACHE_PLANNER_TOKEN=TOKEN,
+                                        KACHE_CONFIG=os.path.join(self.tmp, "none.toml")),
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 78, p.stderr)
+            self.assertIn("planner.max_sessions must be", p.stderr)
+
     def test_token_from_the_command_line_is_not_taken(self):
         p = self.planner(env={"KACHE_PLANNER_TOKEN": ""})
         r = subprocess.run([PLANNER, "--listen", "127.0.0.1:%d" % p.port, "--db", p.db,
