@@ -32,6 +32,7 @@ static void apply_event(const struct journal_event *ev, void *arg);
 static int apply_hit(struct ix_txn *t, const struct journal_event *ev);
 static void touch_entry(struct ix_txn *t, const struct journal_event *ev);
 static int take_prefetched(struct ix_txn *t, const unsigned char key[HASH_LEN]);
+static void count_source(struct index *ix, const char *src);
 static void note_imported(struct ix_txn *t, const struct journal_event *ev);
 static void note_stored(struct ix_txn *t, const struct journal_event *ev);
 static void note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN]);
@@ -112,6 +113,21 @@ apply_hit(struct ix_txn *t, const struct journal_event *ev)
 	return prefetched;
 }
 
+/* A prefetch import by the plan's source: "prefetch_imported/<src>" for
+ * the known sources only (a stranger's reason makes no counter). */
+static void
+count_source(struct index *ix, const char *src)
+{
+	static const char *const known[] = JOURNAL_IMPORT_SOURCES;
+	char name[64];
+
+	for (size_t i = 0; i < JOURNAL_IMPORT_NSOURCES; i++)
+		if (strcmp(src, known[i]) == 0) {
+			snprintf(name, sizeof name, "prefetch_imported/%s", known[i]);
+			ix_counter_add(ix, name, 1);
+		}
+}
+
 /* A pack imported (the record precedes any hit on the entry, store/pack.c):
  * counted by reason; an entry prefetch brought in that nothing used here yet
  * gets the mark take_prefetched looks for. Indexed already with no hit is
@@ -121,9 +137,14 @@ note_imported(struct ix_txn *t, const struct journal_event *ev)
 {
 	unsigned char k[1 + HASH_LEN];
 	struct ix_entry e;
-	int prefetch = strcmp(ev->reason, JOURNAL_IMPORT_PREFETCH) == 0, known, used = 0;
+	size_t pn = strlen(JOURNAL_IMPORT_PREFETCH);
+	int prefetch = strncmp(ev->reason, JOURNAL_IMPORT_PREFETCH, pn) == 0 &&
+	    (ev->reason[pn] == '\0' || ev->reason[pn] == '/'),
+	    known, used = 0;
 
 	ix_counter_add(t->ix, prefetch ? "prefetch_imported" : "fetch_imported", 1);
+	if (prefetch && ev->reason[pn] == '/')
+		count_source(t->ix, ev->reason + pn + 1);
 	if (!ev->has_res)
 		return;
 	if ((known = ix_entry_get(t->ix, t, ev->res, &e) == 1)) {

@@ -44,9 +44,15 @@ enum journal_type {
 	JOURNAL_IMPORT,     /* a pack imported; reason "prefetch" or "fetch", bytes its outputs */
 };
 
-/* The reasons of JOURNAL_IMPORT. */
+/* The reasons of JOURNAL_IMPORT: "prefetch", or "prefetch/<source>" with
+ * the plan's source, one of JOURNAL_IMPORT_SOURCES; "fetch". */
 #define JOURNAL_IMPORT_PREFETCH "prefetch"
 #define JOURNAL_IMPORT_FETCH "fetch"
+#define JOURNAL_IMPORT_SOURCES                                                                     \
+	{                                                                                          \
+		"planner", "exact", "closest", "packs"                                             \
+	}
+#define JOURNAL_IMPORT_NSOURCES 4
 
 struct journal_event {
 	enum journal_type type;

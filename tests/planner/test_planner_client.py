@@ -101,6 +101,20 @@ class PlannerClient(unittest.TestCase):
         self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
         self.assertRegex(self.prefetch_log(b), r"packs imported .* from planner")
         self.assert_served(b, out)
+        # where the packs came from: the status document, `kache stats` (json, text)
+        pf = tpf.status(b)["prefetch"]
+        self.assertGreater(pf["packs"], 0, pf)
+        self.assertEqual(pf["packs_from"], {"planner": pf["packs"], "exact_session": 0,
+                                            "closest_session": 0, "packs": 0}, pf)
+        st = tpf.stats(b)
+        n = st["prefetch_imported"]
+        self.assertGreater(n, 0, st)
+        self.assertEqual(st["prefetch_imported_from"], {
+            "planner": n, "exact_session": 0, "closest_session": 0, "packs": 0}, st)
+        text = tpf.kache(b, "stats").stdout
+        self.assertIn("prefetched from   planner %d, exact session 0" % n, text)
+        text = tpf.kache(b, "supervisor", "status").stdout
+        self.assertIn("prefetch packs from: planner %d, exact session 0" % pf["packs"], text)
         st, metrics = self.planner.get("/metrics")
         self.assertIn(b'kache_planner_plans_total{disposition="execute"} 1', metrics)
 

@@ -191,15 +191,26 @@ class PrefetchDir(unittest.TestCase):
         self.assertRegex(name, r"^[0-9a-f]{64}$")
         lines = body.decode().split("\n")
         self.assertEqual(lines[0], "kache-session 1")
-        keys = [l for l in lines if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+$", l)]
+        keys = [l for l in lines
+                if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+( [A-Za-z0-9_.+-]+)?$", l)]
         self.assertIn("keys %d" % len(keys), lines)
         self.assertTrue(CRATES.issubset({k.split()[0] for k in keys}), keys)
+        # each key with the version cargo gave its package (CARGO_PKG_VERSION)
+        self.assertTrue(all(k.split()[3:] == ["0.1.0"] for k in keys
+                            if k.split()[0] in ("fixture_core", "fixture_app")), keys)
         b, pf = self.second_runner("b")
         self.assertEqual(pf["sources"]["exact_session"], 1, pf)
         self.assertEqual(pf["sources"]["packs"], 0, pf)
         self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
+        self.assertEqual(pf["packs_from"], {"planner": 0, "exact_session": pf["packs"],
+                                            "closest_session": 0, "packs": 0}, pf)
         self.assertRegex(self.prefetch_log(b), r"packs imported .* from exact session manifest")
         self.assert_served(b, out)
+        st = stats(b)
+        self.assertGreater(st["prefetch_imported"], 0, st)
+        self.assertEqual(st["prefetch_imported_from"], {
+            "planner": 0, "exact_session": st["prefetch_imported"], "closest_session": 0,
+            "packs": 0}, st)
 
     def test_garbage_session_manifest_is_ignored_once_and_packs_are_used(self):
         out = self.populate()
