@@ -21,6 +21,9 @@
 #define PLANNER_MAX_FEATURES 256
 /* Sessions a similar-session plan draws keys from, best first. */
 #define PLANNER_PLAN_SESSIONS 4
+/* Posting entries (a session's use of a crate@version) one plan reads at
+ * most: its work is bounded whatever the intent names. */
+#define PLANNER_PLAN_BUDGET (1u << 21)
 
 /* One result key a session used. version "" when unknown (a manifest read
  * from the remote's sessions/ carries none); compile_ms 0 when unknown. */

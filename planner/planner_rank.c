@@ -171,7 +171,9 @@ intent_ids(struct work *w)
 				w->wanted[2 * j + pass] = UINT32_MAX;
 				continue;
 			}
-			w->wanted[2 * j + pass] = *v;
+			/* a crate@version named twice is counted once */
+			w->wanted[2 * j + pass] =
+			    w->sc->pmark[*v] == w->sc->epoch ? UINT32_MAX : *v;
 			w->sc->pmark[*v] = w->sc->epoch;
 		}
 	}
@@ -192,21 +194,24 @@ ranks_above(const struct planner_state *st, uint32_t a, uint32_t ca, uint32_t b,
 
 /* cnt[s] for each compatible session s (listed in touched): how many of
  * the intent's crates it used, at the same version or (a key recorded
- * without one) by name. */
+ * without one) by name. At most PLANNER_PLAN_BUDGET posting entries are
+ * read, each list newest first: a plan's work is bounded whatever the
+ * intent names. */
 static void
 count_shared(struct work *w)
 {
 	const struct planner_state *st = w->st;
 	struct scratch *sc = w->sc;
+	size_t budget = PLANNER_PLAN_BUDGET;
 
-	for (size_t k = 0; k < w->nwanted; k++) {
+	for (size_t k = 0; k < w->nwanted && budget > 0; k++) {
 		const struct plist *pl;
 		uint32_t j1 = (uint32_t)(k / 2) + 1;
 
 		if (w->wanted[k] == UINT32_MAX)
 			continue;
 		pl = &st->pl[w->wanted[k]];
-		for (size_t i = 0; i < pl->n; i++) {
+		for (size_t i = pl->n; i-- > 0 && budget > 0; budget--) {
 			const struct pentry *e = &pl->e[i];
 			struct sstate *x;
 
