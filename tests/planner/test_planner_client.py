@@ -191,6 +191,45 @@ class PlannerClient(unittest.TestCase):
         self.assert_served(b, out)
 
 
+class PlannerClientS3(unittest.TestCase):
+    """Over S3 (moto): runner a saves its session manifest to the bucket only;
+    a planner started with --from-remote builds its state from the bucket and
+    plans for runner b, with sessions/ removed so that only the planner can
+    name the keys."""
+
+    setUp = tpf.PrefetchS3.setUp
+
+    def test_s3_runner_prefetches_through_a_replica_loaded_from_the_bucket(self):
+        s3 = self.s3
+        a, out = s3.first_machine()
+        p = tpf.kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        env = {k: v for k, v in a.env.items()
+               if k.startswith(("KACHE_S3_", "AWS_")) or k == "KACHE_REMOTE"}
+        replica = tpl.Planner(s3.tmp, "replica", env=env, args=["--from-remote"]).start()
+        self.addCleanup(replica.stop)
+        self.assertIn(b"kache_planner_manifests 1\n", replica.get("/metrics")[1])
+        bucket = tpf.BUCKET_OF(s3)
+        listed = s3.s3.list_objects_v2(Bucket=bucket, Prefix=s3.prefix + "/sessions/")
+        for o in listed.get("Contents", []):
+            s3.s3.delete_object(Bucket=bucket, Key=o["Key"])
+        b = s3.machine("b", os.path.join(s3.tmp, "elsewhere", "b"),
+                       KACHE_PLANNER_ENDPOINT="http://127.0.0.1:%d" % replica.port,
+                       KACHE_PLANNER_TOKEN=tpl.TOKEN)
+        b.cargo("check")
+        pf = tpf.wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["planner"], 1, pf)
+        self.assertGreater(pf["packs_from"]["planner"], 0, pf)
+        before = tpf.stats(b)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "compiles reached rustc after the prefetch")
+        self.assertEqual(b.run_app(), out)
+        self.assertEqual(tpf.stats(b)["remote_hits"], before["remote_hits"],
+                         "the build fetched on a miss: the plan did not serve it")
+        self.assertIn(b'kache_planner_plans_total{disposition="execute"} 1',
+                      replica.get("/metrics")[1])
+
+
 if __name__ == "__main__":
     kh.take_kache_arg()
     tpl.PLANNER = os.path.abspath(sys.argv.pop(1))
