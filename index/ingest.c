@@ -138,9 +138,7 @@ note_imported(struct ix_txn *t, const struct journal_event *ev)
 	unsigned char k[1 + HASH_LEN];
 	struct ix_entry e;
 	size_t pn = strlen(JOURNAL_IMPORT_PREFETCH);
-	int prefetch = strncmp(ev->reason, JOURNAL_IMPORT_PREFETCH, pn) == 0 &&
-	    (ev->reason[pn] == '\0' || ev->reason[pn] == '/'),
-	    known, used = 0;
+	int prefetch = journal_import_is_prefetch(ev->reason), known, used = 0;
 
 	ix_counter_add(t->ix, prefetch ? "prefetch_imported" : "fetch_imported", 1);
 	if (prefetch && ev->reason[pn] == '/')

@@ -125,6 +125,8 @@ unindex_session(struct planner_state *st, uint32_t i)
 {
 	const struct sess *x = &st->s[i];
 
+	if (x->kpost == NULL) /* never indexed */
+		return;
 	for (size_t j = 0; j < x->m.n; j++) {
 		struct plist *p = &st->pl[x->kpost[j]];
 		size_t out = 0;

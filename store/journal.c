@@ -32,6 +32,15 @@ journal_ws_valid(const char *s)
 }
 
 int
+journal_import_is_prefetch(const char *reason)
+{
+	size_t pn = strlen(JOURNAL_IMPORT_PREFETCH);
+
+	return strncmp(reason, JOURNAL_IMPORT_PREFETCH, pn) == 0 &&
+	    (reason[pn] == '\0' || reason[pn] == '/');
+}
+
+int
 journal_version_valid(const char *s)
 {
 	static const char ok[] =

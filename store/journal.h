@@ -76,6 +76,9 @@ int journal_append(const char *store_dir, const struct journal_event *ev);
  * returns the number of bytes consumed (a torn tail is left for later). */
 /* 1 when s is a workspace id: JOURNAL_WS_LEN lowercase hex digits. */
 int journal_ws_valid(const char *s);
+/* 1 when an import record's reason is a prefetch's ("prefetch" or
+ * "prefetch/<source>"). */
+int journal_import_is_prefetch(const char *reason);
 /* 1 when s is a version as recorded (JOURNAL_VERSION_MAX). */
 int journal_version_valid(const char *s);
 size_t journal_parse(const char *data, size_t n,

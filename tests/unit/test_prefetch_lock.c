@@ -123,7 +123,7 @@ test_metadata_versions(void **state)
 	assert_int_equal(prefetch_meta_parse(vmeta, strlen(vmeta), &c, &v, why, sizeof why), 0);
 	assert_int_equal(c.n, 2);
 	assert_int_equal(v.n, sizeof want / sizeof want[0]);
-	for (size_t i = 0; i < v.n; i++)
+	for (size_t i = 0; i < v.n && i < sizeof want / sizeof want[0]; i++)
 		assert_string_equal(v.v[i], want[i]);
 	strv_free(&c);
 	strv_free(&v);
