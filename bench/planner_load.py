@@ -2,8 +2,11 @@
 """A bounded load test of kache-planner (not part of ctest): starts the real
 binary on loopback with a fresh state, records SESSIONS session manifests
 (POST /v1/manifests), then sends REQUESTS plan requests over CONNS keep-alive
-connections (one thread each) and prints p50/p99/max latency, the errors and
-the planner's resident memory before and after. It stops by itself.
+connections (one client process each: no interpreter lock between them) and
+prints p50/p99/max latency as the client saw it, the server-side latency
+histogram of the plans (the planner's /metrics: time from the request's
+first byte to the answer), the errors and the planner's resident memory
+before and after. It stops by itself.
 
 usage: bench/planner_load.py <path to kache-planner> [--sessions 10000]
        [--requests 20000] [--conns 8] [--crates 60]
@@ -12,6 +15,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -19,7 +23,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 TOKEN = "planner-load-token-0123456789"
@@ -44,6 +47,13 @@ def rss_kib(pid):
     return -1
 
 
+def cpu_s(pid):
+    """The process's user + system CPU seconds (/proc/<pid>/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def lockfile(rng, n):
     """A workspace's crates: n of the pool, each at one of 3 versions."""
     return [(c, "1.0.%d" % rng.randrange(3)) for c in rng.sample(POOL, n)]
@@ -66,7 +76,8 @@ def post(conn, path, body):
     return r.status
 
 
-def worker(port, bodies, lat, errors):
+def worker(port, bodies, q):
+    lat, errors = [], []
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     for b in bodies:
         t0 = time.perf_counter()
@@ -81,6 +92,7 @@ def worker(port, bodies, lat, errors):
         if st != 200:
             errors.append(st)
     conn.close()
+    q.put((lat, errors))
 
 
 def main():
@@ -128,26 +140,45 @@ def main():
                   for i in range(a.requests)]
         lat, errors = [], []
         per = a.requests // a.conns
-        ts = [threading.Thread(target=worker, args=(port, bodies[i * per:(i + 1) * per],
-                                                      lat, errors)) for i in range(a.conns)]
+        q = multiprocessing.Queue()
+        ts = [multiprocessing.Process(target=worker, args=(port, bodies[i * per:(i + 1) * per],
+                                                             q)) for i in range(a.conns)]
+        cpu0 = cpu_s(p.pid)
         t0 = time.time()
         for t in ts:
             t.start()
-        for t in ts:
-            t.join(timeout=600)
+        for _ in ts:
+            got = q.get(timeout=600)
+            lat += got[0]
+            errors += got[1]
         wall = time.time() - t0
+        cpu = cpu_s(p.pid) - cpu0
+        for t in ts:
+            t.join(timeout=60)
         lat.sort()
         q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1000  # noqa: E731
         print("plans: %d over %d connections in %.1f s (%.0f/s); errors %d" % (
             len(lat), a.conns, wall, len(lat) / wall, len(errors)))
         print("client latency ms: p50 %.2f p99 %.2f max %.2f" % (q(0.5), q(0.99), lat[-1] * 1000))
+        print("planner CPU: %.2f s for the plans, %.3f ms a plan; load average %s" % (
+            cpu, 1000 * cpu / max(1, len(lat)), " ".join("%.2f" % x for x in os.getloadavg())))
         print("planner RSS KiB: %d after ingest, %d after the plans" % (rss0, rss_kib(p.pid)))
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         c.request("GET", "/metrics")
+        hist = []
         for line in c.getresponse().read().decode().splitlines():
-            if "prefetch_plan" in line and ("le=\"0.005\"" in line or "_count" in line) \
-                    or line.startswith("kache_planner_plans_total"):
+            if line.startswith("kache_planner_request_seconds_bucket") and \
+                    "prefetch_plan" in line:
+                le = line.split('le="')[1].split('"')[0]
+                hist.append((le, int(line.split()[-1])))
+            elif line.startswith("kache_planner_plans_total"):
                 print("  " + line)
+        total = hist[-1][1] if hist else 0
+        print("server-side plans by latency (cumulative): " +
+              ", ".join("<=%s s: %d" % (le, n) for le, n in hist))
+        for f in (0.5, 0.99):
+            le = next((le for le, n in hist if n >= f * total), "?")
+            print("server-side p%d <= %s s" % (f * 100, le))
         sys.exit(1 if errors else 0)
     finally:
         p.terminate()

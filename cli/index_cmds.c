@@ -335,6 +335,7 @@ print_reasons(const json_t *o)
 static void
 print_stats_text(const json_t *st)
 {
+	const json_t *from = json_object_get(st, "prefetch_imported_from");
 	char a[32], b[32], since[32];
 
 	format_time((int64_t)index_json_u64(st, "since_ms"), since, sizeof since);
@@ -355,6 +356,10 @@ print_stats_text(const json_t *st)
 	printf("entries             %llu\n", U(st, "entries"));
 	printf("imported            %llu by prefetch, %llu fetched on a miss\n",
 	    U(st, "prefetch_imported"), U(st, "fetch_imported"));
+	printf("  prefetched from   planner %llu, exact session %llu, closest session %llu, "
+	       "packs %llu\n",
+	    U(from, "planner"), U(from, "exact_session"), U(from, "closest_session"),
+	    U(from, "packs"));
 	printf("store size          %s\n", a);
 	format_size(index_json_u64(st, "bytes_restored"), b, sizeof b);
 	printf("bytes restored      %s\n", b);

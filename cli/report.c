@@ -164,7 +164,7 @@ report_hit_kind(json_t *pre, const struct journal_event *ev)
 	if (ev->has_res)
 		hash_to_hex(ev->res, hex);
 	if (ev->type == JOURNAL_IMPORT) {
-		if (hex[0] && strcmp(ev->reason, JOURNAL_IMPORT_PREFETCH) == 0)
+		if (hex[0] && journal_import_is_prefetch(ev->reason))
 			json_object_set_new(pre, hex, json_true());
 		return NULL;
 	}

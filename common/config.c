@@ -99,6 +99,10 @@ static const struct config_def defs[] = {
 	    "kache-planner: (re)build state from the remote's sessions/" },
 	{ "planner.refresh", "KACHE_PLANNER_REFRESH", "5m", 0,
 	    "kache-planner: time between two reloads from the remote" },
+	{ "planner.max_sessions", "KACHE_PLANNER_MAX_SESSIONS", "100000", 0,
+	    "kache-planner: session manifests held at most (the oldest go; 0: no bound)" },
+	{ "planner.max_age", "KACHE_PLANNER_MAX_AGE", "0", 0,
+	    "kache-planner: a session manifest older than this goes (0: never)" },
 };
 
 #define NDEFS (sizeof defs / sizeof defs[0])

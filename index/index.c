@@ -678,6 +678,10 @@ index_stats(struct index *ix, struct index_stats *st)
 	st->remote_hits = ix_counter_get(ix, "remote_hits");
 	st->prefetched_hits = ix_counter_get(ix, "prefetched_hits");
 	st->prefetch_imported = ix_counter_get(ix, "prefetch_imported");
+	st->prefetch_imported_from[0] = ix_counter_get(ix, "prefetch_imported/planner");
+	st->prefetch_imported_from[1] = ix_counter_get(ix, "prefetch_imported/exact");
+	st->prefetch_imported_from[2] = ix_counter_get(ix, "prefetch_imported/closest");
+	st->prefetch_imported_from[3] = ix_counter_get(ix, "prefetch_imported/packs");
 	st->fetch_imported = ix_counter_get(ix, "fetch_imported");
 	st->passes = ix_counter_get(ix, "passes");
 	st->errors = ix_counter_get(ix, "errors");

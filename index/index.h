@@ -103,9 +103,12 @@ struct index_stats {
 	uint64_t hits, misses, remote_hits, passes, errors, corrupt;
 	uint64_t prefetched_hits; /* of hits: first uses of entries prefetch imported */
 	uint64_t prefetch_imported, fetch_imported; /* entries imported by each */
-	uint64_t bytes_restored;                    /* sum of `bytes` over hits and remote hits */
-	uint64_t ms_saved;                          /* sum of `ms` over hits and remote hits */
-	uint64_t compile_ms;                        /* sum of `ms` over misses */
+	/* of prefetch_imported, by the plan's source (JOURNAL_IMPORT_SOURCES'
+	 * order: planner, exact session, closest session, packs) */
+	uint64_t prefetch_imported_from[4];
+	uint64_t bytes_restored;           /* sum of `bytes` over hits and remote hits */
+	uint64_t ms_saved;                 /* sum of `ms` over hits and remote hits */
+	uint64_t compile_ms;               /* sum of `ms` over misses */
 	uint64_t kache_us;                 /* sum of `us` over every record: time spent in kache */
 	uint64_t entries;                  /* entries in the index */
 	uint64_t store_bytes;              /* distinct blobs plus entry files, per the index */

@@ -65,6 +65,11 @@ index_json_stats(struct index *ix)
 	SET_INT(o, "prefetched_hits", st.prefetched_hits);
 	SET_INT(o, "remote_hits", st.remote_hits);
 	SET_INT(o, "prefetch_imported", st.prefetch_imported);
+	json_object_set_new(o, "prefetch_imported_from",
+	    json_pack("{s:I, s:I, s:I, s:I}", "planner", (json_int_t)st.prefetch_imported_from[0],
+	        "exact_session", (json_int_t)st.prefetch_imported_from[1], "closest_session",
+	        (json_int_t)st.prefetch_imported_from[2], "packs",
+	        (json_int_t)st.prefetch_imported_from[3]));
 	SET_INT(o, "fetch_imported", st.fetch_imported);
 	SET_INT(o, "misses", st.misses);
 	json_object_set_new(o, "hit_rate", json_real(hit_rate(&st)));

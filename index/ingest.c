@@ -32,6 +32,7 @@ static void apply_event(const struct journal_event *ev, void *arg);
 static int apply_hit(struct ix_txn *t, const struct journal_event *ev);
 static void touch_entry(struct ix_txn *t, const struct journal_event *ev);
 static int take_prefetched(struct ix_txn *t, const unsigned char key[HASH_LEN]);
+static void count_source(struct index *ix, const char *src);
 static void note_imported(struct ix_txn *t, const struct journal_event *ev);
 static void note_stored(struct ix_txn *t, const struct journal_event *ev);
 static void note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN]);
@@ -112,6 +113,21 @@ apply_hit(struct ix_txn *t, const struct journal_event *ev)
 	return prefetched;
 }
 
+/* A prefetch import by the plan's source: "prefetch_imported/<src>" for
+ * the known sources only (a stranger's reason makes no counter). */
+static void
+count_source(struct index *ix, const char *src)
+{
+	static const char *const known[] = JOURNAL_IMPORT_SOURCES;
+	char name[64];
+
+	for (size_t i = 0; i < JOURNAL_IMPORT_NSOURCES; i++)
+		if (strcmp(src, known[i]) == 0) {
+			snprintf(name, sizeof name, "prefetch_imported/%s", known[i]);
+			ix_counter_add(ix, name, 1);
+		}
+}
+
 /* A pack imported (the record precedes any hit on the entry, store/pack.c):
  * counted by reason; an entry prefetch brought in that nothing used here yet
  * gets the mark take_prefetched looks for. Indexed already with no hit is
@@ -121,9 +137,12 @@ note_imported(struct ix_txn *t, const struct journal_event *ev)
 {
 	unsigned char k[1 + HASH_LEN];
 	struct ix_entry e;
-	int prefetch = strcmp(ev->reason, JOURNAL_IMPORT_PREFETCH) == 0, known, used = 0;
+	size_t pn = strlen(JOURNAL_IMPORT_PREFETCH);
+	int prefetch = journal_import_is_prefetch(ev->reason), known, used = 0;
 
 	ix_counter_add(t->ix, prefetch ? "prefetch_imported" : "fetch_imported", 1);
+	if (prefetch && ev->reason[pn] == '/')
+		count_source(t->ix, ev->reason + pn + 1);
 	if (!ev->has_res)
 		return;
 	if ((known = ix_entry_get(t->ix, t, ev->res, &e) == 1)) {
@@ -183,7 +202,7 @@ note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN])
 }
 
 /* A result a build session used (a hit, a remote hit, a stored compile):
- * "crate result bytes" appended to run/sessions/<ws>.used, which a session manifest
+ * "crate result bytes[ version]" appended to run/sessions/<ws>.used, which a session manifest
  * is made of (remote/session.h). Outside the batch: a record applied again
  * after a failed commit only repeats a line, which the reader drops. */
 /* A crate name as packs take it: [A-Za-z0-9_-]{1,64} (store/pack.h). */
@@ -199,15 +218,15 @@ crate_ok(const char *c)
 static void
 note_session(struct index *ix, const struct journal_event *ev)
 {
-	char hex[HASH_HEX_LEN + 1], line[HASH_HEX_LEN + 160], *path;
+	char hex[HASH_HEX_LEN + 1], line[HASH_HEX_LEN + 240], *path;
 	int fd, n;
 
 	if (ev->ws[0] == '\0' || !ev->has_res || !crate_ok(ev->crate) ||
 	    (ev->type != JOURNAL_HIT && ev->type != JOURNAL_REMOTE_HIT && ev->type != JOURNAL_MISS))
 		return;
 	hash_to_hex(ev->res, hex);
-	n = snprintf(line, sizeof line, "%s %s %llu\n", ev->crate, hex,
-	    (unsigned long long)ev->bytes);
+	n = snprintf(line, sizeof line, "%s %s %llu%s%s\n", ev->crate, hex,
+	    (unsigned long long)ev->bytes, ev->version[0] ? " " : "", ev->version);
 	path = xasprintf("%s/%s/%s.used", ix->dir, JOURNAL_SESSIONS_DIR, ev->ws);
 	fd = fs_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
 	if (fd >= 0) {

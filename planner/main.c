@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/exit.h"
 #include "common/fs.h"
@@ -25,6 +26,8 @@ struct opts {
 	char *db;
 	int from_remote;
 	int64_t refresh_ms;
+	int64_t max_sessions;
+	int64_t max_age_ms;
 };
 
 static void usage(void) __attribute__((noreturn));
@@ -34,6 +37,7 @@ static int parse_listen(const char *v, struct planner_srv_cfg *c);
 static int settings(const struct config *cfg, struct opts *o);
 static int wait_signal(int64_t ms);
 static int serve(const struct config *cfg, struct opts *o);
+static void expire(struct planner_state *st);
 
 static void
 usage(void)
@@ -41,6 +45,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: kache-planner [--listen ADDR:PORT] [--db DIR] [--config FILE]\n"
 	    "                     [--from-remote] [--refresh DURATION]\n"
+	    "                     [--max-sessions N] [--max-age DURATION]\n"
 	    "the token: planner.token_file, KACHE_PLANNER_TOKEN_FILE or "
 	    "KACHE_PLANNER_TOKEN (see docs/planner.md)\n");
 	exit(KACHE_EXIT_CONFIG);
@@ -55,7 +60,8 @@ parse_flags(int argc, char **argv, struct config *cfg, int *from_remote)
 		{ "db", required_argument, NULL, 'd' }, { "config", required_argument, NULL, 'c' },
 		{ "from-remote", no_argument, NULL, 'r' },
 		{ "refresh", required_argument, NULL, 'R' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 } };
+		{ "max-sessions", required_argument, NULL, 'S' },
+		{ "max-age", required_argument, NULL, 'A' }, { NULL, 0, NULL, 0 } };
 	int ch;
 
 	optind = 1;
@@ -68,6 +74,10 @@ parse_flags(int argc, char **argv, struct config *cfg, int *from_remote)
 			*from_remote = 1;
 		else if (ch == 'R')
 			config_set(cfg, "planner.refresh", optarg);
+		else if (ch == 'S')
+			config_set(cfg, "planner.max_sessions", optarg);
+		else if (ch == 'A')
+			config_set(cfg, "planner.max_age", optarg);
 		else if (ch != 'c')
 			return -1;
 	}
@@ -155,6 +165,14 @@ settings(const struct config *cfg, struct opts *o)
 		return -1;
 	}
 	o->c.timeout_s = (unsigned)(tmo / 1000);
+	o->max_sessions = config_get_int(cfg, "planner.max_sessions");
+	if (o->max_sessions < 0 || o->max_sessions > 100000000 ||
+	    parse_duration(config_get(cfg, "planner.max_age"), &o->max_age_ms) < 0) {
+		log_warnx("planner: planner.max_sessions must be 0 to 100000000 and "
+		          "planner.max_age a duration (720h; 0: never), not '%s' / '%s'",
+		    config_get(cfg, "planner.max_sessions"), config_get(cfg, "planner.max_age"));
+		return -1;
+	}
 	o->from_remote = o->from_remote || config_get_bool(cfg, "planner.from_remote");
 	if (o->from_remote && !config_has_remote(cfg)) {
 		log_warnx("planner: --from-remote needs a remote (remote.type, KACHE_REMOTE)");
@@ -177,6 +195,18 @@ wait_signal(int64_t ms)
 	return sigtimedwait(&set, NULL, &ts) > 0;
 }
 
+/* The bounds applied now; what went is said in one line. */
+static void
+expire(struct planner_state *st)
+{
+	int n = planner_state_expire(st, clock_wall_ms());
+
+	if (n > 0)
+		log_info("planner: %d session manifests expired (planner.max_sessions, "
+		         "planner.max_age); %zu held",
+		    n, planner_state_count(st));
+}
+
 static int
 serve(const struct config *cfg, struct opts *o)
 {
@@ -197,6 +227,8 @@ serve(const struct config *cfg, struct opts *o)
 		free(tmp);
 		return 1;
 	}
+	planner_state_set_bounds(st, (size_t)o->max_sessions, o->max_age_ms);
+	expire(st);
 	if (!o->from_remote)
 		planner_srv_set_state(srv, st);
 	for (;;) {
@@ -207,11 +239,13 @@ serve(const struct config *cfg, struct opts *o)
 			if (ok && !loaded++)
 				planner_srv_set_state(srv, st);
 		}
-		/* until the first load, retried every 2 s */
+		/* until the first load, retried every 2 s; ages checked at each
+		 * wake (hourly without a remote) */
 		if (wait_signal(o->from_remote && !loaded ? 2000 :
 		            o->from_remote                ? o->refresh_ms :
 		                                            3600 * 1000))
 			break;
+		expire(st);
 	}
 	log_info("planner: stopping");
 	planner_srv_stop(&srv);

@@ -21,6 +21,9 @@
 #define PLANNER_MAX_FEATURES 256
 /* Sessions a similar-session plan draws keys from, best first. */
 #define PLANNER_PLAN_SESSIONS 4
+/* Posting entries (a session's use of a crate@version) one plan reads at
+ * most: its work is bounded whatever the intent names. */
+#define PLANNER_PLAN_BUDGET (1u << 21)
 
 /* One result key a session used. version "" when unknown (a manifest read
  * from the remote's sessions/ carries none); compile_ms 0 when unknown. */
@@ -104,7 +107,15 @@ void planner_state_free(struct planner_state **sp);
  * remote reload never replaces what a runner posted since). Returns 1 when
  * stored, 0 when kept, -1 (logged) when the write failed. m is copied. */
 int planner_state_put(struct planner_state *st, const struct planner_manifest *m, int if_newer);
+/* The number of sessions held. */
 size_t planner_state_count(struct planner_state *st);
+/* Bounds on what is held (docs/planner.md, "Bounded state"), 0 for none:
+ * at most max_sessions (the oldest by created_ms go first), none created
+ * more than max_age_ms ago. Applied at each put and planner_state_expire. */
+void planner_state_set_bounds(struct planner_state *st, size_t max_sessions, int64_t max_age_ms);
+/* Removes, from memory and the database, what the bounds no longer allow
+ * at now_ms (wall clock). Returns the number removed. */
+int planner_state_expire(struct planner_state *st, int64_t now_ms);
 /* The plan for in, at most cap bytes. */
 void planner_state_plan(struct planner_state *st, const struct planner_intent *in, uint64_t cap,
     struct planner_plan *out);

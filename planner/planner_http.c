@@ -146,7 +146,8 @@ do_manifest(struct planner_srv *s, struct MHD_Connection *c, struct req *rq)
 	if (rc < 0)
 		return reply_error(c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot store it");
 	return reply(c, rq, MHD_HTTP_OK, "application/json",
-	    xasprintf("{\"stored\":true,\"fingerprint\":\"%s\",\"keys\":%zu}", m.fp, n));
+	    xasprintf("{\"stored\":%s,\"fingerprint\":\"%s\",\"keys\":%zu}",
+	        rc == 1 ? "true" : "false", m.fp, n));
 }
 
 static enum MHD_Result

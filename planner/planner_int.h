@@ -23,16 +23,31 @@ void smap_free(struct smap *m);
 /* "crate@version" into out (2 * PLANNER_NAME_MAX + 2 bytes). */
 void planner_crate_key(const char *crate, const char *version, char *out);
 
+/* A session held: its manifest, and per key the ids the plan works with
+ * (computed once, when it is stored): the crate@version posting and the
+ * crate name. */
 struct sess {
 	struct planner_manifest m;
-	uint32_t gen;
+	uint32_t *kpost;
+	uint32_t *kcrate;
 };
 
-/* The sessions (index, generation) that used one crate@version. */
+/* One session that used a crate@version: its slot, and its target/profile
+ * and toolchain ids, copied here so that a plan reads one array in order,
+ * not others at random. A session replaced or expired has its entries
+ * removed at once: every entry is live. */
+struct pentry {
+	uint32_t s, tp, tc;
+};
+
+/* The sessions that used one crate@version. */
 struct plist {
-	uint32_t *s, *gen;
+	struct pentry *e;
 	size_t n, cap;
 };
+
+/* tp[] of a slot that holds no session (expired, never filled again yet). */
+#define PLANNER_SLOT_FREE UINT32_MAX
 
 struct planner_state {
 	pthread_rwlock_t lock;
@@ -41,11 +56,26 @@ struct planner_state {
 	rocksdb_readoptions_t *ro;
 	rocksdb_writeoptions_t *wo;
 	struct sess *s;
-	size_t n, cap;
-	struct smap fps;   /* fingerprint -> index in s */
-	struct smap posts; /* crate@version -> index in pl */
+	/* per slot, compact: target+profile id, toolchain id, created_ms */
+	uint32_t *tp, *tc;
+	int64_t *created;
+	size_t n, cap, live;
+	size_t dropped;  /* sessions expired since the indexes were compacted */
+	uint32_t *freel; /* free slots */
+	size_t nfree;
+	struct smap fps;    /* fingerprint -> index in s */
+	struct smap posts;  /* crate@version -> index in pl */
+	struct smap tps;    /* "target/profile" -> id */
+	struct smap tcs;    /* toolchain -> id */
+	struct smap crates; /* crate name -> id */
 	struct plist *pl;
 	size_t npl, capl;
+	/* bounds (planner_state_set_bounds): 0 is none */
+	size_t max_sessions;
+	int64_t max_age_ms;
 };
+
+/* "target/profile" into out (2 * PLANNER_NAME_MAX + 2 bytes). */
+void planner_tp_key(const char *target, const char *profile, char *out);
 
 #endif

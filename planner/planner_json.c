@@ -27,7 +27,7 @@ static int decode_keys(json_t *root, struct planner_manifest *m, char *why, size
 static int decode_crates(json_t *root, struct planner_intent *in, char *why, size_t whylen);
 static json_t *load(const char *d, size_t n, char *why, size_t whylen);
 static void set_name(json_t *o, const char *field, const char *s);
-static json_t *key_json(const struct planner_key *k, int plan);
+static json_t *key_json(const struct planner_key *k);
 
 static void
 why_set(char *why, size_t whylen, const char *fmt, ...)
@@ -345,17 +345,17 @@ set_name(json_t *o, const char *field, const char *s)
 		json_object_set_new(o, field, json_string(s));
 }
 
+/* One key of a stored manifest. */
 static json_t *
-key_json(const struct planner_key *k, int plan)
+key_json(const struct planner_key *k)
 {
 	json_t *o = json_object();
 
 	json_object_set_new(o, "key", json_string(k->res));
 	json_object_set_new(o, "crate", json_string(k->crate));
 	set_name(o, "version", k->version);
-	json_object_set_new(o, plan ? "size" : "bytes", json_integer((json_int_t)k->bytes));
-	json_object_set_new(o, plan ? "expected_saving_ms" : "compile_ms",
-	    json_integer((json_int_t)k->compile_ms));
+	json_object_set_new(o, "bytes", json_integer((json_int_t)k->bytes));
+	json_object_set_new(o, "compile_ms", json_integer((json_int_t)k->compile_ms));
 	json_object_set_new(o, "order", json_integer(k->order));
 	return o;
 }
@@ -375,29 +375,38 @@ planner_encode_manifest(const struct planner_manifest *m)
 		json_array_append_new(f, json_string(m->features.v[i]));
 	json_object_set_new(o, "features", f);
 	for (size_t i = 0; i < m->n; i++)
-		json_array_append_new(keys, key_json(&m->k[i], 0));
+		json_array_append_new(keys, key_json(&m->k[i]));
 	json_object_set_new(o, "keys", keys);
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
 }
 
+/* Written directly, not through jansson (a plan is the hot answer): every
+ * string in it is a validated name, hex or a fixed word, so none needs
+ * escaping; the form is the one key_json gives. */
 char *
 planner_encode_plan(const struct planner_plan *p)
 {
-	json_t *o = json_object(), *c = json_array(), *ss = json_array();
-	char *s;
+	struct buf b;
 
-	json_object_set_new(o, "disposition", json_string(planner_disposition_name(p->d)));
-	json_object_set_new(o, "source", json_string(p->source));
+	buf_init(&b);
+	buf_addf(&b, "{\"disposition\":\"%s\",\"source\":\"%s\",\"sessions\":[",
+	    planner_disposition_name(p->d), p->source);
 	for (size_t i = 0; i < p->nsessions; i++)
-		json_array_append_new(ss, json_string(p->sessions[i]));
-	json_object_set_new(o, "sessions", ss);
-	json_object_set_new(o, "bytes", json_integer((json_int_t)p->bytes));
-	for (size_t i = 0; i < p->n; i++)
-		json_array_append_new(c, key_json(&p->k[i], 1));
-	json_object_set_new(o, "candidates", c);
-	s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return s;
+		buf_addf(&b, "%s\"%s\"", i ? "," : "", p->sessions[i]);
+	buf_addf(&b, "],\"bytes\":%" PRIu64 ",\"candidates\":[", p->bytes);
+	for (size_t i = 0; i < p->n; i++) {
+		const struct planner_key *k = &p->k[i];
+
+		buf_addf(&b, "%s{\"key\":\"%s\",\"crate\":\"%s\"", i ? "," : "", k->res, k->crate);
+		if (k->version[0] != '\0')
+			buf_addf(&b, ",\"version\":\"%s\"", k->version);
+		buf_addf(&b,
+		    ",\"size\":%" PRIu64 ",\"expected_saving_ms\":%" PRIu64 ",\"order\":%" PRIu32
+		    "}",
+		    k->bytes, k->compile_ms, k->order);
+	}
+	buf_addstr(&b, "]}");
+	return buf_detach(&b, NULL);
 }

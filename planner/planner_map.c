@@ -93,3 +93,9 @@ planner_crate_key(const char *crate, const char *version, char *out)
 {
 	snprintf(out, 2 * PLANNER_NAME_MAX + 2, "%s@%s", crate, version);
 }
+
+void
+planner_tp_key(const char *target, const char *profile, char *out)
+{
+	snprintf(out, 2 * PLANNER_NAME_MAX + 2, "%s/%s", target, profile);
+}

@@ -46,6 +46,7 @@ to_manifest(const struct remote_session *s, struct planner_manifest *m)
 		for (char *p = m->k[i].crate; *p; p++)
 			if (*p == '-')
 				*p = '_';
+		snprintf(m->k[i].version, sizeof m->k[i].version, "%s", s->k[i].version);
 		m->k[i].bytes = s->k[i].bytes;
 		m->k[i].order = (uint32_t)i;
 		m->n = i + 1;

@@ -386,6 +386,7 @@ layout_import_pack(struct remote *r, const char *kache_dir, const char *crate, c
 		return REMOTE_MISS;
 	if ((s = store_open(kache_dir)) == NULL)
 		return REMOTE_FAILED;
+	store_set_import_source(s, r->import_source);
 	snprintf(lr.crate, sizeof lr.crate, "%s", crate);
 	snprintf(lr.res, sizeof lr.res, "%s", res_hex);
 	tmpdir = path_join(kache_dir, "tmp");

@@ -173,10 +173,14 @@ planner_client_post_session(struct planner_client *pc, const char *fp,
 	if (s->profile[0])
 		json_object_set_new(root, "profile", json_string(s->profile));
 	json_object_set_new(root, "created_ms", json_integer(s->created_ms));
-	for (size_t i = 0; i < s->n; i++)
-		json_array_append_new(keys,
-		    json_pack("{s:s, s:s, s:I, s:I}", "key", s->k[i].res, "crate", s->k[i].crate,
-		        "bytes", (json_int_t)s->k[i].bytes, "order", (json_int_t)i));
+	for (size_t i = 0; i < s->n; i++) {
+		json_t *k = json_pack("{s:s, s:s, s:I, s:I}", "key", s->k[i].res, "crate",
+		    s->k[i].crate, "bytes", (json_int_t)s->k[i].bytes, "order", (json_int_t)i);
+
+		if (s->k[i].version[0] != '\0') /* crate@version: what the planner ranks by */
+			json_object_set_new(k, "version", json_string(s->k[i].version));
+		json_array_append_new(keys, k);
+	}
 	json_object_set_new(root, "keys", keys);
 	body = json_dumps(root, JSON_COMPACT);
 	json_decref(root);

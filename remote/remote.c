@@ -208,6 +208,12 @@ remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex, int64
 	return layout_fetch(r, kache_dir, inv_hex, deadline_ms);
 }
 
+void
+remote_set_import_source(struct remote *r, const char *src)
+{
+	snprintf(r->import_source, sizeof r->import_source, "%s", src ? src : "");
+}
+
 enum remote_result
 remote_import_pack(struct remote *r, const char *kache_dir, const char *crate, const char *res_hex)
 {

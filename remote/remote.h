@@ -69,6 +69,9 @@ enum remote_result remote_fetch(struct remote *r, const char *kache_dir, const c
  * when it is absent or was rejected (said in the log), REMOTE_FAILED when the
  * remote failed. Joins an import of the same result in flight, as a fetch
  * does, for at most LAYOUT_LOCK_WAIT_MS. */
+/* The source the next remote_import_pack calls record their imports under
+ * (store_set_import_source): the prefetch plan's. */
+void remote_set_import_source(struct remote *r, const char *src);
 enum remote_result remote_import_pack(struct remote *r, const char *kache_dir, const char *crate,
     const char *res_hex);
 

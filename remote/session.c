@@ -114,7 +114,8 @@ remote_session_name(const char *fp)
 }
 
 void
-remote_session_add(struct remote_session *s, const char *crate, const char *res, uint64_t bytes)
+remote_session_add(struct remote_session *s, const char *crate, const char *res, uint64_t bytes,
+    const char *version)
 {
 	struct remote_session_key *x;
 
@@ -126,6 +127,7 @@ remote_session_add(struct remote_session *s, const char *crate, const char *res,
 	snprintf(x->crate, sizeof x->crate, "%s", crate);
 	snprintf(x->res, sizeof x->res, "%s", res);
 	x->bytes = bytes;
+	snprintf(x->version, sizeof x->version, "%s", version ? version : "");
 }
 
 void
@@ -175,36 +177,33 @@ take_field(struct lines *l, const char *key, char *out, size_t cap, int hex)
 	return 0;
 }
 
-/* "<crate> <64 hex> <bytes>" */
+/* "<crate> <64 hex> <bytes>[ <version>]": every field checked; the version
+ * (cargo's CARGO_PKG_VERSION, journal_version_valid) may be absent. */
 static int
 take_key(const char *line, size_t n, struct remote_session *s)
 {
-	const char *sp = memchr(line, ' ', n), *sp2;
-	char crate[65], res[HASH_HEX_LEN + 1], num[21], *end;
-	size_t cn, nn;
+	char tmp[64 + HASH_HEX_LEN + 20 + JOURNAL_VERSION_MAX + 8], *f[5], *save = NULL, *end;
 	unsigned long long v;
+	size_t nf = 0;
 
-	if (sp == NULL || (cn = (size_t)(sp - line)) == 0 || cn > 64 ||
-	    n - cn - 1 < HASH_HEX_LEN + 2)
+	if (n >= sizeof tmp || memchr(line, '\0', n) != NULL)
 		return -1;
-	sp2 = sp + 1 + HASH_HEX_LEN;
-	nn = n - cn - 2 - HASH_HEX_LEN;
-	if (*sp2 != ' ' || nn == 0 || nn > 20)
+	memcpy(tmp, line, n);
+	tmp[n] = '\0';
+	if (n == 0 || tmp[0] == ' ' || tmp[n - 1] == ' ' || strstr(tmp, "  ") != NULL)
 		return -1;
-	memcpy(crate, line, cn);
-	crate[cn] = '\0';
-	memcpy(res, sp + 1, HASH_HEX_LEN);
-	res[HASH_HEX_LEN] = '\0';
-	memcpy(num, sp2 + 1, nn);
-	num[nn] = '\0';
-	if (strspn(num, "0123456789") != nn || memchr(crate, '\0', cn) != NULL ||
-	    !pack_crate_name_ok(crate) || !hash_hex_valid(res))
+	for (char *t = strtok_r(tmp, " ", &save); t != NULL && nf < 5;
+	     t = strtok_r(NULL, " ", &save))
+		f[nf++] = t;
+	if (nf < 3 || nf > 4 || !pack_crate_name_ok(f[0]) || strlen(f[1]) != HASH_HEX_LEN ||
+	    !hash_hex_valid(f[1]) || strlen(f[2]) > 20 ||
+	    strspn(f[2], "0123456789") != strlen(f[2]) || (nf == 4 && !journal_version_valid(f[3])))
 		return -1;
 	errno = 0;
-	v = strtoull(num, &end, 10);
-	if (errno != 0)
+	v = strtoull(f[2], &end, 10);
+	if (errno != 0 || *end != '\0')
 		return -1;
-	remote_session_add(s, crate, res, v);
+	remote_session_add(s, f[0], f[1], v, nf == 4 ? f[3] : "");
 	return 0;
 }
 
@@ -284,7 +283,8 @@ remote_session_encode(const struct remote_session *s, struct buf *out)
 	buf_addf(out, "created %" PRId64 "\n", s->created_ms);
 	buf_addf(out, "keys %zu\n", s->n);
 	for (size_t i = 0; i < s->n; i++)
-		buf_addf(out, "%s %s %" PRIu64 "\n", s->k[i].crate, s->k[i].res, s->k[i].bytes);
+		buf_addf(out, "%s %s %" PRIu64 "%s%s\n", s->k[i].crate, s->k[i].res, s->k[i].bytes,
+		    s->k[i].version[0] ? " " : "", s->k[i].version);
 	buf_addstr(out, "end\n");
 }
 
@@ -444,7 +444,7 @@ merge_saved(const char *dir, const char *fp, struct remote_session *s)
 			const struct remote_session_key *k =
 			    i < old.n ? &old.k[i] : &s->k[i - old.n];
 
-			remote_session_add(&m, k->crate, k->res, k->bytes);
+			remote_session_add(&m, k->crate, k->res, k->bytes, k->version);
 		}
 		dedupe(&m);
 		n = m.n - s->n; /* s's keys are distinct and all in m: the rest are the record's */

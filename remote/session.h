@@ -16,9 +16,11 @@
  *                                 workspace's path packages compiled with
  *   created <unix ms>
  *   keys <n>
- *   <crate> <64 hex result key> <bytes>
+ *   <crate> <64 hex result key> <bytes>[ <version>]
  *                                 n lines, in the order they were used;
- *                                 bytes: the result's output bytes
+ *                                 bytes: the result's output bytes;
+ *                                 version: the package's (CARGO_PKG_VERSION),
+ *                                 absent when unknown
  *   end
  *
  * The local side: the wrapper's journal records carry the workspace id, the
@@ -39,6 +41,7 @@
 #include "common/util.h"
 #include "remote/layout.h"
 #include "remote/remote.h"
+#include "store/journal.h"
 
 #define REMOTE_SESSION_MAGIC "kache-session 1\n"
 /* Version 2: version 1 with a features line after profile, written when the
@@ -58,6 +61,7 @@ struct remote_session_key {
 	char crate[65];
 	char res[HASH_HEX_LEN + 1];
 	uint64_t bytes;
+	char version[JOURNAL_VERSION_MAX + 1]; /* "" when unknown */
 };
 
 struct remote_session {
@@ -84,9 +88,9 @@ void remote_session_fingerprint(const char *lock, const char *toolchain, const c
 void remote_session_features_digest(struct strv *lines, char out[17]);
 /* "sessions/<fp>" (a new string). */
 char *remote_session_name(const char *fp);
-/* Appends (crate, res, bytes). */
+/* Appends (crate, res, bytes, version: "" or NULL when unknown). */
 void remote_session_add(struct remote_session *s, const char *crate, const char *res,
-    uint64_t bytes);
+    uint64_t bytes, const char *version);
 void remote_session_free(struct remote_session *s);
 /* 0, or -1 with one sentence in why when the bytes are not a whole, valid
  * session manifest (every line, name, count and the end checked). */

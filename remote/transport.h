@@ -54,6 +54,7 @@ struct remote {
 	struct planner_client *planner;
 	struct sign_state *sign; /* the signing layer (remote/sign_transport.c):
 	                          * t is its transport, which wraps the backend's */
+	char import_source[16];  /* remote_set_import_source */
 };
 
 /* `[remote] type = "dir"`: check (no side effect) and open. */

@@ -31,6 +31,25 @@ journal_ws_valid(const char *s)
 	return strlen(s) == JOURNAL_WS_LEN && strspn(s, "0123456789abcdef") == JOURNAL_WS_LEN;
 }
 
+int
+journal_import_is_prefetch(const char *reason)
+{
+	size_t pn = strlen(JOURNAL_IMPORT_PREFETCH);
+
+	return strncmp(reason, JOURNAL_IMPORT_PREFETCH, pn) == 0 &&
+	    (reason[pn] == '\0' || reason[pn] == '/');
+}
+
+int
+journal_version_valid(const char *s)
+{
+	static const char ok[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-";
+	size_t n = strlen(s);
+
+	return n > 0 && n <= JOURNAL_VERSION_MAX && strspn(s, ok) == n;
+}
+
 static int
 sbuf_write(void *data, const char *p, size_t n)
 {
@@ -50,7 +69,8 @@ journal_append(const char *store_dir, const struct journal_event *ev)
 	buf_init(&b);
 	buf_add(&b, "\0\0\0\0", 4);
 	msgpack_packer_init(&pk, &b, sbuf_write);
-	msgpack_pack_map(&pk, 8 + ev->has_inv + ev->has_res + (ev->ws[0] != '\0'));
+	msgpack_pack_map(&pk,
+	    8 + ev->has_inv + ev->has_res + (ev->ws[0] != '\0') + (ev->version[0] != '\0'));
 	codec_pack_kv_u64(&pk, "v", JOURNAL_FORMAT);
 	codec_pack_kv_u64(&pk, "t", (uint64_t)ev->type);
 	codec_pack_kv_u64(&pk, "ts", (uint64_t)(ev->ts_ms ? ev->ts_ms : clock_wall_ms()));
@@ -65,6 +85,8 @@ journal_append(const char *store_dir, const struct journal_event *ev)
 	codec_pack_kv_u64(&pk, "us", ev->us);
 	if (ev->ws[0] != '\0')
 		codec_pack_kv_str(&pk, "ws", ev->ws);
+	if (ev->version[0] != '\0')
+		codec_pack_kv_str(&pk, "ver", ev->version);
 	len = (uint32_t)(b.len - 4);
 	b.p[0] = (char)(len >> 24);
 	b.p[1] = (char)(len >> 16);
@@ -102,7 +124,7 @@ decode_event(const char *d, size_t n, struct journal_event *ev)
 	msgpack_zone zone;
 	msgpack_object root;
 	uint64_t v, t, ts;
-	char ws[JOURNAL_WS_LEN + 2];
+	char ws[JOURNAL_WS_LEN + 2], ver[JOURNAL_VERSION_MAX + 2];
 	int rc = -1;
 
 	memset(ev, 0, sizeof *ev);
@@ -124,6 +146,9 @@ decode_event(const char *d, size_t n, struct journal_event *ev)
 	get_fixed_str(&root, "ws", ws, sizeof ws);
 	if (journal_ws_valid(ws))
 		memcpy(ev->ws, ws, sizeof ev->ws);
+	get_fixed_str(&root, "ver", ver, sizeof ver);
+	if (journal_version_valid(ver))
+		memcpy(ev->version, ver, sizeof ev->version);
 	rc = 0;
 out:
 	msgpack_zone_destroy(&zone);

@@ -8,7 +8,9 @@
  *   and, when the wrapper saw the workspace's Cargo.lock, ws: the workspace id
  *   (16 hex: the first 8 bytes of BLAKE2b of the Cargo.lock path, the name of
  *   its session marker under JOURNAL_SESSIONS_DIR), by which the index gathers
- *   the result keys one build session used (its session manifest).
+ *   the result keys one build session used (its session manifest); and, when
+ *   cargo set CARGO_PKG_VERSION, ver: the package's version, which the
+ *   session manifest carries per result key (the planner ranks by it).
  * Wrappers write hits, misses, passes, errors and corrupt finds; a worker that
  * imports a pack (store/pack.c) writes `import`, before the entry can be
  * found, so that the index owner knows where an entry came from before any
@@ -27,6 +29,8 @@
  * <ws>.used ("crate result-hex" lines the index appends as it ingests). */
 #define JOURNAL_SESSIONS_DIR "run/sessions"
 #define JOURNAL_WS_LEN 16
+/* A package version as recorded: [A-Za-z0-9_.+-]{1,64} (semver's alphabet). */
+#define JOURNAL_VERSION_MAX 64
 
 enum journal_type {
 	JOURNAL_HIT = 1,    /* restored from the local store */
@@ -40,9 +44,15 @@ enum journal_type {
 	JOURNAL_IMPORT,     /* a pack imported; reason "prefetch" or "fetch", bytes its outputs */
 };
 
-/* The reasons of JOURNAL_IMPORT. */
+/* The reasons of JOURNAL_IMPORT: "prefetch", or "prefetch/<source>" with
+ * the plan's source, one of JOURNAL_IMPORT_SOURCES; "fetch". */
 #define JOURNAL_IMPORT_PREFETCH "prefetch"
 #define JOURNAL_IMPORT_FETCH "fetch"
+#define JOURNAL_IMPORT_SOURCES                                                                     \
+	{                                                                                          \
+		"planner", "exact", "closest", "packs"                                             \
+	}
+#define JOURNAL_IMPORT_NSOURCES 4
 
 struct journal_event {
 	enum journal_type type;
@@ -55,7 +65,8 @@ struct journal_event {
 	uint64_t ms;
 	uint64_t bytes;
 	uint64_t us;
-	char ws[JOURNAL_WS_LEN + 1]; /* "" when unknown */
+	char ws[JOURNAL_WS_LEN + 1];           /* "" when unknown */
+	char version[JOURNAL_VERSION_MAX + 1]; /* "" when unknown or not valid */
 };
 
 const char *journal_type_name(enum journal_type t);
@@ -65,6 +76,11 @@ int journal_append(const char *store_dir, const struct journal_event *ev);
  * returns the number of bytes consumed (a torn tail is left for later). */
 /* 1 when s is a workspace id: JOURNAL_WS_LEN lowercase hex digits. */
 int journal_ws_valid(const char *s);
+/* 1 when an import record's reason is a prefetch's ("prefetch" or
+ * "prefetch/<source>"). */
+int journal_import_is_prefetch(const char *reason);
+/* 1 when s is a version as recorded (JOURNAL_VERSION_MAX). */
+int journal_version_valid(const char *s);
 size_t journal_parse(const char *data, size_t n,
     void (*fn)(const struct journal_event *ev, void *arg), void *arg);
 

@@ -322,8 +322,10 @@ note_import(struct store *s, const unsigned char inv[HASH_LEN], const unsigned c
 	memset(&ev, 0, sizeof ev);
 	ev.type = JOURNAL_IMPORT;
 	snprintf(ev.crate, sizeof ev.crate, "%s", e->crate ? e->crate : "");
-	snprintf(ev.reason, sizeof ev.reason, "%s",
-	    prefetch ? JOURNAL_IMPORT_PREFETCH : JOURNAL_IMPORT_FETCH);
+	snprintf(ev.reason, sizeof ev.reason, "%s%s%s",
+	    prefetch ? JOURNAL_IMPORT_PREFETCH : JOURNAL_IMPORT_FETCH,
+	    prefetch && store_import_source(s)[0] ? "/" : "",
+	    prefetch ? store_import_source(s) : "");
 	ev.has_inv = ev.has_res = 1;
 	memcpy(ev.inv, inv, HASH_LEN);
 	memcpy(ev.res, res, HASH_LEN);

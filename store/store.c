@@ -14,7 +14,8 @@
 
 struct store {
 	char *dir;
-	mode_t mask; /* permission bits kache never grants: those the top dir lacks */
+	char import_source[16]; /* store_set_import_source */
+	mode_t mask;            /* permission bits kache never grants: those the top dir lacks */
 };
 
 /* A per-file memo record, little-endian: device, inode, size (u64 each),
@@ -117,6 +118,18 @@ const char *
 store_dir(const struct store *s)
 {
 	return s->dir;
+}
+
+void
+store_set_import_source(struct store *s, const char *src)
+{
+	snprintf(s->import_source, sizeof s->import_source, "%s", src ? src : "");
+}
+
+const char *
+store_import_source(const struct store *s)
+{
+	return s->import_source;
 }
 
 char *

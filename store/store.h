@@ -89,6 +89,11 @@ struct store *store_open_shared(const char *dir, int shared);
 mode_t store_mode(const struct store *s, mode_t mode);
 void store_free(struct store **s);
 const char *store_dir(const struct store *s);
+/* Where the packs a prefetch imports through s came from (one of
+ * JOURNAL_IMPORT_SOURCES, "" unknown): their journal records say
+ * "prefetch/<src>", by which `kache stats` splits them. */
+void store_set_import_source(struct store *s, const char *src);
+const char *store_import_source(const struct store *s);
 
 /* Path helpers (new strings). kind is "blobs", "entries", "manifests". */
 char *store_path(const struct store *s, const char *kind, const char *hex);

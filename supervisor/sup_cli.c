@@ -285,13 +285,13 @@ print_status(json_t *root)
 
 #define PF(o, name) ((long long)json_integer_value(json_object_get((o), (name))))
 
-/* Two lines of the status document's "prefetch" (none from a supervisor
+/* Three lines of the status document's "prefetch" (none from a supervisor
  * too old to have it). */
 static void
 print_prefetch(json_t *pf)
 {
 	json_t *why = json_object_get(pf, "hints_dropped_why"),
-	       *sk = json_object_get(pf, "skipped");
+	       *sk = json_object_get(pf, "skipped"), *from = json_object_get(pf, "packs_from");
 
 	if (pf == NULL)
 		return;
@@ -302,6 +302,10 @@ print_prefetch(json_t *pf)
 	    PF(why, "no_prefetch"), PF(why, "queue_full"), PF(why, "stale"),
 	    PF(pf, "hints_malformed"), PF(pf, "sessions"), PF(pf, "sessions_done"),
 	    PF(pf, "sessions_lost"), PF(pf, "packs"), PF(pf, "bytes"), PF(pf, "hits"));
+	printf("prefetch packs from: planner %lld, exact session %lld, closest session %lld, "
+	       "packs %lld\n",
+	    PF(from, "planner"), PF(from, "exact_session"), PF(from, "closest_session"),
+	    PF(from, "packs"));
 	printf("prefetch skipped: %lld present, %lld over max_bytes, %lld rejected, %lld failed, "
 	       "%lld listings failed, %lld Cargo.lock refused\n",
 	    PF(sk, "present"), PF(sk, "over_max_bytes"), PF(sk, "rejected"), PF(sk, "failed"),

@@ -244,9 +244,11 @@ add_counts(struct prefetch_counts *n, const char *text)
 {
 	json_t *j = json_loads(text ? text : "", 0, NULL);
 	const char *src;
+	long packs;
 
 	if (j == NULL)
 		return;
+	packs = (long)json_integer_value(json_object_get(j, "packs"));
 	n->packs += json_integer_value(json_object_get(j, "packs"));
 	n->bytes += json_integer_value(json_object_get(j, "bytes"));
 	n->present += json_integer_value(json_object_get(j, "present"));
@@ -258,14 +260,14 @@ add_counts(struct prefetch_counts *n, const char *text)
 	n->garbage_sessions += json_integer_value(json_object_get(j, "garbage_sessions"));
 	src = json_string_value(json_object_get(j, "source"));
 	if (src != NULL && strcmp(src, "exact") == 0)
-		n->from_exact++;
+		n->from_exact++, n->packs_exact += packs;
 	else if (src != NULL && strcmp(src, "closest") == 0)
-		n->from_closest++,
+		n->from_closest++, n->packs_closest += packs,
 		    n->last_shared = json_integer_value(json_object_get(j, "shared"));
 	else if (src != NULL && strcmp(src, "packs") == 0)
-		n->from_packs++;
+		n->from_packs++, n->packs_packs += packs;
 	else if (src != NULL && strcmp(src, "planner") == 0)
-		n->from_planner++;
+		n->from_planner++, n->packs_planner += packs;
 	json_decref(j);
 }
 

@@ -47,6 +47,10 @@ prefetch_json(const struct prefetch_counts *n)
 	        (json_int_t)n->from_closest, "packs", (json_int_t)n->from_packs,
 	        "last_shared_crates", (json_int_t)n->last_shared, "sessions_not_valid",
 	        (json_int_t)n->garbage_sessions));
+	json_object_set_new(o, "packs_from",
+	    json_pack("{s:I, s:I, s:I, s:I}", "planner", (json_int_t)n->packs_planner,
+	        "exact_session", (json_int_t)n->packs_exact, "closest_session",
+	        (json_int_t)n->packs_closest, "packs", (json_int_t)n->packs_packs));
 	return o;
 }
 

@@ -43,6 +43,7 @@ wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
     const unsigned char *res, uint64_t ms, uint64_t bytes)
 {
 	struct journal_event ev;
+	const char *ver;
 
 	memset(&ev, 0, sizeof ev);
 	ev.type = t;
@@ -57,6 +58,9 @@ wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
 	ev.ms = ms;
 	ev.bytes = bytes;
 	snprintf(ev.ws, sizeof ev.ws, "%s", w->ws);
+	/* the package's version, as cargo tells every rustc it runs */
+	if ((ver = getenv("CARGO_PKG_VERSION")) != NULL && journal_version_valid(ver))
+		snprintf(ev.version, sizeof ev.version, "%s", ver);
 	/* kache's own time: a miss's compile time is rustc's, not ours */
 	ev.us = (uint64_t)(clock_us() - w->start_us);
 	if (t == JOURNAL_MISS && ev.us > ms * 1000)

@@ -18,7 +18,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 
 	strv_init(&c);
 	why[0] = '\0';
-	if (prefetch_meta_parse((const char *)data, n, &c, why, sizeof why) < 0) {
+	if (prefetch_meta_parse((const char *)data, n, &c, NULL, why, sizeof why) < 0) {
 		if (why[0] == '\0' || c.n != 0)
 			abort();
 	} else {

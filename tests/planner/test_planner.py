@@ -188,6 +188,24 @@ class PlannerHttp(unittest.TestCase):
         want = [k["key"] for k in m["keys"] if k["crate"] != "itoa"]
         self.assertEqual([c["key"] for c in plan["candidates"]], want)
 
+    def test_same_crate_names_the_session_with_the_same_versions_wins(self):
+        """Two sessions with the same crate names, one at another version of
+        itoa and newer: a Cargo.lock at the older session's versions gets that
+        session's keys; one at the newer's gets the newer's."""
+        p = self.planner().start()
+        old = manifest(hexkey("lock-old"))
+        new_crates = [(c, "1.0.999" if c == "itoa" else v) for c, v in CRATES]
+        new = manifest(hexkey("lock-new"), new_crates, tag="new")
+        new["created_ms"] += 1000
+        for m in (old, new):
+            self.assertEqual(p.post("/v1/manifests", m)[0], 200)
+        for crates, m in ((CRATES, old), (new_crates, new)):
+            st, plan = p.post("/v1/prefetch-plan", intent(hexkey("lock-x"), crates))
+            self.assertEqual(st, 200, plan)
+            self.assertEqual(plan["sessions"][0], m["fingerprint"])
+            self.assertEqual(sorted(c["key"] for c in plan["candidates"]),
+                             sorted(k["key"] for k in m["keys"]))
+
     def test_byte_cap_keeps_most_saving_per_byte_in_build_order(self):
         p = self.planner().start()
         m = manifest(hexkey("lock-cap"))
@@ -259,6 +277,61 @@ class PlannerHttp(unittest.TestCase):
         after = p.post("/v1/prefetch-plan", intent(m["fingerprint"]))[1]
         self.assertEqual(after, before)
         self.assertEqual(after["disposition"], "execute")
+
+    def test_max_sessions_keeps_the_newest(self):
+        """--max-sessions 3: a fourth manifest pushes out the oldest (its
+        fingerprint no longer plans exactly, from memory nor after a
+        restart); one older than all held is not kept."""
+        p = self.planner(args=["--max-sessions", "3"]).start()
+        ms = [manifest(hexkey("lock-%d" % i), tag=str(i)) for i in range(4)]
+        for i, m in enumerate(ms):
+            m["created_ms"] = 1700000000000 + 1000 * i
+            st, r = p.post("/v1/manifests", m)
+            self.assertEqual((st, r["stored"]), (200, True), r)
+        old = manifest(hexkey("lock-old"), tag="old")
+        old["created_ms"] = 1600000000000
+        st, r = p.post("/v1/manifests", old)
+        self.assertEqual((st, r["stored"]), (200, False), r)
+        for restart in (False, True):
+            if restart:
+                p.stop()
+                p.start()
+            self.assertIn(b"kache_planner_manifests 3\n", p.get("/metrics")[1])
+            plan = p.post("/v1/prefetch-plan", intent(ms[0]["fingerprint"]))[1]
+            self.assertEqual(plan["source"], "similar", plan)
+            self.assertNotIn(ms[0]["fingerprint"], plan["sessions"])
+            self.assertNotIn(ms[0]["keys"][0]["key"], [c["key"] for c in plan["candidates"]])
+            plan = p.post("/v1/prefetch-plan", intent(ms[3]["fingerprint"]))[1]
+            self.assertEqual(plan["source"], "exact", plan)
+
+    def test_max_age_expires_manifests(self):
+        """Posted 30 minutes ago: kept under the default age, gone once the
+        planner restarts with --max-age 10m; one older than that is not kept."""
+        p = self.planner().start()
+        m = manifest(hexkey("lock-aged"))
+        m["created_ms"] = int(time.time() * 1000) - 30 * 60 * 1000
+        self.assertEqual(p.post("/v1/manifests", m)[1]["stored"], True)
+        self.assertEqual(p.post("/v1/prefetch-plan", intent(m["fingerprint"]))[1]["source"],
+                         "exact")
+        p.stop()
+        p.args = ["--max-age", "10m"]
+        p.start()
+        self.assertIn(b"kache_planner_manifests 0\n", p.get("/metrics")[1])
+        self.assertEqual(p.post("/v1/prefetch-plan", intent(m["fingerprint"]))[1]["disposition"],
+                         "use_fallback")
+        self.assertIn("1 session manifests expired", open(p.log).read())
+        self.assertEqual(p.post("/v1/manifests", m)[1]["stored"], False)
+        self.assertIn(b"kache_planner_manifests 0\n", p.get("/metrics")[1])
+
+    def test_bad_bounds_are_a_configuration_error(self):
+        for args in (["--max-sessions", "-1"], ["--max-age", "forever"]):
+            p = subprocess.run([PLANNER, "--listen", "127.0.0.1:1", "--db",
+                                os.path.join(self.tmp, "x"), *args],
+                               env=dict(os.environ, KACHE_PLANNER_TOKEN=TOKEN,
+                                        KACHE_CONFIG=os.path.join(self.tmp, "none.toml")),
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 78, p.stderr)
+            self.assertIn("planner.max_sessions must be", p.stderr)
 
     def test_token_from_the_command_line_is_not_taken(self):
         p = self.planner(env={"KACHE_PLANNER_TOKEN": ""})

@@ -101,8 +101,56 @@ class PlannerClient(unittest.TestCase):
         self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
         self.assertRegex(self.prefetch_log(b), r"packs imported .* from planner")
         self.assert_served(b, out)
+        # where the packs came from: the status document, `kache stats` (json, text)
+        pf = tpf.status(b)["prefetch"]
+        self.assertGreater(pf["packs"], 0, pf)
+        self.assertEqual(pf["packs_from"], {"planner": pf["packs"], "exact_session": 0,
+                                            "closest_session": 0, "packs": 0}, pf)
+        st = tpf.stats(b)
+        n = st["prefetch_imported"]
+        self.assertGreater(n, 0, st)
+        self.assertEqual(st["prefetch_imported_from"], {
+            "planner": n, "exact_session": 0, "closest_session": 0, "packs": 0}, st)
+        text = tpf.kache(b, "stats").stdout
+        self.assertIn("prefetched from   planner %d, exact session 0" % n, text)
+        text = tpf.kache(b, "supervisor", "status").stdout
+        self.assertIn("prefetch packs from: planner %d, exact session 0" % pf["packs"], text)
         st, metrics = self.planner.get("/metrics")
         self.assertIn(b'kache_planner_plans_total{disposition="execute"} 1', metrics)
+
+    def build_and_stop(self, name, root, **versions):
+        """A runner at root whose packages (dir: version) are edited, built
+        and stopped: its session manifest saved and posted."""
+        w = self.client(name, root, start=True)
+        for d, v in versions.items():
+            w.edit(d + "/Cargo.toml", 'version = "0.1.0"', 'version = "%s"' % v)
+        w.cargo("build")
+        p = tpf.kache(w, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return w
+
+    def test_plan_prefers_the_session_with_the_same_crate_versions(self):
+        """Two recorded sessions with the same crate names: b (fixture-core at
+        0.2.0), then a, newer, at 0.1.0. Runner c has fixture-core 0.2.0 and a
+        new fixture-app version (no exact session): only versions tell b from
+        a, so its plan must draw from b, and every crate but fixture_app (whose
+        version no session built) is in its store before cargo asks."""
+        self.start_planner()
+        self.build_and_stop("b", os.path.join(self.tmp, "b", "runner"), core="0.2.0")
+        self.build_and_stop("a", self.tmp)
+        self.assertEqual(len(self.sessions()), 2)
+        c = self.client("c", os.path.join(self.tmp, "c", "runner"))
+        c.edit("core/Cargo.toml", 'version = "0.1.0"', 'version = "0.2.0"')
+        c.edit("app/Cargo.toml", 'version = "0.1.0"', 'version = "0.1.1"')
+        c.cargo("check")
+        pf = tpf.wait_prefetch(self, c, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["planner"], 1, pf)
+        before = tpf.stats(c)
+        c.cargo("build")
+        self.assertEqual(c.compiled(), ["fixture_app"],
+                         "compiles reached rustc after the planner's prefetch")
+        self.assertEqual(tpf.stats(c)["remote_hits"], before["remote_hits"],
+                         "the build fetched on a miss: the plan named other versions' keys")
 
     def test_planner_that_never_answers_falls_back_once(self):
         # a socket that listens and never accepts: connects, no answer
@@ -141,6 +189,45 @@ class PlannerClient(unittest.TestCase):
         log = self.prefetch_log(b)
         self.assertEqual(log.count("the planner refused the token"), 1, log)
         self.assert_served(b, out)
+
+
+class PlannerClientS3(unittest.TestCase):
+    """Over S3 (moto): runner a saves its session manifest to the bucket only;
+    a planner started with --from-remote builds its state from the bucket and
+    plans for runner b, with sessions/ removed so that only the planner can
+    name the keys."""
+
+    setUp = tpf.PrefetchS3.setUp
+
+    def test_s3_runner_prefetches_through_a_replica_loaded_from_the_bucket(self):
+        s3 = self.s3
+        a, out = s3.first_machine()
+        p = tpf.kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        env = {k: v for k, v in a.env.items()
+               if k.startswith(("KACHE_S3_", "AWS_")) or k == "KACHE_REMOTE"}
+        replica = tpl.Planner(s3.tmp, "replica", env=env, args=["--from-remote"]).start()
+        self.addCleanup(replica.stop)
+        self.assertIn(b"kache_planner_manifests 1\n", replica.get("/metrics")[1])
+        bucket = tpf.BUCKET_OF(s3)
+        listed = s3.s3.list_objects_v2(Bucket=bucket, Prefix=s3.prefix + "/sessions/")
+        for o in listed.get("Contents", []):
+            s3.s3.delete_object(Bucket=bucket, Key=o["Key"])
+        b = s3.machine("b", os.path.join(s3.tmp, "elsewhere", "b"),
+                       KACHE_PLANNER_ENDPOINT="http://127.0.0.1:%d" % replica.port,
+                       KACHE_PLANNER_TOKEN=tpl.TOKEN)
+        b.cargo("check")
+        pf = tpf.wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["planner"], 1, pf)
+        self.assertGreater(pf["packs_from"]["planner"], 0, pf)
+        before = tpf.stats(b)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "compiles reached rustc after the prefetch")
+        self.assertEqual(b.run_app(), out)
+        self.assertEqual(tpf.stats(b)["remote_hits"], before["remote_hits"],
+                         "the build fetched on a miss: the plan did not serve it")
+        self.assertIn(b'kache_planner_plans_total{disposition="execute"} 1',
+                      replica.get("/metrics")[1])
 
 
 if __name__ == "__main__":

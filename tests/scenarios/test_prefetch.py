@@ -159,15 +159,26 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertRegex(name, r"^[0-9a-f]{64}$")
         lines = body.decode().split("\n")
         self.assertEqual(lines[0], "kache-session 2")
-        keys = [l for l in lines if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+$", l)]
+        keys = [l for l in lines
+                if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+( [A-Za-z0-9_.+-]+)?$", l)]
         self.assertIn("keys %d" % len(keys), lines)
         self.assertTrue(CRATES.issubset({k.split()[0] for k in keys}), keys)
+        # each key with the version cargo gave its package (CARGO_PKG_VERSION)
+        self.assertTrue(all(k.split()[3:] == ["0.1.0"] for k in keys
+                            if k.split()[0] in ("fixture_core", "fixture_app")), keys)
         b, pf = self.second_runner("b")
         self.assertEqual(pf["sources"]["exact_session"], 1, pf)
         self.assertEqual(pf["sources"]["packs"], 0, pf)
         self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
+        self.assertEqual(pf["packs_from"], {"planner": 0, "exact_session": pf["packs"],
+                                            "closest_session": 0, "packs": 0}, pf)
         self.assertRegex(self.prefetch_log(b), r"packs imported .* from exact session manifest")
         self.assert_served(b, out)
+        st = stats(b)
+        self.assertGreater(st["prefetch_imported"], 0, st)
+        self.assertEqual(st["prefetch_imported_from"], {
+            "planner": 0, "exact_session": st["prefetch_imported"], "closest_session": 0,
+            "packs": 0}, st)
 
     def test_exact_session_byte_cap_counts_pack_bytes(self):
         """prefetch.max_bytes set to the bytes of the packs the session names:
@@ -176,8 +187,8 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         (name, body), = self.sessions().items()
         keys = [l.split() for l in self.key_lines(body)]
         packs = sum(os.path.getsize(os.path.join(self.remote, "packs", c, r + ".pack"))
-                    for c, r, _ in keys)
-        outputs = sum(int(n) for _, _, n in keys)
+                    for c, r, *_ in keys)
+        outputs = sum(int(k[2]) for k in keys)
         self.assertGreater(outputs, packs, "the packs are not smaller: no test")
         b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
         b.env["KACHE_PREFETCH_MAX_BYTES"] = str(packs)
@@ -235,7 +246,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
     @staticmethod
     def key_lines(body):
         return {l for l in body.decode().split("\n")
-                if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+$", l)}
+                if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+( [A-Za-z0-9_.+-]+)?$", l)}
 
     def test_idle_save_mid_job_keeps_the_earlier_keys(self):
         """`cargo build`, a pause past prefetch.cooldown (the idle save writes

@@ -172,9 +172,9 @@ test_prefetched_hits(void **state)
 	journal(f, JOURNAL_HIT, "", p4, 1500, 100, 1000);
 	write_entry(f, "regex", "e", 1004, f1);
 	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_PREFETCH, p1, 2000, 0, 1000);
-	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_PREFETCH, p2, 2000, 0, 1000);
-	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_PREFETCH, p3, 2000, 0, 1000);
-	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_PREFETCH, p4, 2000, 0, 1000);
+	journal(f, JOURNAL_IMPORT, "prefetch/planner", p2, 2000, 0, 1000);
+	journal(f, JOURNAL_IMPORT, "prefetch/closest", p3, 2000, 0, 1000);
+	journal(f, JOURNAL_IMPORT, "prefetch/bogus", p4, 2000, 0, 1000); /* counted, no source */
 	journal(f, JOURNAL_IMPORT, JOURNAL_IMPORT_FETCH, f1, 2000, 0, 1000);
 	journal(f, JOURNAL_HIT, "", p1, 3000, 100, 1000);        /* prefetched */
 	journal(f, JOURNAL_HIT, "", p1, 3001, 100, 1000);        /* local: used before */
@@ -196,6 +196,10 @@ test_prefetched_hits(void **state)
 	assert_int_equal(st.prefetched_hits, 1);
 	assert_int_equal(st.remote_hits, 1);
 	assert_int_equal(st.prefetch_imported, 4);
+	assert_int_equal(st.prefetch_imported_from[0], 1); /* planner */
+	assert_int_equal(st.prefetch_imported_from[1], 0); /* exact */
+	assert_int_equal(st.prefetch_imported_from[2], 1); /* closest */
+	assert_int_equal(st.prefetch_imported_from[3], 0); /* packs */
 	assert_int_equal(st.fetch_imported, 1);
 	assert_int_equal(st.entries, 5);
 	index_stats_clear(&st);

@@ -95,11 +95,38 @@ test_metadata_names_in_build_order(void **state)
 
 	(void)state;
 	strv_init(&c);
-	assert_int_equal(prefetch_meta_parse(meta, strlen(meta), &c, why, sizeof why), 0);
+	assert_int_equal(prefetch_meta_parse(meta, strlen(meta), &c, NULL, why, sizeof why), 0);
 	assert_int_equal(c.n, sizeof want / sizeof want[0]);
 	for (size_t i = 0; i < c.n; i++)
 		assert_string_equal(c.v[i], want[i]);
 	strv_free(&c);
+}
+
+/* Two versions of one crate: one name, two name@version entries; a version
+ * that is not valid gives the name alone. */
+#define VPKG(id, ver, tgt)                                                                         \
+	"{\"name\": \"" id "\", \"id\": \"" id ver "\", \"version\": \"" ver                       \
+	"\", \"targets\": [" TGT(tgt, "lib") "]}"
+static const char vmeta[] = "{\"packages\": [" VPKG("rand", "0.7.3", "rand") "," VPKG("rand",
+    "0.8.5", "rand") "," VPKG("odd-one", "1/0", "odd_one") "]}";
+
+static void
+test_metadata_versions(void **state)
+{
+	static const char *const want[] = { "rand 0.7.3", "rand 0.8.5", "odd_one" };
+	struct strv c, v;
+	char why[160] = "";
+
+	(void)state;
+	strv_init(&c);
+	strv_init(&v);
+	assert_int_equal(prefetch_meta_parse(vmeta, strlen(vmeta), &c, &v, why, sizeof why), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(v.n, sizeof want / sizeof want[0]);
+	for (size_t i = 0; i < v.n && i < sizeof want / sizeof want[0]; i++)
+		assert_string_equal(v.v[i], want[i]);
+	strv_free(&c);
+	strv_free(&v);
 }
 
 static void
@@ -123,7 +150,8 @@ test_metadata_garbage(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		strv_init(&c);
 		why[0] = '\0';
-		assert_int_equal(prefetch_meta_parse(bad[i], strlen(bad[i]), &c, why, sizeof why),
+		assert_int_equal(prefetch_meta_parse(bad[i], strlen(bad[i]), &c, NULL, why,
+		                     sizeof why),
 		    -1);
 		assert_true(why[0] != '\0');
 		strv_free(&c);
@@ -138,6 +166,7 @@ main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_metadata_names_in_build_order),
 		cmocka_unit_test(test_metadata_garbage),
+		cmocka_unit_test(test_metadata_versions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,6 @@
 /* Unit tests for remote/session.c: a session manifest round-trips; every kind
  * of damage (truncation, a wrong count, a bad name or key, trailing bytes,
- * another version) is refused whole with a reason; the fingerprint depends on
+ * another version, a version not valid) is refused whole with a reason; the fingerprint depends on
  * each of its parts. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,9 +16,10 @@
 #define R1 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define R2 "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 
-static const char good[] = "kache-session 1\nlock " R1 "\ntoolchain 0123456789abcdef\n"
-                           "target -\nprofile debug\ncreated 1700000000000\nkeys 2\n"
-                           "fixture_core " R1 " 1234\nbuild_script_build " R2 " 0\nend\n";
+static const char good[] =
+    "kache-session 1\nlock " R1 "\ntoolchain 0123456789abcdef\n"
+    "target -\nprofile debug\ncreated 1700000000000\nkeys 2\n"
+    "fixture_core " R1 " 1234 0.2.0-rc.1+b\nbuild_script_build " R2 " 0\nend\n";
 
 static void
 test_round_trip(void **state)
@@ -33,6 +34,8 @@ test_round_trip(void **state)
 	assert_string_equal(s.k[0].crate, "fixture_core");
 	assert_string_equal(s.k[1].res, R2);
 	assert_int_equal(s.k[0].bytes, 1234);
+	assert_string_equal(s.k[0].version, "0.2.0-rc.1+b");
+	assert_string_equal(s.k[1].version, "");
 	assert_string_equal(s.target, "");
 	assert_string_equal(s.profile, "debug");
 	assert_int_equal(s.created_ms, 1700000000000LL);
@@ -68,8 +71,13 @@ test_damage_refused(void **state)
 		{ "keys 2", "keys 99999999" },
 		{ "fixture_core", "../etc" },
 		{ "fixture_core " R1, "fixture_core " R1 "0" },
-		{ " 1234\n", " 12a4\n" },
-		{ " 1234\n", "\n" },
+		{ " 1234 ", " 12a4 " },
+		{ " 1234 0.2.0-rc.1+b\n", "\n" },
+		{ " 1234 ", " " },
+		{ " 1234 ", " 1234  " },
+		{ "0.2.0-rc.1+b\n", "0.2/0\n" },
+		{ "0.2.0-rc.1+b\n", "0.2.0 x\n" },
+		{ "0.2.0-rc.1+b\n", "0.2.0 \n" },
 		{ "lock 0", "lock X" },
 		{ "target -", "target a/b" },
 		{ "profile debug", "profile" },

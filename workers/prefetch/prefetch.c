@@ -38,6 +38,9 @@ struct session {
 	char refused[PROTO_HINT_PATH_MAX + 400];
 };
 
+/* A plan's source as the status document and the journal name it. */
+static const char *const src_key[] = { "none", "exact", "closest", "packs", "planner" };
+
 static void prefetch_job(void *arg, const struct msg *job, struct msg *done);
 static void prefetch_tick(void *arg, int64_t now);
 static int concurrency(const struct config *cfg);
@@ -50,7 +53,6 @@ static void
 report(const struct proto_hint *h, const struct prefetch_plan *plan, const struct session *ss,
     int64_t ms, struct msg *done)
 {
-	static const char *const src_key[] = { "none", "exact", "closest", "packs", "planner" };
 	static const char *const from[] = { "none needed", "cargo metadata", "Cargo.lock" };
 	const char *refused = ss->refused[0] ? ss->refused : plan->refused;
 	char text[640], shared[64] = "";
@@ -105,6 +107,9 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 		snprintf(ss.refused, sizeof ss.refused, "no remote configured");
 	} else {
 		prefetch_plan_make(&in, &plan);
+		for (int k = 0; k < pf->nremote; k++) /* the imports' journal records say it */
+			remote_set_import_source(pf->remote[k],
+			    src_key[plan.source <= PREFETCH_FROM_PLANNER ? plan.source : 0]);
 		t1 = clock_ms();
 		prefetch_import(pf->remote, pf->nremote, pf->kache_dir, &plan, &ss.d);
 		ss.import_ms = clock_ms() - t1;

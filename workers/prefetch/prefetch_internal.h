@@ -31,10 +31,14 @@ int prefetch_lock_parse(const char *text, size_t n, struct strv *crates, char *w
  * workspace at root and its dependencies, leaves first (the order cargo
  * compiles in), from `cargo metadata --format-version 1 --offline` run in
  * root, niced as the worker, at most PREFETCH_META_TIMEOUT_MS (killed past
- * it) and PREFETCH_META_MAX bytes of output. -1 with a sentence in why. */
-int prefetch_meta_read(const char *root, struct strv *crates, char *why, size_t whylen);
+ * it) and PREFETCH_META_MAX bytes of output. -1 with a sentence in why.
+ * versioned (may be NULL): the same targets as "name version" (the
+ * package's version), one per name@version, for the planner's intent. */
+int prefetch_meta_read(const char *root, struct strv *crates, struct strv *versioned, char *why,
+    size_t whylen);
 /* The same over cargo metadata's JSON (tests, fuzzing). */
-int prefetch_meta_parse(const char *text, size_t n, struct strv *crates, char *why, size_t whylen);
+int prefetch_meta_parse(const char *text, size_t n, struct strv *crates, struct strv *versioned,
+    char *why, size_t whylen);
 /* Drops every later copy of a string, keeping the order of the first ones. */
 void prefetch_unique_in_order(struct strv *v);
 
@@ -96,8 +100,11 @@ struct prefetch_input {
 /* prefetch_meta.c: the crate names of the hint's workspace into crates, in
  * the order cargo compiles them: cargo metadata's, else (said in one log
  * line) the Cargo.lock's package names sorted, and build_script_build. -1
- * with plan->refused set when neither can be had. */
-int prefetch_crates(const struct proto_hint *h, struct strv *crates, struct prefetch_plan *plan);
+ * with plan->refused set when neither can be had. versioned (may be NULL):
+ * "name version" from cargo metadata (prefetch_meta_read); from Cargo.lock,
+ * the names alone. */
+int prefetch_crates(const struct proto_hint *h, struct strv *crates, struct strv *versioned,
+    struct prefetch_plan *plan);
 
 /* prefetch_plan.c: the one place candidates are chosen (a planner slots in
  * here as one more source), most exact first: the remote's session manifest
@@ -131,9 +138,9 @@ struct prefetch_planner_answer {
 
 /* prefetch_planner.c: asks the planner of remote r (remote_planner), within
  * planner.timeout_ms, for the plan of the hint's build intent (its session
- * fingerprint, toolchain, target, profile; crates, Cargo.lock's names, may
- * be NULL). A failure, or use_fallback, is said in one log line per kind for
- * the life of the process. */
+ * fingerprint, toolchain, target, profile; crates, "name version" or
+ * "name" entries (prefetch_crates' versioned), may be NULL). A failure, or use_fallback, is said in
+ * one log line per kind for the life of the process. */
 void prefetch_planner_ask(struct remote *r, const struct proto_hint *h, const struct strv *crates,
     struct prefetch_planner_answer *a);
 /* The answer's bytes checked (tests, fuzzing): 0, or -1 with why (a

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "proto/worker.h"
+#include "store/journal.h"
 #include "store/pack.h"
 #include "workers/prefetch/prefetch_internal.h"
 
@@ -44,7 +45,7 @@ static void graph_order(json_t *nodes, struct graph *g);
 static void graph_edges(json_t *nodes, struct graph *g);
 static const char *str(json_t *v);
 static int cmp_name_ix(const void *a, const void *b);
-static void add_targets(json_t *pkg, struct strv *crates);
+static void add_targets(json_t *pkg, struct strv *crates, struct strv *versioned);
 static int kind_compiled(json_t *kinds);
 
 /* The environment cargo runs with: the worker's, less the wrappers, so that
@@ -162,7 +163,8 @@ finish(pid_t pid, int64_t deadline, char *why, size_t whylen)
 }
 
 int
-prefetch_meta_read(const char *root, struct strv *crates, char *why, size_t whylen)
+prefetch_meta_read(const char *root, struct strv *crates, struct strv *versioned, char *why,
+    size_t whylen)
 {
 	int64_t deadline = clock_ms() + PREFETCH_META_TIMEOUT_MS;
 	int p[2], rc = -1;
@@ -181,7 +183,8 @@ prefetch_meta_read(const char *root, struct strv *crates, char *why, size_t whyl
 		kill(-pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 	} else if (pid > 0 && finish(pid, deadline + 1000, why, whylen) == 0) {
-		rc = prefetch_meta_parse(out.p ? out.p : "", out.len, crates, why, whylen);
+		rc = prefetch_meta_parse(out.p ? out.p : "", out.len, crates, versioned, why,
+		    whylen);
 	}
 	close(p[0]);
 	buf_free(&out);
@@ -262,13 +265,14 @@ kind_compiled(json_t *kinds)
 }
 
 /* Each compiled target's crate name ('-' as '_'), when it is a name kache
- * would have packed (pack_crate_name_ok); others are passed over. */
+ * would have packed (pack_crate_name_ok); others are passed over. With
+ * versioned, "name version" too, when the package's version is valid. */
 static void
-add_targets(json_t *pkg, struct strv *crates)
+add_targets(json_t *pkg, struct strv *crates, struct strv *versioned)
 {
 	json_t *targets = json_object_get(pkg, "targets"), *t;
-	char name[65];
-	const char *s;
+	const char *s, *ver = str(json_object_get(pkg, "version"));
+	char name[65], *nv;
 	size_t i;
 
 	json_array_foreach(targets, i, t) {
@@ -280,8 +284,14 @@ add_targets(json_t *pkg, struct strv *crates)
 		for (char *p = name; *p; p++)
 			if (*p == '-')
 				*p = '_';
-		if (pack_crate_name_ok(name))
-			strv_push(crates, name);
+		if (!pack_crate_name_ok(name))
+			continue;
+		strv_push(crates, name);
+		if (versioned == NULL)
+			continue;
+		nv = journal_version_valid(ver) ? xasprintf("%s %s", name, ver) : xstrdup(name);
+		strv_push(versioned, nv);
+		free(nv);
 	}
 }
 
@@ -359,7 +369,8 @@ graph_order(json_t *nodes, struct graph *g)
 }
 
 int
-prefetch_meta_parse(const char *text, size_t n, struct strv *crates, char *why, size_t whylen)
+prefetch_meta_parse(const char *text, size_t n, struct strv *crates, struct strv *versioned,
+    char *why, size_t whylen)
 {
 	json_error_t err;
 	json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &err), *packages, *pkg;
@@ -381,8 +392,10 @@ prefetch_meta_parse(const char *text, size_t n, struct strv *crates, char *why, 
 		g.id[i] = str(json_object_get(pkg, "id"));
 	graph_order(json_object_get(json_object_get(root, "resolve"), "nodes"), &g);
 	for (i = 0; i < g.n; i++)
-		add_targets(json_array_get(packages, g.order[i]), crates);
+		add_targets(json_array_get(packages, g.order[i]), crates, versioned);
 	prefetch_unique_in_order(crates);
+	if (versioned != NULL)
+		prefetch_unique_in_order(versioned);
 	free(g.id), free(g.order), free(g.dep_start), free(g.dep);
 	json_decref(root);
 	if (crates->n == 0) {
@@ -393,16 +406,21 @@ prefetch_meta_parse(const char *text, size_t n, struct strv *crates, char *why, 
 }
 
 int
-prefetch_crates(const struct proto_hint *h, struct strv *crates, struct prefetch_plan *plan)
+prefetch_crates(const struct proto_hint *h, struct strv *crates, struct strv *versioned,
+    struct prefetch_plan *plan)
 {
 	char why[200], lwhy[160];
 	int64_t t0 = clock_ms();
 
-	if (prefetch_meta_read(h->root, crates, why, sizeof why) == 0) {
+	if (prefetch_meta_read(h->root, crates, versioned, why, sizeof why) == 0) {
 		plan->crates_from = PREFETCH_CRATES_METADATA;
 	} else {
 		strv_free(crates);
 		strv_init(crates);
+		if (versioned != NULL) {
+			strv_free(versioned);
+			strv_init(versioned);
+		}
 		if (prefetch_lock_read(h->lock, crates, lwhy, sizeof lwhy) < 0) {
 			snprintf(plan->refused, sizeof plan->refused,
 			    "%s is not used: %s (the build goes on; "
@@ -417,6 +435,8 @@ prefetch_crates(const struct proto_hint *h, struct strv *crates, struct prefetch
 		    h->root, why);
 		/* build scripts are all compiled as build_script_build */
 		strv_push(crates, "build_script_build");
+		for (size_t i = 0; versioned != NULL && i < crates->n; i++)
+			strv_push(versioned, crates->v[i]); /* names only */
 		plan->crates_from = PREFETCH_CRATES_LOCK;
 	}
 	plan->crates = (long)crates->n;

@@ -399,8 +399,8 @@ from_closest(const struct prefetch_input *in, const char **sorted, size_t n, str
 	return 1;
 }
 
-/* The planner first, asked with the workspace's crate names when they could
- * be had (else NULL: it may still know the fingerprint): 1 when its plan is
+/* The planner first, asked with the workspace's crates@versions when they
+ * could be had (else NULL: it may still know the fingerprint): 1 when its plan is
  * used (execute: its candidates; do_nothing: none), 0 when the planner-less
  * path is to be taken (use_fallback, failed: said by prefetch_planner_ask). */
 static int
@@ -438,7 +438,7 @@ void
 prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 {
 	struct listing l = { .plan = plan, .max_bytes = in->max_bytes };
-	struct strv crates;
+	struct strv crates, versioned;
 	int exact, named, planned;
 	int64_t t0;
 
@@ -448,11 +448,12 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 		return;
 	}
 	strv_init(&crates);
+	strv_init(&versioned);
 	named = -1; /* not asked yet */
 	if (in->remote[0] != NULL && remote_planner(in->remote[0]) != NULL) {
-		named = prefetch_crates(in->h, &crates, plan);
+		named = prefetch_crates(in->h, &crates, &versioned, plan);
 		t0 = clock_ms();
-		planned = from_planner(in, named == 0 ? &crates : NULL, &l);
+		planned = from_planner(in, named == 0 ? &versioned : NULL, &l);
 		plan->list_ms = clock_ms() - t0;
 		if (planned)
 			goto out;
@@ -463,7 +464,7 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 	if (exact == 1)
 		plan->refused[0] = '\0'; /* the exact session needed no crate names */
 	if (exact != 1 && named == -1)
-		named = prefetch_crates(in->h, &crates, plan);
+		named = prefetch_crates(in->h, &crates, NULL, plan);
 	if (exact != 1 && named == 0) {
 		t0 = clock_ms();
 		choose(in, &crates, exact == 0, &l); /* an exact one not valid: packs */
@@ -477,6 +478,7 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 out:
 	free((void *)l.first_bad);
 	strv_free(&crates);
+	strv_free(&versioned);
 	store_free(&l.store);
 }
 

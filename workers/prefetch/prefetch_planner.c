@@ -22,7 +22,8 @@ static int crate_valid(const char *s);
 static void once_per_kind(const struct planner_client *pc, int kind, const char *what);
 
 /* The JSON of the build intent: fingerprint, toolchain, target, profile
- * (those the hint has), crates by name (Cargo.lock's, no versions). */
+ * (those the hint has), crates: "name version" entries as name and version
+ * (the planner ranks sessions by crate@version), "name" ones by name only. */
 static char *
 intent(const struct proto_hint *h, const struct strv *crates, const char *fp)
 {
@@ -36,8 +37,17 @@ intent(const struct proto_hint *h, const struct strv *crates, const char *fp)
 		json_object_set_new(root, "target", json_string(h->target));
 	if (h->profile[0])
 		json_object_set_new(root, "profile", json_string(h->profile));
-	for (size_t i = 0; crates != NULL && i < crates->n; i++)
-		json_array_append_new(a, json_pack("{s:s}", "name", crates->v[i]));
+	for (size_t i = 0; crates != NULL && i < crates->n; i++) {
+		const char *sp = strchr(crates->v[i], ' ');
+		json_t *c = json_object();
+
+		json_object_set_new(c, "name",
+		    sp ? json_stringn(crates->v[i], (size_t)(sp - crates->v[i])) :
+		         json_string(crates->v[i]));
+		if (sp != NULL)
+			json_object_set_new(c, "version", json_string(sp + 1));
+		json_array_append_new(a, c);
+	}
 	json_object_set_new(root, "crates", a);
 	s = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
