@@ -712,8 +712,11 @@ class RemoteScenarios(unittest.TestCase):
         return ws, store
 
     def uploaded(self, store):
+        # the wrappers' background stores write the last intents after cargo
+        # returns: an empty intents/ before they end is not drained
         intents = os.path.join(store, "intents")
-        return kh.wait_for(lambda: not os.listdir(intents), 120, 0.2)
+        return (kh.wait_for(lambda: not kache_processes(store), 120, 0.1) and
+                kh.wait_for(lambda: not os.listdir(intents), 120, 0.2))
 
     def test_second_machine_served_from_the_remote(self):
         a, store_a = self.machine("a", self.tmp)

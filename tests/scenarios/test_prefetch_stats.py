@@ -67,7 +67,7 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
         # deadlines for a loaded machine: what is tested is that the wrapper
         # waits for the supervisor it started, not how fast the machine is
         b = self.runner("b", os.path.join(self.tmp, "far", "away"),
-                        KACHE_PREFETCH_MAX_BYTES="0", KACHE_DEADLINE_MS="3000",
+                        KACHE_PREFETCH_MAX_BYTES="0", KACHE_DEADLINE_MS="10000",
                         KACHE_FETCH_TIMEOUT_MS="30000")
         b.cargo("build")
         log = os.path.join(b.env["KACHE_DIR"], "logs", "wrapper.log")
@@ -96,7 +96,7 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
         remote hits are exactly runner A's compiles."""
         out, n = self.populate()
         b = self.runner("b", os.path.join(self.tmp, "far", "away"),
-                        KACHE_DEADLINE_MS="3000", KACHE_FETCH_TIMEOUT_MS="30000")
+                        KACHE_DEADLINE_MS="10000", KACHE_FETCH_TIMEOUT_MS="30000")
         b.cargo("check")
         self.assertTrue(kh.wait_for(lambda: prefetch(b).get("sessions_done", 0) >= 1,
                                     timeout=120), prefetch(b))
