@@ -152,8 +152,10 @@ session_hint(struct wrapper *w)
 		return 0;
 	hash_buffer(lock, strlen(lock), h);
 	hash_to_hex(h, hex);
-	/* the journal's workspace id: which session a result was used by */
-	snprintf(w->ws, sizeof w->ws, "%.16s", hex);
+	/* the journal's workspace id: which session a result was used by, for
+	 * a session manifest; none when no save would take the lines */
+	if (config_get_bool(w->cfg, "prefetch.save_manifest"))
+		snprintf(w->ws, sizeof w->ws, "%.16s", hex);
 	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
 	if (stat(marker, &ms) != 0 || !fresh(&ms, &ls, cooldown_ms(w->cfg)))
 		start = session_start(w, lock, marker, &ls);
