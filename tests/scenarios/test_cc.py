@@ -21,7 +21,8 @@ GCC = shutil.which("gcc")
 FLAGS = ["-g", "-O1", "-Wall"]
 
 
-class CcScenarios(unittest.TestCase):
+class CcBase(unittest.TestCase):
+    """A store, a logging compiler script, and projects to compile."""
 
     def setUp(self):
         self.tmp = kh.make_tmp("kache-cc-")
@@ -88,6 +89,10 @@ class CcScenarios(unittest.TestCase):
         subprocess.run([GCC, "-c", "foo.c", "-o", "plain.o", *FLAGS, *extra,
                         f"-ffile-prefix-map={d}=."], cwd=d, check=True, timeout=120)
         return self.obj(d, "plain.o")
+
+
+
+class CcScenarios(CcBase):
 
     def test_fresh_dir_hits_without_compiler_and_same_bytes(self):
         d1, d2 = self.project("one"), self.project("two/deeper")
@@ -181,6 +186,48 @@ class CcScenarios(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("error", p.stderr)
         self.assertFalse(os.path.exists(os.path.join(d, "foo.o")))
+
+
+class CcRemoteScenarios(CcBase):
+    """C results through a directory remote: runner 1 (store A) compiles and
+    `kache supervisor stop` flushes; runner 2 (an empty store B, the project at
+    another path) gets the object with no compiler process."""
+
+    def setUp(self):
+        super().setUp()
+        self.remote = os.path.join(self.tmp, "remote")
+        self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote,
+                        KACHE_DEADLINE_MS="1000", CARGO_PKG_NAME="c-demo")
+
+    def tearDown(self):
+        for store in (self.store, self.store + "-b"):
+            kh.supervisor_stop(kh.KACHE, dict(self.env, KACHE_DIR=store), "10s")
+        super().tearDown()
+
+    def test_second_runner_fetches_c_object(self):
+        d1 = self.project("runner1/src")
+        self.kache_cc(d1, "-MD")
+        p = kh.supervisor_stop(kh.KACHE, self.env, "30s")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        packs = os.listdir(os.path.join(self.remote, "packs", "c_demo"))
+        self.assertEqual(len(packs), 1, packs)
+        n = len(self.runs())
+        d2 = self.project("runner2/elsewhere/src")
+        self.env["KACHE_DIR"] = self.store + "-b"
+        self.kache_cc(d2, "-MD")
+        # a fresh store asks the compiler its identity (-v, memoized), once
+        self.assertEqual([r for r in self.runs()[n:] if not r.endswith(" -v")], [],
+                         "runner 2 ran the compiler")
+        self.assertEqual(self.obj(d2), self.plain(d2, "-MD", "-MF", "plain.d"))
+        st = subprocess.run([kh.KACHE, "stats"], env=self.env, capture_output=True, text=True,
+                            timeout=60).stdout
+        self.assertRegex(st, r"(?m)^hits\s+1 \(local 0, prefetched 0, remote 1\)")
+
+    def test_outside_cargo_goes_under_kache_cc(self):
+        self.env.pop("CARGO_PKG_NAME")
+        self.kache_cc(self.project("p"))
+        kh.supervisor_stop(kh.KACHE, self.env, "30s")
+        self.assertEqual(len(os.listdir(os.path.join(self.remote, "packs", "_kache_cc"))), 1)
 
 
 CC_CRATE = "/usr/share/cargo/registry"
