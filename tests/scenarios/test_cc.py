@@ -257,15 +257,15 @@ class CcCrateScenarios(unittest.TestCase):
     def tearDown(self):
         kh.remove_tmp(self.tmp)
 
-    def crate(self, rel):
+    def crate(self, rel, cc_env=True):
         d = os.path.join(self.tmp, rel)
         files = {
             "Cargo.toml": '[package]\nname = "cdemo"\nversion = "0.1.0"\nedition = "2021"\n'
                           '[build-dependencies]\ncc = "=1.0.73"\n',
             ".cargo/config.toml": '[source.crates-io]\nreplace-with = "debian"\n'
                                   f'[source.debian]\ndirectory = "{CC_CRATE}"\n'
-                                  '[net]\noffline = true\n'
-                                  f'[env]\nCC = "{kh.KACHE} {self.gcc}"\n',
+                                  '[net]\noffline = true\n' +
+                                  (f'[env]\nCC = "{kh.KACHE} {self.gcc}"\n' if cc_env else ""),
             "build.rs": 'fn main() { cc::Build::new().file("csrc/add.c").include("csrc")'
                         '.compile("add"); }\n',
             "csrc/add.c": '#include "add.h"\nint add(int a, int b) { return a + b + K; }\n',
@@ -297,6 +297,23 @@ class CcCrateScenarios(unittest.TestCase):
                             timeout=60).stdout
         self.assertRegex(st, r"(?m)^misses\s+4$")
         self.assertRegex(st, r"(?m)^hits\s+4 ")
+
+    def test_kache_init_routes_the_cc_crate(self):
+        """The one line `kache init` writes into CARGO_HOME ([env] CC = "kache
+        cc") sends the build script's compiles through kache: kache on PATH,
+        and cc on PATH the logging compiler."""
+        os.symlink(os.path.abspath(kh.KACHE), os.path.join(os.path.dirname(self.gcc), "kache"))
+        os.rename(self.gcc, os.path.join(os.path.dirname(self.gcc), "cc"))
+        self.env["PATH"] = os.path.dirname(self.gcc) + ":" + self.env["PATH"]
+        p = subprocess.run([kh.KACHE, "init"], env=self.env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.build_and_run(self.crate("one", cc_env=False)), "6\n")
+        runs = open(self.log).read().splitlines()
+        self.assertTrue([r for r in runs if "add.c" in r], runs)
+        self.assertEqual(self.build_and_run(self.crate("two", cc_env=False)), "6\n")
+        self.assertEqual(open(self.log).read().splitlines(), runs,
+                         "the second build ran the C compiler")
 
 
 if __name__ == "__main__":
