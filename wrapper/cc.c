@@ -76,6 +76,7 @@ cc_journal(struct cc *c, enum journal_type t, const char *reason, const unsigned
 	snprintf(ev.crate, sizeof ev.crate, "%s",
 	    c->a.src ? path_basename(c->a.src) : path_basename(c->cc));
 	snprintf(ev.reason, sizeof ev.reason, "%s", reason ? reason : "");
+	snprintf(ev.lang, sizeof ev.lang, "%s", cc_args_lang(&c->a, c->cc));
 	ev.has_inv = t != JOURNAL_PASS;
 	memcpy(ev.inv, c->inv, HASH_LEN);
 	if (res) {

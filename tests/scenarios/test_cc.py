@@ -7,6 +7,7 @@ through and is counted; a moved project hits.
 
 usage: test_cc.py <path to kache> [unittest args]
 """
+import json
 import os
 import re
 import shutil
@@ -168,6 +169,42 @@ class CcScenarios(CcBase):
             self.assertEqual(self.obj(d), self.plain(d, "-I../inc"))
         self.assertNotEqual(objs[0], objs[1])
 
+    def test_stats_and_report_by_language(self):
+        d = self.project("p")
+        with open(os.path.join(d, "b.cpp"), "w") as f:
+            f.write("template <int N> int g() { return N; }\nint h() { return g<2>(); }\n")
+        with open(os.path.join(d, "s.S"), "w") as f:
+            f.write(".text\n.globl k\nk:\n  ret\n")
+        self.kache_cc(d)
+        self.kache_cc(d)
+        for src, obj in (("b.cpp", "b.o"), ("s.S", "s.o")):
+            p = subprocess.run([kh.KACHE, self.cc, "-c", src, "-o", obj], cwd=d, env=self.env,
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        subprocess.run([kh.KACHE, self.cc, "-E", "foo.c"], cwd=d, env=self.env,
+                       capture_output=True, timeout=120, check=True)
+        rep = subprocess.run([kh.KACHE, "report", "--format", "json"], env=self.env,
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(rep.returncode, 0, rep.stderr)
+        st = subprocess.run([kh.KACHE, "stats", "--json"], env=self.env, capture_output=True,
+                            text=True, timeout=60)
+        self.assertEqual(st.returncode, 0, st.stderr)
+        one = {"hits": 0, "misses": 1, "errors": 0}
+        self.assertEqual(json.loads(st.stdout)["languages"], {
+            "c": {"hits": 1, "misses": 1, "passes": 1, "errors": 0},
+            "c++": dict(one, passes=0), "asm": dict(one, passes=0)})
+        self.assertEqual(json.loads(rep.stdout)["languages"], {
+            "c": {"hits": 1, "misses": 1, "pass_throughs": 1, "errors": 0},
+            "c++": dict(one, pass_throughs=0), "asm": dict(one, pass_throughs=0)})
+        text = subprocess.run([kh.KACHE, "stats"], env=self.env, capture_output=True,
+                              text=True, timeout=60).stdout
+        self.assertRegex(text, r"(?m)^by language\n  c +1 hits, 1 misses, 1 pass-throughs, "
+                               r"0 errors\n  c\+\+ +0 hits, 1 misses")
+        text = subprocess.run([kh.KACHE, "report"], env=self.env, capture_output=True,
+                              text=True, timeout=60).stdout
+        self.assertIn("by language: c 1 hits, 1 misses, 1 pass-throughs, 0 errors; "
+                      "c++ 0 hits, 1 misses, 0 pass-throughs, 0 errors; asm 0 hits", text)
+
     def test_preprocess_only_passes_through(self):
         d = self.project("p")
         p = subprocess.run([kh.KACHE, self.cc, "-E", "foo.c"], cwd=d, env=self.env,
@@ -297,6 +334,8 @@ class CcCrateScenarios(unittest.TestCase):
                             timeout=60).stdout
         self.assertRegex(st, r"(?m)^misses\s+4$")
         self.assertRegex(st, r"(?m)^hits\s+4 ")
+        self.assertRegex(st, r"(?m)^  rust +3 hits, 3 misses")
+        self.assertRegex(st, r"(?m)^  c +1 hits, 1 misses")
 
     def test_kache_init_routes_the_cc_crate(self):
         """The one line `kache init` writes into CARGO_HOME ([env] CC = "kache
