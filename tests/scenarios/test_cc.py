@@ -355,6 +355,123 @@ class CcCrateScenarios(unittest.TestCase):
                          "the second build ran the C compiler")
 
 
+REGISTRY = "/usr/share/cargo/registry"
+
+
+def registry_has(prefix):
+    return os.path.isdir(REGISTRY) and any(n.startswith(prefix) for n in os.listdir(REGISTRY))
+
+
+class RealCCrates(unittest.TestCase):
+    """Debian's ring 0.16 and blake3 1.x, whose build scripts compile C and
+    assembly with the cc crate, CC routed through kache by cargo's [env]: cold,
+    then a fresh target dir (no C compile runs, nothing reaches rustc), then a
+    copy of the workspace at another path with another CARGO_HOME (the same).
+    Counting shims for rustc (RUSTC=) and gcc (the CC kache runs) make "served
+    from the cache" a fact."""
+
+    def setUp(self):
+        self.tmp = kh.make_tmp("kache-ccreal-")
+        self.store = os.path.join(self.tmp, "store")
+        self.cc_log = os.path.join(self.tmp, "gcc.log")
+        self.rustc_log = os.path.join(self.tmp, "rustc.log")
+        self.gcc = os.path.join(self.tmp, "bin", "gcc")
+        self.rustc = os.path.join(self.tmp, "bin", "rustc")
+        os.makedirs(os.path.dirname(self.gcc))
+        with open(self.gcc, "w") as f:
+            f.write(f'#!/bin/sh\necho "$*" >> {self.cc_log}\nexec {GCC} "$@"\n')
+        with open(self.rustc, "w") as f:
+            f.write("#!/bin/sh\ncase \" $* \" in *' --crate-name '*) "
+                    f"echo \"$*\" >> '{self.rustc_log}';; esac\n"
+                    f"exec '{kh.real_rustc()}' \"$@\"\n")
+        for path in (self.gcc, self.rustc):
+            os.chmod(path, 0o755)
+
+    def tearDown(self):
+        kh.remove_tmp(self.tmp)
+
+    def workspace(self, rel, dep, code):
+        d = os.path.join(self.tmp, rel)
+        files = {
+            "Cargo.toml": '[package]\nname = "cdeps"\nversion = "0.1.0"\nedition = "2021"\n'
+                          f'[dependencies]\n{dep}\n',
+            ".cargo/config.toml": '[source.crates-io]\nreplace-with = "debian"\n'
+                                  f'[source.debian]\ndirectory = "{REGISTRY}"\n'
+                                  '[net]\noffline = true\n'
+                                  f'[env]\nCC = "{os.path.abspath(kh.KACHE)} {self.gcc}"\n',
+            "src/main.rs": f"fn main() {{ {code} }}\n",
+        }
+        for rel_path, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(d, rel_path)), exist_ok=True)
+            with open(os.path.join(d, rel_path), "w") as f:
+                f.write(text)
+        return d
+
+    def build(self, d, home, plain=False):
+        """Builds and runs d: the program's output, the C compiler's runs and
+        the compiles that reached rustc. plain: no kache at all."""
+        for log in (self.cc_log, self.rustc_log):
+            if os.path.exists(log):
+                os.unlink(log)
+        env = kh.store_env(self.tmp, self.store, RUSTC_WRAPPER=os.path.abspath(kh.KACHE),
+                           RUSTC=self.rustc, CARGO_HOME=os.path.join(self.tmp, home),
+                           drop=("CC", "CXX", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"))
+        if plain:
+            env.pop("RUSTC_WRAPPER")
+            env["CC"] = GCC  # the environment's CC wins over [env]
+        p = subprocess.run(["cargo", "build", "-j2"], cwd=d, env=env, capture_output=True,
+                           text=True, timeout=1800)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = subprocess.run([os.path.join(d, "target", "debug", "cdeps")], capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout, self.lines(self.cc_log), [
+            r for r in self.lines(self.rustc_log) if "--crate-name ___" not in r]
+
+    @staticmethod
+    def lines(path):
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return f.read().splitlines()
+
+    def warm_and_moved(self, dep, code, probe=None):
+        """probe: the build script's own compile-and-link probe (blake3's
+        flag_check.c, no -c: kache passes it through as no-c), which runs
+        on every build; every other C compiler run fails the test."""
+        d = self.workspace("one/ws", dep, code)
+        out, cc, rustc = self.build(d, "home-one")
+        self.assertTrue([r for r in cc if " -c " in r], "no C compile went through CC")
+        self.assertTrue(rustc)
+        plain = os.path.join(self.tmp, "plain", "ws")
+        shutil.copytree(d, plain, ignore=shutil.ignore_patterns("target"))
+        self.assertEqual(self.build(plain, "home-plain", plain=True)[0], out,
+                         "the program built without kache behaves otherwise")
+        runs = []
+        shutil.rmtree(os.path.join(d, "target"))
+        runs.append(("fresh target dir", self.build(d, "home-one")))
+        moved = os.path.join(self.tmp, "elsewhere", "deeper", "ws2")
+        shutil.copytree(d, moved, ignore=shutil.ignore_patterns("target"))
+        runs.append(("moved workspace, other CARGO_HOME", self.build(moved, "home-two")))
+        for what, (o, c, r) in runs:
+            self.assertEqual(o, out, what)
+            self.assertEqual(r, [], f"{what}: compiles reached rustc")
+            left = [x for x in c if probe is None or probe not in x or " -c " in x]
+            self.assertEqual(left, [], f"{what}: the C compiler ran")
+
+    @unittest.skipUnless(registry_has("ring-0.16."), "Debian's librust-ring-dev 0.16 is not "
+                         "installed (scripts/example-deps.sh installs it)")
+    def test_ring(self):
+        self.warm_and_moved('ring = "0.16"', 'let d = ring::digest::digest(&ring::digest::SHA256,'
+                            ' b"kache"); println!("{:02x?}", d.as_ref());')
+
+    @unittest.skipUnless(registry_has("blake3-1."), "Debian's librust-blake3-dev is not "
+                         "installed (scripts/example-deps.sh installs it)")
+    def test_blake3(self):
+        self.warm_and_moved('blake3 = "1"', 'println!("{}", blake3::hash(b"kache").to_hex());',
+                            probe="flag_check.c")
+
+
 if __name__ == "__main__":
     kh.take_kache_arg()
     unittest.main()
