@@ -542,9 +542,9 @@ print_gc(const json_t *doc, int verbose)
 	format_size(index_json_u64(doc, "size_after"), now, sizeof now);
 	format_size(index_json_u64(doc, "cap"), cs, sizeof cs);
 	printf("gc: removed %llu entries, %llu blobs, %llu manifests, %llu stale tmp files, "
-	       "%llu unreferenced blobs; freed %s; store now %s (cap %s)\n",
+	       "%llu unreferenced blobs, %llu old memo files; freed %s; store now %s (cap %s)\n",
 	    U(doc, "entries_removed"), U(doc, "blobs_removed"), U(doc, "manifests_removed"),
-	    U(doc, "tmp_removed"), U(doc, "orphans_removed"), fr, now, cs);
+	    U(doc, "tmp_removed"), U(doc, "orphans_removed"), U(doc, "memo_removed"), fr, now, cs);
 }
 
 int

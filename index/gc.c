@@ -23,6 +23,7 @@ static uint64_t remove_stale_temps_in(const char *dir, int64_t age_ms, int depth
 static uint64_t remove_stale_temps(struct index *ix);
 static int manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN]);
 static int orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg);
+static int memo_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
 static void unlink_now(struct ix_txn *t);
@@ -112,6 +113,19 @@ orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg)
 		c->r->bytes_freed += (uint64_t)st->st_size;
 	}
 	return r < 0 ? -1 : 0;
+}
+
+/* A memo file not written for INDEX_MEMO_STALE_MS (see index.h). */
+static int
+memo_cb(const char *hex, const char *path, const struct stat *st, void *arg)
+{
+	struct orphan_ctx *c = arg;
+
+	(void)hex;
+	if (clock_wall_ms() - (int64_t)st->st_mtime * 1000 >= INDEX_MEMO_STALE_MS &&
+	    unlink(path) == 0)
+		c->r->memo_removed++;
+	return 0;
 }
 
 /* Removes, under dir and (depth 1) its subdirectories, the temporaries of
@@ -206,6 +220,8 @@ gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 	oc.total = ix_count(ix, "blobs");
 	if (rc == 0)
 		rc = ix_walk(ix, "blobs", orphan_cb, &oc);
+	if (rc == 0)
+		rc = ix_walk(ix, "memo", memo_cb, &oc);
 	if (ix_store_totals(ix, &n, &r->size_after) < 0)
 		rc = -1;
 	return rc;

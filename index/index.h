@@ -28,6 +28,10 @@ struct index;
 #define INDEX_ROTATE_GRACE_MS 5000
 /* gc and verify leave younger files in tmp/ and unreferenced blobs alone. */
 #define INDEX_STALE_MS (3600 * 1000)
+/* gc removes per-file memos and memo records not written for this long: one
+ * for a file long gone (an editor's rename leaves the old inode's behind) is
+ * never read again; one still wanted costs one rehash to write anew. */
+#define INDEX_MEMO_STALE_MS (30LL * 24 * 3600 * 1000)
 
 /* Opens (creating when missing) the index of the store at store_dir. A damaged
  * index is moved to <store>/index.broken and rebuilt from the store. Returns NULL
@@ -145,12 +149,13 @@ struct index_progress {
 struct index_gc_result {
 	uint64_t size_before, size_after;
 	uint64_t entries_removed, blobs_removed, bytes_freed;
-	uint64_t manifests_removed, tmp_removed, orphans_removed;
+	uint64_t manifests_removed, tmp_removed, orphans_removed, memo_removed;
 };
 /* Ingests and scans, then evicts least recently used entries (entry file, blobs
  * no longer referenced, manifests with no candidate left) until the store is at
  * most max_size bytes; removes stale tmp/ files, stale ".<name>.tmp.*"
- * temporaries anywhere in the store, and unreferenced blobs. fn (may be
+ * temporaries anywhere in the store, unreferenced blobs, and memo files not
+ * written for INDEX_MEMO_STALE_MS. fn (may be
  * NULL) is told of each evicted entry; pg (may be NULL) of its progress: entries
  * removed (no total), then blobs looked at for orphans. 0 / -1. */
 int index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,

@@ -203,6 +203,7 @@ index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed,
 	SET_INT(o, "manifests_removed", r.manifests_removed);
 	SET_INT(o, "tmp_removed", r.tmp_removed);
 	SET_INT(o, "orphans_removed", r.orphans_removed);
+	SET_INT(o, "memo_removed", r.memo_removed);
 	if (verbose) {
 		json_object_set_new(o, "removed", c.removed);
 		SET_INT(o, "removed_more", c.more);

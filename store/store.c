@@ -17,8 +17,13 @@ struct store {
 	mode_t mask; /* permission bits kache never grants: those the top dir lacks */
 };
 
-/* A per-file memo: the hash, then the ctime (s, ns) it belongs to, little-endian. */
-#define MEMO_LEN (HASH_LEN + 8 + 4)
+/* A per-file memo record, little-endian: device, inode, size (u64 each),
+ * mtime s (i64), ns (u32), ctime s (i64), ns (u32), the hash, then the first
+ * MEMO_CHECK bytes of the BLAKE2b of all that (a torn or damaged record is
+ * never trusted). */
+#define MEMO_CHECK 8
+#define MEMO_BODY (8 * 3 + 12 + 12 + HASH_LEN)
+#define MEMO_LEN (MEMO_BODY + MEMO_CHECK)
 
 static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo", "journal",
 	STORE_INTENTS, "tmp" };
@@ -34,6 +39,13 @@ static int hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struc
     int kept, int *stable);
 static int write_fanout(const struct store *s, const char *path, const void *data, size_t n,
     mode_t mode);
+static int write_in_place(const struct store *s, const char *path, const void *data, size_t n);
+static void put_le(unsigned char *p, uint64_t v, int n);
+static uint64_t get_le(const unsigned char *p, int n);
+static void memo_encode(const struct stat *st, const unsigned char h[HASH_LEN],
+    unsigned char m[MEMO_LEN]);
+static int memo_decode(const unsigned char m[MEMO_LEN], const struct stat *st, int any_ctime,
+    unsigned char out[HASH_LEN]);
 static char *text_memo_path(const struct store *s, const char *key);
 static int blob_put_link(struct store *s, const char *src, int exec, unsigned char hash[HASH_LEN],
     uint64_t *size, const char *tmp);
@@ -132,12 +144,15 @@ write_fanout(const struct store *s, const char *path, const void *data, size_t n
 	return -1;
 }
 
-/* The memo file of the file behind st: named by (device, inode, size, mtime),
- * holding the hash and the ctime it was taken at (MEMO_LEN bytes). A caller
- * hashing an input (store_hash_file) trusts it only when the ctime still
- * matches; one checking a blob kache keeps (store_hash_kept) does not look at
- * the ctime, which cargo clean moves by unlinking the blob's hardlinks in the
- * target dir. One file serves both, so a restore writes one per output. */
+/* The memo file of the file behind st: named by its device and inode alone,
+ * so that each file has one, overwritten in place when its stat moves (a
+ * restore moves a blob's mtime and ctime on every hit; a name that held the
+ * mtime left one more file behind per output per hit). It holds the stat
+ * the hash belongs to (MEMO_LEN bytes). A caller hashing an input
+ * (store_hash_file) trusts it only when size, mtime and ctime all match; one
+ * checking a blob kache keeps (store_hash_kept) does not look at the ctime,
+ * which cargo clean moves by unlinking the blob's hardlinks in the target
+ * dir. One file serves both, so a restore writes one per output. */
 static char *
 memo_path(const struct store *s, const struct stat *st)
 {
@@ -146,15 +161,97 @@ memo_path(const struct store *s, const struct stat *st)
 	char hex[HASH_HEX_LEN + 1];
 
 	hash_begin(&c);
-	hash_str(&c, "kache-stat-memo-v2");
+	hash_str(&c, "kache-stat-memo-v3");
 	hash_u64(&c, (uint64_t)st->st_dev);
 	hash_u64(&c, (uint64_t)st->st_ino);
-	hash_u64(&c, (uint64_t)st->st_size);
-	hash_u64(&c, (uint64_t)st->st_mtim.tv_sec);
-	hash_u64(&c, (uint64_t)st->st_mtim.tv_nsec);
 	hash_end(&c, h);
 	hash_to_hex(h, hex);
 	return store_path(s, "memo", hex);
+}
+
+static void
+put_le(unsigned char *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t
+get_le(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void
+memo_encode(const struct stat *st, const unsigned char h[HASH_LEN], unsigned char m[MEMO_LEN])
+{
+	unsigned char sum[HASH_LEN];
+
+	put_le(m, (uint64_t)st->st_dev, 8);
+	put_le(m + 8, (uint64_t)st->st_ino, 8);
+	put_le(m + 16, (uint64_t)st->st_size, 8);
+	put_le(m + 24, (uint64_t)st->st_mtim.tv_sec, 8);
+	put_le(m + 32, (uint64_t)st->st_mtim.tv_nsec, 4);
+	put_le(m + 36, (uint64_t)st->st_ctim.tv_sec, 8);
+	put_le(m + 44, (uint64_t)st->st_ctim.tv_nsec, 4);
+	memcpy(m + 48, h, HASH_LEN);
+	hash_buffer(m, MEMO_BODY, sum);
+	memcpy(m + MEMO_BODY, sum, MEMO_CHECK);
+}
+
+/* 1 with the hash in out when the record m is sound and describes st (its
+ * ctime too unless any_ctime). */
+static int
+memo_decode(const unsigned char m[MEMO_LEN], const struct stat *st, int any_ctime,
+    unsigned char out[HASH_LEN])
+{
+	unsigned char sum[HASH_LEN];
+
+	hash_buffer(m, MEMO_BODY, sum);
+	if (memcmp(sum, m + MEMO_BODY, MEMO_CHECK) != 0 || get_le(m, 8) != (uint64_t)st->st_dev ||
+	    get_le(m + 8, 8) != (uint64_t)st->st_ino ||
+	    get_le(m + 16, 8) != (uint64_t)st->st_size ||
+	    get_le(m + 24, 8) != (uint64_t)st->st_mtim.tv_sec ||
+	    get_le(m + 32, 4) != (uint64_t)st->st_mtim.tv_nsec)
+		return 0;
+	if (!any_ctime &&
+	    (get_le(m + 36, 8) != (uint64_t)st->st_ctim.tv_sec ||
+	        get_le(m + 44, 4) != (uint64_t)st->st_ctim.tv_nsec))
+		return 0;
+	memcpy(out, m + 48, HASH_LEN);
+	return 1;
+}
+
+/* Overwrites path's bytes with data (n bytes, a memo record), creating it
+ * and its fan-out directory on demand: no temporary, no new inode once the
+ * file exists. A reader racing the write sees a torn record, which its
+ * checksum refuses. Never follows a symlink nor opens anything but a
+ * regular file. */
+static int
+write_in_place(const struct store *s, const char *path, const void *data, size_t n)
+{
+	int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+	int fd = open(path, flags, store_mode(s, 0644)), rc = -1;
+	struct stat st;
+
+	if (fd < 0 && errno == ENOENT) {
+		char *d = path_dirname(path);
+
+		if (mkdir(d, store_mode(s, 0755)) == 0 || errno == EEXIST)
+			fd = open(path, flags, store_mode(s, 0644));
+		free(d);
+	}
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && pwrite(fd, data, n, 0) == (ssize_t)n &&
+	    (st.st_size <= (off_t)n || ftruncate(fd, (off_t)n) == 0))
+		rc = 0;
+	close(fd);
+	return rc;
 }
 
 void
@@ -163,40 +260,25 @@ store_memo_put(struct store *s, const struct stat *st, const unsigned char h[HAS
 	unsigned char m[MEMO_LEN];
 	char *p = memo_path(s, st);
 
-	memcpy(m, h, HASH_LEN);
-	for (int i = 0; i < 8; i++)
-		m[HASH_LEN + i] = (unsigned char)((uint64_t)st->st_ctim.tv_sec >> (8 * i));
-	for (int i = 0; i < 4; i++)
-		m[HASH_LEN + 8 + i] = (unsigned char)((uint64_t)st->st_ctim.tv_nsec >> (8 * i));
-	write_fanout(s, p, m, sizeof m, 0644);
+	memo_encode(st, h, m);
+	write_in_place(s, p, m, sizeof m);
 	free(p);
 }
 
-/* Reads the memo of st into out: 1 when there is one, for the same ctime
- * unless any_ctime (a blob). */
+/* Reads the memo of st into out: 1 when there is a sound one for this stat
+ * (any ctime for a blob). */
 static int
 memo_get(const struct store *s, const struct stat *st, int any_ctime, unsigned char out[HASH_LEN])
 {
-	unsigned char m[MEMO_LEN];
+	unsigned char m[MEMO_LEN + 1];
 	char *p = memo_path(s, st);
 	int fd = fs_open_regular(p, O_RDONLY, 0);
 	ssize_t n = fd < 0 ? -1 : read(fd, m, sizeof m);
-	uint64_t sec = 0, nsec = 0;
 
 	free(p);
 	if (fd >= 0)
 		close(fd);
-	if (n != MEMO_LEN)
-		return 0;
-	for (int i = 7; i >= 0; i--)
-		sec = sec << 8 | m[HASH_LEN + i];
-	for (int i = 3; i >= 0; i--)
-		nsec = nsec << 8 | m[HASH_LEN + 8 + i];
-	if (!any_ctime &&
-	    (sec != (uint64_t)st->st_ctim.tv_sec || nsec != (uint64_t)st->st_ctim.tv_nsec))
-		return 0;
-	memcpy(out, m, HASH_LEN);
-	return 1;
+	return n == MEMO_LEN && memo_decode(m, st, any_ctime, out);
 }
 
 /* 1 when a and b describe the same file with the same size and mtime; ctime
@@ -306,6 +388,13 @@ store_hash_file_stable(struct store *s, const char *path, unsigned char out[HASH
 int
 store_hash_kept(struct store *s, const char *path, unsigned char out[HASH_LEN], struct stat *st)
 {
+	struct stat tmp;
+
+	if (st == NULL)
+		st = &tmp;
+	/* the memo needs only the stat: the blob is opened only to be hashed */
+	if (lstat(path, st) == 0 && S_ISREG(st->st_mode) && memo_get(s, st, 1, out))
+		return 0;
 	return hash_open(s, fs_open_regular(path, O_RDONLY, 0), out, st, 1, NULL);
 }
 

@@ -379,10 +379,7 @@ hash_inputs(struct cc *c, const char *dep_path, const struct timespec *t0,
 		free(abs);
 		if (why != NULL)
 			break;
-		/* relative as written: "../inc/k.h" is checked beside the next cwd,
-		 * where the compiler would read it, not at this one's place */
-		in->path = d.files.v[i][0] == '/' ? roots_fold_path(&c->roots, d.files.v[i]) :
-		                                    xstrdup(d.files.v[i]);
+		in->path = roots_fold_input(&c->roots, d.files.v[i]);
 		cand->n_inputs++;
 		hash_str(&hc, in->path);
 		hash_update(&hc, in->hash, HASH_LEN);

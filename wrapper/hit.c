@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <errno.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@ static int inputs_match(struct wrapper *w, const struct store_candidate *c);
 static enum restore_how restore_mode(const struct wrapper *w);
 static int clone_blob(const char *blob, const char *tmp, mode_t mode);
 static int may_reflink(const char *dst);
+static int same_inode(const char *path, const struct stat *st);
 static int place_blob(struct wrapper *w, const char *blob, const char *dst,
     const struct store_output *o);
 static int restore_output(struct wrapper *w, const struct store_output *o, const char *out_dir);
@@ -145,6 +147,15 @@ may_reflink(const char *dst)
 	return known;
 }
 
+/* 1 when path is the file st describes (a hardlink of it). */
+static int
+same_inode(const char *path, const struct stat *st)
+{
+	struct stat here;
+
+	return lstat(path, &here) == 0 && here.st_dev == st->st_dev && here.st_ino == st->st_ino;
+}
+
 /* Puts the blob at dst: a reflink where the filesystem can, else a hardlink
  * (blobs are read-only, and outputs are unlinked before any compile writes
  * them, so nothing writes through it into the store), else a copy. */
@@ -160,9 +171,15 @@ place_blob(struct wrapper *w, const char *blob, const char *dst, const struct st
 	    clone_blob(blob, tmp, o->mode) == 0)
 		placed = 1;
 	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && lstat(blob, &st) == 0 &&
-	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0) &&
-	    link(blob, tmp) == 0)
-		placed = 1;
+	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0)) {
+		/* straight to dst when nothing is there (after cargo clean: one
+		 * call, atomic); else beside it, then renamed over it */
+		if (link(blob, dst) == 0 || (errno == EEXIST && same_inode(dst, &st))) {
+			free(tmp);
+			return 0;
+		}
+		placed = link(blob, tmp) == 0;
+	}
 	if (placed) {
 		/* rename(2) of a hardlink onto the same inode is a no-op: unlink tmp after */
 		placed = rename(tmp, dst) == 0;

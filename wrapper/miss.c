@@ -159,7 +159,7 @@ hash_inputs(struct wrapper *w, const struct depinfo *d, const struct timespec *t
 			    d->files.v[i]);
 			return "input-changed";
 		}
-		in->path = roots_fold_path(&w->roots, d->files.v[i]);
+		in->path = roots_fold_input(&w->roots, d->files.v[i]);
 		c->n_inputs++;
 		hash_str(hc, in->path);
 		hash_update(hc, in->hash, HASH_LEN);

@@ -162,7 +162,12 @@ roots_expand(const struct roots *r, const char *text, size_t n, struct buf *out)
 			buf_addstr(out, with);
 			i += toklen;
 		} else {
-			buf_addch(out, text[i++]);
+			/* up to the next '@' at once: a hit expands every input path */
+			const char *at = memchr(text + i + 1, '@', n - i - 1);
+			size_t run = at ? (size_t)(at - (text + i)) : n - i;
+
+			buf_add(out, text + i, run);
+			i += run;
 		}
 	}
 }
@@ -177,6 +182,18 @@ roots_fold_path(const struct roots *r, const char *path)
 	roots_fold(r, abs, strlen(abs), &b);
 	free(abs);
 	return buf_detach(&b, NULL);
+}
+
+char *
+roots_fold_input(const struct roots *r, const char *path)
+{
+	char *folded = roots_fold_path(r, path);
+
+	if (path[0] != '/' && folded[0] == '/') {
+		free(folded);
+		return xstrdup(path);
+	}
+	return folded;
 }
 
 void

@@ -71,6 +71,11 @@ void roots_fold(const struct roots *r, const char *text, size_t n, struct buf *o
 void roots_expand(const struct roots *r, const char *text, size_t n, struct buf *out);
 /* An absolute (or cwd-relative) path in folded form; new string. */
 char *roots_fold_path(const struct roots *r, const char *path);
+/* A compiler's input as a candidate records it: folded when it lies under a
+ * root; a relative path outside every root stays relative as written (the
+ * next invocation's compiler reads it beside its own cwd, not at this one's
+ * place); an absolute one outside every root stays absolute. New string. */
+char *roots_fold_input(const struct roots *r, const char *path);
 /* Appends the --remap-path-prefix arguments that make artifacts location-free. */
 void roots_remap_args(const struct roots *r, struct strv *out);
 

@@ -87,6 +87,33 @@ class Scenarios(unittest.TestCase):
             if name.endswith(".d"):
                 self.assertNotIn(a.dir, open(os.path.join(deps, name)).read())
 
+    def test_moved_checkout_reads_its_own_file_outside_every_root(self):
+        # include_str! of a file above the workspace: "../../../outside.txt" from
+        # core/src is <root>/outside.txt, outside the workspace, the target dir and
+        # CARGO_HOME. A moved checkout must be checked against its own such file,
+        # not against the first checkout's (which still exists, unchanged).
+        def checkout(root, text):
+            os.makedirs(root, exist_ok=True)
+            with open(os.path.join(root, "outside.txt"), "w") as f:
+                f.write(text)
+            ws = Workspace(root, self.store, "ws")
+            ws.edit("core/src/lib.rs", 'include_str!("../data.txt")',
+                    'include_str!("../../../outside.txt")')
+            return ws
+
+        a = checkout(os.path.join(self.tmp, "A"), "from-a")
+        a.cargo("build")
+        self.assertIn("from-a", a.run_app())
+        b = checkout(os.path.join(self.tmp, "B", "deeper"), "from-b")
+        b.cargo("build")
+        self.assertIn("fixture_core", b.compiled(), "b's own outside.txt differs from a's")
+        self.assertIn("from-b", b.run_app())
+        # the same bytes at b's place: served from the cache
+        c = checkout(os.path.join(self.tmp, "C"), "from-a")
+        c.cargo("build")
+        self.assertEqual(c.compiled(), [])
+        self.assertIn("from-a", c.run_app())
+
     def test_failing_compile_passes_through_and_is_not_stored(self):
         ws = Workspace(self.tmp, self.store)
         ws.edit("vendor/tiny/src/lib.rs", "x * 2", "x * \"two\"")
@@ -488,6 +515,20 @@ class MemoRecordScenarios(unittest.TestCase):
         self.settle()
         for p in recs:
             self.assertTrue(os.path.exists(p) and self.sound(p), "%s not rewritten" % p)
+
+    def test_memo_files_do_not_grow_with_warm_builds(self):
+        # a restore moves the output's (the blob's) mtime: a per-file memo named
+        # by the mtime left one more file behind per output on every hit
+        ws, out = self.built()
+        counts = []
+        for _ in range(4):
+            ws.cargo("clean")
+            ws.cargo("build")
+            self.assertEqual(ws.compiled(), [])
+            self.settle()
+            counts.append(len(store_files(self.store, "memo")))
+        self.assertEqual(ws.run_app(), out)
+        self.assertEqual(len(set(counts[1:])), 1, "memo files grow with hits: %s" % counts)
 
     def changed_in_place(self, how):
         ws, out = self.built()

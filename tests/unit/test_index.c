@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -360,6 +361,34 @@ test_gc_lru_and_shared_blobs(void **state)
 	index_free(&ix);
 }
 
+/* Memo files not written for INDEX_MEMO_STALE_MS are removed, younger kept. */
+static void
+test_gc_old_memo_files(void **state)
+{
+	struct fx *f = *state;
+	unsigned char old[HASH_LEN], young[HASH_LEN];
+	struct timespec t[2] = { { 0, 0 }, { 0, 0 } };
+	char hex[HASH_HEX_LEN + 1], *p;
+	struct index_gc_result r;
+	struct index *ix;
+
+	store_memo_put_text(f->s, "old", "x", 1); /* named by the hash of the key */
+	store_memo_put_text(f->s, "young", "y", 1);
+	hash_buffer("old", 3, old);
+	hash_buffer("young", 5, young);
+	hash_to_hex(old, hex);
+	p = store_path(f->s, "memo", hex);
+	t[0].tv_sec = t[1].tv_sec = time(NULL) - INDEX_MEMO_STALE_MS / 1000 - 60;
+	assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+	free(p);
+	ix = index_open(f->dir);
+	assert_int_equal(index_gc(ix, 1 << 30, &r, NULL, NULL, NULL), 0);
+	assert_int_equal(r.memo_removed, 1);
+	assert_false(exists(f, "memo", old));
+	assert_true(exists(f, "memo", young));
+	index_free(&ix);
+}
+
 static void
 test_gc_stale_tmp_and_orphans(void **state)
 {
@@ -705,6 +734,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_record_forgets_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_lru_and_shared_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_stale_tmp_and_orphans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_old_memo_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_flipped_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
