@@ -40,6 +40,7 @@ struct cc {
 	int64_t start_us;
 	int from_remote; /* the entry being served was just fetched */
 	char crate[65];  /* the pack's crate name (cc_crate) */
+	char ws[17];     /* the workspace id (session_ws_of_target), "" when unknown */
 };
 
 static void cc_journal(struct cc *c, enum journal_type t, const char *reason,
@@ -73,8 +74,9 @@ cc_journal(struct cc *c, enum journal_type t, const char *reason, const unsigned
 		return;
 	memset(&ev, 0, sizeof ev);
 	ev.type = t;
-	snprintf(ev.crate, sizeof ev.crate, "%s",
-	    c->a.src ? path_basename(c->a.src) : path_basename(c->cc));
+	/* the pack's crate, so that a session manifest names the pack where it is */
+	snprintf(ev.crate, sizeof ev.crate, "%s", c->crate);
+	snprintf(ev.ws, sizeof ev.ws, "%s", c->ws);
 	snprintf(ev.reason, sizeof ev.reason, "%s", reason ? reason : "");
 	snprintf(ev.lang, sizeof ev.lang, "%s", cc_args_lang(&c->a, c->cc));
 	ev.has_inv = t != JOURNAL_PASS;
@@ -515,6 +517,8 @@ setup(struct cc *c)
 	                          xstrdup(".");
 	ra.out_dir = dir;
 	roots_find(&c->roots, &ra);
+	if (config_has_remote(c->cfg)) /* as session_hint: sessions are for the remote */
+		session_ws_of_target(&c->roots, c->ws);
 	free(dir);
 }
 

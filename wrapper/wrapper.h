@@ -191,6 +191,10 @@ void memo_free(struct wrapper *w);
  * on most calls. 1 when no supervisor runs to take the hint (the caller starts
  * one, which takes it). */
 int session_hint(struct wrapper *w);
+/* The journal's workspace id (16 hex: BLAKE2b of the Cargo.lock path) of the
+ * Cargo.lock beside the target dir r found, into ws; "" when there is none.
+ * For C compiles, whose results then join the session's manifest. */
+void session_ws_of_target(const struct roots *r, char ws[17]);
 
 /* ---- hit.c: match a candidate, restore its outputs, replay rustc's output ---- */
 

@@ -126,7 +126,8 @@ class Monitor(kh.IndexedStore, unittest.TestCase):
             subprocess.run([os.path.abspath(kh.KACHE), cc, "-c", name, "-o", name + ".o"],
                            cwd=src, env=self.env, check=True, timeout=120)
         self.see("by language: c 1 hits 1 misses  c++ 0 hits 1 misses")
-        self.assertRegex(self.screen(), r"b\.cpp +c\+\+ +miss")
+        # outside cargo (no CARGO_PKG_NAME) a C compile's crate is _kache_cc
+        self.assertRegex(self.screen(), r"_kache_cc +c\+\+ +miss")
         self.tmux("send-keys", "-t", "mon", "q")
         self.assert_restored(0)
 

@@ -337,6 +337,28 @@ class CcCrateScenarios(unittest.TestCase):
         self.assertRegex(st, r"(?m)^  rust +3 hits, 3 misses")
         self.assertRegex(st, r"(?m)^  c +1 hits, 1 misses")
 
+    def test_session_manifest_names_the_c_objects(self):
+        """With a directory remote, the session manifest `supervisor stop`
+        writes names the build script's C object beside the crate's Rust
+        results: a prefetch of the session brings it too."""
+        remote = os.path.join(self.tmp, "remote")
+        self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=remote, KACHE_DEADLINE_MS="1000")
+        try:
+            self.assertEqual(self.build_and_run(self.crate("one")), "6\n")
+        finally:
+            p = kh.supervisor_stop(kh.KACHE, self.env, "30s")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        packs = {n[:-len(".pack")] for n in os.listdir(os.path.join(remote, "packs", "cdemo"))}
+        self.assertEqual(len(packs), 2, "cdemo's binary and add.c's object")
+        listed = set()
+        for name in os.listdir(os.path.join(remote, "sessions")):
+            with open(os.path.join(remote, "sessions", name), "rb") as f:
+                for line in f.read().decode().splitlines():
+                    words = line.split()
+                    if len(words) == 3 and words[0] == "cdemo":
+                        listed.add(words[1])
+        self.assertEqual(packs - listed, set(), "packs the session manifest does not name")
+
     def test_kache_init_routes_the_cc_crate(self):
         """The one line `kache init` writes into CARGO_HOME ([env] CC = "kache
         cc") sends the build script's compiles through kache: kache on PATH,
