@@ -177,17 +177,3 @@ command_table(int *n)
 	*n = (int)(sizeof commands / sizeof commands[0]);
 	return commands;
 }
-
-struct config *
-cli_config_load(void)
-{
-	struct buf warnings;
-	struct config *cfg;
-
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	if (warnings.len)
-		fprintf(stderr, "kache: warning: %s", warnings.p);
-	buf_free(&warnings);
-	return cfg;
-}

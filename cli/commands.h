@@ -16,10 +16,6 @@ struct command {
 const struct command *command_find(const char *name);
 const struct command *command_table(int *n);
 
-struct config;
-/* The configuration, its warnings said on stderr (for the commands). */
-struct config *cli_config_load(void);
-
 /* Exit codes shared by all commands. */
 #define EXIT_USAGE 2
 /* The configuration-error status is KACHE_EXIT_CONFIG in common/exit.h. */

@@ -591,7 +591,7 @@ cmd_doctor(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	buf_init(&warnings);
-	d.cfg = config_load(&warnings);
+	d.cfg = config_load_warn(CONFIG_WARN_NONE, &warnings);
 	d.checks = json_array();
 	if (warnings.len)
 		say(&d, "config", LV_WARN, "fix the config file (`kache config` shows it)", "%.*s",

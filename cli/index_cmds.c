@@ -397,7 +397,7 @@ cmd_stats(int argc, char **argv)
 		fprintf(stderr, "usage: kache stats [--json]\n");
 		return EXIT_USAGE;
 	}
-	cfg = cli_config_load();
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	msg_init(&req, MSG_INDEX_STATS, 0);
 	v = ask_supervisor(config_get(cfg, "cache.dir"), &req, STATS_WAIT_MS, &doc);
 	msg_clear(&req);
@@ -475,7 +475,7 @@ cmd_list(int argc, char **argv)
 		fprintf(stderr, "usage: kache list [CRATE] [--json]\n");
 		return EXIT_USAGE;
 	}
-	cfg = cli_config_load();
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	arr = list_via_supervisor(config_get(cfg, "cache.dir"), crate, &v);
 	if (v == VIA_DIRECT && (ix = open_for_read(config_get(cfg, "cache.dir"))) != NULL) {
 		arr = index_json_list(ix, crate, 0, SIZE_MAX, NULL);
@@ -574,7 +574,7 @@ cmd_gc(int argc, char **argv)
 		fprintf(stderr, "usage: kache gc [--max-size SIZE] [-v]\n");
 		return EXIT_USAGE;
 	}
-	cfg = cli_config_load();
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	if (cap < 0 && (cap = config_get_size(cfg, "cache.max_size")) < 0) {
 		fprintf(stderr, "kache: cache.max_size is not a size; using 10G\n");
 		cap = 10LL << 30;
@@ -628,7 +628,7 @@ cmd_purge(int argc, char **argv)
 		fprintf(stderr, "usage: kache purge\n");
 		return EXIT_USAGE;
 	}
-	cfg = cli_config_load();
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	progress_init(&pl, "purge");
 	doc = purge_doc(config_get(cfg, "cache.dir"), &pl);
 	config_free(&cfg);
@@ -726,7 +726,7 @@ cmd_verify(int argc, char **argv)
 		fprintf(stderr, "usage: kache verify [--remote [--max N]]\n");
 		return EXIT_USAGE;
 	}
-	cfg = cli_config_load();
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	progress_init(&pl, "verify");
 	doc = verify_doc(config_get(cfg, "cache.dir"), &pl);
 	config_free(&cfg);

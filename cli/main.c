@@ -56,7 +56,6 @@ cmd_version(int argc, char **argv)
 int
 cmd_config(int argc, char **argv)
 {
-	struct buf warnings;
 	struct config *cfg;
 
 	(void)argv;
@@ -64,13 +63,9 @@ cmd_config(int argc, char **argv)
 		fprintf(stderr, "usage: kache config\n");
 		return EXIT_USAGE;
 	}
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	if (warnings.len)
-		fprintf(stderr, "kache: warning: %s", warnings.p);
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	config_dump(cfg, stdout);
 	config_free(&cfg);
-	buf_free(&warnings);
 	return 0;
 }
 

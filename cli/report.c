@@ -406,7 +406,7 @@ cmd_report(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	cfg = cli_config_load();
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	if (parse_duration(config_get(cfg, "prefetch.cooldown"), &gap) < 0)
 		gap = 300000;
 	load_journal(config_get(cfg, "cache.dir"), &e);
@@ -484,7 +484,7 @@ cmd_why_miss(int argc, char **argv)
 
 	if (why_parse_args(argc, argv, &crate, &json) < 0)
 		return EXIT_USAGE;
-	cfg = cli_config_load();
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	x = whyx_new(config_get(cfg, "cache.dir"));
 	if ((m = whyx_find(x, crate, NULL, 0)) == NULL) {
 		fprintf(stderr,

@@ -212,6 +212,24 @@ config_load(struct buf *warnings)
 	return cfg;
 }
 
+struct config *
+config_load_warn(enum config_warn how, struct buf *keep)
+{
+	struct buf warnings;
+	struct config *cfg;
+
+	buf_init(&warnings);
+	cfg = config_load(&warnings);
+	if (warnings.len && how == CONFIG_WARN_STDERR)
+		fprintf(stderr, "kache: warning: %s", warnings.p);
+	else if (warnings.len && how == CONFIG_WARN_LOG)
+		log_warnx("%s", warnings.p);
+	if (keep != NULL && warnings.len)
+		buf_add(keep, warnings.p, warnings.len);
+	buf_free(&warnings);
+	return cfg;
+}
+
 void
 config_free(struct config **cfgp)
 {

@@ -15,6 +15,16 @@ enum config_source { CONFIG_DEFAULT = 0, CONFIG_FILE, CONFIG_ENV };
 /* Loads the effective settings. Problems (unreadable file, unknown key, bad
  * value) are appended to warnings, one line each, and never fatal. */
 struct config *config_load(struct buf *warnings);
+/* Where config_load_warn says the warnings. */
+enum config_warn {
+	CONFIG_WARN_NONE = 0, /* dropped: a step of a command that said them already */
+	CONFIG_WARN_STDERR,   /* on stderr after "kache: warning: " (a CLI command) */
+	CONFIG_WARN_LOG,      /* log_warnx (the supervisor and its workers) */
+};
+/* config_load with its warnings said as how says, and also appended to keep
+ * when keep is not NULL (kache doctor reports them as a check): the one way
+ * every command and process loads its settings. */
+struct config *config_load_warn(enum config_warn how, struct buf *keep);
 void config_free(struct config **cfg);
 /* The value of "section.key"; never NULL for a known key ("" when unset). */
 const char *config_get(const struct config *cfg, const char *key);

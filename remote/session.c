@@ -41,12 +41,21 @@ static int name_ok(const char *s, size_t n);
 static int next_line(struct lines *l, const char **line, size_t *n);
 static int take_field(struct lines *l, const char *key, char *out, size_t cap, int hex);
 static int take_key(const char *line, size_t n, struct remote_session *s);
-static int parse_head(struct lines *l, struct remote_session *s, size_t *count);
+static int parse_head(struct lines *l, struct remote_session *s, size_t *count, int v2);
 static void dedupe(struct remote_session *s);
 static int cmp_res(const void *a, const void *b);
 static int read_marker(const char *path, struct marker *m);
 static int read_used(const char *path, struct remote_session *s);
 static int save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws);
+static char *saved_path(const char *dir, const char *fp);
+static size_t merge_saved(const char *dir, const char *fp, struct remote_session *s);
+static char *take_features(const char *dir, const char *ws);
+static void read_features(const char *path, struct remote_session *s);
+static void merge_features(char *into, const char *old);
+static void features_done(const char *dir, const char *ws, char *taken, int keep);
+static int fill_head(const char *dir, const char *ws, struct remote_session *s, struct marker *m);
+static void saved(struct remote *r, const char *dir, const char *fp, const struct remote_session *s,
+    const struct buf *b, const char *lock, size_t earlier);
 
 /* [A-Za-z0-9_.-]{1,64} */
 static int
@@ -78,6 +87,24 @@ remote_session_fingerprint(const char *lock, const char *toolchain, const char *
 	hash_str(&c, profile);
 	hash_end(&c, h);
 	hash_to_hex(h, fp);
+}
+
+void
+remote_session_features_digest(struct strv *lines, char out[17])
+{
+	struct hash_ctx c;
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	strv_sort(lines);
+	hash_begin(&c);
+	hash_str(&c, "kache-features-v1");
+	for (size_t i = 0; i < lines->n; i++)
+		if (i == 0 || strcmp(lines->v[i], lines->v[i - 1]) != 0)
+			hash_str(&c, lines->v[i]);
+	hash_end(&c, h);
+	hash_to_hex(h, hex);
+	snprintf(out, 17, "%.16s", hex);
 }
 
 char *
@@ -183,7 +210,7 @@ take_key(const char *line, size_t n, struct remote_session *s)
 
 /* Everything before the keys; *count is the number of key lines announced. */
 static int
-parse_head(struct lines *l, struct remote_session *s, size_t *count)
+parse_head(struct lines *l, struct remote_session *s, size_t *count, int v2)
 {
 	char num[REMOTE_SESSION_NAME_MAX + 1], *end;
 	unsigned long long v;
@@ -192,6 +219,7 @@ parse_head(struct lines *l, struct remote_session *s, size_t *count)
 	    take_field(l, "toolchain", s->toolchain, sizeof s->toolchain, 0) < 0 ||
 	    take_field(l, "target", s->target, sizeof s->target, 0) < 0 ||
 	    take_field(l, "profile", s->profile, sizeof s->profile, 0) < 0 ||
+	    (v2 && take_field(l, "features", s->features, sizeof s->features, 0) < 0) ||
 	    take_field(l, "created", num, 20, 0) < 0 || num[0] < '0' || num[0] > '9')
 		return -1;
 	errno = 0;
@@ -214,14 +242,17 @@ remote_session_parse(const char *d, size_t n, struct remote_session *s, char *wh
 	size_t magic = strlen(REMOTE_SESSION_MAGIC), count = 0, len;
 	struct lines l = { d + magic, d + n, 1 };
 	const char *line;
+	int v2;
 
 	memset(s, 0, sizeof *s);
 	if (n > REMOTE_SESSION_MAX_BYTES || n < magic ||
-	    memcmp(d, REMOTE_SESSION_MAGIC, magic) != 0) {
-		snprintf(why, whylen, "not a kache-session 1 object");
+	    (memcmp(d, REMOTE_SESSION_MAGIC, magic) != 0 &&
+	        memcmp(d, REMOTE_SESSION_MAGIC2, magic) != 0)) {
+		snprintf(why, whylen, "not a kache-session 1 or 2 object");
 		return -1;
 	}
-	if (parse_head(&l, s, &count) < 0) {
+	v2 = memcmp(d, REMOTE_SESSION_MAGIC2, magic) == 0;
+	if (parse_head(&l, s, &count, v2) < 0) {
 		snprintf(why, whylen, "line %ld is not what the format says", l.no);
 		return -1;
 	}
@@ -244,10 +275,13 @@ remote_session_parse(const char *d, size_t n, struct remote_session *s, char *wh
 void
 remote_session_encode(const struct remote_session *s, struct buf *out)
 {
-	buf_addstr(out, REMOTE_SESSION_MAGIC);
-	buf_addf(out, "lock %s\ntoolchain %s\ntarget %s\nprofile %s\ncreated %" PRId64 "\n",
-	    s->lock, s->toolchain[0] ? s->toolchain : "-", s->target[0] ? s->target : "-",
-	    s->profile[0] ? s->profile : "-", s->created_ms);
+	buf_addstr(out, s->features[0] ? REMOTE_SESSION_MAGIC2 : REMOTE_SESSION_MAGIC);
+	buf_addf(out, "lock %s\ntoolchain %s\ntarget %s\nprofile %s\n", s->lock,
+	    s->toolchain[0] ? s->toolchain : "-", s->target[0] ? s->target : "-",
+	    s->profile[0] ? s->profile : "-");
+	if (s->features[0])
+		buf_addf(out, "features %s\n", s->features);
+	buf_addf(out, "created %" PRId64 "\n", s->created_ms);
 	buf_addf(out, "keys %zu\n", s->n);
 	for (size_t i = 0; i < s->n; i++)
 		buf_addf(out, "%s %s %" PRIu64 "\n", s->k[i].crate, s->k[i].res, s->k[i].bytes);
@@ -370,69 +404,232 @@ read_used(const char *path, struct remote_session *s)
 	return 0;
 }
 
+/* run/sessions/<fp>.saved: what this store last wrote as sessions/<fp>. */
+static char *
+saved_path(const char *dir, const char *fp)
+{
+	return xasprintf("%s/%s%s", dir, fp, REMOTE_SESSION_SAVED_SUFFIX);
+}
+
+/* Puts the keys this store recorded earlier under fp (its .saved record, when
+ * valid and of that fingerprint) before s's own, repeats dropped (the first
+ * use kept), the oldest dropped past REMOTE_SESSION_MAX_KEYS: a save in the
+ * middle of a job (an idle one) then never loses what an earlier session of
+ * the job used. Returns the number of keys taken from the record. */
+static size_t
+merge_saved(const char *dir, const char *fp, struct remote_session *s)
+{
+	char *path = saved_path(dir, fp), why[160], rfp[HASH_HEX_LEN + 1];
+	struct remote_session old, m = { .created_ms = s->created_ms };
+	struct buf b;
+	size_t drop, n = 0;
+
+	buf_init(&b);
+	if (fs_read_file(path, &b, REMOTE_SESSION_MAX_BYTES) < 0)
+		goto out; /* none: the first save of fp since the job began */
+	if (remote_session_parse(b.p ? b.p : "", b.len, &old, why, sizeof why) < 0) {
+		log_warnx("session record %s is not valid (%s); removed", path, why);
+		unlink(path);
+		goto out;
+	}
+	remote_session_fingerprint(old.lock, old.toolchain, old.target, old.profile, rfp);
+	if (strcmp(rfp, fp) == 0) {
+		memcpy(m.lock, s->lock, sizeof m.lock);
+		memcpy(m.toolchain, s->toolchain, sizeof m.toolchain);
+		memcpy(m.target, s->target, sizeof m.target);
+		memcpy(m.profile, s->profile, sizeof m.profile);
+		memcpy(m.features, s->features, sizeof m.features);
+		merge_features(m.features, old.features);
+		for (size_t i = 0; i < old.n + s->n; i++) {
+			const struct remote_session_key *k =
+			    i < old.n ? &old.k[i] : &s->k[i - old.n];
+
+			remote_session_add(&m, k->crate, k->res, k->bytes);
+		}
+		dedupe(&m);
+		n = m.n - s->n; /* s's keys are distinct and all in m: the rest are the record's */
+		drop = m.n > REMOTE_SESSION_MAX_KEYS ? m.n - REMOTE_SESSION_MAX_KEYS : 0;
+		memmove(m.k, m.k + drop, (m.n - drop) * sizeof *m.k);
+		m.n -= drop;
+		n = n > drop ? n - drop : 0;
+		remote_session_free(s);
+		*s = m;
+	}
+	remote_session_free(&old);
+out:
+	buf_free(&b);
+	free(path);
+	return n;
+}
+
+/* The session's <ws>.features (session_features in the wrapper), renamed
+ * away as its .used is; the taken name, or NULL when there is none. */
+static char *
+take_features(const char *dir, const char *ws)
+{
+	char *f = xasprintf("%s/%s.features", dir, ws);
+	char *taken = xasprintf("%s.%ld", f, (long)getpid());
+
+	if (rename(f, taken) < 0) {
+		free(taken);
+		taken = NULL;
+	}
+	free(f);
+	return taken;
+}
+
+/* The digest of the "<crate> <features>" lines at path into s->features;
+ * a line that is not one is passed over (a crash may cut the last). */
+static void
+read_features(const char *path, struct remote_session *s)
+{
+	struct buf b;
+	struct strv lines;
+	const char *p, *end, *nl, *sp;
+
+	buf_init(&b);
+	strv_init(&lines);
+	if (path != NULL && fs_read_file(path, &b, REMOTE_SESSION_MAX_BYTES) == 0) {
+		end = b.p + b.len;
+		for (p = b.p; p && p < end && (nl = memchr(p, '\n', (size_t)(end - p)));
+		     p = nl + 1) {
+			sp = memchr(p, ' ', (size_t)(nl - p));
+			if (sp != NULL && sp > p && sp + 1 < nl &&
+			    memchr(p, '\0', (size_t)(nl - p)) == NULL)
+				strv_push_owned(&lines, xstrndup(p, (size_t)(nl - p)));
+		}
+	}
+	if (lines.n > 0)
+		remote_session_features_digest(&lines, s->features);
+	strv_free(&lines);
+	buf_free(&b);
+}
+
+/* The features of an object merging an earlier one (old) into into: the
+ * known one when the other is not known, "mixed" when both are and differ. */
+static void
+merge_features(char *into, const char *old)
+{
+	if (old[0] == '\0' || strcmp(into, old) == 0)
+		return;
+	snprintf(into, REMOTE_SESSION_NAME_MAX + 1, "%s",
+	    into[0] == '\0' ? old : REMOTE_SESSION_FEATURES_MIXED);
+}
+
+/* The taken .features file: removed once saved, else put back (unless a
+ * new one began meanwhile: its lines are then lost, the keys are not). */
+static void
+features_done(const char *dir, const char *ws, char *taken, int keep)
+{
+	char *f;
+
+	if (taken == NULL)
+		return;
+	f = xasprintf("%s/%s.features", dir, ws);
+	if (!keep || access(f, F_OK) == 0 || rename(taken, f) < 0)
+		unlink(taken);
+	free(f);
+	free(taken);
+}
+
+/* The fingerprint's parts of session ws into s: from its marker, and
+ * Cargo.lock's bytes as they are now (its path into lock). -1 logged. */
+static int
+fill_head(const char *dir, const char *ws, struct remote_session *s, struct marker *m)
+{
+	char *mk = xasprintf("%s/%s", dir, ws);
+	unsigned char h[HASH_LEN];
+	uint64_t size;
+	int fd, rc = -1;
+
+	if (read_marker(mk, m) < 0 || (fd = fs_open_input(m->lock)) < 0) {
+		log_warnx("session %s: its marker or Cargo.lock is gone; not saved", ws);
+	} else {
+		if (hash_fd(fd, h, &size) < 0)
+			log_warn("session %s: read %s; not saved", ws, m->lock);
+		else
+			rc = 0;
+		close(fd);
+	}
+	free(mk);
+	if (rc == 0) {
+		hash_to_hex(h, s->lock);
+		memcpy(s->toolchain, m->toolchain, sizeof s->toolchain);
+		memcpy(s->target, m->target, sizeof s->target);
+		memcpy(s->profile, m->profile, sizeof s->profile);
+	}
+	return rc;
+}
+
+/* After the put of sessions/<fp> (body b): said, recorded for the job's
+ * later saves (merge_saved), posted to the planner. */
+static void
+saved(struct remote *r, const char *dir, const char *fp, const struct remote_session *s,
+    const struct buf *b, const char *lock, size_t earlier)
+{
+	char *record = saved_path(dir, fp);
+
+	log_info("session manifest %s%s saved: %zu result keys used by %s (%zu of them by "
+	         "earlier sessions of the job)",
+	    REMOTE_SESSION_PREFIX, fp, s->n, lock, earlier);
+	if (fs_write_atomic(record, b->p, b->len, 0644) < 0)
+		log_warn("session record %s not written; a later save of %s%s may drop these "
+		         "keys",
+		    record, REMOTE_SESSION_PREFIX, fp);
+	free(record);
+	if (r->planner != NULL)
+		planner_client_post_session(r->planner, fp, s);
+}
+
 /* One finished session: its .used lines taken away first (renamed, so that
- * the index's next appends start a new session), the fingerprint made from
- * the marker and Cargo.lock as they are now, the object put. 1 written, 0
- * nothing to write, -1 failed (the lines are put back). */
+ * the index's next appends start a new session; its .features with them),
+ * the fingerprint made from the marker and Cargo.lock as they are now, the
+ * keys of the job's earlier saves of it put first, the object put. 1
+ * written, 0 nothing to write, -1 failed (the lines are put back). */
 static int
 save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws)
 {
-	char *used = xasprintf("%s/%s.used", dir, ws), *taken, *mk, *name = NULL, *tmpdir;
-	char fp[HASH_HEX_LEN + 1];
-	unsigned char h[HASH_LEN];
+	char *used = xasprintf("%s/%s.used", dir, ws), *taken, *name = NULL, *tmpdir;
+	char fp[HASH_HEX_LEN + 1], *feat = NULL;
 	struct remote_session s = { .created_ms = clock_wall_ms() };
 	struct marker m;
 	struct buf b;
-	uint64_t size;
-	int fd, rc = 0;
+	int rc = 0, kept = 0;
+	size_t earlier;
 
 	taken = xasprintf("%s.%ld", used, (long)getpid());
-	mk = xasprintf("%s/%s", dir, ws);
 	tmpdir = path_join(kache_dir, "tmp");
 	buf_init(&b);
 	if (rename(used, taken) < 0) {
 		rc = errno == ENOENT ? 0 : -1; /* another saver took it */
 		goto out;
 	}
-	if (read_marker(mk, &m) < 0 || (fd = fs_open_input(m.lock)) < 0) {
-		log_warnx("session %s: its marker or Cargo.lock is gone; not saved", ws);
+	feat = take_features(dir, ws);
+	if (fill_head(dir, ws, &s, &m) < 0 || read_used(taken, &s) < 0 || s.n == 0)
 		goto out;
-	}
-	if (hash_fd(fd, h, &size) < 0) {
-		log_warn("session %s: read %s; not saved", ws, m.lock);
-		close(fd);
-		goto out;
-	}
-	close(fd);
-	if (read_used(taken, &s) < 0 || s.n == 0)
-		goto out;
-	hash_to_hex(h, s.lock);
-	memcpy(s.toolchain, m.toolchain, sizeof s.toolchain);
-	memcpy(s.target, m.target, sizeof s.target);
-	memcpy(s.profile, m.profile, sizeof s.profile);
+	read_features(feat, &s);
 	remote_session_fingerprint(s.lock, s.toolchain, s.target, s.profile, fp);
 	name = remote_session_name(fp);
+	earlier = merge_saved(dir, fp, &s);
 	remote_session_encode(&s, &b);
 	if (layout_format_check(r, tmpdir, 1) < 0 || r->t->put(r, name, b.p, b.len) != REMOTE_OK) {
 		log_warnx("session manifest %s of %s not saved: the remote failed; kept for later",
 		    name, m.lock);
-		if (access(used, F_OK) != 0 && rename(taken, used) == 0)
-			goto keep;
+		/* failed either way: a stop must not end the job's records then */
+		kept = access(used, F_OK) != 0 && rename(taken, used) == 0;
 		rc = -1;
 		goto out;
 	}
-	log_info("session manifest %s saved: %zu result keys used by %s", name, s.n, m.lock);
-	if (r->planner != NULL)
-		planner_client_post_session(r->planner, fp, &s);
+	saved(r, dir, fp, &s, &b, m.lock, earlier);
 	rc = 1;
 out:
-	unlink(taken);
-keep:
+	if (!kept)
+		unlink(taken);
+	features_done(dir, ws, feat, kept);
 	buf_free(&b);
 	remote_session_free(&s);
 	free(name);
 	free(tmpdir);
-	free(mk);
 	free(taken);
 	free(used);
 	return rc;
@@ -471,4 +668,30 @@ remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms)
 	closedir(d);
 	free(dir);
 	return failed ? -1 : saved;
+}
+
+void
+remote_session_job_end(const char *kache_dir)
+{
+	char *dir = xasprintf("%s/%s", kache_dir, JOURNAL_SESSIONS_DIR), *path;
+	size_t k = strlen(REMOTE_SESSION_SAVED_SUFFIX), n;
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL) {
+		free(dir);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		n = strlen(de->d_name);
+		if (n != HASH_HEX_LEN + k ||
+		    strcmp(de->d_name + HASH_HEX_LEN, REMOTE_SESSION_SAVED_SUFFIX) != 0)
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("remove %s", path);
+		free(path);
+	}
+	closedir(d);
+	free(dir);
 }

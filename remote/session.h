@@ -7,11 +7,13 @@
  *
  * The object is text, checked line by line before any of it is used:
  *
- *   kache-session 1
+ *   kache-session 1               or 2, with the features line
  *   lock <64 hex: BLAKE2b-256 of Cargo.lock's bytes>
  *   toolchain <id or ->           16 hex of BLAKE2b of `rustc -vV`
  *   target <triple or ->          "-": the host
  *   profile <profile dir or ->
+ *   features <16 hex|mixed|->     version 2 only: what the wrapper saw the
+ *                                 workspace's path packages compiled with
  *   created <unix ms>
  *   keys <n>
  *   <crate> <64 hex result key> <bytes>
@@ -23,7 +25,10 @@
  * index appends "crate result" lines to run/sessions/<ws>.used as it ingests
  * them, and remote_session_save turns each such file (with the session marker
  * beside it, which names Cargo.lock, target, profile and toolchain) into one
- * object. */
+ * object. Within one job (until `kache supervisor stop`) a save of a
+ * fingerprint this store saved before writes the union of both (its earlier
+ * object is kept locally as run/sessions/<fp>.saved), so that an idle save
+ * between `cargo build` and `cargo test` loses nothing. */
 #ifndef KACHE_REMOTE_SESSION_H
 #define KACHE_REMOTE_SESSION_H
 
@@ -36,9 +41,16 @@
 #include "remote/remote.h"
 
 #define REMOTE_SESSION_MAGIC "kache-session 1\n"
+/* Version 2: version 1 with a features line after profile, written when the
+ * session saw its workspace's features. */
+#define REMOTE_SESSION_MAGIC2 "kache-session 2\n"
+/* The features of sessions that saw different ones, merged into one object. */
+#define REMOTE_SESSION_FEATURES_MIXED "mixed"
 #define REMOTE_SESSION_PREFIX "sessions/"
 #define REMOTE_SESSION_MAX_KEYS 65536
 #define REMOTE_SESSION_MAX_BYTES (8 << 20)
+/* run/sessions/<fp><this>: the object this store last saved as sessions/<fp>. */
+#define REMOTE_SESSION_SAVED_SUFFIX ".saved"
 /* A field's value: [A-Za-z0-9_.-]{1,64}, or "-" for empty. */
 #define REMOTE_SESSION_NAME_MAX 64
 
@@ -53,6 +65,10 @@ struct remote_session {
 	char toolchain[REMOTE_SESSION_NAME_MAX + 1];
 	char target[REMOTE_SESSION_NAME_MAX + 1];
 	char profile[REMOTE_SESSION_NAME_MAX + 1];
+	/* 16 hex: the digest of the features the wrapper saw the workspace's
+	 * path packages compiled with (remote_session_features_digest);
+	 * REMOTE_SESSION_FEATURES_MIXED; "" when not known (version 1). */
+	char features[REMOTE_SESSION_NAME_MAX + 1];
 	int64_t created_ms;
 	struct remote_session_key *k;
 	size_t n, cap;
@@ -62,6 +78,10 @@ struct remote_session {
  * toolchain, target and profile (each length-prefixed, as hash_str does). */
 void remote_session_fingerprint(const char *lock, const char *toolchain, const char *target,
     const char *profile, char fp[HASH_HEX_LEN + 1]);
+/* The first 16 hex of BLAKE2b-256 over "kache-features-v1" and each of the
+ * lines (sorted, each once; hash_str), "<crate> <feature>,..." or
+ * "<crate> -", into out. */
+void remote_session_features_digest(struct strv *lines, char out[17]);
 /* "sessions/<fp>" (a new string). */
 char *remote_session_name(const char *fp);
 /* Appends (crate, res, bytes). */
@@ -83,5 +103,9 @@ enum remote_result remote_session_get(struct remote *r, const char *kache_dir, c
  * the file; the remote must not be read-only. Returns the number of objects
  * written, -1 when one could not be (logged; its lines are kept). */
 int remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms);
+/* The end of a job (`kache supervisor stop`, after its save): forgets the
+ * run/sessions/<fp>.saved records, so that the next job's saves start their
+ * union afresh. */
+void remote_session_job_end(const char *kache_dir);
 
 #endif

@@ -54,13 +54,10 @@ static int follow_file(const char *path, size_t off);
 static char *
 configured_store_dir(void)
 {
-	struct buf warnings;
 	struct config *cfg;
 	char *dir;
 
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	buf_free(&warnings);
+	cfg = config_load_warn(CONFIG_WARN_NONE, NULL);
 	dir = xstrdup(config_get(cfg, "cache.dir"));
 	config_free(&cfg);
 	return dir;
@@ -195,12 +192,9 @@ cmd_stop(const char *dir, int64_t flush_ms)
 static void
 save_manifests(void)
 {
-	struct buf warnings;
 	struct config *cfg;
 
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	buf_free(&warnings);
+	cfg = config_load_warn(CONFIG_WARN_NONE, NULL);
 	if (config_has_remote(cfg) && config_get_bool(cfg, "prefetch.save_manifest"))
 		sup_save_manifests(cfg, 1);
 	config_free(&cfg);
@@ -241,7 +235,6 @@ uploads_left(const char *dir)
 static int
 stop_flush_ms(int argc, char **argv, int64_t *ms)
 {
-	struct buf warnings;
 	struct config *cfg;
 	const char *flag = argc == 4 && strcmp(argv[2], "--timeout") == 0 ? argv[3] : NULL;
 
@@ -249,9 +242,7 @@ stop_flush_ms(int argc, char **argv, int64_t *ms)
 		fprintf(stderr, "usage: kache supervisor stop [--timeout DURATION]\n");
 		return -1;
 	}
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	buf_free(&warnings);
+	cfg = config_load_warn(CONFIG_WARN_NONE, NULL);
 	*ms = sup_flush_timeout(cfg, flag);
 	if (*ms >= 0 && !config_has_remote(cfg))
 		*ms = 0;

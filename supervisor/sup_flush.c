@@ -154,7 +154,6 @@ sup_flush_timeout(const struct config *cfg, const char *flag)
 int
 supervisor_flush_cmd(int argc, char **argv)
 {
-	struct buf warnings;
 	struct config *cfg;
 	const char *flag = NULL;
 	int64_t timeout;
@@ -166,9 +165,7 @@ supervisor_flush_cmd(int argc, char **argv)
 		fprintf(stderr, "usage: kache flush [--timeout DURATION]\n");
 		return 2;
 	}
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	buf_free(&warnings);
+	cfg = config_load_warn(CONFIG_WARN_NONE, NULL);
 	if ((timeout = sup_flush_timeout(cfg, flag)) < 0)
 		goto out;
 	rc = 0;

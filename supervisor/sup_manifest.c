@@ -81,6 +81,8 @@ sup_save_manifests(const struct config *cfg, int quiet)
 	ingest(dir);
 	n = remote_session_save(r, dir, 0);
 	remote_free(&r);
+	if (n >= 0 && quiet)
+		remote_session_job_end(dir); /* the stop: the job's union is complete */
 	if (n < 0) {
 		fprintf(stderr,
 		    "kache save-manifest: a session manifest could not be written "
@@ -97,7 +99,6 @@ sup_save_manifests(const struct config *cfg, int quiet)
 int
 supervisor_save_manifest_cmd(int argc, char **argv)
 {
-	struct buf warnings;
 	struct config *cfg;
 	int rc;
 
@@ -106,11 +107,7 @@ supervisor_save_manifest_cmd(int argc, char **argv)
 		fprintf(stderr, "usage: kache save-manifest\n");
 		return 2;
 	}
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	if (warnings.len)
-		fprintf(stderr, "%s", warnings.p);
-	buf_free(&warnings);
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	rc = sup_save_manifests(cfg, 0);
 	config_free(&cfg);
 	return rc;

@@ -52,7 +52,6 @@ int
 supervisor_worker_cmd(int argc, char **argv)
 {
 	static char who[64];
-	struct buf warnings;
 	struct config *cfg;
 	char *end;
 	long index;
@@ -69,9 +68,7 @@ supervisor_worker_cmd(int argc, char **argv)
 		return 2;
 	}
 	snprintf(who, sizeof who, "%s.%ld", roles[r].name, index);
-	buf_init(&warnings);
-	cfg = config_load(&warnings);
-	buf_free(&warnings);
+	cfg = config_load_warn(CONFIG_WARN_NONE, NULL);
 	log_init(who, stderr,
 	    log_level_from_string(getenv("KACHE_SUPERVISOR_LOG")) < LOG_LEVEL_INFO ?
 	        LOG_LEVEL_INFO :

@@ -173,15 +173,10 @@ apply_config(struct supervisor *s)
 static void
 reload(struct supervisor *s, const char *why)
 {
-	struct buf warnings;
 
 	log_info("%s; re-reading %s", why, config_file_path(s->cfg));
-	buf_init(&warnings);
 	config_free(&s->cfg);
-	s->cfg = config_load(&warnings);
-	if (warnings.len)
-		log_warnx("%s", warnings.p);
-	buf_free(&warnings);
+	s->cfg = config_load_warn(CONFIG_WARN_LOG, NULL);
 	apply_config(s);
 }
 
@@ -560,15 +555,10 @@ int
 sup_run(int detached)
 {
 	struct supervisor *s = xcalloc(1, sizeof *s);
-	struct buf warnings;
 	char exe[PROTO_PATH_MAX];
 	int rc;
 
-	buf_init(&warnings);
-	s->cfg = config_load(&warnings);
-	if (warnings.len)
-		log_warnx("%s", warnings.p);
-	buf_free(&warnings);
+	s->cfg = config_load_warn(CONFIG_WARN_LOG, NULL);
 	snprintf(s->kache_dir, sizeof s->kache_dir, "%s", config_get(s->cfg, "cache.dir"));
 	s->detached = detached;
 	s->death_limit = SUP_DEATH_LIMIT;

@@ -159,6 +159,7 @@ wrapper_compile(struct wrapper *w)
 	}
 	if (session_hint(w))
 		ensure_supervisor(w->store);
+	session_features(w);
 	if (hit_try(w))
 		return 0;
 	if (wait_pending(w) && hit_try(w))

@@ -27,6 +27,7 @@ static enum restore_how restore_mode(const struct wrapper *w);
 static int clone_blob(const char *blob, const char *tmp, mode_t mode);
 static int may_reflink(const char *dst);
 static int same_inode(const char *path, const struct stat *st);
+static int same_bytes(const char *path, const char *data, size_t n);
 static int place_blob(struct wrapper *w, const char *blob, const char *dst,
     const struct store_output *o);
 static int restore_output(struct wrapper *w, const struct store_output *o, const char *out_dir);
@@ -147,6 +148,22 @@ may_reflink(const char *dst)
 	return known;
 }
 
+/* 1 when the file at path holds exactly these n bytes: a dep-info already
+ * right is left alone (rewriting it is a new inode, and replacing a file by
+ * rename makes ext4 flush the new one: the dearest part of such a hit). */
+static int
+same_bytes(const char *path, const char *data, size_t n)
+{
+	struct buf have;
+	int same;
+
+	buf_init(&have);
+	same = fs_read_file(path, &have, n + 1) == 0 && have.len == n &&
+	    (n == 0 || memcmp(have.p, data, n) == 0);
+	buf_free(&have);
+	return same;
+}
+
 /* 1 when path is the file st describes (a hardlink of it). */
 static int
 same_inode(const char *path, const struct stat *st)
@@ -244,7 +261,8 @@ restore_depinfo(struct wrapper *w, const struct store_entry *e, const char *out_
 	buf_init(&s);
 	depinfo_secrets(d.p ? d.p : "", d.len, 1, &s);
 	p = path_join(out_dir, e->depinfo_name);
-	rc = fs_write_atomic(p, s.p ? s.p : "", s.len, 0644);
+	rc = same_bytes(p, s.p ? s.p : "", s.len) ? 0 :
+	                                            fs_write_atomic(p, s.p ? s.p : "", s.len, 0644);
 	free(p);
 	buf_free(&d);
 	buf_free(&s);

@@ -34,6 +34,7 @@ static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
 static void ws_id(const char *lock, char ws[17]);
 static int session_start(struct wrapper *w, const char *lock, const char *marker,
     const struct stat *ls);
+static void features_of(const struct rustc_args *a, struct buf *line);
 
 static int64_t
 ts_ms(const struct timespec *ts)
@@ -234,4 +235,61 @@ session_start(struct wrapper *w, const char *lock, const char *marker, const str
 	free(lk);
 	free(dir);
 	return start;
+}
+
+/* "<crate> <feature>,<feature>...\n" (sorted; "-" for none) of the compile's
+ * --cfg feature="..." values; empty when a value is not a plain name. */
+static void
+features_of(const struct rustc_args *a, struct buf *line)
+{
+	static const char ok[] =
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+.";
+	struct strv f;
+	const char *v;
+	size_t n;
+
+	strv_init(&f);
+	for (size_t i = 0; i < a->opt_names.n; i++) {
+		v = a->opt_values.v[i];
+		if (strcmp(a->opt_names.v[i], "--cfg") != 0 || v == NULL ||
+		    !str_starts_with(v, "feature=\""))
+			continue;
+		v += 9;
+		n = strspn(v, ok);
+		if (n == 0 || strcmp(v + n, "\"") != 0) {
+			strv_free(&f);
+			return;
+		}
+		strv_push_owned(&f, xstrndup(v, n));
+	}
+	strv_sort(&f);
+	buf_addf(line, "%s ", a->crate_name);
+	for (size_t i = 0; i < f.n; i++)
+		buf_addf(line, "%s%s", i ? "," : "", f.v[i]);
+	buf_addstr(line, f.n ? "\n" : "-\n");
+	strv_free(&f);
+}
+
+void
+session_features(struct wrapper *w)
+{
+	struct buf line;
+	char *path;
+	int fd;
+
+	if (w->ws[0] == '\0' || w->args.src == NULL || w->args.src[0] == '/' ||
+	    w->args.crate_name == NULL || strlen(w->args.crate_name) > 64 ||
+	    !config_get_bool(w->cfg, "prefetch.save_manifest"))
+		return; /* no save would ever take the lines */
+	buf_init(&line);
+	features_of(&w->args, &line);
+	path = xasprintf("%s/run/sessions/%s.features", store_dir(w->store), w->ws);
+	fd = line.len ? fs_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0600) : -1;
+	if (fd >= 0) {
+		if (fs_write_all(fd, line.p, line.len) < 0)
+			log_warn("append to %s", path);
+		close(fd);
+	}
+	free(path);
+	buf_free(&line);
 }

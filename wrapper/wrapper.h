@@ -195,6 +195,12 @@ int session_hint(struct wrapper *w);
  * Cargo.lock beside the target dir r found, into ws; "" when there is none.
  * For C compiles, whose results then join the session's manifest. */
 void session_ws_of_target(const struct roots *r, char ws[17]);
+/* For a compile of a path package of the workspace (its source given as a
+ * relative path, as cargo gives a workspace's own), appends "<crate>
+ * <features>" to run/sessions/<ws>.features: what the session manifest
+ * records of the session's features (remote/session.h); nothing with
+ * prefetch.save_manifest off. One append, no wait; a failure only logs. */
+void session_features(struct wrapper *w);
 
 /* ---- hit.c: match a candidate, restore its outputs, replay rustc's output ---- */
 

@@ -433,3 +433,56 @@ class IndexedStore:
         self.fx("pass", "proc-macro")
         self.fx("error", "io")
         return a, b, c
+
+
+def kache_cmd(ws, *args, timeout=60):
+    """`kache args` in the Workspace ws's environment (not checked)."""
+    return subprocess.run([KACHE, *args], env=ws.env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def sup_status(ws):
+    """The supervisor's status document, or None when none answers."""
+    p = kache_cmd(ws, "supervisor", "status", "--json")
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def kache_stats(ws):
+    """`kache stats --json` of ws's store (AssertionError when it fails)."""
+    p = kache_cmd(ws, "stats", "--json")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout[p.stdout.index("{"):])
+
+
+class DirRunners:
+    """A mixin for scenarios of CI runners over one directory remote: each
+    runner a Workspace with a store of its own (self.tmp/<name>-store) and
+    KACHE_DEADLINE_MS=1000; tearDown stops every runner's supervisor and
+    removes self.tmp. TMP_PREFIX names the temp dir."""
+
+    TMP_PREFIX = "kache-runners-"
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix=self.TMP_PREFIX)
+        self.remote = os.path.join(self.tmp, "remote")
+        self.envs = []
+
+    def tearDown(self):
+        for env in self.envs:
+            subprocess.run([KACHE, "supervisor", "stop", "--timeout", "20s"],
+                           env=env, capture_output=True, timeout=90)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def runner(self, name, root, start=False, **env):
+        """A runner whose workspace is at root (made), env added to its
+        environment; start: its supervisor started by hand."""
+        os.makedirs(root, exist_ok=True)
+        ws = Workspace(root, os.path.join(self.tmp, name + "-store"), name)
+        ws.env.update(dict(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote,
+                           KACHE_CONFIG=os.path.join(self.tmp, "none.toml"),
+                           KACHE_DEADLINE_MS="1000"), **env)
+        self.envs.append(ws.env)
+        if start:
+            p = kache_cmd(ws, "supervisor", "start")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        return ws

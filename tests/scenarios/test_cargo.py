@@ -114,6 +114,27 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(c.compiled(), [])
         self.assertIn("from-a", c.run_app())
 
+    def test_restored_depinfo_is_the_hit_entrys(self):
+        # a dep-info already in place is left alone only when it has the same bytes
+        ws = Workspace(self.tmp, self.store)
+        self.warm(ws)
+        with open(os.path.join(ws.dir, "core/data2.txt"), "w") as f:
+            f.write("data-two")
+        ws.edit("core/src/lib.rs", 'include_str!("../data.txt")', 'include_str!("../data2.txt")')
+        ws.cargo("build")
+        self.assertIn("fixture_core", ws.compiled())
+
+        def core_depinfo():
+            deps = os.path.join(ws.dir, "target/debug/deps")
+            return "".join(open(os.path.join(deps, n)).read() for n in os.listdir(deps)
+                           if n.startswith("fixture_core-") and n.endswith(".d"))
+        self.assertIn("data2.txt", core_depinfo())
+        ws.edit("core/src/lib.rs", 'include_str!("../data2.txt")', 'include_str!("../data.txt")')
+        ws.cargo("build")
+        self.assertNotIn("fixture_core", ws.compiled(), "the first entry should be hit")
+        self.assertNotIn("data2.txt", core_depinfo())
+        self.assertIn("data.txt", core_depinfo())
+
     def test_failing_compile_passes_through_and_is_not_stored(self):
         ws = Workspace(self.tmp, self.store)
         ws.edit("vendor/tiny/src/lib.rs", "x * 2", "x * \"two\"")

@@ -5,13 +5,12 @@ hints a build session, and the prefetch worker warms the store before cargo asks
 
 usage: test_prefetch.py <path to kache> [unittest args]
 """
-import json
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -20,18 +19,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 sys.path.insert(0, os.path.join(HERE, "..", "s3"))
 sys.path.insert(0, HERE)
 import kache_harness as kh  # noqa: E402
-from kache_harness import CRATES, Workspace  # noqa: E402
+from kache_harness import CRATES  # noqa: E402
 
 
-def kache(ws, *args, timeout=60):
-    return subprocess.run([kh.KACHE, *args], env=ws.env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def status(ws):
-    """The supervisor's status document, or None when none answers."""
-    p = kache(ws, "supervisor", "status", "--json")
-    return json.loads(p.stdout) if p.returncode == 0 else None
+# the harness's (test_planner_client.py takes them from here too)
+kache = kh.kache_cmd
+status = kh.sup_status
+stats = kh.kache_stats
 
 
 def wait_prefetch(test, ws, what, timeout=120):
@@ -47,34 +41,8 @@ def wait_prefetch(test, ws, what, timeout=120):
     test.fail("prefetch counters never got there: %s" % last)
 
 
-def stats(ws):
-    p = kache(ws, "stats", "--json")
-    return json.loads(p.stdout[p.stdout.index("{"):])
-
-
-class PrefetchDir(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-prefetch-")
-        self.remote = os.path.join(self.tmp, "remote")
-        self.envs = []
-
-    def tearDown(self):
-        for env in self.envs:
-            subprocess.run([kh.KACHE, "supervisor", "stop", "--timeout", "20s"],
-                           env=env, capture_output=True, timeout=90)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def runner(self, name, root, start=False):
-        os.makedirs(root, exist_ok=True)
-        ws = Workspace(root, os.path.join(self.tmp, name + "-store"), name)
-        ws.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote,
-                      KACHE_CONFIG=os.path.join(self.tmp, "none.toml"),
-                      KACHE_DEADLINE_MS="1000")
-        self.envs.append(ws.env)
-        if start:
-            p = kache(ws, "supervisor", "start")
-            self.assertEqual(p.returncode, 0, p.stderr)
-        return ws
+class PrefetchDir(kh.DirRunners, unittest.TestCase):
+    TMP_PREFIX = "kache-prefetch-"
 
     def populate(self):
         a = self.runner("a", self.tmp, start=True)
@@ -190,7 +158,7 @@ class PrefetchDir(unittest.TestCase):
         name, body = next(iter(ss.items()))
         self.assertRegex(name, r"^[0-9a-f]{64}$")
         lines = body.decode().split("\n")
-        self.assertEqual(lines[0], "kache-session 1")
+        self.assertEqual(lines[0], "kache-session 2")
         keys = [l for l in lines if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+$", l)]
         self.assertIn("keys %d" % len(keys), lines)
         self.assertTrue(CRATES.issubset({k.split()[0] for k in keys}), keys)
@@ -199,6 +167,26 @@ class PrefetchDir(unittest.TestCase):
         self.assertEqual(pf["sources"]["packs"], 0, pf)
         self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
         self.assertRegex(self.prefetch_log(b), r"packs imported .* from exact session manifest")
+        self.assert_served(b, out)
+
+    def test_exact_session_byte_cap_counts_pack_bytes(self):
+        """prefetch.max_bytes set to the bytes of the packs the session names:
+        all of them fit, although their outputs (the manifest's sizes) do not."""
+        out = self.populate()
+        (name, body), = self.sessions().items()
+        keys = [l.split() for l in self.key_lines(body)]
+        packs = sum(os.path.getsize(os.path.join(self.remote, "packs", c, r + ".pack"))
+                    for c, r, _ in keys)
+        outputs = sum(int(n) for _, _, n in keys)
+        self.assertGreater(outputs, packs, "the packs are not smaller: no test")
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        b.env["KACHE_PREFETCH_MAX_BYTES"] = str(packs)
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        self.assertEqual(pf["skipped"]["over_max_bytes"], 0, pf)
+        self.assertEqual(pf["packs"] + pf["skipped"]["present"], len(keys), pf)
+        self.assertLessEqual(pf["bytes"], packs, pf)
         self.assert_served(b, out)
 
     def test_garbage_session_manifest_is_ignored_once_and_packs_are_used(self):
@@ -244,6 +232,108 @@ class PrefetchDir(unittest.TestCase):
         p = kache(a, "save-manifest", timeout=120)
         self.assertIn("0 session manifests saved", p.stdout)
 
+    @staticmethod
+    def key_lines(body):
+        return {l for l in body.decode().split("\n")
+                if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+$", l)}
+
+    def test_idle_save_mid_job_keeps_the_earlier_keys(self):
+        """`cargo build`, a pause past prefetch.cooldown (the idle save writes
+        sessions/<fp>), `cargo test --no-run` (cargo reuses the libraries: only
+        the test targets reach the wrapper), then the job's stop: the object of
+        that one fingerprint names both sessions' keys."""
+        a = self.runner("a", self.tmp)
+        a.env["KACHE_PREFETCH_COOLDOWN"] = "1"
+        self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
+        a.cargo("build")
+        kh.wait_for(lambda: len(self.sessions()) == 1, timeout=60, step=0.5)
+        ss = self.sessions()
+        self.assertEqual(len(ss), 1, "no idle save: %s" % ss.keys())
+        (name, first), = ss.items()
+        first = self.key_lines(first)
+        self.assertTrue(CRATES.issubset({k.split()[0] for k in first}), first)
+        a.cargo("test", "--no-run")
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ss = self.sessions()
+        self.assertEqual(list(ss), [name], "another fingerprint")
+        body = ss[name]
+        last = self.key_lines(body)
+        self.assertIn(b"\nkeys %d\n" % len(last), body)
+        self.assertEqual(first - last, set(),
+                         "the later save dropped keys an earlier one recorded")
+        self.assertGreater(len(last), len(first), "the test targets are not in")
+        # the stop ended the job: the next job's first save starts afresh
+        rs = os.path.join(a.env["KACHE_DIR"], "run", "sessions")
+        self.assertEqual([n for n in os.listdir(rs) if n.endswith(".saved")], [])
+
+    def test_stop_whose_save_fails_keeps_the_job_for_the_next_try(self):
+        """The stop's save fails (the remote's sessions/ is a file): the stop
+        still ends well, and the next save (by hand, the remote mended) writes
+        the whole job, the idle save's keys included."""
+        a = self.runner("a", self.tmp)
+        a.env["KACHE_PREFETCH_COOLDOWN"] = "1"
+        self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
+        a.cargo("build")
+        kh.wait_for(lambda: len(self.sessions()) == 1, timeout=60, step=0.5)
+        (name, first), = self.sessions().items()
+        first = self.key_lines(first)
+        a.cargo("test", "--no-run")
+        d = os.path.join(self.remote, "sessions")
+        os.rename(d, d + ".aside")
+        open(d, "w").close()
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        os.unlink(d)
+        os.rename(d + ".aside", d)
+        p = kache(a, "save-manifest", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("1 session manifest saved", p.stdout)
+        last = self.key_lines(self.sessions()[name])
+        self.assertEqual(first - last, set(), "the failed stop ended the job's record")
+        self.assertGreater(len(last), len(first), "the test targets are not in")
+
+    @staticmethod
+    def features_digest(cargo_stderr):
+        """docs/remote-layout.md's features digest, from what `cargo -v` says it
+        ran: each compile of a path package (its source a relative path),
+        "<crate> <feature>,..." (sorted; "-" for none), each line once."""
+        lines = set()
+        for run in re.findall(r"Running `([^`]*--crate-name [^`]*)`", cargo_stderr):
+            args = run.split()
+            crate = args[args.index("--crate-name") + 1]
+            src = [a for a in args if a.endswith(".rs")][0]
+            if src.startswith("/"):
+                continue
+            feats = sorted(re.findall(r"feature=\\?\"([^\"\\]+)\\?\"", run))
+            lines.add("%s %s" % (crate, ",".join(feats) or "-"))
+        h = hashlib.blake2b(digest_size=32)
+        for x in [b"kache-features-v1"] + sorted(l.encode() for l in lines):
+            h.update(len(x).to_bytes(8, "little") + x)
+        return h.hexdigest()[:16], lines
+
+    def test_session_manifest_records_the_features_seen(self):
+        """Two jobs of one fingerprint with other features: each object says
+        (version 2, `features`) the digest of what its job compiled the
+        workspace's own packages with, as `cargo -v` shows it."""
+        a = self.runner("a", self.tmp, start=True)
+        p = a.cargo("build", "-v")
+        want, lines = self.features_digest(p.stderr)
+        self.assertIn("fixture_core default,loud,polite", lines)
+        self.assertEqual(kache(a, "supervisor", "stop", timeout=120).returncode, 0)
+        (name, body), = self.sessions().items()
+        self.assertTrue(body.startswith(b"kache-session 2\n"), body[:200])
+        self.assertIn(b"\nfeatures %s\n" % want.encode(), body)
+        a.cargo("clean")
+        self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
+        p = a.cargo("build", "-v", "-p", "fixture-core", "--no-default-features")
+        other, lines = self.features_digest(p.stderr)
+        self.assertIn("fixture_core -", lines)
+        self.assertNotEqual(other, want)
+        self.assertEqual(kache(a, "supervisor", "stop", timeout=120).returncode, 0)
+        self.assertEqual(list(self.sessions()), [name], "another fingerprint")
+        self.assertIn(b"\nfeatures %s\n" % other.encode(), self.sessions()[name])
+
     def test_save_manifest_off_writes_none(self):
         a = self.runner("a", self.tmp)
         a.env["KACHE_PREFETCH_SAVE_MANIFEST"] = "false"
@@ -252,6 +342,9 @@ class PrefetchDir(unittest.TestCase):
         p = kache(a, "supervisor", "stop", timeout=120)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(self.sessions(), {})
+        # and the wrapper kept no features lines that no save would take
+        rs = os.path.join(a.env["KACHE_DIR"], "run", "sessions")
+        self.assertEqual([n for n in os.listdir(rs) if ".features" in n], [])
 
 
     # ---- crate names, newest first (workers/prefetch/prefetch_meta.c) ----
@@ -414,7 +507,7 @@ class SessionManifestS3(unittest.TestCase):
         self.assertEqual(len(objs), 1, objs.keys())
         (key, body), = objs.items()
         self.assertRegex(key, r"/sessions/[0-9a-f]{64}$")
-        self.assertTrue(body.startswith(b"kache-session 1\n"), body[:80])
+        self.assertTrue(body.startswith(b"kache-session 2\n"), body[:80])
         self.assertTrue(body.endswith(b"\nend\n"))
         b = s3.machine("b", os.path.join(s3.tmp, "elsewhere", "b"))
         b.cargo("check")

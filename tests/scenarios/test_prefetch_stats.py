@@ -14,31 +14,22 @@ usage: test_prefetch_stats.py <path to kache> [unittest args]
 """
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 import kache_harness as kh  # noqa: E402
-from kache_harness import CRATES, Workspace  # noqa: E402
+from kache_harness import CRATES  # noqa: E402
 
 HIT_FIELDS = ("hits", "local_hits", "prefetched_hits", "remote_hits", "misses",
               "prefetch_imported", "fetch_imported")
 
 
-def kache(ws, *args, timeout=60):
-    return subprocess.run([kh.KACHE, *args], env=ws.env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def status(ws):
-    """The supervisor's status document, or None when none answers."""
-    p = kache(ws, "supervisor", "status", "--json")
-    return json.loads(p.stdout) if p.returncode == 0 else None
+kache = kh.kache_cmd
+status = kh.sup_status
+stats = kh.kache_stats
 
 
 def prefetch(ws):
@@ -46,39 +37,12 @@ def prefetch(ws):
     return (status(ws) or {}).get("prefetch", {})
 
 
-def stats(ws):
-    p = kache(ws, "stats", "--json")
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout[p.stdout.index("{"):])
-
-
 def hit_counts(st):
     return {k: st[k] for k in HIT_FIELDS}
 
 
-class FreshRunner(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="kache-pfstats-")
-        self.remote = os.path.join(self.tmp, "remote")
-        self.envs = []
-
-    def tearDown(self):
-        for env in self.envs:
-            subprocess.run([kh.KACHE, "supervisor", "stop", "--timeout", "20s"],
-                           env=env, capture_output=True, timeout=90)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def runner(self, name, root, start=False, **env):
-        os.makedirs(root, exist_ok=True)
-        ws = Workspace(root, os.path.join(self.tmp, name + "-store"), name)
-        ws.env.update(dict(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote,
-                           KACHE_CONFIG=os.path.join(self.tmp, "none.toml"),
-                           KACHE_DEADLINE_MS="1000"), **env)
-        self.envs.append(ws.env)
-        if start:
-            p = kache(ws, "supervisor", "start")
-            self.assertEqual(p.returncode, 0, p.stderr)
-        return ws
+class FreshRunner(kh.DirRunners, unittest.TestCase):
+    TMP_PREFIX = "kache-pfstats-"
 
     def populate(self):
         """Runner A's job: build, then `kache supervisor stop` (every upload

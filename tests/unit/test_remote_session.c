@@ -100,6 +100,65 @@ test_damage_refused(void **state)
 	assert_int_equal(remote_session_parse(buf, strlen(good), &s, why, sizeof why), -1);
 }
 
+/* Version 2 carries the features line; version 1 must not. */
+static void
+test_version2_features(void **state)
+{
+	static const char v2[] = "kache-session 2\nlock " R1 "\ntoolchain -\ntarget -\n"
+	                         "profile debug\nfeatures 0123456789abcdef\ncreated 5\nkeys 1\n"
+	                         "tiny " R2 " 7\nend\n";
+	struct remote_session s;
+	struct buf b;
+	char why[160], v1[512];
+
+	(void)state;
+	assert_int_equal(remote_session_parse(v2, strlen(v2), &s, why, sizeof why), 0);
+	assert_string_equal(s.features, "0123456789abcdef");
+	buf_init(&b);
+	remote_session_encode(&s, &b);
+	assert_int_equal(b.len, strlen(v2));
+	assert_memory_equal(b.p, v2, b.len);
+	buf_free(&b);
+	remote_session_free(&s);
+	/* the features line in a version 1 object is refused */
+	snprintf(v1, sizeof v1, "kache-session 1%s", v2 + strlen("kache-session 2"));
+	assert_int_equal(remote_session_parse(v1, strlen(v1), &s, why, sizeof why), -1);
+	/* no features known: version 1 is written */
+	assert_int_equal(remote_session_parse(good, strlen(good), &s, why, sizeof why), 0);
+	assert_string_equal(s.features, "");
+	buf_init(&b);
+	remote_session_encode(&s, &b);
+	assert_memory_equal(b.p, "kache-session 1\n", 16);
+	buf_free(&b);
+	remote_session_free(&s);
+}
+
+/* The digest is of the set of lines: order and repeats do not count. */
+static void
+test_features_digest(void **state)
+{
+	struct strv x, y;
+	char a[17], b[17];
+
+	(void)state;
+	strv_init(&x);
+	strv_init(&y);
+	strv_push(&x, "fixture_core loud,polite");
+	strv_push(&x, "fixture_app -");
+	strv_push(&y, "fixture_app -");
+	strv_push(&y, "fixture_core loud,polite");
+	strv_push(&y, "fixture_app -");
+	remote_session_features_digest(&x, a);
+	remote_session_features_digest(&y, b);
+	assert_int_equal(strlen(a), 16);
+	assert_string_equal(a, b);
+	strv_push(&y, "fixture_core polite");
+	remote_session_features_digest(&y, b);
+	assert_string_not_equal(a, b);
+	strv_free(&x);
+	strv_free(&y);
+}
+
 static void
 test_fingerprint(void **state)
 {
@@ -129,6 +188,8 @@ main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_damage_refused),
 		cmocka_unit_test(test_fingerprint),
+		cmocka_unit_test(test_version2_features),
+		cmocka_unit_test(test_features_digest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

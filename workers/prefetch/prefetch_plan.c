@@ -52,9 +52,11 @@ static void plan_add(struct prefetch_plan *plan, const char *crate, const char *
 static void consider(struct listing *l, const char *crate, const char *res, uint64_t size);
 static void from_packs(const struct prefetch_input *in, const struct strv *crates,
     struct listing *l);
-static int from_exact(struct remote *r, const char *kache_dir, const struct proto_hint *h,
+static int from_exact(const struct prefetch_input *in, struct listing *l);
+static void pack_sizes(const struct prefetch_input *in, struct remote_session *s,
     struct listing *l);
-static int from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_t n,
+static uint64_t listed_size(const struct found_list *fl, const char *res, uint64_t dflt);
+static int from_closest(const struct prefetch_input *in, const char **sorted, size_t n,
     struct listing *l);
 static void newest_sessions(struct remote *r, struct strv *names);
 static void choose(const struct prefetch_input *in, const struct strv *crates, int closest,
@@ -218,11 +220,60 @@ bad_session(struct listing *l, const char *name, const char *why)
 	}
 }
 
+/* The size listed for res in fl, else dflt. */
+static uint64_t
+listed_size(const struct found_list *fl, const char *res, uint64_t dflt)
+{
+	for (size_t i = 0; i < fl->n; i++)
+		if (strcmp(fl->f[i].name, res) == 0)
+			return fl->f[i].size;
+	return dflt;
+}
+
+/* A session manifest's sizes are output bytes; the cap counts what is
+ * downloaded. When the outputs come to more than half the cap (the cap may
+ * bite: a pack is compressed, but a small one carries its frame), the
+ * session's crates are listed (nremote at a time) and each key's listed pack
+ * size replaces its output bytes; a key not listed keeps them. Below that
+ * nothing is listed: the exact source stays one GET. */
+static void
+pack_sizes(const struct prefetch_input *in, struct remote_session *s, struct listing *l)
+{
+	static const struct prefetch_pool_ops ops = { list_crate, list_count };
+	struct packs_listing pl = { 0 };
+	struct strv crates;
+	uint64_t sum = 0;
+	size_t i, j;
+
+	for (i = 0; i < s->n; i++)
+		sum += s->k[i].bytes;
+	if (sum <= l->max_bytes / 2)
+		return;
+	strv_init(&crates);
+	for (i = 0; i < s->n; i++)
+		strv_push(&crates, s->k[i].crate);
+	prefetch_unique_in_order(&crates);
+	pl.crates = &crates;
+	pl.per = xcalloc(crates.n + 1, sizeof *pl.per);
+	prefetch_pool_run(in->remote, in->nremote, crates.n, &ops, &pl);
+	for (i = 0; i < s->n; i++) {
+		for (j = 0; strcmp(crates.v[j], s->k[i].crate) != 0; j++)
+			;
+		s->k[i].bytes = listed_size(&pl.per[j], s->k[i].res, s->k[i].bytes);
+	}
+	l->plan->list_failed += pl.failed;
+	for (i = 0; i < crates.n; i++)
+		free(pl.per[i].f);
+	free(pl.per);
+	strv_free(&crates);
+}
+
 /* The session manifest of the hint's fingerprint: 1 when it was used, 0 when
  * there is none, -1 when it is not valid (then the packs are used). */
 static int
-from_exact(struct remote *r, const char *kache_dir, const struct proto_hint *h, struct listing *l)
+from_exact(const struct prefetch_input *in, struct listing *l)
 {
+	const struct proto_hint *h = in->h;
 	struct remote_session s;
 	char why[160], *name;
 	enum remote_result rr;
@@ -232,13 +283,14 @@ from_exact(struct remote *r, const char *kache_dir, const struct proto_hint *h, 
 	remote_session_fingerprint(h->lock_hash, h->toolchain, h->target, h->profile,
 	    l->plan->session);
 	name = remote_session_name(l->plan->session);
-	rr = remote_session_get(r, kache_dir, name, &s, why, sizeof why);
+	rr = remote_session_get(in->remote[0], in->kache_dir, name, &s, why, sizeof why);
 	if (rr == REMOTE_MISS && why[0] != '\0')
 		bad_session(l, name, why);
 	free(name);
 	if (rr != REMOTE_OK)
 		return rr == REMOTE_MISS && why[0] != '\0' ? -1 : 0;
 	l->plan->source = PREFETCH_FROM_EXACT;
+	pack_sizes(in, &s, l);
 	for (size_t i = 0; i < s.n; i++)
 		consider(l, s.k[i].crate, s.k[i].res, s.k[i].bytes);
 	remote_session_free(&s);
@@ -305,9 +357,9 @@ newest_sessions(struct remote *r, struct strv *names)
  * Cargo.lock (the newer on a tie): its keys of those crates. 1 when one
  * shares any. */
 static int
-from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_t n,
-    struct listing *l)
+from_closest(const struct prefetch_input *in, const char **sorted, size_t n, struct listing *l)
 {
+	struct remote *r = in->remote[0];
 	struct remote_session s, best = { 0 };
 	struct strv ns;
 	char why[160];
@@ -319,7 +371,8 @@ from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_
 		proto_worker_beat();
 		if (strcmp(ns.v[i] + strlen(REMOTE_SESSION_PREFIX), l->plan->session) == 0)
 			continue; /* the exact one: absent or not valid already */
-		if (remote_session_get(r, kache_dir, ns.v[i], &s, why, sizeof why) != REMOTE_OK) {
+		if (remote_session_get(r, in->kache_dir, ns.v[i], &s, why, sizeof why) !=
+		    REMOTE_OK) {
 			if (why[0] != '\0')
 				bad_session(l, ns.v[i], why);
 			continue;
@@ -338,6 +391,7 @@ from_closest(struct remote *r, const char *kache_dir, const char **sorted, size_
 		return 0;
 	l->plan->source = PREFETCH_FROM_CLOSEST;
 	l->plan->shared = top;
+	pack_sizes(in, &best, l);
 	for (size_t i = 0; i < best.n; i++)
 		if (has(sorted, n, best.k[i].crate))
 			consider(l, best.k[i].crate, best.k[i].res, best.k[i].bytes);
@@ -375,7 +429,7 @@ choose(const struct prefetch_input *in, const struct strv *crates, int closest, 
 		sorted[i] = crates->v[i];
 	if (crates->n > 1) /* an empty array may be NULL */
 		qsort(sorted, crates->n, sizeof *sorted, cmp_str);
-	if (!closest || !from_closest(in->remote[0], in->kache_dir, sorted, crates->n, l))
+	if (!closest || !from_closest(in, sorted, crates->n, l))
 		from_packs(in, crates, l);
 	free(sorted);
 }
@@ -404,7 +458,7 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 			goto out;
 	}
 	t0 = clock_ms();
-	exact = from_exact(in->remote[0], in->kache_dir, in->h, &l);
+	exact = from_exact(in, &l);
 	plan->list_ms += clock_ms() - t0;
 	if (exact == 1)
 		plan->refused[0] = '\0'; /* the exact session needed no crate names */
