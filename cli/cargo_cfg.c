@@ -16,8 +16,11 @@ struct scan_state {
 	const char *mlq; /* the closing quote of a multi-line string, or NULL */
 };
 
-static void scan_line(const char *p, const char *end, size_t next, struct scan_state *s,
-    struct cargo_cfg_scan *r);
+static void scan_line(const char *p, const char *end, size_t start, size_t next,
+    struct scan_state *s, struct cargo_cfg_scan *r);
+static void scan_header(struct scan_state *s, size_t start, size_t next, struct cargo_cfg_scan *r);
+static int scan_key(const char *full, const char *v, const char *end, struct cargo_cfg_scan *r);
+static void inline_value(const char *v, const char *end, const char *key, char *out, size_t n);
 static void parse_header(const char *p, const char *end, char *out, size_t n);
 static const char *parse_key(const char *p, const char *end, char *out, size_t n);
 static void parse_string(const char *p, const char *end, char *out, size_t n);
@@ -34,17 +37,20 @@ cargo_cfg_scan(const char *text, size_t len, struct cargo_cfg_scan *r)
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if (nl == NULL)
 			nl = end;
-		scan_line(p, nl, (size_t)(nl - text) + (nl < end), &s, r);
+		scan_line(p, nl, (size_t)(p - text), (size_t)(nl - text) + (nl < end), &s, r);
 		p = nl + 1;
 	}
 }
 
-/* One line [p, end); next is the offset of the line after it. */
+/* One line [p, end) at offset start; next is the offset of the line after it. */
 static void
-scan_line(const char *p, const char *end, size_t next, struct scan_state *s,
+scan_line(const char *p, const char *end, size_t start, size_t next, struct scan_state *s,
     struct cargo_cfg_scan *r)
 {
 	char key[128], full[300];
+	struct cargo_cfg_table *t = strcmp(s->table, "build") == 0 ? &r->build :
+	    strcmp(s->table, "env") == 0                           ? &r->env :
+	                                                             NULL;
 	const char *v, *q;
 
 	if (s->mlq != NULL) { /* inside a multi-line string: look for its end */
@@ -58,7 +64,13 @@ scan_line(const char *p, const char *end, size_t next, struct scan_state *s,
 	}
 	while (p < end && isspace((unsigned char)*p))
 		p++;
-	if (p == end || *p == '#')
+	if (p == end)
+		return;
+	if (*p == '#' || s->depth > 0 || *p != '[') {
+		if (t != NULL)
+			t->other_lines++; /* taken back below for a kache line */
+	}
+	if (*p == '#')
 		return;
 	if (s->depth > 0) {
 		track_value(p, end, s);
@@ -66,24 +78,94 @@ scan_line(const char *p, const char *end, size_t next, struct scan_state *s,
 	}
 	if (*p == '[') {
 		parse_header(p, end, s->table, sizeof s->table);
-		if (strcmp(s->table, "build") == 0 && !r->has_build) {
-			r->has_build = 1;
-			r->build_end = next;
-		}
+		scan_header(s, start, next, r);
 		return;
 	}
 	if ((v = parse_key(p, end, key, sizeof key)) == NULL)
 		return;
 	snprintf(full, sizeof full, "%s%s%s", s->table, s->table[0] ? "." : "", key);
+	if (scan_key(full, v, end, r) && t != NULL && r->n_kache_lines < CARGO_CFG_MAX_LINES) {
+		t->other_lines--;
+		r->kache_line[r->n_kache_lines][0] = start;
+		r->kache_line[r->n_kache_lines++][1] = next;
+	}
+	track_value(v, end, s);
+}
+
+/* Notes where the [build] and [env] headers are (the first of each). */
+static void
+scan_header(struct scan_state *s, size_t start, size_t next, struct cargo_cfg_scan *r)
+{
+	struct cargo_cfg_table *t = strcmp(s->table, "build") == 0 ? &r->build :
+	    strcmp(s->table, "env") == 0                           ? &r->env :
+	                                                             NULL;
+
+	if (t == NULL || t->has)
+		return;
+	t->has = 1;
+	t->start = start;
+	t->end = next;
+	if (t == &r->build) {
+		r->has_build = 1;
+		r->build_end = next;
+	}
+}
+
+/* Records a key kache cares about (full: its dotted name, v: its value). 1
+ * when the line is one `kache init` writes, a plain string naming kache. */
+static int
+scan_key(const char *full, const char *v, const char *end, struct cargo_cfg_scan *r)
+{
+	const char *q;
+
 	if (strcmp(full, "build.rustc-wrapper") == 0) {
 		r->found = 1;
 		parse_string(v, end, r->value, sizeof r->value);
-	} else if (strcmp(full, "build") == 0 && (q = strstr(v, "rustc-wrapper")) != NULL &&
-	    q < end && (q = memchr(q, '=', (size_t)(end - q))) != NULL) {
+		return cargo_cfg_is_kache(r->value);
+	}
+	if (strcmp(full, "build") == 0 && (q = strstr(v, "rustc-wrapper")) != NULL && q < end &&
+	    (q = memchr(q, '=', (size_t)(end - q))) != NULL) {
 		r->found = 1; /* build = { rustc-wrapper = "..." } */
 		parse_string(q + 1, end, r->value, sizeof r->value);
+	} else if (strcmp(full, "env.CC") == 0 || strcmp(full, "env.CXX") == 0) {
+		int cxx = full[5] == 'X';
+		char *out = cxx ? r->cxx : r->cc;
+
+		*(cxx ? &r->found_cxx : &r->found_cc) = 1;
+		parse_string(v, end, out, CARGO_CFG_VALUE_MAX);
+		if (out[0] == '\0')
+			inline_value(v, end, "value", out, CARGO_CFG_VALUE_MAX);
+		return cargo_cfg_cc_is_kache(out) && memchr(v, '{', (size_t)(end - v)) == NULL;
+	} else if (strcmp(full, "env") == 0) {
+		inline_value(v, end, "CC", r->cc, sizeof r->cc);
+		inline_value(v, end, "CXX", r->cxx, sizeof r->cxx);
+		r->found_cc = r->cc[0] != '\0';
+		r->found_cxx = r->cxx[0] != '\0';
 	}
-	track_value(v, end, s);
+	return 0;
+}
+
+/* The string after `key =` inside an inline table at v ("" when none):
+ * CC = { value = "...", force = true }, env = { CC = "..." }. */
+static void
+inline_value(const char *v, const char *end, const char *key, char *out, size_t n)
+{
+	size_t k = strlen(key);
+
+	out[0] = '\0';
+	for (const char *q = v; q + k < end; q++) {
+		const char *e = q + k;
+
+		if (memcmp(q, key, k) != 0 ||
+		    (q > v && (isalnum((unsigned char)q[-1]) || q[-1] == '_')))
+			continue;
+		while (e < end && isspace((unsigned char)*e))
+			e++;
+		if (e < end && *e == '=') {
+			parse_string(e + 1, end, out, n);
+			return;
+		}
+	}
 }
 
 /* "[ build ]" or "[[bin]]" or "[\"build\"]": the table name, quotes dropped. */
@@ -182,6 +264,18 @@ cargo_cfg_is_kache(const char *value)
 	const char *base = strrchr(value, '/');
 
 	return strcmp(base ? base + 1 : value, "kache") == 0;
+}
+
+int
+cargo_cfg_cc_is_kache(const char *value)
+{
+	const char *sp = strchr(value, ' ');
+	char first[CARGO_CFG_VALUE_MAX];
+
+	if (sp == NULL)
+		return 0;
+	snprintf(first, sizeof first, "%.*s", (int)(sp - value), value);
+	return cargo_cfg_is_kache(first);
 }
 
 char *

@@ -1,7 +1,7 @@
-/* Reading cargo's config.toml for `build.rustc-wrapper`, for `kache init` (which
- * writes it) and `kache doctor` (which checks it). Not a TOML parser: a line
- * scanner that knows tables, dotted keys, inline tables, comments, and skips
- * multi-line strings and arrays, which is all a rustc-wrapper line needs. */
+/* Reading cargo's config.toml for `build.rustc-wrapper` and `env.CC`/`env.CXX`,
+ * for `kache init` (which writes them) and `kache doctor` (which checks them). Not a TOML parser: a
+ * line scanner that knows tables, dotted keys, inline tables, comments, and skips multi-line
+ * strings and arrays, which is all a rustc-wrapper line needs. */
 #ifndef KACHE_CLI_CARGO_CFG_H
 #define KACHE_CLI_CARGO_CFG_H
 
@@ -9,17 +9,38 @@
 
 #define CARGO_CFG_VALUE_MAX 1024
 
+#define CARGO_CFG_MAX_LINES 8
+
+/* A table kache writes into: [build] or [env]. */
+struct cargo_cfg_table {
+	int has;         /* its header exists */
+	size_t start;    /* offset of the header line */
+	size_t end;      /* offset just past the header line */
+	int other_lines; /* lines in it (keys, comments) that are not kache's */
+};
+
 struct cargo_cfg_scan {
 	int found;                       /* build.rustc-wrapper is set */
 	char value[CARGO_CFG_VALUE_MAX]; /* its string value ("" when not a string) */
 	int has_build;                   /* a [build] table header exists */
 	size_t build_end;                /* offset just past the [build] header line */
+	int found_cc, found_cxx;         /* env.CC, env.CXX are set */
+	char cc[CARGO_CFG_VALUE_MAX];    /* their values (a string, or an inline table's value) */
+	char cxx[CARGO_CFG_VALUE_MAX];
+	struct cargo_cfg_table build, env;
+	/* the lines as `kache init` writes them ([build] rustc-wrapper = "kache",
+	 * [env] CC/CXX = "kache ..."), [start, end) with the newline */
+	size_t kache_line[CARGO_CFG_MAX_LINES][2];
+	size_t n_kache_lines;
 };
 
 /* Scans text[0..len) (a config.toml) into r. */
 void cargo_cfg_scan(const char *text, size_t len, struct cargo_cfg_scan *r);
 /* 1 when a rustc-wrapper value names kache: "kache" or a path ending in /kache. */
 int cargo_cfg_is_kache(const char *value);
+/* 1 when a CC/CXX value runs its compiler through kache ("kache gcc",
+ * "/usr/bin/kache cc"). */
+int cargo_cfg_cc_is_kache(const char *value);
 /* $CARGO_HOME, or $HOME/.cargo: a new string, NULL when neither is set. */
 char *cargo_cfg_home(void);
 /* The config file cargo reads in dir: dir/config.toml, or dir/config when

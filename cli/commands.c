@@ -37,13 +37,16 @@ static const struct command commands[] = {
 	    "status 1 while any check fails. --json: {schema, ok, checks: [{name, status,\n"
 	    "detail, fix}]} (docs/cli.md).\n",
 	    0 },
-	{ "init", cmd_init, "make cargo use kache (build.rustc-wrapper in ~/.cargo/config.toml)",
-	    "usage: kache init [--check]\n"
-	    "Writes build.rustc-wrapper = \"kache\" into $CARGO_HOME/config.toml (default\n"
-	    "~/.cargo), keeping the rest of the file byte for byte and the old one as\n"
-	    "config.toml.kache-backup; refuses when the wrapper is set to something else.\n"
-	    "Running it again changes nothing. --check changes nothing and exits 1 when\n"
-	    "cargo would not use kache. Prints how to install the systemd user unit.\n",
+	{ "init", cmd_init, "make cargo use kache (rustc-wrapper, CC, CXX in ~/.cargo/config.toml)",
+	    "usage: kache init [--check | --undo]\n"
+	    "Writes build.rustc-wrapper = \"kache\" and, for build scripts' C and C++\n"
+	    "compiles, [env] CC = \"kache cc\" and CXX = \"kache c++\" into\n"
+	    "$CARGO_HOME/config.toml (default ~/.cargo), keeping the rest of the file byte\n"
+	    "for byte and the old one as config.toml.kache-backup; refuses when the wrapper\n"
+	    "is set to something else, and leaves a CC or CXX of yours as it is (saying\n"
+	    "what to write instead). Running it again changes nothing. --check changes\n"
+	    "nothing and exits 1 when cargo would not use kache. --undo removes the lines\n"
+	    "init writes. Prints how to install the systemd user unit.\n",
 	    0 },
 	{ "monitor", cmd_monitor, "live view of compiles, the store, workers and the remote",
 	    "usage: kache monitor\n"

@@ -63,6 +63,7 @@ static int want_json(int argc, char **argv, int *json, const char **arg);
 static void print_json(json_t *doc, size_t flags);
 static void print_stats_text(const json_t *st);
 static void print_reasons(const json_t *o);
+static void print_langs(const json_t *o);
 static void format_time(int64_t ms, char *out, size_t n);
 static void print_list_row(const json_t *e);
 static json_t *list_via_supervisor(const char *dir, const char *crate, enum via *v);
@@ -332,6 +333,24 @@ print_reasons(const json_t *o)
 
 #define U(o, name) ((unsigned long long)index_json_u64((o), (name)))
 
+/* "by language" and a line per language: rust, c, c++, asm. */
+static void
+print_langs(const json_t *o)
+{
+	static const char *const order[] = { "rust", "c", "c++", "asm" };
+
+	if (json_object_size(o) == 0)
+		return;
+	printf("by language\n");
+	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+		const json_t *v = json_object_get(o, order[i]);
+
+		if (v != NULL)
+			printf("  %-17s %llu hits, %llu misses, %llu pass-throughs, %llu errors\n",
+			    order[i], U(v, "hits"), U(v, "misses"), U(v, "passes"), U(v, "errors"));
+	}
+}
+
 static void
 print_stats_text(const json_t *st)
 {
@@ -349,6 +368,7 @@ print_stats_text(const json_t *st)
 	print_reasons(json_object_get(st, "pass_reasons"));
 	printf("errors              %llu\n", U(st, "errors"));
 	print_reasons(json_object_get(st, "error_reasons"));
+	print_langs(json_object_get(st, "languages"));
 	printf("corrupt found       %llu\n", U(st, "corrupt"));
 	printf("remote rejected     %llu\n", U(st, "rejected"));
 	print_reasons(json_object_get(st, "rejected_reasons"));

@@ -1,4 +1,5 @@
-/* `kache init [--check]`: cargo's build.rustc-wrapper set to kache (cli/init.c). */
+/* `kache init [--check | --undo]`: cargo's build.rustc-wrapper and [env] CC/CXX set to kache
+ * (cli/init.c). */
 #ifndef KACHE_CLI_INIT_H
 #define KACHE_CLI_INIT_H
 

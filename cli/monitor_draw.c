@@ -13,6 +13,7 @@
 
 static void draw_header(struct monitor *m, const struct mon_bg *bg);
 static void draw_build(struct monitor *m, int row);
+static void draw_langs(struct monitor *m, int row);
 static void draw_store(struct monitor *m, const struct mon_bg *bg, int row);
 static void draw_workers(const struct mon_bg *bg, int row);
 static void draw_remote(struct monitor *m, const struct mon_bg *bg, int row);
@@ -87,6 +88,23 @@ draw_header(struct monitor *m, const struct mon_bg *bg)
 		mvprintw(2, 0, "filter: %s%s", m->filter, m->filtering ? "_" : "");
 }
 
+/* "by language: rust 3 hits 1 misses  c 2 hits 0 misses", the languages seen
+ * this session; an empty line before any. */
+static void
+draw_langs(struct monitor *m, int row)
+{
+	int col = 0;
+
+	for (int l = 0; l < MON_LANGS; l++) {
+		if (m->lang_hits[l] + m->lang_misses[l] == 0)
+			continue;
+		mvprintw(row, col, "%s%s %llu hits %llu misses",
+		    col ? "  " : "by language: ", mon_lang_names[l],
+		    (unsigned long long)m->lang_hits[l], (unsigned long long)m->lang_misses[l]);
+		col = getcurx(stdscr);
+	}
+}
+
 /* Compiles, newest first (s: slowest first), those whose crate holds the filter. */
 static void
 draw_build(struct monitor *m, int row)
@@ -101,10 +119,10 @@ draw_build(struct monitor *m, int row)
 	    (unsigned long long)m->n_remote, (unsigned long long)m->n_miss,
 	    (unsigned long long)m->n_pass, (unsigned long long)m->n_error,
 	    (double)m->ms_saved / 1e3, (double)m->bytes / 1e6);
-	row++;
+	draw_langs(m, row++);
 	attron(A_BOLD);
-	mvprintw(row++, 0, "%-8s %-28s %-12s %9s %10s  %s", "TIME", "CRATE", "RESULT", "MS",
-	    "BYTES", "REASON");
+	mvprintw(row++, 0, "%-8s %-28s %-4s %-12s %9s %10s  %s", "TIME", "CRATE", "LANG", "RESULT",
+	    "MS", "BYTES", "REASON");
 	attroff(A_BOLD);
 	for (size_t i = 0; i < m->nring; i++) {
 		size_t k = (m->head + MON_RING - 1 - i) % MON_RING;
@@ -126,8 +144,8 @@ draw_build(struct monitor *m, int row)
 		    strftime(tbuf, sizeof tbuf, "%H:%M:%S", &tm) == 0)
 			snprintf(tbuf, sizeof tbuf, "-");
 		format_size(c->bytes, sz, sizeof sz);
-		mvprintw(row++, 0, "%-8s %-28.28s %-12s %9llu %10s  %s", tbuf, c->crate,
-		    result_name(c->type), (unsigned long long)c->ms, sz, c->reason);
+		mvprintw(row++, 0, "%-8s %-28.28s %-4s %-12s %9llu %10s  %s", tbuf, c->crate,
+		    c->lang, result_name(c->type), (unsigned long long)c->ms, sz, c->reason);
 	}
 	if (n == 0)
 		mvprintw(row, 0, "(waiting for compiles: run cargo with RUSTC_WRAPPER=kache)");

@@ -29,8 +29,13 @@ struct mon_compile {
 	int type; /* enum journal_type, or MON_PREFETCHED_HIT */
 	char crate[MON_CRATE_MAX];
 	char reason[64];
+	char lang[8]; /* rust, c, c++, asm (journal_lang) */
 	uint64_t ms, bytes;
 };
+
+/* The compiler languages the Build tab counts, in its order. */
+#define MON_LANGS 4
+extern const char *const mon_lang_names[MON_LANGS];
 
 struct mon_crate {
 	char name[MON_CRATE_MAX];
@@ -62,6 +67,7 @@ struct monitor {
 	size_t nring, head;
 	uint64_t n_hit, n_prefetched, n_remote, n_miss, n_pass, n_error, ms_saved, compile_ms,
 	    bytes;
+	uint64_t lang_hits[MON_LANGS], lang_misses[MON_LANGS]; /* hits include remote ones */
 	json_t *imported; /* results prefetch imported, not used yet (report_hit_kind) */
 	/* the journal tail */
 	int jfd;

@@ -48,6 +48,8 @@ static int top_add(const struct index_entry_info *e, void *arg);
 static int by_bytes(const void *a, const void *b);
 static void gc_line(const char *dir, char *out, size_t n);
 
+const char *const mon_lang_names[MON_LANGS] = { "rust", "c", "c++", "asm" };
+
 /* Counts one compile and keeps it in the ring. */
 static void
 on_record(const struct journal_event *ev, void *arg)
@@ -62,6 +64,13 @@ on_record(const struct journal_event *ev, void *arg)
 	c->type = kind && strcmp(kind, "prefetched") == 0 ? MON_PREFETCHED_HIT : (int)ev->type;
 	snprintf(c->crate, sizeof c->crate, "%s", ev->crate[0] ? ev->crate : "-");
 	snprintf(c->reason, sizeof c->reason, "%s", ev->reason);
+	snprintf(c->lang, sizeof c->lang, "%s", journal_lang(ev));
+	for (int l = 0; l < MON_LANGS; l++)
+		if (strcmp(c->lang, mon_lang_names[l]) == 0) {
+			m->lang_hits[l] +=
+			    ev->type == JOURNAL_HIT || ev->type == JOURNAL_REMOTE_HIT;
+			m->lang_misses[l] += ev->type == JOURNAL_MISS;
+		}
 	c->ms = ev->ms;
 	c->bytes = ev->bytes;
 	m->head = (m->head + 1) % MON_RING;

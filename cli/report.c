@@ -40,6 +40,8 @@ static void add_slowest(json_t *slow, const struct journal_event *ev, const char
 static void print_text(json_t *r);
 static void print_markdown(json_t *r);
 static json_int_t ival(json_t *o, const char *path);
+static void bump_lang(json_t *r, const struct journal_event *ev);
+static void print_langs(json_t *r, const char *head, const char *sep, const char *end);
 static int why_parse_args(int argc, char **argv, const char **crate, int *json);
 static void why_print(const struct why_rec *m, const struct why_list *l, int json);
 
@@ -131,6 +133,8 @@ miss_cause(struct whyx *x, const struct journal_event *ev)
 
 	if (ev->reason[0] != '\0')
 		return ev->reason; /* compile-failed, or why it was not stored */
+	if (ev->lang[0] != '\0')
+		return "c-no-why-record"; /* C compiles keep no key parts (docs/design.md) */
 	if (!ev->has_inv || (r = whyx_find(x, ev->crate, ev->inv, ev->ts_ms)) == NULL)
 		return "unknown";
 	whyx_explain(x, r, &l);
@@ -182,20 +186,43 @@ report_hit_kind(json_t *pre, const struct journal_event *ev)
 	return "local";
 }
 
+/* languages.<rust|c|c++|asm>.<hits|misses|pass_throughs|errors> += 1 for a
+ * compile record. */
+static void
+bump_lang(json_t *r, const struct journal_event *ev)
+{
+	const char *what = ev->type == JOURNAL_HIT || ev->type == JOURNAL_REMOTE_HIT ? "hits" :
+	    ev->type == JOURNAL_MISS                                                 ? "misses" :
+	    ev->type == JOURNAL_PASS  ? "pass_throughs" :
+	    ev->type == JOURNAL_ERROR ? "errors" :
+	                                NULL;
+	json_t *langs = json_object_get(r, "languages"), *l;
+
+	if (what == NULL)
+		return;
+	if ((l = json_object_get(langs, journal_lang(ev))) == NULL) {
+		l = json_pack("{s:i, s:i, s:i, s:i}", "hits", 0, "misses", 0, "pass_throughs", 0,
+		    "errors", 0);
+		json_object_set_new(langs, journal_lang(ev), l);
+	}
+	bump(l, what, 1);
+}
+
 /* The report document (schema 1, docs/report.schema.json) over e->v[from..]. */
 static json_t *
 build_report(const char *dir, const struct events *e, size_t from)
 {
 	json_t *r =
 	    json_pack("{s:i, s:I, s:I, s:I, s:{s:i, s:i, s:i}, s:{s:i, s:{}}, s:{s:i, s:{}}, "
-	              "s:i, s:i, s:i, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:[]}",
+	              "s:i, s:i, s:i, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:[], s:{}}",
 	        "schema", 1, "from_ms", (json_int_t)(from < e->n ? e->v[from].ts_ms : 0), "to_ms",
 	        (json_int_t)(e->n ? e->v[e->n - 1].ts_ms : 0), "compiles",
 	        (json_int_t)(e->n - from), "hits", "local", 0, "prefetched", 0, "remote", 0,
 	        "misses", "total", 0, "by_cause", "pass_throughs", "total", 0, "by_reason",
 	        "errors", 0, "corrupt", 0, "rejected", 0, "time_saved_ms", (json_int_t)0,
 	        "compile_ms", (json_int_t)0, "kache_ms", (json_int_t)0, "bytes", "restored",
-	        (json_int_t)0, "fetched", (json_int_t)0, "stored", (json_int_t)0, "slowest_misses");
+	        (json_int_t)0, "fetched", (json_int_t)0, "stored", (json_int_t)0, "slowest_misses",
+	        "languages");
 	struct whyx *x = whyx_new(dir);
 	json_t *pre = json_object();
 	uint64_t us = 0;
@@ -208,6 +235,7 @@ build_report(const char *dir, const struct events *e, size_t from)
 		const char *cause;
 
 		us += ev->us;
+		bump_lang(r, ev);
 		switch (ev->type) {
 		case JOURNAL_HIT:
 		case JOURNAL_REMOTE_HIT:
@@ -286,11 +314,35 @@ print_text(json_t *r)
 	    (double)ival(r, "time_saved_ms") / 1000, (double)ival(r, "compile_ms") / 1000,
 	    (double)ival(r, "kache_ms") / 1000);
 	printf("bytes: %s restored, %s fetched, %s stored\n", sz[0], sz[1], sz[2]);
+	print_langs(r, "by language: ", "; ", "\n");
 	if (json_array_size(json_object_get(r, "slowest_misses")) > 0)
 		printf("slowest misses:\n");
 	json_array_foreach(json_object_get(r, "slowest_misses"), i, v)
 		printf("  %-24s %8.1f s  %s\n", json_string_value(json_object_get(v, "crate")),
 		    (double)ival(v, "ms") / 1000, json_string_value(json_object_get(v, "cause")));
+}
+
+/* "rust 10 hits, 2 misses, 1 pass-throughs, 0 errors; c ..." in the order
+ * rust, c, c++, asm; nothing when no compile was counted. */
+static void
+print_langs(json_t *r, const char *head, const char *sep, const char *end)
+{
+	static const char *const order[] = { "rust", "c", "c++", "asm" };
+	json_t *langs = json_object_get(r, "languages");
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+		json_t *l = json_object_get(langs, order[i]);
+
+		if (l == NULL)
+			continue;
+		printf("%s%s %lld hits, %lld misses, %lld pass-throughs, %lld errors",
+		    n++ ? sep : head, order[i], (long long)ival(l, "hits"),
+		    (long long)ival(l, "misses"), (long long)ival(l, "pass_throughs"),
+		    (long long)ival(l, "errors"));
+	}
+	if (n > 0)
+		printf("%s", end);
 }
 
 /* GitHub-flavoured markdown for a CI job summary ($GITHUB_STEP_SUMMARY). */
@@ -320,6 +372,7 @@ print_markdown(json_t *r)
 	    (double)ival(r, "time_saved_ms") / 1000, (double)ival(r, "compile_ms") / 1000,
 	    (long long)ival(r, "bytes.restored"), (long long)ival(r, "bytes.fetched"),
 	    (long long)ival(r, "bytes.stored"));
+	print_langs(r, "\nBy language: ", "; ", ".\n");
 	if (json_array_size(json_object_get(r, "slowest_misses")) == 0)
 		return;
 	printf("\n| slowest misses | s | cause |\n|---|---:|---|\n");

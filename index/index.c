@@ -698,6 +698,7 @@ index_stats(struct index *ix, struct index_stats *st)
 	reasons_collect(ix, "pass.", &st->pass_reasons, &st->n_pass_reasons);
 	reasons_collect(ix, "error.", &st->error_reasons, &st->n_error_reasons);
 	reasons_collect(ix, "rejected.", &st->rejected_reasons, &st->n_rejected_reasons);
+	reasons_collect(ix, "lang.", &st->lang_counts, &st->n_lang_counts);
 	return ix_store_totals(ix, &st->entries, &st->store_bytes);
 }
 
@@ -712,6 +713,9 @@ index_stats_clear(struct index_stats *st)
 		free(st->rejected_reasons[i].reason);
 	free(st->pass_reasons);
 	free(st->error_reasons);
+	for (size_t i = 0; i < st->n_lang_counts; i++)
+		free(st->lang_counts[i].reason);
 	free(st->rejected_reasons);
+	free(st->lang_counts);
 	memset(st, 0, sizeof *st);
 }

@@ -120,6 +120,8 @@ struct index_stats {
 	uint64_t rejected;                     /* remote objects refused by signature */
 	struct index_reason *rejected_reasons; /* unsigned, unknown_key, ... */
 	size_t n_rejected_reasons;
+	struct index_reason *lang_counts; /* "c.hits", "rust.misses", ...: by compiler language */
+	size_t n_lang_counts;
 };
 /* Fills st from the index (call index_ingest first for fresh numbers). */
 int index_stats(struct index *ix, struct index_stats *st);

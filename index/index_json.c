@@ -1,6 +1,7 @@
 /* JSON documents over the index, shared by the CLI and the supervisor. */
 #include "index/index_json.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct list_ctx {
@@ -17,6 +18,7 @@ struct gc_ctx {
 
 static double hit_rate(const struct index_stats *st);
 static json_t *reasons_json(const struct index_reason *r, size_t n);
+static json_t *langs_json(const struct index_reason *r, size_t n);
 static int list_cb(const struct index_entry_info *e, void *arg);
 static void gc_cb(const struct index_entry_info *e, void *arg);
 
@@ -48,6 +50,32 @@ index_json_u64(const json_t *o, const char *name)
 }
 
 #define SET_INT(o, name, v) json_object_set_new((o), (name), json_integer((json_int_t)(v)))
+
+/* {"rust": {"hits": n, "misses": n, "passes": n, "errors": n}, "c": ...}
+ * from the lang.<language>.<what> counters; a language appears once counted. */
+static json_t *
+langs_json(const struct index_reason *r, size_t n)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < n; i++) {
+		const char *dot = strrchr(r[i].reason, '.');
+		char lang[16];
+		json_t *l;
+
+		if (dot == NULL || dot == r[i].reason || (size_t)(dot - r[i].reason) >= sizeof lang)
+			continue;
+		snprintf(lang, sizeof lang, "%.*s", (int)(dot - r[i].reason), r[i].reason);
+		if ((l = json_object_get(o, lang)) == NULL) {
+			l = json_pack("{s:I,s:I,s:I,s:I}", "hits", (json_int_t)0, "misses",
+			    (json_int_t)0, "passes", (json_int_t)0, "errors", (json_int_t)0);
+			json_object_set_new(o, lang, l);
+		}
+		if (json_object_get(l, dot + 1) != NULL)
+			json_object_set_new(l, dot + 1, json_integer((json_int_t)r[i].count));
+	}
+	return o;
+}
 
 json_t *
 index_json_stats(struct index *ix)
@@ -88,6 +116,7 @@ index_json_stats(struct index *ix)
 	SET_INT(o, "compile_ms", st.compile_ms);
 	SET_INT(o, "kache_us", st.kache_us);
 	SET_INT(o, "since_ms", st.since_ms);
+	json_object_set_new(o, "languages", langs_json(st.lang_counts, st.n_lang_counts));
 	index_stats_clear(&st);
 	return o;
 }

@@ -38,6 +38,7 @@ static void note_stored(struct ix_txn *t, const struct journal_event *ev);
 static void note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN]);
 static void note_session(struct index *ix, const struct journal_event *ev);
 static int crate_ok(const char *c);
+static void count_lang(struct index *ix, const struct journal_event *ev);
 static int ingest_chunk(struct index *ix, const unsigned char k[9], struct buf *b, uint64_t *off,
     long *applied);
 static int ingest_file(struct index *ix, const char *path, long *applied, uint64_t *size);
@@ -237,6 +238,25 @@ note_session(struct index *ix, const struct journal_event *ev)
 	free(path);
 }
 
+/* lang.<language>.<hits|misses|passes|errors>: the compiles by compiler
+ * language (rust, c, c++, asm), for stats, report and the monitor. */
+static void
+count_lang(struct index *ix, const struct journal_event *ev)
+{
+	const char *what = ev->type == JOURNAL_HIT || ev->type == JOURNAL_REMOTE_HIT ? "hits" :
+	    ev->type == JOURNAL_MISS                                                 ? "misses" :
+	    ev->type == JOURNAL_PASS                                                 ? "passes" :
+	    ev->type == JOURNAL_ERROR                                                ? "errors" :
+	                                                                               NULL;
+	char *name;
+
+	if (what == NULL)
+		return;
+	name = xasprintf("lang.%s.%s", journal_lang(ev), what);
+	ix_counter_add(ix, name, 1);
+	free(name);
+}
+
 static void
 apply_event(const struct journal_event *ev, void *arg)
 {
@@ -248,6 +268,7 @@ apply_event(const struct journal_event *ev, void *arg)
 	c->applied++;
 	ix_counter_add(ix, "kache_us", ev->us);
 	note_session(ix, ev);
+	count_lang(ix, ev);
 	switch (ev->type) {
 	case JOURNAL_HIT:
 	case JOURNAL_REMOTE_HIT: prefetched = apply_hit(c->t, ev); break;

@@ -57,6 +57,12 @@ sbuf_write(void *data, const char *p, size_t n)
 	return 0;
 }
 
+const char *
+journal_lang(const struct journal_event *ev)
+{
+	return ev->lang[0] ? ev->lang : "rust";
+}
+
 int
 journal_append(const char *store_dir, const struct journal_event *ev)
 {
@@ -70,7 +76,8 @@ journal_append(const char *store_dir, const struct journal_event *ev)
 	buf_add(&b, "\0\0\0\0", 4);
 	msgpack_packer_init(&pk, &b, sbuf_write);
 	msgpack_pack_map(&pk,
-	    8 + ev->has_inv + ev->has_res + (ev->ws[0] != '\0') + (ev->version[0] != '\0'));
+	    8 + ev->has_inv + ev->has_res + (ev->ws[0] != '\0') + (ev->version[0] != '\0') +
+	        (ev->lang[0] != '\0'));
 	codec_pack_kv_u64(&pk, "v", JOURNAL_FORMAT);
 	codec_pack_kv_u64(&pk, "t", (uint64_t)ev->type);
 	codec_pack_kv_u64(&pk, "ts", (uint64_t)(ev->ts_ms ? ev->ts_ms : clock_wall_ms()));
@@ -87,6 +94,8 @@ journal_append(const char *store_dir, const struct journal_event *ev)
 		codec_pack_kv_str(&pk, "ws", ev->ws);
 	if (ev->version[0] != '\0')
 		codec_pack_kv_str(&pk, "ver", ev->version);
+	if (ev->lang[0] != '\0')
+		codec_pack_kv_str(&pk, "lang", ev->lang);
 	len = (uint32_t)(b.len - 4);
 	b.p[0] = (char)(len >> 24);
 	b.p[1] = (char)(len >> 16);
@@ -124,7 +133,7 @@ decode_event(const char *d, size_t n, struct journal_event *ev)
 	msgpack_zone zone;
 	msgpack_object root;
 	uint64_t v, t, ts;
-	char ws[JOURNAL_WS_LEN + 2], ver[JOURNAL_VERSION_MAX + 2];
+	char ws[JOURNAL_WS_LEN + 2], ver[JOURNAL_VERSION_MAX + 2], lang[sizeof ev->lang + 1];
 	int rc = -1;
 
 	memset(ev, 0, sizeof *ev);
@@ -149,6 +158,9 @@ decode_event(const char *d, size_t n, struct journal_event *ev)
 	get_fixed_str(&root, "ver", ver, sizeof ver);
 	if (journal_version_valid(ver))
 		memcpy(ev->version, ver, sizeof ev->version);
+	get_fixed_str(&root, "lang", lang, sizeof lang); /* one of three, else rustc's */
+	if (strcmp(lang, "c") == 0 || strcmp(lang, "c++") == 0 || strcmp(lang, "asm") == 0)
+		memcpy(ev->lang, lang, sizeof ev->lang);
 	rc = 0;
 out:
 	msgpack_zone_destroy(&zone);

@@ -8,9 +8,11 @@
  *   and, when the wrapper saw the workspace's Cargo.lock, ws: the workspace id
  *   (16 hex: the first 8 bytes of BLAKE2b of the Cargo.lock path, the name of
  *   its session marker under JOURNAL_SESSIONS_DIR), by which the index gathers
- *   the result keys one build session used (its session manifest); and, when
+ *   the result keys one build session used (its session manifest); when
  *   cargo set CARGO_PKG_VERSION, ver: the package's version, which the
- *   session manifest carries per result key (the planner ranks by it).
+ *   session manifest carries per result key (the planner ranks by it);
+ *   and, for a C, C++ or assembly compile (wrapper/cc.c), lang: "c",
+ *   "c++" or "asm" (absent: rustc's).
  * Wrappers write hits, misses, passes, errors and corrupt finds; a worker that
  * imports a pack (store/pack.c) writes `import`, before the entry can be
  * found, so that the index owner knows where an entry came from before any
@@ -67,7 +69,11 @@ struct journal_event {
 	uint64_t us;
 	char ws[JOURNAL_WS_LEN + 1];           /* "" when unknown */
 	char version[JOURNAL_VERSION_MAX + 1]; /* "" when unknown or not valid */
+	char lang[4];                          /* "c", "c++", "asm"; "" for rustc */
 };
+
+/* The compiler language of an event: its lang, or "rust". */
+const char *journal_lang(const struct journal_event *ev);
 
 const char *journal_type_name(enum journal_type t);
 /* Appends ev to <store_dir>/journal/events. Best effort: 0 / -1. */

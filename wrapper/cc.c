@@ -38,6 +38,9 @@ struct cc {
 	struct roots roots;
 	unsigned char inv[HASH_LEN];
 	int64_t start_us;
+	int from_remote; /* the entry being served was just fetched */
+	char crate[65];  /* the pack's crate name (cc_crate) */
+	char ws[17];     /* the workspace id (session_ws_of_target), "" when unknown */
 };
 
 static void cc_journal(struct cc *c, enum journal_type t, const char *reason,
@@ -58,6 +61,8 @@ static const char *store_result(struct cc *c, const struct run_result *r, const 
     const struct timespec *t0, unsigned char res[HASH_LEN], uint64_t *bytes);
 static int miss(struct cc *c);
 static void setup(struct cc *c);
+static void cc_crate(struct cc *c);
+static int lookup(struct cc *c);
 
 static void
 cc_journal(struct cc *c, enum journal_type t, const char *reason, const unsigned char *res,
@@ -69,9 +74,15 @@ cc_journal(struct cc *c, enum journal_type t, const char *reason, const unsigned
 		return;
 	memset(&ev, 0, sizeof ev);
 	ev.type = t;
-	snprintf(ev.crate, sizeof ev.crate, "%s",
-	    c->a.src ? path_basename(c->a.src) : path_basename(c->cc));
+	/* the pack's crate, so that a session manifest names the pack where it is */
+	snprintf(ev.crate, sizeof ev.crate, "%s", c->crate);
+	snprintf(ev.ws, sizeof ev.ws, "%s", c->ws);
 	snprintf(ev.reason, sizeof ev.reason, "%s", reason ? reason : "");
+	snprintf(ev.lang, sizeof ev.lang, "%s", cc_args_lang(&c->a, c->cc));
+	/* the package's version, as for rustc's records: the planner ranks by it */
+	if (getenv("CARGO_PKG_VERSION") != NULL &&
+	    journal_version_valid(getenv("CARGO_PKG_VERSION")))
+		snprintf(ev.version, sizeof ev.version, "%s", getenv("CARGO_PKG_VERSION"));
 	ev.has_inv = t != JOURNAL_PASS;
 	memcpy(ev.inv, c->inv, HASH_LEN);
 	if (res) {
@@ -293,7 +304,8 @@ serve(struct cc *c, const struct store_candidate *cand)
 		fs_write_all(2, er.p ? er.p : "", er.len);
 		buf_free(&o), buf_free(&er);
 	}
-	cc_journal(c, JOURNAL_HIT, NULL, cand->result, e.compile_ms, e.outputs[0].size);
+	cc_journal(c, c->from_remote ? JOURNAL_REMOTE_HIT : JOURNAL_HIT, NULL, cand->result,
+	    e.compile_ms, e.outputs[0].size);
 	ok = 1;
 out:
 	free(blob);
@@ -414,7 +426,7 @@ store_result(struct cc *c, const struct run_result *r, const char *dep_path,
 		e.n_outputs = 1;
 		e.outputs[0].name = xstrdup(path_basename(c->a.obj));
 		e.outputs[0].mode = 0644;
-		e.crate = xstrdup(path_basename(c->a.src));
+		e.crate = xstrdup(c->crate);
 		roots_fold(&c->roots, r->out.p ? r->out.p : "", r->out.len, &e.out);
 		roots_fold(&c->roots, r->err.p ? r->err.p : "", r->err.len, &e.err);
 		e.compile_ms = r->ms;
@@ -472,6 +484,8 @@ miss(struct cc *c)
 		why = store_result(c, &r, tmp ? tmp : c->a.dep_file, &t0, res, &bytes);
 	if (why != NULL)
 		log_info("%s: not stored: %s", c->a.src, why);
+	else
+		wrapper_upload(c->cfg, c->store, res, c->inv, c->a.src);
 	cc_journal(c, JOURNAL_MISS, why, why ? NULL : res, r.ms, bytes);
 	if (tmp != NULL)
 		unlink(tmp);
@@ -507,7 +521,43 @@ setup(struct cc *c)
 	                          xstrdup(".");
 	ra.out_dir = dir;
 	roots_find(&c->roots, &ra);
+	/* as session_hint: sessions are for the remote, and only a save takes them */
+	if (config_has_remote(c->cfg) && config_get_bool(c->cfg, "prefetch.save_manifest"))
+		session_ws_of_target(&c->roots, c->ws);
 	free(dir);
+}
+
+/* The crate a C object's pack goes under (packs/<crate>/, docs/remote-layout.md):
+ * the package whose build script runs the compiler (cargo's CARGO_PKG_NAME,
+ * '-' as '_', as rustc's --crate-name has it), so that a prefetch of that
+ * crate's packs brings its C objects too; "_kache_cc" outside cargo or for a
+ * name packs refuse (crates.io names never start with '_'). */
+static void
+cc_crate(struct cc *c)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+	const char *p = getenv("CARGO_PKG_NAME");
+	size_t n = p ? strlen(p) : 0;
+
+	if (n == 0 || n >= sizeof c->crate || strspn(p, ok) != n)
+		p = "_kache_cc";
+	snprintf(c->crate, sizeof c->crate, "%s", p);
+	for (char *q = c->crate; *q; q++)
+		if (*q == '-')
+			*q = '_';
+}
+
+/* A local hit; else, with a remote, a fetch of the invocation key by the
+ * supervisor's fetcher and a second look. 1 when served. */
+static int
+lookup(struct cc *c)
+{
+	if (try_hit(c))
+		return 1;
+	if (!config_has_remote(c->cfg) || !wrapper_fetch(c->cfg, c->store, c->inv, c->a.src))
+		return 0;
+	c->from_remote = 1;
+	return try_hit(c);
 }
 
 int
@@ -519,6 +569,7 @@ cc_main(int argc, char **argv)
 	memset(&c, 0, sizeof c);
 	c.start_us = clock_us();
 	c.cc = argv[0];
+	cc_crate(&c);
 	cc_args_parse(&c.a, argc - 1, argv + 1);
 	setup(&c);
 	if (c.store != NULL && c.a.pass_reason != NULL) {
@@ -527,7 +578,7 @@ cc_main(int argc, char **argv)
 	} else if (c.store != NULL && cc_key(&c) < 0) {
 		cc_journal(&c, JOURNAL_ERROR, "key", NULL, 0, 0);
 	} else if (c.store != NULL) {
-		rc = try_hit(&c) ? 0 : miss(&c);
+		rc = lookup(&c) ? 0 : miss(&c);
 	}
 	cc_args_free(&c.a);
 	roots_free(&c.roots);

@@ -13,6 +13,7 @@ struct cc_args {
 	const char *obj;         /* the -o value */
 	char *dep_file;          /* the user's own dep file (-MD), NULL when none */
 	const char *pass_reason; /* non-NULL: do not cache, and why */
+	const char *x_lang;      /* the -x value, NULL when none */
 };
 
 /* 1 when name's basename is a C or C++ compiler kache knows: cc, c++, gcc,
@@ -23,6 +24,9 @@ int cc_is_compiler(const char *name);
  * gets a pass_reason. */
 void cc_args_parse(struct cc_args *a, int argc, char **argv);
 void cc_args_free(struct cc_args *a);
+/* The compile's language for stats: "c", "c++" or "asm", from -x, else the
+ * source's extension, else the compiler's name (c++, g++, clang++: "c++"). */
+const char *cc_args_lang(const struct cc_args *a, const char *compiler);
 
 /* ---- cc.c ---- */
 

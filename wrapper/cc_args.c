@@ -128,6 +128,8 @@ parse_one(struct cc_args *a, int *i, int *has_c, int *md)
 		a->dep_file = xstrdup(val);
 	else if (strcmp(arg, "-x") == 0 || strncmp(arg, "-x", 2) == 0) {
 		const char *l = val ? val : arg + 2;
+
+		a->x_lang = l;
 		if (strcmp(l, "c") != 0 && strcmp(l, "c++") != 0 &&
 		    strcmp(l, "assembler-with-cpp") != 0 && strcmp(l, "assembler") != 0)
 			a->pass_reason = "language";
@@ -183,6 +185,27 @@ cc_args_parse(struct cc_args *a, int argc, char **argv)
 		if (parse_one(a, &i, &has_c, &md) < 0)
 			return;
 	finish(a, has_c, md);
+}
+
+const char *
+cc_args_lang(const struct cc_args *a, const char *compiler)
+{
+	static const char *const cxx[] = { ".cc", ".cpp", ".cxx", ".c++", ".C" };
+	static const char *const as[] = { ".S", ".s", ".sx" };
+
+	if (a->x_lang != NULL)
+		return strncmp(a->x_lang, "assembler", 9) == 0 ? "asm" :
+		    strcmp(a->x_lang, "c++") == 0              ? "c++" :
+		                                                 "c";
+	for (size_t k = 0; a->src != NULL && k < sizeof cxx / sizeof cxx[0]; k++)
+		if (str_ends_with(a->src, cxx[k]))
+			return "c++";
+	for (size_t k = 0; a->src != NULL && k < sizeof as / sizeof as[0]; k++)
+		if (str_ends_with(a->src, as[k]))
+			return "asm";
+	if (a->src != NULL && str_ends_with(a->src, ".c"))
+		return "c";
+	return strstr(path_basename(compiler), "++") != NULL ? "c++" : "c";
 }
 
 void

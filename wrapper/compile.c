@@ -18,7 +18,7 @@
 
 #define PENDING_WAIT_MS 5000
 
-static void ensure_supervisor(struct wrapper *w);
+static void ensure_supervisor(struct store *s);
 static int try_remote(struct wrapper *w);
 static int wait_pending(struct wrapper *w);
 
@@ -71,12 +71,12 @@ wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
 
 /* Starts a supervisor for this store when none runs; never waits for it. */
 static void
-ensure_supervisor(struct wrapper *w)
+ensure_supervisor(struct store *s)
 {
 	char *kached = wrapper_kached_path();
 
 	if (kached != NULL)
-		proto_supervisor_ensure(store_dir(w->store), kached);
+		proto_supervisor_ensure(store_dir(s), kached);
 	free(kached);
 }
 
@@ -85,47 +85,59 @@ ensure_supervisor(struct wrapper *w)
  * (or is being started by another wrapper): the wrapper waits for its socket
  * within the same deadline and asks then, so that the first misses of a
  * fresh runner are fetched too rather than compiled. 1 when served. */
+int
+wrapper_fetch(const struct config *cfg, struct store *s, const unsigned char inv[HASH_LEN],
+    const char *label)
+{
+	char hex[HASH_HEX_LEN + 1];
+	int64_t now = clock_ms(), ack = now + config_get_int(cfg, "wrapper.deadline_ms"),
+	        end = now + config_get_int(cfg, "wrapper.fetch_timeout_ms");
+	enum proto_result r;
+
+	hash_to_hex(inv, hex);
+	r = proto_client_fetch(store_dir(s), hex, ack, end);
+	if (r == PROTO_UNAVAILABLE) {
+		ensure_supervisor(s);
+		if (proto_supervisor_wait(store_dir(s), ack))
+			r = proto_client_fetch(store_dir(s), hex, ack, end);
+	}
+	log_debug("%s: remote fetch: %s", label, proto_result_name(r));
+	return r == PROTO_OK;
+}
+
 static int
 try_remote(struct wrapper *w)
 {
-	char hex[HASH_HEX_LEN + 1];
-	int64_t now = clock_ms(), ack = now + config_get_int(w->cfg, "wrapper.deadline_ms"),
-	        end = now + config_get_int(w->cfg, "wrapper.fetch_timeout_ms");
-	enum proto_result r;
-
-	hash_to_hex(w->inv, hex);
-	r = proto_client_fetch(store_dir(w->store), hex, ack, end);
-	if (r == PROTO_UNAVAILABLE) {
-		ensure_supervisor(w);
-		if (proto_supervisor_wait(store_dir(w->store), ack))
-			r = proto_client_fetch(store_dir(w->store), hex, ack, end);
-	}
-	log_debug("%s: remote fetch: %s", w->args.crate_name, proto_result_name(r));
-	if (r != PROTO_OK)
+	if (!wrapper_fetch(w->cfg, w->store, w->inv, w->args.crate_name))
 		return 0;
 	w->from_remote = 1;
 	return hit_try(w);
 }
 
-/* A durable intent first, so nothing is lost while the supervisor is down;
- * then a notice that does not wait. */
 void
-wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN])
+wrapper_upload(const struct config *cfg, struct store *s, const unsigned char res[HASH_LEN],
+    const unsigned char inv[HASH_LEN], const char *label)
 {
 	char hex[HASH_HEX_LEN + 1];
 
-	if (!config_has_remote(w->cfg))
+	if (!config_has_remote(cfg))
 		return;
-	if (config_get_bool(w->cfg, "s3.read_only") &&
-	    strcmp(config_get(w->cfg, "remote.type"), "s3") == 0)
+	if (config_get_bool(cfg, "s3.read_only") &&
+	    strcmp(config_get(cfg, "remote.type"), "s3") == 0)
 		return;
-	if (store_intent_add(w->store, res, w->inv) < 0) {
-		log_warn("%s: cannot write upload intent", w->args.crate_name);
+	if (store_intent_add(s, res, inv) < 0) {
+		log_warn("%s: cannot write upload intent", label);
 		return;
 	}
 	hash_to_hex(res, hex);
-	ensure_supervisor(w);
-	proto_client_notify_upload(store_dir(w->store), hex);
+	ensure_supervisor(s);
+	proto_client_notify_upload(store_dir(s), hex);
+}
+
+void
+wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN])
+{
+	wrapper_upload(w->cfg, w->store, res, w->inv, w->args.crate_name);
 }
 
 /* A miss on a key whose store is under way in another live process (see
@@ -150,7 +162,7 @@ wrapper_compile(struct wrapper *w)
 		return -1;
 	}
 	if (session_hint(w))
-		ensure_supervisor(w);
+		ensure_supervisor(w->store);
 	session_features(w);
 	if (hit_try(w))
 		return 0;

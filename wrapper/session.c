@@ -31,6 +31,7 @@ static int64_t cooldown_ms(const struct config *cfg);
 static int fresh(const struct stat *marker, const struct stat *lock, int64_t cooldown);
 static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h);
 static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
+static void ws_id(const char *lock, char ws[17]);
 static int session_start(struct wrapper *w, const char *lock, const char *marker,
     const struct stat *ls);
 static void features_of(const struct rustc_args *a, struct buf *line);
@@ -60,6 +61,35 @@ find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st)
 		return -1;
 	snprintf(lock, cap, "%s/Cargo.lock", w->roots.cwd);
 	return stat(lock, st) == 0 && S_ISREG(st->st_mode) ? 0 : -1;
+}
+
+/* The workspace id of a Cargo.lock path: the first 16 hex of its BLAKE2b. */
+static void
+ws_id(const char *lock, char ws[17])
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_buffer(lock, strlen(lock), h);
+	hash_to_hex(h, hex);
+	snprintf(ws, 17, "%.16s", hex);
+}
+
+void
+session_ws_of_target(const struct roots *r, char ws[17])
+{
+	struct stat st;
+	char *dir, *lock;
+
+	ws[0] = '\0';
+	if (r->target == NULL)
+		return;
+	dir = path_dirname(r->target);
+	lock = xasprintf("%s/Cargo.lock", dir);
+	if (stat(lock, &st) == 0 && S_ISREG(st.st_mode))
+		ws_id(lock, ws);
+	free(lock);
+	free(dir);
 }
 
 /* prefetch.cooldown (a duration: parse_duration); 5 min when malformed. */
@@ -155,7 +185,7 @@ session_hint(struct wrapper *w)
 	/* the journal's workspace id: which session a result was used by, for
 	 * a session manifest; none when no save would take the lines */
 	if (config_get_bool(w->cfg, "prefetch.save_manifest"))
-		snprintf(w->ws, sizeof w->ws, "%.16s", hex);
+		ws_id(lock, w->ws);
 	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
 	if (stat(marker, &ms) != 0 || !fresh(&ms, &ls, cooldown_ms(w->cfg)))
 		start = session_start(w, lock, marker, &ls);

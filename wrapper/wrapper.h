@@ -151,6 +151,16 @@ void wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
 /* With a remote configured (and writable): a durable upload intent for result
  * res, then a notice to the supervisor that does not wait. */
 void wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN]);
+/* The same for any compile (C objects too): intent for (res, inv), then the
+ * notice; label names the compile in the one log line of a failure. */
+void wrapper_upload(const struct config *cfg, struct store *s, const unsigned char res[HASH_LEN],
+    const unsigned char inv[HASH_LEN], const char *label);
+/* On a local miss with a remote: asks the supervisor's fetcher for inv within
+ * the wrapper's deadline (starting a supervisor when none runs, and waiting
+ * for its socket within the same deadline, so a fresh runner's first misses
+ * are fetched too). 1 when the fetcher imported something: look again. */
+int wrapper_fetch(const struct config *cfg, struct store *s, const unsigned char inv[HASH_LEN],
+    const char *label);
 
 /* The start of the JSON line rustc prints for each artifact (--json=artifacts). */
 #define WRAPPER_ARTIFACT_PREFIX "{\"$message_type\":\"artifact\""
@@ -181,6 +191,10 @@ void memo_free(struct wrapper *w);
  * on most calls. 1 when no supervisor runs to take the hint (the caller starts
  * one, which takes it). */
 int session_hint(struct wrapper *w);
+/* The journal's workspace id (16 hex: BLAKE2b of the Cargo.lock path) of the
+ * Cargo.lock beside the target dir r found, into ws; "" when there is none.
+ * For C compiles, whose results then join the session's manifest. */
+void session_ws_of_target(const struct roots *r, char ws[17]);
 /* For a compile of a path package of the workspace (its source given as a
  * relative path, as cargo gives a workspace's own), appends "<crate>
  * <features>" to run/sessions/<ws>.features: what the session manifest

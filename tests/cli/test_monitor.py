@@ -113,6 +113,24 @@ class Monitor(kh.IndexedStore, unittest.TestCase):
         self.tmux("send-keys", "-t", "mon", "q")
         self.assert_restored(0)
 
+    def test_build_tab_counts_by_language(self):
+        """C and C++ compiles through kache show with their language."""
+        src = os.path.join(self.tmp, "src")
+        os.makedirs(src)
+        for name, text in (("a.c", "int a(void) { return 1; }\n"),
+                           ("b.cpp", "int b() { return 2; }\n")):
+            with open(os.path.join(src, name), "w") as f:
+                f.write(text)
+        self.open_monitor()
+        for cc, name in (("gcc", "a.c"), ("gcc", "a.c"), ("g++", "b.cpp")):
+            subprocess.run([os.path.abspath(kh.KACHE), cc, "-c", name, "-o", name + ".o"],
+                           cwd=src, env=self.env, check=True, timeout=120)
+        self.see("by language: c 1 hits 1 misses  c++ 0 hits 1 misses")
+        # outside cargo (no CARGO_PKG_NAME) a C compile's crate is _kache_cc
+        self.assertRegex(self.screen(), r"_kache_cc +c\+\+ +miss")
+        self.tmux("send-keys", "-t", "mon", "q")
+        self.assert_restored(0)
+
     def test_offline_when_stopped_store_tab_still_shows(self):
         self.fx("entry", "serde", 4000, kh.FUTURE_MS - 3000)
         self.fx("entry", "libc", 3000, kh.FUTURE_MS - 2000)

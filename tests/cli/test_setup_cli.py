@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""kache init (cargo's build.rustc-wrapper written, the rest of config.toml kept
-byte for byte, idempotent, refusing another wrapper) and kache doctor (exit 0 on
+"""kache init (cargo's build.rustc-wrapper and [env] CC/CXX written, the rest of
+config.toml kept byte for byte, idempotent, refusing another wrapper, keeping a
+user's CC; --undo taking kache's lines back out) and kache doctor (exit 0 on
 a good setup; each broken setup it claims to detect: exit 1 and the fix named).
 Environment: KACHED, FIXTURE. Each test has its own store, CARGO_HOME and PATH."""
 import json
@@ -21,6 +22,10 @@ OTHER_TABLES = (b"# my cargo settings\n"
                 b"[target.x86_64-unknown-linux-gnu]\nlinker = \"clang\"\n")
 
 
+KACHE_LINES = (b'[build]\nrustc-wrapper = "kache"\n\n'
+               b'[env]\nCC = "kache cc"\nCXX = "kache c++"\n')
+
+
 class Base(unittest.TestCase):
     def setUp(self):
         self.tmp = kh.make_tmp("kache-setup-")
@@ -35,7 +40,7 @@ class Base(unittest.TestCase):
         self.env = kh.store_env(self.tmp, self.store, HOME=self.tmp, CARGO_HOME=self.home,
                                 PATH=self.bin + ":/usr/bin:/bin",
                                 drop=("RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER",
-                                      "CARGO_BUILD_RUSTC_WRAPPER"))
+                                      "CARGO_BUILD_RUSTC_WRAPPER", "CC", "CXX"))
         self.cwd = os.path.join(self.tmp, "work")
         os.makedirs(self.cwd)
 
@@ -84,15 +89,14 @@ class Init(Base):
         self.k("init", "--check", rc=1)
         out = self.k("init", rc=0).stdout
         self.assertIn("kache supervisor install", out)
-        self.assertEqual(self.config(), b'[build]\nrustc-wrapper = "kache"\n')
+        self.assertEqual(self.config(), KACHE_LINES)
         self.assertFalse(os.path.exists(os.path.join(self.home, "config.toml.kache-backup")))
         self.k("init", "--check", rc=0)
 
     def test_other_tables_kept_byte_for_byte(self):
         self.write_config(OTHER_TABLES)
         self.k("init", rc=0)
-        self.assertEqual(self.config(),
-                         OTHER_TABLES + b'\n[build]\nrustc-wrapper = "kache"\n')
+        self.assertEqual(self.config(), OTHER_TABLES + b"\n" + KACHE_LINES)
         with open(os.path.join(self.home, "config.toml.kache-backup"), "rb") as f:
             self.assertEqual(f.read(), OTHER_TABLES)
 
@@ -101,7 +105,8 @@ class Init(Base):
         self.write_config(old)
         self.k("init", rc=0)
         self.assertEqual(self.config(),
-                         b'[build]\nrustc-wrapper = "kache"\njobs = 4\n\n[net]\noffline = true')
+                         b'[build]\nrustc-wrapper = "kache"\njobs = 4\n\n[net]\noffline = true\n'
+                         b'\n[env]\nCC = "kache cc"\nCXX = "kache c++"\n')
 
     def test_twice_changes_nothing(self):
         self.write_config(OTHER_TABLES)
@@ -125,7 +130,43 @@ class Init(Base):
     def test_dotted_key_at_top_counts(self):
         self.write_config(b'build.rustc-wrapper = "kache"\n[net]\n')
         self.k("init", "--check", rc=0)
+        self.k("init", rc=0)
+        self.assertEqual(self.config(), b'build.rustc-wrapper = "kache"\n[net]\n\n'
+                         b'[env]\nCC = "kache cc"\nCXX = "kache c++"\n')
         self.assertIn("nothing to do", self.k("init", rc=0).stdout)
+
+    def test_existing_env_table_gets_cc_and_a_users_cc_stays(self):
+        old = b'[env]\nCC = { value = "clang-14", force = true }\nFOO = "1"\n'
+        self.write_config(old)
+        p = self.k("init", rc=0)
+        self.assertEqual(self.config(), b'[env]\nCXX = "kache c++"\n'
+                         b'CC = { value = "clang-14", force = true }\nFOO = "1"\n'
+                         b'\n[build]\nrustc-wrapper = "kache"\n')
+        self.assertIn('CC = "clang-14"; not changing it', p.stderr)
+        self.assertIn('To route them: CC = "kache clang-14"', p.stderr)
+        self.assertIn("nothing to do", self.k("init", rc=0).stdout)
+
+    def test_cc_in_the_environment_is_warned_about(self):
+        p = self.k("init", rc=0, CC="gcc-12")
+        self.assertIn("CC=gcc-12 is set in this environment", p.stderr)
+        self.assertIn('"kache gcc-12"', p.stderr)
+        self.assertEqual(self.config(), KACHE_LINES)
+        self.assertNotIn("CC=", self.k("init", rc=0, CC="kache gcc-12").stderr)
+
+    def test_undo_gives_back_the_file(self):
+        self.write_config(OTHER_TABLES)
+        self.k("init", rc=0)
+        self.assertIn("removed kache's 3 line(s)", self.k("init", "--undo", rc=0).stdout)
+        self.assertEqual(self.config(), OTHER_TABLES)
+        self.assertIn("nothing to do", self.k("init", "--undo", rc=0).stdout)
+        self.k("init", "--check", rc=1)
+
+    def test_undo_keeps_what_is_not_kaches(self):
+        old = (b'[build]\njobs = 2\nrustc-wrapper = "kache"\n'
+               b'[env]\nCC = "clang"\nCXX = "kache g++"\n')
+        self.write_config(old)
+        self.k("init", "--undo", rc=0)
+        self.assertEqual(self.config(), b'[build]\njobs = 2\n[env]\nCC = "clang"\n')
 
 
 class Doctor(Base):

@@ -62,6 +62,42 @@ class FlushS3(test_s3_scenarios.S3Scenarios):
         self.assertEqual(made - self.remote_results(), set(), "results missing from the bucket")
         self.assertRegex(p.stderr, r"flush: %d uploaded, 0 left" % len(made))
 
+    def test_c_object_flushed_then_fetched_by_another_runner(self):
+        """`kache gcc -c` on runner a, `supervisor stop` flushes its pack to the
+        bucket (under packs/<CARGO_PKG_NAME>/); runner b, an empty store and the
+        source at another path, gets the object with no compile."""
+        log = os.path.join(self.tmp, "gcc.log")
+        gcc = os.path.join(self.tmp, "bin", "gcc")
+        os.makedirs(os.path.dirname(gcc))
+        with open(gcc, "w") as f:
+            f.write(f'#!/bin/sh\necho "$*" >> {log}\nexec /usr/bin/gcc "$@"\n')
+        os.chmod(gcc, 0o755)
+        objs = []
+        for name in ("a", "b"):
+            m = self.machine(name, os.path.join(self.tmp, name), port=self.pport,
+                             CARGO_PKG_NAME="c-demo")
+            src = os.path.join(self.tmp, name, "deep" * (name == "b"), "csrc")
+            os.makedirs(src)
+            with open(os.path.join(src, "k.c"), "w") as f:
+                f.write('#include <stdio.h>\nint k(void) { return puts(__FILE__); }\n')
+            p = subprocess.run([kh.KACHE, gcc, "-c", "k.c", "-o", "k.o", "-O1"], cwd=src,
+                               env=m.env, capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            with open(os.path.join(src, "k.o"), "rb") as f:
+                objs.append(f.read())
+            if name == "a":
+                p = self.kache(m, "supervisor", "stop")
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                keys = [o["Key"] for o in self.s3.list_objects_v2(
+                    Bucket=BUCKET, Prefix=self.prefix + "/packs/c_demo/").get("Contents", [])]
+                self.assertEqual(len(keys), 1, keys)
+                with open(log) as f:
+                    compiles = len([r for r in f if " -c " in r])
+        with open(log) as f:
+            self.assertEqual(len([r for r in f if " -c " in r]), compiles,
+                             "runner b compiled instead of fetching")
+        self.assertEqual(objs[0], objs[1])
+
     def test_flush_keeps_the_supervisor_running(self):
         self.fault({"mode": "slow", "delay": 1.0, "methods": ["PUT"]})
         a = self.machine("a", os.path.join(self.tmp, "a"), port=self.pport,

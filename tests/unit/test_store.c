@@ -337,6 +337,45 @@ test_journal_workspace_id(void **state)
 }
 
 static void
+take_lang(const struct journal_event *ev, void *arg)
+{
+	strv_push(arg, journal_lang(ev));
+}
+
+/* A record's compiler language: c, c++ or asm kept; anything else (a longer
+ * string, another word) and none read as rustc's. */
+static void
+test_journal_language(void **state)
+{
+	static const char *const langs[] = { "c", "c++", "asm", "", "cob" };
+	static const char *const want[] = { "c", "c++", "asm", "rust", "rust" };
+	char *dir = tmpdir(), *path = xasprintf("%s/journal/events", dir);
+	struct store *s = store_open(dir);
+	struct journal_event ev = { .type = JOURNAL_HIT };
+	struct strv got;
+	struct buf b;
+
+	(void)state;
+	for (size_t i = 0; i < 5; i++) {
+		snprintf(ev.lang, sizeof ev.lang, "%s", langs[i]);
+		assert_int_equal(journal_append(dir, &ev), 0);
+	}
+	buf_init(&b);
+	strv_init(&got);
+	assert_int_equal(fs_read_file(path, &b, 1 << 20), 0);
+	assert_int_equal(journal_parse(b.p, b.len, take_lang, &got), b.len);
+	assert_int_equal(got.n, 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(got.v[i], want[i]);
+	strv_free(&got);
+	buf_free(&b);
+	free(path);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(dir);
+}
+
+static void
 test_hash_memo_sees_changes(void **state)
 {
 	char *dir = tmpdir(), *f = xasprintf("%s/f", dir);
@@ -670,6 +709,7 @@ main(void)
 		cmocka_unit_test(test_record_under_wrong_name_is_corrupt),
 		cmocka_unit_test(test_journal_roundtrip_and_torn_tail),
 		cmocka_unit_test(test_journal_workspace_id),
+		cmocka_unit_test(test_journal_language),
 		cmocka_unit_test(test_hash_memo_sees_changes),
 		cmocka_unit_test(test_blob_by_link_shares_inode),
 		cmocka_unit_test(test_pending_marker_lives_with_its_lock),
