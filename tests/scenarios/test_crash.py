@@ -153,6 +153,12 @@ class CrashBase(unittest.TestCase):
     def workspace(self, name, **env):
         store = os.path.join(self.tmp, name + "-store")
         ws = Workspace(self.tmp, store, name)
+        # In the ASan build, LeakSanitizer checks at exit from a tracer task: a
+        # clone of the same binary, which a kill -9 of "kache" processes may hit;
+        # its parent then waits for it forever (a hang seen in CI, seed 944868).
+        # These tests kill at random: a leak report at exit means nothing here.
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        ws.env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "detect_leaks=0"
         ws.env.update(KACHE_CRASH_TOKEN=self.token, **env)
         self.stores.append(store)
         return ws, store
