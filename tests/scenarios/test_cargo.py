@@ -269,6 +269,7 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(ws.run_app(), out)
         ws.cargo("clean")   # can remove what was restored
         self.assertFalse(os.path.exists(os.path.join(ws.dir, "target", "debug")))
+        kh.wait_for(lambda: not kache_processes(self.store), 60, 0.1)
         modes = self.modes(self.store)
         self.assertGreater(len(modes), 10)
         open_to_others = {p: oct(m) for p, m in modes.items() if m & 0o077}
@@ -277,6 +278,9 @@ class Scenarios(unittest.TestCase):
         shared = os.path.join(self.tmp, "shared-store")
         ws.env.update(KACHE_DIR=shared, KACHE_SHARED="true")
         ws.cargo("build")
+        # the background stores may still be writing (a temporary is not yet
+        # given its final mode): look once they are done
+        kh.wait_for(lambda: not kache_processes(shared), 60, 0.1)
         modes = self.modes(shared)
         self.assertEqual(modes[shared], 0o755)
         blobs = [m for p, m in modes.items() if "/blobs/" in p and os.path.isfile(p)]
