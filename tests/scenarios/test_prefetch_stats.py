@@ -68,13 +68,18 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
         # waits for the supervisor it started, not how fast the machine is
         b = self.runner("b", os.path.join(self.tmp, "far", "away"),
                         KACHE_PREFETCH_MAX_BYTES="0", KACHE_DEADLINE_MS="10000",
-                        KACHE_FETCH_TIMEOUT_MS="30000")
+                        KACHE_FETCH_TIMEOUT_MS="30000", KACHE_LOG="debug")
         b.cargo("build")
-        log = os.path.join(b.env["KACHE_DIR"], "logs", "wrapper.log")
-        fetches = [l for l in open(log) if "remote fetch" in l] if os.path.exists(log) else []
-        self.assertEqual(b.compiled(), [],
-                         "compiles of a fresh runner reached rustc: the remote did "
-                         "not serve them:\n" + "".join(fetches))
+        if b.compiled():
+            # failed once in an ASan pass under -j2 load (the first two compiles,
+            # in 2.5 s: no wait): keep what says why
+            logs = os.path.join(b.env["KACHE_DIR"], "logs")
+            said = ""
+            for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+                with open(os.path.join(logs, name), errors="replace") as f:
+                    said += "--- %s\n%s" % (name, "".join(f.readlines()[-40:]))
+            self.fail("compiles of a fresh runner reached rustc (%s): the remote did not "
+                      "serve them:\n%s" % (b.compiled(), said))
         self.assertEqual(b.run_app(), out)
         self.assertIsNotNone(status(b), "no wrapper started a supervisor")
         with_sup = hit_counts(stats(b))
