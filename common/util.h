@@ -50,6 +50,9 @@ int64_t parse_size(const char *s);
 int parse_duration(const char *s, int64_t *ms);
 /* Formats a byte count for people ("1.5 GiB") into out. */
 void format_size(uint64_t n, char *out, size_t outlen);
+/* The n (<= 8) low bytes of v at p, little-endian; and back. */
+void le_put(unsigned char *p, uint64_t v, int n);
+uint64_t le_get(const unsigned char *p, int n);
 int str_starts_with(const char *s, const char *prefix);
 int str_ends_with(const char *s, const char *suffix);
 

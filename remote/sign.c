@@ -32,8 +32,6 @@ struct sign_secret {
 
 static int sodium_ready(void);
 static int token_end(char c);
-static void put_le64(unsigned char *p, uint64_t v);
-static uint64_t get_le64(const unsigned char *p);
 static struct sign_secret *secret_alloc(void);
 static int secret_decode(struct sign_secret *s, const char *text, size_t n, char *err,
     size_t errlen);
@@ -53,23 +51,6 @@ const char *
 sign_verdict_name(enum sign_verdict v)
 {
 	return (unsigned)v < SIGN_NVERDICTS ? verdict_names[v] : "?";
-}
-
-static void
-put_le64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t
-get_le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
 }
 
 void
@@ -217,7 +198,7 @@ sign_trailer_parse(const unsigned char *p, uint64_t total, struct sign_trailer *
 	if (total < SIGN_TRAILER_LEN || memcmp(h, SIGN_MAGIC, SIGN_MAGIC_LEN) != 0)
 		return 0;
 	if (h[8] != SIGN_VERSION || h[9] != SIGN_ALG_ED25519_BLAKE2B || h[10] != 0 || h[11] != 0 ||
-	    get_le64(h + 20) != total - SIGN_TRAILER_LEN)
+	    le_get(h + 20, 8) != total - SIGN_TRAILER_LEN)
 		return -1;
 	memcpy(t->head, h, SIGN_HEAD_LEN);
 	memcpy(t->id, h + 12, SIGN_ID_LEN);
@@ -233,7 +214,7 @@ sign_hash_begin(struct sign_hash *h, const unsigned char head[SIGN_HEAD_LEN], co
 
 	crypto_generichash_init(&h->st, NULL, 0, SIGN_DIGEST_LEN);
 	crypto_generichash_update(&h->st, head, SIGN_HEAD_LEN);
-	put_le64(len, strlen(name));
+	le_put(len, strlen(name), 8);
 	crypto_generichash_update(&h->st, len, sizeof len);
 	crypto_generichash_update(&h->st, (const unsigned char *)name, strlen(name));
 }
@@ -496,7 +477,7 @@ sign_head(const struct sign_secret *s, uint64_t body_len, unsigned char head[SIG
 	head[10] = 0;
 	head[11] = 0;
 	memcpy(head + 12, s->id, SIGN_ID_LEN);
-	put_le64(head + 20, body_len);
+	le_put(head + 20, body_len, 8);
 }
 
 void

@@ -17,7 +17,6 @@
 #define FIXED_LEN (2 + 8 * 3 + 8 + 4 + 8 + 4 + HASH_LEN)
 
 static void put_le(struct buf *b, uint64_t v, int n);
-static uint64_t get_le(const unsigned char *p, int n);
 static int cmp_path(const void *a, const void *b);
 static void put_one(struct buf *out, const struct store_memo_file *f);
 static int decode_one(const unsigned char *p, size_t left, struct store_memo_file *f, size_t *used);
@@ -27,19 +26,8 @@ put_le(struct buf *b, uint64_t v, int n)
 {
 	unsigned char x[8];
 
-	for (int i = 0; i < n; i++)
-		x[i] = (unsigned char)(v >> (8 * i));
+	le_put(x, v, n);
 	buf_add(b, x, (size_t)n);
-}
-
-static uint64_t
-get_le(const unsigned char *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
 }
 
 static int
@@ -112,18 +100,18 @@ decode_one(const unsigned char *p, size_t left, struct store_memo_file *f, size_
 
 	if (left < FIXED_LEN)
 		return -1;
-	len = (size_t)get_le(p, 2);
+	len = (size_t)le_get(p, 2);
 	if (len == 0 || len > STORE_MEMO_PATH_MAX || left < FIXED_LEN + len ||
 	    memchr(p + 2, '\0', len) != NULL)
 		return -1;
 	q = p + 2 + len;
-	f->dev = get_le(q, 8);
-	f->ino = get_le(q + 8, 8);
-	f->size = get_le(q + 16, 8);
-	f->mtime_s = (int64_t)get_le(q + 24, 8);
-	f->mtime_ns = (uint32_t)get_le(q + 32, 4);
-	f->ctime_s = (int64_t)get_le(q + 36, 8);
-	f->ctime_ns = (uint32_t)get_le(q + 44, 4);
+	f->dev = le_get(q, 8);
+	f->ino = le_get(q + 8, 8);
+	f->size = le_get(q + 16, 8);
+	f->mtime_s = (int64_t)le_get(q + 24, 8);
+	f->mtime_ns = (uint32_t)le_get(q + 32, 4);
+	f->ctime_s = (int64_t)le_get(q + 36, 8);
+	f->ctime_ns = (uint32_t)le_get(q + 44, 4);
 	if (f->mtime_ns >= 1000000000u || f->ctime_ns >= 1000000000u)
 		return -1;
 	memcpy(f->hash, q + 48, HASH_LEN);
@@ -141,7 +129,7 @@ store_memo_rec_decode(const char *data, size_t n, struct store_memo_rec *r)
 	memset(r, 0, sizeof *r);
 	if (n < 4)
 		return -1;
-	count = (size_t)get_le(p, 4);
+	count = (size_t)le_get(p, 4);
 	/* checked against the bytes present before anything is allocated */
 	if (count > STORE_MEMO_MAX_FILES || count > (n - 4) / (FIXED_LEN + 1))
 		return -1;

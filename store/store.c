@@ -41,8 +41,6 @@ static int hash_open(struct store *s, int fd, unsigned char out[HASH_LEN], struc
 static int write_fanout(const struct store *s, const char *path, const void *data, size_t n,
     mode_t mode);
 static int write_in_place(const struct store *s, const char *path, const void *data, size_t n);
-static void put_le(unsigned char *p, uint64_t v, int n);
-static uint64_t get_le(const unsigned char *p, int n);
 static void memo_encode(const struct stat *st, const unsigned char h[HASH_LEN],
     unsigned char m[MEMO_LEN]);
 static int memo_decode(const unsigned char m[MEMO_LEN], const struct stat *st, int any_ctime,
@@ -183,34 +181,17 @@ memo_path(const struct store *s, const struct stat *st)
 }
 
 static void
-put_le(unsigned char *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t
-get_le(const unsigned char *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void
 memo_encode(const struct stat *st, const unsigned char h[HASH_LEN], unsigned char m[MEMO_LEN])
 {
 	unsigned char sum[HASH_LEN];
 
-	put_le(m, (uint64_t)st->st_dev, 8);
-	put_le(m + 8, (uint64_t)st->st_ino, 8);
-	put_le(m + 16, (uint64_t)st->st_size, 8);
-	put_le(m + 24, (uint64_t)st->st_mtim.tv_sec, 8);
-	put_le(m + 32, (uint64_t)st->st_mtim.tv_nsec, 4);
-	put_le(m + 36, (uint64_t)st->st_ctim.tv_sec, 8);
-	put_le(m + 44, (uint64_t)st->st_ctim.tv_nsec, 4);
+	le_put(m, (uint64_t)st->st_dev, 8);
+	le_put(m + 8, (uint64_t)st->st_ino, 8);
+	le_put(m + 16, (uint64_t)st->st_size, 8);
+	le_put(m + 24, (uint64_t)st->st_mtim.tv_sec, 8);
+	le_put(m + 32, (uint64_t)st->st_mtim.tv_nsec, 4);
+	le_put(m + 36, (uint64_t)st->st_ctim.tv_sec, 8);
+	le_put(m + 44, (uint64_t)st->st_ctim.tv_nsec, 4);
 	memcpy(m + 48, h, HASH_LEN);
 	hash_buffer(m, MEMO_BODY, sum);
 	memcpy(m + MEMO_BODY, sum, MEMO_CHECK);
@@ -225,15 +206,15 @@ memo_decode(const unsigned char m[MEMO_LEN], const struct stat *st, int any_ctim
 	unsigned char sum[HASH_LEN];
 
 	hash_buffer(m, MEMO_BODY, sum);
-	if (memcmp(sum, m + MEMO_BODY, MEMO_CHECK) != 0 || get_le(m, 8) != (uint64_t)st->st_dev ||
-	    get_le(m + 8, 8) != (uint64_t)st->st_ino ||
-	    get_le(m + 16, 8) != (uint64_t)st->st_size ||
-	    get_le(m + 24, 8) != (uint64_t)st->st_mtim.tv_sec ||
-	    get_le(m + 32, 4) != (uint64_t)st->st_mtim.tv_nsec)
+	if (memcmp(sum, m + MEMO_BODY, MEMO_CHECK) != 0 || le_get(m, 8) != (uint64_t)st->st_dev ||
+	    le_get(m + 8, 8) != (uint64_t)st->st_ino ||
+	    le_get(m + 16, 8) != (uint64_t)st->st_size ||
+	    le_get(m + 24, 8) != (uint64_t)st->st_mtim.tv_sec ||
+	    le_get(m + 32, 4) != (uint64_t)st->st_mtim.tv_nsec)
 		return 0;
 	if (!any_ctime &&
-	    (get_le(m + 36, 8) != (uint64_t)st->st_ctim.tv_sec ||
-	        get_le(m + 44, 4) != (uint64_t)st->st_ctim.tv_nsec))
+	    (le_get(m + 36, 8) != (uint64_t)st->st_ctim.tv_sec ||
+	        le_get(m + 44, 4) != (uint64_t)st->st_ctim.tv_nsec))
 		return 0;
 	memcpy(out, m + 48, HASH_LEN);
 	return 1;
