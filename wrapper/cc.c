@@ -79,10 +79,6 @@ cc_journal(struct cc *c, enum journal_type t, const char *reason, const unsigned
 	snprintf(ev.ws, sizeof ev.ws, "%s", c->ws);
 	snprintf(ev.reason, sizeof ev.reason, "%s", reason ? reason : "");
 	snprintf(ev.lang, sizeof ev.lang, "%s", cc_args_lang(&c->a, c->cc));
-	/* the package's version, as for rustc's records: the planner ranks by it */
-	if (getenv("CARGO_PKG_VERSION") != NULL &&
-	    journal_version_valid(getenv("CARGO_PKG_VERSION")))
-		snprintf(ev.version, sizeof ev.version, "%s", getenv("CARGO_PKG_VERSION"));
 	ev.has_inv = t != JOURNAL_PASS;
 	memcpy(ev.inv, c->inv, HASH_LEN);
 	if (res) {
@@ -91,11 +87,7 @@ cc_journal(struct cc *c, enum journal_type t, const char *reason, const unsigned
 	}
 	ev.ms = ms;
 	ev.bytes = bytes;
-	ev.us = (uint64_t)(clock_us() - c->start_us);
-	if (t == JOURNAL_MISS && ev.us > ms * 1000)
-		ev.us -= ms * 1000;
-	if (journal_append(store_dir(c->store), &ev) < 0)
-		log_warn("journal append");
+	wrapper_journal_append(c->store, &ev, c->start_us);
 }
 
 /* The file execvp would run for name (new string), or NULL. */

@@ -43,7 +43,6 @@ wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
     const unsigned char *res, uint64_t ms, uint64_t bytes)
 {
 	struct journal_event ev;
-	const char *ver;
 
 	memset(&ev, 0, sizeof ev);
 	ev.type = t;
@@ -58,14 +57,22 @@ wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
 	ev.ms = ms;
 	ev.bytes = bytes;
 	snprintf(ev.ws, sizeof ev.ws, "%s", w->ws);
-	/* the package's version, as cargo tells every rustc it runs */
+	wrapper_journal_append(w->store, &ev, w->start_us);
+}
+
+void
+wrapper_journal_append(struct store *s, struct journal_event *ev, int64_t start_us)
+{
+	const char *ver;
+
+	/* the package's version, as cargo tells every compiler it runs */
 	if ((ver = getenv("CARGO_PKG_VERSION")) != NULL && journal_version_valid(ver))
-		snprintf(ev.version, sizeof ev.version, "%s", ver);
-	/* kache's own time: a miss's compile time is rustc's, not ours */
-	ev.us = (uint64_t)(clock_us() - w->start_us);
-	if (t == JOURNAL_MISS && ev.us > ms * 1000)
-		ev.us -= ms * 1000;
-	if (journal_append(store_dir(w->store), &ev) < 0)
+		snprintf(ev->version, sizeof ev->version, "%s", ver);
+	/* kache's own time: a miss's compile time is the compiler's, not ours */
+	ev->us = (uint64_t)(clock_us() - start_us);
+	if (ev->type == JOURNAL_MISS && ev->us > ev->ms * 1000)
+		ev->us -= ev->ms * 1000;
+	if (journal_append(store_dir(s), ev) < 0)
 		log_warn("journal append");
 }
 

@@ -148,6 +148,10 @@ int wrapper_compile(struct wrapper *w);
  * store's journal; res may be NULL. A failure is logged, never fatal. */
 void wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
     const unsigned char *res, uint64_t ms, uint64_t bytes);
+/* Completes ev as every wrapper record is (the package version cargo set,
+ * kache's own time since start_us less a miss's compile time) and appends it
+ * to s's journal; best effort. For any compile (C objects too). */
+void wrapper_journal_append(struct store *s, struct journal_event *ev, int64_t start_us);
 /* With a remote configured (and writable): a durable upload intent for result
  * res, then a notice to the supervisor that does not wait. */
 void wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN]);
