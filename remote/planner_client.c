@@ -156,6 +156,19 @@ planner_client_post(struct planner_client *pc, const char *path, const char *bod
 	return cc == CURLE_OK && code == 200 && !s.over ? 0 : -1;
 }
 
+void
+planner_client_build_fields(json_t *root, const char *fp, const char *toolchain, const char *target,
+    const char *profile)
+{
+	json_object_set_new(root, "fingerprint", json_string(fp));
+	if (toolchain[0])
+		json_object_set_new(root, "toolchain", json_string(toolchain));
+	if (target[0])
+		json_object_set_new(root, "target", json_string(target));
+	if (profile[0])
+		json_object_set_new(root, "profile", json_string(profile));
+}
+
 int
 planner_client_post_session(struct planner_client *pc, const char *fp,
     const struct remote_session *s)
@@ -165,13 +178,7 @@ planner_client_post_session(struct planner_client *pc, const char *fp,
 	struct buf resp;
 	int rc;
 
-	json_object_set_new(root, "fingerprint", json_string(fp));
-	if (s->toolchain[0])
-		json_object_set_new(root, "toolchain", json_string(s->toolchain));
-	if (s->target[0])
-		json_object_set_new(root, "target", json_string(s->target));
-	if (s->profile[0])
-		json_object_set_new(root, "profile", json_string(s->profile));
+	planner_client_build_fields(root, fp, s->toolchain, s->target, s->profile);
 	json_object_set_new(root, "created_ms", json_integer(s->created_ms));
 	for (size_t i = 0; i < s->n; i++) {
 		json_t *k = json_pack("{s:s, s:s, s:I, s:I}", "key", s->k[i].res, "crate",

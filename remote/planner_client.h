@@ -4,6 +4,7 @@
 #ifndef KACHE_PLANNER_CLIENT_H
 #define KACHE_PLANNER_CLIENT_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "common/config.h"
@@ -27,6 +28,11 @@ const char *planner_client_endpoint(const struct planner_client *pc);
  * the server's reason, size), nothing logged. */
 int planner_client_post(struct planner_client *pc, const char *path, const char *body,
     struct buf *resp, char *why, size_t whylen);
+
+/* Sets the fields that name a build in a manifest and in a plan request:
+ * fingerprint, and toolchain, target and profile when known (non-empty). */
+void planner_client_build_fields(json_t *root, const char *fp, const char *toolchain,
+    const char *target, const char *profile);
 
 /* Posts session s of fingerprint fp to /v1/manifests, best effort: one log
  * line when it fails. 0 posted, -1 not. */

@@ -30,13 +30,7 @@ intent(const struct proto_hint *h, const struct strv *crates, const char *fp)
 	json_t *root = json_object(), *a = json_array();
 	char *s;
 
-	json_object_set_new(root, "fingerprint", json_string(fp));
-	if (h->toolchain[0])
-		json_object_set_new(root, "toolchain", json_string(h->toolchain));
-	if (h->target[0])
-		json_object_set_new(root, "target", json_string(h->target));
-	if (h->profile[0])
-		json_object_set_new(root, "profile", json_string(h->profile));
+	planner_client_build_fields(root, fp, h->toolchain, h->target, h->profile);
 	for (size_t i = 0; crates != NULL && i < crates->n; i++) {
 		const char *sp = strchr(crates->v[i], ' ');
 		json_t *c = json_object();
