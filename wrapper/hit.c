@@ -28,7 +28,7 @@ static int clone_blob(const char *blob, const char *tmp, mode_t mode);
 static int may_reflink(const char *dst);
 static int same_inode(const char *path, const struct stat *st);
 static int same_bytes(const char *path, const char *data, size_t n);
-static int place_blob(struct wrapper *w, const char *blob, const char *dst,
+static int place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const char *dst,
     const struct store_output *o);
 static int restore_output(struct wrapper *w, const struct store_output *o, const char *out_dir);
 static int restore_depinfo(struct wrapper *w, const struct store_entry *e, const char *out_dir);
@@ -175,23 +175,24 @@ same_inode(const char *path, const struct stat *st)
 
 /* Puts the blob at dst: a reflink where the filesystem can, else a hardlink
  * (blobs are read-only, and outputs are unlinked before any compile writes
- * them, so nothing writes through it into the store), else a copy. */
+ * them, so nothing writes through it into the store), else a copy. bst: the
+ * blob's stat as the hash check took it (no second lstat). */
 static int
-place_blob(struct wrapper *w, const char *blob, const char *dst, const struct store_output *o)
+place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const char *dst,
+    const struct store_output *o)
 {
 	enum restore_how how = restore_mode(w);
 	char *tmp = fs_tmp_beside(dst);
-	struct stat st;
 	int placed = 0;
 
 	if ((how == RESTORE_REFLINK || (how == RESTORE_AUTO && may_reflink(dst))) &&
 	    clone_blob(blob, tmp, o->mode) == 0)
 		placed = 1;
-	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && lstat(blob, &st) == 0 &&
-	    S_ISREG(st.st_mode) && ((st.st_mode & 0111) != 0) == ((o->mode & 0111) != 0)) {
+	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && S_ISREG(bst->st_mode) &&
+	    ((bst->st_mode & 0111) != 0) == ((o->mode & 0111) != 0)) {
 		/* straight to dst when nothing is there (after cargo clean: one
 		 * call, atomic); else beside it, then renamed over it */
-		if (link(blob, dst) == 0 || (errno == EEXIST && same_inode(dst, &st))) {
+		if (link(blob, dst) == 0 || (errno == EEXIST && same_inode(dst, bst))) {
 			free(tmp);
 			return 0;
 		}
@@ -227,7 +228,7 @@ restore_output(struct wrapper *w, const struct store_output *o, const char *out_
 	dst = path_join(out_dir, o->name);
 	if (store_hash_kept(w->store, blob, h, &st) == 0 && (uint64_t)st.st_size == o->size &&
 	    memcmp(h, o->hash, HASH_LEN) == 0) {
-		rc = place_blob(w, blob, dst, o);
+		rc = place_blob(w, blob, &st, dst, o);
 		if (rc == 0 && (utimensat(AT_FDCWD, dst, NULL, 0) < 0 || stat(dst, &st) < 0))
 			rc = -1;
 		if (rc == 0) /* the blob's inode, for the next restore and for a
