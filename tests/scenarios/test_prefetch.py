@@ -125,11 +125,19 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
     # ---- session manifests (remote/session.h) ----
 
     def sessions(self):
-        """The session manifests in the directory remote: {name: bytes}."""
+        """The session manifests in the directory remote: {name: bytes}.
+        A dot-name is a put still being written (the remote renames it into
+        place when whole): not a manifest, and it may vanish under us."""
         d = os.path.join(self.remote, "sessions")
         if not os.path.isdir(d):
             return {}
-        return {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+        out = {}
+        for n in os.listdir(d):
+            if n.startswith("."):
+                continue
+            with open(os.path.join(d, n), "rb") as f:
+                out[n] = f.read()
+        return out
 
     def prefetch_log(self, ws):
         return open(os.path.join(ws.env["KACHE_DIR"], "logs", "prefetch.0.log")).read()
