@@ -390,11 +390,16 @@ proto_supervisor_wait(const char *kache_dir, int64_t deadline_ms)
 	if (proto_paths_init(&p, kache_dir) == -1)
 		return 0;
 	for (;;) {
-		int running = proto_supervisor_running(&p);
+		/* the spawn lock first: a new supervisor takes its own lock before
+		 * it lets go of the spawn lock, so asked in this order the two
+		 * cannot both say no while it starts (asked the other way round,
+		 * the handover could fall between them) */
+		int starting = proto_supervisor_starting(&p),
+		    running = proto_supervisor_running(&p);
 
 		if (running && stat(proto_endpoint_file(p.ctl), &st) == 0)
 			return 1;
-		if (!running && !proto_supervisor_starting(&p))
+		if (!running && !starting)
 			return 0;
 		if (clock_ms() + START_POLL_US / 1000 >= deadline_ms)
 			return 0;

@@ -1,5 +1,6 @@
-/* Unit tests for proto/msg.c: every message round-trips; malformed input is
- * refused without crashing or allocating what it declares. */
+/* Unit tests for proto/: every message round-trips; malformed input is
+ * refused without crashing or allocating what it declares; a wrapper waiting
+ * for a supervisor being started waits through its lock handover. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +11,17 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
+#include "common/clock.h"
+#include "common/fs.h"
 #include "common/util.h"
+#include "proto/client.h"
 #include "proto/hint.h"
 #include "proto/msg.h"
 #include "proto/paths.h"
@@ -336,6 +346,108 @@ test_paths(void **state)
 	assert_string_not_equal(p.sockdir, p.rundir);
 }
 
+/* Holds an exclusive flock on path (blocking: a waiter's probe lasts an
+ * instant); the descriptor. */
+static int
+hold(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0 || flock(fd, LOCK_EX) < 0)
+		_exit(2);
+	return fd;
+}
+
+/* The child of test_wait_through_the_lock_handover: a supervisor being
+ * started, told when by the parent. It holds the spawn lock, then takes the
+ * store lock at the instant a waiter's probe of it has just ended (its own
+ * try fails while the probe holds it shared, and succeeds right after), and
+ * lets go of the spawn lock at once: the handover falls where a waiter that
+ * asks about the store lock first would next ask about the spawn lock. */
+static void
+handover_child(const struct proto_paths *p, int in, int out)
+{
+	int spawn = hold(p->spawnlock), sup = open(p->lock, O_RDWR | O_CLOEXEC);
+	char c;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (sup < 0 || write(out, "k", 1) != 1)
+		_exit(2);
+	while (read(in, &c, 1) == 1 && c == 'g') {
+		int64_t end = clock_ms() + 1000;
+		int probed = 0;
+
+		while (clock_ms() < end) {
+			if (flock(sup, LOCK_EX | LOCK_NB) == 0) {
+				if (probed)
+					break;
+				flock(sup, LOCK_UN);
+			} else {
+				probed = 1;
+			}
+		}
+		close(spawn); /* the supervisor holds its lock: the spawn lock goes */
+		/* until the parent's wait is over; then back to a start to come */
+		if (read(in, &c, 1) != 1)
+			break;
+		spawn = hold(p->spawnlock);
+		flock(sup, LOCK_UN);
+		if (write(out, "k", 1) != 1)
+			break;
+	}
+	_exit(0);
+}
+
+/* A supervisor being started takes its own lock before it lets go of the spawn
+ * lock the wrapper handed it: at every instant one of the two is held. A
+ * wrapper waiting for it (proto_supervisor_wait) must never see neither and
+ * give up before its deadline: it then compiled what it could have fetched
+ * (a first-misses scenario failed so, once, under load). With no socket yet,
+ * every wait through a handover must last to its deadline. */
+static void
+test_wait_through_the_lock_handover(void **state)
+{
+	char dir[] = "/tmp/kache-test-XXXXXX", c;
+	int to_child[2], from_child[2];
+	struct proto_paths p;
+	pid_t child;
+	char *run;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(proto_paths_init(&p, dir), 0);
+	run = xasprintf("%s/run", dir);
+	assert_int_equal(fs_mkdir_p(run, 0700), 0);
+	close(hold(p.lock)); /* the file exists before the child opens it */
+	assert_int_equal(pipe(to_child), 0);
+	assert_int_equal(pipe(from_child), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		close(to_child[1]); /* else its read never sees the parent's end */
+		close(from_child[0]);
+		handover_child(&p, to_child[0], from_child[1]);
+	}
+	assert_int_equal(read(from_child[0], &c, 1), 1);
+	for (int i = 0; i < 20; i++) {
+		int64_t t0;
+
+		assert_int_equal(write(to_child[1], "g", 1), 1);
+		t0 = clock_ms();
+		assert_int_equal(proto_supervisor_wait(dir, t0 + 60), 0);
+		assert_true(clock_ms() - t0 >= 50); /* to the deadline, not before */
+		assert_int_equal(write(to_child[1], "r", 1), 1);
+		assert_int_equal(read(from_child[0], &c, 1), 1);
+	}
+	close(to_child[1]);
+	waitpid(child, NULL, 0);
+	close(to_child[0]);
+	close(from_child[0]);
+	close(from_child[1]);
+	assert_int_equal(fs_remove_tree(dir), 0);
+	free(run);
+}
+
 /* A hint goes through the message whole; anything outside its rules is refused. */
 static void
 test_prefetch_hint(void **state)
@@ -449,6 +561,7 @@ main(void)
 		cmocka_unit_test(test_key_too_long),
 		cmocka_unit_test(test_encode_refuses_unknown),
 		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_wait_through_the_lock_handover),
 		cmocka_unit_test(test_prefetch_hint),
 		cmocka_unit_test(test_prefetch_hint_file),
 	};
