@@ -13,15 +13,15 @@
 #include "common/util.h"
 
 static int copy_loop(int in, int out);
-static int open_regular(const char *path, int flags, mode_t mode);
+static int open_regular(const char *path, int flags, mode_t mode, struct stat *st);
+static int read_rest(int fd, struct buf *b, size_t max, off_t size);
 
 /* The one way kache opens a file it did not just create: O_NONBLOCK, so that
  * open(2) of a FIFO returns at once, then fstat, so that only a regular file is
  * ever read or written. O_NONBLOCK has no effect on regular files. */
 static int
-open_regular(const char *path, int flags, mode_t mode)
+open_regular(const char *path, int flags, mode_t mode, struct stat *st)
 {
-	struct stat st;
 	int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode);
 
 	if (fd < 0) {
@@ -29,7 +29,7 @@ open_regular(const char *path, int flags, mode_t mode)
 			errno = EINVAL; /* a FIFO without a reader, a device */
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
 		errno = EINVAL;
 		return -1;
@@ -40,23 +40,28 @@ open_regular(const char *path, int flags, mode_t mode)
 int
 fs_open_regular(const char *path, int flags, mode_t mode)
 {
-	return open_regular(path, flags | O_NOFOLLOW, mode);
+	struct stat st;
+
+	return open_regular(path, flags | O_NOFOLLOW, mode, &st);
 }
 
 int
 fs_open_input(const char *path)
 {
-	return open_regular(path, O_RDONLY, 0);
+	struct stat st;
+
+	return open_regular(path, O_RDONLY, 0, &st);
 }
 
 int
 fs_read_file(const char *path, struct buf *b, size_t max)
 {
-	int fd = fs_open_regular(path, O_RDONLY, 0), rc, saved;
+	struct stat st;
+	int fd = open_regular(path, O_RDONLY | O_NOFOLLOW, 0, &st), rc, saved;
 
 	if (fd < 0)
 		return -1;
-	rc = fs_read_fd(fd, b, max);
+	rc = read_rest(fd, b, max, st.st_size); /* the open's fstat: no second one */
 	saved = errno;
 	close(fd);
 	errno = saved;
@@ -67,24 +72,38 @@ int
 fs_read_fd(int fd, struct buf *b, size_t max)
 {
 	struct stat st;
+
+	return read_rest(fd, b, max, fstat(fd, &st) == 0 ? st.st_size : 0);
+}
+
+/* Reads fd to its end into b; size: what fstat said (0: unknown). The buffer
+ * is sized for the whole file and the read of 0 that ends it, so a store
+ * record costs one allocation of its own size (not a 128 KiB mapping made
+ * and unmapped) and two read(2)s. */
+static int
+read_rest(int fd, struct buf *b, size_t max, off_t size)
+{
 	ssize_t n;
 
-	if (fstat(fd, &st) == 0 && st.st_size > 0) {
-		if ((size_t)st.st_size > max) {
+	if (size > 0) {
+		if ((uint64_t)size > max) {
 			errno = EFBIG;
 			return -1;
 		}
-		buf_grow(b, (size_t)st.st_size);
+		buf_grow(b, (size_t)size + 1);
 	}
 	for (;;) {
-		buf_grow(b, 65536);
+		if (b->len + 1 >= b->cap)
+			buf_grow(b, 65536);
 		n = read(fd, b->p + b->len, b->cap - b->len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
-		if (n == 0)
+		if (n == 0) {
+			b->p[b->len] = '\0';
 			return 0;
+		}
 		b->len += (size_t)n;
 		b->p[b->len] = '\0';
 		if (b->len > max) {
@@ -154,6 +173,29 @@ fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode)
 fail:
 	unlink(tmp);
 	free(tmp);
+	errno = saved;
+	return -1;
+}
+
+int
+fs_write_new(const char *path, const void *data, size_t n, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode), saved;
+
+	if (fd < 0)
+		return -1;
+	if (fs_write_all(fd, data, n) < 0 || fchmod(fd, mode) < 0) {
+		saved = errno;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		saved = errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	unlink(path);
 	errno = saved;
 	return -1;
 }

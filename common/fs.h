@@ -26,6 +26,11 @@ int fs_read_fd(int fd, struct buf *b, size_t max);
 /* Writes data under path via a temporary in the same directory and rename(2).
  * Nothing half-written is ever visible under path. */
 int fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode);
+/* Creates path, which must not exist (O_EXCL, no symlink followed), with data:
+ * one file made, no temporary and no rename. A reader may see it half-written:
+ * only for a file nothing trusts before its writer has exited well (a hit's
+ * dep-info: cargo reads it after the compiler's success). Removed on failure. */
+int fs_write_new(const char *path, const void *data, size_t n, mode_t mode);
 /* Writes all of data to fd, retrying short writes. */
 int fs_write_all(int fd, const void *data, size_t n);
 /* Creates dir and its parents with mode (existing ones are fine). */

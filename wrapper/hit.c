@@ -150,7 +150,8 @@ may_reflink(const char *dst)
 
 /* 1 when the file at path holds exactly these n bytes: a dep-info already
  * right is left alone (rewriting it is a new inode, and replacing a file by
- * rename makes ext4 flush the new one: the dearest part of such a hit). */
+ * rename makes ext4 flush the new one: the dearest part of such a hit). -1
+ * when there is no file at path (after `cargo clean`), 0 otherwise. */
 static int
 same_bytes(const char *path, const char *data, size_t n)
 {
@@ -158,8 +159,10 @@ same_bytes(const char *path, const char *data, size_t n)
 	int same;
 
 	buf_init(&have);
-	same = fs_read_file(path, &have, n + 1) == 0 && have.len == n &&
-	    (n == 0 || memcmp(have.p, data, n) == 0);
+	if (fs_read_file(path, &have, n + 1) < 0)
+		same = errno == ENOENT ? -1 : 0;
+	else
+		same = have.len == n && (n == 0 || memcmp(have.p, data, n) == 0);
 	buf_free(&have);
 	return same;
 }
@@ -253,7 +256,7 @@ restore_depinfo(struct wrapper *w, const struct store_entry *e, const char *out_
 {
 	struct buf d, s;
 	char *p;
-	int rc;
+	int rc, have;
 
 	if (strchr(e->depinfo_name, '/') != NULL)
 		return -2;
@@ -262,8 +265,15 @@ restore_depinfo(struct wrapper *w, const struct store_entry *e, const char *out_
 	buf_init(&s);
 	depinfo_secrets(d.p ? d.p : "", d.len, 1, &s);
 	p = path_join(out_dir, e->depinfo_name);
-	rc = same_bytes(p, s.p ? s.p : "", s.len) ? 0 :
-	                                            fs_write_atomic(p, s.p ? s.p : "", s.len, 0644);
+	/* absent: made in place (cargo reads it only once this process has
+	 * exited well); there: replaced whole, by rename */
+	have = same_bytes(p, s.p ? s.p : "", s.len);
+	rc = 0;
+	if (have == -1 && (rc = fs_write_new(p, s.p ? s.p : "", s.len, 0644)) < 0 &&
+	    errno == EEXIST)
+		have = 0; /* made by another process meanwhile */
+	if (have == 0)
+		rc = fs_write_atomic(p, s.p ? s.p : "", s.len, 0644);
 	free(p);
 	buf_free(&d);
 	buf_free(&s);

@@ -156,6 +156,101 @@ test_atomic_write(void **state)
 	free(copy);
 }
 
+/* Whole reads of every size around the buffer's steps, appended to what the
+ * buffer holds; the cap on bytes; a file of unknown size (/proc) read to its end. */
+static void
+test_read_sizes(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 63, 4095, 65535, 65536, 65537, 131071, 131072,
+		200003 };
+	char dir[] = "/tmp/kache-test-XXXXXX";
+	struct buf b;
+	char *path, *data = xmalloc(200003);
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	path = xasprintf("%s/f", dir);
+	for (size_t i = 0; i < 200003; i++)
+		data[i] = (char)('a' + i % 23);
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		size_t n = sizes[i];
+
+		assert_int_equal(fs_write_atomic(path, data, n, 0644), 0);
+		buf_init(&b);
+		assert_int_equal(fs_read_file(path, &b, n), 0); /* max == size: fine */
+		assert_int_equal(b.len, n);
+		assert_non_null(b.p);
+		assert_int_equal(b.p[n], '\0');
+		assert_memory_equal(b.p, data, n);
+		buf_addstr(&b, "<"); /* appends after what is there (max: the whole) */
+		assert_int_equal(fs_read_file(path, &b, 2 * n + 1), 0);
+		assert_int_equal(b.len, 2 * n + 1);
+		assert_memory_equal(b.p + n + 1, data, n);
+		buf_free(&b);
+		if (n > 0) {
+			buf_init(&b);
+			assert_int_equal(fs_read_file(path, &b, n - 1), -1);
+			assert_int_equal(errno, EFBIG);
+			buf_free(&b);
+			/* from an offset, on an open descriptor */
+			assert_true((fd = open(path, O_RDONLY)) >= 0);
+			assert_int_equal(lseek(fd, (off_t)(n / 2), SEEK_SET), (off_t)(n / 2));
+			buf_init(&b);
+			assert_int_equal(fs_read_fd(fd, &b, n), 0);
+			close(fd);
+			assert_int_equal(b.len, n - n / 2);
+			assert_memory_equal(b.p, data + n / 2, n - n / 2);
+			buf_free(&b);
+		}
+	}
+	/* st_size 0 but not empty: read until read(2) says the end */
+	assert_true((fd = open("/proc/self/maps", O_RDONLY)) >= 0);
+	buf_init(&b);
+	assert_int_equal(fs_read_fd(fd, &b, 1 << 24), 0);
+	close(fd);
+	assert_true(b.len > 0);
+	assert_int_equal(strlen(b.p), b.len);
+	buf_free(&b);
+	assert_int_equal(fs_remove_tree(dir), 0);
+	free(path);
+	free(data);
+}
+
+/* fs_write_new makes a file that was absent, and never touches one that is
+ * there (nor follows a symlink there): EEXIST, the file as it was. */
+static void
+test_write_new(void **state)
+{
+	char dir[] = "/tmp/kache-test-XXXXXX";
+	char *path, *link, *target;
+	struct buf b;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	path = xasprintf("%s/new", dir);
+	link = xasprintf("%s/link", dir);
+	target = xasprintf("%s/target", dir);
+	assert_int_equal(fs_write_new(path, "first", 5, 0640), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	assert_int_equal(fs_write_new(path, "second", 6, 0644), -1);
+	assert_int_equal(errno, EEXIST);
+	buf_init(&b);
+	assert_int_equal(fs_read_file(path, &b, 100), 0);
+	assert_string_equal(b.p, "first");
+	buf_free(&b);
+	assert_int_equal(symlink(target, link), 0); /* dangling */
+	assert_int_equal(fs_write_new(link, "x", 1, 0644), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(access(target, F_OK), -1);
+	assert_int_equal(fs_remove_tree(dir), 0);
+	free(path);
+	free(link);
+	free(target);
+}
+
 /* A FIFO never blocks and is never opened; a symlink is refused where kache
  * keeps its files and followed (to a regular file only) for an input. */
 static void
@@ -211,6 +306,8 @@ main(void)
 		cmocka_unit_test(test_hash_hex_roundtrip),
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_open_regular),
+		cmocka_unit_test(test_read_sizes),
+		cmocka_unit_test(test_write_new),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
