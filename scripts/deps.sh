@@ -5,7 +5,7 @@ pkgs=(build-essential cmake pkg-config
       libzmq3-dev libmsgpack-dev librocksdb-dev libcurl4-openssl-dev libssl-dev
       libsodium-dev libzstd-dev libinih-dev libjansson-dev libcmocka-dev
       libmicrohttpd-dev
-      libncurses-dev tmux
+      libncurses-dev tmux strace
       python3 zstd clang-14 libclang-rt-14-dev clang-format clang-tidy cppcheck)
 missing=()
 for p in "${pkgs[@]}"; do

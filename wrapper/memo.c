@@ -3,9 +3,11 @@
  * one go, so that a hit costs one stat per file. A file whose stat differs in
  * any of device, inode, size, mtime or ctime from its entry is hashed again;
  * what is learnt is written back (temp + rename) once, at the end. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "wrapper/wrapper.h"
@@ -14,6 +16,8 @@ static void memo_key(const struct wrapper *w, unsigned char out[HASH_LEN]);
 static const struct store_memo_file *find_new(const struct wrapper *w, const char *path);
 static void learn(struct wrapper *w, const char *path, const struct stat *st,
     const unsigned char h[HASH_LEN]);
+static int memo_stat(struct wrapper *w, const char *path, struct stat *st);
+static void stat_dir_forget(struct wrapper *w);
 
 /* One record per crate instance and checkout: the roots (a moved checkout has
  * other inodes, and two checkouts sharing a store must not overwrite each
@@ -78,6 +82,43 @@ learn(struct wrapper *w, const char *path, const struct stat *st, const unsigned
 	w->memo_dirty = 1;
 }
 
+static void
+stat_dir_forget(struct wrapper *w)
+{
+	if (w->stat_dir_open == 1)
+		close(w->stat_dirfd);
+	free(w->stat_dir);
+	w->stat_dir = NULL;
+	w->stat_dir_open = 0;
+}
+
+/* stat(2) of path; from the second input in a row in one directory, by its
+ * name under a descriptor of that directory: the walk of the directory's path
+ * is done once, not per file (the 300 stats of a 300-file crate's hit: 443 ->
+ * 362 us, fresh processes). A directory with one input costs no open. */
+static int
+memo_stat(struct wrapper *w, const char *path, struct stat *st)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	if (n == 0 || slash[1] == '\0')
+		return stat(path, st);
+	if (w->stat_dir == NULL || w->stat_dir_len != n || memcmp(w->stat_dir, path, n) != 0) {
+		stat_dir_forget(w);
+		w->stat_dir = xstrndup(path, n);
+		w->stat_dir_len = n;
+		return stat(path, st);
+	}
+	if (w->stat_dir_open == 0) {
+		w->stat_dirfd = open(w->stat_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		w->stat_dir_open = w->stat_dirfd >= 0 ? 1 : -1;
+	}
+	if (w->stat_dir_open < 0)
+		return stat(path, st);
+	return fstatat(w->stat_dirfd, slash + 1, st, 0);
+}
+
 int
 memo_hash_file(struct wrapper *w, const char *path, unsigned char out[HASH_LEN], struct stat *st,
     int file_memo)
@@ -88,7 +129,7 @@ memo_hash_file(struct wrapper *w, const char *path, unsigned char out[HASH_LEN],
 
 	if (st == NULL)
 		st = &tmp;
-	if (w->memo_loaded && stat(path, st) == 0 && S_ISREG(st->st_mode)) {
+	if (w->memo_loaded && memo_stat(w, path, st) == 0 && S_ISREG(st->st_mode)) {
 		f = find_new(w, path);
 		if (f == NULL || !store_memo_file_matches(f, st))
 			f = store_memo_rec_find(&w->memo_old, path);
@@ -134,4 +175,5 @@ memo_free(struct wrapper *w)
 	store_memo_rec_clear(&w->memo_old);
 	store_memo_rec_clear(&w->memo_new);
 	w->memo_loaded = 0;
+	stat_dir_forget(w);
 }

@@ -135,6 +135,12 @@ struct wrapper {
 	struct store_memo_rec memo_old;   /* as read (sorted) */
 	struct store_memo_rec memo_new;   /* learnt by this run, in order */
 	int memo_loaded, memo_dirty;
+	/* memo.c's stats through the directory of the last input: its path and,
+	 * from the second input in a row there, an O_PATH descriptor of it
+	 * (stat_dir_open 1; -1 when it could not be opened) */
+	char *stat_dir;
+	size_t stat_dir_len;
+	int stat_dirfd, stat_dir_open;
 	char rustc_release[96];               /* the first line of `rustc -vV` (key.c) */
 	unsigned char rustc_digest[HASH_LEN]; /* BLAKE2b of `rustc -vV` */
 };

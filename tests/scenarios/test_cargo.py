@@ -7,6 +7,7 @@ usage: test_cargo.py <path to kache> [unittest args]
 """
 import hashlib
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -113,6 +114,60 @@ class Scenarios(unittest.TestCase):
         c.cargo("build")
         self.assertEqual(c.compiled(), [])
         self.assertIn("from-a", c.run_app())
+
+    def test_edit_in_a_second_directory_of_same_named_files_is_seen(self):
+        # A hit stats an input through a descriptor of its directory from the
+        # second input in a row there (wrapper/memo.c): lib.rs, m1.rs, m2.rs
+        # in src/, then mod.rs, m1.rs, m2.rs in src/sub/. An edit of
+        # src/sub/m2.rs must be seen as such, not read as src/m2.rs's stat.
+        ws = Workspace(self.tmp, self.store)
+        src = os.path.join(ws.dir, "core/src")
+        os.makedirs(os.path.join(src, "sub"))
+        for rel, text in (("m1.rs", "pub const A: &str = \"top-1\";\n"),
+                          ("m2.rs", "pub const B: &str = \"top-2\";\n"),
+                          ("sub/mod.rs", "pub mod m1;\npub mod m2;\n"),
+                          ("sub/m1.rs", "pub const C: &str = \"sub-1\";\n"),
+                          ("sub/m2.rs", "pub const D: &str = \"sub-2\";\n")):
+            with open(os.path.join(src, rel), "w") as f:
+                f.write(text)
+        ws.edit("core/src/lib.rs", "pub const DATA", "pub mod m1;\npub mod m2;\npub mod sub;\n"
+                "pub const DATA")
+        self.warm(ws)
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [], "a warm build after clean: all hits")
+        # and the hit stats by name under a descriptor of the directory: a
+        # wrong directory would only cost rehashing, which the rest of this
+        # test cannot see, so the system calls are looked at (strace)
+        log = os.path.join(self.tmp, "core-hit.strace")
+        shim = os.path.join(self.tmp, "strace-core")
+        with open(shim, "w") as f:
+            f.write('#!/bin/sh\ncase " $* " in *" --crate-name fixture_core "*)\n'
+                    '  exec strace -f -qq -e trace=stat,newfstatat,statx,openat -o "%s" "%s" "$@";;\n'
+                    'esac\nexec "%s" "$@"\n' % (log, os.path.abspath(kh.KACHE),
+                                                   os.path.abspath(kh.KACHE)))
+        os.chmod(shim, 0o755)
+        ws.cargo("clean")
+        # the ASan build's leak check traces the process itself at exit
+        ws.cargo("build", RUSTC_WRAPPER=shim, ASAN_OPTIONS=os.environ.get(
+            "ASAN_OPTIONS", "") + ":detect_leaks=0")
+        self.assertEqual(ws.compiled(), [])
+        calls = open(log).read()
+        by_name = re.findall(r'(?:newfstatat|statx)\((\d+), "(m1\.rs|m2\.rs)"', calls)
+        self.assertGreaterEqual(len(by_name), 3, calls)
+        for d in (src, os.path.join(src, "sub")):
+            self.assertRegex(calls, r'openat\(AT_FDCWD, "%s", [^)]*O_PATH' % re.escape(d))
+        for name in ("m2.rs", "sub/m2.rs"):
+            self.assertNotIn(os.path.join(src, name) + '"', calls)
+        for rel, old, new in (("core/src/sub/m2.rs", "sub-2", "sub-X"),
+                              ("core/src/m2.rs", "top-2", "top-X"),
+                              ("core/src/sub/m1.rs", "sub-1", "sub-Y")):
+            ws.edit(rel, old, new)  # same size: the stat (mtime, ctime) tells
+            ws.cargo("build")
+            self.assertIn("fixture_core", ws.compiled(), "%s edited, yet served" % rel)
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [], "the edited state is in the cache now")
 
     def test_restored_depinfo_is_the_hit_entrys(self):
         # a dep-info already in place is left alone only when it has the same bytes
