@@ -311,20 +311,3 @@ str_ends_with(const char *s, const char *suffix)
 
 	return a >= b && memcmp(s + a - b, suffix, b) == 0;
 }
-
-void
-le_put(unsigned char *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-uint64_t
-le_get(const unsigned char *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}

@@ -50,9 +50,25 @@ int64_t parse_size(const char *s);
 int parse_duration(const char *s, int64_t *ms);
 /* Formats a byte count for people ("1.5 GiB") into out. */
 void format_size(uint64_t n, char *out, size_t outlen);
-/* The n (<= 8) low bytes of v at p, little-endian; and back. */
-void le_put(unsigned char *p, uint64_t v, int n);
-uint64_t le_get(const unsigned char *p, int n);
+/* The n (<= 8) low bytes of v at p, little-endian; and back. Inline: a memo
+ * record of a 300-file crate decodes 2,400 of them on every hit, and with n
+ * known the compiler makes each one load. */
+static inline void
+le_put(unsigned char *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint64_t
+le_get(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
 int str_starts_with(const char *s, const char *prefix);
 int str_ends_with(const char *s, const char *suffix);
 
