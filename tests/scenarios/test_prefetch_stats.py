@@ -55,6 +55,16 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         return a.run_app(), len(compiled)
 
+    @staticmethod
+    def logs_tail(ws, lines=40):
+        """The last lines of every log of ws's store, to say why when a count is off."""
+        logs = os.path.join(ws.env["KACHE_DIR"], "logs")
+        said = ""
+        for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+            with open(os.path.join(logs, name), errors="replace") as f:
+                said += "--- %s\n%s" % (name, "".join(f.readlines()[-lines:]))
+        return said
+
     def stop(self, ws):
         p = kache(ws, "supervisor", "stop", timeout=120)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -73,13 +83,8 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
         if b.compiled():
             # failed once in an ASan pass under -j2 load (the first two compiles,
             # in 2.5 s: no wait): keep what says why
-            logs = os.path.join(b.env["KACHE_DIR"], "logs")
-            said = ""
-            for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
-                with open(os.path.join(logs, name), errors="replace") as f:
-                    said += "--- %s\n%s" % (name, "".join(f.readlines()[-40:]))
             self.fail("compiles of a fresh runner reached rustc (%s): the remote did not "
-                      "serve them:\n%s" % (b.compiled(), said))
+                      "serve them:\n%s" % (b.compiled(), self.logs_tail(b)))
         self.assertEqual(b.run_app(), out)
         self.assertIsNotNone(status(b), "no wrapper started a supervisor")
         with_sup = hit_counts(stats(b))
@@ -101,7 +106,8 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
         remote hits are exactly runner A's compiles."""
         out, n = self.populate()
         b = self.runner("b", os.path.join(self.tmp, "far", "away"),
-                        KACHE_DEADLINE_MS="10000", KACHE_FETCH_TIMEOUT_MS="30000")
+                        KACHE_DEADLINE_MS="10000", KACHE_FETCH_TIMEOUT_MS="30000",
+                        KACHE_LOG="debug")
         b.cargo("check")
         self.assertTrue(kh.wait_for(lambda: prefetch(b).get("sessions_done", 0) >= 1,
                                     timeout=120), prefetch(b))
@@ -117,7 +123,10 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
         self.assertEqual(s2["remote_hits"], s1["remote_hits"], (s1, s2))
         self.assertEqual(s2["misses"], s1["misses"], (s1, s2))
         self.assertEqual(s2["local_hits"], 0, s2)
-        self.assertEqual(s2["prefetched_hits"] + s2["remote_hits"], n, s2)
+        # failed once in a normal pass under -j2 load (4 of 5: one compile of
+        # `cargo check` neither fetched nor prefetched): keep what says why
+        self.assertEqual(s2["prefetched_hits"] + s2["remote_hits"], n,
+                         "%s\n%s" % (s2, self.logs_tail(b)))
         self.assertGreaterEqual(s2["prefetch_imported"], s2["prefetched_hits"], s2)
         self.assertEqual(s2["hits"], s2["local_hits"] + s2["prefetched_hits"], s2)
         # the status counts the same hits, with the session's numbers
