@@ -148,33 +148,15 @@ int
 fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode)
 {
 	char *tmp = fs_tmp_beside(path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	int saved;
+	int rc = fs_write_new(tmp, data, n, mode), saved; /* removes tmp on failure */
 
-	if (fd < 0) {
-		free(tmp);
-		return -1;
-	}
-	if (fs_write_all(fd, data, n) < 0 || fchmod(fd, mode) < 0) {
+	if (rc == 0 && (rc = rename(tmp, path)) < 0) {
 		saved = errno;
-		close(fd);
-		goto fail;
-	}
-	if (close(fd) < 0) { /* the descriptor is gone even then: no second close */
-		saved = errno;
-		goto fail;
-	}
-	if (rename(tmp, path) < 0) {
-		saved = errno;
-		goto fail;
+		unlink(tmp);
+		errno = saved;
 	}
 	free(tmp);
-	return 0;
-fail:
-	unlink(tmp);
-	free(tmp);
-	errno = saved;
-	return -1;
+	return rc;
 }
 
 int
@@ -189,7 +171,7 @@ fs_write_new(const char *path, const void *data, size_t n, mode_t mode)
 		close(fd);
 		goto fail;
 	}
-	if (close(fd) < 0) {
+	if (close(fd) < 0) { /* the descriptor is gone even then: no second close */
 		saved = errno;
 		goto fail;
 	}
