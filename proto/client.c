@@ -337,14 +337,17 @@ ts_ms(const struct timespec *ts)
 }
 
 /* The spawn back-off lives in the timestamps of run/spawn.backoff (mtime: the
- * last spawn, atime: the earliest next one), set by one futimens: recording it
- * writes no data, so it holds on a full disk, where a supervisor is most
- * likely to die young. Called under the spawn lock with no supervisor
- * running. 1 (recorded) when a spawn may go ahead now, 0 while backing off. */
+ * last spawn, atime: the earliest next one, always after it), set by one
+ * futimens: recording it writes no data, so it holds on a full disk, where a
+ * supervisor is most likely to die young. A file whose times are alike (just
+ * made: the kernel stamps its creation with a clock that may be past a reading
+ * taken before the open) records no spawn. Called under the spawn lock with no
+ * supervisor running. 1 (recorded) when a spawn may go ahead now, 0 while
+ * backing off. */
 static int
 spawn_allowed(const struct proto_paths *p, int force)
 {
-	int64_t now = clock_wall_ms(), last, next, delay = SPAWN_BACKOFF_MIN_MS;
+	int64_t now, last, next, delay = SPAWN_BACKOFF_MIN_MS;
 	struct timespec ts[2];
 	struct stat st;
 	int fd;
@@ -352,10 +355,11 @@ spawn_allowed(const struct proto_paths *p, int force)
 	fd = open(p->backoff, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 	if (fd == -1)
 		return 1; /* nowhere to keep it: spawn, as without a back-off */
+	now = clock_wall_ms();
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		last = ts_ms(&st.st_mtim);
 		next = ts_ms(&st.st_atim);
-		if (!force && now < next && next - now <= SPAWN_BACKOFF_MAX_MS) {
+		if (!force && next > last && now < next && next - now <= SPAWN_BACKOFF_MAX_MS) {
 			close(fd);
 			log_debug("supervisor spawn backing off for %lld ms",
 			    (long long)(next - now));

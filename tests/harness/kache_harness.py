@@ -471,7 +471,7 @@ class DirRunners:
         for env in self.envs:
             subprocess.run([KACHE, "supervisor", "stop", "--timeout", "20s"],
                            env=env, capture_output=True, timeout=90)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        remove_tmp(self.tmp)
 
     def runner(self, name, root, start=False, **env):
         """A runner whose workspace is at root (made), env added to its

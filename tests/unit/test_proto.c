@@ -448,6 +448,96 @@ test_wait_through_the_lock_handover(void **state)
 	free(run);
 }
 
+/* Sets run/spawn.backoff's times, in ms from now: atime is the earliest next
+ * spawn, mtime the last one. */
+static void
+set_backoff(const struct proto_paths *p, int64_t next_ms, int64_t last_ms)
+{
+	int64_t now = clock_wall_ms(), t[2] = { now + next_ms, now + last_ms };
+	struct timespec ts[2];
+	int fd = open(p->backoff, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	for (int i = 0; i < 2; i++) {
+		ts[i].tv_sec = t[i] / 1000;
+		ts[i].tv_nsec = t[i] % 1000 * 1000000;
+	}
+	assert_int_equal(futimens(fd, ts), 0);
+	close(fd);
+}
+
+/* Lines in path (the fake kached's log of its runs), waiting up to 10 s for want. */
+static int
+count_lines(const char *path, int want)
+{
+	int64_t end = clock_ms() + 10000;
+	int n;
+
+	do {
+		FILE *f = fopen(path, "r");
+		int c;
+
+		n = 0;
+		if (f != NULL) {
+			while ((c = fgetc(f)) != EOF)
+				n += c == '\n';
+			fclose(f);
+		}
+		if (n >= want)
+			break;
+		usleep(10000);
+	} while (clock_ms() < end);
+	return n;
+}
+
+/* The first spawn into a store makes run/spawn.backoff, and the kernel stamps
+ * its creation with its own clock: later than the spawner's reading of the
+ * clock when it was descheduled in between, as under load. Such a file, both
+ * times the same instant, records no spawn and must not hold the spawn back:
+ * it did, and two wrappers of a fresh runner's first cargo command both found
+ * no supervisor, neither starting nor running, and compiled what the remote
+ * had (a prefetch scenario failed so, in CI). A real record (its next spawn
+ * after its last) is still honoured. */
+static void
+test_spawn_is_not_held_back_by_a_file_with_no_record(void **state)
+{
+	char dir[] = "/tmp/kache-test-XXXXXX";
+	char *run, *kached, *spawns, *script;
+	struct proto_paths p;
+	struct stat before, after;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(proto_paths_init(&p, dir), 0);
+	run = xasprintf("%s/run", dir);
+	kached = xasprintf("%s/kached", dir);
+	spawns = xasprintf("%s/spawns", dir);
+	script = xasprintf("#!/bin/sh\necho $$ >> %s\n", spawns);
+	assert_int_equal(fs_mkdir_p(run, 0700), 0);
+	assert_int_equal(fs_write_atomic(kached, script, strlen(script), 0755), 0);
+
+	set_backoff(&p, 300, 300); /* made "after" the spawner's clock reading */
+	assert_int_equal(proto_supervisor_start(dir, kached, 0), 0);
+	assert_int_equal(count_lines(spawns, 1), 1);
+	assert_int_equal(stat(p.backoff, &after), 0);
+	assert_true(after.st_atim.tv_sec * 1000LL + after.st_atim.tv_nsec / 1000000 >
+	    after.st_mtim.tv_sec * 1000LL + after.st_mtim.tv_nsec / 1000000);
+
+	set_backoff(&p, 60000, -10); /* a spawn 10 ms ago: the next in a minute */
+	assert_int_equal(stat(p.backoff, &before), 0);
+	assert_int_equal(proto_supervisor_start(dir, kached, 0), 0);
+	assert_int_equal(stat(p.backoff, &after), 0);
+	assert_int_equal(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+	assert_int_equal(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+	assert_int_equal(after.st_atim.tv_nsec, before.st_atim.tv_nsec);
+
+	assert_int_equal(fs_remove_tree(dir), 0);
+	free(run);
+	free(kached);
+	free(spawns);
+	free(script);
+}
+
 /* A hint goes through the message whole; anything outside its rules is refused. */
 static void
 test_prefetch_hint(void **state)
@@ -562,6 +652,7 @@ main(void)
 		cmocka_unit_test(test_encode_refuses_unknown),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_wait_through_the_lock_handover),
+		cmocka_unit_test(test_spawn_is_not_held_back_by_a_file_with_no_record),
 		cmocka_unit_test(test_prefetch_hint),
 		cmocka_unit_test(test_prefetch_hint_file),
 	};
