@@ -49,13 +49,16 @@ static int read_used(const char *path, struct remote_session *s);
 static int save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws);
 static char *saved_path(const char *dir, const char *fp);
 static size_t merge_saved(const char *dir, const char *fp, struct remote_session *s);
+static size_t merge_remote(struct remote *r, const char *kache_dir, const char *name,
+    const char *fp, struct remote_session *s);
 static char *take_features(const char *dir, const char *ws);
 static void read_features(const char *path, struct remote_session *s);
 static void merge_features(char *into, const char *old);
 static void features_done(const char *dir, const char *ws, char *taken, int keep);
 static int fill_head(const char *dir, const char *ws, struct remote_session *s, struct marker *m);
 static void saved(struct remote *r, const char *dir, const char *fp, const struct remote_session *s,
-    const struct buf *b, const char *lock, size_t earlier);
+    const struct buf *b, const char *lock, size_t earlier, size_t others);
+static int cmp_crate(const void *a, const void *b);
 
 /* [A-Za-z0-9_.-]{1,64} */
 static int
@@ -462,6 +465,63 @@ out:
 	return n;
 }
 
+/* By crate name, then version. */
+static int
+cmp_crate(const void *a, const void *b)
+{
+	const struct remote_session_key *x = a, *y = b;
+	int c = strcmp(x->crate, y->crate);
+
+	return c != 0 ? c : strcmp(x->version, y->version);
+}
+
+/* Keeps what the object already at name (another runner's save of fp) names
+ * for every crate (name and version) this session did not use, after s's own
+ * keys, up to REMOTE_SESSION_MAX_KEYS: a job that built a part of the
+ * workspace (`cargo build -p x`) then no longer takes the rest away from the
+ * next full build's prefetch. A crate this session used keeps only this
+ * session's keys, so that rebuilt workspace members do not pile up. Returns
+ * the number of keys kept from the object. */
+static size_t
+merge_remote(struct remote *r, const char *kache_dir, const char *name, const char *fp,
+    struct remote_session *s)
+{
+	struct remote_session old;
+	struct remote_session_key *used;
+	char why[160], rfp[HASH_HEX_LEN + 1];
+	size_t mine = s->n, kept = 0;
+
+	if (remote_session_get(r, kache_dir, name, &old, why, sizeof why) != REMOTE_OK) {
+		if (why[0] != '\0')
+			log_info("session manifest %s there is not valid (%s): replaced", name,
+			    why);
+		remote_session_free(&old);
+		return 0;
+	}
+	remote_session_fingerprint(old.lock, old.toolchain, old.target, old.profile, rfp);
+	/* this session's crates, sorted, to look the object's up in */
+	used = xcalloc(mine + 1, sizeof *used);
+	memcpy(used, s->k, mine * sizeof *used);
+	qsort(used, mine, sizeof *used, cmp_crate);
+	for (size_t i = 0; strcmp(rfp, fp) == 0 && i < old.n && s->n < REMOTE_SESSION_MAX_KEYS;
+	     i++) {
+		const struct remote_session_key *k = &old.k[i];
+
+		if (bsearch(k, used, mine, sizeof *used, cmp_crate) == NULL) {
+			remote_session_add(s, k->crate, k->res, k->bytes, k->version);
+			kept++;
+		}
+	}
+	free(used);
+	if (kept > 0) {
+		dedupe(s);
+		kept = s->n - mine;
+		merge_features(s->features, old.features);
+	}
+	remote_session_free(&old);
+	return kept;
+}
+
 /* The session's <ws>.features (session_features in the wrapper), renamed
  * away as its .used is; the taken name, or NULL when there is none. */
 static char *
@@ -565,13 +625,14 @@ fill_head(const char *dir, const char *ws, struct remote_session *s, struct mark
  * later saves (merge_saved), posted to the planner. */
 static void
 saved(struct remote *r, const char *dir, const char *fp, const struct remote_session *s,
-    const struct buf *b, const char *lock, size_t earlier)
+    const struct buf *b, const char *lock, size_t earlier, size_t others)
 {
 	char *record = saved_path(dir, fp);
 
 	log_info("session manifest %s%s saved: %zu result keys used by %s (%zu of them by "
-	         "earlier sessions of the job)",
-	    REMOTE_SESSION_PREFIX, fp, s->n, lock, earlier);
+	         "earlier sessions of the job; %zu kept from the object there, for crates "
+	         "this job did not use)",
+	    REMOTE_SESSION_PREFIX, fp, s->n, lock, earlier, others);
 	if (fs_write_atomic(record, b->p, b->len, 0644) < 0)
 		log_warn("session record %s not written; a later save of %s%s may drop these "
 		         "keys",
@@ -595,7 +656,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 	struct marker m;
 	struct buf b;
 	int rc = 0, kept = 0;
-	size_t earlier;
+	size_t earlier, others;
 
 	taken = xasprintf("%s.%ld", used, (long)getpid());
 	tmpdir = path_join(kache_dir, "tmp");
@@ -611,6 +672,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 	remote_session_fingerprint(s.lock, s.toolchain, s.target, s.profile, fp);
 	name = remote_session_name(fp);
 	earlier = merge_saved(dir, fp, &s);
+	others = merge_remote(r, kache_dir, name, fp, &s);
 	remote_session_encode(&s, &b);
 	if (layout_format_check(r, tmpdir, 1) < 0 || r->t->put(r, name, b.p, b.len) != REMOTE_OK) {
 		log_warnx("session manifest %s of %s not saved: the remote failed; kept for later",
@@ -620,7 +682,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 		rc = -1;
 		goto out;
 	}
-	saved(r, dir, fp, &s, &b, m.lock, earlier);
+	saved(r, dir, fp, &s, &b, m.lock, earlier, others);
 	rc = 1;
 out:
 	if (!kept)

@@ -188,6 +188,30 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
             "planner": 0, "exact_session": st["prefetch_imported"], "closest_session": 0,
             "packs": 0}, st)
 
+    def test_a_partial_job_keeps_the_other_crates_of_the_object(self):
+        """Runner A builds the workspace and stops; runner B, same Cargo.lock,
+        builds one package alone (`cargo build -p tiny-vendored`) and stops:
+        the object of that fingerprint still names every crate A used (it used
+        to name B's one key: the next full build's prefetch took that), and a
+        fresh runner C is served by its prefetch."""
+        out = self.populate()
+        (name, body), = self.sessions().items()
+        first = self.key_lines(body)
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        b.cargo("build", "-p", "tiny-vendored")
+        p = kache(b, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        (name2, body), = self.sessions().items()
+        self.assertEqual(name2, name, "another fingerprint")
+        last = self.key_lines(body)
+        self.assertIn(b"\nkeys %d\n" % len(last), body)
+        self.assertTrue(CRATES.issubset({k.split()[0] for k in last}), last)
+        self.assertEqual({k for k in first if k.split()[0] != "tiny"},
+                         {k for k in last if k.split()[0] != "tiny"}, "A's other keys kept")
+        c, pf = self.second_runner("c")
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        self.assert_served(c, out)
+
     def test_exact_session_byte_cap_counts_pack_bytes(self):
         """prefetch.max_bytes set to the bytes of the packs the session names:
         all of them fit, although their outputs (the manifest's sizes) do not."""
@@ -332,9 +356,11 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         return h.hexdigest()[:16], lines
 
     def test_session_manifest_records_the_features_seen(self):
-        """Two jobs of one fingerprint with other features: each object says
-        (version 2, `features`) the digest of what its job compiled the
-        workspace's own packages with, as `cargo -v` shows it."""
+        """Two jobs of one fingerprint with other features: the first object
+        says (version 2, `features`) the digest of what its job compiled the
+        workspace's own packages with, as `cargo -v` shows it; the second job
+        built fixture-core alone, so its object keeps the first job's key of
+        fixture_app and says `mixed`."""
         a = self.runner("a", self.tmp, start=True)
         p = a.cargo("build", "-v")
         want, lines = self.features_digest(p.stderr)
@@ -351,7 +377,14 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertNotEqual(other, want)
         self.assertEqual(kache(a, "supervisor", "stop", timeout=120).returncode, 0)
         self.assertEqual(list(self.sessions()), [name], "another fingerprint")
-        self.assertIn(b"\nfeatures %s\n" % other.encode(), self.sessions()[name])
+        last = self.sessions()[name]
+        self.assertIn(b"\nfeatures mixed\n", last)
+        app = [k for k in self.key_lines(body) if k.startswith("fixture_app ")]
+        self.assertEqual(len(app), 1, body)
+        self.assertIn(app[0], self.key_lines(last))
+        core = [k for k in self.key_lines(last) if k.startswith("fixture_core ")]
+        self.assertEqual(len(core), 1, last)
+        self.assertNotIn(core[0], self.key_lines(body), "job 2's own fixture_core key")
 
     def test_save_manifest_off_writes_none(self):
         a = self.runner("a", self.tmp)
