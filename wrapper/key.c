@@ -97,22 +97,47 @@ toolchain_id(const char *vv, size_t n, char out[17])
 	snprintf(out, 17, "%.16s", hex);
 }
 
-/* `rustc -vV`, memoized by the binary's identity. A rustup proxy answers for
- * whichever toolchain is selected, so it is asked every time. */
+/* The identity of the rustc binary `rustc` resolves to, for memos of what it
+ * answers: its real path, size, mtime and inode (new string). NULL for a
+ * rustup proxy, which answers for whichever toolchain is selected: a binary
+ * named rustup*, or one hard-linked to a `rustup` beside it (rustup installs
+ * its proxies so). */
+char *
+key_rustc_identity(const char *rustc)
+{
+	char real[PATH_MAX];
+	struct stat st, up;
+	char *dir, *up_path;
+	int proxy;
+
+	if (realpath(rustc, real) == NULL || stat(real, &st) == -1 ||
+	    strstr(path_basename(real), "rustup") != NULL)
+		return NULL;
+	if (st.st_nlink > 1) {
+		dir = path_dirname(real);
+		up_path = path_join(dir, "rustup");
+		proxy = stat(up_path, &up) == 0 && up.st_ino == st.st_ino && up.st_dev == st.st_dev;
+		free(dir);
+		free(up_path);
+		if (proxy)
+			return NULL;
+	}
+	return xasprintf("%s\n%lld\n%lld.%09ld\n%llu", real, (long long)st.st_size,
+	    (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long long)st.st_ino);
+}
+
+/* `rustc -vV`, memoized by the binary's identity (none for a rustup proxy:
+ * asked every time). */
 static int
 rustc_version(struct wrapper *w, struct buf *out)
 {
-	char real[PATH_MAX];
-	char *memo_key = NULL;
-	struct stat st;
+	char *id = key_rustc_identity(w->rustc), *memo_key = NULL;
 	char *argv[] = { (char *)w->rustc, "-vV", NULL };
 	int rc;
 
-	if (realpath(w->rustc, real) != NULL && stat(real, &st) == 0 &&
-	    strstr(path_basename(real), "rustup") == NULL) {
-		memo_key = xasprintf("rustc-vV\n%s\n%lld\n%lld.%09ld\n%llu", real,
-		    (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-		    (unsigned long long)st.st_ino);
+	if (id != NULL) {
+		memo_key = xasprintf("rustc-vV\n%s", id);
+		free(id);
 		if (store_memo_get_text(w->store, memo_key, out) == 0 && out->len > 0) {
 			free(memo_key);
 			return 0;

@@ -102,7 +102,8 @@ main(int argc, char **argv)
 	if (rc < 0) {
 		journal_pass(w.store, w.args.pass_reason ? w.args.pass_reason : "kache-error",
 		    w.args.crate_name);
-		exec_rustc(w.rustc, argc - 2, argv + 2);
+		if ((rc = query_answer(&w, argc - 2, argv + 2)) < 0)
+			exec_rustc(w.rustc, argc - 2, argv + 2);
 	}
 	args_free(&w.args);
 	roots_free(&w.roots);

@@ -229,7 +229,22 @@ int hit_may_hardlink(const struct wrapper *w);
  * caller then runs it untouched). */
 int miss_compile(struct wrapper *w);
 
+/* ---- query.c: what cargo asks rustc before compiling ---- */
+
+/* Answers one of the questions cargo asks rustc before any compile (`rustc
+ * -vV`; its target query `rustc - --crate-name ___ --print=...` with stdin
+ * from /dev/null) from a memo named by the binary's identity, the arguments
+ * and the variables rustc reads for them; otherwise runs rustc, forwarding its
+ * output, and memoizes a successful answer. The exit status, or -1 when the
+ * invocation is not such a question (run rustc untouched). */
+int query_answer(struct wrapper *w, int argc, char **argv);
+
 /* ---- key.c ---- */
+
+/* The identity of the rustc binary `rustc` resolves to (real path, size,
+ * mtime, inode; new string), for memos of what it answers; NULL for a rustup
+ * proxy, which answers for whichever toolchain is selected. */
+char *key_rustc_identity(const char *rustc);
 
 /* The invocation key (first level). 0 / -1. */
 int key_invocation(struct wrapper *w, unsigned char out[HASH_LEN]);

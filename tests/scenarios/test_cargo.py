@@ -399,6 +399,95 @@ class Scenarios(unittest.TestCase):
                              text=True, env=env)
         self.assertNotEqual(bad.returncode, 0)
 
+    def test_cargos_questions_to_rustc_answered_from_memo_after_clean(self):
+        """`cargo clean` removes cargo's own memo of `rustc -vV` and of its target
+        query (target/.rustc_info.json): kache answers both from its store, with
+        the bytes rustc gave, until the toolchain's identity or a variable rustc
+        reads for them changes; a damaged memo is asked again, never handed on."""
+        ws = Workspace(self.tmp, self.store)
+        asked = os.path.join(self.tmp, "asked.log")
+        with open(ws.shim, "w") as f:  # the counting shim, and every question
+            f.write("#!/bin/sh\n"
+                    "case \" $* \" in *' --crate-name ___ '*|' -vV ') "
+                    "echo \"$*\" >> '%s';; esac\n"
+                    "case \" $* \" in *' --crate-name '*) echo \"$*\" >> '%s';; esac\n"
+                    "exec '%s' \"$@\"\n" % (asked, ws.log, REAL_RUSTC))
+
+        def questions(**env):
+            if os.path.exists(asked):
+                os.unlink(asked)
+            ws.cargo("clean")
+            ws.cargo("build", **env)
+            if not env:  # RUSTC_BOOTSTRAP is in the compiles' keys too
+                self.assertEqual(ws.compiled(), [])
+            if not os.path.exists(asked):
+                return []
+            with open(asked) as f:
+                return ["-vV" if l.split() == ["-vV"] else "print" for l in f]
+
+        first = self.warm(ws)
+        self.assertEqual(questions(), [], "cargo's questions reached rustc after a clean")
+        self.assertEqual(ws.run_app(), first)
+        # the answers are rustc's, byte for byte
+        env = dict(ws.env)
+        query = ["-", "--crate-name", "___", "--print=file-names", "--crate-type", "bin",
+                 "--crate-type", "rlib", "--print=sysroot", "--print=cfg", "-Wwarnings"]
+        for args in (["-vV"], query):
+            direct = subprocess.run([REAL_RUSTC, *args], stdin=subprocess.DEVNULL,
+                                    capture_output=True, env=env)
+            for _ in range(2):
+                wrapped = subprocess.run([KACHE, ws.shim, *args], stdin=subprocess.DEVNULL,
+                                         capture_output=True, env=env)
+                self.assertEqual((wrapped.returncode, wrapped.stdout, wrapped.stderr),
+                                 (direct.returncode, direct.stdout, direct.stderr), args)
+        # a variable rustc reads for them: asked again, then answered
+        self.assertIn("print", questions(RUSTC_BOOTSTRAP="1"))
+        self.assertEqual(questions(RUSTC_BOOTSTRAP="1"), [])
+        # another toolchain (the binary's mtime): asked again
+        os.utime(ws.shim, ns=(os.stat(ws.shim).st_atime_ns, os.stat(ws.shim).st_mtime_ns + 10**9))
+        self.assertEqual(sorted(set(questions())), ["-vV", "print"])
+        # a damaged memo is not handed to cargo: asked again, rewritten
+        memos = [m for m in store_files(self.store, "memo")
+                 if open(m, "rb").read(13) == b"kache-query-1"]
+        # -vV and cargo's query, with and without RUSTC_BOOTSTRAP, the query
+        # asked here by hand; -vV and cargo's query of the touched binary
+        self.assertEqual(len(memos), 7, memos)
+        for m in memos:
+            with open(m, "r+b") as f:
+                data = bytearray(f.read())
+                data[-2] ^= 0x20
+                f.seek(0)
+                f.write(data)
+        self.assertEqual(sorted(set(questions())), ["-vV", "print"])
+        self.assertEqual(ws.run_app(), first)
+        self.assertEqual(questions(), [])
+        # a query whose source is not empty stdin is never memoized
+        for _ in range(2):
+            p = subprocess.run([KACHE, ws.shim, "-", "--crate-name", "___", "--print=cfg"],
+                               input=b"fn main() {}", capture_output=True, env=env)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        with open(asked) as f:
+            self.assertEqual(len(f.readlines()), 2)
+
+    def test_a_rustup_proxy_is_asked_every_time(self):
+        """A rustup proxy (hard-linked to a rustup beside it) answers for whichever
+        toolchain is selected: its answers are never memoized."""
+        d = os.path.join(self.tmp, "proxy")
+        os.makedirs(d)
+        calls = os.path.join(self.tmp, "calls")
+        with open(os.path.join(d, "rustup"), "w") as f:
+            f.write("#!/bin/sh\necho x >> '%s'\nexec '%s' \"$@\"\n" % (calls, REAL_RUSTC))
+        os.chmod(os.path.join(d, "rustup"), 0o755)
+        os.link(os.path.join(d, "rustup"), os.path.join(d, "rustc"))
+        env = dict(os.environ, KACHE_DIR=self.store)
+        for _ in range(3):
+            p = subprocess.run([KACHE, os.path.join(d, "rustc"), "-vV"],
+                               stdin=subprocess.DEVNULL, capture_output=True, env=env)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(b"release:", p.stdout)
+        with open(calls) as f:
+            self.assertEqual(len(f.readlines()), 3)
+
     def test_config_names_unknown_keys_and_sources(self):
         cfg = os.path.join(self.tmp, "config.toml")
         with open(cfg, "w") as f:

@@ -1,0 +1,239 @@
+/* What cargo asks rustc before it compiles anything: `rustc -vV` and its
+ * target query (`rustc - --crate-name ___ --print=file-names ... --print=cfg`,
+ * stdin from /dev/null). cargo keeps the answers in target/.rustc_info.json,
+ * which `cargo clean` removes, so every build after one asked again: three
+ * starts of rustc in a row before the first compile. The answers depend on
+ * the toolchain, the arguments and a few variables rustc reads, so they are
+ * memoized in the store under exactly those, framed with their digest: a
+ * damaged memo is never handed to cargo. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "wrapper/wrapper.h"
+
+#define QUERY_MAGIC "kache-query-1"
+#define QUERY_MAX (256 * 1024) /* a target query answers in about 2 KiB */
+
+/* What rustc reads from the environment that can change these answers. */
+static const char *const query_env[] = { "RUSTC_BOOTSTRAP", "RUST_TARGET_PATH",
+	"RUSTC_OVERRIDE_VERSION_STRING", "SDKROOT", "MACOSX_DEPLOYMENT_TARGET",
+	"IPHONEOS_DEPLOYMENT_TARGET", "TVOS_DEPLOYMENT_TARGET", "WATCHOS_DEPLOYMENT_TARGET",
+	"XROS_DEPLOYMENT_TARGET", NULL };
+
+/* The --print kinds answered without compiling, from the toolchain alone. */
+static const char *const print_kinds[] = { "file-names", "sysroot", "split-debuginfo", "crate-name",
+	"cfg", "target-libdir", "host-tuple", "target-list", NULL };
+
+static int is_query(int argc, char **argv);
+static int query_option(const char *opt, const char *v);
+static int in_list(const char *const *list, const char *s);
+static int stdin_is_null(void);
+static char *memo_key(const char *id, int argc, char **argv);
+static int count_field(const char **q, char sep, size_t *n);
+static int replay(const struct buf *memo);
+static void record(struct store *s, const char *key, const struct run_result *r);
+
+static int
+in_list(const char *const *list, const char *s)
+{
+	for (; *list != NULL; list++)
+		if (strcmp(*list, s) == 0)
+			return 1;
+	return 0;
+}
+
+/* An option of a target query whose effect the arguments say in full: no
+ * file named (a custom target's .json, -Z options, argfiles), nothing of the
+ * host machine (target-cpu=native). 1 when it may be memoized. */
+static int
+query_option(const char *opt, const char *v)
+{
+	if (strcmp(opt, "--print") == 0)
+		return in_list(print_kinds, v);
+	if (strstr(v, "native") != NULL)
+		return 0;
+	if (strcmp(opt, "--target") == 0)
+		return strchr(v, '/') == NULL && strstr(v, ".json") == NULL;
+	return strcmp(opt, "--crate-name") == 0 || strcmp(opt, "--crate-type") == 0 ||
+	    strcmp(opt, "-C") == 0 || strcmp(opt, "--codegen") == 0 || strcmp(opt, "--cfg") == 0 ||
+	    strcmp(opt, "--check-cfg") == 0 || strcmp(opt, "-W") == 0 || strcmp(opt, "-A") == 0 ||
+	    strcmp(opt, "-D") == 0 || strcmp(opt, "-F") == 0 || strcmp(opt, "--cap-lints") == 0 ||
+	    strcmp(opt, "--edition") == 0 || strcmp(opt, "--sysroot") == 0;
+}
+
+/* 1 for `-vV` (or -V, --version) alone, and for a target query: source `-`
+ * read from /dev/null, at least one --print of print_kinds, every other
+ * argument one query_option takes. */
+static int
+is_query(int argc, char **argv)
+{
+	int prints = 0, stdin_src = 0;
+
+	if (argc == 1)
+		return strcmp(argv[0], "-vV") == 0 || strcmp(argv[0], "-V") == 0 ||
+		    strcmp(argv[0], "--version") == 0;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i], *eq = strchr(a, '='), *val;
+		char opt[16];
+
+		if (strcmp(a, "-") == 0) {
+			stdin_src++;
+			continue;
+		}
+		if (a[0] != '-' || a[1] == '\0')
+			return 0;
+		if (a[1] != '-' && a[2] != '\0') { /* -Wwarnings, -Copt-level=1 */
+			snprintf(opt, sizeof opt, "-%c", a[1]);
+			val = a + 2;
+		} else if (a[1] == '-' && eq != NULL && (size_t)(eq - a) < sizeof opt) {
+			snprintf(opt, sizeof opt, "%.*s", (int)(eq - a), a);
+			val = eq + 1;
+		} else if (i + 1 < argc && strlen(a) < sizeof opt) {
+			snprintf(opt, sizeof opt, "%s", a);
+			val = argv[++i];
+		} else {
+			return 0;
+		}
+		if (!query_option(opt, val))
+			return 0;
+		prints += strcmp(opt, "--print") == 0;
+	}
+	return prints > 0 && stdin_src == 1 && stdin_is_null();
+}
+
+/* stdin is /dev/null (as cargo gives its queries): the `-` source is empty. */
+static int
+stdin_is_null(void)
+{
+	struct stat st;
+
+	return fstat(0, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
+/* The memo's name: the binary's identity, each argument (length-prefixed:
+ * no two argument lists read alike) and the variables of query_env. */
+static char *
+memo_key(const char *id, int argc, char **argv)
+{
+	struct buf b;
+	const char *v;
+
+	buf_init(&b);
+	buf_addf(&b, "rustc-query\n%s\n", id);
+	for (int i = 0; i < argc; i++)
+		buf_addf(&b, "%zu:%s\n", strlen(argv[i]), argv[i]);
+	for (size_t i = 0; query_env[i] != NULL; i++)
+		if ((v = getenv(query_env[i])) != NULL)
+			buf_addf(&b, "%s=%zu:%s\n", query_env[i], strlen(v), v);
+	return buf_detach(&b, NULL);
+}
+
+/* A decimal count of at most QUERY_MAX bytes at *q, followed by sep; moves *q
+ * past sep. -1 when it is not one. */
+static int
+count_field(const char **q, char sep, size_t *n)
+{
+	unsigned long long v;
+	char *end;
+
+	if (**q < '0' || **q > '9')
+		return -1;
+	v = strtoull(*q, &end, 10);
+	if (*end != sep || v > QUERY_MAX)
+		return -1;
+	*n = (size_t)v;
+	*q = end + 1;
+	return 0;
+}
+
+/* Prints a memoized answer: "kache-query-1 <out bytes> <err bytes> <digest>\n",
+ * then stdout's bytes and stderr's, checked whole against the digest before
+ * a byte is written. 0 when printed, -1 when the memo is not one. */
+static int
+replay(const struct buf *memo)
+{
+	char hex[HASH_HEX_LEN + 1];
+	unsigned char h[HASH_LEN];
+	const char *nl = memo->len > 0 ? memchr(memo->p, '\n', memo->len) : NULL, *q, *body;
+	size_t nout, nerr;
+
+	if (nl == NULL || strncmp(memo->p, QUERY_MAGIC " ", sizeof QUERY_MAGIC) != 0)
+		return -1;
+	q = memo->p + sizeof QUERY_MAGIC;
+	if (count_field(&q, ' ', &nout) < 0 || count_field(&q, ' ', &nerr) < 0 ||
+	    nl - q != HASH_HEX_LEN)
+		return -1;
+	body = nl + 1;
+	if ((size_t)(memo->p + memo->len - body) != nout + nerr)
+		return -1;
+	hash_buffer(body, nout + nerr, h);
+	hash_to_hex(h, hex);
+	if (memcmp(hex, q, HASH_HEX_LEN) != 0)
+		return -1;
+	if (fs_write_all(1, body, nout) < 0 || fs_write_all(2, body + nout, nerr) < 0)
+		log_warn("query answer"); /* cargo went away: nothing else to do */
+	return 0;
+}
+
+/* Memoizes a successful answer (a failed query is asked again next time). */
+static void
+record(struct store *s, const char *key, const struct run_result *r)
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+	struct buf b;
+
+	if (r->status != 0 || r->out.len > QUERY_MAX || r->err.len > QUERY_MAX)
+		return;
+	buf_init(&b);
+	buf_add(&b, r->out.p, r->out.len);
+	buf_add(&b, r->err.p, r->err.len);
+	hash_buffer(b.p, b.len, h);
+	hash_to_hex(h, hex);
+	buf_reset(&b);
+	buf_addf(&b, QUERY_MAGIC " %zu %zu %s\n", r->out.len, r->err.len, hex);
+	buf_add(&b, r->out.p, r->out.len);
+	buf_add(&b, r->err.p, r->err.len);
+	store_memo_put_text(s, key, b.p, b.len);
+	buf_free(&b);
+}
+
+int
+query_answer(struct wrapper *w, int argc, char **argv)
+{
+	struct run_result r;
+	struct buf memo;
+	char *id, *key, **v;
+	int rc = -1;
+
+	if (!is_query(argc, argv) || (id = key_rustc_identity(w->rustc)) == NULL)
+		return -1;
+	key = memo_key(id, argc, argv);
+	free(id);
+	buf_init(&memo);
+	if (store_memo_get_text(w->store, key, &memo) == 0 && replay(&memo) == 0) {
+		log_debug("rustc %s: answered from its memo", argv[0]);
+		rc = 0;
+	} else {
+		v = xcalloc((size_t)argc + 2, sizeof *v);
+		v[0] = (char *)w->rustc;
+		memcpy(v + 1, argv, (size_t)argc * sizeof *v);
+		if (run_rustc(w->rustc, v, &r) == 0) {
+			record(w->store, key, &r);
+			rc = r.status;
+			buf_free(&r.out);
+			buf_free(&r.err);
+		}
+		free(v);
+	}
+	buf_free(&memo);
+	free(key);
+	return rc;
+}
