@@ -98,7 +98,8 @@ toolchain_id(const char *vv, size_t n, char out[17])
 }
 
 /* The identity of the rustc binary `rustc` resolves to, for memos of what it
- * answers: its real path, size, mtime and inode (new string). NULL for a
+ * answers: its path (as given when absolute and not a link, else the real one),
+ * size, mtime and inode (new string). NULL for a
  * rustup proxy, which answers for whichever toolchain is selected: a binary
  * named rustup*, or one hard-linked to a `rustup` beside it (rustup installs
  * its proxies so). */
@@ -106,15 +107,21 @@ char *
 key_rustc_identity(const char *rustc)
 {
 	char real[PATH_MAX];
+	const char *path = real;
 	struct stat st, up;
 	char *dir, *up_path;
 	int proxy;
 
-	if (realpath(rustc, real) == NULL || stat(real, &st) == -1 ||
-	    strstr(path_basename(real), "rustup") != NULL)
+	/* cargo's usual: the absolute path of the toolchain's binary itself (one
+	 * lstat, where realpath costs a readlink per component) */
+	if (rustc[0] == '/' && lstat(rustc, &st) == 0 && S_ISREG(st.st_mode))
+		path = rustc;
+	else if (realpath(rustc, real) == NULL || stat(real, &st) == -1)
+		return NULL;
+	if (strstr(path_basename(path), "rustup") != NULL)
 		return NULL;
 	if (st.st_nlink > 1) {
-		dir = path_dirname(real);
+		dir = path_dirname(path);
 		up_path = path_join(dir, "rustup");
 		proxy = stat(up_path, &up) == 0 && up.st_ino == st.st_ino && up.st_dev == st.st_dev;
 		free(dir);
@@ -122,7 +129,7 @@ key_rustc_identity(const char *rustc)
 		if (proxy)
 			return NULL;
 	}
-	return xasprintf("%s\n%lld\n%lld.%09ld\n%llu", real, (long long)st.st_size,
+	return xasprintf("%s\n%lld\n%lld.%09ld\n%llu", path, (long long)st.st_size,
 	    (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long long)st.st_ino);
 }
 

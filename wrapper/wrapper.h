@@ -241,7 +241,7 @@ int query_answer(struct wrapper *w, int argc, char **argv);
 
 /* ---- key.c ---- */
 
-/* The identity of the rustc binary `rustc` resolves to (real path, size,
+/* The identity of the rustc binary `rustc` resolves to (its path, size,
  * mtime, inode; new string), for memos of what it answers; NULL for a rustup
  * proxy, which answers for whichever toolchain is selected. */
 char *key_rustc_identity(const char *rustc);
