@@ -26,6 +26,8 @@
 #define SPAWN_BACKOFF_MIN_MS 1000
 #define SPAWN_BACKOFF_MAX_MS (5 * 60 * 1000)
 #define SPAWN_YOUNG_MS 60000
+/* How many times (1 ms apart) a spawner waits out probes of the spawn lock. */
+#define SPAWN_LOCK_TRIES 100
 
 static void *client_ctx;
 
@@ -48,6 +50,7 @@ static enum proto_result request(const char *kache_dir, struct msg *req, struct 
     int64_t ack_deadline, int64_t deadline_ms, const struct progress_wait *pw);
 static void exec_detached(const char *kache_dir, const char *kached_path, int lockfd);
 static int spawn_allowed(const struct proto_paths *p, int force);
+static int take_spawn_lock(int fd);
 static int64_t ts_ms(const struct timespec *ts);
 
 const char *
@@ -381,6 +384,26 @@ spawn_allowed(const struct proto_paths *p, int force)
 	return 1;
 }
 
+/* The spawn lock, exclusive. A spawner holds it so while it starts a
+ * supervisor; a waiter's probe (proto_supervisor_starting) holds it shared for
+ * an instant, and is waited out (SPAWN_LOCK_TRIES): taken for a spawner, the
+ * probe made this spawner leave and the waiter, its probe over, found no lock
+ * held, neither started one, and both compiled. 0, or -1 when another process
+ * is starting a supervisor. */
+static int
+take_spawn_lock(int fd)
+{
+	for (int i = 0; flock(fd, LOCK_EX | LOCK_NB) == -1; i++) {
+		/* a shared lock of our own is granted only beside shared holders */
+		if (errno != EWOULDBLOCK || i == SPAWN_LOCK_TRIES ||
+		    flock(fd, LOCK_SH | LOCK_NB) == -1)
+			return -1;
+		flock(fd, LOCK_UN);
+		usleep(1000);
+	}
+	return 0;
+}
+
 /* The socket appears once the supervisor has its store lock and has bound;
  * until then the spawn lock (held from the spawn until the store lock is
  * taken) or the store lock says one is on its way. Either released with no
@@ -437,7 +460,7 @@ proto_supervisor_start(const char *kache_dir, const char *kached_path, int force
 		log_warn("open %s", p.spawnlock);
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1 || proto_supervisor_running(&p) ||
+	if (take_spawn_lock(fd) == -1 || proto_supervisor_running(&p) ||
 	    !spawn_allowed(&p, force)) {
 		close(fd); /* another process is starting it, it just came up, or back-off */
 		return 0;

@@ -538,6 +538,62 @@ test_spawn_is_not_held_back_by_a_file_with_no_record(void **state)
 	free(script);
 }
 
+/* A waiter (proto_supervisor_wait) probes the spawn lock with a shared flock
+ * for an instant. A spawner that tried its exclusive flock in that instant
+ * took the probe for another spawner and left without starting anything;
+ * the waiter, its probe over, saw neither lock held and gave up too: both
+ * compiled, and no supervisor came. A shared holder is a probe, not a spawn:
+ * the spawner tries again. The probe is stretched here (a child holds the
+ * lock shared for 20 ms), the spawn must still happen; a child holding it
+ * exclusive (a spawn under way) still keeps the spawner out. */
+static void
+test_spawn_is_not_given_up_for_a_waiters_probe(void **state)
+{
+	char dir[] = "/tmp/kache-test-XXXXXX", c;
+	char *run, *kached, *spawns, *script;
+	int ready[2], kinds[] = { LOCK_SH, LOCK_EX };
+	struct proto_paths p;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(proto_paths_init(&p, dir), 0);
+	run = xasprintf("%s/run", dir);
+	kached = xasprintf("%s/kached", dir);
+	spawns = xasprintf("%s/spawns", dir);
+	script = xasprintf("#!/bin/sh\necho $$ >> %s\n", spawns);
+	assert_int_equal(fs_mkdir_p(run, 0700), 0);
+	assert_int_equal(fs_write_atomic(kached, script, strlen(script), 0755), 0);
+	for (int k = 0; k < 2; k++) {
+		pid_t child;
+
+		unlink(p.backoff); /* no back-off between the two cases */
+		assert_int_equal(pipe(ready), 0);
+		if ((child = fork()) == 0) {
+			int fd = open(p.spawnlock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+			if (fd < 0 || flock(fd, kinds[k]) < 0 || write(ready[1], "k", 1) != 1)
+				_exit(2);
+			usleep(k == 0 ? 20000 : 300000);
+			_exit(0);
+		}
+		assert_true(child > 0);
+		assert_int_equal(read(ready[0], &c, 1), 1);
+		assert_int_equal(proto_supervisor_start(dir, kached, 0), 0);
+		waitpid(child, NULL, 0);
+		close(ready[0]);
+		close(ready[1]);
+		if (k == 0) /* shared: spawned once the probe is over */
+			assert_int_equal(count_lines(spawns, 1), 1);
+		else /* exclusive: not by us, nor a spawn recorded */
+			assert_int_equal(access(p.backoff, F_OK), -1);
+	}
+	assert_int_equal(fs_remove_tree(dir), 0);
+	free(run);
+	free(kached);
+	free(spawns);
+	free(script);
+}
+
 /* A hint goes through the message whole; anything outside its rules is refused. */
 static void
 test_prefetch_hint(void **state)
@@ -653,6 +709,7 @@ main(void)
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_wait_through_the_lock_handover),
 		cmocka_unit_test(test_spawn_is_not_held_back_by_a_file_with_no_record),
+		cmocka_unit_test(test_spawn_is_not_given_up_for_a_waiters_probe),
 		cmocka_unit_test(test_prefetch_hint),
 		cmocka_unit_test(test_prefetch_hint_file),
 	};
