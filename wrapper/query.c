@@ -135,15 +135,16 @@ memo_key(const char *id, int argc, char **argv)
 	return buf_detach(&b, NULL);
 }
 
-/* A decimal count of at most QUERY_MAX bytes at *q, followed by sep; moves *q
- * past sep. -1 when it is not one. */
+/* A decimal count of at most QUERY_MAX bytes at *q, in its one spelling (no
+ * sign, no leading zero), followed by sep; moves *q past sep. -1 when it is
+ * not one. */
 static int
 count_field(const char **q, char sep, size_t *n)
 {
 	unsigned long long v;
 	char *end;
 
-	if (**q < '0' || **q > '9')
+	if (**q < '0' || **q > '9' || ((*q)[0] == '0' && (*q)[1] != sep))
 		return -1;
 	v = strtoull(*q, &end, 10);
 	if (*end != sep || v > QUERY_MAX)
@@ -153,31 +154,56 @@ count_field(const char **q, char sep, size_t *n)
 	return 0;
 }
 
-/* Prints a memoized answer: "kache-query-1 <out bytes> <err bytes> <digest>\n",
- * then stdout's bytes and stderr's, checked whole against the digest before
- * a byte is written. 0 when printed, -1 when the memo is not one. */
-static int
-replay(const struct buf *memo)
+int
+query_memo_decode(const char *p, size_t n, size_t *body, size_t *nout, size_t *nerr)
 {
 	char hex[HASH_HEX_LEN + 1];
 	unsigned char h[HASH_LEN];
-	const char *nl = memo->len > 0 ? memchr(memo->p, '\n', memo->len) : NULL, *q, *body;
-	size_t nout, nerr;
+	const char *nl = n > 0 ? memchr(p, '\n', n) : NULL, *q;
 
-	if (nl == NULL || strncmp(memo->p, QUERY_MAGIC " ", sizeof QUERY_MAGIC) != 0)
+	if (nl == NULL || (size_t)(nl - p) < sizeof QUERY_MAGIC ||
+	    memcmp(p, QUERY_MAGIC " ", sizeof QUERY_MAGIC) != 0)
 		return -1;
-	q = memo->p + sizeof QUERY_MAGIC;
-	if (count_field(&q, ' ', &nout) < 0 || count_field(&q, ' ', &nerr) < 0 ||
+	q = p + sizeof QUERY_MAGIC;
+	if (count_field(&q, ' ', nout) < 0 || count_field(&q, ' ', nerr) < 0 ||
 	    nl - q != HASH_HEX_LEN)
 		return -1;
-	body = nl + 1;
-	if ((size_t)(memo->p + memo->len - body) != nout + nerr)
+	*body = (size_t)(nl + 1 - p);
+	if (n - *body != *nout + *nerr)
 		return -1;
-	hash_buffer(body, nout + nerr, h);
+	hash_buffer(nl + 1, *nout + *nerr, h);
 	hash_to_hex(h, hex);
-	if (memcmp(hex, q, HASH_HEX_LEN) != 0)
+	return memcmp(hex, q, HASH_HEX_LEN) == 0 ? 0 : -1;
+}
+
+void
+query_memo_encode(const char *out, size_t nout, const char *err, size_t nerr, struct buf *b)
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+	struct buf both;
+
+	buf_init(&both);
+	buf_add(&both, out, nout);
+	buf_add(&both, err, nerr);
+	hash_buffer(both.p ? both.p : "", both.len, h);
+	hash_to_hex(h, hex);
+	buf_addf(b, QUERY_MAGIC " %zu %zu %s\n", nout, nerr, hex);
+	buf_add(b, both.p, both.len);
+	buf_free(&both);
+}
+
+/* Prints a memoized answer, checked whole (query_memo_decode) before a byte
+ * is written. 0 when printed, -1 when the memo is not one. */
+static int
+replay(const struct buf *memo)
+{
+	size_t body, nout, nerr;
+
+	if (query_memo_decode(memo->p, memo->len, &body, &nout, &nerr) < 0)
 		return -1;
-	if (fs_write_all(1, body, nout) < 0 || fs_write_all(2, body + nout, nerr) < 0)
+	if (fs_write_all(1, memo->p + body, nout) < 0 ||
+	    fs_write_all(2, memo->p + body + nout, nerr) < 0)
 		log_warn("query answer"); /* cargo went away: nothing else to do */
 	return 0;
 }
@@ -186,21 +212,13 @@ replay(const struct buf *memo)
 static void
 record(struct store *s, const char *key, const struct run_result *r)
 {
-	unsigned char h[HASH_LEN];
-	char hex[HASH_HEX_LEN + 1];
 	struct buf b;
 
 	if (r->status != 0 || r->out.len > QUERY_MAX || r->err.len > QUERY_MAX)
 		return;
 	buf_init(&b);
-	buf_add(&b, r->out.p, r->out.len);
-	buf_add(&b, r->err.p, r->err.len);
-	hash_buffer(b.p, b.len, h);
-	hash_to_hex(h, hex);
-	buf_reset(&b);
-	buf_addf(&b, QUERY_MAGIC " %zu %zu %s\n", r->out.len, r->err.len, hex);
-	buf_add(&b, r->out.p, r->out.len);
-	buf_add(&b, r->err.p, r->err.len);
+	query_memo_encode(r->out.p ? r->out.p : "", r->out.len, r->err.p ? r->err.p : "",
+	    r->err.len, &b);
 	store_memo_put_text(s, key, b.p, b.len);
 	buf_free(&b);
 }

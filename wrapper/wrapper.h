@@ -238,6 +238,12 @@ int miss_compile(struct wrapper *w);
  * output, and memoizes a successful answer. The exit status, or -1 when the
  * invocation is not such a question (run rustc untouched). */
 int query_answer(struct wrapper *w, int argc, char **argv);
+/* A memoized answer: "kache-query-1 <out bytes> <err bytes> <BLAKE2b hex of
+ * both>\n", then stdout's bytes and stderr's. */
+void query_memo_encode(const char *out, size_t nout, const char *err, size_t nerr, struct buf *b);
+/* Checks one whole (counts in their one spelling, each at most 256 KiB, the
+ * digest); 0 with the body's offset and the two lengths, -1 when it is not. */
+int query_memo_decode(const char *p, size_t n, size_t *body, size_t *nout, size_t *nerr);
 
 /* ---- key.c ---- */
 
