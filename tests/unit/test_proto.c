@@ -490,6 +490,40 @@ count_lines(const char *path, int want)
 	return n;
 }
 
+/* A store directory for the spawn tests: run/ made, and in place of kached a
+ * script that appends a line to spawns each time it runs. */
+struct spawn_dir {
+	char dir[32];
+	char *kached, *spawns;
+	struct proto_paths p;
+};
+
+static void
+spawn_dir_make(struct spawn_dir *d)
+{
+	char *run, *script;
+
+	snprintf(d->dir, sizeof d->dir, "/tmp/kache-test-XXXXXX");
+	assert_non_null(mkdtemp(d->dir));
+	assert_int_equal(proto_paths_init(&d->p, d->dir), 0);
+	run = xasprintf("%s/run", d->dir);
+	d->kached = xasprintf("%s/kached", d->dir);
+	d->spawns = xasprintf("%s/spawns", d->dir);
+	script = xasprintf("#!/bin/sh\necho $$ >> %s\n", d->spawns);
+	assert_int_equal(fs_mkdir_p(run, 0700), 0);
+	assert_int_equal(fs_write_atomic(d->kached, script, strlen(script), 0755), 0);
+	free(run);
+	free(script);
+}
+
+static void
+spawn_dir_remove(struct spawn_dir *d)
+{
+	assert_int_equal(fs_remove_tree(d->dir), 0);
+	free(d->kached);
+	free(d->spawns);
+}
+
 /* The first spawn into a store makes run/spawn.backoff, and the kernel stamps
  * its creation with its own clock: later than the spawner's reading of the
  * clock when it was descheduled in between, as under load. Such a file, both
@@ -501,41 +535,28 @@ count_lines(const char *path, int want)
 static void
 test_spawn_is_not_held_back_by_a_file_with_no_record(void **state)
 {
-	char dir[] = "/tmp/kache-test-XXXXXX";
-	char *run, *kached, *spawns, *script;
-	struct proto_paths p;
+	struct spawn_dir d;
 	struct stat before, after;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(proto_paths_init(&p, dir), 0);
-	run = xasprintf("%s/run", dir);
-	kached = xasprintf("%s/kached", dir);
-	spawns = xasprintf("%s/spawns", dir);
-	script = xasprintf("#!/bin/sh\necho $$ >> %s\n", spawns);
-	assert_int_equal(fs_mkdir_p(run, 0700), 0);
-	assert_int_equal(fs_write_atomic(kached, script, strlen(script), 0755), 0);
+	spawn_dir_make(&d);
 
-	set_backoff(&p, 300, 300); /* made "after" the spawner's clock reading */
-	assert_int_equal(proto_supervisor_start(dir, kached, 0), 0);
-	assert_int_equal(count_lines(spawns, 1), 1);
-	assert_int_equal(stat(p.backoff, &after), 0);
+	set_backoff(&d.p, 300, 300); /* made "after" the spawner's clock reading */
+	assert_int_equal(proto_supervisor_start(d.dir, d.kached, 0), 0);
+	assert_int_equal(count_lines(d.spawns, 1), 1);
+	assert_int_equal(stat(d.p.backoff, &after), 0);
 	assert_true(after.st_atim.tv_sec * 1000LL + after.st_atim.tv_nsec / 1000000 >
 	    after.st_mtim.tv_sec * 1000LL + after.st_mtim.tv_nsec / 1000000);
 
-	set_backoff(&p, 60000, -10); /* a spawn 10 ms ago: the next in a minute */
-	assert_int_equal(stat(p.backoff, &before), 0);
-	assert_int_equal(proto_supervisor_start(dir, kached, 0), 0);
-	assert_int_equal(stat(p.backoff, &after), 0);
+	set_backoff(&d.p, 60000, -10); /* a spawn 10 ms ago: the next in a minute */
+	assert_int_equal(stat(d.p.backoff, &before), 0);
+	assert_int_equal(proto_supervisor_start(d.dir, d.kached, 0), 0);
+	assert_int_equal(stat(d.p.backoff, &after), 0);
 	assert_int_equal(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
 	assert_int_equal(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
 	assert_int_equal(after.st_atim.tv_nsec, before.st_atim.tv_nsec);
 
-	assert_int_equal(fs_remove_tree(dir), 0);
-	free(run);
-	free(kached);
-	free(spawns);
-	free(script);
+	spawn_dir_remove(&d);
 }
 
 /* A waiter (proto_supervisor_wait) probes the spawn lock with a shared flock
@@ -549,27 +570,19 @@ test_spawn_is_not_held_back_by_a_file_with_no_record(void **state)
 static void
 test_spawn_is_not_given_up_for_a_waiters_probe(void **state)
 {
-	char dir[] = "/tmp/kache-test-XXXXXX", c;
-	char *run, *kached, *spawns, *script;
 	int ready[2], kinds[] = { LOCK_SH, LOCK_EX };
-	struct proto_paths p;
+	struct spawn_dir d;
+	char c;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(proto_paths_init(&p, dir), 0);
-	run = xasprintf("%s/run", dir);
-	kached = xasprintf("%s/kached", dir);
-	spawns = xasprintf("%s/spawns", dir);
-	script = xasprintf("#!/bin/sh\necho $$ >> %s\n", spawns);
-	assert_int_equal(fs_mkdir_p(run, 0700), 0);
-	assert_int_equal(fs_write_atomic(kached, script, strlen(script), 0755), 0);
+	spawn_dir_make(&d);
 	for (int k = 0; k < 2; k++) {
 		pid_t child;
 
-		unlink(p.backoff); /* no back-off between the two cases */
+		unlink(d.p.backoff); /* no back-off between the two cases */
 		assert_int_equal(pipe(ready), 0);
 		if ((child = fork()) == 0) {
-			int fd = open(p.spawnlock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			int fd = open(d.p.spawnlock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
 			if (fd < 0 || flock(fd, kinds[k]) < 0 || write(ready[1], "k", 1) != 1)
 				_exit(2);
@@ -578,20 +591,16 @@ test_spawn_is_not_given_up_for_a_waiters_probe(void **state)
 		}
 		assert_true(child > 0);
 		assert_int_equal(read(ready[0], &c, 1), 1);
-		assert_int_equal(proto_supervisor_start(dir, kached, 0), 0);
+		assert_int_equal(proto_supervisor_start(d.dir, d.kached, 0), 0);
 		waitpid(child, NULL, 0);
 		close(ready[0]);
 		close(ready[1]);
 		if (k == 0) /* shared: spawned once the probe is over */
-			assert_int_equal(count_lines(spawns, 1), 1);
+			assert_int_equal(count_lines(d.spawns, 1), 1);
 		else /* exclusive: not by us, nor a spawn recorded */
-			assert_int_equal(access(p.backoff, F_OK), -1);
+			assert_int_equal(access(d.p.backoff, F_OK), -1);
 	}
-	assert_int_equal(fs_remove_tree(dir), 0);
-	free(run);
-	free(kached);
-	free(spawns);
-	free(script);
+	spawn_dir_remove(&d);
 }
 
 /* A hint goes through the message whole; anything outside its rules is refused. */
