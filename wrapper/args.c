@@ -128,8 +128,10 @@ args_parse(struct rustc_args *a, int argc, char **argv)
 
 		if (arg[0] == '@') {
 			a->pass_reason = "argfile";
+			a->unmodelled++;
 		} else if (strcmp(arg, "-") == 0) {
 			a->pass_reason = "stdin";
+			a->stdin_sources++;
 		} else if (arg[0] != '-') {
 			if (a->src != NULL)
 				a->pass_reason = "multiple-sources";
@@ -138,6 +140,7 @@ args_parse(struct rustc_args *a, int argc, char **argv)
 		    strcmp(arg, "--version") == 0 || strcmp(arg, "-h") == 0 ||
 		    strcmp(arg, "--help") == 0) {
 			a->pass_reason = "version-or-help";
+			a->unmodelled++;
 		} else if (arg[1] != '-' && arg[1] != '\0' && arg[2] != '\0' &&
 		    option_takes_value((char[]){ '-', arg[1], '\0' })) {
 			/* -Cfoo=bar, -Lpath, -Zflag: a short option glued to its value */
@@ -146,13 +149,16 @@ args_parse(struct rustc_args *a, int argc, char **argv)
 		    (size_t)(eq - arg) < sizeof opt) {
 			memcpy(opt, arg, (size_t)(eq - arg));
 			opt[eq - arg] = '\0';
-			if (option_takes_value(opt))
+			if (option_takes_value(opt)) {
 				parse_one(a, opt, eq + 1);
-			else
+			} else {
 				a->pass_reason = "unknown-option";
+				a->unmodelled++;
+			}
 		} else if (option_takes_value(arg)) {
 			if (i + 1 >= argc) {
 				a->pass_reason = "missing-value";
+				a->unmodelled++;
 				break;
 			}
 			parse_one(a, arg, argv[++i]);

@@ -102,7 +102,7 @@ main(int argc, char **argv)
 	if (rc < 0) {
 		journal_pass(w.store, w.args.pass_reason ? w.args.pass_reason : "kache-error",
 		    w.args.crate_name);
-		if ((rc = query_answer(&w, argc - 2, argv + 2)) < 0)
+		if ((rc = query_answer(&w)) < 0)
 			exec_rustc(w.rustc, argc - 2, argv + 2);
 	}
 	args_free(&w.args);

@@ -31,7 +31,12 @@ static const char *const query_env[] = { "RUSTC_BOOTSTRAP", "RUST_TARGET_PATH",
 static const char *const print_kinds[] = { "file-names", "sysroot", "split-debuginfo", "crate-name",
 	"cfg", "target-libdir", "host-tuple", "target-list", NULL };
 
-static int is_query(int argc, char **argv);
+/* The other options a target query may carry: each says its effect in full. */
+static const char *const query_opts[] = { "--crate-name", "--crate-type", "-C", "--codegen",
+	"--cfg", "--check-cfg", "-W", "-A", "-D", "-F", "--cap-lints", "--edition", "--sysroot",
+	NULL };
+
+static int is_query(const struct rustc_args *a);
 static int query_option(const char *opt, const char *v);
 static int in_list(const char *const *list, const char *s);
 static int stdin_is_null(void);
@@ -55,57 +60,36 @@ in_list(const char *const *list, const char *s)
 static int
 query_option(const char *opt, const char *v)
 {
+	if (v == NULL) /* a flag: none of a query's */
+		return 0;
 	if (strcmp(opt, "--print") == 0)
 		return in_list(print_kinds, v);
 	if (strstr(v, "native") != NULL)
 		return 0;
 	if (strcmp(opt, "--target") == 0)
 		return strchr(v, '/') == NULL && strstr(v, ".json") == NULL;
-	return strcmp(opt, "--crate-name") == 0 || strcmp(opt, "--crate-type") == 0 ||
-	    strcmp(opt, "-C") == 0 || strcmp(opt, "--codegen") == 0 || strcmp(opt, "--cfg") == 0 ||
-	    strcmp(opt, "--check-cfg") == 0 || strcmp(opt, "-W") == 0 || strcmp(opt, "-A") == 0 ||
-	    strcmp(opt, "-D") == 0 || strcmp(opt, "-F") == 0 || strcmp(opt, "--cap-lints") == 0 ||
-	    strcmp(opt, "--edition") == 0 || strcmp(opt, "--sysroot") == 0;
+	return in_list(query_opts, opt);
 }
 
-/* 1 for `-vV` (or -V, --version) alone, and for a target query: source `-`
- * read from /dev/null, at least one --print of print_kinds, every other
- * argument one query_option takes. */
+/* 1 for `-vV` (or -V, --version) alone, and for a target query (as args.c
+ * parsed it): source `-` read from /dev/null and no other, at least one
+ * --print of print_kinds, every option one query_option takes. */
 static int
-is_query(int argc, char **argv)
+is_query(const struct rustc_args *a)
 {
-	int prints = 0, stdin_src = 0;
+	int prints = 0;
 
-	if (argc == 1)
-		return strcmp(argv[0], "-vV") == 0 || strcmp(argv[0], "-V") == 0 ||
-		    strcmp(argv[0], "--version") == 0;
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i], *eq = strchr(a, '='), *val;
-		char opt[16];
-
-		if (strcmp(a, "-") == 0) {
-			stdin_src++;
-			continue;
-		}
-		if (a[0] != '-' || a[1] == '\0')
+	if (a->argc == 1)
+		return strcmp(a->argv[0], "-vV") == 0 || strcmp(a->argv[0], "-V") == 0 ||
+		    strcmp(a->argv[0], "--version") == 0;
+	if (a->stdin_sources != 1 || a->src != NULL || a->unmodelled > 0)
+		return 0;
+	for (size_t i = 0; i < a->opt_names.n; i++) {
+		if (!query_option(a->opt_names.v[i], a->opt_values.v[i]))
 			return 0;
-		if (a[1] != '-' && a[2] != '\0') { /* -Wwarnings, -Copt-level=1 */
-			snprintf(opt, sizeof opt, "-%c", a[1]);
-			val = a + 2;
-		} else if (a[1] == '-' && eq != NULL && (size_t)(eq - a) < sizeof opt) {
-			snprintf(opt, sizeof opt, "%.*s", (int)(eq - a), a);
-			val = eq + 1;
-		} else if (i + 1 < argc && strlen(a) < sizeof opt) {
-			snprintf(opt, sizeof opt, "%s", a);
-			val = argv[++i];
-		} else {
-			return 0;
-		}
-		if (!query_option(opt, val))
-			return 0;
-		prints += strcmp(opt, "--print") == 0;
+		prints += strcmp(a->opt_names.v[i], "--print") == 0;
 	}
-	return prints > 0 && stdin_src == 1 && stdin_is_null();
+	return prints > 0 && stdin_is_null();
 }
 
 /* stdin is /dev/null (as cargo gives its queries): the `-` source is empty. */
@@ -181,16 +165,16 @@ query_memo_encode(const char *out, size_t nout, const char *err, size_t nerr, st
 {
 	unsigned char h[HASH_LEN];
 	char hex[HASH_HEX_LEN + 1];
-	struct buf both;
+	struct hash_ctx c;
 
-	buf_init(&both);
-	buf_add(&both, out, nout);
-	buf_add(&both, err, nerr);
-	hash_buffer(both.p ? both.p : "", both.len, h);
+	hash_begin(&c);
+	hash_update(&c, out, nout);
+	hash_update(&c, err, nerr);
+	hash_end(&c, h);
 	hash_to_hex(h, hex);
 	buf_addf(b, QUERY_MAGIC " %zu %zu %s\n", nout, nerr, hex);
-	buf_add(b, both.p, both.len);
-	buf_free(&both);
+	buf_add(b, out, nout);
+	buf_add(b, err, nerr);
 }
 
 /* Prints a memoized answer, checked whole (query_memo_decode) before a byte
@@ -224,25 +208,26 @@ record(struct store *s, const char *key, const struct run_result *r)
 }
 
 int
-query_answer(struct wrapper *w, int argc, char **argv)
+query_answer(struct wrapper *w)
 {
+	const struct rustc_args *a = &w->args;
 	struct run_result r;
 	struct buf memo;
 	char *id, *key, **v;
 	int rc = -1;
 
-	if (!is_query(argc, argv) || (id = key_rustc_identity(w->rustc)) == NULL)
+	if (!is_query(a) || (id = key_rustc_identity(w->rustc)) == NULL)
 		return -1;
-	key = memo_key(id, argc, argv);
+	key = memo_key(id, a->argc, a->argv);
 	free(id);
 	buf_init(&memo);
 	if (store_memo_get_text(w->store, key, &memo) == 0 && replay(&memo) == 0) {
-		log_debug("rustc %s: answered from its memo", argv[0]);
+		log_debug("rustc %s: answered from its memo", a->argv[0]);
 		rc = 0;
 	} else {
-		v = xcalloc((size_t)argc + 2, sizeof *v);
+		v = xcalloc((size_t)a->argc + 2, sizeof *v);
 		v[0] = (char *)w->rustc;
-		memcpy(v + 1, argv, (size_t)argc * sizeof *v);
+		memcpy(v + 1, a->argv, (size_t)a->argc * sizeof *v);
 		if (run_rustc(w->rustc, v, &r) == 0) {
 			record(w->store, key, &r);
 			rc = r.status;

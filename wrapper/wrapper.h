@@ -41,6 +41,8 @@ struct rustc_args {
 	struct strv opt_values;  /* its value, or NULL for a flag */
 	int incremental;
 	int json_artifacts;      /* --json includes "artifacts" */
+	int stdin_sources;       /* how many `-` (source read from stdin) */
+	int unmodelled;          /* arguments neither an option, a source nor `-` */
 	const char *pass_reason; /* non-NULL: do not cache, and why */
 };
 
@@ -237,7 +239,7 @@ int miss_compile(struct wrapper *w);
  * and the variables rustc reads for them; otherwise runs rustc, forwarding its
  * output, and memoizes a successful answer. The exit status, or -1 when the
  * invocation is not such a question (run rustc untouched). */
-int query_answer(struct wrapper *w, int argc, char **argv);
+int query_answer(struct wrapper *w);
 /* A memoized answer: "kache-query-1 <out bytes> <err bytes> <BLAKE2b hex of
  * both>\n", then stdout's bytes and stderr's. */
 void query_memo_encode(const char *out, size_t nout, const char *err, size_t nerr, struct buf *b);
