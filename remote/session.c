@@ -499,12 +499,15 @@ merge_remote(struct remote *r, const char *kache_dir, const char *name, const ch
 		return 0;
 	}
 	remote_session_fingerprint(old.lock, old.toolchain, old.target, old.profile, rfp);
+	if (strcmp(rfp, fp) != 0) { /* not a save of this fingerprint: nothing of it kept */
+		remote_session_free(&old);
+		return 0;
+	}
 	/* this session's crates, sorted, to look the object's up in */
 	used = xcalloc(mine + 1, sizeof *used);
 	memcpy(used, s->k, mine * sizeof *used);
 	qsort(used, mine, sizeof *used, cmp_crate);
-	for (size_t i = 0; strcmp(rfp, fp) == 0 && i < old.n && s->n < REMOTE_SESSION_MAX_KEYS;
-	     i++) {
+	for (size_t i = 0; i < old.n && s->n < REMOTE_SESSION_MAX_KEYS; i++) {
 		const struct remote_session_key *k = &old.k[i];
 
 		if (bsearch(k, used, mine, sizeof *used, cmp_crate) == NULL) {

@@ -98,11 +98,10 @@ toolchain_id(const char *vv, size_t n, char out[17])
 }
 
 /* The identity of the rustc binary `rustc` resolves to, for memos of what it
- * answers: its path (as given when absolute and not a link, else the real one),
- * size, mtime and inode (new string). NULL for a
- * rustup proxy, which answers for whichever toolchain is selected: a binary
- * named rustup*, or one hard-linked to a `rustup` beside it (rustup installs
- * its proxies so). */
+ * answers: its path (as given when absolute and not a link, else the real
+ * one), size, mtime and inode (new string). NULL for a rustup proxy, which
+ * answers for whichever toolchain is selected: a binary named rustup*, or one
+ * hard-linked to a `rustup` beside it (rustup installs its proxies so). */
 char *
 key_rustc_identity(const char *rustc)
 {
