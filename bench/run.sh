@@ -14,13 +14,15 @@
 # directory remote and an S3 bucket (moto_server on loopback), then a fresh
 # checkout elsewhere with an empty store B builds from it, without prefetch,
 # with prefetch racing the build, and in a CI shape (a cheap first cargo
-# command, a bounded wait for the prefetch, then the build).
+# command, a bounded wait for the prefetch, then the build). With --signed as
+# well, store A signs what it uploads and store B imports only what a trusted
+# key signed (the README's CI recipe), which spares B the hash of every blob.
 # usage: bench/run.sh --kache build/bin/kache [--ws small|large|DIR] [--runs N] [--warm N]
-#        [-j N] [--remote]
+#        [-j N] [--remote [--signed]]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-kache="" runs=3 warm=1 jobs=2 ws="$here/../examples/ws-small" remote=0 full=1
-usage="usage: bench/run.sh --kache PATH [--ws small|large|DIR] [--runs N] [--warm N] [-j N] [--remote]"
+kache="" runs=3 warm=1 jobs=2 ws="$here/../examples/ws-small" remote=0 full=1 signed=0
+usage="usage: bench/run.sh --kache PATH [--ws small|large|DIR] [--runs N] [--warm N] [-j N] [--remote [--signed]]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --kache) kache="$(realpath "$2")"; shift 2 ;;
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
       esac
       shift 2 ;;
     --remote) remote=1; shift ;;
+    --signed) signed=1; shift ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
 done
@@ -254,6 +257,10 @@ remote_case() {
   unset KSTORE KACHE_PREFETCH_MAX_BYTES
 }
 start_moto
+if [ "$signed" = 1 ]; then
+  pub=$("$kache" keygen --out "$work/sign.key" 2>/dev/null)
+  export KACHE_SIGNING_KEY_FILE="$work/sign.key" KACHE_TRUSTED_KEYS="[\"$pub\"]"
+fi
 declare -A rt rc rp rs rd
 cases=(nopf first ci)
 # Interleaved: per run, both remotes; per remote, the three cases in an order
@@ -271,7 +278,9 @@ r() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 printf '\nremote-warm, medians of %s run(s); store B empty, other path and CARGO_HOME. "x local" =\n' "$runs"
 printf 'ratio to local warm (store A, cargo clean && cargo build) measured in this run; "rustc" =\n'
 printf 'compiles that reached the real rustc (of %s, worst run); "session" = the prefetch\n' "$total"
-printf "session's own time (its log line) and packs it imported\n\n"
+printf "session's own time (its log line) and packs it imported"
+[ "$signed" = 1 ] && printf '; packs signed, store B trusts the key'
+printf '\n\n'
 printf '| remote | case | warm-up | prefetch wait | build | build x local | total | total x local | rustc | served | session |\n'
 printf '|--------|------|--------:|--------------:|------:|--------------:|------:|--------------:|------:|-------:|--------:|\n'
 declare -A label=([local]="local warm" [nopf]="remote-warm, no prefetch" [first]="remote-warm, prefetch racing the build"

@@ -149,7 +149,7 @@ get_small(struct remote *r, const char *name, const char *tmpdir, struct buf *b)
 	enum remote_result rr;
 	int fd;
 
-	if ((rr = r->t->open(r, name, tmpdir, &fd)) != REMOTE_OK)
+	if ((rr = r->t->open(r, name, tmpdir, &fd, NULL)) != REMOTE_OK)
 		return rr;
 	if (fs_read_fd(fd, b, PACK_MAX_BYTES) < 0) {
 		log_warn("remote: read %s", name);
@@ -335,12 +335,12 @@ transfer(struct remote *r, struct store *s, const char *tmpdir, const unsigned c
 {
 	enum remote_result rr;
 	enum pack_result pr;
-	int fd;
+	int fd, vouched = 0;
 
-	rr = r->t->open(r, name, tmpdir, &fd);
+	rr = r->t->open(r, name, tmpdir, &fd, &vouched);
 	if (rr != REMOTE_OK)
 		return rr == REMOTE_FAILED ? -1 : 0;
-	pr = pack_read(s, fd, inv, res);
+	pr = pack_read(s, fd, inv, res, vouched ? PACK_BLOBS_VOUCHED : 0);
 	close(fd);
 	if (pr == PACK_OK)
 		return 1;
@@ -369,7 +369,7 @@ import_one(struct remote *r, struct store *s, const char *tmpdir, const unsigned
 		out = 1;
 	else
 		out = transfer(r, s, tmpdir, inv, res, name);
-	layout_lock_release(store_dir(s), lr->res, lock);
+	layout_lock_release(lock);
 	free(name);
 	return out;
 }

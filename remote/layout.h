@@ -63,11 +63,11 @@ enum remote_result layout_import_pack(struct remote *r, const char *kache_dir, c
     const char *res_hex);
 
 /* layout_lock.c: the import lock of result res_hex in the store at kache_dir
- * (tmp/import-<res>.lock, flock). 0 held (*fd to release), 1 another
- * importer still held it at deadline_ms (clock_ms), -1 it cannot be taken
- * at all (logged: the import goes on unlocked). */
+ * (a byte of tmp/import.locks, an OFD lock). 0 held (*fd to release), 1
+ * another importer still held it at deadline_ms (clock_ms), -1 it cannot be
+ * taken at all (logged: the import goes on unlocked). */
 int layout_lock_take(const char *kache_dir, const char *res_hex, int64_t deadline_ms, int *fd);
-/* Unlinks the lock file, then lets the lock go. fd < 0: nothing. */
-void layout_lock_release(const char *kache_dir, const char *res_hex, int fd);
+/* Lets the lock go. fd < 0: nothing. */
+void layout_lock_release(int fd);
 
 #endif

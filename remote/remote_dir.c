@@ -16,7 +16,8 @@
 #include "common/log.h"
 #include "common/path.h"
 
-static enum remote_result dir_open(struct remote *r, const char *name, const char *tmpdir, int *fd);
+static enum remote_result dir_open(struct remote *r, const char *name, const char *tmpdir, int *fd,
+    int *vouched);
 static enum remote_result dir_put(struct remote *r, const char *name, const void *data, size_t n);
 static enum remote_result dir_put_file(struct remote *r, const char *path, const char *name);
 static enum remote_result dir_list(struct remote *r, const char *prefix, remote_list_fn fn,
@@ -59,12 +60,14 @@ remote_dir_open(const struct config *cfg, char *err, size_t errlen)
 }
 
 static enum remote_result
-dir_open(struct remote *r, const char *name, const char *tmpdir, int *fd)
+dir_open(struct remote *r, const char *name, const char *tmpdir, int *fd, int *vouched)
 {
 	char *p = path_join(r->path, name);
 	enum remote_result rr = REMOTE_OK;
 
 	(void)tmpdir;
+	if (vouched != NULL)
+		*vouched = 0; /* the signing layer, when any, vouches */
 	if ((*fd = fs_open_regular(p, O_RDONLY, 0)) < 0) {
 		rr = errno == ENOENT ? REMOTE_MISS : REMOTE_FAILED;
 		if (rr == REMOTE_FAILED)

@@ -305,7 +305,7 @@ remote_session_get(struct remote *r, const char *kache_dir, const char *name,
 	buf_init(&b);
 	if (r->t == NULL || r->off)
 		rr = REMOTE_FAILED;
-	else if ((rr = r->t->open(r, name, tmpdir, &fd)) == REMOTE_OK) {
+	else if ((rr = r->t->open(r, name, tmpdir, &fd, NULL)) == REMOTE_OK) {
 		if (fs_read_fd(fd, &b, REMOTE_SESSION_MAX_BYTES) < 0) {
 			snprintf(why, whylen, "it is larger than %d MiB or cannot be read",
 			    REMOTE_SESSION_MAX_BYTES >> 20);

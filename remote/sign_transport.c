@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,7 +43,8 @@ struct sign_state {
 	unsigned logged;   /* bit per verdict already logged */
 };
 
-static enum remote_result s_open(struct remote *r, const char *name, const char *tmpdir, int *fd);
+static enum remote_result s_open(struct remote *r, const char *name, const char *tmpdir, int *fd,
+    int *vouched);
 static enum remote_result s_put(struct remote *r, const char *name, const void *data, size_t n);
 static enum remote_result s_put_file(struct remote *r, const char *path, const char *name);
 static enum remote_result s_list(struct remote *r, const char *prefix, remote_list_fn fn,
@@ -150,7 +152,9 @@ hash_range(int fd, uint64_t len, int out, struct sign_hash *h)
 
 /* Leaves in *fd, at offset 0, an unnamed file holding only the first len
  * bytes, hashed into h on the way. A file with a name (a directory remote's
- * object, writable by others) is copied first; our own unnamed download is
+ * object, writable by others) is copied first: into memory (memfd) up to
+ * PACK_MEM_MAX, past it into tmpdir (so a prefetch session does not make and
+ * free one file system inode per pack); our own unnamed download is
  * truncated in place. 0 / -1 (logged). */
 static int
 body_only(int *fd, uint64_t len, const char *tmpdir, struct sign_hash *h)
@@ -170,7 +174,9 @@ body_only(int *fd, uint64_t len, const char *tmpdir, struct sign_hash *h)
 		}
 		return 0;
 	}
-	out = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	out = len <= PACK_MEM_MAX ? memfd_create("kache-object", MFD_CLOEXEC) : -1;
+	if (out < 0)
+		out = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (out < 0 || hash_range(*fd, len, out, h) < 0 || lseek(out, 0, SEEK_SET) != 0) {
 		log_warn("remote: copying an object into %s", tmpdir);
 		if (out >= 0)
@@ -258,12 +264,14 @@ reject(struct sign_state *st, const char *name, enum sign_verdict v)
 }
 
 static enum remote_result
-s_open(struct remote *r, const char *name, const char *tmpdir, int *fd)
+s_open(struct remote *r, const char *name, const char *tmpdir, int *fd, int *vouched)
 {
 	struct sign_state *st = r->sign;
-	enum remote_result rr = st->inner->open(r, name, tmpdir, fd);
+	enum remote_result rr = st->inner->open(r, name, tmpdir, fd, NULL);
 	enum sign_verdict v;
 
+	if (vouched != NULL)
+		*vouched = 0;
 	if (rr != REMOTE_OK || exempt(name))
 		return rr;
 	if (admit(st, name, tmpdir, fd, &v) < 0) {
@@ -271,10 +279,16 @@ s_open(struct remote *r, const char *name, const char *tmpdir, int *fd)
 		*fd = -1;
 		return REMOTE_FAILED;
 	}
-	if (v == SIGN_OK)
-		return lseek(*fd, 0, SEEK_SET) == 0 ? REMOTE_OK : REMOTE_FAILED;
+	if (v == SIGN_OK && lseek(*fd, 0, SEEK_SET) == 0) {
+		/* checked against a trusted key, not merely admitted unsigned */
+		if (vouched != NULL)
+			*vouched = sign_keyset_count(st->trusted) > 0;
+		return REMOTE_OK;
+	}
 	close(*fd);
 	*fd = -1;
+	if (v == SIGN_OK) /* the lseek failed */
+		return REMOTE_FAILED;
 	reject(st, name, v);
 	return REMOTE_MISS;
 }
@@ -375,7 +389,7 @@ remote_signature(struct remote *r, const char *name, const char *tmpdir, struct 
 	memset(out, 0, sizeof *out);
 	if (st == NULL)
 		return REMOTE_FAILED;
-	if ((rr = st->inner->open(r, name, tmpdir, &fd)) != REMOTE_OK)
+	if ((rr = st->inner->open(r, name, tmpdir, &fd, NULL)) != REMOTE_OK)
 		return rr;
 	has = read_tail(fd, &size, &t);
 	out->v = has == 0 ? SIGN_UNSIGNED : has < 0 ? SIGN_MALFORMED : SIGN_UNKNOWN_KEY;

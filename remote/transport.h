@@ -18,8 +18,11 @@ struct remote_transport {
 	const char *name;
 	/* Object name opened for reading at offset 0 in *fd; REMOTE_MISS when it
 	 * does not exist. A transport that must download first does so into an
-	 * unnamed file in tmpdir (on the local disk; gone when closed). */
-	enum remote_result (*open)(struct remote *r, const char *name, const char *tmpdir, int *fd);
+	 * unnamed file in tmpdir (on the local disk; gone when closed).
+	 * vouched (may be NULL) is set to 1 when the bytes were checked against
+	 * the signature of a trusted key (only the signing layer does), else 0. */
+	enum remote_result (
+	    *open)(struct remote *r, const char *name, const char *tmpdir, int *fd, int *vouched);
 	/* Writes a small object whole, replacing it; readers never see half. */
 	enum remote_result (*put)(struct remote *r, const char *name, const void *data, size_t n);
 	/* Makes the complete file at path the object name, unless name exists

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "common/fs.h"
 #include "common/log.h"
@@ -40,15 +42,22 @@ struct doc {
 
 static enum pack_result inflate_to(int fd, struct doc *d);
 static int doc_add(struct doc *d, const char *p, size_t n);
+static char *region_get(void);
+static void region_free(void *p);
+static void region_key_make(void);
+static enum pack_result inflate_whole(int fd, char *dst, size_t *len);
+static enum pack_result inflate_streamed(struct store *s, int fd, off_t start,
+    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
 static enum pack_result doc_import(struct store *s, const char *p, size_t n,
-    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN]);
+    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
 static int find_candidate(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], struct buf *out);
 static int add_blob(struct store *s, msgpack_packer *pk, const unsigned char h[HASH_LEN]);
-static int import_blob(struct store *s, const msgpack_object *pair, const struct store_entry *e);
+static int import_blob(struct store *s, const msgpack_object *pair, const struct store_entry *e,
+    unsigned flags);
 static int entry_blobs_present(struct store *s, const struct store_entry *e);
 static enum pack_result import_doc(struct store *s, const msgpack_object *root,
-    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN]);
+    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
 static void note_import(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], const struct store_entry *e, int prefetch);
 
@@ -268,9 +277,12 @@ pack_build(struct store *s, const unsigned char inv[HASH_LEN], const unsigned ch
 	return r;
 }
 
-/* Verifies one [hash, bytes] pair and writes the blob (mode from the entry). */
+/* Verifies one [hash, bytes] pair and writes the blob (mode from the entry).
+ * PACK_BLOBS_VOUCHED: the pack's signature, checked against a trusted key,
+ * already vouches for every byte, so the bytes are not hashed again. */
 static int
-import_blob(struct store *s, const msgpack_object *pair, const struct store_entry *e)
+import_blob(struct store *s, const msgpack_object *pair, const struct store_entry *e,
+    unsigned flags)
 {
 	unsigned char h[HASH_LEN], check[HASH_LEN];
 	const msgpack_object *bytes;
@@ -282,9 +294,11 @@ import_blob(struct store *s, const msgpack_object *pair, const struct store_entr
 	bytes = &pair->via.array.ptr[1];
 	if (bytes->type != MSGPACK_OBJECT_BIN)
 		return -1;
-	hash_buffer(bytes->via.bin.ptr, bytes->via.bin.size, check);
-	if (memcmp(check, h, HASH_LEN) != 0)
-		return -1;
+	if (!(flags & PACK_BLOBS_VOUCHED)) {
+		hash_buffer(bytes->via.bin.ptr, bytes->via.bin.size, check);
+		if (memcmp(check, h, HASH_LEN) != 0)
+			return -1;
+	}
 	for (size_t i = 0; i < e->n_outputs; i++)
 		if (memcmp(e->outputs[i].hash, h, HASH_LEN) == 0 && (e->outputs[i].mode & 0111))
 			exec = 1;
@@ -337,7 +351,7 @@ note_import(struct store *s, const unsigned char inv[HASH_LEN], const unsigned c
 
 static enum pack_result
 import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[HASH_LEN],
-    const unsigned char res[HASH_LEN])
+    const unsigned char res[HASH_LEN], unsigned flags)
 {
 	unsigned char got_inv[HASH_LEN], got_res[HASH_LEN], sum[HASH_LEN], want[HASH_LEN];
 	struct buf cand, ent;
@@ -367,7 +381,7 @@ import_doc(struct store *s, const msgpack_object *root, const unsigned char inv[
 	    memcmp(m.c[0].result, res, HASH_LEN) != 0)
 		goto out;
 	for (uint32_t i = 0; i < blobs->via.array.size; i++)
-		if (import_blob(s, &blobs->via.array.ptr[i], &e) < 0)
+		if (import_blob(s, &blobs->via.array.ptr[i], &e, flags) < 0)
 			goto out;
 	if (!entry_blobs_present(s, &e))
 		goto out;
@@ -457,7 +471,7 @@ out:
 
 static enum pack_result
 doc_import(struct store *s, const char *p, size_t n, const unsigned char inv[HASH_LEN],
-    const unsigned char res[HASH_LEN])
+    const unsigned char res[HASH_LEN], unsigned flags)
 {
 	enum pack_result r = PACK_CORRUPT;
 	msgpack_zone zone;
@@ -465,28 +479,102 @@ doc_import(struct store *s, const char *p, size_t n, const unsigned char inv[HAS
 
 	msgpack_zone_init(&zone, 4096);
 	if (codec_unpack(p, n, &zone, &root) == 0)
-		r = import_doc(s, &root, inv, res);
+		r = import_doc(s, &root, inv, res, flags);
 	msgpack_zone_destroy(&zone);
 	return r;
 }
 
-enum pack_result
-pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
-    const unsigned char res[HASH_LEN])
+/* Each thread that reads packs keeps one mapping of PACK_MEM_MAX bytes that
+ * zstd inflates into directly: no copy out of zstd's window, no growing
+ * buffer, and no page faults after the thread's first large pack (the pages
+ * are only marked free between packs, so the kernel may take them back). The
+ * mapping goes with the thread (a prefetch session's threads end with it). */
+static pthread_key_t region_key;
+static pthread_once_t region_once = PTHREAD_ONCE_INIT;
+static int region_key_ok;
+
+static void
+region_free(void *p)
+{
+	munmap(p, PACK_MEM_MAX);
+}
+
+static void
+region_key_make(void)
+{
+	region_key_ok = pthread_key_create(&region_key, region_free) == 0;
+}
+
+/* The calling thread's mapping; NULL when none can be made. */
+static char *
+region_get(void)
+{
+	char *p;
+
+	pthread_once(&region_once, region_key_make);
+	if (!region_key_ok)
+		return NULL;
+	if ((p = pthread_getspecific(region_key)) != NULL)
+		return p;
+	p = mmap(NULL, PACK_MEM_MAX, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (pthread_setspecific(region_key, p) != 0) {
+		munmap(p, PACK_MEM_MAX);
+		return NULL;
+	}
+	return p;
+}
+
+/* Reads the compressed pack on fd (at most PACK_MEM_MAX bytes) whole and
+ * inflates it in one call into dst (PACK_MEM_MAX bytes): every frame whole,
+ * checksums right. PACK_ABSENT when the pack or its document does not fit
+ * (the caller streams it to a file instead). */
+static enum pack_result
+inflate_whole(int fd, char *dst, size_t *len)
+{
+	enum pack_result r = PACK_CORRUPT;
+	ZSTD_DCtx *z = NULL;
+	struct buf in;
+	size_t got;
+
+	buf_init(&in);
+	if (fs_read_fd(fd, &in, PACK_MEM_MAX) < 0)
+		r = errno == EFBIG ? PACK_ABSENT : PACK_IOERR;
+	else if (in.len > 0 && (z = ZSTD_createDCtx()) == NULL)
+		r = PACK_IOERR;
+	else if (in.len > 0) {
+		got = ZSTD_decompressDCtx(z, dst, PACK_MEM_MAX, in.p, in.len);
+		if (ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
+			r = PACK_ABSENT;
+		else if (!ZSTD_isError(got) && got > 0)
+			r = PACK_OK, *len = got;
+	}
+	ZSTD_freeDCtx(z);
+	buf_free(&in);
+	return r;
+}
+
+/* The path of a document past PACK_MEM_MAX: inflated from start into memory
+ * up to PACK_MEM_MAX, then into an unnamed file in tmp/ that is mapped. */
+static enum pack_result
+inflate_streamed(struct store *s, int fd, off_t start, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], unsigned flags)
 {
 	char *tmpdir = xasprintf("%s/tmp", store_dir(s));
 	struct doc d = { .fd = -1, .tmpdir = tmpdir };
-	enum pack_result r = inflate_to(fd, &d);
+	enum pack_result r = lseek(fd, start, SEEK_SET) == start ? inflate_to(fd, &d) : PACK_IOERR;
 	void *map = MAP_FAILED;
 
 	if (r == PACK_OK && d.len == 0)
 		r = PACK_CORRUPT;
 	if (r == PACK_OK && d.fd < 0) {
-		r = doc_import(s, d.mem, d.len, inv, res);
+		r = doc_import(s, d.mem, d.len, inv, res, flags);
 	} else if (r == PACK_OK) {
 		/* Mapped, not read: the document can be as large as the crate's outputs. */
 		map = mmap(NULL, d.len, PROT_READ, MAP_PRIVATE, d.fd, 0);
-		r = map == MAP_FAILED ? PACK_IOERR : doc_import(s, map, d.len, inv, res);
+		r = map == MAP_FAILED ? PACK_IOERR : doc_import(s, map, d.len, inv, res, flags);
 	}
 	if (map != MAP_FAILED)
 		munmap(map, d.len);
@@ -498,8 +586,28 @@ pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
 }
 
 enum pack_result
+pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], unsigned flags)
+{
+	off_t start = lseek(fd, 0, SEEK_CUR);
+	char *region = start < 0 ? NULL : region_get();
+	enum pack_result r = PACK_ABSENT;
+	size_t len = 0;
+
+	if (region != NULL)
+		r = inflate_whole(fd, region, &len);
+	if (r == PACK_OK) {
+		r = doc_import(s, region, len, inv, res, flags);
+		madvise(region, len, MADV_FREE);
+	} else if (r == PACK_ABSENT) {
+		r = inflate_streamed(s, fd, start < 0 ? 0 : start, inv, res, flags);
+	}
+	return r;
+}
+
+enum pack_result
 pack_import(struct store *s, const char *data, size_t n, const unsigned char inv[HASH_LEN],
-    const unsigned char res[HASH_LEN])
+    const unsigned char res[HASH_LEN], unsigned flags)
 {
 	int fd = memfd_create("kache-pack", MFD_CLOEXEC);
 	enum pack_result r = PACK_IOERR;
@@ -507,7 +615,7 @@ pack_import(struct store *s, const char *data, size_t n, const unsigned char inv
 	if (fd < 0)
 		return PACK_IOERR;
 	if (fs_write_all(fd, data, n) == 0 && lseek(fd, 0, SEEK_SET) == 0)
-		r = pack_read(s, fd, inv, res);
+		r = pack_read(s, fd, inv, res, flags);
 	close(fd);
 	return r;
 }

@@ -34,14 +34,21 @@ enum pack_result { PACK_OK = 0, PACK_ABSENT, PACK_CORRUPT, PACK_IOERR };
  * when the entry, a blob or the manifest candidate is gone. */
 enum pack_result pack_write(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], int fd, char **crate);
-/* Reads a pack from fd: decompressed (checksum checked) into memory, or past
- * PACK_MEM_MAX into an unnamed file in the store's tmp/ that is mapped, then
- * verified and imported as pack_import says.
+/* pack_read's flags. PACK_BLOBS_VOUCHED: the pack's bytes were checked
+ * against the signature of a trusted key (remote/sign_transport.c), which
+ * vouches for every blob as it does for the rest: its bytes are not hashed
+ * again (the frame checksums and the sum over entry and candidate still are). */
+#define PACK_BLOBS_VOUCHED 1u
+
+/* Reads a pack from fd, from its offset: decompressed (checksum checked) in
+ * one call into memory the thread keeps, or past PACK_MEM_MAX streamed into an
+ * unnamed file in the store's tmp/ that is mapped, then verified and imported
+ * as pack_import says.
  * inv NULL (a prefetch, which knows a pack by its crate and result only): the
  * manifest candidate goes under the invocation key the pack names, so a
  * wrapper asking with that key finds it; nothing else is checked less. */
 enum pack_result pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
-    const unsigned char res[HASH_LEN]);
+    const unsigned char res[HASH_LEN], unsigned flags);
 /* The same two through memory, for tests and small packs.
  * Builds the pack of result res (stored under invocation key inv) from the
  * local store into out. The crate name is returned in crate (caller frees).
@@ -49,12 +56,13 @@ enum pack_result pack_read(struct store *s, int fd, const unsigned char inv[HASH
 enum pack_result pack_build(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], struct buf *out, char **crate);
 /* Verifies a pack whole and imports it: every blob's hash checked before it
- * enters the store, the entry decoded, every output present, the keys the
- * ones expected (inv NULL: any invocation key, as for pack_read). Only then the entry and the
- * manifest candidate are written. PACK_CORRUPT when any check fails (nothing but verified blobs
+ * enters the store (unless flags say PACK_BLOBS_VOUCHED), the entry decoded,
+ * every output present, the keys the ones expected (inv NULL: any invocation
+ * key, as for pack_read). Only then the entry and the manifest candidate are
+ * written. PACK_CORRUPT when any check fails (nothing but verified blobs
  * written). */
 enum pack_result pack_import(struct store *s, const char *data, size_t n,
-    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN]);
+    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
 const char *pack_result_name(enum pack_result r);
 /* 1 when name is safe as a crate directory on a remote: [A-Za-z0-9_-]{1,64}. */
 int pack_crate_name_ok(const char *name);

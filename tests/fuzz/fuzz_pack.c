@@ -102,7 +102,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		keys_of((const char *)data + 1, n - 1, inv, res);
 		compress((const char *)data + 1, n - 1, &z);
 	}
-	if (pack_import(scratch, z.p ? z.p : "", z.len, inv, res) == PACK_OK)
+	if (pack_import(scratch, z.p ? z.p : "", z.len, inv, res, 0) == PACK_OK)
 		check_imported(res);
 	buf_free(&z);
 	return 0;

@@ -134,7 +134,7 @@ test_round_trip(void **state)
 	char hex[HASH_HEX_LEN + 1], *blob;
 
 	build(f, &b);
-	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res), PACK_OK);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, 0), PACK_OK);
 	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
 	assert_int_equal(e.n_outputs, 2);
 	hash_to_hex(e.outputs[1].hash, hex);
@@ -161,7 +161,7 @@ test_round_trip_large(void **state)
 	char hex[HASH_HEX_LEN + 1], *blob;
 
 	build(f, &b);
-	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res), PACK_OK);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, 0), PACK_OK);
 	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
 	hash_to_hex(e.outputs[0].hash, hex);
 	blob = store_path(f->b, "blobs", hex);
@@ -235,9 +235,32 @@ test_flipped_blob_rejected(void **state)
 
 	build(f, &b);
 	flip(&b, "rlib-bytes");
-	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res), PACK_CORRUPT);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, 0), PACK_CORRUPT);
 	assert_nothing_imported(f);
 	buf_free(&b);
+}
+
+/* A pack whose signature a trusted key vouched for (PACK_BLOBS_VOUCHED):
+ * its blobs are not hashed again, so a blob that differs from its name goes
+ * in as the signer sent it; the entry and candidate are still checked. */
+static void
+test_vouched_pack_skips_blob_hashes_only(void **state)
+{
+	struct fx *f = *state;
+	struct buf b, e;
+
+	build(f, &b);
+	buf_init(&e);
+	buf_add(&e, b.p, b.len);
+	flip(&b, "rlib-bytes");
+	flip(&e, "@@KACHE_T@@");
+	assert_int_equal(pack_import(f->b, e.p, e.len, f->inv, f->res, PACK_BLOBS_VOUCHED),
+	    PACK_CORRUPT);
+	assert_nothing_imported(f);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, PACK_BLOBS_VOUCHED),
+	    PACK_OK);
+	buf_free(&b);
+	buf_free(&e);
 }
 
 static void
@@ -248,7 +271,7 @@ test_flipped_entry_rejected(void **state)
 
 	build(f, &b);
 	flip(&b, "@@KACHE_T@@"); /* inside the entry's dep-info, not a blob */
-	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res), PACK_CORRUPT);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, 0), PACK_CORRUPT);
 	assert_nothing_imported(f);
 	buf_free(&b);
 }
@@ -260,8 +283,8 @@ test_truncated_and_garbage_rejected(void **state)
 	struct buf b;
 
 	build(f, &b);
-	assert_int_equal(pack_import(f->b, b.p, b.len / 2, f->inv, f->res), PACK_CORRUPT);
-	assert_int_equal(pack_import(f->b, "not a pack", 10, f->inv, f->res), PACK_CORRUPT);
+	assert_int_equal(pack_import(f->b, b.p, b.len / 2, f->inv, f->res, 0), PACK_CORRUPT);
+	assert_int_equal(pack_import(f->b, "not a pack", 10, f->inv, f->res, 0), PACK_CORRUPT);
 	assert_nothing_imported(f);
 	buf_free(&b);
 }
@@ -275,8 +298,8 @@ test_wrong_keys_rejected(void **state)
 
 	build(f, &b);
 	hash_buffer("other", 5, other);
-	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, other), PACK_CORRUPT);
-	assert_int_equal(pack_import(f->b, b.p, b.len, other, f->res), PACK_CORRUPT);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, other, 0), PACK_CORRUPT);
+	assert_int_equal(pack_import(f->b, b.p, b.len, other, f->res, 0), PACK_CORRUPT);
 	assert_nothing_imported(f);
 	buf_free(&b);
 }
@@ -566,6 +589,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_blob_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vouched_pack_skips_blob_hashes_only, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_entry_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_garbage_rejected, setup,
 		    teardown),
