@@ -10,9 +10,11 @@ import json
 import re
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
@@ -849,9 +851,9 @@ class RemoteScenarios(unittest.TestCase):
     def machine(self, name, root):
         store = os.path.join(self.tmp, name + "-store")
         ws = Workspace(root, store, name)
-        # The wrapper's 50 ms acknowledgement deadline is about a hung supervisor;
-        # on a loaded test machine a healthy one can miss it, and the crate is
-        # then compiled instead of fetched. These tests are about what is served.
+        # The wrapper's acknowledgement deadline (500 ms) is about a hung
+        # supervisor; these tests are about what is served, and a test machine
+        # can be far busier than a user's: 1 s.
         ws.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote, KACHE_DEADLINE_MS="1000")
         self.stores.append(store)
         p = subprocess.run([KACHE, "supervisor", "start"], env=ws.env, capture_output=True,
@@ -880,6 +882,46 @@ class RemoteScenarios(unittest.TestCase):
         stats = subprocess.run([KACHE, "stats", "--json"], env=b.env, capture_output=True,
                                text=True, timeout=60)
         self.assertIn('"remote_hits"', stats.stdout)
+
+    def test_a_slow_supervisor_is_waited_for_not_compiled_around(self):
+        """On a loaded machine a healthy supervisor can take several scheduler
+        slices to acknowledge a fetch (the bench's S3 remote-warm case compiled
+        regex_syntax or syn so in 6 of 10 builds under load). With the default
+        wrapper.deadline_ms the wrapper waits for it instead of compiling what
+        the remote has: the supervisor is stopped (SIGSTOP) until a wrapper has
+        asked, and 150 ms more."""
+        a, store_a = self.machine("a", self.tmp)
+        a.cargo("build")
+        self.assertTrue(self.uploaded(store_a), "uploads did not drain")
+        os.makedirs(os.path.join(self.tmp, "slow"))
+        b, store_b = self.machine("b", os.path.join(self.tmp, "slow"))
+        del b.env["KACHE_DEADLINE_MS"]
+        b.env.update(KACHE_LOG="debug", KACHE_PREFETCH_MAX_BYTES="0")
+        p = subprocess.run([KACHE, "supervisor", "stop"], env=b.env, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.run([KACHE, "supervisor", "start"], env=b.env, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        st = subprocess.run([KACHE, "supervisor", "status", "--json"], env=b.env,
+                            capture_output=True, text=True, timeout=60)
+        pid = json.loads(st.stdout)["pid"]
+        log = os.path.join(store_b, "logs", "wrapper.log")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            cargo = subprocess.Popen(["cargo", "build", "--offline", "-j2"], cwd=b.dir,
+                                     env=b.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+            asked = kh.wait_for(lambda: os.path.exists(log) and
+                                "no manifest" in open(log).read(), 120, 0.01)
+            time.sleep(0.15)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        _, err = cargo.communicate(timeout=600)
+        self.assertEqual(cargo.returncode, 0, err)
+        self.assertTrue(asked, "no wrapper asked the supervisor")
+        self.assertEqual(b.compiled(), [], "compiled around a supervisor slow to answer:\n" +
+                         "".join(l for l in open(log) if "key:" not in l)[-3000:])
 
     def test_pack_sum_is_the_documented_one(self):
         """docs/remote-layout.md's `sum`, computed from the doc alone (hashlib, the
