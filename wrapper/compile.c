@@ -2,10 +2,12 @@
  * remote fetch, compile) and talk to the supervisor. The hit lives in hit.c,
  * the compile and store in miss.c. Any failure before rustc runs falls back
  * to rustc. */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -17,8 +19,18 @@
 #include "wrapper/wrapper.h"
 
 #define PENDING_WAIT_MS 5000
+/* A supervisor that left a fetch unacknowledged for the whole of
+ * wrapper.deadline_ms (hung or stopped) is remembered in run/fetch.unanswered
+ * for UNANSWERED_MS: the misses after it wait only UNANSWERED_ACK_MS for
+ * theirs, so that it costs a build one long wait and not one per miss. A
+ * loaded but healthy supervisor answers within the long wait, and the next
+ * answer anyone gets removes the mark. */
+#define UNANSWERED_MS 10000
+#define UNANSWERED_ACK_MS 50
 
 static void ensure_supervisor(struct store *s);
+static int unanswered_recently(const char *mark);
+static void unanswered_note(const char *mark, int timed_out, int seen);
 static int try_remote(struct wrapper *w);
 static int wait_pending(struct wrapper *w);
 
@@ -97,19 +109,65 @@ wrapper_fetch(const struct config *cfg, struct store *s, const unsigned char inv
     const char *label)
 {
 	char hex[HASH_HEX_LEN + 1];
-	int64_t now = clock_ms(), ack = now + config_get_int(cfg, "wrapper.deadline_ms"),
-	        end = now + config_get_int(cfg, "wrapper.fetch_timeout_ms");
+	char *mark = xasprintf("%s/run/fetch.unanswered", store_dir(s));
+	int64_t now = clock_ms(), wait = config_get_int(cfg, "wrapper.deadline_ms"),
+	        end = now + config_get_int(cfg, "wrapper.fetch_timeout_ms"), ack;
+	int seen = unanswered_recently(mark), short_wait = seen == 1 && wait > UNANSWERED_ACK_MS;
 	enum proto_result r;
 
+	ack = now + (short_wait ? UNANSWERED_ACK_MS : wait);
 	hash_to_hex(inv, hex);
 	r = proto_client_fetch(store_dir(s), hex, ack, end);
 	if (r == PROTO_UNAVAILABLE) {
 		ensure_supervisor(s);
-		if (proto_supervisor_wait(store_dir(s), ack))
-			r = proto_client_fetch(store_dir(s), hex, ack, end);
+		/* a supervisor coming up gets the whole wait, mark or not */
+		if (proto_supervisor_wait(store_dir(s), now + wait))
+			r = proto_client_fetch(store_dir(s), hex, now + wait, end);
 	}
-	log_debug("%s: remote fetch: %s", label, proto_result_name(r));
+	/* a timeout before end is the acknowledgement's */
+	unanswered_note(mark, r == PROTO_TIMEOUT && clock_ms() < end && !short_wait,
+	    seen >= 0 && (r == PROTO_OK || r == PROTO_MISS));
+	if (r == PROTO_TIMEOUT && short_wait)
+		log_debug("%s: remote fetch: timeout (short wait: the supervisor left a fetch "
+		          "unanswered less than %d s ago)",
+		    label, UNANSWERED_MS / 1000);
+	else
+		log_debug("%s: remote fetch: %s", label, proto_result_name(r));
+	free(mark);
 	return r == PROTO_OK;
+}
+
+/* 1 when the mark of an unanswered fetch is younger than UNANSWERED_MS, 0
+ * when it is older, -1 when there is none. */
+static int
+unanswered_recently(const char *mark)
+{
+	struct stat st;
+	int64_t at;
+
+	if (stat(mark, &st) < 0)
+		return -1;
+	at = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	return clock_wall_ms() - at < UNANSWERED_MS;
+}
+
+/* Leaves (or renews) the mark after a long wait went unanswered; removes it
+ * after an answer when it was there. Best effort: a lost mark costs one more
+ * long wait. */
+static void
+unanswered_note(const char *mark, int timed_out, int seen)
+{
+	int fd;
+
+	if (timed_out) {
+		fd = open(mark, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			futimens(fd, NULL);
+			close(fd);
+		}
+	} else if (seen) {
+		unlink(mark);
+	}
 }
 
 static int

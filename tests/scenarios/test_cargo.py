@@ -923,6 +923,44 @@ class RemoteScenarios(unittest.TestCase):
         self.assertEqual(b.compiled(), [], "compiled around a supervisor slow to answer:\n" +
                          "".join(l for l in open(log) if "key:" not in l)[-3000:])
 
+    def test_a_hung_supervisor_costs_one_long_wait_not_one_per_miss(self):
+        """A supervisor that stays stopped: the first misses wait the whole
+        acknowledgement deadline (500 ms), and the wrapper remembers it, so the
+        misses after them wait only 50 ms each (the build would otherwise
+        take half a second more per crate) and then compile; the build is
+        right. Ten seconds on, the mark is stale (made so here) and the next
+        miss waits the whole deadline again; an answer removes the mark."""
+        os.makedirs(os.path.join(self.tmp, "hung"))
+        a, store_a = self.machine("a", os.path.join(self.tmp, "hung"))
+        del a.env["KACHE_DEADLINE_MS"]
+        a.env.update(KACHE_LOG="debug", KACHE_PREFETCH_MAX_BYTES="0")
+        st = subprocess.run([KACHE, "supervisor", "status", "--json"], env=a.env,
+                            capture_output=True, text=True, timeout=60)
+        pid = json.loads(st.stdout)["pid"]
+        log = os.path.join(store_a, "logs", "wrapper.log")
+        marker = os.path.join(store_a, "run", "fetch.unanswered")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            a.cargo("build")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertTrue(CRATES.issubset(set(a.compiled())))
+        self.assertEqual(a.run_app().split()[0], "hello")
+        lines = [l for l in open(log) if "remote fetch: timeout" in l]
+        short = [l for l in lines if "short wait" in l]
+        self.assertLessEqual(len(lines) - len(short), 2, "".join(lines))  # cargo -j2's first two
+        self.assertGreaterEqual(len(short), 1, "".join(lines))
+        self.assertTrue(os.path.exists(marker))
+        old = time.time() - 11
+        os.utime(marker, (old, old))
+        with open(os.path.join(a.dir, "core", "src", "lib.rs"), "a") as f:
+            f.write("\n// edited after SIGCONT\n")
+        before = len(short)
+        a.cargo("build")
+        self.assertEqual(len([l for l in open(log) if "short wait" in l]), before)
+        self.assertFalse(os.path.exists(marker),
+                         "the mark of an unanswered fetch stayed after an answer")
+
     def test_pack_sum_is_the_documented_one(self):
         """docs/remote-layout.md's `sum`, computed from the doc alone (hashlib, the
         zstd CLI, a separate msgpack reader) over packs kache's dir remote wrote."""
