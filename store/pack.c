@@ -556,15 +556,17 @@ inflate_whole(int fd, char *dst, size_t *len)
 	return r;
 }
 
-/* The path of a document past PACK_MEM_MAX: inflated from start into memory
- * up to PACK_MEM_MAX, then into an unnamed file in tmp/ that is mapped. */
+/* The path of a document past PACK_MEM_MAX: inflated from start (-1: fd was
+ * not read yet and cannot seek) into memory up to PACK_MEM_MAX, then into an
+ * unnamed file in tmp/ that is mapped. */
 static enum pack_result
 inflate_streamed(struct store *s, int fd, off_t start, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], unsigned flags)
 {
 	char *tmpdir = xasprintf("%s/tmp", store_dir(s));
 	struct doc d = { .fd = -1, .tmpdir = tmpdir };
-	enum pack_result r = lseek(fd, start, SEEK_SET) == start ? inflate_to(fd, &d) : PACK_IOERR;
+	enum pack_result r =
+	    start < 0 || lseek(fd, start, SEEK_SET) == start ? inflate_to(fd, &d) : PACK_IOERR;
 	void *map = MAP_FAILED;
 
 	if (r == PACK_OK && d.len == 0)
@@ -600,7 +602,7 @@ pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
 		r = doc_import(s, region, len, inv, res, flags);
 		madvise(region, len, MADV_FREE);
 	} else if (r == PACK_ABSENT) {
-		r = inflate_streamed(s, fd, start < 0 ? 0 : start, inv, res, flags);
+		r = inflate_streamed(s, fd, start, inv, res, flags);
 	}
 	return r;
 }

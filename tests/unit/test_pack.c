@@ -263,6 +263,28 @@ test_vouched_pack_skips_blob_hashes_only(void **state)
 	buf_free(&e);
 }
 
+/* A descriptor that cannot seek (a pipe) is streamed, as before the
+ * one-call inflate. */
+static void
+test_pack_read_from_a_pipe(void **state)
+{
+	struct fx *f = *state;
+	struct store_entry e;
+	struct buf b;
+	int p[2];
+
+	build(f, &b);
+	assert_true(b.len < 65536); /* fits the pipe's buffer: no writer thread needed */
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], b.p, b.len), (ssize_t)b.len);
+	close(p[1]);
+	assert_int_equal(pack_read(f->b, p[0], f->inv, f->res, 0), PACK_OK);
+	close(p[0]);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	store_entry_clear(&e);
+	buf_free(&b);
+}
+
 static void
 test_flipped_entry_rejected(void **state)
 {
@@ -591,6 +613,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_flipped_blob_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vouched_pack_skips_blob_hashes_only, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_pack_read_from_a_pipe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_entry_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_garbage_rejected, setup,
 		    teardown),
