@@ -473,9 +473,7 @@ index_ingest(struct index *ix)
 			continue;
 		/* Judge the age (the rename set ctime) before the last read: a file
 		 * past its grace then gets no append after that read. */
-		int old = clock_wall_ms() -
-		        ((int64_t)st.st_ctim.tv_sec * 1000 + st.st_ctim.tv_nsec / 1000000) >=
-		    ix->grace_ms;
+		int old = clock_wall_ms() - clock_ts_ms(&st.st_ctim) >= ix->grace_ms;
 
 		rc = ingest_file(ix, p, &applied, &size);
 		if (rc == 0 && old)

@@ -51,7 +51,6 @@ static enum proto_result request(const char *kache_dir, struct msg *req, struct 
 static void exec_detached(const char *kache_dir, const char *kached_path, int lockfd);
 static int spawn_allowed(const struct proto_paths *p, int force);
 static int take_spawn_lock(int fd);
-static int64_t ts_ms(const struct timespec *ts);
 
 const char *
 proto_result_name(enum proto_result r)
@@ -333,12 +332,6 @@ exec_detached(const char *kache_dir, const char *kached_path, int lockfd)
 	_exit(127);
 }
 
-static int64_t
-ts_ms(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
-}
-
 /* The spawn back-off lives in the timestamps of run/spawn.backoff (mtime: the
  * last spawn, atime: the earliest next one, always after it), set by one
  * futimens: recording it writes no data, so it holds on a full disk, where a
@@ -360,8 +353,8 @@ spawn_allowed(const struct proto_paths *p, int force)
 		return 1; /* nowhere to keep it: spawn, as without a back-off */
 	now = clock_wall_ms();
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-		last = ts_ms(&st.st_mtim);
-		next = ts_ms(&st.st_atim);
+		last = clock_ts_ms(&st.st_mtim);
+		next = clock_ts_ms(&st.st_atim);
 		if (!force && next > last && now < next && next - now <= SPAWN_BACKOFF_MAX_MS) {
 			close(fd);
 			log_debug("supervisor spawn backing off for %lld ms",

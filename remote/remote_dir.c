@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
@@ -143,9 +144,7 @@ walk(const char *root, const char *rel, const char *prefix, int depth, remote_li
 				free(sub);
 			} else if (S_ISREG(st.st_mode) &&
 			    strncmp(name, prefix, strlen(prefix)) == 0) {
-				rc = fn(name, (uint64_t)st.st_size,
-				         (int64_t)st.st_mtim.tv_sec * 1000 +
-				             st.st_mtim.tv_nsec / 1000000,
+				rc = fn(name, (uint64_t)st.st_size, clock_ts_ms(&st.st_mtim),
 				         arg) != 0;
 			}
 		}

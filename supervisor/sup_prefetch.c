@@ -93,8 +93,7 @@ take_file(struct supervisor *s, const char *path)
 
 	if (lstat(path, &st) < 0)
 		return;
-	if (clock_wall_ms() - ((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000) >
-	    PF_HINT_MAX_AGE_MS) {
+	if (clock_wall_ms() - clock_ts_ms(&st.st_mtim) > PF_HINT_MAX_AGE_MS) {
 		unlink(path);
 		s->prefetches->n.hints++;
 		drop(s->prefetches, &s->prefetches->n.dropped_stale, path,

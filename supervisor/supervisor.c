@@ -50,9 +50,7 @@ file_mtime(const char *path)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 ?
-	    (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 :
-	    0;
+	return stat(path, &st) == 0 ? clock_ts_ms(&st.st_mtim) : 0;
 }
 
 /* The pid of the supervisor that holds the lock: the pid file, once it names

@@ -143,12 +143,10 @@ static int
 unanswered_recently(const char *mark)
 {
 	struct stat st;
-	int64_t at;
 
 	if (stat(mark, &st) < 0)
 		return -1;
-	at = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-	return clock_wall_ms() - at < UNANSWERED_MS;
+	return clock_wall_ms() - clock_ts_ms(&st.st_mtim) < UNANSWERED_MS;
 }
 
 /* Leaves (or renews) the mark after a long wait went unanswered; removes it

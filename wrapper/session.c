@@ -36,12 +36,6 @@ static int session_start(struct wrapper *w, const char *lock, const char *marker
     const struct stat *ls);
 static void features_of(const struct rustc_args *a, struct buf *line);
 
-static int64_t
-ts_ms(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
-}
-
 /* The workspace's Cargo.lock: beside the target dir (cargo's default), else
  * in the working directory unless that is a registry crate's (under
  * CARGO_HOME). 0 with its stat, -1 when none is seen. */
@@ -107,9 +101,9 @@ cooldown_ms(const struct config *cfg)
 static int
 fresh(const struct stat *marker, const struct stat *lock, int64_t cooldown)
 {
-	int64_t m = ts_ms(&marker->st_mtim);
+	int64_t m = clock_ts_ms(&marker->st_mtim);
 
-	return clock_wall_ms() - m < cooldown && ts_ms(&lock->st_ctim) <= m;
+	return clock_wall_ms() - m < cooldown && clock_ts_ms(&lock->st_ctim) <= m;
 }
 
 static void
@@ -223,7 +217,7 @@ session_start(struct wrapper *w, const char *lock, const char *marker, const str
 			text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\ntarget=%s\nprofile="
 			                 "%s\ntoolchain=%s\n",
 			    lock, (long long)ls->st_size, (unsigned long long)ls->st_ino,
-			    (long long)ts_ms(&ls->st_mtim), h.target, h.profile, h.toolchain);
+			    (long long)clock_ts_ms(&ls->st_mtim), h.target, h.profile, h.toolchain);
 			if (fs_write_atomic(marker, text, strlen(text), 0600) < 0)
 				log_warn("write %s", marker);
 			free(text);
