@@ -848,18 +848,31 @@ class RemoteScenarios(unittest.TestCase):
             kh.supervisor_stop(KACHE, dict(os.environ, KACHE_DIR=store))
         kh.remove_tmp(self.tmp)
 
-    def machine(self, name, root):
+    def machine(self, name, root, **env):
+        """A workspace and its store, its supervisor started; env overrides
+        the defaults below (None removes one)."""
         store = os.path.join(self.tmp, name + "-store")
         ws = Workspace(root, store, name)
         # The wrapper's acknowledgement deadline (500 ms) is about a hung
         # supervisor; these tests are about what is served, and a test machine
         # can be far busier than a user's: 1 s.
         ws.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=self.remote, KACHE_DEADLINE_MS="1000")
+        for k, v in env.items():
+            if v is None:
+                ws.env.pop(k, None)
+            else:
+                ws.env[k] = v
         self.stores.append(store)
         p = subprocess.run([KACHE, "supervisor", "start"], env=ws.env, capture_output=True,
                            text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         return ws, store
+
+    @staticmethod
+    def supervisor_pid(ws):
+        st = subprocess.run([KACHE, "supervisor", "status", "--json"], env=ws.env,
+                            capture_output=True, text=True, timeout=60)
+        return json.loads(st.stdout)["pid"]
 
     def uploaded(self, store):
         # the wrappers' background stores write the last intents after cargo
@@ -894,18 +907,9 @@ class RemoteScenarios(unittest.TestCase):
         a.cargo("build")
         self.assertTrue(self.uploaded(store_a), "uploads did not drain")
         os.makedirs(os.path.join(self.tmp, "slow"))
-        b, store_b = self.machine("b", os.path.join(self.tmp, "slow"))
-        del b.env["KACHE_DEADLINE_MS"]
-        b.env.update(KACHE_LOG="debug", KACHE_PREFETCH_MAX_BYTES="0")
-        p = subprocess.run([KACHE, "supervisor", "stop"], env=b.env, capture_output=True,
-                           text=True, timeout=60)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        p = subprocess.run([KACHE, "supervisor", "start"], env=b.env, capture_output=True,
-                           text=True, timeout=60)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        st = subprocess.run([KACHE, "supervisor", "status", "--json"], env=b.env,
-                            capture_output=True, text=True, timeout=60)
-        pid = json.loads(st.stdout)["pid"]
+        b, store_b = self.machine("b", os.path.join(self.tmp, "slow"), KACHE_DEADLINE_MS=None,
+                                  KACHE_LOG="debug", KACHE_PREFETCH_MAX_BYTES="0")
+        pid = self.supervisor_pid(b)
         log = os.path.join(store_b, "logs", "wrapper.log")
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -931,12 +935,9 @@ class RemoteScenarios(unittest.TestCase):
         right. Ten seconds on, the mark is stale (made so here) and the next
         miss waits the whole deadline again; an answer removes the mark."""
         os.makedirs(os.path.join(self.tmp, "hung"))
-        a, store_a = self.machine("a", os.path.join(self.tmp, "hung"))
-        del a.env["KACHE_DEADLINE_MS"]
-        a.env.update(KACHE_LOG="debug", KACHE_PREFETCH_MAX_BYTES="0")
-        st = subprocess.run([KACHE, "supervisor", "status", "--json"], env=a.env,
-                            capture_output=True, text=True, timeout=60)
-        pid = json.loads(st.stdout)["pid"]
+        a, store_a = self.machine("a", os.path.join(self.tmp, "hung"), KACHE_DEADLINE_MS=None,
+                                  KACHE_LOG="debug", KACHE_PREFETCH_MAX_BYTES="0")
+        pid = self.supervisor_pid(a)
         log = os.path.join(store_a, "logs", "wrapper.log")
         marker = os.path.join(store_a, "run", "fetch.unanswered")
         os.kill(pid, signal.SIGSTOP)
@@ -1034,16 +1035,14 @@ class RemoteScenarios(unittest.TestCase):
 
     def test_stopped_supervisor_never_stalls_a_build(self):
         a, store_a = self.machine("a", self.tmp)
-        pid = int(subprocess.run([KACHE, "supervisor", "status", "--json"], env=a.env,
-                                 capture_output=True, text=True).stdout.split('"pid":')[1]
-                  .split(",")[0])
-        os.kill(pid, 19)  # SIGSTOP
+        pid = self.supervisor_pid(a)
+        os.kill(pid, signal.SIGSTOP)
         try:
             a.cargo("build")
             self.assertTrue(CRATES.issubset(set(a.compiled())))
             self.assertEqual(a.run_app().split()[0], "hello")
         finally:
-            os.kill(pid, 18)  # SIGCONT
+            os.kill(pid, signal.SIGCONT)
 
     def test_corrupted_remote_pack_is_compiled_locally(self):
         a, store_a = self.machine("a", self.tmp)
