@@ -33,6 +33,7 @@ struct req {
 
 static enum planner_ep route(const char *url);
 static int authorized(struct planner_srv *s, struct MHD_Connection *c);
+static void account(struct req *rq);
 static enum MHD_Result reply(struct MHD_Connection *c, struct req *rq, unsigned code,
     const char *type, char *body);
 static enum MHD_Result reply_error(struct MHD_Connection *c, struct req *rq, unsigned code,
@@ -74,6 +75,17 @@ authorized(struct planner_srv *s, struct MHD_Connection *c)
 	return n == s->c.token_len && sodium_memcmp(h, s->c.token, n) == 0;
 }
 
+/* Counts and logs a request when it is answered (or, never answered, when
+ * its connection ends): a client that has its answer finds it in /metrics. */
+static void
+account(struct req *rq)
+{
+	int64_t us = clock_us() - rq->t0;
+
+	planner_metrics_request(rq->ep, rq->code, us);
+	log_info("%s %u %lld us", planner_ep_name(rq->ep), rq->code, (long long)us);
+}
+
 /* Queues code with body (taken; NULL: empty). */
 static enum MHD_Result
 reply(struct MHD_Connection *c, struct req *rq, unsigned code, const char *type, char *body)
@@ -90,6 +102,7 @@ reply(struct MHD_Connection *c, struct req *rq, unsigned code, const char *type,
 	if (code == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	rq->code = code;
+	account(rq);
 	ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -231,19 +244,20 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 	return dispatch(s, c, rq);
 }
 
-/* One log line a request: method, endpoint, status, latency. */
+/* Frees a request; one never answered is counted here. */
 static void
 completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	struct req *rq = *con_cls;
-	int64_t us;
 
+	(void)cls;
+	(void)c;
 	if (rq == NULL)
 		return;
-	us = clock_us() - rq->t0;
-	planner_metrics_request(rq->ep, rq->code, us);
-	log_info("%s %u %lld us%s", planner_ep_name(rq->ep), rq->code, (long long)us,
-	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
+	if (rq->code == 0)
+		account(rq);
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		log_info("%s %u: connection ended early", planner_ep_name(rq->ep), rq->code);
 	buf_free(&rq->body);
 	free(rq);
 	*con_cls = NULL;

@@ -164,6 +164,19 @@ class PlannerHttp(unittest.TestCase):
                       metrics)
         self.assertIn("prefetch_plan 200", open(p.log).read())
 
+    def test_an_answered_request_is_already_counted_and_logged(self):
+        # A client that has its answer reads it back in /metrics and the log
+        # at once: the planner counts a request when it answers, not when the
+        # connection is torn down afterwards on some other pool thread.
+        p = self.planner().start()
+        for i in range(1, 201):
+            st, _ = p.post("/v1/prefetch-plan", intent(hexkey("lock-a")))
+            self.assertEqual(st, 200)
+            metrics = p.get("/metrics")[1].decode()
+            self.assertIn('kache_planner_requests_total{endpoint="prefetch_plan",code="200"} %d\n'
+                          % i, metrics)
+        self.assertEqual(open(p.log).read().count("prefetch_plan 200"), 200)
+
     def test_empty_planner_answers_use_fallback(self):
         p = self.planner().start()
         st, plan = p.post("/v1/prefetch-plan", intent(hexkey("lock-a")))
