@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 /* Below this many bytes at once the portable BLAKE2b is as good as the
  * vector one: see hash_init_once. */
 #define HASH_FAST_MIN (16u << 10)
@@ -160,4 +163,18 @@ hash_hex_valid(const char *hex)
 		if (hexval(hex[i]) < 0)
 			return 0;
 	return hex[HASH_HEX_LEN] == '\0';
+}
+
+void
+checksum(const struct checksum_part *parts, size_t k, unsigned char out[CHECKSUM_LEN])
+{
+	XXH3_state_t st;
+	XXH128_canonical_t c;
+
+	XXH3_INITSTATE(&st);
+	XXH3_128bits_reset(&st);
+	for (size_t i = 0; i < k; i++)
+		XXH3_128bits_update(&st, parts[i].p, parts[i].n);
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
+	memcpy(out, c.digest, CHECKSUM_LEN);
 }

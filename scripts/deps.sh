@@ -4,6 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libzmq3-dev libmsgpack-dev librocksdb-dev libcurl4-openssl-dev libssl-dev
       libsodium-dev libzstd-dev libinih-dev libjansson-dev libcmocka-dev
+      libxxhash-dev xxhash
       libmicrohttpd-dev
       libncurses-dev tmux strace
       python3 zstd clang-14 libclang-rt-14-dev clang-format clang-tidy cppcheck)

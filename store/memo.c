@@ -2,7 +2,7 @@
  * looked at, so that a hit costs one read of this record and one stat per
  * file instead of an open, a hash or a memo file per file.
  *
- * Payload (inside the "kcmemor1" frame of store/record.c), little-endian:
+ * Payload (inside the "kcmemor2" frame of store/record.c), little-endian:
  *   u32 count, then count times:
  *   u16 path length (1..STORE_MEMO_PATH_MAX), the path (no NUL),
  *   u64 dev, u64 inode, u64 size, i64 mtime s, u32 mtime ns, i64 ctime s,

@@ -1,15 +1,18 @@
 /* Entries and manifests: msgpack maps with a format version, decoded defensively
  * (they may come from a remote or a damaged disk).
  *
- * On disk each record is framed and checksummed (record format 2):
- *   tag (8 bytes: "kcentry2", "kcmanif2"; "kcmemor1" for memo records, whose
- *   payload is store/memo.c's) | sum (32) | payload (the msgpack map)
- * with sum = BLAKE2b-256(tag | key | payload), key being the 32-byte name of the
- * file. A flipped or missing byte, a record of the other kind, or a whole record
- * moved under another name is STORE_CORRUPT, never decoded. A file without the
- * frame (written by a kache before the checksum) is STORE_CORRUPT too: it cannot
- * be trusted, so it is removed and compiled again, once. Packs carry the payload
- * alone, under their own sum. */
+ * On disk each record is framed and checksummed (record format 3):
+ *   tag (8 bytes: "kcentry3", "kcmanif3"; "kcmemor2" for memo records, whose
+ *   payload is store/memo.c's) | sum (16) | payload (the msgpack map)
+ * with sum = checksum (XXH3-128) of tag | key | payload, key being the 32-byte
+ * name of the file. A flipped or missing byte, a record of the other kind, or a
+ * whole record moved under another name is STORE_CORRUPT, never decoded. Format
+ * 2 ("kcentry2", "kcmanif2", "kcmemor1": a BLAKE2b-256 sum of 32 bytes, four
+ * times slower to check on every hit) is still read, so a store kept across an
+ * upgrade keeps its hits; it is rewritten in format 3 when next written. A file
+ * without a frame (written by a kache before the checksum) is STORE_CORRUPT
+ * too: it cannot be trusted, so it is removed and compiled again, once. Packs
+ * carry the payload alone, under their own sum. */
 #include <errno.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -24,11 +27,18 @@
 
 #define RECORD_MAX (256u << 20)
 #define RECORD_TAG_LEN 8
-#define RECORD_HEAD_LEN (RECORD_TAG_LEN + HASH_LEN)
+#define RECORD_HEAD_LEN (RECORD_TAG_LEN + CHECKSUM_LEN)
+#define RECORD2_HEAD_LEN (RECORD_TAG_LEN + HASH_LEN)
 
-static const char entry_tag[RECORD_TAG_LEN + 1] = "kcentry2";
-static const char manifest_tag[RECORD_TAG_LEN + 1] = "kcmanif2";
-static const char memo_tag[RECORD_TAG_LEN + 1] = "kcmemor1";
+/* One kind's tags: format 3 (written) and format 2 (still read). */
+struct record_kind {
+	const char *tag;
+	const char *tag2;
+};
+
+static const struct record_kind entry_kind = { "kcentry3", "kcentry2" };
+static const struct record_kind manifest_kind = { "kcmanif3", "kcmanif2" };
+static const struct record_kind memo_kind = { "kcmemor2", "kcmemor1" };
 
 static void pack_output(msgpack_packer *pk, const struct store_output *o);
 static int unpack_output(const msgpack_object *o, struct store_output *out);
@@ -36,7 +46,9 @@ static void pack_candidate(msgpack_packer *pk, const struct store_candidate *c);
 static int unpack_candidate(const msgpack_object *o, struct store_candidate *c);
 static int sbuf_write(void *data, const char *p, size_t n);
 static void record_sum(const char *tag, const unsigned char key[HASH_LEN], const char *p, size_t n,
-    unsigned char out[HASH_LEN]);
+    unsigned char out[CHECKSUM_LEN]);
+static int record2_valid(const char *tag, const unsigned char key[HASH_LEN], const char *data,
+    size_t n);
 static enum store_get read_record(struct store *s, const char *kind,
     const unsigned char key[HASH_LEN], int (*decode)(const char *, size_t, void *), void *out);
 static int decode_entry(const char *d, size_t n, void *out);
@@ -44,7 +56,7 @@ static int decode_manifest(const char *d, size_t n, void *out);
 static int decode_memo(const char *d, size_t n, void *out);
 static int write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN],
     const struct buf *payload);
-static const char *kind_tag(const char *kind);
+static const struct record_kind *kind_of(const char *kind);
 static int remove_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN]);
 
 static int
@@ -301,41 +313,57 @@ out:
 	return rc;
 }
 
-static const char *
-kind_tag(const char *kind)
+static const struct record_kind *
+kind_of(const char *kind)
 {
 	if (strcmp(kind, "memo") == 0)
-		return memo_tag;
-	return strcmp(kind, "entries") == 0 ? entry_tag : manifest_tag;
+		return &memo_kind;
+	return strcmp(kind, "entries") == 0 ? &entry_kind : &manifest_kind;
 }
 
 /* The checksum of a record: its kind's tag, the key it is stored under, and its
  * payload, so that damage, a swap of kinds and a rename are all caught. */
 static void
 record_sum(const char *tag, const unsigned char key[HASH_LEN], const char *p, size_t n,
-    unsigned char out[HASH_LEN])
+    unsigned char out[CHECKSUM_LEN])
+{
+	const struct checksum_part parts[] = { { tag, RECORD_TAG_LEN }, { key, HASH_LEN },
+		{ p, n } };
+
+	checksum(parts, sizeof parts / sizeof parts[0], out);
+}
+
+/* 1 when data/n is a format 2 record under tag and key: BLAKE2b-256 over the
+ * same three parts. */
+static int
+record2_valid(const char *tag, const unsigned char key[HASH_LEN], const char *data, size_t n)
 {
 	struct hash_ctx c;
+	unsigned char sum[HASH_LEN];
 
+	if (n < RECORD2_HEAD_LEN || memcmp(data, tag, RECORD_TAG_LEN) != 0)
+		return 0;
 	hash_begin(&c);
 	hash_update(&c, tag, RECORD_TAG_LEN);
 	hash_update(&c, key, HASH_LEN);
-	hash_update(&c, p, n);
-	hash_end(&c, out);
+	hash_update(&c, data + RECORD2_HEAD_LEN, n - RECORD2_HEAD_LEN);
+	hash_end(&c, sum);
+	return memcmp(sum, data + RECORD_TAG_LEN, HASH_LEN) == 0;
 }
 
-/* 0 when the framed record data/n carries tag and a checksum that matches key
- * and the payload behind it. */
+/* The payload's offset in data/n when it is a whole record of kind under key
+ * (format 3, or 2), -1 when not. */
 int
 store_record_check(const char *kind, const unsigned char key[HASH_LEN], const char *data, size_t n)
 {
-	const char *tag = kind_tag(kind);
-	unsigned char sum[HASH_LEN];
+	const struct record_kind *k = kind_of(kind);
+	unsigned char sum[CHECKSUM_LEN];
 
-	if (n < RECORD_HEAD_LEN || memcmp(data, tag, RECORD_TAG_LEN) != 0)
-		return -1;
-	record_sum(tag, key, data + RECORD_HEAD_LEN, n - RECORD_HEAD_LEN, sum);
-	return memcmp(sum, data + RECORD_TAG_LEN, HASH_LEN) == 0 ? 0 : -1;
+	if (n >= RECORD_HEAD_LEN && memcmp(data, k->tag, RECORD_TAG_LEN) == 0) {
+		record_sum(k->tag, key, data + RECORD_HEAD_LEN, n - RECORD_HEAD_LEN, sum);
+		return memcmp(sum, data + RECORD_TAG_LEN, CHECKSUM_LEN) == 0 ? RECORD_HEAD_LEN : -1;
+	}
+	return record2_valid(k->tag2, key, data, n) ? RECORD2_HEAD_LEN : -1;
 }
 
 /* Reads the record file kind/hex, checks its frame and checksum, then decodes
@@ -347,6 +375,7 @@ read_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN]
 	char hex[HASH_HEX_LEN + 1];
 	struct buf b;
 	char *p;
+	int off;
 	enum store_get r = STORE_FOUND;
 
 	hash_to_hex(key, hex);
@@ -356,8 +385,8 @@ read_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN]
 		r = errno == ENOENT                   ? STORE_ABSENT :
 		    errno == ELOOP || errno == EINVAL ? STORE_CORRUPT :
 		                                        STORE_IOERR;
-	else if (store_record_check(kind, key, b.p ? b.p : "", b.len) < 0 ||
-	    decode(b.p + RECORD_HEAD_LEN, b.len - RECORD_HEAD_LEN, out) < 0)
+	else if ((off = store_record_check(kind, key, b.p ? b.p : "", b.len)) < 0 ||
+	    decode(b.p + off, b.len - (size_t)off, out) < 0)
 		r = STORE_CORRUPT;
 	buf_free(&b);
 	free(p);
@@ -425,8 +454,8 @@ write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN
     const struct buf *payload)
 {
 	char hex[HASH_HEX_LEN + 1];
-	unsigned char sum[HASH_LEN];
-	const char *tag = kind_tag(kind);
+	unsigned char sum[CHECKSUM_LEN];
+	const char *tag = kind_of(kind)->tag;
 	struct buf b;
 	char *p, *d;
 	int rc;
@@ -434,7 +463,7 @@ write_record(struct store *s, const char *kind, const unsigned char key[HASH_LEN
 	buf_init(&b);
 	record_sum(tag, key, payload->p ? payload->p : "", payload->len, sum);
 	buf_add(&b, tag, RECORD_TAG_LEN);
-	buf_add(&b, sum, HASH_LEN);
+	buf_add(&b, sum, CHECKSUM_LEN);
 	buf_add(&b, payload->p ? payload->p : "", payload->len);
 	hash_to_hex(key, hex);
 	p = store_path(s, kind, hex);

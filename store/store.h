@@ -8,7 +8,7 @@
  *   memo/ab/<stat-hash>   file-hash memo, named by (dev, inode, size, mtime), holding
  *                         the hash and the ctime it was taken at (store/store.c)
  *   memo/ab/<crate-key>   memo record: path, stat and hash of every file one crate's
- *                         compiles looked at (framed "kcmemor1", store/memo.c)
+ *                         compiles looked at (framed "kcmemor2", store/memo.c)
  *   journal/events        msgpack event records appended by wrappers (see journal)
  *   intents/<key>         results waiting for upload to a remote (store/intent.c)
  *   tmp/                  scratch on the same filesystem
@@ -16,7 +16,7 @@
  * Every write is temp + rename: readers see whole files or none. Many wrappers and
  * builds may share one store; two identical misses at once are harmless.
  *
- * Entries and manifests on disk are framed and checksummed (record format 2, see
+ * Entries and manifests on disk are framed and checksummed (record format 3, see
  * store/record.c): a damaged, truncated, renamed or pre-checksum record reads as
  * STORE_CORRUPT, never as a record with other content. */
 #ifndef KACHE_STORE_H
@@ -199,8 +199,8 @@ void store_candidate_clear(struct store_candidate *c);
 
 /* Removes a corrupt manifest. */
 int store_manifest_remove(struct store *s, const unsigned char key[HASH_LEN]);
-/* 0 when data/n is a whole framed record of kind ("entries", "manifests", "memo")
- * stored under key: tag and checksum match. Used by read and by verify. */
+/* When data/n is a whole framed record of kind ("entries", "manifests", "memo")
+ * stored under key (tag and checksum match): the offset of its payload; else -1. */
 int store_record_check(const char *kind, const unsigned char key[HASH_LEN], const char *data,
     size_t n);
 

@@ -337,6 +337,44 @@ def intent_keys(store):
     return [n for n in intents(store) if _hex_key(n)]
 
 
+def xxh128(data):
+    """XXH3-128 of data, big-endian, from xxhsum (Debian's xxhash): the
+    tests' check of kache's record checksums, outside kache's code."""
+    out = subprocess.run(["xxhsum", "-H2", "-"], input=data, stdout=subprocess.PIPE,
+                         check=True, timeout=30).stdout
+    return bytes.fromhex(out.split()[0].decode())
+
+
+# Record frames of store/record.c: kind's tag of format 3 and of format 2.
+RECORD_TAGS = {"entries": (b"kcentry3", b"kcentry2"), "manifests": (b"kcmanif3", b"kcmanif2"),
+               "memo": (b"kcmemor2", b"kcmemor1")}
+
+
+def record_payload(kind, path):
+    """The payload of a format 3 record file, checked as docs/design.md says
+    (tag | XXH3-128(tag | name | payload) | payload); None when it fails."""
+    data = open(path, "rb").read()
+    key = bytes.fromhex(os.path.basename(path))
+    tag, total, payload = data[:8], data[8:24], data[24:]
+    if tag != RECORD_TAGS[kind][0] or total != xxh128(tag + key + payload):
+        return None
+    return payload
+
+
+def record_to_format2(kind, path):
+    """Rewrites a format 3 record as the kache before it did (format 2: the
+    older tag, BLAKE2b-256 of 32 bytes), for the upgrade scenarios."""
+    payload = record_payload(kind, path)
+    assert payload is not None, path
+    tag = RECORD_TAGS[kind][1]
+    key = bytes.fromhex(os.path.basename(path))
+    total = hashlib.blake2b(tag + key + payload, digest_size=32).digest()
+    tmp = path + ".f2"
+    with open(tmp, "wb") as f:
+        f.write(tag + total + payload)
+    os.replace(tmp, path)
+
+
 def mp_decode(b, i=0):
     """The msgpack object at b[i:] and the offset after it: the tests' own
     reader, independent of kache's (msgpack-c), for packs, entries and

@@ -5,7 +5,8 @@ offline cargo builds of tests/fixtures/ws (tests/harness/kache_harness.py).
 
 After every round: the store and index reopen (`kache stats`, `kache verify`
 exit 0), every entry decodes and names blobs that are present and whole
-(checked here with an independent msgpack reader and hashlib's BLAKE2b), and
+(checked here with an independent msgpack reader, xxhsum for the records'
+frames and hashlib's BLAKE2b for the blobs), and
 the next build is correct (the program's output bytes). Kill points come from
 a seeded random generator; the seed is printed (set KACHE_CRASH_SEED to replay).
 
@@ -45,11 +46,9 @@ def entry_problems(store):
         for f in files:
             if TEMP_RE.match(f):
                 continue
-            data = read_bytes(os.path.join(d, f))
-            # the frame of store/record.c: tag | BLAKE2b(tag | key | payload) | payload
-            tag, total, payload = data[:8], data[8:40], data[40:]
-            want = hashlib.blake2b(tag + bytes.fromhex(f) + payload, digest_size=32).digest()
-            if tag != b"kcentry2" or total != want:
+            # the frame of store/record.c: tag | XXH3-128(tag | key | payload) | payload
+            payload = kh.record_payload("entries", os.path.join(d, f))
+            if payload is None:
                 problems.append("entry %s fails its checksum" % f)
                 continue
             try:

@@ -126,6 +126,25 @@ test_hash_hex_roundtrip(void **state)
 	assert_int_equal(hash_from_hex(hex, back), -1);
 }
 
+/* XXH3-128 as xxhsum -H2 prints it (big-endian), whatever the parts' cut. */
+static void
+test_checksum_known_answer(void **state)
+{
+	static const unsigned char want[CHECKSUM_LEN] = { 0xdf, 0x8d, 0x09, 0xe9, 0x3f, 0x87, 0x49,
+		0x00, 0xa9, 0x9b, 0x87, 0x75, 0xcc, 0x15, 0xb6, 0xc7 };
+	const struct checksum_part whole[] = { { "hello world", 11 } };
+	const struct checksum_part cut[] = { { "hel", 3 }, { "", 0 }, { "lo world", 8 } };
+	unsigned char a[CHECKSUM_LEN], b[CHECKSUM_LEN];
+
+	(void)state;
+	checksum(whole, 1, a);
+	checksum(cut, 3, b);
+	assert_memory_equal(a, want, CHECKSUM_LEN);
+	assert_memory_equal(b, want, CHECKSUM_LEN);
+	checksum(whole, 0, a);
+	assert_memory_not_equal(a, want, CHECKSUM_LEN);
+}
+
 static void
 test_atomic_write(void **state)
 {
@@ -304,6 +323,7 @@ main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_hash_hex_roundtrip),
+		cmocka_unit_test(test_checksum_known_answer),
 		cmocka_unit_test(test_atomic_write),
 		cmocka_unit_test(test_open_regular),
 		cmocka_unit_test(test_read_sizes),

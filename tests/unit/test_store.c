@@ -619,7 +619,7 @@ test_memo_record_on_disk(void **state)
 	path = store_path(s, "memo", hex);
 	buf_init(&b);
 	assert_int_equal(fs_read_file(path, &b, 1 << 20), 0);
-	assert_memory_equal(b.p, "kcmemor1", 8);
+	assert_memory_equal(b.p, "kcmemor2", 8);
 	for (size_t i = 0; i < b.len; i += 7) {
 		b.p[i] ^= 0x10;
 		assert_int_equal(fs_write_atomic(path, b.p, b.len, 0600), 0);
