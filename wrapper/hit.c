@@ -68,22 +68,22 @@ envs_match(struct wrapper *w, const struct store_candidate *c)
 static int
 inputs_match(struct wrapper *w, const struct store_candidate *c)
 {
-	for (size_t i = 0; i < c->n_inputs; i++) {
-		unsigned char h[HASH_LEN];
-		struct buf p;
-		int same;
+	struct buf p; /* one buffer for every path */
+	int same = 1;
 
-		buf_init(&p);
+	buf_init(&p);
+	for (size_t i = 0; i < c->n_inputs && same; i++) {
+		unsigned char h[HASH_LEN];
+
+		buf_reset(&p);
 		roots_expand(&w->roots, c->inputs[i].path, strlen(c->inputs[i].path), &p);
-		same = memo_hash_file(w, p.p, h, NULL, 0) == 0 &&
+		same = p.p != NULL && memo_hash_file(w, p.p, h, NULL, 0) == 0 &&
 		    memcmp(h, c->inputs[i].hash, HASH_LEN) == 0;
-		buf_free(&p);
-		if (!same) {
+		if (!same)
 			log_debug("%s: input %s differs", w->args.crate_name, c->inputs[i].path);
-			return 0;
-		}
 	}
-	return 1;
+	buf_free(&p);
+	return same;
 }
 
 static enum restore_how
