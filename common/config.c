@@ -73,6 +73,9 @@ static const struct config_def defs[] = {
 	    "number of fetcher workers (remote fetches on a miss, in parallel)" },
 	{ "supervisor.idle_timeout", "KACHE_IDLE_TIMEOUT", "0", 0,
 	    "seconds idle before exit (0: never)" },
+	{ "supervisor.watchdog", "KACHE_WATCHDOG", "30", 0,
+	    "seconds the supervisor's loop may stand still before it ends itself and the next "
+	    "kache starts a fresh one (0: never)" },
 	{ "supervisor.gc_interval", "KACHE_GC_INTERVAL", "600", 0,
 	    "seconds between size-capped gc runs" },
 	{ "planner.listen", "KACHE_PLANNER_LISTEN", "127.0.0.1:8080", 0,

@@ -118,6 +118,20 @@ void sup_bad_message(struct supervisor *s, const char *fmt, ...)
 /* The count of the bad messages not logged, once SUP_BADLOG_MS has passed. */
 void sup_bad_summary(struct supervisor *s, int64_t now);
 
+/* sup_watchdog.c: a thread that ends the supervisor when its loop has not
+ * gone round (sup_watchdog_beat) for limit_ms of on-time seconds; 0: none. */
+int sup_watchdog_start(int64_t limit_ms);
+void sup_watchdog_beat(void);
+/* One tick of the watchdog at now, the loop's count being now_beats: 1 when
+ * the loop has stood still for limit ms of ticks that came on time (a tick
+ * late by seconds means the whole process was frozen: the count restarts). */
+struct sup_watch {
+	int64_t limit, then;
+	uint64_t seen;
+	int64_t still;
+};
+int sup_watchdog_step(struct sup_watch *w, int64_t now, uint64_t now_beats);
+
 /* sup_roles.c */
 const char *role_name(enum role r);
 int role_from_name(const char *name);

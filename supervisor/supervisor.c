@@ -37,6 +37,7 @@ static void on_worker_message(struct supervisor *s, struct slot *w, const struct
 static void serve_scale(struct supervisor *s, const struct msg *req, struct msg *rep);
 static void maintenance(struct supervisor *s, int64_t now);
 static void on_signals(struct supervisor *s);
+static void fault_hang(const struct msg *m);
 static void on_request(struct supervisor *s, const struct zio_frames *f);
 static void serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req);
 static void begin_stop(struct supervisor *s, const char *why);
@@ -176,6 +177,27 @@ reload(struct supervisor *s, const char *why)
 	config_free(&s->cfg);
 	s->cfg = config_load_warn(CONFIG_WARN_LOG, NULL);
 	apply_config(s);
+}
+
+/* KACHE_FAULT="supervisor:hang_on=<MESSAGE>": the loop stops for good when
+ * that request comes, as a loop blocked in a call would (test builds only;
+ * the watchdog's test). */
+static void
+fault_hang(const struct msg *m)
+{
+#ifdef KACHE_FAULT_INJECTION
+	const char *f = getenv("KACHE_FAULT");
+	static const char knob[] = "supervisor:hang_on=";
+
+	if (f != NULL && strncmp(f, knob, sizeof knob - 1) == 0 &&
+	    strcmp(f + sizeof knob - 1, msg_type_name(m->type)) == 0) {
+		log_warnx("fault injection: the loop hangs on %s", msg_type_name(m->type));
+		for (;;)
+			pause();
+	}
+#else
+	(void)m;
+#endif
 }
 
 /* Signals arrive on a signalfd so the poll loop sees them as a descriptor. */
@@ -348,6 +370,7 @@ on_request(struct supervisor *s, const struct zio_frames *f)
 		msg_clear(&req);
 		return;
 	}
+	fault_hang(&req);
 	s->last_activity = clock_ms();
 	if ((req.type == MSG_PING || req.type == MSG_FETCH || req.type == MSG_NOTIFY_UPLOAD ||
 	        req.type == MSG_PREFETCH_HINT) &&
@@ -501,6 +524,7 @@ loop_once(struct supervisor *s)
 		maintenance(s, now);
 	if (s->stopping)
 		stop_progress(s, now);
+	sup_watchdog_beat();
 }
 
 /* What a worker sent up, handed back by workers_on_message: a finished job,
@@ -583,6 +607,7 @@ sup_run(int detached)
 	}
 	apply_config(s);
 	if ((rc = setup(s)) == 0) {
+		sup_watchdog_start(config_get_int(s->cfg, "supervisor.watchdog") * 1000);
 		while (!s->done)
 			loop_once(s);
 		log_info("stopped");

@@ -16,3 +16,4 @@ kache_py_tests(proc/test_remote_dir.py NAME proc_remote_dir_{test} TIMEOUT 180
                 FIXTURE=$<TARGET_FILE:index_fixture>)
 kache_unit_test(test_prefetch_lock kache_prefetch)
 kache_unit_test(test_prefetch_planner kache_prefetch)
+kache_unit_test(test_watchdog kache_supervisor)

@@ -147,6 +147,36 @@ class SupervisorTest(unittest.TestCase):
             os.kill(pid, signal.SIGCONT)
         self.assertEqual(self.poke("fetch", KEY, "1000").split()[0], "miss")
 
+    def test_a_stuck_loop_is_ended_by_the_watchdog_and_a_fresh_one_serves(self):
+        # a supervisor whose loop stopped going round still held the store's
+        # lock: nothing could replace it, and every first miss paid its deadline
+        self.env.update(KACHE_FAULT="supervisor:hang_on=FETCH", KACHE_WATCHDOG="2")
+        pid = self.start()
+        wpids = [w["pid"] for w in self.workers()]
+        self.assertEqual(self.poke("fetch", KEY, "300").split()[0], "timeout")
+        self.assertTrue(wait_for(lambda: not alive(pid), 15), "the stuck supervisor lives on")
+        self.assertTrue(wait_for(lambda: not any(alive(p) for p in wpids), 10))
+        log = open(os.path.join(self.dir, "logs", "supervisor.log")).read()
+        self.assertIn("fault injection: the loop hangs on FETCH", log)
+        self.assertIn("has not moved for", log)
+        del self.env["KACHE_FAULT"]
+        pid2 = self.start()
+        self.assertNotEqual(pid, pid2)
+        self.assertEqual(self.poke("fetch", KEY, "1000").split()[0], "miss")
+
+    def test_a_frozen_process_is_not_taken_for_a_stuck_loop(self):
+        # SIGSTOP freezes the watchdog too: after SIGCONT the loop is given its
+        # time again, not ended for the seconds it was stopped
+        self.env["KACHE_WATCHDOG"] = "2"
+        pid = self.start()
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(5)
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(4)
+        self.assertTrue(alive(pid))
+        self.assertEqual(self.status()["pid"], pid)
+        self.assertEqual(self.poke("fetch", KEY, "1000").split()[0], "miss")
+
     def test_kill9_supervisor_no_orphans_and_recovery(self):
         pid = self.start()
         wpids = [w["pid"] for w in self.workers()]
