@@ -62,7 +62,8 @@ watch(void *arg)
 		sleep_tick();
 		if (sup_watchdog_step(&w, clock_ms(), __atomic_load_n(&beats, __ATOMIC_RELAXED))) {
 			log_warnx("the main loop has not moved for %lld s (supervisor.watchdog); "
-				  "ending this supervisor so that the next kache starts a fresh one",
+			          "ending this supervisor so that the next kache starts a fresh "
+			          "one",
 			    (long long)(w.still / 1000));
 			abort();
 		}
