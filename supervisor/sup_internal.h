@@ -119,7 +119,8 @@ void sup_bad_message(struct supervisor *s, const char *fmt, ...)
 void sup_bad_summary(struct supervisor *s, int64_t now);
 
 /* sup_watchdog.c: a thread that ends the supervisor when its loop has not
- * gone round (sup_watchdog_beat) for limit_ms of on-time seconds; 0: none. */
+ * gone round (sup_watchdog_beat) for limit_ms of on-time seconds (<= 0: off).
+ * Called again (a reload), it takes the new limit. */
 int sup_watchdog_start(int64_t limit_ms);
 void sup_watchdog_beat(void);
 /* One tick of the watchdog at now, the loop's count being now_beats: 1 when

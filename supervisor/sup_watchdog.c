@@ -25,7 +25,8 @@
 #define WATCH_LATE_MS (2 * WATCH_TICK_MS)
 
 static uint64_t beats;      /* bumped by the loop (atomic) */
-static int64_t watch_limit; /* ms */
+static int64_t watch_limit; /* ms, atomic: a reload may change it; <= 0: off */
+static int watching;        /* the thread runs (the loop's thread only) */
 
 static void *watch(void *arg);
 static void sleep_tick(void);
@@ -42,24 +43,24 @@ sleep_tick(void)
 int
 sup_watchdog_step(struct sup_watch *w, int64_t now, uint64_t now_beats)
 {
-	if (now - w->then > WATCH_TICK_MS + WATCH_LATE_MS || now_beats != w->seen)
+	if (w->limit <= 0 || now - w->then > WATCH_TICK_MS + WATCH_LATE_MS || now_beats != w->seen)
 		w->still = 0;
 	else
 		w->still += now - w->then;
 	w->seen = now_beats;
 	w->then = now;
-	return w->still >= w->limit;
+	return w->limit > 0 && w->still >= w->limit;
 }
 
 static void *
 watch(void *arg)
 {
-	struct sup_watch w = { watch_limit, clock_ms(), __atomic_load_n(&beats, __ATOMIC_RELAXED),
-		0 };
+	struct sup_watch w = { 0, clock_ms(), __atomic_load_n(&beats, __ATOMIC_RELAXED), 0 };
 
 	(void)arg;
 	for (;;) {
 		sleep_tick();
+		w.limit = __atomic_load_n(&watch_limit, __ATOMIC_RELAXED);
 		if (sup_watchdog_step(&w, clock_ms(), __atomic_load_n(&beats, __ATOMIC_RELAXED))) {
 			log_warnx("the main loop has not moved for %lld s (supervisor.watchdog); "
 			          "ending this supervisor so that the next kache starts a fresh "
@@ -78,9 +79,9 @@ sup_watchdog_start(int64_t limit_ms)
 	pthread_t t;
 	int rc;
 
-	if (limit_ms <= 0)
+	__atomic_store_n(&watch_limit, limit_ms, __ATOMIC_RELAXED);
+	if (limit_ms <= 0 || watching)
 		return 0;
-	watch_limit = limit_ms;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	rc = pthread_create(&t, &a, watch, NULL);
@@ -89,6 +90,7 @@ sup_watchdog_start(int64_t limit_ms)
 		log_warnx("watchdog: cannot start its thread (error %d); running without", rc);
 		return -1;
 	}
+	watching = 1;
 	return 0;
 }
 

@@ -164,6 +164,21 @@ class SupervisorTest(unittest.TestCase):
         self.assertNotEqual(pid, pid2)
         self.assertEqual(self.poke("fetch", KEY, "1000").split()[0], "miss")
 
+    def test_the_watchdog_takes_its_limit_from_a_reload(self):
+        cfg = self.env["KACHE_CONFIG"]
+        with open(cfg, "w") as f:
+            f.write("[supervisor]\nwatchdog = 0\n")
+        self.env["KACHE_FAULT"] = "supervisor:hang_on=FETCH"
+        pid = self.start()
+        with open(cfg, "w") as f:
+            f.write("[supervisor]\nwatchdog = 2\n")
+        os.utime(cfg, (time.time() + 5, time.time() + 5))
+        log = os.path.join(self.dir, "logs", "supervisor.log")
+        self.assertTrue(wait_for(lambda: "configuration changed" in open(log).read(), 10))
+        self.assertEqual(self.poke("fetch", KEY, "300").split()[0], "timeout")
+        self.assertTrue(wait_for(lambda: not alive(pid), 15), "the reload's limit was not taken")
+        self.assertIn("has not moved for", open(log).read())
+
     def test_a_frozen_process_is_not_taken_for_a_stuck_loop(self):
         # SIGSTOP freezes the watchdog too: after SIGCONT the loop is given its
         # time again, not ended for the seconds it was stopped

@@ -52,6 +52,19 @@ test_the_seconds_a_frozen_process_slept_do_not_count(void **state)
 	assert_int_equal(sup_watchdog_step(&w, 64000, 7), 1);
 }
 
+static void
+test_a_limit_of_zero_never_ends_it(void **state)
+{
+	struct sup_watch w = { 0, 0, 7, 0 };
+
+	(void)state;
+	for (int64_t t = 1000; t <= 600000; t += 1000)
+		assert_int_equal(sup_watchdog_step(&w, t, 7), 0);
+	w.limit = 2000; /* a reload turned it on: counted from then */
+	assert_int_equal(sup_watchdog_step(&w, 601000, 7), 0);
+	assert_int_equal(sup_watchdog_step(&w, 602000, 7), 1);
+}
+
 int
 main(void)
 {
@@ -59,6 +72,7 @@ main(void)
 		cmocka_unit_test(test_a_loop_standing_still_is_ended_after_the_limit),
 		cmocka_unit_test(test_a_turn_of_the_loop_starts_the_count_again),
 		cmocka_unit_test(test_the_seconds_a_frozen_process_slept_do_not_count),
+		cmocka_unit_test(test_a_limit_of_zero_never_ends_it),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
