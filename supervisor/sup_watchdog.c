@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -23,6 +24,8 @@
 #define WATCH_TICK_MS 1000
 /* A tick that took this much longer than asked: the process was frozen. */
 #define WATCH_LATE_MS (2 * WATCH_TICK_MS)
+/* The most the last log line may take. */
+#define WATCH_LOG_S 5
 
 static uint64_t beats;      /* bumped by the loop (atomic) */
 static int64_t watch_limit; /* ms, atomic: a reload may change it; <= 0: off */
@@ -62,6 +65,10 @@ watch(void *arg)
 		sleep_tick();
 		w.limit = __atomic_load_n(&watch_limit, __ATOMIC_RELAXED);
 		if (sup_watchdog_step(&w, clock_ms(), __atomic_load_n(&beats, __ATOMIC_RELAXED))) {
+			/* the log line must not become the next hang (the loop may be
+			 * stuck writing to the same file): SIGALRM, not blocked here,
+			 * ends the process if it takes longer */
+			alarm(WATCH_LOG_S);
 			log_warnx("the main loop has not moved for %lld s (supervisor.watchdog); "
 			          "ending this supervisor so that the next kache starts a fresh "
 			          "one",
