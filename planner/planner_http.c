@@ -250,8 +250,6 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 {
 	struct req *rq = *con_cls;
 
-	(void)cls;
-	(void)c;
 	if (rq == NULL)
 		return;
 	if (rq->code == 0)
