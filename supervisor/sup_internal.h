@@ -118,10 +118,12 @@ void sup_bad_message(struct supervisor *s, const char *fmt, ...)
 /* The count of the bad messages not logged, once SUP_BADLOG_MS has passed. */
 void sup_bad_summary(struct supervisor *s, int64_t now);
 
-/* sup_watchdog.c: a thread that ends the supervisor when its loop has not
- * gone round (sup_watchdog_beat) for limit_ms of on-time seconds (<= 0: off).
- * Called again (a reload), it takes the new limit. */
-int sup_watchdog_start(int64_t limit_ms);
+/* sup_watchdog.c: a thread (started once the signals are blocked, so that
+ * none is delivered to it) that ends the supervisor when its loop has not
+ * gone round (sup_watchdog_beat) for the limit set (ms of on-time seconds;
+ * <= 0: off; set again on a reload). */
+void sup_watchdog_set(int64_t limit_ms);
+int sup_watchdog_start(void);
 void sup_watchdog_beat(void);
 /* One tick of the watchdog at now, the loop's count being now_beats: 1 when
  * the loop has stood still for limit ms of ticks that came on time (a tick

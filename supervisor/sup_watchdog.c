@@ -29,7 +29,6 @@
 
 static uint64_t beats;      /* bumped by the loop (atomic) */
 static int64_t watch_limit; /* ms, atomic: a reload may change it; <= 0: off */
-static int watching;        /* the thread runs (the loop's thread only) */
 
 static void *watch(void *arg);
 static void sleep_tick(void);
@@ -79,16 +78,21 @@ watch(void *arg)
 	return NULL;
 }
 
+void
+sup_watchdog_set(int64_t limit_ms)
+{
+	__atomic_store_n(&watch_limit, limit_ms, __ATOMIC_RELAXED);
+}
+
+/* The thread runs whatever the limit, so that a reload can turn it on; off,
+ * it wakes once a second and does nothing. */
 int
-sup_watchdog_start(int64_t limit_ms)
+sup_watchdog_start(void)
 {
 	pthread_attr_t a;
 	pthread_t t;
 	int rc;
 
-	__atomic_store_n(&watch_limit, limit_ms, __ATOMIC_RELAXED);
-	if (limit_ms <= 0 || watching)
-		return 0;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	rc = pthread_create(&t, &a, watch, NULL);
@@ -97,7 +101,6 @@ sup_watchdog_start(int64_t limit_ms)
 		log_warnx("watchdog: cannot start its thread (error %d); running without", rc);
 		return -1;
 	}
-	watching = 1;
 	return 0;
 }
 

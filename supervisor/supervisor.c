@@ -151,8 +151,7 @@ apply_config(struct supervisor *s)
 	char err[256];
 
 	s->idle_timeout_ms = config_get_int(s->cfg, "supervisor.idle_timeout") * 1000;
-	if (s->ctx != NULL) /* a reload; at start, once setup has blocked the signals */
-		sup_watchdog_start(config_get_int(s->cfg, "supervisor.watchdog") * 1000);
+	sup_watchdog_set(config_get_int(s->cfg, "supervisor.watchdog") * 1000);
 	if (remote_check(s->cfg, err, sizeof err) < 0)
 		log_warnx("%s (workers will fail with a configuration error)", err);
 	s->remote_none = !config_has_remote(s->cfg);
@@ -609,7 +608,7 @@ sup_run(int detached)
 	}
 	apply_config(s);
 	if ((rc = setup(s)) == 0) {
-		sup_watchdog_start(config_get_int(s->cfg, "supervisor.watchdog") * 1000);
+		sup_watchdog_start();
 		while (!s->done)
 			loop_once(s);
 		log_info("stopped");
