@@ -207,14 +207,16 @@ sup_stop() { KACHE_DIR="$KSTORE" "$kache" supervisor stop 2>&1 >/dev/null | grep
 # pf <field>: a prefetch counter of the supervisor of $KSTORE
 pf() { KACHE_DIR="$KSTORE" "$kache" supervisor status --json | jq -r ".prefetch.$1"; }
 # pf_wait: waits (at most 120 s) until every hint the supervisor got is over
-# (session done or lost, or hint dropped); prints the wait in ms
+# (session done or lost, hint dropped, or served by its early session: nothing
+# queued); prints the wait in ms
 pf_wait() {
   local t0 t1 st
   t0=$(date +%s%N)
   for _ in $(seq 1200); do
     st=$(KACHE_DIR="$KSTORE" "$kache" supervisor status --json)
-    jq -e '.prefetch | .hints >= 1 and (.sessions_done + .sessions_lost + .hints_dropped
-      + .hints_malformed) >= .hints' <<<"$st" >/dev/null && break
+    jq -e '.prefetch | .hints >= 1 and .sessions_queued == 0 and (.sessions_done
+      + .sessions_lost + .hints_dropped + .hints_malformed + .hints_served_early) >= .hints' \
+      <<<"$st" >/dev/null && break
     sleep 0.1
   done
   t1=$(date +%s%N)

@@ -48,8 +48,8 @@ proto_hint_to_msg(const struct proto_hint *h, struct msg *m)
 	if (!hint_ok(h))
 		return -1;
 	buf_init(&b);
-	buf_addf(&b, "root=%s\nlock=%s\ntarget=%s\nprofile=%s\ntoolchain=%s\n", h->root, h->lock,
-	    h->target, h->profile, h->toolchain);
+	buf_addf(&b, "root=%s\nlock=%s\ntarget=%s\nprofile=%s\ntoolchain=%s\n%s", h->root, h->lock,
+	    h->target, h->profile, h->toolchain, h->guess ? "guess=1\n" : "");
 	snprintf(m->key, sizeof m->key, "%s", h->lock_hash);
 	msg_set_text(m, b.p);
 	buf_free(&b);
@@ -71,6 +71,10 @@ take_line(struct proto_hint *h, const char *line, size_t n)
 		{ "toolchain=", offsetof(struct proto_hint, toolchain), PROTO_HINT_NAME_MAX + 1 },
 	};
 
+	if (n == 7 && memcmp(line, "guess=1", 7) == 0) {
+		h->guess = 1;
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		size_t k = strlen(fields[i].name);
 

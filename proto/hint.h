@@ -9,6 +9,10 @@
  *   target=<target triple, or empty for the host>
  *   profile=<cargo profile directory, e.g. debug, release; empty if unseen>
  *   toolchain=<16 hex: BLAKE2b of `rustc -vV`, or empty> (optional line)
+ *   guess=1      (optional line) an early hint: target and profile are what
+ *                cargo's command line suggests, sent at cargo's first
+ *                question to rustc, before any compile shows them; served
+ *                by the exact session manifest of that fingerprint only
  *
  * Decoding checks every name, length and character before anything is used. */
 #ifndef KACHE_PROTO_HINT_H
@@ -26,6 +30,7 @@ struct proto_hint {
 	char profile[PROTO_HINT_NAME_MAX + 1];
 	char toolchain[PROTO_HINT_NAME_MAX + 1];
 	char lock_hash[MSG_KEY_MAX + 1]; /* hex, or "" */
+	int guess;                       /* an early hint (above) */
 };
 
 /* Fills m (already msg_init'ed with its type) from h. -1 when a field does not

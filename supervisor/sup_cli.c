@@ -295,13 +295,15 @@ print_prefetch(json_t *pf)
 
 	if (pf == NULL)
 		return;
-	printf("prefetch: %lld hints (%lld dropped: %lld session running, %lld no prefetch, "
-	       "%lld queue full, %lld stale; %lld malformed), %lld sessions (%lld done, %lld "
-	       "lost), %lld packs (%lld bytes), %lld hits\n",
-	    PF(pf, "hints"), PF(pf, "hints_dropped"), PF(why, "session_running"),
-	    PF(why, "no_prefetch"), PF(why, "queue_full"), PF(why, "stale"),
-	    PF(pf, "hints_malformed"), PF(pf, "sessions"), PF(pf, "sessions_done"),
-	    PF(pf, "sessions_lost"), PF(pf, "packs"), PF(pf, "bytes"), PF(pf, "hits"));
+	printf("prefetch: %lld hints (%lld early, %lld served by an early one; %lld dropped: "
+	       "%lld session running, %lld no prefetch, %lld queue full, %lld stale, %lld "
+	       "replaced; %lld malformed), %lld sessions (%lld done, %lld lost, %lld queued), "
+	       "%lld packs (%lld bytes), %lld hits\n",
+	    PF(pf, "hints"), PF(pf, "hints_early"), PF(pf, "hints_served_early"),
+	    PF(pf, "hints_dropped"), PF(why, "session_running"), PF(why, "no_prefetch"),
+	    PF(why, "queue_full"), PF(why, "stale"), PF(why, "replaced"), PF(pf, "hints_malformed"),
+	    PF(pf, "sessions"), PF(pf, "sessions_done"), PF(pf, "sessions_lost"),
+	    PF(pf, "sessions_queued"), PF(pf, "packs"), PF(pf, "bytes"), PF(pf, "hits"));
 	printf("prefetch packs from: planner %lld, exact session %lld, closest session %lld, "
 	       "packs %lld\n",
 	    PF(from, "planner"), PF(from, "exact_session"), PF(from, "closest_session"),

@@ -46,7 +46,11 @@ struct job;
 /* The prefetch sessions' numbers since start (status: "prefetch"). */
 struct prefetch_counts {
 	long hints, malformed, dropped, sessions, done, failed;
+	/* early hints (cargo's first question); compile hints an early session
+	 * had served already (its exact session manifest), not run again */
+	long early, early_served;
 	long dropped_off, dropped_busy, dropped_full, dropped_stale; /* why dropped */
+	long dropped_replaced; /* an early hint, or a waiting one, a compile's replaced */
 	long packs, bytes, present, over_cap, rejected, failed_packs, list_failed, refused;
 	long hits; /* compiles served from entries prefetch imported (the indexer's events) */
 	/* where sessions took their candidates (workers/prefetch/prefetch_plan.c) */
@@ -251,6 +255,8 @@ void prefetch_done(struct supervisor *s, struct slot *w, const struct msg *done)
 const struct prefetch_counts *prefetch_counts(const struct supervisor *s);
 /* 1 when no session is queued or running. */
 int prefetch_idle(const struct supervisor *s);
+/* Sessions queued or running, and compile hints waiting for an early session. */
+long prefetch_queued(const struct supervisor *s);
 
 /* sup_status.c */
 char *status_json(const struct supervisor *s);

@@ -1,9 +1,13 @@
 /* Prefetch hints: a wrapper's hint (a file in run/hints/, or a
  * MSG_PREFETCH_HINT from an older wrapper) becomes a JOB_PREFETCH for an idle
  * prefetch worker. One session per workspace at a time: a hint for a
- * workspace queued or in progress is dropped (counted, with why). The
- * sessions' numbers come back in JOB_DONE's text and are summed for the
- * status document. */
+ * workspace queued or in progress is dropped (counted, with why), but for a
+ * compile's hint after an early one (proto/hint.h: sent at cargo's first
+ * question, its target and profile guessed): that one replaces the early
+ * hint still queued, or waits for the early session to end and runs then,
+ * unless that session found the exact session manifest of the same
+ * fingerprint (it did the compile's work). The sessions' numbers come back in
+ * JOB_DONE's text and are summed for the status document. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -29,7 +33,10 @@ struct pf_hint {
 	uint64_t id;
 	pid_t pid; /* the worker it went to */
 	struct msg job;
-	char root[PROTO_HINT_PATH_MAX];
+	struct proto_hint h; /* what job says */
+	/* a compile's hint that came while this early session ran */
+	int has_next;
+	struct proto_hint next;
 };
 
 struct prefetches {
@@ -45,6 +52,9 @@ static struct slot *slot_of(struct supervisor *s, pid_t pid);
 static void add_counts(struct prefetch_counts *n, const char *text);
 static void drop(struct prefetches *p, long *why, const char *root, const char *what);
 static void take_file(struct supervisor *s, const char *path);
+static void set_job(struct pf_hint *x, const struct proto_hint *h);
+static int same_fingerprint(const struct proto_hint *a, const struct proto_hint *b);
+static int found_exact(const char *text);
 
 void
 prefetch_new(struct supervisor *s)
@@ -152,7 +162,7 @@ static struct pf_hint *
 find_root(struct prefetches *p, const char *root)
 {
 	for (int i = 0; i < PF_QUEUE_MAX; i++)
-		if (p->q[i].used && strcmp(p->q[i].root, root) == 0)
+		if (p->q[i].used && strcmp(p->q[i].h.root, root) == 0)
 			return &p->q[i];
 	return NULL;
 }
@@ -179,8 +189,22 @@ prefetch_hint(struct supervisor *s, const struct msg *req)
 		                      "no prefetch worker can run (see `kache supervisor status`)");
 		return;
 	}
-	if (find_root(p, h.root) != NULL) {
-		drop(p, &p->n.dropped_busy, h.root, "a session for it is queued or running");
+	p->n.early += h.guess;
+	if ((x = find_root(p, h.root)) != NULL) {
+		if (h.guess || !x->h.guess) {
+			drop(p, &p->n.dropped_busy, h.root,
+			    "a session for it is queued or running");
+		} else if (!x->sent) {
+			drop(p, &p->n.dropped_replaced, h.root, "its early hint, by the compile's");
+			set_job(x, &h);
+		} else {
+			if (x->has_next)
+				drop(p, &p->n.dropped_replaced, h.root,
+				    "a waiting hint, by a newer one");
+			x->next = h;
+			x->has_next = 1;
+			log_info("prefetch hint for %s (after its early session)", h.root);
+		}
 		return;
 	}
 	for (int i = 0; i < PF_QUEUE_MAX && x == NULL; i++)
@@ -192,10 +216,41 @@ prefetch_hint(struct supervisor *s, const struct msg *req)
 	}
 	memset(x, 0, sizeof *x);
 	x->used = 1;
-	snprintf(x->root, sizeof x->root, "%s", h.root);
+	set_job(x, &h);
+	log_info("prefetch hint for %s%s", h.root,
+	    h.guess ? " (early: target and profile guessed from cargo's command line)" : "");
+}
+
+/* x's job (not sent yet) is h. */
+static void
+set_job(struct pf_hint *x, const struct proto_hint *h)
+{
+	msg_clear(&x->job);
 	msg_init(&x->job, MSG_JOB_PREFETCH, 0);
-	proto_hint_to_msg(&h, &x->job);
-	log_info("prefetch hint for %s", h.root);
+	proto_hint_to_msg(h, &x->job);
+	x->h = *h;
+	x->sent = 0;
+	x->has_next = 0;
+}
+
+/* The same session manifest would be chosen for both (remote/session.h). */
+static int
+same_fingerprint(const struct proto_hint *a, const struct proto_hint *b)
+{
+	return strcmp(a->lock_hash, b->lock_hash) == 0 && strcmp(a->toolchain, b->toolchain) == 0 &&
+	    strcmp(a->target, b->target) == 0 && strcmp(a->profile, b->profile) == 0;
+}
+
+/* 1 when a session's JOB_DONE text says its exact session manifest was used. */
+static int
+found_exact(const char *text)
+{
+	json_t *j = json_loads(text ? text : "", 0, NULL);
+	const char *src = json_string_value(json_object_get(j, "source"));
+	int exact = src != NULL && strcmp(src, "exact") == 0;
+
+	json_decref(j);
+	return exact;
 }
 
 static struct slot *
@@ -222,9 +277,12 @@ prefetch_tick(struct supervisor *s)
 		if (!x->used)
 			continue;
 		if (x->sent && slot_of(s, x->pid) == NULL) {
-			log_warnx("prefetch of %s lost: its worker exited", x->root);
+			log_warnx("prefetch of %s lost: its worker exited", x->h.root);
 			p->n.failed++;
-			x->used = 0;
+			if (x->has_next) /* the compile's hint is still to be served */
+				set_job(x, &x->next);
+			else
+				x->used = 0;
 		} else if (!x->sent && !s->stopping &&
 		    (w = workers_idle(s, ROLE_PREFETCH)) != NULL) {
 			x->job.id = x->id = p->next_id++;
@@ -283,8 +341,17 @@ prefetch_done(struct supervisor *s, struct slot *w, const struct msg *done)
 			continue;
 		add_counts(&p->n, done->text);
 		p->n.done++;
-		msg_clear(&x->job);
-		x->used = 0;
+		if (x->has_next && same_fingerprint(&x->h, &x->next) && found_exact(done->text)) {
+			p->n.early_served++;
+			log_info("prefetch hint for %s served by its early session", x->h.root);
+			x->has_next = 0;
+		}
+		if (x->has_next) { /* the early guess was not it: the compile's hint now */
+			set_job(x, &x->next);
+		} else {
+			msg_clear(&x->job);
+			x->used = 0;
+		}
 		w->jobs_done++;
 		if (w->state == W_BUSY)
 			w->state = W_READY;
@@ -304,6 +371,17 @@ const struct prefetch_counts *
 prefetch_counts(const struct supervisor *s)
 {
 	return &s->prefetches->n;
+}
+
+long
+prefetch_queued(const struct supervisor *s)
+{
+	long n = 0;
+
+	for (int i = 0; i < PF_QUEUE_MAX; i++)
+		n += s->prefetches->q[i].used +
+		    (s->prefetches->q[i].used && s->prefetches->q[i].has_next);
+	return n;
 }
 
 int

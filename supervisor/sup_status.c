@@ -7,7 +7,7 @@
 #include "supervisor/sup_internal.h"
 
 static json_t *worker_json(const struct slot *w, int64_t now);
-static json_t *prefetch_json(const struct prefetch_counts *n);
+static json_t *prefetch_json(const struct supervisor *s, const struct prefetch_counts *n);
 static json_t *outcomes_json(const struct supervisor *s, int64_t now);
 
 #define SET(o, name, v) json_object_set_new((o), (name), json_integer((json_int_t)(v)))
@@ -16,16 +16,20 @@ static json_t *outcomes_json(const struct supervisor *s, int64_t now);
  * run, what they imported and what they skipped, and why, and the compiles
  * the imported entries served. */
 static json_t *
-prefetch_json(const struct prefetch_counts *n)
+prefetch_json(const struct supervisor *s, const struct prefetch_counts *n)
 {
 	json_t *o = json_object(), *why = json_object(), *skipped = json_object();
 
 	SET(o, "hints", n->hints);
+	SET(o, "hints_early", n->early);
+	SET(o, "sessions_queued", prefetch_queued(s));
+	SET(o, "hints_served_early", n->early_served);
 	SET(o, "hints_dropped", n->dropped);
 	SET(why, "session_running", n->dropped_busy);
 	SET(why, "no_prefetch", n->dropped_off);
 	SET(why, "queue_full", n->dropped_full);
 	SET(why, "stale", n->dropped_stale);
+	SET(why, "replaced", n->dropped_replaced);
 	json_object_set_new(o, "hints_dropped_why", why);
 	SET(o, "hints_malformed", n->malformed);
 	SET(o, "sessions", n->sessions);
@@ -100,7 +104,7 @@ status_json(const struct supervisor *s)
 	    config_get(s->cfg, "remote.type"), "state", s->stopping ? "stopping" : "running",
 	    "remote_off", jobs_remote_off(s), "queue", "uploads", (json_int_t)queued, "uploading",
 	    (json_int_t)inflight, "fetches", (json_int_t)fetches, "workers", workers, "prefetch",
-	    prefetch_json(prefetch_counts(s)));
+	    prefetch_json(s, prefetch_counts(s)));
 	if (root != NULL)
 		json_object_set_new(root, "outcomes", outcomes_json(s, now));
 	out = json_dumps(root, JSON_INDENT(2));

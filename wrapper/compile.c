@@ -28,7 +28,6 @@
 #define UNANSWERED_MS 10000
 #define UNANSWERED_ACK_MS 50
 
-static void ensure_supervisor(struct store *s);
 static int unanswered_recently(const char *mark);
 static void unanswered_note(const char *mark, int timed_out, int seen);
 static int try_remote(struct wrapper *w);
@@ -88,9 +87,8 @@ wrapper_journal_append(struct store *s, struct journal_event *ev, int64_t start_
 		log_warn("journal append");
 }
 
-/* Starts a supervisor for this store when none runs; never waits for it. */
-static void
-ensure_supervisor(struct store *s)
+void
+wrapper_ensure_supervisor(struct store *s)
 {
 	char *kached = wrapper_kached_path();
 
@@ -119,7 +117,7 @@ wrapper_fetch(const struct config *cfg, struct store *s, const unsigned char inv
 	hash_to_hex(inv, hex);
 	r = proto_client_fetch(store_dir(s), hex, ack, end);
 	if (r == PROTO_UNAVAILABLE) {
-		ensure_supervisor(s);
+		wrapper_ensure_supervisor(s);
 		/* a supervisor coming up gets the whole wait, mark or not */
 		if (proto_supervisor_wait(store_dir(s), now + wait))
 			r = proto_client_fetch(store_dir(s), hex, now + wait, end);
@@ -193,7 +191,7 @@ wrapper_upload(const struct config *cfg, struct store *s, const unsigned char re
 		return;
 	}
 	hash_to_hex(res, hex);
-	ensure_supervisor(s);
+	wrapper_ensure_supervisor(s);
 	proto_client_notify_upload(store_dir(s), hex);
 }
 
@@ -225,7 +223,7 @@ wrapper_compile(struct wrapper *w)
 		return -1;
 	}
 	if (session_hint(w))
-		ensure_supervisor(w->store);
+		wrapper_ensure_supervisor(w->store);
 	session_features(w);
 	if (hit_try(w))
 		return 0;

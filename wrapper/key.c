@@ -16,7 +16,6 @@ extern char **environ;
 #define KEY_FORMAT "kache-invocation-v1"
 
 static int rustc_version(struct wrapper *w, struct buf *out);
-static void toolchain_id(const char *vv, size_t n, char out[17]);
 static int run_capture(const char *prog, char *const argv[], struct buf *out);
 static int hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v);
 static void hash_env(struct wrapper *w, struct hash_ctx *c);
@@ -86,8 +85,8 @@ run_capture(const char *prog, char *const argv[], struct buf *out)
 
 /* The toolchain's short id, for session manifests: the first 16 hex digits
  * of BLAKE2b over `rustc -vV`'s output (already in hand: no extra work). */
-static void
-toolchain_id(const char *vv, size_t n, char out[17])
+void
+key_toolchain_id(const char *vv, size_t n, char out[17])
 {
 	unsigned char h[HASH_LEN];
 	char hex[HASH_HEX_LEN + 1];
@@ -155,6 +154,21 @@ rustc_version(struct wrapper *w, struct buf *out)
 		store_memo_put_text(w->store, memo_key, out->p, out->len);
 	free(memo_key);
 	return rc;
+}
+
+void
+key_rustc_version_seen(struct wrapper *w, const char *vv, size_t n)
+{
+	char *id = key_rustc_identity(w->rustc), *memo_key;
+
+	if (id == NULL || n == 0) {
+		free(id);
+		return;
+	}
+	memo_key = xasprintf("rustc-vV\n%s", id);
+	store_memo_put_text(w->store, memo_key, vv, n);
+	free(memo_key);
+	free(id);
 }
 
 /* Adds one option to the key, in folded form. 1 when the option was left out. */
@@ -314,7 +328,7 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 	hash_begin(&c);
 	hash_str(&c, KEY_FORMAT);
 	hash_str(&c, vv.p);
-	toolchain_id(vv.p, vv.len, w->toolchain);
+	key_toolchain_id(vv.p, vv.len, w->toolchain);
 	note_compiler(w, vv.p, vv.len);
 	buf_free(&vv);
 	src = roots_fold_path(&w->roots, a->src);

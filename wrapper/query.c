@@ -42,7 +42,8 @@ static int in_list(const char *const *list, const char *s);
 static int stdin_is_null(void);
 static char *memo_key(const char *id, int argc, char **argv);
 static int count_field(const char **q, char sep, size_t *n);
-static int replay(const struct buf *memo);
+static void replay(const struct buf *memo, size_t body, size_t nout, size_t nerr);
+static void version_answered(struct wrapper *w, const char *vv, size_t n);
 static void record(struct store *s, const char *key, const struct run_result *r);
 
 static int
@@ -179,17 +180,12 @@ query_memo_encode(const char *out, size_t nout, const char *err, size_t nerr, st
 
 /* Prints a memoized answer, checked whole (query_memo_decode) before a byte
  * is written. 0 when printed, -1 when the memo is not one. */
-static int
-replay(const struct buf *memo)
+static void
+replay(const struct buf *memo, size_t body, size_t nout, size_t nerr)
 {
-	size_t body, nout, nerr;
-
-	if (query_memo_decode(memo->p, memo->len, &body, &nout, &nerr) < 0)
-		return -1;
 	if (fs_write_all(1, memo->p + body, nout) < 0 ||
 	    fs_write_all(2, memo->p + body + nout, nerr) < 0)
 		log_warn("query answer"); /* cargo went away: nothing else to do */
-	return 0;
 }
 
 /* Memoizes a successful answer (a failed query is asked again next time). */
@@ -207,13 +203,24 @@ record(struct store *s, const char *key, const struct run_result *r)
 	buf_free(&b);
 }
 
+/* cargo's first question, `rustc -vV`, answered (vv): the build session
+ * starts here, before any compile shows it (session_hint_early). */
+static void
+version_answered(struct wrapper *w, const char *vv, size_t n)
+{
+	if (session_hint_early(w, vv, n))
+		wrapper_ensure_supervisor(w->store);
+}
+
 int
 query_answer(struct wrapper *w)
 {
 	const struct rustc_args *a = &w->args;
+	int version = a->argc == 1 && strcmp(a->argv[0], "-vV") == 0;
 	struct run_result r;
 	struct buf memo;
 	char *id, *key, **v;
+	size_t body, nout, nerr;
 	int rc = -1;
 
 	if (!is_query(a) || (id = key_rustc_identity(w->rustc)) == NULL)
@@ -221,8 +228,12 @@ query_answer(struct wrapper *w)
 	key = memo_key(id, a->argc, a->argv);
 	free(id);
 	buf_init(&memo);
-	if (store_memo_get_text(w->store, key, &memo) == 0 && replay(&memo) == 0) {
+	if (store_memo_get_text(w->store, key, &memo) == 0 &&
+	    query_memo_decode(memo.p, memo.len, &body, &nout, &nerr) == 0) {
 		log_debug("rustc %s: answered from its memo", a->argv[0]);
+		if (version)
+			version_answered(w, memo.p + body, nout);
+		replay(&memo, body, nout, nerr);
 		rc = 0;
 	} else {
 		v = xcalloc((size_t)a->argc + 2, sizeof *v);
@@ -230,6 +241,10 @@ query_answer(struct wrapper *w)
 		memcpy(v + 1, a->argv, (size_t)a->argc * sizeof *v);
 		if (run_rustc(w->rustc, v, &r) == 0) {
 			record(w->store, key, &r);
+			if (version && r.status == 0) {
+				key_rustc_version_seen(w, r.out.p ? r.out.p : "", r.out.len);
+				version_answered(w, r.out.p ? r.out.p : "", r.out.len);
+			}
 			rc = r.status;
 			buf_free(&r.out);
 			buf_free(&r.err);

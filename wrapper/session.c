@@ -33,7 +33,10 @@ static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hi
 static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
 static void ws_id(const char *lock, char ws[17]);
 static int session_start(struct wrapper *w, const char *lock, const char *marker,
-    const struct stat *ls);
+    const struct stat *ls, const struct proto_hint *guess);
+static const char *profile_dir(const char *profile);
+static int find_lock_up(const char *dir, char *lock, size_t cap, struct stat *st);
+static int guess_from_parent(struct proto_hint *h, char *from, size_t cap);
 static void features_of(const struct rustc_args *a, struct buf *line);
 
 /* The workspace's Cargo.lock: beside the target dir (cargo's default), else
@@ -123,13 +126,18 @@ lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1])
 	close(fd);
 }
 
-/* Root, Cargo.lock, and what the command line shows of target and profile
- * (the out-dir under the target dir: [<triple>/]<profile>/...). */
+/* Root, Cargo.lock, the target cargo was asked for (its command line or
+ * CARGO_BUILD_TARGET, as the early hint sees it: the same for every compile
+ * of the session, where a build script's or proc-macro's compile has no
+ * --target in a cross build; else this compile's --target) and the profile
+ * this compile shows (the out-dir under the target dir:
+ * [<triple>/]<profile>/...). */
 static void
 fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 {
-	const char *rel, *triple = "";
-	char *root = path_dirname(lock);
+	const char *rel, *own = "", *triple;
+	char *root = path_dirname(lock), from[PATH_MAX];
+	struct proto_hint asked;
 	size_t n;
 
 	memset(h, 0, sizeof *h);
@@ -138,7 +146,8 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 	free(root);
 	for (size_t i = 0; i < w->args.opt_names.n; i++)
 		if (strcmp(w->args.opt_names.v[i], "--target") == 0 && w->args.opt_values.v[i])
-			triple = w->args.opt_values.v[i];
+			own = w->args.opt_values.v[i];
+	triple = guess_from_parent(&asked, from, sizeof from) == 0 ? asked.target : own;
 	if (strlen(triple) <= PROTO_HINT_NAME_MAX && !strchr(triple, '/'))
 		snprintf(h->target, sizeof h->target, "%s", triple);
 	if (w->roots.target && w->args.out_dir) {
@@ -146,9 +155,8 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 
 		if ((rel = path_under(abs, w->roots.target)) != NULL) {
 			rel += *rel == '/';
-			if (h->target[0] && str_starts_with(rel, h->target) &&
-			    rel[strlen(h->target)] == '/')
-				rel += strlen(h->target) + 1;
+			if (own[0] && str_starts_with(rel, own) && rel[strlen(own)] == '/')
+				rel += strlen(own) + 1;
 			n = strcspn(rel, "/");
 			if (n <= PROTO_HINT_NAME_MAX)
 				snprintf(h->profile, sizeof h->profile, "%.*s", (int)n, rel);
@@ -182,7 +190,7 @@ session_hint(struct wrapper *w)
 		ws_id(lock, w->ws);
 	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
 	if (stat(marker, &ms) != 0 || !fresh(&ms, &ls, cooldown_ms(w->cfg)))
-		start = session_start(w, lock, marker, &ls);
+		start = session_start(w, lock, marker, &ls, NULL);
 	free(marker);
 	return start;
 }
@@ -193,44 +201,233 @@ session_hint(struct wrapper *w)
  * supervisor (proto/hint.h: a file, so nothing here waits for a supervisor,
  * hung, stopped or absent, and a hint is not lost when none runs yet), then
  * the marker rewritten. A hint that cannot be written leaves the marker
- * alone: a later compile tries again. 1 when no supervisor runs (the caller
- * starts one, which takes the hint). */
+ * alone: a later compile tries again. guess: an early hint (its marker is
+ * <name>.early), or NULL for a compile's (filled here). 1 when no supervisor
+ * runs (the caller starts one, which takes the hint). */
 static int
-session_start(struct wrapper *w, const char *lock, const char *marker, const struct stat *ls)
+session_start(struct wrapper *w, const char *lock, const char *marker, const struct stat *ls,
+    const struct proto_hint *guess)
 {
 	char *dir = path_dirname(marker), *lk = xasprintf("%s.lock", marker), *text;
-	const char *name = strrchr(marker, '/') + 1;
+	char name[17];
 	struct proto_paths p;
 	struct proto_hint h;
 	struct stat ms;
 	int fd, pf, start = 0;
 
+	snprintf(name, sizeof name, "%.16s", strrchr(marker, '/') + 1);
 	fs_mkdir_p(dir, 0700);
 	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
 	    (stat(marker, &ms) != 0 || !fresh(&ms, ls, cooldown_ms(w->cfg)))) {
-		fill_hint(w, lock, &h);
+		if (guess != NULL)
+			h = *guess;
+		else
+			fill_hint(w, lock, &h);
 		/* prefetch off: no hint, the marker only names the session */
 		pf = config_get_size(w->cfg, "prefetch.max_bytes") > 0;
 		if (!pf || proto_hint_file_write(store_dir(w->store), name, &h) == 0) {
 			/* what a session manifest's fingerprint is made of (remote/session.h) */
 			text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\ntarget=%s\nprofile="
-			                 "%s\ntoolchain=%s\n",
+			                 "%s\ntoolchain=%s\n%s",
 			    lock, (long long)ls->st_size, (unsigned long long)ls->st_ino,
-			    (long long)clock_ts_ms(&ls->st_mtim), h.target, h.profile, h.toolchain);
+			    (long long)clock_ts_ms(&ls->st_mtim), h.target, h.profile, h.toolchain,
+			    h.guess ? "guess=1\n" : "");
 			if (fs_write_atomic(marker, text, strlen(text), 0600) < 0)
 				log_warn("write %s", marker);
 			free(text);
 			start = pf && proto_paths_init(&p, store_dir(w->store)) == 0 &&
 			    !proto_supervisor_running(&p);
 		}
-		log_debug("session of %s: %s%s", lock, pf ? "prefetch hint left" : "no prefetch",
+		log_debug("session of %s: %s%s%s", lock, pf ? "prefetch hint left" : "no prefetch",
+		    h.guess ? " (early: target and profile guessed from cargo's command line)" : "",
 		    start ? "; a supervisor is started" : "");
 	}
 	if (fd >= 0)
 		close(fd);
 	free(lk);
 	free(dir);
+	return start;
+}
+
+/* The profile directory cargo builds a profile into. */
+static const char *
+profile_dir(const char *profile)
+{
+	if (strcmp(profile, "dev") == 0 || strcmp(profile, "test") == 0)
+		return "debug";
+	if (strcmp(profile, "bench") == 0)
+		return "release";
+	return profile;
+}
+
+int
+session_guess_cargo(const char *cmdline, size_t n, struct proto_hint *h, char *manifest, size_t cap)
+{
+	const char *end = cmdline + n, *a, *v, *sub = NULL, *profile = NULL, *target = NULL;
+	int release = 0, targets = 0;
+
+	memset(h, 0, sizeof *h);
+	manifest[0] = '\0';
+	if (n == 0 || cmdline[n - 1] != '\0' || !str_starts_with(path_basename(cmdline), "cargo"))
+		return -1;
+	for (a = cmdline + strlen(cmdline) + 1; a < end; a += strlen(a) + 1) {
+		const char *eq = strchr(a, '=');
+		size_t k = eq ? (size_t)(eq - a) : strlen(a);
+
+		if (strcmp(a, "--") == 0)
+			break; /* the rest is the program's (cargo run -- --release) */
+		if (sub == NULL && str_starts_with(a, "-C"))
+			return -1; /* another directory: not one seen from here */
+		if (strcmp(a, "--release") == 0 || strcmp(a, "-r") == 0) {
+			release = 1;
+			continue;
+		}
+		if (a[0] != '-' && a[0] != '+') {
+			if (sub == NULL)
+				sub = a;
+			continue;
+		}
+		/* cargo's own options that take a value as the next argument */
+		if (eq == NULL && sub == NULL &&
+		    (strcmp(a, "--config") == 0 || strcmp(a, "-Z") == 0 ||
+		        strcmp(a, "--color") == 0)) {
+			a += strlen(a) + 1;
+			if (a >= end)
+				break;
+			continue;
+		}
+		if (!(k == 9 && memcmp(a, "--profile", 9) == 0) &&
+		    !(k == 8 && memcmp(a, "--target", 8) == 0) &&
+		    !(k == 15 && memcmp(a, "--manifest-path", 15) == 0))
+			continue; /* another flag */
+		if (eq != NULL) {
+			v = eq + 1;
+		} else { /* the value is the next argument */
+			v = a + strlen(a) + 1;
+			if (v >= end)
+				return -1;
+		}
+		if (k == 9)
+			profile = v;
+		else if (k == 8)
+			target = v, targets++;
+		else
+			snprintf(manifest, cap, "%s", v);
+		if (eq == NULL)
+			a = v;
+	}
+	if (sub == NULL || strcmp(sub, "install") == 0 || targets > 1)
+		return -1;
+	if (target == NULL)
+		target = getenv("CARGO_BUILD_TARGET");
+	if (profile == NULL)
+		profile = release || strcmp(sub, "bench") == 0 ? "release" : "dev";
+	snprintf(h->target, sizeof h->target, "%s", target ? target : "");
+	snprintf(h->profile, sizeof h->profile, "%s", profile_dir(profile));
+	return strlen(target ? target : "") <= PROTO_HINT_NAME_MAX &&
+	        strlen(profile) <= PROTO_HINT_NAME_MAX ?
+	    0 :
+	    -1;
+}
+
+/* The Cargo.lock at or above dir (at most 32 levels up), none under
+ * CARGO_HOME (a registry crate's). 0 with its path and stat, or -1. */
+static int
+find_lock_up(const char *dir, char *lock, size_t cap, struct stat *st)
+{
+	char *home = getenv("CARGO_HOME") ? xstrdup(getenv("CARGO_HOME")) :
+	    getenv("HOME")                ? path_join(getenv("HOME"), ".cargo") :
+	                                    NULL;
+	char *d = xstrdup(dir), *up;
+	int rc = -1;
+
+	if (home != NULL && path_under(d, home) != NULL) {
+		free(home);
+		free(d);
+		return -1;
+	}
+	for (int i = 0; i < 32 && rc < 0; i++) {
+		snprintf(lock, cap, "%s/Cargo.lock", strcmp(d, "/") == 0 ? "" : d);
+		if (stat(lock, st) == 0 && S_ISREG(st->st_mode))
+			rc = 0;
+		else if (strcmp(d, "/") == 0)
+			break;
+		up = path_dirname(d);
+		free(d);
+		d = up;
+	}
+	free(d);
+	free(home);
+	return rc;
+}
+
+/* What the parent process, if cargo, says of the session (session_guess_cargo),
+ * and the directory its workspace is looked for from. -1: no guess. */
+static int
+guess_from_parent(struct proto_hint *h, char *from, size_t cap)
+{
+	char path[64], cwd[PATH_MAX], manifest[PATH_MAX];
+	struct buf b;
+	int rc;
+
+	snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)getppid());
+	buf_init(&b);
+	rc = fs_read_file(path, &b, 65536) == 0 && b.len > 0 &&
+	        session_guess_cargo(b.p, b.len, h, manifest, sizeof manifest) == 0 &&
+	        getcwd(cwd, sizeof cwd) != NULL ?
+	    0 :
+	    -1;
+	buf_free(&b);
+	if (rc < 0)
+		return -1;
+	if (manifest[0] != '\0') { /* the workspace of that Cargo.toml */
+		char *abs = path_absolute(manifest, cwd), *dir = path_dirname(abs);
+
+		snprintf(from, cap, "%s", dir);
+		free(dir);
+		free(abs);
+	} else {
+		snprintf(from, cap, "%s", cwd);
+	}
+	return 0;
+}
+
+int
+session_hint_early(struct wrapper *w, const char *vv, size_t n)
+{
+	char lock[PATH_MAX], from[PATH_MAX], *marker, *early;
+	unsigned char hh[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+	struct stat ls, ms;
+	struct proto_hint h;
+	int64_t cd;
+	int start = 0;
+
+	if (!config_has_remote(w->cfg) || config_get_size(w->cfg, "prefetch.max_bytes") <= 0 ||
+	    guess_from_parent(&h, from, sizeof from) < 0 ||
+	    find_lock_up(from, lock, sizeof lock, &ls) < 0)
+		return 0;
+	hash_buffer(lock, strlen(lock), hh);
+	hash_to_hex(hh, hex);
+	cd = cooldown_ms(w->cfg);
+	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
+	early = xasprintf("%s.early", marker);
+	/* a session under way (hinted by a compile, or early already) */
+	if ((stat(marker, &ms) != 0 || !fresh(&ms, &ls, cd)) &&
+	    (stat(early, &ms) != 0 || !fresh(&ms, &ls, cd))) {
+		char *root = path_dirname(lock);
+
+		snprintf(h.root, sizeof h.root, "%s", root);
+		snprintf(h.lock, sizeof h.lock, "%s", lock);
+		free(root);
+		lock_hash(lock, h.lock_hash);
+		key_toolchain_id(vv, n, h.toolchain);
+		h.guess = 1;
+		start = session_start(w, lock, early, &ls, &h);
+	}
+	free(early);
+	free(marker);
 	return start;
 }
 

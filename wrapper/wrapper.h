@@ -11,6 +11,7 @@
 #include "common/hash.h"
 #include "common/util.h"
 #include "store/journal.h"
+#include "proto/hint.h"
 #include "store/store.h"
 
 /* ---- args.c: what a rustc command line means for caching ---- */
@@ -173,6 +174,8 @@ void wrapper_upload(const struct config *cfg, struct store *s, const unsigned ch
  * are fetched too). 1 when the fetcher imported something: look again. */
 int wrapper_fetch(const struct config *cfg, struct store *s, const unsigned char inv[HASH_LEN],
     const char *label);
+/* Starts a supervisor for store s when none runs; never waits for it. */
+void wrapper_ensure_supervisor(struct store *s);
 
 /* The start of the JSON line rustc prints for each artifact (--json=artifacts). */
 #define WRAPPER_ARTIFACT_PREFIX "{\"$message_type\":\"artifact\""
@@ -203,6 +206,23 @@ void memo_free(struct wrapper *w);
  * on most calls. 1 when no supervisor runs to take the hint (the caller starts
  * one, which takes it). */
 int session_hint(struct wrapper *w);
+/* The same at cargo's first question, `rustc -vV` (its answer vv, n bytes, in
+ * hand), before any compile shows the target dir, target or profile: the
+ * workspace is the Cargo.lock at or above the working directory (or cargo's
+ * --manifest-path), target and profile what the parent cargo's command line
+ * says (a guess; no hint unless the parent is cargo). The hint says it is a
+ * guess (served by its exact session manifest only) and its marker is
+ * run/sessions/<name>.early, so the first compile's hint still goes, and
+ * wins. Two or three stats when a session is under way. 1 when no
+ * supervisor runs (the caller starts one). */
+int session_hint_early(struct wrapper *w, const char *vv, size_t n);
+/* What a cargo command line (NUL-separated, as /proc/<pid>/cmdline holds it)
+ * says of the session: h's target and profile (directory: debug, release or
+ * the profile's name) and, when given, --manifest-path into manifest (""
+ * otherwise). -1 when argv[0] is not cargo, or the line is not one a guess
+ * can be made from (install, -C, two targets). */
+int session_guess_cargo(const char *cmdline, size_t n, struct proto_hint *h, char *manifest,
+    size_t cap);
 /* The journal's workspace id (16 hex: BLAKE2b of the Cargo.lock path) of the
  * Cargo.lock beside the target dir r found, into ws; "" when there is none.
  * For C compiles, whose results then join the session's manifest. */
@@ -253,6 +273,11 @@ int query_memo_decode(const char *p, size_t n, size_t *body, size_t *nout, size_
  * mtime, inode; new string), for memos of what it answers; NULL for a rustup
  * proxy, which answers for whichever toolchain is selected. */
 char *key_rustc_identity(const char *rustc);
+/* The toolchain's short id (16 hex of BLAKE2b over `rustc -vV`'s output). */
+void key_toolchain_id(const char *vv, size_t n, char out[17]);
+/* An answer of `rustc -vV` just had from rustc: memoized for the key, as if
+ * key_invocation had asked (so the first compile does not ask again). */
+void key_rustc_version_seen(struct wrapper *w, const char *vv, size_t n);
 
 /* The invocation key (first level). 0 / -1. */
 int key_invocation(struct wrapper *w, unsigned char out[HASH_LEN]);

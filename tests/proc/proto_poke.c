@@ -201,12 +201,16 @@ main(int argc, char **argv)
 		printf("%s %lld\n", proto_result_name(r), (long long)(clock_ms() - t0));
 		return 0;
 	}
-	if (strcmp(argv[1], "hint") == 0 && argc == 4) {
-		/* hint ROOT LOCK: a build session starts in ROOT (prefetch) */
+	if (strcmp(argv[1], "hint") == 0 && argc >= 4 && argc <= 6) {
+		/* hint ROOT LOCK [PROFILE [guess]]: a build session starts in ROOT
+		 * (prefetch); guess: an early hint */
 		struct proto_hint h = { .target = "" };
 
 		snprintf(h.root, sizeof h.root, "%s", argv[2]);
 		snprintf(h.lock, sizeof h.lock, "%s", argv[3]);
+		if (argc >= 5)
+			snprintf(h.profile, sizeof h.profile, "%s", argv[4]);
+		h.guess = argc == 6 && strcmp(argv[5], "guess") == 0;
 		r = proto_client_prefetch_hint(dir, &h, clock_ms() + 2000);
 		printf("%s\n", proto_result_name(r));
 		return r == PROTO_OK ? 0 : 1;

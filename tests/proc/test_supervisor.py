@@ -397,6 +397,55 @@ class SupervisorTest(unittest.TestCase):
         res, ms = self.poke("fetch", KEY, "1000").split()
         self.assertEqual(res, "miss")
 
+    def test_a_compile_hint_waits_for_its_early_session_or_replaces_it_queued(self):
+        """An early hint (cargo's first question, target and profile guessed)
+        never displaces a session; a compile's hint for the same workspace
+        waits for a running early session and runs after it (this one found
+        no session manifest), or replaces an early hint still queued. The
+        prefetch worker is stopped (SIGSTOP) so that each state holds."""
+        remote = os.path.join(self.tmp, "remote")
+        os.makedirs(remote)
+        self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=remote)
+        roots = []
+        for name in ("r1", "r2"):
+            root = os.path.join(self.tmp, name)
+            os.makedirs(root)
+            with open(os.path.join(root, "Cargo.lock"), "w") as f:
+                f.write("version = 3\n")
+            roots.append((root, os.path.join(root, "Cargo.lock")))
+        self.start()
+        pid = self.workers("prefetch")[0]["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            (r1, l1), (r2, l2) = roots
+            hint = lambda *a: self.assertEqual(self.poke("hint", *a), "ok")  # noqa: E731
+            hint(r1, l1, "debug", "guess")  # sent: the worker holds it
+            self.assertTrue(wait_for(lambda: self.status()["prefetch"]["sessions"] == 1))
+            hint(r1, l1, "release")         # waits for the early session
+            hint(r2, l2, "debug", "guess")  # queued: the one worker is busy
+            hint(r2, l2, "release")         # replaces it
+            hint(r1, l1, "debug", "guess")  # a guess never displaces anything
+            pf = self.status()["prefetch"]
+            self.assertEqual((pf["hints"], pf["hints_early"]), (5, 3), pf)
+            self.assertEqual(pf["hints_dropped_why"]["replaced"], 1, pf)
+            self.assertEqual(pf["hints_dropped_why"]["session_running"], 1, pf)
+            self.assertEqual(pf["sessions_queued"], 3, pf)  # r1, its next, r2
+            self.assertEqual(pf["sessions"], 1, pf)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertTrue(wait_for(lambda: self.status()["prefetch"]["sessions_queued"] == 0,
+                                 timeout=60), self.status()["prefetch"])
+        pf = self.status()["prefetch"]
+        self.assertEqual((pf["sessions"], pf["sessions_done"]), (3, 3), pf)
+        self.assertEqual(pf["hints_served_early"], 0, pf)
+        log = open(os.path.join(self.dir, "logs", "supervisor.log")).read()
+        self.assertIn("prefetch hint for %s (after its early session)" % r1, log)
+        self.assertIn("prefetch hint for %s dropped: its early hint, by the compile's" % r2,
+                      log)
+        plog = open(os.path.join(self.dir, "logs", "prefetch.0.log")).read()
+        self.assertEqual(plog.count("early hint (target \"\", profile \"debug\" guessed)"), 1,
+                         plog)
+
     def test_install_without_systemd(self):
         if os.path.exists("/run/systemd/system"):
             self.skipTest("systemd present")

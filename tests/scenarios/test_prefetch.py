@@ -28,14 +28,17 @@ status = kh.sup_status
 stats = kh.kache_stats
 
 
-def wait_prefetch(test, ws, what, timeout=120):
-    """Waits (bounded) until what(status["prefetch"]) holds; returns the counters."""
+def wait_prefetch(test, ws, what, timeout=120, settled=True):
+    """Waits (bounded) until what(status["prefetch"]) holds and, when settled,
+    no session is queued or running (an early hint's session may end before
+    the compile's hint it made wait); returns the counters."""
     end = time.monotonic() + timeout
     last = None
     while time.monotonic() < end:
         st = status(ws)
         last = st and st.get("prefetch")
-        if last is not None and what(last):
+        if last is not None and what(last) and (
+                not settled or last["sessions_queued"] == 0):
             return last
         time.sleep(0.2)
     test.fail("prefetch counters never got there: %s" % last)
@@ -46,6 +49,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
 
     def populate(self):
         a = self.runner("a", self.tmp, start=True)
+        self.a_dir = a.dir
         a.cargo("build")
         self.assertTrue(CRATES.issubset(set(a.compiled())))
         p = kache(a, "supervisor", "stop", timeout=120)
@@ -85,14 +89,21 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         ws.cargo("clean")
         ws.cargo("test", "--no-run")
         pf = wait_prefetch(self, ws, lambda p: p["sessions_done"] >= 1)
-        self.assertEqual(pf["hints"], 1, pf)
+        # one compile's hint; and an early one when cargo's second `rustc -vV`
+        # (once it has written the Cargo.lock it made) came before the first
+        # compile, so at most one
+        self.assertEqual(pf["hints"] - pf["hints_early"], 1, pf)
+        self.assertLessEqual(pf["hints_early"], 1, pf)
+        early = pf["hints_early"]
         lock = os.path.join(ws.dir, "Cargo.lock")
         with open(lock, "a") as f:
             f.write("# a change\n")
         ws.cargo("clean")
         ws.cargo("build")
-        pf = wait_prefetch(self, ws, lambda p: p["sessions_done"] >= 2)
-        self.assertEqual(pf["hints"], 2, pf)
+        pf = wait_prefetch(self, ws, lambda p: p["hints"] - p["hints_early"] >= 2)
+        self.assertEqual(pf["hints"] - pf["hints_early"], 2, pf)
+        # the changed Cargo.lock was there at cargo's first question
+        self.assertEqual(pf["hints_early"], early + 1, pf)
         # a zero cooldown: each command is a session of its own
         ws.cargo("clean")
         ws.cargo("build", KACHE_PREFETCH_COOLDOWN="0")
@@ -187,6 +198,88 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertEqual(st["prefetch_imported_from"], {
             "planner": 0, "exact_session": st["prefetch_imported"], "closest_session": 0,
             "packs": 0}, st)
+
+    def early_marker(self, ws):
+        """The text of the workspace's early-hint marker (run/sessions/<ws>.early)."""
+        d = os.path.join(ws.env["KACHE_DIR"], "run", "sessions")
+        names = [n for n in os.listdir(d) if n.endswith(".early")]
+        self.assertEqual(len(names), 1, os.listdir(d))
+        self.assertRegex(names[0], r"^[0-9a-f]{16}\.early$")
+        return open(os.path.join(d, names[0])).read()
+
+    def test_cargos_first_question_hints_and_its_session_serves_the_compile_hint(self):
+        """cargo asks `rustc -vV` before any compile: the wrapper hints there,
+        guessing target and profile from cargo's command line, so the exact
+        session manifest is being imported while cargo still asks its
+        questions; the first compile's hint, of the same fingerprint, finds
+        that session has done its work and is not run again."""
+        out = self.populate()
+        # started by hand: its prefetch worker is idle when the early hint comes
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"), start=True)
+        # committed, as in CI: cargo asks rustc before it writes a missing one
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), b.dir)
+        b.cargo("build")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["hints_early"], 1, pf)
+        self.assertEqual(pf["hints"], 2, pf)  # the early one and the compile's
+        self.assertEqual(pf["sessions"], 1, pf)
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
+        marker = self.early_marker(b)
+        self.assertIn("\ntarget=\nprofile=debug\n", marker)
+        self.assertIn("guess=1\n", marker)
+        log = open(os.path.join(b.env["KACHE_DIR"], "logs", "supervisor.log")).read()
+        early = log.index("(early: target and profile guessed from cargo's command line)")
+        # the compile's hint came while the early session ran (or, on a machine
+        # too busy to hand the early one to the worker first, replaced it)
+        replaced = pf["hints_dropped_why"]["replaced"]
+        self.assertEqual(pf["hints_served_early"] + replaced, 1, pf)
+        if not replaced:
+            self.assertGreater(log.index("served by its early session"), early, log)
+        self.assertEqual(b.compiled(), [])
+        self.assertEqual(b.run_app(), out)
+        # the next command of the job: a session under way, no hint at all
+        b.cargo("clean")
+        b.cargo("build")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["hints"], 2, pf)
+        self.assertEqual(b.compiled(), [])
+
+    def test_a_wrong_early_guess_is_followed_by_the_compiles_hint(self):
+        """`cargo rel`, an alias of `build --release` in the workspace's
+        .cargo/config.toml, which the early hint does not read: it guesses the
+        debug profile, finds no session manifest of that fingerprint, imports
+        nothing, and the first compile's hint (release) runs after it and
+        takes the exact one."""
+        def with_alias(ws):
+            os.makedirs(os.path.join(ws.dir, ".cargo"))
+            with open(os.path.join(ws.dir, ".cargo", "config.toml"), "w") as f:
+                f.write('[alias]\nrel = "build --release -j2"\n')
+            return ws
+
+        a = with_alias(self.runner("a", self.tmp, start=True))
+        a.cargo("rel")
+        self.assertTrue(CRATES.issubset(set(a.compiled())))
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(b"\nprofile release\n", next(iter(self.sessions().values())))
+        b = with_alias(self.runner("b", os.path.join(self.tmp, "b", "runner"), start=True))
+        shutil.copy(os.path.join(a.dir, "Cargo.lock"), b.dir)  # committed, as in CI
+        b.cargo("rel")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        self.assertEqual(pf["hints_early"], 1, pf)
+        self.assertEqual(pf["hints_served_early"], 0, pf)
+        replaced = pf["hints_dropped_why"]["replaced"]
+        self.assertEqual(pf["sessions"] + replaced, 2, pf)
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        self.assertEqual(pf["sources"]["packs"] + pf["sources"]["closest_session"], 0, pf)
+        self.assertIn("\ntarget=\nprofile=debug\n", self.early_marker(b))
+        if not replaced:
+            self.assertRegex(self.prefetch_log(b), r"early hint \(target \"\", profile "
+                             r"\"debug\" guessed\): no session manifest [0-9a-f]{16} in the "
+                             r"remote")
+        self.assertRegex(self.prefetch_log(b), r"packs imported .* from exact session manifest")
+        self.assertEqual(b.compiled(), [])
 
     def test_a_partial_job_keeps_the_other_crates_of_the_object(self):
         """Runner A builds the workspace and stops; runner B, same Cargo.lock,
@@ -501,7 +594,7 @@ class PrefetchS3(unittest.TestCase):
                        KACHE_FETCH_TIMEOUT_MS="1500")
         b.cargo("build")
         self.assertEqual(b.run_app(), out)
-        pf = wait_prefetch(self, b, lambda p: p["sessions"] >= 1, timeout=30)
+        pf = wait_prefetch(self, b, lambda p: p["sessions"] >= 1, timeout=30, settled=False)
         # the build finished while the session was still stuck on the remote
         self.assertEqual(pf["sessions_done"], 0, pf)
         self.assertEqual(pf["packs"], 0, pf)

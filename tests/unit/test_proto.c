@@ -615,6 +615,8 @@ test_prefetch_hint(void **state)
 		"root=/w\nlock=/w/Cargo.lock\ntarget=a/b\nprofile=\n",
 		"root=/w\nlock=/w/Cargo.lock\nextra=1\n",
 		"root=/w\nlock=/w/Cargo.lock",
+		"root=/w\nlock=/w/Cargo.lock\nguess=0\n",
+		"root=/w\nlock=/w/Cargo.lock\nguess=yes\n",
 		"",
 	};
 
@@ -631,7 +633,15 @@ test_prefetch_hint(void **state)
 	assert_int_equal(msg_decode(out.p, out.len, &d), MSG_DECODE_OK);
 	assert_int_equal(proto_hint_from_msg(&d, &got), 0);
 	assert_memory_equal(&got, &h, sizeof h);
+	assert_int_equal(got.guess, 0);
 	msg_clear(&d);
+	/* an early hint says so, and only so */
+	h.guess = 1;
+	assert_int_equal(proto_hint_to_msg(&h, &m), 0);
+	assert_non_null(strstr(m.text, "\nguess=1\n"));
+	assert_int_equal(proto_hint_from_msg(&m, &got), 0);
+	assert_memory_equal(&got, &h, sizeof h);
+	h.guess = 0;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		msg_set_text(&m, bad[i]);
 		assert_int_equal(proto_hint_from_msg(&m, &got), -1);

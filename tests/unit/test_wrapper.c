@@ -255,6 +255,75 @@ test_key_location_independent(void **state)
 	fs_remove_tree(dir);
 }
 
+/* What a guess of the session takes from cargo's command line (argv as
+ * /proc/<pid>/cmdline holds it: each argument ended by a NUL). */
+static int
+guess(const char *cmdline, size_t n, struct proto_hint *h, char *manifest)
+{
+	return session_guess_cargo(cmdline, n, h, manifest, 256);
+}
+
+#define GUESS(lit, h, m) guess(lit, sizeof(lit) - 1, h, m)
+
+static void
+test_session_guess_cargo(void **state)
+{
+	struct proto_hint h;
+	char m[256];
+
+	(void)state;
+	unsetenv("CARGO_BUILD_TARGET");
+	assert_int_equal(GUESS("cargo\0build\0", &h, m), 0);
+	assert_string_equal(h.target, "");
+	assert_string_equal(h.profile, "debug");
+	assert_string_equal(m, "");
+	assert_int_equal(h.guess, 0); /* the caller says it is one */
+	assert_int_equal(GUESS("/usr/bin/cargo\0build\0--release\0-p\0bench\0", &h, m), 0);
+	assert_string_equal(h.profile, "release");
+	assert_int_equal(GUESS("cargo\0+stable\0test\0-r\0", &h, m), 0);
+	assert_string_equal(h.profile, "release");
+	assert_int_equal(GUESS("cargo\0bench\0", &h, m), 0);
+	assert_string_equal(h.profile, "release");
+	assert_int_equal(GUESS("cargo\0bench\0--profile\0dev\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug");
+	assert_int_equal(GUESS("cargo\0check\0--profile=test\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug");
+	assert_int_equal(GUESS("cargo\0build\0--profile=ci-fast\0--target\0"
+	                       "aarch64-unknown-linux-gnu\0--manifest-path=sub/Cargo.toml\0",
+	                     &h, m),
+	    0);
+	assert_string_equal(h.profile, "ci-fast");
+	assert_string_equal(h.target, "aarch64-unknown-linux-gnu");
+	assert_string_equal(m, "sub/Cargo.toml");
+	assert_int_equal(GUESS("cargo\0build\0--manifest-path\0/w/Cargo.toml\0", &h, m), 0);
+	assert_string_equal(m, "/w/Cargo.toml");
+	/* the program's own arguments, and the values of cargo's own options */
+	assert_int_equal(GUESS("cargo\0run\0--\0--release\0--target\0x\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug");
+	assert_string_equal(h.target, "");
+	assert_int_equal(GUESS("cargo\0--config\0profile.release.lto=true\0bench\0", &h, m), 0);
+	assert_string_equal(h.profile, "release");
+	assert_int_equal(GUESS("cargo\0--color\0always\0test\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug");
+	setenv("CARGO_BUILD_TARGET", "x86_64-unknown-linux-musl", 1);
+	assert_int_equal(GUESS("cargo\0build\0", &h, m), 0);
+	assert_string_equal(h.target, "x86_64-unknown-linux-musl");
+	assert_int_equal(GUESS("cargo\0build\0--target=wasm32-unknown-unknown\0", &h, m), 0);
+	assert_string_equal(h.target, "wasm32-unknown-unknown");
+	unsetenv("CARGO_BUILD_TARGET");
+	/* no guess: not cargo, no subcommand, install, another directory, two
+	 * targets, a value missing, a line not whole */
+	assert_int_equal(GUESS("rustc\0-vV\0", &h, m), -1);
+	assert_int_equal(GUESS("sh\0-c\0cargo build\0", &h, m), -1);
+	assert_int_equal(GUESS("cargo\0--release\0", &h, m), -1);
+	assert_int_equal(GUESS("cargo\0install\0ripgrep\0", &h, m), -1);
+	assert_int_equal(GUESS("cargo\0-C\0/elsewhere\0build\0", &h, m), -1);
+	assert_int_equal(GUESS("cargo\0build\0--target\0a\0--target\0b\0", &h, m), -1);
+	assert_int_equal(GUESS("cargo\0build\0--profile\0", &h, m), -1);
+	assert_int_equal(guess("cargo\0build", 11, &h, m), -1);
+	assert_int_equal(guess("", 0, &h, m), -1);
+}
+
 int
 main(void)
 {
@@ -266,6 +335,7 @@ main(void)
 		cmocka_unit_test(test_roots_remap_order),
 		cmocka_unit_test(test_depinfo),
 		cmocka_unit_test(test_key_location_independent),
+		cmocka_unit_test(test_session_guess_cargo),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

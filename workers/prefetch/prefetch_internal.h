@@ -117,7 +117,9 @@ int prefetch_crates(const struct proto_hint *h, struct strv *crates, struct strv
  * newest of every crate before the second newest of any. Always less what
  * the store has, in order, until max_bytes of packs as listed (a session's
  * keys are listed only when their output bytes pass half of max_bytes). A
- * session manifest that is not valid is passed over with one log line. */
+ * session manifest that is not valid is passed over with one log line. An
+ * early hint (h->guess: target and profile guessed) takes the exact session
+ * manifest only; else nothing (the first compile's hint follows). */
 void prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan);
 const char *prefetch_source_name(enum prefetch_source s);
 void prefetch_plan_free(struct prefetch_plan *plan);

@@ -449,7 +449,13 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 	}
 	strv_init(&crates);
 	strv_init(&versioned);
-	named = -1; /* not asked yet */
+	named = -1;         /* not asked yet */
+	if (in->h->guess) { /* an early hint: its exact session manifest, or nothing */
+		t0 = clock_ms();
+		from_exact(in, &l);
+		plan->list_ms = clock_ms() - t0;
+		goto out;
+	}
 	if (in->remote[0] != NULL && remote_planner(in->remote[0]) != NULL) {
 		named = prefetch_crates(in->h, &crates, &versioned, plan);
 		t0 = clock_ms();
