@@ -406,8 +406,8 @@ session_hint_early(struct wrapper *w, const char *vv, size_t n)
 
 	if (!config_has_remote(w->cfg) || config_get_size(w->cfg, "prefetch.max_bytes") <= 0 ||
 	    guess_from_parent(&h, from, sizeof from) < 0 ||
-	    find_lock_up(from, lock, sizeof lock, &ls) < 0)
-		return 0;
+	    find_lock_up(from, lock, sizeof lock, &ls) < 0 || strlen(lock) >= sizeof h.lock)
+		return 0; /* (a path too long for a hint: the compile's is refused alike) */
 	hash_buffer(lock, strlen(lock), hh);
 	hash_to_hex(hh, hex);
 	cd = cooldown_ms(w->cfg);
@@ -418,8 +418,8 @@ session_hint_early(struct wrapper *w, const char *vv, size_t n)
 	    (stat(early, &ms) != 0 || !fresh(&ms, &ls, cd))) {
 		char *root = path_dirname(lock);
 
-		snprintf(h.root, sizeof h.root, "%s", root);
-		snprintf(h.lock, sizeof h.lock, "%s", lock);
+		memcpy(h.root, root, strlen(root) + 1); /* shorter than lock */
+		memcpy(h.lock, lock, strlen(lock) + 1);
 		free(root);
 		lock_hash(lock, h.lock_hash);
 		key_toolchain_id(vv, n, h.toolchain);
