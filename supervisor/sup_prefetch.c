@@ -6,7 +6,9 @@
  * question, its target and profile guessed): that one replaces the early
  * hint still queued, or waits for the early session to end and runs then,
  * unless that session found the exact session manifest of the same
- * fingerprint (it did the compile's work). The sessions' numbers come back in
+ * fingerprint (it did the compile's work); the same when the early session
+ * had ended before the compile's hint came (less than prefetch.cooldown
+ * before). The sessions' numbers come back in
  * JOB_DONE's text and are summed for the status document. */
 #include <dirent.h>
 #include <errno.h>
@@ -45,6 +47,11 @@ struct prefetches {
 	struct prefetch_counts n;
 	char *dir; /* run/hints */
 	int ifd;   /* inotify on dir, or -1 (then the maintenance scan alone) */
+	/* early sessions that used their exact session manifest and ended before
+	 * the compile's hint came (it is then served by them), oldest replaced */
+	struct proto_hint served[PF_QUEUE_MAX];
+	int64_t served_ms[PF_QUEUE_MAX];
+	int served_next;
 };
 
 static struct pf_hint *find_root(struct prefetches *p, const char *root);
@@ -55,6 +62,7 @@ static void take_file(struct supervisor *s, const char *path);
 static void set_job(struct pf_hint *x, const struct proto_hint *h);
 static int same_fingerprint(const struct proto_hint *a, const struct proto_hint *b);
 static int found_exact(const char *text);
+static int take_served(struct supervisor *s, const struct proto_hint *h);
 
 void
 prefetch_new(struct supervisor *s)
@@ -207,6 +215,11 @@ prefetch_hint(struct supervisor *s, const struct msg *req)
 		}
 		return;
 	}
+	if (!h.guess && take_served(s, &h)) {
+		p->n.early_served++;
+		log_info("prefetch hint for %s served by its early session", h.root);
+		return;
+	}
 	for (int i = 0; i < PF_QUEUE_MAX && x == NULL; i++)
 		if (!p->q[i].used)
 			x = &p->q[i];
@@ -239,6 +252,30 @@ same_fingerprint(const struct proto_hint *a, const struct proto_hint *b)
 {
 	return strcmp(a->lock_hash, b->lock_hash) == 0 && strcmp(a->toolchain, b->toolchain) == 0 &&
 	    strcmp(a->target, b->target) == 0 && strcmp(a->profile, b->profile) == 0;
+}
+
+/* 1 when an early session of h's workspace and fingerprint used its exact
+ * session manifest and ended less than prefetch.cooldown ago (forgotten then:
+ * one compile's hint per early session). */
+static int
+take_served(struct supervisor *s, const struct proto_hint *h)
+{
+	struct prefetches *p = s->prefetches;
+	int64_t cooldown;
+
+	if (parse_duration(config_get(s->cfg, "prefetch.cooldown"), &cooldown) < 0)
+		cooldown = 300000;
+	for (int i = 0; i < PF_QUEUE_MAX; i++) {
+		if (p->served_ms[i] == 0 || strcmp(p->served[i].root, h->root) != 0 ||
+		    !same_fingerprint(&p->served[i], h))
+			continue;
+		if (clock_ms() - p->served_ms[i] < cooldown) {
+			p->served_ms[i] = 0;
+			return 1;
+		}
+		p->served_ms[i] = 0; /* too old: forgotten */
+	}
+	return 0;
 }
 
 /* 1 when a session's JOB_DONE text says its exact session manifest was used. */
@@ -333,6 +370,7 @@ void
 prefetch_done(struct supervisor *s, struct slot *w, const struct msg *done)
 {
 	struct prefetches *p = s->prefetches;
+	int exact;
 
 	for (int i = 0; i < PF_QUEUE_MAX; i++) {
 		struct pf_hint *x = &p->q[i];
@@ -341,10 +379,15 @@ prefetch_done(struct supervisor *s, struct slot *w, const struct msg *done)
 			continue;
 		add_counts(&p->n, done->text);
 		p->n.done++;
-		if (x->has_next && same_fingerprint(&x->h, &x->next) && found_exact(done->text)) {
+		exact = x->h.guess && found_exact(done->text);
+		if (x->has_next && same_fingerprint(&x->h, &x->next) && exact) {
 			p->n.early_served++;
 			log_info("prefetch hint for %s served by its early session", x->h.root);
 			x->has_next = 0;
+		} else if (exact && !x->has_next) { /* for the compile's hint to come */
+			p->served[p->served_next] = x->h;
+			p->served_ms[p->served_next] = clock_ms();
+			p->served_next = (p->served_next + 1) % PF_QUEUE_MAX;
 		}
 		if (x->has_next) { /* the early guess was not it: the compile's hint now */
 			set_job(x, &x->next);

@@ -201,16 +201,18 @@ main(int argc, char **argv)
 		printf("%s %lld\n", proto_result_name(r), (long long)(clock_ms() - t0));
 		return 0;
 	}
-	if (strcmp(argv[1], "hint") == 0 && argc >= 4 && argc <= 6) {
-		/* hint ROOT LOCK [PROFILE [guess]]: a build session starts in ROOT
-		 * (prefetch); guess: an early hint */
+	if (strcmp(argv[1], "hint") == 0 && argc >= 4 && argc <= 7) {
+		/* hint ROOT LOCK [PROFILE [guess|compile [LOCK_HASH]]]: a build
+		 * session starts in ROOT (prefetch); guess: an early hint */
 		struct proto_hint h = { .target = "" };
 
 		snprintf(h.root, sizeof h.root, "%s", argv[2]);
 		snprintf(h.lock, sizeof h.lock, "%s", argv[3]);
 		if (argc >= 5)
 			snprintf(h.profile, sizeof h.profile, "%s", argv[4]);
-		h.guess = argc == 6 && strcmp(argv[5], "guess") == 0;
+		h.guess = argc >= 6 && strcmp(argv[5], "guess") == 0;
+		if (argc == 7)
+			snprintf(h.lock_hash, sizeof h.lock_hash, "%s", argv[6]);
 		r = proto_client_prefetch_hint(dir, &h, clock_ms() + 2000);
 		printf("%s\n", proto_result_name(r));
 		return r == PROTO_OK ? 0 : 1;

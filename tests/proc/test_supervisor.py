@@ -446,6 +446,43 @@ class SupervisorTest(unittest.TestCase):
         self.assertEqual(plog.count("early hint (target \"\", profile \"debug\" guessed)"), 1,
                          plog)
 
+    def test_an_early_session_that_ended_serves_the_compile_hint_after_it(self):
+        """An early session that used the exact session manifest of its
+        fingerprint and ended before the compile's hint came serves that
+        hint (not run again); one of another fingerprint still runs."""
+        import hashlib
+        remote = os.path.join(self.tmp, "remote")
+        os.makedirs(os.path.join(remote, "sessions"))
+        self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=remote)
+        lock_hash = "5a" * 32
+        h = hashlib.blake2b(digest_size=32)
+        for part in ("kache-session-v1", lock_hash, "", "", "debug"):
+            h.update(len(part).to_bytes(8, "little") + part.encode())
+        with open(os.path.join(remote, "sessions", h.hexdigest()), "w") as f:
+            f.write("kache-session 1\nlock %s\ntoolchain -\ntarget -\nprofile debug\n"
+                    "created 1\nkeys 0\nend\n" % lock_hash)
+        root = os.path.join(self.tmp, "r")
+        os.makedirs(root)
+        lock = os.path.join(root, "Cargo.lock")
+        open(lock, "w").close()
+        self.start()
+        hint = lambda *a: self.assertEqual(self.poke("hint", root, lock, *a), "ok")  # noqa: E731
+        pf = lambda: self.status()["prefetch"]  # noqa: E731
+        hint("debug", "guess", lock_hash)
+        self.assertTrue(wait_for(lambda: pf()["sessions_done"] == 1, timeout=30), pf())
+        self.assertEqual(pf()["sources"]["exact_session"], 1, pf())
+        hint("debug", "compile", lock_hash)  # the same fingerprint: served
+        hint("debug", "compile", lock_hash)  # one compile's hint per early session
+        hint("release", "compile", lock_hash)
+        self.assertTrue(wait_for(lambda: pf()["sessions_done"] == 3 and
+                                 pf()["sessions_queued"] == 0, timeout=30), pf())
+        got = pf()
+        self.assertEqual(got["hints_served_early"], 1, got)
+        self.assertEqual((got["hints"], got["sessions"]), (4, 3), got)
+        log = open(os.path.join(self.dir, "logs", "supervisor.log")).read()
+        self.assertEqual(log.count("prefetch hint for %s served by its early session" % root),
+                         1, log)
+
     def test_install_without_systemd(self):
         if os.path.exists("/run/systemd/system"):
             self.skipTest("systemd present")

@@ -102,8 +102,11 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         ws.cargo("build")
         pf = wait_prefetch(self, ws, lambda p: p["hints"] - p["hints_early"] >= 2)
         self.assertEqual(pf["hints"] - pf["hints_early"], 2, pf)
-        # the changed Cargo.lock was there at cargo's first question
-        self.assertEqual(pf["hints_early"], early + 1, pf)
+        # the changed Cargo.lock was there at cargo's first question; cargo
+        # then rewrites it (the comment goes: a new ctime), and its second
+        # question, when it comes before the first compile, hints again (with
+        # the hash of what the build will use)
+        self.assertIn(pf["hints_early"] - early, (1, 2), pf)
         # a zero cooldown: each command is a session of its own
         ws.cargo("clean")
         ws.cargo("build", KACHE_PREFETCH_COOLDOWN="0")
