@@ -284,6 +284,25 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertRegex(self.prefetch_log(b), r"packs imported .* from exact session manifest")
         self.assertEqual(b.compiled(), [])
 
+    def test_a_cross_build_names_its_session_by_the_target_cargo_was_asked_for(self):
+        """With --target, build scripts and proc-macros compile for the host,
+        without --target: whichever compile hints first, the session's marker
+        (and so the session manifest's fingerprint) names the target cargo
+        was asked for, as the early hint does."""
+        triple = re.search(r"^host: (\S+)$", subprocess.check_output(
+            [kh.real_rustc(), "-vV"], text=True), re.M).group(1)
+        ws = self.runner("x", self.tmp, start=True)
+        ws.cargo("build", "--target", triple)
+        d = os.path.join(ws.env["KACHE_DIR"], "run", "sessions")
+        markers = [n for n in os.listdir(d) if re.match(r"^[0-9a-f]{16}$", n)]
+        self.assertEqual(len(markers), 1, os.listdir(d))
+        marker = open(os.path.join(d, markers[0])).read()
+        self.assertIn("\ntarget=%s\nprofile=debug\n" % triple, marker)
+        p = kache(ws, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        body = next(iter(self.sessions().values())).decode()
+        self.assertIn("\ntarget %s\nprofile debug\n" % triple, body)
+
     def test_a_partial_job_keeps_the_other_crates_of_the_object(self):
         """Runner A builds the workspace and stops; runner B, same Cargo.lock,
         builds one package alone (`cargo build -p tiny-vendored`) and stops:
