@@ -407,8 +407,7 @@ cmd_report(int argc, char **argv)
 		}
 	}
 	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
-	if (parse_duration(config_get(cfg, "prefetch.cooldown"), &gap) < 0)
-		gap = 300000;
+	gap = config_get_duration(cfg, "prefetch.cooldown");
 	load_journal(config_get(cfg, "cache.dir"), &e);
 	r = build_report(config_get(cfg, "cache.dir"), &e,
 	    session_start(&e, since > 0 ? clock_wall_ms() - since : 0, gap));

@@ -290,6 +290,20 @@ config_get_size(const struct config *cfg, const char *key)
 	return parse_size(config_get(cfg, key));
 }
 
+int64_t
+config_get_duration(const struct config *cfg, const char *key)
+{
+	int i = def_index(key);
+	int64_t ms = 0;
+
+	if (i < 0)
+		fatalx("config: unknown key %s asked for", key);
+	if (parse_duration(cfg->value[i], &ms) < 0 &&
+	    (defs[i].dflt == NULL || parse_duration(defs[i].dflt, &ms) < 0))
+		ms = 0;
+	return ms;
+}
+
 void
 config_set(struct config *cfg, const char *key, const char *value)
 {

@@ -32,6 +32,9 @@ int64_t config_get_int(const struct config *cfg, const char *key);
 int config_get_bool(const struct config *cfg, const char *key);
 /* Size values such as "10G"; -1 when malformed. */
 int64_t config_get_size(const struct config *cfg, const char *key);
+/* Durations such as "90s", "10m", "300" (seconds; parse_duration), in ms; a
+ * malformed value reads as the key's default. */
+int64_t config_get_duration(const struct config *cfg, const char *key);
 /* 1 when remote.type asks for a remote at all (not "none", not empty): the one
  * test the wrapper, the supervisor and the workers share. */
 int config_has_remote(const struct config *cfg);

@@ -261,10 +261,8 @@ static int
 take_served(struct supervisor *s, const struct proto_hint *h)
 {
 	struct prefetches *p = s->prefetches;
-	int64_t cooldown;
+	int64_t cooldown = config_get_duration(s->cfg, "prefetch.cooldown");
 
-	if (parse_duration(config_get(s->cfg, "prefetch.cooldown"), &cooldown) < 0)
-		cooldown = 300000;
 	for (int i = 0; i < PF_QUEUE_MAX; i++) {
 		if (p->served_ms[i] == 0 || strcmp(p->served[i].root, h->root) != 0 ||
 		    !same_fingerprint(&p->served[i], h))

@@ -27,8 +27,7 @@
 #define SESSION_LOCK_HASH_MAX (8 << 20)
 
 static int find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st);
-static int64_t cooldown_ms(const struct config *cfg);
-static int fresh(const struct stat *marker, const struct stat *lock, int64_t cooldown);
+static int fresh(const struct config *cfg, const struct stat *marker, const struct stat *lock);
 static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h);
 static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
 static void ws_id(const char *lock, char ws[17]);
@@ -89,24 +88,16 @@ session_ws_of_target(const struct roots *r, char ws[17])
 	free(dir);
 }
 
-/* prefetch.cooldown (a duration: parse_duration); 5 min when malformed. */
-static int64_t
-cooldown_ms(const struct config *cfg)
-{
-	int64_t ms;
-
-	return parse_duration(config_get(cfg, "prefetch.cooldown"), &ms) == 0 ? ms : 300000;
-}
-
 /* The marker's mtime is the last hint: fresh while within the cooldown and
  * Cargo.lock was not written, replaced or touched since (its ctime moves on
  * each of these). */
 static int
-fresh(const struct stat *marker, const struct stat *lock, int64_t cooldown)
+fresh(const struct config *cfg, const struct stat *marker, const struct stat *lock)
 {
 	int64_t m = clock_ts_ms(&marker->st_mtim);
 
-	return clock_wall_ms() - m < cooldown && clock_ts_ms(&lock->st_ctim) <= m;
+	return clock_wall_ms() - m < config_get_duration(cfg, "prefetch.cooldown") &&
+	    clock_ts_ms(&lock->st_ctim) <= m;
 }
 
 static void
@@ -189,7 +180,7 @@ session_hint(struct wrapper *w)
 	if (config_get_bool(w->cfg, "prefetch.save_manifest"))
 		ws_id(lock, w->ws);
 	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
-	if (stat(marker, &ms) != 0 || !fresh(&ms, &ls, cooldown_ms(w->cfg)))
+	if (stat(marker, &ms) != 0 || !fresh(w->cfg, &ms, &ls))
 		start = session_start(w, lock, marker, &ls, NULL);
 	free(marker);
 	return start;
@@ -219,7 +210,7 @@ session_start(struct wrapper *w, const char *lock, const char *marker, const str
 	fs_mkdir_p(dir, 0700);
 	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-	    (stat(marker, &ms) != 0 || !fresh(&ms, ls, cooldown_ms(w->cfg)))) {
+	    (stat(marker, &ms) != 0 || !fresh(w->cfg, &ms, ls))) {
 		if (guess != NULL)
 			h = *guess;
 		else
@@ -401,7 +392,6 @@ session_hint_early(struct wrapper *w, const char *vv, size_t n)
 	char hex[HASH_HEX_LEN + 1];
 	struct stat ls, ms;
 	struct proto_hint h;
-	int64_t cd;
 	int start = 0;
 
 	if (!config_has_remote(w->cfg) || config_get_size(w->cfg, "prefetch.max_bytes") <= 0 ||
@@ -410,12 +400,11 @@ session_hint_early(struct wrapper *w, const char *vv, size_t n)
 		return 0; /* (a path too long for a hint: the compile's is refused alike) */
 	hash_buffer(lock, strlen(lock), hh);
 	hash_to_hex(hh, hex);
-	cd = cooldown_ms(w->cfg);
 	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
 	early = xasprintf("%s.early", marker);
 	/* a session under way (hinted by a compile, or early already) */
-	if ((stat(marker, &ms) != 0 || !fresh(&ms, &ls, cd)) &&
-	    (stat(early, &ms) != 0 || !fresh(&ms, &ls, cd))) {
+	if ((stat(marker, &ms) != 0 || !fresh(w->cfg, &ms, &ls)) &&
+	    (stat(early, &ms) != 0 || !fresh(w->cfg, &ms, &ls))) {
 		char *root = path_dirname(lock);
 
 		memcpy(h.root, root, strlen(root) + 1); /* shorter than lock */

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "common/config.h"
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/path.h"
@@ -313,6 +314,26 @@ test_open_regular(void **state)
 	free(fifolink);
 }
 
+/* A duration setting in ms; a malformed one reads as the key's default. */
+static void
+test_config_duration(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	setenv("KACHE_CONFIG", "/nonexistent/kache.toml", 1);
+	unsetenv("KACHE_PREFETCH_COOLDOWN");
+	cfg = config_load(NULL);
+	assert_int_equal(config_get_duration(cfg, "prefetch.cooldown"), 300000);
+	config_set(cfg, "prefetch.cooldown", "90s");
+	assert_int_equal(config_get_duration(cfg, "prefetch.cooldown"), 90000);
+	config_set(cfg, "prefetch.cooldown", "2m");
+	assert_int_equal(config_get_duration(cfg, "prefetch.cooldown"), 120000);
+	config_set(cfg, "prefetch.cooldown", "soon");
+	assert_int_equal(config_get_duration(cfg, "prefetch.cooldown"), 300000);
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -328,6 +349,7 @@ main(void)
 		cmocka_unit_test(test_open_regular),
 		cmocka_unit_test(test_read_sizes),
 		cmocka_unit_test(test_write_new),
+		cmocka_unit_test(test_config_duration),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -177,8 +177,7 @@ prefetch_main(const struct config *cfg, unsigned index)
 	/* beside the build, never ahead of it; the import threads inherit it */
 	if (setpriority(PRIO_PROCESS, 0, PREFETCH_NICE) < 0)
 		log_warn("setpriority");
-	if (parse_duration(config_get(cfg, "prefetch.cooldown"), &pf.cooldown) < 0)
-		pf.cooldown = 300000;
+	pf.cooldown = config_get_duration(cfg, "prefetch.cooldown");
 	if (pf.cooldown < 1000) /* a session is at least a second long */
 		pf.cooldown = 1000;
 	if (open_remotes(&pf, cfg) == 0) {
