@@ -15,6 +15,7 @@ extern char **environ;
 
 #define KEY_FORMAT "kache-invocation-v1"
 
+static char *version_memo_key(const char *id);
 static int rustc_version(struct wrapper *w, struct buf *out);
 static int run_capture(const char *prog, char *const argv[], struct buf *out);
 static int hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v);
@@ -131,6 +132,13 @@ key_rustc_identity(const char *rustc)
 	    (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long long)st.st_ino);
 }
 
+/* The memo name of `rustc -vV`'s answer for the binary of identity id. */
+static char *
+version_memo_key(const char *id)
+{
+	return xasprintf("rustc-vV\n%s", id);
+}
+
 /* `rustc -vV`, memoized by the binary's identity (none for a rustup proxy:
  * asked every time). */
 static int
@@ -141,7 +149,7 @@ rustc_version(struct wrapper *w, struct buf *out)
 	int rc;
 
 	if (id != NULL) {
-		memo_key = xasprintf("rustc-vV\n%s", id);
+		memo_key = version_memo_key(id);
 		free(id);
 		if (store_memo_get_text(w->store, memo_key, out) == 0 && out->len > 0) {
 			free(memo_key);
@@ -157,18 +165,15 @@ rustc_version(struct wrapper *w, struct buf *out)
 }
 
 void
-key_rustc_version_seen(struct wrapper *w, const char *vv, size_t n)
+key_rustc_version_seen(struct store *s, const char *id, const char *vv, size_t n)
 {
-	char *id = key_rustc_identity(w->rustc), *memo_key;
+	char *memo_key;
 
-	if (id == NULL || n == 0) {
-		free(id);
+	if (n == 0)
 		return;
-	}
-	memo_key = xasprintf("rustc-vV\n%s", id);
-	store_memo_put_text(w->store, memo_key, vv, n);
+	memo_key = version_memo_key(id);
+	store_memo_put_text(s, memo_key, vv, n);
 	free(memo_key);
-	free(id);
 }
 
 /* Adds one option to the key, in folded form. 1 when the option was left out. */

@@ -178,8 +178,8 @@ query_memo_encode(const char *out, size_t nout, const char *err, size_t nerr, st
 	buf_add(b, err, nerr);
 }
 
-/* Prints a memoized answer, checked whole (query_memo_decode) before a byte
- * is written. 0 when printed, -1 when the memo is not one. */
+/* Prints a memoized answer that query_memo_decode found whole (its body at
+ * body: nout bytes of stdout, then nerr of stderr). */
 static void
 replay(const struct buf *memo, size_t body, size_t nout, size_t nerr)
 {
@@ -226,7 +226,6 @@ query_answer(struct wrapper *w)
 	if (!is_query(a) || (id = key_rustc_identity(w->rustc)) == NULL)
 		return -1;
 	key = memo_key(id, a->argc, a->argv);
-	free(id);
 	buf_init(&memo);
 	if (store_memo_get_text(w->store, key, &memo) == 0 &&
 	    query_memo_decode(memo.p, memo.len, &body, &nout, &nerr) == 0) {
@@ -242,7 +241,8 @@ query_answer(struct wrapper *w)
 		if (run_rustc(w->rustc, v, &r) == 0) {
 			record(w->store, key, &r);
 			if (version && r.status == 0) {
-				key_rustc_version_seen(w, r.out.p ? r.out.p : "", r.out.len);
+				key_rustc_version_seen(w->store, id, r.out.p ? r.out.p : "",
+				    r.out.len);
 				version_answered(w, r.out.p ? r.out.p : "", r.out.len);
 			}
 			rc = r.status;
@@ -253,5 +253,6 @@ query_answer(struct wrapper *w)
 	}
 	buf_free(&memo);
 	free(key);
+	free(id);
 	return rc;
 }

@@ -275,9 +275,10 @@ int query_memo_decode(const char *p, size_t n, size_t *body, size_t *nout, size_
 char *key_rustc_identity(const char *rustc);
 /* The toolchain's short id (16 hex of BLAKE2b over `rustc -vV`'s output). */
 void key_toolchain_id(const char *vv, size_t n, char out[17]);
-/* An answer of `rustc -vV` just had from rustc: memoized for the key, as if
- * key_invocation had asked (so the first compile does not ask again). */
-void key_rustc_version_seen(struct wrapper *w, const char *vv, size_t n);
+/* An answer of `rustc -vV` just had from the rustc of identity id
+ * (key_rustc_identity): memoized in s for the key, as if key_invocation had
+ * asked (so the first compile does not ask again). */
+void key_rustc_version_seen(struct store *s, const char *id, const char *vv, size_t n);
 
 /* The invocation key (first level). 0 / -1. */
 int key_invocation(struct wrapper *w, unsigned char out[HASH_LEN]);
