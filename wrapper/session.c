@@ -31,6 +31,8 @@ static int fresh(const struct config *cfg, const struct stat *marker, const stru
 static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h);
 static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
 static void ws_id(const char *lock, char ws[17]);
+static char *marker_of(const struct wrapper *w, const char ws[17]);
+static void hint_workspace(struct proto_hint *h, const char *lock);
 static int session_start(struct wrapper *w, const char *lock, const char *marker,
     const struct stat *ls, const struct proto_hint *guess);
 static const char *profile_dir(const char *profile);
@@ -69,6 +71,13 @@ ws_id(const char *lock, char ws[17])
 	hash_buffer(lock, strlen(lock), h);
 	hash_to_hex(h, hex);
 	snprintf(ws, 17, "%.16s", hex);
+}
+
+/* The session marker of workspace ws: run/sessions/<ws> (new string). */
+static char *
+marker_of(const struct wrapper *w, const char ws[17])
+{
+	return xasprintf("%s/run/sessions/%s", store_dir(w->store), ws);
 }
 
 void
@@ -127,18 +136,15 @@ static void
 fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 {
 	const char *rel, *own = "", *triple;
-	char *root = path_dirname(lock), from[PATH_MAX];
 	struct proto_hint asked;
 	size_t n;
 
 	memset(h, 0, sizeof *h);
-	snprintf(h->root, sizeof h->root, "%s", root);
-	snprintf(h->lock, sizeof h->lock, "%s", lock);
-	free(root);
+	hint_workspace(h, lock);
 	for (size_t i = 0; i < w->args.opt_names.n; i++)
 		if (strcmp(w->args.opt_names.v[i], "--target") == 0 && w->args.opt_values.v[i])
 			own = w->args.opt_values.v[i];
-	triple = guess_from_parent(&asked, from, sizeof from) == 0 ? asked.target : own;
+	triple = guess_from_parent(&asked, NULL, 0) == 0 ? asked.target : own;
 	if (strlen(triple) <= PROTO_HINT_NAME_MAX && !strchr(triple, '/'))
 		snprintf(h->target, sizeof h->target, "%s", triple);
 	if (w->roots.target && w->args.out_dir) {
@@ -154,17 +160,27 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 		}
 		free(abs);
 	}
-	lock_hash(lock, h->lock_hash);
 	snprintf(h->toolchain, sizeof h->toolchain, "%s", w->toolchain);
+}
+
+/* h's workspace: its root (Cargo.lock's directory), the lock and the hash of
+ * its content. */
+static void
+hint_workspace(struct proto_hint *h, const char *lock)
+{
+	char *root = path_dirname(lock);
+
+	snprintf(h->root, sizeof h->root, "%s", root);
+	snprintf(h->lock, sizeof h->lock, "%s", lock);
+	free(root);
+	lock_hash(lock, h->lock_hash);
 }
 
 int
 session_hint(struct wrapper *w)
 {
-	char lock[PATH_MAX], *marker;
+	char lock[PATH_MAX], ws[17], *marker;
 	struct stat ls, ms;
-	unsigned char h[HASH_LEN];
-	char hex[HASH_HEX_LEN + 1];
 	int start = 0;
 
 	if (!config_has_remote(w->cfg) ||
@@ -173,13 +189,12 @@ session_hint(struct wrapper *w)
 		return 0;
 	if (find_lock(w, lock, sizeof lock, &ls) < 0)
 		return 0;
-	hash_buffer(lock, strlen(lock), h);
-	hash_to_hex(h, hex);
+	ws_id(lock, ws);
 	/* the journal's workspace id: which session a result was used by, for
 	 * a session manifest; none when no save would take the lines */
 	if (config_get_bool(w->cfg, "prefetch.save_manifest"))
-		ws_id(lock, w->ws);
-	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
+		memcpy(w->ws, ws, sizeof ws);
+	marker = marker_of(w, ws);
 	if (stat(marker, &ms) != 0 || !fresh(w->cfg, &ms, &ls))
 		start = session_start(w, lock, marker, &ls, NULL);
 	free(marker);
@@ -354,7 +369,8 @@ find_lock_up(const char *dir, char *lock, size_t cap, struct stat *st)
 }
 
 /* What the parent process, if cargo, says of the session (session_guess_cargo),
- * and the directory its workspace is looked for from. -1: no guess. */
+ * and (from not NULL) the directory its workspace is looked for from. -1: no
+ * guess. */
 static int
 guess_from_parent(struct proto_hint *h, char *from, size_t cap)
 {
@@ -365,12 +381,13 @@ guess_from_parent(struct proto_hint *h, char *from, size_t cap)
 	snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)getppid());
 	buf_init(&b);
 	rc = fs_read_file(path, &b, 65536) == 0 && b.len > 0 &&
-	        session_guess_cargo(b.p, b.len, h, manifest, sizeof manifest) == 0 &&
-	        getcwd(cwd, sizeof cwd) != NULL ?
+	        session_guess_cargo(b.p, b.len, h, manifest, sizeof manifest) == 0 ?
 	    0 :
 	    -1;
 	buf_free(&b);
-	if (rc < 0)
+	if (rc < 0 || from == NULL)
+		return rc;
+	if (getcwd(cwd, sizeof cwd) == NULL)
 		return -1;
 	if (manifest[0] != '\0') { /* the workspace of that Cargo.toml */
 		char *abs = path_absolute(manifest, cwd), *dir = path_dirname(abs);
@@ -387,9 +404,7 @@ guess_from_parent(struct proto_hint *h, char *from, size_t cap)
 int
 session_hint_early(struct wrapper *w, const char *vv, size_t n)
 {
-	char lock[PATH_MAX], from[PATH_MAX], *marker, *early;
-	unsigned char hh[HASH_LEN];
-	char hex[HASH_HEX_LEN + 1];
+	char lock[PATH_MAX], from[PATH_MAX], ws[17], *marker, *early;
 	struct stat ls, ms;
 	struct proto_hint h;
 	int start = 0;
@@ -398,19 +413,13 @@ session_hint_early(struct wrapper *w, const char *vv, size_t n)
 	    guess_from_parent(&h, from, sizeof from) < 0 ||
 	    find_lock_up(from, lock, sizeof lock, &ls) < 0 || strlen(lock) >= sizeof h.lock)
 		return 0; /* (a path too long for a hint: the compile's is refused alike) */
-	hash_buffer(lock, strlen(lock), hh);
-	hash_to_hex(hh, hex);
-	marker = xasprintf("%s/run/sessions/%.16s", store_dir(w->store), hex);
+	ws_id(lock, ws);
+	marker = marker_of(w, ws);
 	early = xasprintf("%s.early", marker);
 	/* a session under way (hinted by a compile, or early already) */
 	if ((stat(marker, &ms) != 0 || !fresh(w->cfg, &ms, &ls)) &&
 	    (stat(early, &ms) != 0 || !fresh(w->cfg, &ms, &ls))) {
-		char *root = path_dirname(lock);
-
-		memcpy(h.root, root, strlen(root) + 1); /* shorter than lock */
-		memcpy(h.lock, lock, strlen(lock) + 1);
-		free(root);
-		lock_hash(lock, h.lock_hash);
+		hint_workspace(&h, lock);
 		key_toolchain_id(vv, n, h.toolchain);
 		h.guess = 1;
 		start = session_start(w, lock, early, &ls, &h);
