@@ -28,6 +28,8 @@ static const struct config_def defs[] = {
 	    "create a new store readable by group and others (else 0700)" },
 	{ "cache.background_store", "KACHE_BACKGROUND_STORE", "true", 0,
 	    "store misses in a child, off the build's critical path" },
+	{ "cache.import_writes", "KACHE_IMPORT_WRITES", "auto", 0,
+	    "auto | buffered | direct: how fetched blobs are written (auto measures both)" },
 	{ "cache.disabled", "KACHE_DISABLED", "false", 0, "pass every compile through" },
 	{ "log.level", "KACHE_LOG", "off", 0, "off | warn | info | debug (wrapper log)" },
 	{ "log.file", "KACHE_LOG_FILE", "", 0,

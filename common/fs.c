@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +173,90 @@ fs_write_new(const char *path, const void *data, size_t n, mode_t mode)
 		goto fail;
 	}
 	if (close(fd) < 0) { /* the descriptor is gone even then: no second close */
+		saved = errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	unlink(path);
+	errno = saved;
+	return -1;
+}
+
+/* A direct write's buffer: FS_DIRECT_CHUNK bytes aligned to FS_DIRECT_ALIGN,
+ * one per thread (the prefetch's pool writes from several), kept for the
+ * thread's life: a new one per file would be fresh memory each time, the
+ * cost direct writes are there to avoid. */
+#define FS_DIRECT_ALIGN 4096
+#define FS_DIRECT_CHUNK (1 << 20)
+static pthread_key_t bounce_key;
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+static int bounce_key_ok;
+
+static void
+bounce_key_make(void)
+{
+	bounce_key_ok = pthread_key_create(&bounce_key, free) == 0;
+}
+
+static char *
+bounce_get(void)
+{
+	void *p;
+
+	pthread_once(&bounce_once, bounce_key_make);
+	if (!bounce_key_ok)
+		return NULL;
+	if ((p = pthread_getspecific(bounce_key)) != NULL)
+		return p;
+	if (posix_memalign(&p, FS_DIRECT_ALIGN, FS_DIRECT_CHUNK) != 0)
+		return NULL;
+	if (pthread_setspecific(bounce_key, p) != 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Writes n bytes from data to fd, opened O_DIRECT, through the bounce
+ * buffer: whole FS_DIRECT_ALIGN blocks, the last one padded with zeros. */
+static int
+write_direct(int fd, char *bounce, const char *data, size_t n)
+{
+	while (n > 0) {
+		size_t c = n < FS_DIRECT_CHUNK ? n : FS_DIRECT_CHUNK;
+		size_t whole = (c + FS_DIRECT_ALIGN - 1) / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN;
+
+		memcpy(bounce, data, c);
+		memset(bounce + c, 0, whole - c);
+		if (fs_write_all(fd, bounce, whole) < 0)
+			return -1;
+		data += c;
+		n -= c;
+	}
+	return 0;
+}
+
+int
+fs_write_new_direct(const char *path, const void *data, size_t n, mode_t mode)
+{
+	char *bounce = bounce_get();
+	int fd, saved;
+
+	if (bounce == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_DIRECT, mode);
+	if (fd < 0)
+		return -1;
+	if (write_direct(fd, bounce, data, n) < 0 || ftruncate(fd, (off_t)n) < 0 ||
+	    fchmod(fd, mode) < 0) {
+		saved = errno;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0) {
 		saved = errno;
 		goto fail;
 	}

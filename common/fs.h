@@ -31,6 +31,12 @@ int fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode);
  * only for a file nothing trusts before its writer has exited well (a hit's
  * dep-info: cargo reads it after the compiler's success). Removed on failure. */
 int fs_write_new(const char *path, const void *data, size_t n, mode_t mode);
+/* fs_write_new with O_DIRECT: the bytes go to the device without passing
+ * through the page cache (written whole blocks at a time from an aligned
+ * buffer, the file then cut to n). -1 with errno EINVAL, nothing made, where
+ * the filesystem or device refuses direct I/O: write it the usual way then.
+ * Removed on any other failure. */
+int fs_write_new_direct(const char *path, const void *data, size_t n, mode_t mode);
 /* Writes all of data to fd, retrying short writes. */
 int fs_write_all(int fd, const void *data, size_t n);
 /* Creates dir and its parents with mode (existing ones are fine). */

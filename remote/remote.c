@@ -13,6 +13,7 @@
 #include "remote/layout.h"
 #include "remote/planner_client.h"
 #include "remote/transport.h"
+#include "store/pack.h"
 
 struct backend {
 	const char *type;
@@ -20,6 +21,7 @@ struct backend {
 	struct remote *(*open)(const struct config *cfg, char *err, size_t errlen);
 };
 
+static void import_writes(const struct config *cfg);
 static const struct backend *backend_find(const struct config *cfg, char *err, size_t errlen);
 #ifdef KACHE_FAULT_INJECTION
 static int sink_check(const struct config *cfg, char *err, size_t errlen);
@@ -134,12 +136,27 @@ remote_open(const struct config *cfg, char *err, size_t errlen)
 	return r;
 }
 
+/* cache.import_writes for this worker's imports (store/pack.h). */
+static void
+import_writes(const struct config *cfg)
+{
+	const char *v = config_get(cfg, "cache.import_writes");
+	enum pack_writes w = PACK_WRITES_AUTO;
+
+	if (pack_writes_parse(v, &w) < 0)
+		log_warnx("cache.import_writes = \"%s\" is none of auto, buffered, direct; using "
+		          "auto",
+		    v ? v : "");
+	pack_writes_set(w);
+}
+
 int
 remote_open_for_worker(const struct config *cfg, struct remote **r)
 {
 	char err[256];
 
 	*r = NULL;
+	import_writes(cfg);
 	if (config_has_remote(cfg) && (*r = remote_open(cfg, err, sizeof err)) == NULL) {
 		log_warnx("%s", err);
 		return -1;

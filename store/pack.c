@@ -302,7 +302,7 @@ import_blob(struct store *s, const msgpack_object *pair, const struct store_entr
 	for (size_t i = 0; i < e->n_outputs; i++)
 		if (memcmp(e->outputs[i].hash, h, HASH_LEN) == 0 && (e->outputs[i].mode & 0111))
 			exec = 1;
-	return store_blob_put_bytes(s, bytes->via.bin.ptr, bytes->via.bin.size, exec, h);
+	return pack_writes_put(s, bytes->via.bin.ptr, bytes->via.bin.size, exec, h);
 }
 
 static int

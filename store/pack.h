@@ -14,6 +14,7 @@
 #define KACHE_STORE_PACK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/hash.h"
 #include "common/util.h"
@@ -64,6 +65,51 @@ enum pack_result pack_build(struct store *s, const unsigned char inv[HASH_LEN],
 enum pack_result pack_import(struct store *s, const char *data, size_t n,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
 const char *pack_result_name(enum pack_result r);
+
+/* How the blobs an import writes reach the disk (cache.import_writes), for
+ * the whole process (pack_writes.c). A fresh store's blobs are hundreds of
+ * megabytes that nothing reads during a warm build; written through the page
+ * cache each byte is copied into memory the kernel must first find and
+ * clear (in a virtual machine, often memory the host has to hand back first:
+ * 0.3-0.5 GB/s of a core here, against 1-2 GB/s to the disk direct), which
+ * a build racing the prefetch for two cores pays for.
+ * AUTO: blobs of PACK_WRITES_MIN bytes or more go the way whose recent writes
+ * were faster (microseconds per byte, open to close, less the time the thread
+ * waited for a core; a running average per way), and every
+ * PACK_WRITES_EXPLORE-th of them the other way, to keep its average fresh:
+ * the page cache is fast while the kernel has recently freed memory at hand
+ * and slow once it has not. A filesystem that refuses O_DIRECT gets buffered
+ * writes from then on. Smaller blobs are buffered. BUFFERED and DIRECT:
+ * every blob that way, whatever its size. */
+enum pack_writes { PACK_WRITES_AUTO = 0, PACK_WRITES_BUFFERED, PACK_WRITES_DIRECT };
+#define PACK_WRITES_MIN (1u << 20)
+#define PACK_WRITES_EXPLORE 4
+
+/* "auto", "buffered", "direct"; -1 for anything else. */
+int pack_writes_parse(const char *s, enum pack_writes *out);
+const char *pack_writes_name(enum pack_writes w);
+/* Sets how this process writes from now on; what was measured is forgotten
+ * (pack_writes_reprobe alone: a prefetch session starts with it, the
+ * machine may have changed). */
+void pack_writes_set(enum pack_writes how);
+void pack_writes_reprobe(void);
+struct pack_writes_state {
+	enum pack_writes how;   /* as set */
+	int direct_refused;     /* the filesystem refused O_DIRECT */
+	uint64_t bytes[2];      /* blob bytes written, by enum store_put_how */
+	uint64_t us_per_mib[2]; /* the running averages (0: not measured yet) */
+};
+void pack_writes_state(struct pack_writes_state *out);
+/* The way to write a blob of n bytes now. */
+enum store_put_how pack_writes_pick(size_t n);
+/* Counts a write of n bytes the way how that took us microseconds (0: not
+ * timed); auto takes the time of one of PACK_WRITES_MIN bytes or more into
+ * that way's average. */
+void pack_writes_note(enum store_put_how how, uint64_t n, uint64_t us);
+/* store_blob_put_bytes the way pack_writes_pick says, timed for the probe;
+ * buffered where direct I/O is refused. */
+int pack_writes_put(struct store *s, const void *data, size_t n, int exec,
+    const unsigned char h[HASH_LEN]);
 /* 1 when name is safe as a crate directory on a remote: [A-Za-z0-9_-]{1,64}. */
 int pack_crate_name_ok(const char *name);
 

@@ -525,16 +525,21 @@ store_blob_put(struct store *s, const char *src, int exec, int may_link,
 
 int
 store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
-    const unsigned char h[HASH_LEN])
+    const unsigned char h[HASH_LEN], enum store_put_how how)
 {
 	char *tmp =
 	    xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
-	int rc = fs_write_atomic(tmp, data, n, store_mode(s, exec ? 0555 : 0444));
+	mode_t mode = store_mode(s, exec ? 0555 : 0444);
+	/* tmp is this call's own name: made whole, then renamed by blob_commit */
+	int rc = how == STORE_PUT_DIRECT ? fs_write_new_direct(tmp, data, n, mode) :
+	                                   fs_write_new(tmp, data, n, mode);
+	int saved = errno;
 
 	if (rc == 0 && blob_commit(s, tmp, h, n) < 0)
-		rc = -1;
+		rc = -1, saved = errno;
 	if (rc < 0)
 		unlink(tmp);
 	free(tmp);
+	errno = saved;
 	return rc;
 }

@@ -172,9 +172,15 @@ int store_memo_rec_write(struct store *s, const unsigned char key[HASH_LEN],
 int store_blob_put(struct store *s, const char *src, int exec, int may_link,
     unsigned char hash[HASH_LEN], uint64_t *size);
 
-/* Adds bytes already verified to hash h to the blob store (if absent). */
+/* How store_blob_put_bytes writes the bytes: through the page cache, or with
+ * O_DIRECT straight to the device (pack_writes.c chooses). */
+enum store_put_how { STORE_PUT_BUFFERED = 0, STORE_PUT_DIRECT = 1 };
+
+/* Adds bytes already verified to hash h to the blob store (if absent). With
+ * STORE_PUT_DIRECT where the filesystem refuses direct I/O: -1 with errno
+ * EINVAL and nothing made (write them buffered then). */
 int store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
-    const unsigned char h[HASH_LEN]);
+    const unsigned char h[HASH_LEN], enum store_put_how how);
 
 enum store_get { STORE_FOUND = 0, STORE_ABSENT, STORE_CORRUPT, STORE_IOERR };
 

@@ -50,6 +50,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
     def populate(self):
         a = self.runner("a", self.tmp, start=True)
         self.a_dir = a.dir
+        self.a_store = a.env["KACHE_DIR"]
         a.cargo("build")
         self.assertTrue(CRATES.issubset(set(a.compiled())))
         p = kache(a, "supervisor", "stop", timeout=120)
@@ -80,6 +81,41 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertGreater(after["hits"], before["hits"])
         log = open(os.path.join(b.env["KACHE_DIR"], "logs", "prefetch.0.log")).read()
         self.assertRegex(log, r"prefetch .*: \d+ crates, [1-9]\d* packs imported")
+
+    def test_blobs_written_past_the_page_cache_restore_the_same_build(self):
+        # cache.import_writes = direct: every blob the prefetch imports is
+        # written with O_DIRECT (whole blocks from an aligned buffer, the file
+        # then cut to its size); the build served from them runs the same,
+        # and every blob holds the bytes of runner a's
+        out = self.populate()
+        b = self.runner("b", os.path.join(self.tmp, "direct", "runner"),
+                        KACHE_IMPORT_WRITES="direct")
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
+        with open(os.path.join(b.env["KACHE_DIR"], "logs", "prefetch.0.log")) as f:
+            log = f.read()
+        m = re.search(r"(\d+) packs imported \((\d+) bytes\).*"
+                      r"blobs written: \d+ MB direct, 0 MB buffered", log)
+        self.assertIsNotNone(m, log)
+        self.assertGreater(int(m.group(1)), 0, pf)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "compiles reached rustc after the prefetch")
+        self.assertEqual(b.run_app(), out)
+        blobs_a = os.path.join(self.a_store, "blobs")
+        blobs_b = os.path.join(b.env["KACHE_DIR"], "blobs")
+        names = [os.path.relpath(os.path.join(d, f), blobs_b)
+                 for d, _, files in os.walk(blobs_b) for f in files]
+        # b's own `check` may have stored a build script's result: a's are
+        # the imported ones
+        self.assertTrue([n for n in names if os.path.exists(os.path.join(blobs_a, n))])
+        for name in names:
+            with open(os.path.join(blobs_b, name), "rb") as fb:
+                data = fb.read()
+            if os.path.exists(os.path.join(blobs_a, name)):
+                with open(os.path.join(blobs_a, name), "rb") as fa:
+                    self.assertEqual(fa.read(), data, name)
+            self.assertEqual(hashlib.blake2b(data, digest_size=32).hexdigest(),
+                             os.path.basename(name), name)
 
     def test_one_hint_per_session_and_again_when_cargo_lock_changes(self):
         ws = self.runner("c", self.tmp, start=True)

@@ -10,7 +10,10 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "common/config.h"
 #include "common/fs.h"
@@ -271,6 +274,75 @@ test_write_new(void **state)
 	free(target);
 }
 
+/* Pages of the file at path in the page cache, or -1 when it cannot tell. */
+static long
+resident_pages(const char *path, size_t n)
+{
+	long page = sysconf(_SC_PAGESIZE), count = 0;
+	size_t pages = (n + (size_t)page - 1) / (size_t)page;
+	unsigned char *vec = xmalloc(pages + 1);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	void *m = fd < 0 ? MAP_FAILED : mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
+
+	if (m == MAP_FAILED || mincore(m, n, vec) < 0)
+		count = -1;
+	for (size_t i = 0; count >= 0 && i < pages; i++)
+		count += vec[i] & 1;
+	if (m != MAP_FAILED)
+		munmap(m, n);
+	if (fd >= 0)
+		close(fd);
+	free(vec);
+	return count;
+}
+
+/* fs_write_new_direct: the bytes whole (the last block's padding cut off),
+ * the mode asked, an existing file never touched, and past the page cache:
+ * at most the last page (the cut zeroes the block's tail through it) is
+ * cached after the write. Where the filesystem refuses O_DIRECT: EINVAL and
+ * nothing made. */
+static void
+test_write_new_direct(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, (1u << 20) + 3, 3u << 20 };
+	char dir[] = "/tmp/kache-test-XXXXXX";
+	char *data = xmalloc(3u << 20), *path;
+	struct statfs fs;
+	struct stat st;
+	struct buf b;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(statfs(dir, &fs), 0);
+	for (size_t i = 0; i < 3u << 20; i++)
+		data[i] = (char)(i * 2654435761u >> 11);
+	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+		path = xasprintf("%s/f%zu", dir, k);
+		if (fs_write_new_direct(path, data, sizes[k], 0640) < 0) {
+			assert_int_equal(errno, EINVAL); /* refused: nothing made */
+			assert_int_equal(access(path, F_OK), -1);
+			free(path);
+			continue;
+		}
+		if (sizes[k] >= 8192 && fs.f_type != TMPFS_MAGIC) /* tmpfs is all cache */
+			assert_in_range(resident_pages(path, sizes[k]), 0, 1);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0640);
+		buf_init(&b);
+		assert_int_equal(fs_read_file(path, &b, 4u << 20), 0);
+		assert_int_equal(b.len, sizes[k]);
+		assert_memory_equal(b.p ? b.p : "", data, sizes[k]);
+		buf_free(&b);
+		assert_int_equal(fs_write_new_direct(path, "x", 1, 0644), -1);
+		assert_int_equal(errno, EEXIST);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_size, sizes[k]);
+		free(path);
+	}
+	assert_int_equal(fs_remove_tree(dir), 0);
+	free(data);
+}
+
 /* A FIFO never blocks and is never opened; a symlink is refused where kache
  * keeps its files and followed (to a regular file only) for an input. */
 static void
@@ -349,6 +421,7 @@ main(void)
 		cmocka_unit_test(test_open_regular),
 		cmocka_unit_test(test_read_sizes),
 		cmocka_unit_test(test_write_new),
+		cmocka_unit_test(test_write_new_direct),
 		cmocka_unit_test(test_config_duration),
 	};
 

@@ -173,6 +173,96 @@ test_round_trip_large(void **state)
 	buf_free(&b);
 }
 
+/* A blob of 3 MiB and 5 bytes: more than PACK_WRITES_MIN, not whole blocks. */
+static int
+setup_mid(void **state)
+{
+	return setup_with(state, (3u << 20) + 5);
+}
+
+/* cache.import_writes = direct: the pack's blobs (3 MiB + 5 bytes, and 11)
+ * are written with O_DIRECT, counted so, and hold their bytes. */
+static void
+test_import_writes_direct(void **state)
+{
+	struct fx *f = *state;
+	struct pack_writes_state w0, w1;
+	struct store_entry e;
+	unsigned char h[HASH_LEN];
+	uint64_t size;
+	struct buf b;
+	char hex[HASH_HEX_LEN + 1], *blob;
+
+	pack_writes_set(PACK_WRITES_DIRECT);
+	pack_writes_state(&w0);
+	build(f, &b);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, 0), PACK_OK);
+	pack_writes_state(&w1);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	if (!w1.direct_refused) /* a filesystem that refuses O_DIRECT gets buffered */
+		assert_int_equal(w1.bytes[STORE_PUT_DIRECT] - w0.bytes[STORE_PUT_DIRECT],
+		    e.outputs[0].size + e.outputs[1].size);
+	for (size_t i = 0; i < e.n_outputs; i++) {
+		hash_to_hex(e.outputs[i].hash, hex);
+		blob = store_path(f->b, "blobs", hex);
+		assert_int_equal(hash_file(blob, h, &size), 0);
+		assert_int_equal(size, e.outputs[i].size);
+		assert_memory_equal(h, e.outputs[i].hash, HASH_LEN);
+		free(blob);
+	}
+	assert_int_equal(e.outputs[0].size, (3u << 20) + 5);
+	store_entry_clear(&e);
+	buf_free(&b);
+	pack_writes_set(PACK_WRITES_AUTO);
+}
+
+/* auto: a small blob is buffered; a large one goes the way not measured yet,
+ * then the faster way, and every PACK_WRITES_EXPLORE-th the other; the
+ * averages follow the times; a new probe forgets them; buffered and direct
+ * are what they say whatever the size. */
+static void
+test_import_writes_auto_follows_the_times(void **state)
+{
+	const size_t big = 2u << 20;
+	int direct = 0;
+
+	enum pack_writes w = PACK_WRITES_AUTO;
+
+	(void)state;
+	assert_int_equal(pack_writes_parse("direct", &w), 0);
+	assert_int_equal(w, PACK_WRITES_DIRECT);
+	assert_int_equal(pack_writes_parse("buffered", &w), 0);
+	assert_int_equal(w, PACK_WRITES_BUFFERED);
+	assert_int_equal(pack_writes_parse("auto", &w), 0);
+	assert_int_equal(w, PACK_WRITES_AUTO);
+	assert_int_equal(pack_writes_parse("Direct", &w), -1);
+	assert_int_equal(pack_writes_parse(NULL, &w), -1);
+	assert_string_equal(pack_writes_name(PACK_WRITES_DIRECT), "direct");
+	pack_writes_set(PACK_WRITES_AUTO);
+	assert_int_equal(pack_writes_pick(PACK_WRITES_MIN - 1), STORE_PUT_BUFFERED);
+	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED);
+	pack_writes_note(STORE_PUT_BUFFERED, big, 4000); /* 0.5 GB/s */
+	assert_int_equal(pack_writes_pick(big), STORE_PUT_DIRECT);
+	pack_writes_note(STORE_PUT_DIRECT, big, 1000); /* 2 GB/s */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pack_writes_pick(big), STORE_PUT_DIRECT);
+	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED); /* the 4th explores */
+	assert_int_equal(pack_writes_pick(PACK_WRITES_MIN - 1), STORE_PUT_BUFFERED);
+	for (int i = 0; i < 8; i++) /* the page cache has memory at hand again */
+		pack_writes_note(STORE_PUT_BUFFERED, big, 200);
+	for (int i = 0; i < 2 * PACK_WRITES_EXPLORE; i++)
+		direct += pack_writes_pick(big) == STORE_PUT_DIRECT;
+	assert_int_equal(direct, 2);
+	pack_writes_reprobe();
+	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED);
+	pack_writes_set(PACK_WRITES_BUFFERED);
+	pack_writes_note(STORE_PUT_BUFFERED, big, 1u << 30); /* not measured: as asked */
+	assert_int_equal(pack_writes_pick(64u << 20), STORE_PUT_BUFFERED);
+	pack_writes_set(PACK_WRITES_DIRECT);
+	assert_int_equal(pack_writes_pick(1), STORE_PUT_DIRECT);
+	pack_writes_set(PACK_WRITES_AUTO);
+}
+
 /* Decompresses a streamed frame (no content size in its header). */
 static void
 unzstd(const struct buf *in, struct buf *out)
@@ -626,6 +716,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dir_remote_of_another_format_is_off, setup,
 		    teardown),
 		cmocka_unit_test(test_remote_settings_check),
+		cmocka_unit_test_setup_teardown(test_import_writes_direct, setup_mid, teardown),
+		cmocka_unit_test(test_import_writes_auto_follows_the_times),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include "proto/worker.h"
 #include "remote/remote.h"
 #include "remote/session.h"
+#include "store/pack.h"
 #include "workers/prefetch/prefetch_internal.h"
 
 #define PREFETCH_NICE 10
@@ -35,6 +36,7 @@ struct prefetcher {
 struct session {
 	struct prefetch_done d;
 	int64_t import_ms;
+	uint64_t written[2]; /* blob bytes by enum store_put_how (pack_writes.c) */
 	char refused[PROTO_HINT_PATH_MAX + 400];
 };
 
@@ -70,12 +72,15 @@ report(const struct proto_hint *h, const struct prefetch_plan *plan, const struc
 		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms "
 		         "from %s%s; names: %s; phases: names %lld ms, plan %lld ms, import %lld "
 		         "ms; skipped: %ld present, %ld over prefetch.max_bytes, %ld rejected, "
-		         "%ld failed, %ld listings failed",
+		         "%ld failed, %ld listings failed; blobs written: %llu MB direct, %llu MB "
+		         "buffered",
 		    h->root, plan->crates, ss->d.packs, (unsigned long long)ss->d.bytes,
 		    (long long)ms, prefetch_source_name(plan->source), shared,
 		    from[plan->crates_from < 3 ? plan->crates_from : 0], (long long)plan->meta_ms,
 		    (long long)plan->list_ms, (long long)ss->import_ms, plan->present,
-		    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed);
+		    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed,
+		    (unsigned long long)(ss->written[STORE_PUT_DIRECT] >> 20),
+		    (unsigned long long)(ss->written[STORE_PUT_BUFFERED] >> 20));
 	snprintf(text, sizeof text,
 	    "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
 	    "\"present\": %ld, \"over_cap\": %ld, \"rejected\": %ld, \"failed\": %ld, "
@@ -97,6 +102,7 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 	struct prefetcher *pf = arg;
 	struct prefetch_plan plan = { 0 };
 	struct session ss = { 0 };
+	struct pack_writes_state w0, w1;
 	struct proto_hint h;
 	struct prefetch_input in = { .h = &h,
 		.kache_dir = pf->kache_dir,
@@ -116,8 +122,13 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 			remote_set_import_source(pf->remote[k],
 			    src_key[plan.source <= PREFETCH_FROM_PLANNER ? plan.source : 0]);
 		t1 = clock_ms();
+		pack_writes_reprobe(); /* the machine may have changed since the last session */
+		pack_writes_state(&w0);
 		prefetch_import(pf->remote, pf->nremote, pf->kache_dir, &plan, &ss.d);
+		pack_writes_state(&w1);
 		ss.import_ms = clock_ms() - t1;
+		for (int k = 0; k < 2; k++)
+			ss.written[k] = w1.bytes[k] - w0.bytes[k];
 	}
 	report(&h, &plan, &ss, clock_ms() - t0, done);
 	prefetch_plan_free(&plan);
