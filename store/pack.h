@@ -71,19 +71,24 @@ const char *pack_result_name(enum pack_result r);
  * megabytes that nothing reads during a warm build; written through the page
  * cache each byte is copied into memory the kernel must first find and
  * clear (in a virtual machine, often memory the host has to hand back first:
- * 0.3-0.5 GB/s of a core here, against 1-2 GB/s to the disk direct), which
- * a build racing the prefetch for two cores pays for.
- * AUTO: blobs of PACK_WRITES_MIN bytes or more go the way whose recent writes
- * were faster (microseconds per byte, open to close, less the time the thread
- * waited for a core; a running average per way), and every
- * PACK_WRITES_EXPLORE-th of them the other way, to keep its average fresh:
- * the page cache is fast while the kernel has recently freed memory at hand
- * and slow once it has not. A filesystem that refuses O_DIRECT gets buffered
+ * 0.3-0.5 GB/s of a core here), then written back by the kernel's flusher
+ * threads, all of it CPU that a build racing the prefetch for two cores
+ * pays for. O_DIRECT sends the bytes to the disk from a small buffer.
+ * AUTO: blobs of PACK_WRITES_MIN bytes or more go direct unless direct writes
+ * take more than PACK_WRITES_DIRECT_SLACK times as long per byte as buffered
+ * ones (a running average per way, open to close, less the time the thread
+ * waited for a core): a buffered write's own time leaves out its writeback
+ * and the memory it takes, which the slack stands for (here direct writes
+ * timed 1.5-3x a buffered one's and took a racing build from 0.88 to 0.70 s),
+ * while a disk far slower than memory (a network volume, 10-40x) keeps the
+ * page cache. Every PACK_WRITES_EXPLORE-th such blob goes the other way, to
+ * keep both averages fresh. A filesystem that refuses O_DIRECT gets buffered
  * writes from then on. Smaller blobs are buffered. BUFFERED and DIRECT:
  * every blob that way, whatever its size. */
 enum pack_writes { PACK_WRITES_AUTO = 0, PACK_WRITES_BUFFERED, PACK_WRITES_DIRECT };
 #define PACK_WRITES_MIN (1u << 20)
-#define PACK_WRITES_EXPLORE 4
+#define PACK_WRITES_EXPLORE 8
+#define PACK_WRITES_DIRECT_SLACK 8
 
 /* "auto", "buffered", "direct"; -1 for anything else. */
 int pack_writes_parse(const char *s, enum pack_writes *out);

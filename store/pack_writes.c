@@ -82,11 +82,12 @@ pack_writes_pick(size_t n)
 	else if (a[STORE_PUT_BUFFERED] == 0 || a[STORE_PUT_DIRECT] == 0) /* one not measured */
 		how = a[STORE_PUT_BUFFERED] == 0 ? STORE_PUT_BUFFERED : STORE_PUT_DIRECT;
 	else {
-		best = a[STORE_PUT_DIRECT] < a[STORE_PUT_BUFFERED] ? STORE_PUT_DIRECT :
-		                                                     STORE_PUT_BUFFERED;
+		best = a[STORE_PUT_DIRECT] <= a[STORE_PUT_BUFFERED] * PACK_WRITES_DIRECT_SLACK ?
+		    STORE_PUT_DIRECT :
+		    STORE_PUT_BUFFERED;
 		how = ++since_explore % PACK_WRITES_EXPLORE != 0 ? best :
-		    best == STORE_PUT_DIRECT                        ? STORE_PUT_BUFFERED :
-		                                                      STORE_PUT_DIRECT;
+		    best == STORE_PUT_DIRECT                     ? STORE_PUT_BUFFERED :
+		                                                   STORE_PUT_DIRECT;
 	}
 	pthread_mutex_unlock(&mu);
 	return how;

@@ -217,16 +217,16 @@ test_import_writes_direct(void **state)
 }
 
 /* auto: a small blob is buffered; a large one goes the way not measured yet,
- * then the faster way, and every PACK_WRITES_EXPLORE-th the other; the
- * averages follow the times; a new probe forgets them; buffered and direct
- * are what they say whatever the size. */
+ * then direct while its writes take at most PACK_WRITES_DIRECT_SLACK times a
+ * buffered one's per byte, with every PACK_WRITES_EXPLORE-th the other way;
+ * a disk that turns slow gets buffered writes; a new probe forgets the
+ * averages; buffered and direct are what they say whatever the size. */
 static void
 test_import_writes_auto_follows_the_times(void **state)
 {
 	const size_t big = 2u << 20;
-	int direct = 0;
-
 	enum pack_writes w = PACK_WRITES_AUTO;
+	int direct = 0;
 
 	(void)state;
 	assert_int_equal(pack_writes_parse("direct", &w), 0);
@@ -241,15 +241,15 @@ test_import_writes_auto_follows_the_times(void **state)
 	pack_writes_set(PACK_WRITES_AUTO);
 	assert_int_equal(pack_writes_pick(PACK_WRITES_MIN - 1), STORE_PUT_BUFFERED);
 	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED);
-	pack_writes_note(STORE_PUT_BUFFERED, big, 4000); /* 0.5 GB/s */
+	pack_writes_note(STORE_PUT_BUFFERED, big, 1000); /* 2 GB/s into the page cache */
 	assert_int_equal(pack_writes_pick(big), STORE_PUT_DIRECT);
-	pack_writes_note(STORE_PUT_DIRECT, big, 1000); /* 2 GB/s */
-	for (int i = 0; i < 3; i++)
+	pack_writes_note(STORE_PUT_DIRECT, big, 3000); /* 0.7 GB/s to the disk: within the slack */
+	for (int i = 0; i < PACK_WRITES_EXPLORE - 1; i++)
 		assert_int_equal(pack_writes_pick(big), STORE_PUT_DIRECT);
-	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED); /* the 4th explores */
+	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED); /* exploring */
 	assert_int_equal(pack_writes_pick(PACK_WRITES_MIN - 1), STORE_PUT_BUFFERED);
-	for (int i = 0; i < 8; i++) /* the page cache has memory at hand again */
-		pack_writes_note(STORE_PUT_BUFFERED, big, 200);
+	for (int i = 0; i < 8; i++) /* the disk turns slow: 0.1 GB/s */
+		pack_writes_note(STORE_PUT_DIRECT, big, 20000);
 	for (int i = 0; i < 2 * PACK_WRITES_EXPLORE; i++)
 		direct += pack_writes_pick(big) == STORE_PUT_DIRECT;
 	assert_int_equal(direct, 2);
