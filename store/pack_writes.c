@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -114,8 +114,8 @@ pack_writes_note(enum store_put_how how, uint64_t n, uint64_t us)
 static uint64_t
 runq_wait_us(void)
 {
-	char b[96];
-	unsigned long long run, wait;
+	char b[96], *end;
+	unsigned long long wait;
 	int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
 
@@ -124,7 +124,12 @@ runq_wait_us(void)
 	if (n <= 0)
 		return 0;
 	b[n] = '\0';
-	return sscanf(b, "%llu %llu", &run, &wait) == 2 ? wait / 1000 : 0;
+	(void)strtoull(b, &end, 10); /* the time it ran */
+	if (end == b || *end != ' ')
+		return 0;
+	errno = 0;
+	wait = strtoull(end + 1, &end, 10);
+	return errno == 0 && (*end == ' ' || *end == '\n') ? wait / 1000 : 0;
 }
 
 /* A write's time: its wall time less what the thread spent waiting for a
