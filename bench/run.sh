@@ -258,6 +258,8 @@ remote_case() {
     rp[$type,$c]+=" $(pf packs)"
     ms=$(sed -n 's/.* in \([0-9]*\) ms[ ;].*/\1/p' "$KSTORE/logs/prefetch.0.log" 2>/dev/null | tail -1)
     rs[$type,$c]+=" ${ms:-999999}"
+    mb=$(sed -n 's/.*blobs written: \([0-9]*\) MB direct.*/\1/p' "$KSTORE/logs/prefetch.0.log" 2>/dev/null | tail -1)
+    rw[$type,$c]+=" ${mb:-0}"
   fi
   sup_stop
   discard "$KSTORE"
@@ -268,7 +270,7 @@ if [ "$signed" = 1 ]; then
   pub=$("$kache" keygen --out "$work/sign.key" 2>/dev/null)
   export KACHE_SIGNING_KEY_FILE="$work/sign.key" KACHE_TRUSTED_KEYS="[\"$pub\"]"
 fi
-declare -A rt rc rp rs rd
+declare -A rt rc rp rs rd rw
 cases=(nopf first ci)
 # Interleaved: per run, both remotes; per remote, the three cases in an order
 # that rotates from run to run.
@@ -285,7 +287,8 @@ r() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 printf '\nremote-warm, medians of %s run(s); store B empty, other path and CARGO_HOME. "x local" =\n' "$runs"
 printf 'ratio to local warm (store A, cargo clean && cargo build) measured in this run; "rustc" =\n'
 printf 'compiles that reached the real rustc (of %s, worst run); "session" = the prefetch\n' "$total"
-printf "session's own time (its log line) and packs it imported"
+printf "session's own time (its log line), packs it imported and MB of blobs it wrote\n"
+printf 'with O_DIRECT (cache.import_writes)'
 [ "$signed" = 1 ] && printf '; packs signed, store B trusts the key'
 printf '\n\n'
 printf '| remote | case | warm-up | prefetch wait | build | build x local | total | total x local | rustc | served | session |\n'
@@ -301,7 +304,7 @@ for type in dir s3; do
       tot=$(paste <(printf '%s\n' ${rt[$type,$c,warmup]}) <(printf '%s\n' ${rt[$type,$c,wait]}) \
         <(printf '%s\n' ${rt[$type,$c,build]}) | awk '{print $1+$2+$3}' | median)
     else tot=$b; fi
-    case $c in first | ci) ses="$(s "$(m "${rs[$type,$c]}")"), $(m "${rp[$type,$c]}") packs" ;; esac
+    case $c in first | ci) ses="$(s "$(m "${rs[$type,$c]}")"), $(m "${rp[$type,$c]}") packs, $(m "${rw[$type,$c]}") MB direct" ;; esac
     worst=$(printf '%s\n' ${rc[$type,$c]} | sort -n | tail -1)
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n' "$type" "${label[$c]}" \
       "$wu" "$wa" "$(s "$b")" "$(r "$b" "$lw")" "$(s "$tot")" "$(r "$tot" "$lw")" "$worst" \
