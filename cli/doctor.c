@@ -33,6 +33,7 @@
 #include "proto/client.h"
 #include "proto/paths.h"
 #include "remote/remote.h"
+#include "store/pack.h"
 
 #define DOCTOR_CHILD_MS 3000
 #define DOCTOR_SUP_MS 2000
@@ -64,6 +65,8 @@ static void chk_store(struct doctor *d);
 static void chk_filesystem(struct doctor *d);
 static const char *network_fs(long type);
 static int reflink_works(const char *dir);
+static void chk_imports(struct doctor *d);
+static int direct_works(const char *dir);
 static void chk_index(struct doctor *d);
 static void chk_supervisor(struct doctor *d);
 static void chk_remote(struct doctor *d);
@@ -381,6 +384,60 @@ chk_filesystem(struct doctor *d)
 		say(d, "free space", LV_OK, NULL, "%s free", sz);
 }
 
+/* 1 when a file written with O_DIRECT in dir reads back right, 0 when the
+ * filesystem refuses direct I/O, -1 when nothing could be tried. */
+static int
+direct_works(const char *dir)
+{
+	static const char probe[] = "kache doctor: a direct write\n";
+	char *p = xasprintf("%s/.doctor-direct.%ld", dir, (long)getpid());
+	struct buf b;
+	int rc = -1;
+
+	buf_init(&b);
+	if (fs_write_new_direct(p, probe, sizeof probe - 1, 0600) == 0)
+		rc = fs_read_file(p, &b, 4096) == 0 && b.len == sizeof probe - 1 &&
+		    memcmp(b.p, probe, b.len) == 0;
+	else if (errno == EINVAL)
+		rc = 0;
+	unlink(p);
+	buf_free(&b);
+	free(p);
+	return rc;
+}
+
+/* cache.import_writes is a value the workers know, and whether the store's
+ * filesystem takes O_DIRECT (else imports write through the page cache). */
+static void
+chk_imports(struct doctor *d)
+{
+	const char *v = config_get(d->cfg, "cache.import_writes");
+	enum pack_writes w;
+	int direct;
+
+	if (pack_writes_parse(v, &w) < 0) {
+		say(d, "imports", LV_FAIL,
+		    "set cache.import_writes (KACHE_IMPORT_WRITES) to auto, buffered or direct",
+		    "cache.import_writes = \"%s\" is none of auto, buffered, direct (the workers "
+		    "use auto)",
+		    v ? v : "");
+		return;
+	}
+	if (access(d->dir, W_OK) < 0)
+		return; /* chk_store said why */
+	direct = direct_works(d->dir);
+	if (direct < 0)
+		say(d, "imports", LV_WARN, "check the store's free space and permissions",
+		    "cache.import_writes = %s; a test file could not be written in %s: %s",
+		    pack_writes_name(w), d->dir, strerror(errno));
+	else
+		say(d, "imports", LV_OK, NULL, "cache.import_writes = %s; O_DIRECT %s",
+		    pack_writes_name(w),
+		    direct ?
+		        "works on the store's filesystem" :
+		        "refused by the store's filesystem: imports write through the page cache");
+}
+
 /* The index opens (read-only: nothing written, no lock taken). */
 static void
 chk_index(struct doctor *d)
@@ -603,6 +660,7 @@ cmd_doctor(int argc, char **argv)
 	chk_sccache(&d);
 	chk_store(&d);
 	chk_filesystem(&d);
+	chk_imports(&d);
 	chk_index(&d);
 	chk_supervisor(&d);
 	chk_remote(&d);

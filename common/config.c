@@ -29,7 +29,8 @@ static const struct config_def defs[] = {
 	{ "cache.background_store", "KACHE_BACKGROUND_STORE", "true", 0,
 	    "store misses in a child, off the build's critical path" },
 	{ "cache.import_writes", "KACHE_IMPORT_WRITES", "auto", 0,
-	    "auto | buffered | direct: how fetched blobs are written (auto measures both)" },
+	    "auto | buffered | direct: how fetched blobs are written (auto: O_DIRECT for blobs of "
+	    "1 MiB or more unless the disk is 8x slower per byte than the page cache)" },
 	{ "cache.disabled", "KACHE_DISABLED", "false", 0, "pass every compile through" },
 	{ "log.level", "KACHE_LOG", "off", 0, "off | warn | info | debug (wrapper log)" },
 	{ "log.file", "KACHE_LOG_FILE", "", 0,

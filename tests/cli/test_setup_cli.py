@@ -177,8 +177,16 @@ class Doctor(Base):
         self.assertIn("all good", p.stdout)
         doc = json.loads(self.k("doctor", "--json", rc=0).stdout)
         self.assertEqual({c["name"] for c in doc["checks"]} >= {
-            "binaries", "wrapper", "sccache", "store", "index", "supervisor", "remote",
-            "locks"}, True)
+            "binaries", "wrapper", "sccache", "store", "imports", "index", "supervisor",
+            "remote", "locks"}, True)
+
+    def test_import_writes(self):
+        self.good()
+        c, _ = self.check("imports", rc=0)
+        self.assertEqual(c["status"], "ok", c)
+        self.assertRegex(c["detail"], r"^cache.import_writes = auto; O_DIRECT (works|refused)")
+        self.assert_fails("imports", "auto, buffered or direct", KACHE_IMPORT_WRITES="bogus")
+        self.assertEqual([f for f in os.listdir(self.store) if f.startswith(".doctor")], [])
 
     def test_good_with_supervisor(self):
         self.good()
