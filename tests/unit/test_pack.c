@@ -2,6 +2,8 @@
  * every kind of damage rejected before anything but verified blobs lands, the
  * layout over the directory transport, and the settings check. */
 #include <setjmp.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +19,34 @@
 #include "remote/layout.h"
 #include "remote/remote.h"
 #include "store/pack.h"
+
+/* open(2) for this test binary (linked with --wrap=open): EINVAL for
+ * O_DIRECT while refuse_direct is set, as a filesystem without direct I/O
+ * answers; else the real one. */
+static int refuse_direct;
+/* NOLINTNEXTLINE(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp): ld --wrap's name */
+int __real_open(const char *path, int flags, ...);
+/* NOLINTNEXTLINE(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp): ld --wrap's name */
+int __wrap_open(const char *path, int flags, ...);
+
+int
+/* NOLINTNEXTLINE(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp): ld --wrap's name */
+__wrap_open(const char *path, int flags, ...)
+{
+	va_list ap;
+	mode_t mode = 0;
+
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	if (refuse_direct && (flags & O_DIRECT)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return __real_open(path, flags, mode);
+}
 
 struct fx {
 	char *dir_a, *dir_b;
@@ -214,6 +244,44 @@ test_import_writes_direct(void **state)
 	store_entry_clear(&e);
 	buf_free(&b);
 	pack_writes_set(PACK_WRITES_AUTO);
+}
+
+/* A filesystem that refuses O_DIRECT: the import writes buffered, says so
+ * once and from then on, and the blobs hold their bytes. Runs last: the
+ * refusal holds for the process. */
+static void
+test_import_writes_refused_falls_back_to_buffered(void **state)
+{
+	struct fx *f = *state;
+	struct pack_writes_state w0, w1;
+	struct store_entry e;
+	unsigned char h[HASH_LEN];
+	uint64_t size;
+	struct buf b;
+	char hex[HASH_HEX_LEN + 1], *blob;
+
+	refuse_direct = 1;
+	pack_writes_set(PACK_WRITES_DIRECT);
+	pack_writes_state(&w0);
+	build(f, &b);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, 0), PACK_OK);
+	pack_writes_state(&w1);
+	assert_true(w1.direct_refused);
+	assert_int_equal(w1.bytes[STORE_PUT_DIRECT], w0.bytes[STORE_PUT_DIRECT]);
+	assert_int_equal(pack_writes_pick(64u << 20), STORE_PUT_BUFFERED);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	assert_int_equal(w1.bytes[STORE_PUT_BUFFERED] - w0.bytes[STORE_PUT_BUFFERED],
+	    e.outputs[0].size + e.outputs[1].size);
+	for (size_t i = 0; i < e.n_outputs; i++) {
+		hash_to_hex(e.outputs[i].hash, hex);
+		blob = store_path(f->b, "blobs", hex);
+		assert_int_equal(hash_file(blob, h, &size), 0);
+		assert_memory_equal(h, e.outputs[i].hash, HASH_LEN);
+		free(blob);
+	}
+	store_entry_clear(&e);
+	buf_free(&b);
+	refuse_direct = 0;
 }
 
 /* auto: a small blob is buffered; a large one goes the way not measured yet,
@@ -718,6 +786,8 @@ main(void)
 		cmocka_unit_test(test_remote_settings_check),
 		cmocka_unit_test_setup_teardown(test_import_writes_direct, setup_mid, teardown),
 		cmocka_unit_test(test_import_writes_auto_follows_the_times),
+		cmocka_unit_test_setup_teardown(test_import_writes_refused_falls_back_to_buffered,
+		    setup_mid, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
