@@ -210,6 +210,40 @@ setup_mid(void **state)
 	return setup_with(state, (3u << 20) + 5);
 }
 
+/* Imports f's pack into store b, the writes' counters taken before and
+ * after into w0 and w1, the imported entry read into e. */
+static void
+import_counted(struct fx *f, struct pack_writes_state *w0, struct pack_writes_state *w1,
+    struct store_entry *e)
+{
+	struct buf b;
+
+	pack_writes_state(w0);
+	build(f, &b);
+	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, 0), PACK_OK);
+	pack_writes_state(w1);
+	assert_int_equal(store_entry_read(f->b, f->res, e), STORE_FOUND);
+	buf_free(&b);
+}
+
+/* Every output of e has its blob in store b, of its size and hash. */
+static void
+assert_blobs_whole(struct fx *f, const struct store_entry *e)
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1], *blob;
+	uint64_t size;
+
+	for (size_t i = 0; i < e->n_outputs; i++) {
+		hash_to_hex(e->outputs[i].hash, hex);
+		blob = store_path(f->b, "blobs", hex);
+		assert_int_equal(hash_file(blob, h, &size), 0);
+		assert_int_equal(size, e->outputs[i].size);
+		assert_memory_equal(h, e->outputs[i].hash, HASH_LEN);
+		free(blob);
+	}
+}
+
 /* cache.import_writes = direct: the pack's blobs (3 MiB + 5 bytes, and 11)
  * are written with O_DIRECT, counted so, and hold their bytes. */
 static void
@@ -218,31 +252,15 @@ test_import_writes_direct(void **state)
 	struct fx *f = *state;
 	struct pack_writes_state w0, w1;
 	struct store_entry e;
-	unsigned char h[HASH_LEN];
-	uint64_t size;
-	struct buf b;
-	char hex[HASH_HEX_LEN + 1], *blob;
 
 	pack_writes_set(PACK_WRITES_DIRECT);
-	pack_writes_state(&w0);
-	build(f, &b);
-	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, 0), PACK_OK);
-	pack_writes_state(&w1);
-	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	import_counted(f, &w0, &w1, &e);
 	if (!w1.direct_refused) /* a filesystem that refuses O_DIRECT gets buffered */
 		assert_int_equal(w1.bytes[STORE_PUT_DIRECT] - w0.bytes[STORE_PUT_DIRECT],
 		    e.outputs[0].size + e.outputs[1].size);
-	for (size_t i = 0; i < e.n_outputs; i++) {
-		hash_to_hex(e.outputs[i].hash, hex);
-		blob = store_path(f->b, "blobs", hex);
-		assert_int_equal(hash_file(blob, h, &size), 0);
-		assert_int_equal(size, e.outputs[i].size);
-		assert_memory_equal(h, e.outputs[i].hash, HASH_LEN);
-		free(blob);
-	}
+	assert_blobs_whole(f, &e);
 	assert_int_equal(e.outputs[0].size, (3u << 20) + 5);
 	store_entry_clear(&e);
-	buf_free(&b);
 	pack_writes_set(PACK_WRITES_AUTO);
 }
 
@@ -255,32 +273,17 @@ test_import_writes_refused_falls_back_to_buffered(void **state)
 	struct fx *f = *state;
 	struct pack_writes_state w0, w1;
 	struct store_entry e;
-	unsigned char h[HASH_LEN];
-	uint64_t size;
-	struct buf b;
-	char hex[HASH_HEX_LEN + 1], *blob;
 
 	refuse_direct = 1;
 	pack_writes_set(PACK_WRITES_DIRECT);
-	pack_writes_state(&w0);
-	build(f, &b);
-	assert_int_equal(pack_import(f->b, b.p, b.len, f->inv, f->res, 0), PACK_OK);
-	pack_writes_state(&w1);
+	import_counted(f, &w0, &w1, &e);
 	assert_true(w1.direct_refused);
 	assert_int_equal(w1.bytes[STORE_PUT_DIRECT], w0.bytes[STORE_PUT_DIRECT]);
 	assert_int_equal(pack_writes_pick(64u << 20), STORE_PUT_BUFFERED);
-	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
 	assert_int_equal(w1.bytes[STORE_PUT_BUFFERED] - w0.bytes[STORE_PUT_BUFFERED],
 	    e.outputs[0].size + e.outputs[1].size);
-	for (size_t i = 0; i < e.n_outputs; i++) {
-		hash_to_hex(e.outputs[i].hash, hex);
-		blob = store_path(f->b, "blobs", hex);
-		assert_int_equal(hash_file(blob, h, &size), 0);
-		assert_memory_equal(h, e.outputs[i].hash, HASH_LEN);
-		free(blob);
-	}
+	assert_blobs_whole(f, &e);
 	store_entry_clear(&e);
-	buf_free(&b);
 	refuse_direct = 0;
 }
 
