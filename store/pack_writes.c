@@ -15,7 +15,8 @@
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pack_writes_state st;
-static unsigned since_explore; /* large writes since the other way's last */
+static uint64_t since_other; /* bytes of large blobs written the best way since the
+                              * other way last had one */
 
 static uint64_t runq_wait_us(void);
 static uint64_t write_us(int64_t t0, uint64_t wait0);
@@ -44,9 +45,8 @@ pack_writes_set(enum pack_writes how)
 {
 	pthread_mutex_lock(&mu);
 	st.how = how;
-	memset(st.us_per_mib, 0, sizeof st.us_per_mib);
-	since_explore = 0;
 	pthread_mutex_unlock(&mu);
+	pack_writes_reprobe();
 }
 
 void
@@ -54,7 +54,7 @@ pack_writes_reprobe(void)
 {
 	pthread_mutex_lock(&mu);
 	memset(st.us_per_mib, 0, sizeof st.us_per_mib);
-	since_explore = 0;
+	since_other = 0;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -66,10 +66,13 @@ pack_writes_state(struct pack_writes_state *out)
 	pthread_mutex_unlock(&mu);
 }
 
+/* The way auto believes in: direct until measured otherwise (first of all,
+ * since it is the likely winner), then by the slack; a way not measured yet
+ * is tried as soon as a blob fits the exploration share. */
 enum store_put_how
 pack_writes_pick(size_t n)
 {
-	enum store_put_how how, best;
+	enum store_put_how how, best, other;
 	const uint64_t *a = st.us_per_mib;
 
 	pthread_mutex_lock(&mu);
@@ -79,15 +82,19 @@ pack_writes_pick(size_t n)
 		how = STORE_PUT_DIRECT; /* whatever the size: as asked */
 	else if (n < PACK_WRITES_MIN)
 		how = STORE_PUT_BUFFERED;
-	else if (a[STORE_PUT_BUFFERED] == 0 || a[STORE_PUT_DIRECT] == 0) /* one not measured */
-		how = a[STORE_PUT_BUFFERED] == 0 ? STORE_PUT_BUFFERED : STORE_PUT_DIRECT;
 	else {
-		best = a[STORE_PUT_DIRECT] <= a[STORE_PUT_BUFFERED] * PACK_WRITES_DIRECT_SLACK ?
+		best = a[STORE_PUT_DIRECT] == 0 || a[STORE_PUT_BUFFERED] == 0 ||
+		        a[STORE_PUT_DIRECT] <= a[STORE_PUT_BUFFERED] * PACK_WRITES_DIRECT_SLACK ?
 		    STORE_PUT_DIRECT :
 		    STORE_PUT_BUFFERED;
-		how = ++since_explore % PACK_WRITES_EXPLORE != 0 ? best :
-		    best == STORE_PUT_DIRECT                     ? STORE_PUT_BUFFERED :
-		                                                   STORE_PUT_DIRECT;
+		other = best == STORE_PUT_DIRECT ? STORE_PUT_BUFFERED : STORE_PUT_DIRECT;
+		if (a[best] != 0 && (uint64_t)n * PACK_WRITES_EXPLORE_SHARE <= since_other) {
+			how = other;
+			since_other = 0;
+		} else {
+			how = best;
+			since_other += n;
+		}
 	}
 	pthread_mutex_unlock(&mu);
 	return how;

@@ -287,15 +287,18 @@ test_import_writes_refused_falls_back_to_buffered(void **state)
 	refuse_direct = 0;
 }
 
-/* auto: a small blob is buffered; a large one goes the way not measured yet,
- * then direct while its writes take at most PACK_WRITES_DIRECT_SLACK times a
- * buffered one's per byte, with every PACK_WRITES_EXPLORE-th the other way;
- * a disk that turns slow gets buffered writes; a new probe forgets the
- * averages; buffered and direct are what they say whatever the size. */
+/* auto: a small blob is buffered; a large one goes direct first, then
+ * direct while its writes take at most PACK_WRITES_DIRECT_SLACK times a
+ * buffered one's per byte; the other way gets a blob (its first measure too)
+ * when the blob is at most 1/PACK_WRITES_EXPLORE_SHARE of what went the
+ * believed way since, so a small blob is tried before a large one; a disk
+ * that turns slow gets buffered writes; a new probe forgets the averages;
+ * buffered and direct are what they say whatever the size. */
 static void
 test_import_writes_auto_follows_the_times(void **state)
 {
-	const size_t big = 2u << 20;
+	const size_t big = 2u << 20, small = PACK_WRITES_MIN;
+	const int share = PACK_WRITES_EXPLORE_SHARE;
 	enum pack_writes w = PACK_WRITES_AUTO;
 	int direct = 0;
 
@@ -311,21 +314,26 @@ test_import_writes_auto_follows_the_times(void **state)
 	assert_string_equal(pack_writes_name(PACK_WRITES_DIRECT), "direct");
 	pack_writes_set(PACK_WRITES_AUTO);
 	assert_int_equal(pack_writes_pick(PACK_WRITES_MIN - 1), STORE_PUT_BUFFERED);
-	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED);
-	pack_writes_note(STORE_PUT_BUFFERED, big, 1000); /* 2 GB/s into the page cache */
+	assert_int_equal(pack_writes_pick(big), STORE_PUT_DIRECT); /* not measured: tried first */
+	pack_writes_note(STORE_PUT_DIRECT, big, 3000);             /* 0.7 GB/s to the disk */
+	/* buffered not measured yet: not on a large blob (2 big written: 4 MiB,
+	 * under share x 2 MiB), on the first small one that fits (share x 256 KiB) */
 	assert_int_equal(pack_writes_pick(big), STORE_PUT_DIRECT);
-	pack_writes_note(STORE_PUT_DIRECT, big, 3000); /* 0.7 GB/s to the disk: within the slack */
-	for (int i = 0; i < PACK_WRITES_EXPLORE - 1; i++)
+	assert_int_equal(pack_writes_pick(small), STORE_PUT_BUFFERED);
+	pack_writes_note(STORE_PUT_BUFFERED, small, 125); /* 2 GB/s: direct is within the slack */
+	for (int i = 0; i < share; i++)
 		assert_int_equal(pack_writes_pick(big), STORE_PUT_DIRECT);
-	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED); /* exploring */
+	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED); /* its share reached */
 	assert_int_equal(pack_writes_pick(PACK_WRITES_MIN - 1), STORE_PUT_BUFFERED);
 	for (int i = 0; i < 8; i++) /* the disk turns slow: 0.1 GB/s */
 		pack_writes_note(STORE_PUT_DIRECT, big, 20000);
-	for (int i = 0; i < 2 * PACK_WRITES_EXPLORE; i++)
+	for (int i = 0; i < 2 * (share + 1); i++)
 		direct += pack_writes_pick(big) == STORE_PUT_DIRECT;
 	assert_int_equal(direct, 2);
 	pack_writes_reprobe();
-	assert_int_equal(pack_writes_pick(big), STORE_PUT_BUFFERED);
+	assert_int_equal(pack_writes_pick(big), STORE_PUT_DIRECT);
+	assert_int_equal(pack_writes_pick(big),
+	    STORE_PUT_DIRECT); /* direct not measured again yet */
 	pack_writes_set(PACK_WRITES_BUFFERED);
 	pack_writes_note(STORE_PUT_BUFFERED, big, 1u << 30); /* not measured: as asked */
 	assert_int_equal(pack_writes_pick(64u << 20), STORE_PUT_BUFFERED);
@@ -443,6 +451,60 @@ test_pack_read_from_a_pipe(void **state)
 	close(p[0]);
 	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
 	store_entry_clear(&e);
+	buf_free(&b);
+}
+
+/* fd holding prefix (its offset after it) then the first n bytes of b. */
+static int
+pack_fd(int fd, const char *prefix, const struct buf *b, size_t n)
+{
+	size_t k = strlen(prefix);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, prefix, k), (ssize_t)k);
+	assert_int_equal(write(fd, b->p, n), (ssize_t)n);
+	assert_int_equal(lseek(fd, (off_t)k, SEEK_SET), (off_t)k);
+	return fd;
+}
+
+/* pack_read takes a pack mapped from an unnamed file of its own (an
+ * O_TMPFILE, as an S3 download), read from a named one (a directory
+ * remote's object, which others may change) or from an offset: the same
+ * import each way; a mapped pack cut short is corrupt and imports nothing. */
+static void
+test_pack_read_mapped_or_read(void **state)
+{
+	struct fx *f = *state;
+	struct store_entry e;
+	struct buf b;
+	char *named = xasprintf("%s/obj.pack", f->dir_a);
+	int fds[3];
+
+	build(f, &b);
+	fds[0] = pack_fd(open(f->dir_a, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), "", &b, b.len);
+	assert_int_equal(lseek(fds[0], 0, SEEK_SET), 0);
+	fds[1] = pack_fd(open(named, O_CREAT | O_RDWR | O_CLOEXEC, 0600), "", &b, b.len);
+	assert_int_equal(lseek(fds[1], 0, SEEK_SET), 0);
+	fds[2] =
+	    pack_fd(open(f->dir_a, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), "header\n", &b, b.len);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pack_read(f->b, fds[i], f->inv, f->res, 0), PACK_OK);
+		close(fds[i]);
+		assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+		assert_blobs_whole(f, &e);
+		store_entry_clear(&e);
+		store_free(&f->b);
+		fs_remove_tree(f->dir_b);
+		free(f->dir_b);
+		f->dir_b = tmpdir();
+		f->b = store_open(f->dir_b);
+	}
+	fds[0] = pack_fd(open(f->dir_a, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), "", &b, b.len / 2);
+	assert_int_equal(lseek(fds[0], 0, SEEK_SET), 0);
+	assert_int_equal(pack_read(f->b, fds[0], f->inv, f->res, 0), PACK_CORRUPT);
+	close(fds[0]);
+	assert_nothing_imported(f);
+	free(named);
 	buf_free(&b);
 }
 
@@ -775,6 +837,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_vouched_pack_skips_blob_hashes_only, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_pack_read_from_a_pipe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pack_read_mapped_or_read, setup_mid, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_entry_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_garbage_rejected, setup,
 		    teardown),
