@@ -242,7 +242,7 @@ populate() {
 # off), first (prefetch on, the build races it), ci (`cargo build -p cfg-if`,
 # wait for the prefetch, then the build).
 remote_case() {
-  local type="$1" c="$3" d="$work/rb/far/away/ws" n=0 ms
+  local type="$1" c="$3" d="$work/rb/far/away/ws" n=0 ms mb pid cpu
   export KSTORE="$work/r-$type-b-$2-$c"
   if [ "$c" = nopf ]; then export KACHE_PREFETCH_MAX_BYTES=0; else unset KACHE_PREFETCH_MAX_BYTES; fi
   KACHE_DIR="$KSTORE" "$kache" supervisor start >/dev/null
@@ -260,6 +260,10 @@ remote_case() {
     rs[$type,$c]+=" ${ms:-999999}"
     mb=$(sed -n 's/.*blobs written: \([0-9]*\) MB direct.*/\1/p' "$KSTORE/logs/prefetch.0.log" 2>/dev/null | tail -1)
     rw[$type,$c]+=" ${mb:-0}"
+    # the worker's CPU (user + system) since it started: its sessions and its start-up
+    pid=$(sed -n 's/.*started, pid \([0-9]*\).*/\1/p' "$KSTORE/logs/prefetch.0.log" 2>/dev/null | tail -1)
+    cpu=$(awk -v t="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / t}' "/proc/${pid:-0}/stat" 2>/dev/null || true)
+    ru[$type,$c]+=" ${cpu:-0}"
   fi
   sup_stop
   discard "$KSTORE"
@@ -270,7 +274,7 @@ if [ "$signed" = 1 ]; then
   pub=$("$kache" keygen --out "$work/sign.key" 2>/dev/null)
   export KACHE_SIGNING_KEY_FILE="$work/sign.key" KACHE_TRUSTED_KEYS="[\"$pub\"]"
 fi
-declare -A rt rc rp rs rd rw
+declare -A rt rc rp rs rd rw ru
 cases=(nopf first ci)
 # Interleaved: per run, both remotes; per remote, the three cases in an order
 # that rotates from run to run.
@@ -287,8 +291,8 @@ r() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 printf '\nremote-warm, medians of %s run(s); store B empty, other path and CARGO_HOME. "x local" =\n' "$runs"
 printf 'ratio to local warm (store A, cargo clean && cargo build) measured in this run; "rustc" =\n'
 printf 'compiles that reached the real rustc (of %s, worst run); "session" = the prefetch\n' "$total"
-printf "session's own time (its log line), packs it imported and MB of blobs it wrote\n"
-printf 'with O_DIRECT (cache.import_writes)'
+printf "session's own time (its log line), packs it imported, MB of blobs it wrote\n"
+printf 'with O_DIRECT (cache.import_writes) and the prefetch worker'"'"'s CPU (user + system)'
 [ "$signed" = 1 ] && printf '; packs signed, store B trusts the key'
 printf '\n\n'
 printf '| remote | case | warm-up | prefetch wait | build | build x local | total | total x local | rustc | served | session |\n'
@@ -304,7 +308,7 @@ for type in dir s3; do
       tot=$(paste <(printf '%s\n' ${rt[$type,$c,warmup]}) <(printf '%s\n' ${rt[$type,$c,wait]}) \
         <(printf '%s\n' ${rt[$type,$c,build]}) | awk '{print $1+$2+$3}' | median)
     else tot=$b; fi
-    case $c in first | ci) ses="$(s "$(m "${rs[$type,$c]}")"), $(m "${rp[$type,$c]}") packs, $(m "${rw[$type,$c]}") MB direct" ;; esac
+    case $c in first | ci) ses="$(s "$(m "${rs[$type,$c]}")"), $(m "${rp[$type,$c]}") packs, $(m "${rw[$type,$c]}") MB direct, CPU $(s "$(m "${ru[$type,$c]}")")" ;; esac
     worst=$(printf '%s\n' ${rc[$type,$c]} | sort -n | tail -1)
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n' "$type" "${label[$c]}" \
       "$wu" "$wa" "$(s "$b")" "$(r "$b" "$lw")" "$(s "$tot")" "$(r "$tot" "$lw")" "$worst" \
