@@ -204,6 +204,8 @@ remote_env() {
       KACHE_S3_PREFIX="run-$2" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
   fi
 }
+# cpu_ms <pid>: the CPU (user + system) of a running process so far, in ms
+cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 drain() { for _ in $(seq 600); do [ -z "$(ls "$1/intents" 2>/dev/null)" ] && return 0; sleep 0.2; done; return 1; }
 # sup_stop: stops the supervisor of $KSTORE (its "flush: 0 uploaded" line hidden)
 sup_stop() { KACHE_DIR="$KSTORE" "$kache" supervisor stop 2>&1 >/dev/null | grep -v '^flush: ' >&2 || true; }
@@ -246,7 +248,7 @@ populate() {
 # off), first (prefetch on, the build races it), ci (`cargo build -p cfg-if`,
 # wait for the prefetch, then the build).
 remote_case() {
-  local type="$1" c="$3" d="$work/rb/far/away/ws" n=0 ms mb pid cpu
+  local type="$1" c="$3" d="$work/rb/far/away/ws" n=0 ms mb pid cpu m0
   export KSTORE="$work/r-$type-b-$2-$c"
   if [ "$c" = nopf ]; then export KACHE_PREFETCH_MAX_BYTES=0; else unset KACHE_PREFETCH_MAX_BYTES; fi
   KACHE_DIR="$KSTORE" "$kache" supervisor start >/dev/null
@@ -255,10 +257,14 @@ remote_case() {
     rt[$type,$c,warmup]+=" $(build x kache "$d" "$work/home-rb" -p cfg-if)"; n=$(cat "$work/count")
     rt[$type,$c,wait]+=" $(pf_wait)"
   fi
+  m0=$(cpu_ms "$moto_pid")
   rt[$type,$c,build]+=" $(build x kache "$d" "$work/home-rb")"
   rc[$type,$c]+=" $(( n + $(cat "$work/count") ))"
   bc[$type,$c]+=" $(cat "$work/cpu")"
-  if [ "$c" = first ]; then rd[$type]+=" $(pf sessions_done)"; pf_wait >/dev/null; fi
+  if [ "$c" = first ]; then
+    rd[$type]+=" $(pf sessions_done)"; pf_wait >/dev/null
+    mc[$type]+=" $(( $(cpu_ms "$moto_pid") - m0 ))"
+  fi
   if [ "$c" != nopf ]; then
     rp[$type,$c]+=" $(pf packs)"
     ms=$(sed -n 's/.* in \([0-9]*\) ms[ ;].*/\1/p' "$KSTORE/logs/prefetch.0.log" 2>/dev/null | tail -1)
@@ -267,7 +273,7 @@ remote_case() {
     rw[$type,$c]+=" ${mb:-0}"
     # the worker's CPU (user + system) since it started: its sessions and its start-up
     pid=$(sed -n 's/.*started, pid \([0-9]*\).*/\1/p' "$KSTORE/logs/prefetch.0.log" 2>/dev/null | tail -1)
-    cpu=$(awk -v t="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / t}' "/proc/${pid:-0}/stat" 2>/dev/null || true)
+    cpu=$(cpu_ms "${pid:-0}")
     ru[$type,$c]+=" ${cpu:-0}"
   fi
   sup_stop
@@ -279,7 +285,7 @@ if [ "$signed" = 1 ]; then
   pub=$("$kache" keygen --out "$work/sign.key" 2>/dev/null)
   export KACHE_SIGNING_KEY_FILE="$work/sign.key" KACHE_TRUSTED_KEYS="[\"$pub\"]"
 fi
-declare -A rt rc rp rs rd rw ru bc
+declare -A rt rc rp rs rd rw ru bc mc
 cases=(nopf first ci)
 # Interleaved: per run, both remotes; per remote, the three cases in an order
 # that rotates from run to run.
@@ -332,7 +338,10 @@ cores=$(nproc)
 for type in dir s3; do
   lw=$(m "${rt[$type,local,build]}") lc=$(m "${bc[$type,local]}") fc=$(m "${bc[$type,first]}")
   pc=$(m "${ru[$type,first]}")
-  printf '%s: racing CPU %s (build %s, local warm build %s; prefetch %s); 1.3x local warm on %s cores: %s\n' \
+  printf '%s: racing CPU %s (build %s, local warm build %s; prefetch %s); 1.3x local warm on %s cores: %s' \
     "$type" "$(s $(( fc + pc )))" "$(s "$fc")" "$(s "$lc")" "$(s "$pc")" "$cores" \
     "$(awk -v w="$lw" -v c="$cores" 'BEGIN{printf "%.2f s", 1.3 * w * c / 1000}')"
+  # the emulator serves the packs from the same cores (a real bucket would not)
+  [ "$type" = s3 ] && printf '; moto_server on the same cores, not in the sum: %s' "$(s "$(m "${mc[$type]}")")"
+  printf '\n'
 done
