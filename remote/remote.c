@@ -171,6 +171,13 @@ remote_clock_skew(struct remote *r, long *seconds)
 }
 
 void
+remote_fail_fast(struct remote *r)
+{
+	if (r->fail_fast)
+		r->fail_fast(r);
+}
+
+void
 remote_free(struct remote **rp)
 {
 	struct remote *r = *rp;

@@ -52,6 +52,8 @@ struct remote {
 	int testsink;         /* test builds: marker files, not the layout */
 	/* the remote's clock against ours (remote_clock_skew); NULL: unknown */
 	int (*clock_skew)(struct remote *r, long *seconds);
+	/* remote_fail_fast; NULL: nothing to change (a directory) */
+	void (*fail_fast)(struct remote *r);
 	/* planner.endpoint set: session manifests are posted there too, prefetch
 	 * asks it (remote/planner_client.h); NULL: no planner */
 	struct planner_client *planner;

@@ -24,6 +24,7 @@ struct s3_client {
 	char err[1024];
 	uint64_t rng;
 	char *server_date; /* Date header of the last answer */
+	int fail_fast;     /* s3_client_fail_fast */
 };
 
 /* Per-attempt transfer state handed to the curl callbacks. */
@@ -34,6 +35,7 @@ struct xfer {
 	uint64_t out_start;
 	int write_errno;
 	int read_errno;
+	int unreachable; /* no connection was made: refused, or the name not resolved */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -374,6 +376,8 @@ classify_curl(struct s3_client *c, struct s3_req *r, struct xfer *x, CURLcode cc
 		    "S3 request to %s timed out (%s); check "
 		    "KACHE_S3_ENDPOINT and the network",
 		    c->ep.host, curl_easy_strerror(cc));
+	x->unreachable = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	    cc == CURLE_COULDNT_RESOLVE_PROXY;
 	if (cc == CURLE_PARTIAL_FILE)
 		return s3_fail(c, S3_TRANSIENT,
 		    "S3 answer for %s was truncated (%llu bytes "
@@ -392,6 +396,12 @@ skew_minutes(const struct s3_client *c)
 	long s;
 
 	return s3_client_clock_skew(c, &s) == 0 ? -s / 60 : 0;
+}
+
+void
+s3_client_fail_fast(struct s3_client *c, int on)
+{
+	c->fail_fast = on != 0;
 }
 
 int
@@ -529,7 +539,8 @@ request_once(struct s3_client *c, struct s3_req *r, struct xfer *x)
 	return S3_OK;
 }
 
-/* Retries TRANSIENT answers with back-off, up to max_attempts. Streamed
+/* Retries TRANSIENT answers with back-off, up to max_attempts, but never an
+ * endpoint that could not be reached when the client fails fast. Streamed
  * output is rewound before each try and after a final failure. Failures are
  * logged here, once; a miss (NOT_FOUND) only at debug level. */
 enum s3_result
@@ -547,14 +558,19 @@ s3_request(struct s3_client *c, struct s3_req *r)
 			return s3_fail(c, S3_LOCAL, "cannot truncate the download file: %s",
 			    strerror(errno));
 		res = request_once(c, r, &x);
-		if (res != S3_TRANSIENT || i >= c->s.max_attempts)
+		if (res != S3_TRANSIENT || i >= c->s.max_attempts ||
+		    (c->fail_fast && x.unreachable))
 			break;
 		log_info("s3: %s (attempt %d of %d); retrying", c->err, i, c->s.max_attempts);
 		backoff(c, i);
 	}
-	if (res == S3_TRANSIENT && (n = strlen(c->err)) < sizeof c->err)
-		snprintf(c->err + n, sizeof c->err - n, " (gave up after %d attempts)",
-		    c->s.max_attempts);
+	if (res == S3_TRANSIENT && (n = strlen(c->err)) < sizeof c->err) {
+		if (c->fail_fast && x.unreachable)
+			snprintf(c->err + n, sizeof c->err - n, " (not retried: a build waits)");
+		else
+			snprintf(c->err + n, sizeof c->err - n, " (gave up after %d attempts)",
+			    c->s.max_attempts);
+	}
 	if (res != S3_OK)
 		(void)rewind_output(r, (uint64_t)start);
 	if (res == S3_NOT_FOUND)

@@ -17,7 +17,7 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: s3_driver [-a attempts] [-c connect_ms] [-t total_ms] "
+	    "usage: s3_driver [-f] [-a attempts] [-c connect_ms] [-t total_ms] "
 	    "[-l low_speed_s] [-m multipart_threshold] [-p part_size] [-H blake2b_hex]\n"
 	    "  put KEY FILE | putmem KEY TEXT | get KEY FILE | head KEY | list PREFIX | "
 	    "delete KEY\n");
@@ -74,12 +74,13 @@ run(struct s3_client *c, int argc, char **argv)
 }
 
 static void
-options(int argc, char **argv, struct s3_settings *s, const char **hash)
+options(int argc, char **argv, struct s3_settings *s, const char **hash, int *fail_fast)
 {
 	int ch;
 
-	while ((ch = getopt(argc, argv, "a:c:t:l:m:p:H:")) != -1) {
+	while ((ch = getopt(argc, argv, "fa:c:t:l:m:p:H:")) != -1) {
 		switch (ch) {
+		case 'f': *fail_fast = 1; break;
 		case 'a': s->max_attempts = atoi(optarg); break;
 		case 'c': s->connect_timeout_ms = atol(optarg); break;
 		case 't': s->total_timeout_ms = atol(optarg); break;
@@ -101,6 +102,7 @@ main(int argc, char **argv)
 	struct s3_client *c;
 	const char *hash = NULL;
 	enum s3_result res;
+	int fail_fast = 0;
 
 	log_init("s3_driver", stderr, LOG_LEVEL_INFO);
 	buf_init(&err);
@@ -112,7 +114,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	config_free(&cfg);
-	options(argc, argv, &s, &hash);
+	options(argc, argv, &s, &hash, &fail_fast);
 	if (optind >= argc)
 		usage();
 	c = s3_client_new(&s, &err);
@@ -122,6 +124,7 @@ main(int argc, char **argv)
 		buf_free(&err);
 		return 2;
 	}
+	s3_client_fail_fast(c, fail_fast);
 	res = run(c, argc - optind, argv + optind);
 	printf("result=%s\n", s3_result_name(res));
 	if (res != S3_OK)

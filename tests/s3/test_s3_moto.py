@@ -8,6 +8,7 @@ Usage: test_s3_moto.py /path/to/s3_driver [unittest args]
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -268,6 +269,30 @@ class TestFaults(Base):
                          expect=None)
         self.assertEqual(p.returncode, 3, p.stderr)
         self.assertIn("hash=MISMATCH", p.stdout)
+
+    def test_unreachable_endpoint_fails_fast_only_when_asked(self):
+        """Connection refused (nobody on the port): retried with back-off by
+        default (an upload can wait), tried once by a client set to fail fast
+        (a fetch a wrapper waits on); the error names the endpoint either way."""
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+        sock.close()
+        p = self.drive("-a", "3", "get", "k", self.path("dead.out"), port=dead,
+                       expect="TRANSIENT")
+        self.assertEqual(p.stderr.count("retrying"), 2, p.stderr)
+        self.assertIn("gave up after 3 attempts", p.stderr)
+        p = self.drive("-f", "-a", "3", "get", "k", self.path("dead.out"), port=dead,
+                       expect="TRANSIENT")
+        self.assertNotIn("retrying", p.stderr)
+        self.assertIn("not retried", p.stderr)
+        self.assertIn("KACHE_S3_ENDPOINT", p.stderr)
+        self.assertEqual(self.leftovers("dead.out"), [])
+        # a fail-fast client still retries what an answer says is transient
+        self.plant("busy", b"x")
+        self.fault({"mode": "503", "count": 1})
+        p = self.proxied("-f", "-a", "3", "get", "busy", self.path("busy.out"))
+        self.assertIn("retrying", p.stderr)
 
     def test_hang_times_out_within_bounds(self):
         self.plant("hang", b"x")
