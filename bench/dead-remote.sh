@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# What a remote that is down costs a build: cold `cargo build` of a workspace
+# (default examples/ws-small) with kache and an empty store, with no remote
+# and with an S3 remote whose endpoint nobody listens on (a closed loopback
+# port: every connection refused). Each run builds both, in an order that
+# alternates; prints the medians, their ratio (target: 1.00 within noise) and,
+# from the journals, the median and the largest own time of a miss in each
+# case (a miss that waited on a fetch shows here).
+# usage: bench/dead-remote.sh --kache build/bin/kache [--ws DIR] [--runs N] [-j N]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+kache="" runs=3 jobs=2 ws="$here/../examples/ws-small"
+usage="usage: bench/dead-remote.sh --kache PATH [--ws DIR] [--runs N] [-j N]"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kache) kache="$(realpath "$2")"; shift 2 ;;
+    --ws) ws="$(realpath "$2")"; shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
+    -j) jobs="$2"; shift 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+done
+[ -x "$kache" ] || { echo "bench: give the kache binary: --kache build/bin/kache" >&2; exit 2; }
+[ -f "$ws/Cargo.toml" ] || { echo "bench: no workspace at $ws" >&2; exit 2; }
+work="$(mktemp -d)"
+cleanup() {
+  for d in "$work"/store-*; do [ -d "$d" ] && KACHE_DIR="$d" "$kache" supervisor stop >/dev/null 2>&1; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+unset RUSTC_WRAPPER CARGO_BUILD_RUSTC_WRAPPER CARGO_TARGET_DIR KACHE_REMOTE_PATH
+export KACHE_CONFIG="$work/none.toml" CARGO_TERM_COLOR=never CARGO_HOME="$work/home"
+# a port nobody listens on: bound, read, closed
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# build <case> <run>: one cold build into an empty store, in ms
+build() {
+  local d="$work/ws-$1-$2" st="$work/store-$1-$2" t0 t1
+  cp -a "$ws" "$d"; rm -rf "$d/target"
+  t0=$(date +%s%N)
+  if [ "$1" = dead ]; then
+    (cd "$d" && RUSTC_WRAPPER="$kache" KACHE_DIR="$st" KACHE_REMOTE=s3 \
+       KACHE_S3_ENDPOINT="http://127.0.0.1:$port" KACHE_S3_BUCKET=bench \
+       AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench cargo build -j"$jobs" -q) >/dev/null
+  else
+    (cd "$d" && RUSTC_WRAPPER="$kache" KACHE_DIR="$st" KACHE_REMOTE=none \
+       cargo build -j"$jobs" -q) >/dev/null
+  fi
+  t1=$(date +%s%N)
+  KACHE_DIR="$st" "$kache" supervisor stop >/dev/null 2>&1 || true
+  echo $(( (t1 - t0) / 1000000 ))
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A t
+for i in $(seq "$runs"); do
+  if [ $((i % 2)) = 1 ]; then order="none dead"; else order="dead none"; fi
+  for c in $order; do t[$c]+=" $(build "$c" "$i")"; done
+done
+none=$(printf '%s\n' ${t[none]} | median) dead=$(printf '%s\n' ${t[dead]} | median)
+# the misses' own time (journal `us`) over every dead-remote build
+# own <case>: every miss's own time (journal `us`) over the builds of a case
+own() { for i in $(seq "$runs"); do python3 "$here/hits.py" journal-misses "$work/store-$1-$i/journal/events"; done; }
+dead_us=$(own dead) none_us=$(own none)
+printf '\n%s, -j%s, cold, medians of %s run(s); an empty store each time\n\n' "$(basename "$ws")" "$jobs" "$runs"
+printf '| remote | build | x no remote |\n|---|---:|---:|\n'
+printf '| none | %s ms | 1.00 |\n' "$none"
+printf '| s3, endpoint refusing connections | %s ms | %s |\n' "$dead" \
+  "$(awk -v a="$dead" -v b="$none" 'BEGIN{printf "%.2f", a/b}')"
+printf '\nmisses, own time (journal `us`), median and largest: dead remote %s us, %s us; no remote %s us, %s us\n' \
+  "$(median <<<"$dead_us")" "$(sort -n <<<"$dead_us" | tail -1)" \
+  "$(median <<<"$none_us")" "$(sort -n <<<"$none_us" | tail -1)"
