@@ -85,9 +85,11 @@ void s3_client_free(struct s3_client **c);
  * that parses. */
 int s3_client_clock_skew(const struct s3_client *c, long *seconds);
 /* on: a request whose endpoint could not be reached (connection refused, the
- * name not resolved) fails at once instead of being retried with back-off,
- * for callers that someone waits on (a wrapper's fetch). Timeouts and answers
- * are retried as before. Off by default. */
+ * name not resolved, no connection within the connect timeout, which is then
+ * at most 1 s) fails at once instead of being retried with back-off, for
+ * callers that someone waits on (a wrapper's fetch). A connection that was
+ * made and then timed out, and answers (5xx, SlowDown), are retried as
+ * before. Off by default. */
 void s3_client_fail_fast(struct s3_client *c, int on);
 /* A human explanation of the last failure, with advice; "" after success. */
 const char *s3_client_last_error(const struct s3_client *c);

@@ -38,6 +38,11 @@ struct xfer {
 	int unreachable; /* no connection was made: refused, or the name not resolved */
 };
 
+/* A fail-fast client's connection phase (TCP and TLS) gets at most this long:
+ * an endpoint behind a firewall that drops packets answers nothing, and each
+ * fetch a wrapper waits on would otherwise last s3.connect_timeout_ms (5 s). */
+#define FAIL_FAST_CONNECT_MS 1000L
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_rc;
 
@@ -50,6 +55,7 @@ static struct curl_slist *sign_headers(struct s3_client *c, struct s3_req *r, co
     const char *path);
 static void set_method(struct s3_client *c, struct s3_req *r, struct xfer *x);
 static void set_limits(struct s3_client *c);
+static long connect_ms(const struct s3_client *c);
 static CURLcode attempt(struct s3_client *c, struct s3_req *r, struct xfer *x);
 static enum s3_result classify_curl(struct s3_client *c, struct s3_req *r, struct xfer *x,
     CURLcode cc);
@@ -313,6 +319,14 @@ set_method(struct s3_client *c, struct s3_req *r, struct xfer *x)
 	}
 }
 
+static long
+connect_ms(const struct s3_client *c)
+{
+	long ms = c->s.connect_timeout_ms;
+
+	return c->fail_fast && (ms <= 0 || ms > FAIL_FAST_CONNECT_MS) ? FAIL_FAST_CONNECT_MS : ms;
+}
+
 static void
 set_limits(struct s3_client *c)
 {
@@ -322,7 +336,7 @@ set_limits(struct s3_client *c)
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->s.connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms(c));
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, c->s.low_speed_limit);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->s.low_speed_time_s);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->s.total_timeout_ms);
@@ -365,19 +379,30 @@ attempt(struct s3_client *c, struct s3_req *r, struct xfer *x)
 static enum s3_result
 classify_curl(struct s3_client *c, struct s3_req *r, struct xfer *x, CURLcode cc)
 {
+	curl_off_t connected = 0;
+
 	if (cc == CURLE_WRITE_ERROR && x->write_errno != 0)
 		return s3_fail(c, S3_LOCAL, "cannot write the download of %s: %s", r->key,
 		    strerror(x->write_errno));
 	if (cc == CURLE_ABORTED_BY_CALLBACK && x->read_errno != 0)
 		return s3_fail(c, S3_LOCAL, "cannot read the upload of %s: %s", r->key,
 		    strerror(x->read_errno));
+	x->unreachable = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	    cc == CURLE_COULDNT_RESOLVE_PROXY;
+	if (cc == CURLE_OPERATION_TIMEDOUT && x->sent == 0 && r->received == 0 &&
+	    curl_easy_getinfo(c->curl, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK &&
+	    connected == 0) { /* nothing answered the connection within its time */
+		x->unreachable = 1;
+		return s3_fail(c, S3_TRANSIENT,
+		    "S3 request to %s: no connection within %ld ms; check KACHE_S3_ENDPOINT "
+		    "and the network",
+		    c->ep.host, connect_ms(c));
+	}
 	if (cc == CURLE_OPERATION_TIMEDOUT)
 		return s3_fail(c, S3_TRANSIENT,
 		    "S3 request to %s timed out (%s); check "
 		    "KACHE_S3_ENDPOINT and the network",
 		    c->ep.host, curl_easy_strerror(cc));
-	x->unreachable = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
-	    cc == CURLE_COULDNT_RESOLVE_PROXY;
 	if (cc == CURLE_PARTIAL_FILE)
 		return s3_fail(c, S3_TRANSIENT,
 		    "S3 answer for %s was truncated (%llu bytes "
@@ -540,7 +565,8 @@ request_once(struct s3_client *c, struct s3_req *r, struct xfer *x)
 }
 
 /* Retries TRANSIENT answers with back-off, up to max_attempts, but never an
- * endpoint that could not be reached when the client fails fast. Streamed
+ * endpoint that could not be reached (refused, not resolved, no connection
+ * within the connect timeout) when the client fails fast. Streamed
  * output is rewound before each try and after a final failure. Failures are
  * logged here, once; a miss (NOT_FOUND) only at debug level. */
 enum s3_result

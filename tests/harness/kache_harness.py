@@ -191,6 +191,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def blackhole():
+    """A loopback port whose connections are never made: a listener with a
+    backlog of one, filled, so the kernel drops further SYNs (as a firewall
+    that drops packets would). Returns (sockets to keep open, port)."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    keep = [lst]
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        keep.append(c)
+    return keep, port
+
+
 def start_moto(extra_env=None):
     """Starts moto_server on a free loopback port; returns (process, port) once it
     answers, within 60 s."""

@@ -8,7 +8,6 @@ Usage: test_s3_moto.py /path/to/s3_driver [unittest args]
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -274,10 +273,7 @@ class TestFaults(Base):
         """Connection refused (nobody on the port): retried with back-off by
         default (an upload can wait), tried once by a client set to fail fast
         (a fetch a wrapper waits on); the error names the endpoint either way."""
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]
-        sock.close()
+        dead = kh.free_port()
         p = self.drive("-a", "3", "get", "k", self.path("dead.out"), port=dead,
                        expect="TRANSIENT")
         self.assertEqual(p.stderr.count("retrying"), 2, p.stderr)
@@ -293,6 +289,26 @@ class TestFaults(Base):
         self.fault({"mode": "503", "count": 1})
         p = self.proxied("-f", "-a", "3", "get", "busy", self.path("busy.out"))
         self.assertIn("retrying", p.stderr)
+
+    def test_blackholed_endpoint_connect_capped_when_failing_fast(self):
+        """No connection is ever made (a backlog-full listener drops the SYNs):
+        a fail-fast client gives it at most 1 s whatever s3.connect_timeout_ms
+        says, and does not retry; a default client keeps its connect timeout
+        and retries."""
+        keep, port = kh.blackhole()
+        try:
+            p = self.drive("-c", "300", "-a", "2", "get", "k", self.path("bh.out"), port=port,
+                           expect="TRANSIENT")
+            self.assertIn("no connection within 300 ms", p.stderr)
+            self.assertEqual(p.stderr.count("retrying"), 1, p.stderr)
+            p = self.drive("-f", "-c", "30000", "-a", "3", "get", "k", self.path("bh.out"),
+                           port=port, expect="TRANSIENT", timeout=60)
+            self.assertIn("no connection within 1000 ms", p.stderr)
+            self.assertNotIn("retrying", p.stderr)
+            self.assertEqual(self.leftovers("bh.out"), [])
+        finally:
+            for s in keep:
+                s.close()
 
     def test_hang_times_out_within_bounds(self):
         self.plant("hang", b"x")

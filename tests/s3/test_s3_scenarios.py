@@ -209,12 +209,22 @@ class S3Scenarios(unittest.TestCase):
         second (a cold ws-small build 2.2-2.8 s slower). The fetchers try once;
         after three such failures the breaker skips fetching; uploads, in the
         background, keep retrying and keep their intents."""
-        import socket
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]
-        sock.close()
-        a = self.machine("a", os.path.join(self.tmp, "a"), port=dead,
+        self.dead_endpoint_build(kh.free_port(), "Couldn't connect")
+
+    def test_blackholed_endpoint_fetches_give_up_within_a_second(self):
+        """An endpoint that answers nothing (a firewall dropping packets): each
+        fetch waited s3.connect_timeout_ms (5 s) and then the wrapper's whole
+        wait, seven misses of a cold ws-small build 5 s each. A fetcher gives a
+        connection 1 s, does not retry it, and the breaker opens after three."""
+        keep, port = kh.blackhole()
+        try:
+            self.dead_endpoint_build(port, "no connection within 1000 ms")
+        finally:
+            for s in keep:
+                s.close()
+
+    def dead_endpoint_build(self, port, said):
+        a = self.machine("a", os.path.join(self.tmp, "a"), port=port,
                          KACHE_PREFETCH_MAX_BYTES="0")
         a.cargo("build")
         self.assertEqual(a.run_app().split()[0], "hello")
@@ -223,7 +233,7 @@ class S3Scenarios(unittest.TestCase):
         for name in os.listdir(os.path.join(a.store, "logs")):
             if name.startswith("fetcher"):
                 fetchers += open(os.path.join(a.store, "logs", name), errors="replace").read()
-        self.assertIn("Couldn't connect", fetchers, self.logs(a)[-3000:])
+        self.assertIn(said, fetchers, self.logs(a)[-3000:])
         self.assertNotIn("retrying", fetchers)
         self.assertTrue(kh.wait_for(lambda: "fetching skipped" in self.logs(a), timeout=30),
                         self.logs(a)[-3000:])
