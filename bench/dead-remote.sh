@@ -57,7 +57,6 @@ for i in $(seq "$runs"); do
   for c in $order; do t[$c]+=" $(build "$c" "$i")"; done
 done
 none=$(printf '%s\n' ${t[none]} | median) dead=$(printf '%s\n' ${t[dead]} | median)
-# the misses' own time (journal `us`) over every dead-remote build
 # own <case>: every miss's own time (journal `us`) over the builds of a case
 own() { for i in $(seq "$runs"); do python3 "$here/hits.py" journal-misses "$work/store-$1-$i/journal/events"; done; }
 dead_us=$(own dead) none_us=$(own none)

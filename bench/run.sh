@@ -68,6 +68,14 @@ chmod +x "$shim"
 # build <label> <tool> <dir> <cargo-home> [cargo args...]: one timed `cargo build`
 # (with the args, e.g. `-p cfg-if`), in ms; the compiles that reached rustc in
 # $work/count. $PRE (e.g. strace) runs cargo under it.
+# cpu_ms <pid> [children]: the CPU (user + system) of a running process so far,
+# in ms; with "children", of the children it has waited for instead
+cpu_ms() {
+  local f=14
+  [ "${2:-}" = children ] && f=16
+  awk -v t="$(getconf CLK_TCK)" -v f="$f" '{printf "%d\n", ($f + $(f + 1)) * 1000 / t}' \
+    "/proc/$1/stat" 2>/dev/null || echo 0
+}
 build() {
   local tool="$2" dir="$3" home="$4" wrapper=""
   shift 4
@@ -80,9 +88,9 @@ build() {
      ${PRE:-} cargo build -j"$jobs" -q "$@" >/dev/null 2>"$work/err" ) || { cat "$work/err" >&2; exit 1; }
   t1=$(date +%s%N)
   wc -l < "$work/shim.log" > "$work/count"
-  # the CPU (user + system) of cargo and all it waited for (wrappers, rustc,
-  # build scripts; not a supervisor a wrapper started), in ms
-  awk -v t="$(getconf CLK_TCK)" '{printf "%d\n", ($16 + $17) * 1000 / t}' "/proc/$BASHPID/stat" > "$work/cpu"
+  # the CPU of cargo and all it waited for (wrappers, rustc, build scripts;
+  # not a supervisor a wrapper started)
+  cpu_ms "$BASHPID" children > "$work/cpu"
   echo $(( (t1 - t0) / 1000000 ))
 }
 # floor <dir> <saved-target> <cargo-home>: the warm target directory copied back
@@ -204,8 +212,6 @@ remote_env() {
       KACHE_S3_PREFIX="run-$2" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
   fi
 }
-# cpu_ms <pid>: the CPU (user + system) of a running process so far, in ms
-cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 drain() { for _ in $(seq 600); do [ -z "$(ls "$1/intents" 2>/dev/null)" ] && return 0; sleep 0.2; done; return 1; }
 # sup_stop: stops the supervisor of $KSTORE (its "flush: 0 uploaded" line hidden)
 sup_stop() { KACHE_DIR="$KSTORE" "$kache" supervisor stop 2>&1 >/dev/null | grep -v '^flush: ' >&2 || true; }

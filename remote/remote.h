@@ -42,8 +42,8 @@ int remote_read_only(const struct remote *r);
 int remote_clock_skew(struct remote *r, long *seconds);
 /* For a process that someone waits on (the fetchers: a wrapper waits on each
  * fetch): a remote that cannot be reached at all (S3: connection refused, the
- * name not resolved) fails at once instead of after retries with back-off.
- * A directory remote fails at once anyway. */
+ * name not resolved, no connection within at most 1 s) fails at once instead
+ * of after retries with back-off. A directory remote fails at once anyway. */
 void remote_fail_fast(struct remote *r);
 /* The planner client (planner.endpoint), or NULL. */
 struct planner_client *remote_planner(const struct remote *r);

@@ -35,7 +35,8 @@ struct xfer {
 	uint64_t out_start;
 	int write_errno;
 	int read_errno;
-	int unreachable; /* no connection was made: refused, or the name not resolved */
+	int unreachable; /* no connection was made: refused, the name not resolved, or
+	                  * nothing answered within the connect timeout */
 };
 
 /* A fail-fast client's connection phase (TCP and TLS) gets at most this long:
@@ -576,6 +577,7 @@ s3_request(struct s3_client *c, struct s3_req *r)
 	struct xfer x;
 	off_t start = 0;
 	size_t n;
+	int not_retried = 0;
 
 	if (r->out_fd >= 0 && (start = lseek(r->out_fd, 0, SEEK_CUR)) < 0)
 		return s3_fail(c, S3_LOCAL, "cannot seek the download file: %s", strerror(errno));
@@ -584,14 +586,14 @@ s3_request(struct s3_client *c, struct s3_req *r)
 			return s3_fail(c, S3_LOCAL, "cannot truncate the download file: %s",
 			    strerror(errno));
 		res = request_once(c, r, &x);
-		if (res != S3_TRANSIENT || i >= c->s.max_attempts ||
-		    (c->fail_fast && x.unreachable))
+		not_retried = c->fail_fast && x.unreachable;
+		if (res != S3_TRANSIENT || i >= c->s.max_attempts || not_retried)
 			break;
 		log_info("s3: %s (attempt %d of %d); retrying", c->err, i, c->s.max_attempts);
 		backoff(c, i);
 	}
 	if (res == S3_TRANSIENT && (n = strlen(c->err)) < sizeof c->err) {
-		if (c->fail_fast && x.unreachable)
+		if (not_retried)
 			snprintf(c->err + n, sizeof c->err - n, " (not retried: a build waits)");
 		else
 			snprintf(c->err + n, sizeof c->err - n, " (gave up after %d attempts)",
