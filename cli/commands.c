@@ -122,6 +122,22 @@ static const struct command commands[] = {
 	    "first, only CRATE's when given. --json prints an array of objects with\n"
 	    "crate, key, size, created_ms, last_use_ms, hits (see docs/cli.md).\n",
 	    0 },
+	{ "prefetch", supervisor_prefetch_cmd,
+	    "warm the store for a build before cargo runs (a CI job's first step)",
+	    "usage: kache prefetch [--manifest-path PATH] [--target TRIPLE]\n"
+	    "                      [--release | --profile NAME] [--wait [--timeout DURATION]]\n"
+	    "Starts the supervisor if none runs and begins the build session of the\n"
+	    "workspace here (the Cargo.lock at or above the working directory, or of\n"
+	    "--manifest-path): its prefetch worker imports the results the remote's session\n"
+	    "manifest of this Cargo.lock, toolchain (`rustc -vV` there), target (default\n"
+	    "CARGO_BUILD_TARGET, else the host) and profile (default dev) names, while the\n"
+	    "job does its other setup. Name the target and profile the build will use; a\n"
+	    "session under way (within prefetch.cooldown) is not started again. --wait\n"
+	    "follows the session to its end (at most DURATION, default 10m) and says what it\n"
+	    "imported. Exit status 0 once the session is started (whatever it then\n"
+	    "imports: the rest is fetched or compiled on its miss), 1 when it cannot be\n"
+	    "(no remote, no Cargo.lock, rustc does not answer), 2 on a usage error.\n",
+	    0 },
 	{ "purge", cmd_purge, "empty the cache (entries, blobs, manifests, memo, index)",
 	    "usage: kache purge\n"
 	    "Removes every entry, blob, manifest, memo, upload intent, journal and the\n"

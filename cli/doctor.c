@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/fs.h"
+#include "common/run.h"
 #include "common/util.h"
 #include "index/index.h"
 #include "proto/client.h"
@@ -55,7 +56,6 @@ struct doctor {
 static void say(struct doctor *d, const char *name, enum level lv, const char *fix, const char *fmt,
     ...) __attribute__((format(printf, 5, 6)));
 static char *find_on_path(const char *name);
-static int run_capture(char *const argv[], char *out, size_t n);
 static void chk_binaries(struct doctor *d);
 static void chk_wrapper(struct doctor *d);
 static int wrapper_in_file(const char *path, char *val, size_t n);
@@ -112,48 +112,6 @@ find_on_path(const char *name)
 	return NULL;
 }
 
-/* Runs argv with stdin on /dev/null, its stdout (at most n-1 bytes) in out,
- * for at most DOCTOR_CHILD_MS; then it is killed. The exit status, or -1. */
-static int
-run_capture(char *const argv[], char *out, size_t n)
-{
-	int fds[2], st = -1;
-	size_t got = 0;
-	ssize_t r = 1;
-	int64_t deadline = clock_ms() + DOCTOR_CHILD_MS;
-	struct pollfd pfd;
-	pid_t pid;
-
-	if (pipe(fds) < 0)
-		return -1;
-	if ((pid = fork()) == 0) {
-		int nul = open("/dev/null", O_RDWR);
-
-		dup2(nul, 0), dup2(fds[1], 1), dup2(nul, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	pfd.fd = fds[0];
-	pfd.events = POLLIN;
-	while (pid > 0 && r > 0 && clock_left_ms(deadline) > 0 &&
-	    poll(&pfd, 1, (int)clock_left_ms(deadline)) > 0 &&
-	    (r = read(fds[0], out + got, n - 1 - got)) > 0 && got + (size_t)r < n - 1)
-		got += (size_t)r;
-	got += r > 0 ? (size_t)r : 0;
-	out[got < n ? got : n - 1] = '\0';
-	close(fds[0]);
-	while (pid > 0 && waitpid(pid, &st, WNOHANG) == 0) {
-		if (clock_left_ms(deadline) <= 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			return -1;
-		}
-		usleep(5000);
-	}
-	return pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* kache on PATH, kached beside it (the wrapper execs that one), and both of
  * this version. */
 static void
@@ -177,7 +135,8 @@ chk_binaries(struct doctor *d)
 		say(d, "binaries", LV_FAIL,
 		    "install kached beside kache (both come from one build)",
 		    "%s has no kached beside it", kache);
-	else if (run_capture(argv, got, sizeof got) != 0 || strcmp(got, want) != 0)
+	else if (run_capture(argv, NULL, got, sizeof got, DOCTOR_CHILD_MS) != 0 ||
+	    strcmp(got, want) != 0)
 		say(d, "binaries", LV_FAIL, "install kache and kached from one build",
 		    "%s says '%.*s', this kached is %s", kached, (int)strcspn(got, "\n"), got,
 		    KACHE_VERSION);

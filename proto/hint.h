@@ -18,7 +18,12 @@
 #ifndef KACHE_PROTO_HINT_H
 #define KACHE_PROTO_HINT_H
 
+#include <stddef.h>
+#include <sys/stat.h>
+
 #include "proto/msg.h"
+
+struct config;
 
 #define PROTO_HINT_PATH_MAX 1024
 #define PROTO_HINT_NAME_MAX 64
@@ -56,5 +61,45 @@ int proto_hint_file_name_ok(const char *name);
  * caller checks its hint with proto_hint_from_msg and msg_clear's m). -1 when
  * it is not a regular file, too large or not such a message. */
 int proto_hint_file_read(const char *path, struct msg *m);
+
+/* ---- hint_session.c: the build session ----
+ * A workspace's session is marked by run/sessions/<ws> under the store (ws:
+ * proto_hint_ws_id of its Cargo.lock path; an early hint's marker is
+ * <ws>.early), whose mtime is the last hint. The wrapper leaves a hint when
+ * its workspace's marker is stale; `kache prefetch` leaves an early one on a
+ * user's word. */
+
+/* The workspace id of a Cargo.lock path: the first 16 hex of its BLAKE2b. */
+void proto_hint_ws_id(const char *lock, char ws[17]);
+/* run/sessions/<ws> under kache_dir (new string). */
+char *proto_hint_marker(const char *kache_dir, const char ws[17]);
+/* 1 while a marker is within prefetch.cooldown and Cargo.lock (lock) was not
+ * written, replaced or touched since. */
+int proto_hint_fresh(const struct config *cfg, const struct stat *marker, const struct stat *lock);
+/* h's root (Cargo.lock's directory), lock and the hash of its content (""
+ * when unreadable or over 8 MiB). */
+void proto_hint_workspace(struct proto_hint *h, const char *lock);
+/* The toolchain's short id: the first 16 hex of BLAKE2b over `rustc -vV`'s
+ * output (vv, n bytes). */
+void proto_hint_toolchain_id(const char *vv, size_t n, char out[17]);
+/* The directory cargo builds a profile into: dev and test debug, bench
+ * release, any other its own name. */
+const char *proto_hint_profile_dir(const char *profile);
+/* The Cargo.lock at or above dir (at most 32 levels up), none under
+ * CARGO_HOME (a registry crate's). 0 with its path and stat, or -1. */
+int proto_hint_find_lock_up(const char *dir, char *lock, size_t cap, struct stat *st);
+
+enum proto_hint_left {
+	PROTO_HINT_LEFT,               /* the hint is there for the supervisor */
+	PROTO_HINT_LEFT_NO_SUPERVISOR, /* ... and none runs to take it: start one */
+	PROTO_HINT_MARKED,             /* prefetch off: the marker only (sessions are saved) */
+	PROTO_HINT_UNDER_WAY,          /* the marker is fresh, or another writer holds it */
+	PROTO_HINT_FAILED,             /* the hint could not be written (logged) */
+};
+/* Leaves hint h (whose lock is the workspace's Cargo.lock, of stat ls) for
+ * the supervisor of kache_dir and renews marker, unless the marker is fresh
+ * or another process is at it (then it waits for nobody). */
+enum proto_hint_left proto_hint_leave(const char *kache_dir, const struct config *cfg,
+    const char *marker, const struct stat *ls, const struct proto_hint *h);
 
 #endif

@@ -231,7 +231,8 @@ prefetch_hint(struct supervisor *s, const struct msg *req)
 	x->used = 1;
 	set_job(x, &h);
 	log_info("prefetch hint for %s%s", h.root,
-	    h.guess ? " (early: target and profile guessed from cargo's command line)" : "");
+	    h.guess ? " (early: target and profile from cargo's command line or `kache prefetch`)" :
+	              "");
 }
 
 /* x's job (not sent yet) is h. */

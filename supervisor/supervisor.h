@@ -13,6 +13,9 @@ int supervisor_flush_cmd(int argc, char **argv);
 /* `kache save-manifest`: the store's build sessions become session manifests
  * in the remote (docs/cli.md). */
 int supervisor_save_manifest_cmd(int argc, char **argv);
+/* `kache prefetch [...]`: a build session's prefetch before any cargo
+ * command (docs/cli.md). */
+int supervisor_prefetch_cmd(int argc, char **argv);
 /* `kached __worker <role> <index>`: the hidden command a worker is exec'd as. */
 int supervisor_worker_cmd(int argc, char **argv);
 

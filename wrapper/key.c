@@ -84,19 +84,6 @@ run_capture(const char *prog, char *const argv[], struct buf *out)
 	return 0;
 }
 
-/* The toolchain's short id, for session manifests: the first 16 hex digits
- * of BLAKE2b over `rustc -vV`'s output (already in hand: no extra work). */
-void
-key_toolchain_id(const char *vv, size_t n, char out[17])
-{
-	unsigned char h[HASH_LEN];
-	char hex[HASH_HEX_LEN + 1];
-
-	hash_buffer(vv, n, h);
-	hash_to_hex(h, hex);
-	snprintf(out, 17, "%.16s", hex);
-}
-
 /* The identity of the rustc binary `rustc` resolves to, for memos of what it
  * answers: its path (as given when absolute and not a link, else the real
  * one), size, mtime and inode (new string). NULL for a rustup proxy, which
@@ -333,7 +320,7 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 	hash_begin(&c);
 	hash_str(&c, KEY_FORMAT);
 	hash_str(&c, vv.p);
-	key_toolchain_id(vv.p, vv.len, w->toolchain);
+	proto_hint_toolchain_id(vv.p, vv.len, w->toolchain);
 	note_compiler(w, vv.p, vv.len);
 	buf_free(&vv);
 	src = roots_fold_path(&w->roots, a->src);

@@ -22,21 +22,11 @@
 #include "proto/paths.h"
 #include "wrapper/wrapper.h"
 
-/* Cargo.lock is hashed into the hint only up to this size; the worker refuses
- * larger ones anyway. */
-#define SESSION_LOCK_HASH_MAX (8 << 20)
-
 static int find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st);
-static int fresh(const struct config *cfg, const struct stat *marker, const struct stat *lock);
 static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h);
-static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
-static void ws_id(const char *lock, char ws[17]);
 static char *marker_of(const struct wrapper *w, const char ws[17]);
-static void hint_workspace(struct proto_hint *h, const char *lock);
 static int session_start(struct wrapper *w, const char *lock, const char *marker,
     const struct stat *ls, const struct proto_hint *guess);
-static const char *profile_dir(const char *profile);
-static int find_lock_up(const char *dir, char *lock, size_t cap, struct stat *st);
 static int guess_from_parent(struct proto_hint *h, char *from, size_t cap);
 static void features_of(const struct rustc_args *a, struct buf *line);
 
@@ -61,23 +51,11 @@ find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st)
 	return stat(lock, st) == 0 && S_ISREG(st->st_mode) ? 0 : -1;
 }
 
-/* The workspace id of a Cargo.lock path: the first 16 hex of its BLAKE2b. */
-static void
-ws_id(const char *lock, char ws[17])
-{
-	unsigned char h[HASH_LEN];
-	char hex[HASH_HEX_LEN + 1];
-
-	hash_buffer(lock, strlen(lock), h);
-	hash_to_hex(h, hex);
-	snprintf(ws, 17, "%.16s", hex);
-}
-
 /* The session marker of workspace ws: run/sessions/<ws> (new string). */
 static char *
 marker_of(const struct wrapper *w, const char ws[17])
 {
-	return xasprintf("%s/run/sessions/%s", store_dir(w->store), ws);
+	return proto_hint_marker(store_dir(w->store), ws);
 }
 
 void
@@ -92,38 +70,9 @@ session_ws_of_target(const struct roots *r, char ws[17])
 	dir = path_dirname(r->target);
 	lock = xasprintf("%s/Cargo.lock", dir);
 	if (stat(lock, &st) == 0 && S_ISREG(st.st_mode))
-		ws_id(lock, ws);
+		proto_hint_ws_id(lock, ws);
 	free(lock);
 	free(dir);
-}
-
-/* The marker's mtime is the last hint: fresh while within the cooldown and
- * Cargo.lock was not written, replaced or touched since (its ctime moves on
- * each of these). */
-static int
-fresh(const struct config *cfg, const struct stat *marker, const struct stat *lock)
-{
-	int64_t m = clock_ts_ms(&marker->st_mtim);
-
-	return clock_wall_ms() - m < config_get_duration(cfg, "prefetch.cooldown") &&
-	    clock_ts_ms(&lock->st_ctim) <= m;
-}
-
-static void
-lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1])
-{
-	unsigned char h[HASH_LEN];
-	struct stat st;
-	uint64_t size;
-	int fd = fs_open_input(lock);
-
-	hex[0] = '\0';
-	if (fd < 0)
-		return;
-	if (fstat(fd, &st) == 0 && st.st_size <= SESSION_LOCK_HASH_MAX &&
-	    hash_fd(fd, h, &size) == 0)
-		hash_to_hex(h, hex);
-	close(fd);
 }
 
 /* Root, Cargo.lock, the target cargo was asked for (its command line or
@@ -140,7 +89,7 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 	size_t n;
 
 	memset(h, 0, sizeof *h);
-	hint_workspace(h, lock);
+	proto_hint_workspace(h, lock);
 	for (size_t i = 0; i < w->args.opt_names.n; i++)
 		if (strcmp(w->args.opt_names.v[i], "--target") == 0 && w->args.opt_values.v[i])
 			own = w->args.opt_values.v[i];
@@ -163,19 +112,6 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 	snprintf(h->toolchain, sizeof h->toolchain, "%s", w->toolchain);
 }
 
-/* h's workspace: its root (Cargo.lock's directory), the lock and the hash of
- * its content. */
-static void
-hint_workspace(struct proto_hint *h, const char *lock)
-{
-	char *root = path_dirname(lock);
-
-	snprintf(h->root, sizeof h->root, "%s", root);
-	snprintf(h->lock, sizeof h->lock, "%s", lock);
-	free(root);
-	lock_hash(lock, h->lock_hash);
-}
-
 int
 session_hint(struct wrapper *w)
 {
@@ -189,82 +125,36 @@ session_hint(struct wrapper *w)
 		return 0;
 	if (find_lock(w, lock, sizeof lock, &ls) < 0)
 		return 0;
-	ws_id(lock, ws);
+	proto_hint_ws_id(lock, ws);
 	/* the journal's workspace id: which session a result was used by, for
 	 * a session manifest; none when no save would take the lines */
 	if (config_get_bool(w->cfg, "prefetch.save_manifest"))
 		memcpy(w->ws, ws, sizeof ws);
 	marker = marker_of(w, ws);
-	if (stat(marker, &ms) != 0 || !fresh(w->cfg, &ms, &ls))
+	if (stat(marker, &ms) != 0 || !proto_hint_fresh(w->cfg, &ms, &ls))
 		start = session_start(w, lock, marker, &ls, NULL);
 	free(marker);
 	return start;
 }
 
-/* The slow path, once a session: one wrapper at a time per workspace (a
- * lock beside the marker; the others go on without waiting), the marker
- * looked at again under it, the hint left in run/hints/<name> for the
- * supervisor (proto/hint.h: a file, so nothing here waits for a supervisor,
- * hung, stopped or absent, and a hint is not lost when none runs yet), then
- * the marker rewritten. A hint that cannot be written leaves the marker
- * alone: a later compile tries again. guess: an early hint (its marker is
- * <name>.early), or NULL for a compile's (filled here). 1 when no supervisor
- * runs (the caller starts one, which takes the hint). */
+/* The slow path, once a session: the hint left for the supervisor
+ * (proto_hint_leave: a file, so nothing here waits for a supervisor, hung,
+ * stopped or absent, and a hint is not lost when none runs yet). guess: an
+ * early hint (its marker is <name>.early), or NULL for a compile's (filled
+ * here). 1 when no supervisor runs (the caller starts one, which takes the
+ * hint). */
 static int
 session_start(struct wrapper *w, const char *lock, const char *marker, const struct stat *ls,
     const struct proto_hint *guess)
 {
-	char *dir = path_dirname(marker), *lk = xasprintf("%s.lock", marker), *text;
-	char name[17];
-	struct proto_paths p;
 	struct proto_hint h;
-	struct stat ms;
-	int fd, pf, start = 0;
 
-	snprintf(name, sizeof name, "%.16s", strrchr(marker, '/') + 1);
-	fs_mkdir_p(dir, 0700);
-	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-	    (stat(marker, &ms) != 0 || !fresh(w->cfg, &ms, ls))) {
-		if (guess != NULL)
-			h = *guess;
-		else
-			fill_hint(w, lock, &h);
-		/* prefetch off: no hint, the marker only names the session */
-		pf = config_get_size(w->cfg, "prefetch.max_bytes") > 0;
-		if (!pf || proto_hint_file_write(store_dir(w->store), name, &h) == 0) {
-			/* what a session manifest's fingerprint is made of (remote/session.h) */
-			text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\ntarget=%s\nprofile="
-			                 "%s\ntoolchain=%s\n%s",
-			    lock, (long long)ls->st_size, (unsigned long long)ls->st_ino,
-			    (long long)clock_ts_ms(&ls->st_mtim), h.target, h.profile, h.toolchain,
-			    h.guess ? "guess=1\n" : "");
-			if (fs_write_atomic(marker, text, strlen(text), 0600) < 0)
-				log_warn("write %s", marker);
-			free(text);
-			start = pf && proto_paths_init(&p, store_dir(w->store)) == 0 &&
-			    !proto_supervisor_running(&p);
-		}
-		log_debug("session of %s: %s%s%s", lock, pf ? "prefetch hint left" : "no prefetch",
-		    h.guess ? " (early: target and profile guessed from cargo's command line)" : "",
-		    start ? "; a supervisor is started" : "");
-	}
-	if (fd >= 0)
-		close(fd);
-	free(lk);
-	free(dir);
-	return start;
-}
-
-/* The profile directory cargo builds a profile into. */
-static const char *
-profile_dir(const char *profile)
-{
-	if (strcmp(profile, "dev") == 0 || strcmp(profile, "test") == 0)
-		return "debug";
-	if (strcmp(profile, "bench") == 0)
-		return "release";
-	return profile;
+	if (guess != NULL)
+		h = *guess;
+	else
+		fill_hint(w, lock, &h);
+	return proto_hint_leave(store_dir(w->store), w->cfg, marker, ls, &h) ==
+	    PROTO_HINT_LEFT_NO_SUPERVISOR;
 }
 
 int
@@ -330,42 +220,11 @@ session_guess_cargo(const char *cmdline, size_t n, struct proto_hint *h, char *m
 	if (profile == NULL)
 		profile = release || strcmp(sub, "bench") == 0 ? "release" : "dev";
 	snprintf(h->target, sizeof h->target, "%s", target ? target : "");
-	snprintf(h->profile, sizeof h->profile, "%s", profile_dir(profile));
+	snprintf(h->profile, sizeof h->profile, "%s", proto_hint_profile_dir(profile));
 	return strlen(target ? target : "") <= PROTO_HINT_NAME_MAX &&
 	        strlen(profile) <= PROTO_HINT_NAME_MAX ?
 	    0 :
 	    -1;
-}
-
-/* The Cargo.lock at or above dir (at most 32 levels up), none under
- * CARGO_HOME (a registry crate's). 0 with its path and stat, or -1. */
-static int
-find_lock_up(const char *dir, char *lock, size_t cap, struct stat *st)
-{
-	char *home = getenv("CARGO_HOME") ? xstrdup(getenv("CARGO_HOME")) :
-	    getenv("HOME")                ? path_join(getenv("HOME"), ".cargo") :
-	                                    NULL;
-	char *d = xstrdup(dir), *up;
-	int rc = -1;
-
-	if (home != NULL && path_under(d, home) != NULL) {
-		free(home);
-		free(d);
-		return -1;
-	}
-	for (int i = 0; i < 32 && rc < 0; i++) {
-		snprintf(lock, cap, "%s/Cargo.lock", strcmp(d, "/") == 0 ? "" : d);
-		if (stat(lock, st) == 0 && S_ISREG(st->st_mode))
-			rc = 0;
-		else if (strcmp(d, "/") == 0)
-			break;
-		up = path_dirname(d);
-		free(d);
-		d = up;
-	}
-	free(d);
-	free(home);
-	return rc;
 }
 
 /* What the parent process, if cargo, says of the session (session_guess_cargo),
@@ -411,16 +270,17 @@ session_hint_early(struct wrapper *w, const char *vv, size_t n)
 
 	if (!config_has_remote(w->cfg) || config_get_size(w->cfg, "prefetch.max_bytes") <= 0 ||
 	    guess_from_parent(&h, from, sizeof from) < 0 ||
-	    find_lock_up(from, lock, sizeof lock, &ls) < 0 || strlen(lock) >= sizeof h.lock)
+	    proto_hint_find_lock_up(from, lock, sizeof lock, &ls) < 0 ||
+	    strlen(lock) >= sizeof h.lock)
 		return 0; /* (a path too long for a hint: the compile's is refused alike) */
-	ws_id(lock, ws);
+	proto_hint_ws_id(lock, ws);
 	marker = marker_of(w, ws);
 	early = xasprintf("%s.early", marker);
 	/* a session under way (hinted by a compile, or early already) */
-	if ((stat(marker, &ms) != 0 || !fresh(w->cfg, &ms, &ls)) &&
-	    (stat(early, &ms) != 0 || !fresh(w->cfg, &ms, &ls))) {
-		hint_workspace(&h, lock);
-		key_toolchain_id(vv, n, h.toolchain);
+	if ((stat(marker, &ms) != 0 || !proto_hint_fresh(w->cfg, &ms, &ls)) &&
+	    (stat(early, &ms) != 0 || !proto_hint_fresh(w->cfg, &ms, &ls))) {
+		proto_hint_workspace(&h, lock);
+		proto_hint_toolchain_id(vv, n, h.toolchain);
 		h.guess = 1;
 		start = session_start(w, lock, early, &ls, &h);
 	}

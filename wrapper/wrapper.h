@@ -273,8 +273,6 @@ int query_memo_decode(const char *p, size_t n, size_t *body, size_t *nout, size_
  * mtime, inode; new string), for memos of what it answers; NULL for a rustup
  * proxy, which answers for whichever toolchain is selected. */
 char *key_rustc_identity(const char *rustc);
-/* The toolchain's short id (16 hex of BLAKE2b over `rustc -vV`'s output). */
-void key_toolchain_id(const char *vv, size_t n, char out[17]);
 /* An answer of `rustc -vV` just had from the rustc of identity id
  * (key_rustc_identity): memoized in s for the key, as if key_invocation had
  * asked (so the first compile does not ask again). */

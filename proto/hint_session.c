@@ -1,0 +1,184 @@
+/* The build session's marker and the leaving of its hint (proto/hint.h,
+ * "The build session"): what the wrapper does once a session, and what
+ * `kache prefetch` does on a user's word. Files only: nothing here waits for a
+ * supervisor. */
+#include "proto/hint.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/fs.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "common/util.h"
+#include "proto/paths.h"
+
+/* Cargo.lock is hashed into the hint only up to this size; the worker refuses
+ * larger ones anyway. */
+#define LOCK_HASH_MAX (8 << 20)
+
+static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
+
+void
+proto_hint_ws_id(const char *lock, char ws[17])
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_buffer(lock, strlen(lock), h);
+	hash_to_hex(h, hex);
+	snprintf(ws, 17, "%.16s", hex);
+}
+
+char *
+proto_hint_marker(const char *kache_dir, const char ws[17])
+{
+	return xasprintf("%s/run/sessions/%s", kache_dir, ws);
+}
+
+/* The marker's mtime is the last hint: fresh while within the cooldown and
+ * Cargo.lock was not written, replaced or touched since (its ctime moves on
+ * each of these). */
+int
+proto_hint_fresh(const struct config *cfg, const struct stat *marker, const struct stat *lock)
+{
+	int64_t m = clock_ts_ms(&marker->st_mtim);
+
+	return clock_wall_ms() - m < config_get_duration(cfg, "prefetch.cooldown") &&
+	    clock_ts_ms(&lock->st_ctim) <= m;
+}
+
+static void
+lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1])
+{
+	unsigned char h[HASH_LEN];
+	struct stat st;
+	uint64_t size;
+	int fd = fs_open_input(lock);
+
+	hex[0] = '\0';
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && st.st_size <= LOCK_HASH_MAX && hash_fd(fd, h, &size) == 0)
+		hash_to_hex(h, hex);
+	close(fd);
+}
+
+void
+proto_hint_workspace(struct proto_hint *h, const char *lock)
+{
+	char *root = path_dirname(lock);
+
+	snprintf(h->root, sizeof h->root, "%s", root);
+	snprintf(h->lock, sizeof h->lock, "%s", lock);
+	free(root);
+	lock_hash(lock, h->lock_hash);
+}
+
+void
+proto_hint_toolchain_id(const char *vv, size_t n, char out[17])
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_buffer(vv, n, h);
+	hash_to_hex(h, hex);
+	snprintf(out, 17, "%.16s", hex);
+}
+
+const char *
+proto_hint_profile_dir(const char *profile)
+{
+	if (strcmp(profile, "dev") == 0 || strcmp(profile, "test") == 0)
+		return "debug";
+	if (strcmp(profile, "bench") == 0)
+		return "release";
+	return profile;
+}
+
+int
+proto_hint_find_lock_up(const char *dir, char *lock, size_t cap, struct stat *st)
+{
+	char *home = getenv("CARGO_HOME") ? xstrdup(getenv("CARGO_HOME")) :
+	    getenv("HOME")                ? path_join(getenv("HOME"), ".cargo") :
+	                                    NULL;
+	char *d = xstrdup(dir), *up;
+	int rc = -1;
+
+	if (home != NULL && path_under(d, home) != NULL) {
+		free(home);
+		free(d);
+		return -1;
+	}
+	for (int i = 0; i < 32 && rc < 0; i++) {
+		snprintf(lock, cap, "%s/Cargo.lock", strcmp(d, "/") == 0 ? "" : d);
+		if (stat(lock, st) == 0 && S_ISREG(st->st_mode))
+			rc = 0;
+		else if (strcmp(d, "/") == 0)
+			break;
+		up = path_dirname(d);
+		free(d);
+		d = up;
+	}
+	free(d);
+	free(home);
+	return rc;
+}
+
+/* One writer at a time per workspace (a lock beside the marker; the others
+ * go on without waiting), the marker looked at again under it, the hint
+ * left in run/hints/<name>, then the marker rewritten with what a session
+ * manifest's fingerprint is made of (remote/session.h). A hint that cannot
+ * be written leaves the marker alone: a later compile tries again. */
+enum proto_hint_left
+proto_hint_leave(const char *kache_dir, const struct config *cfg, const char *marker,
+    const struct stat *ls, const struct proto_hint *h)
+{
+	char *dir = path_dirname(marker), *lk = xasprintf("%s.lock", marker), *text;
+	char name[17];
+	struct proto_paths p;
+	struct stat ms;
+	enum proto_hint_left r = PROTO_HINT_UNDER_WAY;
+	int fd, pf;
+
+	snprintf(name, sizeof name, "%.16s", strrchr(marker, '/') + 1);
+	fs_mkdir_p(dir, 0700);
+	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+	    (stat(marker, &ms) != 0 || !proto_hint_fresh(cfg, &ms, ls))) {
+		/* prefetch off: no hint, the marker only names the session */
+		pf = config_get_size(cfg, "prefetch.max_bytes") > 0;
+		r = PROTO_HINT_FAILED;
+		if (!pf || proto_hint_file_write(kache_dir, name, h) == 0) {
+			text = xasprintf("lock=%s\nfingerprint=%lld:%llu:%lld\ntarget=%s\nprofile="
+			                 "%s\ntoolchain=%s\n%s",
+			    h->lock, (long long)ls->st_size, (unsigned long long)ls->st_ino,
+			    (long long)clock_ts_ms(&ls->st_mtim), h->target, h->profile,
+			    h->toolchain, h->guess ? "guess=1\n" : "");
+			if (fs_write_atomic(marker, text, strlen(text), 0600) < 0)
+				log_warn("write %s", marker);
+			free(text);
+			r = !pf ? PROTO_HINT_MARKED :
+			    proto_paths_init(&p, kache_dir) == 0 && !proto_supervisor_running(&p) ?
+			          PROTO_HINT_LEFT_NO_SUPERVISOR :
+			          PROTO_HINT_LEFT;
+		}
+		log_debug("session of %s: %s%s%s", h->lock,
+		    pf ? "prefetch hint left" : "no prefetch",
+		    h->guess ? " (early: target and profile guessed)" : "",
+		    r == PROTO_HINT_LEFT_NO_SUPERVISOR ? "; no supervisor runs" : "");
+	}
+	if (fd >= 0)
+		close(fd);
+	free(lk);
+	free(dir);
+	return r;
+}

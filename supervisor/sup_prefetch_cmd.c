@@ -1,0 +1,332 @@
+/* `kache prefetch`: start a build session's prefetch before any cargo
+ * command, as a CI job's first step. It leaves the early hint cargo's first
+ * question to rustc would leave (proto/hint.h), with the target and profile
+ * the user names instead of guessed ones, starts the supervisor if none runs,
+ * and with --wait follows the session to its end. The supervisor and its
+ * prefetch worker do the work; this side only asks how far they got. */
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/path.h"
+#include "common/run.h"
+#include "common/util.h"
+#include "proto/client.h"
+#include "proto/hint.h"
+#include "supervisor/sup_internal.h"
+
+#define POLL_MS 200
+#define ASK_MS 3000    /* one request: a busy supervisor still answers in time */
+#define RUSTC_MS 30000 /* `rustc -vV`: a rustup proxy may install a toolchain */
+#define DEFAULT_WAIT "10m"
+#define USAGE                                                                                      \
+	"usage: kache prefetch [--manifest-path PATH] [--target TRIPLE] [--release | --profile "   \
+	"NAME]\n"                                                                                  \
+	"                      [--wait [--timeout DURATION]]\n"
+
+struct pf_args {
+	const char *manifest, *target, *profile, *timeout;
+	int wait;
+};
+
+/* The prefetch counters of the status document that say what a session did. */
+struct pf_seen {
+	long queued, done, lost, packs, present, rejected, failed, list_failed, exact;
+	long long bytes;
+};
+
+static int parse_args(int argc, char **argv, struct pf_args *a);
+static int make_hint(const struct pf_args *a, struct proto_hint *h, struct stat *ls);
+static int toolchain(const char *root, char out[17]);
+static int ask(const char *dir, struct pf_seen *s);
+static int hint_taken(const char *dir, const char *lock);
+static int follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_seen *b,
+    int ours);
+static void say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t ms);
+static enum proto_hint_left leave(const char *dir, const struct config *cfg,
+    const struct proto_hint *h, const struct stat *ls);
+
+static int
+parse_args(int argc, char **argv, struct pf_args *a)
+{
+	memset(a, 0, sizeof *a);
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i];
+		int val = strcmp(o, "--manifest-path") == 0 || strcmp(o, "--target") == 0 ||
+		    strcmp(o, "--profile") == 0 || strcmp(o, "--timeout") == 0;
+
+		if (val && i + 1 >= argc)
+			return -1;
+		if (strcmp(o, "--manifest-path") == 0)
+			a->manifest = argv[++i];
+		else if (strcmp(o, "--target") == 0)
+			a->target = argv[++i];
+		else if (strcmp(o, "--profile") == 0)
+			a->profile = argv[++i];
+		else if (strcmp(o, "--timeout") == 0)
+			a->timeout = argv[++i];
+		else if (strcmp(o, "--release") == 0 || strcmp(o, "-r") == 0)
+			a->profile = "release";
+		else if (strcmp(o, "--wait") == 0)
+			a->wait = 1;
+		else
+			return -1;
+	}
+	return a->timeout != NULL && !a->wait ? -1 : 0;
+}
+
+/* `rustc -vV`'s short id (the session's toolchain), run in the workspace's
+ * root so that a rustup toolchain file there answers as it will for cargo.
+ * $RUSTC when set. -1 (said) when it does not answer. */
+static int
+toolchain(const char *root, char out[17])
+{
+	const char *rustc = getenv("RUSTC") && getenv("RUSTC")[0] ? getenv("RUSTC") : "rustc";
+	char *argv[] = { (char *)rustc, "-vV", NULL }, vv[8192];
+
+	if (run_capture(argv, root, vv, sizeof vv, RUSTC_MS) != 0 ||
+	    strncmp(vv, "rustc ", 6) != 0) {
+		fprintf(stderr,
+		    "kache prefetch: `%s -vV` in %s did not answer as rustc does; the toolchain "
+		    "is part of a session's fingerprint: install it (or set RUSTC) first\n",
+		    rustc, root);
+		return -1;
+	}
+	proto_hint_toolchain_id(vv, strlen(vv), out);
+	return 0;
+}
+
+/* The hint a: the workspace of --manifest-path or of the working directory,
+ * the target (--target, else CARGO_BUILD_TARGET, else the host) and profile
+ * (--profile, --release, else dev) named. -1 (said) when none can be made. */
+static int
+make_hint(const struct pf_args *a, struct proto_hint *h, struct stat *ls)
+{
+	char cwd[PATH_MAX], lock[PATH_MAX], *from, *abs;
+	const char *target = a->target ? a->target : getenv("CARGO_BUILD_TARGET");
+	const char *profile = proto_hint_profile_dir(a->profile ? a->profile : "dev");
+	int rc;
+
+	memset(h, 0, sizeof *h);
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		return -1;
+	abs = a->manifest ? path_absolute(a->manifest, cwd) : xstrdup(cwd);
+	from = a->manifest ? path_dirname(abs) : xstrdup(abs);
+	rc = proto_hint_find_lock_up(from, lock, sizeof lock, ls);
+	if (rc < 0)
+		fprintf(stderr,
+		    "kache prefetch: no Cargo.lock at or above %s: run it in the workspace (or "
+		    "give "
+		    "--manifest-path); a prefetch plans from Cargo.lock, so commit it (or run "
+		    "`cargo generate-lockfile`) first\n",
+		    from);
+	free(from);
+	free(abs);
+	if (rc < 0)
+		return -1;
+	proto_hint_workspace(h, lock);
+	snprintf(h->target, sizeof h->target, "%s", target ? target : "");
+	snprintf(h->profile, sizeof h->profile, "%s", profile);
+	h->guess = 1;
+	if (strlen(target ? target : "") > PROTO_HINT_NAME_MAX ||
+	    strlen(profile) > PROTO_HINT_NAME_MAX || strlen(lock) >= sizeof h->lock) {
+		fprintf(stderr, "kache prefetch: a target, profile or path too long for a hint\n");
+		return -1;
+	}
+	return toolchain(h->root, h->toolchain);
+}
+
+/* The supervisor's prefetch counters. 0, or -1 when it does not answer. */
+static int
+ask(const char *dir, struct pf_seen *s)
+{
+	struct msg req, rep;
+	json_error_t jerr;
+	json_t *root = NULL, *pf, *sk;
+	int rc = -1;
+
+	msg_init(&req, MSG_STATUS, 0);
+	if (proto_client_request(dir, &req, &rep, clock_ms() + ASK_MS) != PROTO_OK)
+		return -1;
+	if (rep.type == MSG_STATUS_REPLY && rep.text &&
+	    (root = json_loads(rep.text, 0, &jerr)) != NULL &&
+	    json_is_object(pf = json_object_get(root, "prefetch"))) {
+#define N(o, k) ((long)json_integer_value(json_object_get((o), (k))))
+		sk = json_object_get(pf, "skipped");
+		s->queued = N(pf, "sessions_queued");
+		s->done = N(pf, "sessions_done");
+		s->lost = N(pf, "sessions_lost");
+		s->packs = N(pf, "packs");
+		s->bytes = (long long)json_integer_value(json_object_get(pf, "bytes"));
+		s->present = N(sk, "present");
+		s->rejected = N(sk, "rejected");
+		s->failed = N(sk, "failed");
+		s->list_failed = N(sk, "listings_failed");
+		s->exact = N(json_object_get(pf, "sources"), "exact_session");
+#undef N
+		rc = 0;
+	}
+	json_decref(root);
+	msg_clear(&rep);
+	return rc;
+}
+
+/* 1 once no hint of this workspace waits in run/hints (the supervisor took
+ * it: it is then queued, running or done). */
+static int
+hint_taken(const char *dir, const char *lock)
+{
+	char ws[17], *path;
+	struct stat st;
+	int taken;
+
+	proto_hint_ws_id(lock, ws);
+	path = xasprintf("%s/%s/%s", dir, PROTO_HINT_DIR, ws);
+	taken = stat(path, &st) != 0;
+	free(path);
+	return taken;
+}
+
+/* Follows the session until the hint was taken and no session is queued or
+ * running, for at most timeout_ms, and says what it did (ours: the session
+ * started here; else one under way, whose numbers status has), or that it
+ * goes on.
+ * 0 either way: whatever is not imported yet is fetched or compiled on its
+ * miss, so a CI step waiting here never fails the job for it. */
+static int
+follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_seen *b, int ours)
+{
+	struct pf_seen e = *b;
+	int64_t start = clock_ms(), deadline = start + timeout_ms;
+	int r;
+
+	while ((r = ask(dir, &e)) == 0 && (!hint_taken(dir, lock) || e.queued > 0) &&
+	    clock_ms() < deadline)
+		usleep(POLL_MS * 1000);
+	if (r != 0) {
+		fprintf(stderr,
+		    "kache prefetch: the supervisor stopped answering; see `kache "
+		    "supervisor status`\n");
+		return 0;
+	}
+	if (!hint_taken(dir, lock) || e.queued > 0) {
+		fprintf(stderr,
+		    "kache prefetch: still at it after %.1f s; it goes on in the background "
+		    "(`kache supervisor status` follows it), and what is not there yet is "
+		    "fetched on its miss\n",
+		    (double)timeout_ms / 1000);
+		return 0;
+	}
+	if (ours)
+		say_done(b, &e, clock_ms() - start);
+	else
+		printf("prefetch: no session running now (`kache supervisor status` says what "
+		       "they imported)\n");
+	return 0;
+}
+
+/* What the session did: b the counters before, e after. */
+static void
+say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t ms)
+{
+	char size[32];
+
+	format_size((uint64_t)(e->bytes - b->bytes), size, sizeof size);
+	if (e->exact == b->exact && e->packs == b->packs) {
+		printf("prefetch: no session manifest of this fingerprint (Cargo.lock, toolchain, "
+		       "target, profile) in the remote; cargo's first compile plans from the "
+		       "closest session or the crates' packs\n");
+		return;
+	}
+	printf("prefetch: %ld packs imported (%s) in %.1f s; %ld already here, %ld rejected, "
+	       "%ld failed%s\n",
+	    e->packs - b->packs, size, (double)ms / 1000, e->present - b->present,
+	    e->rejected - b->rejected, e->failed - b->failed,
+	    e->lost > b->lost ? "; the session was lost (see `kache supervisor log prefetch.0`)" :
+	                        "");
+}
+
+/* The early hint, as the wrapper leaves it at cargo's first question (its
+ * marker <ws>.early), unless a session of the workspace is under way: a
+ * compile's or an early hint within prefetch.cooldown. */
+static enum proto_hint_left
+leave(const char *dir, const struct config *cfg, const struct proto_hint *h, const struct stat *ls)
+{
+	char ws[17], *marker, *early;
+	struct stat ms;
+	enum proto_hint_left left = PROTO_HINT_UNDER_WAY;
+
+	proto_hint_ws_id(h->lock, ws);
+	marker = proto_hint_marker(dir, ws);
+	early = xasprintf("%s.early", marker);
+	if (stat(marker, &ms) != 0 || !proto_hint_fresh(cfg, &ms, ls))
+		left = proto_hint_leave(dir, cfg, early, ls, h);
+	free(early);
+	free(marker);
+	return left;
+}
+
+int
+supervisor_prefetch_cmd(int argc, char **argv)
+{
+	struct config *cfg;
+	struct pf_args a;
+	struct proto_hint h;
+	struct pf_seen before = { 0 };
+	struct stat ls;
+	enum proto_hint_left left;
+	const char *dir;
+	int64_t timeout = 0;
+	int rc = 1;
+
+	if (parse_args(argc, argv, &a) < 0) {
+		fputs(USAGE, stderr);
+		return 2;
+	}
+	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
+	dir = config_get(cfg, "cache.dir");
+	if (!config_has_remote(cfg) || config_get_size(cfg, "prefetch.max_bytes") <= 0) {
+		fprintf(stderr, "kache prefetch: %s: nothing to prefetch\n",
+		    !config_has_remote(cfg) ?
+		        "no remote configured (remote.type = none; see `kache "
+		        "help config`)" :
+		        "prefetch is off (prefetch.max_bytes = 0)");
+		goto out;
+	}
+	if (a.wait && parse_duration(a.timeout ? a.timeout : DEFAULT_WAIT, &timeout) < 0) {
+		fprintf(stderr,
+		    "kache prefetch: bad --timeout '%s': use a duration such as 90s, "
+		    "10m or 1h\n",
+		    a.timeout);
+		rc = 2;
+		goto out;
+	}
+	if (make_hint(&a, &h, &ls) < 0)
+		goto out;
+	if ((rc = sup_start(dir, 1)) != 0)
+		goto out;
+	rc = 1;
+	if (a.wait && ask(dir, &before) < 0) {
+		fprintf(stderr, "kache prefetch: the supervisor does not answer\n");
+		goto out;
+	}
+	left = leave(dir, cfg, &h, &ls);
+	if (left == PROTO_HINT_FAILED) {
+		fprintf(stderr, "kache prefetch: the hint could not be written under %s/%s\n", dir,
+		    PROTO_HINT_DIR);
+		goto out;
+	}
+	printf("prefetch: %s %s (target %s, profile %s)\n",
+	    left == PROTO_HINT_UNDER_WAY ? "a session is under way for" : "session started for",
+	    h.root, h.target[0] ? h.target : "host", h.profile);
+	rc = a.wait ? follow(dir, h.lock, timeout, &before, left != PROTO_HINT_UNDER_WAY) : 0;
+out:
+	config_free(&cfg);
+	return rc;
+}
