@@ -63,8 +63,16 @@ enum msg_type {
 };
 
 /* JOB_REMOTE_OFF: the remote refused this worker for good (403, clock skew,
- * no bucket); the supervisor stops sending it uploads. */
-enum job_status { JOB_OK = 0, JOB_MISS = 1, JOB_FAILED = 2, JOB_REMOTE_OFF = 3 };
+ * no bucket); the supervisor stops sending it uploads. JOB_UNREACHABLE: a
+ * fetch failed for want of a connection (refused, no such host, nothing
+ * answered in time): the supervisor's fetch breaker opens at once. */
+enum job_status {
+	JOB_OK = 0,
+	JOB_MISS = 1,
+	JOB_FAILED = 2,
+	JOB_REMOTE_OFF = 3,
+	JOB_UNREACHABLE = 4
+};
 /* A flush: done (nothing queued, no background store running), still busy,
  * stuck (the remote is switched off, or no uploader can run), or no remote. */
 enum flush_state { FLUSH_DONE = 0, FLUSH_BUSY = 1, FLUSH_STUCK = 2, FLUSH_NO_REMOTE = 3 };

@@ -177,6 +177,12 @@ remote_fail_fast(struct remote *r)
 		r->fail_fast(r);
 }
 
+int
+remote_unreachable(const struct remote *r)
+{
+	return r->unreachable ? r->unreachable(r) : 0;
+}
+
 void
 remote_free(struct remote **rp)
 {

@@ -45,6 +45,10 @@ int remote_clock_skew(struct remote *r, long *seconds);
  * name not resolved, no connection within at most 1 s) fails at once instead
  * of after retries with back-off. A directory remote fails at once anyway. */
 void remote_fail_fast(struct remote *r);
+/* 1 when the remote's last request failed for want of a connection (S3:
+ * refused, the name not resolved, nothing answered within the connect
+ * timeout); 0 otherwise, and always for a directory. */
+int remote_unreachable(const struct remote *r);
 /* The planner client (planner.endpoint), or NULL. */
 struct planner_client *remote_planner(const struct remote *r);
 /* Takes ownership; NULLs *r. */

@@ -34,6 +34,7 @@ static enum remote_result s3r_list(struct remote *r, const char *prefix, remote_
 static void s3r_close(struct remote *r);
 static int s3r_clock_skew(struct remote *r, long *seconds);
 static void s3r_fail_fast(struct remote *r);
+static int s3r_unreachable(const struct remote *r);
 
 static const struct remote_transport s3_transport = { "s3", s3r_open, s3r_put, s3r_put_file,
 	s3r_list, s3r_close };
@@ -86,6 +87,7 @@ remote_s3_open(const struct config *cfg, char *err, size_t errlen)
 	r->read_only = config_get_bool(cfg, "s3.read_only");
 	r->clock_skew = s3r_clock_skew;
 	r->fail_fast = s3r_fail_fast;
+	r->unreachable = s3r_unreachable;
 	return r;
 }
 
@@ -95,6 +97,14 @@ s3r_fail_fast(struct remote *r)
 	struct s3_remote *x = r->priv;
 
 	s3_client_fail_fast(x->c, 1);
+}
+
+static int
+s3r_unreachable(const struct remote *r)
+{
+	const struct s3_remote *x = r->priv;
+
+	return s3_client_unreachable(x->c);
 }
 
 static int

@@ -54,6 +54,8 @@ struct remote {
 	int (*clock_skew)(struct remote *r, long *seconds);
 	/* remote_fail_fast; NULL: nothing to change (a directory) */
 	void (*fail_fast)(struct remote *r);
+	/* remote_unreachable; NULL: never (a directory) */
+	int (*unreachable)(const struct remote *r);
 	/* planner.endpoint set: session manifests are posted there too, prefetch
 	 * asks it (remote/planner_client.h); NULL: no planner */
 	struct planner_client *planner;

@@ -91,6 +91,10 @@ int s3_client_clock_skew(const struct s3_client *c, long *seconds);
  * made and then timed out, and answers (5xx, SlowDown), are retried as
  * before. Off by default. */
 void s3_client_fail_fast(struct s3_client *c, int on);
+/* 1 when the last request failed for want of a connection (refused, the name
+ * not resolved, nothing answered within the connect timeout), after its
+ * retries if any. */
+int s3_client_unreachable(const struct s3_client *c);
 /* A human explanation of the last failure, with advice; "" after success. */
 const char *s3_client_last_error(const struct s3_client *c);
 

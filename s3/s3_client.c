@@ -25,6 +25,7 @@ struct s3_client {
 	uint64_t rng;
 	char *server_date; /* Date header of the last answer */
 	int fail_fast;     /* s3_client_fail_fast */
+	int unreachable;   /* the last request failed for want of a connection */
 };
 
 /* Per-attempt transfer state handed to the curl callbacks. */
@@ -431,6 +432,12 @@ s3_client_fail_fast(struct s3_client *c, int on)
 }
 
 int
+s3_client_unreachable(const struct s3_client *c)
+{
+	return c->unreachable;
+}
+
+int
 s3_client_clock_skew(const struct s3_client *c, long *seconds)
 {
 	struct tm tm;
@@ -579,6 +586,7 @@ s3_request(struct s3_client *c, struct s3_req *r)
 	size_t n;
 	int not_retried = 0;
 
+	c->unreachable = 0;
 	if (r->out_fd >= 0 && (start = lseek(r->out_fd, 0, SEEK_CUR)) < 0)
 		return s3_fail(c, S3_LOCAL, "cannot seek the download file: %s", strerror(errno));
 	for (int i = 1;; i++) {
@@ -599,6 +607,7 @@ s3_request(struct s3_client *c, struct s3_req *r)
 			snprintf(c->err + n, sizeof c->err - n, " (gave up after %d attempts)",
 			    c->s.max_attempts);
 	}
+	c->unreachable = res == S3_TRANSIENT && x.unreachable;
 	if (res != S3_OK)
 		(void)rewind_output(r, (uint64_t)start);
 	if (res == S3_NOT_FOUND)

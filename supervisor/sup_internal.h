@@ -205,8 +205,9 @@ struct jobs_outcomes {
 	long fetch_late, fetch_skipped;
 };
 const struct jobs_outcomes *jobs_outcomes(const struct supervisor *s);
-/* 1 while fetches are not tried: the remote failed several in a row. */
-int jobs_fetch_breaker_open(const struct supervisor *s, int64_t now);
+/* 1 while wrappers' fetches are not tried: the remote failed several in a
+ * row, or could not be reached, and no probe found it answering since. */
+int jobs_fetch_breaker_open(const struct supervisor *s);
 /* MSG_FLUSH: fills rep (MSG_FLUSH_REPLY). */
 void jobs_flush(struct supervisor *s, const struct msg *req, struct msg *rep);
 /* The configuration changed: uploads paused for a switched-off remote resume. */

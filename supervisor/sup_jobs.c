@@ -33,6 +33,7 @@ struct job {
 	uint64_t client_id; /* fetches: request id to echo */
 	char ident[ZIO_IDENT_MAX];
 	size_t identlen;
+	int probe;         /* fetches: the breaker's own, no wrapper waits on it */
 	struct job *next;  /* queue order */
 	struct job *hnext; /* upload hash chain */
 };
@@ -45,20 +46,37 @@ struct jobs {
 	uint64_t next_id;
 	int64_t last_scan;
 	int fetch_failures; /* in a row: failed, or not answered in time */
-	int64_t skip_fetch_until;
+	int64_t probe_at;   /* breaker open: when the next probe goes */
+	int64_t probe_every;
+	int probing;              /* a probe is queued or in flight */
 	char last_failure[128];   /* the upload failure last logged; "" after a success */
 	long uploaded;            /* uploads done since start */
 	struct jobs_outcomes out; /* how uploads and fetches ended, by kind */
 	int remote_off;           /* an uploader found the remote switched off: uploads paused */
 };
 
-/* A remote that keeps failing is left alone for a while, so that it does not
- * cost every compile its fetch timeout. */
+/* The fetch breaker: a remote that failed FETCH_FAILURES_TO_SKIP fetches in a
+ * row, or one fetch for want of a connection (refused, no such host, nothing
+ * answered within the connect timeout), is left alone, so that it does not
+ * cost every compile its fetch: wrappers' fetches miss at once. Whether it
+ * answers again is the supervisor's own question, a probe (a fetch of a key
+ * no result has) that no wrapper waits on, first after FETCH_PROBE_FIRST_MS,
+ * then twice as long after each probe that failed, up to FETCH_PROBE_MAX_MS.
+ * An answer to any fetch closes it. */
 #define FETCH_FAILURES_TO_SKIP 3
-#define FETCH_SKIP_MS 30000
+#define FETCH_PROBE_FIRST_MS 5000
+#define FETCH_PROBE_MAX_MS 60000
+#define FETCH_PROBE_WAIT_MS 10000 /* a probe's own deadline */
+#define PROBE_KEY "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* How a fetch ended, for the breaker. */
+enum fetch_end { FETCH_ANSWERED, FETCH_FAILED, FETCH_UNREACHABLE };
 
 static unsigned bucket(const char *key);
-static void fetch_outcome(struct supervisor *s, int failed, int64_t now);
+static void fetch_outcome(struct supervisor *s, enum fetch_end end, int probe, int64_t now);
+static void breaker_open(struct jobs *j, int64_t now, const char *why);
+static int breaker_is_open(const struct jobs *j);
+static void probe_queue(struct supervisor *s, int64_t now);
 static struct job *upload_find(struct jobs *j, const char *key);
 static void upload_add(struct supervisor *s, const char *key);
 static void upload_remove(struct jobs *j, struct job *x);
@@ -70,6 +88,7 @@ static struct job *list_unlink(struct job **head, struct job **tail, struct job 
 static void upload_failed(struct supervisor *s, struct job *x, const struct msg *done);
 static void remote_off(struct supervisor *s, const struct msg *done);
 static void count_fetch(struct jobs *j, int status, int late);
+static void fetch_end(struct supervisor *s, struct job *x, int status);
 
 void
 jobs_new(struct supervisor *s)
@@ -209,30 +228,83 @@ fetch_reply(struct supervisor *s, struct job *x, int status)
 {
 	struct msg rep;
 
+	if (x->probe)
+		return;
 	msg_init(&rep, MSG_FETCH_REPLY, x->client_id);
 	rep.status = status;
 	sup_reply(s, x->ident, x->identlen, &rep);
 	sup_publish(s, status == JOB_OK ? EVENT_FETCH : EVENT_MISS, x->key);
 }
 
-/* Counts fetch failures in a row; past the limit, fetches miss at once for a
- * while (said once in the log). A success or a plain miss resets the count. */
+/* The breaker's count of fetches that failed in a row, opened past the
+ * limit or at once when the remote could not be reached; an answer (a
+ * result or a plain miss, in time) closes it. A probe that failed puts the
+ * next one off twice as long. */
 static void
-fetch_outcome(struct supervisor *s, int failed, int64_t now)
+fetch_outcome(struct supervisor *s, enum fetch_end end, int probe, int64_t now)
 {
 	struct jobs *j = s->jobs;
 
-	if (!failed) {
+	if (end == FETCH_ANSWERED) {
+		if (breaker_is_open(j))
+			log_info("the remote answers again; fetching resumed");
 		j->fetch_failures = 0;
 		return;
 	}
-	if (++j->fetch_failures == FETCH_FAILURES_TO_SKIP) {
-		j->skip_fetch_until = now + FETCH_SKIP_MS;
-		log_warnx("the remote failed %d fetches in a row; fetching skipped for %d s",
-		    FETCH_FAILURES_TO_SKIP, FETCH_SKIP_MS / 1000);
-	} else if (j->fetch_failures > FETCH_FAILURES_TO_SKIP && now >= j->skip_fetch_until) {
-		j->skip_fetch_until = now + FETCH_SKIP_MS;
+	if (probe) {
+		j->probe_every = j->probe_every * 2 < FETCH_PROBE_MAX_MS ? j->probe_every * 2 :
+		                                                           FETCH_PROBE_MAX_MS;
+		j->probe_at = now + j->probe_every;
+		return;
 	}
+	if (breaker_is_open(j))
+		return;
+	if (end == FETCH_UNREACHABLE)
+		j->fetch_failures = FETCH_FAILURES_TO_SKIP;
+	else
+		j->fetch_failures++;
+	if (breaker_is_open(j))
+		breaker_open(j, now,
+		    end == FETCH_UNREACHABLE ? "the remote could not be reached" :
+		                               "the remote failed 3 fetches in a row");
+}
+
+static int
+breaker_is_open(const struct jobs *j)
+{
+	return j->fetch_failures >= FETCH_FAILURES_TO_SKIP;
+}
+
+static void
+breaker_open(struct jobs *j, int64_t now, const char *why)
+{
+	j->probe_every = FETCH_PROBE_FIRST_MS;
+	j->probe_at = now + j->probe_every;
+	log_warnx("%s; fetching skipped until it answers (asked again in %d s, then less "
+	          "often, by the supervisor: no compile waits for it)",
+	    why, FETCH_PROBE_FIRST_MS / 1000);
+}
+
+/* The breaker's probe, when due: a fetch no wrapper waits on, queued first. */
+static void
+probe_queue(struct supervisor *s, int64_t now)
+{
+	struct jobs *j = s->jobs;
+	struct job *p;
+
+	if (!breaker_is_open(j) || j->probing || now < j->probe_at)
+		return;
+	p = xcalloc(1, sizeof *p);
+	p->kind = JOB_FETCH;
+	p->probe = 1;
+	snprintf(p->key, sizeof p->key, "%s", PROBE_KEY);
+	p->deadline = now + FETCH_PROBE_WAIT_MS;
+	p->next = j->fq_head;
+	j->fq_head = p;
+	if (j->fq_tail == NULL)
+		j->fq_tail = p;
+	j->nfetches++;
+	j->probing = 1;
 }
 
 /* Tells the wrapper its fetch is queued: it waited only a short deadline for
@@ -264,8 +336,8 @@ jobs_fetch(struct supervisor *s, const void *ident, size_t identlen, const struc
 	 * job when it says READY, within the wrapper's deadline */
 	if (s->remote_none || s->stopping || !workers_any_coming(s, ROLE_FETCHER) ||
 	    !hash_hex_valid(req->key) || req->deadline <= 0 || j->nfetches >= 10000 ||
-	    clock_ms() < j->skip_fetch_until) {
-		if (!s->remote_none && clock_ms() < j->skip_fetch_until)
+	    breaker_is_open(j)) {
+		if (!s->remote_none && breaker_is_open(j))
 			j->out.fetch_skipped++;
 		fetch_reply(s, &x, JOB_MISS);
 		return;
@@ -324,15 +396,19 @@ dispatch_fetches(struct supervisor *s, int64_t now)
 	struct job *x, *n;
 	struct slot *w;
 
+	probe_queue(s, now);
 	for (x = j->fq_head; x; x = n) {
 		n = x->next;
 		if (x->inflight)
 			continue;
-		if (now >= x->deadline) { /* the wrapper has given up already */
-			fetch_outcome(s, 1, now);
-			list_unlink(&j->fq_head, &j->fq_tail, x);
-			j->nfetches--;
-			free(x);
+		/* the wrapper has given up already; or the breaker opened while it
+		 * waited in the queue: a miss now, not when a fetcher is free */
+		if (now >= x->deadline || (breaker_is_open(j) && !x->probe)) {
+			if (now >= x->deadline)
+				fetch_outcome(s, FETCH_FAILED, x->probe, now);
+			else
+				j->out.fetch_skipped++;
+			fetch_end(s, x, JOB_MISS);
 			continue;
 		}
 		if ((w = workers_idle(s, ROLE_FETCHER)) == NULL || send_job(s, w, x) == -1)
@@ -363,13 +439,17 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 	if (w->state == W_BUSY)
 		w->state = W_READY;
 	if (x->kind == JOB_FETCH) {
-		count_fetch(s->jobs, done->status, clock_ms() > x->deadline);
-		fetch_outcome(s, done->status == JOB_FAILED || clock_ms() > x->deadline,
-		    clock_ms());
-		fetch_reply(s, x, done->status == JOB_OK ? JOB_OK : JOB_MISS);
-		list_unlink(&s->jobs->fq_head, &s->jobs->fq_tail, x);
-		s->jobs->nfetches--;
-		free(x);
+		int late = clock_ms() > x->deadline;
+
+		if (!x->probe)
+			count_fetch(s->jobs, done->status, late);
+		fetch_outcome(s,
+		    done->status == JOB_UNREACHABLE ? FETCH_UNREACHABLE :
+		        late || (done->status != JOB_OK && done->status != JOB_MISS) ?
+		                                      FETCH_FAILED :
+		                                      FETCH_ANSWERED,
+		    x->probe, clock_ms());
+		fetch_end(s, x, done->status == JOB_OK ? JOB_OK : JOB_MISS);
 		return;
 	}
 	s->jobs->ninflight--;
@@ -486,11 +566,23 @@ jobs_take_lost(struct supervisor *s)
 			s->jobs->ninflight--;
 			continue;
 		}
-		fetch_reply(s, x, JOB_MISS);
-		list_unlink(&s->jobs->fq_head, &s->jobs->fq_tail, x);
-		s->jobs->nfetches--;
-		free(x);
+		if (x->probe)
+			fetch_outcome(s, FETCH_FAILED, 1, clock_ms());
+		fetch_end(s, x, JOB_MISS);
 	}
+}
+
+/* A fetch leaves the queue: its wrapper answered (a probe: the next one may
+ * go). */
+static void
+fetch_end(struct supervisor *s, struct job *x, int status)
+{
+	fetch_reply(s, x, status);
+	if (x->probe)
+		s->jobs->probing = 0;
+	list_unlink(&s->jobs->fq_head, &s->jobs->fq_tail, x);
+	s->jobs->nfetches--;
+	free(x);
 }
 
 void
@@ -513,9 +605,9 @@ count_fetch(struct jobs *j, int status, int late)
 }
 
 int
-jobs_fetch_breaker_open(const struct supervisor *s, int64_t now)
+jobs_fetch_breaker_open(const struct supervisor *s)
 {
-	return now < s->jobs->skip_fetch_until;
+	return breaker_is_open(s->jobs);
 }
 
 const struct jobs_outcomes *

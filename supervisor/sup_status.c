@@ -8,7 +8,7 @@
 
 static json_t *worker_json(const struct slot *w, int64_t now);
 static json_t *prefetch_json(const struct supervisor *s, const struct prefetch_counts *n);
-static json_t *outcomes_json(const struct supervisor *s, int64_t now);
+static json_t *outcomes_json(const struct supervisor *s);
 
 #define SET(o, name, v) json_object_set_new((o), (name), json_integer((json_int_t)(v)))
 
@@ -60,12 +60,12 @@ prefetch_json(const struct supervisor *s, const struct prefetch_counts *n)
 
 /* Uploads and fetches by how they ended, and the fetch breaker. */
 static json_t *
-outcomes_json(const struct supervisor *s, int64_t now)
+outcomes_json(const struct supervisor *s)
 {
 	const struct jobs_outcomes *o = jobs_outcomes(s);
 
 	return json_pack("{s:s, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
-	    "fetch_breaker", jobs_fetch_breaker_open(s, now) ? "open" : "closed", "uploads", "ok",
+	    "fetch_breaker", jobs_fetch_breaker_open(s) ? "open" : "closed", "uploads", "ok",
 	    (json_int_t)o->upload[JOB_OK], "failed",
 	    (json_int_t)o->upload[JOB_FAILED] + (json_int_t)o->upload[JOB_MISS], "remote_off",
 	    (json_int_t)o->upload[JOB_REMOTE_OFF], "fetches", "ok", (json_int_t)o->fetch[JOB_OK],
@@ -106,7 +106,7 @@ status_json(const struct supervisor *s)
 	    (json_int_t)inflight, "fetches", (json_int_t)fetches, "workers", workers, "prefetch",
 	    prefetch_json(s, prefetch_counts(s)));
 	if (root != NULL)
-		json_object_set_new(root, "outcomes", outcomes_json(s, now));
+		json_object_set_new(root, "outcomes", outcomes_json(s));
 	out = json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	return out;

@@ -239,12 +239,13 @@ def boto(port):
                         region_name="us-east-1")
 
 
-def start_proxy(port, control, log, stats=None):
+def start_proxy(port, control, log, stats=None, listen=0):
     """Starts tests/tools/faultproxy.py in front of 127.0.0.1:port, steered by the
     control file (with stats: the most requests in flight at once, per method,
-    as JSON in that file); returns (process, its port) once it says READY."""
+    as JSON in that file), on port listen (0: a free one); returns (process,
+    its port) once it says READY."""
     proc = subprocess.Popen([sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % port,
-                             "--control", control, "--log", log]
+                             "--control", control, "--log", log, "--port", str(listen)]
                             + (["--stats", stats] if stats else []),
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()

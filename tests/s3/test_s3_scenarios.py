@@ -235,9 +235,49 @@ class S3Scenarios(unittest.TestCase):
                 fetchers += open(os.path.join(a.store, "logs", name), errors="replace").read()
         self.assertIn(said, fetchers, self.logs(a)[-3000:])
         self.assertNotIn("retrying", fetchers)
-        self.assertTrue(kh.wait_for(lambda: "fetching skipped" in self.logs(a), timeout=30),
-                        self.logs(a)[-3000:])
+        self.assertIn("the remote could not be reached; fetching skipped", self.logs(a))
+        # the breaker opened at the first fetch that found no connection: only
+        # the fetches already in flight then (one per fetcher) failed; every
+        # later miss was answered at once
+        out = kh.sup_status(a)["outcomes"]
+        self.assertEqual(out["fetch_breaker"], "open", out)
+        self.assertLessEqual(out["fetches"]["failed"], 2, out)
+        self.assertGreater(out["fetches"]["skipped_breaker_open"], 0, out)
         self.assertGreater(len(os.listdir(os.path.join(a.store, "intents"))), 0)
+
+    def test_a_remote_back_up_is_found_by_a_probe_not_by_a_build(self):
+        """While the breaker is open no wrapper's fetch is tried: the
+        supervisor itself asks the remote again (a fetch no compile waits on)
+        after 5 s, then less often; once the endpoint answers, the breaker
+        closes and the next build's misses are fetched again."""
+        a, out = self.first_machine()
+        self.assertTrue(self.drained(a))
+        port = kh.free_port()  # nobody listens there yet
+        b = self.machine("b", os.path.join(self.tmp, "b"), port=port,
+                         KACHE_PREFETCH_MAX_BYTES="0")
+        b.cargo("build", "-p", "fixture-core")
+        self.assertIn("fixture_core", b.compiled())
+        self.assertTrue(kh.wait_for(lambda: "fetching skipped" in self.logs(b), timeout=30),
+                        self.logs(b)[-3000:])
+        failed = kh.sup_status(b)["outcomes"]["fetches"]["failed"]
+        self.assertLessEqual(failed, 2)
+        ctl = os.path.join(self.tmp, "up.json")
+        kh.write_fault(ctl, {"mode": "pass"})
+        proxy, _ = kh.start_proxy(self.port, ctl, os.path.join(self.tmp, "up.log"),
+                                  listen=port)
+        try:
+            self.assertTrue(kh.wait_for(lambda: "fetching resumed" in self.logs(b),
+                                        timeout=120), self.logs(b)[-3000:])
+            st = kh.sup_status(b)["outcomes"]
+            self.assertEqual(st["fetch_breaker"], "closed", st)
+            self.assertEqual(st["fetches"]["failed"], failed, "a wrapper's fetch probed")
+            self.assertIn("manifests/%s" % ("0" * 64),
+                          open(os.path.join(self.tmp, "up.log")).read())
+            b.cargo("build")
+            self.assertNotIn("fixture_app", b.compiled())  # fetched from the remote
+            self.assertEqual(b.run_app(), out)
+        finally:
+            stop(proxy)
 
     def test_truncated_and_flipped_bodies_never_enter_the_store(self):
         a, out = self.first_machine()

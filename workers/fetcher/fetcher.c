@@ -33,7 +33,10 @@ fetch_job(void *arg, const struct msg *job, struct msg *done)
 	 * longer than the wrapper waits */
 	r = remote_fetch(f->remote, f->kache_dir, job->key,
 	    job->deadline > 0 ? clock_ms() + job->deadline : 0);
-	done->status = r == REMOTE_OK ? JOB_OK : r == REMOTE_MISS ? JOB_MISS : JOB_FAILED;
+	done->status = r == REMOTE_OK     ? JOB_OK :
+	    r == REMOTE_MISS              ? JOB_MISS :
+	    remote_unreachable(f->remote) ? JOB_UNREACHABLE :
+	                                    JOB_FAILED;
 	log_debug("fetch %s: %d", job->key, (int)done->status);
 }
 
