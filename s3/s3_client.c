@@ -381,7 +381,7 @@ attempt(struct s3_client *c, struct s3_req *r, struct xfer *x)
 static enum s3_result
 classify_curl(struct s3_client *c, struct s3_req *r, struct xfer *x, CURLcode cc)
 {
-	curl_off_t connected = 0;
+	curl_off_t started = 0;
 
 	if (cc == CURLE_WRITE_ERROR && x->write_errno != 0)
 		return s3_fail(c, S3_LOCAL, "cannot write the download of %s: %s", r->key,
@@ -391,9 +391,13 @@ classify_curl(struct s3_client *c, struct s3_req *r, struct xfer *x, CURLcode cc
 		    strerror(x->read_errno));
 	x->unreachable = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
 	    cc == CURLE_COULDNT_RESOLVE_PROXY;
+	/* nothing answered the connection within its time: the transfer never
+	 * began (its pre-transfer time is 0). Not the connect time, which is 0
+	 * too for a kept-alive connection reused, whose request was sent and
+	 * merely not answered in time: a slow remote, retried */
 	if (cc == CURLE_OPERATION_TIMEDOUT && x->sent == 0 && r->received == 0 &&
-	    curl_easy_getinfo(c->curl, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK &&
-	    connected == 0) { /* nothing answered the connection within its time */
+	    curl_easy_getinfo(c->curl, CURLINFO_PRETRANSFER_TIME_T, &started) == CURLE_OK &&
+	    started == 0) {
 		x->unreachable = 1;
 		return s3_fail(c, S3_TRANSIENT,
 		    "S3 request to %s: no connection within %ld ms; check KACHE_S3_ENDPOINT "

@@ -20,7 +20,9 @@ usage(void)
 	    "usage: s3_driver [-f] [-a attempts] [-c connect_ms] [-t total_ms] "
 	    "[-l low_speed_s] [-m multipart_threshold] [-p part_size] [-H blake2b_hex]\n"
 	    "  put KEY FILE | putmem KEY TEXT | get KEY FILE | head KEY | list PREFIX | "
-	    "delete KEY\n");
+	    "delete KEY\n"
+	    "  head KEY then <op>: a HEAD first, then op over the same client (its\n"
+	    "  connection reused)\n");
 	exit(2);
 }
 
@@ -125,8 +127,13 @@ main(int argc, char **argv)
 		return 2;
 	}
 	s3_client_fail_fast(c, fail_fast);
+	if (argc - optind > 3 && strcmp(argv[optind + 2], "then") == 0) {
+		res = run(c, 2, argv + optind);
+		printf("first=%s\n", s3_result_name(res));
+		optind += 3;
+	}
 	res = run(c, argc - optind, argv + optind);
-	printf("result=%s\n", s3_result_name(res));
+	printf("result=%s\nunreachable=%d\n", s3_result_name(res), s3_client_unreachable(c));
 	if (res != S3_OK)
 		fprintf(stderr, "error: %s\n", s3_client_last_error(c));
 	s3_client_free(&c);

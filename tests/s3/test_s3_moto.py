@@ -310,6 +310,30 @@ class TestFaults(Base):
             for s in keep:
                 s.close()
 
+    def test_a_reused_connection_that_times_out_is_not_unreachable(self):
+        """A request over a connection made before (kept alive) that gets no
+        answer in time is a slow remote, not an unreachable one: a fail-fast
+        client retries it, and says it reached the remote (the fetch breaker
+        opens at once only for an unreachable one). The blackholed endpoint
+        beside it: unreachable."""
+        self.plant("warm", b"w")
+        self.plant("late", b"x")
+        self.fault({"mode": "hang", "delay": 30, "match": "late", "count": 1})
+        p = self.proxied("-f", "-a", "2", "-c", "1000", "-t", "1500", "head", "warm", "then",
+                         "get", "late", self.path("late.out"))
+        self.assertIn("first=OK", p.stdout)
+        self.assertIn("unreachable=0", p.stdout)
+        self.assertEqual(p.stderr.count("retrying"), 1, p.stderr)
+        self.assertEqual(self.read("late.out"), b"x")
+        keep, port = kh.blackhole()
+        try:
+            p = self.drive("-f", "get", "k", self.path("bh.out"), port=port, expect="TRANSIENT",
+                           timeout=60)
+            self.assertIn("unreachable=1", p.stdout)
+        finally:
+            for c in keep:
+                c.close()
+
     def test_hang_times_out_within_bounds(self):
         self.plant("hang", b"x")
         self.fault({"mode": "hang", "delay": 120})
