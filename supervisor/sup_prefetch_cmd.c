@@ -41,7 +41,9 @@ struct pf_seen {
 	long long bytes;
 };
 
+static int value_opt(int argc, char **argv, int *i, const char *name, const char **v);
 static int parse_args(int argc, char **argv, struct pf_args *a);
+static int hint_ok(const struct proto_hint *h);
 static int make_hint(const struct pf_args *a, struct proto_hint *h, struct stat *ls);
 static int toolchain(const char *root, char out[17]);
 static int ask(const char *dir, struct pf_seen *s);
@@ -52,28 +54,45 @@ static void say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t m
 static enum proto_hint_left leave(const char *dir, const struct config *cfg,
     const struct proto_hint *h, const struct stat *ls);
 
+/* --name VALUE or --name=VALUE at argv[*i] into *v (then 1, *i past it); 0
+ * when argv[*i] is not that option; -1 when its value is missing or empty. */
+static int
+value_opt(int argc, char **argv, int *i, const char *name, const char **v)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n) != 0 || (argv[*i][n] != '\0' && argv[*i][n] != '='))
+		return 0;
+	if (argv[*i][n] == '=')
+		*v = argv[*i] + n + 1;
+	else if (*i + 1 < argc)
+		*v = argv[++*i];
+	else
+		return -1;
+	return **v != '\0' ? 1 : -1;
+}
+
 static int
 parse_args(int argc, char **argv, struct pf_args *a)
 {
+	static const char *const names[] = { "--manifest-path", "--target", "--profile",
+		"--timeout" };
+	int r;
+
 	memset(a, 0, sizeof *a);
 	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i];
-		int val = strcmp(o, "--manifest-path") == 0 || strcmp(o, "--target") == 0 ||
-		    strcmp(o, "--profile") == 0 || strcmp(o, "--timeout") == 0;
+		const char **v[] = { &a->manifest, &a->target, &a->profile, &a->timeout };
 
-		if (val && i + 1 >= argc)
+		r = 0;
+		for (size_t k = 0; k < sizeof names / sizeof names[0] && r == 0; k++)
+			r = value_opt(argc, argv, &i, names[k], v[k]);
+		if (r < 0)
 			return -1;
-		if (strcmp(o, "--manifest-path") == 0)
-			a->manifest = argv[++i];
-		else if (strcmp(o, "--target") == 0)
-			a->target = argv[++i];
-		else if (strcmp(o, "--profile") == 0)
-			a->profile = argv[++i];
-		else if (strcmp(o, "--timeout") == 0)
-			a->timeout = argv[++i];
-		else if (strcmp(o, "--release") == 0 || strcmp(o, "-r") == 0)
+		if (r > 0)
+			continue;
+		if (strcmp(argv[i], "--release") == 0 || strcmp(argv[i], "-r") == 0)
 			a->profile = "release";
-		else if (strcmp(o, "--wait") == 0)
+		else if (strcmp(argv[i], "--wait") == 0)
 			a->wait = 1;
 		else
 			return -1;
@@ -102,6 +121,19 @@ toolchain(const char *root, char out[17])
 	return 0;
 }
 
+/* 1 when h is a hint the supervisor would take (proto/hint.h's rules). */
+static int
+hint_ok(const struct proto_hint *h)
+{
+	struct msg m;
+	int ok;
+
+	msg_init(&m, MSG_PREFETCH_HINT, 0);
+	ok = proto_hint_to_msg(h, &m) == 0;
+	msg_clear(&m);
+	return ok;
+}
+
 /* The hint a: the workspace of --manifest-path or of the working directory,
  * the target (--target, else CARGO_BUILD_TARGET, else the host) and profile
  * (--profile, --release, else dev) named. -1 (said) when none can be made. */
@@ -121,10 +153,9 @@ make_hint(const struct pf_args *a, struct proto_hint *h, struct stat *ls)
 	rc = proto_hint_find_lock_up(from, lock, sizeof lock, ls);
 	if (rc < 0)
 		fprintf(stderr,
-		    "kache prefetch: no Cargo.lock at or above %s: run it in the workspace (or "
-		    "give "
-		    "--manifest-path); a prefetch plans from Cargo.lock, so commit it (or run "
-		    "`cargo generate-lockfile`) first\n",
+		    "kache prefetch: no Cargo.lock at or above %s: run it in the workspace "
+		    "(or give --manifest-path); a prefetch plans from Cargo.lock, so commit "
+		    "it (or run `cargo generate-lockfile`) first\n",
 		    from);
 	free(from);
 	free(abs);
@@ -134,12 +165,17 @@ make_hint(const struct pf_args *a, struct proto_hint *h, struct stat *ls)
 	snprintf(h->target, sizeof h->target, "%s", target ? target : "");
 	snprintf(h->profile, sizeof h->profile, "%s", profile);
 	h->guess = 1;
-	if (strlen(target ? target : "") > PROTO_HINT_NAME_MAX ||
-	    strlen(profile) > PROTO_HINT_NAME_MAX || strlen(lock) >= sizeof h->lock) {
-		fprintf(stderr, "kache prefetch: a target, profile or path too long for a hint\n");
+	if (toolchain(h->root, h->toolchain) < 0)
+		return -1;
+	if (!hint_ok(h)) {
+		fprintf(stderr,
+		    "kache prefetch: target '%s' or profile '%s' cannot name a session (letters, "
+		    "digits, '_', '.', '-', at most %d; a target given as a .json file is not "
+		    "supported), or the workspace's path is too long\n",
+		    target ? target : "", profile, PROTO_HINT_NAME_MAX);
 		return -1;
 	}
-	return toolchain(h->root, h->toolchain);
+	return 0;
 }
 
 /* The supervisor's prefetch counters. 0, or -1 when it does not answer. */

@@ -338,7 +338,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.populate()
         b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
         shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), b.dir)
-        p = self.kache_in(b, "prefetch", "--release", "--target", "x86_64-unknown-linux-gnu",
+        p = self.kache_in(b, "prefetch", "--release", "--target=x86_64-unknown-linux-gnu",
                           "--wait")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("(target x86_64-unknown-linux-gnu, profile release)", p.stdout)
@@ -365,7 +365,11 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
             p = self.kache_in(b, "prefetch", cwd=cwd, **env)
             self.assertEqual(p.returncode, rc, (env, p.stdout, p.stderr))
             self.assertIn(said, p.stderr)
-        for args in (["--bogus"], ["--target"], ["--timeout", "1m"]):
+        p = self.kache_in(b, "prefetch", "--target=my/spec.json")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("target 'my/spec.json' or profile 'debug' cannot name a session",
+                      p.stderr)
+        for args in (["--bogus"], ["--target"], ["--timeout", "1m"], ["--profile="]):
             p = self.kache_in(b, "prefetch", *args)
             self.assertEqual(p.returncode, 2, (args, p.stdout, p.stderr))
             self.assertIn("usage: kache prefetch", p.stderr)
