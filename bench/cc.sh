@@ -10,6 +10,7 @@
 # medians and the ratios to the no-wrapper build, measured in this one run.
 # usage: bench/cc.sh --kache build/bin/kache [--runs N]
 set -euo pipefail
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 kache="" runs=3
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -88,7 +89,6 @@ build() {
   t1=$(date +%s%N)
   echo $(( (t1 - t0) / 1000000 ))
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 build none > /dev/null # unmeasured: the page cache warmed for the first config alike
 for r in $(seq "$runs"); do

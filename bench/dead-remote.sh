@@ -12,6 +12,7 @@
 #        [--endpoint refused|dropped]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
 kache="" runs=3 jobs=2 ws="$here/../examples/ws-small" endpoint=refused
 usage="usage: bench/dead-remote.sh --kache PATH [--ws DIR] [--runs N] [-j N] [--endpoint refused|dropped]"
 while [ $# -gt 0 ]; do
@@ -38,7 +39,7 @@ unset RUSTC_WRAPPER CARGO_BUILD_RUSTC_WRAPPER CARGO_TARGET_DIR KACHE_REMOTE_PATH
 export KACHE_CONFIG="$work/none.toml" CARGO_TERM_COLOR=never CARGO_HOME="$work/home"
 if [ "$endpoint" = refused ]; then
   # a port nobody listens on: bound, read, closed
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   label="endpoint refusing connections"
 else
   # a listener that never accepts, its backlog filled: further SYNs are dropped
@@ -76,7 +77,6 @@ build() {
   KACHE_DIR="$st" "$kache" supervisor stop >/dev/null 2>&1 || true
   echo $(( (t1 - t0) / 1000000 ))
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A t
 for i in $(seq "$runs"); do
   if [ $((i % 2)) = 1 ]; then order="none dead"; else order="dead none"; fi

@@ -10,6 +10,7 @@
 # usage: bench/fresh-runner.sh --kache build/bin/kache [--runs N] [--ws DIR] [--s3]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
 kache="" runs=3 ws="$here/../examples/ws-small" s3=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -53,9 +54,8 @@ build() {
   echo $(( (t1 - t0) / 1000000 ))
 }
 fresh_copy() { rm -rf "$1"; mkdir -p "$(dirname "$1")"; cp -a "$ws" "$1"; chmod -R u+w "$1"; rm -rf "$1/target"; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 start_moto() {
-  moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  moto_port=$(free_port)
   moto_server -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 & moto_pid=$!
   for _ in $(seq 100); do curl -s "http://127.0.0.1:$moto_port/moto-api/" >/dev/null && break; sleep 0.2; done
   python3 -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$moto_port', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='bench')"

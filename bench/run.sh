@@ -21,6 +21,7 @@
 #        [-j N] [--remote [--signed]]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
 kache="" runs=3 warm=1 jobs=2 ws="$here/../examples/ws-small" remote=0 full=1 signed=0
 usage="usage: bench/run.sh --kache PATH [--ws small|large|DIR] [--runs N] [--warm N] [-j N] [--remote [--signed]]"
 while [ $# -gt 0 ]; do
@@ -107,8 +108,6 @@ floor() {
     "$(wc -l < "$work/floor.log") compile(s)" >&2
   echo $(( (t1 - t0) / 1000000 ))
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-p95() { sort -n | awk '{a[NR]=$1} END {i=int(NR*0.95+0.999); if(i<1)i=1; print a[i]}'; }
 # discard <dir>: out of the way now, removed when the bench ends. ext4 scans
 # the inodes freed in the last minute each time it makes a new one
 # (recently_deleted: a third of the CPU of a remote-warm build right after the
@@ -198,7 +197,7 @@ printf 'targets: warm <= 1.0x floor: %s; warm <= 0.1x sccache warm: %s; cold <= 
 [ "$remote" = 1 ] || exit 0
 # Sets moto_port and moto_pid (in this shell: not in a $(...) subshell).
 start_moto() {
-  moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  moto_port=$(free_port)
   moto_server -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 & moto_pid=$!
   for _ in $(seq 100); do curl -s "http://127.0.0.1:$moto_port/moto-api/" >/dev/null && break; sleep 0.2; done
   python3 -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$moto_port', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='bench')"
