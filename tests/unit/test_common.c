@@ -15,10 +15,12 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/path.h"
+#include "common/run.h"
 #include "common/util.h"
 
 static void
@@ -406,6 +408,35 @@ test_config_duration(void **state)
 	config_free(&cfg);
 }
 
+/* run_capture: the output (kept up to the buffer, the rest read and
+ * dropped), the exit status, a command that is not there, a directory to run
+ * in, and a command that prints and then hangs past the timeout: killed, -1,
+ * and what it printed kept once (the doctor's copy counted its last read
+ * twice when the timeout came). */
+static void
+test_run_capture(void **state)
+{
+	char out[8], big[256];
+	char *echo[] = { "sh", "-c", "printf 'abcdefghij'; exit 3", NULL };
+	char *pwd[] = { "pwd", NULL };
+	char *none[] = { "/nonexistent/kache-no-such-command", NULL };
+	char *hang[] = { "sh", "-c", "printf 'abc'; exec sleep 30", NULL };
+	int64_t t0;
+
+	(void)state;
+	assert_int_equal(run_capture(echo, NULL, out, sizeof out, 10000), 3);
+	assert_string_equal(out, "abcdefg");
+	assert_int_equal(run_capture(pwd, "/", big, sizeof big, 10000), 0);
+	assert_string_equal(big, "/\n");
+	assert_int_equal(run_capture(none, NULL, big, sizeof big, 10000), 127);
+	assert_string_equal(big, "");
+	t0 = clock_ms();
+	memset(big, 'x', sizeof big);
+	assert_int_equal(run_capture(hang, NULL, big, sizeof big, 300), -1);
+	assert_true(clock_ms() - t0 < 10000);
+	assert_string_equal(big, "abc");
+}
+
 int
 main(void)
 {
@@ -423,6 +454,7 @@ main(void)
 		cmocka_unit_test(test_write_new),
 		cmocka_unit_test(test_write_new_direct),
 		cmocka_unit_test(test_config_duration),
+		cmocka_unit_test(test_run_capture),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
