@@ -210,7 +210,8 @@ const struct jobs_outcomes *jobs_outcomes(const struct supervisor *s);
 int jobs_fetch_breaker_open(const struct supervisor *s);
 /* MSG_FLUSH: fills rep (MSG_FLUSH_REPLY). */
 void jobs_flush(struct supervisor *s, const struct msg *req, struct msg *rep);
-/* The configuration changed: uploads paused for a switched-off remote resume. */
+/* The configuration changed: uploads paused for a switched-off remote resume,
+ * and an open fetch breaker closes (the next fetch tries the remote). */
 void jobs_remote_reset(struct supervisor *s);
 
 /* sup_route.c: index requests, routed from clients to the indexer and back */

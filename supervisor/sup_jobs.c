@@ -514,6 +514,10 @@ jobs_remote_reset(struct supervisor *s)
 		s->jobs->remote_off = 0;
 		log_info("uploads resumed after a configuration change");
 	}
+	if (s->jobs != NULL && breaker_is_open(s->jobs)) {
+		s->jobs->fetch_failures = 0; /* another remote, perhaps: it gets its try */
+		log_info("fetching resumed after a configuration change");
+	}
 }
 
 /* A flush request (kache flush, kache supervisor stop): count 1 begins one

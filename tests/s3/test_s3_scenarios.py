@@ -209,7 +209,15 @@ class S3Scenarios(unittest.TestCase):
         second (a cold ws-small build 2.2-2.8 s slower). The fetchers try once;
         after three such failures the breaker skips fetching; uploads, in the
         background, keep retrying and keep their intents."""
-        self.dead_endpoint_build(kh.free_port(), "Couldn't connect")
+        a = self.dead_endpoint_build(kh.free_port(), "Couldn't connect")
+        # a configuration reload (another remote, perhaps) closes the breaker
+        cfg = a.env["KACHE_CONFIG"]
+        with open(cfg, "a") as f:
+            f.write("# touched\n")
+        os.utime(cfg, (time.time() + 5, time.time() + 5))
+        self.assertTrue(kh.wait_for(lambda: "fetching resumed after a configuration change"
+                                    in self.logs(a), timeout=30), self.logs(a)[-3000:])
+        self.assertEqual(kh.sup_status(a)["outcomes"]["fetch_breaker"], "closed")
 
     def test_blackholed_endpoint_fetches_give_up_within_a_second(self):
         """An endpoint that answers nothing (a firewall dropping packets): each
@@ -244,6 +252,7 @@ class S3Scenarios(unittest.TestCase):
         self.assertLessEqual(out["fetches"]["failed"], 2, out)
         self.assertGreater(out["fetches"]["skipped_breaker_open"], 0, out)
         self.assertGreater(len(os.listdir(os.path.join(a.store, "intents"))), 0)
+        return a
 
     def test_a_remote_back_up_is_found_by_a_probe_not_by_a_build(self):
         """While the breaker is open no wrapper's fetch is tried: the
