@@ -171,10 +171,10 @@ remote_clock_skew(struct remote *r, long *seconds)
 }
 
 void
-remote_fail_fast(struct remote *r)
+remote_fail_fast(struct remote *r, int on)
 {
 	if (r->fail_fast)
-		r->fail_fast(r);
+		r->fail_fast(r, on);
 }
 
 int

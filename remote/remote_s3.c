@@ -33,7 +33,7 @@ static enum remote_result s3r_list(struct remote *r, const char *prefix, remote_
     void *arg);
 static void s3r_close(struct remote *r);
 static int s3r_clock_skew(struct remote *r, long *seconds);
-static void s3r_fail_fast(struct remote *r);
+static void s3r_fail_fast(struct remote *r, int on);
 static int s3r_unreachable(const struct remote *r);
 
 static const struct remote_transport s3_transport = { "s3", s3r_open, s3r_put, s3r_put_file,
@@ -92,11 +92,11 @@ remote_s3_open(const struct config *cfg, char *err, size_t errlen)
 }
 
 static void
-s3r_fail_fast(struct remote *r)
+s3r_fail_fast(struct remote *r, int on)
 {
 	struct s3_remote *x = r->priv;
 
-	s3_client_fail_fast(x->c, 1);
+	s3_client_fail_fast(x->c, on);
 }
 
 static int

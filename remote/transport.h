@@ -53,7 +53,7 @@ struct remote {
 	/* the remote's clock against ours (remote_clock_skew); NULL: unknown */
 	int (*clock_skew)(struct remote *r, long *seconds);
 	/* remote_fail_fast; NULL: nothing to change (a directory) */
-	void (*fail_fast)(struct remote *r);
+	void (*fail_fast)(struct remote *r, int on);
 	/* remote_unreachable; NULL: never (a directory) */
 	int (*unreachable)(const struct remote *r);
 	/* planner.endpoint set: session manifests are posted there too, prefetch

@@ -606,7 +606,8 @@ s3_request(struct s3_client *c, struct s3_req *r)
 	}
 	if (res == S3_TRANSIENT && (n = strlen(c->err)) < sizeof c->err) {
 		if (not_retried)
-			snprintf(c->err + n, sizeof c->err - n, " (not retried: a build waits)");
+			snprintf(c->err + n, sizeof c->err - n,
+			    " (not retried: the remote cannot be reached)");
 		else
 			snprintf(c->err + n, sizeof c->err - n, " (gave up after %d attempts)",
 			    c->s.max_attempts);

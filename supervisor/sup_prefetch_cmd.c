@@ -274,6 +274,12 @@ say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t ms)
 	char size[32];
 
 	format_size((uint64_t)(e->bytes - b->bytes), size, sizeof size);
+	if (e->list_failed > b->list_failed && e->packs == b->packs) {
+		printf(
+		    "prefetch: the remote could not be read; nothing imported (`kache supervisor "
+		    "log prefetch.0` says why); the build's misses are fetched or compiled\n");
+		return;
+	}
 	if (e->exact == b->exact && e->packs == b->packs) {
 		printf("prefetch: no session manifest of this fingerprint (Cargo.lock, toolchain, "
 		       "target, profile) in the remote; cargo's first compile plans from the "

@@ -231,6 +231,29 @@ class S3Scenarios(unittest.TestCase):
             for s in keep:
                 s.close()
 
+    def test_kache_prefetch_against_a_dropping_endpoint_asks_once(self):
+        """`kache prefetch --wait` with an endpoint that drops packets: the
+        session's first question (its session manifest) gets its connection
+        1 s and no retry, and the session ends there, said (before, the plan
+        retried each question with back-off, 5 s per connection attempt: the
+        CI step waited half a minute). Exit 0: the build goes on without."""
+        keep, port = kh.blackhole()
+        try:
+            a = self.machine("a", os.path.join(self.tmp, "a"), port=port)
+            a.cargo("generate-lockfile")
+            p = subprocess.run([kh.KACHE, "prefetch", "--wait"], cwd=a.dir, env=a.env,
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("prefetch: the remote could not be read", p.stdout)
+            log = open(os.path.join(a.store, "logs", "prefetch.0.log"),
+                       errors="replace").read()
+            self.assertIn("the remote could not be reached", log)
+            self.assertIn("no connection within 1000 ms", log)
+            self.assertNotIn("retrying", log)
+        finally:
+            for s in keep:
+                s.close()
+
     def dead_endpoint_build(self, port, said):
         a = self.machine("a", os.path.join(self.tmp, "a"), port=port,
                          KACHE_PREFETCH_MAX_BYTES="0")

@@ -51,7 +51,7 @@ fetcher_main(const struct config *cfg, unsigned index)
 	if (remote_open_for_worker(cfg, &f.remote) < 0)
 		return KACHE_EXIT_CONFIG;
 	if (f.remote != NULL) /* a wrapper waits on every fetch */
-		remote_fail_fast(f.remote);
+		remote_fail_fast(f.remote, 1);
 	rc = proto_worker_run(kache_dir, "fetcher", index, &ops, &f);
 	remote_free(&f.remote);
 	return rc;

@@ -63,6 +63,10 @@ report(const struct proto_hint *h, const struct prefetch_plan *plan, const struc
 		snprintf(shared, sizeof shared, " (%ld crates shared)", plan->shared);
 	if (refused[0] != '\0')
 		log_warnx("prefetch %s: %s", h->root[0] ? h->root : "?", refused);
+	else if (plan->unreachable)
+		log_warnx("prefetch %s: the remote could not be reached (the line above says how); "
+		          "nothing more asked of it: the build's misses are fetched or compiled",
+		    h->root);
 	else if (h->guess && plan->source == PREFETCH_FROM_NONE)
 		log_info("prefetch %s: early hint (target \"%s\", profile \"%s\" guessed): no "
 		         "session manifest %.16s in the remote; the first compile's hint decides",

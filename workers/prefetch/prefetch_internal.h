@@ -81,6 +81,7 @@ struct prefetch_plan {
 	long over_cap; /* left out: prefetch.max_bytes reached */
 	uint64_t over_cap_bytes;
 	long list_failed; /* crates whose listing failed */
+	int unreachable;  /* no connection to the remote at the plan's first question */
 	long crates;      /* crate names known (0: the exact session needed none) */
 	enum prefetch_crates_from crates_from;
 	int64_t meta_ms; /* spent getting the crate names */

@@ -67,6 +67,7 @@ static int cmp_str(const void *a, const void *b);
 static void bad_session(struct listing *l, const char *name, const char *why);
 static int from_planner(const struct prefetch_input *in, const struct strv *crates,
     struct listing *l);
+static void plan_fail_fast(const struct prefetch_input *in, int on);
 
 static const char *const source_names[] = { "none", "exact session manifest", "closest session",
 	"packs", "planner" };
@@ -286,6 +287,10 @@ from_exact(const struct prefetch_input *in, struct listing *l)
 	rr = remote_session_get(in->remote[0], in->kache_dir, name, &s, why, sizeof why);
 	if (rr == REMOTE_MISS && why[0] != '\0')
 		bad_session(l, name, why);
+	if (rr == REMOTE_FAILED && remote_unreachable(in->remote[0])) {
+		l->plan->unreachable = 1;
+		l->plan->list_failed++;
+	}
 	free(name);
 	if (rr != REMOTE_OK)
 		return rr == REMOTE_MISS && why[0] != '\0' ? -1 : 0;
@@ -434,6 +439,19 @@ choose(const struct prefetch_input *in, const struct strv *crates, int closest, 
 	free(sorted);
 }
 
+/* While a plan is made its questions fail at once on a remote that cannot
+ * be reached (remote_fail_fast): nothing is there to plan from, and a
+ * session that retried each question with back-off against an endpoint that
+ * drops packets held `kache prefetch --wait` for half a minute. The imports
+ * after it retry as before. */
+static void
+plan_fail_fast(const struct prefetch_input *in, int on)
+{
+	for (int i = 0; i < in->nremote; i++)
+		if (in->remote[i] != NULL)
+			remote_fail_fast(in->remote[i], on);
+}
+
 void
 prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 {
@@ -449,6 +467,7 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 	}
 	strv_init(&crates);
 	strv_init(&versioned);
+	plan_fail_fast(in, 1);
 	named = -1;         /* not asked yet */
 	if (in->h->guess) { /* an early hint: its exact session manifest, or nothing */
 		t0 = clock_ms();
@@ -467,6 +486,8 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 	t0 = clock_ms();
 	exact = from_exact(in, &l);
 	plan->list_ms += clock_ms() - t0;
+	if (plan->unreachable)
+		goto out; /* nothing more to ask it */
 	if (exact == 1)
 		plan->refused[0] = '\0'; /* the exact session needed no crate names */
 	if (exact != 1 && named == -1)
@@ -482,6 +503,7 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 		    l.first_bad, l.why, plan->garbage > 1 ? " with others" : "",
 		    prefetch_source_name(plan->source));
 out:
+	plan_fail_fast(in, 0);
 	free((void *)l.first_bad);
 	strv_free(&crates);
 	strv_free(&versioned);
