@@ -65,6 +65,9 @@ static const struct config_def defs[] = {
 	    "transfers a prefetch session has in flight (dir and s3 remotes)" },
 	{ "s3.multipart_threshold", "KACHE_S3_MULTIPART_THRESHOLD", "64M", 0,
 	    "multipart above this size" },
+	{ "s3.fetch_connect_timeout_ms", "KACHE_S3_FETCH_CONNECT_TIMEOUT_MS", "1000", 0,
+	    "ms a fetch a build waits on gives the connection (100..60000); raise it for "
+	    "a far endpoint" },
 	{ "prefetch.cooldown", "KACHE_PREFETCH_COOLDOWN", "300", 0,
 	    "seconds (or 5m, 1h) between two prefetch hints of one workspace" },
 	{ "prefetch.max_bytes", "KACHE_PREFETCH_MAX_BYTES", "2G", 0,

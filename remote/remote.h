@@ -43,8 +43,9 @@ int remote_clock_skew(struct remote *r, long *seconds);
 /* on: for a process that someone waits on (the fetchers: a wrapper waits on
  * each fetch), or a first question (the prefetch's plan): a remote that
  * cannot be reached at all (S3: connection refused, the name not resolved, no
- * connection within at most 1 s) fails at once instead of after retries with
- * back-off. A directory remote fails at once anyway. off: retried again. */
+ * connection within s3.fetch_connect_timeout_ms, 1 s by default) fails at
+ * once instead of after retries with back-off. A directory remote fails at
+ * once anyway. off: retried again. */
 void remote_fail_fast(struct remote *r, int on);
 /* 1 when the remote's last request failed for want of a connection (S3:
  * refused, the name not resolved, nothing answered within the connect

@@ -42,9 +42,10 @@ struct s3_settings {
 	int read_only;
 	struct s3_creds creds;
 	long connect_timeout_ms;
-	long low_speed_limit;  /* bytes per second ... */
-	long low_speed_time_s; /* ... sustained this long, else the attempt fails */
-	long total_timeout_ms; /* per attempt; 0: none */
+	long fail_fast_connect_ms; /* a fail-fast client's connection, at most */
+	long low_speed_limit;      /* bytes per second ... */
+	long low_speed_time_s;     /* ... sustained this long, else the attempt fails */
+	long total_timeout_ms;     /* per attempt; 0: none */
 	int max_attempts;
 	long backoff_base_ms;
 	long backoff_cap_ms;
@@ -86,10 +87,10 @@ void s3_client_free(struct s3_client **c);
 int s3_client_clock_skew(const struct s3_client *c, long *seconds);
 /* on: a request whose endpoint could not be reached (connection refused, the
  * name not resolved, no connection within the connect timeout, which is then
- * at most 1 s) fails at once instead of being retried with back-off, for
- * callers that someone waits on (a wrapper's fetch). A connection that was
- * made and then timed out, and answers (5xx, SlowDown), are retried as
- * before. Off by default. */
+ * at most s3.fetch_connect_timeout_ms, 1 s by default) fails at once instead
+ * of being retried with back-off, for callers that someone waits on (a
+ * wrapper's fetch). A connection that was made and then timed out, and
+ * answers (5xx, SlowDown), are retried as before. Off by default. */
 void s3_client_fail_fast(struct s3_client *c, int on);
 /* 1 when the last request failed for want of a connection (refused, the name
  * not resolved, nothing answered within the connect timeout), after its

@@ -40,11 +40,6 @@ struct xfer {
 	                  * nothing answered within the connect timeout */
 };
 
-/* A fail-fast client's connection phase (TCP and TLS) gets at most this long:
- * an endpoint behind a firewall that drops packets answers nothing, and each
- * fetch a wrapper waits on would otherwise last s3.connect_timeout_ms (5 s). */
-#define FAIL_FAST_CONNECT_MS 1000L
-
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_rc;
 
@@ -324,9 +319,13 @@ set_method(struct s3_client *c, struct s3_req *r, struct xfer *x)
 static long
 connect_ms(const struct s3_client *c)
 {
-	long ms = c->s.connect_timeout_ms;
+	long ms = c->s.connect_timeout_ms, cap = c->s.fail_fast_connect_ms;
 
-	return c->fail_fast && (ms <= 0 || ms > FAIL_FAST_CONNECT_MS) ? FAIL_FAST_CONNECT_MS : ms;
+	/* a fail-fast client's connection (TCP and TLS) gets at most
+	 * s3.fetch_connect_timeout_ms: an endpoint behind a firewall that drops
+	 * packets answers nothing, and each fetch a wrapper waits on would
+	 * otherwise last s3.connect_timeout_ms (5 s) */
+	return c->fail_fast && cap > 0 && (ms <= 0 || ms > cap) ? cap : ms;
 }
 
 static void

@@ -38,6 +38,7 @@ s3_settings_defaults(struct s3_settings *s)
 {
 	memset(s, 0, sizeof *s);
 	s->connect_timeout_ms = 5000;
+	s->fail_fast_connect_ms = 1000;
 	s->low_speed_limit = 1024;
 	s->low_speed_time_s = 30;
 	s->total_timeout_ms = 600000;
@@ -188,8 +189,14 @@ s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err)
 	const char *addr = config_get(cfg, "s3.addressing");
 	int64_t thr = config_get_size(cfg, "s3.multipart_threshold");
 	int64_t conc = config_get_int(cfg, "s3.upload_concurrency");
+	int64_t ffc = config_get_int(cfg, "s3.fetch_connect_timeout_ms");
 
 	s3_settings_defaults(s);
+	if (ffc < 100 || ffc > 60000) {
+		buf_addf(err, "s3.fetch_connect_timeout_ms is '%s'; use 100 to 60000 (ms)",
+		    config_get(cfg, "s3.fetch_connect_timeout_ms"));
+		return -1;
+	}
 	if (strcmp(addr, "path") != 0 && strcmp(addr, "virtual") != 0) {
 		buf_addf(err, "s3.addressing is '%s'; use 'path' or 'virtual'", addr);
 		return -1;
@@ -210,6 +217,7 @@ s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err)
 	s->read_only = config_get_bool(cfg, "s3.read_only");
 	s->multipart_threshold = (uint64_t)thr;
 	s->upload_concurrency = conc > 0 && conc < 256 ? (int)conc : 4;
+	s->fail_fast_connect_ms = (long)ffc;
 	if (s3_creds_resolve(cfg, &s->creds, err) < 0) {
 		s3_settings_clear(s);
 		return -1;

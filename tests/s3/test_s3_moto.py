@@ -306,6 +306,15 @@ class TestFaults(Base):
             self.assertIn("no connection within 1000 ms", p.stderr)
             self.assertNotIn("retrying", p.stderr)
             self.assertEqual(self.leftovers("bh.out"), [])
+            # the cap is s3.fetch_connect_timeout_ms (a far endpoint raises it)
+            p = self.drive("-f", "-c", "30000", "get", "k", self.path("bh.out"), port=port,
+                           expect="TRANSIENT", timeout=60,
+                           KACHE_S3_FETCH_CONNECT_TIMEOUT_MS="400")
+            self.assertIn("no connection within 400 ms", p.stderr)
+            p = self.drive("get", "k", self.path("bh.out"), port=port, expect=None,
+                           KACHE_S3_FETCH_CONNECT_TIMEOUT_MS="5")
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("s3.fetch_connect_timeout_ms is '5'; use 100 to 60000", p.stderr)
         finally:
             for s in keep:
                 s.close()
