@@ -37,7 +37,7 @@ struct pf_args {
 
 /* The prefetch counters of the status document that say what a session did. */
 struct pf_seen {
-	long queued, done, lost, packs, present, rejected, failed, list_failed, exact;
+	long queued, done, lost, packs, present, rejected, failed, list_failed, exact, no_prefetch;
 	long long bytes;
 };
 
@@ -205,6 +205,7 @@ ask(const char *dir, struct pf_seen *s)
 		s->failed = N(sk, "failed");
 		s->list_failed = N(sk, "listings_failed");
 		s->exact = N(json_object_get(pf, "sources"), "exact_session");
+		s->no_prefetch = N(json_object_get(pf, "hints_dropped_why"), "no_prefetch");
 #undef N
 		rc = 0;
 	}
@@ -274,6 +275,12 @@ say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t ms)
 	char size[32];
 
 	format_size((uint64_t)(e->bytes - b->bytes), size, sizeof size);
+	if (e->no_prefetch > b->no_prefetch) {
+		printf("prefetch: the running supervisor took no session (no remote in its "
+		       "configuration, or no prefetch worker can run: `kache supervisor status`; "
+		       "`kache supervisor restart` to take this configuration)\n");
+		return;
+	}
 	if (e->list_failed > b->list_failed && e->packs == b->packs) {
 		printf(
 		    "prefetch: the remote could not be read; nothing imported (`kache supervisor "

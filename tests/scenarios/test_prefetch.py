@@ -350,7 +350,9 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
     def test_kache_prefetch_says_what_to_do_when_it_cannot_start(self):
         """No hint, a clear line and exit 1: no remote; no Cargo.lock at or
         above here; a rustc that does not answer. Exit 2 on a usage error.
-        None of them leaves a hint or starts a supervisor."""
+        None of them leaves a hint or starts a supervisor. Then a supervisor
+        running with another configuration (no remote) drops the hint: exit
+        0, and said."""
         b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
         with open(os.path.join(b.dir, "Cargo.lock"), "w") as f:
             f.write("version = 3\n")
@@ -379,6 +381,13 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertIsNone(status(b))
         hints = os.path.join(b.env["KACHE_DIR"], "run", "hints")
         self.assertEqual(os.listdir(hints) if os.path.isdir(hints) else [], [])
+        # a supervisor running without the remote (started with another
+        # configuration): the command's hint is dropped by it, and said so
+        p = self.kache_in(b, "supervisor", "start", KACHE_REMOTE="none")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.kache_in(b, "prefetch", "--wait", "--timeout", "1m")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("the running supervisor took no session", p.stdout)
 
     def test_a_wrong_early_guess_is_followed_by_the_compiles_hint(self):
         """`cargo rel`, an alias of `build --release` in the workspace's
