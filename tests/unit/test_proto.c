@@ -19,7 +19,9 @@
 #include <sys/wait.h>
 
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/fs.h"
+#include "common/hash.h"
 #include "common/util.h"
 #include "proto/client.h"
 #include "proto/hint.h"
@@ -713,6 +715,92 @@ test_prefetch_hint_file(void **state)
 	rmdir(dir);
 }
 
+/* The build session's marker (proto_hint_leave): an absent marker leaves
+ * the hint and the marker (no supervisor runs here: LEFT_NO_SUPERVISOR); a
+ * fresh one, or another writer holding its lock, leaves nothing
+ * (UNDER_WAY); a Cargo.lock written after the marker makes it stale; with
+ * prefetch off the marker only (MARKED); a hint that cannot be written
+ * leaves the marker as it was (FAILED). */
+static void
+test_hint_leave(void **state)
+{
+	char dir[] = "/tmp/kache-leave-XXXXXX", ws[17], *lock, *marker, *hintf, *hints, *lk;
+	struct proto_hint h = { 0 };
+	struct stat ls, ms, ms2;
+	struct config *cfg;
+	struct buf b;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	setenv("KACHE_CONFIG", "/nonexistent/kache.toml", 1);
+	unsetenv("KACHE_PREFETCH_COOLDOWN");
+	unsetenv("KACHE_PREFETCH_MAX_BYTES");
+	cfg = config_load(NULL);
+	lock = xasprintf("%s/Cargo.lock", dir);
+	assert_int_equal(fs_write_atomic(lock, "version = 3\n", 12, 0644), 0);
+	assert_int_equal(stat(lock, &ls), 0);
+	proto_hint_workspace(&h, lock);
+	assert_string_equal(h.root, dir);
+	assert_string_equal(h.lock, lock);
+	assert_int_equal(strlen(h.lock_hash), HASH_HEX_LEN);
+	proto_hint_ws_id(lock, ws);
+	marker = proto_hint_marker(dir, ws);
+	hintf = xasprintf("%s/" PROTO_HINT_DIR "/%s", dir, ws);
+	hints = xasprintf("%s/" PROTO_HINT_DIR, dir);
+	lk = xasprintf("%s.lock", marker);
+	assert_int_equal(proto_hint_leave(dir, cfg, marker, &ls, &h),
+	    PROTO_HINT_LEFT_NO_SUPERVISOR);
+	assert_int_equal(stat(hintf, &ms), 0);
+	buf_init(&b);
+	assert_int_equal(fs_read_file(marker, &b, 4096), 0);
+	buf_addch(&b, '\0');
+	assert_true(str_starts_with(b.p, "lock="));
+	assert_non_null(strstr(b.p, lock));
+	buf_free(&b);
+	assert_int_equal(unlink(hintf), 0);
+	/* fresh: nothing */
+	assert_int_equal(proto_hint_leave(dir, cfg, marker, &ls, &h), PROTO_HINT_UNDER_WAY);
+	assert_int_not_equal(stat(hintf, &ms), 0);
+	/* Cargo.lock written since: stale, but another writer holds the lock */
+	usleep(20000);
+	assert_int_equal(fs_write_atomic(lock, "version = 4\n", 12, 0644), 0);
+	assert_int_equal(stat(lock, &ls), 0);
+	fd = open(lk, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0 && flock(fd, LOCK_EX) == 0);
+	assert_int_equal(proto_hint_leave(dir, cfg, marker, &ls, &h), PROTO_HINT_UNDER_WAY);
+	close(fd);
+	assert_int_equal(proto_hint_leave(dir, cfg, marker, &ls, &h),
+	    PROTO_HINT_LEFT_NO_SUPERVISOR);
+	assert_int_equal(unlink(hintf), 0);
+	/* prefetch off: the marker only */
+	usleep(20000);
+	assert_int_equal(fs_write_atomic(lock, "version = 5\n", 12, 0644), 0);
+	assert_int_equal(stat(lock, &ls), 0);
+	config_set(cfg, "prefetch.max_bytes", "0");
+	assert_int_equal(proto_hint_leave(dir, cfg, marker, &ls, &h), PROTO_HINT_MARKED);
+	assert_int_not_equal(stat(hintf, &ms), 0);
+	/* the hint cannot be written (run/hints is a file): the marker stays */
+	config_set(cfg, "prefetch.max_bytes", "2G");
+	usleep(20000);
+	assert_int_equal(fs_write_atomic(lock, "version = 6\n", 12, 0644), 0);
+	assert_int_equal(stat(lock, &ls), 0);
+	assert_int_equal(rmdir(hints), 0);
+	assert_int_equal(fs_write_atomic(hints, "x", 1, 0644), 0);
+	assert_int_equal(stat(marker, &ms), 0);
+	assert_int_equal(proto_hint_leave(dir, cfg, marker, &ls, &h), PROTO_HINT_FAILED);
+	assert_int_equal(stat(marker, &ms2), 0);
+	assert_int_equal(ms2.st_mtim.tv_sec, ms.st_mtim.tv_sec);
+	assert_int_equal(ms2.st_mtim.tv_nsec, ms.st_mtim.tv_nsec);
+	assert_int_equal(fs_remove_tree(dir), 0);
+	config_free(&cfg);
+	free(lk);
+	free(hints);
+	free(hintf);
+	free(marker);
+	free(lock);
+}
+
 int
 main(void)
 {
@@ -731,6 +819,7 @@ main(void)
 		cmocka_unit_test(test_spawn_is_not_given_up_for_a_waiters_probe),
 		cmocka_unit_test(test_prefetch_hint),
 		cmocka_unit_test(test_prefetch_hint_file),
+		cmocka_unit_test(test_hint_leave),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
