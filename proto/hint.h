@@ -73,9 +73,15 @@ int proto_hint_file_read(const char *path, struct msg *m);
 void proto_hint_ws_id(const char *lock, char ws[17]);
 /* run/sessions/<ws> under kache_dir (new string). */
 char *proto_hint_marker(const char *kache_dir, const char ws[17]);
-/* 1 while a marker is within prefetch.cooldown and Cargo.lock (lock) was not
- * written, replaced or touched since. */
-int proto_hint_fresh(const struct config *cfg, const struct stat *marker, const struct stat *lock);
+/* 1 while the marker at path exists, is within prefetch.cooldown, and
+ * Cargo.lock (of stat lock) was not written, replaced or touched since. */
+int proto_hint_fresh(const struct config *cfg, const char *marker, const struct stat *lock);
+/* The early hint's marker (<marker>.early, new string) for the Cargo.lock at
+ * lock (of stat ls), when neither it nor the compile's marker is fresh (a
+ * session under way); NULL otherwise. One early hint per session, for the
+ * wrapper at cargo's first question and for `kache prefetch`. */
+char *proto_hint_early_due(const char *kache_dir, const struct config *cfg, const char *lock,
+    const struct stat *ls);
 /* h's root (Cargo.lock's directory), lock and the hash of its content (""
  * when unreadable or over 8 MiB). */
 void proto_hint_workspace(struct proto_hint *h, const char *lock);

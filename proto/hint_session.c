@@ -48,12 +48,35 @@ proto_hint_marker(const char *kache_dir, const char ws[17])
  * Cargo.lock was not written, replaced or touched since (its ctime moves on
  * each of these). */
 int
-proto_hint_fresh(const struct config *cfg, const struct stat *marker, const struct stat *lock)
+proto_hint_fresh(const struct config *cfg, const char *marker, const struct stat *lock)
 {
-	int64_t m = clock_ts_ms(&marker->st_mtim);
+	struct stat ms;
+	int64_t m;
 
+	if (stat(marker, &ms) != 0)
+		return 0;
+	m = clock_ts_ms(&ms.st_mtim);
 	return clock_wall_ms() - m < config_get_duration(cfg, "prefetch.cooldown") &&
 	    clock_ts_ms(&lock->st_ctim) <= m;
+}
+
+char *
+proto_hint_early_due(const char *kache_dir, const struct config *cfg, const char *lock,
+    const struct stat *ls)
+{
+	char ws[17], *marker, *early = NULL;
+
+	proto_hint_ws_id(lock, ws);
+	marker = proto_hint_marker(kache_dir, ws);
+	if (!proto_hint_fresh(cfg, marker, ls)) {
+		early = xasprintf("%s.early", marker);
+		if (proto_hint_fresh(cfg, early, ls)) {
+			free(early);
+			early = NULL;
+		}
+	}
+	free(marker);
+	return early;
 }
 
 static void
@@ -145,15 +168,13 @@ proto_hint_leave(const char *kache_dir, const struct config *cfg, const char *ma
 	char *dir = path_dirname(marker), *lk = xasprintf("%s.lock", marker), *text;
 	char name[17];
 	struct proto_paths p;
-	struct stat ms;
 	enum proto_hint_left r = PROTO_HINT_UNDER_WAY;
 	int fd, pf;
 
 	snprintf(name, sizeof name, "%.16s", strrchr(marker, '/') + 1);
 	fs_mkdir_p(dir, 0700);
 	fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-	    (stat(marker, &ms) != 0 || !proto_hint_fresh(cfg, &ms, ls))) {
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && !proto_hint_fresh(cfg, marker, ls)) {
 		/* prefetch off: no hint, the marker only names the session */
 		pf = config_get_size(cfg, "prefetch.max_bytes") > 0;
 		r = PROTO_HINT_FAILED;

@@ -74,7 +74,7 @@ enum fetch_end { FETCH_ANSWERED, FETCH_FAILED, FETCH_UNREACHABLE };
 
 static unsigned bucket(const char *key);
 static void fetch_outcome(struct supervisor *s, enum fetch_end end, int probe, int64_t now);
-static void breaker_open(struct jobs *j, int64_t now, const char *why);
+static void breaker_open(struct jobs *j, int64_t now, int unreachable);
 static int breaker_is_open(const struct jobs *j);
 static void probe_queue(struct supervisor *s, int64_t now);
 static struct job *upload_find(struct jobs *j, const char *key);
@@ -264,9 +264,7 @@ fetch_outcome(struct supervisor *s, enum fetch_end end, int probe, int64_t now)
 	else
 		j->fetch_failures++;
 	if (breaker_is_open(j))
-		breaker_open(j, now,
-		    end == FETCH_UNREACHABLE ? "the remote could not be reached" :
-		                               "the remote failed 3 fetches in a row");
+		breaker_open(j, now, end == FETCH_UNREACHABLE);
 }
 
 static int
@@ -276,13 +274,20 @@ breaker_is_open(const struct jobs *j)
 }
 
 static void
-breaker_open(struct jobs *j, int64_t now, const char *why)
+breaker_open(struct jobs *j, int64_t now, int unreachable)
 {
 	j->probe_every = FETCH_PROBE_FIRST_MS;
 	j->probe_at = now + j->probe_every;
-	log_warnx("%s; fetching skipped until it answers (asked again in %d s, then less "
-	          "often, by the supervisor: no compile waits for it)",
-	    why, FETCH_PROBE_FIRST_MS / 1000);
+	if (unreachable)
+		log_warnx("the remote could not be reached; fetching skipped until it answers "
+		          "(asked again in %d s, then less often, by the supervisor: no compile "
+		          "waits for it)",
+		    FETCH_PROBE_FIRST_MS / 1000);
+	else
+		log_warnx("the remote failed %d fetches in a row; fetching skipped until it "
+		          "answers (asked again in %d s, then less often, by the supervisor: no "
+		          "compile waits for it)",
+		    FETCH_FAILURES_TO_SKIP, FETCH_PROBE_FIRST_MS / 1000);
 }
 
 /* The breaker's probe, when due: a fetch no wrapper waits on, queued first. */
@@ -401,13 +406,13 @@ dispatch_fetches(struct supervisor *s, int64_t now)
 		n = x->next;
 		if (x->inflight)
 			continue;
-		/* the wrapper has given up already; or the breaker opened while it
-		 * waited in the queue: a miss now, not when a fetcher is free */
-		if (now >= x->deadline || (breaker_is_open(j) && !x->probe)) {
-			if (now >= x->deadline)
-				fetch_outcome(s, FETCH_FAILED, x->probe, now);
-			else
-				j->out.fetch_skipped++;
+		if (now >= x->deadline) { /* the wrapper has given up already */
+			fetch_outcome(s, FETCH_FAILED, x->probe, now);
+			fetch_end(s, x, JOB_MISS);
+			continue;
+		}
+		if (breaker_is_open(j) && !x->probe) { /* opened while it waited: a miss now */
+			j->out.fetch_skipped++;
 			fetch_end(s, x, JOB_MISS);
 			continue;
 		}
@@ -440,15 +445,15 @@ jobs_done(struct supervisor *s, struct slot *w, const struct msg *done)
 		w->state = W_READY;
 	if (x->kind == JOB_FETCH) {
 		int late = clock_ms() > x->deadline;
+		enum fetch_end end = FETCH_ANSWERED;
 
+		if (done->status == JOB_UNREACHABLE)
+			end = FETCH_UNREACHABLE;
+		else if (late || (done->status != JOB_OK && done->status != JOB_MISS))
+			end = FETCH_FAILED;
 		if (!x->probe)
 			count_fetch(s->jobs, done->status, late);
-		fetch_outcome(s,
-		    done->status == JOB_UNREACHABLE ? FETCH_UNREACHABLE :
-		        late || (done->status != JOB_OK && done->status != JOB_MISS) ?
-		                                      FETCH_FAILED :
-		                                      FETCH_ANSWERED,
-		    x->probe, clock_ms());
+		fetch_outcome(s, end, x->probe, clock_ms());
 		fetch_end(s, x, done->status == JOB_OK ? JOB_OK : JOB_MISS);
 		return;
 	}

@@ -47,7 +47,7 @@ static int hint_ok(const struct proto_hint *h);
 static int make_hint(const struct pf_args *a, struct proto_hint *h, struct stat *ls);
 static int toolchain(const char *root, char out[17]);
 static int ask(const char *dir, struct pf_seen *s);
-static int hint_taken(const char *dir, const char *lock);
+static int pending(const char *hint, const struct pf_seen *e);
 static int follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_seen *b,
     int ours);
 static void say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t ms);
@@ -214,20 +214,14 @@ ask(const char *dir, struct pf_seen *s)
 	return rc;
 }
 
-/* 1 once no hint of this workspace waits in run/hints (the supervisor took
- * it: it is then queued, running or done). */
+/* 1 while the session is not over: its hint file still waits in run/hints
+ * (not taken by the supervisor yet), or a session is queued or running. */
 static int
-hint_taken(const char *dir, const char *lock)
+pending(const char *hint, const struct pf_seen *e)
 {
-	char ws[17], *path;
 	struct stat st;
-	int taken;
 
-	proto_hint_ws_id(lock, ws);
-	path = xasprintf("%s/%s/%s", dir, PROTO_HINT_DIR, ws);
-	taken = stat(path, &st) != 0;
-	free(path);
-	return taken;
+	return stat(hint, &st) == 0 || e->queued > 0;
 }
 
 /* Follows the session until the hint was taken and no session is queued or
@@ -241,18 +235,23 @@ follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_se
 {
 	struct pf_seen e = *b;
 	int64_t start = clock_ms(), deadline = start + timeout_ms;
+	char ws[17], *hint;
 	int r;
 
-	while ((r = ask(dir, &e)) == 0 && (!hint_taken(dir, lock) || e.queued > 0) &&
-	    clock_ms() < deadline)
+	proto_hint_ws_id(lock, ws);
+	hint = xasprintf("%s/%s/%s", dir, PROTO_HINT_DIR, ws);
+	while ((r = ask(dir, &e)) == 0 && pending(hint, &e) && clock_ms() < deadline)
 		usleep(POLL_MS * 1000);
-	if (r != 0) {
+	if (r == 0)
+		r = pending(hint, &e);
+	free(hint);
+	if (r < 0) {
 		fprintf(stderr,
 		    "kache prefetch: the supervisor stopped answering; see `kache "
 		    "supervisor status`\n");
 		return 0;
 	}
-	if (!hint_taken(dir, lock) || e.queued > 0) {
+	if (r > 0) {
 		fprintf(stderr,
 		    "kache prefetch: still at it after %.1f s; it goes on in the background "
 		    "(`kache supervisor status` follows it), and what is not there yet is "
@@ -307,17 +306,12 @@ say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t ms)
 static enum proto_hint_left
 leave(const char *dir, const struct config *cfg, const struct proto_hint *h, const struct stat *ls)
 {
-	char ws[17], *marker, *early;
-	struct stat ms;
+	char *early = proto_hint_early_due(dir, cfg, h->lock, ls);
 	enum proto_hint_left left = PROTO_HINT_UNDER_WAY;
 
-	proto_hint_ws_id(h->lock, ws);
-	marker = proto_hint_marker(dir, ws);
-	early = xasprintf("%s.early", marker);
-	if (stat(marker, &ms) != 0 || !proto_hint_fresh(cfg, &ms, ls))
+	if (early != NULL)
 		left = proto_hint_leave(dir, cfg, early, ls, h);
 	free(early);
-	free(marker);
 	return left;
 }
 

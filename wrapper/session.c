@@ -5,26 +5,21 @@
  * two stats (Cargo.lock and the marker); it never waits for the supervisor
  * nor the prefetch and never starts a process but the supervisor (as a fetch
  * would). */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
 #include "proto/hint.h"
-#include "proto/paths.h"
 #include "wrapper/wrapper.h"
 
 static int find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st);
 static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h);
-static char *marker_of(const struct wrapper *w, const char ws[17]);
 static int session_start(struct wrapper *w, const char *lock, const char *marker,
     const struct stat *ls, const struct proto_hint *guess);
 static int guess_from_parent(struct proto_hint *h, char *from, size_t cap);
@@ -49,13 +44,6 @@ find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st)
 		return -1;
 	snprintf(lock, cap, "%s/Cargo.lock", w->roots.cwd);
 	return stat(lock, st) == 0 && S_ISREG(st->st_mode) ? 0 : -1;
-}
-
-/* The session marker of workspace ws: run/sessions/<ws> (new string). */
-static char *
-marker_of(const struct wrapper *w, const char ws[17])
-{
-	return proto_hint_marker(store_dir(w->store), ws);
 }
 
 void
@@ -116,7 +104,7 @@ int
 session_hint(struct wrapper *w)
 {
 	char lock[PATH_MAX], ws[17], *marker;
-	struct stat ls, ms;
+	struct stat ls;
 	int start = 0;
 
 	if (!config_has_remote(w->cfg) ||
@@ -130,8 +118,8 @@ session_hint(struct wrapper *w)
 	 * a session manifest; none when no save would take the lines */
 	if (config_get_bool(w->cfg, "prefetch.save_manifest"))
 		memcpy(w->ws, ws, sizeof ws);
-	marker = marker_of(w, ws);
-	if (stat(marker, &ms) != 0 || !proto_hint_fresh(w->cfg, &ms, &ls))
+	marker = proto_hint_marker(store_dir(w->store), ws);
+	if (!proto_hint_fresh(w->cfg, marker, &ls))
 		start = session_start(w, lock, marker, &ls, NULL);
 	free(marker);
 	return start;
@@ -263,8 +251,8 @@ guess_from_parent(struct proto_hint *h, char *from, size_t cap)
 int
 session_hint_early(struct wrapper *w, const char *vv, size_t n)
 {
-	char lock[PATH_MAX], from[PATH_MAX], ws[17], *marker, *early;
-	struct stat ls, ms;
+	char lock[PATH_MAX], from[PATH_MAX], *early;
+	struct stat ls;
 	struct proto_hint h;
 	int start = 0;
 
@@ -273,19 +261,14 @@ session_hint_early(struct wrapper *w, const char *vv, size_t n)
 	    proto_hint_find_lock_up(from, lock, sizeof lock, &ls) < 0 ||
 	    strlen(lock) >= sizeof h.lock)
 		return 0; /* (a path too long for a hint: the compile's is refused alike) */
-	proto_hint_ws_id(lock, ws);
-	marker = marker_of(w, ws);
-	early = xasprintf("%s.early", marker);
-	/* a session under way (hinted by a compile, or early already) */
-	if ((stat(marker, &ms) != 0 || !proto_hint_fresh(w->cfg, &ms, &ls)) &&
-	    (stat(early, &ms) != 0 || !proto_hint_fresh(w->cfg, &ms, &ls))) {
+	/* none while a session is under way (hinted by a compile, or early already) */
+	if ((early = proto_hint_early_due(store_dir(w->store), w->cfg, lock, &ls)) != NULL) {
 		proto_hint_workspace(&h, lock);
 		proto_hint_toolchain_id(vv, n, h.toolchain);
 		h.guess = 1;
 		start = session_start(w, lock, early, &ls, &h);
+		free(early);
 	}
-	free(early);
-	free(marker);
 	return start;
 }
 

@@ -442,8 +442,8 @@ choose(const struct prefetch_input *in, const struct strv *crates, int closest, 
 /* While a plan is made its questions fail at once on a remote that cannot
  * be reached (remote_fail_fast): nothing is there to plan from, and a
  * session that retried each question with back-off against an endpoint that
- * drops packets held `kache prefetch --wait` for half a minute. The imports
- * after it retry as before. */
+ * drops packets would hold `kache prefetch --wait` for about 26 s (5 tries
+ * of a 5 s connection, and back-off). The imports after it retry as before. */
 static void
 plan_fail_fast(const struct prefetch_input *in, int on)
 {
