@@ -497,11 +497,15 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         with open(path, "wb") as f:
             f.write(body[:-4])
         b, pf = self.second_runner("b")
+        # the compile's session; and an early one when cargo wrote Cargo.lock
+        # before it asked `rustc -vV` (it may, on a busy machine), which reads
+        # the same object: each session ignores it once
+        self.assertEqual(pf["hints"] - pf["hints_early"], 1, pf)
         self.assertEqual(pf["sources"]["exact_session"], 0, pf)
         self.assertEqual(pf["sources"]["packs"], 1, pf)
-        self.assertEqual(pf["sources"]["sessions_not_valid"], 1, pf)
+        self.assertEqual(pf["sources"]["sessions_not_valid"], pf["sessions"], pf)
         log = self.prefetch_log(b)
-        self.assertEqual(log.count("is not valid"), 1, log)
+        self.assertEqual(log.count("is not valid"), pf["sessions"], log)
         self.assert_served(b, out)
 
     def test_another_cargo_lock_takes_the_closest_session(self):
