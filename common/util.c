@@ -155,6 +155,7 @@ buf_detach(struct buf *b, size_t *len)
 	char *p;
 
 	buf_grow(b, 0);
+	b->p[b->len] = '\0'; /* a buffer nothing was added to holds a fresh allocation */
 	p = b->p;
 	if (len)
 		*len = b->len;

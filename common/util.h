@@ -27,7 +27,8 @@ void buf_add(struct buf *b, const void *data, size_t n);
 void buf_addstr(struct buf *b, const char *s);
 void buf_addch(struct buf *b, char c);
 void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Hands the bytes to the caller; the buffer is left empty. */
+/* Hands the bytes to the caller, NUL-terminated (an empty buffer gives ""); the
+ * buffer is left empty. */
 char *buf_detach(struct buf *b, size_t *len);
 
 /* A growable array of owned strings. */

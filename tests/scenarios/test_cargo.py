@@ -55,6 +55,19 @@ class Scenarios(unittest.TestCase):
         ws.cargo("test", "--no-run")
         self.assertEqual(ws.compiled(), [])
 
+    def test_an_env_dep_set_to_the_empty_string_hits(self):
+        """env! of a variable set to the empty string (CARGO_PKG_DESCRIPTION of a
+        package without one, as clap's `about` reads it): the warm build hits.
+        Its value was stored as whatever a fresh allocation held, so such a crate
+        and every crate after it compiled on every build."""
+        ws = Workspace(self.tmp, self.store)
+        ws.edit("core/src/lib.rs", "pub fn summary", "pub const ABOUT: &str = "
+                "env!(\"CARGO_PKG_DESCRIPTION\");\n\npub fn summary")
+        self.warm(ws)
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [], "a crate with an empty env-dep missed")
+
     def test_edit_misses_crate_and_dependents_only(self):
         ws = Workspace(self.tmp, self.store)
         self.warm(ws)

@@ -408,6 +408,30 @@ test_config_duration(void **state)
 	config_free(&cfg);
 }
 
+/* buf_detach gives a string even when nothing was added: an env-dep set to
+ * the empty string (env!("CARGO_PKG_DESCRIPTION") of a package without one)
+ * was stored as whatever the fresh allocation held, so the crate never hit. */
+static void
+test_buf_detach_empty(void **state)
+{
+	struct buf b;
+	char *p;
+	size_t n = 7;
+
+	(void)state;
+	for (int i = 0; i < 64; i++) { /* a reused chunk holds old bytes */
+		p = xmalloc(64);
+		memset(p, 'x', 64);
+		free(p);
+		buf_init(&b);
+		p = buf_detach(&b, &n);
+		assert_non_null(p);
+		assert_int_equal(n, 0);
+		assert_string_equal(p, "");
+		free(p);
+	}
+}
+
 /* run_capture: the output (kept up to the buffer, the rest read and
  * dropped), the exit status, a command that is not there, a directory to run
  * in, and a command that prints and then hangs past the timeout: killed, -1,
@@ -454,6 +478,7 @@ main(void)
 		cmocka_unit_test(test_write_new),
 		cmocka_unit_test(test_write_new_direct),
 		cmocka_unit_test(test_config_duration),
+		cmocka_unit_test(test_buf_detach_empty),
 		cmocka_unit_test(test_run_capture),
 	};
 
