@@ -344,14 +344,43 @@ config_file_path(const struct config *cfg)
 	return cfg->file;
 }
 
+/* 1 when the n bytes at w are, in any case, one of words (NULL-ended). */
+static int
+word_in(const char *w, size_t n, const char *const *words)
+{
+	for (; *words; words++)
+		if (strlen(*words) == n && strncasecmp(w, *words, n) == 0)
+			return 1;
+	return 0;
+}
+
 int
 config_is_secret_env(const char *name)
 {
-	static const char *const words[] = { "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL",
-		"ACCESS_KEY", "SESSION", "PRIVATE", "AUTH" };
+	static const char *const secret[] = { "TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD",
+		"PASSWORDS", "PASSWD", "PASS", "PASSPHRASE", "CREDENTIAL", "CREDENTIALS", "AUTH",
+		"SESSION", "PRIVATE", "APIKEY", NULL };
+	static const char *const keyed[] = { "ACCESS", "API", "SIGNING", "ENCRYPTION", "MASTER",
+		NULL };
+	static const char alnum[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	size_t end = strcspn(name, "="), i = 0, n, prev = 0, prev_n = 0;
 
-	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-		if (strstr(name, words[i]) != NULL)
-			return 1;
+	/* whole words only: CARGO_PKG_AUTHORS reads no secret */
+	while (i < end) {
+		n = strspn(name + i, alnum);
+		if (i + n > end)
+			n = end - i;
+		if (n > 0) {
+			if (word_in(name + i, n, secret) ||
+			    (prev_n > 0 &&
+			        word_in(name + i, n, (const char *const[]){ "KEY", NULL }) &&
+			        word_in(name + prev, prev_n, keyed)))
+				return 1;
+			prev = i;
+			prev_n = n;
+		}
+		i += n + 1;
+	}
 	return 0;
 }

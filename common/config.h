@@ -44,7 +44,13 @@ void config_set(struct config *cfg, const char *key, const char *value);
 void config_dump(const struct config *cfg, FILE *out);
 /* The path of the config file that was (or would be) read. */
 const char *config_file_path(const struct config *cfg);
-/* Environment variable names whose values must never reach a key or a log. */
+/* 1 for an environment variable name (or "NAME=value": the name alone is read)
+ * whose value must never reach a key, a log or the remote: one of its words
+ * (split at anything not a letter or digit, any case) is TOKEN, SECRET,
+ * PASSWORD, PASSWD, PASS, PASSPHRASE, CREDENTIAL, AUTH, SESSION, PRIVATE or
+ * APIKEY (TOKENS, SECRETS, PASSWORDS, CREDENTIALS too), or KEY right after
+ * ACCESS, API, SIGNING, ENCRYPTION or MASTER. Whole words: CARGO_PKG_AUTHORS
+ * is no secret. */
 int config_is_secret_env(const char *name);
 
 #endif

@@ -202,7 +202,8 @@ note_removed(struct ix_txn *t, const unsigned char key[HASH_LEN])
 	free(p);
 }
 
-/* A result a build session used (a hit, a remote hit, a stored compile):
+/* A result a build session used (a hit, a remote hit, a stored compile; not
+ * one kept on this machine, which no other runner can fetch):
  * "crate result bytes[ version]" appended to run/sessions/<ws>.used, which a session manifest
  * is made of (remote/session.h). Outside the batch: a record applied again
  * after a failed commit only repeats a line, which the reader drops. */
@@ -222,7 +223,7 @@ note_session(struct index *ix, const struct journal_event *ev)
 	char hex[HASH_HEX_LEN + 1], line[HASH_HEX_LEN + 240], *path;
 	int fd, n;
 
-	if (ev->ws[0] == '\0' || !ev->has_res || !crate_ok(ev->crate) ||
+	if (ev->ws[0] == '\0' || !ev->has_res || ev->local_only || !crate_ok(ev->crate) ||
 	    (ev->type != JOURNAL_HIT && ev->type != JOURNAL_REMOTE_HIT && ev->type != JOURNAL_MISS))
 		return;
 	hash_to_hex(ev->res, hex);

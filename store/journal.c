@@ -77,7 +77,7 @@ journal_append(const char *store_dir, const struct journal_event *ev)
 	msgpack_packer_init(&pk, &b, sbuf_write);
 	msgpack_pack_map(&pk,
 	    8 + ev->has_inv + ev->has_res + (ev->ws[0] != '\0') + (ev->version[0] != '\0') +
-	        (ev->lang[0] != '\0'));
+	        (ev->lang[0] != '\0') + (ev->local_only != 0));
 	codec_pack_kv_u64(&pk, "v", JOURNAL_FORMAT);
 	codec_pack_kv_u64(&pk, "t", (uint64_t)ev->type);
 	codec_pack_kv_u64(&pk, "ts", (uint64_t)(ev->ts_ms ? ev->ts_ms : clock_wall_ms()));
@@ -96,6 +96,8 @@ journal_append(const char *store_dir, const struct journal_event *ev)
 		codec_pack_kv_str(&pk, "ver", ev->version);
 	if (ev->lang[0] != '\0')
 		codec_pack_kv_str(&pk, "lang", ev->lang);
+	if (ev->local_only)
+		codec_pack_kv_u64(&pk, "local", 1);
 	len = (uint32_t)(b.len - 4);
 	b.p[0] = (char)(len >> 24);
 	b.p[1] = (char)(len >> 16);
@@ -132,7 +134,7 @@ decode_event(const char *d, size_t n, struct journal_event *ev)
 {
 	msgpack_zone zone;
 	msgpack_object root;
-	uint64_t v, t, ts;
+	uint64_t v, t, ts, local;
 	char ws[JOURNAL_WS_LEN + 2], ver[JOURNAL_VERSION_MAX + 2], lang[sizeof ev->lang + 1];
 	int rc = -1;
 
@@ -161,6 +163,7 @@ decode_event(const char *d, size_t n, struct journal_event *ev)
 	get_fixed_str(&root, "lang", lang, sizeof lang); /* one of three, else rustc's */
 	if (strcmp(lang, "c") == 0 || strcmp(lang, "c++") == 0 || strcmp(lang, "asm") == 0)
 		memcpy(ev->lang, lang, sizeof ev->lang);
+	ev->local_only = codec_get_u64(&root, "local", &local) == 0 && local == 1;
 	rc = 0;
 out:
 	msgpack_zone_destroy(&zone);

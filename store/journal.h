@@ -70,6 +70,8 @@ struct journal_event {
 	char ws[JOURNAL_WS_LEN + 1];           /* "" when unknown */
 	char version[JOURNAL_VERSION_MAX + 1]; /* "" when unknown or not valid */
 	char lang[4];                          /* "c", "c++", "asm"; "" for rustc */
+	int local_only; /* a result that stays on this machine: its compile read a
+	                 * secret-looking variable (config_is_secret_env), never uploaded */
 };
 
 /* The compiler language of an event: its lang, or "rust". */

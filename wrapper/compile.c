@@ -68,6 +68,7 @@ wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
 	ev.ms = ms;
 	ev.bytes = bytes;
 	snprintf(ev.ws, sizeof ev.ws, "%s", w->ws);
+	ev.local_only = w->local_only;
 	wrapper_journal_append(w->store, &ev, w->start_us);
 }
 

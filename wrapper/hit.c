@@ -13,6 +13,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
@@ -372,6 +373,9 @@ serve_candidate(struct wrapper *w, const struct store_candidate *c)
 			bytes += e.outputs[k].size;
 		memo_save(w);
 		replay(w, &e);
+		w->local_only = 0;
+		for (size_t k = 0; k < c->n_envs; k++)
+			w->local_only |= config_is_secret_env(c->envs[k].name);
 		wrapper_journal(w, w->from_remote ? JOURNAL_REMOTE_HIT : JOURNAL_HIT, NULL,
 		    c->result, e.compile_ms, bytes);
 	} else if (rc == -2) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
@@ -32,6 +33,7 @@ static const char *put_outputs(struct wrapper *w, const char *out_dir, const str
     struct store_entry *e, struct buf *depinfo, uint64_t *bytes);
 static const char *write_entry(struct wrapper *w, const struct run_result *r,
     const struct buf *depinfo, struct store_entry *e, const struct store_candidate *c);
+static int secret_read(struct wrapper *w, const struct depinfo *d);
 static const char *store_result(struct wrapper *w, const struct run_result *r,
     const struct timespec *t0, uint64_t *bytes, unsigned char res[HASH_LEN]);
 static void finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec *t0);
@@ -265,6 +267,22 @@ write_entry(struct wrapper *w, const struct run_result *r, const struct buf *dep
 	return NULL;
 }
 
+/* 1 when the compile read a secret-looking variable (env! of an API token,
+ * say): its outputs may hold the value, so the result stays on this machine,
+ * never uploaded (said once per compile in the log). */
+static int
+secret_read(struct wrapper *w, const struct depinfo *d)
+{
+	for (size_t i = 0; i < d->env_names.n; i++)
+		if (config_is_secret_env(d->env_names.v[i])) {
+			log_info("%s: kept on this machine, not uploaded: its compile read %s, "
+			         "a secret-looking variable whose value its outputs may hold",
+			    w->args.crate_name, d->env_names.v[i]);
+			return 1;
+		}
+	return 0;
+}
+
 /* Stores a successful compile: blobs, entry, manifest candidate. Returns NULL,
  * or why nothing was stored. */
 static const char *
@@ -294,6 +312,7 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	if (why == NULL) {
 		depinfo_parse(text.p ? text.p : "", text.len, &d);
 		why = build_candidate(w, &d, t0, &c);
+		w->local_only = secret_read(w, &d);
 	}
 	if (why == NULL) {
 		memcpy(res, c.result, HASH_LEN);
@@ -326,7 +345,8 @@ finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec
 		return;
 	}
 	wrapper_journal(w, JOURNAL_MISS, NULL, res, r->ms, bytes);
-	wrapper_queue_upload(w, res);
+	if (!w->local_only)
+		wrapper_queue_upload(w, res);
 }
 
 /* Stores the result in a child process, so cargo can start the dependents

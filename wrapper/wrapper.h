@@ -129,11 +129,12 @@ struct wrapper {
 	struct roots roots;
 	unsigned char inv[HASH_LEN];
 	int64_t start_us;
-	int from_remote;                  /* the entry being served was just fetched */
-	struct strv key_files;            /* files hashed into the key (--extern, -l libraries) */
-	struct buf key_hashes;            /* their hashes, HASH_LEN bytes each, in that order */
-	char toolchain[17];               /* first 16 hex of BLAKE2b of `rustc -vV` (key.c) */
-	char ws[17];                      /* the workspace id (session.c), "" when unknown */
+	int from_remote;       /* the entry being served was just fetched */
+	int local_only;        /* the result journalled stays here: its compile read a secret */
+	struct strv key_files; /* files hashed into the key (--extern, -l libraries) */
+	struct buf key_hashes; /* their hashes, HASH_LEN bytes each, in that order */
+	char toolchain[17];    /* first 16 hex of BLAKE2b of `rustc -vV` (key.c) */
+	char ws[17];           /* the workspace id (session.c), "" when unknown */
 	unsigned char memo_key[HASH_LEN]; /* memo.c: this crate's memo record */
 	struct store_memo_rec memo_old;   /* as read (sorted) */
 	struct store_memo_rec memo_new;   /* learnt by this run, in order */

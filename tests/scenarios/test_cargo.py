@@ -1072,6 +1072,65 @@ class RemoteScenarios(unittest.TestCase):
         self.assertIn("fixture_app", a.compiled(), other.stderr)
         self.assertTrue(a.run_app().startswith("5 hello"))
 
+    def test_a_compile_that_reads_a_secret_stays_on_this_machine(self):
+        """A crate that embeds a secret-looking variable's value (env! of an API
+        token) is stored and served on this machine and never uploaded: no pack of
+        it, no byte of the value and no line of it in the session manifest in the
+        remote, said once in the log; the other crates are uploaded. A second
+        machine with the same value compiles it itself. CARGO_PKG_AUTHORS,
+        which clap's `author` reads, is no secret: such a crate is uploaded."""
+        secret = "kache-embedded-" + "5e7a1b2c" * 5
+        a, store_a = self.machine("a", self.tmp, KACHE_LOG="info")
+        def embed(ws):
+            ws.edit("app/src/main.rs", "fn main() {",
+                    "const TOKEN: &str = env!(\"MY_API_TOKEN\");\n\nfn main() {")
+            ws.edit("app/src/main.rs", "println!(\"{} {}\",", "println!(\"{} {} {}\", TOKEN,")
+            ws.edit("core/src/lib.rs", "pub fn summary", "pub const AUTHORS: &str = "
+                    "env!(\"CARGO_PKG_AUTHORS\");\n\npub fn summary")
+            ws.env["MY_API_TOKEN"] = secret
+
+        embed(a)
+        a.cargo("build")
+        out = a.run_app()
+        self.assertTrue(out.startswith(secret + " hello"), out)
+        self.assertTrue(self.uploaded(store_a), "uploads did not drain")
+        packs = os.path.join(self.remote, "packs")
+        self.assertFalse(os.path.exists(os.path.join(packs, "fixture_app")),
+                         "the crate that embeds the secret was uploaded")
+        for crate in CRATES - {"fixture_app"}:
+            self.assertTrue(os.listdir(os.path.join(packs, crate)), crate + " not uploaded")
+        log = open(os.path.join(store_a, "logs", "wrapper.log")).read()
+        self.assertEqual(log.count("fixture_app: kept on this machine, not uploaded: its "
+                                   "compile read MY_API_TOKEN"), 1, log[-3000:])
+        self.assertNotIn(secret, log)
+        # served here; the hit is kept out of the session manifest too
+        a.cargo("clean")
+        a.cargo("build")
+        self.assertEqual(a.compiled(), [])
+        self.assertEqual(a.run_app(), out)
+        kh.supervisor_stop(KACHE, a.env)
+        sessions = os.path.join(self.remote, "sessions")
+        names = os.listdir(sessions)
+        self.assertTrue(names, "no session manifest saved")
+        for name in names:
+            text = open(os.path.join(sessions, name), "rb").read()
+            self.assertIn(b"\nfixture_core ", text)
+            self.assertNotIn(b"\nfixture_app ", text, name)
+        for d, _, files in os.walk(self.remote):
+            for f in files:
+                data = open(os.path.join(d, f), "rb").read()
+                if f.endswith(".pack"):
+                    data = subprocess.run(["zstd", "-d", "-c", os.path.join(d, f)],
+                                          capture_output=True, check=True, timeout=60).stdout
+                self.assertNotIn(secret.encode(), data, os.path.join(d, f))
+        # another machine with the same value: everything but the app from the remote
+        os.makedirs(os.path.join(self.tmp, "second", "machine"))
+        b, _ = self.machine("b", os.path.join(self.tmp, "second", "machine"))
+        embed(b)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), ["fixture_app"])
+        self.assertEqual(b.run_app(), out)
+
     def test_stopped_supervisor_never_stalls_a_build(self):
         a, store_a = self.machine("a", self.tmp)
         pid = self.supervisor_pid(a)

@@ -432,6 +432,31 @@ test_buf_detach_empty(void **state)
 	}
 }
 
+/* Secret-looking variable names: whole words of the name (any case, split
+ * at anything not a letter or digit), KEY only after ACCESS, API, SIGNING,
+ * ENCRYPTION or MASTER; a "NAME=value" form is judged by its name alone. */
+static void
+test_config_secret_env(void **state)
+{
+	static const char *const yes[] = { "MY_API_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY",
+		"AWS_ACCESS_KEY_ID", "DB_PASSWORD", "db_pass", "SMTP_PASSWD", "GPG_PASSPHRASE",
+		"GOOGLE_APPLICATION_CREDENTIALS", "NPM_AUTH", "AWS_SESSION_TOKEN",
+		"SSH_PRIVATE_KEY", "STRIPE_API_KEY", "MAPBOX_APIKEY", "COSIGN_SIGNING_KEY",
+		"x-secret", "SECRETS", "CARGO_REGISTRIES_MY_REG_TOKEN", "TOKEN=plain" };
+	static const char *const no[] = { "CARGO_PKG_AUTHORS", "AUTHOR", "OUT_DIR",
+		"CARGO_PKG_VERSION", "KEYBOARD", "MONKEY_ID", "PASSAGE", "BYPASS_CHECKS",
+		"SESSIONS_DIR_X", "TOKENIZER", "HOTKEY", "CACHE_KEY", "PUBLIC_KEY", "KEY",
+		"RUSTFLAGS=-C secret=1", "" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+		if (!config_is_secret_env(yes[i]))
+			fail_msg("%s should read as a secret", yes[i]);
+	for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+		if (config_is_secret_env(no[i]))
+			fail_msg("%s should not read as a secret", no[i]);
+}
+
 /* run_capture: the output (kept up to the buffer, the rest read and
  * dropped), the exit status, a command that is not there, a directory to run
  * in, and a command that prints and then hangs past the timeout: killed, -1,
@@ -478,6 +503,7 @@ main(void)
 		cmocka_unit_test(test_write_new),
 		cmocka_unit_test(test_write_new_direct),
 		cmocka_unit_test(test_config_duration),
+		cmocka_unit_test(test_config_secret_env),
 		cmocka_unit_test(test_buf_detach_empty),
 		cmocka_unit_test(test_run_capture),
 	};

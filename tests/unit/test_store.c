@@ -291,6 +291,45 @@ test_journal_roundtrip_and_torn_tail(void **state)
 }
 
 static void
+take_local(const struct journal_event *ev, void *arg)
+{
+	int *v = arg;
+
+	v[v[0] + 1] = ev->local_only;
+	v[0]++;
+}
+
+/* A result kept on this machine carries the flag through the journal; a
+ * record without it (every record before it) reads as not kept. */
+static void
+test_journal_local_only(void **state)
+{
+	char *dir = tmpdir(), *path;
+	struct store *s = store_open(dir);
+	struct journal_event ev = { .type = JOURNAL_MISS, .has_res = 1, .local_only = 1 };
+	struct buf b;
+	int got[4] = { 0 };
+
+	(void)state;
+	strcpy(ev.crate, "app");
+	assert_int_equal(journal_append(dir, &ev), 0);
+	ev.local_only = 0;
+	assert_int_equal(journal_append(dir, &ev), 0);
+	path = xasprintf("%s/journal/events", dir);
+	buf_init(&b);
+	assert_int_equal(fs_read_file(path, &b, 1 << 20), 0);
+	assert_int_equal(journal_parse(b.p, b.len, take_local, got), b.len);
+	assert_int_equal(got[0], 2);
+	assert_int_equal(got[1], 1);
+	assert_int_equal(got[2], 0);
+	buf_free(&b);
+	free(path);
+	store_free(&s);
+	fs_remove_tree(dir);
+	free(dir);
+}
+
+static void
 take_ws(const struct journal_event *ev, void *arg)
 {
 	struct strv *v = arg;
@@ -708,6 +747,7 @@ main(void)
 		cmocka_unit_test(test_flipped_records_are_corrupt),
 		cmocka_unit_test(test_record_under_wrong_name_is_corrupt),
 		cmocka_unit_test(test_journal_roundtrip_and_torn_tail),
+		cmocka_unit_test(test_journal_local_only),
 		cmocka_unit_test(test_journal_workspace_id),
 		cmocka_unit_test(test_journal_language),
 		cmocka_unit_test(test_hash_memo_sees_changes),
