@@ -237,6 +237,22 @@ write_direct(int fd, char *bounce, const char *data, size_t n)
 	return 0;
 }
 
+/* The last n % FS_DIRECT_ALIGN bytes, through the page cache: a block
+ * past the end of the file needs no read, where cutting a padded block
+ * to size would read it back from the disk first. */
+static int
+write_tail(int fd, const char *data, size_t n)
+{
+	size_t whole = n / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (whole == n)
+		return 0;
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0)
+		return -1;
+	return fs_write_all(fd, data + whole, n - whole);
+}
+
 int
 fs_write_new_direct(const char *path, const void *data, size_t n, mode_t mode)
 {
@@ -250,8 +266,8 @@ fs_write_new_direct(const char *path, const void *data, size_t n, mode_t mode)
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_DIRECT, mode);
 	if (fd < 0)
 		return -1;
-	if (write_direct(fd, bounce, data, n) < 0 || ftruncate(fd, (off_t)n) < 0 ||
-	    fchmod(fd, mode) < 0) {
+	if (write_direct(fd, bounce, data, n / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN) < 0 ||
+	    write_tail(fd, data, n) < 0 || fchmod(fd, mode) < 0) {
 		saved = errno;
 		close(fd);
 		goto fail;

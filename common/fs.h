@@ -33,7 +33,8 @@ int fs_write_atomic(const char *path, const void *data, size_t n, mode_t mode);
 int fs_write_new(const char *path, const void *data, size_t n, mode_t mode);
 /* fs_write_new with O_DIRECT: the bytes go to the device without passing
  * through the page cache (written whole blocks at a time from an aligned
- * buffer, the file then cut to n). -1 with errno EINVAL, nothing made, where
+ * buffer; the last n % 4096 bytes through the cache, which reads nothing back
+ * from the disk). -1 with errno EINVAL, nothing made, where
  * the filesystem or device refuses direct I/O: write it the usual way then.
  * Removed on any other failure. */
 int fs_write_new_direct(const char *path, const void *data, size_t n, mode_t mode);
