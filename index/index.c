@@ -687,6 +687,7 @@ index_stats(struct index *ix, struct index_stats *st)
 	st->errors = ix_counter_get(ix, "errors");
 	st->corrupt = ix_counter_get(ix, "corrupt");
 	st->rejected = ix_counter_get(ix, "rejected");
+	st->kept_local = ix_counter_get(ix, "kept_local");
 	st->bytes_restored = ix_counter_get(ix, "bytes_restored");
 	st->ms_saved = ix_counter_get(ix, "ms_saved");
 	st->compile_ms = ix_counter_get(ix, "compile_ms");

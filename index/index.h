@@ -117,7 +117,8 @@ struct index_stats {
 	size_t n_pass_reasons;
 	struct index_reason *error_reasons;
 	size_t n_error_reasons;
-	uint64_t rejected;                     /* remote objects refused by signature */
+	uint64_t kept_local; /* compiles stored here but not uploaded: they read a secret */
+	uint64_t rejected;   /* remote objects refused by signature */
 	struct index_reason *rejected_reasons; /* unsigned, unknown_key, ... */
 	size_t n_rejected_reasons;
 	struct index_reason *lang_counts; /* "c.hits", "rust.misses", ...: by compiler language */

@@ -106,6 +106,7 @@ index_json_stats(struct index *ix)
 	SET_INT(o, "errors", st.errors);
 	json_object_set_new(o, "error_reasons", reasons_json(st.error_reasons, st.n_error_reasons));
 	SET_INT(o, "corrupt", st.corrupt);
+	SET_INT(o, "kept_local", st.kept_local);
 	SET_INT(o, "rejected", st.rejected);
 	json_object_set_new(o, "rejected_reasons",
 	    reasons_json(st.rejected_reasons, st.n_rejected_reasons));

@@ -278,6 +278,8 @@ apply_event(const struct journal_event *ev, void *arg)
 		ix_counter_add(ix, "compile_ms", ev->ms);
 		if (ev->has_res)
 			note_stored(c->t, ev);
+		if (ev->has_res && ev->local_only)
+			ix_counter_add(ix, "kept_local", 1);
 		break;
 	case JOURNAL_PASS:
 	case JOURNAL_ERROR:

@@ -1103,6 +1103,12 @@ class RemoteScenarios(unittest.TestCase):
         self.assertEqual(log.count("fixture_app: kept on this machine, not uploaded: its "
                                    "compile read MY_API_TOKEN"), 1, log[-3000:])
         self.assertNotIn(secret, log)
+        stats = subprocess.run([KACHE, "stats", "--json"], env=a.env, capture_output=True,
+                               text=True, timeout=60)
+        self.assertEqual(json.loads(stats.stdout)["kept_local"], 1, stats.stdout)
+        stats = subprocess.run([KACHE, "stats"], env=a.env, capture_output=True, text=True,
+                               timeout=60)
+        self.assertIn("kept here         1 (they read a secret-looking variable", stats.stdout)
         # served here; the hit is kept out of the session manifest too
         a.cargo("clean")
         a.cargo("build")
