@@ -368,13 +368,10 @@ config_is_secret_env(const char *name)
 
 	/* whole words only: CARGO_PKG_AUTHORS reads no secret */
 	while (i < end) {
-		n = strspn(name + i, alnum);
-		if (i + n > end)
-			n = end - i;
+		n = strspn(name + i, alnum); /* stops at the '=' too */
 		if (n > 0) {
 			if (word_in(name + i, n, secret) ||
-			    (prev_n > 0 &&
-			        word_in(name + i, n, (const char *const[]){ "KEY", NULL }) &&
+			    (n == 3 && strncasecmp(name + i, "KEY", 3) == 0 && prev_n > 0 &&
 			        word_in(name + prev, prev_n, keyed)))
 				return 1;
 			prev = i;

@@ -218,18 +218,16 @@ bounce_get(void)
 	return p;
 }
 
-/* Writes n bytes from data to fd, opened O_DIRECT, through the bounce
- * buffer: whole FS_DIRECT_ALIGN blocks, the last one padded with zeros. */
+/* Writes n bytes (whole FS_DIRECT_ALIGN blocks) from data to fd, opened
+ * O_DIRECT, through the bounce buffer. */
 static int
 write_direct(int fd, char *bounce, const char *data, size_t n)
 {
 	while (n > 0) {
 		size_t c = n < FS_DIRECT_CHUNK ? n : FS_DIRECT_CHUNK;
-		size_t whole = (c + FS_DIRECT_ALIGN - 1) / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN;
 
 		memcpy(bounce, data, c);
-		memset(bounce + c, 0, whole - c);
-		if (fs_write_all(fd, bounce, whole) < 0)
+		if (fs_write_all(fd, bounce, c) < 0)
 			return -1;
 		data += c;
 		n -= c;
@@ -237,26 +235,26 @@ write_direct(int fd, char *bounce, const char *data, size_t n)
 	return 0;
 }
 
-/* The last n % FS_DIRECT_ALIGN bytes, through the page cache: a block
- * past the end of the file needs no read, where cutting a padded block
- * to size would read it back from the disk first. */
+/* The n (< FS_DIRECT_ALIGN) bytes past the last whole block, through the
+ * page cache: a block past the end of the file needs no read, where cutting
+ * a padded block to size would read it back from the disk first. */
 static int
 write_tail(int fd, const char *data, size_t n)
 {
-	size_t whole = n / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN;
-	int fl = fcntl(fd, F_GETFL);
+	int fl;
 
-	if (whole == n)
+	if (n == 0)
 		return 0;
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0)
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) < 0)
 		return -1;
-	return fs_write_all(fd, data + whole, n - whole);
+	return fs_write_all(fd, data, n);
 }
 
 int
 fs_write_new_direct(const char *path, const void *data, size_t n, mode_t mode)
 {
 	char *bounce = bounce_get();
+	size_t whole = n / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN;
 	int fd, saved;
 
 	if (bounce == NULL) {
@@ -266,8 +264,8 @@ fs_write_new_direct(const char *path, const void *data, size_t n, mode_t mode)
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_DIRECT, mode);
 	if (fd < 0)
 		return -1;
-	if (write_direct(fd, bounce, data, n / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN) < 0 ||
-	    write_tail(fd, data, n) < 0 || fchmod(fd, mode) < 0) {
+	if (write_direct(fd, bounce, data, whole) < 0 ||
+	    write_tail(fd, (const char *)data + whole, n - whole) < 0 || fchmod(fd, mode) < 0) {
 		saved = errno;
 		close(fd);
 		goto fail;
