@@ -337,17 +337,35 @@ test_write_new_direct(void **state)
 	for (size_t i = 0; i < 3u << 20; i++)
 		data[i] = (char)(i * 2654435761u >> 11);
 	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-		long long read0 = disk_read_bytes();
+		long long read = 0;
+		int made = 0;
 
-		path = xasprintf("%s/f%zu", dir, k);
-		if (fs_write_new_direct(path, data, sizes[k], 0640) < 0) {
-			assert_int_equal(errno, EINVAL); /* refused: nothing made */
-			assert_int_equal(access(path, F_OK), -1);
+		/* ext4 reads a block bitmap it does not have cached when it
+		 * allocates from a new group (a metadata read, counted too):
+		 * with cold caches the first write of a size may read one. A
+		 * write's own read-back happens on every write, so of three
+		 * writes of a size, one reads nothing. */
+		for (int attempt = 0; attempt < 3; attempt++) {
+			long long read0 = disk_read_bytes();
+
+			path = xasprintf("%s/f%zu-%d", dir, k, attempt);
+			made = fs_write_new_direct(path, data, sizes[k], 0640) == 0;
+			if (!made) {
+				assert_int_equal(errno, EINVAL); /* refused: nothing made */
+				assert_int_equal(access(path, F_OK), -1);
+				free(path);
+				break;
+			}
+			read = read0 >= 0 ? disk_read_bytes() - read0 : 0;
+			if (read == 0 || fs.f_type == TMPFS_MAGIC || attempt == 2)
+				break;
+			assert_int_equal(unlink(path), 0);
 			free(path);
-			continue;
 		}
-		if (read0 >= 0 && fs.f_type != TMPFS_MAGIC)
-			assert_int_equal(disk_read_bytes() - read0, 0);
+		if (!made)
+			continue;
+		if (fs.f_type != TMPFS_MAGIC)
+			assert_int_equal(read, 0);
 		if (sizes[k] >= 8192 && fs.f_type != TMPFS_MAGIC) /* tmpfs is all cache */
 			assert_in_range(resident_pages(path, sizes[k]), 0, 1);
 		assert_int_equal(stat(path, &st), 0);
