@@ -228,6 +228,12 @@ remote_list(struct remote *r, const char *prefix, remote_list_fn fn, void *arg)
 	return r->t->list(r, prefix, fn, arg);
 }
 
+void
+remote_memory_release(void)
+{
+	pack_memory_release();
+}
+
 enum remote_result
 remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex, int64_t deadline_ms)
 {

@@ -74,6 +74,10 @@ enum remote_result remote_list(struct remote *r, const char *prefix, remote_list
  * and finds it present; a result present already costs no transfer. */
 enum remote_result remote_fetch(struct remote *r, const char *kache_dir, const char *inv_hex,
     int64_t deadline_ms);
+/* Gives back the memory kept between imports (the inflated document and
+ * compressed bytes of the largest packs so far; pack_memory_release): a
+ * long-lived process calls it when it goes idle. */
+void remote_memory_release(void);
 /* Imports the pack packs/<crate>/<res_hex>.pack into the store at kache_dir,
  * verified whole as a fetch does, its manifest candidate under the invocation
  * key the pack names (a prefetch knows packs by listing only). REMOTE_MISS

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,11 +43,11 @@ struct doc {
 
 static enum pack_result inflate_to(int fd, struct doc *d);
 static int doc_add(struct doc *d, const char *p, size_t n);
-static char *region_get(void);
-static void region_free(void *p);
-static void region_key_make(void);
-static int pack_bytes(int fd, off_t start, struct buf *in, const char **p, size_t *n, int *mapped);
-static enum pack_result inflate_whole(int fd, off_t start, char *dst, size_t *len);
+static int region_limit(void);
+static char *region_take(void);
+static void region_give(char *p);
+static int pack_bytes(int fd, off_t start, char *in, const char **p, size_t *n, int *mapped);
+static enum pack_result inflate_whole(int fd, off_t start, char *region, size_t *len);
 static enum pack_result inflate_streamed(struct store *s, int fd, off_t start,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
 static enum pack_result doc_import(struct store *s, const char *p, size_t n,
@@ -485,61 +486,117 @@ doc_import(struct store *s, const char *p, size_t n, const unsigned char inv[HAS
 	return r;
 }
 
-/* Each thread that reads packs keeps one mapping of PACK_MEM_MAX bytes that
- * zstd inflates into directly: no copy out of zstd's window, no growing
- * buffer, and no page faults after the thread's first large pack (the pages
- * are only marked free between packs, so the kernel may take them back). The
- * mapping goes with the thread (a prefetch session's threads end with it). */
-static pthread_key_t region_key;
-static pthread_once_t region_once = PTHREAD_ONCE_INIT;
-static int region_key_ok;
+/* A pack is read in a region of 2 x PACK_MEM_MAX bytes: the document, which
+ * zstd inflates into directly (no copy out of zstd's window, no growing
+ * buffer), then the compressed bytes of a pack that cannot be mapped.
+ * Regions are kept from pack to pack with their pages: a page the kernel
+ * must find, clear and map, or one marked free (MADV_FREE) and written
+ * again, costs about 6 us on a paravirtualised machine (a VM exit each;
+ * ws-small's 238 MB of documents are 58,000 pages: with MADV_FREE after each
+ * pack, zstd took 2.6x its time into pages kept). At most one region per CPU
+ * this process may run on is in use (inflating is all CPU: more threads at
+ * it would only touch more memory); a thread past that waits for one, at
+ * most REGION_WAIT_MS, then streams its pack through fresh memory. Regions
+ * are asked for as transparent huge pages (one fault per 2 MiB where the
+ * kernel's transparent_hugepage is madvise or always: the prefetch worker's
+ * CPU for ws-small went from 1.26 s to 1.05 s) and go back to the kernel
+ * with pack_memory_release (a process gone idle). */
+#define REGION_BYTES (2 * (size_t)PACK_MEM_MAX)
+#define REGIONS_MAX 64
+#define REGION_WAIT_MS 30000
 
-static void
-region_free(void *p)
+static pthread_mutex_t regions_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t regions_cv = PTHREAD_COND_INITIALIZER;
+static char *regions_free[REGIONS_MAX];
+static int regions_nfree, regions_made;
+
+static int
+region_limit(void)
 {
-	munmap(p, PACK_MEM_MAX);
+	cpu_set_t set;
+	int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+
+	if (n <= 0)
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > REGIONS_MAX ? REGIONS_MAX : n;
 }
 
-static void
-region_key_make(void)
-{
-	region_key_ok = pthread_key_create(&region_key, region_free) == 0;
-}
-
-/* The calling thread's mapping; NULL when none can be made. */
+/* A region to read one pack in; NULL when none can be had. */
 static char *
-region_get(void)
+region_take(void)
 {
-	char *p;
+	struct timespec until;
+	char *p = NULL;
+	int limit = region_limit(), rc = 0;
 
-	pthread_once(&region_once, region_key_make);
-	if (!region_key_ok)
-		return NULL;
-	if ((p = pthread_getspecific(region_key)) != NULL)
-		return p;
-	p = mmap(NULL, PACK_MEM_MAX, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	if (pthread_setspecific(region_key, p) != 0) {
-		munmap(p, PACK_MEM_MAX);
-		return NULL;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += REGION_WAIT_MS / 1000;
+	pthread_mutex_lock(&regions_mu);
+	while (regions_nfree == 0 && regions_made >= limit && rc == 0)
+		rc = pthread_cond_timedwait(&regions_cv, &regions_mu, &until);
+	if (regions_nfree > 0)
+		p = regions_free[--regions_nfree];
+	else if (regions_made < limit) {
+		p = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			p = NULL;
+		else {
+			(void)madvise(p, REGION_BYTES, MADV_HUGEPAGE);
+			regions_made++;
+		}
 	}
+	pthread_mutex_unlock(&regions_mu);
 	return p;
+}
+
+static void
+region_give(char *p)
+{
+	pthread_mutex_lock(&regions_mu);
+	regions_free[regions_nfree++] = p;
+	pthread_cond_signal(&regions_cv);
+	pthread_mutex_unlock(&regions_mu);
+}
+
+int
+pack_memory_regions(void)
+{
+	int n;
+
+	pthread_mutex_lock(&regions_mu);
+	n = regions_made;
+	pthread_mutex_unlock(&regions_mu);
+	return n;
+}
+
+void
+pack_memory_release(void)
+{
+	pthread_mutex_lock(&regions_mu);
+	while (regions_nfree > 0) {
+		munmap(regions_free[--regions_nfree], REGION_BYTES);
+		regions_made--;
+	}
+	pthread_mutex_unlock(&regions_mu);
 }
 
 /* The compressed pack on fd, from its offset start to its end (at most
  * PACK_MEM_MAX bytes), in *p: mapped (*mapped set) when the file is ours
  * alone (unnamed: a memfd, a download in an O_TMPFILE; nobody can shorten
- * it under the mapping) and read from its start, else read into in. The
+ * it under the mapping) and read from its start, else read into in
+ * (PACK_MEM_MAX bytes: a kept region's second half, so no fresh memory). The
  * mapping spares a copy and as much fresh memory as the pack (on a fresh
  * runner's first session, memory the kernel must find and clear:
  * ws-small's 55 MB of packs, 7 % of the prefetch's time). -1 with errno
  * (EFBIG: larger than PACK_MEM_MAX). */
 static int
-pack_bytes(int fd, off_t start, struct buf *in, const char **p, size_t *n, int *mapped)
+pack_bytes(int fd, off_t start, char *in, const char **p, size_t *n, int *mapped)
 {
 	struct stat sb;
+	size_t got = 0;
+	ssize_t r;
+	char extra;
 	void *m;
 
 	*mapped = 0;
@@ -553,34 +610,39 @@ pack_bytes(int fd, off_t start, struct buf *in, const char **p, size_t *n, int *
 			return 0;
 		}
 	}
-	if (fs_read_fd(fd, in, PACK_MEM_MAX) < 0)
+	while (got < PACK_MEM_MAX && (r = read(fd, in + got, PACK_MEM_MAX - got)) != 0) {
+		if (r < 0 && errno != EINTR)
+			return -1;
+		got += r > 0 ? (size_t)r : 0;
+	}
+	if (got == PACK_MEM_MAX && (r = read(fd, &extra, 1)) != 0) {
+		errno = r > 0 ? EFBIG : errno;
 		return -1;
-	*p = in->p;
-	*n = in->len;
+	}
+	*p = in;
+	*n = got;
 	return 0;
 }
 
-/* Inflates the compressed pack on fd (as pack_bytes) in one call into dst
- * (PACK_MEM_MAX bytes): every frame whole, checksums right. PACK_ABSENT
- * when the pack or its document does not fit (the caller streams it to a
- * file instead). */
+/* Inflates the compressed pack on fd (as pack_bytes, into the region's
+ * second half) in one call into the region's first half: every frame whole,
+ * checksums right. PACK_ABSENT when the pack or its document does not fit
+ * (the caller streams it to a file instead). */
 static enum pack_result
-inflate_whole(int fd, off_t start, char *dst, size_t *len)
+inflate_whole(int fd, off_t start, char *region, size_t *len)
 {
 	enum pack_result r = PACK_CORRUPT;
 	ZSTD_DCtx *z = NULL;
-	struct buf in;
 	const char *p = NULL;
 	size_t n = 0, got;
 	int mapped = 0;
 
-	buf_init(&in);
-	if (pack_bytes(fd, start, &in, &p, &n, &mapped) < 0)
+	if (pack_bytes(fd, start, region + PACK_MEM_MAX, &p, &n, &mapped) < 0)
 		r = errno == EFBIG ? PACK_ABSENT : PACK_IOERR;
 	else if (n > 0 && (z = ZSTD_createDCtx()) == NULL)
 		r = PACK_IOERR;
 	else if (n > 0) {
-		got = ZSTD_decompressDCtx(z, dst, PACK_MEM_MAX, p, n);
+		got = ZSTD_decompressDCtx(z, region, PACK_MEM_MAX, p, n);
 		if (ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
 			r = PACK_ABSENT;
 		else if (!ZSTD_isError(got) && got > 0)
@@ -589,7 +651,6 @@ inflate_whole(int fd, off_t start, char *dst, size_t *len)
 	ZSTD_freeDCtx(z);
 	if (mapped)
 		munmap((void *)p, n);
-	buf_free(&in);
 	return r;
 }
 
@@ -629,18 +690,18 @@ pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], unsigned flags)
 {
 	off_t start = lseek(fd, 0, SEEK_CUR);
-	char *region = start < 0 ? NULL : region_get();
+	char *region = start < 0 ? NULL : region_take();
 	enum pack_result r = PACK_ABSENT;
 	size_t len = 0;
 
 	if (region != NULL)
 		r = inflate_whole(fd, start, region, &len);
-	if (r == PACK_OK) {
+	if (r == PACK_OK)
 		r = doc_import(s, region, len, inv, res, flags);
-		madvise(region, len, MADV_FREE);
-	} else if (r == PACK_ABSENT) {
+	if (region != NULL)
+		region_give(region);
+	if (r == PACK_ABSENT)
 		r = inflate_streamed(s, fd, start, inv, res, flags);
-	}
 	return r;
 }
 

@@ -42,7 +42,7 @@ enum pack_result pack_write(struct store *s, const unsigned char inv[HASH_LEN],
 #define PACK_BLOBS_VOUCHED 1u
 
 /* Reads a pack from fd, from its offset: decompressed (checksum checked) in
- * one call into memory the thread keeps, or past PACK_MEM_MAX streamed into an
+ * one call into memory kept from pack to pack, or past PACK_MEM_MAX streamed into an
  * unnamed file in the store's tmp/ that is mapped, then verified and imported
  * as pack_import says.
  * inv NULL (a prefetch, which knows a pack by its crate and result only): the
@@ -50,6 +50,13 @@ enum pack_result pack_write(struct store *s, const unsigned char inv[HASH_LEN],
  * wrapper asking with that key finds it; nothing else is checked less. */
 enum pack_result pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], unsigned flags);
+/* Gives back the memory pack_read keeps between packs (per CPU, up to
+ * 2 x PACK_MEM_MAX of touched pages; the next pack_read maps anew): a
+ * long-lived process calls it when it goes idle. */
+void pack_memory_release(void);
+/* The regions pack_read has mapped now, in use or kept (at most one per CPU
+ * the process may run on). */
+int pack_memory_regions(void);
 /* The same two through memory, for tests and small packs.
  * Builds the pack of result res (stored under invocation key inv) from the
  * local store into out. The crate name is returned in crate (caller frees).

@@ -4,11 +4,14 @@
 #include <setjmp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -66,7 +69,7 @@ tmpdir(void)
 /* Store a holds one result: two outputs (one executable, the other
  * rlib_size bytes, or a short text), a manifest candidate. */
 static int
-setup_with(void **state, size_t rlib_size)
+setup_with(void **state, size_t rlib_size, int random_bytes)
 {
 	struct fx *f = xcalloc(1, sizeof *f);
 	struct store_output o[2] = { { .name = "libx.rlib", .mode = 0644 },
@@ -86,6 +89,12 @@ setup_with(void **state, size_t rlib_size)
 
 		for (size_t i = 0; i < rlib_size; i++)
 			big[i] = (char)(i * 2654435761u >> 13);
+		for (size_t i = 0; random_bytes && i < rlib_size;) {
+			ssize_t n = getrandom(big + i, rlib_size - i, 0);
+
+			assert_true(n > 0);
+			i += (size_t)n;
+		}
 		assert_int_equal(fs_write_atomic(src, big, rlib_size, 0644), 0);
 		free(big);
 	} else {
@@ -118,14 +127,14 @@ setup_with(void **state, size_t rlib_size)
 static int
 setup(void **state)
 {
-	return setup_with(state, 0);
+	return setup_with(state, 0, 0);
 }
 
 /* A document past PACK_MEM_MAX: inflated into a file, not memory. */
 static int
 setup_large(void **state)
 {
-	return setup_with(state, PACK_MEM_MAX + (8u << 20));
+	return setup_with(state, PACK_MEM_MAX + (8u << 20), 0);
 }
 
 static int
@@ -203,11 +212,19 @@ test_round_trip_large(void **state)
 	buf_free(&b);
 }
 
+/* A document past PACK_MEM_MAX that does not compress: the pack itself is
+ * larger than PACK_MEM_MAX. */
+static int
+setup_large_random(void **state)
+{
+	return setup_with(state, PACK_MEM_MAX + (1u << 20), 1);
+}
+
 /* A blob of 3 MiB and 5 bytes: more than PACK_WRITES_MIN, not whole blocks. */
 static int
 setup_mid(void **state)
 {
-	return setup_with(state, (3u << 20) + 5);
+	return setup_with(state, (3u << 20) + 5, 0);
 }
 
 /* Imports f's pack into store b, the writes' counters taken before and
@@ -467,6 +484,17 @@ pack_fd(int fd, const char *prefix, const struct buf *b, size_t n)
 	return fd;
 }
 
+/* Store b, emptied: a new store in a new directory. */
+static void
+renew_b(struct fx *f)
+{
+	store_free(&f->b);
+	fs_remove_tree(f->dir_b);
+	free(f->dir_b);
+	f->dir_b = tmpdir();
+	f->b = store_open(f->dir_b);
+}
+
 /* pack_read takes a pack mapped from an unnamed file of its own (an
  * O_TMPFILE, as an S3 download), read from a named one (a directory
  * remote's object, which others may change) or from an offset: the same
@@ -491,16 +519,128 @@ test_pack_read_mapped_or_read(void **state)
 		assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
 		assert_blobs_whole(f, &e);
 		store_entry_clear(&e);
-		store_free(&f->b);
-		fs_remove_tree(f->dir_b);
-		free(f->dir_b);
-		f->dir_b = tmpdir();
-		f->b = store_open(f->dir_b);
+		renew_b(f);
 	}
 	fds[0] = pack_fd(open(f->dir_a, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), "", &b, b.len / 2);
 	assert_int_equal(pack_read(f->b, fds[0], f->inv, f->res, 0), PACK_CORRUPT);
 	close(fds[0]);
 	assert_nothing_imported(f);
+	free(named);
+	buf_free(&b);
+}
+
+/* A pack whose compressed bytes are past PACK_MEM_MAX, read from a named
+ * file (a directory remote's object): too large for the memory kept for
+ * packs, so streamed through a file, and imported the same. */
+static void
+test_pack_read_larger_than_memory(void **state)
+{
+	struct fx *f = *state;
+	struct store_entry e;
+	struct buf b;
+	char *named = xasprintf("%s/obj.pack", f->dir_a);
+	int fd;
+
+	build(f, &b);
+	assert_true(b.len > PACK_MEM_MAX);
+	fd = pack_fd(open(named, O_CREAT | O_RDWR | O_CLOEXEC, 0600), "", &b, b.len);
+	assert_int_equal(pack_read(f->b, fd, f->inv, f->res, 0), PACK_OK);
+	close(fd);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	assert_blobs_whole(f, &e);
+	store_entry_clear(&e);
+	free(named);
+	buf_free(&b);
+}
+
+struct reader {
+	const char *named;
+	const unsigned char *inv, *res;
+	pthread_barrier_t *start;
+	char *dir;
+	enum pack_result r;
+};
+
+/* One thread's import of the pack in r->named into a store of its own. */
+static void *
+reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct store *s = store_open(r->dir);
+	int fd = open(r->named, O_RDONLY | O_CLOEXEC);
+
+	pthread_barrier_wait(r->start);
+	r->r = fd < 0 || s == NULL ? PACK_IOERR : pack_read(s, fd, r->inv, r->res, 0);
+	if (fd >= 0)
+		close(fd);
+	store_free(&s);
+	return NULL;
+}
+
+/* pack_read keeps its memory from pack to pack (one region for packs read
+ * one after the other), maps at most one region per CPU however many
+ * threads read at once (each import still whole), and gives it all back on
+ * pack_memory_release, after which it maps anew. */
+static void
+test_pack_memory_kept_and_bounded(void **state)
+{
+	enum { THREADS = 6 };
+	struct fx *f = *state;
+	struct reader rd[THREADS];
+	pthread_t t[THREADS];
+	pthread_barrier_t start;
+	struct store_entry e;
+	struct buf b;
+	cpu_set_t set;
+	char *named = xasprintf("%s/obj.pack", f->dir_a);
+	int fd, cpus;
+
+	assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+	cpus = CPU_COUNT(&set);
+	build(f, &b);
+	close(pack_fd(open(named, O_CREAT | O_RDWR | O_CLOEXEC, 0600), "", &b, b.len));
+	pack_memory_release();
+	assert_int_equal(pack_memory_regions(), 0);
+	for (int i = 0; i < 3; i++) {
+		fd = open(named, O_RDONLY | O_CLOEXEC);
+		assert_int_equal(pack_read(f->b, fd, f->inv, f->res, 0), PACK_OK);
+		close(fd);
+		assert_int_equal(pack_memory_regions(), 1);
+	}
+	assert_int_equal(pthread_barrier_init(&start, NULL, THREADS), 0);
+	for (int i = 0; i < THREADS; i++) {
+		rd[i] = (struct reader){ .named = named,
+			.inv = f->inv,
+			.res = f->res,
+			.start = &start,
+			.dir = tmpdir(),
+			.r = PACK_ABSENT };
+		assert_int_equal(pthread_create(&t[i], NULL, reader_main, &rd[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		struct store *s;
+
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(rd[i].r, PACK_OK);
+		s = store_open(rd[i].dir);
+		assert_int_equal(store_entry_read(s, f->res, &e), STORE_FOUND);
+		store_entry_clear(&e);
+		store_free(&s);
+		fs_remove_tree(rd[i].dir);
+		free(rd[i].dir);
+	}
+	pthread_barrier_destroy(&start);
+	assert_in_range(pack_memory_regions(), 1, cpus < THREADS ? cpus : THREADS);
+	pack_memory_release();
+	assert_int_equal(pack_memory_regions(), 0);
+	fd = open(named, O_RDONLY | O_CLOEXEC);
+	renew_b(f);
+	assert_int_equal(pack_read(f->b, fd, f->inv, f->res, 0), PACK_OK);
+	close(fd);
+	assert_int_equal(pack_memory_regions(), 1);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	assert_blobs_whole(f, &e);
+	store_entry_clear(&e);
 	free(named);
 	buf_free(&b);
 }
@@ -835,6 +975,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_pack_read_from_a_pipe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pack_read_mapped_or_read, setup_mid, teardown),
+		cmocka_unit_test_setup_teardown(test_pack_read_larger_than_memory,
+		    setup_large_random, teardown),
+		cmocka_unit_test_setup_teardown(test_pack_memory_kept_and_bounded, setup_mid,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_entry_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_garbage_rejected, setup,
 		    teardown),

@@ -8,12 +8,31 @@
 #include "proto/worker.h"
 #include "remote/remote.h"
 
+/* The memory pack_read keeps is given back after this long without a
+ * fetch: kept from one fetch to the next of a build, not held by an idle
+ * fetcher. */
+#define FETCHER_IDLE_MS 10000
+
 struct fetcher {
 	const char *kache_dir;
 	struct remote *remote;
+	int64_t last_ms; /* the end of the last fetch; 0: memory given back */
 };
 
 static void fetch_job(void *arg, const struct msg *job, struct msg *done);
+static void fetch_tick(void *arg, int64_t now_ms);
+
+/* Gives back pack_read's memory once the fetcher has been idle a while. */
+static void
+fetch_tick(void *arg, int64_t now_ms)
+{
+	struct fetcher *f = arg;
+
+	if (f->last_ms != 0 && now_ms - f->last_ms >= FETCHER_IDLE_MS) {
+		remote_memory_release();
+		f->last_ms = 0;
+	}
+}
 
 static void
 fetch_job(void *arg, const struct msg *job, struct msg *done)
@@ -37,13 +56,16 @@ fetch_job(void *arg, const struct msg *job, struct msg *done)
 	    r == REMOTE_MISS              ? JOB_MISS :
 	    remote_unreachable(f->remote) ? JOB_UNREACHABLE :
 	                                    JOB_FAILED;
+	f->last_ms = clock_ms();
 	log_debug("fetch %s: %d", job->key, (int)done->status);
 }
 
 int
 fetcher_main(const struct config *cfg, unsigned index)
 {
-	static const struct proto_worker_ops ops = { .job = fetch_job };
+	static const struct proto_worker_ops ops = { .job = fetch_job,
+		.tick = fetch_tick,
+		.tick_ms = FETCHER_IDLE_MS / 2 };
 	const char *kache_dir = config_get(cfg, "cache.dir");
 	struct fetcher f = { .kache_dir = kache_dir };
 	int rc;

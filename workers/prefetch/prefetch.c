@@ -130,6 +130,7 @@ prefetch_job(void *arg, const struct msg *job, struct msg *done)
 		pack_writes_state(&w0);
 		prefetch_import(pf->remote, pf->nremote, pf->kache_dir, &plan, &ss.d);
 		pack_writes_state(&w1);
+		pack_memory_release(); /* held only while a session runs */
 		ss.import_ms = clock_ms() - t1;
 		for (int k = 0; k < 2; k++)
 			ss.written[k] = w1.bytes[k] - w0.bytes[k];
