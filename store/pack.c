@@ -43,11 +43,12 @@ struct doc {
 
 static enum pack_result inflate_to(int fd, struct doc *d);
 static int doc_add(struct doc *d, const char *p, size_t n);
+struct region;
 static int region_limit(void);
-static char *region_take(void);
-static void region_give(char *p);
-static int pack_bytes(int fd, off_t start, char *in, const char **p, size_t *n, int *mapped);
-static enum pack_result inflate_whole(int fd, off_t start, char *region, size_t *len);
+static int region_take(struct region *rg);
+static void region_give(const struct region *rg);
+static int pack_bytes(int fd, char *in, size_t *n);
+static enum pack_result inflate_whole(int fd, struct region *rg, size_t *len);
 static enum pack_result inflate_streamed(struct store *s, int fd, off_t start,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
 static enum pack_result doc_import(struct store *s, const char *p, size_t n,
@@ -488,7 +489,7 @@ doc_import(struct store *s, const char *p, size_t n, const unsigned char inv[HAS
 
 /* A pack is read in a region of 2 x PACK_MEM_MAX bytes: the document, which
  * zstd inflates into directly (no copy out of zstd's window, no growing
- * buffer), then the compressed bytes of a pack that cannot be mapped.
+ * buffer), then the compressed bytes it inflates from.
  * Regions are kept from pack to pack with their pages: a page the kernel
  * must find, clear and map, or one marked free (MADV_FREE) and written
  * again, costs about 6 us on a paravirtualised machine (a VM exit each;
@@ -505,9 +506,16 @@ doc_import(struct store *s, const char *p, size_t n, const unsigned char inv[HAS
 #define REGIONS_MAX 64
 #define REGION_WAIT_MS 30000
 
+/* A region and the zstd context that inflates into it (made on first use,
+ * kept with the region: no allocation per pack). */
+struct region {
+	char *p;
+	ZSTD_DCtx *z;
+};
+
 static pthread_mutex_t regions_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t regions_cv = PTHREAD_COND_INITIALIZER;
-static char *regions_free[REGIONS_MAX];
+static struct region regions_free[REGIONS_MAX];
 static int regions_nfree, regions_made;
 
 static int
@@ -521,40 +529,40 @@ region_limit(void)
 	return n < 1 ? 1 : n > REGIONS_MAX ? REGIONS_MAX : n;
 }
 
-/* A region to read one pack in; NULL when none can be had. */
-static char *
-region_take(void)
+/* A region to read one pack in: 0, or -1 when none can be had. */
+static int
+region_take(struct region *rg)
 {
 	struct timespec until;
-	char *p = NULL;
-	int limit = region_limit(), rc = 0;
+	int limit = region_limit(), rc = 0, out = -1;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += REGION_WAIT_MS / 1000;
 	pthread_mutex_lock(&regions_mu);
 	while (regions_nfree == 0 && regions_made >= limit && rc == 0)
 		rc = pthread_cond_timedwait(&regions_cv, &regions_mu, &until);
-	if (regions_nfree > 0)
-		p = regions_free[--regions_nfree];
-	else if (regions_made < limit) {
-		p = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE,
+	if (regions_nfree > 0) {
+		*rg = regions_free[--regions_nfree];
+		out = 0;
+	} else if (regions_made < limit) {
+		rg->p = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			p = NULL;
-		else {
-			(void)madvise(p, REGION_BYTES, MADV_HUGEPAGE);
+		rg->z = NULL;
+		if (rg->p != MAP_FAILED) {
+			(void)madvise(rg->p, REGION_BYTES, MADV_HUGEPAGE);
 			regions_made++;
+			out = 0;
 		}
 	}
 	pthread_mutex_unlock(&regions_mu);
-	return p;
+	return out;
 }
 
 static void
-region_give(char *p)
+region_give(const struct region *rg)
 {
 	pthread_mutex_lock(&regions_mu);
-	regions_free[regions_nfree++] = p;
+	regions_free[regions_nfree++] = *rg;
 	pthread_cond_signal(&regions_cv);
 	pthread_mutex_unlock(&regions_mu);
 }
@@ -575,41 +583,29 @@ pack_memory_release(void)
 {
 	pthread_mutex_lock(&regions_mu);
 	while (regions_nfree > 0) {
-		munmap(regions_free[--regions_nfree], REGION_BYTES);
+		struct region *rg = &regions_free[--regions_nfree];
+
+		munmap(rg->p, REGION_BYTES);
+		ZSTD_freeDCtx(rg->z);
 		regions_made--;
 	}
 	pthread_mutex_unlock(&regions_mu);
 }
 
-/* The compressed pack on fd, from its offset start to its end (at most
- * PACK_MEM_MAX bytes), in *p: mapped (*mapped set) when the file is ours
- * alone (unnamed: a memfd, a download in an O_TMPFILE; nobody can shorten
- * it under the mapping) and read from its start, else read into in
- * (PACK_MEM_MAX bytes: a kept region's second half, so no fresh memory). The
- * mapping spares a copy and as much fresh memory as the pack (on a fresh
- * runner's first session, memory the kernel must find and clear:
- * ws-small's 55 MB of packs, 7 % of the prefetch's time). -1 with errno
- * (EFBIG: larger than PACK_MEM_MAX). */
+/* The compressed pack on fd, from its offset to its end (at most
+ * PACK_MEM_MAX bytes), read into in (a kept region's second half). Read,
+ * not mapped, even from an unnamed file of our own: a copy out of the page
+ * cache into pages kept is cheaper than mapping the file's pages and
+ * unmapping them (a page table entry each, and a TLB shootdown of every
+ * CPU, which a VM pays in exits). -1 with errno (EFBIG: larger than
+ * PACK_MEM_MAX). */
 static int
-pack_bytes(int fd, off_t start, char *in, const char **p, size_t *n, int *mapped)
+pack_bytes(int fd, char *in, size_t *n)
 {
-	struct stat sb;
 	size_t got = 0;
 	ssize_t r;
 	char extra;
-	void *m;
 
-	*mapped = 0;
-	if (start == 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 0 &&
-	    sb.st_size > 0 && (uint64_t)sb.st_size <= PACK_MEM_MAX) {
-		m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-		if (m != MAP_FAILED) {
-			*p = m;
-			*n = (size_t)sb.st_size;
-			*mapped = 1;
-			return 0;
-		}
-	}
 	while (got < PACK_MEM_MAX && (r = read(fd, in + got, PACK_MEM_MAX - got)) != 0) {
 		if (r < 0 && errno != EINTR)
 			return -1;
@@ -619,7 +615,6 @@ pack_bytes(int fd, off_t start, char *in, const char **p, size_t *n, int *mapped
 		errno = r > 0 ? EFBIG : errno;
 		return -1;
 	}
-	*p = in;
 	*n = got;
 	return 0;
 }
@@ -629,28 +624,22 @@ pack_bytes(int fd, off_t start, char *in, const char **p, size_t *n, int *mapped
  * checksums right. PACK_ABSENT when the pack or its document does not fit
  * (the caller streams it to a file instead). */
 static enum pack_result
-inflate_whole(int fd, off_t start, char *region, size_t *len)
+inflate_whole(int fd, struct region *rg, size_t *len)
 {
 	enum pack_result r = PACK_CORRUPT;
-	ZSTD_DCtx *z = NULL;
-	const char *p = NULL;
 	size_t n = 0, got;
-	int mapped = 0;
 
-	if (pack_bytes(fd, start, region + PACK_MEM_MAX, &p, &n, &mapped) < 0)
+	if (pack_bytes(fd, rg->p + PACK_MEM_MAX, &n) < 0)
 		r = errno == EFBIG ? PACK_ABSENT : PACK_IOERR;
-	else if (n > 0 && (z = ZSTD_createDCtx()) == NULL)
+	else if (n > 0 && rg->z == NULL && (rg->z = ZSTD_createDCtx()) == NULL)
 		r = PACK_IOERR;
 	else if (n > 0) {
-		got = ZSTD_decompressDCtx(z, region, PACK_MEM_MAX, p, n);
+		got = ZSTD_decompressDCtx(rg->z, rg->p, PACK_MEM_MAX, rg->p + PACK_MEM_MAX, n);
 		if (ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
 			r = PACK_ABSENT;
 		else if (!ZSTD_isError(got) && got > 0)
 			r = PACK_OK, *len = got;
 	}
-	ZSTD_freeDCtx(z);
-	if (mapped)
-		munmap((void *)p, n);
 	return r;
 }
 
@@ -690,16 +679,17 @@ pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], unsigned flags)
 {
 	off_t start = lseek(fd, 0, SEEK_CUR);
-	char *region = start < 0 ? NULL : region_take();
+	struct region rg;
+	int have = start >= 0 && region_take(&rg) == 0;
 	enum pack_result r = PACK_ABSENT;
 	size_t len = 0;
 
-	if (region != NULL)
-		r = inflate_whole(fd, start, region, &len);
+	if (have)
+		r = inflate_whole(fd, &rg, &len);
 	if (r == PACK_OK)
-		r = doc_import(s, region, len, inv, res, flags);
-	if (region != NULL)
-		region_give(region);
+		r = doc_import(s, rg.p, len, inv, res, flags);
+	if (have)
+		region_give(&rg);
 	if (r == PACK_ABSENT)
 		r = inflate_streamed(s, fd, start, inv, res, flags);
 	return r;

@@ -495,12 +495,12 @@ renew_b(struct fx *f)
 	f->b = store_open(f->dir_b);
 }
 
-/* pack_read takes a pack mapped from an unnamed file of its own (an
- * O_TMPFILE, as an S3 download), read from a named one (a directory
- * remote's object, which others may change) or from an offset: the same
- * import each way; a mapped pack cut short is corrupt and imports nothing. */
+/* pack_read takes a pack from an unnamed file of its own (an O_TMPFILE, as
+ * an S3 download), from a named one (a directory remote's object, which
+ * others may change) or from an offset: the same import each way; a pack
+ * cut short is corrupt and imports nothing. */
 static void
-test_pack_read_mapped_or_read(void **state)
+test_pack_read_unnamed_named_or_offset(void **state)
 {
 	struct fx *f = *state;
 	struct store_entry e;
@@ -974,7 +974,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_vouched_pack_skips_blob_hashes_only, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_pack_read_from_a_pipe, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pack_read_mapped_or_read, setup_mid, teardown),
+		cmocka_unit_test_setup_teardown(test_pack_read_unnamed_named_or_offset, setup_mid,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_pack_read_larger_than_memory,
 		    setup_large_random, teardown),
 		cmocka_unit_test_setup_teardown(test_pack_memory_kept_and_bounded, setup_mid,
