@@ -540,6 +540,17 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         return {l for l in body.decode().split("\n")
                 if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+( [A-Za-z0-9_.+-]+)?$", l)}
 
+    def wait_build_saved(self):
+        """Waits for the idle save that follows the build: the one session
+        object naming every crate. (Under load a pause of more than the 1 s
+        cooldown can come in the middle of the build: an idle save then, of
+        part of it, and the one after the build adds the rest.)"""
+        def saved():
+            ss = self.sessions()
+            return len(ss) == 1 and CRATES.issubset(
+                {k.split()[0] for k in self.key_lines(list(ss.values())[0])})
+        kh.wait_for(saved, timeout=60, step=0.5)
+
     def test_idle_save_mid_job_keeps_the_earlier_keys(self):
         """`cargo build`, a pause past prefetch.cooldown (the idle save writes
         sessions/<fp>), `cargo test --no-run` (cargo reuses the libraries: only
@@ -549,7 +560,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         a.env["KACHE_PREFETCH_COOLDOWN"] = "1"
         self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
         a.cargo("build")
-        kh.wait_for(lambda: len(self.sessions()) == 1, timeout=60, step=0.5)
+        self.wait_build_saved()
         ss = self.sessions()
         self.assertEqual(len(ss), 1, "no idle save: %s" % ss.keys())
         (name, first), = ss.items()
@@ -578,7 +589,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         a.env["KACHE_PREFETCH_COOLDOWN"] = "1"
         self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
         a.cargo("build")
-        kh.wait_for(lambda: len(self.sessions()) == 1, timeout=60, step=0.5)
+        self.wait_build_saved()
         (name, first), = self.sessions().items()
         first = self.key_lines(first)
         a.cargo("test", "--no-run")
