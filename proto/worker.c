@@ -211,29 +211,16 @@ handle(struct worker *w, const struct msg *m)
 	return 0;
 }
 
-/* One poll turn: heartbeat when due, read what arrived. 1 to stop, -1 lost. */
+/* Reads what arrives within wait_ms. 1 to stop. */
 static int
-turn(struct worker *w)
+receive(struct worker *w, int64_t wait_ms)
 {
 	zmq_pollitem_t it = { w->sock, 0, ZMQ_POLLIN, 0 };
 	struct zio_frames f;
-	struct msg m, hb;
-	int64_t now = clock_ms(), wait;
+	struct msg m;
 	int stop = 0;
 
-	if (now >= w->next_hb) {
-		msg_init(&hb, MSG_HEARTBEAT, 0);
-		zio_send(w->sock, NULL, 0, &hb);
-		w->next_hb = now + w->hb_ms;
-	}
-	if (now - w->peer_seen > PROTO_LIVENESS * w->hb_ms)
-		return -1;
-	run_tick(w, now);
-	now = clock_ms();
-	wait = w->next_hb - now;
-	if (w->ops->tick != NULL && w->ops->tick_ms > 0 && w->next_tick - now < wait)
-		wait = w->next_tick - now;
-	if (zmq_poll(&it, 1, (long)(wait > 0 ? wait : 0)) <= 0)
+	if (zmq_poll(&it, 1, (long)(wait_ms > 0 ? wait_ms : 0)) <= 0)
 		return 0;
 	while (!stop && zio_recv(w->sock, &f) == 0) {
 		w->peer_seen = clock_ms();
@@ -249,6 +236,41 @@ turn(struct worker *w)
 		zio_frames_free(&f);
 	}
 	return stop;
+}
+
+static int
+silent(const struct worker *w)
+{
+	return clock_ms() - w->peer_seen > PROTO_LIVENESS * w->hb_ms;
+}
+
+/* One poll turn: heartbeat when due, read what arrived. 1 to stop, -1 lost.
+ * Silence is judged after reading, and after one more heartbeat's wait: a
+ * worker that did not run for a while (stopped, starved of CPU) must not take
+ * the time it was away for the supervisor's, and the heartbeats sent meanwhile
+ * are still in the kernel until zmq's I/O thread runs again. */
+static int
+turn(struct worker *w)
+{
+	struct msg hb;
+	int64_t now = clock_ms(), wait;
+	int stop;
+
+	if (now >= w->next_hb) {
+		msg_init(&hb, MSG_HEARTBEAT, 0);
+		zio_send(w->sock, NULL, 0, &hb);
+		w->next_hb = now + w->hb_ms;
+	}
+	run_tick(w, now);
+	now = clock_ms();
+	wait = w->next_hb - now;
+	if (w->ops->tick != NULL && w->ops->tick_ms > 0 && w->next_tick - now < wait)
+		wait = w->next_tick - now;
+	stop = receive(w, wait);
+	if (stop || !silent(w))
+		return stop;
+	stop = receive(w, w->hb_ms);
+	return stop ? stop : silent(w) ? -1 : 0;
 }
 
 int

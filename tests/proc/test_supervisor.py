@@ -366,6 +366,37 @@ class SupervisorTest(unittest.TestCase):
         res, ms = self.poke("fetch", KEY, "100").split()
         self.assertEqual(res, "timeout")
 
+    def test_a_busy_worker_stopped_past_its_heartbeats_goes_on(self):
+        """A worker that did not run for longer than three heartbeats (stopped,
+        or starved of CPU) finds the supervisor's messages waiting when it runs
+        again: it reads them before it judges the supervisor silent, and its job
+        is done, not lost. (It exited, losing the session: CI, sanitizer pass.)"""
+        remote = os.path.join(self.tmp, "remote")
+        os.makedirs(remote)
+        self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=remote)
+        root = os.path.join(self.tmp, "r")
+        os.makedirs(root)
+        with open(os.path.join(root, "Cargo.lock"), "w") as f:
+            f.write("version = 3\n")
+        self.start()
+        pid = self.workers("prefetch")[0]["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            self.assertEqual(self.poke("hint", root, os.path.join(root, "Cargo.lock"),
+                                       "release"), "ok")
+            self.assertTrue(wait_for(lambda: self.status()["prefetch"]["sessions"] == 1))
+            time.sleep(1.5)  # seven heartbeats of 200 ms; the job's limit is minutes
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertTrue(wait_for(lambda: self.status()["prefetch"]["sessions_done"] == 1),
+                        self.status()["prefetch"])
+        pf = self.status()["prefetch"]
+        self.assertEqual(pf["sessions_lost"], 0, pf)
+        w = self.workers("prefetch")[0]
+        self.assertEqual((w["pid"], w["restarts"]), (pid, 0), w)
+        log = open(os.path.join(self.dir, "logs", "prefetch.0.log")).read()
+        self.assertNotIn("silent", log)
+
     def test_upload_and_fetch_plumbing(self):
         sink = os.path.join(self.tmp, "sink")
         os.makedirs(sink)
