@@ -132,6 +132,31 @@ fs_write_all(int fd, const void *data, size_t n)
 	return 0;
 }
 
+int
+fs_read_into(int fd, void *buf, size_t cap, size_t *n)
+{
+	char *p = buf, extra;
+	size_t got = 0;
+	ssize_t r;
+
+	for (;;) { /* once full, one byte more says whether that was the end */
+		r = got < cap ? read(fd, p + got, cap - got) : read(fd, &extra, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (got == cap) {
+			errno = EFBIG;
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	if (r < 0)
+		return -1;
+	*n = got;
+	return 0;
+}
+
 char *
 fs_tmp_beside(const char *path)
 {

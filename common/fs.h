@@ -40,6 +40,10 @@ int fs_write_new(const char *path, const void *data, size_t n, mode_t mode);
 int fs_write_new_direct(const char *path, const void *data, size_t n, mode_t mode);
 /* Writes all of data to fd, retrying short writes. */
 int fs_write_all(int fd, const void *data, size_t n);
+/* Reads fd to its end into buf, at most cap bytes; *n: how many. -1 with
+ * errno (EFBIG: more than cap bytes were there). fs_read_fd's twin for a
+ * buffer the caller owns. */
+int fs_read_into(int fd, void *buf, size_t cap, size_t *n);
 /* Creates dir and its parents with mode (existing ones are fine). */
 int fs_mkdir_p(const char *dir, mode_t mode);
 /* A unique temporary name beside path: "<dir>/.<base>.tmp.<pid>.<n>". */

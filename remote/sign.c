@@ -380,16 +380,16 @@ secret_read(int fd, const char *path, struct sign_secret *s, char *err, size_t e
 {
 	char *text = sodium_malloc(SECRET_TEXT_MAX), e[160];
 	size_t n = 0;
-	ssize_t r;
-	int rc = -1;
+	int got, rc = -1;
 
 	if (text == NULL) {
 		snprintf(err, errlen, "cannot lock memory for the signing key");
 		return -1;
 	}
-	while (n < SECRET_TEXT_MAX && (r = read(fd, text + n, SECRET_TEXT_MAX - n)) > 0)
-		n += (size_t)r;
-	if (n == 0 || n == SECRET_TEXT_MAX)
+	if ((got = fs_read_into(fd, text, SECRET_TEXT_MAX - 1, &n)) < 0 && errno != EFBIG)
+		snprintf(err, errlen, "cannot read remote.signing_key %s: %s", path,
+		    strerror(errno));
+	else if (got < 0 || n == 0)
 		snprintf(err, errlen, "remote.signing_key %s is empty or too long", path);
 	else if (secret_decode(s, text, n, e, sizeof e) < 0)
 		snprintf(err, errlen, "remote.signing_key %s %s", path, e);

@@ -44,10 +44,9 @@ struct doc {
 static enum pack_result inflate_to(int fd, struct doc *d);
 static int doc_add(struct doc *d, const char *p, size_t n);
 struct region;
-static int region_limit(void);
+static void regions_limit_init(void);
 static int region_take(struct region *rg);
 static void region_give(const struct region *rg);
-static int pack_bytes(int fd, char *in, size_t *n);
 static enum pack_result inflate_whole(int fd, struct region *rg, size_t *len);
 static enum pack_result inflate_streamed(struct store *s, int fd, off_t start,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
@@ -518,15 +517,18 @@ static pthread_cond_t regions_cv = PTHREAD_COND_INITIALIZER;
 static struct region regions_free[REGIONS_MAX];
 static int regions_nfree, regions_made;
 
-static int
-region_limit(void)
+static pthread_once_t regions_once = PTHREAD_ONCE_INIT;
+static int regions_limit; /* one per CPU the process may run on */
+
+static void
+regions_limit_init(void)
 {
 	cpu_set_t set;
 	int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
 
 	if (n <= 0)
 		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	return n < 1 ? 1 : n > REGIONS_MAX ? REGIONS_MAX : n;
+	regions_limit = n < 1 ? 1 : n > REGIONS_MAX ? REGIONS_MAX : n;
 }
 
 /* A region to read one pack in: 0, or -1 when none can be had. */
@@ -534,8 +536,10 @@ static int
 region_take(struct region *rg)
 {
 	struct timespec until;
-	int limit = region_limit(), rc = 0, out = -1;
+	int limit, rc = 0, out = -1;
 
+	pthread_once(&regions_once, regions_limit_init);
+	limit = regions_limit;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += REGION_WAIT_MS / 1000;
 	pthread_mutex_lock(&regions_mu);
@@ -592,44 +596,21 @@ pack_memory_release(void)
 	pthread_mutex_unlock(&regions_mu);
 }
 
-/* The compressed pack on fd, from its offset to its end (at most
- * PACK_MEM_MAX bytes), read into in (a kept region's second half). Read,
- * not mapped, even from an unnamed file of our own: a copy out of the page
- * cache into pages kept is cheaper than mapping the file's pages and
- * unmapping them (a page table entry each, and a TLB shootdown of every
- * CPU, which a VM pays in exits). -1 with errno (EFBIG: larger than
- * PACK_MEM_MAX). */
-static int
-pack_bytes(int fd, char *in, size_t *n)
-{
-	size_t got = 0;
-	ssize_t r;
-	char extra;
-
-	while (got < PACK_MEM_MAX && (r = read(fd, in + got, PACK_MEM_MAX - got)) != 0) {
-		if (r < 0 && errno != EINTR)
-			return -1;
-		got += r > 0 ? (size_t)r : 0;
-	}
-	if (got == PACK_MEM_MAX && (r = read(fd, &extra, 1)) != 0) {
-		errno = r > 0 ? EFBIG : errno;
-		return -1;
-	}
-	*n = got;
-	return 0;
-}
-
-/* Inflates the compressed pack on fd (as pack_bytes, into the region's
- * second half) in one call into the region's first half: every frame whole,
- * checksums right. PACK_ABSENT when the pack or its document does not fit
- * (the caller streams it to a file instead). */
+/* Inflates the compressed pack on fd, from its offset to its end, in one call
+ * into the region's first half: every frame whole, checksums right.
+ * PACK_ABSENT when the pack or its document does not fit (the caller streams
+ * it to a file instead). The pack is read into the region's second half, not
+ * mapped, even from an unnamed file of our own: a copy out of the page cache
+ * into pages kept is cheaper than mapping the file's pages and unmapping them
+ * (a page table entry each, and a TLB shootdown of every CPU, which a VM pays
+ * in exits). */
 static enum pack_result
 inflate_whole(int fd, struct region *rg, size_t *len)
 {
 	enum pack_result r = PACK_CORRUPT;
 	size_t n = 0, got;
 
-	if (pack_bytes(fd, rg->p + PACK_MEM_MAX, &n) < 0)
+	if (fs_read_into(fd, rg->p + PACK_MEM_MAX, PACK_MEM_MAX, &n) < 0)
 		r = errno == EFBIG ? PACK_ABSENT : PACK_IOERR;
 	else if (n > 0 && rg->z == NULL && (rg->z = ZSTD_createDCtx()) == NULL)
 		r = PACK_IOERR;

@@ -182,7 +182,8 @@ test_atomic_write(void **state)
 }
 
 /* Whole reads of every size around the buffer's steps, appended to what the
- * buffer holds; the cap on bytes; a file of unknown size (/proc) read to its end. */
+ * buffer holds; the cap on bytes; the same into a buffer of the caller's
+ * (fs_read_into), from a pipe too; a file of unknown size (/proc) read to its end. */
 static void
 test_read_sizes(void **state)
 {
@@ -190,7 +191,8 @@ test_read_sizes(void **state)
 		200003 };
 	char dir[] = "/tmp/kache-test-XXXXXX";
 	struct buf b;
-	char *path, *data = xmalloc(200003);
+	char *path, *data = xmalloc(200003), *into = xmalloc(200010);
+	size_t got;
 	int fd;
 
 	(void)state;
@@ -213,6 +215,22 @@ test_read_sizes(void **state)
 		assert_int_equal(b.len, 2 * n + 1);
 		assert_memory_equal(b.p + n + 1, data, n);
 		buf_free(&b);
+		/* into a buffer of the caller's: a cap of the size is fine, one less is not */
+		assert_true((fd = open(path, O_RDONLY)) >= 0);
+		memset(into, 0, 200003);
+		got = 1;
+		assert_int_equal(fs_read_into(fd, into, n, &got), 0);
+		assert_int_equal(got, n);
+		assert_memory_equal(into, data, n);
+		assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+		assert_int_equal(fs_read_into(fd, into, n + 7, &got), 0);
+		assert_int_equal(got, n);
+		if (n > 0) {
+			assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+			assert_int_equal(fs_read_into(fd, into, n - 1, &got), -1);
+			assert_int_equal(errno, EFBIG);
+		}
+		close(fd);
 		if (n > 0) {
 			buf_init(&b);
 			assert_int_equal(fs_read_file(path, &b, n - 1), -1);
@@ -237,9 +255,33 @@ test_read_sizes(void **state)
 	assert_true(b.len > 0);
 	assert_int_equal(strlen(b.p), b.len);
 	buf_free(&b);
+	/* a pipe: short reads, and the end only when the writer closes */
+	{
+		int p[2];
+
+		assert_int_equal(pipe(p), 0);
+		assert_int_equal(write(p[1], data, 100), 100);
+		assert_int_equal(write(p[1], data + 100, 50), 50);
+		close(p[1]);
+		assert_int_equal(fs_read_into(p[0], into, 150, &got), 0);
+		assert_int_equal(got, 150);
+		assert_memory_equal(into, data, 150);
+		close(p[0]);
+	}
+	/* a read that fails is said, not taken for the end */
+	{
+		int p[2];
+
+		assert_int_equal(pipe(p), 0);
+		close(p[0]);
+		assert_int_equal(fs_read_into(p[1], into, 10, &got), -1); /* its write end */
+		assert_int_equal(errno, EBADF);
+		close(p[1]);
+	}
 	assert_int_equal(fs_remove_tree(dir), 0);
 	free(path);
 	free(data);
+	free(into);
 }
 
 /* fs_write_new makes a file that was absent, and never touches one that is

@@ -245,6 +245,21 @@ test_secret_key_file(void **state)
 	assert_int_equal(fs_write_atomic(path, b.p, b.len, 0600), 0);
 	assert_null(sign_secret_load(path, err, sizeof err));
 	assert_non_null(strstr(err, "not a kache secret key"));
+	unlink(path); /* empty, then too long: its text padded with spaces past 255 bytes */
+	assert_int_equal(fs_write_atomic(path, "", 0, 0600), 0);
+	assert_null(sign_secret_load(path, err, sizeof err));
+	assert_non_null(strstr(err, "is empty or too long"));
+	unlink(path);
+	assert_int_equal(sign_secret_write(f->s, path, err, sizeof err), 0);
+	buf_free(&b);
+	buf_init(&b);
+	assert_int_equal(fs_read_file(path, &b, 4096), 0);
+	while (b.len < 256)
+		buf_addstr(&b, " ");
+	unlink(path);
+	assert_int_equal(fs_write_atomic(path, b.p, b.len, 0600), 0);
+	assert_null(sign_secret_load(path, err, sizeof err));
+	assert_non_null(strstr(err, "is empty or too long"));
 	buf_free(&b);
 	free(path);
 }
