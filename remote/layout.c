@@ -327,21 +327,34 @@ present(struct store *s, const unsigned char inv[HASH_LEN], const unsigned char 
 	return found;
 }
 
-/* Downloads and imports the pack name. 1 imported, 0 absent or rejected, -1
- * the remote failed. */
+/* Downloads and imports the pack name: read into a kept buffer (no file),
+ * opened instead when it is larger or no buffer can be had. 1 imported, 0
+ * absent or rejected, -1 the remote failed. */
 static int
 transfer(struct remote *r, struct store *s, const char *tmpdir, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], const char *name)
 {
-	enum remote_result rr;
-	enum pack_result pr;
+	char *buf = r->t->read != NULL ? pack_buffer_take() : NULL;
+	enum remote_result rr = REMOTE_OK;
+	enum pack_result pr = PACK_ABSENT;
+	size_t n = PACK_MEM_MAX + 1;
 	int fd, vouched = 0;
 
-	rr = r->t->open(r, name, tmpdir, &fd, &vouched);
+	if (buf != NULL) {
+		rr = r->t->read(r, name, buf, PACK_MEM_MAX, &n, &vouched);
+		if (rr == REMOTE_OK && n <= PACK_MEM_MAX)
+			pr = pack_import(s, buf, n, inv, res, vouched ? PACK_BLOBS_VOUCHED : 0);
+		pack_buffer_give(buf);
+	}
+	if (rr == REMOTE_OK && n > PACK_MEM_MAX) {
+		rr = r->t->open(r, name, tmpdir, &fd, &vouched);
+		if (rr == REMOTE_OK) {
+			pr = pack_read(s, fd, inv, res, vouched ? PACK_BLOBS_VOUCHED : 0);
+			close(fd);
+		}
+	}
 	if (rr != REMOTE_OK)
 		return rr == REMOTE_FAILED ? -1 : 0;
-	pr = pack_read(s, fd, inv, res, vouched ? PACK_BLOBS_VOUCHED : 0);
-	close(fd);
 	if (pr == PACK_OK)
 		return 1;
 	log_warnx("remote: pack %s rejected (%s)", name, pack_result_name(pr));

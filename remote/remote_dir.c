@@ -19,6 +19,8 @@
 
 static enum remote_result dir_open(struct remote *r, const char *name, const char *tmpdir, int *fd,
     int *vouched);
+static enum remote_result dir_read(struct remote *r, const char *name, char *buf, size_t cap,
+    size_t *len, int *vouched);
 static enum remote_result dir_put(struct remote *r, const char *name, const void *data, size_t n);
 static enum remote_result dir_put_file(struct remote *r, const char *path, const char *name);
 static enum remote_result dir_list(struct remote *r, const char *prefix, remote_list_fn fn,
@@ -29,8 +31,8 @@ static int walk(const char *root, const char *rel, const char *prefix, int depth
 /* Deepest folder the layout has below the root (packs/<crate>/), with room. */
 #define DIR_LIST_DEPTH 4
 
-static const struct remote_transport dir_transport = { "dir", dir_open, dir_put, dir_put_file,
-	dir_list, NULL };
+static const struct remote_transport dir_transport = { "dir", dir_open, dir_read, dir_put,
+	dir_put_file, dir_list, NULL };
 
 int
 remote_dir_check(const struct config *cfg, char *err, size_t errlen)
@@ -79,6 +81,27 @@ dir_open(struct remote *r, const char *name, const char *tmpdir, int *fd, int *v
 }
 
 /* Writes root/name atomically, creating its directory. */
+static enum remote_result
+dir_read(struct remote *r, const char *name, char *buf, size_t cap, size_t *len, int *vouched)
+{
+	enum remote_result rr;
+	int fd;
+
+	if ((rr = dir_open(r, name, NULL, &fd, vouched)) != REMOTE_OK)
+		return rr;
+	*len = 0;
+	if (fs_read_into(fd, buf, cap, len) < 0) {
+		if (errno == EFBIG) {
+			*len = cap + 1;
+		} else {
+			log_warn("remote: reading %s/%s", r->path, name);
+			rr = REMOTE_FAILED;
+		}
+	}
+	close(fd);
+	return rr;
+}
+
 static enum remote_result
 dir_put(struct remote *r, const char *name, const void *data, size_t n)
 {

@@ -5,10 +5,12 @@
  * code knowing. The format marker alone is left as it is (docs/remote-layout.md).
  *
  * Down: the object's trailer is parsed and, with trusted keys, the signature
- * checked over the bytes kache will read. A file another process can write (a
- * directory remote's object) is first copied into an unnamed file while it is
- * hashed, so that the bytes checked are the bytes imported; a download is
- * already such a file and is only truncated. The caller gets the body alone.
+ * checked over the bytes kache will read. An object read into memory (read:
+ * a pack, downloaded straight into the fetch's buffer) is checked there. One
+ * opened instead: a file another process can write (a directory remote's
+ * object) is first copied into an unnamed file while it is hashed, so that the
+ * bytes checked are the bytes imported; a download is already such a file and
+ * is only truncated. The caller gets the body alone.
  * A refused object is a miss: logged once per kind, counted in the journal
  * (`kache stats`: rejected, by reason), and the crate is compiled.
  *
@@ -45,6 +47,8 @@ struct sign_state {
 
 static enum remote_result s_open(struct remote *r, const char *name, const char *tmpdir, int *fd,
     int *vouched);
+static enum remote_result s_read(struct remote *r, const char *name, char *buf, size_t cap,
+    size_t *len, int *vouched);
 static enum remote_result s_put(struct remote *r, const char *name, const void *data, size_t n);
 static enum remote_result s_put_file(struct remote *r, const char *path, const char *name);
 static enum remote_result s_list(struct remote *r, const char *prefix, remote_list_fn fn,
@@ -59,8 +63,8 @@ static int admit(struct sign_state *st, const char *name, const char *tmpdir, in
 static void reject(struct sign_state *st, const char *name, enum sign_verdict v);
 static int load_secret(struct remote *r);
 
-static const struct remote_transport sign_transport = { "signed", s_open, s_put, s_put_file, s_list,
-	s_close };
+static const struct remote_transport sign_transport = { "signed", s_open, s_read, s_put, s_put_file,
+	s_list, s_close };
 
 static int
 exempt(const char *name)
@@ -291,6 +295,39 @@ s_open(struct remote *r, const char *name, const char *tmpdir, int *fd, int *vou
 		return REMOTE_FAILED;
 	reject(st, name, v);
 	return REMOTE_MISS;
+}
+
+static enum remote_result
+s_read(struct remote *r, const char *name, char *buf, size_t cap, size_t *len, int *vouched)
+{
+	struct sign_state *st = r->sign;
+	enum remote_result rr;
+	enum sign_verdict v;
+	size_t body = 0;
+
+	if (vouched != NULL)
+		*vouched = 0;
+	if (st->inner->read == NULL) { /* the caller opens it */
+		*len = cap + 1;
+		return REMOTE_OK;
+	}
+	rr = st->inner->read(r, name, buf, cap, len, NULL);
+	if (rr != REMOTE_OK || *len > cap || exempt(name))
+		return rr;
+	/* the bytes are ours already: checked where they lie, no copy. Without
+	 * trusted keys every object is admitted, a signed one without its trailer */
+	v = sign_verify_mem(st->trusted, name, buf, *len, &body);
+	if (sign_keyset_count(st->trusted) == 0)
+		v = SIGN_OK;
+	if (v != SIGN_OK) {
+		reject(st, name, v);
+		return REMOTE_MISS;
+	}
+	*len = body;
+	/* checked against a trusted key, not merely admitted unsigned */
+	if (vouched != NULL)
+		*vouched = sign_keyset_count(st->trusted) > 0;
+	return REMOTE_OK;
 }
 
 /* Reads the signing key on the first upload. A key that cannot be used is a

@@ -23,6 +23,12 @@ struct remote_transport {
 	 * the signature of a trusted key (only the signing layer does), else 0. */
 	enum remote_result (
 	    *open)(struct remote *r, const char *name, const char *tmpdir, int *fd, int *vouched);
+	/* Object name read whole into buf (cap bytes): REMOTE_OK with *len its
+	 * size, or with *len > cap when it is larger (buf then holds nothing to
+	 * use: the caller opens it instead); REMOTE_MISS when it does not exist.
+	 * vouched as for open. A download goes straight into buf: no file. */
+	enum remote_result (*read)(struct remote *r, const char *name, char *buf, size_t cap,
+	    size_t *len, int *vouched);
 	/* Writes a small object whole, replacing it; readers never see half. */
 	enum remote_result (*put)(struct remote *r, const char *name, const void *data, size_t n);
 	/* Makes the complete file at path the object name, unless name exists

@@ -107,6 +107,11 @@ enum s3_result s3_get_to_path(struct s3_client *c, const char *key, const char *
 /* Streams key into fd from its current offset; on failure fd is truncated
  * back to that offset. */
 enum s3_result s3_get_to_fd(struct s3_client *c, const char *key, int fd, uint64_t *size);
+/* Reads key whole into buf, at most cap bytes: *len its size. S3_LOCAL with
+ * *too_big set (logged at debug level only) when it is larger than cap:
+ * stopped as soon as the answer's length says so. */
+enum s3_result s3_get_to_mem(struct s3_client *c, const char *key, void *buf, size_t cap,
+    size_t *len, int *too_big);
 /* Uploads a file, streamed, signed with its SHA-256; multipart above the
  * threshold (parts streamed from file ranges, aborted on any failure). */
 enum s3_result s3_put_file(struct s3_client *c, const char *key, const char *path);

@@ -189,6 +189,21 @@ on_write(char *p, size_t sz, size_t n, void *u)
 	long code = 0;
 
 	curl_easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (x->r->out_mem != NULL && code >= 200 && code < 300) {
+		curl_off_t cl = -1;
+
+		/* said at once when the answer's length is known: nothing read for nothing */
+		curl_easy_getinfo(x->c->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+		if (len > x->r->out_cap - x->r->received ||
+		    (cl >= 0 && (uint64_t)cl > x->r->out_cap)) {
+			x->r->out_too_big = 1;
+			x->write_errno = EFBIG;
+			return 0;
+		}
+		memcpy(x->r->out_mem + x->r->received, p, len);
+		x->r->received += len;
+		return len;
+	}
 	x->r->received += len;
 	if (x->r->out_fd >= 0 && code >= 200 && code < 300) {
 		if (fs_write_all(x->r->out_fd, p, len) < 0) {
@@ -614,7 +629,7 @@ s3_request(struct s3_client *c, struct s3_req *r)
 	c->unreachable = res == S3_TRANSIENT && x.unreachable;
 	if (res != S3_OK)
 		(void)rewind_output(r, (uint64_t)start);
-	if (res == S3_NOT_FOUND)
+	if (res == S3_NOT_FOUND || r->out_too_big)
 		log_debug("s3: %s", c->err);
 	else if (res != S3_OK)
 		log_info("s3: %s", c->err);

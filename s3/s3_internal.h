@@ -59,6 +59,9 @@ struct s3_req {
 	size_t nquery;
 	const struct s3_body *body; /* NULL: empty */
 	int out_fd;                 /* GET: 2xx body goes here from its offset */
+	char *out_mem;              /* or here, when not NULL: out_cap bytes at most */
+	size_t out_cap;
+	int out_too_big; /* the body was larger than out_cap */
 	int head;
 	/* results */
 	long status;

@@ -50,6 +50,25 @@ s3_get_to_fd(struct s3_client *c, const char *key, int fd, uint64_t *size)
 	return res;
 }
 
+enum s3_result
+s3_get_to_mem(struct s3_client *c, const char *key, void *buf, size_t cap, size_t *len,
+    int *too_big)
+{
+	char *full = s3_full_key(c, key);
+	struct s3_req r;
+	enum s3_result res;
+
+	s3_req_init(&r, "GET", full);
+	r.out_mem = buf;
+	r.out_cap = cap;
+	res = s3_request(c, &r);
+	*len = res == S3_OK ? (size_t)r.received : 0;
+	*too_big = r.out_too_big;
+	s3_req_clear(&r);
+	free(full);
+	return res;
+}
+
 /* The temporary is removed on every failure, so a truncated or refused
  * download never leaves anything behind. */
 enum s3_result

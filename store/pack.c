@@ -47,6 +47,7 @@ struct region;
 static void regions_limit_init(void);
 static int region_take(struct region *rg);
 static void region_give(const struct region *rg);
+static enum pack_result inflate_mem(struct region *rg, const char *in, size_t n, size_t *len);
 static enum pack_result inflate_whole(int fd, struct region *rg, size_t *len);
 static enum pack_result inflate_streamed(struct store *s, int fd, off_t start,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
@@ -512,7 +513,14 @@ struct region {
 	ZSTD_DCtx *z;
 };
 
+/* Buffers a pack's compressed bytes are read into (pack_buffer_take), kept
+ * the same way. Not bounded by the CPUs: a download waits on the network, and
+ * each thread downloading holds one. */
+#define BUFFERS_MAX 64
+
 static pthread_mutex_t regions_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *buffers_free[BUFFERS_MAX];
+static int buffers_nfree, buffers_made;
 static pthread_cond_t regions_cv = PTHREAD_COND_INITIALIZER;
 static struct region regions_free[REGIONS_MAX];
 static int regions_nfree, regions_made;
@@ -577,7 +585,7 @@ pack_memory_regions(void)
 	int n;
 
 	pthread_mutex_lock(&regions_mu);
-	n = regions_made;
+	n = regions_made + buffers_made;
 	pthread_mutex_unlock(&regions_mu);
 	return n;
 }
@@ -593,35 +601,48 @@ pack_memory_release(void)
 		ZSTD_freeDCtx(rg->z);
 		regions_made--;
 	}
+	while (buffers_nfree > 0) {
+		munmap(buffers_free[--buffers_nfree], PACK_MEM_MAX);
+		buffers_made--;
+	}
 	pthread_mutex_unlock(&regions_mu);
 }
 
-/* Inflates the compressed pack on fd, from its offset to its end, in one call
- * into the region's first half: every frame whole, checksums right.
- * PACK_ABSENT when the pack or its document does not fit (the caller streams
- * it to a file instead). The pack is read into the region's second half, not
- * mapped, even from an unnamed file of our own: a copy out of the page cache
- * into pages kept is cheaper than mapping the file's pages and unmapping them
- * (a page table entry each, and a TLB shootdown of every CPU, which a VM pays
- * in exits). */
+/* Inflates the compressed pack in[0..n) in one call into the region's first
+ * half: every frame whole, checksums right. PACK_ABSENT when the document
+ * does not fit (the caller streams it to a file instead). */
+static enum pack_result
+inflate_mem(struct region *rg, const char *in, size_t n, size_t *len)
+{
+	size_t got;
+
+	if (n == 0)
+		return PACK_CORRUPT;
+	if (rg->z == NULL && (rg->z = ZSTD_createDCtx()) == NULL)
+		return PACK_IOERR;
+	got = ZSTD_decompressDCtx(rg->z, rg->p, PACK_MEM_MAX, in, n);
+	if (ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
+		return PACK_ABSENT;
+	if (ZSTD_isError(got) || got == 0)
+		return PACK_CORRUPT;
+	*len = got;
+	return PACK_OK;
+}
+
+/* As inflate_mem, the compressed pack on fd from its offset to its end, read
+ * into the region's second half; PACK_ABSENT too when it does not fit there.
+ * Read, not mapped, even from an unnamed file of our own: a copy out of the
+ * page cache into pages kept is cheaper than mapping the file's pages and
+ * unmapping them (a page table entry each, and a TLB shootdown of every CPU,
+ * which a VM pays in exits). */
 static enum pack_result
 inflate_whole(int fd, struct region *rg, size_t *len)
 {
-	enum pack_result r = PACK_CORRUPT;
-	size_t n = 0, got;
+	size_t n = 0;
 
 	if (fs_read_into(fd, rg->p + PACK_MEM_MAX, PACK_MEM_MAX, &n) < 0)
-		r = errno == EFBIG ? PACK_ABSENT : PACK_IOERR;
-	else if (n > 0 && rg->z == NULL && (rg->z = ZSTD_createDCtx()) == NULL)
-		r = PACK_IOERR;
-	else if (n > 0) {
-		got = ZSTD_decompressDCtx(rg->z, rg->p, PACK_MEM_MAX, rg->p + PACK_MEM_MAX, n);
-		if (ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
-			r = PACK_ABSENT;
-		else if (!ZSTD_isError(got) && got > 0)
-			r = PACK_OK, *len = got;
-	}
-	return r;
+		return errno == EFBIG ? PACK_ABSENT : PACK_IOERR;
+	return inflate_mem(rg, rg->p + PACK_MEM_MAX, n, len);
 }
 
 /* The path of a document past PACK_MEM_MAX: inflated from start (-1: fd was
@@ -680,13 +701,57 @@ enum pack_result
 pack_import(struct store *s, const char *data, size_t n, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], unsigned flags)
 {
-	int fd = memfd_create("kache-pack", MFD_CLOEXEC);
-	enum pack_result r = PACK_IOERR;
+	struct region rg;
+	int have = region_take(&rg) == 0, fd;
+	enum pack_result r = PACK_ABSENT;
+	size_t len = 0;
 
-	if (fd < 0)
+	if (have)
+		r = inflate_mem(&rg, data, n, &len);
+	if (r == PACK_OK)
+		r = doc_import(s, rg.p, len, inv, res, flags);
+	if (have)
+		region_give(&rg);
+	if (r != PACK_ABSENT)
+		return r;
+	/* the document past PACK_MEM_MAX (or no region): streamed from a file */
+	if ((fd = memfd_create("kache-pack", MFD_CLOEXEC)) < 0)
 		return PACK_IOERR;
-	if (fs_write_all(fd, data, n) == 0 && lseek(fd, 0, SEEK_SET) == 0)
-		r = pack_read(s, fd, inv, res, flags);
+	r = fs_write_all(fd, data, n) == 0 && lseek(fd, 0, SEEK_SET) == 0 ?
+	    inflate_streamed(s, fd, 0, inv, res, flags) :
+	    PACK_IOERR;
 	close(fd);
 	return r;
+}
+
+char *
+pack_buffer_take(void)
+{
+	char *p = NULL;
+
+	pthread_mutex_lock(&regions_mu);
+	if (buffers_nfree > 0) {
+		p = buffers_free[--buffers_nfree];
+	} else if (buffers_made < BUFFERS_MAX) {
+		p = mmap(NULL, PACK_MEM_MAX, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p != MAP_FAILED) {
+			(void)madvise(p, PACK_MEM_MAX, MADV_HUGEPAGE);
+			buffers_made++;
+		} else {
+			p = NULL;
+		}
+	}
+	pthread_mutex_unlock(&regions_mu);
+	return p;
+}
+
+void
+pack_buffer_give(char *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&regions_mu);
+	buffers_free[buffers_nfree++] = p;
+	pthread_mutex_unlock(&regions_mu);
 }

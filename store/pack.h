@@ -50,20 +50,28 @@ enum pack_result pack_write(struct store *s, const unsigned char inv[HASH_LEN],
  * wrapper asking with that key finds it; nothing else is checked less. */
 enum pack_result pack_read(struct store *s, int fd, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], unsigned flags);
-/* Gives back the memory pack_read keeps between packs (per CPU, up to
- * 2 x PACK_MEM_MAX of touched pages; the next pack_read maps anew): a
- * long-lived process calls it when it goes idle. */
+/* A buffer of PACK_MEM_MAX bytes to read a pack's compressed bytes into (a
+ * download written straight into memory, then pack_import), kept from pack
+ * to pack with its pages; NULL when none can be had (read through a file
+ * then). One per thread that downloads, given back after the import. */
+char *pack_buffer_take(void);
+void pack_buffer_give(char *p);
+/* Gives back the memory pack_read and pack_import keep between packs (per
+ * CPU, up to 2 x PACK_MEM_MAX of touched pages, and the buffers not in use;
+ * the next import maps anew): a long-lived process calls it when it goes
+ * idle. */
 void pack_memory_release(void);
-/* The regions pack_read has mapped now, in use or kept (at most one per CPU
- * the process may run on). */
+/* The regions and buffers mapped now, in use or kept (regions: at most one
+ * per CPU the process may run on). */
 int pack_memory_regions(void);
-/* The same two through memory, for tests and small packs.
+/* The same two through memory (pack_import: a download read into a buffer).
  * Builds the pack of result res (stored under invocation key inv) from the
  * local store into out. The crate name is returned in crate (caller frees).
  * PACK_ABSENT when the entry, a blob or the manifest candidate is gone. */
 enum pack_result pack_build(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], struct buf *out, char **crate);
-/* Verifies a pack whole and imports it: every blob's hash checked before it
+/* Verifies a pack whole and imports it (inflated into a kept region as
+ * pack_read, past PACK_MEM_MAX streamed): every blob's hash checked before it
  * enters the store (unless flags say PACK_BLOBS_VOUCHED), the entry decoded,
  * every output present, the keys the ones expected (inv NULL: any invocation
  * key, as for pack_read). Only then the entry and the manifest candidate are

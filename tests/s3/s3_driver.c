@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "s3/s3.h"
@@ -19,8 +20,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: s3_driver [-f] [-a attempts] [-c connect_ms] [-t total_ms] "
 	    "[-l low_speed_s] [-m multipart_threshold] [-p part_size] [-H blake2b_hex]\n"
-	    "  put KEY FILE | putmem KEY TEXT | get KEY FILE | head KEY | list PREFIX | "
-	    "delete KEY\n"
+	    "  put KEY FILE | putmem KEY TEXT | get KEY FILE | getmem KEY CAP FILE | head KEY |\n"
+	    "  list PREFIX | delete KEY\n"
 	    "  head KEY then <op>: a HEAD first, then op over the same client (its\n"
 	    "  connection reused)\n");
 	exit(2);
@@ -48,6 +49,22 @@ do_list(struct s3_client *c, const char *prefix)
 	return res;
 }
 
+/* s3_get_to_mem into a buffer of cap bytes, written to path when whole. */
+static enum s3_result
+get_mem(struct s3_client *c, const char *key, size_t cap, const char *path)
+{
+	char *b = xmalloc(cap + 1);
+	size_t len = 0;
+	int too_big = 0;
+	enum s3_result res = s3_get_to_mem(c, key, b, cap, &len, &too_big);
+
+	printf("len=%zu too_big=%d\n", len, too_big);
+	if (res == S3_OK && fs_write_atomic(path, b, len, 0644) < 0)
+		res = S3_LOCAL;
+	free(b);
+	return res;
+}
+
 static enum s3_result
 run(struct s3_client *c, int argc, char **argv)
 {
@@ -61,6 +78,8 @@ run(struct s3_client *c, int argc, char **argv)
 		return s3_put_mem(c, argv[1], argv[2], strlen(argv[2]));
 	if (strcmp(cmd, "get") == 0 && argc == 3)
 		return s3_get_to_path(c, argv[1], argv[2]);
+	if (strcmp(cmd, "getmem") == 0 && argc == 4)
+		return get_mem(c, argv[1], strtoull(argv[2], NULL, 10), argv[3]);
 	if (strcmp(cmd, "delete") == 0 && argc == 2)
 		return s3_delete(c, argv[1]);
 	if (strcmp(cmd, "list") == 0 && argc == 2)

@@ -99,6 +99,27 @@ class TestMoto(Base):
             self.s3.head_object(Bucket=BUCKET, Key="kache/" + key)
         self.drive("head", key, expect="NOT_FOUND")
 
+    def test_get_into_memory_of_a_bounded_size(self):
+        """A download straight into memory (a pack into its kept buffer): whole
+        when it fits, even exactly; too big said as such, stopped, and not
+        logged as a failure (the caller reads it through a file then);
+        missing is NOT_FOUND."""
+        data = os.urandom(70000)
+        self.s3.put_object(Bucket=BUCKET, Key="kache/mem/big", Body=data)
+        for cap in (70000, 1 << 20):
+            p = self.drive("getmem", "mem/big", str(cap), self.path("mem.out"))
+            self.assertIn("len=70000 too_big=0", p.stdout)
+            self.assertEqual(self.read("mem.out"), data)
+        p = self.drive("getmem", "mem/big", "69999", self.path("mem.small"), expect="LOCAL")
+        self.assertIn("too_big=1", p.stdout)
+        self.assertNotIn("s3:", p.stderr.replace("error: ", ""))  # no failure logged
+        self.assertEqual(self.leftovers("mem.small"), [])
+        self.drive("getmem", "mem/none", "100", self.path("mem.none"), expect="NOT_FOUND")
+        self.drive("putmem", "mem/empty", "")
+        p = self.drive("getmem", "mem/empty", "0", self.path("mem.empty"))
+        self.assertIn("len=0 too_big=0", p.stdout)
+        self.assertEqual(self.read("mem.empty"), b"")
+
     def test_session_token_is_sent(self):
         # moto ignores the token's value; this checks a signed
         # x-amz-security-token does not break requests.
@@ -258,6 +279,15 @@ class TestFaults(Base):
         self.fault({"mode": "truncate", "methods": ["GET"], "count": 1})
         self.proxied("get", "trunc2", self.path("trunc2.out"))
         self.assertEqual(self.read("trunc2.out"), data)
+
+    def test_truncation_then_recovery_into_memory(self):
+        """A retried download into memory starts again at the buffer's start."""
+        data = os.urandom(100000)
+        self.plant("trunc3", data)
+        self.fault({"mode": "truncate", "methods": ["GET"], "count": 1})
+        p = self.proxied("getmem", "trunc3", "100000", self.path("trunc3.out"))
+        self.assertIn("len=100000 too_big=0", p.stdout)
+        self.assertEqual(self.read("trunc3.out"), data)
 
     def test_flipped_bytes_fail_the_hash_check(self):
         data = os.urandom(50000)

@@ -580,7 +580,8 @@ reader_main(void *arg)
 /* pack_read keeps its memory from pack to pack (one region for packs read
  * one after the other), maps at most one region per CPU however many
  * threads read at once (each import still whole), and gives it all back on
- * pack_memory_release, after which it maps anew. */
+ * pack_memory_release, after which it maps anew; the buffers downloads are
+ * read into are kept and given back the same way. */
 static void
 test_pack_memory_kept_and_bounded(void **state)
 {
@@ -592,7 +593,7 @@ test_pack_memory_kept_and_bounded(void **state)
 	struct store_entry e;
 	struct buf b;
 	cpu_set_t set;
-	char *named = xasprintf("%s/obj.pack", f->dir_a);
+	char *named = xasprintf("%s/obj.pack", f->dir_a), *bufs[2];
 	int fd, cpus;
 
 	assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
@@ -638,6 +639,28 @@ test_pack_memory_kept_and_bounded(void **state)
 	assert_int_equal(pack_read(f->b, fd, f->inv, f->res, 0), PACK_OK);
 	close(fd);
 	assert_int_equal(pack_memory_regions(), 1);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	assert_blobs_whole(f, &e);
+	store_entry_clear(&e);
+	/* buffers for downloads: one per taker, kept when given back, the pack
+	 * imported from one through the kept region */
+	bufs[0] = pack_buffer_take();
+	bufs[1] = pack_buffer_take();
+	assert_non_null(bufs[0]);
+	assert_non_null(bufs[1]);
+	assert_ptr_not_equal(bufs[0], bufs[1]);
+	assert_int_equal(pack_memory_regions(), 3);
+	memcpy(bufs[1], b.p, b.len);
+	renew_b(f);
+	assert_int_equal(pack_import(f->b, bufs[1], b.len, f->inv, f->res, 0), PACK_OK);
+	assert_int_equal(pack_memory_regions(), 3);
+	pack_buffer_give(bufs[0]);
+	pack_buffer_give(bufs[1]);
+	assert_ptr_equal(pack_buffer_take(), bufs[1]); /* the last given, pages kept */
+	pack_buffer_give(bufs[1]);
+	assert_int_equal(pack_memory_regions(), 3);
+	pack_memory_release();
+	assert_int_equal(pack_memory_regions(), 0);
 	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
 	assert_blobs_whole(f, &e);
 	store_entry_clear(&e);
@@ -840,6 +863,21 @@ collect(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
 
 /* The directory transport lists what the layout wrote, by prefix, with sizes
  * and names relative to the root; temporaries are not listed; fn can stop it. */
+/* A pack past PACK_MEM_MAX (it does not compress) does not fit the buffer a
+ * fetch reads into: it is opened instead and streamed, imported whole. */
+static void
+test_dir_remote_round_trip_past_memory(void **state)
+{
+	struct fx *f = *state;
+	struct store_entry e;
+
+	test_dir_remote_round_trip(state);
+	assert_int_equal(store_entry_read(f->b, f->res, &e), STORE_FOUND);
+	assert_true(e.outputs[0].size > PACK_MEM_MAX);
+	assert_blobs_whole(f, &e);
+	store_entry_clear(&e);
+}
+
 static void
 test_dir_remote_list(void **state)
 {
@@ -987,6 +1025,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_missing_blob_is_absent, setup, teardown),
 		cmocka_unit_test(test_layout_manifest),
 		cmocka_unit_test_setup_teardown(test_dir_remote_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_remote_round_trip_past_memory,
+		    setup_large_random, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip_large, setup_large, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_of_another_format_is_off, setup,
