@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Racing builds of two (or more) kache binaries, alternated so that they share
+# the machine's moods: runner A (the first binary, prefetch off) fills a
+# remote once; then per round one local warm build (A's store, the first
+# binary), and per binary one racing build: a fresh copy elsewhere with an
+# empty store B, its supervisor started, `cargo build -j2` at once (the
+# build's first compile hints the prefetch, which races it). Prints per binary
+# the racing build's median, its ratio to the local warm median, and the
+# prefetch worker's CPU and session time (medians).
+# usage: bench/race-ab.sh --kache A [--kache B ...] [--runs N] [--s3] [--signed] [--ws DIR]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+bins=() runs=5 s3=0 signed=0 ws="$here/../examples/ws-small"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kache) bins+=("$(realpath "$2")"); shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
+    --s3) s3=1; shift ;;
+    --signed) signed=1; shift ;;
+    --ws) ws="$2"; shift 2 ;;
+    *) echo "usage: bench/race-ab.sh --kache A [--kache B ...] [--runs N] [--s3] [--signed] [--ws DIR]" >&2
+       exit 2 ;;
+  esac
+done
+[ ${#bins[@]} -ge 1 ] && [ -x "${bins[0]}" ] ||
+  { echo "bench: give the kache binaries: --kache build-rel/bin/kache --kache OTHER" >&2; exit 2; }
+work="$(mktemp -d)"
+moto_pid=""
+cleanup() {
+  for st in "$work"/a "$work"/b; do [ -d "$st" ] && KACHE_DIR="$st" "${bins[0]}" supervisor stop >/dev/null 2>&1; done
+  [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+if [ $s3 = 1 ]; then
+  port=$(free_port)
+  moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 & moto_pid=$!
+  for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/moto-api/" >/dev/null && break; sleep 0.2; done
+  python3 -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$port', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='bench')"
+  export KACHE_REMOTE=s3 KACHE_S3_ENDPOINT="http://127.0.0.1:$port" KACHE_S3_BUCKET=bench \
+    KACHE_S3_PREFIX=race AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
+else
+  export KACHE_REMOTE=dir KACHE_REMOTE_PATH="$work/remote"
+fi
+if [ $signed = 1 ]; then
+  pub=$("${bins[0]}" keygen --out "$work/sign.key" 2>/dev/null)
+  export KACHE_SIGNING_KEY_FILE="$work/sign.key" KACHE_TRUSTED_KEYS="[\"$pub\"]"
+fi
+ms() { echo $(( ($2 - $1) / 1000000 )); }
+copy() { rm -rf "$1"; mkdir -p "$(dirname "$1")"; cp -a "$ws" "$1"; chmod -R u+w "$1"; rm -rf "$1/target"; }
+# build <kache> <store> <dir> <home> [env...]: one timed build, in ms
+build() {
+  local k=$1 st=$2 dir=$3 home=$4 t0; shift 4
+  t0=$(date +%s%N)
+  (cd "$dir" && env "$@" RUSTC_WRAPPER="$k" KACHE_DIR="$st" CARGO_HOME="$home" \
+     cargo build -j2 -q --offline >/dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
+  ms "$t0" "$(date +%s%N)"
+}
+a="${bins[0]}"
+copy "$work/ra/ws"
+KACHE_PREFETCH_MAX_BYTES=0 KACHE_DIR="$work/a" "$a" supervisor start >/dev/null
+build "$a" "$work/a" "$work/ra/ws" "$work/home-a" KACHE_PREFETCH_MAX_BYTES=0 >/dev/null
+KACHE_DIR="$work/a" "$a" supervisor stop >/dev/null 2>&1 ||
+  { echo "bench: runner A's uploads did not all leave" >&2; exit 1; }
+declare -A res
+for _ in $(seq "$runs"); do
+  (cd "$work/ra/ws" && cargo clean -q)
+  KACHE_PREFETCH_MAX_BYTES=0 KACHE_DIR="$work/a" "$a" supervisor start >/dev/null
+  res[local]+=" $(build "$a" "$work/a" "$work/ra/ws" "$work/home-a" KACHE_PREFETCH_MAX_BYTES=0)"
+  KACHE_DIR="$work/a" "$a" supervisor stop >/dev/null 2>&1 || true
+  for j in "${!bins[@]}"; do
+    k="${bins[$j]}"
+    rm -rf "$work/b" "$work/home-b"
+    copy "$work/rb/far/away/ws"
+    KACHE_DIR="$work/b" "$k" supervisor start >/dev/null
+    res[$j]+=" $(build "$k" "$work/b" "$work/rb/far/away/ws" "$work/home-b")"
+    sleep 1 # the session's last imports end
+    log="$work/b/logs/prefetch.0.log"
+    pid=$(sed -n 's/.*started, pid \([0-9]*\).*/\1/p' "$log" | tail -1)
+    res[cpu$j]+=" $(awk -v t="$(getconf CLK_TCK)" '{printf "%d", ($14+$15)*1000/t}' "/proc/$pid/stat" 2>/dev/null || echo 0)"
+    res[sess$j]+=" $(sed -n 's/.* in \([0-9]*\) ms from.*/\1/p' "$log" | tail -1)"
+    KACHE_DIR="$work/b" "$k" supervisor stop >/dev/null 2>&1 || true
+  done
+done
+med() { printf '%s\n' $1 | median; }
+lw=$(med "${res[local]}")
+echo "remote $([ $s3 = 1 ] && echo s3 || echo dir)$([ $signed = 1 ] && echo ", signed"), $runs rounds"
+echo "local warm: $lw ms  (${res[local]} )"
+for j in "${!bins[@]}"; do
+  r=$(med "${res[$j]}")
+  echo "${bins[$j]}: racing $r ms = $(awk -v a="$r" -v b="$lw" 'BEGIN{printf "%.2f", a/b}')x local warm;" \
+       "prefetch CPU $(med "${res[cpu$j]}") ms; session $(med "${res[sess$j]}") ms  (${res[$j]} )"
+done
