@@ -80,7 +80,7 @@ dir_open(struct remote *r, const char *name, const char *tmpdir, int *fd, int *v
 	return rr;
 }
 
-/* Writes root/name atomically, creating its directory. */
+/* Reads root/name whole into buf (larger than cap: *len = cap + 1). */
 static enum remote_result
 dir_read(struct remote *r, const char *name, char *buf, size_t cap, size_t *len, int *vouched)
 {
@@ -102,6 +102,7 @@ dir_read(struct remote *r, const char *name, char *buf, size_t cap, size_t *len,
 	return rr;
 }
 
+/* Writes root/name atomically, creating its directory. */
 static enum remote_result
 dir_put(struct remote *r, const char *name, const void *data, size_t n)
 {

@@ -26,7 +26,8 @@ struct remote_transport {
 	/* Object name read whole into buf (cap bytes): REMOTE_OK with *len its
 	 * size, or with *len > cap when it is larger (buf then holds nothing to
 	 * use: the caller opens it instead); REMOTE_MISS when it does not exist.
-	 * vouched as for open. A download goes straight into buf: no file. */
+	 * vouched as for open. A download goes straight into buf: no file. NULL:
+	 * the transport only opens. */
 	enum remote_result (*read)(struct remote *r, const char *name, char *buf, size_t cap,
 	    size_t *len, int *vouched);
 	/* Writes a small object whole, replacing it; readers never see half. */

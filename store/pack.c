@@ -45,6 +45,7 @@ static enum pack_result inflate_to(int fd, struct doc *d);
 static int doc_add(struct doc *d, const char *p, size_t n);
 struct region;
 static void regions_limit_init(void);
+static char *map_kept(size_t n);
 static int region_take(struct region *rg);
 static void region_give(const struct region *rg);
 static enum pack_result inflate_mem(struct region *rg, const char *in, size_t n, size_t *len);
@@ -539,6 +540,20 @@ regions_limit_init(void)
 	regions_limit = n < 1 ? 1 : n > REGIONS_MAX ? REGIONS_MAX : n;
 }
 
+/* Memory to keep from pack to pack: asked for as transparent huge pages.
+ * NULL when it cannot be mapped. */
+static char *
+map_kept(size_t n)
+{
+	char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	    -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, n, MADV_HUGEPAGE);
+	return p;
+}
+
 /* A region to read one pack in: 0, or -1 when none can be had. */
 static int
 region_take(struct region *rg)
@@ -557,11 +572,8 @@ region_take(struct region *rg)
 		*rg = regions_free[--regions_nfree];
 		out = 0;
 	} else if (regions_made < limit) {
-		rg->p = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		rg->z = NULL;
-		if (rg->p != MAP_FAILED) {
-			(void)madvise(rg->p, REGION_BYTES, MADV_HUGEPAGE);
+		if ((rg->p = map_kept(REGION_BYTES)) != NULL) {
 			regions_made++;
 			out = 0;
 		}
@@ -732,15 +744,8 @@ pack_buffer_take(void)
 	pthread_mutex_lock(&regions_mu);
 	if (buffers_nfree > 0) {
 		p = buffers_free[--buffers_nfree];
-	} else if (buffers_made < BUFFERS_MAX) {
-		p = mmap(NULL, PACK_MEM_MAX, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p != MAP_FAILED) {
-			(void)madvise(p, PACK_MEM_MAX, MADV_HUGEPAGE);
-			buffers_made++;
-		} else {
-			p = NULL;
-		}
+	} else if (buffers_made < BUFFERS_MAX && (p = map_kept(PACK_MEM_MAX)) != NULL) {
+		buffers_made++;
 	}
 	pthread_mutex_unlock(&regions_mu);
 	return p;
