@@ -46,6 +46,7 @@ struct job;
 /* The prefetch sessions' numbers since start (status: "prefetch"). */
 struct prefetch_counts {
 	long hints, malformed, dropped, sessions, done, failed;
+	long retried; /* sessions handed again after their worker exited (once each) */
 	/* early hints (cargo's first question); compile hints an early session
 	 * had served already (its exact session manifest), not run again */
 	long early, early_served;

@@ -32,6 +32,7 @@
 
 struct pf_hint {
 	int used, sent;
+	int retried; /* handed again once after its worker exited */
 	uint64_t id;
 	pid_t pid; /* the worker it went to */
 	struct msg job;
@@ -244,6 +245,7 @@ set_job(struct pf_hint *x, const struct proto_hint *h)
 	proto_hint_to_msg(h, &x->job);
 	x->h = *h;
 	x->sent = 0;
+	x->retried = 0;
 	x->has_next = 0;
 }
 
@@ -313,6 +315,20 @@ prefetch_tick(struct supervisor *s)
 		if (!x->used)
 			continue;
 		if (x->sent && slot_of(s, x->pid) == NULL) {
+			if (!x->retried && !x->has_next && !s->stopping &&
+			    workers_can_run(s, ROLE_PREFETCH)) {
+				/* a worker killed, or one that exited just as the job
+				 * went to it (judged silent by a supervisor back from a
+				 * stop): a session imports only what is missing, so it
+				 * goes once more to the next prefetch worker (a compile's
+				 * hint waiting for it takes its place instead) */
+				log_warnx("prefetch of %s: its worker exited; handed again",
+				    x->h.root);
+				p->n.retried++;
+				x->retried = 1;
+				x->sent = 0;
+				continue;
+			}
 			log_warnx("prefetch of %s lost: its worker exited", x->h.root);
 			p->n.failed++;
 			if (x->has_next) /* the compile's hint is still to be served */
@@ -324,10 +340,11 @@ prefetch_tick(struct supervisor *s)
 			x->job.id = x->id = p->next_id++;
 			if (workers_send(s, w, &x->job) == -1)
 				continue;
+			if (!x->retried) /* counted once */
+				p->n.sessions++;
 			x->sent = 1;
 			x->pid = w->pid;
 			w->state = W_BUSY;
-			p->n.sessions++;
 		}
 	}
 }

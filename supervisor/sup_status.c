@@ -35,6 +35,7 @@ prefetch_json(const struct supervisor *s, const struct prefetch_counts *n)
 	SET(o, "sessions", n->sessions);
 	SET(o, "sessions_done", n->done);
 	SET(o, "sessions_lost", n->failed);
+	SET(o, "sessions_retried", n->retried);
 	SET(o, "packs", n->packs);
 	SET(o, "bytes", n->bytes);
 	SET(o, "hits", n->hits);

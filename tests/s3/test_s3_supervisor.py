@@ -232,15 +232,34 @@ class RemoteS3Test(SupervisorTest):
                          ["import.locks"])
 
     def test_prefetch_killed_mid_transfer_leaves_nothing_partial(self):
+        """A prefetch worker killed mid-transfer leaves nothing; its session is
+        handed once more to the restarted worker, and lost when that one is
+        killed too."""
         (res,) = self.populate(1)
         self.start()
         self.fault({"mode": "hang", "delay": 30, "methods": ["GET"], "match": "/packs/"})
         self.hint()
-        self.assertTrue(wait_for(lambda: self.began(res), 20), "the prefetch never began")
+
+        def begun():
+            return sum(1 for b in self.proxy_stats()["begun"]
+                       if b.startswith("GET ") and res + ".pack" in b)
+
+        def pf():
+            return (self.status() or {}).get("prefetch", {})
+
+        self.assertTrue(wait_for(lambda: begun() == 1, 20), "the prefetch never began")
         pid = self.workers("prefetch")[0]["pid"]
         os.kill(pid, signal.SIGKILL)
-        self.assertTrue(wait_for(lambda: (self.status() or {}).get("prefetch", {})
-                                 .get("sessions_lost", 0) == 1, 20), self.status())
+        # the restarted worker takes the same session: a second GET of the pack
+        self.assertTrue(wait_for(lambda: begun() == 2, 20), (self.proxy_stats(), pf()))
+        self.assertEqual((pf()["sessions"], pf()["sessions_retried"], pf()["sessions_lost"]),
+                         (1, 1, 0), pf())
+        again = self.workers("prefetch")[0]["pid"]
+        self.assertNotEqual(again, pid)
+        self.assertEqual(self.entries(), [])
+        os.kill(again, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: pf().get("sessions_lost", 0) == 1, 20), pf())
+        self.assertEqual((pf()["sessions_retried"], pf()["sessions_queued"]), (1, 0), pf())
         self.assertEqual(self.entries(), [])
         for sub in ("blobs", "manifests"):
             found = [f for _, _, fs in os.walk(os.path.join(self.dir, sub)) for f in fs]
