@@ -127,11 +127,12 @@ wrapper_fetch(const struct config *cfg, struct store *s, const unsigned char inv
 	unanswered_note(mark, r == PROTO_TIMEOUT && clock_ms() < end && !short_wait,
 	    seen >= 0 && (r == PROTO_OK || r == PROTO_MISS));
 	if (r == PROTO_TIMEOUT && short_wait)
-		log_debug("%s: remote fetch: timeout (short wait: the supervisor left a fetch "
-		          "unanswered less than %d s ago)",
-		    label, UNANSWERED_MS / 1000);
+		log_debug("%s: remote fetch: timeout after %lld ms (short wait: the supervisor "
+		          "left a fetch unanswered less than %d s ago)",
+		    label, (long long)(clock_ms() - now), UNANSWERED_MS / 1000);
 	else
-		log_debug("%s: remote fetch: %s", label, proto_result_name(r));
+		log_debug("%s: remote fetch: %s after %lld ms", label, proto_result_name(r),
+		    (long long)(clock_ms() - now));
 	free(mark);
 	return r == PROTO_OK;
 }

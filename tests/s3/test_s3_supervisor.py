@@ -108,6 +108,36 @@ class RemoteS3Test(SupervisorTest):
         self.dir = first
 
 
+    def test_a_pack_past_the_memory_cap_is_fetched_through_a_file(self):
+        """A pack over 32 MiB (the cap of a download into memory) is fetched
+        too: the read into memory stops at its Content-Length, and the pack is
+        then opened (streamed into an unnamed file) and imported whole."""
+        self.start()
+        res = self.fixture("burst", "1", str(40 * 1024 * 1024))[0]
+        self.poke("notify", res)
+        self.assertTrue(wait_for(lambda: not self.intents(), 120), "the upload never finished")
+        head = self.s3.head_object(Bucket=BUCKET, Key=self.pack_key(res))
+        self.assertGreater(head["ContentLength"], 32 * 1024 * 1024)
+        self.kached("supervisor", "stop")
+        self.dir = os.path.join(self.tmp, "store-b")
+        self.env["KACHE_DIR"] = self.dir
+        self.start()
+        open(self.plog, "w").close()
+        self.assertEqual(self.poke("fetch", inv_of(res), "60000").split()[0], "ok")
+        # two GETs of the pack begun: the read, given up at the headers (the
+        # proxy logs no line for it); the open, whole
+        begun = [b for b in self.proxy_stats()["begun"]
+                 if b.startswith("GET ") and res + ".pack" in b]
+        self.assertEqual(len(begun), 2, self.proxy_stats())
+        self.assertEqual(len(self.gets_of(res)), 1, self.proxy_lines())
+        self.assertEqual(self.entries(), [res])
+        blobs = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(self.dir, "blobs"))
+                 for f in fs]
+        self.assertEqual([os.path.getsize(b) for b in blobs], [40 * 1024 * 1024], blobs)
+        self.kached("supervisor", "stop")
+        self.assertEqual(self.kached("verify").returncode, 0)
+
+
     # --- fetching in parallel -------------------------------------------------
 
     def populate(self, n):
