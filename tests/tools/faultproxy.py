@@ -6,7 +6,7 @@ Usage: faultproxy.py --upstream HOST:PORT --control FILE [--port N] [--log FILE]
 Prints "READY <port>" once listening. Before every request it re-reads the
 JSON control file (missing or empty means pass-through):
 
-  {"mode": "pass|503|slow|hang|truncate|flip|403|skew",
+  {"mode": "pass|503|slow|hang|truncate|flip|403|skew",   # flip: 3 bits of a 200's body
    "count": N,          # requests to fault, then pass; -1 (default) = all
    "methods": ["GET"],  # only these methods are faulted (default: all)
    "match": "partNumber",  # only targets containing this (default: all)
@@ -148,8 +148,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "truncate" and len(rbody) > 1:
             return self.send_truncated(status, headers, rbody)
         if mode == "flip" and status == 200 and rbody:
+            # three bits, at a quarter, the middle and three quarters: one bit
+            # alone can leave a zstd frame's content the same (7 of 5271 bit
+            # positions of a pack decoded whole and identical), which a reader
+            # rightly takes; three such at once are not to be met
             rbody = bytearray(rbody)
-            rbody[len(rbody) // 2] ^= 0x01
+            for at in sorted({len(rbody) // 4, len(rbody) // 2, 3 * len(rbody) // 4}):
+                rbody[at] ^= 0x01
             rbody = bytes(rbody)
         if mode == "skew":
             when = time.time() + 60 * fault.get("skew_minutes", 0)
