@@ -107,28 +107,36 @@ prefetch_hint_fd(const struct supervisor *s)
 static void
 take_file(struct supervisor *s, const char *path)
 {
+	/* Claimed by a rename first: a workspace's early hint and its compile's
+	 * hint have the same name, and a compile's hint renamed onto it while
+	 * the early one was being read was then removed unread (the session
+	 * never saw the compile's hint: CI, sanitizer pass). Renamed onto the
+	 * name now, it is a new file, taken on the next scan. The claimed name
+	 * is not a hint file's, so no scan takes it. */
+	char *claimed = xasprintf("%s.taking", path);
 	struct msg m;
 	struct stat st;
 
-	if (lstat(path, &st) < 0)
+	if (rename(path, claimed) < 0 || lstat(claimed, &st) < 0) {
+		free(claimed);
 		return;
+	}
 	if (clock_wall_ms() - clock_ts_ms(&st.st_mtim) > PF_HINT_MAX_AGE_MS) {
-		unlink(path);
+		unlink(claimed);
 		s->prefetches->n.hints++;
 		drop(s->prefetches, &s->prefetches->n.dropped_stale, path,
 		    "left while no supervisor ran, too old now");
-		return;
-	}
-	if (proto_hint_file_read(path, &m) < 0) {
-		unlink(path);
+	} else if (proto_hint_file_read(claimed, &m) < 0) {
+		unlink(claimed);
 		s->prefetches->n.hints++;
 		s->prefetches->n.malformed++;
 		sup_bad_message(s, "%s: not a prefetch hint; removed", path);
-		return;
+	} else {
+		unlink(claimed);
+		prefetch_hint(s, &m);
+		msg_clear(&m);
 	}
-	unlink(path);
-	prefetch_hint(s, &m);
-	msg_clear(&m);
+	free(claimed);
 }
 
 /* Takes every hint file in run/hints (after draining the inotify events
