@@ -116,27 +116,29 @@ take_file(struct supervisor *s, const char *path)
 	char *claimed = xasprintf("%s.taking", path);
 	struct msg m;
 	struct stat st;
+	int stale, bad = 0;
 
 	if (rename(path, claimed) < 0 || lstat(claimed, &st) < 0) {
 		free(claimed);
 		return;
 	}
-	if (clock_wall_ms() - clock_ts_ms(&st.st_mtim) > PF_HINT_MAX_AGE_MS) {
-		unlink(claimed);
+	stale = clock_wall_ms() - clock_ts_ms(&st.st_mtim) > PF_HINT_MAX_AGE_MS;
+	if (!stale)
+		bad = proto_hint_file_read(claimed, &m) < 0;
+	unlink(claimed);
+	free(claimed);
+	if (stale) {
 		s->prefetches->n.hints++;
 		drop(s->prefetches, &s->prefetches->n.dropped_stale, path,
 		    "left while no supervisor ran, too old now");
-	} else if (proto_hint_file_read(claimed, &m) < 0) {
-		unlink(claimed);
+	} else if (bad) {
 		s->prefetches->n.hints++;
 		s->prefetches->n.malformed++;
 		sup_bad_message(s, "%s: not a prefetch hint; removed", path);
 	} else {
-		unlink(claimed);
 		prefetch_hint(s, &m);
 		msg_clear(&m);
 	}
-	free(claimed);
 }
 
 /* Takes every hint file in run/hints (after draining the inotify events

@@ -110,7 +110,7 @@ wrapper_fetch(const struct config *cfg, struct store *s, const unsigned char inv
 	char hex[HASH_HEX_LEN + 1];
 	char *mark = xasprintf("%s/run/fetch.unanswered", store_dir(s));
 	int64_t now = clock_ms(), wait = config_get_int(cfg, "wrapper.deadline_ms"),
-	        end = now + config_get_int(cfg, "wrapper.fetch_timeout_ms"), ack;
+	        end = now + config_get_int(cfg, "wrapper.fetch_timeout_ms"), ack, waited;
 	int seen = unanswered_recently(mark), short_wait = seen == 1 && wait > UNANSWERED_ACK_MS;
 	enum proto_result r;
 
@@ -126,13 +126,14 @@ wrapper_fetch(const struct config *cfg, struct store *s, const unsigned char inv
 	/* a timeout before end is the acknowledgement's */
 	unanswered_note(mark, r == PROTO_TIMEOUT && clock_ms() < end && !short_wait,
 	    seen >= 0 && (r == PROTO_OK || r == PROTO_MISS));
+	waited = clock_ms() - now;
 	if (r == PROTO_TIMEOUT && short_wait)
 		log_debug("%s: remote fetch: timeout after %lld ms (short wait: the supervisor "
 		          "left a fetch unanswered less than %d s ago)",
-		    label, (long long)(clock_ms() - now), UNANSWERED_MS / 1000);
+		    label, (long long)waited, UNANSWERED_MS / 1000);
 	else
 		log_debug("%s: remote fetch: %s after %lld ms", label, proto_result_name(r),
-		    (long long)(clock_ms() - now));
+		    (long long)waited);
 	free(mark);
 	return r == PROTO_OK;
 }
