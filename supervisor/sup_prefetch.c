@@ -60,10 +60,12 @@ static struct slot *slot_of(struct supervisor *s, pid_t pid);
 static void add_counts(struct prefetch_counts *n, const char *text);
 static void drop(struct prefetches *p, long *why, const char *root, const char *what);
 static void take_file(struct supervisor *s, const char *path);
+static void take_claimed(struct supervisor *s, const char *claimed, const char *path);
 static void set_job(struct pf_hint *x, const struct proto_hint *h);
 static int same_fingerprint(const struct proto_hint *a, const struct proto_hint *b);
 static int found_exact(const char *text);
 static int take_served(struct supervisor *s, const struct proto_hint *h);
+static void unqueue(struct prefetches *p, struct pf_hint *x);
 
 void
 prefetch_new(struct supervisor *s)
@@ -103,7 +105,7 @@ prefetch_hint_fd(const struct supervisor *s)
 	return s->prefetches->ifd;
 }
 
-/* One hint file: read, removed, then handled as a hint message would be. */
+/* One hint file: claimed, then taken. */
 static void
 take_file(struct supervisor *s, const char *path)
 {
@@ -112,21 +114,30 @@ take_file(struct supervisor *s, const char *path)
 	 * the early one was being read was then removed unread (the session
 	 * never saw the compile's hint: CI, sanitizer pass). Renamed onto the
 	 * name now, it is a new file, taken on the next scan. The claimed name
-	 * is not a hint file's, so no scan takes it. */
+	 * is not a hint file's; a scan takes it as one left by a supervisor
+	 * that died holding it (none can hold it across two scans). */
 	char *claimed = xasprintf("%s.taking", path);
+
+	if (rename(path, claimed) == 0)
+		take_claimed(s, claimed, path);
+	free(claimed);
+}
+
+/* A claimed hint file (path's, renamed to claimed): read, removed, then
+ * handled as a hint message would be. */
+static void
+take_claimed(struct supervisor *s, const char *claimed, const char *path)
+{
 	struct msg m;
 	struct stat st;
 	int stale, bad = 0;
 
-	if (rename(path, claimed) < 0 || lstat(claimed, &st) < 0) {
-		free(claimed);
+	if (lstat(claimed, &st) < 0)
 		return;
-	}
 	stale = clock_wall_ms() - clock_ts_ms(&st.st_mtim) > PF_HINT_MAX_AGE_MS;
 	if (!stale)
 		bad = proto_hint_file_read(claimed, &m) < 0;
 	unlink(claimed);
-	free(claimed);
 	if (stale) {
 		s->prefetches->n.hints++;
 		drop(s->prefetches, &s->prefetches->n.dropped_stale, path,
@@ -157,12 +168,22 @@ prefetch_take_hints(struct supervisor *s)
 	if (s->stopping || (d = opendir(p->dir)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
-		char *path;
+		char name[17], *path, *claimed;
 
-		if (!proto_hint_file_name_ok(de->d_name))
+		if (strnlen(de->d_name, 16) < 16)
 			continue;
-		path = xasprintf("%s/%s", p->dir, de->d_name);
-		take_file(s, path);
+		memcpy(name, de->d_name, 16);
+		name[16] = '\0';
+		if (!proto_hint_file_name_ok(name))
+			continue;
+		path = xasprintf("%s/%s", p->dir, name);
+		if (de->d_name[16] == '\0') {
+			take_file(s, path);
+		} else if (strcmp(de->d_name + 16, ".taking") == 0) {
+			claimed = xasprintf("%s/%s", p->dir, de->d_name);
+			take_claimed(s, claimed, path);
+			free(claimed);
+		}
 		free(path);
 	}
 	closedir(d);
@@ -311,8 +332,22 @@ slot_of(struct supervisor *s, pid_t pid)
 	return NULL;
 }
 
-/* Hands queued hints to idle prefetch workers, and gives up sessions whose
- * worker died (counted as failed). */
+/* A session not sent, and the compile's hint waiting behind it, dropped:
+ * no prefetch worker can run any more. */
+static void
+unqueue(struct prefetches *p, struct pf_hint *x)
+{
+	const char *why = "no prefetch worker can run (see `kache supervisor status`)";
+
+	drop(p, &p->n.dropped_off, x->h.root, why);
+	if (x->has_next)
+		drop(p, &p->n.dropped_off, x->next.root, why);
+	msg_clear(&x->job);
+	x->used = 0;
+}
+
+/* Hands queued hints to idle prefetch workers, gives up sessions whose
+ * worker died (counted as failed), and drops those no worker can take. */
 void
 prefetch_tick(struct supervisor *s)
 {
@@ -345,6 +380,10 @@ prefetch_tick(struct supervisor *s)
 				set_job(x, &x->next);
 			else
 				x->used = 0;
+		} else if (!x->sent && !s->stopping && !workers_can_run(s, ROLE_PREFETCH)) {
+			/* the role gave up (or was scaled to 0) while it waited:
+			 * nothing would ever take it, and an idle exit would wait */
+			unqueue(p, x);
 		} else if (!x->sent && !s->stopping &&
 		    (w = workers_idle(s, ROLE_PREFETCH)) != NULL) {
 			x->job.id = x->id = p->next_id++;

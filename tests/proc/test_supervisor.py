@@ -62,6 +62,21 @@ class SupervisorTest(unittest.TestCase):
         self.assertTrue(wait_for(self.all_ready), self.status())
         return self.status()["pid"]
 
+    def workspaces(self, *names):
+        """A directory remote, and a workspace root per name with a Cargo.lock:
+        [(root, lock)] for prefetch hints."""
+        remote = os.path.join(self.tmp, "remote")
+        os.makedirs(remote)
+        self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=remote)
+        out = []
+        for name in names:
+            root = os.path.join(self.tmp, name)
+            os.makedirs(root)
+            with open(os.path.join(root, "Cargo.lock"), "w") as f:
+                f.write("version = 3\n")
+            out.append((root, os.path.join(root, "Cargo.lock")))
+        return out
+
     def test_start_status_stop(self):
         pid = self.start()
         text = self.kached("supervisor", "status").stdout
@@ -371,19 +386,12 @@ class SupervisorTest(unittest.TestCase):
         or starved of CPU) finds the supervisor's messages waiting when it runs
         again: it reads them before it judges the supervisor silent, and its job
         is done, not lost. (It exited, losing the session: CI, sanitizer pass.)"""
-        remote = os.path.join(self.tmp, "remote")
-        os.makedirs(remote)
-        self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=remote)
-        root = os.path.join(self.tmp, "r")
-        os.makedirs(root)
-        with open(os.path.join(root, "Cargo.lock"), "w") as f:
-            f.write("version = 3\n")
+        [(root, lock)] = self.workspaces("r")
         self.start()
         pid = self.workers("prefetch")[0]["pid"]
         os.kill(pid, signal.SIGSTOP)
         try:
-            self.assertEqual(self.poke("hint", root, os.path.join(root, "Cargo.lock"),
-                                       "release"), "ok")
+            self.assertEqual(self.poke("hint", root, lock, "release"), "ok")
             self.assertTrue(wait_for(lambda: self.status()["prefetch"]["sessions"] == 1))
             time.sleep(1.5)  # seven heartbeats of 200 ms; the job's limit is minutes
         finally:
@@ -434,16 +442,7 @@ class SupervisorTest(unittest.TestCase):
         waits for a running early session and runs after it (this one found
         no session manifest), or replaces an early hint still queued. The
         prefetch worker is stopped (SIGSTOP) so that each state holds."""
-        remote = os.path.join(self.tmp, "remote")
-        os.makedirs(remote)
-        self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=remote)
-        roots = []
-        for name in ("r1", "r2"):
-            root = os.path.join(self.tmp, name)
-            os.makedirs(root)
-            with open(os.path.join(root, "Cargo.lock"), "w") as f:
-                f.write("version = 3\n")
-            roots.append((root, os.path.join(root, "Cargo.lock")))
+        roots = self.workspaces("r1", "r2")
         self.start()
         pid = self.workers("prefetch")[0]["pid"]
         os.kill(pid, signal.SIGSTOP)
@@ -476,6 +475,54 @@ class SupervisorTest(unittest.TestCase):
         plog = open(os.path.join(self.dir, "logs", "prefetch.0.log")).read()
         self.assertEqual(plog.count("early hint (target \"\", profile \"debug\" guessed)"), 1,
                          plog)
+
+    def test_a_session_queued_when_no_prefetch_worker_can_run_any_more_is_dropped(self):
+        """A session waits in the queue (the one prefetch worker is stopped,
+        busy with another); then the role is scaled to 0: nothing will ever
+        take the waiting one, so it is dropped (said, counted under
+        no_prefetch) instead of staying queued, which kept an idle supervisor
+        from ever exiting."""
+        roots = self.workspaces("r1", "r2")
+        self.start()
+        pid = self.workers("prefetch")[0]["pid"]
+        pf = lambda: self.status()["prefetch"]  # noqa: E731
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for root, lock in roots:
+                self.assertEqual(self.poke("hint", root, lock, "debug"), "ok")
+            self.assertTrue(wait_for(lambda: pf()["sessions_queued"] == 2), pf())
+            self.assertEqual(pf()["sessions"], 1, pf())  # r1 went to the stopped worker
+            self.kached("supervisor", "scale", "prefetch=0")
+            self.assertTrue(wait_for(lambda: pf()["hints_dropped_why"]["no_prefetch"] == 1),
+                            pf())
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertTrue(wait_for(lambda: pf()["sessions_queued"] == 0, timeout=30), pf())
+        got = pf()
+        self.assertEqual((got["hints"], got["hints_dropped"], got["sessions"]), (2, 1, 1), got)
+        self.assertEqual(got["sessions_done"] + got["sessions_lost"], 1, got)
+        log = open(os.path.join(self.dir, "logs", "supervisor.log")).read()
+        self.assertIn("prefetch hint for %s dropped: no prefetch worker can run" % roots[1][0],
+                      log)
+
+    def test_a_hint_file_a_dead_supervisor_had_claimed_is_taken_at_start(self):
+        """A supervisor claims a hint file by renaming it to NAME.taking
+        before reading it; one that died in between left it there. The next
+        supervisor takes it as the hint it is."""
+        [(root, lock)] = self.workspaces("r")
+        name = "0123456789abcdef"
+        p = subprocess.run([POKE, "hintfile", name, root, lock],
+                           env=self.env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        hints = os.path.join(self.dir, "run", "hints")
+        os.rename(os.path.join(hints, name), os.path.join(hints, name + ".taking"))
+        self.start()
+        pf = lambda: self.status()["prefetch"]  # noqa: E731
+        self.assertTrue(wait_for(lambda: pf()["sessions_done"] == 1), pf())
+        self.assertEqual((pf()["hints"], pf()["hints_malformed"]), (1, 0), pf())
+        self.assertEqual(os.listdir(hints), [])
+        log = open(os.path.join(self.dir, "logs", "supervisor.log")).read()
+        self.assertIn("prefetch hint for %s" % root, log)
 
     def test_an_early_session_that_ended_serves_the_compile_hint_after_it(self):
         """An early session that used the exact session manifest of its

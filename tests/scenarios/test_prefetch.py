@@ -371,6 +371,29 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
                       self.early_marker(b))
         self.assertEqual(status(b)["prefetch"]["packs"], 0)
 
+    def test_kache_prefetch_says_the_remote_failed_when_the_manifest_cannot_be_read(self):
+        """The session manifest of the fingerprint exists but cannot be read
+        (a directory stands at its name in the directory remote): not "no
+        session manifest", but the remote's failure, said by the command,
+        logged by the worker and counted as a failed listing."""
+        self.populate()
+        sessions = os.path.join(self.remote, "sessions")
+        names = os.listdir(sessions)
+        self.assertEqual(len(names), 1, names)
+        os.unlink(os.path.join(sessions, names[0]))
+        os.mkdir(os.path.join(sessions, names[0]))
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), b.dir)
+        p = self.kache_in(b, "prefetch", "--wait", "--timeout", "2m")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("prefetch: the remote could not be read; nothing imported", p.stdout)
+        self.assertNotIn("no session manifest", p.stdout)
+        pf = status(b)["prefetch"]
+        self.assertEqual((pf["packs"], pf["skipped"]["listings_failed"]), (0, 1), pf)
+        log = self.prefetch_log(b)
+        self.assertIn("session manifest sessions/%s not read: the remote failed" % names[0],
+                      log)
+
     def test_kache_prefetch_says_what_to_do_when_it_cannot_start(self):
         """No hint, a clear line and exit 1: no remote; no Cargo.lock at or
         above here; a rustc that does not answer. Exit 2 on a usage error.

@@ -270,7 +270,8 @@ pack_sizes(const struct prefetch_input *in, struct remote_session *s, struct lis
 }
 
 /* The session manifest of the hint's fingerprint: 1 when it was used, 0 when
- * there is none, -1 when it is not valid (then the packs are used). */
+ * there is none or the remote failed (counted in list_failed), -1 when it is
+ * not valid (then the packs are used). */
 static int
 from_exact(const struct prefetch_input *in, struct listing *l)
 {
@@ -287,8 +288,10 @@ from_exact(const struct prefetch_input *in, struct listing *l)
 	rr = remote_session_get(in->remote[0], in->kache_dir, name, &s, why, sizeof why);
 	if (rr == REMOTE_MISS && why[0] != '\0')
 		bad_session(l, name, why);
-	if (rr == REMOTE_FAILED && remote_unreachable(in->remote[0])) {
-		l->plan->unreachable = 1;
+	if (rr == REMOTE_FAILED) { /* not "none": `kache prefetch` says the remote failed */
+		log_warnx("prefetch: session manifest %s not read: the remote failed", name);
+		if (remote_unreachable(in->remote[0]))
+			l->plan->unreachable = 1;
 		l->plan->list_failed++;
 	}
 	free(name);
