@@ -54,6 +54,9 @@ static const struct config_def defs[] = {
 	{ "s3.endpoint", "KACHE_S3_ENDPOINT", "", 0, "http(s)://host:port (default AWS)" },
 	{ "s3.region", "KACHE_S3_REGION", "us-east-1", 0, "SigV4 region" },
 	{ "s3.addressing", "KACHE_S3_ADDRESSING", "path", 0, "path | virtual" },
+	{ "s3.ca_file", "KACHE_S3_CA_FILE", "", 0,
+	    "PEM file of the CA certificates an https endpoint is verified with (empty: "
+	    "the system's)" },
 	{ "s3.read_only", "KACHE_S3_READ_ONLY", "false", 0, "fetch but never upload" },
 	{ "s3.profile", "KACHE_S3_PROFILE", "", 0, "profile in ~/.aws/credentials" },
 	{ "s3.access_key_id", "KACHE_S3_ACCESS_KEY_ID", "", 1,

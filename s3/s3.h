@@ -39,6 +39,7 @@ struct s3_settings {
 	char *endpoint; /* "" means https://s3.<region>.amazonaws.com */
 	char *region;
 	int virtual_hosted; /* bucket.host/key instead of host/bucket/key */
+	char *ca_file;      /* PEM CA certificates for https; NULL: the system's */
 	int read_only;
 	struct s3_creds creds;
 	long connect_timeout_ms;

@@ -76,6 +76,7 @@ copy_settings(struct s3_settings *dst, const struct s3_settings *src)
 	dst->prefix = xstrdup(src->prefix ? src->prefix : "");
 	dst->endpoint = xstrdup(src->endpoint ? src->endpoint : "");
 	dst->region = xstrdup(src->region && *src->region ? src->region : "us-east-1");
+	dst->ca_file = src->ca_file && *src->ca_file ? xstrdup(src->ca_file) : NULL;
 	dst->creds.access_key_id =
 	    xstrdup(src->creds.access_key_id ? src->creds.access_key_id : "");
 	dst->creds.secret_access_key =
@@ -356,6 +357,8 @@ set_limits(struct s3_client *c)
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, c->s.low_speed_limit);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->s.low_speed_time_s);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->s.total_timeout_ms);
+	if (c->s.ca_file != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->s.ca_file);
 }
 
 /* One signed try. The handle is reset (its connection cache survives). */
@@ -403,6 +406,11 @@ classify_curl(struct s3_client *c, struct s3_req *r, struct xfer *x, CURLcode cc
 	if (cc == CURLE_ABORTED_BY_CALLBACK && x->read_errno != 0)
 		return s3_fail(c, S3_LOCAL, "cannot read the upload of %s: %s", r->key,
 		    strerror(x->read_errno));
+	if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE)
+		return s3_fail(c, S3_AUTH,
+		    "S3 request to %s: the server's TLS certificate is not trusted (%s); set "
+		    "s3.ca_file (KACHE_S3_CA_FILE) to the PEM file of the CA that signed it",
+		    c->ep.host, curl_easy_strerror(cc));
 	x->unreachable = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
 	    cc == CURLE_COULDNT_RESOLVE_PROXY;
 	/* nothing answered the connection within its time: the transfer never

@@ -1,9 +1,12 @@
 /* Settings from common/config and credentials from config, env or file. */
 #include "s3/s3_internal.h"
 
+#include <errno.h>
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -21,6 +24,7 @@ static char *dup_nonempty(const char *s);
 static int creds_from(const char *id, const char *secret, const char *token, struct s3_creds *out);
 static int ini_creds_cb(void *user, const char *section, const char *name, const char *value);
 static int creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err);
+static int ca_file_check(const char *path, struct buf *err);
 
 const char *
 s3_result_name(enum s3_result r)
@@ -70,8 +74,9 @@ s3_settings_clear(struct s3_settings *s)
 	free(s->prefix);
 	free(s->endpoint);
 	free(s->region);
+	free(s->ca_file);
 	s3_creds_clear(&s->creds);
-	s->bucket = s->prefix = s->endpoint = s->region = NULL;
+	s->bucket = s->prefix = s->endpoint = s->region = s->ca_file = NULL;
 }
 
 static char *
@@ -181,6 +186,29 @@ s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err
 	return rc > 0 ? 0 : creds_from_file(cfg, out, err);
 }
 
+/* s3.ca_file, when set: a regular file this process can read (whether it
+ * holds certificates, the TLS handshake tells). 0, or -1 with advice. */
+static int
+ca_file_check(const char *path, struct buf *err)
+{
+	const char *why = NULL;
+	struct stat st;
+
+	if (*path == '\0')
+		return 0;
+	if (stat(path, &st) < 0 || access(path, R_OK) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	if (why != NULL)
+		buf_addf(err,
+		    "s3.ca_file '%s' cannot be read (%s); give the PEM file of the CA "
+		    "certificates that sign the endpoint's certificate (KACHE_S3_CA_FILE), or "
+		    "leave it empty for the system's",
+		    path, why);
+	return why != NULL ? -1 : 0;
+}
+
 /* The config keys map one to one; sizes are checked so that a typo in
  * s3.multipart_threshold is an error, not a silent default. */
 int
@@ -205,6 +233,8 @@ s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err)
 		buf_addstr(err, "s3.multipart_threshold must be a size of at least 5M");
 		return -1;
 	}
+	if (ca_file_check(config_get(cfg, "s3.ca_file"), err) < 0)
+		return -1;
 	if (*config_get(cfg, "s3.bucket") == '\0') {
 		buf_addstr(err, "s3.bucket is not set; set KACHE_S3_BUCKET");
 		return -1;
@@ -214,6 +244,7 @@ s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err)
 	s->endpoint = xstrdup(config_get(cfg, "s3.endpoint"));
 	s->region = xstrdup(config_get(cfg, "s3.region"));
 	s->virtual_hosted = strcmp(addr, "virtual") == 0;
+	s->ca_file = dup_nonempty(config_get(cfg, "s3.ca_file"));
 	s->read_only = config_get_bool(cfg, "s3.read_only");
 	s->multipart_threshold = (uint64_t)thr;
 	s->upload_concurrency = conc > 0 && conc < 256 ? (int)conc : 4;

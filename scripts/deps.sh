@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config
       libxxhash-dev xxhash
       libmicrohttpd-dev
       libncurses-dev tmux strace
-      python3 zstd clang-14 libclang-rt-14-dev clang-format clang-tidy cppcheck)
+      python3 openssl zstd clang-14 libclang-rt-14-dev clang-format clang-tidy cppcheck)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

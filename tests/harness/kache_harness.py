@@ -239,20 +239,33 @@ def boto(port):
                         region_name="us-east-1")
 
 
-def start_proxy(port, control, log, stats=None, listen=0):
+def start_proxy(port, control, log, stats=None, listen=0, tls=None):
     """Starts tests/tools/faultproxy.py in front of 127.0.0.1:port, steered by the
     control file (with stats: the most requests in flight at once, per method,
-    as JSON in that file), on port listen (0: a free one); returns (process,
-    its port) once it says READY."""
+    as JSON in that file), on port listen (0: a free one), answering HTTPS with
+    tls's (certificate, key); returns (process, its port) once it says READY."""
     proc = subprocess.Popen([sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % port,
                              "--control", control, "--log", log, "--port", str(listen)]
-                            + (["--stats", stats] if stats else []),
+                            + (["--stats", stats] if stats else [])
+                            + (["--tls", *tls] if tls else []),
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("READY "):
         stop(proc)
         raise RuntimeError("faultproxy did not start: %r" % line)
     return proc, int(line.split()[1])
+
+
+def tls_certificate(tmp):
+    """A self-signed certificate for 127.0.0.1 (its own CA), made with the
+    openssl command: (certificate, key) paths in tmp."""
+    cert, key = os.path.join(tmp, "tls.pem"), os.path.join(tmp, "tls.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True,
+                   timeout=60)
+    return cert, key
 
 
 def write_fault(control, ctl):

@@ -416,6 +416,71 @@ class TestFaults(Base):
             self.s3.head_object(Bucket=BUCKET, Key="kache/mpfail")
 
 
+class TestTls(Base):
+    """An https endpoint: the fault proxy answering TLS with a certificate of
+    its own (self-signed for 127.0.0.1) in front of moto_server."""
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.control = os.path.join(cls.tmp, "control.json")
+        cls.log = os.path.join(cls.tmp, "proxy.log")
+        cls.cert, key = kh.tls_certificate(cls.tmp)
+        cls.proxy, cls.pport = kh.start_proxy(cls.port, cls.control, cls.log,
+                                              tls=(cls.cert, key))
+
+    @classmethod
+    def tearDownClass(cls):
+        stop(cls.proxy)
+        super().tearDownClass()
+
+    def https(self, *args, **kw):
+        kw.setdefault("KACHE_S3_CA_FILE", self.cert)
+        return self.drive(*args, KACHE_S3_ENDPOINT="https://127.0.0.1:%d" % self.pport, **kw)
+
+    def proxy_log(self):
+        """What the proxy logged (no file before its first request)."""
+        if not os.path.exists(self.log):
+            return ""
+        with open(self.log) as f:
+            return f.read()
+
+    def test_https_with_the_ca_file_round_trips(self):
+        """s3.ca_file names the CA of the endpoint's certificate: put, head,
+        list, get and delete go over TLS (the proxy saw them), and boto3,
+        reading moto directly, finds the bytes uploaded."""
+        data = os.urandom(30000)
+        self.https("put", "tls/obj", self.write("tls.src", data))
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/tls/obj")["Body"].read()
+        self.assertEqual(got, data)
+        self.assertIn("size=30000", self.https("head", "tls/obj").stdout)
+        self.assertIn("tls/obj 30000", self.https("list", "tls/").stdout.splitlines())
+        self.https("get", "tls/obj", self.path("tls.dst"))
+        self.assertEqual(self.read("tls.dst"), data)
+        self.https("delete", "tls/obj")
+        self.assertIn("PUT /%s/kache/tls/obj" % BUCKET, self.proxy_log())
+
+    def test_an_untrusted_certificate_is_refused_said_and_not_retried(self):
+        """Without the CA file the system's CAs do not know the certificate:
+        AUTH at once (never retried, never sent in the clear), with what to
+        set; nothing reached the bucket."""
+        t0 = time.monotonic()
+        p = self.https("putmem", "tls/refused", "x", expect="AUTH", KACHE_S3_CA_FILE="")
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertIn("the server's TLS certificate is not trusted", p.stderr)
+        self.assertIn("s3.ca_file (KACHE_S3_CA_FILE)", p.stderr)
+        with self.assertRaises(ClientError):
+            self.s3.head_object(Bucket=BUCKET, Key="kache/tls/refused")
+        self.assertNotIn("tls/refused", self.proxy_log())
+
+    def test_a_ca_file_that_cannot_be_read_is_a_settings_error(self):
+        for path, why in ((self.path("no-such.pem"), "No such file or directory"),
+                          (self.tmp, "not a regular file")):
+            p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True,
+                               env=self.env(KACHE_S3_CA_FILE=path), timeout=60)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("s3.ca_file '%s' cannot be read (%s)" % (path, why), p.stderr)
+
+
 if __name__ == "__main__":
     DRIVER = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)

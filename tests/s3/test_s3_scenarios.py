@@ -119,6 +119,39 @@ class S3Scenarios(unittest.TestCase):
         self.assertEqual(b.compiled(), [], "the second machine should be served from S3")
         self.assertEqual(b.run_app(), out)
 
+    def test_machines_over_https_with_the_ca_file_and_without(self):
+        """An https endpoint (the fault proxy answering TLS with a self-signed
+        certificate, in front of moto) named with s3.ca_file: machine a's
+        packs reach the bucket (boto3 reads them from moto) and machine b is
+        served from them. Machine c, without the CA file, builds all the same
+        (compiling) and its logs say what to set."""
+        cert, key = kh.tls_certificate(self.tmp)
+        proxy, tport = kh.start_proxy(self.port, os.path.join(self.tmp, "tls-control"),
+                                      os.path.join(self.tmp, "tls.log"), tls=(cert, key))
+        try:
+            https = "https://127.0.0.1:%d" % tport
+            a = self.machine("a", os.path.join(self.tmp, "a"), KACHE_S3_ENDPOINT=https,
+                             KACHE_S3_CA_FILE=cert)
+            a.cargo("build")
+            self.assertTrue(CRATES.issubset(set(a.compiled())))
+            out = a.run_app()
+            self.assertTrue(self.drained(a), "uploads did not drain")
+            listed = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=self.prefix + "/packs/")
+            self.assertGreaterEqual(listed.get("KeyCount", 0), len(CRATES), listed)
+            b = self.machine("b", os.path.join(self.tmp, "elsewhere", "b"),
+                             KACHE_S3_ENDPOINT=https, KACHE_S3_CA_FILE=cert)
+            b.cargo("build")
+            self.assertEqual(b.compiled(), [], "b should be served over https")
+            self.assertEqual(b.run_app(), out)
+            c = self.machine("c", os.path.join(self.tmp, "third", "c"), KACHE_S3_ENDPOINT=https)
+            c.cargo("build")
+            self.assertTrue(CRATES.issubset(set(c.compiled())))
+            self.assertEqual(c.run_app(), out)
+            self.assertIn("the server's TLS certificate is not trusted", self.logs(c))
+            self.assertIn("set s3.ca_file (KACHE_S3_CA_FILE)", self.logs(c))
+        finally:
+            stop(proxy)
+
     def test_bucket_is_readable_without_kache(self):
         a, _ = self.first_machine()
         self.assertTrue(self.drained(a))

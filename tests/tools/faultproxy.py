@@ -2,6 +2,10 @@
 """faultproxy: a loopback HTTP reverse proxy that injects S3 faults.
 
 Usage: faultproxy.py --upstream HOST:PORT --control FILE [--port N] [--log FILE]
+                     [--tls CERT KEY]
+
+With --tls it answers HTTPS (the certificate and key in PEM) and talks plain
+HTTP to the upstream: an https endpoint in front of moto_server.
 
 Prints "READY <port>" once listening. Before every request it re-reads the
 JSON control file (missing or empty means pass-through):
@@ -29,6 +33,7 @@ import http.client
 import http.server
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -222,6 +227,10 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ssl.SSLError):  # a refused certificate
+            super().handle_error(request, client_address)
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -230,9 +239,17 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--log")
     ap.add_argument("--stats")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     a = ap.parse_args()
     host, port = a.upstream.rsplit(":", 1)
     srv = Server(("127.0.0.1", a.port), Handler)
+    if a.tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*a.tls)
+        # the handshake in the handler's thread, so that a client that
+        # refuses the certificate never holds up the accepting loop
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
+                                     do_handshake_on_connect=False)
     srv.state = State(a.control, a.log, (host, int(port)))
     srv.state.stats = a.stats
     print("READY %d" % srv.server_address[1], flush=True)
