@@ -12,10 +12,16 @@
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/util.h"
 
 #define RESP_CAP (8 * 1024 * 1024)
+/* An instance role's keys are renewed when less than this is left of them ... */
+#define CREDS_RENEW_MS (5 * 60 * 1000)
+/* ... asking at most this often (while the service fails, or gives keys
+ * that expire sooner than that) */
+#define CREDS_ASK_MS 5000
 
 struct s3_client {
 	struct s3_settings s;
@@ -23,9 +29,10 @@ struct s3_client {
 	CURL *curl;
 	char err[1024];
 	uint64_t rng;
-	char *server_date; /* Date header of the last answer */
-	int fail_fast;     /* s3_client_fail_fast */
-	int unreachable;   /* the last request failed for want of a connection */
+	char *server_date;      /* Date header of the last answer */
+	int fail_fast;          /* s3_client_fail_fast */
+	int unreachable;        /* the last request failed for want of a connection */
+	int64_t creds_asked_ms; /* when the instance role's keys were last asked for */
 };
 
 /* Per-attempt transfer state handed to the curl callbacks. */
@@ -61,6 +68,7 @@ static enum s3_result classify_403(struct s3_client *c, struct s3_req *r, const 
 static long skew_minutes(const struct s3_client *c);
 static void backoff(struct s3_client *c, int attempt_no);
 static int rewind_output(struct s3_req *r, uint64_t start);
+static void renew_creds(struct s3_client *c);
 
 static void
 curl_init_once(void)
@@ -105,6 +113,7 @@ s3_client_new(const struct s3_settings *s, struct buf *err)
 		return NULL;
 	c = xcalloc(1, sizeof *c);
 	copy_settings(&c->s, s);
+	c->creds_asked_ms = clock_wall_ms(); /* s3_config_from just did */
 	url = s3_settings_url(&c->s);
 	if (s3_endpoint_parse(url, &c->ep, err) < 0 || (c->curl = curl_easy_init()) == NULL) {
 		if (c->ep.host != NULL)
@@ -603,6 +612,34 @@ request_once(struct s3_client *c, struct s3_req *r, struct xfer *x)
  * within the connect timeout) when the client fails fast. Streamed
  * output is rewound before each try and after a final failure. Failures are
  * logged here, once; a miss (NOT_FOUND) only at debug level. */
+/* An instance role's keys, asked for again before they expire; the old
+ * ones are used until then when that fails. */
+static void
+renew_creds(struct s3_client *c)
+{
+	int64_t now = clock_wall_ms(), expires;
+	struct s3_creds fresh = { 0 };
+	struct buf why;
+
+	if (c->s.creds.expires_ms == 0 || now < c->s.creds.expires_ms - CREDS_RENEW_MS ||
+	    now - c->creds_asked_ms < CREDS_ASK_MS)
+		return;
+	c->creds_asked_ms = now;
+	buf_init(&why);
+	if (s3_imds_creds(&fresh, &expires, &why) == 0) {
+		s3_creds_clear(&c->s.creds);
+		c->s.creds = fresh;
+		c->s.creds.expires_ms = expires;
+		log_info("s3: the instance role's keys renewed; they expire in %lld s",
+		    (long long)((expires - now) / 1000));
+	} else {
+		log_warnx("s3: the instance role's keys could not be renewed (%s); the old ones "
+		          "serve until they expire, in %lld s",
+		    why.p, (long long)((c->s.creds.expires_ms - now) / 1000));
+	}
+	buf_free(&why);
+}
+
 enum s3_result
 s3_request(struct s3_client *c, struct s3_req *r)
 {
@@ -613,6 +650,7 @@ s3_request(struct s3_client *c, struct s3_req *r)
 	int not_retried = 0;
 
 	c->unreachable = 0;
+	renew_creds(c);
 	if (r->out_fd >= 0 && (start = lseek(r->out_fd, 0, SEEK_CUR)) < 0)
 		return s3_fail(c, S3_LOCAL, "cannot seek the download file: %s", strerror(errno));
 	for (int i = 1;; i++) {

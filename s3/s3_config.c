@@ -25,6 +25,7 @@ static int creds_from(const char *id, const char *secret, const char *token, str
 static int ini_creds_cb(void *user, const char *section, const char *name, const char *value);
 static int creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err);
 static int ca_file_check(const char *path, struct buf *err);
+static int creds_from_file_or_role(const struct config *cfg, struct s3_creds *out, struct buf *err);
 
 const char *
 s3_result_name(enum s3_result r)
@@ -157,6 +158,32 @@ creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 	return ok ? 0 : -1;
 }
 
+/* The shared credentials file, else the instance role's keys. */
+static int
+creds_from_file_or_role(const struct config *cfg, struct s3_creds *out, struct buf *err)
+{
+	struct buf why, role;
+	int rc = 0;
+
+	buf_init(&why);
+	buf_init(&role);
+	if (creds_from_file(cfg, out, &why) == 0)
+		goto out;
+	if (!s3_imds_disabled() && s3_imds_creds(out, &out->expires_ms, &role) == 0)
+		goto out;
+	buf_add(err, why.p, why.len);
+	if (!s3_imds_disabled())
+		buf_addf(err,
+		    "; nor an EC2 instance role's (%s; AWS_EC2_METADATA_DISABLED=true skips "
+		    "asking)",
+		    role.p);
+	rc = -1;
+out:
+	buf_free(&why);
+	buf_free(&role);
+	return rc;
+}
+
 int
 s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err)
 {
@@ -183,7 +210,7 @@ s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err
 		    "check credentials");
 		return -1;
 	}
-	return rc > 0 ? 0 : creds_from_file(cfg, out, err);
+	return rc > 0 ? 0 : creds_from_file_or_role(cfg, out, err);
 }
 
 /* s3.ca_file, when set: a regular file this process can read (whether it

@@ -25,6 +25,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 PROXY = os.path.join(TESTS, "tools", "faultproxy.py")
+IMDS = os.path.join(TESTS, "tools", "imds.py")
 WS_FIXTURE = os.path.join(TESTS, "fixtures", "ws")
 
 # The programs under test, from the environment ctest sets (defaults for a
@@ -239,21 +240,36 @@ def boto(port):
                         region_name="us-east-1")
 
 
-def start_proxy(port, control, log, stats=None, listen=0, tls=None):
-    """Starts tests/tools/faultproxy.py in front of 127.0.0.1:port, steered by the
-    control file (with stats: the most requests in flight at once, per method,
-    as JSON in that file), on port listen (0: a free one), answering HTTPS with
-    tls's (certificate, key); returns (process, its port) once it says READY."""
-    proc = subprocess.Popen([sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % port,
-                             "--control", control, "--log", log, "--port", str(listen)]
-                            + (["--stats", stats] if stats else [])
-                            + (["--tls", *tls] if tls else []),
-                            stdout=subprocess.PIPE, text=True)
+def ready(proc, name):
+    """(proc, its port) once a tool of tests/tools says "READY <port>"."""
     line = proc.stdout.readline()
     if not line.startswith("READY "):
         stop(proc)
-        raise RuntimeError("faultproxy did not start: %r" % line)
+        raise RuntimeError("%s did not start: %r" % (name, line))
     return proc, int(line.split()[1])
+
+
+def start_proxy(port, control, log, stats=None, listen=0, tls=None, keys=None):
+    """Starts tests/tools/faultproxy.py in front of 127.0.0.1:port, steered by the
+    control file (with stats: the most requests in flight at once, per method,
+    as JSON in that file), on port listen (0: a free one), answering HTTPS with
+    tls's (certificate, key), writing each request's signing key id to keys;
+    returns (process, its port) once it says READY."""
+    proc = subprocess.Popen([sys.executable, PROXY, "--upstream", "127.0.0.1:%d" % port,
+                             "--control", control, "--log", log, "--port", str(listen)]
+                            + (["--stats", stats] if stats else [])
+                            + (["--tls", *tls] if tls else [])
+                            + (["--keys", keys] if keys else []),
+                            stdout=subprocess.PIPE, text=True)
+    return ready(proc, "faultproxy")
+
+
+def start_imds(control, log):
+    """Starts tests/tools/imds.py (the instance metadata service's credentials
+    endpoints) steered by the control file; returns (process, its port) once it
+    says READY."""
+    return ready(subprocess.Popen([sys.executable, IMDS, "--control", control, "--log", log],
+                                  stdout=subprocess.PIPE, text=True), "imds")
 
 
 def tls_certificate(tmp):

@@ -19,11 +19,12 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: s3_driver [-f] [-a attempts] [-c connect_ms] [-t total_ms] "
-	    "[-l low_speed_s] [-m multipart_threshold] [-p part_size] [-H blake2b_hex]\n"
+	    "[-l low_speed_s] [-m multipart_threshold] [-p part_size] [-H blake2b_hex] "
+	    "[-w then_wait_ms]\n"
 	    "  put KEY FILE | putmem KEY TEXT | get KEY FILE | getmem KEY CAP FILE | head KEY |\n"
 	    "  list PREFIX | delete KEY\n"
 	    "  head KEY then <op>: a HEAD first, then op over the same client (its\n"
-	    "  connection reused)\n");
+	    "  connection reused; -w: after waiting that long)\n");
 	exit(2);
 }
 
@@ -95,12 +96,14 @@ run(struct s3_client *c, int argc, char **argv)
 }
 
 static void
-options(int argc, char **argv, struct s3_settings *s, const char **hash, int *fail_fast)
+options(int argc, char **argv, struct s3_settings *s, const char **hash, int *fail_fast,
+    long *wait_ms)
 {
 	int ch;
 
-	while ((ch = getopt(argc, argv, "fa:c:t:l:m:p:H:")) != -1) {
+	while ((ch = getopt(argc, argv, "fa:c:t:l:m:p:H:w:")) != -1) {
 		switch (ch) {
+		case 'w': *wait_ms = atol(optarg); break;
 		case 'f': *fail_fast = 1; break;
 		case 'a': s->max_attempts = atoi(optarg); break;
 		case 'c': s->connect_timeout_ms = atol(optarg); break;
@@ -124,6 +127,7 @@ main(int argc, char **argv)
 	const char *hash = NULL;
 	enum s3_result res;
 	int fail_fast = 0;
+	long wait_ms = 0;
 
 	log_init("s3_driver", stderr, LOG_LEVEL_INFO);
 	buf_init(&err);
@@ -135,7 +139,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	config_free(&cfg);
-	options(argc, argv, &s, &hash, &fail_fast);
+	options(argc, argv, &s, &hash, &fail_fast, &wait_ms);
 	if (optind >= argc)
 		usage();
 	c = s3_client_new(&s, &err);
@@ -150,6 +154,8 @@ main(int argc, char **argv)
 		res = run(c, 2, argv + optind);
 		printf("first=%s\n", s3_result_name(res));
 		optind += 3;
+		if (wait_ms > 0)
+			usleep((useconds_t)wait_ms * 1000);
 	}
 	res = run(c, argc - optind, argv + optind);
 	printf("result=%s\nunreachable=%d\n", s3_result_name(res), s3_client_unreachable(c));

@@ -481,6 +481,119 @@ class TestTls(Base):
             self.assertIn("s3.ca_file '%s' cannot be read (%s)" % (path, why), p.stderr)
 
 
+class TestImds(Base):
+    """No keys in the environment or a credentials file: the EC2 instance
+    role's, from the instance metadata service (tests/tools/imds.py on
+    loopback, IMDSv2), through the fault proxy, which writes down the key id
+    that signed each request."""
+    ROLE_KEYS = [{"id": "AKIDROLEONE", "secret": "role-secret-1", "token": "role-token-1",
+                  "expires_in": 240},
+                 {"id": "AKIDROLETWO", "secret": "role-secret-2", "token": "role-token-2",
+                  "expires_in": 21600}]
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.proxy, cls.pport = kh.start_proxy(cls.port, os.path.join(cls.tmp, "pcontrol"),
+                                              os.path.join(cls.tmp, "plog"),
+                                              keys=os.path.join(cls.tmp, "keys"))
+        cls.control = os.path.join(cls.tmp, "imds.json")
+        cls.imds, cls.iport = kh.start_imds(cls.control, os.path.join(cls.tmp, "imds.log"))
+
+    @classmethod
+    def tearDownClass(cls):
+        stop(cls.proxy)
+        stop(cls.imds)
+        super().tearDownClass()
+
+    def setUp(self):
+        # a new service's state per test: its counters live in the process
+        stop(self.imds)
+        type(self).imds, type(self).iport = kh.start_imds(
+            self.control, os.path.join(self.tmp, "imds.log"))
+        for name in ("keys", "imds.log"):
+            open(os.path.join(self.tmp, name), "w").close()
+
+    def env(self, port=None, **over):
+        env = super().env(port, **over)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            env.pop(k, None)
+        env.update(AWS_SHARED_CREDENTIALS_FILE=self.path("no-credentials-file"),
+                   AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:%d" % self.iport)
+        env.update(over)
+        return env
+
+    def serve(self, **ctl):
+        kh.write_fault(self.control, dict({"role": "kache-runner"}, **ctl))
+
+    def lines(self, name):
+        with open(self.path(name)) as f:
+            return f.read().splitlines()
+
+    def test_the_instance_roles_keys_sign_the_requests(self):
+        """IMDSv2 asked in order (token, role, keys); the object written with
+        them, as boto3 reads it; the keys never in the output."""
+        self.serve(keys=self.ROLE_KEYS[1:])
+        p = self.drive("putmem", "role/obj", "signed by the role", port=self.pport)
+        self.assertNotIn("role-secret", p.stdout + p.stderr)
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/role/obj")["Body"].read()
+        self.assertEqual(got, b"signed by the role")
+        self.assertEqual(self.lines("keys"), ["AKIDROLETWO role-token-2"])
+        self.assertEqual(self.lines("imds.log"), [
+            "PUT /latest/api/token 200",
+            "GET /latest/meta-data/iam/security-credentials/ 200",
+            "GET /latest/meta-data/iam/security-credentials/kache-runner 200"])
+
+    def test_keys_near_their_end_are_renewed_at_most_every_five_seconds(self):
+        """Keys with 4 minutes left (under the 5 of the margin): a request
+        right after the first is signed with them still (no asking again
+        within 5 s); one 5.5 s later, after the keys were renewed."""
+        self.serve(keys=self.ROLE_KEYS)
+        self.drive("head", "a", "then", "head", "b", port=self.pport, expect="NOT_FOUND")
+        self.assertEqual(self.lines("keys"), ["AKIDROLEONE role-token-1"] * 2)
+        self.setUp()  # the service anew: its first keys first
+        self.serve(keys=self.ROLE_KEYS)
+        p = self.drive("-w", "5500", "head", "a", "then", "head", "b", port=self.pport,
+                       expect="NOT_FOUND")
+        self.assertEqual(self.lines("keys"), ["AKIDROLEONE role-token-1",
+                                              "AKIDROLETWO role-token-2"])
+        self.assertIn("the instance role's keys renewed; they expire in", p.stderr)
+
+    def test_a_failing_service_leaves_the_old_keys_in_use(self):
+        """The renewal fails (500 from the service, once it gave the first
+        keys): said, and the keys that are still valid sign the request."""
+        self.serve(keys=self.ROLE_KEYS)
+        p = subprocess.Popen([DRIVER, "-w", "5500", "head", "a", "then", "head", "b"],
+                             env=self.env(self.pport), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        kh.wait_for(lambda: len(self.lines("imds.log")) >= 3, 10)
+        self.serve(keys=self.ROLE_KEYS, fail=100)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, RESULT_EXIT["NOT_FOUND"], out + err)
+        self.assertIn("the instance role's keys could not be renewed", err)
+        self.assertIn("answered HTTP 500", err)
+        self.assertEqual(self.lines("keys"), ["AKIDROLEONE role-token-1"] * 2)
+
+    def test_no_role_is_said_with_the_rest_of_the_chain(self):
+        """No keys anywhere: the settings error names the credentials file,
+        then why the instance role gave none (no service; no role's keys;
+        keys that are not whole), unless asking is turned off."""
+        def error(**env):
+            p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True,
+                               env=self.env(**env), timeout=60)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("no S3 credentials", p.stderr)
+            return p.stderr
+        closed = "http://127.0.0.1:%d" % free_port()
+        self.assertIn("nor an EC2 instance role's (%s/latest/api/token: " % closed,
+                      error(AWS_EC2_METADATA_SERVICE_ENDPOINT=closed))
+        self.assertNotIn("instance role", error(AWS_EC2_METADATA_DISABLED="true"))
+        self.serve()  # a role, no keys
+        self.assertIn("security-credentials/kache-runner answered HTTP 404", error())
+        self.serve(keys=[{"id": "", "secret": "s"}])
+        self.assertIn("not the credentials of role kache-runner", error())
+
+
 if __name__ == "__main__":
     DRIVER = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)

@@ -2,7 +2,11 @@
 """faultproxy: a loopback HTTP reverse proxy that injects S3 faults.
 
 Usage: faultproxy.py --upstream HOST:PORT --control FILE [--port N] [--log FILE]
-                     [--tls CERT KEY]
+                     [--tls CERT KEY] [--keys FILE]
+
+With --keys FILE each request's signing key id (the Credential of its SigV4
+Authorization) is appended to FILE as "KEYID TOKEN" (TOKEN: its
+x-amz-security-token, or "-").
 
 With --tls it answers HTTPS (the certificate and key in PEM) and talks plain
 HTTP to the upstream: an https endpoint in front of moto_server.
@@ -54,6 +58,7 @@ class State:
         self.max_inflight = {}
         self.begun = []
         self.stats_seen = None
+        self.keys = None
 
     def begin(self, method, target):
         """A request arrives: counted in flight, and in the stats file."""
@@ -135,6 +140,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         st = self.server.state
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
+        if st.keys:
+            auth = self.headers.get("Authorization") or ""
+            key = auth.split("Credential=", 1)[-1].split("/", 1)[0] if "Credential=" in auth else "-"
+            with st.lock, open(st.keys, "a") as f:
+                f.write("%s %s\n" % (key, self.headers.get("x-amz-security-token") or "-"))
         fault = st.decide(self.command, self.path)
         mode = fault["mode"] if fault else "pass"
         if mode == "503":
@@ -240,6 +250,7 @@ def main():
     ap.add_argument("--log")
     ap.add_argument("--stats")
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--keys")
     a = ap.parse_args()
     host, port = a.upstream.rsplit(":", 1)
     srv = Server(("127.0.0.1", a.port), Handler)
@@ -252,6 +263,12 @@ def main():
                                      do_handshake_on_connect=False)
     srv.state = State(a.control, a.log, (host, int(port)))
     srv.state.stats = a.stats
+    srv.state.keys = a.keys
+    return serve(srv)
+
+
+def serve(srv):
+    """Says "READY <port>" and serves until killed (the tools' way)."""
     print("READY %d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
