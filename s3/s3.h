@@ -31,9 +31,18 @@ struct s3_creds {
 	char *access_key_id;
 	char *secret_access_key;
 	char *session_token; /* NULL when none */
-	/* 0: they do not expire; else when they do (wall clock, ms): an
-	 * instance role's, which the client renews before (s3_imds.c) */
+	/* 0: they do not expire; else when they do (wall clock, ms): a role's,
+	 * which the client renews before from the same source (s3_role.c) */
 	int64_t expires_ms;
+	int role; /* enum s3_role: where a role's keys came from; 0 for others */
+};
+
+/* Where a role's keys come from (s3_role.c). */
+enum s3_role {
+	S3_ROLE_NONE = 0,
+	S3_ROLE_CONTAINER, /* ECS, CodeBuild: AWS_CONTAINER_CREDENTIALS_*_URI */
+	S3_ROLE_INSTANCE,  /* the EC2 instance's (IMDSv2) */
+	S3_ROLE_ANY,       /* the container's when named, else the instance's */
 };
 
 struct s3_settings {
@@ -76,10 +85,12 @@ void s3_settings_clear(struct s3_settings *s);
  * s3.session_token (KACHE_S3_* variables or the config file), then
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, then the
  * shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials),
- * profile AWS_PROFILE, else s3.profile, else "default", then the EC2
- * instance's role (IMDSv2 at AWS_EC2_METADATA_SERVICE_ENDPOINT, else
- * 169.254.169.254, a second at most per request; not when
- * AWS_EC2_METADATA_DISABLED=true). cfg may be NULL.
+ * profile AWS_PROFILE, else s3.profile, else "default", then a role's
+ * keys: the container's (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
+ * _FULL_URI), else the EC2 instance's (IMDSv2 at
+ * AWS_EC2_METADATA_SERVICE_ENDPOINT, else 169.254.169.254; not when
+ * AWS_EC2_METADATA_DISABLED=true), a second at most per request. cfg may be
+ * NULL.
  * -1 with advice in err (never a secret) when none are found. */
 int s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err);
 void s3_creds_clear(struct s3_creds *c);

@@ -17,7 +17,7 @@
 #include "common/util.h"
 
 #define RESP_CAP (8 * 1024 * 1024)
-/* An instance role's keys are renewed when less than this is left of them ... */
+/* A role's keys are renewed when less than this is left of them ... */
 #define CREDS_RENEW_MS (5 * 60 * 1000)
 /* ... asking at most this often (while the service fails, or gives keys
  * that expire sooner than that) */
@@ -32,7 +32,7 @@ struct s3_client {
 	char *server_date;      /* Date header of the last answer */
 	int fail_fast;          /* s3_client_fail_fast */
 	int unreachable;        /* the last request failed for want of a connection */
-	int64_t creds_asked_ms; /* when the instance role's keys were last asked for */
+	int64_t creds_asked_ms; /* when the role's keys were last asked for */
 };
 
 /* Per-attempt transfer state handed to the curl callbacks. */
@@ -612,12 +612,12 @@ request_once(struct s3_client *c, struct s3_req *r, struct xfer *x)
  * within the connect timeout) when the client fails fast. Streamed
  * output is rewound before each try and after a final failure. Failures are
  * logged here, once; a miss (NOT_FOUND) only at debug level. */
-/* An instance role's keys, asked for again before they expire; the old
+/* A role's keys, asked for again before they expire; the old
  * ones are used until then when that fails. */
 static void
 renew_creds(struct s3_client *c)
 {
-	int64_t now = clock_wall_ms(), expires;
+	int64_t now = clock_wall_ms();
 	struct s3_creds fresh = { 0 };
 	struct buf why;
 
@@ -626,15 +626,15 @@ renew_creds(struct s3_client *c)
 		return;
 	c->creds_asked_ms = now;
 	buf_init(&why);
-	if (s3_imds_creds(&fresh, &expires, &why) == 0) {
+	if (s3_role_creds(c->s.creds.role, &fresh, &why) == 0) {
 		s3_creds_clear(&c->s.creds);
 		c->s.creds = fresh;
-		c->s.creds.expires_ms = expires;
-		log_info("s3: the instance role's keys renewed; they expire in %lld s",
-		    (long long)((expires - now) / 1000));
+		log_info("s3: the role's keys renewed; they expire in %lld s",
+		    (long long)((fresh.expires_ms - now) / 1000));
 	} else {
-		log_warnx("s3: the instance role's keys could not be renewed (%s); the old ones "
-		          "serve until they expire, in %lld s",
+		s3_creds_clear(&fresh);
+		log_warnx("s3: the role's keys could not be renewed (%s); the old ones serve "
+		          "until they expire, in %lld s",
 		    why.p, (long long)((c->s.creds.expires_ms - now) / 1000));
 	}
 	buf_free(&why);

@@ -158,7 +158,7 @@ creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 	return ok ? 0 : -1;
 }
 
-/* The shared credentials file, else the instance role's keys. */
+/* The shared credentials file, else a role's keys. */
 static int
 creds_from_file_or_role(const struct config *cfg, struct s3_creds *out, struct buf *err)
 {
@@ -169,13 +169,14 @@ creds_from_file_or_role(const struct config *cfg, struct s3_creds *out, struct b
 	buf_init(&role);
 	if (creds_from_file(cfg, out, &why) == 0)
 		goto out;
-	if (!s3_imds_disabled() && s3_imds_creds(out, &out->expires_ms, &role) == 0)
+	if (s3_role_creds(S3_ROLE_ANY, out, &role) == 0)
 		goto out;
+	s3_creds_clear(out);
 	buf_add(err, why.p, why.len);
-	if (!s3_imds_disabled())
+	if (role.len > 0)
 		buf_addf(err,
-		    "; nor an EC2 instance role's (%s; AWS_EC2_METADATA_DISABLED=true skips "
-		    "asking)",
+		    "; nor a role's (%s; AWS_EC2_METADATA_DISABLED=true skips asking the "
+		    "instance's)",
 		    role.p);
 	rc = -1;
 out:

@@ -82,11 +82,10 @@ const struct s3_settings *s3_client_settings(const struct s3_client *c);
 /* "<prefix>/<key>" or key. */
 char *s3_full_key(const struct s3_client *c, const char *key);
 
-/* s3_imds.c: the EC2 instance role's keys (IMDSv2), *expires_ms when they
- * expire. 0, or -1 with why in err. */
-int s3_imds_creds(struct s3_creds *out, int64_t *expires_ms, struct buf *err);
-/* AWS_EC2_METADATA_DISABLED=true */
-int s3_imds_disabled(void);
+/* s3_role.c: a role's keys from source (S3_ROLE_ANY: whichever applies), with
+ * their expiration and source in out. 0; -1 with why in err, or with err
+ * untouched when no source applies. */
+int s3_role_creds(int source, struct s3_creds *out, struct buf *err);
 
 enum s3_result s3_multipart_put(struct s3_client *c, const char *key, int fd, uint64_t size);
 

@@ -557,7 +557,7 @@ class TestImds(Base):
                        expect="NOT_FOUND")
         self.assertEqual(self.lines("keys"), ["AKIDROLEONE role-token-1",
                                               "AKIDROLETWO role-token-2"])
-        self.assertIn("the instance role's keys renewed; they expire in", p.stderr)
+        self.assertIn("the role's keys renewed; they expire in", p.stderr)
 
     def test_a_failing_service_leaves_the_old_keys_in_use(self):
         """The renewal fails (500 from the service, once it gave the first
@@ -570,7 +570,7 @@ class TestImds(Base):
         self.serve(keys=self.ROLE_KEYS, fail=100)
         out, err = p.communicate(timeout=60)
         self.assertEqual(p.returncode, RESULT_EXIT["NOT_FOUND"], out + err)
-        self.assertIn("the instance role's keys could not be renewed", err)
+        self.assertIn("the role's keys could not be renewed", err)
         self.assertIn("answered HTTP 500", err)
         self.assertEqual(self.lines("keys"), ["AKIDROLEONE role-token-1"] * 2)
 
@@ -585,13 +585,48 @@ class TestImds(Base):
             self.assertIn("no S3 credentials", p.stderr)
             return p.stderr
         closed = "http://127.0.0.1:%d" % free_port()
-        self.assertIn("nor an EC2 instance role's (%s/latest/api/token: " % closed,
+        self.assertIn("nor a role's (%s/latest/api/token: " % closed,
                       error(AWS_EC2_METADATA_SERVICE_ENDPOINT=closed))
-        self.assertNotIn("instance role", error(AWS_EC2_METADATA_DISABLED="true"))
+        self.assertNotIn("nor a role's", error(AWS_EC2_METADATA_DISABLED="true"))
         self.serve()  # a role, no keys
         self.assertIn("security-credentials/kache-runner answered HTTP 404", error())
         self.serve(keys=[{"id": "", "secret": "s"}])
-        self.assertIn("not the credentials of role kache-runner", error())
+        self.assertIn("security-credentials/kache-runner: not a role's keys (Success; a key id,"
+                      " a secret and an Expiration are needed)", error())
+
+    def container(self, **over):
+        """The environment of a container whose agent is the loopback service."""
+        tok = self.write("container-auth", b"Bearer agent-token-7Qx\n")
+        return dict(AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:%d/container/creds"
+                    % self.iport, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=tok, **over)
+
+    def test_a_containers_keys_come_from_its_agent_before_the_instances(self):
+        """AWS_CONTAINER_CREDENTIALS_FULL_URI and the token file (ECS,
+        CodeBuild): one GET with its Authorization, no IMDS request; the keys
+        sign the requests and are renewed from the agent too."""
+        self.serve(keys=self.ROLE_KEYS, auth="Bearer agent-token-7Qx")
+        p = self.drive("-w", "5500", "head", "a", "then", "head", "b", port=self.pport,
+                       expect="NOT_FOUND", **self.container())
+        self.assertEqual(self.lines("keys"), ["AKIDROLEONE role-token-1",
+                                              "AKIDROLETWO role-token-2"])
+        self.assertEqual(self.lines("imds.log"), ["GET /container/creds 200"] * 2)
+        self.assertIn("the role's keys renewed", p.stderr)
+
+    def test_a_container_agent_refused_or_not_trusted_is_said(self):
+        """A wrong token: the agent's 401, said; plain http to a host that is
+        neither loopback nor the agent's address: refused before any request,
+        as the AWS SDKs do; no keys from the instance then either."""
+        self.serve(keys=self.ROLE_KEYS, auth="Bearer another-token")
+        for env, said in ((self.container(), "/container/creds answered HTTP 401"),
+                          (dict(AWS_CONTAINER_CREDENTIALS_FULL_URI="http://192.0.2.1/creds"),
+                           "http://192.0.2.1/creds is not https, nor http to loopback or the "
+                           "container agent")):
+            p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True,
+                               env=self.env(**env), timeout=60)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn(said, p.stderr)
+            self.assertNotIn("agent-token", p.stderr)
+        self.assertNotIn("latest/api/token", "\n".join(self.lines("imds.log")))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""imds: the EC2 instance metadata service's credentials endpoints (IMDSv2) on
-loopback, for kache's credentials chain (s3/s3_imds.c).
+"""imds: the EC2 instance metadata service's credentials endpoints (IMDSv2),
+and a container agent's (ECS, CodeBuild), on loopback, for kache's credentials
+chain (s3/s3_role.c).
 
 Usage: imds.py --control FILE --log FILE [--port N]
 
@@ -8,7 +9,9 @@ Prints "READY <port>" once listening. Serves, as EC2 does:
   PUT /latest/api/token (X-aws-ec2-metadata-token-ttl-seconds: 1..21600) -> a token
   GET /latest/meta-data/iam/security-credentials/        -> the role's name
   GET /latest/meta-data/iam/security-credentials/<role>  -> its keys, JSON
-The GETs need the token (X-aws-ec2-metadata-token), else 401. The control
+  GET /container/creds (Authorization: the control's "auth", when it has one,
+  else 401)                                              -> the keys, JSON
+The other GETs need the token (X-aws-ec2-metadata-token), else 401. The control
 file, re-read at each request, is JSON:
   {"role": "kache-runner",
    "keys": [{"id": "AKID1", "secret": "s1", "token": "t1", "expires_in": 240}, ...],
@@ -75,12 +78,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         st = self.server.st
         if self.failing(ctl):
             return self.answer(500, "")
-        if self.headers.get("X-aws-ec2-metadata-token") != st["token"]:
+        if self.path == "/container/creds":
+            if "auth" in ctl and self.headers.get("Authorization") != ctl["auth"]:
+                return self.answer(401, "")
+        elif self.headers.get("X-aws-ec2-metadata-token") != st["token"]:
             return self.answer(401, "")
         role = ctl.get("role", "kache-runner")
         if self.path == PREFIX:
             return self.answer(200, role + "\n")
-        if self.path != PREFIX + role or not ctl.get("keys"):
+        if self.path not in (PREFIX + role, "/container/creds") or not ctl.get("keys"):
             return self.answer(404, "")
         with st["lock"]:
             k = ctl["keys"][min(st["served"], len(ctl["keys"]) - 1)]

@@ -1,0 +1,314 @@
+/* Keys a role hands out, the last links of the credentials chain
+ * (s3_creds_resolve): the container's (ECS, CodeBuild: the agent named by
+ * AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), else the EC2
+ * instance's (IMDSv2: a session token first, then the role's name, then its
+ * keys). Every answer is bounded in size and time and checked; the keys
+ * expire, and the client renews them from the same source (s3_client.c). */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/fs.h"
+#include "s3/s3_internal.h"
+
+#define IMDS_DEFAULT "http://169.254.169.254"
+#define CONTAINER_AGENT "http://169.254.170.2"
+#define ROLE_TIMEOUT_MS 1000L /* each request, connection included (as the AWS SDKs) */
+#define ROLE_ANSWER_MAX 16384
+#define ROLE_AUTH_MAX 4096 /* AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE */
+#define IMDS_TOKEN_TTL_HEADER "X-aws-ec2-metadata-token-ttl-seconds: 21600"
+
+struct answer {
+	struct buf b;
+	int too_big;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg);
+static int request(CURL *h, const char *url, int put, const char *header, struct answer *a,
+    struct buf *err);
+static int64_t parse_expiration(const char *s);
+static int role_name_ok(const char *s, size_t n);
+static int keys_of(const struct answer *a, const char *url, struct s3_creds *out, struct buf *err);
+static int instance_creds(CURL *h, struct s3_creds *out, struct buf *err);
+static int container_creds(CURL *h, struct s3_creds *out, struct buf *err);
+static int container_url_ok(const char *url);
+static char *container_auth(struct buf *err);
+
+static int
+imds_disabled(void)
+{
+	const char *off = getenv("AWS_EC2_METADATA_DISABLED");
+
+	return off != NULL && strcasecmp(off, "true") == 0;
+}
+
+static int
+container_named(void)
+{
+	const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+
+	return (rel != NULL && *rel != '\0') || (full != NULL && *full != '\0');
+}
+
+static size_t
+on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct answer *a = arg;
+
+	if (a->b.len + size * n > ROLE_ANSWER_MAX) {
+		a->too_big = 1;
+		return 0;
+	}
+	buf_add(&a->b, p, size * n);
+	return size * n;
+}
+
+/* One GET (a PUT when put) with one header line, never through a proxy; the
+ * body in a, NUL-terminated. 0, or -1 with why in err. */
+static int
+request(CURL *h, const char *url, int put, const char *header, struct answer *a, struct buf *err)
+{
+	struct curl_slist *hdr = header != NULL ? curl_slist_append(NULL, header) : NULL;
+	long code = 0;
+	CURLcode cc;
+
+	buf_reset(&a->b);
+	a->too_big = 0;
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ROLE_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ROLE_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+	if (put)
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	curl_slist_free_all(hdr);
+	if (cc == CURLE_OK && code == 200) {
+		buf_addch(&a->b, '\0');
+		a->b.len--;
+		return 0;
+	}
+	if (a->too_big)
+		buf_addf(err, "%s answered more than %d bytes", url, ROLE_ANSWER_MAX);
+	else if (cc != CURLE_OK)
+		buf_addf(err, "%s: %s", url, curl_easy_strerror(cc));
+	else
+		buf_addf(err, "%s answered HTTP %ld", url, code);
+	return -1;
+}
+
+/* "2026-12-01T23:59:59Z" in milliseconds since the epoch; -1 when it is not. */
+static int64_t
+parse_expiration(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	time_t t;
+
+	if (end == NULL || strcmp(end, "Z") != 0 || (t = timegm(&tm)) == (time_t)-1)
+		return -1;
+	return (int64_t)t * 1000;
+}
+
+/* A role's name as IMDS lists it: [A-Za-z0-9+=,.@_-]{1,64}. */
+static int
+role_name_ok(const char *s, size_t n)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                              "0123456789+=,.@_-";
+
+	return n >= 1 && n <= 64 && strspn(s, allowed) == n;
+}
+
+/* The keys' JSON (both services'): a key id, a secret, an expiration, and
+ * a Code of Success when there is one (IMDS's). */
+static int
+keys_of(const struct answer *a, const char *url, struct s3_creds *out, struct buf *err)
+{
+	json_t *j = json_loadb(a->b.p, a->b.len, 0, NULL);
+	const char *code = json_string_value(json_object_get(j, "Code"));
+	const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
+	const char *secret = json_string_value(json_object_get(j, "SecretAccessKey"));
+	const char *token = json_string_value(json_object_get(j, "Token"));
+	int64_t exp = parse_expiration(json_string_value(json_object_get(j, "Expiration")));
+	int ok = (code == NULL || strcmp(code, "Success") == 0) && id != NULL && *id != '\0' &&
+	    secret != NULL && *secret != '\0' && exp >= 0;
+
+	if (ok) {
+		out->access_key_id = xstrdup(id);
+		out->secret_access_key = xstrdup(secret);
+		out->session_token = token != NULL && *token != '\0' ? xstrdup(token) : NULL;
+		out->expires_ms = exp;
+	} else {
+		buf_addf(err,
+		    "%s: not a role's keys (%s; a key id, a secret and an Expiration are needed)",
+		    url,
+		    j == NULL        ? "not JSON" :
+		        code != NULL ? code :
+		                       "no Code");
+	}
+	json_decref(j);
+	return ok ? 0 : -1;
+}
+
+static int
+instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
+{
+	const char *ep = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	const char *base = ep != NULL && *ep != '\0' ? ep : IMDS_DEFAULT;
+	struct answer a = { 0 };
+	char *url = NULL, *tok = NULL;
+	size_t blen = strlen(base), n;
+	int rc = -1;
+
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	if (strncmp(base, "http://", 7) != 0) {
+		buf_addf(err, "AWS_EC2_METADATA_SERVICE_ENDPOINT '%s' is not http://host[:port]",
+		    base);
+		return -1;
+	}
+	buf_init(&a.b);
+	url = xasprintf("%.*s/latest/api/token", (int)blen, base);
+	if (request(h, url, 1, IMDS_TOKEN_TTL_HEADER, &a, err) < 0)
+		goto out;
+	tok = xasprintf("X-aws-ec2-metadata-token: %.*s", (int)strcspn(a.b.p, "\r\n"), a.b.p);
+	free(url);
+	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/", (int)blen, base);
+	if (request(h, url, 0, tok, &a, err) < 0)
+		goto out;
+	if (!role_name_ok(a.b.p, n = strcspn(a.b.p, "\r\n"))) {
+		buf_addf(err, "%s names no instance role", url);
+		goto out;
+	}
+	free(url);
+	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/%.*s", (int)blen, base,
+	    (int)n, a.b.p);
+	if (request(h, url, 0, tok, &a, err) == 0)
+		rc = keys_of(&a, url, out, err);
+out:
+	if (a.b.p != NULL)
+		explicit_bzero(a.b.p, a.b.len);
+	buf_free(&a.b);
+	if (tok != NULL)
+		explicit_bzero(tok, strlen(tok));
+	free(tok);
+	free(url);
+	return rc;
+}
+
+/* As the AWS SDKs allow: https anywhere; plain http only to loopback or the
+ * container agent's addresses. */
+static int
+container_url_ok(const char *url)
+{
+	static const char *const http_hosts[] = { "http://127.",
+		"http://localhost:", "http://localhost/",
+		"http://169.254.170.2:", "http://169.254.170.2/",
+		"http://169.254.170.23:", "http://169.254.170.23/", "http://[::1]" };
+
+	if (strncmp(url, "https://", 8) == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof http_hosts / sizeof *http_hosts; i++)
+		if (strncmp(url, http_hosts[i], strlen(http_hosts[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* "Authorization: <token>" from AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, else
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN; NULL when neither is set (or -1 said in
+ * err: a file that cannot be read). */
+static char *
+container_auth(struct buf *err)
+{
+	const char *file = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *tok = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	struct buf b;
+	char *line = NULL;
+
+	if (file != NULL && *file != '\0') {
+		buf_init(&b);
+		if (fs_read_file(file, &b, ROLE_AUTH_MAX) < 0 || b.len > ROLE_AUTH_MAX)
+			buf_addf(err, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s cannot be read",
+			    file);
+		else
+			line = xasprintf("Authorization: %.*s",
+			    (int)strcspn(b.p ? b.p : "", "\r\n"), b.p ? b.p : "");
+		if (b.p != NULL)
+			explicit_bzero(b.p, b.len);
+		buf_free(&b);
+		return line;
+	}
+	if (tok != NULL && *tok != '\0' && strcspn(tok, "\r\n") == strlen(tok))
+		line = xasprintf("Authorization: %s", tok);
+	return line;
+}
+
+static int
+container_creds(CURL *h, struct s3_creds *out, struct buf *err)
+{
+	const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	struct answer a = { 0 };
+	char *url, *auth = NULL;
+	size_t said = err->len;
+	int rc = -1;
+
+	url = rel != NULL && *rel == '/' ? xasprintf("%s%s", CONTAINER_AGENT, rel) :
+	                                   xstrdup(full != NULL ? full : "");
+	if (!container_url_ok(url)) {
+		buf_addf(err,
+		    "the container's keys: %s is not https, nor http to loopback or the container "
+		    "agent (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must begin with '/')",
+		    *url ? url : "an empty URL");
+		free(url);
+		return -1;
+	}
+	if (rel == NULL || *rel != '/')
+		auth = container_auth(err);
+	buf_init(&a.b);
+	if (err->len == said && request(h, url, 0, auth, &a, err) == 0)
+		rc = keys_of(&a, url, out, err);
+	if (a.b.p != NULL)
+		explicit_bzero(a.b.p, a.b.len);
+	buf_free(&a.b);
+	if (auth != NULL)
+		explicit_bzero(auth, strlen(auth));
+	free(auth);
+	free(url);
+	return rc;
+}
+
+int
+s3_role_creds(int source, struct s3_creds *out, struct buf *err)
+{
+	CURL *h;
+	int rc;
+
+	if (source == S3_ROLE_ANY)
+		source = container_named() ? S3_ROLE_CONTAINER :
+		    imds_disabled()        ? S3_ROLE_NONE :
+		                             S3_ROLE_INSTANCE;
+	if (source == S3_ROLE_NONE)
+		return -1;
+	if ((h = curl_easy_init()) == NULL) {
+		buf_addstr(err, "cannot start libcurl");
+		return -1;
+	}
+	memset(out, 0, sizeof *out);
+	rc = source == S3_ROLE_CONTAINER ? container_creds(h, out, err) :
+	                                   instance_creds(h, out, err);
+	out->role = source;
+	curl_easy_cleanup(h);
+	return rc;
+}
