@@ -40,9 +40,10 @@ struct s3_creds {
 /* Where a role's keys come from (s3_role.c). */
 enum s3_role {
 	S3_ROLE_NONE = 0,
-	S3_ROLE_CONTAINER, /* ECS, CodeBuild: AWS_CONTAINER_CREDENTIALS_*_URI */
-	S3_ROLE_INSTANCE,  /* the EC2 instance's (IMDSv2) */
-	S3_ROLE_ANY,       /* the container's when named, else the instance's */
+	S3_ROLE_CONTAINER,    /* ECS, CodeBuild: AWS_CONTAINER_CREDENTIALS_*_URI */
+	S3_ROLE_INSTANCE,     /* the EC2 instance's (IMDSv2) */
+	S3_ROLE_WEB_IDENTITY, /* AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, through STS */
+	S3_ROLE_ANY,          /* the container's when named, else the instance's */
 };
 
 struct s3_settings {
@@ -83,8 +84,10 @@ void s3_settings_clear(struct s3_settings *s);
 
 /* Credentials in this order: s3.access_key_id / s3.secret_access_key /
  * s3.session_token (KACHE_S3_* variables or the config file), then
- * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, then the
- * shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials),
+ * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, then a web
+ * identity's (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN: STS's keys for
+ * that role; its failure is the error, no fall-through), then the shared
+ * credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials),
  * profile AWS_PROFILE, else s3.profile, else "default", then a role's
  * keys: the container's (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
  * _FULL_URI), else the EC2 instance's (IMDSv2 at

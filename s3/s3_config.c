@@ -211,7 +211,16 @@ s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err
 		    "check credentials");
 		return -1;
 	}
-	return rc > 0 ? 0 : creds_from_file_or_role(cfg, out, err);
+	if (rc > 0)
+		return 0;
+	if (s3_role_web_identity_named()) {
+		if (s3_role_creds(S3_ROLE_WEB_IDENTITY, out, err) == 0)
+			return 0;
+		s3_creds_clear(out);
+		buf_addstr(err, "; check AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN");
+		return -1;
+	}
+	return creds_from_file_or_role(cfg, out, err);
 }
 
 /* s3.ca_file, when set: a regular file this process can read (whether it

@@ -86,6 +86,8 @@ char *s3_full_key(const struct s3_client *c, const char *key);
  * their expiration and source in out. 0; -1 with why in err, or with err
  * untouched when no source applies. */
 int s3_role_creds(int source, struct s3_creds *out, struct buf *err);
+/* AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are both set. */
+int s3_role_web_identity_named(void);
 
 enum s3_result s3_multipart_put(struct s3_client *c, const char *key, int fd, uint64_t size);
 

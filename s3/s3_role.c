@@ -1,5 +1,7 @@
-/* Keys a role hands out, the last links of the credentials chain
- * (s3_creds_resolve): the container's (ECS, CodeBuild: the agent named by
+/* Keys a role hands out: a web identity's (a token file exchanged with STS
+ * for AWS_ROLE_ARN's keys: EKS, a CI's OIDC), which the credentials chain
+ * (s3_creds_resolve) takes before the credentials file; then, its last
+ * links, the container's (ECS, CodeBuild: the agent named by
  * AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), else the EC2
  * instance's (IMDSv2: a session token first, then the role's name, then its
  * keys). Every answer is bounded in size and time and checked; the keys
@@ -9,14 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "common/fs.h"
 #include "s3/s3_internal.h"
 
 #define IMDS_DEFAULT "http://169.254.169.254"
 #define CONTAINER_AGENT "http://169.254.170.2"
+#define STS_DEFAULT "https://sts.amazonaws.com/"
 #define ROLE_TIMEOUT_MS 1000L /* each request, connection included (as the AWS SDKs) */
+#define STS_TIMEOUT_MS 5000L  /* STS over the internet, TLS included */
 #define ROLE_ANSWER_MAX 16384
 #define ROLE_AUTH_MAX 4096 /* AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE */
 #define IMDS_TOKEN_TTL_HEADER "X-aws-ec2-metadata-token-ttl-seconds: 21600"
@@ -24,11 +27,12 @@
 struct answer {
 	struct buf b;
 	int too_big;
+	long timeout_ms; /* 0: ROLE_TIMEOUT_MS */
 };
 
 static size_t on_data(char *p, size_t size, size_t n, void *arg);
-static int request(CURL *h, const char *url, int put, const char *header, struct answer *a,
-    struct buf *err);
+static int request(CURL *h, const char *url, int put, const char *header, const char *post,
+    struct answer *a, struct buf *err);
 static int64_t parse_expiration(const char *s);
 static int role_name_ok(const char *s, size_t n);
 static int keys_of(const struct answer *a, const char *url, struct s3_creds *out, struct buf *err);
@@ -36,6 +40,8 @@ static int instance_creds(CURL *h, struct s3_creds *out, struct buf *err);
 static int container_creds(CURL *h, struct s3_creds *out, struct buf *err);
 static int container_url_ok(const char *url);
 static char *container_auth(struct buf *err);
+static char *sts_field(const struct answer *a, const char *name);
+static int web_identity_creds(CURL *h, struct s3_creds *out, struct buf *err);
 
 static int
 imds_disabled(void)
@@ -67,10 +73,12 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-/* One GET (a PUT when put) with one header line, never through a proxy; the
- * body in a, NUL-terminated. 0, or -1 with why in err. */
+/* One GET (a PUT when put, a POST of the form post when it is not NULL) with
+ * one header line, never through a proxy; the body in a, NUL-terminated. 0,
+ * or -1 with why in err. */
 static int
-request(CURL *h, const char *url, int put, const char *header, struct answer *a, struct buf *err)
+request(CURL *h, const char *url, int put, const char *header, const char *post, struct answer *a,
+    struct buf *err)
 {
 	struct curl_slist *hdr = header != NULL ? curl_slist_append(NULL, header) : NULL;
 	long code = 0;
@@ -83,12 +91,15 @@ request(CURL *h, const char *url, int put, const char *header, struct answer *a,
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ROLE_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ROLE_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+	    a->timeout_ms ? a->timeout_ms : ROLE_TIMEOUT_MS);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, a->timeout_ms ? a->timeout_ms : ROLE_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
 	if (put)
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+	if (post != NULL)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -107,17 +118,14 @@ request(CURL *h, const char *url, int put, const char *header, struct answer *a,
 	return -1;
 }
 
-/* "2026-12-01T23:59:59Z" in milliseconds since the epoch; -1 when it is not. */
+/* "2026-12-01T23:59:59Z" (a fraction allowed) in milliseconds since the
+ * epoch; -1 when it is not. */
 static int64_t
 parse_expiration(const char *s)
 {
-	struct tm tm = { 0 };
-	const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-	time_t t;
+	int64_t ms;
 
-	if (end == NULL || strcmp(end, "Z") != 0 || (t = timegm(&tm)) == (time_t)-1)
-		return -1;
-	return (int64_t)t * 1000;
+	return s != NULL && s3_xml_parse_time(s, strlen(s), &ms) == 0 ? ms : -1;
 }
 
 /* A role's name as IMDS lists it: [A-Za-z0-9+=,.@_-]{1,64}. */
@@ -180,12 +188,12 @@ instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	}
 	buf_init(&a.b);
 	url = xasprintf("%.*s/latest/api/token", (int)blen, base);
-	if (request(h, url, 1, IMDS_TOKEN_TTL_HEADER, &a, err) < 0)
+	if (request(h, url, 1, IMDS_TOKEN_TTL_HEADER, NULL, &a, err) < 0)
 		goto out;
 	tok = xasprintf("X-aws-ec2-metadata-token: %.*s", (int)strcspn(a.b.p, "\r\n"), a.b.p);
 	free(url);
 	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/", (int)blen, base);
-	if (request(h, url, 0, tok, &a, err) < 0)
+	if (request(h, url, 0, tok, NULL, &a, err) < 0)
 		goto out;
 	if (!role_name_ok(a.b.p, n = strcspn(a.b.p, "\r\n"))) {
 		buf_addf(err, "%s names no instance role", url);
@@ -194,7 +202,7 @@ instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	free(url);
 	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/%.*s", (int)blen, base,
 	    (int)n, a.b.p);
-	if (request(h, url, 0, tok, &a, err) == 0)
+	if (request(h, url, 0, tok, NULL, &a, err) == 0)
 		rc = keys_of(&a, url, out, err);
 out:
 	if (a.b.p != NULL)
@@ -277,7 +285,7 @@ container_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	if (rel == NULL || *rel != '/')
 		auth = container_auth(err);
 	buf_init(&a.b);
-	if (err->len == said && request(h, url, 0, auth, &a, err) == 0)
+	if (err->len == said && request(h, url, 0, auth, NULL, &a, err) == 0)
 		rc = keys_of(&a, url, out, err);
 	if (a.b.p != NULL)
 		explicit_bzero(a.b.p, a.b.len);
@@ -287,6 +295,93 @@ container_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	free(auth);
 	free(url);
 	return rc;
+}
+
+/* "<field>" of STS's answer (new string), or NULL. */
+static char *
+sts_field(const struct answer *a, const char *name)
+{
+	return s3_xml_text(a->b.p, a->b.len, name);
+}
+
+/* AssumeRoleWithWebIdentity: the token file's token (read anew each time:
+ * it is rotated) for AWS_ROLE_ARN's keys, from AWS_ENDPOINT_URL_STS, else
+ * the global STS endpoint. The request is not signed (the token is the
+ * proof). */
+static int
+web_identity_creds(CURL *h, struct s3_creds *out, struct buf *err)
+{
+	const char *file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), *arn = getenv("AWS_ROLE_ARN");
+	const char *ep = getenv("AWS_ENDPOINT_URL_STS"), *name = getenv("AWS_ROLE_SESSION_NAME");
+	struct answer a = { .timeout_ms = STS_TIMEOUT_MS };
+	struct buf tok, form;
+	char *e_arn = NULL, *e_tok = NULL, *e_name = NULL, *url, *exp, *code;
+	int rc = -1;
+
+	buf_init(&tok);
+	buf_init(&form);
+	buf_init(&a.b);
+	url = xstrdup(ep != NULL && *ep != '\0' ? ep : STS_DEFAULT);
+	if (fs_read_file(file, &tok, ROLE_ANSWER_MAX) < 0 || tok.len == 0 ||
+	    tok.len > ROLE_ANSWER_MAX) {
+		buf_addf(err,
+		    "AWS_WEB_IDENTITY_TOKEN_FILE %s cannot be read, or is empty or over %d "
+		    "bytes",
+		    file, ROLE_ANSWER_MAX);
+		goto out;
+	}
+	e_tok = curl_easy_escape(h, tok.p, (int)strcspn(tok.p, "\r\n"));
+	e_arn = curl_easy_escape(h, arn, 0);
+	e_name = curl_easy_escape(h, name != NULL && *name != '\0' ? name : "kache", 0);
+	buf_addf(&form,
+	    "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&DurationSeconds=3600&"
+	    "RoleArn=%s&RoleSessionName=%s&WebIdentityToken=%s",
+	    e_arn, e_name, e_tok);
+	if (request(h, url, 0, "Content-Type: application/x-www-form-urlencoded", form.p, &a, err) <
+	    0) {
+		if ((code = sts_field(&a, "Code")) != NULL) /* STS's reason, when it gave one */
+			buf_addf(err, " (%s)", code);
+		free(code);
+		goto out;
+	}
+	out->access_key_id = sts_field(&a, "AccessKeyId");
+	out->secret_access_key = sts_field(&a, "SecretAccessKey");
+	out->session_token = sts_field(&a, "SessionToken");
+	exp = sts_field(&a, "Expiration");
+	out->expires_ms = parse_expiration(exp);
+	free(exp);
+	if (out->access_key_id == NULL || *out->access_key_id == '\0' ||
+	    out->secret_access_key == NULL || *out->secret_access_key == '\0' ||
+	    out->expires_ms < 0)
+		buf_addf(err,
+		    "%s: not a role's keys (AssumeRoleWithWebIdentity gave no key id, secret or "
+		    "Expiration)",
+		    url);
+	else
+		rc = 0;
+out:
+	if (tok.p != NULL)
+		explicit_bzero(tok.p, tok.len);
+	if (form.p != NULL)
+		explicit_bzero(form.p, form.len);
+	if (a.b.p != NULL)
+		explicit_bzero(a.b.p, a.b.len);
+	curl_free(e_tok);
+	curl_free(e_arn);
+	curl_free(e_name);
+	buf_free(&tok);
+	buf_free(&form);
+	buf_free(&a.b);
+	free(url);
+	return rc;
+}
+
+int
+s3_role_web_identity_named(void)
+{
+	const char *file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), *arn = getenv("AWS_ROLE_ARN");
+
+	return file != NULL && *file != '\0' && arn != NULL && *arn != '\0';
 }
 
 int
@@ -306,8 +401,9 @@ s3_role_creds(int source, struct s3_creds *out, struct buf *err)
 		return -1;
 	}
 	memset(out, 0, sizeof *out);
-	rc = source == S3_ROLE_CONTAINER ? container_creds(h, out, err) :
-	                                   instance_creds(h, out, err);
+	rc = source == S3_ROLE_CONTAINER   ? container_creds(h, out, err) :
+	    source == S3_ROLE_WEB_IDENTITY ? web_identity_creds(h, out, err) :
+	                                     instance_creds(h, out, err);
 	out->role = source;
 	curl_easy_cleanup(h);
 	return rc;

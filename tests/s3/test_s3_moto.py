@@ -482,10 +482,10 @@ class TestTls(Base):
 
 
 class TestImds(Base):
-    """No keys in the environment or a credentials file: the EC2 instance
-    role's, from the instance metadata service (tests/tools/imds.py on
-    loopback, IMDSv2), through the fault proxy, which writes down the key id
-    that signed each request."""
+    """No keys in the environment or a credentials file: a role's, from the
+    instance metadata service or a container agent (tests/tools/imds.py on
+    loopback), or from STS for a web identity (moto's); the requests go
+    through the fault proxy, which writes down the key id that signed each."""
     ROLE_KEYS = [{"id": "AKIDROLEONE", "secret": "role-secret-1", "token": "role-token-1",
                   "expires_in": 240},
                  {"id": "AKIDROLETWO", "secret": "role-secret-2", "token": "role-token-2",
@@ -594,11 +594,58 @@ class TestImds(Base):
         self.assertIn("security-credentials/kache-runner: not a role's keys (Success; a key id,"
                       " a secret and an Expiration are needed)", error())
 
+    def web_identity(self, **over):
+        """A web identity's environment: a token file, a role, STS at moto
+        through the fault proxy (which logs and writes down its requests)."""
+        tok = self.write("web-identity-token", b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjaSJ9.c2ln\n")
+        return dict(dict(AWS_WEB_IDENTITY_TOKEN_FILE=tok,
+                         AWS_ROLE_ARN="arn:aws:iam::123456789012:role/kache-ci",
+                         AWS_ENDPOINT_URL_STS="http://127.0.0.1:%d/" % self.pport), **over)
+
+    def test_a_web_identitys_keys_come_from_sts_before_the_file_and_the_instance(self):
+        """AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (EKS, a CI's OIDC):
+        one unsigned AssumeRoleWithWebIdentity at STS (moto's), whose session
+        keys sign the request; the instance is not asked, though it has keys."""
+        self.serve(keys=self.ROLE_KEYS[1:])
+        p = self.drive("putmem", "wi/obj", "by web identity", port=self.pport,
+                       **self.web_identity())
+        self.assertNotIn("eyJhbGci", p.stdout + p.stderr)
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/wi/obj")["Body"].read()
+        self.assertEqual(got, b"by web identity")
+        keys = self.lines("keys")
+        self.assertEqual(len(keys), 2, keys)
+        self.assertEqual(keys[0], "- -")  # the STS request: not signed
+        self.assertRegex(keys[1], r"^ASIA[A-Z0-9]{16} \S+$")  # STS's session keys
+        self.assertEqual(self.lines("imds.log"), [])
+
+    def test_a_web_identity_that_fails_is_the_error(self):
+        """A token file that cannot be read, or STS refusing the token: the
+        error says which and what to check; no fall-through to the instance's
+        keys."""
+        self.serve(keys=self.ROLE_KEYS[1:])
+        def error(env):
+            p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True,
+                               env=self.env(**env), timeout=60)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("check AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN", p.stderr)
+            return p.stderr
+        missing = self.path("no-token")
+        self.assertIn("AWS_WEB_IDENTITY_TOKEN_FILE %s cannot be read" % missing,
+                      error(self.web_identity(AWS_WEB_IDENTITY_TOKEN_FILE=missing)))
+        kh.write_fault(os.path.join(self.tmp, "pcontrol"),
+                       {"mode": "403", "methods": ["POST"], "code": "InvalidIdentityToken"})
+        try:
+            said = error(self.web_identity())
+        finally:
+            kh.write_fault(os.path.join(self.tmp, "pcontrol"), {"mode": "pass"})
+        self.assertIn("answered HTTP 403 (InvalidIdentityToken)", said)
+        self.assertEqual(self.lines("imds.log"), [])
+
     def container(self, **over):
         """The environment of a container whose agent is the loopback service."""
         tok = self.write("container-auth", b"Bearer agent-token-7Qx\n")
-        return dict(AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:%d/container/creds"
-                    % self.iport, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=tok, **over)
+        return dict(dict(AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:%d/container/creds"
+                         % self.iport, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=tok), **over)
 
     def test_a_containers_keys_come_from_its_agent_before_the_instances(self):
         """AWS_CONTAINER_CREDENTIALS_FULL_URI and the token file (ECS,
