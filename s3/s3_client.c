@@ -607,11 +607,6 @@ request_once(struct s3_client *c, struct s3_req *r, struct xfer *x)
 	return S3_OK;
 }
 
-/* Retries TRANSIENT answers with back-off, up to max_attempts, but never an
- * endpoint that could not be reached (refused, not resolved, no connection
- * within the connect timeout) when the client fails fast. Streamed
- * output is rewound before each try and after a final failure. Failures are
- * logged here, once; a miss (NOT_FOUND) only at debug level. */
 /* A role's keys, asked for again before they expire; the old
  * ones are used until then when that fails. */
 static void
@@ -640,6 +635,11 @@ renew_creds(struct s3_client *c)
 	buf_free(&why);
 }
 
+/* Retries TRANSIENT answers with back-off, up to max_attempts, but never an
+ * endpoint that could not be reached (refused, not resolved, no connection
+ * within the connect timeout) when the client fails fast. Streamed
+ * output is rewound before each try and after a final failure. Failures are
+ * logged here, once; a miss (NOT_FOUND) only at debug level. */
 enum s3_result
 s3_request(struct s3_client *c, struct s3_req *r)
 {

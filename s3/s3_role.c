@@ -30,6 +30,8 @@ struct answer {
 	long timeout_ms; /* 0: ROLE_TIMEOUT_MS */
 };
 
+static void wipe(struct buf *b);
+static void wipe_str(char *s);
 static size_t on_data(char *p, size_t size, size_t n, void *arg);
 static int request(CURL *h, const char *url, int put, const char *header, const char *post,
     struct answer *a, struct buf *err);
@@ -42,6 +44,23 @@ static int container_url_ok(const char *url);
 static char *container_auth(struct buf *err);
 static char *sts_field(const struct answer *a, const char *name);
 static int web_identity_creds(CURL *h, struct s3_creds *out, struct buf *err);
+
+/* A buffer or a string that held a secret: zeroed, then freed. */
+static void
+wipe(struct buf *b)
+{
+	if (b->p != NULL)
+		explicit_bzero(b->p, b->len);
+	buf_free(b);
+}
+
+static void
+wipe_str(char *s)
+{
+	if (s != NULL)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
 
 static int
 imds_disabled(void)
@@ -205,12 +224,8 @@ instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	if (request(h, url, 0, tok, NULL, &a, err) == 0)
 		rc = keys_of(&a, url, out, err);
 out:
-	if (a.b.p != NULL)
-		explicit_bzero(a.b.p, a.b.len);
-	buf_free(&a.b);
-	if (tok != NULL)
-		explicit_bzero(tok, strlen(tok));
-	free(tok);
+	wipe(&a.b);
+	wipe_str(tok);
 	free(url);
 	return rc;
 }
@@ -252,9 +267,7 @@ container_auth(struct buf *err)
 		else
 			line = xasprintf("Authorization: %.*s",
 			    (int)strcspn(b.p ? b.p : "", "\r\n"), b.p ? b.p : "");
-		if (b.p != NULL)
-			explicit_bzero(b.p, b.len);
-		buf_free(&b);
+		wipe(&b);
 		return line;
 	}
 	if (tok != NULL && *tok != '\0' && strcspn(tok, "\r\n") == strlen(tok))
@@ -287,12 +300,8 @@ container_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	buf_init(&a.b);
 	if (err->len == said && request(h, url, 0, auth, NULL, &a, err) == 0)
 		rc = keys_of(&a, url, out, err);
-	if (a.b.p != NULL)
-		explicit_bzero(a.b.p, a.b.len);
-	buf_free(&a.b);
-	if (auth != NULL)
-		explicit_bzero(auth, strlen(auth));
-	free(auth);
+	wipe(&a.b);
+	wipe_str(auth);
 	free(url);
 	return rc;
 }
@@ -360,18 +369,12 @@ web_identity_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	else
 		rc = 0;
 out:
-	if (tok.p != NULL)
-		explicit_bzero(tok.p, tok.len);
-	if (form.p != NULL)
-		explicit_bzero(form.p, form.len);
-	if (a.b.p != NULL)
-		explicit_bzero(a.b.p, a.b.len);
+	wipe(&tok);
+	wipe(&form);
+	wipe(&a.b);
 	curl_free(e_tok);
 	curl_free(e_arn);
 	curl_free(e_name);
-	buf_free(&tok);
-	buf_free(&form);
-	buf_free(&a.b);
 	free(url);
 	return rc;
 }

@@ -26,6 +26,8 @@
 #include "supervisor/sup_internal.h"
 
 #define PF_QUEUE_MAX 8
+/* why a hint is dropped when no prefetch worker can run (now, or any more) */
+#define PF_NO_WORKER "no prefetch worker can run (see `kache supervisor status`)"
 /* A hint file older than this when found (left while no supervisor could
  * take it) is for a session long over: removed unused. */
 #define PF_HINT_MAX_AGE_MS (10 * 60 * 1000)
@@ -226,7 +228,7 @@ prefetch_hint(struct supervisor *s, const struct msg *req)
 		drop(p, &p->n.dropped_off, h.root,
 		    s->remote_none  ? "no remote configured" :
 		        s->stopping ? "the supervisor is stopping" :
-		                      "no prefetch worker can run (see `kache supervisor status`)");
+		                      PF_NO_WORKER);
 		return;
 	}
 	p->n.early += h.guess;
@@ -337,11 +339,9 @@ slot_of(struct supervisor *s, pid_t pid)
 static void
 unqueue(struct prefetches *p, struct pf_hint *x)
 {
-	const char *why = "no prefetch worker can run (see `kache supervisor status`)";
-
-	drop(p, &p->n.dropped_off, x->h.root, why);
+	drop(p, &p->n.dropped_off, x->h.root, PF_NO_WORKER);
 	if (x->has_next)
-		drop(p, &p->n.dropped_off, x->next.root, why);
+		drop(p, &p->n.dropped_off, x->next.root, PF_NO_WORKER);
 	msg_clear(&x->job);
 	x->used = 0;
 }

@@ -498,7 +498,7 @@ class TestImds(Base):
                                               os.path.join(cls.tmp, "plog"),
                                               keys=os.path.join(cls.tmp, "keys"))
         cls.control = os.path.join(cls.tmp, "imds.json")
-        cls.imds, cls.iport = kh.start_imds(cls.control, os.path.join(cls.tmp, "imds.log"))
+        cls.imds = None  # started by each test's setUp
 
     @classmethod
     def tearDownClass(cls):
