@@ -47,7 +47,7 @@ static int hint_ok(const struct proto_hint *h);
 static int make_hint(const struct pf_args *a, struct proto_hint *h, struct stat *ls);
 static int toolchain(const char *root, char out[17]);
 static int ask(const char *dir, struct pf_seen *s);
-static int pending(const char *hint, const struct pf_seen *e);
+static int pending(const char *dir, const char *hint, struct pf_seen *e);
 static int follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_seen *b,
     int ours);
 static void say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t ms);
@@ -214,14 +214,23 @@ ask(const char *dir, struct pf_seen *s)
 	return rc;
 }
 
-/* 1 while the session is not over: its hint file still waits in run/hints
- * (not taken by the supervisor yet), or a session is queued or running. */
+/* The session's counters in e, and 1 while it is not over: its hint file
+ * still waits in run/hints (not taken by the supervisor yet), or a session is
+ * queued or running; -1 when the supervisor does not answer. The file is
+ * looked at before the status is asked: the supervisor counts a hint in the
+ * turn it takes the file, so a status asked after the file was seen gone
+ * has it. Asked the other way round, a hint taken between the answer and
+ * the look read as over with the counters from before it (said as "no
+ * session manifest": CI, sanitizer pass). */
 static int
-pending(const char *hint, const struct pf_seen *e)
+pending(const char *dir, const char *hint, struct pf_seen *e)
 {
 	struct stat st;
+	int waiting = stat(hint, &st) == 0;
 
-	return stat(hint, &st) == 0 || e->queued > 0;
+	if (ask(dir, e) < 0)
+		return -1;
+	return waiting || e->queued > 0;
 }
 
 /* Follows the session until the hint was taken and no session is queued or
@@ -240,10 +249,8 @@ follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_se
 
 	proto_hint_ws_id(lock, ws);
 	hint = xasprintf("%s/%s/%s", dir, PROTO_HINT_DIR, ws);
-	while ((r = ask(dir, &e)) == 0 && pending(hint, &e) && clock_ms() < deadline)
+	while ((r = pending(dir, hint, &e)) > 0 && clock_ms() < deadline)
 		usleep(POLL_MS * 1000);
-	if (r == 0)
-		r = pending(hint, &e);
 	free(hint);
 	if (r < 0) {
 		fprintf(stderr,
