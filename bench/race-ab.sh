@@ -6,20 +6,25 @@
 # empty store B, its supervisor started, `cargo build -j2` at once (the
 # build's first compile hints the prefetch, which races it). Prints per binary
 # the racing build's median, its ratio to the local warm median, and the
-# prefetch worker's CPU and session time (medians).
-# usage: bench/race-ab.sh --kache A [--kache B ...] [--runs N] [--s3] [--signed] [--ws DIR]
+# prefetch worker's CPU and session time (medians). --with NAME=VALUE (more
+# than once) sets a variable for the runner B of the --kache before it: its
+# supervisor and its build (one binary twice, a setting alternated).
+# usage: bench/race-ab.sh --kache A [--with NAME=VALUE ...] [--kache B ...] [--runs N] [--s3] [--signed] [--ws DIR]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
-bins=() runs=5 s3=0 signed=0 ws="$here/../examples/ws-small"
+bins=() withs=() runs=5 s3=0 signed=0 ws="$here/../examples/ws-small"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --kache) bins+=("$(realpath "$2")"); shift 2 ;;
+    --kache) bins+=("$(realpath "$2")"); withs+=(""); shift 2 ;;
+    --with) [ ${#bins[@]} -ge 1 ] && [[ "$2" == *=* ]] ||
+              { echo "bench: --with NAME=VALUE after the --kache it is for" >&2; exit 2; }
+            withs[$((${#bins[@]} - 1))]+=" $2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --s3) s3=1; shift ;;
     --signed) signed=1; shift ;;
     --ws) ws="$2"; shift 2 ;;
-    *) echo "usage: bench/race-ab.sh --kache A [--kache B ...] [--runs N] [--s3] [--signed] [--ws DIR]" >&2
+    *) echo "usage: bench/race-ab.sh --kache A [--with NAME=VALUE ...] [--kache B ...] [--runs N] [--s3] [--signed] [--ws DIR]" >&2
        exit 2 ;;
   esac
 done
@@ -48,7 +53,7 @@ if [ $signed = 1 ]; then
   export KACHE_SIGNING_KEY_FILE="$work/sign.key" KACHE_TRUSTED_KEYS="[\"$pub\"]"
 fi
 ms() { echo $(( ($2 - $1) / 1000000 )); }
-copy() { rm -rf "$1"; mkdir -p "$(dirname "$1")"; cp -a "$ws" "$1"; chmod -R u+w "$1"; rm -rf "$1/target"; }
+copy() { discard "$1"; mkdir -p "$(dirname "$1")"; cp -a "$ws" "$1"; chmod -R u+w "$1"; rm -rf "$1/target"; }
 # build <kache> <store> <dir> <home> [env...]: one timed build, in ms
 build() {
   local k=$1 st=$2 dir=$3 home=$4 t0; shift 4
@@ -71,10 +76,11 @@ for _ in $(seq "$runs"); do
   KACHE_DIR="$work/a" "$a" supervisor stop >/dev/null 2>&1 || true
   for j in "${!bins[@]}"; do
     k="${bins[$j]}"
-    rm -rf "$work/b" "$work/home-b"
+    discard "$work/b"; discard "$work/home-b"
     copy "$work/rb/far/away/ws"
-    KACHE_DIR="$work/b" "$k" supervisor start >/dev/null
-    res[$j]+=" $(build "$k" "$work/b" "$work/rb/far/away/ws" "$work/home-b")"
+    read -ra with <<< "${withs[$j]}"
+    env "${with[@]}" KACHE_DIR="$work/b" "$k" supervisor start >/dev/null
+    res[$j]+=" $(build "$k" "$work/b" "$work/rb/far/away/ws" "$work/home-b" "${with[@]}")"
     sleep 1 # the session's last imports end
     log="$work/b/logs/prefetch.0.log"
     pid=$(sed -n 's/.*started, pid \([0-9]*\).*/\1/p' "$log" | tail -1)
@@ -89,6 +95,6 @@ echo "remote $([ $s3 = 1 ] && echo s3 || echo dir)$([ $signed = 1 ] && echo ", s
 echo "local warm: $lw ms  (${res[local]} )"
 for j in "${!bins[@]}"; do
   r=$(med "${res[$j]}")
-  echo "${bins[$j]}: racing $r ms = $(awk -v a="$r" -v b="$lw" 'BEGIN{printf "%.2f", a/b}')x local warm;" \
+  echo "${bins[$j]}${withs[$j]}: racing $r ms = $(awk -v a="$r" -v b="$lw" 'BEGIN{printf "%.2f", a/b}')x local warm;" \
        "prefetch CPU $(med "${res[cpu$j]}") ms; session $(med "${res[sess$j]}") ms  (${res[$j]} )"
 done

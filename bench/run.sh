@@ -108,11 +108,6 @@ floor() {
     "$(wc -l < "$work/floor.log") compile(s)" >&2
   echo $(( (t1 - t0) / 1000000 ))
 }
-# discard <dir>: out of the way now, removed when the bench ends. ext4 scans
-# the inodes freed in the last minute each time it makes a new one
-# (recently_deleted: a third of the CPU of a remote-warm build right after the
-# previous case's store was removed), which no fresh runner pays.
-discard() { [ -e "$1" ] || return 0; mkdir -p "$work/trash"; mv "$1" "$work/trash/$(date +%s%N)"; }
 fresh_copy() { discard "$1"; mkdir -p "$(dirname "$1")"; cp -a "$ws" "$1"; chmod -R u+w "$1"; rm -rf "$1/target"; }
 events() { echo "$work/kache-store/journal/events"; }
 fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
