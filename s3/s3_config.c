@@ -56,16 +56,20 @@ s3_settings_defaults(struct s3_settings *s)
 }
 
 void
+s3_wipe_str(char *s)
+{
+	if (s != NULL)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+void
 s3_creds_clear(struct s3_creds *c)
 {
-	char **f[] = { &c->access_key_id, &c->secret_access_key, &c->session_token };
-
-	for (size_t i = 0; i < 3; i++) {
-		if (*f[i] != NULL)
-			explicit_bzero(*f[i], strlen(*f[i]));
-		free(*f[i]);
-		*f[i] = NULL;
-	}
+	s3_wipe_str(c->access_key_id);
+	s3_wipe_str(c->secret_access_key);
+	s3_wipe_str(c->session_token);
+	c->access_key_id = c->secret_access_key = c->session_token = NULL;
 }
 
 void
@@ -125,6 +129,12 @@ ini_creds_cb(void *user, const char *section, const char *name, const char *valu
 	return 1;
 }
 
+/* The shared credentials file's profile (AWS_PROFILE, else s3.profile, else
+ * "default"): 0 with its keys; -1 when there are none to take and a role may
+ * have them (no file; no default profile, or one without keys, when none was
+ * named); -2 when the file is wrong (a syntax error, a profile named that it
+ * lacks or that has no keys, half a key pair): the error, as the AWS SDKs
+ * make it, so that a typo never signs with the instance's keys instead. */
 static int
 creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 {
@@ -134,28 +144,47 @@ creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 	    file && *file ? xstrdup(file) : xasprintf("%s/.aws/credentials", home ? home : "");
 	struct s3_creds c = { 0 };
 	struct profile_scan ps = { NULL, &c, 0 };
-	int rc, ok;
+	int rc, named, keys;
 
 	if (prof == NULL || *prof == '\0')
 		prof = cfg ? config_get(cfg, "s3.profile") : "";
-	ps.profile = *prof ? prof : "default";
+	named = *prof != '\0';
+	ps.profile = named ? prof : "default";
 	rc = ini_parse(path, ini_creds_cb, &ps);
-	ok = ps.seen && c.access_key_id && c.secret_access_key;
-	if (ok)
+	keys = (c.access_key_id != NULL) + (c.secret_access_key != NULL);
+	if (rc == 0 && keys == 2) {
 		*out = c;
-	else if (rc == -1)
+		free(path);
+		return 0;
+	}
+	if (rc == -1)
 		buf_addf(err,
 		    "no S3 credentials: set KACHE_S3_ACCESS_KEY_ID and "
 		    "KACHE_S3_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
 		    "or create %s",
 		    path);
+	else if (rc > 0)
+		buf_addf(err,
+		    "S3 credentials: line %d of %s is not `name = value` or `[profile]`; fix it "
+		    "(or point AWS_SHARED_CREDENTIALS_FILE elsewhere)",
+		    rc, path);
+	else if (rc < -1)
+		buf_addf(err, "S3 credentials: %s could not be read (out of memory)", path);
+	else if (!ps.seen)
+		buf_addf(err,
+		    "no S3 credentials: profile [%s] is not in %s; add it, or set AWS_PROFILE "
+		    "(s3.profile) to one it has",
+		    ps.profile, path);
 	else
-		buf_addf(err, "no usable S3 credentials in profile [%s] of %s%s; check credentials",
-		    ps.profile, path, rc > 0 ? " (it has a syntax error)" : "");
-	if (!ok)
-		s3_creds_clear(&c);
+		buf_addf(err,
+		    "no usable S3 credentials in profile [%s] of %s: it needs both "
+		    "aws_access_key_id and aws_secret_access_key (profiles of ~/.aws/config, "
+		    "SSO or role_arn, are not read)",
+		    ps.profile, path);
+	rc = rc == -1 || (rc == 0 && keys == 0 && !named) ? -1 : -2;
+	s3_creds_clear(&c);
 	free(path);
-	return ok ? 0 : -1;
+	return rc;
 }
 
 /* The shared credentials file, else a role's keys. */
@@ -163,14 +192,16 @@ static int
 creds_from_file_or_role(const struct config *cfg, struct s3_creds *out, struct buf *err)
 {
 	struct buf why, role;
-	int rc = 0;
+	int rc;
 
 	buf_init(&why);
 	buf_init(&role);
-	if (creds_from_file(cfg, out, &why) == 0)
+	if ((rc = creds_from_file(cfg, out, &why)) == 0)
 		goto out;
-	if (s3_role_creds(S3_ROLE_ANY, out, &role) == 0)
+	if (rc == -1 && s3_role_creds(S3_ROLE_ANY, out, &role) == 0) {
+		rc = 0;
 		goto out;
+	}
 	s3_creds_clear(out);
 	buf_add(err, why.p, why.len);
 	if (role.len > 0)

@@ -82,6 +82,9 @@ const struct s3_settings *s3_client_settings(const struct s3_client *c);
 /* "<prefix>/<key>" or key. */
 char *s3_full_key(const struct s3_client *c, const char *key);
 
+/* A string that held a secret: zeroed, then freed (NULL: nothing). */
+void s3_wipe_str(char *s);
+
 /* s3_role.c: a role's keys from source (S3_ROLE_ANY: whichever applies), with
  * their expiration and source in out. 0; -1 with why in err, or with err
  * untouched when no source applies. */

@@ -31,7 +31,6 @@ struct answer {
 };
 
 static void wipe(struct buf *b);
-static void wipe_str(char *s);
 static size_t on_data(char *p, size_t size, size_t n, void *arg);
 static int request(CURL *h, const char *url, int put, const char *header, const char *post,
     struct answer *a, struct buf *err);
@@ -45,21 +44,13 @@ static char *container_auth(struct buf *err);
 static char *sts_field(const struct answer *a, const char *name);
 static int web_identity_creds(CURL *h, struct s3_creds *out, struct buf *err);
 
-/* A buffer or a string that held a secret: zeroed, then freed. */
+/* A buffer that held a secret: zeroed, then freed (a string: s3_wipe_str). */
 static void
 wipe(struct buf *b)
 {
 	if (b->p != NULL)
 		explicit_bzero(b->p, b->len);
 	buf_free(b);
-}
-
-static void
-wipe_str(char *s)
-{
-	if (s != NULL)
-		explicit_bzero(s, strlen(s));
-	free(s);
 }
 
 static int
@@ -225,7 +216,7 @@ instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
 		rc = keys_of(&a, url, out, err);
 out:
 	wipe(&a.b);
-	wipe_str(tok);
+	s3_wipe_str(tok);
 	free(url);
 	return rc;
 }
@@ -301,7 +292,7 @@ container_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	if (err->len == said && request(h, url, 0, auth, NULL, &a, err) == 0)
 		rc = keys_of(&a, url, out, err);
 	wipe(&a.b);
-	wipe_str(auth);
+	s3_wipe_str(auth);
 	free(url);
 	return rc;
 }

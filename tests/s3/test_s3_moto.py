@@ -594,6 +594,35 @@ class TestImds(Base):
         self.assertIn("security-credentials/kache-runner: not a role's keys (Success; a key id,"
                       " a secret and an Expiration are needed)", error())
 
+    def test_a_credentials_file_that_is_wrong_is_the_error_not_the_instances_keys(self):
+        """A credentials file with a syntax error, a profile asked for by name
+        that it does not have, or a profile with half a key pair: the error
+        names the file (and the line), and the instance, which has keys, is
+        not asked (as the AWS SDKs stop there). A file whose default profile
+        has no keys, none asked for: the instance's keys, as before."""
+        self.serve(keys=self.ROLE_KEYS[1:])
+        def error(body, **env):
+            f = self.write("credentials", body)
+            p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True,
+                               env=self.env(AWS_SHARED_CREDENTIALS_FILE=f, **env), timeout=60)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn(f, p.stderr)
+            self.assertNotIn("nor a role's", p.stderr)
+            self.assertNotIn("secret-x", p.stderr)
+            self.assertEqual(self.lines("imds.log"), [])
+            return p.stderr
+        good = b"[ci]\naws_access_key_id = AKIDFILE\naws_secret_access_key = secret-x\n"
+        self.assertIn("line 2 of", error(b"[default]\naws_access_key_id AKIDFILE\n"
+                                         b"aws_secret_access_key = secret-x\n"))
+        self.assertIn("profile [nosuch] is not in", error(good, AWS_PROFILE="nosuch"))
+        self.assertIn("profile [half] of", error(good + b"[half]\naws_access_key_id = AKIDHALF\n",
+                                                 AWS_PROFILE="half"))
+        self.assertIn("profile [ci] of", error(b"[ci]\nregion = eu-west-1\n", AWS_PROFILE="ci"))
+        f = self.write("credentials", good + b"[default]\nregion = eu-west-1\n")
+        self.drive("head", "x", port=self.pport, expect="NOT_FOUND",
+                   AWS_SHARED_CREDENTIALS_FILE=f)
+        self.assertEqual(self.lines("keys"), ["AKIDROLETWO role-token-2"])
+
     def web_identity(self, **over):
         """A web identity's environment: a token file, a role, STS at moto
         through the fault proxy (which logs and writes down its requests)."""
