@@ -96,6 +96,9 @@ static const struct config_def defs[] = {
 	    "client: http://host:port of kache-planner (empty: no planner)" },
 	{ "planner.timeout_ms", "KACHE_PLANNER_TIMEOUT_MS", "750", 0,
 	    "client: longest one planner request takes in all" },
+	{ "planner.ca_file", "KACHE_PLANNER_CA_FILE", "", 0,
+	    "client: PEM file of the CA certificates an https planner.endpoint is verified "
+	    "with (empty: the system's)" },
 	{ "planner.token_file", "KACHE_PLANNER_TOKEN_FILE", "", 0,
 	    "kache-planner: file holding its bearer token" },
 	{ "planner.max_plan_bytes", "KACHE_PLANNER_MAX_PLAN_BYTES", "2G", 0,

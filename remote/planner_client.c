@@ -2,11 +2,15 @@
 #include "remote/planner_client.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "remote/session.h"
@@ -17,6 +21,7 @@
 struct planner_client {
 	char endpoint[PLANNER_ENDPOINT_MAX + 1];
 	char token[PLANNER_TOKEN_MAX + 1];
+	char ca_file[PATH_MAX]; /* planner.ca_file; empty: libcurl's (the system's) */
 	long timeout_ms;
 };
 
@@ -28,6 +33,7 @@ struct sink {
 static size_t on_data(char *p, size_t size, size_t n, void *arg);
 static void curl_once(void);
 static void http_reason(const struct buf *resp, long code, char *why, size_t whylen);
+static const char *ca_file_fault(const char *path);
 
 static pthread_once_t curl_once_ctl = PTHREAD_ONCE_INIT;
 static int curl_rc;
@@ -38,11 +44,27 @@ curl_once(void)
 	curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
+/* Why planner.ca_file at path cannot serve (NULL: it can, or it is unset). */
+static const char *
+ca_file_fault(const char *path)
+{
+	struct stat st;
+
+	if (path == NULL || *path == '\0')
+		return NULL;
+	if (strlen(path) >= PATH_MAX)
+		return "too long a path";
+	if (stat(path, &st) < 0 || access(path, R_OK) < 0)
+		return strerror(errno);
+	return S_ISREG(st.st_mode) ? NULL : "not a regular file";
+}
+
 struct planner_client *
 planner_client_open(const struct config *cfg)
 {
 	const char *ep = config_get(cfg, "planner.endpoint");
 	const char *tok = config_get(cfg, "planner.token");
+	const char *ca = config_get(cfg, "planner.ca_file"), *fault;
 	int64_t t = config_get_int(cfg, "planner.timeout_ms");
 	struct planner_client *pc;
 	size_t n;
@@ -53,7 +75,14 @@ planner_client_open(const struct config *cfg)
 		log_warnx("planner.endpoint or planner.token too long; the planner is not used");
 		return NULL;
 	}
+	if ((fault = ca_file_fault(ca)) != NULL) {
+		log_warnx("planner.ca_file (KACHE_PLANNER_CA_FILE) %s: %s; the planner is not used "
+		          "until it names a readable PEM file",
+		    ca, fault);
+		return NULL;
+	}
 	pc = xcalloc(1, sizeof *pc);
+	snprintf(pc->ca_file, sizeof pc->ca_file, "%s", ca ? ca : "");
 	snprintf(pc->endpoint, sizeof pc->endpoint, "%s", ep);
 	n = strlen(pc->endpoint);
 	while (n > 0 && pc->endpoint[n - 1] == '/') /* "http://h:1/" + "/v1/..." */
@@ -138,6 +167,8 @@ planner_client_post(struct planner_client *pc, const char *path, const char *bod
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+	if (pc->ca_file[0] != '\0')
+		curl_easy_setopt(c, CURLOPT_CAINFO, pc->ca_file);
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	if (s.over)
@@ -145,6 +176,11 @@ planner_client_post(struct planner_client *pc, const char *path, const char *bod
 	else if (cc == CURLE_OPERATION_TIMEDOUT)
 		snprintf(why, whylen, "no answer within planner.timeout_ms (%ld ms)",
 		    pc->timeout_ms);
+	else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE)
+		snprintf(why, whylen,
+		    "the planner's TLS certificate is not trusted (%s); set planner.ca_file "
+		    "(KACHE_PLANNER_CA_FILE) to the PEM file of the CA that signed it",
+		    curl_easy_strerror(cc));
 	else if (cc != CURLE_OK)
 		snprintf(why, whylen, "%s", curl_easy_strerror(cc));
 	else if (code != 200)

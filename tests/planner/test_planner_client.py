@@ -41,6 +41,7 @@ class PlannerClient(unittest.TestCase):
         self.envs = []
         self.planner = None
         self.hang = None
+        self.proxy = None
         self.client_env = {}
 
     def tearDown(self):
@@ -51,6 +52,9 @@ class PlannerClient(unittest.TestCase):
             self.planner.stop()
         if self.hang:
             self.hang.close()
+        if self.proxy:
+            self.proxy.kill()
+            self.proxy.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def start_planner(self):
@@ -188,6 +192,37 @@ class PlannerClient(unittest.TestCase):
         self.assertEqual(pf["sources"]["closest_session"], 1, pf)
         log = self.prefetch_log(b)
         self.assertEqual(log.count("the planner refused the token"), 1, log)
+        self.assert_served(b, out)
+
+    def test_planner_over_https_with_its_ca_file_and_without(self):
+        """The planner behind TLS (the fault proxy with a self-signed
+        certificate for 127.0.0.1): without planner.ca_file the session
+        manifest is not posted, with a line that says what to set, and nothing
+        reaches the planner; with it, the manifest is posted over https and
+        runner b is served through the plan."""
+        self.start_planner()
+        cert, key = kh.tls_certificate(self.tmp)
+        control = os.path.join(self.tmp, "proxy.json")
+        kh.write_fault(control, {"mode": "pass"})
+        self.proxy, pport = kh.start_proxy(self.planner.port, control,
+                                           os.path.join(self.tmp, "proxy.log"),
+                                           tls=(cert, key))
+        self.client_env["KACHE_PLANNER_ENDPOINT"] = "https://127.0.0.1:%d" % pport
+        _, out = self.first_runner()
+        self.assertEqual(self.stop_output.count("TLS certificate is not trusted"), 1,
+                         self.stop_output)
+        self.assertIn("set planner.ca_file (KACHE_PLANNER_CA_FILE)", self.stop_output)
+        self.assertIn(b"kache_planner_manifests 0\n", self.planner.get("/metrics")[1])
+        self.client_env["KACHE_PLANNER_CA_FILE"] = cert
+        a = self.client("a2", self.tmp, start=True)  # the same workspace again
+        a.cargo("build")
+        p = tpf.kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn("not posted", p.stdout + p.stderr)
+        self.assertIn(b"kache_planner_manifests 1\n", self.planner.get("/metrics")[1])
+        shutil.rmtree(os.path.join(self.remote, "sessions"))
+        b, pf = self.second_runner("b")
+        self.assertEqual(pf["sources"]["planner"], 1, pf)
         self.assert_served(b, out)
 
 
