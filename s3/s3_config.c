@@ -133,8 +133,10 @@ ini_creds_cb(void *user, const char *section, const char *name, const char *valu
  * "default"): 0 with its keys; -1 when there are none to take and a role may
  * have them (no file; no default profile, or one without keys, when none was
  * named); -2 when the file is wrong (a syntax error, a profile named that it
- * lacks or that has no keys, half a key pair): the error, as the AWS SDKs
- * make it, so that a typo never signs with the instance's keys instead. */
+ * lacks or that has no keys, half a key pair): the error, so that a typo never
+ * signs with the instance's keys instead (botocore stops at all but the
+ * keyless named profile, whose role it would seek in ~/.aws/config, which
+ * kache does not read). */
 static int
 creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 {
