@@ -38,6 +38,16 @@ open_regular(const char *path, int flags, mode_t mode, struct stat *st)
 	return fd;
 }
 
+const char *
+fs_unreadable_why(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0 || access(path, R_OK) < 0)
+		return strerror(errno);
+	return S_ISREG(st.st_mode) ? NULL : "not a regular file";
+}
+
 int
 fs_open_regular(const char *path, int flags, mode_t mode)
 {

@@ -18,6 +18,9 @@ int fs_open_regular(const char *path, int flags, mode_t mode);
 /* The same for an input (a source file): symlinks are followed, as cargo
  * workspaces use them, but it still never blocks and yields regular files only. */
 int fs_open_input(const char *path);
+/* Why path (a file the user named: a CA bundle) is not a regular file this
+ * process can read, symlinks followed; NULL when it is. */
+const char *fs_unreadable_why(const char *path);
 /* Reads a whole regular file into b (appending), as fs_open_regular opens it.
  * Fails past max bytes. 0 / -1 (errno set). */
 int fs_read_file(const char *path, struct buf *b, size_t max);

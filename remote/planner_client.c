@@ -2,16 +2,14 @@
 #include "remote/planner_client.h"
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "common/fs.h"
 #include "common/log.h"
 #include "remote/session.h"
 
@@ -48,15 +46,11 @@ curl_once(void)
 static const char *
 ca_file_fault(const char *path)
 {
-	struct stat st;
-
 	if (path == NULL || *path == '\0')
 		return NULL;
 	if (strlen(path) >= PATH_MAX)
 		return "too long a path";
-	if (stat(path, &st) < 0 || access(path, R_OK) < 0)
-		return strerror(errno);
-	return S_ISREG(st.st_mode) ? NULL : "not a regular file";
+	return fs_unreadable_why(path);
 }
 
 struct planner_client *

@@ -1,14 +1,12 @@
 /* Settings from common/config and credentials from config, env or file. */
 #include "s3/s3_internal.h"
 
-#include <errno.h>
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/config.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -261,16 +259,11 @@ s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err
 static int
 ca_file_check(const char *path, struct buf *err)
 {
-	const char *why = NULL;
-	struct stat st;
+	const char *why;
 
 	if (*path == '\0')
 		return 0;
-	if (stat(path, &st) < 0 || access(path, R_OK) < 0)
-		why = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		why = "not a regular file";
-	if (why != NULL)
+	if ((why = fs_unreadable_why(path)) != NULL)
 		buf_addf(err,
 		    "s3.ca_file '%s' cannot be read (%s); give the PEM file of the CA "
 		    "certificates that sign the endpoint's certificate (KACHE_S3_CA_FILE), or "
