@@ -10,6 +10,7 @@
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/path.h"
 #include "remote/layout.h"
 #include "remote/planner_client.h"
 #include "remote/transport.h"
@@ -256,4 +257,22 @@ remote_import_pack(struct remote *r, const char *kache_dir, const char *crate, c
 	if (r->t == NULL) /* the test sink keeps no packs */
 		return REMOTE_MISS;
 	return layout_import_pack(r, kache_dir, crate, res_hex);
+}
+
+void
+remote_format_share(struct remote **r, int n, const char *kache_dir)
+{
+	char *tmpdir;
+
+	if (n < 1 || r[0]->t == NULL)
+		return;
+	if (!r[0]->off && !r[0]->format_seen) {
+		tmpdir = path_join(kache_dir, "tmp");
+		(void)layout_format_check(r[0], tmpdir, 0);
+		free(tmpdir);
+	}
+	for (int i = 1; i < n; i++) {
+		r[i]->format_seen |= r[0]->format_seen;
+		r[i]->off |= r[0]->off;
+	}
 }

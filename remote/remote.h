@@ -89,6 +89,10 @@ void remote_memory_release(void);
 void remote_set_import_source(struct remote *r, const char *src);
 enum remote_result remote_import_pack(struct remote *r, const char *kache_dir, const char *crate,
     const char *res_hex);
+/* The remotes of one configuration in one process (the prefetch's, one per
+ * import thread): r[0] reads the format marker, and what it found holds for
+ * all n, so that a session reads it once, not once per remote. */
+void remote_format_share(struct remote **r, int n, const char *kache_dir);
 
 /* kache verify --remote: the signature of one object (read whole, imported
  * nowhere). v is SIGN_OK when a trusted key's signature verifies;

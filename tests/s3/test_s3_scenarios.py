@@ -119,6 +119,32 @@ class S3Scenarios(unittest.TestCase):
         self.assertEqual(b.compiled(), [], "the second machine should be served from S3")
         self.assertEqual(b.run_app(), out)
 
+    def test_a_prefetch_session_reads_the_format_marker_once(self):
+        """The prefetch's import threads (one S3 connection each) share what
+        the first learnt of the format marker: one GET for the session, not
+        one per thread (it was four: s3.fetch_concurrency's default)."""
+        a = self.machine("a", os.path.join(self.tmp, "a"), port=self.pport)
+        a.cargo("build")
+        self.assertTrue(CRATES.issubset(set(a.compiled())))
+        kh.supervisor_stop(kh.KACHE, a.env)
+        b = self.machine("b", os.path.join(self.tmp, "elsewhere", "b"), port=self.pport)
+        shutil.copy(os.path.join(a.dir, "Cargo.lock"), b.dir)  # the job's checkout
+        log = os.path.join(self.ptmp, "proxy.log")
+        mark = os.path.getsize(log)
+        p = subprocess.run([kh.KACHE, "prefetch", "--wait", "--timeout", "2m"], cwd=b.dir,
+                           env=b.env, capture_output=True, text=True, timeout=180)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(log, errors="replace") as f:
+            f.seek(mark)
+            mine = [l.split() for l in f if ("/%s/" % self.prefix) in l]
+        gets = [l for l in mine if l[0] == "GET"]
+        packs = [l for l in gets if "/packs/" in l[1]]
+        self.assertGreaterEqual(len(packs), 4, "fewer packs than import threads: %s" % mine)
+        marker = [l for l in gets if l[1].endswith("/kache-remote-format")]
+        self.assertEqual(len(marker), 1, mine)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "the prefetch did not serve the build")
+
     def test_machines_over_https_with_the_ca_file_and_without(self):
         """An https endpoint (the fault proxy answering TLS with a self-signed
         certificate, in front of moto) named with s3.ca_file: machine a's

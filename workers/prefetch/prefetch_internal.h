@@ -177,7 +177,8 @@ void prefetch_pool_run(struct remote **remote, int n, size_t items,
  * remote[i] (n within 1..PREFETCH_CONCURRENCY_MAX; fewer when the plan is
  * shorter), so that at most n transfers are in flight; heartbeats go up from
  * the calling thread meanwhile. A remote failing three imports in a row
- * (counted over all threads) is left for the rest of the session. */
+ * (counted over all threads) is left for the rest of the session. The
+ * format marker is read once for all n (remote_format_share). */
 void prefetch_import(struct remote **remote, int n, const char *kache_dir,
     const struct prefetch_plan *plan, struct prefetch_done *d);
 

@@ -189,5 +189,7 @@ prefetch_import(struct remote **remote, int n, const char *kache_dir,
 	struct imports im = { .plan = plan, .kache_dir = kache_dir, .d = d };
 
 	memset(d, 0, sizeof *d);
+	if (plan->n > 0)
+		remote_format_share(remote, n, kache_dir);
 	prefetch_pool_run(remote, n, plan->n, &ops, &im);
 }
