@@ -624,7 +624,7 @@ renew_creds(struct s3_client *c)
 		return;
 	c->creds_asked_ms = now;
 	buf_init(&why);
-	if (s3_role_creds(c->s.creds.role, &fresh, &why) == 0) {
+	if (s3_role_creds(c->s.creds.role, c->s.region, &fresh, &why) == 0) {
 		s3_creds_clear(&c->s.creds);
 		c->s.creds = fresh;
 		log_info("s3: the role's keys renewed; they expire in %lld s",

@@ -198,7 +198,7 @@ creds_from_file_or_role(const struct config *cfg, struct s3_creds *out, struct b
 	buf_init(&role);
 	if ((rc = creds_from_file(cfg, out, &why)) == 0)
 		goto out;
-	if (rc == -1 && s3_role_creds(S3_ROLE_ANY, out, &role) == 0) {
+	if (rc == -1 && s3_role_creds(S3_ROLE_ANY, config_get(cfg, "s3.region"), out, &role) == 0) {
 		rc = 0;
 		goto out;
 	}
@@ -245,7 +245,8 @@ s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err
 	if (rc > 0)
 		return 0;
 	if (s3_role_web_identity_named()) {
-		if (s3_role_creds(S3_ROLE_WEB_IDENTITY, out, err) == 0)
+		if (s3_role_creds(S3_ROLE_WEB_IDENTITY, config_get(cfg, "s3.region"), out, err) ==
+		    0)
 			return 0;
 		s3_creds_clear(out);
 		buf_addstr(err, "; check AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN");

@@ -86,9 +86,10 @@ char *s3_full_key(const struct s3_client *c, const char *key);
 void s3_wipe_str(char *s);
 
 /* s3_role.c: a role's keys from source (S3_ROLE_ANY: whichever applies), with
- * their expiration and source in out. 0; -1 with why in err, or with err
- * untouched when no source applies. */
-int s3_role_creds(int source, struct s3_creds *out, struct buf *err);
+ * their expiration and source in out; region (s3.region) names a web
+ * identity's STS endpoint. 0; -1 with why in err, or with err untouched when
+ * no source applies. */
+int s3_role_creds(int source, const char *region, struct s3_creds *out, struct buf *err);
 /* AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are both set. */
 int s3_role_web_identity_named(void);
 

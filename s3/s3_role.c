@@ -17,7 +17,8 @@
 
 #define IMDS_DEFAULT "http://169.254.169.254"
 #define CONTAINER_AGENT "http://169.254.170.2"
-#define STS_DEFAULT "https://sts.amazonaws.com/"
+#define STS_GLOBAL "https://sts.amazonaws.com/"
+#define REGION_MAX 40
 #define ROLE_TIMEOUT_MS 1000L /* each request, connection included (as the AWS SDKs) */
 #define STS_TIMEOUT_MS 5000L  /* STS over the internet, TLS included */
 #define ROLE_ANSWER_MAX 16384
@@ -28,6 +29,8 @@ struct answer {
 	struct buf b;
 	int too_big;
 	long timeout_ms; /* 0: ROLE_TIMEOUT_MS */
+	int via_proxy;   /* the environment's proxy (https_proxy...), as the S3
+	                  * requests: STS is on the internet */
 };
 
 static void wipe(struct buf *b);
@@ -42,7 +45,8 @@ static int container_creds(CURL *h, struct s3_creds *out, struct buf *err);
 static int container_url_ok(const char *url);
 static char *container_auth(struct buf *err);
 static char *sts_field(const struct answer *a, const char *name);
-static int web_identity_creds(CURL *h, struct s3_creds *out, struct buf *err);
+static char *sts_url(const char *region, struct buf *err);
+static int web_identity_creds(CURL *h, const char *region, struct s3_creds *out, struct buf *err);
 
 /* A buffer that held a secret: zeroed, then freed (a string: s3_wipe_str). */
 static void
@@ -100,7 +104,8 @@ request(CURL *h, const char *url, int put, const char *header, const char *post,
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	if (!a->via_proxy) /* the instance's and a container's own addresses */
+		curl_easy_setopt(h, CURLOPT_PROXY, "");
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 	    a->timeout_ms ? a->timeout_ms : ROLE_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, a->timeout_ms ? a->timeout_ms : ROLE_TIMEOUT_MS);
@@ -304,24 +309,56 @@ sts_field(const struct answer *a, const char *name)
 	return s3_xml_text(a->b.p, a->b.len, name);
 }
 
+/* Where AssumeRoleWithWebIdentity goes (new string): AWS_ENDPOINT_URL_STS;
+ * else, as the AWS SDKs' major versions since 2022 do, the STS endpoint of
+ * the region (https://sts.<region>.amazonaws.com/; .amazonaws.com.cn in
+ * China, whose partition has no global one); the global endpoint with
+ * AWS_STS_REGIONAL_ENDPOINTS=legacy. NULL with why in err when the region
+ * cannot be part of a host name. */
+static char *
+sts_url(const char *region, struct buf *err)
+{
+	const char *ep = getenv("AWS_ENDPOINT_URL_STS"),
+	           *mode = getenv("AWS_STS_REGIONAL_ENDPOINTS");
+	size_t n = strlen(region);
+	struct buf u;
+
+	if (ep != NULL && *ep != '\0')
+		return xstrdup(ep);
+	if (mode != NULL && strcmp(mode, "legacy") == 0)
+		return xstrdup(STS_GLOBAL);
+	if (n == 0 || n > REGION_MAX ||
+	    strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+		buf_addf(err,
+		    "s3.region '%s' is not a region name, and STS's endpoint is made from it; "
+		    "set s3.region (KACHE_S3_REGION), or AWS_ENDPOINT_URL_STS",
+		    region);
+		return NULL;
+	}
+	buf_init(&u);
+	buf_addf(&u, "https://sts.%s.%s/", region,
+	    strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com");
+	return u.p;
+}
+
 /* AssumeRoleWithWebIdentity: the token file's token (read anew each time:
- * it is rotated) for AWS_ROLE_ARN's keys, from AWS_ENDPOINT_URL_STS, else
- * the global STS endpoint. The request is not signed (the token is the
- * proof). */
+ * it is rotated) for AWS_ROLE_ARN's keys, at sts_url(region). The request is
+ * not signed (the token is the proof). */
 static int
-web_identity_creds(CURL *h, struct s3_creds *out, struct buf *err)
+web_identity_creds(CURL *h, const char *region, struct s3_creds *out, struct buf *err)
 {
 	const char *file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), *arn = getenv("AWS_ROLE_ARN");
-	const char *ep = getenv("AWS_ENDPOINT_URL_STS"), *name = getenv("AWS_ROLE_SESSION_NAME");
-	struct answer a = { .timeout_ms = STS_TIMEOUT_MS };
+	const char *name = getenv("AWS_ROLE_SESSION_NAME");
+	struct answer a = { .timeout_ms = STS_TIMEOUT_MS, .via_proxy = 1 };
 	struct buf tok, form;
 	char *e_arn = NULL, *e_tok = NULL, *e_name = NULL, *url, *exp, *code;
 	int rc = -1;
 
+	if ((url = sts_url(region, err)) == NULL)
+		return -1;
 	buf_init(&tok);
 	buf_init(&form);
 	buf_init(&a.b);
-	url = xstrdup(ep != NULL && *ep != '\0' ? ep : STS_DEFAULT);
 	if (fs_read_file(file, &tok, ROLE_ANSWER_MAX) < 0 || tok.len == 0 ||
 	    tok.len > ROLE_ANSWER_MAX) {
 		buf_addf(err,
@@ -379,7 +416,7 @@ s3_role_web_identity_named(void)
 }
 
 int
-s3_role_creds(int source, struct s3_creds *out, struct buf *err)
+s3_role_creds(int source, const char *region, struct s3_creds *out, struct buf *err)
 {
 	CURL *h;
 	int rc;
@@ -396,7 +433,7 @@ s3_role_creds(int source, struct s3_creds *out, struct buf *err)
 	}
 	memset(out, 0, sizeof *out);
 	rc = source == S3_ROLE_CONTAINER   ? container_creds(h, out, err) :
-	    source == S3_ROLE_WEB_IDENTITY ? web_identity_creds(h, out, err) :
+	    source == S3_ROLE_WEB_IDENTITY ? web_identity_creds(h, region, out, err) :
 	                                     instance_creds(h, out, err);
 	out->role = source;
 	curl_easy_cleanup(h);

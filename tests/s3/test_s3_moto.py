@@ -670,6 +670,46 @@ class TestImds(Base):
         self.assertIn("answered HTTP 403 (InvalidIdentityToken)", said)
         self.assertEqual(self.lines("imds.log"), [])
 
+    def test_sts_is_the_regions_and_asked_through_the_environments_proxy(self):
+        """Without AWS_ENDPOINT_URL_STS a web identity's keys come from the STS
+        endpoint of s3.region, as the AWS SDKs' major versions since 2022 ask
+        (China's partition has no global endpoint; a runner with only a VPC
+        endpoint reaches no other), or from the global one with
+        AWS_STS_REGIONAL_ENDPOINTS=legacy; and through the environment's
+        https_proxy, as the S3 requests go (it was bypassed, as for the
+        instance's own address). The fault proxy stands for that proxy: it
+        logs each CONNECT and refuses it."""
+        self.serve(keys=self.ROLE_KEYS[1:])
+        plog = self.path("plog")
+        cases = [({"KACHE_S3_REGION": "eu-west-3"}, "sts.eu-west-3.amazonaws.com"),
+                 ({"KACHE_S3_REGION": "cn-north-1"}, "sts.cn-north-1.amazonaws.com.cn"),
+                 ({"KACHE_S3_REGION": "eu-west-3", "AWS_STS_REGIONAL_ENDPOINTS": "legacy"},
+                  "sts.amazonaws.com")]
+        for over, host in cases:
+            mark = os.path.getsize(plog) if os.path.exists(plog) else 0
+            env = self.env(**self.web_identity(**over))
+            del env["AWS_ENDPOINT_URL_STS"]
+            for k in list(env):
+                if k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+                    del env[k]
+            env["https_proxy"] = "http://127.0.0.1:%d" % self.pport
+            p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True,
+                               env=env, timeout=60)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("https://%s/" % host, p.stderr)
+            self.assertIn("check AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN", p.stderr)
+            with open(plog) as f:
+                f.seek(mark)
+                self.assertEqual(f.read().splitlines(),
+                                 ["CONNECT %s:443 502 refused" % host], over)
+        env = self.env(**self.web_identity(KACHE_S3_REGION="eu_west/3"))
+        del env["AWS_ENDPOINT_URL_STS"]
+        p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True, env=env,
+                           timeout=60)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("s3.region 'eu_west/3' is not a region name", p.stderr)
+        self.assertEqual(self.lines("imds.log"), [])
+
     def container(self, **over):
         """The environment of a container whose agent is the loopback service."""
         tok = self.write("container-auth", b"Bearer agent-token-7Qx\n")

@@ -23,6 +23,9 @@ JSON control file (missing or empty means pass-through):
    "skew_minutes": 30}  # Date header offset for 403, and for skew (which
                         # passes the answer through with that Date)
 
+A CONNECT (a client that takes it for its https_proxy) is logged and refused
+with 502: it opens no tunnel, it shows where the client meant to go.
+
 A new control file content restarts the count. Each request is logged as
 "METHOD TARGET STATUS ACTION" to --log. With --stats FILE, the most requests
 of each method in flight at once (received, answer not yet sent whole) are
@@ -178,6 +181,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_all(status, headers, rbody, mode)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_any
+
+    def do_CONNECT(self):
+        self.reply(502, b"", "refused")
+        self.close_connection = True
 
     def forward(self, body):
         host, port = self.server.state.upstream
