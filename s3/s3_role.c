@@ -31,6 +31,8 @@ struct answer {
 	long timeout_ms; /* 0: ROLE_TIMEOUT_MS */
 	int via_proxy;   /* the environment's proxy (https_proxy...), as the S3
 	                  * requests: STS is on the internet */
+	long code;       /* the HTTP status of the last answer; 0: none */
+	int lost;        /* the last request timed out once connected */
 };
 
 static void wipe(struct buf *b);
@@ -63,6 +65,20 @@ imds_disabled(void)
 	const char *off = getenv("AWS_EC2_METADATA_DISABLED");
 
 	return off != NULL && strcasecmp(off, "true") == 0;
+}
+
+/* As the AWS SDKs: an instance asked without a token (IMDSv1) when the
+ * token's PUT was refused as unknown (403, 404, 405) or went unanswered once
+ * connected (the instance's hop limit of 1 drops its answer to a container),
+ * unless AWS_EC2_METADATA_V1_DISABLED=true. */
+static int
+imds_v1_fallback(const struct answer *a)
+{
+	const char *off = getenv("AWS_EC2_METADATA_V1_DISABLED");
+
+	if (off != NULL && strcasecmp(off, "true") == 0)
+		return 0;
+	return a->lost || a->code == 403 || a->code == 404 || a->code == 405;
 }
 
 static int
@@ -119,6 +135,14 @@ request(CURL *h, const char *url, int put, const char *header, const char *post,
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_slist_free_all(hdr);
+	a->code = code;
+	a->lost = 0;
+	if (cc == CURLE_OPERATION_TIMEDOUT) {
+		curl_off_t connected = 0;
+
+		curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connected);
+		a->lost = connected > 0;
+	}
 	if (cc == CURLE_OK && code == 200) {
 		buf_addch(&a->b, '\0');
 		a->b.len--;
@@ -192,7 +216,9 @@ instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	struct answer a = { 0 };
 	char *url = NULL, *tok = NULL;
 	size_t blen = strlen(base), n;
-	int rc = -1;
+	size_t mark = err->len;
+	struct buf v2;
+	int rc = -1, v1 = 0;
 
 	while (blen > 0 && base[blen - 1] == '/')
 		blen--;
@@ -202,10 +228,21 @@ instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
 		return -1;
 	}
 	buf_init(&a.b);
+	buf_init(&v2);
 	url = xasprintf("%.*s/latest/api/token", (int)blen, base);
-	if (request(h, url, 1, IMDS_TOKEN_TTL_HEADER, NULL, &a, err) < 0)
+	if (request(h, url, 1, IMDS_TOKEN_TTL_HEADER, NULL, &a, &v2) == 0)
+		tok =
+		    xasprintf("X-aws-ec2-metadata-token: %.*s", (int)strcspn(a.b.p, "\r\n"), a.b.p);
+	else if (!imds_v1_fallback(&a)) {
+		buf_add(err, v2.p, v2.len);
+		if (a.code == 403 || a.code == 404 || a.code == 405 || a.lost)
+			buf_addstr(err, " (AWS_EC2_METADATA_V1_DISABLED=true: no IMDSv1)");
 		goto out;
-	tok = xasprintf("X-aws-ec2-metadata-token: %.*s", (int)strcspn(a.b.p, "\r\n"), a.b.p);
+	} else { /* what the token's PUT got is said only if IMDSv1 fails too */
+		buf_addstr(&v2, "; without a token (IMDSv1): ");
+		buf_add(err, v2.p, v2.len);
+		v1 = 1;
+	}
 	free(url);
 	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/", (int)blen, base);
 	if (request(h, url, 0, tok, NULL, &a, err) < 0)
@@ -220,6 +257,12 @@ instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	if (request(h, url, 0, tok, NULL, &a, err) == 0)
 		rc = keys_of(&a, url, out, err);
 out:
+	if (rc == 0 && v1) { /* keys: not a word of the PUT that failed */
+		err->len = mark;
+		if (err->p != NULL)
+			err->p[mark] = '\0';
+	}
+	buf_free(&v2);
 	wipe(&a.b);
 	s3_wipe_str(tok);
 	free(url);

@@ -544,6 +544,39 @@ class TestImds(Base):
             "GET /latest/meta-data/iam/security-credentials/ 200",
             "GET /latest/meta-data/iam/security-credentials/kache-runner 200"])
 
+    def test_without_a_token_the_instance_is_asked_as_imdsv1_unless_disabled(self):
+        """As the AWS SDKs: when the token's PUT is refused as unknown (403,
+        404, 405: a service without IMDSv2) or goes unanswered once connected
+        (a container behind the instance's hop limit of 1, whose answers die
+        on the way), the role and its keys are asked without a token;
+        AWS_EC2_METADATA_V1_DISABLED=true keeps to IMDSv2, and a service that
+        requires the token (401) is said with both answers."""
+        creds = ["GET /latest/meta-data/iam/security-credentials/ 200",
+                 "GET /latest/meta-data/iam/security-credentials/kache-runner 200"]
+        for v2, first in (("off", "PUT /latest/api/token 405"),
+                          ("hang", "PUT /latest/api/token hang")):
+            self.setUp()
+            self.serve(keys=self.ROLE_KEYS[1:], v2=v2, v1=True)
+            self.drive("putmem", "v1/obj", "signed by IMDSv1's keys", port=self.pport)
+            got = self.s3.get_object(Bucket=BUCKET, Key="kache/v1/obj")["Body"].read()
+            self.assertEqual(got, b"signed by IMDSv1's keys")
+            self.assertEqual(self.lines("keys"), ["AKIDROLETWO role-token-2"])
+            self.assertEqual(self.lines("imds.log"), [first] + creds, v2)
+        self.setUp()
+        self.serve(keys=self.ROLE_KEYS[1:], v2="off", v1=True)
+        p = self.drive("head", "x", expect=None, AWS_EC2_METADATA_V1_DISABLED="true")
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("/latest/api/token answered HTTP 405", p.stderr)
+        self.assertIn("AWS_EC2_METADATA_V1_DISABLED", p.stderr)
+        self.assertEqual(self.lines("imds.log"), ["PUT /latest/api/token 405"])
+        self.setUp()
+        self.serve(keys=self.ROLE_KEYS[1:], v2="off")
+        p = self.drive("head", "x", expect=None)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("/latest/api/token answered HTTP 405", p.stderr)
+        self.assertIn("without a token (IMDSv1): ", p.stderr)
+        self.assertIn("security-credentials/ answered HTTP 401", p.stderr)
+
     def test_keys_near_their_end_are_renewed_at_most_every_five_seconds(self):
         """Keys with 4 minutes left (under the 5 of the margin): a request
         right after the first is signed with them still (no asking again

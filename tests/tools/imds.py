@@ -15,7 +15,12 @@ The other GETs need the token (X-aws-ec2-metadata-token), else 401. The control
 file, re-read at each request, is JSON:
   {"role": "kache-runner",
    "keys": [{"id": "AKID1", "secret": "s1", "token": "t1", "expires_in": 240}, ...],
-   "fail": 0}
+   "fail": 0,
+   "v2": "hang",  # the token's PUT: "off" answers 405 (a service without
+                  # tokens), "hang" never answers (a container behind the
+                  # instance's hop limit of 1); absent: a token
+   "v1": true}    # GETs without a token answered (IMDS "optional"); absent:
+                  # 401 (IMDSv2 required)
 The n-th answer for the keys gives keys[n] (the last one from then on), expiring
 expires_in seconds after the answer; "fail": N answers with 500 every request
 of any kind until N have been so answered since the server started. Each request is logged as "METHOD PATH STATUS".
@@ -26,6 +31,7 @@ import http.server
 import json
 import sys
 import threading
+import time
 
 from faultproxy import Server, serve  # the tools' server (beside this file)
 
@@ -68,6 +74,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ctl = self.control()
         if self.failing(ctl):
             return self.answer(500, "")
+        if ctl.get("v2") == "off":
+            return self.answer(405, "")
+        if ctl.get("v2") == "hang":
+            with self.server.st["lock"], open(self.server.st["log"], "a") as f:
+                f.write("PUT %s hang\n" % self.path)
+            time.sleep(5)
+            self.close_connection = True
+            return
         ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", "")
         if self.path != "/latest/api/token" or not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
             return self.answer(400, "")
@@ -81,7 +95,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/container/creds":
             if "auth" in ctl and self.headers.get("Authorization") != ctl["auth"]:
                 return self.answer(401, "")
-        elif self.headers.get("X-aws-ec2-metadata-token") != st["token"]:
+        elif self.headers.get("X-aws-ec2-metadata-token") != st["token"] and not (
+                ctl.get("v1") and "X-aws-ec2-metadata-token" not in self.headers):
             return self.answer(401, "")
         role = ctl.get("role", "kache-runner")
         if self.path == PREFIX:
