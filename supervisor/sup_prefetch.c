@@ -154,6 +154,24 @@ take_claimed(struct supervisor *s, const char *claimed, const char *path)
 	}
 }
 
+#ifdef KACHE_FAULT_INJECTION
+/* Test builds: with KACHE_TEST_HINT_TAKE_AFTER_MS a hint file younger than
+ * that is left for a later turn (the maintenance tick takes it), so that a
+ * test can have it taken while `kache prefetch --wait` is between its look
+ * and its question. */
+static int
+hint_too_young(const char *path)
+{
+	const char *after = getenv("KACHE_TEST_HINT_TAKE_AFTER_MS");
+	struct stat st;
+
+	if (after == NULL || stat(path, &st) < 0)
+		return 0;
+	/* NOLINTNEXTLINE(cert-err34-c): a fault-injection knob set by the tests */
+	return clock_wall_ms() - clock_ts_ms(&st.st_mtim) < atoi(after);
+}
+#endif
+
 /* Takes every hint file in run/hints (after draining the inotify events
  * that woke us). Left alone while stopping: the next supervisor takes them. */
 void
@@ -180,6 +198,12 @@ prefetch_take_hints(struct supervisor *s)
 			continue;
 		path = xasprintf("%s/%s", p->dir, name);
 		if (de->d_name[16] == '\0') {
+#ifdef KACHE_FAULT_INJECTION
+			if (hint_too_young(path)) {
+				free(path);
+				continue;
+			}
+#endif
 			take_file(s, path);
 		} else if (strcmp(de->d_name + 16, ".taking") == 0) {
 			claimed = xasprintf("%s/%s", p->dir, de->d_name);

@@ -228,6 +228,11 @@ pending(const char *dir, const char *hint, struct pf_seen *e)
 	struct stat st;
 	int waiting = stat(hint, &st) == 0;
 
+#ifdef KACHE_FAULT_INJECTION
+	if (getenv("KACHE_TEST_PREFETCH_WAIT_PAUSE_MS") != NULL) /* the supervisor takes the file */
+		/* NOLINTNEXTLINE(cert-err34-c): a fault-injection knob set by the tests */
+		usleep((useconds_t)atoi(getenv("KACHE_TEST_PREFETCH_WAIT_PAUSE_MS")) * 1000);
+#endif
 	if (ask(dir, e) < 0)
 		return -1;
 	return waiting || e->queued > 0;

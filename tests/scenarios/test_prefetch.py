@@ -355,6 +355,30 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertIn("prefetch: no session running now", p.stdout)
         self.assertEqual(status(b)["prefetch"]["sessions"], 1)
 
+    def test_kache_prefetch_wait_is_right_whenever_the_hint_is_taken(self):
+        """`kache prefetch --wait` looks at its hint file and asks the status,
+        in that order, each round; the supervisor takes the file (and counts
+        the hint) whenever its loop gets to it. Here (test builds) the
+        supervisor leaves a hint file alone for its first 500 ms
+        (KACHE_TEST_HINT_TAKE_AFTER_MS) and the command pauses 2 s between its
+        look and its question (KACHE_TEST_PREFETCH_WAIT_PAUSE_MS): the file is
+        taken in between. The command still follows the session and says what
+        it imported (asked the other way round, the hint taken in between read
+        as a session over before it began: "no session manifest", once in
+        CI's sanitizer pass)."""
+        self.populate()
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), b.dir)
+        p = self.kache_in(b, "prefetch", "--wait", "--timeout", "2m",
+                          KACHE_TEST_PREFETCH_WAIT_PAUSE_MS="2000",
+                          KACHE_TEST_HINT_TAKE_AFTER_MS="500")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        m = re.search(r"prefetch: (\d+) packs imported \(.*\) in [\d.]+ s; 0 already here, "
+                      r"0 rejected, 0 failed\n", p.stdout)
+        self.assertIsNotNone(m, p.stdout + self.session_clues(b))
+        self.assertGreaterEqual(int(m.group(1)), len(CRATES), p.stdout)
+        self.assertEqual(status(b)["prefetch"]["packs"], int(m.group(1)))
+
     def test_kache_prefetch_of_another_profile_imports_nothing_and_says_so(self):
         """--release where runner a built debug: no session manifest of that
         fingerprint, nothing imported, said; exit 0 (the build would plan at
