@@ -183,7 +183,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_any
 
     def do_CONNECT(self):
-        self.reply(502, b"", "refused")
+        # logged before the answer leaves: a client that has it finds the line
+        self.server.state.record("CONNECT %s 502 refused" % self.path)
+        self.send_response_only(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
         self.close_connection = True
 
     def forward(self, body):

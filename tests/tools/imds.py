@@ -23,7 +23,8 @@ file, re-read at each request, is JSON:
                   # 401 (IMDSv2 required)
 The n-th answer for the keys gives keys[n] (the last one from then on), expiring
 expires_in seconds after the answer; "fail": N answers with 500 every request
-of any kind until N have been so answered since the server started. Each request is logged as "METHOD PATH STATUS".
+of any kind until N have been so answered since the server started. Each request is logged as "METHOD PATH STATUS",
+before its answer is sent.
 """
 import argparse
 import datetime
@@ -45,15 +46,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def answer(self, status, body, ctype="text/plain"):
+        # logged before the answer leaves: a client that has it finds the line
+        st = self.server.st
+        with st["lock"], open(st["log"], "a") as f:
+            f.write("%s %s %d\n" % (self.command, self.path, status))
         data = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        st = self.server.st
-        with st["lock"], open(st["log"], "a") as f:
-            f.write("%s %s %d\n" % (self.command, self.path, status))
 
     def control(self):
         try:
