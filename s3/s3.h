@@ -35,6 +35,10 @@ struct s3_creds {
 	 * which the client renews before from the same source (s3_role.c) */
 	int64_t expires_ms;
 	int role; /* enum s3_role: where a role's keys came from; 0 for others */
+	/* S3_ROLE_PROCESS: the credential_process command and its profile, run
+	 * again to renew; NULL otherwise */
+	char *process;
+	char *process_profile;
 };
 
 /* Where a role's keys come from (s3_role.c). */
@@ -43,6 +47,7 @@ enum s3_role {
 	S3_ROLE_CONTAINER,    /* ECS, CodeBuild: AWS_CONTAINER_CREDENTIALS_*_URI */
 	S3_ROLE_INSTANCE,     /* the EC2 instance's (IMDSv2) */
 	S3_ROLE_WEB_IDENTITY, /* AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, through STS */
+	S3_ROLE_PROCESS,      /* a profile's credential_process (s3_process.c) */
 	S3_ROLE_ANY,          /* the container's when named, else the instance's */
 };
 
@@ -88,7 +93,9 @@ void s3_settings_clear(struct s3_settings *s);
  * identity's (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN: STS's keys for
  * that role; its failure is the error, no fall-through), then the shared
  * credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials),
- * profile AWS_PROFILE, else s3.profile, else "default", then a role's
+ * profile AWS_PROFILE, else s3.profile, else "default" (without keys
+ * there: that profile's credential_process in AWS_CONFIG_FILE or
+ * ~/.aws/config), then a role's
  * keys: the container's (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
  * _FULL_URI), else the EC2 instance's (IMDSv2 at
  * AWS_EC2_METADATA_SERVICE_ENDPOINT, else 169.254.169.254; not when

@@ -92,6 +92,9 @@ copy_settings(struct s3_settings *dst, const struct s3_settings *src)
 	dst->creds.session_token = src->creds.session_token && *src->creds.session_token ?
 	    xstrdup(src->creds.session_token) :
 	    NULL;
+	dst->creds.process = src->creds.process ? xstrdup(src->creds.process) : NULL;
+	dst->creds.process_profile =
+	    src->creds.process_profile ? xstrdup(src->creds.process_profile) : NULL;
 	if (dst->part_size < 5 * 1024 * 1024)
 		dst->part_size = 5 * 1024 * 1024;
 	if (dst->max_attempts < 1)
@@ -617,6 +620,7 @@ renew_creds(struct s3_client *c)
 {
 	int64_t now = clock_wall_ms();
 	struct s3_creds fresh = { 0 };
+	const char *whose = c->s.creds.role == S3_ROLE_PROCESS ? "credential_process's" : "role's";
 	struct buf why;
 
 	if (c->s.creds.expires_ms == 0 || now < c->s.creds.expires_ms - CREDS_RENEW_MS ||
@@ -624,16 +628,18 @@ renew_creds(struct s3_client *c)
 		return;
 	c->creds_asked_ms = now;
 	buf_init(&why);
-	if (s3_role_creds(c->s.creds.role, c->s.region, &fresh, &why) == 0) {
+	if ((c->s.creds.role == S3_ROLE_PROCESS ?
+	            s3_process_creds(c->s.creds.process, c->s.creds.process_profile, &fresh, &why) :
+	            s3_role_creds(c->s.creds.role, c->s.region, &fresh, &why)) == 0) {
 		s3_creds_clear(&c->s.creds);
 		c->s.creds = fresh;
-		log_info("s3: the role's keys renewed; they expire in %lld s",
+		log_info("s3: the %s keys renewed; they expire in %lld s", whose,
 		    (long long)((fresh.expires_ms - now) / 1000));
 	} else {
 		s3_creds_clear(&fresh);
-		log_warnx("s3: the role's keys could not be renewed (%s); the old ones serve "
+		log_warnx("s3: the %s keys could not be renewed (%s); the old ones serve "
 		          "until they expire, in %lld s",
-		    why.p, (long long)((c->s.creds.expires_ms - now) / 1000));
+		    whose, why.p, (long long)((c->s.creds.expires_ms - now) / 1000));
 	}
 	buf_free(&why);
 }

@@ -67,7 +67,10 @@ s3_creds_clear(struct s3_creds *c)
 	s3_wipe_str(c->access_key_id);
 	s3_wipe_str(c->secret_access_key);
 	s3_wipe_str(c->session_token);
+	free(c->process);
+	free(c->process_profile);
 	c->access_key_id = c->secret_access_key = c->session_token = NULL;
+	c->process = c->process_profile = NULL;
 }
 
 void
@@ -128,7 +131,9 @@ ini_creds_cb(void *user, const char *section, const char *name, const char *valu
 }
 
 /* The shared credentials file's profile (AWS_PROFILE, else s3.profile, else
- * "default"): 0 with its keys; -1 when there are none to take and a role may
+ * "default"): 0 with its keys, or, when it has none, with those of the
+ * profile's credential_process in ~/.aws/config (s3_process.c: its failure,
+ * or that file's syntax error, is -2); -1 when there are none to take and a role may
  * have them (no file; no default profile, or one without keys, when none was
  * named); -2 when the file is wrong (a syntax error, a profile named that it
  * lacks or that has no keys, half a key pair): the error, so that a typo never
@@ -157,6 +162,19 @@ creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 		free(path);
 		return 0;
 	}
+	if ((rc == 0 || rc == -1) && keys == 0) { /* the profile's credential_process */
+		char *cmd;
+		int found = s3_process_find(ps.profile, &cmd, err);
+
+		if (found != 0) {
+			if (found > 0 && s3_process_creds(cmd, ps.profile, out, err) == 0)
+				found = 0;
+			free(cmd);
+			s3_creds_clear(&c);
+			free(path);
+			return found == 0 ? 0 : -2;
+		}
+	}
 	if (rc == -1)
 		buf_addf(err,
 		    "no S3 credentials: set KACHE_S3_ACCESS_KEY_ID and "
@@ -178,8 +196,8 @@ creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 	else
 		buf_addf(err,
 		    "no usable S3 credentials in profile [%s] of %s: it needs both "
-		    "aws_access_key_id and aws_secret_access_key (profiles of ~/.aws/config, "
-		    "SSO or role_arn, are not read)",
+		    "aws_access_key_id and aws_secret_access_key (or a credential_process in "
+		    "~/.aws/config; its SSO and role_arn profiles are not read)",
 		    ps.profile, path);
 	rc = rc == -1 || (rc == 0 && keys == 0 && !named) ? -1 : -2;
 	s3_creds_clear(&c);

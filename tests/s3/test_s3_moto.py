@@ -6,6 +6,7 @@ tests/tools/faultproxy.py for injected faults.
 Usage: test_s3_moto.py /path/to/s3_driver [unittest args]
 """
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -601,6 +602,7 @@ class TestImds(Base):
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             env.pop(k, None)
         env.update(AWS_SHARED_CREDENTIALS_FILE=self.path("no-credentials-file"),
+                   AWS_CONFIG_FILE=self.path("no-config-file"),
                    AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:%d" % self.iport)
         env.update(over)
         return env
@@ -737,6 +739,98 @@ class TestImds(Base):
         self.drive("head", "x", port=self.pport, expect="NOT_FOUND",
                    AWS_SHARED_CREDENTIALS_FILE=f)
         self.assertEqual(self.lines("keys"), ["AKIDROLETWO role-token-2"])
+
+    def process(self, body, profile="default", expires_in=None):
+        """~/.aws/config (AWS_CONFIG_FILE) whose profile runs a credential_process:
+        a script that counts its runs in process.runs and prints body's JSON
+        (an Expiration expires_in seconds away, when given)."""
+        script = self.write("creds.py", (
+            "import datetime, json, sys\n"
+            "open(%r, 'a').write('run\\n')\n"
+            "d = json.loads(%r)\n"
+            "if %r is not None:\n"
+            "    t = datetime.datetime.now(datetime.timezone.utc) + "
+            "datetime.timedelta(seconds=%r or 0)\n"
+            "    d['Expiration'] = t.strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ')\n"
+            "if d.get('exit'):\n"
+            "    sys.exit(d['exit'])\n"
+            "print(json.dumps(d) if not d.get('raw') else d['raw'])\n"
+            % (self.path("process.runs"), body, expires_in, expires_in)).encode())
+        section = "default" if profile == "default" else "profile " + profile
+        return self.write("aws-config", ("[%s]\nregion = eu-west-1\ncredential_process = %s %s\n"
+                                         % (section, sys.executable, script)).encode())
+
+    def runs(self):
+        return len(self.lines("process.runs")) if os.path.exists(self.path("process.runs")) \
+            else 0
+
+    def test_a_profiles_credential_process_gives_the_keys(self):
+        """A profile of ~/.aws/config (AWS_CONFIG_FILE) with credential_process
+        (aws-vault, SSO's `aws configure export-credentials`, a company's
+        tool): its JSON's keys sign the requests when the credentials file has
+        none for the profile, named or default; the instance, which has keys,
+        is not asked. Keys with an Expiration are renewed by running it again.
+        The credentials file's keys come first."""
+        self.serve(keys=self.ROLE_KEYS[1:])
+        keys = json.dumps({"Version": 1, "AccessKeyId": "AKIDPROCESS1",
+                           "SecretAccessKey": "process-secret-9", "SessionToken": "ptok"})
+        cfg = self.process(keys, profile="ci")
+        p = self.drive("putmem", "proc/obj", "by the process", port=self.pport,
+                       AWS_CONFIG_FILE=cfg, AWS_PROFILE="ci")
+        self.assertNotIn("process-secret", p.stdout + p.stderr)
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/proc/obj")["Body"].read()
+        self.assertEqual(got, b"by the process")
+        self.assertEqual(self.lines("keys"), ["AKIDPROCESS1 ptok"])
+        self.assertEqual(self.lines("imds.log"), [])
+        # the default profile, no profile named; then keys that expire in 4 min
+        # (under the 5 of the margin): renewed by a second run 5.5 s later
+        self.setUp()
+        cfg = self.process(keys, expires_in=240)
+        os.unlink(self.path("process.runs"))
+        self.drive("-w", "5500", "head", "a", "then", "head", "b", port=self.pport,
+                   expect="NOT_FOUND", AWS_CONFIG_FILE=cfg)
+        self.assertEqual(self.lines("keys"), ["AKIDPROCESS1 ptok"] * 2)
+        self.assertEqual(self.runs(), 2)
+        self.assertEqual(self.lines("imds.log"), [])
+        # the credentials file's keys first: the process is not run
+        self.setUp()
+        os.unlink(self.path("process.runs"))
+        f = self.write("credentials", b"[ci]\naws_access_key_id = AKIDFILE\n"
+                                      b"aws_secret_access_key = secret-x\n")
+        self.drive("head", "x", port=self.pport, expect="NOT_FOUND", AWS_PROFILE="ci",
+                   AWS_CONFIG_FILE=self.process(keys, profile="ci"),
+                   AWS_SHARED_CREDENTIALS_FILE=f)
+        self.assertEqual(self.lines("keys"), ["AKIDFILE -"])
+        self.assertEqual(self.runs(), 0)
+
+    def test_a_credential_process_that_fails_is_the_error(self):
+        """A process that exits non-zero, prints what is not its JSON, another
+        Version, or no secret; a config file with a syntax error: the error
+        names the command or the file, never a secret, and the instance is not
+        asked."""
+        self.serve(keys=self.ROLE_KEYS[1:])
+        def error(cfg):
+            p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True,
+                               env=self.env(AWS_CONFIG_FILE=cfg), timeout=60)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertNotIn("nor a role's", p.stderr)
+            self.assertNotIn("process-secret", p.stderr)
+            self.assertEqual(self.lines("imds.log"), [])
+            return p.stderr
+        good = {"Version": 1, "AccessKeyId": "AKIDP", "SecretAccessKey": "process-secret-9"}
+        said = error(self.process(json.dumps(dict(good, exit=3))))
+        self.assertIn("credential_process of profile [default]", said)
+        self.assertIn("creds.py", said)
+        self.assertIn("exited with status 3", said)
+        said = error(self.process(json.dumps({"raw": "not json process-secret-9"})))
+        self.assertIn("did not print its JSON", said)
+        said = error(self.process(json.dumps(dict(good, Version=2))))
+        self.assertIn("Version 1", said)
+        said = error(self.process(json.dumps({"Version": 1, "AccessKeyId": "AKIDP"})))
+        self.assertIn("AccessKeyId and SecretAccessKey", said)
+        cfg = self.write("aws-config", b"[default]\ncredential_process\n")
+        said = error(cfg)
+        self.assertIn("line 2 of %s" % cfg, said)
 
     def web_identity(self, **over):
         """A web identity's environment: a token file, a role, STS at moto

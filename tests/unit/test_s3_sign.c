@@ -14,7 +14,7 @@
 #define SUITE_SCOPE "Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
 
 static struct s3_creds suite_creds = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-	NULL, 0, 0 };
+	NULL, 0, 0, NULL, NULL };
 
 static void
 check_suite(const char *method, const char *path, const struct s3_kv *q, size_t nq,
@@ -98,7 +98,7 @@ static void
 test_s3_docs_get_object(void **state)
 {
 	struct s3_creds cr = { "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-		NULL, 0, 0 };
+		NULL, 0, 0, NULL, NULL };
 	struct s3_kv h[] = { { "Host", "examplebucket.s3.amazonaws.com" }, { "Range", "bytes=0-9" },
 		{ "x-amz-content-sha256", S3_EMPTY_SHA256 }, { "x-amz-date", "20130524T000000Z" } };
 	struct s3_sign_req r = { "GET", "/test.txt", NULL, 0, h, 4, S3_EMPTY_SHA256,
