@@ -43,14 +43,15 @@ s3_process_find(const char *profile, char **command, struct buf *err)
 	int rc;
 
 	*command = NULL;
-	sect = strcmp(profile, "default") == 0 ? xstrdup("default") :
-	                                         xasprintf("profile %s", profile);
+	sect =
+	    strcmp(profile, "default") == 0 ? xstrdup("default") : xasprintf("profile %s", profile);
 	cs.section = sect;
 	rc = ini_parse(path, config_cb, &cs);
 	if (rc > 0 || rc < -1) {
 		if (rc > 0)
 			buf_addf(err,
-			    "S3 credentials: line %d of %s is not `name = value` or `[profile]`; fix "
+			    "S3 credentials: line %d of %s is not `name = value` or `[profile]`; "
+			    "fix "
 			    "it (or point AWS_CONFIG_FILE elsewhere)",
 			    rc, path);
 		else
@@ -87,7 +88,7 @@ parse_keys(const char *out, size_t n, struct s3_creds *c, struct buf *err)
 		buf_addstr(err, "its JSON lacks AccessKeyId and SecretAccessKey");
 	else if (exp != NULL && !json_is_null(exp) &&
 	    (!json_is_string(exp) ||
-		s3_xml_parse_time(json_string_value(exp), strlen(json_string_value(exp)), &ms) < 0))
+	        s3_xml_parse_time(json_string_value(exp), strlen(json_string_value(exp)), &ms) < 0))
 		buf_addstr(err, "its JSON's Expiration is not a time (2026-12-01T23:59:59Z)");
 	else {
 		c->access_key_id = xstrdup(id);
@@ -101,8 +102,7 @@ parse_keys(const char *out, size_t n, struct s3_creds *c, struct buf *err)
 }
 
 int
-s3_process_creds(const char *command, const char *profile, struct s3_creds *out,
-    struct buf *err)
+s3_process_creds(const char *command, const char *profile, struct s3_creds *out, struct buf *err)
 {
 	char *cmd = xstrdup(command), sh[] = "/bin/sh", c[] = "-c";
 	char *argv[] = { sh, c, cmd, NULL };

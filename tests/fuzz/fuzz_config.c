@@ -53,6 +53,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 		setenv("KACHE_CONFIG", path, 1);
 		setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
 		unsetenv("AWS_PROFILE");
+		/* hermetic: no role service asked, and never a credential_process
+		 * (a mutated config file would run what the fuzzer wrote) */
+		setenv("AWS_CONFIG_FILE", "/nonexistent/kache-fuzz-aws-config", 1);
+		setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+		unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+		unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+		unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
 	}
 	if ((f = fopen(path, "w")) == NULL)
 		abort();
