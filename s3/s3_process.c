@@ -51,8 +51,7 @@ s3_process_find(const char *profile, char **command, struct buf *err)
 		if (rc > 0)
 			buf_addf(err,
 			    "S3 credentials: line %d of %s is not `name = value` or `[profile]`; "
-			    "fix "
-			    "it (or point AWS_CONFIG_FILE elsewhere)",
+			    "fix it (or point AWS_CONFIG_FILE elsewhere)",
 			    rc, path);
 		else
 			buf_addf(err, "S3 credentials: %s could not be read (out of memory)", path);
