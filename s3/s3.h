@@ -81,8 +81,11 @@ void s3_settings_defaults(struct s3_settings *s);
  * s3_creds_resolve). On failure returns -1 with one line of advice in err. */
 int s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err);
 /* The settings check: s3_config_from and what a client would refuse (a bad
- * endpoint), without making a client or touching the network. 0, or -1 with
- * one line of advice in err. */
+ * endpoint), without making a client or touching the network: of the
+ * credentials it reads what is local (the keys given, the credentials file,
+ * the config file's syntax) and asks no one (no STS, no credential_process,
+ * no role's service: the workers do, when they open the remote). 0, or -1
+ * with one line of advice in err. */
 int s3_config_check(const struct config *cfg, struct buf *err);
 /* Frees the strings of s and wipes the secrets. */
 void s3_settings_clear(struct s3_settings *s);

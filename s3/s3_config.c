@@ -21,9 +21,13 @@ struct profile_scan {
 static char *dup_nonempty(const char *s);
 static int creds_from(const char *id, const char *secret, const char *token, struct s3_creds *out);
 static int ini_creds_cb(void *user, const char *section, const char *name, const char *value);
-static int creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err);
+static int creds_from_file(const struct config *cfg, int ask, struct s3_creds *out,
+    struct buf *err);
 static int ca_file_check(const char *path, struct buf *err);
-static int creds_from_file_or_role(const struct config *cfg, struct s3_creds *out, struct buf *err);
+static int creds_from_file_or_role(const struct config *cfg, int ask, struct s3_creds *out,
+    struct buf *err);
+static int creds_resolve(const struct config *cfg, int ask, struct s3_creds *out, struct buf *err);
+static int config_from(const struct config *cfg, int ask, struct s3_settings *s, struct buf *err);
 
 const char *
 s3_result_name(enum s3_result r)
@@ -141,7 +145,7 @@ ini_creds_cb(void *user, const char *section, const char *name, const char *valu
  * keyless named profile, whose role it would seek in ~/.aws/config, which
  * kache does not read). */
 static int
-creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
+creds_from_file(const struct config *cfg, int ask, struct s3_creds *out, struct buf *err)
 {
 	const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
 	const char *prof = getenv("AWS_PROFILE");
@@ -167,7 +171,7 @@ creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 		int found = s3_process_find(ps.profile, &cmd, err);
 
 		if (found != 0) {
-			if (found > 0 && s3_process_creds(cmd, ps.profile, out, err) == 0)
+			if (found > 0 && (!ask || s3_process_creds(cmd, ps.profile, out, err) == 0))
 				found = 0;
 			free(cmd);
 			s3_creds_clear(&c);
@@ -207,15 +211,17 @@ creds_from_file(const struct config *cfg, struct s3_creds *out, struct buf *err)
 
 /* The shared credentials file, else a role's keys. */
 static int
-creds_from_file_or_role(const struct config *cfg, struct s3_creds *out, struct buf *err)
+creds_from_file_or_role(const struct config *cfg, int ask, struct s3_creds *out, struct buf *err)
 {
 	struct buf why, role;
 	int rc;
 
 	buf_init(&why);
 	buf_init(&role);
-	if ((rc = creds_from_file(cfg, out, &why)) == 0)
+	if ((rc = creds_from_file(cfg, ask, out, &why)) == 0 || (rc == -1 && !ask)) {
+		rc = 0;
 		goto out;
+	}
 	if (rc == -1 && s3_role_creds(S3_ROLE_ANY, config_get(cfg, "s3.region"), out, &role) == 0) {
 		rc = 0;
 		goto out;
@@ -236,6 +242,16 @@ out:
 
 int
 s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err)
+{
+	return creds_resolve(cfg, 1, out, err);
+}
+
+/* ask 0: the settings check's; what is local is read and checked (the keys
+ * given, the credentials file, the config file's syntax), and a source that
+ * must be asked (STS, a credential_process, a role's service) is not: 0 with
+ * no keys in out. */
+static int
+creds_resolve(const struct config *cfg, int ask, struct s3_creds *out, struct buf *err)
 {
 	int rc = 0;
 
@@ -262,6 +278,8 @@ s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err
 	}
 	if (rc > 0)
 		return 0;
+	if (s3_role_web_identity_named() && !ask)
+		return 0;
 	if (s3_role_web_identity_named()) {
 		if (s3_role_creds(S3_ROLE_WEB_IDENTITY, config_get(cfg, "s3.region"), out, err) ==
 		    0)
@@ -270,7 +288,7 @@ s3_creds_resolve(const struct config *cfg, struct s3_creds *out, struct buf *err
 		buf_addstr(err, "; check AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN");
 		return -1;
 	}
-	return creds_from_file_or_role(cfg, out, err);
+	return creds_from_file_or_role(cfg, ask, out, err);
 }
 
 /* s3.ca_file, when set: a regular file this process can read (whether it
@@ -295,6 +313,12 @@ ca_file_check(const char *path, struct buf *err)
  * s3.multipart_threshold is an error, not a silent default. */
 int
 s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err)
+{
+	return config_from(cfg, 1, s, err);
+}
+
+static int
+config_from(const struct config *cfg, int ask, struct s3_settings *s, struct buf *err)
 {
 	const char *addr = config_get(cfg, "s3.addressing");
 	int64_t thr = config_get_size(cfg, "s3.multipart_threshold");
@@ -331,7 +355,7 @@ s3_config_from(const struct config *cfg, struct s3_settings *s, struct buf *err)
 	s->multipart_threshold = (uint64_t)thr;
 	s->upload_concurrency = conc > 0 && conc < 256 ? (int)conc : 4;
 	s->fail_fast_connect_ms = (long)ffc;
-	if (s3_creds_resolve(cfg, &s->creds, err) < 0) {
+	if (creds_resolve(cfg, ask, &s->creds, err) < 0) {
 		s3_settings_clear(s);
 		return -1;
 	}
@@ -344,7 +368,7 @@ s3_config_check(const struct config *cfg, struct buf *err)
 	struct s3_settings s;
 	int rc;
 
-	if (s3_config_from(cfg, &s, err) < 0)
+	if (config_from(cfg, 0, &s, err) < 0)
 		return -1;
 	rc = s3_settings_check(&s, err);
 	s3_settings_clear(&s);

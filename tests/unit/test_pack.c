@@ -1003,10 +1003,62 @@ test_remote_settings_check(void **state)
 	free(dir);
 }
 
+/* The settings check (the supervisor's, at each start and reload) reads what
+ * is local, and asks no one for keys: no role service, no STS, no
+ * credential_process run; the workers ask when they open the remote. */
+static void
+test_remote_settings_check_asks_no_one_for_keys(void **state)
+{
+	const char *const s3[] = { "s3.bucket", "b", "s3.endpoint", "http://127.0.0.1:9", NULL };
+	static const char *const unset[] = { "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+		"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_EC2_METADATA_DISABLED", NULL };
+	char err[512], *dir = tmpdir(), *cfgf = xasprintf("%s/aws-config", dir);
+	char *ran = xasprintf("%s/ran", dir), *none = xasprintf("%s/no-credentials", dir);
+	struct buf b;
+
+	(void)state;
+	for (size_t i = 0; unset[i] != NULL; i++)
+		unsetenv(unset[i]);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", none, 1);
+	setenv("AWS_CONFIG_FILE", cfgf, 1);
+	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1", 1);
+	buf_init(&b);
+	buf_addf(&b, "[default]\ncredential_process = touch %s\n", ran);
+	assert_int_equal(fs_write_atomic(cfgf, b.p, b.len, 0600), 0);
+	/* a credential_process: not run */
+	assert_int_equal(check("s3", "", s3, err, sizeof err), 0);
+	assert_int_equal(access(ran, F_OK), -1);
+	/* nothing but the instance: not asked (its endpoint refuses connections) */
+	assert_int_equal(unlink(cfgf), 0);
+	assert_int_equal(check("s3", "", s3, err, sizeof err), 0);
+	/* a web identity: STS not asked */
+	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", none, 1);
+	setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/ci", 1);
+	assert_int_equal(check("s3", "", s3, err, sizeof err), 0);
+	unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+	unsetenv("AWS_ROLE_ARN");
+	/* what is local is still checked: a config file that does not parse */
+	assert_int_equal(fs_write_atomic(cfgf, "[default]\nbroken\n", 18, 0600), 0);
+	assert_int_equal(check("s3", "", s3, err, sizeof err), -1);
+	assert_non_null(strstr(err, "line 2 of"));
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	unsetenv("AWS_CONFIG_FILE");
+	unsetenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	buf_free(&b);
+	fs_remove_tree(dir);
+	free(cfgf);
+	free(ran);
+	free(none);
+	free(dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_remote_settings_check_asks_no_one_for_keys),
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_blob_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vouched_pack_skips_blob_hashes_only, setup,
