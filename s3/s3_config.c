@@ -18,6 +18,15 @@ struct profile_scan {
 	int seen;
 };
 
+struct process_scan {
+	const char *section; /* "default" or "profile <name>" */
+	char *process;       /* its credential_process, or NULL */
+};
+
+static char *aws_file(const char *env, const char *name);
+static int aws_file_fault(int rc, const char *path, const char *env, struct buf *err);
+static int process_cb(void *user, const char *section, const char *name, const char *value);
+static int process_find(const char *profile, char **command, struct buf *err);
 static char *dup_nonempty(const char *s);
 static int creds_from(const char *id, const char *secret, const char *token, struct s3_creds *out);
 static int ini_creds_cb(void *user, const char *section, const char *name, const char *value);
@@ -95,6 +104,68 @@ dup_nonempty(const char *s)
 	return s != NULL && *s != '\0' ? xstrdup(s) : NULL;
 }
 
+/* An AWS file: the variable env names it, else ~/.aws/<name> (new string). */
+static char *
+aws_file(const char *env, const char *name)
+{
+	const char *file = getenv(env), *home = getenv("HOME");
+
+	return file && *file ? xstrdup(file) : xasprintf("%s/.aws/%s", home ? home : "", name);
+}
+
+/* ini_parse's rc for the AWS file at path (named by env) said in err when the
+ * file could be opened but not read whole (a syntax error's line, or no
+ * memory): 1; else 0. */
+static int
+aws_file_fault(int rc, const char *path, const char *env, struct buf *err)
+{
+	if (rc > 0)
+		buf_addf(err,
+		    "S3 credentials: line %d of %s is not `name = value` or `[profile]`; fix it "
+		    "(or point %s elsewhere)",
+		    rc, path, env);
+	else if (rc < -1)
+		buf_addf(err, "S3 credentials: %s could not be read (out of memory)", path);
+	return rc > 0 || rc < -1;
+}
+
+static int
+process_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct process_scan *ps = user;
+
+	if (strcmp(section, ps->section) == 0 && strcmp(name, "credential_process") == 0) {
+		free(ps->process);
+		ps->process = value != NULL && *value != '\0' ? xstrdup(value) : NULL;
+	}
+	return 1;
+}
+
+/* The credential_process of profile (its section "[default]" or "[profile
+ * NAME]") in AWS_CONFIG_FILE, else ~/.aws/config, into *command (new string):
+ * 1; 0 when there is none (no file, no such profile, no such line); -1 with
+ * why in err when the file cannot be read whole (its line said). */
+static int
+process_find(const char *profile, char **command, struct buf *err)
+{
+	char *path = aws_file("AWS_CONFIG_FILE", "config");
+	struct process_scan ps = { NULL, NULL };
+	char *sect =
+	    strcmp(profile, "default") == 0 ? xstrdup("default") : xasprintf("profile %s", profile);
+	int rc;
+
+	ps.section = sect;
+	rc = ini_parse(path, process_cb, &ps);
+	free(sect);
+	if (aws_file_fault(rc, path, "AWS_CONFIG_FILE", err)) {
+		free(ps.process);
+		ps.process = NULL;
+	}
+	free(path);
+	*command = ps.process;
+	return *command != NULL ? 1 : rc > 0 || rc < -1 ? -1 : 0;
+}
+
 /* 1 when id and secret are both set (out filled), 0 when neither, -1 when
  * only one is: half a key pair is a mistake worth reporting. */
 static int
@@ -147,10 +218,8 @@ ini_creds_cb(void *user, const char *section, const char *name, const char *valu
 static int
 creds_from_file(const struct config *cfg, int ask, struct s3_creds *out, struct buf *err)
 {
-	const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
 	const char *prof = getenv("AWS_PROFILE");
-	char *path =
-	    file && *file ? xstrdup(file) : xasprintf("%s/.aws/credentials", home ? home : "");
+	char *path = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
 	struct s3_creds c = { 0 };
 	struct profile_scan ps = { NULL, &c, 0 };
 	int rc, named, keys;
@@ -168,7 +237,7 @@ creds_from_file(const struct config *cfg, int ask, struct s3_creds *out, struct 
 	}
 	if ((rc == 0 || rc == -1) && keys == 0) { /* the profile's credential_process */
 		char *cmd;
-		int found = s3_process_find(ps.profile, &cmd, err);
+		int found = process_find(ps.profile, &cmd, err);
 
 		if (found != 0) {
 			if (found > 0 && (!ask || s3_process_creds(cmd, ps.profile, out, err) == 0))
@@ -185,13 +254,8 @@ creds_from_file(const struct config *cfg, int ask, struct s3_creds *out, struct 
 		    "KACHE_S3_SECRET_ACCESS_KEY, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
 		    "or create %s",
 		    path);
-	else if (rc > 0)
-		buf_addf(err,
-		    "S3 credentials: line %d of %s is not `name = value` or `[profile]`; fix it "
-		    "(or point AWS_SHARED_CREDENTIALS_FILE elsewhere)",
-		    rc, path);
-	else if (rc < -1)
-		buf_addf(err, "S3 credentials: %s could not be read (out of memory)", path);
+	else if (rc != 0)
+		(void)aws_file_fault(rc, path, "AWS_SHARED_CREDENTIALS_FILE", err);
 	else if (!ps.seen)
 		buf_addf(err,
 		    "no S3 credentials: profile [%s] is not in %s; add it, or set AWS_PROFILE "
@@ -278,9 +342,9 @@ creds_resolve(const struct config *cfg, int ask, struct s3_creds *out, struct bu
 	}
 	if (rc > 0)
 		return 0;
-	if (s3_role_web_identity_named() && !ask)
-		return 0;
 	if (s3_role_web_identity_named()) {
+		if (!ask)
+			return 0;
 		if (s3_role_creds(S3_ROLE_WEB_IDENTITY, config_get(cfg, "s3.region"), out, err) ==
 		    0)
 			return 0;

@@ -93,15 +93,11 @@ int s3_role_creds(int source, const char *region, struct s3_creds *out, struct b
 /* AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are both set. */
 int s3_role_web_identity_named(void);
 
-/* s3_process.c: the credential_process of profile (its section "[default]"
- * or "[profile NAME]") in AWS_CONFIG_FILE, else ~/.aws/config, into *command
- * (new string): 1; 0 when there is none (no file, no such profile, no such
- * line); -1 with why in err when the file cannot be parsed (its line said). */
-int s3_process_find(const char *profile, char **command, struct buf *err);
-/* Runs command (by /bin/sh -c, at most 30 s, 16 KiB of output) and takes the
- * keys of its JSON into out (role S3_ROLE_PROCESS, the command kept to renew
- * them): 0; -1 with why in err (the command and the profile named, never
- * what it printed). */
+/* s3_process.c: runs command, a profile's credential_process (s3_config.c
+ * reads it with the other AWS files), by /bin/sh -c, at most 30 s and 16 KiB
+ * of output, and takes the keys of its JSON into out (role S3_ROLE_PROCESS,
+ * the command kept to renew them): 0; -1 with why in err (the command and the
+ * profile named, never what it printed). */
 int s3_process_creds(const char *command, const char *profile, struct s3_creds *out,
     struct buf *err);
 

@@ -5,7 +5,6 @@
  * "Expiration"?}. Keys that expire are renewed by running it again. */
 #include "s3/s3_internal.h"
 
-#include <ini.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,56 +14,6 @@
 
 #define PROCESS_OUT_MAX 16384
 #define PROCESS_TIMEOUT_MS 30000
-
-struct config_scan {
-	const char *section; /* "default" or "profile <name>" */
-	char *process;       /* its credential_process, or NULL */
-};
-
-static int
-config_cb(void *user, const char *section, const char *name, const char *value)
-{
-	struct config_scan *cs = user;
-
-	if (strcmp(section, cs->section) == 0 && strcmp(name, "credential_process") == 0) {
-		free(cs->process);
-		cs->process = value != NULL && *value != '\0' ? xstrdup(value) : NULL;
-	}
-	return 1;
-}
-
-int
-s3_process_find(const char *profile, char **command, struct buf *err)
-{
-	const char *file = getenv("AWS_CONFIG_FILE"), *home = getenv("HOME");
-	char *path = file && *file ? xstrdup(file) : xasprintf("%s/.aws/config", home ? home : "");
-	struct config_scan cs = { NULL, NULL };
-	char *sect;
-	int rc;
-
-	*command = NULL;
-	sect =
-	    strcmp(profile, "default") == 0 ? xstrdup("default") : xasprintf("profile %s", profile);
-	cs.section = sect;
-	rc = ini_parse(path, config_cb, &cs);
-	if (rc > 0 || rc < -1) {
-		if (rc > 0)
-			buf_addf(err,
-			    "S3 credentials: line %d of %s is not `name = value` or `[profile]`; "
-			    "fix it (or point AWS_CONFIG_FILE elsewhere)",
-			    rc, path);
-		else
-			buf_addf(err, "S3 credentials: %s could not be read (out of memory)", path);
-		free(cs.process);
-		free(sect);
-		free(path);
-		return -1;
-	}
-	free(path);
-	free(sect);
-	*command = cs.process;
-	return *command != NULL;
-}
 
 /* The process's JSON (n bytes at out) into c: 0, or -1 with why in err. */
 static int

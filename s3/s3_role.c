@@ -59,25 +59,28 @@ wipe(struct buf *b)
 	buf_free(b);
 }
 
+/* The variable name is "true" (any case), as the AWS SDKs read their switches. */
+static int
+env_true(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && strcasecmp(v, "true") == 0;
+}
+
 static int
 imds_disabled(void)
 {
-	const char *off = getenv("AWS_EC2_METADATA_DISABLED");
-
-	return off != NULL && strcasecmp(off, "true") == 0;
+	return env_true("AWS_EC2_METADATA_DISABLED");
 }
 
-/* As the AWS SDKs: an instance asked without a token (IMDSv1) when the
- * token's PUT was refused as unknown (403, 404, 405) or went unanswered once
- * connected (the instance's hop limit of 1 drops its answer to a container),
- * unless AWS_EC2_METADATA_V1_DISABLED=true. */
+/* The token's PUT was refused as unknown (403, 404, 405) or went unanswered
+ * once connected (the instance's hop limit of 1 drops its answer to a
+ * container): as the AWS SDKs, the instance is then asked without a token
+ * (IMDSv1), unless AWS_EC2_METADATA_V1_DISABLED=true. */
 static int
-imds_v1_fallback(const struct answer *a)
+token_unknown(const struct answer *a)
 {
-	const char *off = getenv("AWS_EC2_METADATA_V1_DISABLED");
-
-	if (off != NULL && strcasecmp(off, "true") == 0)
-		return 0;
 	return a->lost || a->code == 403 || a->code == 404 || a->code == 405;
 }
 
@@ -216,9 +219,8 @@ instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
 	struct answer a = { 0 };
 	char *url = NULL, *tok = NULL;
 	size_t blen = strlen(base), n;
-	size_t mark = err->len;
-	struct buf v2;
-	int rc = -1, v1 = 0;
+	struct buf v1, *e = err; /* e: where the requests' failures are said */
+	int rc = -1;
 
 	while (blen > 0 && base[blen - 1] == '/')
 		blen--;
@@ -228,41 +230,37 @@ instance_creds(CURL *h, struct s3_creds *out, struct buf *err)
 		return -1;
 	}
 	buf_init(&a.b);
-	buf_init(&v2);
+	buf_init(&v1);
 	url = xasprintf("%.*s/latest/api/token", (int)blen, base);
-	if (request(h, url, 1, IMDS_TOKEN_TTL_HEADER, NULL, &a, &v2) == 0)
+	if (request(h, url, 1, IMDS_TOKEN_TTL_HEADER, NULL, &a, &v1) == 0) {
 		tok =
 		    xasprintf("X-aws-ec2-metadata-token: %.*s", (int)strcspn(a.b.p, "\r\n"), a.b.p);
-	else if (!imds_v1_fallback(&a)) {
-		buf_add(err, v2.p, v2.len);
-		if (a.code == 403 || a.code == 404 || a.code == 405 || a.lost)
+	} else if (!token_unknown(&a) || env_true("AWS_EC2_METADATA_V1_DISABLED")) {
+		buf_add(err, v1.p, v1.len);
+		if (token_unknown(&a))
 			buf_addstr(err, " (AWS_EC2_METADATA_V1_DISABLED=true: no IMDSv1)");
 		goto out;
-	} else { /* what the token's PUT got is said only if IMDSv1 fails too */
-		buf_addstr(&v2, "; without a token (IMDSv1): ");
-		buf_add(err, v2.p, v2.len);
-		v1 = 1;
+	} else { /* the PUT's failure is said only if IMDSv1 fails too */
+		buf_addstr(&v1, "; without a token (IMDSv1): ");
+		e = &v1;
 	}
 	free(url);
 	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/", (int)blen, base);
-	if (request(h, url, 0, tok, NULL, &a, err) < 0)
+	if (request(h, url, 0, tok, NULL, &a, e) < 0)
 		goto out;
 	if (!role_name_ok(a.b.p, n = strcspn(a.b.p, "\r\n"))) {
-		buf_addf(err, "%s names no instance role", url);
+		buf_addf(e, "%s names no instance role", url);
 		goto out;
 	}
 	free(url);
 	url = xasprintf("%.*s/latest/meta-data/iam/security-credentials/%.*s", (int)blen, base,
 	    (int)n, a.b.p);
-	if (request(h, url, 0, tok, NULL, &a, err) == 0)
-		rc = keys_of(&a, url, out, err);
+	if (request(h, url, 0, tok, NULL, &a, e) == 0)
+		rc = keys_of(&a, url, out, e);
 out:
-	if (rc == 0 && v1) { /* keys: not a word of the PUT that failed */
-		err->len = mark;
-		if (err->p != NULL)
-			err->p[mark] = '\0';
-	}
-	buf_free(&v2);
+	if (rc < 0 && e != err)
+		buf_add(err, v1.p, v1.len);
+	buf_free(&v1);
 	wipe(&a.b);
 	s3_wipe_str(tok);
 	free(url);
@@ -364,7 +362,6 @@ sts_url(const char *region, struct buf *err)
 	const char *ep = getenv("AWS_ENDPOINT_URL_STS"),
 	           *mode = getenv("AWS_STS_REGIONAL_ENDPOINTS");
 	size_t n = strlen(region);
-	struct buf u;
 
 	if (ep != NULL && *ep != '\0')
 		return xstrdup(ep);
@@ -378,10 +375,8 @@ sts_url(const char *region, struct buf *err)
 		    region);
 		return NULL;
 	}
-	buf_init(&u);
-	buf_addf(&u, "https://sts.%s.%s/", region,
+	return xasprintf("https://sts.%s.%s/", region,
 	    strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com");
-	return u.p;
 }
 
 /* AssumeRoleWithWebIdentity: the token file's token (read anew each time:
