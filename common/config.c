@@ -77,6 +77,10 @@ static const struct config_def defs[] = {
 	    "bytes of packs one prefetch session imports at most (0: prefetch off)" },
 	{ "prefetch.save_manifest", "KACHE_PREFETCH_SAVE_MANIFEST", "true", 0,
 	    "record the result keys each build session used in the remote (sessions/)" },
+	{ "prefetch.bundles", "KACHE_PREFETCH_BUNDLES", "true", 0,
+	    "with each session manifest, put its packs together a few MiB to an object "
+	    "(bundles/), read by the next runner's prefetch in a few requests (false: "
+	    "none written, none read)" },
 	{ "workers.uploaders", "KACHE_UPLOADERS", "1", 0, "number of uploader workers" },
 	{ "workers.fetchers", "KACHE_FETCHERS", "2", 0,
 	    "number of fetcher workers (remote fetches on a miss, in parallel)" },

@@ -133,6 +133,8 @@ remote_open(const struct config *cfg, char *err, size_t errlen)
 	if (r != NULL && config_get_bool(cfg, "remote.read_only"))
 		r->read_only = 1; /* any remote; s3.read_only is the S3 one's own */
 	if (r != NULL)
+		r->bundles = config_get_bool(cfg, "prefetch.bundles");
+	if (r != NULL)
 		r->planner = planner_client_open(cfg);
 	return r;
 }
@@ -203,6 +205,12 @@ struct planner_client *
 remote_planner(const struct remote *r)
 {
 	return r->planner;
+}
+
+int
+remote_bundles(const struct remote *r)
+{
+	return r->bundles;
 }
 
 int

@@ -36,6 +36,8 @@ struct remote *remote_open(const struct config *cfg, char *err, size_t errlen);
 int remote_open_for_worker(const struct config *cfg, struct remote **r);
 /* 1 when uploads are skipped (s3.read_only): nothing is written. */
 int remote_read_only(const struct remote *r);
+/* prefetch.bundles: session saves write bundle parts and prefetches read them. */
+int remote_bundles(const struct remote *r);
 /* Seconds the remote's clock is ahead of ours (negative: behind), as its last
  * answer told (S3: the Date header); -1 when the remote cannot tell (a
  * directory) or has not answered yet. */

@@ -15,6 +15,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "remote/bundle.h"
 #include "remote/planner_client.h"
 #include "remote/transport.h"
 #include "store/journal.h"
@@ -40,7 +41,9 @@ struct marker {
 static int name_ok(const char *s, size_t n);
 static int next_line(struct lines *l, const char **line, size_t *n);
 static int take_field(struct lines *l, const char *key, char *out, size_t cap, int hex);
-static int take_key(const char *line, size_t n, struct remote_session *s);
+static int take_key(const char *line, size_t n, struct remote_session *s, int v3);
+static int take_part(const char *f, int *part);
+static int take_parts(struct lines *l, struct remote_session *s);
 static int parse_head(struct lines *l, struct remote_session *s, size_t *count, int v2);
 static void dedupe(struct remote_session *s);
 static int cmp_res(const void *a, const void *b);
@@ -59,6 +62,9 @@ static int fill_head(const char *dir, const char *ws, struct remote_session *s, 
 static void saved(struct remote *r, const char *dir, const char *fp, const struct remote_session *s,
     const struct buf *b, const char *lock, size_t earlier, size_t others);
 static int cmp_crate(const void *a, const void *b);
+static int cmp_key_res(const void *a, const void *b);
+static void adopt_parts(struct remote_session *s, const struct remote_session *old);
+static void prune_parts(struct remote_session *s);
 
 /* [A-Za-z0-9_.-]{1,64} */
 static int
@@ -131,13 +137,26 @@ remote_session_add(struct remote_session *s, const char *crate, const char *res,
 	snprintf(x->res, sizeof x->res, "%s", res);
 	x->bytes = bytes;
 	snprintf(x->version, sizeof x->version, "%s", version ? version : "");
+	x->part = -1;
 }
 
 void
 remote_session_free(struct remote_session *s)
 {
 	free(s->k);
+	free(s->parts);
 	memset(s, 0, sizeof *s);
+}
+
+int
+remote_session_part_add(struct remote_session *s, const char *id)
+{
+	for (size_t i = 0; i < s->nparts; i++)
+		if (strcmp(s->parts[i], id) == 0)
+			return (int)i;
+	s->parts = xrealloc(s->parts, (s->nparts + 1) * sizeof *s->parts);
+	snprintf(s->parts[s->nparts], sizeof s->parts[0], "%s", id);
+	return (int)s->nparts++;
 }
 
 /* The next line (without its newline) of l. -1 at the end, or when the last
@@ -180,14 +199,35 @@ take_field(struct lines *l, const char *key, char *out, size_t cap, int hex)
 	return 0;
 }
 
-/* "<crate> <64 hex> <bytes>[ <version>]": every field checked; the version
- * (cargo's CARGO_PKG_VERSION, journal_version_valid) may be absent. */
+/* The part field of a version 3 key line: "-" (-1) or an index below
+ * REMOTE_SESSION_MAX_PARTS (checked against the parts read later). */
 static int
-take_key(const char *line, size_t n, struct remote_session *s)
+take_part(const char *f, int *part)
 {
-	char tmp[64 + HASH_HEX_LEN + 20 + JOURNAL_VERSION_MAX + 8], *f[5], *save = NULL, *end;
+	size_t n = strlen(f);
+	long v;
+
+	if (strcmp(f, "-") == 0) {
+		*part = -1;
+		return 0;
+	}
+	if (n == 0 || n > 4 || strspn(f, "0123456789") != n || (n > 1 && f[0] == '0') ||
+	    (v = strtol(f, NULL, 10)) >= REMOTE_SESSION_MAX_PARTS)
+		return -1;
+	*part = (int)v;
+	return 0;
+}
+
+/* "<crate> <64 hex> <bytes>[ <version>]": every field checked; the version
+ * (cargo's CARGO_PKG_VERSION, journal_version_valid) may be absent. v3:
+ * "<crate> <64 hex> <bytes> <version|-> <part|->", all five there. */
+static int
+take_key(const char *line, size_t n, struct remote_session *s, int v3)
+{
+	char tmp[64 + HASH_HEX_LEN + 20 + JOURNAL_VERSION_MAX + 16], *f[6], *save = NULL, *end;
 	unsigned long long v;
 	size_t nf = 0;
+	int part = -1;
 
 	if (n >= sizeof tmp || memchr(line, '\0', n) != NULL)
 		return -1;
@@ -195,18 +235,51 @@ take_key(const char *line, size_t n, struct remote_session *s)
 	tmp[n] = '\0';
 	if (n == 0 || tmp[0] == ' ' || tmp[n - 1] == ' ' || strstr(tmp, "  ") != NULL)
 		return -1;
-	for (char *t = strtok_r(tmp, " ", &save); t != NULL && nf < 5;
+	for (char *t = strtok_r(tmp, " ", &save); t != NULL && nf < 6;
 	     t = strtok_r(NULL, " ", &save))
 		f[nf++] = t;
-	if (nf < 3 || nf > 4 || !pack_crate_name_ok(f[0]) || strlen(f[1]) != HASH_HEX_LEN ||
-	    !hash_hex_valid(f[1]) || strlen(f[2]) > 20 ||
-	    strspn(f[2], "0123456789") != strlen(f[2]) || (nf == 4 && !journal_version_valid(f[3])))
+	if (v3 && (nf != 5 || take_part(f[4], &part) < 0))
+		return -1;
+	if (v3 && strcmp(f[3], "-") == 0)
+		nf = 3; /* no version */
+	if (nf < 3 || nf > (v3 ? 5u : 4u) || !pack_crate_name_ok(f[0]) ||
+	    strlen(f[1]) != HASH_HEX_LEN || !hash_hex_valid(f[1]) || strlen(f[2]) > 20 ||
+	    strspn(f[2], "0123456789") != strlen(f[2]) || (nf >= 4 && !journal_version_valid(f[3])))
 		return -1;
 	errno = 0;
 	v = strtoull(f[2], &end, 10);
 	if (errno != 0 || *end != '\0')
 		return -1;
-	remote_session_add(s, f[0], f[1], v, nf == 4 ? f[3] : "");
+	remote_session_add(s, f[0], f[1], v, nf >= 4 ? f[3] : "");
+	s->k[s->n - 1].part = part;
+	return 0;
+}
+
+/* Version 3's "parts <m>" and its m ids, each key's part checked against m. */
+static int
+take_parts(struct lines *l, struct remote_session *s)
+{
+	char num[8], id[HASH_HEX_LEN + 1];
+	size_t m;
+
+	if (take_field(l, "parts", num, sizeof num, 0) < 0 || num[0] < '0' || num[0] > '9' ||
+	    strspn(num, "0123456789") != strlen(num) ||
+	    (m = strtoul(num, NULL, 10)) > REMOTE_SESSION_MAX_PARTS)
+		return -1;
+	for (size_t i = 0; i < m; i++) {
+		const char *line;
+		size_t n;
+
+		if (next_line(l, &line, &n) < 0 || n != HASH_HEX_LEN)
+			return -1;
+		memcpy(id, line, n);
+		id[n] = '\0';
+		if (!hash_hex_valid(id) || remote_session_part_add(s, id) != (int)i)
+			return -1; /* not hex, or a repeat */
+	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->k[i].part >= (int)m)
+			return -1;
 	return 0;
 }
 
@@ -244,26 +317,33 @@ remote_session_parse(const char *d, size_t n, struct remote_session *s, char *wh
 	size_t magic = strlen(REMOTE_SESSION_MAGIC), count = 0, len;
 	struct lines l = { d + magic, d + n, 1 };
 	const char *line;
-	int v2;
+	int v2, v3;
 
 	memset(s, 0, sizeof *s);
 	if (n > REMOTE_SESSION_MAX_BYTES || n < magic ||
 	    (memcmp(d, REMOTE_SESSION_MAGIC, magic) != 0 &&
-	        memcmp(d, REMOTE_SESSION_MAGIC2, magic) != 0)) {
-		snprintf(why, whylen, "not a kache-session 1 or 2 object");
+	        memcmp(d, REMOTE_SESSION_MAGIC2, magic) != 0 &&
+	        memcmp(d, REMOTE_SESSION_MAGIC3, magic) != 0)) {
+		snprintf(why, whylen, "not a kache-session 1, 2 or 3 object");
 		return -1;
 	}
-	v2 = memcmp(d, REMOTE_SESSION_MAGIC2, magic) == 0;
+	v3 = memcmp(d, REMOTE_SESSION_MAGIC3, magic) == 0;
+	v2 = v3 || memcmp(d, REMOTE_SESSION_MAGIC2, magic) == 0;
 	if (parse_head(&l, s, &count, v2) < 0) {
 		snprintf(why, whylen, "line %ld is not what the format says", l.no);
 		return -1;
 	}
 	for (size_t i = 0; i < count; i++) {
-		if (next_line(&l, &line, &len) < 0 || take_key(line, len, s) < 0) {
+		if (next_line(&l, &line, &len) < 0 || take_key(line, len, s, v3) < 0) {
 			snprintf(why, whylen, "line %ld is not a key line", l.no);
 			remote_session_free(s);
 			return -1;
 		}
+	}
+	if (v3 && take_parts(&l, s) < 0) {
+		snprintf(why, whylen, "line %ld is not what the parts section says", l.no);
+		remote_session_free(s);
+		return -1;
 	}
 	if (next_line(&l, &line, &len) < 0 || len != 3 || memcmp(line, "end", 3) != 0 ||
 	    l.p != l.end) {
@@ -277,17 +357,39 @@ remote_session_parse(const char *d, size_t n, struct remote_session *s, char *wh
 void
 remote_session_encode(const struct remote_session *s, struct buf *out)
 {
-	buf_addstr(out, s->features[0] ? REMOTE_SESSION_MAGIC2 : REMOTE_SESSION_MAGIC);
+	int v3 = s->nparts > 0;
+
+	buf_addstr(out,
+	    v3                 ? REMOTE_SESSION_MAGIC3 :
+	        s->features[0] ? REMOTE_SESSION_MAGIC2 :
+	                         REMOTE_SESSION_MAGIC);
 	buf_addf(out, "lock %s\ntoolchain %s\ntarget %s\nprofile %s\n", s->lock,
 	    s->toolchain[0] ? s->toolchain : "-", s->target[0] ? s->target : "-",
 	    s->profile[0] ? s->profile : "-");
-	if (s->features[0])
-		buf_addf(out, "features %s\n", s->features);
+	if (s->features[0] || v3)
+		buf_addf(out, "features %s\n", s->features[0] ? s->features : "-");
 	buf_addf(out, "created %" PRId64 "\n", s->created_ms);
 	buf_addf(out, "keys %zu\n", s->n);
-	for (size_t i = 0; i < s->n; i++)
-		buf_addf(out, "%s %s %" PRIu64 "%s%s\n", s->k[i].crate, s->k[i].res, s->k[i].bytes,
-		    s->k[i].version[0] ? " " : "", s->k[i].version);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct remote_session_key *k = &s->k[i];
+
+		if (!v3) {
+			buf_addf(out, "%s %s %" PRIu64 "%s%s\n", k->crate, k->res, k->bytes,
+			    k->version[0] ? " " : "", k->version);
+			continue;
+		}
+		buf_addf(out, "%s %s %" PRIu64 " %s ", k->crate, k->res, k->bytes,
+		    k->version[0] ? k->version : "-");
+		if (k->part >= 0)
+			buf_addf(out, "%d\n", k->part);
+		else
+			buf_addstr(out, "-\n");
+	}
+	if (v3) {
+		buf_addf(out, "parts %zu\n", s->nparts);
+		for (size_t i = 0; i < s->nparts; i++)
+			buf_addf(out, "%s\n", s->parts[i]);
+	}
 	buf_addstr(out, "end\n");
 }
 
@@ -401,7 +503,7 @@ read_used(const char *path, struct remote_session *s)
 	end = b.p + b.len;
 	for (p = b.p; p && p < end && (nl = memchr(p, '\n', (size_t)(end - p))); p = nl + 1)
 		if (s->n < REMOTE_SESSION_MAX_KEYS)
-			take_key(p, (size_t)(nl - p), s);
+			take_key(p, (size_t)(nl - p), s, 0);
 	buf_free(&b);
 	dedupe(s);
 	return 0;
@@ -457,12 +559,77 @@ merge_saved(const char *dir, const char *fp, struct remote_session *s)
 		n = n > drop ? n - drop : 0;
 		remote_session_free(s);
 		*s = m;
+		adopt_parts(s, &old);
 	}
 	remote_session_free(&old);
 out:
 	buf_free(&b);
 	free(path);
 	return n;
+}
+
+/* By result key alone. */
+static int
+cmp_key_res(const void *a, const void *b)
+{
+	return strcmp(((const struct key_ref *)a)->k->res, ((const struct key_ref *)b)->k->res);
+}
+
+/* Each key of s that no part holds yet takes the part old names for the same
+ * result (old: an earlier object of the fingerprint, this store's record or
+ * the remote's): a save of what is already bundled writes no part. */
+static void
+adopt_parts(struct remote_session *s, const struct remote_session *old)
+{
+	struct key_ref *v, want, *hit;
+	struct remote_session_key probe;
+	size_t n = 0;
+
+	if (old->nparts == 0)
+		return;
+	v = xmalloc((old->n ? old->n : 1) * sizeof *v);
+	for (size_t i = 0; i < old->n; i++)
+		if (old->k[i].part >= 0 && (size_t)old->k[i].part < old->nparts)
+			v[n++].k = &old->k[i];
+	if (n > 1)
+		qsort(v, n, sizeof *v, cmp_key_res);
+	want.k = &probe;
+	for (size_t i = 0; i < s->n && n > 0; i++) {
+		if (s->k[i].part >= 0)
+			continue;
+		memcpy(probe.res, s->k[i].res, sizeof probe.res);
+		if ((hit = bsearch(&want, v, n, sizeof *v, cmp_key_res)) != NULL &&
+		    strcmp(hit->k->crate, s->k[i].crate) == 0)
+			s->k[i].part = remote_session_part_add(s, old->parts[hit->k->part]);
+	}
+	free(v);
+}
+
+/* Drops the parts no key names any longer, the rest renumbered in order. */
+static void
+prune_parts(struct remote_session *s)
+{
+	int *to = xcalloc(s->nparts + 1, sizeof *to);
+	size_t out = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->k[i].part >= 0)
+			to[s->k[i].part] = 1;
+	for (size_t i = 0; i < s->nparts; i++) {
+		if (!to[i]) {
+			to[i] = -1;
+			continue;
+		}
+		to[i] = (int)out;
+		if (out != i)
+			memcpy(s->parts[out], s->parts[i], sizeof s->parts[0]);
+		out++;
+	}
+	s->nparts = out;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->k[i].part >= 0)
+			s->k[i].part = to[s->k[i].part];
+	free(to);
 }
 
 /* By crate name, then version. */
@@ -521,6 +688,7 @@ merge_remote(struct remote *r, const char *kache_dir, const char *name, const ch
 		kept = s->n - mine;
 		merge_features(s->features, old.features);
 	}
+	adopt_parts(s, &old);
 	remote_session_free(&old);
 	return kept;
 }
@@ -676,6 +844,9 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 	name = remote_session_name(fp);
 	earlier = merge_saved(dir, fp, &s);
 	others = merge_remote(r, kache_dir, name, fp, &s);
+	prune_parts(&s);
+	if (r->bundles)
+		bundle_write(r, kache_dir, &s); /* before the manifest that names its parts */
 	remote_session_encode(&s, &b);
 	if (layout_format_check(r, tmpdir, 1) < 0 || r->t->put(r, name, b.p, b.len) != REMOTE_OK) {
 		log_warnx("session manifest %s of %s not saved: the remote failed; kept for later",

@@ -21,6 +21,11 @@
  *                                 bytes: the result's output bytes;
  *                                 version: the package's (CARGO_PKG_VERSION),
  *                                 absent when unknown
+ *   parts <m>                     version 3 only (bundle parts, remote/bundle.h):
+ *   <64 hex part id>              m lines; the keys then have five fields,
+ *                                 "<crate> <res> <bytes> <version|-> <part|->",
+ *                                 part: the index of the line of the part
+ *                                 that holds the key's pack
  *   end
  *
  * The local side: the wrapper's journal records carry the workspace id, the
@@ -47,6 +52,11 @@
 /* Version 2: version 1 with a features line after profile, written when the
  * session saw its workspace's features. */
 #define REMOTE_SESSION_MAGIC2 "kache-session 2\n"
+/* Version 3: version 2 (its features line always there, "-" when unknown)
+ * with the bundle parts that hold the keys' packs. Written when a part holds
+ * any. */
+#define REMOTE_SESSION_MAGIC3 "kache-session 3\n"
+#define REMOTE_SESSION_MAX_PARTS 4096
 /* The features of sessions that saw different ones, merged into one object. */
 #define REMOTE_SESSION_FEATURES_MIXED "mixed"
 #define REMOTE_SESSION_PREFIX "sessions/"
@@ -62,6 +72,7 @@ struct remote_session_key {
 	char res[HASH_HEX_LEN + 1];
 	uint64_t bytes;
 	char version[JOURNAL_VERSION_MAX + 1]; /* "" when unknown */
+	int part; /* the index in parts of the bundle part holding its pack; -1: none */
 };
 
 struct remote_session {
@@ -76,6 +87,8 @@ struct remote_session {
 	int64_t created_ms;
 	struct remote_session_key *k;
 	size_t n, cap;
+	char (*parts)[HASH_HEX_LEN + 1]; /* bundle part ids */
+	size_t nparts;
 };
 
 /* The object's fingerprint: BLAKE2b-256 (hex) over "kache-session-v1", lock,
@@ -92,6 +105,8 @@ char *remote_session_name(const char *fp);
 void remote_session_add(struct remote_session *s, const char *crate, const char *res,
     uint64_t bytes, const char *version);
 void remote_session_free(struct remote_session *s);
+/* The index of bundle part id in s->parts, added when new. */
+int remote_session_part_add(struct remote_session *s, const char *id);
 /* 0, or -1 with one sentence in why when the bytes are not a whole, valid
  * session manifest (every line, name, count and the end checked). */
 int remote_session_parse(const char *d, size_t n, struct remote_session *s, char *why,

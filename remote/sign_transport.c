@@ -359,6 +359,16 @@ load_secret(struct remote *r)
 	return 0;
 }
 
+int
+sign_writer_ready(struct remote *r)
+{
+	struct sign_state *st = r->sign;
+
+	if (st == NULL || st->key_path[0] == '\0')
+		return 0;
+	return load_secret(r) < 0 ? -1 : 1;
+}
+
 static enum remote_result
 s_put(struct remote *r, const char *name, const void *data, size_t n)
 {

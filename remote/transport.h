@@ -56,6 +56,7 @@ struct remote {
 	                       * another format): fetches miss and uploads fail
 	                       * until the process restarts */
 	int format_seen;      /* the format marker was found or written */
+	int bundles;          /* prefetch.bundles: session saves write bundle parts */
 	int testsink;         /* test builds: marker files, not the layout */
 	/* the remote's clock against ours (remote_clock_skew); NULL: unknown */
 	int (*clock_skew)(struct remote *r, long *seconds);
@@ -84,6 +85,12 @@ struct remote *remote_s3_open(const struct config *cfg, char *err, size_t errlen
  * remote.trusted_keys) before the caller sees a byte. Called by remote_open;
  * -1 with a sentence in err on a configuration error. */
 int sign_wrap(struct remote *r, const struct config *cfg, char *err, size_t errlen);
+/* For a writer about to put again bytes it read (bundle parts, which gather
+ * packs read back): 1 when what it puts is signed, the secret key loaded and
+ * so its own key trusted (a pack it read is vouched for when a trusted key,
+ * its own or remote.trusted_keys', signed it), 0 when it puts unsigned
+ * objects, -1 when its key cannot be used (said; the remote is off). */
+int sign_writer_ready(struct remote *r);
 /* The signing settings check: no side effect, the key file is only stat'ed. */
 int sign_config_check(const struct config *cfg, char *err, size_t errlen);
 

@@ -305,9 +305,9 @@ print_prefetch(json_t *pf)
 	    PF(pf, "sessions"), PF(pf, "sessions_done"), PF(pf, "sessions_lost"),
 	    PF(pf, "sessions_queued"), PF(pf, "packs"), PF(pf, "bytes"), PF(pf, "hits"));
 	printf("prefetch packs from: planner %lld, exact session %lld, closest session %lld, "
-	       "packs %lld\n",
+	       "packs %lld; %lld came in %lld bundle parts\n",
 	    PF(from, "planner"), PF(from, "exact_session"), PF(from, "closest_session"),
-	    PF(from, "packs"));
+	    PF(from, "packs"), PF(pf, "packs_from_bundle_parts"), PF(pf, "bundle_parts"));
 	printf("prefetch skipped: %lld present, %lld over max_bytes, %lld rejected, %lld failed, "
 	       "%lld listings failed, %lld Cargo.lock refused\n",
 	    PF(sk, "present"), PF(sk, "over_max_bytes"), PF(sk, "rejected"), PF(sk, "failed"),

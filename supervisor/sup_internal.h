@@ -56,6 +56,7 @@ struct prefetch_counts {
 	long hits; /* compiles served from entries prefetch imported (the indexer's events) */
 	/* where sessions took their candidates (workers/prefetch/prefetch_plan.c) */
 	long from_exact, from_closest, from_packs, from_planner, last_shared, garbage_sessions;
+	long parts, packs_parts; /* bundle parts read, packs they brought */
 	/* packs imported, by the session's source */
 	long packs_exact, packs_closest, packs_packs, packs_planner;
 };

@@ -441,6 +441,8 @@ add_counts(struct prefetch_counts *n, const char *text)
 	n->list_failed += json_integer_value(json_object_get(j, "list_failed"));
 	n->refused += json_integer_value(json_object_get(j, "refused"));
 	n->garbage_sessions += json_integer_value(json_object_get(j, "garbage_sessions"));
+	n->parts += json_integer_value(json_object_get(j, "parts"));
+	n->packs_parts += json_integer_value(json_object_get(j, "from_parts"));
 	src = json_string_value(json_object_get(j, "source"));
 	if (src != NULL && strcmp(src, "exact") == 0)
 		n->from_exact++, n->packs_exact += packs;

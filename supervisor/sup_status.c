@@ -39,6 +39,8 @@ prefetch_json(const struct supervisor *s, const struct prefetch_counts *n)
 	SET(o, "packs", n->packs);
 	SET(o, "bytes", n->bytes);
 	SET(o, "hits", n->hits);
+	SET(o, "bundle_parts", n->parts);
+	SET(o, "packs_from_bundle_parts", n->packs_parts);
 	SET(skipped, "present", n->present);
 	SET(skipped, "over_max_bytes", n->over_cap);
 	SET(skipped, "rejected", n->rejected);

@@ -1,6 +1,7 @@
 /* libFuzzer target: a session manifest (remote/session.c), written by any
  * machine sharing the remote. What parses must hold only safe names and
- * keys, and its encoding must decode and encode again to the same bytes. */
+ * keys, parts that are hex and keys' parts that are among them, and its encoding must decode and
+ * encode again to the same bytes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	if (s.n > REMOTE_SESSION_MAX_KEYS || !hash_hex_valid(s.lock))
 		abort();
 	for (size_t i = 0; i < s.n; i++)
-		if (!pack_crate_name_ok(s.k[i].crate) || !hash_hex_valid(s.k[i].res))
+		if (!pack_crate_name_ok(s.k[i].crate) || !hash_hex_valid(s.k[i].res) ||
+		    s.k[i].part < -1 || s.k[i].part >= (int)s.nparts)
+			abort();
+	for (size_t i = 0; i < s.nparts; i++) /* a part's name is bundles/<this> */
+		if (!hash_hex_valid(s.parts[i]))
 			abort();
 	/* what decodes encodes to an object that decodes to the same encoding */
 	buf_init(&b);

@@ -119,15 +119,15 @@ class S3Scenarios(unittest.TestCase):
         self.assertEqual(b.compiled(), [], "the second machine should be served from S3")
         self.assertEqual(b.run_app(), out)
 
-    def test_a_prefetch_session_reads_the_format_marker_once(self):
-        """The prefetch's import threads (one S3 connection each) share what
-        the first learnt of the format marker: one GET for the session, not
-        one per thread (it was four: s3.fetch_concurrency's default)."""
+    def prefetched_through_proxy(self, **benv):
+        """Machine a builds and stops; a fresh machine b (its environment
+        with benv) runs `kache prefetch --wait` through the fault proxy.
+        Returns b and the GETs of its session, as the proxy logged them."""
         a = self.machine("a", os.path.join(self.tmp, "a"), port=self.pport)
         a.cargo("build")
         self.assertTrue(CRATES.issubset(set(a.compiled())))
         kh.supervisor_stop(kh.KACHE, a.env)
-        b = self.machine("b", os.path.join(self.tmp, "elsewhere", "b"), port=self.pport)
+        b = self.machine("b", os.path.join(self.tmp, "elsewhere", "b"), port=self.pport, **benv)
         shutil.copy(os.path.join(a.dir, "Cargo.lock"), b.dir)  # the job's checkout
         log = os.path.join(self.ptmp, "proxy.log")
         mark = os.path.getsize(log)
@@ -137,11 +137,32 @@ class S3Scenarios(unittest.TestCase):
         with open(log, errors="replace") as f:
             f.seek(mark)
             mine = [l.split() for l in f if ("/%s/" % self.prefix) in l]
-        gets = [l for l in mine if l[0] == "GET"]
+        return b, [l for l in mine if l[0] == "GET"]
+
+    def test_a_prefetch_session_reads_the_format_marker_once(self):
+        """The prefetch's import threads (one S3 connection each) share what
+        the first learnt of the format marker: one GET for the session, not
+        one per thread (it was four: s3.fetch_concurrency's default). The
+        reader takes every pack alone (prefetch.bundles off), so that all four
+        threads fetch."""
+        b, gets = self.prefetched_through_proxy(KACHE_PREFETCH_BUNDLES="false")
         packs = [l for l in gets if "/packs/" in l[1]]
-        self.assertGreaterEqual(len(packs), 4, "fewer packs than import threads: %s" % mine)
+        self.assertGreaterEqual(len(packs), 4, "fewer packs than import threads: %s" % gets)
         marker = [l for l in gets if l[1].endswith("/kache-remote-format")]
-        self.assertEqual(len(marker), 1, mine)
+        self.assertEqual(len(marker), 1, gets)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "the prefetch did not serve the build")
+
+    def test_a_prefetch_session_reads_bundle_parts_not_packs(self):
+        """Machine a's stop writes its session's packs as bundle parts; b's
+        prefetch asks S3 for the session manifest, the format marker and the
+        parts, and for no pack alone (each a request: a round trip, and the
+        server's work); its build compiles nothing."""
+        b, gets = self.prefetched_through_proxy()
+        parts = [l for l in gets if "/bundles/" in l[1]]
+        self.assertGreaterEqual(len(parts), 1, gets)
+        self.assertEqual([l for l in gets if "/packs/" in l[1]], [], gets)
+        self.assertEqual(len(gets), 2 + len(parts), gets)  # + session, marker
         b.cargo("build")
         self.assertEqual(b.compiled(), [], "the prefetch did not serve the build")
 

@@ -355,7 +355,8 @@ class CcCrateScenarios(unittest.TestCase):
             with open(os.path.join(remote, "sessions", name), "rb") as f:
                 for line in f.read().decode().splitlines():
                     words = line.split()
-                    if len(words) in (3, 4) and words[0] == "cdemo":  # [version]
+                    # [version]; version 3: version or -, part or -
+                    if len(words) in (3, 4, 5) and words[0] == "cdemo":
                         listed.add(words[1])
         self.assertEqual(packs - listed, set(), "packs the session manifest does not name")
 

@@ -242,15 +242,31 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         name, body = next(iter(ss.items()))
         self.assertRegex(name, r"^[0-9a-f]{64}$")
         lines = body.decode().split("\n")
-        self.assertEqual(lines[0], "kache-session 2")
+        # version 3: the packs put together in bundle parts (prefetch.bundles)
+        self.assertEqual(lines[0], "kache-session 3")
         keys = [l for l in lines
-                if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+( [A-Za-z0-9_.+-]+)?$", l)]
+                if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+ [A-Za-z0-9_.+-]+ (\d+|-)$", l)]
         self.assertIn("keys %d" % len(keys), lines)
         self.assertTrue(CRATES.issubset({k.split()[0] for k in keys}), keys)
         # each key with the version cargo gave its package (CARGO_PKG_VERSION)
-        self.assertTrue(all(k.split()[3:] == ["0.1.0"] for k in keys
+        self.assertTrue(all(k.split()[3] == "0.1.0" for k in keys
                             if k.split()[0] in ("fixture_core", "fixture_app")), keys)
+        at = [i for i, l in enumerate(lines) if l.startswith("parts ")]
+        self.assertEqual(len(at), 1, lines)
+        parts = lines[at[0] + 1:at[0] + 1 + int(lines[at[0]].split()[1])]
+        self.assertEqual(lines[at[0] + 1 + len(parts):], ["end", ""], lines)
+        self.assertGreaterEqual(len(parts), 1, lines)
+        held = self.check_bundle_parts(keys, parts)
+        self.assertGreaterEqual(len(held), 2, keys)
         b, pf = self.second_runner("b")
+        self.assertEqual(pf["bundle_parts"], len(parts), pf)
+        # all of them but the build script's, which `cargo check` may have
+        # fetched on its miss first (a pack in flight elsewhere is left to it)
+        self.assertGreaterEqual(pf["packs_from_bundle_parts"], len(held) - 1, pf)
+        self.assertLessEqual(pf["packs_from_bundle_parts"], len(held), pf)
+        text = kache(b, "supervisor", "status").stdout
+        self.assertIn("; %d came in %d bundle parts\n" % (
+            pf["packs_from_bundle_parts"], pf["bundle_parts"]), text)
         self.assertEqual(pf["sources"]["exact_session"], 1, pf)
         self.assertEqual(pf["sources"]["packs"], 0, pf)
         self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
@@ -263,6 +279,32 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertEqual(st["prefetch_imported_from"], {
             "planner": 0, "exact_session": st["prefetch_imported"], "closest_session": 0,
             "packs": 0}, st)
+
+    def check_bundle_parts(self, keys, parts):
+        """Reads each part the session manifest names from the remote, as
+        docs/remote-layout.md says it is made, and checks that every pack in
+        it is byte for byte the pack under packs/ and is the one its key line
+        names. Returns the result keys the parts hold."""
+        held = set()
+        for i, pid in enumerate(parts):
+            with open(os.path.join(self.remote, "bundles", pid), "rb") as f:
+                data = f.read()
+            self.assertEqual(hashlib.blake2b(data, digest_size=32).hexdigest(), pid)
+            head, _, rest = data.partition(b"\nend\n")
+            hl = head.decode().split("\n")
+            self.assertEqual(hl[0], "kache-bundle 1")
+            self.assertEqual(hl[1], "packs %d" % (len(hl) - 2))
+            off = 0
+            for line in hl[2:]:
+                crate, res, n = line.split()
+                with open(os.path.join(self.remote, "packs", crate, res + ".pack"), "rb") as f:
+                    self.assertEqual(rest[off:off + int(n)], f.read(), line)
+                off += int(n)
+                self.assertIn("%s %s" % (crate, res), [" ".join(k.split()[:2]) for k in keys
+                                                      if k.split()[4] == str(i)])
+                held.add(res)
+            self.assertEqual(off, len(rest))
+        return held
 
     def early_marker(self, ws):
         """The text of the workspace's early-hint marker (run/sessions/<ws>.early)."""
@@ -559,6 +601,35 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertLessEqual(pf["bytes"], packs, pf)
         self.assert_served(b, out)
 
+    def test_a_bundle_part_that_is_garbage_or_gone_is_said_once_and_its_packs_fetched(self):
+        """The part the session manifest names is cut short (another writer's
+        bytes, a damaged disk): the prefetch says so once, imports nothing of
+        it, and fetches its packs one by one; the build is served. Then the
+        part is gone (a lifecycle rule took it): the same."""
+        out = self.populate()
+        (name, body), = self.sessions().items()
+        lines = body.decode().split("\n")
+        at = [i for i, l in enumerate(lines) if l.startswith("parts ")][0]
+        self.assertEqual(lines[at], "parts 1", lines)
+        path = os.path.join(self.remote, "bundles", lines[at + 1])
+        whole = open(path, "rb").read()
+        with open(path, "wb") as f:
+            f.write(whole[:-1])
+        for runner, what in (("b", "is not valid (its packs' sizes pass its end)"),
+                             ("c", "is missing")):
+            b, pf = self.second_runner(runner)
+            self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+            self.assertEqual(pf["bundle_parts"], 0, pf)
+            self.assertEqual(pf["packs_from_bundle_parts"], 0, pf)
+            self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
+            log = self.prefetch_log(b)
+            self.assertEqual(log.count("bundle part "), pf["sessions"], log)
+            self.assertIn(what, log)
+            self.assertIn("its packs are fetched one by one", log)
+            self.assert_served(b, out)
+            if runner == "b":
+                os.unlink(path)
+
     def test_garbage_session_manifest_is_ignored_once_and_packs_are_used(self):
         out = self.populate()
         (name,) = self.sessions()
@@ -608,8 +679,16 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
 
     @staticmethod
     def key_lines(body):
-        return {l for l in body.decode().split("\n")
-                if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+( [A-Za-z0-9_.+-]+)?$", l)}
+        """The key lines as "<crate> <res> <bytes>[ <version>]", whatever the
+        version of the object (3 adds the version or "-", and the part)."""
+        out = set()
+        for l in body.decode().split("\n"):
+            if re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+( [A-Za-z0-9_.+-]+)?$", l):
+                out.add(l)
+            elif re.match(r"^[A-Za-z0-9_-]+ [0-9a-f]{64} \d+ [A-Za-z0-9_.+-]+ (\d+|-)$", l):
+                f = l.split()[:4]
+                out.add(" ".join(f[:3] if f[3] == "-" else f))
+        return out
 
     def wait_build_saved(self):
         """Waits for the idle save that follows the build: the one session
@@ -709,7 +788,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertIn("fixture_core default,loud,polite", lines)
         self.assertEqual(kache(a, "supervisor", "stop", timeout=120).returncode, 0)
         (name, body), = self.sessions().items()
-        self.assertTrue(body.startswith(b"kache-session 2\n"), body[:200])
+        self.assertTrue(body.startswith(b"kache-session 3\n"), body[:200])
         self.assertIn(b"\nfeatures %s\n" % want.encode(), body)
         a.cargo("clean")
         self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
@@ -904,8 +983,28 @@ class SessionManifestS3(unittest.TestCase):
         self.assertEqual(len(objs), 1, objs.keys())
         (key, body), = objs.items()
         self.assertRegex(key, r"/sessions/[0-9a-f]{64}$")
-        self.assertTrue(body.startswith(b"kache-session 2\n"), body[:80])
+        self.assertTrue(body.startswith(b"kache-session 3\n"), body[:80])
         self.assertTrue(body.endswith(b"\nend\n"))
+        # the parts it names, as boto3 reads them: each named by its bytes'
+        # BLAKE2b-256, holding packs byte for byte as uploaded
+        lines = body.decode().split("\n")
+        at = lines.index([l for l in lines if l.startswith("parts ")][0])
+        parts = lines[at + 1:at + 1 + int(lines[at].split()[1])]
+        self.assertGreaterEqual(len(parts), 1, lines)
+        prefix = key[:-len("sessions/") - 64]
+        for pid in parts:
+            data = s3.s3.get_object(Bucket=BUCKET_OF(s3), Key=prefix + "bundles/" + pid)[
+                "Body"].read()
+            self.assertEqual(hashlib.blake2b(data, digest_size=32).hexdigest(), pid)
+            head, _, rest = data.partition(b"\nend\n")
+            off = 0
+            for line in head.decode().split("\n")[2:]:
+                crate, res, n = line.split()
+                pack = s3.s3.get_object(Bucket=BUCKET_OF(s3),
+                                        Key="%spacks/%s/%s.pack" % (prefix, crate, res))
+                self.assertEqual(rest[off:off + int(n)], pack["Body"].read(), line)
+                off += int(n)
+            self.assertEqual(off, len(rest))
         b = s3.machine("b", os.path.join(s3.tmp, "elsewhere", "b"))
         b.cargo("check")
         pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)

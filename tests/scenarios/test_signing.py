@@ -164,7 +164,7 @@ class SignedBase:
         self.signer()
         pk = base64.b64decode(self.keys["main"].split(":")[1])
         names = [n for n in self.names("") if n != "kache-remote-format"]
-        for kind in ("manifests/", "packs/", "sessions/"):
+        for kind in ("manifests/", "packs/", "sessions/", "bundles/"):
             self.assertTrue(any(n.startswith(kind) for n in names), (kind, names))
         for n in names:
             body, head, sig = split(self.get(n))
@@ -316,6 +316,23 @@ class SignedDir(SignedBase, unittest.TestCase):
         log = os.path.join(c.store, "logs", "prefetch.0.log")
         self.assertTrue(kh.wait_for(lambda: "from exact session manifest" in open(log).read(),
                                     60, 0.2), open(log).read())
+        # its packs came in the bundle parts the signer wrote, verified whole
+        self.assertRegex(open(log).read(), r"; [1-9]\d* packs came in [1-9]\d* bundle parts")
+        # a part stripped of its signature: refused and counted, its packs
+        # fetched one by one; the build served and right
+        for part in self.names("bundles/"):
+            self.put(part, split(self.get(part))[0])
+        d = self.machine("d", trust=("main",), KACHE_REMOTE_READ_ONLY="true")
+        d.cargo("build")
+        self.assertEqual(d.run_app(), self.want)
+        self.assertEqual(d.compiled(), [])
+        log = os.path.join(d.store, "logs", "prefetch.0.log")
+        self.assertTrue(kh.wait_for(lambda: "packs came in 0 bundle parts" in open(log).read(),
+                                    60, 0.2), open(log).read())
+        text = open(log).read()
+        self.assertRegex(text, r"bundles/[0-9a-f]{64} refused: it is not signed")
+        self.assertIn("its packs are fetched one by one", text)
+        self.assertGreaterEqual(self.stats(d)["rejected_reasons"].get("unsigned", 0), 1)
 
     def test_key_file_readable_by_others_is_refused(self):
         """A 0644 key: a clear message naming the fix; nothing uploaded, the

@@ -1,7 +1,9 @@
 /* Unit tests for remote/session.c: a session manifest round-trips; every kind
  * of damage (truncation, a wrong count, a bad name or key, trailing bytes,
  * another version, a version not valid) is refused whole with a reason; the fingerprint depends on
- * each of its parts. */
+ * each of its parts. Version 3's parts (ids, each key's part) round-trip and
+ * are checked; a bundle part's bytes (remote/bundle.c) are refused whole when
+ * any of it is wrong. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "remote/bundle.h"
 #include "remote/session.h"
 
 #define R1 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -47,6 +50,19 @@ test_round_trip(void **state)
 	buf_free(&b);
 	remote_session_free(&s);
 	remote_session_free(&t);
+}
+
+/* s encoded is exactly text. */
+static void
+assert_encodes_to(const struct remote_session *s, const char *text)
+{
+	struct buf b;
+
+	buf_init(&b);
+	remote_session_encode(s, &b);
+	assert_int_equal(b.len, strlen(text));
+	assert_memory_equal(b.p, text, b.len);
+	buf_free(&b);
 }
 
 /* Replaces the first occurrence of from in good with to. */
@@ -122,11 +138,7 @@ test_version2_features(void **state)
 	(void)state;
 	assert_int_equal(remote_session_parse(v2, strlen(v2), &s, why, sizeof why), 0);
 	assert_string_equal(s.features, "0123456789abcdef");
-	buf_init(&b);
-	remote_session_encode(&s, &b);
-	assert_int_equal(b.len, strlen(v2));
-	assert_memory_equal(b.p, v2, b.len);
-	buf_free(&b);
+	assert_encodes_to(&s, v2);
 	remote_session_free(&s);
 	/* the features line in a version 1 object is refused */
 	snprintf(v1, sizeof v1, "kache-session 1%s", v2 + strlen("kache-session 2"));
@@ -142,6 +154,126 @@ test_version2_features(void **state)
 }
 
 /* The digest is of the set of lines: order and repeats do not count. */
+static const char v3[] = "kache-session 3\nlock " R1 "\ntoolchain -\ntarget -\n"
+                         "profile debug\nfeatures -\ncreated 5\nkeys 3\n"
+                         "a " R1 " 10 - 0\nb " R2 " 20 1.0.0 -\nc " R1 " 30 - 1\n"
+                         "parts 2\n" R2 "\n" R1 "\nend\n";
+
+/* Replaces the first from in v3 with to, and expects the result refused. */
+static void
+v3_refused(const char *from, const char *to)
+{
+	const char *at = strstr(v3, from);
+	struct remote_session s;
+	char buf[2048], why[160];
+	int n;
+
+	assert_non_null(at);
+	n = snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - v3), v3, to, at + strlen(from));
+	why[0] = '\0';
+	assert_int_equal(remote_session_parse(buf, (size_t)n, &s, why, sizeof why), -1);
+	assert_true(why[0] != '\0');
+}
+
+static void
+test_version3_parts(void **state)
+{
+	struct remote_session s;
+	struct buf b;
+	char why[160];
+
+	(void)state;
+	assert_int_equal(remote_session_parse(v3, strlen(v3), &s, why, sizeof why), 0);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(s.nparts, 2);
+	assert_string_equal(s.parts[0], R2);
+	assert_int_equal(s.k[0].part, 0);
+	assert_int_equal(s.k[1].part, -1);
+	assert_string_equal(s.k[1].version, "1.0.0");
+	assert_string_equal(s.k[2].version, "");
+	assert_int_equal(s.k[2].part, 1);
+	assert_string_equal(s.features, "");
+	assert_encodes_to(&s, v3);
+	/* no part left: written as version 1 again */
+	s.nparts = 0;
+	for (size_t i = 0; i < s.n; i++)
+		s.k[i].part = -1;
+	buf_init(&b);
+	remote_session_encode(&s, &b);
+	assert_true(strncmp(b.p, REMOTE_SESSION_MAGIC, strlen(REMOTE_SESSION_MAGIC)) == 0);
+	buf_free(&b);
+	remote_session_free(&s);
+	v3_refused(" 30 - 1\n", " 30 - 2\n");       /* a part that is not there */
+	v3_refused(" 10 - 0\n", " 10 - 00\n");      /* not a number as written */
+	v3_refused(" 10 - 0\n", " 10 -\n");         /* four fields */
+	v3_refused(" 10 - 0\n", " 10 - 0 x\n");     /* six */
+	v3_refused("parts 2\n" R2, "parts 2\n" R1); /* an id twice */
+	v3_refused("parts 2", "parts 3");           /* fewer ids than said */
+	v3_refused("parts 2\n", "");                /* no parts line */
+	v3_refused("\n" R1 "\nend", "\n0123\nend"); /* an id not hex */
+	v3_refused("features -\n", "");             /* version 3 has the line */
+}
+
+/* A part of two packs as bundle_write makes it. */
+static size_t
+part_bytes(char *out, size_t cap, const char *second_line)
+{
+	return (size_t)snprintf(out, cap,
+	    "kache-bundle 1\npacks 2\ntiny " R1 " 3\n%s\nend\nabcdefgh", second_line);
+}
+
+static void
+bundle_refused(const char *d, size_t n)
+{
+	struct bundle_index ix;
+	char why[160] = "";
+
+	assert_int_equal(bundle_parse(d, n, &ix, why, sizeof why), -1);
+	assert_true(why[0] != '\0');
+	assert_null(ix.p);
+}
+
+static void
+test_bundle_part(void **state)
+{
+	struct bundle_index ix;
+	char d[512], why[160];
+	size_t n;
+
+	(void)state;
+	n = part_bytes(d, sizeof d, "core " R2 " 5");
+	assert_int_equal(bundle_parse(d, n, &ix, why, sizeof why), 0);
+	assert_int_equal(ix.n, 2);
+	assert_string_equal(ix.p[0].crate, "tiny");
+	assert_string_equal(ix.p[1].res, R2);
+	assert_memory_equal(d + ix.p[0].off, "abc", 3);
+	assert_memory_equal(d + ix.p[1].off, "defgh", 5);
+	assert_int_equal(ix.p[1].len, 5);
+	bundle_index_free(&ix);
+	bundle_refused(d, n - 1); /* cut short */
+	d[n] = 'x';
+	bundle_refused(d, n + 1);                                    /* a byte past its packs */
+	bundle_refused(d, part_bytes(d, sizeof d, "core " R2 " 6")); /* sizes past the end */
+	bundle_refused(d, part_bytes(d, sizeof d, "core " R2 " 0"));
+	bundle_refused(d, part_bytes(d, sizeof d, "core " R2 " 05"));
+	bundle_refused(d, part_bytes(d, sizeof d, "co/re " R2 " 5")); /* not a crate name */
+	bundle_refused(d, part_bytes(d, sizeof d, "core " R2 "0 5")); /* key too long */
+	bundle_refused(d, part_bytes(d, sizeof d, "core " R2 " 5 x"));
+	bundle_refused(d, part_bytes(d, sizeof d, "core  " R2 " 5"));
+	bundle_refused(d, part_bytes(d, sizeof d, "core\t" R2 " 5"));
+	n = part_bytes(d, sizeof d, "core " R2 " 5");
+	d[strlen("kache-bundle ")] = '2';
+	bundle_refused(d, n); /* another version */
+	n = part_bytes(d, sizeof d, "core " R2 " 5");
+	d[strlen("kache-bundle 1\npacks ")] = '3';
+	bundle_refused(d, n); /* more packs said than there are lines */
+	n = (size_t)snprintf(d, sizeof d, "kache-bundle 1\npacks 0\nend\n");
+	bundle_refused(d, n); /* no pack */
+	n = (size_t)snprintf(d, sizeof d, "kache-bundle 1\npacks 99999\nend\n");
+	bundle_refused(d, n);
+	bundle_refused("", 0);
+}
+
 static void
 test_features_digest(void **state)
 {
@@ -198,6 +330,8 @@ main(void)
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_version2_features),
 		cmocka_unit_test(test_features_digest),
+		cmocka_unit_test(test_version3_parts),
+		cmocka_unit_test(test_bundle_part),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

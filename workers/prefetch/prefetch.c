@@ -77,23 +77,24 @@ report(const struct proto_hint *h, const struct prefetch_plan *plan, const struc
 		         "from %s%s; names: %s; phases: names %lld ms, plan %lld ms, import %lld "
 		         "ms; skipped: %ld present, %ld over prefetch.max_bytes, %ld rejected, "
 		         "%ld failed, %ld listings failed; blobs written: %llu MB direct, %llu MB "
-		         "buffered",
+		         "buffered; %ld packs came in %ld bundle parts",
 		    h->root, plan->crates, ss->d.packs, (unsigned long long)ss->d.bytes,
 		    (long long)ms, prefetch_source_name(plan->source), shared,
 		    from[plan->crates_from < 3 ? plan->crates_from : 0], (long long)plan->meta_ms,
 		    (long long)plan->list_ms, (long long)ss->import_ms, plan->present,
 		    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed,
 		    (unsigned long long)(ss->written[STORE_PUT_DIRECT] >> 20),
-		    (unsigned long long)(ss->written[STORE_PUT_BUFFERED] >> 20));
+		    (unsigned long long)(ss->written[STORE_PUT_BUFFERED] >> 20), ss->d.from_parts,
+		    ss->d.parts);
 	snprintf(text, sizeof text,
 	    "{\"crates\": %ld, \"packs\": %ld, \"bytes\": %llu, "
 	    "\"present\": %ld, \"over_cap\": %ld, \"rejected\": %ld, \"failed\": %ld, "
 	    "\"list_failed\": %ld, \"refused\": %d, \"source\": \"%s\", \"shared\": %ld, "
-	    "\"garbage_sessions\": %ld}",
+	    "\"garbage_sessions\": %ld, \"parts\": %ld, \"from_parts\": %ld}",
 	    plan->crates, ss->d.packs, (unsigned long long)ss->d.bytes, plan->present,
 	    plan->over_cap, ss->d.rejected, ss->d.failed, plan->list_failed, refused[0] != '\0',
 	    src_key[plan->source <= PREFETCH_FROM_PLANNER ? plan->source : 0], plan->shared,
-	    plan->garbage);
+	    plan->garbage, ss->d.parts, ss->d.from_parts);
 	msg_set_text(done, text);
 	done->status = refused[0]             ? JOB_MISS :
 	    ss->d.failed || plan->list_failed ? JOB_FAILED :

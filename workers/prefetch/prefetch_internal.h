@@ -53,6 +53,7 @@ struct prefetch_pack {
 	char crate[65];
 	char res[HASH_HEX_LEN + 1];
 	uint64_t size;
+	char part[HASH_HEX_LEN + 1]; /* the bundle part holding it (remote/bundle.h); "": none */
 };
 
 /* Where a plan's candidates came from, most exact first. */
@@ -159,6 +160,8 @@ void prefetch_planner_free(struct prefetch_planner_answer *a);
 struct prefetch_done {
 	long packs, rejected, failed;
 	uint64_t bytes;
+	long parts;      /* bundle parts read */
+	long from_parts; /* of packs, those that came in a part */
 };
 
 /* prefetch_pool.c: items 0..items-1 worked on by at most n threads, thread

@@ -50,6 +50,7 @@ static enum remote_result list_crate(void *ctx, struct remote *r, size_t i);
 static void list_count(void *ctx, size_t i, enum remote_result rr);
 static void plan_add(struct prefetch_plan *plan, const char *crate, const char *res, uint64_t size);
 static void consider(struct listing *l, const char *crate, const char *res, uint64_t size);
+static void consider_key(struct listing *l, const struct remote_session *s, size_t i);
 static void from_packs(const struct prefetch_input *in, const struct strv *crates,
     struct listing *l);
 static int from_exact(const struct prefetch_input *in, struct listing *l);
@@ -91,6 +92,7 @@ plan_add(struct prefetch_plan *plan, const char *crate, const char *res, uint64_
 	snprintf(x->crate, sizeof x->crate, "%s", crate);
 	snprintf(x->res, sizeof x->res, "%s", res);
 	x->size = size;
+	x->part[0] = '\0';
 }
 
 /* A candidate: counted as present when the store has its result, left out
@@ -111,6 +113,19 @@ consider(struct listing *l, const char *crate, const char *res, uint64_t size)
 		l->bytes += size;
 		plan_add(l->plan, crate, res, size);
 	}
+}
+
+/* Key i of a session manifest, considered; planned with the bundle part
+ * that holds its pack, when one does. */
+static void
+consider_key(struct listing *l, const struct remote_session *s, size_t i)
+{
+	size_t n = l->plan->n;
+	int part = s->k[i].part;
+
+	consider(l, s->k[i].crate, s->k[i].res, s->k[i].bytes);
+	if (l->plan->n > n && part >= 0 && (size_t)part < s->nparts)
+		snprintf(l->plan->p[n].part, sizeof l->plan->p[n].part, "%s", s->parts[part]);
 }
 
 static void
@@ -300,7 +315,7 @@ from_exact(const struct prefetch_input *in, struct listing *l)
 	l->plan->source = PREFETCH_FROM_EXACT;
 	pack_sizes(in, &s, l);
 	for (size_t i = 0; i < s.n; i++)
-		consider(l, s.k[i].crate, s.k[i].res, s.k[i].bytes);
+		consider_key(l, &s, i);
 	remote_session_free(&s);
 	return 1;
 }
@@ -402,7 +417,7 @@ from_closest(const struct prefetch_input *in, const char **sorted, size_t n, str
 	pack_sizes(in, &best, l);
 	for (size_t i = 0; i < best.n; i++)
 		if (has(sorted, n, best.k[i].crate))
-			consider(l, best.k[i].crate, best.k[i].res, best.k[i].bytes);
+			consider_key(l, &best, i);
 	remote_session_free(&best);
 	return 1;
 }

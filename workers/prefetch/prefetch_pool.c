@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "proto/worker.h"
+#include "remote/bundle.h"
 #include "workers/prefetch/prefetch_internal.h"
 
 #define FAILED_IN_ROW_MAX 3
@@ -36,10 +37,22 @@ struct worker_arg {
 	struct remote *r;
 };
 
+/* One unit of a session's imports: a pack, or a bundle part and the plan's
+ * packs it holds. */
+struct job {
+	const char *part; /* NULL: the pack items[0] alone */
+	size_t *items;    /* plan indices */
+	size_t n;
+	struct bundle_want *w; /* a part's: what became of each */
+	enum remote_result rr;
+};
+
 struct imports {
 	const struct prefetch_plan *plan;
 	const char *kache_dir;
 	struct prefetch_done *d;
+	struct job *jobs;
+	size_t njobs;
 };
 
 static void *item_thread(void *arg);
@@ -47,8 +60,12 @@ static int take(struct pool *p, size_t *i);
 static void wait_all(struct pool *p);
 static int start_threads(struct pool *p, struct remote **remote, int n, pthread_t *t,
     struct worker_arg *a);
-static enum remote_result import_one(void *ctx, struct remote *r, size_t i);
+static enum remote_result import_job(void *ctx, struct remote *r, size_t i);
 static void import_count(void *ctx, size_t i, enum remote_result rr);
+static size_t make_jobs(const struct prefetch_plan *plan, int parts, struct job *jobs,
+    size_t *slots);
+static size_t make_fallbacks(const struct job *done, size_t n, struct job *jobs, size_t *slots);
+static void jobs_free(struct job *jobs, size_t n);
 
 /* The next item into *i; 0 when none is left (or the remote failed too
  * often). Called with the mutex held. */
@@ -158,22 +175,44 @@ prefetch_pool_run(struct remote **remote, int n, size_t items, const struct pref
 }
 
 static enum remote_result
-import_one(void *ctx, struct remote *r, size_t i)
+import_job(void *ctx, struct remote *r, size_t i)
 {
 	struct imports *im = ctx;
+	struct job *j = &im->jobs[i];
+	const struct prefetch_pack *pk;
 
-	return remote_import_pack(r, im->kache_dir, im->plan->p[i].crate, im->plan->p[i].res);
+	if (j->part == NULL) {
+		pk = &im->plan->p[j->items[0]];
+		return remote_import_pack(r, im->kache_dir, pk->crate, pk->res);
+	}
+	for (size_t k = 0; k < j->n; k++) {
+		pk = &im->plan->p[j->items[k]];
+		j->w[k] = (struct bundle_want){ .crate = pk->crate, .res = pk->res };
+	}
+	j->rr = bundle_import(r, im->kache_dir, j->part, j->w, j->n);
+	return j->rr;
 }
 
-/* Called with the pool's mutex held. */
+/* Called with the pool's mutex held. A part counts the packs it brought; the
+ * rest of its packs are counted when fetched one by one after it. */
 static void
 import_count(void *ctx, size_t i, enum remote_result rr)
 {
 	struct imports *im = ctx;
+	const struct job *j = &im->jobs[i];
 
-	if (rr == REMOTE_OK) {
+	if (j->part != NULL) {
+		im->d->parts += rr == REMOTE_OK;
+		for (size_t k = 0; k < j->n; k++) {
+			if (!j->w[k].done)
+				continue;
+			im->d->packs++;
+			im->d->from_parts++;
+			im->d->bytes += im->plan->p[j->items[k]].size;
+		}
+	} else if (rr == REMOTE_OK) {
 		im->d->packs++;
-		im->d->bytes += im->plan->p[i].size;
+		im->d->bytes += im->plan->p[j->items[0]].size;
 	} else if (rr == REMOTE_MISS) {
 		im->d->rejected++;
 	} else {
@@ -181,15 +220,97 @@ import_count(void *ctx, size_t i, enum remote_result rr)
 	}
 }
 
+/* The plan as jobs, in its order: a pack no part holds is a job; the packs
+ * of one part are one job, where its first pack stands, when there are two or
+ * more of them (a part read for one pack would bring the rest for nothing).
+ * parts 0 (prefetch.bundles off): every pack a job of its own. slots:
+ * plan->n indices for the jobs' items. */
+static size_t
+make_jobs(const struct prefetch_plan *plan, int parts, struct job *jobs, size_t *slots)
+{
+	size_t nj = 0, used = 0, i, k, m;
+	char *taken = xcalloc(plan->n + 1, 1);
+
+	for (i = 0; i < plan->n; i++) {
+		if (taken[i])
+			continue;
+		for (m = 0, k = i; parts && plan->p[i].part[0] && k < plan->n; k++)
+			m += strcmp(plan->p[k].part, plan->p[i].part) == 0;
+		jobs[nj] = (struct job){ .items = slots + used };
+		if (m < 2) {
+			jobs[nj].items[jobs[nj].n++] = i;
+		} else {
+			jobs[nj].part = plan->p[i].part;
+			for (k = i; k < plan->n; k++)
+				if (strcmp(plan->p[k].part, plan->p[i].part) == 0) {
+					taken[k] = 1;
+					jobs[nj].items[jobs[nj].n++] = k;
+				}
+			jobs[nj].w = xcalloc(jobs[nj].n, sizeof *jobs[nj].w);
+		}
+		used += jobs[nj++].n;
+	}
+	free(taken);
+	return nj;
+}
+
+/* The packs the parts of done[0..n-1] did not bring (the part missing, not
+ * valid, the remote failing, the pack not in it or in flight elsewhere), each
+ * a job of its own: fetched as a pack, or found present by then. */
+static size_t
+make_fallbacks(const struct job *done, size_t n, struct job *jobs, size_t *slots)
+{
+	size_t nj = 0;
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; done[i].part != NULL && k < done[i].n; k++)
+			if (!done[i].w[k].done) {
+				slots[nj] = done[i].items[k];
+				jobs[nj] = (struct job){ .items = &slots[nj], .n = 1 };
+				nj++;
+			}
+	return nj;
+}
+
+static void
+jobs_free(struct job *jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(jobs[i].w);
+	free(jobs);
+}
+
 void
 prefetch_import(struct remote **remote, int n, const char *kache_dir,
     const struct prefetch_plan *plan, struct prefetch_done *d)
 {
-	static const struct prefetch_pool_ops ops = { import_one, import_count };
+	static const struct prefetch_pool_ops ops = { import_job, import_count };
 	struct imports im = { .plan = plan, .kache_dir = kache_dir, .d = d };
+	size_t *slots, *again, nj, nf;
+	struct job *first, *after;
 
 	memset(d, 0, sizeof *d);
-	if (plan->n > 0)
-		remote_format_share(remote, n, kache_dir);
-	prefetch_pool_run(remote, n, plan->n, &ops, &im);
+	if (plan->n == 0)
+		return;
+	remote_format_share(remote, n, kache_dir);
+	slots = xcalloc(plan->n, sizeof *slots);
+	first = xcalloc(plan->n, sizeof *first);
+	nj = make_jobs(plan, remote_bundles(remote[0]), first, slots);
+	im.jobs = first;
+	im.njobs = nj;
+	prefetch_pool_run(remote, n, nj, &ops, &im);
+	again = xcalloc(plan->n, sizeof *again);
+	after = xcalloc(plan->n, sizeof *after);
+	if ((nf = make_fallbacks(first, nj, after, again)) > 0) {
+		log_info("prefetch: %zu packs the bundle parts did not bring are fetched one by "
+		         "one",
+		    nf);
+		im.jobs = after;
+		im.njobs = nf;
+		prefetch_pool_run(remote, n, nf, &ops, &im);
+	}
+	jobs_free(first, nj);
+	jobs_free(after, nf);
+	free(slots);
+	free(again);
 }

@@ -1,0 +1,403 @@
+/* Bundle parts: their format, the session saver's writer and the prefetch's
+ * reader (remote/bundle.h). */
+#include "remote/bundle.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "remote/layout.h"
+#include "remote/transport.h"
+#include "store/pack.h"
+
+/* A part's header of n packs at most: its magic, "packs <n>", n lines (a
+ * crate, a key, a size of up to 7 digits) and "end". */
+#define PART_HEAD(n) (64 + (size_t)(n) * (64 + 1 + HASH_HEX_LEN + 1 + 7 + 1))
+
+/* A part being put together: its index and its packs' bytes. */
+struct part {
+	struct buf body;
+	size_t *keys; /* the session's keys it holds */
+	size_t *lens; /* their packs' sizes */
+	size_t n;
+};
+
+static int parse_line(const char *line, size_t n, struct bundle_pack *p);
+static int next_line(const char **p, const char *end, const char **line, size_t *n);
+static int read_pack(struct remote *r, const char *tmpdir, const char *name, char *buf, size_t cap,
+    size_t *len, int *vouched);
+static int put_part(struct remote *r, struct remote_session *s, struct part *pt);
+static enum remote_result read_part(struct remote *r, const char *tmpdir, const char *name,
+    char **buf, size_t *n, int *vouched, int *kept);
+static void import_held(struct store *s, const char *d, const struct bundle_index *ix,
+    struct bundle_want *w, size_t n, const char *mine, unsigned flags);
+
+char *
+bundle_name(const char *id)
+{
+	return xasprintf("%s%s", BUNDLE_PREFIX, id);
+}
+
+/* The next line of [*p, end) without its newline; -1 when there is none. */
+static int
+next_line(const char **p, const char *end, const char **line, size_t *n)
+{
+	const char *nl;
+
+	if (*p >= end || (nl = memchr(*p, '\n', (size_t)(end - *p))) == NULL)
+		return -1;
+	*line = *p;
+	*n = (size_t)(nl - *p);
+	*p = nl + 1;
+	return 0;
+}
+
+/* "<crate> <64 hex> <bytes>", every field checked. */
+static int
+parse_line(const char *line, size_t n, struct bundle_pack *p)
+{
+	char tmp[64 + HASH_HEX_LEN + 24], crate[65], res[HASH_HEX_LEN + 1], num[21], *end;
+	unsigned long long v;
+	int used = 0;
+
+	if (n >= sizeof tmp || memchr(line, '\0', n) != NULL)
+		return -1;
+	memcpy(tmp, line, n);
+	tmp[n] = '\0';
+	/* scanf's space would take any run of white space: one space it is */
+	if (strstr(tmp, "  ") != NULL || strcspn(tmp, "\t\n\v\f\r") != n)
+		return -1;
+	if (sscanf(tmp, "%64[A-Za-z0-9_-] %64[0-9a-f] %20[0-9]%n", crate, res, num, &used) != 3 ||
+	    (size_t)used != n || !pack_crate_name_ok(crate) || strlen(res) != HASH_HEX_LEN ||
+	    !hash_hex_valid(res) || (num[0] == '0' && num[1] != '\0'))
+		return -1;
+	errno = 0;
+	v = strtoull(num, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > BUNDLE_PART_MAX)
+		return -1;
+	snprintf(p->crate, sizeof p->crate, "%s", crate);
+	memcpy(p->res, res, sizeof p->res);
+	p->len = (size_t)v;
+	return 0;
+}
+
+int
+bundle_parse(const char *d, size_t n, struct bundle_index *ix, char *why, size_t whylen)
+{
+	size_t magic = strlen(BUNDLE_MAGIC), len, count, off;
+	const char *p = d + magic, *end = d + n, *line;
+	char num[8];
+
+	memset(ix, 0, sizeof *ix);
+	if (n > BUNDLE_PART_MAX || n < magic || memcmp(d, BUNDLE_MAGIC, magic) != 0) {
+		snprintf(why, whylen, "not a kache-bundle 1 object of at most %u MiB",
+		    BUNDLE_PART_MAX >> 20);
+		return -1;
+	}
+	if (next_line(&p, end, &line, &len) < 0 || len < 7 || len > 6 + sizeof num - 1 ||
+	    memcmp(line, "packs ", 6) != 0) {
+		snprintf(why, whylen, "its second line is not \"packs <n>\"");
+		return -1;
+	}
+	memcpy(num, line + 6, len - 6);
+	num[len - 6] = '\0';
+	if (strspn(num, "0123456789") != len - 6 || num[0] == '0' ||
+	    (count = strtoul(num, NULL, 10)) > BUNDLE_PACKS_MAX) {
+		snprintf(why, whylen, "it names no packs, or more than %d", BUNDLE_PACKS_MAX);
+		return -1;
+	}
+	ix->p = xcalloc(count, sizeof *ix->p);
+	for (ix->n = 0; ix->n < count; ix->n++) {
+		if (next_line(&p, end, &line, &len) < 0 ||
+		    parse_line(line, len, &ix->p[ix->n]) < 0) {
+			snprintf(why, whylen, "line %zu is not a pack line", ix->n + 3);
+			bundle_index_free(ix);
+			return -1;
+		}
+	}
+	if (next_line(&p, end, &line, &len) < 0 || len != 3 || memcmp(line, "end", 3) != 0) {
+		snprintf(why, whylen, "its %zu pack lines are not followed by \"end\"", count);
+		bundle_index_free(ix);
+		return -1;
+	}
+	off = (size_t)(p - d);
+	for (size_t i = 0; i < ix->n; i++) {
+		if (ix->p[i].len > n - off) {
+			snprintf(why, whylen, "its packs' sizes pass its end");
+			bundle_index_free(ix);
+			return -1;
+		}
+		ix->p[i].off = off;
+		off += ix->p[i].len;
+	}
+	if (off != n) {
+		snprintf(why, whylen, "%zu bytes follow its last pack", n - off);
+		bundle_index_free(ix);
+		return -1;
+	}
+	return 0;
+}
+
+void
+bundle_index_free(struct bundle_index *ix)
+{
+	free(ix->p);
+	memset(ix, 0, sizeof *ix);
+}
+
+/* Object name whole into buf (at most cap bytes): 1 read (*len; *vouched as
+ * the transport says), 0 absent, refused or larger than cap, -1 the remote
+ * failed. */
+static int
+read_pack(struct remote *r, const char *tmpdir, const char *name, char *buf, size_t cap,
+    size_t *len, int *vouched)
+{
+	enum remote_result rr;
+	struct buf b;
+	int fd, rc;
+
+	*vouched = 0;
+	if (r->t->read != NULL) {
+		rr = r->t->read(r, name, buf, cap, len, vouched);
+		return rr == REMOTE_OK ? *len <= cap : rr == REMOTE_MISS ? 0 : -1;
+	}
+	if ((rr = r->t->open(r, name, tmpdir, &fd, vouched)) != REMOTE_OK)
+		return rr == REMOTE_MISS ? 0 : -1;
+	buf_init(&b);
+	rc = fs_read_fd(fd, &b, cap) == 0 ? 1 : errno == EFBIG ? 0 : -1;
+	if (rc == 1) {
+		memcpy(buf, b.p, b.len);
+		*len = b.len;
+	}
+	buf_free(&b);
+	close(fd);
+	return rc;
+}
+
+/* The part's header and body put as bundles/<id>, recorded in s. 0, or -1
+ * (logged; its keys stay without a part). */
+static int
+put_part(struct remote *r, struct remote_session *s, struct part *pt)
+{
+	char id[HASH_HEX_LEN + 1], *name;
+	unsigned char h[HASH_LEN];
+	struct buf obj;
+	int part, rc = -1;
+
+	buf_init(&obj);
+	buf_addf(&obj, "%spacks %zu\n", BUNDLE_MAGIC, pt->n);
+	for (size_t i = 0; i < pt->n; i++) {
+		const struct remote_session_key *k = &s->k[pt->keys[i]];
+
+		buf_addf(&obj, "%s %s %zu\n", k->crate, k->res, pt->lens[i]);
+	}
+	buf_addstr(&obj, "end\n");
+	buf_add(&obj, pt->body.p, pt->body.len);
+	hash_buffer(obj.p, obj.len, h);
+	hash_to_hex(h, id);
+	name = bundle_name(id);
+	if (obj.len > BUNDLE_PART_MAX) {
+		log_warnx("bundle part of %zu packs: %zu bytes with its header; not written", pt->n,
+		    obj.len);
+	} else if (r->t->put(r, name, obj.p, obj.len) != REMOTE_OK) {
+		log_warnx("bundle part %s not written: the remote failed", name);
+	} else {
+		part = remote_session_part_add(s, id);
+		for (size_t i = 0; i < pt->n; i++)
+			s->k[pt->keys[i]].part = part;
+		log_info("bundle part %s written: %zu packs, %zu bytes", name, pt->n, obj.len);
+		rc = 0;
+	}
+	free(name);
+	buf_free(&obj);
+	buf_reset(&pt->body);
+	pt->n = 0;
+	return rc;
+}
+
+int
+bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s)
+{
+	size_t want = 0, len;
+	char *tmpdir, *name, *buf;
+	struct part pt = { 0 };
+	int written = 0, rc, signs, vouched;
+	long unvouched = 0;
+	int64_t t0 = clock_ms();
+
+	for (size_t i = 0; i < s->n; i++)
+		want += s->k[i].part < 0;
+	if (want < BUNDLE_MIN_PACKS || r->read_only || r->off || r->t == NULL)
+		return 0;
+	/* a signing writer signs each part whole: it must never sign what it
+	 * could not verify (its own key is trusted once its secret is loaded) */
+	if ((signs = sign_writer_ready(r)) < 0)
+		return 0;
+	tmpdir = path_join(kache_dir, "tmp");
+	buf = xmalloc(BUNDLE_PART_MAX);
+	buf_init(&pt.body);
+	pt.keys = xcalloc(s->n, sizeof *pt.keys);
+	pt.lens = xcalloc(s->n, sizeof *pt.lens);
+	for (size_t i = 0; i < s->n; i++) {
+		struct remote_session_key *k = &s->k[i];
+
+		/* outputs past four parts: its pack is not going to fit (packs
+		 * are compressed; one never grows much past its outputs) */
+		if (k->part >= 0 || k->bytes > 4 * (uint64_t)BUNDLE_PART_MAX)
+			continue;
+		name = layout_pack_name(k->crate, k->res);
+		rc =
+		    read_pack(r, tmpdir, name, buf, BUNDLE_PART_MAX - PART_HEAD(1), &len, &vouched);
+		free(name);
+		if (rc < 0)
+			break; /* the remote failed: what is together is still put */
+		if (rc == 0)
+			continue; /* not there, or larger than a part */
+		if (signs && !vouched) {
+			unvouched++;
+			continue;
+		}
+		if (pt.n > 0 &&
+		    (pt.n == BUNDLE_PACKS_MAX ||
+		        pt.body.len + len + PART_HEAD(pt.n + 1) > BUNDLE_PART_MAX))
+			written += put_part(r, s, &pt) == 0;
+		buf_add(&pt.body, buf, len);
+		pt.lens[pt.n] = len;
+		pt.keys[pt.n++] = i;
+	}
+	if (pt.n >= BUNDLE_MIN_PACKS || (pt.n > 0 && written > 0))
+		written += put_part(r, s, &pt) == 0;
+	if (unvouched > 0)
+		log_warnx("bundle: %ld packs left out of the parts: no trusted key signed them, "
+		          "and this runner signs what it puts",
+		    unvouched);
+	if (written > 0)
+		log_info("bundle: %d parts written in %" PRId64 " ms", written, clock_ms() - t0);
+	free(pt.keys);
+	free(pt.lens);
+	buf_free(&pt.body);
+	free(buf);
+	free(tmpdir);
+	return written;
+}
+
+/* The part whole: into a kept pack buffer (*kept 1) when the transport reads
+ * into memory, else opened and read into a new buffer. */
+static enum remote_result
+read_part(struct remote *r, const char *tmpdir, const char *name, char **buf, size_t *n,
+    int *vouched, int *kept)
+{
+	enum remote_result rr;
+	struct buf b;
+	int fd;
+
+	*kept = 0;
+	*vouched = 0;
+	if (r->t->read != NULL && (*buf = pack_buffer_take()) != NULL) {
+		*kept = 1;
+		rr = r->t->read(r, name, *buf, PACK_MEM_MAX, n, vouched);
+		if (rr == REMOTE_OK && *n > BUNDLE_PART_MAX)
+			rr = REMOTE_MISS; /* said by the caller: not a part */
+		return rr;
+	}
+	if ((rr = r->t->open(r, name, tmpdir, &fd, vouched)) != REMOTE_OK)
+		return rr;
+	buf_init(&b);
+	if (fs_read_fd(fd, &b, BUNDLE_PART_MAX) < 0)
+		rr = errno == EFBIG ? REMOTE_MISS : REMOTE_FAILED;
+	close(fd);
+	*buf = buf_detach(&b, n);
+	return rr;
+}
+
+/* Imports, of the part's packs, each wanted one that is this thread's to
+ * import (mine: its lock held, or the lock file cannot be had at all). */
+static void
+import_held(struct store *s, const char *d, const struct bundle_index *ix, struct bundle_want *w,
+    size_t n, const char *mine, unsigned flags)
+{
+	unsigned char res[HASH_LEN];
+	enum pack_result pr;
+
+	for (size_t j = 0; j < ix->n; j++) {
+		for (size_t i = 0; i < n; i++) {
+			if (!mine[i] || w[i].done || strcmp(w[i].res, ix->p[j].res) != 0 ||
+			    strcmp(w[i].crate, ix->p[j].crate) != 0)
+				continue;
+			hash_from_hex(w[i].res, res);
+			pr = pack_import(s, d + ix->p[j].off, ix->p[j].len, NULL, res, flags);
+			if (pr == PACK_OK)
+				w[i].done = 1;
+			else
+				log_warnx("remote: pack %s of bundle part rejected (%s)", w[i].res,
+				    pack_result_name(pr));
+		}
+	}
+}
+
+enum remote_result
+bundle_import(struct remote *r, const char *kache_dir, const char *id, struct bundle_want *w,
+    size_t n)
+{
+	char *name, *tmpdir, *buf = NULL, *entry, why[160];
+	struct bundle_index ix = { 0 };
+	enum remote_result rr = REMOTE_OK;
+	int *lock, held = 0, vouched, kept = 0;
+	char *mine;
+	struct store *s;
+	size_t len = 0;
+
+	if (r->off || !hash_hex_valid(id))
+		return REMOTE_MISS;
+	if ((s = store_open(kache_dir)) == NULL)
+		return REMOTE_FAILED;
+	store_set_import_source(s, r->import_source);
+	lock = xcalloc(n + 1, sizeof *lock);
+	mine = xcalloc(n + 1, 1);
+	for (size_t i = 0; i < n; i++) {
+		lock[i] = -1;
+		entry = store_path(s, "entries", w[i].res);
+		if (access(entry, F_OK) == 0)
+			w[i].done = 1;
+		else if (layout_lock_take(kache_dir, w[i].res, 0, &lock[i]) != 1)
+			held += mine[i] =
+			    1; /* as a fetch: a lock that cannot be had at all is none */
+		free(entry);
+	}
+	name = bundle_name(id);
+	tmpdir = path_join(kache_dir, "tmp");
+	if (held > 0)
+		rr = read_part(r, tmpdir, name, &buf, &len, &vouched, &kept);
+	if (held > 0 && rr == REMOTE_OK && bundle_parse(buf, len, &ix, why, sizeof why) < 0) {
+		log_warnx("remote: bundle part %s is not valid (%s); its packs are fetched one by "
+		          "one",
+		    name, why);
+		rr = REMOTE_MISS;
+	} else if (held > 0 && rr == REMOTE_MISS) {
+		log_warnx("remote: bundle part %s is missing, too large or refused; its packs are "
+		          "fetched one by one",
+		    name);
+	}
+	if (held > 0 && rr == REMOTE_OK)
+		import_held(s, buf, &ix, w, n, mine, vouched ? PACK_BLOBS_VOUCHED : 0);
+	for (size_t i = 0; i < n; i++)
+		layout_lock_release(lock[i]);
+	if (kept)
+		pack_buffer_give(buf);
+	else
+		free(buf);
+	bundle_index_free(&ix);
+	free(lock);
+	free(mine);
+	free(tmpdir);
+	free(name);
+	store_free(&s);
+	return rr;
+}
