@@ -12,3 +12,15 @@ free_port() {
 # new one (recently_deleted: a third of the CPU of a remote-warm build right
 # after the previous case's store was removed), which no fresh runner pays.
 discard() { [ -e "$1" ] || return 0; mkdir -p "$work/trash"; mv "$1" "$work/trash/$(date +%s%N)"; }
+# start_moto: moto_server on a free loopback port with the bucket "bench";
+# sets moto_pid (the caller kills it) and exports the S3 remote's variables
+# for it (the prefix is the caller's).
+start_moto() {
+  local port
+  port=$(free_port)
+  moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 & moto_pid=$!
+  for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/moto-api/" >/dev/null && break; sleep 0.2; done
+  python3 -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$port', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='bench')"
+  export KACHE_REMOTE=s3 KACHE_S3_ENDPOINT="http://127.0.0.1:$port" KACHE_S3_BUCKET=bench \
+    AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
+}

@@ -39,12 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 if [ $s3 = 1 ]; then
-  port=$(free_port)
-  moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 & moto_pid=$!
-  for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/moto-api/" >/dev/null && break; sleep 0.2; done
-  python3 -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$port', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='bench')"
-  export KACHE_REMOTE=s3 KACHE_S3_ENDPOINT="http://127.0.0.1:$port" KACHE_S3_BUCKET=bench \
-    KACHE_S3_PREFIX=race AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
+  start_moto
+  export KACHE_S3_PREFIX=race
 else
   export KACHE_REMOTE=dir KACHE_REMOTE_PATH="$work/remote"
 fi

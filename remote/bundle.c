@@ -223,7 +223,7 @@ put_part(struct remote *r, struct remote_session *s, struct part *pt)
 }
 
 int
-bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s)
+bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s, void (*beat)(void))
 {
 	size_t want = 0, len;
 	char *tmpdir, *name, *buf;
@@ -252,10 +252,18 @@ bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s)
 		 * are compressed; one never grows much past its outputs) */
 		if (k->part >= 0 || k->bytes > 4 * (uint64_t)BUNDLE_PART_MAX)
 			continue;
+		if (clock_ms() - t0 > BUNDLE_WRITE_MAX_MS) {
+			log_warnx("bundle: %d s spent reading packs back; the rest of the session "
+			          "stays without a part",
+			    BUNDLE_WRITE_MAX_MS / 1000);
+			break;
+		}
 		name = layout_pack_name(k->crate, k->res);
 		rc =
 		    read_pack(r, tmpdir, name, buf, BUNDLE_PART_MAX - PART_HEAD(1), &len, &vouched);
 		free(name);
+		if (beat != NULL)
+			beat();
 		if (rc < 0)
 			break; /* the remote failed: what is together is still put */
 		if (rc == 0)

@@ -40,6 +40,10 @@
 /* A session's keys no part holds are bundled only when at least this many
  * of them can be (one pack alone gains nothing). */
 #define BUNDLE_MIN_PACKS 2
+/* A save reads packs back for its parts this long at most (a slow remote
+ * must not hold `kache supervisor stop`): past it, what is together is put
+ * and the rest of the keys stay without a part, for a later save. */
+#define BUNDLE_WRITE_MAX_MS 60000
 
 struct bundle_pack {
 	char crate[65];
@@ -65,8 +69,10 @@ void bundle_index_free(struct bundle_index *ix);
  * BUNDLE_PART_MAX bytes, each part put, and recorded in s (its parts, each
  * key's part) for the manifest to name. A pack the remote does not have, or
  * too large, stays out. Returns the number of parts written; a failure is
- * logged and leaves its keys without a part. */
-int bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s);
+ * logged and leaves its keys without a part. beat (may be NULL) is called
+ * after each pack read (a worker's heartbeat). */
+int bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s,
+    void (*beat)(void));
 
 /* What the reader wants of a part: a result, and what became of it. */
 struct bundle_want {

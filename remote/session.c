@@ -49,7 +49,8 @@ static void dedupe(struct remote_session *s);
 static int cmp_res(const void *a, const void *b);
 static int read_marker(const char *path, struct marker *m);
 static int read_used(const char *path, struct remote_session *s);
-static int save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws);
+static int save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws,
+    void (*beat)(void));
 static char *saved_path(const char *dir, const char *fp);
 static size_t merge_saved(const char *dir, const char *fp, struct remote_session *s);
 static size_t merge_remote(struct remote *r, const char *kache_dir, const char *name,
@@ -819,7 +820,8 @@ saved(struct remote *r, const char *dir, const char *fp, const struct remote_ses
  * keys of the job's earlier saves of it put first, the object put. 1
  * written, 0 nothing to write, -1 failed (the lines are put back). */
 static int
-save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws)
+save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws,
+    void (*beat)(void))
 {
 	char *used = xasprintf("%s/%s.used", dir, ws), *taken, *name = NULL, *tmpdir;
 	char fp[HASH_HEX_LEN + 1], *feat = NULL;
@@ -846,7 +848,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 	others = merge_remote(r, kache_dir, name, fp, &s);
 	prune_parts(&s);
 	if (r->bundles)
-		bundle_write(r, kache_dir, &s); /* before the manifest that names its parts */
+		bundle_write(r, kache_dir, &s, beat); /* before the manifest that names its parts */
 	remote_session_encode(&s, &b);
 	if (layout_format_check(r, tmpdir, 1) < 0 || r->t->put(r, name, b.p, b.len) != REMOTE_OK) {
 		log_warnx("session manifest %s of %s not saved: the remote failed; kept for later",
@@ -872,7 +874,7 @@ out:
 }
 
 int
-remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms)
+remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void))
 {
 	char *dir = xasprintf("%s/%s", kache_dir, JOURNAL_SESSIONS_DIR), *path;
 	int saved = 0, failed = 0, rc;
@@ -897,7 +899,7 @@ remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms)
 		if (!journal_ws_valid(ws) || rc < 0 ||
 		    (idle_ms > 0 && clock_wall_ms() - st.st_mtim.tv_sec * 1000 < idle_ms))
 			continue;
-		rc = save_one(r, kache_dir, dir, ws);
+		rc = save_one(r, kache_dir, dir, ws, beat);
 		saved += rc > 0;
 		failed += rc < 0;
 	}

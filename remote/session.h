@@ -120,8 +120,11 @@ enum remote_result remote_session_get(struct remote *r, const char *kache_dir, c
 /* Saves the session of every run/sessions/<ws>.used of the store at kache_dir
  * whose last line was appended at least idle_ms ago (0: all), then removes
  * the file; the remote must not be read-only. Returns the number of objects
- * written, -1 when one could not be (logged; its lines are kept). */
-int remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms);
+ * written, -1 when one could not be (logged; its lines are kept). beat (may be
+ * NULL) is called between the reads of a long save (bundle parts): a worker
+ * passes its heartbeat. */
+int remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms,
+    void (*beat)(void));
 /* The end of a job (`kache supervisor stop`, after its save): forgets the
  * run/sessions/<fp>.saved records, so that the next job's saves start their
  * union afresh. */

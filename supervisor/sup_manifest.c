@@ -79,7 +79,7 @@ sup_save_manifests(const struct config *cfg, int quiet)
 		return 0;
 	}
 	ingest(dir);
-	n = remote_session_save(r, dir, 0);
+	n = remote_session_save(r, dir, 0, NULL);
 	remote_free(&r);
 	if (n >= 0 && quiet)
 		remote_session_job_end(dir); /* the stop: the job's union is complete */

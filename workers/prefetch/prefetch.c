@@ -149,7 +149,7 @@ prefetch_tick(void *arg, int64_t now)
 
 	(void)now;
 	if (pf->save && pf->remote[0] != NULL)
-		remote_session_save(pf->remote[0], pf->kache_dir, pf->cooldown);
+		remote_session_save(pf->remote[0], pf->kache_dir, pf->cooldown, proto_worker_beat);
 }
 
 /* s3.fetch_concurrency, within 1..PREFETCH_CONCURRENCY_MAX. */

@@ -9,6 +9,7 @@
 #include "common/util.h"
 #include "proto/hint.h"
 #include "remote/remote.h"
+#include "remote/session.h"
 
 /* Cargo.lock larger than this is refused (the largest real ones are a few MiB). */
 #define PREFETCH_LOCK_MAX (16 << 20)
@@ -124,6 +125,12 @@ int prefetch_crates(const struct proto_hint *h, struct strv *crates, struct strv
  * manifest only; else nothing (the first compile's hint follows). */
 void prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan);
 const char *prefetch_source_name(enum prefetch_source s);
+/* The plan's items from `from` on came from session manifest s: a bundle part
+ * of which fewer than half the packs are planned (the rest present, over the
+ * cap, or of crates the closest session does not share) is not read; its
+ * planned packs are fetched alone (a part costs all its bytes). */
+void prefetch_plan_thin_parts(struct prefetch_plan *plan, size_t from,
+    const struct remote_session *s);
 void prefetch_plan_free(struct prefetch_plan *plan);
 
 /* What kache-planner answered. */

@@ -128,6 +128,29 @@ consider_key(struct listing *l, const struct remote_session *s, size_t i)
 		snprintf(l->plan->p[n].part, sizeof l->plan->p[n].part, "%s", s->parts[part]);
 }
 
+void
+prefetch_plan_thin_parts(struct prefetch_plan *plan, size_t from, const struct remote_session *s)
+{
+	size_t *held, *planned;
+
+	if (s->nparts == 0)
+		return;
+	held = xcalloc(s->nparts, sizeof *held);
+	planned = xcalloc(s->nparts, sizeof *planned);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->k[i].part >= 0 && (size_t)s->k[i].part < s->nparts)
+			held[s->k[i].part]++;
+	for (size_t j = 0; j < s->nparts; j++)
+		for (size_t i = from; i < plan->n; i++)
+			planned[j] += strcmp(plan->p[i].part, s->parts[j]) == 0;
+	for (size_t j = 0; j < s->nparts; j++)
+		for (size_t i = from; planned[j] * 2 < held[j] && i < plan->n; i++)
+			if (strcmp(plan->p[i].part, s->parts[j]) == 0)
+				plan->p[i].part[0] = '\0';
+	free(held);
+	free(planned);
+}
+
 static void
 found_add(struct found_list *fl, const char *name, uint64_t size, int64_t mtime_ms)
 {
@@ -294,6 +317,7 @@ from_exact(const struct prefetch_input *in, struct listing *l)
 	struct remote_session s;
 	char why[160], *name;
 	enum remote_result rr;
+	size_t n0;
 
 	if (h->lock_hash[0] == '\0')
 		return 0;
@@ -314,8 +338,10 @@ from_exact(const struct prefetch_input *in, struct listing *l)
 		return rr == REMOTE_MISS && why[0] != '\0' ? -1 : 0;
 	l->plan->source = PREFETCH_FROM_EXACT;
 	pack_sizes(in, &s, l);
+	n0 = l->plan->n;
 	for (size_t i = 0; i < s.n; i++)
 		consider_key(l, &s, i);
+	prefetch_plan_thin_parts(l->plan, n0, &s);
 	remote_session_free(&s);
 	return 1;
 }
@@ -387,6 +413,7 @@ from_closest(const struct prefetch_input *in, const char **sorted, size_t n, str
 	struct strv ns;
 	char why[160];
 	long score, top = 0;
+	size_t n0;
 
 	strv_init(&ns);
 	newest_sessions(r, &ns);
@@ -415,9 +442,11 @@ from_closest(const struct prefetch_input *in, const char **sorted, size_t n, str
 	l->plan->source = PREFETCH_FROM_CLOSEST;
 	l->plan->shared = top;
 	pack_sizes(in, &best, l);
+	n0 = l->plan->n;
 	for (size_t i = 0; i < best.n; i++)
 		if (has(sorted, n, best.k[i].crate))
 			consider_key(l, &best, i);
+	prefetch_plan_thin_parts(l->plan, n0, &best);
 	remote_session_free(&best);
 	return 1;
 }
