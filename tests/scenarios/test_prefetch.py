@@ -259,7 +259,9 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         held = self.check_bundle_parts(keys, parts)
         self.assertGreaterEqual(len(held), 2, keys)
         b, pf = self.second_runner("b")
-        self.assertEqual(pf["bundle_parts"], len(parts), pf)
+        # read once, or by each of an early session and the compile's
+        self.assertGreaterEqual(pf["bundle_parts"], len(parts), pf)
+        self.assertLessEqual(pf["bundle_parts"], len(parts) * pf["sessions"], pf)
         # all of them but the build script's, which `cargo check` may have
         # fetched on its miss first (a pack in flight elsewhere is left to it)
         self.assertGreaterEqual(pf["packs_from_bundle_parts"], len(held) - 1, pf)
@@ -623,7 +625,10 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
             self.assertEqual(pf["packs_from_bundle_parts"], 0, pf)
             self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
             log = self.prefetch_log(b)
-            self.assertEqual(log.count("bundle part "), pf["sessions"], log)
+            # once per session that wanted its packs (an early session and the
+            # compile's: the second may find them all present and read nothing)
+            self.assertGreaterEqual(log.count("bundle part "), 1, log)
+            self.assertLessEqual(log.count("bundle part "), pf["sessions"], log)
             self.assertIn(what, log)
             self.assertIn("its packs are fetched one by one", log)
             self.assert_served(b, out)
