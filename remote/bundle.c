@@ -31,8 +31,8 @@ struct part {
 
 static int parse_line(const char *line, size_t n, struct bundle_pack *p);
 static int next_line(const char **p, const char *end, const char **line, size_t *n);
-static int read_pack(struct remote *r, const char *tmpdir, const char *name, char *buf, size_t cap,
-    size_t *len, int *vouched);
+static enum remote_result read_whole(struct remote *r, const char *tmpdir, const char *name,
+    char *buf, size_t cap, size_t *len, int *vouched);
 static int put_part(struct remote *r, struct remote_session *s, struct part *pt);
 static enum remote_result read_part(struct remote *r, const char *tmpdir, const char *name,
     char **buf, size_t *n, int *vouched, int *kept);
@@ -152,33 +152,35 @@ bundle_index_free(struct bundle_index *ix)
 	memset(ix, 0, sizeof *ix);
 }
 
-/* Object name whole into buf (at most cap bytes): 1 read (*len; *vouched as
- * the transport says), 0 absent, refused or larger than cap, -1 the remote
- * failed. */
-static int
-read_pack(struct remote *r, const char *tmpdir, const char *name, char *buf, size_t cap,
+/* Object name whole into buf (at most cap bytes), read into memory when the
+ * transport can, else opened and read: REMOTE_OK with *len (past cap when it
+ * is larger: nothing to use then) and *vouched as the transport says;
+ * REMOTE_MISS absent or refused; REMOTE_FAILED. */
+static enum remote_result
+read_whole(struct remote *r, const char *tmpdir, const char *name, char *buf, size_t cap,
     size_t *len, int *vouched)
 {
 	enum remote_result rr;
 	struct buf b;
-	int fd, rc;
+	int fd;
 
 	*vouched = 0;
-	if (r->t->read != NULL) {
-		rr = r->t->read(r, name, buf, cap, len, vouched);
-		return rr == REMOTE_OK ? *len <= cap : rr == REMOTE_MISS ? 0 : -1;
-	}
+	if (r->t->read != NULL)
+		return r->t->read(r, name, buf, cap, len, vouched);
 	if ((rr = r->t->open(r, name, tmpdir, &fd, vouched)) != REMOTE_OK)
-		return rr == REMOTE_MISS ? 0 : -1;
+		return rr;
 	buf_init(&b);
-	rc = fs_read_fd(fd, &b, cap) == 0 ? 1 : errno == EFBIG ? 0 : -1;
-	if (rc == 1) {
+	if (fs_read_fd(fd, &b, cap) == 0) {
 		memcpy(buf, b.p, b.len);
 		*len = b.len;
+	} else if (errno == EFBIG) {
+		*len = cap + 1;
+	} else {
+		rr = REMOTE_FAILED;
 	}
 	buf_free(&b);
 	close(fd);
-	return rc;
+	return rr;
 }
 
 /* The part's header and body put as bundles/<id>, recorded in s. 0, or -1
@@ -228,7 +230,8 @@ bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s, 
 	size_t want = 0, len;
 	char *tmpdir, *name, *buf;
 	struct part pt = { 0 };
-	int written = 0, rc, signs, vouched;
+	int written = 0, signs, vouched;
+	enum remote_result rr;
 	long unvouched = 0;
 	int64_t t0 = clock_ms();
 
@@ -259,15 +262,15 @@ bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s, 
 			break;
 		}
 		name = layout_pack_name(k->crate, k->res);
-		rc =
-		    read_pack(r, tmpdir, name, buf, BUNDLE_PART_MAX - PART_HEAD(1), &len, &vouched);
+		rr = read_whole(r, tmpdir, name, buf, BUNDLE_PART_MAX - PART_HEAD(1), &len,
+		    &vouched);
 		free(name);
 		if (beat != NULL)
 			beat();
-		if (rc < 0)
+		if (rr == REMOTE_FAILED)
 			break; /* the remote failed: what is together is still put */
-		if (rc == 0)
-			continue; /* not there, or larger than a part */
+		if (rr != REMOTE_OK || len > BUNDLE_PART_MAX - PART_HEAD(1))
+			continue; /* not there, refused, or larger than a part */
 		if (signs && !vouched) {
 			unvouched++;
 			continue;
@@ -296,33 +299,20 @@ bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s, 
 	return written;
 }
 
-/* The part whole: into a kept pack buffer (*kept 1) when the transport reads
- * into memory, else opened and read into a new buffer. */
+/* The part whole, into a kept pack buffer (*kept 1) or, when none can be
+ * had, a new one of BUNDLE_PART_MAX bytes; larger than a part is REMOTE_MISS
+ * (said by the caller: not a part). */
 static enum remote_result
 read_part(struct remote *r, const char *tmpdir, const char *name, char **buf, size_t *n,
     int *vouched, int *kept)
 {
 	enum remote_result rr;
-	struct buf b;
-	int fd;
 
-	*kept = 0;
-	*vouched = 0;
-	if (r->t->read != NULL && (*buf = pack_buffer_take()) != NULL) {
-		*kept = 1;
-		rr = r->t->read(r, name, *buf, PACK_MEM_MAX, n, vouched);
-		if (rr == REMOTE_OK && *n > BUNDLE_PART_MAX)
-			rr = REMOTE_MISS; /* said by the caller: not a part */
-		return rr;
-	}
-	if ((rr = r->t->open(r, name, tmpdir, &fd, vouched)) != REMOTE_OK)
-		return rr;
-	buf_init(&b);
-	if (fs_read_fd(fd, &b, BUNDLE_PART_MAX) < 0)
-		rr = errno == EFBIG ? REMOTE_MISS : REMOTE_FAILED;
-	close(fd);
-	*buf = buf_detach(&b, n);
-	return rr;
+	*kept = (*buf = pack_buffer_take()) != NULL;
+	if (!*kept)
+		*buf = xmalloc(BUNDLE_PART_MAX);
+	rr = read_whole(r, tmpdir, name, *buf, *kept ? PACK_MEM_MAX : BUNDLE_PART_MAX, n, vouched);
+	return rr == REMOTE_OK && *n > BUNDLE_PART_MAX ? REMOTE_MISS : rr;
 }
 
 /* Imports, of the part's packs, each wanted one that is this thread's to
@@ -381,20 +371,21 @@ bundle_import(struct remote *r, const char *kache_dir, const char *id, struct bu
 	}
 	name = bundle_name(id);
 	tmpdir = path_join(kache_dir, "tmp");
-	if (held > 0)
+	if (held > 0) {
 		rr = read_part(r, tmpdir, name, &buf, &len, &vouched, &kept);
-	if (held > 0 && rr == REMOTE_OK && bundle_parse(buf, len, &ix, why, sizeof why) < 0) {
-		log_warnx("remote: bundle part %s is not valid (%s); its packs are fetched one by "
-		          "one",
-		    name, why);
-		rr = REMOTE_MISS;
-	} else if (held > 0 && rr == REMOTE_MISS) {
-		log_warnx("remote: bundle part %s is missing, too large or refused; its packs are "
-		          "fetched one by one",
-		    name);
+		if (rr == REMOTE_OK && bundle_parse(buf, len, &ix, why, sizeof why) < 0) {
+			log_warnx("remote: bundle part %s is not valid (%s); its packs are fetched "
+			          "one by one",
+			    name, why);
+			rr = REMOTE_MISS;
+		} else if (rr == REMOTE_MISS) {
+			log_warnx("remote: bundle part %s is missing, too large or refused; its "
+			          "packs are fetched one by one",
+			    name);
+		} else if (rr == REMOTE_OK) {
+			import_held(s, buf, &ix, w, n, mine, vouched ? PACK_BLOBS_VOUCHED : 0);
+		}
 	}
-	if (held > 0 && rr == REMOTE_OK)
-		import_held(s, buf, &ix, w, n, mine, vouched ? PACK_BLOBS_VOUCHED : 0);
 	for (size_t i = 0; i < n; i++)
 		layout_lock_release(lock[i]);
 	if (kept)

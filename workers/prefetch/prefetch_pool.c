@@ -52,7 +52,6 @@ struct imports {
 	const char *kache_dir;
 	struct prefetch_done *d;
 	struct job *jobs;
-	size_t njobs;
 };
 
 static void *item_thread(void *arg);
@@ -297,7 +296,6 @@ prefetch_import(struct remote **remote, int n, const char *kache_dir,
 	first = xcalloc(plan->n, sizeof *first);
 	nj = make_jobs(plan, remote_bundles(remote[0]), first, slots);
 	im.jobs = first;
-	im.njobs = nj;
 	prefetch_pool_run(remote, n, nj, &ops, &im);
 	again = xcalloc(plan->n, sizeof *again);
 	after = xcalloc(plan->n, sizeof *after);
@@ -306,7 +304,6 @@ prefetch_import(struct remote **remote, int n, const char *kache_dir,
 		         "one",
 		    nf);
 		im.jobs = after;
-		im.njobs = nf;
 		prefetch_pool_run(remote, n, nf, &ops, &im);
 	}
 	jobs_free(first, nj);
