@@ -332,7 +332,7 @@ import_held(struct store *s, const char *d, const struct bundle_index *ix, struc
 			hash_from_hex(w[i].res, res);
 			pr = pack_import(s, d + ix->p[j].off, ix->p[j].len, NULL, res, flags);
 			if (pr == PACK_OK)
-				w[i].done = 1;
+				w[i].done = w[i].imported = 1;
 			else
 				log_warnx("remote: pack %s of bundle part rejected (%s)", w[i].res,
 				    pack_result_name(pr));

@@ -78,16 +78,18 @@ int bundle_write(struct remote *r, const char *kache_dir, struct remote_session 
 struct bundle_want {
 	const char *crate;
 	const char *res;
-	int done; /* set to 1 when imported or present */
+	int done;     /* set to 1 when imported or present */
+	int imported; /* set to 1 when this part brought it */
 };
 
 /* The reader (a prefetch thread): reads part id whole (verified when the
  * remote is signed) and imports each wanted pack it holds that the store has
  * not, under the result's import lock (taken without waiting: a pack another
  * importer has in flight is left to it, and not marked done). REMOTE_OK when
- * the part was read (w[].done says which came in), REMOTE_MISS when it is
- * absent or not a valid part (said in one log line), REMOTE_FAILED when the
- * remote failed. */
+ * the part was read (w[].done: imported or present; w[].imported: this part
+ * brought it), REMOTE_MISS when it is absent or not a valid part (said in one
+ * log line), REMOTE_FAILED when the remote failed. A pack found present is
+ * done whatever the part's fate. */
 enum remote_result bundle_import(struct remote *r, const char *kache_dir, const char *id,
     struct bundle_want *w, size_t n);
 

@@ -205,8 +205,8 @@ import_count(void *ctx, size_t i, enum remote_result rr)
 		for (size_t k = 0; k < j->n; k++) {
 			if (!j->w[k].done)
 				continue;
-			im->d->packs++;
-			im->d->from_parts++;
+			im->d->packs++; /* as a fetch counts a pack found present */
+			im->d->from_parts += j->w[k].imported;
 			im->d->bytes += im->plan->p[j->items[k]].size;
 		}
 	} else if (rr == REMOTE_OK) {
