@@ -37,7 +37,7 @@ static int put_part(struct remote *r, struct remote_session *s, struct part *pt)
 static enum remote_result read_part(struct remote *r, const char *tmpdir, const char *name,
     char **buf, size_t *n, int *vouched, int *kept);
 static void import_held(struct store *s, const char *d, const struct bundle_index *ix,
-    struct bundle_want *w, size_t n, const char *mine, unsigned flags);
+    struct bundle_want *w, size_t n, char *mine, int *lock, unsigned flags);
 
 char *
 bundle_name(const char *id)
@@ -315,11 +315,38 @@ read_part(struct remote *r, const char *tmpdir, const char *name, char **buf, si
 	return rr == REMOTE_OK && *n > BUNDLE_PART_MAX ? REMOTE_MISS : rr;
 }
 
+#ifdef KACHE_FAULT_INJECTION
+/* Test builds: with KACHE_TEST_BUNDLE_GATE set, once the first pack of a
+ * part is imported and its lock let go, the import waits (10 s at most) for
+ * that file to appear and removes it. A test takes the pack's lock meanwhile
+ * and only then makes the file: found while the part is still being
+ * imported only if the lock was let go at once. Once per process. */
+static void
+test_gate(void)
+{
+	static int passed;
+	const char *g = getenv("KACHE_TEST_BUNDLE_GATE");
+
+	if (g == NULL || __atomic_fetch_add(&passed, 1, __ATOMIC_RELAXED) > 0)
+		return;
+	for (int i = 0; i < 1000 && unlink(g) != 0; i++)
+		usleep(10000);
+}
+#else
+static void
+test_gate(void)
+{
+}
+#endif
+
 /* Imports, of the part's packs, each wanted one that is this thread's to
- * import (mine: its lock held, or the lock file cannot be had at all). */
+ * import (mine: its lock held, or the lock file cannot be had at all), in
+ * the part's order (cargo's), and lets go of each pack's lock as soon as its
+ * import is over: a wrapper's fetch that joined it (a compile cargo waits
+ * for) goes on then, not when the whole part is in. */
 static void
 import_held(struct store *s, const char *d, const struct bundle_index *ix, struct bundle_want *w,
-    size_t n, const char *mine, unsigned flags)
+    size_t n, char *mine, int *lock, unsigned flags)
 {
 	unsigned char res[HASH_LEN];
 	enum pack_result pr;
@@ -336,6 +363,10 @@ import_held(struct store *s, const char *d, const struct bundle_index *ix, struc
 			else
 				log_warnx("remote: pack %s of bundle part rejected (%s)", w[i].res,
 				    pack_result_name(pr));
+			layout_lock_release(lock[i]);
+			lock[i] = -1;
+			mine[i] = 0; /* no longer this thread's, whatever came of it */
+			test_gate();
 		}
 	}
 }
@@ -383,7 +414,8 @@ bundle_import(struct remote *r, const char *kache_dir, const char *id, struct bu
 			          "packs are fetched one by one",
 			    name);
 		} else if (rr == REMOTE_OK) {
-			import_held(s, buf, &ix, w, n, mine, vouched ? PACK_BLOBS_VOUCHED : 0);
+			import_held(s, buf, &ix, w, n, mine, lock,
+			    vouched ? PACK_BLOBS_VOUCHED : 0);
 		}
 	}
 	for (size_t i = 0; i < n; i++)

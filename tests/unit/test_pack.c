@@ -17,11 +17,14 @@
 
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/fs.h"
+#include "remote/bundle.h"
 #include "remote/layout.h"
 #include "remote/remote.h"
 #include "store/pack.h"
+#include "store/store.h"
 
 /* open(2) for this test binary (linked with --wrap=open): EINVAL for
  * O_DIRECT while refuse_direct is set, as a filesystem without direct I/O
@@ -1054,6 +1057,101 @@ test_remote_settings_check_asks_no_one_for_keys(void **state)
 	free(dir);
 }
 
+#define R_OTHER "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+
+struct joiner {
+	const char *dir, *res, *gate, *entry;
+	int got;
+};
+
+/* A wrapper's fetch of a pack a bundle part is importing: waits for the
+ * pack's entry, takes its import lock, then opens the gate. */
+static void *
+join_import(void *arg)
+{
+	struct joiner *j = arg;
+	int fd = -1;
+
+	for (int i = 0; i < 1500 && access(j->entry, F_OK) != 0; i++)
+		usleep(10000);
+	if (layout_lock_take(j->dir, j->res, clock_ms() + 15000, &fd) == 0) {
+		j->got = 1;
+		(void)fs_write_atomic(j->gate, "", 0, 0644);
+		layout_lock_release(fd);
+	}
+	return NULL;
+}
+
+/* Each pack of a bundle part is let go as soon as its import is over: a
+ * fetch that joined it (the compile cargo waits for) goes on while the rest
+ * of the part is still being imported (KACHE_TEST_BUNDLE_GATE holds the
+ * import after its first pack until the joiner, holding that pack's lock,
+ * opens the gate). The part's second pack is garbage: refused, the first
+ * stays imported. */
+static void
+test_bundle_import_lets_each_pack_go_when_it_is_in(void **state)
+{
+	struct fx *f = *state;
+	char res[HASH_HEX_LEN + 1], id[HASH_HEX_LEN + 1], *root, *p, *name, *gate;
+	static const char junk[] = "not a pack at all";
+	struct bundle_want w[2] = { { "x", res, 0, 0 }, { "y", R_OTHER, 0, 0 } };
+	unsigned char h[HASH_LEN];
+	struct joiner j = { 0 };
+	struct store *b;
+	struct buf pack, part;
+	struct remote *r;
+	pthread_t t;
+
+	hash_to_hex(f->res, res);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
+	r = open_dir_remote(f, &root);
+	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
+	name = layout_pack_name("x", res);
+	p = xasprintf("%s/%s", root, name);
+	buf_init(&pack);
+	assert_int_equal(fs_read_file(p, &pack, 1 << 24), 0);
+	free(p);
+	free(name);
+	buf_init(&part);
+	buf_addf(&part, "%spacks 2\nx %s %zu\ny %s %zu\nend\n", BUNDLE_MAGIC, res, pack.len,
+	    R_OTHER, sizeof junk - 1);
+	buf_add(&part, pack.p, pack.len);
+	buf_add(&part, junk, sizeof junk - 1);
+	hash_buffer(part.p, part.len, h);
+	hash_to_hex(h, id);
+	p = xasprintf("%s/bundles", root);
+	assert_int_equal(fs_mkdir_p(p, 0755), 0);
+	free(p);
+	p = xasprintf("%s/bundles/%s", root, id);
+	assert_int_equal(fs_write_atomic(p, part.p, part.len, 0644), 0);
+	free(p);
+
+	gate = xasprintf("%s/gate", f->dir_b);
+	assert_non_null(b = store_open(f->dir_b));
+	j.dir = f->dir_b;
+	j.res = res;
+	j.gate = gate;
+	j.entry = store_path(b, "entries", res);
+	setenv("KACHE_TEST_BUNDLE_GATE", gate, 1);
+	assert_int_equal(pthread_create(&t, NULL, join_import, &j), 0);
+	assert_int_equal(bundle_import(r, f->dir_b, id, w, 2), REMOTE_OK);
+	pthread_join(t, NULL);
+	unsetenv("KACHE_TEST_BUNDLE_GATE");
+	assert_int_equal(j.got, 1);
+	/* the gate was taken by the import: opened while it was still going */
+	assert_int_not_equal(access(gate, F_OK), 0);
+	assert_int_equal(w[0].imported, 1);
+	assert_int_equal(w[1].imported, 0);
+	assert_int_equal(access(j.entry, F_OK), 0);
+	free((char *)j.entry);
+	store_free(&b);
+	free(gate);
+	buf_free(&pack);
+	buf_free(&part);
+	remote_free(&r);
+	free(root);
+}
+
 int
 main(void)
 {
@@ -1080,6 +1178,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dir_remote_round_trip_past_memory,
 		    setup_large_random, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bundle_import_lets_each_pack_go_when_it_is_in,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip_large, setup_large, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_of_another_format_is_off, setup,
 		    teardown),
