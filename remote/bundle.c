@@ -375,7 +375,7 @@ enum remote_result
 bundle_import(struct remote *r, const char *kache_dir, const char *id, struct bundle_want *w,
     size_t n)
 {
-	char *name, *tmpdir, *buf = NULL, *entry, why[160];
+	char *name, *tmpdir, *buf = NULL, why[160];
 	struct bundle_index ix = { 0 };
 	enum remote_result rr = REMOTE_OK;
 	int *lock, held = 0, vouched, kept = 0;
@@ -392,13 +392,11 @@ bundle_import(struct remote *r, const char *kache_dir, const char *id, struct bu
 	mine = xcalloc(n + 1, 1);
 	for (size_t i = 0; i < n; i++) {
 		lock[i] = -1;
-		entry = store_path(s, "entries", w[i].res);
-		if (access(entry, F_OK) == 0)
+		if (store_has_entry(s, w[i].res))
 			w[i].done = 1;
 		else if (layout_lock_take(kache_dir, w[i].res, 0, &lock[i]) != 1)
 			held += mine[i] =
 			    1; /* as a fetch: a lock that cannot be had at all is none */
-		free(entry);
 	}
 	name = bundle_name(id);
 	tmpdir = path_join(kache_dir, "tmp");

@@ -312,11 +312,9 @@ static int
 present(struct store *s, const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN],
     const char *res_hex)
 {
-	char *entry = store_path(s, "entries", res_hex);
 	struct store_manifest m = { 0 };
-	int found = access(entry, F_OK) == 0;
+	int found = store_has_entry(s, res_hex);
 
-	free(entry);
 	if (!found || inv == NULL)
 		return found;
 	found = 0;

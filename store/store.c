@@ -136,6 +136,16 @@ store_path(const struct store *s, const char *kind, const char *hex)
 	return xasprintf("%s/%s/%.2s/%s", s->dir, kind, hex, hex);
 }
 
+int
+store_has_entry(const struct store *s, const char *res_hex)
+{
+	char *entry = store_path(s, "entries", res_hex);
+	int found = access(entry, F_OK) == 0;
+
+	free(entry);
+	return found;
+}
+
 /* Writes data under path, creating the two-hex fan-out directory on demand
  * (one mkdir: the store's own directories exist). */
 static int

@@ -97,6 +97,9 @@ const char *store_import_source(const struct store *s);
 
 /* Path helpers (new strings). kind is "blobs", "entries", "manifests". */
 char *store_path(const struct store *s, const char *kind, const char *hex);
+/* 1 when the store holds the entry of result res_hex (an import of it would
+ * make nothing new), else 0. */
+int store_has_entry(const struct store *s, const char *res_hex);
 
 /* Hash of an input's content (symlinks followed; a regular file only, opened
  * without blocking), memoized by its stat tuple. st (may be NULL) receives the

@@ -100,11 +100,7 @@ plan_add(struct prefetch_plan *plan, const char *crate, const char *res, uint64_
 static void
 consider(struct listing *l, const char *crate, const char *res, uint64_t size)
 {
-	char *entry = store_path(l->store, "entries", res);
-	int present = access(entry, F_OK) == 0;
-
-	free(entry);
-	if (present) {
+	if (store_has_entry(l->store, res)) {
 		l->plan->present++;
 	} else if (l->bytes + size > l->max_bytes) {
 		l->plan->over_cap++;
