@@ -54,20 +54,6 @@ build() {
   echo $(( (t1 - t0) / 1000000 ))
 }
 fresh_copy() { rm -rf "$1"; mkdir -p "$(dirname "$1")"; cp -a "$ws" "$1"; chmod -R u+w "$1"; rm -rf "$1/target"; }
-start_moto() {
-  moto_port=$(free_port)
-  moto_server -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 & moto_pid=$!
-  for _ in $(seq 100); do curl -s "http://127.0.0.1:$moto_port/moto-api/" >/dev/null && break; sleep 0.2; done
-  python3 -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$moto_port', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='bench')"
-}
-remote_env() {
-  if [ "$1" = dir ]; then
-    export KACHE_REMOTE=dir KACHE_REMOTE_PATH="$work/dir-remote-$2"
-  else
-    export KACHE_REMOTE=s3 KACHE_S3_ENDPOINT="http://127.0.0.1:$moto_port" KACHE_S3_BUCKET=bench \
-      KACHE_S3_PREFIX="run-$2" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
-  fi
-}
 # populate <type> <run>: runner A (prefetch off) builds and ends its job
 populate() {
   local st="$work/st-$1-a-$2"

@@ -24,3 +24,13 @@ start_moto() {
   export KACHE_REMOTE=s3 KACHE_S3_ENDPOINT="http://127.0.0.1:$port" KACHE_S3_BUCKET=bench \
     AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
 }
+# remote_env <dir|s3> <run>: points kache at a directory remote of its own
+# under $work, or at start_moto's bucket (started first) under a prefix of
+# its own
+remote_env() {
+  if [ "$1" = dir ]; then
+    export KACHE_REMOTE=dir KACHE_REMOTE_PATH="$work/dir-remote-$2"
+  else
+    export KACHE_REMOTE=s3 KACHE_S3_PREFIX="run-$2"
+  fi
+}

@@ -190,22 +190,6 @@ printf 'targets: warm <= 1.0x floor: %s; warm <= 0.1x sccache warm: %s; cold <= 
 
 # ---- remote-warm: empty local store, populated remote ----
 [ "$remote" = 1 ] || exit 0
-# Sets moto_port and moto_pid (in this shell: not in a $(...) subshell).
-start_moto() {
-  moto_port=$(free_port)
-  moto_server -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 & moto_pid=$!
-  for _ in $(seq 100); do curl -s "http://127.0.0.1:$moto_port/moto-api/" >/dev/null && break; sleep 0.2; done
-  python3 -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:$moto_port', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').create_bucket(Bucket='bench')"
-}
-# remote_env <type> <run>: the variables that point kache at the remote
-remote_env() {
-  if [ "$1" = dir ]; then
-    export KACHE_REMOTE=dir KACHE_REMOTE_PATH="$work/dir-remote-$2"
-  else
-    export KACHE_REMOTE=s3 KACHE_S3_ENDPOINT="http://127.0.0.1:$moto_port" KACHE_S3_BUCKET=bench \
-      KACHE_S3_PREFIX="run-$2" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
-  fi
-}
 drain() { for _ in $(seq 600); do [ -z "$(ls "$1/intents" 2>/dev/null)" ] && return 0; sleep 0.2; done; return 1; }
 # sup_stop: stops the supervisor of $KSTORE (its "flush: 0 uploaded" line hidden)
 sup_stop() { KACHE_DIR="$KSTORE" "$kache" supervisor stop 2>&1 >/dev/null | grep -v '^flush: ' >&2 || true; }
