@@ -38,7 +38,6 @@ case " \$* " in *' --crate-name ___ '*) ;; *' --crate-name '*) echo x >> "\$SHIM
 exec "$rustc_real" "\$@"
 EOS
 chmod +x "$work/shim/rustc"
-export KACHE_DEADLINE_MS="${KACHE_DEADLINE_MS:-50}"
 
 # build <store> <dir> <home>: one timed `cargo build -j2` in ms; compiles that
 # reached rustc in $work/count, of all compiles (no wrapper) in $work/total
