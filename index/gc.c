@@ -39,7 +39,6 @@ manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN])
 {
 	struct store_manifest m;
 	char hex[HASH_HEX_LEN + 1];
-	struct stat st;
 	int live = 0;
 	char *p;
 
@@ -47,9 +46,7 @@ manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN])
 		return 0;
 	for (size_t i = 0; i < m.n && !live; i++) {
 		hash_to_hex(m.c[i].result, hex);
-		p = store_path(ix->store, "entries", hex);
-		live = stat(p, &st) == 0;
-		free(p);
+		live = store_has_entry(ix->store, hex);
 	}
 	store_manifest_clear(&m);
 	if (live)
