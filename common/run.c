@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,4 +67,24 @@ run_capture(char *const argv[], const char *dir, char *out, size_t n, int64_t ti
 		usleep(5000);
 	}
 	return pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int
+run_in_background(int nice)
+{
+	char v[16];
+	int fd, len, rc = 0;
+
+	(void)setsid(); /* EPERM: already a group leader, and its session stays */
+	/* absent without CONFIG_SCHED_AUTOGROUP; with it switched off, it takes the
+	 * value and the process's own nice value is the one weighed */
+	if ((fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC)) >= 0) {
+		len = snprintf(v, sizeof v, "%d", nice);
+		if (write(fd, v, (size_t)len) != len)
+			rc = -1;
+		close(fd);
+	}
+	if (setpriority(PRIO_PROCESS, 0, nice) < 0)
+		rc = -1;
+	return rc;
 }

@@ -381,6 +381,31 @@ class SupervisorTest(unittest.TestCase):
         res, ms = self.poke("fetch", KEY, "100").split()
         self.assertEqual(res, "timeout")
 
+    def test_the_prefetch_yields_the_cpu_to_the_build_and_the_others_do_not(self):
+        """The prefetch worker runs in a session of its own whose scheduling group
+        is niced: with autogroups (the default of Debian's kernels), the CPU is
+        shared between sessions first, and a nice value weighs only within one,
+        so a prefetch niced inside the supervisor's session took as much CPU from
+        cargo's session as an un-niced one. The supervisor and the workers a
+        build waits on keep their priority."""
+        self.workspaces("r")
+        sup = self.start()
+
+        def sid_nice(pid):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[3]), int(fields[16])  # session, nice
+
+        pf = self.workers("prefetch")[0]["pid"]
+        self.assertEqual(sid_nice(pf), (pf, 10))  # leads its own session, niced
+        if os.path.exists(f"/proc/{pf}/autogroup"):
+            with open(f"/proc/{pf}/autogroup") as f:
+                self.assertTrue(f.read().strip().endswith(" nice 10"))
+        sup_sid = sid_nice(sup)[0]
+        for w in self.workers():
+            if w["role"] != "prefetch":
+                self.assertEqual(sid_nice(w["pid"]), (sup_sid, 0), w)
+
     def test_a_busy_worker_stopped_past_its_heartbeats_goes_on(self):
         """A worker that did not run for longer than three heartbeats (stopped,
         or starved of CPU) finds the supervisor's messages waiting when it runs

@@ -7,12 +7,12 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/exit.h"
 #include "common/log.h"
+#include "common/run.h"
 #include "proto/hint.h"
 #include "proto/worker.h"
 #include "remote/remote.h"
@@ -192,8 +192,8 @@ prefetch_main(const struct config *cfg, unsigned index)
 
 	pf.max_bytes = max > 0 ? (uint64_t)max : 0;
 	/* beside the build, never ahead of it; the import threads inherit it */
-	if (setpriority(PRIO_PROCESS, 0, PREFETCH_NICE) < 0)
-		log_warn("setpriority");
+	if (run_in_background(PREFETCH_NICE) < 0)
+		log_warn("prefetch: lowering its priority");
 	pf.cooldown = config_get_duration(cfg, "prefetch.cooldown");
 	if (pf.cooldown < 1000) /* a session is at least a second long */
 		pf.cooldown = 1000;
