@@ -4,10 +4,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +54,10 @@ static int read_used(const char *path, struct remote_session *s);
 static int save_one(struct remote *r, const char *kache_dir, const char *dir, const char *ws,
     void (*beat)(void));
 static char *saved_path(const char *dir, const char *fp);
+static void test_gate(void (*beat)(void));
+static int save_lock(const char *kache_dir, int64_t wait_ms);
+static int save_all(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void));
+static void job_end(const char *kache_dir);
 static size_t merge_saved(const char *dir, const char *fp, struct remote_session *s);
 static size_t merge_remote(struct remote *r, const char *kache_dir, const char *name,
     const char *fp, struct remote_session *s);
@@ -838,6 +844,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 		rc = errno == ENOENT ? 0 : -1; /* another saver took it */
 		goto out;
 	}
+	test_gate(beat);
 	feat = take_features(dir, ws);
 	if (fill_head(dir, ws, &s, &m) < 0 || read_used(taken, &s) < 0 || s.n == 0)
 		goto out;
@@ -873,8 +880,76 @@ out:
 	return rc;
 }
 
-int
-remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void))
+#ifdef KACHE_FAULT_INJECTION
+/* Test builds: with KACHE_TEST_SAVE_GATE set, a save that took a session's
+ * lines makes <gate>.held and waits (20 s at most, beating) for <gate> to
+ * appear: a test stops the store meanwhile. Once per process. */
+static void
+test_gate(void (*beat)(void))
+{
+	static int passed;
+	const char *g = getenv("KACHE_TEST_SAVE_GATE");
+	char *held;
+
+	if (g == NULL || passed++ > 0)
+		return;
+	held = xasprintf("%s.held", g);
+	fs_write_atomic(held, "", 0, 0644);
+	free(held);
+	for (int i = 0; i < 2000 && access(g, F_OK) != 0; i++) {
+		if (beat != NULL && i % 10 == 0)
+			beat();
+		usleep(10000);
+	}
+}
+#else
+static void
+test_gate(void (*beat)(void))
+{
+	(void)beat;
+}
+#endif
+
+/* The store's save lock (run/session-save.lock, an flock): one save at a time,
+ * so that a stop's save and its end of the job come after an idle save under
+ * way, never between its taking of the lines and its record. wait_ms 0: try
+ * once. The lock's fd; -1 held by another save past wait_ms, or no lock file
+ * (logged); -2 the store has no run directory (nor sessions to save). */
+static int
+save_lock(const char *kache_dir, int64_t wait_ms)
+{
+	char *path = xasprintf("%s/run/session-save.lock", kache_dir);
+	int64_t deadline = clock_ms() + wait_ms;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644), said = 0;
+
+	if (fd < 0 && errno == ENOENT) {
+		free(path);
+		return -2;
+	}
+	if (fd < 0)
+		log_warn("open %s", path);
+	while (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK || clock_ms() >= deadline) {
+			if (wait_ms > 0)
+				log_warnx("another save of this store's sessions still runs after "
+				          "%lld "
+				          "s; the keys stay for the next save",
+				    (long long)(wait_ms / 1000));
+			close(fd);
+			fd = -1;
+			break;
+		}
+		if (!said++)
+			log_info("waiting for another save of this store's sessions to end");
+		usleep(20000);
+	}
+	free(path);
+	return fd;
+}
+
+/* remote_session_save's work, the save lock held. */
+static int
+save_all(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void))
 {
 	char *dir = xasprintf("%s/%s", kache_dir, JOURNAL_SESSIONS_DIR), *path;
 	int saved = 0, failed = 0, rc;
@@ -882,7 +957,7 @@ remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms, vo
 	struct stat st;
 	DIR *d;
 
-	if (r->read_only || r->t == NULL || (d = opendir(dir)) == NULL) {
+	if ((d = opendir(dir)) == NULL) {
 		free(dir);
 		return 0;
 	}
@@ -908,8 +983,42 @@ remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms, vo
 	return failed ? -1 : saved;
 }
 
-void
-remote_session_job_end(const char *kache_dir)
+int
+remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void))
+{
+	int fd, n;
+
+	if (r->read_only || r->t == NULL)
+		return 0;
+	/* an idle save finding another under way leaves it to that one (or to
+	 * its next look); a save of everything waits for it */
+	if ((fd = save_lock(kache_dir, idle_ms > 0 ? 0 : REMOTE_SESSION_SAVE_WAIT_MS)) < 0)
+		return idle_ms > 0 || fd == -2 ? 0 : -1;
+	n = save_all(r, kache_dir, idle_ms, beat);
+	close(fd);
+	return n;
+}
+
+int
+remote_session_save_job(struct remote *r, const char *kache_dir)
+{
+	int fd, n;
+
+	if (r->read_only || r->t == NULL)
+		return 0;
+	if ((fd = save_lock(kache_dir, REMOTE_SESSION_SAVE_WAIT_MS)) < 0)
+		return fd == -2 ? 0 : -1;
+	if ((n = save_all(r, kache_dir, 0, NULL)) >= 0)
+		job_end(kache_dir);
+	close(fd);
+	return n;
+}
+
+/* The end of a job (a stop, after its save): forgets the
+ * run/sessions/<fp>.saved records, so that the next job's saves start their
+ * union afresh. */
+static void
+job_end(const char *kache_dir)
 {
 	char *dir = xasprintf("%s/%s", kache_dir, JOURNAL_SESSIONS_DIR), *path;
 	size_t k = strlen(REMOTE_SESSION_SAVED_SUFFIX), n;

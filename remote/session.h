@@ -64,6 +64,9 @@
 #define REMOTE_SESSION_MAX_BYTES (8 << 20)
 /* run/sessions/<fp><this>: the object this store last saved as sessions/<fp>. */
 #define REMOTE_SESSION_SAVED_SUFFIX ".saved"
+/* A save of everything waits this long for one under way (an idle save
+ * writing bundle parts over a slow remote). */
+#define REMOTE_SESSION_SAVE_WAIT_MS 120000
 /* A field's value: [A-Za-z0-9_.-]{1,64}, or "-" for empty. */
 #define REMOTE_SESSION_NAME_MAX 64
 
@@ -119,15 +122,19 @@ enum remote_result remote_session_get(struct remote *r, const char *kache_dir, c
     struct remote_session *s, char *why, size_t whylen);
 /* Saves the session of every run/sessions/<ws>.used of the store at kache_dir
  * whose last line was appended at least idle_ms ago (0: all), then removes
- * the file; the remote must not be read-only. Returns the number of objects
- * written, -1 when one could not be (logged; its lines are kept). beat (may be
- * NULL) is called between the reads of a long save (bundle parts): a worker
- * passes its heartbeat. */
+ * the file; the remote must not be read-only. One save runs at a time per
+ * store (run/session-save.lock): with idle_ms > 0 a save under way elsewhere
+ * makes this one return 0 at once, with 0 it is waited for (at most
+ * REMOTE_SESSION_SAVE_WAIT_MS, then -1: the keys are kept). Returns the number
+ * of objects written, -1 when one could not be (logged; its lines are kept).
+ * beat (may be NULL) is called between the reads of a long save (bundle
+ * parts): a worker passes its heartbeat. */
 int remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms,
     void (*beat)(void));
-/* The end of a job (`kache supervisor stop`, after its save): forgets the
- * run/sessions/<fp>.saved records, so that the next job's saves start their
- * union afresh. */
-void remote_session_job_end(const char *kache_dir);
+/* The end of a job (`kache supervisor stop`): saves every session as above
+ * and, when that went well, forgets the run/sessions/<fp>.saved records, so
+ * that the next job's saves start their union afresh; both under the save
+ * lock, after any idle save under way. As remote_session_save. */
+int remote_session_save_job(struct remote *r, const char *kache_dir);
 
 #endif

@@ -235,7 +235,7 @@ int64_t route_next_deadline(const struct supervisor *s, int64_t now);
 
 /* sup_manifest.c: saves the store's session manifests (after ingesting the
  * journal). quiet: `supervisor stop` (says only what was saved; the job's
- * records of what it saved are then forgotten: remote_session_job_end). An
+ * records of what it saved are then forgotten: remote_session_save_job). An
  * exit status. */
 struct config;
 int sup_save_manifests(const struct config *cfg, int quiet);

@@ -79,10 +79,9 @@ sup_save_manifests(const struct config *cfg, int quiet)
 		return 0;
 	}
 	ingest(dir);
-	n = remote_session_save(r, dir, 0, NULL);
+	/* the stop: the job's union is complete once this save is in */
+	n = quiet ? remote_session_save_job(r, dir) : remote_session_save(r, dir, 0, NULL);
 	remote_free(&r);
-	if (n >= 0 && quiet)
-		remote_session_job_end(dir); /* the stop: the job's union is complete */
 	if (n < 0) {
 		fprintf(stderr,
 		    "kache save-manifest: a session manifest could not be written "

@@ -736,6 +736,40 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         rs = os.path.join(a.env["KACHE_DIR"], "run", "sessions")
         self.assertEqual([n for n in os.listdir(rs) if n.endswith(".saved")], [])
 
+    def test_a_stop_during_an_idle_save_waits_for_it_and_ends_the_job(self):
+        """The job's `supervisor stop` comes while the prefetch worker's idle
+        save is under way (held, in test builds, by KACHE_TEST_SAVE_GATE right
+        after it took the session's lines): the stop's save waits for it (one
+        save at a time per store), then ends the job. The object names every
+        crate and no .saved record is left. Before, the stop found the lines
+        taken, saved nothing, ended the job before the idle save had recorded
+        it, and the record it then wrote outlived the job."""
+        a = self.runner("a", self.tmp)
+        a.env["KACHE_PREFETCH_COOLDOWN"] = "1"
+        gate = os.path.join(self.tmp, "save-gate")
+        p = subprocess.run([kh.KACHE, "supervisor", "start"], capture_output=True, text=True,
+                           env=dict(a.env, KACHE_TEST_SAVE_GATE=gate), timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        a.cargo("build")
+        self.assertTrue(kh.wait_for(lambda: os.path.exists(gate + ".held"), 60),
+                        "no idle save began")
+        stop = subprocess.Popen([kh.KACHE, "supervisor", "stop"], env=a.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(1.5)  # the stop reaches its save while the idle one is held
+            open(gate, "w").close()
+            out, _ = stop.communicate(timeout=120)
+        finally:
+            if stop.poll() is None:
+                stop.kill()
+        self.assertEqual(stop.returncode, 0, out)
+        ss = self.sessions()
+        self.assertEqual(len(ss), 1, ss.keys())
+        self.assertTrue(CRATES.issubset({k.split()[0] for k in self.key_lines(*ss.values())}),
+                        ss)
+        rs = os.path.join(a.env["KACHE_DIR"], "run", "sessions")
+        self.assertEqual([n for n in os.listdir(rs) if n.endswith(".saved")], [], out)
+
     def test_stop_whose_save_fails_keeps_the_job_for_the_next_try(self):
         """The stop's save fails (the remote's sessions/ is a file): the stop
         still ends well, and the next save (by hand, the remote mended) writes
