@@ -929,19 +929,20 @@ save_lock(const char *kache_dir, int64_t wait_ms)
 	if (fd < 0)
 		log_warn("open %s", path);
 	while (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK || clock_ms() >= deadline) {
-			if (wait_ms > 0)
-				log_warnx("another save of this store's sessions still runs after "
-				          "%lld "
-				          "s; the keys stay for the next save",
-				    (long long)(wait_ms / 1000));
-			close(fd);
-			fd = -1;
-			break;
+		if (errno == EWOULDBLOCK && clock_ms() < deadline) {
+			if (!said++)
+				log_info("waiting for another save of the sessions to end");
+			usleep(20000);
+			continue;
 		}
-		if (!said++)
-			log_info("waiting for another save of this store's sessions to end");
-		usleep(20000);
+		if (errno != EWOULDBLOCK)
+			log_warn("lock %s", path);
+		else if (wait_ms > 0)
+			log_warnx("another save of the sessions still runs after %llds; "
+			          "the keys stay for the next save",
+			    (long long)(wait_ms / 1000));
+		close(fd);
+		fd = -1;
 	}
 	free(path);
 	return fd;
