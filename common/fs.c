@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/util.h"
 
 static int copy_loop(int in, int out);
@@ -478,4 +480,17 @@ fs_tree_size(const char *path)
 	}
 	closedir(d);
 	return total;
+}
+
+int
+fs_flock_wait(int fd, int64_t deadline, int poll_ms)
+{
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		if (clock_left_ms(deadline) <= 0)
+			return -2;
+		usleep((useconds_t)poll_ms * 1000);
+	}
+	return 0;
 }

@@ -58,6 +58,10 @@ int fs_copy_atomic(const char *src, const char *dst, mode_t mode);
 int fs_clone_or_copy_fd(int in, int out, int *cloned);
 /* Removes a tree; missing is fine. */
 int fs_remove_tree(const char *path);
+/* Takes an exclusive flock on fd, trying again every poll_ms until deadline
+ * (clock_ms; a deadline already past: one try). 0 taken; -2 another holder
+ * kept it to the deadline; -1 flock failed otherwise (errno says why). */
+int fs_flock_wait(int fd, int64_t deadline, int poll_ms);
 /* Total size of regular files under a directory. */
 uint64_t fs_tree_size(const char *path);
 

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -112,6 +111,7 @@ static int
 take_lock(struct index *ix, int64_t deadline)
 {
 	char *p = xasprintf("%s.lock", ix->db_path);
+	int rc;
 
 	ix->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (ix->lock_fd < 0) {
@@ -120,16 +120,9 @@ take_lock(struct index *ix, int64_t deadline)
 		return -1;
 	}
 	free(p);
-	while (flock(ix->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK && errno != EINTR) {
-			log_warn("index: flock");
-			return -1;
-		}
-		if (clock_left_ms(deadline) <= 0)
-			return -2;
-		usleep(50 * 1000);
-	}
-	return 0;
+	if ((rc = fs_flock_wait(ix->lock_fd, deadline, 50)) == -1)
+		log_warn("index: flock");
+	return rc;
 }
 
 /* RocksDB's info LOG goes to /dev/shm/kache-<euid>/, off the store's disk:

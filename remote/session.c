@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,6 +56,8 @@ static char *saved_path(const char *dir, const char *fp);
 static void test_gate(void (*beat)(void));
 static int save_lock(const char *kache_dir, int64_t wait_ms);
 static int save_all(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void));
+static int save_locked(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void),
+    int end_job);
 static void job_end(const char *kache_dir);
 static size_t merge_saved(const char *dir, const char *fp, struct remote_session *s);
 static size_t merge_remote(struct remote *r, const char *kache_dir, const char *name,
@@ -919,28 +920,26 @@ static int
 save_lock(const char *kache_dir, int64_t wait_ms)
 {
 	char *path = xasprintf("%s/run/session-save.lock", kache_dir);
-	int64_t deadline = clock_ms() + wait_ms;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644), said = 0;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644), rc;
 
-	if (fd < 0 && errno == ENOENT) {
+	if (fd < 0) {
+		rc = errno == ENOENT ? -2 : -1; /* no run directory: no sessions either */
+		if (rc == -1)
+			log_warn("open %s", path);
 		free(path);
-		return -2;
+		return rc;
 	}
-	if (fd < 0)
-		log_warn("open %s", path);
-	while (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK && clock_ms() < deadline) {
-			if (!said++)
-				log_info("waiting for another save of the sessions to end");
-			usleep(20000);
-			continue;
-		}
-		if (errno != EWOULDBLOCK)
-			log_warn("lock %s", path);
-		else if (wait_ms > 0)
-			log_warnx("another save of the sessions still runs after %llds; "
-			          "the keys stay for the next save",
-			    (long long)(wait_ms / 1000));
+	if ((rc = fs_flock_wait(fd, clock_ms(), 20)) == -2 && wait_ms > 0) {
+		log_info("waiting for another save of the sessions to end");
+		rc = fs_flock_wait(fd, clock_ms() + wait_ms, 20);
+	}
+	if (rc == -1)
+		log_warn("lock %s", path);
+	else if (rc == -2 && wait_ms > 0)
+		log_warnx("another save of the sessions still runs after %llds; "
+		          "the keys stay for the next save",
+		    (long long)(wait_ms / 1000));
+	if (rc < 0) {
 		close(fd);
 		fd = -1;
 	}
@@ -984,35 +983,35 @@ save_all(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(
 	return failed ? -1 : saved;
 }
 
-int
-remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void))
+/* The save lock taken (an idle save tries once, a save of everything waits),
+ * the sessions saved, and with end_job the job's records forgotten after a
+ * save that went well. As remote_session_save. */
+static int
+save_locked(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void),
+    int end_job)
 {
 	int fd, n;
 
 	if (r->read_only || r->t == NULL)
 		return 0;
-	/* an idle save finding another under way leaves it to that one (or to
-	 * its next look); a save of everything waits for it */
 	if ((fd = save_lock(kache_dir, idle_ms > 0 ? 0 : REMOTE_SESSION_SAVE_WAIT_MS)) < 0)
 		return idle_ms > 0 || fd == -2 ? 0 : -1;
-	n = save_all(r, kache_dir, idle_ms, beat);
+	if ((n = save_all(r, kache_dir, idle_ms, beat)) >= 0 && end_job)
+		job_end(kache_dir);
 	close(fd);
 	return n;
 }
 
 int
+remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(void))
+{
+	return save_locked(r, kache_dir, idle_ms, beat, 0);
+}
+
+int
 remote_session_save_job(struct remote *r, const char *kache_dir)
 {
-	int fd, n;
-
-	if (r->read_only || r->t == NULL)
-		return 0;
-	if ((fd = save_lock(kache_dir, REMOTE_SESSION_SAVE_WAIT_MS)) < 0)
-		return fd == -2 ? 0 : -1;
-	if ((n = save_all(r, kache_dir, 0, NULL)) >= 0)
-		job_end(kache_dir);
-	close(fd);
-	return n;
+	return save_locked(r, kache_dir, 0, NULL, 1);
 }
 
 /* The end of a job (a stop, after its save): forgets the
