@@ -50,6 +50,10 @@ if [ $signed = 1 ]; then
   export KACHE_SIGNING_KEY_FILE="$work/sign.key" KACHE_TRUSTED_KEYS="[\"$pub\"]"
 fi
 ms() { echo $(( ($2 - $1) / 1000000 )); }
+# cpu_ms PID: the process's CPU time (user + system) so far, in ms; 0 without one
+cpu_ms() {
+  [ -n "$1" ] && awk -v t="$(getconf CLK_TCK)" '{printf "%d", ($14+$15)*1000/t}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
 copy() { discard "$1"; mkdir -p "$(dirname "$1")"; cp -a "$ws" "$1"; chmod -R u+w "$1"; rm -rf "$1/target"; }
 # build <kache> <store> <dir> <home> [env...]: one timed build, in ms
 build() {
@@ -80,11 +84,13 @@ for _ in $(seq "$runs"); do
     copy "$work/rb/far/away/ws"
     read -ra with <<< "${withs[$j]}"
     env "${with[@]}" KACHE_DIR="$work/b" "$k" supervisor start >/dev/null
+    m0=$(cpu_ms "$moto_pid")
     res[$j]+=" $(build "$k" "$work/b" "$work/rb/far/away/ws" "$work/home-b" "${with[@]}")"
+    res[moto$j]+=" $(( $(cpu_ms "$moto_pid") - m0 ))"
     sleep 1 # the session's last imports end
     log="$work/b/logs/prefetch.0.log"
     pid=$(sed -n 's/.*started, pid \([0-9]*\).*/\1/p' "$log" | tail -1)
-    res[cpu$j]+=" $(awk -v t="$(getconf CLK_TCK)" '{printf "%d", ($14+$15)*1000/t}' "/proc/$pid/stat" 2>/dev/null || echo 0)"
+    res[cpu$j]+=" $(cpu_ms "$pid")"
     res[sess$j]+=" $(sed -n 's/.* in \([0-9]*\) ms from.*/\1/p' "$log" | tail -1)"
     KACHE_DIR="$work/b" "$k" supervisor stop >/dev/null 2>&1 || true
   done
@@ -97,5 +103,6 @@ echo "local warm: $lw ms  (${res[local]} )"
 for j in "${!bins[@]}"; do
   r=$(med "${res[$j]}")
   echo "${bins[$j]}${withs[$j]}: racing $r ms = $(awk -v a="$r" -v b="$lw" 'BEGIN{printf "%.2f", a/b}')x local warm;" \
-       "prefetch CPU $(med "${res[cpu$j]}") ms; session $(med "${res[sess$j]}") ms  (${res[$j]} )"
+       "prefetch CPU $(med "${res[cpu$j]}") ms; session $(med "${res[sess$j]}") ms$([ $s3 = 1 ] &&
+       echo "; S3 emulator CPU during the build $(med "${res[moto$j]}") ms")  (${res[$j]} )"
 done

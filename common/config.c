@@ -82,6 +82,10 @@ static const struct config_def defs[] = {
 	    "(bundles/), read by the next runner's prefetch in a few requests (false: "
 	    "none written, none read)" },
 	{ "workers.uploaders", "KACHE_UPLOADERS", "1", 0, "number of uploader workers" },
+	{ "workers.uploaders_wait", "KACHE_UPLOADERS_WAIT", "10", 0,
+	    "seconds the uploaders wait, from the supervisor's start, for a first upload before "
+	    "they start anyway (a build that only hits never pays their start; 0: they start "
+	    "with the supervisor)" },
 	{ "workers.fetchers", "KACHE_FETCHERS", "2", 0,
 	    "number of fetcher workers (remote fetches on a miss, in parallel)" },
 	{ "supervisor.idle_timeout", "KACHE_IDLE_TIMEOUT", "0", 0,

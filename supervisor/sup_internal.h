@@ -76,6 +76,8 @@ struct slot {
 	size_t identlen;
 	struct job *job; /* in flight, or NULL */
 	int retire;      /* scaled away: drop the slot when it exits */
+	int deferred;    /* never spawned yet: waits for its role's first job
+	                  * (workers_wake) or next_spawn_ms, whichever is first */
 	int killed_silent;
 };
 
@@ -174,6 +176,8 @@ void workers_kill_all(struct supervisor *s);
 int workers_alive(const struct supervisor *s);
 int64_t workers_next_deadline(const struct supervisor *s, int64_t now);
 const char *wstate_name(enum wstate st);
+/* Role r's slots that wait for a first job (workers_init) are due now. */
+void workers_wake(struct supervisor *s, enum role r);
 /* An idle ready worker of role, least recently busy first; NULL when none. */
 struct slot *workers_idle(struct supervisor *s, enum role r);
 /* 1 when some worker of role is up (ready or busy). */

@@ -149,6 +149,7 @@ upload_add(struct supervisor *s, const char *key)
 		j->uq_head = x;
 	j->uq_tail = x;
 	j->nuploads++;
+	workers_wake(s, ROLE_UPLOADER); /* those waiting for a first upload */
 }
 
 static struct job *

@@ -84,9 +84,10 @@ worker_json(const struct slot *w, int64_t now)
 
 	return json_pack("{s:s, s:i, s:I, s:s, s:I, s:i, s:s, s:I, s:i}", "role",
 	    role_name(w->role), "index", (int)w->index, "pid", (json_int_t)w->pid, "state",
-	    wstate_name(w->state), "uptime_s", (json_int_t)(up ? (now - w->spawned_ms) / 1000 : 0),
-	    "restarts", (int)w->restarts, "last_exit", w->last_exit, "jobs_done",
-	    (json_int_t)w->jobs_done, "queue", w->job != NULL);
+	    w->deferred ? "waiting" : wstate_name(w->state), "uptime_s",
+	    (json_int_t)(up ? (now - w->spawned_ms) / 1000 : 0), "restarts", (int)w->restarts,
+	    "last_exit", w->last_exit, "jobs_done", (json_int_t)w->jobs_done, "queue",
+	    w->job != NULL);
 }
 
 /* A new string the caller frees. */

@@ -14,6 +14,9 @@
 #include "proto/worker.h"
 #include "supervisor/sup_internal.h"
 
+/* The longest workers.uploaders_wait taken (an hour). */
+#define WAIT_MAX_S 3600
+
 static void spawn(struct supervisor *s, struct slot *w, int64_t now);
 static void child_exec(const struct supervisor *s, const struct slot *w, int logfd);
 static void on_death(struct supervisor *s, struct slot *w, int wstatus);
@@ -31,22 +34,52 @@ wstate_name(enum wstate st)
 	return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "?";
 }
 
+/* The slots the configuration wants. The uploaders' wait for their first
+ * job: a build that only hits uploads nothing, and each uploader's start
+ * (an exec of this binary and its libraries, 15-25 ms of CPU; four of them
+ * over S3) would take the cores from cargo at the build's busiest moment,
+ * when a fresh runner's supervisor starts with its first compile. They start
+ * with the first upload queued (jobs), a scale of the role, or
+ * workers.uploaders_wait seconds after the supervisor, whichever is first. */
 void
 workers_init(struct supervisor *s)
 {
+	int64_t wait_s = config_get_int(s->cfg, "workers.uploaders_wait");
+
 	s->nslots = 0;
 	for (int r = 0; r < ROLE_COUNT; r++)
 		workers_resize(s, (enum role)r, s->wanted[r]);
+	if (wait_s <= 0)
+		return;
+	if (wait_s > WAIT_MAX_S)
+		wait_s = WAIT_MAX_S;
+	for (int i = 0; i < s->nslots; i++)
+		if (s->slots[i].role == ROLE_UPLOADER) {
+			s->slots[i].deferred = 1;
+			s->slots[i].next_spawn_ms = clock_ms() + wait_s * 1000;
+		}
 }
 
-/* Grows or shrinks role r to n workers. New slots spawn on the next tick;
- * surplus ones are asked to finish and are dropped when they exit. */
+void
+workers_wake(struct supervisor *s, enum role r)
+{
+	for (int i = 0; i < s->nslots; i++)
+		if (s->slots[i].role == r && s->slots[i].deferred) {
+			s->slots[i].deferred = 0;
+			s->slots[i].next_spawn_ms = 0;
+		}
+}
+
+/* Grows or shrinks role r to n workers. New slots spawn on the next tick,
+ * and so do the role's slots still waiting for a first job; surplus ones are
+ * asked to finish and are dropped when they exit. */
 void
 workers_resize(struct supervisor *s, enum role r, int n)
 {
 	int have = 0;
 
 	s->wanted[r] = n;
+	workers_wake(s, r);
 	for (int i = 0; i < s->nslots; i++) {
 		struct slot *w = &s->slots[i];
 		if (w->role != r || w->retire)
@@ -132,6 +165,7 @@ spawn(struct supervisor *s, struct slot *w, int64_t now)
 	pid_t pid;
 
 	free(logpath);
+	w->deferred = 0;
 	pid = fork();
 	if (pid == 0)
 		child_exec(s, w, logfd);

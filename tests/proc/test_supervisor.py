@@ -23,6 +23,9 @@ class SupervisorTest(unittest.TestCase):
         self.dir = os.path.join(self.tmp, "store")
         self.env = kh.store_env(self.tmp, self.dir,
                                 drop=("KACHE_FAULT", "KACHE_RESTART_LIMIT", "KACHE_UPLOADERS"))
+        # the uploaders start with the supervisor, as these tests expect (the
+        # wait for a first upload has tests of its own)
+        self.env["KACHE_UPLOADERS_WAIT"] = "0"
 
     def tearDown(self):
         # kill every process serving a store of this test (supervisors and workers)
@@ -448,6 +451,63 @@ class SupervisorTest(unittest.TestCase):
         self.assertEqual(self.poke("fetch", KEY, "1000").split()[0], "ok")
         self.assertEqual(self.poke("fetch", "ef" * 32, "1000").split()[0], "miss")
         self.assertEqual(sum(w["jobs_done"] for w in self.workers("uploader")), 2)
+
+    def sink_remote(self, **env):
+        """A test sink remote, this store's intents directory, and env set."""
+        sink = os.path.join(self.tmp, "sink")
+        intents = os.path.join(self.dir, "intents")
+        os.makedirs(sink)
+        os.makedirs(intents)
+        self.env.update(KACHE_REMOTE="testsink", KACHE_REMOTE_PATH=sink, **env)
+        return sink, intents
+
+    def test_uploaders_wait_for_the_first_upload(self):
+        """A build that only hits uploads nothing: the uploaders wait for the
+        first upload queued (workers.uploaders_wait: at most 120 s here), then
+        start at once and upload it."""
+        sink, intents = self.sink_remote(KACHE_UPLOADERS_WAIT="120", KACHE_UPLOADERS="2")
+        self.kached("supervisor", "start")
+        self.assertTrue(wait_for(lambda: self.workers("fetcher") and all(
+            w["state"] == "ready" for w in self.workers() if w["role"] != "uploader")))
+        time.sleep(1)
+        self.assertEqual([(w["state"], w["pid"]) for w in self.workers("uploader")],
+                         [("waiting", 0)] * 2)
+        self.assertRegex(self.kached("supervisor", "status").stdout, r"uploader\s+1\s+0\s+waiting")
+        def cmdline(pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    return f.read().split(b"\0")
+            except OSError:
+                return []
+        self.assertEqual([p for p in self.store_pids() if b"uploader" in cmdline(p)], [])
+        open(os.path.join(intents, KEY), "w").close()
+        self.poke("notify", KEY)
+        self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(sink, KEY)), 20))
+        self.assertTrue(wait_for(lambda: all(w["state"] == "ready"
+                                             for w in self.workers("uploader"))), self.workers())
+        self.assertIn("stopped", self.kached("supervisor", "stop").stdout)
+
+    def test_uploaders_start_at_once_for_an_upload_left_from_before(self):
+        sink, intents = self.sink_remote(KACHE_UPLOADERS_WAIT="120")
+        open(os.path.join(intents, KEY), "w").close()  # a build's upload no supervisor took
+        self.kached("supervisor", "start")
+        self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(sink, KEY)), 20))
+        self.assertTrue(wait_for(lambda: not os.path.exists(os.path.join(intents, KEY))))
+
+    def test_uploaders_start_when_the_wait_ends_or_when_scaled(self):
+        self.sink_remote(KACHE_UPLOADERS_WAIT="1")
+        self.kached("supervisor", "start")
+        self.assertTrue(wait_for(lambda: [w["state"] for w in self.workers("uploader")]
+                                 == ["ready"]), self.workers())
+        self.kached("supervisor", "stop")
+        self.assertTrue(wait_for(lambda: not self.store_pids()), self.store_pids())
+        self.env["KACHE_UPLOADERS_WAIT"] = "120"
+        self.kached("supervisor", "start")
+        time.sleep(0.5)
+        self.assertEqual([w["state"] for w in self.workers("uploader")], ["waiting"])
+        self.kached("supervisor", "scale", "uploader=2")  # asked for: no more waiting
+        self.assertTrue(wait_for(lambda: [w["state"] for w in self.workers("uploader")]
+                                 == ["ready", "ready"]), self.workers())
 
     def test_no_remote_queues_nothing(self):
         intents = os.path.join(self.dir, "intents")
