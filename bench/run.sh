@@ -119,8 +119,14 @@ declare -A med cnt times
 # floor; no wrapper too when full) so that drift in the machine's load falls on
 # all alike, then the moved copies.
 for i in $(seq "$runs"); do
-  rm -rf "$work/kache-store" "$work/sccache"
+  # moved aside, not removed: the cold builds right after would pay ext4's scan
+  # of the inodes just freed (lib.sh, discard) for every file they make
+  # (their servers stopped first)
   SCCACHE_DIR="$work/sccache" sccache --stop-server >/dev/null 2>&1 || true
+  if [ -d "$work/kache-store" ]; then
+    KACHE_DIR="$work/kache-store" "$kache" supervisor stop >/dev/null 2>&1 || true
+  fi
+  discard "$work/kache-store"; discard "$work/sccache"
   for tool in none sccache kache; do
     fresh_copy "$work/a-$tool/ws"
     times[$tool,cold]+=" $(build x "$tool" "$work/a-$tool/ws" "$work/home-a")"; cnt[$tool,cold]=$(cat "$work/count")
