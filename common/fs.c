@@ -318,6 +318,17 @@ fail:
 	return -1;
 }
 
+void
+fs_read_ahead(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	close(fd);
+}
+
 int
 fs_mkdir_p(const char *dir, mode_t mode)
 {

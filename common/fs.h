@@ -41,6 +41,10 @@ int fs_write_new(const char *path, const void *data, size_t n, mode_t mode);
  * the filesystem or device refuses direct I/O: write it the usual way then.
  * Removed on any other failure. */
 int fs_write_new_direct(const char *path, const void *data, size_t n, mode_t mode);
+/* Asks the kernel to read path's bytes into the page cache, without waiting
+ * for them (posix_fadvise WILLNEED): a file written past the cache that will
+ * soon be run or read. Best effort: nothing is said when it cannot. */
+void fs_read_ahead(const char *path);
 /* Writes all of data to fd, retrying short writes. */
 int fs_write_all(int fd, const void *data, size_t n);
 /* Reads fd to its end into buf, at most cap bytes; *n: how many. -1 with

@@ -545,6 +545,15 @@ store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
 	                                   fs_write_new(tmp, data, n, mode);
 	int saved = errno;
 
+	/* An executable is about to be run: a build script by the build that
+	 * imports it, a test by `cargo test`, a proc macro loaded by the next
+	 * compile that misses. Written past the page cache, its pages would be
+	 * read from the disk then, fault by fault, on that build's critical
+	 * path (a CI job's build after `kache prefetch`: 0.1 s of ws-small's
+	 * 0.5 s, docs/bench.md); the kernel reads them back now instead. */
+	if (rc == 0 && how == STORE_PUT_DIRECT && exec)
+		fs_read_ahead(tmp);
+
 	if (rc == 0 && blob_commit(s, tmp, h, n) < 0)
 		rc = -1, saved = errno;
 	if (rc < 0)

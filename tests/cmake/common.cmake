@@ -7,3 +7,4 @@ function(kache_unit_test name)
 endfunction()
 
 kache_unit_test(test_common kache_common)
+target_sources(test_common PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/unit/pages.c)

@@ -22,6 +22,7 @@
 #include "common/path.h"
 #include "common/run.h"
 #include "common/util.h"
+#include "pages.h"
 
 static void
 check_clean(const char *in, const char *want)
@@ -316,28 +317,6 @@ test_write_new(void **state)
 	free(path);
 	free(link);
 	free(target);
-}
-
-/* Pages of the file at path in the page cache, or -1 when it cannot tell. */
-static long
-resident_pages(const char *path, size_t n)
-{
-	long page = sysconf(_SC_PAGESIZE), count = 0;
-	size_t pages = (n + (size_t)page - 1) / (size_t)page;
-	unsigned char *vec = xmalloc(pages + 1);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	void *m = fd < 0 ? MAP_FAILED : mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
-
-	if (m == MAP_FAILED || mincore(m, n, vec) < 0)
-		count = -1;
-	for (size_t i = 0; count >= 0 && i < pages; i++)
-		count += vec[i] & 1;
-	if (m != MAP_FAILED)
-		munmap(m, n);
-	if (fd >= 0)
-		close(fd);
-	free(vec);
-	return count;
 }
 
 /* Bytes this process has had read from a disk so far (/proc/self/io's
