@@ -549,8 +549,8 @@ store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
 	 * imports it, a test by `cargo test`, a proc macro loaded by the next
 	 * compile that misses. Written past the page cache, its pages would be
 	 * read from the disk then, fault by fault, on that build's critical
-	 * path (a CI job's build after `kache prefetch`: 0.1 s of ws-small's
-	 * 0.5 s, docs/bench.md); the kernel reads them back now instead. */
+	 * path (a CI job's build after `kache prefetch`: a median 40-60 ms of
+	 * ws-small's 0.5 s, docs/bench.md); the kernel reads them back now. */
 	if (rc == 0 && how == STORE_PUT_DIRECT && exec)
 		fs_read_ahead(tmp);
 

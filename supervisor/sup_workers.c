@@ -56,7 +56,7 @@ workers_init(struct supervisor *s)
 	for (int i = 0; i < s->nslots; i++)
 		if (s->slots[i].role == ROLE_UPLOADER) {
 			s->slots[i].deferred = 1;
-			s->slots[i].next_spawn_ms = clock_ms() + wait_s * 1000;
+			s->slots[i].next_spawn_ms = s->started_ms + wait_s * 1000;
 		}
 }
 

@@ -318,7 +318,7 @@ blob_pages(struct fx *f, const struct store_entry *e, size_t i)
 
 /* An executable written with O_DIRECT is read back into the page cache by
  * the kernel, ahead of the build that runs it (a build script run from a
- * disk, fault by fault, cost a CI job's build 0.1 s of 0.5); a blob that is
+ * disk, fault by fault, cost a CI job's build a median 40-60 ms of 0.5 s); a blob that is
  * no program is not (at most its last page, written through the cache). The
  * read-ahead is asynchronous: polled for up to 10 s. */
 static void
