@@ -17,6 +17,10 @@
 # job's first step, a bounded wait for its session, then the build). With --signed as
 # well, store A signs what it uploads and store B imports only what a trusted
 # key signed (the README's CI recipe), which spares B the hash of every blob.
+# Beside them, the peer a CI job uses without a compiler cache (actions/cache,
+# rust-cache): store A's warm target directory put in the same remote as one
+# tar + zstd -3 archive, which the fresh copy fetches and unpacks before a
+# cargo build with no wrapper.
 # usage: bench/run.sh --kache build/bin/kache [--ws small|large|DIR] [--runs N] [--warm N]
 #        [-j N] [--remote [--signed]]
 set -euo pipefail
@@ -44,7 +48,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$kache" ] || { echo "bench: give the kache binary: --kache build/bin/kache" >&2; exit 2; }
-for t in sccache strace jq; do
+for t in sccache strace jq zstd curl; do
   command -v $t >/dev/null || { echo "bench: $t missing (apt-get install $t)" >&2; exit 2; }
 done
 work="$(mktemp -d)"
@@ -240,6 +244,13 @@ populate() {
   (cd "$work/ra/ws" && cargo clean -q)
   rt[$1,local,build]+=" $(build x kache "$work/ra/ws" "$work/home-ra")"; rc[$1,local]+=" $(cat "$work/count")"
   bc[$1,local]+=" $(cat "$work/cpu")"
+  # the target-dir archive of this warm target (its save, untimed)
+  tar -C "$work/ra/ws" -cf - target | zstd -q -3 -T0 -f -o "$work/target.tar.zst"
+  if [ "$1" = dir ]; then mv "$work/target.tar.zst" "$work/dir-remote-$2.target.tar.zst"
+  else
+    python3 -c "import boto3,sys; boto3.client('s3', endpoint_url='$KACHE_S3_ENDPOINT', aws_access_key_id='x', aws_secret_access_key='x', region_name='us-east-1').upload_file(sys.argv[1], 'bench', 'run-$2.target.tar.zst')" "$work/target.tar.zst"
+    rm -f "$work/target.tar.zst"
+  fi
   sup_stop
   unset KSTORE KACHE_PREFETCH_MAX_BYTES
 }
@@ -280,20 +291,53 @@ remote_case() {
   discard "$KSTORE"
   unset KSTORE KACHE_PREFETCH_MAX_BYTES
 }
+# tar_case <type> <run>: the target-dir archive's restore in a fresh copy
+# elsewhere with a fresh CARGO_HOME: fetched (dir: read from its file; S3: one
+# GET signed by curl) and unpacked (in rt[<type>,tar,warmup]), then a cargo
+# build with no wrapper (rt[<type>,tar,build]); the CPU of both in bc. The
+# build must be a no-op: what it ran is said otherwise.
+tar_case() {
+  local d="$work/rb/far/away/ws" t0 t1 t2 src
+  fresh_copy "$d"; discard "$work/home-tb"
+  if [ "$1" = dir ]; then src=(cat "$work/dir-remote-$2.target.tar.zst")
+  else src=(curl -sf --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
+    "$KACHE_S3_ENDPOINT/bench/run-$2.target.tar.zst"); fi
+  : > "$work/shim.log"
+  t0=$(date +%s%N)
+  (
+    set -o pipefail
+    "${src[@]}" | zstd -dc | tar -C "$d" -xf - || exit 1
+    date +%s%N > "$work/t1"
+    cd "$d" && RUSTC="$shim" SHIM_LOG="$work/shim.log" RUSTC_WRAPPER="" CARGO_HOME="$work/home-tb" \
+      cargo build -j"$jobs" -v >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+    cpu_ms "$BASHPID" children > "$work/cpu"
+  ) || exit 1
+  t2=$(date +%s%N) t1=$(cat "$work/t1")
+  grep -q '^ *\(Compiling\|Running\|Dirty\)' "$work/err" &&
+    echo "bench: the archive's cargo build was not a no-op: $(grep -c '^ *\(Compiling\|Running\)' "$work/err") step(s)" >&2
+  rt[$1,tar,warmup]+=" $(( (t1 - t0) / 1000000 ))"
+  rt[$1,tar,build]+=" $(( (t2 - t1) / 1000000 ))"
+  rt[$1,tar,wait]+=" 0"
+  rc[$1,tar]+=" $(wc -l < "$work/shim.log")"
+  bc[$1,tar]+=" $(cat "$work/cpu")"
+}
 start_moto
 if [ "$signed" = 1 ]; then
   pub=$("$kache" keygen --out "$work/sign.key" 2>/dev/null)
   export KACHE_SIGNING_KEY_FILE="$work/sign.key" KACHE_TRUSTED_KEYS="[\"$pub\"]"
 fi
 declare -A rt rc rp rs rd rw ru bc mc
-cases=(nopf first ci)
-# Interleaved: per run, both remotes; per remote, the three cases in an order
+cases=(nopf first ci tar)
+# Interleaved: per run, both remotes; per remote, the four cases in an order
 # that rotates from run to run.
 for i in $(seq "$runs"); do
   for type in dir s3; do
     remote_env "$type" "$i"
     populate "$type" "$i"
-    for k in 0 1 2; do remote_case "$type" "$i" "${cases[$(( (k + i) % 3 ))]}"; done
+    for k in 0 1 2 3; do
+      c=${cases[$(( (k + i) % 4 ))]}
+      if [ "$c" = tar ]; then tar_case "$type" "$i"; else remote_case "$type" "$i" "$c"; fi
+    done
   done
 done
 m() { printf '%s\n' $1 | median; }
@@ -309,17 +353,19 @@ printf '\n\n'
 printf '| remote | case | warm-up | prefetch wait | build | build x local | total | total x local | rustc | served | session |\n'
 printf '|--------|------|--------:|--------------:|------:|--------------:|------:|--------------:|------:|-------:|--------:|\n'
 declare -A label=([local]="local warm" [nopf]="remote-warm, no prefetch" [first]="remote-warm, prefetch racing the build"
-  [ci]="CI shape: kache prefetch, wait for its session, build")
+  [ci]="CI shape: kache prefetch, wait for its session, build"
+  [tar]="no kache: store A's target dir as one tar + zstd -3 archive; warm-up: fetch and unpack it")
 for type in dir s3; do
   lw=$(m "${rt[$type,local,build]}")
-  for c in local nopf first ci; do
+  for c in local nopf first ci tar; do
     b=$(m "${rt[$type,$c,build]}") wu=- wa=- tot=0 ses=-
-    if [ "$c" = ci ]; then
+    if [ "$c" = ci ] || [ "$c" = tar ]; then
       wu=$(s "$(m "${rt[$type,$c,warmup]}")") wa=$(s "$(m "${rt[$type,$c,wait]}")")
       tot=$(paste <(printf '%s\n' ${rt[$type,$c,warmup]}) <(printf '%s\n' ${rt[$type,$c,wait]}) \
         <(printf '%s\n' ${rt[$type,$c,build]}) | awk '{print $1+$2+$3}' | median)
     else tot=$b; fi
-    case $c in first | ci) ses="$(s "$(m "${rs[$type,$c]}")"), $(m "${rp[$type,$c]}") packs, $(m "${rw[$type,$c]}") MB direct, CPU $(s "$(m "${ru[$type,$c]}")")" ;; esac
+    case $c in first | ci) ses="$(s "$(m "${rs[$type,$c]}")"), $(m "${rp[$type,$c]}") packs, $(m "${rw[$type,$c]}") MB direct, CPU $(s "$(m "${ru[$type,$c]}")")" ;;
+      tar) ses="- (its whole CPU: $(s "$(m "${bc[$type,tar]}")"))" ;; esac
     worst=$(printf '%s\n' ${rc[$type,$c]} | sort -n | tail -1)
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n' "$type" "${label[$c]}" \
       "$wu" "$wa" "$(s "$b")" "$(r "$b" "$lw")" "$(s "$tot")" "$(r "$tot" "$lw")" "$worst" \
