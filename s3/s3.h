@@ -36,7 +36,8 @@ struct s3_creds {
 	int64_t expires_ms;
 	int role; /* enum s3_role: where a role's keys came from; 0 for others */
 	/* S3_ROLE_PROCESS: the credential_process command and its profile, run
-	 * again to renew; NULL otherwise */
+	 * again to renew; S3_ROLE_ASSUMED: the role_arn profile in
+	 * process_profile, assumed again to renew; NULL otherwise */
 	char *process;
 	char *process_profile;
 };
@@ -49,6 +50,7 @@ enum s3_role {
 	S3_ROLE_WEB_IDENTITY, /* AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, through STS */
 	S3_ROLE_PROCESS,      /* a profile's credential_process (s3_process.c) */
 	S3_ROLE_ANY,          /* the container's when named, else the instance's */
+	S3_ROLE_ASSUMED,      /* a role_arn profile of ~/.aws/config, through STS */
 };
 
 struct s3_settings {

@@ -298,24 +298,32 @@ sign_headers(struct s3_client *c, struct s3_req *r, const char *host, const char
 		{ "x-amz-date", NULL }, { "x-amz-security-token", token } };
 	struct s3_sign_req sr = { r->method, path, r->query, r->nquery, h, token ? 4 : 3, hash,
 		NULL, c->s.region, "s3" };
-	struct curl_slist *l = NULL;
-	char date[32], *auth, *line;
+	struct curl_slist *l;
+	char date[32];
 	struct tm tm;
 	time_t now = time(NULL);
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof date, "%Y%m%dT%H%M%SZ", &tm);
 	h[2].value = sr.amz_date = date;
-	auth = s3_authorization(&sr, &c->s.creds);
-	for (size_t i = 0; i < sr.nheaders; i++) {
-		line = xasprintf("%s: %s", h[i].name, h[i].value);
+	l = s3_signed_header_list(&sr, &c->s.creds);
+	return curl_slist_append(l, "Content-Type:");
+}
+
+struct curl_slist *
+s3_signed_header_list(const struct s3_sign_req *sr, const struct s3_creds *cr)
+{
+	struct curl_slist *l = NULL;
+	char *auth = s3_authorization(sr, cr), *line;
+
+	for (size_t i = 0; i < sr->nheaders; i++) {
+		line = xasprintf("%s: %s", sr->headers[i].name, sr->headers[i].value);
 		l = curl_slist_append(l, line);
-		free(line);
+		s3_wipe_str(line);
 	}
 	line = xasprintf("Authorization: %s", auth);
 	l = curl_slist_append(l, line);
 	l = curl_slist_append(l, "Expect:");
-	l = curl_slist_append(l, "Content-Type:");
 	free(line);
 	free(auth);
 	return l;
@@ -620,7 +628,10 @@ renew_creds(struct s3_client *c)
 {
 	int64_t now = clock_wall_ms();
 	struct s3_creds fresh = { 0 };
-	const char *whose = c->s.creds.role == S3_ROLE_PROCESS ? "credential_process's" : "role's";
+	int role = c->s.creds.role;
+	const char *whose = role == S3_ROLE_PROCESS ? "credential_process's" :
+	    role == S3_ROLE_ASSUMED                 ? "assumed role's" :
+	                                              "role's";
 	struct buf why;
 
 	if (c->s.creds.expires_ms == 0 || now < c->s.creds.expires_ms - CREDS_RENEW_MS ||
@@ -628,9 +639,11 @@ renew_creds(struct s3_client *c)
 		return;
 	c->creds_asked_ms = now;
 	buf_init(&why);
-	if ((c->s.creds.role == S3_ROLE_PROCESS ?
+	if ((role == S3_ROLE_PROCESS ?
 	            s3_process_creds(c->s.creds.process, c->s.creds.process_profile, &fresh, &why) :
-	            s3_role_creds(c->s.creds.role, c->s.region, &fresh, &why)) == 0) {
+	            role == S3_ROLE_ASSUMED ?
+	            s3_profile_assume(c->s.creds.process_profile, c->s.region, &fresh, &why) :
+	            s3_role_creds(role, c->s.region, &fresh, &why)) == 0) {
 		s3_creds_clear(&c->s.creds);
 		c->s.creds = fresh;
 		log_info("s3: the %s keys renewed; they expire in %lld s", whose,

@@ -18,15 +18,32 @@ struct profile_scan {
 	int seen;
 };
 
-struct process_scan {
+/* What a profile of ~/.aws/config says about its keys (NULL: not said). */
+struct cfg_profile {
 	const char *section; /* "default" or "profile <name>" */
-	char *process;       /* its credential_process, or NULL */
+	char *process;       /* credential_process */
+	char *role_arn;
+	char *source_profile;
+	char *credential_source;
+	char *external_id;
+	char *session_name; /* role_session_name */
+	char *duration;     /* duration_seconds */
+	char *mfa_serial;
+	struct s3_creds keys; /* aws_access_key_id... in the config file itself */
 };
+
+#define ASSUME_DEPTH_MAX 4 /* source_profile links followed, at most */
 
 static char *aws_file(const char *env, const char *name);
 static int aws_file_fault(int rc, const char *path, const char *env, struct buf *err);
-static int process_cb(void *user, const char *section, const char *name, const char *value);
-static int process_find(const char *profile, char **command, struct buf *err);
+static int profile_cb(void *user, const char *section, const char *name, const char *value);
+static int profile_read(const char *profile, struct cfg_profile *cp, struct buf *err);
+static void profile_free(struct cfg_profile *cp);
+static int profile_assume(const struct cfg_profile *cp, const char *profile, const char *region,
+    int ask, int depth, struct s3_creds *out, struct buf *err);
+static int source_keys(const char *profile, const char *region, int depth, struct s3_creds *out,
+    struct buf *err);
+static int file_keys(const char *profile, struct s3_creds *out, struct buf *err);
 static char *dup_nonempty(const char *s);
 static int creds_from(const char *id, const char *secret, const char *token, struct s3_creds *out);
 static int ini_creds_cb(void *user, const char *section, const char *name, const char *value);
@@ -130,40 +147,210 @@ aws_file_fault(int rc, const char *path, const char *env, struct buf *err)
 }
 
 static int
-process_cb(void *user, const char *section, const char *name, const char *value)
+profile_cb(void *user, const char *section, const char *name, const char *value)
 {
-	struct process_scan *ps = user;
+	struct cfg_profile *cp = user;
+	static const char *const names[] = { "credential_process", "role_arn", "source_profile",
+		"credential_source", "external_id", "role_session_name", "duration_seconds",
+		"mfa_serial", "aws_access_key_id", "aws_secret_access_key", "aws_session_token" };
+	char **slots[] = { &cp->process, &cp->role_arn, &cp->source_profile, &cp->credential_source,
+		&cp->external_id, &cp->session_name, &cp->duration, &cp->mfa_serial,
+		&cp->keys.access_key_id, &cp->keys.secret_access_key, &cp->keys.session_token };
 
-	if (strcmp(section, ps->section) == 0 && strcmp(name, "credential_process") == 0) {
-		free(ps->process);
-		ps->process = value != NULL && *value != '\0' ? xstrdup(value) : NULL;
-	}
+	if (strcmp(section, cp->section) != 0)
+		return 1;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(name, names[i]) == 0) {
+			free(*slots[i]);
+			*slots[i] = dup_nonempty(value);
+		}
 	return 1;
 }
 
-/* The credential_process of profile (its section "[default]" or "[profile
- * NAME]") in AWS_CONFIG_FILE, else ~/.aws/config, into *command (new string):
- * 1; 0 when there is none (no file, no such profile, no such line); -1 with
- * why in err when the file cannot be read whole (its line said). */
+/* Profile's section ("[default]" or "[profile NAME]") of AWS_CONFIG_FILE,
+ * else ~/.aws/config, into cp (profile_free frees it): 1 when it names a
+ * credential_process, a role_arn or keys; 0 when it does not (no file, no
+ * such profile, no such line); -1 with why in err when the file cannot be
+ * read whole (its line said). */
 static int
-process_find(const char *profile, char **command, struct buf *err)
+profile_read(const char *profile, struct cfg_profile *cp, struct buf *err)
 {
 	char *path = aws_file("AWS_CONFIG_FILE", "config");
-	struct process_scan ps = { NULL, NULL };
 	char *sect =
 	    strcmp(profile, "default") == 0 ? xstrdup("default") : xasprintf("profile %s", profile);
 	int rc;
 
-	ps.section = sect;
-	rc = ini_parse(path, process_cb, &ps);
-	free(sect);
+	memset(cp, 0, sizeof *cp);
+	cp->section = sect;
+	rc = ini_parse(path, profile_cb, cp);
 	if (aws_file_fault(rc, path, "AWS_CONFIG_FILE", err)) {
-		free(ps.process);
-		ps.process = NULL;
+		free(path);
+		return -1;
 	}
 	free(path);
-	*command = ps.process;
-	return *command != NULL ? 1 : rc > 0 || rc < -1 ? -1 : 0;
+	return cp->process != NULL || cp->role_arn != NULL || cp->keys.access_key_id != NULL ||
+	    cp->keys.secret_access_key != NULL;
+}
+
+static void
+profile_free(struct cfg_profile *cp)
+{
+	char **all[] = { &cp->process, &cp->role_arn, &cp->source_profile, &cp->credential_source,
+		&cp->external_id, &cp->session_name, &cp->duration, &cp->mfa_serial };
+
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		free(*all[i]);
+		*all[i] = NULL;
+	}
+	s3_creds_clear(&cp->keys);
+	free((char *)cp->section);
+	cp->section = NULL;
+}
+
+/* The keys of the credentials file's [profile], as the shared file gives
+ * them: 1 (out filled), 0 when it has none, -1 with why in err when the file
+ * is wrong or holds half a pair. */
+static int
+file_keys(const char *profile, struct s3_creds *out, struct buf *err)
+{
+	char *path = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+	struct profile_scan ps = { profile, out, 0 };
+	int rc = ini_parse(path, ini_creds_cb, &ps), keys;
+
+	keys = (out->access_key_id != NULL) + (out->secret_access_key != NULL);
+	if (rc != 0 && rc != -1) {
+		(void)aws_file_fault(rc, path, "AWS_SHARED_CREDENTIALS_FILE", err);
+		keys = -1;
+	} else if (keys == 1) {
+		buf_addf(err, "profile [%s] of %s has half a key pair", profile, path);
+		keys = -1;
+	}
+	free(path);
+	if (keys != 2)
+		s3_creds_clear(out);
+	return keys == 2 ? 1 : keys;
+}
+
+/* The keys a role_arn profile's source gives (source_profile named
+ * profile): the credentials file's, else the config file's keys, its
+ * credential_process or its own role_arn (depth: links followed). 0, or -1
+ * with why in err. */
+static int
+source_keys(const char *profile, const char *region, int depth, struct s3_creds *out,
+    struct buf *err)
+{
+	struct cfg_profile cp;
+	int rc = file_keys(profile, out, err);
+
+	if (rc != 0)
+		return rc > 0 ? 0 : -1;
+	if (profile_read(profile, &cp, err) < 0) {
+		profile_free(&cp);
+		return -1;
+	}
+	if (cp.role_arn != NULL)
+		rc = profile_assume(&cp, profile, region, 1, depth, out, err);
+	else if (cp.keys.access_key_id != NULL || cp.keys.secret_access_key != NULL) {
+		rc = creds_from(cp.keys.access_key_id, cp.keys.secret_access_key,
+		         cp.keys.session_token, out) > 0 ?
+		    0 :
+		    -1;
+		if (rc < 0)
+			buf_addf(err, "profile [%s] of the config file has half a key pair",
+			    profile);
+	} else if (cp.process != NULL)
+		rc = s3_process_creds(cp.process, profile, out, err);
+	else {
+		buf_addf(err,
+		    "source_profile [%s] has no keys (in the credentials file or the config "
+		    "file), no credential_process and no role_arn",
+		    profile);
+		rc = -1;
+	}
+	profile_free(&cp);
+	return rc;
+}
+
+/* A role_arn profile's keys (its source's keys, exchanged at STS by a signed
+ * AssumeRole), as the AWS SDKs assume it: exactly one of source_profile and
+ * credential_source (Ec2InstanceMetadata, EcsContainer);
+ * role_session_name (else "kache"), external_id, duration_seconds (900 to
+ * 43200, else 3600); an mfa_serial is refused (a code a person types). With
+ * ask 0 only the profile is checked. 0, or -1 with why in err. */
+static int
+profile_assume(const struct cfg_profile *cp, const char *profile, const char *region, int ask,
+    int depth, struct s3_creds *out, struct buf *err)
+{
+	struct s3_creds src = { 0 };
+	struct s3_assume r = { cp->role_arn, cp->session_name ? cp->session_name : "kache",
+		cp->external_id, 3600 };
+	const char *cs = cp->credential_source;
+	struct buf why;
+	char *end = NULL;
+	long d;
+	int rc = -1;
+
+	buf_init(&why);
+	if (cp->duration != NULL) {
+		d = strtol(cp->duration, &end, 10);
+		if (*end != '\0' || d < 900 || d > 43200) {
+			buf_addf(&why, "duration_seconds '%s' is not 900 to 43200", cp->duration);
+			goto out;
+		}
+		r.duration_s = (int)d;
+	}
+	if (cp->mfa_serial != NULL)
+		buf_addstr(&why,
+		    "it names an mfa_serial, whose code a person types; give kache a profile "
+		    "without one (or a credential_process)");
+	else if ((cp->source_profile != NULL) == (cs != NULL))
+		buf_addstr(&why, "it needs exactly one of source_profile and credential_source");
+	else if (cs != NULL && strcmp(cs, "Ec2InstanceMetadata") != 0 &&
+	    strcmp(cs, "EcsContainer") != 0)
+		buf_addf(&why,
+		    "credential_source '%s' is not Ec2InstanceMetadata or EcsContainer (keys in "
+		    "AWS_ACCESS_KEY_ID sign as they are, before any profile)",
+		    cs);
+	else if (depth >= ASSUME_DEPTH_MAX)
+		buf_addf(&why, "more than %d source_profile links (a loop?)", ASSUME_DEPTH_MAX);
+	else if (!ask)
+		rc = 0;
+	else if (cp->source_profile != NULL)
+		rc = source_keys(cp->source_profile, region, depth + 1, &src, &why);
+	else
+		rc = s3_role_creds(strcmp(cs, "EcsContainer") == 0 ? S3_ROLE_CONTAINER :
+		                                                     S3_ROLE_INSTANCE,
+		    region, &src, &why);
+	if (rc == 0 && ask) {
+		rc = s3_role_assume(&r, region, &src, out, &why);
+		if (rc == 0) {
+			out->role = S3_ROLE_ASSUMED;
+			out->process_profile = xstrdup(profile);
+		}
+	}
+out:
+	if (rc < 0)
+		buf_addf(err, "profile [%s]'s role_arn (%s): %s", profile, cp->role_arn, why.p);
+	s3_creds_clear(&src);
+	buf_free(&why);
+	return rc;
+}
+
+int
+s3_profile_assume(const char *profile, const char *region, struct s3_creds *out, struct buf *err)
+{
+	struct cfg_profile cp;
+	int rc = profile_read(profile, &cp, err);
+
+	memset(out, 0, sizeof *out);
+	if (rc >= 0 && cp.role_arn == NULL) {
+		buf_addf(err, "profile [%s] has no role_arn any longer", profile);
+		rc = -1;
+	}
+	if (rc >= 0)
+		rc = profile_assume(&cp, profile, region, 1, 0, out, err);
+	profile_free(&cp);
+	return rc < 0 ? -1 : 0;
 }
 
 /* 1 when id and secret are both set (out filled), 0 when neither, -1 when
@@ -213,40 +400,57 @@ ini_creds_cb(void *user, const char *section, const char *name, const char *valu
  * named); -2 when the file is wrong (a syntax error, a profile named that it
  * lacks or that has no keys, half a key pair): the error, so that a typo never
  * signs with the instance's keys instead (botocore stops at all but the
- * keyless named profile, whose role it would seek in ~/.aws/config, which
- * kache does not read). */
+ * keyless named profile). A role_arn in the config file's profile comes
+ * before the credentials file's keys, as in the AWS SDKs' chain; that file's
+ * keys of the profile, when the credentials file has none, after. */
 static int
 creds_from_file(const struct config *cfg, int ask, struct s3_creds *out, struct buf *err)
 {
-	const char *prof = getenv("AWS_PROFILE");
+	const char *prof = getenv("AWS_PROFILE"), *region = cfg ? config_get(cfg, "s3.region") : "";
 	char *path = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
 	struct s3_creds c = { 0 };
 	struct profile_scan ps = { NULL, &c, 0 };
-	int rc, named, keys;
+	struct cfg_profile cp;
+	struct buf cfg_err;
+	int rc, named, keys, found;
 
 	if (prof == NULL || *prof == '\0')
 		prof = cfg ? config_get(cfg, "s3.profile") : "";
 	named = *prof != '\0';
 	ps.profile = named ? prof : "default";
+	buf_init(&cfg_err);
+	found = profile_read(ps.profile, &cp, &cfg_err);
+	if (found > 0 && cp.role_arn != NULL) { /* first, as in the AWS SDKs' chain */
+		rc = profile_assume(&cp, ps.profile, region, ask, 0, out, err) == 0 ? 0 : -2;
+		goto out;
+	}
 	rc = ini_parse(path, ini_creds_cb, &ps);
 	keys = (c.access_key_id != NULL) + (c.secret_access_key != NULL);
 	if (rc == 0 && keys == 2) {
 		*out = c;
-		free(path);
-		return 0;
+		memset(&c, 0, sizeof c);
+		rc = 0;
+		goto out;
 	}
-	if ((rc == 0 || rc == -1) && keys == 0) { /* the profile's credential_process */
-		char *cmd;
-		int found = process_find(ps.profile, &cmd, err);
-
-		if (found != 0) {
-			if (found > 0 && (!ask || s3_process_creds(cmd, ps.profile, out, err) == 0))
-				found = 0;
-			free(cmd);
-			s3_creds_clear(&c);
-			free(path);
-			return found == 0 ? 0 : -2;
+	if ((rc == 0 || rc == -1) && keys == 0 && found != 0) { /* the config file's profile */
+		if (found < 0)
+			buf_add(err, cfg_err.p, cfg_err.len);
+		else if (cp.keys.access_key_id != NULL || cp.keys.secret_access_key != NULL) {
+			if (creds_from(cp.keys.access_key_id, cp.keys.secret_access_key,
+			        cp.keys.session_token, out) > 0) {
+				rc = 0;
+				goto out;
+			}
+			buf_addf(err,
+			    "S3 credentials: profile [%s] of the config file has half a "
+			    "key pair; give both aws_access_key_id and aws_secret_access_key",
+			    ps.profile);
+		} else if (!ask || s3_process_creds(cp.process, ps.profile, out, err) == 0) {
+			rc = 0;
+			goto out;
 		}
+		rc = -2;
+		goto out;
 	}
 	if (rc == -1)
 		buf_addf(err,
@@ -264,10 +468,13 @@ creds_from_file(const struct config *cfg, int ask, struct s3_creds *out, struct 
 	else
 		buf_addf(err,
 		    "no usable S3 credentials in profile [%s] of %s: it needs both "
-		    "aws_access_key_id and aws_secret_access_key (or a credential_process in "
-		    "~/.aws/config; its SSO and role_arn profiles are not read)",
+		    "aws_access_key_id and aws_secret_access_key (or a credential_process or a "
+		    "role_arn in ~/.aws/config; its SSO profiles are not read)",
 		    ps.profile, path);
 	rc = rc == -1 || (rc == 0 && keys == 0 && !named) ? -1 : -2;
+out:
+	profile_free(&cp);
+	buf_free(&cfg_err);
 	s3_creds_clear(&c);
 	free(path);
 	return rc;

@@ -8,6 +8,8 @@
 #include "s3/s3.h"
 #include "s3/s3_sign.h"
 
+struct curl_slist;
+
 struct s3_endpoint {
 	int https;
 	char *host; /* as written: name, a.b.c.d or [v6] */
@@ -82,6 +84,10 @@ const struct s3_settings *s3_client_settings(const struct s3_client *c);
 /* "<prefix>/<key>" or key. */
 char *s3_full_key(const struct s3_client *c, const char *key);
 
+/* The header lines curl sends for sr (every header it signs, the
+ * Authorization made with cr's keys, no Expect: 100-continue). */
+struct curl_slist *s3_signed_header_list(const struct s3_sign_req *sr, const struct s3_creds *cr);
+
 /* A string that held a secret: zeroed, then freed (NULL: nothing). */
 void s3_wipe_str(char *s);
 
@@ -92,6 +98,25 @@ void s3_wipe_str(char *s);
 int s3_role_creds(int source, const char *region, struct s3_creds *out, struct buf *err);
 /* AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are both set. */
 int s3_role_web_identity_named(void);
+
+/* A role_arn profile's request (~/.aws/config; s3_config.c reads it). */
+struct s3_assume {
+	const char *role_arn;
+	const char *session_name;
+	const char *external_id; /* NULL: none */
+	int duration_s;          /* 900..43200 */
+};
+/* STS's AssumeRole for r, signed (SigV4, service sts) with src's keys, at the
+ * STS endpoint of region as for a web identity; the role's keys into out
+ * (their expiration set, role and profile left to the caller): 0, or -1 with
+ * why in err. */
+int s3_role_assume(const struct s3_assume *r, const char *region, const struct s3_creds *src,
+    struct s3_creds *out, struct buf *err);
+/* s3_config.c: the keys of role_arn profile (its source's, then STS's), as
+ * s3_creds_resolve found them first: the client renews them with it. 0, or
+ * -1 with why in err. */
+int s3_profile_assume(const char *profile, const char *region, struct s3_creds *out,
+    struct buf *err);
 
 /* s3_process.c: runs command, a profile's credential_process (s3_config.c
  * reads it with the other AWS files), by /bin/sh -c, at most 30 s and 16 KiB

@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "common/fs.h"
 #include "s3/s3_internal.h"
+#include "s3/s3_sign.h"
 
 #define IMDS_DEFAULT "http://169.254.169.254"
 #define CONTAINER_AGENT "http://169.254.170.2"
@@ -39,6 +41,10 @@ static void wipe(struct buf *b);
 static size_t on_data(char *p, size_t size, size_t n, void *arg);
 static int request(CURL *h, const char *url, int put, const char *header, const char *post,
     struct answer *a, struct buf *err);
+static int request_list(CURL *h, const char *url, int put, struct curl_slist *hdr, const char *post,
+    struct answer *a, struct buf *err);
+static int sts_keys(CURL *h, const char *url, const char *action, struct curl_slist *hdr,
+    const char *form, struct s3_creds *out, struct buf *err);
 static int64_t parse_expiration(const char *s);
 static int role_name_ok(const char *s, size_t n);
 static int keys_of(const struct answer *a, const char *url, struct s3_creds *out, struct buf *err);
@@ -114,6 +120,17 @@ request(CURL *h, const char *url, int put, const char *header, const char *post,
     struct buf *err)
 {
 	struct curl_slist *hdr = header != NULL ? curl_slist_append(NULL, header) : NULL;
+	int rc = request_list(h, url, put, hdr, post, a, err);
+
+	curl_slist_free_all(hdr);
+	return rc;
+}
+
+/* request() with a list of header lines (hdr: the caller's). */
+static int
+request_list(CURL *h, const char *url, int put, struct curl_slist *hdr, const char *post,
+    struct answer *a, struct buf *err)
+{
 	long code = 0;
 	CURLcode cc;
 
@@ -137,7 +154,6 @@ request(CURL *h, const char *url, int put, const char *header, const char *post,
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-	curl_slist_free_all(hdr);
 	a->code = code;
 	a->lost = 0;
 	if (cc == CURLE_OPERATION_TIMEDOUT) {
@@ -387,16 +403,15 @@ web_identity_creds(CURL *h, const char *region, struct s3_creds *out, struct buf
 {
 	const char *file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), *arn = getenv("AWS_ROLE_ARN");
 	const char *name = getenv("AWS_ROLE_SESSION_NAME");
-	struct answer a = { .timeout_ms = STS_TIMEOUT_MS, .via_proxy = 1 };
+	struct curl_slist *hdr;
 	struct buf tok, form;
-	char *e_arn = NULL, *e_tok = NULL, *e_name = NULL, *url, *exp, *code;
+	char *e_arn = NULL, *e_tok = NULL, *e_name = NULL, *url;
 	int rc = -1;
 
 	if ((url = sts_url(region, err)) == NULL)
 		return -1;
 	buf_init(&tok);
 	buf_init(&form);
-	buf_init(&a.b);
 	if (fs_read_file(file, &tok, ROLE_ANSWER_MAX) < 0 || tok.len == 0 ||
 	    tok.len > ROLE_ANSWER_MAX) {
 		buf_addf(err,
@@ -412,8 +427,32 @@ web_identity_creds(CURL *h, const char *region, struct s3_creds *out, struct buf
 	    "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&DurationSeconds=3600&"
 	    "RoleArn=%s&RoleSessionName=%s&WebIdentityToken=%s",
 	    e_arn, e_name, e_tok);
-	if (request(h, url, 0, "Content-Type: application/x-www-form-urlencoded", form.p, &a, err) <
-	    0) {
+	hdr = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+	rc = sts_keys(h, url, "AssumeRoleWithWebIdentity", hdr, form.p, out, err);
+	curl_slist_free_all(hdr);
+out:
+	wipe(&tok);
+	wipe(&form);
+	curl_free(e_tok);
+	curl_free(e_arn);
+	curl_free(e_name);
+	free(url);
+	return rc;
+}
+
+/* One POST of form to STS at url (action: what it asks, said in errors), its
+ * answer's keys into out: 0, or -1 with why in err (STS's error code in it
+ * when it gave one). */
+static int
+sts_keys(CURL *h, const char *url, const char *action, struct curl_slist *hdr, const char *form,
+    struct s3_creds *out, struct buf *err)
+{
+	struct answer a = { .timeout_ms = STS_TIMEOUT_MS, .via_proxy = 1 };
+	char *exp, *code;
+	int rc = -1;
+
+	buf_init(&a.b);
+	if (request_list(h, url, 0, hdr, form, &a, err) < 0) {
 		if ((code = sts_field(&a, "Code")) != NULL) /* STS's reason, when it gave one */
 			buf_addf(err, " (%s)", code);
 		free(code);
@@ -428,19 +467,92 @@ web_identity_creds(CURL *h, const char *region, struct s3_creds *out, struct buf
 	if (out->access_key_id == NULL || *out->access_key_id == '\0' ||
 	    out->secret_access_key == NULL || *out->secret_access_key == '\0' ||
 	    out->expires_ms < 0)
-		buf_addf(err,
-		    "%s: not a role's keys (AssumeRoleWithWebIdentity gave no key id, secret or "
-		    "Expiration)",
-		    url);
+		buf_addf(err, "%s: not a role's keys (%s gave no key id, secret or Expiration)",
+		    url, action);
 	else
 		rc = 0;
 out:
-	wipe(&tok);
-	wipe(&form);
 	wipe(&a.b);
-	curl_free(e_tok);
-	curl_free(e_arn);
-	curl_free(e_name);
+	return rc;
+}
+
+/* The host[:port] and the path of url (new strings), as curl sends them: 0,
+ * or -1 when url is not http(s)://host[:port][/path]. */
+static int
+url_parts(const char *url, char **host, char **path)
+{
+	const char *p = strstr(url, "://"), *slash;
+
+	if (p == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+		return -1;
+	p += 3;
+	slash = strchr(p, '/');
+	if ((slash ? (size_t)(slash - p) : strlen(p)) == 0)
+		return -1;
+	*host = slash ? xstrndup(p, (size_t)(slash - p)) : xstrdup(p);
+	*path = xstrdup(slash ? slash : "/");
+	return 0;
+}
+
+int
+s3_role_assume(const struct s3_assume *r, const char *region, const struct s3_creds *src,
+    struct s3_creds *out, struct buf *err)
+{
+	CURL *h;
+	struct curl_slist *hdr = NULL;
+	struct buf form;
+	char *url, *host = NULL, *path = NULL, *e, date[32], hash[S3_SHA256_HEX_LEN + 1];
+	const char *sign_region;
+	struct tm tm;
+	time_t now = time(NULL);
+	int rc = -1;
+
+	memset(out, 0, sizeof *out);
+	if ((url = sts_url(region, err)) == NULL)
+		return -1;
+	if (url_parts(url, &host, &path) < 0) {
+		buf_addf(err,
+		    "STS's endpoint '%s' is not an http(s) address; check AWS_ENDPOINT_URL_STS",
+		    url);
+		free(url);
+		return -1;
+	}
+	if ((h = curl_easy_init()) == NULL) {
+		buf_addstr(err, "cannot start libcurl");
+		goto out0;
+	}
+	buf_init(&form);
+	buf_addstr(&form, "Action=AssumeRole&Version=2011-06-15");
+	buf_addf(&form, "&DurationSeconds=%d", r->duration_s);
+	buf_addf(&form, "&RoleArn=%s", e = curl_easy_escape(h, r->role_arn, 0));
+	curl_free(e);
+	buf_addf(&form, "&RoleSessionName=%s", e = curl_easy_escape(h, r->session_name, 0));
+	curl_free(e);
+	if (r->external_id != NULL) {
+		buf_addf(&form, "&ExternalId=%s", e = curl_easy_escape(h, r->external_id, 0));
+		curl_free(e);
+	}
+	/* SigV4 for STS: the global endpoint signs for us-east-1 */
+	sign_region = strcmp(url, STS_GLOBAL) == 0 ? "us-east-1" : region;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof date, "%Y%m%dT%H%M%SZ", &tm);
+	s3_sha256_hex(form.p, form.len, hash);
+	{
+		struct s3_kv kv[4] = { { "content-type", "application/x-www-form-urlencoded" },
+			{ "host", host }, { "x-amz-date", date },
+			{ "x-amz-security-token", src->session_token } };
+		struct s3_sign_req sr = { "POST", path, NULL, 0, kv, src->session_token ? 4 : 3,
+			hash, date, sign_region, "sts" };
+
+		hdr = s3_signed_header_list(&sr, src);
+	}
+	rc = sts_keys(h, url, "AssumeRole", hdr, form.p, out, err);
+	curl_slist_free_all(hdr);
+	wipe(&form);
+	curl_easy_cleanup(h);
+out0:
+	free(host);
+	free(path);
 	free(url);
 	return rc;
 }

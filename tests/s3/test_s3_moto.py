@@ -6,12 +6,14 @@ tests/tools/faultproxy.py for injected faults.
 Usage: test_s3_moto.py /path/to/s3_driver [unittest args]
 """
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -853,6 +855,145 @@ class TestImds(Base):
         self.assertEqual(len(keys), 2, keys)
         self.assertEqual(keys[0], "- -")  # the STS request: not signed
         self.assertRegex(keys[1], r"^ASIA[A-Z0-9]{16} \S+$")  # STS's session keys
+        self.assertEqual(self.lines("imds.log"), [])
+
+    def role_profile(self, extra=b"", source=b"source_profile = base\n"):
+        """~/.aws/config with profile ci, a role to assume from source, and a
+        credentials file whose [base] has keys; the environment that names
+        them, with STS at moto through the fault proxy."""
+        creds = self.write("credentials", b"[base]\naws_access_key_id = AKIDBASE\n"
+                                          b"aws_secret_access_key = base-secret-1\n")
+        cfg = self.write("aws-config", b"[profile ci]\n"
+                                       b"role_arn = arn:aws:iam::123456789012:role/kache-ci\n"
+                         + source + extra)
+        return dict(AWS_CONFIG_FILE=cfg, AWS_SHARED_CREDENTIALS_FILE=creds, AWS_PROFILE="ci",
+                    AWS_ENDPOINT_URL_STS="http://127.0.0.1:%d/" % self.pport)
+
+    def test_a_role_arn_profile_is_assumed_with_its_source_profiles_keys(self):
+        """A profile of ~/.aws/config with role_arn and source_profile (a
+        cross-account role, as the AWS SDKs assume it): one AssumeRole at STS
+        (moto's), signed with the source profile's keys from the credentials
+        file, whose session keys then sign the requests; the instance, which
+        has keys, is not asked. A chain (the source itself a role_arn profile)
+        assumes twice; the profile's own keys in the credentials file do not
+        stand in for its role."""
+        self.serve(keys=self.ROLE_KEYS[1:])
+        env = self.role_profile(b"role_session_name = runner-7\nexternal_id = ext-42\n"
+                                b"duration_seconds = 900\n")
+        p = self.drive("putmem", "ar/obj", "by the assumed role", port=self.pport, **env)
+        self.assertNotIn("base-secret", p.stdout + p.stderr)
+        got = self.s3.get_object(Bucket=BUCKET, Key="kache/ar/obj")["Body"].read()
+        self.assertEqual(got, b"by the assumed role")
+        keys = self.lines("keys")
+        self.assertEqual(len(keys), 2, keys)
+        self.assertEqual(keys[0], "AKIDBASE -")  # AssumeRole, signed by the source
+        self.assertRegex(keys[1], r"^ASIA[A-Z0-9]{16} \S+$")  # the role's session keys
+        self.assertEqual(self.lines("imds.log"), [])
+        # a chain: ci's source is mid, itself a role assumed from base; and ci
+        # has keys of its own in the credentials file, which are not used
+        self.setUp()
+        env = self.role_profile(source=b"source_profile = mid\n"
+                                b"[profile mid]\nrole_arn = arn:aws:iam::123456789012:role/mid\n"
+                                b"source_profile = base\n")
+        with open(env["AWS_SHARED_CREDENTIALS_FILE"], "ab") as f:
+            f.write(b"[ci]\naws_access_key_id = AKIDCIOWN\naws_secret_access_key = ci-secret\n")
+        self.drive("head", "x", port=self.pport, expect="NOT_FOUND", **env)
+        keys = self.lines("keys")
+        self.assertEqual(len(keys), 3, keys)
+        self.assertEqual(keys[0], "AKIDBASE -")
+        self.assertRegex(keys[1], r"^ASIA[A-Z0-9]{16} \S+$")  # mid's keys ask for ci's
+        self.assertRegex(keys[2], r"^ASIA[A-Z0-9]{16} \S+$")
+        self.assertNotEqual(keys[1], keys[2])
+        self.assertEqual(self.lines("imds.log"), [])
+
+    def test_the_assume_role_request_is_signed_as_botocore_signs_it(self):
+        """moto does not check signatures: an STS of the test's own checks the
+        AssumeRole request's SigV4 with botocore's signer (the source's keys,
+        service sts, the region of s3.region; the global endpoint's region
+        us-east-1 is left to the SDK vectors) and answers keys, which then
+        sign the S3 request."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        seen = []
+
+        class Sts(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                auth, date = self.headers["Authorization"], self.headers["X-Amz-Date"]
+                req = AWSRequest(method="POST", url="http://%s/" % self.headers["Host"],
+                                 data=body, headers={"Content-Type": self.headers["Content-Type"],
+                                                     "X-Amz-Date": date})
+                req.context["timestamp"] = date
+                signer = SigV4Auth(Credentials("AKIDBASE", "base-secret-1"), "sts", "eu-west-3")
+                want = signer.signature(
+                    signer.string_to_sign(req, signer.canonical_request(req)), req)
+                seen.append((auth.endswith("Signature=" + want), body.decode()))
+                x = (b"<AssumeRoleResponse><AssumeRoleResult><Credentials>"
+                     b"<AccessKeyId>ASIATESTSTSKEYS00001</AccessKeyId>"
+                     b"<SecretAccessKey>sts-secret</SecretAccessKey>"
+                     b"<SessionToken>sts-token</SessionToken>"
+                     b"<Expiration>2099-01-01T00:00:00Z</Expiration>"
+                     b"</Credentials></AssumeRoleResult></AssumeRoleResponse>")
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(x)))
+                self.end_headers()
+                self.wfile.write(x)
+
+        srv = http.server.HTTPServer(("127.0.0.1", 0), Sts)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            env = self.role_profile(b"external_id = a b+/=\n")
+            env["AWS_ENDPOINT_URL_STS"] = "http://127.0.0.1:%d/" % srv.server_address[1]
+            self.drive("head", "x", port=self.pport, expect="NOT_FOUND",
+                       KACHE_S3_REGION="eu-west-3", **env)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+        self.assertEqual(len(seen), 1, seen)
+        self.assertTrue(seen[0][0], seen)
+        self.assertIn("Action=AssumeRole&", seen[0][1])
+        self.assertIn("&ExternalId=a%20b%2B%2F%3D", seen[0][1])
+        self.assertEqual(self.lines("keys"), ["ASIATESTSTSKEYS00001 sts-token"])
+
+    def test_a_role_arn_profile_that_cannot_be_assumed_is_the_error(self):
+        """What kache cannot assume is the error, naming the profile and its
+        role, never a fall-through to the instance's keys: an mfa_serial, both
+        or neither of source_profile and credential_source, a source without
+        keys, a loop, a duration out of range, STS refusing (its code said)."""
+        self.serve(keys=self.ROLE_KEYS[1:])
+        def error(env):
+            p = subprocess.run([DRIVER, "head", "x"], capture_output=True, text=True,
+                               env=self.env(**env), timeout=60)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("profile [ci]'s role_arn (arn:aws:iam::123456789012:role/kache-ci)",
+                          p.stderr)
+            self.assertNotIn("base-secret", p.stdout + p.stderr)
+            return p.stderr
+        self.assertIn("mfa_serial", error(self.role_profile(
+            b"mfa_serial = arn:aws:iam::123456789012:mfa/me\n")))
+        self.assertIn("exactly one of source_profile and credential_source", error(
+            self.role_profile(b"credential_source = Ec2InstanceMetadata\n")))
+        self.assertIn("exactly one of source_profile and credential_source", error(
+            self.role_profile(source=b"")))
+        self.assertIn("is not Ec2InstanceMetadata or EcsContainer", error(
+            self.role_profile(source=b"credential_source = Environment\n")))
+        self.assertIn("source_profile [nobody] has no keys", error(
+            self.role_profile(source=b"source_profile = nobody\n")))
+        self.assertIn("source_profile links (a loop?)", error(
+            self.role_profile(source=b"source_profile = ci\n")))
+        self.assertIn("duration_seconds '60' is not 900 to 43200", error(
+            self.role_profile(b"duration_seconds = 60\n")))
+        kh.write_fault(os.path.join(self.tmp, "pcontrol"),
+                       {"mode": "403", "methods": ["POST"], "code": "AccessDenied"})
+        try:
+            said = error(self.role_profile())
+        finally:
+            kh.write_fault(os.path.join(self.tmp, "pcontrol"), {"mode": "pass"})
+        self.assertIn("answered HTTP 403 (AccessDenied)", said)
         self.assertEqual(self.lines("imds.log"), [])
 
     def test_a_web_identity_that_fails_is_the_error(self):
