@@ -909,9 +909,9 @@ class TestImds(Base):
     def test_the_assume_role_request_is_signed_as_botocore_signs_it(self):
         """moto does not check signatures: an STS of the test's own checks the
         AssumeRole request's SigV4 with botocore's signer (the source's keys,
-        service sts, the region of s3.region; the global endpoint's region
-        us-east-1 is left to the SDK vectors) and answers keys, which then
-        sign the S3 request."""
+        service sts, the region of s3.region) and answers keys, which then
+        sign the S3 request. Keys that expire in 4 min (under the 5 of the
+        margin) are renewed by assuming the role again 5.5 s later."""
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials
@@ -932,12 +932,15 @@ class TestImds(Base):
                 want = signer.signature(
                     signer.string_to_sign(req, signer.canonical_request(req)), req)
                 seen.append((auth.endswith("Signature=" + want), body.decode()))
-                x = (b"<AssumeRoleResponse><AssumeRoleResult><Credentials>"
-                     b"<AccessKeyId>ASIATESTSTSKEYS00001</AccessKeyId>"
-                     b"<SecretAccessKey>sts-secret</SecretAccessKey>"
-                     b"<SessionToken>sts-token</SessionToken>"
-                     b"<Expiration>2099-01-01T00:00:00Z</Expiration>"
-                     b"</Credentials></AssumeRoleResult></AssumeRoleResponse>")
+                # the first keys expire in 4 min (under the 5 of the margin)
+                exp = time.gmtime(time.time() + (240 if len(seen) == 1 else 3600))
+                x = ("<AssumeRoleResponse><AssumeRoleResult><Credentials>"
+                     "<AccessKeyId>ASIATESTSTSKEYS0000%d</AccessKeyId>"
+                     "<SecretAccessKey>sts-secret</SecretAccessKey>"
+                     "<SessionToken>sts-token</SessionToken>"
+                     "<Expiration>%s</Expiration>"
+                     "</Credentials></AssumeRoleResult></AssumeRoleResponse>"
+                     % (len(seen), time.strftime("%Y-%m-%dT%H:%M:%SZ", exp))).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(x)))
                 self.end_headers()
@@ -948,16 +951,17 @@ class TestImds(Base):
         try:
             env = self.role_profile(b"external_id = a b+/=\n")
             env["AWS_ENDPOINT_URL_STS"] = "http://127.0.0.1:%d/" % srv.server_address[1]
-            self.drive("head", "x", port=self.pport, expect="NOT_FOUND",
-                       KACHE_S3_REGION="eu-west-3", **env)
+            self.drive("-w", "5500", "head", "a", "then", "head", "b", port=self.pport,
+                       expect="NOT_FOUND", KACHE_S3_REGION="eu-west-3", **env)
         finally:
             srv.shutdown()
             srv.server_close()
-        self.assertEqual(len(seen), 1, seen)
-        self.assertTrue(seen[0][0], seen)
+        self.assertEqual(len(seen), 2, seen)
+        self.assertTrue(seen[0][0] and seen[1][0], seen)
         self.assertIn("Action=AssumeRole&", seen[0][1])
         self.assertIn("&ExternalId=a%20b%2B%2F%3D", seen[0][1])
-        self.assertEqual(self.lines("keys"), ["ASIATESTSTSKEYS00001 sts-token"])
+        self.assertEqual(self.lines("keys"), ["ASIATESTSTSKEYS00001 sts-token",
+                                              "ASIATESTSTSKEYS00002 sts-token"])
 
     def test_a_role_arn_profile_that_cannot_be_assumed_is_the_error(self):
         """What kache cannot assume is the error, naming the profile and its
