@@ -102,8 +102,10 @@ store_entry_encode(const struct store_entry *e, struct buf *out)
 	msgpack_packer pk;
 
 	msgpack_packer_init(&pk, out, sbuf_write);
-	msgpack_pack_map(&pk, 9);
-	codec_pack_kv_u64(&pk, "v", STORE_FORMAT);
+	msgpack_pack_map(&pk, e->status != 0 ? 10 : 9);
+	codec_pack_kv_u64(&pk, "v", e->status != 0 ? STORE_ENTRY_FAILED_FORMAT : STORE_FORMAT);
+	if (e->status != 0)
+		codec_pack_kv_u64(&pk, "status", (uint64_t)e->status);
 	codec_pack_kv_str(&pk, "crate", e->crate ? e->crate : "");
 	codec_pack_str(&pk, "outputs");
 	msgpack_pack_array(&pk, e->n_outputs);
@@ -140,18 +142,26 @@ store_entry_decode(const char *data, size_t n, struct store_entry *e)
 	msgpack_zone zone;
 	msgpack_object root;
 	const msgpack_object *outs, *dn;
-	uint64_t v, created;
+	uint64_t v, created, status = 0;
 	int rc = -1;
 
 	store_entry_init(e);
 	msgpack_zone_init(&zone, 4096);
 	if (codec_unpack(data, n, &zone, &root) < 0)
 		goto out;
-	if (codec_get_u64(&root, "v", &v) < 0 || v != STORE_FORMAT)
+	if (codec_get_u64(&root, "v", &v) < 0 ||
+	    (v != STORE_FORMAT && v != STORE_ENTRY_FAILED_FORMAT))
 		goto out;
+	/* a failed compile's entry: its status 1..255, and no outputs */
+	if (v == STORE_ENTRY_FAILED_FORMAT &&
+	    (codec_get_u64(&root, "status", &status) < 0 || status == 0 || status > 255))
+		goto out;
+	e->status = (int)status;
 	outs = codec_map_get(&root, "outputs");
 	if (codec_get_str(&root, "crate", &e->crate) < 0 || outs == NULL ||
 	    outs->type != MSGPACK_OBJECT_ARRAY)
+		goto out;
+	if (e->status != 0 && outs->via.array.size != 0)
 		goto out;
 	e->outputs = xcalloc(outs->via.array.size, sizeof *e->outputs);
 	for (uint32_t i = 0; i < outs->via.array.size; i++, e->n_outputs++)

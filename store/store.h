@@ -29,6 +29,7 @@
 #include "common/util.h"
 
 #define STORE_FORMAT 1
+#define STORE_ENTRY_FAILED_FORMAT 2
 /* The upload intents' directory under $KACHE_DIR. */
 #define STORE_INTENTS "intents"
 
@@ -51,6 +52,10 @@ struct store_entry {
 	struct buf err;     /* rustc stderr without artifact notices, normalized */
 	uint64_t compile_ms;
 	int64_t created_ms;
+	/* the compile's exit status: 0, or a build script probe's failure (1,
+	 * no outputs), stored as an entry of STORE_ENTRY_FAILED_FORMAT, which
+	 * readers before it refuse as damaged */
+	int status;
 };
 
 struct store_input {

@@ -19,6 +19,7 @@ static void parse_codegen(struct rustc_args *a, const char *v);
 static void parse_one(struct rustc_args *a, const char *opt, const char *v);
 static char *link_name(const char *type, const char *stem);
 static int output_names_ok(const struct rustc_args *a);
+static int in_out_dir_env(const char *dir);
 
 static int
 option_takes_value(const char *opt)
@@ -179,10 +180,33 @@ args_parse(struct rustc_args *a, int argc, char **argv)
 	if (a->pass_reason == NULL &&
 	    (a->emit & (EMIT_OBJ | EMIT_ASM | EMIT_LLVM_IR | EMIT_LLVM_BC | EMIT_MIR)))
 		a->pass_reason = "emit-intermediate";
-	if (a->pass_reason == NULL && !(a->emit & EMIT_DEPINFO))
-		a->pass_reason = "no-dep-info";
+	if (a->pass_reason == NULL)
+		a->probe = in_out_dir_env(a->out_dir);
+	if (a->pass_reason == NULL && !(a->emit & EMIT_DEPINFO)) {
+		if (a->probe)
+			a->private_depinfo = 1;
+		else
+			a->pass_reason = "no-dep-info";
+	}
 	if (a->pass_reason == NULL && !output_names_ok(a))
 		a->pass_reason = "unusual-output-name";
+}
+
+/* 1 when dir (absolute, as build scripts pass it) is $OUT_DIR or under it:
+ * the compile is a build script's probe, not one of cargo's (whose out-dir is
+ * deps/ even when OUT_DIR is set for the crate). */
+static int
+in_out_dir_env(const char *dir)
+{
+	const char *od = getenv("OUT_DIR");
+	size_t n;
+
+	if (od == NULL || od[0] != '/' || dir[0] != '/')
+		return 0;
+	n = strlen(od);
+	while (n > 1 && od[n - 1] == '/')
+		n--;
+	return strncmp(dir, od, n) == 0 && (dir[n] == '\0' || dir[n] == '/');
 }
 
 /* The output names are built from the crate name and extra-filename, and

@@ -229,10 +229,10 @@ wrapper_compile(struct wrapper *w)
 		wrapper_ensure_supervisor(w->store);
 	session_features(w);
 	if (hit_try(w))
-		return 0;
+		return w->hit_status;
 	if (wait_pending(w) && hit_try(w))
-		return 0;
+		return w->hit_status;
 	if (config_has_remote(w->cfg) && try_remote(w))
-		return 0;
+		return w->hit_status;
 	return miss_compile(w);
 }

@@ -39,6 +39,7 @@ static const char *store_result(struct wrapper *w, const struct run_result *r,
 static void finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec *t0);
 static int store_in_background(struct wrapper *w, const struct run_result *r,
     const struct timespec *t0);
+static void drop_private_d(struct wrapper *w);
 
 /* Unlinks every output rustc is expected to write: a store blob hardlinked
  * there by an earlier hit must never be written through. */
@@ -236,7 +237,7 @@ put_outputs(struct wrapper *w, const char *out_dir, const struct strv *names, st
 		}
 		free(f);
 	}
-	if (why == NULL && e->depinfo_name == NULL)
+	if (why == NULL && e->depinfo_name == NULL && w->private_d == NULL)
 		why = "no-dep-info";
 	return why;
 }
@@ -283,8 +284,8 @@ secret_read(struct wrapper *w, const struct depinfo *d)
 	return 0;
 }
 
-/* Stores a successful compile: blobs, entry, manifest candidate. Returns NULL,
- * or why nothing was stored. */
+/* Stores a successful compile, or a probe's failure: blobs, entry, manifest
+ * candidate. Returns NULL, or why nothing was stored. */
 static const char *
 store_result(struct wrapper *w, const struct run_result *r, const struct timespec *t0,
     uint64_t *bytes, unsigned char res[HASH_LEN])
@@ -307,15 +308,30 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 		present_outputs(w, out_dir, &names);
 	else if (announced_outputs(r, out_dir, &names) < 0)
 		why = "output-outside-out-dir";
+	/* a probe's failure is kept only as an exit status: nothing but its
+	 * dep-info may have been written */
+	for (size_t i = 0; r->status != 0 && why == NULL && i < names.n; i++)
+		if (!str_ends_with(names.v[i], ".d"))
+			why = "failed-with-outputs";
 	if (why == NULL)
 		why = put_outputs(w, out_dir, &names, &e, &text, bytes);
+	if (why == NULL && w->private_d != NULL &&
+	    fs_read_file(w->private_d, &text, DEPINFO_MAX) < 0)
+		why = "dep-info-unreadable";
+	if (w->private_d != NULL)
+		unlink(w->private_d);
 	if (why == NULL) {
 		depinfo_parse(text.p ? text.p : "", text.len, &d);
 		why = build_candidate(w, &d, t0, &c);
-		w->local_only = secret_read(w, &d);
+		/* a failure stays here: a reader of the entry format before it
+		 * would refuse it whole */
+		w->local_only = secret_read(w, &d) || r->status != 0;
 	}
 	if (why == NULL) {
 		memcpy(res, c.result, HASH_LEN);
+		if (w->private_d != NULL)
+			buf_reset(&text); /* kache's own dep-info: not the caller's to get back */
+		e.status = r->status;
 		why = write_entry(w, r, &text, &e, &c);
 		if (why == NULL)
 			keyparts_record(w, &c);
@@ -399,18 +415,42 @@ miss_compile(struct wrapper *w)
 		strv_push(&argv, w->args.argv[i]);
 	if (config_get_bool(w->cfg, "cache.remap"))
 		roots_remap_args(&w->roots, &argv);
+	if (w->args.private_depinfo) { /* a probe's inputs, learnt from kache's own dep-info */
+		w->private_d = xasprintf("%s/tmp/probe-%d.d", store_dir(w->store), (int)getpid());
+		unlink(w->private_d);
+		strv_push_owned(&argv, xasprintf("--emit=dep-info=%s", w->private_d));
+	}
 	clock_gettime(CLOCK_REALTIME, &t0);
 	if (run_rustc(w->rustc, argv.v, &r) < 0) {
+		drop_private_d(w);
 		strv_free(&argv);
 		return -1;
 	}
-	if (r.status != 0)
+	/* a probe's failure is its answer (anyhow's, thiserror's feature checks):
+	 * kept; an error exit (1) only, never a crash's or a signal's */
+	if (r.status != 0 && !(w->args.probe && r.status == 1))
 		wrapper_journal(w, JOURNAL_MISS, "compile-failed", NULL, r.ms, 0);
 	else if (!config_get_bool(w->cfg, "cache.background_store") ||
 	    store_in_background(w, &r, &t0) < 0)
 		finish_miss(w, &r, &t0);
+	else {
+		free(w->private_d); /* the child that stores reads and removes it */
+		w->private_d = NULL;
+	}
+	drop_private_d(w);
 	buf_free(&r.out);
 	buf_free(&r.err);
 	strv_free(&argv);
 	return r.status;
+}
+
+/* kache's own dep-info of a probe, when still there: removed. */
+static void
+drop_private_d(struct wrapper *w)
+{
+	if (w->private_d == NULL)
+		return;
+	unlink(w->private_d);
+	free(w->private_d);
+	w->private_d = NULL;
 }

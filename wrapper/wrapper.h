@@ -41,9 +41,14 @@ struct rustc_args {
 	struct strv opt_names;   /* every option in order, e.g. "-C", "--cfg", "--test" */
 	struct strv opt_values;  /* its value, or NULL for a flag */
 	int incremental;
-	int json_artifacts;      /* --json includes "artifacts" */
-	int stdin_sources;       /* how many `-` (source read from stdin) */
-	int unmodelled;          /* arguments neither an option, a source nor `-` */
+	int json_artifacts; /* --json includes "artifacts" */
+	int stdin_sources;  /* how many `-` (source read from stdin) */
+	int unmodelled;     /* arguments neither an option, a source nor `-` */
+	/* a build script's probe (its --out-dir inside $OUT_DIR, as anyhow's and
+	 * thiserror's feature checks): a failure (exit 1) is cached too; one that
+	 * asks no dep-info gets kache's own, written outside the out-dir */
+	int probe;
+	int private_depinfo;
 	const char *pass_reason; /* non-NULL: do not cache, and why */
 };
 
@@ -131,6 +136,8 @@ struct wrapper {
 	int64_t start_us;
 	int from_remote;       /* the entry being served was just fetched */
 	int local_only;        /* the result journalled stays here: its compile read a secret */
+	int hit_status;        /* the exit status of the compile the hit replayed (a probe's 1) */
+	char *private_d;       /* a probe's dep-info that kache asked rustc for, or NULL */
 	struct strv key_files; /* files hashed into the key (--extern, -l libraries) */
 	struct buf key_hashes; /* their hashes, HASH_LEN bytes each, in that order */
 	char toolchain[17];    /* first 16 hex of BLAKE2b of `rustc -vV` (key.c) */

@@ -5,6 +5,7 @@ compile that reaches the real rustc, so "served from the cache" is a fact, not a
 
 usage: test_cargo.py <path to kache> [unittest args]
 """
+import glob
 import hashlib
 import json
 import re
@@ -54,6 +55,90 @@ class Scenarios(unittest.TestCase):
         ws.cargo("clean")
         ws.cargo("test", "--no-run")
         self.assertEqual(ws.compiled(), [])
+
+    PROBE_BUILD_RS = r"""use std::{env, fs, path::Path, process::Command};
+
+// Two feature probes as anyhow's and thiserror's build scripts run them:
+// through RUSTC_WRAPPER, stderr to null, --emit=metadata (no dep-info), the
+// out-dir inside OUT_DIR; a cfg for each that compiled.
+fn probe(name: &str, src: &str) -> bool {
+    let out = env::var("OUT_DIR").unwrap();
+    let file = Path::new(&out).join(format!("{}.rs", name));
+    fs::write(&file, src).unwrap();
+    let rustc = env::var("RUSTC").unwrap();
+    let mut cmd = match env::var_os("RUSTC_WRAPPER") {
+        Some(w) => { let mut c = Command::new(w); c.arg(&rustc); c }
+        None => Command::new(&rustc),
+    };
+    cmd.stderr(std::process::Stdio::null())
+        .args(["--edition=2018", "--crate-name", name, "--crate-type=lib",
+               "--emit=metadata", "--out-dir"])
+        .arg(&out).arg(&file);
+    cmd.status().map(|s| s.success()).unwrap_or(false)
+}
+
+fn main() {
+    let out = env::var("OUT_DIR").unwrap();
+    fs::write(Path::new(&out).join("gen.rs"), "pub const GENERATED: u32 = 21;\n").unwrap();
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=KACHE_FIXTURE_PROBE");
+    let bad = if env::var("KACHE_FIXTURE_PROBE").as_deref() == Ok("fixed") {
+        "pub fn f() -> u32 { 1 }\n"
+    } else {
+        "#![feature(kache_no_such_feature)]\npub fn f() -> u32 { 1 }\n"
+    };
+    if probe("fixture_probe_ok", "pub fn f() -> u32 { 1 }\n") {
+        println!("cargo:rustc-cfg=probe_ok");
+    }
+    if probe("fixture_probe_bad", bad) {
+        println!("cargo:rustc-cfg=probe_bad");
+    }
+}
+"""
+
+    def test_a_build_scripts_probes_hit_and_a_failure_is_replayed_as_one(self):
+        """A build script's feature probes (anyhow's and thiserror's shape: no
+        dep-info asked, stderr to null, the out-dir inside OUT_DIR) are cached:
+        one that compiles and one that fails (exit 1, as on stable). The warm
+        build runs neither, and the build script sees the same answers (its
+        cfgs); kache's own dep-info is left in neither the out-dir nor the
+        store; the failure is kept here (never uploaded). A changed probe
+        source misses and answers anew."""
+        ws = Workspace(self.tmp, self.store)
+        with open(os.path.join(ws.dir, "core", "build.rs"), "w") as f:
+            f.write(self.PROBE_BUILD_RS)
+
+        def cfgs():
+            outs = glob.glob(os.path.join(ws.dir, "target/debug/build/fixture-core-*/output"))
+            lines = set()
+            for o in outs:
+                lines |= {l for l in open(o).read().split() if l.startswith("cargo:rustc-cfg")}
+            return sorted(lines)
+
+        ws.cargo("build")
+        self.assertIn("fixture_probe_ok", ws.compiled())
+        self.assertIn("fixture_probe_bad", ws.compiled())
+        self.assertEqual(cfgs(), ["cargo:rustc-cfg=probe_ok"])
+        first = ws.run_app()
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [], "a probe reached rustc on a warm build")
+        self.assertEqual(cfgs(), ["cargo:rustc-cfg=probe_ok"])
+        self.assertEqual(ws.run_app(), first)
+        outdirs = glob.glob(os.path.join(ws.dir, "target/debug/build/fixture-core-*/out"))
+        self.assertTrue(outdirs)
+        for d in outdirs:
+            self.assertEqual([n for n in os.listdir(d) if n.endswith(".d")], [], d)
+        self.assertEqual([n for n in os.listdir(os.path.join(self.store, "tmp"))
+                          if n.startswith("probe-")], [])
+        stats = subprocess.run([KACHE, "stats", "--json"], env=ws.env, capture_output=True,
+                               text=True, timeout=60)
+        self.assertEqual(json.loads(stats.stdout)["kept_local"], 1, stats.stdout)
+        # the failing probe's source changes: compiled again, and now it compiles
+        ws.cargo("build", KACHE_FIXTURE_PROBE="fixed")
+        self.assertIn("fixture_probe_bad", ws.compiled())
+        self.assertNotIn("fixture_probe_ok", ws.compiled())  # the same source: a hit
+        self.assertEqual(cfgs(), ["cargo:rustc-cfg=probe_bad", "cargo:rustc-cfg=probe_ok"])
 
     def test_an_env_dep_set_to_the_empty_string_hits(self):
         """env! of a variable set to the empty string (CARGO_PKG_DESCRIPTION of a

@@ -66,6 +66,60 @@ test_entry_roundtrip(void **state)
 	free(dir);
 }
 
+/* A build script probe's failure: an entry of its own format (2) with its
+ * exit status and no outputs, which readers of format 1 refuse as damaged;
+ * a failure with outputs is not an entry; a success stays format 1. */
+static void
+test_entry_of_a_failed_probe(void **state)
+{
+	struct store_entry e, back;
+	struct store_output o = { .name = "libx.rmeta", .mode = 0644 };
+	struct buf b;
+	msgpack_zone zone;
+	msgpack_object root;
+	uint64_t v = 0;
+
+	(void)state;
+	store_entry_init(&e);
+	buf_init(&b);
+	e.crate = "probe";
+	e.status = 1;
+	buf_addstr(&e.err, "error[E0554]: #![feature] may not be used on the stable channel\n");
+	assert_int_equal(store_entry_encode(&e, &b), 0);
+	msgpack_zone_init(&zone, 1024);
+	assert_int_equal(codec_unpack(b.p, b.len, &zone, &root), 0);
+	assert_int_equal(codec_get_u64(&root, "v", &v), 0);
+	assert_int_equal(v, STORE_ENTRY_FAILED_FORMAT);
+	msgpack_zone_destroy(&zone);
+	assert_int_equal(store_entry_decode(b.p, b.len, &back), 0);
+	assert_int_equal(back.status, 1);
+	assert_int_equal(back.n_outputs, 0);
+	assert_null(back.depinfo_name);
+	assert_string_equal(back.err.p, e.err.p);
+	store_entry_clear(&back);
+	/* a failure with an output is refused */
+	buf_reset(&b);
+	e.outputs = &o;
+	e.n_outputs = 1;
+	assert_int_equal(store_entry_encode(&e, &b), 0);
+	assert_int_equal(store_entry_decode(b.p, b.len, &back), -1);
+	/* a success: format 1, status 0 */
+	buf_reset(&b);
+	e.status = 0;
+	assert_int_equal(store_entry_encode(&e, &b), 0);
+	msgpack_zone_init(&zone, 1024);
+	assert_int_equal(codec_unpack(b.p, b.len, &zone, &root), 0);
+	assert_int_equal(codec_get_u64(&root, "v", &v), 0);
+	assert_int_equal(v, STORE_FORMAT);
+	assert_null(codec_map_get(&root, "status"));
+	msgpack_zone_destroy(&zone);
+	assert_int_equal(store_entry_decode(b.p, b.len, &back), 0);
+	assert_int_equal(back.status, 0);
+	store_entry_clear(&back);
+	buf_free(&e.err);
+	buf_free(&b);
+}
+
 static void
 test_manifest_keeps_newest(void **state)
 {
@@ -742,6 +796,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_entry_roundtrip),
+		cmocka_unit_test(test_entry_of_a_failed_probe),
 		cmocka_unit_test(test_manifest_keeps_newest),
 		cmocka_unit_test(test_hostile_msgpack),
 		cmocka_unit_test(test_flipped_records_are_corrupt),
