@@ -363,8 +363,8 @@ print_stats_text(const json_t *st)
 	    U(st, "remote_hits"));
 	printf("misses              %llu\n", U(st, "misses"));
 	if (U(st, "kept_local") > 0)
-		printf("  kept here         %llu (they read a secret-looking variable, or are a "
-		       "build script probe's failure: not uploaded)\n",
+		printf("  kept here         %llu (they read a secret-looking variable: not "
+		       "uploaded)\n",
 		    U(st, "kept_local"));
 	printf("hit rate            %.1f%%\n",
 	    100.0 * json_number_value(json_object_get(st, "hit_rate")));

@@ -374,7 +374,7 @@ serve_candidate(struct wrapper *w, const struct store_candidate *c)
 		memo_save(w);
 		replay(w, &e);
 		w->hit_status = e.status;
-		w->local_only = e.status != 0; /* a probe's failure is never uploaded */
+		w->local_only = 0;
 		for (size_t k = 0; k < c->n_envs; k++)
 			w->local_only |= config_is_secret_env(c->envs[k].name);
 		wrapper_journal(w, w->from_remote ? JOURNAL_REMOTE_HIT : JOURNAL_HIT, NULL,

@@ -323,9 +323,7 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	if (why == NULL) {
 		depinfo_parse(text.p ? text.p : "", text.len, &d);
 		why = build_candidate(w, &d, t0, &c);
-		/* a failure stays here: a reader of the entry format before it
-		 * would refuse it whole */
-		w->local_only = secret_read(w, &d) || r->status != 0;
+		w->local_only = secret_read(w, &d);
 	}
 	if (why == NULL) {
 		memcpy(res, c.result, HASH_LEN);
