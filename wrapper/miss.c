@@ -40,6 +40,7 @@ static void finish_miss(struct wrapper *w, const struct run_result *r, const str
 static int store_in_background(struct wrapper *w, const struct run_result *r,
     const struct timespec *t0);
 static void drop_private_d(struct wrapper *w);
+static int failure_kept(const struct wrapper *w, const struct run_result *r);
 
 /* Unlinks every output rustc is expected to write: a store blob hardlinked
  * there by an earlier hit must never be written through. */
@@ -424,9 +425,7 @@ miss_compile(struct wrapper *w)
 		strv_free(&argv);
 		return -1;
 	}
-	/* a probe's failure is its answer (anyhow's, thiserror's feature checks):
-	 * kept; an error exit (1) only, never a crash's or a signal's */
-	if (r.status != 0 && !(w->args.probe && r.status == 1))
+	if (r.status != 0 && !failure_kept(w, &r))
 		wrapper_journal(w, JOURNAL_MISS, "compile-failed", NULL, r.ms, 0);
 	else if (!config_get_bool(w->cfg, "cache.background_store") ||
 	    store_in_background(w, &r, &t0) < 0)
@@ -440,6 +439,19 @@ miss_compile(struct wrapper *w)
 	buf_free(&r.err);
 	strv_free(&argv);
 	return r.status;
+}
+
+/* A probe's failure is its answer (anyhow's, thiserror's feature checks), kept
+ * when it can only be the language's: rustc's error exit (1; never a crash's
+ * 101 or a signal's) with an error code on stderr (E0554 for a #![feature] on
+ * stable; an error without one may be the machine's: a full disk, a write
+ * refused), and nothing searched for that its inputs would not show (no
+ * --extern, no -L: a crate not found is not in the dep-info). */
+static int
+failure_kept(const struct wrapper *w, const struct run_result *r)
+{
+	return w->args.probe && r->status == 1 && w->args.externs.n == 0 &&
+	    w->args.lib_dirs.n == 0 && r->err.p != NULL && strstr(r->err.p, "error[E") != NULL;
 }
 
 /* kache's own dep-info of a probe, when still there: removed. */

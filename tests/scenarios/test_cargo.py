@@ -33,6 +33,10 @@ PROBE_BUILD_RS = r"""use std::{env, fs, path::Path, process::Command};
 // through RUSTC_WRAPPER, stderr to null, --emit=metadata (no dep-info), the
 // out-dir inside OUT_DIR; a cfg for each that compiled.
 fn probe(name: &str, src: &str) -> bool {
+    probe_with(name, src, &[])
+}
+
+fn probe_with(name: &str, src: &str, extra: &[&str]) -> bool {
     let out = env::var("OUT_DIR").unwrap();
     let file = Path::new(&out).join(format!("{}.rs", name));
     fs::write(&file, src).unwrap();
@@ -44,7 +48,7 @@ fn probe(name: &str, src: &str) -> bool {
     cmd.stderr(std::process::Stdio::null())
         .args(["--edition=2018", "--crate-name", name, "--crate-type=lib",
                "--emit=metadata", "--out-dir"])
-        .arg(&out).arg(&file);
+        .arg(&out).arg(&file).args(extra);
     cmd.status().map(|s| s.success()).unwrap_or(false)
 }
 
@@ -63,6 +67,11 @@ fn main() {
     }
     if probe("fixture_probe_bad", bad) {
         println!("cargo:rustc-cfg=probe_bad");
+    }
+    // a failure with a library search path: a crate it did not find would not
+    // be in its dep-info, so kache does not keep it
+    if probe_with("fixture_probe_searched", bad, &["-L", &out]) {
+        println!("cargo:rustc-cfg=probe_searched");
     }
 }
 """
@@ -112,7 +121,8 @@ class Scenarios(unittest.TestCase):
         dep-info asked, stderr to null, the out-dir inside OUT_DIR) are cached:
         one that compiles and one that fails (exit 1, as on stable). The warm
         build runs neither, and the build script sees the same answers (its
-        cfgs); kache's own dep-info is left in neither the out-dir nor the
+        cfgs); a failure of a probe with -L (a crate not found is not in its
+        dep-info) is not kept; kache's own dep-info is left in neither the out-dir nor the
         store. A changed probe source misses and answers anew."""
         ws = Workspace(self.tmp, self.store)
         with open(os.path.join(ws.dir, "core", "build.rs"), "w") as f:
@@ -128,7 +138,8 @@ class Scenarios(unittest.TestCase):
         first = ws.run_app()
         ws.cargo("clean")
         ws.cargo("build")
-        self.assertEqual(ws.compiled(), [], "a probe reached rustc on a warm build")
+        self.assertEqual(ws.compiled(), ["fixture_probe_searched"],
+                         "a probe reached rustc on a warm build, or one with -L did not")
         self.assertEqual(cfgs(), ["cargo:rustc-cfg=probe_ok"])
         self.assertEqual(ws.run_app(), first)
         outdirs = glob.glob(os.path.join(ws.dir, "target/debug/build/fixture-core-*/out"))
@@ -141,7 +152,8 @@ class Scenarios(unittest.TestCase):
         ws.cargo("build", KACHE_FIXTURE_PROBE="fixed")
         self.assertIn("fixture_probe_bad", ws.compiled())
         self.assertNotIn("fixture_probe_ok", ws.compiled())  # the same source: a hit
-        self.assertEqual(cfgs(), ["cargo:rustc-cfg=probe_bad", "cargo:rustc-cfg=probe_ok"])
+        self.assertEqual(cfgs(), ["cargo:rustc-cfg=probe_bad", "cargo:rustc-cfg=probe_ok",
+                                  "cargo:rustc-cfg=probe_searched"])
 
     def test_an_env_dep_set_to_the_empty_string_hits(self):
         """env! of a variable set to the empty string (CARGO_PKG_DESCRIPTION of a
@@ -1040,7 +1052,8 @@ class RemoteScenarios(unittest.TestCase):
         with open(os.path.join(b.dir, "core", "build.rs"), "w") as f:
             f.write(PROBE_BUILD_RS)
         b.cargo("build")
-        self.assertEqual(b.compiled(), [], "the second machine ran a probe or a compile")
+        self.assertEqual(b.compiled(), ["fixture_probe_searched"],
+                         "the second machine ran a probe or a compile")
         self.assertEqual(probe_cfgs(b), ["cargo:rustc-cfg=probe_ok"])
 
     def test_a_slow_supervisor_is_waited_for_not_compiled_around(self):
