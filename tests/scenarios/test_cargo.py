@@ -38,6 +38,11 @@ fn probe(name: &str, src: &str) -> bool {
 
 fn probe_with(name: &str, src: &str, extra: &[&str]) -> bool {
     let out = env::var("OUT_DIR").unwrap();
+    probe_into(name, src, extra, &out)
+}
+
+fn probe_into(name: &str, src: &str, extra: &[&str], into: &str) -> bool {
+    let out = env::var("OUT_DIR").unwrap();
     let file = Path::new(&out).join(format!("{}.rs", name));
     fs::write(&file, src).unwrap();
     let rustc = env::var("RUSTC").unwrap();
@@ -48,7 +53,7 @@ fn probe_with(name: &str, src: &str, extra: &[&str]) -> bool {
     cmd.stderr(std::process::Stdio::null())
         .args(["--edition=2018", "--crate-name", name, "--crate-type=lib",
                "--emit=metadata", "--out-dir"])
-        .arg(&out).arg(&file).args(extra);
+        .arg(into).arg(&file).args(extra);
     cmd.status().map(|s| s.success()).unwrap_or(false)
 }
 
@@ -72,6 +77,13 @@ fn main() {
     // be in its dep-info, so kache does not keep it
     if probe_with("fixture_probe_searched", bad, &["-L", &out]) {
         println!("cargo:rustc-cfg=probe_searched");
+    }
+    // a failure of the machine's, not the language's: an out-dir that cannot be
+    // made (rustc exits 1 with no error code), which kache does not keep
+    fs::write(Path::new(&out).join("not-a-dir"), "").unwrap();
+    let nodir = format!("{}/not-a-dir/sub", out);
+    if probe_into("fixture_probe_nodir", "pub fn f() -> u32 { 1 }\n", &[], &nodir) {
+        println!("cargo:rustc-cfg=probe_nodir");
     }
 }
 """
@@ -122,7 +134,8 @@ class Scenarios(unittest.TestCase):
         one that compiles and one that fails (exit 1, as on stable). The warm
         build runs neither, and the build script sees the same answers (its
         cfgs); a failure of a probe with -L (a crate not found is not in its
-        dep-info) is not kept; kache's own dep-info is left in neither the out-dir nor the
+        dep-info), or one without an error code (an out-dir that cannot be
+        made), is not kept; kache's own dep-info is left in neither the out-dir nor the
         store. A changed probe source misses and answers anew."""
         ws = Workspace(self.tmp, self.store)
         with open(os.path.join(ws.dir, "core", "build.rs"), "w") as f:
@@ -138,8 +151,8 @@ class Scenarios(unittest.TestCase):
         first = ws.run_app()
         ws.cargo("clean")
         ws.cargo("build")
-        self.assertEqual(ws.compiled(), ["fixture_probe_searched"],
-                         "a probe reached rustc on a warm build, or one with -L did not")
+        self.assertEqual(ws.compiled(), ["fixture_probe_nodir", "fixture_probe_searched"],
+                         "a probe reached rustc on a warm build, or one not kept did not")
         self.assertEqual(cfgs(), ["cargo:rustc-cfg=probe_ok"])
         self.assertEqual(ws.run_app(), first)
         outdirs = glob.glob(os.path.join(ws.dir, "target/debug/build/fixture-core-*/out"))
@@ -1052,7 +1065,7 @@ class RemoteScenarios(unittest.TestCase):
         with open(os.path.join(b.dir, "core", "build.rs"), "w") as f:
             f.write(PROBE_BUILD_RS)
         b.cargo("build")
-        self.assertEqual(b.compiled(), ["fixture_probe_searched"],
+        self.assertEqual(b.compiled(), ["fixture_probe_nodir", "fixture_probe_searched"],
                          "the second machine ran a probe or a compile")
         self.assertEqual(probe_cfgs(b), ["cargo:rustc-cfg=probe_ok"])
 
