@@ -44,6 +44,8 @@ static int profile_assume(const struct cfg_profile *cp, const char *profile, con
 static int source_keys(const char *profile, const char *region, int depth, struct s3_creds *out,
     struct buf *err);
 static int file_keys(const char *profile, struct s3_creds *out, struct buf *err);
+static int config_keys(const struct cfg_profile *cp, const char *profile, int ask,
+    struct s3_creds *out, struct buf *err);
 static char *dup_nonempty(const char *s);
 static int creds_from(const char *id, const char *secret, const char *token, struct s3_creds *out);
 static int ini_creds_cb(void *user, const char *section, const char *name, const char *value);
@@ -250,17 +252,7 @@ source_keys(const char *profile, const char *region, int depth, struct s3_creds 
 	}
 	if (cp.role_arn != NULL)
 		rc = profile_assume(&cp, profile, region, 1, depth, out, err);
-	else if (cp.keys.access_key_id != NULL || cp.keys.secret_access_key != NULL) {
-		rc = creds_from(cp.keys.access_key_id, cp.keys.secret_access_key,
-		         cp.keys.session_token, out) > 0 ?
-		    0 :
-		    -1;
-		if (rc < 0)
-			buf_addf(err, "profile [%s] of the config file has half a key pair",
-			    profile);
-	} else if (cp.process != NULL)
-		rc = s3_process_creds(cp.process, profile, out, err);
-	else {
+	else if ((rc = config_keys(&cp, profile, 1, out, err)) > 0) {
 		buf_addf(err,
 		    "source_profile [%s] has no keys (in the credentials file or the config "
 		    "file), no credential_process and no role_arn",
@@ -269,6 +261,29 @@ source_keys(const char *profile, const char *region, int depth, struct s3_creds 
 	}
 	profile_free(&cp);
 	return rc;
+}
+
+/* The keys a config file profile gives of itself: its own key pair, else its
+ * credential_process's (run only when ask). 0 (out filled, or nothing asked),
+ * -1 with why in err (half a pair, the process failing), 1 when it names
+ * neither. */
+static int
+config_keys(const struct cfg_profile *cp, const char *profile, int ask, struct s3_creds *out,
+    struct buf *err)
+{
+	if (cp->keys.access_key_id != NULL || cp->keys.secret_access_key != NULL) {
+		if (creds_from(cp->keys.access_key_id, cp->keys.secret_access_key,
+		        cp->keys.session_token, out) > 0)
+			return 0;
+		buf_addf(err,
+		    "S3 credentials: profile [%s] of the config file has half a key pair; give "
+		    "both aws_access_key_id and aws_secret_access_key",
+		    profile);
+		return -1;
+	}
+	if (cp->process == NULL)
+		return 1;
+	return !ask || s3_process_creds(cp->process, profile, out, err) == 0 ? 0 : -1;
 }
 
 /* A role_arn profile's keys (its source's keys, exchanged at STS by a signed
@@ -435,21 +450,7 @@ creds_from_file(const struct config *cfg, int ask, struct s3_creds *out, struct 
 	if ((rc == 0 || rc == -1) && keys == 0 && found != 0) { /* the config file's profile */
 		if (found < 0)
 			buf_add(err, cfg_err.p, cfg_err.len);
-		else if (cp.keys.access_key_id != NULL || cp.keys.secret_access_key != NULL) {
-			if (creds_from(cp.keys.access_key_id, cp.keys.secret_access_key,
-			        cp.keys.session_token, out) > 0) {
-				rc = 0;
-				goto out;
-			}
-			buf_addf(err,
-			    "S3 credentials: profile [%s] of the config file has half a "
-			    "key pair; give both aws_access_key_id and aws_secret_access_key",
-			    ps.profile);
-		} else if (!ask || s3_process_creds(cp.process, ps.profile, out, err) == 0) {
-			rc = 0;
-			goto out;
-		}
-		rc = -2;
+		rc = found > 0 && config_keys(&cp, ps.profile, ask, out, err) == 0 ? 0 : -2;
 		goto out;
 	}
 	if (rc == -1)

@@ -476,32 +476,15 @@ out:
 	return rc;
 }
 
-/* The host[:port] and the path of url (new strings), as curl sends them: 0,
- * or -1 when url is not http(s)://host[:port][/path]. */
-static int
-url_parts(const char *url, char **host, char **path)
-{
-	const char *p = strstr(url, "://"), *slash;
-
-	if (p == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
-		return -1;
-	p += 3;
-	slash = strchr(p, '/');
-	if ((slash ? (size_t)(slash - p) : strlen(p)) == 0)
-		return -1;
-	*host = slash ? xstrndup(p, (size_t)(slash - p)) : xstrdup(p);
-	*path = xstrdup(slash ? slash : "/");
-	return 0;
-}
-
 int
 s3_role_assume(const struct s3_assume *r, const char *region, const struct s3_creds *src,
     struct s3_creds *out, struct buf *err)
 {
 	CURL *h;
 	struct curl_slist *hdr = NULL;
+	struct s3_endpoint ep;
 	struct buf form;
-	char *url, *host = NULL, *path = NULL, *e, date[32], hash[S3_SHA256_HEX_LEN + 1];
+	char *url, *host, *e, date[32], hash[S3_SHA256_HEX_LEN + 1];
 	const char *sign_region;
 	struct tm tm;
 	time_t now = time(NULL);
@@ -510,13 +493,18 @@ s3_role_assume(const struct s3_assume *r, const char *region, const struct s3_cr
 	memset(out, 0, sizeof *out);
 	if ((url = sts_url(region, err)) == NULL)
 		return -1;
-	if (url_parts(url, &host, &path) < 0) {
+	buf_init(&form);
+	if (s3_endpoint_parse(url, &ep, &form) < 0) { /* its words are about the S3 endpoint */
 		buf_addf(err,
-		    "STS's endpoint '%s' is not an http(s) address; check AWS_ENDPOINT_URL_STS",
+		    "STS's endpoint '%s' is not http(s)://host[:port]; check AWS_ENDPOINT_URL_STS",
 		    url);
+		buf_free(&form);
 		free(url);
 		return -1;
 	}
+	buf_free(&form);
+	host = ep.port ? xasprintf("%s:%s", ep.host, ep.port) : xstrdup(ep.host);
+	s3_endpoint_clear(&ep);
 	if ((h = curl_easy_init()) == NULL) {
 		buf_addstr(err, "cannot start libcurl");
 		goto out0;
@@ -541,7 +529,7 @@ s3_role_assume(const struct s3_assume *r, const char *region, const struct s3_cr
 		struct s3_kv kv[4] = { { "content-type", "application/x-www-form-urlencoded" },
 			{ "host", host }, { "x-amz-date", date },
 			{ "x-amz-security-token", src->session_token } };
-		struct s3_sign_req sr = { "POST", path, NULL, 0, kv, src->session_token ? 4 : 3,
+		struct s3_sign_req sr = { "POST", "/", NULL, 0, kv, src->session_token ? 4 : 3,
 			hash, date, sign_region, "sts" };
 
 		hdr = s3_signed_header_list(&sr, src);
@@ -552,7 +540,6 @@ s3_role_assume(const struct s3_assume *r, const char *region, const struct s3_cr
 	curl_easy_cleanup(h);
 out0:
 	free(host);
-	free(path);
 	free(url);
 	return rc;
 }
