@@ -833,6 +833,16 @@ class TestImds(Base):
         said = error(cfg)
         self.assertIn("line 2 of %s" % cfg, said)
 
+    def sts_refusing(self, code, run):
+        """What run() returns while the fault proxy answers every POST (STS's
+        requests) with 403 and code."""
+        kh.write_fault(os.path.join(self.tmp, "pcontrol"),
+                       {"mode": "403", "methods": ["POST"], "code": code})
+        try:
+            return run()
+        finally:
+            kh.write_fault(os.path.join(self.tmp, "pcontrol"), {"mode": "pass"})
+
     def web_identity(self, **over):
         """A web identity's environment: a token file, a role, STS at moto
         through the fault proxy (which logs and writes down its requests)."""
@@ -991,12 +1001,7 @@ class TestImds(Base):
             self.role_profile(source=b"source_profile = ci\n")))
         self.assertIn("duration_seconds '60' is not 900 to 43200", error(
             self.role_profile(b"duration_seconds = 60\n")))
-        kh.write_fault(os.path.join(self.tmp, "pcontrol"),
-                       {"mode": "403", "methods": ["POST"], "code": "AccessDenied"})
-        try:
-            said = error(self.role_profile())
-        finally:
-            kh.write_fault(os.path.join(self.tmp, "pcontrol"), {"mode": "pass"})
+        said = self.sts_refusing("AccessDenied", lambda: error(self.role_profile()))
         self.assertIn("answered HTTP 403 (AccessDenied)", said)
         self.assertEqual(self.lines("imds.log"), [])
 
@@ -1014,12 +1019,7 @@ class TestImds(Base):
         missing = self.path("no-token")
         self.assertIn("AWS_WEB_IDENTITY_TOKEN_FILE %s cannot be read" % missing,
                       error(self.web_identity(AWS_WEB_IDENTITY_TOKEN_FILE=missing)))
-        kh.write_fault(os.path.join(self.tmp, "pcontrol"),
-                       {"mode": "403", "methods": ["POST"], "code": "InvalidIdentityToken"})
-        try:
-            said = error(self.web_identity())
-        finally:
-            kh.write_fault(os.path.join(self.tmp, "pcontrol"), {"mode": "pass"})
+        said = self.sts_refusing("InvalidIdentityToken", lambda: error(self.web_identity()))
         self.assertIn("answered HTTP 403 (InvalidIdentityToken)", said)
         self.assertEqual(self.lines("imds.log"), [])
 
