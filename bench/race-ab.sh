@@ -10,11 +10,15 @@
 # prefetch worker's CPU and session time (medians). --with NAME=VALUE (more
 # than once) sets a variable for the runner B of the --kache before it: its
 # supervisor and its build (one binary twice, a setting alternated).
-# usage: bench/race-ab.sh --kache A [--with NAME=VALUE ...] [--kache B ...] [--runs N] [--s3] [--signed] [--ws DIR]
+# --own-remote: each binary's runner A fills a remote of its own (a directory,
+# or a bucket prefix), which that binary's racing builds read: for a change of
+# what a remote holds (a pack or part format); without it they all read the
+# first binary's.
+# usage: bench/race-ab.sh --kache A [--with NAME=VALUE ...] [--kache B ...] [--runs N] [--s3] [--signed] [--own-remote] [--ws DIR]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
-bins=() withs=() runs=5 s3=0 signed=0 ws="$here/../examples/ws-small"
+bins=() withs=() runs=5 s3=0 signed=0 own=0 ws="$here/../examples/ws-small"
 while [ $# -gt 0 ]; do
   case "$1" in
     --kache) bins+=("$(realpath "$2")"); withs+=(""); shift 2 ;;
@@ -24,8 +28,9 @@ while [ $# -gt 0 ]; do
     --runs) runs="$2"; shift 2 ;;
     --s3) s3=1; shift ;;
     --signed) signed=1; shift ;;
+    --own-remote) own=1; shift ;;
     --ws) ws="$2"; shift 2 ;;
-    *) echo "usage: bench/race-ab.sh --kache A [--with NAME=VALUE ...] [--kache B ...] [--runs N] [--s3] [--signed] [--ws DIR]" >&2
+    *) echo "usage: bench/race-ab.sh --kache A [--with NAME=VALUE ...] [--kache B ...] [--runs N] [--s3] [--signed] [--own-remote] [--ws DIR]" >&2
        exit 2 ;;
   esac
 done
@@ -34,7 +39,7 @@ done
 work="$(mktemp -d)"
 moto_pid=""
 cleanup() {
-  for st in "$work"/a "$work"/b; do [ -d "$st" ] && KACHE_DIR="$st" "${bins[0]}" supervisor stop >/dev/null 2>&1; done
+  for st in "$work"/a* "$work"/b; do [ -d "$st" ] && KACHE_DIR="$st" "${bins[0]}" supervisor stop >/dev/null 2>&1; done
   [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null
   rm -rf "$work"
 }
@@ -63,12 +68,27 @@ build() {
      cargo build -j2 -q --offline >/dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
   ms "$t0" "$(date +%s%N)"
 }
+# remote_env J: the variables that point binary J at its remote (with
+# --own-remote its own, else the first binary's, which the environment has)
+remote_env() {
+  if [ $own = 0 ] || [ "$1" = 0 ]; then echo KACHE_BENCH_REMOTE=0
+  elif [ $s3 = 1 ]; then echo KACHE_S3_PREFIX=race$1
+  else echo KACHE_REMOTE_PATH="$work/remote$1"
+  fi
+}
+# fill J: binary J's runner A (store a, or aJ) builds cold and stops
+fill() {
+  local k="${bins[$1]}" st="$work/a${1#0}" rem
+  rem=$(remote_env "$1")
+  copy "$work/ra/ws"
+  env "$rem" KACHE_PREFETCH_MAX_BYTES=0 KACHE_DIR="$st" "$k" supervisor start >/dev/null
+  build "$k" "$st" "$work/ra/ws" "$work/home-a" "$rem" KACHE_PREFETCH_MAX_BYTES=0 >/dev/null
+  env "$rem" KACHE_DIR="$st" "$k" supervisor stop >/dev/null 2>&1 ||
+    { echo "bench: runner A's uploads did not all leave" >&2; exit 1; }
+}
 a="${bins[0]}"
-copy "$work/ra/ws"
-KACHE_PREFETCH_MAX_BYTES=0 KACHE_DIR="$work/a" "$a" supervisor start >/dev/null
-build "$a" "$work/a" "$work/ra/ws" "$work/home-a" KACHE_PREFETCH_MAX_BYTES=0 >/dev/null
-KACHE_DIR="$work/a" "$a" supervisor stop >/dev/null 2>&1 ||
-  { echo "bench: runner A's uploads did not all leave" >&2; exit 1; }
+if [ $own = 1 ]; then for j in "${!bins[@]}"; do [ "$j" = 0 ] || fill "$j"; done; fi
+fill 0
 declare -A res
 # Store A's supervisor runs from here to the end, as on a machine that builds
 # often: the local warm builds do not pay its start (until 2026-12-02 13:00
@@ -82,7 +102,7 @@ for _ in $(seq "$runs"); do
     k="${bins[$j]}"
     discard "$work/b"; discard "$work/home-b"
     copy "$work/rb/far/away/ws"
-    read -ra with <<< "${withs[$j]}"
+    read -ra with <<< "${withs[$j]} $(remote_env "$j")"
     env "${with[@]}" KACHE_DIR="$work/b" "$k" supervisor start >/dev/null
     m0=$(cpu_ms "$moto_pid")
     res[$j]+=" $(build "$k" "$work/b" "$work/rb/far/away/ws" "$work/home-b" "${with[@]}")"
@@ -98,7 +118,7 @@ done
 KACHE_DIR="$work/a" "$a" supervisor stop >/dev/null 2>&1 || true
 med() { printf '%s\n' $1 | median; }
 lw=$(med "${res[local]}")
-echo "remote $([ $s3 = 1 ] && echo s3 || echo dir)$([ $signed = 1 ] && echo ", signed"), $runs rounds"
+echo "remote $([ $s3 = 1 ] && echo s3 || echo dir)$([ $signed = 1 ] && echo ", signed")$([ $own = 1 ] && echo ", each binary's own"), $runs rounds"
 echo "local warm: $lw ms  (${res[local]} )"
 for j in "${!bins[@]}"; do
   r=$(med "${res[$j]}")

@@ -21,23 +21,30 @@
  * crate, a key, a size of up to 7 digits) and "end". */
 #define PART_HEAD(n) (64 + (size_t)(n) * (64 + 1 + HASH_HEX_LEN + 1 + 7 + 1))
 
-/* A part being put together: its index and its packs' bytes. */
+/* A part being put together: its packs' documents, one after the other. */
 struct part {
 	struct buf body;
-	size_t *keys; /* the session's keys it holds */
-	size_t *lens; /* their packs' sizes */
+	size_t *keys;  /* the session's keys it holds */
+	size_t *lens;  /* their documents' sizes */
+	size_t packed; /* their packs' sizes, summed: a bound on the frame's */
 	size_t n;
 };
 
-static int parse_line(const char *line, size_t n, struct bundle_pack *p);
+static int parse_line(const char *line, size_t n, size_t max, struct bundle_pack *p);
+static int parse_count(const char *line, size_t len, size_t *count);
+static int place_packs(struct bundle_index *ix, size_t n, char *why, size_t whylen);
+static int add_pack(struct remote *r, struct remote_session *s, struct part *pt, size_t key,
+    const char *pack, size_t len, int *written);
 static int next_line(const char **p, const char *end, const char **line, size_t *n);
 static enum remote_result read_whole(struct remote *r, const char *tmpdir, const char *name,
     char *buf, size_t cap, size_t *len, int *vouched);
 static int put_part(struct remote *r, struct remote_session *s, struct part *pt);
 static enum remote_result read_part(struct remote *r, const char *tmpdir, const char *name,
     char **buf, size_t *n, int *vouched, int *kept);
-static void import_held(struct store *s, const char *d, const struct bundle_index *ix,
-    struct bundle_want *w, size_t n, char *mine, int *lock, unsigned flags);
+struct held;
+static void import_one(struct held *h, size_t j, const char *d);
+static void docs_ready(void *arg, const char *docs, size_t avail);
+static enum remote_result import_held(struct held *h, const char *d, size_t n, const char *name);
 
 char *
 bundle_name(const char *id)
@@ -59,9 +66,9 @@ next_line(const char **p, const char *end, const char **line, size_t *n)
 	return 0;
 }
 
-/* "<crate> <64 hex> <bytes>", every field checked. */
+/* "<crate> <64 hex> <bytes>", every field checked, bytes 1..max. */
 static int
-parse_line(const char *line, size_t n, struct bundle_pack *p)
+parse_line(const char *line, size_t n, size_t max, struct bundle_pack *p)
 {
 	char tmp[64 + HASH_HEX_LEN + 24], crate[65], res[HASH_HEX_LEN + 1], num[21], *end;
 	unsigned long long v;
@@ -80,7 +87,7 @@ parse_line(const char *line, size_t n, struct bundle_pack *p)
 		return -1;
 	errno = 0;
 	v = strtoull(num, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > BUNDLE_PART_MAX)
+	if (errno != 0 || *end != '\0' || v == 0 || v > max)
 		return -1;
 	snprintf(p->crate, sizeof p->crate, "%s", crate);
 	memcpy(p->res, res, sizeof p->res);
@@ -88,35 +95,75 @@ parse_line(const char *line, size_t n, struct bundle_pack *p)
 	return 0;
 }
 
-int
-bundle_parse(const char *d, size_t n, struct bundle_index *ix, char *why, size_t whylen)
+/* Where each pack lies: version 1, one after the other from ix->body_off to
+ * the object's end n; version 2, within the documents, which must sum to at
+ * most PACK_DOCS_MAX, with a frame after "end". */
+static int
+place_packs(struct bundle_index *ix, size_t n, char *why, size_t whylen)
 {
-	size_t magic = strlen(BUNDLE_MAGIC), len, count, off;
-	const char *p = d + magic, *end = d + n, *line;
+	size_t off = ix->version == 1 ? ix->body_off : 0;
+	size_t end = ix->version == 1 ? n : PACK_DOCS_MAX;
+
+	for (size_t i = 0; i < ix->n; i++) {
+		if (ix->p[i].len > end - off) {
+			snprintf(why, whylen, "its packs' sizes pass its end");
+			return -1;
+		}
+		ix->p[i].off = off;
+		off += ix->p[i].len;
+	}
+	if (ix->version == 1 && off != n) {
+		snprintf(why, whylen, "%zu bytes follow its last pack", n - off);
+		return -1;
+	}
+	if (ix->version == 2 && ix->body_off == n) {
+		snprintf(why, whylen, "no frame follows its pack lines");
+		return -1;
+	}
+	ix->docs_len = ix->version == 2 ? off : 0;
+	return 0;
+}
+
+/* "packs <n>", n 1..BUNDLE_PACKS_MAX; -1 otherwise. */
+static int
+parse_count(const char *line, size_t len, size_t *count)
+{
 	char num[8];
 
-	memset(ix, 0, sizeof *ix);
-	if (n > BUNDLE_PART_MAX || n < magic || memcmp(d, BUNDLE_MAGIC, magic) != 0) {
-		snprintf(why, whylen, "not a kache-bundle 1 object of at most %u MiB",
-		    BUNDLE_PART_MAX >> 20);
+	if (len < 7 || len > 6 + sizeof num - 1 || memcmp(line, "packs ", 6) != 0)
 		return -1;
-	}
-	if (next_line(&p, end, &line, &len) < 0 || len < 7 || len > 6 + sizeof num - 1 ||
-	    memcmp(line, "packs ", 6) != 0) {
-		snprintf(why, whylen, "its second line is not \"packs <n>\"");
-		return -1;
-	}
 	memcpy(num, line + 6, len - 6);
 	num[len - 6] = '\0';
 	if (strspn(num, "0123456789") != len - 6 || num[0] == '0' ||
-	    (count = strtoul(num, NULL, 10)) > BUNDLE_PACKS_MAX) {
-		snprintf(why, whylen, "it names no packs, or more than %d", BUNDLE_PACKS_MAX);
+	    (*count = strtoul(num, NULL, 10)) > BUNDLE_PACKS_MAX)
+		return -1;
+	return 0;
+}
+
+int
+bundle_parse(const char *d, size_t n, struct bundle_index *ix, char *why, size_t whylen)
+{
+	size_t magic = strlen(BUNDLE_MAGIC), len, count;
+	const char *p = d + magic, *end = d + n, *line;
+
+	memset(ix, 0, sizeof *ix);
+	if (n > BUNDLE_PART_MAX || n < magic ||
+	    (memcmp(d, BUNDLE_MAGIC, magic) != 0 && memcmp(d, BUNDLE_MAGIC_V1, magic) != 0)) {
+		snprintf(why, whylen, "not a kache-bundle 1 or 2 object of at most %u MiB",
+		    BUNDLE_PART_MAX >> 20);
 		return -1;
 	}
+	if (next_line(&p, end, &line, &len) < 0 || parse_count(line, len, &count) < 0) {
+		snprintf(why, whylen, "its second line is not \"packs <n>\" with n 1..%d",
+		    BUNDLE_PACKS_MAX);
+		return -1;
+	}
+	ix->version = memcmp(d, BUNDLE_MAGIC, magic) == 0 ? 2 : 1;
 	ix->p = xcalloc(count, sizeof *ix->p);
 	for (ix->n = 0; ix->n < count; ix->n++) {
 		if (next_line(&p, end, &line, &len) < 0 ||
-		    parse_line(line, len, &ix->p[ix->n]) < 0) {
+		    parse_line(line, len, ix->version == 2 ? PACK_DOCS_MAX : BUNDLE_PART_MAX,
+		        &ix->p[ix->n]) < 0) {
 			snprintf(why, whylen, "line %zu is not a pack line", ix->n + 3);
 			bundle_index_free(ix);
 			return -1;
@@ -127,18 +174,8 @@ bundle_parse(const char *d, size_t n, struct bundle_index *ix, char *why, size_t
 		bundle_index_free(ix);
 		return -1;
 	}
-	off = (size_t)(p - d);
-	for (size_t i = 0; i < ix->n; i++) {
-		if (ix->p[i].len > n - off) {
-			snprintf(why, whylen, "its packs' sizes pass its end");
-			bundle_index_free(ix);
-			return -1;
-		}
-		ix->p[i].off = off;
-		off += ix->p[i].len;
-	}
-	if (off != n) {
-		snprintf(why, whylen, "%zu bytes follow its last pack", n - off);
+	ix->body_off = (size_t)(p - d);
+	if (place_packs(ix, n, why, whylen) < 0) {
 		bundle_index_free(ix);
 		return -1;
 	}
@@ -201,7 +238,8 @@ put_part(struct remote *r, struct remote_session *s, struct part *pt)
 		buf_addf(&obj, "%s %s %zu\n", k->crate, k->res, pt->lens[i]);
 	}
 	buf_addstr(&obj, "end\n");
-	buf_add(&obj, pt->body.p, pt->body.len);
+	if (pack_docs_deflate(pt->body.p, pt->body.len, &obj) < 0)
+		goto out;
 	hash_buffer(obj.p, obj.len, h);
 	hash_to_hex(h, id);
 	name = bundle_name(id);
@@ -214,14 +252,52 @@ put_part(struct remote *r, struct remote_session *s, struct part *pt)
 		part = remote_session_part_add(s, id);
 		for (size_t i = 0; i < pt->n; i++)
 			s->k[pt->keys[i]].part = part;
-		log_info("bundle part %s written: %zu packs, %zu bytes", name, pt->n, obj.len);
+		log_info("bundle part %s written: %zu packs, %zu bytes (%zu of packs, %zu "
+		         "inflated)",
+		    name, pt->n, obj.len, pt->packed, pt->body.len);
 		rc = 0;
 	}
 	free(name);
+out:
 	buf_free(&obj);
 	buf_reset(&pt->body);
 	pt->n = 0;
+	pt->packed = 0;
 	return rc;
+}
+
+/* Adds the pack of the session's key to the part, its document inflated; the
+ * part is put first when the pack would take it past BUNDLE_PART_MAX (its
+ * packs' bytes: the frame's bound), BUNDLE_PACKS_MAX or PACK_DOCS_MAX. 0, or
+ * -1 when the pack does not inflate within PACK_DOCS_MAX alone. */
+static int
+add_pack(struct remote *r, struct remote_session *s, struct part *pt, size_t key, const char *pack,
+    size_t len, int *written)
+{
+	size_t mark = pt->body.len;
+
+	if (pt->n > 0 &&
+	    (pt->n == BUNDLE_PACKS_MAX ||
+	        pt->packed + len + PART_HEAD(pt->n + 1) > BUNDLE_PART_MAX)) {
+		*written += put_part(r, s, pt) == 0;
+		mark = 0;
+	}
+	if (pack_doc_of(pack, len, &pt->body, PACK_DOCS_MAX) < 0) {
+		pt->body.len = mark; /* what the failed inflate added goes */
+		pt->body.p[mark] = '\0';
+		if (mark == 0)
+			return -1;
+		*written += put_part(r, s, pt) == 0; /* full: the pack starts the next */
+		if (pack_doc_of(pack, len, &pt->body, PACK_DOCS_MAX) < 0) {
+			buf_reset(&pt->body);
+			return -1;
+		}
+		mark = 0;
+	}
+	pt->lens[pt->n] = pt->body.len - mark;
+	pt->packed += len;
+	pt->keys[pt->n++] = key;
+	return 0;
 }
 
 int
@@ -275,13 +351,10 @@ bundle_write(struct remote *r, const char *kache_dir, struct remote_session *s, 
 			unvouched++;
 			continue;
 		}
-		if (pt.n > 0 &&
-		    (pt.n == BUNDLE_PACKS_MAX ||
-		        pt.body.len + len + PART_HEAD(pt.n + 1) > BUNDLE_PART_MAX))
-			written += put_part(r, s, &pt) == 0;
-		buf_add(&pt.body, buf, len);
-		pt.lens[pt.n] = len;
-		pt.keys[pt.n++] = i;
+		if (add_pack(r, s, &pt, i, buf, len, &written) < 0)
+			log_warnx("bundle: pack %s of %s is not a valid pack, or inflates past %zu "
+			          "MiB; left out of the parts",
+			    k->res, k->crate, PACK_DOCS_MAX >> 20);
 	}
 	if (pt.n >= BUNDLE_MIN_PACKS || (pt.n > 0 && written > 0))
 		written += put_part(r, s, &pt) == 0;
@@ -339,36 +412,84 @@ test_gate(void)
 }
 #endif
 
-/* Imports, of the part's packs, each wanted one that is this thread's to
- * import (mine: its lock held, or the lock file cannot be had at all), in
- * the part's order (cargo's), and lets go of each pack's lock as soon as its
- * import is over: a wrapper's fetch that joined it (a compile cargo waits
- * for) goes on then, not when the whole part is in. */
+/* A part being imported: the packs this thread holds the lock of (mine),
+ * each let go as soon as its import is over. */
+struct held {
+	struct store *s;
+	const struct bundle_index *ix;
+	struct bundle_want *w;
+	size_t n;
+	char *mine;
+	int *lock;
+	unsigned flags;
+	size_t next; /* version 2: the part's first pack not yet inflated whole */
+};
+
+/* Imports the part's pack j from its bytes at d (version 1: the pack;
+ * version 2: its document) when it is wanted and this thread's to import
+ * (mine: its lock held, or the lock file cannot be had at all), and lets go
+ * of its lock at once: a wrapper's fetch that joined it (a compile cargo
+ * waits for) goes on then, not when the whole part is in. */
 static void
-import_held(struct store *s, const char *d, const struct bundle_index *ix, struct bundle_want *w,
-    size_t n, char *mine, int *lock, unsigned flags)
+import_one(struct held *h, size_t j, const char *d)
 {
+	const struct bundle_pack *bp = &h->ix->p[j];
 	unsigned char res[HASH_LEN];
 	enum pack_result pr;
 
-	for (size_t j = 0; j < ix->n; j++) {
-		for (size_t i = 0; i < n; i++) {
-			if (!mine[i] || w[i].done || strcmp(w[i].res, ix->p[j].res) != 0 ||
-			    strcmp(w[i].crate, ix->p[j].crate) != 0)
-				continue;
-			hash_from_hex(w[i].res, res);
-			pr = pack_import(s, d + ix->p[j].off, ix->p[j].len, NULL, res, flags);
-			if (pr == PACK_OK)
-				w[i].done = w[i].imported = 1;
-			else
-				log_warnx("remote: pack %s of bundle part rejected (%s)", w[i].res,
-				    pack_result_name(pr));
-			layout_lock_release(lock[i]);
-			lock[i] = -1;
-			mine[i] = 0; /* no longer this thread's, whatever came of it */
-			test_gate();
-		}
+	for (size_t i = 0; i < h->n; i++) {
+		if (!h->mine[i] || h->w[i].done || strcmp(h->w[i].res, bp->res) != 0 ||
+		    strcmp(h->w[i].crate, bp->crate) != 0)
+			continue;
+		hash_from_hex(h->w[i].res, res);
+		pr = h->ix->version == 2 ? pack_import_doc(h->s, d, bp->len, NULL, res, h->flags) :
+		                           pack_import(h->s, d, bp->len, NULL, res, h->flags);
+		if (pr == PACK_OK)
+			h->w[i].done = h->w[i].imported = 1;
+		else
+			log_warnx("remote: pack %s of bundle part rejected (%s)", h->w[i].res,
+			    pack_result_name(pr));
+		layout_lock_release(h->lock[i]);
+		h->lock[i] = -1;
+		h->mine[i] = 0; /* no longer this thread's, whatever came of it */
+		test_gate();
 	}
+}
+
+/* pack_docs_fn of a version 2 part: imports, in the part's order (cargo's),
+ * each pack whose document is now inflated whole. */
+static void
+docs_ready(void *arg, const char *docs, size_t avail)
+{
+	struct held *h = arg;
+
+	while (h->next < h->ix->n && h->ix->p[h->next].off <= avail &&
+	    h->ix->p[h->next].len <= avail - h->ix->p[h->next].off) {
+		import_one(h, h->next, docs + h->ix->p[h->next].off);
+		h->next++;
+	}
+}
+
+/* Imports what the parsed part d holds for this thread: REMOTE_OK, or
+ * REMOTE_MISS (logged) when a version 2 frame does not inflate whole (the
+ * packs it gave whole before that were verified one by one, and stay). */
+static enum remote_result
+import_held(struct held *h, const char *d, size_t n, const char *name)
+{
+	const struct bundle_index *ix = h->ix;
+
+	if (ix->version == 1) {
+		for (size_t j = 0; j < ix->n; j++)
+			import_one(h, j, d + ix->p[j].off);
+		return REMOTE_OK;
+	}
+	if (pack_docs_inflate(d + ix->body_off, n - ix->body_off, ix->docs_len, docs_ready, h) ==
+	    PACK_OK)
+		return REMOTE_OK;
+	log_warnx("remote: bundle part %s is not valid (its frame does not inflate whole to "
+	          "%zu bytes); its packs are fetched one by one",
+	    name, ix->docs_len);
+	return REMOTE_MISS;
 }
 
 enum remote_result
@@ -412,8 +533,10 @@ bundle_import(struct remote *r, const char *kache_dir, const char *id, struct bu
 			          "packs are fetched one by one",
 			    name);
 		} else if (rr == REMOTE_OK) {
-			import_held(s, buf, &ix, w, n, mine, lock,
-			    vouched ? PACK_BLOBS_VOUCHED : 0);
+			struct held h = { s, &ix, w, n, mine, lock,
+				vouched ? PACK_BLOBS_VOUCHED : 0, 0 };
+
+			rr = import_held(&h, buf, len, name);
 		}
 	}
 	for (size_t i = 0; i < n; i++)

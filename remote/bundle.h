@@ -8,15 +8,24 @@
  *
  * The object bundles/<id> (id: BLAKE2b-256 hex of its bytes):
  *
- *   kache-bundle 1
+ *   kache-bundle 2
  *   packs <n>                    1..BUNDLE_PACKS_MAX
  *   <crate> <64 hex result key> <bytes>
- *                                n lines: the packs, in the order they follow
+ *                                n lines: the packs' documents (each pack's
+ *                                zstd frame inflated), in the order they follow
  *   end
- *   <the n packs' bytes, one after the other>
+ *   <one zstd frame of the n documents, one after the other>
  *
- * Whole or nothing: every line checked, the packs' sizes summing to exactly
- * what follows the header, before any pack is used. A session manifest of
+ * One frame over the part's packs, not the packs' own frames: the packs of a
+ * session share much (the standard library linked into every build script
+ * and proc macro), which one frame with a window over the whole part matches
+ * (store/pack.h, pack_docs_deflate): ws-small's parts are a third smaller and
+ * inflate faster. Version 1 (still read) held the packs' compressed bytes
+ * themselves: the same lines, each size a pack's, and the packs after "end".
+ *
+ * Whole or nothing: every line checked, the sizes summing to exactly what
+ * the frame holds (version 1: what follows the header), before any pack is
+ * used. A session manifest of
  * version 3 names the parts and, per key, the part that holds its pack
  * (remote/session.h); a key no part holds is fetched as its pack. Packs are
  * still uploaded one by one (a miss fetches one pack): a part is a second
@@ -32,7 +41,8 @@
 #include "remote/session.h"
 
 #define BUNDLE_PREFIX "bundles/"
-#define BUNDLE_MAGIC "kache-bundle 1\n"
+#define BUNDLE_MAGIC "kache-bundle 2\n"
+#define BUNDLE_MAGIC_V1 "kache-bundle 1\n"
 /* A part's bytes at most, header included; a pack larger than a part can
  * hold stays out of every part (it is one large request anyway). */
 #define BUNDLE_PART_MAX (8u << 20)
@@ -48,18 +58,22 @@
 struct bundle_pack {
 	char crate[65];
 	char res[HASH_HEX_LEN + 1];
-	size_t off, len; /* within the object */
+	size_t off, len; /* version 2: within the documents; 1: within the object */
 };
 
 struct bundle_index {
 	struct bundle_pack *p;
 	size_t n;
+	int version;     /* 1 or 2 */
+	size_t body_off; /* where what follows "end" starts */
+	size_t docs_len; /* version 2: the bytes the frame holds, the sizes' sum */
 };
 
 /* "bundles/<id>" (a new string). */
 char *bundle_name(const char *id);
 /* 0, or -1 with one sentence in why when the n bytes at d are not one whole,
- * valid part (index into ix, offsets within d). */
+ * valid part (index into ix, offsets as struct bundle_pack says). Version 2's
+ * frame is checked when it is inflated (bundle_import). */
 int bundle_parse(const char *d, size_t n, struct bundle_index *ix, char *why, size_t whylen);
 void bundle_index_free(struct bundle_index *ix);
 

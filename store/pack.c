@@ -10,6 +10,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+/* ZSTD_d_stableOutBuffer (pack_docs_inflate): stable in libzstd since 1.4.4,
+ * still declared among the experimental parameters */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -54,6 +57,8 @@ static enum pack_result inflate_streamed(struct store *s, int fd, off_t start,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
 static enum pack_result doc_import(struct store *s, const char *p, size_t n,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
+static enum pack_result inflate_docs(ZSTD_DCtx *z, const char *in, size_t n, char *out, size_t want,
+    pack_docs_fn ready, void *arg);
 static int find_candidate(struct store *s, const unsigned char inv[HASH_LEN],
     const unsigned char res[HASH_LEN], struct buf *out);
 static int add_blob(struct store *s, msgpack_packer *pk, const unsigned char h[HASH_LEN]);
@@ -503,7 +508,9 @@ doc_import(struct store *s, const char *p, size_t n, const unsigned char inv[HAS
  * kernel's transparent_hugepage is madvise or always: the prefetch worker's
  * CPU for ws-small went from 1.26 s to 1.05 s) and go back to the kernel
  * with pack_memory_release (a process gone idle). */
-#define REGION_BYTES (2 * (size_t)PACK_MEM_MAX)
+/* 2 x PACK_MEM_MAX: a pack's document and its compressed bytes, or the
+ * documents of a bundle part (pack_docs_inflate) */
+#define REGION_BYTES PACK_DOCS_MAX
 #define REGIONS_MAX 64
 #define REGION_WAIT_MS 30000
 
@@ -733,6 +740,77 @@ pack_import(struct store *s, const char *data, size_t n, const unsigned char inv
 	    inflate_streamed(s, fd, 0, inv, res, flags) :
 	    PACK_IOERR;
 	close(fd);
+	return r;
+}
+
+enum pack_result
+pack_import_doc(struct store *s, const char *doc, size_t n, const unsigned char inv[HASH_LEN],
+    const unsigned char res[HASH_LEN], unsigned flags)
+{
+	return doc_import(s, doc, n, inv, res, flags);
+}
+
+/* Compressed bytes handed to zstd per step of inflate_docs: about a MiB of
+ * documents between two calls of ready. */
+#define DOCS_STEP ((size_t)128 << 10)
+
+/* Streams the frame in[0..n) into out[0..want), zstd matching against out
+ * itself (a stable output buffer: no window of its own to allocate and
+ * fault in, which for a frame of 64 MiB would cost more than inflating it),
+ * calling ready after each step that made output. */
+static enum pack_result
+inflate_docs(ZSTD_DCtx *z, const char *in, size_t n, char *out, size_t want, pack_docs_fn ready,
+    void *arg)
+{
+	ZSTD_outBuffer o = { out, want, 0 };
+	ZSTD_inBuffer i = { in, 0, 0 };
+	size_t left = 1, was_in, was_out;
+
+	if (ZSTD_isError(ZSTD_DCtx_reset(z, ZSTD_reset_session_and_parameters)) ||
+	    ZSTD_isError(ZSTD_DCtx_setParameter(z, ZSTD_d_stableOutBuffer, 1)))
+		return PACK_IOERR;
+	while (left != 0) {
+		was_in = i.pos;
+		was_out = o.pos;
+		i.size = n - i.pos > DOCS_STEP ? i.pos + DOCS_STEP : n;
+		left = ZSTD_decompressStream(z, &o, &i);
+		if (ZSTD_isError(left) || (i.pos == was_in && o.pos == was_out))
+			return PACK_CORRUPT; /* bad bytes, or the input ended first */
+		if (o.pos > was_out)
+			ready(arg, out, o.pos);
+	}
+	return i.pos == n && o.pos == want ? PACK_OK : PACK_CORRUPT;
+}
+
+enum pack_result
+pack_docs_inflate(const char *in, size_t n, size_t want, pack_docs_fn ready, void *arg)
+{
+	struct region rg;
+	int have;
+	enum pack_result r;
+	char *mem;
+	ZSTD_DCtx *z;
+
+	/* one frame exactly, saying its size: checked before any memory is used */
+	if (want == 0 || want > PACK_DOCS_MAX || ZSTD_findFrameCompressedSize(in, n) != n ||
+	    ZSTD_getFrameContentSize(in, n) != want)
+		return PACK_CORRUPT;
+	if ((have = region_take(&rg) == 0) &&
+	    (rg.z != NULL || (rg.z = ZSTD_createDCtx()) != NULL)) {
+		r = inflate_docs(rg.z, in, n, rg.p, want, ready, arg);
+		/* back to what pack_import's one call expects */
+		(void)ZSTD_DCtx_reset(rg.z, ZSTD_reset_session_and_parameters);
+		region_give(&rg);
+		return r;
+	}
+	if (have)
+		region_give(&rg);
+	if ((z = ZSTD_createDCtx()) == NULL)
+		return PACK_IOERR;
+	mem = xmalloc(want);
+	r = inflate_docs(z, in, n, mem, want, ready, arg);
+	ZSTD_freeDCtx(z);
+	free(mem);
 	return r;
 }
 

@@ -81,6 +81,39 @@ enum pack_result pack_import(struct store *s, const char *data, size_t n,
     const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
 const char *pack_result_name(enum pack_result r);
 
+/* The documents of many packs, one after the other, compressed as one zstd
+ * frame: a bundle part of format 2 (remote/bundle.h). One frame over a few
+ * dozen packs matches what they share (the standard library in every build
+ * script and proc macro, the same crate's rlib and rmeta): 30-40 % fewer
+ * bytes than the packs' own frames, and inflated faster. At most
+ * PACK_DOCS_MAX bytes of documents: what a kept region holds. */
+#define PACK_DOCS_MAX (2 * (size_t)PACK_MEM_MAX)
+/* Appends to out the document of the pack p[0..n) (every frame whole, its
+ * checksum right), out growing to at most cap bytes. 0, or -1 when it is not
+ * a valid compressed pack or its document would pass cap. Verifies nothing
+ * else: the pack's own checks run when its document is imported. */
+int pack_doc_of(const char *p, size_t n, struct buf *out, size_t cap);
+/* Appends docs[0..n) (1..PACK_DOCS_MAX bytes) to out as one zstd frame, with
+ * its content size and checksum, a window covering all of it and long
+ * distance matching. 0, or -1 (logged). */
+int pack_docs_deflate(const char *docs, size_t n, struct buf *out);
+/* Called while a frame of documents is inflated, each time more of it is
+ * there: docs[0..avail) is inflated and stays put until the frame is done. */
+typedef void (*pack_docs_fn)(void *arg, const char *docs, size_t avail);
+/* Inflates the one zstd frame in[0..n), whose content is exactly want bytes
+ * (at most PACK_DOCS_MAX), into memory kept from part to part, calling ready
+ * as it goes: a caller imports each document as soon as it is whole, the
+ * first crates of a part while the rest is still being inflated. PACK_OK
+ * when the frame was whole, of want bytes, its checksum right; PACK_CORRUPT
+ * otherwise (ready may have seen a part of it: what it imported, it verified
+ * document by document). */
+enum pack_result pack_docs_inflate(const char *in, size_t n, size_t want, pack_docs_fn ready,
+    void *arg);
+/* pack_import of a document already inflated (a pack's msgpack map, as
+ * pack_docs_inflate hands it over): verified and imported the same way. */
+enum pack_result pack_import_doc(struct store *s, const char *doc, size_t n,
+    const unsigned char inv[HASH_LEN], const unsigned char res[HASH_LEN], unsigned flags);
+
 /* How the blobs an import writes reach the disk (cache.import_writes), for
  * the whole process (pack_writes.c). A fresh store's blobs are hundreds of
  * megabytes that nothing reads during a warm build; written through the page

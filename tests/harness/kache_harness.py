@@ -395,6 +395,35 @@ def xxh128(data):
     return bytes.fromhex(out.split()[0].decode())
 
 
+def zstd_inflate(data):
+    """data inflated by Debian's zstd CLI (every frame whole, its checksum
+    checked): the tests' reader of packs and parts, outside kache's code."""
+    return subprocess.run(["zstd", "-d", "-c"], input=data, stdout=subprocess.PIPE,
+                          check=True, timeout=60).stdout
+
+
+def bundle_part_packs(data):
+    """A bundle part (docs/remote-layout.md) read as the doc says, without
+    kache: [(crate, result key, the pack's document)] in the part's order.
+    Version 2: the documents are the one frame after "end", inflated;
+    version 1: the packs' own bytes, each inflated. Asserts the sizes sum to
+    exactly what the part holds."""
+    head, _, rest = data.partition(b"\nend\n")
+    lines = head.decode().split("\n")
+    assert lines[0] in ("kache-bundle 1", "kache-bundle 2"), lines[0]
+    assert lines[1] == "packs %d" % (len(lines) - 2), lines[:2]
+    body = zstd_inflate(rest) if lines[0] == "kache-bundle 2" else rest
+    out, off = [], 0
+    for line in lines[2:]:
+        crate, res, n = line.split()
+        piece = body[off:off + int(n)]
+        assert len(piece) == int(n), line
+        out.append((crate, res, piece if lines[0] == "kache-bundle 2" else zstd_inflate(piece)))
+        off += int(n)
+    assert off == len(body), (off, len(body))
+    return out
+
+
 # Record frames of store/record.c: kind's tag of format 3 and of format 2.
 RECORD_TAGS = {"entries": (b"kcentry3", b"kcentry2"), "manifests": (b"kcmanif3", b"kcmanif2"),
                "memo": (b"kcmemor2", b"kcmemor1")}

@@ -284,28 +284,22 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
 
     def check_bundle_parts(self, keys, parts):
         """Reads each part the session manifest names from the remote, as
-        docs/remote-layout.md says it is made, and checks that every pack in
-        it is byte for byte the pack under packs/ and is the one its key line
-        names. Returns the result keys the parts hold."""
+        docs/remote-layout.md says it is made (version 2: one zstd frame of
+        the packs' documents, read with the zstd CLI), and checks that every
+        pack in it is, inflated, byte for byte the pack under packs/ and is
+        the one its key line names. Returns the result keys the parts hold."""
         held = set()
         for i, pid in enumerate(parts):
             with open(os.path.join(self.remote, "bundles", pid), "rb") as f:
                 data = f.read()
             self.assertEqual(hashlib.blake2b(data, digest_size=32).hexdigest(), pid)
-            head, _, rest = data.partition(b"\nend\n")
-            hl = head.decode().split("\n")
-            self.assertEqual(hl[0], "kache-bundle 1")
-            self.assertEqual(hl[1], "packs %d" % (len(hl) - 2))
-            off = 0
-            for line in hl[2:]:
-                crate, res, n = line.split()
+            self.assertTrue(data.startswith(b"kache-bundle 2\n"), data[:40])
+            for crate, res, doc in kh.bundle_part_packs(data):
                 with open(os.path.join(self.remote, "packs", crate, res + ".pack"), "rb") as f:
-                    self.assertEqual(rest[off:off + int(n)], f.read(), line)
-                off += int(n)
+                    self.assertEqual(doc, kh.zstd_inflate(f.read()), res)
                 self.assertIn("%s %s" % (crate, res), [" ".join(k.split()[:2]) for k in keys
                                                       if k.split()[4] == str(i)])
                 held.add(res)
-            self.assertEqual(off, len(rest))
         return held
 
     def early_marker(self, ws):
@@ -605,8 +599,9 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
 
     def test_a_bundle_part_that_is_garbage_or_gone_is_said_once_and_its_packs_fetched(self):
         """The part the session manifest names is cut short (another writer's
-        bytes, a damaged disk): the prefetch says so once, imports nothing of
-        it, and fetches its packs one by one; the build is served. Then the
+        bytes, a damaged disk: its frame is not whole): the prefetch says so
+        once, imports nothing of it, and fetches its packs one by one; the
+        build is served. Then the
         part is gone (a lifecycle rule took it): the same."""
         out = self.populate()
         (name, body), = self.sessions().items()
@@ -617,7 +612,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         whole = open(path, "rb").read()
         with open(path, "wb") as f:
             f.write(whole[:-1])
-        for runner, what in (("b", "is not valid (its packs' sizes pass its end)"),
+        for runner, what in (("b", "is not valid (its frame does not inflate whole to "),
                              ("c", "is missing")):
             b, pf = self.second_runner(runner)
             self.assertEqual(pf["sources"]["exact_session"], 1, pf)
@@ -1025,7 +1020,7 @@ class SessionManifestS3(unittest.TestCase):
         self.assertTrue(body.startswith(b"kache-session 3\n"), body[:80])
         self.assertTrue(body.endswith(b"\nend\n"))
         # the parts it names, as boto3 reads them: each named by its bytes'
-        # BLAKE2b-256, holding packs byte for byte as uploaded
+        # BLAKE2b-256, holding the packs as uploaded, inflated
         lines = body.decode().split("\n")
         at = lines.index([l for l in lines if l.startswith("parts ")][0])
         parts = lines[at + 1:at + 1 + int(lines[at].split()[1])]
@@ -1035,15 +1030,11 @@ class SessionManifestS3(unittest.TestCase):
             data = s3.s3.get_object(Bucket=BUCKET_OF(s3), Key=prefix + "bundles/" + pid)[
                 "Body"].read()
             self.assertEqual(hashlib.blake2b(data, digest_size=32).hexdigest(), pid)
-            head, _, rest = data.partition(b"\nend\n")
-            off = 0
-            for line in head.decode().split("\n")[2:]:
-                crate, res, n = line.split()
+            self.assertTrue(data.startswith(b"kache-bundle 2\n"), data[:40])
+            for crate, res, doc in kh.bundle_part_packs(data):
                 pack = s3.s3.get_object(Bucket=BUCKET_OF(s3),
                                         Key="%spacks/%s/%s.pack" % (prefix, crate, res))
-                self.assertEqual(rest[off:off + int(n)], pack["Body"].read(), line)
-                off += int(n)
-            self.assertEqual(off, len(rest))
+                self.assertEqual(doc, kh.zstd_inflate(pack["Body"].read()), res)
         b = s3.machine("b", os.path.join(s3.tmp, "elsewhere", "b"))
         b.cargo("check")
         pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)

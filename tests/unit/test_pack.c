@@ -1123,6 +1123,44 @@ test_remote_settings_check_asks_no_one_for_keys(void **state)
 
 #define R_OTHER "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 
+/* Store a's result uploaded to a directory remote at *root (crate "x"), its
+ * pack's bytes read back into pack. */
+static struct remote *
+uploaded_pack(struct fx *f, char **root, struct buf *pack)
+{
+	char res[HASH_HEX_LEN + 1], *name, *p;
+	struct remote *r;
+
+	hash_to_hex(f->res, res);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
+	r = open_dir_remote(f, root);
+	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
+	name = layout_pack_name("x", res);
+	p = xasprintf("%s/%s", *root, name);
+	buf_init(pack);
+	assert_int_equal(fs_read_file(p, pack, 1 << 24), 0);
+	free(p);
+	free(name);
+	return r;
+}
+
+/* Puts the part into the directory remote at root under its id. */
+static void
+put_part_file(const char *root, const struct buf *part, char id[HASH_HEX_LEN + 1])
+{
+	unsigned char h[HASH_LEN];
+	char *p;
+
+	hash_buffer(part->p, part->len, h);
+	hash_to_hex(h, id);
+	p = xasprintf("%s/bundles", root);
+	assert_int_equal(fs_mkdir_p(p, 0755), 0);
+	free(p);
+	p = xasprintf("%s/bundles/%s", root, id);
+	assert_int_equal(fs_write_atomic(p, part->p, part->len, 0644), 0);
+	free(p);
+}
+
 struct joiner {
 	const struct store *st;
 	const char *dir, *res, *gate;
@@ -1152,15 +1190,14 @@ join_import(void *arg)
  * of the part is still being imported (KACHE_TEST_BUNDLE_GATE holds the
  * import after its first pack until the joiner, holding that pack's lock,
  * opens the gate). The part's second pack is garbage: refused, the first
- * stays imported. */
+ * stays imported. A part of version 1 (the packs' own bytes): still read. */
 static void
 test_bundle_import_lets_each_pack_go_when_it_is_in(void **state)
 {
 	struct fx *f = *state;
-	char res[HASH_HEX_LEN + 1], id[HASH_HEX_LEN + 1], *root, *p, *name, *gate;
+	char res[HASH_HEX_LEN + 1], id[HASH_HEX_LEN + 1], *root, *gate;
 	static const char junk[] = "not a pack at all";
 	struct bundle_want w[2] = { { "x", res, 0, 0 }, { "y", R_OTHER, 0, 0 } };
-	unsigned char h[HASH_LEN];
 	struct joiner j = { 0 };
 	struct store *b;
 	struct buf pack, part;
@@ -1168,28 +1205,13 @@ test_bundle_import_lets_each_pack_go_when_it_is_in(void **state)
 	pthread_t t;
 
 	hash_to_hex(f->res, res);
-	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
-	r = open_dir_remote(f, &root);
-	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
-	name = layout_pack_name("x", res);
-	p = xasprintf("%s/%s", root, name);
-	buf_init(&pack);
-	assert_int_equal(fs_read_file(p, &pack, 1 << 24), 0);
-	free(p);
-	free(name);
+	r = uploaded_pack(f, &root, &pack);
 	buf_init(&part);
-	buf_addf(&part, "%spacks 2\nx %s %zu\ny %s %zu\nend\n", BUNDLE_MAGIC, res, pack.len,
+	buf_addf(&part, "%spacks 2\nx %s %zu\ny %s %zu\nend\n", BUNDLE_MAGIC_V1, res, pack.len,
 	    R_OTHER, sizeof junk - 1);
 	buf_add(&part, pack.p, pack.len);
 	buf_add(&part, junk, sizeof junk - 1);
-	hash_buffer(part.p, part.len, h);
-	hash_to_hex(h, id);
-	p = xasprintf("%s/bundles", root);
-	assert_int_equal(fs_mkdir_p(p, 0755), 0);
-	free(p);
-	p = xasprintf("%s/bundles/%s", root, id);
-	assert_int_equal(fs_write_atomic(p, part.p, part.len, 0644), 0);
-	free(p);
+	put_part_file(root, &part, id);
 
 	gate = xasprintf("%s/gate", f->dir_b);
 	assert_non_null(b = store_open(f->dir_b));
@@ -1211,6 +1233,91 @@ test_bundle_import_lets_each_pack_go_when_it_is_in(void **state)
 	store_free(&b);
 	free(gate);
 	buf_free(&pack);
+	buf_free(&part);
+	remote_free(&r);
+	free(root);
+}
+
+/* What an import wants: x's result res, and a result no pack is. */
+static void
+want_x_and_other(struct bundle_want w[2], const char *res)
+{
+	w[0] = (struct bundle_want){ "x", res, 0, 0 };
+	w[1] = (struct bundle_want){ "y", R_OTHER, 0, 0 };
+}
+
+/* A part of version 2 as bundle_write makes it (the packs' documents in one
+ * frame): its good pack imported, its garbage document refused alone. The
+ * same part cut short, or with its checksum flipped, is not valid: the
+ * import says REMOTE_MISS (its packs are fetched one by one), and a pack the
+ * cut frame never gave whole is not imported. */
+static void
+test_bundle_part_2_imports_each_document(void **state)
+{
+	struct fx *f = *state;
+	char res[HASH_HEX_LEN + 1], id[HASH_HEX_LEN + 1], *root;
+	static const char junk[] = "\x81\xa1v\x01"; /* a msgpack map, not a pack */
+	struct bundle_want w[2];
+	struct buf pack, docs, part;
+	size_t head, xlen;
+	struct remote *r;
+	struct store *b;
+
+	hash_to_hex(f->res, res);
+	r = uploaded_pack(f, &root, &pack);
+	buf_init(&docs);
+	assert_int_equal(pack_doc_of(pack.p, pack.len, &docs, PACK_DOCS_MAX), 0);
+	xlen = docs.len;
+	/* a cap the document does not fit in: refused, as a pack that is not one */
+	buf_reset(&docs);
+	assert_int_equal(pack_doc_of(pack.p, pack.len, &docs, xlen - 1), -1);
+	assert_int_equal(pack_doc_of("junk", 4, &docs, PACK_DOCS_MAX), -1);
+	buf_reset(&docs);
+	assert_int_equal(pack_doc_of(pack.p, pack.len, &docs, PACK_DOCS_MAX), 0);
+	buf_add(&docs, junk, sizeof junk - 1);
+	buf_init(&part);
+	buf_addf(&part, "%spacks 2\nx %s %zu\ny %s %zu\nend\n", BUNDLE_MAGIC, res, xlen, R_OTHER,
+	    sizeof junk - 1);
+	head = part.len;
+	assert_int_equal(pack_docs_deflate(docs.p, docs.len, &part), 0);
+	put_part_file(root, &part, id);
+	assert_non_null(b = store_open(f->dir_b));
+	want_x_and_other(w, res);
+	assert_int_equal(bundle_import(r, f->dir_b, id, w, 2), REMOTE_OK);
+	assert_int_equal(w[0].imported, 1);
+	assert_int_equal(w[1].imported, 0);
+	assert_int_equal(w[1].done, 0);
+	assert_true(store_has_entry(b, res));
+	/* again: the pack is present (done, not imported); nothing left to read */
+	want_x_and_other(w, res);
+	assert_int_equal(bundle_import(r, f->dir_b, id, w, 2), REMOTE_OK);
+	assert_int_equal(w[0].done, 1);
+	assert_int_equal(w[0].imported, 0);
+	store_free(&b);
+	fs_remove_tree(f->dir_b);
+	assert_int_equal(fs_mkdir_p(f->dir_b, 0755), 0);
+
+	/* cut short: refused before anything is inflated */
+	part.len = head + (part.len - head) / 2;
+	put_part_file(root, &part, id);
+	want_x_and_other(w, res);
+	assert_int_equal(bundle_import(r, f->dir_b, id, w, 2), REMOTE_MISS);
+	assert_int_equal(w[0].imported, 0);
+	assert_non_null(b = store_open(f->dir_b));
+	assert_false(store_has_entry(b, res));
+	store_free(&b);
+
+	/* the checksum flipped: not valid either */
+	buf_reset(&part);
+	buf_addf(&part, "%spacks 2\nx %s %zu\ny %s %zu\nend\n", BUNDLE_MAGIC, res, xlen, R_OTHER,
+	    sizeof junk - 1);
+	assert_int_equal(pack_docs_deflate(docs.p, docs.len, &part), 0);
+	part.p[part.len - 1] ^= 0x5a;
+	put_part_file(root, &part, id);
+	want_x_and_other(w, res);
+	assert_int_equal(bundle_import(r, f->dir_b, id, w, 2), REMOTE_MISS);
+	buf_free(&pack);
+	buf_free(&docs);
 	buf_free(&part);
 	remote_free(&r);
 	free(root);
@@ -1244,6 +1351,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dir_remote_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bundle_import_lets_each_pack_go_when_it_is_in,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bundle_part_2_imports_each_document, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_round_trip_large, setup_large, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_of_another_format_is_off, setup,
 		    teardown),

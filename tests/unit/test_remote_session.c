@@ -15,6 +15,7 @@
 
 #include "remote/bundle.h"
 #include "remote/session.h"
+#include "store/pack.h"
 
 #define R1 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define R2 "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
@@ -262,7 +263,7 @@ test_bundle_part(void **state)
 	bundle_refused(d, part_bytes(d, sizeof d, "core  " R2 " 5"));
 	bundle_refused(d, part_bytes(d, sizeof d, "core\t" R2 " 5"));
 	n = part_bytes(d, sizeof d, "core " R2 " 5");
-	d[strlen("kache-bundle ")] = '2';
+	d[strlen("kache-bundle ")] = '3';
 	bundle_refused(d, n); /* another version */
 	n = part_bytes(d, sizeof d, "core " R2 " 5");
 	d[strlen("kache-bundle 1\npacks ")] = '3';
@@ -272,6 +273,45 @@ test_bundle_part(void **state)
 	n = (size_t)snprintf(d, sizeof d, "kache-bundle 1\npacks 99999\nend\n");
 	bundle_refused(d, n);
 	bundle_refused("", 0);
+}
+
+/* A part of version 2: the sizes are the documents' (up to PACK_DOCS_MAX,
+ * more than the object can hold), placed within the frame's content; the
+ * frame itself is checked when it is inflated, not here. */
+static void
+test_bundle_part_2(void **state)
+{
+	struct bundle_index ix;
+	char d[512], why[160];
+	size_t n;
+
+	(void)state;
+	n = (size_t)snprintf(d, sizeof d,
+	    "kache-bundle 2\npacks 2\ntiny " R1 " 3\ncore " R2 " 9000000\nend\nF");
+	assert_int_equal(bundle_parse(d, n, &ix, why, sizeof why), 0);
+	assert_int_equal(ix.version, 2);
+	assert_int_equal(ix.n, 2);
+	assert_int_equal(ix.p[0].off, 0);
+	assert_int_equal(ix.p[1].off, 3);
+	assert_int_equal(ix.p[1].len, 9000000);
+	assert_int_equal(ix.docs_len, 9000003);
+	assert_int_equal(ix.body_off, n - 1);
+	bundle_index_free(&ix);
+	n = part_bytes(d, sizeof d, "core " R2 " 5");
+	assert_int_equal(bundle_parse(d, n, &ix, why, sizeof why), 0);
+	assert_int_equal(ix.version, 1);
+	assert_int_equal(ix.docs_len, 0);
+	bundle_index_free(&ix);
+	/* no frame after the lines */
+	n = (size_t)snprintf(d, sizeof d, "kache-bundle 2\npacks 1\ntiny " R1 " 3\nend\n");
+	bundle_refused(d, n);
+	/* documents past what one region holds */
+	n = (size_t)snprintf(d, sizeof d,
+	    "kache-bundle 2\npacks 2\ntiny " R1 " %zu\ncore " R2 " 1\nend\nF", PACK_DOCS_MAX);
+	bundle_refused(d, n);
+	n = (size_t)snprintf(d, sizeof d, "kache-bundle 2\npacks 1\ntiny " R1 " %zu\nend\nF",
+	    PACK_DOCS_MAX + 1);
+	bundle_refused(d, n);
 }
 
 static void
@@ -332,6 +372,7 @@ main(void)
 		cmocka_unit_test(test_features_digest),
 		cmocka_unit_test(test_version3_parts),
 		cmocka_unit_test(test_bundle_part),
+		cmocka_unit_test(test_bundle_part_2),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
