@@ -26,7 +26,9 @@
 #define PLANNER_PLAN_BUDGET (1u << 21)
 
 /* One result key a session used. version "" when unknown (a manifest read
- * from the remote's sessions/ carries none); compile_ms 0 when unknown. */
+ * from the remote's sessions/ carries none); compile_ms 0 when unknown; part
+ * the id of the bundle part (docs/remote-layout.md) that holds its pack, as
+ * the session manifest names it, "" when none or unknown. */
 struct planner_key {
 	char res[HASH_HEX_LEN + 1];
 	char crate[PLANNER_NAME_MAX + 1];
@@ -34,6 +36,8 @@ struct planner_key {
 	uint64_t compile_ms;
 	uint64_t bytes;
 	uint32_t order;
+	char part[HASH_HEX_LEN + 1]; /* the bundle part holding its pack; "": none */
+	uint32_t part_n; /* the keys of its session in that part (the state counts them) */
 };
 
 /* What one session used: the body of POST /v1/manifests. */

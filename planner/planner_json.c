@@ -14,7 +14,7 @@ static void why_set(char *why, size_t whylen, const char *fmt, ...)
 static int name_ok(const char *s, int crate);
 static int get_name(json_t *o, const char *field, char *out, int optional, int crate, char *why,
     size_t whylen);
-static int get_hex(json_t *o, const char *field, char *out, char *why, size_t whylen);
+static int get_hex(json_t *o, const char *field, char *out, int optional, char *why, size_t whylen);
 static int get_uint(json_t *o, const char *field, uint64_t *out, int optional, char *why,
     size_t whylen);
 static json_t *get_array(json_t *o, const char *field, size_t max, int optional, char *why,
@@ -82,12 +82,16 @@ get_name(json_t *o, const char *field, char *out, int optional, int crate, char 
 	return 0;
 }
 
-/* A field of 64 hex digits, lowercased. */
+/* A field of 64 hex digits, lowercased (optional: absent or null gives ""). */
 static int
-get_hex(json_t *o, const char *field, char *out, char *why, size_t whylen)
+get_hex(json_t *o, const char *field, char *out, int optional, char *why, size_t whylen)
 {
 	json_t *v = json_object_get(o, field);
 	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+
+	out[0] = '\0';
+	if (optional && (v == NULL || json_is_null(v)))
+		return 0;
 
 	if (s == NULL || strlen(s) != HASH_HEX_LEN ||
 	    strspn(s, "0123456789abcdefABCDEF") != HASH_HEX_LEN) {
@@ -143,7 +147,8 @@ decode_key(json_t *o, size_t i, struct planner_key *k, char *why, size_t whylen)
 		why_set(why, whylen, "keys[%zu] must be an object", i);
 		return -1;
 	}
-	if (get_hex(o, "key", k->res, sub, sizeof sub) < 0 ||
+	if (get_hex(o, "key", k->res, 0, sub, sizeof sub) < 0 ||
+	    get_hex(o, "part", k->part, 1, sub, sizeof sub) < 0 ||
 	    get_name(o, "crate", k->crate, 0, 1, sub, sizeof sub) < 0 ||
 	    get_name(o, "version", k->version, 1, 0, sub, sizeof sub) < 0 ||
 	    get_uint(o, "compile_ms", &k->compile_ms, 1, sub, sizeof sub) < 0 ||
@@ -186,7 +191,7 @@ static int
 decode_head(json_t *root, char *fp, char *toolchain, char *target, char *profile, char *why,
     size_t whylen)
 {
-	if (get_hex(root, "fingerprint", fp, why, whylen) < 0 ||
+	if (get_hex(root, "fingerprint", fp, 0, why, whylen) < 0 ||
 	    get_name(root, "toolchain", toolchain, 1, 0, why, whylen) < 0 ||
 	    get_name(root, "target", target, 1, 0, why, whylen) < 0 ||
 	    get_name(root, "profile", profile, 1, 0, why, whylen) < 0)
@@ -357,6 +362,7 @@ key_json(const struct planner_key *k)
 	json_object_set_new(o, "bytes", json_integer((json_int_t)k->bytes));
 	json_object_set_new(o, "compile_ms", json_integer((json_int_t)k->compile_ms));
 	json_object_set_new(o, "order", json_integer(k->order));
+	set_name(o, "part", k->part);
 	return o;
 }
 
@@ -403,9 +409,11 @@ planner_encode_plan(const struct planner_plan *p)
 		if (k->version[0] != '\0')
 			buf_addf(&b, ",\"version\":\"%s\"", k->version);
 		buf_addf(&b,
-		    ",\"size\":%" PRIu64 ",\"expected_saving_ms\":%" PRIu64 ",\"order\":%" PRIu32
-		    "}",
+		    ",\"size\":%" PRIu64 ",\"expected_saving_ms\":%" PRIu64 ",\"order\":%" PRIu32,
 		    k->bytes, k->compile_ms, k->order);
+		if (k->part[0] != '\0')
+			buf_addf(&b, ",\"part\":\"%s\"", k->part);
+		buf_addch(&b, '}');
 	}
 	buf_addstr(&b, "]}");
 	return buf_detach(&b, NULL);

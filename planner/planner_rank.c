@@ -49,6 +49,12 @@ struct work {
 	size_t nwanted;
 };
 
+/* A candidate's part, and where the candidate is in the plan. */
+struct part_ref {
+	const char *part;
+	size_t i;
+};
+
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t scratch_key;
 
@@ -68,6 +74,8 @@ static void dedupe(struct planner_plan *p);
 static int by_density(const void *a, const void *b);
 static int by_order(const void *a, const void *b);
 static void apply_cap(struct planner_plan *p, uint64_t cap);
+static int by_part(const void *a, const void *b);
+static void thin_parts(struct planner_plan *p);
 
 static void
 scratch_free(void *p)
@@ -373,6 +381,41 @@ apply_cap(struct planner_plan *p, uint64_t cap)
 		qsort(p->k, p->n, sizeof *p->k, by_order);
 }
 
+static int
+by_part(const void *a, const void *b)
+{
+	const struct part_ref *x = a, *y = b;
+
+	return strcmp(x->part, y->part);
+}
+
+/* A part is read whole for the packs planned from it: one from which fewer
+ * than half its packs are planned costs more bytes than fetching those packs
+ * alone, and is not named (the client's prefetch_plan_thin_parts does the
+ * same for a session manifest it reads without a planner). */
+static void
+thin_parts(struct planner_plan *p)
+{
+	struct part_ref *v = xmalloc((p->n + 1) * sizeof *v);
+	size_t n = 0, i, j;
+
+	for (i = 0; i < p->n; i++)
+		if (p->k[i].part[0] != '\0')
+			v[n++] = (struct part_ref){ p->k[i].part, i };
+	if (n > 1)
+		qsort(v, n, sizeof *v, by_part);
+	for (i = 0; i < n; i = j) {
+		uint32_t held = 0;
+
+		for (j = i; j < n && strcmp(v[j].part, v[i].part) == 0; j++)
+			held = p->k[v[j].i].part_n > held ? p->k[v[j].i].part_n : held;
+		if ((j - i) * 2 < held || j - i < 2)
+			for (size_t k = i; k < j; k++)
+				p->k[v[k].i].part[0] = '\0';
+	}
+	free(v);
+}
+
 void
 planner_state_plan(struct planner_state *st, const struct planner_intent *in, uint64_t cap,
     struct planner_plan *p)
@@ -403,5 +446,6 @@ planner_state_plan(struct planner_state *st, const struct planner_intent *in, ui
 	free(w.wanted);
 	dedupe(p);
 	apply_cap(p, cap);
+	thin_parts(p);
 	p->d = ntop == 0 ? PLANNER_USE_FALLBACK : p->n == 0 ? PLANNER_DO_NOTHING : PLANNER_EXECUTE;
 }

@@ -49,6 +49,8 @@ to_manifest(const struct remote_session *s, struct planner_manifest *m)
 		snprintf(m->k[i].version, sizeof m->k[i].version, "%s", s->k[i].version);
 		m->k[i].bytes = s->k[i].bytes;
 		m->k[i].order = (uint32_t)i;
+		if (s->k[i].part >= 0 && (size_t)s->k[i].part < s->nparts)
+			memcpy(m->k[i].part, s->parts[s->k[i].part], sizeof m->k[i].part);
 		m->n = i + 1;
 	}
 }

@@ -17,6 +17,7 @@
 static void copy_manifest(struct planner_manifest *dst, const struct planner_manifest *src);
 static uint32_t intern(struct smap *m, const char *key);
 static void index_session(struct planner_state *st, uint32_t i);
+static void count_parts(struct planner_manifest *m);
 static uint32_t add_posting(struct planner_state *st, const char *ck, uint32_t i);
 static void unindex_session(struct planner_state *st, uint32_t i);
 static uint32_t new_slot(struct planner_state *st);
@@ -95,6 +96,25 @@ index_session(struct planner_state *st, uint32_t i)
 		x->kpost[j] = add_posting(st, ck, i);
 		x->kcrate[j] = intern(&st->crates, m->k[j].crate);
 	}
+	count_parts(&x->m);
+}
+
+/* Each key's part_n: how many of m's keys its bundle part holds (a plan
+ * names a part only where it would read most of it). */
+static void
+count_parts(struct planner_manifest *m)
+{
+	struct smap n = { 0 };
+	uint32_t *c;
+
+	for (size_t j = 0; j < m->n; j++)
+		if (m->k[j].part[0] != '\0' && (c = smap_get(&n, m->k[j].part)) != NULL)
+			(*c)++;
+		else if (m->k[j].part[0] != '\0')
+			smap_put(&n, m->k[j].part, 1);
+	for (size_t j = 0; j < m->n; j++)
+		m->k[j].part_n = m->k[j].part[0] != '\0' ? *smap_get(&n, m->k[j].part) : 0;
+	smap_free(&n);
 }
 
 /* A free slot, or a new one at the end. */

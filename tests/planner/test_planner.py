@@ -272,6 +272,38 @@ class PlannerHttp(unittest.TestCase):
         self.assertEqual(p.request("GET", "/v1/manifests")[0], 405)
         self.assertEqual(p.request("GET", "/nope")[0], 404)
 
+    def test_plans_name_the_bundle_part_of_a_pack_where_most_of_the_part_is_planned(self):
+        """A manifest's keys may name the bundle part that holds their pack
+        (docs/remote-layout.md): an exact plan names each candidate's part;
+        a similar plan that takes one of a part's four packs does not name
+        that part (reading it whole would cost more than the one pack), and
+        still names a part it takes every pack of. Kept across a restart; a
+        part that is not 64 hex digits is a 400."""
+        p = self.planner().start()
+        m = manifest(hexkey("lock-a"))
+        parts = [hexkey("part-a"), hexkey("part-b")]
+        for i, k in enumerate(m["keys"]):
+            k["part"] = parts[0] if i < 4 else parts[1]
+        self.assertEqual(p.post("/v1/manifests", m)[0], 200)
+        for restart in (False, True):
+            if restart:
+                self.assertEqual(p.stop(), 0)
+                p.start()
+            exact = p.post("/v1/prefetch-plan", intent(m["fingerprint"]))[1]
+            self.assertEqual(exact["source"], "exact")
+            self.assertEqual([c.get("part") for c in exact["candidates"]],
+                             [k["part"] for k in m["keys"]])
+            some = CRATES[:1] + CRATES[4:]  # serde of part a; memchr, app: all of part b
+            similar = p.post("/v1/prefetch-plan", intent(hexkey("lock-b"), some))[1]
+            self.assertEqual(similar["source"], "similar")
+            self.assertEqual({c["crate"]: c.get("part") for c in similar["candidates"]},
+                             {"serde": None, "memchr": parts[1], "app": parts[1]})
+        bad = manifest(hexkey("lock-c"))
+        bad["keys"][1]["part"] = "xyz"
+        st, r = p.post("/v1/manifests", bad)
+        self.assertEqual(st, 400, r)
+        self.assertIn("keys[1]: field 'part' must be 64 hex digits", r["error"])
+
     def test_a_body_over_the_limit_is_413(self):
         p = self.planner(env={"KACHE_PLANNER_MAX_BODY": "64K"}).start()
         m = manifest(hexkey("lock-big"), [("c%d" % i, "1.0.0") for i in range(2000)])
@@ -392,15 +424,22 @@ class PlannerFromRemote(unittest.TestCase):
                "KACHE_DEADLINE_MS": "1000"}
         return env
 
-    def put_session(self, lock, crates, toolchain, tag):
+    def put_session(self, lock, crates, toolchain, tag, part=None):
         """A session manifest in the documented format; returns its manifest JSON
-        (no versions or compile times: the format has none)."""
+        (no versions or compile times: the format has none). With part (64
+        hex), version 3: every key's pack in that one bundle part."""
         fp = session_fp(lock, toolchain, "x86_64-unknown-linux-gnu", "debug")
         m = manifest(fp, crates, tag=tag, with_meta=False, toolchain=toolchain)
-        lines = ["kache-session 1", "lock " + lock, "toolchain " + toolchain,
-                 "target x86_64-unknown-linux-gnu", "profile debug",
-                 "created %d" % m["created_ms"], "keys %d" % len(m["keys"])]
-        lines += ["%s %s %d" % (k["crate"], k["key"], k["bytes"]) for k in m["keys"]]
+        lines = ["kache-session %d" % (3 if part else 1), "lock " + lock,
+                 "toolchain " + toolchain, "target x86_64-unknown-linux-gnu", "profile debug"]
+        lines += ["features -"] if part else []
+        lines += ["created %d" % m["created_ms"], "keys %d" % len(m["keys"])]
+        lines += ["%s %s %d%s" % (k["crate"], k["key"], k["bytes"], " - 0" if part else "")
+                  for k in m["keys"]]
+        lines += ["parts 1", part] if part else []
+        if part:
+            for k in m["keys"]:
+                k["part"] = part
         body = ("\n".join(lines) + "\nend\n").encode()
         self.s3.put_object(Bucket=BUCKET, Key="kc/sessions/" + fp, Body=body)
         return m
@@ -408,7 +447,7 @@ class PlannerFromRemote(unittest.TestCase):
     def test_fresh_replica_from_the_remote_answers_the_same_plan(self):
         self.s3.put_object(Bucket=BUCKET, Key="kc/kache-remote-format", Body=b"kache-remote 1\n")
         tc = "0123456789abcdef"
-        ms = [self.put_session(hexkey("lock-1"), CRATES, tc, "1"),
+        ms = [self.put_session(hexkey("lock-1"), CRATES, tc, "1", part=hexkey("part-1")),
               self.put_session(hexkey("lock-2"), CRATES[:3], tc, "2")]
         self.s3.put_object(Bucket=BUCKET, Key="kc/sessions/" + "f" * 64, Body=b"garbage\n")
         ingested = self.planner("ingested").start()
@@ -428,6 +467,8 @@ class PlannerFromRemote(unittest.TestCase):
         exact = replica.post("/v1/prefetch-plan", intent(ms[0]["fingerprint"]))[1]
         self.assertEqual([c["key"] for c in exact["candidates"]],
                          [k["key"] for k in ms[0]["keys"]])
+        # the version 3 object's bundle part, named in the replica's plans too
+        self.assertEqual({c.get("part") for c in exact["candidates"]}, {hexkey("part-1")})
 
     def test_not_ready_until_the_remote_is_loaded(self):
         port = kh.free_port()  # nothing listens there

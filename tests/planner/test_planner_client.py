@@ -104,6 +104,9 @@ class PlannerClient(unittest.TestCase):
         self.assertEqual(pf["sources"]["packs"], 0, pf)
         self.assertGreaterEqual(pf["packs"] + pf["skipped"]["present"], len(CRATES), pf)
         self.assertRegex(self.prefetch_log(b), r"packs imported .* from planner")
+        # the plan named the bundle parts runner 1's stop wrote: read, not each pack
+        self.assertGreaterEqual(pf["bundle_parts"], 1, pf)
+        self.assertGreaterEqual(pf["packs_from_bundle_parts"], 2, pf)
         self.assert_served(b, out)
         # where the packs came from: the status document, `kache stats` (json, text)
         pf = tpf.status(b)["prefetch"]

@@ -38,6 +38,16 @@ test_execute(void **state)
 	assert_string_equal(a.p[0].res, K64);
 	assert_string_equal(a.p[0].crate, "serde_json");
 	assert_int_equal(a.p[0].size, 12);
+	assert_string_equal(a.p[0].part, "");
+	prefetch_planner_free(&a);
+	/* a candidate's bundle part, and one that names none (null) */
+	assert_int_equal(parse("{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64
+	                       "\",\"crate\":\"a\",\"size\":1,\"part\":\"" K64 "\"},{\"key\":\"" K64
+	                       "\",\"crate\":\"b\",\"size\":1,\"part\":null}]}",
+	                     &a, why),
+	    0);
+	assert_string_equal(a.p[0].part, K64);
+	assert_string_equal(a.p[1].part, "");
 	prefetch_planner_free(&a);
 	assert_int_equal(parse("{\"disposition\":\"use_fallback\"}", &a, why), 0);
 	assert_int_equal(a.disposition, PREFETCH_PLANNER_FALLBACK);
@@ -72,6 +82,14 @@ test_bad_fields_refused(void **state)
 		  "\",\"crate\":\"a\","
 		  "\"size\":\"1\"}]}",
 		    "'size'" },
+		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64
+		  "\",\"crate\":\"a\","
+		  "\"size\":1,\"part\":\"../../etc\"}]}",
+		    "candidates[0]: 'part'" },
+		{ "{\"disposition\":\"execute\",\"candidates\":[{\"key\":\"" K64
+		  "\",\"crate\":\"a\","
+		  "\"size\":1,\"part\":7}]}",
+		    "candidates[0]: 'part'" },
 	};
 	struct prefetch_planner_answer a;
 	char why[200];

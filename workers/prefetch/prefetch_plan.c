@@ -461,8 +461,13 @@ from_planner(const struct prefetch_input *in, const struct strv *crates, struct 
 		return 0;
 	l->plan->source = PREFETCH_FROM_PLANNER;
 	l->plan->refused[0] = '\0'; /* the plan needed no crate names */
-	for (size_t i = 0; i < a.n; i++)
+	for (size_t i = 0; i < a.n; i++) {
+		size_t n = l->plan->n;
+
 		consider(l, a.p[i].crate, a.p[i].res, a.p[i].size);
+		if (l->plan->n > n) /* planned: read in its part, where the plan names one */
+			memcpy(l->plan->p[n].part, a.p[i].part, sizeof l->plan->p[n].part);
+	}
 	prefetch_planner_free(&a);
 	return 1;
 }

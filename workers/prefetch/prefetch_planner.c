@@ -61,13 +61,15 @@ crate_valid(const char *s)
 }
 
 /* Candidate i: key (64 hex), crate (a crate name), size (a non-negative
- * integer); else -1 with why. */
+ * integer), part (optional: 64 hex, the bundle part holding the pack); else
+ * -1 with why. */
 static int
 take(json_t *v, size_t i, struct prefetch_planner_answer *a, char *why, size_t whylen)
 {
 	const char *key = json_string_value(json_object_get(v, "key"));
 	const char *crate = json_string_value(json_object_get(v, "crate"));
-	json_t *size = json_object_get(v, "size");
+	json_t *size = json_object_get(v, "size"), *pj = json_object_get(v, "part");
+	const char *part = json_string_value(pj);
 	struct prefetch_pack *p = &a->p[i];
 
 	if (key == NULL || strlen(key) != HASH_HEX_LEN || !hash_hex_valid(key)) {
@@ -82,8 +84,14 @@ take(json_t *v, size_t i, struct prefetch_planner_answer *a, char *why, size_t w
 		snprintf(why, whylen, "candidates[%zu]: 'size' is not a non-negative integer", i);
 		return -1;
 	}
+	if (pj != NULL && !json_is_null(pj) &&
+	    (part == NULL || strlen(part) != HASH_HEX_LEN || !hash_hex_valid(part))) {
+		snprintf(why, whylen, "candidates[%zu]: 'part' is not 64 hex digits", i);
+		return -1;
+	}
 	snprintf(p->crate, sizeof p->crate, "%s", crate);
 	snprintf(p->res, sizeof p->res, "%s", key);
+	snprintf(p->part, sizeof p->part, "%s", part != NULL ? part : "");
 	p->size = (uint64_t)json_integer_value(size);
 	return 0;
 }
