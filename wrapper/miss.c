@@ -298,6 +298,7 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	struct depinfo d;
 	struct buf text;
 	const char *why = NULL;
+	int private = w->private_d != NULL; /* a probe's dep-info is kache's own */
 
 	strv_init(&names);
 	store_entry_init(&e);
@@ -316,11 +317,9 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 			why = "failed-with-outputs";
 	if (why == NULL)
 		why = put_outputs(w, out_dir, &names, &e, &text, bytes);
-	if (why == NULL && w->private_d != NULL &&
-	    fs_read_file(w->private_d, &text, DEPINFO_MAX) < 0)
+	if (why == NULL && private && fs_read_file(w->private_d, &text, DEPINFO_MAX) < 0)
 		why = "dep-info-unreadable";
-	if (w->private_d != NULL)
-		unlink(w->private_d);
+	drop_private_d(w); /* read: its work is done, whatever came of it */
 	if (why == NULL) {
 		depinfo_parse(text.p ? text.p : "", text.len, &d);
 		why = build_candidate(w, &d, t0, &c);
@@ -328,7 +327,7 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	}
 	if (why == NULL) {
 		memcpy(res, c.result, HASH_LEN);
-		if (w->private_d != NULL)
+		if (private)
 			buf_reset(&text); /* kache's own dep-info: not the caller's to get back */
 		e.status = r->status;
 		why = write_entry(w, r, &text, &e, &c);
