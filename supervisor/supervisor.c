@@ -23,7 +23,9 @@
 #include "store/store.h"
 #include "supervisor/sup_internal.h"
 
-#define LOCK_TRIES 20
+/* How long a starting supervisor waits for the store's lock: wrappers hold it
+ * shared for an instant (their probe); another supervisor holds it for good. */
+#define LOCK_WAIT_MS 400
 
 #define INTENT_RESCAN_MS 3000
 
@@ -85,25 +87,23 @@ take_lock(struct supervisor *s)
 {
 	struct buf pid;
 	const char *fdenv = getenv("KACHE_SPAWN_LOCK_FD");
+	int got;
 
 	s->lockfd = open(s->paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->lockfd == -1) {
 		log_warn("open %s", s->paths.lock);
 		return -1;
 	}
-	for (int i = 0; flock(s->lockfd, LOCK_EX | LOCK_NB) == -1; i++) {
-		if (errno != EWOULDBLOCK || i == LOCK_TRIES) {
-			int busy = errno == EWOULDBLOCK;
-
-			close(s->lockfd);
-			s->lockfd = -1; /* teardown must not remove the winner's pid file */
-			if (!busy)
-				return -1;
-			fprintf(stderr, "kache supervisor: already running (pid %ld) for %s\n",
-			    winner_pid(s), s->kache_dir);
-			return 1;
+	if ((got = fs_flock_wait(s->lockfd, clock_ms() + LOCK_WAIT_MS, 20)) != 0) {
+		close(s->lockfd);
+		s->lockfd = -1; /* teardown must not remove the winner's pid file */
+		if (got == -1) {
+			log_warn("flock %s", s->paths.lock);
+			return -1;
 		}
-		usleep(20000);
+		fprintf(stderr, "kache supervisor: already running (pid %ld) for %s\n",
+		    winner_pid(s), s->kache_dir);
+		return 1;
 	}
 	if (fdenv != NULL) { /* the spawn lock handed down by proto_supervisor_ensure */
 		char *end;
