@@ -312,3 +312,16 @@ str_ends_with(const char *s, const char *suffix)
 
 	return a >= b && memcmp(s + a - b, suffix, b) == 0;
 }
+
+int
+str_next_line(const char **p, const char *end, const char **line, size_t *n)
+{
+	const char *nl;
+
+	if (*p >= end || (nl = memchr(*p, '\n', (size_t)(end - *p))) == NULL)
+		return -1;
+	*line = *p;
+	*n = (size_t)(nl - *p);
+	*p = nl + 1;
+	return 0;
+}

@@ -72,5 +72,8 @@ le_get(const unsigned char *p, int n)
 }
 int str_starts_with(const char *s, const char *prefix);
 int str_ends_with(const char *s, const char *suffix);
+/* The next line of [*p, end) without its newline, *p moved past it: 0, or -1
+ * when none is left or the last one has no newline (a truncated object). */
+int str_next_line(const char **p, const char *end, const char **line, size_t *n);
 
 #endif

@@ -35,7 +35,6 @@ static int parse_count(const char *line, size_t len, size_t *count);
 static int place_packs(struct bundle_index *ix, size_t n, char *why, size_t whylen);
 static int add_pack(struct remote *r, struct remote_session *s, struct part *pt, size_t key,
     const char *pack, size_t len, int *written);
-static int next_line(const char **p, const char *end, const char **line, size_t *n);
 static enum remote_result read_whole(struct remote *r, const char *tmpdir, const char *name,
     char *buf, size_t cap, size_t *len, int *vouched);
 static int put_part(struct remote *r, struct remote_session *s, struct part *pt);
@@ -50,20 +49,6 @@ char *
 bundle_name(const char *id)
 {
 	return xasprintf("%s%s", BUNDLE_PREFIX, id);
-}
-
-/* The next line of [*p, end) without its newline; -1 when there is none. */
-static int
-next_line(const char **p, const char *end, const char **line, size_t *n)
-{
-	const char *nl;
-
-	if (*p >= end || (nl = memchr(*p, '\n', (size_t)(end - *p))) == NULL)
-		return -1;
-	*line = *p;
-	*n = (size_t)(nl - *p);
-	*p = nl + 1;
-	return 0;
 }
 
 /* "<crate> <64 hex> <bytes>", every field checked, bytes 1..max. */
@@ -153,7 +138,7 @@ bundle_parse(const char *d, size_t n, struct bundle_index *ix, char *why, size_t
 		    BUNDLE_PART_MAX >> 20);
 		return -1;
 	}
-	if (next_line(&p, end, &line, &len) < 0 || parse_count(line, len, &count) < 0) {
+	if (str_next_line(&p, end, &line, &len) < 0 || parse_count(line, len, &count) < 0) {
 		snprintf(why, whylen, "its second line is not \"packs <n>\" with n 1..%d",
 		    BUNDLE_PACKS_MAX);
 		return -1;
@@ -161,7 +146,7 @@ bundle_parse(const char *d, size_t n, struct bundle_index *ix, char *why, size_t
 	ix->version = memcmp(d, BUNDLE_MAGIC, magic) == 0 ? 2 : 1;
 	ix->p = xcalloc(count, sizeof *ix->p);
 	for (ix->n = 0; ix->n < count; ix->n++) {
-		if (next_line(&p, end, &line, &len) < 0 ||
+		if (str_next_line(&p, end, &line, &len) < 0 ||
 		    parse_line(line, len, ix->version == 2 ? PACK_DOCS_MAX : BUNDLE_PART_MAX,
 		        &ix->p[ix->n]) < 0) {
 			snprintf(why, whylen, "line %zu is not a pack line", ix->n + 3);
@@ -169,7 +154,7 @@ bundle_parse(const char *d, size_t n, struct bundle_index *ix, char *why, size_t
 			return -1;
 		}
 	}
-	if (next_line(&p, end, &line, &len) < 0 || len != 3 || memcmp(line, "end", 3) != 0) {
+	if (str_next_line(&p, end, &line, &len) < 0 || len != 3 || memcmp(line, "end", 3) != 0) {
 		snprintf(why, whylen, "its %zu pack lines are not followed by \"end\"", count);
 		bundle_index_free(ix);
 		return -1;

@@ -172,13 +172,8 @@ remote_session_part_add(struct remote_session *s, const char *id)
 static int
 next_line(struct lines *l, const char **line, size_t *n)
 {
-	const char *nl;
-
-	if (l->p >= l->end || (nl = memchr(l->p, '\n', (size_t)(l->end - l->p))) == NULL)
+	if (str_next_line(&l->p, l->end, line, n) < 0)
 		return -1;
-	*line = l->p;
-	*n = (size_t)(nl - l->p);
-	l->p = nl + 1;
 	l->no++;
 	return 0;
 }
