@@ -68,9 +68,9 @@ build() {
      cargo build -j2 -q --offline >/dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
   ms "$t0" "$(date +%s%N)"
 }
-# remote_env J: the variables that point binary J at its remote (with
+# own_remote J: the variables that point binary J at its remote (with
 # --own-remote its own, else the first binary's, which the environment has)
-remote_env() {
+own_remote() {
   if [ $own = 0 ] || [ "$1" = 0 ]; then echo KACHE_BENCH_REMOTE=0
   elif [ $s3 = 1 ]; then echo KACHE_S3_PREFIX=race$1
   else echo KACHE_REMOTE_PATH="$work/remote$1"
@@ -79,7 +79,7 @@ remote_env() {
 # fill J: binary J's runner A (store a, or aJ) builds cold and stops
 fill() {
   local k="${bins[$1]}" st="$work/a${1#0}" rem
-  rem=$(remote_env "$1")
+  rem=$(own_remote "$1")
   copy "$work/ra/ws"
   env "$rem" KACHE_PREFETCH_MAX_BYTES=0 KACHE_DIR="$st" "$k" supervisor start >/dev/null
   build "$k" "$st" "$work/ra/ws" "$work/home-a" "$rem" KACHE_PREFETCH_MAX_BYTES=0 >/dev/null
@@ -102,7 +102,7 @@ for _ in $(seq "$runs"); do
     k="${bins[$j]}"
     discard "$work/b"; discard "$work/home-b"
     copy "$work/rb/far/away/ws"
-    read -ra with <<< "${withs[$j]} $(remote_env "$j")"
+    read -ra with <<< "${withs[$j]} $(own_remote "$j")"
     env "${with[@]}" KACHE_DIR="$work/b" "$k" supervisor start >/dev/null
     m0=$(cpu_ms "$moto_pid")
     res[$j]+=" $(build "$k" "$work/b" "$work/rb/far/away/ws" "$work/home-b" "${with[@]}")"

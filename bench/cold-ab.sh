@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Cold builds only, for the target "cold within 3 % of no wrapper", which
+# bench/run.sh's three runs cannot settle (a cold build of ws-small swings by
+# several percent from one to the next here). Per round, one cold build with
+# no wrapper and one per kache binary, in an order that rotates from round to
+# round; each in a fresh copy of the workspace, kache each time with an empty
+# store (no remote; its supervisor started by the first wrapper, as a user's
+# first build would), after a `sync`, so that no build pays for the writeback
+# of the one before it. Prints per tool the median, and per kache binary the
+# median of its paired ratios (its build over the no-wrapper build of the same
+# round), their range and how many rounds it was the slower.
+# usage: bench/cold-ab.sh --kache K [--kache K2 ...] [--runs N] [--ws DIR] [-j N]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+bins=() runs=8 jobs=2 ws="$here/../examples/ws-small"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kache) bins+=("$(realpath "$2")"); shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
+    --ws) ws="$2"; shift 2 ;;
+    -j) jobs="$2"; shift 2 ;;
+    *) echo "usage: bench/cold-ab.sh --kache K [--kache K2 ...] [--runs N] [--ws DIR] [-j N]" >&2
+       exit 2 ;;
+  esac
+done
+[ ${#bins[@]} -ge 1 ] && [ -x "${bins[0]}" ] ||
+  { echo "bench: give the kache binary: --kache build-rel/bin/kache" >&2; exit 2; }
+work="$(mktemp -d)"
+cleanup() {
+  for st in "$work"/store-*; do [ -d "$st" ] && KACHE_DIR="$st" "${bins[0]}" supervisor stop >/dev/null 2>&1; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+unset KACHE_REMOTE KACHE_REMOTE_PATH KACHE_S3_ENDPOINT KACHE_S3_BUCKET
+# cold <tool index: -1 none, else the binary's>: one timed cold build, in ms
+cold() {
+  local wrapper="" st="$work/store-$1" t0 t1
+  [ "$1" -ge 0 ] && wrapper="${bins[$1]}"
+  if [ -d "$st" ]; then KACHE_DIR="$st" "${bins[0]}" supervisor stop >/dev/null 2>&1 || true; fi
+  discard "$st"; discard "$work/ws"; discard "$work/home"
+  cp -a "$ws" "$work/ws"; chmod -R u+w "$work/ws"; rm -rf "$work/ws/target"
+  sync
+  t0=$(date +%s%N)
+  (cd "$work/ws" && RUSTC_WRAPPER="$wrapper" KACHE_DIR="$st" CARGO_HOME="$work/home" \
+     cargo build -j"$jobs" -q --offline >/dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
+  t1=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000000 ))
+}
+declare -A t
+tools=(-1 "${!bins[@]}")
+for r in $(seq 0 $((runs - 1))); do
+  n=${#tools[@]}
+  for k in $(seq 0 $((n - 1))); do
+    i=${tools[$(( (k + r) % n ))]}
+    t[$i,$r]=$(cold "$i")
+  done
+  printf 'round %d:' "$((r + 1))"
+  for i in "${tools[@]}"; do printf ' %s' "${t[$i,$r]}"; done
+  echo
+done
+col() { for r in $(seq 0 $((runs - 1))); do echo "${t[$1,$r]}"; done; }
+echo "cold builds of $(basename "$ws"), -j$jobs, $runs rounds (ms; order rotated each round; sync before each)"
+echo "no wrapper: median $(col -1 | median)"
+for i in "${!bins[@]}"; do
+  ratios=$(for r in $(seq 0 $((runs - 1))); do
+    awk -v a="${t[$i,$r]}" -v b="${t[-1,$r]}" 'BEGIN{printf "%.4f\n", a/b}'; done)
+  slower=$(printf '%s\n' "$ratios" | awk '$1 > 1' | wc -l)
+  echo "${bins[$i]}: median $(col "$i" | median); paired ratio to no wrapper: median" \
+       "$(printf '%s\n' "$ratios" | median), range $(printf '%s\n' "$ratios" | sort -n | head -1)" \
+       "to $(printf '%s\n' "$ratios" | sort -n | tail -1); slower in $slower of $runs rounds"
+done
