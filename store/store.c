@@ -106,6 +106,16 @@ store_free(struct store **sp)
 	*sp = NULL;
 }
 
+/* A blob's mode (before the store's mask): writable by its owner. Restored
+ * and stored outputs are hardlinks of blobs, and rustc refuses an output it
+ * cannot write ("output file ... is not writeable"): a build with the wrapper
+ * off over kache's target failed on the first crate it recompiled. Nothing
+ * writes through one: kache unlinks a miss's outputs before rustc runs, rustc
+ * and the linker replace an output (rename, unlink), never write into it, and
+ * a blob written in place anyway is caught by the memo's stat before any
+ * restore (blob_put_link). */
+#define BLOB_MODE(exec) ((exec) ? 0755 : 0644)
+
 mode_t
 store_mode(const struct store *s, mode_t mode)
 {
@@ -478,7 +488,7 @@ blob_put_link(struct store *s, const char *src, int exec, unsigned char hash[HAS
 		return -1;
 	fd = fs_open_regular(tmp, O_RDONLY, 0);
 	if (fd < 0 || hash_fd(fd, hash, size) < 0 ||
-	    fchmod(fd, store_mode(s, exec ? 0555 : 0444)) < 0) {
+	    fchmod(fd, store_mode(s, BLOB_MODE(exec))) < 0) {
 		if (fd >= 0)
 			close(fd);
 		unlink(tmp);
@@ -504,7 +514,7 @@ blob_put_copy(struct store *s, const char *src, int exec, unsigned char hash[HAS
 	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (in >= 0 && out >= 0 && fs_clone_or_copy_fd(in, out, NULL) == 0 &&
 	    lseek(out, 0, SEEK_SET) == 0 && hash_fd(out, hash, size) == 0 &&
-	    fchmod(out, store_mode(s, exec ? 0555 : 0444)) == 0)
+	    fchmod(out, store_mode(s, BLOB_MODE(exec))) == 0)
 		rc = 0;
 	if (in >= 0)
 		close(in);
@@ -539,7 +549,7 @@ store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
 {
 	char *tmp =
 	    xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
-	mode_t mode = store_mode(s, exec ? 0555 : 0444);
+	mode_t mode = store_mode(s, BLOB_MODE(exec));
 	/* tmp is this call's own name: made whole, then renamed by blob_commit */
 	int rc = how == STORE_PUT_DIRECT ? fs_write_new_direct(tmp, data, n, mode) :
 	                                   fs_write_new(tmp, data, n, mode);

@@ -178,9 +178,13 @@ same_inode(const char *path, const struct stat *st)
 }
 
 /* Puts the blob at dst: a reflink where the filesystem can, else a hardlink
- * (blobs are read-only, and outputs are unlinked before any compile writes
- * them, so nothing writes through it into the store), else a copy. bst: the
- * blob's stat as the hash check took it (no second lstat). */
+ * (outputs are unlinked before any compile through kache writes them, and
+ * rustc and the linker replace an output rather than write into it, so
+ * nothing writes through it into the store), else a copy. bst: the blob's
+ * stat as the hash check took it (no second lstat). A blob made read-only
+ * (before 2026-12-03: store.c, BLOB_MODE) is given its owner's write bit
+ * first: rustc refuses to replace an output it cannot write, which failed a
+ * build with the wrapper off over this target. */
 static int
 place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const char *dst,
     const struct store_output *o)
@@ -194,6 +198,8 @@ place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const ch
 		placed = 1;
 	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && S_ISREG(bst->st_mode) &&
 	    ((bst->st_mode & 0111) != 0) == ((o->mode & 0111) != 0)) {
+		if ((bst->st_mode & S_IWUSR) == 0)
+			(void)chmod(blob, (bst->st_mode & 07777) | S_IWUSR);
 		/* straight to dst when nothing is there (after cargo clean: one
 		 * call, atomic); else beside it, then renamed over it */
 		if (link(blob, dst) == 0 || (errno == EEXIST && same_inode(dst, bst))) {

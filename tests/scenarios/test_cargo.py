@@ -181,6 +181,41 @@ class Scenarios(unittest.TestCase):
         ws.cargo("build")
         self.assertEqual(ws.compiled(), [], "a crate with an empty env-dep missed")
 
+    def test_a_build_without_kache_rebuilds_what_changed_over_kaches_outputs(self):
+        """kache's outputs in target/ are hardlinks of its blobs (stored so on a
+        miss, restored so on a hit). A build with the wrapper off (`RUSTC_WRAPPER=`,
+        or after `kache init --undo`) that recompiles an edited crate must not
+        fail: rustc refuses to write over an output it cannot write, and the
+        blobs were read-only (as an older kache left them: a hit gives such a
+        blob its owner's write bit). rustc and the linker replace an output
+        (rename, unlink), never write through it: the store's blobs stay
+        whole (kache verify), and kache's next build is right."""
+        ws = Workspace(self.tmp, self.store)
+        self.warm(ws)  # cold: every output stored by hardlink
+        blobs = os.path.join(self.store, "blobs")
+        for older in (False, True):
+            if older:  # the blobs as a kache before 2026-12-03 made them
+                for d, _, files in os.walk(blobs):
+                    for f in files:
+                        p = os.path.join(d, f)
+                        os.chmod(p, os.stat(p).st_mode & ~0o222)
+                ws.cargo("clean")
+                ws.cargo("build")  # every output restored by hardlink
+                self.assertEqual(ws.compiled(), [])
+            ws.edit("core/src/lib.rs", "\"{} {} {} {} {}\"", "\"{} {} {} {} {} edited\"")
+            p = ws.cargo("build", check=False, RUSTC_WRAPPER="")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(ws.compiled(), ["fixture_app", "fixture_core"])
+            self.assertIn("edited", ws.run_app())
+            v = subprocess.run([KACHE, "verify"], env=ws.env, capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+            self.assertIn(" 0 corrupt blobs", v.stdout + v.stderr)
+            ws.edit("core/src/lib.rs", "\"{} {} {} {} {} edited\"", "\"{} {} {} {} {}\"")
+            ws.cargo("build")
+            self.assertEqual(ws.compiled(), [])  # the old results, from the store
+            self.assertNotIn("edited", ws.run_app())
+
     def test_edit_misses_crate_and_dependents_only(self):
         ws = Workspace(self.tmp, self.store)
         self.warm(ws)
