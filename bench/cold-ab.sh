@@ -8,19 +8,24 @@
 # first build would), after a `sync`, so that no build pays for the writeback
 # of the one before it. Prints per tool the median, and per kache binary the
 # median of its paired ratios (its build over the no-wrapper build of the same
-# round), their range and how many rounds it was the slower.
-# usage: bench/cold-ab.sh --kache K [--kache K2 ...] [--runs N] [--ws DIR] [-j N]
+# round), their range and how many rounds it was the slower. --with NAME=VALUE
+# (more than once) sets a variable for the builds of the --kache before it (one
+# binary twice, a setting compared: --kache K --kache K --with KACHE_REMAP=false).
+# usage: bench/cold-ab.sh --kache K [--with NAME=VALUE ...] [--kache K2 ...] [--runs N] [--ws DIR] [-j N]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
-bins=() runs=8 jobs=2 ws="$here/../examples/ws-small"
+bins=() withs=() runs=8 jobs=2 ws="$here/../examples/ws-small"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --kache) bins+=("$(realpath "$2")"); shift 2 ;;
+    --kache) bins+=("$(realpath "$2")"); withs+=(""); shift 2 ;;
+    --with) [ ${#bins[@]} -ge 1 ] && [[ "$2" == *=* ]] ||
+              { echo "bench: --with NAME=VALUE after the --kache it is for" >&2; exit 2; }
+            withs[$((${#bins[@]} - 1))]+=" $2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --ws) ws="$2"; shift 2 ;;
     -j) jobs="$2"; shift 2 ;;
-    *) echo "usage: bench/cold-ab.sh --kache K [--kache K2 ...] [--runs N] [--ws DIR] [-j N]" >&2
+    *) echo "usage: bench/cold-ab.sh --kache K [--with NAME=VALUE ...] [--kache K2 ...] [--runs N] [--ws DIR] [-j N]" >&2
        exit 2 ;;
   esac
 done
@@ -35,14 +40,14 @@ trap cleanup EXIT
 unset KACHE_REMOTE KACHE_REMOTE_PATH KACHE_S3_ENDPOINT KACHE_S3_BUCKET
 # cold <tool index: -1 none, else the binary's>: one timed cold build, in ms
 cold() {
-  local wrapper="" st="$work/store-$1" t0 t1
-  [ "$1" -ge 0 ] && wrapper="${bins[$1]}"
+  local wrapper="" st="$work/store-$1" t0 t1 with=()
+  [ "$1" -ge 0 ] && wrapper="${bins[$1]}" && read -ra with <<< "${withs[$1]} KACHE_BENCH=1"
   if [ -d "$st" ]; then KACHE_DIR="$st" "${bins[0]}" supervisor stop >/dev/null 2>&1 || true; fi
   discard "$st"; discard "$work/ws"; discard "$work/home"
   cp -a "$ws" "$work/ws"; chmod -R u+w "$work/ws"; rm -rf "$work/ws/target"
   sync
   t0=$(date +%s%N)
-  (cd "$work/ws" && RUSTC_WRAPPER="$wrapper" KACHE_DIR="$st" CARGO_HOME="$work/home" \
+  (cd "$work/ws" && env "${with[@]}" RUSTC_WRAPPER="$wrapper" KACHE_DIR="$st" CARGO_HOME="$work/home" \
      cargo build -j"$jobs" -q --offline >/dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
   t1=$(date +%s%N)
   echo $(( (t1 - t0) / 1000000 ))
@@ -66,7 +71,7 @@ for i in "${!bins[@]}"; do
   ratios=$(for r in $(seq 0 $((runs - 1))); do
     awk -v a="${t[$i,$r]}" -v b="${t[-1,$r]}" 'BEGIN{printf "%.4f\n", a/b}'; done)
   slower=$(printf '%s\n' "$ratios" | awk '$1 > 1' | wc -l)
-  echo "${bins[$i]}: median $(col "$i" | median); paired ratio to no wrapper: median" \
+  echo "${bins[$i]}${withs[$i]}: median $(col "$i" | median); paired ratio to no wrapper: median" \
        "$(printf '%s\n' "$ratios" | median), range $(printf '%s\n' "$ratios" | sort -n | head -1)" \
        "to $(printf '%s\n' "$ratios" | sort -n | tail -1); slower in $slower of $runs rounds"
 done
