@@ -18,10 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bins=() withs=() runs=8 jobs=2 ws="$here/../examples/ws-small"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --kache) bins+=("$(realpath "$2")"); withs+=(""); shift 2 ;;
-    --with) [ ${#bins[@]} -ge 1 ] && [[ "$2" == *=* ]] ||
-              { echo "bench: --with NAME=VALUE after the --kache it is for" >&2; exit 2; }
-            withs[$((${#bins[@]} - 1))]+=" $2"; shift 2 ;;
+    --kache|--with) kache_arg "$1" "$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --ws) ws="$2"; shift 2 ;;
     -j) jobs="$2"; shift 2 ;;

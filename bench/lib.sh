@@ -34,3 +34,15 @@ remote_env() {
     export KACHE_REMOTE=s3 KACHE_S3_PREFIX="run-$2"
   fi
 }
+# kache_arg OPTION VALUE: --kache and --with of the A/B scripts (race-ab.sh,
+# cold-ab.sh), appended to the caller's arrays bins and withs (--with: a
+# NAME=VALUE for the --kache before it); 1 for any other option
+kache_arg() {
+  case "$1" in
+    --kache) bins+=("$(realpath "$2")"); withs+=("") ;;
+    --with) [ ${#bins[@]} -ge 1 ] && [[ "$2" == *=* ]] ||
+              { echo "bench: --with NAME=VALUE after the --kache it is for" >&2; exit 2; }
+            withs[$((${#bins[@]} - 1))]+=" $2" ;;
+    *) return 1 ;;
+  esac
+}

@@ -21,10 +21,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bins=() withs=() runs=5 s3=0 signed=0 own=0 ws="$here/../examples/ws-small"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --kache) bins+=("$(realpath "$2")"); withs+=(""); shift 2 ;;
-    --with) [ ${#bins[@]} -ge 1 ] && [[ "$2" == *=* ]] ||
-              { echo "bench: --with NAME=VALUE after the --kache it is for" >&2; exit 2; }
-            withs[$((${#bins[@]} - 1))]+=" $2"; shift 2 ;;
+    --kache|--with) kache_arg "$1" "$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --s3) s3=1; shift ;;
     --signed) signed=1; shift ;;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "planner/planner_int.h"
+#include "remote/bundle.h"
 
 /* One thread's scratch: per session (count, the last intent crate counted,
  * the epoch they belong to), per crate@version posting (wanted in this
@@ -389,10 +390,10 @@ by_part(const void *a, const void *b)
 	return strcmp(x->part, y->part);
 }
 
-/* A part is read whole for the packs planned from it: one from which fewer
- * than half its packs are planned costs more bytes than fetching those packs
- * alone, and is not named (the client's prefetch_plan_thin_parts does the
- * same for a session manifest it reads without a planner). */
+/* A part is read whole for the packs planned from it: one not worth it
+ * (bundle_part_worth, as the client's prefetch_plan_thin_parts judges a
+ * session manifest's parts) or that fewer than BUNDLE_MIN_PACKS of its packs
+ * are planned from is not named. */
 static void
 thin_parts(struct planner_plan *p)
 {
@@ -409,7 +410,7 @@ thin_parts(struct planner_plan *p)
 
 		for (j = i; j < n && strcmp(v[j].part, v[i].part) == 0; j++)
 			held = p->k[v[j].i].part_n > held ? p->k[v[j].i].part_n : held;
-		if ((j - i) * 2 < held || j - i < 2)
+		if (!bundle_part_worth(j - i, held) || j - i < BUNDLE_MIN_PACKS)
 			for (size_t k = i; k < j; k++)
 				p->k[v[k].i].part[0] = '\0';
 	}

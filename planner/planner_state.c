@@ -107,11 +107,14 @@ count_parts(struct planner_manifest *m)
 	struct smap n = { 0 };
 	uint32_t *c;
 
-	for (size_t j = 0; j < m->n; j++)
-		if (m->k[j].part[0] != '\0' && (c = smap_get(&n, m->k[j].part)) != NULL)
+	for (size_t j = 0; j < m->n; j++) {
+		if (m->k[j].part[0] == '\0')
+			continue;
+		if ((c = smap_get(&n, m->k[j].part)) != NULL)
 			(*c)++;
-		else if (m->k[j].part[0] != '\0')
+		else
 			smap_put(&n, m->k[j].part, 1);
+	}
 	for (size_t j = 0; j < m->n; j++)
 		m->k[j].part_n = m->k[j].part[0] != '\0' ? *smap_get(&n, m->k[j].part) : 0;
 	smap_free(&n);

@@ -51,6 +51,12 @@ bundle_name(const char *id)
 	return xasprintf("%s%s", BUNDLE_PREFIX, id);
 }
 
+int
+bundle_part_worth(size_t planned, size_t held)
+{
+	return planned * 2 >= held;
+}
+
 /* "<crate> <64 hex> <bytes>", every field checked, bytes 1..max. */
 static int
 parse_line(const char *line, size_t n, size_t max, struct bundle_pack *p)
@@ -268,15 +274,11 @@ add_pack(struct remote *r, struct remote_session *s, struct part *pt, size_t key
 		mark = 0;
 	}
 	if (pack_doc_of(pack, len, &pt->body, PACK_DOCS_MAX) < 0) {
-		pt->body.len = mark; /* what the failed inflate added goes */
-		pt->body.p[mark] = '\0';
 		if (mark == 0)
 			return -1;
 		*written += put_part(r, s, pt) == 0; /* full: the pack starts the next */
-		if (pack_doc_of(pack, len, &pt->body, PACK_DOCS_MAX) < 0) {
-			buf_reset(&pt->body);
+		if (pack_doc_of(pack, len, &pt->body, PACK_DOCS_MAX) < 0)
 			return -1;
-		}
 		mark = 0;
 	}
 	pt->lens[pt->n] = pt->body.len - mark;

@@ -23,9 +23,11 @@
  * inflate faster. Version 1 (still read) held the packs' compressed bytes
  * themselves: the same lines, each size a pack's, and the packs after "end".
  *
- * Whole or nothing: every line checked, the sizes summing to exactly what
- * the frame holds (version 1: what follows the header), before any pack is
- * used. A session manifest of
+ * Every line is checked, the sizes summing to at most what a region holds
+ * (version 1: to exactly what follows the header), before any pack is used;
+ * version 2's frame must then hold exactly that many bytes, inflated step by
+ * step: a pack whose document came whole is imported (verified alone, as a
+ * fetched pack) before the frame's end is checked. A session manifest of
  * version 3 names the parts and, per key, the part that holds its pack
  * (remote/session.h); a key no part holds is fetched as its pack. Packs are
  * still uploaded one by one (a miss fetches one pack): a part is a second
@@ -71,6 +73,10 @@ struct bundle_index {
 
 /* "bundles/<id>" (a new string). */
 char *bundle_name(const char *id);
+/* 1 when a part that holds `held` packs is worth reading whole for `planned`
+ * of them: at least half (else those packs alone cost fewer bytes). The
+ * prefetch's plan and the planner's both judge a part so. */
+int bundle_part_worth(size_t planned, size_t held);
 /* 0, or -1 with one sentence in why when the n bytes at d are not one whole,
  * valid part (index into ix, offsets as struct bundle_pack says). Version 2's
  * frame is checked when it is inflated (bundle_import). */

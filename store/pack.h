@@ -89,9 +89,10 @@ const char *pack_result_name(enum pack_result r);
  * PACK_DOCS_MAX bytes of documents: what a kept region holds. */
 #define PACK_DOCS_MAX (2 * (size_t)PACK_MEM_MAX)
 /* Appends to out the document of the pack p[0..n) (every frame whole, its
- * checksum right), out growing to at most cap bytes. 0, or -1 when it is not
- * a valid compressed pack or its document would pass cap. Verifies nothing
- * else: the pack's own checks run when its document is imported. */
+ * checksum right), out growing to at most cap bytes. 0, or -1 (out left as
+ * it was) when it is not a valid compressed pack or its document would pass
+ * cap. Verifies nothing else: the pack's own checks run when its document is
+ * imported. */
 int pack_doc_of(const char *p, size_t n, struct buf *out, size_t cap);
 /* Appends docs[0..n) (1..PACK_DOCS_MAX bytes) to out as one zstd frame, with
  * its content size and checksum, a window covering all of it and long

@@ -17,7 +17,7 @@ pack_doc_of(const char *p, size_t n, struct buf *out, size_t cap)
 {
 	ZSTD_DCtx *z = ZSTD_createDCtx();
 	ZSTD_inBuffer in = { p, n, 0 };
-	size_t left = 1;
+	size_t left = 1, was = out->len;
 	int rc = -1;
 
 	if (z == NULL)
@@ -39,6 +39,8 @@ pack_doc_of(const char *p, size_t n, struct buf *out, size_t cap)
 			break; /* bad bytes, the input ended inside a frame, or cap */
 		out->len += o.pos;
 	}
+	if (rc < 0)
+		out->len = was; /* out as it was: nothing of a pack that failed */
 	if (out->p != NULL)
 		out->p[out->len] = '\0';
 	ZSTD_freeDCtx(z);

@@ -47,7 +47,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 	at = ix.version == 1 ? ix.body_off : 0;
 	for (size_t i = 0; i < ix.n; i++) {
 		if (!pack_crate_name_ok(ix.p[i].crate) || !hash_hex_valid(ix.p[i].res) ||
-		    ix.p[i].len == 0 || ix.p[i].off != at)
+		    ix.p[i].len == 0 || ix.p[i].off != at ||
+		    ix.p[i].len > (ix.version == 1 ? n : PACK_DOCS_MAX) - at)
 			abort();
 		at += ix.p[i].len;
 	}

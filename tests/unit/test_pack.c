@@ -1271,6 +1271,7 @@ test_bundle_part_2_imports_each_document(void **state)
 	/* a cap the document does not fit in: refused, as a pack that is not one */
 	buf_reset(&docs);
 	assert_int_equal(pack_doc_of(pack.p, pack.len, &docs, xlen - 1), -1);
+	assert_int_equal(docs.len, 0); /* nothing of it left behind */
 	assert_int_equal(pack_doc_of("junk", 4, &docs, PACK_DOCS_MAX), -1);
 	buf_reset(&docs);
 	assert_int_equal(pack_doc_of(pack.p, pack.len, &docs, PACK_DOCS_MAX), 0);

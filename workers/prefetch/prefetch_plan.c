@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "proto/worker.h"
+#include "remote/bundle.h"
 #include "remote/session.h"
 #include "store/store.h"
 #include "workers/prefetch/prefetch_internal.h"
@@ -140,7 +141,7 @@ prefetch_plan_thin_parts(struct prefetch_plan *plan, size_t from, const struct r
 		for (size_t i = from; i < plan->n; i++)
 			planned[j] += strcmp(plan->p[i].part, s->parts[j]) == 0;
 	for (size_t j = 0; j < s->nparts; j++)
-		for (size_t i = from; planned[j] * 2 < held[j] && i < plan->n; i++)
+		for (size_t i = from; !bundle_part_worth(planned[j], held[j]) && i < plan->n; i++)
 			if (strcmp(plan->p[i].part, s->parts[j]) == 0)
 				plan->p[i].part[0] = '\0';
 	free(held);
