@@ -32,6 +32,8 @@ on_name(const char *name, uint64_t size, int64_t mtime_ms, void *arg)
 static void
 to_manifest(const struct remote_session *s, struct planner_manifest *m)
 {
+	const char *part;
+
 	memset(m, 0, sizeof *m);
 	strv_init(&m->features);
 	remote_session_fingerprint(s->lock, s->toolchain, s->target, s->profile, m->fp);
@@ -49,8 +51,8 @@ to_manifest(const struct remote_session *s, struct planner_manifest *m)
 		snprintf(m->k[i].version, sizeof m->k[i].version, "%s", s->k[i].version);
 		m->k[i].bytes = s->k[i].bytes;
 		m->k[i].order = (uint32_t)i;
-		if (s->k[i].part >= 0 && (size_t)s->k[i].part < s->nparts)
-			memcpy(m->k[i].part, s->parts[s->k[i].part], sizeof m->k[i].part);
+		if ((part = remote_session_key_part(s, i)) != NULL)
+			memcpy(m->k[i].part, part, sizeof m->k[i].part);
 		m->n = i + 1;
 	}
 }

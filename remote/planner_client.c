@@ -205,6 +205,7 @@ planner_client_post_session(struct planner_client *pc, const char *fp,
 {
 	json_t *root = json_object(), *keys = json_array();
 	char why[320], *body;
+	const char *part;
 	struct buf resp;
 	int rc;
 
@@ -216,8 +217,8 @@ planner_client_post_session(struct planner_client *pc, const char *fp,
 
 		if (s->k[i].version[0] != '\0') /* crate@version: what the planner ranks by */
 			json_object_set_new(k, "version", json_string(s->k[i].version));
-		if (s->k[i].part >= 0 && (size_t)s->k[i].part < s->nparts) /* its plans name it */
-			json_object_set_new(k, "part", json_string(s->parts[s->k[i].part]));
+		if ((part = remote_session_key_part(s, i)) != NULL) /* its plans name it */
+			json_object_set_new(k, "part", json_string(part));
 		json_array_append_new(keys, k);
 	}
 	json_object_set_new(root, "keys", keys);

@@ -167,6 +167,14 @@ remote_session_part_add(struct remote_session *s, const char *id)
 	return (int)s->nparts++;
 }
 
+const char *
+remote_session_key_part(const struct remote_session *s, size_t i)
+{
+	int part = s->k[i].part;
+
+	return part >= 0 && (size_t)part < s->nparts ? s->parts[part] : NULL;
+}
+
 /* The next line (without its newline) of l. -1 at the end, or when the last
  * line has no newline (a truncated object). */
 static int
@@ -592,7 +600,7 @@ adopt_parts(struct remote_session *s, const struct remote_session *old)
 		return;
 	v = xmalloc((old->n ? old->n : 1) * sizeof *v);
 	for (size_t i = 0; i < old->n; i++)
-		if (old->k[i].part >= 0 && (size_t)old->k[i].part < old->nparts)
+		if (remote_session_key_part(old, i) != NULL)
 			v[n++].k = &old->k[i];
 	if (n > 1)
 		qsort(v, n, sizeof *v, cmp_key_res);

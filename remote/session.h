@@ -110,6 +110,9 @@ void remote_session_add(struct remote_session *s, const char *crate, const char 
 void remote_session_free(struct remote_session *s);
 /* The index of bundle part id in s->parts, added when new. */
 int remote_session_part_add(struct remote_session *s, const char *id);
+/* The id of the bundle part that holds key i's pack; NULL when none does (or
+ * its index names no part). */
+const char *remote_session_key_part(const struct remote_session *s, size_t i);
 /* 0, or -1 with one sentence in why when the bytes are not a whole, valid
  * session manifest (every line, name, count and the end checked). */
 int remote_session_parse(const char *d, size_t n, struct remote_session *s, char *why,

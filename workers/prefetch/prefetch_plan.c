@@ -118,11 +118,11 @@ static void
 consider_key(struct listing *l, const struct remote_session *s, size_t i)
 {
 	size_t n = l->plan->n;
-	int part = s->k[i].part;
+	const char *part = remote_session_key_part(s, i);
 
 	consider(l, s->k[i].crate, s->k[i].res, s->k[i].bytes);
-	if (l->plan->n > n && part >= 0 && (size_t)part < s->nparts)
-		snprintf(l->plan->p[n].part, sizeof l->plan->p[n].part, "%s", s->parts[part]);
+	if (l->plan->n > n && part != NULL)
+		snprintf(l->plan->p[n].part, sizeof l->plan->p[n].part, "%s", part);
 }
 
 void
@@ -135,7 +135,7 @@ prefetch_plan_thin_parts(struct prefetch_plan *plan, size_t from, const struct r
 	held = xcalloc(s->nparts, sizeof *held);
 	planned = xcalloc(s->nparts, sizeof *planned);
 	for (size_t i = 0; i < s->n; i++)
-		if (s->k[i].part >= 0 && (size_t)s->k[i].part < s->nparts)
+		if (remote_session_key_part(s, i) != NULL)
 			held[s->k[i].part]++;
 	for (size_t j = 0; j < s->nparts; j++)
 		for (size_t i = from; i < plan->n; i++)
