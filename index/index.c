@@ -363,6 +363,9 @@ ix_open_wait(const char *store_dir, int64_t wait_ms, const struct index_progress
 		errno = rc == -2 ? EBUSY : rc == -3 ? ENOSPC : EIO;
 		return NULL;
 	}
+	if (index_upgrade_blob_modes(ix) < 0)
+		log_warnx("index: could not give the older read-only blobs of %s their write bit",
+		    store_dir);
 	return ix;
 }
 

@@ -75,6 +75,15 @@ void index_set_rotation(struct index *ix, uint64_t size, int64_t grace_ms);
 /* Overrides the age past which tmp/ files and unreferenced blobs are stale. */
 void index_set_stale_age(struct index *ix, int64_t ms);
 
+/* Gives each blob of the store that this user owns and that lacks it its
+ * owner's write bit, once per store (marked done in the index): a kache before
+ * 2026-12-03 made blobs read-only, outputs in target/ are hardlinks of blobs,
+ * and rustc refuses to replace an output it cannot write (a build with the
+ * wrapper off failed). index_open calls it (the supervisor's indexer, or a
+ * command with no supervisor running). The number of blobs changed, or -1; a
+ * chmod that fails leaves the mark unset, for the next open. */
+long index_upgrade_blob_modes(struct index *ix);
+
 /* Folds new complete journal records into the index, remembering how far it got
  * (a torn tail is left for the next call); rotates and retires journal files.
  * Returns the number of records applied, or -1. */

@@ -8,7 +8,8 @@
  *   'o' <inode, be64>            be64 offset ingested in that journal file
  *   'p' <key 32>                 "p": an entry prefetch imported, not used yet
  *                                (ingest.c; dropped with the entry)
- *   'm' <name>                   metadata ("created": be64 wall ms) */
+ *   'm' <name>                   metadata ("created": be64 wall ms; "blob-modes":
+ *                                be64 wall ms of upgrade.c's one walk) */
 #ifndef KACHE_INDEX_INTERNAL_H
 #define KACHE_INDEX_INTERNAL_H
 

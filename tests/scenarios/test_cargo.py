@@ -216,6 +216,41 @@ class Scenarios(unittest.TestCase):
             self.assertEqual(ws.compiled(), [])  # the old results, from the store
             self.assertNotIn("edited", ws.run_app())
 
+    def test_an_older_stores_read_only_blobs_get_their_write_bit_once(self):
+        """A target an older kache restored (hardlinks of its read-only blobs) and
+        that no kache build restored since: a build with the wrapper off failed
+        over it, and a hit's chmod never came. Opening the store's index gives
+        every such blob its owner's write bit once per store (the store an older
+        kache left: read-only blobs, an index without the mark), so the same
+        build passes once kache has opened the index: here a command with no
+        supervisor running (the supervisor's indexer does the same)."""
+        ws = Workspace(self.tmp, self.store)
+        self.warm(ws)
+        self.assertGreater(self.kache_json(ws, "stats")["entries"], 0)  # the index made
+        kh.supervisor_stop(KACHE, ws.env)
+        for d, _, files in os.walk(os.path.join(self.store, "blobs")):
+            for f in files:
+                p = os.path.join(d, f)
+                os.chmod(p, os.stat(p).st_mode & ~0o222)
+        shutil.rmtree(os.path.join(self.store, "index"))
+        ws.edit("core/src/lib.rs", "\"{} {} {} {} {}\"", "\"{} {} {} {} {} edited\"")
+        p = ws.cargo("build", check=False, RUSTC_WRAPPER="")
+        self.assertNotEqual(p.returncode, 0, "the fault this test is for did not show")
+        self.assertIn("not writeable", p.stderr)
+        said = []
+        for _ in range(2):  # no supervisor runs: the command opens the index itself
+            p = subprocess.run([KACHE, "stats"], env=dict(ws.env, KACHE_LOG="info"),
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            said.append("their owner's write bit" in p.stderr)
+        self.assertEqual(said, [True, False])  # once per store
+        for d, _, files in os.walk(os.path.join(self.store, "blobs")):
+            for f in files:
+                self.assertTrue(os.stat(os.path.join(d, f)).st_mode & 0o200, f)
+        p = ws.cargo("build", check=False, RUSTC_WRAPPER="")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("edited", ws.run_app())
+
     def test_edit_misses_crate_and_dependents_only(self):
         ws = Workspace(self.tmp, self.store)
         self.warm(ws)

@@ -1,5 +1,6 @@
 /* Unit tests for index/: journal ingest, LRU gc with shared blobs, verify, rebuild
- * of a lost or damaged index, torn journal tails, rotation, the lock, purge. */
+ * of a lost or damaged index, torn journal tails, rotation, the lock, purge, the
+ * one-time upgrade of older read-only blobs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -218,6 +219,62 @@ exists(struct fx *f, const char *kind, const unsigned char h[HASH_LEN])
 	r = stat(p, &st) == 0;
 	free(p);
 	return r;
+}
+
+/* chmod of blob h to mode; its mode before. */
+static mode_t
+blob_chmod(struct fx *f, const unsigned char h[HASH_LEN], mode_t mode)
+{
+	char hex[HASH_HEX_LEN + 1], *p;
+	struct stat st;
+
+	hash_to_hex(h, hex);
+	p = store_path(f->s, "blobs", hex);
+	assert_int_equal(stat(p, &st), 0);
+	if (mode != 0)
+		assert_int_equal(chmod(p, mode), 0);
+	free(p);
+	return st.st_mode & 07777;
+}
+
+/* A store an older kache left (read-only blobs) gets its blobs' owner write bit
+ * back once, when its index is opened: the walk is marked done in the index,
+ * and a blob made read-only after it (by hand) is not walked for again, not
+ * even after a reopen; a new index (removed, or rebuilt) walks again. */
+static void
+test_upgrade_blob_modes(void **state)
+{
+	struct fx *f = *state;
+	unsigned char x[HASH_LEN], y[HASH_LEN], z[HASH_LEN];
+	struct index *ix;
+	uint64_t sz;
+	char *idx;
+
+	put_blob(f, 'x', 1000, x, &sz);
+	put_blob(f, 'y', 1000, y, &sz);
+	put_blob(f, 'z', 1000, z, &sz);
+	assert_int_equal(blob_chmod(f, z, 0), 0600);
+	blob_chmod(f, x, 0400);
+	blob_chmod(f, y, 0555);
+	ix = index_open(f->dir); /* walks once */
+	assert_non_null(ix);
+	assert_int_equal(blob_chmod(f, x, 0), 0600);
+	assert_int_equal(blob_chmod(f, y, 0), 0755);
+	assert_int_equal(blob_chmod(f, z, 0400), 0600);
+	assert_int_equal(index_upgrade_blob_modes(ix), 0);
+	index_free(&ix);
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	assert_int_equal(index_upgrade_blob_modes(ix), 0);
+	assert_int_equal(blob_chmod(f, z, 0), 0400);
+	index_free(&ix);
+	idx = xasprintf("%s/index", f->dir);
+	fs_remove_tree(idx);
+	free(idx);
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	assert_int_equal(blob_chmod(f, z, 0), 0600);
+	index_free(&ix);
 }
 
 struct seen {
@@ -746,6 +803,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lock_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_blob_modes, setup, teardown),
 	};
 
 	log_init("test", stderr, LOG_LEVEL_WARN);
