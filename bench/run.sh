@@ -119,7 +119,7 @@ fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
 declare -A med cnt times
 : > "$work/hit-us"
 # Per run: each tool's cold build from an empty cache (no wrapper first: its
-# target is the floor's), then the warm builds interleaved (sccache, kache,
+# target is the floor's; then sccache and kache in turn), then the warm builds interleaved (sccache, kache,
 # floor; no wrapper too when full) so that drift in the machine's load falls on
 # all alike, then the moved copies.
 for i in $(seq "$runs"); do
@@ -131,8 +131,13 @@ for i in $(seq "$runs"); do
     KACHE_DIR="$work/kache-store" "$kache" supervisor stop >/dev/null 2>&1 || true
   fi
   discard "$work/kache-store"; discard "$work/sccache"
-  for tool in none sccache kache; do
+  # sccache and kache take turns second and third, each after a sync: the
+  # build before one leaves writeback (sccache's cache writes) that would
+  # otherwise fall on the next (bench/cold-ab.sh)
+  order="sccache kache"; [ $((i % 2)) = 0 ] && order="kache sccache"
+  for tool in none $order; do
     fresh_copy "$work/a-$tool/ws"
+    sync
     times[$tool,cold]+=" $(build x "$tool" "$work/a-$tool/ws" "$work/home-a")"; cnt[$tool,cold]=$(cat "$work/count")
   done
   rm -rf "$work/floor-target"; cp -a "$work/a-none/ws/target" "$work/floor-target"
