@@ -8,7 +8,8 @@
 # first build would), after a `sync`, so that no build pays for the writeback
 # of the one before it. Prints per tool the median, and per kache binary the
 # median of its paired ratios (its build over the no-wrapper build of the same
-# round), their range and how many rounds it was the slower. --with NAME=VALUE
+# round), their range and how many rounds it was the slower; and the builds' CPU
+# (user + system of cargo and all it waited for), paired alike. --with NAME=VALUE
 # (more than once) sets a variable for the builds of the --kache before it (one
 # binary twice, a setting compared: --kache K --kache K --with KACHE_REMAP=false).
 # usage: bench/cold-ab.sh --kache K [--with NAME=VALUE ...] [--kache K2 ...] [--runs N] [--ws DIR] [-j N]
@@ -35,35 +36,43 @@ cleanup() {
 }
 trap cleanup EXIT
 unset KACHE_REMOTE KACHE_REMOTE_PATH KACHE_S3_ENDPOINT KACHE_S3_BUCKET
-# cold <tool index: -1 none, else the binary's>: one timed cold build, in ms
+# cold <tool index: -1 none, else the binary's>: one timed cold build: its wall
+# time and the CPU (user + system) of cargo and all it waited for, in ms
 cold() {
-  local wrapper="" st="$work/store-$1" t0 t1 with=()
+  local wrapper="" st="$work/store-$1" t0 t1 with=() u s TIMEFORMAT='%3U %3S'
   [ "$1" -ge 0 ] && wrapper="${bins[$1]}" && read -ra with <<< "${withs[$1]} KACHE_BENCH=1"
   if [ -d "$st" ]; then KACHE_DIR="$st" "${bins[0]}" supervisor stop >/dev/null 2>&1 || true; fi
   discard "$st"; discard "$work/ws"; discard "$work/home"
   cp -a "$ws" "$work/ws"; chmod -R u+w "$work/ws"; rm -rf "$work/ws/target"
   sync
   t0=$(date +%s%N)
-  (cd "$work/ws" && env "${with[@]}" RUSTC_WRAPPER="$wrapper" KACHE_DIR="$st" CARGO_HOME="$work/home" \
-     cargo build -j"$jobs" -q --offline >/dev/null 2>"$work/err") || { cat "$work/err" >&2; exit 1; }
+  { time (cd "$work/ws" && env "${with[@]}" RUSTC_WRAPPER="$wrapper" KACHE_DIR="$st" CARGO_HOME="$work/home" \
+     cargo build -j"$jobs" -q --offline >/dev/null 2>"$work/err"); } 2>"$work/cpu" ||
+    { cat "$work/err" >&2; exit 1; }
   t1=$(date +%s%N)
-  echo $(( (t1 - t0) / 1000000 ))
+  read -r u s < "$work/cpu"
+  echo "$(( (t1 - t0) / 1000000 )) $(awk -v u="$u" -v s="$s" 'BEGIN { printf "%d", (u + s) * 1000 }')"
 }
-declare -A t
+declare -A t c
 tools=(-1 "${!bins[@]}")
 for r in $(seq 0 $((runs - 1))); do
   n=${#tools[@]}
   for k in $(seq 0 $((n - 1))); do
     i=${tools[$(( (k + r) % n ))]}
-    t[$i,$r]=$(cold "$i")
+    read -r wall cpu <<< "$(cold "$i")"
+    t[$i,$r]=$wall c[$i,$r]=$cpu
   done
   printf 'round %d:' "$((r + 1))"
   for i in "${tools[@]}"; do printf ' %s' "${t[$i,$r]}"; done
+  printf '; CPU'
+  for i in "${tools[@]}"; do printf ' %s' "${c[$i,$r]}"; done
   echo
 done
 col() { for r in $(seq 0 $((runs - 1))); do echo "${t[$1,$r]}"; done; }
-echo "cold builds of $(basename "$ws"), -j$jobs, $runs rounds (ms; order rotated each round; sync before each)"
-echo "no wrapper: median $(col -1 | median)"
+ccol() { for r in $(seq 0 $((runs - 1))); do echo "${c[$1,$r]}"; done; }
+echo "cold builds of $(basename "$ws"), -j$jobs, $runs rounds (ms; order rotated each round; sync before each;"
+echo "CPU: user + system of cargo and all it waited for, a supervisor's not counted: none starts without a remote)"
+echo "no wrapper: median $(col -1 | median), CPU median $(ccol -1 | median)"
 for i in "${!bins[@]}"; do
   ratios=$(for r in $(seq 0 $((runs - 1))); do
     awk -v a="${t[$i,$r]}" -v b="${t[-1,$r]}" 'BEGIN{printf "%.4f\n", a/b}'; done)
@@ -71,4 +80,8 @@ for i in "${!bins[@]}"; do
   echo "${bins[$i]}${withs[$i]}: median $(col "$i" | median); paired ratio to no wrapper: median" \
        "$(printf '%s\n' "$ratios" | median), range $(printf '%s\n' "$ratios" | sort -n | head -1)" \
        "to $(printf '%s\n' "$ratios" | sort -n | tail -1); slower in $slower of $runs rounds"
+  echo "  CPU: median $(ccol "$i" | median); paired difference to no wrapper: median" \
+       "$(for r in $(seq 0 $((runs - 1))); do echo $(( c[$i,$r] - c[-1,$r] )); done | median) ms," \
+       "paired ratio median $(for r in $(seq 0 $((runs - 1))); do
+         awk -v a="${c[$i,$r]}" -v b="${c[-1,$r]}" 'BEGIN{printf "%.4f\n", a/b}'; done | median)"
 done
