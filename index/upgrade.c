@@ -34,13 +34,14 @@ long
 index_upgrade_blob_modes(struct index *ix)
 {
 	struct modes_walk w = { .uid = geteuid() };
-	struct buf v = { 0 };
+	struct buf v;
 	unsigned char when[8];
 	struct ix_txn t;
 	int rc;
 
 	if (ix->read_only)
 		return 0;
+	buf_init(&v);
 	rc = ix_get(ix, NULL, BLOB_MODES_MARK, sizeof BLOB_MODES_MARK - 1, &v);
 	buf_free(&v);
 	if (rc != 0)
