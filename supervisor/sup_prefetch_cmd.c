@@ -4,6 +4,7 @@
  * the user names instead of guessed ones, starts the supervisor if none runs,
  * and with --wait follows the session to its end. The supervisor and its
  * prefetch worker do the work; this side only asks how far they got. */
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/fs.h"
 #include "common/path.h"
 #include "common/run.h"
 #include "common/util.h"
@@ -39,6 +41,7 @@ struct pf_args {
 struct pf_seen {
 	long queued, done, lost, packs, present, rejected, failed, list_failed, exact, no_prefetch;
 	long long bytes;
+	char pf_exit[64]; /* every prefetch worker failed: the last exit of one, else "" */
 };
 
 static int value_opt(int argc, char **argv, int *i, const char *name, const char **v);
@@ -50,7 +53,10 @@ static int ask(const char *dir, struct pf_seen *s);
 static int pending(const char *dir, const char *hint, struct pf_seen *e);
 static int follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_seen *b,
     int ours);
-static void say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t ms);
+static void say_done(const char *dir, const struct pf_seen *b, const struct pf_seen *e, int64_t ms);
+static void prefetch_failed(const json_t *workers, char *out, size_t n);
+static void say_failed(const char *dir, const struct pf_seen *e);
+static void last_warning(const char *dir, char *out, size_t n);
 static enum proto_hint_left leave(const char *dir, const struct config *cfg,
     const struct proto_hint *h, const struct stat *ls);
 
@@ -207,11 +213,79 @@ ask(const char *dir, struct pf_seen *s)
 		s->exact = N(json_object_get(pf, "sources"), "exact_session");
 		s->no_prefetch = N(json_object_get(pf, "hints_dropped_why"), "no_prefetch");
 #undef N
+		prefetch_failed(json_object_get(root, "workers"), s->pf_exit, sizeof s->pf_exit);
 		rc = 0;
 	}
 	json_decref(root);
 	msg_clear(&rep);
 	return rc;
+}
+
+/* When no prefetch worker of the status's workers can run (each failed: a
+ * configuration error, or restarted past its limit), the last exit of one
+ * into out; else out is "". */
+static void
+prefetch_failed(const json_t *workers, char *out, size_t n)
+{
+	const json_t *w;
+	size_t i;
+
+	out[0] = '\0';
+	json_array_foreach(workers, i, w) {
+		const char *role = json_string_value(json_object_get(w, "role"));
+		const char *state = json_string_value(json_object_get(w, "state"));
+		const char *last = json_string_value(json_object_get(w, "last_exit"));
+
+		if (role == NULL || strcmp(role, "prefetch") != 0)
+			continue;
+		if (state == NULL || strcmp(state, "failed") != 0) {
+			out[0] = '\0';
+			return;
+		}
+		snprintf(out, n, "%s", last != NULL ? last : "?");
+	}
+}
+
+/* The last warning of prefetch.0's log (its text after "warn: "), at most n
+ * bytes of it, from the log's last 16 KiB; "" when there is none. */
+static void
+last_warning(const char *dir, char *out, size_t n)
+{
+	char *path = xasprintf("%s/logs/prefetch.0.log", dir), tail[16384];
+	const char *at = NULL, *p;
+	size_t got = 0;
+	off_t size;
+	int fd;
+
+	out[0] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	if (size > 0 &&
+	    lseek(fd, size > (off_t)sizeof tail - 1 ? size - (off_t)sizeof tail + 1 : 0,
+	        SEEK_SET) >= 0)
+		(void)fs_read_into(fd, tail, sizeof tail - 1, &got);
+	close(fd);
+	tail[got] = '\0';
+	for (p = tail; (p = strstr(p, " warn: ")) != NULL; p++)
+		at = p + 7;
+	if (at != NULL)
+		snprintf(out, n, "%.*s", (int)strcspn(at, "\n"), at);
+}
+
+/* No prefetch worker can run: why, with its log's last warning. */
+static void
+say_failed(const char *dir, const struct pf_seen *e)
+{
+	char warning[512];
+
+	last_warning(dir, warning, sizeof warning);
+	printf("prefetch: no session: the prefetch worker cannot run (%s); the build's misses "
+	       "are compiled here; fix it, then `kache supervisor restart`. %s%s\n",
+	    e->pf_exit, warning[0] ? "Its log says: " : "See `kache supervisor log prefetch.0`",
+	    warning);
 }
 
 /* The session's counters in e, and 1 while it is not over: its hint file
@@ -272,7 +346,9 @@ follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_se
 		return 0;
 	}
 	if (ours)
-		say_done(b, &e, clock_ms() - start);
+		say_done(dir, b, &e, clock_ms() - start);
+	else if (e.pf_exit[0] != '\0')
+		say_failed(dir, &e);
 	else
 		printf("prefetch: no session running now (`kache supervisor status` says what "
 		       "they imported)\n");
@@ -281,11 +357,15 @@ follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_se
 
 /* What the session did: b the counters before, e after. */
 static void
-say_done(const struct pf_seen *b, const struct pf_seen *e, int64_t ms)
+say_done(const char *dir, const struct pf_seen *b, const struct pf_seen *e, int64_t ms)
 {
 	char size[32];
 
 	format_size((uint64_t)(e->bytes - b->bytes), size, sizeof size);
+	if (e->no_prefetch > b->no_prefetch && e->pf_exit[0] != '\0') {
+		say_failed(dir, e);
+		return;
+	}
 	if (e->no_prefetch > b->no_prefetch) {
 		printf("prefetch: the running supervisor took no session (no remote in its "
 		       "configuration, or no prefetch worker can run: `kache supervisor status`; "

@@ -498,6 +498,32 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("the running supervisor took no session", p.stdout)
 
+    def test_kache_prefetch_says_why_its_worker_cannot_run(self):
+        """An S3 remote and no credentials anywhere: the supervisor's prefetch
+        worker exits with a configuration error, and `kache prefetch --wait`
+        says so with the worker's own reason (before, it said the supervisor
+        had "no remote in its configuration", which was not the cause), first
+        and again within the cooldown; exit 0 all the same (the build's misses
+        are compiled: a CI step is not failed for it)."""
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        with open(os.path.join(b.dir, "Cargo.lock"), "w") as f:
+            f.write("version = 3\n")
+        nothing = os.path.join(self.tmp, "no-such-file")
+        env = dict(KACHE_REMOTE="s3", KACHE_S3_BUCKET="bench",
+                   KACHE_S3_ENDPOINT="http://127.0.0.1:9", AWS_EC2_METADATA_DISABLED="true",
+                   AWS_SHARED_CREDENTIALS_FILE=nothing, AWS_CONFIG_FILE=nothing)
+        for k in list(b.env):
+            if k.startswith("AWS_") or k.startswith("KACHE_S3_") or k == "KACHE_REMOTE_PATH":
+                del b.env[k]
+        for _ in range(2):
+            p = self.kache_in(b, "prefetch", "--wait", "--timeout", "1m", **env)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("prefetch: no session: the prefetch worker cannot run (exit 78 "
+                          "(configuration error))", p.stdout)
+            self.assertIn("Its log says: s3: no S3 credentials", p.stdout)
+            self.assertNotIn("no remote in its configuration", p.stdout)
+        kh.supervisor_stop(kh.KACHE, dict(b.env, **env))
+
     def test_a_wrong_early_guess_is_followed_by_the_compiles_hint(self):
         """`cargo rel`, an alias of `build --release` in the workspace's
         .cargo/config.toml, which the early hint does not read: it guesses the
