@@ -68,20 +68,25 @@ for r in $(seq 0 $((runs - 1))); do
   for i in "${tools[@]}"; do printf ' %s' "${c[$i,$r]}"; done
   echo
 done
-col() { for r in $(seq 0 $((runs - 1))); do echo "${t[$1,$r]}"; done; }
-ccol() { for r in $(seq 0 $((runs - 1))); do echo "${c[$1,$r]}"; done; }
+# col <t or c> <tool index>: its rounds' values; paired <t or c> <binary
+# index>: each round's ratio of its value to the no-wrapper build's
+col() { local -n a=$1; for r in $(seq 0 $((runs - 1))); do echo "${a[$2,$r]}"; done; }
+paired() {
+  local -n a=$1
+  for r in $(seq 0 $((runs - 1))); do
+    awk -v x="${a[$2,$r]}" -v y="${a[-1,$r]}" 'BEGIN { printf "%.4f\n", x / y }'
+  done
+}
 echo "cold builds of $(basename "$ws"), -j$jobs, $runs rounds (ms; order rotated each round; sync before each;"
 echo "CPU: user + system of cargo and all it waited for, a supervisor's not counted: none starts without a remote)"
-echo "no wrapper: median $(col -1 | median), CPU median $(ccol -1 | median)"
+echo "no wrapper: median $(col t -1 | median), CPU median $(col c -1 | median)"
 for i in "${!bins[@]}"; do
-  ratios=$(for r in $(seq 0 $((runs - 1))); do
-    awk -v a="${t[$i,$r]}" -v b="${t[-1,$r]}" 'BEGIN{printf "%.4f\n", a/b}'; done)
+  ratios=$(paired t "$i")
   slower=$(printf '%s\n' "$ratios" | awk '$1 > 1' | wc -l)
-  echo "${bins[$i]}${withs[$i]}: median $(col "$i" | median); paired ratio to no wrapper: median" \
+  echo "${bins[$i]}${withs[$i]}: median $(col t "$i" | median); paired ratio to no wrapper: median" \
        "$(printf '%s\n' "$ratios" | median), range $(printf '%s\n' "$ratios" | sort -n | head -1)" \
        "to $(printf '%s\n' "$ratios" | sort -n | tail -1); slower in $slower of $runs rounds"
-  echo "  CPU: median $(ccol "$i" | median); paired difference to no wrapper: median" \
+  echo "  CPU: median $(col c "$i" | median); paired difference to no wrapper: median" \
        "$(for r in $(seq 0 $((runs - 1))); do echo $(( c[$i,$r] - c[-1,$r] )); done | median) ms," \
-       "paired ratio median $(for r in $(seq 0 $((runs - 1))); do
-         awk -v a="${c[$i,$r]}" -v b="${c[-1,$r]}" 'BEGIN{printf "%.4f\n", a/b}'; done | median)"
+       "paired ratio median $(paired c "$i" | median)"
 done

@@ -119,9 +119,9 @@ fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
 declare -A med cnt times
 : > "$work/hit-us"
 # Per run: each tool's cold build from an empty cache (no wrapper first: its
-# target is the floor's; then sccache and kache in turn), then the warm builds interleaved (sccache, kache,
-# floor; no wrapper too when full) so that drift in the machine's load falls on
-# all alike, then the moved copies.
+# target is the floor's; then sccache and kache in turn), then the warm builds
+# interleaved (sccache, kache, floor; no wrapper too when full) so that drift
+# in the machine's load falls on all alike, then the moved copies.
 for i in $(seq "$runs"); do
   # moved aside, not removed: the cold builds right after would pay ext4's scan
   # of the inodes just freed (lib.sh, discard) for every file they make

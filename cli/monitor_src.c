@@ -26,6 +26,7 @@
 #include "cli/monitor_internal.h"
 #include "cli/report.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "index/index.h"
 #include "proto/client.h"
 #include "proto/paths.h"
@@ -361,21 +362,8 @@ bg_store(struct monitor *m)
 static void
 gc_line(const char *dir, char *out, size_t n)
 {
-	char *path = xasprintf("%s/logs/indexer.0.log", dir), buf[16384], *p, *line;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	struct stat st;
-	ssize_t got;
+	char *path = xasprintf("%s/logs/indexer.0.log", dir);
 
+	log_last_line(path, "gc: removed", out, n);
 	free(path);
-	if (fd < 0)
-		return;
-	if (fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof buf - 1)
-		lseek(fd, st.st_size - (off_t)sizeof buf + 1, SEEK_SET);
-	got = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (got <= 0)
-		return;
-	buf[got] = '\0';
-	for (p = buf; (line = strstr(p, "gc: removed")) != NULL; p = line + 1)
-		snprintf(out, n, "%.*s", (int)strcspn(line, "\n"), line);
 }

@@ -3,8 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,6 +103,31 @@ log_vemit(const char *tag, int with_errno, int err, const char *fmt, va_list ap)
 		va_end(ap);                                                                        \
 		errno = saved;                                                                     \
 	} while (0)
+
+void
+log_last_line(const char *path, const char *marker, char *out, size_t n)
+{
+	char buf[16384];
+	const char *at = NULL, *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	ssize_t got;
+
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof buf - 1)
+		lseek(fd, st.st_size - (off_t)sizeof buf + 1, SEEK_SET);
+	got = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (got <= 0)
+		return;
+	buf[got] = '\0';
+	for (p = buf; (p = strstr(p, marker)) != NULL; p++)
+		at = p;
+	if (at != NULL)
+		snprintf(out, n, "%.*s", (int)strcspn(at, "\n"), at);
+}
 
 void
 log_warn(const char *fmt, ...)

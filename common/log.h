@@ -15,6 +15,11 @@ enum log_level log_level_from_string(const char *s);
 enum log_level log_get_level(void);
 const char *log_role(void);
 
+/* Of the lines in the last 16 KiB of the log file path that hold marker, the
+ * last one's text from marker to its end, into out (at most n bytes with its
+ * NUL); "" when there is none or the file cannot be read. */
+void log_last_line(const char *path, const char *marker, char *out, size_t n);
+
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -4,7 +4,6 @@
  * the user names instead of guessed ones, starts the supervisor if none runs,
  * and with --wait follows the session to its end. The supervisor and its
  * prefetch worker do the work; this side only asks how far they got. */
-#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,7 +14,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
-#include "common/fs.h"
+#include "common/log.h"
 #include "common/path.h"
 #include "common/run.h"
 #include "common/util.h"
@@ -251,28 +250,14 @@ prefetch_failed(const json_t *workers, char *out, size_t n)
 static void
 last_warning(const char *dir, char *out, size_t n)
 {
-	char *path = xasprintf("%s/logs/prefetch.0.log", dir), tail[16384];
-	const char *at = NULL, *p;
-	size_t got = 0;
-	off_t size;
-	int fd;
+	static const char tag[] = " warn: ";
+	char *path = xasprintf("%s/logs/prefetch.0.log", dir);
+	size_t len;
 
-	out[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	log_last_line(path, tag, out, n);
 	free(path);
-	if (fd < 0)
-		return;
-	size = lseek(fd, 0, SEEK_END);
-	if (size > 0 &&
-	    lseek(fd, size > (off_t)sizeof tail - 1 ? size - (off_t)sizeof tail + 1 : 0,
-	        SEEK_SET) >= 0)
-		(void)fs_read_into(fd, tail, sizeof tail - 1, &got);
-	close(fd);
-	tail[got] = '\0';
-	for (p = tail; (p = strstr(p, " warn: ")) != NULL; p++)
-		at = p + 7;
-	if (at != NULL)
-		snprintf(out, n, "%.*s", (int)strcspn(at, "\n"), at);
+	if ((len = strlen(out)) >= sizeof tag - 1)
+		memmove(out, out + sizeof tag - 1, len - (sizeof tag - 1) + 1);
 }
 
 /* No prefetch worker can run: why, with its log's last warning. */
@@ -362,11 +347,11 @@ say_done(const char *dir, const struct pf_seen *b, const struct pf_seen *e, int6
 	char size[32];
 
 	format_size((uint64_t)(e->bytes - b->bytes), size, sizeof size);
-	if (e->no_prefetch > b->no_prefetch && e->pf_exit[0] != '\0') {
-		say_failed(dir, e);
-		return;
-	}
 	if (e->no_prefetch > b->no_prefetch) {
+		if (e->pf_exit[0] != '\0') {
+			say_failed(dir, e);
+			return;
+		}
 		printf("prefetch: the running supervisor took no session (no remote in its "
 		       "configuration, or no prefetch worker can run: `kache supervisor status`; "
 		       "`kache supervisor restart` to take this configuration)\n");

@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/hash.h"
+#include "common/log.h"
 #include "common/path.h"
 #include "common/run.h"
 #include "common/util.h"
@@ -547,6 +548,37 @@ test_run_capture(void **state)
 	assert_string_equal(big, "abc");
 }
 
+/* log_last_line: the last line holding the marker, from the marker on, within
+ * the file's last 16 KiB; "" when none holds it or the file is missing. */
+static void
+test_log_last_line(void **state)
+{
+	char dir[] = "/tmp/kache-log-XXXXXX", *path, out[64];
+	struct buf b;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	path = xasprintf("%s/w.0.log", dir);
+	log_last_line(path, " warn: ", out, sizeof out);
+	assert_string_equal(out, "");
+	buf_init(&b);
+	buf_addstr(&b, "t w.0[1] warn: far back\n");
+	for (int i = 0; i < 2000; i++) /* 20 KB: the line above is out of the window */
+		buf_addstr(&b, "t w.0[1] info: filler\n");
+	buf_addstr(&b, "t w.0[1] warn: first\nt w.0[1] warn: second one\nt w.0[1] info: after\n");
+	assert_int_equal(fs_write_atomic(path, b.p, b.len, 0600), 0);
+	log_last_line(path, " warn: ", out, sizeof out);
+	assert_string_equal(out, " warn: second one");
+	log_last_line(path, " warn: ", out, 8); /* bounded by n */
+	assert_string_equal(out, " warn: ");
+	log_last_line(path, "far back", out, sizeof out);
+	assert_string_equal(out, "");
+	buf_free(&b);
+	unlink(path);
+	free(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -567,6 +599,7 @@ main(void)
 		cmocka_unit_test(test_config_secret_env),
 		cmocka_unit_test(test_buf_detach_empty),
 		cmocka_unit_test(test_run_capture),
+		cmocka_unit_test(test_log_last_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
