@@ -130,6 +130,19 @@ log_last_line(const char *path, const char *marker, char *out, size_t n)
 }
 
 void
+log_last_warning(const char *path, char *out, size_t n)
+{
+	static const char tag[] = " warn: ";
+	size_t len;
+
+	log_last_line(path, tag, out, n);
+	if ((len = strlen(out)) >= sizeof tag - 1)
+		memmove(out, out + sizeof tag - 1, len - (sizeof tag - 1) + 1);
+	else
+		out[0] = '\0'; /* n cut it within the tag */
+}
+
+void
 log_warn(const char *fmt, ...)
 {
 	LOG_BODY(LOG_LEVEL_WARN, "warn", 1);

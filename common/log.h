@@ -19,6 +19,9 @@ const char *log_role(void);
  * last one's text from marker to its end, into out (at most n bytes with its
  * NUL); "" when there is none or the file cannot be read. */
 void log_last_line(const char *path, const char *marker, char *out, size_t n);
+/* The text of the last warning in the last 16 KiB of the log file path (what
+ * follows its "warn: "), as log_last_line. */
+void log_last_warning(const char *path, char *out, size_t n);
 
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

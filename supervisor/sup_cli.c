@@ -43,7 +43,8 @@ static int cmd_status(const char *dir, int json);
 static int cmd_scale(const char *dir, const char *arg);
 static int cmd_log(const char *dir, int argc, char **argv);
 static int cmd_install(const char *dir, int install);
-static void print_status(json_t *root);
+static void print_status(const char *dir, json_t *root);
+static void print_why_down(const char *dir, json_t *w);
 static void print_prefetch(json_t *pf);
 static void print_counts(const json_t *st);
 static json_t *index_counts(const char *dir);
@@ -251,7 +252,7 @@ stop_flush_ms(int argc, char **argv, int64_t *ms)
 }
 
 static void
-print_status(json_t *root)
+print_status(const char *dir, json_t *root)
 {
 	json_t *w, *q = json_object_get(root, "queue");
 	size_t i;
@@ -281,6 +282,34 @@ print_status(json_t *root)
 		    json_integer_value(json_object_get(w, "jobs_done")),
 		    json_integer_value(json_object_get(w, "queue")),
 		    json_string_value(json_object_get(w, "last_exit")));
+	json_array_foreach(json_object_get(root, "workers"), i, w)
+		print_why_down(dir, w);
+}
+
+/* A worker that is not running (failed, or backing off after a death): why,
+ * with its log's last warning, which usually names the cause (a worker's
+ * exit alone says "configuration error", not which). */
+static void
+print_why_down(const char *dir, json_t *w)
+{
+	const char *role = json_string_value(json_object_get(w, "role")),
+	           *state = json_string_value(json_object_get(w, "state")),
+	           *last = json_string_value(json_object_get(w, "last_exit"));
+	long long index = json_integer_value(json_object_get(w, "index"));
+	char warning[512], *path;
+
+	if (role == NULL || state == NULL || last == NULL || strcmp(last, "-") == 0 ||
+	    (strcmp(state, "failed") != 0 && strcmp(state, "backing off") != 0))
+		return;
+	path = xasprintf("%s/logs/%s.%lld.log", dir, role, index);
+	log_last_warning(path, warning, sizeof warning);
+	free(path);
+	printf("%s.%lld %s: %s; ", role, index,
+	    strcmp(state, "failed") == 0 ? "does not run" : "restarting", last);
+	if (warning[0])
+		printf("its log's last warning: %s\n", warning);
+	else
+		printf("see `kache supervisor log %s.%lld`\n", role, index);
 }
 
 #define PF(o, name) ((long long)json_integer_value(json_object_get((o), (name))))
@@ -399,7 +428,7 @@ cmd_status(const char *dir, int json)
 		printf("%s\n", out);
 		free(out);
 	} else {
-		print_status(root);
+		print_status(dir, root);
 		if (st != NULL)
 			print_counts(st);
 	}

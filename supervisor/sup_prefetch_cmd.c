@@ -55,7 +55,6 @@ static int follow(const char *dir, const char *lock, int64_t timeout_ms, const s
 static void say_done(const char *dir, const struct pf_seen *b, const struct pf_seen *e, int64_t ms);
 static void prefetch_failed(const json_t *workers, char *out, size_t n);
 static void say_failed(const char *dir, const struct pf_seen *e);
-static void last_warning(const char *dir, char *out, size_t n);
 static enum proto_hint_left leave(const char *dir, const struct config *cfg,
     const struct proto_hint *h, const struct stat *ls);
 
@@ -245,28 +244,14 @@ prefetch_failed(const json_t *workers, char *out, size_t n)
 	}
 }
 
-/* The last warning of prefetch.0's log (its text after "warn: "), at most n
- * bytes of it, from the log's last 16 KiB; "" when there is none. */
-static void
-last_warning(const char *dir, char *out, size_t n)
-{
-	static const char tag[] = " warn: ";
-	char *path = xasprintf("%s/logs/prefetch.0.log", dir);
-	size_t len;
-
-	log_last_line(path, tag, out, n);
-	free(path);
-	if ((len = strlen(out)) >= sizeof tag - 1)
-		memmove(out, out + sizeof tag - 1, len - (sizeof tag - 1) + 1);
-}
-
 /* No prefetch worker can run: why, with its log's last warning. */
 static void
 say_failed(const char *dir, const struct pf_seen *e)
 {
-	char warning[512];
+	char warning[512], *path = xasprintf("%s/logs/prefetch.0.log", dir);
 
-	last_warning(dir, warning, sizeof warning);
+	log_last_warning(path, warning, sizeof warning);
+	free(path);
 	printf("prefetch: no session: the prefetch worker cannot run (%s); the build's misses "
 	       "are compiled here; fix it, then `kache supervisor restart`. %s%s\n",
 	    e->pf_exit, warning[0] ? "Its log says: " : "See `kache supervisor log prefetch.0`",

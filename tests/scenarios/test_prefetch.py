@@ -498,13 +498,15 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("the running supervisor took no session", p.stdout)
 
-    def test_kache_prefetch_says_why_its_worker_cannot_run(self):
+    def test_kache_prefetch_and_status_say_why_a_worker_cannot_run(self):
         """An S3 remote and no credentials anywhere: the supervisor's prefetch
         worker exits with a configuration error, and `kache prefetch --wait`
         says so with the worker's own reason (before, it said the supervisor
         had "no remote in its configuration", which was not the cause), first
         and again within the cooldown; exit 0 all the same (the build's misses
-        are compiled: a CI step is not failed for it)."""
+        are compiled: a CI step is not failed for it). `kache supervisor
+        status` names each worker that does not run with its exit and its
+        log's last warning (before, only the exit: "configuration error")."""
         b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
         with open(os.path.join(b.dir, "Cargo.lock"), "w") as f:
             f.write("version = 3\n")
@@ -522,6 +524,11 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
                           "(configuration error))", p.stdout)
             self.assertIn("Its log says: s3: no S3 credentials", p.stdout)
             self.assertNotIn("no remote in its configuration", p.stdout)
+        p = self.kache_in(b, "supervisor", "status", **env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        for worker in ("prefetch.0", "fetcher.0"):
+            self.assertRegex(p.stdout, r"\n%s does not run: exit 78 \(configuration error\); "
+                             r"its log's last warning: s3: no S3 credentials" % worker)
         kh.supervisor_stop(kh.KACHE, dict(b.env, **env))
 
     def test_a_wrong_early_guess_is_followed_by_the_compiles_hint(self):

@@ -549,7 +549,8 @@ test_run_capture(void **state)
 }
 
 /* log_last_line: the last line holding the marker, from the marker on, within
- * the file's last 16 KiB; "" when none holds it or the file is missing. */
+ * the file's last 16 KiB; "" when none holds it or the file is missing.
+ * log_last_warning: that line's text after " warn: ". */
 static void
 test_log_last_line(void **state)
 {
@@ -572,6 +573,10 @@ test_log_last_line(void **state)
 	log_last_line(path, " warn: ", out, 8); /* bounded by n */
 	assert_string_equal(out, " warn: ");
 	log_last_line(path, "far back", out, sizeof out);
+	assert_string_equal(out, "");
+	log_last_warning(path, out, sizeof out); /* the text after the tag */
+	assert_string_equal(out, "second one");
+	log_last_warning(path, out, 4);
 	assert_string_equal(out, "");
 	buf_free(&b);
 	unlink(path);
