@@ -21,6 +21,9 @@ static int run_capture(const char *prog, char *const argv[], struct buf *out);
 static int hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v);
 static void hash_env(struct wrapper *w, struct hash_ctx *c);
 static void note_compiler(struct wrapper *w, const char *vv, size_t n);
+static int hash_driver(struct wrapper *w, struct hash_ctx *c);
+static void note_driver(struct wrapper *w, const char *version);
+static int tool_answer(struct wrapper *w, char *const argv[], const char *what, struct buf *out);
 static int hash_native_libs(struct wrapper *w, struct hash_ctx *c);
 static int hash_key_file(struct wrapper *w, const char *path, unsigned char h[HASH_LEN]);
 
@@ -126,17 +129,16 @@ version_memo_key(const char *id)
 	return xasprintf("rustc-vV\n%s", id);
 }
 
-/* `rustc -vV`, memoized by the binary's identity (none for a rustup proxy:
- * asked every time). */
+/* What argv (argv[0] the program) prints, memoized in the store under what
+ * and the program's identity (none for a rustup proxy: asked every time). */
 static int
-rustc_version(struct wrapper *w, struct buf *out)
+tool_answer(struct wrapper *w, char *const argv[], const char *what, struct buf *out)
 {
-	char *id = key_rustc_identity(w->rustc), *memo_key = NULL;
-	char *argv[] = { (char *)w->rustc, "-vV", NULL };
+	char *id = key_rustc_identity(argv[0]), *memo_key = NULL;
 	int rc;
 
 	if (id != NULL) {
-		memo_key = version_memo_key(id);
+		memo_key = xasprintf("%s\n%s", what, id);
 		free(id);
 		if (store_memo_get_text(w->store, memo_key, out) == 0 && out->len > 0) {
 			free(memo_key);
@@ -144,11 +146,20 @@ rustc_version(struct wrapper *w, struct buf *out)
 		}
 		buf_reset(out);
 	}
-	rc = run_capture(w->rustc, argv, out);
+	rc = run_capture(argv[0], argv, out);
 	if (rc == 0 && memo_key != NULL)
 		store_memo_put_text(w->store, memo_key, out->p, out->len);
 	free(memo_key);
 	return rc;
+}
+
+/* `rustc -vV`, memoized by the binary's identity. */
+static int
+rustc_version(struct wrapper *w, struct buf *out)
+{
+	char *argv[] = { (char *)w->rustc, "-vV", NULL };
+
+	return tool_answer(w, argv, "rustc-vV", out);
 }
 
 void
@@ -263,12 +274,20 @@ key_env_vars(struct wrapper *w, struct strv *out)
 {
 	static const char *const named[] = { "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS",
 		"RUSTC_BOOTSTRAP", NULL };
+	/* what clippy-driver reads and names in no dep-info: whether the package
+	 * was selected (`--no-deps` lints those only), the package's rust-version
+	 * (its default MSRV: a workspace's may change with no change to the
+	 * member's Cargo.toml), the lints' documentation links */
+	static const char *const driver[] = { "CARGO_PRIMARY_PACKAGE", "CARGO_PKG_RUST_VERSION",
+		"CLIPPY_DISABLE_DOCS_LINKS", NULL };
 
 	for (char **e = environ; *e; e++) {
 		int take = str_starts_with(*e, "CARGO_CFG_");
 
 		for (int i = 0; named[i] && !take; i++)
 			take = str_starts_with(*e, named[i]) && (*e)[strlen(named[i])] == '=';
+		for (int i = 0; w->driver != NULL && driver[i] && !take; i++)
+			take = str_starts_with(*e, driver[i]) && (*e)[strlen(driver[i])] == '=';
 		if (take && !config_is_secret_env(*e)) {
 			struct buf b;
 
@@ -292,6 +311,39 @@ hash_env(struct wrapper *w, struct hash_ctx *c)
 	strv_free(&vars);
 }
 
+/* clippy-driver in front of rustc (driver.c): its version (`--version`,
+ * memoized as rustc's; the why record's compiler names and digests it after
+ * rustc's) and the configuration file it will read go into the key. 0, or
+ * -1 when either cannot be had. */
+static int
+hash_driver(struct wrapper *w, struct hash_ctx *c)
+{
+	char *argv[] = { (char *)w->driver, "--version", NULL };
+	struct buf b;
+	int rc = -1;
+
+	buf_init(&b);
+	if (tool_answer(w, argv, "driver-version", &b) < 0 || b.len == 0) {
+		log_warnx("cannot run %s --version", w->driver);
+	} else {
+		hash_str(c, "driver");
+		hash_str(c, b.p);
+		log_debug("key: driver %.*s", (int)strcspn(b.p, "\n"), b.p);
+		note_driver(w, b.p);
+		buf_reset(&b);
+		if (driver_config(w, &b) == 0) {
+			log_debug("key: driver configuration %s", b.p);
+			hash_str(c, "driver-config");
+			hash_str(c, b.p);
+			rc = 0;
+		} else {
+			log_warn("cannot look for clippy's configuration file");
+		}
+	}
+	buf_free(&b);
+	return rc;
+}
+
 /* Keeps the compiler's release line and the digest of `rustc -vV` for a
  * miss's why record (keyparts.c); memory only, so a hit pays nothing. */
 static void
@@ -301,6 +353,21 @@ note_compiler(struct wrapper *w, const char *vv, size_t n)
 
 	hash_buffer(vv, n, w->rustc_digest);
 	snprintf(w->rustc_release, sizeof w->rustc_release, "%.*s", (int)len, vv);
+}
+
+/* The driver's version line after rustc's release line, and in the digest. */
+static void
+note_driver(struct wrapper *w, const char *version)
+{
+	size_t len = strlen(w->rustc_release);
+	struct hash_ctx c;
+
+	snprintf(w->rustc_release + len, sizeof w->rustc_release - len, ", %.*s",
+	    (int)strcspn(version, "\n"), version);
+	hash_begin(&c);
+	hash_update(&c, w->rustc_digest, HASH_LEN);
+	hash_str(&c, version);
+	hash_end(&c, w->rustc_digest);
 }
 
 int
@@ -323,6 +390,8 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 	proto_hint_toolchain_id(vv.p, vv.len, w->toolchain);
 	note_compiler(w, vv.p, vv.len);
 	buf_free(&vv);
+	if (w->driver != NULL && hash_driver(w, &c) < 0)
+		return -1;
 	src = roots_fold_path(&w->roots, a->src);
 	log_debug("key: crate %s src %s roots W=%s T=%s H=%s", a->crate_name, src, w->roots.cwd,
 	    w->roots.target ? w->roots.target : "-", w->roots.home ? w->roots.home : "-");

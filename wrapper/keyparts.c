@@ -65,7 +65,8 @@ add_extern(struct wrapper *w, struct why_rec *r, const char *v)
 	free(name);
 }
 
-/* Every option as key.c folds it; --out-dir is not in the key. */
+/* Every option as key.c folds it (--out-dir is not in the key), and a
+ * driver's configuration file. */
 static void
 add_options(struct wrapper *w, struct why_rec *r)
 {
@@ -76,6 +77,15 @@ add_options(struct wrapper *w, struct why_rec *r)
 	add_text(r, WHY_ARG, t, t);
 	free(t);
 	free(src);
+	if (w->driver != NULL) { /* the clippy.toml key.c took (driver.c) */
+		struct buf b;
+
+		buf_init(&b);
+		buf_addstr(&b, "clippy configuration file ");
+		if (driver_config(w, &b) == 0)
+			add_text(r, WHY_ARG, b.p, b.p);
+		buf_free(&b);
+	}
 	for (size_t i = 0; i < a->opt_names.n; i++) {
 		const char *o = a->opt_names.v[i], *v = a->opt_values.v[i];
 		struct buf b;

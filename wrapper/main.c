@@ -1,4 +1,6 @@
-/* kache: the RUSTC_WRAPPER. cargo runs `kache <rustc> <args>`; `kache rustc
+/* kache: the RUSTC_WRAPPER. cargo runs `kache <rustc> <args>`, and `kache
+ * <workspace wrapper> <rustc> <args>` for a workspace's members under
+ * RUSTC_WORKSPACE_WRAPPER (driver.c: clippy-driver is cached); `kache rustc
  * <args>` finds rustc on PATH; `kache gcc <args>` (any C compiler, cc.h) caches a
  * C compile. Every other first argument is a command, which
  * is served by kached (beside this binary) so this one stays lean. */
@@ -77,33 +79,40 @@ int
 main(int argc, char **argv)
 {
 	struct wrapper w;
-	int rc;
+	enum driver_kind dk = argc >= 2 ? driver_kind(argc - 1, argv + 1) : DRIVER_NONE;
+	int rc, skip = dk == DRIVER_NONE ? 2 : 3; /* kache, [driver,] rustc */
 
 	/* the one dispatch to the C path (wrapper/cc.c), on the compiler's name */
 	if (argc >= 2 && cc_is_compiler(argv[1]))
 		return cc_main(argc - 1, argv + 1);
-	if (argc < 2 || (strchr(argv[1], '/') == NULL && strcmp(argv[1], "rustc") != 0))
+	if (dk == DRIVER_NONE &&
+	    (argc < 2 || (strchr(argv[1], '/') == NULL && strcmp(argv[1], "rustc") != 0)))
 		exec_kached(argv);
 	memset(&w, 0, sizeof w);
 	w.start_us = clock_us();
-	w.rustc = argv[1];
+	w.driver = dk == DRIVER_NONE ? NULL : argv[1];
+	w.rustc = argv[skip - 1];
 	w.cfg = config_load(NULL);
+	/* every fallback runs the command as cargo gave it */
 	if (config_get_bool(w.cfg, "cache.disabled"))
-		exec_rustc(w.rustc, argc - 2, argv + 2);
+		exec_rustc(argv[1], argc - 2, argv + 2);
 	setup_log(w.cfg);
-	args_parse(&w.args, argc - 2, argv + 2);
+	args_parse(&w.args, argc - skip, argv + skip);
+	if (dk == DRIVER_OTHER && w.args.pass_reason == NULL)
+		w.args.pass_reason = "workspace-wrapper";
 	w.store = store_open_shared(config_get(w.cfg, "cache.dir"),
 	    config_get_bool(w.cfg, "cache.shared"));
 	if (w.store == NULL) {
 		log_warn("cannot open store %s", config_get(w.cfg, "cache.dir"));
-		exec_rustc(w.rustc, argc - 2, argv + 2);
+		exec_rustc(argv[1], argc - 2, argv + 2);
 	}
 	rc = wrapper_compile(&w);
 	if (rc < 0) {
 		journal_pass(w.store, w.args.pass_reason ? w.args.pass_reason : "kache-error",
 		    w.args.crate_name);
-		if ((rc = query_answer(&w)) < 0)
-			exec_rustc(w.rustc, argc - 2, argv + 2);
+		/* cargo's questions are answered for rustc alone, not through a driver */
+		if (w.driver != NULL || (rc = query_answer(&w)) < 0)
+			exec_rustc(argv[1], argc - 2, argv + 2);
 	}
 	args_free(&w.args);
 	roots_free(&w.roots);

@@ -408,6 +408,8 @@ miss_compile(struct wrapper *w)
 
 	unlink_outputs(w);
 	strv_init(&argv);
+	if (w->driver != NULL) /* clippy-driver, then the rustc it stands for */
+		strv_push(&argv, w->driver);
 	strv_push(&argv, w->rustc);
 	for (int i = 0; i < w->args.argc; i++)
 		strv_push(&argv, w->args.argv[i]);
@@ -419,7 +421,7 @@ miss_compile(struct wrapper *w)
 		strv_push_owned(&argv, xasprintf("--emit=dep-info=%s", w->private_d));
 	}
 	clock_gettime(CLOCK_REALTIME, &t0);
-	if (run_rustc(w->rustc, argv.v, &r) < 0) {
+	if (run_rustc(argv.v[0], argv.v, &r) < 0) {
 		drop_private_d(w);
 		strv_free(&argv);
 		return -1;

@@ -60,6 +60,27 @@ void args_free(struct rustc_args *a);
  * compile: a store blob hardlinked there must never be written through. */
 void args_expected_outputs(const struct rustc_args *a, struct strv *out);
 
+/* ---- driver.c: cargo's workspace wrapper (clippy-driver) in front of rustc ---- */
+
+enum driver_kind { DRIVER_NONE, DRIVER_CLIPPY, DRIVER_OTHER };
+
+/* What argv (after kache's own name) is: `<tool> <rustc> <args>`, as cargo
+ * runs a workspace member's compile under RUSTC_WORKSPACE_WRAPPER (the second
+ * word's file stem "rustc", the first a path or a program on PATH), with
+ * clippy-driver (DRIVER_CLIPPY: cached) or another tool (DRIVER_OTHER: run
+ * untouched); else DRIVER_NONE. */
+enum driver_kind driver_kind(int argc, char **argv);
+
+struct wrapper;
+/* The configuration file clippy-driver will read, as it looks for one: in
+ * CLIPPY_CONF_DIR, else CARGO_MANIFEST_DIR, else the working directory, then
+ * each parent up to the root, .clippy.toml before clippy.toml. Appends its
+ * path, folded (roots.c), or "none", to out: the key takes it, so that a
+ * clippy.toml that appears or goes is a miss (clippy names the file it read
+ * in its dep-info, which keys its content, but not the ones it did not
+ * find). 0, or -1 when the search fails where clippy's own would. */
+int driver_config(const struct wrapper *w, struct buf *out);
+
 /* ---- roots.c: location independence ---- */
 
 /* The roots of one invocation: workspace (cwd), target dir, CARGO_HOME. Paths
@@ -130,6 +151,7 @@ struct wrapper {
 	struct config *cfg;
 	struct store *store;
 	const char *rustc;
+	const char *driver; /* clippy-driver in front of rustc (driver.c), or NULL */
 	struct rustc_args args;
 	struct roots roots;
 	unsigned char inv[HASH_LEN];
@@ -152,8 +174,9 @@ struct wrapper {
 	char *stat_dir;
 	size_t stat_dir_len;
 	int stat_dirfd, stat_dir_open;
-	char rustc_release[96];               /* the first line of `rustc -vV` (key.c) */
-	unsigned char rustc_digest[HASH_LEN]; /* BLAKE2b of `rustc -vV` */
+	char rustc_release[160];              /* the first line of `rustc -vV` (key.c), and
+	                                         the driver's version after it */
+	unsigned char rustc_digest[HASH_LEN]; /* BLAKE2b of `rustc -vV` (and the driver's) */
 };
 
 /* The kached binary beside this one (new string), or NULL. */

@@ -61,3 +61,9 @@ if(TARGET kache)
   kache_py_tests(scenarios/test_cc.py NAME scenario_cc_{case} TIMEOUT 300
       LABELS scenario ARGS $<TARGET_FILE:kache>)
 endif()
+# cargo clippy through kache (RUSTC_WORKSPACE_WRAPPER, wrapper/driver.c):
+# tests/scenarios/test_clippy.py.
+if(TARGET kache AND TARGET kached)
+  kache_py_tests(scenarios/test_clippy.py NAME scenario_clippy_{case} TIMEOUT 600
+      LABELS scenario ARGS $<TARGET_FILE:kache>)
+endif()
