@@ -125,13 +125,15 @@ static const struct command commands[] = {
 	{ "prefetch", supervisor_prefetch_cmd,
 	    "warm the store for a build before cargo runs (a CI job's first step)",
 	    "usage: kache prefetch [--manifest-path PATH] [--target TRIPLE]\n"
-	    "                      [--release | --profile NAME] [--wait [--timeout DURATION]]\n"
+	    "                      [--release | --profile NAME] [--check]\n"
+	    "                      [--wait [--timeout DURATION]]\n"
 	    "Starts the supervisor if none runs and begins the build session of the\n"
 	    "workspace here (the Cargo.lock at or above the working directory, or of\n"
 	    "--manifest-path): its prefetch worker imports the results the remote's session\n"
 	    "manifest of this Cargo.lock, toolchain (`rustc -vV` there), target (default\n"
 	    "CARGO_BUILD_TARGET, else the host) and profile (default dev) names, while the\n"
-	    "job does its other setup. Name the target and profile the build will use; a\n"
+	    "job does its other setup. Name the target and profile the build will use, and\n"
+	    "--check for a job of cargo check, clippy or doc (its sessions are their own); a\n"
 	    "session under way (within prefetch.cooldown) is not started again. --wait\n"
 	    "follows the session to its end (at most DURATION, default 10m) and says what it\n"
 	    "imported. Exit status 0 once the session is started (whatever it then\n"

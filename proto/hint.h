@@ -91,6 +91,19 @@ void proto_hint_toolchain_id(const char *vv, size_t n, char out[17]);
 /* The directory cargo builds a profile into: dev and test debug, bench
  * release, any other its own name. */
 const char *proto_hint_profile_dir(const char *profile);
+/* A session of a cargo command that builds no code (check, clippy, doc, fix,
+ * rustdoc: its compiles emit metadata only, of no use to a build) carries
+ * this after its profile directory ("debug.check"), so that its session
+ * manifest is one of its own (docs/remote-layout.md). */
+#define PROTO_HINT_CHECK_SUFFIX ".check"
+/* 1 when cargo's subcommand sub is one of those. */
+int proto_hint_check_like(const char *sub);
+/* Appends PROTO_HINT_CHECK_SUFFIX to h's profile (unless there already, or
+ * too long to name a session: left as it is). */
+void proto_hint_mark_check(struct proto_hint *h);
+/* A check session's profile less the suffix (the build's of the same
+ * directory) into out (cap bytes): 1; 0 when profile has no suffix. */
+int proto_hint_build_profile(const char *profile, char *out, size_t cap);
 /* The Cargo.lock at or above dir (at most 32 levels up), none under
  * CARGO_HOME (a registry crate's). 0 with its path and stat, or -1. */
 int proto_hint_find_lock_up(const char *dir, char *lock, size_t cap, struct stat *st);

@@ -26,6 +26,7 @@
 #define LOCK_HASH_MAX (8 << 20)
 
 static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
+static size_t check_base_len(const char *profile);
 
 void
 proto_hint_ws_id(const char *lock, char ws[17])
@@ -125,6 +126,51 @@ proto_hint_profile_dir(const char *profile)
 	if (strcmp(profile, "bench") == 0)
 		return "release";
 	return profile;
+}
+
+int
+proto_hint_check_like(const char *sub)
+{
+	static const char *const none_built[] = { "check", "c", "clippy", "doc", "d", "fix",
+		"rustdoc", NULL };
+
+	for (int i = 0; none_built[i] != NULL; i++)
+		if (strcmp(sub, none_built[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* The length of profile less a trailing PROTO_HINT_CHECK_SUFFIX, or 0 when it
+ * has none. */
+static size_t
+check_base_len(const char *profile)
+{
+	size_t n = strlen(profile), k = strlen(PROTO_HINT_CHECK_SUFFIX);
+
+	return n > k && strcmp(profile + n - k, PROTO_HINT_CHECK_SUFFIX) == 0 ? n - k : 0;
+}
+
+void
+proto_hint_mark_check(struct proto_hint *h)
+{
+	size_t n = strlen(h->profile);
+
+	if (check_base_len(h->profile) == 0 && n > 0 &&
+	    n + strlen(PROTO_HINT_CHECK_SUFFIX) <= PROTO_HINT_NAME_MAX)
+		memcpy(h->profile + n, PROTO_HINT_CHECK_SUFFIX,
+		    strlen(PROTO_HINT_CHECK_SUFFIX) + 1);
+}
+
+int
+proto_hint_build_profile(const char *profile, char *out, size_t cap)
+{
+	size_t n = check_base_len(profile);
+
+	if (n == 0 || n >= cap)
+		return 0;
+	memcpy(out, profile, n);
+	out[n] = '\0';
+	return 1;
 }
 
 int

@@ -29,11 +29,12 @@
 #define USAGE                                                                                      \
 	"usage: kache prefetch [--manifest-path PATH] [--target TRIPLE] [--release | --profile "   \
 	"NAME]\n"                                                                                  \
-	"                      [--wait [--timeout DURATION]]\n"
+	"                      [--check] [--wait [--timeout DURATION]]\n"
 
 struct pf_args {
 	const char *manifest, *target, *profile, *timeout;
 	int wait;
+	int check; /* for cargo check, clippy or doc: a check session (proto/hint.h) */
 };
 
 /* The prefetch counters of the status document that say what a session did. */
@@ -98,6 +99,8 @@ parse_args(int argc, char **argv, struct pf_args *a)
 			a->profile = "release";
 		else if (strcmp(argv[i], "--wait") == 0)
 			a->wait = 1;
+		else if (strcmp(argv[i], "--check") == 0)
+			a->check = 1;
 		else
 			return -1;
 	}
@@ -140,7 +143,8 @@ hint_ok(const struct proto_hint *h)
 
 /* The hint a: the workspace of --manifest-path or of the working directory,
  * the target (--target, else CARGO_BUILD_TARGET, else the host) and profile
- * (--profile, --release, else dev) named. -1 (said) when none can be made. */
+ * (--profile, --release, else dev) named, a check session's with --check.
+ * -1 (said) when none can be made. */
 static int
 make_hint(const struct pf_args *a, struct proto_hint *h, struct stat *ls)
 {
@@ -168,6 +172,8 @@ make_hint(const struct pf_args *a, struct proto_hint *h, struct stat *ls)
 	proto_hint_workspace(h, lock);
 	snprintf(h->target, sizeof h->target, "%s", target ? target : "");
 	snprintf(h->profile, sizeof h->profile, "%s", profile);
+	if (a->check)
+		proto_hint_mark_check(h);
 	h->guess = 1;
 	if (toolchain(h->root, h->toolchain) < 0)
 		return -1;

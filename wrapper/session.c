@@ -68,12 +68,15 @@ session_ws_of_target(const struct roots *r, char ws[17])
  * of the session, where a build script's or proc-macro's compile has no
  * --target in a cross build; else this compile's --target) and the profile
  * this compile shows (the out-dir under the target dir:
- * [<triple>/]<profile>/...). */
+ * [<triple>/]<profile>/...), marked a check session's when cargo's command
+ * builds no code (PROTO_HINT_CHECK_SUFFIX). */
 static void
 fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 {
 	const char *rel, *own = "", *triple;
+	char base[PROTO_HINT_NAME_MAX + 1];
 	struct proto_hint asked;
+	int guessed;
 	size_t n;
 
 	memset(h, 0, sizeof *h);
@@ -81,7 +84,8 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 	for (size_t i = 0; i < w->args.opt_names.n; i++)
 		if (strcmp(w->args.opt_names.v[i], "--target") == 0 && w->args.opt_values.v[i])
 			own = w->args.opt_values.v[i];
-	triple = guess_from_parent(&asked, NULL, 0) == 0 ? asked.target : own;
+	guessed = guess_from_parent(&asked, NULL, 0) == 0;
+	triple = guessed ? asked.target : own;
 	if (strlen(triple) <= PROTO_HINT_NAME_MAX && !strchr(triple, '/'))
 		snprintf(h->target, sizeof h->target, "%s", triple);
 	if (w->roots.target && w->args.out_dir) {
@@ -97,6 +101,10 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 		}
 		free(abs);
 	}
+	/* the mode is cargo's command's: a check session's build scripts and
+	 * proc-macros are built whole, as a build's */
+	if (guessed && proto_hint_build_profile(asked.profile, base, sizeof base))
+		proto_hint_mark_check(h);
 	snprintf(h->toolchain, sizeof h->toolchain, "%s", w->toolchain);
 }
 
@@ -209,6 +217,8 @@ session_guess_cargo(const char *cmdline, size_t n, struct proto_hint *h, char *m
 		profile = release || strcmp(sub, "bench") == 0 ? "release" : "dev";
 	snprintf(h->target, sizeof h->target, "%s", target ? target : "");
 	snprintf(h->profile, sizeof h->profile, "%s", proto_hint_profile_dir(profile));
+	if (proto_hint_check_like(sub))
+		proto_hint_mark_check(h);
 	return strlen(target ? target : "") <= PROTO_HINT_NAME_MAX &&
 	        strlen(profile) <= PROTO_HINT_NAME_MAX ?
 	    0 :

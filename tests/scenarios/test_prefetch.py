@@ -393,6 +393,54 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertIn("prefetch: no session running now", p.stdout)
         self.assertEqual(status(b)["prefetch"]["sessions"], 1)
 
+    def test_a_check_job_and_a_build_job_keep_their_own_session_manifests(self):
+        """Two CI jobs of one workspace (one Cargo.lock) over one remote: a
+        `cargo check` job's session (its compiles emit metadata only, of no
+        use to a build) is saved under a fingerprint of its own (profile
+        debug.check), not over the build job's (before, its keys replaced
+        the build's for every crate it named, and the next build job
+        prefetched check results and fetched its own on each miss). With no
+        check session yet, a check job is served by the build's. The next
+        build job (`kache prefetch --wait`, then the build) and the next check
+        job (`kache prefetch --check --wait`, then the check) are served
+        each by its own session: nothing compiled, nothing fetched on a
+        miss."""
+        out = self.populate()
+        built = self.sessions()
+        self.assertEqual(len(built), 1, built.keys())
+        c = self.runner("c", os.path.join(self.tmp, "checker", "runner"))
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), c.dir)
+        c.cargo("check")
+        pf = wait_prefetch(self, c, session_and_compile_hint)
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        self.assertRegex(self.prefetch_log(c), r"no session manifest of check sessions "
+                         r"\(profile debug.check\): the build's of profile debug")
+        p = kache(c, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ss = self.sessions()
+        self.assertEqual(len(ss), 2, ss.keys())
+        for name, body in built.items():
+            self.assertEqual(ss[name], body, "the check job replaced the build's session")
+        checked = [n for n in ss if n not in built]
+        self.assertIn(b"\nprofile debug.check\n", ss[checked[0]])
+
+        for name, step, cmd in (("b", [], "build"), ("d", ["--check"], "check")):
+            r = self.runner(name, os.path.join(self.tmp, name, "runner"))
+            shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), r.dir)
+            p = self.kache_in(r, "prefetch", *step, "--wait", "--timeout", "2m")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("profile debug%s)" % (".check" if step else ""), p.stdout)
+            self.assertRegex(p.stdout, r"prefetch: \d+ packs imported", p.stdout)
+            before = stats(r)
+            r.cargo(cmd)
+            self.assertEqual(r.compiled(), [], "%s: compiles reached rustc" % cmd)
+            after = stats(r)
+            self.assertEqual(after["remote_hits"], before["remote_hits"],
+                             "%s: fetched on a miss: its session was not prefetched" % cmd)
+            self.assertEqual(after["misses"], before["misses"], cmd)
+            if cmd == "build":
+                self.assertEqual(r.run_app(), out)
+
     def test_kache_prefetch_wait_is_right_whenever_the_hint_is_taken(self):
         """`kache prefetch --wait` looks at its hint file and asks the status,
         in that order, each round; the supervisor takes the file (and counts

@@ -287,7 +287,19 @@ test_session_guess_cargo(void **state)
 	assert_int_equal(GUESS("cargo\0bench\0--profile\0dev\0", &h, m), 0);
 	assert_string_equal(h.profile, "debug");
 	assert_int_equal(GUESS("cargo\0check\0--profile=test\0", &h, m), 0);
-	assert_string_equal(h.profile, "debug");
+	assert_string_equal(h.profile, "debug.check"); /* builds no code: a session of its own */
+	assert_int_equal(GUESS("/t/bin/cargo\0check\0--message-format=json\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug.check"); /* cargo clippy's own cargo */
+	assert_int_equal(GUESS("cargo\0doc\0--release\0", &h, m), 0);
+	assert_string_equal(h.profile, "release.check");
+	assert_int_equal(GUESS("cargo\0clippy\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug.check");
+	assert_int_equal(GUESS("cargo\0check\0--profile\0"
+	                       "p23456789012345678901234567890123456789012345678901234567890\0",
+	                     &h, m),
+	    0); /* too long for the mark: the build's (a wider prefetch, never a wrong one) */
+	assert_string_equal(h.profile,
+	    "p23456789012345678901234567890123456789012345678901234567890");
 	assert_int_equal(GUESS("cargo\0build\0--profile=ci-fast\0--target\0"
 	                       "aarch64-unknown-linux-gnu\0--manifest-path=sub/Cargo.toml\0",
 	                     &h, m),
@@ -324,6 +336,62 @@ test_session_guess_cargo(void **state)
 	assert_int_equal(guess("", 0, &h, m), -1);
 }
 
+/* The profile of a check session and back (proto/hint.h). */
+static void
+test_check_profile(void **state)
+{
+	struct proto_hint h;
+	char out[PROTO_HINT_NAME_MAX + 1];
+
+	(void)state;
+	assert_true(proto_hint_check_like("check") && proto_hint_check_like("clippy") &&
+	    proto_hint_check_like("doc") && proto_hint_check_like("fix"));
+	assert_false(proto_hint_check_like("build") || proto_hint_check_like("test") ||
+	    proto_hint_check_like("run") || proto_hint_check_like("bench"));
+	memset(&h, 0, sizeof h);
+	snprintf(h.profile, sizeof h.profile, "debug");
+	proto_hint_mark_check(&h);
+	assert_string_equal(h.profile, "debug.check");
+	proto_hint_mark_check(&h); /* once */
+	assert_string_equal(h.profile, "debug.check");
+	assert_int_equal(proto_hint_build_profile(h.profile, out, sizeof out), 1);
+	assert_string_equal(out, "debug");
+	assert_int_equal(proto_hint_build_profile("debug", out, sizeof out), 0);
+	assert_int_equal(proto_hint_build_profile(".check", out, sizeof out), 0);
+	assert_int_equal(proto_hint_build_profile("release.check", out, 4), 0); /* no room */
+	h.profile[0] = '\0'; /* no profile seen: nothing to mark */
+	proto_hint_mark_check(&h);
+	assert_string_equal(h.profile, "");
+}
+
+/* Which command lines are a workspace wrapper's (driver.c). */
+static void
+test_driver_kind(void **state)
+{
+	char *clippy[] = { "/t/bin/clippy-driver", "/t/bin/rustc", "-vV", NULL };
+	char *bare_rustc[] = { "/t/bin/clippy-driver", "rustc", "--crate-name", "a", NULL };
+	char *exe[] = { "/t/bin/clippy-driver", "/t/bin/rustc.exe", "-", NULL };
+	char *other[] = { "/t/bin/tool", "/t/bin/rustc", "--crate-name", "a", NULL };
+	char *on_path[] = { "sh", "rustc", "-vV", NULL };
+	char *command[] = { "why-miss-no-such-program", "rustc", "--json", NULL };
+	char *plain[] = { "/t/bin/rustc", "--crate-name", "rustc", NULL };
+	char *two[] = { "/t/bin/clippy-driver", "/t/bin/rustc", NULL };
+	char *source[] = { "/t/bin/rustc", "rustc.rs", "--crate-name", NULL };
+
+	(void)state;
+	assert_int_equal(driver_kind(3, clippy), DRIVER_CLIPPY);
+	assert_int_equal(driver_kind(4, bare_rustc), DRIVER_CLIPPY);
+	assert_int_equal(driver_kind(3, exe), DRIVER_CLIPPY);
+	assert_int_equal(driver_kind(4, other), DRIVER_OTHER);
+	assert_int_equal(driver_kind(3, on_path), DRIVER_OTHER); /* sh is on PATH */
+	assert_int_equal(driver_kind(3, command), DRIVER_NONE);  /* a kache command's words */
+	assert_int_equal(driver_kind(3, plain), DRIVER_NONE);
+	assert_int_equal(driver_kind(2, two), DRIVER_NONE); /* no argument after rustc */
+	/* rustc given a source file named rustc.rs first: its file stem is rustc,
+	 * as clippy-driver would read it too; run untouched, never cached wrong */
+	assert_int_equal(driver_kind(3, source), DRIVER_OTHER);
+}
+
 int
 main(void)
 {
@@ -336,6 +404,8 @@ main(void)
 		cmocka_unit_test(test_depinfo),
 		cmocka_unit_test(test_key_location_independent),
 		cmocka_unit_test(test_session_guess_cargo),
+		cmocka_unit_test(test_check_profile),
+		cmocka_unit_test(test_driver_kind),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

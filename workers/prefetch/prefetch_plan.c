@@ -54,6 +54,8 @@ static void consider(struct listing *l, const char *crate, const char *res, uint
 static void consider_key(struct listing *l, const struct remote_session *s, size_t i);
 static void from_packs(const struct prefetch_input *in, const struct strv *crates,
     struct listing *l);
+static enum remote_result exact_get(const struct prefetch_input *in, struct listing *l,
+    const char *fp, struct remote_session *s, int *bad);
 static int from_exact(const struct prefetch_input *in, struct listing *l);
 static void pack_sizes(const struct prefetch_input *in, struct remote_session *s,
     struct listing *l);
@@ -304,25 +306,19 @@ pack_sizes(const struct prefetch_input *in, struct remote_session *s, struct lis
 	strv_free(&crates);
 }
 
-/* The session manifest of the hint's fingerprint: 1 when it was used, 0 when
- * there is none or the remote failed (counted in list_failed), -1 when it is
- * not valid (then the packs are used). */
-static int
-from_exact(const struct prefetch_input *in, struct listing *l)
+/* The session manifest of fingerprint fp into s: REMOTE_OK; REMOTE_MISS
+ * when absent or not valid (*bad set, said); REMOTE_FAILED (counted in
+ * list_failed). */
+static enum remote_result
+exact_get(const struct prefetch_input *in, struct listing *l, const char *fp,
+    struct remote_session *s, int *bad)
 {
-	const struct proto_hint *h = in->h;
-	struct remote_session s;
-	char why[160], *name;
+	char why[160], *name = remote_session_name(fp);
 	enum remote_result rr;
-	size_t n0;
 
-	if (h->lock_hash[0] == '\0')
-		return 0;
-	remote_session_fingerprint(h->lock_hash, h->toolchain, h->target, h->profile,
-	    l->plan->session);
-	name = remote_session_name(l->plan->session);
-	rr = remote_session_get(in->remote[0], in->kache_dir, name, &s, why, sizeof why);
-	if (rr == REMOTE_MISS && why[0] != '\0')
+	rr = remote_session_get(in->remote[0], in->kache_dir, name, s, why, sizeof why);
+	*bad = rr == REMOTE_MISS && why[0] != '\0';
+	if (*bad)
 		bad_session(l, name, why);
 	if (rr == REMOTE_FAILED) { /* not "none": `kache prefetch` says the remote failed */
 		log_warnx("prefetch: session manifest %s not read: the remote failed", name);
@@ -331,8 +327,40 @@ from_exact(const struct prefetch_input *in, struct listing *l)
 		l->plan->list_failed++;
 	}
 	free(name);
+	return rr;
+}
+
+/* The session manifest of the hint's fingerprint; for a check session with
+ * none of its own yet, the build's of the same profile directory (its build
+ * scripts, proc-macros and their dependencies are the check's too). 1 when
+ * one was used, 0 when there is none or the remote failed, -1 when it is not
+ * valid (then the packs are used). */
+static int
+from_exact(const struct prefetch_input *in, struct listing *l)
+{
+	const struct proto_hint *h = in->h;
+	char build[PROTO_HINT_NAME_MAX + 1], fp[HASH_HEX_LEN + 1];
+	struct remote_session s;
+	enum remote_result rr;
+	size_t n0;
+	int bad;
+
+	if (h->lock_hash[0] == '\0')
+		return 0;
+	remote_session_fingerprint(h->lock_hash, h->toolchain, h->target, h->profile,
+	    l->plan->session);
+	rr = exact_get(in, l, l->plan->session, &s, &bad);
+	if (rr == REMOTE_MISS && !bad &&
+	    proto_hint_build_profile(h->profile, build, sizeof build)) {
+		remote_session_fingerprint(h->lock_hash, h->toolchain, h->target, build, fp);
+		if ((rr = exact_get(in, l, fp, &s, &bad)) == REMOTE_OK)
+			log_info("prefetch: no session manifest of check sessions (profile %s): "
+			         "the "
+			         "build's of profile %s",
+			    h->profile, build);
+	}
 	if (rr != REMOTE_OK)
-		return rr == REMOTE_MISS && why[0] != '\0' ? -1 : 0;
+		return bad ? -1 : 0;
 	l->plan->source = PREFETCH_FROM_EXACT;
 	pack_sizes(in, &s, l);
 	n0 = l->plan->n;
@@ -456,8 +484,19 @@ static int
 from_planner(const struct prefetch_input *in, const struct strv *crates, struct listing *l)
 {
 	struct prefetch_planner_answer a;
+	struct proto_hint build = *in->h;
 
 	prefetch_planner_ask(in->remote[0], in->h, crates, &a);
+	/* a check session of which it knows none: ask for the build's of the
+	 * same profile directory, as from_exact reads it */
+	if (a.disposition == PREFETCH_PLANNER_FALLBACK && in->h->lock_hash[0] != '\0' &&
+	    proto_hint_build_profile(in->h->profile, build.profile, sizeof build.profile)) {
+		prefetch_planner_free(&a);
+		log_info("prefetch: the planner knows no check session (profile %s): asking for "
+		         "the build's of profile %s",
+		    in->h->profile, build.profile);
+		prefetch_planner_ask(in->remote[0], &build, crates, &a);
+	}
 	if (a.disposition != PREFETCH_PLANNER_EXECUTE && a.disposition != PREFETCH_PLANNER_NOTHING)
 		return 0;
 	l->plan->source = PREFETCH_FROM_PLANNER;
