@@ -158,12 +158,14 @@ static const struct command commands[] = {
 	    "when one could not be written (its keys stay for the next try).\n",
 	    0 },
 	{ "stats", cmd_stats, "show hits, misses, savings and store size",
-	    "usage: kache stats [--json]\n"
+	    "usage: kache stats [--json] [--zero]\n"
 	    "Reads the journal into the index, then prints hits, misses, hit rate,\n"
 	    "pass-throughs by reason, errors by reason, corrupt entries found, entry count,\n"
 	    "store size, bytes restored, compile time saved and time spent in kache.\n"
 	    "--json prints the same as one object with stable field names (docs/cli.md).\n"
-	    "Counters restart from zero when a lost or damaged index is rebuilt.\n",
+	    "--zero prints them, then sets every counter back to zero (entries are kept):\n"
+	    "a CI job's own numbers. Counters also restart from zero when a lost or\n"
+	    "damaged index is rebuilt.\n",
 	    0 },
 	{ "verify", cmd_verify, "re-hash every blob; remove corrupt blobs and their entries",
 	    "usage: kache verify\n"

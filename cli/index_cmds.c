@@ -76,6 +76,7 @@ static void print_verify(const json_t *doc);
 static struct index *open_for_read(const char *dir);
 static void print_refused(const char *dir);
 static int store_read_only(const char *dir);
+static json_t *stats_direct(const char *dir, int zero);
 
 /* Opens the index of dir; prints why not on failure. A first build of the
  * index (a large store, a lost index) shows its progress on a terminal. */
@@ -392,37 +393,76 @@ print_stats_text(const json_t *st)
 	printf("counting since      %s\n", since);
 }
 
+/* The stats from the index opened here, then (zero) every counter zeroed.
+ * NULL when it could not be read (or zeroed: said). */
+static json_t *
+stats_direct(const char *dir, int zero)
+{
+	struct index *ix = NULL;
+	json_t *doc = NULL;
+
+	if (!zero) {
+		if ((ix = open_for_read(dir)) != NULL)
+			doc = index_json_stats(ix);
+	} else if (store_read_only(dir)) {
+		fprintf(stderr,
+		    "kache stats: the store %s is read-only here: its counters cannot "
+		    "be zeroed\n",
+		    dir);
+		return NULL;
+	} else if ((ix = open_index(dir)) != NULL) {
+		if (!index_no_space(ix))
+			index_ingest(ix);
+		doc = index_json_stats(ix);
+		if (index_zero(ix) < 0) {
+			fprintf(stderr,
+			    "kache stats: the counters of %s could not be zeroed (%s)\n", dir,
+			    index_no_space(ix) ? "its disk is full" :
+			                         "the index refused the write");
+			json_decref(doc);
+			doc = NULL;
+		}
+	}
+	index_free(&ix);
+	return doc;
+}
+
 int
 cmd_stats(int argc, char **argv)
 {
 	struct config *cfg;
-	struct index *ix = NULL;
 	struct msg req;
 	json_t *doc = NULL;
 	enum via v;
-	int json;
+	int json = 0, zero = 0;
 
-	if (want_json(argc, argv, &json, NULL) != 0) {
-		fprintf(stderr, "usage: kache stats [--json]\n");
-		return EXIT_USAGE;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--zero") == 0) {
+			zero = 1;
+		} else {
+			fprintf(stderr, "usage: kache stats [--json] [--zero]\n");
+			return EXIT_USAGE;
+		}
 	}
 	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
-	msg_init(&req, MSG_INDEX_STATS, 0);
+	msg_init(&req, zero ? MSG_INDEX_ZERO : MSG_INDEX_STATS, 0);
 	v = ask_supervisor(config_get(cfg, "cache.dir"), &req, STATS_WAIT_MS, &doc);
 	msg_clear(&req);
 	if (v == VIA_DIRECT)
-		ix = open_for_read(config_get(cfg, "cache.dir"));
-	if (v == VIA_DIRECT && ix != NULL) {
-		doc = index_json_stats(ix);
-		index_free(&ix);
-	}
+		doc = stats_direct(config_get(cfg, "cache.dir"), zero);
 	config_free(&cfg);
 	if (doc == NULL)
 		return 1;
+	if (zero)
+		json_object_set_new(doc, "zeroed", json_true());
 	if (json)
 		print_json(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 	else
 		print_stats_text(doc);
+	if (zero && !json)
+		printf("zeroed: every counter above starts again from 0 now\n");
 	json_decref(doc);
 	return 0;
 }

@@ -689,7 +689,9 @@ index_stats(struct index *ix, struct index_stats *st)
 	st->compile_ms = ix_counter_get(ix, "compile_ms");
 	st->kache_us = ix_counter_get(ix, "kache_us");
 	buf_init(&v);
-	if (ix_get(ix, NULL, "mcreated", 8, &v) == 1 && v.len == 8)
+	if (ix_get(ix, NULL, "mzeroed", 7, &v) == 1 && v.len == 8)
+		st->since_ms = (int64_t)get_be64((const unsigned char *)v.p);
+	else if (ix_get(ix, NULL, "mcreated", 8, &v) == 1 && v.len == 8)
 		st->since_ms = (int64_t)get_be64((const unsigned char *)v.p);
 	buf_free(&v);
 	reasons_collect(ix, "pass.", &st->pass_reasons, &st->n_pass_reasons);
@@ -697,6 +699,27 @@ index_stats(struct index *ix, struct index_stats *st)
 	reasons_collect(ix, "rejected.", &st->rejected_reasons, &st->n_rejected_reasons);
 	reasons_collect(ix, "lang.", &st->lang_counts, &st->n_lang_counts);
 	return ix_store_totals(ix, &st->entries, &st->store_bytes);
+}
+
+int
+index_zero(struct index *ix)
+{
+	struct ix_txn t;
+	unsigned char v[8];
+
+	ix_txn_begin(&t, ix);
+	/* every counter is in memory (ix_counters_load): none is left to write */
+	for (size_t i = 0; i < ix->n_c; i++) {
+		char *k = xasprintf("c%s", ix->c[i].name);
+
+		ix_del(&t, k, strlen(k));
+		free(k);
+		free(ix->c[i].name);
+	}
+	ix->n_c = 0;
+	put_be64(v, (uint64_t)clock_wall_ms());
+	ix_put(&t, "mzeroed", 7, v, 8);
+	return ix_txn_commit(&t); /* (which loads the counters back on a failure) */
 }
 
 void

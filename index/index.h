@@ -135,6 +135,10 @@ struct index_stats {
 };
 /* Fills st from the index (call index_ingest first for fresh numbers). */
 int index_stats(struct index *ix, struct index_stats *st);
+/* Sets every counter of the stats back to zero and their start (since_ms)
+ * to now, in one write; entries, blobs and the journal's place are kept
+ * (call index_ingest first: what is not ingested yet counts after). 0 / -1. */
+int index_zero(struct index *ix);
 void index_stats_clear(struct index_stats *st);
 
 struct index_entry_info {

@@ -50,6 +50,7 @@ static const struct msg_def defs[MSG_TYPE_MAX] = {
 	[MSG_INDEX_GC] = { "INDEX_GC", { F_COUNT, F_STATUS }, NULL },
 	[MSG_INDEX_VERIFY] = { "INDEX_VERIFY", { F_END }, NULL },
 	[MSG_INDEX_PURGE] = { "INDEX_PURGE", { F_END }, NULL },
+	[MSG_INDEX_ZERO] = { "INDEX_ZERO", { F_END }, NULL },
 	[MSG_OK] = { "OK", { F_TEXT }, NULL },
 	[MSG_ERROR] = { "ERROR", { F_STATUS, F_TEXT }, NULL },
 	[MSG_FETCH_REPLY] = { "FETCH_REPLY", { F_STATUS }, NULL },

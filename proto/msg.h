@@ -59,7 +59,8 @@ enum msg_type {
 	MSG_FLUSH_REPLY = 32, /* status = enum flush_state, count = uploads left, text = JSON */
 	/* client -> supervisor (continued) */
 	MSG_INDEX_PURGE = 40, /* remove every entry, blob and journal of the store */
-	MSG_TYPE_MAX = 41
+	MSG_INDEX_ZERO = 41,  /* the stats as INDEX_STATS has them, then every counter zeroed */
+	MSG_TYPE_MAX = 42
 };
 
 /* JOB_REMOTE_OFF: the remote refused this worker for good (403, clock skew,

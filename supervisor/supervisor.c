@@ -430,6 +430,7 @@ serve(struct supervisor *s, const char *ident, size_t identlen, struct msg *req)
 	case MSG_INDEX_GC:
 	case MSG_INDEX_VERIFY:
 	case MSG_INDEX_PURGE:
+	case MSG_INDEX_ZERO:
 		route_request(s, ident, identlen, req); /* the indexer answers */
 		msg_clear(&rep);
 		return;

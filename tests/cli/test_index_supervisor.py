@@ -89,6 +89,37 @@ class IndexSupervisor(kh.IndexedStore, unittest.TestCase):
         self.assertEqual(self.stats()["hits"], 2)
         self.assertIn("hit rate            40.0%", direct_text)
 
+    def test_stats_zero_with_and_without_supervisor(self):
+        """`kache stats --zero` prints the stats up to now (everything
+        journalled counted), then zeroes every counter: without a supervisor
+        on the index opened here, with one through its indexer (which owns
+        the index). What comes after counts from zero; entries stay."""
+        a, b, c = self.populate()
+        before = self.stats()
+        p = self.run_k("stats", "--zero")
+        self.assertIn("hits                2", p.stdout)
+        self.assertIn("zeroed: every counter above starts again from 0 now", p.stdout)
+        after = self.stats()
+        for k in ("hits", "misses", "passes", "errors", "bytes_restored", "ms_saved"):
+            self.assertEqual(after[k], 0, (k, after))
+        self.assertEqual(after["pass_reasons"], {})
+        self.assertEqual(after["entries"], before["entries"])
+        self.assertGreaterEqual(after["since_ms"], before["since_ms"])
+        self.fx("hit", b, FUTURE + 2, 250, 3000)
+        self.assertEqual(self.stats()["hits"], 1)
+
+        self.start()
+        self.fx("hit", b, FUTURE + 3, 250, 3000)
+        z = json.loads(self.run_k("stats", "--zero", "--json").stdout)
+        self.assertEqual((z["hits"], z["zeroed"]), (2, True), z)
+        self.assertEqual(self.stats()["hits"], 0)
+        self.assertIn("stats zeroed", self.log())  # the indexer did it
+        self.fx("hit", b, FUTURE + 4, 250, 3000)
+        self.assertTrue(wait_for(lambda: self.stats()["hits"] == 1), self.stats())
+        self.stop()
+        self.assertEqual(self.stats()["hits"], 1)  # kept in the index
+        self.run_k("stats", "--bogus", rc=2)
+
     def test_list_through_supervisor(self):
         a, b, c = self.populate()
         direct = self.run_k("list", "--json").stdout

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -350,6 +351,47 @@ test_ingest_counters(void **state)
 	sn.n = 0;
 	assert_int_equal(index_list(ix, "serde", seen_cb, &sn), 0);
 	assert_int_equal(sn.n, 1);
+	index_free(&ix);
+}
+
+/* index_zero: every counter back to zero, their start now, kept across an
+ * open; entries and what was ingested kept (nothing counted twice); what
+ * comes after counts from zero. */
+static void
+test_zero_counters(void **state)
+{
+	struct fx *f = *state;
+	unsigned char a[HASH_LEN];
+	struct index_stats st;
+	struct index *ix;
+	int64_t before;
+
+	add_entry(f, "serde", "a", 1000, a);
+	journal(f, JOURNAL_HIT, "", a, 3000, 400, 1000);
+	journal(f, JOURNAL_PASS, "proc-macro", NULL, 5000, 0, 0);
+	journal(f, JOURNAL_ERROR, "io", NULL, 5000, 0, 0);
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	assert_int_equal(index_ingest(ix), 4);
+	before = clock_wall_ms();
+	assert_int_equal(index_zero(ix), 0);
+	index_free(&ix);
+	ix = index_open(f->dir);
+	assert_int_equal(index_ingest(ix), 0); /* the journal's place kept */
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.hits + st.misses + st.passes + st.errors + st.bytes_restored, 0);
+	assert_int_equal(st.n_pass_reasons + st.n_error_reasons, 0);
+	assert_int_equal(st.kache_us + st.ms_saved + st.compile_ms, 0);
+	assert_int_equal(st.entries, 1);
+	assert_true(st.since_ms >= before && st.since_ms <= clock_wall_ms());
+	index_stats_clear(&st);
+	journal(f, JOURNAL_HIT, "", a, 6000, 400, 1000);
+	assert_int_equal(index_ingest(ix), 1);
+	assert_int_equal(index_stats(ix, &st), 0);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.bytes_restored, 1000);
+	assert_int_equal(st.misses, 0);
+	index_stats_clear(&st);
 	index_free(&ix);
 }
 
@@ -790,6 +832,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_zero_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetched_hits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record_forgets_entry, setup, teardown),

@@ -14,6 +14,7 @@
 static int not_open(struct indexer *x, struct msg *rep);
 static void reply_json(struct msg *rep, json_t *doc);
 static void on_stats(struct indexer *x, struct msg *rep);
+static void on_zero(struct indexer *x, struct msg *rep);
 static void on_list(struct indexer *x, const struct msg *req, struct msg *rep);
 static void on_gc(struct indexer *x, const struct msg *req, struct msg *rep);
 static void on_verify(struct indexer *x, struct msg *rep);
@@ -137,6 +138,29 @@ on_verify(struct indexer *x, struct msg *rep)
 }
 
 /* Replies with index_json_purge's summary. */
+/* The stats up to now (everything journalled ingested first), then every
+ * counter zeroed: in the indexer's one thread, so no compile is counted in
+ * neither and none in both. */
+static void
+on_zero(struct indexer *x, struct msg *rep)
+{
+	json_t *doc;
+
+	if (!index_no_space(x->ix))
+		index_ingest(x->ix);
+	doc = index_json_stats(x->ix);
+	if (index_zero(x->ix) < 0) {
+		json_decref(doc);
+		rep->status = MSG_ERR_STATE;
+		msg_set_text(rep,
+		    "the counters could not be zeroed (the index did not take the "
+		    "write: see `kache supervisor log indexer`)");
+		return;
+	}
+	log_info("stats zeroed");
+	reply_json(rep, doc);
+}
+
 static void
 on_purge(struct indexer *x, struct msg *rep)
 {
@@ -154,7 +178,8 @@ indexer_request(void *arg, const struct msg *req, struct msg *rep)
 	struct indexer *x = arg;
 
 	if (req->type < MSG_INDEX_STATS ||
-	    (req->type > MSG_INDEX_VERIFY && req->type != MSG_INDEX_PURGE)) {
+	    (req->type > MSG_INDEX_VERIFY && req->type != MSG_INDEX_PURGE &&
+	        req->type != MSG_INDEX_ZERO)) {
 		rep->status = MSG_ERR_UNKNOWN;
 		msg_set_text(rep, "not an index request");
 		return;
@@ -166,6 +191,7 @@ indexer_request(void *arg, const struct msg *req, struct msg *rep)
 	case MSG_INDEX_LIST: on_list(x, req, rep); break;
 	case MSG_INDEX_GC: on_gc(x, req, rep); break;
 	case MSG_INDEX_VERIFY: on_verify(x, rep); break;
+	case MSG_INDEX_ZERO: on_zero(x, rep); break;
 	default: on_purge(x, rep); break;
 	}
 }
