@@ -117,5 +117,7 @@ for c in cold warm; do
        "${cnt[$c-sccache]} | ${cnt[$c-kache]} |"
 done
 echo
+echo "cold: one run each, in the order none, sccache, kache: not a measure of kache's cold cost" \
+  "(bench/cold-ab.sh --cargo clippy is)"
 echo "kache over the warm runs: $((m1 - m0)) misses, $((p1 - p0)) compiles passed through" \
   "(clippy-driver's compiles of the members included in both)"

@@ -12,18 +12,20 @@
 # (user + system of cargo and all it waited for), paired alike. --with NAME=VALUE
 # (more than once) sets a variable for the builds of the --kache before it (one
 # binary twice, a setting compared: --kache K --kache K --with KACHE_REMAP=false).
-# usage: bench/cold-ab.sh --kache K [--with NAME=VALUE ...] [--kache K2 ...] [--runs N] [--ws DIR] [-j N]
+# --cargo CMD: the cargo command timed (default build; check, clippy).
+# usage: bench/cold-ab.sh --kache K [--with NAME=VALUE ...] [--kache K2 ...] [--runs N] [--ws DIR] [-j N] [--cargo CMD]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
-bins=() withs=() runs=8 jobs=2 ws="$here/../examples/ws-small"
+bins=() withs=() runs=8 jobs=2 ws="$here/../examples/ws-small" cmd=build
 while [ $# -gt 0 ]; do
   case "$1" in
     --kache|--with) kache_arg "$1" "$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --ws) ws="$2"; shift 2 ;;
     -j) jobs="$2"; shift 2 ;;
-    *) echo "usage: bench/cold-ab.sh --kache K [--with NAME=VALUE ...] [--kache K2 ...] [--runs N] [--ws DIR] [-j N]" >&2
+    --cargo) cmd="$2"; shift 2 ;;
+    *) echo "usage: bench/cold-ab.sh --kache K [--with NAME=VALUE ...] [--kache K2 ...] [--runs N] [--ws DIR] [-j N] [--cargo CMD]" >&2
        exit 2 ;;
   esac
 done
@@ -47,7 +49,7 @@ cold() {
   sync
   t0=$(date +%s%N)
   { time (cd "$work/ws" && env "${with[@]}" RUSTC_WRAPPER="$wrapper" KACHE_DIR="$st" CARGO_HOME="$work/home" \
-     cargo build -j"$jobs" -q --offline >/dev/null 2>"$work/err"); } 2>"$work/cpu" ||
+     cargo "$cmd" -j"$jobs" -q --offline >/dev/null 2>"$work/err"); } 2>"$work/cpu" ||
     { cat "$work/err" >&2; exit 1; }
   t1=$(date +%s%N)
   read -r u s < "$work/cpu"
