@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/fs.h"
+#include "common/path.h"
 #include "common/run.h"
 #include "common/util.h"
 #include "index/index.h"
@@ -55,7 +56,6 @@ struct doctor {
 
 static void say(struct doctor *d, const char *name, enum level lv, const char *fix, const char *fmt,
     ...) __attribute__((format(printf, 5, 6)));
-static char *find_on_path(const char *name);
 static void chk_binaries(struct doctor *d);
 static void chk_wrapper(struct doctor *d);
 static int wrapper_in_file(const char *path, char *val, size_t n);
@@ -93,31 +93,12 @@ say(struct doctor *d, const char *name, enum level lv, const char *fix, const ch
 		d->failed = 1;
 }
 
-/* The first executable name in $PATH: a new string, or NULL. */
-static char *
-find_on_path(const char *name)
-{
-	const char *path = getenv("PATH"), *p, *e;
-	char *cand;
-
-	for (p = path; p != NULL && *p; p = *e ? e + 1 : e) {
-		e = strchr(p, ':');
-		if (e == NULL)
-			e = p + strlen(p);
-		cand = xasprintf("%.*s/%s", (int)(e - p), p, name);
-		if (e > p && access(cand, X_OK) == 0)
-			return cand;
-		free(cand);
-	}
-	return NULL;
-}
-
 /* kache on PATH, kached beside it (the wrapper execs that one), and both of
  * this version. */
 static void
 chk_binaries(struct doctor *d)
 {
-	char *kache = find_on_path("kache"), *kached, *dirname, want[64], got[256];
+	char *kache = path_find_program("kache"), *kached, *dirname, want[64], got[256];
 	char *argv[3] = { NULL, "version", NULL };
 
 	if (kache == NULL) {

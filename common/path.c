@@ -1,6 +1,7 @@
 #include "common/path.h"
 
 #include <limits.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -155,4 +156,32 @@ path_basename(const char *path)
 	const char *slash = strrchr(path, '/');
 
 	return slash ? slash + 1 : path;
+}
+
+char *
+path_find_program(const char *name)
+{
+	const char *path = getenv("PATH");
+	char *copy, *found = NULL;
+	struct stat st;
+
+	if (strchr(name, '/') != NULL)
+		return stat(name, &st) == 0 && S_ISREG(st.st_mode) && access(name, X_OK) == 0 ?
+		    path_absolute(name, NULL) :
+		    NULL;
+	copy = xstrdup(path ? path : "/usr/bin:/bin");
+	/* strtok_r would skip an empty entry, which execvp reads as "." */
+	for (char *d = copy, *end; d != NULL && found == NULL; d = end ? end + 1 : NULL) {
+		char *f;
+
+		if ((end = strchr(d, ':')) != NULL)
+			*end = '\0';
+		f = path_join(d[0] ? d : ".", name);
+		if (stat(f, &st) == 0 && S_ISREG(st.st_mode) && access(f, X_OK) == 0)
+			found = f;
+		else
+			free(f);
+	}
+	free(copy);
+	return found;
 }

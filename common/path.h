@@ -1,4 +1,5 @@
-/* Lexical path handling: absolute paths, prefixes, safe names. */
+/* Lexical path handling: absolute paths, prefixes, safe names; and where
+ * PATH finds a program. */
 #ifndef KACHE_PATH_H
 #define KACHE_PATH_H
 
@@ -17,5 +18,10 @@ int path_is_safe_relative(const char *name);
 /* The directory part (new string); "." when there is none. */
 char *path_dirname(const char *path);
 const char *path_basename(const char *path);
+/* The file execvp would run for name (new string: absolute when name has a
+ * '/', else PATH's directory joined, "/usr/bin:/bin" when PATH is unset, an
+ * empty entry the working directory): a regular file this process may
+ * execute; NULL when there is none. */
+char *path_find_program(const char *name);
 
 #endif

@@ -45,7 +45,6 @@ struct cc {
 
 static void cc_journal(struct cc *c, enum journal_type t, const char *reason,
     const unsigned char *res, uint64_t ms, uint64_t bytes);
-static char *find_on_path(const char *name);
 static int capture(char *const argv[], struct buf *out);
 static int compiler_identity(struct cc *c, struct hash_ctx *hc);
 static int cc_key(struct cc *c);
@@ -88,29 +87,6 @@ cc_journal(struct cc *c, enum journal_type t, const char *reason, const unsigned
 	ev.ms = ms;
 	ev.bytes = bytes;
 	wrapper_journal_append(c->store, &ev, c->start_us);
-}
-
-/* The file execvp would run for name (new string), or NULL. */
-static char *
-find_on_path(const char *name)
-{
-	const char *path = getenv("PATH");
-	char *copy, *save = NULL, *found = NULL;
-
-	if (strchr(name, '/') != NULL)
-		return access(name, X_OK) == 0 ? path_absolute(name, NULL) : NULL;
-	copy = xstrdup(path ? path : "/usr/bin:/bin");
-	for (char *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
-		char *f = path_join(d[0] ? d : ".", name);
-		struct stat st;
-
-		if (stat(f, &st) == 0 && S_ISREG(st.st_mode) && access(f, X_OK) == 0)
-			found = f;
-		else
-			free(f);
-	}
-	free(copy);
-	return found;
 }
 
 /* Runs argv with stdout and stderr into out (at most CC_ID_MAX bytes),
@@ -163,7 +139,7 @@ capture(char *const argv[], struct buf *out)
 static int
 compiler_identity(struct cc *c, struct hash_ctx *hc)
 {
-	char *path = find_on_path(c->cc), *mkey;
+	char *path = path_find_program(c->cc), *mkey;
 	struct stat st;
 	struct buf text;
 	int rc = 0;

@@ -15,7 +15,6 @@
 #include "wrapper/wrapper.h"
 
 static int stem_is(const char *path, const char *stem);
-static int on_path(const char *name);
 static int config_in(const char *dir, char **found);
 
 /* 1 when path's file name, less its last extension, is stem (as Rust's
@@ -29,33 +28,17 @@ stem_is(const char *path, const char *stem)
 	return n == strlen(stem) && strncmp(base, stem, n) == 0;
 }
 
-/* 1 when name (no '/') is an executable file in a directory of PATH. */
-static int
-on_path(const char *name)
-{
-	const char *p = getenv("PATH");
-	char path[PATH_MAX];
-
-	while (p != NULL && *p != '\0') {
-		size_t n = strcspn(p, ":");
-
-		if (n > 0 &&
-		    snprintf(path, sizeof path, "%.*s/%s", (int)n, p, name) < (int)sizeof path &&
-		    access(path, X_OK) == 0)
-			return 1;
-		p += n + (p[n] == ':');
-	}
-	return 0;
-}
-
 enum driver_kind
 driver_kind(int argc, char **argv)
 {
+	char *tool = NULL;
+
 	if (argc < 3 || argv[0][0] == '-' || !stem_is(argv[1], "rustc"))
 		return DRIVER_NONE;
 	/* `kache why-miss rustc`: a command, not a tool on PATH */
-	if (strchr(argv[0], '/') == NULL && !on_path(argv[0]))
+	if (strchr(argv[0], '/') == NULL && (tool = path_find_program(argv[0])) == NULL)
 		return DRIVER_NONE;
+	free(tool);
 	return strcmp(path_basename(argv[0]), "clippy-driver") == 0 ? DRIVER_CLIPPY : DRIVER_OTHER;
 }
 

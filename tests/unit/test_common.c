@@ -51,6 +51,66 @@ test_path_clean(void **state)
 	check_clean("/a/b/../../c/d", "/c/d");
 }
 
+/* path_find_program: what execvp would run, in PATH's order; a file that is
+ * not executable, or a directory, is passed over; an empty entry is ".". */
+static void
+test_path_find_program(void **state)
+{
+	char dir[] = "/tmp/kache-path-XXXXXX", *a, *b, *exe, *path, *found, *old, cwd[4096];
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_non_null(mkdtemp(dir));
+	a = path_join(dir, "a");
+	b = path_join(dir, "b");
+	assert_int_equal(mkdir(a, 0700), 0);
+	assert_int_equal(mkdir(b, 0700), 0);
+	path = path_join(a, "tool"); /* not executable: passed over */
+	assert_int_equal(fs_write_atomic(path, "x", 1, 0600), 0);
+	free(path);
+	path = path_join(a, "sub"); /* a directory of that name: passed over */
+	assert_int_equal(mkdir(path, 0700), 0);
+	free(path);
+	exe = path_join(b, "tool");
+	assert_int_equal(fs_write_atomic(exe, "#!/bin/sh\n", 10, 0700), 0);
+	path = path_join(b, "sub");
+	assert_int_equal(fs_write_atomic(path, "#!/bin/sh\n", 10, 0700), 0);
+	old = getenv("PATH") ? xstrdup(getenv("PATH")) : NULL;
+	path = xasprintf("%s:%s", a, b);
+	setenv("PATH", path, 1);
+	free(path);
+	found = path_find_program("tool");
+	assert_non_null(found);
+	assert_string_equal(found, exe);
+	free(found);
+	found = path_find_program("sub");
+	assert_non_null(found);
+	assert_true(str_starts_with(found, b));
+	free(found);
+	assert_null(path_find_program("kache-no-such-program"));
+	found = path_find_program(exe); /* a path: that file */
+	assert_non_null(found);
+	assert_string_equal(found, exe);
+	free(found);
+	path = path_join(a, "tool");
+	assert_null(path_find_program(path));
+	free(path);
+	assert_int_equal(chdir(b), 0);
+	setenv("PATH", "/nonexistent::", 1); /* the empty entry: the working directory */
+	found = path_find_program("tool");
+	assert_non_null(found);
+	assert_string_equal(found, "./tool");
+	free(found);
+	assert_int_equal(chdir(cwd), 0);
+	if (old != NULL)
+		setenv("PATH", old, 1);
+	free(old);
+	fs_remove_tree(dir);
+	free(a);
+	free(b);
+	free(exe);
+}
+
 static void
 test_path_absolute_and_under(void **state)
 {
@@ -605,6 +665,7 @@ main(void)
 		cmocka_unit_test(test_buf_detach_empty),
 		cmocka_unit_test(test_run_capture),
 		cmocka_unit_test(test_log_last_line),
+		cmocka_unit_test(test_path_find_program),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
