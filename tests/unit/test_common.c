@@ -75,6 +75,7 @@ test_path_find_program(void **state)
 	assert_int_equal(fs_write_atomic(exe, "#!/bin/sh\n", 10, 0700), 0);
 	path = path_join(b, "sub");
 	assert_int_equal(fs_write_atomic(path, "#!/bin/sh\n", 10, 0700), 0);
+	free(path);
 	old = getenv("PATH") ? xstrdup(getenv("PATH")) : NULL;
 	path = xasprintf("%s:%s", a, b);
 	setenv("PATH", path, 1);
