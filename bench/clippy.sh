@@ -41,14 +41,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-rustc_real="$(rustc --print sysroot)/bin/rustc"
-mkdir -p "$work/shim"
-cat > "$work/shim/rustc" <<EOS
-#!/bin/sh
-case " \$* " in *' --crate-name ___ '*) ;; *' --crate-name '*) echo x >> "\$SHIM_LOG";; esac
-exec "$rustc_real" "\$@"
-EOS
-chmod +x "$work/shim/rustc"
+counting_shim "$work/shim/rustc"
 
 # clippy <tool> <dir> [no-clean]: one timed `cargo clippy` (ms) from an empty
 # target dir; its rustc compiles in $work/count, its warnings in $work/warn

@@ -30,14 +30,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-rustc_real="$(rustc --print sysroot)/bin/rustc"
-mkdir -p "$work/shim"
-cat > "$work/shim/rustc" <<EOS
-#!/bin/sh
-case " \$* " in *' --crate-name ___ '*) ;; *' --crate-name '*) echo x >> "\$SHIM_LOG";; esac
-exec "$rustc_real" "\$@"
-EOS
-chmod +x "$work/shim/rustc"
+counting_shim "$work/shim/rustc"
 
 # build <store> <dir> <home>: one timed `cargo build -j2` in ms; compiles that
 # reached rustc in $work/count, of all compiles (no wrapper) in $work/total

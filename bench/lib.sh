@@ -1,5 +1,19 @@
 # What the bench scripts share; sourced (`. "$here/lib.sh"`), defines functions only.
 
+# counting_shim <file>: writes there a rustc for RUSTC that appends a line to
+# $SHIM_LOG for each compile (cargo's `--crate-name ___` queries left out),
+# then runs the toolchain's real rustc
+counting_shim() {
+  local rustc_real
+  rustc_real="$(rustc --print sysroot)/bin/rustc"
+  mkdir -p "$(dirname "$1")"
+  cat > "$1" <<EOS
+#!/bin/sh
+case " \$* " in *' --crate-name ___ '*) ;; *' --crate-name '*) echo x >> "\$SHIM_LOG";; esac
+exec "$rustc_real" "\$@"
+EOS
+  chmod +x "$1"
+}
 # median / p95: of the numbers on stdin, one per line
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 p95() { sort -n | awk '{a[NR]=$1} END {i=int(NR*0.95+0.999); if(i<1)i=1; print a[i]}'; }

@@ -60,15 +60,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-rustc_real="$(rustc --print sysroot)/bin/rustc"
-mkdir -p "$work/shim"
 shim="$work/shim/rustc"
-cat > "$shim" <<EOS
-#!/bin/sh
-case " \$* " in *' --crate-name ___ '*) ;; *' --crate-name '*) echo x >> "\$SHIM_LOG";; esac
-exec "$rustc_real" "\$@"
-EOS
-chmod +x "$shim"
+counting_shim "$shim"
 
 # build <label> <tool> <dir> <cargo-home> [cargo args...]: one timed `cargo build`
 # (with the args, e.g. `-p cfg-if`), in ms; the compiles that reached rustc in
