@@ -286,6 +286,15 @@ print_status(const char *dir, json_t *root)
 		print_why_down(dir, w);
 }
 
+void
+sup_worker_warning(const char *dir, const char *role, long long index, char *out, size_t n)
+{
+	char *path = xasprintf("%s/logs/%s.%lld.log", dir, role, index);
+
+	log_last_warning(path, out, n);
+	free(path);
+}
+
 /* A worker that is not running (failed, or backing off after a death): why,
  * with its log's last warning, which usually names the cause (a worker's
  * exit alone says "configuration error", not which). */
@@ -296,14 +305,12 @@ print_why_down(const char *dir, json_t *w)
 	           *state = json_string_value(json_object_get(w, "state")),
 	           *last = json_string_value(json_object_get(w, "last_exit"));
 	long long index = json_integer_value(json_object_get(w, "index"));
-	char warning[512], *path;
+	char warning[512];
 
 	if (role == NULL || state == NULL || last == NULL || strcmp(last, "-") == 0 ||
 	    (strcmp(state, "failed") != 0 && strcmp(state, "backing off") != 0))
 		return;
-	path = xasprintf("%s/logs/%s.%lld.log", dir, role, index);
-	log_last_warning(path, warning, sizeof warning);
-	free(path);
+	sup_worker_warning(dir, role, index, warning, sizeof warning);
 	printf("%s.%lld %s: %s; ", role, index,
 	    strcmp(state, "failed") == 0 ? "does not run" : "restarting", last);
 	if (warning[0])

@@ -244,6 +244,10 @@ int64_t route_next_deadline(const struct supervisor *s, int64_t now);
 struct config;
 int sup_save_manifests(const struct config *cfg, int quiet);
 
+/* sup_cli.c: the last warning in the log of worker role.index of the store
+ * at dir (its text after "warn: "), at most n bytes; "" when none. */
+void sup_worker_warning(const char *dir, const char *role, long long index, char *out, size_t n);
+
 /* sup_prefetch.c: prefetch hints, one session per workspace at a time */
 void prefetch_new(struct supervisor *s);
 void prefetch_free(struct supervisor *s);

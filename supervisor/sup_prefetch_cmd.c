@@ -14,7 +14,6 @@
 
 #include "common/clock.h"
 #include "common/config.h"
-#include "common/log.h"
 #include "common/path.h"
 #include "common/run.h"
 #include "common/util.h"
@@ -254,10 +253,9 @@ prefetch_failed(const json_t *workers, char *out, size_t n)
 static void
 say_failed(const char *dir, const struct pf_seen *e)
 {
-	char warning[512], *path = xasprintf("%s/logs/prefetch.0.log", dir);
+	char warning[512];
 
-	log_last_warning(path, warning, sizeof warning);
-	free(path);
+	sup_worker_warning(dir, "prefetch", 0, warning, sizeof warning);
 	printf("prefetch: no session: the prefetch worker cannot run (%s); the build's misses "
 	       "are compiled here; fix it, then `kache supervisor restart`. %s%s\n",
 	    e->pf_exit, warning[0] ? "Its log says: " : "See `kache supervisor log prefetch.0`",

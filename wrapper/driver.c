@@ -54,14 +54,16 @@ config_in(const char *dir, char **found)
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		char *path = path_join(dir, names[i]);
 
-		if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-			*found = path;
-			return 1;
+		if (stat(path, &st) == 0) {
+			if (!S_ISDIR(st.st_mode)) {
+				*found = path;
+				return 1;
+			}
+		} else if (errno != ENOENT && errno != ENOTDIR) {
+			free(path);
+			return -1;
 		}
 		free(path);
-		if (errno != 0 && errno != ENOENT && errno != ENOTDIR)
-			return -1;
-		errno = 0;
 	}
 	return 0;
 }
@@ -79,7 +81,6 @@ driver_config(const struct wrapper *w, struct buf *out)
 		from = ".";
 	if (realpath(from, dir) == NULL)
 		return -1;
-	errno = 0;
 	for (;;) {
 		if ((r = config_in(dir, &found)) != 0)
 			break;

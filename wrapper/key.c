@@ -14,8 +14,9 @@
 extern char **environ;
 
 #define KEY_FORMAT "kache-invocation-v1"
+#define RUSTC_VV "rustc-vV" /* the memo of `rustc -vV` (answer_memo_key) */
 
-static char *version_memo_key(const char *id);
+static char *answer_memo_key(const char *what, const char *id);
 static int rustc_version(struct wrapper *w, struct buf *out);
 static int run_capture(const char *prog, char *const argv[], struct buf *out);
 static int hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v);
@@ -122,11 +123,12 @@ key_rustc_identity(const char *rustc)
 	    (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long long)st.st_ino);
 }
 
-/* The memo name of `rustc -vV`'s answer for the binary of identity id. */
+/* The memo name of what the binary of identity id answered to `what`
+ * (RUSTC_VV: `rustc -vV`). */
 static char *
-version_memo_key(const char *id)
+answer_memo_key(const char *what, const char *id)
 {
-	return xasprintf("rustc-vV\n%s", id);
+	return xasprintf("%s\n%s", what, id);
 }
 
 /* What argv (argv[0] the program) prints, memoized in the store under what
@@ -138,7 +140,7 @@ tool_answer(struct wrapper *w, char *const argv[], const char *what, struct buf 
 	int rc;
 
 	if (id != NULL) {
-		memo_key = xasprintf("%s\n%s", what, id);
+		memo_key = answer_memo_key(what, id);
 		free(id);
 		if (store_memo_get_text(w->store, memo_key, out) == 0 && out->len > 0) {
 			free(memo_key);
@@ -159,7 +161,7 @@ rustc_version(struct wrapper *w, struct buf *out)
 {
 	char *argv[] = { (char *)w->rustc, "-vV", NULL };
 
-	return tool_answer(w, argv, "rustc-vV", out);
+	return tool_answer(w, argv, RUSTC_VV, out);
 }
 
 void
@@ -169,7 +171,7 @@ key_rustc_version_seen(struct store *s, const char *id, const char *vv, size_t n
 
 	if (n == 0)
 		return;
-	memo_key = version_memo_key(id);
+	memo_key = answer_memo_key(RUSTC_VV, id);
 	store_memo_put_text(s, memo_key, vv, n);
 	free(memo_key);
 }
@@ -335,6 +337,8 @@ hash_driver(struct wrapper *w, struct hash_ctx *c)
 			log_debug("key: driver configuration %s", b.p);
 			hash_str(c, "driver-config");
 			hash_str(c, b.p);
+			free(w->driver_conf);
+			w->driver_conf = buf_detach(&b, NULL); /* for a miss's why record */
 			rc = 0;
 		} else {
 			log_warn("cannot look for clippy's configuration file");

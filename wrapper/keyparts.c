@@ -77,14 +77,10 @@ add_options(struct wrapper *w, struct why_rec *r)
 	add_text(r, WHY_ARG, t, t);
 	free(t);
 	free(src);
-	if (w->driver != NULL) { /* the clippy.toml key.c took (driver.c) */
-		struct buf b;
-
-		buf_init(&b);
-		buf_addstr(&b, "clippy configuration file ");
-		if (driver_config(w, &b) == 0)
-			add_text(r, WHY_ARG, b.p, b.p);
-		buf_free(&b);
+	if (w->driver_conf != NULL) { /* the clippy.toml key.c took (driver.c) */
+		t = xasprintf("clippy configuration file %s", w->driver_conf);
+		add_text(r, WHY_ARG, t, t);
+		free(t);
 	}
 	for (size_t i = 0; i < a->opt_names.n; i++) {
 		const char *o = a->opt_names.v[i], *v = a->opt_values.v[i];

@@ -118,6 +118,7 @@ main(int argc, char **argv)
 	roots_free(&w.roots);
 	memo_free(&w);
 	strv_free(&w.key_files);
+	free(w.driver_conf);
 	buf_free(&w.key_hashes);
 	store_free(&w.store);
 	config_free(&w.cfg);

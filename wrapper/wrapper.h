@@ -152,6 +152,7 @@ struct wrapper {
 	struct store *store;
 	const char *rustc;
 	const char *driver; /* clippy-driver in front of rustc (driver.c), or NULL */
+	char *driver_conf;  /* its configuration file as the key took it (driver_config) */
 	struct rustc_args args;
 	struct roots roots;
 	unsigned char inv[HASH_LEN];

@@ -13,6 +13,7 @@
 
 static int not_open(struct indexer *x, struct msg *rep);
 static void reply_json(struct msg *rep, json_t *doc);
+static json_t *fresh_stats(struct indexer *x);
 static void on_stats(struct indexer *x, struct msg *rep);
 static void on_zero(struct indexer *x, struct msg *rep);
 static void on_list(struct indexer *x, const struct msg *req, struct msg *rep);
@@ -59,12 +60,20 @@ not_open(struct indexer *x, struct msg *rep)
 	return -1;
 }
 
-static void
-on_stats(struct indexer *x, struct msg *rep)
+/* The stats with every journal record ingested first (unless the disk is
+ * full: then as last ingested). */
+static json_t *
+fresh_stats(struct indexer *x)
 {
 	if (!index_no_space(x->ix))
 		index_ingest(x->ix);
-	reply_json(rep, index_json_stats(x->ix));
+	return index_json_stats(x->ix);
+}
+
+static void
+on_stats(struct indexer *x, struct msg *rep)
+{
+	reply_json(rep, fresh_stats(x));
 }
 
 /* Replies {"entries": [...], "more": bool}; the client asks again from
@@ -137,18 +146,14 @@ on_verify(struct indexer *x, struct msg *rep)
 	    index_json_verify(&r, problems, n, n > INDEX_JSON_PAGE ? n - INDEX_JSON_PAGE : 0));
 }
 
-/* Replies with index_json_purge's summary. */
-/* The stats up to now (everything journalled ingested first), then every
- * counter zeroed: in the indexer's one thread, so no compile is counted in
- * neither and none in both. */
+/* The stats up to now (fresh_stats), then every counter zeroed: in the
+ * indexer's one thread, so no compile is counted in neither and none in
+ * both. */
 static void
 on_zero(struct indexer *x, struct msg *rep)
 {
-	json_t *doc;
+	json_t *doc = fresh_stats(x);
 
-	if (!index_no_space(x->ix))
-		index_ingest(x->ix);
-	doc = index_json_stats(x->ix);
 	if (index_zero(x->ix) < 0) {
 		json_decref(doc);
 		rep->status = MSG_ERR_STATE;
@@ -161,6 +166,7 @@ on_zero(struct indexer *x, struct msg *rep)
 	reply_json(rep, doc);
 }
 
+/* Replies with index_json_purge's summary. */
 static void
 on_purge(struct indexer *x, struct msg *rep)
 {

@@ -355,8 +355,7 @@ from_exact(const struct prefetch_input *in, struct listing *l)
 		remote_session_fingerprint(h->lock_hash, h->toolchain, h->target, build, fp);
 		if ((rr = exact_get(in, l, fp, &s, &bad)) == REMOTE_OK)
 			log_info("prefetch: no session manifest of check sessions (profile %s): "
-			         "the "
-			         "build's of profile %s",
+			         "the build's of profile %s",
 			    h->profile, build);
 	}
 	if (rr != REMOTE_OK)
