@@ -8,7 +8,13 @@
 # miss. Per kache binary (several: compared in the same run, their order
 # rotated each round): B's build (median), its ratio to A's local warm build
 # (`rm -rf target`, `cargo build`, A's store) timed in the same round, and
-# B's hits: prefetched and fetched on a miss.
+# B's hits: prefetched and fetched on a miss. Then, in the same round, a
+# fresh job of two commands (runner D: `cargo check`, then a timed `cargo
+# build`, no `kache prefetch`): until the cargo links (docs/design.md, "The
+# build session") a workspace's session had the job's first command's mode,
+# so D's build had no prefetch of its own and fetched the build's results on
+# each miss; its build's median, its ratio to A's local warm build and the
+# hits of the build alone.
 # usage: bench/mixed-jobs.sh --kache K [--kache K2 ...] [--runs N] [--ws DIR] [-j N]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,7 +56,7 @@ job() {
 }
 kache_in() { local k="$1" r="$2"; shift 2; (cd "$work/ws-$r" && KACHE_DIR="$work/store-$r" "$k" "$@"); }
 
-declare -A b ratio pf rh
+declare -A b ratio pf rh d dratio dpf drh
 for i in $(seq "$runs"); do
   n=${#bins[@]}
   for j in $(seq 0 $((n - 1))); do
@@ -75,6 +81,18 @@ for i in $(seq "$runs"); do
       "prefetched hits $(jq .prefetched_hits <<< "$st"), fetched on a miss $(jq .remote_hits <<< "$st")"
     b[$x]+="$t " ratio[$x]+="$(awk -v a="$t" -v l="$local_warm" 'BEGIN {printf "%.3f", a / l}') "
     pf[$x]+="$(jq .prefetched_hits <<< "$st") " rh[$x]+="$(jq .remote_hits <<< "$st") "
+    job "$k" d check >/dev/null
+    s0=$(kache_in "$k" d stats --json)
+    t=$( (t0=$(date +%s%N); cd "$work/ws-d" && KACHE_DIR="$work/store-d" CARGO_HOME="$work/home-d" \
+      RUSTC_WRAPPER="$k" cargo build -j"$jobs" -q --offline >/dev/null 2>&1
+      echo $(( ($(date +%s%N) - t0) / 1000000 ))) )
+    s1=$(kache_in "$k" d stats --json)
+    kache_in "$k" d supervisor stop >/dev/null 2>&1
+    dp=$(( $(jq .prefetched_hits <<< "$s1") - $(jq .prefetched_hits <<< "$s0") ))
+    dr=$(( $(jq .remote_hits <<< "$s1") - $(jq .remote_hits <<< "$s0") ))
+    echo "round $i, $k: D's build after its check $t ms; prefetched hits $dp, fetched on a miss $dr"
+    d[$x]+="$t " dratio[$x]+="$(awk -v a="$t" -v l="$local_warm" 'BEGIN {printf "%.3f", a / l}') "
+    dpf[$x]+="$dp " drh[$x]+="$dr "
   done
 done
 echo
@@ -84,4 +102,12 @@ echo "|---|---:|---:|---|---|"
 for x in $(seq 0 $((${#bins[@]} - 1))); do
   echo "| ${bins[$x]} | $(tr ' ' '\n' <<< "${b[$x]}" | grep . | median) ms |" \
     "$(tr ' ' '\n' <<< "${ratio[$x]}" | grep . | median) | ${pf[$x]}| ${rh[$x]}|"
+done
+echo
+echo "One fresh job of two commands (cargo check, then cargo build, timed); $runs rounds; the build's hits"
+echo "| kache binary | D's build, median | x A's local warm, median | prefetched hits | fetched on a miss |"
+echo "|---|---:|---:|---|---|"
+for x in $(seq 0 $((${#bins[@]} - 1))); do
+  echo "| ${bins[$x]} | $(tr ' ' '\n' <<< "${d[$x]}" | grep . | median) ms |" \
+    "$(tr ' ' '\n' <<< "${dratio[$x]}" | grep . | median) | ${dpf[$x]}| ${drh[$x]}|"
 done

@@ -63,25 +63,49 @@ int proto_hint_file_name_ok(const char *name);
 int proto_hint_file_read(const char *path, struct msg *m);
 
 /* ---- hint_session.c: the build session ----
- * A workspace's session is marked by run/sessions/<ws> under the store (ws:
- * proto_hint_ws_id of its Cargo.lock path; an early hint's marker is
- * <ws>.early), whose mtime is the last hint. The wrapper leaves a hint when
- * its workspace's marker is stale; `kache prefetch` leaves an early one on a
+ * A workspace's session of one mode (a build, or a check: below) is marked by
+ * run/sessions/<ws> under the store (ws: proto_hint_ws_id of its Cargo.lock
+ * path and mode; an early hint's marker is <ws>.early), whose mtime is the
+ * last hint. The wrapper leaves a hint when the marker of its cargo command's
+ * workspace and mode is stale; `kache prefetch` leaves an early one on a
  * user's word. */
 
-/* The workspace id of a Cargo.lock path: the first 16 hex of its BLAKE2b. */
-void proto_hint_ws_id(const char *lock, char ws[17]);
+/* The session id of a Cargo.lock path and mode (check: a check session's):
+ * the first 16 hex of the BLAKE2b of the path (a build's) or of the path, a
+ * newline and PROTO_HINT_CHECK_SUFFIX (a check's). */
+void proto_hint_ws_id(const char *lock, int check, char ws[17]);
 /* run/sessions/<ws> under kache_dir (new string). */
 char *proto_hint_marker(const char *kache_dir, const char ws[17]);
 /* 1 while the marker at path exists, is within prefetch.cooldown, and
  * Cargo.lock (of stat lock) was not written, replaced or touched since. */
 int proto_hint_fresh(const struct config *cfg, const char *marker, const struct stat *lock);
+/* A cargo command's session: run/sessions/cargo.<pid> (pid: cargo's, or a
+ * build script's it runs) is a symbolic link to the marker of the session
+ * its compiles belong to (its 16-hex name), made by the command's first
+ * compile (which read cargo's command line for the workspace and mode), so
+ * that the others know theirs from a stat and a readlink. The link counts
+ * while its marker is within prefetch.cooldown (a pid taken again later by
+ * another command finds it stale); the supervisor removes those of processes
+ * gone (proto_hint_sweep_links). */
+#define PROTO_HINT_CARGO_LINK "cargo."
+/* run/sessions/cargo.<pid> under kache_dir (new string). */
+char *proto_hint_cargo_link(const char *kache_dir, long pid);
+/* 0 with the session id the link at path names (ws), when its marker is
+ * within prefetch.cooldown; -1 when there is no such link, it is stale or
+ * dangling, or it names no session id. Two system calls. */
+int proto_hint_cargo_session(const struct config *cfg, const char *link, char ws[17]);
+/* Points the link at path to session ws (made aside, renamed over any old
+ * one); a failure only logs (the next compile asks cargo's command line
+ * again). */
+void proto_hint_cargo_link_set(const char *link, const char ws[17]);
+/* Removes the cargo links of kache_dir whose process is gone; how many. */
+int proto_hint_sweep_links(const char *kache_dir);
 /* The early hint's marker (<marker>.early, new string) for the Cargo.lock at
- * lock (of stat ls), when neither it nor the compile's marker is fresh (a
+ * lock (of stat ls) and mode (check), when neither it nor the compile's marker is fresh (a
  * session under way); NULL otherwise. One early hint per session, for the
  * wrapper at cargo's first question and for `kache prefetch`. */
 char *proto_hint_early_due(const char *kache_dir, const struct config *cfg, const char *lock,
-    const struct stat *ls);
+    const struct stat *ls, int check);
 /* h's root (Cargo.lock's directory), lock and the hash of its content (""
  * when unreadable or over 8 MiB). */
 void proto_hint_workspace(struct proto_hint *h, const char *lock);
@@ -101,6 +125,8 @@ int proto_hint_check_like(const char *sub);
 /* Appends PROTO_HINT_CHECK_SUFFIX to h's profile (unless there already, or
  * too long to name a session: left as it is). */
 void proto_hint_mark_check(struct proto_hint *h);
+/* 1 when profile is a check session's (ends with PROTO_HINT_CHECK_SUFFIX). */
+int proto_hint_is_check(const char *profile);
 /* A check session's profile less the suffix (the build's of the same
  * directory) into out (cap bytes): 1; 0 when profile has no suffix. */
 int proto_hint_build_profile(const char *profile, char *out, size_t cap);

@@ -4,7 +4,11 @@
  * supervisor. */
 #include "proto/hint.h"
 
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,14 +33,16 @@ static void lock_hash(const char *lock, char hex[HASH_HEX_LEN + 1]);
 static size_t check_base_len(const char *profile);
 
 void
-proto_hint_ws_id(const char *lock, char ws[17])
+proto_hint_ws_id(const char *lock, int check, char ws[17])
 {
 	unsigned char h[HASH_LEN];
 	char hex[HASH_HEX_LEN + 1];
+	char *s = xasprintf("%s%s", lock, check ? "\n" PROTO_HINT_CHECK_SUFFIX : "");
 
-	hash_buffer(lock, strlen(lock), h);
+	hash_buffer(s, strlen(s), h);
 	hash_to_hex(h, hex);
 	snprintf(ws, 17, "%.16s", hex);
+	free(s);
 }
 
 char *
@@ -62,12 +68,83 @@ proto_hint_fresh(const struct config *cfg, const char *marker, const struct stat
 }
 
 char *
+proto_hint_cargo_link(const char *kache_dir, long pid)
+{
+	return xasprintf("%s/run/sessions/" PROTO_HINT_CARGO_LINK "%ld", kache_dir, pid);
+}
+
+/* The link's own stat follows it to the marker: its mtime is the session's
+ * last hint. Then the name it holds, which must be a session id. */
+int
+proto_hint_cargo_session(const struct config *cfg, const char *link, char ws[17])
+{
+	struct stat ms;
+	char to[18];
+	ssize_t n;
+
+	if (stat(link, &ms) != 0 || !S_ISREG(ms.st_mode) ||
+	    clock_wall_ms() - clock_ts_ms(&ms.st_mtim) >=
+	        config_get_duration(cfg, "prefetch.cooldown"))
+		return -1;
+	n = readlink(link, to, sizeof to);
+	if (n != 16 || strspn(to, "0123456789abcdef") < 16)
+		return -1;
+	memcpy(ws, to, 16);
+	ws[16] = '\0';
+	return 0;
+}
+
+void
+proto_hint_cargo_link_set(const char *link, const char ws[17])
+{
+	char *tmp = xasprintf("%s.%ld", link, (long)getpid());
+
+	unlink(tmp);
+	if (symlink(ws, tmp) < 0 || rename(tmp, link) < 0) {
+		log_debug("cannot link %s to its session: %s", link, strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+}
+
+int
+proto_hint_sweep_links(const char *kache_dir)
+{
+	char *dir = xasprintf("%s/run/sessions", kache_dir), *end;
+	size_t k = strlen(PROTO_HINT_CARGO_LINK);
+	struct dirent *de;
+	int n = 0;
+	long pid;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL) {
+		free(dir);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, PROTO_HINT_CARGO_LINK, k) != 0 ||
+		    !isdigit((unsigned char)de->d_name[k]))
+			continue;
+		errno = 0;
+		pid = strtol(de->d_name + k, &end, 10);
+		if (errno != 0 || pid <= 0 || (*end != '\0' && *end != '.') ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* not a link's name, or its process is there */
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	free(dir);
+	return n;
+}
+
+char *
 proto_hint_early_due(const char *kache_dir, const struct config *cfg, const char *lock,
-    const struct stat *ls)
+    const struct stat *ls, int check)
 {
 	char ws[17], *marker, *early = NULL;
 
-	proto_hint_ws_id(lock, ws);
+	proto_hint_ws_id(lock, check, ws);
 	marker = proto_hint_marker(kache_dir, ws);
 	if (!proto_hint_fresh(cfg, marker, ls)) {
 		early = xasprintf("%s.early", marker);
@@ -159,6 +236,12 @@ proto_hint_mark_check(struct proto_hint *h)
 	    n + strlen(PROTO_HINT_CHECK_SUFFIX) <= PROTO_HINT_NAME_MAX)
 		memcpy(h->profile + n, PROTO_HINT_CHECK_SUFFIX,
 		    strlen(PROTO_HINT_CHECK_SUFFIX) + 1);
+}
+
+int
+proto_hint_is_check(const char *profile)
+{
+	return check_base_len(profile) > 0;
 }
 
 int

@@ -248,7 +248,7 @@ int sup_save_manifests(const struct config *cfg, int quiet);
  * at dir (its text after "warn: "), at most n bytes; "" when none. */
 void sup_worker_warning(const char *dir, const char *role, long long index, char *out, size_t n);
 
-/* sup_prefetch.c: prefetch hints, one session per workspace at a time */
+/* sup_prefetch.c: prefetch hints, one session per workspace and mode at a time */
 void prefetch_new(struct supervisor *s);
 void prefetch_free(struct supervisor *s);
 /* MSG_PREFETCH_HINT: queued for the prefetch worker, or dropped (counted). */
@@ -258,6 +258,9 @@ int prefetch_hint_fd(const struct supervisor *s);
 /* Takes the hint files wrappers left in run/hints (proto/hint.h): at start,
  * when the descriptor is readable, and every maintenance tick. */
 void prefetch_take_hints(struct supervisor *s);
+/* Every minute (from the maintenance tick): removes the cargo links of
+ * commands gone (proto_hint_sweep_links). */
+void prefetch_sweep(struct supervisor *s, int64_t now);
 /* The indexer ingested a hit on an entry prefetch imported (EVENT_PREFETCH_HIT). */
 void prefetch_note_hit(struct supervisor *s);
 /* Sends queued hints to idle prefetch workers; fails sessions whose worker died. */

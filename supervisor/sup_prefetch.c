@@ -1,7 +1,8 @@
 /* Prefetch hints: a wrapper's hint (a file in run/hints/, or a
  * MSG_PREFETCH_HINT from an older wrapper) becomes a JOB_PREFETCH for an idle
- * prefetch worker. One session per workspace at a time: a hint for a
- * workspace queued or in progress is dropped (counted, with why), but for a
+ * prefetch worker. One session per workspace and mode (a build's, a check's)
+ * at a time: a hint for one queued or in progress is dropped (counted, with
+ * why), but for a
  * compile's hint after an early one (proto/hint.h: sent at cargo's first
  * question, its target and profile guessed): that one replaces the early
  * hint still queued, or waits for the early session to end and runs then,
@@ -31,6 +32,8 @@
 /* A hint file older than this when found (left while no supervisor could
  * take it) is for a session long over: removed unused. */
 #define PF_HINT_MAX_AGE_MS (10 * 60 * 1000)
+/* How often the cargo links of commands gone are removed (proto/hint.h). */
+#define PF_SWEEP_MS (60 * 1000)
 
 struct pf_hint {
 	int used, sent;
@@ -55,9 +58,10 @@ struct prefetches {
 	struct proto_hint served[PF_QUEUE_MAX];
 	int64_t served_ms[PF_QUEUE_MAX];
 	int served_next;
+	int64_t next_sweep;
 };
 
-static struct pf_hint *find_root(struct prefetches *p, const char *root);
+static struct pf_hint *find_session(struct prefetches *p, const struct proto_hint *h);
 static struct slot *slot_of(struct supervisor *s, pid_t pid);
 static void add_counts(struct prefetch_counts *n, const char *text);
 static void drop(struct prefetches *p, long *why, const char *root, const char *what);
@@ -215,6 +219,19 @@ prefetch_take_hints(struct supervisor *s)
 	closedir(d);
 }
 
+void
+prefetch_sweep(struct supervisor *s, int64_t now)
+{
+	struct prefetches *p = s->prefetches;
+	int n;
+
+	if (now < p->next_sweep)
+		return;
+	p->next_sweep = now + PF_SWEEP_MS;
+	if ((n = proto_hint_sweep_links(s->kache_dir)) > 0)
+		log_debug("removed %d cargo link%s of commands gone", n, n == 1 ? "" : "s");
+}
+
 /* A hint not taken: counted in all and under why, and said once. */
 static void
 drop(struct prefetches *p, long *why, const char *root, const char *what)
@@ -224,11 +241,14 @@ drop(struct prefetches *p, long *why, const char *root, const char *what)
 	log_info("prefetch hint for %s dropped: %s", root, what);
 }
 
+/* The session queued or running for h's workspace and mode (a build's, or
+ * a check's: one of each may run). */
 static struct pf_hint *
-find_root(struct prefetches *p, const char *root)
+find_session(struct prefetches *p, const struct proto_hint *h)
 {
 	for (int i = 0; i < PF_QUEUE_MAX; i++)
-		if (p->q[i].used && strcmp(p->q[i].h.root, root) == 0)
+		if (p->q[i].used && strcmp(p->q[i].h.root, h->root) == 0 &&
+		    proto_hint_is_check(p->q[i].h.profile) == proto_hint_is_check(h->profile))
 			return &p->q[i];
 	return NULL;
 }
@@ -256,7 +276,7 @@ prefetch_hint(struct supervisor *s, const struct msg *req)
 		return;
 	}
 	p->n.early += h.guess;
-	if ((x = find_root(p, h.root)) != NULL) {
+	if ((x = find_session(p, &h)) != NULL) {
 		if (h.guess || !x->h.guess) {
 			drop(p, &p->n.dropped_busy, h.root,
 			    "a session for it is queued or running");

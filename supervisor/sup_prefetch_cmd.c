@@ -50,8 +50,8 @@ static int make_hint(const struct pf_args *a, struct proto_hint *h, struct stat 
 static int toolchain(const char *root, char out[17]);
 static int ask(const char *dir, struct pf_seen *s);
 static int pending(const char *dir, const char *hint, struct pf_seen *e);
-static int follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_seen *b,
-    int ours);
+static int follow(const char *dir, const struct proto_hint *h, int64_t timeout_ms,
+    const struct pf_seen *b, int ours);
 static void say_done(const char *dir, const struct pf_seen *b, const struct pf_seen *e, int64_t ms);
 static void prefetch_failed(const json_t *workers, char *out, size_t n);
 static void say_failed(const char *dir, const struct pf_seen *e);
@@ -293,14 +293,15 @@ pending(const char *dir, const char *hint, struct pf_seen *e)
  * 0 either way: whatever is not imported yet is fetched or compiled on its
  * miss, so a CI step waiting here never fails the job for it. */
 static int
-follow(const char *dir, const char *lock, int64_t timeout_ms, const struct pf_seen *b, int ours)
+follow(const char *dir, const struct proto_hint *h, int64_t timeout_ms, const struct pf_seen *b,
+    int ours)
 {
 	struct pf_seen e = *b;
 	int64_t start = clock_ms(), deadline = start + timeout_ms;
 	char ws[17], *hint;
 	int r;
 
-	proto_hint_ws_id(lock, ws);
+	proto_hint_ws_id(h->lock, proto_hint_is_check(h->profile), ws);
 	hint = xasprintf("%s/%s/%s", dir, PROTO_HINT_DIR, ws);
 	while ((r = pending(dir, hint, &e)) > 0 && clock_ms() < deadline)
 		usleep(POLL_MS * 1000);
@@ -372,7 +373,7 @@ say_done(const char *dir, const struct pf_seen *b, const struct pf_seen *e, int6
 static enum proto_hint_left
 leave(const char *dir, const struct config *cfg, const struct proto_hint *h, const struct stat *ls)
 {
-	char *early = proto_hint_early_due(dir, cfg, h->lock, ls);
+	char *early = proto_hint_early_due(dir, cfg, h->lock, ls, proto_hint_is_check(h->profile));
 	enum proto_hint_left left = PROTO_HINT_UNDER_WAY;
 
 	if (early != NULL)
@@ -434,7 +435,7 @@ supervisor_prefetch_cmd(int argc, char **argv)
 	printf("prefetch: %s %s (target %s, profile %s)\n",
 	    left == PROTO_HINT_UNDER_WAY ? "a session is under way for" : "session started for",
 	    h.root, h.target[0] ? h.target : "host", h.profile);
-	rc = a.wait ? follow(dir, h.lock, timeout, &before, left != PROTO_HINT_UNDER_WAY) : 0;
+	rc = a.wait ? follow(dir, &h, timeout, &before, left != PROTO_HINT_UNDER_WAY) : 0;
 out:
 	config_free(&cfg);
 	return rc;

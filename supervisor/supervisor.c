@@ -304,12 +304,14 @@ stop_progress(struct supervisor *s, int64_t now)
 	}
 }
 
-/* Config file changes, a newer binary on disk, idle shutdown, log rotation. */
+/* Config file changes, a newer binary on disk, idle shutdown, log rotation,
+ * cargo links of commands gone. */
 static void
 maintenance(struct supervisor *s, int64_t now)
 {
 	s->next_maint = now + SUP_MAINT_MS;
 	prefetch_take_hints(s); /* in case inotify missed one */
+	prefetch_sweep(s, now);
 	sup_bad_summary(s, now);
 	if (file_mtime(config_file_path(s->cfg)) != s->cfg_mtime)
 		reload(s, "configuration changed");

@@ -40,7 +40,7 @@ struct cc {
 	int64_t start_us;
 	int from_remote; /* the entry being served was just fetched */
 	char crate[65];  /* the pack's crate name (cc_crate) */
-	char ws[17];     /* the workspace id (session_ws_of_target), "" when unknown */
+	char ws[17];     /* the workspace id (session_ws_of_caller), "" when unknown */
 };
 
 static void cc_journal(struct cc *c, enum journal_type t, const char *reason,
@@ -490,8 +490,9 @@ setup(struct cc *c)
 	ra.out_dir = dir;
 	roots_find(&c->roots, &ra);
 	/* as session_hint: sessions are for the remote, and only a save takes them */
-	if (config_has_remote(c->cfg) && config_get_bool(c->cfg, "prefetch.save_manifest"))
-		session_ws_of_target(&c->roots, c->ws);
+	if (c->store != NULL && config_has_remote(c->cfg) &&
+	    config_get_bool(c->cfg, "prefetch.save_manifest"))
+		session_ws_of_caller(c->cfg, store_dir(c->store), &c->roots, c->ws);
 	free(dir);
 }
 

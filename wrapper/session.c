@@ -5,6 +5,7 @@
  * two stats (Cargo.lock and the marker); it never waits for the supervisor
  * nor the prefetch and never starts a process but the supervisor (as a fetch
  * would). */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +20,15 @@
 #include "wrapper/wrapper.h"
 
 static int find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st);
-static void fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h);
+static void fill_hint(const struct wrapper *w, const char *lock, const struct proto_hint *asked,
+    int check, struct proto_hint *h);
+static void set_ws(struct wrapper *w, const char ws[17]);
 static int session_start(struct wrapper *w, const char *lock, const char *marker,
-    const struct stat *ls, const struct proto_hint *guess);
+    const struct stat *ls, const struct proto_hint *early, const struct proto_hint *asked,
+    int check);
+static long parent_of(long pid);
+static int ancestor_session(const struct config *cfg, const char *kdir, long pid, int levels,
+    char ws[17]);
 static int guess_from_parent(struct proto_hint *h, char *from, size_t cap);
 static void features_of(const struct rustc_args *a, struct buf *line);
 
@@ -47,18 +54,18 @@ find_lock(const struct wrapper *w, char *lock, size_t cap, struct stat *st)
 }
 
 void
-session_ws_of_target(const struct roots *r, char ws[17])
+session_ws_of_caller(const struct config *cfg, const char *kdir, const struct roots *r, char ws[17])
 {
 	struct stat st;
 	char *dir, *lock;
 
 	ws[0] = '\0';
-	if (r->target == NULL)
+	if (ancestor_session(cfg, kdir, (long)getpid(), 5, ws) == 0 || r->target == NULL)
 		return;
 	dir = path_dirname(r->target);
 	lock = xasprintf("%s/Cargo.lock", dir);
 	if (stat(lock, &st) == 0 && S_ISREG(st.st_mode))
-		proto_hint_ws_id(lock, ws);
+		proto_hint_ws_id(lock, 0, ws);
 	free(lock);
 	free(dir);
 }
@@ -69,14 +76,12 @@ session_ws_of_target(const struct roots *r, char ws[17])
  * --target in a cross build; else this compile's --target) and the profile
  * this compile shows (the out-dir under the target dir:
  * [<triple>/]<profile>/...), marked a check session's when cargo's command
- * builds no code (PROTO_HINT_CHECK_SUFFIX). */
+ * builds no code (check). asked: what cargo's command line says, or NULL. */
 static void
-fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
+fill_hint(const struct wrapper *w, const char *lock, const struct proto_hint *asked, int check,
+    struct proto_hint *h)
 {
 	const char *rel, *own = "", *triple;
-	char base[PROTO_HINT_NAME_MAX + 1];
-	struct proto_hint asked;
-	int guessed;
 	size_t n;
 
 	memset(h, 0, sizeof *h);
@@ -84,8 +89,7 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 	for (size_t i = 0; i < w->args.opt_names.n; i++)
 		if (strcmp(w->args.opt_names.v[i], "--target") == 0 && w->args.opt_values.v[i])
 			own = w->args.opt_values.v[i];
-	guessed = guess_from_parent(&asked, NULL, 0) == 0;
-	triple = guessed ? asked.target : own;
+	triple = asked != NULL ? asked->target : own;
 	if (strlen(triple) <= PROTO_HINT_NAME_MAX && !strchr(triple, '/'))
 		snprintf(h->target, sizeof h->target, "%s", triple);
 	if (w->roots.target && w->args.out_dir) {
@@ -103,54 +107,127 @@ fill_hint(const struct wrapper *w, const char *lock, struct proto_hint *h)
 	}
 	/* the mode is cargo's command's: a check session's build scripts and
 	 * proc-macros are built whole, as a build's */
-	if (guessed && proto_hint_build_profile(asked.profile, base, sizeof base))
+	if (check)
 		proto_hint_mark_check(h);
 	snprintf(h->toolchain, sizeof h->toolchain, "%s", w->toolchain);
+}
+
+/* w's journal id of the session (run/sessions/<ws>.used), when a save would
+ * take the lines. */
+static void
+set_ws(struct wrapper *w, const char ws[17])
+{
+	if (config_get_bool(w->cfg, "prefetch.save_manifest"))
+		memcpy(w->ws, ws, 17);
 }
 
 int
 session_hint(struct wrapper *w)
 {
-	char lock[PATH_MAX], ws[17], *marker;
+	char lock[PATH_MAX], from[PATH_MAX], ws[17], *marker, *link;
+	struct proto_hint asked;
 	struct stat ls;
-	int start = 0;
+	int start = 0, guessed, check;
 
 	if (!config_has_remote(w->cfg) ||
 	    (config_get_size(w->cfg, "prefetch.max_bytes") <= 0 &&
 	        !config_get_bool(w->cfg, "prefetch.save_manifest")))
 		return 0;
-	if (find_lock(w, lock, sizeof lock, &ls) < 0)
+	/* most calls: the session the cargo command's first compile found */
+	link = proto_hint_cargo_link(store_dir(w->store), (long)getppid());
+	if (proto_hint_cargo_session(w->cfg, link, ws) == 0) {
+		set_ws(w, ws);
+		free(link);
 		return 0;
-	proto_hint_ws_id(lock, ws);
-	/* the journal's workspace id: which session a result was used by, for
-	 * a session manifest; none when no save would take the lines */
-	if (config_get_bool(w->cfg, "prefetch.save_manifest"))
-		memcpy(w->ws, ws, sizeof ws);
+	}
+	/* once a command: its workspace and mode from cargo's command line; a
+	 * build script's compile (a probe) is its cargo's */
+	guessed = guess_from_parent(&asked, from, sizeof from) == 0;
+	if (!guessed && ancestor_session(w->cfg, store_dir(w->store), getppid(), 3, ws) == 0) {
+		proto_hint_cargo_link_set(link, ws);
+		set_ws(w, ws);
+		free(link);
+		return 0;
+	}
+	if (find_lock(w, lock, sizeof lock, &ls) < 0 &&
+	    (!guessed || proto_hint_find_lock_up(from, lock, sizeof lock, &ls) < 0)) {
+		free(link);
+		return 0;
+	}
+	check = guessed && proto_hint_is_check(asked.profile);
+	proto_hint_ws_id(lock, check, ws);
+	/* the journal's session id: which session a result was used by, for a
+	 * session manifest */
+	set_ws(w, ws);
 	marker = proto_hint_marker(store_dir(w->store), ws);
 	if (!proto_hint_fresh(w->cfg, marker, &ls))
-		start = session_start(w, lock, marker, &ls, NULL);
+		start = session_start(w, lock, marker, &ls, NULL, guessed ? &asked : NULL, check);
+	proto_hint_cargo_link_set(link, ws);
 	free(marker);
+	free(link);
 	return start;
 }
 
 /* The slow path, once a session: the hint left for the supervisor
  * (proto_hint_leave: a file, so nothing here waits for a supervisor, hung,
- * stopped or absent, and a hint is not lost when none runs yet). guess: an
- * early hint (its marker is <name>.early), or NULL for a compile's (filled
- * here). 1 when no supervisor runs (the caller starts one, which takes the
- * hint). */
+ * stopped or absent, and a hint is not lost when none runs yet). early: an
+ * early hint's (its marker is <name>.early), or NULL for a compile's (filled
+ * here from what cargo's command line says, asked, and its mode, check). 1
+ * when no supervisor runs (the caller starts one, which takes the hint). */
 static int
 session_start(struct wrapper *w, const char *lock, const char *marker, const struct stat *ls,
-    const struct proto_hint *guess)
+    const struct proto_hint *early, const struct proto_hint *asked, int check)
 {
 	struct proto_hint h;
 
-	if (guess != NULL)
-		h = *guess;
+	if (early != NULL)
+		h = *early;
 	else
-		fill_hint(w, lock, &h);
+		fill_hint(w, lock, asked, check, &h);
 	return proto_hint_leave(store_dir(w->store), w->cfg, marker, ls, &h) ==
 	    PROTO_HINT_LEFT_NO_SUPERVISOR;
+}
+
+/* The pid of pid's parent (/proc/<pid>/stat: "<pid> (<command>) <state>
+ * <ppid> ...", the command in parentheses that may hold anything), or -1. */
+static long
+parent_of(long pid)
+{
+	char path[64], *p, *end;
+	struct buf b;
+	long pp = -1;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	buf_init(&b);
+	if (fs_read_file(path, &b, 4096) == 0 && b.len > 0) {
+		buf_addstr(&b, "");
+		p = strrchr(b.p, ')');
+		if (p != NULL && p[1] == ' ' && p[2] != '\0' && p[3] == ' ') {
+			errno = 0;
+			pp = strtol(p + 4, &end, 10);
+			if (errno != 0 || end == p + 4 || *end != ' ')
+				pp = -1;
+		}
+	}
+	buf_free(&b);
+	return pp;
+}
+
+/* The session of the nearest of pid's ancestors (up to levels of them) that
+ * has a cargo link within its cooldown: a build script's cargo, or a C
+ * compiler's under a build script (under make, cmake...). 0 with its id. */
+static int
+ancestor_session(const struct config *cfg, const char *kdir, long pid, int levels, char ws[17])
+{
+	char *link;
+	int rc = -1;
+
+	for (int i = 0; i < levels && rc < 0 && (pid = parent_of(pid)) > 1; i++) {
+		link = proto_hint_cargo_link(kdir, pid);
+		rc = proto_hint_cargo_session(cfg, link, ws);
+		free(link);
+	}
+	return rc;
 }
 
 int
@@ -271,12 +348,14 @@ session_hint_early(struct wrapper *w, const char *vv, size_t n)
 	    proto_hint_find_lock_up(from, lock, sizeof lock, &ls) < 0 ||
 	    strlen(lock) >= sizeof h.lock)
 		return 0; /* (a path too long for a hint: the compile's is refused alike) */
-	/* none while a session is under way (hinted by a compile, or early already) */
-	if ((early = proto_hint_early_due(store_dir(w->store), w->cfg, lock, &ls)) != NULL) {
+	/* none while a session of its mode is under way (hinted by a compile,
+	 * or early already) */
+	if ((early = proto_hint_early_due(store_dir(w->store), w->cfg, lock, &ls,
+	         proto_hint_is_check(h.profile))) != NULL) {
 		proto_hint_workspace(&h, lock);
 		proto_hint_toolchain_id(vv, n, h.toolchain);
 		h.guess = 1;
-		start = session_start(w, lock, early, &ls, &h);
+		start = session_start(w, lock, early, &ls, &h, NULL, 0);
 		free(early);
 	}
 	return start;

@@ -232,11 +232,15 @@ void memo_free(struct wrapper *w);
 
 /* ---- session.c: the build session and the prefetch hint ---- */
 
-/* With a remote: when this workspace's session marker (run/sessions/) is older
- * than prefetch.cooldown or Cargo.lock changed since, leaves the supervisor a
- * prefetch hint (a file: waits for nobody) and renews the marker. Two stats
- * on most calls. 1 when no supervisor runs to take the hint (the caller starts
- * one, which takes it). */
+/* With a remote: the session of this compile's cargo command, a build's or,
+ * when cargo's command builds no code (check, clippy, doc...), a check's: on
+ * most calls the cargo link its first compile made (proto/hint.h: a stat and
+ * a readlink); else, once a command, from cargo's command line and the
+ * workspace's Cargo.lock, and when that session's marker is older than
+ * prefetch.cooldown or Cargo.lock changed since, leaves the supervisor a
+ * prefetch hint (a file: waits for nobody) and renews the marker. A build
+ * script's compile (a probe) takes its cargo's session. 1 when no supervisor
+ * runs to take the hint (the caller starts one, which takes it). */
 int session_hint(struct wrapper *w);
 /* The same at cargo's first question, `rustc -vV` (its answer vv, n bytes, in
  * hand), before any compile shows the target dir, target or profile: the
@@ -255,10 +259,12 @@ int session_hint_early(struct wrapper *w, const char *vv, size_t n);
  * can be made from (install, -C, two targets). */
 int session_guess_cargo(const char *cmdline, size_t n, struct proto_hint *h, char *manifest,
     size_t cap);
-/* The journal's workspace id (16 hex: BLAKE2b of the Cargo.lock path) of the
- * Cargo.lock beside the target dir r found, into ws; "" when there is none.
- * For C compiles, whose results then join the session's manifest. */
-void session_ws_of_target(const struct roots *r, char ws[17]);
+/* The journal's session id for a C compile (whose results then join the
+ * session's manifest): the session of the nearest of its ancestors (a build
+ * script, make...) with a cargo link, else the build session of the
+ * Cargo.lock beside the target dir r found; "" when there is none. */
+void session_ws_of_caller(const struct config *cfg, const char *kdir, const struct roots *r,
+    char ws[17]);
 /* For a compile of a path package of the workspace (its source given as a
  * relative path, as cargo gives a workspace's own), appends "<crate>
  * <features>" to run/sessions/<ws>.features: what the session manifest

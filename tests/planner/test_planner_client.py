@@ -122,8 +122,13 @@ class PlannerClient(unittest.TestCase):
         self.assertIn("prefetched from   planner %d, exact session 0" % n, text)
         text = tpf.kache(b, "supervisor", "status").stdout
         self.assertIn("prefetch packs from: planner %d, exact session 0" % pf["packs"], text)
+        # the build command's session (a build's) asked too: one plan
+        # executed per session the planner served
+        pf = tpf.wait_prefetch(self, b, lambda p: p["sessions_done"] >= 2)
         st, metrics = self.planner.get("/metrics")
-        self.assertIn(b'kache_planner_plans_total{disposition="execute"} 1', metrics)
+        self.assertIn(b'kache_planner_plans_total{disposition="execute"} %d'
+                      % pf["sources"]["planner"], metrics)
+        self.assertGreaterEqual(pf["sources"]["planner"], 2, pf)
 
     def build_and_stop(self, name, root, **versions):
         """A runner at root whose packages (dir: version) are edited, built
@@ -264,8 +269,15 @@ class PlannerClientS3(unittest.TestCase):
         self.assertEqual(b.run_app(), out)
         self.assertEqual(tpf.stats(b)["remote_hits"], before["remote_hits"],
                          "the build fetched on a miss: the plan did not serve it")
-        self.assertIn(b'kache_planner_plans_total{disposition="execute"} 1',
-                      replica.get("/metrics")[1])
+        # the check's session asked for its check session (use_fallback),
+        # then for the build's (execute); the build command's own session
+        # (a build's) asked once more (execute) and found everything here:
+        # one plan executed per session the planner served
+        pf = tpf.wait_prefetch(self, b, lambda p: p["sessions_done"] >= 2)
+        self.assertGreaterEqual(pf["sources"]["planner"], 2, pf)
+        metrics = replica.get("/metrics")[1]
+        self.assertIn(b'kache_planner_plans_total{disposition="execute"} %d'
+                      % pf["sources"]["planner"], metrics)
 
 
 if __name__ == "__main__":

@@ -360,6 +360,34 @@ class CcCrateScenarios(unittest.TestCase):
                         listed.add(words[1])
         self.assertEqual(packs - listed, set(), "packs the session manifest does not name")
 
+    def test_a_check_sessions_manifest_names_the_c_objects_too(self):
+        """`cargo check` runs the build script as a build does: its C
+        compiles (their parent the build script, not cargo) belong to the
+        cargo command's check session, found through the build script's
+        parent, so the one session manifest the stop writes (profile
+        debug.check) names the C object too; none goes to a build session
+        that never ran."""
+        remote = os.path.join(self.tmp, "remote")
+        self.env.update(KACHE_REMOTE="dir", KACHE_REMOTE_PATH=remote, KACHE_DEADLINE_MS="1000")
+        d = self.crate("one")
+        try:
+            p = subprocess.run(["cargo", "check", "-q"], cwd=d, env=self.env,
+                               capture_output=True, text=True, timeout=600)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        finally:
+            p = kh.supervisor_stop(kh.KACHE, self.env, "30s")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertGreater(len(open(self.log).read().splitlines()), 0, "no C compile")
+        packs = {n[:-len(".pack")] for n in os.listdir(os.path.join(remote, "packs", "cdemo"))}
+        names = os.listdir(os.path.join(remote, "sessions"))
+        self.assertEqual(len(names), 1, names)
+        with open(os.path.join(remote, "sessions", names[0]), "rb") as f:
+            body = f.read().decode()
+        self.assertIn("\nprofile debug.check\n", body)
+        listed = {line.split()[1] for line in body.splitlines()
+                  if line.split()[:1] == ["cdemo"] and len(line.split()) in (3, 4, 5)}
+        self.assertEqual(packs - listed, set(), "packs the check session does not name")
+
     def test_kache_init_routes_the_cc_crate(self):
         """The one line `kache init` writes into CARGO_HOME ([env] CC = "kache
         cc") sends the build script's compiles through kache: kache on PATH,

@@ -441,6 +441,60 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
             if cmd == "build":
                 self.assertEqual(r.run_app(), out)
 
+    @staticmethod
+    def manifest_keys(body):
+        """The result keys a session manifest lists."""
+        return set(re.findall(rb"(?m)^\S+ ([0-9a-f]{64}) ", body))
+
+    def test_a_check_then_a_build_in_one_job_prefetch_and_save_each_session(self):
+        """The common CI job: `cargo check` (or clippy), then `cargo build`
+        (or test) within prefetch.cooldown, over a remote that holds a build
+        session (runner a's job) and a check session (runner c's). Each
+        command has the session of its mode: the build's compiles hint a
+        build session (before, the check session's marker was fresh, so the
+        build got no prefetch and its results were fetched on their miss),
+        and the job's stop saves the check's keys as the check session and
+        the build's as the build session (before, the union went to the
+        check session: the next check job prefetched every build result)."""
+        out = self.populate()
+        built = self.sessions()
+        self.assertEqual(len(built), 1, built.keys())
+        build_name = next(iter(built))
+        build_keys = self.manifest_keys(built[build_name])
+        c = self.runner("c", os.path.join(self.tmp, "checker", "runner"))
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), c.dir)
+        c.cargo("check")
+        wait_prefetch(self, c, session_and_compile_hint)
+        p = kache(c, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ss = self.sessions()
+        self.assertEqual(len(ss), 2, ss.keys())
+        check_name = [n for n in ss if n != build_name][0]
+        check_keys = self.manifest_keys(ss[check_name])
+
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), b.dir)
+        b.cargo("check")
+        pf = wait_prefetch(self, b, session_and_compile_hint)
+        self.assertEqual((pf["sessions"], pf["sources"]["exact_session"]), (1, 1), pf)
+        hints, before = pf["hints"], stats(b)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "the build's compiles reached rustc")
+        self.assertEqual(b.run_app(), out)
+        pf = wait_prefetch(self, b, lambda p: p["hints"] > hints and p["sessions_done"] >= 2,
+                           timeout=60)
+        self.assertEqual((pf["sessions"], pf["sources"]["exact_session"]), (2, 2), pf)
+        after = stats(b)
+        self.assertGreater(after["prefetched_hits"], before["prefetched_hits"],
+                           "no build result came from a prefetch")
+        p = kache(b, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ss = self.sessions()
+        self.assertEqual(sorted(ss), sorted([build_name, check_name]))
+        self.assertEqual(self.manifest_keys(ss[build_name]), build_keys)
+        self.assertEqual(self.manifest_keys(ss[check_name]), check_keys,
+                         "the check session took the build's results")
+
     def test_kache_prefetch_wait_is_right_whenever_the_hint_is_taken(self):
         """`kache prefetch --wait` looks at its hint file and asks the status,
         in that order, each round; the supervisor takes the file (and counts

@@ -103,11 +103,14 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
                          "stats differ without a supervisor")
 
     def test_prefetched_hits_are_told_apart_from_remote_and_local(self):
-        """A CI job's shape: `cargo check` (the hint; build scripts and the
-        proc-macro are fetched or prefetched, the rest compiles in metadata mode
-        and is not in the remote), wait for the prefetch, `cargo build`: every
-        compile of the build is a prefetched hit; over the job, prefetched plus
-        remote hits are exactly runner A's compiles."""
+        """A CI job's shape: `cargo check` (the hint of a check session,
+        which with no check session in the remote takes the build's; build
+        scripts and the proc-macro are fetched or prefetched, the rest
+        compiles in metadata mode and is not in the remote), wait for the
+        prefetch, `cargo build` (the hint of a build session, which finds
+        every pack here): every compile of the build is a prefetched hit;
+        over the job, prefetched plus remote hits are exactly runner A's
+        compiles."""
         out, n = self.populate()
         b = self.runner("b", os.path.join(self.tmp, "far", "away"),
                         KACHE_DEADLINE_MS="10000", KACHE_FETCH_TIMEOUT_MS="30000",
@@ -135,18 +138,23 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
                          "%s\n%s" % (s2, self.logs_tail(b)))
         self.assertGreaterEqual(s2["prefetch_imported"], s2["prefetched_hits"], s2)
         self.assertEqual(s2["hits"], s2["local_hits"] + s2["prefetched_hits"], s2)
-        # the status counts the same hits, with the session's numbers
-        self.assertTrue(kh.wait_for(lambda: prefetch(b).get("hits") == s2["prefetched_hits"],
-                                    timeout=10), prefetch(b))
+        # the status counts the same hits, with the sessions' numbers
+        self.assertTrue(kh.wait_for(lambda: prefetch(b).get("hits") == s2["prefetched_hits"] and
+                                    prefetch(b).get("sessions_done", 0) >= 2 and
+                                    prefetch(b).get("sessions_queued") == 0,
+                                    timeout=60), prefetch(b))
         pf = status(b)["prefetch"]
         # the fixture has no Cargo.lock: cargo's first question comes before
         # it is written, so an early hint comes only when its second one
         # comes before the first compile; that one's session served the
         # compile's hint (its exact session manifest), or the compile's hint
-        # replaced it before a worker took it
+        # replaced it before a worker took it. Then the build's compile hint
+        # (the build's .rustc_info.json answers cargo's questions: no early
+        # one), whose session found the check's imports here
         early = pf["hints_early"]
         self.assertLessEqual(early, 1, pf)
-        self.assertEqual(pf["hints"], 1 + early, pf)
+        self.assertEqual(pf["hints"], 2 + early, pf)
+        self.assertGreaterEqual(pf["skipped"]["present"], s2["prefetched_hits"], pf)
         self.assertEqual(pf["hints_served_early"] + pf["hints_dropped"], early, pf)
         self.assertEqual(pf["hints_dropped"], pf["hints_dropped_why"]["replaced"], pf)
         self.assertEqual(sorted(pf["hints_dropped_why"]),
@@ -159,7 +167,7 @@ class FreshRunner(kh.DirRunners, unittest.TestCase):
             self.assertIn(k, pf["skipped"], pf)
         text = kache(b, "supervisor", "status").stdout
         self.assertRegex(text, r"prefetch: %d hints \(%d early, %d served by an early one; %d "
-                               r"dropped.*\), 1 sessions \(1 done, 0 lost, 0 queued\), %d packs "
+                               r"dropped.*\), 2 sessions \(2 done, 0 lost, 0 queued\), %d packs "
                                r"\(\d+ bytes\), %d hits"
                          % (pf["hints"], early, pf["hints_served_early"], pf["hints_dropped"],
                             pf["packs"], s2["prefetched_hits"]))

@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "common/clock.h"
 #include "common/config.h"
@@ -744,7 +745,7 @@ test_hint_leave(void **state)
 	assert_string_equal(h.root, dir);
 	assert_string_equal(h.lock, lock);
 	assert_int_equal(strlen(h.lock_hash), HASH_HEX_LEN);
-	proto_hint_ws_id(lock, ws);
+	proto_hint_ws_id(lock, 0, ws);
 	marker = proto_hint_marker(dir, ws);
 	hintf = xasprintf("%s/" PROTO_HINT_DIR "/%s", dir, ws);
 	hints = xasprintf("%s/" PROTO_HINT_DIR, dir);
@@ -801,6 +802,86 @@ test_hint_leave(void **state)
 	free(lock);
 }
 
+/* A cargo command's link (proto/hint.h): it names its session while the
+ * marker is within the cooldown; stale, dangling or naming no session id it
+ * names none; a build and a check session of one Cargo.lock have two ids;
+ * the sweep removes the links (and a link's leftover temp) of processes gone
+ * and nothing else. */
+static void
+test_hint_cargo_link(void **state)
+{
+	char dir[] = "/tmp/kache-link-XXXXXX", b_ws[17], c_ws[17], ws[17], *lock, *marker, *link;
+	char *dead, *dead_tmp, *other, *sessions;
+	struct timespec old[2];
+	struct config *cfg;
+	pid_t child;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	setenv("KACHE_CONFIG", "/nonexistent/kache.toml", 1);
+	unsetenv("KACHE_PREFETCH_COOLDOWN");
+	cfg = config_load(NULL);
+	lock = xasprintf("%s/Cargo.lock", dir);
+	proto_hint_ws_id(lock, 0, b_ws);
+	proto_hint_ws_id(lock, 1, c_ws);
+	assert_int_equal(strlen(b_ws), 16);
+	assert_int_equal(strlen(c_ws), 16);
+	assert_string_not_equal(b_ws, c_ws);
+	sessions = xasprintf("%s/run/sessions", dir);
+	assert_int_equal(fs_mkdir_p(sessions, 0700), 0);
+	marker = proto_hint_marker(dir, c_ws);
+	link = proto_hint_cargo_link(dir, (long)getpid());
+	/* dangling: the marker is not there yet */
+	proto_hint_cargo_link_set(link, c_ws);
+	assert_int_equal(proto_hint_cargo_session(cfg, link, ws), -1);
+	assert_int_equal(fs_write_atomic(marker, "lock=x\n", 7, 0600), 0);
+	assert_int_equal(proto_hint_cargo_session(cfg, link, ws), 0);
+	assert_string_equal(ws, c_ws);
+	/* set again, to the build's: replaced */
+	free(marker);
+	marker = proto_hint_marker(dir, b_ws);
+	assert_int_equal(fs_write_atomic(marker, "lock=x\n", 7, 0600), 0);
+	proto_hint_cargo_link_set(link, b_ws);
+	assert_int_equal(proto_hint_cargo_session(cfg, link, ws), 0);
+	assert_string_equal(ws, b_ws);
+	/* the marker older than the cooldown (5 min): stale */
+	old[0].tv_sec = old[1].tv_sec = time(NULL) - 301;
+	old[0].tv_nsec = old[1].tv_nsec = 0;
+	assert_int_equal(utimensat(AT_FDCWD, marker, old, 0), 0);
+	assert_int_equal(proto_hint_cargo_session(cfg, link, ws), -1);
+	assert_int_equal(utimensat(AT_FDCWD, marker, NULL, 0), 0);
+	/* a link naming no session id (a file of that name exists) */
+	other = proto_hint_cargo_link(dir, 1);
+	assert_int_equal(symlink("Cargo.lock", other), 0);
+	assert_int_equal(fs_write_atomic(lock, "version = 3\n", 12, 0644), 0);
+	assert_int_equal(proto_hint_cargo_session(cfg, other, ws), -1);
+	/* the sweep: a pid gone (a child reaped) loses its link and temp; this
+	 * process and pid 1 keep theirs */
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	dead = proto_hint_cargo_link(dir, (long)child);
+	dead_tmp = xasprintf("%s.%ld", dead, (long)child);
+	proto_hint_cargo_link_set(dead, b_ws);
+	assert_int_equal(symlink(b_ws, dead_tmp), 0);
+	assert_int_equal(proto_hint_sweep_links(dir), 2);
+	assert_int_not_equal(access(dead, F_OK), 0);
+	assert_int_not_equal(access(dead_tmp, F_OK), 0);
+	assert_int_equal(proto_hint_cargo_session(cfg, link, ws), 0);
+	assert_int_equal(proto_hint_sweep_links(dir), 0);
+	assert_int_equal(fs_remove_tree(dir), 0);
+	config_free(&cfg);
+	free(dead_tmp);
+	free(dead);
+	free(other);
+	free(link);
+	free(marker);
+	free(sessions);
+	free(lock);
+}
+
 int
 main(void)
 {
@@ -820,6 +901,7 @@ main(void)
 		cmocka_unit_test(test_prefetch_hint),
 		cmocka_unit_test(test_prefetch_hint_file),
 		cmocka_unit_test(test_hint_leave),
+		cmocka_unit_test(test_hint_cargo_link),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
