@@ -110,8 +110,8 @@ main(int argc, char **argv)
 	if (rc < 0) {
 		journal_pass(w.store, w.args.pass_reason ? w.args.pass_reason : "kache-error",
 		    w.args.crate_name);
-		/* cargo's questions are answered for rustc alone, not through a driver */
-		if (w.driver != NULL || (rc = query_answer(&w)) < 0)
+		/* cargo's questions, to rustc or through clippy-driver */
+		if (dk == DRIVER_OTHER || (rc = query_answer(&w)) < 0)
 			exec_rustc(argv[1], argc - 2, argv + 2);
 	}
 	args_free(&w.args);

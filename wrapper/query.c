@@ -5,7 +5,9 @@
  * starts of rustc in a row before the first compile. The answers depend on
  * the toolchain, the arguments and a few variables rustc reads, so they are
  * memoized in the store under exactly those, framed with their digest: a
- * damaged memo is never handed to cargo. */
+ * damaged memo is never handed to cargo. `cargo clippy` asks them through
+ * clippy-driver (`kache clippy-driver rustc -vV`, driver.c), which answers as
+ * the rustc it is built on: memoized under both binaries' identities. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/path.h"
 #include "wrapper/wrapper.h"
 
 #define QUERY_MAGIC "kache-query-1"
@@ -40,6 +43,7 @@ static int is_query(const struct rustc_args *a);
 static int query_option(const char *opt, const char *v);
 static int in_list(const char *const *list, const char *s);
 static int stdin_is_null(void);
+static char *query_identity(const struct wrapper *w, char **program);
 static char *memo_key(const char *id, int argc, char **argv);
 static int count_field(const char **q, char sep, size_t *n);
 static void replay(const struct buf *memo, size_t body, size_t nout, size_t nerr);
@@ -100,6 +104,35 @@ stdin_is_null(void)
 	struct stat st;
 
 	return fstat(0, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
+/* The identity the answers are memoized under (new string): rustc's, and
+ * through clippy-driver the driver's before it; *program (new string) the
+ * binary to ask. NULL when one cannot be named (a rustup proxy: asked every
+ * time). */
+static char *
+query_identity(const struct wrapper *w, char **program)
+{
+	char *rid = key_rustc_identity(w->rustc), *did, *id = NULL;
+
+	*program = NULL;
+	if (rid == NULL || w->driver == NULL) {
+		*program = rid != NULL ? xstrdup(w->rustc) : NULL;
+		return rid;
+	}
+	/* a driver named without a path is the one PATH finds (driver_kind) */
+	*program =
+	    strchr(w->driver, '/') != NULL ? xstrdup(w->driver) : path_find_program(w->driver);
+	if (*program != NULL && (did = key_rustc_identity(*program)) != NULL) {
+		id = xasprintf("driver %s\n%s", did, rid);
+		free(did);
+	}
+	free(rid);
+	if (id == NULL) {
+		free(*program);
+		*program = NULL;
+	}
+	return id;
 }
 
 /* The memo's name: the binary's identity, each argument (length-prefixed:
@@ -216,14 +249,14 @@ int
 query_answer(struct wrapper *w)
 {
 	const struct rustc_args *a = &w->args;
-	int version = a->argc == 1 && strcmp(a->argv[0], "-vV") == 0;
+	int version = a->argc == 1 && strcmp(a->argv[0], "-vV") == 0, lead;
 	struct run_result r;
 	struct buf memo;
-	char *id, *key, **v;
+	char *id, *key, **v, *program;
 	size_t body, nout, nerr;
 	int rc = -1;
 
-	if (!is_query(a) || (id = key_rustc_identity(w->rustc)) == NULL)
+	if (!is_query(a) || (id = query_identity(w, &program)) == NULL)
 		return -1;
 	key = memo_key(id, a->argc, a->argv);
 	buf_init(&memo);
@@ -235,14 +268,18 @@ query_answer(struct wrapper *w)
 		replay(&memo, body, nout, nerr);
 		rc = 0;
 	} else {
-		v = xcalloc((size_t)a->argc + 2, sizeof *v);
-		v[0] = (char *)w->rustc;
-		memcpy(v + 1, a->argv, (size_t)a->argc * sizeof *v);
-		if (run_rustc(w->rustc, v, &r) == 0) {
+		/* program [rustc] args: the driver is given the rustc it wraps */
+		lead = w->driver != NULL ? 2 : 1;
+		v = xcalloc((size_t)a->argc + (size_t)lead + 1, sizeof *v);
+		v[0] = program;
+		v[lead - 1] = (char *)w->rustc;
+		memcpy(v + lead, a->argv, (size_t)a->argc * sizeof *v);
+		if (run_rustc(program, v, &r) == 0) {
 			record(w->store, key, &r);
 			if (version && r.status == 0) {
-				key_rustc_version_seen(w->store, id, r.out.p ? r.out.p : "",
-				    r.out.len);
+				if (w->driver == NULL) /* rustc's own, for the key */
+					key_rustc_version_seen(w->store, id, r.out.p ? r.out.p : "",
+					    r.out.len);
 				version_answered(w, r.out.p ? r.out.p : "", r.out.len);
 			}
 			rc = r.status;
@@ -252,6 +289,7 @@ query_answer(struct wrapper *w)
 		free(v);
 	}
 	buf_free(&memo);
+	free(program);
 	free(key);
 	free(id);
 	return rc;

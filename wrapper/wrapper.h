@@ -294,8 +294,9 @@ int miss_compile(struct wrapper *w);
 /* Answers one of the questions cargo asks rustc before any compile (`rustc
  * -vV`; its target query `rustc - --crate-name ___ --print=...` with stdin
  * from /dev/null) from a memo named by the binary's identity, the arguments
- * and the variables rustc reads for them; otherwise runs rustc, forwarding its
- * output, and memoizes a successful answer. The exit status, or -1 when the
+ * and the variables rustc reads for them (through clippy-driver, w->driver:
+ * the driver's identity too); otherwise runs rustc (or the driver), forwarding
+ * its output, and memoizes a successful answer. The exit status, or -1 when the
  * invocation is not such a question (run rustc untouched). */
 int query_answer(struct wrapper *w);
 /* A memoized answer: "kache-query-1 <out bytes> <err bytes> <BLAKE2b hex of

@@ -217,6 +217,54 @@ class Clippy(unittest.TestCase):
             self.assertEqual(sum("--crate-name lint" in line for line in f), 2)
 
 
+    def test_cargos_questions_through_clippy_driver_are_answered_from_the_store(self):
+        """cargo asks its questions (`-vV`, the target query) through the
+        workspace wrapper: `kache clippy-driver rustc -vV`. They are memoized
+        as rustc's are, under both binaries' identities: a second run from an
+        empty target dir starts clippy-driver for the members' compiles only
+        (before, for each question too: 20-30 ms apiece); a new clippy-driver
+        is asked again."""
+        sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        real = os.path.join(sysroot, "bin", "clippy-driver")
+        if not os.path.exists(real):
+            self.skipTest("no clippy-driver in the toolchain")
+        bin_dir = os.path.join(self.tmp, "bin")
+        os.makedirs(bin_dir)
+        shim = os.path.join(bin_dir, "clippy-driver")
+        log = os.path.join(self.tmp, "driver.log")
+
+        def write_shim(extra=""):
+            with open(shim, "w") as f:
+                f.write("#!/bin/sh\n%secho \"$*\" >> %s\nexec %s \"$@\"\n" % (extra, log, real))
+            os.chmod(shim, 0o755)
+
+        def runs():
+            """(cargo's questions, compiles) the shim ran since the last call
+            (kache's own `clippy-driver --version`, for the key, apart)."""
+            if not os.path.exists(log):
+                return (0, 0)
+            with open(log) as f:
+                lines = f.read().splitlines()
+            os.unlink(log)
+            return (sum(" -vV" in l or "--print" in l for l in lines),
+                    sum("--crate-name lint" in l for l in lines))
+
+        write_shim()
+        self.env["RUSTC_WORKSPACE_WRAPPER"] = shim
+        self.assertIn(LIB_LINT, self.cargo("check", "--offline"))
+        asked, compiled = runs()
+        self.assertGreaterEqual(asked, 2, "cargo asked nothing through the driver")
+        self.assertEqual(compiled, 2)
+        self.assertIn(LIB_LINT, self.cargo("check", "--offline"))
+        self.assertEqual(runs(), (0, 0),
+                         "cargo's questions (or the hits) reached clippy-driver again")
+        # another driver (its identity: size, mtime, inode) is asked again
+        write_shim("# another build\n")
+        self.assertIn(LIB_LINT, self.cargo("check", "--offline"))
+        self.assertEqual(runs()[0], asked)
+
+
 if __name__ == "__main__":
     KACHE = kh.take_kache_arg()
     unittest.main()
