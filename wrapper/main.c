@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/path.h"
 #include "store/journal.h"
 #include "wrapper/cc.h"
 #include "wrapper/wrapper.h"
@@ -80,7 +81,16 @@ main(int argc, char **argv)
 {
 	struct wrapper w;
 	enum driver_kind dk = argc >= 2 ? driver_kind(argc - 1, argv + 1) : DRIVER_NONE;
-	int rc, skip = dk == DRIVER_NONE ? 2 : 3; /* kache, [driver,] rustc */
+	int rc, skip;
+
+	/* RUSTC_WORKSPACE_WRAPPER=kache beside RUSTC_WRAPPER=kache: `kache kache
+	 * rustc <args>` is one kache (not a pass-through to a second one) */
+	if (dk == DRIVER_OTHER && strcmp(path_basename(argv[1]), path_basename(argv[0])) == 0) {
+		argc--;
+		argv++;
+		dk = DRIVER_NONE;
+	}
+	skip = dk == DRIVER_NONE ? 2 : 3; /* kache, [driver,] rustc */
 
 	/* the one dispatch to the C path (wrapper/cc.c), on the compiler's name */
 	if (argc >= 2 && cc_is_compiler(argv[1]))

@@ -217,6 +217,21 @@ class Clippy(unittest.TestCase):
             self.assertEqual(sum("--crate-name lint" in line for line in f), 2)
 
 
+    def test_kache_as_its_own_workspace_wrapper_counts_each_compile_once(self):
+        """RUSTC_WORKSPACE_WRAPPER=kache beside RUSTC_WRAPPER=kache: cargo runs
+        a member as `kache kache rustc <args>`. kache takes the second word for
+        itself (before, the outer one passed the compile through as
+        `workspace-wrapper` and the inner one cached it: each member counted
+        twice, and a process more)."""
+        self.env["RUSTC_WORKSPACE_WRAPPER"] = KACHE
+        s = self.stats()
+        err = self.cargo("check", "--offline")
+        self.assertEqual(self.delta(s), dict(hits=0, misses=2, passes=0), err)
+        s = self.stats()
+        self.cargo("check", "--offline")
+        self.assertEqual(self.delta(s), dict(hits=2, misses=0, passes=0))
+        self.assertNotIn("workspace-wrapper", self.stats()["pass_reasons"])
+
     def test_cargos_questions_through_clippy_driver_are_answered_from_the_store(self):
         """cargo asks its questions (`-vV`, the target query) through the
         workspace wrapper: `kache clippy-driver rustc -vV`. They are memoized
