@@ -446,6 +446,46 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         """The result keys a session manifest lists."""
         return set(re.findall(rb"(?m)^\S+ ([0-9a-f]{64}) ", body))
 
+    def populate_build_and_check(self):
+        """A build job (runner a) and a check job (runner c) of one Cargo.lock,
+        each ended by its stop: the remote holds a build session and a check
+        session. Returns the app's output and the two objects' names."""
+        out = self.populate()
+        built = self.sessions()
+        self.assertEqual(len(built), 1, built.keys())
+        build_name = next(iter(built))
+        c = self.runner("c", os.path.join(self.tmp, "checker", "runner"))
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), c.dir)
+        c.cargo("check")
+        wait_prefetch(self, c, session_and_compile_hint)
+        p = kache(c, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ss = self.sessions()
+        self.assertEqual(len(ss), 2, ss.keys())
+        return out, build_name, [n for n in ss if n != build_name][0]
+
+    def test_a_job_of_both_modes_prefetches_both_before_cargo_runs(self):
+        """The README's first step for a job that lints and then builds:
+        `kache prefetch --check` and `kache prefetch`, two sessions (one per
+        mode) queued at once; then `cargo check` and `cargo build` compile
+        nothing and fetch nothing on a miss."""
+        out, _, _ = self.populate_build_and_check()
+        e = self.runner("e", os.path.join(self.tmp, "e", "runner"))
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), e.dir)
+        for step in (["--check"], []):
+            p = self.kache_in(e, "prefetch", *step, "--wait", "--timeout", "2m")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertRegex(p.stdout, r"prefetch: \d+ packs imported", p.stdout)
+        self.assertEqual(status(e)["prefetch"]["sessions"], 2)
+        before = stats(e)
+        for cmd in ("check", "build"):
+            e.cargo(cmd)
+            self.assertEqual(e.compiled(), [], "%s: compiles reached rustc" % cmd)
+        after = stats(e)
+        self.assertEqual(after["remote_hits"], before["remote_hits"], "fetched on a miss")
+        self.assertEqual(after["misses"], before["misses"])
+        self.assertEqual(e.run_app(), out)
+
     def test_a_check_then_a_build_in_one_job_prefetch_and_save_each_session(self):
         """The common CI job: `cargo check` (or clippy), then `cargo build`
         (or test) within prefetch.cooldown, over a remote that holds a build
@@ -456,20 +496,9 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         and the job's stop saves the check's keys as the check session and
         the build's as the build session (before, the union went to the
         check session: the next check job prefetched every build result)."""
-        out = self.populate()
-        built = self.sessions()
-        self.assertEqual(len(built), 1, built.keys())
-        build_name = next(iter(built))
-        build_keys = self.manifest_keys(built[build_name])
-        c = self.runner("c", os.path.join(self.tmp, "checker", "runner"))
-        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), c.dir)
-        c.cargo("check")
-        wait_prefetch(self, c, session_and_compile_hint)
-        p = kache(c, "supervisor", "stop", timeout=120)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        out, build_name, check_name = self.populate_build_and_check()
         ss = self.sessions()
-        self.assertEqual(len(ss), 2, ss.keys())
-        check_name = [n for n in ss if n != build_name][0]
+        build_keys = self.manifest_keys(ss[build_name])
         check_keys = self.manifest_keys(ss[check_name])
 
         b = self.runner("b", os.path.join(self.tmp, "b", "runner"))
