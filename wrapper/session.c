@@ -1,10 +1,11 @@
-/* The build session: a wrapper that sees a workspace's session start (its
- * marker under the store is older than prefetch.cooldown, or Cargo.lock
- * changed since) tells the supervisor with a prefetch hint, so that the
- * prefetch worker warms the store while cargo works. On most calls this costs
- * two stats (Cargo.lock and the marker); it never waits for the supervisor
- * nor the prefetch and never starts a process but the supervisor (as a fetch
- * would). */
+/* The build session: a wrapper that sees a session start (the marker of its
+ * cargo command's workspace and mode, a build's or a check's, is older than
+ * prefetch.cooldown, or Cargo.lock changed since) tells the supervisor with a
+ * prefetch hint, so that the prefetch worker warms the store while cargo
+ * works. On most calls this costs a getppid, a stat and a readlink (the cargo
+ * link its command's first compile made, proto/hint.h); it never waits for the
+ * supervisor nor the prefetch and never starts a process but the supervisor
+ * (as a fetch would). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
