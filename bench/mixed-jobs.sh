@@ -55,6 +55,27 @@ job() {
   echo $(( (t1 - t0) / 1000000 ))
 }
 kache_in() { local k="$1" r="$2"; shift 2; (cd "$work/ws-$r" && KACHE_DIR="$work/store-$r" "$k" "$@"); }
+# build <binary> <runner>: a timed `cargo build` in the runner's checkout as it
+# is, with its store (ms, on stdout)
+build() {
+  local k="$1" r="$2" t0
+  t0=$(date +%s%N)
+  (cd "$work/ws-$r" && KACHE_DIR="$work/store-$r" CARGO_HOME="$work/home-$r" RUSTC_WRAPPER="$k" \
+     cargo build -j"$jobs" -q --offline >/dev/null 2>&1)
+  echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+per_local() { awk -v a="$1" -v l="$2" 'BEGIN {printf "%.3f", a / l}'; }
+# table <runner> <times> <ratios> <prefetched> <fetched>: one row per binary
+# (the arrays' names)
+table() {
+  local -n tt="$2" rr="$3" pp="$4" ff="$5"
+  echo "| kache binary | $1's build, median | x A's local warm, median | prefetched hits | fetched on a miss |"
+  echo "|---|---:|---:|---|---|"
+  for x in $(seq 0 $((${#bins[@]} - 1))); do
+    echo "| ${bins[$x]} | $(tr ' ' '\n' <<< "${tt[$x]}" | grep . | median) ms |" \
+      "$(tr ' ' '\n' <<< "${rr[$x]}" | grep . | median) | ${pp[$x]}| ${ff[$x]}|"
+  done
+}
 
 declare -A b ratio pf rh d dratio dpf drh
 for i in $(seq "$runs"); do
@@ -63,51 +84,36 @@ for i in $(seq "$runs"); do
     x=$(( (j + i) % n )) k="${bins[$x]}"
     export KACHE_REMOTE=dir KACHE_REMOTE_PATH="$work/remote-$i-$x"
     job "$k" a build >/dev/null
-    local_warm=$( (rm -rf "$work/ws-a/target"; t0=$(date +%s%N)
-      cd "$work/ws-a" && KACHE_DIR="$work/store-a" CARGO_HOME="$work/home-a" RUSTC_WRAPPER="$k" \
-        cargo build -j"$jobs" -q --offline >/dev/null 2>&1; echo $(( ($(date +%s%N) - t0) / 1000000 ))) )
+    rm -rf "$work/ws-a/target"
+    local_warm=$(build "$k" a)
     kache_in "$k" a supervisor stop >/dev/null 2>&1
     job "$k" c check >/dev/null
     kache_in "$k" c supervisor stop >/dev/null 2>&1
     discard "$work/ws-b"; discard "$work/store-b"
     cp -a "$ws" "$work/ws-b"; chmod -R u+w "$work/ws-b"; rm -rf "$work/ws-b/target"
     kache_in "$k" b prefetch --wait >/dev/null
-    t=$( (t0=$(date +%s%N); cd "$work/ws-b" && KACHE_DIR="$work/store-b" CARGO_HOME="$work/home-b" \
-      RUSTC_WRAPPER="$k" cargo build -j"$jobs" -q --offline >/dev/null 2>&1
-      echo $(( ($(date +%s%N) - t0) / 1000000 ))) )
+    t=$(build "$k" b)
     st=$(kache_in "$k" b stats --json)
     kache_in "$k" b supervisor stop >/dev/null 2>&1
     echo "round $i, $k: B's build $t ms, local warm $local_warm ms;" \
       "prefetched hits $(jq .prefetched_hits <<< "$st"), fetched on a miss $(jq .remote_hits <<< "$st")"
-    b[$x]+="$t " ratio[$x]+="$(awk -v a="$t" -v l="$local_warm" 'BEGIN {printf "%.3f", a / l}') "
+    b[$x]+="$t " ratio[$x]+="$(per_local "$t" "$local_warm") "
     pf[$x]+="$(jq .prefetched_hits <<< "$st") " rh[$x]+="$(jq .remote_hits <<< "$st") "
     job "$k" d check >/dev/null
     s0=$(kache_in "$k" d stats --json)
-    t=$( (t0=$(date +%s%N); cd "$work/ws-d" && KACHE_DIR="$work/store-d" CARGO_HOME="$work/home-d" \
-      RUSTC_WRAPPER="$k" cargo build -j"$jobs" -q --offline >/dev/null 2>&1
-      echo $(( ($(date +%s%N) - t0) / 1000000 ))) )
+    t=$(build "$k" d)
     s1=$(kache_in "$k" d stats --json)
     kache_in "$k" d supervisor stop >/dev/null 2>&1
     dp=$(( $(jq .prefetched_hits <<< "$s1") - $(jq .prefetched_hits <<< "$s0") ))
     dr=$(( $(jq .remote_hits <<< "$s1") - $(jq .remote_hits <<< "$s0") ))
     echo "round $i, $k: D's build after its check $t ms; prefetched hits $dp, fetched on a miss $dr"
-    d[$x]+="$t " dratio[$x]+="$(awk -v a="$t" -v l="$local_warm" 'BEGIN {printf "%.3f", a / l}') "
+    d[$x]+="$t " dratio[$x]+="$(per_local "$t" "$local_warm") "
     dpf[$x]+="$dp " drh[$x]+="$dr "
   done
 done
 echo
 echo "A build job, then a check job, then a fresh build job (kache prefetch --wait, cargo build); $runs rounds"
-echo "| kache binary | B's build, median | x A's local warm, median | prefetched hits | fetched on a miss |"
-echo "|---|---:|---:|---|---|"
-for x in $(seq 0 $((${#bins[@]} - 1))); do
-  echo "| ${bins[$x]} | $(tr ' ' '\n' <<< "${b[$x]}" | grep . | median) ms |" \
-    "$(tr ' ' '\n' <<< "${ratio[$x]}" | grep . | median) | ${pf[$x]}| ${rh[$x]}|"
-done
+table B b ratio pf rh
 echo
 echo "One fresh job of two commands (cargo check, then cargo build, timed); $runs rounds; the build's hits"
-echo "| kache binary | D's build, median | x A's local warm, median | prefetched hits | fetched on a miss |"
-echo "|---|---:|---:|---|---|"
-for x in $(seq 0 $((${#bins[@]} - 1))); do
-  echo "| ${bins[$x]} | $(tr ' ' '\n' <<< "${d[$x]}" | grep . | median) ms |" \
-    "$(tr ' ' '\n' <<< "${dratio[$x]}" | grep . | median) | ${dpf[$x]}| ${drh[$x]}|"
-done
+table D d dratio dpf drh
