@@ -29,16 +29,20 @@ stem_is(const char *path, const char *stem)
 }
 
 enum driver_kind
-driver_kind(int argc, char **argv)
+driver_kind(int argc, char **argv, char **path)
 {
-	char *tool = NULL;
+	char *tool;
 
 	if (argc < 3 || argv[0][0] == '-' || !stem_is(argv[1], "rustc"))
 		return DRIVER_NONE;
 	/* `kache why-miss rustc`: a command, not a tool on PATH */
-	if (strchr(argv[0], '/') == NULL && (tool = path_find_program(argv[0])) == NULL)
+	tool = strchr(argv[0], '/') != NULL ? xstrdup(argv[0]) : path_find_program(argv[0]);
+	if (tool == NULL)
 		return DRIVER_NONE;
-	free(tool);
+	if (path != NULL)
+		*path = tool;
+	else
+		free(tool);
 	return strcmp(path_basename(argv[0]), "clippy-driver") == 0 ? DRIVER_CLIPPY : DRIVER_OTHER;
 }
 

@@ -80,7 +80,8 @@ int
 main(int argc, char **argv)
 {
 	struct wrapper w;
-	enum driver_kind dk = argc >= 2 ? driver_kind(argc - 1, argv + 1) : DRIVER_NONE;
+	char *driver = NULL; /* the workspace wrapper's path (driver_kind) */
+	enum driver_kind dk = argc >= 2 ? driver_kind(argc - 1, argv + 1, &driver) : DRIVER_NONE;
 	int rc, skip;
 
 	/* RUSTC_WORKSPACE_WRAPPER=kache beside RUSTC_WRAPPER=kache: `kache kache
@@ -89,6 +90,8 @@ main(int argc, char **argv)
 		argc--;
 		argv++;
 		dk = DRIVER_NONE;
+		free(driver);
+		driver = NULL;
 	}
 	skip = dk == DRIVER_NONE ? 2 : 3; /* kache, [driver,] rustc */
 
@@ -100,7 +103,7 @@ main(int argc, char **argv)
 		exec_kached(argv);
 	memset(&w, 0, sizeof w);
 	w.start_us = clock_us();
-	w.driver = dk == DRIVER_NONE ? NULL : argv[1];
+	w.driver = driver;
 	w.rustc = argv[skip - 1];
 	w.cfg = config_load(NULL);
 	/* every fallback runs the command as cargo gave it */
@@ -129,6 +132,7 @@ main(int argc, char **argv)
 	memo_free(&w);
 	strv_free(&w.key_files);
 	free(w.driver_conf);
+	free(driver);
 	buf_free(&w.key_hashes);
 	store_free(&w.store);
 	config_free(&w.cfg);

@@ -18,7 +18,6 @@
 #include "common/fs.h"
 #include "common/hash.h"
 #include "common/log.h"
-#include "common/path.h"
 #include "wrapper/wrapper.h"
 
 #define QUERY_MAGIC "kache-query-1"
@@ -43,7 +42,7 @@ static int is_query(const struct rustc_args *a);
 static int query_option(const char *opt, const char *v);
 static int in_list(const char *const *list, const char *s);
 static int stdin_is_null(void);
-static char *query_identity(const struct wrapper *w, char **program);
+static char *query_identity(const struct wrapper *w);
 static char *memo_key(const char *id, int argc, char **argv);
 static int count_field(const char **q, char sep, size_t *n);
 static void replay(const struct buf *memo, size_t body, size_t nout, size_t nerr);
@@ -107,31 +106,20 @@ stdin_is_null(void)
 }
 
 /* The identity the answers are memoized under (new string): rustc's, and
- * through clippy-driver the driver's before it; *program (new string) the
- * binary to ask. NULL when one cannot be named (a rustup proxy: asked every
- * time). */
+ * through clippy-driver the driver's before it. NULL when one cannot be
+ * named (a rustup proxy: asked every time). */
 static char *
-query_identity(const struct wrapper *w, char **program)
+query_identity(const struct wrapper *w)
 {
 	char *rid = key_rustc_identity(w->rustc), *did, *id = NULL;
 
-	*program = NULL;
-	if (rid == NULL || w->driver == NULL) {
-		*program = rid != NULL ? xstrdup(w->rustc) : NULL;
+	if (rid == NULL || w->driver == NULL)
 		return rid;
-	}
-	/* a driver named without a path is the one PATH finds (driver_kind) */
-	*program =
-	    strchr(w->driver, '/') != NULL ? xstrdup(w->driver) : path_find_program(w->driver);
-	if (*program != NULL && (did = key_rustc_identity(*program)) != NULL) {
+	if ((did = key_rustc_identity(w->driver)) != NULL) {
 		id = xasprintf("driver %s\n%s", did, rid);
 		free(did);
 	}
 	free(rid);
-	if (id == NULL) {
-		free(*program);
-		*program = NULL;
-	}
 	return id;
 }
 
@@ -252,11 +240,13 @@ query_answer(struct wrapper *w)
 	int version = a->argc == 1 && strcmp(a->argv[0], "-vV") == 0, lead;
 	struct run_result r;
 	struct buf memo;
-	char *id, *key, **v, *program;
+	char *id, *key, **v;
+	/* the driver is given the rustc it wraps: program [rustc] args */
+	const char *program = w->driver != NULL ? w->driver : w->rustc;
 	size_t body, nout, nerr;
 	int rc = -1;
 
-	if (!is_query(a) || (id = query_identity(w, &program)) == NULL)
+	if (!is_query(a) || (id = query_identity(w)) == NULL)
 		return -1;
 	key = memo_key(id, a->argc, a->argv);
 	buf_init(&memo);
@@ -268,10 +258,9 @@ query_answer(struct wrapper *w)
 		replay(&memo, body, nout, nerr);
 		rc = 0;
 	} else {
-		/* program [rustc] args: the driver is given the rustc it wraps */
 		lead = w->driver != NULL ? 2 : 1;
 		v = xcalloc((size_t)a->argc + (size_t)lead + 1, sizeof *v);
-		v[0] = program;
+		v[0] = (char *)program;
 		v[lead - 1] = (char *)w->rustc;
 		memcpy(v + lead, a->argv, (size_t)a->argc * sizeof *v);
 		if (run_rustc(program, v, &r) == 0) {
@@ -289,7 +278,6 @@ query_answer(struct wrapper *w)
 		free(v);
 	}
 	buf_free(&memo);
-	free(program);
 	free(key);
 	free(id);
 	return rc;

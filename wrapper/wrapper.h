@@ -68,8 +68,9 @@ enum driver_kind { DRIVER_NONE, DRIVER_CLIPPY, DRIVER_OTHER };
  * runs a workspace member's compile under RUSTC_WORKSPACE_WRAPPER (the second
  * word's file stem "rustc", the first a path or a program on PATH), with
  * clippy-driver (DRIVER_CLIPPY: cached) or another tool (DRIVER_OTHER: run
- * untouched); else DRIVER_NONE. */
-enum driver_kind driver_kind(int argc, char **argv);
+ * untouched); else DRIVER_NONE. For a tool, path (unless NULL) receives its
+ * path (new string), the one PATH finds for a name without a slash. */
+enum driver_kind driver_kind(int argc, char **argv, char **path);
 
 struct wrapper;
 /* The configuration file clippy-driver will read, as it looks for one: in

@@ -379,17 +379,17 @@ test_driver_kind(void **state)
 	char *source[] = { "/t/bin/rustc", "rustc.rs", "--crate-name", NULL };
 
 	(void)state;
-	assert_int_equal(driver_kind(3, clippy), DRIVER_CLIPPY);
-	assert_int_equal(driver_kind(4, bare_rustc), DRIVER_CLIPPY);
-	assert_int_equal(driver_kind(3, exe), DRIVER_CLIPPY);
-	assert_int_equal(driver_kind(4, other), DRIVER_OTHER);
-	assert_int_equal(driver_kind(3, on_path), DRIVER_OTHER); /* sh is on PATH */
-	assert_int_equal(driver_kind(3, command), DRIVER_NONE);  /* a kache command's words */
-	assert_int_equal(driver_kind(3, plain), DRIVER_NONE);
-	assert_int_equal(driver_kind(2, two), DRIVER_NONE); /* no argument after rustc */
+	assert_int_equal(driver_kind(3, clippy, NULL), DRIVER_CLIPPY);
+	assert_int_equal(driver_kind(4, bare_rustc, NULL), DRIVER_CLIPPY);
+	assert_int_equal(driver_kind(3, exe, NULL), DRIVER_CLIPPY);
+	assert_int_equal(driver_kind(4, other, NULL), DRIVER_OTHER);
+	assert_int_equal(driver_kind(3, on_path, NULL), DRIVER_OTHER); /* sh is on PATH */
+	assert_int_equal(driver_kind(3, command, NULL), DRIVER_NONE);  /* a kache command's words */
+	assert_int_equal(driver_kind(3, plain, NULL), DRIVER_NONE);
+	assert_int_equal(driver_kind(2, two, NULL), DRIVER_NONE); /* no argument after rustc */
 	/* rustc given a source file named rustc.rs first: its file stem is rustc,
 	 * as clippy-driver would read it too; run untouched, never cached wrong */
-	assert_int_equal(driver_kind(3, source), DRIVER_OTHER);
+	assert_int_equal(driver_kind(3, source, NULL), DRIVER_OTHER);
 }
 
 int
