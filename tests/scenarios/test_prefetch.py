@@ -44,6 +44,12 @@ def wait_prefetch(test, ws, what, timeout=120, settled=True):
     test.fail("prefetch counters never got there: %s" % last)
 
 
+def considered(p):
+    """The keys prefetch sessions took up: packs imported, or results the
+    store had when the session got to them."""
+    return p["packs"] + p["skipped"]["present"]
+
+
 def session_and_compile_hint(p):
     """A session done and the compile's hint counted: the hint is a file the
     supervisor takes when its loop gets to it, which on a slow machine (the
@@ -506,16 +512,18 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         b.cargo("check")
         pf = wait_prefetch(self, b, session_and_compile_hint)
         self.assertEqual((pf["sessions"], pf["sources"]["exact_session"]), (1, 1), pf)
-        hints, before = pf["hints"], stats(b)
+        hints, walked = pf["hints"], considered(pf)
         b.cargo("build")
         self.assertEqual(b.compiled(), [], "the build's compiles reached rustc")
         self.assertEqual(b.run_app(), out)
         pf = wait_prefetch(self, b, lambda p: p["hints"] > hints and p["sessions_done"] >= 2,
                            timeout=60)
         self.assertEqual((pf["sessions"], pf["sources"]["exact_session"]), (2, 2), pf)
-        after = stats(b)
-        self.assertGreater(after["prefetched_hits"], before["prefetched_hits"],
-                           "no build result came from a prefetch")
+        # The build session's manifest was walked: each of its keys imported
+        # or found present. Which of the two races the build (its misses
+        # fetch too; in CI once, every one was fetched on its miss before
+        # the prefetch got to it), so neither is asserted alone.
+        self.assertGreater(considered(pf), walked, pf)
         p = kache(b, "supervisor", "stop", timeout=120)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         ss = self.sessions()
