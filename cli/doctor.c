@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli/cargo_cfg.h"
+#include "common/cargo_cfg.h"
 #include "cli/commands.h"
 #include "common/clock.h"
 #include "common/config.h"

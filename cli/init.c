@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli/cargo_cfg.h"
+#include "common/cargo_cfg.h"
 #include "cli/commands.h"
 #include "common/fs.h"
 #include "common/util.h"

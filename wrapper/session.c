@@ -231,99 +231,32 @@ ancestor_session(const struct config *cfg, const char *kdir, long pid, int level
 	return rc;
 }
 
-int
-session_guess_cargo(const char *cmdline, size_t n, struct proto_hint *h, char *manifest, size_t cap)
-{
-	const char *end = cmdline + n, *a, *v, *sub = NULL, *profile = NULL, *target = NULL;
-	int release = 0, targets = 0;
-
-	memset(h, 0, sizeof *h);
-	manifest[0] = '\0';
-	if (n == 0 || cmdline[n - 1] != '\0' || !str_starts_with(path_basename(cmdline), "cargo"))
-		return -1;
-	for (a = cmdline + strlen(cmdline) + 1; a < end; a += strlen(a) + 1) {
-		const char *eq = strchr(a, '=');
-		size_t k = eq ? (size_t)(eq - a) : strlen(a);
-
-		if (strcmp(a, "--") == 0)
-			break; /* the rest is the program's (cargo run -- --release) */
-		if (sub == NULL && str_starts_with(a, "-C"))
-			return -1; /* another directory: not one seen from here */
-		if (strcmp(a, "--release") == 0 || strcmp(a, "-r") == 0) {
-			release = 1;
-			continue;
-		}
-		if (a[0] != '-' && a[0] != '+') {
-			if (sub == NULL)
-				sub = a;
-			continue;
-		}
-		/* cargo's own options that take a value as the next argument */
-		if (eq == NULL && sub == NULL &&
-		    (strcmp(a, "--config") == 0 || strcmp(a, "-Z") == 0 ||
-		        strcmp(a, "--color") == 0)) {
-			a += strlen(a) + 1;
-			if (a >= end)
-				break;
-			continue;
-		}
-		if (!(k == 9 && memcmp(a, "--profile", 9) == 0) &&
-		    !(k == 8 && memcmp(a, "--target", 8) == 0) &&
-		    !(k == 15 && memcmp(a, "--manifest-path", 15) == 0))
-			continue; /* another flag */
-		if (eq != NULL) {
-			v = eq + 1;
-		} else { /* the value is the next argument */
-			v = a + strlen(a) + 1;
-			if (v >= end)
-				return -1;
-		}
-		if (k == 9)
-			profile = v;
-		else if (k == 8)
-			target = v, targets++;
-		else
-			snprintf(manifest, cap, "%s", v);
-		if (eq == NULL)
-			a = v;
-	}
-	if (sub == NULL || strcmp(sub, "install") == 0 || targets > 1)
-		return -1;
-	if (target == NULL)
-		target = getenv("CARGO_BUILD_TARGET");
-	if (profile == NULL)
-		profile = release || strcmp(sub, "bench") == 0 ? "release" : "dev";
-	snprintf(h->target, sizeof h->target, "%s", target ? target : "");
-	snprintf(h->profile, sizeof h->profile, "%s", proto_hint_profile_dir(profile));
-	if (proto_hint_check_like(sub))
-		proto_hint_mark_check(h);
-	return strlen(target ? target : "") <= PROTO_HINT_NAME_MAX &&
-	        strlen(profile) <= PROTO_HINT_NAME_MAX ?
-	    0 :
-	    -1;
-}
-
-/* What the parent process, if cargo, says of the session (session_guess_cargo),
- * and (from not NULL) the directory its workspace is looked for from. -1: no
- * guess. */
+/* What the parent process, if cargo, says of the session (session_guess_cargo,
+ * its aliases read from its working directory), and (from not NULL) the
+ * directory its workspace is looked for from: that of --manifest-path, else
+ * cargo's own (a registry crate's compile runs elsewhere). -1: no guess. */
 static int
 guess_from_parent(struct proto_hint *h, char *from, size_t cap)
 {
 	char path[64], cwd[PATH_MAX], manifest[PATH_MAX];
 	struct buf b;
+	ssize_t k;
 	int rc;
 
+	snprintf(path, sizeof path, "/proc/%ld/cwd", (long)getppid());
+	if ((k = readlink(path, cwd, sizeof cwd - 1)) > 0 && cwd[0] == '/')
+		cwd[k] = '\0';
+	else if (getcwd(cwd, sizeof cwd) == NULL)
+		return -1;
 	snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)getppid());
 	buf_init(&b);
 	rc = fs_read_file(path, &b, 65536) == 0 && b.len > 0 &&
-	        session_guess_cargo(b.p, b.len, h, manifest, sizeof manifest) == 0 ?
+	        session_guess_cargo(b.p, b.len, cwd, h, manifest, sizeof manifest) == 0 ?
 	    0 :
 	    -1;
 	buf_free(&b);
 	if (rc < 0 || from == NULL)
 		return rc;
-	if (getcwd(cwd, sizeof cwd) == NULL)
-		return -1;
 	if (manifest[0] != '\0') { /* the workspace of that Cargo.toml */
 		char *abs = path_absolute(manifest, cwd), *dir = path_dirname(abs);
 

@@ -254,12 +254,14 @@ int session_hint(struct wrapper *w);
  * supervisor runs (the caller starts one). */
 int session_hint_early(struct wrapper *w, const char *vv, size_t n);
 /* What a cargo command line (NUL-separated, as /proc/<pid>/cmdline holds it)
- * says of the session: h's target and profile (directory: debug, release or
- * the profile's name) and, when given, --manifest-path into manifest (""
- * otherwise). -1 when argv[0] is not cargo, or the line is not one a guess
- * can be made from (install, -C, two targets). */
-int session_guess_cargo(const char *cmdline, size_t n, struct proto_hint *h, char *manifest,
-    size_t cap);
+ * says of the session (wrapper/cargo_cmd.c): h's target and profile
+ * (directory: debug, release or the profile's name; a check's marked) and,
+ * when given, --manifest-path into manifest ("" otherwise), with an alias
+ * expanded as cargo would from cwd (its working directory; NULL: none of its
+ * config files read). -1 when argv[0] is not cargo, or the line is not one a
+ * guess can be made from (install, -C, two targets). */
+int session_guess_cargo(const char *cmdline, size_t n, const char *cwd, struct proto_hint *h,
+    char *manifest, size_t cap);
 /* The journal's session id for a C compile (whose results then join the
  * session's manifest): the session of the nearest of its ancestors (a build
  * script, make...) with a cargo link, else the build session of the

@@ -412,23 +412,7 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         each by its own session: nothing compiled, nothing fetched on a
         miss."""
         out = self.populate()
-        built = self.sessions()
-        self.assertEqual(len(built), 1, built.keys())
-        c = self.runner("c", os.path.join(self.tmp, "checker", "runner"))
-        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), c.dir)
-        c.cargo("check")
-        pf = wait_prefetch(self, c, session_and_compile_hint)
-        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
-        self.assertRegex(self.prefetch_log(c), r"no session manifest of check sessions "
-                         r"\(profile debug.check\): the build's of profile debug")
-        p = kache(c, "supervisor", "stop", timeout=120)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        ss = self.sessions()
-        self.assertEqual(len(ss), 2, ss.keys())
-        for name, body in built.items():
-            self.assertEqual(ss[name], body, "the check job replaced the build's session")
-        checked = [n for n in ss if n not in built]
-        self.assertIn(b"\nprofile debug.check\n", ss[checked[0]])
+        self.check_job_saves_a_check_session("check")
 
         for name, step, cmd in (("b", [], "build"), ("d", ["--check"], "check")):
             r = self.runner(name, os.path.join(self.tmp, name, "runner"))
@@ -491,6 +475,50 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertEqual(after["remote_hits"], before["remote_hits"], "fetched on a miss")
         self.assertEqual(after["misses"], before["misses"])
         self.assertEqual(e.run_app(), out)
+
+    def test_an_alias_of_check_is_a_check_session(self):
+        """`cargo ck`, with `ck = "check"` in the workspace's .cargo/config.toml,
+        is a check job: cargo expands the alias and leaves its command line
+        as typed, so the wrapper reads the alias where cargo does. Its session
+        is saved as a check session beside the build job's, which it leaves
+        alone (before, `ck` was read as a build: its metadata-only keys
+        replaced the build's of each crate they named, and the next build job
+        prefetched check results)."""
+        self.populate()
+
+        def alias(c):
+            os.makedirs(os.path.join(c.dir, ".cargo"))
+            with open(os.path.join(c.dir, ".cargo", "config.toml"), "w") as f:
+                f.write("[alias]\nck = [\"check\", \"--quiet\"]\n")
+
+        c = self.check_job_saves_a_check_session("ck", alias)
+        self.assertFalse(os.path.exists(os.path.join(c.dir, "target/debug/fixture-app")),
+                         "cargo ck built the app: not a check")
+
+    def check_job_saves_a_check_session(self, cmd, setup=lambda c: None):
+        """After populate: a check job of runner c (`cargo <cmd>`, after
+        setup(c)) with no check session in the remote yet is served by the
+        build's session manifest and saves its own (profile debug.check),
+        leaving the build's as it was. Returns the runner."""
+        built = self.sessions()
+        self.assertEqual(len(built), 1, built.keys())
+        c = self.runner("c", os.path.join(self.tmp, "checker", "runner"))
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), c.dir)
+        setup(c)
+        c.cargo(cmd)
+        pf = wait_prefetch(self, c, session_and_compile_hint)
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        self.assertRegex(self.prefetch_log(c), r"no session manifest of check sessions "
+                         r"\(profile debug.check\): the build's of profile debug")
+        p = kache(c, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ss = self.sessions()
+        self.assertEqual(len(ss), 2, ss.keys())
+        for name, body in built.items():
+            self.assertEqual(ss[name], body, "the check job replaced the build's session")
+        checked = [n for n in ss if n not in built]
+        self.assertIn(b"\nprofile debug.check\n", ss[checked[0]])
+        return c
 
     def test_a_check_then_a_build_in_one_job_prefetch_and_save_each_session(self):
         """The common CI job: `cargo check` (or clippy), then `cargo build`
@@ -670,12 +698,13 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
                              r"its log's last warning: s3: no S3 credentials" % worker)
         kh.supervisor_stop(kh.KACHE, dict(b.env, **env))
 
-    def test_a_wrong_early_guess_is_followed_by_the_compiles_hint(self):
+    def test_an_alias_is_expanded_by_the_early_hint(self):
         """`cargo rel`, an alias of `build --release` in the workspace's
-        .cargo/config.toml, which the early hint does not read: it guesses the
-        debug profile, finds no session manifest of that fingerprint, imports
-        nothing, and the first compile's hint (release) runs after it and
-        takes the exact one."""
+        .cargo/config.toml: cargo's first question already hints the release
+        session (the alias read where cargo reads it), and that early session
+        serves the compile's hint: one session, nothing compiled. (Before the
+        aliases were read, the early hint guessed debug, imported nothing,
+        and the compile's hint ran a second session.)"""
         def with_alias(ws):
             os.makedirs(os.path.join(ws.dir, ".cargo"))
             with open(os.path.join(ws.dir, ".cargo", "config.toml"), "w") as f:
@@ -691,8 +720,32 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         b = with_alias(self.runner("b", os.path.join(self.tmp, "b", "runner"), start=True))
         shutil.copy(os.path.join(a.dir, "Cargo.lock"), b.dir)  # committed, as in CI
         b.cargo("rel")
+        pf = wait_prefetch(self, b, lambda p: p["hints"] == 2 and p["sessions_done"] >= 1)
+        self.assertEqual((pf["hints_early"], pf["hints_served_early"], pf["sessions"]),
+                         (1, 1, 1), pf)
+        self.assertEqual(pf["sources"]["exact_session"], 1, pf)
+        self.assertIn("\ntarget=\nprofile=release\n", self.early_marker(b))
+        self.assertEqual(b.compiled(), [])
+
+    def test_a_wrong_early_guess_is_followed_by_the_compiles_hint(self):
+        """A job whose first step is `kache prefetch` (the debug profile) and
+        whose build is `cargo build --release`: the early session finds no
+        session manifest of its fingerprint and imports nothing, and the
+        first compile's hint (release) runs after it and takes the exact
+        one."""
+        a = self.runner("a", self.tmp, start=True)
+        a.cargo("build", "--release")
+        self.assertTrue(CRATES.issubset(set(a.compiled())))
+        p = kache(a, "supervisor", "stop", timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(b"\nprofile release\n", next(iter(self.sessions().values())))
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"), start=True)
+        shutil.copy(os.path.join(a.dir, "Cargo.lock"), b.dir)  # committed, as in CI
+        p = self.kache_in(b, "prefetch")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        b.cargo("build", "--release")
         pf = wait_prefetch(self, b, lambda p: p["sessions_done"] >= 1)
-        self.assertEqual(pf["hints_early"], 1, pf)
+        self.assertEqual(pf["hints_early"], 1, pf)  # cargo's question left none
         self.assertEqual(pf["hints_served_early"], 0, pf)
         replaced = pf["hints_dropped_why"]["replaced"]
         self.assertEqual(pf["sessions"] + replaced, 2, pf)

@@ -9,7 +9,9 @@
 
 #include <cmocka.h>
 
+#include "common/cargo_cfg.h"
 #include "common/fs.h"
+#include "common/path.h"
 #include "wrapper/wrapper.h"
 
 static const char *const cargo_lib[] = { "--crate-name", "bench_model", "--edition=2021",
@@ -260,7 +262,7 @@ test_key_location_independent(void **state)
 static int
 guess(const char *cmdline, size_t n, struct proto_hint *h, char *manifest)
 {
-	return session_guess_cargo(cmdline, n, h, manifest, 256);
+	return session_guess_cargo(cmdline, n, NULL, h, manifest, 256);
 }
 
 #define GUESS(lit, h, m) guess(lit, sizeof(lit) - 1, h, m)
@@ -336,6 +338,108 @@ test_session_guess_cargo(void **state)
 	assert_int_equal(guess("", 0, &h, m), -1);
 }
 
+/* Writes text into dir/file, dir made first (a .cargo directory). */
+static void
+put(const char *dir, const char *sub, const char *file, const char *text)
+{
+	char *d = path_join(dir, sub), *f = path_join(d, file);
+
+	assert_int_equal(fs_mkdir_p(d, 0755), 0);
+	assert_int_equal(fs_write_atomic(f, text, strlen(text), 0644), 0);
+	free(f);
+	free(d);
+}
+
+#define GUESS_IN(cwd, lit, h, m) session_guess_cargo(lit, sizeof(lit) - 1, cwd, h, m, 256)
+
+/* cargo's aliases, expanded as cargo would: config files from cargo's
+ * directory up (the nearest first), CARGO_HOME's, CARGO_ALIAS_*, --config,
+ * the built-in ones; cargo's own commands are never aliases. */
+static void
+test_session_guess_cargo_alias(void **state)
+{
+	char top[] = "/tmp/kache-alias-XXXXXX", *sub, *home;
+	struct proto_hint h;
+	char m[256];
+
+	(void)state;
+	assert_non_null(mkdtemp(top));
+	sub = path_join(top, "ws/crates/x");
+	home = path_join(top, "home/.cargo"); /* CARGO_HOME: below, not above, cargo's */
+	assert_int_equal(fs_mkdir_p(sub, 0755), 0);
+	put(top, ".cargo", "config.toml",
+	    "[alias]\nck = \"check\"\nbr = \"build --release\"\n"
+	    "lint = [\"clippy\", # the linter\n  \"--all-targets\",\n]\nbuild = \"check\"\n");
+	put(sub, ".cargo", "config", "alias.ck = 'build'\n[build]\njobs = 2\n");
+	put(home, ".", "config.toml", "alias = { hm = \"doc\" }\n");
+	setenv("CARGO_HOME", home, 1);
+	unsetenv("CARGO_BUILD_TARGET");
+	assert_int_equal(GUESS_IN(top, "cargo\0ck\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug.check");
+	assert_int_equal(GUESS_IN(sub, "cargo\0ck\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug"); /* the nearest file's */
+	assert_int_equal(GUESS_IN(sub, "cargo\0br\0-p\0x\0", &h, m), 0);
+	assert_string_equal(h.profile, "release"); /* the words after the command */
+	assert_int_equal(GUESS_IN(top, "cargo\0lint\0--release\0", &h, m), 0);
+	assert_string_equal(h.profile, "release.check"); /* an array over lines */
+	assert_int_equal(GUESS_IN(top, "cargo\0build\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug"); /* cargo's own: shadows the alias */
+	assert_int_equal(GUESS_IN(top, "cargo\0hm\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug.check"); /* CARGO_HOME's inline table */
+	assert_int_equal(GUESS_IN(top, "cargo\0c\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug.check"); /* built in */
+	assert_int_equal(GUESS_IN(top, "cargo\0b\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug");
+	assert_int_equal(GUESS_IN(top, "cargo\0--config\0alias.ck=\"build\"\0ck\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug"); /* --config first */
+	setenv("CARGO_ALIAS_CK", "build --profile ci", 1);
+	assert_int_equal(GUESS_IN(top, "cargo\0ck\0", &h, m), 0);
+	assert_string_equal(h.profile, "ci"); /* the environment before the files */
+	unsetenv("CARGO_ALIAS_CK");
+	/* cargo refuses an alias of itself; here its expansion stops after a few
+	 * rounds and the line is read as an unknown command's: a build */
+	setenv("CARGO_ALIAS_LOOP", "loop", 1);
+	assert_int_equal(GUESS_IN(top, "cargo\0loop\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug");
+	unsetenv("CARGO_ALIAS_LOOP");
+	/* an external command (cargo-foo) stays as it was */
+	assert_int_equal(GUESS_IN(top, "cargo\0nextest\0run\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug");
+	unsetenv("CARGO_HOME");
+	free(sub);
+	free(home);
+	fs_remove_tree(top);
+}
+
+/* What an alias is in a config.toml (common/cargo_cfg.h). */
+static void
+test_cargo_cfg_alias(void **state)
+{
+	char out[64];
+	size_t n;
+
+	(void)state;
+#define ALIAS(text, name) cargo_cfg_alias(text, strlen(text), name, out, sizeof out, &n)
+	assert_int_equal(ALIAS("[alias]\nck = \"check --all\"\n", "ck"), 1);
+	assert_int_equal(n, 12);
+	assert_memory_equal(out, "check\0--all\0", 12);
+	assert_int_equal(ALIAS("[alias]\nck = \"check\"\n", "c"), 0);
+	assert_int_equal(ALIAS("[build]\nck = \"check\"\n", "ck"), 0);
+	assert_int_equal(ALIAS("\"alias\".'ck' = [ 'check', \"-q\" ]\n", "ck"), 1);
+	assert_int_equal(n, 9);
+	assert_memory_equal(out, "check\0-q\0", 9);
+	assert_int_equal(ALIAS("[alias]\nck = 3\n", "ck"), -1);
+	assert_int_equal(n, 0);
+	assert_int_equal(ALIAS("[alias]\nck = [\"check\"\n", "ck"), -1); /* not closed */
+	assert_int_equal(ALIAS("[alias]\nck = \"check \" \"\n", "ck"), 1);
+	assert_int_equal(ALIAS("[alias]\nck = \"a very long alias of more words than "
+	                       "the sixty four bytes of this test's buffer hold\"\n",
+	                     "ck"),
+	    -1);
+	assert_int_equal(ALIAS("x = \"\"\"\n[alias]\nck = 'check'\n\"\"\"\n", "ck"), 0);
+#undef ALIAS
+}
+
 /* The profile of a check session and back (proto/hint.h). */
 static void
 test_check_profile(void **state)
@@ -404,6 +508,8 @@ main(void)
 		cmocka_unit_test(test_depinfo),
 		cmocka_unit_test(test_key_location_independent),
 		cmocka_unit_test(test_session_guess_cargo),
+		cmocka_unit_test(test_session_guess_cargo_alias),
+		cmocka_unit_test(test_cargo_cfg_alias),
 		cmocka_unit_test(test_check_profile),
 		cmocka_unit_test(test_driver_kind),
 	};

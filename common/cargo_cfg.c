@@ -1,5 +1,5 @@
 /* build.rustc-wrapper in cargo's config.toml: see cargo_cfg.h. */
-#include "cli/cargo_cfg.h"
+#include "common/cargo_cfg.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -9,12 +9,29 @@
 
 #include "common/util.h"
 
+/* An alias asked for (cargo_cfg_alias) and what was found of it. */
+struct alias_req {
+	const char *name;
+	char *out; /* its words, each ended by a NUL */
+	size_t cap, len;
+	int found; /* 1: defined; -1: defined but not read (too long, not words) */
+};
+
 /* What the scanner carries from one line to the next. */
 struct scan_state {
-	char table[128]; /* the current [table] ("" at the top) */
-	int depth;       /* open [ of a multi-line array */
-	const char *mlq; /* the closing quote of a multi-line string, or NULL */
+	char table[128];       /* the current [table] ("" at the top) */
+	int depth;             /* open [ of a multi-line array */
+	const char *mlq;       /* the closing quote of a multi-line string, or NULL */
+	const char *text_end;  /* the end of the whole text (a value may go on past its line) */
+	struct alias_req *req; /* an alias looked for, or NULL */
 };
+
+static void scan(const char *text, size_t len, struct cargo_cfg_scan *r, struct alias_req *req);
+static void scan_alias(const char *full, const char *v, const char *end, struct scan_state *s);
+static void alias_words(const char *v, const char *end, struct alias_req *q);
+static void alias_split(const char *w, struct alias_req *q);
+static void alias_add(struct alias_req *q, const char *w, size_t n);
+static const char *string_at(const char *p, const char *end, char *out, size_t n);
 
 static void scan_line(const char *p, const char *end, size_t start, size_t next,
     struct scan_state *s, struct cargo_cfg_scan *r);
@@ -29,7 +46,25 @@ static void track_value(const char *p, const char *end, struct scan_state *s);
 void
 cargo_cfg_scan(const char *text, size_t len, struct cargo_cfg_scan *r)
 {
-	struct scan_state s = { "", 0, NULL };
+	scan(text, len, r, NULL);
+}
+
+int
+cargo_cfg_alias(const char *text, size_t len, const char *name, char *out, size_t cap, size_t *n)
+{
+	struct alias_req q = { name, out, cap, 0, 0 };
+	struct cargo_cfg_scan *r = xmalloc(sizeof *r);
+
+	scan(text, len, r, &q);
+	free(r);
+	*n = q.found == 1 ? q.len : 0;
+	return q.found;
+}
+
+static void
+scan(const char *text, size_t len, struct cargo_cfg_scan *r, struct alias_req *req)
+{
+	struct scan_state s = { "", 0, NULL, text + len, req };
 	const char *p = text, *end = text + len, *nl;
 
 	memset(r, 0, sizeof *r);
@@ -84,6 +119,8 @@ scan_line(const char *p, const char *end, size_t start, size_t next, struct scan
 	if ((v = parse_key(p, end, key, sizeof key)) == NULL)
 		return;
 	snprintf(full, sizeof full, "%s%s%s", s->table, s->table[0] ? "." : "", key);
+	if (s->req != NULL && s->req->found == 0)
+		scan_alias(full, v, end, s);
 	if (scan_key(full, v, end, r) && t != NULL && r->n_kache_lines < CARGO_CFG_MAX_LINES) {
 		t->other_lines--;
 		r->kache_line[r->n_kache_lines][0] = start;
@@ -123,7 +160,8 @@ scan_key(const char *full, const char *v, const char *end, struct cargo_cfg_scan
 		parse_string(v, end, r->value, sizeof r->value);
 		return cargo_cfg_is_kache(r->value);
 	}
-	if (strcmp(full, "build") == 0 && (q = strstr(v, "rustc-wrapper")) != NULL && q < end &&
+	if (strcmp(full, "build") == 0 &&
+	    (q = memmem(v, (size_t)(end - v), "rustc-wrapper", 13)) != NULL &&
 	    (q = memchr(q, '=', (size_t)(end - q))) != NULL) {
 		r->found = 1; /* build = { rustc-wrapper = "..." } */
 		parse_string(q + 1, end, r->value, sizeof r->value);
@@ -143,6 +181,97 @@ scan_key(const char *full, const char *v, const char *end, struct cargo_cfg_scan
 		r->found_cxx = r->cxx[0] != '\0';
 	}
 	return 0;
+}
+
+/* The alias asked for, at its key: alias.NAME = "words" or [ "words", ... ]
+ * (an array may go on over the lines after its key), or alias = { NAME =
+ * "words" }. The first definition is the one: TOML allows no other. */
+static void
+scan_alias(const char *full, const char *v, const char *end, struct scan_state *s)
+{
+	struct alias_req *q = s->req;
+	char one[CARGO_CFG_VALUE_MAX];
+
+	if (strncmp(full, "alias.", 6) == 0 && strcmp(full + 6, q->name) == 0) {
+		alias_words(v, s->text_end, q);
+	} else if (strcmp(full, "alias") == 0) {
+		inline_value(v, end, q->name, one, sizeof one);
+		if (one[0] != '\0') {
+			q->found = 1;
+			alias_split(one, q);
+		}
+	}
+}
+
+/* An alias's value at v: a string, split at white space as cargo splits it,
+ * or an array of strings, each one word. Anything else (a number, a string
+ * too long for the buffer) is found but not read: found -1. */
+static void
+alias_words(const char *v, const char *end, struct alias_req *q)
+{
+	char w[CARGO_CFG_VALUE_MAX];
+	const char *p = v;
+
+	q->found = 1;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p < end && (*p == '"' || *p == '\'')) {
+		if (string_at(p, end, w, sizeof w) == NULL)
+			q->found = -1;
+		else
+			alias_split(w, q);
+		return;
+	}
+	if (p == end || *p != '[') {
+		q->found = -1;
+		return;
+	}
+	for (p++; q->found == 1;) {
+		while (p < end && (isspace((unsigned char)*p) || *p == ','))
+			p++;
+		if (p < end && *p == '#') { /* a comment to the end of its line */
+			while (p < end && *p != '\n')
+				p++;
+			continue;
+		}
+		if (p < end && *p == ']')
+			return;
+		if (p == end || (*p != '"' && *p != '\'') ||
+		    (p = string_at(p, end, w, sizeof w)) == NULL) {
+			q->found = -1;
+			return;
+		}
+		alias_add(q, w, strlen(w));
+	}
+}
+
+/* The words of a string, split at white space as cargo splits it. */
+static void
+alias_split(const char *w, struct alias_req *q)
+{
+	const char *e;
+
+	for (; q->found == 1 && *w != '\0'; w = e) {
+		while (isspace((unsigned char)*w))
+			w++;
+		for (e = w; *e != '\0' && !isspace((unsigned char)*e); e++)
+			;
+		if (e > w)
+			alias_add(q, w, (size_t)(e - w));
+	}
+}
+
+/* One word more, ended by a NUL; found -1 when the words do not fit. */
+static void
+alias_add(struct alias_req *q, const char *w, size_t n)
+{
+	if (q->len + n + 1 > q->cap) {
+		q->found = -1;
+		return;
+	}
+	memcpy(q->out + q->len, w, n);
+	q->out[q->len + n] = '\0';
+	q->len += n + 1;
 }
 
 /* The string after `key =` inside an inline table at v ("" when none):
@@ -204,22 +333,33 @@ parse_key(const char *p, const char *end, char *out, size_t n)
 static void
 parse_string(const char *p, const char *end, char *out, size_t n)
 {
-	size_t k = 0;
-	char q;
-
 	out[0] = '\0';
 	while (p < end && isspace((unsigned char)*p))
 		p++;
-	if (p == end || (*p != '"' && *p != '\''))
-		return;
-	q = *p++;
-	for (; p < end && *p != q; p++) {
+	if (p < end && (*p == '"' || *p == '\''))
+		string_at(p, end, out, n);
+}
+
+/* The quoted string at p into out (cut to n - 1 bytes); returns where it
+ * ends (past its closing quote), or NULL when it is not closed before end or
+ * did not fit. */
+static const char *
+string_at(const char *p, const char *end, char *out, size_t n)
+{
+	size_t k = 0;
+	int cut = 0;
+	char q = *p++;
+
+	for (; p < end && *p != q && *p != '\n'; p++) {
 		if (q == '"' && *p == '\\' && p + 1 < end)
 			p++;
 		if (k + 1 < n)
 			out[k++] = *p;
+		else
+			cut = 1;
 	}
 	out[k] = '\0';
+	return p < end && *p == q && !cut ? p + 1 : NULL;
 }
 
 /* Follows a value to the end of its line: brackets of arrays opened and

@@ -1,9 +1,11 @@
-/* Reading cargo's config.toml for `build.rustc-wrapper` and `env.CC`/`env.CXX`,
- * for `kache init` (which writes them) and `kache doctor` (which checks them). Not a TOML parser: a
- * line scanner that knows tables, dotted keys, inline tables, comments, and skips multi-line
- * strings and arrays, which is all a rustc-wrapper line needs. */
-#ifndef KACHE_CLI_CARGO_CFG_H
-#define KACHE_CLI_CARGO_CFG_H
+/* Reading cargo's config.toml: `build.rustc-wrapper` and `env.CC`/`env.CXX`,
+ * for `kache init` (which writes them) and `kache doctor` (which checks them),
+ * and `alias.NAME`, for the wrapper's guess of a cargo command's mode (an
+ * alias of check is a check). Not a TOML parser: a line scanner that knows
+ * tables, dotted keys, inline tables, comments, and skips multi-line strings
+ * and arrays, which is all these keys need. libc only: the wrapper links it. */
+#ifndef KACHE_COMMON_CARGO_CFG_H
+#define KACHE_COMMON_CARGO_CFG_H
 
 #include <stddef.h>
 
@@ -36,6 +38,13 @@ struct cargo_cfg_scan {
 
 /* Scans text[0..len) (a config.toml) into r. */
 void cargo_cfg_scan(const char *text, size_t len, struct cargo_cfg_scan *r);
+/* The alias name as text[0..len) defines it ([alias] NAME = "words" or
+ * ["word", ...], alias.NAME = ..., alias = { NAME = "words" }): its words,
+ * each ended by a NUL, into out[0..cap), their bytes into *n. Returns 1 when
+ * defined, 0 when not, -1 when defined but not read (not a string or an array
+ * of strings, or longer than cap: *n is 0). */
+int cargo_cfg_alias(const char *text, size_t len, const char *name, char *out, size_t cap,
+    size_t *n);
 /* 1 when a rustc-wrapper value names kache: "kache" or a path ending in /kache. */
 int cargo_cfg_is_kache(const char *value);
 /* 1 when a CC/CXX value runs its compiler through kache ("kache gcc",
