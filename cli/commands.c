@@ -18,6 +18,8 @@
 static const struct command commands[] = {
 	{ "__worker", supervisor_worker_cmd, "internal: a supervisor worker",
 	    "usage: kached __worker <role> <index> (started by the supervisor)\n", 1 },
+	{ "__zygote", supervisor_zygote_cmd, "internal: forks the supervisor's workers",
+	    "usage: kached __zygote (started by the supervisor)\n", 1 },
 	{ "config", cmd_config, "print the effective settings and where each came from",
 	    "usage: kache config\n"
 	    "Prints every setting, its value, and its source: default, the config file\n"

@@ -86,6 +86,9 @@ static const struct config_def defs[] = {
 	    "seconds the uploaders wait, from the supervisor's start, for a first upload before "
 	    "they start anyway (a build that only hits never pays their start; 0: they start "
 	    "with the supervisor)" },
+	{ "workers.zygote", "KACHE_ZYGOTE", "true", 0,
+	    "fork each worker from one pristine kached the supervisor starts, instead of an "
+	    "exec of its own (about 11 ms of CPU less per worker; false: exec each)" },
 	{ "workers.fetchers", "KACHE_FETCHERS", "2", 0,
 	    "number of fetcher workers (remote fetches on a miss, in parallel)" },
 	{ "supervisor.idle_timeout", "KACHE_IDLE_TIMEOUT", "0", 0,

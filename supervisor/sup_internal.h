@@ -111,7 +111,25 @@ struct supervisor {
 	struct prefetches *prefetches;
 	int64_t bad_next; /* bad messages are not logged one by one before this */
 	long bad_suppressed;
+	/* sup_zygote.c: the zygote's socket and pid (-1: none), when the next
+	 * may start, whether it may at all; workers forked by it or exec'd */
+	int zfd;
+	pid_t zpid;
+	int64_t znext_ms;
+	int zygote_ok;
+	long spawned_forked, spawned_exec;
 };
+
+/* sup_zygote.c: workers forked by a pristine `kached __zygote` instead of
+ * exec'd. zygote_init once the configuration is read (the supervisor becomes
+ * the subreaper the workers are handed to); zygote_spawn: the worker's pid,
+ * or -1 when the zygote cannot (off, failed, not yet due again): exec it then;
+ * zygote_reaped: 1 when pid was the zygote's (it is started again later);
+ * zygote_stop: at the end (the zygote ends with its socket). */
+void zygote_init(struct supervisor *s);
+pid_t zygote_spawn(struct supervisor *s, enum role r, unsigned index, int logfd, int64_t now);
+int zygote_reaped(struct supervisor *s, pid_t pid);
+void zygote_stop(struct supervisor *s);
 
 /* sup_io.c: below everything else */
 void sup_reply(struct supervisor *s, const void *ident, size_t identlen, const struct msg *m);

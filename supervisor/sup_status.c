@@ -109,8 +109,12 @@ status_json(const struct supervisor *s)
 	    "remote_off", jobs_remote_off(s), "queue", "uploads", (json_int_t)queued, "uploading",
 	    (json_int_t)inflight, "fetches", (json_int_t)fetches, "workers", workers, "prefetch",
 	    prefetch_json(s, prefetch_counts(s)));
-	if (root != NULL)
+	if (root != NULL) {
 		json_object_set_new(root, "outcomes", outcomes_json(s));
+		json_object_set_new(root, "spawned",
+		    json_pack("{s:I, s:I, s:I}", "forked", (json_int_t)s->spawned_forked, "exec",
+		        (json_int_t)s->spawned_exec, "zygote_pid", (json_int_t)s->zpid));
+	}
 	out = json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	return out;

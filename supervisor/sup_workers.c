@@ -166,9 +166,12 @@ spawn(struct supervisor *s, struct slot *w, int64_t now)
 
 	free(logpath);
 	w->deferred = 0;
-	pid = fork();
-	if (pid == 0)
-		child_exec(s, w, logfd);
+	if ((pid = zygote_spawn(s, w->role, w->index, logfd, now)) <= 0) {
+		pid = fork();
+		if (pid == 0)
+			child_exec(s, w, logfd);
+		s->spawned_exec += pid > 0;
+	}
 	if (logfd != -1)
 		close(logfd);
 	if (pid == -1) {
@@ -237,6 +240,8 @@ workers_reap(struct supervisor *s)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+		if (zygote_reaped(s, pid))
+			continue;
 		for (int i = 0; i < s->nslots; i++) {
 			if (s->slots[i].pid == pid) {
 				on_death(s, &s->slots[i], wstatus);

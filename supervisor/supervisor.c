@@ -255,6 +255,7 @@ setup(struct supervisor *s)
 	jobs_new(s);
 	route_new(s);
 	prefetch_new(s);
+	zygote_init(s);
 	workers_init(s);
 	/* spawned before the loop answers anything: a wrapper that waited for our
 	 * socket (proto_supervisor_wait) sends its FETCH at once, and the first
@@ -557,6 +558,7 @@ on_worker_message(struct supervisor *s, struct slot *w, const struct msg *m)
 static void
 teardown(struct supervisor *s)
 {
+	zygote_stop(s);
 	if (s->ctl)
 		unlink(proto_endpoint_file(s->paths.ctl)), zmq_close(s->ctl);
 	if (s->wrk)
@@ -584,6 +586,7 @@ sup_run(int detached)
 	char exe[PROTO_PATH_MAX];
 	int rc;
 
+	s->zfd = s->zpid = -1;
 	s->cfg = config_load_warn(CONFIG_WARN_LOG, NULL);
 	snprintf(s->kache_dir, sizeof s->kache_dir, "%s", config_get(s->cfg, "cache.dir"));
 	s->detached = detached;

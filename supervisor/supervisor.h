@@ -18,5 +18,8 @@ int supervisor_save_manifest_cmd(int argc, char **argv);
 int supervisor_prefetch_cmd(int argc, char **argv);
 /* `kached __worker <role> <index>`: the hidden command a worker is exec'd as. */
 int supervisor_worker_cmd(int argc, char **argv);
+/* `kached __zygote`: the hidden command the supervisor execs once, with a
+ * socket as fd 3, to fork its workers from (supervisor/sup_zygote.c). */
+int supervisor_zygote_cmd(int argc, char **argv);
 
 #endif

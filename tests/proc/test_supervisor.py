@@ -113,6 +113,60 @@ class SupervisorTest(unittest.TestCase):
         self.assertIn("signal 9", w["last_exit"])
         self.assertEqual(self.poke("fetch", KEY, "500").split()[0], "miss")
 
+    def test_workers_are_forked_by_a_zygote_and_exec_d_when_it_fails(self):
+        """The supervisor execs one `kached __zygote` and forks each worker
+        from it (no exec of 51 libraries per worker): each is the supervisor's
+        own child as an exec'd one is (handed over as a subreaper's orphan),
+        runs the kached binary, and shows its own command line. With the
+        zygote killed, a worker's restart is exec'd and a new zygote takes
+        over ZYGOTE_RETRY_MS (5 s) later; workers.zygote = false execs all."""
+        sup = self.start()
+        st = self.status()
+        n = len(st["workers"])
+        self.assertEqual((st["spawned"]["forked"], st["spawned"]["exec"]), (n, 0), st)
+        zyg = st["spawned"]["zygote_pid"]
+
+        def ppid(pid):
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+
+        self.assertEqual(ppid(zyg), sup)
+        for w in st["workers"]:
+            self.assertEqual(ppid(w["pid"]), sup, w)
+            self.assertEqual(os.readlink(f"/proc/{w['pid']}/exe"), os.path.realpath(KACHED))
+            with open(f"/proc/{w['pid']}/cmdline", "rb") as f:
+                want = b"kached\0__worker\0%s\0%d\0" % (w["role"].encode(), w["index"])
+                self.assertEqual(f.read().rstrip(b"\0") + b"\0", want)
+        os.kill(zyg, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: self.status()["spawned"]["zygote_pid"] == -1, 10))
+        self.assertTrue(self.all_ready(n), self.workers())  # not the zygote's children
+
+        def restart(role):
+            old = self.workers(role)[0]["pid"]
+            os.kill(old, signal.SIGKILL)
+            self.assertTrue(wait_for(lambda: [w for w in self.workers(role)
+                                              if w["pid"] != old and w["state"] == "ready"],
+                                     10), self.workers())
+            return self.status()["spawned"]
+
+        self.assertEqual(restart("fetcher"), {"forked": n, "exec": 1, "zygote_pid": -1})
+        self.assertEqual(self.poke("fetch", KEY, "500").split()[0], "miss")
+        time.sleep(5.5)
+        sp = restart("fetcher")
+        self.assertEqual((sp["forked"], sp["exec"]), (n + 1, 1), sp)
+        self.assertNotIn(sp["zygote_pid"], (-1, zyg))
+        self.assertEqual(ppid(sp["zygote_pid"]), sup)
+        self.kached("supervisor", "stop")
+        self.assertTrue(wait_for(lambda: not self.store_pids()), self.store_pids())
+
+        self.env["KACHE_ZYGOTE"] = "false"
+        self.start()
+        sp = self.status()["spawned"]
+        self.assertEqual(sp, {"forked": 0, "exec": n, "zygote_pid": -1})
+        p = self.kached("__zygote", check=False)  # by hand: no socket from a supervisor
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("started by the supervisor only", p.stderr)
+
     def test_stalled_worker_is_replaced(self):
         self.env["KACHE_FAULT"] = "fetcher:stall_after=3"
         self.kached("supervisor", "start")
