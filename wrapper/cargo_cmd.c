@@ -31,8 +31,8 @@ static int alias_of(const char *cmdline, const char *sub, const char *cwd, char 
     size_t *len);
 static int alias_in_file(const char *path, const char *name, char *out, size_t cap, size_t *len);
 static int alias_in_env(const char *name, char *out, size_t cap, size_t *len);
-static int alias_in_options(const char *cmdline, const char *sub, const char *name, char *out,
-    size_t cap, size_t *len);
+static int alias_in_options(const char *cmdline, const char *sub, const char *cwd, const char *name,
+    char *out, size_t cap, size_t *len);
 static int alias_in_dirs(const char *cwd, const char *name, char *out, size_t cap, size_t *len);
 
 int
@@ -171,7 +171,7 @@ alias_of(const char *cmdline, const char *sub, const char *cwd, char *out, size_
 {
 	static const char *const builtin[][2] = { { "b", "build" }, { "c", "check" },
 		{ "d", "doc" }, { "t", "test" }, { "r", "run" }, { "rm", "remove" } };
-	int rc = alias_in_options(cmdline, sub, sub, out, cap, len);
+	int rc = alias_in_options(cmdline, sub, cwd, sub, out, cap, len);
 
 	if (rc == 0)
 		rc = alias_in_env(sub, out, cap, len);
@@ -187,10 +187,11 @@ alias_of(const char *cmdline, const char *sub, const char *cwd, char *out, size_
 }
 
 /* cargo's --config options before the subcommand: KEY=VALUE (TOML: the
- * same scanner reads `alias.ck = "check"`) or a config file's path. */
+ * same scanner reads `alias.ck = "check"`) or a config file's path (from
+ * cargo's directory). */
 static int
-alias_in_options(const char *cmdline, const char *sub, const char *name, char *out, size_t cap,
-    size_t *len)
+alias_in_options(const char *cmdline, const char *sub, const char *cwd, const char *name, char *out,
+    size_t cap, size_t *len)
 {
 	const char *a = cmdline + strlen(cmdline) + 1, *v;
 	int rc = 0;
@@ -204,10 +205,16 @@ alias_in_options(const char *cmdline, const char *sub, const char *name, char *o
 			continue;
 		if (v >= sub)
 			break;
-		if (strchr(v, '=') != NULL)
+		if (strchr(v, '=') != NULL) {
 			rc = cargo_cfg_alias(v, strlen(v), name, out, cap, len);
-		else
+		} else if (v[0] == '/' || cwd == NULL) {
 			rc = alias_in_file(v, name, out, cap, len);
+		} else { /* a path from cargo's directory */
+			char *f = path_join(cwd, v);
+
+			rc = alias_in_file(f, name, out, cap, len);
+			free(f);
+		}
 	}
 	return rc;
 }

@@ -392,6 +392,9 @@ test_session_guess_cargo_alias(void **state)
 	assert_string_equal(h.profile, "debug");
 	assert_int_equal(GUESS_IN(top, "cargo\0--config\0alias.ck=\"build\"\0ck\0", &h, m), 0);
 	assert_string_equal(h.profile, "debug"); /* --config first */
+	put(top, "ci", "cfg.toml", "[alias]\nck = \"build --release\"\n");
+	assert_int_equal(GUESS_IN(top, "cargo\0--config\0ci/cfg.toml\0ck\0", &h, m), 0);
+	assert_string_equal(h.profile, "release"); /* a file, from cargo's directory */
 	setenv("CARGO_ALIAS_CK", "build --profile ci", 1);
 	assert_int_equal(GUESS_IN(top, "cargo\0ck\0", &h, m), 0);
 	assert_string_equal(h.profile, "ci"); /* the environment before the files */
