@@ -9,9 +9,11 @@ A test script imports it by path:
     import kache_harness as kh
 
 Every wait here has a bound; nothing here asserts: the tests do."""
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -67,9 +69,17 @@ def make_tmp(prefix):
 
 
 def remove_tmp(tmp, keep_env=True):
-    """Removes a test's temp dir, unless KEEP is set (and keep_env) for a post-mortem."""
+    """Removes a test's temp dir, unless KEEP is set (and keep_env) for a post-mortem,
+    and the RocksDB info logs its stores' indexes left in /dev/shm/kache-<euid>
+    (named after the index's path: /tmp/x/store/index -> tmp_x_store_index_LOG)."""
     if not (keep_env and os.environ.get("KEEP")):
         shutil.rmtree(tmp, ignore_errors=True)
+        prefix = re.sub(r"[^A-Za-z0-9.-]", "_", os.path.realpath(tmp).lstrip("/")) + "_"
+        for log in glob.glob("/dev/shm/kache-%d/%s*_LOG*" % (os.geteuid(), glob.escape(prefix))):
+            try:
+                os.unlink(log)
+            except OSError:
+                pass
 
 
 def store_env(tmp, store, drop=(), **extra):

@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -137,7 +136,7 @@ class PlannerHttp(unittest.TestCase):
     def tearDown(self):
         for p in self.planners:
             p.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        kh.remove_tmp(self.tmp)
 
     def planner(self, name="p", **kw):
         p = Planner(self.tmp, name, **kw)

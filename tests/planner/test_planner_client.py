@@ -55,7 +55,7 @@ class PlannerClient(unittest.TestCase):
         if self.proxy:
             self.proxy.kill()
             self.proxy.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        kh.remove_tmp(self.tmp)
 
     def start_planner(self):
         self.planner = tpl.Planner(self.tmp, "planner").start()

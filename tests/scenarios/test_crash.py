@@ -103,7 +103,7 @@ class CrashBase(unittest.TestCase):
                            env=dict(os.environ, KACHE_DIR=store), capture_output=True,
                            timeout=60)
         self.kill_ours(1.0)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        kh.remove_tmp(self.tmp)
 
     # ---- the processes this test started, found by a token in their environment
 

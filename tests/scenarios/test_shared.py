@@ -8,7 +8,6 @@ third fresh machine served from the remote with correct outputs.
 usage: test_shared.py <path to kache> [unittest args]
 """
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -50,7 +49,7 @@ class SharedRemote(unittest.TestCase):
         for ws in self.machines:
             subprocess.run([kh.KACHE, "supervisor", "stop"], env=ws.env,
                            capture_output=True, timeout=60)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        kh.remove_tmp(self.tmp)
 
     def machine(self, name):
         root = os.path.join(self.tmp, name, "deeper")

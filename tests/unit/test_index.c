@@ -150,6 +150,44 @@ record_cb(int type, const unsigned char *res, int prefetched, void *arg)
 	ps->prefetched += prefetched;
 }
 
+/* Another store's RocksDB info log in /dev/shm/kache-<euid> not written for
+ * two weeks (a removed store's) is removed at an open; a fresh one is kept,
+ * and so is what is not a RocksDB log. */
+static void
+test_stale_info_logs_pruned(void **state)
+{
+	struct fx *f = *state;
+	char dir[64], old[128], fresh[128], other[128];
+	struct timespec t[2] = { { time(NULL) - 15 * 24 * 3600, 0 },
+		{ time(NULL) - 15 * 24 * 3600, 0 } };
+	struct index *ix;
+
+	snprintf(dir, sizeof dir, "/dev/shm/kache-%ld", (long)geteuid());
+	snprintf(old, sizeof old, "%s/tmp_gone_%ld_store_index_LOG.old.1", dir, (long)getpid());
+	snprintf(fresh, sizeof fresh, "%s/tmp_here_%ld_store_index_LOG", dir, (long)getpid());
+	snprintf(other, sizeof other, "%s/kept-%ld", dir, (long)getpid());
+	ix = index_open(f->dir); /* makes the directory */
+	assert_non_null(ix);
+	index_free(&ix);
+	if (access(dir, W_OK) != 0)
+		skip(); /* the logs stay in the index directory then */
+	for (int i = 0; i < 3; i++) {
+		const char *p = i == 0 ? old : i == 1 ? fresh : other;
+
+		assert_int_equal(fs_write_atomic(p, "x", 1, 0644), 0);
+		if (i != 1)
+			assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+	}
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	index_free(&ix);
+	assert_int_equal(access(old, F_OK), -1);
+	assert_int_equal(access(fresh, F_OK), 0);
+	assert_int_equal(access(other, F_OK), 0);
+	unlink(fresh);
+	unlink(other);
+}
+
 /* Where hits come from: the first hit on an entry prefetch imported is
  * prefetched, later ones local, and so are all when a fetch on a miss or a
  * compile that stored it came first, or when it was used before the import.
@@ -835,6 +873,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_zero_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefetched_hits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_info_logs_pruned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record_forgets_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_lru_and_shared_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_stale_tmp_and_orphans, setup, teardown),
