@@ -309,7 +309,8 @@ proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h, in
 }
 
 /* The grandchild: a session of its own, quiet stdio, the spawn lock handed on
- * (the supervisor closes it once it holds the store lock). Never returns. */
+ * (the supervisor closes it once it holds the store lock), no other
+ * descriptor. Never returns. */
 static void
 exec_detached(const char *kache_dir, const char *kached_path, int lockfd)
 {
@@ -324,6 +325,11 @@ exec_detached(const char *kache_dir, const char *kached_path, int lockfd)
 		if (null > 2)
 			close(null);
 	}
+	/* nothing else the wrapper inherited (cargo's jobserver pipe, a CI
+	 * runner's descriptors) is held for the supervisor's life */
+	if (lockfd > 3)
+		close_range(3, (unsigned)lockfd - 1, 0);
+	close_range((unsigned)lockfd + 1, ~0U, 0);
 	fcntl(lockfd, F_SETFD, 0);
 	snprintf(fdstr, sizeof fdstr, "%d", lockfd);
 	setenv("KACHE_SPAWN_LOCK_FD", fdstr, 1);

@@ -132,7 +132,7 @@ child_exec(const struct supervisor *s, const struct slot *w, int logfd)
 {
 	char idx[16], *argv[5];
 	sigset_t none;
-	int null = open("/dev/null", O_RDWR);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	unsigned v = w->index, n = 0;
 	char rev[16];
 
@@ -148,6 +148,7 @@ child_exec(const struct supervisor *s, const struct slot *w, int logfd)
 		dup2(null, 0), dup2(null, 1);
 	if (logfd != -1)
 		dup2(logfd, 2);
+	close_range(3, ~0U, 0); /* what the supervisor's start left open */
 	argv[0] = (char *)"kached";
 	argv[1] = (char *)"__worker";
 	argv[2] = (char *)role_name(w->role);

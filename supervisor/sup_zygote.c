@@ -92,14 +92,20 @@ zygote_start(struct supervisor *s, int64_t now)
 	pid = fork();
 	if (pid == 0) { /* only async-signal-safe calls until the exec */
 		sigset_t none;
-		int null = open("/dev/null", O_RDWR);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (null != -1)
 			dup2(null, 0), dup2(null, 1);
-		if (dup2(sv[1], ZYGOTE_FD) == ZYGOTE_FD)
+		/* (dup2 onto itself would leave its close-on-exec flag); then
+		 * nothing else the supervisor holds reaches the zygote and so
+		 * the workers (a descriptor its own start left open) */
+		if (sv[1] == ZYGOTE_FD ? fcntl(ZYGOTE_FD, F_SETFD, 0) == 0 :
+		                         dup2(sv[1], ZYGOTE_FD) == ZYGOTE_FD) {
+			close_range(ZYGOTE_FD + 1, ~0U, 0);
 			execl(s->exe, "kached", "__zygote", pad, (char *)NULL);
+		}
 		_exit(127);
 	}
 	close(sv[1]);

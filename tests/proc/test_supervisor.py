@@ -119,8 +119,20 @@ class SupervisorTest(unittest.TestCase):
         own child as an exec'd one is (handed over as a subreaper's orphan),
         runs the kached binary, and shows its own command line. With the
         zygote killed, a worker's restart is exec'd and a new zygote takes
-        over ZYGOTE_RETRY_MS (5 s) later; workers.zygote = false execs all."""
-        sup = self.start()
+        over ZYGOTE_RETRY_MS (5 s) later; workers.zygote = false execs all.
+        `kache supervisor start` is run holding a pipe (as from a shell, a CI
+        runner, cargo's jobserver): neither the supervisor, the zygote nor a
+        worker may hold it."""
+        pipe_r, pipe_w = os.pipe()
+
+        def start_with_a_pipe():
+            p = subprocess.run([KACHED, "supervisor", "start"], env=self.env, pass_fds=(pipe_w,),
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertTrue(wait_for(self.all_ready), self.status())
+            return self.status()["pid"]
+
+        sup = start_with_a_pipe()
         st = self.status()
         n = len(st["workers"])
         self.assertEqual((st["spawned"]["forked"], st["spawned"]["exec"]), (n, 0), st)
@@ -131,7 +143,18 @@ class SupervisorTest(unittest.TestCase):
                 return int(f.read().rsplit(")", 1)[1].split()[1])
 
         self.assertEqual(ppid(zyg), sup)
+        # nothing the supervisor holds is forked into the zygote (only its
+        # stdin, stdout, stderr and socket), nor into a worker (the pipe
+        # reached every worker before)
+        self.assertEqual(sorted(os.listdir(f"/proc/{zyg}/fd")), ["0", "1", "2", "3"])
+
+        def no_pipes(pid):
+            fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            self.assertEqual([f for f in fds if f.startswith("pipe:")], [], pid)
+
+        no_pipes(sup)  # nor the supervisor itself, a daemon
         for w in st["workers"]:
+            no_pipes(w["pid"])
             self.assertEqual(ppid(w["pid"]), sup, w)
             self.assertEqual(os.readlink(f"/proc/{w['pid']}/exe"), os.path.realpath(KACHED))
             with open(f"/proc/{w['pid']}/cmdline", "rb") as f:
@@ -160,9 +183,13 @@ class SupervisorTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: not self.store_pids()), self.store_pids())
 
         self.env["KACHE_ZYGOTE"] = "false"
-        self.start()
+        start_with_a_pipe()
+        os.close(pipe_r)
+        os.close(pipe_w)
         sp = self.status()["spawned"]
         self.assertEqual(sp, {"forked": 0, "exec": n, "zygote_pid": -1})
+        for w in self.workers():
+            no_pipes(w["pid"])
         p = self.kached("__zygote", check=False)  # by hand: no socket from a supervisor
         self.assertEqual(p.returncode, 2)
         self.assertIn("started by the supervisor only", p.stderr)
