@@ -59,7 +59,7 @@ static void say(struct doctor *d, const char *name, enum level lv, const char *f
 static void chk_binaries(struct doctor *d);
 static void chk_wrapper(struct doctor *d);
 static int wrapper_in_file(const char *path, char *val, size_t n);
-static char *wrapper_up_from(char *dir, char *val, size_t n);
+static int wrapper_found(const char *path, void *arg);
 static void chk_sccache(struct doctor *d);
 static void chk_store(struct doctor *d);
 static void chk_filesystem(struct doctor *d);
@@ -147,24 +147,18 @@ wrapper_in_file(const char *path, char *val, size_t n)
 	return r.found;
 }
 
-/* The first .cargo/config(.toml) from dir up to / that sets the wrapper
- * (into val): its path, a new string; NULL when none does. dir is changed. */
-static char *
-wrapper_up_from(char *dir, char *val, size_t n)
-{
-	char *cd, *f, *slash;
+/* The value found by a walk of cargo's config files (cargo_cfg_walk). */
+struct wrapper_ask {
+	char *val;
+	size_t n;
+};
 
-	for (;;) {
-		cd = xasprintf("%s/.cargo", dir);
-		f = cargo_cfg_file(cd);
-		free(cd);
-		if (wrapper_in_file(f, val, n))
-			return f;
-		free(f);
-		if ((slash = strrchr(dir, '/')) == NULL || dir[0] == '\0')
-			return NULL;
-		*slash = '\0'; /* "/a/b" -> "/a" -> "" (the root, as "/.cargo") */
-	}
+static int
+wrapper_found(const char *path, void *arg)
+{
+	struct wrapper_ask *q = arg;
+
+	return wrapper_in_file(path, q->val, q->n);
 }
 
 /* The wrapper cargo will use, in cargo's order: RUSTC_WRAPPER,
@@ -173,24 +167,18 @@ wrapper_up_from(char *dir, char *val, size_t n)
 static void
 chk_wrapper(struct doctor *d)
 {
-	char cwd[PATH_MAX], val[CARGO_CFG_VALUE_MAX], *p, *home, *where = NULL;
+	char cwd[PATH_MAX], val[CARGO_CFG_VALUE_MAX], *where = NULL;
 	const char *envs[] = { "RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER" };
+	struct wrapper_ask ask = { val, sizeof val };
 
 	for (size_t i = 0; where == NULL && i < 2; i++)
 		if (getenv(envs[i]) && getenv(envs[i])[0]) {
 			snprintf(val, sizeof val, "%s", getenv(envs[i]));
 			where = xasprintf("$%s", envs[i]);
 		}
-	if (where == NULL && getcwd(cwd, sizeof cwd) != NULL)
-		where = wrapper_up_from(cwd, val, sizeof val);
-	if (where == NULL && (home = cargo_cfg_home()) != NULL) {
-		p = cargo_cfg_file(home);
-		free(home);
-		if (wrapper_in_file(p, val, sizeof val))
-			where = p;
-		else
-			free(p);
-	}
+	if (where == NULL) /* (with no working directory, CARGO_HOME's still counts) */
+		cargo_cfg_walk(getcwd(cwd, sizeof cwd) != NULL ? cwd : ".", wrapper_found, &ask,
+		    &where);
 	if (where == NULL)
 		say(d, "wrapper", LV_FAIL, "run `kache init` (or export RUSTC_WRAPPER=kache)",
 		    "cargo is not told to use kache: no RUSTC_WRAPPER, no build.rustc-wrapper");

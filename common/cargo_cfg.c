@@ -1,4 +1,4 @@
-/* build.rustc-wrapper in cargo's config.toml: see cargo_cfg.h. */
+/* cargo's config.toml, scanned for what kache reads of it: see cargo_cfg.h. */
 #include "common/cargo_cfg.h"
 
 #include <ctype.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/path.h"
 #include "common/util.h"
 
 /* An alias asked for (cargo_cfg_alias) and what was found of it. */
@@ -441,4 +442,45 @@ cargo_cfg_file(const char *dir)
 	}
 	free(plain);
 	return toml;
+}
+
+/* Asks found about one file; keeps its path in *path when it answers. */
+static int
+walk_one(char *file, int (*found)(const char *, void *), void *arg, char **path)
+{
+	int rc = found(file, arg);
+
+	if (rc != 0 && path != NULL)
+		*path = file;
+	else
+		free(file);
+	return rc;
+}
+
+int
+cargo_cfg_walk(const char *dir, int (*found)(const char *path, void *arg), void *arg, char **path)
+{
+	char *d = xstrdup(dir), *home = cargo_cfg_home(), *dot, *up;
+	int rc = 0, seen_home = 0;
+
+	if (path != NULL)
+		*path = NULL;
+	while (rc == 0) {
+		dot = path_join(d, ".cargo");
+		seen_home |= home != NULL && strcmp(dot, home) == 0;
+		rc = walk_one(cargo_cfg_file(dot), found, arg, path);
+		free(dot);
+		up = path_dirname(d);
+		if (strcmp(up, d) == 0) { /* the root (or "." for a relative dir) */
+			free(up);
+			break;
+		}
+		free(d);
+		d = up;
+	}
+	if (rc == 0 && home != NULL && !seen_home)
+		rc = walk_one(cargo_cfg_file(home), found, arg, path);
+	free(home);
+	free(d);
+	return rc;
 }

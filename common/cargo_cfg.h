@@ -55,5 +55,12 @@ char *cargo_cfg_home(void);
 /* The config file cargo reads in dir: dir/config.toml, or dir/config when
  * only that exists. A new string. */
 char *cargo_cfg_file(const char *dir);
+/* cargo's config files in cargo's order, the nearest first: .cargo/config.toml
+ * (or .cargo/config) in dir (absolute) and each directory above it, then
+ * CARGO_HOME's when not among them. Calls found(path, arg) for each until it
+ * returns non-zero; returns that value and (with path not NULL) the file's
+ * path, a new string; 0 when none did. */
+int cargo_cfg_walk(const char *dir, int (*found)(const char *path, void *arg), void *arg,
+    char **path);
 
 #endif

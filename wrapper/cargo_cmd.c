@@ -20,7 +20,6 @@
 #define ALIAS_DEPTH_MAX 8
 #define ALIAS_WORDS_MAX 4096
 #define CONFIG_FILE_MAX (1 << 20)
-#define CONFIG_DIRS_MAX 64
 
 static int guess(const char *cmdline, size_t n, const char *cwd, struct proto_hint *h,
     char *manifest, size_t cap, int depth);
@@ -34,6 +33,7 @@ static int alias_in_env(const char *name, char *out, size_t cap, size_t *len);
 static int alias_in_options(const char *cmdline, const char *sub, const char *cwd, const char *name,
     char *out, size_t cap, size_t *len);
 static int alias_in_dirs(const char *cwd, const char *name, char *out, size_t cap, size_t *len);
+static int alias_found(const char *path, void *arg);
 
 int
 session_guess_cargo(const char *cmdline, size_t n, const char *cwd, struct proto_hint *h,
@@ -242,35 +242,28 @@ alias_in_env(const char *name, char *out, size_t cap, size_t *len)
 	return cargo_cfg_alias(text, strlen(text), "x", out, cap, len) == 1 ? 1 : -1;
 }
 
-/* .cargo/config.toml (or .cargo/config) in cwd and each directory above it,
- * the nearest first, then CARGO_HOME's config.toml when not among them. */
+/* What a walk of cargo's config files looks for (cargo_cfg_walk). */
+struct alias_ask {
+	const char *name;
+	char *out;
+	size_t cap, *len;
+};
+
+static int
+alias_found(const char *path, void *arg)
+{
+	struct alias_ask *q = arg;
+
+	return alias_in_file(path, q->name, q->out, q->cap, q->len);
+}
+
+/* The config files from cargo's directory up, then CARGO_HOME's. */
 static int
 alias_in_dirs(const char *cwd, const char *name, char *out, size_t cap, size_t *len)
 {
-	char *d = xstrdup(cwd), *home = cargo_cfg_home(), *dot, *f, *up;
-	int rc = 0, seen_home = 0;
+	struct alias_ask q = { name, out, cap, len };
 
-	for (int i = 0; rc == 0 && i < CONFIG_DIRS_MAX; i++) {
-		dot = path_join(d, ".cargo");
-		seen_home |= home != NULL && strcmp(dot, home) == 0;
-		f = cargo_cfg_file(dot);
-		rc = alias_in_file(f, name, out, cap, len);
-		free(f);
-		free(dot);
-		if (strcmp(d, "/") == 0)
-			break;
-		up = path_dirname(d);
-		free(d);
-		d = up;
-	}
-	if (rc == 0 && home != NULL && !seen_home) {
-		f = cargo_cfg_file(home);
-		rc = alias_in_file(f, name, out, cap, len);
-		free(f);
-	}
-	free(home);
-	free(d);
-	return rc;
+	return cargo_cfg_walk(cwd, alias_found, &q, NULL);
 }
 
 static int
