@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "supervisor/supervisor.h"
 #include "cli/doctor.h"
+#include "cli/gc_background.h"
 #include "cli/index_cmds.h"
 #include "cli/init.h"
 #include "cli/monitor.h"
@@ -16,6 +17,8 @@
 #include "cli/sign_cmds.h"
 
 static const struct command commands[] = {
+	{ "__gc", cmd_gc_background, "internal: the gc of a store no supervisor serves",
+	    "usage: kached __gc (started by a wrapper; logs to <store>/logs/gc.log)\n", 1 },
 	{ "__worker", supervisor_worker_cmd, "internal: a supervisor worker",
 	    "usage: kached __worker <role> <index> (started by the supervisor)\n", 1 },
 	{ "__zygote", supervisor_zygote_cmd, "internal: forks the supervisor's workers",

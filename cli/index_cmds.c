@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/gc_background.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "index/index.h"
@@ -36,6 +37,8 @@
 #define PROGRESS_IDLE_MS (120 * 1000)
 #define LONG_CAP_MS (24LL * 3600 * 1000)
 #define PROGRESS_REDRAW_MS 100
+/* How long a command waits for a background gc that holds the index. */
+#define GC_WAIT_MS (120 * 1000)
 
 /* The progress line of a long command (drawn only when stderr is a tty). */
 struct progress_line {
@@ -90,6 +93,14 @@ open_index(const char *dir)
 	progress_init(&pl, "index");
 	ix = index_open_progress(dir, &pg);
 	progress_clear(&pl);
+	if (ix == NULL && errno == EBUSY) {
+		if (gc_background_wait(dir, GC_WAIT_MS)) {
+			ix = index_open_progress(dir, &pg);
+			progress_clear(&pl);
+		} else {
+			errno = EBUSY;
+		}
+	}
 
 	if (ix == NULL && errno == ENOSPC)
 		fprintf(stderr,

@@ -97,7 +97,8 @@ static const struct config_def defs[] = {
 	    "seconds the supervisor's loop may stand still before it ends itself and the next "
 	    "kache starts a fresh one (0: never)" },
 	{ "supervisor.gc_interval", "KACHE_GC_INTERVAL", "600", 0,
-	    "seconds between size-capped gc runs" },
+	    "seconds between size-capped gc runs (the supervisor's, or with no remote a "
+	    "background gc a wrapper starts)" },
 	{ "planner.listen", "KACHE_PLANNER_LISTEN", "127.0.0.1:8080", 0,
 	    "kache-planner: IPv4 address:port to serve on" },
 	{ "planner.db", "KACHE_PLANNER_DB", "", 0, "kache-planner: its state directory" },

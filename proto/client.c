@@ -48,7 +48,8 @@ static enum proto_result exchange(const struct zmq_dl *z, const char *endpoint, 
     struct msg *rep, int64_t ack_deadline, int64_t deadline, const struct progress_wait *pw);
 static enum proto_result request(const char *kache_dir, struct msg *req, struct msg *rep,
     int64_t ack_deadline, int64_t deadline_ms, const struct progress_wait *pw);
-static void exec_detached(const char *kache_dir, const char *kached_path, int lockfd);
+static void exec_detached(const char *kache_dir, const char *kached_path, int lockfd,
+    char *const argv[]);
 static int spawn_allowed(const struct proto_paths *p, int force);
 static int take_spawn_lock(int fd);
 
@@ -308,11 +309,11 @@ proto_client_prefetch_hint(const char *kache_dir, const struct proto_hint *h, in
 	return r;
 }
 
-/* The grandchild: a session of its own, quiet stdio, the spawn lock handed on
- * (the supervisor closes it once it holds the store lock), no other
- * descriptor. Never returns. */
+/* The grandchild: quiet stdio, signals unblocked, no descriptor the wrapper
+ * inherited but lockfd (-1: none) handed on, KACHE_DIR set; execs kached with
+ * argv. Never returns. */
 static void
-exec_detached(const char *kache_dir, const char *kached_path, int lockfd)
+exec_detached(const char *kache_dir, const char *kached_path, int lockfd, char *const argv[])
 {
 	char fdstr[16];
 	sigset_t none;
@@ -325,17 +326,45 @@ exec_detached(const char *kache_dir, const char *kached_path, int lockfd)
 		if (null > 2)
 			close(null);
 	}
-	/* nothing else the wrapper inherited (cargo's jobserver pipe, a CI
-	 * runner's descriptors) is held for the supervisor's life */
-	if (lockfd > 3)
-		close_range(3, (unsigned)lockfd - 1, 0);
-	close_range((unsigned)lockfd + 1, ~0U, 0);
-	fcntl(lockfd, F_SETFD, 0);
-	snprintf(fdstr, sizeof fdstr, "%d", lockfd);
-	setenv("KACHE_SPAWN_LOCK_FD", fdstr, 1);
+	/* nothing else the wrapper inherited (cargo's jobserver pipe and the
+	 * pipes it reads the compile's output from, a CI runner's descriptors)
+	 * is held for the daemon's life: cargo would wait for their end */
+	if (lockfd < 0) {
+		close_range(3, ~0U, 0);
+	} else {
+		if (lockfd > 3)
+			close_range(3, (unsigned)lockfd - 1, 0);
+		close_range((unsigned)lockfd + 1, ~0U, 0);
+		fcntl(lockfd, F_SETFD, 0);
+		snprintf(fdstr, sizeof fdstr, "%d", lockfd);
+		setenv("KACHE_SPAWN_LOCK_FD", fdstr, 1);
+	}
 	setenv("KACHE_DIR", kache_dir, 1);
-	execl(kached_path, "kached", "supervisor", "run", "--detached", (char *)NULL);
+	execv(kached_path, argv);
 	_exit(127);
+}
+
+void
+proto_gc_spawn(const char *kache_dir, const char *kached_path)
+{
+	static char *const argv[] = { "kached", "__gc", NULL };
+	pid_t pid;
+
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		return;
+	}
+	if (pid == 0) {
+		/* a process group of its own, in cargo's session: ^C does not
+		 * reach it, and its nice value counts against the build's own
+		 * processes (the kernel's autogroups are per session) */
+		setpgid(0, 0);
+		if (fork() == 0)
+			exec_detached(kache_dir, kached_path, -1, argv);
+		_exit(0);
+	}
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
 }
 
 /* The spawn back-off lives in the timestamps of run/spawn.backoff (mtime: the
@@ -442,6 +471,7 @@ proto_supervisor_ensure(const char *kache_dir, const char *kached_path)
 int
 proto_supervisor_start(const char *kache_dir, const char *kached_path, int force)
 {
+	static char *const argv[] = { "kached", "supervisor", "run", "--detached", NULL };
 	struct proto_paths p;
 	char err[512];
 	pid_t pid;
@@ -472,7 +502,7 @@ proto_supervisor_start(const char *kache_dir, const char *kached_path, int force
 	if (pid == 0) {
 		setsid();
 		if (fork() == 0)
-			exec_detached(kache_dir, kached_path, fd);
+			exec_detached(kache_dir, kached_path, fd, argv);
 		_exit(0);
 	}
 	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)

@@ -44,6 +44,10 @@ enum proto_result proto_client_prefetch_hint(const char *kache_dir, const struct
  * many wrappers at once start exactly one. Never waits for it to come up.
  * 0 when one runs or is being started, -1 (logged) when it cannot be. */
 int proto_supervisor_ensure(const char *kache_dir, const char *kached_path);
+/* Starts `kached_path __gc` for kache_dir detached (double fork, a process
+ * group of its own in the caller's session, stdio on /dev/null, no other
+ * descriptor) and returns at once: the gc of a store no supervisor serves. */
+void proto_gc_spawn(const char *kache_dir, const char *kached_path);
 /* Waits, never past deadline_ms (absolute clock_ms()), for the supervisor of
  * kache_dir that is being started (proto_supervisor_ensure) to open its
  * control socket: a wrapper's first misses after it started one are then

@@ -455,6 +455,8 @@ miss(struct cc *c)
 	else
 		wrapper_upload(c->cfg, c->store, res, c->inv, c->a.src);
 	cc_journal(c, JOURNAL_MISS, why, why ? NULL : res, r.ms, bytes);
+	if (why == NULL)
+		wrapper_gc_kick(c->cfg, c->store);
 	if (tmp != NULL)
 		unlink(tmp);
 	free(tmp);

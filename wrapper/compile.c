@@ -2,6 +2,7 @@
  * remote fetch, compile) and talk to the supervisor. The hit lives in hit.c,
  * the compile and store in miss.c. Any failure before rustc runs falls back
  * to rustc. */
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -96,6 +97,37 @@ wrapper_ensure_supervisor(struct store *s)
 	if (kached != NULL)
 		proto_supervisor_ensure(store_dir(s), kached);
 	free(kached);
+}
+
+/* The time of the last gc's start is run/gc.stamp's mtime: set before the
+ * spawn, so that of the wrappers that find it old together one or a few
+ * spawn (the gc's lock keeps one at work). A store without it gets it now:
+ * the gc of a store this new would find nothing to do. */
+void
+wrapper_gc_kick(const struct config *cfg, struct store *s)
+{
+	int64_t every = config_get_int(cfg, "supervisor.gc_interval");
+	char *run, *stamp, *kached;
+	struct stat st;
+	int fd;
+
+	if (config_has_remote(cfg))
+		return; /* its supervisor's indexer collects */
+	run = xasprintf("%s/run", store_dir(s));
+	stamp = xasprintf("%s/gc.stamp", run);
+	if (stat(stamp, &st) < 0) {
+		if (errno == ENOENT && (mkdir(run, 0700) == 0 || errno == EEXIST) &&
+		    (fd = open(stamp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		         0600)) != -1)
+			close(fd);
+	} else if (clock_wall_ms() - clock_ts_ms(&st.st_mtim) >= (every > 0 ? every : 600) * 1000 &&
+	    utimensat(AT_FDCWD, stamp, NULL, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (kached = wrapper_kached_path()) != NULL) {
+		proto_gc_spawn(store_dir(s), kached);
+		free(kached);
+	}
+	free(stamp);
+	free(run);
 }
 
 /* On a local miss with a remote: ask the supervisor's fetcher, within the

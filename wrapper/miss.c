@@ -361,6 +361,7 @@ finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec
 	wrapper_journal(w, JOURNAL_MISS, NULL, res, r->ms, bytes);
 	if (!w->local_only)
 		wrapper_queue_upload(w, res);
+	wrapper_gc_kick(w->cfg, w->store);
 }
 
 /* Stores the result in a child process, so cargo can start the dependents

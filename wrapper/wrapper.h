@@ -207,6 +207,11 @@ void wrapper_upload(const struct config *cfg, struct store *s, const unsigned ch
  * are fetched too). 1 when the fetcher imported something: look again. */
 int wrapper_fetch(const struct config *cfg, struct store *s, const unsigned char inv[HASH_LEN],
     const char *label);
+/* After a result was stored in s, with no remote (no supervisor runs, so no
+ * indexer applies cache.max_size): when supervisor.gc_interval has passed
+ * since the last gc started, starts one in the background (`kached __gc`),
+ * never waiting for it. One stat on most calls. */
+void wrapper_gc_kick(const struct config *cfg, struct store *s);
 /* Starts a supervisor for store s when none runs; never waits for it. */
 void wrapper_ensure_supervisor(struct store *s);
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Black-box tests of kached stats, gc, list, verify, purge over a store populated
 through the C store API (index_fixture). Usage: test_index_cli.py KACHED FIXTURE"""
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
@@ -72,6 +74,58 @@ class IndexCli(kh.IndexedStore, unittest.TestCase):
         self.assertIn("removed 2 entries, 2 blobs", out)
         self.assertEqual(self.stats()["store_bytes"], 0)
         self.run_k("gc", "--max-size", "lots", rc=2)
+
+    def test_background_gc(self):
+        # kached __gc, which a wrapper starts for a store no supervisor
+        # serves: to cache.max_size, said in logs/gc.log
+        a, b, c = self.populate()
+        total = self.stats()["store_bytes"]
+        env = dict(self.env, KACHE_MAX_SIZE=str(total - 2000))
+        p = subprocess.run([kh.KACHED, "__gc"], env=env, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "", ""))
+        self.assertIn("gc: removed 1 entries, 1 blobs", kh.gc_log(self.store))
+        self.assertFalse(os.path.exists(self.path("entries", b)))
+        self.assertEqual(self.stats()["entries"], 2)
+        self.assertEqual(kh.sanitizer_reports(self.store), [])
+        # another gc holds run/gc.lock: this one does nothing
+        fd = os.open(os.path.join(self.store, "run", "gc.lock"), os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        subprocess.run([kh.KACHED, "__gc"], env=dict(env, KACHE_MAX_SIZE="0"), check=True,
+                       timeout=60)
+        os.close(fd)
+        self.assertEqual(self.stats()["entries"], 2)
+        # a supervisor serves the store: its indexer collects, not this
+        sup = dict(env, KACHE_REMOTE="none", KACHE_MAX_SIZE="0", KACHE_GC_INTERVAL="3600")
+        subprocess.run([kh.KACHED, "supervisor", "start"], env=sup, check=True,
+                       capture_output=True, timeout=60)
+        try:
+            subprocess.run([kh.KACHED, "__gc"], env=sup, check=True, timeout=60)
+            self.assertIn("a supervisor runs for", kh.gc_log(self.store))
+            self.assertEqual(self.stats()["entries"], 2)
+        finally:
+            kh.supervisor_stop(kh.KACHED, sup)
+
+    def test_a_command_waits_for_the_background_gc(self):
+        # `kache gc` while the background gc holds the index: it waits for it
+        # (it used to give up after 2 s: "another kache command ... holds")
+        self.populate()
+        os.makedirs(os.path.join(self.store, "run"), exist_ok=True)
+        held = []
+        for name in ("run/gc.lock", "index.lock"):
+            fd = os.open(os.path.join(self.store, name), os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.append(fd)
+        gc = subprocess.Popen([kh.KACHED, "gc", "--max-size", "0"], env=self.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3.5)
+        self.assertIsNone(gc.poll(), "kache gc did not wait")
+        for fd in held:
+            os.close(fd)
+        out, err = gc.communicate(timeout=60)
+        self.assertEqual(gc.returncode, 0, out + err)
+        self.assertIn("waiting for the background gc", err)
+        self.assertIn("removed 3 entries", out)
 
     def test_verify(self):
         a, b, c = self.populate()

@@ -94,6 +94,15 @@ def store_env(tmp, store, drop=(), **extra):
     return env
 
 
+def gc_log(store):
+    """The text of store's background gc log (logs/gc.log), or ""."""
+    try:
+        with open(os.path.join(store, "logs", "gc.log")) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def drop_prefixed(env, prefixes):
     """Removes every variable of env whose name starts with one of prefixes."""
     for k in list(env):

@@ -446,6 +446,42 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return json.loads(p.stdout)
 
+    def test_a_store_with_no_remote_is_kept_under_its_cap(self):
+        # No supervisor runs without a remote, so nothing applied cache.max_size
+        # but a `kache gc` by hand: the store grew past its cap build after build.
+        # A miss that comes supervisor.gc_interval after the last gc starts one
+        # in the background, which the build does not wait for.
+        ws = Workspace(self.tmp, self.store)
+        ws.env.update(KACHE_MAX_SIZE="64K", KACHE_REMOTE="none",
+                      KACHE_CONFIG=os.path.join(self.tmp, "none.toml"))
+        first = self.warm(ws)
+        over = self.kache_json(ws, "stats")["store_bytes"]
+        self.assertGreater(over, 64 << 10)
+        self.assertEqual(kh.gc_log(self.store), "",
+                         "a gc ran within gc_interval of the first miss")
+        time.sleep(1.5)
+        ws.edit("core/src/lib.rs", "\"{} {} {} {} {}\"", "\"{} {} {} {} {} edited\"")
+        ws.cargo("build", KACHE_GC_INTERVAL="1")
+        self.assertEqual(ws.compiled(), ["fixture_app", "fixture_core"])
+        self.assertTrue(kh.wait_for(lambda: "removed" in kh.gc_log(self.store), timeout=60),
+                        kh.gc_log(self.store))
+        self.assertTrue(kh.wait_for(lambda: not kh.store_pids(self.store), timeout=30),
+                        "a gc or a supervisor still runs")
+        # the store as the gc left it, at most its cap (the compiles after the
+        # miss that started it may store theirs after it)
+        now = re.search(r"store now ([0-9.]+) (B|KiB) \(cap 64.0 KiB\)", kh.gc_log(self.store))
+        self.assertTrue(now, kh.gc_log(self.store))
+        self.assertLessEqual(float(now.group(1)), 64 if now.group(2) == "KiB" else 65536)
+        self.assertLess(self.kache_json(ws, "stats")["store_bytes"], over)
+        self.assertEqual(kh.sanitizer_reports(self.store), [])
+        self.assertFalse(os.path.exists(os.path.join(self.store, "run", "sup.sock")))
+        # what it evicted is compiled again, and the build is as before
+        ws.edit("core/src/lib.rs", "\"{} {} {} {} {} edited\"", "\"{} {} {} {} {}\"")
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertTrue(CRATES.issubset(set(ws.compiled())), ws.compiled())
+        self.assertEqual(ws.run_app(), first)
+
     def test_flipped_entry_depinfo_is_recompiled_once_then_hits(self):
         ws = Workspace(self.tmp, self.store)
         out = self.warm(ws)
