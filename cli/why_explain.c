@@ -197,6 +197,11 @@ describe(const struct why_part *now, const struct why_part *was, const char *cha
 		break;
 	case WHY_EXTERN: m = xasprintf("dependency %s %s (--extern %s)", n, change, n); break;
 	case WHY_NATIVE: m = xasprintf("native library %s %s", n, change); break;
+	case WHY_HOST_CPU:
+		m = was && now && strcmp(was->name, now->name) == 0 ?
+		    xasprintf("host CPU changed (-C target-cpu=native): %s, other features", n) :
+		    xasprintf("host CPU changed (-C target-cpu=native): %s -> %s", o, n);
+		break;
 	case WHY_SOURCE:
 		m = xasprintf("source file %s: %s",
 		    now && was ? "changed" :
@@ -282,7 +287,8 @@ whyx_cause(const struct why_list *l)
 	} order[] = { { WHY_COMPILER, "compiler" }, { WHY_ROOT_WS, "roots" },
 		{ WHY_ROOT_TARGET, "roots" }, { WHY_ROOT_HOME, "roots" }, { WHY_ARG, "arguments" },
 		{ WHY_ENV, "environment" }, { WHY_SOURCE, "source" }, { WHY_ENVDEP, "env-dep" },
-		{ WHY_NATIVE, "native-library" }, { WHY_EXTERN, "dependency" } };
+		{ WHY_NATIVE, "native-library" }, { WHY_HOST_CPU, "host-cpu" },
+		{ WHY_EXTERN, "dependency" } };
 
 	for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
 		for (size_t i = 0; i < l->n; i++)

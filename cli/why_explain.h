@@ -38,7 +38,7 @@ const struct why_rec *whyx_find(struct whyx *x, const char *crate, const unsigne
 /* Appends to out why miss (a record whyx_find returned) missed. */
 void whyx_explain(struct whyx *x, const struct why_rec *miss, struct why_list *out);
 /* The main cause of a list, one word: compiler, roots, arguments, environment,
- * dependency, native-library, env-dep, source, evicted, new. */
+ * dependency, native-library, host-cpu, env-dep, source, evicted, new. */
 const char *whyx_cause(const struct why_list *l);
 void whyx_list_clear(struct why_list *l);
 

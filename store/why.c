@@ -13,7 +13,7 @@
 #include "store/codec.h"
 
 static const char *const kind_names[] = { "?", "compiler", "arg", "env", "extern", "native",
-	"source", "envdep", "workspace", "target", "cargo_home" };
+	"source", "envdep", "workspace", "target", "cargo_home", "host_cpu" };
 
 static int sbuf_write(void *data, const char *p, size_t n);
 static void encode(const struct why_rec *r, struct buf *b);

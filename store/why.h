@@ -8,7 +8,8 @@
  * A record: v: 1, ts: wall ms, crate, inv (bin 32), parts: an array of
  * [kind, name, digest (bin 32)]; kinds are enum why_kind's names. A part is
  * matched with its like by (kind, name), but the compiler and the roots by
- * kind alone (their name is only what to show: `rustc 1.80.0 (...)`, a path). */
+ * kind alone (their name is only what to show: `rustc 1.80.0 (...)`, a path),
+ * and so is the host CPU. */
 #ifndef KACHE_STORE_WHY_H
 #define KACHE_STORE_WHY_H
 
@@ -35,6 +36,7 @@ enum why_kind {
 	WHY_ROOT_WS,      /* the roots, in the key only without cache.remap */
 	WHY_ROOT_TARGET,
 	WHY_ROOT_HOME,
+	WHY_HOST_CPU, /* the CPU of -C target-cpu=native; name: what names it */
 	WHY_KIND_MAX
 };
 

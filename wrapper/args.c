@@ -73,6 +73,8 @@ parse_codegen(struct rustc_args *a, const char *v)
 		a->incremental = 1;
 	else if (str_starts_with(v, "extra-filename="))
 		a->extra_filename = v + strlen("extra-filename=");
+	else if (v != NULL && strcmp(v, "target-cpu=native") == 0)
+		a->native_cpu = 1;
 }
 
 /* Records one option and its value (NULL for flags). */
@@ -108,6 +110,8 @@ parse_one(struct rustc_args *a, const char *opt, const char *v)
 	} else if (strcmp(opt, "-Z") == 0 &&
 	    (str_starts_with(v, "unpretty") || str_starts_with(v, "ls"))) {
 		a->pass_reason = "unpretty";
+	} else if (strcmp(opt, "-Z") == 0 && v != NULL && strcmp(v, "tune-cpu=native") == 0) {
+		a->native_cpu = 1;
 	} else if (strcmp(opt, "--json") == 0) {
 		if (v != NULL && strstr(v, "artifacts") != NULL)
 			a->json_artifacts = 1;

@@ -48,6 +48,7 @@ static void cc_journal(struct cc *c, enum journal_type t, const char *reason,
 static int capture(char *const argv[], struct buf *out);
 static int compiler_identity(struct cc *c, struct hash_ctx *hc);
 static int cc_key(struct cc *c);
+static int native_cpu(const struct cc_args *a);
 static int inputs_match(struct cc *c, const struct store_candidate *cand);
 static int restore_text(struct cc *c, const struct buf *text, const char *path);
 static int serve(struct cc *c, const struct store_candidate *cand);
@@ -170,6 +171,18 @@ compiler_identity(struct cc *c, struct hash_ctx *hc)
 	return rc;
 }
 
+/* 1 when a compile's code is for the host CPU: -march=, -mcpu= or -mtune=native. */
+static int
+native_cpu(const struct cc_args *a)
+{
+	for (int i = 0; i < a->argc; i++)
+		if (strcmp(a->argv[i], "-march=native") == 0 ||
+		    strcmp(a->argv[i], "-mcpu=native") == 0 ||
+		    strcmp(a->argv[i], "-mtune=native") == 0)
+			return 1;
+	return 0;
+}
+
 /* The invocation key: identity, arguments and environment, roots folded. */
 static int
 cc_key(struct cc *c)
@@ -184,6 +197,8 @@ cc_key(struct cc *c)
 	if (compiler_identity(c, &hc) < 0)
 		return -1;
 	hash_str(&hc, config_get_bool(c->cfg, "cache.remap") ? "remap" : "no-remap");
+	if (native_cpu(&c->a) && hostcpu_hash(&hc, c->a.src, "-march=native", NULL, 0, NULL) < 0)
+		return -1;
 	for (int i = 0; i < c->a.argc; i++) {
 		struct buf b;
 

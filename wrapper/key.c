@@ -406,6 +406,11 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 			return -1;
 	if (hash_native_libs(w, &c) < 0)
 		return -1;
+	/* code for this CPU: the CPU, and for a miss's why record its label */
+	if (a->native_cpu &&
+	    hostcpu_hash(&c, a->crate_name, "-C target-cpu=native", w->host_cpu, sizeof w->host_cpu,
+	        w->host_cpu_digest) < 0)
+		return -1;
 	hash_env(w, &c);
 	if (config_get_bool(w->cfg, "cache.remap")) {
 		hash_str(&c, "remap");

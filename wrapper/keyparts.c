@@ -155,6 +155,8 @@ keyparts_record(struct wrapper *w, const struct store_candidate *c)
 	memcpy(r.inv, w->inv, HASH_LEN);
 	why_rec_add(&r, WHY_COMPILER, w->rustc_release, w->rustc_digest);
 	add_options(w, &r);
+	if (w->args.native_cpu)
+		why_rec_add(&r, WHY_HOST_CPU, w->host_cpu, w->host_cpu_digest);
 	add_env(w, &r);
 	add_inputs(&r, c);
 	if (!config_get_bool(w->cfg, "cache.remap")) {

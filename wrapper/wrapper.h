@@ -41,6 +41,7 @@ struct rustc_args {
 	struct strv opt_names;   /* every option in order, e.g. "-C", "--cfg", "--test" */
 	struct strv opt_values;  /* its value, or NULL for a flag */
 	int incremental;
+	int native_cpu;     /* -C target-cpu=native or -Z tune-cpu=native: the key takes the CPU */
 	int json_artifacts; /* --json includes "artifacts" */
 	int stdin_sources;  /* how many `-` (source read from stdin) */
 	int unmodelled;     /* arguments neither an option, a source nor `-` */
@@ -59,6 +60,21 @@ void args_free(struct rustc_args *a);
 /* The file names (relative to out_dir) rustc will write, for unlinking before a
  * compile: a store blob hardlinked there must never be written through. */
 void args_expected_outputs(const struct rustc_args *a, struct strv *out);
+
+/* ---- hostcpu.c: the CPU that "native" code is for ---- */
+
+/* Appends to id the lines of /proc/cpuinfo's first processor that tell what
+ * code it runs (x86: vendor, family, model, flags; arm: implementer,
+ * architecture, variant, part, features; riscv, powerpc likewise), and puts
+ * the values that name it in label ("AuthenticAMD 25 17"). 0, or -1 when
+ * there is none to be read (the compile is then not cached). */
+int hostcpu_id(struct buf *id, char *label, size_t label_n);
+/* A compile of code for the host CPU (what: the crate or source, flag: the
+ * option that asked for it, for the one log line of a failure): "host-cpu"
+ * and hostcpu_id's lines into c; with label, the label into it and BLAKE2b
+ * of the lines into digest. 0, or -1 when there are none to be read. */
+int hostcpu_hash(struct hash_ctx *c, const char *what, const char *flag, char *label,
+    size_t label_n, unsigned char digest[HASH_LEN]);
 
 /* ---- driver.c: cargo's workspace wrapper (clippy-driver) in front of rustc ---- */
 
@@ -176,9 +192,11 @@ struct wrapper {
 	char *stat_dir;
 	size_t stat_dir_len;
 	int stat_dirfd, stat_dir_open;
-	char rustc_release[160];              /* the first line of `rustc -vV` (key.c), and
-	                                         the driver's version after it */
-	unsigned char rustc_digest[HASH_LEN]; /* BLAKE2b of `rustc -vV` (and the driver's) */
+	char rustc_release[160];                 /* the first line of `rustc -vV` (key.c), and
+	                                            the driver's version after it */
+	unsigned char rustc_digest[HASH_LEN];    /* BLAKE2b of `rustc -vV` (and the driver's) */
+	char host_cpu[128];                      /* with native_cpu: the CPU (hostcpu_id's label) */
+	unsigned char host_cpu_digest[HASH_LEN]; /* and BLAKE2b of its identity */
 };
 
 /* The kached binary beside this one (new string), or NULL. */

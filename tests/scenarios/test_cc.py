@@ -152,6 +152,31 @@ class CcScenarios(CcBase):
         compiles = [r for r in self.runs()[n:] if " -c " in r]
         self.assertEqual(len(compiles), 1, "another compiler identity was served a hit")
 
+    def test_native_code_misses_on_another_cpu(self):
+        # -march=native: the object is for this CPU; another CPU (a cpuinfo
+        # file with other flags) must not be served it (was: a hit)
+        d = self.project("p")
+        cpus = []
+        for i, flags in enumerate(("fpu sse2 avx2 avx512f", "fpu sse2 avx2")):
+            cpus.append(os.path.join(self.tmp, "cpuinfo%d" % i))
+            with open(cpus[-1], "w") as f:
+                f.write("vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\n"
+                        "flags\t\t: %s\n" % flags)
+        self.env["KACHE_TEST_CPUINFO"] = cpus[0]
+        self.kache_cc(d, "-march=native")
+        n = len(self.runs())
+        self.kache_cc(d, "-march=native")
+        self.assertEqual(len(self.runs()), n, "the same CPU should hit")
+        self.env["KACHE_TEST_CPUINFO"] = cpus[1]
+        self.kache_cc(d, "-march=native")
+        self.assertEqual(len(self.runs()), n + 1, "another CPU was served a hit")
+        # code for no particular CPU hits across them
+        self.kache_cc(d)
+        n = len(self.runs())
+        self.env["KACHE_TEST_CPUINFO"] = cpus[0]
+        self.kache_cc(d)
+        self.assertEqual(len(self.runs()), n)
+
     def test_header_outside_the_project_is_the_new_places(self):
         """-I../inc names a header outside the cwd: a copy of the project
         beside another ../inc must compile against that one, not hit on the

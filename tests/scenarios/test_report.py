@@ -113,6 +113,35 @@ class WhyMiss(Base):
         self.assertRegex(out, r"compiler changed: rustc \S+ .*-> rustc \S+ .*kache-swapped")
         self.assertEqual(doc["cause"], "compiler")
 
+    def test_code_for_the_host_cpu_is_keyed_by_the_cpu(self):
+        # RUSTFLAGS=-Ctarget-cpu=native: what rustc makes may use instructions
+        # another CPU lacks, so a store (or a remote) two machines share must
+        # give each its own (was: served across CPUs). Two CPUs of one model,
+        # one with AVX-512 (as a VM may mask it), stand in cpuinfo files.
+        cpu = {}
+        for name, flags in (("a", "fpu sse2 avx2 avx512f"), ("b", "fpu sse2 avx2")):
+            cpu[name] = os.path.join(self.tmp, "cpuinfo-" + name)
+            with open(cpu[name], "w") as f:
+                f.write("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+                        "model\t\t: 17\nflags\t\t: %s\n\n" % flags)
+        native = dict(RUSTFLAGS="-C target-cpu=native")
+        every = set(self.build(KACHE_TEST_CPUINFO=cpu["a"], **native))
+        self.assertIn("tiny", every)
+        first = self.ws.run_app()
+        self.ws.cargo("clean")
+        self.assertEqual(self.build(KACHE_TEST_CPUINFO=cpu["a"], **native), [])
+        self.ws.cargo("clean")
+        self.assertEqual(set(self.build(KACHE_TEST_CPUINFO=cpu["b"], **native)), every)
+        self.assertEqual(self.ws.run_app(), first)
+        out, doc = self.why("tiny")
+        self.assertIn("host CPU changed (-C target-cpu=native): AuthenticAMD 25 17, "
+                      "other features", out)
+        self.assertEqual(doc["cause"], "host-cpu")
+        # code for any CPU does not depend on the host's
+        self.build()
+        self.ws.cargo("clean")
+        self.assertEqual(self.build(KACHE_TEST_CPUINFO=cpu["b"]), [])
+
     def test_unknown_crate_says_so(self):
         self.build()
         err = subprocess.run([kh.KACHE, "why-miss", "no_such_crate"], env=self.ws.env,

@@ -95,6 +95,110 @@ test_args_kinds(void **state)
 	args_free(&a);
 }
 
+/* Code for the host CPU, in each way rustc takes the option; not a -L
+ * native= search path, nor a named CPU. */
+static void
+test_args_native_cpu(void **state)
+{
+	static const char *const native[][11] = {
+		{ "--crate-name", "c", "src/lib.rs", "--out-dir", "o", "--emit=dep-info,link", "-C",
+		    "target-cpu=native", NULL },
+		{ "--crate-name", "c", "src/lib.rs", "--out-dir", "o", "--emit=dep-info,link",
+		    "-Ctarget-cpu=native", NULL },
+		{ "--crate-name", "c", "src/lib.rs", "--out-dir", "o", "--emit=dep-info,link",
+		    "--codegen=target-cpu=native", NULL },
+		{ "--crate-name", "c", "src/lib.rs", "--out-dir", "o", "--emit=dep-info,link", "-Z",
+		    "tune-cpu=native", NULL },
+	};
+	static const char *const other[][11] = {
+		{ "--crate-name", "c", "src/lib.rs", "--out-dir", "o", "--emit=dep-info,link", "-L",
+		    "native=/usr/lib", "-l", "native=z", NULL },
+		{ "--crate-name", "c", "src/lib.rs", "--out-dir", "o", "--emit=dep-info,link", "-C",
+		    "target-cpu=znver3", NULL },
+	};
+	struct rustc_args a;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof native / sizeof native[0]; i++) {
+		parse(&a, native[i]);
+		assert_null(a.pass_reason);
+		assert_true(a.native_cpu);
+		args_free(&a);
+	}
+	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+		parse(&a, other[i]);
+		assert_false(a.native_cpu);
+		args_free(&a);
+	}
+}
+
+/* hostcpu_id over a cpuinfo file with the given text: its return, the id
+ * and label into id, label. */
+static int
+cpu_of(const char *text, struct buf *id, char *label, size_t n)
+{
+	char path[] = "/tmp/kache-cpuinfo-XXXXXX";
+	int fd = mkstemp(path), rc;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	setenv("KACHE_TEST_CPUINFO", path, 1);
+	buf_reset(id);
+	rc = hostcpu_id(id, label, n);
+	unsetenv("KACHE_TEST_CPUINFO");
+	unlink(path);
+	return rc;
+}
+
+static void
+test_hostcpu_id(void **state)
+{
+	static const char x86[] =
+	    "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+	    "model\t\t: 17\nmodel name\t: AMD EPYC 9R14\ncpu MHz\t\t: 2600.0\n"
+	    "flags\t\t: fpu sse2 avx2 avx512f\nbogomips\t: 5200.00\n\n"
+	    "processor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: fpu\n\n";
+	static const char arm[] =
+	    "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd sve\n"
+	    "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x1\n"
+	    "CPU part\t: 0xd40\n";
+	char label[128];
+	struct buf id, first;
+
+	(void)state;
+	buf_init(&id);
+	buf_init(&first);
+	assert_int_equal(cpu_of(x86, &id, label, sizeof label), 0);
+	assert_string_equal(label, "AuthenticAMD 25 17");
+	assert_int_equal(id.len,
+	    strlen("vendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+	           "model\t\t: 17\nflags\t\t: fpu sse2 avx2 avx512f\n"));
+	assert_non_null(memmem(id.p, id.len, "avx512f", 7));
+	buf_add(&first, id.p, id.len);
+	/* the clock and bogomips move; what code the CPU runs does not */
+	assert_int_equal(cpu_of("vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+	                        "cpu MHz\t\t: 3100.5\nflags\t\t: fpu sse2 avx2 avx512f\n",
+	                     &id, label, sizeof label),
+	    0);
+	assert_int_equal(id.len, first.len);
+	assert_memory_equal(id.p, first.p, id.len);
+	/* another feature set is another CPU */
+	assert_int_equal(cpu_of("vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+	                        "flags\t\t: fpu sse2 avx2\n",
+	                     &id, label, sizeof label),
+	    0);
+	assert_false(id.len == first.len && memcmp(id.p, first.p, id.len) == 0);
+	assert_int_equal(cpu_of(arm, &id, label, sizeof label), 0);
+	assert_string_equal(label, "0x41 8 0x1 0xd40");
+	assert_non_null(memmem(id.p, id.len, "sve", 3));
+	/* nothing that tells the CPU: not cached */
+	assert_int_equal(cpu_of("processor\t: 0\nbogomips\t: 1.0\n", &id, label, sizeof label), -1);
+	assert_int_equal(cpu_of("", &id, label, sizeof label), -1);
+	buf_free(&id);
+	buf_free(&first);
+}
+
 static void
 expect_pass(const char *const *v, const char *reason)
 {
@@ -506,6 +610,8 @@ main(void)
 		cmocka_unit_test(test_args_cargo_lib),
 		cmocka_unit_test(test_args_kinds),
 		cmocka_unit_test(test_args_pass_through),
+		cmocka_unit_test(test_args_native_cpu),
+		cmocka_unit_test(test_hostcpu_id),
 		cmocka_unit_test(test_roots_fold_expand),
 		cmocka_unit_test(test_roots_remap_order),
 		cmocka_unit_test(test_depinfo),
