@@ -262,6 +262,16 @@ alias_split(const char *w, struct alias_req *q)
 	}
 }
 
+int
+cargo_cfg_words(const char *s, char *out, size_t cap, size_t *n)
+{
+	struct alias_req q = { NULL, out, cap, 0, 1 };
+
+	alias_split(s, &q);
+	*n = q.found == 1 ? q.len : 0;
+	return q.found == 1 ? 0 : -1;
+}
+
 /* One word more, ended by a NUL; found -1 when the words do not fit. */
 static void
 alias_add(struct alias_req *q, const char *w, size_t n)

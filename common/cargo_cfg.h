@@ -45,6 +45,10 @@ void cargo_cfg_scan(const char *text, size_t len, struct cargo_cfg_scan *r);
  * of strings, or longer than cap: *n is 0). */
 int cargo_cfg_alias(const char *text, size_t len, const char *name, char *out, size_t cap,
     size_t *n);
+/* The words of s split at white space, as cargo splits an alias's string
+ * (CARGO_ALIAS_<NAME>), into out and *n as cargo_cfg_alias gives them.
+ * 0, or -1 when they do not fit cap. */
+int cargo_cfg_words(const char *s, char *out, size_t cap, size_t *n);
 /* 1 when a rustc-wrapper value names kache: "kache" or a path ending in /kache. */
 int cargo_cfg_is_kache(const char *value);
 /* 1 when a CC/CXX value runs its compiler through kache ("kache gcc",

@@ -59,7 +59,7 @@ static char *title;
 static size_t title_cap;
 
 static int zygote_start(struct supervisor *s, int64_t now);
-static void zygote_kill(struct supervisor *s, const char *why);
+static void zygote_kill(struct supervisor *s, pid_t pid, const char *why);
 static int zygote_serve(void);
 static pid_t zygote_fork(const struct zygote_req *q, int logfd);
 static void zygote_child(const struct zygote_req *q, int logfd, pid_t mid);
@@ -122,10 +122,10 @@ zygote_start(struct supervisor *s, int64_t now)
 }
 
 static void
-zygote_kill(struct supervisor *s, const char *why)
+zygote_kill(struct supervisor *s, pid_t pid, const char *why)
 {
 	log_warnx("zygote (pid %ld): %s; workers are exec'd until a new one starts in %d s",
-	    (long)s->zpid, why, ZYGOTE_RETRY_MS / 1000);
+	    (long)pid, why, ZYGOTE_RETRY_MS / 1000);
 	if (s->zpid > 0)
 		kill(s->zpid, SIGKILL); /* reaped by workers_reap */
 	if (s->zfd != -1)
@@ -163,13 +163,13 @@ zygote_spawn(struct supervisor *s, enum role r, unsigned index, int logfd, int64
 		memcpy(CMSG_DATA(c), &logfd, sizeof(int));
 	}
 	if (sendmsg(s->zfd, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof q) {
-		zygote_kill(s, "request not sent");
+		zygote_kill(s, s->zpid, "request not sent");
 		return -1;
 	}
 	pfd = (struct pollfd){ s->zfd, POLLIN, 0 };
 	n = poll(&pfd, 1, ZYGOTE_WAIT_MS) == 1 ? recv(s->zfd, &a, sizeof a, 0) : -1;
 	if (n != (ssize_t)sizeof a || a.magic != ZYGOTE_MAGIC || a.pid <= 1) {
-		zygote_kill(s,
+		zygote_kill(s, s->zpid,
 		    n != (ssize_t)sizeof a ? "no answer" :
 		        a.pid <= 1         ? "no worker forked" :
 		                             "a garbled answer");
@@ -184,8 +184,8 @@ zygote_reaped(struct supervisor *s, pid_t pid)
 {
 	if (pid != s->zpid)
 		return 0;
-	s->zpid = -1; /* gone: zygote_kill only closes the socket */
-	zygote_kill(s, "exited");
+	s->zpid = -1; /* gone (a reaped pid is never signalled): only the socket is closed */
+	zygote_kill(s, pid, "exited");
 	return 1;
 }
 

@@ -223,7 +223,7 @@ alias_in_options(const char *cmdline, const char *sub, const char *cwd, const ch
 static int
 alias_in_env(const char *name, char *out, size_t cap, size_t *len)
 {
-	char var[128], text[ALIAS_WORDS_MAX];
+	char var[128];
 	const char *v;
 	size_t k = strlen("CARGO_ALIAS_");
 
@@ -235,11 +235,7 @@ alias_in_env(const char *name, char *out, size_t cap, size_t *len)
 	var[k] = '\0';
 	if ((v = getenv(var)) == NULL)
 		return 0;
-	/* read as TOML's literal string: no escapes, no quote inside */
-	if ((size_t)snprintf(text, sizeof text, "alias.x = '%s'", v) >= sizeof text ||
-	    strchr(v, '\'') != NULL)
-		return -1;
-	return cargo_cfg_alias(text, strlen(text), "x", out, cap, len) == 1 ? 1 : -1;
+	return cargo_cfg_words(v, out, cap, len) == 0 ? 1 : -1;
 }
 
 /* What a walk of cargo's config files looks for (cargo_cfg_walk). */

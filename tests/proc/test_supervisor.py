@@ -162,6 +162,8 @@ class SupervisorTest(unittest.TestCase):
                 self.assertEqual(f.read().rstrip(b"\0") + b"\0", want)
         os.kill(zyg, signal.SIGKILL)
         self.assertTrue(wait_for(lambda: self.status()["spawned"]["zygote_pid"] == -1, 10))
+        with open(os.path.join(self.dir, "logs", "supervisor.log")) as f:
+            self.assertIn("zygote (pid %d): exited" % zyg, f.read())  # was: pid -1
         self.assertTrue(self.all_ready(n), self.workers())  # not the zygote's children
 
         def restart(role):

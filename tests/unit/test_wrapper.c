@@ -503,6 +503,11 @@ test_session_guess_cargo_alias(void **state)
 	assert_int_equal(GUESS_IN(top, "cargo\0ck\0", &h, m), 0);
 	assert_string_equal(h.profile, "ci"); /* the environment before the files */
 	unsetenv("CARGO_ALIAS_CK");
+	/* split at white space as cargo does, whatever else is in the words */
+	setenv("CARGO_ALIAS_QC", "check --features=it's \"a\" \\t", 1);
+	assert_int_equal(GUESS_IN(top, "cargo\0qc\0", &h, m), 0);
+	assert_string_equal(h.profile, "debug.check"); /* was: not read, a build */
+	unsetenv("CARGO_ALIAS_QC");
 	/* cargo refuses an alias of itself; here its expansion stops after a few
 	 * rounds and the line is read as an unknown command's: a build */
 	setenv("CARGO_ALIAS_LOOP", "loop", 1);
