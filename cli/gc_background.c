@@ -28,6 +28,10 @@
 /* The background gc's niceness: in cargo's session (see proto_gc_spawn) it
  * takes only what the build leaves. */
 #define GC_NICE 19
+/* A gc that has not ended by then (a store on a disk that hangs) is ended by
+ * SIGALRM: the index and the store stay sound after a kill at any point, and
+ * run/gc.lock goes with the process. */
+#define GC_MAX_S (30 * 60)
 #define GC_WAIT_POLL_US 50000
 
 static int gc_lock(const char *dir, int how);
@@ -124,6 +128,7 @@ cmd_gc_background(int argc, char **argv)
 	if (argc > 1)
 		return 2;
 	signal(SIGHUP, SIG_IGN);
+	alarm(GC_MAX_S);
 	if (setpriority(PRIO_PROCESS, 0, GC_NICE) < 0)
 		log_debug("setpriority: %s", strerror(errno));
 	cfg = config_load_warn(CONFIG_WARN_NONE, NULL);
