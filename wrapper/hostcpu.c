@@ -18,6 +18,10 @@
 /* The first processor's block fits in this on any machine; the lines past it
  * (the other processors) are not read. */
 #define CPUINFO_HEAD (64u << 10)
+/* Read a page at a time: the kernel makes the text of as many processors as
+ * a read has room for (for each, its "cpu MHz" asks that processor), and the
+ * first block is in the first page or two. */
+#define CPUINFO_READ 4096u
 
 static int wanted(const char *key, size_t n, int *label);
 static void take_line(const char *line, size_t n, struct buf *id, char *label, size_t label_n);
@@ -84,8 +88,8 @@ read_head(struct buf *b)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
 	buf_grow(b, CPUINFO_HEAD);
-	while (
-	    b->len < CPUINFO_HEAD && (got = read(fd, b->p + b->len, CPUINFO_HEAD - b->len)) != 0) {
+	while (b->len + CPUINFO_READ <= CPUINFO_HEAD &&
+	    (got = read(fd, b->p + b->len, CPUINFO_READ)) != 0) {
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
