@@ -32,6 +32,9 @@ static const struct config_def defs[] = {
 	    "auto | buffered | direct: how fetched blobs are written (auto: O_DIRECT for blobs of "
 	    "1 MiB or more unless the disk is 8x slower per byte than the page cache)" },
 	{ "cache.disabled", "KACHE_DISABLED", "false", 0, "pass every compile through" },
+	{ "cache.recache", "KACHE_RECACHE", "false", 0,
+	    "compile every cacheable compile, serve none, and store each result over the "
+	    "store's" },
 	{ "log.level", "KACHE_LOG", "off", 0, "off | warn | info | debug (wrapper log)" },
 	{ "log.file", "KACHE_LOG_FILE", "", 0,
 	    "wrapper log file (default <dir>/logs/wrapper.log)" },

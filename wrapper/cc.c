@@ -469,7 +469,11 @@ miss(struct cc *c)
 		log_info("%s: not stored: %s", c->a.src, why);
 	else
 		wrapper_upload(c->cfg, c->store, res, c->inv, c->a.src);
-	cc_journal(c, JOURNAL_MISS, why, why ? NULL : res, r.ms, bytes);
+	cc_journal(c, JOURNAL_MISS,
+	    why != NULL                                  ? why :
+	        config_get_bool(c->cfg, "cache.recache") ? "recache" :
+	                                                   NULL,
+	    why ? NULL : res, r.ms, bytes);
 	if (why == NULL)
 		wrapper_gc_kick(c->cfg, c->store);
 	if (tmp != NULL)
@@ -564,7 +568,7 @@ cc_main(int argc, char **argv)
 	} else if (c.store != NULL && cc_key(&c) < 0) {
 		cc_journal(&c, JOURNAL_ERROR, "key", NULL, 0, 0);
 	} else if (c.store != NULL) {
-		rc = lookup(&c) ? 0 : miss(&c);
+		rc = !config_get_bool(c.cfg, "cache.recache") && lookup(&c) ? 0 : miss(&c);
 	}
 	cc_args_free(&c.a);
 	roots_free(&c.roots);

@@ -253,6 +253,7 @@ wrapper_compile(struct wrapper *w)
 		return -1;
 	roots_find(&w->roots, &w->args);
 	memo_load(w);
+	w->recache = config_get_bool(w->cfg, "cache.recache");
 	if (key_invocation(w, w->inv) < 0) {
 		wrapper_journal(w, JOURNAL_ERROR, "key", NULL, 0, 0);
 		return -1;
@@ -260,6 +261,8 @@ wrapper_compile(struct wrapper *w)
 	if (session_hint(w))
 		wrapper_ensure_supervisor(w->store);
 	session_features(w);
+	if (w->recache)
+		return miss_compile(w); /* nothing served: the store's result is replaced */
 	if (hit_try(w))
 		return w->hit_status;
 	if (wait_pending(w) && hit_try(w))

@@ -358,7 +358,7 @@ finish_miss(struct wrapper *w, const struct run_result *r, const struct timespec
 		wrapper_journal(w, JOURNAL_MISS, why, NULL, r->ms, 0);
 		return;
 	}
-	wrapper_journal(w, JOURNAL_MISS, NULL, res, r->ms, bytes);
+	wrapper_journal(w, JOURNAL_MISS, w->recache ? "recache" : NULL, res, r->ms, bytes);
 	if (!w->local_only)
 		wrapper_queue_upload(w, res);
 	wrapper_gc_kick(w->cfg, w->store);

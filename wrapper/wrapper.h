@@ -177,6 +177,7 @@ struct wrapper {
 	int from_remote;       /* the entry being served was just fetched */
 	int local_only;        /* the result journalled stays here: its compile read a secret */
 	int hit_status;        /* the exit status of the compile the hit replayed (a probe's 1) */
+	int recache;           /* cache.recache: compile and store over, never serve */
 	char *private_d;       /* a probe's dep-info that kache asked rustc for, or NULL */
 	struct strv key_files; /* files hashed into the key (--extern, -l libraries) */
 	struct buf key_hashes; /* their hashes, HASH_LEN bytes each, in that order */

@@ -482,6 +482,32 @@ class Scenarios(unittest.TestCase):
         self.assertTrue(CRATES.issubset(set(ws.compiled())), ws.compiled())
         self.assertEqual(ws.run_app(), first)
 
+    def test_recache_compiles_everything_and_stores_it_again(self):
+        # KACHE_RECACHE=1 (ccache's recache, sccache's SCCACHE_RECACHE): for a
+        # result the store should not be trusted with, compile every crate,
+        # serve none, and store what rustc made over what was there
+        ws = Workspace(self.tmp, self.store)
+        first = self.warm(ws)
+        entry = self.entry_of("fixture_core")
+        os.chmod(entry, 0o600)
+        with open(entry, "r+b") as f:  # what a wrong result would have: stale bytes
+            f.seek(os.path.getsize(entry) // 2)
+            f.write(b"\xff")
+        ws.cargo("clean")
+        ws.cargo("build", KACHE_RECACHE="1")
+        self.assertTrue(CRATES.issubset(set(ws.compiled())), ws.compiled())
+        self.assertEqual(ws.run_app(), first)
+        stats = self.kache_json(ws, "stats")
+        self.assertEqual(stats["hits"], 0)
+        self.assertEqual(stats["corrupt"], 0, "the damaged entry was read, not replaced")
+        report = json.loads(kh.kache_cmd(ws, "report", "--format", "json").stdout)
+        self.assertGreaterEqual(report["misses"]["by_cause"].get("recache", 0), len(CRATES))
+        ws.cargo("clean")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), [])
+        self.assertEqual(ws.run_app(), first)
+        self.assertEqual(self.kache_json(ws, "stats")["corrupt"], 0)
+
     def test_flipped_entry_depinfo_is_recompiled_once_then_hits(self):
         ws = Workspace(self.tmp, self.store)
         out = self.warm(ws)

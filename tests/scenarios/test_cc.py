@@ -177,6 +177,19 @@ class CcScenarios(CcBase):
         self.kache_cc(d)
         self.assertEqual(len(self.runs()), n)
 
+    def test_recache_runs_the_compiler(self):
+        d = self.project("p")
+        self.kache_cc(d)
+        n = len(self.runs())
+        self.env["KACHE_RECACHE"] = "1"
+        self.kache_cc(d)
+        self.assertEqual(len([r for r in self.runs()[n:] if " -c " in r]), 1,
+                         "KACHE_RECACHE=1 was served a hit")
+        del self.env["KACHE_RECACHE"]
+        n = len(self.runs())
+        self.kache_cc(d)
+        self.assertEqual(self.runs()[n:], [])
+
     def test_header_outside_the_project_is_the_new_places(self):
         """-I../inc names a header outside the cwd: a copy of the project
         beside another ../inc must compile against that one, not hit on the
