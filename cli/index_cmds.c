@@ -396,7 +396,14 @@ print_stats_text(const json_t *st)
 	       "packs %llu\n",
 	    U(from, "planner"), U(from, "exact_session"), U(from, "closest_session"),
 	    U(from, "packs"));
-	printf("store size          %s\n", a);
+	if (json_object_get(st, "max_size") != NULL) {
+		char cs[32];
+
+		format_size(index_json_u64(st, "max_size"), cs, sizeof cs);
+		printf("store size          %s of %s (cache.max_size)\n", a, cs);
+	} else {
+		printf("store size          %s\n", a);
+	}
 	format_size(index_json_u64(st, "bytes_restored"), b, sizeof b);
 	printf("bytes restored      %s\n", b);
 	printf("compile time saved  %.1f s\n", (double)U(st, "ms_saved") / 1e3);
@@ -444,6 +451,7 @@ cmd_stats(int argc, char **argv)
 	struct config *cfg;
 	struct msg req;
 	json_t *doc = NULL;
+	int64_t cap;
 	enum via v;
 	int json = 0, zero = 0;
 
@@ -463,6 +471,8 @@ cmd_stats(int argc, char **argv)
 	msg_clear(&req);
 	if (v == VIA_DIRECT)
 		doc = stats_direct(config_get(cfg, "cache.dir"), zero);
+	if (doc != NULL && (cap = config_get_size(cfg, "cache.max_size")) >= 0)
+		json_object_set_new(doc, "max_size", json_integer(cap)); /* this command's cap */
 	config_free(&cfg);
 	if (doc == NULL)
 		return 1;

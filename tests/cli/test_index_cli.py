@@ -41,10 +41,12 @@ class IndexCli(kh.IndexedStore, unittest.TestCase):
         self.assertEqual(s["bytes_restored"], 8000)
         self.assertEqual(s["ms_saved"], 500)
         self.assertGreaterEqual(s["store_bytes"], 9000)
+        self.assertEqual(s["max_size"], 10 << 30)  # the default cap, which the text names
         # Ingested once: a second run counts nothing twice.
         self.assertEqual(self.stats()["hits"], 2)
         text = self.run_k("stats").stdout
         self.assertIn("hit rate            40.0%", text)
+        self.assertRegex(text, r"store size +[0-9.]+ KiB of 10.0 GiB \(cache.max_size\)")
         self.assertIn("proc-macro", text)
 
     def test_list(self):
