@@ -36,11 +36,11 @@ static const struct command commands[] = {
 	    "Checks: kache and kached on PATH and of one version; cargo's rustc wrapper\n"
 	    "(RUSTC_WRAPPER, .cargo/config.toml up from here, $CARGO_HOME/config.toml) is\n"
 	    "kache; sccache not configured too; the store directory, its filesystem\n"
-	    "(network? reflink?), free space and permissions; the index opens; the\n"
-	    "supervisor, if running, answers and is of this version; the remote answers with\n"
-	    "these credentials; no stale lock. Each problem is printed with `fix:`. Exit\n"
-	    "status 1 while any check fails. --json: {schema, ok, checks: [{name, status,\n"
-	    "detail, fix}]} (docs/cli.md).\n",
+	    "(network? reflink?), free space, cache.max_size against it, and permissions;\n"
+	    "the index opens; the supervisor, if running, answers and is of this version;\n"
+	    "the remote answers with these credentials; no stale lock. Each problem is\n"
+	    "printed with `fix:`. Exit status 1 while any check fails. --json: {schema, ok,\n"
+	    "checks: [{name, status, detail, fix}]} (docs/cli.md).\n",
 	    0 },
 	{ "init", cmd_init, "make cargo use kache (rustc-wrapper, CC, CXX in ~/.cargo/config.toml)",
 	    "usage: kache init [--check | --undo]\n"

@@ -68,6 +68,7 @@ static int reflink_works(const char *dir);
 static void chk_imports(struct doctor *d);
 static int direct_works(const char *dir);
 static void chk_index(struct doctor *d);
+static void chk_cap(struct doctor *d, uint64_t store_bytes);
 static void chk_supervisor(struct doctor *d);
 static void chk_remote(struct doctor *d);
 static void chk_clock(struct doctor *d, long skew);
@@ -366,13 +367,51 @@ chk_imports(struct doctor *d)
 		        "refused by the store's filesystem: imports write through the page cache");
 }
 
-/* The index opens (read-only: nothing written, no lock taken). */
+/* cache.max_size against what the store's disk holds: the store and the
+ * free space. A cap past them lets the store fill the disk (and the build's
+ * next write fail) before any gc keeps it to its cap. store_bytes: the
+ * index's, 0 when unknown. */
+static void
+chk_cap(struct doctor *d, uint64_t store_bytes)
+{
+	int64_t cap = config_get_size(d->cfg, "cache.max_size");
+	struct statvfs sv;
+	uint64_t room;
+	char c[32], st[32], fr[32], fix[160];
+
+	if (cap < 0 || statvfs(d->dir, &sv) < 0)
+		return; /* a bad size is config's to say; no store: chk_store said so */
+	room = store_bytes + (uint64_t)sv.f_bavail * sv.f_frsize;
+	format_size((uint64_t)cap, c, sizeof c);
+	format_size(store_bytes, st, sizeof st);
+	format_size(room - store_bytes, fr, sizeof fr);
+	if ((uint64_t)cap <= room) {
+		say(d, "cap", LV_OK, NULL, "cache.max_size %s; the store %s, %s free", c, st, fr);
+		return;
+	}
+	format_size(room - room / 4, fr, sizeof fr);
+	snprintf(fix, sizeof fix,
+	    "lower cache.max_size (KACHE_MAX_SIZE) to %s or less, or free "
+	    "space on that disk",
+	    fr);
+	format_size(room - store_bytes, fr, sizeof fr);
+	say(d, "cap", LV_WARN, fix,
+	    "cache.max_size %s is more than the store (%s) and the free space of its disk (%s) "
+	    "hold: the store can fill the disk before the gc keeps it to its cap",
+	    c, st, fr);
+}
+
+/* The index opens (read-only: nothing written, no lock taken); the store's
+ * size it knows goes to the cap's check. */
 static void
 chk_index(struct doctor *d)
 {
 	char *db = xasprintf("%s/index", d->dir);
+	struct index_stats st;
+	uint64_t bytes = 0;
 	struct index *ix;
 
+	memset(&st, 0, sizeof st);
 	if (access(db, F_OK) != 0)
 		say(d, "index", LV_OK, NULL, "no index yet; the first `kache stats` builds it");
 	else if ((ix = index_open_readonly(d->dir)) == NULL)
@@ -380,10 +419,14 @@ chk_index(struct doctor *d)
 		    "run `kache stats` (it rebuilds a damaged index from the store)",
 		    "%s cannot be opened", db);
 	else {
+		if (index_stats(ix, &st) == 0)
+			bytes = st.store_bytes;
+		index_stats_clear(&st);
 		index_free(&ix);
 		say(d, "index", LV_OK, NULL, "%s opens", db);
 	}
 	free(db);
+	chk_cap(d, bytes);
 }
 
 /* Running, responsive, of this version; a stopped one is no fault (the wrapper

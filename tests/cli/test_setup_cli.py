@@ -188,6 +188,19 @@ class Doctor(Base):
         self.assert_fails("imports", "auto, buffered or direct", KACHE_IMPORT_WRITES="bogus")
         self.assertEqual([f for f in os.listdir(self.store) if f.startswith(".doctor")], [])
 
+    def test_cap_past_the_disk_is_named(self):
+        # a cap the disk cannot hold: the store fills the disk before any gc
+        # keeps it to its cap (the build's next write then fails)
+        self.good()
+        c, _ = self.check("cap", rc=0, KACHE_MAX_SIZE="1M")  # whatever this disk's size
+        self.assertEqual(c["status"], "ok", c)
+        self.assertRegex(c["detail"], r"^cache.max_size 1.0 MiB; the store [0-9.]+ [KMG]?i?B, ")
+        c, text = self.check("cap", rc=0, KACHE_MAX_SIZE="1000000G")
+        self.assertEqual(c["status"], "warn", c)
+        self.assertIn("can fill the disk before the gc keeps it to its cap", c["detail"])
+        self.assertRegex(c["fix"], r"^lower cache.max_size \(KACHE_MAX_SIZE\) to [0-9.]+ [KMGT]iB")
+        self.assertIn("fix: lower cache.max_size", text.stdout)
+
     def test_good_with_supervisor(self):
         self.good()
         self.k("supervisor", "start", rc=0)
