@@ -376,25 +376,23 @@ chk_cap(struct doctor *d, uint64_t store_bytes)
 {
 	int64_t cap = config_get_size(d->cfg, "cache.max_size");
 	struct statvfs sv;
-	uint64_t room;
-	char c[32], st[32], fr[32], fix[160];
+	uint64_t avail, room;
+	char c[32], st[32], fr[32], fit[32], fix[160];
 
 	if (cap < 0 || statvfs(d->dir, &sv) < 0)
 		return; /* a bad size is config's to say; no store: chk_store said so */
-	room = store_bytes + (uint64_t)sv.f_bavail * sv.f_frsize;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	room = store_bytes + avail;
 	format_size((uint64_t)cap, c, sizeof c);
 	format_size(store_bytes, st, sizeof st);
-	format_size(room - store_bytes, fr, sizeof fr);
+	format_size(avail, fr, sizeof fr);
 	if ((uint64_t)cap <= room) {
 		say(d, "cap", LV_OK, NULL, "cache.max_size %s; the store %s, %s free", c, st, fr);
 		return;
 	}
-	format_size(room - room / 4, fr, sizeof fr);
+	format_size(room - room / 4, fit, sizeof fit);
 	snprintf(fix, sizeof fix,
-	    "lower cache.max_size (KACHE_MAX_SIZE) to %s or less, or free "
-	    "space on that disk",
-	    fr);
-	format_size(room - store_bytes, fr, sizeof fr);
+	    "lower cache.max_size (KACHE_MAX_SIZE) to %s or less, or free space on that disk", fit);
 	say(d, "cap", LV_WARN, fix,
 	    "cache.max_size %s is more than the store (%s) and the free space of its disk (%s) "
 	    "hold: the store can fill the disk before the gc keeps it to its cap",

@@ -5,9 +5,11 @@
  * way to a supervisor and to a command that holds the index. A command that
  * finds the index held by it waits for it (gc_background_wait). */
 #include "cli/gc_background.h"
+#include "cli/index_cmds.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "index/index.h"
+#include "index/index_json.h"
 #include "proto/paths.h"
 #include "proto/worker.h"
 
@@ -83,16 +86,16 @@ supervisor_here(const char *dir)
 	    (proto_supervisor_starting(&p) || proto_supervisor_running(&p));
 }
 
-/* One gc to cache.max_size, said in one line. The index is taken without
- * waiting: whoever holds it (a command, a supervisor come up meanwhile) is
- * left alone, and the next miss past the interval tries again. */
+/* One gc to cache.max_size, said in the line `kache gc` prints. The index is
+ * taken without waiting: whoever holds it (a command, a supervisor come up
+ * meanwhile) is left alone, and the next miss past the interval tries again. */
 static void
 collect(const char *dir, const struct config *cfg)
 {
 	int64_t cap = config_get_size(cfg, "cache.max_size");
-	struct index_gc_result r;
 	struct index *ix;
-	char fr[32], now[32], cs[32];
+	char line[512];
+	json_t *doc;
 
 	if (cap < 0)
 		cap = 10LL << 30;
@@ -101,19 +104,13 @@ collect(const char *dir, const struct config *cfg)
 		    errno == EBUSY ? "held by another process" : "not open");
 		return;
 	}
-	if (index_gc(ix, (uint64_t)cap, &r, NULL, NULL, NULL) < 0) {
-		log_warnx("gc of %s did not finish", dir);
-	} else {
-		format_size(r.bytes_freed, fr, sizeof fr);
-		format_size(r.size_after, now, sizeof now);
-		format_size((uint64_t)cap, cs, sizeof cs);
-		log_info("gc: removed %llu entries, %llu blobs, %llu stale tmp files, %llu "
-		         "unreferenced blobs; freed %s; store now %s (cap %s)",
-		    (unsigned long long)r.entries_removed, (unsigned long long)r.blobs_removed,
-		    (unsigned long long)r.tmp_removed, (unsigned long long)r.orphans_removed, fr,
-		    now, cs);
-	}
+	doc = index_json_gc(ix, (uint64_t)cap, 0, 0, NULL);
 	index_free(&ix);
+	if (!json_is_true(json_object_get(doc, "ok")))
+		log_warnx("gc of %s did not finish", dir);
+	gc_summary(doc, line, sizeof line);
+	log_info("%s", line);
+	json_decref(doc);
 }
 
 int

@@ -593,7 +593,7 @@ static void
 print_gc(const json_t *doc, int verbose)
 {
 	const char *crate, *key;
-	char fr[32], now[32], cs[32], size[32];
+	char size[32], line[512];
 	json_t *e;
 	size_t i;
 
@@ -608,11 +608,21 @@ print_gc(const json_t *doc, int verbose)
 		if (U(doc, "removed_more"))
 			printf("... and %llu more entries\n", U(doc, "removed_more"));
 	}
+	gc_summary(doc, line, sizeof line);
+	printf("%s\n", line);
+}
+
+void
+gc_summary(const json_t *doc, char *out, size_t n)
+{
+	char fr[32], now[32], cs[32];
+
 	format_size(index_json_u64(doc, "bytes_freed"), fr, sizeof fr);
 	format_size(index_json_u64(doc, "size_after"), now, sizeof now);
 	format_size(index_json_u64(doc, "cap"), cs, sizeof cs);
-	printf("gc: removed %llu entries, %llu blobs, %llu manifests, %llu stale tmp files, "
-	       "%llu unreferenced blobs, %llu old memo files; freed %s; store now %s (cap %s)\n",
+	snprintf(out, n,
+	    "gc: removed %llu entries, %llu blobs, %llu manifests, %llu stale tmp files, "
+	    "%llu unreferenced blobs, %llu old memo files; freed %s; store now %s (cap %s)",
 	    U(doc, "entries_removed"), U(doc, "blobs_removed"), U(doc, "manifests_removed"),
 	    U(doc, "tmp_removed"), U(doc, "orphans_removed"), U(doc, "memo_removed"), fr, now, cs);
 }

@@ -39,6 +39,7 @@ struct cc {
 	unsigned char inv[HASH_LEN];
 	int64_t start_us;
 	int from_remote; /* the entry being served was just fetched */
+	int recache;     /* cache.recache: compile and store over, never serve */
 	char crate[65];  /* the pack's crate name (cc_crate) */
 	char ws[17];     /* the workspace id (session_ws_of_caller), "" when unknown */
 };
@@ -470,9 +471,9 @@ miss(struct cc *c)
 	else
 		wrapper_upload(c->cfg, c->store, res, c->inv, c->a.src);
 	cc_journal(c, JOURNAL_MISS,
-	    why != NULL                                  ? why :
-	        config_get_bool(c->cfg, "cache.recache") ? "recache" :
-	                                                   NULL,
+	    why            ? why :
+	        c->recache ? "recache" :
+	                     NULL,
 	    why ? NULL : res, r.ms, bytes);
 	if (why == NULL)
 		wrapper_gc_kick(c->cfg, c->store);
@@ -568,7 +569,8 @@ cc_main(int argc, char **argv)
 	} else if (c.store != NULL && cc_key(&c) < 0) {
 		cc_journal(&c, JOURNAL_ERROR, "key", NULL, 0, 0);
 	} else if (c.store != NULL) {
-		rc = !config_get_bool(c.cfg, "cache.recache") && lookup(&c) ? 0 : miss(&c);
+		c.recache = config_get_bool(c.cfg, "cache.recache");
+		rc = !c.recache && lookup(&c) ? 0 : miss(&c);
 	}
 	cc_args_free(&c.a);
 	roots_free(&c.roots);
