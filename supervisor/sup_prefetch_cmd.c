@@ -38,7 +38,8 @@ struct pf_args {
 
 /* The prefetch counters of the status document that say what a session did. */
 struct pf_seen {
-	long queued, done, lost, packs, present, rejected, failed, list_failed, exact, no_prefetch;
+	long queued, done, lost, packs, present, rejected, failed, list_failed, exact, garbage,
+	    no_prefetch;
 	long long bytes;
 	char pf_exit[64]; /* every prefetch worker failed: the last exit of one, else "" */
 };
@@ -214,6 +215,7 @@ ask(const char *dir, struct pf_seen *s)
 		s->failed = N(sk, "failed");
 		s->list_failed = N(sk, "listings_failed");
 		s->exact = N(json_object_get(pf, "sources"), "exact_session");
+		s->garbage = N(json_object_get(pf, "sources"), "sessions_not_valid");
 		s->no_prefetch = N(json_object_get(pf, "hints_dropped_why"), "no_prefetch");
 #undef N
 		prefetch_failed(json_object_get(root, "workers"), s->pf_exit, sizeof s->pf_exit);
@@ -351,6 +353,12 @@ say_done(const char *dir, const struct pf_seen *b, const struct pf_seen *e, int6
 		printf(
 		    "prefetch: the remote could not be read; nothing imported (`kache supervisor "
 		    "log prefetch.0` says why); the build's misses are fetched or compiled\n");
+		return;
+	}
+	if (e->exact == b->exact && e->packs == b->packs && e->garbage > b->garbage) {
+		printf("prefetch: a session manifest in the remote is not valid (`kache "
+		       "supervisor log prefetch.0` says which and why); ignored: cargo's first "
+		       "compile plans without it\n");
 		return;
 	}
 	if (e->exact == b->exact && e->packs == b->packs) {

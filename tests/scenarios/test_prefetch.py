@@ -875,6 +875,40 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertEqual(log.count("is not valid"), pf["sessions"], log)
         self.assert_served(b, out)
 
+    def test_garbage_session_manifest_read_by_an_early_hint_is_said_by_it(self):
+        """An early session (`kache prefetch --check`, as at cargo's first
+        question) has no check session manifest, takes the build's of the
+        same profile (the garbage object) and says so, as the compile's
+        session does: each session that counts the object says it once, and
+        `kache prefetch` does not say there is none. (The early session
+        counted it and said nothing: CI of 38e8ee0.)"""
+        out = self.populate()
+        (name,) = self.sessions()
+        path = os.path.join(self.remote, "sessions", name)
+        with open(path, "rb") as f:
+            body = f.read()
+        with open(path, "wb") as f:
+            f.write(body[:-4])
+        b = self.runner("b", os.path.join(self.tmp, "b", "runner"), start=True)
+        shutil.copy(os.path.join(self.a_dir, "Cargo.lock"), b.dir)
+        p = self.kache_in(b, "prefetch", "--check", "--wait")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("is not valid", p.stdout)
+        self.assertNotIn("no session manifest", p.stdout)
+        pf = status(b)["prefetch"]
+        self.assertEqual((pf["hints_early"], pf["sessions"], pf["sessions_done"]), (1, 1, 1), pf)
+        self.assertEqual(pf["sources"]["sessions_not_valid"], 1, pf)
+        self.assertEqual(self.prefetch_log(b).count("is not valid"), 1, self.prefetch_log(b))
+        b.cargo("check")
+        pf = wait_prefetch(self, b, lambda p: p["sessions_done"] == 2)
+        self.assertEqual(pf["sources"]["exact_session"], 0, pf)
+        self.assertEqual(pf["sources"]["packs"], 1, pf)
+        self.assertEqual(pf["sources"]["sessions_not_valid"], 2, pf)
+        log = self.prefetch_log(b)
+        self.assertEqual(log.count("is not valid"), 2, log)
+        self.assertNotIn("no session manifest", log)  # there is one, not valid
+        self.assert_served(b, out)
+
     def test_another_cargo_lock_takes_the_closest_session(self):
         out = self.populate()
         b = self.runner("b", os.path.join(self.tmp, "b", "runner"))

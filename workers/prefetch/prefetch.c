@@ -69,8 +69,8 @@ report(const struct proto_hint *h, const struct prefetch_plan *plan, const struc
 		    h->root);
 	else if (h->guess && plan->source == PREFETCH_FROM_NONE)
 		log_info("prefetch %s: early hint (target \"%s\", profile \"%s\" guessed): no "
-		         "session manifest %.16s in the remote; the first compile's hint decides",
-		    h->root, h->target, h->profile,
+		         "%ssession manifest %.16s in the remote; the first compile's hint decides",
+		    h->root, h->target, h->profile, plan->garbage > 0 ? "valid " : "",
 		    plan->session[0] ? plan->session : "(no Cargo.lock hash)");
 	else
 		log_info("prefetch %s: %ld crates, %ld packs imported (%llu bytes) in %lld ms "

@@ -584,12 +584,15 @@ prefetch_plan_make(const struct prefetch_input *in, struct prefetch_plan *plan)
 		choose(in, &crates, exact == 0, &l); /* an exact one not valid: packs */
 		plan->list_ms += clock_ms() - t0;
 	}
+out:
+	/* every plan that counted one says it, an early hint's too */
 	if (plan->garbage > 0)
 		log_warnx("prefetch: session manifest %s is not valid (%s)%s; ignored, "
-		          "using %s",
+		          "%s%s",
 		    l.first_bad, l.why, plan->garbage > 1 ? " with others" : "",
-		    prefetch_source_name(plan->source));
-out:
+		    in->h->guess ? "early hint: the first compile's hint plans without it" :
+		                   "using ",
+		    in->h->guess ? "" : prefetch_source_name(plan->source));
 	plan_fail_fast(in, 0);
 	free((void *)l.first_bad);
 	strv_free(&crates);
