@@ -335,23 +335,16 @@ direct_works(const char *dir)
 	return rc;
 }
 
-/* cache.import_writes is a value the workers know, and whether the store's
- * filesystem takes O_DIRECT (else imports write through the page cache). */
+/* Whether the store's filesystem takes O_DIRECT (else imports write through
+ * the page cache). cache.import_writes is one of its values (a value that is
+ * none was said as the settings loaded, and is auto). */
 static void
 chk_imports(struct doctor *d)
 {
-	const char *v = config_get(d->cfg, "cache.import_writes");
-	enum pack_writes w;
+	enum pack_writes w = PACK_WRITES_AUTO;
 	int direct;
 
-	if (pack_writes_parse(v, &w) < 0) {
-		say(d, "imports", LV_FAIL,
-		    "set cache.import_writes (KACHE_IMPORT_WRITES) to auto, buffered or direct",
-		    "cache.import_writes = \"%s\" is none of auto, buffered, direct (the workers "
-		    "use auto)",
-		    v ? v : "");
-		return;
-	}
+	(void)pack_writes_parse(config_get(d->cfg, "cache.import_writes"), &w);
 	if (access(d->dir, W_OK) < 0)
 		return; /* chk_store said why */
 	direct = direct_works(d->dir);
@@ -619,9 +612,13 @@ cmd_doctor(int argc, char **argv)
 	buf_init(&warnings);
 	d.cfg = config_load_warn(CONFIG_WARN_NONE, &warnings);
 	d.checks = json_array();
-	if (warnings.len)
-		say(&d, "config", LV_WARN, "fix the config file (`kache config` shows it)", "%.*s",
-		    (int)strcspn(warnings.p, "\n"), warnings.p);
+	for (const char *l = warnings.p, *e; l != NULL && *l != '\0'; l = *e ? e + 1 : e) {
+		e = l + strcspn(l, "\n");
+		say(&d, "config", LV_WARN,
+		    "fix the value or remove it (`kache config` shows each setting and where it "
+		    "came from)",
+		    "%.*s", (int)(e - l), l);
+	}
 	buf_free(&warnings);
 	d.dir = config_get(d.cfg, "cache.dir");
 	chk_binaries(&d);

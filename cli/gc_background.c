@@ -97,8 +97,6 @@ collect(const char *dir, const struct config *cfg)
 	char line[512];
 	json_t *doc;
 
-	if (cap < 0)
-		cap = 10LL << 30;
 	if ((ix = index_open_wait(dir, 0)) == NULL) {
 		log_info("the index is %s; the next gc tries again",
 		    errno == EBUSY ? "held by another process" : "not open");

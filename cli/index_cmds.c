@@ -655,10 +655,8 @@ cmd_gc(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
-	if (cap < 0 && (cap = config_get_size(cfg, "cache.max_size")) < 0) {
-		fprintf(stderr, "kache: cache.max_size is not a size; using 10G\n");
-		cap = 10LL << 30;
-	}
+	if (cap < 0)
+		cap = config_get_size(cfg, "cache.max_size");
 	progress_init(&pl, "gc");
 	doc = run_gc(config_get(cfg, "cache.dir"), (uint64_t)cap, verbose, &pl);
 	config_free(&cfg);

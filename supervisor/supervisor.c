@@ -150,8 +150,8 @@ apply_config(struct supervisor *s)
 {
 	char err[256];
 
-	s->idle_timeout_ms = config_get_int(s->cfg, "supervisor.idle_timeout") * 1000;
-	sup_watchdog_set(config_get_int(s->cfg, "supervisor.watchdog") * 1000);
+	s->idle_timeout_ms = config_get_duration(s->cfg, "supervisor.idle_timeout");
+	sup_watchdog_set(config_get_duration(s->cfg, "supervisor.watchdog"));
 	if (remote_check(s->cfg, err, sizeof err) < 0)
 		log_warnx("%s (workers will fail with a configuration error)", err);
 	s->remote_none = !config_has_remote(s->cfg);

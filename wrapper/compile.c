@@ -106,7 +106,7 @@ wrapper_ensure_supervisor(struct store *s)
 void
 wrapper_gc_kick(const struct config *cfg, struct store *s)
 {
-	int64_t every = config_get_int(cfg, "supervisor.gc_interval");
+	int64_t every = config_get_duration(cfg, "supervisor.gc_interval");
 	char *run, *stamp, *kached;
 	struct stat st;
 	int fd;
@@ -120,7 +120,7 @@ wrapper_gc_kick(const struct config *cfg, struct store *s)
 		    (fd = open(stamp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		         0600)) != -1)
 			close(fd);
-	} else if (clock_wall_ms() - clock_ts_ms(&st.st_mtim) >= (every > 0 ? every : 600) * 1000 &&
+	} else if (clock_wall_ms() - clock_ts_ms(&st.st_mtim) >= every &&
 	    utimensat(AT_FDCWD, stamp, NULL, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    (kached = wrapper_kached_path()) != NULL) {
 		proto_gc_spawn(store_dir(s), kached);

@@ -185,8 +185,42 @@ class Doctor(Base):
         c, _ = self.check("imports", rc=0)
         self.assertEqual(c["status"], "ok", c)
         self.assertRegex(c["detail"], r"^cache.import_writes = auto; O_DIRECT (works|refused)")
-        self.assert_fails("imports", "auto, buffered or direct", KACHE_IMPORT_WRITES="bogus")
         self.assertEqual([f for f in os.listdir(self.store) if f.startswith(".doctor")], [])
+        # none of its values: said as the settings load, and auto is used
+        c, _ = self.check("imports", rc=0, KACHE_IMPORT_WRITES="bogus")
+        self.assertRegex(c["detail"], r"^cache.import_writes = auto; ")
+        c, _ = self.check("config", rc=0, KACHE_IMPORT_WRITES="bogus")
+        self.assertEqual(c["detail"], "KACHE_IMPORT_WRITES=bogus (cache.import_writes) is none "
+                         "of the values it takes (auto|buffered|direct); the default, auto, "
+                         "is used")
+
+    def test_each_value_not_valid_is_named_and_its_default_used(self):
+        """A value that is not of its key's kind (a size, a duration, true or
+        false, a choice) is said once per value, by every command and by the
+        doctor (a check each), and the default is what every reader uses; a
+        time takes its unit. (Before: "10m" for a gc interval was 10 s, and
+        KACHE_REMAP=maybe turned path remapping off, each silently.)"""
+        self.good()
+        bad = dict(KACHE_REMAP="maybe", KACHE_MAX_SIZE="lots", KACHE_GC_INTERVAL="10m",
+                   KACHE_DEADLINE_MS="2s", KACHE_RESTORE="Copy")
+        p = self.k("config", rc=0, **bad)
+        self.assertEqual(p.stderr.count("kache: warning: "), 2, p.stderr)  # a line each
+        self.assertIn("kache: warning: KACHE_REMAP=maybe (cache.remap) is not true or false; the default, "
+                      "true, is used\n", p.stderr)
+        self.assertIn("KACHE_MAX_SIZE=lots (cache.max_size) is not a size", p.stderr)
+        self.assertEqual(p.stderr.count(" is used\n"), 2, p.stderr)
+        conf = {l.split()[0]: l for l in p.stdout.splitlines() if " = " in l}
+        self.assertRegex(conf["cache.remap"], r"= true +# default; KACHE_REMAP's value is "
+                                              r"not valid")
+        self.assertRegex(conf["supervisor.gc_interval"], r"= 10m +# KACHE_GC_INTERVAL")
+        self.assertRegex(conf["cache.restore"], r"= copy +# KACHE_RESTORE")
+        doc = json.loads(self.k("doctor", "--json", **bad).stdout)
+        said = sorted(c["detail"] for c in doc["checks"] if c["name"] == "config")
+        self.assertEqual(len(said), 2, said)
+        self.assertTrue(said[0].startswith("KACHE_MAX_SIZE=lots"), said)
+        self.assertTrue(said[1].startswith("KACHE_REMAP=maybe"), said)
+        p = self.k("stats", **bad)
+        self.assertIn("KACHE_REMAP=maybe", p.stderr)
 
     def test_cap_past_the_disk_is_named(self):
         # a cap the disk cannot hold: the store fills the disk before any gc

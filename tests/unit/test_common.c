@@ -531,6 +531,80 @@ test_config_duration(void **state)
 	config_free(&cfg);
 }
 
+/* Values are checked as the settings load: one that is not of its key's
+ * kind is said (its variable or file, its key, what it takes) and the default
+ * used in its place, by every reader alike; an empty one is unset; a time
+ * takes its unit (a plain number is the key's own: seconds, or ms for a _ms
+ * key); a choice is taken in any case. (A gc interval of "10m" was read as 10
+ * seconds, "2s" for an ms key as 2 ms, "maybe" as false, each silently.) */
+static void
+test_config_values_checked(void **state)
+{
+	static const char *const vars[] = { "KACHE_GC_INTERVAL", "KACHE_DEADLINE_MS", "KACHE_REMAP",
+		"KACHE_MAX_SIZE", "KACHE_RESTORE", "KACHE_REMOTE", "KACHE_FETCHERS",
+		"KACHE_IDLE_TIMEOUT", "KACHE_SHARED", "KACHE_FETCH_TIMEOUT_MS" };
+	char dir[] = "/tmp/kache-cfg-XXXXXX", *file;
+	struct config *cfg;
+	struct buf w;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	file = xasprintf("%s/config.toml", dir);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fputs("[cache]\nmax_size = lots\nrestore = HardLink\n[workers]\nfetchers = -1\n"
+	      "[supervisor]\nidle_timeout = 1.5m\n",
+	    f);
+	fclose(f);
+	setenv("KACHE_CONFIG", file, 1);
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		unsetenv(vars[i]);
+	setenv("KACHE_GC_INTERVAL", "10m", 1);
+	setenv("KACHE_DEADLINE_MS", "2s", 1);
+	setenv("KACHE_FETCH_TIMEOUT_MS", "750", 1);
+	setenv("KACHE_REMAP", "maybe", 1);
+	setenv("KACHE_SHARED", "", 1);
+	buf_init(&w);
+	cfg = config_load(&w);
+	buf_addstr(&w, "");
+	assert_int_equal(config_get_duration(cfg, "supervisor.gc_interval"), 600000);
+	assert_int_equal(config_get_int(cfg, "supervisor.gc_interval"), 600);
+	assert_int_equal(config_get_int(cfg, "wrapper.deadline_ms"), 2000);
+	assert_int_equal(config_get_int(cfg, "wrapper.fetch_timeout_ms"), 750);
+	assert_int_equal(config_get_duration(cfg, "supervisor.idle_timeout"), 90000);
+	assert_true(config_get_bool(cfg, "cache.remap")); /* the default */
+	assert_string_equal(config_get(cfg, "cache.remap"), "true");
+	assert_false(config_get_bool(cfg, "cache.shared")); /* empty: unset, silently */
+	assert_int_equal(config_get_size(cfg, "cache.max_size"), 10LL << 30);
+	assert_string_equal(config_get(cfg, "cache.restore"), "hardlink");
+	assert_int_equal(config_get_int(cfg, "workers.fetchers"), 2);
+	assert_non_null(strstr(w.p,
+	    "KACHE_REMAP=maybe (cache.remap) is not true or false; "
+	    "the default, true, is used\n"));
+	assert_non_null(strstr(w.p, "config.toml: cache.max_size = lots is not a size"));
+	assert_non_null(strstr(w.p, "config.toml: workers.fetchers = -1 is not a whole number"));
+	assert_null(strstr(w.p, "gc_interval"));
+	assert_null(strstr(w.p, "restore"));
+	assert_null(strstr(w.p, "KACHE_SHARED"));
+	config_free(&cfg);
+	/* below the least: a gc every 0 s is not an interval */
+	setenv("KACHE_GC_INTERVAL", "0", 1);
+	buf_free(&w);
+	buf_init(&w);
+	cfg = config_load(&w);
+	buf_addstr(&w, "");
+	assert_int_equal(config_get_duration(cfg, "supervisor.gc_interval"), 600000);
+	assert_non_null(strstr(w.p, "KACHE_GC_INTERVAL=0 (supervisor.gc_interval) is below"));
+	config_free(&cfg);
+	buf_free(&w);
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		unsetenv(vars[i]);
+	unlink(file);
+	rmdir(dir);
+	free(file);
+}
+
 /* buf_detach gives a string even when nothing was added: an env-dep set to
  * the empty string (env!("CARGO_PKG_DESCRIPTION") of a package without one)
  * was stored as whatever the fresh allocation held, so the crate never hit. */
@@ -662,6 +736,7 @@ main(void)
 		cmocka_unit_test(test_write_new),
 		cmocka_unit_test(test_write_new_direct),
 		cmocka_unit_test(test_config_duration),
+		cmocka_unit_test(test_config_values_checked),
 		cmocka_unit_test(test_config_secret_env),
 		cmocka_unit_test(test_buf_detach_empty),
 		cmocka_unit_test(test_run_capture),

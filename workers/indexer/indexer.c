@@ -78,17 +78,13 @@ indexer_open(struct indexer *x, int64_t now)
 static int64_t
 gc_interval_ms(const struct indexer *x)
 {
-	int64_t v = config_get_int(x->cfg, "supervisor.gc_interval");
-
-	return v > 0 ? v * 1000 : 600 * 1000;
+	return config_get_duration(x->cfg, "supervisor.gc_interval");
 }
 
 int64_t
 indexer_max_size(const struct indexer *x)
 {
-	int64_t v = config_get_size(x->cfg, "cache.max_size");
-
-	return v >= 0 ? v : 10LL << 30;
+	return config_get_size(x->cfg, "cache.max_size");
 }
 
 /* The progress of a long index operation: to the client that asked for it,

@@ -22,7 +22,7 @@ struct indexer {
 /* indexer.c: opens the index without waiting (at most once a second unless
  * now is 0). 0 when open. */
 int indexer_open(struct indexer *x, int64_t now);
-/* The gc cap: cache.max_size, 10G when it is not a size. */
+/* The gc cap: cache.max_size (its default when the value is not a size). */
 int64_t indexer_max_size(const struct indexer *x);
 
 /* indexer.c: the index_progress callback of every long operation: sends the
