@@ -105,11 +105,12 @@ static const struct command commands[] = {
 	    "supervisor stop` flushes the same way before it stops.\n",
 	    0 },
 	{ "gc", cmd_gc, "evict least recently used entries until the store fits its cap",
-	    "usage: kache gc [--max-size SIZE] [-v]\n"
+	    "usage: kache gc [--max-size SIZE] [--older-than DURATION] [-v]\n"
 	    "Reads the journal into the index, then removes least recently used entries\n"
 	    "(the entry, blobs no other entry uses, manifests left with no candidate)\n"
 	    "until the store is at most SIZE (default: cache.max_size, 10G). Sizes take\n"
-	    "K, M, G suffixes. Also removes tmp/ files and unreferenced blobs older than\n"
+	    "K, M, G suffixes. --older-than (12h, 7d) also removes every entry not used\n"
+	    "for that long. Also removes tmp/ files and unreferenced blobs older than\n"
 	    "an hour. Prints what it removed; -v names each evicted entry.\n",
 	    0 },
 	{ "keygen", cmd_keygen, "make an Ed25519 key pair for signed remote uploads",

@@ -102,7 +102,7 @@ collect(const char *dir, const struct config *cfg)
 		    errno == EBUSY ? "held by another process" : "not open");
 		return;
 	}
-	doc = index_json_gc(ix, (uint64_t)cap, 0, 0, NULL);
+	doc = index_json_gc(ix, (uint64_t)cap, 0, 0, 0, NULL);
 	index_free(&ix);
 	if (!json_is_true(json_object_get(doc, "ok")))
 		log_warnx("gc of %s did not finish", dir);

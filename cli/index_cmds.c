@@ -70,7 +70,8 @@ static void print_langs(const json_t *o);
 static void format_time(int64_t ms, char *out, size_t n);
 static void print_list_row(const json_t *e);
 static json_t *list_via_supervisor(const char *dir, const char *crate, enum via *v);
-static json_t *run_gc(const char *dir, uint64_t cap, int verbose, struct progress_line *pl);
+static json_t *run_gc(const char *dir, uint64_t cap, int64_t unused, int verbose,
+    struct progress_line *pl);
 static void print_gc(const json_t *doc, int verbose);
 static void verify_cb(const char *what, const char *hex, void *arg);
 static json_t *purge_doc(const char *dir, struct progress_line *pl);
@@ -568,7 +569,7 @@ cmd_list(int argc, char **argv)
 /* gc by the supervisor when one runs, else here, its progress on pl. NULL
  * when it could not run. */
 static json_t *
-run_gc(const char *dir, uint64_t cap, int verbose, struct progress_line *pl)
+run_gc(const char *dir, uint64_t cap, int64_t unused, int verbose, struct progress_line *pl)
 {
 	struct index_progress pg = { progress_from_index, pl };
 	struct index *ix;
@@ -579,10 +580,11 @@ run_gc(const char *dir, uint64_t cap, int verbose, struct progress_line *pl)
 	msg_init(&req, MSG_INDEX_GC, 0);
 	req.count = (int64_t)cap;
 	req.status = verbose;
+	req.total = unused;
 	v = ask_long(dir, &req, pl, &doc);
 	msg_clear(&req);
 	if (v == VIA_DIRECT && (ix = open_index(dir)) != NULL) {
-		doc = index_json_gc(ix, cap, verbose, SIZE_MAX, &pg);
+		doc = index_json_gc(ix, cap, unused, verbose, SIZE_MAX, &pg);
 		index_free(&ix);
 		progress_clear(pl);
 	}
@@ -615,50 +617,63 @@ print_gc(const json_t *doc, int verbose)
 void
 gc_summary(const json_t *doc, char *out, size_t n)
 {
-	char fr[32], now[32], cs[32];
+	char fr[32], now[32], cs[32], age[64] = "";
+	double unused_h = (double)index_json_u64(doc, "unused_ms") / 3600000.0;
 
 	format_size(index_json_u64(doc, "bytes_freed"), fr, sizeof fr);
 	format_size(index_json_u64(doc, "size_after"), now, sizeof now);
 	format_size(index_json_u64(doc, "cap"), cs, sizeof cs);
+	if (unused_h >= 48)
+		snprintf(age, sizeof age, "; none unused for %.3g days", unused_h / 24);
+	else if (unused_h > 0)
+		snprintf(age, sizeof age, "; none unused for %.3g hours", unused_h);
 	snprintf(out, n,
 	    "gc: removed %llu entries, %llu blobs, %llu manifests, %llu stale tmp files, "
-	    "%llu unreferenced blobs, %llu old memo files; freed %s; store now %s (cap %s)",
+	    "%llu unreferenced blobs, %llu old memo files; freed %s; store now %s (cap %s%s)",
 	    U(doc, "entries_removed"), U(doc, "blobs_removed"), U(doc, "manifests_removed"),
-	    U(doc, "tmp_removed"), U(doc, "orphans_removed"), U(doc, "memo_removed"), fr, now, cs);
+	    U(doc, "tmp_removed"), U(doc, "orphans_removed"), U(doc, "memo_removed"), fr, now, cs,
+	    age);
 }
 
 int
 cmd_gc(int argc, char **argv)
 {
 	static const struct option opts[] = { { "max-size", required_argument, NULL, 's' },
+		{ "older-than", required_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' }, { NULL, 0, NULL, 0 } };
+	static const char usage[] =
+	    "usage: kache gc [--max-size SIZE] [--older-than DURATION] [-v]\n";
 	struct progress_line pl;
 	struct config *cfg;
-	int64_t cap = -1;
+	int64_t cap = -1, unused = 0;
 	int c, verbose = 0, rc;
 	json_t *doc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:v", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:o:v", opts, NULL)) != -1) {
 		if (c == 's' && (cap = parse_size(optarg)) < 0) {
 			fprintf(stderr, "kache: --max-size: '%s' is not a size\n", optarg);
 			return EXIT_USAGE;
+		} else if (c == 'o' && (parse_duration(optarg, &unused) < 0 || unused <= 0)) {
+			fprintf(stderr, "kache: --older-than: '%s' is not a duration (12h, 7d)\n",
+			    optarg);
+			return EXIT_USAGE;
 		} else if (c == 'v') {
 			verbose = 1;
-		} else if (c != 's') {
-			fprintf(stderr, "usage: kache gc [--max-size SIZE] [-v]\n");
+		} else if (c != 's' && c != 'o') {
+			fputs(usage, stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "usage: kache gc [--max-size SIZE] [-v]\n");
+		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
 	cfg = config_load_warn(CONFIG_WARN_STDERR, NULL);
 	if (cap < 0)
 		cap = config_get_size(cfg, "cache.max_size");
 	progress_init(&pl, "gc");
-	doc = run_gc(config_get(cfg, "cache.dir"), (uint64_t)cap, verbose, &pl);
+	doc = run_gc(config_get(cfg, "cache.dir"), (uint64_t)cap, unused, verbose, &pl);
 	config_free(&cfg);
 	if (doc == NULL)
 		return 1;

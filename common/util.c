@@ -228,6 +228,8 @@ parse_duration(const char *s, int64_t *ms)
 		*ms = (int64_t)(v * 60000);
 	else if (strcmp(end, "h") == 0)
 		*ms = (int64_t)(v * 3600000);
+	else if (strcmp(end, "d") == 0)
+		*ms = (int64_t)(v * 86400000);
 	else
 		return -1;
 	return 0;

@@ -46,7 +46,7 @@ void strv_sort(struct strv *s);
 
 /* Parses sizes such as "10G", "512MiB", "1048576"; -1 when it is not one. */
 int64_t parse_size(const char *s);
-/* Parses durations such as "90", "90s", "1500ms", "10m", "1h" (decimals allowed)
+/* Parses durations such as "90", "90s", "1500ms", "10m", "1h", "7d" (decimals allowed)
  * into ms; 0, or -1 when it is not one. */
 int parse_duration(const char *s, int64_t *ms);
 /* Formats a byte count for people ("1.5 GiB") into out. */

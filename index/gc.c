@@ -24,10 +24,11 @@ static uint64_t remove_stale_temps(struct index *ix);
 static int manifest_prune(struct index *ix, const unsigned char inv[HASH_LEN]);
 static int orphan_cb(const char *hex, const char *path, const struct stat *st, void *arg);
 static int memo_cb(const char *hex, const char *path, const struct stat *st, void *arg);
-static int gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+static int lru_due(const char *k, size_t kn, uint64_t size, uint64_t max_size, int64_t cutoff);
+static int gc_normal(struct index *ix, uint64_t max_size, int64_t cutoff, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
 static void unlink_now(struct ix_txn *t);
-static int gc_any(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+static int gc_any(struct index *ix, uint64_t max_size, int64_t cutoff, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
 static void purge_measure(struct index *ix, struct index_purge_result *r);
 static int purge_files(struct index *ix, const char *kind, uint64_t total);
@@ -175,9 +176,20 @@ remove_stale_temps(struct index *ix)
 	return n;
 }
 
-/* The gc of a writable index: ingest, scan, evict to max_size, stale files. */
+/* Whether the LRU record k (of kn bytes) goes: while the store is over
+ * max_size, or its entry was last used before cutoff (ms; 0: no bound). The
+ * records come oldest first: the first that stays ends the eviction. */
 static int
-gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+lru_due(const char *k, size_t kn, uint64_t size, uint64_t max_size, int64_t cutoff)
+{
+	return size > max_size ||
+	    (kn == 1 + 8 + HASH_LEN && (int64_t)get_be64((const unsigned char *)k + 1) < cutoff);
+}
+
+/* The gc of a writable index: ingest, scan, evict to max_size and cutoff,
+ * stale files. */
+static int
+gc_normal(struct index *ix, uint64_t max_size, int64_t cutoff, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg)
 {
 	struct orphan_ctx oc = { ix, r, 0, 0 };
@@ -192,12 +204,14 @@ gc_normal(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 		return -1;
 	size = r->size_before;
 	it = ix_iter_prefix(ix, 'l');
-	for (; rc == 0 && size > max_size && ix_iter_valid(it, 'l'); rocksdb_iter_next(it)) {
+	for (; rc == 0 && ix_iter_valid(it, 'l'); rocksdb_iter_next(it)) {
 		size_t kn;
 		const char *k = rocksdb_iter_key(it, &kn);
 		uint64_t before = r->bytes_freed;
 		struct ix_entry e;
 
+		if (!lru_due(k, kn, size, max_size, cutoff))
+			break;
 		if (kn != 1 + 8 + HASH_LEN ||
 		    ix_entry_get(ix, NULL, (const unsigned char *)k + 9, &e) != 1)
 			continue;
@@ -241,7 +255,7 @@ unlink_now(struct ix_txn *t)
  * removed. The index still names what was removed until the next writable gc
  * or scan drops it (a hit on such an entry finds no file: a miss). 0 / -1. */
 int
-ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+ix_gc_nospace(struct index *ix, uint64_t max_size, int64_t cutoff, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg)
 {
 	rocksdb_iterator_t *it;
@@ -255,12 +269,14 @@ ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 	size = r->size_before;
 	ix_txn_begin(&t, ix);
 	it = ix_iter_prefix(ix, 'l');
-	for (; size > max_size && ix_iter_valid(it, 'l'); rocksdb_iter_next(it)) {
+	for (; ix_iter_valid(it, 'l'); rocksdb_iter_next(it)) {
 		size_t kn;
 		const char *k = rocksdb_iter_key(it, &kn);
 		uint64_t before = t.bytes_freed;
 		struct ix_entry e;
 
+		if (!lru_due(k, kn, size, max_size, cutoff))
+			break;
 		if (kn != 1 + 8 + HASH_LEN ||
 		    ix_entry_get(ix, NULL, (const unsigned char *)k + 9, &e) != 1)
 			continue;
@@ -295,21 +311,22 @@ ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
  * room, reopens the index read-write and runs the normal gc, which drops what
  * was removed from the index. */
 int
-index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+index_gc(struct index *ix, uint64_t max_size, int64_t unused_ms, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg,
     const struct index_progress *pg)
 {
+	int64_t cutoff = unused_ms > 0 ? clock_wall_ms() - unused_ms : 0;
 	int rc;
 
 	ix->progress = pg;
-	rc = gc_any(ix, max_size, r, fn, arg);
+	rc = gc_any(ix, max_size, cutoff < 0 ? 0 : cutoff, r, fn, arg);
 	ix->progress = NULL;
 	return rc;
 }
 
 /* index_gc, its progress set. */
 static int
-gc_any(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+gc_any(struct index *ix, uint64_t max_size, int64_t cutoff, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg)
 {
 	struct index_gc_result r2;
@@ -318,16 +335,16 @@ gc_any(struct index *ix, uint64_t max_size, struct index_gc_result *r,
 		log_warnx("index: gc on a read-only store: nothing may be removed here");
 		return -1;
 	}
-	if (!ix->read_only && !ix->nospace && gc_normal(ix, max_size, r, fn, arg) == 0)
+	if (!ix->read_only && !ix->nospace && gc_normal(ix, max_size, cutoff, r, fn, arg) == 0)
 		return 0;
 	if (!ix->read_only && !ix->nospace)
 		return -1;
 	memset(r, 0, sizeof *r);
-	if (ix_gc_nospace(ix, max_size, r, fn, arg) < 0)
+	if (ix_gc_nospace(ix, max_size, cutoff, r, fn, arg) < 0)
 		return -1;
 	if (index_reopen(ix) != 0)
 		return r->bytes_freed > 0 || r->tmp_removed > 0 ? 0 : -1;
-	if (gc_normal(ix, max_size, &r2, fn, arg) < 0)
+	if (gc_normal(ix, max_size, cutoff, &r2, fn, arg) < 0)
 		return -1;
 	r->entries_removed += r2.entries_removed;
 	r->blobs_removed += r2.blobs_removed;

@@ -170,12 +170,12 @@ struct index_gc_result {
 };
 /* Ingests and scans, then evicts least recently used entries (entry file, blobs
  * no longer referenced, manifests with no candidate left) until the store is at
- * most max_size bytes; removes stale tmp/ files, stale ".<name>.tmp.*"
- * temporaries anywhere in the store, unreferenced blobs, and memo files not
- * written for INDEX_MEMO_STALE_MS. fn (may be
- * NULL) is told of each evicted entry; pg (may be NULL) of its progress: entries
- * removed (no total), then blobs looked at for orphans. 0 / -1. */
-int index_gc(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+ * most max_size bytes and, when unused_ms > 0, no entry left was last used
+ * more than unused_ms ago (ccache's --evict-older-than); removes stale tmp/ files, stale
+ * ".<name>.tmp.*" temporaries anywhere in the store, unreferenced blobs, and memo files not written
+ * for INDEX_MEMO_STALE_MS. fn (may be NULL) is told of each evicted entry; pg (may be NULL) of its
+ * progress: entries removed (no total), then blobs looked at for orphans. 0 / -1. */
+int index_gc(struct index *ix, uint64_t max_size, int64_t unused_ms, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg,
     const struct index_progress *pg);
 

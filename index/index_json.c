@@ -189,7 +189,7 @@ gc_cb(const struct index_entry_info *e, void *arg)
 }
 
 json_t *
-index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed,
+index_json_gc(struct index *ix, uint64_t cap, int64_t unused_ms, int verbose, size_t max_removed,
     const struct index_progress *pg)
 {
 	struct gc_ctx c = { json_array(), max_removed, 0 };
@@ -198,9 +198,10 @@ index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed,
 	int rc;
 
 	memset(&r, 0, sizeof r);
-	rc = index_gc(ix, cap, &r, verbose ? gc_cb : NULL, &c, pg);
+	rc = index_gc(ix, cap, unused_ms, &r, verbose ? gc_cb : NULL, &c, pg);
 	json_object_set_new(o, "ok", json_boolean(rc == 0));
 	SET_INT(o, "cap", cap);
+	SET_INT(o, "unused_ms", unused_ms > 0 ? unused_ms : 0);
 	SET_INT(o, "size_before", r.size_before);
 	SET_INT(o, "size_after", r.size_after);
 	SET_INT(o, "entries_removed", r.entries_removed);

@@ -23,12 +23,13 @@ json_t *index_json_entry(const struct index_entry_info *e);
  * first offset and taking at most max; *more is set when some were left. NULL on
  * failure. */
 json_t *index_json_list(struct index *ix, const char *crate, size_t offset, size_t max, int *more);
-/* Runs index_gc with cap bytes and returns its summary: the index_gc_result
- * fields, "cap", "ok" (false when gc failed part way), and when verbose a
+/* Runs index_gc with cap bytes and unused_ms (0: no age bound) and returns
+ * its summary: the index_gc_result fields, "cap", "unused_ms", "ok" (false
+ * when gc failed part way), and when verbose a
  * "removed" array of evicted entries (crate, key, size), at most max_removed of
  * them, with "removed_more" counting the rest. pg (may be NULL): index_gc's. */
-json_t *index_json_gc(struct index *ix, uint64_t cap, int verbose, size_t max_removed,
-    const struct index_progress *pg);
+json_t *index_json_gc(struct index *ix, uint64_t cap, int64_t unused_ms, int verbose,
+    size_t max_removed, const struct index_progress *pg);
 /* The summary of a verify: "problems" (takes the caller's reference to the
  * array of {what, key}), "problems_more" (found beyond the array), "found"
  * (index_verify's return, -1 when it did not finish) and the

@@ -126,8 +126,9 @@ int ix_db_open(struct index *ix);
 void ix_db_close(struct index *ix);
 /* Reopens a no-space index read-write when its back-off allows; 0 when writable. */
 int ix_space_retry(struct index *ix);
-/* Frees space on a full disk without writing to RocksDB (gc.c). */
-int ix_gc_nospace(struct index *ix, uint64_t max_size, struct index_gc_result *r,
+/* Frees space on a full disk without writing to RocksDB (gc.c); cutoff as
+ * index_gc's, in wall-clock ms (0: none). */
+int ix_gc_nospace(struct index *ix, uint64_t max_size, int64_t cutoff, struct index_gc_result *r,
     void (*fn)(const struct index_entry_info *e, void *arg), void *arg);
 /* Records when the counters started (a new or emptied database). */
 void ix_set_created(struct index *ix);

@@ -34,10 +34,11 @@ enum msg_type {
 	MSG_NOTIFY_UPLOAD = 12, /* key, epoch */
 	MSG_STATUS = 13,
 	MSG_STOP = 14,
-	MSG_SCALE = 15,       /* role, count */
-	MSG_INDEX_STATS = 16, /* routed to the indexer, which owns the index: its stats */
-	MSG_INDEX_LIST = 17,  /* text = crate ("" for all), count = entries to skip */
-	MSG_INDEX_GC = 18,    /* count = max size in bytes (-1: cache.max_size), status = verbose */
+	MSG_SCALE = 15,        /* role, count */
+	MSG_INDEX_STATS = 16,  /* routed to the indexer, which owns the index: its stats */
+	MSG_INDEX_LIST = 17,   /* text = crate ("" for all), count = entries to skip */
+	MSG_INDEX_GC = 18,     /* count = max size in bytes (-1: cache.max_size), status = verbose,
+	                          total = ms an entry may go unused (0: no bound) */
 	MSG_INDEX_VERIFY = 19, /* re-hash every blob, drop what is damaged */
 	/* supervisor -> client */
 	MSG_OK = 20,           /* text */

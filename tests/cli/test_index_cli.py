@@ -155,6 +155,9 @@ class IndexCli(kh.IndexedStore, unittest.TestCase):
         self.run_k("verify")   # now clean: exit 0
         self.assertIn("exit status", self.run_k("help", "verify").stdout.lower())
 
+    def test_gc_older_than_evicts_entries_unused_that_long(self):
+        self.check_gc_older_than()
+
     def test_gc_reclaims_stale_temporaries_everywhere(self):
         """A killed writer's `.<name>.tmp.*` files, in every store folder, are removed
         by gc once older than the stale age (an hour); younger ones may belong to a

@@ -133,6 +133,11 @@ class IndexSupervisor(kh.IndexedStore, unittest.TestCase):
         self.assertEqual([r["key"] for r in rows], [b])
         self.assertEqual(json.loads(self.run_k("list", "nosuch", "--json").stdout), [])
 
+    def test_gc_older_than_evicts_entries_unused_that_long(self):
+        self.check_gc_older_than(before_gc=self.start)
+        self.assertIn("gc requested (cap 10737418240 bytes, unused for 604800000 ms at most)",
+                      self.log())
+
     def test_gc_through_supervisor_evicts(self):
         a, b, c = self.populate()
         total = self.stats()["store_bytes"]

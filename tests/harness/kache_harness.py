@@ -558,6 +558,37 @@ class IndexedStore:
     def path(self, kind, key):
         return os.path.join(self.store, kind, key[:2], key)
 
+    def check_gc_older_than(self, before_gc=lambda: None):
+        """`kache gc --older-than`: entries last used 10 days, 3 days and an
+        hour ago, a cap that holds them all; 7d removes the first, 2d the
+        second, the cap applying alike; a malformed duration is a usage error.
+        before_gc runs once the entries are there (a supervisor's start)."""
+        now = int(time.time() * 1000)
+        keys = []
+        for crate, size, age_ms in (("serde", 4000, 10 * 86400000), ("libc", 3000, 3 * 86400000),
+                                    ("rand", 2000, 3600000)):
+            keys.append(self.fx("entry", crate, size, now - age_ms))
+            t = (now - age_ms) / 1000
+            os.utime(self.path("entries", keys[-1]), (t, t))
+        self.assertEqual(self.stats()["entries"], 3)
+        before_gc()
+        out = self.run_k("gc", "--older-than", "7d", "-v").stdout
+        self.assertIn("removed serde " + keys[0][:16], out)
+        self.assertIn("gc: removed 1 entries, 1 blobs, 1 manifests", out)
+        self.assertIn("(cap 10.0 GiB; none unused for 7 days)", out)
+        self.assertFalse(os.path.exists(self.path("entries", keys[0])))
+        self.assertTrue(os.path.exists(self.path("entries", keys[1])))
+        out = self.run_k("gc", "--older-than", "48h", "--max-size", "1G").stdout
+        self.assertIn("gc: removed 1 entries", out)
+        self.assertIn("(cap 1.0 GiB; none unused for 2 days)", out)
+        self.assertFalse(os.path.exists(self.path("entries", keys[1])))
+        self.assertTrue(os.path.exists(self.path("entries", keys[2])))
+        self.assertEqual(self.stats()["entries"], 1)
+        p = self.run_k("gc", "--older-than", "a week", rc=2)
+        self.assertIn("--older-than: 'a week' is not a duration", p.stderr)
+        self.run_k("gc", "--older-than", "0", rc=2)
+        self.assertEqual(self.stats()["entries"], 1)
+
     def populate(self):
         """Three entries (serde twice, libc), two hits of the first, a
         pass-through and an error: the keys a, b, c."""

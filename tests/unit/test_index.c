@@ -482,7 +482,7 @@ test_gc_lru_and_shared_blobs(void **state)
 	/* Three distinct blobs, shared x counted once. */
 	assert_true(st.store_bytes >= 3000 && st.store_bytes < 4000);
 	/* One byte under: evicts b only (least recently used); x stays for a. */
-	assert_int_equal(index_gc(ix, st.store_bytes - 1, &r, NULL, NULL, NULL), 0);
+	assert_int_equal(index_gc(ix, st.store_bytes - 1, 0, &r, NULL, NULL, NULL), 0);
 	index_stats_clear(&st);
 	assert_int_equal(r.entries_removed, 1);
 	assert_int_equal(r.blobs_removed, 1);
@@ -493,12 +493,61 @@ test_gc_lru_and_shared_blobs(void **state)
 	assert_false(exists(f, "blobs", hy));
 	assert_true(r.size_after < r.size_before);
 	/* Cap 0: everything goes. */
-	assert_int_equal(index_gc(ix, 0, &r, NULL, NULL, NULL), 0);
+	assert_int_equal(index_gc(ix, 0, 0, &r, NULL, NULL, NULL), 0);
 	assert_int_equal(r.entries_removed, 2);
 	assert_false(exists(f, "blobs", hx));
 	assert_false(exists(f, "blobs", hz));
 	assert_false(exists(f, "entries", a));
 	assert_int_equal(r.size_after, 0);
+	index_free(&ix);
+}
+
+/* Sets the mtime of key's entry file to ms. */
+static void
+age_entry(struct fx *f, const unsigned char key[HASH_LEN], int64_t ms)
+{
+	struct timespec t[2] = { { ms / 1000, 0 }, { ms / 1000, 0 } };
+	char hex[HASH_HEX_LEN + 1], *p;
+
+	hash_to_hex(key, hex);
+	p = store_path(f->s, "entries", hex);
+	assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+	free(p);
+}
+
+/* unused_ms: entries last used longer ago go even when the store is under
+ * its cap; the rest stay (ccache's --evict-older-than). */
+static void
+test_gc_unused_for_long(void **state)
+{
+	struct fx *f = *state;
+	unsigned char a[HASH_LEN], b[HASH_LEN], c[HASH_LEN], h[HASH_LEN];
+	int64_t now = clock_wall_ms(), day = 86400000;
+	struct index_gc_result r;
+	struct index *ix;
+	uint64_t sz;
+
+	add_entry(f, "a", "x", now - 10 * day, a);
+	add_entry(f, "b", "y", now - 3 * day, b);
+	add_entry(f, "c", "z", now - 1000, c);
+	age_entry(f, a, now - 10 * day); /* the first scan dates an entry by its file */
+	age_entry(f, b, now - 3 * day);
+	put_blob(f, 'x', 1000, h, &sz);
+	put_blob(f, 'y', 1000, h, &sz);
+	put_blob(f, 'z', 1000, h, &sz);
+	ix = index_open(f->dir);
+	assert_non_null(ix);
+	assert_int_equal(index_ingest(ix), 3);
+	assert_int_equal(index_gc(ix, 1 << 30, 7 * day, &r, NULL, NULL, NULL), 0);
+	assert_int_equal(r.entries_removed, 1);
+	assert_false(exists(f, "entries", a));
+	assert_true(exists(f, "entries", b));
+	assert_int_equal(index_gc(ix, 1 << 30, 0, &r, NULL, NULL, NULL), 0); /* no bound */
+	assert_int_equal(r.entries_removed, 0);
+	assert_int_equal(index_gc(ix, 1 << 30, 2 * day, &r, NULL, NULL, NULL), 0);
+	assert_int_equal(r.entries_removed, 1);
+	assert_false(exists(f, "entries", b));
+	assert_true(exists(f, "entries", c));
 	index_free(&ix);
 }
 
@@ -523,7 +572,7 @@ test_gc_old_memo_files(void **state)
 	assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
 	free(p);
 	ix = index_open(f->dir);
-	assert_int_equal(index_gc(ix, 1 << 30, &r, NULL, NULL, NULL), 0);
+	assert_int_equal(index_gc(ix, 1 << 30, 0, &r, NULL, NULL, NULL), 0);
 	assert_int_equal(r.memo_removed, 1);
 	assert_false(exists(f, "memo", old));
 	assert_true(exists(f, "memo", young));
@@ -544,11 +593,11 @@ test_gc_stale_tmp_and_orphans(void **state)
 	put_blob(f, 'o', 10, h, &sz); /* referenced by no entry */
 	assert_int_equal(fs_write_atomic(tmp, "x", 1, 0644), 0);
 	ix = index_open(f->dir);
-	assert_int_equal(index_gc(ix, 1 << 30, &r, NULL, NULL, NULL), 0);
+	assert_int_equal(index_gc(ix, 1 << 30, 0, &r, NULL, NULL, NULL), 0);
 	assert_int_equal(r.tmp_removed, 0); /* young: left alone */
 	assert_true(exists(f, "blobs", h));
 	index_set_stale_age(ix, 0);
-	assert_int_equal(index_gc(ix, 1 << 30, &r, NULL, NULL, NULL), 0);
+	assert_int_equal(index_gc(ix, 1 << 30, 0, &r, NULL, NULL, NULL), 0);
 	assert_int_equal(r.entries_removed, 0);
 	assert_int_equal(r.tmp_removed, 1);
 	assert_int_equal(r.orphans_removed, 1);
@@ -652,7 +701,7 @@ test_rebuild(void **state)
 
 		put_blob(f, 'a', 1000, ha, &sz);
 		journal(f, JOURNAL_HIT, "", a, 9000000000000LL, 1, 1); /* b is now LRU */
-		assert_int_equal(index_gc(ix, st.store_bytes - 1, &r, NULL, NULL, NULL), 0);
+		assert_int_equal(index_gc(ix, st.store_bytes - 1, 0, &r, NULL, NULL, NULL), 0);
 		assert_int_equal(r.entries_removed, 1);
 		assert_int_equal(r.blobs_removed, 1);
 		assert_false(exists(f, "entries", b));
@@ -852,7 +901,7 @@ test_progress(void **state)
 	assert_string_equal(sp.phase[1], "blobs");
 	assert_true(sp.done[1] == 5 && sp.total[1] == 5);
 	memset(&sp, 0, sizeof sp);
-	assert_int_equal(index_gc(ix, 4000, &gr, NULL, NULL, &pg), 0);
+	assert_int_equal(index_gc(ix, 4000, 0, &gr, NULL, NULL, &pg), 0);
 	assert_string_equal(sp.phase[0], "entries removed");
 	assert_true(sp.done[0] == 1 && sp.total[0] == 0 && gr.entries_removed == 1);
 	assert_string_equal(sp.phase[sp.n - 1], "blobs");
@@ -877,6 +926,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_record_forgets_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_lru_and_shared_blobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_stale_tmp_and_orphans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_unused_for_long, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_old_memo_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_flipped_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),

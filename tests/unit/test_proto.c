@@ -201,10 +201,13 @@ test_index_messages(void **state)
 	static const unsigned char list_no_offset[] = { 0x94, 0x01, 0x11, 0x05, 0xa0 };
 	static const unsigned char stats_ok[] = { 0x93, 0x01, 0x10, 0x05 };
 	static const unsigned char stats_extra[] = { 0x94, 0x01, 0x10, 0x05, 0x01 };
-	static const unsigned char gc_ok[] = { 0x95, 0x01, 0x12, 0x05, 0xff, 0x01 };
-	static const unsigned char gc_str_size[] = { 0x95, 0x01, 0x12, 0x05, 0xa1, '1', 0x01 };
-	static const unsigned char gc_huge[] = { 0x95, 0x01, 0x12, 0x05, 0xcf, 0xff, 0xff, 0xff,
-		0xff, 0xff, 0xff, 0xff, 0xff, 0x00 };
+	/* [1, 18, 5, -1, 1, 0]: cap -1, verbose, no age bound */
+	static const unsigned char gc_ok[] = { 0x96, 0x01, 0x12, 0x05, 0xff, 0x01, 0x00 };
+	static const unsigned char gc_no_age[] = { 0x95, 0x01, 0x12, 0x05, 0xff, 0x01 };
+	static const unsigned char gc_str_size[] = { 0x96, 0x01, 0x12, 0x05, 0xa1, '1', 0x01,
+		0x00 };
+	static const unsigned char gc_huge[] = { 0x96, 0x01, 0x12, 0x05, 0xcf, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00 };
 	static const unsigned char reply_ok[] = { 0x94, 0x01, 0x18, 0x05, 0xa2, '{', '}' };
 	static const unsigned char reply_no_text[] = { 0x93, 0x01, 0x18, 0x05 };
 	static const unsigned char reply_bin_text[] = { 0x94, 0x01, 0x18, 0x05, 0xc4, 0x01, '{' };
@@ -220,12 +223,14 @@ test_index_messages(void **state)
 	msg_init(&a, MSG_INDEX_GC, 3);
 	a.count = -1;
 	a.status = 1;
+	a.total = 7 * 86400000LL; /* --older-than 7d */
 	buf_init(&out);
 	assert_int_equal(msg_encode(&a, &out), 0);
 	assert_int_equal(msg_decode(out.p, out.len, &b), MSG_DECODE_OK);
 	assert_int_equal(b.type, MSG_INDEX_GC);
 	assert_int_equal(b.count, -1);
 	assert_int_equal(b.status, 1);
+	assert_int_equal(b.total, 7 * 86400000LL);
 	msg_clear(&b);
 	buf_free(&out);
 	msg_init(&a, MSG_INDEX_LIST, 4);
@@ -245,6 +250,7 @@ test_index_messages(void **state)
 	expect(stats_ok, sizeof stats_ok, MSG_DECODE_OK);
 	expect(stats_extra, sizeof stats_extra, MSG_DECODE_MALFORMED);
 	expect(gc_ok, sizeof gc_ok, MSG_DECODE_OK);
+	expect(gc_no_age, sizeof gc_no_age, MSG_DECODE_MALFORMED); /* a field short */
 	expect(gc_str_size, sizeof gc_str_size, MSG_DECODE_MALFORMED);
 	expect(gc_huge, sizeof gc_huge, MSG_DECODE_MALFORMED);
 	expect(reply_ok, sizeof reply_ok, MSG_DECODE_OK);

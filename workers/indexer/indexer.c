@@ -103,7 +103,7 @@ run_gc(struct indexer *x, int64_t now)
 	struct index_gc_result r;
 
 	x->next_gc = now + gc_interval_ms(x);
-	if (index_gc(x->ix, (uint64_t)indexer_max_size(x), &r, NULL, NULL, &pg) < 0) {
+	if (index_gc(x->ix, (uint64_t)indexer_max_size(x), 0, &r, NULL, NULL, &pg) < 0) {
 		log_warnx("gc of %s did not finish", x->kache_dir);
 		return;
 	}

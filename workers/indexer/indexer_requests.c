@@ -107,10 +107,13 @@ static void
 on_gc(struct indexer *x, const struct msg *req, struct msg *rep)
 {
 	int64_t cap = req->count < 0 ? indexer_max_size(x) : req->count;
+	int64_t unused = req->total > 0 ? req->total : 0;
 
-	log_info("gc requested (cap %lld bytes)", (long long)cap);
+	log_info("gc requested (cap %lld bytes, unused for %lld ms at most)", (long long)cap,
+	    (long long)unused);
 	reply_json(rep,
-	    index_json_gc(x->ix, (uint64_t)cap, req->status != 0, INDEX_JSON_PAGE, &progress));
+	    index_json_gc(x->ix, (uint64_t)cap, unused, req->status != 0, INDEX_JSON_PAGE,
+	        &progress));
 }
 
 /* One problem verify found: kept for the reply (at most a page of them). */
