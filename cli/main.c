@@ -69,6 +69,43 @@ cmd_config(int argc, char **argv)
 	return 0;
 }
 
+/* What a user of sccache or ccache types, and kache's command for it. */
+static const struct peer_option {
+	const char *opt, *whose, *ours;
+} peer_options[] = {
+	{ "-s", "sccache's and ccache's", "`kache stats`" },
+	{ "--show-stats", "sccache's and ccache's", "`kache stats`" },
+	{ "--show-adv-stats", "sccache's", "`kache stats`" },
+	{ "--print-stats", "ccache's", "`kache stats --json`" },
+	{ "-z", "sccache's and ccache's", "`kache stats --zero`" },
+	{ "--zero-stats", "sccache's and ccache's", "`kache stats --zero`" },
+	{ "--start-server", "sccache's", "`kache supervisor start`" },
+	{ "--stop-server", "sccache's", "`kache supervisor stop`" },
+	{ "-C", "ccache's", "`kache purge`" },
+	{ "--clear", "ccache's", "`kache purge`" },
+	{ "-c", "ccache's", "`kache gc`" },
+	{ "--cleanup", "ccache's", "`kache gc`" },
+	{ "--evict-older-than", "ccache's", "`kache gc --older-than`" },
+	{ "-M", "ccache's", "cache.max_size (KACHE_MAX_SIZE) or `kache gc --max-size`" },
+	{ "--max-size", "ccache's", "cache.max_size (KACHE_MAX_SIZE) or `kache gc --max-size`" },
+	{ "-p", "ccache's", "`kache config`" },
+	{ "--show-config", "ccache's", "`kache config`" },
+};
+
+/* The unknown command name, with kache's own when it is a peer's option. */
+static int
+unknown(const char *name)
+{
+	for (size_t i = 0; i < sizeof peer_options / sizeof peer_options[0]; i++)
+		if (strcmp(name, peer_options[i].opt) == 0) {
+			fprintf(stderr, "kache: unknown command '%s': %s %s is %s here\n", name,
+			    peer_options[i].whose, name, peer_options[i].ours);
+			return EXIT_USAGE;
+		}
+	fprintf(stderr, "kache: unknown command '%s'; `kache --help` lists them\n", name);
+	return EXIT_USAGE;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -82,11 +119,8 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
 		return cmd_version(argc - 1, argv + 1);
 	c = command_find(argv[1]);
-	if (c == NULL) {
-		fprintf(stderr, "kache: unknown command '%s'; `kache --help` lists them\n",
-		    argv[1]);
-		return EXIT_USAGE;
-	}
+	if (c == NULL)
+		return unknown(argv[1]);
 	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
 		fputs(c->usage, stdout);
 		return 0;

@@ -6,6 +6,7 @@ a good setup; each broken setup it claims to detect: exit 1 and the fix named).
 Environment: KACHED, FIXTURE. Each test has its own store, CARGO_HOME and PATH."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -167,6 +168,29 @@ class Init(Base):
         self.write_config(old)
         self.k("init", "--undo", rc=0)
         self.assertEqual(self.config(), b'[build]\njobs = 2\n[env]\nCC = "clang"\n')
+
+
+class PeerOptions(Base):
+    def test_a_peers_option_names_kaches_command(self):
+        """`kache -s` from sccache's or ccache's habit: the usage error names
+        kache's command for it, through the wrapper binary as through kached;
+        it runs nothing (a store it would have made is not made)."""
+        kache = os.path.join(self.bin, "kache")
+        for opt, ours in (("-s", "`kache stats`"), ("--show-stats", "`kache stats`"),
+                          ("--zero-stats", "`kache stats --zero`"),
+                          ("--stop-server", "`kache supervisor stop`"),
+                          ("-C", "`kache purge`"),
+                          ("--evict-older-than", "`kache gc --older-than`")):
+            for binary in (kache, os.path.abspath(KACHED)):
+                p = subprocess.run([binary, opt], env=self.env, capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertRegex(p.stderr, r"^kache: unknown command '%s': \S+ (and \S+ )?%s "
+                                 r"is %s here\n$" % (re.escape(opt), re.escape(opt),
+                                                      re.escape(ours)))
+        p = self.k("bogus", rc=2)
+        self.assertEqual(p.stderr, "kache: unknown command 'bogus'; `kache --help` lists them\n")
+        self.assertFalse(os.path.exists(self.store))
 
 
 class Doctor(Base):
