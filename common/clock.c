@@ -33,6 +33,14 @@ clock_ts_ms(const struct timespec *ts)
 }
 
 int64_t
+clock_age_ms(const struct timespec *ts)
+{
+	int64_t age = clock_wall_ms() - clock_ts_ms(ts);
+
+	return age < -1000 ? INT64_MAX : age;
+}
+
+int64_t
 clock_left_ms(int64_t deadline)
 {
 	int64_t left = deadline - clock_ms();

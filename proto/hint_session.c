@@ -63,7 +63,7 @@ proto_hint_fresh(const struct config *cfg, const char *marker, const struct stat
 	if (stat(marker, &ms) != 0)
 		return 0;
 	m = clock_ts_ms(&ms.st_mtim);
-	return clock_wall_ms() - m < config_get_duration(cfg, "prefetch.cooldown") &&
+	return clock_age_ms(&ms.st_mtim) < config_get_duration(cfg, "prefetch.cooldown") &&
 	    clock_ts_ms(&lock->st_ctim) <= m;
 }
 
@@ -83,8 +83,7 @@ proto_hint_cargo_session(const struct config *cfg, const char *link, char ws[17]
 	ssize_t n;
 
 	if (stat(link, &ms) != 0 || !S_ISREG(ms.st_mode) ||
-	    clock_wall_ms() - clock_ts_ms(&ms.st_mtim) >=
-	        config_get_duration(cfg, "prefetch.cooldown"))
+	    clock_age_ms(&ms.st_mtim) >= config_get_duration(cfg, "prefetch.cooldown"))
 		return -1;
 	n = readlink(link, to, sizeof to);
 	if (n != 16 || strspn(to, "0123456789abcdef") < 16)

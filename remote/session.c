@@ -975,7 +975,7 @@ save_all(struct remote *r, const char *kache_dir, int64_t idle_ms, void (*beat)(
 		rc = stat(path, &st);
 		free(path);
 		if (!journal_ws_valid(ws) || rc < 0 ||
-		    (idle_ms > 0 && clock_wall_ms() - st.st_mtim.tv_sec * 1000 < idle_ms))
+		    (idle_ms > 0 && clock_age_ms(&st.st_mtim) < idle_ms))
 			continue;
 		rc = save_one(r, kache_dir, dir, ws, beat);
 		saved += rc > 0;

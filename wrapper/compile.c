@@ -120,7 +120,7 @@ wrapper_gc_kick(const struct config *cfg, struct store *s)
 		    (fd = open(stamp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		         0600)) != -1)
 			close(fd);
-	} else if (clock_wall_ms() - clock_ts_ms(&st.st_mtim) >= every &&
+	} else if (clock_age_ms(&st.st_mtim) >= every &&
 	    utimensat(AT_FDCWD, stamp, NULL, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    (kached = wrapper_kached_path()) != NULL) {
 		proto_gc_spawn(store_dir(s), kached);
@@ -179,7 +179,7 @@ unanswered_recently(const char *mark)
 
 	if (stat(mark, &st) < 0)
 		return -1;
-	return clock_wall_ms() - clock_ts_ms(&st.st_mtim) < UNANSWERED_MS;
+	return clock_age_ms(&st.st_mtim) < UNANSWERED_MS;
 }
 
 /* Leaves (or renews) the mark after a long wait went unanswered; removes it

@@ -482,6 +482,26 @@ class Scenarios(unittest.TestCase):
         self.assertTrue(CRATES.issubset(set(ws.compiled())), ws.compiled())
         self.assertEqual(ws.run_app(), first)
 
+    def test_a_gc_stamp_from_the_future_does_not_hold_the_gc_back(self):
+        # The clock was set back (a VM booted ahead, then NTP): run/gc.stamp's
+        # mtime is a day ahead. "Since the last gc" was negative, so no gc ran
+        # until the clock caught up (a day, or a year) and the store grew
+        # past its cap. A time ahead of now reads as long ago.
+        ws = Workspace(self.tmp, self.store)
+        ws.env.update(KACHE_MAX_SIZE="64K", KACHE_REMOTE="none", KACHE_GC_INTERVAL="3600",
+                      KACHE_CONFIG=os.path.join(self.tmp, "none.toml"))
+        self.warm(ws)
+        stamp = os.path.join(self.store, "run", "gc.stamp")
+        ahead = time.time() + 86400
+        os.utime(stamp, (ahead, ahead))
+        ws.edit("core/src/lib.rs", "\"{} {} {} {} {}\"", "\"{} {} {} {} {} edited\"")
+        ws.cargo("build")
+        self.assertEqual(ws.compiled(), ["fixture_app", "fixture_core"])
+        self.assertTrue(kh.wait_for(lambda: "removed" in kh.gc_log(self.store), timeout=60),
+                        kh.gc_log(self.store))
+        self.assertLess(os.stat(stamp).st_mtime, time.time() + 60)  # now again
+        self.assertTrue(kh.wait_for(lambda: not kh.store_pids(self.store), timeout=30))
+
     def test_recache_compiles_everything_and_stores_it_again(self):
         # KACHE_RECACHE=1 (ccache's recache, sccache's SCCACHE_RECACHE): for a
         # result the store should not be trusted with, compile every crate,

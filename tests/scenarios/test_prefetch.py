@@ -180,6 +180,28 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         ws.cargo("build", KACHE_PREFETCH_COOLDOWN="0")
         pf = wait_prefetch(self, ws, lambda p: p["hints"] >= 3)
 
+    def test_a_session_marker_from_the_future_does_not_hold_hints_back(self):
+        """The clock was set back since the last session: its marker's mtime
+        is a day ahead and read as "hinted 0 s ago" for a day, so no build
+        of the workspace prefetched until the clock caught up. A time ahead
+        of now reads as long ago: the next command hints."""
+        ws = self.runner("c", self.tmp, start=True)
+        ws.cargo("build")
+        pf = wait_prefetch(self, ws, session_and_compile_hint)
+        compile_hints = pf["hints"] - pf["hints_early"]
+        d = os.path.join(ws.env["KACHE_DIR"], "run", "sessions")
+        ahead = time.time() + 86400
+        markers = [n for n in os.listdir(d) if re.match(r"^[0-9a-f]{16}(\.early)?$", n)]
+        self.assertTrue(markers, os.listdir(d))
+        for n in markers:
+            os.utime(os.path.join(d, n), (ahead, ahead))
+        ws.cargo("clean")
+        ws.cargo("build")
+        pf = wait_prefetch(self, ws, lambda p: p["hints"] - p["hints_early"] > compile_hints
+                           or p["hints_early"] > 1)
+        for n in markers:
+            self.assertLess(os.stat(os.path.join(d, n)).st_mtime, time.time() + 60, n)
+
     def test_garbage_cargo_lock_is_refused_once_and_the_build_is_right(self):
         """cargo rewrites a Cargo.lock it can parse, so the worker meets garbage
         when it changes under it; here a rustc call in a directory whose

@@ -605,6 +605,21 @@ test_config_values_checked(void **state)
 	free(file);
 }
 
+/* A stamp's age: a time ahead of now by more than a second (the clock set
+ * back since) reads as long ago; within a second, as it is. */
+static void
+test_clock_age(void **state)
+{
+	int64_t now = clock_wall_ms();
+	struct timespec ago = { (now - 5000) / 1000, 0 }, ahead = { now / 1000 + 3600, 0 };
+	struct timespec near = { (now + 400) / 1000, (now + 400) % 1000 * 1000000 };
+
+	(void)state;
+	assert_in_range(clock_age_ms(&ago), 4000, 60000);
+	assert_true(clock_age_ms(&near) > -1000 && clock_age_ms(&near) < 60000);
+	assert_true(clock_age_ms(&ahead) == INT64_MAX);
+}
+
 /* buf_detach gives a string even when nothing was added: an env-dep set to
  * the empty string (env!("CARGO_PKG_DESCRIPTION") of a package without one)
  * was stored as whatever the fresh allocation held, so the crate never hit. */
@@ -737,6 +752,7 @@ main(void)
 		cmocka_unit_test(test_write_new_direct),
 		cmocka_unit_test(test_config_duration),
 		cmocka_unit_test(test_config_values_checked),
+		cmocka_unit_test(test_clock_age),
 		cmocka_unit_test(test_config_secret_env),
 		cmocka_unit_test(test_buf_detach_empty),
 		cmocka_unit_test(test_run_capture),
