@@ -75,6 +75,8 @@ parse_codegen(struct rustc_args *a, const char *v)
 		a->extra_filename = v + strlen("extra-filename=");
 	else if (v != NULL && strcmp(v, "target-cpu=native") == 0)
 		a->native_cpu = 1;
+	else if (v != NULL && str_starts_with(v, "split-debuginfo="))
+		a->split_debuginfo = v + strlen("split-debuginfo=");
 }
 
 /* Records one option and its value (NULL for flags). */

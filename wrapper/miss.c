@@ -2,6 +2,7 @@
  * and store them (blobs, entry, manifest candidate), in a child process when
  * configured so that storing leaves cargo's critical path. What cannot be
  * stored safely is journalled with the reason and left out. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 static void unlink_outputs(struct wrapper *w);
 static void present_outputs(struct wrapper *w, const char *out_dir, struct strv *names);
 static int announced_outputs(const struct run_result *r, const char *out_dir, struct strv *names);
+static void split_debug_outputs(struct wrapper *w, const char *out_dir,
+    const struct timespec *t0, struct strv *names);
 static void fold_stderr(struct wrapper *w, const struct buf *err, struct buf *out);
 static int not_older(const struct timespec *a, const struct timespec *t0);
 static const char *hash_inputs(struct wrapper *w, const struct depinfo *d,
@@ -285,6 +288,48 @@ secret_read(struct wrapper *w, const struct depinfo *d)
 	return 0;
 }
 
+/* The split DWARF rustc wrote beside the outputs and does not announce:
+ * unpacked, the .dwo of each codegen unit (<stem>.<cgu>.rcgu.dwo, written by
+ * this compile: a unit an older compile of the crate had may be left in the
+ * out-dir); packed, the .dwp of a binary or shared library. */
+static void
+split_debug_outputs(struct wrapper *w, const char *out_dir, const struct timespec *t0,
+    struct strv *names)
+{
+	const char *mode = w->args.split_debuginfo;
+	struct timespec since = *t0;
+	char *stem, *f;
+	struct dirent *de;
+	struct stat st;
+	size_t n = names->n, k;
+	DIR *d;
+
+	if (mode != NULL && strcmp(mode, "packed") == 0) {
+		for (size_t i = 0; i < n; i++) {
+			f = xasprintf("%s/%s.dwp", out_dir, names->v[i]);
+			if (lstat(f, &st) == 0 && S_ISREG(st.st_mode))
+				strv_push_owned(names, xasprintf("%s.dwp", names->v[i]));
+			free(f);
+		}
+	}
+	if (mode == NULL || strcmp(mode, "unpacked") != 0 || (d = opendir(out_dir)) == NULL)
+		return;
+	stem = xasprintf("%s%s.", w->args.crate_name,
+	    w->args.extra_filename ? w->args.extra_filename : "");
+	k = strlen(stem);
+	since.tv_sec -= since.tv_nsec < 10000000; /* file times run a tick behind */
+	since.tv_nsec = (since.tv_nsec + 1000000000 - 10000000) % 1000000000;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, stem, k) != 0 || !str_ends_with(de->d_name, ".dwo") ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || !not_older(&st.st_mtim, &since))
+			continue;
+		strv_push(names, de->d_name);
+	}
+	closedir(d);
+	free(stem);
+}
+
 /* Stores a successful compile, or a probe's failure: blobs, entry, manifest
  * candidate. Returns NULL, or why nothing was stored. */
 static const char *
@@ -310,6 +355,8 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 		present_outputs(w, out_dir, &names);
 	else if (announced_outputs(r, out_dir, &names) < 0)
 		why = "output-outside-out-dir";
+	if (why == NULL && r->status == 0)
+		split_debug_outputs(w, out_dir, t0, &names);
 	/* a probe's failure is kept only as an exit status: nothing but its
 	 * dep-info may have been written */
 	for (size_t i = 0; r->status != 0 && why == NULL && i < names.n; i++)

@@ -42,6 +42,10 @@ struct rustc_args {
 	struct strv opt_values;  /* its value, or NULL for a flag */
 	int incremental;
 	int native_cpu;     /* -C target-cpu=native or -Z tune-cpu=native: the key takes the CPU */
+	/* -C split-debuginfo=unpacked (a .dwo per codegen unit beside the
+	 * outputs) or packed (a .dwp beside a binary or shared library): files
+	 * rustc does not announce, outputs all the same */
+	const char *split_debuginfo;
 	int json_artifacts; /* --json includes "artifacts" */
 	int stdin_sources;  /* how many `-` (source read from stdin) */
 	int unmodelled;     /* arguments neither an option, a source nor `-` */

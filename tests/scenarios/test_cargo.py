@@ -482,6 +482,39 @@ class Scenarios(unittest.TestCase):
         self.assertTrue(CRATES.issubset(set(ws.compiled())), ws.compiled())
         self.assertEqual(ws.run_app(), first)
 
+    def split_debug_files(self, ws):
+        """The split DWARF files of the target dir (incremental state aside),
+        by name, with their bytes' hash."""
+        out = {}
+        for root, _, files in os.walk(os.path.join(ws.dir, "target")):
+            if "incremental" in root:
+                continue
+            for f in files:
+                if f.endswith((".dwo", ".dwp")):
+                    with open(os.path.join(root, f), "rb") as fh:
+                        out[os.path.relpath(os.path.join(root, f), ws.dir)] = \
+                            hashlib.sha256(fh.read()).hexdigest()
+        return out
+
+    def test_split_debuginfo_files_are_restored_with_their_compile(self):
+        # -C split-debuginfo=unpacked leaves the DWARF in a .dwo per codegen
+        # unit beside the rlib (the binary points at them); =packed puts a
+        # .dwp beside each binary and shared library. rustc announces
+        # neither: a hit restored the rlib or the binary without them, so
+        # the debugger found no debug info for the crates that hit.
+        for mode in ("unpacked", "packed"):
+            ws = Workspace(os.path.join(self.tmp, mode), self.store)
+            flags = dict(RUSTFLAGS="-C split-debuginfo=" + mode)
+            ws.cargo("build", **flags)
+            first = self.split_debug_files(ws)
+            self.assertTrue(first, mode)
+            if mode == "packed":
+                self.assertIn(os.path.join("target", "debug", "fixture-app.dwp"), first)
+            ws.cargo("clean")
+            ws.cargo("build", **flags)
+            self.assertEqual(ws.compiled(), [], mode)
+            self.assertEqual(self.split_debug_files(ws), first, mode)
+
     def test_a_gc_stamp_from_the_future_does_not_hold_the_gc_back(self):
         # The clock was set back (a VM booted ahead, then NTP): run/gc.stamp's
         # mtime is a day ahead. "Since the last gc" was negative, so no gc ran
