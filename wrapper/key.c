@@ -1,5 +1,6 @@
 /* The invocation key: everything known before compiling that decides the result.
  * Paths are folded (roots.c) so that a moved checkout computes the same key. */
+#include <dirent.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,11 @@ static int hash_driver(struct wrapper *w, struct hash_ctx *c);
 static void note_driver(struct wrapper *w, const char *version);
 static int tool_answer(struct wrapper *w, char *const argv[], const char *what, struct buf *out);
 static int hash_native_libs(struct wrapper *w, struct hash_ctx *c);
+static int links(const struct rustc_args *a);
+static int hash_link_file(struct wrapper *w, struct hash_ctx *c, const char *path);
+static int hash_link_dir(struct wrapper *w, struct hash_ctx *c, const char *dir);
+static int hash_link_arg(struct wrapper *w, struct hash_ctx *c, const char *arg);
+static int hash_link_inputs(struct wrapper *w, struct hash_ctx *c);
 static int hash_key_file(struct wrapper *w, const char *path, unsigned char h[HASH_LEN]);
 
 /* Hashes a file that goes into the key by content, and remembers it: after the
@@ -269,6 +275,143 @@ hash_native_libs(struct wrapper *w, struct hash_ctx *c)
 	return 0;
 }
 
+/* 1 when the compile runs the linker: a binary, a test, a shared library, a
+ * proc-macro (an rlib or a staticlib is an archive). */
+static int
+links(const struct rustc_args *a)
+{
+	static const char *const linked[] = { "bin", "test", "dylib", "cdylib", "proc-macro" };
+
+	if (!(a->emit & EMIT_LINK))
+		return 0;
+	if (a->crate_types.n == 0)
+		return 1; /* rustc's default: bin */
+	for (size_t i = 0; i < a->crate_types.n; i++)
+		for (size_t k = 0; k < sizeof linked / sizeof linked[0]; k++)
+			if (strcmp(a->crate_types.v[i], linked[k]) == 0)
+				return 1;
+	return 0;
+}
+
+/* A file the linker may read, by content under its name (roots folded). */
+static int
+hash_link_file(struct wrapper *w, struct hash_ctx *c, const char *path)
+{
+	unsigned char h[HASH_LEN];
+	char *folded;
+
+	if (hash_key_file(w, path, h) < 0) {
+		log_warn("cannot hash the linker's input %s", path);
+		return -1;
+	}
+	folded = roots_fold_path(&w->roots, path);
+	hash_str(c, folded);
+	hash_update(c, h, HASH_LEN);
+	free(folded);
+	return 0;
+}
+
+static int
+cmp_names(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The regular files directly in a native search dir, sorted: what a linker
+ * script there INCLUDEs (cortex-m-rt's memory.x beside its link.x), or an
+ * archive a script names, is read by the linker, never by rustc. Objects,
+ * dep-info and Rust sources a build script leaves there are not linker
+ * inputs (an archive of the objects is). */
+static int
+hash_link_dir(struct wrapper *w, struct hash_ctx *c, const char *dir)
+{
+	static const char *const skip[] = { ".o", ".obj", ".d", ".rs", ".dwo" };
+	struct strv names;
+	struct dirent *de;
+	struct stat st;
+	char *f;
+	int rc = 0, ok;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return 0; /* no dir: the linker finds nothing there either */
+	strv_init(&names);
+	while ((de = readdir(d)) != NULL) {
+		ok = de->d_name[0] != '.';
+		for (size_t i = 0; ok && i < sizeof skip / sizeof skip[0]; i++)
+			ok = !str_ends_with(de->d_name, skip[i]);
+		if (ok && fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode))
+			strv_push(&names, de->d_name);
+	}
+	closedir(d);
+	if (names.n > 1)
+		qsort(names.v, names.n, sizeof *names.v, cmp_names);
+	for (size_t i = 0; rc == 0 && i < names.n; i++) {
+		f = path_join(dir, names.v[i]);
+		rc = hash_link_file(w, c, f);
+		free(f);
+	}
+	strv_free(&names);
+	return rc;
+}
+
+/* The files a -C link-arg names (a script, an object, a version script:
+ * `-Tlink.x`, `-Wl,--version-script=v.map`, `-Wl,-T,x.ld`, a path), where
+ * they exist: split at spaces, commas and '=', "-T" taken off. */
+static int
+hash_link_arg(struct wrapper *w, struct hash_ctx *c, const char *arg)
+{
+	char *copy = xstrdup(arg), *save = NULL, *f;
+	struct stat st;
+	int rc = 0;
+
+	for (char *t = strtok_r(copy, " ,=", &save); rc == 0 && t;
+	     t = strtok_r(NULL, " ,=", &save)) {
+		if (str_starts_with(t, "-T") && t[2] != '\0')
+			t += 2;
+		if (t[0] == '-')
+			continue;
+		f = path_absolute(t, w->roots.cwd);
+		if (stat(f, &st) == 0 && S_ISREG(st.st_mode))
+			rc = hash_link_file(w, c, f);
+		free(f);
+	}
+	free(copy);
+	return rc;
+}
+
+/* A linking compile's inputs that only the linker reads: they change the
+ * binary and name nothing in rustc's dep-info. An edited memory.x that a
+ * build script copied into its OUT_DIR re-ran the link with the same
+ * arguments, and the old binary was served (a wrong build). */
+static int
+hash_link_inputs(struct wrapper *w, struct hash_ctx *c)
+{
+	const struct rustc_args *a = &w->args;
+	const char *v;
+
+	if (!links(a))
+		return 0;
+	for (size_t i = 0; i < a->lib_dirs.n; i++) {
+		v = a->lib_dirs.v[i];
+		if (str_starts_with(v, "dependency=") || str_starts_with(v, "crate="))
+			continue;
+		if (hash_link_dir(w, c, strchr(v, '=') ? strchr(v, '=') + 1 : v) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < a->opt_names.n; i++) {
+		v = a->opt_values.v[i];
+		if ((strcmp(a->opt_names.v[i], "-C") != 0 &&
+		        strcmp(a->opt_names.v[i], "--codegen") != 0) ||
+		    v == NULL)
+			continue;
+		if ((str_starts_with(v, "link-arg=") || str_starts_with(v, "link-args=")) &&
+		    hash_link_arg(w, c, strchr(v, '=') + 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Variables that reach rustc outside its arguments, "NAME=value" with roots
  * folded, sorted: what the key takes from the environment. Secrets never. */
 void
@@ -404,7 +547,7 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 	for (size_t i = 0; i < a->opt_names.n; i++)
 		if (hash_option(w, &c, a->opt_names.v[i], a->opt_values.v[i]) < 0)
 			return -1;
-	if (hash_native_libs(w, &c) < 0)
+	if (hash_native_libs(w, &c) < 0 || hash_link_inputs(w, &c) < 0)
 		return -1;
 	/* code for this CPU: the CPU, and for a miss's why record its label */
 	if (a->native_cpu &&

@@ -24,8 +24,8 @@
 static void unlink_outputs(struct wrapper *w);
 static void present_outputs(struct wrapper *w, const char *out_dir, struct strv *names);
 static int announced_outputs(const struct run_result *r, const char *out_dir, struct strv *names);
-static void split_debug_outputs(struct wrapper *w, const char *out_dir,
-    const struct timespec *t0, struct strv *names);
+static void split_debug_outputs(struct wrapper *w, const char *out_dir, const struct timespec *t0,
+    struct strv *names);
 static void fold_stderr(struct wrapper *w, const struct buf *err, struct buf *out);
 static int not_older(const struct timespec *a, const struct timespec *t0);
 static const char *hash_inputs(struct wrapper *w, const struct depinfo *d,

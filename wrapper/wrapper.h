@@ -41,7 +41,7 @@ struct rustc_args {
 	struct strv opt_names;   /* every option in order, e.g. "-C", "--cfg", "--test" */
 	struct strv opt_values;  /* its value, or NULL for a flag */
 	int incremental;
-	int native_cpu;     /* -C target-cpu=native or -Z tune-cpu=native: the key takes the CPU */
+	int native_cpu; /* -C target-cpu=native or -Z tune-cpu=native: the key takes the CPU */
 	/* -C split-debuginfo=unpacked (a .dwo per codegen unit beside the
 	 * outputs) or packed (a .dwp beside a binary or shared library): files
 	 * rustc does not announce, outputs all the same */

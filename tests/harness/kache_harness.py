@@ -533,6 +533,14 @@ def mp_map(b, i, n):
     return out, i
 
 
+def write_tree(root, files):
+    """Writes files ({relative path: text}) under root, making folders."""
+    for rel, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+        with open(os.path.join(root, rel), "w") as f:
+            f.write(text)
+
+
 FUTURE_MS = 9000000000000  # wall ms after any file's mtime: index order is the test's
 
 

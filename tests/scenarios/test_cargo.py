@@ -482,6 +482,50 @@ class Scenarios(unittest.TestCase):
         self.assertTrue(CRATES.issubset(set(ws.compiled())), ws.compiled())
         self.assertEqual(ws.run_app(), first)
 
+    def test_a_file_only_the_linker_reads_is_in_the_binarys_key(self):
+        # cortex-m-rt's shape: a build script copies memory.x into its OUT_DIR
+        # beside a link.x that INCLUDEs it, and passes link.x to the linker.
+        # Editing memory.x re-runs the build script and the link with the same
+        # arguments and sources: the old binary was served (a wrong build: the
+        # linker script was read by the linker only, never by rustc).
+        d = os.path.join(self.tmp, "linkdemo")
+        files = {
+            "Cargo.toml": '[package]\nname = "linkdemo"\nversion = "0.1.0"\nedition = "2021"\n',
+            "build.rs": 'use std::{env, fs, path::PathBuf};\nfn main() {\n'
+                        '    let out = PathBuf::from(env::var("OUT_DIR").unwrap());\n'
+                        '    fs::copy("memory.x", out.join("memory.x")).unwrap();\n'
+                        '    fs::write(out.join("link.x"), "INCLUDE memory.x\\n").unwrap();\n'
+                        '    println!("cargo:rustc-link-search=native={}", out.display());\n'
+                        '    println!("cargo:rustc-link-arg-bins={}", out.join("link.x").display());\n'
+                        '    println!("cargo:rerun-if-changed=memory.x");\n}\n',
+            "src/main.rs": 'extern "C" {\n    static kache_magic: u8;\n}\nfn main() {\n'
+                           '    println!("{}", unsafe { &kache_magic as *const u8 as usize });\n}\n',
+        }
+        kh.write_tree(d, files)
+        env = kh.store_env(self.tmp, self.store, RUSTC_WRAPPER=kh.KACHE, KACHE_REMOTE="none",
+                           CARGO_HOME=os.path.join(self.tmp, "cargo-home"),
+                           KACHE_CONFIG=os.path.join(self.tmp, "none.toml"))
+
+        def build(magic):
+            with open(os.path.join(d, "memory.x"), "w") as f:
+                f.write("PROVIDE(kache_magic = %d);\n" % magic)
+            p = subprocess.run(["cargo", "build", "-q", "--offline"], cwd=d, env=env,
+                               capture_output=True, text=True, timeout=600)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return subprocess.run([os.path.join(d, "target", "debug", "linkdemo")],
+                                  capture_output=True, text=True, timeout=60).stdout.strip()
+
+        self.assertEqual(build(42), "42")
+        self.assertEqual(build(43), "43")
+        self.assertEqual(build(42), "42")  # the first binary again: a hit
+        st = subprocess.run([kh.KACHE, "stats", "--json"], env=env, capture_output=True,
+                            text=True, timeout=60)
+        self.assertGreaterEqual(json.loads(st.stdout)["hits"], 1, st.stdout)
+        why = subprocess.run([kh.KACHE, "why-miss", "linkdemo"], env=env, capture_output=True,
+                             text=True, timeout=60).stdout
+        self.assertIn("native library or linker input <target>/debug/build/linkdemo-", why)
+        self.assertIn("/out/memory.x changed", why)
+
     def split_debug_files(self, ws):
         """The split DWARF files of the target dir (incremental state aside),
         by name, with their bytes' hash."""

@@ -348,10 +348,7 @@ class CcCrateScenarios(unittest.TestCase):
             "src/main.rs": 'extern "C" { fn add(a: i32, b: i32) -> i32; }\n'
                            'fn main() { println!("{}", unsafe { add(2, 3) }); }\n',
         }
-        for rel_path, text in files.items():
-            os.makedirs(os.path.dirname(os.path.join(d, rel_path)), exist_ok=True)
-            with open(os.path.join(d, rel_path), "w") as f:
-                f.write(text)
+        kh.write_tree(d, files)
         return d
 
     def build_and_run(self, d):
