@@ -28,7 +28,7 @@ static void note_driver(struct wrapper *w, const char *version);
 static int tool_answer(struct wrapper *w, char *const argv[], const char *what, struct buf *out);
 static int hash_native_libs(struct wrapper *w, struct hash_ctx *c);
 static int links(const struct rustc_args *a);
-static int hash_link_file(struct wrapper *w, struct hash_ctx *c, const char *path);
+static int hash_input_file(struct wrapper *w, struct hash_ctx *c, const char *path);
 static int hash_link_dir(struct wrapper *w, struct hash_ctx *c, const char *dir);
 static int hash_link_arg(struct wrapper *w, struct hash_ctx *c, const char *arg);
 static int hash_link_inputs(struct wrapper *w, struct hash_ctx *c);
@@ -218,6 +218,16 @@ hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *
 		return 0;
 	}
 	if ((strcmp(opt, "-C") == 0 || strcmp(opt, "--codegen") == 0) &&
+	    (str_starts_with(v, "profile-use=") || str_starts_with(v, "profile-sample-use="))) {
+		/* a PGO profile: read by LLVM, named in no dep-info */
+		char *f = path_absolute(strchr(v, '=') + 1, w->roots.cwd);
+		int rc = hash_input_file(w, c, f);
+
+		hash_update(c, v, (size_t)(strchr(v, '=') - v + 1));
+		free(f);
+		return rc;
+	}
+	if ((strcmp(opt, "-C") == 0 || strcmp(opt, "--codegen") == 0) &&
 	    str_starts_with(v, "linker=")) {
 		/* the linker's identity, not where it is installed */
 		hash_str(c, path_basename(v + strlen("linker=")));
@@ -293,15 +303,16 @@ links(const struct rustc_args *a)
 	return 0;
 }
 
-/* A file the linker may read, by content under its name (roots folded). */
+/* A file rustc or its linker reads that no dep-info names, by content under
+ * its name (roots folded). */
 static int
-hash_link_file(struct wrapper *w, struct hash_ctx *c, const char *path)
+hash_input_file(struct wrapper *w, struct hash_ctx *c, const char *path)
 {
 	unsigned char h[HASH_LEN];
 	char *folded;
 
 	if (hash_key_file(w, path, h) < 0) {
-		log_warn("cannot hash the linker's input %s", path);
+		log_warn("cannot hash %s", path);
 		return -1;
 	}
 	folded = roots_fold_path(&w->roots, path);
@@ -348,7 +359,7 @@ hash_link_dir(struct wrapper *w, struct hash_ctx *c, const char *dir)
 		qsort(names.v, names.n, sizeof *names.v, cmp_names);
 	for (size_t i = 0; rc == 0 && i < names.n; i++) {
 		f = path_join(dir, names.v[i]);
-		rc = hash_link_file(w, c, f);
+		rc = hash_input_file(w, c, f);
 		free(f);
 	}
 	strv_free(&names);
@@ -373,7 +384,7 @@ hash_link_arg(struct wrapper *w, struct hash_ctx *c, const char *arg)
 			continue;
 		f = path_absolute(t, w->roots.cwd);
 		if (stat(f, &st) == 0 && S_ISREG(st.st_mode))
-			rc = hash_link_file(w, c, f);
+			rc = hash_input_file(w, c, f);
 		free(f);
 	}
 	free(copy);

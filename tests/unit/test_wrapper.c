@@ -316,6 +316,75 @@ test_depinfo(void **state)
 	depinfo_free(&di);
 }
 
+/* Two wrappers over one store in dir, as two checkouts at roots one and two
+ * (workspace and target alike) would compute keys; their args are the
+ * caller's to parse. */
+static void
+two_wrappers(struct wrapper *w1, struct wrapper *w2, const char *dir, const char *one,
+    const char *two)
+{
+	const char *rustc = getenv("KACHE_TEST_RUSTC") ? getenv("KACHE_TEST_RUSTC") : "rustc";
+
+	memset(w1, 0, sizeof *w1);
+	memset(w2, 0, sizeof *w2);
+	w1->cfg = w2->cfg = config_load(NULL);
+	w1->store = w2->store = store_open(dir);
+	w1->rustc = w2->rustc = rustc;
+	w1->roots = (struct roots){ xstrdup(one), xstrdup(one), xstrdup("/h1") };
+	w2->roots = (struct roots){ xstrdup(two), xstrdup(two), xstrdup("/h2") };
+}
+
+static void
+two_wrappers_free(struct wrapper *w1, struct wrapper *w2, const char *dir)
+{
+	args_free(&w1->args);
+	args_free(&w2->args);
+	roots_free(&w1->roots);
+	roots_free(&w2->roots);
+	store_free(&w1->store);
+	config_free(&w1->cfg);
+	fs_remove_tree(dir);
+}
+
+/* A PGO profile (-C profile-use=) is read by LLVM and named in no dep-info:
+ * the key takes its content (a new profile made the same key: the code
+ * optimized for the old one was served), under its folded name. */
+static void
+test_key_profile_use_by_content(void **state)
+{
+	char dir[] = "/tmp/kache-pgo-XXXXXX", *one, *two, *v1, *v2;
+	struct wrapper w1, w2;
+	unsigned char k1[HASH_LEN], k2[HASH_LEN];
+	const char *a[] = { "--crate-name", "x", "src/lib.rs", "--out-dir", "target/deps", "-C",
+		NULL, "--emit=dep-info,link", NULL };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	one = xasprintf("%s/one", dir);
+	two = xasprintf("%s/two", dir);
+	v1 = xasprintf("%s/p.profdata", one);
+	v2 = xasprintf("%s/p.profdata", two);
+	assert_int_equal(fs_mkdir_p(one, 0700), 0);
+	assert_int_equal(fs_mkdir_p(two, 0700), 0);
+	assert_int_equal(fs_write_atomic(v1, "profile A", 9, 0644), 0);
+	assert_int_equal(fs_write_atomic(v2, "profile A", 9, 0644), 0);
+	two_wrappers(&w1, &w2, dir, one, two);
+	a[6] = "profile-use=p.profdata"; /* relative to each workspace */
+	parse(&w1.args, a);
+	parse(&w2.args, a);
+	assert_int_equal(key_invocation(&w1, k1), 0);
+	assert_int_equal(key_invocation(&w2, k2), 0);
+	assert_memory_equal(k1, k2, HASH_LEN); /* same profile, other checkout */
+	assert_int_equal(fs_write_atomic(v2, "profile B!", 10, 0644), 0);
+	assert_int_equal(key_invocation(&w2, k2), 0);
+	assert_memory_not_equal(k1, k2, HASH_LEN);
+	two_wrappers_free(&w1, &w2, dir);
+	free(one);
+	free(two);
+	free(v1);
+	free(v2);
+}
+
 /* The invocation key ignores where things live, and sees what matters. */
 static void
 test_key_location_independent(void **state)
@@ -323,7 +392,6 @@ test_key_location_independent(void **state)
 	char dir[] = "/tmp/kache-key-XXXXXX";
 	struct wrapper w1, w2;
 	unsigned char k1[HASH_LEN], k2[HASH_LEN];
-	const char *rustc = getenv("KACHE_TEST_RUSTC") ? getenv("KACHE_TEST_RUSTC") : "rustc";
 	static const char *const a1[] = { "--crate-name", "x", "/one/ws/src/lib.rs", "--out-dir",
 		"/one/ws/target/debug/deps", "-L", "dependency=/one/ws/target/debug/deps", "-C",
 		"incremental=/one/ws/target/debug/incremental", "--emit=dep-info,link", NULL };
@@ -336,15 +404,13 @@ test_key_location_independent(void **state)
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
-	memset(&w1, 0, sizeof w1);
-	memset(&w2, 0, sizeof w2);
-	w1.cfg = w2.cfg = config_load(NULL);
-	w1.store = w2.store = store_open(dir);
-	w1.rustc = w2.rustc = rustc;
+	two_wrappers(&w1, &w2, dir, "/one/ws", "/two/ws");
+	free(w1.roots.target);
+	free(w2.roots.target);
+	w1.roots.target = xstrdup("/one/ws/target");
+	w2.roots.target = xstrdup("/two/ws/target");
 	parse(&w1.args, a1);
 	parse(&w2.args, a2);
-	w1.roots = (struct roots){ xstrdup("/one/ws"), xstrdup("/one/ws/target"), xstrdup("/h1") };
-	w2.roots = (struct roots){ xstrdup("/two/ws"), xstrdup("/two/ws/target"), xstrdup("/h2") };
 	assert_int_equal(key_invocation(&w1, k1), 0);
 	assert_int_equal(key_invocation(&w2, k2), 0);
 	assert_memory_equal(k1, k2, HASH_LEN);
@@ -352,13 +418,7 @@ test_key_location_independent(void **state)
 	parse(&w2.args, a3);
 	assert_int_equal(key_invocation(&w2, k2), 0);
 	assert_memory_not_equal(k1, k2, HASH_LEN);
-	args_free(&w1.args);
-	args_free(&w2.args);
-	roots_free(&w1.roots);
-	roots_free(&w2.roots);
-	store_free(&w1.store);
-	config_free(&w1.cfg);
-	fs_remove_tree(dir);
+	two_wrappers_free(&w1, &w2, dir);
 }
 
 /* What a guess of the session takes from cargo's command line (argv as
@@ -621,6 +681,7 @@ main(void)
 		cmocka_unit_test(test_roots_remap_order),
 		cmocka_unit_test(test_depinfo),
 		cmocka_unit_test(test_key_location_independent),
+		cmocka_unit_test(test_key_profile_use_by_content),
 		cmocka_unit_test(test_session_guess_cargo),
 		cmocka_unit_test(test_session_guess_cargo_alias),
 		cmocka_unit_test(test_cargo_cfg_alias),
