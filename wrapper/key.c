@@ -328,7 +328,7 @@ cmp_names(const void *x, const void *y)
 	return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-/* The regular files directly in a native search dir, sorted: what a linker
+/* The regular files directly in a native search dir of the build, sorted: what a linker
  * script there INCLUDEs (cortex-m-rt's memory.x beside its link.x), or an
  * archive a script names, is read by the linker, never by rustc. Objects,
  * dep-info and Rust sources a build script leaves there are not linker
@@ -404,10 +404,21 @@ hash_link_inputs(struct wrapper *w, struct hash_ctx *c)
 	if (!links(a))
 		return 0;
 	for (size_t i = 0; i < a->lib_dirs.n; i++) {
+		char *dir;
+		int rc = 0;
+
 		v = a->lib_dirs.v[i];
 		if (str_starts_with(v, "dependency=") || str_starts_with(v, "crate="))
 			continue;
-		if (hash_link_dir(w, c, strchr(v, '=') ? strchr(v, '=') + 1 : v) < 0)
+		dir = path_absolute(strchr(v, '=') ? strchr(v, '=') + 1 : v, w->roots.cwd);
+		/* the build's own dirs only (build scripts' OUT_DIRs, the
+		 * workspace's): a system dir a pkg-config crate names (thousands
+		 * of libraries) is the system's, as the linker is */
+		if (path_under(dir, w->roots.cwd) != NULL ||
+		    (w->roots.target != NULL && path_under(dir, w->roots.target) != NULL))
+			rc = hash_link_dir(w, c, dir);
+		free(dir);
+		if (rc < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < a->opt_names.n; i++) {

@@ -316,6 +316,16 @@ test_depinfo(void **state)
 	depinfo_free(&di);
 }
 
+/* Writes text to dir/name. */
+static void
+put_file(const char *dir, const char *name, const char *text)
+{
+	char *p = path_join(dir, name);
+
+	assert_int_equal(fs_write_atomic(p, text, strlen(text), 0644), 0);
+	free(p);
+}
+
 /* Two wrappers over one store in dir, as two checkouts at roots one and two
  * (workspace and target alike) would compute keys; their args are the
  * caller's to parse. */
@@ -337,6 +347,10 @@ two_wrappers(struct wrapper *w1, struct wrapper *w2, const char *dir, const char
 static void
 two_wrappers_free(struct wrapper *w1, struct wrapper *w2, const char *dir)
 {
+	strv_free(&w1->key_files);
+	strv_free(&w2->key_files);
+	buf_free(&w1->key_hashes);
+	buf_free(&w2->key_hashes);
 	args_free(&w1->args);
 	args_free(&w2->args);
 	roots_free(&w1->roots);
@@ -383,6 +397,64 @@ test_key_profile_use_by_content(void **state)
 	free(two);
 	free(v1);
 	free(v2);
+}
+
+/* A linking compile takes the files of its build's native -L dirs (a build
+ * script's OUT_DIR, under the target dir) by content; a dir outside the
+ * workspace and the target dir (a system dir a pkg-config crate names,
+ * thousands of libraries) is the system's and is not read. An rlib takes
+ * neither. */
+static void
+test_key_link_inputs(void **state)
+{
+	char dir[] = "/tmp/kache-link-XXXXXX", *ws, *out, *sys, *l_out, *l_sys, *src;
+	struct wrapper w1, w2;
+	unsigned char k1[HASH_LEN], k2[HASH_LEN];
+	const char *a[] = { "--crate-name", "app", "--crate-type", "bin", NULL, "--out-dir",
+		"target/deps", "-L", NULL, "-L", NULL, "--emit=dep-info,link", NULL };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	ws = xasprintf("%s/ws", dir);
+	out = xasprintf("%s/ws/target/debug/build/app-1/out", dir);
+	sys = xasprintf("%s/system-lib", dir);
+	src = xasprintf("%s/src/main.rs", ws);
+	l_out = xasprintf("native=%s", out);
+	l_sys = xasprintf("native=%s", sys);
+	assert_int_equal(fs_mkdir_p(out, 0700), 0);
+	assert_int_equal(fs_mkdir_p(sys, 0700), 0);
+	put_file(out, "memory.x", "A");
+	put_file(out, "gen.o", "O");
+	put_file(sys, "libbig.so", "S");
+	two_wrappers(&w1, &w2, dir, ws, ws);
+	free(w1.roots.target);
+	w1.roots.target = xasprintf("%s/target", ws);
+	a[4] = src;
+	a[8] = l_out;
+	a[10] = l_sys;
+	parse(&w1.args, a);
+	assert_int_equal(key_invocation(&w1, k1), 0);
+	assert_int_equal(w1.key_files.n, 1); /* memory.x: not the object, not the system's */
+	assert_non_null(strstr(w1.key_files.v[0], "/out/memory.x"));
+	put_file(out, "memory.x", "BB");
+	assert_int_equal(key_invocation(&w1, k2), 0);
+	assert_memory_not_equal(k1, k2, HASH_LEN);
+	args_free(&w1.args);
+	a[3] = "rlib";
+	parse(&w1.args, a);
+	strv_free(&w1.key_files);
+	strv_init(&w1.key_files);
+	buf_free(&w1.key_hashes);
+	buf_init(&w1.key_hashes);
+	assert_int_equal(key_invocation(&w1, k1), 0);
+	assert_int_equal(w1.key_files.n, 0);
+	two_wrappers_free(&w1, &w2, dir);
+	free(ws);
+	free(out);
+	free(sys);
+	free(src);
+	free(l_out);
+	free(l_sys);
 }
 
 /* The invocation key ignores where things live, and sees what matters. */
@@ -682,6 +754,7 @@ main(void)
 		cmocka_unit_test(test_depinfo),
 		cmocka_unit_test(test_key_location_independent),
 		cmocka_unit_test(test_key_profile_use_by_content),
+		cmocka_unit_test(test_key_link_inputs),
 		cmocka_unit_test(test_session_guess_cargo),
 		cmocka_unit_test(test_session_guess_cargo_alias),
 		cmocka_unit_test(test_cargo_cfg_alias),
