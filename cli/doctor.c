@@ -601,6 +601,8 @@ cmd_doctor(int argc, char **argv)
 {
 	struct doctor d = { NULL, NULL, NULL, 0 };
 	struct buf warnings;
+	const char *p, *line;
+	size_t n;
 	json_t *doc;
 	char *out;
 	int json = argc == 2 && strcmp(argv[1], "--json") == 0;
@@ -612,13 +614,12 @@ cmd_doctor(int argc, char **argv)
 	buf_init(&warnings);
 	d.cfg = config_load_warn(CONFIG_WARN_NONE, &warnings);
 	d.checks = json_array();
-	for (const char *l = warnings.p, *e; l != NULL && *l != '\0'; l = *e ? e + 1 : e) {
-		e = l + strcspn(l, "\n");
+	p = warnings.p;
+	while (warnings.len && str_next_line(&p, warnings.p + warnings.len, &line, &n) == 0)
 		say(&d, "config", LV_WARN,
 		    "fix the value or remove it (`kache config` shows each setting and where it "
 		    "came from)",
-		    "%.*s", (int)(e - l), l);
-	}
+		    "%.*s", (int)n, line);
 	buf_free(&warnings);
 	d.dir = config_get(d.cfg, "cache.dir");
 	chk_binaries(&d);

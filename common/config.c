@@ -194,6 +194,7 @@ static char *default_dir(void);
 static char *config_path(void);
 static int time_ms(const struct config_def *d, const char *v, int64_t *ms);
 static const char *choice(const struct config_def *d, const char *v);
+static int bool_value(const char *v);
 static const char *invalid(const struct config_def *d, const char *v);
 static void check(struct config *cfg, size_t i);
 
@@ -332,21 +333,27 @@ choice(const struct config_def *d, const char *v)
 	return NULL;
 }
 
+/* 1 or 0 for the words of true and false (any case), -1 for another. */
+static int
+bool_value(const char *v)
+{
+	static const char *const words[] = { "true", "1", "yes", "on", "false", "0", "no", "off" };
+
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (strcasecmp(v, words[i]) == 0)
+			return i < 4;
+	return -1;
+}
+
 /* What is wrong with v as a value of d (NULL: nothing). */
 static const char *
 invalid(const struct config_def *d, const char *v)
 {
-	static const char *const bools[] = { "true", "false", "1", "0", "yes", "no", "on", "off" };
 	int64_t x = 0;
-	size_t i;
 
 	switch (d->kind) {
 	case K_STR: return NULL;
-	case K_BOOL:
-		for (i = 0; i < sizeof bools / sizeof bools[0]; i++)
-			if (strcasecmp(v, bools[i]) == 0)
-				return NULL;
-		return "is not true or false";
+	case K_BOOL: return bool_value(v) < 0 ? "is not true or false" : NULL;
 	case K_COUNT:
 		if (strspn(v, "0123456789") != strlen(v) || strlen(v) > 12)
 			return "is not a whole number";
@@ -412,15 +419,17 @@ config_load_warn(enum config_warn how, struct buf *keep)
 {
 	struct buf warnings;
 	struct config *cfg;
+	const char *p, *line;
+	size_t n;
 
 	buf_init(&warnings);
 	cfg = config_load(&warnings);
-	for (const char *l = warnings.p, *e; warnings.len && *l != '\0'; l = *e ? e + 1 : e) {
-		e = l + strcspn(l, "\n"); /* a line each */
-		if (how == CONFIG_WARN_STDERR)
-			fprintf(stderr, "kache: warning: %.*s\n", (int)(e - l), l);
+	p = warnings.p;
+	while (warnings.len && str_next_line(&p, warnings.p + warnings.len, &line, &n) == 0) {
+		if (how == CONFIG_WARN_STDERR) /* a line each */
+			fprintf(stderr, "kache: warning: %.*s\n", (int)n, line);
 		else if (how == CONFIG_WARN_LOG)
-			log_warnx("%.*s", (int)(e - l), l);
+			log_warnx("%.*s", (int)n, line);
 	}
 	if (keep != NULL && warnings.len)
 		buf_add(keep, warnings.p, warnings.len);
@@ -479,10 +488,7 @@ config_get_int(const struct config *cfg, const char *key)
 int
 config_get_bool(const struct config *cfg, const char *key)
 {
-	const char *v = config_get(cfg, key);
-
-	return strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
-	    strcasecmp(v, "on") == 0;
+	return bool_value(config_get(cfg, key)) == 1;
 }
 
 int64_t

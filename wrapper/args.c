@@ -257,10 +257,16 @@ link_name(const char *type, const char *stem)
 	return xasprintf("lib%s.rlib", stem);
 }
 
+char *
+args_stem(const struct rustc_args *a)
+{
+	return xasprintf("%s%s", a->crate_name, a->extra_filename ? a->extra_filename : "");
+}
+
 void
 args_expected_outputs(const struct rustc_args *a, struct strv *out)
 {
-	char *stem = xasprintf("%s%s", a->crate_name, a->extra_filename ? a->extra_filename : "");
+	char *stem = args_stem(a);
 
 	if (a->emit & EMIT_DEPINFO)
 		strv_push_owned(out, xasprintf("%s.d", stem));

@@ -27,6 +27,7 @@ static int hash_driver(struct wrapper *w, struct hash_ctx *c);
 static void note_driver(struct wrapper *w, const char *version);
 static int tool_answer(struct wrapper *w, char *const argv[], const char *what, struct buf *out);
 static int hash_native_libs(struct wrapper *w, struct hash_ctx *c);
+static const char *native_dir(const char *l);
 static int links(const struct rustc_args *a);
 static int hash_input_file(struct wrapper *w, struct hash_ctx *c, const char *path);
 static int hash_link_dir(struct wrapper *w, struct hash_ctx *c, const char *dir);
@@ -242,6 +243,16 @@ hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *
 	return 0;
 }
 
+/* The dir of a -L value where native libraries are searched ("native=D",
+ * "all=D", "D"), or NULL for one that holds crates only. */
+static const char *
+native_dir(const char *l)
+{
+	if (str_starts_with(l, "dependency=") || str_starts_with(l, "crate="))
+		return NULL;
+	return strchr(l, '=') ? strchr(l, '=') + 1 : l;
+}
+
 /* The native libraries named by -l, found in the -L search dirs, go into the
  * key by content: a rebuilt C library must not be served a stale rlib. */
 static int
@@ -258,12 +269,11 @@ hash_native_libs(struct wrapper *w, struct hash_ctx *c)
 		name = strchr(v, '=') ? strchr(v, '=') + 1 : v;
 		base = xstrndup(name, strcspn(name, ":"));
 		for (size_t k = 0; k < a->lib_dirs.n; k++) {
-			const char *dir = a->lib_dirs.v[k];
+			const char *dir = native_dir(a->lib_dirs.v[k]);
 			const char *ext[] = { ".a", ".so" };
 
-			if (str_starts_with(dir, "dependency=") || str_starts_with(dir, "crate="))
+			if (dir == NULL)
 				continue;
-			dir = strchr(dir, '=') ? strchr(dir, '=') + 1 : dir;
 			for (int e = 0; e < 2; e++) {
 				char *f = xasprintf("%s/lib%s%s", dir, base, ext[e]);
 				unsigned char h[HASH_LEN];
@@ -322,12 +332,6 @@ hash_input_file(struct wrapper *w, struct hash_ctx *c, const char *path)
 	return 0;
 }
 
-static int
-cmp_names(const void *x, const void *y)
-{
-	return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
 /* The regular files directly in a native search dir of the build, sorted: what a linker
  * script there INCLUDEs (cortex-m-rt's memory.x beside its link.x), or an
  * archive a script names, is read by the linker, never by rustc. Objects,
@@ -355,8 +359,7 @@ hash_link_dir(struct wrapper *w, struct hash_ctx *c, const char *dir)
 			strv_push(&names, de->d_name);
 	}
 	closedir(d);
-	if (names.n > 1)
-		qsort(names.v, names.n, sizeof *names.v, cmp_names);
+	strv_sort(&names);
 	for (size_t i = 0; rc == 0 && i < names.n; i++) {
 		f = path_join(dir, names.v[i]);
 		rc = hash_input_file(w, c, f);
@@ -407,10 +410,9 @@ hash_link_inputs(struct wrapper *w, struct hash_ctx *c)
 		char *dir;
 		int rc = 0;
 
-		v = a->lib_dirs.v[i];
-		if (str_starts_with(v, "dependency=") || str_starts_with(v, "crate="))
+		if ((v = native_dir(a->lib_dirs.v[i])) == NULL)
 			continue;
-		dir = path_absolute(strchr(v, '=') ? strchr(v, '=') + 1 : v, w->roots.cwd);
+		dir = path_absolute(v, w->roots.cwd);
 		/* the build's own dirs only (build scripts' OUT_DIRs, the
 		 * workspace's): a system dir a pkg-config crate names (thousands
 		 * of libraries) is the system's, as the linker is */

@@ -297,7 +297,7 @@ split_debug_outputs(struct wrapper *w, const char *out_dir, const struct timespe
     struct strv *names)
 {
 	const char *mode = w->args.split_debuginfo;
-	struct timespec since = *t0;
+	int64_t since = clock_ts_ms(t0) - 10; /* file times run a tick behind */
 	char *stem, *f;
 	struct dirent *de;
 	struct stat st;
@@ -314,15 +314,13 @@ split_debug_outputs(struct wrapper *w, const char *out_dir, const struct timespe
 	}
 	if (mode == NULL || strcmp(mode, "unpacked") != 0 || (d = opendir(out_dir)) == NULL)
 		return;
-	stem = xasprintf("%s%s.", w->args.crate_name,
-	    w->args.extra_filename ? w->args.extra_filename : "");
+	stem = args_stem(&w->args);
 	k = strlen(stem);
-	since.tv_sec -= since.tv_nsec < 10000000; /* file times run a tick behind */
-	since.tv_nsec = (since.tv_nsec + 1000000000 - 10000000) % 1000000000;
 	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, stem, k) != 0 || !str_ends_with(de->d_name, ".dwo") ||
+		if (strncmp(de->d_name, stem, k) != 0 || de->d_name[k] != '.' ||
+		    !str_ends_with(de->d_name, ".dwo") ||
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) || !not_older(&st.st_mtim, &since))
+		    !S_ISREG(st.st_mode) || clock_ts_ms(&st.st_mtim) < since)
 			continue;
 		strv_push(names, de->d_name);
 	}

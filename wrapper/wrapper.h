@@ -64,6 +64,8 @@ void args_free(struct rustc_args *a);
 /* The file names (relative to out_dir) rustc will write, for unlinking before a
  * compile: a store blob hardlinked there must never be written through. */
 void args_expected_outputs(const struct rustc_args *a, struct strv *out);
+/* The outputs' stem: crate name and -C extra-filename ("core-1a2b"). */
+char *args_stem(const struct rustc_args *a);
 
 /* ---- hostcpu.c: the CPU that "native" code is for ---- */
 
