@@ -28,6 +28,7 @@ static void note_driver(struct wrapper *w, const char *version);
 static int tool_answer(struct wrapper *w, char *const argv[], const char *what, struct buf *out);
 static int hash_native_libs(struct wrapper *w, struct hash_ctx *c);
 static const char *native_dir(const char *l);
+static const char *codegen(const char *opt, const char *v, const char *name);
 static int links(const struct rustc_args *a);
 static int hash_input_file(struct wrapper *w, struct hash_ctx *c, const char *path);
 static int hash_link_dir(struct wrapper *w, struct hash_ctx *c, const char *dir);
@@ -183,6 +184,17 @@ key_rustc_version_seen(struct store *s, const char *id, const char *vv, size_t n
 	free(memo_key);
 }
 
+/* The value of the codegen option name ("linker=" for -C linker=cc: "cc")
+ * when opt and v are one (-C or --codegen), else NULL. */
+static const char *
+codegen(const char *opt, const char *v, const char *name)
+{
+	if (v == NULL || (strcmp(opt, "-C") != 0 && strcmp(opt, "--codegen") != 0) ||
+	    !str_starts_with(v, name))
+		return NULL;
+	return v + strlen(name);
+}
+
 /* Adds one option to the key, in folded form. 1 when the option was left out. */
 static int
 hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v)
@@ -192,8 +204,9 @@ hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *
 
 	if (strcmp(opt, "--out-dir") == 0)
 		return 1; /* outputs are stored relative to it */
-	if ((strcmp(opt, "-C") == 0 || strcmp(opt, "--codegen") == 0) && v &&
-	    str_starts_with(v, "incremental=")) {
+	const char *f;
+
+	if (codegen(opt, v, "incremental=") != NULL) {
 		hash_str(c, "incremental");
 		return 1;
 	}
@@ -218,20 +231,19 @@ hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *
 		hash_update(c, h, HASH_LEN);
 		return 0;
 	}
-	if ((strcmp(opt, "-C") == 0 || strcmp(opt, "--codegen") == 0) &&
-	    (str_starts_with(v, "profile-use=") || str_starts_with(v, "profile-sample-use="))) {
+	if ((f = codegen(opt, v, "profile-use=")) != NULL ||
+	    (f = codegen(opt, v, "profile-sample-use=")) != NULL) {
 		/* a PGO profile: read by LLVM, named in no dep-info */
-		char *f = path_absolute(strchr(v, '=') + 1, w->roots.cwd);
-		int rc = hash_input_file(w, c, f);
+		char *path = path_absolute(f, w->roots.cwd);
+		int rc = hash_input_file(w, c, path);
 
-		hash_update(c, v, (size_t)(strchr(v, '=') - v + 1));
-		free(f);
+		hash_update(c, v, (size_t)(f - v));
+		free(path);
 		return rc;
 	}
-	if ((strcmp(opt, "-C") == 0 || strcmp(opt, "--codegen") == 0) &&
-	    str_starts_with(v, "linker=")) {
+	if ((f = codegen(opt, v, "linker=")) != NULL) {
 		/* the linker's identity, not where it is installed */
-		hash_str(c, path_basename(v + strlen("linker=")));
+		hash_str(c, path_basename(f));
 		return 0;
 	}
 	buf_init(&b);
@@ -424,13 +436,11 @@ hash_link_inputs(struct wrapper *w, struct hash_ctx *c)
 			return -1;
 	}
 	for (size_t i = 0; i < a->opt_names.n; i++) {
-		v = a->opt_values.v[i];
-		if ((strcmp(a->opt_names.v[i], "-C") != 0 &&
-		        strcmp(a->opt_names.v[i], "--codegen") != 0) ||
-		    v == NULL)
-			continue;
-		if ((str_starts_with(v, "link-arg=") || str_starts_with(v, "link-args=")) &&
-		    hash_link_arg(w, c, strchr(v, '=') + 1) < 0)
+		const char *n = a->opt_names.v[i], *o = a->opt_values.v[i];
+
+		if ((v = codegen(n, o, "link-arg=")) == NULL)
+			v = codegen(n, o, "link-args=");
+		if (v != NULL && hash_link_arg(w, c, v) < 0)
 			return -1;
 	}
 	return 0;
