@@ -52,7 +52,7 @@ static const struct config_def defs[] = {
 	    .kind = K_BOOL },
 	{ "cache.recache", "KACHE_RECACHE", "false", 0,
 	    "compile every cacheable compile, serve none, and store each result over the "
-	    "store's",
+	    "store's and the remote's",
 	    .kind = K_BOOL },
 	{ "log.level", "KACHE_LOG", "off", 0, "off | warn | info | debug (wrapper log)",
 	    .kind = K_ENUM, .choices = "off|warn|info|debug|0|1" },

@@ -10,6 +10,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "remote/session.h"
 #include "remote/transport.h"
 #include "store/codec.h"
 #include "store/pack.h"
@@ -23,7 +24,7 @@ static int format_ok(struct remote *r, const char *tmpdir, int create);
 static int publish(struct remote *r, const char *tmpdir, const char *inv, const char *crate,
     const char *res);
 static enum remote_result put_pack(struct remote *r, struct store *s, const char *tmpdir,
-    const unsigned char inv[HASH_LEN], const char *res_hex, char **crate);
+    int replace, const unsigned char inv[HASH_LEN], const char *res_hex, char **crate);
 static enum remote_result read_manifest(struct remote *r, const char *tmpdir, const char *inv,
     struct layout_manifest *m);
 static int present(struct store *s, const unsigned char inv[HASH_LEN],
@@ -217,11 +218,12 @@ publish(struct remote *r, const char *tmpdir, const char *inv, const char *crate
 }
 
 /* Builds the pack of res_hex in a temporary (streamed: blobs -> zstd -> file)
- * and puts it unless the remote has it. REMOTE_MISS when the local store no
- * longer holds the result. The crate name comes back in *crate. */
+ * and puts it unless the remote has it (or over it: replace). REMOTE_MISS
+ * when the local store no longer holds the result. The crate name comes back
+ * in *crate. */
 static enum remote_result
-put_pack(struct remote *r, struct store *s, const char *tmpdir, const unsigned char inv[HASH_LEN],
-    const char *res_hex, char **crate)
+put_pack(struct remote *r, struct store *s, const char *tmpdir, int replace,
+    const unsigned char inv[HASH_LEN], const char *res_hex, char **crate)
 {
 	char *tmp = xasprintf("%s/.pack.%ld.%lx", r->stagedir ? r->stagedir : tmpdir,
 	         (long)getpid(), (unsigned long)random()),
@@ -244,7 +246,7 @@ put_pack(struct remote *r, struct store *s, const char *tmpdir, const unsigned c
 		rr = REMOTE_MISS;
 	} else if (pr == PACK_OK && pack_crate_name_ok(*crate)) {
 		name = layout_pack_name(*crate, res_hex);
-		rr = r->t->put_file(r, tmp, name);
+		rr = r->t->put_file(r, tmp, name, replace);
 		free(name);
 	}
 	unlink(tmp);
@@ -259,6 +261,7 @@ layout_put(struct remote *r, const char *kache_dir, const char *res_hex)
 	unsigned char inv[HASH_LEN];
 	enum remote_result rr = REMOTE_FAILED;
 	struct store *s;
+	int replace = 0;
 
 	if (r->read_only) {
 		log_info("remote: read-only: %s not uploaded", res_hex);
@@ -266,7 +269,8 @@ layout_put(struct remote *r, const char *kache_dir, const char *res_hex)
 	}
 	if (r->off)
 		return REMOTE_OFF;
-	if (store_intent_read(kache_dir, res_hex, inv_hex) < 0 || hash_from_hex(inv_hex, inv) < 0) {
+	if (store_intent_read(kache_dir, res_hex, inv_hex, &replace) < 0 ||
+	    hash_from_hex(inv_hex, inv) < 0) {
 		log_warnx("remote: upload intent %s is missing or damaged", res_hex);
 		return REMOTE_FAILED;
 	}
@@ -274,12 +278,16 @@ layout_put(struct remote *r, const char *kache_dir, const char *res_hex)
 		return REMOTE_FAILED;
 	tmpdir = path_join(kache_dir, "tmp");
 	if (format_ok(r, tmpdir, 1) == 0)
-		rr = put_pack(r, s, tmpdir, inv, res_hex, &crate);
+		rr = put_pack(r, s, tmpdir, replace, inv, res_hex, &crate);
 	if (rr == REMOTE_MISS) {
 		log_info("remote: %s is no longer in the local store; nothing to upload", res_hex);
 		rr = REMOTE_OK; /* gc took it: the intent has nothing left to do */
 	} else if (rr == REMOTE_OK && publish(r, tmpdir, inv_hex, crate, res_hex) < 0) {
 		rr = REMOTE_FAILED;
+	} else if (rr == REMOTE_OK && replace) {
+		log_info("remote: the pack of %s %s replaced (recache)", crate, res_hex);
+		if (r->bundles) /* a part of the old pack must not be kept for it */
+			remote_session_replaced(kache_dir, res_hex);
 	}
 	free(crate);
 	free(tmpdir);

@@ -22,7 +22,8 @@ static enum remote_result dir_open(struct remote *r, const char *name, const cha
 static enum remote_result dir_read(struct remote *r, const char *name, char *buf, size_t cap,
     size_t *len, int *vouched);
 static enum remote_result dir_put(struct remote *r, const char *name, const void *data, size_t n);
-static enum remote_result dir_put_file(struct remote *r, const char *path, const char *name);
+static enum remote_result dir_put_file(struct remote *r, const char *path, const char *name,
+    int replace);
 static enum remote_result dir_list(struct remote *r, const char *prefix, remote_list_fn fn,
     void *arg);
 static int walk(const char *root, const char *rel, const char *prefix, int depth, remote_list_fn fn,
@@ -118,15 +119,17 @@ dir_put(struct remote *r, const char *name, const void *data, size_t n)
 	return rr;
 }
 
-/* Renames the pack built in the root into place, unless it is there. */
+/* Renames the pack built in the root into place, unless it is there and
+ * not to be replaced (a rename over it: a reader has the old or the new). */
 static enum remote_result
-dir_put_file(struct remote *r, const char *path, const char *name)
+dir_put_file(struct remote *r, const char *path, const char *name, int replace)
 {
 	char *full = path_join(r->path, name), *dir = path_dirname(full);
 	enum remote_result rr = REMOTE_OK;
 	struct stat st;
 
-	if (stat(full, &st) < 0 && (fs_mkdir_p(dir, 0755) < 0 || rename(path, full) < 0)) {
+	if ((replace || stat(full, &st) < 0) &&
+	    (fs_mkdir_p(dir, 0755) < 0 || rename(path, full) < 0)) {
 		log_warn("remote: write %s", full);
 		rr = REMOTE_FAILED;
 	}

@@ -30,7 +30,8 @@ static enum remote_result s3r_open(struct remote *r, const char *name, const cha
 static enum remote_result s3r_read(struct remote *r, const char *name, char *buf, size_t cap,
     size_t *len, int *vouched);
 static enum remote_result s3r_put(struct remote *r, const char *name, const void *data, size_t n);
-static enum remote_result s3r_put_file(struct remote *r, const char *path, const char *name);
+static enum remote_result s3r_put_file(struct remote *r, const char *path, const char *name,
+    int replace);
 static enum remote_result s3r_list(struct remote *r, const char *prefix, remote_list_fn fn,
     void *arg);
 static void s3r_close(struct remote *r);
@@ -199,12 +200,13 @@ s3r_put(struct remote *r, const char *name, const void *data, size_t n)
 	return rc == S3_OK ? REMOTE_OK : failed(r, rc, "PUT", name);
 }
 
-/* HEAD first: a pack is named by its content, so one that exists is done. */
+/* HEAD first: a pack is named by the inputs that made it, so one that
+ * exists is done, unless it is to be replaced (a PUT over it). */
 static enum remote_result
-s3r_put_file(struct remote *r, const char *path, const char *name)
+s3r_put_file(struct remote *r, const char *path, const char *name, int replace)
 {
 	struct s3_remote *x = r->priv;
-	enum s3_result rc = s3_head(x->c, name, NULL);
+	enum s3_result rc = replace ? S3_NOT_FOUND : s3_head(x->c, name, NULL);
 
 	if (rc == S3_NOT_FOUND)
 		rc = s3_put_file(x->c, name, path);

@@ -73,6 +73,7 @@ static int cmp_crate(const void *a, const void *b);
 static int cmp_key_res(const void *a, const void *b);
 static void adopt_parts(struct remote_session *s, const struct remote_session *old);
 static void prune_parts(struct remote_session *s);
+static void drop_replaced_parts(const char *dir, struct remote_session *s);
 
 /* [A-Za-z0-9_.-]{1,64} */
 static int
@@ -616,6 +617,38 @@ adopt_parts(struct remote_session *s, const struct remote_session *old)
 	free(v);
 }
 
+void
+remote_session_replaced(const char *kache_dir, const char *res_hex)
+{
+	char *dir = xasprintf("%s/%s", kache_dir, JOURNAL_SESSIONS_DIR),
+	     *path = xasprintf("%s/%s%s", dir, res_hex, REMOTE_SESSION_REPLACED_SUFFIX);
+
+	if (fs_mkdir_p(dir, 0755) < 0 || fs_write_atomic(path, "", 0, 0644) < 0)
+		log_warn("%s not written: a session save may keep the replaced pack's bundle "
+		         "part",
+		    path);
+	free(path);
+	free(dir);
+}
+
+/* A key whose pack was replaced in this job (remote_session_replaced) takes
+ * no part from an earlier object: that part holds the old pack. It goes into
+ * a new part, read back from the remote as it is now. */
+static void
+drop_replaced_parts(const char *dir, struct remote_session *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		char *mark;
+
+		if (s->k[i].part < 0)
+			continue;
+		mark = xasprintf("%s/%s%s", dir, s->k[i].res, REMOTE_SESSION_REPLACED_SUFFIX);
+		if (access(mark, F_OK) == 0)
+			s->k[i].part = -1;
+		free(mark);
+	}
+}
+
 /* Drops the parts no key names any longer, the rest renumbered in order. */
 static void
 prune_parts(struct remote_session *s)
@@ -857,6 +890,7 @@ save_one(struct remote *r, const char *kache_dir, const char *dir, const char *w
 	name = remote_session_name(fp);
 	earlier = merge_saved(dir, fp, &s);
 	others = merge_remote(r, kache_dir, name, fp, &s);
+	drop_replaced_parts(dir, &s);
 	prune_parts(&s);
 	if (r->bundles)
 		bundle_write(r, kache_dir, &s, beat); /* before the manifest that names its parts */
@@ -1019,12 +1053,12 @@ remote_session_save_job(struct remote *r, const char *kache_dir)
 
 /* The end of a job (a stop, after its save): forgets the
  * run/sessions/<fp>.saved records, so that the next job's saves start their
- * union afresh. */
+ * union afresh, and the <res>.replaced marks, which every save of the job
+ * has taken. */
 static void
 job_end(const char *kache_dir)
 {
 	char *dir = xasprintf("%s/%s", kache_dir, JOURNAL_SESSIONS_DIR), *path;
-	size_t k = strlen(REMOTE_SESSION_SAVED_SUFFIX), n;
 	struct dirent *de;
 	DIR *d;
 
@@ -1033,9 +1067,11 @@ job_end(const char *kache_dir)
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
-		n = strlen(de->d_name);
-		if (n != HASH_HEX_LEN + k ||
-		    strcmp(de->d_name + HASH_HEX_LEN, REMOTE_SESSION_SAVED_SUFFIX) != 0)
+		const char *suffix = de->d_name + strnlen(de->d_name, HASH_HEX_LEN);
+
+		if (suffix != de->d_name + HASH_HEX_LEN ||
+		    (strcmp(suffix, REMOTE_SESSION_SAVED_SUFFIX) != 0 &&
+		        strcmp(suffix, REMOTE_SESSION_REPLACED_SUFFIX) != 0))
 			continue;
 		path = xasprintf("%s/%s", dir, de->d_name);
 		if (unlink(path) < 0 && errno != ENOENT)

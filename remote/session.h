@@ -64,6 +64,10 @@
 #define REMOTE_SESSION_MAX_BYTES (8 << 20)
 /* run/sessions/<fp><this>: the object this store last saved as sessions/<fp>. */
 #define REMOTE_SESSION_SAVED_SUFFIX ".saved"
+/* run/sessions/<res><this>: the remote's pack of res was put over (a result
+ * compiled again under cache.recache) in this job: a save of a session that
+ * used res keeps no bundle part of the old pack for it. */
+#define REMOTE_SESSION_REPLACED_SUFFIX ".replaced"
 /* A save of everything waits this long for one under way (an idle save
  * writing bundle parts over a slow remote). */
 #define REMOTE_SESSION_SAVE_WAIT_MS 120000
@@ -123,6 +127,9 @@ void remote_session_encode(const struct remote_session *s, struct buf *out);
  * REMOTE_FAILED when the remote failed (logged by the transport). */
 enum remote_result remote_session_get(struct remote *r, const char *kache_dir, const char *name,
     struct remote_session *s, char *why, size_t whylen);
+/* Records that the remote's pack of res_hex was replaced (the marker above),
+ * for the job's later session saves; a failure is said and left. */
+void remote_session_replaced(const char *kache_dir, const char *res_hex);
 /* Saves the session of every run/sessions/<ws>.used of the store at kache_dir
  * whose last line was appended at least idle_ms ago (0: all), then removes
  * the file; the remote must not be read-only. One save runs at a time per

@@ -50,7 +50,8 @@ static enum remote_result s_open(struct remote *r, const char *name, const char 
 static enum remote_result s_read(struct remote *r, const char *name, char *buf, size_t cap,
     size_t *len, int *vouched);
 static enum remote_result s_put(struct remote *r, const char *name, const void *data, size_t n);
-static enum remote_result s_put_file(struct remote *r, const char *path, const char *name);
+static enum remote_result s_put_file(struct remote *r, const char *path, const char *name,
+    int replace);
 static enum remote_result s_list(struct remote *r, const char *prefix, remote_list_fn fn,
     void *arg);
 static void s_close(struct remote *r);
@@ -392,7 +393,7 @@ s_put(struct remote *r, const char *name, const void *data, size_t n)
 
 /* Appends the trailer to the staged file (the caller's, removed by it). */
 static enum remote_result
-s_put_file(struct remote *r, const char *path, const char *name)
+s_put_file(struct remote *r, const char *path, const char *name, int replace)
 {
 	struct sign_state *st = r->sign;
 	unsigned char head[SIGN_HEAD_LEN], trailer[SIGN_TRAILER_LEN];
@@ -401,7 +402,7 @@ s_put_file(struct remote *r, const char *path, const char *name)
 	int fd, ok;
 
 	if (exempt(name) || st->key_path[0] == '\0')
-		return st->inner->put_file(r, path, name);
+		return st->inner->put_file(r, path, name, replace);
 	if (load_secret(r) < 0)
 		return REMOTE_FAILED;
 	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 || fstat(fd, &sb) < 0) {
@@ -419,7 +420,7 @@ s_put_file(struct remote *r, const char *path, const char *name)
 		log_warn("remote: sign %s", path);
 		return REMOTE_FAILED;
 	}
-	return st->inner->put_file(r, path, name);
+	return st->inner->put_file(r, path, name, replace);
 }
 
 enum remote_result

@@ -33,8 +33,11 @@ struct remote_transport {
 	/* Writes a small object whole, replacing it; readers never see half. */
 	enum remote_result (*put)(struct remote *r, const char *name, const void *data, size_t n);
 	/* Makes the complete file at path the object name, unless name exists
-	 * already (objects are named by content). The caller removes path. */
-	enum remote_result (*put_file)(struct remote *r, const char *path, const char *name);
+	 * already (a pack is named by its result: the same inputs made it) or
+	 * replace is set (a result compiled again under cache.recache: its pack
+	 * goes over the one there, whole or not at all). The caller removes path. */
+	enum remote_result (
+	    *put_file)(struct remote *r, const char *path, const char *name, int replace);
 	/* Calls fn for every object whose name starts with prefix, in no set
 	 * order, until fn returns non-zero; REMOTE_OK when the listing was whole
 	 * or stopped by fn. */

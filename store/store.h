@@ -228,15 +228,17 @@ int store_manifest_decode(const char *data, size_t n, struct store_manifest *m);
 /* Upload intents (store/intent.c). The wrapper writes intents/<result hex>,
  * whose content is the invocation key in hex (the remote needs both to publish
  * the manifest), before it notifies the supervisor; the uploader removes it
- * once the remote has the result. */
+ * once the remote has the result. replace: a result compiled again under
+ * cache.recache, whose pack the remote is to take over its own. */
 int store_intent_add(struct store *s, const unsigned char res[HASH_LEN],
-    const unsigned char inv[HASH_LEN]);
+    const unsigned char inv[HASH_LEN], int replace);
 /* $KACHE_DIR/intents/<res_hex>, or the intents directory itself when res_hex
  * is NULL (a new string). */
 char *store_intent_path(const char *kache_dir, const char *res_hex);
-/* The invocation key (hex) the intent for res_hex names. 0, or -1 when it is
- * missing or damaged. */
-int store_intent_read(const char *kache_dir, const char *res_hex, char inv_hex[HASH_HEX_LEN + 1]);
+/* The invocation key (hex) the intent for res_hex names, and whether it
+ * replaces the remote's pack. 0, or -1 when it is missing or damaged. */
+int store_intent_read(const char *kache_dir, const char *res_hex, char inv_hex[HASH_HEX_LEN + 1],
+    int *replace);
 /* Removes the intent for res_hex (absent is fine). 0, or -1 logged. */
 int store_intent_remove(const char *kache_dir, const char *res_hex);
 

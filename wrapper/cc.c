@@ -469,7 +469,7 @@ miss(struct cc *c)
 	if (why != NULL)
 		log_info("%s: not stored: %s", c->a.src, why);
 	else
-		wrapper_upload(c->cfg, c->store, res, c->inv, c->a.src);
+		wrapper_upload(c->cfg, c->store, res, c->inv, c->a.src, c->recache);
 	cc_journal(c, JOURNAL_MISS,
 	    why            ? why :
 	        c->recache ? "recache" :

@@ -212,7 +212,7 @@ try_remote(struct wrapper *w)
 
 void
 wrapper_upload(const struct config *cfg, struct store *s, const unsigned char res[HASH_LEN],
-    const unsigned char inv[HASH_LEN], const char *label)
+    const unsigned char inv[HASH_LEN], const char *label, int replace)
 {
 	char hex[HASH_HEX_LEN + 1];
 
@@ -221,7 +221,7 @@ wrapper_upload(const struct config *cfg, struct store *s, const unsigned char re
 	if (config_get_bool(cfg, "s3.read_only") &&
 	    strcmp(config_get(cfg, "remote.type"), "s3") == 0)
 		return;
-	if (store_intent_add(s, res, inv) < 0) {
+	if (store_intent_add(s, res, inv, replace) < 0) {
 		log_warn("%s: cannot write upload intent", label);
 		return;
 	}
@@ -233,7 +233,7 @@ wrapper_upload(const struct config *cfg, struct store *s, const unsigned char re
 void
 wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN])
 {
-	wrapper_upload(w->cfg, w->store, res, w->inv, w->args.crate_name);
+	wrapper_upload(w->cfg, w->store, res, w->inv, w->args.crate_name, w->recache);
 }
 
 /* A miss on a key whose store is under way in another live process (see

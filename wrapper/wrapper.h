@@ -220,12 +220,14 @@ void wrapper_journal(struct wrapper *w, enum journal_type t, const char *reason,
  * to s's journal; best effort. For any compile (C objects too). */
 void wrapper_journal_append(struct store *s, struct journal_event *ev, int64_t start_us);
 /* With a remote configured (and writable): a durable upload intent for result
- * res, then a notice to the supervisor that does not wait. */
+ * res, then a notice to the supervisor that does not wait. Under
+ * cache.recache the intent replaces the remote's pack of res. */
 void wrapper_queue_upload(struct wrapper *w, const unsigned char res[HASH_LEN]);
 /* The same for any compile (C objects too): intent for (res, inv), then the
- * notice; label names the compile in the one log line of a failure. */
+ * notice; label names the compile in the one log line of a failure; replace:
+ * compiled under cache.recache. */
 void wrapper_upload(const struct config *cfg, struct store *s, const unsigned char res[HASH_LEN],
-    const unsigned char inv[HASH_LEN], const char *label);
+    const unsigned char inv[HASH_LEN], const char *label, int replace);
 /* On a local miss with a remote: asks the supervisor's fetcher for inv within
  * the wrapper's deadline (starting a supervisor when none runs, and waiting
  * for its socket within the same deadline, so a fresh runner's first misses

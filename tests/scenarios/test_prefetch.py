@@ -5,6 +5,7 @@ hints a build session, and the prefetch worker warms the store before cargo asks
 
 usage: test_prefetch.py <path to kache> [unittest args]
 """
+import glob
 import hashlib
 import os
 import re
@@ -55,6 +56,59 @@ def session_and_compile_hint(p):
     supervisor takes when its loop gets to it, which on a slow machine (the
     sanitizer pass) can be after the early hint's session has ended."""
     return p["sessions_done"] >= 1 and p["hints"] - p["hints_early"] >= 1
+
+
+
+# greet-macro made to read a variable no dep-info names (a proc macro's
+# std::env::var: cargo does not track it either), so that a result in the
+# remote can be wrong for a runner whose variable differs
+SHOUT_UNTRACKED = ("let word = input.to_string().to_uppercase();",
+                   "let word = input.to_string().to_uppercase()\n"
+                   "        + &std::env::var(\"KACHE_FIXTURE_SHOUT\").unwrap_or_default();")
+
+
+def check_recache_replaces_the_remotes_result(test, runner, packs):
+    """KACHE_RECACHE=1 on a runner replaces, in the remote, the packs of the
+    results it compiled again, and the parts of the session manifest it saves
+    hold the new ones: a later fresh runner, prefetching that manifest, is
+    served the recompiled result. runner(name, **env): a fresh runner over the
+    remote, greet-macro edited; packs(crate): the inflated documents of the
+    crate's packs in the remote, as another client reads them."""
+    def stop(ws):
+        p = kache(ws, "supervisor", "stop", timeout=120)
+        test.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    a = runner("a", KACHE_FIXTURE_SHOUT="old")
+    a.cargo("build")
+    test.assertIn("DONEold!", a.run_app())
+    stop(a)
+    b = runner("b", KACHE_FIXTURE_SHOUT="new")
+    b.cargo("build")
+    # the premise: the remote's result is served where cargo would not
+    # rebuild either, and it is wrong here
+    test.assertEqual(b.compiled(), [])
+    test.assertIn("DONEold!", b.run_app())
+    b.cargo("clean")
+    b.cargo("build", KACHE_RECACHE="1")
+    test.assertIn("fixture_app", b.compiled())
+    test.assertIn("DONEnew!", b.run_app())
+    # a workspace member's rlib is not the same bytes from one compile to the
+    # next (incremental: its object's name changes), so this is runner b's
+    rlib, = glob.glob(os.path.join(b.dir, "target/debug/deps/libfixture_core-*.rlib"))
+    with open(rlib, "rb") as f:
+        b_rlib = f.read()
+    stop(b)
+    core = packs("fixture_core")
+    test.assertEqual(len(core), 1, "one result key, its pack replaced in place")
+    test.assertTrue(b_rlib in core[0], "the remote's pack is still runner a's")
+    test.assertTrue(any(b"DONEnew!" in d for d in packs("fixture_app")))
+    c = runner("c", KACHE_FIXTURE_SHOUT="new")
+    c.cargo("check")
+    pf = wait_prefetch(test, c, session_and_compile_hint)
+    test.assertGreater(pf["packs_from_bundle_parts"], 0, pf)
+    c.cargo("build")
+    test.assertEqual(c.compiled(), [])
+    test.assertIn("DONEnew!", c.run_app())
 
 
 class PrefetchDir(kh.DirRunners, unittest.TestCase):
@@ -1122,6 +1176,23 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         self.assertEqual(len(core), 1, last)
         self.assertNotIn(core[0], self.key_lines(body), "job 2's own fixture_core key")
 
+    def test_recache_replaces_the_remotes_result_and_its_bundle_part(self):
+        def runner(name, **env):
+            ws = self.runner(name, os.path.join(self.tmp, name, "runner"), **env)
+            ws.edit("greet-macro/src/lib.rs", *SHOUT_UNTRACKED)
+            return ws
+
+        def packs(crate):
+            d = os.path.join(self.remote, "packs", crate)
+            out = []
+            for n in sorted(os.listdir(d)):
+                if not n.startswith("."):
+                    with open(os.path.join(d, n), "rb") as f:
+                        out.append(kh.zstd_inflate(f.read()))
+            return out
+
+        check_recache_replaces_the_remotes_result(self, runner, packs)
+
     def test_save_manifest_off_writes_none(self):
         a = self.runner("a", self.tmp)
         a.env["KACHE_PREFETCH_SAVE_MANIFEST"] = "false"
@@ -1337,6 +1408,22 @@ class SessionManifestS3(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("read-only", p.stdout)
         self.assertEqual(self.session_objects(), objs)
+
+    def test_s3_recache_replaces_the_remotes_result_and_its_bundle_part(self):
+        s3 = self.s3
+
+        def runner(name, **env):
+            ws = s3.machine(name, os.path.join(s3.tmp, name, "ws"), **env)
+            ws.edit("greet-macro/src/lib.rs", *SHOUT_UNTRACKED)
+            return ws
+
+        def packs(crate):
+            pre = "%s/packs/%s/" % (s3.prefix, crate)
+            listed = s3.s3.list_objects_v2(Bucket=BUCKET_OF(s3), Prefix=pre)
+            return [kh.zstd_inflate(s3.s3.get_object(Bucket=BUCKET_OF(s3), Key=o["Key"])[
+                "Body"].read()) for o in listed.get("Contents", [])]
+
+        check_recache_replaces_the_remotes_result(self, runner, packs)
 
 
 def BUCKET_OF(s3):

@@ -54,7 +54,7 @@ make_entry(struct store *s, const char *crate, uint64_t size, int64_t ts, int in
 	memset(&c, 0, sizeof c);
 	memcpy(c.result, key, HASH_LEN);
 	store_manifest_add(s, inv, &c);
-	if (intent && store_intent_add(s, key, inv) < 0)
+	if (intent && store_intent_add(s, key, inv, 0) < 0)
 		return 1;
 	memset(&ev, 0, sizeof ev);
 	ev.type = JOURNAL_MISS;

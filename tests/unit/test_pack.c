@@ -879,7 +879,7 @@ test_dir_remote_round_trip(void **state)
 
 	hash_to_hex(f->inv, inv);
 	hash_to_hex(f->res, res);
-	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv, 0), 0);
 	r = open_dir_remote(f, &root);
 	assert_int_equal(remote_fetch(r, f->dir_b, inv, 0), REMOTE_MISS); /* an empty remote */
 	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
@@ -905,6 +905,81 @@ test_dir_remote_round_trip(void **state)
 	remote_free(&r);
 	assert_null(r);
 	free(root);
+}
+
+/* A pack is put once; an intent written under cache.recache puts it over the
+ * one there (another runner's), and marks it replaced for the session saves. */
+static void
+test_dir_remote_recache_replaces_the_pack(void **state)
+{
+	struct fx *f = *state;
+	char inv[HASH_HEX_LEN + 1], res[HASH_HEX_LEN + 1], got[HASH_HEX_LEN + 1], *root, *pack,
+	    *text, *mark;
+	struct remote *r;
+	int replace = -1;
+
+	hash_to_hex(f->inv, inv);
+	hash_to_hex(f->res, res);
+	r = open_dir_remote(f, &root);
+	pack = xasprintf("packs/x/%s.pack", res);
+	mark = xasprintf("%s/run/sessions/%s.replaced", f->dir_a, res);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv, 0), 0);
+	assert_int_equal(store_intent_read(f->dir_a, res, got, &replace), 0);
+	assert_string_equal(got, inv);
+	assert_int_equal(replace, 0);
+	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
+	text = xasprintf("%s/%s", root, pack);
+	assert_int_equal(fs_write_atomic(text, "another runner's", 16, 0644), 0);
+	free(text);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv, 0), 0);
+	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK); /* there: left */
+	text = read_text(root, pack);
+	assert_string_equal(text, "another runner's");
+	free(text);
+	assert_int_equal(access(mark, F_OK), -1);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv, 1), 0);
+	assert_int_equal(store_intent_read(f->dir_a, res, got, &replace), 0);
+	assert_string_equal(got, inv);
+	assert_int_equal(replace, 1);
+	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
+	text = read_text(root, pack);
+	assert_string_not_equal(text, "another runner's");
+	free(text);
+	assert_int_equal(access(mark, F_OK), 0);
+	assert_int_equal(remote_fetch(r, f->dir_b, inv, 0), REMOTE_OK); /* a pack, whole */
+	remote_free(&r);
+	free(mark);
+	free(pack);
+	free(root);
+}
+
+/* An intent that is not 64 hex digits, alone or with " replace", is damaged. */
+static void
+test_intent_text_checked(void **state)
+{
+	struct fx *f = *state;
+	char res[HASH_HEX_LEN + 1], got[HASH_HEX_LEN + 1], *path;
+	const struct {
+		int hex;
+		const char *tail;
+	} bad[] = { { 63, "" }, { 63, " replace" }, { 64, "x" }, { 64, " replaced" },
+		{ 64, " replace\n" }, { 64, "\n" }, { 64, " REPLACE" }, { 65, "" } };
+	int replace;
+
+	hash_to_hex(f->res, res);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv, 1), 0); /* makes intents/ */
+	assert_int_equal(store_intent_read(f->dir_a, res, got, &replace), 0);
+	assert_int_equal(replace, 1);
+	path = store_intent_path(f->dir_a, res);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *text = xasprintf("%.*s%s%s", bad[i].hex > 64 ? 64 : bad[i].hex, res,
+		    bad[i].hex > 64 ? "0" : "", bad[i].tail);
+
+		assert_int_equal(fs_write_atomic(path, text, strlen(text), 0644), 0);
+		assert_int_equal(store_intent_read(f->dir_a, res, got, &replace), -1);
+		free(text);
+	}
+	free(path);
 }
 
 struct listed {
@@ -956,7 +1031,7 @@ test_dir_remote_list(void **state)
 
 	hash_to_hex(f->res, res);
 	hash_to_hex(f->inv, inv);
-	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv, 0), 0);
 	r = open_dir_remote(f, &root);
 	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
 	p = xasprintf("%s/packs/x/.%s.pack.tmp.1", root, res); /* a writer's temporary */
@@ -1009,7 +1084,7 @@ test_dir_remote_of_another_format_is_off(void **state)
 
 	hash_to_hex(f->inv, inv);
 	hash_to_hex(f->res, res);
-	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv, 0), 0);
 	r = open_dir_remote(f, &root);
 	p = xasprintf("%s/" LAYOUT_FORMAT_NAME, root);
 	assert_int_equal(fs_write_atomic(p, "kache-remote 9\n", 15, 0644), 0);
@@ -1132,7 +1207,7 @@ uploaded_pack(struct fx *f, char **root, struct buf *pack)
 	struct remote *r;
 
 	hash_to_hex(f->res, res);
-	assert_int_equal(store_intent_add(f->a, f->res, f->inv), 0);
+	assert_int_equal(store_intent_add(f->a, f->res, f->inv, 0), 0);
 	r = open_dir_remote(f, root);
 	assert_int_equal(remote_put(r, f->dir_a, res), REMOTE_OK);
 	name = layout_pack_name("x", res);
@@ -1347,6 +1422,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_missing_blob_is_absent, setup, teardown),
 		cmocka_unit_test(test_layout_manifest),
 		cmocka_unit_test_setup_teardown(test_dir_remote_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_remote_recache_replaces_the_pack, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_intent_text_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_round_trip_past_memory,
 		    setup_large_random, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_remote_list, setup, teardown),
