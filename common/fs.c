@@ -505,3 +505,32 @@ fs_flock_wait(int fd, int64_t deadline, int poll_ms)
 	}
 	return 0;
 }
+
+mode_t
+fs_umask(void)
+{
+	static int known = -1;
+	int m = __atomic_load_n(&known, __ATOMIC_RELAXED);
+	struct buf b;
+	const char *at;
+	char *end = NULL;
+	unsigned long v = 01000;
+
+	if (m >= 0)
+		return (mode_t)m;
+	buf_init(&b);
+	if (fs_read_file("/proc/self/status", &b, 1 << 16) == 0 && b.p != NULL &&
+	    (at = strstr(b.p, "\nUmask:\t")) != NULL)
+		v = strtoul(at + 8, &end, 8);
+	if (v <= 0777 && *end == '\n') {
+		m = (int)v;
+	} else {
+		mode_t was = umask(077);
+
+		umask(was);
+		m = (int)(was & 0777);
+	}
+	buf_free(&b);
+	__atomic_store_n(&known, m, __ATOMIC_RELAXED);
+	return (mode_t)m;
+}

@@ -58,6 +58,10 @@ char *fs_tmp_beside(const char *path);
 /* Copies src to dst's temporary and renames it over dst. Tries a reflink
  * (FICLONE) first, then copy_file_range, then read/write. The result has mode. */
 int fs_copy_atomic(const char *src, const char *dst, mode_t mode);
+/* The process's umask, read once: from /proc/self/status (umask(2) cannot
+ * read it without setting it, for a moment, under other threads that create
+ * files); where /proc is not mounted, by umask(2). */
+mode_t fs_umask(void);
 /* Same, into an open destination fd. *cloned says whether a reflink worked. */
 int fs_clone_or_copy_fd(int in, int out, int *cloned);
 /* Removes a tree; missing is fine. */

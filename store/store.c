@@ -15,7 +15,8 @@
 struct store {
 	char *dir;
 	char import_source[16]; /* store_set_import_source */
-	mode_t mask;            /* permission bits kache never grants: those the top dir lacks */
+	mode_t mask;            /* permission bits kache never grants a record or a
+	                         * directory: those the top dir lacks (blob_mode) */
 };
 
 /* A per-file memo record, little-endian: device, inode, size (u64 each),
@@ -29,6 +30,7 @@ struct store {
 static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo", "journal",
 	STORE_INTENTS, "tmp" };
 
+static mode_t blob_mode(int exec);
 static char *memo_path(const struct store *s, const struct stat *st);
 static int memo_get(const struct store *s, const struct stat *st, int any_ctime,
     unsigned char out[HASH_LEN]);
@@ -106,15 +108,24 @@ store_free(struct store **sp)
 	*sp = NULL;
 }
 
-/* A blob's mode (before the store's mask): writable by its owner. Restored
- * and stored outputs are hardlinks of blobs, and rustc refuses an output it
- * cannot write ("output file ... is not writeable"): a build with the wrapper
- * off over kache's target failed on the first crate it recompiled. Nothing
- * writes through one: kache unlinks a miss's outputs before rustc runs, rustc
- * and the linker replace an output (rename, unlink), never write into it, and
- * a blob written in place anyway is caught by the memo's stat before any
- * restore (blob_put_link). */
-#define BLOB_MODE(exec) ((exec) ? 0755 : 0644)
+/* A blob's mode: what rustc gives an output (0666 or 0777, less the
+ * umask), but never writable by group or others. Restored and stored outputs
+ * are hardlinks of blobs, so this is the mode of the target's files: masked
+ * to a private store's 0700 (before 2026-12-04) a binary in target/ was
+ * 0700, which no other user could run. Inside the store nobody else reaches
+ * a blob whatever its mode: the top directory says who enters. Writable by
+ * its owner: rustc refuses an output it cannot write ("output file ... is
+ * not writeable"), and a build with the wrapper off over kache's target
+ * failed on the first crate it recompiled. Nothing writes through one: kache
+ * unlinks a miss's outputs before rustc runs, rustc and the linker replace
+ * an output (rename, unlink), never write into it, and a blob written in
+ * place anyway is caught by the memo's stat before any restore
+ * (blob_put_link). */
+static mode_t
+blob_mode(int exec)
+{
+	return (exec ? 0755 : 0644) & ~fs_umask();
+}
 
 mode_t
 store_mode(const struct store *s, mode_t mode)
@@ -487,8 +498,7 @@ blob_put_link(struct store *s, const char *src, int exec, unsigned char hash[HAS
 	if (link(src, tmp) < 0)
 		return -1;
 	fd = fs_open_regular(tmp, O_RDONLY, 0);
-	if (fd < 0 || hash_fd(fd, hash, size) < 0 ||
-	    fchmod(fd, store_mode(s, BLOB_MODE(exec))) < 0) {
+	if (fd < 0 || hash_fd(fd, hash, size) < 0 || fchmod(fd, blob_mode(exec)) < 0) {
 		if (fd >= 0)
 			close(fd);
 		unlink(tmp);
@@ -514,7 +524,7 @@ blob_put_copy(struct store *s, const char *src, int exec, unsigned char hash[HAS
 	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (in >= 0 && out >= 0 && fs_clone_or_copy_fd(in, out, NULL) == 0 &&
 	    lseek(out, 0, SEEK_SET) == 0 && hash_fd(out, hash, size) == 0 &&
-	    fchmod(out, store_mode(s, BLOB_MODE(exec))) == 0)
+	    fchmod(out, blob_mode(exec)) == 0)
 		rc = 0;
 	if (in >= 0)
 		close(in);
@@ -549,7 +559,7 @@ store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
 {
 	char *tmp =
 	    xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
-	mode_t mode = store_mode(s, BLOB_MODE(exec));
+	mode_t mode = blob_mode(exec);
 	/* tmp is this call's own name: made whole, then renamed by blob_commit */
 	int rc = how == STORE_PUT_DIRECT ? fs_write_new_direct(tmp, data, n, mode) :
 	                                   fs_write_new(tmp, data, n, mode);

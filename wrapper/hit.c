@@ -25,6 +25,7 @@ enum restore_how { RESTORE_AUTO, RESTORE_REFLINK, RESTORE_HARDLINK, RESTORE_COPY
 static int envs_match(struct wrapper *w, const struct store_candidate *c);
 static int inputs_match(struct wrapper *w, const struct store_candidate *c);
 static enum restore_how restore_mode(const struct wrapper *w);
+static void blob_mode_now(const char *blob, const struct stat *bst, const struct store_output *o);
 static int clone_blob(const char *blob, const char *tmp, mode_t mode);
 static int may_reflink(const char *dst);
 static int same_inode(const char *path, const struct stat *st);
@@ -109,7 +110,9 @@ hit_may_hardlink(const struct wrapper *w)
 	return how == RESTORE_AUTO || how == RESTORE_HARDLINK;
 }
 
-/* A reflink of blob at tmp, with mode. -1 where the filesystem cannot. */
+/* A reflink of blob at tmp, with mode less the umask (the kernel's, as it
+ * creates tmp: what rustc's output would have). -1 where the filesystem
+ * cannot. */
 static int
 clone_blob(const char *blob, const char *tmp, mode_t mode)
 {
@@ -117,9 +120,9 @@ clone_blob(const char *blob, const char *tmp, mode_t mode)
 
 	if (in < 0)
 		return -1;
-	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (out >= 0) {
-		rc = ioctl(out, FICLONE, in) == 0 && fchmod(out, mode) == 0 ? 0 : -1;
+		rc = ioctl(out, FICLONE, in) == 0 ? 0 : -1;
 		if (close(out) < 0)
 			rc = -1;
 		if (rc < 0)
@@ -177,14 +180,30 @@ same_inode(const char *path, const struct stat *st)
 	return lstat(path, &here) == 0 && here.st_dev == st->st_dev && here.st_ino == st->st_ino;
 }
 
+/* A blob an older kache made is given, before it is linked, the mode a
+ * blob has now (store.c, blob_mode): its owner's write bit (read-only before
+ * 2026-12-03: rustc refuses to replace an output it cannot write, which
+ * failed a build with the wrapper off over this target), and the read and
+ * run bits the umask gives group and others (masked to a private store's
+ * 0700 before 2026-12-04: a binary in target/ no other user could run). A
+ * blob with any group or other bit is one of now's: no umask read. */
+static void
+blob_mode_now(const char *blob, const struct stat *bst, const struct store_output *o)
+{
+	mode_t have = bst->st_mode & 07777, want = have | S_IWUSR;
+
+	if ((have & 077) == 0)
+		want |= o->mode & 055 & ~fs_umask();
+	if (want != have)
+		(void)chmod(blob, want);
+}
+
 /* Puts the blob at dst: a reflink where the filesystem can, else a hardlink
  * (outputs are unlinked before any compile through kache writes them, and
  * rustc and the linker replace an output rather than write into it, so
- * nothing writes through it into the store), else a copy. bst: the blob's
- * stat as the hash check took it (no second lstat). A blob made read-only
- * (before 2026-12-03: store.c, BLOB_MODE) is given its owner's write bit
- * first: rustc refuses to replace an output it cannot write, which failed a
- * build with the wrapper off over this target. */
+ * nothing writes through it into the store), else a copy; each with the mode
+ * rustc would give the output (blob_mode_now). bst: the blob's stat as the
+ * hash check took it (no second lstat). */
 static int
 place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const char *dst,
     const struct store_output *o)
@@ -198,8 +217,8 @@ place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const ch
 		placed = 1;
 	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && S_ISREG(bst->st_mode) &&
 	    ((bst->st_mode & 0111) != 0) == ((o->mode & 0111) != 0)) {
-		if ((bst->st_mode & S_IWUSR) == 0)
-			(void)chmod(blob, (bst->st_mode & 07777) | S_IWUSR);
+		if ((bst->st_mode & S_IWUSR) == 0 || (bst->st_mode & 077) == 0)
+			blob_mode_now(blob, bst, o);
 		/* straight to dst when nothing is there (after cargo clean: one
 		 * call, atomic); else beside it, then renamed over it */
 		if (link(blob, dst) == 0 || (errno == EEXIST && same_inode(dst, bst))) {
@@ -216,7 +235,7 @@ place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const ch
 		return placed ? 0 : -1;
 	}
 	free(tmp);
-	return fs_copy_atomic(blob, dst, o->mode);
+	return fs_copy_atomic(blob, dst, o->mode & ~fs_umask());
 }
 
 /* Restores one output: verifies the blob (size, and hash through the stat memo,

@@ -672,6 +672,60 @@ class Scenarios(unittest.TestCase):
         out[root] = os.stat(root).st_mode & 0o777
         return out
 
+    def output_modes(self, ws):
+        """The permission bits of the build's outputs in target/debug: the
+        binary, and every rlib, rmeta, shared object and executable of deps/."""
+        t = os.path.join(ws.dir, "target", "debug")
+        files = [os.path.join(t, "fixture-app")] + [
+            p for p in glob.glob(os.path.join(t, "deps", "*"))
+            if not p.endswith(".d") and os.path.isfile(p)]
+        return {os.path.relpath(p, t): oct(os.stat(p).st_mode & 0o7777) for p in files}
+
+    def test_outputs_have_the_modes_a_build_without_kache_gives_them(self):
+        """An output hardlinked to a blob has the blob's mode: blobs masked to
+        a private store's 0700 made target/debug/fixture-app 0700, which no
+        other user can run (a container's non-root user after COPY, a binary
+        installed for everyone). What a miss stores and a hit restores has
+        the mode a build without kache gives it, under the user's umask; an
+        older store's 0600/0700 blobs get it at their next hit."""
+        for mask in (0o022, 0o077):
+            old = os.umask(mask)
+            try:
+                root = os.path.join(self.tmp, "umask%03o" % mask)
+                os.makedirs(root)
+                store = os.path.join(root, "store")
+                plain = Workspace(root, store, "plain")
+                plain.cargo("build", RUSTC_WRAPPER="")
+                want = self.output_modes(plain)
+                self.assertIn("fixture-app", want)
+                ws = Workspace(root, store, "ws")
+                ws.cargo("build")
+                self.assertTrue(CRATES.issubset(set(ws.compiled())))
+                self.assertEqual(self.output_modes(ws), want, "stored by a miss")
+                ws.cargo("clean")
+                ws.cargo("build")
+                self.assertEqual(ws.compiled(), [])
+                self.assertEqual(self.output_modes(ws), want, "restored by a hit")
+                ws.cargo("clean")
+                ws.cargo("build", KACHE_RESTORE="copy")
+                self.assertEqual(ws.compiled(), [])
+                self.assertEqual(self.output_modes(ws), want, "copied by a hit")
+                kh.wait_for(lambda: not kache_processes(store), 60, 0.1)
+                self.assertEqual(os.stat(store).st_mode & 0o777, 0o700)
+                if mask != 0o022:
+                    continue
+                # a store from before: its blobs open to nobody but their owner
+                for d, _, names in os.walk(os.path.join(store, "blobs")):
+                    for n in names:
+                        p = os.path.join(d, n)
+                        os.chmod(p, os.stat(p).st_mode & 0o700)
+                ws.cargo("clean")
+                ws.cargo("build")
+                self.assertEqual(ws.compiled(), [])
+                self.assertEqual(self.output_modes(ws), want, "restored from an older store")
+            finally:
+                os.umask(old)
+
     def test_new_store_is_private_unless_shared(self):
         ws = Workspace(self.tmp, self.store)
         out = self.warm(ws)
@@ -684,8 +738,20 @@ class Scenarios(unittest.TestCase):
         kh.wait_for(lambda: not kache_processes(self.store), 60, 0.1)
         modes = self.modes(self.store)
         self.assertGreater(len(modes), 10)
-        open_to_others = {p: oct(m) for p, m in modes.items() if m & 0o077}
-        self.assertEqual(open_to_others, {}, "readable by group or others")
+        # nobody but the owner enters the store; a blob has the mode of the
+        # target's file it is a hardlink of (the umask's, as rustc's output:
+        # test_outputs_have_the_modes_a_build_without_kache_gives_them), and
+        # nobody else can write any
+        umask = os.umask(0)
+        os.umask(umask)
+        blob = {p: m for p, m in modes.items() if "/blobs/" in p and os.path.isfile(p)}
+        self.assertTrue(blob)
+        self.assertEqual({p: oct(m) for p, m in blob.items()
+                          if m & 0o077 != (0o755 if m & 0o100 else 0o644) & ~umask & 0o077},
+                         {}, "a blob's bits for group and others are not the umask's")
+        open_to_others = {p: oct(m) for p, m in modes.items()
+                          if m & (0o022 if p in blob else 0o077)}
+        self.assertEqual(open_to_others, {}, "open to group or others")
         self.assertEqual(modes[self.store], 0o700)
         shared = os.path.join(self.tmp, "shared-store")
         ws.env.update(KACHE_DIR=shared, KACHE_SHARED="true")
