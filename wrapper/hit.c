@@ -25,6 +25,7 @@ enum restore_how { RESTORE_AUTO, RESTORE_REFLINK, RESTORE_HARDLINK, RESTORE_COPY
 static int envs_match(struct wrapper *w, const struct store_candidate *c);
 static int inputs_match(struct wrapper *w, const struct store_candidate *c);
 static enum restore_how restore_mode(const struct wrapper *w);
+static int final_artifact(const struct wrapper *w);
 static void blob_mode_now(const char *blob, const struct stat *bst, const struct store_output *o);
 static int clone_blob(const char *blob, const char *tmp, mode_t mode);
 static int may_reflink(const char *dst);
@@ -102,12 +103,34 @@ restore_mode(const struct wrapper *w)
 	return RESTORE_AUTO;
 }
 
+/* A final artifact: what a user takes from target/ and may change in place
+ * (GNU strip, patchelf, wasm-opt and ar write into a file that has several
+ * hardlinks, to keep them): a bin, cdylib or staticlib of a compile that is
+ * neither a test harness nor a build script. Linked to its blob, the change
+ * would reach the store and every checkout linked to the same blob. */
+static int
+final_artifact(const struct wrapper *w)
+{
+	const struct strv *t = &w->args.crate_types;
+	int final = 0;
+
+	if (str_starts_with(w->args.crate_name ? w->args.crate_name : "", "build_script_"))
+		return 0;
+	for (size_t i = 0; i < t->n; i++) {
+		if (strcmp(t->v[i], "test") == 0)
+			return 0;
+		final |= strcmp(t->v[i], "bin") == 0 || strcmp(t->v[i], "cdylib") == 0 ||
+		    strcmp(t->v[i], "staticlib") == 0;
+	}
+	return final;
+}
+
 int
 hit_may_hardlink(const struct wrapper *w)
 {
 	enum restore_how how = restore_mode(w);
 
-	return how == RESTORE_AUTO || how == RESTORE_HARDLINK;
+	return how == RESTORE_HARDLINK || (how == RESTORE_AUTO && !final_artifact(w));
 }
 
 /* A reflink of blob at tmp, with mode less the umask (the kernel's, as it
@@ -201,7 +224,8 @@ blob_mode_now(const char *blob, const struct stat *bst, const struct store_outpu
 /* Puts the blob at dst: a reflink where the filesystem can, else a hardlink
  * (outputs are unlinked before any compile through kache writes them, and
  * rustc and the linker replace an output rather than write into it, so
- * nothing writes through it into the store), else a copy; each with the mode
+ * nothing writes through it into the store; not a final artifact, which a
+ * user may change in place: final_artifact), else a copy; each with the mode
  * rustc would give the output (blob_mode_now). bst: the blob's stat as the
  * hash check took it (no second lstat). */
 static int
@@ -215,7 +239,7 @@ place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const ch
 	if ((how == RESTORE_REFLINK || (how == RESTORE_AUTO && may_reflink(dst))) &&
 	    clone_blob(blob, tmp, o->mode) == 0)
 		placed = 1;
-	if (!placed && (how == RESTORE_AUTO || how == RESTORE_HARDLINK) && S_ISREG(bst->st_mode) &&
+	if (!placed && hit_may_hardlink(w) && S_ISREG(bst->st_mode) &&
 	    ((bst->st_mode & 0111) != 0) == ((o->mode & 0111) != 0)) {
 		if ((bst->st_mode & S_IWUSR) == 0 || (bst->st_mode & 077) == 0)
 			blob_mode_now(blob, bst, o);

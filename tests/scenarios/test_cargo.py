@@ -726,6 +726,35 @@ class Scenarios(unittest.TestCase):
             finally:
                 os.umask(old)
 
+    def test_a_binary_stripped_in_place_leaves_the_cache_and_other_checkouts_alone(self):
+        """GNU strip writes a file with several hardlinks in place (to keep
+        them), as patchelf, wasm-opt and ar do: a final artifact hardlinked to
+        its blob (target/debug/fixture-app) stripped after the build changed
+        the blob, so every checkout whose binary was linked to it got it
+        stripped, and the next hit found the blob damaged and compiled
+        again. A final artifact (bin, cdylib, staticlib; not a test, not a
+        build script) is stored and restored as a copy of its own."""
+        a = Workspace(self.tmp, self.store, "a")
+        self.warm(a)
+        app = lambda ws: os.path.join(ws.dir, "target", "debug", "fixture-app")
+        size = os.path.getsize(app(a))
+        subprocess.run(["strip", app(a)], check=True)
+        self.assertLess(os.path.getsize(app(a)), size)
+        b = Workspace(self.tmp, self.store, "b")
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [], "the stripped blob was found damaged")
+        self.assertEqual(os.path.getsize(app(b)), size)
+        subprocess.run(["strip", app(b)], check=True)  # after a hit, too
+        a.cargo("clean")
+        a.cargo("build")
+        self.assertEqual(a.compiled(), [])
+        self.assertEqual(os.path.getsize(app(a)), size)
+        self.assertEqual(a.run_app().split()[0], "hello")
+        # the libraries in deps/ stay hardlinks of their blobs (the fast hit)
+        rlibs = glob.glob(os.path.join(a.dir, "target", "debug", "deps", "libfixture_core-*.rlib"))
+        self.assertEqual(len(rlibs), 1)
+        self.assertGreater(os.stat(rlibs[0]).st_nlink, 1)
+
     def test_new_store_is_private_unless_shared(self):
         ws = Workspace(self.tmp, self.store)
         out = self.warm(ws)
