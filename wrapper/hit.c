@@ -225,7 +225,10 @@ blob_mode_now(const char *blob, const struct stat *bst, const struct store_outpu
  * (outputs are unlinked before any compile through kache writes them, and
  * rustc and the linker replace an output rather than write into it, so
  * nothing writes through it into the store; not a final artifact, which a
- * user may change in place: final_artifact), else a copy; each with the mode
+ * user may change in place: final_artifact; not a blob another checkout
+ * links: the hit sets the output's mtime, and an inode has one, so the other
+ * checkout's outputs would turn newer than what cargo made there, and its
+ * next build dirty), else a copy; each with the mode
  * rustc would give the output (blob_mode_now). bst: the blob's stat as the
  * hash check took it (no second lstat). */
 static int
@@ -241,15 +244,25 @@ place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const ch
 		placed = 1;
 	if (!placed && hit_may_hardlink(w) && S_ISREG(bst->st_mode) &&
 	    ((bst->st_mode & 0111) != 0) == ((o->mode & 0111) != 0)) {
-		if ((bst->st_mode & S_IWUSR) == 0 || (bst->st_mode & 077) == 0)
-			blob_mode_now(blob, bst, o);
-		/* straight to dst when nothing is there (after cargo clean: one
-		 * call, atomic); else beside it, then renamed over it */
-		if (link(blob, dst) == 0 || (errno == EEXIST && same_inode(dst, bst))) {
-			free(tmp);
-			return 0;
+		if (bst->st_nlink > 1) {
+			/* linked outside the store already: this output itself
+			 * (nothing to do), or another checkout's, whose mtime the
+			 * hit's would move (a copy of its own, below) */
+			if (same_inode(dst, bst)) {
+				free(tmp);
+				return 0;
+			}
+		} else {
+			if ((bst->st_mode & S_IWUSR) == 0 || (bst->st_mode & 077) == 0)
+				blob_mode_now(blob, bst, o);
+			/* straight to dst when nothing is there (after cargo clean:
+			 * one call, atomic); else beside it, then renamed over it */
+			if (link(blob, dst) == 0) {
+				free(tmp);
+				return 0;
+			}
+			placed = link(blob, tmp) == 0;
 		}
-		placed = link(blob, tmp) == 0;
 	}
 	if (placed) {
 		/* rename(2) of a hardlink onto the same inode is a no-op: unlink tmp after */

@@ -755,6 +755,31 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(len(rlibs), 1)
         self.assertGreater(os.stat(rlibs[0]).st_nlink, 1)
 
+    def test_a_build_in_one_checkout_leaves_anothers_fresh(self):
+        """Two checkouts (git worktrees) on one store. A hit set the mtime of
+        what it restored to now, and a hardlink shares its inode, and so its
+        mtime, with every checkout linked to the same blob: a build in one
+        made the other's outputs newer than what cargo made there (a build
+        script's run), and cargo's next build there was dirty ("the
+        dependency ... was rebuilt"): units run again, every wrapper called.
+        A blob another checkout links is placed as a copy of its own."""
+        a = Workspace(self.tmp, self.store, "a")
+        b = Workspace(self.tmp, self.store, "b")
+        self.warm(a)
+        b.cargo("build")
+        self.assertEqual(b.compiled(), [])
+        for ws in (a, b, a):
+            time.sleep(1.1)  # cargo's mtimes: a second apart at least
+            ws.cargo("clean")
+            ws.cargo("build")
+            self.assertEqual(ws.compiled(), [])
+            other = b if ws is a else a
+            time.sleep(1.1)
+            p = other.cargo("build", "-v")
+            self.assertNotIn("Dirty", p.stderr)
+            self.assertNotIn("Compiling", p.stderr)
+            self.assertNotIn("Running", p.stderr)
+
     def test_new_store_is_private_unless_shared(self):
         ws = Workspace(self.tmp, self.store)
         out = self.warm(ws)
