@@ -28,6 +28,7 @@ static void note_driver(struct wrapper *w, const char *version);
 static int tool_answer(struct wrapper *w, char *const argv[], const char *what, struct buf *out);
 static int hash_native_libs(struct wrapper *w, struct hash_ctx *c);
 static const char *native_dir(const char *l);
+static int hash_target_spec(struct wrapper *w, struct hash_ctx *c, const char *v);
 static const char *codegen(const char *opt, const char *v, const char *name);
 static int links(const struct rustc_args *a);
 static int hash_input_file(struct wrapper *w, struct hash_ctx *c, const char *path);
@@ -201,6 +202,7 @@ hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *
 {
 	char *folded;
 	struct buf b;
+	int rc;
 
 	if (strcmp(opt, "--out-dir") == 0)
 		return 1; /* outputs are stored relative to it */
@@ -235,12 +237,14 @@ hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *
 	    (f = codegen(opt, v, "profile-sample-use=")) != NULL) {
 		/* a PGO profile: read by LLVM, named in no dep-info */
 		char *path = path_absolute(f, w->roots.cwd);
-		int rc = hash_input_file(w, c, path);
 
+		rc = hash_input_file(w, c, path);
 		hash_update(c, v, (size_t)(f - v));
 		free(path);
 		return rc;
 	}
+	if (strcmp(opt, "--target") == 0 && (rc = hash_target_spec(w, c, v)) <= 0)
+		return rc;
 	if ((f = codegen(opt, v, "linker=")) != NULL) {
 		/* the linker's identity, not where it is installed */
 		hash_str(c, path_basename(f));
@@ -342,6 +346,39 @@ hash_input_file(struct wrapper *w, struct hash_ctx *c, const char *path)
 	hash_update(c, h, HASH_LEN);
 	free(folded);
 	return 0;
+}
+
+/* --target: a built-in triple by name; a custom target's spec (nightly), a
+ * path ending in .json or a name rustc finds as <name>.json in a
+ * RUST_TARGET_PATH dir, by content too: rustc reads it, no dep-info names it
+ * (cargo puts a spec's content in -C metadata; a direct call does not).
+ * 0, -1 when the spec cannot be read, 1 when v names no spec file. */
+static int
+hash_target_spec(struct wrapper *w, struct hash_ctx *c, const char *v)
+{
+	const char *dirs = getenv("RUST_TARGET_PATH");
+	char *path = NULL;
+	int rc;
+
+	if (str_ends_with(v, ".json")) {
+		path = path_absolute(v, w->roots.cwd);
+	} else if (dirs != NULL && strchr(v, '/') == NULL) {
+		for (const char *d = dirs; *d != '\0' && path == NULL;) {
+			size_t n = strcspn(d, ":");
+			char *p = xasprintf("%.*s/%s.json", (int)n, d, v);
+
+			if (n > 0 && access(p, F_OK) == 0)
+				path = p;
+			else
+				free(p);
+			d += n + (d[n] == ':');
+		}
+	}
+	if (path == NULL)
+		return 1; /* a name: as any option's value */
+	rc = hash_input_file(w, c, path);
+	free(path);
+	return rc;
 }
 
 /* The regular files directly in a native search dir of the build, sorted: what a linker
@@ -452,7 +489,7 @@ void
 key_env_vars(struct wrapper *w, struct strv *out)
 {
 	static const char *const named[] = { "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS",
-		"RUSTC_BOOTSTRAP", NULL };
+		"RUSTC_BOOTSTRAP", "RUST_TARGET_PATH", NULL };
 	/* what clippy-driver reads and names in no dep-info: whether the package
 	 * was selected (`--no-deps` lints those only), the package's rust-version
 	 * (its default MSRV: a workspace's may change with no change to the

@@ -360,43 +360,106 @@ two_wrappers_free(struct wrapper *w1, struct wrapper *w2, const char *dir)
 	fs_remove_tree(dir);
 }
 
+/* The file name in each of two checkouts (one/ and two/ under dir), the
+ * same bytes in both, and wrappers for them. */
+struct two_files {
+	char *one, *two, *f1, *f2;
+};
+
+static void
+same_file_in_two_checkouts(struct wrapper *w1, struct wrapper *w2, const char *dir,
+    const char *name, const char *text, struct two_files *t)
+{
+	t->one = xasprintf("%s/one", dir);
+	t->two = xasprintf("%s/two", dir);
+	t->f1 = xasprintf("%s/%s", t->one, name);
+	t->f2 = xasprintf("%s/%s", t->two, name);
+	assert_int_equal(fs_mkdir_p(t->one, 0700), 0);
+	assert_int_equal(fs_mkdir_p(t->two, 0700), 0);
+	assert_int_equal(fs_write_atomic(t->f1, text, strlen(text), 0644), 0);
+	assert_int_equal(fs_write_atomic(t->f2, text, strlen(text), 0644), 0);
+	two_wrappers(w1, w2, dir, t->one, t->two);
+}
+
+/* Keys both wrappers over argv a: one key (the file's path is folded),
+ * then another once the second checkout's file holds other bytes. */
+static void
+keys_follow_the_content(struct wrapper *w1, struct wrapper *w2, const char *const *a,
+    const struct two_files *t, const char *other)
+{
+	unsigned char k1[HASH_LEN], k2[HASH_LEN];
+
+	parse(&w1->args, a);
+	parse(&w2->args, a);
+	assert_int_equal(key_invocation(w1, k1), 0);
+	assert_int_equal(key_invocation(w2, k2), 0);
+	assert_memory_equal(k1, k2, HASH_LEN); /* the same bytes, other checkout */
+	assert_int_equal(fs_write_atomic(t->f2, other, strlen(other), 0644), 0);
+	assert_int_equal(key_invocation(w2, k2), 0);
+	assert_memory_not_equal(k1, k2, HASH_LEN);
+}
+
+static void
+two_files_free(struct wrapper *w1, struct wrapper *w2, char *dir, struct two_files *t)
+{
+	two_wrappers_free(w1, w2, dir);
+	free(t->one);
+	free(t->two);
+	free(t->f1);
+	free(t->f2);
+}
+
 /* A PGO profile (-C profile-use=) is read by LLVM and named in no dep-info:
  * the key takes its content (a new profile made the same key: the code
  * optimized for the old one was served), under its folded name. */
 static void
 test_key_profile_use_by_content(void **state)
 {
-	char dir[] = "/tmp/kache-pgo-XXXXXX", *one, *two, *v1, *v2;
+	char dir[] = "/tmp/kache-pgo-XXXXXX";
 	struct wrapper w1, w2;
-	unsigned char k1[HASH_LEN], k2[HASH_LEN];
+	struct two_files t;
 	const char *a[] = { "--crate-name", "x", "src/lib.rs", "--out-dir", "target/deps", "-C",
-		NULL, "--emit=dep-info,link", NULL };
+		"profile-use=p.profdata", "--emit=dep-info,link", NULL };
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
-	one = xasprintf("%s/one", dir);
-	two = xasprintf("%s/two", dir);
-	v1 = xasprintf("%s/p.profdata", one);
-	v2 = xasprintf("%s/p.profdata", two);
-	assert_int_equal(fs_mkdir_p(one, 0700), 0);
-	assert_int_equal(fs_mkdir_p(two, 0700), 0);
-	assert_int_equal(fs_write_atomic(v1, "profile A", 9, 0644), 0);
-	assert_int_equal(fs_write_atomic(v2, "profile A", 9, 0644), 0);
-	two_wrappers(&w1, &w2, dir, one, two);
-	a[6] = "profile-use=p.profdata"; /* relative to each workspace */
-	parse(&w1.args, a);
+	same_file_in_two_checkouts(&w1, &w2, dir, "p.profdata", "profile A", &t);
+	keys_follow_the_content(&w1, &w2, a, &t, "profile B!");
+	two_files_free(&w1, &w2, dir, &t);
+}
+
+/* A custom target's spec (nightly: `--target my-os.json`, or a name found in
+ * RUST_TARGET_PATH) is read by rustc and named in no dep-info: by content,
+ * under the folded path. */
+static void
+test_key_target_spec_by_content(void **state)
+{
+	char dir[] = "/tmp/kache-spec-XXXXXX", *specs;
+	struct wrapper w1, w2;
+	struct two_files t;
+	unsigned char k2[HASH_LEN], k3[HASH_LEN];
+	const char *a[] = { "--crate-name", "x", "src/lib.rs", "--out-dir", "target/deps",
+		"--target", "my-os.json", "--emit=dep-info,link", NULL };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	same_file_in_two_checkouts(&w1, &w2, dir, "my-os.json", "{\"cpu\": \"a\"}", &t);
+	keys_follow_the_content(&w1, &w2, a, &t, "{\"cpu\": \"b\"}");
+	/* by name, in a RUST_TARGET_PATH dir: the spec found there */
+	a[6] = "my-os";
+	args_free(&w2.args);
 	parse(&w2.args, a);
-	assert_int_equal(key_invocation(&w1, k1), 0);
+	specs = xasprintf("%s/nowhere:%s", dir, t.two);
+	setenv("RUST_TARGET_PATH", specs, 1);
 	assert_int_equal(key_invocation(&w2, k2), 0);
-	assert_memory_equal(k1, k2, HASH_LEN); /* same profile, other checkout */
-	assert_int_equal(fs_write_atomic(v2, "profile B!", 10, 0644), 0);
-	assert_int_equal(key_invocation(&w2, k2), 0);
-	assert_memory_not_equal(k1, k2, HASH_LEN);
-	two_wrappers_free(&w1, &w2, dir);
-	free(one);
-	free(two);
-	free(v1);
-	free(v2);
+	assert_int_equal(fs_write_atomic(t.f2, "{\"cpu\": \"c\"}", 12, 0644), 0);
+	assert_int_equal(key_invocation(&w2, k3), 0);
+	assert_memory_not_equal(k2, k3, HASH_LEN);
+	unsetenv("RUST_TARGET_PATH");
+	assert_int_equal(key_invocation(&w2, k2), 0); /* a built-in name: no file */
+	assert_memory_not_equal(k2, k3, HASH_LEN);
+	free(specs);
+	two_files_free(&w1, &w2, dir, &t);
 }
 
 /* A linking compile takes the files of its build's native -L dirs (a build
@@ -754,6 +817,7 @@ main(void)
 		cmocka_unit_test(test_depinfo),
 		cmocka_unit_test(test_key_location_independent),
 		cmocka_unit_test(test_key_profile_use_by_content),
+		cmocka_unit_test(test_key_target_spec_by_content),
 		cmocka_unit_test(test_key_link_inputs),
 		cmocka_unit_test(test_session_guess_cargo),
 		cmocka_unit_test(test_session_guess_cargo_alias),
