@@ -196,7 +196,11 @@ describe(const struct why_part *now, const struct why_part *was, const char *cha
 		                 "unset");
 		break;
 	case WHY_EXTERN: m = xasprintf("dependency %s %s (--extern %s)", n, change, n); break;
-	case WHY_NATIVE: m = xasprintf("native library or linker input %s %s", n, change); break;
+	case WHY_NATIVE:
+		/* what the key reads by content that no dep-info names (key.c) */
+		m = xasprintf("native library, linker input, PGO profile or target spec %s %s", n,
+		    change);
+		break;
 	case WHY_HOST_CPU:
 		m = was && now && strcmp(was->name, now->name) == 0 ?
 		    xasprintf("host CPU changed (-C target-cpu=native): %s, other features", n) :

@@ -523,7 +523,8 @@ class Scenarios(unittest.TestCase):
         self.assertGreaterEqual(json.loads(st.stdout)["hits"], 1, st.stdout)
         why = subprocess.run([kh.KACHE, "why-miss", "linkdemo"], env=env, capture_output=True,
                              text=True, timeout=60).stdout
-        self.assertIn("native library or linker input <target>/debug/build/linkdemo-", why)
+        self.assertIn("native library, linker input, PGO profile or target spec "
+                      "<target>/debug/build/linkdemo-", why)
         self.assertIn("/out/memory.x changed", why)
 
     def split_debug_files(self, ws):
