@@ -20,6 +20,8 @@ enum config_kind {
 	K_SECS,    /* parse_duration: a plain number is seconds (90, 90s, 10m, 1h) */
 	K_MS,      /* a plain number is milliseconds; or a duration with its unit (2s) */
 	K_ENUM,    /* one of choices (any case) */
+	K_NAME,    /* one of choices, any case, spelled as they are; another word
+	            * is kept as written, for the code that uses it to refuse */
 };
 
 struct config_def {
@@ -63,8 +65,8 @@ static const struct config_def defs[] = {
 	    .kind = K_MS },
 	{ "wrapper.fetch_timeout_ms", "KACHE_FETCH_TIMEOUT_MS", "5000", 0,
 	    "longest a compile waits for an acknowledged remote fetch", .kind = K_MS },
-	{ "remote.type", "KACHE_REMOTE", "none", 0, "none | dir | s3",
-	    .kind = K_STR }, /* remote.c checks it */
+	{ "remote.type", "KACHE_REMOTE", "none", 0, "none | dir | s3", .kind = K_NAME,
+	    .choices = "none|dir|s3" }, /* remote.c refuses another */
 	{ "remote.path", "KACHE_REMOTE_PATH", "", 0, "directory remote location", .kind = K_STR },
 	{ "remote.read_only", "KACHE_REMOTE_READ_ONLY", "false", 0,
 	    "fetch but never upload (any remote; also s3.read_only)", .kind = K_BOOL },
@@ -352,7 +354,8 @@ invalid(const struct config_def *d, const char *v)
 	int64_t x = 0;
 
 	switch (d->kind) {
-	case K_STR: return NULL;
+	case K_STR:
+	case K_NAME: return NULL;
 	case K_BOOL: return bool_value(v) < 0 ? "is not true or false" : NULL;
 	case K_COUNT:
 		if (strspn(v, "0123456789") != strlen(v) || strlen(v) > 12)
@@ -388,8 +391,8 @@ check(struct config *cfg, size_t i)
 	if (cfg->source[i] == CONFIG_DEFAULT || d->kind == K_STR)
 		return;
 	if (cfg->value[i][0] != '\0' && (why = invalid(d, cfg->value[i])) == NULL) {
-		if (d->kind == K_ENUM && (c = choice(d, cfg->value[i])) != NULL &&
-		    strcmp(c, cfg->value[i]) != 0) {
+		if ((d->kind == K_ENUM || d->kind == K_NAME) &&
+		    (c = choice(d, cfg->value[i])) != NULL && strcmp(c, cfg->value[i]) != 0) {
 			free(cfg->value[i]);
 			cfg->value[i] = xstrdup(c);
 		}

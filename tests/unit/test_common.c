@@ -597,6 +597,25 @@ test_config_values_checked(void **state)
 	assert_int_equal(config_get_duration(cfg, "supervisor.gc_interval"), 600000);
 	assert_non_null(strstr(w.p, "KACHE_GC_INTERVAL=0 (supervisor.gc_interval) is below"));
 	config_free(&cfg);
+	/* a remote's type in any case is the type (S3 was refused where the
+	 * remote opened: workers exit 78); another word is kept as written, for
+	 * the remote to refuse where it opens (intents kept, doctor says it) */
+	unsetenv("KACHE_GC_INTERVAL");
+	for (int k = 0; k < 3; k++) {
+		static const char *const in[] = { "S3", "None", "sss" },
+		                         *const out[] = { "s3", "none", "sss" };
+
+		setenv("KACHE_REMOTE", in[k], 1);
+		buf_free(&w);
+		buf_init(&w);
+		cfg = config_load(&w);
+		buf_addstr(&w, "");
+		assert_string_equal(config_get(cfg, "remote.type"), out[k]);
+		assert_int_equal(config_has_remote(cfg), k != 1);
+		assert_null(strstr(w.p, "KACHE_REMOTE"));
+		config_free(&cfg);
+	}
+	unsetenv("KACHE_REMOTE");
 	buf_free(&w);
 	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
 		unsetenv(vars[i]);
