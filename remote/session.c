@@ -1051,6 +1051,17 @@ remote_session_save_job(struct remote *r, const char *kache_dir)
 	return save_locked(r, kache_dir, 0, NULL, 1);
 }
 
+void
+remote_session_end_job(const char *kache_dir)
+{
+	int fd = save_lock(kache_dir, REMOTE_SESSION_SAVE_WAIT_MS);
+
+	if (fd < 0)
+		return;
+	job_end(kache_dir);
+	close(fd);
+}
+
 /* The end of a job (a stop, after its save): forgets the
  * run/sessions/<fp>.saved records, so that the next job's saves start their
  * union afresh, and the <res>.replaced marks, which every save of the job

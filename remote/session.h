@@ -146,5 +146,9 @@ int remote_session_save(struct remote *r, const char *kache_dir, int64_t idle_ms
  * that the next job's saves start their union afresh; both under the save
  * lock, after any idle save under way. As remote_session_save. */
 int remote_session_save_job(struct remote *r, const char *kache_dir);
+/* The end of a job that saves nothing (prefetch.save_manifest off): its
+ * records and marks forgotten, as remote_session_save_job does after its
+ * save (waiting for a save under way, as it does). */
+void remote_session_end_job(const char *kache_dir);
 
 #endif

@@ -17,6 +17,7 @@
 #include "proto/client.h"
 #include "proto/paths.h"
 #include "remote/remote.h"
+#include "remote/session.h"
 #include "store/pending.h"
 #include "store/store.h"
 #include "supervisor/sup_internal.h"
@@ -189,7 +190,8 @@ cmd_stop(const char *dir, int64_t flush_ms)
 }
 
 /* The end of the job: its build sessions become session manifests, unless
- * prefetch.save_manifest is off (a failure is said, and does not fail stop). */
+ * prefetch.save_manifest is off (a failure is said, and does not fail stop);
+ * then the job ends all the same (a recache's replaced marks). */
 static void
 save_manifests(void)
 {
@@ -198,6 +200,8 @@ save_manifests(void)
 	cfg = config_load_warn(CONFIG_WARN_NONE, NULL);
 	if (config_has_remote(cfg) && config_get_bool(cfg, "prefetch.save_manifest"))
 		sup_save_manifests(cfg, 1);
+	else if (config_has_remote(cfg))
+		remote_session_end_job(config_get(cfg, "cache.dir"));
 	config_free(&cfg);
 }
 

@@ -1198,15 +1198,20 @@ class PrefetchDir(kh.DirRunners, unittest.TestCase):
         a.env["KACHE_PREFETCH_SAVE_MANIFEST"] = "false"
         self.assertEqual(kache(a, "supervisor", "start").returncode, 0)
         a.cargo("build")
+        # a recache replaces the remote's packs and marks their keys for the
+        # job's saves (run/sessions/<res>.replaced): the stop ends the job
+        # even when it saves nothing
+        a.cargo("clean")
+        a.cargo("build", KACHE_RECACHE="1")
         p = kache(a, "supervisor", "stop", timeout=120)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(self.sessions(), {})
         # and neither the wrapper nor the index kept lines that no save would
-        # take (features, results used): they would only grow
+        # take (features, results used, replaced marks): they would only grow
         rs = os.path.join(a.env["KACHE_DIR"], "run", "sessions")
         kache(a, "stats")  # folds the journal in, as a running index would
-        self.assertEqual([n for n in os.listdir(rs)
-                          if n.endswith(".features") or n.endswith(".used")], [])
+        self.assertEqual([n for n in os.listdir(rs) if n.endswith(".features") or
+                          n.endswith(".used") or n.endswith(".replaced")], [])
 
 
     # ---- crate names, newest first (workers/prefetch/prefetch_meta.c) ----
