@@ -294,11 +294,16 @@ restore_output(struct wrapper *w, const struct store_output *o, const char *out_
 	dst = path_join(out_dir, o->name);
 	if (store_hash_kept(w->store, blob, h, &st) == 0 && (uint64_t)st.st_size == o->size &&
 	    memcmp(h, o->hash, HASH_LEN) == 0) {
+		ino_t blob_ino = st.st_ino;
+
 		rc = place_blob(w, blob, &st, dst, o);
 		if (rc == 0 && (utimensat(AT_FDCWD, dst, NULL, 0) < 0 || stat(dst, &st) < 0))
 			rc = -1;
-		if (rc == 0) /* the blob's inode, for the next restore and for a
-		              * dependent hashing it as an --extern */
+		/* the blob's inode (its mtime just moved), for the next restore and
+		 * for a dependent hashing it as an --extern; a copy's for the
+		 * latter only: a final artifact is nobody's --extern, and a memo
+		 * of each build's new copy of it would only pile up */
+		if (rc == 0 && (st.st_ino == blob_ino || !final_artifact(w)))
 			store_memo_put(w->store, &st, o->hash);
 	} else if (lstat(blob, &st) == 0) {
 		/* damaged in place, or not a regular file (a FIFO, a symlink): drop

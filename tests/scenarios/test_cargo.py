@@ -1163,9 +1163,14 @@ class MemoRecordScenarios(unittest.TestCase):
     def test_memo_files_do_not_grow_with_warm_builds(self):
         # a restore moves the output's (the blob's) mtime: a per-file memo named
         # by the mtime left one more file behind per output on every hit
+        # (a final binary is placed as a copy, a new inode each build: its
+        # memo piled up; each copy is kept alive here, so that no inode number
+        # comes back to hide one)
         ws, out = self.built()
         counts = []
-        for _ in range(4):
+        app = os.path.join(ws.dir, "target", "debug", "fixture-app")
+        for i in range(4):
+            os.link(app, os.path.join(self.tmp, "app-%d" % i))
             ws.cargo("clean")
             ws.cargo("build")
             self.assertEqual(ws.compiled(), [])
