@@ -16,7 +16,7 @@ struct store {
 	char *dir;
 	char import_source[16]; /* store_set_import_source */
 	mode_t mask;            /* permission bits kache never grants a record or a
-	                         * directory: those the top dir lacks (blob_mode) */
+	                         * directory: those the top dir lacks (store_blob_mode) */
 };
 
 /* A per-file memo record, little-endian: device, inode, size (u64 each),
@@ -30,7 +30,6 @@ struct store {
 static const char *const store_subdirs[] = { "blobs", "entries", "manifests", "memo", "journal",
 	STORE_INTENTS, "tmp" };
 
-static mode_t blob_mode(int exec);
 static char *memo_path(const struct store *s, const struct stat *st);
 static int memo_get(const struct store *s, const struct stat *st, int any_ctime,
     unsigned char out[HASH_LEN]);
@@ -121,8 +120,8 @@ store_free(struct store **sp)
  * an output (rename, unlink), never write into it, and a blob written in
  * place anyway is caught by the memo's stat before any restore
  * (blob_put_link). */
-static mode_t
-blob_mode(int exec)
+mode_t
+store_blob_mode(int exec)
 {
 	return (exec ? 0755 : 0644) & ~fs_umask();
 }
@@ -498,7 +497,7 @@ blob_put_link(struct store *s, const char *src, int exec, unsigned char hash[HAS
 	if (link(src, tmp) < 0)
 		return -1;
 	fd = fs_open_regular(tmp, O_RDONLY, 0);
-	if (fd < 0 || hash_fd(fd, hash, size) < 0 || fchmod(fd, blob_mode(exec)) < 0) {
+	if (fd < 0 || hash_fd(fd, hash, size) < 0 || fchmod(fd, store_blob_mode(exec)) < 0) {
 		if (fd >= 0)
 			close(fd);
 		unlink(tmp);
@@ -524,7 +523,7 @@ blob_put_copy(struct store *s, const char *src, int exec, unsigned char hash[HAS
 	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (in >= 0 && out >= 0 && fs_clone_or_copy_fd(in, out, NULL) == 0 &&
 	    lseek(out, 0, SEEK_SET) == 0 && hash_fd(out, hash, size) == 0 &&
-	    fchmod(out, blob_mode(exec)) == 0)
+	    fchmod(out, store_blob_mode(exec)) == 0)
 		rc = 0;
 	if (in >= 0)
 		close(in);
@@ -559,7 +558,7 @@ store_blob_put_bytes(struct store *s, const void *data, size_t n, int exec,
 {
 	char *tmp =
 	    xasprintf("%s/tmp/blob.%ld.%lx", s->dir, (long)getpid(), (unsigned long)random());
-	mode_t mode = blob_mode(exec);
+	mode_t mode = store_blob_mode(exec);
 	/* tmp is this call's own name: made whole, then renamed by blob_commit */
 	int rc = how == STORE_PUT_DIRECT ? fs_write_new_direct(tmp, data, n, mode) :
 	                                   fs_write_new(tmp, data, n, mode);

@@ -86,12 +86,16 @@ struct store_manifest {
 
 /* Opens (creating when missing) the store at dir. NULL with errno on failure.
  * A new store's directory is made 0700 (private), or 0755 when shared (config
- * cache.shared). Everything kache creates inside grants group and others at
- * most what the top directory grants them: chmod it to share an existing store. */
+ * cache.shared). Every directory and record kache creates inside grants group
+ * and others at most what the top directory grants them (a blob: the mode of
+ * an output, store_blob_mode): chmod it to share an existing store. */
 struct store *store_open(const char *dir);
 struct store *store_open_shared(const char *dir, int shared);
 /* mode less the group/other bits the store's top directory withholds. */
 mode_t store_mode(const struct store *s, mode_t mode);
+/* A blob's mode, the mode rustc gives an output: 0644, or 0755 for an
+ * executable, less the umask (store.c says why). */
+mode_t store_blob_mode(int exec);
 void store_free(struct store **s);
 const char *store_dir(const struct store *s);
 /* Where the packs a prefetch imports through s came from (one of

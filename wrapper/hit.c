@@ -134,8 +134,8 @@ hit_may_hardlink(const struct wrapper *w)
 }
 
 /* A reflink of blob at tmp, with mode less the umask (the kernel's, as it
- * creates tmp: what rustc's output would have). -1 where the filesystem
- * cannot. */
+ * creates tmp: store_blob_mode's, with no read of the umask on a reflinking
+ * filesystem's every hit). -1 where the filesystem cannot. */
 static int
 clone_blob(const char *blob, const char *tmp, mode_t mode)
 {
@@ -204,7 +204,7 @@ same_inode(const char *path, const struct stat *st)
 }
 
 /* A blob an older kache made is given, before it is linked, the mode a
- * blob has now (store.c, blob_mode): its owner's write bit (read-only before
+ * blob has now (store_blob_mode): its owner's write bit (read-only before
  * 2026-12-03: rustc refuses to replace an output it cannot write, which
  * failed a build with the wrapper off over this target), and the read and
  * run bits the umask gives group and others (masked to a private store's
@@ -216,7 +216,7 @@ blob_mode_now(const char *blob, const struct stat *bst, const struct store_outpu
 	mode_t have = bst->st_mode & 07777, want = have | S_IWUSR;
 
 	if ((have & 077) == 0)
-		want |= o->mode & 055 & ~fs_umask();
+		want |= store_blob_mode((o->mode & 0111) != 0) & 055;
 	if (want != have)
 		(void)chmod(blob, want);
 }
@@ -272,7 +272,7 @@ place_blob(struct wrapper *w, const char *blob, const struct stat *bst, const ch
 		return placed ? 0 : -1;
 	}
 	free(tmp);
-	return fs_copy_atomic(blob, dst, o->mode & ~fs_umask());
+	return fs_copy_atomic(blob, dst, store_blob_mode((o->mode & 0111) != 0));
 }
 
 /* Restores one output: verifies the blob (size, and hash through the stat memo,
