@@ -200,14 +200,13 @@ codegen(const char *opt, const char *v, const char *name)
 static int
 hash_option(struct wrapper *w, struct hash_ctx *c, const char *opt, const char *v)
 {
+	const char *f;
 	char *folded;
 	struct buf b;
 	int rc;
 
 	if (strcmp(opt, "--out-dir") == 0)
 		return 1; /* outputs are stored relative to it */
-	const char *f;
-
 	if (codegen(opt, v, "incremental=") != NULL) {
 		hash_str(c, "incremental");
 		return 1;
