@@ -29,15 +29,7 @@ while [ $# -gt 0 ]; do
        exit 2 ;;
   esac
 done
-[ ${#bins[@]} -ge 1 ] && [ -x "${bins[0]}" ] ||
-  { echo "bench: give the kache binary: --kache build-rel/bin/kache" >&2; exit 2; }
-work="$(mktemp -d)"
-cleanup() {
-  for st in "$work"/store-*; do [ -d "$st" ] && KACHE_DIR="$st" "${bins[0]}" supervisor stop >/dev/null 2>&1; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-unset KACHE_REMOTE KACHE_REMOTE_PATH KACHE_S3_ENDPOINT KACHE_S3_BUCKET
+local_ab_work
 # cold <tool index: -1 none, else the binary's>: one timed cold build: its wall
 # time and the CPU (user + system) of cargo and all it waited for, in ms
 cold() {

@@ -49,7 +49,7 @@ remote_env() {
   fi
 }
 # kache_arg OPTION VALUE: --kache and --with of the A/B scripts (race-ab.sh,
-# cold-ab.sh), appended to the caller's arrays bins and withs (--with: a
+# cold-ab.sh, warm-ab.sh), appended to the caller's arrays bins and withs (--with: a
 # NAME=VALUE for the --kache before it); 1 for any other option
 kache_arg() {
   case "$1" in
@@ -59,4 +59,19 @@ kache_arg() {
             withs[$((${#bins[@]} - 1))]+=" $2" ;;
     *) return 1 ;;
   esac
+}
+# local_ab_work: for the A/B scripts with no remote whose stores are
+# $work/store-* (cold-ab.sh, warm-ab.sh): checks that the first --kache is
+# there, makes $work, and on exit stops each store's supervisor and removes
+# $work; a remote in the caller's environment is unset
+local_ab_work() {
+  [ ${#bins[@]} -ge 1 ] && [ -x "${bins[0]}" ] ||
+    { echo "bench: give the kache binary: --kache build-rel/bin/kache" >&2; exit 2; }
+  work="$(mktemp -d)"
+  trap local_ab_cleanup EXIT
+  unset KACHE_REMOTE KACHE_REMOTE_PATH KACHE_S3_ENDPOINT KACHE_S3_BUCKET
+}
+local_ab_cleanup() {
+  for st in "$work"/store-*; do [ -d "$st" ] && KACHE_DIR="$st" "${bins[0]}" supervisor stop >/dev/null 2>&1; done
+  rm -rf "$work"
 }
