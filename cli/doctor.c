@@ -57,6 +57,7 @@ struct doctor {
 static void say(struct doctor *d, const char *name, enum level lv, const char *fix, const char *fmt,
     ...) __attribute__((format(printf, 5, 6)));
 static void chk_binaries(struct doctor *d);
+static char *trace_library(const char *kache);
 static void chk_wrapper(struct doctor *d);
 static int wrapper_in_file(const char *path, char *val, size_t n);
 static int wrapper_found(const char *path, void *arg);
@@ -94,12 +95,27 @@ say(struct doctor *d, const char *name, enum level lv, const char *fix, const ch
 		d->failed = 1;
 }
 
-/* kache on PATH, kached beside it (the wrapper execs that one), and both of
- * this version. */
+/* Where the wrapper at kache looks for kache-trace.so: lib/kache/ beside the
+ * bin/ of the file it runs from (a symlink followed, as /proc/self/exe is). */
+static char *
+trace_library(const char *kache)
+{
+	char *real = realpath(kache, NULL), *dir, *lib;
+
+	dir = path_dirname(real != NULL ? real : kache);
+	lib = xasprintf("%s/../lib/kache/kache-trace.so", dir);
+	free(dir);
+	free(real);
+	return lib;
+}
+
+/* kache on PATH, kached beside it (the wrapper execs that one), both of this
+ * version, and lib/kache/kache-trace.so (wrapper/trace.c) where the wrapper
+ * looks for it. */
 static void
 chk_binaries(struct doctor *d)
 {
-	char *kache = path_find_program("kache"), *kached, *dirname, want[64], got[256];
+	char *kache = path_find_program("kache"), *kached, *dirname, *trace, want[64], got[256];
 	char *argv[3] = { NULL, "version", NULL };
 
 	if (kache == NULL) {
@@ -111,6 +127,7 @@ chk_binaries(struct doctor *d)
 	dirname = xstrdup(kache);
 	*strrchr(dirname, '/') = '\0';
 	kached = xasprintf("%s/kached", dirname);
+	trace = trace_library(kache);
 	argv[0] = kached;
 	snprintf(want, sizeof want, "kache %s\n", KACHE_VERSION);
 	if (access(kached, X_OK) != 0)
@@ -122,9 +139,17 @@ chk_binaries(struct doctor *d)
 		say(d, "binaries", LV_FAIL, "install kache and kached from one build",
 		    "%s says '%.*s', this kached is %s", kached, (int)strcspn(got, "\n"), got,
 		    KACHE_VERSION);
+	else if (config_get_bool(d->cfg, "cache.trace_proc_macros") && access(trace, R_OK) != 0)
+		say(d, "binaries", LV_FAIL,
+		    "install kache completely (`cmake --install build` puts lib/kache/ beside "
+		    "bin/), or set cache.trace_proc_macros = false",
+		    "%s is missing: crates are compiled, never stored (what a proc macro "
+		    "reads would be unknown)",
+		    trace);
 	else
 		say(d, "binaries", LV_OK, NULL, "%s and kached beside it, version %s", kache,
 		    KACHE_VERSION);
+	free(trace);
 	free(dirname);
 	free(kached);
 	free(kache);

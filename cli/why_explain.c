@@ -214,7 +214,8 @@ describe(const struct why_part *now, const struct why_part *was, const char *cha
 		    n);
 		break;
 	case WHY_ENVDEP:
-		m = xasprintf("environment variable %s (read by env!) %s", n, change);
+		m = xasprintf("environment variable %s (read by env! or a proc macro) %s", n,
+		    change);
 		break;
 	default:
 		m = xasprintf("%s changed: %s -> %s",

@@ -46,6 +46,10 @@ static const struct config_def defs[] = {
 	    "create a new store readable by group and others (else 0700)", .kind = K_BOOL },
 	{ "cache.background_store", "KACHE_BACKGROUND_STORE", "true", 0,
 	    "store misses in a child, off the build's critical path", .kind = K_BOOL },
+	{ "cache.trace_proc_macros", "KACHE_TRACE_PROC_MACROS", "true", 0,
+	    "key what proc macros read behind rustc's back (kache-trace.so preloaded into rustc "
+	    "on a miss)",
+	    .kind = K_BOOL },
 	{ "cache.import_writes", "KACHE_IMPORT_WRITES", "auto", 0,
 	    "auto | buffered | direct: how fetched blobs are written (auto: O_DIRECT for blobs of "
 	    "1 MiB or more unless the disk is 8x slower per byte than the page cache)",

@@ -5,7 +5,7 @@
 # Usage: scripts/module-map.sh [--check]   (--check prints only problems)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-parts="common proto store index s3 remote wrapper supervisor workers cli planner"
+parts="common proto preload store index s3 remote wrapper supervisor workers cli planner"
 folder() { case "$1" in workers/*) echo "$1" | cut -d/ -f1-2 ;; *) echo "${1%%/*}" ;; esac; }
 edges=$(grep -rn --include='*.c' --include='*.h' '^#include "' $parts |
   while IFS=: read -r file _ line; do

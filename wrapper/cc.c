@@ -457,7 +457,7 @@ miss(struct cc *c)
 	}
 	unlink(c->a.obj);
 	clock_gettime(CLOCK_REALTIME, &t0);
-	if (run_rustc(c->cc, argv.v, &r) < 0) {
+	if (run_rustc(c->cc, argv.v, NULL, &r) < 0) {
 		free(tmp);
 		strv_free(&argv), strv_free(&remap);
 		return -1;

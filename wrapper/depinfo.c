@@ -230,3 +230,25 @@ depinfo_env_form(const struct roots *r, const char *name, const char *value)
 	}
 	return buf_detach(&b, NULL);
 }
+
+/* A variable a proc macro read (trace.c), as a candidate keeps it: a secret
+ * as depinfo_env_form keeps it, any other only as the hash of its value with
+ * the roots folded ("blake2b:" before it, where a secret's is of the value as
+ * it is): a macro may read a URL with a password under any name, and the
+ * value would be in a manifest every runner reads. */
+char *
+depinfo_env_form_traced(const struct roots *r, const char *name, const char *value)
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+	struct buf b;
+
+	if (config_is_secret_env(name))
+		return depinfo_env_form(r, name, value);
+	buf_init(&b);
+	roots_fold(r, value, strlen(value), &b);
+	hash_buffer(b.p ? b.p : "", b.len, h);
+	hash_to_hex(h, hex);
+	buf_free(&b);
+	return xasprintf("blake2b:%s", hex);
+}

@@ -58,7 +58,7 @@ pump(int fd, int to, struct buf *into)
 }
 
 int
-run_rustc(const char *rustc, char *const argv[], struct run_result *r)
+run_rustc(const char *rustc, char *const argv[], char *const env_add[], struct run_result *r)
 {
 	int po[2], pe[2], status;
 	struct pollfd fds[2];
@@ -83,6 +83,8 @@ run_rustc(const char *rustc, char *const argv[], struct run_result *r)
 	if (pid == 0) {
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
+		for (size_t i = 0; env_add != NULL && env_add[i] != NULL; i++)
+			putenv(env_add[i]);
 		execvp(rustc, argv);
 		_exit(127);
 	}

@@ -56,7 +56,10 @@ envs_match(struct wrapper *w, const struct store_candidate *c)
 				return 0;
 			continue;
 		}
-		form = depinfo_env_form(&w->roots, c->envs[i].name, now);
+		form = !config_is_secret_env(c->envs[i].name) &&
+		        str_starts_with(c->envs[i].value, "blake2b:") ?
+		    depinfo_env_form_traced(&w->roots, c->envs[i].name, now) :
+		    depinfo_env_form(&w->roots, c->envs[i].name, now);
 		same = strcmp(form, c->envs[i].value) == 0;
 		free(form);
 		if (!same) {
@@ -67,7 +70,9 @@ envs_match(struct wrapper *w, const struct store_candidate *c)
 	return 1;
 }
 
-/* Every input the candidate recorded has the same content here and now. */
+/* Every input the candidate recorded has the same content here and now (a
+ * directory a proc macro listed, the same names; a path it did not find, still
+ * absent: trace_input_hash). */
 static int
 inputs_match(struct wrapper *w, const struct store_candidate *c)
 {
@@ -80,7 +85,7 @@ inputs_match(struct wrapper *w, const struct store_candidate *c)
 
 		buf_reset(&p);
 		roots_expand(&w->roots, c->inputs[i].path, strlen(c->inputs[i].path), &p);
-		same = p.p != NULL && memo_hash_file(w, p.p, h, NULL, 0) == 0 &&
+		same = p.p != NULL && trace_input_hash(w, p.p, h, NULL, NULL) == 0 &&
 		    memcmp(h, c->inputs[i].hash, HASH_LEN) == 0;
 		if (!same)
 			log_debug("%s: input %s differs", w->args.crate_name, c->inputs[i].path);

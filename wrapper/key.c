@@ -625,6 +625,10 @@ key_invocation(struct wrapper *w, unsigned char out[HASH_LEN])
 	        w->host_cpu_digest) < 0)
 		return -1;
 	hash_env(w, &c);
+	/* a result whose proc macros' reads are keyed (trace.c) is never one made
+	 * without: neither is served for the other */
+	if (trace_wanted(w))
+		hash_str(&c, "proc-macro-reads-traced");
 	if (config_get_bool(w->cfg, "cache.remap")) {
 		hash_str(&c, "remap");
 	} else {

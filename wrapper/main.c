@@ -130,6 +130,7 @@ main(int argc, char **argv)
 	args_free(&w.args);
 	roots_free(&w.roots);
 	memo_free(&w);
+	trace_free(&w);
 	strv_free(&w.key_files);
 	free(w.driver_conf);
 	free(driver);

@@ -17,6 +17,7 @@
 #include "common/path.h"
 #include "store/journal.h"
 #include "store/pending.h"
+#include "preload/trace.h"
 #include "wrapper/wrapper.h"
 
 #define DEPINFO_MAX (64u << 20)
@@ -30,6 +31,10 @@ static void fold_stderr(struct wrapper *w, const struct buf *err, struct buf *ou
 static int not_older(const struct timespec *a, const struct timespec *t0);
 static const char *hash_inputs(struct wrapper *w, const struct depinfo *d,
     const struct timespec *t0, struct store_candidate *c, struct hash_ctx *hc);
+static int named_in_depinfo(const struct wrapper *w, const struct depinfo *d, const char *abs);
+static const char *hash_traced(struct wrapper *w, const struct depinfo *d,
+    const struct timespec *t0, struct store_candidate *c, struct hash_ctx *hc);
+static int env_in_depinfo(const struct depinfo *d, const char *name);
 static const char *build_candidate(struct wrapper *w, const struct depinfo *d,
     const struct timespec *t0, struct store_candidate *c);
 static const char *put_outputs(struct wrapper *w, const char *out_dir, const struct strv *names,
@@ -174,10 +179,91 @@ hash_inputs(struct wrapper *w, const struct depinfo *d, const struct timespec *t
 	return NULL;
 }
 
+/* 1 when the dep-info names the file at abs (any spelling cwd resolves). */
+static int
+named_in_depinfo(const struct wrapper *w, const struct depinfo *d, const char *abs)
+{
+	int found = 0;
+
+	for (size_t i = 0; i < d->files.n && !found; i++) {
+		char *f = path_absolute(d->files.v[i], w->roots.cwd);
+
+		found = strcmp(f, abs) == 0;
+		free(f);
+	}
+	return found;
+}
+
+static int
+env_in_depinfo(const struct depinfo *d, const char *name)
+{
+	for (size_t i = 0; i < d->env_names.n; i++)
+		if (strcmp(d->env_names.v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Adds to the candidate what the compile's proc macros read that the dep-info
+ * does not name (trace.c): each path as it is now, which must be what the
+ * proc macro found (a file read is still a file, a directory listed still a
+ * directory, both older than the compile; a path not found still absent), and
+ * each variable, its value only ever as a hash (a macro may read a database
+ * URL with its password: depinfo_env_form_traced). */
+static const char *
+hash_traced(struct wrapper *w, const struct depinfo *d, const struct timespec *t0,
+    struct store_candidate *c, struct hash_ctx *hc)
+{
+	const struct trace *t = &w->trace;
+
+	for (size_t i = 0; i < t->inputs.n; i++) {
+		const char *path = t->inputs.v[i] + 1;
+		char *abs = path_absolute(path, w->roots.cwd);
+		struct store_input *in = &c->inputs[c->n_inputs];
+		struct stat st;
+		int kind, same;
+
+		if (named_in_depinfo(w, d, abs)) {
+			free(abs);
+			continue;
+		}
+		/* a directory opened without O_DIRECTORY is one listed */
+		same = trace_input_hash(w, abs, in->hash, &st, &kind) == 0 &&
+		    (kind == t->inputs.v[i][0] ||
+		        (kind == TRACE_DIR && t->inputs.v[i][0] == TRACE_READ)) &&
+		    (kind == TRACE_ABSENT ||
+		        (!not_older(&st.st_mtim, t0) && !not_older(&st.st_ctim, t0)));
+		free(abs);
+		if (!same) {
+			log_info("%s: %s, which a proc macro read, changed during the compile",
+			    w->args.crate_name, path);
+			return "input-changed";
+		}
+		in->path = roots_fold_input(&w->roots, path);
+		c->n_inputs++;
+		hash_str(hc, in->path);
+		hash_update(hc, in->hash, HASH_LEN);
+	}
+	for (size_t i = 0; i < t->envs.n; i++) {
+		const char *name = t->envs.v[i], *v = getenv(name);
+		struct store_envdep *e;
+
+		if (env_in_depinfo(d, name))
+			continue;
+		e = &c->envs[c->n_envs++];
+		e->name = xstrdup(name);
+		if (v != NULL)
+			e->value = depinfo_env_form_traced(&w->roots, name, v);
+		hash_str(hc, e->name);
+		hash_str(hc, e->value);
+	}
+	return NULL;
+}
+
 /* Fills the candidate from rustc's dep-info: every input (hash_inputs), every
- * env-dep in its stored form, and the result key over all of them. Refuses
- * (reason) as hash_inputs does, or when a file hashed into the invocation key
- * has other bytes now than when the key was computed. */
+ * env-dep in its stored form, what its proc macros read (hash_traced), and the
+ * result key over all of them. Refuses (reason) as hash_inputs does, or when a
+ * file hashed into the invocation key has other bytes now than when the key
+ * was computed. */
 static const char *
 build_candidate(struct wrapper *w, const struct depinfo *d, const struct timespec *t0,
     struct store_candidate *c)
@@ -186,8 +272,8 @@ build_candidate(struct wrapper *w, const struct depinfo *d, const struct timespe
 	const char *why;
 
 	memset(c, 0, sizeof *c);
-	c->inputs = xcalloc(d->files.n + 1, sizeof *c->inputs);
-	c->envs = xcalloc(d->env_names.n + 1, sizeof *c->envs);
+	c->inputs = xcalloc(d->files.n + w->trace.inputs.n + 1, sizeof *c->inputs);
+	c->envs = xcalloc(d->env_names.n + w->trace.envs.n + 1, sizeof *c->envs);
 	if (!key_files_unchanged(w))
 		return "input-changed";
 	hash_begin(&hc);
@@ -205,6 +291,8 @@ build_candidate(struct wrapper *w, const struct depinfo *d, const struct timespe
 		hash_str(&hc, e->name);
 		hash_str(&hc, e->value);
 	}
+	if ((why = hash_traced(w, d, t0, c, &hc)) != NULL)
+		return why;
 	hash_end(&hc, c->result);
 	return NULL;
 }
@@ -278,13 +366,19 @@ write_entry(struct wrapper *w, const struct run_result *r, const struct buf *dep
 static int
 secret_read(struct wrapper *w, const struct depinfo *d)
 {
-	for (size_t i = 0; i < d->env_names.n; i++)
-		if (config_is_secret_env(d->env_names.v[i])) {
-			log_info("%s: kept on this machine, not uploaded: its compile read %s, "
-			         "a secret-looking variable whose value its outputs may hold",
-			    w->args.crate_name, d->env_names.v[i]);
-			return 1;
-		}
+	for (size_t k = 0; k < 2; k++) {
+		const struct strv *names = k == 0 ? &d->env_names : &w->trace.envs;
+
+		for (size_t i = 0; i < names->n; i++)
+			if (config_is_secret_env(names->v[i])) {
+				log_info("%s: kept on this machine, not uploaded: its compile read "
+				         "%s, a secret-looking variable whose value its outputs "
+				         "may "
+				         "hold",
+				    w->args.crate_name, names->v[i]);
+				return 1;
+			}
+	}
 	return 0;
 }
 
@@ -340,7 +434,7 @@ store_result(struct wrapper *w, const struct run_result *r, const struct timespe
 	struct store_candidate c;
 	struct depinfo d;
 	struct buf text;
-	const char *why = NULL;
+	const char *why = w->trace.refuse;  /* a proc macro did what no key holds */
 	int private = w->private_d != NULL; /* a probe's dep-info is kache's own */
 
 	strv_init(&names);
@@ -466,12 +560,14 @@ miss_compile(struct wrapper *w)
 		unlink(w->private_d);
 		strv_push_owned(&argv, xasprintf("--emit=dep-info=%s", w->private_d));
 	}
+	trace_begin(w);
 	clock_gettime(CLOCK_REALTIME, &t0);
-	if (run_rustc(argv.v[0], argv.v, &r) < 0) {
+	if (run_rustc(argv.v[0], argv.v, w->trace.env_add.v, &r) < 0) {
 		drop_private_d(w);
 		strv_free(&argv);
 		return -1;
 	}
+	trace_collect(w);
 	if (r.status != 0 && !failure_kept(w, &r))
 		wrapper_journal(w, JOURNAL_MISS, "compile-failed", NULL, r.ms, 0);
 	else if (!config_get_bool(w->cfg, "cache.background_store") ||

@@ -263,7 +263,7 @@ query_answer(struct wrapper *w)
 		v[0] = (char *)program;
 		v[lead - 1] = (char *)w->rustc;
 		memcpy(v + lead, a->argv, (size_t)a->argc * sizeof *v);
-		if (run_rustc(program, v, &r) == 0) {
+		if (run_rustc(program, v, NULL, &r) == 0) {
 			record(w->store, key, &r);
 			if (version && r.status == 0) {
 				if (w->driver == NULL) /* rustc's own, for the key */

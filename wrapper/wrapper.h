@@ -151,6 +151,10 @@ void depinfo_secrets(const char *text, size_t n, int restore, struct buf *out);
 /* An env-dep value as a candidate keeps it (new string): roots folded, and a
  * secret (config_is_secret_env) only as "blake2b:<hash>". */
 char *depinfo_env_form(const struct roots *r, const char *name, const char *value);
+/* A variable a proc macro read (trace.c) as a candidate keeps it (new string):
+ * only ever a hash, "blake2b:<hash of the value, roots folded>" (a secret's
+ * as depinfo_env_form). envs_match tells the forms apart by that prefix. */
+char *depinfo_env_form_traced(const struct roots *r, const char *name, const char *value);
 
 /* ---- exec.c ---- */
 
@@ -160,9 +164,10 @@ struct run_result {
 	uint64_t ms;
 };
 
-/* Runs rustc with argv, forwarding its stdout and stderr as they come and
- * capturing them. -1 when it could not be started. */
-int run_rustc(const char *rustc, char *const argv[], struct run_result *r);
+/* Runs rustc with argv (and env_add's NAME=value strings in its environment,
+ * when not NULL), forwarding its stdout and stderr as they come and capturing
+ * them. -1 when it could not be started. */
+int run_rustc(const char *rustc, char *const argv[], char *const env_add[], struct run_result *r);
 /* Replaces this process with rustc and the original arguments. */
 void exec_rustc(const char *rustc, int argc, char **argv) __attribute__((noreturn));
 
@@ -170,6 +175,17 @@ void exec_rustc(const char *rustc, int argc, char **argv) __attribute__((noretur
 
 /* What a wrapper invocation knows; main.c fills cfg, store, rustc, args and
  * start_us, the rest is filled on the way. */
+/* What the proc macros of a miss read (trace.c, preload/trace.h). */
+struct trace {
+	int fd;              /* the trace file rustc appends to, or -1 */
+	int wanted;          /* the compile may load a proc macro, cache.trace_proc_macros on */
+	int loaded;          /* the library said it was active in rustc */
+	struct strv env_add; /* LD_PRELOAD and KACHE_TRACE_* for rustc, NULL-terminated */
+	struct strv inputs;  /* kind byte ('R', 'A', 'D') and path, sorted, unique */
+	struct strv envs;    /* names of the variables read, sorted, unique */
+	const char *refuse;  /* why the result must not be stored, or NULL */
+};
+
 struct wrapper {
 	struct config *cfg;
 	struct store *store;
@@ -204,7 +220,28 @@ struct wrapper {
 	unsigned char rustc_digest[HASH_LEN];    /* BLAKE2b of `rustc -vV` (and the driver's) */
 	char host_cpu[128];                      /* with native_cpu: the CPU (hostcpu_id's label) */
 	unsigned char host_cpu_digest[HASH_LEN]; /* and BLAKE2b of its identity */
+	struct trace trace;                      /* a miss's proc macros' reads */
 };
+
+/* trace.c: 1 when the compile may load a proc macro (it has an --extern or a
+ * -L: one re-exported by a dependency is found through -L) and
+ * cache.trace_proc_macros is on; the key says so (key.c). */
+int trace_wanted(const struct wrapper *w);
+/* Before a miss's rustc: the trace file and w->trace.env_add, or the reason
+ * nothing will be stored (w->trace.refuse). Nothing when not wanted. */
+void trace_begin(struct wrapper *w);
+/* After it: the records read into w->trace (inputs and envs sorted, unique;
+ * refuse set for a write, a program run, a connection, or a library that did
+ * not load), the file closed. */
+void trace_collect(struct wrapper *w);
+void trace_free(struct wrapper *w);
+/* An input's hash as a candidate keeps it: a file's content (memo_hash_file),
+ * else a directory's sorted names, else a tag for a path that does not exist;
+ * kind (when not NULL) says which, as preload/trace.h's TRACE_READ, TRACE_DIR
+ * or TRACE_ABSENT; st the stat (zeroed for an absent path). -1 when the path
+ * can be none of them (unreadable). */
+int trace_input_hash(struct wrapper *w, const char *path, unsigned char out[HASH_LEN],
+    struct stat *st, int *kind);
 
 /* The kached binary beside this one (new string), or NULL. */
 char *wrapper_kached_path(void);

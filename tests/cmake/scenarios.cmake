@@ -47,6 +47,11 @@ if(TARGET kache AND TARGET kached)
   kache_py_tests(scenarios/test_signing.py CLASS SignedDir NAME scenario_signing_{case}
       TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
 endif()
+# What proc macros read behind rustc's back (tests/scenarios/test_trace.py).
+if(TARGET kache AND TARGET kached)
+  kache_py_tests(scenarios/test_trace.py CLASS TraceScenarios NAME scenario_trace_{case}
+      TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
+endif()
 # kache why-miss and kache report (tests/scenarios/test_report.py).
 if(TARGET kache AND TARGET kached)
   foreach(pair "WhyMiss;scenario_why_" "Report;scenario_report_")

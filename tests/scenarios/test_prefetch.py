@@ -59,12 +59,14 @@ def session_and_compile_hint(p):
 
 
 
-# greet-macro made to read a variable no dep-info names (a proc macro's
-# std::env::var: cargo does not track it either), so that a result in the
+# greet-macro made to read a variable neither cargo nor kache sees: a walk of
+# the whole environment (std::env::vars reads `environ`, no call kache traces:
+# wrapper/trace.c keys what std::env::var reads), so that a result in the
 # remote can be wrong for a runner whose variable differs
 SHOUT_UNTRACKED = ("let word = input.to_string().to_uppercase();",
                    "let word = input.to_string().to_uppercase()\n"
-                   "        + &std::env::var(\"KACHE_FIXTURE_SHOUT\").unwrap_or_default();")
+                   "        + &std::env::vars().find(|(k, _)| k == \"KACHE_FIXTURE_SHOUT\")"
+                   ".map(|(_, v)| v).unwrap_or_default();")
 
 
 def check_recache_replaces_the_remotes_result(test, runner, packs):

@@ -79,7 +79,7 @@ class WhyMiss(Base):
         self.build()
         self.assertIn("fixture_core", self.build(KACHE_FIXTURE_GREETING="bonjour"))
         out, doc = self.why("fixture_core")
-        self.assertIn("environment variable KACHE_FIXTURE_GREETING (read by env!) changed", out)
+        self.assertIn("environment variable KACHE_FIXTURE_GREETING (read by env! or a proc macro) changed", out)
         self.assertEqual(doc["cause"], "env-dep")
 
     def test_rustflags_is_named_as_arguments(self):

@@ -803,6 +803,106 @@ test_driver_kind(void **state)
 	assert_int_equal(driver_kind(3, source, NULL), DRIVER_OTHER);
 }
 
+/* A trace file holding recs (n bytes) read into a wrapper's trace. */
+static void
+collect(struct wrapper *w, const char *recs, size_t n)
+{
+	char name[] = "/tmp/kache-trace-test-XXXXXX";
+	int fd = mkstemp(name);
+
+	assert_true(fd >= 0);
+	unlink(name);
+	assert_int_equal(write(fd, recs, n), (ssize_t)n);
+	trace_free(w);
+	memset(&w->trace, 0, sizeof w->trace);
+	w->trace.wanted = 1;
+	w->trace.fd = fd;
+	trace_collect(w);
+	assert_int_equal(w->trace.fd, -1);
+}
+
+/* What proc macros read (wrapper/trace.c): the records as the preloaded
+ * library writes them, the forms a candidate keeps, the hashes of a file, a
+ * directory and an absent path. */
+static void
+test_trace(void **state)
+{
+	struct wrapper w1, w2;
+	char dir[] = "/tmp/kache-trace-unit-XXXXXX", *one, *two, *f, *d, *a, *x, *y;
+	static const char ok[] = "L\0Rsrc/b\0Rsrc/a\0Rsrc/a\0EZED\0EKACHE_TRACE_FD\0ELD_PRELOAD\0"
+	                         "R/proc/self/maps\0Dsome\0Anone\0W/dev/null\0Xtorn";
+	unsigned char h[HASH_LEN], h2[HASH_LEN], h3[HASH_LEN];
+	int kind;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	one = xasprintf("%s/one", dir);
+	two = xasprintf("%s/two", dir);
+	two_wrappers(&w1, &w2, dir, one, two);
+	collect(&w1, ok, sizeof ok - 1); /* the last record torn: left out */
+	assert_null(w1.trace.refuse);
+	assert_int_equal(w1.trace.inputs.n, 4); /* sorted, once each, /proc left out */
+	assert_string_equal(w1.trace.inputs.v[0], "Anone");
+	assert_string_equal(w1.trace.inputs.v[1], "Dsome");
+	assert_string_equal(w1.trace.inputs.v[2], "Rsrc/a");
+	assert_string_equal(w1.trace.inputs.v[3], "Rsrc/b");
+	assert_int_equal(w1.trace.envs.n, 1); /* kache's own variables left out */
+	assert_string_equal(w1.trace.envs.v[0], "ZED");
+	collect(&w1, "L\0Wout.txt\0", 11);
+	assert_string_equal(w1.trace.refuse, "proc-macro-wrote-a-file");
+	collect(&w1, "L\0Xgit\0", 7);
+	assert_string_equal(w1.trace.refuse, "proc-macro-ran-a-program");
+	collect(&w1, "L\0N\0", 4);
+	assert_string_equal(w1.trace.refuse, "proc-macro-connected");
+	collect(&w1, "L\0?x\0", 5);
+	assert_string_equal(w1.trace.refuse, "trace-malformed");
+	collect(&w1, "Rsrc/a\0", 7); /* the library never said it was active */
+	assert_string_equal(w1.trace.refuse, "trace-not-loaded");
+	trace_free(&w1);
+
+	/* a variable: only a hash, of the value with the roots folded; a secret's
+	 * as an env-dep's */
+	x = depinfo_env_form_traced(&w1.roots, "CARGO_MANIFEST_DIR", one);
+	y = depinfo_env_form_traced(&w2.roots, "CARGO_MANIFEST_DIR", two);
+	assert_true(str_starts_with(x, "blake2b:"));
+	assert_string_equal(x, y);
+	assert_null(strstr(x, "one"));
+	free(y);
+	y = depinfo_env_form_traced(&w2.roots, "CARGO_MANIFEST_DIR", "/elsewhere");
+	assert_string_not_equal(x, y);
+	free(x);
+	free(y);
+	x = depinfo_env_form_traced(&w1.roots, "DB_PASSWORD", "hunter2");
+	y = depinfo_env_form(&w1.roots, "DB_PASSWORD", "hunter2");
+	assert_string_equal(x, y);
+	free(x);
+	free(y);
+
+	/* a file by content, a directory by its names, an absent path by a tag */
+	f = xasprintf("%s/f", dir);
+	d = xasprintf("%s/d", dir);
+	a = xasprintf("%s/absent", dir);
+	assert_int_equal(fs_write_atomic(f, "x", 1, 0644), 0);
+	assert_int_equal(fs_mkdir_p(d, 0700), 0);
+	assert_int_equal(trace_input_hash(&w1, f, h, NULL, &kind), 0);
+	assert_int_equal(kind, 'R');
+	assert_int_equal(trace_input_hash(&w1, a, h, NULL, &kind), 0);
+	assert_int_equal(kind, 'A');
+	assert_int_equal(trace_input_hash(&w1, d, h, NULL, &kind), 0);
+	assert_int_equal(kind, 'D');
+	put_file(d, "m.sql", "");
+	assert_int_equal(trace_input_hash(&w1, d, h2, NULL, &kind), 0);
+	assert_memory_not_equal(h, h2, HASH_LEN); /* a name more */
+	assert_int_equal(trace_input_hash(&w1, a, h3, NULL, NULL), 0);
+	assert_memory_not_equal(h2, h3, HASH_LEN);
+	free(f);
+	free(d);
+	free(a);
+	free(one);
+	free(two);
+	two_wrappers_free(&w1, &w2, dir);
+}
+
 int
 main(void)
 {
@@ -824,6 +924,7 @@ main(void)
 		cmocka_unit_test(test_cargo_cfg_alias),
 		cmocka_unit_test(test_check_profile),
 		cmocka_unit_test(test_driver_kind),
+		cmocka_unit_test(test_trace),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
