@@ -143,8 +143,8 @@ chk_binaries(struct doctor *d)
 		say(d, "binaries", LV_FAIL,
 		    "install kache completely (`cmake --install build` puts lib/kache/ beside "
 		    "bin/), or set cache.trace_proc_macros = false",
-		    "%s is missing: crates are compiled, never stored (what a proc macro "
-		    "reads would be unknown)",
+		    "%s is missing: crates with dependencies are compiled, never stored (what "
+		    "a proc macro reads would be unknown)",
 		    trace);
 	else
 		say(d, "binaries", LV_OK, NULL, "%s and kached beside it, version %s", kache,

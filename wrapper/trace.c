@@ -38,8 +38,22 @@ static int hash_dir(const char *path, unsigned char out[HASH_LEN]);
 int
 trace_wanted(const struct wrapper *w)
 {
-	return (w->args.externs.n > 0 || w->args.lib_dirs.n > 0) &&
-	    config_get_bool(w->cfg, "cache.trace_proc_macros");
+	int may = 0;
+
+	/* a macro is loaded from a crate an --extern names by its file, or from
+	 * one that re-exports it (which an --extern names too); a -L that rustc
+	 * searches for crates the source names (crate=, all=, a bare dir) may
+	 * hold one. `-L dependency=` alone (cargo gives one to every compile)
+	 * and `--extern proc_macro` (the sysroot's) load none. */
+	for (size_t i = 0; i < w->args.externs.n && !may; i++)
+		may = strchr(w->args.externs.v[i], '=') != NULL;
+	for (size_t i = 0; i < w->args.lib_dirs.n && !may; i++) {
+		const char *v = w->args.lib_dirs.v[i];
+
+		may = !str_starts_with(v, "dependency=") && !str_starts_with(v, "native=") &&
+		    !str_starts_with(v, "framework=");
+	}
+	return may && config_get_bool(w->cfg, "cache.trace_proc_macros");
 }
 
 /* Adds the directory of a crate rustc may load (an --extern's file, or a -L

@@ -223,9 +223,9 @@ struct wrapper {
 	struct trace trace;                      /* a miss's proc macros' reads */
 };
 
-/* trace.c: 1 when the compile may load a proc macro (it has an --extern or a
- * -L: one re-exported by a dependency is found through -L) and
- * cache.trace_proc_macros is on; the key says so (key.c). */
+/* trace.c: 1 when the compile may load a proc macro (an --extern names a
+ * file: a macro, or a crate that may re-export one; or a -L searched for
+ * crates by name) and cache.trace_proc_macros is on; the key says so (key.c). */
 int trace_wanted(const struct wrapper *w);
 /* Before a miss's rustc: the trace file and w->trace.env_add, or the reason
  * nothing will be stored (w->trace.refuse). Nothing when not wanted. */
