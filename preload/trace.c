@@ -1,4 +1,4 @@
-/* kache-trace.so: preloaded into rustc for a compile that loads proc macros
+/* kache-trace.so: preloaded into rustc for a compile that may load proc macros
  * (see trace.h). It writes down what a proc macro reads behind rustc's back,
  * so that the wrapper keys it: a file's content, a directory's names, a file's
  * absence, a variable's value; and what a key cannot hold (a write, a program
@@ -169,8 +169,10 @@ emit(int kind, const char *dir, const char *path)
 	size_t n = 0, d = dir != NULL ? strlen(dir) : 0, p = strlen(path);
 	int saved = errno;
 
-	if (d + p + 3 > sizeof rec)
-		return;
+	if (d + p + 3 > sizeof rec) { /* unknown to the wrapper: nothing stored */
+		kind = TRACE_UNREADABLE;
+		d = p = 0;
+	}
 	rec[n++] = (char)kind;
 	if (d > 0) {
 		memcpy(rec + n, dir, d);
@@ -210,8 +212,10 @@ emit_open(const void *ra, int dirfd, const char *path, int flags, int ok, int er
 		ssize_t n;
 
 		snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
-		if ((n = readlink(link, dir, sizeof dir - 1)) <= 0)
+		if ((n = readlink(link, dir, sizeof dir - 1)) <= 0) {
+			emit(TRACE_UNREADABLE, NULL, "");
 			return;
+		}
 		dir[n] = '\0';
 		under = dir;
 	}

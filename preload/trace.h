@@ -29,14 +29,16 @@
 #define TRACE_ENV_DIRS "KACHE_TRACE_DIRS"
 
 enum trace_kind {
-	TRACE_LOADED = 'L',  /* the library is active in the traced process (no path) */
-	TRACE_READ = 'R',    /* a file opened for reading */
-	TRACE_ABSENT = 'A',  /* a file or directory looked for and not found */
-	TRACE_DIR = 'D',     /* a directory listed */
-	TRACE_ENV = 'E',     /* a variable read */
-	TRACE_WRITE = 'W',   /* a file opened for writing: a side effect a hit does not redo */
-	TRACE_EXEC = 'X',    /* a program run: what it answers is not an input kache can key */
-	TRACE_CONNECT = 'N', /* a socket connected (a database): neither */
+	TRACE_LOADED = 'L',     /* the library is active in the traced process (no path) */
+	TRACE_READ = 'R',       /* a file opened for reading */
+	TRACE_ABSENT = 'A',     /* a file or directory looked for and not found */
+	TRACE_DIR = 'D',        /* a directory listed */
+	TRACE_ENV = 'E',        /* a variable read */
+	TRACE_WRITE = 'W',      /* a file opened for writing: a side effect a hit does not redo */
+	TRACE_EXEC = 'X',       /* a program run: what it answers is not an input kache can key */
+	TRACE_CONNECT = 'N',    /* a socket connected (a database): neither */
+	TRACE_UNREADABLE = '?', /* a call it could not write down (a path too long, a
+	                           directory descriptor it could not name) */
 };
 
 #endif

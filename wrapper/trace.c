@@ -183,7 +183,7 @@ static void
 take_record(struct wrapper *w, int kind, const char *s)
 {
 	struct trace *t = &w->trace;
-	const char *why = NULL;
+	const char *why, *what;
 
 	switch (kind) {
 	case TRACE_LOADED: t->loaded = 1; return;
@@ -199,19 +199,28 @@ take_record(struct wrapper *w, int kind, const char *s)
 			strv_push(&t->envs, s);
 		return;
 	case TRACE_WRITE:
-		if (!ignored_path(s))
-			why = "proc-macro-wrote-a-file";
+		if (ignored_path(s))
+			return;
+		why = "proc-macro-wrote-a-file";
+		what = "wrote";
 		break;
-	case TRACE_EXEC: why = "proc-macro-ran-a-program"; break;
-	case TRACE_CONNECT: why = "proc-macro-connected"; break;
-	default: why = "trace-malformed";
+	case TRACE_EXEC:
+		why = "proc-macro-ran-a-program";
+		what = "ran";
+		break;
+	case TRACE_CONNECT:
+		why = "proc-macro-connected";
+		what = "connected a socket";
+		break;
+	case TRACE_UNREADABLE:
+		why = "trace-incomplete";
+		what = "made a call the trace could not write down";
+		break;
+	default: why = "trace-malformed"; what = "left a record kache does not know";
 	}
-	if (why != NULL && t->refuse == NULL) {
-		log_info("%s: not stored: a proc macro it loads %s %s", w->args.crate_name,
-		    kind == TRACE_WRITE    ? "wrote" :
-		        kind == TRACE_EXEC ? "ran" :
-		                             "connected",
-		    *s ? s : "a socket");
+	if (t->refuse == NULL) {
+		log_info("%s: not stored: a proc macro it loads %s%s%s", w->args.crate_name, what,
+		    *s ? " " : "", s);
 		t->refuse = why;
 	}
 }

@@ -854,7 +854,9 @@ test_trace(void **state)
 	assert_string_equal(w1.trace.refuse, "proc-macro-ran-a-program");
 	collect(&w1, "L\0N\0", 4);
 	assert_string_equal(w1.trace.refuse, "proc-macro-connected");
-	collect(&w1, "L\0?x\0", 5);
+	collect(&w1, "L\0?\0", 4);
+	assert_string_equal(w1.trace.refuse, "trace-incomplete");
+	collect(&w1, "L\0!x\0", 5);
 	assert_string_equal(w1.trace.refuse, "trace-malformed");
 	collect(&w1, "Rsrc/a\0", 7); /* the library never said it was active */
 	assert_string_equal(w1.trace.refuse, "trace-not-loaded");
