@@ -51,6 +51,8 @@ endif()
 if(TARGET kache AND TARGET kached)
   kache_py_tests(scenarios/test_trace.py CLASS TraceScenarios NAME scenario_trace_{case}
       TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
+  kache_py_tests(scenarios/test_trace.py CLASS RealProcMacros NAME scenario_trace_real_{case}
+      TIMEOUT 600 LABELS scenario ARGS $<TARGET_FILE:kache>)
 endif()
 # kache why-miss and kache report (tests/scenarios/test_report.py).
 if(TARGET kache AND TARGET kached)

@@ -209,6 +209,88 @@ class TraceScenarios(unittest.TestCase):
         self.assertEqual(self.fresh_build(ws), [])
 
 
+REGISTRY = "/usr/share/cargo/registry"
+
+
+class RealProcMacros(unittest.TestCase):
+    """Debian's rust-embed 6 (scripts/example-deps.sh), whose derive embeds
+    each file of a folder with include_bytes! (so rustc's dep-info names the
+    files it found) after listing the folder with walkdir (which nothing
+    names): a file added to the folder is in a fresh checkout's build (the
+    kache before the trace served the binary without it). A counting shim in
+    RUSTC makes "served from the cache" a fact."""
+
+    def setUp(self):
+        self.tmp = kh.make_tmp("kache-trace-real-")
+        self.store = os.path.join(self.tmp, "store")
+        self.log = os.path.join(self.tmp, "rustc.log")
+        self.shim = os.path.join(self.tmp, "rustc")
+        with open(self.shim, "w") as f:
+            f.write("#!/bin/sh\ncase \" $* \" in *' --crate-name embedapp '*) "
+                    f"echo \"$*\" >> '{self.log}';; esac\n"
+                    f"exec '{kh.real_rustc()}' \"$@\"\n")
+        os.chmod(self.shim, 0o755)
+
+    def tearDown(self):
+        kh.remove_tmp(self.tmp)
+
+    def workspace(self, rel):
+        d = os.path.join(self.tmp, rel)
+        files = {
+            "Cargo.toml": '[package]\nname = "embedapp"\nversion = "0.1.0"\nedition = "2021"\n'
+                          '[dependencies]\nrust-embed = { version = "6", default-features = false,'
+                          ' features = ["debug-embed"] }\n',
+            ".cargo/config.toml": '[source.crates-io]\nreplace-with = "debian"\n'
+                                  f'[source.debian]\ndirectory = "{REGISTRY}"\n'
+                                  '[net]\noffline = true\n',
+            "src/main.rs": '#[derive(rust_embed::RustEmbed)]\n#[folder = "assets/"]\n'
+                           'struct Assets;\n'
+                           'fn main() {\n    let mut n: Vec<String> = '
+                           'Assets::iter().map(|n| n.to_string()).collect();\n'
+                           '    n.sort();\n    println!("{}", n.join(","));\n}\n',
+            "assets/a.txt": "a\n",
+        }
+        for rel_path, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(d, rel_path)), exist_ok=True)
+            with open(os.path.join(d, rel_path), "w") as f:
+                f.write(text)
+        return d
+
+    def fresh_build(self, d):
+        """`cargo clean && cargo build` in d; whether embedapp reached rustc,
+        and what the program prints. Waits for the results to be stored."""
+        env = dict(os.environ, KACHE_DIR=self.store, RUSTC_WRAPPER=kh.KACHE, RUSTC=self.shim,
+                   CARGO_HOME=d + "-cargo-home", KACHE_CONFIG=os.path.join(self.tmp, "none"))
+        for k in [k for k in env if k.startswith("KACHE_") and k not in
+                  ("KACHE_DIR", "KACHE_CONFIG")]:
+            del env[k]
+        if os.path.exists(self.log):
+            os.unlink(self.log)
+        for args in (["clean"], ["build", "-j2"]):
+            p = subprocess.run(["cargo", *args, "--offline"], cwd=d, env=env,
+                               capture_output=True, text=True, timeout=600)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        tmp = os.path.join(self.store, "tmp")
+        self.assertTrue(kh.wait_for(lambda: not [f for f in os.listdir(tmp)
+                                                 if f.startswith("pending-")], timeout=30))
+        out = subprocess.check_output([os.path.join(d, "target/debug/embedapp")], text=True)
+        return os.path.exists(self.log), out.strip()
+
+    def test_rust_embed_a_file_added_to_the_folder_is_in_a_fresh_build(self):
+        if not os.path.isdir(os.path.join(REGISTRY, "rust-embed-6.4.2")):
+            self.skipTest("librust-rust-embed-dev is not installed (scripts/example-deps.sh)")
+        d = self.workspace("a")
+        self.assertEqual(self.fresh_build(d), (True, "a.txt"))
+        self.assertEqual(self.fresh_build(d), (False, "a.txt"))  # served
+        with open(os.path.join(d, "assets", "b.txt"), "w") as f:
+            f.write("b\n")
+        self.assertEqual(self.fresh_build(d), (True, "a.txt,b.txt"))
+        other = self.workspace("b")  # another checkout of the same files
+        with open(os.path.join(other, "assets", "b.txt"), "w") as f:
+            f.write("b\n")
+        self.assertEqual(self.fresh_build(other), (False, "a.txt,b.txt"))
+
+
 if __name__ == "__main__":
     KACHE = kh.take_kache_arg()
     unittest.main()
