@@ -262,12 +262,15 @@ trace_collect(struct wrapper *w)
 		else
 			b.len = (size_t)st.st_size;
 	}
-	/* records: a kind byte, a string, a NUL; a torn last one is left out */
+	/* records: a kind byte, a string, a NUL; a torn last one (a write cut
+	 * short: a full disk) may have been a read, so nothing is stored */
 	for (size_t i = 0; i < b.len && t->refuse == NULL;) {
 		const char *end = memchr(b.p + i, '\0', b.len - i);
 
-		if (end == NULL)
+		if (end == NULL) {
+			t->refuse = "trace-incomplete";
 			break;
+		}
 		b.p[end - b.p] = '\0';
 		take_record(w, (unsigned char)b.p[i], b.p + i + 1);
 		i = (size_t)(end - b.p) + 1;
