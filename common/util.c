@@ -210,6 +210,24 @@ strv_sort(struct strv *s)
 		qsort(s->v, s->n, sizeof(char *), strv_cmp);
 }
 
+void
+strv_sort_unique(struct strv *s)
+{
+	size_t k = 0;
+
+	strv_sort(s);
+	for (size_t i = 0; i < s->n; i++) {
+		if (k > 0 && strcmp(s->v[k - 1], s->v[i]) == 0) {
+			free(s->v[i]);
+			continue;
+		}
+		s->v[k++] = s->v[i];
+	}
+	s->n = k;
+	if (s->v != NULL)
+		s->v[k] = NULL;
+}
+
 int
 parse_duration(const char *s, int64_t *ms)
 {

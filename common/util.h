@@ -43,6 +43,8 @@ void strv_free(struct strv *s);
 void strv_push(struct strv *s, const char *str);
 void strv_push_owned(struct strv *s, char *str);
 void strv_sort(struct strv *s);
+/* Sorts s and drops the repeats (freed), keeping it NULL-terminated. */
+void strv_sort_unique(struct strv *s);
 
 /* Parses sizes such as "10G", "512MiB", "1048576"; -1 when it is not one. */
 int64_t parse_size(const char *s);

@@ -35,19 +35,25 @@ static int try_remote(struct wrapper *w);
 static int wait_pending(struct wrapper *w);
 
 char *
-wrapper_kached_path(void)
+wrapper_beside(const char *rel)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	char *dir, *kached;
+	char *dir, *path;
 
 	if (n <= 0)
 		return NULL;
 	self[n] = '\0';
 	dir = path_dirname(self);
-	kached = path_join(dir, "kached");
+	path = path_join(dir, rel);
 	free(dir);
-	return kached;
+	return path;
+}
+
+char *
+wrapper_kached_path(void)
+{
+	return wrapper_beside("kached");
 }
 
 void

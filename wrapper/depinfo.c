@@ -11,6 +11,7 @@ static void parse_env(struct depinfo *d, const char *line, size_t n);
 static void sort_env(struct depinfo *d);
 static void escape_env(struct buf *out, const char *v);
 static void secret_line(struct buf *out, const char *line, size_t len, int restore);
+static char *hashed_form(const char *v, size_t n);
 
 #define SECRET_MARK "<kache: secret not stored>"
 
@@ -210,6 +211,19 @@ depinfo_free(struct depinfo *d)
 	memset(d, 0, sizeof *d);
 }
 
+/* "blake2b:" and the hash of the n bytes at v (new string): a value a
+ * candidate keeps without the value ever reaching the store. */
+static char *
+hashed_form(const char *v, size_t n)
+{
+	unsigned char h[HASH_LEN];
+	char hex[HASH_HEX_LEN + 1];
+
+	hash_buffer(v, n, h);
+	hash_to_hex(h, hex);
+	return xasprintf("blake2b:%s", hex);
+}
+
 /* Secrets are kept only as a hash: a candidate can be matched against this
  * process's value without the value ever reaching the store. */
 char *
@@ -217,17 +231,10 @@ depinfo_env_form(const struct roots *r, const char *name, const char *value)
 {
 	struct buf b;
 
+	if (config_is_secret_env(name))
+		return hashed_form(value, strlen(value));
 	buf_init(&b);
-	if (config_is_secret_env(name)) {
-		unsigned char h[HASH_LEN];
-		char hex[HASH_HEX_LEN + 1];
-
-		hash_buffer(value, strlen(value), h);
-		hash_to_hex(h, hex);
-		buf_addf(&b, "blake2b:%s", hex);
-	} else {
-		roots_fold(r, value, strlen(value), &b);
-	}
+	roots_fold(r, value, strlen(value), &b);
 	return buf_detach(&b, NULL);
 }
 
@@ -239,16 +246,14 @@ depinfo_env_form(const struct roots *r, const char *name, const char *value)
 char *
 depinfo_env_form_traced(const struct roots *r, const char *name, const char *value)
 {
-	unsigned char h[HASH_LEN];
-	char hex[HASH_HEX_LEN + 1];
 	struct buf b;
+	char *form;
 
 	if (config_is_secret_env(name))
 		return depinfo_env_form(r, name, value);
 	buf_init(&b);
 	roots_fold(r, value, strlen(value), &b);
-	hash_buffer(b.p ? b.p : "", b.len, h);
-	hash_to_hex(h, hex);
+	form = hashed_form(b.p ? b.p : "", b.len);
 	buf_free(&b);
-	return xasprintf("blake2b:%s", hex);
+	return form;
 }

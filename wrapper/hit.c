@@ -56,8 +56,8 @@ envs_match(struct wrapper *w, const struct store_candidate *c)
 				return 0;
 			continue;
 		}
-		form = !config_is_secret_env(c->envs[i].name) &&
-		        str_starts_with(c->envs[i].value, "blake2b:") ?
+		/* a traced variable's form is a hash; a secret's is alike either way */
+		form = str_starts_with(c->envs[i].value, "blake2b:") ?
 		    depinfo_env_form_traced(&w->roots, c->envs[i].name, now) :
 		    depinfo_env_form(&w->roots, c->envs[i].name, now);
 		same = strcmp(form, c->envs[i].value) == 0;

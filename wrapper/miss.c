@@ -371,10 +371,9 @@ secret_read(struct wrapper *w, const struct depinfo *d)
 
 		for (size_t i = 0; i < names->n; i++)
 			if (config_is_secret_env(names->v[i])) {
-				log_info("%s: kept on this machine, not uploaded: its compile read "
-				         "%s, a secret-looking variable whose value its outputs "
-				         "may "
-				         "hold",
+				log_info("%s: kept on this machine, not uploaded: its compile "
+				         "read %s, a secret-looking variable whose value its "
+				         "outputs may hold",
 				    w->args.crate_name, names->v[i]);
 				return 1;
 			}

@@ -31,7 +31,6 @@ static void add_crate_dir(const struct wrapper *w, struct strv *dirs, const char
 static void env_for_rustc(struct wrapper *w, const char *lib, const struct stat *st);
 static int open_trace_file(struct wrapper *w);
 static void take_record(struct wrapper *w, int kind, const char *s);
-static void sort_unique(struct strv *v);
 static int ignored_path(const char *p);
 static int hash_dir(const char *path, unsigned char out[HASH_LEN]);
 
@@ -78,16 +77,9 @@ add_crate_dir(const struct wrapper *w, struct strv *dirs, const char *v, int is_
 static char *
 library_path(void)
 {
-	char self[4096], *dir, *lib, *real;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	char *lib = wrapper_beside("../lib/kache/kache-trace.so"), *real;
 
-	if (n <= 0)
-		return NULL;
-	self[n] = '\0';
-	dir = path_dirname(self);
-	lib = xasprintf("%s/../lib/kache/kache-trace.so", dir);
-	real = realpath(lib, NULL);
-	free(dir);
+	real = lib != NULL ? realpath(lib, NULL) : NULL;
 	free(lib);
 	return real;
 }
@@ -157,7 +149,7 @@ env_for_rustc(struct wrapper *w, const char *lib, const struct stat *st)
 		add_crate_dir(w, &dirs, w->args.externs.v[i], 1);
 	for (size_t i = 0; i < w->args.lib_dirs.n; i++)
 		add_crate_dir(w, &dirs, w->args.lib_dirs.v[i], 0);
-	sort_unique(&dirs);
+	strv_sort_unique(&dirs);
 	for (size_t i = 0; i < dirs.n; i++)
 		buf_addf(&list, "%s%s", i ? "\n" : "", dirs.v[i]);
 	strv_push_owned(&t->env_add,
@@ -225,24 +217,6 @@ take_record(struct wrapper *w, int kind, const char *s)
 	}
 }
 
-static void
-sort_unique(struct strv *v)
-{
-	size_t k = 0;
-
-	strv_sort(v);
-	for (size_t i = 0; i < v->n; i++) {
-		if (k > 0 && strcmp(v->v[k - 1], v->v[i]) == 0) {
-			free(v->v[i]);
-			continue;
-		}
-		v->v[k++] = v->v[i];
-	}
-	v->n = k;
-	if (v->v != NULL)
-		v->v[k] = NULL;
-}
-
 void
 trace_collect(struct wrapper *w)
 {
@@ -282,8 +256,8 @@ trace_collect(struct wrapper *w)
 		    w->args.crate_name);
 		t->refuse = "trace-not-loaded";
 	}
-	sort_unique(&t->inputs);
-	sort_unique(&t->envs);
+	strv_sort_unique(&t->inputs);
+	strv_sort_unique(&t->envs);
 	log_debug("%s: traced its proc macros: %zu paths, %zu variables%s%s", w->args.crate_name,
 	    t->inputs.n, t->envs.n, t->refuse ? "; not stored: " : "", t->refuse ? t->refuse : "");
 	for (size_t i = 0; i < t->inputs.n; i++)

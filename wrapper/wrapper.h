@@ -245,6 +245,9 @@ int trace_input_hash(struct wrapper *w, const char *path, unsigned char out[HASH
 
 /* The kached binary beside this one (new string), or NULL. */
 char *wrapper_kached_path(void);
+/* rel under the directory of the binary this process runs (new string), or
+ * NULL. */
+char *wrapper_beside(const char *rel);
 /* Serves one rustc invocation. Returns the exit status to use, or -1 when kache
  * failed before rustc ran and the caller must run rustc untouched. */
 int wrapper_compile(struct wrapper *w);

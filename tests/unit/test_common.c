@@ -639,6 +639,29 @@ test_clock_age(void **state)
 	assert_true(clock_age_ms(&ahead) == INT64_MAX);
 }
 
+/* strv_sort_unique: sorted, each string once, the repeats freed (the
+ * sanitizer build sees a leak or a double free), NULL after the last. */
+static void
+test_strv_sort_unique(void **state)
+{
+	static const char *in[] = { "b", "a", "b", "c", "a", "a" };
+	struct strv s;
+
+	(void)state;
+	strv_init(&s);
+	strv_sort_unique(&s); /* empty: nothing to do */
+	assert_int_equal(s.n, 0);
+	for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+		strv_push(&s, in[i]);
+	strv_sort_unique(&s);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.v[0], "a");
+	assert_string_equal(s.v[1], "b");
+	assert_string_equal(s.v[2], "c");
+	assert_null(s.v[3]);
+	strv_free(&s);
+}
+
 /* buf_detach gives a string even when nothing was added: an env-dep set to
  * the empty string (env!("CARGO_PKG_DESCRIPTION") of a package without one)
  * was stored as whatever the fresh allocation held, so the crate never hit. */
@@ -761,6 +784,7 @@ main(void)
 		cmocka_unit_test(test_path_absolute_and_under),
 		cmocka_unit_test(test_safe_relative),
 		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_strv_sort_unique),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_hash_hex_roundtrip),
 		cmocka_unit_test(test_checksum_known_answer),

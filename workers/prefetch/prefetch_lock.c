@@ -14,7 +14,6 @@
 
 static int line_kind(const char *line, size_t n);
 static int take_name(const char *line, size_t n, struct strv *crates);
-static void unique(struct strv *crates);
 
 enum { L_SKIP, L_PACKAGE, L_SECTION, L_NAME, L_BAD };
 
@@ -62,22 +61,6 @@ take_name(const char *line, size_t n, struct strv *crates)
 	return 0;
 }
 
-static void
-unique(struct strv *crates)
-{
-	size_t out = 0;
-
-	strv_sort(crates);
-	for (size_t i = 0; i < crates->n; i++) {
-		if (out > 0 && strcmp(crates->v[out - 1], crates->v[i]) == 0) {
-			free(crates->v[i]);
-			continue;
-		}
-		crates->v[out++] = crates->v[i];
-	}
-	crates->n = out;
-}
-
 int
 prefetch_lock_parse(const char *text, size_t n, struct strv *crates, char *why, size_t whylen)
 {
@@ -109,7 +92,7 @@ prefetch_lock_parse(const char *text, size_t n, struct strv *crates, char *why, 
 		snprintf(why, whylen, "it names no package");
 		return -1;
 	}
-	unique(crates);
+	strv_sort_unique(crates);
 	return 0;
 }
 
